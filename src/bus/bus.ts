@@ -1,0 +1,23 @@
+/**
+ * Pub/sub between the processes of one hub: a worker tells the gateways that a turn finished,
+ * so `POST /api/chat` can answer and a web socket can be fed wherever it is connected.
+ * Delivery is best-effort: anything published is also in PostgreSQL.
+ */
+export interface Bus {
+  publish(topic: string, message: unknown): Promise<void>;
+  /** Returns the function that ends the subscription. */
+  subscribe(topic: string, handler: (message: unknown) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** Published when a session's turn is committed; carries what a gateway needs to push it on. */
+export interface TurnCompleted {
+  type: 'turn.completed';
+  sessionId: string;
+  bot: string;
+  channel: string;
+  envelopeId: string;
+  replies: { seq: number; text: string; payload: Record<string, unknown>; createdAt: string }[];
+}
+
+export const sessionTopic = (sessionId: string) => `session:${sessionId}`;

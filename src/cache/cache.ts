@@ -1,0 +1,17 @@
+import type { SessionSnapshot } from '../store/records.ts';
+
+/**
+ * Read-through, write-through cache of active sessions. PostgreSQL is the truth: every method
+ * may lose data (eviction, a Redis restart) and callers fall back to the database.
+ */
+export interface SessionCache {
+  get(sessionId: string): Promise<SessionSnapshot | undefined>;
+  set(snapshot: SessionSnapshot): Promise<void>;
+  delete(sessionId: string): Promise<void>;
+  /** The open session id for a session key, to skip the key lookup on the hot path. */
+  getSessionId(lane: string): Promise<string | undefined>;
+  setSessionId(lane: string, sessionId: string): Promise<void>;
+  deleteSessionId(lane: string): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

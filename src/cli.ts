@@ -1,0 +1,96 @@
+import { parseArgs } from 'node:util';
+import { loadAdapters } from '../adapters/index.ts';
+import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
+import { createHub, openDatabase } from './hub.ts';
+import { createLogger } from './logger.ts';
+import { migrate } from './store/migrate.ts';
+
+const USAGE = `Usage: switchboard <command> [options]
+
+Commands:
+  start [--role all|gateway|worker] [--port N]   run the hub (default role: all)
+  migrate                                      apply database migrations and exit
+  help                                         show this help
+
+Configuration is read from the environment; see README.md.`;
+
+async function start(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { role: { type: 'string', default: 'all' }, port: { type: 'string' } },
+    strict: true,
+  });
+  const role = values.role as Role;
+  if (!ROLES.includes(role)) throw new ConfigError(`--role must be one of ${ROLES.join(', ')}`);
+  const env = { ...process.env, ...(values.port ? { PORT: values.port } : {}) };
+  const config = loadConfig(env);
+  const logger = createLogger(config.logLevel, { role });
+  const adapters = await loadAdapters(config, env, logger);
+  const hub = await createHub({ config, role, adapters, logger });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: 'process.signal', signal });
+    hub.stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        logger.error({ event: 'hub.stop_failed', err: err.message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('unhandledRejection', (reason) => {
+    logger.error({
+      event: 'process.unhandled_rejection',
+      err: reason instanceof Error ? reason.message : String(reason),
+      stack: reason instanceof Error ? reason.stack : undefined,
+    });
+  });
+  await hub.start();
+}
+
+async function runMigrate(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  const db = await openDatabase(config, logger);
+  try {
+    const applied = await migrate(db, logger);
+    process.stdout.write(applied.length ? `applied ${applied.join(', ')}\n` : 'the database is up to date\n');
+  } finally {
+    await db.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command = 'help', ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return start(rest);
+    case 'migrate':
+      return runMigrate();
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
+      process.exitCode = 2;
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const known =
+    err instanceof ConfigError ||
+    (err instanceof Error &&
+      /ERR_PARSE_ARGS|DataDirLocked|BotConfig/.test(
+        `${(err as NodeJS.ErrnoException).code ?? ''} ${err.name}`,
+      ));
+  process.stderr.write(`switchboard: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (!known && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+});

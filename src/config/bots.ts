@@ -1,0 +1,144 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import type { BotHandler } from '../engine/bot.ts';
+import { BOT_NAME_PATTERN } from '../envelope.ts';
+
+export const BOTS_DIR = 'bots';
+export const SETTINGS_FILE = 'bot.json';
+const HANDLER_FILES = ['handler.ts', 'handler.js'];
+
+/** `config/bots/<name>/bot.json`. Every key is optional. */
+export const BotSettingsSchema = z
+  .object({
+    displayName: z.string().min(1).max(200).optional(),
+    /** Said when a session starts, unless the bot's own code greets. */
+    greeting: z.string().max(4000).default('Hello! How can I help?'),
+    /** Said to a message when nothing else answers. */
+    defaultReply: z.string().max(4000).default("I'm here, but I don't have an answer for that yet."),
+    /** Said when the bot's code fails during a turn; the session goes on. */
+    apology: z.string().max(4000).default('Sorry, something went wrong on my side. Please try again.'),
+  })
+  .strict();
+export type BotSettings = z.infer<typeof BotSettingsSchema>;
+
+export interface Bot {
+  name: string;
+  dir: string;
+  settings: BotSettings;
+  handler: BotHandler;
+}
+
+export class BotConfigError extends Error {
+  override name = 'BotConfigError';
+}
+
+export class UnknownBotError extends Error {
+  override name = 'UnknownBotError';
+  constructor(readonly bot: string) {
+    super(`no bot named "${bot}"`);
+  }
+}
+
+/** A bot with no code of its own gives its default reply (and, like every bot without onStart, its greeting). */
+export function settingsOnlyHandler(settings: BotSettings): BotHandler {
+  return { onMessage: (ctx) => ctx.talk(settings.defaultReply) };
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function readSettings(dir: string): Promise<BotSettings> {
+  const file = path.join(dir, SETTINGS_FILE);
+  if (!(await exists(file))) return BotSettingsSchema.parse({});
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (err) {
+    throw new BotConfigError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  const parsed = BotSettingsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+      .join('; ');
+    throw new BotConfigError(`${file}: ${problems}`);
+  }
+  return parsed.data;
+}
+
+function isHandler(value: unknown): value is BotHandler {
+  return typeof value === 'object' && value !== null && typeof (value as BotHandler).onMessage === 'function';
+}
+
+async function readHandler(dir: string, settings: BotSettings): Promise<BotHandler> {
+  for (const name of HANDLER_FILES) {
+    const file = path.join(dir, name);
+    if (!(await exists(file))) continue;
+    const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    if (!isHandler(mod.default))
+      throw new BotConfigError(`${file}: the default export must be a bot handler with onMessage`);
+    return mod.default;
+  }
+  return settingsOnlyHandler(settings);
+}
+
+export class BotRegistry {
+  private readonly bots: Map<string, Bot>;
+
+  constructor(bots: Bot[]) {
+    this.bots = new Map(bots.map((b) => [b.name, b]));
+  }
+
+  has(name: string): boolean {
+    return this.bots.has(name);
+  }
+
+  /** The bot, or UnknownBotError. */
+  get(name: string): Bot {
+    const bot = this.bots.get(name);
+    if (!bot) throw new UnknownBotError(name);
+    return bot;
+  }
+
+  names(): string[] {
+    return [...this.bots.keys()].sort();
+  }
+}
+
+/** Loads every bot under `<configDir>/bots/`. A directory whose name is not a valid bot name is an error. */
+export async function loadBots(configDir: string): Promise<BotRegistry> {
+  const root = path.join(configDir, BOTS_DIR);
+  const entries = await fs.readdir(root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  const bots: Bot[] = [];
+  for (const entry of entries) {
+    if (!entry.isDirectory()) continue;
+    if (!BOT_NAME_PATTERN.test(entry.name)) {
+      throw new BotConfigError(
+        `${path.join(root, entry.name)}: a bot name is lower-case letters, digits, - and _`,
+      );
+    }
+    const dir = path.join(root, entry.name);
+    const settings = await readSettings(dir);
+    bots.push({ name: entry.name, dir, settings, handler: await readHandler(dir, settings) });
+  }
+  if (!bots.some((b) => b.name === 'default')) {
+    // The widget at `/` talks to `default`: there is always one.
+    const settings = BotSettingsSchema.parse({});
+    bots.push({
+      name: 'default',
+      dir: path.join(root, 'default'),
+      settings,
+      handler: settingsOnlyHandler(settings),
+    });
+  }
+  return new BotRegistry(bots);
+}

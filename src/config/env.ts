@@ -1,0 +1,99 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+export const ROLES = ['all', 'gateway', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
+const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
+const int = (def: number, min = 0) =>
+  z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).default(def));
+
+/**
+ * Every environment variable the hub reads, with its default. README's configuration table is
+ * written from this schema; keep them together.
+ */
+export const EnvSchema = z.object({
+  PORT: int(8080, 0),
+  HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
+  /** PostgreSQL connection string. Unset: embedded PGlite under DATA_DIR. */
+  DATABASE_URL: optionalString,
+  /** Redis connection string. Unset: in-process queue, cache and pub/sub. */
+  REDIS_URL: optionalString,
+  /** Prefix of every Redis key, so that several hubs (or test runs) can share one Redis. */
+  REDIS_PREFIX: z.preprocess(emptyAsUndefined, z.string().default('sb:')),
+  DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
+  CONFIG_DIR: z.preprocess(emptyAsUndefined, z.string().default('./config')),
+  LOG_LEVEL: z.preprocess(
+    emptyAsUndefined,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+  /** Longest accepted message text, in UTF-8 bytes. */
+  MAX_TEXT_BYTES: int(16 * 1024, 1),
+  /** Largest accepted HTTP request body, in bytes. */
+  MAX_BODY_BYTES: int(1024 * 1024, 1024),
+  /** How long `POST /api/chat` waits for the replies before answering 202. */
+  CHAT_WAIT_MS: int(15_000, 0),
+  /** Sessions the in-process queue runs at once (each session still one message at a time). */
+  QUEUE_CONCURRENCY: int(64, 1),
+  /** Cached session state lives this long after its last use. */
+  CACHE_TTL_SECONDS: int(3600, 1),
+  /** In-process cache: most sessions kept. */
+  CACHE_MAX_SESSIONS: int(10_000, 1),
+  /** Anonymous sessions expire this many days after their last activity. */
+  ANONYMOUS_SESSION_DAYS: int(7, 1),
+  /** PostgreSQL pool size per process. */
+  DATABASE_POOL_SIZE: int(10, 1),
+});
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface HubConfig {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  dataDir: string;
+  configDir: string;
+  logLevel: Env['LOG_LEVEL'];
+  maxTextBytes: number;
+  maxBodyBytes: number;
+  chatWaitMs: number;
+  queueConcurrency: number;
+  cacheTtlSeconds: number;
+  cacheMaxSessions: number;
+  anonymousSessionDays: number;
+  databasePoolSize: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads the configuration from an environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    dataDir: path.resolve(e.DATA_DIR),
+    configDir: path.resolve(e.CONFIG_DIR),
+    logLevel: e.LOG_LEVEL,
+    maxTextBytes: e.MAX_TEXT_BYTES,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    chatWaitMs: e.CHAT_WAIT_MS,
+    queueConcurrency: e.QUEUE_CONCURRENCY,
+    cacheTtlSeconds: e.CACHE_TTL_SECONDS,
+    cacheMaxSessions: e.CACHE_MAX_SESSIONS,
+    anonymousSessionDays: e.ANONYMOUS_SESSION_DAYS,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+  };
+}

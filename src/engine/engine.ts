@@ -1,0 +1,244 @@
+import type { Bus, TurnCompleted } from '../bus/bus.ts';
+import { sessionTopic } from '../bus/bus.ts';
+import type { SessionCache } from '../cache/cache.ts';
+import type { BotRegistry } from '../config/bots.ts';
+import type { Delivery } from '../delivery/delivery.ts';
+import { type Channel, type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Db } from '../store/db.ts';
+import { recordEvent } from '../store/events.ts';
+import { getBotMemory } from '../store/memory.ts';
+import { isEnvelopeRecorded } from '../store/messages.ts';
+import type { SessionSnapshot } from '../store/records.ts';
+import { createSession, findOpenSnapshotByKey, loadSnapshot } from '../store/sessions.ts';
+import { commitTurn } from '../store/turns.ts';
+import { userForIdentity } from '../store/users.ts';
+import { TurnDraft } from './turn.ts';
+
+/** Channels whose identities are real people we can recognise again: they get a user record at first contact. */
+const IDENTIFIED_CHANNELS: ReadonlySet<Channel> = new Set(['whatsapp', 'teams', 'email']);
+/** Channels whose sessions are made explicitly (`POST /api/session`), never by an arriving message. */
+const EXPLICIT_SESSION_CHANNELS: ReadonlySet<Channel> = new Set(['api', 'web']);
+/** Another writer moved the session this many times in a row: give up and let the queue retry. */
+export const MAX_CONFLICT_RETRIES = 5;
+const DAY_MS = 86_400_000;
+
+export type TurnOutcome = 'committed' | 'duplicate' | 'no_session';
+
+export interface EngineOptions {
+  db: Db;
+  cache: SessionCache;
+  bus: Bus;
+  bots: BotRegistry;
+  delivery: Delivery;
+  metrics: Metrics;
+  logger: Logger;
+  anonymousSessionDays: number;
+}
+
+export class StateConflictError extends Error {
+  override name = 'StateConflictError';
+}
+
+/**
+ * The session engine: one envelope in, one committed turn out. Safe to call again with the
+ * same envelope (at-least-once queues do): a recorded envelope is a no-op, and a turn that
+ * lost a race with another writer is recomputed from the newer state.
+ */
+export class SessionEngine {
+  constructor(private readonly o: EngineOptions) {}
+
+  async handle(envelope: Envelope): Promise<TurnOutcome> {
+    const started = process.hrtime.bigint();
+    const outcome = await this.run(envelope);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.o.metrics.turnSeconds.observe({ channel: envelope.channel, outcome }, seconds);
+    return outcome;
+  }
+
+  private async run(envelope: Envelope): Promise<TurnOutcome> {
+    const { db, cache, logger } = this.o;
+    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+      if (await isEnvelopeRecorded(db, envelope.id)) {
+        logger.debug({ event: 'turn.duplicate', envelopeId: envelope.id });
+        return 'duplicate';
+      }
+      const snapshot = await this.resolve(envelope);
+      if (!snapshot) {
+        logger.warn({
+          event: 'turn.no_session',
+          envelopeId: envelope.id,
+          channel: envelope.channel,
+          bot: envelope.bot,
+        });
+        await this.publish({
+          type: 'turn.completed',
+          sessionId: envelope.from.id,
+          bot: envelope.bot,
+          channel: envelope.channel,
+          envelopeId: envelope.id,
+          replies: [],
+        });
+        return 'no_session';
+      }
+      const draft = new TurnDraft(snapshot, envelope);
+      await this.runBot(draft);
+      const write = draft.toWrite({
+        replyStatus: this.o.delivery.initialStatus(snapshot.session.channel),
+        expiresAt:
+          snapshot.session.authLevel === 'anonymous'
+            ? new Date(Date.now() + this.o.anonymousSessionDays * DAY_MS)
+            : null,
+      });
+      const result = await commitTurn(db, write);
+      if (result === 'duplicate') return 'duplicate';
+      if (result === 'conflict') {
+        logger.debug({
+          event: 'turn.conflict',
+          envelopeId: envelope.id,
+          sessionId: snapshot.session.id,
+          attempt,
+        });
+        await cache.delete(snapshot.session.id).catch(() => undefined);
+        continue;
+      }
+      const next = draft.committedSnapshot(write, new Date());
+      await this.afterCommit(envelope, next, write.replies);
+      return 'committed';
+    }
+    throw new StateConflictError(`session state kept moving under envelope ${envelope.id}`);
+  }
+
+  private async afterCommit(
+    envelope: Envelope,
+    next: SessionSnapshot,
+    replies: { seq: number; content: string; payload: Record<string, unknown> }[],
+  ) {
+    const { cache, logger, metrics, delivery } = this.o;
+    const { session } = next;
+    if (session.endedAt) {
+      await cache.delete(session.id).catch(() => undefined);
+      await cache.deleteSessionId(sessionLane(envelope)).catch(() => undefined);
+    } else {
+      await cache.set(next).catch((err: Error) => {
+        logger.warn({ event: 'cache.write_failed', sessionId: session.id, err: err.message });
+        return cache.delete(session.id).catch(() => undefined);
+      });
+    }
+    const createdAt = new Date().toISOString();
+    await this.publish({
+      type: 'turn.completed',
+      sessionId: session.id,
+      bot: session.bot,
+      channel: session.channel,
+      envelopeId: envelope.id,
+      replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload, createdAt })),
+    });
+    if (delivery.initialStatus(session.channel) === 'sent')
+      metrics.messagesOut.inc({ channel: session.channel }, replies.length);
+    delivery.dispatch({
+      session,
+      inReplyTo: envelope.id,
+      replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload })),
+    });
+    logger.debug({
+      event: 'turn.committed',
+      envelopeId: envelope.id,
+      sessionId: session.id,
+      replies: replies.length,
+    });
+  }
+
+  private async publish(message: TurnCompleted): Promise<void> {
+    await this.o.bus.publish(sessionTopic(message.sessionId), message).catch((err: Error) => {
+      // The turn is committed; a missed notification only delays clients until they read history.
+      this.o.logger.warn({ event: 'bus.publish_failed', sessionId: message.sessionId, err: err.message });
+    });
+  }
+
+  private async runBot(draft: TurnDraft): Promise<void> {
+    const { bots, db, logger, metrics } = this.o;
+    const { session } = draft.snapshot;
+    const bot = bots.has(session.bot) ? bots.get(session.bot) : undefined;
+    if (!bot) {
+      logger.error({ event: 'turn.unknown_bot', bot: session.bot, sessionId: session.id });
+      return;
+    }
+    const turnLogger = logger.child({ sessionId: session.id, bot: bot.name });
+    const ctx = draft.context(turnLogger, (key) => getBotMemory(db, bot.name, key));
+    try {
+      const { kind } = draft.envelope;
+      if (kind === 'end') {
+        await bot.handler.onEnd?.(ctx);
+        return;
+      }
+      if (draft.isNewSession) {
+        if (bot.handler.onStart) await bot.handler.onStart(ctx);
+        else ctx.talk(bot.settings.greeting);
+      }
+      if (kind === 'message') await bot.handler.onMessage(ctx);
+    } catch (err) {
+      const error = err as Error;
+      metrics.botErrors.inc({ bot: bot.name });
+      turnLogger.error({
+        event: 'turn.bot_error',
+        envelopeId: draft.envelope.id,
+        err: error.message,
+        stack: error.stack,
+      });
+      draft.discardBotChanges();
+      draft.events.push({ type: 'error', data: { message: error.message } });
+      ctx.talk(bot.settings.apology);
+    }
+  }
+
+  /** The open session this envelope belongs to, created on first contact where the channel allows it. */
+  private async resolve(envelope: Envelope): Promise<SessionSnapshot | undefined> {
+    const { db, cache } = this.o;
+    const lane = sessionLane(envelope);
+    const cachedId = await cache.getSessionId(lane).catch(() => undefined);
+    if (cachedId) {
+      const snapshot =
+        (await cache.get(cachedId).catch(() => undefined)) ?? (await loadSnapshot(db, cachedId));
+      if (snapshot && !snapshot.session.endedAt) return snapshot;
+      await cache.deleteSessionId(lane).catch(() => undefined);
+    }
+    const key = { bot: envelope.bot, channel: envelope.channel, nativeKey: nativeSessionKey(envelope) };
+    let snapshot = await findOpenSnapshotByKey(db, key);
+    if (!snapshot) {
+      if (EXPLICIT_SESSION_CHANNELS.has(envelope.channel)) return undefined;
+      const userId = IDENTIFIED_CHANNELS.has(envelope.channel)
+        ? await userForIdentity(db, {
+            channel: envelope.channel,
+            nativeId: envelope.from.id,
+            name: envelope.from.name,
+            email: envelope.from.email,
+          })
+        : null;
+      const created = await createSession(db, {
+        ...key,
+        userId,
+        replyTo: envelope.replyTo,
+        meta: { ...envelope.meta, ...(envelope.from.name ? { name: envelope.from.name } : {}) },
+      });
+      snapshot = created.snapshot;
+      if (created.created) {
+        await recordEvent(db, {
+          sessionId: snapshot.session.id,
+          bot: key.bot,
+          channel: key.channel,
+          type: 'session.start',
+        });
+        this.o.logger.info({
+          event: 'session.created',
+          sessionId: snapshot.session.id,
+          bot: key.bot,
+          channel: key.channel,
+        });
+      }
+    }
+    await cache.setSessionId(lane, snapshot.session.id).catch(() => undefined);
+    return snapshot;
+  }
+}

@@ -1,0 +1,159 @@
+import type { Envelope } from '../envelope.ts';
+import type { Logger } from '../logger.ts';
+import type { DeliveryStatus, MessagePayload, SessionSnapshot, SessionStateData } from '../store/records.ts';
+import type { TurnWrite } from '../store/turns.ts';
+import type { BotContext, ReplyOptions, SessionInfo } from './bot.ts';
+
+const INBOUND_TEXT: Record<Envelope['kind'], string | undefined> = {
+  message: undefined,
+  start: 'session started',
+  end: 'session ended',
+};
+
+export interface DraftReply {
+  text: string;
+  payload: MessagePayload;
+}
+
+/**
+ * One turn in the making: a private copy of the session's state that the bot changes, the
+ * replies it talks, and the memory and events it writes. Nothing leaves the draft until the
+ * engine commits it.
+ */
+export class TurnDraft {
+  readonly replies: DraftReply[] = [];
+  readonly memoryWrites = new Map<string, unknown>();
+  readonly events: { type: string; data: unknown }[] = [];
+  state: SessionStateData;
+  endReason: string | undefined;
+
+  constructor(
+    readonly snapshot: SessionSnapshot,
+    readonly envelope: Envelope,
+  ) {
+    this.state = structuredClone(stateData(snapshot));
+    if (envelope.kind === 'end') this.endReason = (envelope.meta.reason as string | undefined) ?? 'ended';
+  }
+
+  get isNewSession(): boolean {
+    return this.snapshot.session.lastSeq === 0;
+  }
+
+  /** Drops what the bot changed (it failed half-way); replies already talked are dropped too. */
+  discardBotChanges(): void {
+    this.state = structuredClone(stateData(this.snapshot));
+    this.replies.length = 0;
+    this.memoryWrites.clear();
+  }
+
+  context(logger: Logger, readMemory: (key: string) => Promise<unknown>): BotContext {
+    const { session } = this.snapshot;
+    const info: SessionInfo = {
+      id: session.id,
+      bot: session.bot,
+      channel: session.channel,
+      userId: session.userId,
+      authLevel: session.authLevel,
+      createdAt: session.createdAt,
+      lastActivityAt: session.lastActivityAt,
+      messageCount: session.messageCount + (this.envelope.kind === 'message' ? 1 : 0),
+      isNew: this.isNewSession,
+    };
+    const draft = this;
+    return {
+      session: info,
+      envelope: this.envelope,
+      kind: this.envelope.kind,
+      text: this.envelope.kind === 'message' ? this.envelope.text : '',
+      logger,
+      get state() {
+        return draft.state;
+      },
+      talk(text: string, options?: ReplyOptions) {
+        const payload: MessagePayload = {};
+        if (options?.suggestions?.length) payload.suggestions = options.suggestions;
+        if (options?.attachments?.length) payload.attachments = options.attachments;
+        draft.replies.push({ text: String(text), payload });
+      },
+      get<T>(name: string) {
+        return draft.state.variables[name] as T | undefined;
+      },
+      set(name: string, value: unknown) {
+        if (value === undefined) delete draft.state.variables[name];
+        else draft.state.variables[name] = value;
+      },
+      memory: {
+        async get(key: string) {
+          return draft.memoryWrites.has(key) ? draft.memoryWrites.get(key) : readMemory(key);
+        },
+        set(key: string, value: unknown) {
+          draft.memoryWrites.set(key, value);
+        },
+      },
+      log(type: string, data?: unknown) {
+        draft.events.push({ type, data: data ?? {} });
+      },
+      end(reason?: string) {
+        draft.endReason = reason ?? 'ended by bot';
+      },
+    };
+  }
+
+  toWrite(options: { replyStatus: DeliveryStatus; expiresAt: Date | null }): TurnWrite {
+    const { session, state } = this.snapshot;
+    const inboundSeq = session.lastSeq + 1;
+    const env = this.envelope;
+    const inboundPayload: MessagePayload = {};
+    if (env.attachments.length > 0) inboundPayload.attachments = env.attachments;
+    if (env.from.name) inboundPayload.from = { name: env.from.name };
+    return {
+      sessionId: session.id,
+      bot: session.bot,
+      channel: session.channel,
+      expectedVersion: state.version,
+      state: this.state,
+      inbound: {
+        seq: inboundSeq,
+        role: env.kind === 'message' ? 'user' : 'system',
+        content: INBOUND_TEXT[env.kind] ?? env.text,
+        envelopeId: env.id,
+        payload: inboundPayload,
+      },
+      replies: this.replies.map((r, i) => ({
+        seq: inboundSeq + 1 + i,
+        content: r.text,
+        payload: r.payload,
+        deliveryStatus: options.replyStatus,
+      })),
+      lastSeq: inboundSeq + this.replies.length,
+      messageCountDelta: env.kind === 'message' ? 1 : 0,
+      replyTo: env.replyTo ?? null,
+      expiresAt: options.expiresAt,
+      ...(this.endReason ? { end: { reason: this.endReason } } : {}),
+      memory: [...this.memoryWrites].map(([key, value]) => ({ key, value })),
+      events: this.events,
+    };
+  }
+
+  /** The session as it stands once `write` is committed: what goes back into the cache. */
+  committedSnapshot(write: TurnWrite, now: Date): SessionSnapshot {
+    const { session, state } = this.snapshot;
+    return {
+      session: {
+        ...session,
+        lastSeq: write.lastSeq,
+        messageCount: session.messageCount + write.messageCountDelta,
+        lastActivityAt: now.toISOString(),
+        replyTo: write.replyTo ?? session.replyTo,
+        expiresAt: write.expiresAt ? write.expiresAt.toISOString() : null,
+        endedAt: write.end ? (session.endedAt ?? now.toISOString()) : session.endedAt,
+      },
+      state: { ...write.state, version: state.version + 1 },
+    };
+  }
+}
+
+function stateData(snapshot: SessionSnapshot): SessionStateData {
+  const { version: _version, ...data } = snapshot.state;
+  return data;
+}

@@ -1,0 +1,56 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { methodNotAllowed } from 'hono/method-not-allowed';
+import type { Logger } from '../logger.ts';
+import { ApiError, errorResponse } from './errors.ts';
+
+/**
+ * The HTTP application shell: JSON errors for everything, a body size limit, 405 with `Allow`
+ * for a known path with the wrong method. Routes are mounted on it by the hub.
+ */
+export function createApp(options: { logger: Logger; maxBodyBytes: number }): Hono {
+  const app = new Hono();
+  app.use(
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) =>
+        errorResponse(
+          c,
+          new ApiError(
+            405,
+            'method_not_allowed',
+            `${c.req.method} is not allowed here; use ${methods.join(', ')}`,
+            { Allow: methods.join(', ') },
+          ),
+        ),
+    }),
+  );
+  app.use(
+    bodyLimit({
+      maxSize: options.maxBodyBytes,
+      onError: (c) =>
+        errorResponse(
+          c,
+          new ApiError(413, 'payload_too_large', `the request body is over ${options.maxBodyBytes} bytes`),
+        ),
+    }),
+  );
+  app.notFound((c) =>
+    errorResponse(c, new ApiError(404, 'not_found', `nothing at ${c.req.method} ${c.req.path}`)),
+  );
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return errorResponse(c, err);
+    options.logger.error({
+      event: 'http.error',
+      method: c.req.method,
+      path: c.req.path,
+      err: err.message,
+      stack: err.stack,
+    });
+    return errorResponse(
+      c,
+      new ApiError(500, 'internal', 'something went wrong on our side; it has been logged'),
+    );
+  });
+  return app;
+}

@@ -1,0 +1,56 @@
+import type { Hono } from 'hono';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+
+export interface Check {
+  name: string;
+  check: () => Promise<void>;
+}
+
+export const READINESS_TIMEOUT_MS = 2_000;
+
+async function run(check: Check): Promise<{ name: string; ok: boolean; error?: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer in ${READINESS_TIMEOUT_MS} ms`)),
+      READINESS_TIMEOUT_MS,
+    );
+  });
+  try {
+    await Promise.race([check.check(), timeout]);
+    return { name: check.name, ok: true };
+  } catch (err) {
+    return { name: check.name, ok: false, error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics` (Prometheus). */
+export function mountOpsApi(
+  app: Hono,
+  deps: { checks: Check[]; metrics: Metrics; refresh: () => Promise<void>; logger: Logger },
+): void {
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  app.get('/readyz', async (c) => {
+    const results = await Promise.all(deps.checks.map(run));
+    const ready = results.every((r) => r.ok);
+    const body = {
+      status: ready ? 'ready' : 'not_ready',
+      checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'ok' : r.error])),
+    };
+    if (!ready) deps.logger.warn({ event: 'readiness.failed', checks: body.checks });
+    return c.json(body, ready ? 200 : 503);
+  });
+
+  app.get('/metrics', async (c) => {
+    await deps
+      .refresh()
+      .catch((err: Error) => deps.logger.warn({ event: 'metrics.refresh_failed', err: err.message }));
+    return c.body(await deps.metrics.registry.metrics(), 200, {
+      'Content-Type': deps.metrics.registry.contentType,
+    });
+  });
+}

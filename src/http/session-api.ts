@@ -1,0 +1,220 @@
+import { randomUUID } from 'node:crypto';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Context, Hono } from 'hono';
+import { z } from 'zod';
+import { hashToken, newToken } from '../auth/token.ts';
+import type { Bus } from '../bus/bus.ts';
+import type { BotRegistry } from '../config/bots.ts';
+import type { HubConfig } from '../config/env.ts';
+import type { Logger } from '../logger.ts';
+import type { Ingress } from '../ports.ts';
+import type { Db } from '../store/db.ts';
+import { recordEvent } from '../store/events.ts';
+import { isEnvelopeRecorded, listMessages, repliesTo } from '../store/messages.ts';
+import type { MessageRecord } from '../store/records.ts';
+import { createSession, loadSnapshot, revokeToken } from '../store/sessions.ts';
+import { ApiError, readJson } from './errors.ts';
+import { authenticateSession } from './session-auth.ts';
+import { waitForTurn } from './turn-waiter.ts';
+
+const DAY_MS = 86_400_000;
+const DEFAULT_PAGE = 50;
+
+export interface SessionApiDeps {
+  config: HubConfig;
+  db: Db;
+  bots: BotRegistry;
+  ingress: Ingress;
+  bus: Bus;
+  logger: Logger;
+}
+
+const CreateSessionBody = z.object({ bot: z.string().max(100).optional() }).strict();
+const ChatBody = z
+  .object({
+    text: z.string({ error: 'text is required and must be a string' }),
+    /** The client's id for this message: a resend with the same id is processed once. */
+    message_id: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+const HistoryQuery = z.object({
+  after: z.coerce.number().int().min(0).optional(),
+  before: z.coerce.number().int().min(1).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(DEFAULT_PAGE),
+});
+
+export function toApiMessage(
+  m: Pick<MessageRecord, 'seq' | 'role' | 'content' | 'createdAt' | 'payload'> & Partial<MessageRecord>,
+) {
+  return {
+    seq: m.seq,
+    role: m.role,
+    text: m.content,
+    created_at: m.createdAt,
+    ...(m.deliveryStatus ? { delivery_status: m.deliveryStatus } : {}),
+    ...(m.payload.suggestions ? { suggestions: m.payload.suggestions } : {}),
+    ...(m.payload.attachments ? { attachments: m.payload.attachments } : {}),
+  };
+}
+
+function clientMeta(c: Context): Record<string, unknown> {
+  let ip: string | undefined;
+  try {
+    ip = getConnInfo(c).remote.address;
+  } catch {
+    ip = undefined;
+  }
+  return { ip, userAgent: c.req.header('user-agent') };
+}
+
+export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
+  const { config, db, bots, ingress, bus, logger } = deps;
+
+  app.post('/api/session', async (c) => {
+    const body = await readJson(c, CreateSessionBody, { allowEmpty: true });
+    const bot = body.bot ?? 'default';
+    if (!bots.has(bot)) throw new ApiError(404, 'unknown_bot', `there is no bot named "${bot}"`);
+    const token = newToken();
+    const { snapshot } = await createSession(db, {
+      bot,
+      channel: 'api',
+      tokenHash: hashToken(token),
+      expiresAt: new Date(Date.now() + config.anonymousSessionDays * DAY_MS),
+      meta: clientMeta(c),
+    });
+    const { session } = snapshot;
+    await recordEvent(db, { sessionId: session.id, bot, channel: 'api', type: 'session.start' });
+    await ingress.accept({
+      id: `api:${session.id}:start`,
+      kind: 'start',
+      channel: 'api',
+      bot,
+      from: { id: session.id },
+      text: '',
+      meta: {},
+      receivedAt: new Date().toISOString(),
+    });
+    logger.info({ event: 'session.created', sessionId: session.id, bot, channel: 'api' });
+    return c.json({ session_id: session.id, token, expires_at: session.expiresAt, bot }, 201);
+  });
+
+  app.get('/api/session', async (c) => {
+    const session = await authenticateSession(c, db);
+    const snapshot = await loadSnapshot(db, session.id);
+    if (!snapshot) throw new ApiError(404, 'not_found', 'the session no longer exists');
+    const { state } = snapshot;
+    const s = snapshot.session;
+    return c.json({
+      session_id: s.id,
+      bot: s.bot,
+      channel: s.channel,
+      auth_level: s.authLevel,
+      created_at: s.createdAt,
+      last_activity_at: s.lastActivityAt,
+      expires_at: s.expiresAt,
+      message_count: s.messageCount,
+      last_seq: s.lastSeq,
+      state: {
+        variables: state.variables,
+        context: state.context,
+        kbs: state.kbs,
+        tools: state.tools,
+        suggestions: state.suggestions,
+        waiting_for_input: state.dialog !== null,
+      },
+    });
+  });
+
+  app.delete('/api/session', async (c) => {
+    const session = await authenticateSession(c, db);
+    // The token dies now; the session itself ends in order, after what is already queued.
+    await revokeToken(db, session.id);
+    await ingress.accept({
+      id: `api:${session.id}:end`,
+      kind: 'end',
+      channel: 'api',
+      bot: session.bot,
+      from: { id: session.id },
+      text: '',
+      meta: { reason: 'ended by user' },
+      receivedAt: new Date().toISOString(),
+    });
+    logger.info({ event: 'session.end_requested', sessionId: session.id });
+    return c.json({ session_id: session.id, ended: true });
+  });
+
+  app.get('/api/session/messages', async (c) => {
+    const session = await authenticateSession(c, db);
+    const parsed = HistoryQuery.safeParse(c.req.query());
+    if (!parsed.success)
+      throw new ApiError(
+        400,
+        'invalid_request',
+        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      );
+    const { after, before, limit } = parsed.data;
+    if (after !== undefined && before !== undefined)
+      throw new ApiError(400, 'invalid_request', 'use either after or before, not both');
+    const messages = await listMessages(db, session.id, { afterSeq: after, beforeSeq: before, limit });
+    const last = messages.at(-1);
+    return c.json({
+      session_id: session.id,
+      messages: messages.map(toApiMessage),
+      next_after: last ? last.seq : (after ?? 0),
+    });
+  });
+
+  app.post('/api/chat', async (c) => {
+    const session = await authenticateSession(c, db);
+    const body = await readJson(c, ChatBody);
+    const bytes = Buffer.byteLength(body.text, 'utf8');
+    if (bytes > config.maxTextBytes) {
+      throw new ApiError(413, 'text_too_long', `text is ${bytes} bytes; the limit is ${config.maxTextBytes}`);
+    }
+    if (body.text.trim() === '') throw new ApiError(400, 'empty_text', 'text must not be empty');
+    const messageId = body.message_id ?? c.req.header('idempotency-key') ?? randomUUID();
+    const envelopeId = `api:${session.id}:${messageId}`;
+    const wait = c.req.query('wait') !== 'false' && config.chatWaitMs > 0;
+    const waiter = wait ? await waitForTurn(bus, session.id, envelopeId, config.chatWaitMs) : undefined;
+    try {
+      const accepted = await ingress.accept({
+        id: envelopeId,
+        channel: 'api',
+        bot: session.bot,
+        from: { id: session.id },
+        text: body.text,
+        meta: clientMeta(c),
+        receivedAt: new Date().toISOString(),
+      });
+      const queued = { envelope_id: envelopeId, status: 'queued' as const };
+      if (!waiter) return c.json(queued, 202);
+      if (accepted.status === 'duplicate' && (await isEnvelopeRecorded(db, envelopeId))) {
+        const replies = await repliesTo(db, envelopeId);
+        return c.json({
+          envelope_id: envelopeId,
+          status: 'completed',
+          duplicate: true,
+          replies: replies.map(toApiMessage),
+        });
+      }
+      const turn = await waiter.result;
+      if (!turn)
+        return c.json({ ...queued, message: 'still working; the replies will be in the history' }, 202);
+      return c.json({
+        envelope_id: envelopeId,
+        status: 'completed',
+        replies: turn.replies.map((r) =>
+          toApiMessage({
+            seq: r.seq,
+            role: 'assistant',
+            content: r.text,
+            createdAt: r.createdAt,
+            payload: r.payload,
+          }),
+        ),
+      });
+    } finally {
+      await waiter?.cancel();
+    }
+  });
+}

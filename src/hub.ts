@@ -1,0 +1,248 @@
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { Redis } from 'ioredis';
+import type { Bus } from './bus/bus.ts';
+import { createMemoryBus } from './bus/memory-bus.ts';
+import { createRedisBus } from './bus/redis-bus.ts';
+import type { SessionCache } from './cache/cache.ts';
+import { createMemoryCache } from './cache/memory-cache.ts';
+import { createRedisCache } from './cache/redis-cache.ts';
+import { type BotRegistry, loadBots } from './config/bots.ts';
+import { ConfigError, type HubConfig, type Role } from './config/env.ts';
+import { Delivery } from './delivery/delivery.ts';
+import type { ChannelSender } from './delivery/sender.ts';
+import { SessionEngine } from './engine/engine.ts';
+import type { Channel } from './envelope.ts';
+import { createApp } from './http/app.ts';
+import { type Check, mountOpsApi } from './http/ops-api.ts';
+import { mountSessionApi } from './http/session-api.ts';
+import { createIngress } from './ingress.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import type { AdapterHost, ChannelAdapter, Ingress } from './ports.ts';
+import { createInProcessQueue } from './queue/in-process.ts';
+import type { InboundQueue } from './queue/queue.ts';
+import { connectRedis } from './redis.ts';
+import type { Db } from './store/db.ts';
+import { pruneInbox } from './store/inbox.ts';
+import { applyPlatformStatus } from './store/messages.ts';
+import { migrate } from './store/migrate.ts';
+import { openPglite } from './store/pglite.ts';
+import { openPostgres } from './store/postgres.ts';
+import { countActiveSessions } from './store/sessions.ts';
+
+/** Envelope ids are remembered this long for deduplication after they were processed. */
+export const DEDUPE_WINDOW_MS = 24 * 3_600_000;
+const PRUNE_EVERY_MS = 15 * 60_000;
+const ACTIVE_WINDOW_MS = 30 * 60_000;
+
+export interface HubOptions {
+  config: HubConfig;
+  role?: Role;
+  adapters?: ChannelAdapter[];
+  logger?: Logger;
+}
+
+export interface Hub {
+  readonly config: HubConfig;
+  readonly role: Role;
+  readonly app: Hono;
+  readonly db: Db;
+  readonly bots: BotRegistry;
+  readonly queue: InboundQueue;
+  readonly ingress: Ingress;
+  readonly engine: SessionEngine;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Starts serving and working; resolves with the port it listens on (gateway roles). */
+  start(): Promise<{ port: number | undefined }>;
+  /** Stops taking work, finishes what is in flight, closes every connection. */
+  stop(): Promise<void>;
+}
+
+export async function openDatabase(config: HubConfig, logger: Logger): Promise<Db> {
+  return config.databaseUrl
+    ? openPostgres({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger })
+    : openPglite(config.dataDir);
+}
+
+export async function createHub(options: HubOptions): Promise<Hub> {
+  const { config } = options;
+  const role = options.role ?? 'all';
+  const logger = options.logger ?? createLogger(config.logLevel, { role });
+  const adapters = options.adapters ?? [];
+  if (role !== 'all' && !config.redisUrl) {
+    throw new ConfigError(
+      `--role ${role} shares work through Redis: set REDIS_URL (and DATABASE_URL), or use --role all`,
+    );
+  }
+  if (role !== 'all' && !config.databaseUrl) {
+    throw new ConfigError(`--role ${role} needs a shared PostgreSQL: set DATABASE_URL`);
+  }
+
+  const metrics = createMetrics();
+  const bots = await loadBots(config.configDir);
+  const db = await openDatabase(config, logger);
+  const closers: (() => Promise<unknown>)[] = [() => db.close()];
+  try {
+    await migrate(db, logger);
+
+    let cache: SessionCache;
+    let bus: Bus;
+    let redis: Redis | undefined;
+    if (config.redisUrl) {
+      redis = connectRedis(config.redisUrl, logger, 'switchboard');
+      const subscriber = connectRedis(config.redisUrl, logger, 'switchboard-sub', {
+        maxRetriesPerRequest: null,
+      });
+      closers.push(async () => {
+        subscriber.disconnect();
+        redis?.disconnect();
+      });
+      cache = createRedisCache(redis, { prefix: config.redisPrefix, ttlSeconds: config.cacheTtlSeconds });
+      bus = createRedisBus(redis, subscriber, { prefix: config.redisPrefix, logger });
+    } else {
+      cache = createMemoryCache({ maxSessions: config.cacheMaxSessions, ttlSeconds: config.cacheTtlSeconds });
+      bus = createMemoryBus();
+    }
+
+    const queue = createInProcessQueue({ db, logger, concurrency: config.queueConcurrency });
+    const ingress = createIngress(queue, metrics, logger);
+    const senders = new Map<Channel, ChannelSender>();
+    for (const adapter of adapters) if (adapter.sender) senders.set(adapter.channel, adapter.sender);
+    const delivery = new Delivery({ db, logger, metrics, senders });
+    const engine = new SessionEngine({
+      db,
+      cache,
+      bus,
+      bots,
+      delivery,
+      metrics,
+      logger,
+      anonymousSessionDays: config.anonymousSessionDays,
+    });
+
+    const host: AdapterHost = {
+      config,
+      logger,
+      metrics,
+      bots,
+      ingress,
+      bus,
+      db,
+      async applyStatus(channelMessageId, status, error) {
+        await applyPlatformStatus(db, channelMessageId, status, error);
+      },
+    };
+    for (const adapter of adapters) await adapter.setup?.(host);
+
+    const app = createApp({ logger, maxBodyBytes: config.maxBodyBytes });
+    const checks: Check[] = [
+      { name: 'database', check: () => db.ping() },
+      { name: 'queue', check: () => queue.ping() },
+      ...(redis ? [{ name: 'redis', check: async () => void (await redis.ping()) }] : []),
+      ...adapters.filter((a) => a.ping).map((a) => ({ name: a.channel, check: () => a.ping!() })),
+    ];
+    mountOpsApi(app, {
+      checks,
+      metrics,
+      logger,
+      async refresh() {
+        metrics.queueDepth.set(await queue.depth());
+        const active = await countActiveSessions(db, new Date(Date.now() - ACTIVE_WINDOW_MS));
+        metrics.activeSessions.reset();
+        for (const row of active)
+          metrics.activeSessions.set({ bot: row.bot, channel: row.channel }, row.count);
+      },
+    });
+    const serves = role === 'all' || role === 'gateway';
+    const works = role === 'all' || role === 'worker';
+    if (serves) {
+      mountSessionApi(app, { config, db, bots, ingress, bus, logger });
+      for (const adapter of adapters) adapter.routes?.(app);
+    }
+
+    let server: Server | undefined;
+    let pruneTimer: NodeJS.Timeout | undefined;
+    let stopped = false;
+
+    return {
+      config,
+      role,
+      app,
+      db,
+      bots,
+      queue,
+      ingress,
+      engine,
+      metrics,
+      logger,
+      async start() {
+        let port: number | undefined;
+        if (serves) {
+          server = await new Promise<Server>((resolve, reject) => {
+            const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
+              resolve(s as Server),
+            ) as Server;
+            s.once('error', reject);
+          });
+          const address = server.address();
+          port = typeof address === 'object' && address ? address.port : config.port;
+          for (const adapter of adapters) adapter.attach?.(server);
+          for (const adapter of adapters) await adapter.start?.();
+        }
+        if (works) {
+          await queue.consume(async (envelope) => void (await engine.handle(envelope)));
+          await delivery
+            .sweep()
+            .catch((err: Error) => logger.warn({ event: 'delivery.sweep_failed', err: err.message }));
+          pruneTimer = setInterval(() => {
+            pruneInbox(db, new Date(Date.now() - DEDUPE_WINDOW_MS)).catch((err: Error) =>
+              logger.warn({ event: 'inbox.prune_failed', err: err.message }),
+            );
+          }, PRUNE_EVERY_MS);
+          pruneTimer.unref();
+        }
+        logger.info({
+          event: 'hub.started',
+          port,
+          database: db.kind,
+          queue: queue.driver,
+          bots: bots.names(),
+          channels: adapters.map((a) => a.channel),
+        });
+        return { port };
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        logger.info({ event: 'hub.stopping' });
+        if (pruneTimer) clearInterval(pruneTimer);
+        if (server) {
+          const s = server;
+          await new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeIdleConnections?.();
+            setTimeout(() => s.closeAllConnections?.(), 5_000).unref();
+          });
+        }
+        for (const adapter of adapters)
+          await adapter
+            .stop?.()
+            .catch((err: Error) =>
+              logger.warn({ event: 'adapter.stop_failed', channel: adapter.channel, err: err.message }),
+            );
+        await queue.stop();
+        await delivery.stop();
+        await bus.close();
+        await cache.close();
+        for (const close of closers.reverse()) await close().catch(() => undefined);
+        logger.info({ event: 'hub.stopped' });
+      },
+    };
+  } catch (err) {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    throw err;
+  }
+}

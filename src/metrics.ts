@@ -1,0 +1,64 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The hub's Prometheus metrics, on a registry of its own (several hubs can live in one test
+ * process). `/metrics` serves `registry.metrics()`.
+ */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'switchboard_' });
+  const metrics = {
+    registry,
+    messagesIn: new Counter({
+      name: 'switchboard_messages_in_total',
+      help: 'Envelopes accepted from a channel',
+      labelNames: ['channel'] as const,
+      registers: [registry],
+    }),
+    duplicatesIn: new Counter({
+      name: 'switchboard_messages_duplicate_total',
+      help: 'Envelopes refused because their id was already accepted',
+      labelNames: ['channel'] as const,
+      registers: [registry],
+    }),
+    messagesOut: new Counter({
+      name: 'switchboard_messages_out_total',
+      help: 'Replies handed to a channel (sent, or committed for channels whose clients read them)',
+      labelNames: ['channel'] as const,
+      registers: [registry],
+    }),
+    deliveryFailures: new Counter({
+      name: 'switchboard_delivery_failures_total',
+      help: 'Reply batches that exhausted their delivery attempts or could not be sent',
+      labelNames: ['channel'] as const,
+      registers: [registry],
+    }),
+    turnSeconds: new Histogram({
+      name: 'switchboard_engine_turn_seconds',
+      help: 'Time the session engine takes for one envelope, from dequeue to commit',
+      labelNames: ['channel', 'outcome'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    botErrors: new Counter({
+      name: 'switchboard_bot_errors_total',
+      help: 'Turns in which the bot code threw',
+      labelNames: ['bot'] as const,
+      registers: [registry],
+    }),
+    activeSessions: new Gauge({
+      name: 'switchboard_active_sessions',
+      help: 'Open sessions with activity in the last 30 minutes',
+      labelNames: ['bot', 'channel'] as const,
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'switchboard_queue_depth',
+      help: 'Envelopes accepted and not yet handled (this process, or the shared queue)',
+      registers: [registry],
+    }),
+  };
+  return metrics;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

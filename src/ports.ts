@@ -1,0 +1,56 @@
+import type { Server } from 'node:http';
+import type { Hono } from 'hono';
+import type { Bus } from './bus/bus.ts';
+import type { BotRegistry } from './config/bots.ts';
+import type { HubConfig } from './config/env.ts';
+import type { ChannelSender } from './delivery/sender.ts';
+import type { Channel, EnvelopeInput } from './envelope.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import type { Db } from './store/db.ts';
+import type { DeliveryStatus } from './store/records.ts';
+
+export interface AcceptResult {
+  status: 'accepted' | 'duplicate';
+  envelopeId: string;
+}
+
+/** Where adapters hand in what arrives. Resolves once the envelope is durably queued. */
+export interface Ingress {
+  /** Validates (zod) and enqueues; throws InvalidEnvelopeError for bad input. */
+  accept(envelope: EnvelopeInput): Promise<AcceptResult>;
+}
+
+/** What the hub gives an adapter. */
+export interface AdapterHost {
+  config: HubConfig;
+  logger: Logger;
+  metrics: Metrics;
+  bots: BotRegistry;
+  ingress: Ingress;
+  bus: Bus;
+  db: Db;
+  /** Applies a delivery status the platform reported for a message we sent. */
+  applyStatus(channelMessageId: string, status: DeliveryStatus, error?: string): Promise<void>;
+}
+
+/**
+ * One channel. Adapters live in `adapters/<channel>/` and export one factory returning this.
+ * Gateway processes mount routes and run inbound connections; worker processes send.
+ */
+export interface ChannelAdapter {
+  readonly channel: Channel;
+  /** Called first, in every role. */
+  setup?(host: AdapterHost): Promise<void>;
+  /** Gateway: HTTP routes (webhooks, pages). */
+  routes?(app: Hono): void;
+  /** Gateway: once the HTTP server listens (WebSocket upgrades). */
+  attach?(server: Server): void;
+  /** Gateway: long-lived inbound connections (IMAP IDLE, a linked WhatsApp Web client). */
+  start?(): Promise<void>;
+  /** Worker: how replies leave. Absent: the channel's clients read replies themselves. */
+  sender?: ChannelSender;
+  /** Readiness of the channel's own connections; throws when down. */
+  ping?(): Promise<void>;
+  stop?(): Promise<void>;
+}

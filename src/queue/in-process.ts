@@ -1,0 +1,194 @@
+import { type Envelope, sessionLane } from '../envelope.ts';
+import type { Logger } from '../logger.ts';
+import type { Db } from '../store/db.ts';
+import {
+  type InboxEntry,
+  insertInbox,
+  markInboxProcessed,
+  pendingInbox,
+  recordInboxAttempt,
+} from '../store/inbox.ts';
+import { backoffDelay, type EnqueueResult, type EnvelopeHandler, type InboundQueue } from './queue.ts';
+
+export const RETRY_BASE_MS = 200;
+export const RETRY_CAP_MS = 30_000;
+export const DEFAULT_MAX_ATTEMPTS = 10;
+/** Acknowledgements are written in batches; a crash before the write only means a harmless replay. */
+const ACK_FLUSH_MS = 20;
+
+type LaneState = 'idle' | 'ready' | 'running' | 'backoff';
+
+interface Lane {
+  key: string;
+  items: InboxEntry[];
+  state: LaneState;
+}
+
+export interface InProcessQueueOptions {
+  db: Db;
+  logger: Logger;
+  concurrency: number;
+  maxAttempts?: number;
+}
+
+/**
+ * The embedded queue: per-session lanes in memory, backed by the `inbox` table so that an
+ * accepted envelope survives a crash and is resumed on the next start, in arrival order.
+ */
+export function createInProcessQueue(options: InProcessQueueOptions): InboundQueue {
+  const { db, logger } = options;
+  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const lanes = new Map<string, Lane>();
+  const ready: string[] = [];
+  const known = new Set<number>();
+  const timers = new Set<NodeJS.Timeout>();
+  let handler: EnvelopeHandler | undefined;
+  let running = 0;
+  let stopping = false;
+  let idleWaiters: (() => void)[] = [];
+  let pendingAcks: number[] = [];
+  let ackTimer: NodeJS.Timeout | undefined;
+  let ackFlush: Promise<void> = Promise.resolve();
+
+  function flushAcks(): Promise<void> {
+    ackTimer = undefined;
+    const ids = pendingAcks;
+    pendingAcks = [];
+    ackFlush = ackFlush.then(() =>
+      markInboxProcessed(db, ids).catch((err: Error) =>
+        logger.warn({ event: 'queue.ack_failed', count: ids.length, err: err.message }),
+      ),
+    );
+    return ackFlush;
+  }
+
+  function ack(id: number) {
+    pendingAcks.push(id);
+    known.delete(id);
+    ackTimer ??= setTimeout(flushAcks, ACK_FLUSH_MS);
+  }
+
+  function push(entry: InboxEntry) {
+    if (known.has(entry.id)) return;
+    known.add(entry.id);
+    let lane = lanes.get(entry.lane);
+    if (!lane) {
+      lane = { key: entry.lane, items: [], state: 'idle' };
+      lanes.set(entry.lane, lane);
+    }
+    // Keep each lane in acceptance order even when two inserts resolve out of order.
+    // The head of a running or retrying lane is in hand and stays first.
+    const floor = lane.state === 'running' || lane.state === 'backoff' ? 1 : 0;
+    let at = lane.items.length;
+    while (at > floor && lane.items[at - 1]!.id > entry.id) at--;
+    lane.items.splice(at, 0, entry);
+    if (lane.state === 'idle') {
+      lane.state = 'ready';
+      ready.push(lane.key);
+    }
+    pump();
+  }
+
+  function pump() {
+    while (handler && !stopping && running < options.concurrency && ready.length > 0) {
+      const key = ready.shift()!;
+      const lane = lanes.get(key);
+      if (!lane || lane.state !== 'ready') continue;
+      void run(lane, handler);
+    }
+    if (running === 0) {
+      for (const resolve of idleWaiters) resolve();
+      idleWaiters = [];
+    }
+  }
+
+  async function run(lane: Lane, handle: EnvelopeHandler) {
+    lane.state = 'running';
+    running++;
+    const entry = lane.items[0]!;
+    let retryIn: number | undefined;
+    try {
+      await handle(entry.envelope);
+      lane.items.shift();
+      ack(entry.id);
+    } catch (err) {
+      entry.attempts++;
+      const message = err instanceof Error ? err.message : String(err);
+      const failed = entry.attempts >= maxAttempts;
+      await recordInboxAttempt(db, entry.id, message, failed).catch(() => undefined);
+      if (failed) {
+        // Kept in the inbox with its error for an operator; the session moves on.
+        logger.error({
+          event: 'queue.envelope_failed',
+          envelopeId: entry.envelope.id,
+          attempts: entry.attempts,
+          err: message,
+        });
+        lane.items.shift();
+        known.delete(entry.id);
+      } else {
+        retryIn = backoffDelay(entry.attempts, RETRY_BASE_MS, RETRY_CAP_MS);
+        logger.warn({
+          event: 'queue.envelope_retry',
+          envelopeId: entry.envelope.id,
+          attempt: entry.attempts,
+          retryInMs: retryIn,
+          err: message,
+        });
+      }
+    } finally {
+      running--;
+      if (retryIn !== undefined) {
+        lane.state = 'backoff';
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          lane.state = 'ready';
+          ready.push(lane.key);
+          pump();
+        }, retryIn);
+        timers.add(timer);
+      } else if (lane.items.length > 0) {
+        lane.state = 'ready';
+        ready.push(lane.key);
+      } else {
+        lane.state = 'idle';
+        lanes.delete(lane.key);
+      }
+      pump();
+    }
+  }
+
+  return {
+    driver: 'in-process',
+    async enqueue(envelope: Envelope): Promise<EnqueueResult> {
+      if (stopping) throw new Error('the queue is stopping');
+      const entry = await insertInbox(db, sessionLane(envelope), envelope);
+      if (!entry) return 'duplicate';
+      push(entry);
+      return 'accepted';
+    },
+    async consume(h: EnvelopeHandler) {
+      handler = h;
+      const pending = await pendingInbox(db);
+      if (pending.length > 0) logger.info({ event: 'queue.resumed', count: pending.length });
+      for (const entry of pending) push(entry);
+      pump();
+    },
+    async stop() {
+      stopping = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      if (running > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+      if (ackTimer) clearTimeout(ackTimer);
+      await flushAcks();
+    },
+    async ping() {
+      await db.ping();
+    },
+    async depth() {
+      let n = 0;
+      for (const lane of lanes.values()) n += lane.items.length;
+      return n;
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import type { Envelope } from '../envelope.ts';
+
+export type EnvelopeHandler = (envelope: Envelope) => Promise<void>;
+
+export type EnqueueResult = 'accepted' | 'duplicate';
+
+/**
+ * What feeds the session engine. Every driver keeps this contract:
+ * - `enqueue` resolves only once the envelope is durably accepted, and answers `duplicate`
+ *   (changing nothing) for an envelope id it has accepted before;
+ * - per session lane: strict FIFO, one envelope at a time;
+ * - across lanes: in parallel;
+ * - at-least-once: a handler that throws or dies is retried, so handlers are idempotent on the
+ *   envelope id.
+ */
+export interface InboundQueue {
+  readonly driver: 'in-process' | 'bullmq';
+  enqueue(envelope: Envelope): Promise<EnqueueResult>;
+  /** Starts feeding envelopes to `handler` (worker role). */
+  consume(handler: EnvelopeHandler): Promise<void>;
+  /** Stops taking work, waits for what is in flight, and releases its connections. */
+  stop(): Promise<void>;
+  /** Throws when the queue cannot take envelopes. */
+  ping(): Promise<void>;
+  /** Envelopes accepted but not yet handled. */
+  depth(): Promise<number>;
+}
+
+/** Exponential backoff with full jitter: a random delay in [0, min(cap, base·2^attempt)). */
+export function backoffDelay(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
+  return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
+}

@@ -1,0 +1,28 @@
+/**
+ * The one database port. Two drivers implement it: PostgreSQL through `pg` and the embedded
+ * PGlite. Everything above it speaks plain PostgreSQL SQL with `$n` parameters, so one set of
+ * migrations and queries runs unchanged on both.
+ */
+export interface QueryResult<Row> {
+  rows: Row[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>>;
+  /** Runs a script of several statements with no parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** A cheap round trip, for readiness checks. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** PostgreSQL's int8 and numeric arrive as strings; counts and sequence numbers here fit in a double. */
+export const INT8_OID = 20;
+export const parseInt8 = (value: string): number => Number(value);

@@ -1,0 +1,72 @@
+import type { Envelope } from '../envelope.ts';
+import type { Queryable } from './db.ts';
+import { json } from './records.ts';
+
+export interface InboxEntry {
+  id: number;
+  lane: string;
+  envelope: Envelope;
+  attempts: number;
+}
+
+/** Records an envelope durably. False when the envelope id is already there (a duplicate). */
+export async function insertInbox(
+  q: Queryable,
+  lane: string,
+  envelope: Envelope,
+): Promise<InboxEntry | undefined> {
+  const { rows } = await q.query<{ id: number }>(
+    'INSERT INTO inbox (envelope_id, lane, envelope) VALUES ($1, $2, $3::jsonb) ON CONFLICT (envelope_id) DO NOTHING RETURNING id',
+    [envelope.id, lane, json(envelope)],
+  );
+  return rows[0] ? { id: rows[0].id, lane, envelope, attempts: 0 } : undefined;
+}
+
+export async function markInboxProcessed(q: Queryable, ids: readonly number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await q.query(`UPDATE inbox SET processed_at = now() WHERE id = ANY($1::bigint[])`, [`{${ids.join(',')}}`]);
+}
+
+export async function recordInboxAttempt(
+  q: Queryable,
+  id: number,
+  error: string,
+  failed: boolean,
+): Promise<void> {
+  await q.query(
+    `UPDATE inbox SET attempts = attempts + 1, last_error = $2, failed_at = CASE WHEN $3 THEN now() ELSE NULL END WHERE id = $1`,
+    [id, error, failed],
+  );
+}
+
+/** Envelopes accepted but not yet processed, in the order they arrived: what a restart resumes. */
+export async function pendingInbox(q: Queryable): Promise<InboxEntry[]> {
+  const { rows } = await q.query<{ id: number; lane: string; envelope: Envelope; attempts: number }>(
+    'SELECT id, lane, envelope, attempts FROM inbox WHERE processed_at IS NULL AND failed_at IS NULL ORDER BY id',
+  );
+  return rows.map((r) => ({ id: Number(r.id), lane: r.lane, envelope: r.envelope, attempts: r.attempts }));
+}
+
+/** Envelopes that exhausted their attempts, for an operator to inspect and replay. */
+export async function failedInbox(q: Queryable): Promise<(InboxEntry & { lastError: string | null })[]> {
+  const { rows } = await q.query<{
+    id: number;
+    lane: string;
+    envelope: Envelope;
+    attempts: number;
+    last_error: string | null;
+  }>('SELECT id, lane, envelope, attempts, last_error FROM inbox WHERE failed_at IS NOT NULL ORDER BY id');
+  return rows.map((r) => ({
+    id: Number(r.id),
+    lane: r.lane,
+    envelope: r.envelope,
+    attempts: r.attempts,
+    lastError: r.last_error,
+  }));
+}
+
+/** Forgets processed envelopes older than the dedupe window. */
+export async function pruneInbox(q: Queryable, processedBefore: Date): Promise<number> {
+  const { rowCount } = await q.query('DELETE FROM inbox WHERE processed_at < $1', [processedBefore]);
+  return rowCount;
+}

@@ -1,0 +1,117 @@
+import type { Queryable } from './db.ts';
+import { type DeliveryStatus, type MessageRecord, toMessageRecord } from './records.ts';
+
+export const MAX_PAGE_SIZE = 200;
+
+export interface HistoryPage {
+  /** Return messages with seq > afterSeq, oldest first. */
+  afterSeq?: number;
+  /** Return the newest messages with seq < beforeSeq, still oldest first. */
+  beforeSeq?: number;
+  limit: number;
+}
+
+export async function listMessages(
+  q: Queryable,
+  sessionId: string,
+  page: HistoryPage,
+): Promise<MessageRecord[]> {
+  const limit = Math.min(Math.max(page.limit, 1), MAX_PAGE_SIZE);
+  if (page.beforeSeq !== undefined) {
+    const { rows } = await q.query(
+      'SELECT * FROM messages WHERE session_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3',
+      [sessionId, page.beforeSeq, limit],
+    );
+    return rows.map(toMessageRecord).reverse();
+  }
+  const { rows } = await q.query(
+    'SELECT * FROM messages WHERE session_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3',
+    [sessionId, page.afterSeq ?? 0, limit],
+  );
+  return rows.map(toMessageRecord);
+}
+
+/** The replies a turn produced, in order; empty when the envelope has not been processed (yet). */
+export async function repliesTo(q: Queryable, envelopeId: string): Promise<MessageRecord[]> {
+  const { rows } = await q.query('SELECT * FROM messages WHERE in_reply_to = $1 ORDER BY seq ASC', [
+    envelopeId,
+  ]);
+  return rows.map(toMessageRecord);
+}
+
+export async function isEnvelopeRecorded(q: Queryable, envelopeId: string): Promise<boolean> {
+  const { rows } = await q.query('SELECT 1 FROM messages WHERE envelope_id = $1', [envelopeId]);
+  return rows.length > 0;
+}
+
+export interface DeliveryUpdate {
+  sessionId: string;
+  seq: number;
+  status: DeliveryStatus;
+  error?: string | null;
+  channelMessageId?: string | null;
+  /** Count this as one more delivery attempt. */
+  attempted?: boolean;
+}
+
+export async function updateDelivery(q: Queryable, update: DeliveryUpdate): Promise<void> {
+  await q.query(
+    `UPDATE messages SET delivery_status = $3, delivery_error = $4,
+       channel_message_id = COALESCE($5, channel_message_id),
+       delivery_attempts = delivery_attempts + $6, updated_at = now()
+     WHERE session_id = $1 AND seq = $2`,
+    [
+      update.sessionId,
+      update.seq,
+      update.status,
+      update.error ?? null,
+      update.channelMessageId ?? null,
+      update.attempted ? 1 : 0,
+    ],
+  );
+}
+
+const STATUS_RANK: Record<DeliveryStatus, number> = {
+  received: 0,
+  queued: 1,
+  failed: 2,
+  sent: 3,
+  delivered: 4,
+  read: 5,
+};
+
+/**
+ * Applies a status the platform reported for one of our outbound messages (WhatsApp statuses,
+ * read receipts). Statuses arrive out of order; one never moves a message backwards
+ * (a late `sent` cannot undo `read`), except `failed`, which the platform may report after `sent`.
+ */
+export async function applyPlatformStatus(
+  q: Queryable,
+  channelMessageId: string,
+  status: DeliveryStatus,
+  error?: string,
+): Promise<number> {
+  const lower = Object.entries(STATUS_RANK)
+    .filter(([, rank]) => rank < STATUS_RANK[status] || status === 'failed')
+    .map(([s]) => s)
+    .filter((s) => s !== status);
+  const { rowCount } = await q.query(
+    `UPDATE messages SET delivery_status = $2, delivery_error = COALESCE($3, delivery_error), updated_at = now()
+     WHERE channel_message_id = $1 AND delivery_status = ANY($4::text[])`,
+    [channelMessageId, status, error ?? null, `{${lower.join(',')}}`],
+  );
+  return rowCount;
+}
+
+/** Replies still waiting for their first delivery, oldest first (a sender died, or never ran). */
+export async function undeliveredReplies(
+  q: Queryable,
+  olderThan: Date,
+  limit: number,
+): Promise<MessageRecord[]> {
+  const { rows } = await q.query(
+    `SELECT * FROM messages WHERE delivery_status = 'queued' AND created_at < $1 ORDER BY created_at, session_id, seq LIMIT $2`,
+    [olderThan, limit],
+  );
+  return rows.map(toMessageRecord);
+}

@@ -1,0 +1,79 @@
+import pg from 'pg';
+import type { Logger } from '../logger.ts';
+import { type Db, INT8_OID, parseInt8, type Queryable, type QueryResult } from './db.ts';
+
+const types = new Map<number, (value: string) => unknown>([[INT8_OID, parseInt8]]);
+const typeParser = {
+  getTypeParser: (oid: number, format?: string) =>
+    types.get(oid) ?? pg.types.getTypeParser(oid, format as 'text' | undefined),
+};
+
+export interface PostgresOptions {
+  url: string;
+  poolSize: number;
+  logger: Logger;
+  /** Runs on every new connection, e.g. `SET search_path` for a test schema. */
+  onConnect?: string;
+}
+
+function wrap(client: pg.PoolClient | pg.Pool): Queryable {
+  return {
+    async query<Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>> {
+      const result = await client.query({
+        text: sql,
+        values: params as unknown[] | undefined,
+        types: typeParser,
+      });
+      return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
+    },
+    async exec(sql: string): Promise<void> {
+      await client.query(sql);
+    },
+  };
+}
+
+export function openPostgres(options: PostgresOptions): Db {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize,
+    // Fail fast while the server is away, so readiness reports it and callers can retry.
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its connection emits here; without a listener it would crash the process.
+  pool.on('error', (err) => options.logger.warn({ event: 'db.idle_client_error', err: err.message }));
+  if (options.onConnect) {
+    const statement = options.onConnect;
+    pool.on('connect', (client) => {
+      client
+        .query(statement)
+        .catch((err: Error) => options.logger.error({ event: 'db.on_connect_failed', err: err.message }));
+    });
+  }
+  const queryable = wrap(pool);
+  return {
+    kind: 'postgres',
+    query: queryable.query,
+    exec: queryable.exec,
+    async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await work(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    async ping() {
+      await pool.query('SELECT 1');
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import type { Channel } from '../envelope.ts';
+import type { Db, Queryable } from './db.ts';
+import {
+  type AuthLevel,
+  json,
+  type SessionRecord,
+  type SessionSnapshot,
+  toSessionRecord,
+  toSessionState,
+} from './records.ts';
+
+const SNAPSHOT_COLUMNS = `s.*, st.variables, st.context, st.kbs, st.tools, st.suggestions, st.dialog, st.version`;
+
+function toSnapshot(row: Record<string, unknown>): SessionSnapshot {
+  return { session: toSessionRecord(row), state: toSessionState(row) };
+}
+
+export async function loadSnapshot(q: Queryable, sessionId: string): Promise<SessionSnapshot | undefined> {
+  const { rows } = await q.query(
+    `SELECT ${SNAPSHOT_COLUMNS} FROM sessions s JOIN session_state st ON st.session_id = s.id WHERE s.id = $1`,
+    [sessionId],
+  );
+  return rows[0] ? toSnapshot(rows[0]) : undefined;
+}
+
+export async function findOpenSnapshotByKey(
+  q: Queryable,
+  key: { bot: string; channel: Channel; nativeKey: string },
+): Promise<SessionSnapshot | undefined> {
+  const { rows } = await q.query(
+    `SELECT ${SNAPSHOT_COLUMNS} FROM sessions s JOIN session_state st ON st.session_id = s.id
+     WHERE s.bot = $1 AND s.channel = $2 AND s.native_key = $3 AND s.ended_at IS NULL`,
+    [key.bot, key.channel, key.nativeKey],
+  );
+  return rows[0] ? toSnapshot(rows[0]) : undefined;
+}
+
+export async function findSessionByTokenHash(
+  q: Queryable,
+  tokenHash: Buffer,
+): Promise<(SessionRecord & { tokenHash: Buffer }) | undefined> {
+  const { rows } = await q.query('SELECT * FROM sessions WHERE token_hash = $1', [tokenHash]);
+  const row = rows[0];
+  if (!row) return undefined;
+  return { ...toSessionRecord(row), tokenHash: Buffer.from(row.token_hash as Uint8Array) };
+}
+
+export interface NewSession {
+  id?: string;
+  bot: string;
+  channel: Channel;
+  /** Defaults to the session id: a session made through the API is its own key. */
+  nativeKey?: string;
+  userId?: string | null;
+  tokenHash?: Buffer | null;
+  authLevel?: AuthLevel;
+  replyTo?: unknown;
+  meta?: Record<string, unknown>;
+  expiresAt?: Date | null;
+}
+
+/**
+ * Inserts a session and its empty state. When an open session with the same key already exists
+ * (another process won the race), inserts nothing and returns that one instead.
+ */
+export async function createSession(
+  db: Db,
+  input: NewSession,
+): Promise<{ snapshot: SessionSnapshot; created: boolean }> {
+  const id = input.id ?? randomUUID();
+  const nativeKey = input.nativeKey ?? id;
+  return db.transaction(async (tx) => {
+    const inserted = await tx.query(
+      `INSERT INTO sessions (id, bot, channel, native_key, user_id, token_hash, auth_level, reply_to, meta, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10)
+       ON CONFLICT (bot, channel, native_key) WHERE ended_at IS NULL DO NOTHING
+       RETURNING id`,
+      [
+        id,
+        input.bot,
+        input.channel,
+        nativeKey,
+        input.userId ?? null,
+        input.tokenHash ?? null,
+        input.authLevel ?? 'anonymous',
+        json(input.replyTo ?? null),
+        json(input.meta ?? {}),
+        input.expiresAt ?? null,
+      ],
+    );
+    if (inserted.rowCount === 0) {
+      const existing = await findOpenSnapshotByKey(tx, { bot: input.bot, channel: input.channel, nativeKey });
+      if (!existing)
+        throw new Error(`session key ${input.bot}/${input.channel}/${nativeKey} conflicted but is not open`);
+      return { snapshot: existing, created: false };
+    }
+    await tx.query('INSERT INTO session_state (session_id) VALUES ($1)', [id]);
+    const snapshot = await loadSnapshot(tx, id);
+    if (!snapshot) throw new Error(`session ${id} vanished inside its own transaction`);
+    return { snapshot, created: true };
+  });
+}
+
+/** Ends an open session; returns false when it was already ended or does not exist. */
+export async function endSession(q: Queryable, sessionId: string, reason: string): Promise<boolean> {
+  const { rowCount } = await q.query(
+    'UPDATE sessions SET ended_at = now(), end_reason = $2 WHERE id = $1 AND ended_at IS NULL',
+    [sessionId, reason],
+  );
+  return rowCount > 0;
+}
+
+/** Open sessions active since `since`: the gauge of active sessions. */
+export async function countActiveSessions(
+  q: Queryable,
+  since: Date,
+): Promise<{ bot: string; channel: string; count: number }[]> {
+  const { rows } = await q.query<{ bot: string; channel: string; count: number }>(
+    `SELECT bot, channel, count(*)::int AS count FROM sessions
+     WHERE ended_at IS NULL AND last_activity_at >= $1 GROUP BY bot, channel`,
+    [since],
+  );
+  return rows;
+}
+
+/** Makes a session's token useless at once (sign-out, session end, token rotation). */
+export async function revokeToken(q: Queryable, sessionId: string): Promise<void> {
+  await q.query('UPDATE sessions SET token_hash = NULL WHERE id = $1', [sessionId]);
+}
