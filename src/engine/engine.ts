@@ -167,29 +167,35 @@ export class SessionEngine {
     }
     const turnLogger = logger.child({ sessionId: session.id, bot: bot.name });
     const ctx = draft.context(turnLogger, (key) => getBotMemory(db, bot.name, key));
-    try {
-      const { kind } = draft.envelope;
-      if (kind === 'end') {
-        await bot.handler.onEnd?.(ctx);
+    const { kind } = draft.envelope;
+    const hooks: (() => void | Promise<void>)[] = [];
+    if (kind === 'end') {
+      if (bot.handler.onEnd) hooks.push(() => bot.handler.onEnd!(ctx));
+    } else {
+      if (draft.isNewSession)
+        hooks.push(
+          bot.handler.onStart ? () => bot.handler.onStart!(ctx) : () => ctx.talk(bot.settings.greeting),
+        );
+      if (kind === 'message') hooks.push(() => bot.handler.onMessage(ctx));
+    }
+    for (const hook of hooks) {
+      const checkpoint = draft.checkpoint();
+      try {
+        await hook();
+      } catch (err) {
+        const error = err as Error;
+        metrics.botErrors.inc({ bot: bot.name });
+        turnLogger.error({
+          event: 'turn.bot_error',
+          envelopeId: draft.envelope.id,
+          err: error.message,
+          stack: error.stack,
+        });
+        checkpoint.rollback();
+        ctx.log('error', { message: error.message });
+        ctx.talk(bot.settings.apology);
         return;
       }
-      if (draft.isNewSession) {
-        if (bot.handler.onStart) await bot.handler.onStart(ctx);
-        else ctx.talk(bot.settings.greeting);
-      }
-      if (kind === 'message') await bot.handler.onMessage(ctx);
-    } catch (err) {
-      const error = err as Error;
-      metrics.botErrors.inc({ bot: bot.name });
-      turnLogger.error({
-        event: 'turn.bot_error',
-        envelopeId: draft.envelope.id,
-        err: error.message,
-        stack: error.stack,
-      });
-      draft.discardBotChanges();
-      draft.events.push({ type: 'error', data: { message: error.message } });
-      ctx.talk(bot.settings.apology);
     }
   }
 

@@ -39,11 +39,27 @@ export class TurnDraft {
     return this.snapshot.session.lastSeq === 0;
   }
 
-  /** Drops what the bot changed (it failed half-way); replies already talked are dropped too. */
-  discardBotChanges(): void {
-    this.state = structuredClone(stateData(this.snapshot));
-    this.replies.length = 0;
-    this.memoryWrites.clear();
+  /**
+   * Marks what the turn holds now; `rollback` returns to it. The engine checkpoints before each
+   * bot hook, so a hook that fails half-way leaves nothing behind, while what earlier hooks did
+   * (the greeting) stays.
+   */
+  checkpoint(): { rollback: () => void } {
+    const state = structuredClone(this.state);
+    const replies = this.replies.length;
+    const memory = new Map(this.memoryWrites);
+    const events = this.events.length;
+    const endReason = this.endReason;
+    return {
+      rollback: () => {
+        this.state = structuredClone(state);
+        this.replies.length = replies;
+        this.memoryWrites.clear();
+        for (const [k, v] of memory) this.memoryWrites.set(k, v);
+        this.events.length = events;
+        this.endReason = endReason;
+      },
+    };
   }
 
   context(logger: Logger, readMemory: (key: string) => Promise<unknown>): BotContext {

@@ -1,0 +1,82 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type HubConfig, loadConfig } from '../../src/config/env.ts';
+import { createHub, type Hub, type HubOptions } from '../../src/hub.ts';
+import { createTestDatabase, silentLogger } from './database.ts';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** A configuration for tests: port 0 (any free one), loopback, silent, the repo's bots. */
+export function testConfig(overrides: Partial<HubConfig> = {}): HubConfig {
+  return {
+    ...loadConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      CONFIG_DIR: path.join(REPO_ROOT, 'config'),
+      LOG_LEVEL: 'silent',
+    }),
+    ...overrides,
+  };
+}
+
+export interface RunningHub {
+  hub: Hub;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** A whole hub in this process on its own PostgreSQL database; `stop` also drops the database. */
+export async function startTestHub(
+  overrides: Partial<HubConfig> = {},
+  options: Omit<HubOptions, 'config'> = {},
+): Promise<RunningHub> {
+  const database = overrides.databaseUrl ? undefined : await createTestDatabase();
+  const config = testConfig({ databaseUrl: database?.url, ...overrides });
+  const hub = await createHub({ config, logger: silentLogger, ...options });
+  const { port } = await hub.start();
+  return {
+    hub,
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      await hub.stop();
+      await database?.drop();
+    },
+  };
+}
+
+/** A small HTTP client for the session API. */
+export function apiClient(baseUrl: string) {
+  const call = async (
+    method: string,
+    route: string,
+    options: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+  ) => {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    let body: string | undefined = options.raw;
+    if (options.body !== undefined) {
+      body = JSON.stringify(options.body);
+      headers['content-type'] = 'application/json';
+    }
+    const res = await fetch(`${baseUrl}${route}`, { method, headers, body });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, json, text };
+  };
+  return {
+    call,
+    async createSession(bot?: string) {
+      const res = await call('POST', '/api/session', bot ? { body: { bot } } : {});
+      if (res.status !== 201) throw new Error(`POST /api/session: ${res.status} ${res.text}`);
+      return res.json as { session_id: string; token: string; expires_at: string; bot: string };
+    },
+    chat: (token: string, text: string, extra: Record<string, unknown> = {}, query = '') =>
+      call('POST', `/api/chat${query}`, { token, body: { text, ...extra } }),
+    history: (token: string, query = '') => call('GET', `/api/session/messages${query}`, { token }),
+  };
+}

@@ -1,0 +1,100 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { REPO_ROOT } from './hub.ts';
+
+/**
+ * The real server as a child process (`node bin/switchboard.js start`), so that a test can kill
+ * and restart it. Resolves once it logs `hub.started`, with the port it listens on.
+ */
+export class ServerProcess {
+  private child: ChildProcess | undefined;
+  readonly output: string[] = [];
+  port: number | undefined;
+
+  constructor(
+    private readonly env: Record<string, string>,
+    private readonly args: string[] = ['start'],
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(timeoutMs = 60_000): Promise<void> {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...this.args], {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        ...this.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`server did not start in ${timeoutMs} ms:\n${this.output.join('')}`)),
+        timeoutMs,
+      );
+      let buffered = '';
+      const onData = (chunk: Buffer) => {
+        const text = chunk.toString();
+        this.output.push(text);
+        buffered += text;
+        let nl = buffered.indexOf('\n');
+        while (nl >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          nl = buffered.indexOf('\n');
+          try {
+            const entry = JSON.parse(line) as { event?: string; port?: number };
+            if (entry.event === 'hub.started') {
+              this.port = entry.port;
+              clearTimeout(timer);
+              resolve();
+            }
+          } catch {
+            // not a log line
+          }
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`server exited (${code ?? signal}) before it started:\n${this.output.join('')}`));
+      });
+    });
+  }
+
+  /** Sends a signal and waits for the process to exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill(signal);
+    const code = await exited;
+    this.child = undefined;
+    return code;
+  }
+
+  /** The lines the server logged, parsed. */
+  logLines(): Record<string, unknown>[] {
+    return this.output
+      .join('')
+      .split('\n')
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+  }
+}

@@ -1,0 +1,256 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Envelope } from '../../src/envelope.ts';
+import type { Db } from '../../src/store/db.ts';
+import {
+  failedInbox,
+  insertInbox,
+  markInboxProcessed,
+  pendingInbox,
+  pruneInbox,
+  recordInboxAttempt,
+} from '../../src/store/inbox.ts';
+import { getBotMemory } from '../../src/store/memory.ts';
+import {
+  applyPlatformStatus,
+  isEnvelopeRecorded,
+  listMessages,
+  repliesTo,
+  undeliveredReplies,
+  updateDelivery,
+} from '../../src/store/messages.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import {
+  createSession,
+  endSession,
+  findOpenSnapshotByKey,
+  findSessionByTokenHash,
+  loadSnapshot,
+  revokeToken,
+} from '../../src/store/sessions.ts';
+import { commitTurn, type TurnWrite } from '../../src/store/turns.ts';
+import { userForIdentity } from '../../src/store/users.ts';
+import { type Backend, openTestDb } from '../helpers/database.ts';
+
+function turn(sessionId: string, over: Partial<TurnWrite> = {}): TurnWrite {
+  return {
+    sessionId,
+    bot: 'default',
+    channel: 'api',
+    expectedVersion: 0,
+    state: { variables: { a: 1 }, context: {}, kbs: [], tools: [], suggestions: [], dialog: null },
+    inbound: { seq: 1, role: 'user', content: 'hello', envelopeId: `api:${randomUUID()}`, payload: {} },
+    replies: [
+      { seq: 2, content: 'hi', payload: { suggestions: [{ text: 'Yes' }] }, deliveryStatus: 'queued' },
+    ],
+    lastSeq: 2,
+    messageCountDelta: 1,
+    replyTo: { conversation: 'c1' },
+    expiresAt: null,
+    memory: [{ key: 'greeted', value: [1, 2] }],
+    events: [{ type: 'test.event', data: { x: 1 } }],
+    ...over,
+  };
+}
+
+const backends: Backend[] = ['postgres', 'pglite'];
+
+describe.each(backends)('store on %s', (backend) => {
+  let db: Db;
+  let cleanup: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ db, cleanup } = await openTestDb(backend));
+  });
+  afterAll(async () => {
+    await cleanup();
+  });
+
+  it('applies migrations once; running them again changes nothing', async () => {
+    expect(await migrate(db)).toEqual([]);
+    const { rows } = await db.query<{ version: string }>(
+      'SELECT version FROM schema_migrations ORDER BY version',
+    );
+    expect(rows.map((r) => r.version)).toContain('0001_init');
+  });
+
+  it('creates a session with empty state, and finds it by key and by token hash', async () => {
+    const tokenHash = Buffer.alloc(32, 7);
+    const { snapshot, created } = await createSession(db, {
+      bot: 'default',
+      channel: 'api',
+      tokenHash,
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    expect(created).toBe(true);
+    expect(snapshot.state).toEqual({
+      variables: {},
+      context: {},
+      kbs: [],
+      tools: [],
+      suggestions: [],
+      dialog: null,
+      version: 0,
+    });
+    expect(snapshot.session).toMatchObject({
+      bot: 'default',
+      channel: 'api',
+      nativeKey: snapshot.session.id,
+      authLevel: 'anonymous',
+      lastSeq: 0,
+      messageCount: 0,
+    });
+    const byKey = await findOpenSnapshotByKey(db, {
+      bot: 'default',
+      channel: 'api',
+      nativeKey: snapshot.session.id,
+    });
+    expect(byKey?.session.id).toBe(snapshot.session.id);
+    const byToken = await findSessionByTokenHash(db, tokenHash);
+    expect(byToken?.id).toBe(snapshot.session.id);
+    expect(byToken?.tokenHash.equals(tokenHash)).toBe(true);
+    await revokeToken(db, snapshot.session.id);
+    expect(await findSessionByTokenHash(db, tokenHash)).toBeUndefined();
+  });
+
+  it('keeps one open session per key, even when created concurrently; an ended one can be followed by a new one', async () => {
+    const key = { bot: 'default', channel: 'whatsapp' as const, nativeKey: `+4915${Date.now()}` };
+    const results = await Promise.all(Array.from({ length: 5 }, () => createSession(db, key)));
+    const ids = new Set(results.map((r) => r.snapshot.session.id));
+    expect(ids.size).toBe(1);
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    const [first] = ids;
+    expect(await endSession(db, first!, 'test')).toBe(true);
+    expect(await endSession(db, first!, 'test')).toBe(false);
+    const next = await createSession(db, key);
+    expect(next.created).toBe(true);
+    expect(next.snapshot.session.id).not.toBe(first);
+  });
+
+  it('commits a turn: state, inbound and replies, counters, memory and events together', async () => {
+    const { snapshot } = await createSession(db, { bot: 'default', channel: 'api' });
+    const id = snapshot.session.id;
+    const write = turn(id);
+    expect(await commitTurn(db, write)).toBe('committed');
+    const after = await loadSnapshot(db, id);
+    expect(after?.state).toMatchObject({ variables: { a: 1 }, version: 1 });
+    expect(after?.session).toMatchObject({ lastSeq: 2, messageCount: 1, replyTo: { conversation: 'c1' } });
+    const messages = await listMessages(db, id, { limit: 10 });
+    expect(messages.map((m) => [m.seq, m.role, m.content, m.deliveryStatus])).toEqual([
+      [1, 'user', 'hello', 'received'],
+      [2, 'assistant', 'hi', 'queued'],
+    ]);
+    expect(messages[1]?.payload).toEqual({ suggestions: [{ text: 'Yes' }] });
+    expect((await repliesTo(db, write.inbound.envelopeId)).map((m) => m.content)).toEqual(['hi']);
+    expect(await isEnvelopeRecorded(db, write.inbound.envelopeId)).toBe(true);
+    expect(await getBotMemory(db, 'default', 'greeted')).toEqual([1, 2]);
+    const events = await db.query<{ type: string; data: unknown }>(
+      'SELECT type, data FROM session_events WHERE session_id = $1',
+      [id],
+    );
+    expect(events.rows).toEqual([{ type: 'test.event', data: { x: 1 } }]);
+  });
+
+  it('refuses a replayed envelope and a stale version, writing nothing', async () => {
+    const { snapshot } = await createSession(db, { bot: 'default', channel: 'api' });
+    const id = snapshot.session.id;
+    const first = turn(id);
+    expect(await commitTurn(db, first)).toBe('committed');
+    // Same envelope, computed from the new state: a replay.
+    const replay = turn(id, {
+      expectedVersion: 1,
+      inbound: { ...first.inbound, seq: 3 },
+      replies: [],
+      lastSeq: 3,
+    });
+    expect(await commitTurn(db, replay)).toBe('duplicate');
+    // A new envelope computed from the old state: another writer got there first.
+    const stale = turn(id, {
+      expectedVersion: 0,
+      inbound: { ...first.inbound, envelopeId: `api:${randomUUID()}`, seq: 3 },
+      lastSeq: 3,
+    });
+    expect(await commitTurn(db, stale)).toBe('conflict');
+    expect((await listMessages(db, id, { limit: 10 })).length).toBe(2);
+    expect((await loadSnapshot(db, id))?.state.version).toBe(1);
+  });
+
+  it('pages history forwards and backwards by sequence number', async () => {
+    const { snapshot } = await createSession(db, { bot: 'default', channel: 'api' });
+    const id = snapshot.session.id;
+    for (let i = 0; i < 5; i++) {
+      const seq = i * 2 + 1;
+      await commitTurn(
+        db,
+        turn(id, {
+          expectedVersion: i,
+          inbound: { seq, role: 'user', content: `m${i}`, envelopeId: `api:${randomUUID()}`, payload: {} },
+          replies: [{ seq: seq + 1, content: `r${i}`, payload: {}, deliveryStatus: 'sent' }],
+          lastSeq: seq + 1,
+          memory: [],
+          events: [],
+        }),
+      );
+    }
+    expect((await listMessages(db, id, { afterSeq: 0, limit: 3 })).map((m) => m.seq)).toEqual([1, 2, 3]);
+    expect((await listMessages(db, id, { afterSeq: 3, limit: 3 })).map((m) => m.seq)).toEqual([4, 5, 6]);
+    expect((await listMessages(db, id, { beforeSeq: 11, limit: 3 })).map((m) => m.seq)).toEqual([8, 9, 10]);
+  });
+
+  it('tracks delivery: attempts, platform ids, and statuses that never move backwards', async () => {
+    const { snapshot } = await createSession(db, { bot: 'default', channel: 'api' });
+    const id = snapshot.session.id;
+    await commitTurn(db, turn(id, { memory: [], events: [] }));
+    expect(
+      (await undeliveredReplies(db, new Date(Date.now() + 60_000), 100)).some((m) => m.sessionId === id),
+    ).toBe(true);
+    await updateDelivery(db, {
+      sessionId: id,
+      seq: 2,
+      status: 'sent',
+      channelMessageId: `wamid.${id}`,
+      attempted: true,
+    });
+    expect(await applyPlatformStatus(db, `wamid.${id}`, 'read')).toBe(1);
+    expect(await applyPlatformStatus(db, `wamid.${id}`, 'delivered')).toBe(0);
+    const [reply] = await listMessages(db, id, { afterSeq: 1, limit: 1 });
+    expect(reply).toMatchObject({
+      deliveryStatus: 'read',
+      deliveryAttempts: 1,
+      channelMessageId: `wamid.${id}`,
+    });
+    expect(await applyPlatformStatus(db, `wamid.${id}`, 'failed', 'expired')).toBe(1);
+  });
+
+  it('links a channel identity to one user, even when first seen by two processes at once', async () => {
+    const identity = { channel: 'email' as const, nativeId: `${randomUUID()}@example.com`, name: 'Ana' };
+    const users = await Promise.all(Array.from({ length: 4 }, () => userForIdentity(db, identity)));
+    expect(new Set(users).size).toBe(1);
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM users WHERE id = $1', [users[0]]);
+    expect(rows[0]).toEqual({ n: 1 });
+  });
+
+  it('keeps the inbox: duplicates refused, pending in order, failures kept, processed pruned', async () => {
+    const env = (n: number): Envelope => ({
+      id: `api:inbox-${backend}-${n}`,
+      kind: 'message',
+      channel: 'api',
+      bot: 'default',
+      from: { id: 'x' },
+      text: `t${n}`,
+      attachments: [],
+      meta: {},
+      receivedAt: new Date().toISOString(),
+    });
+    const a = await insertInbox(db, 'lane', env(1));
+    const b = await insertInbox(db, 'lane', env(2));
+    const c = await insertInbox(db, 'lane', env(3));
+    expect(await insertInbox(db, 'lane', env(1))).toBeUndefined();
+    expect((await pendingInbox(db)).map((e) => e.envelope.id)).toEqual([env(1).id, env(2).id, env(3).id]);
+    await markInboxProcessed(db, [a!.id]);
+    await recordInboxAttempt(db, b!.id, 'boom', true);
+    expect((await pendingInbox(db)).map((e) => e.id)).toEqual([c!.id]);
+    expect(await failedInbox(db)).toMatchObject([{ id: b!.id, lastError: 'boom', attempts: 1 }]);
+    expect(await pruneInbox(db, new Date(Date.now() + 1000))).toBe(1);
+  });
+});
