@@ -12,7 +12,7 @@ import { getBotMemory } from '../store/memory.ts';
 import { isEnvelopeRecorded } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
 import { createSession, findOpenSnapshotByKey, loadSnapshot } from '../store/sessions.ts';
-import { commitTurn } from '../store/turns.ts';
+import { commitTurn, type TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
 import { TurnDraft } from './turn.ts';
 
@@ -84,7 +84,9 @@ export class SessionEngine {
       }
       const draft = new TurnDraft(snapshot, envelope);
       await this.runBot(draft);
+      const at = new Date();
       const write = draft.toWrite({
+        at,
         replyStatus: this.o.delivery.initialStatus(snapshot.session.channel),
         expiresAt:
           snapshot.session.authLevel === 'anonymous'
@@ -103,18 +105,14 @@ export class SessionEngine {
         await cache.delete(snapshot.session.id).catch(() => undefined);
         continue;
       }
-      const next = draft.committedSnapshot(write, new Date());
-      await this.afterCommit(envelope, next, write.replies);
+      await this.afterCommit(envelope, draft.committedSnapshot(write), write);
       return 'committed';
     }
     throw new StateConflictError(`session state kept moving under envelope ${envelope.id}`);
   }
 
-  private async afterCommit(
-    envelope: Envelope,
-    next: SessionSnapshot,
-    replies: { seq: number; content: string; payload: Record<string, unknown> }[],
-  ) {
+  private async afterCommit(envelope: Envelope, next: SessionSnapshot, write: TurnWrite) {
+    const { replies } = write;
     const { cache, logger, metrics, delivery } = this.o;
     const { session } = next;
     if (session.endedAt) {
@@ -126,7 +124,7 @@ export class SessionEngine {
         return cache.delete(session.id).catch(() => undefined);
       });
     }
-    const createdAt = new Date().toISOString();
+    const createdAt = write.at.toISOString();
     await this.publish({
       type: 'turn.completed',
       sessionId: session.id,

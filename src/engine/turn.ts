@@ -115,7 +115,7 @@ export class TurnDraft {
     };
   }
 
-  toWrite(options: { replyStatus: DeliveryStatus; expiresAt: Date | null }): TurnWrite {
+  toWrite(options: { at: Date; replyStatus: DeliveryStatus; expiresAt: Date | null }): TurnWrite {
     const { session, state } = this.snapshot;
     const inboundSeq = session.lastSeq + 1;
     const env = this.envelope;
@@ -124,6 +124,7 @@ export class TurnDraft {
     if (env.from.name) inboundPayload.from = { name: env.from.name };
     return {
       sessionId: session.id,
+      at: options.at,
       bot: session.bot,
       channel: session.channel,
       expectedVersion: state.version,
@@ -152,7 +153,8 @@ export class TurnDraft {
   }
 
   /** The session as it stands once `write` is committed: what goes back into the cache. */
-  committedSnapshot(write: TurnWrite, now: Date): SessionSnapshot {
+  committedSnapshot(write: TurnWrite): SessionSnapshot {
+    const now = write.at;
     const { session, state } = this.snapshot;
     return {
       session: {

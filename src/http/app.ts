@@ -28,10 +28,13 @@ export function createApp(options: { logger: Logger; maxBodyBytes: number }): Ho
   app.use(
     bodyLimit({
       maxSize: options.maxBodyBytes,
+      // The rest of the body is never read, so the connection cannot carry another request.
       onError: (c) =>
         errorResponse(
           c,
-          new ApiError(413, 'payload_too_large', `the request body is over ${options.maxBodyBytes} bytes`),
+          new ApiError(413, 'payload_too_large', `the request body is over ${options.maxBodyBytes} bytes`, {
+            Connection: 'close',
+          }),
         ),
     }),
   );

@@ -10,6 +10,8 @@ import {
 /** Everything one turn writes, committed together or not at all. */
 export interface TurnWrite {
   sessionId: string;
+  /** The turn's time: every row it writes carries it, so what clients are told matches the history. */
+  at: Date;
   bot: string;
   channel: string;
   /** The state version the turn was computed from; the write fails if it moved. */
@@ -57,8 +59,8 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   if (state.rowCount === 0) throw new TurnAbort('conflict');
 
   const inbound = await tx.query(
-    `INSERT INTO messages (session_id, seq, role, content, envelope_id, delivery_status, payload)
-     VALUES ($1, $2, $3, $4, $5, 'received', $6::jsonb) ON CONFLICT (envelope_id) DO NOTHING`,
+    `INSERT INTO messages (session_id, seq, role, content, envelope_id, delivery_status, payload, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, 'received', $6::jsonb, $7, $7) ON CONFLICT (envelope_id) DO NOTHING`,
     [
       turn.sessionId,
       turn.inbound.seq,
@@ -66,14 +68,15 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
       turn.inbound.content,
       turn.inbound.envelopeId,
       json(turn.inbound.payload),
+      turn.at,
     ],
   );
   if (inbound.rowCount === 0) throw new TurnAbort('duplicate');
 
   if (turn.replies.length > 0) {
     await tx.query(
-      `INSERT INTO messages (session_id, seq, role, content, in_reply_to, delivery_status, payload)
-       SELECT $1, r.seq, 'assistant', r.content, $2, r.status, r.payload
+      `INSERT INTO messages (session_id, seq, role, content, in_reply_to, delivery_status, payload, created_at, updated_at)
+       SELECT $1, r.seq, 'assistant', r.content, $2, r.status, r.payload, $4, $4
        FROM jsonb_to_recordset($3::jsonb) AS r(seq bigint, content text, status text, payload jsonb)`,
       [
         turn.sessionId,
@@ -86,14 +89,15 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
             payload: r.payload,
           })),
         ),
+        turn.at,
       ],
     );
   }
 
   await tx.query(
-    `UPDATE sessions SET last_seq = $2, message_count = message_count + $3, last_activity_at = now(),
+    `UPDATE sessions SET last_seq = $2, message_count = message_count + $3, last_activity_at = $7,
        reply_to = COALESCE($4::jsonb, reply_to), expires_at = $5,
-       ended_at = CASE WHEN $6::text IS NULL THEN ended_at ELSE COALESCE(ended_at, now()) END,
+       ended_at = CASE WHEN $6::text IS NULL THEN ended_at ELSE COALESCE(ended_at, $7) END,
        end_reason = COALESCE(end_reason, $6::text)
      WHERE id = $1`,
     [
@@ -103,6 +107,7 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
       turn.replyTo === null || turn.replyTo === undefined ? null : json(turn.replyTo),
       turn.expiresAt,
       turn.end?.reason ?? null,
+      turn.at,
     ],
   );
 

@@ -35,6 +35,7 @@ import { type Backend, openTestDb } from '../helpers/database.ts';
 function turn(sessionId: string, over: Partial<TurnWrite> = {}): TurnWrite {
   return {
     sessionId,
+    at: new Date(),
     bot: 'default',
     channel: 'api',
     expectedVersion: 0,
