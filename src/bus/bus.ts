@@ -10,6 +10,13 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/** Published when the engine starts on a person's message: channels show "typing…". */
+export interface TurnStarted {
+  type: 'turn.started';
+  sessionId: string;
+  envelopeId: string;
+}
+
 /** Published when a session's turn is committed; carries what a gateway needs to push it on. */
 export interface TurnCompleted {
   type: 'turn.completed';
@@ -19,5 +26,8 @@ export interface TurnCompleted {
   envelopeId: string;
   replies: { seq: number; text: string; payload: Record<string, unknown>; createdAt: string }[];
 }
+
+/** What is published on a session's topic. */
+export type SessionEvent = TurnStarted | TurnCompleted;
 
 export const sessionTopic = (sessionId: string) => `session:${sessionId}`;

@@ -42,6 +42,8 @@ export const EnvSchema = z.object({
   CACHE_MAX_SESSIONS: int(10_000, 1),
   /** Anonymous sessions expire this many days after their last activity. */
   ANONYMOUS_SESSION_DAYS: int(7, 1),
+  /** Bearer token for the operator routes (`/api/admin/*`); unset, they are closed. */
+  ADMIN_TOKEN: optionalString,
   /** PostgreSQL pool size per process. */
   DATABASE_POOL_SIZE: int(10, 1),
 });
@@ -64,6 +66,7 @@ export interface HubConfig {
   cacheMaxSessions: number;
   anonymousSessionDays: number;
   databasePoolSize: number;
+  adminToken: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -95,5 +98,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     cacheMaxSessions: e.CACHE_MAX_SESSIONS,
     anonymousSessionDays: e.ANONYMOUS_SESSION_DAYS,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    adminToken: e.ADMIN_TOKEN,
   };
 }

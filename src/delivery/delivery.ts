@@ -55,6 +55,21 @@ export class Delivery {
     });
   }
 
+  /** Tells the person the bot is working, where the channel can show it. Never throws, never waits. */
+  typing(session: SessionRecord): void {
+    const sender = this.options.senders.get(session.channel);
+    if (!sender?.typing || this.stopping) return;
+    sender
+      .typing(session)
+      .catch((err: Error) =>
+        this.options.logger.debug({
+          event: 'delivery.typing_failed',
+          sessionId: session.id,
+          err: err.message,
+        }),
+      );
+  }
+
   /** Re-sends replies that were committed but never sent (their process died). */
   async sweep(): Promise<number> {
     const stale = await undeliveredReplies(this.options.db, new Date(Date.now() - SWEEP_AGE_MS), SWEEP_BATCH);

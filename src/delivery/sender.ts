@@ -47,4 +47,6 @@ export class SendError extends Error {
 /** One channel's way out. Throws SendError; any other error counts as retryable. */
 export interface ChannelSender {
   send(batch: OutboundBatch): Promise<SendOutcome[]>;
+  /** Shows "typing…" to the person while the engine works. Best effort: failures are only logged. */
+  typing?(session: SessionRecord): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import type { Bus, TurnCompleted } from '../bus/bus.ts';
+import type { Bus, SessionEvent } from '../bus/bus.ts';
 import { sessionTopic } from '../bus/bus.ts';
 import type { SessionCache } from '../cache/cache.ts';
 import type { BotRegistry } from '../config/bots.ts';
@@ -82,6 +82,7 @@ export class SessionEngine {
         });
         return 'no_session';
       }
+      if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope);
       const draft = new TurnDraft(snapshot, envelope);
       await this.runBot(draft);
       const at = new Date();
@@ -148,7 +149,12 @@ export class SessionEngine {
     });
   }
 
-  private async publish(message: TurnCompleted): Promise<void> {
+  private signalTyping(snapshot: SessionSnapshot, envelope: Envelope): void {
+    void this.publish({ type: 'turn.started', sessionId: snapshot.session.id, envelopeId: envelope.id });
+    this.o.delivery.typing(snapshot.session);
+  }
+
+  private async publish(message: SessionEvent): Promise<void> {
     await this.o.bus.publish(sessionTopic(message.sessionId), message).catch((err: Error) => {
       // The turn is committed; a missed notification only delays clients until they read history.
       this.o.logger.warn({ event: 'bus.publish_failed', sessionId: message.sessionId, err: err.message });

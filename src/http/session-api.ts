@@ -2,22 +2,20 @@ import { randomUUID } from 'node:crypto';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
-import { hashToken, newToken } from '../auth/token.ts';
 import type { Bus } from '../bus/bus.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import type { HubConfig } from '../config/env.ts';
 import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
+import { endTokenSession, openTokenSession } from '../sessions.ts';
 import type { Db } from '../store/db.ts';
-import { recordEvent } from '../store/events.ts';
 import { isEnvelopeRecorded, listMessages, repliesTo } from '../store/messages.ts';
 import type { MessageRecord } from '../store/records.ts';
-import { createSession, loadSnapshot, revokeToken } from '../store/sessions.ts';
+import { loadSnapshot } from '../store/sessions.ts';
 import { ApiError, readJson } from './errors.ts';
 import { authenticateSession } from './session-auth.ts';
 import { waitForTurn } from './turn-waiter.ts';
 
-const DAY_MS = 86_400_000;
 const DEFAULT_PAGE = 50;
 
 export interface SessionApiDeps {
@@ -74,26 +72,10 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
     const body = await readJson(c, CreateSessionBody, { allowEmpty: true });
     const bot = body.bot ?? 'default';
     if (!bots.has(bot)) throw new ApiError(404, 'unknown_bot', `there is no bot named "${bot}"`);
-    const token = newToken();
-    const { snapshot } = await createSession(db, {
-      bot,
-      channel: 'api',
-      tokenHash: hashToken(token),
-      expiresAt: new Date(Date.now() + config.anonymousSessionDays * DAY_MS),
-      meta: clientMeta(c),
-    });
-    const { session } = snapshot;
-    await recordEvent(db, { sessionId: session.id, bot, channel: 'api', type: 'session.start' });
-    await ingress.accept({
-      id: `api:${session.id}:start`,
-      kind: 'start',
-      channel: 'api',
-      bot,
-      from: { id: session.id },
-      text: '',
-      meta: {},
-      receivedAt: new Date().toISOString(),
-    });
+    const { session, token } = await openTokenSession(
+      { db, ingress, anonymousSessionDays: config.anonymousSessionDays },
+      { bot, channel: 'api', meta: clientMeta(c) },
+    );
     logger.info({ event: 'session.created', sessionId: session.id, bot, channel: 'api' });
     return c.json({ session_id: session.id, token, expires_at: session.expiresAt, bot }, 201);
   });
@@ -127,18 +109,7 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
 
   app.delete('/api/session', async (c) => {
     const session = await authenticateSession(c, db);
-    // The token dies now; the session itself ends in order, after what is already queued.
-    await revokeToken(db, session.id);
-    await ingress.accept({
-      id: `api:${session.id}:end`,
-      kind: 'end',
-      channel: 'api',
-      bot: session.bot,
-      from: { id: session.id },
-      text: '',
-      meta: { reason: 'ended by user' },
-      receivedAt: new Date().toISOString(),
-    });
+    await endTokenSession({ db, ingress }, session, 'ended by user');
     logger.info({ event: 'session.end_requested', sessionId: session.id });
     return c.json({ session_id: session.id, ended: true });
   });

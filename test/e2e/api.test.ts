@@ -15,7 +15,12 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
 
   beforeAll(async () => {
     dataDir = await tempDir('sbt-e2e-');
-    server = new ServerProcess({ PORT: '0', DATA_DIR: dataDir, MAX_TEXT_BYTES: '1000', CHAT_WAIT_MS: '10000' });
+    server = new ServerProcess({
+      PORT: '0',
+      DATA_DIR: dataDir,
+      MAX_TEXT_BYTES: '1000',
+      CHAT_WAIT_MS: '10000',
+    });
     await server.start();
     api = apiClient(server.url);
   });
@@ -33,7 +38,9 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
 
     const first = await api.chat(session.token, 'hello');
     expect(first.status).toBe(200);
-    expect(first.json.replies.map((r: { text: string }) => r.text)).toEqual(['You said: hello (message #1 in this session)']);
+    expect(first.json.replies.map((r: { text: string }) => r.text)).toEqual([
+      'You said: hello (message #1 in this session)',
+    ]);
     const second = await api.chat(session.token, 'again');
     expect(second.json.replies[0].text).toBe('You said: again (message #2 in this session)');
 
@@ -59,7 +66,12 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
     const third = await api.chat(session.token, 'still me');
     expect(third.json.replies[0].text).toBe('You said: still me (message #3 in this session)');
     const state = await api.call('GET', '/api/session', { token: session.token });
-    expect(state.json).toMatchObject({ session_id: session.session_id, bot: 'default', message_count: 3, auth_level: 'anonymous' });
+    expect(state.json).toMatchObject({
+      session_id: session.session_id,
+      bot: 'default',
+      message_count: 3,
+      auth_level: 'anonymous',
+    });
     expect(state.json.state.variables).toEqual({ last_message: 'still me' });
   });
 
@@ -102,7 +114,9 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
     expect(one.status).toBe(200);
     expect(two.status).toBe(200);
     expect(two.json.duplicate).toBe(true);
-    expect(two.json.replies).toEqual(one.json.replies.map((r: Record<string, unknown>) => ({ ...r, delivery_status: 'sent' })));
+    expect(two.json.replies).toEqual(
+      one.json.replies.map((r: Record<string, unknown>) => ({ ...r, delivery_status: 'sent' })),
+    );
     const history = await api.history(s.token);
     expect(history.json.messages.filter((m: { role: string }) => m.role === 'user')).toHaveLength(1);
   });
@@ -136,7 +150,15 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
     };
 
     it('malformed JSON → 400 invalid_json', async () => {
-      expectError(await api.call('POST', '/api/chat', { token, raw: '{"text": ', headers: { 'content-type': 'application/json' } }), 400, 'invalid_json');
+      expectError(
+        await api.call('POST', '/api/chat', {
+          token,
+          raw: '{"text": ',
+          headers: { 'content-type': 'application/json' },
+        }),
+        400,
+        'invalid_json',
+      );
       expectError(await api.call('POST', '/api/session', { raw: '{nope' }), 400, 'invalid_json');
     });
 
@@ -144,7 +166,11 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
       expectError(await api.chat(token, 42 as unknown as string), 400, 'invalid_request');
       expectError(await api.call('POST', '/api/chat', { token, body: {} }), 400, 'invalid_request');
       expectError(await api.call('POST', '/api/chat', { token, body: ['text'] }), 400, 'invalid_request');
-      expectError(await api.call('POST', '/api/chat', { token, body: { text: 'x', extra: 1 } }), 400, 'invalid_request');
+      expectError(
+        await api.call('POST', '/api/chat', { token, body: { text: 'x', extra: 1 } }),
+        400,
+        'invalid_request',
+      );
       expectError(await api.call('POST', '/api/session', { body: { bot: 7 } }), 400, 'invalid_request');
       expectError(await api.history(token, '?limit=abc'), 400, 'invalid_request');
       expectError(await api.history(token, '?limit=100000'), 400, 'invalid_request');
@@ -155,7 +181,11 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
       expectError(await api.chat(token, 'x'.repeat(1001)), 413, 'text_too_long');
       expectError(await api.chat(token, 'é'.repeat(501)), 413, 'text_too_long');
       expect((await api.chat(token, 'x'.repeat(1000))).status).toBe(200);
-      expectError(await api.call('POST', '/api/chat', { token, raw: JSON.stringify({ text: 'x'.repeat(2_000_000) }) }), 413, 'payload_too_large');
+      expectError(
+        await api.call('POST', '/api/chat', { token, raw: JSON.stringify({ text: 'x'.repeat(2_000_000) }) }),
+        413,
+        'payload_too_large',
+      );
     });
 
     it('wrong method → 405 with Allow; unknown path → 404', async () => {
@@ -168,7 +198,11 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
 
     it('missing, malformed, unknown, ended tokens → 401', async () => {
       expectError(await api.call('GET', '/api/session'), 401, 'unauthorized');
-      expectError(await api.call('GET', '/api/session', { headers: { authorization: 'Basic abc' } }), 401, 'unauthorized');
+      expectError(
+        await api.call('GET', '/api/session', { headers: { authorization: 'Basic abc' } }),
+        401,
+        'unauthorized',
+      );
       expectError(await api.call('GET', '/api/session', { token: 'short' }), 401, 'unauthorized');
       expectError(await api.call('GET', '/api/session', { token: 'A'.repeat(43) }), 401, 'unauthorized');
       const doomed = await api.createSession();

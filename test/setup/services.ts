@@ -18,8 +18,20 @@ export interface DebianRequirement {
   neededBy: string;
 }
 
-/** Every Debian package some suite drives for real. Suites add theirs here. */
-export const DEBIAN_REQUIREMENTS: DebianRequirement[] = [];
+const PACKAGES_FILE = new URL('./debian-packages.txt', import.meta.url);
+
+/** Every Debian package some suite drives for real: `debian-packages.txt`, which `.ci/run` reads too. */
+export function debianRequirements(): DebianRequirement[] {
+  return fs
+    .readFileSync(PACKAGES_FILE, 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'))
+    .map((line) => {
+      const [pkg = '', binary = '', ...rest] = line.split(/\s+/);
+      return { pkg, binary, neededBy: rest.join(' ') || 'the tests' };
+    });
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const isLoopback = (host: string) => ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
@@ -125,7 +137,7 @@ export async function ensureRedis(): Promise<void> {
 }
 
 /** Installs the Debian packages suites need when they are missing and this user may install. */
-export function ensureDebianPackages(requirements: DebianRequirement[] = DEBIAN_REQUIREMENTS): void {
+export function ensureDebianPackages(requirements: DebianRequirement[] = debianRequirements()): void {
   const missing = requirements.filter((r) => !fs.existsSync(r.binary));
   if (missing.length === 0) return;
   const pkgs = missing.map((r) => r.pkg);

@@ -1,0 +1,85 @@
+import { hashToken, newToken, TOKEN_PATTERN, tokenMatches } from './auth/token.ts';
+import type { Channel } from './envelope.ts';
+import type { Ingress } from './ports.ts';
+import type { Db } from './store/db.ts';
+import { recordEvent } from './store/events.ts';
+import type { SessionRecord } from './store/records.ts';
+import { createSession, findSessionByTokenHash } from './store/sessions.ts';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The session a bearer token opens, or undefined. Unknown, malformed, expired and ended are all
+ * the same undefined, so a caller learns nothing about tokens it does not hold. The stored hash
+ * is compared in constant time.
+ */
+export async function sessionForToken(db: Db, token: string): Promise<SessionRecord | undefined> {
+  if (!TOKEN_PATTERN.test(token)) return undefined;
+  const session = await findSessionByTokenHash(db, hashToken(token));
+  if (!session || !tokenMatches(token, session.tokenHash)) return undefined;
+  if (session.endedAt) return undefined;
+  if (session.expiresAt && Date.parse(session.expiresAt) <= Date.now()) return undefined;
+  const { tokenHash: _hash, ...record } = session;
+  return record;
+}
+
+export interface OpenedSession {
+  session: SessionRecord;
+  /** Shown to the client once; only its hash is stored. */
+  token: string;
+}
+
+/**
+ * Opens a session that a client holds by token (the REST API, the web widget): creates it,
+ * and queues its `start` envelope so the bot's greeting comes first in its history.
+ */
+export async function openTokenSession(
+  deps: { db: Db; ingress: Ingress; anonymousSessionDays: number },
+  input: { bot: string; channel: Extract<Channel, 'api' | 'web'>; meta?: Record<string, unknown> },
+): Promise<OpenedSession> {
+  const token = newToken();
+  const { snapshot } = await createSession(deps.db, {
+    bot: input.bot,
+    channel: input.channel,
+    tokenHash: hashToken(token),
+    expiresAt: new Date(Date.now() + deps.anonymousSessionDays * DAY_MS),
+    meta: input.meta ?? {},
+  });
+  const { session } = snapshot;
+  await recordEvent(deps.db, {
+    sessionId: session.id,
+    bot: input.bot,
+    channel: input.channel,
+    type: 'session.start',
+  });
+  await deps.ingress.accept({
+    id: `${input.channel}:${session.id}:start`,
+    kind: 'start',
+    channel: input.channel,
+    bot: input.bot,
+    from: { id: session.id },
+    text: '',
+    meta: {},
+    receivedAt: new Date().toISOString(),
+  });
+  return { session, token };
+}
+
+/** Queues the end of a token session after whatever it already has queued; its token dies at once. */
+export async function endTokenSession(
+  deps: { db: Db; ingress: Ingress },
+  session: SessionRecord,
+  reason: string,
+): Promise<void> {
+  await deps.db.query('UPDATE sessions SET token_hash = NULL WHERE id = $1', [session.id]);
+  await deps.ingress.accept({
+    id: `${session.channel}:${session.id}:end`,
+    kind: 'end',
+    channel: session.channel,
+    bot: session.bot,
+    from: { id: session.id },
+    text: '',
+    meta: { reason },
+    receivedAt: new Date().toISOString(),
+  });
+}

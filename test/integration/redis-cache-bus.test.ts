@@ -1,0 +1,131 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisBus } from '../../src/bus/redis-bus.ts';
+import { createRedisCache } from '../../src/cache/redis-cache.ts';
+import { emptyState, type SessionSnapshot } from '../../src/store/records.ts';
+import { silentLogger } from '../helpers/database.ts';
+import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+
+const AT = '2026-11-21T10:00:00.000Z';
+const snapshot = (id: string): SessionSnapshot => ({
+  session: {
+    id,
+    bot: 'default',
+    channel: 'api',
+    nativeKey: id,
+    userId: null,
+    authLevel: 'anonymous',
+    replyTo: null,
+    meta: {},
+    createdAt: AT,
+    lastActivityAt: AT,
+    expiresAt: null,
+    endedAt: null,
+    messageCount: 0,
+    lastSeq: 0,
+  },
+  state: { ...emptyState(), variables: { x: 1 } },
+});
+
+describe('Redis cache and pub/sub', () => {
+  const { prefix, cleanup } = testRedisPrefix();
+  let redis: Redis;
+  let sub: Redis;
+
+  beforeAll(() => {
+    redis = new Redis(TEST_REDIS_URL);
+    sub = new Redis(TEST_REDIS_URL);
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    sub.disconnect();
+    await cleanup();
+  });
+
+  it('caches snapshots under keys that start with the session id, with a TTL', async () => {
+    const cache = createRedisCache(redis, { prefix, ttlSeconds: 60 });
+    await cache.set(snapshot('s-1'));
+    expect(await cache.get('s-1')).toEqual(snapshot('s-1'));
+    const keys = await redis.keys(`${prefix}s-1*`);
+    expect(keys).toEqual([`${prefix}s-1:snapshot`]);
+    const ttl = await redis.ttl(keys[0]!);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60);
+    await cache.delete('s-1');
+    expect(await cache.get('s-1')).toBeUndefined();
+  });
+
+  it('delivers published messages to every subscriber of a topic, once each, and stops after unsubscribe', async () => {
+    const bus = createRedisBus(redis, sub, { prefix, logger: silentLogger });
+    const a: unknown[] = [];
+    const b: unknown[] = [];
+    const offA = await bus.subscribe('t1', (m) => a.push(m));
+    const offB = await bus.subscribe('t1', (m) => b.push(m));
+    await bus.publish('t1', { n: 1 });
+    await bus.publish('other', { n: 2 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a).toEqual([{ n: 1 }]);
+    expect(b).toEqual([{ n: 1 }]);
+    await offA();
+    await bus.publish('t1', { n: 3 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(a).toEqual([{ n: 1 }]);
+    expect(b).toEqual([{ n: 1 }, { n: 3 }]);
+    await offB();
+  });
+});
+
+describe('a hub with Redis: the cache is only a cache', () => {
+  const { prefix, cleanup } = testRedisPrefix();
+  let running: RunningHub;
+
+  beforeAll(async () => {
+    running = await startTestHub({ redisUrl: TEST_REDIS_URL, redisPrefix: prefix });
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await cleanup();
+  });
+
+  it('loses nothing when every cached key disappears mid-conversation', async () => {
+    const api = apiClient(running.url);
+    const s = await api.createSession();
+    expect((await api.chat(s.token, 'one')).json.replies[0].text).toContain('message #1');
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const keys = await redis.keys(`${prefix}*`);
+      expect(keys).toContain(`${prefix}${s.session_id}:snapshot`);
+      await redis.del(...keys);
+    } finally {
+      redis.disconnect();
+    }
+    expect((await api.chat(s.token, 'two')).json.replies[0].text).toContain('message #2');
+    const state = await api.call('GET', '/api/session', { token: s.token });
+    expect(state.json.state.variables).toEqual({ last_message: 'two' });
+  });
+
+  it('recomputes a turn when the cache holds an older state than PostgreSQL', async () => {
+    const api = apiClient(running.url);
+    const s = await api.createSession();
+    await api.chat(s.token, 'one');
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const key = `${prefix}${s.session_id}:snapshot`;
+      const stale = await redis.get(key);
+      await api.chat(s.token, 'two');
+      // Put the older snapshot back, as a lagging writer would.
+      await redis.set(key, stale!);
+    } finally {
+      redis.disconnect();
+    }
+    const third = await api.chat(s.token, 'three');
+    expect(third.json.replies[0].text).toBe('You said: three (message #3 in this session)');
+    const history = await api.history(s.token);
+    expect(
+      history.json.messages
+        .filter((m: { role: string }) => m.role === 'user')
+        .map((m: { text: string }) => m.text),
+    ).toEqual(['one', 'two', 'three']);
+  });
+});
