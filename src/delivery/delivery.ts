@@ -59,15 +59,9 @@ export class Delivery {
   typing(session: SessionRecord): void {
     const sender = this.options.senders.get(session.channel);
     if (!sender?.typing || this.stopping) return;
-    sender
-      .typing(session)
-      .catch((err: Error) =>
-        this.options.logger.debug({
-          event: 'delivery.typing_failed',
-          sessionId: session.id,
-          err: err.message,
-        }),
-      );
+    const onError = (err: Error) =>
+      this.options.logger.debug({ event: 'delivery.typing_failed', sessionId: session.id, err: err.message });
+    sender.typing(session).catch(onError);
   }
 
   /** Re-sends replies that were committed but never sent (their process died). */

@@ -93,7 +93,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
     while (handler && !stopping && running < options.concurrency && ready.length > 0) {
       const key = ready.shift()!;
       const lane = lanes.get(key);
-      if (!lane || lane.state !== 'ready') continue;
+      if (lane?.state !== 'ready') continue;
       void run(lane, handler);
     }
     if (running === 0) {
