@@ -8,9 +8,13 @@ import type { ChannelAdapter } from '../src/ports.ts';
  */
 export async function loadAdapters(
   _config: HubConfig,
-  _env: NodeJS.ProcessEnv,
+  env: NodeJS.ProcessEnv,
   _logger: Logger,
 ): Promise<ChannelAdapter[]> {
   const adapters: ChannelAdapter[] = [];
+  if (env.EMAIL_IMAP_HOST?.trim()) {
+    const email = await import('./email/index.ts');
+    adapters.push(email.createEmailAdapter(email.loadEmailConfig(env)));
+  }
   return adapters;
 }
