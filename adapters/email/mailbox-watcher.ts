@@ -100,7 +100,7 @@ export class MailboxWatcher {
         this.o.events?.connected(this.key);
         this.log('info', {
           event: 'email.imap_connected',
-          uidValidity: Number(client.mailbox && client.mailbox.uidValidity),
+          uidValidity: client.mailbox ? Number(client.mailbox.uidValidity) : undefined,
         });
         client.on('exists', () => this.requestSync(client));
         this.resyncTimer = setInterval(() => this.requestSync(client), RESYNC_EVERY_MS);
@@ -150,6 +150,9 @@ export class MailboxWatcher {
         ? { user: imap.user, accessToken: imap.accessToken }
         : { user: imap.user, pass: imap.password ?? '' },
       logger: false,
+      // IDLE starts right after each sync (below), not after imapflow's inactivity delay, so new
+      // mail is reported at once.
+      disableAutoIdle: true,
       maxIdleTime: MAX_IDLE_MS,
       connectionTimeout: CONNECT_TIMEOUT_MS,
       clientInfo: { name: 'switchboard' },
@@ -181,6 +184,11 @@ export class MailboxWatcher {
       } while (this.syncAgain && !this.stopping && client.usable);
     })().finally(() => {
       this.syncing = undefined;
+      // Wait for the server to report new mail. The next command (a sync) breaks IDLE itself.
+      if (!this.stopping && client.usable)
+        client
+          .idle()
+          .catch((err: Error) => this.log('debug', { event: 'email.idle_ended', err: err.message }));
     });
   }
 
@@ -227,8 +235,9 @@ export class MailboxWatcher {
 
   private async handle(client: ImapFlow, uid: number, uidValidity: number): Promise<void> {
     const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
-    if (!message || !message.source) return; // expunged meanwhile
-    const outcome = await this.o.inbound.process(message.source, {
+    const source = message ? message.source : undefined;
+    if (!source) return; // expunged meanwhile
+    const outcome = await this.o.inbound.process(source, {
       mailbox: this.key,
       folder: this.spec.folder,
       bot: this.spec.bot,
