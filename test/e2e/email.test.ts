@@ -331,6 +331,46 @@ describe('email channel against a real IMAP server (dovecot) and a real SMTP ser
     expect(inbound!.content).toBe('support');
   });
 
+  it('marks a reply the SMTP server rejects for good as failed at once, and retries a temporary refusal', async () => {
+    let busyRefusals = 0;
+    smtp.rcptPolicy = (address) => {
+      if (address === 'gone@example.org') return { code: 550, message: '5.1.1 User unknown' };
+      if (address === 'busy@example.org' && busyRefusals++ === 0)
+        return { code: 451, message: '4.7.1 Greylisted, try again later' };
+      return undefined;
+    };
+    try {
+      await dovecot.append(
+        mail({ from: 'gone@example.org', messageId: 'smtp.gone@example.org', subject: 'a', body: 'b' }),
+      );
+      await dovecot.append(
+        mail({ from: 'busy@example.org', messageId: 'smtp.busy@example.org', subject: 'a', body: 'b' }),
+      );
+      const status = (envelope: string) =>
+        rows<{ delivery_status: string; delivery_attempts: number; delivery_error: string | null }>(
+          'SELECT delivery_status, delivery_attempts, delivery_error FROM messages WHERE in_reply_to = $1',
+          [envelope],
+        );
+      const gone = await until(
+        () => status('email:smtp.gone@example.org'),
+        (r) => r.length === 2 && r.every((m) => m.delivery_status === 'failed'),
+      );
+      expect(gone.every((m) => m.delivery_attempts === 1 && /SMTP 550/.test(m.delivery_error ?? ''))).toBe(
+        true,
+      );
+      await smtp.waitFor('busy@example.org');
+      const busy = await until(
+        () => status('email:smtp.busy@example.org'),
+        (r) => r.length === 2 && r.every((m) => m.delivery_status === 'sent'),
+      );
+      expect(busy).toHaveLength(2);
+      // Refused once, accepted on the retry.
+      expect(busyRefusals).toBe(2);
+    } finally {
+      smtp.rcptPolicy = () => undefined;
+    }
+  });
+
   it('fetches nothing twice and misses nothing when the adapter restarts mid-stream', async () => {
     const FIRST = 20;
     const LATER = 5;

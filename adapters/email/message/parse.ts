@@ -53,7 +53,8 @@ export function toInboundEmail(mail: ParsedMail, raw: Buffer, ours: Ours): Inbou
   const from = addresses(mail.from)[0];
   const replyAddress = addresses(mail.replyTo)[0] ?? from;
   const fullText = (mail.text ?? '').replace(/\r\n?/g, '\n').trim();
-  const header = (name: string) => headerText(mail.headers.get(name));
+  // Raw header lines: mailparser folds some headers into others (List-* becomes `list`).
+  const header = (name: string) => rawHeader(mail, name);
   const contentType = mail.headers.get('content-type');
   const noReply = noReplyReason(
     {
@@ -117,12 +118,12 @@ function returnPath(value: HeaderValue | undefined): string | undefined {
   return undefined;
 }
 
-function headerText(value: HeaderValue | undefined): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
-  if (Array.isArray(value)) return value.map(String).join(', ');
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'object' && 'text' in value) return String(value.text);
-  if (typeof value === 'object' && 'value' in value) return String(value.value);
-  return String(value);
+/** A header's value as the mail carries it (unfolded), the first occurrence when repeated. */
+function rawHeader(mail: ParsedMail, name: string): string | undefined {
+  const line = mail.headerLines.find((h) => h.key === name)?.line;
+  if (line === undefined) return undefined;
+  return line
+    .slice(line.indexOf(':') + 1)
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .trim();
 }
