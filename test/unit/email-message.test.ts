@@ -340,6 +340,15 @@ Status: 5.1.1
       (await parseEmail(crlf('From: x@example.org\nMessage-ID: <sb.1.2@switchboard.test>\n\nx\n'), ours))
         .noReply,
     ).toBe('own-message');
+    // Apple Mail and Thunderbird use the sender's domain in their Message-IDs: a colleague is not us.
+    expect(
+      (
+        await parseEmail(
+          crlf('From: colleague@switchboard.test\nMessage-ID: <4F6B1C2D-9E8A-4B7C@switchboard.test>\n\nx\n'),
+          ours,
+        )
+      ).noReply,
+    ).toBeUndefined();
   });
 });
 

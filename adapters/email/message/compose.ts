@@ -3,7 +3,7 @@ import type { Suggestion } from '../../../src/store/records.ts';
 import type { EmailAddress } from '../config.ts';
 import type { EmailReplyTo } from '../reply-to.ts';
 import { renderSuggestions } from './suggestions.ts';
-import { replyReferences, replySubject } from './thread.ts';
+import { ourMessageId, replyReferences, replySubject } from './thread.ts';
 
 /**
  * Headers on every mail we send. `Auto-Submitted: auto-replied` (RFC 3834) tells vacation
@@ -34,11 +34,7 @@ export interface ComposedReply {
   suggestions: Suggestion[];
 }
 
-/**
- * One mail answering one received mail, joining all the replies of a turn. Its Message-ID is
- * derived from the session and the first reply, so a retried send carries the same id and the
- * person's client shows at most one copy.
- */
+/** One mail answering one received mail, joining all the replies of a turn. */
 export function composeReply(input: {
   replies: readonly OutboundReply[];
   replyTo: EmailReplyTo;
@@ -49,7 +45,7 @@ export function composeReply(input: {
   const { replies, replyTo } = input;
   const first = replies[0];
   if (!first) throw new Error('composeReply needs at least one reply');
-  const messageId = `sb.${input.sessionId}.${first.seq}@${input.messageIdDomain}`;
+  const messageId = ourMessageId(input.sessionId, first.seq, input.messageIdDomain);
   const suggestions = replies.flatMap((r) => r.payload.suggestions ?? []);
   const parts = replies.map((r) =>
     [r.text.trim(), ...attachmentLines(r.payload.attachments)].filter(Boolean).join('\n'),

@@ -1,3 +1,5 @@
+import { isOurMessageId } from './thread.ts';
+
 /**
  * Mail that must never be answered, or mail loops follow: auto-replies (vacation notices),
  * bounces, list and bulk mail, and the mail we sent ourselves. Such mail is recorded in the
@@ -38,7 +40,7 @@ const BULK_PRECEDENCE = /^(?:bulk|list|junk|auto_reply)$/i;
 /** Why this mail gets no answer, or undefined when it is a person writing to us. */
 export function noReplyReason(mail: NoReplySignals, ours: Ours): NoReplyReason | undefined {
   if (mail.from && ours.addresses.has(mail.from)) return 'own-message';
-  if (mail.messageId.toLowerCase().endsWith(`@${ours.messageIdDomain}`)) return 'own-message';
+  if (isOurMessageId(mail.messageId, ours.messageIdDomain)) return 'own-message';
   // RFC 3834: anything but "no" was sent by a machine (auto-replied, auto-generated, auto-notified).
   const autoSubmitted = mail.header('auto-submitted')?.split(';')[0]?.trim().toLowerCase();
   if (autoSubmitted && autoSubmitted !== 'no') return 'auto-submitted';

@@ -46,6 +46,28 @@ export function replySubject(subject: string | undefined): string {
   return base ? `Re: ${base}` : 'Re:';
 }
 
+/**
+ * The Message-ID of the mail answering a turn: derived from the session and the turn's first
+ * reply, so a retried send carries the same id and the person's client shows one copy.
+ */
+export function ourMessageId(sessionId: string, firstSeq: number, domain: string): string {
+  return `sb.${sessionId}.${firstSeq}@${domain}`;
+}
+
+/**
+ * Whether a Message-ID is one we generated. The local part's shape matters, not just the domain:
+ * Apple Mail and Thunderbird put the sender's own domain in theirs, so a colleague writing from
+ * the same domain must not look like us.
+ */
+export function isOurMessageId(messageId: string, domain: string): boolean {
+  const at = messageId.lastIndexOf('@');
+  return (
+    at > 0 &&
+    messageId.slice(at + 1).toLowerCase() === domain.toLowerCase() &&
+    /^sb\.[^.@]+\.\d+$/.test(messageId.slice(0, at))
+  );
+}
+
 /** A stable Message-ID for a mail that has none: the same bytes always give the same id. */
 export function syntheticMessageId(raw: Buffer): string {
   return `sha256-${sha256(raw)}@missing-message-id.invalid`;
