@@ -31,6 +31,46 @@ async function systemUser(name: string): Promise<{ uid: number; gid: number } | 
   return undefined;
 }
 
+/** Every process below `root`, from /proc (Linux). */
+async function descendants(root: number): Promise<number[]> {
+  const parents = new Map<number, number>();
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid) parents.set(Number(entry), ppid);
+  }
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const parent = queue.shift()!;
+    for (const [pid, ppid] of parents)
+      if (ppid === parent) {
+        found.push(pid);
+        queue.push(pid);
+      }
+  }
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
 async function groupName(gid: number): Promise<string> {
   const groups = await fs.readFile('/etc/group', 'utf8').catch(() => '');
   const line = groups.split('\n').find((l) => l.split(':')[2] === String(gid));
@@ -153,15 +193,24 @@ service anvil {
     }
   }
 
-  /** Stops the server (SIGTERM to its master, by pid) and waits until it has exited. */
+  /**
+   * Stops the whole server and waits until it is gone. Dovecot's master exits on SIGTERM but
+   * leaves its session processes running (they keep open IMAP connections alive, orphaned), so
+   * every process of this server is ended, by pid, as a stopped server would be.
+   */
   async stop(): Promise<void> {
     const child = this.child;
     if (!child) return;
-    if (child.exitCode === null && child.signalCode === null) {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      const family = await descendants(child.pid);
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
       await this.exited;
       clearTimeout(timer);
+      for (const pid of family) signal(pid, 'SIGTERM');
+      const deadline = Date.now() + STOP_TIMEOUT_MS;
+      while (family.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const pid of family.filter(alive)) signal(pid, 'SIGKILL');
     }
     this.child = undefined;
     // The master is gone; wait for the port to be free again before anyone starts it anew.
