@@ -79,8 +79,8 @@ export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
     async stop() {
       await Promise.all(watchers.map((w) => w.stop()));
       watchers = [];
-      transport?.close();
-      transport = undefined;
+      // The SMTP transport holds no connection between mails (no pool): replies the hub still
+      // delivers after this keep working.
     },
   };
 }

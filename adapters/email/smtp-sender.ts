@@ -15,7 +15,6 @@ import { inboundReplyTo, knownMessage, recordOutbound } from './store.ts';
 const SMTP_CONNECTION_TIMEOUT_MS = 15_000;
 const SMTP_GREETING_TIMEOUT_MS = 15_000;
 const SMTP_SOCKET_TIMEOUT_MS = 60_000;
-const SMTP_MAX_CONNECTIONS = 2;
 
 /** Network-level failures: the server was not reached or dropped us; another try may succeed. */
 const TRANSIENT_CODES = new Set([
@@ -37,9 +36,9 @@ export function smtpTransport(config: EmailConfig): Transporter {
       ? { type: 'OAuth2' as const, user: smtp.user, accessToken: smtp.accessToken }
       : { user: smtp.user, pass: smtp.password ?? '' }
     : undefined;
+  // One connection per mail, no pool: the hub stops adapters before it lets the last sends
+  // finish, and a pool closed under them would fail those sends.
   return nodemailer.createTransport({
-    pool: true,
-    maxConnections: SMTP_MAX_CONNECTIONS,
     host: smtp.host,
     port: smtp.port,
     secure: smtp.tls === 'implicit',

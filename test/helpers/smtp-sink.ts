@@ -19,6 +19,9 @@ export type RcptPolicy = (address: string) => { code: number; message: string } 
 export class SmtpSink {
   readonly received: ReceivedMail[] = [];
   rcptPolicy: RcptPolicy = () => undefined;
+  /** Holds each mail this long before accepting it (a slow server); counts mails being received. */
+  dataDelayMs = 0;
+  receiving = 0;
   private server: SMTPServer | undefined;
   port = 0;
 
@@ -37,12 +40,15 @@ export class SmtpSink {
         return callback(err);
       },
       onData: (stream, session, callback) => {
+        this.receiving++;
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
           const raw = Buffer.concat(chunks);
-          simpleParser(raw)
+          new Promise((r) => setTimeout(r, this.dataDelayMs))
+            .then(() => simpleParser(raw))
             .then((parsed) => {
+              this.receiving--;
               this.received.push({
                 mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
                 rcptTo: session.envelope.rcptTo.map((r) => r.address),

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEmailConfig } from '../../adapters/email/config.ts';
+import { createEmailAdapter } from '../../adapters/email/index.ts';
 import type { EmailReplyTo } from '../../adapters/email/reply-to.ts';
 import { SmtpSender, smtpTransport } from '../../adapters/email/smtp-sender.ts';
 import { knownMessage, recordInbound } from '../../adapters/email/store.ts';
 import type { OutboundBatch } from '../../src/delivery/sender.ts';
 import { SendError } from '../../src/delivery/sender.ts';
+import type { AdapterHost } from '../../src/ports.ts';
 import type { Db } from '../../src/store/db.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
 import { openTestDb, silentLogger } from '../helpers/database.ts';
@@ -179,6 +181,41 @@ describe('SMTP sender against a real SMTP server', () => {
     } finally {
       smtp.rcptPolicy = () => undefined;
     }
+  });
+
+  it('still sends after the adapter was stopped (the hub stops adapters before the last deliveries)', async () => {
+    const adapter = createEmailAdapter(
+      loadEmailConfig({
+        EMAIL_IMAP_HOST: '127.0.0.1',
+        EMAIL_IMAP_USER: 'u',
+        EMAIL_IMAP_PASSWORD: 'p',
+        EMAIL_SMTP_HOST: '127.0.0.1',
+        EMAIL_SMTP_PORT: String(smtp.port),
+        EMAIL_SMTP_TLS: 'none',
+        EMAIL_FROM: 'Support <support@switchboard.test>',
+      }),
+    );
+    await adapter.setup!({ db, logger: silentLogger, bots: { has: () => true } } as unknown as AdapterHost);
+    const send = (n: number, address: string) =>
+      adapter.sender!.send({
+        session: session(`00000000-0000-4000-8000-00000000010${n}`, replyTo(n, address)),
+        inReplyTo: `email:in.${n}@example.org`,
+        replies: [{ seq: 2, text: `mail ${n}`, payload: {} }],
+      });
+    smtp.dataDelayMs = 300;
+    try {
+      // One mail on its way while the adapter stops, one sent after.
+      const inFlight = send(7, 'during@example.org');
+      const deadline = Date.now() + 10_000;
+      while (smtp.receiving === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await adapter.stop!();
+      await inFlight;
+      await send(8, 'after@example.org');
+    } finally {
+      smtp.dataDelayMs = 0;
+    }
+    expect((await smtp.waitFor('during@example.org'))[0]!.parsed.text).toBe('mail 7\n');
+    expect((await smtp.waitFor('after@example.org'))[0]!.parsed.text).toBe('mail 8\n');
   });
 
   it('retries when the SMTP server cannot be reached', async () => {
