@@ -10,6 +10,8 @@ import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const OUR_ADDRESS = 'support@switchboard.test';
+/** Tests that stop and start servers wait for reconnects with backoff (up to seconds each). */
+const RESTART_TEST_TIMEOUT_MS = 180_000;
 
 interface MailSpec {
   from: string;
@@ -371,113 +373,130 @@ describe('email channel against a real IMAP server (dovecot) and a real SMTP ser
     }
   });
 
-  it('fetches nothing twice and misses nothing when the adapter restarts mid-stream', async () => {
-    const FIRST = 20;
-    const LATER = 5;
-    const people = Array.from({ length: FIRST + LATER }, (_, i) => `restart${i}@example.org`);
-    const send = (i: number) =>
-      dovecot.append(
+  it(
+    'fetches nothing twice and misses nothing when the adapter restarts mid-stream',
+    async () => {
+      const FIRST = 20;
+      const LATER = 5;
+      const people = Array.from({ length: FIRST + LATER }, (_, i) => `restart${i}@example.org`);
+      const send = (i: number) =>
+        dovecot.append(
+          mail({
+            from: people[i]!,
+            messageId: `restart.${i}@example.org`,
+            subject: `Batch ${i}`,
+            body: `number ${i}`,
+          }),
+        );
+      await stopHub();
+      for (let i = 0; i < FIRST; i++) await send(i);
+      await startHub();
+      // Stop as soon as the first answers are out: the rest are somewhere between IMAP and SMTP.
+      await until(
+        async () => people.filter((p) => smtp.to(p).length > 0).length,
+        (n) => n >= 2,
+      );
+      await stopHub();
+      for (let i = FIRST; i < FIRST + LATER; i++) await send(i);
+      await startHub();
+      for (const p of people) await smtp.waitFor(p, 1, 60_000);
+      await dovecot.append(
         mail({
-          from: people[i]!,
-          messageId: `restart.${i}@example.org`,
-          subject: `Batch ${i}`,
-          body: `number ${i}`,
+          from: 'marker2@example.org',
+          messageId: 'restart.marker@example.org',
+          subject: 'x',
+          body: 'y',
         }),
       );
-    await stopHub();
-    for (let i = 0; i < FIRST; i++) await send(i);
-    await startHub();
-    // Stop as soon as the first answers are out: the rest are somewhere between IMAP and SMTP.
-    await until(
-      async () => people.filter((p) => smtp.to(p).length > 0).length,
-      (n) => n >= 2,
-    );
-    await stopHub();
-    for (let i = FIRST; i < FIRST + LATER; i++) await send(i);
-    await startHub();
-    for (const p of people) await smtp.waitFor(p, 1, 60_000);
-    await dovecot.append(
-      mail({ from: 'marker2@example.org', messageId: 'restart.marker@example.org', subject: 'x', body: 'y' }),
-    );
-    await smtp.waitFor('marker2@example.org');
+      await smtp.waitFor('marker2@example.org');
 
-    for (const p of people) expect(smtp.to(p), p).toHaveLength(1);
-    const counts = await rows<{ envelope_id: string; n: number }>(
-      `SELECT envelope_id, count(*)::int AS n FROM messages WHERE envelope_id LIKE 'email:restart.%' GROUP BY envelope_id`,
-    );
-    expect(counts).toHaveLength(FIRST + LATER + 1);
-    expect(counts.every((c) => c.n === 1)).toBe(true);
-  });
+      for (const p of people) expect(smtp.to(p), p).toHaveLength(1);
+      const counts = await rows<{ envelope_id: string; n: number }>(
+        `SELECT envelope_id, count(*)::int AS n FROM messages WHERE envelope_id LIKE 'email:restart.%' GROUP BY envelope_id`,
+      );
+      expect(counts).toHaveLength(FIRST + LATER + 1);
+      expect(counts.every((c) => c.n === 1)).toBe(true);
+    },
+    RESTART_TEST_TIMEOUT_MS,
+  );
 
-  it('reconnects after the IMAP server went away and handles the mail that arrived meanwhile', async () => {
-    await dovecot.stop();
-    await waitReady(false);
-    const { body } = await readyz();
-    expect(body.checks.email).toMatch(/IMAP not connected/);
-    await dovecot.deliver(
-      mail({
-        from: 'erin@example.org',
-        messageId: 'down.1.erin@example.org',
-        subject: 'Down?',
-        body: 'Anyone there?',
-      }),
-    );
-    await dovecot.deliver(
-      mail({
-        from: 'frank@example.org',
-        messageId: 'down.2.frank@example.org',
-        subject: 'Down?',
-        body: 'Hello?',
-      }),
-    );
-    await dovecot.start();
-    await smtp.waitFor('erin@example.org', 1, 60_000);
-    await smtp.waitFor('frank@example.org', 1, 60_000);
-    await waitReady(true);
-  });
+  it(
+    'reconnects after the IMAP server went away and handles the mail that arrived meanwhile',
+    async () => {
+      await dovecot.stop();
+      await waitReady(false);
+      const { body } = await readyz();
+      expect(body.checks.email).toMatch(/IMAP not connected/);
+      await dovecot.deliver(
+        mail({
+          from: 'erin@example.org',
+          messageId: 'down.1.erin@example.org',
+          subject: 'Down?',
+          body: 'Anyone there?',
+        }),
+      );
+      await dovecot.deliver(
+        mail({
+          from: 'frank@example.org',
+          messageId: 'down.2.frank@example.org',
+          subject: 'Down?',
+          body: 'Hello?',
+        }),
+      );
+      await dovecot.start();
+      await smtp.waitFor('erin@example.org', 1, 60_000);
+      await smtp.waitFor('frank@example.org', 1, 60_000);
+      await waitReady(true);
+    },
+    RESTART_TEST_TIMEOUT_MS,
+  );
 
-  it('resynchronises without duplicates when the server renumbers the folder (new UIDVALIDITY)', async () => {
-    const [before] = await rows<{ uid_validity: string; last_uid: string }>(
-      `SELECT uid_validity, last_uid FROM email_mailboxes WHERE mailbox LIKE '%/inbox'`,
-    );
-    const mailsBefore = smtp.received.length;
-    await dovecot.stop();
-    await waitReady(false);
-    // A person marked an answered mail unread again, and deleted two others: after the
-    // renumbering, UIDs no longer match anything stored and old mail looks new.
-    const files = await dovecot.files();
-    const answered = files.find((f) => /:2,[A-Z]*S$/.test(f))!;
-    await fs.rename(answered, answered.replace(/:2,([A-Z]*)S$/, ':2,$1'));
-    for (const f of files.filter((f) => f !== answered).slice(0, 2)) await fs.rm(f);
-    await dovecot.renumber();
-    await dovecot.deliver(
-      mail({
-        from: 'grace@example.org',
-        messageId: 'renumbered.grace@example.org',
-        subject: 'New',
-        body: 'After',
-      }),
-    );
-    await dovecot.start();
-    await smtp.waitFor('grace@example.org', 1, 60_000);
+  it(
+    'resynchronises without duplicates when the server renumbers the folder (new UIDVALIDITY)',
+    async () => {
+      const [before] = await rows<{ uid_validity: string; last_uid: string }>(
+        `SELECT uid_validity, last_uid FROM email_mailboxes WHERE mailbox LIKE '%/inbox'`,
+      );
+      const mailsBefore = smtp.received.length;
+      await dovecot.stop();
+      await waitReady(false);
+      // A person marked an answered mail unread again, and deleted two others: after the
+      // renumbering, UIDs no longer match anything stored and old mail looks new.
+      const files = await dovecot.files();
+      const answered = files.find((f) => /:2,[A-Z]*S$/.test(f))!;
+      await fs.rename(answered, answered.replace(/:2,([A-Z]*)S$/, ':2,$1'));
+      for (const f of files.filter((f) => f !== answered).slice(0, 2)) await fs.rm(f);
+      await dovecot.renumber();
+      await dovecot.deliver(
+        mail({
+          from: 'grace@example.org',
+          messageId: 'renumbered.grace@example.org',
+          subject: 'New',
+          body: 'After',
+        }),
+      );
+      await dovecot.start();
+      await smtp.waitFor('grace@example.org', 1, 60_000);
 
-    const [after] = await until(
-      () =>
-        rows<{ uid_validity: string; last_uid: string }>(
-          `SELECT uid_validity, last_uid FROM email_mailboxes WHERE mailbox LIKE '%/inbox'`,
-        ),
-      (r) => r[0]?.uid_validity !== before!.uid_validity,
-    );
-    expect(Number(after!.last_uid)).toBeLessThan(Number(before!.last_uid));
-    // Exactly one new mail went out: Grace's; the mail made unread again was not answered twice.
-    expect(smtp.received.length).toBe(mailsBefore + 1);
-    const dupes = await rows(
-      `SELECT envelope_id FROM messages WHERE envelope_id LIKE 'email:%' GROUP BY envelope_id HAVING count(*) > 1`,
-    );
-    expect(dupes).toEqual([]);
-    const flags = await dovecot.flagsByMessageId();
-    expect([...flags.values()].every((f) => f.has('\\Seen'))).toBe(true);
-  });
+      const [after] = await until(
+        () =>
+          rows<{ uid_validity: string; last_uid: string }>(
+            `SELECT uid_validity, last_uid FROM email_mailboxes WHERE mailbox LIKE '%/inbox'`,
+          ),
+        (r) => r[0]?.uid_validity !== before!.uid_validity,
+      );
+      expect(Number(after!.last_uid)).toBeLessThan(Number(before!.last_uid));
+      // Exactly one new mail went out: Grace's; the mail made unread again was not answered twice.
+      expect(smtp.received.length).toBe(mailsBefore + 1);
+      const dupes = await rows(
+        `SELECT envelope_id FROM messages WHERE envelope_id LIKE 'email:%' GROUP BY envelope_id HAVING count(*) > 1`,
+      );
+      expect(dupes).toEqual([]);
+      const flags = await dovecot.flagsByMessageId();
+      expect([...flags.values()].every((f) => f.has('\\Seen'))).toBe(true);
+    },
+    RESTART_TEST_TIMEOUT_MS,
+  );
 
   it('moves processed mail to the configured folder', async () => {
     await stopHub();
@@ -494,34 +513,38 @@ describe('email channel against a real IMAP server (dovecot) and a real SMTP ser
     expect((await dovecot.flagsByMessageId()).has('<moved.heidi@example.org>')).toBe(false);
   });
 
-  it('runs from environment variables in the real server process', async () => {
-    await stopHub();
-    const server = new ServerProcess({
-      PORT: '0',
-      DATABASE_URL: database.url,
-      CONFIG_DIR: FIXTURE_CONFIG,
-      ...env(),
-    });
-    try {
-      await server.start();
-      await dovecot.append(
-        mail({
-          from: 'ivan@example.org',
-          messageId: 'process.ivan@example.org',
-          subject: 'Env',
-          body: 'ping',
-        }),
-      );
-      const [reply] = await smtp.waitFor('ivan@example.org', 1, 60_000);
-      expect(reply!.parsed.text).toContain('echo ping #1');
-      const ready = await until(
-        async () => (await fetch(`${server.url}/readyz`)).status,
-        (s) => s === 200,
-      );
-      expect(ready).toBe(200);
-      expect(JSON.stringify(server.logLines())).not.toContain(dovecot.password);
-    } finally {
-      await server.stop();
-    }
-  });
+  it(
+    'runs from environment variables in the real server process',
+    async () => {
+      await stopHub();
+      const server = new ServerProcess({
+        PORT: '0',
+        DATABASE_URL: database.url,
+        CONFIG_DIR: FIXTURE_CONFIG,
+        ...env(),
+      });
+      try {
+        await server.start();
+        await dovecot.append(
+          mail({
+            from: 'ivan@example.org',
+            messageId: 'process.ivan@example.org',
+            subject: 'Env',
+            body: 'ping',
+          }),
+        );
+        const [reply] = await smtp.waitFor('ivan@example.org', 1, 60_000);
+        expect(reply!.parsed.text).toContain('echo ping #1');
+        const ready = await until(
+          async () => (await fetch(`${server.url}/readyz`)).status,
+          (s) => s === 200,
+        );
+        expect(ready).toBe(200);
+        expect(JSON.stringify(server.logLines())).not.toContain(dovecot.password);
+      } finally {
+        await server.stop();
+      }
+    },
+    RESTART_TEST_TIMEOUT_MS,
+  );
 });
