@@ -257,8 +257,9 @@ service anvil {
         if (!list.some((m) => m.path === folder)) await client.mailboxCreate(folder);
       }
       const result = await client.append(folder, raw, flags);
-      if (!result || !result.uid) throw new Error('APPEND returned no UID');
-      return result.uid;
+      const uid = result ? result.uid : undefined;
+      if (!uid) throw new Error('APPEND returned no UID');
+      return uid;
     } finally {
       await client.logout().catch(() => undefined);
     }
