@@ -12,8 +12,9 @@ import { getBotMemory } from '../store/memory.ts';
 import { isEnvelopeRecorded } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
 import { createSession, findOpenSnapshotByKey, loadSnapshot } from '../store/sessions.ts';
-import { commitTurn, type TurnWrite } from '../store/turns.ts';
+import type { TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
+import { GroupCommitter } from './group-commit.ts';
 import { TurnDraft } from './turn.ts';
 
 /** Channels whose identities are real people we can recognise again: they get a user record at first contact. */
@@ -47,7 +48,11 @@ export class StateConflictError extends Error {
  * lost a race with another writer is recomputed from the newer state.
  */
 export class SessionEngine {
-  constructor(private readonly o: EngineOptions) {}
+  private readonly committer: GroupCommitter;
+
+  constructor(private readonly o: EngineOptions) {
+    this.committer = new GroupCommitter(o.db, o.logger);
+  }
 
   async handle(envelope: Envelope): Promise<TurnOutcome> {
     const started = process.hrtime.bigint();
@@ -94,7 +99,7 @@ export class SessionEngine {
             ? new Date(Date.now() + this.o.anonymousSessionDays * DAY_MS)
             : null,
       });
-      const result = await commitTurn(db, write);
+      const result = await this.committer.commit(write);
       if (result === 'duplicate') return 'duplicate';
       if (result === 'conflict') {
         logger.debug({
