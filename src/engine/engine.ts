@@ -3,6 +3,7 @@ import { sessionTopic } from '../bus/bus.ts';
 import type { SessionCache } from '../cache/cache.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
+import type { Outbox } from '../delivery/outbox.ts';
 import { type Channel, type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -33,6 +34,7 @@ export interface EngineOptions {
   bus: Bus;
   bots: BotRegistry;
   delivery: Delivery;
+  outbox: Outbox;
   metrics: Metrics;
   logger: Logger;
   anonymousSessionDays: number;
@@ -54,18 +56,23 @@ export class SessionEngine {
     this.committer = new GroupCommitter(o.db, o.logger);
   }
 
-  async handle(envelope: Envelope): Promise<TurnOutcome> {
+  /**
+   * `checkDuplicate: false` skips the up-front look for an already recorded envelope: for
+   * envelopes the queue knows are new. The commit refuses a duplicate either way; the look only
+   * spares running the bot again.
+   */
+  async handle(envelope: Envelope, options: { checkDuplicate?: boolean } = {}): Promise<TurnOutcome> {
     const started = process.hrtime.bigint();
-    const outcome = await this.run(envelope);
+    const outcome = await this.run(envelope, options.checkDuplicate ?? true);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.o.metrics.turnSeconds.observe({ channel: envelope.channel, outcome }, seconds);
     return outcome;
   }
 
-  private async run(envelope: Envelope): Promise<TurnOutcome> {
+  private async run(envelope: Envelope, checkDuplicate: boolean): Promise<TurnOutcome> {
     const { db, cache, logger } = this.o;
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
-      if (await isEnvelopeRecorded(db, envelope.id)) {
+      if ((checkDuplicate || attempt > 0) && (await isEnvelopeRecorded(db, envelope.id))) {
         logger.debug({ event: 'turn.duplicate', envelopeId: envelope.id });
         return 'duplicate';
       }
@@ -139,13 +146,10 @@ export class SessionEngine {
       envelopeId: envelope.id,
       replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload, createdAt })),
     });
-    if (delivery.initialStatus(session.channel) === 'sent')
-      metrics.messagesOut.inc({ channel: session.channel }, replies.length);
-    delivery.dispatch({
-      session,
-      inReplyTo: envelope.id,
-      replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload })),
-    });
+    if (replies.length > 0) {
+      if (delivery.hasSender(session.channel)) this.o.outbox.notify(session.id);
+      else metrics.messagesOut.inc({ channel: session.channel }, replies.length);
+    }
     logger.debug({
       event: 'turn.committed',
       envelopeId: envelope.id,
