@@ -61,6 +61,7 @@ export interface Hub {
   readonly engine: SessionEngine;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  readonly bus: Bus;
   /** Starts serving and working; resolves with the port it listens on. */
   start(): Promise<{ port: number }>;
   /** Stops taking work, finishes what is in flight, closes every connection. */
@@ -204,6 +205,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       engine,
       metrics,
       logger,
+      bus,
       async start() {
         // Every role listens: workers serve /healthz, /readyz and /metrics.
         server = await new Promise<Server>((resolve, reject) => {

@@ -35,7 +35,7 @@ export const EnvSchema = z.object({
   /** How long `POST /api/chat` waits for the replies before answering 202. */
   CHAT_WAIT_MS: int(15_000, 0),
   /** Sessions the in-process queue runs at once (each session still one message at a time). */
-  QUEUE_CONCURRENCY: int(64, 1),
+  QUEUE_CONCURRENCY: int(256, 1),
   /** Cached session state lives this long after its last use. */
   CACHE_TTL_SECONDS: int(3600, 1),
   /** In-process cache: most sessions kept. */
