@@ -104,7 +104,15 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     });
     const senders = new Map<Channel, ChannelSender>();
     for (const adapter of adapters) if (adapter.sender) senders.set(adapter.channel, adapter.sender);
-    const delivery = new Delivery({ db, logger, metrics, senders });
+    const delivery = new Delivery({
+      db,
+      logger,
+      metrics,
+      senders,
+      maxAttempts: config.deliveryAttempts,
+      retryBaseMs: config.deliveryRetryBaseMs,
+      retryCapMs: config.deliveryRetryCapMs,
+    });
     let queue: InboundQueue;
     let outbox: Outbox;
     if (config.redisUrl) {
