@@ -70,6 +70,8 @@ export class GroupCommitter {
   private async flush(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.take();
+      const started = Date.now();
+      this.logger.debug({ event: 'commit.batch_start', turns: batch.length, waiting: this.pending.length });
       try {
         const results =
           batch.length === 1
@@ -78,8 +80,15 @@ export class GroupCommitter {
                 this.db,
                 batch.map((p) => p.write),
               );
-        batch.forEach((p, i) => p.resolve(results[i]!));
+        this.logger.debug({ event: 'commit.batch_done', turns: batch.length, ms: Date.now() - started });
+        for (const [i, p] of batch.entries()) p.resolve(results[i]!);
       } catch (err) {
+        this.logger.debug({
+          event: 'commit.batch_failed',
+          turns: batch.length,
+          ms: Date.now() - started,
+          err: (err as Error).message,
+        });
         if (!isUniqueViolation(err)) {
           for (const p of batch) p.reject(err);
           continue;

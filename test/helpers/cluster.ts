@@ -15,8 +15,8 @@ export class Cluster {
 
   constructor(private readonly extraEnv: Record<string, string> = {}) {}
 
-  async init(redisUrl = TEST_REDIS_URL): Promise<void> {
-    this.database = await createTestDatabase();
+  async init(redisUrl = TEST_REDIS_URL, adminDatabaseUrl?: string): Promise<void> {
+    this.database = await createTestDatabase(adminDatabaseUrl);
     const { prefix, cleanup } = testRedisPrefix();
     this.redisCleanup = cleanup;
     this.env = {
@@ -46,7 +46,7 @@ export class Cluster {
   crashes(): string[] {
     return [...this.gateways, ...this.workers]
       .filter((p) => p.crashed)
-      .map((p) => `${p.crashed}:\n${p.tail()}`);
+      .map((p) => `${p.crashed} (${p.args.join(' ')}):\n${p.tail(80)}`);
   }
 
   async stop(): Promise<void> {

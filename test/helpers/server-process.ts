@@ -16,7 +16,7 @@ export class ServerProcess {
 
   constructor(
     private readonly env: Record<string, string>,
-    private readonly args: string[] = ['start'],
+    readonly args: string[] = ['start'],
   ) {}
 
   get pid(): number | undefined {
