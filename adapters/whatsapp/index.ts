@@ -35,6 +35,7 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
   let webSender: WebSender | undefined;
   let webSession: WebSession | undefined;
   let webStarted = false;
+  let webhook: { close(): void } | undefined;
   const pacer = new RecipientPacer(options.recipientIntervalMs);
 
   const botFor = (phoneNumberId: string) => options.cloud?.numbers.get(phoneNumberId) ?? options.defaultBot;
@@ -113,7 +114,7 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
 
     routes(app: Hono) {
       if (!host) throw new Error('the WhatsApp adapter was not set up');
-      if (options.cloud) mountWebhook(app, { config: options.cloud, host, botFor });
+      if (options.cloud) webhook = mountWebhook(app, { config: options.cloud, host, botFor });
       if (webSession) mountWebAdmin(app, webSession, host.config.adminToken);
     },
 
@@ -128,6 +129,7 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
     },
 
     async stop() {
+      webhook?.close();
       await webSession?.stop();
       await webSender?.close();
     },

@@ -13,6 +13,16 @@ export interface GraphAnswer {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
+  /** Answer this much later (a slow platform). */
+  delayMs?: number;
+}
+
+/** The Cloud API's answer to a send, with the wamid it assigned. */
+export function graphSent(to: string, wamid = `wamid.${randomBytes(18).toString('base64url')}`): GraphAnswer {
+  return {
+    status: 200,
+    body: { messaging_product: 'whatsapp', contacts: [{ input: to, wa_id: to }], messages: [{ id: wamid }] },
+  };
 }
 
 /** The Graph API's error body (graph errors share this shape; Cloud API codes are in `code`). */
@@ -44,7 +54,8 @@ export async function startGraphApi(accessToken: string) {
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    const send = (a: GraphAnswer) => {
+    const send = async (a: GraphAnswer) => {
+      if (a.delayMs) await new Promise((r) => setTimeout(r, a.delayMs));
       res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
       res.end(JSON.stringify(a.body));
     };
@@ -75,7 +86,7 @@ export async function startGraphApi(accessToken: string) {
       const answer = scripted[i]!(request);
       if (answer) {
         scripted.splice(i, 1);
-        send(answer);
+        await send(answer);
         return;
       }
     }
@@ -87,14 +98,7 @@ export async function startGraphApi(accessToken: string) {
       send({ status: 200, body: { success: true } });
       return;
     }
-    send({
-      status: 200,
-      body: {
-        messaging_product: 'whatsapp',
-        contacts: [{ input: body.to, wa_id: body.to }],
-        messages: [{ id: `wamid.${randomBytes(18).toString('base64url')}` }],
-      },
-    });
+    await send(graphSent(body.to));
   };
 
   const server = createServer((req, res) => {

@@ -9,6 +9,12 @@ import { NotAWhatsAppWebhookError, type ParsedWebhook, parseWebhook } from './pa
 import { checkHandshake, verifySignature } from './verify.ts';
 
 export const WEBHOOK_PATH = '/webhooks/whatsapp';
+/**
+ * A status can overtake the write that records which wamid a reply got (the platform reports
+ * "delivered" while the batch is still being sent), so each status is applied once more after
+ * this long. Applying one is idempotent: it never moves a message backwards.
+ */
+export const STATUS_REAPPLY_MS = 5_000;
 
 export interface WebhookDeps {
   config: CloudConfig;
@@ -23,9 +29,20 @@ export interface WebhookDeps {
  * retry of a slow or failed delivery finds them as duplicates), 401 on a bad signature with
  * nothing accepted, 500 when the hub could not accept them (Meta retries).
  */
-export function mountWebhook(app: Hono, deps: WebhookDeps): void {
+export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
   const { config, host } = deps;
   const logger = host.logger;
+  const reapplyTimers = new Set<NodeJS.Timeout>();
+  const reapplyLater = (s: ParsedWebhook['statuses'][number]) => {
+    const timer = setTimeout(() => {
+      reapplyTimers.delete(timer);
+      host
+        .applyStatus(s.messageId, s.status, s.error)
+        .catch((err: Error) => logger.warn({ event: 'whatsapp.status_failed', err: err.message }));
+    }, STATUS_REAPPLY_MS);
+    timer.unref();
+    reapplyTimers.add(timer);
+  };
   const webhooks = new Counter({
     name: 'switchboard_whatsapp_webhooks_total',
     help: 'WhatsApp Cloud API webhook requests, by outcome',
@@ -81,6 +98,7 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): void {
     await Promise.all(
       parsed.statuses.map((s) =>
         host.applyStatus(s.messageId, s.status, s.error).then(() => {
+          reapplyLater(s);
           if (s.status === 'failed')
             logger.warn({ event: 'whatsapp.message_failed', channelMessageId: s.messageId, err: s.error });
         }),
@@ -100,6 +118,12 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): void {
       statuses: parsed.statuses.length,
     });
   });
+  return {
+    close() {
+      for (const t of reapplyTimers) clearTimeout(t);
+      reapplyTimers.clear();
+    },
+  };
 }
 
 /**
