@@ -22,6 +22,8 @@ export interface WhatsAppAdapterOptions extends WhatsAppConfig {
   webClientFactory?: WebClientFactory;
   /** The fetch the Graph API client uses. */
   fetch?: typeof fetch;
+  /** Where the pairing QR code is drawn. Default: standard error, so JSON logs stay alone on standard output. */
+  terminal?: NodeJS.WritableStream;
 }
 
 /**
@@ -101,6 +103,7 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
             logger: h.logger,
             bot: options.defaultBot,
             applyStatus: (id, status, error) => h.applyStatus(id, status, error),
+            ...(options.terminal ? { terminal: options.terminal } : {}),
           });
         }
       }

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 
 /** One request the fake Graph API received. */
 export interface GraphRequest {
   version: string;
   phoneNumberId: string;
   authorization: string | undefined;
-  body: Record<string, any>;
+  body: Record<string, Json>;
 }
 
 export interface GraphAnswer {
@@ -68,7 +69,7 @@ export async function startGraphApi(accessToken: string) {
       send(graphError(401, 190, 'Invalid OAuth access token - Cannot parse access token'));
       return;
     }
-    let body: Record<string, any>;
+    let body: Record<string, Json>;
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import { findOpenSnapshotByKey } from '../../src/store/sessions.ts';
+import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { type GraphApi, graphError, graphSent, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -225,7 +226,7 @@ describe('WhatsApp Cloud API through a whole hub', () => {
         suffix: `${from}.${n}`,
         timestamp: new Date(),
         phoneNumberId: MENU_NUMBER,
-      }) as any;
+      }) as Json;
       p.entry[0].changes[0].value.messages[0].text.body = text;
       return post(p);
     };
@@ -285,7 +286,7 @@ describe('WhatsApp Cloud API through a whole hub', () => {
       (rows) => rows.length === 2 && rows.every((r) => r.channel_message_id !== null),
     );
     const statusFor = (template: typeof doc.statusDelivered, wamid: string | null, status?: string) => {
-      const p = structuredClone(template) as any;
+      const p = structuredClone(template) as Json;
       p.entry[0].changes[0].value.statuses[0].id = wamid;
       if (status) p.entry[0].changes[0].value.statuses[0].status = status;
       return p;
@@ -314,7 +315,7 @@ describe('WhatsApp Cloud API through a whole hub', () => {
       () => graph.to(from),
       (r) => r.length >= 2,
     );
-    const status = structuredClone(doc.statusDelivered) as any;
+    const status = structuredClone(doc.statusDelivered) as Json;
     status.entry[0].changes[0].value.statuses[0].id = wamid;
     expect((await post(status)).status).toBe(200);
     const row = await until(
@@ -374,7 +375,7 @@ describe('WhatsApp Cloud API through a whole hub', () => {
 
   it('rate limits (130429, HTTP 429 with Retry-After) are retried until the reply goes out, once', async () => {
     const from = person();
-    const isText = (r: { body: Record<string, any> }) => r.body.to === from && r.body.type === 'text';
+    const isText = (r: { body: Record<string, Json> }) => r.body.to === from && r.body.type === 'text';
     graph.script(
       isText,
       graphError(400, 130429, '(#130429) Rate limit hit', 'Cloud API message throughput has been reached.'),

@@ -10,6 +10,7 @@ import { webMessageToEnvelope } from '../../adapters/whatsapp/web/inbound.ts';
 import { withSuggestions } from '../../adapters/whatsapp/web/sender.ts';
 import { ConfigError } from '../../src/config/env.ts';
 import type { OutboundReply } from '../../src/delivery/sender.ts';
+import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 
 const reply = (text: string, payload: OutboundReply['payload'] = {}): OutboundReply => ({
   seq: 2,
@@ -49,7 +50,7 @@ describe('Cloud API messages for a reply', () => {
     ]);
     const long = planReply(reply('word '.repeat(2000)), '1').messages;
     expect(long).toHaveLength(3);
-    expect(long.map((m: any) => m.text.body).join('')).toBe('word '.repeat(2000));
+    expect(long.map((m: Json) => m.text.body).join('')).toBe('word '.repeat(2000));
   });
 
   it('up to 3 short suggestions are reply buttons whose ids are the values', () => {
@@ -79,7 +80,7 @@ describe('Cloud API messages for a reply', () => {
   it('more than 3, or a title over 20 characters, is a list of at most 10 rows', () => {
     const many = Array.from({ length: 12 }, (_, i) => ({ text: `Option ${i}`, value: `o${i}` }));
     const plan = planReply(reply('', { suggestions: many }), '1');
-    const interactive = (plan.messages[0] as any).interactive;
+    const interactive = (plan.messages[0] as Json).interactive;
     expect(interactive.type).toBe('list');
     expect(interactive.body.text).toBe(EMPTY_BODY_PROMPT);
     expect(interactive.action.sections[0].rows).toHaveLength(10);
@@ -88,7 +89,7 @@ describe('Cloud API messages for a reply', () => {
       reply('Pick', { suggestions: [{ text: 'A title that is far longer than the limit' }] }),
       '1',
     );
-    const row = (wordy.messages[0] as any).interactive.action.sections[0].rows[0];
+    const row = (wordy.messages[0] as Json).interactive.action.sections[0].rows[0];
     expect(row.title.length).toBeLessThanOrEqual(24);
     expect(row.title.endsWith('…')).toBe(true);
     expect(row.description).toBe('A title that is far longer than the limit');
@@ -97,10 +98,10 @@ describe('Cloud API messages for a reply', () => {
   it('a long text before suggestions goes first; the interactive body stays within 1,024', () => {
     const text = `${'a '.repeat(1000)}Choose now`;
     const plan = planReply(reply(text, { suggestions: [{ text: 'Yes' }] }), '1');
-    expect(plan.messages.map((m: any) => m.type)).toEqual(['text', 'interactive']);
-    const body = (plan.messages[1] as any).interactive.body.text as string;
+    expect(plan.messages.map((m: Json) => m.type)).toEqual(['text', 'interactive']);
+    const body = (plan.messages[1] as Json).interactive.body.text as string;
     expect(body.length).toBeLessThanOrEqual(1024);
-    expect((plan.messages[0] as any).text.body + body).toBe(text);
+    expect((plan.messages[0] as Json).text.body + body).toBe(text);
   });
 
   it('attachments with a URL or a media id follow the text', () => {

@@ -3,6 +3,7 @@ import { cloudMessageToEnvelope } from '../../adapters/whatsapp/webhook/envelope
 import { NotAWhatsAppWebhookError, parseWebhook } from '../../adapters/whatsapp/webhook/parse.ts';
 import { checkHandshake, signatureHeader, verifySignature } from '../../adapters/whatsapp/webhook/verify.ts';
 import { EnvelopeSchema } from '../../src/envelope.ts';
+import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -136,7 +137,7 @@ describe('parsing documented webhook payloads', () => {
     ]);
     const contacts = only(doc.contactsMessage).attachments[0]!;
     expect(contacts.type).toBe('contacts');
-    expect((contacts.data!.contacts as any[])[0].phones[0].wa_id).toBe('14125550829');
+    expect((contacts.data!.contacts as Json[])[0].phones[0].wa_id).toBe('14125550829');
     const reaction = only(doc.reactionMessage);
     expect(reaction.text).toBe('👍');
     expect(reaction.details.reaction).toEqual({
@@ -168,7 +169,7 @@ describe('parsing documented webhook payloads', () => {
     const system = parseWebhook(doc.systemMessage);
     expect(system.messages).toEqual([]);
     expect(system.skipped[0]!.reason).toBe('system message');
-    const mixed = structuredClone(doc.textMessage) as any;
+    const mixed = structuredClone(doc.textMessage) as Json;
     mixed.entry[0].changes[0].value.messages.unshift({ id: 'wamid.broken', type: 'text' });
     const parsed = parseWebhook(mixed);
     expect(parsed.messages.map((m) => m.text)).toEqual(['Does it come in another color?']);
