@@ -7,6 +7,8 @@ export interface InboxEntry {
   lane: string;
   envelope: Envelope;
   attempts: number;
+  /** Found pending at start: a previous process may have handled it already. */
+  recovered?: boolean;
 }
 
 /** Records an envelope durably. False when the envelope id is already there (a duplicate). */

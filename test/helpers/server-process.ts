@@ -8,7 +8,10 @@ import { REPO_ROOT } from './hub.ts';
  */
 export class ServerProcess {
   private child: ChildProcess | undefined;
+  private stopping = false;
   readonly output: string[] = [];
+  /** Set when the process exited without being asked to (a crash): its code or signal. */
+  crashed: string | undefined;
   port: number | undefined;
 
   constructor(
@@ -37,6 +40,10 @@ export class ServerProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    this.stopping = false;
+    child.once('exit', (code, signal) => {
+      if (!this.stopping) this.crashed = `exit ${code ?? signal}`;
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`server did not start in ${timeoutMs} ms:\n${this.output.join('')}`)),
@@ -78,10 +85,21 @@ export class ServerProcess {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    this.stopping = true;
     child.kill(signal);
     const code = await exited;
     this.child = undefined;
     return code;
+  }
+
+  /** The last lines it wrote that are not info-level: what to show when it crashed. */
+  tail(lines = 30): string {
+    return this.output
+      .join('')
+      .split('\n')
+      .filter((l) => !l.includes('"level":30'))
+      .slice(-lines)
+      .join('\n');
   }
 
   /** The lines the server logged, parsed. */
