@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { Cluster } from '../helpers/cluster.ts';
 import { createTestDatabase, type TestDatabase, tempDir } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
@@ -69,5 +70,59 @@ describe('WhatsApp Cloud API end to end (child process, PostgreSQL)', () => {
     expect(server.logLines().some((l) => l.event === 'whatsapp.configured' && l.cloud === true)).toBe(true);
     // No secret reaches the logs.
     expect(server.output.join('')).not.toMatch(/e2e-token|e2e-secret|e2e-verify/);
+  });
+});
+
+describe('WhatsApp Cloud API scaled out (two gateways, a worker; Redis and PostgreSQL)', () => {
+  let graph: GraphApi;
+  const cluster = new Cluster();
+
+  beforeAll(async () => {
+    graph = await startGraphApi('scale-token');
+    await cluster.init();
+    Object.assign(cluster.env, {
+      WHATSAPP_ACCESS_TOKEN: 'scale-token',
+      WHATSAPP_APP_SECRET: 'scale-secret',
+      WHATSAPP_VERIFY_TOKEN: 'scale-verify',
+      WHATSAPP_GRAPH_URL: graph.url,
+    });
+    await cluster.addGateway();
+    await cluster.addGateway();
+    await cluster.addWorker();
+  }, 120_000);
+  afterAll(async () => {
+    await cluster.stop();
+    await graph?.close();
+  });
+
+  it('a webhook taken by one gateway, redelivered to the other, is answered once by the worker', async () => {
+    const raw = JSON.stringify(
+      doc.variant(doc.textMessage, { from: '5511999990000', suffix: 'scale', timestamp: new Date() }),
+    );
+    const headers = {
+      'content-type': 'application/json',
+      'x-hub-signature-256': signatureHeader(raw, 'scale-secret'),
+    };
+    const first = await fetch(`${cluster.gateways[0]!.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers,
+      body: raw,
+    });
+    const again = await fetch(`${cluster.gateways[1]!.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers,
+      body: raw,
+    });
+    expect(await first.json()).toMatchObject({ accepted: 1, duplicates: 0 });
+    expect(await again.json()).toMatchObject({ accepted: 0, duplicates: 1 });
+    const deadline = Date.now() + 30_000;
+    while (graph.to('5511999990000').length < 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    // Gateways never send: these came from the worker process.
+    expect(graph.to('5511999990000').map((r) => r.body.text.body)).toEqual([
+      "Hello! I'm the Switchboard demo bot. Say anything and I'll echo it back.",
+      'You said: Does it come in another color? (message #1 in this session)',
+    ]);
+    expect(cluster.crashes()).toEqual([]);
   });
 });
