@@ -3,6 +3,7 @@ import { loadAdapters } from '../adapters/index.ts';
 import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { createHub, openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
+import { runOperatorCommand } from './operator.ts';
 import { migrate } from './store/migrate.ts';
 
 const USAGE = `Usage: switchboard <command> [options]
@@ -10,6 +11,10 @@ const USAGE = `Usage: switchboard <command> [options]
 Commands:
   start [--role all|gateway|worker] [--port N]   run the hub (default role: all)
   migrate                                      apply database migrations and exit
+  queue failed [--json]                        envelopes set aside after failing again and again
+  queue replay                                 put them back in the queue
+  outbox failed [--json]                       replies that exhausted their delivery attempts
+  outbox replay [--session ID]                 send them again (all, or one session's)
   help                                         show this help
 
 Configuration is read from the environment; see README.md.`;
@@ -72,6 +77,17 @@ export async function main(argv: string[]): Promise<void> {
       return start(rest);
     case 'migrate':
       return runMigrate();
+    case 'queue':
+    case 'outbox': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { session: { type: 'string' }, json: { type: 'boolean', default: false } },
+        allowPositionals: true,
+        strict: true,
+      });
+      process.exitCode = await runOperatorCommand(command, positionals[0] ?? '', values);
+      return;
+    }
     case 'help':
     case '--help':
     case '-h':

@@ -61,6 +61,7 @@ export interface Hub {
   readonly engine: SessionEngine;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  readonly bus: Bus;
   /** Starts serving and working; resolves with the port it listens on. */
   start(): Promise<{ port: number }>;
   /** Stops taking work, finishes what is in flight, closes every connection. */
@@ -103,7 +104,15 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     });
     const senders = new Map<Channel, ChannelSender>();
     for (const adapter of adapters) if (adapter.sender) senders.set(adapter.channel, adapter.sender);
-    const delivery = new Delivery({ db, logger, metrics, senders });
+    const delivery = new Delivery({
+      db,
+      logger,
+      metrics,
+      senders,
+      maxAttempts: config.deliveryAttempts,
+      retryBaseMs: config.deliveryRetryBaseMs,
+      retryCapMs: config.deliveryRetryCapMs,
+    });
     let queue: InboundQueue;
     let outbox: Outbox;
     if (config.redisUrl) {
@@ -204,6 +213,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       engine,
       metrics,
       logger,
+      bus,
       async start() {
         // Every role listens: workers serve /healthz, /readyz and /metrics.
         server = await new Promise<Server>((resolve, reject) => {

@@ -16,7 +16,9 @@ export function createLayeredCache(local: SessionCache, shared: SessionCache): S
     },
     async set(snapshot) {
       await local.set(snapshot);
-      await shared.set(snapshot);
+      // The shared copy is written behind: a lagging or lost write only makes another process's
+      // next turn on this session reload from PostgreSQL (its version check fails).
+      shared.set(snapshot).catch(() => shared.delete(snapshot.session.id).catch(() => undefined));
     },
     async delete(sessionId) {
       await local.delete(sessionId);

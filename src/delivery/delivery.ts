@@ -9,16 +9,14 @@ import type { DeliveryStatus, MessageRecord, SessionRecord } from '../store/reco
 import { loadSnapshot } from '../store/sessions.ts';
 import { type ChannelSender, SendError, type SendOutcome } from './sender.ts';
 
-export const DELIVERY_RETRY_BASE_MS = 500;
-export const DELIVERY_RETRY_CAP_MS = 60_000;
-export const DEFAULT_DELIVERY_ATTEMPTS = 8;
-
 export interface DeliveryOptions {
   db: Db;
   logger: Logger;
   metrics: Metrics;
   senders: Map<Channel, ChannelSender>;
-  maxAttempts?: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryCapMs: number;
 }
 
 /**
@@ -88,7 +86,7 @@ export class Delivery {
     replies: MessageRecord[],
   ) {
     const { db, logger, metrics } = this.options;
-    const maxAttempts = this.options.maxAttempts ?? DEFAULT_DELIVERY_ATTEMPTS;
+    const { maxAttempts, retryBaseMs, retryCapMs } = this.options;
     let remaining = replies.map((m) => ({ seq: m.seq, text: m.content, payload: m.payload }));
     let attempt = replies[0]?.deliveryAttempts ?? 0;
     while (remaining.length > 0 && !this.stopping) {
@@ -135,7 +133,7 @@ export class Delivery {
       }
       const delay = Math.max(
         failure instanceof SendError ? (failure.retryAfterMs ?? 0) : 0,
-        backoffDelay(attempt, DELIVERY_RETRY_BASE_MS, DELIVERY_RETRY_CAP_MS),
+        backoffDelay(attempt, retryBaseMs, retryCapMs),
       );
       logger.warn({
         event: 'delivery.retry',

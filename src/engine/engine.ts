@@ -138,7 +138,8 @@ export class SessionEngine {
       });
     }
     const createdAt = write.at.toISOString();
-    await this.publish({
+    // Not awaited: the turn is committed, and notices keep their order on the connection anyway.
+    void this.publish({
       type: 'turn.completed',
       sessionId: session.id,
       bot: session.bot,

@@ -13,6 +13,8 @@ import { backoffDelay, type EnqueueResult, type EnvelopeHandler, type InboundQue
 export const RETRY_BASE_MS = 200;
 export const RETRY_CAP_MS = 30_000;
 export const DEFAULT_MAX_ATTEMPTS = 10;
+/** How often the inbox is scanned for pending envelopes this process does not hold (an operator's replay). */
+const RESCAN_MS = 30_000;
 /** Acknowledgements are written in batches; a crash before the write only means a harmless replay. */
 const ACK_FLUSH_MS = 20;
 
@@ -62,6 +64,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
   let ackTimer: NodeJS.Timeout | undefined;
   let ackFlush: Promise<void> = Promise.resolve();
   let releaseLock: (() => Promise<void>) | undefined;
+  let rescanTimer: NodeJS.Timeout | undefined;
 
   function flushAcks(): Promise<void> {
     ackTimer = undefined;
@@ -189,9 +192,18 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
       if (pending.length > 0) logger.info({ event: 'queue.resumed', count: pending.length });
       for (const entry of pending) push({ ...entry, recovered: true });
       pump();
+      rescanTimer = setInterval(() => {
+        pendingInbox(db)
+          .then((rows) => {
+            for (const entry of rows) if (!stopping) push({ ...entry, recovered: true });
+          })
+          .catch((err: Error) => logger.warn({ event: 'queue.rescan_failed', err: err.message }));
+      }, RESCAN_MS);
+      rescanTimer.unref();
     },
     async stop() {
       stopping = true;
+      if (rescanTimer) clearInterval(rescanTimer);
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       if (running > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));

@@ -72,3 +72,11 @@ export async function pruneInbox(q: Queryable, processedBefore: Date): Promise<n
   const { rowCount } = await q.query('DELETE FROM inbox WHERE processed_at < $1', [processedBefore]);
   return rowCount;
 }
+
+/** Gives failed envelopes a fresh start; the running queue picks them up at its next scan. */
+export async function requeueFailedInbox(q: Queryable): Promise<number> {
+  const { rowCount } = await q.query(
+    'UPDATE inbox SET failed_at = NULL, attempts = 0, last_error = NULL WHERE failed_at IS NOT NULL',
+  );
+  return rowCount;
+}

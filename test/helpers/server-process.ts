@@ -28,17 +28,23 @@ export class ServerProcess {
   }
 
   async start(timeoutMs = 60_000): Promise<void> {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...this.args], {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'info',
-        ...this.env,
+    // NODE_ARGS: flags for node itself (e.g. --cpu-prof, which NODE_OPTIONS refuses).
+    const nodeArgs = this.env.NODE_ARGS ? this.env.NODE_ARGS.split(' ') : [];
+    const child = spawn(
+      process.execPath,
+      [...nodeArgs, path.join(REPO_ROOT, 'bin/switchboard.js'), ...this.args],
+      {
+        cwd: REPO_ROOT,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          HOST: '127.0.0.1',
+          LOG_LEVEL: 'info',
+          ...this.env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    );
     this.child = child;
     this.stopping = false;
     child.once('exit', (code, signal) => {
