@@ -97,6 +97,8 @@ export interface CompiledScript {
 export interface CompileResult {
   script: CompiledScript | undefined;
   errors: DialogSyntaxError[];
+  /** Literal RUN targets, also when the script has errors. */
+  runs: CompiledScript['runs'];
 }
 
 /** Bump when the generated code changes shape: saved positions of older code are then relocated. */
@@ -123,7 +125,7 @@ export function compileScript(name: string, source: string): CompileResult {
     runs: compiler.runs,
   };
   const all = [...errors, ...compiler.errors].sort((a, b) => a.line - b.line || a.column - b.column);
-  return { script: all.length === 0 ? script : undefined, errors: all };
+  return { script: all.length === 0 ? script : undefined, errors: all, runs: compiler.runs };
 }
 
 interface LoopLabel {
@@ -194,8 +196,7 @@ class Compiler {
     b.statements.forEach((s, idx) => {
       for (let pc = s.start; pc < s.end; pc++) if (owner[pc] === -1) owner[pc] = idx;
     });
-    const byAnchor = new Map<string, number>();
-    b.statements.forEach((s, idx) => byAnchor.set(s.anchor, idx));
+    const byAnchor = new Map(b.statements.map((s, idx) => [s.anchor, idx]));
     return { name: b.name, params, isFunction, code: b.code, statements: b.statements, owner, byAnchor };
   }
 

@@ -23,13 +23,14 @@ const isIdentPart = (c: string) => /[A-Za-z0-9_]/.test(c);
  * Splits a script into tokens with line and column. `'` and `REM` start comments; a `_` at the
  * end of a line continues the statement on the next one.
  */
-export function tokenize(source: string, file: string): Token[] {
+export function tokenize(source: string, file: string): { tokens: Token[]; errors: DialogSyntaxError[] } {
   const tokens: Token[] = [];
+  const errors: DialogSyntaxError[] = [];
   let i = 0;
   let line = 1;
   let lineStart = 0;
-  const fail = (message: string, at = i): never => {
-    throw new DialogSyntaxError(file, line, at - lineStart + 1, message);
+  const fail = (message: string, at = i) => {
+    errors.push(new DialogSyntaxError(file, line, at - lineStart + 1, message));
   };
   const push = (kind: TokenKind, text: string, start: number, upper = text) =>
     tokens.push({ kind, text, upper, line, column: start - lineStart + 1 });
@@ -72,8 +73,10 @@ export function tokenize(source: string, file: string): Token[] {
       let text = '';
       i++;
       for (;;) {
-        if (i >= source.length || source[i] === '\n' || source[i] === '\r')
+        if (i >= source.length || source[i] === '\n' || source[i] === '\r') {
           fail('this text has no closing quote (")', start);
+          break;
+        }
         if (source[i] === '"') {
           if (source[i + 1] === '"') {
             text += '"';
@@ -96,7 +99,10 @@ export function tokenize(source: string, file: string): Token[] {
         i++;
         while (isDigit(source[i] ?? '')) i++;
       }
-      if (isIdentStart(source[i] ?? '')) fail(`"${source.slice(start, i + 1)}" is not a number`, start);
+      if (isIdentStart(source[i] ?? '')) {
+        fail(`"${source.slice(start, i + 1)}" is not a number`, start);
+        while (isIdentPart(source[i] ?? '')) i++;
+      }
       push('number', source.slice(start, i), start);
       continue;
     }
@@ -124,8 +130,9 @@ export function tokenize(source: string, file: string): Token[] {
       continue;
     }
     fail(`unexpected character "${c}"`);
+    i++;
   }
   push('newline', '\n', i);
   tokens.push({ kind: 'eof', text: '', upper: '', line, column: i - lineStart + 1 });
-  return tokens;
+  return { tokens, errors };
 }

@@ -58,14 +58,14 @@ export interface ParseResult {
 
 /** Parses a script; every error carries its line and column. A script with errors still gives an AST. */
 export function parseScript(source: string, file: string): ParseResult {
-  let tokens: Token[];
-  try {
-    tokens = tokenize(source, file);
-  } catch (err) {
-    if (!(err instanceof DialogSyntaxError)) throw err;
-    return { ast: { main: [], routines: new Map(), onEnd: null }, errors: [err] };
-  }
-  return new Parser(tokens, file).parseProgram();
+  const { tokens, errors } = tokenize(source, file);
+  const result = new Parser(tokens, file).parseProgram();
+  // A line with a lexical error also fails to parse: report the lexical error only.
+  const lexicalLines = new Set(errors.map((e) => e.line));
+  return {
+    ast: result.ast,
+    errors: [...errors, ...result.errors.filter((e) => !lexicalLines.has(e.line))],
+  };
 }
 
 function canonical(t: Token): string {
@@ -155,7 +155,7 @@ class Parser {
   private describe(t: Token): string {
     if (t.kind === 'eof') return 'the end of the script';
     if (t.kind === 'newline') return 'the end of the line';
-    if (t.kind === 'string') return `the text ${JSON.stringify(t.text)}`;
+    if (t.kind === 'string') return `text ${JSON.stringify(t.text)}`;
     return `"${t.text}"`;
   }
 
@@ -377,6 +377,8 @@ class Parser {
         return done(this.parseSet());
       case 'GET': {
         this.next();
+        if (this.peek().kind !== 'ident' || !this.atEol(1))
+          this.fail('a GET statement copies a session variable: GET name; otherwise write x = GET ...');
         const target = this.expectVarName(
           'after GET (a statement GET copies the session variable of that name)',
         );

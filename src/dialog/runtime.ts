@@ -226,12 +226,11 @@ class DialogRuntime {
   }
 }
 
-/** The session's suggestions; while a HEAR waits on a list of choices and there are none, the choices. */
+/** While a HEAR waits on a list of choices, the choices; otherwise the session's suggestions. */
 function suggestionsFor(current: Suggestion[], outcome: RunOutcome): Suggestion[] {
-  if (current.length > 0) return current;
   if (outcome.kind === 'waiting' && outcome.state.waiting.choices)
     return outcome.state.waiting.choices.map((text) => ({ text }));
-  return [];
+  return current;
 }
 
 /** The frame moved to where its statement now is in a changed script, or undefined when it is gone. */
