@@ -40,19 +40,19 @@ export async function checkScripts(
     const source = await fs.readFile(path.join(dir, name), 'utf8');
     const result = compileScript(name, source);
     errors.push(...result.errors);
-    if (result.script) compiled.set(name, result.script);
-  }
-  for (const script of compiled.values())
-    for (const run of script.runs)
+    for (const run of result.runs)
       if (!scripts.includes(run.script))
         errors.push(
           new DialogSyntaxError(
-            script.name,
+            name,
             run.pos.line,
             run.pos.column,
             `RUN: this bot has no script ${run.script}`,
           ),
         );
+    if (result.script) compiled.set(name, result.script);
+  }
+  errors.sort((x, y) => x.file.localeCompare(y.file) || x.line - y.line || x.column - y.column);
   return { scripts, errors, compiled };
 }
 
