@@ -403,9 +403,12 @@ export class Machine {
       case 'end':
         this.frames = [];
         return false;
-      case 'talk':
-        ctx.talk(toText(this.pop(frame)));
+      case 'talk': {
+        // Nothing to say is not a message: channels refuse empty texts.
+        const text = toText(this.pop(frame));
+        if (text.trim() !== '') ctx.talk(text);
         return false;
+      }
       case 'hear': {
         if (this.mode === 'end')
           throw new DialogRuntimeError('HEAR cannot wait for an answer while the session is ending');

@@ -223,6 +223,7 @@ class Parser {
       try {
         if (this.isWord('FUNCTION') || this.isWord('SUB')) {
           const routine = this.parseRoutine();
+          if (!routine) continue;
           if (routines.has(routine.name))
             this.record(
               new DialogSyntaxError(
@@ -273,15 +274,43 @@ class Parser {
       this.skipNewlines();
       if (this.peek().kind === 'eof' || this.terminator()) return body;
       try {
-        if (this.isWord('FUNCTION') || this.isWord('SUB'))
-          this.fail(`${this.peek().upper} must be at the top level of a script, not inside a block`);
-        if (this.isWord('ON') && this.isWord('SESSION', 1))
-          this.fail('ON SESSION END must be at the top level of a script, not inside a block');
+        if (
+          this.isWord('FUNCTION') ||
+          this.isWord('SUB') ||
+          (this.isWord('ON') && this.isWord('SESSION', 1))
+        ) {
+          // Reported, then read whole so that its END line does not close the enclosing block.
+          const what = this.isWord('ON') ? 'ON SESSION END' : this.peek().upper;
+          this.record(
+            new DialogSyntaxError(
+              this.file,
+              this.peek().line,
+              this.peek().column,
+              `${what} must be at the top level of a script, not inside a block`,
+            ),
+          );
+          if (what === 'ON SESSION END') this.parseOnEnd();
+          else this.parseRoutine();
+          continue;
+        }
         body.push(this.parseStatement());
       } catch (err) {
         this.record(err);
         this.recover();
       }
+    }
+  }
+
+  /** Parses a block's first line; on an error, records it and skips the line so the block is still read. */
+  private header(parse: () => void): boolean {
+    try {
+      parse();
+      this.expectEol();
+      return true;
+    } catch (err) {
+      this.record(err);
+      this.recover();
+      return false;
     }
   }
 
@@ -304,40 +333,43 @@ class Parser {
     return undefined;
   }
 
-  private parseRoutine(): Routine {
+  /** A FUNCTION or SUB; undefined when its first line has an error (its body is still read). */
+  private parseRoutine(): Routine | undefined {
     const start = this.next();
     const isFunction = start.upper === 'FUNCTION';
     const kind = start.upper;
-    const nameTok = this.peek();
-    if (nameTok.kind !== 'ident' || RESERVED.has(nameTok.upper))
-      this.fail(`expected the name of the ${kind}, found ${this.describe(nameTok)}`);
-    this.next();
+    let name = '';
     const params: string[] = [];
-    if (this.acceptOp('(')) {
-      if (!this.isOp(')')) {
-        do params.push(this.expectVarName(`as a parameter of ${nameTok.text}`));
-        while (this.acceptOp(','));
+    const ok = this.header(() => {
+      const nameTok = this.peek();
+      if (nameTok.kind !== 'ident' || RESERVED.has(nameTok.upper))
+        this.fail(`expected the name of the ${kind}, found ${this.describe(nameTok)}`);
+      this.next();
+      name = nameTok.text;
+      if (this.acceptOp('(')) {
+        if (!this.isOp(')')) {
+          do params.push(this.expectVarName(`as a parameter of ${name}`));
+          while (this.acceptOp(','));
+        }
+        this.expectOp(')', `after the parameters of ${name}`);
+      } else if (isFunction) {
+        this.fail(`expected "(" after FUNCTION ${name}`);
       }
-      this.expectOp(')', `after the parameters of ${nameTok.text}`);
-    } else if (isFunction) {
-      this.fail(`expected "(" after FUNCTION ${nameTok.text}`);
-    }
-    const seen = new Set<string>();
-    for (const p of params) {
-      if (seen.has(p)) this.fail(`parameter ${p} appears twice in ${nameTok.text}`, nameTok);
-      seen.add(p);
-    }
-    this.expectEol();
+      const seen = new Set<string>();
+      for (const p of params) {
+        if (seen.has(p)) this.fail(`parameter ${p} appears twice in ${name}`, nameTok);
+        seen.add(p);
+      }
+    });
     const body = this.parseBlock();
-    this.closeBlock([isFunction ? 'END FUNCTION' : 'END SUB'], start, `${kind} ${nameTok.text}`);
-    return { name: nameTok.upper, isFunction, params, body, pos: this.pos(start) };
+    this.closeBlock([isFunction ? 'END FUNCTION' : 'END SUB'], start, `${kind}${name ? ` ${name}` : ''}`);
+    return ok ? { name: name.toUpperCase(), isFunction, params, body, pos: this.pos(start) } : undefined;
   }
 
   private parseOnEnd(): { body: Stmt[]; pos: Pos } {
     const start = this.next();
     this.next();
-    this.expectWord('END', 'after ON SESSION');
-    this.expectEol();
+    this.header(() => this.expectWord('END', 'after ON SESSION'));
     const body = this.parseBlock();
     this.closeBlock(['END ON'], start, 'ON SESSION END');
     return { body, pos: this.pos(start) };
@@ -573,23 +605,17 @@ class Parser {
   private parseIf(): Stmt {
     const startIndex = this.i;
     const start = this.next();
-    const cond = this.parseExpr();
-    this.expectWord('THEN', 'after the IF condition');
-    if (!this.atEol()) {
-      // One-line form: IF cond THEN statement [ELSE statement]
-      const thenStmt = this.parseInlineStatement();
-      let elseBody: Stmt[] | null = null;
-      if (this.acceptWord('ELSE')) elseBody = [this.parseInlineStatement()];
-      this.expectEol();
-      const text = this.textFrom(startIndex);
-      return {
-        kind: 'if',
-        branches: [{ cond, body: [thenStmt], text, pos: this.pos(start) }],
-        elseBody,
-        pos: this.pos(start),
-        text,
-      };
+    let cond: Expr = { kind: 'literal', value: false, pos: this.pos(start) };
+    let inline = false;
+    try {
+      cond = this.parseExpr();
+      this.expectWord('THEN', 'after the IF condition');
+      inline = !this.atEol();
+    } catch (err) {
+      this.record(err);
+      this.recover();
     }
+    if (inline) return this.parseInlineIf(startIndex, start, cond);
     const text = this.textFrom(startIndex);
     const branches: IfBranch[] = [{ cond, body: this.parseBlock(), text, pos: this.pos(start) }];
     let elseBody: Stmt[] | null = null;
@@ -599,22 +625,19 @@ class Parser {
         const branchIndex = this.i;
         const branchTok = this.next();
         if (branchTok.upper === 'ELSE') this.next();
-        try {
-          const c = this.parseExpr();
+        let c: Expr = { kind: 'literal', value: false, pos: this.pos(branchTok) };
+        let branchText = '';
+        this.header(() => {
+          c = this.parseExpr();
           this.expectWord('THEN', 'after the ELSE IF condition');
-          const branchText = this.textFrom(branchIndex);
-          this.expectEol();
-          branches.push({ cond: c, body: this.parseBlock(), text: branchText, pos: this.pos(branchTok) });
-        } catch (err) {
-          this.record(err);
-          this.recover();
-          this.parseBlock();
-        }
+          branchText = this.textFrom(branchIndex);
+        });
+        branches.push({ cond: c, body: this.parseBlock(), text: branchText, pos: this.pos(branchTok) });
         continue;
       }
       if (term === 'ELSE' && elseBody === null) {
         this.next();
-        this.expectEol();
+        this.header(() => undefined);
         elseBody = this.parseBlock();
         continue;
       }
@@ -622,6 +645,22 @@ class Parser {
       break;
     }
     return { kind: 'if', branches, elseBody, pos: this.pos(start), text };
+  }
+
+  /** IF cond THEN statement [ELSE statement], on one line. */
+  private parseInlineIf(startIndex: number, start: Token, cond: Expr): Stmt {
+    const thenStmt = this.parseInlineStatement();
+    let elseBody: Stmt[] | null = null;
+    if (this.acceptWord('ELSE')) elseBody = [this.parseInlineStatement()];
+    this.expectEol();
+    const text = this.textFrom(startIndex);
+    return {
+      kind: 'if',
+      branches: [{ cond, body: [thenStmt], text, pos: this.pos(start) }],
+      elseBody,
+      pos: this.pos(start),
+      text,
+    };
   }
 
   /** The statement after THEN or ELSE on a one-line IF: a simple one, not a block; ELSE ends it. */
@@ -640,32 +679,39 @@ class Parser {
   private parseFor(): Stmt {
     const startIndex = this.i;
     const start = this.next();
-    if (this.acceptWord('EACH')) {
-      const variable = this.expectVarName('after FOR EACH');
-      this.expectWord('IN', `after FOR EACH ${variable}`);
-      const list = this.parseExpr();
-      const text = this.textFrom(startIndex);
-      this.expectEol();
-      const body = this.parseBlock();
-      this.closeNext(start, variable);
-      return { kind: 'forEach', variable, list, body, pos: this.pos(start), text };
-    }
-    const variable = this.expectVarName('after FOR');
-    this.expectOp('=', `after FOR ${variable}`);
-    const from = this.parseExpr();
-    this.expectWord('TO', 'after the start value of FOR');
-    const to = this.parseExpr();
-    const step = this.acceptWord('STEP') ? this.parseExpr() : null;
-    const text = this.textFrom(startIndex);
-    this.expectEol();
+    const pos = this.pos(start);
+    const none: Expr = { kind: 'literal', value: null, pos };
+    let stmt: Stmt = { kind: 'while', cond: none, body: [], pos, text: '' };
+    let variable = '';
+    this.header(() => {
+      if (this.acceptWord('EACH')) {
+        variable = this.expectVarName('after FOR EACH');
+        this.expectWord('IN', `after FOR EACH ${variable}`);
+        const list = this.parseExpr();
+        stmt = { kind: 'forEach', variable, list, body: [], pos, text: this.textFrom(startIndex) };
+        return;
+      }
+      variable = this.expectVarName('after FOR');
+      this.expectOp('=', `after FOR ${variable}`);
+      const from = this.parseExpr();
+      this.expectWord('TO', 'after the start value of FOR');
+      const to = this.parseExpr();
+      const step = this.acceptWord('STEP') ? this.parseExpr() : null;
+      stmt = { kind: 'for', variable, from, to, step, body: [], pos, text: this.textFrom(startIndex) };
+    });
     const body = this.parseBlock();
-    this.closeNext(start, variable);
-    return { kind: 'for', variable, from, to, step, body, pos: this.pos(start), text };
+    this.closeNext(start, stmt.kind === 'while' ? undefined : variable);
+    return { ...stmt, body };
   }
 
-  private closeNext(start: Token, variable: string): void {
+  /** NEXT [variable]; `variable` is undefined when the FOR line itself had an error. */
+  private closeNext(start: Token, variable: string | undefined): void {
     if (!this.closeBlock(['NEXT'], start, 'FOR')) return;
     if (this.atEol()) return;
+    if (variable === undefined) {
+      this.recover();
+      return;
+    }
     const t = this.peek();
     try {
       const named = this.expectVarName('after NEXT');
@@ -680,9 +726,11 @@ class Parser {
   private parseWhile(): Stmt {
     const startIndex = this.i;
     const start = this.next();
-    const cond = this.parseExpr();
+    let cond: Expr = { kind: 'literal', value: null, pos: this.pos(start) };
+    this.header(() => {
+      cond = this.parseExpr();
+    });
     const text = this.textFrom(startIndex);
-    this.expectEol();
     const body = this.parseBlock();
     this.closeBlock(['WEND', 'END WHILE'], start, 'WHILE');
     return { kind: 'while', cond, body, pos: this.pos(start), text };
