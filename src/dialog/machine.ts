@@ -580,8 +580,11 @@ export class Machine {
       throw new DialogRuntimeError('RESTORE SESSION STATE needs a value made by SAVE SESSION STATE');
     const saved = parsed.data;
     const { maxVariables, maxVariableBytes } = this.host.limits;
-    if (Object.keys(saved.variables).length > maxVariables)
-      throw new DialogRuntimeError(`the saved state holds more than ${maxVariables} variables`);
+    const count = Object.keys(saved.variables).length;
+    if (count > maxVariables)
+      throw new DialogRuntimeError(
+        `the saved state holds ${count} variables, more than the limit of ${maxVariables}`,
+      );
     if (jsonBytes(saved.variables) > maxVariableBytes)
       throw new DialogRuntimeError(`the saved state's variables take more than ${maxVariableBytes} bytes`);
     const state = this.ctx.state;

@@ -115,7 +115,10 @@ export function compare(a: Value, b: Value): number {
   throw new DialogRuntimeError(`cannot compare ${describe(a)} with ${describe(b)}`);
 }
 
-/** `+`: numbers add, anything with a text concatenates, two lists join. */
+/**
+ * `+`: two numbers add; with a text it concatenates (a text that looks like a number too:
+ * `HEAR x AS NUMBER` or VAL() make numbers); two lists join.
+ */
 export function plus(a: Value, b: Value): Value {
   if (typeof a === 'number' && typeof b === 'number') return a + b;
   if (typeof a === 'number' && b === null) return a;
