@@ -114,7 +114,8 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   if (turn.memory.length > 0) {
     await tx.query(
       `INSERT INTO bot_memory (bot, key, value)
-       SELECT $1, m.key, m.value FROM jsonb_to_recordset($2::jsonb) AS m(key text, value jsonb)
+       SELECT $1, m.key, COALESCE(m.value, 'null'::jsonb)
+       FROM jsonb_to_recordset($2::jsonb) AS m(key text, value jsonb)
        ON CONFLICT (bot, key) DO UPDATE SET value = excluded.value, updated_at = now()`,
       [turn.bot, json(turn.memory.map((m) => ({ key: m.key, value: m.value ?? null })))],
     );
