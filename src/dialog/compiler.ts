@@ -61,8 +61,6 @@ export type InstrBody =
 
 export type Instr = Pos & InstrBody;
 
-export type Op = Instr['op'];
-
 export interface StatementInfo {
   /** Enclosing blocks' first lines, the statement's text, and its occurrence: survives edits elsewhere. */
   anchor: string;

@@ -36,13 +36,6 @@ export function toText(v: Value): string {
   return JSON.stringify(v);
 }
 
-export function typeName(v: Value): string {
-  if (v === null) return 'empty';
-  if (Array.isArray(v)) return 'list';
-  if (typeof v === 'object') return 'record';
-  return typeof v === 'string' ? 'text' : typeof v;
-}
-
 export function truthy(v: Value): boolean {
   if (v === null) return false;
   if (typeof v === 'boolean') return v;

@@ -48,6 +48,7 @@ describe('runtime errors: logged with file:line, answered with the apology, and 
     ['x = GET BOT MEMORY NULL', 1, 'GET BOT MEMORY needs a name, got an empty value'],
     ['ADD SUGGESTION ""', 1, 'ADD SUGGESTION needs a name, got ""'],
     ['name = "nope"\nRUN name', 2, 'RUN: this bot has no script nope.bas'],
+    ['name = "../../secrets"\nRUN name', 2, 'RUN: this bot has no script ../../secrets.bas'],
     ['HEAR x AS []', 1, 'HEAR AS needs at least one choice'],
     [
       'k = "shoe"\nx = GET SESSION k',

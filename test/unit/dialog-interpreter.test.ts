@@ -354,7 +354,9 @@ describe('HEAR', () => {
       { text: 'Sorry, please choose one of: Red, Green.', suggestions: [{ text: 'Red' }, { text: 'Green' }] },
     ]);
     expect((await h.say('  green ')).texts).toEqual(['got Green']);
-    const again = await bot({ 'start.bas': 'HEAR c AS ["Red", "Green"]\nTALK "got " + c' });
+    const again = await bot({
+      'start.bas': 'colors = ["Red", "Green"]\nHEAR c AS (colors)\nTALK "got " + c',
+    });
     await again.start();
     expect((await again.say('2')).texts).toEqual(['got Green']);
   });
