@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { checkBots, formatError } from './dialog/check.ts';
 import { createHub, openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
+import { runOperatorCommand } from './operator.ts';
 import { migrate } from './store/migrate.ts';
 
 const USAGE = `Usage: switchboard <command> [options]
@@ -12,6 +13,10 @@ Commands:
   start [--role all|gateway|worker] [--port N]   run the hub (default role: all)
   migrate                                      apply database migrations and exit
   check [bot]                                  parse every dialog script (*.bas); errors as file:line:column
+  queue failed [--json]                        envelopes set aside after failing again and again
+  queue replay                                 put them back in the queue
+  outbox failed [--json]                       replies that exhausted their delivery attempts
+  outbox replay [--session ID]                 send them again (all, or one session's)
   help                                         show this help
 
 Configuration is read from the environment; see README.md.`;
@@ -98,6 +103,17 @@ export async function main(argv: string[]): Promise<void> {
       return runMigrate();
     case 'check':
       return runCheck(rest);
+    case 'queue':
+    case 'outbox': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { session: { type: 'string' }, json: { type: 'boolean', default: false } },
+        allowPositionals: true,
+        strict: true,
+      });
+      process.exitCode = await runOperatorCommand(command, positionals[0] ?? '', values);
+      return;
+    }
     case 'help':
     case '--help':
     case '-h':

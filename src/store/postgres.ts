@@ -69,6 +69,23 @@ export function openPostgres(options: PostgresOptions): Db {
         client.release();
       }
     },
+    async holdLock(key: number) {
+      const client = await pool.connect();
+      try {
+        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
+        if (rows[0]?.ok) {
+          return async () => {
+            await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => undefined);
+            client.release();
+          };
+        }
+      } catch (err) {
+        client.release();
+        throw err;
+      }
+      client.release();
+      return undefined;
+    },
     async ping() {
       await pool.query('SELECT 1');
     },
