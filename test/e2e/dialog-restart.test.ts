@@ -102,29 +102,44 @@ describe('HEAR answered through another process (two processes, shared PostgreSQ
     await redis?.cleanup();
   });
 
-  it('a session opened on A, its HEAR answered through B, then through A again', async () => {
-    const session = await openWaitingSession(a);
-    const throughB = await apiClient(b.url).chat(session.token, 'Bea');
+  /** Which of the processes committed the turn of this envelope (they log each commit). */
+  const ranIn = (envelopeId: string) =>
+    [a, b].filter((p) =>
+      p.logLines().some((l) => l.event === 'turn.committed' && l.envelopeId === envelopeId),
+    );
+
+  /**
+   * Runs `fn` while `p` is frozen (SIGSTOP): whatever queue the hub uses, the other process is
+   * then the only one that can take work.
+   */
+  async function whileFrozen<T>(p: ServerProcess, fn: () => Promise<T>): Promise<T> {
+    process.kill(p.pid!, 'SIGSTOP');
+    try {
+      return await fn();
+    } finally {
+      process.kill(p.pid!, 'SIGCONT');
+    }
+  }
+
+  it('a session opened on A waits at HEAR; the answer through B is resumed by B; the next through A by A', async () => {
+    // The greeting runs in A (B is frozen), and leaves the script waiting at HEAR.
+    const session = await whileFrozen(b, () => openWaitingSession(a));
+    expect(ranIn(`api:${session.session_id}:start`)).toEqual([a]);
+
+    // The answer goes through B, and only B can run it: it takes the state A left and goes on.
+    const throughB = await whileFrozen(a, () => apiClient(b.url).chat(session.token, 'Bea'));
     expect(texts(throughB)).toEqual(['Which plan, Bea?']);
-    const throughA = await apiClient(a.url).chat(session.token, 'Basic');
+    expect(ranIn(throughB.json.envelope_id)).toEqual([b]);
+
+    // And back: B's waiting state, resumed by A.
+    const throughA = await whileFrozen(b, () => apiClient(a.url).chat(session.token, 'Basic'));
     expect(texts(throughA)).toEqual(['Thanks Bea (api), plan Basic']);
+    expect(ranIn(throughA.json.envelope_id)).toEqual([a]);
+
     const state = await apiClient(b.url).call('GET', '/api/session', { token: session.token });
     expect(state.json.state).toMatchObject({
       waiting_for_input: false,
       variables: { user_name: 'Bea', plan: 'Basic' },
     });
-    // Which process ran each turn: the one that logged its commit.
-    const ranIn = (envelopeId: string) =>
-      [a, b].filter((p) =>
-        p.logLines().some((l) => l.event === 'turn.committed' && l.envelopeId === envelopeId),
-      );
-    expect(ranIn(throughB.json.envelope_id)).toHaveLength(1);
-    expect(ranIn(throughA.json.envelope_id)).toHaveLength(1);
-    // With the in-process queue a process runs what it accepted: B resumed what A's turn left waiting.
-    const queue = (p: ServerProcess) => p.logLines().find((l) => l.event === 'hub.started')?.queue;
-    if (queue(b) === 'in-process') {
-      expect(ranIn(throughB.json.envelope_id)).toEqual([b]);
-      expect(ranIn(throughA.json.envelope_id)).toEqual([a]);
-    }
   });
 });
