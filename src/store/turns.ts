@@ -114,7 +114,8 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   if (turn.memory.length > 0) {
     await tx.query(
       `INSERT INTO bot_memory (bot, key, value)
-       SELECT $1, m.key, m.value FROM jsonb_to_recordset($2::jsonb) AS m(key text, value jsonb)
+       SELECT $1, m.key, COALESCE(m.value, 'null'::jsonb)
+       FROM jsonb_to_recordset($2::jsonb) AS m(key text, value jsonb)
        ON CONFLICT (bot, key) DO UPDATE SET value = excluded.value, updated_at = now()`,
       [turn.bot, json(turn.memory.map((m) => ({ key: m.key, value: m.value ?? null })))],
     );
@@ -240,7 +241,7 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
      ),
      mem AS (
        INSERT INTO bot_memory (bot, key, value, updated_at)
-       SELECT m.bot, m.key, m.value, ok.at
+       SELECT m.bot, m.key, COALESCE(m.value, 'null'::jsonb), ok.at
        FROM jsonb_to_recordset($3::jsonb) AS m(i int, bot text, key text, value jsonb) JOIN ok ON ok.i = m.i
        ON CONFLICT (bot, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
        RETURNING 1
