@@ -307,12 +307,12 @@ describe('email channel against a real IMAP server (dovecot) and a real SMTP ser
   it('maps a numbered answer back to the offered choice (a second folder, served by another bot)', async () => {
     const dave = 'dave@example.org';
     await dovecot.append(
-      mail({ from: dave, messageId: 'menu.1.dave@example.org', subject: 'Question', body: 'Hello' }),
+      mail({ from: dave, messageId: 'menu.1.dave@example.org', subject: 'Question', body: 'buttons' }),
       'Menu',
     );
     const [offer] = await smtp.waitFor(dave);
-    expect(offer!.parsed.text).toContain('What do you need?');
-    expect(offer!.parsed.text).toContain('1. Prices and plans\n2. Help with an order');
+    expect(offer!.parsed.text).toContain('Which size?');
+    expect(offer!.parsed.text).toContain('1. Small\n2. Medium\n3. Large');
     const ours = bare(offer!.parsed.messageId);
     await dovecot.append(
       mail({
@@ -321,16 +321,16 @@ describe('email channel against a real IMAP server (dovecot) and a real SMTP ser
         subject: 'Re: Question',
         inReplyTo: ours,
         references: ['menu.1.dave@example.org', ours],
-        body: `2\n\nSent from my iPhone\n\n> On 4 Mar 2025, at 10:15, Switchboard Support <${OUR_ADDRESS}> wrote:\n>\n> What do you need?\n> 1. Prices and plans\n> 2. Help with an order\n`,
+        body: `2\n\nSent from my iPhone\n\n> On 4 Mar 2025, at 10:15, Switchboard Support <${OUR_ADDRESS}> wrote:\n>\n> Which size?\n> 1. Small\n> 2. Medium\n> 3. Large\n`,
       }),
       'Menu',
     );
     const [, chosen] = await smtp.waitFor(dave, 2);
-    expect(chosen!.parsed.text).toContain('You chose support');
+    expect(chosen!.parsed.text).toContain('menu got size:m');
     const [inbound] = await rows<{ content: string }>('SELECT content FROM messages WHERE envelope_id = $1', [
       'email:menu.2.dave@example.org',
     ]);
-    expect(inbound!.content).toBe('support');
+    expect(inbound!.content).toBe('size:m');
   });
 
   it('marks a reply the SMTP server rejects for good as failed at once, and retries a temporary refusal', async () => {
