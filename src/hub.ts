@@ -18,6 +18,9 @@ import { createApp } from './http/app.ts';
 import { type Check, mountOpsApi } from './http/ops-api.ts';
 import { mountSessionApi } from './http/session-api.ts';
 import { createIngress } from './ingress.ts';
+import { createMemoryRateLimiter } from './limits/memory-rate-limiter.ts';
+import type { RateLimiter } from './limits/rate-limiter.ts';
+import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from './ports.ts';
@@ -90,6 +93,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
 
     let cache: SessionCache;
     let bus: Bus;
+    let rateLimiter: RateLimiter;
     let redis: Redis | undefined;
     if (config.redisUrl) {
       redis = connectRedis(config.redisUrl, logger, 'switchboard');
@@ -102,9 +106,11 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       });
       cache = createRedisCache(redis, { prefix: config.redisPrefix, ttlSeconds: config.cacheTtlSeconds });
       bus = createRedisBus(redis, subscriber, { prefix: config.redisPrefix, logger });
+      rateLimiter = createRedisRateLimiter(redis, { prefix: config.redisPrefix });
     } else {
       cache = createMemoryCache({ maxSessions: config.cacheMaxSessions, ttlSeconds: config.cacheTtlSeconds });
       bus = createMemoryBus();
+      rateLimiter = createMemoryRateLimiter();
     }
 
     const queue = createInProcessQueue({ db, logger, concurrency: config.queueConcurrency });
@@ -131,6 +137,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       ingress,
       bus,
       db,
+      rateLimiter,
       async applyStatus(channelMessageId, status, error) {
         await applyPlatformStatus(db, channelMessageId, status, error);
       },

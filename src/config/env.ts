@@ -46,6 +46,8 @@ export const EnvSchema = z.object({
   ADMIN_TOKEN: optionalString,
   /** PostgreSQL pool size per process. */
   DATABASE_POOL_SIZE: int(10, 1),
+  /** Messages one session may send in any 60 seconds; more are refused (Redis-backed across gateways). */
+  RATE_LIMIT_PER_MINUTE: int(60, 1),
 });
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -67,6 +69,7 @@ export interface HubConfig {
   anonymousSessionDays: number;
   databasePoolSize: number;
   adminToken: string | undefined;
+  rateLimitPerMinute: number;
 }
 
 export class ConfigError extends Error {
@@ -99,5 +102,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     anonymousSessionDays: e.ANONYMOUS_SESSION_DAYS,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
   };
 }
