@@ -8,9 +8,13 @@ import type { ChannelAdapter } from '../src/ports.ts';
  */
 export async function loadAdapters(
   _config: HubConfig,
-  _env: NodeJS.ProcessEnv,
+  env: NodeJS.ProcessEnv,
   _logger: Logger,
 ): Promise<ChannelAdapter[]> {
   const adapters: ChannelAdapter[] = [];
+  // The web widget needs no credentials and no SDK: on unless WEB_ENABLED=false.
+  const web = await import('./web/index.ts');
+  const webConfig = web.loadWebConfig(env);
+  if (webConfig.enabled) adapters.push(web.createWebAdapter(webConfig));
   return adapters;
 }

@@ -228,11 +228,19 @@ export async function createHub(options: HubOptions): Promise<Hub> {
         if (pruneTimer) clearInterval(pruneTimer);
         if (server) {
           const s = server;
-          await new Promise<void>((resolve) => {
+          const closed = new Promise<void>((resolve) => {
             s.close(() => resolve());
             s.closeIdleConnections?.();
             setTimeout(() => s.closeAllConnections?.(), 5_000).unref();
           });
+          // The server takes no new connections now; the ones adapters hold open must end for it to close.
+          for (const adapter of adapters)
+            await adapter
+              .detach?.()
+              .catch((err: Error) =>
+                logger.warn({ event: 'adapter.detach_failed', channel: adapter.channel, err: err.message }),
+              );
+          await closed;
         }
         for (const adapter of adapters)
           await adapter

@@ -49,6 +49,11 @@ export interface ChannelAdapter {
   routes?(app: Hono): void;
   /** Gateway: once the HTTP server listens (WebSocket upgrades). */
   attach?(server: Server): void;
+  /**
+   * Gateway: the HTTP server is about to close. Ends what `attach` holds open (web sockets, told
+   * to reconnect), which would otherwise keep the server from closing.
+   */
+  detach?(): Promise<void>;
   /** Gateway: long-lived inbound connections (IMAP IDLE, a linked WhatsApp Web client). */
   start?(): Promise<void>;
   /** Worker: how replies leave. Absent: the channel's clients read replies themselves. */
