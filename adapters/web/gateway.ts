@@ -395,7 +395,7 @@ export class Connection {
     let token: string | undefined;
     if (frame.token) {
       session = await sessionForToken(host.db, frame.token);
-      if (!session || session.channel !== 'web' || (frame.bot && frame.bot !== session.bot)) {
+      if (session?.channel !== 'web' || (frame.bot && frame.bot !== session.bot)) {
         this.ws.close(CLOSE.BAD_TOKEN, 'the session token is not valid, or its session has ended or expired');
         return;
       }

@@ -58,7 +58,7 @@ export class ChatView {
 
   constructor(
     host: HTMLElement,
-    private readonly mode: Mode,
+    mode: Mode,
     botTitle: string,
     private readonly actions: ViewActions,
   ) {
