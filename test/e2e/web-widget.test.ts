@@ -201,7 +201,7 @@ describe('web widget in a real browser', () => {
     let siteUrl: string;
 
     beforeAll(async () => {
-      site = http.createServer((req, res) => {
+      site = http.createServer((_req, res) => {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
         res.end(`<!doctype html><html><head><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Shop</title><style>button { background: red !important; }</style></head>
