@@ -9,7 +9,6 @@ import type { AdapterHost } from '../../src/ports.ts';
 import { endTokenSession, openTokenSession, sessionForToken } from '../../src/sessions.ts';
 import { listMessages, markDeliveredThrough } from '../../src/store/messages.ts';
 import type { MessageRecord, SessionRecord } from '../../src/store/records.ts';
-import { isTokenSessionOpen } from '../../src/store/sessions.ts';
 import type { WebConfig } from './config.ts';
 import { originAllowed } from './origin.ts';
 import {
@@ -208,7 +207,7 @@ export class Room {
         void this.run(async () => {
           await this.catchUp([...this.connections]);
           for (const c of this.connections) c.send({ type: 'typing', active: false });
-          if (!(await isTokenSessionOpen(this.gateway.host.db, this.sessionId))) this.end();
+          if (event.ended) this.end();
         });
         return;
     }

@@ -79,6 +79,7 @@ export class SessionEngine {
           channel: envelope.channel,
           envelopeId: envelope.id,
           replies: [],
+          ended: true,
         });
         return 'no_session';
       }
@@ -133,6 +134,7 @@ export class SessionEngine {
       channel: session.channel,
       envelopeId: envelope.id,
       replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload, createdAt })),
+      ...(session.endedAt ? { ended: true as const } : {}),
     });
     if (delivery.initialStatus(session.channel) === 'sent')
       metrics.messagesOut.inc({ channel: session.channel }, replies.length);

@@ -128,13 +128,3 @@ export async function countActiveSessions(
 export async function revokeToken(q: Queryable, sessionId: string): Promise<void> {
   await q.query('UPDATE sessions SET token_hash = NULL WHERE id = $1', [sessionId]);
 }
-
-/** Whether a token session can still be used: not ended, not expired, its token not revoked. */
-export async function isTokenSessionOpen(q: Queryable, sessionId: string): Promise<boolean> {
-  const { rows } = await q.query<{ open: boolean }>(
-    `SELECT (ended_at IS NULL AND token_hash IS NOT NULL AND (expires_at IS NULL OR expires_at > now())) AS open
-     FROM sessions WHERE id = $1`,
-    [sessionId],
-  );
-  return rows[0]?.open === true;
-}

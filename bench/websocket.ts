@@ -1,0 +1,265 @@
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+/**
+ * Web channel benchmark: one gateway process (`switchboard start`, a child process on
+ * PostgreSQL and Redis) holds many idle widget sessions opened by a separate client process.
+ * The sessions are created first; the server's resident memory is read before and after their
+ * sockets connect (each bound to its session, subscribed on the bus), which gives the memory one
+ * open connection costs. Then some of the sessions chat, and each message's round trip (send →
+ * the reply's message frame) is measured. Loopback only, bounded loops.
+ *
+ *   node --import tsx bench/websocket.ts            (10,000 idle, 1,000 chatting)
+ *   BENCH_WS_IDLE=2000 BENCH_WS_CHATTING=200 node --import tsx bench/websocket.ts
+ */
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface WebSocketBenchOptions {
+  /** Concurrent idle sessions to open. */
+  idle: number;
+  /** How many of them then chat. */
+  chatting: number;
+  /** Messages each chatting session sends, one after another. */
+  messagesEach: number;
+  /** Sessions being opened at once. */
+  connectConcurrency: number;
+  databaseUrl: string;
+  redisUrl: string;
+  log?: (line: string) => void;
+}
+
+export interface WebSocketBenchResult {
+  idleConnections: number;
+  /** Opening the sessions (hello without token, up to the greeting), before the measurement. */
+  createSessionsSeconds: number;
+  /** Connecting the idle sockets (hello with token). */
+  connectSeconds: number;
+  /** After the sessions were created, before their sockets connected. */
+  serverRssBeforeMiB: number;
+  /** With every socket connected and idle. */
+  serverRssAfterMiB: number;
+  /** (after − before) / connections: what holding one idle connection costs. */
+  rssPerConnectionKiB: number;
+  /** Right after start (one warm-up session). */
+  serverRssAtStartMiB: number;
+  /** (after − at start) / connections: also counting whatever creating the sessions left behind. */
+  rssPerSessionSinceStartKiB: number;
+  heapPerConnectionKiB: number;
+  chattingSessions: number;
+  messages: number;
+  roundTripP50Ms: number;
+  roundTripP99Ms: number;
+  roundTripMaxMs: number;
+}
+
+export const DEFAULT_OPTIONS: WebSocketBenchOptions = {
+  idle: Number(process.env.BENCH_WS_IDLE ?? 10_000),
+  chatting: Number(process.env.BENCH_WS_CHATTING ?? 1_000),
+  messagesEach: Number(process.env.BENCH_WS_MESSAGES ?? 5),
+  connectConcurrency: 100,
+  databaseUrl:
+    process.env.BENCH_DATABASE_URL ??
+    process.env.TEST_DATABASE_URL ??
+    'postgres://postgres@127.0.0.1:5432/postgres',
+  redisUrl: process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+};
+
+/** Lets the server's memory settle (timers, GC) before it is read. */
+const SETTLE_MS = 5_000;
+const MiB = 1024 * 1024;
+
+function rssBytes(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /VmRSS:\s+(\d+) kB/.exec(status);
+  if (!kb) throw new Error('no VmRSS in /proc (this benchmark reads Linux process memory)');
+  return Number(kb[1]) * 1024;
+}
+
+async function heapUsedBytes(baseUrl: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const m = /^switchboard_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/switchboard.js'), 'start'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    let errors = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      errors += d.toString();
+    });
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      let nl = buffered.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        nl = buffered.indexOf('\n');
+        if (line.includes('"hub.started"'))
+          resolve({ child, port: (JSON.parse(line) as { port: number }).port });
+      }
+      // Only the start line matters; the rest is drained so the pipe never blocks the server.
+      if (buffered.length > 1_000_000) buffered = '';
+    });
+    child.once('exit', (code) =>
+      reject(new Error(`the gateway exited (${code}) before it started: ${errors}`)),
+    );
+  });
+}
+
+/** The client process, driven by request/answer over IPC. */
+function startClients(): {
+  ask: (command: unknown) => Promise<Record<string, unknown>>;
+  child: ChildProcess;
+} {
+  const child = fork(path.join(ROOT, 'bench/websocket-clients.ts'), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let pending: ((m: Record<string, unknown>) => void) | undefined;
+  const ready = new Promise<void>((resolve) => {
+    pending = () => resolve();
+  });
+  child.on('message', (m: Record<string, unknown>) => {
+    const p = pending;
+    pending = undefined;
+    p?.(m);
+  });
+  const ask = async (command: unknown) => {
+    await ready;
+    const answer = await new Promise<Record<string, unknown>>((resolve) => {
+      pending = resolve;
+      child.send(command as object);
+    });
+    if (answer.error) throw new Error(`bench client: ${String(answer.error)}`);
+    return answer;
+  };
+  return { ask, child };
+}
+
+export async function runWebSocketBench(
+  overrides: Partial<WebSocketBenchOptions> = {},
+): Promise<WebSocketBenchResult> {
+  const o = { ...DEFAULT_OPTIONS, ...overrides };
+  const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (o.chatting > o.idle) throw new Error('cannot chat with more sessions than are open');
+
+  const dbName = `sbb_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: o.databaseUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+  const dbUrl = new URL(o.databaseUrl);
+  dbUrl.pathname = `/${dbName}`;
+  const prefix = `sbb:${randomBytes(6).toString('hex')}:`;
+
+  let server: ChildProcess | undefined;
+  let clients: ReturnType<typeof startClients> | undefined;
+  try {
+    log(`gateway: starting (PostgreSQL ${dbName}, Redis prefix ${prefix})`);
+    const started = await startServer({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: dbUrl.toString(),
+      DATABASE_POOL_SIZE: '20',
+      REDIS_URL: o.redisUrl,
+      REDIS_PREFIX: prefix,
+      LOG_LEVEL: 'info',
+      RATE_LIMIT_PER_MINUTE: '1000',
+    });
+    server = started.child;
+    const baseUrl = `http://127.0.0.1:${started.port}`;
+    clients = startClients();
+
+    const url = `ws://127.0.0.1:${started.port}/ws`;
+    // Warm up: one session end to end, so code paths and pools exist before anything is measured.
+    await clients.ask({ cmd: 'create', url, count: 1, concurrency: 1 });
+    await clients.ask({ cmd: 'connect', url, concurrency: 1 });
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const rssAtStart = rssBytes(server.pid!);
+
+    // The sessions exist first (as after a day of visitors); what is measured is holding their sockets.
+    log(`clients: creating ${o.idle - 1} more sessions, ${o.connectConcurrency} at a time`);
+    const create = await clients.ask({
+      cmd: 'create',
+      url,
+      count: o.idle - 1,
+      concurrency: o.connectConcurrency,
+    });
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const rssBefore = rssBytes(server.pid!);
+    const heapBefore = await heapUsedBytes(baseUrl);
+
+    log(`clients: connecting ${o.idle - 1} sessions and leaving them idle`);
+    const connect = await clients.ask({ cmd: 'connect', url, concurrency: o.connectConcurrency });
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const rssAfter = rssBytes(server.pid!);
+    const heapAfter = await heapUsedBytes(baseUrl);
+    const opened = o.idle - 1;
+
+    log(`clients: ${o.chatting} sessions send ${o.messagesEach} messages each`);
+    const chat = await clients.ask({ cmd: 'chat', sessions: o.chatting, messagesEach: o.messagesEach });
+    const rtts = (chat.rtts as number[]).sort((a, b) => a - b);
+
+    return {
+      idleConnections: o.idle,
+      createSessionsSeconds: Math.round(Number(create.ms) / 100) / 10,
+      connectSeconds: Math.round(Number(connect.ms) / 100) / 10,
+      serverRssBeforeMiB: Math.round((rssBefore / MiB) * 10) / 10,
+      serverRssAfterMiB: Math.round((rssAfter / MiB) * 10) / 10,
+      rssPerConnectionKiB: Math.round(((rssAfter - rssBefore) / opened / 1024) * 10) / 10,
+      serverRssAtStartMiB: Math.round((rssAtStart / MiB) * 10) / 10,
+      rssPerSessionSinceStartKiB: Math.round(((rssAfter - rssAtStart) / opened / 1024) * 10) / 10,
+      heapPerConnectionKiB: Math.round(((heapAfter - heapBefore) / opened / 1024) * 10) / 10,
+      chattingSessions: o.chatting,
+      messages: rtts.length,
+      roundTripP50Ms: Math.round(percentile(rtts, 50) * 10) / 10,
+      roundTripP99Ms: Math.round(percentile(rtts, 99) * 10) / 10,
+      roundTripMaxMs: Math.round((rtts.at(-1) ?? Number.NaN) * 10) / 10,
+    };
+  } finally {
+    if (clients) {
+      clients.child.send({ cmd: 'close' });
+      await new Promise((r) => clients!.child.once('exit', r));
+    }
+    if (server && server.exitCode === null) {
+      const exited = new Promise((r) => server!.once('exit', r));
+      server.kill('SIGTERM');
+      await exited;
+    }
+    const cleanup = new pg.Client({ connectionString: o.databaseUrl });
+    await cleanup.connect();
+    await cleanup.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await cleanup.end();
+    const redis = new Redis(o.redisUrl);
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+    redis.disconnect();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const result = await runWebSocketBench();
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
