@@ -56,6 +56,10 @@ export interface WebSocketBenchResult {
   roundTripP50Ms: number;
   roundTripP99Ms: number;
   roundTripMaxMs: number;
+  /** Messages answered per second during the chat phase (a closed loop: each session waits for its reply). */
+  messagesPerSecond: number;
+  /** The session engine's mean time per turn (dequeue to commit) during the chat phase. */
+  engineTurnMeanMs: number;
 }
 
 export const DEFAULT_OPTIONS: WebSocketBenchOptions = {
@@ -81,11 +85,16 @@ function rssBytes(pid: number): number {
   return Number(kb[1]) * 1024;
 }
 
-async function heapUsedBytes(baseUrl: string): Promise<number> {
+/** One sample's value from the hub's /metrics (the sum over its label sets when it has several). */
+async function metric(baseUrl: string, name: string): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  const m = /^switchboard_nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text);
-  return m ? Number(m[1]) : Number.NaN;
+  let sum = Number.NaN;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
+    sum = (Number.isNaN(sum) ? 0 : sum) + Number(m[1]);
+  }
+  return sum;
 }
+const heapUsedBytes = (baseUrl: string) => metric(baseUrl, 'switchboard_nodejs_heap_size_used_bytes');
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -215,8 +224,14 @@ export async function runWebSocketBench(
     const opened = o.idle - 1;
 
     log(`clients: ${o.chatting} sessions send ${o.messagesEach} messages each`);
+    const turnsBefore = await metric(baseUrl, 'switchboard_engine_turn_seconds_count');
+    const turnSecondsBefore = await metric(baseUrl, 'switchboard_engine_turn_seconds_sum');
+    const chatStarted = Date.now();
     const chat = await clients.ask({ cmd: 'chat', sessions: o.chatting, messagesEach: o.messagesEach });
+    const chatMs = Date.now() - chatStarted;
     const rtts = (chat.rtts as number[]).sort((a, b) => a - b);
+    const turns = (await metric(baseUrl, 'switchboard_engine_turn_seconds_count')) - turnsBefore;
+    const turnSeconds = (await metric(baseUrl, 'switchboard_engine_turn_seconds_sum')) - turnSecondsBefore;
 
     return {
       idleConnections: o.idle,
@@ -233,6 +248,8 @@ export async function runWebSocketBench(
       roundTripP50Ms: Math.round(percentile(rtts, 50) * 10) / 10,
       roundTripP99Ms: Math.round(percentile(rtts, 99) * 10) / 10,
       roundTripMaxMs: Math.round((rtts.at(-1) ?? Number.NaN) * 10) / 10,
+      messagesPerSecond: Math.round(rtts.length / (chatMs / 1000)),
+      engineTurnMeanMs: Math.round((turnSeconds / turns) * 1000 * 10) / 10,
     };
   } finally {
     if (clients) {

@@ -202,9 +202,14 @@ describe('web widget in a real browser', () => {
 
     beforeAll(async () => {
       site = http.createServer((_req, res) => {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        // A strict policy, as careful sites have: the hub is allowed for the script and the
+        // socket, and nothing inline but the page's own nonced style.
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy': `default-src 'self'; script-src ${hub()}; connect-src ws://127.0.0.1:${port}; style-src 'nonce-shop'`,
+        });
         res.end(`<!doctype html><html><head><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Shop</title><style>button { background: red !important; }</style></head>
+<title>Shop</title><style nonce="shop">button { background: red !important; }</style></head>
 <body><h1>A shop</h1><p>Products and so on.</p>
 <script src="${hub()}/widget.js" data-bot="support"></script></body></html>`);
       });
@@ -222,6 +227,9 @@ describe('web widget in a real browser', () => {
       await shop.goto(`${siteUrl}/`);
       const launcher = shop.locator('.launcher');
       await launcher.waitFor();
+      // Styled (its own stylesheet applies under the page's CSP) and untouched by the page's CSS.
+      expect(await launcher.evaluate((el) => getComputedStyle(el).position)).toBe('fixed');
+      expect(await launcher.evaluate((el) => getComputedStyle(el).backgroundColor)).toBe('rgb(11, 92, 173)');
       expect(await launcher.getAttribute('aria-expanded')).toBe('false');
       await launcher.click();
       expect(await launcher.getAttribute('aria-expanded')).toBe('true');

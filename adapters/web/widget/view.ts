@@ -26,6 +26,23 @@ function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
+/**
+ * A constructed stylesheet where the browser has them: a host page's Content-Security-Policy
+ * governs <style> elements but not these, so the widget needs no 'unsafe-inline' from the sites
+ * that embed it. Older browsers get a <style> element.
+ */
+function adoptStyles(shadow: ShadowRoot): void {
+  try {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLES);
+    shadow.adoptedStyleSheets = [sheet];
+  } catch {
+    const style = h('style');
+    style.textContent = STYLES;
+    shadow.append(style);
+  }
+}
+
 const STATUS_TEXT: Record<Status, string> = {
   connecting: 'Connecting…',
   online: 'Online',
@@ -64,8 +81,6 @@ export class ChatView {
   ) {
     this.botName = botTitle;
     const shadow = host.attachShadow({ mode: 'open' });
-    const style = h('style');
-    style.textContent = STYLES;
     const uid = Math.random().toString(36).slice(2, 8);
     this.title = h('h2', { id: `sb-title-${uid}` }, botTitle);
     this.status = h(
@@ -144,7 +159,8 @@ export class ChatView {
       });
       root.append(this.launcher);
     }
-    shadow.append(style, root);
+    adoptStyles(shadow);
+    shadow.append(root);
   }
 
   setOpen(open: boolean): void {
