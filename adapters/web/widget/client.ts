@@ -107,7 +107,15 @@ export class ChatClient {
     if (this.stopped) return;
     clearTimeout(this.retryTimer);
     this.o.events.status('connecting');
-    const ws = new WebSocket(this.o.url);
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.o.url);
+    } catch (err) {
+      // A URL the page may not open (an https page and an http hub): retrying cannot help.
+      this.stopped = true;
+      this.o.events.status('failed', { reason: (err as Error).message });
+      return;
+    }
     this.ws = ws;
     ws.onopen = () => this.hello();
     ws.onmessage = (e) => {
@@ -257,8 +265,17 @@ export class ChatClient {
     clearTimeout(this.pingTimer);
     this.pingTimer = window.setTimeout(() => {
       this.frame({ type: 'ping' });
-      this.pongTimer = window.setTimeout(() => this.ws?.close(), PONG_WITHIN_MS);
+      this.pongTimer = window.setTimeout(() => this.abandon(), PONG_WITHIN_MS);
     }, PING_EVERY_MS);
+  }
+
+  /** The connection went silent: a closing handshake could take minutes, so move on at once. */
+  private abandon(): void {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = undefined;
+    ws.close();
+    this.closed(1006, 'no answer');
   }
 
   private closed(code: number, reason: string): void {
