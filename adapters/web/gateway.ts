@@ -389,6 +389,8 @@ export class Connection {
 
   private async onHello(frame: Extract<ClientFrame, { type: 'hello' }>): Promise<void> {
     const { host } = this;
+    // The hello is here; opening a session may take a while on a busy database.
+    clearTimeout(this.helloTimer);
     this.unbind(false);
     let session: SessionRecord | undefined;
     let token: string | undefined;
@@ -432,7 +434,6 @@ export class Connection {
       room.leave(this);
       return;
     }
-    clearTimeout(this.helloTimer);
     this.hello = frame;
     this.session = session;
     this.room = room;

@@ -401,6 +401,7 @@ describe('two gateways sharing one database and one Redis', () => {
     // And the other way round.
     b.send({ type: 'message', id: 'x2', text: 'back' });
     await a.reply('echo back #2');
+    await b.reply('echo back #2');
     expect(texts(b.messages())).toEqual([
       'user:across',
       'assistant:echo across #1',

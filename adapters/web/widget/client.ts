@@ -74,7 +74,9 @@ export class ChatClient {
     o.storage.onTokenChange((token) => this.tokenChanged(token));
     window.addEventListener('online', () => this.reconnectNow());
     document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible') this.reconnectNow();
+      if (document.visibilityState !== 'visible') return;
+      this.tokenChanged(o.storage.getToken());
+      this.reconnectNow();
     });
   }
 
@@ -212,6 +214,8 @@ export class ChatClient {
         if (frame.sessionId !== this.sessionId) return;
         this.online = false;
         events.status('ended');
+        // Another tab may have started the next conversation already.
+        this.tokenChanged(this.o.storage.getToken());
         return;
       case 'pong':
         return;
