@@ -67,7 +67,7 @@ describe('web socket protocol (one gateway)', () => {
   });
 
   it('opens a session on hello, replays its greeting, answers a message, and the token resumes it', async () => {
-    const a = await connect(hub);
+    const a = await connect(hub, { headers: { 'user-agent': 'TestBrowser/1.0' } });
     const welcome = await a.hello({
       bot: 'default',
       pageUrl: 'https://shop.example/cart',
@@ -90,8 +90,9 @@ describe('web socket protocol (one gateway)', () => {
       envelope: { meta: Record<string, unknown>; from: { id: string } };
     }>('SELECT envelope FROM inbox WHERE envelope_id = $1', [`web:${welcome.sessionId}:first`]);
     expect(rows[0]!.envelope.from.id).toBe(welcome.sessionId);
-    expect(rows[0]!.envelope.meta).toMatchObject({
+    expect(rows[0]!.envelope.meta).toEqual({
       ip: '127.0.0.1',
+      userAgent: 'TestBrowser/1.0',
       pageUrl: 'https://shop.example/cart',
       language: 'pt-BR',
     });
