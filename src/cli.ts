@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
 import { loadAdapters } from '../adapters/index.ts';
 import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
+import { checkBots, formatError } from './dialog/check.ts';
 import { createHub, openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
+import { runOperatorCommand } from './operator.ts';
 import { migrate } from './store/migrate.ts';
 
 const USAGE = `Usage: switchboard <command> [options]
@@ -10,6 +12,11 @@ const USAGE = `Usage: switchboard <command> [options]
 Commands:
   start [--role all|gateway|worker] [--port N]   run the hub (default role: all)
   migrate                                      apply database migrations and exit
+  check [bot]                                  parse every dialog script (*.bas); errors as file:line:column
+  queue failed [--json]                        envelopes set aside after failing again and again
+  queue replay                                 put them back in the queue
+  outbox failed [--json]                       replies that exhausted their delivery attempts
+  outbox replay [--session ID]                 send them again (all, or one session's)
   help                                         show this help
 
 Configuration is read from the environment; see README.md.`;
@@ -65,6 +72,28 @@ async function runMigrate(): Promise<void> {
   }
 }
 
+async function runCheck(args: string[]): Promise<void> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, strict: true });
+  if (positionals.length > 1) throw new ConfigError('check takes at most one bot name');
+  const config = loadConfig();
+  const checks = await checkBots(config.configDir, positionals[0]);
+  let scripts = 0;
+  let errors = 0;
+  for (const check of checks) {
+    scripts += check.scripts.length;
+    errors += check.errors.length;
+    for (const error of check.errors) process.stdout.write(`${formatError(check.dir, error)}\n`);
+  }
+  const bots = `${checks.length} bot${checks.length === 1 ? '' : 's'}`;
+  const summary = `${scripts} script${scripts === 1 ? '' : 's'} in ${bots}`;
+  if (errors > 0) {
+    process.stdout.write(`${errors} error${errors === 1 ? '' : 's'} in ${summary}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stdout.write(`${summary}: no errors\n`);
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [command = 'help', ...rest] = argv;
   switch (command) {
@@ -72,6 +101,19 @@ export async function main(argv: string[]): Promise<void> {
       return start(rest);
     case 'migrate':
       return runMigrate();
+    case 'check':
+      return runCheck(rest);
+    case 'queue':
+    case 'outbox': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        options: { session: { type: 'string' }, json: { type: 'boolean', default: false } },
+        allowPositionals: true,
+        strict: true,
+      });
+      process.exitCode = await runOperatorCommand(command, positionals[0] ?? '', values);
+      return;
+    }
     case 'help':
     case '--help':
     case '-h':
@@ -87,7 +129,7 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   const known =
     err instanceof ConfigError ||
     (err instanceof Error &&
-      /ERR_PARSE_ARGS|DataDirLocked|BotConfig/.test(
+      /ERR_PARSE_ARGS|DataDirLocked|BotConfig|UnknownBot/.test(
         `${(err as NodeJS.ErrnoException).code ?? ''} ${err.name}`,
       ));
   process.stderr.write(`switchboard: ${err instanceof Error ? err.message : String(err)}\n`);

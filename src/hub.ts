@@ -6,11 +6,14 @@ import type { Bus } from './bus/bus.ts';
 import { createMemoryBus } from './bus/memory-bus.ts';
 import { createRedisBus } from './bus/redis-bus.ts';
 import type { SessionCache } from './cache/cache.ts';
+import { createLayeredCache } from './cache/layered-cache.ts';
 import { createMemoryCache } from './cache/memory-cache.ts';
 import { createRedisCache } from './cache/redis-cache.ts';
 import { type BotRegistry, loadBots } from './config/bots.ts';
 import { ConfigError, type HubConfig, type Role } from './config/env.ts';
 import { Delivery } from './delivery/delivery.ts';
+import { createInProcessOutbox, type Outbox } from './delivery/outbox.ts';
+import { createRedisOutbox } from './delivery/redis-outbox.ts';
 import type { ChannelSender } from './delivery/sender.ts';
 import { SessionEngine } from './engine/engine.ts';
 import type { Channel } from './envelope.ts';
@@ -24,6 +27,7 @@ import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from './ports.ts';
+import { createBullmqQueue } from './queue/bullmq-queue.ts';
 import { createInProcessQueue } from './queue/in-process.ts';
 import type { InboundQueue } from './queue/queue.ts';
 import { connectRedis } from './redis.ts';
@@ -39,6 +43,8 @@ import { countActiveSessions } from './store/sessions.ts';
 export const DEDUPE_WINDOW_MS = 24 * 3_600_000;
 const PRUNE_EVERY_MS = 15 * 60_000;
 const ACTIVE_WINDOW_MS = 30 * 60_000;
+/** Process-local copies of shared cache entries live this long (a stale one only costs a retry). */
+const LOCAL_CACHE_TTL_SECONDS = 60;
 
 export interface HubOptions {
   config: HubConfig;
@@ -58,8 +64,9 @@ export interface Hub {
   readonly engine: SessionEngine;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** Starts serving and working; resolves with the port it listens on (gateway roles). */
-  start(): Promise<{ port: number | undefined }>;
+  readonly bus: Bus;
+  /** Starts serving and working; resolves with the port it listens on. */
+  start(): Promise<{ port: number }>;
   /** Stops taking work, finishes what is in flight, closes every connection. */
   stop(): Promise<void>;
 }
@@ -95,8 +102,27 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     let bus: Bus;
     let rateLimiter: RateLimiter;
     let redis: Redis | undefined;
+    const local = createMemoryCache({
+      maxSessions: config.cacheMaxSessions,
+      ttlSeconds: config.cacheTtlSeconds,
+    });
+    const senders = new Map<Channel, ChannelSender>();
+    for (const adapter of adapters) if (adapter.sender) senders.set(adapter.channel, adapter.sender);
+    const delivery = new Delivery({
+      db,
+      logger,
+      metrics,
+      senders,
+      maxAttempts: config.deliveryAttempts,
+      retryBaseMs: config.deliveryRetryBaseMs,
+      retryCapMs: config.deliveryRetryCapMs,
+    });
+    let queue: InboundQueue;
+    let outbox: Outbox;
     if (config.redisUrl) {
-      redis = connectRedis(config.redisUrl, logger, 'switchboard');
+      // Commands issued in the same tick (a group commit's acknowledgements, cache writes and
+      // notices) share one round trip.
+      redis = connectRedis(config.redisUrl, logger, 'switchboard', { enableAutoPipelining: true });
       const subscriber = connectRedis(config.redisUrl, logger, 'switchboard-sub', {
         maxRetriesPerRequest: null,
       });
@@ -104,26 +130,35 @@ export async function createHub(options: HubOptions): Promise<Hub> {
         subscriber.disconnect();
         redis?.disconnect();
       });
-      cache = createRedisCache(redis, { prefix: config.redisPrefix, ttlSeconds: config.cacheTtlSeconds });
+      const shared = createRedisCache(redis, {
+        prefix: config.redisPrefix,
+        ttlSeconds: config.cacheTtlSeconds,
+      });
+      cache = createLayeredCache(
+        createMemoryCache({ maxSessions: config.cacheMaxSessions, ttlSeconds: LOCAL_CACHE_TTL_SECONDS }),
+        shared,
+      );
       bus = createRedisBus(redis, subscriber, { prefix: config.redisPrefix, logger });
+      const common = { redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, logger };
+      queue = createBullmqQueue({ ...common, concurrency: config.queueConcurrency });
+      outbox = createRedisOutbox({ ...common, db, delivery, concurrency: config.queueConcurrency });
       rateLimiter = createRedisRateLimiter(redis, { prefix: config.redisPrefix });
     } else {
-      cache = createMemoryCache({ maxSessions: config.cacheMaxSessions, ttlSeconds: config.cacheTtlSeconds });
+      cache = local;
       bus = createMemoryBus();
+      queue = createInProcessQueue({ db, logger, concurrency: config.queueConcurrency });
+      outbox = createInProcessOutbox({ db, delivery, logger });
       rateLimiter = createMemoryRateLimiter();
     }
 
-    const queue = createInProcessQueue({ db, logger, concurrency: config.queueConcurrency });
     const ingress = createIngress(queue, metrics, logger);
-    const senders = new Map<Channel, ChannelSender>();
-    for (const adapter of adapters) if (adapter.sender) senders.set(adapter.channel, adapter.sender);
-    const delivery = new Delivery({ db, logger, metrics, senders });
     const engine = new SessionEngine({
       db,
       cache,
       bus,
       bots,
       delivery,
+      outbox,
       metrics,
       logger,
       anonymousSessionDays: config.anonymousSessionDays,
@@ -185,25 +220,26 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       engine,
       metrics,
       logger,
+      bus,
       async start() {
-        let port: number | undefined;
+        // Every role listens: workers serve /healthz, /readyz and /metrics.
+        server = await new Promise<Server>((resolve, reject) => {
+          const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
+            resolve(s as Server),
+          ) as Server;
+          s.once('error', reject);
+        });
+        const address = server.address();
+        const port = typeof address === 'object' && address ? address.port : config.port;
         if (serves) {
-          server = await new Promise<Server>((resolve, reject) => {
-            const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
-              resolve(s as Server),
-            ) as Server;
-            s.once('error', reject);
-          });
-          const address = server.address();
-          port = typeof address === 'object' && address ? address.port : config.port;
           for (const adapter of adapters) adapter.attach?.(server);
           for (const adapter of adapters) await adapter.start?.();
         }
         if (works) {
-          await queue.consume(async (envelope) => void (await engine.handle(envelope)));
-          await delivery
-            .sweep()
-            .catch((err: Error) => logger.warn({ event: 'delivery.sweep_failed', err: err.message }));
+          await queue.consume(async (envelope, info) => {
+            await engine.handle(envelope, { checkDuplicate: info.redelivered });
+          });
+          await outbox.start();
           pruneTimer = setInterval(() => {
             pruneInbox(db, new Date(Date.now() - DEDUPE_WINDOW_MS)).catch((err: Error) =>
               logger.warn({ event: 'inbox.prune_failed', err: err.message }),
@@ -249,7 +285,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
               logger.warn({ event: 'adapter.stop_failed', channel: adapter.channel, err: err.message }),
             );
         await queue.stop();
-        await delivery.stop();
+        await outbox.stop();
         await bus.close();
         await cache.close();
         for (const close of closers.reverse()) await close().catch(() => undefined);

@@ -2,6 +2,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { ScriptLibrary } from '../dialog/library.ts';
+import { createDialogHandler, type DialogServices } from '../dialog/runtime.ts';
 import type { BotHandler } from '../engine/bot.ts';
 import { BOT_NAME_PATTERN } from '../envelope.ts';
 
@@ -19,6 +21,26 @@ export const BotSettingsSchema = z
     defaultReply: z.string().max(4000).default("I'm here, but I don't have an answer for that yet."),
     /** Said when the bot's code fails during a turn; the session goes on. */
     apology: z.string().max(4000).default('Sorry, something went wrong on my side. Please try again.'),
+    /** Limits of dialog scripts (`*.bas`). */
+    dialog: z
+      .object({
+        /** Session variables a session may hold. */
+        maxVariables: z.number().int().min(1).default(100),
+        /** JSON bytes of a session's variables (and, separately, of a waiting script's locals). */
+        maxVariableBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(1024 * 1024),
+        /** Instructions one turn may run: a loop that never waits is stopped with a logged error. */
+        maxStepsPerTurn: z.number().int().min(100).default(100_000),
+        /** Invalid answers to one HEAR before the script goes on with an empty answer. */
+        maxHearTries: z.number().int().min(1).max(20).default(3),
+        /** Nested FUNCTION, SUB and RUN calls. */
+        maxCallDepth: z.number().int().min(2).max(1000).default(64),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 export type BotSettings = z.infer<typeof BotSettingsSchema>;
@@ -76,15 +98,24 @@ function isHandler(value: unknown): value is BotHandler {
   return typeof value === 'object' && value !== null && typeof (value as BotHandler).onMessage === 'function';
 }
 
-async function readHandler(dir: string, settings: BotSettings): Promise<BotHandler> {
+async function readHandler(
+  dir: string,
+  settings: BotSettings,
+  services: Partial<DialogServices> | undefined,
+): Promise<BotHandler> {
+  const { library, errors } = await ScriptLibrary.open(dir);
+  const hasScripts = (await library.names()).length > 0;
+  if (errors.length > 0) throw new BotConfigError(errors.map((e) => path.join(dir, e.message)).join('\n'));
   for (const name of HANDLER_FILES) {
     const file = path.join(dir, name);
     if (!(await exists(file))) continue;
+    if (hasScripts) throw new BotConfigError(`${dir}: holds both ${name} and .bas scripts; keep one`);
     const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
     if (!isHandler(mod.default))
       throw new BotConfigError(`${file}: the default export must be a bot handler with onMessage`);
     return mod.default;
   }
+  if (hasScripts) return createDialogHandler({ library, settings, services });
   return settingsOnlyHandler(settings);
 }
 
@@ -111,8 +142,15 @@ export class BotRegistry {
   }
 }
 
-/** Loads every bot under `<configDir>/bots/`. A directory whose name is not a valid bot name is an error. */
-export async function loadBots(configDir: string): Promise<BotRegistry> {
+/**
+ * Loads every bot under `<configDir>/bots/`. A directory whose name is not a valid bot name is
+ * an error, and so is a script that does not compile. `dialogServices` gives script bots their
+ * LLM and fallback.
+ */
+export async function loadBots(
+  configDir: string,
+  options: { dialogServices?: (bot: string) => Partial<DialogServices> } = {},
+): Promise<BotRegistry> {
   const root = path.join(configDir, BOTS_DIR);
   const entries = await fs.readdir(root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
@@ -128,7 +166,8 @@ export async function loadBots(configDir: string): Promise<BotRegistry> {
     }
     const dir = path.join(root, entry.name);
     const settings = await readSettings(dir);
-    bots.push({ name: entry.name, dir, settings, handler: await readHandler(dir, settings) });
+    const services = options.dialogServices?.(entry.name);
+    bots.push({ name: entry.name, dir, settings, handler: await readHandler(dir, settings, services) });
   }
   if (!bots.some((b) => b.name === 'default')) {
     // The widget at `/` talks to `default`: there is always one.

@@ -35,13 +35,18 @@ export const EnvSchema = z.object({
   /** How long `POST /api/chat` waits for the replies before answering 202. */
   CHAT_WAIT_MS: int(15_000, 0),
   /** Sessions the in-process queue runs at once (each session still one message at a time). */
-  QUEUE_CONCURRENCY: int(64, 1),
+  QUEUE_CONCURRENCY: int(256, 1),
   /** Cached session state lives this long after its last use. */
   CACHE_TTL_SECONDS: int(3600, 1),
   /** In-process cache: most sessions kept. */
   CACHE_MAX_SESSIONS: int(10_000, 1),
   /** Anonymous sessions expire this many days after their last activity. */
   ANONYMOUS_SESSION_DAYS: int(7, 1),
+  /** Attempts to send a reply before it is marked failed (and kept for `switchboard outbox replay`). */
+  DELIVERY_ATTEMPTS: int(8, 1),
+  /** First retry delay of a failed send; doubles each attempt (with jitter) up to DELIVERY_RETRY_CAP_MS. */
+  DELIVERY_RETRY_BASE_MS: int(500, 1),
+  DELIVERY_RETRY_CAP_MS: int(60_000, 1),
   /** Bearer token for the operator routes (`/api/admin/*`); unset, they are closed. */
   ADMIN_TOKEN: optionalString,
   /** PostgreSQL pool size per process. */
@@ -69,6 +74,9 @@ export interface HubConfig {
   anonymousSessionDays: number;
   databasePoolSize: number;
   adminToken: string | undefined;
+  deliveryAttempts: number;
+  deliveryRetryBaseMs: number;
+  deliveryRetryCapMs: number;
   rateLimitPerMinute: number;
 }
 
@@ -102,6 +110,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     anonymousSessionDays: e.ANONYMOUS_SESSION_DAYS,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
+    deliveryAttempts: e.DELIVERY_ATTEMPTS,
+    deliveryRetryBaseMs: e.DELIVERY_RETRY_BASE_MS,
+    deliveryRetryCapMs: e.DELIVERY_RETRY_CAP_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
   };
 }

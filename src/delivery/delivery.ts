@@ -1,38 +1,36 @@
 import type { Channel } from '../envelope.ts';
+import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { backoffDelay } from '../queue/queue.ts';
 import type { Db } from '../store/db.ts';
-import { undeliveredReplies, updateDelivery } from '../store/messages.ts';
-import type { DeliveryStatus, SessionRecord } from '../store/records.ts';
+import { type DeliveryOutcome, queuedReplies, recordDeliveries } from '../store/messages.ts';
+import type { DeliveryStatus, MessageRecord, SessionRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
-import { type ChannelSender, type OutboundBatch, SendError, type SendOutcome } from './sender.ts';
-
-export const DELIVERY_RETRY_BASE_MS = 500;
-export const DELIVERY_RETRY_CAP_MS = 60_000;
-export const DEFAULT_DELIVERY_ATTEMPTS = 8;
-/** Replies older than this and still queued at start belong to a process that died before sending. */
-const SWEEP_AGE_MS = 5_000;
-const SWEEP_BATCH = 500;
+import { type ChannelSender, SendError, type SendOutcome } from './sender.ts';
 
 export interface DeliveryOptions {
   db: Db;
   logger: Logger;
   metrics: Metrics;
   senders: Map<Channel, ChannelSender>;
-  maxAttempts?: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryCapMs: number;
 }
 
 /**
- * Sends committed replies through their channel's sender, one session at a time and in
- * sequence order, retrying with exponential backoff and jitter. Every outcome is written to the
- * message's delivery status; a reply that exhausts its attempts is marked `failed` and kept.
- * Channels without a sender (the REST API, the web socket) are read by their clients: their
- * replies are `sent` as soon as they are committed.
+ * Sends a session's committed replies through its channel's sender, in sequence order,
+ * retrying with exponential backoff and jitter. Everything it knows comes from PostgreSQL (the
+ * replies still `queued`), so it can run in any process, again, at any time: whoever calls it
+ * must only make sure one call per session runs at a time (the outbox does). Every outcome is
+ * written to the message's delivery status; a reply that exhausts its attempts is `failed` and
+ * kept, for an operator to replay. Channels without a sender (REST API, web socket) are read by
+ * their clients: their replies are `sent` as soon as they are committed.
  */
 export class Delivery {
-  private readonly chains = new Map<string, Promise<void>>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly wakeups = new Set<() => void>();
   private stopping = false;
 
   constructor(private readonly options: DeliveryOptions) {}
@@ -42,17 +40,8 @@ export class Delivery {
     return this.options.senders.has(channel) ? 'queued' : 'sent';
   }
 
-  /** Queues a turn's replies behind the session's earlier ones. Never throws. */
-  dispatch(batch: OutboundBatch): void {
-    const sender = this.options.senders.get(batch.session.channel);
-    if (!sender || batch.replies.length === 0 || this.stopping) return;
-    const id = batch.session.id;
-    const previous = this.chains.get(id) ?? Promise.resolve();
-    const next = previous.then(() => this.deliver(sender, batch));
-    this.chains.set(id, next);
-    void next.finally(() => {
-      if (this.chains.get(id) === next) this.chains.delete(id);
-    });
+  hasSender(channel: Channel): boolean {
+    return this.options.senders.has(channel);
   }
 
   /** Tells the person the bot is working, where the channel can show it. Never throws, never waits. */
@@ -64,114 +53,117 @@ export class Delivery {
     sender.typing(session).catch(onError);
   }
 
-  /** Re-sends replies that were committed but never sent (their process died). */
-  async sweep(): Promise<number> {
-    const stale = await undeliveredReplies(this.options.db, new Date(Date.now() - SWEEP_AGE_MS), SWEEP_BATCH);
-    const bySession = new Map<string, typeof stale>();
-    for (const m of stale) {
-      if (!bySession.has(m.sessionId)) bySession.set(m.sessionId, []);
-      bySession.get(m.sessionId)!.push(m);
+  /** Sends everything the session has queued, oldest first; returns once none is left (or stopping). */
+  async deliverSession(sessionId: string): Promise<void> {
+    const { db, logger } = this.options;
+    let queued = await queuedReplies(db, sessionId);
+    if (queued.length === 0) return;
+    const snapshot = await loadSnapshot(db, sessionId);
+    if (!snapshot) return;
+    const { session } = snapshot;
+    const sender = this.options.senders.get(session.channel);
+    if (!sender) {
+      logger.warn({
+        event: 'delivery.no_sender',
+        sessionId,
+        channel: session.channel,
+        queued: queued.length,
+      });
+      return;
     }
-    for (const [sessionId, messages] of bySession) {
-      const snapshot = await loadSnapshot(this.options.db, sessionId);
-      if (!snapshot) continue;
-      let batch: OutboundBatch | undefined;
-      for (const m of messages) {
-        if (!batch || batch.inReplyTo !== m.inReplyTo) {
-          if (batch) this.dispatch(batch);
-          batch = { session: snapshot.session, inReplyTo: m.inReplyTo ?? '', replies: [] };
-        }
-        batch.replies.push({ seq: m.seq, text: m.content, payload: m.payload });
+    while (queued.length > 0 && !this.stopping) {
+      const inReplyTo = queued[0]!.inReplyTo;
+      const turn = queued.filter((m) => m.inReplyTo === inReplyTo);
+      await this.deliverTurn(sender, session, inReplyTo ?? '', turn);
+      queued = queued.slice(turn.length);
+    }
+  }
+
+  private async deliverTurn(
+    sender: ChannelSender,
+    session: SessionRecord,
+    inReplyTo: string,
+    replies: MessageRecord[],
+  ) {
+    const { db, logger, metrics } = this.options;
+    const { maxAttempts, retryBaseMs, retryCapMs } = this.options;
+    let remaining = replies.map((m) => ({ seq: m.seq, text: m.content, payload: m.payload }));
+    let attempt = replies[0]?.deliveryAttempts ?? 0;
+    while (remaining.length > 0 && !this.stopping) {
+      attempt++;
+      let sent: SendOutcome[] = [];
+      let failure: unknown;
+      try {
+        sent = await sender.send({ session, inReplyTo, replies: remaining });
+      } catch (err) {
+        failure = err;
+        sent = err instanceof SendError ? err.sent : [];
       }
-      if (batch) this.dispatch(batch);
+      const outcomes: DeliveryOutcome[] = sent.map((o) => ({
+        seq: o.seq,
+        status: o.status ?? 'sent',
+        channelMessageId: o.channelMessageId,
+      }));
+      const done = new Set(sent.map((o) => o.seq));
+      remaining = failure ? remaining.filter((r) => !done.has(r.seq)) : [];
+      metrics.messagesOut.inc({ channel: session.channel }, sent.length);
+      if (failure === undefined) {
+        await recordDeliveries(db, session.id, outcomes);
+        return;
+      }
+      const message = errorMessage(failure);
+      const retryable = failure instanceof SendError ? failure.retryable : true;
+      const giveUp = !retryable || attempt >= maxAttempts;
+      const status: DeliveryStatus = giveUp ? 'failed' : 'queued';
+      await recordDeliveries(db, session.id, [
+        ...outcomes,
+        ...remaining.map((r) => ({ seq: r.seq, status, error: message })),
+      ]);
+      if (giveUp) {
+        metrics.deliveryFailures.inc({ channel: session.channel });
+        logger.error({
+          event: 'delivery.failed',
+          sessionId: session.id,
+          channel: session.channel,
+          attempts: attempt,
+          retryable,
+          err: message,
+        });
+        return;
+      }
+      const delay = Math.max(
+        failure instanceof SendError ? (failure.retryAfterMs ?? 0) : 0,
+        backoffDelay(attempt, retryBaseMs, retryCapMs),
+      );
+      logger.warn({
+        event: 'delivery.retry',
+        sessionId: session.id,
+        channel: session.channel,
+        attempt,
+        retryInMs: delay,
+        err: message,
+      });
+      await this.sleep(delay);
     }
-    if (stale.length > 0) this.options.logger.info({ event: 'delivery.swept', count: stale.length });
-    return stale.length;
   }
 
-  async stop(): Promise<void> {
-    this.stopping = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    await Promise.allSettled([...this.chains.values()]);
-  }
-
+  /** Waits, or less if stopping. */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.timers.delete(t);
+      const wake = () => {
+        clearTimeout(timer);
+        this.timers.delete(timer);
+        this.wakeups.delete(wake);
         resolve();
-      }, ms);
-      this.timers.add(t);
+      };
+      const timer = setTimeout(wake, ms);
+      this.timers.add(timer);
+      this.wakeups.add(wake);
     });
   }
 
-  private async record(session: SessionRecord, outcomes: SendOutcome[]): Promise<void> {
-    for (const o of outcomes) {
-      await updateDelivery(this.options.db, {
-        sessionId: session.id,
-        seq: o.seq,
-        status: o.status ?? 'sent',
-        channelMessageId: o.channelMessageId ?? null,
-        attempted: true,
-      });
-      this.options.metrics.messagesOut.inc({ channel: session.channel });
-    }
-  }
-
-  private async deliver(sender: ChannelSender, batch: OutboundBatch): Promise<void> {
-    const { logger } = this.options;
-    const maxAttempts = this.options.maxAttempts ?? DEFAULT_DELIVERY_ATTEMPTS;
-    let remaining = batch.replies;
-    for (let attempt = 1; remaining.length > 0; attempt++) {
-      if (this.stopping) return;
-      try {
-        const outcomes = await sender.send({ ...batch, replies: remaining });
-        await this.record(batch.session, outcomes);
-        return;
-      } catch (err) {
-        const sendError = err instanceof SendError ? err : undefined;
-        const sent = sendError?.sent ?? [];
-        await this.record(batch.session, sent).catch(() => undefined);
-        const done = new Set(sent.map((o) => o.seq));
-        remaining = remaining.filter((r) => !done.has(r.seq));
-        const message = err instanceof Error ? err.message : String(err);
-        const retryable = sendError ? sendError.retryable : true;
-        if (!retryable || attempt >= maxAttempts) {
-          for (const r of remaining) {
-            await updateDelivery(this.options.db, {
-              sessionId: batch.session.id,
-              seq: r.seq,
-              status: 'failed',
-              error: message,
-              attempted: true,
-            }).catch(() => undefined);
-          }
-          this.options.metrics.deliveryFailures.inc({ channel: batch.session.channel });
-          logger.error({
-            event: 'delivery.failed',
-            sessionId: batch.session.id,
-            channel: batch.session.channel,
-            attempts: attempt,
-            retryable,
-            err: message,
-          });
-          return;
-        }
-        const delay = Math.max(
-          sendError?.retryAfterMs ?? 0,
-          backoffDelay(attempt, DELIVERY_RETRY_BASE_MS, DELIVERY_RETRY_CAP_MS),
-        );
-        logger.warn({
-          event: 'delivery.retry',
-          sessionId: batch.session.id,
-          channel: batch.session.channel,
-          attempt,
-          retryInMs: delay,
-          err: message,
-        });
-        await this.sleep(delay);
-      }
-    }
+  stop(): void {
+    this.stopping = true;
+    for (const wake of [...this.wakeups]) wake();
   }
 }

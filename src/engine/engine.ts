@@ -3,6 +3,7 @@ import { sessionTopic } from '../bus/bus.ts';
 import type { SessionCache } from '../cache/cache.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
+import type { Outbox } from '../delivery/outbox.ts';
 import { type Channel, type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -12,8 +13,9 @@ import { getBotMemory } from '../store/memory.ts';
 import { isEnvelopeRecorded } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
 import { createSession, findOpenSnapshotByKey, loadSnapshot } from '../store/sessions.ts';
-import { commitTurn, type TurnWrite } from '../store/turns.ts';
+import type { TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
+import { GroupCommitter } from './group-commit.ts';
 import { TurnDraft } from './turn.ts';
 
 /** Channels whose identities are real people we can recognise again: they get a user record at first contact. */
@@ -32,6 +34,7 @@ export interface EngineOptions {
   bus: Bus;
   bots: BotRegistry;
   delivery: Delivery;
+  outbox: Outbox;
   metrics: Metrics;
   logger: Logger;
   anonymousSessionDays: number;
@@ -47,20 +50,29 @@ export class StateConflictError extends Error {
  * lost a race with another writer is recomputed from the newer state.
  */
 export class SessionEngine {
-  constructor(private readonly o: EngineOptions) {}
+  private readonly committer: GroupCommitter;
 
-  async handle(envelope: Envelope): Promise<TurnOutcome> {
+  constructor(private readonly o: EngineOptions) {
+    this.committer = new GroupCommitter(o.db, o.logger);
+  }
+
+  /**
+   * `checkDuplicate: false` skips the up-front look for an already recorded envelope: for
+   * envelopes the queue knows are new. The commit refuses a duplicate either way; the look only
+   * spares running the bot again.
+   */
+  async handle(envelope: Envelope, options: { checkDuplicate?: boolean } = {}): Promise<TurnOutcome> {
     const started = process.hrtime.bigint();
-    const outcome = await this.run(envelope);
+    const outcome = await this.run(envelope, options.checkDuplicate ?? true);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.o.metrics.turnSeconds.observe({ channel: envelope.channel, outcome }, seconds);
     return outcome;
   }
 
-  private async run(envelope: Envelope): Promise<TurnOutcome> {
+  private async run(envelope: Envelope, checkDuplicate: boolean): Promise<TurnOutcome> {
     const { db, cache, logger } = this.o;
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
-      if (await isEnvelopeRecorded(db, envelope.id)) {
+      if ((checkDuplicate || attempt > 0) && (await isEnvelopeRecorded(db, envelope.id))) {
         logger.debug({ event: 'turn.duplicate', envelopeId: envelope.id });
         return 'duplicate';
       }
@@ -95,7 +107,7 @@ export class SessionEngine {
             ? new Date(Date.now() + this.o.anonymousSessionDays * DAY_MS)
             : null,
       });
-      const result = await commitTurn(db, write);
+      const result = await this.committer.commit(write);
       if (result === 'duplicate') return 'duplicate';
       if (result === 'conflict') {
         logger.debug({
@@ -127,7 +139,8 @@ export class SessionEngine {
       });
     }
     const createdAt = write.at.toISOString();
-    await this.publish({
+    // Not awaited: the turn is committed, and notices keep their order on the connection anyway.
+    void this.publish({
       type: 'turn.completed',
       sessionId: session.id,
       bot: session.bot,
@@ -136,13 +149,10 @@ export class SessionEngine {
       replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload, createdAt })),
       ...(session.endedAt ? { ended: true as const } : {}),
     });
-    if (delivery.initialStatus(session.channel) === 'sent')
-      metrics.messagesOut.inc({ channel: session.channel }, replies.length);
-    delivery.dispatch({
-      session,
-      inReplyTo: envelope.id,
-      replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload })),
-    });
+    if (replies.length > 0) {
+      if (delivery.hasSender(session.channel)) this.o.outbox.notify(session.id);
+      else metrics.messagesOut.inc({ channel: session.channel }, replies.length);
+    }
     logger.debug({
       event: 'turn.committed',
       envelopeId: envelope.id,
@@ -172,6 +182,11 @@ export class SessionEngine {
       return;
     }
     const turnLogger = logger.child({ sessionId: session.id, bot: bot.name });
+    if (draft.envelope.meta.noReply === true) {
+      // Auto-replies, bounces, our own mail: recorded in the history, never answered (no mail loops).
+      turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });
+      return;
+    }
     const ctx = draft.context(turnLogger, (key) => getBotMemory(db, bot.name, key));
     const { kind } = draft.envelope;
     const hooks: (() => void | Promise<void>)[] = [];

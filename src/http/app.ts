@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { methodNotAllowed } from 'hono/method-not-allowed';
+import { isTransient } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { ApiError, errorResponse } from './errors.ts';
 
@@ -43,6 +44,25 @@ export function createApp(options: { logger: Logger; maxBodyBytes: number }): Ho
   );
   app.onError((err, c) => {
     if (err instanceof ApiError) return errorResponse(c, err);
+    if (isTransient(err)) {
+      options.logger.warn({
+        event: 'http.unavailable',
+        method: c.req.method,
+        path: c.req.path,
+        err: err.message,
+      });
+      return errorResponse(
+        c,
+        new ApiError(
+          503,
+          'unavailable',
+          'a service the hub depends on is not reachable right now; retry shortly',
+          {
+            'Retry-After': '2',
+          },
+        ),
+      );
+    }
     options.logger.error({
       event: 'http.error',
       method: c.req.method,

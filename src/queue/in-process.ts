@@ -13,8 +13,22 @@ import { backoffDelay, type EnqueueResult, type EnvelopeHandler, type InboundQue
 export const RETRY_BASE_MS = 200;
 export const RETRY_CAP_MS = 30_000;
 export const DEFAULT_MAX_ATTEMPTS = 10;
+/** How often the inbox is scanned for pending envelopes this process does not hold (an operator's replay). */
+const RESCAN_MS = 30_000;
 /** Acknowledgements are written in batches; a crash before the write only means a harmless replay. */
 const ACK_FLUSH_MS = 20;
+
+/** Any fixed number: the advisory lock that keeps the in-process queue to one process per database. */
+const IN_PROCESS_QUEUE_LOCK = 7_340_212;
+
+export class QueueLockedError extends Error {
+  override name = 'QueueLockedError';
+  constructor() {
+    super(
+      'another process already runs the in-process queue on this database; to run several processes set REDIS_URL (BullMQ), or stop the other one',
+    );
+  }
+}
 
 type LaneState = 'idle' | 'ready' | 'running' | 'backoff';
 
@@ -49,6 +63,8 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
   let pendingAcks: number[] = [];
   let ackTimer: NodeJS.Timeout | undefined;
   let ackFlush: Promise<void> = Promise.resolve();
+  let releaseLock: (() => Promise<void>) | undefined;
+  let rescanTimer: NodeJS.Timeout | undefined;
 
   function flushAcks(): Promise<void> {
     ackTimer = undefined;
@@ -108,7 +124,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
     const entry = lane.items[0]!;
     let retryIn: number | undefined;
     try {
-      await handle(entry.envelope);
+      await handle(entry.envelope, { redelivered: entry.attempts > 0 || entry.recovered === true });
       lane.items.shift();
       ack(entry.id);
     } catch (err) {
@@ -168,19 +184,32 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
       return 'accepted';
     },
     async consume(h: EnvelopeHandler) {
+      // Two processes resuming one inbox would run the same sessions at once: one per database.
+      releaseLock = await db.holdLock(IN_PROCESS_QUEUE_LOCK);
+      if (!releaseLock) throw new QueueLockedError();
       handler = h;
       const pending = await pendingInbox(db);
       if (pending.length > 0) logger.info({ event: 'queue.resumed', count: pending.length });
-      for (const entry of pending) push(entry);
+      for (const entry of pending) push({ ...entry, recovered: true });
       pump();
+      rescanTimer = setInterval(() => {
+        pendingInbox(db)
+          .then((rows) => {
+            for (const entry of rows) if (!stopping) push({ ...entry, recovered: true });
+          })
+          .catch((err: Error) => logger.warn({ event: 'queue.rescan_failed', err: err.message }));
+      }, RESCAN_MS);
+      rescanTimer.unref();
     },
     async stop() {
       stopping = true;
+      if (rescanTimer) clearInterval(rescanTimer);
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       if (running > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
       if (ackTimer) clearTimeout(ackTimer);
       await flushAcks();
+      await releaseLock?.();
     },
     async ping() {
       await db.ping();

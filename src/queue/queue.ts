@@ -1,6 +1,7 @@
 import type { Envelope } from '../envelope.ts';
 
-export type EnvelopeHandler = (envelope: Envelope) => Promise<void>;
+/** `redelivered`: the envelope may have been handled before (its first handler died, or it is retried). */
+export type EnvelopeHandler = (envelope: Envelope, info: { redelivered: boolean }) => Promise<void>;
 
 export type EnqueueResult = 'accepted' | 'duplicate';
 

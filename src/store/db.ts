@@ -18,6 +18,11 @@ export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Takes a session-level advisory lock on a connection of its own and keeps it until released
+   * (or the process dies). Undefined when another process holds it.
+   */
+  holdLock(key: number): Promise<(() => Promise<void>) | undefined>;
   /** A cheap round trip, for readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -7,6 +7,8 @@ export interface InboxEntry {
   lane: string;
   envelope: Envelope;
   attempts: number;
+  /** Found pending at start: a previous process may have handled it already. */
+  recovered?: boolean;
 }
 
 /** Records an envelope durably. False when the envelope id is already there (a duplicate). */
@@ -68,5 +70,13 @@ export async function failedInbox(q: Queryable): Promise<(InboxEntry & { lastErr
 /** Forgets processed envelopes older than the dedupe window. */
 export async function pruneInbox(q: Queryable, processedBefore: Date): Promise<number> {
   const { rowCount } = await q.query('DELETE FROM inbox WHERE processed_at < $1', [processedBefore]);
+  return rowCount;
+}
+
+/** Gives failed envelopes a fresh start; the running queue picks them up at its next scan. */
+export async function requeueFailedInbox(q: Queryable): Promise<number> {
+  const { rowCount } = await q.query(
+    'UPDATE inbox SET failed_at = NULL, attempts = 0, last_error = NULL WHERE failed_at IS NOT NULL',
+  );
   return rowCount;
 }

@@ -128,3 +128,78 @@ export async function undeliveredReplies(
   );
   return rows.map(toMessageRecord);
 }
+
+/** A session's replies waiting to be sent, in order. */
+export async function queuedReplies(q: Queryable, sessionId: string): Promise<MessageRecord[]> {
+  const { rows } = await q.query(
+    `SELECT * FROM messages WHERE session_id = $1 AND delivery_status = 'queued' ORDER BY seq`,
+    [sessionId],
+  );
+  return rows.map(toMessageRecord);
+}
+
+/** Sessions with replies queued and untouched since `before`: their sender died, or never ran. */
+export async function sessionsWithStaleReplies(q: Queryable, before: Date, limit: number): Promise<string[]> {
+  const { rows } = await q.query<{ session_id: string }>(
+    `SELECT DISTINCT session_id FROM messages WHERE delivery_status = 'queued' AND updated_at < $1 LIMIT $2`,
+    [before, limit],
+  );
+  return rows.map((r) => r.session_id);
+}
+
+/** Replies that exhausted their delivery attempts, newest first. */
+export async function failedReplies(
+  q: Queryable,
+  limit: number,
+): Promise<(MessageRecord & { bot: string; channel: string })[]> {
+  const { rows } = await q.query(
+    `SELECT m.*, s.bot, s.channel FROM messages m JOIN sessions s ON s.id = m.session_id
+     WHERE m.delivery_status = 'failed' ORDER BY m.updated_at DESC LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => ({ ...toMessageRecord(r), bot: r.bot as string, channel: r.channel as string }));
+}
+
+/** Puts failed replies back in the queue (all of them, or one session's); returns the sessions touched. */
+export async function requeueFailedReplies(q: Queryable, sessionId?: string): Promise<string[]> {
+  const { rows } = await q.query<{ session_id: string }>(
+    `UPDATE messages SET delivery_status = 'queued', delivery_error = NULL, delivery_attempts = 0,
+       updated_at = now() - interval '1 hour'
+     WHERE delivery_status = 'failed' AND ($1::uuid IS NULL OR session_id = $1) RETURNING session_id`,
+    [sessionId ?? null],
+  );
+  return [...new Set(rows.map((r) => r.session_id))];
+}
+
+export interface DeliveryOutcome {
+  seq: number;
+  status: DeliveryStatus;
+  channelMessageId?: string | null;
+  error?: string | null;
+}
+
+/** Records one delivery attempt for several replies of a session, in one statement. */
+export async function recordDeliveries(
+  q: Queryable,
+  sessionId: string,
+  outcomes: readonly DeliveryOutcome[],
+): Promise<void> {
+  if (outcomes.length === 0) return;
+  await q.query(
+    `UPDATE messages m SET delivery_status = x.status, channel_message_id = COALESCE(x.channel_message_id, m.channel_message_id),
+       delivery_error = x.error, delivery_attempts = m.delivery_attempts + 1, updated_at = now()
+     FROM jsonb_to_recordset($2::jsonb) AS x(seq bigint, status text, channel_message_id text, error text)
+     WHERE m.session_id = $1 AND m.seq = x.seq`,
+    [
+      sessionId,
+      JSON.stringify(
+        outcomes.map((o) => ({
+          seq: o.seq,
+          status: o.status,
+          channel_message_id: o.channelMessageId ?? null,
+          error: o.error ?? null,
+        })),
+      ),
+    ],
+  );
+}

@@ -73,6 +73,8 @@ export async function openPglite(dataDir: string): Promise<Db> {
     query: queryable.query,
     exec: queryable.exec,
     transaction: (work) => pglite.transaction((tx) => work(wrap(tx))),
+    // One process per data directory already (the pid file): there is nobody to lock out.
+    holdLock: async () => async () => undefined,
     async ping() {
       await pglite.query('SELECT 1');
     },

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { isTransient } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type Db, INT8_OID, parseInt8, type Queryable, type QueryResult } from './db.ts';
 
@@ -40,16 +41,17 @@ export function openPostgres(options: PostgresOptions): Db {
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
-  // An idle client losing its connection emits here; without a listener it would crash the process.
+  // A client losing its connection emits 'error': the pool listens while the client is idle,
+  // this listener while it is checked out. Without one, a server restart would crash the process.
   pool.on('error', (err) => options.logger.warn({ event: 'db.idle_client_error', err: err.message }));
-  if (options.onConnect) {
-    const statement = options.onConnect;
-    pool.on('connect', (client) => {
+  pool.on('connect', (client) => {
+    client.on('error', (err) => options.logger.warn({ event: 'db.client_error', err: err.message }));
+    if (options.onConnect) {
       client
-        .query(statement)
+        .query(options.onConnect)
         .catch((err: Error) => options.logger.error({ event: 'db.on_connect_failed', err: err.message }));
-    });
-  }
+    }
+  });
   const queryable = wrap(pool);
   return {
     kind: 'postgres',
@@ -57,17 +59,37 @@ export function openPostgres(options: PostgresOptions): Db {
     exec: queryable.exec,
     async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      let broken: Error | undefined;
       try {
         await client.query('BEGIN');
         const result = await work(wrap(client));
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        // A client whose connection failed is thrown away, not handed to the next caller.
+        if (isTransient(err)) broken = err as Error;
+        else await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
-        client.release();
+        client.release(broken);
       }
+    },
+    async holdLock(key: number) {
+      const client = await pool.connect();
+      try {
+        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
+        if (rows[0]?.ok) {
+          return async () => {
+            await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => undefined);
+            client.release();
+          };
+        }
+      } catch (err) {
+        client.release();
+        throw err;
+      }
+      client.release();
+      return undefined;
     },
     async ping() {
       await pool.query('SELECT 1');

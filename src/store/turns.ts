@@ -114,7 +114,8 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   if (turn.memory.length > 0) {
     await tx.query(
       `INSERT INTO bot_memory (bot, key, value)
-       SELECT $1, m.key, m.value FROM jsonb_to_recordset($2::jsonb) AS m(key text, value jsonb)
+       SELECT $1, m.key, COALESCE(m.value, 'null'::jsonb)
+       FROM jsonb_to_recordset($2::jsonb) AS m(key text, value jsonb)
        ON CONFLICT (bot, key) DO UPDATE SET value = excluded.value, updated_at = now()`,
       [turn.bot, json(turn.memory.map((m) => ({ key: m.key, value: m.value ?? null })))],
     );
@@ -147,4 +148,125 @@ export async function commitTurn(db: Db, turn: TurnWrite): Promise<TurnCommitRes
     if (err instanceof TurnAbort) return err.result;
     throw err;
   }
+}
+
+/** A batch statement hit a unique violation (a concurrent writer recorded one of its envelopes). */
+export function isUniqueViolation(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === '23505';
+}
+
+/**
+ * Several sessions' turns in ONE statement, so one transaction and one fsync: the group commit.
+ * Each turn commits or not on its own merits: a turn whose envelope is already recorded or whose
+ * state moved is left out (its `duplicate` or `conflict` is reported), the rest commit together.
+ * The batch must hold at most one turn per session, and no two turns writing the same bot memory
+ * key. A unique violation (a concurrent writer recorded the same envelope between our check and
+ * our insert) fails the whole statement: the caller then commits the turns one by one.
+ */
+export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Promise<TurnCommitResult[]> {
+  const rows = turns.map((t, i) => ({
+    i,
+    session_id: t.sessionId,
+    expected: t.expectedVersion,
+    envelope_id: t.inbound.envelopeId,
+    variables: t.state.variables,
+    context: t.state.context,
+    kbs: t.state.kbs,
+    tools: t.state.tools,
+    suggestions: t.state.suggestions,
+    dialog: t.state.dialog ?? null,
+    last_seq: t.lastSeq,
+    count_delta: t.messageCountDelta,
+    ...(t.replyTo === null || t.replyTo === undefined ? {} : { reply_to: t.replyTo }),
+    expires_at: t.expiresAt ? t.expiresAt.toISOString() : null,
+    end_reason: t.end?.reason ?? null,
+    at: t.at.toISOString(),
+  }));
+  const messages = turns.flatMap((t, i) => [
+    {
+      i,
+      seq: t.inbound.seq,
+      role: t.inbound.role,
+      content: t.inbound.content,
+      envelope_id: t.inbound.envelopeId,
+      status: 'received',
+      payload: t.inbound.payload,
+    },
+    ...t.replies.map((r) => ({
+      i,
+      seq: r.seq,
+      role: 'assistant',
+      content: r.content,
+      in_reply_to: t.inbound.envelopeId,
+      status: r.deliveryStatus,
+      payload: r.payload,
+    })),
+  ]);
+  const memory = turns.flatMap((t, i) =>
+    t.memory.map((m) => ({ i, bot: t.bot, key: m.key, value: m.value ?? null })),
+  );
+  const events = turns.flatMap((t, i) =>
+    t.events.map((e) => ({ i, bot: t.bot, channel: t.channel, type: e.type, data: e.data ?? {} })),
+  );
+  const { rows: committed } = await db.query<{ i: number }>(
+    `WITH t AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+         i int, session_id uuid, expected bigint, envelope_id text, variables jsonb, context jsonb, kbs jsonb,
+         tools jsonb, suggestions jsonb, dialog jsonb, last_seq bigint, count_delta int, reply_to jsonb,
+         expires_at timestamptz, end_reason text, at timestamptz)
+     ),
+     ok AS (
+       UPDATE session_state s SET variables = t.variables, context = t.context, kbs = t.kbs, tools = t.tools,
+         suggestions = t.suggestions, dialog = t.dialog, version = s.version + 1, updated_at = t.at
+       FROM t
+       WHERE s.session_id = t.session_id AND s.version = t.expected
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.envelope_id = t.envelope_id)
+       RETURNING t.i, t.session_id, t.last_seq, t.count_delta, t.reply_to, t.expires_at, t.end_reason, t.at
+     ),
+     msg AS (
+       INSERT INTO messages (session_id, seq, role, content, envelope_id, in_reply_to, delivery_status, payload, created_at, updated_at)
+       SELECT ok.session_id, r.seq, r.role, r.content, r.envelope_id, r.in_reply_to, r.status, r.payload, ok.at, ok.at
+       FROM jsonb_to_recordset($2::jsonb) AS r(i int, seq bigint, role text, content text, envelope_id text,
+         in_reply_to text, status text, payload jsonb)
+       JOIN ok ON ok.i = r.i
+       RETURNING 1
+     ),
+     ses AS (
+       UPDATE sessions s SET last_seq = ok.last_seq, message_count = s.message_count + ok.count_delta,
+         last_activity_at = ok.at, reply_to = COALESCE(ok.reply_to, s.reply_to), expires_at = ok.expires_at,
+         ended_at = CASE WHEN ok.end_reason IS NULL THEN s.ended_at ELSE COALESCE(s.ended_at, ok.at) END,
+         end_reason = COALESCE(s.end_reason, ok.end_reason)
+       FROM ok WHERE s.id = ok.session_id
+       RETURNING 1
+     ),
+     mem AS (
+       INSERT INTO bot_memory (bot, key, value, updated_at)
+       SELECT m.bot, m.key, COALESCE(m.value, 'null'::jsonb), ok.at
+       FROM jsonb_to_recordset($3::jsonb) AS m(i int, bot text, key text, value jsonb) JOIN ok ON ok.i = m.i
+       ON CONFLICT (bot, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+       RETURNING 1
+     ),
+     ev AS (
+       INSERT INTO session_events (session_id, bot, channel, type, data, created_at)
+       SELECT ok.session_id, e.bot, e.channel, e.type, e.data, ok.at
+       FROM jsonb_to_recordset($4::jsonb) AS e(i int, bot text, channel text, type text, data jsonb) JOIN ok ON ok.i = e.i
+       RETURNING 1
+     )
+     SELECT i FROM ok`,
+    [json(rows), json(messages), json(memory), json(events)],
+  );
+  const results: TurnCommitResult[] = turns.map(() => 'conflict');
+  for (const { i } of committed) results[i] = 'committed';
+  const missed = turns.filter((_, i) => results[i] !== 'committed').map((t) => t.inbound.envelopeId);
+  if (missed.length > 0) {
+    const { rows: recorded } = await db.query<{ envelope_id: string }>(
+      'SELECT envelope_id FROM messages WHERE envelope_id = ANY($1::text[])',
+      [missed],
+    );
+    const duplicates = new Set(recorded.map((r) => r.envelope_id));
+    turns.forEach((t, i) => {
+      if (results[i] !== 'committed' && duplicates.has(t.inbound.envelopeId)) results[i] = 'duplicate';
+    });
+  }
+  return results;
 }

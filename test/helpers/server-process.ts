@@ -8,12 +8,15 @@ import { REPO_ROOT } from './hub.ts';
  */
 export class ServerProcess {
   private child: ChildProcess | undefined;
+  private stopping = false;
   readonly output: string[] = [];
+  /** Set when the process exited without being asked to (a crash): its code or signal. */
+  crashed: string | undefined;
   port: number | undefined;
 
   constructor(
     private readonly env: Record<string, string>,
-    private readonly args: string[] = ['start'],
+    readonly args: string[] = ['start'],
   ) {}
 
   get pid(): number | undefined {
@@ -25,18 +28,28 @@ export class ServerProcess {
   }
 
   async start(timeoutMs = 60_000): Promise<void> {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...this.args], {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'info',
-        ...this.env,
+    // NODE_ARGS: flags for node itself (e.g. --cpu-prof, which NODE_OPTIONS refuses).
+    const nodeArgs = this.env.NODE_ARGS ? this.env.NODE_ARGS.split(' ') : [];
+    const child = spawn(
+      process.execPath,
+      [...nodeArgs, path.join(REPO_ROOT, 'bin/switchboard.js'), ...this.args],
+      {
+        cwd: REPO_ROOT,
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          HOST: '127.0.0.1',
+          LOG_LEVEL: 'info',
+          ...this.env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    );
     this.child = child;
+    this.stopping = false;
+    child.once('exit', (code, signal) => {
+      if (!this.stopping) this.crashed = `exit ${code ?? signal}`;
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`server did not start in ${timeoutMs} ms:\n${this.output.join('')}`)),
@@ -78,10 +91,21 @@ export class ServerProcess {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    this.stopping = true;
     child.kill(signal);
     const code = await exited;
     this.child = undefined;
     return code;
+  }
+
+  /** The last lines it wrote that are not info-level: what to show when it crashed. */
+  tail(lines = 30): string {
+    return this.output
+      .join('')
+      .split('\n')
+      .filter((l) => !l.includes('"level":30'))
+      .slice(-lines)
+      .join('\n');
   }
 
   /** The lines the server logged, parsed. */

@@ -28,7 +28,7 @@ import {
   loadSnapshot,
   revokeToken,
 } from '../../src/store/sessions.ts';
-import { commitTurn, type TurnWrite } from '../../src/store/turns.ts';
+import { commitTurn, commitTurnBatch, type TurnWrite } from '../../src/store/turns.ts';
 import { userForIdentity } from '../../src/store/users.ts';
 import { type Backend, openTestDb } from '../helpers/database.ts';
 
@@ -174,6 +174,40 @@ describe.each(backends)('store on %s', (backend) => {
     expect(await commitTurn(db, stale)).toBe('conflict');
     expect((await listMessages(db, id, { limit: 10 })).length).toBe(2);
     expect((await loadSnapshot(db, id))?.state.version).toBe(1);
+  });
+
+  it('group-commits several sessions in one statement, each turn on its own merits', async () => {
+    const ids = [];
+    for (let i = 0; i < 4; i++)
+      ids.push((await createSession(db, { bot: 'default', channel: 'api' })).snapshot.session.id);
+    const [a, b, c, d] = ids as [string, string, string, string];
+    const first = turn(b, { memory: [], events: [] });
+    expect(await commitTurn(db, first)).toBe('committed');
+    const batch = [
+      turn(a, { memory: [{ key: `k-${a}`, value: 'A' }], events: [{ type: 'batch.a', data: {} }] }),
+      // b: the same envelope again, computed from the new state: a replay.
+      turn(b, {
+        expectedVersion: 1,
+        inbound: { ...first.inbound, seq: 3 },
+        lastSeq: 4,
+        memory: [],
+        events: [],
+      }),
+      // c: computed from a version it never had: another writer won.
+      turn(c, { expectedVersion: 7, memory: [], events: [] }),
+      turn(d, { replyTo: null, end: { reason: 'done' }, memory: [], events: [] }),
+    ];
+    expect(await commitTurnBatch(db, batch)).toEqual(['committed', 'duplicate', 'conflict', 'committed']);
+    expect((await listMessages(db, a, { limit: 10 })).map((m) => m.content)).toEqual(['hello', 'hi']);
+    expect((await listMessages(db, b, { limit: 10 })).length).toBe(2);
+    expect((await listMessages(db, c, { limit: 10 })).length).toBe(0);
+    expect((await loadSnapshot(db, c))?.state.version).toBe(0);
+    const snapD = await loadSnapshot(db, d);
+    expect(snapD?.session).toMatchObject({ lastSeq: 2, messageCount: 1, replyTo: null });
+    expect(snapD?.session.endedAt).not.toBeNull();
+    expect(await getBotMemory(db, 'default', `k-${a}`)).toBe('A');
+    const events = await db.query('SELECT type FROM session_events WHERE session_id = $1', [a]);
+    expect(events.rows).toEqual([{ type: 'batch.a' }]);
   });
 
   it('pages history forwards and backwards by sequence number', async () => {

@@ -1,0 +1,111 @@
+import { z } from 'zod';
+
+const GraphErrorBodySchema = z.object({
+  error: z.looseObject({
+    message: z.string().optional(),
+    type: z.string().optional(),
+    code: z.coerce.number().optional(),
+    error_subcode: z.coerce.number().optional(),
+    error_data: z.looseObject({ details: z.string().optional() }).optional(),
+    fbtrace_id: z.string().optional(),
+  }),
+});
+
+const SendResponseSchema = z.looseObject({
+  messages: z.array(z.looseObject({ id: z.string() })).optional(),
+  success: z.boolean().optional(),
+});
+
+/** A Graph API request that failed: the platform's error, or no answer at all. */
+export class GraphRequestError extends Error {
+  override name = 'GraphRequestError';
+  constructor(
+    message: string,
+    readonly details: {
+      /** HTTP status; undefined when no answer came (network error, timeout). */
+      httpStatus?: number;
+      /** The platform's error code (131047, 130429, ...). */
+      code?: number;
+      /** Error details from `error_data.details`. */
+      description?: string;
+      fbtraceId?: string;
+      /** From a `Retry-After` header. */
+      retryAfterMs?: number;
+    },
+  ) {
+    super(message);
+  }
+}
+
+export interface GraphClientOptions {
+  baseUrl: string;
+  version: string;
+  accessToken: string;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+}
+
+/** The one Graph API call the channel makes: `POST /{version}/{phone_number_id}/messages`. */
+export class GraphClient {
+  private readonly fetch: typeof fetch;
+
+  constructor(private readonly o: GraphClientOptions) {
+    this.fetch = o.fetch ?? fetch;
+  }
+
+  /** Sends one message object; resolves with the wamid Meta assigned (absent for read receipts). */
+  async postMessage(phoneNumberId: string, body: Record<string, unknown>): Promise<string | undefined> {
+    const url = `${this.o.baseUrl}/${this.o.version}/${encodeURIComponent(phoneNumberId)}/messages`;
+    let res: Response;
+    try {
+      res = await this.fetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.o.accessToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ messaging_product: 'whatsapp', ...body }),
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      });
+    } catch (err) {
+      const reason =
+        err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      throw new GraphRequestError(`the Graph API did not answer: ${reason}`, {});
+    }
+    const text = await res.text().catch(() => '');
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+      const parsed = GraphErrorBodySchema.safeParse(json);
+      if (!parsed.success) {
+        throw new GraphRequestError(`the Graph API answered ${res.status}`, {
+          httpStatus: res.status,
+          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        });
+      }
+      const e = parsed.data.error;
+      throw new GraphRequestError(e.message ?? `the Graph API answered ${res.status}`, {
+        httpStatus: res.status,
+        ...(e.code !== undefined ? { code: e.code } : {}),
+        ...(e.error_data?.details ? { description: e.error_data.details } : {}),
+        ...(e.fbtrace_id ? { fbtraceId: e.fbtrace_id } : {}),
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      });
+    }
+    const parsed = SendResponseSchema.safeParse(json);
+    if (!parsed.success)
+      throw new GraphRequestError('the Graph API answered 2xx with an unreadable body', {});
+    return parsed.data.messages?.[0]?.id;
+  }
+}
+
+/** `Retry-After` in seconds or as an HTTP date. */
+export function parseRetryAfter(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}

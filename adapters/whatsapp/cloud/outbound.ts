@@ -1,0 +1,144 @@
+import type { OutboundReply } from '../../../src/delivery/sender.ts';
+import type { Suggestion } from '../../../src/store/records.ts';
+import { splitText, truncate } from '../text.ts';
+
+/** Limits of the Cloud API's message objects, in characters. */
+export const TEXT_MAX = 4096;
+export const INTERACTIVE_BODY_MAX = 1024;
+export const MAX_REPLY_BUTTONS = 3;
+export const BUTTON_TITLE_MAX = 20;
+export const BUTTON_ID_MAX = 256;
+export const MAX_LIST_ROWS = 10;
+export const ROW_TITLE_MAX = 24;
+export const ROW_DESCRIPTION_MAX = 72;
+export const ROW_ID_MAX = 200;
+/** The label of the button that opens a list. */
+export const LIST_BUTTON_LABEL = 'Options';
+/** Interactive messages need a body; this stands in when the reply is only suggestions. */
+export const EMPTY_BODY_PROMPT = 'Please choose:';
+
+const MEDIA_TYPES = ['image', 'video', 'audio'] as const;
+
+export interface OutboundPlan {
+  /** Message objects (without `messaging_product`), sent in this order. */
+  messages: Record<string, unknown>[];
+  /** Suggestions beyond what one list can hold, left out. */
+  droppedSuggestions: number;
+  /** Attachments that have neither a URL nor a media id, left out. */
+  droppedAttachments: number;
+}
+
+/**
+ * The Cloud API messages that carry one reply to `to`: the text in pieces of at most 4,096
+ * characters; suggestions as reply buttons (up to 3, titles up to 20 characters) or else a list
+ * (up to 10 rows), on the last piece of text; attachments with a URL or a media id after it.
+ */
+export function planReply(reply: OutboundReply, to: string): OutboundPlan {
+  const base = { recipient_type: 'individual', to };
+  const messages: Record<string, unknown>[] = [];
+  const suggestions = reply.payload.suggestions ?? [];
+  const text = reply.text;
+  let droppedSuggestions = 0;
+
+  if (suggestions.length > 0) {
+    const { head, tail } = splitForInteractive(text);
+    for (const piece of head)
+      messages.push({ ...base, type: 'text', text: { body: piece, preview_url: false } });
+    const body = tail.trim() === '' ? EMPTY_BODY_PROMPT : tail;
+    const interactive = interactiveFor(suggestions, body);
+    droppedSuggestions = interactive.dropped;
+    messages.push({ ...base, type: 'interactive', interactive: interactive.object });
+  } else {
+    for (const piece of splitText(text, TEXT_MAX)) {
+      if (piece.trim() === '') continue;
+      messages.push({ ...base, type: 'text', text: { body: piece, preview_url: false } });
+    }
+  }
+
+  let droppedAttachments = 0;
+  for (const a of (reply.payload.attachments ?? []) as {
+    type?: string;
+    url?: string;
+    ref?: string;
+    name?: string;
+  }[]) {
+    const media: Record<string, unknown> = a.url ? { link: a.url } : a.ref ? { id: a.ref } : {};
+    if (!('link' in media) && !('id' in media)) {
+      droppedAttachments++;
+      continue;
+    }
+    const kind = MEDIA_TYPES.find((k) => a.type === k || a.type?.startsWith(`${k}/`)) ?? 'document';
+    if (kind === 'document' && a.name) media.filename = a.name;
+    messages.push({ ...base, type: kind, [kind]: media });
+  }
+  return { messages, droppedSuggestions, droppedAttachments };
+}
+
+/** Splits text so the last piece fits an interactive body and every other piece a text message. */
+function splitForInteractive(text: string): { head: string[]; tail: string } {
+  if (text.length <= INTERACTIVE_BODY_MAX) return { head: [], tail: text };
+  const pieces = splitText(text, INTERACTIVE_BODY_MAX);
+  const tail = pieces.pop()!;
+  const headText = text.slice(0, text.length - tail.length);
+  const head = splitText(headText, TEXT_MAX).filter((p) => p.trim() !== '');
+  return { head, tail };
+}
+
+function interactiveFor(
+  suggestions: Suggestion[],
+  body: string,
+): { object: Record<string, unknown>; dropped: number } {
+  const unique = dedupe(suggestions);
+  const fitsButtons =
+    unique.length <= MAX_REPLY_BUTTONS &&
+    unique.every((s) => s.text.length <= BUTTON_TITLE_MAX && idOf(s).length <= BUTTON_ID_MAX);
+  if (fitsButtons) {
+    return {
+      object: {
+        type: 'button',
+        body: { text: body },
+        action: {
+          buttons: unique.map((s) => ({ type: 'reply', reply: { id: idOf(s), title: s.text } })),
+        },
+      },
+      dropped: suggestions.length - unique.length,
+    };
+  }
+  const rows = unique.slice(0, MAX_LIST_ROWS).map((s) => {
+    const row: Record<string, unknown> = {
+      id: truncateId(idOf(s), ROW_ID_MAX),
+      title: truncate(s.text, ROW_TITLE_MAX),
+    };
+    // A title cut short is shown whole (as far as it fits) underneath.
+    if (s.text.length > ROW_TITLE_MAX) row.description = truncate(s.text, ROW_DESCRIPTION_MAX);
+    return row;
+  });
+  return {
+    object: {
+      type: 'list',
+      body: { text: body },
+      action: { button: LIST_BUTTON_LABEL, sections: [{ rows }] },
+    },
+    dropped: suggestions.length - rows.length,
+  };
+}
+
+/** The id of a button or row is the suggestion's value: it comes back as the text of the answer. */
+function idOf(s: Suggestion): string {
+  return s.value ?? s.text;
+}
+
+function truncateId(id: string, max: number): string {
+  return id.length <= max ? id : id.slice(0, max);
+}
+
+/** WhatsApp refuses two buttons or rows with the same id. */
+function dedupe(suggestions: Suggestion[]): Suggestion[] {
+  const seen = new Set<string>();
+  return suggestions.filter((s) => {
+    const id = idOf(s);
+    if (seen.has(id) || s.text.trim() === '') return false;
+    seen.add(id);
+    return true;
+  });
+}

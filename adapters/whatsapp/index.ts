@@ -1,0 +1,140 @@
+import type { Hono } from 'hono';
+import { ConfigError } from '../../src/config/env.ts';
+import { type ChannelSender, type OutboundBatch, SendError } from '../../src/delivery/sender.ts';
+import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
+import type { SessionRecord } from '../../src/store/records.ts';
+import { GraphClient } from './cloud/graph.ts';
+import { CloudSender } from './cloud/sender.ts';
+import type { WhatsAppConfig } from './config.ts';
+import { RecipientPacer } from './pacing.ts';
+import { ReplyToSchema } from './reply-to.ts';
+import { mountWebAdmin } from './web/admin.ts';
+import { realWebClientFactory, type WebClientFactory } from './web/client.ts';
+import { WebSender } from './web/sender.ts';
+import { WebSession } from './web/session.ts';
+import { mountWebhook } from './webhook/routes.ts';
+
+export type { WhatsAppConfig } from './config.ts';
+export { loadWhatsAppConfig } from './config.ts';
+
+export interface WhatsAppAdapterOptions extends WhatsAppConfig {
+  /** Makes the whatsapp-web.js client (tests pass a local one). Default: the real Client with LocalAuth. */
+  webClientFactory?: WebClientFactory;
+  /** The fetch the Graph API client uses. */
+  fetch?: typeof fetch;
+  /** Where the pairing QR code is drawn. Default: standard error, so JSON logs stay alone on standard output. */
+  terminal?: NodeJS.WritableStream;
+}
+
+/**
+ * The WhatsApp channel: the Cloud API (signed webhooks in, Graph API out) and/or a linked
+ * WhatsApp Web session (whatsapp-web.js), either or both as configured. Sessions are keyed by
+ * the person's E.164 phone number; replies leave by the transport the person last wrote on.
+ */
+export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelAdapter {
+  let host: AdapterHost | undefined;
+  let cloud: CloudSender | undefined;
+  let webSender: WebSender | undefined;
+  let webSession: WebSession | undefined;
+  let webStarted = false;
+  let webhook: { close(): void } | undefined;
+  const pacer = new RecipientPacer(options.recipientIntervalMs);
+
+  const botFor = (phoneNumberId: string) => options.cloud?.numbers.get(phoneNumberId) ?? options.defaultBot;
+
+  const route = (session: SessionRecord) => {
+    const parsed = ReplyToSchema.safeParse(session.replyTo);
+    if (!parsed.success)
+      throw new SendError(`session ${session.id} has no WhatsApp address to answer`, { retryable: false });
+    return parsed.data;
+  };
+
+  const sender: ChannelSender = {
+    async send(batch: OutboundBatch) {
+      const to = route(batch.session);
+      if (to.transport === 'cloud') {
+        if (!cloud)
+          throw new SendError('the WhatsApp Cloud API is not configured in this process', {
+            retryable: false,
+          });
+        return cloud.send(batch, to);
+      }
+      if (!webSender)
+        throw new SendError('WhatsApp Web is not configured in this process', { retryable: false });
+      return webSender.send(batch, to);
+    },
+    async typing(session: SessionRecord) {
+      const to = ReplyToSchema.safeParse(session.replyTo);
+      if (to.success && to.data.transport === 'cloud' && cloud) await cloud.typing(session, to.data);
+    },
+  };
+
+  return {
+    channel: 'whatsapp',
+    sender,
+
+    async setup(h: AdapterHost) {
+      host = h;
+      const unknown = [options.defaultBot, ...(options.cloud?.numbers.values() ?? [])].filter(
+        (b) => !h.bots.has(b),
+      );
+      if (unknown.length > 0)
+        throw new ConfigError(
+          `WhatsApp answers with bot(s) ${[...new Set(unknown)].join(', ')}, which do not exist`,
+        );
+      if (options.cloud) {
+        const graph = new GraphClient({
+          baseUrl: options.cloud.graphUrl,
+          version: options.cloud.graphVersion,
+          accessToken: options.cloud.accessToken,
+          timeoutMs: options.cloud.requestTimeoutMs,
+          ...(options.fetch ? { fetch: options.fetch } : {}),
+        });
+        cloud = new CloudSender(graph, pacer, h.logger);
+      }
+      if (options.web) {
+        webSender = new WebSender(h.bus, options.web.sendTimeoutMs, pacer, h.logger);
+        if (options.web.mode === 'on') {
+          webSession = new WebSession({
+            config: options.web,
+            factory: options.webClientFactory ?? realWebClientFactory(options.web),
+            bus: h.bus,
+            ingress: h.ingress,
+            logger: h.logger,
+            bot: options.defaultBot,
+            applyStatus: (id, status, error) => h.applyStatus(id, status, error),
+            ...(options.terminal ? { terminal: options.terminal } : {}),
+          });
+        }
+      }
+      h.logger.info({
+        event: 'whatsapp.configured',
+        cloud: Boolean(options.cloud),
+        numbers: options.cloud?.numbers.size ?? 0,
+        web: options.web?.mode ?? 'off',
+      });
+    },
+
+    routes(app: Hono) {
+      if (!host) throw new Error('the WhatsApp adapter was not set up');
+      if (options.cloud) webhook = mountWebhook(app, { config: options.cloud, host, botFor });
+      if (webSession) mountWebAdmin(app, webSession, host.config.adminToken);
+    },
+
+    async start() {
+      if (!webSession) return;
+      await webSession.start();
+      webStarted = true;
+    },
+
+    async ping() {
+      if (webStarted) webSession?.ping();
+    },
+
+    async stop() {
+      webhook?.close();
+      await webSession?.stop();
+      await webSender?.close();
+    },
+  };
+}

@@ -1,0 +1,66 @@
+import fs from 'node:fs/promises';
+import type { WebConfig } from '../config.ts';
+
+/** The parts of a whatsapp-web.js `Message` the channel reads. */
+export interface WebMessage {
+  id: { _serialized: string; fromMe?: boolean };
+  /** The chat: `5511999999999@c.us`, `<lid>@lid`, a group `...@g.us`, or `status@broadcast`. */
+  from: string;
+  to?: string;
+  /** In a group: who wrote it. */
+  author?: string;
+  body: string;
+  type: string;
+  /** Seconds since the epoch. */
+  timestamp?: number;
+  fromMe?: boolean;
+  isStatus?: boolean;
+  hasMedia?: boolean;
+  _data?: { notifyName?: string };
+}
+
+/** whatsapp-web.js ACK levels of a message we sent. */
+export const ACK = { ERROR: -1, PENDING: 0, SERVER: 1, DEVICE: 2, READ: 3, PLAYED: 4 } as const;
+
+/**
+ * The parts of whatsapp-web.js's `Client` the channel uses. The adapter receives a factory of
+ * these, so the same code runs against the real client and against a local object in tests.
+ */
+export interface WebClient {
+  on(event: 'qr', listener: (qr: string) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
+  on(event: 'authenticated', listener: () => void): unknown;
+  on(event: 'auth_failure', listener: (message: string) => void): unknown;
+  on(event: 'message', listener: (message: WebMessage) => void): unknown;
+  on(event: 'message_ack', listener: (message: WebMessage, ack: number) => void): unknown;
+  on(event: 'disconnected', listener: (reason: string) => void): unknown;
+  initialize(): Promise<void>;
+  sendMessage(chatId: string, content: string): Promise<{ id: { _serialized: string } }>;
+  destroy(): Promise<void>;
+  /** Resolves a `@lid` chat to the person's phone number, where the library can. */
+  getContactLidAndPhone?(ids: string[]): Promise<{ lid?: string; pn?: string }[]>;
+}
+
+export type WebClientFactory = () => WebClient | Promise<WebClient>;
+
+/**
+ * The production client: whatsapp-web.js driving the system's Chromium, its linked session kept
+ * by LocalAuth under DATA_DIR. Imported only when WhatsApp Web is turned on.
+ */
+export function realWebClientFactory(config: WebConfig): WebClientFactory {
+  return async () => {
+    await fs.mkdir(config.authDir, { recursive: true });
+    const wwebjs = await import('whatsapp-web.js');
+    const { Client, LocalAuth } = (wwebjs as unknown as { default?: typeof wwebjs }).default ?? wwebjs;
+    const client = new Client({
+      authStrategy: new LocalAuth({ clientId: config.clientId, dataPath: config.authDir }),
+      puppeteer: {
+        executablePath: config.chromiumPath,
+        headless: true,
+        // Chromium's sandbox needs user namespaces, which containers rarely grant.
+        args: ['--no-sandbox', '--disable-setuid-sandbox', '--disable-dev-shm-usage'],
+      },
+    });
+    return client as unknown as WebClient;
+  };
+}

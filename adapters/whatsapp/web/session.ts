@@ -1,0 +1,291 @@
+import QRCode from 'qrcode';
+import type { Bus } from '../../../src/bus/bus.ts';
+import type { Logger } from '../../../src/logger.ts';
+import type { Ingress } from '../../../src/ports.ts';
+import { backoffDelay } from '../../../src/queue/queue.ts';
+import type { DeliveryStatus } from '../../../src/store/records.ts';
+import type { WebConfig } from '../config.ts';
+import { ACK, type WebClient, type WebClientFactory, type WebMessage } from './client.ts';
+import { webMessageToEnvelope } from './inbound.ts';
+import { SEND_TOPIC, type SendAnswer, type SendRequest, SendRequestSchema } from './protocol.ts';
+
+export const RECONNECT_BASE_MS = 1_000;
+export const RECONNECT_CAP_MS = 60_000;
+/** Sends remembered by key, so a request retried after a lost answer is answered, not resent. */
+const SENT_MEMORY = 10_000;
+/** Tries to hand an arriving message to the ingress before giving up (the library never redelivers). */
+const ACCEPT_ATTEMPTS = 5;
+const ACCEPT_RETRY_MS = 200;
+const LID_CACHE_SIZE = 10_000;
+
+export type WebState =
+  | 'stopped'
+  | 'starting'
+  | 'qr'
+  | 'authenticated'
+  | 'ready'
+  | 'disconnected'
+  | 'auth_failure';
+
+export interface WebSessionDeps {
+  config: WebConfig;
+  factory: WebClientFactory;
+  bus: Bus;
+  ingress: Ingress;
+  logger: Logger;
+  bot: string;
+  applyStatus(messageId: string, status: DeliveryStatus, error?: string): Promise<void>;
+  /** Where the pairing QR code is drawn for an operator at the terminal. */
+  terminal?: NodeJS.WritableStream;
+}
+
+const ACK_STATUS: Record<number, DeliveryStatus | undefined> = {
+  [ACK.ERROR]: 'failed',
+  [ACK.SERVER]: 'sent',
+  [ACK.DEVICE]: 'delivered',
+  [ACK.READ]: 'read',
+  [ACK.PLAYED]: 'read',
+};
+
+/**
+ * The linked WhatsApp Web session, held by one gateway process: pairs (QR code), turns incoming
+ * messages into envelopes, sends what any process asks over the bus, and reconnects with
+ * backoff after a disconnect.
+ */
+export class WebSession {
+  private client: WebClient | undefined;
+  private current: { state: WebState; since: Date; qr?: string } = { state: 'stopped', since: new Date() };
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private stopping = false;
+  private readonly sent = new Map<string, string>();
+  private readonly inFlight = new Map<string, Promise<string>>();
+  private readonly lidToPhone = new Map<string, string>();
+
+  constructor(private readonly d: WebSessionDeps) {}
+
+  get status(): { state: WebState; since: string; qr?: string } {
+    return {
+      state: this.current.state,
+      since: this.current.since.toISOString(),
+      ...(this.current.qr ? { qr: this.current.qr } : {}),
+    };
+  }
+
+  async start(): Promise<void> {
+    this.stopping = false;
+    this.unsubscribe = await this.d.bus.subscribe(SEND_TOPIC, (message) => void this.onSendRequest(message));
+    // Launching a browser takes seconds and pairing waits for a person: the hub does not wait for it.
+    void this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    await this.unsubscribe?.().catch(() => undefined);
+    const client = this.client;
+    this.client = undefined;
+    this.setState('stopped');
+    await client?.destroy().catch(() => undefined);
+  }
+
+  /** Readiness: fine while linked, and while waiting for an operator to scan the QR code. */
+  ping(): void {
+    const { state } = this.current;
+    if (state !== 'ready' && state !== 'qr' && state !== 'authenticated')
+      throw new Error(`WhatsApp Web is ${state}`);
+  }
+
+  private setState(state: WebState, qr?: string): void {
+    this.current = { state, since: new Date(), ...(qr ? { qr } : {}) };
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopping) return;
+    this.setState('starting');
+    let client: WebClient;
+    try {
+      client = await this.d.factory();
+    } catch (err) {
+      this.d.logger.error({ event: 'whatsapp.web_client_failed', err: (err as Error).message });
+      this.scheduleReconnect();
+      return;
+    }
+    this.client = client;
+    const mine = () => this.client === client && !this.stopping;
+    client.on('qr', (qr) => {
+      if (!mine()) return;
+      this.setState('qr', qr);
+      this.d.logger.info({
+        event: 'whatsapp.web_qr',
+        hint: 'scan the QR code with WhatsApp > Linked devices',
+      });
+      void this.drawQr(qr);
+    });
+    client.on('authenticated', () => {
+      if (mine()) this.setState('authenticated');
+    });
+    client.on('auth_failure', (message) => {
+      if (!mine()) return;
+      this.setState('auth_failure');
+      this.d.logger.error({ event: 'whatsapp.web_auth_failure', err: message });
+    });
+    client.on('ready', () => {
+      if (!mine()) return;
+      this.attempt = 0;
+      this.setState('ready');
+      this.d.logger.info({ event: 'whatsapp.web_ready' });
+    });
+    client.on('message', (message) => {
+      if (mine()) void this.onMessage(client, message);
+    });
+    client.on('message_ack', (message, ack) => {
+      const status = ACK_STATUS[ack];
+      if (!mine() || !status || status === 'sent') return;
+      this.d
+        .applyStatus(message.id._serialized, status)
+        .catch((err: Error) => this.d.logger.warn({ event: 'whatsapp.web_status_failed', err: err.message }));
+    });
+    client.on('disconnected', (reason) => {
+      if (!mine()) return;
+      this.d.logger.warn({ event: 'whatsapp.web_disconnected', reason });
+      this.setState('disconnected');
+      this.client = undefined;
+      void client.destroy().catch(() => undefined);
+      this.scheduleReconnect();
+    });
+    try {
+      await client.initialize();
+    } catch (err) {
+      if (!mine()) return;
+      this.d.logger.error({ event: 'whatsapp.web_initialize_failed', err: (err as Error).message });
+      this.setState('disconnected');
+      this.client = undefined;
+      await client.destroy().catch(() => undefined);
+      this.scheduleReconnect();
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopping) return;
+    const delay = Math.max(100, backoffDelay(this.attempt, RECONNECT_BASE_MS, RECONNECT_CAP_MS));
+    this.attempt++;
+    this.d.logger.info({ event: 'whatsapp.web_reconnect', inMs: delay, attempt: this.attempt });
+    this.reconnectTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private async drawQr(qr: string): Promise<void> {
+    try {
+      const drawing = await QRCode.toString(qr, { type: 'terminal', small: true });
+      (this.d.terminal ?? process.stderr).write(
+        `\nWhatsApp Web: scan this with WhatsApp > Linked devices\n${drawing}\n`,
+      );
+    } catch (err) {
+      this.d.logger.warn({ event: 'whatsapp.web_qr_draw_failed', err: (err as Error).message });
+    }
+  }
+
+  private async onMessage(client: WebClient, message: WebMessage): Promise<void> {
+    const { logger } = this.d;
+    const options = {
+      bot: this.d.bot,
+      groups: this.d.config.groups,
+      phoneOf: (lid: string) => this.lidToPhone.get(lid),
+    };
+    let result = webMessageToEnvelope(message, options);
+    if (result.kind === 'needs_phone') {
+      await this.lookUpLid(client, result.lid);
+      result = webMessageToEnvelope(message, options);
+    }
+    if (result.kind !== 'envelope') {
+      logger.debug({
+        event: 'whatsapp.web_message_ignored',
+        reason: result.kind === 'ignored' ? result.reason : 'lid',
+      });
+      return;
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const accepted = await this.d.ingress.accept(result.envelope);
+        logger.debug({
+          event: 'whatsapp.web_message',
+          envelopeId: accepted.envelopeId,
+          status: accepted.status,
+        });
+        return;
+      } catch (err) {
+        if (attempt >= ACCEPT_ATTEMPTS) {
+          logger.error({
+            event: 'whatsapp.web_message_lost',
+            envelopeId: result.envelope.id,
+            err: (err as Error).message,
+          });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS * attempt));
+      }
+    }
+  }
+
+  private async lookUpLid(client: WebClient, lid: string): Promise<void> {
+    if (!client.getContactLidAndPhone) return;
+    try {
+      const [found] = await client.getContactLidAndPhone([lid]);
+      if (found?.pn) {
+        if (this.lidToPhone.size >= LID_CACHE_SIZE) this.lidToPhone.clear();
+        this.lidToPhone.set(lid, found.pn);
+      }
+    } catch (err) {
+      this.d.logger.warn({ event: 'whatsapp.web_lid_lookup_failed', err: (err as Error).message });
+    }
+  }
+
+  private async onSendRequest(message: unknown): Promise<void> {
+    const parsed = SendRequestSchema.safeParse(message);
+    if (!parsed.success) {
+      this.d.logger.warn({ event: 'whatsapp.web_bad_request' });
+      return;
+    }
+    const request = parsed.data;
+    let answer: SendAnswer;
+    try {
+      const messageId = await this.sendOnce(request);
+      answer = { type: 'whatsapp-web.sent', requestId: request.requestId, ok: true, messageId };
+    } catch (err) {
+      // Not linked yet, or the browser failed: the delivery tries again later, up to its limit.
+      answer = {
+        type: 'whatsapp-web.sent',
+        requestId: request.requestId,
+        ok: false,
+        error: (err as Error).message,
+        retryable: true,
+      };
+    }
+    await this.d.bus
+      .publish(request.replyTopic, answer)
+      .catch((err: Error) => this.d.logger.warn({ event: 'whatsapp.web_answer_failed', err: err.message }));
+  }
+
+  private sendOnce(request: SendRequest): Promise<string> {
+    const done = this.sent.get(request.key);
+    if (done) return Promise.resolve(done);
+    const pending = this.inFlight.get(request.key);
+    if (pending) return pending;
+    const client = this.client;
+    if (!client || this.current.state !== 'ready')
+      return Promise.reject(new Error(`WhatsApp Web is not connected (${this.current.state})`));
+    const sending = client.sendMessage(request.chatId, request.text).then((sent) => {
+      const id = sent.id._serialized;
+      if (this.sent.size >= SENT_MEMORY) {
+        const oldest = this.sent.keys().next().value;
+        if (oldest !== undefined) this.sent.delete(oldest);
+      }
+      this.sent.set(request.key, id);
+      return id;
+    });
+    this.inFlight.set(request.key, sending);
+    void sending.finally(() => this.inFlight.delete(request.key)).catch(() => undefined);
+    return sending;
+  }
+}

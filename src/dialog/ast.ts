@@ -1,0 +1,102 @@
+import type { SourcePosition } from './errors.ts';
+import type { HearType } from './hear.ts';
+import type { Value } from './values.ts';
+
+export type Pos = SourcePosition;
+
+export type Expr =
+  | { kind: 'literal'; value: Value; pos: Pos }
+  | { kind: 'var'; name: string; pos: Pos }
+  | { kind: 'list'; items: Expr[]; pos: Pos }
+  | { kind: 'index'; target: Expr; index: Expr; pos: Pos }
+  | { kind: 'unary'; op: '-' | 'NOT'; operand: Expr; pos: Pos }
+  | { kind: 'binary'; op: BinaryOp; left: Expr; right: Expr; pos: Pos }
+  | { kind: 'logical'; op: 'AND' | 'OR'; left: Expr; right: Expr; pos: Pos }
+  /** A built-in function or a FUNCTION of the script; the compiler tells which. */
+  | { kind: 'call'; name: string; args: Expr[]; pos: Pos }
+  /** `GET name`, `GET "name"`: a session variable (or `session.*` information). */
+  | { kind: 'getVar'; name: Expr; pos: Pos }
+  | { kind: 'getMemory'; key: Expr; pos: Pos }
+  | { kind: 'getSession'; key: Expr; pos: Pos }
+  | { kind: 'llm'; prompt: Expr; pos: Pos }
+  | { kind: 'saveState'; pos: Pos };
+
+export type BinaryOp =
+  | '+'
+  | '-'
+  | '*'
+  | '/'
+  | '\\'
+  | 'MOD'
+  | '^'
+  | '&'
+  | '='
+  | '<>'
+  | '<'
+  | '>'
+  | '<='
+  | '>=';
+
+export type HearSpec = { type: HearType } | { choices: Expr[] };
+
+interface StmtBase {
+  pos: Pos;
+  /**
+   * The statement's (for blocks: its first line's) tokens in canonical form. With the
+   * enclosing blocks' texts it anchors a waiting position across edits of the script.
+   */
+  text: string;
+}
+
+export type StmtBody =
+  | { kind: 'talk'; value: Expr }
+  | { kind: 'hear'; target: string; spec: HearSpec | null }
+  | { kind: 'assign'; target: string; indexes: Expr[]; value: Expr }
+  | { kind: 'setVar'; name: Expr; value: Expr }
+  | { kind: 'setMemory'; key: Expr; value: Expr }
+  | { kind: 'setContext'; name: Expr; value: Expr }
+  | { kind: 'clearContext'; name: Expr | null }
+  | { kind: 'useKb'; name: Expr }
+  | { kind: 'clearKb'; name: Expr | null }
+  | { kind: 'useTool'; name: Expr }
+  | { kind: 'clearTools'; name: Expr | null }
+  | { kind: 'addSuggestion'; label: Expr; value: Expr | null }
+  | { kind: 'clearSuggestions' }
+  | { kind: 'logSession'; event: Expr; value: Expr | null }
+  | { kind: 'log'; value: Expr }
+  | { kind: 'if'; branches: IfBranch[]; elseBody: Stmt[] | null }
+  | { kind: 'for'; variable: string; from: Expr; to: Expr; step: Expr | null; body: Stmt[] }
+  | { kind: 'forEach'; variable: string; list: Expr; body: Stmt[] }
+  | { kind: 'while'; cond: Expr; body: Stmt[] }
+  | { kind: 'callSub'; name: string; args: Expr[] }
+  | { kind: 'return'; value: Expr | null }
+  | { kind: 'run'; script: Expr }
+  | { kind: 'restoreState'; value: Expr }
+  | { kind: 'exit'; what: 'FOR' | 'WHILE' | 'FUNCTION' | 'SUB' }
+  | { kind: 'end' };
+
+export type Stmt = StmtBase & StmtBody;
+
+export interface IfBranch {
+  cond: Expr;
+  body: Stmt[];
+  /** Canonical text of this branch's own line (`ELSE IF x THEN`), for anchors. */
+  text: string;
+  pos: Pos;
+}
+
+export interface Routine {
+  /** Upper-case: names are case-insensitive. */
+  name: string;
+  isFunction: boolean;
+  params: string[];
+  body: Stmt[];
+  pos: Pos;
+}
+
+export interface ProgramAst {
+  main: Stmt[];
+  routines: Map<string, Routine>;
+  /** The `ON SESSION END ... END ON` block, when the script has one. */
+  onEnd: { body: Stmt[]; pos: Pos } | null;
+}

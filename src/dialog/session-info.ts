@@ -1,0 +1,39 @@
+import type { SessionInfo } from '../engine/bot.ts';
+import type { Envelope } from '../envelope.ts';
+import type { Value } from './values.ts';
+
+type Reader = (session: SessionInfo, envelope: Envelope) => Value;
+
+const id: Reader = (s) => s.id;
+const messageCount: Reader = (s) => s.messageCount;
+const createdAt: Reader = (s) => s.createdAt;
+
+/**
+ * What `GET SESSION "key"` (and `GET "session.key"`) can read. `last_interaction` is when the
+ * session was last active before this message: empty on its first turn.
+ */
+const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
+  ['channel', (s) => s.channel],
+  ['user_id', (s) => s.userId ?? ''],
+  ['user_name', (_s, e) => e.from.name ?? ''],
+  ['auth_level', (s) => s.authLevel],
+  ['last_interaction', (s) => (s.isNew ? '' : s.lastActivityAt)],
+  ['bot', (s) => s.bot],
+  ['id', id],
+  ['session_id', id],
+  ['session.id', id],
+  ['message_count', messageCount],
+  ['session.message_count', messageCount],
+  ['created_at', createdAt],
+  ['session.created_at', createdAt],
+]);
+
+export const SESSION_KEYS: readonly string[] = [...READERS.keys()];
+
+export function isSessionKey(key: string): boolean {
+  return READERS.has(key.toLowerCase());
+}
+
+export function readSession(key: string, session: SessionInfo, envelope: Envelope): Value | undefined {
+  return READERS.get(key.toLowerCase())?.(session, envelope);
+}

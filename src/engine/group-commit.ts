@@ -1,0 +1,109 @@
+import type { Logger } from '../logger.ts';
+import type { Db } from '../store/db.ts';
+import {
+  commitTurn,
+  commitTurnBatch,
+  isUniqueViolation,
+  type TurnCommitResult,
+  type TurnWrite,
+} from '../store/turns.ts';
+
+/** Most turns in one statement; more wait for the next round. */
+export const MAX_BATCH_TURNS = 256;
+
+interface Pending {
+  write: TurnWrite;
+  resolve: (result: TurnCommitResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group commit. Turns handed in while a commit is in flight are committed together by the next
+ * one, in one statement: one transaction and one fsync for many sessions. At low load a turn
+ * commits at once, alone; under load the batches grow by themselves. Each turn still gets its
+ * own result.
+ */
+export class GroupCommitter {
+  private pending: Pending[] = [];
+  private flushing = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly logger: Logger,
+  ) {}
+
+  commit(write: TurnWrite): Promise<TurnCommitResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ write, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        // Let the turns handed in during this tick join the first batch.
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  /** Takes a batch: one turn per session, one write per bot memory key; the rest waits a round. */
+  private take(): Pending[] {
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    const sessions = new Set<string>();
+    const memoryKeys = new Set<string>();
+    for (const p of this.pending) {
+      const keys = p.write.memory.map((m) => `${p.write.bot}\u0000${m.key}`);
+      if (
+        batch.length >= MAX_BATCH_TURNS ||
+        sessions.has(p.write.sessionId) ||
+        keys.some((k) => memoryKeys.has(k))
+      ) {
+        rest.push(p);
+        continue;
+      }
+      batch.push(p);
+      sessions.add(p.write.sessionId);
+      for (const k of keys) memoryKeys.add(k);
+    }
+    this.pending = rest;
+    return batch;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.take();
+      const started = Date.now();
+      this.logger.debug({ event: 'commit.batch_start', turns: batch.length, waiting: this.pending.length });
+      try {
+        const results =
+          batch.length === 1
+            ? [await commitTurn(this.db, batch[0]!.write)]
+            : await commitTurnBatch(
+                this.db,
+                batch.map((p) => p.write),
+              );
+        this.logger.debug({ event: 'commit.batch_done', turns: batch.length, ms: Date.now() - started });
+        for (const [i, p] of batch.entries()) p.resolve(results[i]!);
+      } catch (err) {
+        this.logger.debug({
+          event: 'commit.batch_failed',
+          turns: batch.length,
+          ms: Date.now() - started,
+          err: (err as Error).message,
+        });
+        if (!isUniqueViolation(err)) {
+          for (const p of batch) p.reject(err);
+          continue;
+        }
+        // A concurrent writer recorded one of these envelopes: sort them out one by one.
+        this.logger.debug({ event: 'commit.batch_split', turns: batch.length });
+        for (const p of batch) {
+          try {
+            p.resolve(await commitTurn(this.db, p.write));
+          } catch (e) {
+            p.reject(e);
+          }
+        }
+      }
+    }
+    this.flushing = false;
+  }
+}

@@ -1,0 +1,131 @@
+import { loadConfig } from './config/env.ts';
+import { openDatabase } from './hub.ts';
+import { createLogger } from './logger.ts';
+import { createBullmqQueue } from './queue/bullmq-queue.ts';
+import { connectRedis } from './redis.ts';
+import type { Db } from './store/db.ts';
+import { failedInbox, requeueFailedInbox } from './store/inbox.ts';
+import { failedReplies, requeueFailedReplies } from './store/messages.ts';
+
+/**
+ * Operator commands: what the pipeline set aside, and putting it back. Envelopes that kept
+ * failing are in the queue's dead letters (Redis) or marked failed in the inbox (embedded);
+ * replies that exhausted their delivery attempts are `failed` in PostgreSQL.
+ */
+export async function runOperatorCommand(
+  area: string,
+  action: string,
+  args: { session?: string; json?: boolean },
+): Promise<number> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const db = await openDatabase(config, logger);
+  const out = (rows: unknown[]) => {
+    if (args.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    else
+      for (const row of rows)
+        process.stdout.write(
+          `${Object.values(row as object)
+            .map(String)
+            .join('\t')}\n`,
+        );
+  };
+  try {
+    if (area === 'outbox') return await outbox(db, action, args, out);
+    if (area === 'queue') return await queue(db, config, action, out, logger);
+    process.stderr.write(`unknown area "${area}": use queue or outbox\n`);
+    return 2;
+  } finally {
+    await db.close();
+  }
+}
+
+async function outbox(
+  db: Db,
+  action: string,
+  args: { session?: string },
+  out: (rows: unknown[]) => void,
+): Promise<number> {
+  if (action === 'failed') {
+    const rows = await failedReplies(db, 1000);
+    out(
+      rows.map((m) => ({
+        session: m.sessionId,
+        seq: m.seq,
+        bot: m.bot,
+        channel: m.channel,
+        attempts: m.deliveryAttempts,
+        error: m.deliveryError,
+        text: m.content.slice(0, 60),
+      })),
+    );
+    return 0;
+  }
+  if (action === 'replay') {
+    const sessions = await requeueFailedReplies(db, args.session);
+    process.stdout.write(
+      `requeued the failed replies of ${sessions.length} session(s); the workers send them within a minute\n`,
+    );
+    return 0;
+  }
+  process.stderr.write(`unknown action "outbox ${action}": use failed or replay\n`);
+  return 2;
+}
+
+async function queue(
+  db: Db,
+  config: ReturnType<typeof loadConfig>,
+  action: string,
+  out: (rows: unknown[]) => void,
+  logger: ReturnType<typeof createLogger>,
+): Promise<number> {
+  if (!config.redisUrl) {
+    if (action === 'failed') {
+      out(
+        (await failedInbox(db)).map((e) => ({
+          envelope: e.envelope.id,
+          attempts: e.attempts,
+          error: e.lastError,
+        })),
+      );
+      return 0;
+    }
+    if (action === 'replay') {
+      process.stdout.write(
+        `requeued ${await requeueFailedInbox(db)} envelope(s); the hub picks them up within a minute\n`,
+      );
+      return 0;
+    }
+  } else {
+    const redis = connectRedis(config.redisUrl, logger, 'switchboard-operator');
+    const q = createBullmqQueue({
+      redis,
+      redisUrl: config.redisUrl,
+      prefix: config.redisPrefix,
+      logger,
+      concurrency: 1,
+    });
+    try {
+      if (action === 'failed') {
+        out(
+          (await q.deadLetters()).map((d) => ({
+            envelope: (JSON.parse(d.item) as { id: string }).id,
+            attempts: d.attempts,
+            at: d.at,
+            error: d.error,
+          })),
+        );
+        return 0;
+      }
+      if (action === 'replay') {
+        process.stdout.write(`requeued ${await q.replayDeadLetters()} envelope(s)\n`);
+        return 0;
+      }
+    } finally {
+      await q.stop();
+      redis.disconnect();
+    }
+  }
+  process.stderr.write(`unknown action "queue ${action}": use failed or replay\n`);
+  return 2;
+}

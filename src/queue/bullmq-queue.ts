@@ -1,0 +1,101 @@
+import type { Redis } from 'ioredis';
+import { type Envelope, sessionLane } from '../envelope.ts';
+import { errorMessage, isTransient } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { LaneRunner } from './lane-runner.ts';
+import type { EnqueueResult, EnvelopeHandler, InboundQueue } from './queue.ts';
+import { type DeadLetter, RedisLanes } from './redis-lanes.ts';
+
+/** Envelope ids are remembered this long for deduplication. */
+export const DEDUPE_TTL_MS = 24 * 3_600_000;
+/** An envelope whose handling fails this often (for reasons other than a dependency being away) is set aside. */
+export const MAX_ENVELOPE_ATTEMPTS = 10;
+export const INBOUND_QUEUE = 'inbound';
+
+export interface BullmqQueueOptions {
+  redis: Redis;
+  redisUrl: string;
+  prefix: string;
+  logger: Logger;
+  concurrency: number;
+}
+
+export interface BullmqInboundQueue extends InboundQueue {
+  deadLetters(): Promise<DeadLetter[]>;
+  /** Re-queues every dead letter (bypassing deduplication); returns how many. */
+  replayDeadLetters(): Promise<number>;
+}
+
+/**
+ * The queue port on Redis and BullMQ: each session is a lane (strict FIFO, one envelope at a time,
+ * across every worker process), lanes run in parallel, and an envelope id is deduplicated in the
+ * same atomic step that queues it.
+ */
+export function createBullmqQueue(options: BullmqQueueOptions): BullmqInboundQueue {
+  const { redis, logger } = options;
+  const lanes = new RedisLanes(redis, { prefix: options.prefix, name: INBOUND_QUEUE });
+  const runner = new LaneRunner({
+    name: INBOUND_QUEUE,
+    redisUrl: options.redisUrl,
+    prefix: options.prefix,
+    lanes,
+    logger,
+    connection: redis,
+  });
+  const failing = new Set<string>();
+
+  async function push(envelope: Envelope, dedupe: boolean): Promise<EnqueueResult> {
+    const lane = sessionLane(envelope);
+    const result = await lanes.push(
+      lane,
+      JSON.stringify(envelope),
+      dedupe ? { id: envelope.id, ttlMs: DEDUPE_TTL_MS } : undefined,
+    );
+    if (result.status === 'duplicate') return 'duplicate';
+    if (result.scheduleEpoch !== undefined) await runner.schedule(lane, result.scheduleEpoch);
+    return 'accepted';
+  }
+
+  return {
+    driver: 'bullmq',
+    enqueue: (envelope) => push(envelope, true),
+    async consume(handler: EnvelopeHandler) {
+      runner.start(async (lane, items, ctx) => {
+        for (let i = 0; i < items.length; i++) {
+          const envelope = JSON.parse(items[i]!) as Envelope;
+          try {
+            await handler(envelope, { redelivered: ctx.first && i === 0 });
+            if (failing.delete(envelope.id)) await lanes.clearFailure(envelope.id);
+          } catch (err) {
+            if (isTransient(err)) return { done: i, error: err as Error };
+            failing.add(envelope.id);
+            const attempts = await lanes.recordFailure(envelope.id);
+            if (attempts < MAX_ENVELOPE_ATTEMPTS) return { done: i, error: err as Error };
+            // Set aside, visible to an operator; the session moves on.
+            await lanes.ack(lane, items.slice(0, i));
+            await lanes.deadLetter(lane, items[i]!, errorMessage(err), attempts);
+            await lanes.clearFailure(envelope.id);
+            failing.delete(envelope.id);
+            logger.error({
+              event: 'queue.envelope_failed',
+              envelopeId: envelope.id,
+              attempts,
+              err: errorMessage(err),
+            });
+            return { done: 0 };
+          }
+        }
+        return { done: items.length };
+      }, options.concurrency);
+    },
+    stop: () => runner.stop(),
+    ping: () => runner.ping(),
+    depth: () => lanes.depth(),
+    deadLetters: () => lanes.deadLetters(),
+    async replayDeadLetters() {
+      const letters = await lanes.takeDeadLetters();
+      for (const letter of letters) await push(JSON.parse(letter.item) as Envelope, false);
+      return letters.length;
+    },
+  };
+}

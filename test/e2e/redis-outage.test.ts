@@ -1,0 +1,99 @@
+import fs from 'node:fs/promises';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster } from '../helpers/cluster.ts';
+import { tempDir } from '../helpers/database.ts';
+import { apiClient } from '../helpers/hub.ts';
+import { freePort, TestRedisServer } from '../helpers/redis-server.ts';
+
+const SESSIONS = 40;
+const MESSAGES = 25;
+
+describe('Redis goes away for a few seconds mid-run', () => {
+  let redis: TestRedisServer;
+  let dir: string;
+  const cluster = new Cluster();
+  let db: pg.Client;
+
+  beforeAll(async () => {
+    dir = await tempDir('sbt-redis-');
+    redis = new TestRedisServer(await freePort(), dir);
+    await redis.start();
+    await cluster.init(redis.url);
+    await cluster.addGateway();
+    await cluster.addWorker();
+    db = new pg.Client({ connectionString: cluster.database!.url });
+    await db.connect();
+  }, 120_000);
+
+  afterAll(async () => {
+    await db?.end();
+    await cluster.stop();
+    await redis?.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('reports not-ready while it is away, reconnects, and loses no accepted message', async () => {
+    const gateway = cluster.gateways[0]!;
+    const api = apiClient(gateway.url);
+    const sessions = await Promise.all(Array.from({ length: SESSIONS }, () => api.createSession()));
+    const accepted = new Map<string, number>();
+    let refused = 0;
+    let sent = 0;
+    let outage: Promise<void> | undefined;
+    let notReadySeen = false;
+
+    await Promise.all(
+      sessions.map(async (s) => {
+        for (let n = 0; n < MESSAGES; n++) {
+          // Like a platform: resend what was not accepted, with the same id, until it is.
+          for (;;) {
+            const res = await api
+              .chat(s.token, `m${n}`, { message_id: `m${n}` }, '?wait=false')
+              .catch(() => undefined);
+            if (res?.status === 202) break;
+            refused++;
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          accepted.set(s.session_id, n + 1);
+          sent++;
+          if (sent === Math.floor((SESSIONS * MESSAGES) / 3) && !outage) {
+            outage = (async () => {
+              await redis.stop();
+              const deadline = Date.now() + 4_000;
+              while (Date.now() < deadline) {
+                const ready = await fetch(`${gateway.url}/readyz`).catch(() => undefined);
+                if (ready?.status === 503) notReadySeen = true;
+                await new Promise((r) => setTimeout(r, 250));
+              }
+              await redis.start();
+            })();
+          }
+        }
+      }),
+    );
+    await outage;
+    expect(notReadySeen).toBe(true);
+    expect(refused).toBeGreaterThan(0);
+
+    const expected = SESSIONS * (2 + 2 * MESSAGES);
+    const deadline = Date.now() + 180_000;
+    let rows = 0;
+    while (Date.now() < deadline) {
+      rows = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')).rows[0]!.n;
+      if (rows >= expected) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(rows).toBe(expected);
+    for (const s of sessions) {
+      const { rows: history } = await db.query<{ role: string; content: string }>(
+        `SELECT role, content FROM messages WHERE session_id = $1 AND role = 'user' ORDER BY seq`,
+        [s.session_id],
+      );
+      expect(history.map((h) => h.content)).toEqual(Array.from({ length: MESSAGES }, (_, n) => `m${n}`));
+    }
+    const ready = await fetch(`${gateway.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(cluster.crashes()).toEqual([]);
+  }, 300_000);
+});

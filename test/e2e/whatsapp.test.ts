@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
+import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { Cluster } from '../helpers/cluster.ts';
+import { createTestDatabase, type TestDatabase, tempDir } from '../helpers/database.ts';
+import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { ServerProcess } from '../helpers/server-process.ts';
+
+/**
+ * `switchboard start` as a child process with the WhatsApp variables set: the adapter is
+ * chosen from the environment, and a signed webhook is answered through the Graph API.
+ */
+describe('WhatsApp Cloud API end to end (child process, PostgreSQL)', () => {
+  let graph: GraphApi;
+  let database: TestDatabase;
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    graph = await startGraphApi('e2e-token');
+    database = await createTestDatabase();
+    server = new ServerProcess({
+      PORT: '0',
+      DATABASE_URL: database.url,
+      DATA_DIR: await tempDir('sbt-e2e-wa-'),
+      WHATSAPP_ACCESS_TOKEN: 'e2e-token',
+      WHATSAPP_APP_SECRET: 'e2e-secret',
+      WHATSAPP_VERIFY_TOKEN: 'e2e-verify',
+      WHATSAPP_GRAPH_URL: graph.url,
+      WHATSAPP_GRAPH_VERSION: 'v24.0',
+      WHATSAPP_NUMBERS: '106540352242922:support',
+    });
+    await server.start();
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await graph?.close();
+    await database?.drop();
+  });
+
+  it('verifies the webhook, then answers a documented text message from the mapped bot', async () => {
+    const handshake = await fetch(
+      `${server.url}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=e2e-verify&hub.challenge=42`,
+    );
+    expect(await handshake.text()).toBe('42');
+
+    const raw = JSON.stringify(doc.variant(doc.textMessage, { timestamp: new Date() }));
+    const res = await fetch(`${server.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-hub-signature-256': signatureHeader(raw, 'e2e-secret'),
+      },
+      body: raw,
+    });
+    expect(res.status).toBe(200);
+    const deadline = Date.now() + 30_000;
+    while (graph.to('16505551234').length < 1 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    const [reply] = graph.to('16505551234');
+    // The number is mapped to the `support` bot, which greets first.
+    expect(reply).toMatchObject({
+      version: 'v24.0',
+      phoneNumberId: '106540352242922',
+      body: {
+        type: 'text',
+        to: '16505551234',
+        text: { body: 'Hi, this is Support. What can we help you with?' },
+      },
+    });
+    expect(server.logLines().some((l) => l.event === 'whatsapp.configured' && l.cloud === true)).toBe(true);
+    // No secret reaches the logs.
+    expect(server.output.join('')).not.toMatch(/e2e-token|e2e-secret|e2e-verify/);
+  });
+});
+
+describe('WhatsApp Cloud API scaled out (two gateways, a worker; Redis and PostgreSQL)', () => {
+  let graph: GraphApi;
+  const cluster = new Cluster();
+
+  beforeAll(async () => {
+    graph = await startGraphApi('scale-token');
+    await cluster.init();
+    Object.assign(cluster.env, {
+      WHATSAPP_ACCESS_TOKEN: 'scale-token',
+      WHATSAPP_APP_SECRET: 'scale-secret',
+      WHATSAPP_VERIFY_TOKEN: 'scale-verify',
+      WHATSAPP_GRAPH_URL: graph.url,
+    });
+    await cluster.addGateway();
+    await cluster.addGateway();
+    await cluster.addWorker();
+  }, 120_000);
+  afterAll(async () => {
+    await cluster.stop();
+    await graph?.close();
+  });
+
+  it('a webhook taken by one gateway, redelivered to the other, is answered once by the worker', async () => {
+    const raw = JSON.stringify(
+      doc.variant(doc.textMessage, { from: '5511999990000', suffix: 'scale', timestamp: new Date() }),
+    );
+    const headers = {
+      'content-type': 'application/json',
+      'x-hub-signature-256': signatureHeader(raw, 'scale-secret'),
+    };
+    const first = await fetch(`${cluster.gateways[0]!.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers,
+      body: raw,
+    });
+    const again = await fetch(`${cluster.gateways[1]!.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers,
+      body: raw,
+    });
+    expect(await first.json()).toMatchObject({ accepted: 1, duplicates: 0 });
+    expect(await again.json()).toMatchObject({ accepted: 0, duplicates: 1 });
+    const deadline = Date.now() + 30_000;
+    while (graph.to('5511999990000').length < 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    // Gateways never send: these came from the worker process.
+    expect(graph.to('5511999990000').map((r) => r.body.text.body)).toEqual([
+      "Hello! I'm the Switchboard demo bot. Say anything and I'll echo it back.",
+      'You said: Does it come in another color? (message #1 in this session)',
+    ]);
+    expect(cluster.crashes()).toEqual([]);
+  });
+});

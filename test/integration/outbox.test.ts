@@ -1,0 +1,195 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OutboundBatch, SendOutcome } from '../../src/delivery/sender.ts';
+import { SendError } from '../../src/delivery/sender.ts';
+import type { EnvelopeInput } from '../../src/envelope.ts';
+import type { ChannelAdapter } from '../../src/ports.ts';
+import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+
+/** A channel whose platform is a list in memory; `failNext` makes the next sends fail. */
+function fakeChannel() {
+  const sent: { session: string; seq: number; text: string }[] = [];
+  let failures: { error: SendError; times: number } | undefined;
+  let calls = 0;
+  const adapter: ChannelAdapter = {
+    channel: 'whatsapp',
+    sender: {
+      async send(batch: OutboundBatch): Promise<SendOutcome[]> {
+        calls++;
+        if (failures && failures.times > 0) {
+          failures.times--;
+          // The first reply went out before the platform refused the rest.
+          const first = batch.replies[0]!;
+          sent.push({ session: batch.session.id, seq: first.seq, text: first.text });
+          throw new SendError(failures.error.message, {
+            retryable: failures.error.retryable,
+            retryAfterMs: failures.error.retryAfterMs,
+            sent:
+              batch.replies.length > 1 ? [{ seq: first.seq, channelMessageId: `wamid.${first.seq}` }] : [],
+          });
+        }
+        const from = batch.replies.findIndex(
+          (r) => !sent.some((s) => s.session === batch.session.id && s.seq === r.seq),
+        );
+        for (const r of batch.replies.slice(Math.max(from, 0)))
+          sent.push({ session: batch.session.id, seq: r.seq, text: r.text });
+        return batch.replies.map((r) => ({
+          seq: r.seq,
+          channelMessageId: `wamid.${batch.session.id}.${r.seq}`,
+        }));
+      },
+    },
+  };
+  return {
+    adapter,
+    sent,
+    calls: () => calls,
+    failNext(error: SendError, times: number) {
+      failures = { error, times };
+    },
+  };
+}
+
+const wa = (from: string, n: number, text: string): EnvelopeInput => ({
+  id: `whatsapp:out.${from}.${n}`,
+  channel: 'whatsapp',
+  bot: 'default',
+  from: { id: from },
+  text,
+  receivedAt: new Date().toISOString(),
+});
+
+async function until(check: () => Promise<boolean> | boolean, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
+  const channel = fakeChannel();
+  const redis = testRedisPrefix();
+  let running: RunningHub;
+  const statuses = async (from: string) =>
+    (
+      await running.hub.db.query<{
+        seq: number;
+        delivery_status: string;
+        delivery_attempts: number;
+        channel_message_id: string | null;
+      }>(
+        `SELECT m.seq, m.delivery_status, m.delivery_attempts, m.channel_message_id FROM messages m JOIN sessions s ON s.id = m.session_id
+         WHERE s.native_key = $1 AND m.role = 'assistant' ORDER BY m.seq`,
+        [from],
+      )
+    ).rows;
+
+  beforeAll(async () => {
+    running = await startTestHub(
+      {
+        deliveryAttempts: 3,
+        deliveryRetryBaseMs: 20,
+        deliveryRetryCapMs: 200,
+        ...(mode === 'redis' ? { redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix } : {}),
+      },
+      { adapters: [channel.adapter] },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await redis.cleanup();
+  });
+
+  it('sends every reply once, each session in order, and records the platform id', async () => {
+    const people = ['+10000000001', '+10000000002', '+10000000003'];
+    for (let n = 0; n < 5; n++) for (const p of people) await running.hub.ingress.accept(wa(p, n, `m${n}`));
+    await until(async () =>
+      (await Promise.all(people.map(statuses))).every(
+        (rows) => rows.length === 6 && rows.every((r) => r.delivery_status === 'sent'),
+      ),
+    );
+    for (const p of people) {
+      const rows = await statuses(p);
+      const sessionId = (
+        await running.hub.db.query<{ id: string }>('SELECT id FROM sessions WHERE native_key = $1', [p])
+      ).rows[0]!.id;
+      const mine = channel.sent.filter((s) => s.session === sessionId);
+      expect(mine.map((s) => s.seq)).toEqual(rows.map((r) => r.seq));
+      expect(mine.map((s) => s.text)).toEqual([
+        "Hello! I'm the Switchboard demo bot. Say anything and I'll echo it back.",
+        ...[0, 1, 2, 3, 4].map((n) => `You said: m${n} (message #${n + 1} in this session)`),
+      ]);
+      expect(
+        rows.every(
+          (r) => r.channel_message_id === `wamid.${sessionId}.${r.seq}` && r.delivery_attempts === 1,
+        ),
+      ).toBe(true);
+    }
+  });
+
+  it('retries a retryable failure with backoff, resending only what did not go out', async () => {
+    const from = '+10000000010';
+    channel.failNext(new SendError('rate limited', { retryable: true, retryAfterMs: 30 }), 1);
+    await running.hub.ingress.accept(wa(from, 1, 'hello'));
+    await until(
+      async () =>
+        (await statuses(from)).every((r) => r.delivery_status === 'sent') &&
+        (await statuses(from)).length === 2,
+    );
+    const rows = await statuses(from);
+    const sessionId = (
+      await running.hub.db.query<{ id: string }>('SELECT id FROM sessions WHERE native_key = $1', [from])
+    ).rows[0]!.id;
+    // The greeting went out before the failure; the echo after the retry. Each once.
+    expect(channel.sent.filter((s) => s.session === sessionId).map((s) => s.seq)).toEqual(
+      rows.map((r) => r.seq),
+    );
+    expect(rows.map((r) => r.delivery_attempts)).toEqual([1, 2]);
+  });
+
+  it('keeps replies that exhaust their attempts as failed, and sends them when an operator replays them', async () => {
+    const from = '+10000000020';
+    channel.failNext(new SendError('platform down', { retryable: true }), 10);
+    await running.hub.ingress.accept(wa(from, 1, 'hello'));
+    await until(async () => (await statuses(from)).some((r) => r.delivery_status === 'failed'));
+    const failed = (await statuses(from)).filter((r) => r.delivery_status === 'failed');
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.every((r) => r.delivery_attempts === 3)).toBe(true);
+
+    channel.failNext(new SendError('none', { retryable: true }), 0);
+    const cli = (args: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...args], {
+          env: {
+            PATH: process.env.PATH ?? '',
+            DATABASE_URL: running.hub.config.databaseUrl!,
+            LOG_LEVEL: 'warn',
+          },
+        });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
+      });
+    const listing = await cli(['outbox', 'failed', '--json']);
+    expect(JSON.parse(listing).some((r: { error: string }) => r.error === 'platform down')).toBe(true);
+    expect(await cli(['outbox', 'replay'])).toMatch(/requeued the failed replies of \d+ session/);
+    await until(async () => (await statuses(from)).every((r) => r.delivery_status === 'sent'), 45_000);
+  }, 60_000);
+
+  it('fails at once on an error retrying cannot fix', async () => {
+    const from = '+10000000030';
+    const before = channel.calls();
+    channel.failNext(new SendError('outside the 24-hour window', { retryable: false }), 1);
+    await running.hub.ingress.accept(wa(from, 1, 'hello'));
+    await until(async () => (await statuses(from)).some((r) => r.delivery_status === 'failed'));
+    const rows = await statuses(from);
+    expect(rows.filter((r) => r.delivery_status === 'failed').every((r) => r.delivery_attempts === 1)).toBe(
+      true,
+    );
+    expect(channel.calls() - before).toBe(1);
+  });
+});
