@@ -5,14 +5,15 @@ import WebSocket from 'ws';
  * count in the server's memory. Driven over IPC:
  * - `create`: opens N sessions (hello without token, until the greeting) and closes their sockets,
  *   keeping the tokens;
- * - `connect`: opens one socket per session with its token and keeps it open, idle;
+ * - `connect`: opens one socket for each of `count` more sessions, with its token, and keeps it
+ *   open, idle;
  * - `chat`: the first K sessions send messages one after another, each round trip measured;
  * - `close`: ends it all.
  */
 
 type Command =
   | { cmd: 'create'; url: string; count: number; concurrency: number }
-  | { cmd: 'connect'; url: string; concurrency: number }
+  | { cmd: 'connect'; url: string; count: number; concurrency: number }
   | { cmd: 'chat'; sessions: number; messagesEach: number }
   | { cmd: 'close' };
 
@@ -83,8 +84,8 @@ async function create(url: string, count: number, concurrency: number): Promise<
   });
 }
 
-async function connect(url: string, concurrency: number): Promise<number> {
-  const idle = sessions.filter((s) => !s.ws);
+async function connect(url: string, count: number, concurrency: number): Promise<number> {
+  const idle = sessions.filter((s) => !s.ws).slice(0, count);
   return pool(idle.length, concurrency, async (i) => {
     const s = idle[i]!;
     s.ws = await socket(url, { token: s.token, lastSeq: s.lastSeq }, (f) => f.type === 'welcome');
@@ -131,7 +132,7 @@ process.on('message', (command: Command) => {
       case 'create':
         return reply({ ok: 'create', ms: await create(command.url, command.count, command.concurrency) });
       case 'connect':
-        return reply({ ok: 'connect', ms: await connect(command.url, command.concurrency) });
+        return reply({ ok: 'connect', ms: await connect(command.url, command.count, command.concurrency) });
       case 'chat':
         return reply({ ok: 'chat', rtts: await chat(command.sessions, command.messagesEach) });
       case 'close':

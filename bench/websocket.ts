@@ -8,11 +8,12 @@ import pg from 'pg';
 
 /**
  * Web channel benchmark: one gateway process (`switchboard start`, a child process on
- * PostgreSQL and Redis) holds many idle widget sessions opened by a separate client process.
- * The sessions are created first; the server's resident memory is read before and after their
- * sockets connect (each bound to its session, subscribed on the bus), which gives the memory one
- * open connection costs. Then some of the sessions chat, and each message's round trip (send →
- * the reply's message frame) is measured. Loopback only, bounded loops.
+ * PostgreSQL and Redis) holds many idle widget sessions, connected by a separate client process.
+ * The sessions are created first, through another gateway process; the measured gateway's
+ * resident memory is read fresh and again once every socket is connected (each bound to its
+ * session and subscribed on the bus), which gives what one open connection costs. Then some of
+ * the sessions chat, and each message's round trip (send → the reply's message frame) is
+ * measured. Loopback only, bounded loops.
  *
  *   node --import tsx bench/websocket.ts            (10,000 idle, 1,000 chatting)
  *   BENCH_WS_IDLE=2000 BENCH_WS_CHATTING=200 node --import tsx bench/websocket.ts
@@ -36,20 +37,17 @@ export interface WebSocketBenchOptions {
 
 export interface WebSocketBenchResult {
   idleConnections: number;
-  /** Opening the sessions (hello without token, up to the greeting), before the measurement. */
+  /** Opening the sessions (hello without token, up to the greeting), on a first gateway. */
   createSessionsSeconds: number;
-  /** Connecting the idle sockets (hello with token). */
+  /** Connecting the idle sockets to the measured gateway (hello with token). */
   connectSeconds: number;
-  /** After the sessions were created, before their sockets connected. */
+  /** The measured gateway, fresh, with one warm-up connection. */
   serverRssBeforeMiB: number;
   /** With every socket connected and idle. */
   serverRssAfterMiB: number;
   /** (after − before) / connections: what holding one idle connection costs. */
   rssPerConnectionKiB: number;
-  /** Right after start (one warm-up session). */
-  serverRssAtStartMiB: number;
-  /** (after − at start) / connections: also counting whatever creating the sessions left behind. */
-  rssPerSessionSinceStartKiB: number;
+  /** The JavaScript heap's share of it (prom-client's nodejs_heap_size_used_bytes). */
   heapPerConnectionKiB: number;
   chattingSessions: number;
   messages: number;
@@ -76,6 +74,7 @@ export const DEFAULT_OPTIONS: WebSocketBenchOptions = {
 
 /** Lets the server's memory settle (timers, GC) before it is read. */
 const SETTLE_MS = 5_000;
+const RSS_SAMPLES = 5;
 const MiB = 1024 * 1024;
 
 function rssBytes(pid: number): number {
@@ -85,13 +84,11 @@ function rssBytes(pid: number): number {
   return Number(kb[1]) * 1024;
 }
 
-/** One sample's value from the hub's /metrics (the sum over its label sets when it has several). */
+/** A sample's value from the hub's /metrics: the sum over its label sets, 0 when it has none yet. */
 async function metric(baseUrl: string, name: string): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  let sum = Number.NaN;
-  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
-    sum = (Number.isNaN(sum) ? 0 : sum) + Number(m[1]);
-  }
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum += Number(m[1]);
   return sum;
 }
 const heapUsedBytes = (baseUrl: string) => metric(baseUrl, 'switchboard_nodejs_heap_size_used_bytes');
@@ -131,6 +128,24 @@ function startServer(env: Record<string, string>): Promise<{ child: ChildProcess
       reject(new Error(`the gateway exited (${code}) before it started: ${errors}`)),
     );
   });
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** RSS once it has settled: the median of a few readings a second apart, after a pause. */
+async function settledRss(pid: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  const samples: number[] = [];
+  for (let i = 0; i < RSS_SAMPLES; i++) {
+    samples.push(rssBytes(pid));
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  return samples.sort((a, b) => a - b)[Math.floor(RSS_SAMPLES / 2)]!;
 }
 
 /** The client process, driven by request/answer over IPC. */
@@ -181,45 +196,48 @@ export async function runWebSocketBench(
 
   let server: ChildProcess | undefined;
   let clients: ReturnType<typeof startClients> | undefined;
+  const gatewayEnv = {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_URL: dbUrl.toString(),
+    DATABASE_POOL_SIZE: '20',
+    REDIS_URL: o.redisUrl,
+    REDIS_PREFIX: prefix,
+    LOG_LEVEL: 'info',
+    RATE_LIMIT_PER_MINUTE: '1000',
+  };
   try {
-    log(`gateway: starting (PostgreSQL ${dbName}, Redis prefix ${prefix})`);
-    const started = await startServer({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: dbUrl.toString(),
-      DATABASE_POOL_SIZE: '20',
-      REDIS_URL: o.redisUrl,
-      REDIS_PREFIX: prefix,
-      LOG_LEVEL: 'info',
-      RATE_LIMIT_PER_MINUTE: '1000',
-    });
-    server = started.child;
-    const baseUrl = `http://127.0.0.1:${started.port}`;
     clients = startClients();
-
-    const url = `ws://127.0.0.1:${started.port}/ws`;
-    // Warm up: one session end to end, so code paths and pools exist before anything is measured.
-    await clients.ask({ cmd: 'create', url, count: 1, concurrency: 1 });
-    await clients.ask({ cmd: 'connect', url, concurrency: 1 });
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
-    const rssAtStart = rssBytes(server.pid!);
-
-    // The sessions exist first (as after a day of visitors); what is measured is holding their sockets.
-    log(`clients: creating ${o.idle - 1} more sessions, ${o.connectConcurrency} at a time`);
+    // The sessions are made by a first gateway (as a day of visitors would), so that what the
+    // measured gateway holds is the connections, not the garbage of creating 10,000 sessions.
+    log(`gateway 1: creating ${o.idle} sessions, ${o.connectConcurrency} at a time (PostgreSQL ${dbName})`);
+    const maker = await startServer(gatewayEnv);
+    server = maker.child;
     const create = await clients.ask({
       cmd: 'create',
+      url: `ws://127.0.0.1:${maker.port}/ws`,
+      count: o.idle,
+      concurrency: o.connectConcurrency,
+    });
+    await stopServer(server);
+
+    log('gateway 2: starting; one session connects to warm it up');
+    const started = await startServer(gatewayEnv);
+    server = started.child;
+    const baseUrl = `http://127.0.0.1:${started.port}`;
+    const url = `ws://127.0.0.1:${started.port}/ws`;
+    await clients.ask({ cmd: 'connect', url, count: 1, concurrency: 1 });
+    const rssBefore = await settledRss(server.pid!);
+    const heapBefore = await heapUsedBytes(baseUrl);
+
+    log(`gateway 2: connecting ${o.idle - 1} more sessions and leaving them idle`);
+    const connect = await clients.ask({
+      cmd: 'connect',
       url,
       count: o.idle - 1,
       concurrency: o.connectConcurrency,
     });
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
-    const rssBefore = rssBytes(server.pid!);
-    const heapBefore = await heapUsedBytes(baseUrl);
-
-    log(`clients: connecting ${o.idle - 1} sessions and leaving them idle`);
-    const connect = await clients.ask({ cmd: 'connect', url, concurrency: o.connectConcurrency });
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
-    const rssAfter = rssBytes(server.pid!);
+    const rssAfter = await settledRss(server.pid!);
     const heapAfter = await heapUsedBytes(baseUrl);
     const opened = o.idle - 1;
 
@@ -240,8 +258,6 @@ export async function runWebSocketBench(
       serverRssBeforeMiB: Math.round((rssBefore / MiB) * 10) / 10,
       serverRssAfterMiB: Math.round((rssAfter / MiB) * 10) / 10,
       rssPerConnectionKiB: Math.round(((rssAfter - rssBefore) / opened / 1024) * 10) / 10,
-      serverRssAtStartMiB: Math.round((rssAtStart / MiB) * 10) / 10,
-      rssPerSessionSinceStartKiB: Math.round(((rssAfter - rssAtStart) / opened / 1024) * 10) / 10,
       heapPerConnectionKiB: Math.round(((heapAfter - heapBefore) / opened / 1024) * 10) / 10,
       chattingSessions: o.chatting,
       messages: rtts.length,
@@ -256,11 +272,7 @@ export async function runWebSocketBench(
       clients.child.send({ cmd: 'close' });
       await new Promise((r) => clients!.child.once('exit', r));
     }
-    if (server && server.exitCode === null) {
-      const exited = new Promise((r) => server!.once('exit', r));
-      server.kill('SIGTERM');
-      await exited;
-    }
+    if (server) await stopServer(server);
     const cleanup = new pg.Client({ connectionString: o.databaseUrl });
     await cleanup.connect();
     await cleanup.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
