@@ -129,7 +129,6 @@ export function mountMessages(app: Hono, deps: MessagesRouteDeps): void {
       envelopeId: accepted.envelopeId,
       status: accepted.status,
       conversationType: activity.conversation.conversationType,
-      pid: process.pid,
     });
     return c.json({ status: accepted.status, envelope_id: accepted.envelopeId });
   });

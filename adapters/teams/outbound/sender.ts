@@ -72,7 +72,6 @@ export class TeamsSender {
             conversationId,
             replyToId,
             activities: plan.length,
-            pid: process.pid,
           });
         }
       });
