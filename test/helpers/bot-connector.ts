@@ -67,7 +67,7 @@ export async function startBotConnector() {
     requests.push(request);
     const index = scripted.findIndex((s) => s.when(request));
     if (index >= 0) {
-      const [{ answer }] = scripted.splice(index, 1) as [{ answer: ConnectorAnswer }];
+      const { answer } = scripted.splice(index, 1)[0]!;
       request.status = answer.status;
       send(answer);
       return;
