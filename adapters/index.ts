@@ -24,5 +24,9 @@ export async function loadAdapters(
     const teams = loadTeamsConfig(env);
     if (teams) adapters.push(createTeamsAdapter(teams));
   }
+  if (env.EMAIL_IMAP_HOST?.trim()) {
+    const email = await import('./email/index.ts');
+    adapters.push(email.createEmailAdapter(email.loadEmailConfig(env)));
+  }
   return adapters;
 }

@@ -7,8 +7,6 @@ import { Cluster } from '../helpers/cluster.ts';
 import type { ServerProcess } from '../helpers/server-process.ts';
 
 const GREETING = "Hello! I'm the Switchboard demo bot. Say anything and I'll echo it back.";
-/** PostgreSQL connections per process: a few suffice here, and the test server is shared with other suites. */
-const DATABASE_POOL_SIZE = '3';
 
 async function until<T>(
   probe: () => T | Promise<T>,
@@ -48,7 +46,6 @@ describe('Teams scaled out: a gateway receives, a worker answers', () => {
     TEAMS_ENABLED: 'true',
     LOG_LEVEL: 'debug',
     DELIVERY_RETRY_BASE_MS: '100',
-    DATABASE_POOL_SIZE,
   });
   let connector: BotConnector;
   let gateway: ServerProcess;
@@ -204,7 +201,6 @@ describe('Teams with an app id (a gateway process)', () => {
       TEAMS_APP_PASSWORD: 'e2e-client-secret',
       TEAMS_OPENID_METADATA_URL: issuer.metadataUrl,
       LOG_LEVEL: 'debug',
-      DATABASE_POOL_SIZE,
     });
     await cluster.init();
     gateway = await cluster.addGateway();
