@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
+import path from 'node:path';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Redis } from 'ioredis';
@@ -9,7 +11,7 @@ import type { SessionCache } from './cache/cache.ts';
 import { createLayeredCache } from './cache/layered-cache.ts';
 import { createMemoryCache } from './cache/memory-cache.ts';
 import { createRedisCache } from './cache/redis-cache.ts';
-import { type BotRegistry, loadBots } from './config/bots.ts';
+import { BOTS_DIR, type BotRegistry, loadBots } from './config/bots.ts';
 import { ConfigError, type HubConfig, type Role } from './config/env.ts';
 import { Delivery } from './delivery/delivery.ts';
 import { createInProcessOutbox, type Outbox } from './delivery/outbox.ts';
@@ -93,6 +95,10 @@ export async function createHub(options: HubOptions): Promise<Hub> {
 
   const metrics = createMetrics();
   const bots = await loadBots(config.configDir);
+  if (!existsSync(path.join(config.configDir, BOTS_DIR))) {
+    // Only the built-in default bot: almost always CONFIG_DIR pointing at the wrong place.
+    logger.warn({ event: 'config.no_bots', dir: path.join(config.configDir, BOTS_DIR) });
+  }
   const db = await openDatabase(config, logger);
   const closers: (() => Promise<unknown>)[] = [() => db.close()];
   try {
