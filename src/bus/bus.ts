@@ -27,7 +27,20 @@ export interface TurnCompleted {
   replies: { seq: number; text: string; payload: Record<string, unknown>; createdAt: string }[];
 }
 
+/**
+ * A streamed part of a reply while the bot is still producing it (an LLM streaming tokens), so
+ * that the web widget can show the reply growing. `index` counts from 0 per envelope; `text` is
+ * the new part only. Best-effort: the committed reply in `turn.completed` is the truth.
+ */
+export interface TurnChunk {
+  type: 'turn.chunk';
+  sessionId: string;
+  envelopeId: string;
+  index: number;
+  text: string;
+}
+
 /** What is published on a session's topic. */
-export type SessionEvent = TurnStarted | TurnCompleted;
+export type SessionEvent = TurnStarted | TurnCompleted | TurnChunk;
 
 export const sessionTopic = (sessionId: string) => `session:${sessionId}`;

@@ -41,6 +41,16 @@ export interface SessionStateData {
   tools: string[];
   suggestions: Suggestion[];
   dialog: unknown;
+  /** The LLM's summary of the conversation's older part (`src/llm/summary.ts`); null until one is written. */
+  summary?: ConversationSummary | null;
+}
+
+/** What the LLM wrote about the messages up to `throughSeq`, kept so that it is written once. */
+export interface ConversationSummary {
+  text: string;
+  /** The newest message the summary covers; later ones are history. */
+  throughSeq: number;
+  updatedAt: string;
 }
 
 export interface SessionState extends SessionStateData {
@@ -75,7 +85,16 @@ export interface MessageRecord {
 }
 
 export function emptyState(): SessionState {
-  return { variables: {}, context: {}, kbs: [], tools: [], suggestions: [], dialog: null, version: 0 };
+  return {
+    variables: {},
+    context: {},
+    kbs: [],
+    tools: [],
+    suggestions: [],
+    dialog: null,
+    summary: null,
+    version: 0,
+  };
 }
 
 const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
@@ -108,6 +127,7 @@ export function toSessionState(row: Record<string, unknown>): SessionState {
     tools: (row.tools as string[]) ?? [],
     suggestions: (row.suggestions as Suggestion[]) ?? [],
     dialog: row.dialog ?? null,
+    summary: (row.summary as ConversationSummary | null) ?? null,
     version: Number(row.version),
   };
 }
