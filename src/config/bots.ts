@@ -6,6 +6,7 @@ import { ScriptLibrary } from '../dialog/library.ts';
 import { createDialogHandler, type DialogServices } from '../dialog/runtime.ts';
 import type { BotHandler } from '../engine/bot.ts';
 import { BOT_NAME_PATTERN } from '../envelope.ts';
+import { LlmSettingsSchema } from '../llm/settings.ts';
 
 export const BOTS_DIR = 'bots';
 export const SETTINGS_FILE = 'bot.json';
@@ -41,6 +42,8 @@ export const BotSettingsSchema = z
       })
       .strict()
       .prefault({}),
+    /** The bot's LLM (see README, "LLM and knowledge bases"); absent, the bot has none. */
+    llm: LlmSettingsSchema.optional(),
   })
   .strict();
 export type BotSettings = z.infer<typeof BotSettingsSchema>;
@@ -149,7 +152,7 @@ export class BotRegistry {
  */
 export async function loadBots(
   configDir: string,
-  options: { dialogServices?: (bot: string) => Partial<DialogServices> } = {},
+  options: { dialogServices?: (bot: string, settings: BotSettings) => Partial<DialogServices> } = {},
 ): Promise<BotRegistry> {
   const root = path.join(configDir, BOTS_DIR);
   const entries = await fs.readdir(root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
@@ -166,7 +169,7 @@ export async function loadBots(
     }
     const dir = path.join(root, entry.name);
     const settings = await readSettings(dir);
-    const services = options.dialogServices?.(entry.name);
+    const services = options.dialogServices?.(entry.name, settings);
     bots.push({ name: entry.name, dir, settings, handler: await readHandler(dir, settings, services) });
   }
   if (!bots.some((b) => b.name === 'default')) {

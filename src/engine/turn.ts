@@ -2,7 +2,14 @@ import type { Envelope } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { DeliveryStatus, MessagePayload, SessionSnapshot, SessionStateData } from '../store/records.ts';
 import type { TurnWrite } from '../store/turns.ts';
-import { type BotContext, type BotLlm, type HistoryNote, NO_LLM, type ReplyOptions, type SessionInfo } from './bot.ts';
+import {
+  type BotContext,
+  type BotLlm,
+  type HistoryNote,
+  NO_LLM,
+  type ReplyOptions,
+  type SessionInfo,
+} from './bot.ts';
 
 const INBOUND_TEXT: Record<Envelope['kind'], string | undefined> = {
   message: undefined,
@@ -76,11 +83,7 @@ export class TurnDraft {
     };
   }
 
-  context(
-    logger: Logger,
-    readMemory: (key: string) => Promise<unknown>,
-    llm?: LlmProvider,
-  ): BotContext {
+  context(logger: Logger, readMemory: (key: string) => Promise<unknown>, llm?: LlmProvider): BotContext {
     const { session } = this.snapshot;
     const info: SessionInfo = {
       id: session.id,
@@ -131,7 +134,12 @@ export class TurnDraft {
         draft.endReason = reason ?? 'ended by bot';
       },
       record(note: HistoryNote) {
-        draft.notes.push({ role: note.role, text: note.text, payload: note.payload ?? {}, after: draft.replies.length });
+        draft.notes.push({
+          role: note.role,
+          text: note.text,
+          payload: note.payload ?? {},
+          after: draft.replies.length,
+        });
       },
       // A getter, so that a context derived from this one (a dialog's held-back turn) gets an LLM bound to itself.
       get llm(): BotLlm {

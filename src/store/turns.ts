@@ -43,7 +43,13 @@ function historyRows(turn: TurnWrite) {
       status: r.deliveryStatus,
       payload: r.payload,
     })),
-    ...(turn.notes ?? []).map((n) => ({ seq: n.seq, role: n.role, content: n.content, status: 'received', payload: n.payload })),
+    ...(turn.notes ?? []).map((n) => ({
+      seq: n.seq,
+      role: n.role,
+      content: n.content,
+      status: 'received',
+      payload: n.payload,
+    })),
   ];
 }
 
