@@ -41,7 +41,7 @@ export interface SessionStateData {
   tools: string[];
   suggestions: Suggestion[];
   dialog: unknown;
-  /** The LLM's summary of the conversation's older part (`src/llm/summary.ts`); null until one is written. */
+  /** The LLM's summary of the conversation's older part (`src/llm/summary.ts`); absent until one is written. */
   summary?: ConversationSummary | null;
 }
 
@@ -92,7 +92,6 @@ export function emptyState(): SessionState {
     tools: [],
     suggestions: [],
     dialog: null,
-    summary: null,
     version: 0,
   };
 }
@@ -127,7 +126,8 @@ export function toSessionState(row: Record<string, unknown>): SessionState {
     tools: (row.tools as string[]) ?? [],
     suggestions: (row.suggestions as Suggestion[]) ?? [],
     dialog: row.dialog ?? null,
-    summary: (row.summary as ConversationSummary | null) ?? null,
+    // Absent until the LLM writes one, so that states without LLM look as they always did.
+    ...(row.summary ? { summary: row.summary as ConversationSummary } : {}),
     version: Number(row.version),
   };
 }
