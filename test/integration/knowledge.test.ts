@@ -3,11 +3,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KnowledgeIndexer, type KnowledgeSource } from '../../src/kb/indexer.ts';
 import { searchChunks } from '../../src/kb/store.ts';
+import type { Db } from '../../src/store/db.ts';
+import { migrate } from '../../src/store/migrate.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { type Backend, createTestDatabase, openTestDb, silentLogger, tempDir } from '../helpers/database.ts';
 import { makePdf } from '../helpers/pdf.ts';
-import { migrate } from '../../src/store/migrate.ts';
-import type { Db } from '../../src/store/db.ts';
 
 const SHIPPING = `# Shipping
 
@@ -109,7 +109,10 @@ describe.each<Backend>(['postgres', 'pglite'])('knowledge bases on %s', (backend
     expect(first.indexed).toEqual([]);
     expect(first.unchanged).toBe(5);
 
-    await rewrite(path.join(dir, 'kb/faq/refunds.txt'), `${REFUNDS}\n\nRefunds reach your card within a week.`);
+    await rewrite(
+      path.join(dir, 'kb/faq/refunds.txt'),
+      `${REFUNDS}\n\nRefunds reach your card within a week.`,
+    );
     await rewrite(path.join(dir, 'kb/faq/shipping.md'), SHIPPING); // touched, same content
     await fs.rm(path.join(dir, 'kb/staff/payroll.md'));
     const second = await indexer.sync();
@@ -136,24 +139,37 @@ describe.each<Backend>(['postgres', 'pglite'])('knowledge bases on %s', (backend
 describe('knowledge bases: several processes starting at once (PostgreSQL)', () => {
   it('index each document once, without errors, whichever process gets there first', async () => {
     const test = await createTestDatabase();
-    const dbs = Array.from({ length: 3 }, () => openPostgres({ url: test.url, poolSize: 4, logger: silentLogger }));
+    const dbs = Array.from({ length: 3 }, () =>
+      openPostgres({ url: test.url, poolSize: 4, logger: silentLogger }),
+    );
     const dir = await tempDir('sbt-kb-race-');
     try {
       await migrate(dbs[0]!);
       const docs: Record<string, string> = {};
-      for (let i = 0; i < 12; i++) docs[`topic-${i}.md`] = `# Topic ${i}\n\nThe secret word of topic ${i} is word${i}x.`;
+      for (let i = 0; i < 12; i++)
+        docs[`topic-${i}.md`] = `# Topic ${i}\n\nThe secret word of topic ${i} is word${i}x.`;
       await writeKb(dir, 'faq', docs);
       const source = { bot: 'race', dir, language: 'english', chunkTokens: 100 };
       const reports = await Promise.all(
         dbs.map((db) => new KnowledgeIndexer({ db, logger: silentLogger, sources: [source] }).sync()),
       );
       expect(reports.flatMap((r) => r.failed)).toEqual([]);
-      expect(reports.flatMap((r) => r.indexed).sort()).toEqual(Object.keys(docs).map((d) => `faq/${d}`).sort());
+      expect(reports.flatMap((r) => r.indexed).sort()).toEqual(
+        Object.keys(docs)
+          .map((d) => `faq/${d}`)
+          .sort(),
+      );
       const { rows } = await dbs[0]!.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM kb_chunks WHERE bot = 'race'",
       );
       expect(rows[0]!.n).toBe(12);
-      const hit = await searchChunks(dbs[1]!, { bot: 'race', kbs: ['faq'], text: 'word7x', language: 'english', limit: 2 });
+      const hit = await searchChunks(dbs[1]!, {
+        bot: 'race',
+        kbs: ['faq'],
+        text: 'word7x',
+        language: 'english',
+        limit: 2,
+      });
       expect(hit.map((h) => h.path)).toEqual(['topic-7.md']);
     } finally {
       await Promise.all(dbs.map((db) => db.close()));
