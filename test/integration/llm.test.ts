@@ -137,7 +137,7 @@ describe('LLM replies through a real hub (PostgreSQL, in-process queue)', () => 
       'typed/handler.ts': [
         'export default {',
         '  async onMessage(ctx) {',
-        "    if (ctx.text === 'quiet') { ctx.talk(`asked: ${await ctx.llm.ask('Say yes')}`); return; }",
+        "    if (ctx.text === 'quiet') { ctx.talk('asked: ' + (await ctx.llm.ask('Say yes'))); return; }",
         '    await ctx.llm.reply();',
         '  },',
         '};',
