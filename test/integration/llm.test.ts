@@ -79,7 +79,7 @@ describe('LLM replies through a real hub (PostgreSQL, in-process queue)', () => 
       // No LLM: the fallback stays the default reply.
       'plain/bot.json': JSON.stringify({ defaultReply: 'No idea, sorry.' }),
       'plain/start.bas': 'TALK "Hello from plain."\n',
-      'plain/ask.bas': 'x = LLM "anything"\nTALK x\n',
+      'asker/message.bas': 'x = LLM "anything"\nTALK x\n',
       'shop/bot.json': JSON.stringify({
         defaultReply: 'Nothing to say.',
         llm: llm({
@@ -171,6 +171,15 @@ describe('LLM replies through a real hub (PostgreSQL, in-process queue)', () => 
     expect(texts(res)).toEqual(['No idea, sorry.']);
     const history = await listMessages(running.hub.db, s.session_id, { limit: 10 });
     expect(history.map((m) => m.content)).toContain('Hello from plain.');
+
+    const asker = await api.createSession('asker');
+    const asked = await api.chat(asker.token, 'question');
+    expect(texts(asked)).toEqual(['Sorry, something went wrong on my side. Please try again.']);
+    const { rows } = await running.hub.db.query<{ data: { message: string } }>(
+      "SELECT data FROM session_events WHERE session_id = $1 AND type = 'dialog.error'",
+      [asker.session_id],
+    );
+    expect(rows.map((r) => r.data.message)).toEqual(['no LLM is configured for this bot']);
     expect(fake.requests.length).toBe(before);
   });
 
