@@ -18,5 +18,9 @@ export async function loadAdapters(
     const whatsapp = loadWhatsAppConfig(env, config.dataDir);
     if (whatsapp) adapters.push(createWhatsAppAdapter(whatsapp));
   }
+  if (env.EMAIL_IMAP_HOST?.trim()) {
+    const email = await import('./email/index.ts');
+    adapters.push(email.createEmailAdapter(email.loadEmailConfig(env)));
+  }
   return adapters;
 }

@@ -51,6 +51,10 @@ export const EnvelopeSchema = z.object({
   attachments: z.array(AttachmentSchema).default([]),
   /** Whatever the adapter needs to answer later, from any process. */
   replyTo: z.unknown().optional(),
+  /**
+   * Channel details (subject, IP, page URL, ...). `noReply: true` asks the engine to record the
+   * message without running the bot: mail that must never be answered (auto-replies, bounces).
+   */
   meta: z.record(z.string(), z.unknown()).default({}),
   receivedAt: z.iso.datetime({ offset: true }),
 });

@@ -2,7 +2,8 @@ import type { SessionSnapshot } from '../store/records.ts';
 
 /**
  * Read-through, write-through cache of active sessions. PostgreSQL is the truth: every method
- * may lose data (eviction, a Redis restart) and callers fall back to the database.
+ * may lose data (eviction, a Redis restart) and callers fall back to the database. A snapshot
+ * read from a cache must not be changed in place: it may be the cached object itself.
  */
 export interface SessionCache {
   get(sessionId: string): Promise<SessionSnapshot | undefined>;

@@ -182,6 +182,11 @@ export class SessionEngine {
       return;
     }
     const turnLogger = logger.child({ sessionId: session.id, bot: bot.name });
+    if (draft.envelope.meta.noReply === true) {
+      // Auto-replies, bounces, our own mail: recorded in the history, never answered (no mail loops).
+      turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });
+      return;
+    }
     const ctx = draft.context(turnLogger, (key) => getBotMemory(db, bot.name, key), this.o.llm);
     const { kind } = draft.envelope;
     const hooks: (() => void | Promise<void>)[] = [];

@@ -131,6 +131,22 @@ describe('scale-out: one gateway, three worker processes', () => {
     expect(dup.rows).toEqual([]);
   }, 500_000);
 
+  it('a worker stopped with SIGTERM mid-run exits cleanly and hands its sessions on: nothing lost', async () => {
+    await db.query('TRUNCATE messages, session_events, session_state, sessions CASCADE');
+    const sessions = 100;
+    const messages = 20;
+    const { ids, tokens } = await openSessions(sessions);
+    let stopped: Promise<number | null> | undefined;
+    await sendAll(api, tokens, messages, (sent) => {
+      if (sent === Math.floor((sessions * messages) / 3)) stopped = cluster.workers.shift()!.stop('SIGTERM');
+    });
+    expect(await stopped).toBe(0);
+    const expected = sessions * (2 + 2 * messages);
+    expect(await waitForRows(db, expected, 240_000)).toBe(expected);
+    expect(await verifyHistories(db, ids, messages)).toEqual([]);
+    await cluster.addWorker();
+  }, 400_000);
+
   it('processes the same envelope once when it is submitted three times at once through two gateways', async () => {
     const second = await cluster.addGateway();
     const other = apiClient(second.url);

@@ -12,6 +12,8 @@ export function testConfig(overrides: Partial<HubConfig> = {}): HubConfig {
     ...loadConfig({
       PORT: '0',
       HOST: '127.0.0.1',
+      // Test files run side by side on one PostgreSQL: small pools keep them under max_connections.
+      DATABASE_POOL_SIZE: '4',
       CONFIG_DIR: path.join(REPO_ROOT, 'config'),
       LOG_LEVEL: 'silent',
     }),

@@ -40,6 +40,8 @@ export class ServerProcess {
           HOME: process.env.HOME ?? '',
           HOST: '127.0.0.1',
           LOG_LEVEL: 'info',
+          // Several child processes share the test PostgreSQL: small pools keep them under max_connections.
+          DATABASE_POOL_SIZE: '4',
           ...this.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -125,11 +125,20 @@ describe('WhatsApp Cloud API through a whole hub', () => {
       (r) => r.body.status === 'read' && String(r.body.message_id).endsWith(from),
     );
     expect(typing[0]?.body).toMatchObject({ typing_indicator: { type: 'text' } });
-    // Each reply records the wamid the Graph API gave it.
-    const rows = await query<{ delivery_status: string; channel_message_id: string }>(
-      `SELECT delivery_status, channel_message_id FROM messages WHERE session_id = $1 AND role = 'assistant' ORDER BY seq`,
-      [snap!.session.id],
-    );
+    // Each reply records the wamid the Graph API gave it (written just after the send returns).
+    const statusRows = () =>
+      query<{ delivery_status: string; channel_message_id: string }>(
+        `SELECT delivery_status, channel_message_id FROM messages WHERE session_id = $1 AND role = 'assistant' ORDER BY seq`,
+        [snap!.session.id],
+      );
+    let rows = await statusRows();
+    for (
+      const deadline = Date.now() + 10_000;
+      rows.some((r) => r.delivery_status !== 'sent') && Date.now() < deadline;
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+      rows = await statusRows();
+    }
     expect(rows.map((r) => r.delivery_status)).toEqual(['sent', 'sent']);
     expect(rows.every((r) => r.channel_message_id.startsWith('wamid.'))).toBe(true);
   });

@@ -1,0 +1,199 @@
+import addressparser from 'nodemailer/lib/addressparser';
+import { z } from 'zod';
+import { BotNameSchema } from '../../src/envelope.ts';
+
+export const DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024;
+
+/**
+ * How a connection is secured: `implicit` TLS from the first byte (IMAP 993, SMTP 465),
+ * `starttls` (plain connect, then a required upgrade: SMTP 587, IMAP 143), or `none` (loopback
+ * and tests only: credentials travel in clear text).
+ */
+export const TlsModeSchema = z.enum(['implicit', 'starttls', 'none']);
+export type TlsMode = z.infer<typeof TlsModeSchema>;
+
+export interface MailboxSpec {
+  /** The IMAP folder, e.g. `INBOX`. */
+  folder: string;
+  /** The bot that answers mail arriving in it. */
+  bot: string;
+}
+
+export interface EmailAddress {
+  address: string;
+  name?: string;
+}
+
+export interface EmailConfig {
+  imap: {
+    host: string;
+    port: number;
+    tls: TlsMode;
+    user: string;
+    password?: string;
+    accessToken?: string;
+  };
+  mailboxes: MailboxSpec[];
+  /** Processed mail is moved here; unset, it is flagged \Seen where it is. */
+  processedFolder?: string;
+  smtp: {
+    host: string;
+    port: number;
+    tls: TlsMode;
+    user?: string;
+    password?: string;
+    accessToken?: string;
+  };
+  from: EmailAddress;
+  /** The right-hand side of the Message-IDs we generate; mail carrying it is our own. */
+  messageIdDomain: string;
+  maxAttachmentBytes: number;
+}
+
+const emptyAsUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const optional = z.preprocess(emptyAsUndefined, z.string().optional());
+const required = (name: string) =>
+  z.preprocess(emptyAsUndefined, z.string({ error: `${name} is required` }).min(1));
+const port = (def: number) =>
+  z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1).max(65535).default(def));
+const tls = (def: TlsMode) => z.preprocess(emptyAsUndefined, TlsModeSchema.default(def));
+
+/** `INBOX=default,Support=support`: folder, and the bot serving it (`default` when omitted). */
+const MailboxesSchema = z.preprocess(
+  emptyAsUndefined,
+  z
+    .string()
+    .default('INBOX=default')
+    .transform((value, ctx) => {
+      const specs: MailboxSpec[] = [];
+      for (const entry of value
+        .split(',')
+        .map((e) => e.trim())
+        .filter(Boolean)) {
+        const at = entry.lastIndexOf('=');
+        const folder = (at >= 0 ? entry.slice(0, at) : entry).trim();
+        const bot = (at >= 0 ? entry.slice(at + 1) : 'default').trim();
+        if (!folder || !BotNameSchema.safeParse(bot).success) {
+          ctx.addIssue({ code: 'custom', message: `"${entry}" is not <folder>=<bot>` });
+          return z.NEVER;
+        }
+        if (specs.some((s) => s.folder === folder)) {
+          ctx.addIssue({ code: 'custom', message: `folder "${folder}" is listed twice` });
+          return z.NEVER;
+        }
+        specs.push({ folder, bot });
+      }
+      if (specs.length === 0) {
+        ctx.addIssue({ code: 'custom', message: 'no mailbox listed' });
+        return z.NEVER;
+      }
+      return specs;
+    }),
+);
+
+const AddressSchema = z.string().transform((value, ctx) => {
+  const [first, ...rest] = addressparser(value, { flatten: true });
+  if (!first?.address?.includes('@') || rest.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not one address ("Name <a@b.example>" or a@b.example)`,
+    });
+    return z.NEVER;
+  }
+  return { address: first.address.toLowerCase(), ...(first.name ? { name: first.name } : {}) };
+});
+
+export const EmailEnvSchema = z
+  .object({
+    EMAIL_IMAP_HOST: required('EMAIL_IMAP_HOST'),
+    EMAIL_IMAP_PORT: port(993),
+    EMAIL_IMAP_TLS: tls('implicit'),
+    EMAIL_IMAP_USER: required('EMAIL_IMAP_USER'),
+    EMAIL_IMAP_PASSWORD: optional,
+    EMAIL_IMAP_ACCESS_TOKEN: optional,
+    EMAIL_MAILBOXES: MailboxesSchema,
+    EMAIL_PROCESSED_FOLDER: optional,
+    EMAIL_SMTP_HOST: required('EMAIL_SMTP_HOST'),
+    EMAIL_SMTP_PORT: port(587),
+    EMAIL_SMTP_TLS: tls('starttls'),
+    EMAIL_SMTP_USER: optional,
+    EMAIL_SMTP_PASSWORD: optional,
+    EMAIL_SMTP_ACCESS_TOKEN: optional,
+    EMAIL_FROM: z.preprocess(emptyAsUndefined, AddressSchema),
+    EMAIL_MESSAGE_ID_DOMAIN: z.preprocess(
+      emptyAsUndefined,
+      z
+        .string()
+        .regex(/^[a-z0-9.-]+$/i, 'a domain name')
+        .optional(),
+    ),
+    EMAIL_MAX_ATTACHMENT_BYTES: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).default(DEFAULT_MAX_ATTACHMENT_BYTES),
+    ),
+  })
+  .superRefine((env, ctx) => {
+    if (!env.EMAIL_IMAP_PASSWORD && !env.EMAIL_IMAP_ACCESS_TOKEN)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['EMAIL_IMAP_PASSWORD'],
+        message: 'set EMAIL_IMAP_PASSWORD or EMAIL_IMAP_ACCESS_TOKEN',
+      });
+    if (env.EMAIL_SMTP_USER && !env.EMAIL_SMTP_PASSWORD && !env.EMAIL_SMTP_ACCESS_TOKEN)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['EMAIL_SMTP_PASSWORD'],
+        message: 'EMAIL_SMTP_USER needs EMAIL_SMTP_PASSWORD or EMAIL_SMTP_ACCESS_TOKEN',
+      });
+    if (
+      env.EMAIL_PROCESSED_FOLDER &&
+      env.EMAIL_MAILBOXES.some((m) => m.folder === env.EMAIL_PROCESSED_FOLDER)
+    )
+      ctx.addIssue({
+        code: 'custom',
+        path: ['EMAIL_PROCESSED_FOLDER'],
+        message: 'the processed folder cannot be a watched mailbox',
+      });
+  });
+
+export class EmailConfigError extends Error {
+  override name = 'EmailConfigError';
+}
+
+/** The email channel is on when its IMAP host is set. */
+export function emailEnabled(env: NodeJS.ProcessEnv): boolean {
+  return Boolean(env.EMAIL_IMAP_HOST?.trim());
+}
+
+/** Reads the channel's configuration; throws EmailConfigError naming every bad variable (never a value). */
+export function loadEmailConfig(env: NodeJS.ProcessEnv): EmailConfig {
+  const parsed = EmailEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new EmailConfigError(`email channel configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  return {
+    imap: {
+      host: e.EMAIL_IMAP_HOST,
+      port: e.EMAIL_IMAP_PORT,
+      tls: e.EMAIL_IMAP_TLS,
+      user: e.EMAIL_IMAP_USER,
+      ...(e.EMAIL_IMAP_PASSWORD ? { password: e.EMAIL_IMAP_PASSWORD } : {}),
+      ...(e.EMAIL_IMAP_ACCESS_TOKEN ? { accessToken: e.EMAIL_IMAP_ACCESS_TOKEN } : {}),
+    },
+    mailboxes: e.EMAIL_MAILBOXES,
+    ...(e.EMAIL_PROCESSED_FOLDER ? { processedFolder: e.EMAIL_PROCESSED_FOLDER } : {}),
+    smtp: {
+      host: e.EMAIL_SMTP_HOST,
+      port: e.EMAIL_SMTP_PORT,
+      tls: e.EMAIL_SMTP_TLS,
+      ...(e.EMAIL_SMTP_USER ? { user: e.EMAIL_SMTP_USER } : {}),
+      ...(e.EMAIL_SMTP_PASSWORD ? { password: e.EMAIL_SMTP_PASSWORD } : {}),
+      ...(e.EMAIL_SMTP_ACCESS_TOKEN ? { accessToken: e.EMAIL_SMTP_ACCESS_TOKEN } : {}),
+    },
+    from: e.EMAIL_FROM,
+    messageIdDomain: (e.EMAIL_MESSAGE_ID_DOMAIN ?? e.EMAIL_FROM.address.split('@')[1]!).toLowerCase(),
+    maxAttachmentBytes: e.EMAIL_MAX_ATTACHMENT_BYTES,
+  };
+}

@@ -1,0 +1,211 @@
+import { type Attachment, type EnvelopeInput, envelopeId } from '../../src/envelope.ts';
+import { InvalidEnvelopeError } from '../../src/ingress.ts';
+import type { Logger } from '../../src/logger.ts';
+import type { Ingress } from '../../src/ports.ts';
+import type { Queryable } from '../../src/store/db.ts';
+import type { EmailConfig } from './config.ts';
+import type { Ours } from './message/no-reply.ts';
+import { type InboundEmail, parseEmail } from './message/parse.ts';
+import { chosenSuggestion } from './message/suggestions.ts';
+import { threadRoot } from './message/thread.ts';
+import type { EmailReplyTo } from './reply-to.ts';
+import {
+  ATTACHMENT_REF_PREFIX,
+  attachmentId,
+  knownMessage,
+  latestOutbound,
+  recordInbound,
+  saveAttachment,
+} from './store.ts';
+
+/** Where a mail was read: the mailbox key, its folder and bot, and its UID under a UIDVALIDITY. */
+export interface MailLocation {
+  mailbox: string;
+  folder: string;
+  bot: string;
+  uidValidity: number;
+  uid: number;
+}
+
+export type InboundOutcome =
+  | { status: 'accepted' | 'duplicate'; envelopeId: string; noReply?: string }
+  /** Nothing can be done with it (no sender, unparseable): logged and left unflagged for a person. */
+  | { status: 'unusable'; reason: string };
+
+export interface InboundDeps {
+  db: Queryable;
+  ingress: Ingress;
+  logger: Logger;
+  config: EmailConfig;
+  /** Longest text handed to the bot, in UTF-8 bytes (the hub's MAX_TEXT_BYTES). */
+  maxTextBytes: number;
+}
+
+/**
+ * Turns one raw mail into an envelope and hands it to the ingress. Safe to repeat: a mail whose
+ * Message-ID is already recorded is skipped, and the ingress deduplicates the envelope id.
+ * Throws when the envelope could not be durably accepted; the caller retries later.
+ */
+export class InboundMail {
+  private readonly ours: Ours;
+
+  constructor(private readonly deps: InboundDeps) {
+    this.ours = {
+      addresses: new Set([deps.config.from.address]),
+      messageIdDomain: deps.config.messageIdDomain,
+    };
+  }
+
+  async process(raw: Buffer, at: MailLocation): Promise<InboundOutcome> {
+    const { db, logger } = this.deps;
+    let mail: InboundEmail;
+    try {
+      mail = await parseEmail(raw, this.ours);
+    } catch (err) {
+      return { status: 'unusable', reason: `unparseable: ${(err as Error).message}` };
+    }
+    const id = envelopeId('email', mail.messageId);
+    const known = await knownMessage(db, mail.messageId);
+    if (known) return { status: 'duplicate', envelopeId: known.envelopeId ?? id };
+    if (!mail.from || !mail.replyAddress) return { status: 'unusable', reason: 'no sender address' };
+
+    const rootCandidate = threadRoot(mail);
+    // A client that dropped References still names the mail it answers; we know that mail's thread.
+    const thread = (await knownMessage(db, rootCandidate))?.thread ?? rootCandidate;
+    const replyTo: EmailReplyTo = {
+      messageId: mail.messageId,
+      references: mail.references,
+      subject: mail.subject,
+      to: mail.replyAddress,
+      mailbox: at.folder,
+      bot: at.bot,
+      envelopeId: id,
+    };
+    const meta: Record<string, unknown> = {
+      subject: mail.subject,
+      messageId: mail.messageId,
+      to: mail.to.map((a) => a.address),
+      cc: mail.cc.map((a) => a.address),
+      mailbox: at.folder,
+      ...(mail.inReplyTo ? { inReplyTo: mail.inReplyTo } : {}),
+      ...(mail.date ? { date: mail.date } : {}),
+    };
+    if (mail.noReply) {
+      meta.noReply = true;
+      meta.noReplyReason = mail.noReply;
+    }
+
+    let text = mail.text;
+    // A new thread with an empty body asks its question in the subject line.
+    if (!text && !mail.inReplyTo && mail.references.length === 0) text = mail.subject;
+    const truncated = truncateUtf8(text, this.deps.maxTextBytes);
+    if (truncated !== text) meta.truncated = true;
+    text = truncated;
+
+    const choice = mail.noReply ? undefined : await this.chosenSuggestion(text, mail.inReplyTo);
+    if (choice) {
+      meta.choice = { index: choice.index + 1, text: choice.suggestion.text };
+      text = choice.suggestion.value ?? choice.suggestion.text;
+    }
+
+    const envelope: EnvelopeInput = {
+      id,
+      channel: 'email',
+      bot: at.bot,
+      from: {
+        id: mail.from.address,
+        email: mail.from.address,
+        ...(mail.from.name ? { name: mail.from.name } : {}),
+      },
+      thread,
+      text,
+      attachments: await this.attachments(mail),
+      // Mail that must not be answered carries nothing to answer with.
+      ...(mail.noReply ? {} : { replyTo }),
+      meta,
+      receivedAt: new Date().toISOString(),
+    };
+    let status: 'accepted' | 'duplicate';
+    try {
+      status = (await this.deps.ingress.accept(envelope)).status;
+    } catch (err) {
+      if (err instanceof InvalidEnvelopeError) return { status: 'unusable', reason: err.message };
+      throw err;
+    }
+    await recordInbound(db, {
+      messageId: mail.messageId,
+      thread,
+      envelopeId: id,
+      mailbox: at.mailbox,
+      uidValidity: at.uidValidity,
+      uid: at.uid,
+      replyTo: mail.noReply ? null : replyTo,
+      noReply: mail.noReply ?? null,
+    });
+    if (status === 'accepted')
+      logger.info({
+        event: 'email.received',
+        envelopeId: id,
+        mailbox: at.folder,
+        uid: at.uid,
+        bot: at.bot,
+        ...(mail.noReply ? { noReply: mail.noReply } : {}),
+      });
+    return { status, envelopeId: id, ...(mail.noReply ? { noReply: mail.noReply } : {}) };
+  }
+
+  /**
+   * A numbered answer ("2") to the mail that offered numbered choices, when that mail is the
+   * latest we sent in its session (its choices are still the open question).
+   */
+  private async chosenSuggestion(text: string, inReplyTo: string | undefined) {
+    if (!inReplyTo) return undefined;
+    const answered = await knownMessage(this.deps.db, inReplyTo);
+    if (answered?.direction !== 'out' || !answered.sessionId || !answered.suggestions?.length)
+      return undefined;
+    const choice = chosenSuggestion(text, answered.suggestions);
+    if (!choice) return undefined;
+    return (await latestOutbound(this.deps.db, answered.sessionId)) === inReplyTo ? choice : undefined;
+  }
+
+  /** Lists every attachment; stores the bytes of those within the size limit, referenced by `ref`. */
+  private async attachments(mail: InboundEmail): Promise<Attachment[]> {
+    const limit = this.deps.config.maxAttachmentBytes;
+    const out: Attachment[] = [];
+    for (const [index, a] of mail.attachments.entries()) {
+      const base: Attachment = {
+        type: a.contentType,
+        size: a.size,
+        ...(a.filename ? { name: a.filename } : {}),
+      };
+      const data: Record<string, unknown> = {};
+      if (a.inline) data.inline = true;
+      if (a.contentId) data.contentId = a.contentId;
+      if (a.size <= limit) {
+        const id = attachmentId(mail.messageId, index);
+        await saveAttachment(this.deps.db, {
+          id,
+          messageId: mail.messageId,
+          contentType: a.contentType,
+          content: a.content,
+          ...(a.filename ? { filename: a.filename } : {}),
+        });
+        base.ref = `${ATTACHMENT_REF_PREFIX}${id}`;
+      } else {
+        data.omitted = 'too_large';
+      }
+      out.push(Object.keys(data).length > 0 ? { ...base, data } : base);
+    }
+    return out;
+  }
+}
+
+/** At most `maxBytes` of UTF-8, cut on a character boundary. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  return bytes
+    .subarray(0, maxBytes)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '');
+}

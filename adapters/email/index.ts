@@ -1,0 +1,98 @@
+import type { Transporter } from 'nodemailer';
+import { Gauge } from 'prom-client';
+import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
+import { type EmailConfig, EmailConfigError } from './config.ts';
+import { InboundMail } from './inbound.ts';
+import { MailboxWatcher } from './mailbox-watcher.ts';
+import { SmtpSender, smtpTransport } from './smtp-sender.ts';
+
+export { type EmailConfig, emailEnabled, loadEmailConfig } from './config.ts';
+export { readEmailAttachment } from './store.ts';
+
+/**
+ * The email channel. Gateway: one IMAP connection per configured folder, waiting with IDLE,
+ * turning each new mail into an envelope (one session per sender and thread). Worker: replies
+ * leave over SMTP, one mail per turn, threaded under the mail they answer.
+ */
+export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
+  let host: AdapterHost | undefined;
+  let transport: Transporter | undefined;
+  let watchers: MailboxWatcher[] = [];
+
+  const requireHost = (): AdapterHost => {
+    if (!host) throw new Error('email adapter used before setup()');
+    return host;
+  };
+
+  const sender = new SmtpSender({
+    config,
+    host: requireHost,
+    transport: () => {
+      transport ??= smtpTransport(config);
+      return transport;
+    },
+  });
+
+  return {
+    channel: 'email',
+    sender,
+
+    async setup(h) {
+      host = h;
+      for (const { folder, bot } of config.mailboxes)
+        if (!h.bots.has(bot))
+          throw new EmailConfigError(`EMAIL_MAILBOXES: folder "${folder}" names unknown bot "${bot}"`);
+    },
+
+    async start() {
+      const h = requireHost();
+      const logger = h.logger.child({ channel: 'email' });
+      const connected = connectedGauge(h);
+      const inbound = new InboundMail({
+        db: h.db,
+        ingress: h.ingress,
+        logger,
+        config,
+        maxTextBytes: h.config.maxTextBytes,
+      });
+      watchers = config.mailboxes.map(
+        (spec) =>
+          new MailboxWatcher(spec, {
+            config,
+            db: h.db,
+            inbound,
+            logger,
+            events: {
+              connected: (mailbox) => connected.set({ mailbox }, 1),
+              disconnected: (mailbox) => connected.set({ mailbox }, 0),
+            },
+          }),
+      );
+      for (const w of watchers) w.start();
+    },
+
+    async ping() {
+      const down = watchers.filter((w) => !w.isConnected).map((w) => w.key);
+      if (down.length > 0) throw new Error(`IMAP not connected: ${down.join(', ')}`);
+    },
+
+    async stop() {
+      await Promise.all(watchers.map((w) => w.stop()));
+      watchers = [];
+      // The SMTP transport holds no connection between mails (no pool): replies the hub still
+      // delivers after this keep working.
+    },
+  };
+}
+
+function connectedGauge(host: AdapterHost): Gauge<'mailbox'> {
+  const name = 'switchboard_email_imap_connected';
+  const existing = host.metrics.registry.getSingleMetric(name);
+  if (existing) return existing as Gauge<'mailbox'>;
+  return new Gauge({
+    name,
+    help: 'Whether the IMAP connection of a watched mailbox is up (1) or not (0)',
+    labelNames: ['mailbox'] as const,
+    registers: [host.metrics.registry],
+  });
+}

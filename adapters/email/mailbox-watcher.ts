@@ -1,0 +1,256 @@
+import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import type { Logger } from '../../src/logger.ts';
+import { backoffDelay } from '../../src/queue/queue.ts';
+import type { Queryable } from '../../src/store/db.ts';
+import type { EmailConfig, MailboxSpec } from './config.ts';
+import type { InboundMail } from './inbound.ts';
+import { mailboxState, saveMailboxState } from './store.ts';
+
+export const RECONNECT_BASE_MS = 1_000;
+export const RECONNECT_MIN_MS = 250;
+export const RECONNECT_CAP_MS = 60_000;
+/** IDLE reports new mail at once; this re-check catches a notification a server failed to send. */
+export const RESYNC_EVERY_MS = 60_000;
+/** IDLE is restarted this often: some servers and NAT boxes drop connections idle for 30 minutes. */
+export const MAX_IDLE_MS = 5 * 60_000;
+const CONNECT_TIMEOUT_MS = 30_000;
+const LOGOUT_TIMEOUT_MS = 5_000;
+
+export interface WatcherEvents {
+  connected(mailbox: string): void;
+  disconnected(mailbox: string): void;
+}
+
+/**
+ * One IMAP connection watching one folder: it reads new mail by UID, hands each mail to the
+ * inbound processor, marks it processed (\Seen, or moved to the processed folder) only once it is
+ * durably accepted, and remembers the last UID handled under the folder's UIDVALIDITY in
+ * PostgreSQL. It waits with IDLE, and reconnects with backoff when the connection drops.
+ */
+export class MailboxWatcher {
+  /** `user@host:port/folder`: the key of this mailbox's state row. */
+  readonly key: string;
+  private client: ImapFlow | undefined;
+  private connected = false;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  private wake: (() => void) | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly spec: MailboxSpec,
+    private readonly o: {
+      config: EmailConfig;
+      db: Queryable;
+      inbound: InboundMail;
+      logger: Logger;
+      events?: WatcherEvents;
+    },
+  ) {
+    const { imap } = o.config;
+    this.key = `${imap.user}@${imap.host}:${imap.port}/${spec.folder}`.toLowerCase();
+  }
+
+  get isConnected(): boolean {
+    return this.connected && this.client?.usable === true;
+  }
+
+  start(): void {
+    this.stopping = false;
+    this.loop ??= this.run().finally(() => {
+      this.loop = undefined;
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    await this.syncing?.catch(() => undefined);
+    const client = this.client;
+    if (client?.usable) {
+      await Promise.race([
+        client.logout().catch(() => undefined),
+        new Promise((r) => setTimeout(r, LOGOUT_TIMEOUT_MS).unref()),
+      ]);
+    }
+    client?.close();
+    await this.loop;
+  }
+
+  private log(level: 'info' | 'warn' | 'error' | 'debug', fields: Record<string, unknown>) {
+    this.o.logger[level]({ mailbox: this.spec.folder, ...fields });
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      const client = new ImapFlow(this.clientOptions());
+      this.client = client;
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+      client.on('error', (err: Error) => this.log('warn', { event: 'email.imap_error', err: err.message }));
+      try {
+        await client.connect();
+        await client.mailboxOpen(this.spec.folder);
+        if (this.o.config.processedFolder) await this.ensureFolder(client, this.o.config.processedFolder);
+        failures = 0;
+        this.connected = true;
+        this.o.events?.connected(this.key);
+        this.log('info', {
+          event: 'email.imap_connected',
+          uidValidity: client.mailbox ? Number(client.mailbox.uidValidity) : undefined,
+        });
+        client.on('exists', () => this.requestSync(client));
+        this.resyncTimer = setInterval(() => this.requestSync(client), RESYNC_EVERY_MS);
+        this.resyncTimer.unref();
+        this.requestSync(client);
+        await closed;
+      } catch (err) {
+        this.log(this.stopping ? 'debug' : 'warn', {
+          event: 'email.imap_connect_failed',
+          err: (err as Error).message,
+        });
+        client.close();
+      } finally {
+        if (this.resyncTimer) clearInterval(this.resyncTimer);
+        this.resyncTimer = undefined;
+        if (this.connected) {
+          this.connected = false;
+          this.o.events?.disconnected(this.key);
+          if (!this.stopping) this.log('warn', { event: 'email.imap_disconnected' });
+        }
+      }
+      await this.syncing?.catch(() => undefined);
+      if (this.stopping) break;
+      failures++;
+      const delay = Math.max(RECONNECT_MIN_MS, backoffDelay(failures, RECONNECT_BASE_MS, RECONNECT_CAP_MS));
+      this.log('info', { event: 'email.imap_reconnect', inMs: delay, attempt: failures });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  private clientOptions(): ImapFlowOptions {
+    const { imap } = this.o.config;
+    return {
+      host: imap.host,
+      port: imap.port,
+      secure: imap.tls === 'implicit',
+      ...(imap.tls === 'starttls' ? { doSTARTTLS: true } : {}),
+      ...(imap.tls === 'none' ? { doSTARTTLS: false } : {}),
+      auth: imap.accessToken
+        ? { user: imap.user, accessToken: imap.accessToken }
+        : { user: imap.user, pass: imap.password ?? '' },
+      logger: false,
+      // IDLE starts right after each sync (below), not after imapflow's inactivity delay, so new
+      // mail is reported at once.
+      disableAutoIdle: true,
+      maxIdleTime: MAX_IDLE_MS,
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+      clientInfo: { name: 'switchboard' },
+    };
+  }
+
+  private async ensureFolder(client: ImapFlow, folder: string): Promise<void> {
+    const listed = await client.list();
+    if (!listed.some((m) => m.path === folder)) await client.mailboxCreate(folder);
+  }
+
+  /** Runs a sync now, or once more after the running one when mail arrives meanwhile. */
+  private requestSync(client: ImapFlow): void {
+    if (this.stopping || client !== this.client) return;
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false;
+        try {
+          await this.sync(client);
+        } catch (err) {
+          // The next EXISTS, the periodic re-check or the reconnect tries again from the stored UID.
+          this.log('warn', { event: 'email.sync_failed', err: (err as Error).message });
+          return;
+        }
+      } while (this.syncAgain && !this.stopping && client.usable);
+    })().finally(() => {
+      this.syncing = undefined;
+      // Wait for the server to report new mail. The next command (a sync) breaks IDLE itself.
+      if (!this.stopping && client.usable)
+        client
+          .idle()
+          .catch((err: Error) => this.log('debug', { event: 'email.idle_ended', err: err.message }));
+    });
+  }
+
+  /**
+   * Handles every mail not handled yet. Normally that is every UID above the stored one. With no
+   * stored state (first start) or a changed UIDVALIDITY (the server renumbered the folder), the
+   * stored UID means nothing: the whole folder is scanned for unprocessed mail (unread ones, or all
+   * when processed mail is moved away), and mail already recorded is skipped by its Message-ID.
+   */
+  private async sync(client: ImapFlow): Promise<void> {
+    const box = client.mailbox;
+    if (!box || !client.usable) return;
+    const uidValidity = Number(box.uidValidity);
+    const state = await mailboxState(this.o.db, this.key);
+    let uids: number[];
+    let scanUpTo: number | undefined;
+    if (!state || state.uidValidity !== uidValidity) {
+      // Every UID below UIDNEXT existed when the folder was selected; later mail gets a higher UID
+      // and is read by the incremental passes that follow.
+      scanUpTo = Number(box.uidNext) - 1;
+      const query = this.o.config.processedFolder ? { all: true } : { seen: false };
+      uids =
+        scanUpTo > 0 ? (await client.search({ ...query, uid: `1:${scanUpTo}` }, { uid: true })) || [] : [];
+      this.log('info', {
+        event: state ? 'email.uidvalidity_changed' : 'email.first_scan',
+        uidValidity,
+        previousUidValidity: state?.uidValidity,
+        candidates: uids.length,
+      });
+    } else {
+      const found = (await client.search({ uid: `${state.lastUid + 1}:*` }, { uid: true })) || [];
+      // `n:*` always includes the highest UID, even one below n.
+      uids = found.filter((uid) => uid > state.lastUid);
+    }
+    uids.sort((a, b) => a - b);
+    for (const uid of uids) {
+      if (this.stopping || !client.usable) return;
+      await this.handle(client, uid, uidValidity);
+      if (scanUpTo === undefined) await saveMailboxState(this.o.db, this.key, { uidValidity, lastUid: uid });
+    }
+    if (scanUpTo !== undefined)
+      await saveMailboxState(this.o.db, this.key, { uidValidity, lastUid: scanUpTo });
+  }
+
+  private async handle(client: ImapFlow, uid: number, uidValidity: number): Promise<void> {
+    const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
+    const source = message ? message.source : undefined;
+    if (!source) return; // expunged meanwhile
+    const outcome = await this.o.inbound.process(source, {
+      mailbox: this.key,
+      folder: this.spec.folder,
+      bot: this.spec.bot,
+      uidValidity,
+      uid,
+    });
+    if (outcome.status === 'unusable') {
+      // Left where it is, unread, for a person to look at.
+      this.log('error', { event: 'email.unusable_message', uid, reason: outcome.reason });
+      return;
+    }
+    const { processedFolder } = this.o.config;
+    if (processedFolder) await client.messageMove(String(uid), processedFolder, { uid: true });
+    else await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+  }
+}

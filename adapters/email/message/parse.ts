@@ -1,0 +1,129 @@
+import { type AddressObject, type HeaderValue, type ParsedMail, simpleParser } from 'mailparser';
+import { type NoReplyReason, noReplyReason, type Ours } from './no-reply.ts';
+import { visibleReplyText } from './reply-text.ts';
+import { messageIdList, normalizeMessageId, syntheticMessageId } from './thread.ts';
+
+export interface MailAddress {
+  /** Lower-case. */
+  address: string;
+  name?: string;
+}
+
+export interface InboundAttachment {
+  filename?: string;
+  contentType: string;
+  size: number;
+  content: Buffer;
+  contentId?: string;
+  /** Shown inside the HTML body (a pasted image, a signature logo) rather than attached. */
+  inline: boolean;
+}
+
+/** One received mail, reduced to what the channel needs. */
+export interface InboundEmail {
+  /** Without angle brackets; a stable synthetic one when the mail has none. */
+  messageId: string;
+  inReplyTo?: string;
+  references: string[];
+  from?: MailAddress;
+  /** Where an answer goes: the first Reply-To address, else From. */
+  replyAddress?: MailAddress;
+  to: MailAddress[];
+  cc: MailAddress[];
+  subject: string;
+  date?: string;
+  /** What the person wrote: quoted text and signature removed. */
+  text: string;
+  /** The whole text body (text/plain, or the HTML turned into text). */
+  fullText: string;
+  attachments: InboundAttachment[];
+  noReply?: NoReplyReason;
+}
+
+/** Parses a raw RFC 5322 message. Pure apart from parsing: no I/O. */
+export async function parseEmail(raw: Buffer, ours: Ours): Promise<InboundEmail> {
+  const mail = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true });
+  return toInboundEmail(mail, raw, ours);
+}
+
+export function toInboundEmail(mail: ParsedMail, raw: Buffer, ours: Ours): InboundEmail {
+  const messageId = normalizeMessageId(mail.messageId) ?? syntheticMessageId(raw);
+  const references = messageIdList(mail.references).filter((id) => id !== messageId);
+  const inReplyTo = messageIdList(mail.inReplyTo).find((id) => id !== messageId);
+  const from = addresses(mail.from)[0];
+  const replyAddress = addresses(mail.replyTo)[0] ?? from;
+  const fullText = (mail.text ?? '').replace(/\r\n?/g, '\n').trim();
+  // Raw header lines: mailparser folds some headers into others (List-* becomes `list`).
+  const header = (name: string) => rawHeader(mail, name);
+  const contentType = mail.headers.get('content-type');
+  const noReply = noReplyReason(
+    {
+      header,
+      from: from?.address,
+      returnPath: returnPath(mail.headers.get('return-path')),
+      contentType:
+        contentType && typeof contentType === 'object' && 'value' in contentType
+          ? String(contentType.value).toLowerCase()
+          : undefined,
+      messageId,
+    },
+    ours,
+  );
+  return {
+    messageId,
+    ...(inReplyTo ? { inReplyTo } : {}),
+    references,
+    ...(from ? { from } : {}),
+    ...(replyAddress ? { replyAddress } : {}),
+    to: addresses(mail.to),
+    cc: addresses(mail.cc),
+    subject: (mail.subject ?? '').trim(),
+    ...(mail.date && !Number.isNaN(mail.date.getTime()) ? { date: mail.date.toISOString() } : {}),
+    text: visibleReplyText(fullText),
+    fullText,
+    attachments: mail.attachments.map((a) => ({
+      ...(a.filename ? { filename: a.filename } : {}),
+      contentType: a.contentType || 'application/octet-stream',
+      size: a.size ?? a.content.length,
+      content: a.content,
+      ...(a.contentId ? { contentId: a.contentId } : {}),
+      inline: a.related === true || a.contentDisposition === 'inline',
+    })),
+    ...(noReply ? { noReply } : {}),
+  };
+}
+
+function addresses(field: AddressObject | AddressObject[] | undefined): MailAddress[] {
+  const list = field === undefined ? [] : Array.isArray(field) ? field : [field];
+  const out: MailAddress[] = [];
+  const visit = (entries: AddressObject['value']) => {
+    for (const entry of entries) {
+      if (entry.group) visit(entry.group);
+      else if (entry.address?.includes('@'))
+        out.push({ address: entry.address.toLowerCase(), ...(entry.name ? { name: entry.name } : {}) });
+    }
+  };
+  for (const obj of list) visit(obj.value);
+  return out;
+}
+
+/** `''` for the null reverse path `<>` (bounces and auto-replies use it), undefined when absent. */
+function returnPath(value: HeaderValue | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') return value.replace(/[<>\s]/g, '').toLowerCase();
+  if (typeof value === 'object' && 'value' in value && Array.isArray(value.value)) {
+    const first = (value as AddressObject).value[0];
+    return (first?.address ?? '').toLowerCase();
+  }
+  return undefined;
+}
+
+/** A header's value as the mail carries it (unfolded), the first occurrence when repeated. */
+function rawHeader(mail: ParsedMail, name: string): string | undefined {
+  const line = mail.headerLines.find((h) => h.key === name)?.line;
+  if (line === undefined) return undefined;
+  return line
+    .slice(line.indexOf(':') + 1)
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .trim();
+}

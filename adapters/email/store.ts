@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto';
+import type { Queryable } from '../../src/store/db.ts';
+import { json, type Suggestion } from '../../src/store/records.ts';
+import type { EmailReplyTo } from './reply-to.ts';
+
+/** The channel's own tables (migration 0006_email.sql). */
+
+export interface MailboxState {
+  uidValidity: number;
+  lastUid: number;
+}
+
+export async function mailboxState(q: Queryable, mailbox: string): Promise<MailboxState | undefined> {
+  const { rows } = await q.query<{ uid_validity: string | number; last_uid: string | number }>(
+    'SELECT uid_validity, last_uid FROM email_mailboxes WHERE mailbox = $1',
+    [mailbox],
+  );
+  const row = rows[0];
+  return row ? { uidValidity: Number(row.uid_validity), lastUid: Number(row.last_uid) } : undefined;
+}
+
+/**
+ * Records that every UID up to `lastUid` is handled. Under the same UIDVALIDITY it never moves
+ * backwards (two gateways reading one mailbox); a new UIDVALIDITY replaces the row.
+ */
+export async function saveMailboxState(q: Queryable, mailbox: string, state: MailboxState): Promise<void> {
+  await q.query(
+    `INSERT INTO email_mailboxes (mailbox, uid_validity, last_uid) VALUES ($1, $2, $3)
+     ON CONFLICT (mailbox) DO UPDATE SET
+       last_uid = CASE WHEN email_mailboxes.uid_validity = EXCLUDED.uid_validity
+                       THEN GREATEST(email_mailboxes.last_uid, EXCLUDED.last_uid) ELSE EXCLUDED.last_uid END,
+       uid_validity = EXCLUDED.uid_validity, updated_at = now()`,
+    [mailbox, state.uidValidity, state.lastUid],
+  );
+}
+
+export interface KnownMessage {
+  direction: 'in' | 'out';
+  thread: string;
+  envelopeId: string | null;
+  sessionId: string | null;
+  suggestions: Suggestion[] | null;
+  replyTo: unknown;
+}
+
+export async function knownMessage(q: Queryable, messageId: string): Promise<KnownMessage | undefined> {
+  const { rows } = await q.query<{
+    direction: 'in' | 'out';
+    thread: string;
+    envelope_id: string | null;
+    session_id: string | null;
+    suggestions: Suggestion[] | null;
+    reply_to: unknown;
+  }>(
+    'SELECT direction, thread, envelope_id, session_id, suggestions, reply_to FROM email_messages WHERE message_id = $1',
+    [messageId],
+  );
+  const row = rows[0];
+  return row
+    ? {
+        direction: row.direction,
+        thread: row.thread,
+        envelopeId: row.envelope_id,
+        sessionId: row.session_id,
+        suggestions: row.suggestions,
+        replyTo: row.reply_to,
+      }
+    : undefined;
+}
+
+export async function recordInbound(
+  q: Queryable,
+  m: {
+    messageId: string;
+    thread: string;
+    envelopeId: string;
+    mailbox: string;
+    uidValidity: number;
+    uid: number;
+    replyTo: EmailReplyTo | null;
+    noReply: string | null;
+  },
+): Promise<void> {
+  await q.query(
+    `INSERT INTO email_messages (message_id, direction, thread, envelope_id, mailbox, uid_validity, uid, reply_to, no_reply)
+     VALUES ($1, 'in', $2, $3, $4, $5, $6, $7::jsonb, $8) ON CONFLICT (message_id) DO NOTHING`,
+    [m.messageId, m.thread, m.envelopeId, m.mailbox, m.uidValidity, m.uid, json(m.replyTo), m.noReply],
+  );
+}
+
+export async function recordOutbound(
+  q: Queryable,
+  m: { messageId: string; thread: string; envelopeId: string; sessionId: string; suggestions: Suggestion[] },
+): Promise<void> {
+  await q.query(
+    `INSERT INTO email_messages (message_id, direction, thread, envelope_id, session_id, suggestions)
+     VALUES ($1, 'out', $2, $3, $4, $5::jsonb) ON CONFLICT (message_id) DO NOTHING`,
+    [m.messageId, m.thread, m.envelopeId, m.sessionId, json(m.suggestions)],
+  );
+}
+
+/** The last mail we sent in a session: its choices are the ones still waiting for an answer. */
+export async function latestOutbound(q: Queryable, sessionId: string): Promise<string | undefined> {
+  const { rows } = await q.query<{ message_id: string }>(
+    `SELECT message_id FROM email_messages WHERE direction = 'out' AND session_id = $1
+     ORDER BY created_at DESC, message_id DESC LIMIT 1`,
+    [sessionId],
+  );
+  return rows[0]?.message_id;
+}
+
+/** The reply data recorded for an inbound envelope (when the session's latest no longer matches). */
+export async function inboundReplyTo(q: Queryable, envelopeId: string): Promise<unknown> {
+  const { rows } = await q.query<{ reply_to: unknown }>(
+    `SELECT reply_to FROM email_messages WHERE direction = 'in' AND envelope_id = $1`,
+    [envelopeId],
+  );
+  return rows[0]?.reply_to ?? undefined;
+}
+
+export const ATTACHMENT_REF_PREFIX = 'email-attachment:';
+
+/** The same mail part always gets the same id, so a message processed twice stores its bytes once. */
+export function attachmentId(messageId: string, index: number): string {
+  const hex = createHash('sha256').update(`${messageId}\0${index}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+export async function saveAttachment(
+  q: Queryable,
+  a: { id: string; messageId: string; filename?: string; contentType: string; content: Buffer },
+): Promise<void> {
+  await q.query(
+    `INSERT INTO email_attachments (id, message_id, filename, content_type, size, content)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+    [a.id, a.messageId, a.filename ?? null, a.contentType, a.content.length, a.content],
+  );
+}
+
+/** The bytes behind an envelope attachment's `ref` (`email-attachment:<id>`), for bots in any process. */
+export async function readEmailAttachment(
+  q: Queryable,
+  ref: string,
+): Promise<{ filename: string | null; contentType: string; content: Buffer } | undefined> {
+  if (!ref.startsWith(ATTACHMENT_REF_PREFIX)) return undefined;
+  const id = ref.slice(ATTACHMENT_REF_PREFIX.length);
+  if (!/^[0-9a-f-]{36}$/.test(id)) return undefined;
+  const { rows } = await q.query<{ filename: string | null; content_type: string; content: Uint8Array }>(
+    'SELECT filename, content_type, content FROM email_attachments WHERE id = $1',
+    [id],
+  );
+  const row = rows[0];
+  return row
+    ? { filename: row.filename, contentType: row.content_type, content: Buffer.from(row.content) }
+    : undefined;
+}

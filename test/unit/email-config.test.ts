@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_MAX_ATTACHMENT_BYTES, emailEnabled, loadEmailConfig } from '../../adapters/email/config.ts';
+import { toSendError } from '../../adapters/email/smtp-sender.ts';
+
+const minimal = {
+  EMAIL_IMAP_HOST: 'imap.example.org',
+  EMAIL_IMAP_USER: 'bot@example.org',
+  EMAIL_IMAP_PASSWORD: 'secret-imap',
+  EMAIL_SMTP_HOST: 'smtp.example.org',
+  EMAIL_FROM: 'Support <Bot@Example.org>',
+};
+
+describe('email configuration', () => {
+  it('is on only when its IMAP host is set', () => {
+    expect(emailEnabled({})).toBe(false);
+    expect(emailEnabled({ EMAIL_IMAP_HOST: ' ' })).toBe(false);
+    expect(emailEnabled({ EMAIL_IMAP_HOST: 'imap.example.org' })).toBe(true);
+  });
+
+  it('fills in the defaults', () => {
+    const c = loadEmailConfig(minimal);
+    expect(c.imap).toEqual({
+      host: 'imap.example.org',
+      port: 993,
+      tls: 'implicit',
+      user: 'bot@example.org',
+      password: 'secret-imap',
+    });
+    expect(c.smtp).toEqual({ host: 'smtp.example.org', port: 587, tls: 'starttls' });
+    expect(c.mailboxes).toEqual([{ folder: 'INBOX', bot: 'default' }]);
+    expect(c.processedFolder).toBeUndefined();
+    expect(c.from).toEqual({ address: 'bot@example.org', name: 'Support' });
+    expect(c.messageIdDomain).toBe('example.org');
+    expect(c.maxAttachmentBytes).toBe(DEFAULT_MAX_ATTACHMENT_BYTES);
+  });
+
+  it('reads mailboxes with their bots, OAuth2 tokens, SMTP auth and the other options', () => {
+    const c = loadEmailConfig({
+      ...minimal,
+      EMAIL_IMAP_PASSWORD: '',
+      EMAIL_IMAP_ACCESS_TOKEN: 'ya29.token',
+      EMAIL_IMAP_TLS: 'starttls',
+      EMAIL_IMAP_PORT: '143',
+      EMAIL_MAILBOXES: 'INBOX=support, Sales Leads=sales,Other',
+      EMAIL_PROCESSED_FOLDER: 'Processed',
+      EMAIL_SMTP_USER: 'bot@example.org',
+      EMAIL_SMTP_ACCESS_TOKEN: 'ya29.token',
+      EMAIL_SMTP_TLS: 'implicit',
+      EMAIL_SMTP_PORT: '465',
+      EMAIL_MESSAGE_ID_DOMAIN: 'Mail.Example.org',
+      EMAIL_MAX_ATTACHMENT_BYTES: '1000',
+    });
+    expect(c.imap).toMatchObject({ tls: 'starttls', port: 143, accessToken: 'ya29.token' });
+    expect(c.imap.password).toBeUndefined();
+    expect(c.mailboxes).toEqual([
+      { folder: 'INBOX', bot: 'support' },
+      { folder: 'Sales Leads', bot: 'sales' },
+      { folder: 'Other', bot: 'default' },
+    ]);
+    expect(c.processedFolder).toBe('Processed');
+    expect(c.smtp).toEqual({
+      host: 'smtp.example.org',
+      port: 465,
+      tls: 'implicit',
+      user: 'bot@example.org',
+      accessToken: 'ya29.token',
+    });
+    expect(c.messageIdDomain).toBe('mail.example.org');
+    expect(c.maxAttachmentBytes).toBe(1000);
+  });
+
+  it('names every bad variable and never echoes a secret', () => {
+    let message = '';
+    try {
+      loadEmailConfig({
+        EMAIL_IMAP_HOST: 'imap.example.org',
+        EMAIL_SMTP_USER: 'u',
+        EMAIL_SMTP_PASSWORD: '',
+        EMAIL_IMAP_TLS: 'maybe',
+        EMAIL_MAILBOXES: 'INBOX=Not A Bot',
+        EMAIL_FROM: 'two@example.org, addresses@example.org',
+      });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    for (const name of [
+      'EMAIL_IMAP_USER',
+      'EMAIL_IMAP_TLS',
+      'EMAIL_MAILBOXES',
+      'EMAIL_SMTP_HOST',
+      'EMAIL_FROM',
+    ])
+      expect(message).toContain(name);
+    const secret = 'hunter2-secret';
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_IMAP_PASSWORD: secret, EMAIL_IMAP_PORT: 'x' })).toThrow(
+      /EMAIL_IMAP_PORT/,
+    );
+    try {
+      loadEmailConfig({ ...minimal, EMAIL_IMAP_PASSWORD: secret, EMAIL_IMAP_PORT: 'x' });
+    } catch (err) {
+      expect((err as Error).message).not.toContain(secret);
+    }
+  });
+
+  it('refuses a login without a password or token, and a processed folder that is watched', () => {
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_IMAP_PASSWORD: '' })).toThrow(/EMAIL_IMAP_PASSWORD/);
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_SMTP_USER: 'u' })).toThrow(/EMAIL_SMTP_PASSWORD/);
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_PROCESSED_FOLDER: 'INBOX' })).toThrow(
+      /EMAIL_PROCESSED_FOLDER/,
+    );
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_MAILBOXES: 'INBOX,INBOX=support' })).toThrow(/twice/);
+  });
+});
+
+describe('SMTP failures', () => {
+  it('retries 4xx and connection failures, not 5xx rejections', () => {
+    expect(
+      toSendError({ code: 'EENVELOPE', responseCode: 550, message: '5.1.1 User unknown' }).retryable,
+    ).toBe(false);
+    expect(toSendError({ code: 'EAUTH', responseCode: 535, message: 'bad credentials' }).retryable).toBe(
+      false,
+    );
+    expect(toSendError({ code: 'EENVELOPE', responseCode: 451, message: 'try later' }).retryable).toBe(true);
+    expect(toSendError({ code: 'EMESSAGE', responseCode: 452, message: 'mailbox full' }).retryable).toBe(
+      true,
+    );
+    expect(toSendError({ code: 'ECONNECTION', message: 'connect ECONNREFUSED' }).retryable).toBe(true);
+    expect(toSendError({ code: 'ETIMEDOUT', message: 'timeout' }).retryable).toBe(true);
+    expect(toSendError({ code: 'EENVELOPE', message: 'No recipients defined' }).retryable).toBe(false);
+    expect(toSendError(new Error('something else')).retryable).toBe(true);
+    expect(toSendError({ responseCode: 554, message: 'rejected' }).message).toBe('SMTP 554: rejected');
+  });
+});
