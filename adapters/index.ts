@@ -22,5 +22,9 @@ export async function loadAdapters(
     const email = await import('./email/index.ts');
     adapters.push(email.createEmailAdapter(email.loadEmailConfig(env)));
   }
+  // The web widget needs no credentials and no SDK: on unless WEB_ENABLED=false.
+  const web = await import('./web/index.ts');
+  const webConfig = web.loadWebConfig(env);
+  if (webConfig.enabled) adapters.push(web.createWebAdapter(webConfig));
   return adapters;
 }

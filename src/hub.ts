@@ -22,6 +22,9 @@ import { type Check, mountOpsApi } from './http/ops-api.ts';
 import { mountSessionApi } from './http/session-api.ts';
 import { createIngress } from './ingress.ts';
 import { KnowledgeIndexer } from './kb/indexer.ts';
+import { createMemoryRateLimiter } from './limits/memory-rate-limiter.ts';
+import type { RateLimiter } from './limits/rate-limiter.ts';
+import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import { LlmService, llmDialogServices } from './llm/service.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -103,6 +106,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
 
     let cache: SessionCache;
     let bus: Bus;
+    let rateLimiter: RateLimiter;
     let redis: Redis | undefined;
     const local = createMemoryCache({
       maxSessions: config.cacheMaxSessions,
@@ -144,11 +148,13 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       const common = { redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, logger };
       queue = createBullmqQueue({ ...common, concurrency: config.queueConcurrency });
       outbox = createRedisOutbox({ ...common, db, delivery, concurrency: config.queueConcurrency });
+      rateLimiter = createRedisRateLimiter(redis, { prefix: config.redisPrefix });
     } else {
       cache = local;
       bus = createMemoryBus();
       queue = createInProcessQueue({ db, logger, concurrency: config.queueConcurrency });
       outbox = createInProcessOutbox({ db, delivery, logger });
+      rateLimiter = createMemoryRateLimiter();
     }
 
     llm = await LlmService.create({ db, bus, logger, bots, metrics });
@@ -175,6 +181,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       ingress,
       bus,
       db,
+      rateLimiter,
       async applyStatus(channelMessageId, status, error) {
         await applyPlatformStatus(db, channelMessageId, status, error);
       },
@@ -269,11 +276,19 @@ export async function createHub(options: HubOptions): Promise<Hub> {
         if (pruneTimer) clearInterval(pruneTimer);
         if (server) {
           const s = server;
-          await new Promise<void>((resolve) => {
+          const closed = new Promise<void>((resolve) => {
             s.close(() => resolve());
             s.closeIdleConnections?.();
             setTimeout(() => s.closeAllConnections?.(), 5_000).unref();
           });
+          // The server takes no new connections now; the ones adapters hold open must end for it to close.
+          for (const adapter of adapters)
+            await adapter
+              .detach?.()
+              .catch((err: Error) =>
+                logger.warn({ event: 'adapter.detach_failed', channel: adapter.channel, err: err.message }),
+              );
+          await closed;
         }
         for (const adapter of adapters)
           await adapter

@@ -5,6 +5,7 @@ import type { BotRegistry } from './config/bots.ts';
 import type { HubConfig } from './config/env.ts';
 import type { ChannelSender } from './delivery/sender.ts';
 import type { Channel, EnvelopeInput } from './envelope.ts';
+import type { RateLimiter } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { Db } from './store/db.ts';
@@ -30,6 +31,8 @@ export interface AdapterHost {
   ingress: Ingress;
   bus: Bus;
   db: Db;
+  /** Shared by every process of the hub when Redis is configured; per session limit: `config.rateLimitPerMinute`. */
+  rateLimiter: RateLimiter;
   /** Applies a delivery status the platform reported for a message we sent. */
   applyStatus(channelMessageId: string, status: DeliveryStatus, error?: string): Promise<void>;
 }
@@ -46,6 +49,11 @@ export interface ChannelAdapter {
   routes?(app: Hono): void;
   /** Gateway: once the HTTP server listens (WebSocket upgrades). */
   attach?(server: Server): void;
+  /**
+   * Gateway: the HTTP server is about to close. Ends what `attach` holds open (web sockets, told
+   * to reconnect), which would otherwise keep the server from closing.
+   */
+  detach?(): Promise<void>;
   /** Gateway: long-lived inbound connections (IMAP IDLE, a linked WhatsApp Web client). */
   start?(): Promise<void>;
   /** Worker: how replies leave. Absent: the channel's clients read replies themselves. */

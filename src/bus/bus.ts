@@ -25,6 +25,8 @@ export interface TurnCompleted {
   channel: string;
   envelopeId: string;
   replies: { seq: number; text: string; payload: Record<string, unknown>; createdAt: string }[];
+  /** The session is not open after this turn: the turn ended it, or there was no open session for it. */
+  ended?: true;
 }
 
 /**

@@ -51,6 +51,8 @@ export const EnvSchema = z.object({
   ADMIN_TOKEN: optionalString,
   /** PostgreSQL pool size per process. */
   DATABASE_POOL_SIZE: int(10, 1),
+  /** Messages one session may send in any 60 seconds; more are refused (Redis-backed across gateways). */
+  RATE_LIMIT_PER_MINUTE: int(60, 1),
 });
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -75,6 +77,7 @@ export interface HubConfig {
   deliveryAttempts: number;
   deliveryRetryBaseMs: number;
   deliveryRetryCapMs: number;
+  rateLimitPerMinute: number;
 }
 
 export class ConfigError extends Error {
@@ -110,5 +113,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     deliveryAttempts: e.DELIVERY_ATTEMPTS,
     deliveryRetryBaseMs: e.DELIVERY_RETRY_BASE_MS,
     deliveryRetryCapMs: e.DELIVERY_RETRY_CAP_MS,
+    rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
   };
 }

@@ -93,6 +93,7 @@ export class SessionEngine {
           channel: envelope.channel,
           envelopeId: envelope.id,
           replies: [],
+          ended: true,
         });
         return 'no_session';
       }
@@ -148,6 +149,7 @@ export class SessionEngine {
       channel: session.channel,
       envelopeId: envelope.id,
       replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload, createdAt })),
+      ...(session.endedAt ? { ended: true as const } : {}),
     });
     if (replies.length > 0) {
       if (delivery.hasSender(session.channel)) this.o.outbox.notify(session.id);

@@ -72,6 +72,19 @@ export async function updateDelivery(q: Queryable, update: DeliveryUpdate): Prom
   );
 }
 
+/**
+ * A client that reads its replies itself (the web widget) acknowledged everything up to `seq`:
+ * the replies it saw move from `sent` to `delivered`. Returns how many moved.
+ */
+export async function markDeliveredThrough(q: Queryable, sessionId: string, seq: number): Promise<number> {
+  const { rowCount } = await q.query(
+    `UPDATE messages SET delivery_status = 'delivered', updated_at = now()
+     WHERE session_id = $1 AND seq <= $2 AND role = 'assistant' AND delivery_status = 'sent'`,
+    [sessionId, seq],
+  );
+  return rowCount;
+}
+
 const STATUS_RANK: Record<DeliveryStatus, number> = {
   received: 0,
   queued: 1,

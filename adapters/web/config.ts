@@ -1,0 +1,63 @@
+import { z } from 'zod';
+import { ConfigError } from '../../src/config/env.ts';
+
+const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
+const int = (def: number, min: number) =>
+  z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).default(def));
+
+/** An origin as browsers send it: scheme, host and port, no path. */
+const OriginSchema = z.string().regex(/^https?:\/\/[^/\s]+$/, 'an origin is like https://example.com[:port]');
+
+export const WebEnvSchema = z.object({
+  /** The web channel is on unless this is `false` (it needs no credentials). */
+  WEB_ENABLED: z.preprocess(emptyAsUndefined, z.enum(['true', 'false']).default('true')),
+  /**
+   * Comma-separated origins whose pages may open the widget's WebSocket (`https://shop.example`).
+   * Unset: any origin (the widget is made to be embedded anywhere). The hub's own pages are always allowed.
+   */
+  WEB_ALLOWED_ORIGINS: z.preprocess(
+    (v) =>
+      typeof v === 'string' && v.trim() !== ''
+        ? v
+            .split(',')
+            .map((s) => s.trim().replace(/\/$/, ''))
+            .filter(Boolean)
+        : undefined,
+    z.array(OriginSchema).optional(),
+  ),
+  /** Largest WebSocket frame accepted; a bigger one closes the socket with 1009. */
+  WEB_MAX_FRAME_BYTES: int(64 * 1024, 1024),
+  /** How often the server pings each socket; one that missed the previous ping is closed. */
+  WEB_HEARTBEAT_MS: int(30_000, 100),
+  /** How long a new socket may take to send `hello`. */
+  WEB_HELLO_TIMEOUT_MS: int(10_000, 100),
+});
+
+export interface WebConfig {
+  enabled: boolean;
+  allowedOrigins: string[] | undefined;
+  maxFrameBytes: number;
+  heartbeatMs: number;
+  helloTimeoutMs: number;
+}
+
+/** A ConfigError, so the CLI reports it in one line. */
+export class WebConfigError extends ConfigError {
+  override name = 'WebConfigError';
+}
+
+export function loadWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
+  const parsed = WebEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new WebConfigError(`invalid web channel configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  return {
+    enabled: e.WEB_ENABLED === 'true',
+    allowedOrigins: e.WEB_ALLOWED_ORIGINS,
+    maxFrameBytes: e.WEB_MAX_FRAME_BYTES,
+    heartbeatMs: e.WEB_HEARTBEAT_MS,
+    helloTimeoutMs: e.WEB_HELLO_TIMEOUT_MS,
+  };
+}

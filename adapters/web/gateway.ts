@@ -1,0 +1,544 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Gauge } from 'prom-client';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { type SessionEvent, sessionTopic } from '../../src/bus/bus.ts';
+import { InvalidEnvelopeError } from '../../src/ingress.ts';
+import { MINUTE_MS, sessionMessagesKey } from '../../src/limits/rate-limiter.ts';
+import type { AdapterHost } from '../../src/ports.ts';
+import { endTokenSession, openTokenSession, sessionForToken } from '../../src/sessions.ts';
+import { listMessages, markDeliveredThrough } from '../../src/store/messages.ts';
+import type { MessageRecord, SessionRecord } from '../../src/store/records.ts';
+import type { WebConfig } from './config.ts';
+import { originAllowed } from './origin.ts';
+import {
+  CLOSE,
+  type ClientFrame,
+  type ErrorCode,
+  parseClientFrame,
+  type ServerFrame,
+  type SuggestionItem,
+} from './protocol.ts';
+
+export const WS_PATH = '/ws';
+/** History rows read per query when a socket catches up. */
+const PAGE_SIZE = 200;
+/** A socket that comes back after a long time gets at most this many of the newest messages. */
+export const MAX_REPLAY_MESSAGES = 500;
+/** Frames read but not yet handled; a client past this is flooding. */
+const MAX_FRAMES_IN_FLIGHT = 32;
+/** Bytes queued for a socket that does not read; past this it is closed. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** How long sockets get to close when the server stops, before they are cut. */
+const CLOSE_GRACE_MS = 2_000;
+const DEFAULT_BOT = 'default';
+
+interface ClientInfo {
+  ip: string | undefined;
+  userAgent: string | undefined;
+  origin: string | undefined;
+  acceptLanguage: string | undefined;
+}
+
+/**
+ * The widget's WebSocket endpoint: one gateway process's sockets, grouped by session. Each
+ * session connected here has one bus subscription (its "room"), so a turn committed by any
+ * worker reaches every tab of it, wherever the socket is.
+ */
+export class WebGateway {
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Set<Connection>();
+  readonly rooms = new Map<string, Room>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private server: Server | undefined;
+  private closing = false;
+  readonly gauge: Gauge;
+
+  constructor(
+    readonly host: AdapterHost,
+    readonly config: WebConfig,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: config.maxFrameBytes,
+      // Compression would cost each socket its own zlib state: hundreds of KB at rest.
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    this.gauge = new Gauge({
+      name: 'switchboard_web_connections',
+      help: 'Open widget WebSockets on this gateway',
+      registers: [host.metrics.registry],
+      collect: () => this.gauge.set(this.connections.size),
+    });
+  }
+
+  get log() {
+    return this.host.logger;
+  }
+
+  attach(server: Server): void {
+    this.server = server;
+    server.on('upgrade', this.onUpgrade);
+    this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  async detach(): Promise<void> {
+    this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.connections.size === 0) return;
+    const all = [...this.connections];
+    const closed = Promise.all(all.map((c) => c.closed));
+    for (const c of all) c.ws.close(CLOSE.GOING_AWAY, 'server restarting');
+    const timer = setTimeout(() => {
+      for (const c of all) c.ws.terminate();
+    }, CLOSE_GRACE_MS);
+    await closed;
+    clearTimeout(timer);
+  }
+
+  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== WS_PATH) {
+      // Another listener may own this path; when there is none, answer instead of hanging.
+      if (this.server?.listenerCount('upgrade') === 1) reject(socket, 404);
+      return;
+    }
+    if (this.closing) return reject(socket, 503);
+    const origin = req.headers.origin;
+    if (!originAllowed(origin, req.headers.host, this.config.allowedOrigins)) {
+      this.log.warn({ event: 'web.origin_rejected', origin });
+      return reject(socket, 403);
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const info: ClientInfo = {
+        ip: req.socket.remoteAddress,
+        userAgent: req.headers['user-agent'],
+        origin,
+        acceptLanguage: req.headers['accept-language']?.split(',')[0]?.split(';')[0],
+      };
+      const connection = new Connection(this, ws, info);
+      this.connections.add(connection);
+      void connection.closed.then(() => this.connections.delete(connection));
+    });
+  };
+
+  private beat(): void {
+    for (const c of this.connections) c.beat();
+  }
+
+  /** The room of a session, created (and subscribed) on first use. */
+  room(sessionId: string): Room {
+    let room = this.rooms.get(sessionId);
+    if (!room) {
+      room = new Room(this, sessionId);
+      this.rooms.set(sessionId, room);
+    }
+    return room;
+  }
+}
+
+function reject(socket: Duplex, status: number): void {
+  const text = { 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? '';
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/**
+ * The sockets of one session on this gateway, and its bus subscription. Catching up (after a
+ * hello, after each committed turn) runs one at a time through `run`, so each socket receives
+ * every message once and in sequence order.
+ */
+export class Room {
+  readonly connections = new Set<Connection>();
+  readonly ready: Promise<void>;
+  private unsubscribe: Promise<(() => Promise<void>) | undefined>;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly gateway: WebGateway,
+    readonly sessionId: string,
+  ) {
+    const subscription = gateway.host.bus.subscribe(sessionTopic(sessionId), (m) =>
+      this.onEvent(m as SessionEvent),
+    );
+    this.ready = subscription.then(
+      () => undefined,
+      (err: Error) => {
+        // A room that could not subscribe is not reused: the next hello tries again.
+        if (gateway.rooms.get(sessionId) === this) gateway.rooms.delete(sessionId);
+        throw err;
+      },
+    );
+    this.ready.catch(() => undefined);
+    this.unsubscribe = subscription.catch(() => undefined);
+  }
+
+  join(connection: Connection): void {
+    this.connections.add(connection);
+  }
+
+  leave(connection: Connection): void {
+    this.connections.delete(connection);
+    if (this.connections.size > 0 || this.gateway.rooms.get(this.sessionId) !== this) return;
+    this.gateway.rooms.delete(this.sessionId);
+    void this.unsubscribe.then((off) => off?.()).catch(() => undefined);
+  }
+
+  /** Runs after everything queued before it; a failure is logged and does not stop the queue. */
+  run(task: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(task).catch((err: Error) => {
+      this.gateway.log.warn({ event: 'web.sync_failed', sessionId: this.sessionId, err: err.message });
+    });
+    this.chain = next;
+    return next;
+  }
+
+  private onEvent(event: SessionEvent): void {
+    switch (event.type) {
+      case 'turn.started':
+        for (const c of this.connections) c.send({ type: 'typing', active: true });
+        return;
+      case 'turn.chunk':
+        for (const c of this.connections)
+          c.send({ type: 'chunk', inReplyTo: event.envelopeId, index: event.index, text: event.text });
+        return;
+      case 'turn.completed':
+        void this.run(async () => {
+          await this.catchUp([...this.connections]);
+          for (const c of this.connections) c.send({ type: 'typing', active: false });
+          if (event.ended) this.end();
+        });
+        return;
+    }
+  }
+
+  /** The session ended (by its user in another tab, by the bot, by an operator): every socket here is told. */
+  private end(): void {
+    for (const c of [...this.connections]) c.unbind(true);
+  }
+
+  /**
+   * Sends each socket the rows after its own cursor, oldest first, reading the history once for
+   * all of them. The rows (not the bus event) are the source, so a socket that missed an event
+   * or joined late still gets everything, and nothing twice.
+   */
+  async catchUp(targets: Connection[]): Promise<void> {
+    if (targets.length === 0) return;
+    let after = Math.min(...targets.map((t) => t.cursor));
+    let last: MessageRecord | undefined;
+    for (;;) {
+      const rows = await listMessages(this.gateway.host.db, this.sessionId, {
+        afterSeq: after,
+        limit: PAGE_SIZE,
+      });
+      for (const row of rows) {
+        const frame = toMessageFrame(row);
+        for (const t of targets) {
+          if (row.seq <= t.cursor || t.session?.id !== this.sessionId) continue;
+          if (frame) t.send(frame);
+          t.cursor = row.seq;
+        }
+      }
+      last = rows.at(-1) ?? last;
+      if (rows.length < PAGE_SIZE || !last) break;
+      after = last.seq;
+    }
+    const items = last?.role === 'assistant' ? suggestionsOf(last) : undefined;
+    if (last && items)
+      for (const t of targets)
+        if (t.cursor === last.seq) t.send({ type: 'suggestions', seq: last.seq, items });
+  }
+}
+
+const suggestionsOf = (row: MessageRecord): SuggestionItem[] | undefined =>
+  row.payload.suggestions?.length
+    ? row.payload.suggestions.map((s) => ({ text: s.text, value: s.value ?? s.text }))
+    : undefined;
+
+/** The client's own id of a user message, from its envelope id `web:<session>:<client id>`. */
+function clientIdOf(row: MessageRecord): string | undefined {
+  const prefix = `web:${row.sessionId}:`;
+  return row.envelopeId?.startsWith(prefix) ? row.envelopeId.slice(prefix.length) : undefined;
+}
+
+export function toMessageFrame(row: MessageRecord): ServerFrame | undefined {
+  if (row.role === 'tool') return undefined;
+  const suggestions = suggestionsOf(row);
+  const clientId = row.role === 'user' ? clientIdOf(row) : undefined;
+  return {
+    type: 'message',
+    seq: row.seq,
+    role: row.role,
+    text: row.content,
+    createdAt: row.createdAt,
+    ...(clientId ? { clientId } : {}),
+    ...(row.inReplyTo ? { inReplyTo: row.inReplyTo } : {}),
+    ...(suggestions ? { suggestions } : {}),
+    ...(row.payload.attachments?.length ? { attachments: row.payload.attachments } : {}),
+  };
+}
+
+/** One socket: waits for `hello`, then carries one session's frames both ways. */
+export class Connection {
+  session: SessionRecord | undefined;
+  /** The highest sequence number this socket has been sent (or told it has). */
+  cursor = 0;
+  readonly closed: Promise<void>;
+  private room: Room | undefined;
+  private alive = true;
+  private inFlight = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private helloTimer: NodeJS.Timeout | undefined;
+  private hello: Extract<ClientFrame, { type: 'hello' }> | undefined;
+
+  constructor(
+    private readonly gateway: WebGateway,
+    readonly ws: WebSocket,
+    private readonly info: ClientInfo,
+  ) {
+    this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
+    void this.closed.then(() => this.onClose());
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('pong', () => {
+      this.alive = true;
+    });
+    ws.on('error', (err) => gateway.log.debug({ event: 'web.socket_error', err: err.message }));
+    this.armHelloTimer();
+  }
+
+  private get host() {
+    return this.gateway.host;
+  }
+
+  beat(): void {
+    if (!this.alive) {
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  send(frame: ServerFrame): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.ws.close(CLOSE.TOO_SLOW, 'the client does not read its messages');
+      return;
+    }
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  private error(code: ErrorCode, message: string, extra: { id?: string; retryAfterMs?: number } = {}): void {
+    this.send({ type: 'error', code, message, ...extra });
+  }
+
+  private armHelloTimer(): void {
+    clearTimeout(this.helloTimer);
+    this.helloTimer = setTimeout(() => {
+      if (!this.session) this.ws.close(CLOSE.HELLO_TIMEOUT, 'no hello in time');
+    }, this.gateway.config.helloTimeoutMs);
+    this.helloTimer.unref();
+  }
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    this.alive = true;
+    if (isBinary) {
+      this.error('bad_frame', 'frames are JSON text, not binary');
+      return;
+    }
+    if (++this.inFlight > MAX_FRAMES_IN_FLIGHT) {
+      this.ws.close(CLOSE.TOO_SLOW, 'too many frames at once');
+      return;
+    }
+    const raw = data.toString();
+    this.chain = this.chain
+      .then(() => this.handle(raw))
+      .catch((err: Error) => {
+        this.gateway.log.error({ event: 'web.frame_failed', err: err.message, stack: err.stack });
+        this.error('internal', 'something went wrong on our side; it has been logged');
+      })
+      .finally(() => {
+        this.inFlight--;
+      });
+  }
+
+  private async handle(raw: string): Promise<void> {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    const parsed = parseClientFrame(raw);
+    if ('error' in parsed) {
+      this.gateway.log.debug({ event: 'web.bad_frame', err: parsed.error });
+      this.error('bad_frame', parsed.error);
+      return;
+    }
+    const { frame } = parsed;
+    switch (frame.type) {
+      case 'hello':
+        return this.onHello(frame);
+      case 'message':
+        return this.onMessage(frame);
+      case 'ack':
+        return this.onAck(frame.seq);
+      case 'end':
+        return this.onEnd();
+      case 'ping':
+        this.send({ type: 'pong' });
+        return;
+    }
+  }
+
+  private async onHello(frame: Extract<ClientFrame, { type: 'hello' }>): Promise<void> {
+    const { host } = this;
+    // The hello is here; opening a session may take a while on a busy database.
+    clearTimeout(this.helloTimer);
+    this.unbind(false);
+    let session: SessionRecord | undefined;
+    let token: string | undefined;
+    if (frame.token) {
+      session = await sessionForToken(host.db, frame.token);
+      if (session?.channel !== 'web' || (frame.bot && frame.bot !== session.bot)) {
+        this.ws.close(CLOSE.BAD_TOKEN, 'the session token is not valid, or its session has ended or expired');
+        return;
+      }
+    } else {
+      const bot = frame.bot ?? DEFAULT_BOT;
+      if (!host.bots.has(bot)) {
+        this.ws.close(CLOSE.UNKNOWN_BOT, `there is no bot named "${bot}"`);
+        return;
+      }
+      const opened = await openTokenSession(
+        { db: host.db, ingress: host.ingress, anonymousSessionDays: host.config.anonymousSessionDays },
+        {
+          bot,
+          channel: 'web',
+          meta: { ...this.envelopeMeta(frame), origin: this.info.origin },
+        },
+      );
+      session = opened.session;
+      token = opened.token;
+      this.gateway.log.info({ event: 'session.created', sessionId: session.id, bot, channel: 'web' });
+    }
+    const room = this.gateway.room(session.id);
+    try {
+      await room.ready;
+    } catch (err) {
+      this.gateway.log.warn({
+        event: 'web.subscribe_failed',
+        sessionId: session.id,
+        err: (err as Error).message,
+      });
+      this.ws.close(CLOSE.UNAVAILABLE, 'try again shortly');
+      return;
+    }
+    if (this.ws.readyState !== this.ws.OPEN) {
+      room.leave(this);
+      return;
+    }
+    this.hello = frame;
+    this.session = session;
+    this.room = room;
+    this.cursor = Math.max(
+      Math.min(frame.lastSeq, session.lastSeq),
+      session.lastSeq - MAX_REPLAY_MESSAGES,
+      0,
+    );
+    this.send({
+      type: 'welcome',
+      sessionId: session.id,
+      bot: session.bot,
+      title: host.bots.get(session.bot).settings.displayName ?? session.bot,
+      ...(token ? { token } : {}),
+      lastSeq: session.lastSeq,
+      resumed: !token,
+    });
+    room.join(this);
+    await room.run(() => room.catchUp([this]));
+  }
+
+  private envelopeMeta(frame: Extract<ClientFrame, { type: 'hello' }> | undefined): Record<string, unknown> {
+    return {
+      ip: this.info.ip,
+      userAgent: this.info.userAgent,
+      pageUrl: frame?.pageUrl,
+      language: frame?.language ?? this.info.acceptLanguage,
+    };
+  }
+
+  private async onMessage(frame: Extract<ClientFrame, { type: 'message' }>): Promise<void> {
+    const { host, session } = this;
+    const { id } = frame;
+    if (!session) return this.error('not_ready', 'send hello first', { id });
+    const bytes = Buffer.byteLength(frame.text, 'utf8');
+    if (bytes > host.config.maxTextBytes)
+      return this.error('text_too_long', `text is ${bytes} bytes; the limit is ${host.config.maxTextBytes}`, {
+        id,
+      });
+    if (frame.text.trim() === '') return this.error('empty_text', 'text must not be empty', { id });
+    const limit = host.config.rateLimitPerMinute;
+    const decision = await host.rateLimiter
+      .hit(sessionMessagesKey(session.id), limit, MINUTE_MS)
+      .catch((err: Error) => {
+        // Without the limiter (Redis away) messages still flow: losing one is worse than a burst.
+        host.logger.warn({ event: 'web.rate_limiter_failed', err: err.message });
+        return undefined;
+      });
+    if (decision && !decision.allowed) {
+      host.logger.info({ event: 'web.rate_limited', sessionId: session.id });
+      return this.error('rate_limited', `more than ${limit} messages a minute; wait a moment`, {
+        id,
+        retryAfterMs: decision.retryAfterMs,
+      });
+    }
+    try {
+      const accepted = await host.ingress.accept({
+        id: `web:${session.id}:${id}`,
+        channel: 'web',
+        bot: session.bot,
+        from: { id: session.id },
+        text: frame.text,
+        meta: this.envelopeMeta(this.hello),
+        receivedAt: new Date().toISOString(),
+      });
+      this.send({ type: 'ack', id, status: accepted.status });
+    } catch (err) {
+      if (err instanceof InvalidEnvelopeError) return this.error('bad_frame', err.message, { id });
+      throw err;
+    }
+  }
+
+  private async onAck(seq: number): Promise<void> {
+    if (!this.session) return;
+    // Only what this socket was actually sent can be acknowledged by it.
+    const through = Math.min(seq, this.cursor);
+    if (through > 0) await markDeliveredThrough(this.host.db, this.session.id, through);
+  }
+
+  private async onEnd(): Promise<void> {
+    const { session } = this;
+    if (!session) return this.error('not_ready', 'there is no session to end');
+    await endTokenSession({ db: this.host.db, ingress: this.host.ingress }, session, 'ended by user');
+    this.gateway.log.info({ event: 'session.end_requested', sessionId: session.id, channel: 'web' });
+    this.unbind(true);
+  }
+
+  /** Leaves the current session (telling the client when it ended); a new `hello` may follow. */
+  unbind(ended: boolean): void {
+    const { session, room } = this;
+    if (!session) return;
+    this.session = undefined;
+    this.room = undefined;
+    this.cursor = 0;
+    room?.leave(this);
+    if (ended) {
+      this.send({ type: 'ended', sessionId: session.id });
+      this.armHelloTimer();
+    }
+  }
+
+  private onClose(): void {
+    clearTimeout(this.helloTimer);
+    this.room?.leave(this);
+    this.session = undefined;
+    this.room = undefined;
+  }
+}

@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import { BotNameSchema } from '../../src/envelope.ts';
+
+/**
+ * The web widget's WebSocket protocol (`GET /ws`): JSON text frames, each with a `type`.
+ * README's "Web widget" section documents it; keep the two together. The widget imports only
+ * the types from here (never zod), so the bundle stays small.
+ */
+
+/** A client's own id for a message: the idempotency key of its envelope (`web:<session>:<id>`). */
+export const CLIENT_MESSAGE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const HelloFrame = z.object({
+  type: z.literal('hello'),
+  /** The session token from an earlier `welcome`. Absent: open a new session. */
+  token: z.string().min(1).max(200).optional(),
+  /** The bot to open a new session with (default `default`); with a token, it must be the token's bot. */
+  bot: BotNameSchema.optional(),
+  /** The highest `seq` the client has shown; everything after it is sent again. 0: the whole history. */
+  lastSeq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  /** Where the widget is: the page's URL and the browser's language, kept in the envelope's meta. */
+  pageUrl: z.string().max(2000).optional(),
+  language: z.string().max(100).optional(),
+});
+
+export const MessageFrame = z.object({
+  type: z.literal('message'),
+  id: z.string().regex(CLIENT_MESSAGE_ID_PATTERN, 'id is 1 to 64 of A-Z a-z 0-9 _ -'),
+  text: z.string(),
+});
+
+/** The client has shown everything up to `seq`: those replies become `delivered`. */
+export const AckFrame = z.object({ type: z.literal('ack'), seq: z.number().int().min(0) });
+
+/** Ends the session (its token stops working); the client may then `hello` again without a token. */
+export const EndFrame = z.object({ type: z.literal('end') });
+
+/** Application-level keepalive: the server answers `pong` (browsers cannot send WebSocket pings). */
+export const PingFrame = z.object({ type: z.literal('ping') });
+
+export const ClientFrameSchema = z.discriminatedUnion('type', [
+  HelloFrame,
+  MessageFrame,
+  AckFrame,
+  EndFrame,
+  PingFrame,
+]);
+export type ClientFrame = z.infer<typeof ClientFrameSchema>;
+export type ClientFrameInput = z.input<typeof ClientFrameSchema>;
+
+export interface SuggestionItem {
+  text: string;
+  value: string;
+}
+
+export type ServerFrame =
+  | {
+      type: 'welcome';
+      sessionId: string;
+      bot: string;
+      /** The bot's display name, for the widget's title. */
+      title: string;
+      /** Only when this hello opened a new session: keep it; it is never sent again. */
+      token?: string;
+      /** The session's last sequence number when it was bound; missed messages follow. */
+      lastSeq: number;
+      resumed: boolean;
+    }
+  | {
+      type: 'message';
+      seq: number;
+      role: 'user' | 'assistant' | 'system';
+      text: string;
+      createdAt: string;
+      /** User messages: the client's id of the message (the same in every tab). */
+      clientId?: string;
+      /** Replies: the envelope they answer, as in `chunk.inReplyTo`. */
+      inReplyTo?: string;
+      suggestions?: SuggestionItem[];
+      attachments?: unknown[];
+    }
+  | { type: 'typing'; active: boolean }
+  | {
+      /** A part of a reply still being produced; `index` counts from 0 per reply, `text` is the new part. */
+      type: 'chunk';
+      inReplyTo: string;
+      index: number;
+      text: string;
+    }
+  | {
+      /** The buttons to show now, from the newest message; cleared by the next message. */
+      type: 'suggestions';
+      seq: number;
+      items: SuggestionItem[];
+    }
+  | { type: 'ack'; id: string; status: 'accepted' | 'duplicate' }
+  | { type: 'error'; code: ErrorCode; message: string; id?: string; retryAfterMs?: number }
+  | { type: 'ended'; sessionId: string }
+  | { type: 'pong' };
+
+export type ErrorCode =
+  | 'bad_frame'
+  | 'not_ready'
+  | 'empty_text'
+  | 'text_too_long'
+  | 'rate_limited'
+  | 'internal';
+
+/** How the server closes a socket, and why. */
+export const CLOSE = {
+  GOING_AWAY: 1001,
+  TOO_BIG: 1009,
+  /** The server cannot serve the session right now (its pub/sub is down); reconnect later. */
+  UNAVAILABLE: 1011,
+  /** The token is unknown, ended or expired, or belongs to another bot or channel. */
+  BAD_TOKEN: 4401,
+  /** `hello` named a bot that does not exist. */
+  UNKNOWN_BOT: 4404,
+  /** No `hello` arrived in time. */
+  HELLO_TIMEOUT: 4408,
+  /** The client does not read what it is sent (standard "try again later"). */
+  TOO_SLOW: 1013,
+} as const;
+
+/** Parses one text frame; the error says what is wrong, for an `error` frame. */
+export function parseClientFrame(raw: string): { frame: ClientFrame } | { error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { error: 'a frame is one JSON object' };
+  }
+  const parsed = ClientFrameSchema.safeParse(json);
+  if (parsed.success) return { frame: parsed.data };
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`).join('; ');
+  return { error: issues };
+}

@@ -1,0 +1,316 @@
+import type { ClientFrameInput, ServerFrame } from '../protocol.ts';
+import type { PendingMessage, WidgetStorage } from './storage.ts';
+
+export type MessageFrame = Extract<ServerFrame, { type: 'message' }>;
+export type ChunkFrame = Extract<ServerFrame, { type: 'chunk' }>;
+export type ErrorFrame = Extract<ServerFrame, { type: 'error' }>;
+export type Status = 'connecting' | 'online' | 'offline' | 'ended' | 'failed';
+
+/** What the client tells the view. */
+export interface ClientEvents {
+  status(status: Status, detail?: { retryInMs?: number; reason?: string }): void;
+  /** The conversation shown is no longer this session's: clear it (a new one follows). */
+  reset(): void;
+  welcome(title: string): void;
+  message(frame: MessageFrame): void;
+  pending(item: PendingMessage, state: 'sending' | 'waiting' | 'failed', note?: string): void;
+  typing(active: boolean): void;
+  chunk(frame: ChunkFrame): void;
+  suggestions(items: { text: string; value: string }[]): void;
+}
+
+export interface ClientOptions {
+  url: string;
+  bot: string;
+  storage: WidgetStorage;
+  pageUrl: string;
+  language: string;
+  events: ClientEvents;
+}
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 15_000;
+/** A socket that has not answered a ping in this long is dead even if the browser has not noticed. */
+const PING_EVERY_MS = 25_000;
+const PONG_WITHIN_MS = 10_000;
+const ACK_DELAY_MS = 300;
+/** Errors after which resending the same message cannot help. */
+const FINAL_ERRORS = new Set(['empty_text', 'text_too_long', 'bad_frame']);
+const CLOSE_BAD_TOKEN = 4401;
+const CLOSE_UNKNOWN_BOT = 4404;
+
+/** 96 random bits as hex: a client message id (works on plain http, unlike randomUUID). */
+export function newMessageId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * The widget's connection: says hello with the stored token and the last sequence number
+ * shown, keeps unsent messages in an outbox (in localStorage, so a reload keeps them too) until
+ * the server acknowledges them, and reconnects with backoff. A resend carries the same id, so
+ * the server processes it once.
+ */
+export class ChatClient {
+  private ws: WebSocket | undefined;
+  private online = false;
+  private attempt = 0;
+  private retryTimer: number | undefined;
+  private pingTimer: number | undefined;
+  private pongTimer: number | undefined;
+  private ackTimer: number | undefined;
+  private rateTimer: number | undefined;
+  private lastSeq = 0;
+  private ackedSeq = 0;
+  /** The token whose conversation is on screen (lastSeq belongs to it). */
+  private shownToken: string | undefined;
+  private sessionId: string | undefined;
+  private outbox: PendingMessage[];
+  private stopped = false;
+
+  constructor(private readonly o: ClientOptions) {
+    this.outbox = o.storage.getOutbox();
+    this.shownToken = o.storage.getToken();
+    o.storage.onTokenChange((token) => this.tokenChanged(token));
+    window.addEventListener('online', () => this.reconnectNow());
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState !== 'visible') return;
+      this.tokenChanged(o.storage.getToken());
+      this.reconnectNow();
+    });
+  }
+
+  start(): void {
+    for (const item of this.outbox) this.o.events.pending(item, 'waiting');
+    this.connect();
+  }
+
+  /** Queues a message; it is sent now when online, else after the next hello. */
+  send(text: string): void {
+    const item = { id: newMessageId(), text };
+    this.outbox.push(item);
+    this.o.storage.setOutbox(this.outbox);
+    this.o.events.pending(item, this.online ? 'sending' : 'waiting');
+    if (this.online) this.frame({ type: 'message', id: item.id, text: item.text });
+  }
+
+  /** Ends this conversation (for every tab) and starts a fresh session. */
+  newConversation(): void {
+    if (this.online && this.shownToken) this.frame({ type: 'end' });
+    this.o.storage.setToken(undefined);
+    this.switchTo(undefined);
+  }
+
+  private frame(frame: ClientFrameInput): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    this.o.events.status('connecting');
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.o.url);
+    } catch (err) {
+      // A URL the page may not open (an https page and an http hub): retrying cannot help.
+      this.stopped = true;
+      this.o.events.status('failed', { reason: (err as Error).message });
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => this.hello();
+    ws.onmessage = (e) => {
+      if (ws !== this.ws) return;
+      this.heard();
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(String(e.data)) as ServerFrame;
+      } catch {
+        return;
+      }
+      this.onFrame(frame);
+    };
+    ws.onclose = (e) => {
+      if (ws !== this.ws) return;
+      this.closed(e.code, e.reason);
+    };
+  }
+
+  private hello(): void {
+    const token = this.o.storage.getToken();
+    if (token !== this.shownToken) this.clearShown(token);
+    this.frame({
+      type: 'hello',
+      bot: this.o.bot,
+      ...(token ? { token } : {}),
+      lastSeq: this.lastSeq,
+      pageUrl: this.o.pageUrl,
+      language: this.o.language,
+    });
+  }
+
+  private clearShown(token: string | undefined): void {
+    this.shownToken = token;
+    this.sessionId = undefined;
+    this.lastSeq = 0;
+    this.ackedSeq = 0;
+    this.o.events.reset();
+    for (const item of this.outbox) this.o.events.pending(item, this.online ? 'sending' : 'waiting');
+  }
+
+  /** Another tab started a new conversation, or this tab did: show that one. */
+  private switchTo(token: string | undefined): void {
+    this.clearShown(token);
+    this.online = false;
+    if (this.ws?.readyState === WebSocket.OPEN) this.hello();
+    else this.reconnectNow();
+  }
+
+  private tokenChanged(token: string | undefined): void {
+    // An empty token here is another tab in the middle of starting over; its new token follows.
+    if (token && token !== this.shownToken) this.switchTo(token);
+  }
+
+  private onFrame(frame: ServerFrame): void {
+    const { events } = this.o;
+    switch (frame.type) {
+      case 'welcome':
+        if (frame.token) {
+          this.o.storage.setToken(frame.token);
+          this.shownToken = frame.token;
+        }
+        this.sessionId = frame.sessionId;
+        this.attempt = 0;
+        this.online = true;
+        events.welcome(frame.title);
+        events.status('online');
+        this.flushOutbox();
+        return;
+      case 'message':
+        if (frame.seq <= this.lastSeq) return;
+        this.lastSeq = frame.seq;
+        if (frame.role === 'user' && frame.clientId) this.settle(frame.clientId);
+        events.message(frame);
+        if (frame.role === 'assistant') this.scheduleAck();
+        return;
+      case 'typing':
+        events.typing(frame.active);
+        return;
+      case 'chunk':
+        events.chunk(frame);
+        return;
+      case 'suggestions':
+        if (frame.seq === this.lastSeq) events.suggestions(frame.items);
+        return;
+      case 'ack':
+        this.settle(frame.id);
+        return;
+      case 'error':
+        this.onError(frame);
+        return;
+      case 'ended':
+        // This tab may already have moved on to a new conversation.
+        if (frame.sessionId !== this.sessionId) return;
+        this.online = false;
+        events.status('ended');
+        // Another tab may have started the next conversation already.
+        this.tokenChanged(this.o.storage.getToken());
+        return;
+      case 'pong':
+        return;
+    }
+  }
+
+  private onError(frame: ErrorFrame): void {
+    const item = frame.id ? this.outbox.find((p) => p.id === frame.id) : undefined;
+    if (!item) return;
+    if (FINAL_ERRORS.has(frame.code)) {
+      this.settle(item.id);
+      this.o.events.pending(item, 'failed', frame.message);
+    } else if (frame.code === 'rate_limited') {
+      this.o.events.pending(item, 'waiting', frame.message);
+      clearTimeout(this.rateTimer);
+      this.rateTimer = window.setTimeout(() => this.flushOutbox(), frame.retryAfterMs ?? 1_000);
+    } else {
+      this.o.events.pending(item, 'waiting', frame.message);
+    }
+  }
+
+  /** The message left the outbox: the server has it (or it can never be sent). */
+  private settle(id: string): void {
+    const before = this.outbox.length;
+    this.outbox = this.outbox.filter((p) => p.id !== id);
+    if (this.outbox.length !== before) this.o.storage.setOutbox(this.outbox);
+  }
+
+  private flushOutbox(): void {
+    if (!this.online) return;
+    for (const item of this.outbox) {
+      this.o.events.pending(item, 'sending');
+      this.frame({ type: 'message', id: item.id, text: item.text });
+    }
+  }
+
+  private scheduleAck(): void {
+    if (this.ackTimer !== undefined) return;
+    this.ackTimer = window.setTimeout(() => {
+      this.ackTimer = undefined;
+      if (this.online && this.lastSeq > this.ackedSeq) {
+        this.ackedSeq = this.lastSeq;
+        this.frame({ type: 'ack', seq: this.lastSeq });
+      }
+    }, ACK_DELAY_MS);
+  }
+
+  /** Any frame proves the socket alive; silence gets a ping, and a ping without answer a reconnect. */
+  private heard(): void {
+    clearTimeout(this.pongTimer);
+    clearTimeout(this.pingTimer);
+    this.pingTimer = window.setTimeout(() => {
+      this.frame({ type: 'ping' });
+      this.pongTimer = window.setTimeout(() => this.abandon(), PONG_WITHIN_MS);
+    }, PING_EVERY_MS);
+  }
+
+  /** The connection went silent: a closing handshake could take minutes, so move on at once. */
+  private abandon(): void {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = undefined;
+    ws.close();
+    this.closed(1006, 'no answer');
+  }
+
+  private closed(code: number, reason: string): void {
+    this.online = false;
+    this.ws = undefined;
+    clearTimeout(this.pingTimer);
+    clearTimeout(this.pongTimer);
+    if (code === CLOSE_UNKNOWN_BOT) {
+      this.stopped = true;
+      this.o.events.status('failed', { reason });
+      return;
+    }
+    if (code === CLOSE_BAD_TOKEN) {
+      // The session is gone (expired, ended). Another tab may already hold the next one.
+      const stored = this.o.storage.getToken();
+      if (stored === this.shownToken) this.o.storage.setToken(undefined);
+      this.clearShown(stored === this.shownToken ? undefined : stored);
+      this.connect();
+      return;
+    }
+    const delay = Math.round(
+      Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.attempt) * (0.5 + Math.random() / 2),
+    );
+    this.attempt++;
+    this.o.events.status('offline', { retryInMs: delay });
+    this.retryTimer = window.setTimeout(() => this.connect(), delay);
+  }
+
+  private reconnectNow(): void {
+    if (this.stopped || this.ws) return;
+    this.attempt = 0;
+    this.connect();
+  }
+}

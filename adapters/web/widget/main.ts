@@ -1,0 +1,53 @@
+import { ChatClient } from './client.ts';
+import { createStorage } from './storage.ts';
+import { ChatView, type Mode } from './view.ts';
+
+/**
+ * The widget's entry: `<script src="https://hub.example/widget.js" data-bot="support"></script>`.
+ * The script's own address says which hub to talk to, so it works on a page of any origin.
+ * `data-mode="page"` (the hub's chat page) fills the window; the default is a floating bubble.
+ * `data-open` opens the bubble at once.
+ */
+function mount(script: HTMLScriptElement): void {
+  const src = new URL(script.src, document.baseURI);
+  const bot = script.dataset.bot || 'default';
+  const mode: Mode = script.dataset.mode === 'page' ? 'page' : 'embed';
+  const wsUrl = `${src.protocol === 'https:' ? 'wss:' : 'ws:'}//${src.host}/ws`;
+
+  const host = document.createElement('div');
+  host.setAttribute('data-switchboard', bot);
+  document.body.append(host);
+
+  let client: ChatClient | undefined;
+  const view = new ChatView(host, mode, bot, {
+    send: (text) => client?.send(text),
+    newConversation: () => client?.newConversation(),
+  });
+  client = new ChatClient({
+    url: wsUrl,
+    bot,
+    storage: createStorage(src.origin, bot),
+    pageUrl: location.href,
+    language: navigator.language,
+    events: {
+      status: (status, detail) => view.setStatus(status, detail),
+      reset: () => view.reset(),
+      welcome: (title) => view.setTitle(title),
+      message: (m) => view.message(m),
+      pending: (item, state, note) => view.pending(item, state, note),
+      typing: (active) => view.typing(active),
+      chunk: (c) => view.chunk(c),
+      suggestions: (items) => view.setSuggestions(items),
+    },
+  });
+  client.start();
+  if (mode === 'embed' && script.dataset.open !== undefined) view.setOpen(true);
+}
+
+const script =
+  (document.currentScript as HTMLScriptElement | null) ??
+  document.querySelector<HTMLScriptElement>('script[src*="widget.js"]');
+if (script) {
+  if (document.body) mount(script);
+  else document.addEventListener('DOMContentLoaded', () => mount(script));
+}

@@ -1,0 +1,287 @@
+import type { ChunkFrame, MessageFrame, Status } from './client.ts';
+import type { PendingMessage } from './storage.ts';
+import { STYLES } from './styles.ts';
+
+export type Mode = 'page' | 'embed';
+
+export interface ViewActions {
+  send(text: string): void;
+  newConversation(): void;
+}
+
+type Attrs = Record<string, string | boolean>;
+
+/** A small element builder: attributes (true: present, false: absent), then children. */
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === true) el.setAttribute(name, '');
+    else if (value !== false) el.setAttribute(name, value);
+  }
+  el.append(...children);
+  return el;
+}
+
+/**
+ * A constructed stylesheet where the browser has them: a host page's Content-Security-Policy
+ * governs <style> elements but not these, so the widget needs no 'unsafe-inline' from the sites
+ * that embed it. Older browsers get a <style> element.
+ */
+function adoptStyles(shadow: ShadowRoot): void {
+  try {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLES);
+    shadow.adoptedStyleSheets = [sheet];
+  } catch {
+    const style = h('style');
+    style.textContent = STYLES;
+    shadow.append(style);
+  }
+}
+
+const STATUS_TEXT: Record<Status, string> = {
+  connecting: 'Connecting…',
+  online: 'Online',
+  offline: 'Offline',
+  ended: 'Conversation ended',
+  failed: 'Unavailable',
+};
+
+/** How long a typing indicator may stay up without news (a lost `typing: false`). */
+const TYPING_TIMEOUT_MS = 30_000;
+
+/**
+ * The chat's DOM, in a shadow root: a log of messages (role=log, aria-live), the typing line,
+ * suggestion buttons, and the composer. In embed mode, a launcher button opens it as a floating
+ * panel (full screen on a phone); on the chat page it fills the window.
+ */
+export class ChatView {
+  private readonly panel: HTMLElement;
+  private readonly title: HTMLElement;
+  private readonly status: HTMLElement;
+  private readonly log: HTMLOListElement;
+  private readonly typingLine: HTMLElement;
+  private readonly suggestionBar: HTMLElement;
+  private readonly endedBar: HTMLElement;
+  private readonly input: HTMLTextAreaElement;
+  private readonly launcher: HTMLButtonElement | undefined;
+  private readonly streams = new Map<string, { el: HTMLElement; parts: string[] }>();
+  private typingTimer: number | undefined;
+  private botName: string;
+
+  constructor(
+    host: HTMLElement,
+    mode: Mode,
+    botTitle: string,
+    private readonly actions: ViewActions,
+  ) {
+    this.botName = botTitle;
+    const shadow = host.attachShadow({ mode: 'open' });
+    const uid = Math.random().toString(36).slice(2, 8);
+    this.title = h('h2', { id: `sb-title-${uid}` }, botTitle);
+    this.status = h(
+      'span',
+      { class: 'status', role: 'status', 'data-state': 'connecting' },
+      STATUS_TEXT.connecting,
+    );
+    const newButton = h('button', { type: 'button', class: 'new' }, 'New conversation');
+    newButton.addEventListener('click', () => this.actions.newConversation());
+    const header = h('header', {}, this.title, this.status, newButton);
+    if (mode === 'embed') {
+      const close = h('button', { type: 'button', class: 'close', 'aria-label': 'Close chat' }, '✕');
+      close.addEventListener('click', () => this.setOpen(false));
+      header.append(close);
+    }
+    this.log = h('ol', {
+      class: 'log',
+      role: 'log',
+      'aria-live': 'polite',
+      'aria-relevant': 'additions',
+      'aria-label': 'Messages',
+      tabindex: '0',
+    });
+    this.typingLine = h('div', { class: 'typing', 'aria-live': 'polite' });
+    this.suggestionBar = h('div', { class: 'suggestions', role: 'group', 'aria-label': 'Suggestions' });
+    const restart = h('button', { type: 'button' }, 'Start a new conversation');
+    restart.addEventListener('click', () => this.actions.newConversation());
+    this.endedBar = h('div', { class: 'ended', hidden: true }, 'This conversation has ended. ', restart);
+    this.input = h('textarea', {
+      id: `sb-input-${uid}`,
+      rows: '1',
+      placeholder: 'Type a message…',
+      autocomplete: 'off',
+    });
+    const label = h('label', { class: 'sr-only', for: `sb-input-${uid}` }, 'Message');
+    const form = h('form', {}, label, this.input, h('button', { type: 'submit' }, 'Send'));
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    this.input.addEventListener('keydown', (e) => {
+      // Enter sends, Shift+Enter is a new line; not while an input method composes.
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.submit();
+      }
+    });
+    this.panel = h(
+      'section',
+      { class: 'panel', 'aria-labelledby': `sb-title-${uid}`, id: `sb-panel-${uid}` },
+      header,
+      this.log,
+      this.typingLine,
+      this.suggestionBar,
+      this.endedBar,
+      form,
+    );
+    const root = h('div', { class: `root ${mode}` }, this.panel);
+    if (mode === 'embed') {
+      this.panel.hidden = true;
+      this.panel.setAttribute('role', 'dialog');
+      this.launcher = h(
+        'button',
+        {
+          type: 'button',
+          class: 'launcher',
+          'aria-label': `Chat with ${botTitle}`,
+          'aria-expanded': 'false',
+          'aria-controls': `sb-panel-${uid}`,
+        },
+        '💬',
+      );
+      this.launcher.addEventListener('click', () => this.setOpen(this.panel.hidden));
+      this.panel.addEventListener('keydown', (e) => {
+        if (e.key === 'Escape') this.setOpen(false);
+      });
+      root.append(this.launcher);
+    }
+    adoptStyles(shadow);
+    shadow.append(root);
+  }
+
+  setOpen(open: boolean): void {
+    if (!this.launcher) return;
+    this.panel.hidden = !open;
+    this.launcher.setAttribute('aria-expanded', String(open));
+    if (open) {
+      this.input.focus();
+      this.scrollToEnd();
+    } else this.launcher.focus();
+  }
+
+  setTitle(title: string): void {
+    this.botName = title;
+    this.title.textContent = title;
+    this.launcher?.setAttribute('aria-label', `Chat with ${title}`);
+  }
+
+  setStatus(status: Status, detail: { retryInMs?: number; reason?: string } = {}): void {
+    this.status.dataset.state = status;
+    let text = STATUS_TEXT[status];
+    if (status === 'offline' && detail.retryInMs !== undefined)
+      text = `Offline — retrying in ${Math.max(1, Math.round(detail.retryInMs / 1000))} s`;
+    if (status === 'failed' && detail.reason) text = `Unavailable: ${detail.reason}`;
+    this.status.textContent = text;
+    this.endedBar.hidden = status !== 'ended';
+    if (status !== 'online') this.setTyping(false);
+  }
+
+  /** Empties the conversation (another session is about to be shown). */
+  reset(): void {
+    this.log.replaceChildren();
+    this.streams.clear();
+    this.setSuggestions([]);
+    this.setTyping(false);
+    this.endedBar.hidden = true;
+  }
+
+  message(m: MessageFrame): void {
+    if (this.log.querySelector(`[data-seq="${m.seq}"]`)) return;
+    if (m.role === 'system') return; // "session started" and the like are for the record, not the chat
+    if (m.clientId) this.log.querySelector(`[data-client-id="${m.clientId}"]`)?.remove();
+    if (m.role === 'assistant') {
+      this.setTyping(false);
+      if (m.inReplyTo) {
+        this.streams.get(m.inReplyTo)?.el.remove();
+        this.streams.delete(m.inReplyTo);
+      }
+    }
+    this.setSuggestions([]);
+    const li = h('li', { class: `msg ${m.role}`, 'data-seq': String(m.seq) }, m.text);
+    if (m.clientId) li.dataset.clientId = m.clientId;
+    // In sequence order, before the messages still being sent.
+    const after = Array.from(this.log.children).find(
+      (el) => !(el as HTMLElement).dataset.seq || Number((el as HTMLElement).dataset.seq) > m.seq,
+    );
+    this.log.insertBefore(li, after ?? null);
+    this.scrollToEnd();
+  }
+
+  pending(item: PendingMessage, state: 'sending' | 'waiting' | 'failed', note?: string): void {
+    let li = this.log.querySelector<HTMLElement>(`[data-client-id="${item.id}"]`);
+    if (li?.dataset.seq) return; // already confirmed
+    if (!li) {
+      li = h('li', { class: 'msg user pending', 'data-client-id': item.id }, item.text);
+      this.log.append(li);
+      this.scrollToEnd();
+    }
+    li.classList.toggle('failed', state === 'failed');
+    li.querySelector('.note')?.remove();
+    const text =
+      note ?? (state === 'waiting' ? 'Waiting for connection…' : state === 'failed' ? 'Not sent' : '');
+    if (text) li.append(h('span', { class: 'note' }, text));
+  }
+
+  typing(active: boolean): void {
+    this.setTyping(active);
+  }
+
+  chunk(c: ChunkFrame): void {
+    let stream = this.streams.get(c.inReplyTo);
+    if (!stream) {
+      stream = { el: h('li', { class: 'msg assistant streaming', 'aria-busy': 'true' }), parts: [] };
+      this.streams.set(c.inReplyTo, stream);
+      const firstPending = Array.from(this.log.children).find((el) => !(el as HTMLElement).dataset.seq);
+      this.log.insertBefore(stream.el, firstPending ?? null);
+    }
+    stream.parts[c.index] = c.text;
+    stream.el.textContent = stream.parts.join('');
+    this.setTyping(false);
+    this.scrollToEnd();
+  }
+
+  setSuggestions(items: { text: string; value: string }[]): void {
+    this.suggestionBar.replaceChildren(
+      ...items.map((s) => {
+        const b = h('button', { type: 'button' }, s.text);
+        b.addEventListener('click', () => {
+          this.setSuggestions([]);
+          this.actions.send(s.value);
+        });
+        return b;
+      }),
+    );
+  }
+
+  private setTyping(active: boolean): void {
+    clearTimeout(this.typingTimer);
+    this.typingLine.textContent = active ? `${this.botName} is typing…` : '';
+    if (active) this.typingTimer = window.setTimeout(() => this.setTyping(false), TYPING_TIMEOUT_MS);
+  }
+
+  private submit(): void {
+    const text = this.input.value;
+    if (text.trim() === '') return;
+    this.input.value = '';
+    this.setSuggestions([]);
+    this.actions.send(text);
+  }
+
+  private scrollToEnd(): void {
+    this.log.scrollTop = this.log.scrollHeight;
+  }
+}

@@ -1,0 +1,37 @@
+/** What one hit against a limit decided. */
+export interface RateDecision {
+  allowed: boolean;
+  /** When refused: how long until a hit would be allowed again. 0 when allowed. */
+  retryAfterMs: number;
+  /** Hits still allowed in the current window after this one. */
+  remaining: number;
+}
+
+/**
+ * A sliding-window rate limiter: at most `limit` allowed hits under one key in any `windowMs`.
+ * A refused hit is not counted, so hammering a closed limit does not keep it closed.
+ * Implementations: Redis (shared by every process of a hub) and in-process.
+ */
+export interface RateLimiter {
+  hit(key: string, limit: number, windowMs: number): Promise<RateDecision>;
+}
+
+export class RateLimitArgumentError extends Error {
+  override name = 'RateLimitArgumentError';
+}
+
+/** Both implementations refuse the same nonsense the same way. */
+export function checkLimitArguments(key: string, limit: number, windowMs: number): void {
+  if (key === '') throw new RateLimitArgumentError('a rate limit key must not be empty');
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RateLimitArgumentError(`a rate limit is a whole number of hits >= 1, not ${limit}`);
+  if (!Number.isInteger(windowMs) || windowMs < 1)
+    throw new RateLimitArgumentError(
+      `a rate limit window is a whole number of milliseconds >= 1, not ${windowMs}`,
+    );
+}
+
+export const MINUTE_MS = 60_000;
+
+/** The key of a session's message limit, the same on every channel, so one limit holds wherever the person writes. */
+export const sessionMessagesKey = (sessionId: string) => `session:${sessionId}:messages`;

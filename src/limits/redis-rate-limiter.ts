@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { checkLimitArguments, type RateLimiter } from './rate-limiter.ts';
+
+/**
+ * One atomic step per hit: drop the hits older than the window, count the rest, and record this
+ * hit only when it fits. The clock is Redis's own (TIME), so gateways with skewed clocks agree.
+ * A sorted set per key holds the allowed hits' times (score, ms) and expires with its window.
+ * Returns {allowed (0/1), retryAfterMs, remaining}.
+ */
+const SLIDING_WINDOW_SCRIPT = `
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('PEXPIRE', key, window)
+  return {1, 0, limit - count - 1}
+end
+local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+return {0, tonumber(oldest[2]) + window - now, 0}
+`;
+
+const COMMAND = 'switchboardRateHit';
+type ScriptCall = (
+  key: string,
+  limit: number,
+  windowMs: number,
+  member: string,
+) => Promise<[number, number, number]>;
+
+/** The Redis limiter: one limit shared by every process that uses the same Redis and prefix. */
+export function createRedisRateLimiter(redis: Redis, options: { prefix: string }): RateLimiter {
+  // defineCommand runs the script by its SHA (EVALSHA), loading it again after a Redis restart.
+  if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: SLIDING_WINDOW_SCRIPT });
+  const command = (redis as unknown as Record<string, ScriptCall>)[COMMAND]!.bind(redis);
+  return {
+    async hit(key, limit, windowMs) {
+      checkLimitArguments(key, limit, windowMs);
+      // Two hits in the same millisecond are two members of the set.
+      const member = randomBytes(8).toString('base64url');
+      const [allowed, retryAfterMs, remaining] = await command(
+        `${options.prefix}rl:${key}`,
+        limit,
+        windowMs,
+        member,
+      );
+      return { allowed: allowed === 1, retryAfterMs: Math.max(0, retryAfterMs), remaining };
+    },
+  };
+}

@@ -1,0 +1,266 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { REPO_ROOT } from '../helpers/hub.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { ServerProcess } from '../helpers/server-process.ts';
+
+/**
+ * The widget in Debian's chromium against the real server (a child process on PostgreSQL and
+ * Redis), killed and restarted mid-conversation; and the embed script on a page of another origin.
+ */
+describe('web widget in a real browser', () => {
+  let database: TestDatabase;
+  const redisPrefix = testRedisPrefix();
+  let server: ServerProcess;
+  let port: number;
+  let browser: TestBrowser;
+  let redis: Redis;
+  let page: Page;
+
+  const serverEnv = (p: number) => ({
+    PORT: String(p),
+    DATABASE_URL: database.url,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: redisPrefix.prefix,
+    CONFIG_DIR: path.join(REPO_ROOT, 'test/fixtures/web'),
+  });
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    server = new ServerProcess(serverEnv(0));
+    await server.start();
+    port = server.port!;
+    browser = await launchChromium();
+    redis = new Redis(TEST_REDIS_URL);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop('SIGKILL');
+    redis?.disconnect();
+    await database?.drop();
+    await redisPrefix.cleanup();
+  });
+
+  const hub = () => `http://127.0.0.1:${port}`;
+  const exact = (text: string) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  const replyShown = (p: Page, text: string, timeout = 15_000) =>
+    p.locator('.msg.assistant', { hasText: exact(text) }).waitFor({ timeout });
+  const online = (p: Page, timeout = 15_000) =>
+    p.locator('.status[data-state="online"]').waitFor({ timeout });
+  const send = async (p: Page, text: string) => {
+    await p.locator('textarea').fill(text);
+    await p.locator('textarea').press('Enter');
+  };
+  /** The conversation as shown: confirmed messages only, in order. */
+  const conversation = (p: Page) =>
+    p.locator('.msg[data-seq]').evaluateAll((els) => els.map((e) => `${e.classList[1]}:${e.textContent}`));
+  const storedToken = (p: Page, bot = 'default') =>
+    p.evaluate(([origin, b]) => localStorage.getItem(`switchboard:${origin}:${b}:token`), [
+      hub(),
+      bot,
+    ] as const);
+  const sessionIdOf = async (token: string) => {
+    const res = await fetch(`${hub()}/api/session`, { headers: { authorization: `Bearer ${token}` } });
+    return ((await res.json()) as { session_id: string }).session_id;
+  };
+
+  it('opens the page, sends a message, sees the typing indicator and the reply', async () => {
+    page = await browser.context.newPage();
+    await page.goto(`${hub()}/`);
+    await online(page);
+    await replyShown(page, 'welcome to the web test bot');
+    expect(await page.locator('.log').getAttribute('aria-live')).toBe('polite');
+    expect(await page.locator('.log').getAttribute('role')).toBe('log');
+
+    await send(page, 'hello from chromium');
+    await replyShown(page, 'echo hello from chromium #1');
+    await send(page, 'slow please');
+    await page.locator('.typing', { hasText: 'is typing' }).waitFor();
+    await replyShown(page, 'echo slow please #2');
+    await page.locator('.typing', { hasText: /^$/ }).waitFor();
+    expect(await conversation(page)).toEqual([
+      'assistant:welcome to the web test bot',
+      'user:hello from chromium',
+      'assistant:echo hello from chromium #1',
+      'user:slow please',
+      'assistant:echo slow please #2',
+    ]);
+    expect(await storedToken(page)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('shows the history after a reload, in the same session', async () => {
+    const before = await conversation(page);
+    const token = await storedToken(page);
+    await page.reload();
+    await online(page);
+    await replyShown(page, 'echo slow please #2');
+    expect(await conversation(page)).toEqual(before);
+    expect(await storedToken(page)).toBe(token);
+    await send(page, 'after reload');
+    await replyShown(page, 'echo after reload #3');
+  });
+
+  it('continues the same conversation in a second tab, both ways', async () => {
+    const second = await browser.context.newPage();
+    await second.goto(`${hub()}/`);
+    await online(second);
+    await replyShown(second, 'echo after reload #3');
+    expect(await conversation(second)).toEqual(await conversation(page));
+    await send(second, 'from tab two');
+    await replyShown(page, 'echo from tab two #4');
+    expect(await page.locator('.msg.user', { hasText: exact('from tab two') }).count()).toBe(1);
+    await second.close();
+  });
+
+  it('shows suggestions as buttons that send their value', async () => {
+    await send(page, 'menu');
+    await replyShown(page, 'pick one');
+    const buttons = page.locator('.suggestions button');
+    await buttons.first().waitFor();
+    expect(await buttons.allTextContents()).toEqual(['Opening hours', 'Prices']);
+    // Keyboard: focus the button and press Enter.
+    await buttons.nth(1).focus();
+    await page.keyboard.press('Enter');
+    await replyShown(page, 'echo prices #6');
+    expect(await buttons.count()).toBe(0);
+  });
+
+  it('grows a streamed reply from chunk frames, then shows the committed reply in its place', async () => {
+    const sessionId = await sessionIdOf((await storedToken(page))!);
+    await send(page, 'slow6000 stream');
+    // The bot takes its time: while it works, its reply streams in (as the LLM will publish it).
+    const clientId = await page.locator('.msg.pending').getAttribute('data-client-id');
+    const envelopeId = `web:${sessionId}:${clientId}`;
+    const publish = (index: number, text: string) =>
+      redis.publish(
+        `${redisPrefix.prefix}bus:session:${sessionId}`,
+        JSON.stringify({ type: 'turn.chunk', sessionId, envelopeId, index, text }),
+      );
+    await publish(0, 'Streaming');
+    await page.locator('.msg.streaming', { hasText: exact('Streaming') }).waitFor();
+    await publish(2, ' grows');
+    await publish(1, ' text');
+    await page.locator('.msg.streaming', { hasText: exact('Streaming text grows') }).waitFor();
+    await replyShown(page, 'echo slow6000 stream #7');
+    expect(await page.locator('.msg.streaming').count()).toBe(0);
+  });
+
+  it('goes on after the server is killed and restarted while the page is open', async () => {
+    await server.stop('SIGKILL');
+    await page.locator('.status[data-state="offline"]').waitFor({ timeout: 15_000 });
+    expect(await page.locator('.status').textContent()).toMatch(/^Offline/);
+    // Written while the server is down: kept, and sent once it is back.
+    await send(page, 'while down');
+    await page.locator('.msg.pending', { hasText: 'while down' }).waitFor();
+
+    server = new ServerProcess(serverEnv(port));
+    await server.start();
+    await online(page, 30_000);
+    await replyShown(page, 'echo while down #8', 30_000);
+    await send(page, 'and after');
+    await replyShown(page, 'echo and after #9');
+    const users = await page.locator('.msg.user').allTextContents();
+    expect(users.filter((t) => t === 'while down')).toHaveLength(1);
+    expect(await page.locator('.msg.pending').count()).toBe(0);
+  });
+
+  it('starts a new conversation, and other tabs follow it', async () => {
+    const other = await browser.context.newPage();
+    await other.goto(`${hub()}/`);
+    await online(other);
+    await replyShown(other, 'echo and after #9');
+    const oldToken = await storedToken(page);
+
+    await page.locator('button.new').click();
+    await page.locator('.msg.assistant').first().waitFor();
+    await online(page);
+    expect(await conversation(page)).toEqual(['assistant:welcome to the web test bot']);
+    const newToken = await storedToken(page);
+    expect(newToken).not.toBe(oldToken);
+    await send(page, 'fresh start');
+    await replyShown(page, 'echo fresh start #1');
+
+    // The other tab moves to the new conversation too.
+    await replyShown(other, 'echo fresh start #1');
+    expect(await conversation(other)).toEqual(await conversation(page));
+    // The old session is over: its token no longer opens anything.
+    const res = await fetch(`${hub()}/api/session`, { headers: { authorization: `Bearer ${oldToken}` } });
+    expect(res.status).toBe(401);
+    await other.close();
+  });
+
+  describe('embedded on a page of another origin', () => {
+    let site: http.Server;
+    let siteUrl: string;
+
+    beforeAll(async () => {
+      site = http.createServer((_req, res) => {
+        // A strict policy, as careful sites have: the hub is allowed for the script and the
+        // socket, and nothing inline but the page's own nonced style.
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy': `default-src 'self'; script-src ${hub()}; connect-src ws://127.0.0.1:${port}; style-src 'nonce-shop'`,
+        });
+        res.end(`<!doctype html><html><head><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Shop</title><style nonce="shop">button { background: red !important; }</style></head>
+<body><h1>A shop</h1><p>Products and so on.</p>
+<script src="${hub()}/widget.js" data-bot="support"></script></body></html>`);
+      });
+      await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+      siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    });
+    afterAll(async () => {
+      // The browser's keep-alive connections would hold the close for a minute.
+      site?.closeAllConnections();
+      await new Promise((resolve) => site?.close(resolve));
+    });
+
+    it('opens a floating chat from the bubble and talks to the bot named in data-bot', async () => {
+      const shop = await browser.context.newPage();
+      await shop.goto(`${siteUrl}/`);
+      const launcher = shop.locator('.launcher');
+      await launcher.waitFor();
+      // Styled (its own stylesheet applies under the page's CSP) and untouched by the page's CSS.
+      expect(await launcher.evaluate((el) => getComputedStyle(el).position)).toBe('fixed');
+      expect(await launcher.evaluate((el) => getComputedStyle(el).backgroundColor)).toBe('rgb(11, 92, 173)');
+      expect(await launcher.getAttribute('aria-expanded')).toBe('false');
+      await launcher.click();
+      expect(await launcher.getAttribute('aria-expanded')).toBe('true');
+      await online(shop);
+      await replyShown(shop, 'Support here.');
+      expect(await shop.locator('h2').textContent()).toBe('Support desk');
+      await send(shop, 'my order is late');
+      await replyShown(shop, 'A colleague will answer.');
+      // The token lives in the shop's storage, keyed by the hub and the bot.
+      expect(await storedToken(shop, 'support')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      // Escape closes the panel and gives the focus back to the bubble.
+      await shop.locator('textarea').focus();
+      await shop.keyboard.press('Escape');
+      expect(await launcher.getAttribute('aria-expanded')).toBe('false');
+      expect(await shop.evaluate(() => document.activeElement?.getAttribute('data-switchboard'))).toBe(
+        'support',
+      );
+      await shop.close();
+    });
+
+    it('fills a phone-sized screen when open', async () => {
+      const phone = await browser.context.newPage();
+      await phone.setViewportSize({ width: 375, height: 667 });
+      await phone.goto(`${siteUrl}/`);
+      await phone.locator('.launcher').click();
+      await online(phone);
+      // The same visitor: the conversation from before is there.
+      await replyShown(phone, 'A colleague will answer.');
+      const box = await phone.locator('.panel').boundingBox();
+      expect(box).toEqual({ x: 0, y: 0, width: 375, height: 667 });
+      await phone.close();
+    });
+  });
+});

@@ -1,0 +1,83 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts';
+import type { RateLimiter } from '../../src/limits/rate-limiter.ts';
+import { createRedisRateLimiter } from '../../src/limits/redis-rate-limiter.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+
+const redisPrefix = testRedisPrefix();
+const connections: Redis[] = [];
+const connect = () => {
+  const redis = new Redis(TEST_REDIS_URL);
+  connections.push(redis);
+  return redis;
+};
+
+afterAll(async () => {
+  await redisPrefix.cleanup();
+  for (const c of connections) c.disconnect();
+});
+
+const pollUntil = async (condition: () => Promise<boolean>, ms: number) => {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met in ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+/** The same contract for both implementations, on real time. */
+describe.each([
+  ['redis', () => createRedisRateLimiter(connect(), { prefix: redisPrefix.prefix })],
+  ['in-process', () => createMemoryRateLimiter()],
+])('%s rate limiter', (_name, make) => {
+  let limiter: RateLimiter;
+  beforeAll(() => {
+    limiter = make();
+  });
+  const key = (k: string) => `${_name}:${k}:${Math.random()}`;
+
+  it('allows the limit, refuses the next with a wait no longer than the window, then allows again', async () => {
+    const k = key('a');
+    const first = await limiter.hit(k, 2, 400);
+    const second = await limiter.hit(k, 2, 400);
+    expect([first.allowed, first.remaining, second.allowed, second.remaining]).toEqual([true, 1, true, 0]);
+    const refused = await limiter.hit(k, 2, 400);
+    expect(refused.allowed).toBe(false);
+    expect(refused.remaining).toBe(0);
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(400);
+    await pollUntil(async () => (await limiter.hit(k, 2, 400)).allowed, 5_000);
+  });
+
+  it('counts many concurrent hits exactly', async () => {
+    const k = key('burst');
+    const decisions = await Promise.all(Array.from({ length: 50 }, () => limiter.hit(k, 20, 60_000)));
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(20);
+    expect(
+      decisions
+        .filter((d) => d.allowed)
+        .map((d) => d.remaining)
+        .sort((x, y) => x - y),
+    ).toEqual(Array.from({ length: 20 }, (_, i) => i));
+  });
+});
+
+describe('redis rate limiter across processes', () => {
+  it('is one limit for every limiter on the same Redis and prefix (two gateways)', async () => {
+    const a = createRedisRateLimiter(connect(), { prefix: redisPrefix.prefix });
+    const b = createRedisRateLimiter(connect(), { prefix: redisPrefix.prefix });
+    const decisions = [];
+    for (let i = 0; i < 6; i++) decisions.push(await (i % 2 ? a : b).hit('shared', 5, 60_000));
+    expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, true, true, false]);
+  });
+
+  it('keeps its keys under the prefix, expiring with the window', async () => {
+    const redis = connect();
+    const limiter = createRedisRateLimiter(redis, { prefix: redisPrefix.prefix });
+    await limiter.hit('session:x', 3, 30_000);
+    const ttl = await redis.pttl(`${redisPrefix.prefix}rl:session:x`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(30_000);
+  });
+});
