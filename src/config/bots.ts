@@ -66,9 +66,17 @@ export class UnknownBotError extends Error {
   }
 }
 
-/** A bot with no code of its own gives its default reply (and, like every bot without onStart, its greeting). */
+/**
+ * A bot with no code of its own answers with its LLM when it has one, else its default reply
+ * (and, like every bot without onStart, says its greeting).
+ */
 export function settingsOnlyHandler(settings: BotSettings): BotHandler {
-  return { onMessage: (ctx) => ctx.talk(settings.defaultReply) };
+  return {
+    async onMessage(ctx) {
+      if (settings.llm && ctx.llm.configured) await ctx.llm.reply();
+      else ctx.talk(settings.defaultReply);
+    },
+  };
 }
 
 async function exists(file: string): Promise<boolean> {
