@@ -1,6 +1,7 @@
 import type { HubConfig } from '../src/config/env.ts';
 import type { Logger } from '../src/logger.ts';
 import type { ChannelAdapter } from '../src/ports.ts';
+import { teamsRequested } from './teams/config.ts';
 import { whatsAppRequested } from './whatsapp/config.ts';
 
 /**
@@ -17,6 +18,11 @@ export async function loadAdapters(
     const { createWhatsAppAdapter, loadWhatsAppConfig } = await import('./whatsapp/index.ts');
     const whatsapp = loadWhatsAppConfig(env, config.dataDir);
     if (whatsapp) adapters.push(createWhatsAppAdapter(whatsapp));
+  }
+  if (teamsRequested(env)) {
+    const { createTeamsAdapter, loadTeamsConfig } = await import('./teams/index.ts');
+    const teams = loadTeamsConfig(env);
+    if (teams) adapters.push(createTeamsAdapter(teams));
   }
   if (env.EMAIL_IMAP_HOST?.trim()) {
     const email = await import('./email/index.ts');

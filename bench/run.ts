@@ -7,7 +7,9 @@
  *
  * Workload: 1,000 sessions × 20 messages, each session's messages sent in order, all sessions at
  * once. Printed for each: messages/s, latency from accepted to reply persisted (p50/p95/p99),
- * peak RSS per process; then (b)/(c), and (b)'s latency at 1,000 messages/s offered.
+ * peak RSS per process; then (b)/(c), and (b)'s latency at 1,000 messages/s offered; then
+ * 10,000 idle web sockets on one gateway (RSS per connection) and the round trip with 1,000 chatting.
+ * `npm run bench -- embedded distributed baseline websocket` picks parts.
  * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS.
  */
 import { spawn } from 'node:child_process';
@@ -24,6 +26,7 @@ import type { EnvelopeInput } from '../src/envelope.ts';
 import { createHub, type Hub } from '../src/hub.ts';
 import { createLogger } from '../src/logger.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
+import { runWebSocketBench } from './websocket.ts';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 20);
@@ -376,5 +379,10 @@ if (want('baseline')) {
 print(results);
 if (distributed && baseline) {
   console.log(`\n(b) / (c) throughput: ${(distributed.full.perSecond / baseline.perSecond).toFixed(2)}×`);
+}
+if (want('websocket')) {
+  const ws = await runWebSocketBench();
+  console.log('\nWeb sockets on one gateway process:');
+  console.log(JSON.stringify(ws, null, 2));
 }
 process.exit(0);

@@ -106,8 +106,14 @@ export async function createHub(options: HubOptions): Promise<Hub> {
 
     let cache: SessionCache;
     let bus: Bus;
-    let rateLimiter: RateLimiter;
-    let redis: Redis | undefined;
+    // Commands issued in the same tick (a group commit's acknowledgements, cache writes and
+    // notices) share one round trip.
+    const redis: Redis | undefined = config.redisUrl
+      ? connectRedis(config.redisUrl, logger, 'switchboard', { enableAutoPipelining: true })
+      : undefined;
+    const rateLimiter: RateLimiter = redis
+      ? createRedisRateLimiter(redis, { prefix: config.redisPrefix })
+      : createMemoryRateLimiter();
     const local = createMemoryCache({
       maxSessions: config.cacheMaxSessions,
       ttlSeconds: config.cacheTtlSeconds,
@@ -122,19 +128,17 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       maxAttempts: config.deliveryAttempts,
       retryBaseMs: config.deliveryRetryBaseMs,
       retryCapMs: config.deliveryRetryCapMs,
+      rateLimiter,
     });
     let queue: InboundQueue;
     let outbox: Outbox;
-    if (config.redisUrl) {
-      // Commands issued in the same tick (a group commit's acknowledgements, cache writes and
-      // notices) share one round trip.
-      redis = connectRedis(config.redisUrl, logger, 'switchboard', { enableAutoPipelining: true });
+    if (config.redisUrl && redis) {
       const subscriber = connectRedis(config.redisUrl, logger, 'switchboard-sub', {
         maxRetriesPerRequest: null,
       });
       closers.push(async () => {
         subscriber.disconnect();
-        redis?.disconnect();
+        redis.disconnect();
       });
       const shared = createRedisCache(redis, {
         prefix: config.redisPrefix,
@@ -148,13 +152,11 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       const common = { redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, logger };
       queue = createBullmqQueue({ ...common, concurrency: config.queueConcurrency });
       outbox = createRedisOutbox({ ...common, db, delivery, concurrency: config.queueConcurrency });
-      rateLimiter = createRedisRateLimiter(redis, { prefix: config.redisPrefix });
     } else {
       cache = local;
       bus = createMemoryBus();
       queue = createInProcessQueue({ db, logger, concurrency: config.queueConcurrency });
       outbox = createInProcessOutbox({ db, delivery, logger });
-      rateLimiter = createMemoryRateLimiter();
     }
 
     llm = await LlmService.create({ db, bus, logger, bots, metrics });

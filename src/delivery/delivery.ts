@@ -1,5 +1,6 @@
 import type { Channel } from '../envelope.ts';
 import { errorMessage } from '../errors.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { backoffDelay } from '../queue/queue.ts';
@@ -17,6 +18,7 @@ export interface DeliveryOptions {
   maxAttempts: number;
   retryBaseMs: number;
   retryCapMs: number;
+  rateLimiter: RateLimiter;
 }
 
 /**
@@ -88,13 +90,17 @@ export class Delivery {
     const { db, logger, metrics } = this.options;
     const { maxAttempts, retryBaseMs, retryCapMs } = this.options;
     let remaining = replies.map((m) => ({ seq: m.seq, text: m.content, payload: m.payload }));
+    // Attempts so far: failed ones recorded by an earlier pass, then this pass's.
     let attempt = replies[0]?.deliveryAttempts ?? 0;
+    const limit = sender.recipientLimit;
     while (remaining.length > 0 && !this.stopping) {
-      attempt++;
       let sent: SendOutcome[] = [];
       let failure: unknown;
+      // Paced channels get one reply at a time, each after the limiter lets it through.
+      const piece = limit ? remaining.slice(0, 1) : remaining;
+      if (limit) await this.pace(limit, session);
       try {
-        sent = await sender.send({ session, inReplyTo, replies: remaining });
+        sent = await sender.send({ session, inReplyTo, replies: piece });
       } catch (err) {
         failure = err;
         sent = err instanceof SendError ? err.sent : [];
@@ -104,13 +110,14 @@ export class Delivery {
         status: o.status ?? 'sent',
         channelMessageId: o.channelMessageId,
       }));
-      const done = new Set(sent.map((o) => o.seq));
-      remaining = failure ? remaining.filter((r) => !done.has(r.seq)) : [];
+      const done = new Set(failure ? sent.map((o) => o.seq) : piece.map((r) => r.seq));
+      remaining = remaining.filter((r) => !done.has(r.seq));
       metrics.messagesOut.inc({ channel: session.channel }, sent.length);
       if (failure === undefined) {
         await recordDeliveries(db, session.id, outcomes);
-        return;
+        continue;
       }
+      attempt++;
       const message = errorMessage(failure);
       const retryable = failure instanceof SendError ? failure.retryable : true;
       const giveUp = !retryable || attempt >= maxAttempts;
@@ -144,6 +151,20 @@ export class Delivery {
         err: message,
       });
       await this.sleep(delay);
+    }
+  }
+
+  /** Waits until the recipient's limit lets one more message through. */
+  private async pace(
+    limit: NonNullable<ChannelSender['recipientLimit']>,
+    session: SessionRecord,
+  ): Promise<void> {
+    const recipient = limit.recipient?.(session) ?? session.nativeKey.split('#')[0];
+    const key = `recipient:${session.channel}:${recipient}`;
+    while (!this.stopping) {
+      const decision = await this.options.rateLimiter.hit(key, limit.count, limit.windowMs);
+      if (decision.allowed) return;
+      await this.sleep(Math.max(decision.retryAfterMs, 1));
     }
   }
 

@@ -47,6 +47,12 @@ export class SendError extends Error {
 /** One channel's way out. Throws SendError; any other error counts as retryable. */
 export interface ChannelSender {
   send(batch: OutboundBatch): Promise<SendOutcome[]>;
+  /**
+   * The platform's pacing per recipient: at most `count` messages to one person in any
+   * `windowMs`, across every worker. Delivery then sends one reply at a time and waits rather
+   * than exceed it. The recipient is the session's native identity unless `recipient` says.
+   */
+  recipientLimit?: { count: number; windowMs: number; recipient?: (session: SessionRecord) => string };
   /** Shows "typing…" to the person while the engine works. Best effort: failures are only logged. */
   typing?(session: SessionRecord): Promise<void>;
 }

@@ -69,8 +69,25 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs = 30_000
   }
 }
 
+/** A channel that allows 2 messages per recipient in any 600 ms, and notes when each send began. */
+function pacedChannel() {
+  const sendsAt: number[] = [];
+  const adapter: ChannelAdapter = {
+    channel: 'teams',
+    sender: {
+      recipientLimit: { count: 2, windowMs: 600 },
+      async send(batch: OutboundBatch): Promise<SendOutcome[]> {
+        sendsAt.push(Date.now());
+        return batch.replies.map((r) => ({ seq: r.seq }));
+      },
+    },
+  };
+  return { adapter, sendsAt };
+}
+
 describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
   const channel = fakeChannel();
+  const paced = pacedChannel();
   const redis = testRedisPrefix();
   let running: RunningHub;
   const statuses = async (from: string) =>
@@ -95,7 +112,7 @@ describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
         deliveryRetryCapMs: 200,
         ...(mode === 'redis' ? { redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix } : {}),
       },
-      { adapters: [channel.adapter] },
+      { adapters: [channel.adapter, paced.adapter] },
     );
   });
   afterAll(async () => {
@@ -179,6 +196,18 @@ describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
     expect(await cli(['outbox', 'replay'])).toMatch(/requeued the failed replies of \d+ session/);
     await until(async () => (await statuses(from)).every((r) => r.delivery_status === 'sent'), 45_000);
   }, 60_000);
+
+  it("keeps to the channel's per-recipient limit, one reply at a time", async () => {
+    const from = '29:paced-recipient';
+    for (let n = 0; n < 3; n++)
+      await running.hub.ingress.accept({ ...wa(from, n, `m${n}`), id: `teams:paced.${n}`, channel: 'teams' });
+    // Greeting + 3 echoes, 2 allowed in any 600 ms: every third send starts a window after the first.
+    await until(() => paced.sendsAt.length >= 4);
+    for (let i = 2; i < paced.sendsAt.length; i++) {
+      // Allowance for the moment between the limiter's decision and the send starting.
+      expect(paced.sendsAt[i]! - paced.sendsAt[i - 2]!).toBeGreaterThanOrEqual(500);
+    }
+  });
 
   it('fails at once on an error retrying cannot fix', async () => {
     const from = '+10000000030';

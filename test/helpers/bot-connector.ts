@@ -1,0 +1,125 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+
+/** One request the fake Bot Connector received. */
+export interface ConnectorRequest {
+  method: string;
+  /** The conversation id, decoded from the path. */
+  conversationId: string;
+  /** `…/activities/{activityId}`: the activity this one replies to; absent for `…/activities`. */
+  replyToId: string | undefined;
+  authorization: string | undefined;
+  // biome-ignore lint/suspicious/noExplicitAny: activities are walked freely by the tests
+  body: any;
+  /** The id the connector gave the activity (on success). */
+  id?: string;
+  status: number;
+}
+
+export interface ConnectorAnswer {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/**
+ * A local stand-in for the Bot Connector service (`serviceUrl` of the activities a test posts):
+ * `POST /v3/conversations/{conversationId}/activities` and
+ * `POST /v3/conversations/{conversationId}/activities/{activityId}`, answering 201 with the
+ * `ResourceResponse` (`{"id"}`) as the real service does, and the service's error body
+ * (`{"error": {"code", "message"}}`) otherwise. `script` makes the next matching request fail.
+ */
+export async function startBotConnector() {
+  const requests: ConnectorRequest[] = [];
+  const scripted: { when: (r: ConnectorRequest) => boolean; answer: ConnectorAnswer }[] = [];
+  let serial = 0;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const send = (a: ConnectorAnswer) => {
+      res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
+      res.end(a.body === undefined ? '' : JSON.stringify(a.body));
+    };
+    const url = new URL(req.url ?? '/', 'http://connector');
+    const match = /^\/v3\/conversations\/([^/]+)\/activities(?:\/([^/]+))?\/?$/.exec(url.pathname);
+    if (req.method !== 'POST' || !match) {
+      send({
+        status: 404,
+        body: { error: { code: 'NotFound', message: `no route ${req.method} ${url.pathname}` } },
+      });
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      send({ status: 400, body: { error: { code: 'BadSyntax', message: 'the body is not JSON' } } });
+      return;
+    }
+    const request: ConnectorRequest = {
+      method: req.method,
+      conversationId: decodeURIComponent(match[1]!),
+      replyToId: match[2] === undefined ? undefined : decodeURIComponent(match[2]),
+      authorization: req.headers.authorization,
+      body,
+      status: 0,
+    };
+    requests.push(request);
+    const index = scripted.findIndex((s) => s.when(request));
+    if (index >= 0) {
+      const { answer } = scripted.splice(index, 1)[0]!;
+      request.status = answer.status;
+      send(answer);
+      return;
+    }
+    request.id = `1:bot-activity-${++serial}`;
+    request.status = 201;
+    send({ status: 201, body: { id: request.id } });
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      res.writeHead(500);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    /** The `serviceUrl` to put in activities. */
+    url: `http://127.0.0.1:${port}/`,
+    requests,
+    /** Answers the next request that `when` picks with `answer` (once). */
+    script(when: (r: ConnectorRequest) => boolean, answer: ConnectorAnswer) {
+      scripted.push({ when, answer });
+    },
+    /** Message activities received for a conversation, in order (failed attempts included). */
+    messages(conversationId: string) {
+      return requests.filter((r) => r.conversationId === conversationId && r.body.type === 'message');
+    },
+    /** Message activities the connector accepted for a conversation. */
+    delivered(conversationId: string) {
+      return this.messages(conversationId).filter((r) => r.status === 201);
+    },
+    typing(conversationId: string) {
+      return requests.filter((r) => r.conversationId === conversationId && r.body.type === 'typing');
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export type BotConnector = Awaited<ReturnType<typeof startBotConnector>>;
+
+/** The connector's throttling answer. */
+export function tooManyRequests(retryAfterSeconds: number): ConnectorAnswer {
+  return {
+    status: 429,
+    headers: { 'retry-after': String(retryAfterSeconds) },
+    body: { error: { code: 'TooManyRequests', message: 'Too many requests' } },
+  };
+}
