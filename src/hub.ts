@@ -23,9 +23,11 @@ import { createApp } from './http/app.ts';
 import { type Check, mountOpsApi } from './http/ops-api.ts';
 import { mountSessionApi } from './http/session-api.ts';
 import { createIngress } from './ingress.ts';
+import { KnowledgeIndexer } from './kb/indexer.ts';
 import { createMemoryRateLimiter } from './limits/memory-rate-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
+import { LlmService, llmDialogServices } from './llm/service.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from './ports.ts';
@@ -94,7 +96,11 @@ export async function createHub(options: HubOptions): Promise<Hub> {
   }
 
   const metrics = createMetrics();
-  const bots = await loadBots(config.configDir);
+  // Scripts reach the LLM through this; it is made once the database and the bus are there.
+  let llm: LlmService | undefined;
+  const bots = await loadBots(config.configDir, {
+    dialogServices: (_bot, settings) => llmDialogServices(settings, () => llm),
+  });
   if (!existsSync(path.join(config.configDir, BOTS_DIR))) {
     // Only the built-in default bot: almost always CONFIG_DIR pointing at the wrong place.
     logger.warn({ event: 'config.no_bots', dir: path.join(config.configDir, BOTS_DIR) });
@@ -159,6 +165,8 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       outbox = createInProcessOutbox({ db, delivery, logger });
     }
 
+    llm = await LlmService.create({ db, bus, logger, bots, metrics });
+    const knowledge = new KnowledgeIndexer({ db, logger, sources: llm.knowledgeSources() });
     const ingress = createIngress(queue, metrics, logger);
     const engine = new SessionEngine({
       db,
@@ -170,6 +178,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       metrics,
       logger,
       anonymousSessionDays: config.anonymousSessionDays,
+      llm: llm.provider(),
     });
 
     const host: AdapterHost = {
@@ -244,6 +253,9 @@ export async function createHub(options: HubOptions): Promise<Hub> {
           for (const adapter of adapters) await adapter.start?.();
         }
         if (works) {
+          // Knowledge is indexed before the first message is answered, then kept up to date.
+          await knowledge.sync();
+          knowledge.start();
           await queue.consume(async (envelope, info) => {
             await engine.handle(envelope, { checkDuplicate: info.redelivered });
           });
@@ -293,6 +305,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
               logger.warn({ event: 'adapter.stop_failed', channel: adapter.channel, err: err.message }),
             );
         await queue.stop();
+        await knowledge.stop();
         await outbox.stop();
         await bus.close();
         await cache.close();

@@ -6,6 +6,7 @@ import { ScriptLibrary } from '../dialog/library.ts';
 import { createDialogHandler, type DialogServices } from '../dialog/runtime.ts';
 import type { BotHandler } from '../engine/bot.ts';
 import { BOT_NAME_PATTERN } from '../envelope.ts';
+import { LlmSettingsSchema } from '../llm/settings.ts';
 
 export const BOTS_DIR = 'bots';
 export const SETTINGS_FILE = 'bot.json';
@@ -41,6 +42,8 @@ export const BotSettingsSchema = z
       })
       .strict()
       .prefault({}),
+    /** The bot's LLM (see README, "LLM and knowledge bases"); absent, the bot has none. */
+    llm: LlmSettingsSchema.optional(),
   })
   .strict();
 export type BotSettings = z.infer<typeof BotSettingsSchema>;
@@ -63,9 +66,17 @@ export class UnknownBotError extends Error {
   }
 }
 
-/** A bot with no code of its own gives its default reply (and, like every bot without onStart, its greeting). */
+/**
+ * A bot with no code of its own answers with its LLM when it has one, else its default reply
+ * (and, like every bot without onStart, says its greeting).
+ */
 export function settingsOnlyHandler(settings: BotSettings): BotHandler {
-  return { onMessage: (ctx) => ctx.talk(settings.defaultReply) };
+  return {
+    async onMessage(ctx) {
+      if (settings.llm && ctx.llm.configured) await ctx.llm.reply();
+      else ctx.talk(settings.defaultReply);
+    },
+  };
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -149,7 +160,7 @@ export class BotRegistry {
  */
 export async function loadBots(
   configDir: string,
-  options: { dialogServices?: (bot: string) => Partial<DialogServices> } = {},
+  options: { dialogServices?: (bot: string, settings: BotSettings) => Partial<DialogServices> } = {},
 ): Promise<BotRegistry> {
   const root = path.join(configDir, BOTS_DIR);
   const entries = await fs.readdir(root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
@@ -166,7 +177,7 @@ export async function loadBots(
     }
     const dir = path.join(root, entry.name);
     const settings = await readSettings(dir);
-    const services = options.dialogServices?.(entry.name);
+    const services = options.dialogServices?.(entry.name, settings);
     bots.push({ name: entry.name, dir, settings, handler: await readHandler(dir, settings, services) });
   }
   if (!bots.some((b) => b.name === 'default')) {

@@ -1,8 +1,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { BOTS_DIR, UnknownBotError } from '../config/bots.ts';
-import type { DialogSyntaxError } from './errors.ts';
+import { DialogSyntaxError } from './errors.ts';
 import { checkScripts } from './library.ts';
+
+/** Where a bot's tool scripts live (the LLM's tools). */
+const TOOLS_DIR = 'tools';
 
 export interface BotCheck {
   bot: string;
@@ -27,7 +30,19 @@ export async function checkBots(configDir: string, only?: string): Promise<BotCh
   for (const bot of only === undefined ? bots : [only]) {
     const dir = path.join(root, bot);
     const { scripts, errors } = await checkScripts(dir);
-    checks.push({ bot, dir, scripts, errors });
+    // Tool scripts (`tools/`, see src/llm/tools.ts) are dialog scripts too.
+    const tools = await checkScripts(path.join(dir, TOOLS_DIR));
+    checks.push({
+      bot,
+      dir,
+      scripts: [...scripts, ...tools.scripts.map((s) => `${TOOLS_DIR}/${s}`)],
+      errors: [
+        ...errors,
+        ...tools.errors.map(
+          (e) => new DialogSyntaxError(`${TOOLS_DIR}/${e.file}`, e.line, e.column, e.reason),
+        ),
+      ],
+    });
   }
   return checks;
 }

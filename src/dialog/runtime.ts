@@ -1,5 +1,5 @@
 import type { BotSettings } from '../config/bots.ts';
-import type { BotContext, BotHandler } from '../engine/bot.ts';
+import { type BotContext, type BotHandler, NoLlmConfiguredError } from '../engine/bot.ts';
 import type { Suggestion } from '../store/records.ts';
 import { type CompiledScript, END_UNIT, MAIN_UNIT } from './compiler.ts';
 import { DialogRuntimeError } from './errors.ts';
@@ -20,12 +20,7 @@ export interface DialogServices {
   fallback(ctx: BotContext): void | Promise<void>;
 }
 
-export class NoLlmConfiguredError extends Error {
-  override name = 'NoLlmConfiguredError';
-  constructor() {
-    super('no LLM is configured for this bot');
-  }
-}
+export { NoLlmConfiguredError };
 
 export interface DialogBotOptions {
   library: ScriptLibrary;

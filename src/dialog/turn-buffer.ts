@@ -1,4 +1,4 @@
-import type { BotContext, ReplyOptions } from '../engine/bot.ts';
+import type { BotContext, HistoryNote, ReplyOptions } from '../engine/bot.ts';
 import type { SessionStateData, Suggestion } from '../store/records.ts';
 
 /**
@@ -9,6 +9,8 @@ import type { SessionStateData, Suggestion } from '../store/records.ts';
  */
 export class TurnBuffer {
   readonly replies: { text: string; options: ReplyOptions | undefined }[] = [];
+  /** History notes (tool results), each with the number of replies talked before it. */
+  readonly notes: { note: HistoryNote; after: number }[] = [];
   readonly memoryWrites = new Map<string, unknown>();
   readonly events: { type: string; data: unknown }[] = [];
   readonly state: SessionStateData;
@@ -37,6 +39,7 @@ export class TurnBuffer {
         },
       },
       log: { value: (type: string, data?: unknown) => this.events.push({ type, data: data ?? {} }) },
+      record: { value: (note: HistoryNote) => this.notes.push({ note, after: this.replies.length }) },
       end: {
         value: (reason?: string) => {
           this.endReason = reason ?? 'ended by bot';
@@ -52,7 +55,11 @@ export class TurnBuffer {
   commit(suggestions: Suggestion[]): void {
     const { real } = this;
     Object.assign(real.state, this.state);
+    const recordNotesBefore = (i: number) => {
+      for (const n of this.notes) if (n.after === i) real.record(n.note);
+    };
     this.replies.forEach((reply, i) => {
+      recordNotesBefore(i);
       const last = i === this.replies.length - 1;
       const options =
         last && suggestions.length > 0 && !reply.options?.suggestions?.length
@@ -60,6 +67,7 @@ export class TurnBuffer {
           : reply.options;
       real.talk(reply.text, options);
     });
+    recordNotesBefore(this.replies.length);
     for (const [key, value] of this.memoryWrites) real.memory.set(key, value);
     for (const e of this.events) real.log(e.type, e.data);
     if (this.endReason) real.end(this.endReason);

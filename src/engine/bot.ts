@@ -1,6 +1,6 @@
 import type { Attachment, Channel, Envelope, EnvelopeKind } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
-import type { AuthLevel, SessionStateData, Suggestion } from '../store/records.ts';
+import type { AuthLevel, MessagePayload, SessionStateData, Suggestion } from '../store/records.ts';
 
 export interface ReplyOptions {
   suggestions?: Suggestion[];
@@ -46,8 +46,44 @@ export interface BotContext {
   log(type: string, data?: unknown): void;
   /** Ends the session once this turn is committed. */
   end(reason?: string): void;
+  /** Adds a row to the history that is not a reply (a tool's result): committed with the turn, never sent. */
+  record(note: HistoryNote): void;
+  /** The bot's LLM (`llm` in bot.json): context assembly, knowledge, tools and streaming included. */
+  readonly llm: BotLlm;
   readonly logger: Logger;
 }
+
+export interface HistoryNote {
+  role: 'tool';
+  text: string;
+  payload?: MessagePayload;
+}
+
+/** What a bot asks its LLM. Without an `llm` block in bot.json, `configured` is false and both calls fail. */
+export interface BotLlm {
+  readonly configured: boolean;
+  /**
+   * Answers the person's message (or `prompt`) and talks the answer; on the web it streams while
+   * the model writes. Returns the answer.
+   */
+  reply(options?: { prompt?: string }): Promise<string>;
+  /** Asks with the session's context and returns the answer without talking it (`x = LLM "…"`). */
+  ask(prompt: string): Promise<string>;
+}
+
+export class NoLlmConfiguredError extends Error {
+  override name = 'NoLlmConfiguredError';
+  constructor() {
+    super('no LLM is configured for this bot');
+  }
+}
+
+/** The LLM of a bot that has none. */
+export const NO_LLM: BotLlm = {
+  configured: false,
+  reply: () => Promise.reject(new NoLlmConfiguredError()),
+  ask: () => Promise.reject(new NoLlmConfiguredError()),
+};
 
 export type Hook = (ctx: BotContext) => void | Promise<void>;
 

@@ -16,7 +16,7 @@ import { createSession, findOpenSnapshotByKey, loadSnapshot } from '../store/ses
 import type { TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
 import { GroupCommitter } from './group-commit.ts';
-import { TurnDraft } from './turn.ts';
+import { type LlmProvider, TurnDraft } from './turn.ts';
 
 /** Channels whose identities are real people we can recognise again: they get a user record at first contact. */
 const IDENTIFIED_CHANNELS: ReadonlySet<Channel> = new Set(['whatsapp', 'teams', 'email']);
@@ -38,6 +38,8 @@ export interface EngineOptions {
   metrics: Metrics;
   logger: Logger;
   anonymousSessionDays: number;
+  /** Gives bots their LLM (`ctx.llm`); absent, bots have none. */
+  llm?: LlmProvider;
 }
 
 export class StateConflictError extends Error {
@@ -187,7 +189,7 @@ export class SessionEngine {
       turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });
       return;
     }
-    const ctx = draft.context(turnLogger, (key) => getBotMemory(db, bot.name, key));
+    const ctx = draft.context(turnLogger, (key) => getBotMemory(db, bot.name, key), this.o.llm);
     const { kind } = draft.envelope;
     const hooks: (() => void | Promise<void>)[] = [];
     if (kind === 'end') {

@@ -2,7 +2,14 @@ import type { Envelope } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { DeliveryStatus, MessagePayload, SessionSnapshot, SessionStateData } from '../store/records.ts';
 import type { TurnWrite } from '../store/turns.ts';
-import type { BotContext, ReplyOptions, SessionInfo } from './bot.ts';
+import {
+  type BotContext,
+  type BotLlm,
+  type HistoryNote,
+  NO_LLM,
+  type ReplyOptions,
+  type SessionInfo,
+} from './bot.ts';
 
 const INBOUND_TEXT: Record<Envelope['kind'], string | undefined> = {
   message: undefined,
@@ -15,6 +22,17 @@ export interface DraftReply {
   payload: MessagePayload;
 }
 
+/** A history row that is not a reply; `after` is how many replies were talked before it (its place). */
+export interface DraftNote {
+  role: HistoryNote['role'];
+  text: string;
+  payload: MessagePayload;
+  after: number;
+}
+
+/** Gives a turn's BotContext its LLM (the hub's LLM service); without one, bots have none. */
+export type LlmProvider = (ctx: BotContext) => BotLlm;
+
 /**
  * One turn in the making: a private copy of the session's state that the bot changes, the
  * replies it talks, and the memory and events it writes. Nothing leaves the draft until the
@@ -22,6 +40,7 @@ export interface DraftReply {
  */
 export class TurnDraft {
   readonly replies: DraftReply[] = [];
+  readonly notes: DraftNote[] = [];
   readonly memoryWrites = new Map<string, unknown>();
   readonly events: { type: string; data: unknown }[] = [];
   state: SessionStateData;
@@ -47,6 +66,7 @@ export class TurnDraft {
   checkpoint(): { rollback: () => void } {
     const state = structuredClone(this.state);
     const replies = this.replies.length;
+    const notes = this.notes.length;
     const memory = new Map(this.memoryWrites);
     const events = this.events.length;
     const endReason = this.endReason;
@@ -54,6 +74,7 @@ export class TurnDraft {
       rollback: () => {
         this.state = structuredClone(state);
         this.replies.length = replies;
+        this.notes.length = notes;
         this.memoryWrites.clear();
         for (const [k, v] of memory) this.memoryWrites.set(k, v);
         this.events.length = events;
@@ -62,7 +83,7 @@ export class TurnDraft {
     };
   }
 
-  context(logger: Logger, readMemory: (key: string) => Promise<unknown>): BotContext {
+  context(logger: Logger, readMemory: (key: string) => Promise<unknown>, llm?: LlmProvider): BotContext {
     const { session } = this.snapshot;
     const info: SessionInfo = {
       id: session.id,
@@ -112,7 +133,32 @@ export class TurnDraft {
       end(reason?: string) {
         draft.endReason = reason ?? 'ended by bot';
       },
+      record(note: HistoryNote) {
+        draft.notes.push({
+          role: note.role,
+          text: note.text,
+          payload: note.payload ?? {},
+          after: draft.replies.length,
+        });
+      },
+      // A getter, so that a context derived from this one (a dialog's held-back turn) gets an LLM bound to itself.
+      get llm(): BotLlm {
+        return llm ? llm(this) : NO_LLM;
+      },
     };
+  }
+
+  /** Replies and notes in the order the bot made them, numbered after the inbound message. */
+  private sequence(inboundSeq: number) {
+    const replies: (DraftReply & { seq: number })[] = [];
+    const notes: (DraftNote & { seq: number })[] = [];
+    let seq = inboundSeq;
+    for (let i = 0; i <= this.replies.length; i++) {
+      for (const note of this.notes) if (note.after === i) notes.push({ ...note, seq: ++seq });
+      const reply = this.replies[i];
+      if (reply) replies.push({ ...reply, seq: ++seq });
+    }
+    return { replies, notes, lastSeq: seq };
   }
 
   toWrite(options: { at: Date; replyStatus: DeliveryStatus; expiresAt: Date | null }): TurnWrite {
@@ -120,6 +166,7 @@ export class TurnDraft {
     const inboundSeq = session.lastSeq + 1;
     const env = this.envelope;
     const inboundPayload: MessagePayload = {};
+    const { replies, notes, lastSeq } = this.sequence(inboundSeq);
     if (env.attachments.length > 0) inboundPayload.attachments = env.attachments;
     if (env.from.name) inboundPayload.from = { name: env.from.name };
     return {
@@ -136,13 +183,14 @@ export class TurnDraft {
         envelopeId: env.id,
         payload: inboundPayload,
       },
-      replies: this.replies.map((r, i) => ({
-        seq: inboundSeq + 1 + i,
+      replies: replies.map((r) => ({
+        seq: r.seq,
         content: r.text,
         payload: r.payload,
         deliveryStatus: options.replyStatus,
       })),
-      lastSeq: inboundSeq + this.replies.length,
+      notes: notes.map((n) => ({ seq: n.seq, role: n.role, content: n.text, payload: n.payload })),
+      lastSeq,
       messageCountDelta: env.kind === 'message' ? 1 : 0,
       replyTo: env.replyTo ?? null,
       expiresAt: options.expiresAt,

@@ -33,9 +33,10 @@ export async function listMessages(
 
 /** The replies a turn produced, in order; empty when the envelope has not been processed (yet). */
 export async function repliesTo(q: Queryable, envelopeId: string): Promise<MessageRecord[]> {
-  const { rows } = await q.query('SELECT * FROM messages WHERE in_reply_to = $1 ORDER BY seq ASC', [
-    envelopeId,
-  ]);
+  const { rows } = await q.query(
+    `SELECT * FROM messages WHERE in_reply_to = $1 AND role = 'assistant' ORDER BY seq ASC`,
+    [envelopeId],
+  );
   return rows.map(toMessageRecord);
 }
 

@@ -41,6 +41,16 @@ export interface SessionStateData {
   tools: string[];
   suggestions: Suggestion[];
   dialog: unknown;
+  /** The LLM's summary of the conversation's older part (`src/llm/summary.ts`); absent until one is written. */
+  summary?: ConversationSummary | null;
+}
+
+/** What the LLM wrote about the messages up to `throughSeq`, kept so that it is written once. */
+export interface ConversationSummary {
+  text: string;
+  /** The newest message the summary covers; later ones are history. */
+  throughSeq: number;
+  updatedAt: string;
 }
 
 export interface SessionState extends SessionStateData {
@@ -75,7 +85,15 @@ export interface MessageRecord {
 }
 
 export function emptyState(): SessionState {
-  return { variables: {}, context: {}, kbs: [], tools: [], suggestions: [], dialog: null, version: 0 };
+  return {
+    variables: {},
+    context: {},
+    kbs: [],
+    tools: [],
+    suggestions: [],
+    dialog: null,
+    version: 0,
+  };
 }
 
 const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
@@ -108,6 +126,8 @@ export function toSessionState(row: Record<string, unknown>): SessionState {
     tools: (row.tools as string[]) ?? [],
     suggestions: (row.suggestions as Suggestion[]) ?? [],
     dialog: row.dialog ?? null,
+    // Absent until the LLM writes one, so that states without LLM look as they always did.
+    ...(row.summary ? { summary: row.summary as ConversationSummary } : {}),
     version: Number(row.version),
   };
 }

@@ -19,6 +19,8 @@ export interface TurnWrite {
   state: SessionStateData;
   inbound: { seq: number; role: MessageRole; content: string; envelopeId: string; payload: MessagePayload };
   replies: { seq: number; content: string; payload: MessagePayload; deliveryStatus: DeliveryStatus }[];
+  /** History rows that are not replies (a tool's result): recorded with the turn, never delivered. */
+  notes?: { seq: number; role: MessageRole; content: string; payload: MessagePayload }[];
   /** The new last sequence number and how many user messages this turn adds. */
   lastSeq: number;
   messageCountDelta: number;
@@ -29,6 +31,26 @@ export interface TurnWrite {
   end?: { reason: string };
   memory: { key: string; value: unknown }[];
   events: { type: string; data: unknown }[];
+}
+
+/** A turn's replies and notes as rows after its inbound message. Notes are never delivered: status `received`. */
+function historyRows(turn: TurnWrite) {
+  return [
+    ...turn.replies.map((r) => ({
+      seq: r.seq,
+      role: 'assistant',
+      content: r.content,
+      status: r.deliveryStatus,
+      payload: r.payload,
+    })),
+    ...(turn.notes ?? []).map((n) => ({
+      seq: n.seq,
+      role: n.role,
+      content: n.content,
+      status: 'received',
+      payload: n.payload,
+    })),
+  ];
 }
 
 export type TurnCommitResult = 'committed' | 'duplicate' | 'conflict';
@@ -43,7 +65,7 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   const s = turn.state;
   const state = await tx.query(
     `UPDATE session_state SET variables = $2::jsonb, context = $3::jsonb, kbs = $4::jsonb, tools = $5::jsonb,
-       suggestions = $6::jsonb, dialog = $7::jsonb, version = version + 1, updated_at = now()
+       suggestions = $6::jsonb, dialog = $7::jsonb, summary = $9::jsonb, version = version + 1, updated_at = now()
      WHERE session_id = $1 AND version = $8`,
     [
       turn.sessionId,
@@ -54,6 +76,7 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
       json(s.suggestions),
       json(s.dialog),
       turn.expectedVersion,
+      json(s.summary ?? null),
     ],
   );
   if (state.rowCount === 0) throw new TurnAbort('conflict');
@@ -73,24 +96,13 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   );
   if (inbound.rowCount === 0) throw new TurnAbort('duplicate');
 
-  if (turn.replies.length > 0) {
+  const rows = historyRows(turn);
+  if (rows.length > 0) {
     await tx.query(
       `INSERT INTO messages (session_id, seq, role, content, in_reply_to, delivery_status, payload, created_at, updated_at)
-       SELECT $1, r.seq, 'assistant', r.content, $2, r.status, r.payload, $4, $4
-       FROM jsonb_to_recordset($3::jsonb) AS r(seq bigint, content text, status text, payload jsonb)`,
-      [
-        turn.sessionId,
-        turn.inbound.envelopeId,
-        json(
-          turn.replies.map((r) => ({
-            seq: r.seq,
-            content: r.content,
-            status: r.deliveryStatus,
-            payload: r.payload,
-          })),
-        ),
-        turn.at,
-      ],
+       SELECT $1, r.seq, r.role, r.content, $2, r.status, r.payload, $4, $4
+       FROM jsonb_to_recordset($3::jsonb) AS r(seq bigint, role text, content text, status text, payload jsonb)`,
+      [turn.sessionId, turn.inbound.envelopeId, json(rows), turn.at],
     );
   }
 
@@ -175,6 +187,7 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
     tools: t.state.tools,
     suggestions: t.state.suggestions,
     dialog: t.state.dialog ?? null,
+    summary: t.state.summary ?? null,
     last_seq: t.lastSeq,
     count_delta: t.messageCountDelta,
     ...(t.replyTo === null || t.replyTo === undefined ? {} : { reply_to: t.replyTo }),
@@ -192,15 +205,7 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
       status: 'received',
       payload: t.inbound.payload,
     },
-    ...t.replies.map((r) => ({
-      i,
-      seq: r.seq,
-      role: 'assistant',
-      content: r.content,
-      in_reply_to: t.inbound.envelopeId,
-      status: r.deliveryStatus,
-      payload: r.payload,
-    })),
+    ...historyRows(t).map((r) => ({ i, ...r, in_reply_to: t.inbound.envelopeId })),
   ]);
   const memory = turns.flatMap((t, i) =>
     t.memory.map((m) => ({ i, bot: t.bot, key: m.key, value: m.value ?? null })),
@@ -212,12 +217,12 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
     `WITH t AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          i int, session_id uuid, expected bigint, envelope_id text, variables jsonb, context jsonb, kbs jsonb,
-         tools jsonb, suggestions jsonb, dialog jsonb, last_seq bigint, count_delta int, reply_to jsonb,
+         tools jsonb, suggestions jsonb, dialog jsonb, summary jsonb, last_seq bigint, count_delta int, reply_to jsonb,
          expires_at timestamptz, end_reason text, at timestamptz)
      ),
      ok AS (
        UPDATE session_state s SET variables = t.variables, context = t.context, kbs = t.kbs, tools = t.tools,
-         suggestions = t.suggestions, dialog = t.dialog, version = s.version + 1, updated_at = t.at
+         suggestions = t.suggestions, dialog = t.dialog, summary = t.summary, version = s.version + 1, updated_at = t.at
        FROM t
        WHERE s.session_id = t.session_id AND s.version = t.expected
          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.envelope_id = t.envelope_id)

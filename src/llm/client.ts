@@ -1,0 +1,384 @@
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { z } from 'zod';
+import type { Logger } from '../logger.ts';
+
+/** First retry waits up to this long (full jitter), doubling each attempt up to RETRY_CAP_MS. */
+export const RETRY_BASE_MS = 500;
+export const RETRY_CAP_MS = 20_000;
+/** A Retry-After longer than this is not waited for: the request fails. */
+export const MAX_RETRY_AFTER_MS = 60_000;
+/** Most characters of an error body kept in an error message. */
+const ERROR_BODY_CHARS = 500;
+
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+/** A message of the OpenAI chat completions protocol. */
+export type ChatMessage =
+  | { role: 'system' | 'user'; content: string }
+  | { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] }
+  | { role: 'tool'; content: string; tool_call_id: string };
+
+export interface ToolSpec {
+  type: 'function';
+  function: { name: string; description: string; parameters: Record<string, unknown> };
+}
+
+export interface ChatRequest {
+  messages: ChatMessage[];
+  tools?: ToolSpec[];
+  /** `none`: the model must answer in words (the last tool round). */
+  toolChoice?: 'auto' | 'none';
+  maxTokens?: number;
+  temperature?: number;
+}
+
+export interface ChatResult {
+  content: string;
+  toolCalls: ToolCall[];
+  finishReason: string | null;
+  /** Requests it took (1 + retries). */
+  attempts: number;
+}
+
+export interface LlmClientOptions {
+  baseUrl: string;
+  model: string;
+  apiKey?: string;
+  /** Longest wait for the response to start, and between two streamed parts. */
+  timeoutMs: number;
+  maxRetries: number;
+  retryBaseMs?: number;
+  retryCapMs?: number;
+  logger?: Logger;
+}
+
+/** Every failure of the client is one of these; `retryable` says whether trying again may help. */
+export class LlmError extends Error {
+  override name = 'LlmError';
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The API answered with an error status. */
+export class LlmHttpError extends LlmError {
+  override name = 'LlmHttpError';
+  constructor(
+    readonly status: number,
+    message: string,
+    /** The API's own error code or type (`rate_limit_exceeded`, `invalid_api_key`, …). */
+    readonly code: string | undefined,
+    /** What Retry-After (or retry-after-ms) asked for. */
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(`LLM API answered ${status}: ${message}`, status === 429 || status >= 500);
+  }
+}
+
+/** No response (or no next streamed part) within the timeout. */
+export class LlmTimeoutError extends LlmError {
+  override name = 'LlmTimeoutError';
+  constructor(timeoutMs: number) {
+    super(`the LLM API did not answer within ${timeoutMs} ms`, true);
+  }
+}
+
+/** The API could not be reached (refused, reset, DNS). */
+export class LlmConnectionError extends LlmError {
+  override name = 'LlmConnectionError';
+  constructor(cause: unknown) {
+    super(`the LLM API could not be reached: ${(cause as Error)?.message ?? String(cause)}`, true, { cause });
+  }
+}
+
+/** The API answered 200 with something that is not a chat completion. */
+export class LlmResponseError extends LlmError {
+  override name = 'LlmResponseError';
+  constructor(message: string) {
+    super(`the LLM API's answer was not understood: ${message}`, false);
+  }
+}
+
+const ToolCallSchema = z.object({
+  id: z.string(),
+  type: z.literal('function').default('function'),
+  function: z.object({ name: z.string(), arguments: z.string().default('') }),
+});
+
+const CompletionSchema = z.object({
+  choices: z
+    .array(
+      z.object({
+        message: z.object({
+          content: z.string().nullable().optional(),
+          tool_calls: z.array(ToolCallSchema).nullable().optional(),
+        }),
+        finish_reason: z.string().nullable().optional(),
+      }),
+    )
+    .min(1),
+});
+
+const ChunkSchema = z.object({
+  choices: z
+    .array(
+      z.object({
+        delta: z
+          .object({
+            content: z.string().nullable().optional(),
+            tool_calls: z
+              .array(
+                z.object({
+                  index: z.number().int().min(0).optional(),
+                  id: z.string().optional(),
+                  function: z
+                    .object({ name: z.string().optional(), arguments: z.string().optional() })
+                    .optional(),
+                }),
+              )
+              .nullable()
+              .optional(),
+          })
+          .default({}),
+        finish_reason: z.string().nullable().optional(),
+      }),
+    )
+    .default([]),
+  error: z.object({ message: z.string() }).optional(),
+});
+
+const ErrorBodySchema = z.object({
+  error: z.union([
+    z.object({ message: z.string().optional(), code: z.unknown().optional(), type: z.string().optional() }),
+    z.string(),
+  ]),
+});
+
+/** Milliseconds from `retry-after-ms` (OpenAI), or `Retry-After` in seconds or as an HTTP date. */
+export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
+  const ms = Number(headers.get('retry-after-ms'));
+  if (headers.get('retry-after-ms') !== null && Number.isFinite(ms) && ms >= 0) return ms;
+  const value = headers.get('retry-after');
+  if (value === null) return undefined;
+  const seconds = Number(value);
+  if (value.trim() !== '' && Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function httpError(status: number, headers: Headers, body: string): LlmHttpError {
+  let message = body.slice(0, ERROR_BODY_CHARS) || `HTTP ${status}`;
+  let code: string | undefined;
+  try {
+    const parsed = ErrorBodySchema.safeParse(JSON.parse(body));
+    if (parsed.success) {
+      const e = parsed.data.error;
+      if (typeof e === 'string') message = e;
+      else {
+        message = e.message ?? message;
+        code = e.code !== undefined && e.code !== null ? String(e.code) : e.type;
+      }
+    }
+  } catch {
+    // Not JSON: the text itself is the message.
+  }
+  return new LlmHttpError(status, message, code, retryAfterMs(headers));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A client for OpenAI-compatible chat completion APIs (`POST <baseUrl>/chat/completions`), over
+ * fetch. Streams with server-sent events when asked to, retries 429, 5xx, timeouts and refused
+ * connections with exponential backoff (honouring Retry-After), and fails with a typed LlmError.
+ * A stream that already handed out text is never retried: what was shown cannot be taken back.
+ */
+export class LlmClient {
+  private readonly url: string;
+
+  constructor(private readonly o: LlmClientOptions) {
+    this.url = `${o.baseUrl.replace(/\/+$/, '')}/chat/completions`;
+  }
+
+  get model(): string {
+    return this.o.model;
+  }
+
+  /** One completion. With `onDelta`, the answer is streamed and each new piece of text handed to it. */
+  async complete(
+    request: ChatRequest,
+    options: { onDelta?: (text: string) => void } = {},
+  ): Promise<ChatResult> {
+    const body = JSON.stringify({
+      model: this.o.model,
+      messages: request.messages,
+      ...(request.tools?.length ? { tools: request.tools, tool_choice: request.toolChoice ?? 'auto' } : {}),
+      ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
+      ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+      ...(options.onDelta ? { stream: true } : {}),
+    });
+    for (let attempt = 1; ; attempt++) {
+      const progress = { streamed: false };
+      try {
+        return { ...(await this.attempt(body, options.onDelta, progress)), attempts: attempt };
+      } catch (err) {
+        const error = err instanceof LlmError ? err : new LlmResponseError((err as Error).message);
+        if (!error.retryable || progress.streamed || attempt > this.o.maxRetries) throw error;
+        const backoff = Math.min(
+          this.o.retryCapMs ?? RETRY_CAP_MS,
+          (this.o.retryBaseMs ?? RETRY_BASE_MS) * 2 ** (attempt - 1),
+        );
+        const asked = error instanceof LlmHttpError ? error.retryAfterMs : undefined;
+        if (asked !== undefined && asked > MAX_RETRY_AFTER_MS) throw error;
+        const delayMs = Math.round(asked ?? Math.random() * backoff);
+        this.o.logger?.warn({
+          event: 'llm.retry',
+          model: this.o.model,
+          attempt,
+          status: error instanceof LlmHttpError ? error.status : undefined,
+          err: error.message,
+          delayMs,
+        });
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  private async attempt(
+    body: string,
+    onDelta: ((text: string) => void) | undefined,
+    progress: { streamed: boolean },
+  ): Promise<Omit<ChatResult, 'attempts'>> {
+    const { timeoutMs } = this.o;
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(new LlmTimeoutError(timeoutMs)), timeoutMs);
+    };
+    const timedOut = () => controller.signal.reason instanceof LlmTimeoutError;
+    arm();
+    try {
+      let res: Response;
+      try {
+        res = await fetch(this.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: onDelta ? 'text/event-stream' : 'application/json',
+            ...(this.o.apiKey ? { authorization: `Bearer ${this.o.apiKey}` } : {}),
+          },
+          body,
+          signal: controller.signal,
+        });
+      } catch (err) {
+        throw timedOut() ? controller.signal.reason : new LlmConnectionError(err);
+      }
+      try {
+        if (!res.ok) throw httpError(res.status, res.headers, await res.text());
+        const type = res.headers.get('content-type') ?? '';
+        if (onDelta && type.includes('text/event-stream') && res.body)
+          return await readStream(res.body, onDelta, progress, arm);
+        const parsed = CompletionSchema.safeParse(await res.json().catch(() => undefined));
+        if (!parsed.success) throw new LlmResponseError('no choices in the completion');
+        const choice = parsed.data.choices[0]!;
+        const content = choice.message.content ?? '';
+        // A server that ignored `stream: true` still answers: the whole text is one piece.
+        if (onDelta && content) {
+          progress.streamed = true;
+          onDelta(content);
+        }
+        return {
+          content,
+          toolCalls: choice.message.tool_calls ?? [],
+          finishReason: choice.finish_reason ?? null,
+        };
+      } catch (err) {
+        if (timedOut()) throw controller.signal.reason;
+        throw err;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Reads an SSE stream of chat completion chunks, handing out text and gathering tool calls. */
+async function readStream(
+  body: ReadableStream<Uint8Array>,
+  onDelta: (text: string) => void,
+  progress: { streamed: boolean },
+  alive: () => void,
+): Promise<Omit<ChatResult, 'attempts'>> {
+  const events: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (event) => events.push(event) });
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  let content = '';
+  let finishReason: string | null = null;
+  let done = false;
+  const calls: { id: string; name: string; args: string }[] = [];
+  const take = (event: EventSourceMessage) => {
+    if (event.data.trim() === '[DONE]') {
+      done = true;
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(event.data);
+    } catch {
+      throw new LlmResponseError(`a streamed event is not JSON: ${event.data.slice(0, 100)}`);
+    }
+    const parsed = ChunkSchema.safeParse(json);
+    if (!parsed.success) throw new LlmResponseError('a streamed event is not a chat completion chunk');
+    if (parsed.data.error) throw new LlmResponseError(parsed.data.error.message);
+    const choice = parsed.data.choices[0];
+    if (!choice) return;
+    const text = choice.delta.content;
+    if (text) {
+      content += text;
+      progress.streamed = true;
+      onDelta(text);
+    }
+    for (const part of choice.delta.tool_calls ?? []) {
+      const index = part.index ?? 0;
+      const slot = calls[index] ?? { id: '', name: '', args: '' };
+      calls[index] = slot;
+      if (part.id) slot.id = part.id;
+      if (part.function?.name) slot.name += part.function.name;
+      if (part.function?.arguments) slot.args += part.function.arguments;
+    }
+    if (choice.finish_reason) finishReason = choice.finish_reason;
+  };
+  try {
+    while (!done) {
+      const { done: ended, value } = await reader.read();
+      if (ended) break;
+      alive();
+      parser.feed(decoder.decode(value, { stream: true }));
+      for (const event of events.splice(0)) if (!done) take(event);
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  if (!done && finishReason === null) throw new LlmResponseError('the stream ended before the answer did');
+  return {
+    content,
+    toolCalls: calls
+      .filter((c) => c !== undefined)
+      .map((c, i) => ({
+        id: c.id || `call_${i}`,
+        type: 'function' as const,
+        function: { name: c.name, arguments: c.args },
+      })),
+    finishReason,
+  };
+}

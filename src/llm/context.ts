@@ -1,0 +1,265 @@
+import type { Logger } from '../logger.ts';
+import type { ChatMessage, ToolSpec } from './client.ts';
+import type { TokenCounter } from './tokens.ts';
+
+/** A chunk of a knowledge base that matched the person's message, best first. */
+export interface KnowledgeChunk {
+  kb: string;
+  /** The document's path inside its knowledge base: what the model is told to cite. */
+  source: string;
+  text: string;
+}
+
+/** One stored history row as chat messages (a tool row is the model's call and its result). */
+export interface HistoryItem {
+  seq: number;
+  messages: ChatMessage[];
+}
+
+export interface ContextInput {
+  /** The bot's prompt and personality. */
+  system: string;
+  summary: string | null;
+  knowledge: readonly KnowledgeChunk[];
+  /** `SET CONTEXT` strings. */
+  context: Readonly<Record<string, string>>;
+  tools: readonly ToolSpec[];
+  /** Earlier history, oldest first. */
+  history: readonly HistoryItem[];
+  /** Most history items kept. */
+  historyLimit: number;
+  /** The current message. */
+  message: string;
+  /** This answer's tool calls and results so far: they follow the message, always. */
+  pending: readonly ChatMessage[];
+  /** Most tokens the request may take (the model's context less what is kept for the reply). */
+  budget: number;
+  knowledgeMaxChunks: number;
+  knowledgeMaxTokens: number;
+}
+
+export type PartName =
+  | 'system'
+  | 'summary'
+  | 'knowledge'
+  | 'context'
+  | 'tools'
+  | 'history'
+  | 'message'
+  | 'pending';
+
+/** Why a part of the context was kept or cut, and what it cost. */
+export interface ContextPart {
+  part: PartName;
+  kept: boolean;
+  tokens: number;
+  reason: string;
+  /** What the part is: a source, a context name, a tool name, a history seq. */
+  item?: string | number;
+}
+
+export interface AssembledContext {
+  messages: ChatMessage[];
+  tools: ToolSpec[];
+  /** What the request costs, counted exactly as `tokens.request` does. */
+  tokens: number;
+  budget: number;
+  parts: ContextPart[];
+  /** History items left out (not the summary's), oldest first: what a new summary would cover. */
+  dropped: HistoryItem[];
+}
+
+export class ContextBudgetError extends Error {
+  override name = 'ContextBudgetError';
+}
+
+export const SECTION = {
+  summary: '## Summary of the earlier conversation',
+  knowledge:
+    '## Knowledge\nExcerpts from the knowledge bases. Use them when they answer the question and name the source you used.',
+  context: '## Context',
+} as const;
+
+/**
+ * Assembles the prompt, in this order: the system layer (the bot's prompt and personality),
+ * the summary of older history, knowledge (the best chunks, with their sources), the user's
+ * context, the tools, then as much history as fits (newest first, in the order it was said),
+ * then the current message and this answer's tool exchanges. The first four go into one
+ * system message, section after section; tools travel as the request's `tools`.
+ *
+ * Everything is counted with the real tokenizer against `budget`. The system layer, the current
+ * message and the tool exchanges always go (the message is shortened if it alone would not
+ * fit); each later layer is kept when it fits in what is left, else cut; history fills the
+ * rest, newest first, and once one message does not fit, every older one is left out too.
+ * Every part gets a line in `parts` saying what it cost and why it was kept or cut.
+ */
+export function assembleContext(input: ContextInput, counter: TokenCounter): AssembledContext {
+  const parts: ContextPart[] = [];
+  const { budget } = input;
+  let layers: SystemLayers = { base: input.system.trim(), summary: null, knowledge: [], context: [] };
+  parts.push({
+    part: 'system',
+    kept: true,
+    tokens: counter.message({ role: 'system', content: layers.base }),
+    reason: 'always sent',
+  });
+
+  let current: ChatMessage = { role: 'user', content: input.message };
+  let tools: ToolSpec[] = [];
+  const cost = (l: SystemLayers, t: readonly ToolSpec[]) =>
+    counter.request([{ role: 'system', content: renderSystem(l) }, current, ...input.pending], t);
+
+  const emptyMessage = counter.message({ role: 'user', content: '' });
+  const messageTokens = counter.message(current);
+  const room = budget - cost(layers, tools) + messageTokens;
+  if (room <= emptyMessage)
+    throw new ContextBudgetError(
+      `the system layer and this answer's tool results need ${cost(layers, tools) - messageTokens} of ${budget} tokens: raise tokenBudget or shorten systemPrompt`,
+    );
+  if (messageTokens > room) {
+    current = { role: 'user', content: counter.truncate(input.message, room - emptyMessage) };
+    parts.push({
+      part: 'message',
+      kept: true,
+      tokens: counter.message(current),
+      reason: `shortened from ${messageTokens} tokens to fit the budget`,
+    });
+  } else parts.push({ part: 'message', kept: true, tokens: messageTokens, reason: 'always sent' });
+  if (input.pending.length > 0)
+    parts.push({
+      part: 'pending',
+      kept: true,
+      tokens: input.pending.reduce((sum, m) => sum + counter.message(m), 0),
+      reason: "this answer's tool calls and results",
+    });
+
+  let used = cost(layers, tools);
+  /** Takes the changed layers when the whole request still fits; returns what they cost. */
+  const tryLayers = (next: SystemLayers, limit = budget - used): { ok: boolean; tokens: number } => {
+    const tokens = cost(next, tools) - used;
+    if (tokens > limit || used + tokens > budget) return { ok: false, tokens };
+    layers = next;
+    used += tokens;
+    return { ok: true, tokens };
+  };
+
+  if (input.summary) {
+    const r = tryLayers({ ...layers, summary: input.summary.trim() });
+    parts.push({ part: 'summary', kept: r.ok, tokens: r.tokens, reason: r.ok ? 'fits' : 'over budget' });
+  }
+
+  let knowledgeUsed = 0;
+  for (const chunk of input.knowledge) {
+    const item = `${chunk.kb}/${chunk.source}`;
+    const text = `[source: ${chunk.source}]\n${chunk.text.trim()}`;
+    if (layers.knowledge.length >= input.knowledgeMaxChunks) {
+      parts.push({
+        part: 'knowledge',
+        item,
+        kept: false,
+        tokens: counter.text(text),
+        reason: 'beyond knowledge.maxChunks',
+      });
+      continue;
+    }
+    const next = { ...layers, knowledge: [...layers.knowledge, text] };
+    const r = tryLayers(next, input.knowledgeMaxTokens - knowledgeUsed);
+    const overShare = !r.ok && used + r.tokens <= budget;
+    parts.push({
+      part: 'knowledge',
+      item,
+      kept: r.ok,
+      tokens: r.tokens,
+      reason: r.ok ? 'matches the message' : overShare ? 'over knowledge.maxTokens' : 'over budget',
+    });
+    if (r.ok) knowledgeUsed += r.tokens;
+  }
+
+  for (const [name, value] of Object.entries(input.context)) {
+    const r = tryLayers({ ...layers, context: [...layers.context, `- ${name}: ${value}`] });
+    parts.push({
+      part: 'context',
+      item: name,
+      kept: r.ok,
+      tokens: r.tokens,
+      reason: r.ok ? 'fits' : 'over budget',
+    });
+  }
+
+  for (const tool of input.tools) {
+    const tokens = cost(layers, [...tools, tool]) - used;
+    const ok = used + tokens <= budget;
+    parts.push({
+      part: 'tools',
+      item: tool.function.name,
+      kept: ok,
+      tokens,
+      reason: ok ? 'in USE TOOL' : 'over budget',
+    });
+    if (ok) {
+      tools = [...tools, tool];
+      used += tokens;
+    }
+  }
+
+  const kept: HistoryItem[] = [];
+  const dropped: HistoryItem[] = [];
+  let closed = false;
+  for (let i = input.history.length - 1; i >= 0; i--) {
+    const item = input.history[i]!;
+    const tokens = item.messages.reduce((sum, m) => sum + counter.message(m), 0);
+    let reason: string | undefined;
+    if (closed) reason = 'older than a message that was cut';
+    else if (kept.length >= input.historyLimit) reason = 'beyond historyLimit';
+    else if (used + tokens > budget) reason = 'over budget';
+    if (reason) {
+      closed = true;
+      dropped.unshift(item);
+      parts.push({ part: 'history', item: item.seq, kept: false, tokens, reason });
+      continue;
+    }
+    used += tokens;
+    kept.unshift(item);
+    parts.push({ part: 'history', item: item.seq, kept: true, tokens, reason: 'fits, newest first' });
+  }
+
+  const messages: ChatMessage[] = [
+    { role: 'system', content: renderSystem(layers) },
+    ...kept.flatMap((h) => h.messages),
+    current,
+    ...input.pending,
+  ];
+  return { messages, tools, tokens: counter.request(messages, tools), budget, parts, dropped };
+}
+
+interface SystemLayers {
+  base: string;
+  summary: string | null;
+  knowledge: string[];
+  context: string[];
+}
+
+/** The system message: the bot's own prompt, then a section per layer that has something. */
+function renderSystem(l: SystemLayers): string {
+  const sections = [l.base];
+  if (l.summary) sections.push(`${SECTION.summary}\n${l.summary}`);
+  if (l.knowledge.length > 0) sections.push(`${SECTION.knowledge}\n\n${l.knowledge.join('\n\n')}`);
+  if (l.context.length > 0) sections.push(`${SECTION.context}\n${l.context.join('\n')}`);
+  return sections.filter((s) => s !== '').join('\n\n');
+}
+
+/** One DEBUG line per part (`llm.context_part`) and one for the whole (`llm.context`). */
+export function logContext(logger: Logger, assembled: AssembledContext, purpose: string): void {
+  if (!logger.isLevelEnabled('debug')) return;
+  for (const p of assembled.parts) logger.debug({ event: 'llm.context_part', purpose, ...p });
+  logger.debug({
+    event: 'llm.context',
+    purpose,
+    tokens: assembled.tokens,
+    budget: assembled.budget,
+    messages: assembled.messages.length,
+    tools: assembled.tools.map((t) => t.function.name),
+    historyKept: assembled.parts.filter((p) => p.part === 'history' && p.kept).length,
+    historyDropped: assembled.dropped.length,
+  });
+}

@@ -1,0 +1,73 @@
+import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base';
+import * as o200k from 'gpt-tokenizer/encoding/o200k_base';
+import {
+  COMPLETION_REQUEST_TOKEN_OVERHEAD,
+  estimateTokensInFunctions,
+  MESSAGE_TOKEN_OVERHEAD,
+} from 'gpt-tokenizer/functionCalling';
+import type { ChatMessage, ToolSpec } from './client.ts';
+
+export type Encoding = 'o200k_base' | 'cl100k_base';
+
+/**
+ * Counts tokens the way OpenAI's models do (gpt-tokenizer's BPE tables): a message costs its
+ * text plus a fixed overhead, a request a few tokens for priming the reply, and tool
+ * declarations what their TypeScript-like rendering costs. Other models' tokenizers differ a
+ * little; the budget leaves them room through `replyTokens`.
+ */
+export class TokenCounter {
+  private readonly bpe: typeof o200k;
+  private readonly count: (text: string) => number;
+
+  constructor(readonly encoding: Encoding = 'o200k_base') {
+    this.bpe = encoding === 'cl100k_base' ? cl100k : o200k;
+    this.count = (text) => this.bpe.countTokens(text);
+  }
+
+  text(text: string): number {
+    return text ? this.count(text) : 0;
+  }
+
+  /** The text cut to its first `maxTokens` tokens. */
+  truncate(text: string, maxTokens: number): string {
+    const tokens = this.bpe.encode(text);
+    return tokens.length <= maxTokens ? text : this.bpe.decode(tokens.slice(0, Math.max(0, maxTokens)));
+  }
+
+  message(message: ChatMessage): number {
+    let tokens = MESSAGE_TOKEN_OVERHEAD + this.text(message.role) + this.text(message.content ?? '');
+    if (message.role === 'assistant')
+      for (const call of message.tool_calls ?? [])
+        tokens += MESSAGE_TOKEN_OVERHEAD + this.text(call.function.name) + this.text(call.function.arguments);
+    if (message.role === 'tool') tokens += this.text(message.tool_call_id);
+    return tokens;
+  }
+
+  tools(tools: readonly ToolSpec[]): number {
+    if (tools.length === 0) return 0;
+    return estimateTokensInFunctions(
+      tools.map((t) => t.function as unknown as Parameters<typeof estimateTokensInFunctions>[0][number]),
+      this.count,
+    );
+  }
+
+  /** What a whole request costs: its messages, its tools and the reply's priming. */
+  request(messages: readonly ChatMessage[], tools: readonly ToolSpec[] = []): number {
+    return (
+      messages.reduce((sum, m) => sum + this.message(m), 0) +
+      this.tools(tools) +
+      COMPLETION_REQUEST_TOKEN_OVERHEAD
+    );
+  }
+}
+
+const counters = new Map<Encoding, TokenCounter>();
+
+export function tokenCounter(encoding: Encoding = 'o200k_base'): TokenCounter {
+  let counter = counters.get(encoding);
+  if (!counter) {
+    counter = new TokenCounter(encoding);
+    counters.set(encoding, counter);
+  }
+  return counter;
+}

@@ -1,0 +1,208 @@
+import path from 'node:path';
+import { z } from 'zod';
+import type { BotSettings } from '../config/bots.ts';
+import { MAIN_UNIT } from '../dialog/compiler.ts';
+import { DialogRuntimeError } from '../dialog/errors.ts';
+import { ScriptLibrary } from '../dialog/library.ts';
+import { Machine } from '../dialog/machine.ts';
+import { TurnBuffer } from '../dialog/turn-buffer.ts';
+import { fromJson, type Value } from '../dialog/values.ts';
+import type { BotContext } from '../engine/bot.ts';
+import type { ToolCall, ToolSpec } from './client.ts';
+import type { ToolDeclaration } from './settings.ts';
+
+/** Tool scripts live here, inside the bot's folder. */
+export const TOOLS_DIR = 'tools';
+/** Most characters of a tool's result that are stored and sent to the model. */
+export const MAX_TOOL_RESULT_CHARS = 8_000;
+
+export class ToolConfigError extends Error {
+  override name = 'ToolConfigError';
+}
+
+export interface ToolOutcome {
+  /** What the model is told: the tool's result, or what went wrong. */
+  content: string;
+  ok: boolean;
+  /** The arguments as the model sent them, parsed when they were JSON. */
+  args: unknown;
+}
+
+interface LoadedTool {
+  declaration: ToolDeclaration;
+  spec: ToolSpec;
+  validate: z.ZodType;
+}
+
+function clip(text: string): string {
+  return text.length <= MAX_TOOL_RESULT_CHARS ? text : `${text.slice(0, MAX_TOOL_RESULT_CHARS)}… (cut)`;
+}
+
+/**
+ * A bot's declared tools: what `USE TOOL` can expose to the model, and how each one runs — a
+ * `.bas` script in the bot's `tools/` folder (the arguments are its variables; what it TALKs is
+ * the result) or an HTTP endpoint (the arguments as JSON; the response body is the result). A
+ * tool that fails tells the model so, in words: the model can then say so to the person.
+ */
+export class BotTools {
+  private constructor(
+    private readonly tools: Map<string, LoadedTool>,
+    private readonly scripts: ScriptLibrary | undefined,
+    private readonly settings: BotSettings,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /** Checks every declaration: scripts exist and compile, parameter schemas are usable. */
+  static async load(
+    botDir: string,
+    settings: BotSettings,
+    env: NodeJS.ProcessEnv = process.env,
+  ): Promise<BotTools> {
+    const declarations = settings.llm?.tools ?? [];
+    const tools = new Map<string, LoadedTool>();
+    let scripts: ScriptLibrary | undefined;
+    if (declarations.some((d) => d.script)) {
+      const opened = await ScriptLibrary.open(path.join(botDir, TOOLS_DIR));
+      if (opened.errors.length > 0)
+        throw new ToolConfigError(
+          opened.errors.map((e) => path.join(botDir, TOOLS_DIR, e.message)).join('\n'),
+        );
+      scripts = opened.library;
+    }
+    for (const d of declarations) {
+      if (d.script && !(await scripts!.get(d.script)))
+        throw new ToolConfigError(
+          `${path.join(botDir, TOOLS_DIR, d.script)}: tool "${d.name}" names a script that is not there`,
+        );
+      let validate: z.ZodType;
+      try {
+        validate = z.fromJSONSchema(d.parameters as Parameters<typeof z.fromJSONSchema>[0]);
+      } catch (err) {
+        throw new ToolConfigError(
+          `tool "${d.name}": parameters is not a usable JSON schema (${(err as Error).message})`,
+        );
+      }
+      tools.set(d.name, {
+        declaration: d,
+        validate,
+        spec: {
+          type: 'function',
+          function: { name: d.name, description: d.description, parameters: d.parameters },
+        },
+      });
+    }
+    return new BotTools(tools, scripts, settings, env);
+  }
+
+  has(name: string): boolean {
+    return this.tools.has(name);
+  }
+
+  /** The declarations of the session's tools (`USE TOOL`), in that order; names not declared are left out. */
+  specs(active: readonly string[]): ToolSpec[] {
+    return active.flatMap((name) => {
+      const tool = this.tools.get(name);
+      return tool ? [tool.spec] : [];
+    });
+  }
+
+  /** Runs a call the model made. Never throws for the tool's own failures: they become the result. */
+  async run(call: ToolCall, ctx: BotContext, active: readonly string[]): Promise<ToolOutcome> {
+    const name = call.function.name;
+    let args: unknown;
+    try {
+      args = call.function.arguments.trim() === '' ? {} : JSON.parse(call.function.arguments);
+    } catch {
+      return { ok: false, args: call.function.arguments, content: `error: the arguments are not JSON` };
+    }
+    const tool = this.tools.get(name);
+    if (!tool || !active.includes(name))
+      return { ok: false, args, content: `error: there is no tool named "${name}"` };
+    const checked = tool.validate.safeParse(args);
+    if (!checked.success) {
+      const problems = checked.error.issues.map((i) => `${i.path.join('.') || '(arguments)'}: ${i.message}`);
+      return { ok: false, args, content: `error: invalid arguments: ${problems.join('; ')}` };
+    }
+    const input = (checked.data ?? {}) as Record<string, unknown>;
+    try {
+      const content = tool.declaration.script
+        ? await this.runScript(tool.declaration.script, input, ctx)
+        : await this.runHttp(tool.declaration.http!, input);
+      return { ok: true, args, content: clip(content) };
+    } catch (err) {
+      return { ok: false, args, content: clip(`error: ${(err as Error).message}`) };
+    }
+  }
+
+  /**
+   * Runs the tool's script against a held-back copy of the turn: its variables, memory and
+   * events are kept when it ends well; its TALKs are the result, never replies.
+   */
+  private async runScript(name: string, input: Record<string, unknown>, ctx: BotContext): Promise<string> {
+    const script = await this.scripts!.get(name, ctx.logger);
+    if (!script) throw new Error(`the tool's script ${name} is gone`);
+    const buffer = new TurnBuffer(ctx);
+    const machine = new Machine(
+      {
+        script: (n) => this.scripts!.get(n, ctx.logger),
+        llm: async () => {
+          throw new DialogRuntimeError('a tool script cannot ask the LLM');
+        },
+        limits: { ...this.settings.dialog },
+        steps: { used: 0 },
+      },
+      buffer.context,
+    );
+    const locals: Record<string, Value> = { message: ctx.text };
+    for (const [key, value] of Object.entries(input)) locals[key] = fromJson(value);
+    machine.begin(script, MAIN_UNIT, locals);
+    const outcome = await machine.run();
+    if (outcome.kind === 'waiting') throw new Error('a tool script cannot wait for an answer (HEAR)');
+    const result = buffer.replies.map((r) => r.text).join('\n');
+    buffer.replies.length = 0;
+    buffer.commit([]);
+    return result;
+  }
+
+  private async runHttp(
+    http: NonNullable<ToolDeclaration['http']>,
+    input: Record<string, unknown>,
+  ): Promise<string> {
+    const headers: Record<string, string> = {
+      accept: 'application/json, text/plain;q=0.9, */*;q=0.5',
+      ...http.headers,
+    };
+    for (const [header, variable] of Object.entries(http.headersFromEnv)) {
+      const value = this.env[variable];
+      if (value === undefined || value === '')
+        throw new Error(`the environment variable ${variable} is not set`);
+      headers[header] = value;
+    }
+    let url = http.url;
+    let body: string | undefined;
+    if (http.method === 'GET') {
+      const u = new URL(http.url);
+      for (const [key, value] of Object.entries(input))
+        u.searchParams.set(key, typeof value === 'string' ? value : JSON.stringify(value));
+      url = u.toString();
+    } else {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(input);
+    }
+    const res = await fetch(url, {
+      method: http.method,
+      headers,
+      body,
+      signal: AbortSignal.timeout(http.timeoutMs),
+    }).catch((err: Error) => {
+      throw new Error(
+        err.name === 'TimeoutError'
+          ? `no answer within ${http.timeoutMs} ms`
+          : `unreachable (${err.message})`,
+      );
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 500)}`);
+    return text;
+  }
+}

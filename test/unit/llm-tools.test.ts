@@ -1,0 +1,171 @@
+import fs from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BotConfigError, BotSettingsSchema, loadBots } from '../../src/config/bots.ts';
+import { checkBots } from '../../src/dialog/check.ts';
+import type { BotContext } from '../../src/engine/bot.ts';
+import { TurnDraft } from '../../src/engine/turn.ts';
+import { parseEnvelope } from '../../src/envelope.ts';
+import { BotTools, ToolConfigError } from '../../src/llm/tools.ts';
+import { emptyState } from '../../src/store/records.ts';
+import { silentLogger, tempDir } from '../helpers/database.ts';
+
+const llm = (tools: unknown[]) => ({ llm: { baseUrl: 'http://127.0.0.1:9/v1', model: 'm', tools } });
+const lookup = {
+  name: 'lookup',
+  description: 'Looks a word up',
+  parameters: {
+    type: 'object',
+    properties: { word: { type: 'string' }, times: { type: 'integer', minimum: 1 } },
+    required: ['word'],
+  },
+  script: 'lookup.bas',
+};
+
+function context(): { ctx: BotContext; draft: TurnDraft } {
+  const now = new Date().toISOString();
+  const draft = new TurnDraft(
+    {
+      session: {
+        id: '00000000-0000-4000-8000-000000000001',
+        bot: 'b',
+        channel: 'api',
+        nativeKey: 'k',
+        userId: null,
+        authLevel: 'anonymous',
+        replyTo: null,
+        meta: {},
+        createdAt: now,
+        lastActivityAt: now,
+        expiresAt: null,
+        endedAt: null,
+        messageCount: 0,
+        lastSeq: 4,
+      },
+      state: emptyState(),
+    },
+    parseEnvelope({ id: 'api:1', channel: 'api', bot: 'b', from: { id: 'k' }, text: 'hi', receivedAt: now }),
+  );
+  return { ctx: draft.context(silentLogger, async () => null), draft };
+}
+
+const call = (name: string, args: unknown) => ({
+  id: 'c1',
+  type: 'function' as const,
+  function: { name, arguments: typeof args === 'string' ? args : JSON.stringify(args) },
+});
+
+describe('tools', () => {
+  let dir: string;
+  let server: Server;
+  let url = '';
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    dir = await tempDir('sbt-tools-');
+    await fs.mkdir(path.join(dir, 'tools'));
+    await fs.writeFile(
+      path.join(dir, 'tools/lookup.bas'),
+      'SET looked_up = word\nFOR i = 1 TO times\n  TALK word + " means something"\nNEXT\n',
+    );
+    await fs.writeFile(path.join(dir, 'tools/waits.bas'), 'x = HEAR\n');
+    server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(req.url?.includes('fail') ? 502 : 200, { 'content-type': 'text/plain' });
+      res.end(req.url?.includes('fail') ? 'upstream down' : 'sunny');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((r) => server.close(r));
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs a script tool: arguments as variables, TALKs as the result, SETs kept with the turn', async () => {
+    const tools = await BotTools.load(dir, BotSettingsSchema.parse(llm([lookup])));
+    const { ctx, draft } = context();
+    const out = await tools.run(call('lookup', { word: 'kettle', times: 2 }), ctx, ['lookup']);
+    expect(out).toMatchObject({ ok: true, content: 'kettle means something\nkettle means something' });
+    expect(draft.state.variables.looked_up).toBe('kettle');
+    expect(draft.replies).toEqual([]);
+  });
+
+  it('tells the model what went wrong instead of failing the turn', async () => {
+    const settings = BotSettingsSchema.parse(
+      llm([
+        lookup,
+        { name: 'waits', description: 'd', script: 'waits.bas' },
+        { name: 'weather', description: 'd', http: { url: `${url}/weather`, method: 'GET' } },
+        { name: 'broken', description: 'd', http: { url: `${url}/fail` } },
+        {
+          name: 'secret',
+          description: 'd',
+          http: { url: `${url}/x`, headersFromEnv: { authorization: 'SB_UNSET_VAR_X' } },
+        },
+      ]),
+    );
+    const tools = await BotTools.load(dir, settings, {});
+    const active = ['lookup', 'waits', 'weather', 'broken', 'secret'];
+    const { ctx, draft } = context();
+    expect((await tools.run(call('lookup', { times: 0 }), ctx, active)).content).toMatch(
+      /^error: invalid arguments: word: .*; times: /,
+    );
+    expect((await tools.run(call('lookup', '{oops'), ctx, active)).content).toBe(
+      'error: the arguments are not JSON',
+    );
+    expect((await tools.run(call('lookup', { word: 'x' }), ctx, [])).content).toBe(
+      'error: there is no tool named "lookup"',
+    );
+    expect((await tools.run(call('nope', {}), ctx, active)).content).toBe(
+      'error: there is no tool named "nope"',
+    );
+    expect((await tools.run(call('waits', {}), ctx, active)).content).toBe(
+      'error: a tool script cannot wait for an answer (HEAR)',
+    );
+    expect(await tools.run(call('weather', { city: 'Lisbon', days: 2 }), ctx, active)).toMatchObject({
+      ok: true,
+      content: 'sunny',
+    });
+    expect(seen.at(-1)).toBe('GET /weather?city=Lisbon&days=2');
+    expect((await tools.run(call('broken', {}), ctx, active)).content).toBe('error: HTTP 502: upstream down');
+    expect((await tools.run(call('secret', {}), ctx, active)).content).toBe(
+      'error: the environment variable SB_UNSET_VAR_X is not set',
+    );
+    expect(draft.state.variables).toEqual({});
+    expect(tools.specs(['weather', 'unknown', 'lookup']).map((s) => s.function.name)).toEqual([
+      'weather',
+      'lookup',
+    ]);
+  });
+
+  it('refuses at start a tool whose script is missing or broken, and a key written in bot.json', async () => {
+    await expect(
+      BotTools.load(dir, BotSettingsSchema.parse(llm([{ ...lookup, script: 'missing.bas' }]))),
+    ).rejects.toThrow(ToolConfigError);
+    const broken = await tempDir('sbt-tools-broken-');
+    try {
+      await fs.mkdir(path.join(broken, 'bots/b/tools'), { recursive: true });
+      await fs.writeFile(path.join(broken, 'bots/b/tools/lookup.bas'), 'IF x THEN\nTALK "never closed"\n');
+      await fs.writeFile(path.join(broken, 'bots/b/bot.json'), JSON.stringify(llm([lookup])));
+      await expect(
+        BotTools.load(path.join(broken, 'bots/b'), BotSettingsSchema.parse(llm([lookup]))),
+      ).rejects.toThrow(/tools\/lookup\.bas:\d+:\d+/);
+      // `switchboard check` reports it too.
+      const [check] = await checkBots(broken, 'b');
+      expect(check!.scripts).toEqual(['tools/lookup.bas']);
+      expect(check!.errors.map((e) => e.file)).toEqual(['tools/lookup.bas']);
+
+      await fs.writeFile(
+        path.join(broken, 'bots/b/bot.json'),
+        JSON.stringify({ llm: { baseUrl: 'http://x/v1', model: 'm', apiKey: 'sk-live-123' } }),
+      );
+      await expect(loadBots(broken)).rejects.toThrow(BotConfigError);
+      await expect(loadBots(broken)).rejects.toThrow(/llm\.apiKey: keep the key out of bot\.json/);
+    } finally {
+      await fs.rm(broken, { recursive: true, force: true });
+    }
+  });
+});
