@@ -102,11 +102,20 @@ describe('HEAR answered through another process (two processes, shared PostgreSQ
     await redis?.cleanup();
   });
 
-  /** Which of the processes committed the turn of this envelope (they log each commit). */
-  const ranIn = (envelopeId: string) =>
-    [a, b].filter((p) =>
-      p.logLines().some((l) => l.event === 'turn.committed' && l.envelopeId === envelopeId),
-    );
+  /**
+   * Which of the processes committed the turn of this envelope (they log each commit). The log
+   * line travels through a pipe and may trail the HTTP answer: wait for it.
+   */
+  const ranIn = async (envelopeId: string) => {
+    const committed = () =>
+      [a, b].filter((p) =>
+        p.logLines().some((l) => l.event === 'turn.committed' && l.envelopeId === envelopeId),
+      );
+    for (const deadline = Date.now() + 10_000; committed().length === 0 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return committed();
+  };
 
   /**
    * Runs `fn` while `p` is frozen (SIGSTOP): whatever queue the hub uses, the other process is
@@ -124,17 +133,17 @@ describe('HEAR answered through another process (two processes, shared PostgreSQ
   it('a session opened on A waits at HEAR; the answer through B is resumed by B; the next through A by A', async () => {
     // The greeting runs in A (B is frozen), and leaves the script waiting at HEAR.
     const session = await whileFrozen(b, () => openWaitingSession(a));
-    expect(ranIn(`api:${session.session_id}:start`)).toEqual([a]);
+    expect(await ranIn(`api:${session.session_id}:start`)).toEqual([a]);
 
     // The answer goes through B, and only B can run it: it takes the state A left and goes on.
     const throughB = await whileFrozen(a, () => apiClient(b.url).chat(session.token, 'Bea'));
     expect(texts(throughB)).toEqual(['Which plan, Bea?']);
-    expect(ranIn(throughB.json.envelope_id)).toEqual([b]);
+    expect(await ranIn(throughB.json.envelope_id)).toEqual([b]);
 
     // And back: B's waiting state, resumed by A.
     const throughA = await whileFrozen(b, () => apiClient(a.url).chat(session.token, 'Basic'));
     expect(texts(throughA)).toEqual(['Thanks Bea (api), plan Basic']);
-    expect(ranIn(throughA.json.envelope_id)).toEqual([a]);
+    expect(await ranIn(throughA.json.envelope_id)).toEqual([a]);
 
     const state = await apiClient(b.url).call('GET', '/api/session', { token: session.token });
     expect(state.json.state).toMatchObject({
