@@ -61,19 +61,30 @@ interface Entry {
   script: CompiledScript | undefined;
 }
 
+/** How often a script in use is checked for changes (a stat): not on every turn of a busy bot. */
+export const SCRIPT_CHECK_INTERVAL_MS = 1_000;
+
 /**
- * A bot's scripts, compiled once and recompiled when their file changes (checked at each use,
- * which costs one stat). A change that does not compile is logged and the last good version
- * stays in service; a session waiting in a changed script is the runtime's business.
+ * A bot's scripts, compiled once and recompiled when their file changes (checked on use, at
+ * most every `checkEveryMs`, which costs one stat). A change that does not compile is logged and
+ * the last good version stays in service; a session waiting in a changed script is the
+ * runtime's business.
  */
 export class ScriptLibrary {
   private readonly entries = new Map<string, Entry>();
+  private readonly checkedAt = new Map<string, number>();
 
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    private readonly checkEveryMs: number,
+  ) {}
 
   /** Loads every script of the folder; any error in any of them is returned (and nothing is served). */
-  static async open(dir: string): Promise<{ library: ScriptLibrary; errors: DialogSyntaxError[] }> {
-    const library = new ScriptLibrary(dir);
+  static async open(
+    dir: string,
+    options: { checkEveryMs?: number } = {},
+  ): Promise<{ library: ScriptLibrary; errors: DialogSyntaxError[] }> {
+    const library = new ScriptLibrary(dir, options.checkEveryMs ?? SCRIPT_CHECK_INTERVAL_MS);
     const { scripts, errors, compiled } = await checkScripts(dir);
     for (const name of scripts) {
       const stamp = await library.stamp(name);
@@ -95,6 +106,10 @@ export class ScriptLibrary {
   /** The current version of a script; undefined when there is no such file (or it never compiled). */
   async get(name: string, logger?: Logger): Promise<CompiledScript | undefined> {
     if (!isScriptName(name)) return undefined;
+    const now = Date.now();
+    const known = this.entries.get(name);
+    if (known && now - (this.checkedAt.get(name) ?? 0) < this.checkEveryMs) return known.script;
+    this.checkedAt.set(name, now);
     const stamp = await this.stamp(name);
     if (!stamp) {
       this.entries.delete(name);

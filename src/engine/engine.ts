@@ -1,5 +1,5 @@
 import type { Bus, SessionEvent } from '../bus/bus.ts';
-import { sessionTopic } from '../bus/bus.ts';
+import { LIVE_CHANNELS, sessionTopic } from '../bus/bus.ts';
 import type { SessionCache } from '../cache/cache.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
@@ -164,7 +164,9 @@ export class SessionEngine {
   }
 
   private signalTyping(snapshot: SessionSnapshot, envelope: Envelope): void {
-    void this.publish({ type: 'turn.started', sessionId: snapshot.session.id, envelopeId: envelope.id });
+    if (LIVE_CHANNELS.has(snapshot.session.channel)) {
+      void this.publish({ type: 'turn.started', sessionId: snapshot.session.id, envelopeId: envelope.id });
+    }
     this.o.delivery.typing(snapshot.session);
   }
 

@@ -1,5 +1,5 @@
 import { Counter, Histogram } from 'prom-client';
-import { type Bus, sessionTopic, type TurnChunk } from '../bus/bus.ts';
+import { type Bus, LIVE_CHANNELS, sessionTopic, type TurnChunk } from '../bus/bus.ts';
 import type { BotRegistry, BotSettings } from '../config/bots.ts';
 import type { DialogServices } from '../dialog/runtime.ts';
 import { type BotContext, type BotLlm, NoLlmConfiguredError } from '../engine/bot.ts';
@@ -18,8 +18,6 @@ import { summaryRequest } from './summary.ts';
 import { type TokenCounter, tokenCounter } from './tokens.ts';
 import { BotTools } from './tools.ts';
 
-/** Channels whose clients show a reply while it is written: they get `turn.chunk` events. */
-export const STREAMING_CHANNELS: ReadonlySet<Channel> = new Set(['web']);
 /** Earlier messages read past `historyLimit`: what a summary can fold in at once. */
 export const SUMMARY_SOURCE_LIMIT = 200;
 /** Separates what the model said before a tool call from what it says after. */
@@ -250,7 +248,7 @@ export class LlmService {
       }
     }
 
-    const stream = talk && STREAMING_CHANNELS.has(ctx.session.channel);
+    const stream = talk && LIVE_CHANNELS.has(ctx.session.channel);
     let published = Promise.resolve();
     const publish = (text: string) => {
       const chunk = this.chunkEvent(ctx, text);

@@ -136,8 +136,11 @@ export class LaneRunner {
       }
       const outcome = await handle(lane, items, { first });
       first = false;
-      await lanes.ack(lane, items.slice(0, outcome.done));
-      if (outcome.error) throw outcome.error;
+      if (outcome.error) {
+        await lanes.ack(lane, items.slice(0, outcome.done));
+        throw outcome.error;
+      }
+      if (await lanes.ackAndFinish(lane, epoch, items.slice(0, outcome.done))) return;
       // Fencing at chunk granularity: if our lock lapsed, another drainer owns the lane now.
       if (token && (await job.extendLock(token, LANE_LOCK_MS)) !== 1) {
         this.o.logger.warn({ event: 'queue.lane_lost', queue: this.o.name, lane });

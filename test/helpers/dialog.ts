@@ -75,7 +75,7 @@ export class DialogHarness {
     const dir = options.dir ?? (await tempDir('sbt-dialog-'));
     for (const [name, source] of Object.entries(scripts)) await fs.writeFile(path.join(dir, name), source);
     const settings = BotSettingsSchema.parse(options.settings ?? {});
-    const { library, errors } = await ScriptLibrary.open(dir);
+    const { library, errors } = await ScriptLibrary.open(dir, { checkEveryMs: 0 });
     if (errors.length > 0) throw new Error(errors.map((e) => e.message).join('\n'));
     const handler = createDialogHandler({ library, settings, services: options.services });
     return new DialogHarness(dir, handler, settings, options);
@@ -83,7 +83,7 @@ export class DialogHarness {
 
   /** Another session of the same bot (same folder, same bot memory). */
   async sibling(options: { channel?: Channel; userId?: string | null } = {}): Promise<DialogHarness> {
-    const { library } = await ScriptLibrary.open(this.dir);
+    const { library } = await ScriptLibrary.open(this.dir, { checkEveryMs: 0 });
     const handler = createDialogHandler({ library, settings: this.settings });
     return new DialogHarness(this.dir, handler, this.settings, { ...options, memory: this.memory });
   }
