@@ -32,7 +32,7 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 20);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 10);
-const PACED_RATE = 1000;
+const PACED_RATE = Number(process.env.BENCH_PACED_RATE ?? 1000);
 const ADMIN_URL =
   process.env.BENCH_DATABASE_URL ??
   process.env.TEST_DATABASE_URL ??
