@@ -100,6 +100,10 @@ export async function createHub(options: HubOptions): Promise<Hub> {
   let llm: LlmService | undefined;
   const bots = await loadBots(config.configDir, {
     dialogServices: (_bot, settings) => llmDialogServices(settings, () => llm),
+    ruleDefaults: {
+      anonymousSessionDays: config.anonymousSessionDays,
+      rateLimitPerMinute: config.rateLimitPerMinute,
+    },
   });
   if (!existsSync(path.join(config.configDir, BOTS_DIR))) {
     // Only the built-in default bot: almost always CONFIG_DIR pointing at the wrong place.

@@ -5,10 +5,18 @@ import { z } from 'zod';
 import { ScriptLibrary } from '../dialog/library.ts';
 import { createDialogHandler, type DialogServices } from '../dialog/runtime.ts';
 import type { BotHandler } from '../engine/bot.ts';
-import { BOT_NAME_PATTERN } from '../envelope.ts';
+import { BOT_NAME_PATTERN, type Channel } from '../envelope.ts';
+import {
+  type RuleDefaults,
+  SessionRulebook,
+  type SessionRules,
+  SessionSettingsSchema,
+} from '../lifecycle/rules.ts';
 import { LlmSettingsSchema } from '../llm/settings.ts';
 
 export const BOTS_DIR = 'bots';
+/** The seeds' defaults, for registries made without a hub configuration (tests, `switchboard check`). */
+const DEFAULT_RULES: RuleDefaults = { anonymousSessionDays: 7, rateLimitPerMinute: 60 };
 export const SETTINGS_FILE = 'bot.json';
 const HANDLER_FILES = ['handler.ts', 'handler.js'];
 
@@ -42,6 +50,8 @@ export const BotSettingsSchema = z
       })
       .strict()
       .prefault({}),
+    /** Idle timeout, retention and limits of the bot's sessions (see README, "Session lifecycle"). */
+    sessions: SessionSettingsSchema.prefault({}),
     /** The bot's LLM (see README, "LLM and knowledge bases"); absent, the bot has none. */
     llm: LlmSettingsSchema.optional(),
   })
@@ -132,9 +142,11 @@ async function readHandler(
 
 export class BotRegistry {
   private readonly bots: Map<string, Bot>;
+  private readonly rulebook: SessionRulebook;
 
-  constructor(bots: Bot[]) {
+  constructor(bots: Bot[], defaults: RuleDefaults = DEFAULT_RULES) {
     this.bots = new Map(bots.map((b) => [b.name, b]));
+    this.rulebook = new SessionRulebook((name) => this.bots.get(name)?.settings.sessions, defaults);
   }
 
   has(name: string): boolean {
@@ -146,6 +158,11 @@ export class BotRegistry {
     const bot = this.bots.get(name);
     if (!bot) throw new UnknownBotError(name);
     return bot;
+  }
+
+  /** The bot's session rules on a channel, the hub's defaults filled in. */
+  rules(bot: string, channel: Channel): SessionRules {
+    return this.rulebook.for(bot, channel);
   }
 
   names(): string[] {
@@ -160,7 +177,10 @@ export class BotRegistry {
  */
 export async function loadBots(
   configDir: string,
-  options: { dialogServices?: (bot: string, settings: BotSettings) => Partial<DialogServices> } = {},
+  options: {
+    dialogServices?: (bot: string, settings: BotSettings) => Partial<DialogServices>;
+    ruleDefaults?: RuleDefaults;
+  } = {},
 ): Promise<BotRegistry> {
   const root = path.join(configDir, BOTS_DIR);
   const entries = await fs.readdir(root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
@@ -190,5 +210,5 @@ export async function loadBots(
       handler: settingsOnlyHandler(settings),
     });
   }
-  return new BotRegistry(bots);
+  return new BotRegistry(bots, options.ruleDefaults);
 }

@@ -2,6 +2,9 @@ import type { SourcePosition } from './errors.ts';
 import type { HearType } from './hear.ts';
 import type { Value } from './values.ts';
 
+/** `BOT MEMORY` is shared by all sessions of a bot; `USER MEMORY` follows one person across sessions and channels. */
+export type MemoryScope = 'bot' | 'user';
+
 export type Pos = SourcePosition;
 
 export type Expr =
@@ -16,7 +19,7 @@ export type Expr =
   | { kind: 'call'; name: string; args: Expr[]; pos: Pos }
   /** `GET name`, `GET "name"`: a session variable (or `session.*` information). */
   | { kind: 'getVar'; name: Expr; pos: Pos }
-  | { kind: 'getMemory'; key: Expr; pos: Pos }
+  | { kind: 'getMemory'; scope: MemoryScope; key: Expr; pos: Pos }
   | { kind: 'getSession'; key: Expr; pos: Pos }
   | { kind: 'llm'; prompt: Expr; pos: Pos }
   | { kind: 'saveState'; pos: Pos };
@@ -53,7 +56,7 @@ export type StmtBody =
   | { kind: 'hear'; target: string; spec: HearSpec | null }
   | { kind: 'assign'; target: string; indexes: Expr[]; value: Expr }
   | { kind: 'setVar'; name: Expr; value: Expr }
-  | { kind: 'setMemory'; key: Expr; value: Expr }
+  | { kind: 'setMemory'; scope: MemoryScope; key: Expr; value: Expr }
   | { kind: 'setContext'; name: Expr; value: Expr }
   | { kind: 'clearContext'; name: Expr | null }
   | { kind: 'useKb'; name: Expr }

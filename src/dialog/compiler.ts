@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { BinaryOp, Expr, Pos, ProgramAst, Routine, Stmt } from './ast.ts';
+import type { BinaryOp, Expr, MemoryScope, Pos, ProgramAst, Routine, Stmt } from './ast.ts';
 import { BUILTINS } from './builtins.ts';
 import { DialogSyntaxError } from './errors.ts';
 import type { HearType } from './hear.ts';
@@ -37,8 +37,8 @@ export type InstrBody =
   | { op: 'hear'; target: string; type: HearType | null; choices: number }
   | { op: 'setVar' }
   | { op: 'getVar' }
-  | { op: 'setMemory' }
-  | { op: 'getMemory' }
+  | { op: 'setMemory'; scope: MemoryScope }
+  | { op: 'getMemory'; scope: MemoryScope }
   | { op: 'getSession' }
   | { op: 'setContext' }
   | { op: 'clearContext'; all: boolean }
@@ -255,7 +255,7 @@ class Compiler {
       case 'setMemory':
         this.expr(b, s.key);
         this.expr(b, s.value);
-        b.emit(pos, { op: 'setMemory' });
+        b.emit(pos, { op: 'setMemory', scope: s.scope });
         return;
       case 'setContext':
         this.expr(b, s.name);
@@ -523,7 +523,7 @@ class Compiler {
         return;
       case 'getMemory':
         this.expr(b, e.key);
-        b.emit(pos, { op: 'getMemory' });
+        b.emit(pos, { op: 'getMemory', scope: e.scope });
         return;
       case 'getSession':
         if (e.key.kind === 'literal' && typeof e.key.value === 'string' && !isSessionKey(e.key.value))

@@ -443,12 +443,14 @@ export class Machine {
       }
       case 'setMemory': {
         const value = this.pop(frame);
-        ctx.memory.set(this.nonEmptyName(this.pop(frame), 'SET BOT MEMORY'), value);
+        const memory = instr.scope === 'user' ? ctx.user.memory : ctx.memory;
+        memory.set(this.nonEmptyName(this.pop(frame), `SET ${instr.scope.toUpperCase()} MEMORY`), value);
         return false;
       }
       case 'getMemory': {
-        const key = this.nonEmptyName(this.pop(frame), 'GET BOT MEMORY');
-        frame.stack.push(fromJson(await ctx.memory.get(key)));
+        const key = this.nonEmptyName(this.pop(frame), `GET ${instr.scope.toUpperCase()} MEMORY`);
+        const memory = instr.scope === 'user' ? ctx.user.memory : ctx.memory;
+        frame.stack.push(fromJson(await memory.get(key)));
         return false;
       }
       case 'getSession':

@@ -1,4 +1,15 @@
-import type { BinaryOp, Expr, HearSpec, IfBranch, Pos, ProgramAst, Routine, Stmt, StmtBody } from './ast.ts';
+import type {
+  BinaryOp,
+  Expr,
+  HearSpec,
+  IfBranch,
+  MemoryScope,
+  Pos,
+  ProgramAst,
+  Routine,
+  Stmt,
+  StmtBody,
+} from './ast.ts';
 import { DialogSyntaxError } from './errors.ts';
 import { HEAR_TYPES, isHearType } from './hear.ts';
 import { type Token, tokenize } from './lexer.ts';
@@ -547,12 +558,12 @@ class Parser {
   }
 
   private parseSet(): StmtBody {
-    if (this.isWord('BOT') && this.isWord('MEMORY', 1)) {
-      this.next();
+    if ((this.isWord('BOT') || this.isWord('USER')) && this.isWord('MEMORY', 1)) {
+      const scope: MemoryScope = this.next().upper === 'USER' ? 'user' : 'bot';
       this.next();
       const key = this.parseExpr();
       this.expectOp(',', 'between the memory key and its value');
-      return { kind: 'setMemory', key, value: this.parseExpr() };
+      return { kind: 'setMemory', scope, key, value: this.parseExpr() };
     }
     if (this.isWord('CONTEXT') && !this.isOp('=', 1)) {
       this.next();
@@ -910,13 +921,13 @@ class Parser {
     return { kind: 'var', name: t.text.toLowerCase(), pos };
   }
 
-  /** `GET BOT MEMORY key`, `GET SESSION key`, `GET name`, `GET "name"`: the operand runs up to a comparison. */
+  /** `GET BOT MEMORY key`, `GET USER MEMORY key`, `GET SESSION key`, `GET name`, `GET "name"`: the operand runs up to a comparison. */
   private parseGet(): Expr {
     const pos = this.pos(this.next());
-    if (this.isWord('BOT') && this.isWord('MEMORY', 1)) {
+    if ((this.isWord('BOT') || this.isWord('USER')) && this.isWord('MEMORY', 1)) {
+      const scope: MemoryScope = this.next().upper === 'USER' ? 'user' : 'bot';
       this.next();
-      this.next();
-      return { kind: 'getMemory', key: this.parseConcat(), pos };
+      return { kind: 'getMemory', scope, key: this.parseConcat(), pos };
     }
     if (this.isWord('SESSION')) {
       this.next();

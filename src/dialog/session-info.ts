@@ -10,14 +10,15 @@ const createdAt: Reader = (s) => s.createdAt;
 
 /**
  * What `GET SESSION "key"` (and `GET "session.key"`) can read. `last_interaction` is when the
- * session was last active before this message: empty on its first turn.
+ * person was last here before this message, in this session or their previous one with the bot:
+ * empty the first time ever.
  */
 const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
   ['channel', (s) => s.channel],
   ['user_id', (s) => s.userId ?? ''],
   ['user_name', (_s, e) => e.from.name ?? ''],
   ['auth_level', (s) => s.authLevel],
-  ['last_interaction', (s) => (s.isNew ? '' : s.lastActivityAt)],
+  ['last_interaction', (s) => s.lastInteractionAt ?? ''],
   ['bot', (s) => s.bot],
   ['id', id],
   ['session_id', id],

@@ -17,6 +17,11 @@ export interface SessionInfo {
   createdAt: string;
   /** When this session last saw activity before the current message. */
   lastActivityAt: string;
+  /**
+   * When this person was last here before the current message: this session's last activity, or
+   * on a session's first turn, the end of their previous session with the bot (null if none).
+   */
+  lastInteractionAt: string | null;
   /** Messages the person has sent in this session, the current one included. */
   messageCount: number;
   /** True on the session's first turn. */
@@ -42,6 +47,19 @@ export interface BotContext {
     get(key: string): Promise<unknown>;
     set(key: string, value: unknown): void;
   };
+  /**
+   * The person behind the session. Their memory follows them into later sessions and across the
+   * channel identities linked to them; a session without a user gets one when it first writes.
+   */
+  readonly user: {
+    readonly id: string | null;
+    readonly memory: {
+      get(key: string): Promise<unknown>;
+      set(key: string, value: unknown): void;
+    };
+  };
+  /** The latest messages of this session's history, oldest first, at most the bot's history limit. */
+  history(limit?: number): Promise<HistoryMessage[]>;
   /** Records a session event (analytics, audit). */
   log(type: string, data?: unknown): void;
   /** Ends the session once this turn is committed. */
@@ -51,6 +69,13 @@ export interface BotContext {
   /** The bot's LLM (`llm` in bot.json): context assembly, knowledge, tools and streaming included. */
   readonly llm: BotLlm;
   readonly logger: Logger;
+}
+
+export interface HistoryMessage {
+  seq: number;
+  role: 'user' | 'assistant' | 'system' | 'tool';
+  text: string;
+  createdAt: string;
 }
 
 export interface HistoryNote {

@@ -5,14 +5,15 @@ import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
 import { type Channel, type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
+import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
-import { getBotMemory } from '../store/memory.ts';
-import { isEnvelopeRecorded } from '../store/messages.ts';
+import { getBotMemory, getUserMemory } from '../store/memory.ts';
+import { isEnvelopeRecorded, listMessages } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
-import { createSession, findOpenSnapshotByKey, loadSnapshot } from '../store/sessions.ts';
+import { createSession, findOpenSnapshotByKey, lastInteraction, loadSnapshot } from '../store/sessions.ts';
 import type { TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
 import { GroupCommitter } from './group-commit.ts';
@@ -191,7 +192,24 @@ export class SessionEngine {
       turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });
       return;
     }
-    const ctx = draft.context(turnLogger, (key) => getBotMemory(db, bot.name, key), this.o.llm);
+    const historyLimit = bots.rules(bot.name, session.channel).historyMessages;
+    const ctx = draft.context(
+      turnLogger,
+      {
+        botMemory: (key) => getBotMemory(db, bot.name, key),
+        userMemory: (userId, key) => getUserMemory(db, userId, key),
+        history: async (sessionId, throughSeq, limit = historyLimit) =>
+          limit <= 0
+            ? []
+            : (await listMessages(db, sessionId, { beforeSeq: throughSeq + 1, limit })).map((m) => ({
+                seq: m.seq,
+                role: m.role,
+                text: m.content,
+                createdAt: m.createdAt,
+              })),
+      },
+      this.o.llm,
+    );
     const { kind } = draft.envelope;
     const hooks: (() => void | Promise<void>)[] = [];
     if (kind === 'end') {
@@ -224,8 +242,62 @@ export class SessionEngine {
     }
   }
 
-  /** The open session this envelope belongs to, created on first contact where the channel allows it. */
+  /**
+   * The open session this envelope belongs to, created on first contact where the channel allows
+   * it. A message to a session that has been idle too long first ends that session (its
+   * `ON SESSION END` runs) and then goes to a new one for the same person.
+   */
   private async resolve(envelope: Envelope): Promise<SessionSnapshot | undefined> {
+    const open = await this.findOpen(envelope);
+    if (!open || EXPLICIT_SESSION_CHANNELS.has(envelope.channel)) return open;
+    if (envelope.kind !== 'message') return open;
+    const rules = this.o.bots.rules(envelope.bot, envelope.channel);
+    if (!isIdle(open.session.lastActivityAt, new Date(envelope.receivedAt), rules)) return open;
+    await this.endIdleSession(open, envelope);
+    return this.findOpen(envelope);
+  }
+
+  /**
+   * Ends an idle session with an `end` turn of its own, as if the end had been queued just before
+   * this message. Its id is the session's end id, so a replay (a crash after the end committed)
+   * finds it recorded and does not end anything twice.
+   */
+  private async endIdleSession(idle: SessionSnapshot, next: Envelope): Promise<void> {
+    const { session } = idle;
+    this.o.logger.info({
+      event: 'session.idle_out',
+      sessionId: session.id,
+      bot: session.bot,
+      channel: session.channel,
+      idleMs: Date.parse(next.receivedAt) - Date.parse(session.lastActivityAt),
+    });
+    await this.run(
+      {
+        id: `${session.channel}:${session.id}:end`,
+        kind: 'end',
+        channel: next.channel,
+        bot: next.bot,
+        from: next.from,
+        ...(next.thread ? { thread: next.thread } : {}),
+        text: '',
+        attachments: [],
+        meta: { reason: IDLE_END_REASON },
+        receivedAt: next.receivedAt,
+      },
+      true,
+    );
+    // An idle-out ends a session like any end; this event tells the two apart in the statistics.
+    await recordEvent(this.o.db, {
+      sessionId: session.id,
+      bot: session.bot,
+      channel: session.channel,
+      type: 'session.idle',
+      data: { lastActivityAt: session.lastActivityAt },
+    });
+  }
+
+  /** The open session for the envelope's key, from the cache when it knows it. */
+  private async findOpen(envelope: Envelope): Promise<SessionSnapshot | undefined> {
     const { db, cache } = this.o;
     const lane = sessionLane(envelope);
     const cachedId = await cache.getSessionId(lane).catch(() => undefined);
@@ -247,11 +319,16 @@ export class SessionEngine {
             email: envelope.from.email,
           })
         : null;
+      const lastInteractionAt = await lastInteraction(db, { ...key, userId });
       const created = await createSession(db, {
         ...key,
         userId,
         replyTo: envelope.replyTo,
-        meta: { ...envelope.meta, ...(envelope.from.name ? { name: envelope.from.name } : {}) },
+        meta: {
+          ...envelope.meta,
+          ...(envelope.from.name ? { name: envelope.from.name } : {}),
+          ...(lastInteractionAt ? { lastInteractionAt } : {}),
+        },
       });
       snapshot = created.snapshot;
       if (created.created) {

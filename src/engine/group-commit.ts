@@ -43,15 +43,21 @@ export class GroupCommitter {
     });
   }
 
-  /** Takes a batch: one turn per session, one write per bot memory key; the rest waits a round. */
+  /** Takes a batch: one turn per session, one write per memory key; the rest waits a round. */
   private take(): Pending[] {
     const batch: Pending[] = [];
     const rest: Pending[] = [];
     const sessions = new Set<string>();
     const memoryKeys = new Set<string>();
     for (const p of this.pending) {
-      const keys = p.write.memory.map((m) => `${p.write.bot}\u0000${m.key}`);
+      const keys = [
+        ...p.write.memory.map((m) => `bot\u0000${p.write.bot}\u0000${m.key}`),
+        ...(p.write.userMemory ?? []).map((m) => `user\u0000${p.write.userId}\u0000${m.key}`),
+      ];
+      // A turn that makes its session a user commits alone (the batch statement does not create users).
+      const alone = p.write.assignsUser === true || batch[0]?.write.assignsUser === true;
       if (
+        (alone && batch.length > 0) ||
         batch.length >= MAX_BATCH_TURNS ||
         sessions.has(p.write.sessionId) ||
         keys.some((k) => memoryKeys.has(k))

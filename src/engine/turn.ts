@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Envelope } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { DeliveryStatus, MessagePayload, SessionSnapshot, SessionStateData } from '../store/records.ts';
@@ -5,6 +6,7 @@ import type { TurnWrite } from '../store/turns.ts';
 import {
   type BotContext,
   type BotLlm,
+  type HistoryMessage,
   type HistoryNote,
   NO_LLM,
   type ReplyOptions,
@@ -30,6 +32,14 @@ export interface DraftNote {
   after: number;
 }
 
+/** What a turn reads from the store on demand. */
+export interface TurnReads {
+  botMemory(key: string): Promise<unknown>;
+  userMemory(userId: string, key: string): Promise<unknown>;
+  /** The latest messages up to `throughSeq`, oldest first; `limit` defaults to the bot's history limit. */
+  history(sessionId: string, throughSeq: number, limit?: number): Promise<HistoryMessage[]>;
+}
+
 /** Gives a turn's BotContext its LLM (the hub's LLM service); without one, bots have none. */
 export type LlmProvider = (ctx: BotContext) => BotLlm;
 
@@ -42,6 +52,7 @@ export class TurnDraft {
   readonly replies: DraftReply[] = [];
   readonly notes: DraftNote[] = [];
   readonly memoryWrites = new Map<string, unknown>();
+  readonly userMemoryWrites = new Map<string, unknown>();
   readonly events: { type: string; data: unknown }[] = [];
   state: SessionStateData;
   endReason: string | undefined;
@@ -68,6 +79,7 @@ export class TurnDraft {
     const replies = this.replies.length;
     const notes = this.notes.length;
     const memory = new Map(this.memoryWrites);
+    const userMemory = new Map(this.userMemoryWrites);
     const events = this.events.length;
     const endReason = this.endReason;
     return {
@@ -77,13 +89,15 @@ export class TurnDraft {
         this.notes.length = notes;
         this.memoryWrites.clear();
         for (const [k, v] of memory) this.memoryWrites.set(k, v);
+        this.userMemoryWrites.clear();
+        for (const [k, v] of userMemory) this.userMemoryWrites.set(k, v);
         this.events.length = events;
         this.endReason = endReason;
       },
     };
   }
 
-  context(logger: Logger, readMemory: (key: string) => Promise<unknown>, llm?: LlmProvider): BotContext {
+  context(logger: Logger, reads: TurnReads, llm?: LlmProvider): BotContext {
     const { session } = this.snapshot;
     const info: SessionInfo = {
       id: session.id,
@@ -93,6 +107,11 @@ export class TurnDraft {
       authLevel: session.authLevel,
       createdAt: session.createdAt,
       lastActivityAt: session.lastActivityAt,
+      lastInteractionAt: this.isNewSession
+        ? typeof session.meta.lastInteractionAt === 'string'
+          ? session.meta.lastInteractionAt
+          : null
+        : session.lastActivityAt,
       messageCount: session.messageCount + (this.envelope.kind === 'message' ? 1 : 0),
       isNew: this.isNewSession,
     };
@@ -121,11 +140,26 @@ export class TurnDraft {
       },
       memory: {
         async get(key: string) {
-          return draft.memoryWrites.has(key) ? draft.memoryWrites.get(key) : readMemory(key);
+          return draft.memoryWrites.has(key) ? draft.memoryWrites.get(key) : reads.botMemory(key);
         },
         set(key: string, value: unknown) {
           draft.memoryWrites.set(key, value);
         },
+      },
+      user: {
+        id: session.userId,
+        memory: {
+          async get(key: string) {
+            if (draft.userMemoryWrites.has(key)) return draft.userMemoryWrites.get(key);
+            return session.userId ? reads.userMemory(session.userId, key) : null;
+          },
+          set(key: string, value: unknown) {
+            draft.userMemoryWrites.set(key, value);
+          },
+        },
+      },
+      history(limit?: number) {
+        return reads.history(session.id, session.lastSeq, limit);
       },
       log(type: string, data?: unknown) {
         draft.events.push({ type, data: data ?? {} });
@@ -194,8 +228,13 @@ export class TurnDraft {
       messageCountDelta: env.kind === 'message' ? 1 : 0,
       replyTo: env.replyTo ?? null,
       expiresAt: options.expiresAt,
+      touchesActivity: env.kind !== 'end',
       ...(this.endReason ? { end: { reason: this.endReason } } : {}),
       memory: [...this.memoryWrites].map(([key, value]) => ({ key, value })),
+      userMemory: [...this.userMemoryWrites].map(([key, value]) => ({ key, value })),
+      // A session without a user gets one the first time something is remembered about its person.
+      userId: session.userId ?? (this.userMemoryWrites.size > 0 ? randomUUID() : null),
+      assignsUser: session.userId === null && this.userMemoryWrites.size > 0,
       events: this.events,
     };
   }
@@ -209,10 +248,11 @@ export class TurnDraft {
         ...session,
         lastSeq: write.lastSeq,
         messageCount: session.messageCount + write.messageCountDelta,
-        lastActivityAt: now.toISOString(),
+        lastActivityAt: write.touchesActivity === false ? session.lastActivityAt : now.toISOString(),
         replyTo: write.replyTo ?? session.replyTo,
         expiresAt: write.expiresAt ? write.expiresAt.toISOString() : null,
         endedAt: write.end ? (session.endedAt ?? now.toISOString()) : session.endedAt,
+        userId: write.userId === undefined ? session.userId : write.userId,
       },
       state: { ...write.state, version: state.version + 1 },
     };

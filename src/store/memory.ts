@@ -7,3 +7,11 @@ export async function getBotMemory(q: Queryable, bot: string, key: string): Prom
   );
   return rows[0]?.value ?? null;
 }
+
+export async function getUserMemory(q: Queryable, userId: string, key: string): Promise<unknown> {
+  const { rows } = await q.query<{ value: unknown }>(
+    'SELECT value FROM user_memory WHERE user_id = $1 AND key = $2',
+    [userId, key],
+  );
+  return rows[0]?.value ?? null;
+}

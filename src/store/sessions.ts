@@ -102,6 +102,23 @@ export async function createSession(
   });
 }
 
+/**
+ * When this person last talked with the bot before now: the latest activity of the bot's
+ * sessions that are theirs (same user, or same session key). Null the first time.
+ */
+export async function lastInteraction(
+  q: Queryable,
+  who: { bot: string; channel: Channel; nativeKey: string; userId: string | null },
+): Promise<string | null> {
+  const { rows } = await q.query<{ at: Date | string | null }>(
+    `SELECT max(last_activity_at) AS at FROM sessions
+     WHERE bot = $1 AND ((channel = $2 AND native_key = $3) OR ($4::uuid IS NOT NULL AND user_id = $4::uuid))`,
+    [who.bot, who.channel, who.nativeKey, who.userId],
+  );
+  const at = rows[0]?.at;
+  return at ? new Date(at).toISOString() : null;
+}
+
 /** Ends an open session; returns false when it was already ended or does not exist. */
 export async function endSession(q: Queryable, sessionId: string, reason: string): Promise<boolean> {
   const { rowCount } = await q.query(

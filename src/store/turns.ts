@@ -27,9 +27,17 @@ export interface TurnWrite {
   /** The latest channel reply address; null leaves the stored one. */
   replyTo: unknown;
   expiresAt: Date | null;
+  /** False for a turn that is not the person's doing (a session's end): last activity stays. */
+  touchesActivity?: boolean;
   /** Set when the turn ends the session. */
   end?: { reason: string };
   memory: { key: string; value: unknown }[];
+  /** Writes to the memory of the session's user (`userId`). */
+  userMemory?: { key: string; value: unknown }[];
+  /** The session's user after this turn (absent: unchanged). */
+  userId?: string | null;
+  /** `userId` is new: the commit creates the user and gives the session to it. */
+  assignsUser?: boolean;
   events: { type: string; data: unknown }[];
 }
 
@@ -107,8 +115,10 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   }
 
   await tx.query(
-    `UPDATE sessions SET last_seq = $2, message_count = message_count + $3, last_activity_at = $7,
-       reply_to = COALESCE($4::jsonb, reply_to), expires_at = $5,
+    `UPDATE sessions SET last_seq = $2, message_count = message_count + $3,
+       last_activity_at = CASE WHEN $8::boolean THEN $7 ELSE last_activity_at END,
+       reply_to = COALESCE($4::jsonb, reply_to),
+       expires_at = CASE WHEN auth_level = 'anonymous' THEN $5::timestamptz END,
        ended_at = CASE WHEN $6::text IS NULL THEN ended_at ELSE COALESCE(ended_at, $7) END,
        end_reason = COALESCE(end_reason, $6::text)
      WHERE id = $1`,
@@ -120,6 +130,7 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
       turn.expiresAt,
       turn.end?.reason ?? null,
       turn.at,
+      turn.touchesActivity ?? true,
     ],
   );
 
@@ -130,6 +141,24 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
        FROM jsonb_to_recordset($2::jsonb) AS m(key text, value jsonb)
        ON CONFLICT (bot, key) DO UPDATE SET value = excluded.value, updated_at = now()`,
       [turn.bot, json(turn.memory.map((m) => ({ key: m.key, value: m.value ?? null })))],
+    );
+  }
+
+  if (turn.userMemory?.length) {
+    if (turn.assignsUser) {
+      await tx.query('INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [turn.userId]);
+      await tx.query('UPDATE sessions SET user_id = COALESCE(user_id, $2) WHERE id = $1', [
+        turn.sessionId,
+        turn.userId,
+      ]);
+    }
+    await tx.query(
+      `INSERT INTO user_memory (user_id, key, value, updated_at)
+       SELECT s.user_id, m.key, COALESCE(m.value, 'null'::jsonb), $3
+       FROM sessions s, jsonb_to_recordset($2::jsonb) AS m(key text, value jsonb)
+       WHERE s.id = $1 AND s.user_id IS NOT NULL
+       ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      [turn.sessionId, json(turn.userMemory.map((m) => ({ key: m.key, value: m.value ?? null }))), turn.at],
     );
   }
 
@@ -171,8 +200,8 @@ export function isUniqueViolation(err: unknown): boolean {
  * Several sessions' turns in ONE statement, so one transaction and one fsync: the group commit.
  * Each turn commits or not on its own merits: a turn whose envelope is already recorded or whose
  * state moved is left out (its `duplicate` or `conflict` is reported), the rest commit together.
- * The batch must hold at most one turn per session, and no two turns writing the same bot memory
- * key. A unique violation (a concurrent writer recorded the same envelope between our check and
+ * The batch must hold at most one turn per session, no two turns writing the same bot or user
+ * memory key, and no turn that assigns its session a new user (those commit alone). A unique violation (a concurrent writer recorded the same envelope between our check and
  * our insert) fails the whole statement: the caller then commits the turns one by one.
  */
 export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Promise<TurnCommitResult[]> {
@@ -194,6 +223,7 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
     expires_at: t.expiresAt ? t.expiresAt.toISOString() : null,
     end_reason: t.end?.reason ?? null,
     at: t.at.toISOString(),
+    touch: t.touchesActivity ?? true,
   }));
   const messages = turns.flatMap((t, i) => [
     {
@@ -210,6 +240,9 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
   const memory = turns.flatMap((t, i) =>
     t.memory.map((m) => ({ i, bot: t.bot, key: m.key, value: m.value ?? null })),
   );
+  const userMemory = turns.flatMap((t, i) =>
+    (t.userMemory ?? []).map((m) => ({ i, session_id: t.sessionId, key: m.key, value: m.value ?? null })),
+  );
   const events = turns.flatMap((t, i) =>
     t.events.map((e) => ({ i, bot: t.bot, channel: t.channel, type: e.type, data: e.data ?? {} })),
   );
@@ -218,7 +251,7 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          i int, session_id uuid, expected bigint, envelope_id text, variables jsonb, context jsonb, kbs jsonb,
          tools jsonb, suggestions jsonb, dialog jsonb, summary jsonb, last_seq bigint, count_delta int, reply_to jsonb,
-         expires_at timestamptz, end_reason text, at timestamptz)
+         expires_at timestamptz, end_reason text, at timestamptz, touch boolean)
      ),
      ok AS (
        UPDATE session_state s SET variables = t.variables, context = t.context, kbs = t.kbs, tools = t.tools,
@@ -226,7 +259,7 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
        FROM t
        WHERE s.session_id = t.session_id AND s.version = t.expected
          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.envelope_id = t.envelope_id)
-       RETURNING t.i, t.session_id, t.last_seq, t.count_delta, t.reply_to, t.expires_at, t.end_reason, t.at
+       RETURNING t.i, t.session_id, t.last_seq, t.count_delta, t.reply_to, t.expires_at, t.end_reason, t.at, t.touch
      ),
      msg AS (
        INSERT INTO messages (session_id, seq, role, content, envelope_id, in_reply_to, delivery_status, payload, created_at, updated_at)
@@ -238,7 +271,9 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
      ),
      ses AS (
        UPDATE sessions s SET last_seq = ok.last_seq, message_count = s.message_count + ok.count_delta,
-         last_activity_at = ok.at, reply_to = COALESCE(ok.reply_to, s.reply_to), expires_at = ok.expires_at,
+         last_activity_at = CASE WHEN ok.touch THEN ok.at ELSE s.last_activity_at END,
+         reply_to = COALESCE(ok.reply_to, s.reply_to),
+         expires_at = CASE WHEN s.auth_level = 'anonymous' THEN ok.expires_at END,
          ended_at = CASE WHEN ok.end_reason IS NULL THEN s.ended_at ELSE COALESCE(s.ended_at, ok.at) END,
          end_reason = COALESCE(s.end_reason, ok.end_reason)
        FROM ok WHERE s.id = ok.session_id
@@ -251,6 +286,15 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
        ON CONFLICT (bot, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
        RETURNING 1
      ),
+     umem AS (
+       INSERT INTO user_memory (user_id, key, value, updated_at)
+       SELECT s.user_id, m.key, COALESCE(m.value, 'null'::jsonb), ok.at
+       FROM jsonb_to_recordset($5::jsonb) AS m(i int, session_id uuid, key text, value jsonb)
+       JOIN ok ON ok.i = m.i JOIN sessions s ON s.id = m.session_id
+       WHERE s.user_id IS NOT NULL
+       ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+       RETURNING 1
+     ),
      ev AS (
        INSERT INTO session_events (session_id, bot, channel, type, data, created_at)
        SELECT ok.session_id, e.bot, e.channel, e.type, e.data, ok.at
@@ -258,7 +302,7 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
        RETURNING 1
      )
      SELECT i FROM ok`,
-    [json(rows), json(messages), json(memory), json(events)],
+    [json(rows), json(messages), json(memory), json(events), json(userMemory)],
   );
   const results: TurnCommitResult[] = turns.map(() => 'conflict');
   for (const { i } of committed) results[i] = 'committed';

@@ -26,6 +26,8 @@ export interface TurnResult {
 export class DialogHarness {
   snapshot: SessionSnapshot;
   readonly memory: Map<string, unknown>;
+  /** User memory by `${userId} ${key}`: shared with siblings, like the user_memory table. */
+  readonly userMemory: Map<string, unknown>;
   readonly logs: Record<string, unknown>[] = [];
   readonly settings: BotSettings;
   private seq = 0;
@@ -34,10 +36,16 @@ export class DialogHarness {
     readonly dir: string,
     readonly handler: BotHandler,
     settings: BotSettings,
-    options: { channel?: Channel; userId?: string | null; memory?: Map<string, unknown> },
+    options: {
+      channel?: Channel;
+      userId?: string | null;
+      memory?: Map<string, unknown>;
+      userMemory?: Map<string, unknown>;
+    },
   ) {
     this.settings = settings;
     this.memory = options.memory ?? new Map();
+    this.userMemory = options.userMemory ?? new Map();
     const now = new Date().toISOString();
     this.snapshot = {
       session: {
@@ -85,7 +93,11 @@ export class DialogHarness {
   async sibling(options: { channel?: Channel; userId?: string | null } = {}): Promise<DialogHarness> {
     const { library } = await ScriptLibrary.open(this.dir, { checkEveryMs: 0 });
     const handler = createDialogHandler({ library, settings: this.settings });
-    return new DialogHarness(this.dir, handler, this.settings, { ...options, memory: this.memory });
+    return new DialogHarness(this.dir, handler, this.settings, {
+      ...options,
+      memory: this.memory,
+      userMemory: this.userMemory,
+    });
   }
 
   async write(name: string, source: string): Promise<void> {
@@ -131,7 +143,11 @@ export class DialogHarness {
   private async turn(kind: Envelope['kind'], text: string): Promise<TurnResult> {
     const envelope = this.envelope(kind, text);
     const draft = new TurnDraft(this.snapshot, envelope);
-    const ctx = draft.context(this.logger(), async (key) => this.memory.get(key) ?? null);
+    const ctx = draft.context(this.logger(), {
+      botMemory: async (key) => this.memory.get(key) ?? null,
+      userMemory: async (userId, key) => this.userMemory.get(`${userId} ${key}`) ?? null,
+      history: async () => [],
+    });
     if (kind === 'end') await this.handler.onEnd?.(ctx);
     else {
       if (draft.isNewSession) await this.handler.onStart?.(ctx);
@@ -139,6 +155,7 @@ export class DialogHarness {
     }
     const write = draft.toWrite({ at: new Date(), replyStatus: 'sent', expiresAt: null });
     for (const m of write.memory) this.memory.set(m.key, m.value);
+    for (const m of write.userMemory ?? []) this.userMemory.set(`${write.userId} ${m.key}`, m.value);
     this.snapshot = JSON.parse(JSON.stringify(draft.committedSnapshot(write)));
     await new Promise((r) => setImmediate(r));
     const replies = draft.replies.map((r) => ({

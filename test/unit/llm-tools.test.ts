@@ -48,7 +48,8 @@ function context(): { ctx: BotContext; draft: TurnDraft } {
     },
     parseEnvelope({ id: 'api:1', channel: 'api', bot: 'b', from: { id: 'k' }, text: 'hi', receivedAt: now }),
   );
-  return { ctx: draft.context(silentLogger, async () => null), draft };
+  const reads = { botMemory: async () => null, userMemory: async () => null, history: async () => [] };
+  return { ctx: draft.context(silentLogger, reads), draft };
 }
 
 const call = (name: string, args: unknown) => ({

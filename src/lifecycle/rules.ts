@@ -1,0 +1,121 @@
+import { z } from 'zod';
+import { type Channel, ChannelSchema } from '../envelope.ts';
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+const MEGABYTE = 1024 * 1024;
+
+/** What may differ per channel: a WhatsApp conversation may stay open for a day, a web chat for 30 minutes. */
+const ChannelRulesSchema = z
+  .object({
+    idleTimeoutMinutes: z.number().positive().optional(),
+    messagesPerMinute: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+/**
+ * `sessions` in `config/bots/<bot>/bot.json`: the lifecycle, retention and limits of the bot's
+ * sessions. Defaults are the seeds'; `channels.<channel>` overrides the idle timeout and the
+ * message rate for one channel.
+ */
+export const SessionSettingsSchema = z
+  .object({
+    /** Without a message for this long a session is idle; the next message ends it and starts a new one. */
+    idleTimeoutMinutes: z.number().positive().default(30),
+    /** Anonymous sessions are removed this long after their last activity; absent: ANONYMOUS_SESSION_DAYS. */
+    anonymousRetentionDays: z.number().positive().optional(),
+    /** Messages older than this are deleted (any session); absent: kept as long as their session. */
+    keepMessagesDays: z.number().positive().optional(),
+    /** Messages one session may send in any minute; absent: RATE_LIMIT_PER_MINUTE. */
+    messagesPerMinute: z.number().int().min(1).optional(),
+    /** Said once per minute to a person over the limit on channels that cannot show an error. */
+    rateLimitNotice: z
+      .string()
+      .min(1)
+      .max(1000)
+      .default(
+        "You're sending messages faster than I can read them. Please wait a moment and send that again.",
+      ),
+    /** Latest messages handed to the bot's context (`ctx.history()`). */
+    historyMessages: z.number().int().min(0).max(1000).default(50),
+    /** Knowledge bases a session may have in use at once (`USE KB`). */
+    maxKnowledgeBases: z.number().int().min(1).max(100).default(10),
+    /** Largest attachment accepted with a message; larger ones are refused (listed, not kept). */
+    maxFileBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(10 * MEGABYTE),
+    channels: z.partialRecord(ChannelSchema, ChannelRulesSchema).default({}),
+  })
+  .strict();
+export type SessionSettings = z.infer<typeof SessionSettingsSchema>;
+
+/** One bot's rules on one channel, in milliseconds and counts, with the hub's defaults filled in. */
+export interface SessionRules {
+  idleTimeoutMs: number;
+  anonymousRetentionMs: number;
+  keepMessagesMs: number | null;
+  messagesPerMinute: number;
+  rateLimitNotice: string;
+  historyMessages: number;
+  maxKnowledgeBases: number;
+  maxFileBytes: number;
+}
+
+/** The hub-wide defaults from the environment. */
+export interface RuleDefaults {
+  anonymousSessionDays: number;
+  rateLimitPerMinute: number;
+}
+
+export function sessionRules(
+  settings: SessionSettings,
+  channel: Channel,
+  defaults: RuleDefaults,
+): SessionRules {
+  const override = settings.channels[channel] ?? {};
+  return {
+    idleTimeoutMs: (override.idleTimeoutMinutes ?? settings.idleTimeoutMinutes) * MINUTE_MS,
+    anonymousRetentionMs: (settings.anonymousRetentionDays ?? defaults.anonymousSessionDays) * DAY_MS,
+    keepMessagesMs: settings.keepMessagesDays === undefined ? null : settings.keepMessagesDays * DAY_MS,
+    messagesPerMinute:
+      override.messagesPerMinute ?? settings.messagesPerMinute ?? defaults.rateLimitPerMinute,
+    rateLimitNotice: settings.rateLimitNotice,
+    historyMessages: settings.historyMessages,
+    maxKnowledgeBases: settings.maxKnowledgeBases,
+    maxFileBytes: settings.maxFileBytes,
+  };
+}
+
+/** The end reason of a session that a late message found idle. */
+export const IDLE_END_REASON = 'idle';
+
+/** Whether a session last active at `lastActivityAt` is idle at `at`. */
+export function isIdle(
+  lastActivityAt: string,
+  at: Date,
+  rules: Pick<SessionRules, 'idleTimeoutMs'>,
+): boolean {
+  return at.getTime() - Date.parse(lastActivityAt) > rules.idleTimeoutMs;
+}
+
+/** Every bot's rules, looked up by bot and channel; an unknown bot gets the defaults. */
+export class SessionRulebook {
+  private readonly resolved = new Map<string, SessionRules>();
+
+  constructor(
+    private readonly settingsOf: (bot: string) => SessionSettings | undefined,
+    private readonly defaults: RuleDefaults,
+  ) {}
+
+  for(bot: string, channel: Channel): SessionRules {
+    const key = `${bot}|${channel}`;
+    let rules = this.resolved.get(key);
+    if (!rules) {
+      rules = sessionRules(this.settingsOf(bot) ?? SessionSettingsSchema.parse({}), channel, this.defaults);
+      this.resolved.set(key, rules);
+    }
+    return rules;
+  }
+}
