@@ -24,6 +24,12 @@ import { type Check, mountOpsApi } from './http/ops-api.ts';
 import { mountSessionApi } from './http/session-api.ts';
 import { createIngress } from './ingress.ts';
 import { KnowledgeIndexer } from './kb/indexer.ts';
+import { type ExpiryReport, runExpiry } from './lifecycle/expiry.ts';
+import {
+  type ExpirySchedule,
+  scheduleExpiryInProcess,
+  scheduleExpiryOnRedis,
+} from './lifecycle/expiry-schedule.ts';
 import { createMemoryRateLimiter } from './limits/memory-rate-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
@@ -69,6 +75,8 @@ export interface Hub {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly bus: Bus;
+  /** Runs the expiry job now (it also runs on its own every EXPIRY_INTERVAL_SECONDS in workers). */
+  expire(): Promise<ExpiryReport>;
   /** Starts serving and working; resolves with the port it listens on. */
   start(): Promise<{ port: number }>;
   /** Stops taking work, finishes what is in flight, closes every connection. */
@@ -171,7 +179,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
 
     llm = await LlmService.create({ db, bus, logger, bots, metrics });
     const knowledge = new KnowledgeIndexer({ db, logger, sources: llm.knowledgeSources() });
-    const ingress = createIngress(queue, metrics, logger);
+    const ingress = createIngress({ queue, metrics, logger, bots, rateLimiter });
     const engine = new SessionEngine({
       db,
       cache,
@@ -228,6 +236,8 @@ export async function createHub(options: HubOptions): Promise<Hub> {
 
     let server: Server | undefined;
     let pruneTimer: NodeJS.Timeout | undefined;
+    let expirySchedule: ExpirySchedule | undefined;
+    const expire = () => runExpiry({ db, bots, cache, logger });
     let stopped = false;
 
     return {
@@ -242,6 +252,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       metrics,
       logger,
       bus,
+      expire,
       async start() {
         // Every role listens: workers serve /healthz, /readyz and /metrics.
         server = await new Promise<Server>((resolve, reject) => {
@@ -270,6 +281,16 @@ export async function createHub(options: HubOptions): Promise<Hub> {
             );
           }, PRUNE_EVERY_MS);
           pruneTimer.unref();
+          const every = { everyMs: config.expiryIntervalMs, logger };
+          expirySchedule =
+            config.redisUrl && redis
+              ? await scheduleExpiryOnRedis(expire, {
+                  ...every,
+                  redis,
+                  redisUrl: config.redisUrl,
+                  prefix: config.redisPrefix,
+                })
+              : scheduleExpiryInProcess(expire, every);
         }
         logger.info({
           event: 'hub.started',
@@ -308,6 +329,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
             .catch((err: Error) =>
               logger.warn({ event: 'adapter.stop_failed', channel: adapter.channel, err: err.message }),
             );
+        await expirySchedule?.stop();
         await queue.stop();
         await knowledge.stop();
         await outbox.stop();

@@ -1,5 +1,7 @@
 import { ZodError } from 'zod';
-import { type Envelope, type EnvelopeInput, EnvelopeSchema } from './envelope.ts';
+import type { BotRegistry } from './config/bots.ts';
+import { type Envelope, type EnvelopeInput, EnvelopeSchema, sessionLane } from './envelope.ts';
+import { MINUTE_MS, type RateLimiter } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
@@ -12,11 +14,93 @@ export class InvalidEnvelopeError extends Error {
   }
 }
 
+/** A message over its session's rate limit, on a channel whose client is told at once (HTTP 429, an error frame). */
+export class RateLimitedError extends Error {
+  override name = 'RateLimitedError';
+  constructor(
+    readonly limit: number,
+    readonly retryAfterMs: number,
+  ) {
+    super(
+      `more than ${limit} messages a minute in this session; try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+    );
+  }
+}
+
 /**
- * Validates envelopes and queues them. Deduplication is the queue's: an id is only marked as
- * seen in the same durable step that queues it, so a failed enqueue never swallows a message.
+ * Channels whose sender hears the answer to each message it sends (HTTP, the web socket): a
+ * message over the limit is refused there and then, and nothing is queued. On the others
+ * (WhatsApp, Teams, email) the platform has already delivered it, so it is recorded as refused
+ * and the person gets one polite notice per minute, not one per message.
  */
-export function createIngress(queue: InboundQueue, metrics: Metrics, logger: Logger): Ingress {
+const REFUSED_AT_THE_DOOR = new Set(['api', 'web']);
+
+/** What `meta.rateLimited` holds on a message recorded as refused. */
+export interface RateLimitedMeta {
+  retryAfterMs: number;
+  /** This refusal is the first in its minute: the person is told, once. */
+  notice: boolean;
+}
+
+export interface IngressOptions {
+  queue: InboundQueue;
+  metrics: Metrics;
+  logger: Logger;
+  bots: BotRegistry;
+  rateLimiter: RateLimiter;
+}
+
+/**
+ * Validates envelopes, applies the session's message rate limit and attachment size limit, and
+ * queues them. Deduplication is the queue's: an id is only marked as seen in the same durable
+ * step that queues it, so a failed enqueue never swallows a message.
+ */
+export function createIngress(options: IngressOptions): Ingress {
+  const { queue, metrics, logger, bots, rateLimiter } = options;
+
+  async function limitRate(envelope: Envelope): Promise<Envelope> {
+    const rules = bots.rules(envelope.bot, envelope.channel);
+    const lane = sessionLane(envelope);
+    const decision = await rateLimiter
+      .hit(`session:${lane}:messages`, rules.messagesPerMinute, MINUTE_MS)
+      .catch((err: Error) => {
+        // Without the limiter (Redis away) messages still flow: losing one is worse than a burst.
+        logger.warn({ event: 'ingress.rate_limiter_failed', err: err.message });
+        return undefined;
+      });
+    if (!decision || decision.allowed) return envelope;
+    metrics.rateLimited.inc({ channel: envelope.channel });
+    logger.info({ event: 'ingress.rate_limited', lane, envelopeId: envelope.id });
+    if (REFUSED_AT_THE_DOOR.has(envelope.channel))
+      throw new RateLimitedError(rules.messagesPerMinute, decision.retryAfterMs);
+    const notice = await rateLimiter
+      .hit(`session:${lane}:rate-notice`, 1, MINUTE_MS)
+      .then((d) => d.allowed)
+      .catch(() => false);
+    const rateLimited: RateLimitedMeta = { retryAfterMs: decision.retryAfterMs, notice };
+    return { ...envelope, meta: { ...envelope.meta, rateLimited } };
+  }
+
+  function limitAttachments(envelope: Envelope): Envelope {
+    const { maxFileBytes } = bots.rules(envelope.bot, envelope.channel);
+    const tooLarge = envelope.attachments.filter((a) => (a.size ?? 0) > maxFileBytes);
+    if (tooLarge.length === 0) return envelope;
+    logger.info({ event: 'ingress.attachment_too_large', envelopeId: envelope.id, count: tooLarge.length });
+    return {
+      ...envelope,
+      attachments: envelope.attachments.filter((a) => (a.size ?? 0) <= maxFileBytes),
+      meta: {
+        ...envelope.meta,
+        refusedAttachments: tooLarge.map((a) => ({
+          type: a.type,
+          name: a.name,
+          size: a.size,
+          reason: 'too_large',
+        })),
+      },
+    };
+  }
+
   return {
     async accept(input: EnvelopeInput): Promise<AcceptResult> {
       let envelope: Envelope;
@@ -26,6 +110,7 @@ export function createIngress(queue: InboundQueue, metrics: Metrics, logger: Log
         if (err instanceof ZodError) throw new InvalidEnvelopeError(err.issues);
         throw err;
       }
+      if (envelope.kind === 'message') envelope = limitAttachments(await limitRate(envelope));
       const status = await queue.enqueue(envelope);
       if (status === 'duplicate') {
         metrics.duplicatesIn.inc({ channel: envelope.channel });

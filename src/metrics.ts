@@ -15,6 +15,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['channel'] as const,
       registers: [registry],
     }),
+    rateLimited: new Counter({
+      name: 'switchboard_messages_rate_limited_total',
+      help: 'Messages refused because their session sent more than its limit in a minute',
+      labelNames: ['channel'] as const,
+      registers: [registry],
+    }),
     duplicatesIn: new Counter({
       name: 'switchboard_messages_duplicate_total',
       help: 'Envelopes refused because their id was already accepted',

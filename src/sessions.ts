@@ -4,7 +4,7 @@ import type { Ingress } from './ports.ts';
 import type { Db } from './store/db.ts';
 import { recordEvent } from './store/events.ts';
 import type { SessionRecord } from './store/records.ts';
-import { createSession, findSessionByTokenHash } from './store/sessions.ts';
+import { createSession, findSessionByTokenHash, revokeToken } from './store/sessions.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -52,17 +52,43 @@ export async function openTokenSession(
     channel: input.channel,
     type: 'session.start',
   });
-  await deps.ingress.accept({
-    id: `${input.channel}:${session.id}:start`,
+  await queueSessionStart(deps.ingress, session);
+  return { session, token };
+}
+
+/** Queues a token session's `start` turn: the bot's greeting, first in its history. */
+export async function queueSessionStart(ingress: Ingress, session: SessionRecord): Promise<void> {
+  await ingress.accept({
+    id: `${session.channel}:${session.id}:start`,
     kind: 'start',
-    channel: input.channel,
-    bot: input.bot,
-    from: { id: session.id },
+    channel: session.channel,
+    bot: session.bot,
+    from: { id: session.nativeKey },
     text: '',
     meta: {},
     receivedAt: new Date().toISOString(),
   });
-  return { session, token };
+}
+
+/**
+ * Queues the end of a token session after whatever it already has queued: the engine runs its
+ * `ON SESSION END` and closes it. The envelope id is the session's, so it ends once.
+ */
+export async function endSessionThroughQueue(
+  ingress: Ingress,
+  session: SessionRecord,
+  reason: string,
+): Promise<void> {
+  await ingress.accept({
+    id: `${session.channel}:${session.id}:end`,
+    kind: 'end',
+    channel: session.channel,
+    bot: session.bot,
+    from: { id: session.nativeKey },
+    text: '',
+    meta: { reason },
+    receivedAt: new Date().toISOString(),
+  });
 }
 
 /** Queues the end of a token session after whatever it already has queued; its token dies at once. */
@@ -71,15 +97,6 @@ export async function endTokenSession(
   session: SessionRecord,
   reason: string,
 ): Promise<void> {
-  await deps.db.query('UPDATE sessions SET token_hash = NULL WHERE id = $1', [session.id]);
-  await deps.ingress.accept({
-    id: `${session.channel}:${session.id}:end`,
-    kind: 'end',
-    channel: session.channel,
-    bot: session.bot,
-    from: { id: session.id },
-    text: '',
-    meta: { reason },
-    receivedAt: new Date().toISOString(),
-  });
+  await revokeToken(deps.db, session.id);
+  await endSessionThroughQueue(deps.ingress, session, reason);
 }

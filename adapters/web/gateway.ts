@@ -3,8 +3,8 @@ import type { Duplex } from 'node:stream';
 import { Gauge } from 'prom-client';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { type SessionEvent, sessionTopic } from '../../src/bus/bus.ts';
-import { InvalidEnvelopeError } from '../../src/ingress.ts';
-import { MINUTE_MS, sessionMessagesKey } from '../../src/limits/rate-limiter.ts';
+import { InvalidEnvelopeError, RateLimitedError } from '../../src/ingress.ts';
+import { sessionForMessage } from '../../src/lifecycle/token-renewal.ts';
 import type { AdapterHost } from '../../src/ports.ts';
 import { endTokenSession, openTokenSession, sessionForToken } from '../../src/sessions.ts';
 import { listMessages, markDeliveredThrough } from '../../src/store/messages.ts';
@@ -204,6 +204,7 @@ export class Room {
           c.send({ type: 'chunk', inReplyTo: event.envelopeId, index: event.index, text: event.text });
         return;
       case 'turn.completed':
+        for (const c of this.connections) c.lastActivityAt = Date.now();
         void this.run(async () => {
           await this.catchUp([...this.connections]);
           for (const c of this.connections) c.send({ type: 'typing', active: false });
@@ -291,6 +292,10 @@ export class Connection {
   private chain: Promise<void> = Promise.resolve();
   private helloTimer: NodeJS.Timeout | undefined;
   private hello: Extract<ClientFrame, { type: 'hello' }> | undefined;
+  /** The token that opens `session`, to find its successor when it idles out. */
+  private token: string | undefined;
+  /** When this socket last knew the session active: a message after a long quiet is checked against the database. */
+  lastActivityAt = 0;
 
   constructor(
     private readonly gateway: WebGateway,
@@ -418,6 +423,16 @@ export class Connection {
       token = opened.token;
       this.gateway.log.info({ event: 'session.created', sessionId: session.id, bot, channel: 'web' });
     }
+    this.hello = frame;
+    await this.bind(session, frame.token ?? token!, { lastSeq: frame.lastSeq, newToken: token });
+  }
+
+  /** Joins the session's room, says welcome, and sends what the client has not seen yet. */
+  private async bind(
+    session: SessionRecord,
+    token: string,
+    options: { lastSeq: number; newToken?: string | undefined },
+  ): Promise<void> {
     const room = this.gateway.room(session.id);
     try {
       await room.ready;
@@ -434,11 +449,12 @@ export class Connection {
       room.leave(this);
       return;
     }
-    this.hello = frame;
     this.session = session;
+    this.token = token;
+    this.lastActivityAt = Date.parse(session.lastActivityAt);
     this.room = room;
     this.cursor = Math.max(
-      Math.min(frame.lastSeq, session.lastSeq),
+      Math.min(options.lastSeq, session.lastSeq),
       session.lastSeq - MAX_REPLAY_MESSAGES,
       0,
     );
@@ -446,10 +462,10 @@ export class Connection {
       type: 'welcome',
       sessionId: session.id,
       bot: session.bot,
-      title: host.bots.get(session.bot).settings.displayName ?? session.bot,
-      ...(token ? { token } : {}),
+      title: this.host.bots.get(session.bot).settings.displayName ?? session.bot,
+      ...(options.newToken ? { token: options.newToken } : {}),
       lastSeq: session.lastSeq,
-      resumed: !token,
+      resumed: !options.newToken,
     });
     room.join(this);
     await room.run(() => room.catchUp([this]));
@@ -464,31 +480,43 @@ export class Connection {
     };
   }
 
+  /**
+   * The session a message goes to: this one, unless it has idled out, in which case its
+   * successor (same token) takes its place on this socket with a new welcome.
+   */
+  private async currentSession(session: SessionRecord): Promise<SessionRecord> {
+    const { host } = this;
+    const rules = host.bots.rules(session.bot, session.channel);
+    if (!this.token || Date.now() - this.lastActivityAt <= rules.idleTimeoutMs) return session;
+    // This socket may not have seen every turn (another tab, another gateway): ask the database.
+    const stored = await sessionForToken(host.db, this.token);
+    if (!stored) return session;
+    const next = await sessionForMessage(
+      { db: host.db, ingress: host.ingress, bots: host.bots, logger: host.logger },
+      stored,
+      this.token,
+    );
+    if (next.id === session.id) {
+      this.lastActivityAt = Date.parse(next.lastActivityAt);
+      return session;
+    }
+    this.unbind(false);
+    await this.bind(next, this.token, { lastSeq: 0 });
+    return next;
+  }
+
   private async onMessage(frame: Extract<ClientFrame, { type: 'message' }>): Promise<void> {
-    const { host, session } = this;
+    const { host } = this;
     const { id } = frame;
-    if (!session) return this.error('not_ready', 'send hello first', { id });
+    if (!this.session) return this.error('not_ready', 'send hello first', { id });
     const bytes = Buffer.byteLength(frame.text, 'utf8');
     if (bytes > host.config.maxTextBytes)
       return this.error('text_too_long', `text is ${bytes} bytes; the limit is ${host.config.maxTextBytes}`, {
         id,
       });
     if (frame.text.trim() === '') return this.error('empty_text', 'text must not be empty', { id });
-    const limit = host.config.rateLimitPerMinute;
-    const decision = await host.rateLimiter
-      .hit(sessionMessagesKey(session.id), limit, MINUTE_MS)
-      .catch((err: Error) => {
-        // Without the limiter (Redis away) messages still flow: losing one is worse than a burst.
-        host.logger.warn({ event: 'web.rate_limiter_failed', err: err.message });
-        return undefined;
-      });
-    if (decision && !decision.allowed) {
-      host.logger.info({ event: 'web.rate_limited', sessionId: session.id });
-      return this.error('rate_limited', `more than ${limit} messages a minute; wait a moment`, {
-        id,
-        retryAfterMs: decision.retryAfterMs,
-      });
-    }
+    const session = await this.currentSession(this.session);
+    this.lastActivityAt = Date.now();
     try {
       const accepted = await host.ingress.accept({
         id: `web:${session.id}:${id}`,
@@ -502,6 +530,8 @@ export class Connection {
       this.send({ type: 'ack', id, status: accepted.status });
     } catch (err) {
       if (err instanceof InvalidEnvelopeError) return this.error('bad_frame', err.message, { id });
+      if (err instanceof RateLimitedError)
+        return this.error('rate_limited', err.message, { id, retryAfterMs: err.retryAfterMs });
       throw err;
     }
   }

@@ -53,6 +53,8 @@ export const EnvSchema = z.object({
   DATABASE_POOL_SIZE: int(10, 1),
   /** Messages one session may send in any 60 seconds; more are refused (Redis-backed across gateways). */
   RATE_LIMIT_PER_MINUTE: int(60, 1),
+  /** How often workers run the expiry job (anonymous sessions, message retention). */
+  EXPIRY_INTERVAL_SECONDS: int(3600, 1),
 });
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -78,6 +80,7 @@ export interface HubConfig {
   deliveryRetryBaseMs: number;
   deliveryRetryCapMs: number;
   rateLimitPerMinute: number;
+  expiryIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -114,5 +117,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     deliveryRetryBaseMs: e.DELIVERY_RETRY_BASE_MS,
     deliveryRetryCapMs: e.DELIVERY_RETRY_CAP_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    expiryIntervalMs: e.EXPIRY_INTERVAL_SECONDS * 1000,
   };
 }

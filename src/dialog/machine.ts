@@ -35,6 +35,8 @@ export interface DialogLimits {
   maxHearTries: number;
   /** Nested FUNCTION, SUB and RUN calls. */
   maxCallDepth: number;
+  /** Knowledge bases a session may use at once (`sessions.maxKnowledgeBases`). */
+  maxKnowledgeBases: number;
 }
 
 export interface MachineHost {
@@ -467,7 +469,13 @@ export class Machine {
         return false;
       case 'useKb': {
         const name = this.nonEmptyName(this.pop(frame), 'USE KB');
-        if (!state.kbs.includes(name)) state.kbs.push(name);
+        if (state.kbs.includes(name)) return false;
+        const max = this.host.limits.maxKnowledgeBases;
+        if (state.kbs.length >= max)
+          throw new DialogRuntimeError(
+            `USE KB "${name}": a session may use at most ${max} knowledge bases at once; CLEAR KB one first`,
+          );
+        state.kbs.push(name);
         return false;
       }
       case 'clearKb':

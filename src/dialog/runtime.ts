@@ -120,7 +120,7 @@ class DialogRuntime {
     return {
       script: (name) => this.library.get(name, ctx.logger),
       llm: (prompt, c) => this.services.llm(prompt, c),
-      limits: { ...this.settings.dialog },
+      limits: { ...this.settings.dialog, maxKnowledgeBases: this.settings.sessions.maxKnowledgeBases },
       steps,
     };
   }

@@ -12,6 +12,7 @@ export class TurnBuffer {
   /** History notes (tool results), each with the number of replies talked before it. */
   readonly notes: { note: HistoryNote; after: number }[] = [];
   readonly memoryWrites = new Map<string, unknown>();
+  readonly userMemoryWrites = new Map<string, unknown>();
   readonly events: { type: string; data: unknown }[] = [];
   readonly state: SessionStateData;
   readonly context: BotContext;
@@ -36,6 +37,16 @@ export class TurnBuffer {
           get: async (key: string) =>
             this.memoryWrites.has(key) ? this.memoryWrites.get(key) : real.memory.get(key),
           set: (key: string, value: unknown) => this.memoryWrites.set(key, value),
+        },
+      },
+      user: {
+        value: {
+          id: real.user.id,
+          memory: {
+            get: async (key: string) =>
+              this.userMemoryWrites.has(key) ? this.userMemoryWrites.get(key) : real.user.memory.get(key),
+            set: (key: string, value: unknown) => this.userMemoryWrites.set(key, value),
+          },
         },
       },
       log: { value: (type: string, data?: unknown) => this.events.push({ type, data: data ?? {} }) },
@@ -69,6 +80,7 @@ export class TurnBuffer {
     });
     recordNotesBefore(this.replies.length);
     for (const [key, value] of this.memoryWrites) real.memory.set(key, value);
+    for (const [key, value] of this.userMemoryWrites) real.user.memory.set(key, value);
     for (const e of this.events) real.log(e.type, e.data);
     if (this.endReason) real.end(this.endReason);
   }

@@ -5,6 +5,7 @@ import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
 import { type Channel, type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
+import type { RateLimitedMeta } from '../ingress.ts';
 import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -107,7 +108,10 @@ export class SessionEngine {
         replyStatus: this.o.delivery.initialStatus(snapshot.session.channel),
         expiresAt:
           snapshot.session.authLevel === 'anonymous'
-            ? new Date(Date.now() + this.o.anonymousSessionDays * DAY_MS)
+            ? new Date(
+                at.getTime() +
+                  this.o.bots.rules(snapshot.session.bot, snapshot.session.channel).anonymousRetentionMs,
+              )
             : null,
       });
       const result = await this.committer.commit(write);
@@ -193,6 +197,17 @@ export class SessionEngine {
       return;
     }
     const historyLimit = bots.rules(bot.name, session.channel).historyMessages;
+    const rateLimited = draft.envelope.meta.rateLimited as RateLimitedMeta | undefined;
+    if (rateLimited) {
+      // Over the session's message limit: recorded, not answered; told once a minute at most.
+      turnLogger.info({
+        event: 'turn.rate_limited',
+        envelopeId: draft.envelope.id,
+        notice: rateLimited.notice,
+      });
+      if (rateLimited.notice) draft.notice(bots.rules(bot.name, session.channel).rateLimitNotice);
+      return;
+    }
     const ctx = draft.context(
       turnLogger,
       {

@@ -65,6 +65,11 @@ export class TurnDraft {
     if (envelope.kind === 'end') this.endReason = (envelope.meta.reason as string | undefined) ?? 'ended';
   }
 
+  /** A reply from the hub itself rather than the bot (a rate-limit notice). */
+  notice(text: string): void {
+    this.replies.push({ text, payload: { notice: true } });
+  }
+
   get isNewSession(): boolean {
     return this.snapshot.session.lastSeq === 0;
   }
@@ -203,6 +208,8 @@ export class TurnDraft {
     const { replies, notes, lastSeq } = this.sequence(inboundSeq);
     if (env.attachments.length > 0) inboundPayload.attachments = env.attachments;
     if (env.from.name) inboundPayload.from = { name: env.from.name };
+    if (env.meta.rateLimited) inboundPayload.refused = 'rate_limited';
+    if (env.meta.refusedAttachments) inboundPayload.refusedAttachments = env.meta.refusedAttachments;
     return {
       sessionId: session.id,
       at: options.at,

@@ -5,6 +5,9 @@ import { z } from 'zod';
 import type { Bus } from '../bus/bus.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import type { HubConfig } from '../config/env.ts';
+import type { EnvelopeInput } from '../envelope.ts';
+import { RateLimitedError } from '../ingress.ts';
+import { sessionForMessage } from '../lifecycle/token-renewal.ts';
 import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
 import { endTokenSession, openTokenSession } from '../sessions.ts';
@@ -13,7 +16,7 @@ import { isEnvelopeRecorded, listMessages, repliesTo } from '../store/messages.t
 import type { MessageRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { ApiError, readJson } from './errors.ts';
-import { authenticateSession } from './session-auth.ts';
+import { authenticateSession, authenticateToken } from './session-auth.ts';
 import { waitForTurn } from './turn-waiter.ts';
 
 const DEFAULT_PAGE = 50;
@@ -63,6 +66,18 @@ function clientMeta(c: Context): Record<string, unknown> {
     ip = undefined;
   }
   return { ip, userAgent: c.req.header('user-agent') };
+}
+
+/** Accepts an envelope; a message over its session's rate limit is a 429 with Retry-After. */
+async function acceptOrRefuse(ingress: Ingress, envelope: EnvelopeInput) {
+  try {
+    return await ingress.accept(envelope);
+  } catch (err) {
+    if (!(err instanceof RateLimitedError)) throw err;
+    throw new ApiError(429, 'rate_limited', err.message, {
+      'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
+    });
+  }
 }
 
 export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
@@ -136,19 +151,20 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
   });
 
   app.post('/api/chat', async (c) => {
-    const session = await authenticateSession(c, db);
+    const authed = await authenticateToken(c, db);
     const body = await readJson(c, ChatBody);
     const bytes = Buffer.byteLength(body.text, 'utf8');
     if (bytes > config.maxTextBytes) {
       throw new ApiError(413, 'text_too_long', `text is ${bytes} bytes; the limit is ${config.maxTextBytes}`);
     }
     if (body.text.trim() === '') throw new ApiError(400, 'empty_text', 'text must not be empty');
+    const session = await sessionForMessage({ db, ingress, bots, logger }, authed.session, authed.token);
     const messageId = body.message_id ?? c.req.header('idempotency-key') ?? randomUUID();
     const envelopeId = `api:${session.id}:${messageId}`;
     const wait = c.req.query('wait') !== 'false' && config.chatWaitMs > 0;
     const waiter = wait ? await waitForTurn(bus, session.id, envelopeId, config.chatWaitMs) : undefined;
     try {
-      const accepted = await ingress.accept({
+      const accepted = await acceptOrRefuse(ingress, {
         id: envelopeId,
         channel: 'api',
         bot: session.bot,

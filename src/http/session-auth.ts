@@ -9,10 +9,19 @@ const unauthorized = (message: string) =>
 
 /** The session a request's bearer token opens, or 401. */
 export async function authenticateSession(c: Context, db: Db): Promise<SessionRecord> {
+  return (await authenticateToken(c, db)).session;
+}
+
+/** The request's bearer token and the session it opens, or 401. */
+export async function authenticateToken(
+  c: Context,
+  db: Db,
+): Promise<{ session: SessionRecord; token: string }> {
   const header = c.req.header('authorization') ?? '';
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw unauthorized('send the session token as "Authorization: Bearer <token>"');
-  const session = await sessionForToken(db, match[1]!);
+  const token = match[1]!;
+  const session = await sessionForToken(db, token);
   if (!session) throw unauthorized('the session token is not valid, or its session has ended or expired');
-  return session;
+  return { session, token };
 }

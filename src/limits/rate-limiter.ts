@@ -32,6 +32,3 @@ export function checkLimitArguments(key: string, limit: number, windowMs: number
 }
 
 export const MINUTE_MS = 60_000;
-
-/** The key of a session's message limit, the same on every channel, so one limit holds wherever the person writes. */
-export const sessionMessagesKey = (sessionId: string) => `session:${sessionId}:messages`;

@@ -148,7 +148,7 @@ export class BotTools {
         llm: async () => {
           throw new DialogRuntimeError('a tool script cannot ask the LLM');
         },
-        limits: { ...this.settings.dialog },
+        limits: { ...this.settings.dialog, maxKnowledgeBases: this.settings.sessions.maxKnowledgeBases },
         steps: { used: 0 },
       },
       buffer.context,

@@ -119,6 +119,46 @@ export async function lastInteraction(
   return at ? new Date(at).toISOString() : null;
 }
 
+/**
+ * Moves a token session's token to a new session of the same person (user, auth level, channel,
+ * bot), in one transaction. Returns the new session, or undefined when the old one no longer
+ * holds a token (another process renewed or ended it first).
+ */
+export async function renewTokenSession(
+  db: Db,
+  old: SessionRecord,
+  options: { expiresAt: Date | null; meta: Record<string, unknown> },
+): Promise<SessionRecord | undefined> {
+  return db.transaction(async (tx) => {
+    const taken = await tx.query<{ token_hash: Uint8Array }>(
+      `UPDATE sessions s SET token_hash = NULL FROM (SELECT id, token_hash FROM sessions WHERE id = $1 FOR UPDATE) o
+       WHERE s.id = o.id AND s.ended_at IS NULL AND o.token_hash IS NOT NULL RETURNING o.token_hash`,
+      [old.id],
+    );
+    const tokenHash = taken.rows[0]?.token_hash;
+    if (!tokenHash) return undefined;
+    const id = randomUUID();
+    await tx.query(
+      `INSERT INTO sessions (id, bot, channel, native_key, user_id, token_hash, auth_level, meta, expires_at)
+       VALUES ($1, $2, $3, $1, $4, $5, $6, $7::jsonb, $8)`,
+      [
+        id,
+        old.bot,
+        old.channel,
+        old.userId,
+        Buffer.from(tokenHash),
+        old.authLevel,
+        json(options.meta),
+        options.expiresAt,
+      ],
+    );
+    await tx.query('INSERT INTO session_state (session_id) VALUES ($1)', [id]);
+    const snapshot = await loadSnapshot(tx, id);
+    if (!snapshot) throw new Error(`session ${id} vanished inside its own transaction`);
+    return snapshot.session;
+  });
+}
+
 /** Ends an open session; returns false when it was already ended or does not exist. */
 export async function endSession(q: Queryable, sessionId: string, reason: string): Promise<boolean> {
   const { rowCount } = await q.query(

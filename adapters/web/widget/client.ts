@@ -180,6 +180,11 @@ export class ChatClient {
           this.o.storage.setToken(frame.token);
           this.shownToken = frame.token;
         }
+        // Same token, new session: the old one idled out. Its sequence numbers start again.
+        if (this.sessionId && frame.sessionId !== this.sessionId) {
+          this.lastSeq = 0;
+          this.ackedSeq = 0;
+        }
         this.sessionId = frame.sessionId;
         this.attempt = 0;
         this.online = true;

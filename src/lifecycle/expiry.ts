@@ -1,0 +1,176 @@
+import type { SessionCache } from '../cache/cache.ts';
+import type { BotRegistry } from '../config/bots.ts';
+import type { Logger } from '../logger.ts';
+import type { Db, Queryable } from '../store/db.ts';
+import { json } from '../store/records.ts';
+
+/** Any fixed number: the one process that holds it runs the expiry job; the others skip that round. */
+export const EXPIRY_LOCK_KEY = 7_340_219;
+/** Rows removed per statement, so that a large backlog never holds long locks. */
+export const EXPIRY_BATCH_ROWS = 500;
+
+export interface ExpiryDeps {
+  db: Db;
+  bots: BotRegistry;
+  cache: SessionCache;
+  logger: Logger;
+}
+
+export interface ExpiryReport {
+  /** False when another process held the job's lock: it is running there. */
+  ran: boolean;
+  sessions: number;
+  messages: number;
+  /** Users made for an anonymous session's memory, gone with their last session. */
+  users: number;
+}
+
+interface ExpiredRow {
+  id: string;
+  bot: string;
+  channel: string;
+  native_key: string;
+  created_at: Date | string;
+  ended_at: Date | string | null;
+  message_count: number;
+}
+
+/** Groups of bots that share a retention, so each group is one query. */
+function groupBy<T>(items: readonly string[], key: (item: string) => T): Map<T, string[]> {
+  const groups = new Map<T, string[]>();
+  for (const item of items) {
+    const k = key(item);
+    groups.set(k, [...(groups.get(k) ?? []), item]);
+  }
+  return groups;
+}
+
+/**
+ * Removes anonymous sessions whose last activity is older than their bot's anonymous retention,
+ * with their messages, state and events (cascade); authenticated sessions are never removed
+ * here. Then deletes messages older than their bot's `keepMessagesDays`. Every removal is
+ * recorded as a `session.expired` event that outlives the session (session_id NULL), and the
+ * removed sessions leave the cache. Safe to run in many workers at once: one holds the lock and
+ * works, the others return `ran: false`.
+ */
+export async function runExpiry(deps: ExpiryDeps, now = new Date()): Promise<ExpiryReport> {
+  const release = await deps.db.holdLock(EXPIRY_LOCK_KEY);
+  if (!release) return { ran: false, sessions: 0, messages: 0, users: 0 };
+  try {
+    const started = Date.now();
+    const sessions = await expireAnonymousSessions(deps, now);
+    const messages = await deleteOldMessages(deps, now);
+    const users = await deleteOrphanUsers(deps.db);
+    deps.logger.info({ event: 'expiry.done', sessions, messages, users, ms: Date.now() - started });
+    return { ran: true, sessions, messages, users };
+  } finally {
+    await release();
+  }
+}
+
+async function expireAnonymousSessions(deps: ExpiryDeps, now: Date): Promise<number> {
+  const { db, bots } = deps;
+  const names = bots.names();
+  // Bots no longer configured keep the hub's default retention (any channel's rules: retention is per bot).
+  const retention = (bot: string) => bots.rules(bot, 'api').anonymousRetentionMs;
+  let total = 0;
+  const groups = [...groupBy(names, retention)].map(([ms, group]) => ({ ms, group, others: false }));
+  groups.push({ ms: retention('\u0000unknown'), group: names, others: true });
+  for (const { ms, group, others } of groups) {
+    const cutoff = new Date(now.getTime() - ms);
+    for (;;) {
+      const removed = await db.transaction(async (tx) => {
+        const { rows } = await tx.query<ExpiredRow>(
+          `DELETE FROM sessions WHERE id IN (
+             SELECT id FROM sessions
+             WHERE auth_level = 'anonymous' AND last_activity_at < $1
+               AND (CASE WHEN $3::boolean THEN NOT (bot = ANY($2::text[])) ELSE bot = ANY($2::text[]) END)
+             LIMIT $4 FOR UPDATE SKIP LOCKED)
+           RETURNING id, bot, channel, native_key, created_at, ended_at, message_count`,
+          [cutoff, group, others, EXPIRY_BATCH_ROWS],
+        );
+        await recordExpired(tx, rows);
+        return rows;
+      });
+      total += removed.length;
+      await forget(deps, removed);
+      if (removed.length < EXPIRY_BATCH_ROWS) break;
+    }
+  }
+  return total;
+}
+
+async function recordExpired(tx: Queryable, rows: ExpiredRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.query(
+    `INSERT INTO session_events (session_id, bot, channel, type, data)
+     SELECT NULL, e.bot, e.channel, 'session.expired', e.data
+     FROM jsonb_to_recordset($1::jsonb) AS e(bot text, channel text, data jsonb)`,
+    [
+      json(
+        rows.map((r) => ({
+          bot: r.bot,
+          channel: r.channel,
+          data: {
+            sessionId: r.id,
+            createdAt: new Date(r.created_at).toISOString(),
+            endedAt: r.ended_at ? new Date(r.ended_at).toISOString() : null,
+            messageCount: r.message_count,
+          },
+        })),
+      ),
+    ],
+  );
+}
+
+/** The cache may hold a removed session and its key's mapping; neither may outlive the row. */
+async function forget(deps: ExpiryDeps, rows: ExpiredRow[]): Promise<void> {
+  for (const r of rows) {
+    await deps.cache.delete(r.id).catch(() => undefined);
+    await deps.cache.deleteSessionId(`${r.bot}|${r.channel}|${r.native_key}`).catch(() => undefined);
+  }
+}
+
+async function deleteOldMessages(deps: ExpiryDeps, now: Date): Promise<number> {
+  const { db, bots } = deps;
+  const keep = (bot: string) => bots.rules(bot, 'api').keepMessagesMs;
+  let total = 0;
+  for (const [ms, group] of groupBy(bots.names(), keep)) {
+    if (ms === null) continue;
+    const cutoff = new Date(now.getTime() - ms);
+    for (;;) {
+      // Replies not yet delivered stay until they are: retention never drops a message unsent.
+      const { rowCount } = await db.query(
+        `DELETE FROM messages WHERE ctid IN (
+           SELECT m.ctid FROM messages m JOIN sessions s ON s.id = m.session_id
+           WHERE s.bot = ANY($1::text[]) AND m.created_at < $2 AND m.delivery_status <> 'queued'
+           LIMIT $3)`,
+        [group, cutoff, EXPIRY_BATCH_ROWS],
+      );
+      total += rowCount;
+      if (rowCount < EXPIRY_BATCH_ROWS) break;
+    }
+  }
+  return total;
+}
+
+/**
+ * A user that nobody can reach any more: no session, no channel identity, never signed in (an
+ * anonymous session's memory owner). Removed with its memory once its last session expired.
+ */
+async function deleteOrphanUsers(db: Db): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const { rowCount } = await db.query(
+      `DELETE FROM users WHERE id IN (
+         SELECT u.id FROM users u
+         WHERE u.external_id IS NULL
+           AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id)
+           AND NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id)
+         LIMIT $1)`,
+      [EXPIRY_BATCH_ROWS],
+    );
+    total += rowCount;
+    if (rowCount < EXPIRY_BATCH_ROWS) return total;
+  }
+}
