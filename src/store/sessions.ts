@@ -128,3 +128,76 @@ export async function countActiveSessions(
 export async function revokeToken(q: Queryable, sessionId: string): Promise<void> {
   await q.query('UPDATE sessions SET token_hash = NULL WHERE id = $1', [sessionId]);
 }
+
+/**
+ * The open, unexpired session a token hash opens, locked until the transaction ends: two
+ * sign-ins with the same token queue here, and the second finds the token already replaced.
+ */
+export async function lockSessionByTokenHash(
+  tx: Queryable,
+  tokenHash: Buffer,
+): Promise<SessionRecord | undefined> {
+  const { rows } = await tx.query(
+    `SELECT * FROM sessions WHERE token_hash = $1 AND ended_at IS NULL
+       AND (expires_at IS NULL OR expires_at > now())
+     FOR UPDATE`,
+    [tokenHash],
+  );
+  return rows[0] ? toSessionRecord(rows[0]) : undefined;
+}
+
+/**
+ * Signs a token session in: gives it its user and auth level, ends its expiry (signed-in
+ * sessions never expire on their own) and replaces its token. Compare-and-set on the old token
+ * hash: false when another request replaced it first.
+ */
+export async function upgradeTokenSession(
+  tx: Queryable,
+  change: {
+    sessionId: string;
+    oldTokenHash: Buffer;
+    newTokenHash: Buffer;
+    userId: string;
+    authLevel: Exclude<AuthLevel, 'anonymous'>;
+  },
+): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `UPDATE sessions SET user_id = $3, auth_level = $4, expires_at = NULL, token_hash = $5
+     WHERE id = $1 AND token_hash = $2 AND ended_at IS NULL`,
+    [change.sessionId, change.oldTokenHash, change.userId, change.authLevel, change.newTokenHash],
+  );
+  return rowCount > 0;
+}
+
+/**
+ * Moves sessions' state version on, so that a turn computed from the session as it was before
+ * a change made outside the engine (sign-in, an identity moved) conflicts and is recomputed.
+ */
+export async function bumpStateVersions(tx: Queryable, sessionIds: readonly string[]): Promise<void> {
+  if (sessionIds.length === 0) return;
+  await tx.query(
+    // The ids travel as JSON: both drivers pass text alike, while array parameters differ.
+    `UPDATE session_state SET version = version + 1, updated_at = now()
+     WHERE session_id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)`,
+    [json(sessionIds)],
+  );
+}
+
+/**
+ * Gives the open sessions of a channel identity (its key is the native id, or the native id and
+ * `#thread`) to a user. Signed-in sessions keep the user who signed in. Returns their ids.
+ */
+export async function assignIdentitySessions(
+  tx: Queryable,
+  identity: { channel: Channel; nativeId: string; userId: string },
+): Promise<string[]> {
+  // starts_with, not LIKE: an email address may hold '_', which LIKE reads as a wildcard.
+  const { rows } = await tx.query<{ id: string }>(
+    `UPDATE sessions SET user_id = $3
+     WHERE channel = $1 AND (native_key = $2 OR starts_with(native_key, $2 || '#'))
+       AND ended_at IS NULL AND auth_level = 'anonymous' AND user_id IS DISTINCT FROM $3
+     RETURNING id`,
+    [identity.channel, identity.nativeId, identity.userId],
+  );
+  return rows.map((r) => r.id);
+}
