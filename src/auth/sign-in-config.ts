@@ -21,7 +21,9 @@ async function readKeyFile(label: string, file: string): Promise<string> {
   try {
     return await fs.readFile(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`${label}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new ConfigError(
+      `${label}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
 }
 
@@ -44,11 +46,17 @@ const jwksSource = (label: string, file: string): KeySource => ({
 
 async function buildVerifier(
   source: KeySource,
-  claims: { issuer: string | undefined; audience: string | undefined; issuerLabel: string; audienceLabel: string },
+  claims: {
+    issuer: string | undefined;
+    audience: string | undefined;
+    issuerLabel: string;
+    audienceLabel: string;
+  },
   clockToleranceSeconds: number,
 ): Promise<JwtVerifier> {
   // Without both checks a token the host site minted for another service would sign users in here.
-  if (!claims.issuer) throw new ConfigError(`${source.label} is set, so ${claims.issuerLabel} must be set too`);
+  if (!claims.issuer)
+    throw new ConfigError(`${source.label} is set, so ${claims.issuerLabel} must be set too`);
   if (!claims.audience)
     throw new ConfigError(`${source.label} is set, so ${claims.audienceLabel} must be set too`);
   const key = await source.load();
@@ -114,8 +122,7 @@ export async function loadSignInVerifiers(
     let botSource: KeySource;
     if (auth.secretEnv) {
       const secret = env[auth.secretEnv];
-      if (!secret)
-        throw new ConfigError(`${label('secretEnv')} names ${auth.secretEnv}, which is not set`);
+      if (!secret) throw new ConfigError(`${label('secretEnv')} names ${auth.secretEnv}, which is not set`);
       botSource = { label: label('secretEnv'), load: async () => ({ kind: 'secret', secret }) };
     } else if (auth.publicKeyFile) {
       botSource = publicKeySource(label('publicKeyFile'), path.resolve(bot.dir, auth.publicKeyFile));

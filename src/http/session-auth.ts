@@ -7,12 +7,17 @@ import { ApiError } from './errors.ts';
 const unauthorized = (message: string) =>
   new ApiError(401, 'unauthorized', message, { 'WWW-Authenticate': 'Bearer realm="switchboard"' });
 
-/** The session a request's bearer token opens, or 401. */
-export async function authenticateSession(c: Context, db: Db): Promise<SessionRecord> {
+/** The bearer token a request carries, or 401. */
+export function bearerToken(c: Context): string {
   const header = c.req.header('authorization') ?? '';
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!match) throw unauthorized('send the session token as "Authorization: Bearer <token>"');
-  const session = await sessionForToken(db, match[1]!);
+  return match[1]!;
+}
+
+/** The session a request's bearer token opens, or 401. */
+export async function authenticateSession(c: Context, db: Db): Promise<SessionRecord> {
+  const session = await sessionForToken(db, bearerToken(c));
   if (!session) throw unauthorized('the session token is not valid, or its session has ended or expired');
   return session;
 }
