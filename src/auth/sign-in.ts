@@ -1,7 +1,7 @@
 import type { Channel } from '../envelope.ts';
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
-import { bumpStateVersions, lockSessionByTokenHash, upgradeTokenSession } from '../store/sessions.ts';
+import { findSessionByTokenHash, lockTokenSessionState, upgradeTokenSession } from '../store/sessions.ts';
 import { type FreeLinkResult, linkFreeIdentity, upsertExternalUser } from '../store/users.ts';
 import { InvalidIdentityError, normalizeNativeId } from './identity.ts';
 import type { SignInLevel, VerifiedUser } from './jwt.ts';
@@ -65,8 +65,12 @@ function verifiedIdentities(user: VerifiedUser): { channel: Channel; nativeId: s
  */
 export async function signInSession(db: Db, tokenHash: Buffer, user: VerifiedUser): Promise<SignInResult> {
   return db.transaction(async (tx) => {
-    const session = await lockSessionByTokenHash(tx, tokenHash);
-    if (!session) throw new StaleTokenError('the session token is no longer valid');
+    const stale = () => new StaleTokenError('the session token is no longer valid');
+    // A second sign-in with the same token waits here, then finds the token replaced.
+    const sessionId = await lockTokenSessionState(tx, tokenHash);
+    if (!sessionId) throw stale();
+    const session = await findSessionByTokenHash(tx, tokenHash);
+    if (session?.id !== sessionId || session.endedAt) throw stale();
     if (!TOKEN_CHANNELS.has(session.channel))
       throw new NotUpgradableError(`a ${session.channel} session cannot be signed in`);
     const userId = await upsertExternalUser(tx, {
@@ -84,8 +88,7 @@ export async function signInSession(db: Db, tokenHash: Buffer, user: VerifiedUse
       userId,
       authLevel: user.authLevel,
     });
-    if (!upgraded) throw new StaleTokenError('the session token is no longer valid');
-    await bumpStateVersions(tx, [session.id]);
+    if (!upgraded) throw stale();
     const identities: IdentityLink[] = [];
     for (const identity of verifiedIdentities(user)) {
       const result = await linkFreeIdentity(tx, { ...identity, userId, displayName: user.name });

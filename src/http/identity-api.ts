@@ -5,7 +5,7 @@ import type { SessionCache } from '../cache/cache.ts';
 import { CHANNELS, type Channel } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../store/db.ts';
-import { assignIdentitySessions, bumpStateVersions } from '../store/sessions.ts';
+import { assignIdentitySessions } from '../store/sessions.ts';
 import {
   assignIdentity,
   findUser,
@@ -92,7 +92,6 @@ export function mountIdentityApi(app: Hono, deps: IdentityApiDeps): void {
       const { previousUserId } = await assignIdentity(tx, identity);
       // The identity's open sessions follow it, and any turn in flight for them recomputes.
       const sessionIds = await assignIdentitySessions(tx, identity);
-      await bumpStateVersions(tx, sessionIds);
       return { previousUserId, sessionIds };
     });
     for (const sessionId of sessionIds)

@@ -130,20 +130,21 @@ export async function revokeToken(q: Queryable, sessionId: string): Promise<void
 }
 
 /**
- * The open, unexpired session a token hash opens, locked until the transaction ends: two
- * sign-ins with the same token queue here, and the second finds the token already replaced.
+ * Moves the state version of the open, unexpired session a token hash opens, and so locks its
+ * state row until the transaction ends; returns the session's id, or undefined. Whoever changes
+ * a session outside the engine takes this lock first, as a turn does, so that the two never
+ * deadlock; a turn computed from the session as it was then conflicts and is recomputed.
  */
-export async function lockSessionByTokenHash(
-  tx: Queryable,
-  tokenHash: Buffer,
-): Promise<SessionRecord | undefined> {
-  const { rows } = await tx.query(
-    `SELECT * FROM sessions WHERE token_hash = $1 AND ended_at IS NULL
-       AND (expires_at IS NULL OR expires_at > now())
-     FOR UPDATE`,
+export async function lockTokenSessionState(tx: Queryable, tokenHash: Buffer): Promise<string | undefined> {
+  const { rows } = await tx.query<{ session_id: string }>(
+    `UPDATE session_state st SET version = st.version + 1, updated_at = now()
+     FROM sessions s
+     WHERE st.session_id = s.id AND s.token_hash = $1 AND s.ended_at IS NULL
+       AND (s.expires_at IS NULL OR s.expires_at > now())
+     RETURNING st.session_id`,
     [tokenHash],
   );
-  return rows[0] ? toSessionRecord(rows[0]) : undefined;
+  return rows[0]?.session_id;
 }
 
 /**
@@ -170,34 +171,32 @@ export async function upgradeTokenSession(
 }
 
 /**
- * Moves sessions' state version on, so that a turn computed from the session as it was before
- * a change made outside the engine (sign-in, an identity moved) conflicts and is recomputed.
- */
-export async function bumpStateVersions(tx: Queryable, sessionIds: readonly string[]): Promise<void> {
-  if (sessionIds.length === 0) return;
-  await tx.query(
-    // The ids travel as JSON: both drivers pass text alike, while array parameters differ.
-    `UPDATE session_state SET version = version + 1, updated_at = now()
-     WHERE session_id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)`,
-    [json(sessionIds)],
-  );
-}
-
-/**
  * Gives the open sessions of a channel identity (its key is the native id, or the native id and
- * `#thread`) to a user. Signed-in sessions keep the user who signed in. Returns their ids.
+ * `#thread`) to a user, moving their state versions so that turns in flight recompute.
+ * Signed-in sessions keep the user who signed in. Returns their ids.
  */
 export async function assignIdentitySessions(
   tx: Queryable,
   identity: { channel: Channel; nativeId: string; userId: string },
 ): Promise<string[]> {
+  // State rows first, in id order, then the sessions: the order a turn takes its locks in.
   // starts_with, not LIKE: an email address may hold '_', which LIKE reads as a wildcard.
-  const { rows } = await tx.query<{ id: string }>(
-    `UPDATE sessions SET user_id = $3
-     WHERE channel = $1 AND (native_key = $2 OR starts_with(native_key, $2 || '#'))
-       AND ended_at IS NULL AND auth_level = 'anonymous' AND user_id IS DISTINCT FROM $3
-     RETURNING id`,
+  const { rows } = await tx.query<{ session_id: string }>(
+    `UPDATE session_state SET version = version + 1, updated_at = now()
+     WHERE session_id IN (
+       SELECT s.id FROM sessions s JOIN session_state st ON st.session_id = s.id
+       WHERE s.channel = $1 AND (s.native_key = $2 OR starts_with(s.native_key, $2 || '#'))
+         AND s.ended_at IS NULL AND s.auth_level = 'anonymous' AND s.user_id IS DISTINCT FROM $3
+       ORDER BY s.id FOR UPDATE OF st)
+     RETURNING session_id`,
     [identity.channel, identity.nativeId, identity.userId],
   );
-  return rows.map((r) => r.id);
+  const ids = rows.map((r) => r.session_id);
+  if (ids.length === 0) return [];
+  // The ids travel as JSON: both drivers pass text alike, while array parameters differ.
+  await tx.query(
+    'UPDATE sessions SET user_id = $2 WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)',
+    [json(ids), identity.userId],
+  );
+  return ids;
 }
