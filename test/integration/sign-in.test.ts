@@ -1,6 +1,13 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { VerifiedUser } from '../../src/auth/jwt.ts';
+import { StaleTokenError, signInSession } from '../../src/auth/sign-in.ts';
+import { hashToken, newToken } from '../../src/auth/token.ts';
 import type { EnvelopeInput } from '../../src/envelope.ts';
+import type { Db } from '../../src/store/db.ts';
+import { assignIdentitySessions, createSession, loadSnapshot } from '../../src/store/sessions.ts';
+import { assignIdentity, userForIdentity } from '../../src/store/users.ts';
+import { type Backend, openTestDb } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 
 const ISSUER = 'https://shop.example';
@@ -416,5 +423,77 @@ describe('sign-in when no key is configured', () => {
     expect((await api.call('GET', '/api/session', { token: session.token })).json.auth_level).toBe(
       'anonymous',
     );
+  });
+});
+
+describe.each<Backend>(['postgres', 'pglite'])('sign-in and identity store steps on %s', (backend) => {
+  let db: Db;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ db, cleanup } = await openTestDb(backend));
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
+
+  const user: VerifiedUser = {
+    subject: 'store-user',
+    name: 'Store User',
+    email: 'Store@Example.com',
+    emailVerified: true,
+    phoneNumber: undefined,
+    phoneNumberVerified: false,
+    authLevel: 'authenticated',
+  };
+
+  it('signs a token session in once, and the old token cannot do it again', async () => {
+    const token = newToken();
+    const { snapshot } = await createSession(db, {
+      bot: 'default',
+      channel: 'api',
+      tokenHash: hashToken(token),
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    const result = await signInSession(db, hashToken(token), user);
+    expect(result).toMatchObject({ sessionId: snapshot.session.id, authLevel: 'authenticated' });
+    expect(result.identities).toEqual([
+      { channel: 'email', nativeId: 'store@example.com', result: 'linked' },
+    ]);
+    const after = await loadSnapshot(db, snapshot.session.id);
+    expect(after!.session).toMatchObject({
+      userId: result.userId,
+      authLevel: 'authenticated',
+      expiresAt: null,
+    });
+    expect(after!.state.version).toBe(snapshot.state.version + 1);
+    await expect(signInSession(db, hashToken(token), user)).rejects.toBeInstanceOf(StaleTokenError);
+    const again = await signInSession(db, hashToken(result.token), user);
+    expect(again.userId).toBe(result.userId);
+    expect(again.identities).toEqual([
+      { channel: 'email', nativeId: 'store@example.com', result: 'already_linked' },
+    ]);
+  });
+
+  it("moves an identity and its open anonymous sessions, threads included, and no one else's", async () => {
+    const owner = await userForIdentity(db, { channel: 'email', nativeId: 'a_b@example.com' });
+    const target = await userForIdentity(db, { channel: 'teams', nativeId: 'target-user' });
+    const open = async (nativeKey: string, userId: string) =>
+      (await createSession(db, { bot: 'default', channel: 'email', nativeKey, userId })).snapshot.session.id;
+    const plain = await open('a_b@example.com', owner);
+    const thread = await open('a_b@example.com#<root@example.com>', owner);
+    // '_' would match any character in a LIKE pattern: this one is someone else's.
+    const lookalike = await open('axb@example.com', owner);
+    expect(
+      await assignIdentity(db, { userId: target, channel: 'email', nativeId: 'a_b@example.com' }),
+    ).toEqual({
+      previousUserId: owner,
+    });
+    const moved = await db.transaction((tx) =>
+      assignIdentitySessions(tx, { channel: 'email', nativeId: 'a_b@example.com', userId: target }),
+    );
+    expect(moved.sort()).toEqual([plain, thread].sort());
+    expect((await loadSnapshot(db, plain))!.session.userId).toBe(target);
+    expect((await loadSnapshot(db, thread))!.state.version).toBe(1);
+    expect((await loadSnapshot(db, lookalike))!.session.userId).toBe(owner);
   });
 });
