@@ -4,6 +4,7 @@ import path from 'node:path';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Redis } from 'ioredis';
+import { loadSignInVerifiers, type SignInVerifiers } from './auth/sign-in-config.ts';
 import type { Bus } from './bus/bus.ts';
 import { createMemoryBus } from './bus/memory-bus.ts';
 import { createRedisBus } from './bus/redis-bus.ts';
@@ -20,6 +21,8 @@ import type { ChannelSender } from './delivery/sender.ts';
 import { SessionEngine } from './engine/engine.ts';
 import type { Channel } from './envelope.ts';
 import { createApp } from './http/app.ts';
+import { mountAuthApi } from './http/auth-api.ts';
+import { mountIdentityApi } from './http/identity-api.ts';
 import { type Check, mountOpsApi } from './http/ops-api.ts';
 import { mountSessionApi } from './http/session-api.ts';
 import { createIngress } from './ingress.ts';
@@ -117,6 +120,9 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     // Only the built-in default bot: almost always CONFIG_DIR pointing at the wrong place.
     logger.warn({ event: 'config.no_bots', dir: path.join(config.configDir, BOTS_DIR) });
   }
+  const serves = role === 'all' || role === 'gateway';
+  // Sign-in keys are read once, here, so that a bad one stops the start with a ConfigError.
+  const verifiers: SignInVerifiers | undefined = serves ? await loadSignInVerifiers(config, bots) : undefined;
   const db = await openDatabase(config, logger);
   const closers: (() => Promise<unknown>)[] = [() => db.close()];
   try {
@@ -227,10 +233,11 @@ export async function createHub(options: HubOptions): Promise<Hub> {
           metrics.activeSessions.set({ bot: row.bot, channel: row.channel }, row.count);
       },
     });
-    const serves = role === 'all' || role === 'gateway';
     const works = role === 'all' || role === 'worker';
     if (serves) {
       mountSessionApi(app, { config, db, bots, ingress, bus, logger });
+      if (verifiers) mountAuthApi(app, { db, cache, verifiers, logger });
+      mountIdentityApi(app, { db, cache, logger, adminToken: config.adminToken });
       for (const adapter of adapters) adapter.routes?.(app);
     }
 

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { BotAuthSettingsSchema } from '../auth/settings.ts';
 import { ScriptLibrary } from '../dialog/library.ts';
 import { createDialogHandler, type DialogServices } from '../dialog/runtime.ts';
 import type { BotHandler } from '../engine/bot.ts';
@@ -54,6 +55,8 @@ export const BotSettingsSchema = z
     sessions: SessionSettingsSchema.prefault({}),
     /** The bot's LLM (see README, "LLM and knowledge bases"); absent, the bot has none. */
     llm: LlmSettingsSchema.optional(),
+    /** The bot's own sign-in key (see README, "Sign-in and identities"); absent, the global one. */
+    auth: BotAuthSettingsSchema.optional(),
   })
   .strict();
 export type BotSettings = z.infer<typeof BotSettingsSchema>;

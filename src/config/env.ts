@@ -55,6 +55,18 @@ export const EnvSchema = z.object({
   RATE_LIMIT_PER_MINUTE: int(60, 1),
   /** How often workers run the expiry job (anonymous sessions, message retention). */
   EXPIRY_INTERVAL_SECONDS: int(3600, 1),
+  /**
+   * Sign-in (`POST /api/session/authenticate`): the host site's JWTs are checked with one of a
+   * shared HS256 secret, a PEM public key (RS256 or ES256) or a local JWKS file. None set: off.
+   */
+  AUTH_JWT_SECRET: optionalString,
+  AUTH_JWT_PUBLIC_KEY_FILE: optionalString,
+  AUTH_JWKS_FILE: optionalString,
+  /** The `iss` and `aud` every sign-in JWT must carry; required once a key is set. */
+  AUTH_JWT_ISSUER: optionalString,
+  AUTH_JWT_AUDIENCE: optionalString,
+  /** Clock skew allowed on `exp` and `nbf`, in seconds. */
+  AUTH_JWT_CLOCK_TOLERANCE_SECONDS: int(5, 0),
 });
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -81,6 +93,13 @@ export interface HubConfig {
   deliveryRetryCapMs: number;
   rateLimitPerMinute: number;
   expiryIntervalMs: number;
+  /** Sign-in JWT settings; file paths are absolute. See `src/auth/sign-in-config.ts`. */
+  authJwtSecret: string | undefined;
+  authJwtPublicKeyFile: string | undefined;
+  authJwksFile: string | undefined;
+  authJwtIssuer: string | undefined;
+  authJwtAudience: string | undefined;
+  authJwtClockToleranceSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -118,5 +137,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     deliveryRetryCapMs: e.DELIVERY_RETRY_CAP_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     expiryIntervalMs: e.EXPIRY_INTERVAL_SECONDS * 1000,
+    authJwtSecret: e.AUTH_JWT_SECRET,
+    authJwtPublicKeyFile: e.AUTH_JWT_PUBLIC_KEY_FILE && path.resolve(e.AUTH_JWT_PUBLIC_KEY_FILE),
+    authJwksFile: e.AUTH_JWKS_FILE && path.resolve(e.AUTH_JWKS_FILE),
+    authJwtIssuer: e.AUTH_JWT_ISSUER,
+    authJwtAudience: e.AUTH_JWT_AUDIENCE,
+    authJwtClockToleranceSeconds: e.AUTH_JWT_CLOCK_TOLERANCE_SECONDS,
   };
 }

@@ -106,6 +106,7 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
       bot: s.bot,
       channel: s.channel,
       auth_level: s.authLevel,
+      user_id: s.userId,
       created_at: s.createdAt,
       last_activity_at: s.lastActivityAt,
       expires_at: s.expiresAt,

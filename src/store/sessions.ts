@@ -185,3 +185,75 @@ export async function countActiveSessions(
 export async function revokeToken(q: Queryable, sessionId: string): Promise<void> {
   await q.query('UPDATE sessions SET token_hash = NULL WHERE id = $1', [sessionId]);
 }
+
+/**
+ * Moves the state version of the open, unexpired session a token hash opens, and so locks its
+ * state row until the transaction ends; returns the session's id, or undefined. Whoever changes
+ * a session outside the engine takes this lock first, as a turn does, so that the two never
+ * deadlock; a turn computed from the session as it was then conflicts and is recomputed.
+ */
+export async function lockTokenSessionState(tx: Queryable, tokenHash: Buffer): Promise<string | undefined> {
+  const { rows } = await tx.query<{ session_id: string }>(
+    `UPDATE session_state st SET version = st.version + 1, updated_at = now()
+     FROM sessions s
+     WHERE st.session_id = s.id AND s.token_hash = $1 AND s.ended_at IS NULL
+       AND (s.expires_at IS NULL OR s.expires_at > now())
+     RETURNING st.session_id`,
+    [tokenHash],
+  );
+  return rows[0]?.session_id;
+}
+
+/**
+ * Signs a token session in: gives it its user and auth level, ends its expiry (signed-in
+ * sessions never expire on their own) and replaces its token. Compare-and-set on the old token
+ * hash: false when another request replaced it first.
+ */
+export async function upgradeTokenSession(
+  tx: Queryable,
+  change: {
+    sessionId: string;
+    oldTokenHash: Buffer;
+    newTokenHash: Buffer;
+    userId: string;
+    authLevel: Exclude<AuthLevel, 'anonymous'>;
+  },
+): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    `UPDATE sessions SET user_id = $3, auth_level = $4, expires_at = NULL, token_hash = $5
+     WHERE id = $1 AND token_hash = $2 AND ended_at IS NULL`,
+    [change.sessionId, change.oldTokenHash, change.userId, change.authLevel, change.newTokenHash],
+  );
+  return rowCount > 0;
+}
+
+/**
+ * Gives the open sessions of a channel identity (its key is the native id, or the native id and
+ * `#thread`) to a user, moving their state versions so that turns in flight recompute.
+ * Signed-in sessions keep the user who signed in. Returns their ids.
+ */
+export async function assignIdentitySessions(
+  tx: Queryable,
+  identity: { channel: Channel; nativeId: string; userId: string },
+): Promise<string[]> {
+  // State rows first, in id order, then the sessions: the order a turn takes its locks in.
+  // starts_with, not LIKE: an email address may hold '_', which LIKE reads as a wildcard.
+  const { rows } = await tx.query<{ session_id: string }>(
+    `UPDATE session_state SET version = version + 1, updated_at = now()
+     WHERE session_id IN (
+       SELECT s.id FROM sessions s JOIN session_state st ON st.session_id = s.id
+       WHERE s.channel = $1 AND (s.native_key = $2 OR starts_with(s.native_key, $2 || '#'))
+         AND s.ended_at IS NULL AND s.auth_level = 'anonymous' AND s.user_id IS DISTINCT FROM $3
+       ORDER BY s.id FOR UPDATE OF st)
+     RETURNING session_id`,
+    [identity.channel, identity.nativeId, identity.userId],
+  );
+  const ids = rows.map((r) => r.session_id);
+  if (ids.length === 0) return [];
+  // The ids travel as JSON: both drivers pass text alike, while array parameters differ.
+  await tx.query(
+    'UPDATE sessions SET user_id = $2 WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)',
+    [json(ids), identity.userId],
+  );
+  return ids;
+}
