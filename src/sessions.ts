@@ -1,10 +1,10 @@
 import { hashToken, newToken, TOKEN_PATTERN, tokenMatches } from './auth/token.ts';
-import type { Channel } from './envelope.ts';
-import type { Ingress } from './ports.ts';
+import { type Channel, identityOfNativeKey } from './envelope.ts';
+import type { AcceptResult, Ingress } from './ports.ts';
 import type { Db } from './store/db.ts';
 import { recordEvent } from './store/events.ts';
 import type { SessionRecord } from './store/records.ts';
-import { createSession, findSessionByTokenHash } from './store/sessions.ts';
+import { createSession, findSessionByTokenHash, revokeToken } from './store/sessions.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -65,21 +65,29 @@ export async function openTokenSession(
   return { session, token };
 }
 
-/** Queues the end of a token session after whatever it already has queued; its token dies at once. */
-export async function endTokenSession(
+/**
+ * Queues the end of a session after whatever it already has queued, so the bot's end handler
+ * runs in the engine and connected clients are told; its token (if any) dies at once. Works for
+ * every channel: the envelope carries the identity and thread the session's key was made of, so
+ * it lands in the session's own lane.
+ */
+export async function endSessionThroughQueue(
   deps: { db: Db; ingress: Ingress },
-  session: SessionRecord,
+  session: Pick<SessionRecord, 'id' | 'bot' | 'channel' | 'nativeKey'>,
   reason: string,
-): Promise<void> {
-  await deps.db.query('UPDATE sessions SET token_hash = NULL WHERE id = $1', [session.id]);
-  await deps.ingress.accept({
+): Promise<AcceptResult> {
+  await revokeToken(deps.db, session.id);
+  return deps.ingress.accept({
     id: `${session.channel}:${session.id}:end`,
     kind: 'end',
     channel: session.channel,
     bot: session.bot,
-    from: { id: session.id },
+    ...identityOfNativeKey(session.nativeKey),
     text: '',
     meta: { reason },
     receivedAt: new Date().toISOString(),
   });
 }
+
+/** A token session's end (`DELETE /api/session`): its key is its id. */
+export const endTokenSession = endSessionThroughQueue;

@@ -14,6 +14,8 @@ export interface RateDecision {
  */
 export interface RateLimiter {
   hit(key: string, limit: number, windowMs: number): Promise<RateDecision>;
+  /** Drops everything recorded under a key (a person's data is erased; the key names them). */
+  forget(key: string): Promise<void>;
 }
 
 export class RateLimitArgumentError extends Error {
@@ -35,3 +37,9 @@ export const MINUTE_MS = 60_000;
 
 /** The key of a session's message limit, the same on every channel, so one limit holds wherever the person writes. */
 export const sessionMessagesKey = (sessionId: string) => `session:${sessionId}:messages`;
+
+/** The key of a recipient's delivery pace on a channel (a phone number, an address: personal data). */
+export const recipientKey = (channel: string, recipient: string) => `recipient:${channel}:${recipient}`;
+
+/** Who a session's replies go to, where the sender does not say: the identity part of its key. */
+export const defaultRecipient = (nativeKey: string): string => nativeKey.split('#', 1)[0] ?? nativeKey;
