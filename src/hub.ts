@@ -19,6 +19,7 @@ import { createRedisOutbox } from './delivery/redis-outbox.ts';
 import type { ChannelSender } from './delivery/sender.ts';
 import { SessionEngine } from './engine/engine.ts';
 import type { Channel } from './envelope.ts';
+import { mountAdminApi } from './http/admin-api.ts';
 import { createApp } from './http/app.ts';
 import { type Check, mountOpsApi } from './http/ops-api.ts';
 import { mountSessionApi } from './http/session-api.ts';
@@ -32,6 +33,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from './ports.ts';
 import { createBullmqQueue } from './queue/bullmq-queue.ts';
+import { eraseQueueTraces } from './queue/erased-traces.ts';
 import { createInProcessQueue } from './queue/in-process.ts';
 import type { InboundQueue } from './queue/queue.ts';
 import { connectRedis } from './redis.ts';
@@ -219,6 +221,18 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     const works = role === 'all' || role === 'worker';
     if (serves) {
       mountSessionApi(app, { config, db, bots, ingress, bus, logger });
+      mountAdminApi(app, {
+        config,
+        db,
+        cache,
+        ingress,
+        bots,
+        logger,
+        rateLimiter,
+        ...(redis
+          ? { eraseQueueTraces: (sessions) => eraseQueueTraces(redis, config.redisPrefix, sessions) }
+          : {}),
+      });
       for (const adapter of adapters) adapter.routes?.(app);
     }
 

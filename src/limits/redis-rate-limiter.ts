@@ -44,12 +44,7 @@ export function createRedisRateLimiter(redis: Redis, options: { prefix: string }
       checkLimitArguments(key, limit, windowMs);
       // Two hits in the same millisecond are two members of the set.
       const member = randomBytes(8).toString('base64url');
-      const [allowed, retryAfterMs, remaining] = await command(
-        redisKey(key),
-        limit,
-        windowMs,
-        member,
-      );
+      const [allowed, retryAfterMs, remaining] = await command(redisKey(key), limit, windowMs, member);
       return { allowed: allowed === 1, retryAfterMs: Math.max(0, retryAfterMs), remaining };
     },
     async forget(key) {
