@@ -162,7 +162,8 @@ export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
       expires_at: session.expiresAt,
       last_seq: session.lastSeq,
       meta: session.meta,
-      state: {
+      // `state` is the life state, as in the listing; this is what the bot keeps.
+      session_state: {
         variables: state.variables,
         context: state.context,
         kbs: state.kbs,
