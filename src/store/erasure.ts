@@ -63,7 +63,7 @@ async function deleteEmailOf(tx: Queryable, sessionIds: string[]): Promise<void>
 export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure | undefined> {
   return db.transaction(async (tx) => {
     const user = await tx.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [userId]);
-    if (user.rowCount === 0) return undefined;
+    if (user.rows.length === 0) return undefined;
     const sessions = await sessionsOfUser(tx, userId);
     const ids = sessions.map((s) => s.id);
     const lanes = sessions.map(laneOf);

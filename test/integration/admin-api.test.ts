@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listSessions } from '../../src/store/admin-sessions.ts';
+import { listSessions, type SessionCursor } from '../../src/store/admin-sessions.ts';
+import type { Db } from '../../src/store/db.ts';
+import { eraseUserRows } from '../../src/store/erasure.ts';
+import { createSession } from '../../src/store/sessions.ts';
+import { sessionStats } from '../../src/store/stats.ts';
 import { adminClient, eventually, processed } from '../helpers/admin.ts';
+import { openTestDb } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 
 const ADMIN_TOKEN = 'operator-secret-for-tests';
@@ -433,5 +438,75 @@ describe('operator API', () => {
       rows.find((r) => r.bot === bot && r.channel === channel)?.n ?? 0;
     expect(started('support', 'api')).toBe(earlier('support', 'api') + 1);
     expect(started('default', 'api')).toBe(earlier('default', 'api'));
+  });
+});
+
+describe('operator queries on the embedded PGlite', () => {
+  let db: Db;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ db, cleanup } = await openTestDb('pglite'));
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
+
+  it('lists with a cursor, counts with percentiles and erases a user, as on PostgreSQL', async () => {
+    const user = randomUUID();
+    await db.query('INSERT INTO users (id) VALUES ($1)', [user]);
+    await db.query(`INSERT INTO user_identities (channel, native_id, user_id) VALUES ('whatsapp', $1, $2)`, [
+      PHONE,
+      user,
+    ]);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { snapshot } = await createSession(db, {
+        bot: 'default',
+        channel: 'whatsapp',
+        nativeKey: i === 0 ? PHONE : `${PHONE}#t${i}`,
+      });
+      ids.push(snapshot.session.id);
+      await db.query(
+        `INSERT INTO messages (session_id, seq, role, content, delivery_status) VALUES ($1, 1, 'user', 'x', 'received')`,
+        [snapshot.session.id],
+      );
+    }
+    await db.query(
+      `UPDATE sessions SET ended_at = created_at + interval '60 seconds', end_reason = 'idle', message_count = 1 WHERE id = $1`,
+      [ids[2]],
+    );
+    const seen: string[] = [];
+    let before: SessionCursor | undefined;
+    for (;;) {
+      const page = await listSessions(db, { limit: 1, before }, () => 60_000);
+      seen.push(...page.sessions.map((s) => s.id));
+      if (!page.next) break;
+      before = page.next;
+    }
+    expect(seen).toEqual([...ids].reverse());
+    const open = await listSessions(db, { limit: 10, state: 'active' }, () => 60_000);
+    expect(open.sessions.map((s) => s.id)).toEqual([ids[1], ids[0]]);
+
+    const stats = await sessionStats(db, {
+      from: new Date(Date.now() - 3_600_000),
+      to: new Date(Date.now() + 3_600_000),
+      bucket: 'hour',
+    });
+    expect(stats.ended_sessions).toEqual([
+      {
+        bot: 'default',
+        channel: 'whatsapp',
+        sessions: 1,
+        duration_seconds: { p50: 60, p90: 60, p99: 60 },
+        message_count: { p50: 1, p90: 1, p99: 1 },
+      },
+    ]);
+    expect(stats.buckets.reduce((n, b) => n + b.messages_in, 0)).toBe(3);
+
+    const erased = await eraseUserRows(db, user);
+    expect(erased).toMatchObject({ messages: 3, identities: 1, memory: 0 });
+    expect(erased?.sessions.map((s) => s.id).sort()).toEqual([...ids].sort());
+    expect((await db.query('SELECT 1 FROM sessions')).rows).toEqual([]);
+    expect(await eraseUserRows(db, user)).toBeUndefined();
   });
 });
