@@ -226,7 +226,6 @@ export async function createHub(options: HubOptions): Promise<Hub> {
         db,
         cache,
         ingress,
-        bots,
         logger,
         rateLimiter,
         ...(redis

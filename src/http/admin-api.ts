@@ -1,6 +1,5 @@
 import type { Hono } from 'hono';
 import { z } from 'zod';
-import type { BotRegistry } from '../config/bots.ts';
 import type { HubConfig } from '../config/env.ts';
 import { BotNameSchema, ChannelSchema } from '../envelope.ts';
 import { type ErasureDeps, eraseUser } from '../erasure.ts';
@@ -31,11 +30,11 @@ const DAY_MS = 86_400_000;
 const DEFAULT_STATS_DAYS = 7;
 const MAX_STATS_DAYS = 366;
 
-export interface AdminApiDeps extends Omit<ErasureDeps, 'logger'> {
+/** The erasure's dependencies (database, cache, rate limiter, Redis queue traces) and these. */
+export interface AdminApiDeps extends ErasureDeps {
   config: HubConfig;
   db: Db;
   ingress: Ingress;
-  bots: BotRegistry;
   logger: Logger;
   /** How long a session of a bot on a channel may be quiet before it lists as idle. */
   idleTimeoutMs?: IdleTimeout;
@@ -206,7 +205,7 @@ export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
 
   app.delete('/api/users/:id', admin, async (c) => {
     const { id } = parse(UserParams, c.req.param());
-    const result = await eraseUser({ ...deps, logger }, id);
+    const result = await eraseUser(deps, id);
     if (!result) throw new ApiError(404, 'not_found', `there is no user ${id}`);
     return c.json({
       user_id: id,
