@@ -79,6 +79,17 @@ export function nativeSessionKey(envelope: Pick<Envelope, 'from' | 'thread'>): s
   return envelope.thread ? `${envelope.from.id}#${envelope.thread}` : envelope.from.id;
 }
 
+/**
+ * The inverse of `nativeSessionKey`: the identity and thread an envelope needs to land in a
+ * session's lane. Split at the first '#'; should the identity itself hold a '#', the split lands
+ * elsewhere but `nativeSessionKey` joins the parts back into the same key, so the lane is the same.
+ */
+export function identityOfNativeKey(nativeKey: string): { from: { id: string }; thread?: string } {
+  const mark = nativeKey.indexOf('#');
+  if (mark <= 0) return { from: { id: nativeKey } };
+  return { from: { id: nativeKey.slice(0, mark) }, thread: nativeKey.slice(mark + 1) };
+}
+
 /** The full session key `(bot, channel, from.id[, thread])`, used as the per-session FIFO lane. */
 export function sessionLane(envelope: Pick<Envelope, 'bot' | 'channel' | 'from' | 'thread'>): string {
   return `${envelope.bot}|${envelope.channel}|${nativeSessionKey(envelope)}`;

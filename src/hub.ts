@@ -20,6 +20,7 @@ import { createRedisOutbox } from './delivery/redis-outbox.ts';
 import type { ChannelSender } from './delivery/sender.ts';
 import { SessionEngine } from './engine/engine.ts';
 import type { Channel } from './envelope.ts';
+import { mountAdminApi } from './http/admin-api.ts';
 import { createApp } from './http/app.ts';
 import { mountAuthApi } from './http/auth-api.ts';
 import { mountIdentityApi } from './http/identity-api.ts';
@@ -41,6 +42,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from './ports.ts';
 import { createBullmqQueue } from './queue/bullmq-queue.ts';
+import { eraseQueueTraces } from './queue/erased-traces.ts';
 import { createInProcessQueue } from './queue/in-process.ts';
 import type { InboundQueue } from './queue/queue.ts';
 import { connectRedis } from './redis.ts';
@@ -238,6 +240,18 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       mountSessionApi(app, { config, db, bots, ingress, bus, logger });
       if (verifiers) mountAuthApi(app, { db, cache, verifiers, logger });
       mountIdentityApi(app, { db, cache, logger, adminToken: config.adminToken });
+      mountAdminApi(app, {
+        idleTimeoutMs: (bot, channel) => bots.rules(bot, channel as Channel).idleTimeoutMs,
+        config,
+        db,
+        cache,
+        ingress,
+        logger,
+        rateLimiter,
+        ...(redis
+          ? { eraseQueueTraces: (sessions) => eraseQueueTraces(redis, config.redisPrefix, sessions) }
+          : {}),
+      });
       for (const adapter of adapters) adapter.routes?.(app);
     }
 

@@ -1,7 +1,7 @@
 import { ZodError } from 'zod';
 import type { BotRegistry } from './config/bots.ts';
 import { type Envelope, type EnvelopeInput, EnvelopeSchema, sessionLane } from './envelope.ts';
-import { MINUTE_MS, type RateLimiter } from './limits/rate-limiter.ts';
+import { MINUTE_MS, type RateLimiter, rateNoticeKey, sessionMessagesKey } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
@@ -62,7 +62,7 @@ export function createIngress(options: IngressOptions): Ingress {
     const rules = bots.rules(envelope.bot, envelope.channel);
     const lane = sessionLane(envelope);
     const decision = await rateLimiter
-      .hit(`session:${lane}:messages`, rules.messagesPerMinute, MINUTE_MS)
+      .hit(sessionMessagesKey(lane), rules.messagesPerMinute, MINUTE_MS)
       .catch((err: Error) => {
         // Without the limiter (Redis away) messages still flow: losing one is worse than a burst.
         logger.warn({ event: 'ingress.rate_limiter_failed', err: err.message });
@@ -74,7 +74,7 @@ export function createIngress(options: IngressOptions): Ingress {
     if (REFUSED_AT_THE_DOOR.has(envelope.channel))
       throw new RateLimitedError(rules.messagesPerMinute, decision.retryAfterMs);
     const notice = await rateLimiter
-      .hit(`session:${lane}:rate-notice`, 1, MINUTE_MS)
+      .hit(rateNoticeKey(lane), 1, MINUTE_MS)
       .then((d) => d.allowed)
       .catch(() => false);
     const rateLimited: RateLimitedMeta = { retryAfterMs: decision.retryAfterMs, notice };

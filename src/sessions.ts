@@ -1,6 +1,6 @@
 import { hashToken, newToken, TOKEN_PATTERN, tokenMatches } from './auth/token.ts';
-import type { Channel } from './envelope.ts';
-import type { Ingress } from './ports.ts';
+import { type Channel, identityOfNativeKey } from './envelope.ts';
+import type { AcceptResult, Ingress } from './ports.ts';
 import type { Db } from './store/db.ts';
 import { recordEvent } from './store/events.ts';
 import type { SessionRecord } from './store/records.ts';
@@ -71,32 +71,28 @@ export async function queueSessionStart(ingress: Ingress, session: SessionRecord
 }
 
 /**
- * Queues the end of a token session after whatever it already has queued: the engine runs its
- * `ON SESSION END` and closes it. The envelope id is the session's, so it ends once.
+ * Queues the end of a session after whatever it already has queued, so the bot's end handler
+ * runs in the engine and connected clients are told; its token (if any) dies at once. Works for
+ * every channel: the envelope carries the identity and thread the session's key was made of, so
+ * it lands in the session's own lane.
  */
 export async function endSessionThroughQueue(
-  ingress: Ingress,
-  session: SessionRecord,
+  deps: { db: Db; ingress: Ingress },
+  session: Pick<SessionRecord, 'id' | 'bot' | 'channel' | 'nativeKey'>,
   reason: string,
-): Promise<void> {
-  await ingress.accept({
+): Promise<AcceptResult> {
+  await revokeToken(deps.db, session.id);
+  return deps.ingress.accept({
     id: `${session.channel}:${session.id}:end`,
     kind: 'end',
     channel: session.channel,
     bot: session.bot,
-    from: { id: session.nativeKey },
+    ...identityOfNativeKey(session.nativeKey),
     text: '',
     meta: { reason },
     receivedAt: new Date().toISOString(),
   });
 }
 
-/** Queues the end of a token session after whatever it already has queued; its token dies at once. */
-export async function endTokenSession(
-  deps: { db: Db; ingress: Ingress },
-  session: SessionRecord,
-  reason: string,
-): Promise<void> {
-  await revokeToken(deps.db, session.id);
-  await endSessionThroughQueue(deps.ingress, session, reason);
-}
+/** A token session's end (`DELETE /api/session`): its key is its id. */
+export const endTokenSession = endSessionThroughQueue;

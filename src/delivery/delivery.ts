@@ -1,6 +1,6 @@
 import type { Channel } from '../envelope.ts';
 import { errorMessage } from '../errors.ts';
-import type { RateLimiter } from '../limits/rate-limiter.ts';
+import { defaultRecipient, type RateLimiter, recipientKey } from '../limits/rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { backoffDelay } from '../queue/queue.ts';
@@ -159,8 +159,8 @@ export class Delivery {
     limit: NonNullable<ChannelSender['recipientLimit']>,
     session: SessionRecord,
   ): Promise<void> {
-    const recipient = limit.recipient?.(session) ?? session.nativeKey.split('#')[0];
-    const key = `recipient:${session.channel}:${recipient}`;
+    const recipient = limit.recipient?.(session) ?? defaultRecipient(session.nativeKey);
+    const key = recipientKey(session.channel, recipient);
     while (!this.stopping) {
       const decision = await this.options.rateLimiter.hit(key, limit.count, limit.windowMs);
       if (decision.allowed) return;

@@ -61,7 +61,7 @@ export async function sessionForMessage(
     type: 'session.start',
     data: { previousSessionId: session.id },
   });
-  await endSessionThroughQueue(deps.ingress, session, IDLE_END_REASON);
+  await endSessionThroughQueue(deps, session, IDLE_END_REASON);
   await queueSessionStart(deps.ingress, renewed);
   return renewed;
 }

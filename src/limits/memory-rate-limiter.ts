@@ -25,5 +25,8 @@ export function createMemoryRateLimiter(options: { maxKeys?: number; now?: () =>
       hits.set(key, times, { ttl: windowMs });
       return { allowed: true, retryAfterMs: 0, remaining: limit - times.length };
     },
+    async forget(key) {
+      hits.delete(key);
+    },
   };
 }

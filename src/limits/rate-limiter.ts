@@ -14,6 +14,8 @@ export interface RateDecision {
  */
 export interface RateLimiter {
   hit(key: string, limit: number, windowMs: number): Promise<RateDecision>;
+  /** Drops everything recorded under a key (a person's data is erased; the key names them). */
+  forget(key: string): Promise<void>;
 }
 
 export class RateLimitArgumentError extends Error {
@@ -32,3 +34,17 @@ export function checkLimitArguments(key: string, limit: number, windowMs: number
 }
 
 export const MINUTE_MS = 60_000;
+
+/**
+ * The key of a session's message limit: its lane (`bot|channel|native key`, for token sessions
+ * the session id is the native key), so every gateway counts the same messages.
+ */
+export const sessionMessagesKey = (lane: string) => `session:${lane}:messages`;
+/** The key that lets one rate-limit notice a minute through to a session over its limit. */
+export const rateNoticeKey = (lane: string) => `session:${lane}:rate-notice`;
+
+/** The key of a recipient's delivery pace on a channel (a phone number, an address: personal data). */
+export const recipientKey = (channel: string, recipient: string) => `recipient:${channel}:${recipient}`;
+
+/** Who a session's replies go to, where the sender does not say: the identity part of its key. */
+export const defaultRecipient = (nativeKey: string): string => nativeKey.split('#', 1)[0] ?? nativeKey;

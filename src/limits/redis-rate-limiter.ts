@@ -38,18 +38,17 @@ export function createRedisRateLimiter(redis: Redis, options: { prefix: string }
   // defineCommand runs the script by its SHA (EVALSHA), loading it again after a Redis restart.
   if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: SLIDING_WINDOW_SCRIPT });
   const command = (redis as unknown as Record<string, ScriptCall>)[COMMAND]!.bind(redis);
+  const redisKey = (key: string) => `${options.prefix}rl:${key}`;
   return {
     async hit(key, limit, windowMs) {
       checkLimitArguments(key, limit, windowMs);
       // Two hits in the same millisecond are two members of the set.
       const member = randomBytes(8).toString('base64url');
-      const [allowed, retryAfterMs, remaining] = await command(
-        `${options.prefix}rl:${key}`,
-        limit,
-        windowMs,
-        member,
-      );
+      const [allowed, retryAfterMs, remaining] = await command(redisKey(key), limit, windowMs, member);
       return { allowed: allowed === 1, retryAfterMs: Math.max(0, retryAfterMs), remaining };
+    },
+    async forget(key) {
+      await redis.del(redisKey(key));
     },
   };
 }

@@ -133,6 +133,9 @@ export function laneJobId(lane: string, epoch: number): string {
   return `${createHash('sha1').update(lane).digest('hex')}-${epoch}`;
 }
 
+/** A literal string inside a SCAN MATCH pattern. */
+const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
+
 export class RedisLanes {
   private readonly redis: Redis & LaneCommands;
   private readonly base: string;
@@ -278,6 +281,33 @@ export class RedisLanes {
     const raw = (await this.redis.multi().lrange(this.deadKey, 0, -1).del(this.deadKey).exec()) ?? [];
     const list = (raw[0]?.[1] as string[] | undefined) ?? [];
     return list.map((r) => JSON.parse(r) as DeadLetter);
+  }
+
+  /**
+   * Forgets the dedupe marks of envelope ids that `matches` picks (an erased person's envelope
+   * ids name their session). A mark is only read when an envelope is pushed: no queue state moves.
+   */
+  async forgetSeen(matches: (envelopeId: string) => boolean): Promise<number> {
+    const head = `${this.base}dedupe:`;
+    let cursor = '0';
+    let forgotten = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${escapeGlob(head)}*`, 'COUNT', 1000);
+      cursor = next;
+      const picked = keys.filter((k) => matches(k.slice(head.length)));
+      if (picked.length > 0) forgotten += await this.redis.del(...picked);
+    } while (cursor !== '0');
+    return forgotten;
+  }
+
+  /** Removes the dead letters of the lanes `matches` picks; the others stay in order. */
+  async dropDeadLetters(matches: (lane: string) => boolean): Promise<number> {
+    let dropped = 0;
+    for (const raw of await this.redis.lrange(this.deadKey, 0, -1)) {
+      if (matches((JSON.parse(raw) as DeadLetter).lane))
+        dropped += await this.redis.lrem(this.deadKey, 0, raw);
+    }
+    return dropped;
   }
 
   /** Items queued in every lane. */

@@ -1,0 +1,61 @@
+import type { SessionCache } from './cache/cache.ts';
+import {
+  defaultRecipient,
+  type RateLimiter,
+  rateNoticeKey,
+  recipientKey,
+  sessionMessagesKey,
+} from './limits/rate-limiter.ts';
+import type { Logger } from './logger.ts';
+import type { Db } from './store/db.ts';
+import { eraseUserRows, laneOf, type UserErasure } from './store/erasure.ts';
+
+export interface ErasureDeps {
+  db: Db;
+  cache: SessionCache;
+  rateLimiter: RateLimiter;
+  /** Clears the Redis queues' memory of the erased sessions; absent on the in-process queue. */
+  eraseQueueTraces?: (sessions: { id: string; lane: string }[]) => Promise<unknown>;
+  logger: Logger;
+}
+
+export interface ErasureResult extends UserErasure {
+  /** False when a cache or Redis step failed: those entries then live until their TTL. */
+  cacheCleared: boolean;
+}
+
+/**
+ * Erases a person: PostgreSQL first, in one transaction (the truth; once it commits the person
+ * is gone), then every cache entry and rate-limit window keyed by their sessions. Undefined for
+ * an unknown user. What stays, and why: turns already in flight for those sessions may still
+ * finish (a message arriving during or after the erasure on WhatsApp, Teams or email starts a
+ * new session and user, as any new contact does); other processes' in-memory copies of a
+ * snapshot live until their short local TTL.
+ */
+export async function eraseUser(deps: ErasureDeps, userId: string): Promise<ErasureResult | undefined> {
+  const erased = await eraseUserRows(deps.db, userId);
+  if (!erased) return undefined;
+  const sessions = erased.sessions.map((s) => ({ ...s, lane: laneOf(s) }));
+  const steps: (() => Promise<unknown>)[] = sessions.flatMap((s) => [
+    () => deps.cache.delete(s.id),
+    () => deps.cache.deleteSessionId(s.lane),
+    () => deps.rateLimiter.forget(sessionMessagesKey(s.lane)),
+    () => deps.rateLimiter.forget(rateNoticeKey(s.lane)),
+    () => deps.rateLimiter.forget(recipientKey(s.channel, defaultRecipient(s.nativeKey))),
+  ]);
+  if (deps.eraseQueueTraces) {
+    const traces = deps.eraseQueueTraces;
+    steps.push(() => traces(sessions.map(({ id, lane }) => ({ id, lane }))));
+  }
+  let cacheCleared = true;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      cacheCleared = false;
+      deps.logger.warn({ event: 'user.erase_cache_failed', userId, err: (err as Error).message });
+    }
+  }
+  deps.logger.info({ event: 'user.erased', userId, sessions: sessions.length, cacheCleared });
+  return { ...erased, cacheCleared };
+}

@@ -1,0 +1,221 @@
+import type { Hono } from 'hono';
+import { z } from 'zod';
+import type { HubConfig } from '../config/env.ts';
+import { BotNameSchema, ChannelSchema } from '../envelope.ts';
+import { type ErasureDeps, eraseUser } from '../erasure.ts';
+import type { Logger } from '../logger.ts';
+import type { Ingress } from '../ports.ts';
+import { endSessionThroughQueue } from '../sessions.ts';
+import {
+  findSession,
+  type IdleTimeout,
+  type ListedSession,
+  lifeState,
+  listSessions,
+  SESSION_STATES,
+  type SessionCursor,
+} from '../store/admin-sessions.ts';
+import type { Db } from '../store/db.ts';
+import { listMessages, MAX_PAGE_SIZE } from '../store/messages.ts';
+import type { MessageRecord } from '../store/records.ts';
+import { loadSnapshot } from '../store/sessions.ts';
+import { STAT_BUCKETS, sessionStats } from '../store/stats.ts';
+import { requireAdmin } from './admin-auth.ts';
+import { ApiError, readJson } from './errors.ts';
+
+/** Until bots and channels configure their own, a session is idle after 30 quiet minutes. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
+const DEFAULT_PAGE = 50;
+const DAY_MS = 86_400_000;
+const DEFAULT_STATS_DAYS = 7;
+const MAX_STATS_DAYS = 366;
+
+/** The erasure's dependencies (database, cache, rate limiter, Redis queue traces) and these. */
+export interface AdminApiDeps extends ErasureDeps {
+  config: HubConfig;
+  db: Db;
+  ingress: Ingress;
+  logger: Logger;
+  /** How long a session of a bot on a channel may be quiet before it lists as idle. */
+  idleTimeoutMs?: IdleTimeout;
+}
+
+const encodeCursor = (c: SessionCursor) => Buffer.from(`${c.createdAtUs}.${c.id}`).toString('base64url');
+const CursorSchema = z
+  .string()
+  .max(200)
+  .transform((raw, ctx) => {
+    const match = /^(-?\d{1,20})\.([0-9a-f-]{36})$/.exec(Buffer.from(raw, 'base64url').toString('utf8'));
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: 'not a cursor this API handed out' });
+      return z.NEVER;
+    }
+    return { createdAtUs: match[1]!, id: match[2]! };
+  });
+
+const SessionListQuery = z.object({
+  bot: BotNameSchema.optional(),
+  channel: ChannelSchema.optional(),
+  state: z.enum(SESSION_STATES).optional(),
+  user_id: z.uuid().optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE),
+  before: CursorSchema.optional(),
+});
+const SessionParams = z.object({ id: z.uuid() });
+const UserParams = z.object({ id: z.uuid() });
+const TranscriptQuery = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE),
+});
+const EndBody = z.object({ reason: z.string().min(1).max(200).optional() }).strict();
+const StatsQuery = z
+  .object({
+    from: z.iso.datetime({ offset: true }).optional(),
+    to: z.iso.datetime({ offset: true }).optional(),
+    bucket: z.enum(STAT_BUCKETS).default('day'),
+  })
+  .transform((q) => {
+    const to = q.to ? new Date(q.to) : new Date();
+    const from = q.from ? new Date(q.from) : new Date(to.getTime() - DEFAULT_STATS_DAYS * DAY_MS);
+    return { from, to, bucket: q.bucket };
+  })
+  .refine((r) => r.from < r.to, { message: 'from must be before to' })
+  .refine((r) => r.to.getTime() - r.from.getTime() <= MAX_STATS_DAYS * DAY_MS, {
+    message: `the range is at most ${MAX_STATS_DAYS} days`,
+  });
+
+function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success)
+    throw new ApiError(
+      400,
+      'invalid_request',
+      parsed.error.issues
+        .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+        .join('; '),
+    );
+  return parsed.data;
+}
+
+function toListedSession(s: ListedSession) {
+  return {
+    session_id: s.id,
+    bot: s.bot,
+    channel: s.channel,
+    native_key: s.nativeKey,
+    user_id: s.userId,
+    auth_level: s.authLevel,
+    state: s.state,
+    created_at: s.createdAt,
+    last_activity_at: s.lastActivityAt,
+    ended_at: s.endedAt,
+    end_reason: s.endReason,
+    message_count: s.messageCount,
+  };
+}
+
+function toTranscriptEntry(m: MessageRecord) {
+  return {
+    seq: m.seq,
+    role: m.role,
+    text: m.content,
+    delivery_status: m.deliveryStatus,
+    delivery_attempts: m.deliveryAttempts,
+    delivery_error: m.deliveryError,
+    envelope_id: m.envelopeId,
+    in_reply_to: m.inReplyTo,
+    payload: m.payload,
+    created_at: m.createdAt,
+  };
+}
+
+const notFound = (id: string) => new ApiError(404, 'not_found', `there is no session ${id}`);
+
+/**
+ * The operator API, behind `Authorization: Bearer <ADMIN_TOKEN>`: list and inspect sessions,
+ * end one, erase a person, usage statistics.
+ */
+export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
+  const { db, ingress, logger } = deps;
+  const idleTimeoutMs = deps.idleTimeoutMs ?? (() => DEFAULT_IDLE_TIMEOUT_MS);
+  const admin = requireAdmin(deps.config.adminToken);
+  app.use('/api/admin/*', admin);
+
+  app.get('/api/admin/sessions', async (c) => {
+    const q = parse(SessionListQuery, c.req.query());
+    const { sessions, next } = await listSessions(
+      db,
+      { bot: q.bot, channel: q.channel, userId: q.user_id, state: q.state, before: q.before, limit: q.limit },
+      idleTimeoutMs,
+    );
+    return c.json({ sessions: sessions.map(toListedSession), next_before: next ? encodeCursor(next) : null });
+  });
+
+  app.get('/api/admin/sessions/:id', async (c) => {
+    const { id } = parse(SessionParams, c.req.param());
+    const [session, snapshot] = await Promise.all([findSession(db, id), loadSnapshot(db, id)]);
+    if (!session || !snapshot) throw notFound(id);
+    const { state } = snapshot;
+    return c.json({
+      ...toListedSession({ ...session, state: lifeState(session, idleTimeoutMs, Date.now()) }),
+      expires_at: session.expiresAt,
+      last_seq: session.lastSeq,
+      meta: session.meta,
+      // `state` is the life state, as in the listing; this is what the bot keeps.
+      session_state: {
+        variables: state.variables,
+        context: state.context,
+        kbs: state.kbs,
+        tools: state.tools,
+        suggestions: state.suggestions,
+        waiting_for_input: state.dialog !== null,
+      },
+    });
+  });
+
+  app.get('/api/admin/sessions/:id/messages', async (c) => {
+    const { id } = parse(SessionParams, c.req.param());
+    const { after, limit } = parse(TranscriptQuery, c.req.query());
+    if (!(await findSession(db, id))) throw notFound(id);
+    const messages = await listMessages(db, id, { afterSeq: after, limit });
+    return c.json({
+      session_id: id,
+      messages: messages.map(toTranscriptEntry),
+      next_after: messages.at(-1)?.seq ?? after,
+    });
+  });
+
+  app.post('/api/admin/sessions/:id/end', async (c) => {
+    const { id } = parse(SessionParams, c.req.param());
+    const body = await readJson(c, EndBody, { allowEmpty: true });
+    const session = await findSession(db, id);
+    if (!session) throw notFound(id);
+    if (session.endedAt)
+      throw new ApiError(409, 'already_ended', `session ${id} ended at ${session.endedAt}`);
+    const reason = body.reason ?? 'ended by operator';
+    const accepted = await endSessionThroughQueue({ db, ingress }, session, reason);
+    logger.info({ event: 'admin.session_end_requested', sessionId: id, reason });
+    return c.json({ session_id: id, status: 'ending', envelope_id: accepted.envelopeId }, 202);
+  });
+
+  app.get('/api/admin/stats', async (c) => {
+    const range = parse(StatsQuery, c.req.query());
+    return c.json(await sessionStats(db, range));
+  });
+
+  app.delete('/api/users/:id', admin, async (c) => {
+    const { id } = parse(UserParams, c.req.param());
+    const result = await eraseUser(deps, id);
+    if (!result) throw new ApiError(404, 'not_found', `there is no user ${id}`);
+    return c.json({
+      user_id: id,
+      erased: {
+        sessions: result.sessions.length,
+        messages: result.messages,
+        identities: result.identities,
+        memory: result.memory,
+      },
+      cache_cleared: result.cacheCleared,
+    });
+  });
+}

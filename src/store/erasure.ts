@@ -1,0 +1,94 @@
+import { type Channel, identityOfNativeKey, sessionLane } from '../envelope.ts';
+import type { Db, Queryable } from './db.ts';
+import { recordEvent } from './events.ts';
+
+/** A session that an erasure removed: what the caches and queues key it by. */
+export interface ErasedSession {
+  id: string;
+  bot: string;
+  channel: string;
+  nativeKey: string;
+}
+
+/** The session's queue lane and cache key: `bot|channel|native_key`. */
+export const laneOf = (s: ErasedSession): string =>
+  sessionLane({ bot: s.bot, channel: s.channel as Channel, ...identityOfNativeKey(s.nativeKey) });
+
+export interface UserErasure {
+  sessions: ErasedSession[];
+  messages: number;
+  identities: number;
+  memory: number;
+}
+
+/** Erasure events are about a person, not one bot or channel: they carry these in place of both. */
+export const ANY = '*';
+
+/**
+ * Every session of a user: those that name the user, and every session of each of the user's
+ * channel identities (their key is the identity, or the identity and a thread), whichever bot.
+ */
+async function sessionsOfUser(tx: Queryable, userId: string): Promise<ErasedSession[]> {
+  const { rows } = await tx.query<{ id: string; bot: string; channel: string; native_key: string }>(
+    `SELECT s.id, s.bot, s.channel, s.native_key FROM sessions s
+     WHERE s.user_id = $1
+        OR EXISTS (SELECT 1 FROM user_identities i
+                   WHERE i.user_id = $1 AND i.channel = s.channel
+                     AND (s.native_key = i.native_id OR starts_with(s.native_key, i.native_id || '#')))
+     ORDER BY s.created_at
+     FOR UPDATE OF s`,
+    [userId],
+  );
+  return rows.map((r) => ({ id: r.id, bot: r.bot, channel: r.channel, nativeKey: r.native_key }));
+}
+
+/**
+ * Mail the sessions sent or received (the email channel's own tables hold addresses, subjects
+ * and attachment bytes, keyed by session id or by the envelope an inbound mail became).
+ */
+async function deleteEmailOf(tx: Queryable, sessionIds: string[]): Promise<void> {
+  const mails = `SELECT message_id FROM email_messages
+    WHERE session_id = ANY($1::uuid[])
+       OR envelope_id IN (SELECT envelope_id FROM messages WHERE session_id = ANY($1::uuid[]) AND envelope_id IS NOT NULL)`;
+  await tx.query(`DELETE FROM email_attachments WHERE message_id IN (${mails})`, [sessionIds]);
+  await tx.query(`DELETE FROM email_messages WHERE message_id IN (${mails})`, [sessionIds]);
+}
+
+/**
+ * Erases a user from PostgreSQL in one transaction: their sessions (messages, state and events
+ * go with them by cascade), the inbox rows queued for those sessions' lanes, their mail, memory,
+ * identities and the user row; records a `user.erased` event that names no one. Undefined when
+ * there is no such user.
+ */
+export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure | undefined> {
+  return db.transaction(async (tx) => {
+    const user = await tx.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [userId]);
+    if (user.rows.length === 0) return undefined;
+    const sessions = await sessionsOfUser(tx, userId);
+    const ids = sessions.map((s) => s.id);
+    const lanes = sessions.map(laneOf);
+    const counted = await tx.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM messages WHERE session_id = ANY($1::uuid[])',
+      [ids],
+    );
+    await deleteEmailOf(tx, ids);
+    await tx.query('DELETE FROM inbox WHERE lane = ANY($1::text[])', [lanes]);
+    await tx.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [ids]);
+    const memory = await tx.query('DELETE FROM user_memory WHERE user_id = $1', [userId]);
+    const identities = await tx.query('DELETE FROM user_identities WHERE user_id = $1', [userId]);
+    await tx.query('DELETE FROM users WHERE id = $1', [userId]);
+    await recordEvent(tx, {
+      sessionId: null,
+      bot: ANY,
+      channel: ANY,
+      type: 'user.erased',
+      data: { userId, sessions: sessions.length },
+    });
+    return {
+      sessions,
+      messages: counted.rows[0]?.n ?? 0,
+      identities: identities.rowCount,
+      memory: memory.rowCount,
+    };
+  });
+}

@@ -1,0 +1,47 @@
+import type { Db } from '../../src/store/db.ts';
+
+/** An HTTP client for the operator API, with or without the admin token. */
+export function adminClient(baseUrl: string, token: string | undefined) {
+  return async (method: string, route: string, body?: unknown) => {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${baseUrl}${route}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON came back
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, json, text };
+  };
+}
+
+/** Polls until `check` returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until the engine has recorded an envelope (its inbound history row exists). */
+export async function processed(db: Db, envelopeId: string): Promise<void> {
+  await eventually(async () => {
+    const { rows } = await db.query('SELECT 1 FROM messages WHERE envelope_id = $1', [envelopeId]);
+    return rows.length > 0;
+  }, `envelope ${envelopeId} to be processed`);
+}
