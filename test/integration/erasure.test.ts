@@ -183,7 +183,8 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
     expect(before).toContain(`${prefix}${anaWhatsapp}:snapshot`);
     expect(before).toContain(`${prefix}lane:${anaLanes[0]}`);
     expect(before).toContain(`${prefix}${apiSession.session_id}:snapshot`);
-    expect(before).toContain(`${prefix}rl:${sessionMessagesKey(apiSession.session_id)}`);
+    expect(before).toContain(`${prefix}rl:${sessionMessagesKey(`default|api|${apiSession.session_id}`)}`);
+    expect(before).toContain(`${prefix}rl:${sessionMessagesKey(anaLanes[0]!)}`);
     expect(before.some((k) => k.startsWith(`${prefix}inbound:dedupe:api:${apiSession.session_id}:`))).toBe(
       true,
     );
@@ -258,7 +259,7 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
     ).toEqual(benBefore.rows);
     expect(after).toContain(`${prefix}${benWhatsapp}:snapshot`);
     expect(after).toContain(`${prefix}lane:${benLane}`);
-    expect(after).toContain(`${prefix}rl:${sessionMessagesKey(benWhatsapp)}`);
+    expect(after).toContain(`${prefix}rl:${sessionMessagesKey(benLane)}`);
 
     // Ben's conversation goes on; Ana writing again is a new contact.
     await send('whatsapp', BEN_PHONE, 'still here');
