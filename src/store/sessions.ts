@@ -140,7 +140,7 @@ export async function renewTokenSession(
     const id = randomUUID();
     await tx.query(
       `INSERT INTO sessions (id, bot, channel, native_key, user_id, token_hash, auth_level, meta, expires_at)
-       VALUES ($1, $2, $3, $1, $4, $5, $6, $7::jsonb, $8)`,
+       VALUES ($1::uuid, $2, $3, $1::text, $4, $5, $6, $7::jsonb, $8)`,
       [
         id,
         old.bot,

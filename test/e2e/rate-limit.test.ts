@@ -117,7 +117,12 @@ describe('the message rate limit holds on every channel across two gateways', ()
       const res = await apiClient(gateway(i).url).chat(session.token, `message ${i}`, {}, '?wait=false');
       expect(res.status, `message ${i}`).toBe(202);
     }
-    const refused = await apiClient(gateway(LIMIT + 1).url).chat(session.token, 'message 61', {}, '?wait=false');
+    const refused = await apiClient(gateway(LIMIT + 1).url).chat(
+      session.token,
+      'message 61',
+      {},
+      '?wait=false',
+    );
     expect(refused.status).toBe(429);
     expect(refused.json.error.code).toBe('rate_limited');
     const retryAfter = Number(refused.headers.get('retry-after'));
@@ -166,12 +171,19 @@ describe('the message rate limit holds on every channel across two gateways', ()
   it('WhatsApp: the 61st and later are recorded as refused, and the person gets one notice', async () => {
     const phone = `1555${String(Date.now()).slice(-7)}`;
     for (let i = 1; i <= LIMIT + 2; i++) {
-      const payload = waDoc.variant(waDoc.textMessage, { suffix: `rl${i}`, from: phone, timestamp: new Date() });
+      const payload = waDoc.variant(waDoc.textMessage, {
+        suffix: `rl${i}`,
+        from: phone,
+        timestamp: new Date(),
+      });
       (payload as waDoc.Json).entry[0].changes[0].value.messages[0].text.body = `message ${i}`;
       const raw = JSON.stringify(payload);
       const res = await fetch(`${gateway(i).url}/webhooks/whatsapp`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-hub-signature-256': signatureHeader(raw, APP_SECRET) },
+        headers: {
+          'content-type': 'application/json',
+          'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
+        },
         body: raw,
       });
       // The platform is always told "received": a refusal is ours to handle, not a reason to retry.
