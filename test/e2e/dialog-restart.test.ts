@@ -4,19 +4,9 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { apiClient, REPO_ROOT } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
+import { until } from '../helpers/until.ts';
 
 const DIALOG_CONFIG = path.join(REPO_ROOT, 'test/fixtures/dialog');
-
-async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-    value = await probe();
-  }
-  return value;
-}
 
 const texts = (res: { json: { replies: { text: string }[] } }) => res.json.replies.map((r) => r.text);
 

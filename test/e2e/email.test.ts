@@ -7,6 +7,7 @@ import { DovecotServer } from '../helpers/dovecot.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
 import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
+import { until } from '../helpers/until.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const OUR_ADDRESS = 'support@switchboard.test';
@@ -50,17 +51,6 @@ const refs = (m: ReceivedMail) => {
   const r = m.parsed.references;
   return (Array.isArray(r) ? r : r ? [r] : []).map(bare);
 };
-
-async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    value = await probe();
-  }
-  return value;
-}
 
 describe('email channel against a real IMAP server (dovecot) and a real SMTP server', () => {
   let dovecot: DovecotServer;

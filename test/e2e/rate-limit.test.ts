@@ -12,23 +12,13 @@ import { createTestDatabase, silentLogger, type TestDatabase } from '../helpers/
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, type RunningHub, startTestHub, testConfig } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 /** The seeds' default: 60 messages per minute per session. */
 const LIMIT = 60;
 const NOTICE = SessionSettingsSchema.parse({}).rateLimitNotice;
 const APP_SECRET = 'rl-secret';
-
-async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-    value = await probe();
-  }
-  return value;
-}
 
 /**
  * Two gateways and a worker, in this process, on one PostgreSQL database and one Redis prefix:

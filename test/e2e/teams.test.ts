@@ -5,23 +5,9 @@ import { type BotConnector, startBotConnector, tooManyRequests } from '../helper
 import { type BotFrameworkIssuer, startBotFrameworkIssuer } from '../helpers/bot-framework-issuer.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import type { ServerProcess } from '../helpers/server-process.ts';
+import { until } from '../helpers/until.ts';
 
 const GREETING = "Hello! I'm the Switchboard demo bot. Say anything and I'll echo it back.";
-
-async function until<T>(
-  probe: () => T | Promise<T>,
-  done: (v: T) => boolean,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-    value = await probe();
-  }
-  return value;
-}
 
 async function post(server: ServerProcess, activity: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${server.url}/api/messages`, {

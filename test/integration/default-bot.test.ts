@@ -3,17 +3,7 @@ import type { EnvelopeInput } from '../../src/envelope.ts';
 import { listMessages } from '../../src/store/messages.ts';
 import { findOpenSnapshotByKey } from '../../src/store/sessions.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
-
-async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-    value = await probe();
-  }
-  return value;
-}
+import { until } from '../helpers/until.ts';
 
 /** The sample bot of config/bots/default, on WhatsApp, where a person is known again by their number. */
 describe('the sample bot (config/bots/default)', () => {

@@ -4,20 +4,10 @@ import type { Channel, EnvelopeInput } from '../../src/envelope.ts';
 import { listMessages } from '../../src/store/messages.ts';
 import { findOpenSnapshotByKey, loadSnapshot } from '../../src/store/sessions.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
 
 const DIALOG_CONFIG = path.join(REPO_ROOT, 'test/fixtures/dialog');
 const NAMES = 'Ana Bob Cyd Dee Eve Fay Gus Hal Ida Jon Kai Lou Moe Ned Oz Pia Quin Rex Sol Tia'.split(' ');
-
-async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-    value = await probe();
-  }
-  return value;
-}
 
 const identity: Record<Exclude<Channel, 'api' | 'web'>, (i: number) => string> = {
   whatsapp: (i) => `+49151000${String(i).padStart(4, '0')}`,

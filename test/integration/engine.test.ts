@@ -4,6 +4,7 @@ import type { EnvelopeInput } from '../../src/envelope.ts';
 import { listMessages } from '../../src/store/messages.ts';
 import { findOpenSnapshotByKey, loadSnapshot } from '../../src/store/sessions.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 
@@ -16,17 +17,6 @@ function wa(from: string, n: number | string, text: string, bot = 'default'): En
     text,
     receivedAt: new Date().toISOString(),
   };
-}
-
-async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-    value = await probe();
-  }
-  return value;
 }
 
 describe('session engine with the in-process queue (PostgreSQL)', () => {

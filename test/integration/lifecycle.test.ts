@@ -9,6 +9,7 @@ import { openPostgres } from '../../src/store/postgres.ts';
 import { createTestDatabase, silentLogger, type TestDatabase } from '../helpers/database.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/lifecycle');
@@ -16,17 +17,6 @@ const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/lifecycle');
 const IDLE_MS = 3_000;
 const idle = () => new Promise((r) => setTimeout(r, IDLE_MS + 400));
 const DAY_MS = 86_400_000;
-
-async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 25));
-    value = await probe();
-  }
-  return value;
-}
 
 interface SessionRow {
   id: string;

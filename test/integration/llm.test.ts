@@ -13,21 +13,11 @@ import { createSession, loadSnapshot } from '../../src/store/sessions.ts';
 import { tempDir } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { FakeOpenAi, lastUserText, type RecordedRequest } from '../helpers/openai-server.ts';
+import { until } from '../helpers/until.ts';
 
 const KEY_VARIABLE = 'SB_TEST_LLM_KEY';
 const SHOP_PROMPT = 'You are the assistant of a kettle shop.';
 const counter = tokenCounter('o200k_base');
-
-async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 25));
-    value = await probe();
-  }
-  return value;
-}
 
 async function writeFiles(root: string, files: Record<string, string>): Promise<void> {
   for (const [name, content] of Object.entries(files)) {

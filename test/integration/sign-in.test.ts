@@ -9,6 +9,7 @@ import { assignIdentitySessions, createSession, loadSnapshot } from '../../src/s
 import { assignIdentity, userForIdentity } from '../../src/store/users.ts';
 import { type Backend, openTestDb } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
 
 const ISSUER = 'https://shop.example';
 const AUDIENCE = 'switchboard-test';
@@ -26,17 +27,6 @@ async function jwt(
     .setIssuedAt()
     .setExpirationTime(options.exp ?? '5m')
     .sign(new TextEncoder().encode(options.secret ?? SECRET));
-}
-
-async function until<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 50));
-    value = await probe();
-  }
-  return value;
 }
 
 describe('sign-in upgrade and identity linking (real PostgreSQL)', () => {

@@ -6,23 +6,9 @@ import { createTeamsAdapter, loadTeamsConfig } from '../../adapters/teams/index.
 import * as doc from '../fixtures/teams/activities.ts';
 import { type BotConnector, startBotConnector, tooManyRequests } from '../helpers/bot-connector.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
-
-async function until<T>(
-  probe: () => T | Promise<T>,
-  done: (v: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 25));
-    value = await probe();
-  }
-  return value;
-}
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(`${url}/api/messages`, {

@@ -7,6 +7,7 @@ import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { type GraphApi, graphError, graphSent, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const APP_SECRET = 'test-app-secret';
@@ -14,21 +15,6 @@ const VERIFY_TOKEN = 'test-verify-token';
 const ACCESS_TOKEN = 'EAAJB-test-token';
 const DEFAULT_NUMBER = '106540352242922';
 const MENU_NUMBER = '106540352242923';
-
-async function until<T>(
-  probe: () => T | Promise<T>,
-  done: (v: T) => boolean,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 25));
-    value = await probe();
-  }
-  return value;
-}
 
 describe('WhatsApp Cloud API through a whole hub', () => {
   let graph: GraphApi;

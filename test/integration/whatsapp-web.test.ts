@@ -14,25 +14,11 @@ import { findOpenSnapshotByKey } from '../../src/store/sessions.ts';
 import { silentLogger, tempDir } from '../helpers/database.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
 import { LocalWebClient } from '../helpers/whatsapp-web-client.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const ADMIN_TOKEN = 'admin-test-token';
-
-async function until<T>(
-  probe: () => T | Promise<T>,
-  done: (v: T) => boolean,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!done(value)) {
-    if (Date.now() > deadline) throw new Error(`timed out; last value ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 25));
-    value = await probe();
-  }
-  return value;
-}
 
 describe('whatsapp-web.js through a whole hub, against an injected client', () => {
   let running: RunningHub;
