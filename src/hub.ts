@@ -197,7 +197,6 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       outbox,
       metrics,
       logger,
-      anonymousSessionDays: config.anonymousSessionDays,
       llm: llm.provider(),
     });
 

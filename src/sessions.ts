@@ -1,12 +1,11 @@
 import { hashToken, newToken, TOKEN_PATTERN, tokenMatches } from './auth/token.ts';
+import type { BotRegistry } from './config/bots.ts';
 import { type Channel, identityOfNativeKey } from './envelope.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
 import type { Db } from './store/db.ts';
 import { recordEvent } from './store/events.ts';
 import type { SessionRecord } from './store/records.ts';
 import { createSession, findSessionByTokenHash, revokeToken } from './store/sessions.ts';
-
-const DAY_MS = 86_400_000;
 
 /**
  * The session a bearer token opens, or undefined. Unknown, malformed, expired and ended are all
@@ -34,7 +33,7 @@ export interface OpenedSession {
  * and queues its `start` envelope so the bot's greeting comes first in its history.
  */
 export async function openTokenSession(
-  deps: { db: Db; ingress: Ingress; anonymousSessionDays: number },
+  deps: { db: Db; ingress: Ingress; bots: BotRegistry },
   input: { bot: string; channel: Extract<Channel, 'api' | 'web'>; meta?: Record<string, unknown> },
 ): Promise<OpenedSession> {
   const token = newToken();
@@ -42,7 +41,7 @@ export async function openTokenSession(
     bot: input.bot,
     channel: input.channel,
     tokenHash: hashToken(token),
-    expiresAt: new Date(Date.now() + deps.anonymousSessionDays * DAY_MS),
+    expiresAt: new Date(Date.now() + deps.bots.rules(input.bot, input.channel).anonymousRetentionMs),
     meta: input.meta ?? {},
   });
   const { session } = snapshot;

@@ -412,7 +412,7 @@ export class Connection {
         return;
       }
       const opened = await openTokenSession(
-        { db: host.db, ingress: host.ingress, anonymousSessionDays: host.config.anonymousSessionDays },
+        { db: host.db, ingress: host.ingress, bots: host.bots },
         {
           bot,
           channel: 'web',

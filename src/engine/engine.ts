@@ -26,7 +26,6 @@ const IDENTIFIED_CHANNELS: ReadonlySet<Channel> = new Set(['whatsapp', 'teams', 
 const EXPLICIT_SESSION_CHANNELS: ReadonlySet<Channel> = new Set(['api', 'web']);
 /** Another writer moved the session this many times in a row: give up and let the queue retry. */
 export const MAX_CONFLICT_RETRIES = 5;
-const DAY_MS = 86_400_000;
 
 export type TurnOutcome = 'committed' | 'duplicate' | 'no_session';
 
@@ -39,7 +38,6 @@ export interface EngineOptions {
   outbox: Outbox;
   metrics: Metrics;
   logger: Logger;
-  anonymousSessionDays: number;
   /** Gives bots their LLM (`ctx.llm`); absent, bots have none. */
   llm?: LlmProvider;
 }

@@ -88,7 +88,7 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
     const bot = body.bot ?? 'default';
     if (!bots.has(bot)) throw new ApiError(404, 'unknown_bot', `there is no bot named "${bot}"`);
     const { session, token } = await openTokenSession(
-      { db, ingress, anonymousSessionDays: config.anonymousSessionDays },
+      { db, ingress, bots },
       { bot, channel: 'api', meta: clientMeta(c) },
     );
     logger.info({ event: 'session.created', sessionId: session.id, bot, channel: 'api' });
