@@ -5,6 +5,7 @@ import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Redis } from 'ioredis';
 import { loadSignInVerifiers, type SignInVerifiers } from './auth/sign-in-config.ts';
+import { createSignIn } from './auth/sign-in-service.ts';
 import type { Bus } from './bus/bus.ts';
 import { createMemoryBus } from './bus/memory-bus.ts';
 import { createRedisBus } from './bus/redis-bus.ts';
@@ -200,7 +201,9 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       llm: llm.provider(),
     });
 
+    const signIn = verifiers ? createSignIn({ db, cache, verifiers, logger }) : undefined;
     const host: AdapterHost = {
+      signIn,
       config,
       logger,
       metrics,
@@ -237,7 +240,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     const works = role === 'all' || role === 'worker';
     if (serves) {
       mountSessionApi(app, { config, db, bots, ingress, bus, logger });
-      if (verifiers) mountAuthApi(app, { db, cache, verifiers, logger });
+      if (signIn) mountAuthApi(app, { signIn });
       mountIdentityApi(app, { db, cache, logger, adminToken: config.adminToken });
       mountAdminApi(app, {
         idleTimeoutMs: (bot, channel) => bots.rules(bot, channel as Channel).idleTimeoutMs,

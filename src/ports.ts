@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { Hono } from 'hono';
+import type { SignIn } from './auth/sign-in-service.ts';
 import type { Bus } from './bus/bus.ts';
 import type { BotRegistry } from './config/bots.ts';
 import type { HubConfig } from './config/env.ts';
@@ -33,6 +34,8 @@ export interface AdapterHost {
   db: Db;
   /** Shared by every process of the hub when Redis is configured; per session limit: `config.rateLimitPerMinute`. */
   rateLimiter: RateLimiter;
+  /** The sign-in upgrade (gateways with AUTH_JWT_* or a bot's `auth` configured). */
+  signIn?: SignIn;
   /** Applies a delivery status the platform reported for a message we sent. */
   applyStatus(channelMessageId: string, status: DeliveryStatus, error?: string): Promise<void>;
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Gauge } from 'prom-client';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { SignInRefused } from '../../src/auth/sign-in-service.ts';
 import { type SessionEvent, sessionTopic } from '../../src/bus/bus.ts';
 import { InvalidEnvelopeError, RateLimitedError } from '../../src/ingress.ts';
 import { sessionForMessage } from '../../src/lifecycle/token-renewal.ts';
@@ -389,6 +390,8 @@ export class Connection {
       case 'ping':
         this.send({ type: 'pong' });
         return;
+      case 'authenticate':
+        return this.onAuthenticate(frame.jwt);
     }
   }
 
@@ -532,6 +535,28 @@ export class Connection {
       if (err instanceof InvalidEnvelopeError) return this.error('bad_frame', err.message, { id });
       if (err instanceof RateLimitedError)
         return this.error('rate_limited', err.message, { id, retryAfterMs: err.retryAfterMs });
+      throw err;
+    }
+  }
+
+  /** Signs the session in; the socket stays bound to it and now holds its new token. */
+  private async onAuthenticate(jwt: string): Promise<void> {
+    const { session, token } = this;
+    if (!session || !token) return this.error('not_ready', 'send hello first');
+    const signIn = this.host.signIn;
+    if (!signIn) return this.error('sign_in_disabled', 'sign-in is not configured on this hub');
+    try {
+      const result = await signIn(token, jwt);
+      this.token = result.token;
+      this.send({
+        type: 'authenticated',
+        sessionId: result.sessionId,
+        token: result.token,
+        authLevel: result.authLevel,
+        userId: result.userId,
+      });
+    } catch (err) {
+      if (err instanceof SignInRefused) return this.error(err.code, err.message);
       throw err;
     }
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { SignInRefusal } from '../../src/auth/sign-in-service.ts';
 import { BotNameSchema } from '../../src/envelope.ts';
 
 /**
@@ -38,12 +39,22 @@ export const EndFrame = z.object({ type: z.literal('end') });
 /** Application-level keepalive: the server answers `pong` (browsers cannot send WebSocket pings). */
 export const PingFrame = z.object({ type: z.literal('ping') });
 
+/**
+ * Sign-in: the host site's JWT for its user (see README, "Sign-in and identities"). Answered by
+ * `authenticated` with the session's new token (the old one stops working), or an `error`.
+ */
+export const AuthenticateFrame = z.object({
+  type: z.literal('authenticate'),
+  jwt: z.string().min(1).max(8192),
+});
+
 export const ClientFrameSchema = z.discriminatedUnion('type', [
   HelloFrame,
   MessageFrame,
   AckFrame,
   EndFrame,
   PingFrame,
+  AuthenticateFrame,
 ]);
 export type ClientFrame = z.infer<typeof ClientFrameSchema>;
 export type ClientFrameInput = z.input<typeof ClientFrameSchema>;
@@ -96,6 +107,14 @@ export type ServerFrame =
   | { type: 'ack'; id: string; status: 'accepted' | 'duplicate' }
   | { type: 'error'; code: ErrorCode; message: string; id?: string; retryAfterMs?: number }
   | { type: 'ended'; sessionId: string }
+  | {
+      /** Signed in: keep `token` in place of the old one; the conversation goes on. */
+      type: 'authenticated';
+      sessionId: string;
+      token: string;
+      authLevel: 'authenticated' | 'elevated';
+      userId: string;
+    }
   | { type: 'pong' };
 
 export type ErrorCode =
@@ -104,6 +123,7 @@ export type ErrorCode =
   | 'empty_text'
   | 'text_too_long'
   | 'rate_limited'
+  | SignInRefusal
   | 'internal';
 
 /** How the server closes a socket, and why. */

@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
 import type { VerifiedUser } from '../../src/auth/jwt.ts';
 import { StaleTokenError, signInSession } from '../../src/auth/sign-in.ts';
 import { hashToken, newToken } from '../../src/auth/token.ts';
@@ -10,6 +11,7 @@ import { assignIdentity, userForIdentity } from '../../src/store/users.ts';
 import { type Backend, openTestDb } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
+import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 const ISSUER = 'https://shop.example';
 const AUDIENCE = 'switchboard-test';
@@ -34,12 +36,15 @@ describe('sign-in upgrade and identity linking (real PostgreSQL)', () => {
   let api: ReturnType<typeof apiClient>;
 
   beforeAll(async () => {
-    running = await startTestHub({
-      authJwtSecret: SECRET,
-      authJwtIssuer: ISSUER,
-      authJwtAudience: AUDIENCE,
-      adminToken: ADMIN,
-    });
+    running = await startTestHub(
+      {
+        authJwtSecret: SECRET,
+        authJwtIssuer: ISSUER,
+        authJwtAudience: AUDIENCE,
+        adminToken: ADMIN,
+      },
+      { adapters: [createWebAdapter(loadWebConfig({}))] },
+    );
     api = apiClient(running.url);
   });
   afterAll(async () => {
@@ -52,6 +57,42 @@ describe('sign-in upgrade and identity linking (real PostgreSQL)', () => {
   const admin = (method: string, route: string, body?: unknown) =>
     api.call(method, route, { token: ADMIN, ...(body === undefined ? {} : { body }) });
   const row = async (sql: string, params: unknown[]) => (await running.hub.db.query(sql, params)).rows[0];
+
+  it('signs the web widget in over its socket: an error for a bad JWT, then the new token, the conversation goes on', async () => {
+    const socket = await TestSocket.open(wsUrl(running.url));
+    socket.send({ type: 'hello', lastSeq: 0 });
+    const welcome = await socket.nextOfType('welcome');
+    socket.send({
+      type: 'authenticate',
+      jwt: await jwt({ sub: 'web-visitor' }, { audience: 'someone-else' }),
+    });
+    const refused = await socket.nextOfType('error');
+    expect(refused.code).toBe('invalid_credentials');
+    expect((await sessionOf(welcome.token)).json.auth_level).toBe('anonymous');
+
+    socket.send({ type: 'authenticate', jwt: await jwt({ sub: 'web-visitor', name: 'Wen' }) });
+    const signedIn = await socket.nextOfType('authenticated');
+    expect(signedIn).toMatchObject({ sessionId: welcome.sessionId, authLevel: 'authenticated' });
+    expect(signedIn.token).not.toBe(welcome.token);
+    expect((await sessionOf(welcome.token)).status).toBe(401);
+    const now = await sessionOf(signedIn.token);
+    expect(now.json).toMatchObject({
+      session_id: welcome.sessionId,
+      auth_level: 'authenticated',
+      user_id: signedIn.userId,
+    });
+    // The same socket goes on with the same conversation.
+    const id = 'after-sign-in';
+    socket.send({ type: 'message', id, text: 'hello again' });
+    expect(await socket.next((f) => f.type === 'ack' && f.id === id, 'the ack')).toMatchObject({
+      status: 'accepted',
+    });
+    await socket.next(
+      (f) => f.type === 'message' && f.role === 'assistant' && f.inReplyTo?.endsWith(id),
+      'the reply',
+    );
+    socket.ws.close();
+  });
 
   it('upgrades an anonymous session in place: same history, new token, the old one dead, no expiry', async () => {
     const session = await api.createSession();

@@ -51,6 +51,15 @@ export function newMessageId(): string {
  * the server acknowledges them, and reconnects with backoff. A resend carries the same id, so
  * the server processes it once.
  */
+/** The refusals of an `authenticate` frame. */
+const SIGN_IN_ERRORS: ReadonlySet<string> = new Set([
+  'sign_in_disabled',
+  'unauthorized',
+  'invalid_credentials',
+  'session_owned',
+  'not_upgradable',
+]);
+
 export class ChatClient {
   private ws: WebSocket | undefined;
   private online = false;
@@ -67,6 +76,9 @@ export class ChatClient {
   private sessionId: string | undefined;
   private outbox: PendingMessage[];
   private stopped = false;
+  private signingIn:
+    | { resolve: (v: { authLevel: string; userId: string }) => void; reject: (err: Error) => void }
+    | undefined;
 
   constructor(private readonly o: ClientOptions) {
     this.outbox = o.storage.getOutbox();
@@ -92,6 +104,19 @@ export class ChatClient {
     this.o.storage.setOutbox(this.outbox);
     this.o.events.pending(item, this.online ? 'sending' : 'waiting');
     if (this.online) this.frame({ type: 'message', id: item.id, text: item.text });
+  }
+
+  /**
+   * Signs this conversation in with the host site's JWT for its user. Resolves once the hub has
+   * upgraded the session (the widget keeps the new token); rejects with the hub's reason.
+   */
+  authenticate(jwt: string): Promise<{ authLevel: string; userId: string }> {
+    if (!this.online) return Promise.reject(new Error('the chat is not connected; try again in a moment'));
+    this.signingIn?.reject(new Error('superseded by a newer sign-in'));
+    return new Promise((resolve, reject) => {
+      this.signingIn = { resolve, reject };
+      this.frame({ type: 'authenticate', jwt });
+    });
   }
 
   /** Ends this conversation (for every tab) and starts a fresh session. */
@@ -222,12 +247,24 @@ export class ChatClient {
         // Another tab may have started the next conversation already.
         this.tokenChanged(this.o.storage.getToken());
         return;
+      case 'authenticated':
+        // Same conversation, new token: this tab keeps what it shows, other tabs follow the token.
+        this.shownToken = frame.token;
+        this.o.storage.setToken(frame.token);
+        this.signingIn?.resolve({ authLevel: frame.authLevel, userId: frame.userId });
+        this.signingIn = undefined;
+        return;
       case 'pong':
         return;
     }
   }
 
   private onError(frame: ErrorFrame): void {
+    if (SIGN_IN_ERRORS.has(frame.code) && this.signingIn) {
+      this.signingIn.reject(new Error(frame.message));
+      this.signingIn = undefined;
+      return;
+    }
     const item = frame.id ? this.outbox.find((p) => p.id === frame.id) : undefined;
     if (!item) return;
     if (FINAL_ERRORS.has(frame.code)) {

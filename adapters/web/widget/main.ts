@@ -6,8 +6,17 @@ import { ChatView, type Mode } from './view.ts';
  * The widget's entry: `<script src="https://hub.example/widget.js" data-bot="support"></script>`.
  * The script's own address says which hub to talk to, so it works on a page of any origin.
  * `data-mode="page"` (the hub's chat page) fills the window; the default is a floating bubble.
- * `data-open` opens the bubble at once.
+ * `data-open` opens the bubble at once. `Switchboard.authenticate(jwt)` signs the chat in.
  */
+/**
+ * What the host page can call: `Switchboard.authenticate(jwt)` signs the chat in as the page's
+ * user (the first widget on the page; `Switchboard.widgets[bot]` for a given bot).
+ */
+interface SwitchboardApi {
+  authenticate(jwt: string): Promise<{ authLevel: string; userId: string }>;
+  widgets: Record<string, { authenticate(jwt: string): Promise<{ authLevel: string; userId: string }> }>;
+}
+
 function mount(script: HTMLScriptElement): void {
   const src = new URL(script.src, document.baseURI);
   const bot = script.dataset.bot || 'default';
@@ -41,6 +50,12 @@ function mount(script: HTMLScriptElement): void {
     },
   });
   client.start();
+  const signIn = (jwt: string) => client.authenticate(jwt);
+  const api = ((window as unknown as { Switchboard?: SwitchboardApi }).Switchboard ??= {
+    widgets: {},
+    authenticate: signIn,
+  });
+  api.widgets[bot] = { authenticate: signIn };
   if (mode === 'embed' && script.dataset.open !== undefined) view.setOpen(true);
 }
 
