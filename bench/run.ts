@@ -145,6 +145,29 @@ async function drive(
   return { latencies, seconds };
 }
 
+/** Offers PACED_RATE messages a second for PACED_SECONDS, round robin over the sessions; returns their latencies. */
+async function drivePaced(send: (i: number) => Promise<string>, completions: Map<string, number>): Promise<number[]> {
+  const acceptedAt = new Map<string, number>();
+  const total = PACED_RATE * PACED_SECONDS;
+  const started = performance.now();
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * PACED_RATE));
+      for (; sent < due; sent++) void send(sent).then((id) => acceptedAt.set(id, performance.now()));
+      if (sent >= total) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 5);
+  });
+  const deadline = Date.now() + 120_000;
+  while ([...acceptedAt.keys()].some((id) => !completions.has(id)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return [...acceptedAt].map(([id, at]) => (completions.get(id) ?? NaN) - at);
+}
+
 function turnListener(completions: Map<string, number>, signal: { resolve?: () => void }) {
   return (message: unknown) => {
     const turn = message as TurnCompleted;
@@ -246,29 +269,11 @@ async function benchDistributed(): Promise<{ full: Result; paced: Result }> {
         rss,
       );
 
-      // Latency at a steady 1,000 messages/s offered.
-      const pacedAccepted = new Map<string, number>();
-      const total = PACED_RATE * PACED_SECONDS;
-      const started = performance.now();
-      let sent = 0;
-      await new Promise<void>((resolve) => {
-        const tick = setInterval(() => {
-          const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * PACED_RATE));
-          for (; sent < due; sent++) {
-            const e = envelope(sent % SESSIONS, MESSAGES + Math.floor(sent / SESSIONS));
-            void gateway.ingress.accept(e).then(() => pacedAccepted.set(e.id, performance.now()));
-          }
-          if (sent >= total) {
-            clearInterval(tick);
-            resolve();
-          }
-        }, 5);
-      });
-      const deadline = Date.now() + 120_000;
-      while ([...pacedAccepted.keys()].some((id) => !completions.has(id)) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const pacedLatencies = [...pacedAccepted].map(([id, at]) => (completions.get(id) ?? NaN) - at);
+      const pacedLatencies = await drivePaced(async (i) => {
+        const e = envelope(i % SESSIONS, MESSAGES + Math.floor(i / SESSIONS));
+        await gateway.ingress.accept(e);
+        return e.id;
+      }, completions);
       const paced = summarize(
         `(b) at ${PACED_RATE} messages/s offered, ${PACED_SECONDS} s`,
         pacedLatencies,
@@ -285,7 +290,7 @@ async function benchDistributed(): Promise<{ full: Result; paced: Result }> {
   });
 }
 
-async function benchBaseline(): Promise<Result> {
+async function benchBaseline(): Promise<{ full: Result; paced: Result }> {
   return withDatabase(async (databaseUrl) => {
     const admin = new pg.Client({ connectionString: databaseUrl });
     await admin.connect();
@@ -334,7 +339,19 @@ async function benchBaseline(): Promise<Result> {
       );
       const rss: Record<string, number> = { producer: ownRssMb() };
       for (const [i, w] of workers.entries()) rss[`worker ${i + 1}`] = await peakRssMb(w.pid!);
-      return summarize(`(c) bare baseline: BullMQ + one INSERT, ${WORKERS} workers`, latencies, seconds, rss);
+      const full = summarize(`(c) bare baseline: BullMQ + one INSERT, ${WORKERS} workers`, latencies, seconds, rss);
+      const pacedLatencies = await drivePaced(async (i) => {
+        const id = `p.${i}`;
+        await queue.add('m', { s: String(i % SESSIONS), t: `p${i}`, id });
+        return id;
+      }, completions);
+      const paced = summarize(
+        `(c) at ${PACED_RATE} messages/s offered, ${PACED_SECONDS} s`,
+        pacedLatencies,
+        PACED_SECONDS,
+        rss,
+      );
+      return { full, paced };
     } finally {
       subscriber.disconnect();
       await queue.close();
@@ -366,7 +383,7 @@ const only = process.argv.slice(2);
 const want = (k: string) => only.length === 0 || only.includes(k);
 const results: Result[] = [];
 let distributed: { full: Result; paced: Result } | undefined;
-let baseline: Result | undefined;
+let baseline: { full: Result; paced: Result } | undefined;
 if (want('embedded')) results.push(await benchEmbedded());
 if (want('distributed')) {
   distributed = await benchDistributed();
@@ -374,11 +391,11 @@ if (want('distributed')) {
 }
 if (want('baseline')) {
   baseline = await benchBaseline();
-  results.push(baseline);
+  results.push(baseline.full, baseline.paced);
 }
 print(results);
 if (distributed && baseline) {
-  console.log(`\n(b) / (c) throughput: ${(distributed.full.perSecond / baseline.perSecond).toFixed(2)}×`);
+  console.log(`\n(b) / (c) throughput: ${(distributed.full.perSecond / baseline.full.perSecond).toFixed(2)}×`);
 }
 if (want('websocket')) {
   const ws = await runWebSocketBench();
