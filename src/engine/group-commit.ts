@@ -80,7 +80,7 @@ export class GroupCommitter {
       this.logger.debug({ event: 'commit.batch_start', turns: batch.length, waiting: this.pending.length });
       try {
         const results =
-          batch.length === 1
+          batch.length === 1 && batch[0]!.write.assignsUser
             ? [await commitTurn(this.db, batch[0]!.write)]
             : await commitTurnBatch(
                 this.db,
