@@ -62,7 +62,7 @@ export function createIngress(options: IngressOptions): Ingress {
     const rules = bots.rules(envelope.bot, envelope.channel);
     const lane = sessionLane(envelope);
     const decision = await rateLimiter
-      .hit(sessionMessagesKey(lane), rules.messagesPerMinute, MINUTE_MS)
+      .hit(sessionMessagesKey(lane), rules.messagesPerMinute, MINUTE_MS, envelope.id)
       .catch((err: Error) => {
         // Without the limiter (Redis away) messages still flow: losing one is worse than a burst.
         logger.warn({ event: 'ingress.rate_limiter_failed', err: err.message });

@@ -10,20 +10,30 @@ export const DEFAULT_MAX_KEYS = 100_000;
  */
 export function createMemoryRateLimiter(options: { maxKeys?: number; now?: () => number } = {}): RateLimiter {
   const now = options.now ?? Date.now;
-  const hits = new LRUCache<string, number[]>({ max: options.maxKeys ?? DEFAULT_MAX_KEYS });
+  const hits = new LRUCache<string, { at: number; id?: string | undefined }[]>({
+    max: options.maxKeys ?? DEFAULT_MAX_KEYS,
+  });
   return {
-    async hit(key, limit, windowMs) {
+    async hit(key, limit, windowMs, hitId) {
       checkLimitArguments(key, limit, windowMs);
       const at = now();
       // Same boundary as the Redis script: a hit exactly one window old no longer counts.
-      const times = (hits.get(key) ?? []).filter((t) => t > at - windowMs);
-      if (times.length >= limit) {
-        hits.set(key, times, { ttl: windowMs });
-        return { allowed: false, retryAfterMs: times[times.length - limit]! + windowMs - at, remaining: 0 };
+      const recent = (hits.get(key) ?? []).filter((h) => h.at > at - windowMs);
+      if (hitId !== undefined && recent.some((h) => h.id === hitId)) {
+        hits.set(key, recent, { ttl: windowMs });
+        return { allowed: true, retryAfterMs: 0, remaining: Math.max(0, limit - recent.length) };
       }
-      times.push(at);
-      hits.set(key, times, { ttl: windowMs });
-      return { allowed: true, retryAfterMs: 0, remaining: limit - times.length };
+      if (recent.length >= limit) {
+        hits.set(key, recent, { ttl: windowMs });
+        return {
+          allowed: false,
+          retryAfterMs: recent[recent.length - limit]!.at + windowMs - at,
+          remaining: 0,
+        };
+      }
+      recent.push({ at, id: hitId });
+      hits.set(key, recent, { ttl: windowMs });
+      return { allowed: true, retryAfterMs: 0, remaining: limit - recent.length };
     },
     async forget(key) {
       hits.delete(key);

@@ -13,7 +13,11 @@ export interface RateDecision {
  * Implementations: Redis (shared by every process of a hub) and in-process.
  */
 export interface RateLimiter {
-  hit(key: string, limit: number, windowMs: number): Promise<RateDecision>;
+  /**
+   * `hitId` names what is being counted (a message's envelope id): the same id allowed again
+   * within the window (a platform redelivering a webhook) is allowed without counting twice.
+   */
+  hit(key: string, limit: number, windowMs: number, hitId?: string): Promise<RateDecision>;
   /** Drops everything recorded under a key (a person's data is erased; the key names them). */
   forget(key: string): Promise<void>;
 }

@@ -5,7 +5,8 @@ import { checkLimitArguments, type RateLimiter } from './rate-limiter.ts';
 /**
  * One atomic step per hit: drop the hits older than the window, count the rest, and record this
  * hit only when it fits. The clock is Redis's own (TIME), so gateways with skewed clocks agree.
- * A sorted set per key holds the allowed hits' times (score, ms) and expires with its window.
+ * A sorted set per key holds the allowed hits' times (score, ms) and expires with its window;
+ * a named hit (ARGV[4] = 1) already in it is allowed again without being counted twice.
  * Returns {allowed (0/1), retryAfterMs, remaining}.
  */
 const SLIDING_WINDOW_SCRIPT = `
@@ -16,6 +17,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local count = redis.call('ZCARD', key)
+if ARGV[4] == '1' and redis.call('ZSCORE', key, ARGV[3]) then return {1, 0, limit - count} end
 if count < limit then
   redis.call('ZADD', key, now, ARGV[3])
   redis.call('PEXPIRE', key, window)
@@ -31,6 +33,7 @@ type ScriptCall = (
   limit: number,
   windowMs: number,
   member: string,
+  named: number,
 ) => Promise<[number, number, number]>;
 
 /** The Redis limiter: one limit shared by every process that uses the same Redis and prefix. */
@@ -40,11 +43,17 @@ export function createRedisRateLimiter(redis: Redis, options: { prefix: string }
   const command = (redis as unknown as Record<string, ScriptCall>)[COMMAND]!.bind(redis);
   const redisKey = (key: string) => `${options.prefix}rl:${key}`;
   return {
-    async hit(key, limit, windowMs) {
+    async hit(key, limit, windowMs, hitId) {
       checkLimitArguments(key, limit, windowMs);
-      // Two hits in the same millisecond are two members of the set.
-      const member = randomBytes(8).toString('base64url');
-      const [allowed, retryAfterMs, remaining] = await command(redisKey(key), limit, windowMs, member);
+      // Without an id, two hits in the same millisecond are still two members of the set.
+      const member = hitId ? `id:${hitId}` : randomBytes(8).toString('base64url');
+      const [allowed, retryAfterMs, remaining] = await command(
+        redisKey(key),
+        limit,
+        windowMs,
+        member,
+        hitId ? 1 : 0,
+      );
       return { allowed: allowed === 1, retryAfterMs: Math.max(0, retryAfterMs), remaining };
     },
     async forget(key) {

@@ -61,6 +61,20 @@ describe.each([
         .sort((x, y) => x - y),
     ).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
+
+  it('counts a named hit once: the same message redelivered is allowed again without using the limit', async () => {
+    const k = key('named');
+    expect((await limiter.hit(k, 2, 60_000, 'wamid.1')).allowed).toBe(true);
+    // A platform redelivering the same message, twice.
+    expect(await limiter.hit(k, 2, 60_000, 'wamid.1')).toMatchObject({ allowed: true, remaining: 1 });
+    expect((await limiter.hit(k, 2, 60_000, 'wamid.1')).allowed).toBe(true);
+    expect((await limiter.hit(k, 2, 60_000, 'wamid.2')).allowed).toBe(true);
+    const third = await limiter.hit(k, 2, 60_000, 'wamid.3');
+    expect(third.allowed).toBe(false);
+    // Still refused when it comes again: a refused hit was never counted, so it is not "seen".
+    expect((await limiter.hit(k, 2, 60_000, 'wamid.3')).allowed).toBe(false);
+    expect((await limiter.hit(k, 2, 60_000, 'wamid.2')).allowed).toBe(true);
+  });
 });
 
 describe('redis rate limiter across processes', () => {
