@@ -23,7 +23,7 @@ import { STAT_BUCKETS, sessionStats } from '../store/stats.ts';
 import { requireAdmin } from './admin-auth.ts';
 import { ApiError, readJson } from './errors.ts';
 
-/** Until bots and channels configure their own, a session is idle after 30 quiet minutes. */
+/** A session is idle after this long when no rules are given (the hub passes each bot's own). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
 const DEFAULT_PAGE = 50;
 const DAY_MS = 86_400_000;
