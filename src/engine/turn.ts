@@ -242,7 +242,10 @@ export class TurnDraft {
       // A session without a user gets one the first time something is remembered about its person.
       userId: session.userId ?? (this.userMemoryWrites.size > 0 ? randomUUID() : null),
       assignsUser: session.userId === null && this.userMemoryWrites.size > 0,
-      events: this.events,
+      // A session that ends says so in its events (the statistics count ends by reason).
+      events: this.endReason
+        ? [...this.events, { type: 'session.end', data: { reason: this.endReason } }]
+        : this.events,
     };
   }
 

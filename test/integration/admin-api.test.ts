@@ -171,6 +171,8 @@ describe('operator API', () => {
 
   it('uses the idle timeout of each bot and channel, in the filter and in the state', async () => {
     const x = await api.createSession('support');
+    // The greeting's turn must be in first: its commit would make the session active again.
+    await processed(running.hub.db, `api:${x.session_id}:start`);
     await running.hub.db.query(
       `UPDATE sessions SET last_activity_at = now() - interval '10 minutes' WHERE id = $1`,
       [x.session_id],

@@ -102,7 +102,7 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
       'SELECT type FROM session_events WHERE session_id = $1 ORDER BY id',
       [old.id],
     );
-    expect(events.map((e) => e.type)).toEqual(['session.start', 'goodbye', 'session.idle']);
+    expect(events.map((e) => e.type)).toEqual(['session.start', 'goodbye', 'session.end', 'session.idle']);
     expect(
       await q('SELECT value FROM bot_memory WHERE bot = $1 AND key = $2', ['returning', `ended_${old.id}`]),
     ).toEqual([{ value: 'yes' }]);
