@@ -146,7 +146,10 @@ async function drive(
 }
 
 /** Offers PACED_RATE messages a second for PACED_SECONDS, round robin over the sessions; returns their latencies. */
-async function drivePaced(send: (i: number) => Promise<string>, completions: Map<string, number>): Promise<number[]> {
+async function drivePaced(
+  send: (i: number) => Promise<string>,
+  completions: Map<string, number>,
+): Promise<number[]> {
   const acceptedAt = new Map<string, number>();
   const total = PACED_RATE * PACED_SECONDS;
   const started = performance.now();
@@ -339,7 +342,12 @@ async function benchBaseline(): Promise<{ full: Result; paced: Result }> {
       );
       const rss: Record<string, number> = { producer: ownRssMb() };
       for (const [i, w] of workers.entries()) rss[`worker ${i + 1}`] = await peakRssMb(w.pid!);
-      const full = summarize(`(c) bare baseline: BullMQ + one INSERT, ${WORKERS} workers`, latencies, seconds, rss);
+      const full = summarize(
+        `(c) bare baseline: BullMQ + one INSERT, ${WORKERS} workers`,
+        latencies,
+        seconds,
+        rss,
+      );
       const pacedLatencies = await drivePaced(async (i) => {
         const id = `p.${i}`;
         await queue.add('m', { s: String(i % SESSIONS), t: `p${i}`, id });
@@ -395,7 +403,9 @@ if (want('baseline')) {
 }
 print(results);
 if (distributed && baseline) {
-  console.log(`\n(b) / (c) throughput: ${(distributed.full.perSecond / baseline.full.perSecond).toFixed(2)}×`);
+  console.log(
+    `\n(b) / (c) throughput: ${(distributed.full.perSecond / baseline.full.perSecond).toFixed(2)}×`,
+  );
 }
 if (want('websocket')) {
   const ws = await runWebSocketBench();

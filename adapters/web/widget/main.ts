@@ -51,11 +51,9 @@ function mount(script: HTMLScriptElement): void {
   });
   client.start();
   const signIn = (jwt: string) => client.authenticate(jwt);
-  const api = ((window as unknown as { Switchboard?: SwitchboardApi }).Switchboard ??= {
-    widgets: {},
-    authenticate: signIn,
-  });
-  api.widgets[bot] = { authenticate: signIn };
+  const page = window as unknown as { Switchboard?: SwitchboardApi };
+  page.Switchboard ??= { widgets: {}, authenticate: signIn };
+  page.Switchboard.widgets[bot] = { authenticate: signIn };
   if (mode === 'embed' && script.dataset.open !== undefined) view.setOpen(true);
 }
 
