@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { SignJWT } from 'jose';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
@@ -9,6 +10,11 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { REPO_ROOT } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
+
+/** The shop's sign-in key, shared with the hub (AUTH_JWT_*). */
+const JWT_SECRET = 'the-shop-and-the-hub-share-this-signing-secret';
+const JWT_ISSUER = 'https://shop.example';
+const JWT_AUDIENCE = 'switchboard-widget';
 
 /**
  * The widget in Debian's chromium against the real server (a child process on PostgreSQL and
@@ -29,6 +35,9 @@ describe('web widget in a real browser', () => {
     REDIS_URL: TEST_REDIS_URL,
     REDIS_PREFIX: redisPrefix.prefix,
     CONFIG_DIR: path.join(REPO_ROOT, 'test/fixtures/web'),
+    AUTH_JWT_SECRET: JWT_SECRET,
+    AUTH_JWT_ISSUER: JWT_ISSUER,
+    AUTH_JWT_AUDIENCE: JWT_AUDIENCE,
   });
 
   beforeAll(async () => {
@@ -261,6 +270,49 @@ describe('web widget in a real browser', () => {
       const box = await phone.locator('.panel').boundingBox();
       expect(box).toEqual({ x: 0, y: 0, width: 375, height: 667 });
       await phone.close();
+    });
+
+    it('signs the chat in when the page calls Switchboard.authenticate with its JWT', async () => {
+      const shop = await browser.context.newPage();
+      await shop.goto(`${siteUrl}/`);
+      await shop.locator('.launcher').click();
+      await online(shop);
+      const answers = shop.locator('.msg.assistant', { hasText: exact('A colleague will answer.') });
+      await answers.first().waitFor();
+      const shown = await answers.count();
+      const before = (await storedToken(shop, 'support'))!;
+      const sessionId = await sessionIdOf(before);
+      // What the shop's server hands its page after its own login.
+      const jwt = await new SignJWT({ sub: 'shop-customer-7', name: 'Kim' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuer(JWT_ISSUER)
+        .setAudience(JWT_AUDIENCE)
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(JWT_SECRET));
+      const result = await shop.evaluate(
+        (token) =>
+          (
+            window as unknown as {
+              Switchboard: { authenticate(jwt: string): Promise<{ authLevel: string; userId: string }> };
+            }
+          ).Switchboard.authenticate(token),
+        jwt,
+      );
+      expect(result.authLevel).toBe('authenticated');
+      const after = (await storedToken(shop, 'support'))!;
+      expect(after).not.toBe(before);
+      const res = await fetch(`${hub()}/api/session`, { headers: { authorization: `Bearer ${after}` } });
+      expect(await res.json()).toMatchObject({
+        session_id: sessionId,
+        auth_level: 'authenticated',
+        user_id: result.userId,
+      });
+      const old = await fetch(`${hub()}/api/session`, { headers: { authorization: `Bearer ${before}` } });
+      expect(old.status).toBe(401);
+      // The same conversation goes on in the same panel.
+      await send(shop, 'signed in now');
+      await answers.nth(shown).waitFor({ timeout: 15_000 });
+      await shop.close();
     });
   });
 });
