@@ -22,6 +22,7 @@ import { loadSnapshot } from '../store/sessions.ts';
 import { STAT_BUCKETS, sessionStats } from '../store/stats.ts';
 import { requireAdmin } from './admin-auth.ts';
 import { ApiError, readJson } from './errors.ts';
+import { toApiState } from './session-api.ts';
 
 /** A session is idle after this long when no rules are given (the hub passes each bot's own). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
@@ -162,14 +163,7 @@ export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
       last_seq: session.lastSeq,
       meta: session.meta,
       // `state` is the life state, as in the listing; this is what the bot keeps.
-      session_state: {
-        variables: state.variables,
-        context: state.context,
-        kbs: state.kbs,
-        tools: state.tools,
-        suggestions: state.suggestions,
-        waiting_for_input: state.dialog !== null,
-      },
+      session_state: toApiState(state),
     });
   });
 

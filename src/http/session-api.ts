@@ -13,7 +13,7 @@ import type { Ingress } from '../ports.ts';
 import { endTokenSession, openTokenSession } from '../sessions.ts';
 import type { Db } from '../store/db.ts';
 import { isEnvelopeRecorded, listMessages, repliesTo } from '../store/messages.ts';
-import type { MessageRecord } from '../store/records.ts';
+import type { MessageRecord, SessionState } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { ApiError, readJson } from './errors.ts';
 import { authenticateSession, authenticateToken } from './session-auth.ts';
@@ -55,6 +55,18 @@ export function toApiMessage(
     ...(m.deliveryStatus ? { delivery_status: m.deliveryStatus } : {}),
     ...(m.payload.suggestions ? { suggestions: m.payload.suggestions } : {}),
     ...(m.payload.attachments ? { attachments: m.payload.attachments } : {}),
+  };
+}
+
+/** What the bot keeps for a session, as the API shows it (the dialog's position only as a flag). */
+export function toApiState(state: SessionState) {
+  return {
+    variables: state.variables,
+    context: state.context,
+    kbs: state.kbs,
+    tools: state.tools,
+    suggestions: state.suggestions,
+    waiting_for_input: state.dialog !== null,
   };
 }
 
@@ -112,14 +124,7 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
       expires_at: s.expiresAt,
       message_count: s.messageCount,
       last_seq: s.lastSeq,
-      state: {
-        variables: state.variables,
-        context: state.context,
-        kbs: state.kbs,
-        tools: state.tools,
-        suggestions: state.suggestions,
-        waiting_for_input: state.dialog !== null,
-      },
+      state: toApiState(state),
     });
   });
 
