@@ -217,7 +217,7 @@ export class Room {
 
   /** The session ended (by its user in another tab, by the bot, by an operator): every socket here is told. */
   private end(): void {
-    for (const c of [...this.connections]) c.unbind(true);
+    for (const c of [...this.connections]) c.sessionEnded(this.sessionId);
   }
 
   /**
@@ -337,6 +337,29 @@ export class Connection {
 
   private error(code: ErrorCode, message: string, extra: { id?: string; retryAfterMs?: number } = {}): void {
     this.send({ type: 'error', code, message, ...extra });
+  }
+
+  /**
+   * The bound session ended. If its token moved on to a new session (the session idled out and
+   * another tab or gateway renewed it), this socket follows the token there with a new welcome;
+   * otherwise the client is told the session ended.
+   */
+  sessionEnded(sessionId: string): void {
+    this.chain = this.chain
+      .then(async () => {
+        if (this.session?.id !== sessionId) return;
+        const next = this.token ? await sessionForToken(this.host.db, this.token) : undefined;
+        if (!next || next.id === sessionId || this.ws.readyState !== this.ws.OPEN) {
+          this.unbind(true);
+          return;
+        }
+        this.unbind(false);
+        await this.bind(next, this.token!, { lastSeq: 0 });
+      })
+      .catch((err: Error) => {
+        this.gateway.log.warn({ event: 'web.follow_failed', sessionId, err: err.message });
+        this.unbind(true);
+      });
   }
 
   private armHelloTimer(): void {

@@ -188,12 +188,25 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
     const welcome = await socket.nextOfType('welcome');
     socket.send({ type: 'message', id: randomUUID(), text: 'my name is Cy' });
     await socket.next((f) => f.type === 'message' && f.text === 'Noted', 'the reply');
+    // A second tab on the same conversation.
+    const tab = await TestSocket.open(wsUrl(running.url));
+    tab.send({ type: 'hello', token: welcome.token, lastSeq: 0 });
+    expect((await tab.nextOfType('welcome')).sessionId).toBe(welcome.sessionId);
 
     await idle();
     socket.send({ type: 'message', id: randomUUID(), text: 'hello' });
     const renewed = await socket.nextOfType('welcome');
     expect(renewed.sessionId).not.toBe(welcome.sessionId);
     expect(renewed.token).toBeUndefined();
+    // The other tab follows the token to the new session when the old one's end commits.
+    const followed = await tab.nextOfType('welcome');
+    expect(followed.sessionId).toBe(renewed.sessionId);
+    expect(tab.frames.some((f) => f.type === 'ended')).toBe(false);
+    await tab.next(
+      (f) => f.type === 'message' && f.text === 'You said hello',
+      'the answer, in the other tab',
+    );
+    tab.ws.close();
     const greeting = await socket.next(
       (f) => f.type === 'message' && f.role === 'assistant' && /^Welcome back Cy/.test(f.text),
       'the greeting of the new session',
