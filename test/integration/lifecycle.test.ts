@@ -271,6 +271,31 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
   });
 });
 
+describe('the expiry job in the embedded hub (a timer)', () => {
+  let running: RunningHub;
+  beforeAll(async () => {
+    running = await startTestHub({ configDir: CONFIG_DIR, expiryIntervalMs: 300 });
+  });
+  afterAll(async () => {
+    await running?.stop();
+  });
+
+  it('runs on its own and removes an expired anonymous session', async () => {
+    const id = randomUUID();
+    const at = new Date(Date.now() - 10 * DAY_MS);
+    await running.hub.db.query(
+      `INSERT INTO sessions (id, bot, channel, native_key, created_at, last_activity_at) VALUES ($1::uuid, 'returning', 'api', $1::text, $2, $2)`,
+      [id, at],
+    );
+    await running.hub.db.query('INSERT INTO session_state (session_id) VALUES ($1)', [id]);
+    await until(
+      async () => (await running.hub.db.query('SELECT id FROM sessions WHERE id = $1', [id])).rows,
+      (rows) => rows.length === 0,
+      20_000,
+    );
+  });
+});
+
 describe('the expiry job on Redis (a repeatable BullMQ job)', () => {
   let database: TestDatabase;
   let redis: { prefix: string; cleanup: () => Promise<void> };
