@@ -182,6 +182,32 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
     expect(current!.user_id).not.toBeNull();
   });
 
+  it('two messages racing after the idle timeout renew the session once, and both land in the new one', async () => {
+    const api = apiClient(running.url);
+    const opened = await api.createSession('returning');
+    await api.chat(opened.token, 'first');
+    await idle();
+    const [a, b] = await Promise.all([
+      api.chat(opened.token, 'racer one', {}, '?wait=false'),
+      api.chat(opened.token, 'racer two', {}, '?wait=false'),
+    ]);
+    expect([a.status, b.status]).toEqual([202, 202]);
+    const current = (await api.call('GET', '/api/session', { token: opened.token })).json
+      .session_id as string;
+    expect(current).not.toBe(opened.session_id);
+    const said = await until(
+      () => texts(current, 'user'),
+      (t) => t.length === 2,
+    );
+    expect([...said].sort()).toEqual(['racer one', 'racer two']);
+    // One renewal: the old session and exactly one successor.
+    const successors = await q("SELECT id FROM sessions WHERE meta->>'previousSessionId' = $1", [
+      opened.session_id,
+    ]);
+    expect(successors).toEqual([{ id: current }]);
+    expect(await texts(opened.session_id, 'user')).toEqual(['first']);
+  });
+
   it('an idle web session moves its socket to the new session with a new welcome', async () => {
     const socket = await TestSocket.open(wsUrl(running.url));
     socket.send({ type: 'hello', bot: 'returning', lastSeq: 0 });
