@@ -5,6 +5,7 @@ import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { SignInRefused } from '../../src/auth/sign-in-service.ts';
 import { type SessionEvent, sessionTopic } from '../../src/bus/bus.ts';
 import { InvalidEnvelopeError, RateLimitedError } from '../../src/ingress.ts';
+import { IDLE_END_REASON } from '../../src/lifecycle/rules.ts';
 import { sessionForMessage } from '../../src/lifecycle/token-renewal.ts';
 import type { AdapterHost } from '../../src/ports.ts';
 import { endTokenSession, openTokenSession, sessionForToken } from '../../src/sessions.ts';
@@ -209,15 +210,19 @@ export class Room {
         void this.run(async () => {
           await this.catchUp([...this.connections]);
           for (const c of this.connections) c.send({ type: 'typing', active: false });
-          if (event.ended) this.end();
+          if (event.ended) this.end(event.endReason);
         });
         return;
     }
   }
 
   /** The session ended (by its user in another tab, by the bot, by an operator): every socket here is told. */
-  private end(): void {
-    for (const c of [...this.connections]) c.sessionEnded(this.sessionId);
+  private end(reason: string | undefined): void {
+    for (const c of [...this.connections]) {
+      // An idle-out hands the token to a new session: follow it there. Any other end is final.
+      if (reason === IDLE_END_REASON) c.followToken(this.sessionId);
+      else c.unbind(true);
+    }
   }
 
   /**
@@ -344,7 +349,7 @@ export class Connection {
    * another tab or gateway renewed it), this socket follows the token there with a new welcome;
    * otherwise the client is told the session ended.
    */
-  sessionEnded(sessionId: string): void {
+  followToken(sessionId: string): void {
     this.chain = this.chain
       .then(async () => {
         if (this.session?.id !== sessionId) return;

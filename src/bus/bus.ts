@@ -29,6 +29,8 @@ export interface TurnCompleted {
   replies: { seq: number; text: string; payload: Record<string, unknown>; createdAt: string }[];
   /** The session is not open after this turn: the turn ended it, or there was no open session for it. */
   ended?: true;
+  /** Why this turn ended the session (`idle`: a newer session took its place and its token). */
+  endReason?: string;
 }
 
 /**

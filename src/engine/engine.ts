@@ -152,7 +152,9 @@ export class SessionEngine {
       channel: session.channel,
       envelopeId: envelope.id,
       replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload, createdAt })),
-      ...(session.endedAt ? { ended: true as const } : {}),
+      ...(session.endedAt
+        ? { ended: true as const, ...(write.end ? { endReason: write.end.reason } : {}) }
+        : {}),
     });
     if (replies.length > 0) {
       if (delivery.hasSender(session.channel)) this.o.outbox.notify(session.id);
