@@ -1,1 +1,0 @@
-export { splitText } from '../../../src/text.ts';
