@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_TEXT_CHARS, loadTeamsConfig, teamsRequested } from '../../adapters/teams/config.ts';
 import { retryAfter, toSendError } from '../../adapters/teams/outbound/errors.ts';
 import { ADAPTIVE_CARD_TYPE, planReply } from '../../adapters/teams/outbound/plan.ts';
-import { splitText } from '../../adapters/teams/outbound/text.ts';
 import { ConfigError } from '../../src/config/env.ts';
 import type { OutboundReply } from '../../src/delivery/sender.ts';
+import { splitText } from '../../src/text.ts';
 
 const reply = (text: string, payload: OutboundReply['payload'] = {}): OutboundReply => ({
   seq: 2,

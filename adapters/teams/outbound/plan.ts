@@ -1,7 +1,7 @@
 import type { Activity, Attachment as BotAttachment, CardAction } from 'botbuilder';
 import type { OutboundReply } from '../../../src/delivery/sender.ts';
 import type { Suggestion } from '../../../src/store/records.ts';
-import { splitText } from './text.ts';
+import { splitText } from '../../../src/text.ts';
 
 /** Teams shows at most three suggested actions ("Teams displays only the first three"). */
 export const MAX_SUGGESTED_ACTIONS = 3;
