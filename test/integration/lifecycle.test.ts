@@ -5,6 +5,7 @@ import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
 import { createMemoryCache } from '../../src/cache/memory-cache.ts';
 import { loadBots } from '../../src/config/bots.ts';
 import { runExpiry } from '../../src/lifecycle/expiry.ts';
+import type { Db } from '../../src/store/db.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { createTestDatabase, silentLogger, type TestDatabase } from '../helpers/database.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -17,6 +18,18 @@ const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/lifecycle');
 const IDLE_MS = 3_000;
 const idle = () => new Promise((r) => setTimeout(r, IDLE_MS + 400));
 const DAY_MS = 86_400_000;
+
+/** An anonymous session of the `returning` bot, last active ten days ago: past its retention. */
+async function insertExpiredSession(db: Db): Promise<string> {
+  const id = randomUUID();
+  const at = new Date(Date.now() - 10 * DAY_MS);
+  await db.query(
+    `INSERT INTO sessions (id, bot, channel, native_key, created_at, last_activity_at) VALUES ($1::uuid, 'returning', 'api', $1::text, $2, $2)`,
+    [id, at],
+  );
+  await db.query('INSERT INTO session_state (session_id) VALUES ($1)', [id]);
+  return id;
+}
 
 interface SessionRow {
   id: string;
@@ -307,13 +320,7 @@ describe('the expiry job in the embedded hub (a timer)', () => {
   });
 
   it('runs on its own and removes an expired anonymous session', async () => {
-    const id = randomUUID();
-    const at = new Date(Date.now() - 10 * DAY_MS);
-    await running.hub.db.query(
-      `INSERT INTO sessions (id, bot, channel, native_key, created_at, last_activity_at) VALUES ($1::uuid, 'returning', 'api', $1::text, $2, $2)`,
-      [id, at],
-    );
-    await running.hub.db.query('INSERT INTO session_state (session_id) VALUES ($1)', [id]);
+    const id = await insertExpiredSession(running.hub.db);
     await until(
       async () => (await running.hub.db.query('SELECT id FROM sessions WHERE id = $1', [id])).rows,
       (rows) => rows.length === 0,
@@ -345,13 +352,7 @@ describe('the expiry job on Redis (a repeatable BullMQ job)', () => {
   });
 
   it('runs on its own schedule in a worker and removes an expired anonymous session', async () => {
-    const id = randomUUID();
-    const at = new Date(Date.now() - 10 * DAY_MS);
-    await running.hub.db.query(
-      `INSERT INTO sessions (id, bot, channel, native_key, created_at, last_activity_at) VALUES ($1::uuid, 'returning', 'api', $1::text, $2, $2)`,
-      [id, at],
-    );
-    await running.hub.db.query('INSERT INTO session_state (session_id) VALUES ($1)', [id]);
+    const id = await insertExpiredSession(running.hub.db);
     await until(
       async () => (await running.hub.db.query('SELECT id FROM sessions WHERE id = $1', [id])).rows,
       (rows) => rows.length === 0,
