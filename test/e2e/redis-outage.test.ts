@@ -3,8 +3,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../helpers/cluster.ts';
 import { tempDir } from '../helpers/database.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { apiClient } from '../helpers/hub.ts';
-import { freePort, TestRedisServer } from '../helpers/redis-server.ts';
+import { TestRedisServer } from '../helpers/redis-server.ts';
 
 const SESSIONS = 40;
 const MESSAGES = 25;

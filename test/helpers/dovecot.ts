@@ -10,17 +10,7 @@ const DOVECOT = '/usr/sbin/dovecot';
 const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 15_000;
 
-/** A free TCP port on loopback (asked of the kernel, then released for the server to take). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './free-port.ts';
 
 async function systemUser(name: string): Promise<{ uid: number; gid: number } | undefined> {
   const passwd = await fs.readFile('/etc/passwd', 'utf8').catch(() => '');

@@ -10,7 +10,7 @@ import type { AdapterHost } from '../../src/ports.ts';
 import type { Db } from '../../src/store/db.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
 import { openTestDb, silentLogger } from '../helpers/database.ts';
-import { freePort } from '../helpers/dovecot.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 
 function replyTo(n: number, address = 'alice@example.org'): EmailReplyTo {
