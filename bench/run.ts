@@ -145,11 +145,13 @@ async function drive(
   return { latencies, seconds };
 }
 
-/** Offers PACED_RATE messages a second for PACED_SECONDS, round robin over the sessions; returns their latencies. */
+/** Offers PACED_RATE messages a second for PACED_SECONDS, round robin over the sessions; summarizes their latencies. */
 async function drivePaced(
+  run: string,
   send: (i: number) => Promise<string>,
   completions: Map<string, number>,
-): Promise<number[]> {
+  rss: Record<string, number>,
+): Promise<Result> {
   const acceptedAt = new Map<string, number>();
   const total = PACED_RATE * PACED_SECONDS;
   const started = performance.now();
@@ -168,7 +170,13 @@ async function drivePaced(
   while ([...acceptedAt.keys()].some((id) => !completions.has(id)) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
   }
-  return [...acceptedAt].map(([id, at]) => (completions.get(id) ?? NaN) - at);
+  const latencies = [...acceptedAt].map(([id, at]) => (completions.get(id) ?? NaN) - at);
+  return summarize(
+    `${run} at ${PACED_RATE} messages/s offered, ${PACED_SECONDS} s`,
+    latencies,
+    PACED_SECONDS,
+    rss,
+  );
 }
 
 function turnListener(completions: Map<string, number>, signal: { resolve?: () => void }) {
@@ -272,15 +280,14 @@ async function benchDistributed(): Promise<{ full: Result; paced: Result }> {
         rss,
       );
 
-      const pacedLatencies = await drivePaced(async (i) => {
-        const e = envelope(i % SESSIONS, MESSAGES + Math.floor(i / SESSIONS));
-        await gateway.ingress.accept(e);
-        return e.id;
-      }, completions);
-      const paced = summarize(
-        `(b) at ${PACED_RATE} messages/s offered, ${PACED_SECONDS} s`,
-        pacedLatencies,
-        PACED_SECONDS,
+      const paced = await drivePaced(
+        '(b)',
+        async (i) => {
+          const e = envelope(i % SESSIONS, MESSAGES + Math.floor(i / SESSIONS));
+          await gateway.ingress.accept(e);
+          return e.id;
+        },
+        completions,
         rss,
       );
       return { full, paced };
@@ -348,15 +355,14 @@ async function benchBaseline(): Promise<{ full: Result; paced: Result }> {
         seconds,
         rss,
       );
-      const pacedLatencies = await drivePaced(async (i) => {
-        const id = `p.${i}`;
-        await queue.add('m', { s: String(i % SESSIONS), t: `p${i}`, id });
-        return id;
-      }, completions);
-      const paced = summarize(
-        `(c) at ${PACED_RATE} messages/s offered, ${PACED_SECONDS} s`,
-        pacedLatencies,
-        PACED_SECONDS,
+      const paced = await drivePaced(
+        '(c)',
+        async (i) => {
+          const id = `p.${i}`;
+          await queue.add('m', { s: String(i % SESSIONS), t: `p${i}`, id });
+          return id;
+        },
+        completions,
         rss,
       );
       return { full, paced };
