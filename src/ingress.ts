@@ -1,6 +1,7 @@
 import { ZodError } from 'zod';
 import type { BotRegistry } from './config/bots.ts';
 import { type Envelope, type EnvelopeInput, EnvelopeSchema, sessionLane } from './envelope.ts';
+import type { SessionRules } from './lifecycle/rules.ts';
 import { MINUTE_MS, type RateLimiter, rateNoticeKey, sessionMessagesKey } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -58,8 +59,7 @@ export interface IngressOptions {
 export function createIngress(options: IngressOptions): Ingress {
   const { queue, metrics, logger, bots, rateLimiter } = options;
 
-  async function limitRate(envelope: Envelope): Promise<Envelope> {
-    const rules = bots.rules(envelope.bot, envelope.channel);
+  async function limitRate(envelope: Envelope, rules: SessionRules): Promise<Envelope> {
     const lane = sessionLane(envelope);
     const decision = await rateLimiter
       .hit(sessionMessagesKey(lane), rules.messagesPerMinute, MINUTE_MS, envelope.id)
@@ -81,8 +81,7 @@ export function createIngress(options: IngressOptions): Ingress {
     return { ...envelope, meta: { ...envelope.meta, rateLimited } };
   }
 
-  function limitAttachments(envelope: Envelope): Envelope {
-    const { maxFileBytes } = bots.rules(envelope.bot, envelope.channel);
+  function limitAttachments(envelope: Envelope, { maxFileBytes }: SessionRules): Envelope {
     const tooLarge = envelope.attachments.filter((a) => (a.size ?? 0) > maxFileBytes);
     if (tooLarge.length === 0) return envelope;
     logger.info({ event: 'ingress.attachment_too_large', envelopeId: envelope.id, count: tooLarge.length });
@@ -110,7 +109,10 @@ export function createIngress(options: IngressOptions): Ingress {
         if (err instanceof ZodError) throw new InvalidEnvelopeError(err.issues);
         throw err;
       }
-      if (envelope.kind === 'message') envelope = limitAttachments(await limitRate(envelope));
+      if (envelope.kind === 'message') {
+        const rules = bots.rules(envelope.bot, envelope.channel);
+        envelope = limitAttachments(await limitRate(envelope, rules), rules);
+      }
       const status = await queue.enqueue(envelope);
       if (status === 'duplicate') {
         metrics.duplicatesIn.inc({ channel: envelope.channel });
