@@ -168,6 +168,11 @@ export class BotRegistry {
     return this.rulebook.for(bot, channel);
   }
 
+  /** The rules of a bot that configures nothing: what sessions of a removed bot live by. */
+  defaultRules(channel: Channel): SessionRules {
+    return this.rulebook.defaultsFor(channel);
+  }
+
   names(): string[] {
     return [...this.bots.keys()].sort();
   }

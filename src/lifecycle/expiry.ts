@@ -75,7 +75,7 @@ async function expireAnonymousSessions(deps: ExpiryDeps, now: Date): Promise<num
   const retention = (bot: string) => bots.rules(bot, 'api').anonymousRetentionMs;
   let total = 0;
   const groups = [...groupBy(names, retention)].map(([ms, group]) => ({ ms, group, others: false }));
-  groups.push({ ms: retention('\u0000unknown'), group: names, others: true });
+  groups.push({ ms: bots.defaultRules('api').anonymousRetentionMs, group: names, others: true });
   for (const { ms, group, others } of groups) {
     const cutoff = new Date(now.getTime() - ms);
     for (;;) {

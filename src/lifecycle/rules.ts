@@ -100,6 +100,8 @@ export function isIdle(
   return at.getTime() - Date.parse(lastActivityAt) > rules.idleTimeoutMs;
 }
 
+const DEFAULT_SETTINGS = SessionSettingsSchema.parse({});
+
 /** Every bot's rules, looked up by bot and channel; an unknown bot gets the defaults. */
 export class SessionRulebook {
   private readonly resolved = new Map<string, SessionRules>();
@@ -113,9 +115,14 @@ export class SessionRulebook {
     const key = `${bot}|${channel}`;
     let rules = this.resolved.get(key);
     if (!rules) {
-      rules = sessionRules(this.settingsOf(bot) ?? SessionSettingsSchema.parse({}), channel, this.defaults);
+      rules = sessionRules(this.settingsOf(bot) ?? DEFAULT_SETTINGS, channel, this.defaults);
       this.resolved.set(key, rules);
     }
     return rules;
+  }
+
+  /** The rules of a bot that configures nothing (or is no longer configured). */
+  defaultsFor(channel: Channel): SessionRules {
+    return sessionRules(DEFAULT_SETTINGS, channel, this.defaults);
   }
 }
