@@ -1,15 +1,28 @@
 import type { SessionCache } from './cache.ts';
+import type { SharedSessionCache } from './redis-cache.ts';
 
 /**
- * A process-local cache in front of the shared one. A worker draining a session finds its state
- * in memory; if another process moved the session meanwhile, the commit's version check
- * catches the stale copy, the engine drops it here and there, and reloads.
+ * A process-local cache in front of the shared one. A local copy is used only after the shared
+ * cache confirms its version (a few bytes, not the snapshot): workers take a session's turns in
+ * turn, so a copy left from this worker's last turn is often behind another worker's commit,
+ * and a stale copy would cost a whole turn run for nothing before the commit's version check
+ * refused it. Without a shared copy the engine reads PostgreSQL.
  */
-export function createLayeredCache(local: SessionCache, shared: SessionCache): SessionCache {
+export function createLayeredCache(local: SessionCache, shared: SharedSessionCache): SessionCache {
   return {
     async get(sessionId) {
       const hit = await local.get(sessionId);
-      if (hit) return hit;
+      if (hit) {
+        const remote = await shared.revalidate(sessionId, hit.state.version);
+        if (remote === 'current') return hit;
+        if (remote && remote.state.version > hit.state.version) {
+          await local.set(remote);
+          return remote;
+        }
+        // The shared copy is gone or behind (its write-behind was lost): trust neither.
+        await local.delete(sessionId);
+        return undefined;
+      }
       const remote = await shared.get(sessionId);
       if (remote) await local.set(remote);
       return remote;

@@ -2,6 +2,36 @@ import type { Redis } from 'ioredis';
 import type { SessionSnapshot } from '../store/records.ts';
 import type { SessionCache } from './cache.ts';
 
+/** A shared cache that can tell whether a copy of a snapshot is still current, without sending it. */
+export interface SharedSessionCache extends SessionCache {
+  /** `'current'` when the shared snapshot is at `version`, else the shared snapshot (undefined when none). */
+  revalidate(sessionId: string, version: number): Promise<SessionSnapshot | 'current' | undefined>;
+}
+
+/** Digits of a state version, read ahead of the snapshot to compare versions without the body. */
+const VERSION_HEAD_BYTES = 24;
+
+const REVALIDATE = `
+-- KEYS: snapshot   ARGV: version
+local head = redis.call('GETRANGE', KEYS[1], 0, ${VERSION_HEAD_BYTES - 1})
+if head == '' then return false end
+local bar = string.find(head, '|', 1, true)
+if bar and string.sub(head, 1, bar - 1) == ARGV[1] then return 1 end
+return redis.call('GET', KEYS[1])
+`;
+
+interface CacheCommands {
+  sessionRevalidate(key: string, version: number): Promise<string | number | null>;
+}
+
+/** Stored as `<state version>|<snapshot JSON>`, so a version check reads a few bytes. */
+const encode = (snapshot: SessionSnapshot) => `${snapshot.state.version}|${JSON.stringify(snapshot)}`;
+
+function decode(raw: string): SessionSnapshot {
+  // A value written before versions led the value is bare JSON.
+  return JSON.parse(raw.startsWith('{') ? raw : raw.slice(raw.indexOf('|') + 1)) as SessionSnapshot;
+}
+
 /**
  * Session cache in Redis. Keys start with the session id (after the hub's prefix):
  * `<prefix><sessionId>:snapshot`, so one session's keys can be listed and erased together.
@@ -9,16 +39,25 @@ import type { SessionCache } from './cache.ts';
 export function createRedisCache(
   redis: Redis,
   options: { prefix: string; ttlSeconds: number },
-): SessionCache {
+): SharedSessionCache {
+  const commands = redis as Redis & Partial<CacheCommands>;
+  if (!commands.sessionRevalidate)
+    redis.defineCommand('sessionRevalidate', { numberOfKeys: 1, lua: REVALIDATE });
+  const r = commands as Redis & CacheCommands;
   const snapshotKey = (id: string) => `${options.prefix}${id}:snapshot`;
   const laneKey = (lane: string) => `${options.prefix}lane:${lane}`;
   return {
     async get(sessionId) {
       const hit = await redis.get(snapshotKey(sessionId));
-      return hit === null ? undefined : (JSON.parse(hit) as SessionSnapshot);
+      return hit === null ? undefined : decode(hit);
+    },
+    async revalidate(sessionId, version) {
+      const answer = await r.sessionRevalidate(snapshotKey(sessionId), version);
+      if (answer === null) return undefined;
+      return typeof answer === 'number' ? 'current' : decode(answer);
     },
     async set(snapshot) {
-      await redis.set(snapshotKey(snapshot.session.id), JSON.stringify(snapshot), 'EX', options.ttlSeconds);
+      await redis.set(snapshotKey(snapshot.session.id), encode(snapshot), 'EX', options.ttlSeconds);
     },
     async delete(sessionId) {
       await redis.del(snapshotKey(sessionId));

@@ -24,8 +24,12 @@ interface LaneJob {
 }
 
 export interface ChunkContext {
-  /** True for the first chunk a job reads: items may have been handled by a drainer that died. */
-  first: boolean;
+  /**
+   * True for the first chunk of a job that was started before (its drainer died, or a chunk
+   * failed): its items may have been handled already. Never true for a job's first start, so a
+   * lane's usual chunks skip the look for already handled items.
+   */
+  redelivered: boolean;
 }
 
 /**
@@ -134,7 +138,7 @@ export class LaneRunner {
         if (await lanes.finish(lane, epoch)) return;
         continue;
       }
-      const outcome = await handle(lane, items, { first });
+      const outcome = await handle(lane, items, { redelivered: first && job.attemptsStarted > 1 });
       first = false;
       if (outcome.error) {
         await lanes.ack(lane, items.slice(0, outcome.done));

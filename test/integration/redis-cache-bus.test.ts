@@ -1,6 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisBus } from '../../src/bus/redis-bus.ts';
+import { createLayeredCache } from '../../src/cache/layered-cache.ts';
+import { createMemoryCache } from '../../src/cache/memory-cache.ts';
 import { createRedisCache } from '../../src/cache/redis-cache.ts';
 import { emptyState, type SessionSnapshot } from '../../src/store/records.ts';
 import { silentLogger } from '../helpers/database.ts';
@@ -54,6 +56,32 @@ describe('Redis cache and pub/sub', () => {
     expect(ttl).toBeLessThanOrEqual(60);
     await cache.delete('s-1');
     expect(await cache.get('s-1')).toBeUndefined();
+  });
+
+  it('gives a process its own copy only while no other process has committed a newer one', async () => {
+    const worker = () =>
+      createLayeredCache(
+        createMemoryCache({ maxSessions: 10, ttlSeconds: 60 }),
+        createRedisCache(redis, { prefix, ttlSeconds: 60 }),
+      );
+    const [a, b] = [worker(), worker()];
+    const at = (version: number, x: number): SessionSnapshot => {
+      const s = snapshot('s-2');
+      return { ...s, state: { ...s.state, version, variables: { x } } };
+    };
+    await a.set(at(1, 1));
+    await new Promise((r) => setTimeout(r, 20)); // the shared copy is written behind
+    expect((await b.get('s-2'))?.state.variables).toEqual({ x: 1 });
+    await a.set(at(2, 2));
+    await new Promise((r) => setTimeout(r, 20));
+    // b holds version 1 in memory; the shared cache says version 2 is current.
+    expect((await b.get('s-2'))?.state).toMatchObject({ version: 2, variables: { x: 2 } });
+    expect((await a.get('s-2'))?.state.version).toBe(2);
+    // A shared copy older than the local one (a lost write-behind): neither is trusted.
+    await createRedisCache(redis, { prefix, ttlSeconds: 60 }).set(at(1, 1));
+    expect(await a.get('s-2')).toBeUndefined();
+    await a.delete('s-2');
+    expect(await b.get('s-2')).toBeUndefined();
   });
 
   it('delivers published messages to every subscriber of a topic, once each, and stops after unsubscribe', async () => {

@@ -1,0 +1,66 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EnvelopeSchema } from '../../src/envelope.ts';
+import { type BullmqInboundQueue, createBullmqQueue } from '../../src/queue/bullmq-queue.ts';
+import { silentLogger } from '../helpers/database.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
+
+const message = (n: number) =>
+  EnvelopeSchema.parse({
+    id: `whatsapp:redelivery.${n}`,
+    channel: 'whatsapp',
+    bot: 'default',
+    from: { id: '+15550001111' },
+    text: `m${n}`,
+    receivedAt: new Date().toISOString(),
+  });
+
+describe('the BullMQ queue tells a handler which envelopes may have been handled before', () => {
+  const { prefix, cleanup } = testRedisPrefix();
+  let redis: Redis;
+  let queue: BullmqInboundQueue;
+
+  beforeAll(() => {
+    redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    queue = createBullmqQueue({
+      redis,
+      redisUrl: TEST_REDIS_URL,
+      prefix,
+      logger: silentLogger,
+      concurrency: 4,
+    });
+  });
+  afterAll(async () => {
+    await queue.stop();
+    redis.disconnect();
+    await cleanup();
+  });
+
+  it("on a lane's first drain none; after a failed chunk, every envelope of the retried chunk", async () => {
+    for (const n of [1, 2, 3]) expect(await queue.enqueue(message(n))).toBe('accepted');
+    const seen: string[] = [];
+    let failed = false;
+    await queue.consume(async (envelope, { redelivered }) => {
+      seen.push(`${envelope.text}${redelivered ? ' again' : ''}`);
+      if (envelope.text === 'm2' && !failed) {
+        failed = true;
+        throw new Error('the bot broke once');
+      }
+    });
+    await until(
+      () => seen.length,
+      (n) => n >= 4,
+      10_000,
+    );
+    // m1 was acknowledged before the retry; m2 failed, and m3 rides in the same retried chunk.
+    expect(seen).toEqual(['m1', 'm2', 'm2 again', 'm3 again']);
+    expect(await queue.enqueue(message(4))).toBe('accepted');
+    await until(
+      () => seen.length,
+      (n) => n >= 5,
+      10_000,
+    );
+    expect(seen[4]).toBe('m4');
+  });
+});
