@@ -14,8 +14,15 @@ import { recordEvent } from '../store/events.ts';
 import { getBotMemory, getUserMemory } from '../store/memory.ts';
 import { isEnvelopeRecorded, listMessages } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
-import { createSession, findOpenSnapshotByKey, lastInteraction, loadSnapshot } from '../store/sessions.ts';
-import type { TurnWrite } from '../store/turns.ts';
+import {
+  type ContactSession,
+  createContactSession,
+  createSession,
+  findOpenSnapshotByKey,
+  lastInteraction,
+  loadSnapshot,
+} from '../store/sessions.ts';
+import { isUniqueViolation, type TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { type LlmProvider, TurnDraft } from './turn.ts';
@@ -24,6 +31,8 @@ import { type LlmProvider, TurnDraft } from './turn.ts';
 const IDENTIFIED_CHANNELS: ReadonlySet<Channel> = new Set(['whatsapp', 'teams', 'email']);
 /** Channels whose sessions are made explicitly (`POST /api/session`), never by an arriving message. */
 const EXPLICIT_SESSION_CHANNELS: ReadonlySet<Channel> = new Set(['api', 'web']);
+type SessionKey = Pick<ContactSession, 'bot' | 'channel' | 'nativeKey'>;
+
 /** Another writer moved the session this many times in a row: give up and let the queue retry. */
 export const MAX_CONFLICT_RETRIES = 5;
 
@@ -326,42 +335,66 @@ export class SessionEngine {
     let snapshot = await findOpenSnapshotByKey(db, key);
     if (!snapshot) {
       if (EXPLICIT_SESSION_CHANNELS.has(envelope.channel)) return undefined;
-      const userId = IDENTIFIED_CHANNELS.has(envelope.channel)
-        ? await userForIdentity(db, {
-            channel: envelope.channel,
-            nativeId: envelope.from.id,
-            name: envelope.from.name,
-            email: envelope.from.email,
-          })
-        : null;
-      const lastInteractionAt = await lastInteraction(db, { ...key, userId });
-      const created = await createSession(db, {
-        ...key,
-        userId,
-        replyTo: envelope.replyTo,
-        meta: {
-          ...envelope.meta,
-          ...(envelope.from.name ? { name: envelope.from.name } : {}),
-          ...(lastInteractionAt ? { lastInteractionAt } : {}),
-        },
-      });
-      snapshot = created.snapshot;
-      if (created.created) {
-        await recordEvent(db, {
-          sessionId: snapshot.session.id,
-          bot: key.bot,
-          channel: key.channel,
-          type: 'session.start',
-        });
-        this.o.logger.info({
-          event: 'session.created',
-          sessionId: snapshot.session.id,
-          bot: key.bot,
-          channel: key.channel,
-        });
-      }
+      snapshot = await this.createForContact(envelope, key);
     }
     await cache.setSessionId(lane, snapshot.session.id).catch(() => undefined);
     return snapshot;
+  }
+
+  /** A new session for a person's first message, in one statement; step by step when that lost a race. */
+  private async createForContact(envelope: Envelope, key: SessionKey): Promise<SessionSnapshot> {
+    const { db, logger } = this.o;
+    const meta = { ...envelope.meta, ...(envelope.from.name ? { name: envelope.from.name } : {}) };
+    const identity = IDENTIFIED_CHANNELS.has(envelope.channel)
+      ? { nativeId: envelope.from.id, name: envelope.from.name, email: envelope.from.email }
+      : null;
+    let made: { snapshot: SessionSnapshot; created: boolean } | undefined;
+    try {
+      made = {
+        snapshot: await createContactSession(db, { ...key, identity, replyTo: envelope.replyTo, meta }),
+        created: true,
+      };
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      // Another process made this person's user or this session a moment ago.
+      logger.debug({ event: 'session.create_raced', bot: key.bot, channel: key.channel });
+      made = await this.createStepByStep(key, identity, envelope.replyTo, meta);
+    }
+    if (made.created) {
+      logger.info({
+        event: 'session.created',
+        sessionId: made.snapshot.session.id,
+        bot: key.bot,
+        channel: key.channel,
+      });
+    }
+    return made.snapshot;
+  }
+
+  /** The same as `createContactSession`, a step at a time: each step tolerates another process's. */
+  private async createStepByStep(
+    key: SessionKey,
+    identity: ContactSession['identity'],
+    replyTo: unknown,
+    meta: Record<string, unknown>,
+  ): Promise<{ snapshot: SessionSnapshot; created: boolean }> {
+    const { db } = this.o;
+    const userId = identity ? await userForIdentity(db, { channel: key.channel, ...identity }) : null;
+    const lastInteractionAt = await lastInteraction(db, { ...key, userId });
+    const created = await createSession(db, {
+      ...key,
+      userId,
+      replyTo,
+      meta: { ...meta, ...(lastInteractionAt ? { lastInteractionAt } : {}) },
+    });
+    if (created.created) {
+      await recordEvent(db, {
+        sessionId: created.snapshot.session.id,
+        bot: key.bot,
+        channel: key.channel,
+        type: 'session.start',
+      });
+    }
+    return created;
   }
 }

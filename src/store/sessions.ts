@@ -102,6 +102,74 @@ export async function createSession(
   });
 }
 
+export interface ContactSession {
+  bot: string;
+  channel: Channel;
+  nativeKey: string;
+  /** The person's identity on the channel: found, or made with a new user, in the same step. */
+  identity: { nativeId: string; name?: string | undefined; email?: string | undefined } | null;
+  replyTo?: unknown;
+  meta: Record<string, unknown>;
+}
+
+/** A timestamptz as JavaScript's `toISOString()` writes it. */
+const ISO_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
+
+/**
+ * A person's first message on a channel, in one statement (one round trip, one commit): finds
+ * or makes their user, notes when they last talked with the bot (`meta.lastInteractionAt`),
+ * inserts the session, its state and its `session.start` event. Two processes racing for the
+ * same identity or session key make this fail with a unique violation and change nothing; the
+ * caller then takes the step by step way, which sorts races out.
+ */
+export async function createContactSession(q: Queryable, input: ContactSession): Promise<SessionSnapshot> {
+  const { identity } = input;
+  const { rows } = await q.query(
+    `WITH known AS (
+       SELECT user_id FROM user_identities WHERE $4::text IS NOT NULL AND channel = $2 AND native_id = $4
+     ), new_user AS (
+       INSERT INTO users (id, display_name, email)
+       SELECT $5::uuid, $6::text, $7::text WHERE $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM known)
+       RETURNING id
+     ), new_identity AS (
+       INSERT INTO user_identities (channel, native_id, user_id, display_name)
+       SELECT $2::text, $4::text, id, $6::text FROM new_user
+       RETURNING user_id
+     ), person AS (
+       SELECT (SELECT user_id FROM known UNION ALL SELECT user_id FROM new_identity LIMIT 1) AS user_id
+     ), earlier AS (
+       SELECT max(last_activity_at) AS at FROM sessions, person
+       WHERE bot = $1::text AND ((channel = $2::text AND native_key = $3::text) OR sessions.user_id = person.user_id)
+     ), s AS (
+       INSERT INTO sessions (id, bot, channel, native_key, user_id, auth_level, reply_to, meta)
+       SELECT $8::uuid, $1::text, $2::text, $3::text, person.user_id, 'anonymous', $9::jsonb,
+              $10::jsonb || CASE WHEN earlier.at IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('lastInteractionAt', to_char(earlier.at AT TIME ZONE 'UTC', ${ISO_UTC})) END
+       FROM person, earlier
+       RETURNING *
+     ), st AS (
+       INSERT INTO session_state (session_id) SELECT id FROM s RETURNING *
+     ), started AS (
+       INSERT INTO session_events (session_id, bot, channel, type) SELECT id, bot, channel, 'session.start' FROM s
+     )
+     SELECT ${SNAPSHOT_COLUMNS} FROM s JOIN st ON st.session_id = s.id`,
+    [
+      input.bot,
+      input.channel,
+      input.nativeKey,
+      identity?.nativeId ?? null,
+      randomUUID(),
+      identity?.name ?? null,
+      identity?.email ?? null,
+      randomUUID(),
+      json(input.replyTo ?? null),
+      json(input.meta),
+    ],
+  );
+  if (!rows[0]) throw new Error(`session ${input.bot}/${input.channel}/${input.nativeKey} was not created`);
+  return toSnapshot(rows[0]);
+}
+
 /**
  * When this person last talked with the bot before now: the latest activity of the bot's
  * sessions that are theirs (same user, or same session key). Null the first time.

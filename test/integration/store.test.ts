@@ -21,6 +21,7 @@ import {
 } from '../../src/store/messages.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import {
+  createContactSession,
   createSession,
   endSession,
   findOpenSnapshotByKey,
@@ -262,6 +263,50 @@ describe.each(backends)('store on %s', (backend) => {
     const users = await Promise.all(Array.from({ length: 4 }, () => userForIdentity(db, identity)));
     expect(new Set(users).size).toBe(1);
     const { rows } = await db.query('SELECT count(*)::int AS n FROM users WHERE id = $1', [users[0]]);
+    expect(rows[0]).toEqual({ n: 1 });
+  });
+
+  it("opens a person's first session in one statement: user, identity, state, start event and last interaction", async () => {
+    const phone = `+1555${Math.floor(Math.random() * 1e7)}`;
+    const contact = (bot: string, nativeKey: string) => ({
+      bot,
+      channel: 'whatsapp' as const,
+      nativeKey,
+      identity: { nativeId: phone, name: 'Ana' },
+      replyTo: { to: phone },
+      meta: { name: 'Ana' },
+    });
+    const first = await createContactSession(db, contact('default', phone));
+    expect(first.session).toMatchObject({
+      bot: 'default',
+      nativeKey: phone,
+      authLevel: 'anonymous',
+      lastSeq: 0,
+    });
+    expect(first.session.meta).toEqual({ name: 'Ana' });
+    expect(first.state.version).toBe(0);
+    expect(first.session.userId).toBe(await userForIdentity(db, { channel: 'whatsapp', nativeId: phone }));
+    const events = await db.query<{ type: string }>('SELECT type FROM session_events WHERE session_id = $1', [
+      first.session.id,
+    ]);
+    expect(events.rows).toEqual([{ type: 'session.start' }]);
+
+    // The same person with another bot: the same user, and when they last talked with... that bot only.
+    const other = await createContactSession(db, contact('other-bot', phone));
+    expect(other.session.userId).toBe(first.session.userId);
+    expect(other.session.meta.lastInteractionAt).toBeUndefined();
+    await endSession(db, first.session.id, 'test');
+    const again = await createContactSession(db, contact('default', phone));
+    expect(again.session.meta.lastInteractionAt).toBe(first.session.lastActivityAt);
+
+    // A second open session for the key changes nothing: the caller falls back to createSession.
+    await expect(createContactSession(db, contact('default', phone))).rejects.toMatchObject({
+      code: '23505',
+    });
+    const { rows } = await db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM users u JOIN user_identities i ON i.user_id = u.id WHERE i.native_id = $1',
+      [phone],
+    );
     expect(rows[0]).toEqual({ n: 1 });
   });
 
