@@ -138,8 +138,10 @@ export async function createContactSession(q: Queryable, input: ContactSession):
      ), person AS (
        SELECT (SELECT user_id FROM known UNION ALL SELECT user_id FROM new_identity LIMIT 1) AS user_id
      ), earlier AS (
-       SELECT max(last_activity_at) AS at FROM sessions, person
-       WHERE bot = $1::text AND ((channel = $2::text AND native_key = $3::text) OR sessions.user_id = person.user_id)
+       SELECT greatest(
+         (SELECT max(last_activity_at) FROM sessions WHERE bot = $1::text AND channel = $2::text AND native_key = $3::text),
+         (SELECT max(last_activity_at) FROM sessions, person WHERE sessions.user_id = person.user_id AND bot = $1::text)
+       ) AS at
      ), s AS (
        INSERT INTO sessions (id, bot, channel, native_key, user_id, auth_level, reply_to, meta)
        SELECT $8::uuid, $1::text, $2::text, $3::text, person.user_id, 'anonymous', $9::jsonb,
@@ -179,8 +181,11 @@ export async function lastInteraction(
   who: { bot: string; channel: Channel; nativeKey: string; userId: string | null },
 ): Promise<string | null> {
   const { rows } = await q.query<{ at: Date | string | null }>(
-    `SELECT max(last_activity_at) AS at FROM sessions
-     WHERE bot = $1 AND ((channel = $2 AND native_key = $3) OR ($4::uuid IS NOT NULL AND user_id = $4::uuid))`,
+    // Two lookups, one per index, instead of an OR that no index answers.
+    `SELECT greatest(
+       (SELECT max(last_activity_at) FROM sessions WHERE bot = $1 AND channel = $2 AND native_key = $3),
+       (SELECT max(last_activity_at) FROM sessions WHERE user_id = $4::uuid AND bot = $1)
+     ) AS at`,
     [who.bot, who.channel, who.nativeKey, who.userId],
   );
   const at = rows[0]?.at;
