@@ -8,8 +8,23 @@ export interface QueryResult<Row> {
   rowCount: number;
 }
 
+/**
+ * A statement run often enough to be prepared once per connection: PostgreSQL then skips
+ * parsing and planning it each time (about 0.6 ms for the group commit's statement). Only for
+ * fixed SQL text: each name holds one plan in every connection.
+ */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly text: string;
+}
+
+export const prepared = (name: string, text: string): PreparedStatement => ({ name, text });
+
 export interface Queryable {
-  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>>;
+  query<Row = Record<string, unknown>>(
+    sql: string | PreparedStatement,
+    params?: readonly unknown[],
+  ): Promise<QueryResult<Row>>;
   /** Runs a script of several statements with no parameters (migrations). */
   exec(sql: string): Promise<void>;
 }

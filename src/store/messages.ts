@@ -1,4 +1,4 @@
-import type { Queryable } from './db.ts';
+import { prepared, type Queryable } from './db.ts';
 import { type DeliveryStatus, type MessageRecord, toMessageRecord } from './records.ts';
 
 export const MAX_PAGE_SIZE = 200;
@@ -40,8 +40,10 @@ export async function repliesTo(q: Queryable, envelopeId: string): Promise<Messa
   return rows.map(toMessageRecord);
 }
 
+const ENVELOPE_RECORDED = prepared('envelope_recorded', 'SELECT 1 FROM messages WHERE envelope_id = $1');
+
 export async function isEnvelopeRecorded(q: Queryable, envelopeId: string): Promise<boolean> {
-  const { rows } = await q.query('SELECT 1 FROM messages WHERE envelope_id = $1', [envelopeId]);
+  const { rows } = await q.query(ENVELOPE_RECORDED, [envelopeId]);
   return rows.length > 0;
 }
 

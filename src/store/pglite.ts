@@ -1,7 +1,14 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { type Db, INT8_OID, parseInt8, type Queryable, type QueryResult } from './db.ts';
+import {
+  type Db,
+  INT8_OID,
+  type PreparedStatement,
+  parseInt8,
+  type Queryable,
+  type QueryResult,
+} from './db.ts';
 
 export class DataDirLockedError extends Error {
   override name = 'DataDirLockedError';
@@ -43,8 +50,13 @@ async function lockDataDir(dir: string): Promise<() => Promise<void>> {
 
 function wrap(db: Pick<PGlite, 'query' | 'exec'>): Queryable {
   return {
-    async query<Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>> {
-      const result = await db.query<Row>(sql, params as unknown[] | undefined);
+    async query<Row>(
+      sql: string | PreparedStatement,
+      params?: readonly unknown[],
+    ): Promise<QueryResult<Row>> {
+      // One connection, in process: nothing to gain from naming statements.
+      const text = typeof sql === 'string' ? sql : sql.text;
+      const result = await db.query<Row>(text, params as unknown[] | undefined);
       return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
     },
     async exec(sql: string): Promise<void> {

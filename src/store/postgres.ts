@@ -1,7 +1,14 @@
 import pg from 'pg';
 import { isTransient } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { type Db, INT8_OID, parseInt8, type Queryable, type QueryResult } from './db.ts';
+import {
+  type Db,
+  INT8_OID,
+  type PreparedStatement,
+  parseInt8,
+  type Queryable,
+  type QueryResult,
+} from './db.ts';
 
 const types = new Map<number, (value: string) => unknown>([[INT8_OID, parseInt8]]);
 const typeParser = {
@@ -17,14 +24,27 @@ export interface PostgresOptions {
   onConnect?: string;
 }
 
+/** "cached plan must not change result type" (feature_not_supported). */
+const PLAN_CHANGED = '0A000';
+
 function wrap(client: pg.PoolClient | pg.Pool): Queryable {
   return {
-    async query<Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>> {
-      const result = await client.query({
-        text: sql,
-        values: params as unknown[] | undefined,
-        types: typeParser,
-      });
+    async query<Row>(
+      sql: string | PreparedStatement,
+      params?: readonly unknown[],
+    ): Promise<QueryResult<Row>> {
+      const values = params as unknown[] | undefined;
+      const result = await client
+        .query({
+          ...(typeof sql === 'string' ? { text: sql } : { name: sql.name, text: sql.text }),
+          values,
+          types: typeParser,
+        })
+        .catch((err: unknown) => {
+          // A migration changed a table under a prepared `SELECT *`: run it unprepared.
+          if (typeof sql === 'string' || (err as { code?: string }).code !== PLAN_CHANGED) throw err;
+          return client.query({ text: sql.text, values, types: typeParser });
+        });
       return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
     },
     async exec(sql: string): Promise<void> {

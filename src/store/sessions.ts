@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Channel } from '../envelope.ts';
-import type { Db, Queryable } from './db.ts';
+import { type Db, prepared, type Queryable } from './db.ts';
 import {
   type AuthLevel,
   json,
@@ -16,11 +16,19 @@ function toSnapshot(row: Record<string, unknown>): SessionSnapshot {
   return { session: toSessionRecord(row), state: toSessionState(row) };
 }
 
+const LOAD_SNAPSHOT = prepared(
+  'load_snapshot',
+  `SELECT ${SNAPSHOT_COLUMNS} FROM sessions s JOIN session_state st ON st.session_id = s.id WHERE s.id = $1`,
+);
+
+const FIND_OPEN_SNAPSHOT = prepared(
+  'find_open_snapshot',
+  `SELECT ${SNAPSHOT_COLUMNS} FROM sessions s JOIN session_state st ON st.session_id = s.id
+   WHERE s.bot = $1 AND s.channel = $2 AND s.native_key = $3 AND s.ended_at IS NULL`,
+);
+
 export async function loadSnapshot(q: Queryable, sessionId: string): Promise<SessionSnapshot | undefined> {
-  const { rows } = await q.query(
-    `SELECT ${SNAPSHOT_COLUMNS} FROM sessions s JOIN session_state st ON st.session_id = s.id WHERE s.id = $1`,
-    [sessionId],
-  );
+  const { rows } = await q.query(LOAD_SNAPSHOT, [sessionId]);
   return rows[0] ? toSnapshot(rows[0]) : undefined;
 }
 
@@ -28,11 +36,7 @@ export async function findOpenSnapshotByKey(
   q: Queryable,
   key: { bot: string; channel: Channel; nativeKey: string },
 ): Promise<SessionSnapshot | undefined> {
-  const { rows } = await q.query(
-    `SELECT ${SNAPSHOT_COLUMNS} FROM sessions s JOIN session_state st ON st.session_id = s.id
-     WHERE s.bot = $1 AND s.channel = $2 AND s.native_key = $3 AND s.ended_at IS NULL`,
-    [key.bot, key.channel, key.nativeKey],
-  );
+  const { rows } = await q.query(FIND_OPEN_SNAPSHOT, [key.bot, key.channel, key.nativeKey]);
   return rows[0] ? toSnapshot(rows[0]) : undefined;
 }
 
@@ -115,6 +119,40 @@ export interface ContactSession {
 /** A timestamptz as JavaScript's `toISOString()` writes it. */
 const ISO_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 
+const CREATE_CONTACT_SESSION = prepared(
+  'create_contact_session',
+  `WITH known AS (
+     SELECT user_id FROM user_identities WHERE $4::text IS NOT NULL AND channel = $2 AND native_id = $4
+   ), new_user AS (
+     INSERT INTO users (id, display_name, email)
+     SELECT $5::uuid, $6::text, $7::text WHERE $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM known)
+     RETURNING id
+   ), new_identity AS (
+     INSERT INTO user_identities (channel, native_id, user_id, display_name)
+     SELECT $2::text, $4::text, id, $6::text FROM new_user
+     RETURNING user_id
+   ), person AS (
+     SELECT (SELECT user_id FROM known UNION ALL SELECT user_id FROM new_identity LIMIT 1) AS user_id
+   ), earlier AS (
+     SELECT greatest(
+       (SELECT max(last_activity_at) FROM sessions WHERE bot = $1::text AND channel = $2::text AND native_key = $3::text),
+       (SELECT max(last_activity_at) FROM sessions, person WHERE sessions.user_id = person.user_id AND bot = $1::text)
+     ) AS at
+   ), s AS (
+     INSERT INTO sessions (id, bot, channel, native_key, user_id, auth_level, reply_to, meta)
+     SELECT $8::uuid, $1::text, $2::text, $3::text, person.user_id, 'anonymous', $9::jsonb,
+            $10::jsonb || CASE WHEN earlier.at IS NULL THEN '{}'::jsonb
+              ELSE jsonb_build_object('lastInteractionAt', to_char(earlier.at AT TIME ZONE 'UTC', ${ISO_UTC})) END
+     FROM person, earlier
+     RETURNING *
+   ), st AS (
+     INSERT INTO session_state (session_id) SELECT id FROM s RETURNING *
+   ), started AS (
+     INSERT INTO session_events (session_id, bot, channel, type) SELECT id, bot, channel, 'session.start' FROM s
+   )
+   SELECT ${SNAPSHOT_COLUMNS} FROM s JOIN st ON st.session_id = s.id`,
+);
+
 /**
  * A person's first message on a channel, in one statement (one round trip, one commit): finds
  * or makes their user, notes when they last talked with the bot (`meta.lastInteractionAt`),
@@ -124,50 +162,18 @@ const ISO_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
  */
 export async function createContactSession(q: Queryable, input: ContactSession): Promise<SessionSnapshot> {
   const { identity } = input;
-  const { rows } = await q.query(
-    `WITH known AS (
-       SELECT user_id FROM user_identities WHERE $4::text IS NOT NULL AND channel = $2 AND native_id = $4
-     ), new_user AS (
-       INSERT INTO users (id, display_name, email)
-       SELECT $5::uuid, $6::text, $7::text WHERE $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM known)
-       RETURNING id
-     ), new_identity AS (
-       INSERT INTO user_identities (channel, native_id, user_id, display_name)
-       SELECT $2::text, $4::text, id, $6::text FROM new_user
-       RETURNING user_id
-     ), person AS (
-       SELECT (SELECT user_id FROM known UNION ALL SELECT user_id FROM new_identity LIMIT 1) AS user_id
-     ), earlier AS (
-       SELECT greatest(
-         (SELECT max(last_activity_at) FROM sessions WHERE bot = $1::text AND channel = $2::text AND native_key = $3::text),
-         (SELECT max(last_activity_at) FROM sessions, person WHERE sessions.user_id = person.user_id AND bot = $1::text)
-       ) AS at
-     ), s AS (
-       INSERT INTO sessions (id, bot, channel, native_key, user_id, auth_level, reply_to, meta)
-       SELECT $8::uuid, $1::text, $2::text, $3::text, person.user_id, 'anonymous', $9::jsonb,
-              $10::jsonb || CASE WHEN earlier.at IS NULL THEN '{}'::jsonb
-                ELSE jsonb_build_object('lastInteractionAt', to_char(earlier.at AT TIME ZONE 'UTC', ${ISO_UTC})) END
-       FROM person, earlier
-       RETURNING *
-     ), st AS (
-       INSERT INTO session_state (session_id) SELECT id FROM s RETURNING *
-     ), started AS (
-       INSERT INTO session_events (session_id, bot, channel, type) SELECT id, bot, channel, 'session.start' FROM s
-     )
-     SELECT ${SNAPSHOT_COLUMNS} FROM s JOIN st ON st.session_id = s.id`,
-    [
-      input.bot,
-      input.channel,
-      input.nativeKey,
-      identity?.nativeId ?? null,
-      randomUUID(),
-      identity?.name ?? null,
-      identity?.email ?? null,
-      randomUUID(),
-      json(input.replyTo ?? null),
-      json(input.meta),
-    ],
-  );
+  const { rows } = await q.query(CREATE_CONTACT_SESSION, [
+    input.bot,
+    input.channel,
+    input.nativeKey,
+    identity?.nativeId ?? null,
+    randomUUID(),
+    identity?.name ?? null,
+    identity?.email ?? null,
+    randomUUID(),
+    json(input.replyTo ?? null),
+    json(input.meta),
+  ]);
   if (!rows[0]) throw new Error(`session ${input.bot}/${input.channel}/${input.nativeKey} was not created`);
   return toSnapshot(rows[0]);
 }

@@ -1,4 +1,4 @@
-import type { Db, Queryable } from './db.ts';
+import { type Db, prepared, type Queryable } from './db.ts';
 import {
   type DeliveryStatus,
   json,
@@ -196,58 +196,9 @@ export function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: string }).code === '23505';
 }
 
-/**
- * Several sessions' turns in ONE statement, so one transaction and one fsync: the group commit.
- * Each turn commits or not on its own merits: a turn whose envelope is already recorded or whose
- * state moved is left out (its `duplicate` or `conflict` is reported), the rest commit together.
- * The batch must hold at most one turn per session, no two turns writing the same bot or user
- * memory key, and no turn that assigns its session a new user (those commit alone). A unique violation (a concurrent writer recorded the same envelope between our check and
- * our insert) fails the whole statement: the caller then commits the turns one by one.
- */
-export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Promise<TurnCommitResult[]> {
-  const rows = turns.map((t, i) => ({
-    i,
-    session_id: t.sessionId,
-    expected: t.expectedVersion,
-    envelope_id: t.inbound.envelopeId,
-    variables: t.state.variables,
-    context: t.state.context,
-    kbs: t.state.kbs,
-    tools: t.state.tools,
-    suggestions: t.state.suggestions,
-    dialog: t.state.dialog ?? null,
-    summary: t.state.summary ?? null,
-    last_seq: t.lastSeq,
-    count_delta: t.messageCountDelta,
-    ...(t.replyTo === null || t.replyTo === undefined ? {} : { reply_to: t.replyTo }),
-    expires_at: t.expiresAt ? t.expiresAt.toISOString() : null,
-    end_reason: t.end?.reason ?? null,
-    at: t.at.toISOString(),
-    touch: t.touchesActivity ?? true,
-  }));
-  const messages = turns.flatMap((t, i) => [
-    {
-      i,
-      seq: t.inbound.seq,
-      role: t.inbound.role,
-      content: t.inbound.content,
-      envelope_id: t.inbound.envelopeId,
-      status: 'received',
-      payload: t.inbound.payload,
-    },
-    ...historyRows(t).map((r) => ({ i, ...r, in_reply_to: t.inbound.envelopeId })),
-  ]);
-  const memory = turns.flatMap((t, i) =>
-    t.memory.map((m) => ({ i, bot: t.bot, key: m.key, value: m.value ?? null })),
-  );
-  const userMemory = turns.flatMap((t, i) =>
-    (t.userMemory ?? []).map((m) => ({ i, session_id: t.sessionId, key: m.key, value: m.value ?? null })),
-  );
-  const events = turns.flatMap((t, i) =>
-    t.events.map((e) => ({ i, bot: t.bot, channel: t.channel, type: e.type, data: e.data ?? {} })),
-  );
-  const { rows: committed } = await db.query<{ i: number }>(
-    `WITH t AS (
+const COMMIT_TURN_BATCH = prepared(
+  'commit_turn_batch',
+  `WITH t AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          i int, session_id uuid, expected bigint, envelope_id text, variables jsonb, context jsonb, kbs jsonb,
          tools jsonb, suggestions jsonb, dialog jsonb, summary jsonb, last_seq bigint, count_delta int, reply_to jsonb,
@@ -302,8 +253,65 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
        RETURNING 1
      )
      SELECT i FROM ok`,
-    [json(rows), json(messages), json(memory), json(events), json(userMemory)],
+);
+
+/**
+ * Several sessions' turns in ONE statement, so one transaction and one fsync: the group commit.
+ * Each turn commits or not on its own merits: a turn whose envelope is already recorded or whose
+ * state moved is left out (its `duplicate` or `conflict` is reported), the rest commit together.
+ * The batch must hold at most one turn per session, no two turns writing the same bot or user
+ * memory key, and no turn that assigns its session a new user (those commit alone). A unique violation (a concurrent writer recorded the same envelope between our check and
+ * our insert) fails the whole statement: the caller then commits the turns one by one.
+ */
+export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Promise<TurnCommitResult[]> {
+  const rows = turns.map((t, i) => ({
+    i,
+    session_id: t.sessionId,
+    expected: t.expectedVersion,
+    envelope_id: t.inbound.envelopeId,
+    variables: t.state.variables,
+    context: t.state.context,
+    kbs: t.state.kbs,
+    tools: t.state.tools,
+    suggestions: t.state.suggestions,
+    dialog: t.state.dialog ?? null,
+    summary: t.state.summary ?? null,
+    last_seq: t.lastSeq,
+    count_delta: t.messageCountDelta,
+    ...(t.replyTo === null || t.replyTo === undefined ? {} : { reply_to: t.replyTo }),
+    expires_at: t.expiresAt ? t.expiresAt.toISOString() : null,
+    end_reason: t.end?.reason ?? null,
+    at: t.at.toISOString(),
+    touch: t.touchesActivity ?? true,
+  }));
+  const messages = turns.flatMap((t, i) => [
+    {
+      i,
+      seq: t.inbound.seq,
+      role: t.inbound.role,
+      content: t.inbound.content,
+      envelope_id: t.inbound.envelopeId,
+      status: 'received',
+      payload: t.inbound.payload,
+    },
+    ...historyRows(t).map((r) => ({ i, ...r, in_reply_to: t.inbound.envelopeId })),
+  ]);
+  const memory = turns.flatMap((t, i) =>
+    t.memory.map((m) => ({ i, bot: t.bot, key: m.key, value: m.value ?? null })),
   );
+  const userMemory = turns.flatMap((t, i) =>
+    (t.userMemory ?? []).map((m) => ({ i, session_id: t.sessionId, key: m.key, value: m.value ?? null })),
+  );
+  const events = turns.flatMap((t, i) =>
+    t.events.map((e) => ({ i, bot: t.bot, channel: t.channel, type: e.type, data: e.data ?? {} })),
+  );
+  const { rows: committed } = await db.query<{ i: number }>(COMMIT_TURN_BATCH, [
+    json(rows),
+    json(messages),
+    json(memory),
+    json(events),
+    json(userMemory),
+  ]);
   const results: TurnCommitResult[] = turns.map(() => 'conflict');
   for (const { i } of committed) results[i] = 'committed';
   const missed = turns.filter((_, i) => results[i] !== 'committed').map((t) => t.inbound.envelopeId);

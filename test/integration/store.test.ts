@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/envelope.ts';
-import type { Db } from '../../src/store/db.ts';
+import { type Db, prepared } from '../../src/store/db.ts';
 import {
   failedInbox,
   insertInbox,
@@ -308,6 +308,20 @@ describe.each(backends)('store on %s', (backend) => {
       [phone],
     );
     expect(rows[0]).toEqual({ n: 1 });
+  });
+
+  it('runs a prepared statement again after a migration changed the columns it returns', async () => {
+    const table = `probe_${randomUUID().replaceAll('-', '')}`;
+    await db.exec(`CREATE TABLE ${table} (id int PRIMARY KEY)`);
+    await db.query(`INSERT INTO ${table} (id) VALUES (1)`);
+    const select = prepared(`select_${table}`, `SELECT * FROM ${table} WHERE id = $1`);
+    // Prepared on every connection of the pool.
+    const before = await Promise.all(Array.from({ length: 12 }, () => db.query(select, [1])));
+    expect(before.map((r) => r.rows)).toEqual(Array.from({ length: 12 }, () => [{ id: 1 }]));
+    await db.exec(`ALTER TABLE ${table} ADD COLUMN note text NOT NULL DEFAULT 'added'`);
+    const after = await Promise.all(Array.from({ length: 12 }, () => db.query(select, [1])));
+    expect(after.map((r) => r.rows)).toEqual(Array.from({ length: 12 }, () => [{ id: 1, note: 'added' }]));
+    await db.exec(`DROP TABLE ${table}`);
   });
 
   it('keeps the inbox: duplicates refused, pending in order, failures kept, processed pruned', async () => {
