@@ -295,7 +295,10 @@ export async function createHub(options: HubOptions): Promise<Hub> {
           await knowledge.sync();
           knowledge.start();
           await queue.consume(async (envelope, info) => {
-            await engine.handle(envelope, { checkDuplicate: info.redelivered });
+            await engine.handle(envelope, {
+              checkDuplicate: info.redelivered,
+              trustCachedState: info.followsInLane,
+            });
           });
           await outbox.start();
           pruneTimer = setInterval(() => {

@@ -6,7 +6,8 @@ import type { SessionSnapshot } from '../store/records.ts';
  * read from a cache must not be changed in place: it may be the cached object itself.
  */
 export interface SessionCache {
-  get(sessionId: string): Promise<SessionSnapshot | undefined>;
+  /** `trustLocal`: a copy in this process is current (see `DeliveryInfo.followsInLane`), use it unchecked. */
+  get(sessionId: string, options?: { trustLocal?: boolean }): Promise<SessionSnapshot | undefined>;
   set(snapshot: SessionSnapshot): Promise<void>;
   delete(sessionId: string): Promise<void>;
   /** The open session id for a session key, to skip the key lookup on the hot path. */

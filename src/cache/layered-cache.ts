@@ -10,8 +10,9 @@ import type { SharedSessionCache } from './redis-cache.ts';
  */
 export function createLayeredCache(local: SessionCache, shared: SharedSessionCache): SessionCache {
   return {
-    async get(sessionId) {
+    async get(sessionId, options) {
       const hit = await local.get(sessionId);
+      if (hit && options?.trustLocal) return hit;
       if (hit) {
         const remote = await shared.revalidate(sessionId, hit.state.version);
         if (remote === 'current') return hit;

@@ -72,22 +72,30 @@ export class SessionEngine {
    * envelopes the queue knows are new. The commit refuses a duplicate either way; the look only
    * spares running the bot again.
    */
-  async handle(envelope: Envelope, options: { checkDuplicate?: boolean } = {}): Promise<TurnOutcome> {
+  async handle(
+    envelope: Envelope,
+    options: { checkDuplicate?: boolean; trustCachedState?: boolean } = {},
+  ): Promise<TurnOutcome> {
     const started = process.hrtime.bigint();
-    const outcome = await this.run(envelope, options.checkDuplicate ?? true);
+    const outcome = await this.run(
+      envelope,
+      options.checkDuplicate ?? true,
+      options.trustCachedState ?? false,
+    );
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.o.metrics.turnSeconds.observe({ channel: envelope.channel, outcome }, seconds);
     return outcome;
   }
 
-  private async run(envelope: Envelope, checkDuplicate: boolean): Promise<TurnOutcome> {
+  private async run(envelope: Envelope, checkDuplicate: boolean, trustCached = false): Promise<TurnOutcome> {
     const { db, cache, logger } = this.o;
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
       if ((checkDuplicate || attempt > 0) && (await isEnvelopeRecorded(db, envelope.id))) {
         logger.debug({ event: 'turn.duplicate', envelopeId: envelope.id });
         return 'duplicate';
       }
-      const snapshot = await this.resolve(envelope);
+      // After a conflict the cached state is known to be behind.
+      const snapshot = await this.resolve(envelope, trustCached && attempt === 0);
       if (!snapshot) {
         logger.warn({
           event: 'turn.no_session',
@@ -271,8 +279,8 @@ export class SessionEngine {
    * it. A message to a session that has been idle too long first ends that session (its
    * `ON SESSION END` runs) and then goes to a new one for the same person.
    */
-  private async resolve(envelope: Envelope): Promise<SessionSnapshot | undefined> {
-    const open = await this.findOpen(envelope);
+  private async resolve(envelope: Envelope, trustCached: boolean): Promise<SessionSnapshot | undefined> {
+    const open = await this.findOpen(envelope, trustCached);
     if (!open || EXPLICIT_SESSION_CHANNELS.has(envelope.channel)) return open;
     if (envelope.kind !== 'message') return open;
     const rules = this.o.bots.rules(envelope.bot, envelope.channel);
@@ -321,13 +329,14 @@ export class SessionEngine {
   }
 
   /** The open session for the envelope's key, from the cache when it knows it. */
-  private async findOpen(envelope: Envelope): Promise<SessionSnapshot | undefined> {
+  private async findOpen(envelope: Envelope, trustCached = false): Promise<SessionSnapshot | undefined> {
     const { db, cache } = this.o;
     const lane = sessionLane(envelope);
     const cachedId = await cache.getSessionId(lane).catch(() => undefined);
     if (cachedId) {
       const snapshot =
-        (await cache.get(cachedId).catch(() => undefined)) ?? (await loadSnapshot(db, cachedId));
+        (await cache.get(cachedId, { trustLocal: trustCached }).catch(() => undefined)) ??
+        (await loadSnapshot(db, cachedId));
       if (snapshot && !snapshot.session.endedAt) return snapshot;
       await cache.deleteSessionId(lane).catch(() => undefined);
     }

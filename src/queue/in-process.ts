@@ -124,7 +124,11 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
     const entry = lane.items[0]!;
     let retryIn: number | undefined;
     try {
-      await handle(entry.envelope, { redelivered: entry.attempts > 0 || entry.recovered === true });
+      await handle(entry.envelope, {
+        redelivered: entry.attempts > 0 || entry.recovered === true,
+        // One process, one cache: nothing to confirm elsewhere.
+        followsInLane: false,
+      });
       lane.items.shift();
       ack(entry.id);
     } catch (err) {

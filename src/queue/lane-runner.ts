@@ -30,6 +30,8 @@ export interface ChunkContext {
    * lane's usual chunks skip the look for already handled items.
    */
   redelivered: boolean;
+  /** A chunk after the first of this job: the same drainer handled the chunk before, holding the lane. */
+  continues: boolean;
 }
 
 /**
@@ -138,7 +140,10 @@ export class LaneRunner {
         if (await lanes.finish(lane, epoch)) return;
         continue;
       }
-      const outcome = await handle(lane, items, { redelivered: first && job.attemptsStarted > 1 });
+      const outcome = await handle(lane, items, {
+        redelivered: first && job.attemptsStarted > 1,
+        continues: !first,
+      });
       first = false;
       if (outcome.error) {
         await lanes.ack(lane, items.slice(0, outcome.done));

@@ -1,7 +1,18 @@
 import type { Envelope } from '../envelope.ts';
 
-/** `redelivered`: the envelope may have been handled before (its first handler died, or it is retried). */
-export type EnvelopeHandler = (envelope: Envelope, info: { redelivered: boolean }) => Promise<void>;
+export interface DeliveryInfo {
+  /** The envelope may have been handled before (its first handler died, or it is retried). */
+  redelivered: boolean;
+  /**
+   * This process handled the lane's previous envelope just before, holding the lane throughout:
+   * no other worker took a turn of this session in between, so what this process cached of it
+   * is current (unless something outside the queue, a sign-in, moved it: the commit's version
+   * check catches that).
+   */
+  followsInLane: boolean;
+}
+
+export type EnvelopeHandler = (envelope: Envelope, info: DeliveryInfo) => Promise<void>;
 
 export type EnqueueResult = 'accepted' | 'duplicate';
 
