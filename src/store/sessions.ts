@@ -119,6 +119,14 @@ export interface ContactSession {
 /** A timestamptz as JavaScript's `toISOString()` writes it. */
 const ISO_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 
+/**
+ * The latest activity of a bot's sessions with key ($1 bot, $2 channel, $3 native key) or with
+ * the user `userId` (an SQL expression): two lookups, one per index, where an OR matches none.
+ */
+const latestActivity = (userId: string) => `greatest(
+     (SELECT max(last_activity_at) FROM sessions WHERE bot = $1::text AND channel = $2::text AND native_key = $3::text),
+     (SELECT max(last_activity_at) FROM sessions WHERE user_id = ${userId} AND bot = $1::text))`;
+
 const CREATE_CONTACT_SESSION = prepared(
   'create_contact_session',
   `WITH known AS (
@@ -134,10 +142,7 @@ const CREATE_CONTACT_SESSION = prepared(
    ), person AS (
      SELECT (SELECT user_id FROM known UNION ALL SELECT user_id FROM new_identity LIMIT 1) AS user_id
    ), earlier AS (
-     SELECT greatest(
-       (SELECT max(last_activity_at) FROM sessions WHERE bot = $1::text AND channel = $2::text AND native_key = $3::text),
-       (SELECT max(last_activity_at) FROM sessions, person WHERE sessions.user_id = person.user_id AND bot = $1::text)
-     ) AS at
+     SELECT ${latestActivity('(SELECT user_id FROM person)')} AS at
    ), s AS (
      INSERT INTO sessions (id, bot, channel, native_key, user_id, auth_level, reply_to, meta)
      SELECT $8::uuid, $1::text, $2::text, $3::text, person.user_id, 'anonymous', $9::jsonb,
@@ -186,14 +191,12 @@ export async function lastInteraction(
   q: Queryable,
   who: { bot: string; channel: Channel; nativeKey: string; userId: string | null },
 ): Promise<string | null> {
-  const { rows } = await q.query<{ at: Date | string | null }>(
-    // Two lookups, one per index, instead of an OR that no index answers.
-    `SELECT greatest(
-       (SELECT max(last_activity_at) FROM sessions WHERE bot = $1 AND channel = $2 AND native_key = $3),
-       (SELECT max(last_activity_at) FROM sessions WHERE user_id = $4::uuid AND bot = $1)
-     ) AS at`,
-    [who.bot, who.channel, who.nativeKey, who.userId],
-  );
+  const { rows } = await q.query<{ at: Date | string | null }>(`SELECT ${latestActivity('$4::uuid')} AS at`, [
+    who.bot,
+    who.channel,
+    who.nativeKey,
+    who.userId,
+  ]);
   const at = rows[0]?.at;
   return at ? new Date(at).toISOString() : null;
 }
