@@ -25,6 +25,7 @@ import { loadConfig } from '../src/config/env.ts';
 import type { EnvelopeInput } from '../src/envelope.ts';
 import { createHub, type Hub } from '../src/hub.ts';
 import { createLogger } from '../src/logger.ts';
+import { clearRedisPrefix } from '../test/helpers/redis.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
 import { runWebSocketBench } from './websocket.ts';
 
@@ -95,17 +96,6 @@ async function withDatabase<T>(work: (url: string) => Promise<T>): Promise<T> {
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.end();
   }
-}
-
-async function clearPrefix(prefix: string) {
-  const redis = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
 }
 
 const envelope = (session: number, n: number): EnvelopeInput => ({
@@ -295,7 +285,7 @@ async function benchDistributed(): Promise<{ full: Result; paced: Result }> {
       subscriber.disconnect();
       await Promise.all(workers.map((w) => w.stop('SIGTERM')));
       await gateway.stop();
-      await clearPrefix(prefix);
+      await clearRedisPrefix(REDIS_URL, prefix);
     }
   });
 }
@@ -371,7 +361,7 @@ async function benchBaseline(): Promise<{ full: Result; paced: Result }> {
       await queue.close();
       redis.disconnect();
       for (const w of workers) w.kill('SIGTERM');
-      await clearPrefix(prefix);
+      await clearRedisPrefix(REDIS_URL, prefix);
     }
   });
 }

@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Redis } from 'ioredis';
 import pg from 'pg';
+import { clearRedisPrefix } from '../test/helpers/redis.ts';
 
 /**
  * Web channel benchmark: one gateway process (`switchboard start`, a child process on
@@ -277,14 +277,7 @@ export async function runWebSocketBench(
     await cleanup.connect();
     await cleanup.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await cleanup.end();
-    const redis = new Redis(o.redisUrl);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
+    await clearRedisPrefix(o.redisUrl, prefix);
   }
 }
 
