@@ -26,3 +26,24 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
     timestamp: pino.stdTimeFunctions.isoTime,
   });
 }
+
+/**
+ * `logger.child(bindings)`, made the first time something uses it. A child logger redacts its
+ * bindings when it is made, which costs more than the rest of a quiet turn; most turns log nothing.
+ */
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  const made = () => {
+    child ??= parent.child(bindings);
+    return child;
+  };
+  return new Proxy({} as Logger, {
+    get(_, key) {
+      const logger = made();
+      const value = Reflect.get(logger, key, logger);
+      return typeof value === 'function' ? value.bind(logger) : value;
+    },
+    set: (_, key, value) => Reflect.set(made(), key, value),
+    has: (_, key) => Reflect.has(made(), key),
+  });
+}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { deepCopy } from '../clone.ts';
 import type { BotContext } from '../engine/bot.ts';
 import { BUILTINS } from './builtins.ts';
 import { type CompiledScript, type Instr, MAIN_UNIT, scriptFileName, type Unit } from './compiler.ts';
@@ -197,7 +198,9 @@ export class Machine {
         );
       frame.pc++;
       try {
-        if (await this.exec(frame, instr)) {
+        // Most instructions finish at once; only a few (RUN, GET MEMORY, LLM) wait for I/O.
+        const step = this.exec(frame, instr);
+        if (step === true || (step !== false && (await step))) {
           this.checkLocalsSize();
           return { kind: 'waiting', state: this.snapshot() };
         }
@@ -310,8 +313,11 @@ export class Machine {
     });
   }
 
-  /** Executes one instruction (the frame's pc already points past it). True when HEAR waits. */
-  private async exec(frame: Frame, instr: Instr): Promise<boolean> {
+  /**
+   * Executes one instruction (the frame's pc already points past it). True when HEAR waits; a
+   * promise only for the instructions that wait for I/O, so a turn's many other steps allocate none.
+   */
+  private exec(frame: Frame, instr: Instr): boolean | Promise<boolean> {
     const { ctx } = this;
     const state = ctx.state;
     switch (instr.op) {
@@ -394,14 +400,8 @@ export class Machine {
         this.frames.at(-1)?.stack.push(v);
         return false;
       }
-      case 'run': {
-        const name = scriptFileName(this.nonEmptyName(this.pop(frame), 'RUN'));
-        const compiled = await this.host.script(name);
-        if (!compiled) throw new DialogRuntimeError(`RUN: this bot has no script ${name}`);
-        const message = 'message' in frame.locals ? frame.locals.message! : toText(ctx.text);
-        this.call(compiled, MAIN_UNIT, { message });
-        return false;
-      }
+      case 'run':
+        return this.runScript(frame, scriptFileName(this.nonEmptyName(this.pop(frame), 'RUN')));
       case 'end':
         this.frames = [];
         return false;
@@ -452,8 +452,7 @@ export class Machine {
       case 'getMemory': {
         const key = this.nonEmptyName(this.pop(frame), `GET ${instr.scope.toUpperCase()} MEMORY`);
         const memory = instr.scope === 'user' ? ctx.user.memory : ctx.memory;
-        frame.stack.push(fromJson(await memory.get(key)));
-        return false;
+        return this.pushWhenReady(frame, memory.get(key), fromJson);
       }
       case 'getSession':
         frame.stack.push(this.session(toText(this.pop(frame))));
@@ -520,11 +519,10 @@ export class Machine {
         ctx.log('log', { message });
         return false;
       }
-      case 'llm': {
-        const prompt = toText(this.pop(frame));
-        frame.stack.push(this.checkValue(toText(await this.host.llm(prompt, ctx))));
-        return false;
-      }
+      case 'llm':
+        return this.pushWhenReady(frame, this.host.llm(toText(this.pop(frame)), ctx), (answer) =>
+          this.checkValue(toText(answer)),
+        );
       case 'saveState':
         frame.stack.push(
           fromJson({
@@ -568,6 +566,23 @@ export class Machine {
     }
   }
 
+  private async runScript(frame: Frame, name: string): Promise<boolean> {
+    const compiled = await this.host.script(name);
+    if (!compiled) throw new DialogRuntimeError(`RUN: this bot has no script ${name}`);
+    const message = 'message' in frame.locals ? frame.locals.message! : toText(this.ctx.text);
+    this.call(compiled, MAIN_UNIT, { message });
+    return false;
+  }
+
+  private async pushWhenReady<T>(
+    frame: Frame,
+    pending: Promise<T>,
+    toValue: (v: T) => Value,
+  ): Promise<boolean> {
+    frame.stack.push(toValue(await pending));
+    return false;
+  }
+
   private session(key: string): Value {
     const name = key.trim();
     const value = readSession(name, this.ctx.session, this.ctx.envelope);
@@ -598,7 +613,7 @@ export class Machine {
     if (jsonBytes(saved.variables) > maxVariableBytes)
       throw new DialogRuntimeError(`the saved state's variables take more than ${maxVariableBytes} bytes`);
     const state = this.ctx.state;
-    state.variables = structuredClone(saved.variables);
+    state.variables = deepCopy(saved.variables);
     state.context = { ...saved.context };
     state.kbs = [...saved.kbs];
     state.tools = [...saved.tools];

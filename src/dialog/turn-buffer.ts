@@ -1,3 +1,4 @@
+import { deepCopy } from '../clone.ts';
 import type { BotContext, HistoryNote, ReplyOptions } from '../engine/bot.ts';
 import type { SessionStateData, Suggestion } from '../store/records.ts';
 
@@ -19,44 +20,12 @@ export class TurnBuffer {
   private endReason: string | undefined;
 
   constructor(readonly real: BotContext) {
-    this.state = structuredClone(real.state);
-    this.context = Object.create(real, {
-      state: { get: () => this.state },
-      talk: {
-        value: (text: string, options?: ReplyOptions) => this.replies.push({ text: String(text), options }),
-      },
-      get: { value: (name: string) => this.state.variables[name] },
-      set: {
-        value: (name: string, value: unknown) => {
-          if (value === undefined) delete this.state.variables[name];
-          else this.state.variables[name] = value;
-        },
-      },
-      memory: {
-        value: {
-          get: async (key: string) =>
-            this.memoryWrites.has(key) ? this.memoryWrites.get(key) : real.memory.get(key),
-          set: (key: string, value: unknown) => this.memoryWrites.set(key, value),
-        },
-      },
-      user: {
-        value: {
-          id: real.user.id,
-          memory: {
-            get: async (key: string) =>
-              this.userMemoryWrites.has(key) ? this.userMemoryWrites.get(key) : real.user.memory.get(key),
-            set: (key: string, value: unknown) => this.userMemoryWrites.set(key, value),
-          },
-        },
-      },
-      log: { value: (type: string, data?: unknown) => this.events.push({ type, data: data ?? {} }) },
-      record: { value: (note: HistoryNote) => this.notes.push({ note, after: this.replies.length }) },
-      end: {
-        value: (reason?: string) => {
-          this.endReason = reason ?? 'ended by bot';
-        },
-      },
-    }) as BotContext;
+    this.state = deepCopy(real.state);
+    this.context = new HeldBackContext(this, real);
+  }
+
+  end(reason?: string): void {
+    this.endReason = reason ?? 'ended by bot';
   }
 
   /**
@@ -83,5 +52,90 @@ export class TurnBuffer {
     for (const [key, value] of this.userMemoryWrites) real.user.memory.set(key, value);
     for (const e of this.events) real.log(e.type, e.data);
     if (this.endReason) real.end(this.endReason);
+  }
+}
+
+/** The BotContext a script sees: the real turn's, with every write held back in the buffer. */
+class HeldBackContext implements BotContext {
+  readonly session: BotContext['session'];
+  readonly envelope: BotContext['envelope'];
+  readonly kind: BotContext['kind'];
+  readonly text: string;
+  private memoryView: BotContext['memory'] | undefined;
+  private userView: BotContext['user'] | undefined;
+
+  constructor(
+    private readonly buffer: TurnBuffer,
+    private readonly real: BotContext,
+  ) {
+    this.session = real.session;
+    this.envelope = real.envelope;
+    this.kind = real.kind;
+    this.text = real.text;
+  }
+
+  get state(): SessionStateData {
+    return this.buffer.state;
+  }
+
+  get logger(): BotContext['logger'] {
+    return this.real.logger;
+  }
+
+  /** The real turn's LLM, bound to this context: it sees what the script has set so far. */
+  get llm(): BotContext['llm'] {
+    return Reflect.get(this.real, 'llm', this) as BotContext['llm'];
+  }
+
+  get memory(): BotContext['memory'] {
+    const { buffer, real } = this;
+    this.memoryView ??= {
+      get: async (key) =>
+        buffer.memoryWrites.has(key) ? buffer.memoryWrites.get(key) : real.memory.get(key),
+      set: (key, value) => void buffer.memoryWrites.set(key, value),
+    };
+    return this.memoryView;
+  }
+
+  get user(): BotContext['user'] {
+    const { buffer, real } = this;
+    this.userView ??= {
+      id: real.user.id,
+      memory: {
+        get: async (key) =>
+          buffer.userMemoryWrites.has(key) ? buffer.userMemoryWrites.get(key) : real.user.memory.get(key),
+        set: (key, value) => void buffer.userMemoryWrites.set(key, value),
+      },
+    };
+    return this.userView;
+  }
+
+  talk(text: string, options?: ReplyOptions): void {
+    this.buffer.replies.push({ text: String(text), options });
+  }
+
+  get<T = unknown>(name: string): T | undefined {
+    return this.buffer.state.variables[name] as T | undefined;
+  }
+
+  set(name: string, value: unknown): void {
+    if (value === undefined) delete this.buffer.state.variables[name];
+    else this.buffer.state.variables[name] = value;
+  }
+
+  history(limit?: number) {
+    return this.real.history(limit);
+  }
+
+  log(type: string, data?: unknown): void {
+    this.buffer.events.push({ type, data: data ?? {} });
+  }
+
+  record(note: HistoryNote): void {
+    this.buffer.notes.push({ note, after: this.buffer.replies.length });
+  }
+
+  end(reason?: string): void {
+    this.buffer.end(reason);
   }
 }

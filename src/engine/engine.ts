@@ -7,7 +7,7 @@ import type { Outbox } from '../delivery/outbox.ts';
 import { type Channel, type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
 import type { RateLimitedMeta } from '../ingress.ts';
 import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
-import type { Logger } from '../logger.ts';
+import { type Logger, lazyChild } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
@@ -207,7 +207,7 @@ export class SessionEngine {
       logger.error({ event: 'turn.unknown_bot', bot: session.bot, sessionId: session.id });
       return;
     }
-    const turnLogger = logger.child({ sessionId: session.id, bot: bot.name });
+    const turnLogger = lazyChild(logger, { sessionId: session.id, bot: bot.name });
     if (draft.envelope.meta.noReply === true) {
       // Auto-replies, bounces, our own mail: recorded in the history, never answered (no mail loops).
       turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });

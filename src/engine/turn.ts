@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { deepCopy } from '../clone.ts';
 import type { Envelope } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { DeliveryStatus, MessagePayload, SessionSnapshot, SessionStateData } from '../store/records.ts';
@@ -61,7 +62,7 @@ export class TurnDraft {
     readonly snapshot: SessionSnapshot,
     readonly envelope: Envelope,
   ) {
-    this.state = structuredClone(stateData(snapshot));
+    this.state = deepCopy(stateData(snapshot));
     if (envelope.kind === 'end') this.endReason = (envelope.meta.reason as string | undefined) ?? 'ended';
   }
 
@@ -80,7 +81,7 @@ export class TurnDraft {
    * (the greeting) stays.
    */
   checkpoint(): { rollback: () => void } {
-    const state = structuredClone(this.state);
+    const state = deepCopy(this.state);
     const replies = this.replies.length;
     const notes = this.notes.length;
     const memory = new Map(this.memoryWrites);
@@ -89,7 +90,7 @@ export class TurnDraft {
     const endReason = this.endReason;
     return {
       rollback: () => {
-        this.state = structuredClone(state);
+        this.state = deepCopy(state);
         this.replies.length = replies;
         this.notes.length = notes;
         this.memoryWrites.clear();
