@@ -163,8 +163,12 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       const subscriber = connectRedis(config.redisUrl, logger, 'switchboard-sub', {
         maxRetriesPerRequest: null,
       });
+      // BullMQ's producers get a connection of their own: BullMQ defines dozens of scripts on a
+      // connection, and an auto-pipelining connection copies every one of them into each batch.
+      const queueRedis = connectRedis(config.redisUrl, logger, 'switchboard-queue');
       closers.push(async () => {
         subscriber.disconnect();
+        queueRedis.disconnect();
         redis.disconnect();
       });
       const shared = createRedisCache(redis, {
@@ -176,7 +180,13 @@ export async function createHub(options: HubOptions): Promise<Hub> {
         shared,
       );
       bus = createRedisBus(redis, subscriber, { prefix: config.redisPrefix, logger });
-      const common = { redis, redisUrl: config.redisUrl, prefix: config.redisPrefix, logger };
+      const common = {
+        redis,
+        queueConnection: queueRedis,
+        redisUrl: config.redisUrl,
+        prefix: config.redisPrefix,
+        logger,
+      };
       queue = createBullmqQueue({ ...common, concurrency: config.queueConcurrency });
       outbox = createRedisOutbox({ ...common, db, delivery, concurrency: config.queueConcurrency });
     } else {

@@ -16,6 +16,8 @@ export const OUTBOUND_QUEUE = 'outbound';
 export function createRedisOutbox(options: {
   db: Db;
   redis: Redis;
+  /** BullMQ's producer connection; `redis` when absent. */
+  queueConnection?: Redis;
   redisUrl: string;
   prefix: string;
   delivery: Delivery;
@@ -30,7 +32,7 @@ export function createRedisOutbox(options: {
     prefix: options.prefix,
     lanes,
     logger,
-    connection: options.redis,
+    connection: options.queueConnection ?? options.redis,
   });
   let timer: NodeJS.Timeout | undefined;
 

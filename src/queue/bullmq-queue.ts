@@ -13,7 +13,10 @@ export const MAX_ENVELOPE_ATTEMPTS = 10;
 export const INBOUND_QUEUE = 'inbound';
 
 export interface BullmqQueueOptions {
+  /** Lanes and deduplication. */
   redis: Redis;
+  /** BullMQ's producer connection; `redis` when absent. Better not an auto-pipelining one (see hub.ts). */
+  queueConnection?: Redis;
   redisUrl: string;
   prefix: string;
   logger: Logger;
@@ -40,7 +43,7 @@ export function createBullmqQueue(options: BullmqQueueOptions): BullmqInboundQue
     prefix: options.prefix,
     lanes,
     logger,
-    connection: redis,
+    connection: options.queueConnection ?? redis,
   });
   const failing = new Set<string>();
 
