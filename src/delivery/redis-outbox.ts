@@ -41,11 +41,7 @@ export function createRedisOutbox(options: {
       const lane = sessionId;
       lanes
         .push(lane, String(Date.now()))
-        .then((r) =>
-          r.status === 'accepted' && r.scheduleEpoch !== undefined
-            ? runner.schedule(lane, r.scheduleEpoch)
-            : undefined,
-        )
+        .then((r) => (r.status === 'accepted' && r.wake !== undefined ? runner.wake(r.wake) : undefined))
         .catch((err: Error) => logger.warn({ event: 'outbox.notify_failed', sessionId, err: err.message }));
     },
     async start() {

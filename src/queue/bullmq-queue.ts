@@ -55,7 +55,7 @@ export function createBullmqQueue(options: BullmqQueueOptions): BullmqInboundQue
       dedupe ? { id: envelope.id, ttlMs: DEDUPE_TTL_MS } : undefined,
     );
     if (result.status === 'duplicate') return 'duplicate';
-    if (result.scheduleEpoch !== undefined) await runner.schedule(lane, result.scheduleEpoch);
+    if (result.wake !== undefined) await runner.wake(result.wake);
     return 'accepted';
   }
 

@@ -2,7 +2,7 @@ import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import { backoffDelay } from './queue.ts';
-import { laneJobId, type RedisLanes } from './redis-lanes.ts';
+import type { ClaimedLane, RedisLanes } from './redis-lanes.ts';
 
 /** Items read from a lane at a time; handled one by one, acknowledged together. */
 export const LANE_CHUNK = 20;
@@ -12,16 +12,21 @@ export const LANE_CHUNK = 20;
  */
 export const LANE_LOCK_MS = 10_000;
 export const STALL_CHECK_MS = 5_000;
-/** A lane scheduled this long ago is checked for a lost job (its producer died before adding it). */
-export const LOST_JOB_AFTER_MS = 30_000;
+/**
+ * Most lanes one drain job claims. Under load the lanes that became ready while a job waited
+ * share it, and with it BullMQ's round trips; a worker never holds more lanes than its concurrency.
+ */
+export const LANES_PER_JOB = 32;
+/** How often a worker checks that ready lanes have their wake job (its producer may have died before adding it). */
 const SWEEP_EVERY_MS = 15_000;
 const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 30_000;
 
 interface LaneJob {
-  lane: string;
-  epoch: number;
+  wake: number;
 }
+
+const wakeJobId = (wake: number) => `wake-${wake}`;
 
 export interface ChunkContext {
   /**
@@ -66,6 +71,9 @@ export class LaneRunner {
   private worker: Worker<LaneJob> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing = false;
+  private concurrency = 1;
+  /** Lanes this process drains now. */
+  private activeLanes = 0;
 
   constructor(private readonly o: LaneRunnerOptions) {
     this.queue = new Queue<LaneJob>(o.name, {
@@ -84,14 +92,16 @@ export class LaneRunner {
     );
   }
 
-  async schedule(lane: string, epoch: number): Promise<void> {
-    await this.queue.add('drain', { lane, epoch }, { jobId: laneJobId(lane, epoch) });
+  /** Adds wake job `wake` (numbered by `RedisLanes`), which claims ready lanes and drains them. */
+  async wake(wake: number): Promise<void> {
+    await this.queue.add('wake', { wake }, { jobId: wakeJobId(wake) });
   }
 
   /** Starts draining lanes (worker role). */
   start(handle: ChunkHandler, concurrency: number): void {
     const { o } = this;
-    this.worker = new Worker<LaneJob>(o.name, (job, token) => this.drain(job, token, handle), {
+    this.concurrency = concurrency;
+    this.worker = new Worker<LaneJob>(o.name, (job, token) => this.run(job, token, handle), {
       connection: {
         url: o.redisUrl,
         maxRetriesPerRequest: null,
@@ -114,7 +124,7 @@ export class LaneRunner {
       o.logger.warn({
         event: 'queue.drain_retry',
         queue: o.name,
-        lane: job?.data.lane,
+        wake: job?.data.wake,
         attempt: job?.attemptsMade,
         err: err.message,
       }),
@@ -123,21 +133,50 @@ export class LaneRunner {
     this.sweepTimer.unref();
   }
 
-  private async drain(job: Job<LaneJob>, token: string | undefined, handle: ChunkHandler): Promise<void> {
-    const { lane, epoch } = job.data;
+  /**
+   * A wake job: claims ready lanes (or, run again after a crash or a failure, the lanes it still
+   * holds) and drains them side by side. Fails, to be retried with backoff, if a lane's drain failed.
+   */
+  private async run(job: Job<LaneJob>, token: string | undefined, handle: ChunkHandler): Promise<void> {
+    const { wake } = job.data;
+    const room = Math.max(1, Math.min(LANES_PER_JOB, this.concurrency - this.activeLanes));
+    const { lanes, next } = await this.o.lanes.claim(wake, room);
+    // More lanes are ready than this job took: another job (on any worker) takes them now.
+    if (next !== undefined) await this.wake(next);
+    this.activeLanes += lanes.length;
+    const drains = await Promise.allSettled(
+      lanes.map((claimed) =>
+        this.drain(job, token, claimed, handle).finally(() => {
+          this.activeLanes--;
+        }),
+      ),
+    );
+    const failed = drains.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Drains one claimed lane, a chunk at a time; releases the claim when the lane is no longer this job's to drain. */
+  private async drain(
+    job: Job<LaneJob>,
+    token: string | undefined,
+    claimed: ClaimedLane,
+    handle: ChunkHandler,
+  ): Promise<void> {
+    const { lane, epoch } = claimed;
     const { lanes } = this.o;
+    const release = () => lanes.release(job.data.wake, claimed.entry);
     let first = true;
     for (;;) {
       if (this.closing) {
         // Hand the lane on instead of leaving it scheduled with no job.
         const next = await lanes.handback(lane, epoch);
-        if (next !== undefined) await this.schedule(lane, next);
-        return;
+        if (next?.wake !== undefined) await this.wake(next.wake);
+        return release();
       }
       const items = await lanes.read(lane, epoch, LANE_CHUNK);
-      if (items === null) return; // a newer epoch owns the lane
+      if (items === null) return release(); // a newer epoch owns the lane
       if (items.length === 0) {
-        if (await lanes.finish(lane, epoch)) return;
+        if (await lanes.finish(lane, epoch)) return release();
         continue;
       }
       const outcome = await handle(lane, items, {
@@ -146,11 +185,12 @@ export class LaneRunner {
       });
       first = false;
       if (outcome.error) {
+        // The lane stays claimed: the job's retry drains it again.
         await lanes.ack(lane, items.slice(0, outcome.done));
         throw outcome.error;
       }
-      if (await lanes.ackAndFinish(lane, epoch, items.slice(0, outcome.done))) return;
-      // Fencing at chunk granularity: if our lock lapsed, another drainer owns the lane now.
+      if (await lanes.ackAndFinish(lane, epoch, items.slice(0, outcome.done))) return release();
+      // Fencing at chunk granularity: if our lock lapsed, the job (and this lane) went to another worker.
       if (token && (await job.extendLock(token, LANE_LOCK_MS)) !== 1) {
         this.o.logger.warn({ event: 'queue.lane_lost', queue: this.o.name, lane });
         return;
@@ -158,18 +198,13 @@ export class LaneRunner {
     }
   }
 
-  /** Re-adds the job of lanes whose producer died between queuing an item and adding the job. */
+  /** Adds the wake job of ready lanes whose producer died between queuing an item and adding the job. */
   private async sweep(): Promise<void> {
     try {
-      const stale = await this.o.lanes.scheduledBefore(Date.now() - LOST_JOB_AFTER_MS, 100);
-      for (const { lane, epoch } of stale) {
-        const job = await this.queue.getJob(laneJobId(lane, epoch));
-        if (!job) {
-          this.o.logger.warn({ event: 'queue.lane_rescheduled', queue: this.o.name, lane, epoch });
-          await this.schedule(lane, epoch);
-        }
-        await this.o.lanes.touch(lane);
-      }
+      const wake = await this.o.lanes.pendingWake();
+      if (wake === undefined || (await this.queue.getJob(wakeJobId(wake)))) return;
+      this.o.logger.warn({ event: 'queue.wake_restored', queue: this.o.name, wake });
+      await this.wake(wake);
     } catch (err) {
       this.o.logger.warn({ event: 'queue.sweep_failed', queue: this.o.name, err: (err as Error).message });
     }

@@ -1,33 +1,62 @@
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 /**
  * Keyed FIFO lanes in Redis: the per-session order that open-source BullMQ lacks.
  *
  * Every lane (a session, or a session's outbox) is a Redis list. A lane that has items is
- * "scheduled" under an epoch, and exactly one BullMQ job (id `<sha1(lane)>-<epoch>`) drains it.
+ * "scheduled" under an epoch and waits in the `ready` list as `<epoch>|<lane>` until a drain job
+ * claims it. Drain jobs are BullMQ jobs (`wake-<n>`); one claims up to a handful of ready lanes
+ * at once, so under load one job, with its few BullMQ round trips, serves many lanes.
  * All state changes are single Lua scripts, so these hold at every instant:
  * - an item is marked seen (dedupe) in the same step that queues it — never before;
- * - a lane with items is scheduled, and a scheduled lane has a job or is about to get one (the
- *   producer adds it right after `push`; if it dies in between, `stale` finds the lane and any
- *   worker re-adds the job);
+ * - a lane with items is scheduled: ready, or claimed by exactly one job (listed in that job's
+ *   claim set until its drain ends, so a job that BullMQ hands to another worker after a crash
+ *   finds the lanes it held);
+ * - while lanes are ready, a wake job is marked `waking` and exists or is about to (the
+ *   producer adds it right after `push`; if it dies in between, any worker's sweep adds it);
  * - a drainer unschedules its lane only in the same step that sees it empty, so an item pushed
- *   a moment later schedules a new epoch, with a new job id that BullMQ cannot mistake for the
- *   finishing one;
+ *   a moment later schedules a new epoch;
  * - only the current epoch's drainer may read or unschedule; items leave the list only when
  *   their handling is done (acknowledged by exact value), so a drainer that dies loses nothing.
  */
 
-const PUSH = `
--- KEYS: dedupe, lane, sched, scheduled, epoch, depth   ARGV: item, dedupeTtlMs, lane, now, useDedupe
-if ARGV[5] == '1' and redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) == false then return {0, 0} end
+/** Marks lanes ready; when no wake job is marked, marks a new one for the caller to add. Returns its number or 0. */
+const WAKE = `
+local function wake(ready, waking, seq)
+  if redis.call('EXISTS', waking) == 1 then return 0 end
+  local n = redis.call('INCR', seq)
+  redis.call('SET', waking, n)
+  return n
+end
+`;
+
+const PUSH = `${WAKE}
+-- KEYS: dedupe, lane, sched, ready, epoch, depth, waking, wakeSeq   ARGV: item, dedupeTtlMs, lane, useDedupe
+if ARGV[4] == '1' and redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) == false then return {0, 0} end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('INCR', KEYS[6])
 if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 0} end
 local epoch = redis.call('INCR', KEYS[5])
 redis.call('SET', KEYS[3], epoch)
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
-return {2, epoch}
+redis.call('RPUSH', KEYS[4], epoch .. '|' .. ARGV[3])
+return {1, wake(KEYS[4], KEYS[7], KEYS[8])}
+`;
+
+const CLAIM = `
+-- KEYS: claims, ready, waking, wakeSeq   ARGV: max
+-- A job started again (its worker died, or a lane of it failed) gets back the lanes it holds.
+if redis.call('EXISTS', KEYS[1]) == 1 then return {redis.call('SMEMBERS', KEYS[1]), 0} end
+local taken = redis.call('LPOP', KEYS[2], ARGV[1])
+if not taken then taken = {} end
+if #taken > 0 then redis.call('SADD', KEYS[1], unpack(taken)) end
+-- More lanes wait: the next job is marked here, in the same step, and added by the caller.
+if redis.call('LLEN', KEYS[2]) > 0 then
+  local n = redis.call('INCR', KEYS[4])
+  redis.call('SET', KEYS[3], n)
+  return {taken, n}
+end
+redis.call('DEL', KEYS[3])
+return {taken, 0}
 `;
 
 const READ = `
@@ -49,40 +78,43 @@ return popped
 `;
 
 const ACK_FINISH = `
--- KEYS: lane, depth, sched, scheduled   ARGV: epoch, lane, items in order
+-- KEYS: lane, depth, sched   ARGV: epoch, items in order
 -- Acknowledges, and unschedules the lane in the same step if that left it empty.
 local popped = 0
-for i = 3, #ARGV do
+for i = 2, #ARGV do
   if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[i] then break end
   redis.call('LPOP', KEYS[1])
   popped = popped + 1
 end
 if popped > 0 then redis.call('DECRBY', KEYS[2], popped) end
 if redis.call('LLEN', KEYS[1]) > 0 then return 0 end
-if redis.call('GET', KEYS[3]) == ARGV[1] then
-  redis.call('DEL', KEYS[3])
-  redis.call('ZREM', KEYS[4], ARGV[2])
-end
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 return 1
 `;
 
 const FINISH = `
--- KEYS: lane, sched, scheduled   ARGV: epoch, lane
+-- KEYS: lane, sched   ARGV: epoch
 if redis.call('LLEN', KEYS[1]) > 0 then return 0 end
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
-  redis.call('ZREM', KEYS[3], ARGV[2])
-end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return 1
 `;
 
-const HANDBACK = `
--- KEYS: sched, epoch, scheduled   ARGV: epoch, lane, now
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+const HANDBACK = `${WAKE}
+-- KEYS: sched, epoch, ready, waking, wakeSeq   ARGV: epoch, lane
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 0} end
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], epoch)
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-return epoch
+redis.call('RPUSH', KEYS[3], epoch .. '|' .. ARGV[2])
+return {epoch, wake(KEYS[3], KEYS[4], KEYS[5])}
+`;
+
+const PENDING_WAKE = `${WAKE}
+-- KEYS: ready, waking, wakeSeq
+-- The wake job that ready lanes wait for (marking one if none is), or 0 when none wait.
+if redis.call('LLEN', KEYS[1]) == 0 then return 0 end
+local marked = wake(KEYS[1], KEYS[2], KEYS[3])
+if marked > 0 then return marked end
+return tonumber(redis.call('GET', KEYS[2]))
 `;
 
 const DEAD_LETTER = `
@@ -96,29 +128,42 @@ return 1
 
 interface LaneCommands {
   lanePush(...args: (string | number)[]): Promise<[number, number]>;
+  laneClaim(...args: (string | number)[]): Promise<[string[], number]>;
   laneRead(...args: (string | number)[]): Promise<string[] | null>;
   laneAck(...args: (string | number)[]): Promise<number>;
   laneAckFinish(...args: (string | number)[]): Promise<number>;
   laneFinish(...args: (string | number)[]): Promise<number>;
-  laneHandback(...args: (string | number)[]): Promise<number>;
+  laneHandback(...args: (string | number)[]): Promise<[number, number]>;
+  lanePendingWake(...args: (string | number)[]): Promise<number>;
   laneDeadLetter(...args: (string | number)[]): Promise<number>;
 }
 
 function defineCommands(redis: Redis): Redis & LaneCommands {
   const r = redis as Redis & Partial<LaneCommands>;
-  if (!r.lanePush) {
-    redis.defineCommand('lanePush', { numberOfKeys: 6, lua: PUSH });
+  if (!r.laneClaim) {
+    redis.defineCommand('lanePush', { numberOfKeys: 8, lua: PUSH });
+    redis.defineCommand('laneClaim', { numberOfKeys: 4, lua: CLAIM });
     redis.defineCommand('laneRead', { numberOfKeys: 2, lua: READ });
     redis.defineCommand('laneAck', { numberOfKeys: 2, lua: ACK });
-    redis.defineCommand('laneAckFinish', { numberOfKeys: 4, lua: ACK_FINISH });
-    redis.defineCommand('laneFinish', { numberOfKeys: 3, lua: FINISH });
-    redis.defineCommand('laneHandback', { numberOfKeys: 3, lua: HANDBACK });
+    redis.defineCommand('laneAckFinish', { numberOfKeys: 3, lua: ACK_FINISH });
+    redis.defineCommand('laneFinish', { numberOfKeys: 2, lua: FINISH });
+    redis.defineCommand('laneHandback', { numberOfKeys: 5, lua: HANDBACK });
+    redis.defineCommand('lanePendingWake', { numberOfKeys: 3, lua: PENDING_WAKE });
     redis.defineCommand('laneDeadLetter', { numberOfKeys: 3, lua: DEAD_LETTER });
   }
   return redis as Redis & LaneCommands;
 }
 
-export type PushResult = { status: 'duplicate' } | { status: 'accepted'; scheduleEpoch?: number };
+/** `wake`: the number of a wake job that the caller must add (`LaneRunner.wake`). */
+export type PushResult = { status: 'duplicate' } | { status: 'accepted'; wake?: number };
+
+/** A lane a drain job claimed, at the epoch it was scheduled under. */
+export interface ClaimedLane {
+  lane: string;
+  epoch: number;
+  /** The claim's entry, to release it with. */
+  entry: string;
+}
 
 export interface DeadLetter {
   lane: string;
@@ -128,13 +173,10 @@ export interface DeadLetter {
   at: string;
 }
 
-/** The BullMQ job id of a lane's drain at an epoch (BullMQ ids may not contain ':'). */
-export function laneJobId(lane: string, epoch: number): string {
-  return `${createHash('sha1').update(lane).digest('hex')}-${epoch}`;
-}
-
 /** A literal string inside a SCAN MATCH pattern. */
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
+
+const wakeOrNone = (n: number) => (Number(n) > 0 ? Number(n) : undefined);
 
 export class RedisLanes {
   private readonly redis: Redis & LaneCommands;
@@ -147,8 +189,15 @@ export class RedisLanes {
 
   private laneKey = (lane: string) => `${this.base}lane:${lane}`;
   private schedKey = (lane: string) => `${this.base}sched:${lane}`;
-  private get scheduledKey() {
-    return `${this.base}scheduled`;
+  private claimsKey = (wake: number) => `${this.base}claims:${wake}`;
+  private get readyKey() {
+    return `${this.base}ready`;
+  }
+  private get wakingKey() {
+    return `${this.base}waking`;
+  }
+  private get wakeSeqKey() {
+    return `${this.base}wake-seq`;
   }
   private get epochKey() {
     return `${this.base}epoch`;
@@ -165,21 +214,53 @@ export class RedisLanes {
 
   /** Queues an item; with a dedupe id, refuses one seen within `dedupeTtlMs`. */
   async push(lane: string, item: string, dedupe?: { id: string; ttlMs: number }): Promise<PushResult> {
-    const [status, epoch] = await this.redis.lanePush(
+    const [status, wake] = await this.redis.lanePush(
       `${this.base}dedupe:${dedupe?.id ?? ''}`,
       this.laneKey(lane),
       this.schedKey(lane),
-      this.scheduledKey,
+      this.readyKey,
       this.epochKey,
       this.depthKey,
+      this.wakingKey,
+      this.wakeSeqKey,
       item,
       dedupe?.ttlMs ?? 0,
       lane,
-      Date.now(),
       dedupe ? '1' : '0',
     );
     if (status === 0) return { status: 'duplicate' };
-    return status === 2 ? { status: 'accepted', scheduleEpoch: Number(epoch) } : { status: 'accepted' };
+    const next = wakeOrNone(wake);
+    return next === undefined ? { status: 'accepted' } : { status: 'accepted', wake: next };
+  }
+
+  /**
+   * Up to `max` ready lanes for wake job `wake` (or, when the job runs again, the lanes it still
+   * holds). `next`: more lanes wait, and the caller must add this wake job for them.
+   */
+  async claim(wake: number, max: number): Promise<{ lanes: ClaimedLane[]; next?: number }> {
+    const [entries, next] = await this.redis.laneClaim(
+      this.claimsKey(wake),
+      this.readyKey,
+      this.wakingKey,
+      this.wakeSeqKey,
+      max,
+    );
+    const lanes = entries.map((entry) => {
+      const bar = entry.indexOf('|');
+      return { lane: entry.slice(bar + 1), epoch: Number(entry.slice(0, bar)), entry };
+    });
+    const more = wakeOrNone(next);
+    return more === undefined ? { lanes } : { lanes, next: more };
+  }
+
+  /** The job's drain of a claimed lane is over (the lane is finished, handed back, or owned by a newer epoch). */
+  async release(wake: number, entry: string): Promise<void> {
+    await this.redis.srem(this.claimsKey(wake), entry);
+  }
+
+  /** The wake job that ready lanes wait for (marked now if none was), or undefined when no lane is ready. */
+  async pendingWake(): Promise<number | undefined> {
+    return wakeOrNone(await this.redis.lanePendingWake(this.readyKey, this.wakingKey, this.wakeSeqKey));
   }
 
   /** The next items of a lane, or null when `epoch` no longer owns it. */
@@ -202,9 +283,7 @@ export class RedisLanes {
       this.laneKey(lane),
       this.depthKey,
       this.schedKey(lane),
-      this.scheduledKey,
       epoch,
-      lane,
       ...items,
     );
     return done === 1;
@@ -212,41 +291,26 @@ export class RedisLanes {
 
   /** Unschedules the lane if it is empty; false when items arrived meanwhile. */
   async finish(lane: string, epoch: number): Promise<boolean> {
-    return (
-      (await this.redis.laneFinish(
-        this.laneKey(lane),
-        this.schedKey(lane),
-        this.scheduledKey,
-        epoch,
-        lane,
-      )) === 1
-    );
+    return (await this.redis.laneFinish(this.laneKey(lane), this.schedKey(lane), epoch)) === 1;
   }
 
-  /** Hands a lane on to a new epoch (shutdown); the caller adds its job. Undefined when not the owner. */
-  async handback(lane: string, epoch: number): Promise<number | undefined> {
-    const next = await this.redis.laneHandback(
+  /**
+   * Hands a lane on to a new epoch, ready for another job (shutdown). Undefined when `epoch` no
+   * longer owns it; `wake`: a wake job the caller must add.
+   */
+  async handback(lane: string, epoch: number): Promise<{ epoch: number; wake?: number } | undefined> {
+    const [next, wake] = await this.redis.laneHandback(
       this.schedKey(lane),
       this.epochKey,
-      this.scheduledKey,
+      this.readyKey,
+      this.wakingKey,
+      this.wakeSeqKey,
       epoch,
       lane,
-      Date.now(),
     );
-    return next === 0 ? undefined : Number(next);
-  }
-
-  /** Lanes scheduled before `before` (ms), with their epoch: candidates for a lost job. */
-  async scheduledBefore(before: number, limit: number): Promise<{ lane: string; epoch: number }[]> {
-    const lanes = await this.redis.zrangebyscore(this.scheduledKey, 0, before, 'LIMIT', 0, limit);
-    if (lanes.length === 0) return [];
-    const epochs = await this.redis.mget(...lanes.map(this.schedKey));
-    return lanes.flatMap((lane, i) => (epochs[i] ? [{ lane, epoch: Number(epochs[i]) }] : []));
-  }
-
-  /** Marks a scheduled lane as checked now. */
-  async touch(lane: string): Promise<void> {
-    await this.redis.zadd(this.scheduledKey, 'XX', Date.now(), lane);
+    if (Number(next) === 0) return undefined;
+    const w = wakeOrNone(wake);
+    return w === undefined ? { epoch: Number(next) } : { epoch: Number(next), wake: w };
   }
 
   /** Counts one more failed attempt at an item; returns the count. */
