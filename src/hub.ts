@@ -159,16 +159,18 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     });
     let queue: InboundQueue;
     let outbox: Outbox;
+    let queueRedis: Redis | undefined;
     if (config.redisUrl && redis) {
       const subscriber = connectRedis(config.redisUrl, logger, 'switchboard-sub', {
         maxRetriesPerRequest: null,
       });
       // BullMQ's producers get a connection of their own: BullMQ defines dozens of scripts on a
       // connection, and an auto-pipelining connection copies every one of them into each batch.
-      const queueRedis = connectRedis(config.redisUrl, logger, 'switchboard-queue');
+      const bullRedis = connectRedis(config.redisUrl, logger, 'switchboard-queue');
+      queueRedis = bullRedis;
       closers.push(async () => {
         subscriber.disconnect();
-        queueRedis.disconnect();
+        bullRedis.disconnect();
         redis.disconnect();
       });
       const shared = createRedisCache(redis, {
@@ -319,10 +321,10 @@ export async function createHub(options: HubOptions): Promise<Hub> {
           pruneTimer.unref();
           const every = { everyMs: config.expiryIntervalMs, logger };
           expirySchedule =
-            config.redisUrl && redis
+            config.redisUrl && queueRedis
               ? await scheduleExpiryOnRedis(expire, {
                   ...every,
-                  redis,
+                  redis: queueRedis,
                   redisUrl: config.redisUrl,
                   prefix: config.redisPrefix,
                 })

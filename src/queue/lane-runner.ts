@@ -140,7 +140,7 @@ export class LaneRunner {
   private async run(job: Job<LaneJob>, token: string | undefined, handle: ChunkHandler): Promise<void> {
     const { wake } = job.data;
     const room = Math.max(1, Math.min(LANES_PER_JOB, this.concurrency - this.activeLanes));
-    const { lanes, next } = await this.o.lanes.claim(wake, room);
+    const { lanes, next } = await this.o.lanes.claim(wake, room, LANE_CHUNK);
     // More lanes are ready than this job took: another job (on any worker) takes them now.
     if (next !== undefined) await this.wake(next);
     this.activeLanes += lanes.length;
@@ -164,19 +164,21 @@ export class LaneRunner {
   ): Promise<void> {
     const { lane, epoch } = claimed;
     const { lanes } = this.o;
-    const release = () => lanes.release(job.data.wake, claimed.entry);
     let first = true;
+    let prefetched: string[] | null | undefined = claimed.items;
     for (;;) {
       if (this.closing) {
         // Hand the lane on instead of leaving it scheduled with no job.
         const next = await lanes.handback(lane, epoch);
         if (next?.wake !== undefined) await this.wake(next.wake);
-        return release();
+        return lanes.release(claimed);
       }
-      const items = await lanes.read(lane, epoch, LANE_CHUNK);
-      if (items === null) return release(); // a newer epoch owns the lane
+      // The first chunk came with the claim.
+      const items = prefetched === undefined ? await lanes.read(lane, epoch, LANE_CHUNK) : prefetched;
+      prefetched = undefined;
+      if (items === null) return lanes.release(claimed); // a newer epoch owns the lane
       if (items.length === 0) {
-        if (await lanes.finish(lane, epoch)) return release();
+        if (await lanes.finish(claimed)) return;
         continue;
       }
       const outcome = await handle(lane, items, {
@@ -189,7 +191,7 @@ export class LaneRunner {
         await lanes.ack(lane, items.slice(0, outcome.done));
         throw outcome.error;
       }
-      if (await lanes.ackAndFinish(lane, epoch, items.slice(0, outcome.done))) return release();
+      if (await lanes.ackAndFinish(claimed, items.slice(0, outcome.done))) return;
       // Fencing at chunk granularity: if our lock lapsed, the job (and this lane) went to another worker.
       if (token && (await job.extendLock(token, LANE_LOCK_MS)) !== 1) {
         this.o.logger.warn({ event: 'queue.lane_lost', queue: this.o.name, lane });

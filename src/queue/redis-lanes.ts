@@ -43,20 +43,38 @@ return {1, wake(KEYS[4], KEYS[7], KEYS[8])}
 `;
 
 const CLAIM = `
--- KEYS: claims, ready, waking, wakeSeq   ARGV: max
+-- KEYS: claims, ready, waking, wakeSeq   ARGV: max, base, chunk
+-- Returns {entries, next wake or 0, each entry's first chunk (false: a newer epoch owns the lane)}.
+local function chunks(entries)
+  local out = {}
+  for i, entry in ipairs(entries) do
+    local bar = string.find(entry, '|', 1, true)
+    local lane = string.sub(entry, bar + 1)
+    if redis.call('GET', ARGV[2] .. 'sched:' .. lane) == string.sub(entry, 1, bar - 1) then
+      out[i] = redis.call('LRANGE', ARGV[2] .. 'lane:' .. lane, 0, tonumber(ARGV[3]) - 1)
+    else
+      out[i] = false
+    end
+  end
+  return out
+end
 -- A job started again (its worker died, or a lane of it failed) gets back the lanes it holds.
-if redis.call('EXISTS', KEYS[1]) == 1 then return {redis.call('SMEMBERS', KEYS[1]), 0} end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local held = redis.call('SMEMBERS', KEYS[1])
+  return {held, 0, chunks(held)}
+end
 local taken = redis.call('LPOP', KEYS[2], ARGV[1])
 if not taken then taken = {} end
 if #taken > 0 then redis.call('SADD', KEYS[1], unpack(taken)) end
 -- More lanes wait: the next job is marked here, in the same step, and added by the caller.
+local next = 0
 if redis.call('LLEN', KEYS[2]) > 0 then
-  local n = redis.call('INCR', KEYS[4])
-  redis.call('SET', KEYS[3], n)
-  return {taken, n}
+  next = redis.call('INCR', KEYS[4])
+  redis.call('SET', KEYS[3], next)
+else
+  redis.call('DEL', KEYS[3])
 end
-redis.call('DEL', KEYS[3])
-return {taken, 0}
+return {taken, next, chunks(taken)}
 `;
 
 const READ = `
@@ -78,10 +96,10 @@ return popped
 `;
 
 const ACK_FINISH = `
--- KEYS: lane, depth, sched   ARGV: epoch, items in order
--- Acknowledges, and unschedules the lane in the same step if that left it empty.
+-- KEYS: lane, depth, sched, claims   ARGV: epoch, claim entry, items in order
+-- Acknowledges, and unschedules the lane (releasing the job's claim) in the same step if that left it empty.
 local popped = 0
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[i] then break end
   redis.call('LPOP', KEYS[1])
   popped = popped + 1
@@ -89,13 +107,15 @@ end
 if popped > 0 then redis.call('DECRBY', KEYS[2], popped) end
 if redis.call('LLEN', KEYS[1]) > 0 then return 0 end
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+redis.call('SREM', KEYS[4], ARGV[2])
 return 1
 `;
 
 const FINISH = `
--- KEYS: lane, sched   ARGV: epoch
+-- KEYS: lane, sched, claims   ARGV: epoch, claim entry
 if redis.call('LLEN', KEYS[1]) > 0 then return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('SREM', KEYS[3], ARGV[2])
 return 1
 `;
 
@@ -128,7 +148,7 @@ return 1
 
 interface LaneCommands {
   lanePush(...args: (string | number)[]): Promise<[number, number]>;
-  laneClaim(...args: (string | number)[]): Promise<[string[], number]>;
+  laneClaim(...args: (string | number)[]): Promise<[string[], number, (string[] | null)[]]>;
   laneRead(...args: (string | number)[]): Promise<string[] | null>;
   laneAck(...args: (string | number)[]): Promise<number>;
   laneAckFinish(...args: (string | number)[]): Promise<number>;
@@ -145,8 +165,8 @@ function defineCommands(redis: Redis): Redis & LaneCommands {
     redis.defineCommand('laneClaim', { numberOfKeys: 4, lua: CLAIM });
     redis.defineCommand('laneRead', { numberOfKeys: 2, lua: READ });
     redis.defineCommand('laneAck', { numberOfKeys: 2, lua: ACK });
-    redis.defineCommand('laneAckFinish', { numberOfKeys: 3, lua: ACK_FINISH });
-    redis.defineCommand('laneFinish', { numberOfKeys: 2, lua: FINISH });
+    redis.defineCommand('laneAckFinish', { numberOfKeys: 4, lua: ACK_FINISH });
+    redis.defineCommand('laneFinish', { numberOfKeys: 3, lua: FINISH });
     redis.defineCommand('laneHandback', { numberOfKeys: 5, lua: HANDBACK });
     redis.defineCommand('lanePendingWake', { numberOfKeys: 3, lua: PENDING_WAKE });
     redis.defineCommand('laneDeadLetter', { numberOfKeys: 3, lua: DEAD_LETTER });
@@ -161,8 +181,11 @@ export type PushResult = { status: 'duplicate' } | { status: 'accepted'; wake?: 
 export interface ClaimedLane {
   lane: string;
   epoch: number;
-  /** The claim's entry, to release it with. */
+  /** The job that claimed it, and the claim's entry: to release the claim. */
+  wake: number;
   entry: string;
+  /** The lane's first items, read with the claim; null when a newer epoch owns the lane. */
+  items: string[] | null;
 }
 
 export interface DeadLetter {
@@ -237,25 +260,28 @@ export class RedisLanes {
    * Up to `max` ready lanes for wake job `wake` (or, when the job runs again, the lanes it still
    * holds). `next`: more lanes wait, and the caller must add this wake job for them.
    */
-  async claim(wake: number, max: number): Promise<{ lanes: ClaimedLane[]; next?: number }> {
-    const [entries, next] = await this.redis.laneClaim(
+  async claim(wake: number, max: number, chunk: number): Promise<{ lanes: ClaimedLane[]; next?: number }> {
+    const [entries, next, chunks] = await this.redis.laneClaim(
       this.claimsKey(wake),
       this.readyKey,
       this.wakingKey,
       this.wakeSeqKey,
       max,
+      this.base,
+      chunk,
     );
-    const lanes = entries.map((entry) => {
+    const lanes = entries.map((entry, i) => {
       const bar = entry.indexOf('|');
-      return { lane: entry.slice(bar + 1), epoch: Number(entry.slice(0, bar)), entry };
+      const lane = entry.slice(bar + 1);
+      return { lane, epoch: Number(entry.slice(0, bar)), wake, entry, items: chunks[i] ?? null };
     });
     const more = wakeOrNone(next);
     return more === undefined ? { lanes } : { lanes, next: more };
   }
 
   /** The job's drain of a claimed lane is over (the lane is finished, handed back, or owned by a newer epoch). */
-  async release(wake: number, entry: string): Promise<void> {
-    await this.redis.srem(this.claimsKey(wake), entry);
+  async release(claimed: ClaimedLane): Promise<void> {
+    await this.redis.srem(this.claimsKey(claimed.wake), claimed.entry);
   }
 
   /** The wake job that ready lanes wait for (marked now if none was), or undefined when no lane is ready. */
@@ -275,23 +301,33 @@ export class RedisLanes {
   }
 
   /**
-   * Acknowledges handled items and, if that empties the lane, unschedules it in the same step
-   * (one round trip instead of three for the common lane of one message). True when finished.
+   * Acknowledges handled items and, if that empties the lane, unschedules it and releases the
+   * job's claim in the same step (one round trip for the common lane of one message). True when finished.
    */
-  async ackAndFinish(lane: string, epoch: number, items: readonly string[]): Promise<boolean> {
+  async ackAndFinish(claimed: ClaimedLane, items: readonly string[]): Promise<boolean> {
     const done = await this.redis.laneAckFinish(
-      this.laneKey(lane),
+      this.laneKey(claimed.lane),
       this.depthKey,
-      this.schedKey(lane),
-      epoch,
+      this.schedKey(claimed.lane),
+      this.claimsKey(claimed.wake),
+      claimed.epoch,
+      claimed.entry,
       ...items,
     );
     return done === 1;
   }
 
-  /** Unschedules the lane if it is empty; false when items arrived meanwhile. */
-  async finish(lane: string, epoch: number): Promise<boolean> {
-    return (await this.redis.laneFinish(this.laneKey(lane), this.schedKey(lane), epoch)) === 1;
+  /** Unschedules the lane and releases the claim if the lane is empty; false when items arrived meanwhile. */
+  async finish(claimed: ClaimedLane): Promise<boolean> {
+    return (
+      (await this.redis.laneFinish(
+        this.laneKey(claimed.lane),
+        this.schedKey(claimed.lane),
+        this.claimsKey(claimed.wake),
+        claimed.epoch,
+        claimed.entry,
+      )) === 1
+    );
   }
 
   /**
