@@ -310,6 +310,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
             await engine.handle(envelope, {
               checkDuplicate: info.redelivered,
               trustCachedState: info.followsInLane,
+              shareStateLater: info.followedInLane,
             });
           });
           await outbox.start();

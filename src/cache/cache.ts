@@ -8,7 +8,12 @@ import type { SessionSnapshot } from '../store/records.ts';
 export interface SessionCache {
   /** `trustLocal`: a copy in this process is current (see `DeliveryInfo.followsInLane`), use it unchecked. */
   get(sessionId: string, options?: { trustLocal?: boolean }): Promise<SessionSnapshot | undefined>;
-  set(snapshot: SessionSnapshot): Promise<void>;
+  /**
+   * `localOnly`: this process takes the session's next turn right after, so a shared layer
+   * (Redis) is written only with the last of them; until then it holds an older version, which
+   * its version check refuses.
+   */
+  set(snapshot: SessionSnapshot, options?: { localOnly?: boolean }): Promise<void>;
   delete(sessionId: string): Promise<void>;
   /** The open session id for a session key, to skip the key lookup on the hot path. */
   getSessionId(lane: string): Promise<string | undefined>;

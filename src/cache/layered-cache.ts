@@ -28,8 +28,9 @@ export function createLayeredCache(local: SessionCache, shared: SharedSessionCac
       if (remote) await local.set(remote);
       return remote;
     },
-    async set(snapshot) {
+    async set(snapshot, options) {
       await local.set(snapshot);
+      if (options?.localOnly) return;
       // The shared copy is written behind: a lagging or lost write only makes another process's
       // next turn on this session reload from PostgreSQL (its version check fails).
       shared.set(snapshot).catch(() => shared.delete(snapshot.session.id).catch(() => undefined));

@@ -74,20 +74,31 @@ export class SessionEngine {
    */
   async handle(
     envelope: Envelope,
-    options: { checkDuplicate?: boolean; trustCachedState?: boolean } = {},
+    options: { checkDuplicate?: boolean; trustCachedState?: boolean; shareStateLater?: boolean } = {},
   ): Promise<TurnOutcome> {
     const started = process.hrtime.bigint();
-    const outcome = await this.run(
-      envelope,
-      options.checkDuplicate ?? true,
-      options.trustCachedState ?? false,
-    );
+    const outcome = await this.run(envelope, options.checkDuplicate ?? true, {
+      trustCached: options.trustCachedState ?? false,
+      shareLater: options.shareStateLater ?? false,
+    });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.o.metrics.turnSeconds.observe({ channel: envelope.channel, outcome }, seconds);
     return outcome;
   }
 
-  private async run(envelope: Envelope, checkDuplicate: boolean, trustCached = false): Promise<TurnOutcome> {
+  /**
+   * `trustCached`: this process's copy of the session is current (see `DeliveryInfo.followsInLane`).
+   * `shareLater`: this process takes the session's next turn at once, so the new state need not
+   * reach the shared cache before then.
+   */
+  private async run(
+    envelope: Envelope,
+    checkDuplicate: boolean,
+    { trustCached, shareLater }: { trustCached: boolean; shareLater: boolean } = {
+      trustCached: false,
+      shareLater: false,
+    },
+  ): Promise<TurnOutcome> {
     const { db, cache, logger } = this.o;
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
       if ((checkDuplicate || attempt > 0) && (await isEnvelopeRecorded(db, envelope.id))) {
@@ -141,13 +152,18 @@ export class SessionEngine {
         await cache.delete(snapshot.session.id).catch(() => undefined);
         continue;
       }
-      await this.afterCommit(envelope, draft.committedSnapshot(write), write);
+      await this.afterCommit(envelope, draft.committedSnapshot(write), write, shareLater);
       return 'committed';
     }
     throw new StateConflictError(`session state kept moving under envelope ${envelope.id}`);
   }
 
-  private async afterCommit(envelope: Envelope, next: SessionSnapshot, write: TurnWrite) {
+  private async afterCommit(
+    envelope: Envelope,
+    next: SessionSnapshot,
+    write: TurnWrite,
+    shareLater: boolean,
+  ) {
     const { replies } = write;
     const { cache, logger, metrics, delivery } = this.o;
     const { session } = next;
@@ -155,7 +171,7 @@ export class SessionEngine {
       await cache.delete(session.id).catch(() => undefined);
       await cache.deleteSessionId(sessionLane(envelope)).catch(() => undefined);
     } else {
-      await cache.set(next).catch((err: Error) => {
+      await cache.set(next, { localOnly: shareLater }).catch((err: Error) => {
         logger.warn({ event: 'cache.write_failed', sessionId: session.id, err: err.message });
         return cache.delete(session.id).catch(() => undefined);
       });

@@ -67,7 +67,11 @@ export function createBullmqQueue(options: BullmqQueueOptions): BullmqInboundQue
         for (let i = 0; i < items.length; i++) {
           const envelope = JSON.parse(items[i]!) as Envelope;
           try {
-            await handler(envelope, { redelivered: ctx.redelivered, followsInLane: ctx.continues || i > 0 });
+            await handler(envelope, {
+              redelivered: ctx.redelivered,
+              followsInLane: ctx.continues || i > 0,
+              followedInLane: i < items.length - 1,
+            });
             if (failing.delete(envelope.id)) await lanes.clearFailure(envelope.id);
           } catch (err) {
             if (isTransient(err)) return { done: i, error: err as Error };

@@ -128,6 +128,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
         redelivered: entry.attempts > 0 || entry.recovered === true,
         // One process, one cache: nothing to confirm elsewhere.
         followsInLane: false,
+        followedInLane: false,
       });
       lane.items.shift();
       ack(entry.id);

@@ -10,6 +10,11 @@ export interface DeliveryInfo {
    * check catches that).
    */
   followsInLane: boolean;
+  /**
+   * This process handles the lane's next envelope right after this one, still holding the lane:
+   * what the handler caches of the session may stay in this process until the last of them.
+   */
+  followedInLane: boolean;
 }
 
 export type EnvelopeHandler = (envelope: Envelope, info: DeliveryInfo) => Promise<void>;

@@ -84,6 +84,29 @@ describe('Redis cache and pub/sub', () => {
     expect(await b.get('s-2')).toBeUndefined();
   });
 
+  it('keeps the states of a drain in the process until its last turn, then shares that one', async () => {
+    const [a, b] = [0, 1].map(() =>
+      createLayeredCache(
+        createMemoryCache({ maxSessions: 10, ttlSeconds: 60 }),
+        createRedisCache(redis, { prefix, ttlSeconds: 60 }),
+      ),
+    );
+    const at = (version: number): SessionSnapshot => {
+      const s = snapshot('s-3');
+      return { ...s, state: { ...s.state, version, variables: { version } } };
+    };
+    await a.set(at(1));
+    await a.set(at(2), { localOnly: true });
+    await a.set(at(3), { localOnly: true });
+    await new Promise((r) => setTimeout(r, 20));
+    // Redis saw only version 1; the process that holds the lane has its latest state.
+    expect((await b.get('s-3'))?.state.version).toBe(1);
+    expect((await a.get('s-3', { trustLocal: true }))?.state.version).toBe(3);
+    await a.set(at(4));
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await b.get('s-3'))?.state.version).toBe(4);
+  });
+
   it('delivers published messages to every subscriber of a topic, once each, and stops after unsubscribe', async () => {
     const bus = createRedisBus(redis, sub, { prefix, logger: silentLogger });
     const a: unknown[] = [];
