@@ -85,12 +85,12 @@ describe('Redis cache and pub/sub', () => {
   });
 
   it('keeps the states of a drain in the process until its last turn, then shares that one', async () => {
-    const [a, b] = [0, 1].map(() =>
+    const worker = () =>
       createLayeredCache(
         createMemoryCache({ maxSessions: 10, ttlSeconds: 60 }),
         createRedisCache(redis, { prefix, ttlSeconds: 60 }),
-      ),
-    );
+      );
+    const [a, b] = [worker(), worker()];
     const at = (version: number): SessionSnapshot => {
       const s = snapshot('s-3');
       return { ...s, state: { ...s.state, version, variables: { version } } };
