@@ -58,12 +58,14 @@ describe('Redis cache and pub/sub', () => {
     expect(await cache.get('s-1')).toBeUndefined();
   });
 
+  /** A worker process's cache: its own memory in front of the shared Redis. */
+  const worker = () =>
+    createLayeredCache(
+      createMemoryCache({ maxSessions: 10, ttlSeconds: 60 }),
+      createRedisCache(redis, { prefix, ttlSeconds: 60 }),
+    );
+
   it('gives a process its own copy only while no other process has committed a newer one', async () => {
-    const worker = () =>
-      createLayeredCache(
-        createMemoryCache({ maxSessions: 10, ttlSeconds: 60 }),
-        createRedisCache(redis, { prefix, ttlSeconds: 60 }),
-      );
     const [a, b] = [worker(), worker()];
     const at = (version: number, x: number): SessionSnapshot => {
       const s = snapshot('s-2');
@@ -85,11 +87,6 @@ describe('Redis cache and pub/sub', () => {
   });
 
   it('keeps the states of a drain in the process until its last turn, then shares that one', async () => {
-    const worker = () =>
-      createLayeredCache(
-        createMemoryCache({ maxSessions: 10, ttlSeconds: 60 }),
-        createRedisCache(redis, { prefix, ttlSeconds: 60 }),
-      );
     const [a, b] = [worker(), worker()];
     const at = (version: number): SessionSnapshot => {
       const s = snapshot('s-3');
