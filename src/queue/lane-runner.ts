@@ -22,8 +22,11 @@ const SWEEP_EVERY_MS = 15_000;
 const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 30_000;
 
+/** A wake job; `lane` and `epoch` mark a job queued by a version that gave each lane a job of its own. */
 interface LaneJob {
   wake: number;
+  lane?: string;
+  epoch?: number;
 }
 
 const wakeJobId = (wake: number) => `wake-${wake}`;
@@ -138,7 +141,12 @@ export class LaneRunner {
    * holds) and drains them side by side. Fails, to be retried with backoff, if a lane's drain failed.
    */
   private async run(job: Job<LaneJob>, token: string | undefined, handle: ChunkHandler): Promise<void> {
-    const { wake } = job.data;
+    const { wake, lane, epoch } = job.data;
+    if (lane !== undefined && epoch !== undefined) {
+      // Left by an older version: that lane was scheduled without a place in the ready list.
+      await this.drain(job, token, { lane, epoch, wake: 0, entry: `${epoch}|${lane}` }, handle);
+      return;
+    }
     const room = Math.max(1, Math.min(LANES_PER_JOB, this.concurrency - this.activeLanes));
     const { lanes, next } = await this.o.lanes.claim(wake, room, LANE_CHUNK);
     // More lanes are ready than this job took: another job (on any worker) takes them now.
@@ -165,7 +173,7 @@ export class LaneRunner {
     const { lane, epoch } = claimed;
     const { lanes } = this.o;
     let first = true;
-    let prefetched: string[] | null | undefined = claimed.items;
+    let prefetched = claimed.items;
     for (;;) {
       if (this.closing) {
         // Hand the lane on instead of leaving it scheduled with no job.

@@ -184,8 +184,8 @@ export interface ClaimedLane {
   /** The job that claimed it, and the claim's entry: to release the claim. */
   wake: number;
   entry: string;
-  /** The lane's first items, read with the claim; null when a newer epoch owns the lane. */
-  items: string[] | null;
+  /** The lane's first items, read with the claim; null when a newer epoch owns the lane; absent when not read yet. */
+  items?: string[] | null;
 }
 
 export interface DeadLetter {

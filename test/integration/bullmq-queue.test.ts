@@ -1,3 +1,4 @@
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnvelopeSchema } from '../../src/envelope.ts';
@@ -71,5 +72,64 @@ describe('the BullMQ queue tells a handler which envelopes may have been handled
       10_000,
     );
     expect(seen[4]).toBe('m4');
+  });
+});
+
+describe('the BullMQ queue after an upgrade', () => {
+  const { prefix, cleanup } = testRedisPrefix();
+  let redis: Redis;
+  let queue: BullmqInboundQueue;
+
+  beforeAll(() => {
+    redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    queue = createBullmqQueue({
+      redis,
+      redisUrl: TEST_REDIS_URL,
+      prefix,
+      logger: silentLogger,
+      concurrency: 4,
+    });
+  });
+  afterAll(async () => {
+    await queue.stop();
+    redis.disconnect();
+    await cleanup();
+  });
+
+  it("drains a lane that an older version scheduled with a job of the lane's own", async () => {
+    // What the version before wake jobs left in Redis: a scheduled lane and its BullMQ job.
+    const lane = 'default|whatsapp|+15550002222';
+    const item = JSON.stringify({ ...message(7), from: { id: '+15550002222' } });
+    await redis.rpush(`${prefix}inbound:lane:${lane}`, item);
+    await redis.incr(`${prefix}inbound:depth`);
+    await redis.set(`${prefix}inbound:sched:${lane}`, '41');
+    const bull = new Queue('inbound', { connection: redis, prefix: `${prefix}bull` });
+    await bull.add('drain', { lane, epoch: 41 }, { jobId: 'legacy-41' });
+    await bull.close();
+
+    const seen: string[] = [];
+    await queue.consume(async (envelope) => {
+      seen.push(envelope.text);
+    });
+    await until(
+      () => seen.length,
+      (n) => n >= 1,
+      10_000,
+    );
+    expect(seen).toEqual(['m7']);
+    await until(
+      () => queue.depth(),
+      (n) => n === 0,
+      5_000,
+    );
+    // The lane is unscheduled: its next envelope goes the new way, through the ready list.
+    expect(await redis.exists(`${prefix}inbound:sched:${lane}`)).toBe(0);
+    expect(await queue.enqueue({ ...message(8), from: { id: '+15550002222' } })).toBe('accepted');
+    await until(
+      () => seen.length,
+      (n) => n >= 2,
+      10_000,
+    );
+    expect(seen).toEqual(['m7', 'm8']);
   });
 });
