@@ -94,10 +94,7 @@ export class SessionEngine {
   private async run(
     envelope: Envelope,
     checkDuplicate: boolean,
-    { trustCached, shareLater }: { trustCached: boolean; shareLater: boolean } = {
-      trustCached: false,
-      shareLater: false,
-    },
+    { trustCached = false, shareLater = false }: { trustCached?: boolean; shareLater?: boolean } = {},
   ): Promise<TurnOutcome> {
     const { db, cache, logger } = this.o;
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
