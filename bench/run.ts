@@ -147,16 +147,20 @@ async function drivePaced(
   const total = PACED_RATE * PACED_SECONDS;
   const started = performance.now();
   let sent = 0;
+  const accepting: Promise<void>[] = [];
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
       const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * PACED_RATE));
-      for (; sent < due; sent++) void send(sent).then((id) => acceptedAt.set(id, performance.now()));
+      for (; sent < due; sent++)
+        accepting.push(send(sent).then((id) => void acceptedAt.set(id, performance.now())));
       if (sent >= total) {
         clearInterval(tick);
         resolve();
       }
     }, 5);
   });
+  // Every message offered is counted: wait until the last is accepted, then until all are answered.
+  await Promise.all(accepting);
   const deadline = Date.now() + 120_000;
   while ([...acceptedAt.keys()].some((id) => !completions.has(id)) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
