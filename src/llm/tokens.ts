@@ -1,5 +1,5 @@
-import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base';
-import * as o200k from 'gpt-tokenizer/encoding/o200k_base';
+import { createRequire } from 'node:module';
+import type * as Bpe from 'gpt-tokenizer/encoding/o200k_base';
 import {
   COMPLETION_REQUEST_TOKEN_OVERHEAD,
   estimateTokensInFunctions,
@@ -9,6 +9,16 @@ import type { ChatMessage, ToolSpec } from './client.ts';
 
 export type Encoding = 'o200k_base' | 'cl100k_base';
 
+const require = createRequire(import.meta.url);
+
+/**
+ * An encoding's BPE tables, loaded the first time something is counted: they take ~50 MB of
+ * heap, which a process whose bots use no LLM and no knowledge base never needs.
+ */
+function loadEncoding(encoding: Encoding): typeof Bpe {
+  return require(`gpt-tokenizer/encoding/${encoding}`) as typeof Bpe;
+}
+
 /**
  * Counts tokens the way OpenAI's models do (gpt-tokenizer's BPE tables): a message costs its
  * text plus a fixed overhead, a request a few tokens for priming the reply, and tool
@@ -16,12 +26,16 @@ export type Encoding = 'o200k_base' | 'cl100k_base';
  * little; the budget leaves them room through `replyTokens`.
  */
 export class TokenCounter {
-  private readonly bpe: typeof o200k;
+  private loaded: typeof Bpe | undefined;
   private readonly count: (text: string) => number;
 
   constructor(readonly encoding: Encoding = 'o200k_base') {
-    this.bpe = encoding === 'cl100k_base' ? cl100k : o200k;
     this.count = (text) => this.bpe.countTokens(text);
+  }
+
+  private get bpe(): typeof Bpe {
+    this.loaded ??= loadEncoding(this.encoding);
+    return this.loaded;
   }
 
   text(text: string): number {
