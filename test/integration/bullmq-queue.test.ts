@@ -17,15 +17,14 @@ const message = (n: number) =>
     receivedAt: new Date().toISOString(),
   });
 
-describe('the BullMQ queue tells a handler which envelopes may have been handled before', () => {
+/** A BullMQ queue on a Redis prefix of its own, opened before the block's tests and closed after. */
+function queueOnOwnPrefix(): { prefix: string; redis: Redis; queue: BullmqInboundQueue } {
   const { prefix, cleanup } = testRedisPrefix();
-  let redis: Redis;
-  let queue: BullmqInboundQueue;
-
+  const ctx = { prefix } as { prefix: string; redis: Redis; queue: BullmqInboundQueue };
   beforeAll(() => {
-    redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-    queue = createBullmqQueue({
-      redis,
+    ctx.redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    ctx.queue = createBullmqQueue({
+      redis: ctx.redis,
       redisUrl: TEST_REDIS_URL,
       prefix,
       logger: silentLogger,
@@ -33,12 +32,18 @@ describe('the BullMQ queue tells a handler which envelopes may have been handled
     });
   });
   afterAll(async () => {
-    await queue.stop();
-    redis.disconnect();
+    await ctx.queue.stop();
+    ctx.redis.disconnect();
     await cleanup();
   });
+  return ctx;
+}
+
+describe('the BullMQ queue tells a handler which envelopes may have been handled before', () => {
+  const ctx = queueOnOwnPrefix();
 
   it("on a lane's first drain none; after a failed chunk, every envelope of the retried chunk", async () => {
+    const { queue } = ctx;
     for (const n of [1, 2, 3]) expect(await queue.enqueue(message(n))).toBe('accepted');
     const seen: string[] = [];
     let failed = false;
@@ -76,27 +81,10 @@ describe('the BullMQ queue tells a handler which envelopes may have been handled
 });
 
 describe('the BullMQ queue after an upgrade', () => {
-  const { prefix, cleanup } = testRedisPrefix();
-  let redis: Redis;
-  let queue: BullmqInboundQueue;
-
-  beforeAll(() => {
-    redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-    queue = createBullmqQueue({
-      redis,
-      redisUrl: TEST_REDIS_URL,
-      prefix,
-      logger: silentLogger,
-      concurrency: 4,
-    });
-  });
-  afterAll(async () => {
-    await queue.stop();
-    redis.disconnect();
-    await cleanup();
-  });
+  const ctx = queueOnOwnPrefix();
 
   it("drains a lane that an older version scheduled with a job of the lane's own", async () => {
+    const { queue, redis, prefix } = ctx;
     // What the version before wake jobs left in Redis: a scheduled lane and its BullMQ job.
     const lane = 'default|whatsapp|+15550002222';
     const item = JSON.stringify({ ...message(7), from: { id: '+15550002222' } });
