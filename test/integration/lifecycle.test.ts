@@ -31,6 +31,15 @@ async function insertExpiredSession(db: Db): Promise<string> {
   return id;
 }
 
+/** Resolves once the session's row is gone (the expiry job removed it). */
+async function untilSessionRemoved(db: Db, id: string, timeoutMs?: number): Promise<void> {
+  await until(
+    async () => (await db.query('SELECT id FROM sessions WHERE id = $1', [id])).rows,
+    (rows) => rows.length === 0,
+    timeoutMs,
+  );
+}
+
 interface SessionRow {
   id: string;
   user_id: string | null;
@@ -321,11 +330,7 @@ describe('the expiry job in the embedded hub (a timer)', () => {
 
   it('runs on its own and removes an expired anonymous session', async () => {
     const id = await insertExpiredSession(running.hub.db);
-    await until(
-      async () => (await running.hub.db.query('SELECT id FROM sessions WHERE id = $1', [id])).rows,
-      (rows) => rows.length === 0,
-      20_000,
-    );
+    await untilSessionRemoved(running.hub.db, id, 20_000);
   });
 });
 
@@ -353,10 +358,7 @@ describe('the expiry job on Redis (a repeatable BullMQ job)', () => {
 
   it('runs on its own schedule in a worker and removes an expired anonymous session', async () => {
     const id = await insertExpiredSession(running.hub.db);
-    await until(
-      async () => (await running.hub.db.query('SELECT id FROM sessions WHERE id = $1', [id])).rows,
-      (rows) => rows.length === 0,
-    );
+    await untilSessionRemoved(running.hub.db, id);
     const { rows } = await running.hub.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM session_events WHERE type = 'session.expired' AND data->>'sessionId' = $1`,
       [id],
