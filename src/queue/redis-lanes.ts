@@ -20,9 +20,9 @@ import type { Redis } from 'ioredis';
  *   their handling is done (acknowledged by exact value), so a drainer that dies loses nothing.
  */
 
-/** Marks lanes ready; when no wake job is marked, marks a new one for the caller to add. Returns its number or 0. */
+/** When no wake job is marked, marks a new one for the caller to add. Returns its number or 0. */
 const WAKE = `
-local function wake(ready, waking, seq)
+local function wake(waking, seq)
   if redis.call('EXISTS', waking) == 1 then return 0 end
   local n = redis.call('INCR', seq)
   redis.call('SET', waking, n)
@@ -39,7 +39,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 0} end
 local epoch = redis.call('INCR', KEYS[5])
 redis.call('SET', KEYS[3], epoch)
 redis.call('RPUSH', KEYS[4], epoch .. '|' .. ARGV[3])
-return {1, wake(KEYS[4], KEYS[7], KEYS[8])}
+return {1, wake(KEYS[7], KEYS[8])}
 `;
 
 const CLAIM = `
@@ -125,14 +125,14 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 0} end
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], epoch)
 redis.call('RPUSH', KEYS[3], epoch .. '|' .. ARGV[2])
-return {epoch, wake(KEYS[3], KEYS[4], KEYS[5])}
+return {epoch, wake(KEYS[4], KEYS[5])}
 `;
 
 const PENDING_WAKE = `${WAKE}
 -- KEYS: ready, waking, wakeSeq
 -- The wake job that ready lanes wait for (marking one if none is), or 0 when none wait.
 if redis.call('LLEN', KEYS[1]) == 0 then return 0 end
-local marked = wake(KEYS[1], KEYS[2], KEYS[3])
+local marked = wake(KEYS[2], KEYS[3])
 if marked > 0 then return marked end
 return tonumber(redis.call('GET', KEYS[2]))
 `;
