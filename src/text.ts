@@ -28,3 +28,64 @@ function breakPoint(text: string, max: number): number {
   }
   return max;
 }
+
+/**
+ * Text no person typed and no store keeps: NUL (PostgreSQL's text and jsonb refuse it) and a
+ * UTF-16 surrogate without its pair (not a character; jsonb refuses its escape, UTF-8 has no
+ * encoding for it).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what it looks for.
+const INVALID_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Whether a string holds a NUL or a lone surrogate. */
+export function hasInvalidText(text: string): boolean {
+  INVALID_TEXT.lastIndex = 0;
+  const found = INVALID_TEXT.test(text);
+  INVALID_TEXT.lastIndex = 0;
+  return found;
+}
+
+/** The string with every NUL and lone surrogate replaced by U+FFFD (the replacement character). */
+export function cleanText(text: string): string {
+  return hasInvalidText(text) ? text.replace(INVALID_TEXT, '\uFFFD') : text;
+}
+
+/**
+ * The dotted paths of every string (values and object keys) holding invalid text in plain data
+ * (objects, arrays, strings): where a boundary that refuses such text says what it refused.
+ */
+export function invalidTextPaths(value: unknown, path = ''): string[] {
+  if (typeof value === 'string') return hasInvalidText(value) ? [path] : [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => invalidTextPaths(v, join(path, String(i))));
+  if (isPlainObject(value))
+    return Object.entries(value).flatMap(([k, v]) => [
+      ...(hasInvalidText(k) ? [join(path, k)] : []),
+      ...invalidTextPaths(v, join(path, k)),
+    ]);
+  return [];
+}
+
+/**
+ * Plain data with every string (values and object keys) cleaned as `cleanText` does, and the
+ * paths that were cleaned. Unchanged data comes back as the same object.
+ */
+export function cleanTextDeep<T>(value: T): { value: T; cleaned: string[] } {
+  const cleaned = invalidTextPaths(value);
+  return { value: cleaned.length === 0 ? value : (cleanValue(value) as T), cleaned };
+}
+
+function cleanValue(value: unknown): unknown {
+  if (typeof value === 'string') return cleanText(value);
+  if (Array.isArray(value)) return value.map(cleanValue);
+  if (isPlainObject(value))
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [cleanText(k), cleanValue(v)]));
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+const join = (path: string, key: string) => (path ? `${path}.${key}` : key);
