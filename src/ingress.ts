@@ -7,6 +7,7 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
 import type { InboundQueue } from './queue/queue.ts';
+import { cleanTextDeep } from './text.ts';
 
 export class InvalidEnvelopeError extends Error {
   override name = 'InvalidEnvelopeError';
@@ -109,6 +110,7 @@ export function createIngress(options: IngressOptions): Ingress {
         if (err instanceof ZodError) throw new InvalidEnvelopeError(err.issues);
         throw err;
       }
+      envelope = cleanEnvelopeText(envelope, logger);
       if (envelope.kind === 'message') {
         const rules = bots.rules(envelope.bot, envelope.channel);
         envelope = limitAttachments(await limitRate(envelope, rules), rules);
@@ -123,4 +125,23 @@ export function createIngress(options: IngressOptions): Ingress {
       return { status, envelopeId: envelope.id };
     },
   };
+}
+
+/**
+ * Webhooks and mailboxes deliver what the platform hands them, and their sender cannot be told
+ * "400": a NUL or a lone surrogate anywhere in the envelope (text, name, subject, ids) would make
+ * every write of the message fail, and the platform or the mailbox would offer it again forever.
+ * Such characters become U+FFFD and the message goes on. (REST and the socket refuse them at
+ * their own door with 400 `invalid_text`.)
+ */
+export function cleanEnvelopeText(envelope: Envelope, logger: Logger): Envelope {
+  const { value, cleaned } = cleanTextDeep(envelope);
+  if (cleaned.length === 0) return envelope;
+  logger.warn({
+    event: 'ingress.text_cleaned',
+    envelopeId: value.id,
+    channel: value.channel,
+    fields: cleaned.slice(0, 20),
+  });
+  return value;
 }
