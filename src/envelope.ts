@@ -45,6 +45,13 @@ export const EnvelopeSchema = z.object({
   channel: ChannelSchema,
   bot: BotNameSchema,
   from: IdentitySchema,
+  /**
+   * Whether the channel could verify that `from` really sent this message. Absent: the channel's
+   * usual trust. `false`: this one sender is not identified: the session made for it is linked
+   * to no user (no USER MEMORY) and stays anonymous. An adapter that sets it keys such messages
+   * apart (a `from.id` of their own), so they never reach a verified person's session.
+   */
+  identityVerified: z.boolean().optional(),
   /** Channel-native conversation or thread, where the channel has one. */
   thread: z.string().max(1000).optional(),
   text: z.string(),

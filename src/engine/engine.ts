@@ -367,9 +367,11 @@ export class SessionEngine {
   private async createForContact(envelope: Envelope, key: SessionKey): Promise<SessionSnapshot> {
     const { db, logger } = this.o;
     const meta = { ...envelope.meta, ...(envelope.from.name ? { name: envelope.from.name } : {}) };
-    const identity = IDENTIFIED_CHANNELS.has(envelope.channel)
-      ? { nativeId: envelope.from.id, name: envelope.from.name, email: envelope.from.email }
-      : null;
+    // A sender the channel could not verify (forged mail) is nobody we know.
+    const identity =
+      IDENTIFIED_CHANNELS.has(envelope.channel) && envelope.identityVerified !== false
+        ? { nativeId: envelope.from.id, name: envelope.from.name, email: envelope.from.email }
+        : null;
     let made: { snapshot: SessionSnapshot; created: boolean } | undefined;
     try {
       made = {

@@ -185,4 +185,24 @@ describe('session engine with the in-process queue (PostgreSQL)', () => {
     const first = await loadSnapshot(running.hub.db, rows[0]!.id);
     expect(first!.session.userId).toBe(second!.session.userId);
   });
+
+  it('links a sender the channel could not verify (identityVerified: false) to no user, even one it knows', async () => {
+    const from = '+491700000006';
+    await running.hub.ingress.accept(wa(from, 1, 'known'));
+    const known = await until(
+      () => findOpenSnapshotByKey(running.hub.db, { bot: 'default', channel: 'whatsapp', nativeKey: from }),
+      (s) => (s?.session.lastSeq ?? 0) >= 3,
+    );
+    expect(known!.session.userId).toBeTruthy();
+    // The same identity under a key of its own, as the email adapter keys unverified mail.
+    const forged = `unverified:${from}`;
+    await running.hub.ingress.accept({ ...wa(forged, 2, 'forged'), identityVerified: false });
+    const unverified = await until(
+      () => findOpenSnapshotByKey(running.hub.db, { bot: 'default', channel: 'whatsapp', nativeKey: forged }),
+      (s) => (s?.session.lastSeq ?? 0) >= 3,
+    );
+    expect(unverified!.session.userId).toBeNull();
+    expect(unverified!.session.authLevel).toBe('anonymous');
+    expect(await count('user_identities WHERE native_id = $1', [forged])).toBe(0);
+  });
 });
