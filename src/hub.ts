@@ -14,7 +14,7 @@ import { createLayeredCache } from './cache/layered-cache.ts';
 import { createMemoryCache } from './cache/memory-cache.ts';
 import { createRedisCache } from './cache/redis-cache.ts';
 import { BOTS_DIR, type BotRegistry, loadBots } from './config/bots.ts';
-import { ConfigError, type HubConfig, type Role } from './config/env.ts';
+import { adminTokenProblem, ConfigError, type HubConfig, type Role } from './config/env.ts';
 import { Delivery } from './delivery/delivery.ts';
 import { createInProcessOutbox, type Outbox } from './delivery/outbox.ts';
 import { createRedisOutbox } from './delivery/redis-outbox.ts';
@@ -100,6 +100,8 @@ export async function createHub(options: HubOptions): Promise<Hub> {
   const role = options.role ?? 'all';
   const logger = options.logger ?? createLogger(config.logLevel, { role });
   const adapters = options.adapters ?? [];
+  const adminProblem = config.adminToken === undefined ? undefined : adminTokenProblem(config.adminToken);
+  if (adminProblem) throw new ConfigError(`ADMIN_TOKEN ${adminProblem}`);
   if (role !== 'all' && !config.redisUrl) {
     throw new ConfigError(
       `--role ${role} shares work through Redis: set REDIS_URL (and DATABASE_URL), or use --role all`,
@@ -253,7 +255,12 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     if (serves) {
       mountSessionApi(app, { config, db, bots, ingress, bus, logger });
       if (signIn) mountAuthApi(app, { signIn });
-      mountIdentityApi(app, { db, cache, logger, adminToken: config.adminToken });
+      mountIdentityApi(app, {
+        db,
+        cache,
+        logger,
+        admin: { adminToken: config.adminToken, rateLimiter, trustProxy: config.trustProxy },
+      });
       mountAdminApi(app, {
         idleTimeoutMs: (bot, channel) => bots.rules(bot, channel as Channel).idleTimeoutMs,
         config,

@@ -4,7 +4,7 @@ import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { buildWidget, type WidgetBundle } from './bundle.ts';
 import type { WebConfig } from './config.ts';
 import { WebGateway, WS_PATH } from './gateway.ts';
-import { chatPage, PAGE_CSP } from './page.ts';
+import { chatPage, pageHeaders } from './page.ts';
 
 /** Browsers may keep the widget this long before asking again (then a 304 by ETag). */
 const WIDGET_MAX_AGE_SECONDS = 300;
@@ -44,9 +44,7 @@ export function createWebAdapter(config: WebConfig): ChannelAdapter {
 
   const servePage = (c: Context, bot: string) => {
     const bots = need(host).bots;
-    c.header('Content-Security-Policy', PAGE_CSP);
-    c.header('X-Content-Type-Options', 'nosniff');
-    c.header('Referrer-Policy', 'no-referrer');
+    for (const [name, value] of Object.entries(pageHeaders(config.frameAncestors))) c.header(name, value);
     return c.html(chatPage(bot, bots.get(bot).settings.displayName ?? bot));
   };
 

@@ -118,7 +118,12 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
     routes(app: Hono) {
       if (!host) throw new Error('the WhatsApp adapter was not set up');
       if (options.cloud) webhook = mountWebhook(app, { config: options.cloud, host, botFor });
-      if (webSession) mountWebAdmin(app, webSession, host.config.adminToken);
+      if (webSession)
+        mountWebAdmin(app, webSession, {
+          adminToken: host.config.adminToken,
+          rateLimiter: host.rateLimiter,
+          trustProxy: host.config.trustProxy,
+        });
     },
 
     async start() {

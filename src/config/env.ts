@@ -47,12 +47,30 @@ export const EnvSchema = z.object({
   /** First retry delay of a failed send; doubles each attempt (with jitter) up to DELIVERY_RETRY_CAP_MS. */
   DELIVERY_RETRY_BASE_MS: int(500, 1),
   DELIVERY_RETRY_CAP_MS: int(60_000, 1),
-  /** Bearer token for the operator routes (`/api/admin/*`); unset, they are closed. */
-  ADMIN_TOKEN: optionalString,
+  /** Bearer token for the operator routes (`/api/admin/*`); unset, they are closed. At least 32 characters. */
+  ADMIN_TOKEN: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .refine((t) => adminTokenProblem(t) === undefined, {
+        error: (i) => adminTokenProblem(i.input as string),
+      })
+      .optional(),
+  ),
   /** PostgreSQL pool size per process. */
   DATABASE_POOL_SIZE: int(10, 1),
   /** Messages one session may send in any 60 seconds; more are refused (Redis-backed across gateways). */
   RATE_LIMIT_PER_MINUTE: int(60, 1),
+  /**
+   * Sessions one client address may open in any 60 seconds (`POST /api/session`, a widget
+   * `hello` without token), and sign-ins it may try (`POST /api/session/authenticate`).
+   */
+  SESSION_CREATE_PER_MINUTE: int(20, 1),
+  /**
+   * How many proxies stand in front of the hub. 0 (default): `X-Forwarded-For` and
+   * `X-Forwarded-Proto` are ignored, the socket's address is the client's.
+   */
+  TRUST_PROXY: int(0, 0),
   /** How often workers run the expiry job (anonymous sessions, message retention). */
   EXPIRY_INTERVAL_SECONDS: int(3600, 1),
   /**
@@ -92,6 +110,9 @@ export interface HubConfig {
   deliveryRetryBaseMs: number;
   deliveryRetryCapMs: number;
   rateLimitPerMinute: number;
+  sessionCreatePerMinute: number;
+  /** Proxies in front of the hub whose X-Forwarded-* headers are believed (0: none). */
+  trustProxy: number;
   expiryIntervalMs: number;
   /** Sign-in JWT settings; file paths are absolute. See `src/auth/sign-in-config.ts`. */
   authJwtSecret: string | undefined;
@@ -104,6 +125,15 @@ export interface HubConfig {
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+}
+
+/** An operator token short enough to guess is refused at start. */
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
+
+/** Why an ADMIN_TOKEN cannot be used (to follow "ADMIN_TOKEN"), or undefined when it can. */
+export function adminTokenProblem(token: string): string | undefined {
+  if (token.length >= ADMIN_TOKEN_MIN_LENGTH) return undefined;
+  return `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters, not ${token.length} (make one with: openssl rand -base64 32)`;
 }
 
 /** Reads the configuration from an environment; throws ConfigError naming every bad variable. */
@@ -136,6 +166,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     deliveryRetryBaseMs: e.DELIVERY_RETRY_BASE_MS,
     deliveryRetryCapMs: e.DELIVERY_RETRY_CAP_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    sessionCreatePerMinute: e.SESSION_CREATE_PER_MINUTE,
+    trustProxy: e.TRUST_PROXY,
     expiryIntervalMs: e.EXPIRY_INTERVAL_SECONDS * 1000,
     authJwtSecret: e.AUTH_JWT_SECRET,
     authJwtPublicKeyFile: e.AUTH_JWT_PUBLIC_KEY_FILE && path.resolve(e.AUTH_JWT_PUBLIC_KEY_FILE),

@@ -139,7 +139,11 @@ const notFound = (id: string) => new ApiError(404, 'not_found', `there is no ses
 export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
   const { db, ingress, logger } = deps;
   const idleTimeoutMs = deps.idleTimeoutMs ?? (() => DEFAULT_IDLE_TIMEOUT_MS);
-  const admin = requireAdmin(deps.config.adminToken);
+  const admin = requireAdmin({
+    adminToken: deps.config.adminToken,
+    rateLimiter: deps.rateLimiter,
+    trustProxy: deps.config.trustProxy,
+  });
   app.use('/api/admin/*', admin);
 
   app.get('/api/admin/sessions', async (c) => {

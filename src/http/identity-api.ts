@@ -13,14 +13,14 @@ import {
   listIdentities,
   unlinkIdentity,
 } from '../store/users.ts';
-import { requireAdmin } from './admin-auth.ts';
+import { type AdminGuardOptions, requireAdmin } from './admin-auth.ts';
 import { ApiError, readJson } from './errors.ts';
 
 export interface IdentityApiDeps {
   db: Db;
   cache: SessionCache;
   logger: Logger;
-  adminToken: string | undefined;
+  admin: AdminGuardOptions;
 }
 
 const CHANNEL_ERROR = `channel is one of ${CHANNELS.join(', ')}`;
@@ -65,7 +65,7 @@ const toApiIdentity = (i: IdentityRecord) => ({
  */
 export function mountIdentityApi(app: Hono, deps: IdentityApiDeps): void {
   const { db, cache, logger } = deps;
-  const admin = requireAdmin(deps.adminToken);
+  const admin = requireAdmin(deps.admin);
 
   app.get('/api/admin/users/:id', admin, async (c) => {
     const id = userIdParam(c);

@@ -35,6 +35,17 @@ export function createMemoryRateLimiter(options: { maxKeys?: number; now?: () =>
       hits.set(key, recent, { ttl: windowMs });
       return { allowed: true, retryAfterMs: 0, remaining: limit - recent.length };
     },
+    async peek(key, limit, windowMs) {
+      checkLimitArguments(key, limit, windowMs);
+      const at = now();
+      const recent = (hits.peek(key) ?? []).filter((h) => h.at > at - windowMs);
+      if (recent.length < limit) return { allowed: true, retryAfterMs: 0, remaining: limit - recent.length };
+      return {
+        allowed: false,
+        retryAfterMs: recent[recent.length - limit]!.at + windowMs - at,
+        remaining: 0,
+      };
+    },
     async forget(key) {
       hits.delete(key);
     },

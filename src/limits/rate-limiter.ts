@@ -18,6 +18,8 @@ export interface RateLimiter {
    * within the window (a platform redelivering a webhook) is allowed without counting twice.
    */
   hit(key: string, limit: number, windowMs: number, hitId?: string): Promise<RateDecision>;
+  /** What a hit would decide now, without counting one (is this key closed?). */
+  peek(key: string, limit: number, windowMs: number): Promise<RateDecision>;
   /** Drops everything recorded under a key (a person's data is erased; the key names them). */
   forget(key: string): Promise<void>;
 }

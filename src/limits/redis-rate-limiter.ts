@@ -27,7 +27,21 @@ local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCOR
 return {0, tonumber(oldest[2]) + window - now, 0}
 `;
 
+/** The same window read without recording anything: {allowed (0/1), retryAfterMs, remaining}. */
+const PEEK_SCRIPT = `
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local count = redis.call('ZCOUNT', key, '(' .. (now - window), '+inf')
+if count < limit then return {1, 0, limit - count} end
+local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. (now - window), '+inf', 'WITHSCORES', 'LIMIT', count - limit, 1)
+return {0, tonumber(oldest[2]) + window - now, 0}
+`;
+
 const COMMAND = 'switchboardRateHit';
+const PEEK_COMMAND = 'switchboardRatePeek';
 type ScriptCall = (
   key: string,
   limit: number,
@@ -36,11 +50,15 @@ type ScriptCall = (
   named: number,
 ) => Promise<[number, number, number]>;
 
+type PeekCall = (key: string, limit: number, windowMs: number) => Promise<[number, number, number]>;
+
 /** The Redis limiter: one limit shared by every process that uses the same Redis and prefix. */
 export function createRedisRateLimiter(redis: Redis, options: { prefix: string }): RateLimiter {
   // defineCommand runs the script by its SHA (EVALSHA), loading it again after a Redis restart.
   if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: SLIDING_WINDOW_SCRIPT });
   const command = (redis as unknown as Record<string, ScriptCall>)[COMMAND]!.bind(redis);
+  if (!(PEEK_COMMAND in redis)) redis.defineCommand(PEEK_COMMAND, { numberOfKeys: 1, lua: PEEK_SCRIPT });
+  const peek = (redis as unknown as Record<string, PeekCall>)[PEEK_COMMAND]!.bind(redis);
   const redisKey = (key: string) => `${options.prefix}rl:${key}`;
   return {
     async hit(key, limit, windowMs, hitId) {
@@ -54,6 +72,11 @@ export function createRedisRateLimiter(redis: Redis, options: { prefix: string }
         member,
         hitId ? 1 : 0,
       );
+      return { allowed: allowed === 1, retryAfterMs: Math.max(0, retryAfterMs), remaining };
+    },
+    async peek(key, limit, windowMs) {
+      checkLimitArguments(key, limit, windowMs);
+      const [allowed, retryAfterMs, remaining] = await peek(redisKey(key), limit, windowMs);
       return { allowed: allowed === 1, retryAfterMs: Math.max(0, retryAfterMs), remaining };
     },
     async forget(key) {

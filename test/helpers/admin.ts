@@ -2,8 +2,8 @@ import type { Db } from '../../src/store/db.ts';
 
 /** An HTTP client for the operator API, with or without the admin token. */
 export function adminClient(baseUrl: string, token: string | undefined) {
-  return async (method: string, route: string, body?: unknown) => {
-    const headers: Record<string, string> = {};
+  return async (method: string, route: string, body?: unknown, extraHeaders: Record<string, string> = {}) => {
+    const headers: Record<string, string> = { ...extraHeaders };
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(`${baseUrl}${route}`, {
@@ -19,7 +19,7 @@ export function adminClient(baseUrl: string, token: string | undefined) {
     } catch {
       json = undefined;
     }
-    return { status: res.status, json, text };
+    return { status: res.status, headers: res.headers, json, text };
   };
 }
 

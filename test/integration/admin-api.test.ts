@@ -9,7 +9,7 @@ import { adminClient, eventually, processed } from '../helpers/admin.ts';
 import { openTestDb } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 
-const ADMIN_TOKEN = 'operator-secret-for-tests';
+const ADMIN_TOKEN = 'operator-secret-for-tests-32-characters';
 const PHONE = '+4915112345678';
 
 describe('operator API', () => {

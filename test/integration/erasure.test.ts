@@ -8,7 +8,7 @@ import { adminClient, eventually, processed } from '../helpers/admin.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 
-const ADMIN_TOKEN = 'erasure-admin-token';
+const ADMIN_TOKEN = 'erasure-admin-token-of-32-characters';
 const ANA_PHONE = '+4915111111111';
 const ANA_MAIL = 'ana@example.com';
 const ANA_TEAMS = '29:ana-aad-object-id';

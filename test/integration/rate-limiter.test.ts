@@ -62,6 +62,20 @@ describe.each([
     ).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 
+  it('peeks at a key without counting: open until the limit is used, then closed as long as a hit would be', async () => {
+    const k = key('peek');
+    expect(await limiter.peek(k, 2, 60_000)).toEqual({ allowed: true, retryAfterMs: 0, remaining: 2 });
+    await limiter.hit(k, 2, 60_000);
+    expect(await limiter.peek(k, 2, 60_000)).toMatchObject({ allowed: true, remaining: 1 });
+    expect(await limiter.peek(k, 2, 60_000)).toMatchObject({ allowed: true, remaining: 1 });
+    await limiter.hit(k, 2, 60_000);
+    const closed = await limiter.peek(k, 2, 60_000);
+    expect(closed.allowed).toBe(false);
+    expect(closed.retryAfterMs).toBeGreaterThan(0);
+    expect(closed.retryAfterMs).toBeLessThanOrEqual(60_000);
+    expect((await limiter.hit(k, 2, 60_000)).allowed).toBe(false);
+  });
+
   it('counts a named hit once: the same message redelivered is allowed again without using the limit', async () => {
     const k = key('named');
     expect((await limiter.hit(k, 2, 60_000, 'wamid.1')).allowed).toBe(true);

@@ -18,7 +18,7 @@ import { until } from '../helpers/until.ts';
 import { LocalWebClient } from '../helpers/whatsapp-web-client.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
-const ADMIN_TOKEN = 'admin-test-token';
+const ADMIN_TOKEN = 'admin-test-token-at-least-32-characters';
 
 describe('whatsapp-web.js through a whole hub, against an injected client', () => {
   let running: RunningHub;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hashToken, newToken, TOKEN_PATTERN, tokenMatches } from '../../src/auth/token.ts';
 import { ConfigError, loadConfig } from '../../src/config/env.ts';
+import { createHub } from '../../src/hub.ts';
 import { backoffDelay } from '../../src/queue/queue.ts';
 
 describe('session tokens', () => {
@@ -49,5 +50,21 @@ describe('backoff', () => {
     expect(backoffDelay(3, 100, 10_000, () => 0.5)).toBe(400);
     expect(backoffDelay(20, 100, 10_000, () => 0.999)).toBe(9990);
     expect(backoffDelay(5, 100, 10_000, () => 0)).toBe(0);
+  });
+});
+
+describe('ADMIN_TOKEN', () => {
+  it('is refused under 32 characters, by name, when the configuration is read', () => {
+    expect(() => loadConfig({ ADMIN_TOKEN: 'x'.repeat(31) })).toThrow(ConfigError);
+    expect(() => loadConfig({ ADMIN_TOKEN: 'too-short' })).toThrow(
+      /ADMIN_TOKEN: must be at least 32 characters, not 9/,
+    );
+    expect(loadConfig({ ADMIN_TOKEN: 'x'.repeat(32) }).adminToken).toBe('x'.repeat(32));
+    expect(loadConfig({ ADMIN_TOKEN: '' }).adminToken).toBeUndefined();
+  });
+
+  it('stops the hub from starting when a configuration with a short one is handed to it', async () => {
+    const config = { ...loadConfig({ LOG_LEVEL: 'silent' }), adminToken: 'short' };
+    await expect(createHub({ config })).rejects.toThrow(/^ADMIN_TOKEN must be at least 32 characters/);
   });
 });

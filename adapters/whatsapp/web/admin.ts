@@ -1,6 +1,6 @@
 import type { Hono } from 'hono';
 import QRCode from 'qrcode';
-import { requireAdmin } from '../../../src/http/admin-auth.ts';
+import { type AdminGuardOptions, requireAdmin } from '../../../src/http/admin-auth.ts';
 import { ApiError } from '../../../src/http/errors.ts';
 import type { WebSession } from './session.ts';
 
@@ -11,8 +11,8 @@ export const ADMIN_QR_PATH = '/api/admin/whatsapp/web/qr.svg';
  * Operator routes for the linked WhatsApp Web session, behind ADMIN_TOKEN: its state (and the
  * pairing code while it waits to be scanned), and the QR code as an SVG image to scan.
  */
-export function mountWebAdmin(app: Hono, session: WebSession, adminToken: string | undefined): void {
-  const guard = requireAdmin(adminToken);
+export function mountWebAdmin(app: Hono, session: WebSession, admin: AdminGuardOptions): void {
+  const guard = requireAdmin(admin);
   app.get(ADMIN_STATUS_PATH, guard, (c) => {
     const { state, since, qr } = session.status;
     return c.json({ state, since, ...(qr ? { qr, qr_svg: ADMIN_QR_PATH } : {}) });
