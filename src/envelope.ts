@@ -8,9 +8,10 @@ export type Channel = z.infer<typeof ChannelSchema>;
 /**
  * What an envelope asks the engine to do. `message` is a person talking; `start` opens a
  * session and runs the bot's greeting (Teams `conversationUpdate`, `POST /api/session`);
- * `end` closes it and runs the bot's end handler.
+ * `end` closes it and runs the bot's end handler; `outbound` is a reply that something other
+ * than the person puts into the session (see `OutboundSchema`).
  */
-export const EnvelopeKindSchema = z.enum(['message', 'start', 'end']);
+export const EnvelopeKindSchema = z.enum(['message', 'start', 'end', 'outbound']);
 export type EnvelopeKind = z.infer<typeof EnvelopeKindSchema>;
 
 export const AttachmentSchema = z.object({
@@ -32,6 +33,41 @@ export const IdentitySchema = z.object({
   tenant: z.string().max(500).optional(),
 });
 export type Identity = z.infer<typeof IdentitySchema>;
+
+/**
+ * The typed part of an `outbound` envelope: a reply that something other than the person (another
+ * session's bot — `SEND TO SESSION` —, a human agent, an operator's API call) puts into a session
+ * *through that session's lane*, so that it is ordered with the person's own messages (DESIGN.md
+ * point 6). The engine does not run the bot for it: it records the envelope's `text` (and
+ * `attachments`) as one history row with `role`, and sends it through the outbox / pushes it live
+ * exactly like a bot reply. Idempotent on the envelope `id`, which the sender makes deterministic
+ * (`<origin>:<its own id>`), so a replayed send records nothing twice. Built by
+ * `outboundEnvelope` (src/engine/outbound.ts); channel-neutral: the envelope's channel, bot, from
+ * and thread are the session's own, which is what puts it in the session's lane.
+ */
+export const OutboundSchema = z
+  .object({
+    /**
+     * The session the reply is for. When set, the reply is recorded only if this session is open
+     * and holds the envelope's key (else dropped, logged `outbound.no_session`). Absent: the open
+     * session of the envelope's key, made on a channel where first contact makes one.
+     */
+    sessionId: z.uuid().optional(),
+    /** The history role: `assistant` (the bot) or `agent` (a person at the business, `agentId`). */
+    role: z.enum(['assistant', 'agent']),
+    agentId: z.string().min(1).max(200).optional(),
+    /** Who put it there: `session` + session id, `agent` + agent id, `operator` + request id, ... */
+    origin: z.object({ type: z.string().min(1).max(50), id: z.string().min(1).max(500) }),
+    suggestions: z
+      .array(z.object({ text: z.string().min(1).max(1000), value: z.string().max(1000).optional() }))
+      .max(50)
+      .optional(),
+  })
+  .refine((o) => (o.role === 'agent') === (o.agentId !== undefined), {
+    message: 'an agent reply names its agentId, and only an agent reply does',
+    path: ['agentId'],
+  });
+export type Outbound = z.infer<typeof OutboundSchema>;
 
 export const BOT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const BotNameSchema = z
@@ -64,6 +100,8 @@ export const EnvelopeSchema = z.object({
    */
   meta: z.record(z.string(), z.unknown()).default({}),
   receivedAt: z.iso.datetime({ offset: true }),
+  /** Present exactly when `kind` is `outbound`. */
+  outbound: OutboundSchema.optional(),
 });
 export type Envelope = z.infer<typeof EnvelopeSchema>;
 export type EnvelopeInput = z.input<typeof EnvelopeSchema>;
@@ -73,9 +111,24 @@ export function envelopeId(channel: Channel, nativeMessageId: string): string {
   return `${channel}:${nativeMessageId}`;
 }
 
+/**
+ * The rule across fields that the schema does not hold (a refinement on the object would keep
+ * others from `.omit`-ing from it): `outbound` is there exactly when `kind` is `outbound`.
+ */
+export function outboundMismatch(envelope: Pick<Envelope, 'kind' | 'outbound'>): string | undefined {
+  if (envelope.kind === 'outbound' && !envelope.outbound)
+    return 'an outbound envelope needs its outbound part';
+  if (envelope.kind !== 'outbound' && envelope.outbound)
+    return `a ${envelope.kind} envelope has no outbound part`;
+  return undefined;
+}
+
 /** Validates outside data into an envelope; throws a ZodError that names the bad fields. */
 export function parseEnvelope(input: unknown): Envelope {
-  return EnvelopeSchema.parse(input);
+  const envelope = EnvelopeSchema.parse(input);
+  const mismatch = outboundMismatch(envelope);
+  if (mismatch) throw new z.ZodError([{ code: 'custom', path: ['outbound'], message: mismatch, input }]);
+  return envelope;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { ZodError } from 'zod';
 import type { BotRegistry } from './config/bots.ts';
-import { type Envelope, type EnvelopeInput, EnvelopeSchema, sessionLane } from './envelope.ts';
+import { type Envelope, type EnvelopeInput, parseEnvelope, sessionLane } from './envelope.ts';
 import type { SessionRules } from './lifecycle/rules.ts';
 import { MINUTE_MS, type RateLimiter, rateNoticeKey, sessionMessagesKey } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
@@ -105,7 +105,7 @@ export function createIngress(options: IngressOptions): Ingress {
     async accept(input: EnvelopeInput): Promise<AcceptResult> {
       let envelope: Envelope;
       try {
-        envelope = EnvelopeSchema.parse(input);
+        envelope = parseEnvelope(input);
       } catch (err) {
         if (err instanceof ZodError) throw new InvalidEnvelopeError(err.issues);
         throw err;

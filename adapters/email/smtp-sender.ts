@@ -122,6 +122,8 @@ export class SmtpSender implements ChannelSender {
   private async replyTo(db: Queryable, batch: OutboundBatch): Promise<EmailReplyTo> {
     const latest = EmailReplyToSchema.safeParse(batch.session.replyTo);
     if (latest.success && latest.data.envelopeId === batch.inReplyTo) return latest.data;
+    // A reply that answers no mail (an outbound envelope's: another session, an agent) joins the latest thread.
+    if (latest.success && !batch.inReplyTo.startsWith('email:')) return latest.data;
     const recorded = EmailReplyToSchema.safeParse(await inboundReplyTo(db, batch.inReplyTo));
     if (recorded.success) return recorded.data;
     throw new SendError(`no reply address recorded for ${batch.inReplyTo}`, { retryable: false });

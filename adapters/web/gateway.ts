@@ -270,7 +270,7 @@ function clientIdOf(row: MessageRecord): string | undefined {
 }
 
 export function toMessageFrame(row: MessageRecord): ServerFrame | undefined {
-  if (row.role === 'tool') return undefined;
+  if (row.role === 'tool' || row.role === 'note') return undefined;
   const suggestions = suggestionsOf(row);
   const clientId = row.role === 'user' ? clientIdOf(row) : undefined;
   return {

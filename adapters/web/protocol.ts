@@ -80,7 +80,8 @@ export type ServerFrame =
   | {
       type: 'message';
       seq: number;
-      role: 'user' | 'assistant' | 'system';
+      /** `agent`: a person at the business answering in the bot's place. */
+      role: 'user' | 'assistant' | 'agent' | 'system';
       text: string;
       createdAt: string;
       /** User messages: the client's id of the message (the same in every tab). */

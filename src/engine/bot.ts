@@ -73,7 +73,7 @@ export interface BotContext {
 
 export interface HistoryMessage {
   seq: number;
-  role: 'user' | 'assistant' | 'system' | 'tool';
+  role: 'user' | 'assistant' | 'agent' | 'system' | 'tool' | 'note';
   text: string;
   createdAt: string;
 }

@@ -25,6 +25,7 @@ import {
 import { isUniqueViolation, type TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
 import { GroupCommitter } from './group-commit.ts';
+import { isOutboundTarget, outgoingRows } from './outbound.ts';
 import { type LlmProvider, TurnDraft } from './turn.ts';
 
 /** Channels whose identities are real people we can recognise again: they get a user record at first contact. */
@@ -103,7 +104,19 @@ export class SessionEngine {
         return 'duplicate';
       }
       // After a conflict the cached state is known to be behind.
-      const snapshot = await this.resolve(envelope, trustCached && attempt === 0);
+      const trusted = trustCached && attempt === 0;
+      // A reply for a named session never makes one: that session is open, or the reply is dropped.
+      const snapshot = envelope.outbound?.sessionId
+        ? await this.findOpen(envelope, trusted, { create: false })
+        : await this.resolve(envelope, trusted);
+      if (envelope.kind === 'outbound' && (!snapshot || !isOutboundTarget(envelope, snapshot.session))) {
+        logger.warn({
+          event: 'outbound.no_session',
+          envelopeId: envelope.id,
+          sessionId: envelope.outbound?.sessionId,
+        });
+        return 'no_session';
+      }
       if (!snapshot) {
         logger.warn({
           event: 'turn.no_session',
@@ -124,7 +137,8 @@ export class SessionEngine {
       }
       if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope);
       const draft = new TurnDraft(snapshot, envelope);
-      await this.runBot(draft);
+      // An outbound envelope is a reply already written: recorded and sent, the bot does not run.
+      if (envelope.kind !== 'outbound') await this.runBot(draft);
       const at = new Date();
       const write = draft.toWrite({
         at,
@@ -161,7 +175,7 @@ export class SessionEngine {
     write: TurnWrite,
     shareLater: boolean,
   ) {
-    const { replies } = write;
+    const replies = outgoingRows(write);
     const { cache, logger, metrics, delivery } = this.o;
     const { session } = next;
     if (session.endedAt) {
@@ -342,7 +356,11 @@ export class SessionEngine {
   }
 
   /** The open session for the envelope's key, from the cache when it knows it. */
-  private async findOpen(envelope: Envelope, trustCached = false): Promise<SessionSnapshot | undefined> {
+  private async findOpen(
+    envelope: Envelope,
+    trustCached = false,
+    { create = true }: { create?: boolean } = {},
+  ): Promise<SessionSnapshot | undefined> {
     const { db, cache } = this.o;
     const lane = sessionLane(envelope);
     const cachedId = await cache.getSessionId(lane).catch(() => undefined);
@@ -356,7 +374,7 @@ export class SessionEngine {
     const key = { bot: envelope.bot, channel: envelope.channel, nativeKey: nativeSessionKey(envelope) };
     let snapshot = await findOpenSnapshotByKey(db, key);
     if (!snapshot) {
-      if (EXPLICIT_SESSION_CHANNELS.has(envelope.channel)) return undefined;
+      if (!create || EXPLICIT_SESSION_CHANNELS.has(envelope.channel)) return undefined;
       snapshot = await this.createForContact(envelope, key);
     }
     await cache.setSessionId(lane, snapshot.session.id).catch(() => undefined);

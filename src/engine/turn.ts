@@ -13,11 +13,13 @@ import {
   type ReplyOptions,
   type SessionInfo,
 } from './bot.ts';
+import { outboundRow } from './outbound.ts';
 
 const INBOUND_TEXT: Record<Envelope['kind'], string | undefined> = {
   message: undefined,
   start: 'session started',
   end: 'session ended',
+  outbound: undefined,
 };
 
 export interface DraftReply {
@@ -218,7 +220,7 @@ export class TurnDraft {
       channel: session.channel,
       expectedVersion: state.version,
       state: this.state,
-      inbound: {
+      inbound: outboundRow(env, inboundSeq, options.replyStatus) ?? {
         seq: inboundSeq,
         role: env.kind === 'message' ? 'user' : 'system',
         content: INBOUND_TEXT[env.kind] ?? env.text,
@@ -236,7 +238,8 @@ export class TurnDraft {
       messageCountDelta: env.kind === 'message' ? 1 : 0,
       replyTo: env.replyTo ?? null,
       expiresAt: options.expiresAt,
-      touchesActivity: env.kind !== 'end',
+      // An end, or a reply someone else sent, is not the person's doing.
+      touchesActivity: env.kind !== 'end' && env.kind !== 'outbound',
       ...(this.endReason ? { end: { reason: this.endReason } } : {}),
       memory: [...this.memoryWrites].map(([key, value]) => ({ key, value })),
       userMemory: [...this.userMemoryWrites].map(([key, value]) => ({ key, value })),

@@ -81,7 +81,7 @@ export async function updateDelivery(q: Queryable, update: DeliveryUpdate): Prom
 export async function markDeliveredThrough(q: Queryable, sessionId: string, seq: number): Promise<number> {
   const { rowCount } = await q.query(
     `UPDATE messages SET delivery_status = 'delivered', updated_at = now()
-     WHERE session_id = $1 AND seq <= $2 AND role = 'assistant' AND delivery_status = 'sent'`,
+     WHERE session_id = $1 AND seq <= $2 AND role IN ('assistant', 'agent') AND delivery_status = 'sent'`,
     [sessionId, seq],
   );
   return rowCount;

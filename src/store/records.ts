@@ -3,7 +3,8 @@ import type { Channel } from '../envelope.ts';
 export const AUTH_LEVELS = ['anonymous', 'authenticated', 'elevated'] as const;
 export type AuthLevel = (typeof AUTH_LEVELS)[number];
 
-export const MESSAGE_ROLES = ['user', 'assistant', 'system', 'tool'] as const;
+/** `agent`: a person at the business (payload `agentId`); `tool` and `note` are never shown to the person. */
+export const MESSAGE_ROLES = ['user', 'assistant', 'agent', 'system', 'tool', 'note'] as const;
 export type MessageRole = (typeof MESSAGE_ROLES)[number];
 
 export const DELIVERY_STATUSES = ['received', 'queued', 'sent', 'delivered', 'read', 'failed'] as const;

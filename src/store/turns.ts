@@ -17,7 +17,18 @@ export interface TurnWrite {
   /** The state version the turn was computed from; the write fails if it moved. */
   expectedVersion: number;
   state: SessionStateData;
-  inbound: { seq: number; role: MessageRole; content: string; envelopeId: string; payload: MessagePayload };
+  /**
+   * The envelope's own row. For an `outbound` envelope it is a reply: `deliveryStatus` set (else
+   * `received`), and it answers itself (`in_reply_to` = its envelope id), so the outbox sends it alone.
+   */
+  inbound: {
+    seq: number;
+    role: MessageRole;
+    content: string;
+    envelopeId: string;
+    payload: MessagePayload;
+    deliveryStatus?: DeliveryStatus;
+  };
   replies: { seq: number; content: string; payload: MessagePayload; deliveryStatus: DeliveryStatus }[];
   /** History rows that are not replies (a tool's result): recorded with the turn, never delivered. */
   notes?: { seq: number; role: MessageRole; content: string; payload: MessagePayload }[];
@@ -90,8 +101,8 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   if (state.rowCount === 0) throw new TurnAbort('conflict');
 
   const inbound = await tx.query(
-    `INSERT INTO messages (session_id, seq, role, content, envelope_id, delivery_status, payload, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, 'received', $6::jsonb, $7, $7) ON CONFLICT (envelope_id) DO NOTHING`,
+    `INSERT INTO messages (session_id, seq, role, content, envelope_id, in_reply_to, delivery_status, payload, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $8, $9, $6::jsonb, $7, $7) ON CONFLICT (envelope_id) DO NOTHING`,
     [
       turn.sessionId,
       turn.inbound.seq,
@@ -100,6 +111,8 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
       turn.inbound.envelopeId,
       json(turn.inbound.payload),
       turn.at,
+      turn.inbound.deliveryStatus ? turn.inbound.envelopeId : null,
+      turn.inbound.deliveryStatus ?? 'received',
     ],
   );
   if (inbound.rowCount === 0) throw new TurnAbort('duplicate');
@@ -291,7 +304,8 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
       role: t.inbound.role,
       content: t.inbound.content,
       envelope_id: t.inbound.envelopeId,
-      status: 'received',
+      in_reply_to: t.inbound.deliveryStatus ? t.inbound.envelopeId : null,
+      status: t.inbound.deliveryStatus ?? 'received',
       payload: t.inbound.payload,
     },
     ...historyRows(t).map((r) => ({ i, ...r, in_reply_to: t.inbound.envelopeId })),

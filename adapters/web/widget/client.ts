@@ -222,7 +222,7 @@ export class ChatClient {
         this.lastSeq = frame.seq;
         if (frame.role === 'user' && frame.clientId) this.settle(frame.clientId);
         events.message(frame);
-        if (frame.role === 'assistant') this.scheduleAck();
+        if (frame.role === 'assistant' || frame.role === 'agent') this.scheduleAck();
         return;
       case 'typing':
         events.typing(frame.active);

@@ -23,7 +23,7 @@ header button { background: transparent; color: #fff; border: 1px solid rgba(255
 .log { flex: 1; overflow-y: auto; margin: 0; padding: 12px; list-style: none; display: flex; flex-direction: column;
   gap: 8px; background: #f5f6f8; }
 .msg { max-width: 85%; padding: 8px 12px; border-radius: 14px; white-space: pre-wrap; overflow-wrap: anywhere; }
-.assistant { align-self: flex-start; background: #fff; border: 1px solid #e1e3e8; }
+.assistant, .agent { align-self: flex-start; background: #fff; border: 1px solid #e1e3e8; }
 .user { align-self: flex-end; background: #0b5cad; color: #fff; }
 .system { align-self: center; font-size: 12px; color: #5c6370; background: none; }
 .pending { opacity: .7; }

@@ -203,7 +203,7 @@ export class ChatView {
     if (this.log.querySelector(`[data-seq="${m.seq}"]`)) return;
     if (m.role === 'system') return; // "session started" and the like are for the record, not the chat
     if (m.clientId) this.log.querySelector(`[data-client-id="${m.clientId}"]`)?.remove();
-    if (m.role === 'assistant') {
+    if (m.role === 'assistant' || m.role === 'agent') {
       this.setTyping(false);
       if (m.inReplyTo) {
         this.streams.get(m.inReplyTo)?.el.remove();
