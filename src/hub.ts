@@ -30,11 +30,6 @@ import { mountSessionApi } from './http/session-api.ts';
 import { createIngress } from './ingress.ts';
 import { KnowledgeIndexer } from './kb/indexer.ts';
 import { type ExpiryReport, runExpiry } from './lifecycle/expiry.ts';
-import {
-  type ExpirySchedule,
-  scheduleExpiryInProcess,
-  scheduleExpiryOnRedis,
-} from './lifecycle/expiry-schedule.ts';
 import { createMemoryRateLimiter } from './limits/memory-rate-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
@@ -47,6 +42,9 @@ import { eraseQueueTraces } from './queue/erased-traces.ts';
 import { createInProcessQueue } from './queue/in-process.ts';
 import type { InboundQueue } from './queue/queue.ts';
 import { connectRedis } from './redis.ts';
+import { createBullmqScheduler } from './scheduler/bullmq-scheduler.ts';
+import type { Scheduler } from './scheduler/scheduler.ts';
+import { createTableScheduler } from './scheduler/table-scheduler.ts';
 import type { Db } from './store/db.ts';
 import { pruneInbox } from './store/inbox.ts';
 import { applyPlatformStatus } from './store/messages.ts';
@@ -61,6 +59,8 @@ const PRUNE_EVERY_MS = 15 * 60_000;
 const ACTIVE_WINDOW_MS = 30 * 60_000;
 /** Process-local copies of shared cache entries live this long (a stale one only costs a retry). */
 const LOCAL_CACHE_TTL_SECONDS = 60;
+/** The expiry job's first run waits at most this long after start, so a restart storm does not begin with cleanup. */
+const EXPIRY_FIRST_RUN_MS = 30_000;
 
 export interface HubOptions {
   config: HubConfig;
@@ -81,6 +81,11 @@ export interface Hub {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly bus: Bus;
+  /**
+   * Work that runs later (fires once across every worker, survives restarts). Register handlers
+   * with `scheduler.handle` before `start()`; workers run them, every role may schedule.
+   */
+  readonly scheduler: Scheduler;
   /** Runs the expiry job now (it also runs on its own every EXPIRY_INTERVAL_SECONDS in workers). */
   expire(): Promise<ExpiryReport>;
   /** Starts serving and working; resolves with the port it listens on. */
@@ -161,7 +166,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     });
     let queue: InboundQueue;
     let outbox: Outbox;
-    let queueRedis: Redis | undefined;
+    let scheduler: Scheduler;
     if (config.redisUrl && redis) {
       const subscriber = connectRedis(config.redisUrl, logger, 'switchboard-sub', {
         maxRetriesPerRequest: null,
@@ -169,7 +174,6 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       // BullMQ's producers get a connection of their own: BullMQ defines dozens of scripts on a
       // connection, and an auto-pipelining connection copies every one of them into each batch.
       const bullRedis = connectRedis(config.redisUrl, logger, 'switchboard-queue');
-      queueRedis = bullRedis;
       closers.push(async () => {
         subscriber.disconnect();
         bullRedis.disconnect();
@@ -186,18 +190,25 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       bus = createRedisBus(redis, subscriber, { prefix: config.redisPrefix, logger });
       const common = {
         redis,
-        queueConnection: queueRedis,
+        queueConnection: bullRedis,
         redisUrl: config.redisUrl,
         prefix: config.redisPrefix,
         logger,
       };
       queue = createBullmqQueue({ ...common, concurrency: config.queueConcurrency });
       outbox = createRedisOutbox({ ...common, db, delivery, concurrency: config.queueConcurrency });
+      scheduler = createBullmqScheduler({
+        redis: bullRedis,
+        redisUrl: config.redisUrl,
+        prefix: config.redisPrefix,
+        logger,
+      });
     } else {
       cache = local;
       bus = createMemoryBus();
       queue = createInProcessQueue({ db, logger, concurrency: config.queueConcurrency });
       outbox = createInProcessOutbox({ db, delivery, logger });
+      scheduler = createTableScheduler({ db, logger, pollMs: config.schedulerPollMs });
     }
 
     llm = await LlmService.create({ db, bus, logger, bots, metrics });
@@ -278,8 +289,10 @@ export async function createHub(options: HubOptions): Promise<Hub> {
 
     let server: Server | undefined;
     let pruneTimer: NodeJS.Timeout | undefined;
-    let expirySchedule: ExpirySchedule | undefined;
     const expire = () => runExpiry({ db, bots, cache, logger });
+    scheduler.handle('expiry', async () => {
+      await expire();
+    });
     let stopped = false;
 
     return {
@@ -294,6 +307,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       metrics,
       logger,
       bus,
+      scheduler,
       expire,
       async start() {
         // Every role listens: workers serve /healthz, /readyz and /metrics.
@@ -327,16 +341,11 @@ export async function createHub(options: HubOptions): Promise<Hub> {
             );
           }, PRUNE_EVERY_MS);
           pruneTimer.unref();
-          const every = { everyMs: config.expiryIntervalMs, logger };
-          expirySchedule =
-            config.redisUrl && queueRedis
-              ? await scheduleExpiryOnRedis(expire, {
-                  ...every,
-                  redis: queueRedis,
-                  redisUrl: config.redisUrl,
-                  prefix: config.redisPrefix,
-                })
-              : scheduleExpiryInProcess(expire, every);
+          // Every worker declares it: there is still one schedule, each run in one worker.
+          await scheduler.repeat('expiry', 'expiry', config.expiryIntervalMs, {
+            firstDelayMs: Math.min(EXPIRY_FIRST_RUN_MS, config.expiryIntervalMs),
+          });
+          await scheduler.start();
         }
         logger.info({
           event: 'hub.started',
@@ -375,7 +384,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
             .catch((err: Error) =>
               logger.warn({ event: 'adapter.stop_failed', channel: adapter.channel, err: err.message }),
             );
-        await expirySchedule?.stop();
+        await scheduler.stop();
         await queue.stop();
         await knowledge.stop();
         await outbox.stop();

@@ -73,6 +73,8 @@ export const EnvSchema = z.object({
   TRUST_PROXY: int(0, 0),
   /** How often workers run the expiry job (anonymous sessions, message retention). */
   EXPIRY_INTERVAL_SECONDS: int(3600, 1),
+  /** Without Redis, how often a worker looks for due scheduled jobs (the table scheduler). */
+  SCHEDULER_POLL_MS: int(1000, 10),
   /**
    * Sign-in (`POST /api/session/authenticate`): the host site's JWTs are checked with one of a
    * shared HS256 secret, a PEM public key (RS256 or ES256) or a local JWKS file. None set: off.
@@ -114,6 +116,7 @@ export interface HubConfig {
   /** Proxies in front of the hub whose X-Forwarded-* headers are believed (0: none). */
   trustProxy: number;
   expiryIntervalMs: number;
+  schedulerPollMs: number;
   /** Sign-in JWT settings; file paths are absolute. See `src/auth/sign-in-config.ts`. */
   authJwtSecret: string | undefined;
   authJwtPublicKeyFile: string | undefined;
@@ -169,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     sessionCreatePerMinute: e.SESSION_CREATE_PER_MINUTE,
     trustProxy: e.TRUST_PROXY,
     expiryIntervalMs: e.EXPIRY_INTERVAL_SECONDS * 1000,
+    schedulerPollMs: e.SCHEDULER_POLL_MS,
     authJwtSecret: e.AUTH_JWT_SECRET,
     authJwtPublicKeyFile: e.AUTH_JWT_PUBLIC_KEY_FILE && path.resolve(e.AUTH_JWT_PUBLIC_KEY_FILE),
     authJwksFile: e.AUTH_JWKS_FILE && path.resolve(e.AUTH_JWKS_FILE),

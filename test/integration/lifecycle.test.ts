@@ -319,7 +319,7 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
   });
 });
 
-describe('the expiry job in the embedded hub (a timer)', () => {
+describe('the expiry job in the embedded hub (the table scheduler)', () => {
   let running: RunningHub;
   beforeAll(async () => {
     running = await startTestHub({ configDir: CONFIG_DIR, expiryIntervalMs: 300 });
@@ -334,7 +334,7 @@ describe('the expiry job in the embedded hub (a timer)', () => {
   });
 });
 
-describe('the expiry job on Redis (a repeatable BullMQ job)', () => {
+describe('the expiry job on Redis (the BullMQ scheduler)', () => {
   let database: TestDatabase;
   let redis: { prefix: string; cleanup: () => Promise<void> };
   let running: RunningHub;

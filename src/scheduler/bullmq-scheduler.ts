@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { type Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../logger.ts';
+import {
+  delayOf,
+  type JobHandler,
+  type JsonValue,
+  MAX_JOB_ATTEMPTS,
+  NoHandlerError,
+  RETRY_BASE_MS,
+  type RepeatOptions,
+  type ScheduleOptions,
+  type Scheduler,
+} from './scheduler.ts';
+
+export const SCHEDULER_QUEUE = 'scheduled';
+
+export interface BullmqSchedulerOptions {
+  /** Schedules, cancels and the id map; better not an auto-pipelining connection (see hub.ts). */
+  redis: Redis;
+  /** The worker opens its own blocking connection to this. */
+  redisUrl: string;
+  prefix: string;
+  logger: Logger;
+  /** Jobs run at once in this process. */
+  concurrency?: number;
+}
+
+interface JobData {
+  /** The caller's id, when it gave one. */
+  id?: string;
+  payload: JsonValue;
+}
+
+/** Deletes the id's entry only while it still names this job (the job was not replaced since). */
+const RELEASE_ID = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`;
+
+/**
+ * The scheduler on Redis: BullMQ delayed jobs (and job schedulers for repeating ones). BullMQ's
+ * job lock makes each run happen in one worker; a worker that dies mid-job has it run again
+ * elsewhere once the lock stalls.
+ *
+ * A caller's id maps, in one Redis hash, to the BullMQ job that currently stands for it (each
+ * schedule makes a new BullMQ job, `<id>.<random>`). A job that fires while no longer named
+ * there was replaced or cancelled and does nothing: so replacing or cancelling is right even
+ * when BullMQ cannot remove the old job any more (it was just being picked up).
+ */
+export function createBullmqScheduler(options: BullmqSchedulerOptions): Scheduler {
+  const { redis, logger } = options;
+  const prefix = `${options.prefix}bull`;
+  const idsKey = `${options.prefix}scheduler:ids`;
+  const queue = new Queue<JobData>(SCHEDULER_QUEUE, { connection: redis, prefix });
+  queue.on('error', (err) => logger.warn({ event: 'scheduler.queue_error', err: err.message }));
+  const handlers = new Map<string, JobHandler>();
+  let worker: Worker<JobData> | undefined;
+
+  const releaseId = (id: string, jobId: string) => redis.eval(RELEASE_ID, 1, idsKey, id, jobId);
+  // BullMQ refuses ':' in a custom job id; encodeURIComponent leaves none.
+  const jobIdFor = (id: string) => `${encodeURIComponent(id)}.${randomUUID()}`;
+
+  async function process(job: Job<JobData>): Promise<void> {
+    const { id, payload } = job.data;
+    if (id !== undefined && (await redis.hget(idsKey, id)) !== job.id) return; // replaced or cancelled
+    const handler = handlers.get(job.name);
+    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    try {
+      if (!handler) throw new NoHandlerError(job.name);
+      await handler(payload, { id: id ?? job.id!, name: job.name, attempt: job.attemptsMade + 1 });
+    } catch (err) {
+      if (id !== undefined && last) await releaseId(id, job.id!);
+      throw err;
+    }
+    if (id !== undefined) await releaseId(id, job.id!);
+  }
+
+  return {
+    driver: 'bullmq',
+    async schedule(name: string, payload: JsonValue, opts: ScheduleOptions = {}): Promise<string> {
+      const jobOptions = {
+        delay: delayOf(opts),
+        attempts: MAX_JOB_ATTEMPTS,
+        backoff: { type: 'exponential', delay: RETRY_BASE_MS },
+        removeOnComplete: true,
+        removeOnFail: 1_000,
+      };
+      if (opts.id === undefined) {
+        const job = await queue.add(name, { payload }, jobOptions);
+        return job.id!;
+      }
+      const jobId = jobIdFor(opts.id);
+      // The id names the new job before it exists: a job firing in between is the old one, which
+      // is replaced either way.
+      const [[, previous]] = (await redis
+        .multi()
+        .hget(idsKey, opts.id)
+        .hset(idsKey, opts.id, jobId)
+        .exec()) as [[Error | null, string | null]];
+      await queue.add(name, { id: opts.id, payload }, { ...jobOptions, jobId });
+      if (previous) await queue.remove(previous).catch(() => 0);
+      return opts.id;
+    },
+    async cancel(id: string): Promise<boolean> {
+      const jobId = await redis.hget(idsKey, id);
+      if (!jobId) return false;
+      const released = Number(await releaseId(id, jobId)) > 0;
+      await queue.remove(jobId).catch(() => 0);
+      return released;
+    },
+    async repeat(id: string, name: string, everyMs: number, opts: RepeatOptions = {}): Promise<void> {
+      // Every process calls this at start: only the first sets when the first run is.
+      const existing = await queue.getJobScheduler(id);
+      const startDate = existing ? undefined : Date.now() + (opts.firstDelayMs ?? everyMs);
+      await queue.upsertJobScheduler(
+        id,
+        { every: everyMs, ...(startDate ? { startDate } : {}) },
+        {
+          name,
+          data: { payload: opts.payload ?? null },
+          opts: { removeOnComplete: true, removeOnFail: 100 },
+        },
+      );
+    },
+    handle(name: string, handler: JobHandler): void {
+      handlers.set(name, handler);
+    },
+    async start(): Promise<void> {
+      if (worker) return;
+      worker = new Worker<JobData>(SCHEDULER_QUEUE, process, {
+        connection: {
+          url: options.redisUrl,
+          maxRetriesPerRequest: null,
+          connectionName: 'switchboard-scheduler-worker',
+        } as never,
+        prefix,
+        concurrency: options.concurrency ?? 4,
+      });
+      worker.on('error', (err) => logger.warn({ event: 'scheduler.worker_error', err: err.message }));
+      worker.on('failed', (job, err) =>
+        logger.warn({
+          event:
+            job && job.attemptsMade >= (job.opts.attempts ?? 1)
+              ? 'scheduler.job_failed'
+              : 'scheduler.job_retry',
+          id: job?.data.id ?? job?.id,
+          name: job?.name,
+          err: err.message,
+        }),
+      );
+      await worker.waitUntilReady();
+    },
+    async stop(): Promise<void> {
+      await worker?.close();
+      worker = undefined;
+      await queue.close();
+    },
+  };
+}

@@ -1,0 +1,225 @@
+import { randomUUID } from 'node:crypto';
+import { errorMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Db } from '../store/db.ts';
+import { json } from '../store/records.ts';
+import {
+  delayOf,
+  type JobHandler,
+  type JsonValue,
+  MAX_JOB_ATTEMPTS,
+  RETRY_BASE_MS,
+  type RepeatOptions,
+  type ScheduleOptions,
+  type Scheduler,
+} from './scheduler.ts';
+
+export interface TableSchedulerOptions {
+  db: Db;
+  logger: Logger;
+  /** How often due jobs are looked for (a job scheduled in this process also wakes it). */
+  pollMs?: number;
+  /** A claim holds this long without a heartbeat; a process that died loses its jobs after it. */
+  leaseMs?: number;
+  /** Jobs run at once in this process. */
+  concurrency?: number;
+}
+
+interface ClaimedRow {
+  id: string;
+  name: string;
+  payload: unknown;
+  attempts: number;
+  every_ms: number | null;
+}
+
+const DEFAULT_POLL_MS = 1_000;
+const DEFAULT_LEASE_MS = 60_000;
+const DEFAULT_CONCURRENCY = 4;
+/** `$n` milliseconds as an interval. */
+const millis = (param: string) => `(${param}::double precision * interval '1 millisecond')`;
+
+/**
+ * The scheduler on a database table, polled by a timer: the embedded hub's (PGlite), and any hub
+ * on PostgreSQL without Redis. A due job is claimed with `FOR UPDATE SKIP LOCKED` in the same
+ * statement that stamps the claim, so however many processes poll, one of them gets it; the
+ * claim is a lease renewed while the handler runs.
+ */
+export function createTableScheduler(options: TableSchedulerOptions): Scheduler {
+  const { db, logger } = options;
+  const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  const handlers = new Map<string, JobHandler>();
+  const running = new Set<Promise<void>>();
+  let timer: NodeJS.Timeout | undefined;
+  let started = false;
+  let polling: Promise<void> | undefined;
+  let pollAgain = false;
+
+  async function claim(limit: number): Promise<{ token: string; rows: ClaimedRow[] }> {
+    const token = randomUUID();
+    const { rows } = await db.query<ClaimedRow>(
+      `UPDATE scheduled_jobs
+       SET claim = $1, locked_until = now() + ${millis('$2')}, attempts = attempts + 1
+       WHERE id IN (
+         SELECT id FROM scheduled_jobs
+         WHERE failed_at IS NULL AND run_at <= now()
+           AND (locked_until IS NULL OR locked_until < now())
+           AND name = ANY($3::text[])
+         ORDER BY run_at LIMIT $4
+         FOR UPDATE SKIP LOCKED)
+       RETURNING id, name, payload, attempts, every_ms`,
+      [token, leaseMs, [...handlers.keys()], limit],
+    );
+    return { token, rows };
+  }
+
+  async function run(row: ClaimedRow, token: string): Promise<void> {
+    const handler = handlers.get(row.name);
+    const heartbeat = setInterval(() => {
+      db.query(
+        `UPDATE scheduled_jobs SET locked_until = now() + ${millis('$2')} WHERE id = $1 AND claim = $3`,
+        [row.id, leaseMs, token],
+      ).catch((err: Error) =>
+        logger.warn({ event: 'scheduler.heartbeat_failed', id: row.id, err: err.message }),
+      );
+    }, leaseMs / 3);
+    heartbeat.unref();
+    try {
+      // A handler unregistered since the claim fails this run like any error would.
+      if (!handler) throw new Error(`no handler for scheduled job "${row.name}"`);
+      await handler(row.payload, { id: row.id, name: row.name, attempt: row.attempts });
+      clearInterval(heartbeat);
+      // `claim = $2`: a job replaced while it ran is a new job, and stays.
+      await (row.every_ms === null
+        ? db.query('DELETE FROM scheduled_jobs WHERE id = $1 AND claim = $2', [row.id, token])
+        : db.query(
+            `UPDATE scheduled_jobs SET run_at = now() + ${millis('every_ms')}, attempts = 0, claim = NULL,
+               locked_until = NULL, last_error = NULL
+             WHERE id = $1 AND claim = $2`,
+            [row.id, token],
+          ));
+    } catch (err) {
+      clearInterval(heartbeat);
+      const message = errorMessage(err);
+      const last = row.every_ms === null && row.attempts >= MAX_JOB_ATTEMPTS;
+      logger.warn({
+        event: last ? 'scheduler.job_failed' : 'scheduler.job_retry',
+        id: row.id,
+        name: row.name,
+        attempt: row.attempts,
+        err: message,
+      });
+      // A repeating job tries again at its next run; a one-off one after a growing wait.
+      const retryMs = row.every_ms ?? RETRY_BASE_MS * 2 ** (row.attempts - 1);
+      await db
+        .query(
+          `UPDATE scheduled_jobs SET claim = NULL, locked_until = NULL, last_error = $3,
+             failed_at = CASE WHEN $4::boolean THEN now() END,
+             attempts = CASE WHEN every_ms IS NULL THEN attempts ELSE 0 END,
+             run_at = now() + ${millis('$5')}
+           WHERE id = $1 AND claim = $2`,
+          [row.id, token, message, last, retryMs],
+        )
+        .catch((e: Error) => logger.warn({ event: 'scheduler.release_failed', id: row.id, err: e.message }));
+    }
+  }
+
+  async function pollOnce(): Promise<void> {
+    for (;;) {
+      const room = concurrency - running.size;
+      if (!started || room <= 0 || handlers.size === 0) return;
+      const { token, rows } = await claim(room);
+      for (const row of rows) {
+        const job = run(row, token).finally(() => {
+          running.delete(job);
+          // A slot is free: more may be due.
+          if (started) void poll();
+        });
+        running.add(job);
+      }
+      if (rows.length < room) return;
+    }
+  }
+
+  /** One poll at a time in this process; a wake during one polls once more after it. */
+  function poll(): Promise<void> {
+    if (polling) {
+      pollAgain = true;
+      return polling;
+    }
+    polling = pollOnce()
+      .catch((err: Error) => logger.warn({ event: 'scheduler.poll_failed', err: err.message }))
+      .finally(() => {
+        polling = undefined;
+        if (pollAgain && started) {
+          pollAgain = false;
+          void poll();
+        }
+      });
+    return polling;
+  }
+
+  /** A job due before the next poll wakes this process at its time. */
+  function wakeIn(ms: number): void {
+    if (!started || ms >= pollMs) return;
+    setTimeout(() => void poll(), ms).unref();
+  }
+
+  return {
+    driver: 'table',
+    async schedule(name: string, payload: JsonValue, opts: ScheduleOptions = {}): Promise<string> {
+      const id = opts.id ?? randomUUID();
+      const delay = delayOf(opts);
+      // The database's clock decides when a job is due, so processes with skewed clocks agree.
+      await db.query(
+        `INSERT INTO scheduled_jobs (id, name, payload, run_at)
+         VALUES ($1, $2, $3::jsonb, CASE WHEN $4::timestamptz IS NULL THEN now() + ${millis('$5')} ELSE $4::timestamptz END)
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, payload = EXCLUDED.payload,
+           run_at = EXCLUDED.run_at, every_ms = NULL, attempts = 0, claim = NULL, locked_until = NULL,
+           failed_at = NULL, last_error = NULL`,
+        [id, name, json(payload), opts.at ?? null, delay],
+      );
+      wakeIn(delay);
+      return id;
+    },
+    async cancel(id: string): Promise<boolean> {
+      const { rowCount } = await db.query('DELETE FROM scheduled_jobs WHERE id = $1 AND failed_at IS NULL', [
+        id,
+      ]);
+      return rowCount > 0;
+    },
+    async repeat(id: string, name: string, everyMs: number, opts: RepeatOptions = {}): Promise<void> {
+      // Every process calls this at start: an unchanged schedule keeps its next run, so restarts
+      // neither postpone it forever nor run it early.
+      await db.query(
+        `INSERT INTO scheduled_jobs (id, name, payload, run_at, every_ms)
+         VALUES ($1, $2, $3::jsonb, now() + ${millis('$4')}, $5)
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, payload = EXCLUDED.payload,
+           every_ms = EXCLUDED.every_ms, failed_at = NULL,
+           run_at = CASE WHEN scheduled_jobs.every_ms = EXCLUDED.every_ms THEN scheduled_jobs.run_at
+                         ELSE LEAST(scheduled_jobs.run_at, EXCLUDED.run_at) END`,
+        [id, name, json(opts.payload ?? null), opts.firstDelayMs ?? everyMs, everyMs],
+      );
+      wakeIn(opts.firstDelayMs ?? everyMs);
+    },
+    handle(name: string, handler: JobHandler): void {
+      handlers.set(name, handler);
+      if (started) void poll();
+    },
+    async start(): Promise<void> {
+      if (started) return;
+      started = true;
+      timer = setInterval(() => void poll(), pollMs);
+      timer.unref();
+      await poll();
+    },
+    async stop(): Promise<void> {
+      started = false;
+      if (timer) clearInterval(timer);
+      await polling;
+      await Promise.all([...running]);
+    },
+  };
+}

@@ -1,0 +1,360 @@
+import fs from 'node:fs/promises';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBullmqScheduler } from '../../src/scheduler/bullmq-scheduler.ts';
+import type { JobInfo, Scheduler } from '../../src/scheduler/scheduler.ts';
+import { createTableScheduler } from '../../src/scheduler/table-scheduler.ts';
+import type { Db } from '../../src/store/db.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import { openPglite } from '../../src/store/pglite.ts';
+import { openPostgres } from '../../src/store/postgres.ts';
+import { createTestDatabase, silentLogger, type TestDatabase, tempDir } from '../helpers/database.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
+
+/** A scheduler on a connection of its own (a process of its own, as far as the store can tell). */
+interface Opened {
+  scheduler: Scheduler;
+  /** Stops the scheduler and closes its connections. */
+  close(): Promise<void>;
+}
+
+interface Driver {
+  name: string;
+  /** Whether two schedulers can share the store (PGlite is one process's database). */
+  shared: boolean;
+  setup(): Promise<void>;
+  teardown(): Promise<void>;
+  open(): Promise<Opened>;
+}
+
+function postgresDriver(): Driver & { openDb(): Db } {
+  let test: TestDatabase;
+  const openDb = () => openPostgres({ url: test.url, poolSize: 4, logger: silentLogger });
+  return {
+    name: 'the table on PostgreSQL',
+    shared: true,
+    async setup() {
+      test = await createTestDatabase();
+      const db = openDb();
+      await migrate(db);
+      await db.close();
+    },
+    async teardown() {
+      await test.drop();
+    },
+    openDb,
+    async open() {
+      const db = openDb();
+      const scheduler = createTableScheduler({ db, logger: silentLogger, pollMs: 100 });
+      return {
+        scheduler,
+        async close() {
+          await scheduler.stop();
+          await db.close();
+        },
+      };
+    },
+  };
+}
+
+function pgliteDriver(): Driver {
+  let dir: string;
+  return {
+    name: 'the table on PGlite',
+    shared: false,
+    async setup() {
+      dir = await tempDir('sbt-scheduler-');
+    },
+    async teardown() {
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+    async open() {
+      const db = await openPglite(dir);
+      await migrate(db);
+      const scheduler = createTableScheduler({ db, logger: silentLogger, pollMs: 100 });
+      return {
+        scheduler,
+        async close() {
+          await scheduler.stop();
+          await db.close();
+        },
+      };
+    },
+  };
+}
+
+function bullmqDriver(): Driver {
+  const { prefix, cleanup } = testRedisPrefix();
+  return {
+    name: 'BullMQ on Redis',
+    shared: true,
+    async setup() {},
+    teardown: cleanup,
+    async open() {
+      const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+      const scheduler = createBullmqScheduler({
+        redis,
+        redisUrl: TEST_REDIS_URL,
+        prefix,
+        logger: silentLogger,
+      });
+      return {
+        scheduler,
+        async close() {
+          await scheduler.stop();
+          redis.disconnect();
+        },
+      };
+    },
+  };
+}
+
+interface Run {
+  payload: unknown;
+  job: JobInfo;
+  by: string;
+}
+
+/** Records every run of job `name` in `runs`, tagged with which scheduler ran it. */
+function record(
+  scheduler: Scheduler,
+  name: string,
+  runs: Run[],
+  by: string,
+  work?: (run: Run) => Promise<void>,
+) {
+  scheduler.handle(name, async (payload, job) => {
+    const run = { payload, job, by };
+    runs.push(run);
+    await work?.(run);
+  });
+}
+
+const runsOf = (runs: Run[], id: string) => runs.filter((r) => r.job.id === id);
+
+for (const driver of [postgresDriver(), pgliteDriver(), bullmqDriver()]) {
+  describe(`the durable scheduler: ${driver.name}`, () => {
+    let one: Opened;
+    const runs: Run[] = [];
+
+    beforeAll(async () => {
+      await driver.setup();
+      one = await driver.open();
+      record(one.scheduler, 'note', runs, 'one');
+      await one.scheduler.start();
+    });
+    afterAll(async () => {
+      await one?.close();
+      await driver.teardown();
+    });
+
+    it('runs a job once, after its delay or at its time, with its payload', async () => {
+      const scheduled = Date.now();
+      const later = await one.scheduler.schedule('note', { text: 'later', n: [1, 2] }, { delayMs: 300 });
+      const at = await one.scheduler.schedule('note', { text: 'at' }, { at: new Date(Date.now() + 200) });
+      const now = await one.scheduler.schedule('note', 'now');
+      await until(() => [later, at, now].every((id) => runsOf(runs, id).length > 0), Boolean, 20_000);
+      expect(runsOf(runs, later)).toEqual([
+        { payload: { text: 'later', n: [1, 2] }, job: { id: later, name: 'note', attempt: 1 }, by: 'one' },
+      ]);
+      expect(runsOf(runs, at).map((r) => r.payload)).toEqual([{ text: 'at' }]);
+      expect(runsOf(runs, now).map((r) => r.payload)).toEqual(['now']);
+      // Not before its time (the store's clock decides; a few ms of skew at most between them here).
+      expect(runs.findIndex((r) => r.job.id === later)).toBeGreaterThan(
+        runs.findIndex((r) => r.job.id === now),
+      );
+      expect(Date.now() - scheduled).toBeGreaterThanOrEqual(250);
+    });
+
+    it('a job with an id is unique: scheduling it again replaces it, cancelling removes it', async () => {
+      const replaced = `wait:${driver.name}:replaced`;
+      await one.scheduler.schedule('note', 'first', { id: replaced, delayMs: 400 });
+      await one.scheduler.schedule('note', 'second', { id: replaced, delayMs: 600 });
+      const cancelled = `wait:${driver.name}:cancelled`;
+      await one.scheduler.schedule('note', 'never', { id: cancelled, delayMs: 300 });
+      expect(await one.scheduler.cancel(cancelled)).toBe(true);
+      expect(await one.scheduler.cancel(cancelled)).toBe(false);
+      expect(await one.scheduler.cancel('no such job')).toBe(false);
+      // The signal that both times have passed: a job due after them ran.
+      const after = await one.scheduler.schedule('note', 'after', { delayMs: 1_200 });
+      await until(
+        () => runsOf(runs, after).length,
+        (n) => n > 0,
+        20_000,
+      );
+      expect(runsOf(runs, replaced).map((r) => r.payload)).toEqual(['second']);
+      expect(runsOf(runs, cancelled)).toEqual([]);
+      // Once it has run, the id is free again.
+      await one.scheduler.schedule('note', 'third', { id: replaced });
+      await until(
+        () => runsOf(runs, replaced).length,
+        (n) => n === 2,
+        20_000,
+      );
+      expect(runsOf(runs, replaced).map((r) => r.payload)).toEqual(['second', 'third']);
+    });
+
+    it('retries a failing job with backoff, telling the handler which attempt it is', async () => {
+      const attempts: number[] = [];
+      one.scheduler.handle('flaky', async (_payload, job) => {
+        attempts.push(job.attempt);
+        if (job.attempt < 3) throw new Error(`attempt ${job.attempt} fails`);
+      });
+      await one.scheduler.schedule('flaky', null, { id: `flaky:${driver.name}` });
+      await until(
+        () => attempts.length,
+        (n) => n === 3,
+        30_000,
+      );
+      // A success ends it: a fourth run would come within a second.
+      const after = await one.scheduler.schedule('note', 'after flaky', { delayMs: 1_500 });
+      await until(
+        () => runsOf(runs, after).length,
+        (n) => n > 0,
+        20_000,
+      );
+      expect(attempts).toEqual([1, 2, 3]);
+    });
+
+    it('repeats a job every interval, one schedule however many processes declare it', async () => {
+      const ticks: Run[] = [];
+      record(one.scheduler, 'tick', ticks, 'one');
+      await one.scheduler.repeat('ticker', 'tick', 300, { firstDelayMs: 100, payload: { every: 300 } });
+      await one.scheduler.repeat('ticker', 'tick', 300, { firstDelayMs: 100, payload: { every: 300 } });
+      await until(
+        () => ticks.length,
+        (n) => n >= 3,
+        20_000,
+      );
+      expect(ticks.every((t) => JSON.stringify(t.payload) === '{"every":300}')).toBe(true);
+    });
+
+    it('a pending job survives a restart: a new process runs it', async () => {
+      const later = await one.scheduler.schedule('note', 'across a restart', { delayMs: 1_500 });
+      await one.close();
+      one = await driver.open();
+      record(one.scheduler, 'note', runs, 'restarted');
+      await one.scheduler.start();
+      await until(
+        () => runsOf(runs, later).length,
+        (n) => n > 0,
+        20_000,
+      );
+      expect(runsOf(runs, later).map((r) => [r.payload, r.by])).toEqual([['across a restart', 'restarted']]);
+    });
+
+    if (driver.shared) {
+      it('two schedulers on two connections racing for the same jobs run each one once', async () => {
+        const two = await driver.open();
+        try {
+          const raced: Run[] = [];
+          // A slow handler keeps a job claimed while the other scheduler polls.
+          const slow = () => new Promise<void>((r) => setTimeout(r, 30));
+          record(one.scheduler, 'race', raced, 'one', slow);
+          record(two.scheduler, 'race', raced, 'two', slow);
+          await two.scheduler.start();
+          const ids: string[] = [];
+          // Half scheduled by each, some with ids, all due at about the same time.
+          for (let i = 0; i < 40; i++) {
+            const by = i % 2 === 0 ? one : two;
+            ids.push(
+              await by.scheduler.schedule(
+                'race',
+                i,
+                i % 4 < 2 ? { delayMs: 300 } : { id: `race:${i}`, delayMs: 300 },
+              ),
+            );
+          }
+          await until(
+            () => new Set(raced.map((r) => r.job.id)).size,
+            (n) => n === ids.length,
+            30_000,
+          );
+          // Every job has run; none twice (a later run would follow within a poll).
+          const after = await one.scheduler.schedule('note', 'after the race', { delayMs: 800 });
+          await until(
+            () => runsOf(runs, after).length,
+            (n) => n > 0,
+            20_000,
+          );
+          expect(raced.map((r) => r.job.id).sort()).toEqual([...ids].sort());
+          expect(new Set(raced.map((r) => r.by))).toEqual(new Set(['one', 'two']));
+        } finally {
+          await two.close();
+        }
+      });
+
+      it('a repeating job declared by two processes runs once per interval', async () => {
+        const two = await driver.open();
+        try {
+          const ticks: Run[] = [];
+          const overlapping: string[] = [];
+          let inRun = 0;
+          const work = async (run: Run) => {
+            if (++inRun > 1) overlapping.push(run.by);
+            await new Promise((r) => setTimeout(r, 50));
+            inRun--;
+          };
+          record(one.scheduler, 'beat', ticks, 'one', work);
+          record(two.scheduler, 'beat', ticks, 'two', work);
+          await one.scheduler.repeat('beat', 'beat', 400, { firstDelayMs: 100 });
+          await two.scheduler.repeat('beat', 'beat', 400, { firstDelayMs: 100 });
+          await two.scheduler.start();
+          await until(
+            () => ticks.length,
+            (n) => n >= 4,
+            20_000,
+          );
+          expect(overlapping).toEqual([]);
+        } finally {
+          await two.close();
+        }
+      });
+    }
+  });
+}
+
+describe('the table scheduler: a process that dies mid-job', () => {
+  const driver = postgresDriver();
+  beforeAll(() => driver.setup());
+  afterAll(() => driver.teardown());
+
+  it('loses its claim when the lease ends, and another process runs the job', async () => {
+    const dyingDb = driver.openDb();
+    const dying = createTableScheduler({ db: dyingDb, logger: silentLogger, pollMs: 100, leaseMs: 600 });
+    let claimed = false;
+    // Never finishes: the process "dies" holding the job.
+    dying.handle('hang', () => {
+      claimed = true;
+      return new Promise<void>(() => undefined);
+    });
+    await dying.start();
+    await dying.schedule('hang', { n: 1 }, { id: 'hang:1' });
+    await until(() => claimed, Boolean, 20_000);
+    // Its connections go: no more heartbeats.
+    await dyingDb.close();
+
+    const db = driver.openDb();
+    const survivor = createTableScheduler({ db, logger: silentLogger, pollMs: 100, leaseMs: 600 });
+    const runs: Run[] = [];
+    record(survivor, 'hang', runs, 'survivor');
+    await survivor.start();
+    try {
+      await until(
+        () => runs.length,
+        (n) => n > 0,
+        20_000,
+      );
+      expect(runs.map((r) => [r.job.id, r.job.attempt, r.payload])).toEqual([['hang:1', 2, { n: 1 }]]);
+      // Done: the job is gone.
+      await until(
+        async () => (await db.query('SELECT id FROM scheduled_jobs WHERE id = $1', ['hang:1'])).rowCount,
+        (n) => n === 0,
+      );
+    } finally {
+      await survivor.stop();
+      await db.close();
+    }
+  });
+});
