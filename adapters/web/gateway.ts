@@ -401,8 +401,8 @@ export class Connection {
     if (this.ws.readyState !== this.ws.OPEN) return;
     const parsed = parseClientFrame(raw);
     if ('error' in parsed) {
-      this.gateway.log.debug({ event: 'web.bad_frame', err: parsed.error });
-      this.error('bad_frame', parsed.error);
+      this.gateway.log.debug({ event: 'web.bad_frame', code: parsed.code, err: parsed.error });
+      this.error(parsed.code, parsed.error, parsed.id ? { id: parsed.id } : {});
       return;
     }
     const { frame } = parsed;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { SignInRefusal } from '../../src/auth/sign-in-service.ts';
 import { BotNameSchema } from '../../src/envelope.ts';
+import { invalidTextPaths } from '../../src/text.ts';
 
 /**
  * The web widget's WebSocket protocol (`GET /ws`): JSON text frames, each with a `type`.
@@ -120,6 +121,8 @@ export type ServerFrame =
 
 export type ErrorCode =
   | 'bad_frame'
+  /** A NUL or an unpaired surrogate in a string of the frame: not sent on, not kept. */
+  | 'invalid_text'
   | 'not_ready'
   | 'empty_text'
   | 'text_too_long'
@@ -143,16 +146,32 @@ export const CLOSE = {
   TOO_SLOW: 1013,
 } as const;
 
+export type FrameProblem = {
+  error: string;
+  code: 'bad_frame' | 'invalid_text';
+  /** A message frame's own id, when it can be read, so the client knows which message failed. */
+  id?: string;
+};
+
 /** Parses one text frame; the error says what is wrong, for an `error` frame. */
-export function parseClientFrame(raw: string): { frame: ClientFrame } | { error: string } {
+export function parseClientFrame(raw: string): { frame: ClientFrame } | FrameProblem {
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch {
-    return { error: 'a frame is one JSON object' };
+    return { error: 'a frame is one JSON object', code: 'bad_frame' };
+  }
+  const bad = invalidTextPaths(json);
+  if (bad.length > 0) {
+    const id = (json as { id?: unknown }).id;
+    return {
+      error: `${bad.map((p) => p || 'frame').join(', ')}: text must not contain NUL or unpaired surrogate characters`,
+      code: 'invalid_text',
+      ...(typeof id === 'string' && CLIENT_MESSAGE_ID_PATTERN.test(id) ? { id } : {}),
+    };
   }
   const parsed = ClientFrameSchema.safeParse(json);
   if (parsed.success) return { frame: parsed.data };
   const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`).join('; ');
-  return { error: issues };
+  return { error: issues, code: 'bad_frame' };
 }

@@ -1,6 +1,15 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
+import { invalidTextPaths } from '../text.ts';
+
+/** 400 `invalid_text`: these fields hold a NUL or a lone surrogate. */
+export const invalidText = (fields: string[]) =>
+  new ApiError(
+    400,
+    'invalid_text',
+    `${fields.join(', ')}: text must not contain NUL or unpaired surrogate characters`,
+  );
 
 /** An error the API answers with `{"error": {"code", "message"}}` and its status. */
 export class ApiError extends Error {
@@ -22,7 +31,9 @@ export function errorResponse(c: Context, error: ApiError): Response {
 
 /**
  * Reads a JSON body and validates it. An empty body is `{}` where `allowEmpty`. Malformed
- * JSON, and values of the wrong shape, are 400 with a message that says what is wrong.
+ * JSON, and values of the wrong shape, are 400 with a message that says what is wrong; so is a
+ * NUL or a lone surrogate in any string (`invalid_text`: no store keeps them, and a client that
+ * sends them is told rather than silently changed).
  */
 export async function readJson<S extends z.ZodType>(
   c: Context,
@@ -38,6 +49,8 @@ export async function readJson<S extends z.ZodType>(
       throw new ApiError(400, 'invalid_json', 'the request body is not valid JSON');
     }
   }
+  const bad = invalidTextPaths(raw);
+  if (bad.length > 0) throw invalidText(bad.map((p) => p || 'the body'));
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues

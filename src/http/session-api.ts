@@ -20,6 +20,8 @@ import { authenticateSession, authenticateToken } from './session-auth.ts';
 import { waitForTurn } from './turn-waiter.ts';
 
 const DEFAULT_PAGE = 50;
+/** Longest client message id (`message_id` or `Idempotency-Key`); the envelope id holds it. */
+const MAX_MESSAGE_ID = 200;
 
 export interface SessionApiDeps {
   config: HubConfig;
@@ -35,7 +37,7 @@ const ChatBody = z
   .object({
     text: z.string({ error: 'text is required and must be a string' }),
     /** The client's id for this message: a resend with the same id is processed once. */
-    message_id: z.string().min(1).max(200).optional(),
+    message_id: z.string().min(1).max(MAX_MESSAGE_ID).optional(),
   })
   .strict();
 const HistoryQuery = z.object({
@@ -165,7 +167,14 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
     }
     if (body.text.trim() === '') throw new ApiError(400, 'empty_text', 'text must not be empty');
     const session = await sessionForMessage({ db, ingress, bots, logger }, authed.session, authed.token);
-    const messageId = body.message_id ?? c.req.header('idempotency-key') ?? randomUUID();
+    const idempotencyKey = c.req.header('idempotency-key');
+    if (idempotencyKey !== undefined && idempotencyKey.length > MAX_MESSAGE_ID)
+      throw new ApiError(
+        400,
+        'invalid_text',
+        `Idempotency-Key is ${idempotencyKey.length} characters; the limit is ${MAX_MESSAGE_ID}`,
+      );
+    const messageId = body.message_id ?? idempotencyKey ?? randomUUID();
     const envelopeId = `api:${session.id}:${messageId}`;
     const wait = c.req.query('wait') !== 'false' && config.chatWaitMs > 0;
     const waiter = wait ? await waitForTurn(bus, session.id, envelopeId, config.chatWaitMs) : undefined;

@@ -96,5 +96,65 @@ describe('operator token failures (throttled per client address)', () => {
   });
 });
 
-void apiClient;
-void pool;
+describe('text no store keeps (NUL, unpaired surrogates) on the REST API and the socket', () => {
+  let hub: WebHub;
+  beforeAll(async () => {
+    hub = await startWebHub();
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  const userRows = async (sessionId: string) =>
+    (
+      await hub.hub.db.query(`SELECT content FROM messages WHERE session_id = $1 AND role = 'user'`, [
+        sessionId,
+      ])
+    ).rows;
+
+  it('answers 400 invalid_text for NUL or a lone surrogate in text or message_id, and for a long Idempotency-Key', async () => {
+    const api = apiClient(hub.url);
+    const s = await api.createSession();
+    const cases: [string, Record<string, unknown>][] = [
+      ['NUL in text', { text: 'a\u0000b' }],
+      ['a lone high surrogate in text', { text: 'broken \ud83d' }],
+      ['a lone low surrogate in text', { text: '\ude00 broken' }],
+      ['NUL in message_id', { text: 'hi', message_id: 'm\u00001' }],
+      ['a lone surrogate in message_id', { text: 'hi', message_id: 'm\ud8001' }],
+    ];
+    for (const [what, body] of cases) {
+      const res = await api.call('POST', '/api/chat', { token: s.token, body });
+      expect(res.status, what).toBe(400);
+      expect(res.json.error.code, what).toBe('invalid_text');
+    }
+    const longKey = await api.call('POST', '/api/chat', {
+      token: s.token,
+      body: { text: 'hi' },
+      headers: { 'idempotency-key': 'k'.repeat(1001) },
+    });
+    expect(longKey.status).toBe(400);
+    expect(longKey.json.error.code).toBe('invalid_text');
+    // A pair is a character, not a lone surrogate: it goes through untouched.
+    const emoji = await api.chat(s.token, 'thanks 😀');
+    expect(emoji.status).toBe(200);
+    expect((await userRows(s.session_id)).map((r) => r.content)).toEqual(['thanks 😀']);
+  });
+
+  it('answers an invalid_text error frame on the socket (hello pageUrl, message text) and goes on', async () => {
+    const socket = await pool.connect(hub);
+    socket.send({ type: 'hello', pageUrl: 'https://shop.example/\ud800' });
+    expect(await socket.nextOfType('error')).toMatchObject({ code: 'invalid_text' });
+    socket.send({ type: 'hello', language: 'en\u0000' });
+    expect(await socket.nextOfType('error')).toMatchObject({ code: 'invalid_text' });
+    const welcome = await socket.hello({ pageUrl: 'https://shop.example/' });
+    socket.send({ type: 'message', id: 'bad1', text: 'a\u0000b' });
+    expect(await socket.nextOfType('error')).toMatchObject({ code: 'invalid_text', id: 'bad1' });
+    socket.send({ type: 'message', id: 'bad2', text: 'lone \udfff' });
+    expect(await socket.nextOfType('error')).toMatchObject({ code: 'invalid_text', id: 'bad2' });
+    socket.send({ type: 'message', id: 'good', text: 'fine' });
+    expect(await socket.nextOfType('ack')).toMatchObject({ id: 'good', status: 'accepted' });
+    await socket.reply('echo fine #1');
+    expect(socket.closeEvent).toBeUndefined();
+    expect((await userRows(welcome.sessionId)).map((r) => r.content)).toEqual(['fine']);
+  });
+});

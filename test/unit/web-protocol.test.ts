@@ -41,11 +41,17 @@ describe('client frames', () => {
   });
 
   it('says what is wrong with a bad frame', () => {
-    expect(parseClientFrame('nope')).toEqual({ error: 'a frame is one JSON object' });
+    expect(parseClientFrame('nope')).toEqual({ error: 'a frame is one JSON object', code: 'bad_frame' });
     expect(parseClientFrame('[]')).toHaveProperty('error');
+    expect(parseClientFrame('{"type":"message","id":"m1","text":"a\\u0000"}')).toEqual({
+      error: 'text: text must not contain NUL or unpaired surrogate characters',
+      code: 'invalid_text',
+      id: 'm1',
+    });
     expect(parseClientFrame('{"type":"shout"}')).toHaveProperty('error');
     expect(parseClientFrame('{"type":"message","id":"","text":"x"}')).toEqual({
       error: 'id: id is 1 to 64 of A-Z a-z 0-9 _ -',
+      code: 'bad_frame',
     });
     expect(
       (parseClientFrame(`{"type":"message","id":"${'a'.repeat(65)}","text":"x"}`) as { error: string }).error,
@@ -132,6 +138,7 @@ describe('web configuration', () => {
     expect(loadWebConfig({})).toEqual({
       enabled: true,
       allowedOrigins: undefined,
+      frameAncestors: [],
       maxFrameBytes: 65_536,
       heartbeatMs: 30_000,
       helloTimeoutMs: 10_000,
@@ -143,10 +150,12 @@ describe('web configuration', () => {
         WEB_MAX_FRAME_BYTES: '2048',
         WEB_HEARTBEAT_MS: '5000',
         WEB_HELLO_TIMEOUT_MS: '1000',
+        WEB_FRAME_ANCESTORS: 'https://intranet.example',
       }),
     ).toEqual({
       enabled: false,
       allowedOrigins: ['https://a.example', 'https://b.example:8443'],
+      frameAncestors: ['https://intranet.example'],
       maxFrameBytes: 2048,
       heartbeatMs: 5000,
       helloTimeoutMs: 1000,

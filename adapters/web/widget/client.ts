@@ -35,7 +35,7 @@ const PING_EVERY_MS = 25_000;
 const PONG_WITHIN_MS = 10_000;
 const ACK_DELAY_MS = 300;
 /** Errors after which resending the same message cannot help. */
-const FINAL_ERRORS = new Set(['empty_text', 'text_too_long', 'bad_frame']);
+const FINAL_ERRORS = new Set(['empty_text', 'text_too_long', 'bad_frame', 'invalid_text']);
 const CLOSE_BAD_TOKEN = 4401;
 const CLOSE_UNKNOWN_BOT = 4404;
 
