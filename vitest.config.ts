@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/setup/global-setup.ts'],
+    setupFiles: ['test/setup/channels.ts'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 120_000,

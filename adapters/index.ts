@@ -1,8 +1,27 @@
+import type { ChannelPlugin } from '../src/channels/plugin.ts';
+import { channels } from '../src/channels/registry.ts';
 import type { HubConfig } from '../src/config/env.ts';
 import type { Logger } from '../src/logger.ts';
 import type { ChannelAdapter } from '../src/ports.ts';
-import { teamsRequested } from './teams/config.ts';
-import { whatsAppRequested } from './whatsapp/config.ts';
+import { api } from './api/channel.ts';
+import { email } from './email/channel.ts';
+import { teams } from './teams/channel.ts';
+import { web } from './web/channel.ts';
+import { whatsapp } from './whatsapp/channel.ts';
+
+/**
+ * Every channel the hub knows: one line each. Adapters are set up and their routes mounted in
+ * this order; the web widget comes last, its page route (`/:bot`) being the most general.
+ */
+export const CHANNEL_PLUGINS: readonly ChannelPlugin[] = [api, whatsapp, teams, email, web];
+
+/** Puts every channel's declaration in the core's registry; loads no adapter. Safe to call again. */
+export function registerChannels(): void {
+  for (const plugin of CHANNEL_PLUGINS) channels.register(plugin.declaration);
+}
+
+// Importing this module is how a process learns its channels (the CLI, the benchmark, the tests).
+registerChannels();
 
 /**
  * The channels this process runs, chosen by configuration. Each adapter is imported only when
@@ -11,26 +30,13 @@ import { whatsAppRequested } from './whatsapp/config.ts';
 export async function loadAdapters(
   config: HubConfig,
   env: NodeJS.ProcessEnv,
-  _logger: Logger,
+  logger: Logger,
 ): Promise<ChannelAdapter[]> {
   const adapters: ChannelAdapter[] = [];
-  if (whatsAppRequested(env)) {
-    const { createWhatsAppAdapter, loadWhatsAppConfig } = await import('./whatsapp/index.ts');
-    const whatsapp = loadWhatsAppConfig(env, config.dataDir);
-    if (whatsapp) adapters.push(createWhatsAppAdapter(whatsapp));
+  for (const plugin of CHANNEL_PLUGINS) {
+    if (!plugin.enabled(env)) continue;
+    const adapter = await plugin.loadAdapter({ config, env, logger });
+    if (adapter) adapters.push(adapter);
   }
-  if (teamsRequested(env)) {
-    const { createTeamsAdapter, loadTeamsConfig } = await import('./teams/index.ts');
-    const teams = loadTeamsConfig(env);
-    if (teams) adapters.push(createTeamsAdapter(teams));
-  }
-  if (env.EMAIL_IMAP_HOST?.trim()) {
-    const email = await import('./email/index.ts');
-    adapters.push(email.createEmailAdapter(email.loadEmailConfig(env)));
-  }
-  // The web widget needs no credentials and no SDK: on unless WEB_ENABLED=false.
-  const web = await import('./web/index.ts');
-  const webConfig = web.loadWebConfig(env);
-  if (webConfig.enabled) adapters.push(web.createWebAdapter(webConfig));
   return adapters;
 }

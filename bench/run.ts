@@ -21,6 +21,7 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { registerChannels } from '../adapters/index.ts';
 import type { TurnCompleted } from '../src/bus/bus.ts';
 import { loadConfig } from '../src/config/env.ts';
 import type { EnvelopeInput } from '../src/envelope.ts';
@@ -393,6 +394,8 @@ function print(results: Result[]) {
 }
 
 const only = process.argv.slice(2);
+// The hub in this process knows its channels as the CLI's does.
+registerChannels();
 const want = (k: string) => only.length === 0 || only.includes(k);
 const results: Result[] = [];
 let distributed: { full: Result; paced: Result } | undefined;

@@ -1,9 +1,17 @@
 import { z } from 'zod';
+import { CHANNEL_NAME_PATTERN } from './channels/declaration.ts';
+import { channels } from './channels/registry.ts';
 
-/** Every channel Switchboard speaks. `api` is the plain REST API (`POST /api/chat`). */
-export const CHANNELS = ['web', 'whatsapp', 'teams', 'email', 'api'] as const;
-export const ChannelSchema = z.enum(CHANNELS);
-export type Channel = z.infer<typeof ChannelSchema>;
+/** A channel's name, as its adapter declares it (`adapters/<name>/channel.ts`). */
+export type Channel = string;
+
+/** A channel name some registered adapter declares. */
+export const ChannelSchema = z
+  .string()
+  .regex(CHANNEL_NAME_PATTERN, 'a channel name is lower-case letters, digits, - and _')
+  .refine((name) => channels.has(name), {
+    error: (issue) => `unknown channel "${String(issue.input)}"; channels: ${channels.names().join(', ')}`,
+  });
 
 /**
  * What an envelope asks the engine to do. `message` is a person talking; `start` opens a
@@ -94,6 +102,7 @@ export const EnvelopeSchema = z.object({
   attachments: z.array(AttachmentSchema).default([]),
   /** Whatever the adapter needs to answer later, from any process. */
   replyTo: z.unknown().optional(),
+
   /**
    * Channel details (subject, IP, page URL, ...). `noReply: true` asks the engine to record the
    * message without running the bot: mail that must never be answered (auto-replies, bounces).

@@ -273,7 +273,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
         admin: { adminToken: config.adminToken, rateLimiter, trustProxy: config.trustProxy },
       });
       mountAdminApi(app, {
-        idleTimeoutMs: (bot, channel) => bots.rules(bot, channel as Channel).idleTimeoutMs,
+        idleTimeoutMs: (bot, channel) => bots.rules(bot, channel).idleTimeoutMs,
         config,
         db,
         cache,

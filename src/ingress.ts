@@ -1,4 +1,5 @@
 import { ZodError } from 'zod';
+import { channels } from './channels/registry.ts';
 import type { BotRegistry } from './config/bots.ts';
 import { type Envelope, type EnvelopeInput, parseEnvelope, sessionLane } from './envelope.ts';
 import type { SessionRules } from './lifecycle/rules.ts';
@@ -30,12 +31,16 @@ export class RateLimitedError extends Error {
 }
 
 /**
- * Channels whose sender hears the answer to each message it sends (HTTP, the web socket): a
- * message over the limit is refused there and then, and nothing is queued. On the others
- * (WhatsApp, Teams, email) the platform has already delivered it, so it is recorded as refused
- * and the person gets one polite notice per minute, not one per message.
+ * Whether the sender of a message hears the answer to it (HTTP, the web socket: channels whose
+ * clients read or are pushed their replies): a message over the limit is refused there and then,
+ * and nothing is queued. Where a worker's sender delivers replies (WhatsApp, Teams, email) the
+ * platform has already delivered the message, so it is recorded as refused and the person gets
+ * one polite notice per minute, not one per message.
  */
-const REFUSED_AT_THE_DOOR = new Set(['api', 'web']);
+function refusedAtTheDoor(channel: string): boolean {
+  const delivery = channels.get(channel)?.delivery;
+  return delivery === 'live' || delivery === 'client';
+}
 
 /** What `meta.rateLimited` holds on a message recorded as refused. */
 export interface RateLimitedMeta {
@@ -72,7 +77,7 @@ export function createIngress(options: IngressOptions): Ingress {
     if (!decision || decision.allowed) return envelope;
     metrics.rateLimited.inc({ channel: envelope.channel });
     logger.info({ event: 'ingress.rate_limited', lane, envelopeId: envelope.id });
-    if (REFUSED_AT_THE_DOOR.has(envelope.channel))
+    if (refusedAtTheDoor(envelope.channel))
       throw new RateLimitedError(rules.messagesPerMinute, decision.retryAfterMs);
     const notice = await rateLimiter
       .hit(rateNoticeKey(lane), 1, MINUTE_MS)

@@ -34,7 +34,8 @@ export interface OpenedSession {
  */
 export async function openTokenSession(
   deps: { db: Db; ingress: Ingress; bots: BotRegistry },
-  input: { bot: string; channel: Extract<Channel, 'api' | 'web'>; meta?: Record<string, unknown> },
+  /** `channel`: one whose sessions are explicit (the REST API, the web widget). */
+  input: { bot: string; channel: Channel; meta?: Record<string, unknown> },
 ): Promise<OpenedSession> {
   const token = newToken();
   const { snapshot } = await createSession(deps.db, {

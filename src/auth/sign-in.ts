@@ -1,3 +1,4 @@
+import { channels, hasExplicitSessions } from '../channels/registry.ts';
 import type { Channel } from '../envelope.ts';
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
@@ -8,12 +9,9 @@ import {
   linkFreeIdentity,
   upsertExternalUser,
 } from '../store/users.ts';
-import { InvalidIdentityError, normalizeNativeId } from './identity.ts';
+import { InvalidIdentityError } from './identity.ts';
 import type { SignInLevel, VerifiedUser } from './jwt.ts';
 import { hashToken, newToken } from './token.ts';
-
-/** Only sessions a client holds by token can be signed in. */
-const TOKEN_CHANNELS: ReadonlySet<Channel> = new Set(['api', 'web']);
 
 /** The token no longer opens an open session: another sign-in replaced it, or the session ended. */
 export class StaleTokenError extends Error {
@@ -46,19 +44,28 @@ export interface SignInResult {
   identities: IdentityLink[];
 }
 
-/** The channel identities a JWT vouches for: only verified email addresses and phone numbers. */
+/**
+ * The channel identities a JWT vouches for: only verified email addresses and phone numbers, on
+ * every channel whose native ids are addresses or numbers.
+ */
 function verifiedIdentities(user: VerifiedUser): { channel: Channel; nativeId: string }[] {
   const found: { channel: Channel; nativeId: string }[] = [];
-  const add = (channel: Channel, raw: string | undefined) => {
-    if (!raw) return;
-    try {
-      found.push({ channel, nativeId: normalizeNativeId(channel, raw) });
-    } catch (err) {
-      if (!(err instanceof InvalidIdentityError)) throw err;
+  const email = user.emailVerified ? user.email : undefined;
+  const phone = user.phoneNumberVerified ? user.phoneNumber : undefined;
+  for (const [kind, raw] of [
+    ['email', email],
+    ['phone', phone],
+  ] as const) {
+    if (!raw) continue;
+    for (const declaration of channels.all()) {
+      if (declaration.nativeId.kind !== kind) continue;
+      try {
+        found.push({ channel: declaration.name, nativeId: declaration.nativeId.normalize(raw) });
+      } catch (err) {
+        if (!(err instanceof InvalidIdentityError)) throw err;
+      }
     }
-  };
-  if (user.emailVerified) add('email', user.email);
-  if (user.phoneNumberVerified) add('whatsapp', user.phoneNumber);
+  }
   return found;
 }
 
@@ -76,7 +83,8 @@ export async function signInSession(db: Db, tokenHash: Buffer, user: VerifiedUse
     if (!sessionId) throw stale();
     const session = await findSessionByTokenHash(tx, tokenHash);
     if (session?.id !== sessionId || session.endedAt) throw stale();
-    if (!TOKEN_CHANNELS.has(session.channel))
+    // Only sessions a client holds by token can be signed in.
+    if (!hasExplicitSessions(session.channel))
       throw new NotUpgradableError(`a ${session.channel} session cannot be signed in`);
     const userId = await upsertExternalUser(tx, {
       externalId: user.subject,

@@ -1,5 +1,3 @@
-import type { Channel } from '../envelope.ts';
-
 /**
  * Pub/sub between the processes of one hub: a worker tells the gateways that a turn finished,
  * so `POST /api/chat` can answer and a web socket can be fed wherever it is connected.
@@ -48,11 +46,5 @@ export interface TurnChunk {
 
 /** What is published on a session's topic. */
 export type SessionEvent = TurnStarted | TurnCompleted | TurnChunk;
-
-/**
- * Channels whose clients follow a turn live on the bus (typing, streamed chunks): the web
- * widget. Other channels hear only of the finished turn, so the engine spares them the rest.
- */
-export const LIVE_CHANNELS: ReadonlySet<Channel> = new Set(['web']);
 
 export const sessionTopic = (sessionId: string) => `session:${sessionId}`;

@@ -163,13 +163,13 @@ export class BotRegistry {
     return bot;
   }
 
-  /** The bot's session rules on a channel, the hub's defaults filled in. */
-  rules(bot: string, channel: Channel): SessionRules {
+  /** The bot's session rules on a channel (absent: no channel's overrides), the hub's defaults filled in. */
+  rules(bot: string, channel?: Channel): SessionRules {
     return this.rulebook.for(bot, channel);
   }
 
   /** The rules of a bot that configures nothing: what sessions of a removed bot live by. */
-  defaultRules(channel: Channel): SessionRules {
+  defaultRules(channel?: Channel): SessionRules {
     return this.rulebook.defaultsFor(channel);
   }
 

@@ -1,10 +1,11 @@
 import type { Bus, SessionEvent } from '../bus/bus.ts';
-import { LIVE_CHANNELS, sessionTopic } from '../bus/bus.ts';
+import { sessionTopic } from '../bus/bus.ts';
 import type { SessionCache } from '../cache/cache.ts';
+import { channels, hasExplicitSessions, isLiveChannel } from '../channels/registry.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
-import { type Channel, type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
+import { type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
 import type { RateLimitedMeta } from '../ingress.ts';
 import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild } from '../logger.ts';
@@ -28,10 +29,14 @@ import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
 import { type LlmProvider, TurnDraft } from './turn.ts';
 
-/** Channels whose identities are real people we can recognise again: they get a user record at first contact. */
-const IDENTIFIED_CHANNELS: ReadonlySet<Channel> = new Set(['whatsapp', 'teams', 'email']);
-/** Channels whose sessions are made explicitly (`POST /api/session`), never by an arriving message. */
-const EXPLICIT_SESSION_CHANNELS: ReadonlySet<Channel> = new Set(['api', 'web']);
+/**
+ * Whether the envelope's sender is a person we can recognise again (a user record at first
+ * contact): the channel's declaration, unless the channel could not verify this one sender
+ * (forged mail), who is then nobody we know.
+ */
+function identifies(envelope: Envelope): boolean {
+  return (channels.get(envelope.channel)?.identified ?? false) && envelope.identityVerified !== false;
+}
 type SessionKey = Pick<ContactSession, 'bot' | 'channel' | 'nativeKey'>;
 
 /** Another writer moved the session this many times in a row: give up and let the queue retry. */
@@ -213,7 +218,8 @@ export class SessionEngine {
   }
 
   private signalTyping(snapshot: SessionSnapshot, envelope: Envelope): void {
-    if (LIVE_CHANNELS.has(snapshot.session.channel)) {
+    // Only live channels' clients follow a turn on the bus; the others hear of the finished turn.
+    if (isLiveChannel(snapshot.session.channel)) {
       void this.publish({ type: 'turn.started', sessionId: snapshot.session.id, envelopeId: envelope.id });
     }
     this.o.delivery.typing(snapshot.session);
@@ -308,7 +314,7 @@ export class SessionEngine {
    */
   private async resolve(envelope: Envelope, trustCached: boolean): Promise<SessionSnapshot | undefined> {
     const open = await this.findOpen(envelope, trustCached);
-    if (!open || EXPLICIT_SESSION_CHANNELS.has(envelope.channel)) return open;
+    if (!open || hasExplicitSessions(envelope.channel)) return open;
     if (envelope.kind !== 'message') return open;
     const rules = this.o.bots.rules(envelope.bot, envelope.channel);
     if (!isIdle(open.session.lastActivityAt, new Date(envelope.receivedAt), rules)) return open;
@@ -374,7 +380,7 @@ export class SessionEngine {
     const key = { bot: envelope.bot, channel: envelope.channel, nativeKey: nativeSessionKey(envelope) };
     let snapshot = await findOpenSnapshotByKey(db, key);
     if (!snapshot) {
-      if (!create || EXPLICIT_SESSION_CHANNELS.has(envelope.channel)) return undefined;
+      if (!create || hasExplicitSessions(envelope.channel)) return undefined;
       snapshot = await this.createForContact(envelope, key);
     }
     await cache.setSessionId(lane, snapshot.session.id).catch(() => undefined);
@@ -385,11 +391,9 @@ export class SessionEngine {
   private async createForContact(envelope: Envelope, key: SessionKey): Promise<SessionSnapshot> {
     const { db, logger } = this.o;
     const meta = { ...envelope.meta, ...(envelope.from.name ? { name: envelope.from.name } : {}) };
-    // A sender the channel could not verify (forged mail) is nobody we know.
-    const identity =
-      IDENTIFIED_CHANNELS.has(envelope.channel) && envelope.identityVerified !== false
-        ? { nativeId: envelope.from.id, name: envelope.from.name, email: envelope.from.email }
-        : null;
+    const identity = identifies(envelope)
+      ? { nativeId: envelope.from.id, name: envelope.from.name, email: envelope.from.email }
+      : null;
     let made: { snapshot: SessionSnapshot; created: boolean } | undefined;
     try {
       made = {

@@ -2,7 +2,7 @@ import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import { InvalidIdentityError, normalizeNativeId } from '../auth/identity.ts';
 import type { SessionCache } from '../cache/cache.ts';
-import { CHANNELS, type Channel } from '../envelope.ts';
+import { type Channel, ChannelSchema } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../store/db.ts';
 import { assignIdentitySessions } from '../store/sessions.ts';
@@ -23,8 +23,7 @@ export interface IdentityApiDeps {
   admin: AdminGuardOptions;
 }
 
-const CHANNEL_ERROR = `channel is one of ${CHANNELS.join(', ')}`;
-const channel = z.enum(CHANNELS, { error: CHANNEL_ERROR });
+const channel = ChannelSchema;
 const LinkBody = z
   .object({
     channel,
@@ -117,7 +116,8 @@ export function mountIdentityApi(app: Hono, deps: IdentityApiDeps): void {
   app.delete('/api/admin/users/:id/identities/:channel/:nativeId', admin, async (c) => {
     const userId = userIdParam(c);
     const parsedChannel = channel.safeParse(c.req.param('channel'));
-    if (!parsedChannel.success) throw new ApiError(400, 'invalid_request', CHANNEL_ERROR);
+    if (!parsedChannel.success)
+      throw new ApiError(400, 'invalid_request', parsedChannel.error.issues[0]?.message ?? 'unknown channel');
     const nativeId = normalized(parsedChannel.data, c.req.param('nativeId') ?? '');
     const removed = await unlinkIdentity(db, { userId, channel: parsedChannel.data, nativeId });
     if (!removed)

@@ -71,11 +71,11 @@ export async function runExpiry(deps: ExpiryDeps, now = new Date()): Promise<Exp
 async function expireAnonymousSessions(deps: ExpiryDeps, now: Date): Promise<number> {
   const { db, bots } = deps;
   const names = bots.names();
-  // Bots no longer configured keep the hub's default retention (any channel's rules: retention is per bot).
-  const retention = (bot: string) => bots.rules(bot, 'api').anonymousRetentionMs;
+  // Bots no longer configured keep the hub's default retention (retention is per bot, not per channel).
+  const retention = (bot: string) => bots.rules(bot).anonymousRetentionMs;
   let total = 0;
   const groups = [...groupBy(names, retention)].map(([ms, group]) => ({ ms, group, others: false }));
-  groups.push({ ms: bots.defaultRules('api').anonymousRetentionMs, group: names, others: true });
+  groups.push({ ms: bots.defaultRules().anonymousRetentionMs, group: names, others: true });
   for (const { ms, group, others } of groups) {
     const cutoff = new Date(now.getTime() - ms);
     for (;;) {
@@ -133,7 +133,7 @@ async function forget(deps: ExpiryDeps, rows: ExpiredRow[]): Promise<void> {
 
 async function deleteOldMessages(deps: ExpiryDeps, now: Date): Promise<number> {
   const { db, bots } = deps;
-  const keep = (bot: string) => bots.rules(bot, 'api').keepMessagesMs;
+  const keep = (bot: string) => bots.rules(bot).keepMessagesMs;
   let total = 0;
   for (const [ms, group] of groupBy(bots.names(), keep)) {
     if (ms === null) continue;

@@ -46,7 +46,8 @@ export const SessionSettingsSchema = z
       .int()
       .min(1)
       .default(10 * MEGABYTE),
-    channels: z.partialRecord(ChannelSchema, ChannelRulesSchema).default({}),
+    /** Keyed by a channel some adapter declares (`adapters/index.ts`). */
+    channels: z.record(ChannelSchema, ChannelRulesSchema).default({}),
   })
   .strict();
 export type SessionSettings = z.infer<typeof SessionSettingsSchema>;
@@ -69,12 +70,13 @@ export interface RuleDefaults {
   rateLimitPerMinute: number;
 }
 
+/** `channel` absent: the bot's rules before any channel's overrides (retention, which is per bot). */
 export function sessionRules(
   settings: SessionSettings,
-  channel: Channel,
+  channel: Channel | undefined,
   defaults: RuleDefaults,
 ): SessionRules {
-  const override = settings.channels[channel] ?? {};
+  const override = (channel === undefined ? undefined : settings.channels[channel]) ?? {};
   return {
     idleTimeoutMs: (override.idleTimeoutMinutes ?? settings.idleTimeoutMinutes) * MINUTE_MS,
     anonymousRetentionMs: (settings.anonymousRetentionDays ?? defaults.anonymousSessionDays) * DAY_MS,
@@ -111,8 +113,8 @@ export class SessionRulebook {
     private readonly defaults: RuleDefaults,
   ) {}
 
-  for(bot: string, channel: Channel): SessionRules {
-    const key = `${bot}|${channel}`;
+  for(bot: string, channel?: Channel): SessionRules {
+    const key = `${bot}|${channel ?? ''}`;
     let rules = this.resolved.get(key);
     if (!rules) {
       rules = sessionRules(this.settingsOf(bot) ?? DEFAULT_SETTINGS, channel, this.defaults);
@@ -122,7 +124,7 @@ export class SessionRulebook {
   }
 
   /** The rules of a bot that configures nothing (or is no longer configured). */
-  defaultsFor(channel: Channel): SessionRules {
+  defaultsFor(channel?: Channel): SessionRules {
     return sessionRules(DEFAULT_SETTINGS, channel, this.defaults);
   }
 }

@@ -1,10 +1,11 @@
 import { Counter, Histogram } from 'prom-client';
-import { type Bus, LIVE_CHANNELS, sessionTopic, type TurnChunk } from '../bus/bus.ts';
+import { type Bus, sessionTopic, type TurnChunk } from '../bus/bus.ts';
+import { channels } from '../channels/registry.ts';
 import type { BotRegistry, BotSettings } from '../config/bots.ts';
 import type { DialogServices } from '../dialog/runtime.ts';
 import { type BotContext, type BotLlm, NoLlmConfiguredError } from '../engine/bot.ts';
 import type { LlmProvider } from '../engine/turn.ts';
-import type { Channel, Envelope } from '../envelope.ts';
+import type { Envelope } from '../envelope.ts';
 import type { KnowledgeSource } from '../kb/indexer.ts';
 import { searchChunks } from '../kb/store.ts';
 import type { Logger } from '../logger.ts';
@@ -248,7 +249,8 @@ export class LlmService {
       }
     }
 
-    const stream = talk && LIVE_CHANNELS.has(ctx.session.channel);
+    const declared = channels.get(ctx.session.channel);
+    const stream = talk && declared?.delivery === 'live' && declared.renders.streaming;
     let published = Promise.resolve();
     const publish = (text: string) => {
       const chunk = this.chunkEvent(ctx, text);

@@ -9,7 +9,7 @@ import { until } from '../helpers/until.ts';
 const DIALOG_CONFIG = path.join(REPO_ROOT, 'test/fixtures/dialog');
 const NAMES = 'Ana Bob Cyd Dee Eve Fay Gus Hal Ida Jon Kai Lou Moe Ned Oz Pia Quin Rex Sol Tia'.split(' ');
 
-const identity: Record<Exclude<Channel, 'api' | 'web'>, (i: number) => string> = {
+const identity: Record<'whatsapp' | 'teams' | 'email', (i: number) => string> = {
   whatsapp: (i) => `+49151000${String(i).padStart(4, '0')}`,
   teams: (i) => `29:aad-user-${i}`,
   email: (i) => `person${i}@example.com`,

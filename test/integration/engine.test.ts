@@ -48,6 +48,12 @@ describe('session engine with the in-process queue (PostgreSQL)', () => {
     expect(snap!.session.userId).toBeTruthy();
   });
 
+  it('refuses an envelope of a channel no adapter declares, naming the channels there are', async () => {
+    await expect(
+      running.hub.ingress.accept({ ...wa('+491700000003', 1, 'hi'), channel: 'fax' }),
+    ).rejects.toThrow(/unknown channel "fax"; channels: .*whatsapp/);
+  });
+
   it('processes an envelope delivered twice once', async () => {
     const from = '+491700000002';
     expect((await running.hub.ingress.accept(wa(from, 1, 'once'))).status).toBe('accepted');

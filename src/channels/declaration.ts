@@ -1,0 +1,87 @@
+/**
+ * What a channel is, declared by the adapter that owns it (`adapters/<name>/channel.ts`) and read
+ * by the core, which never names a channel itself. A declaration is plain data plus one pure
+ * function: loading it loads no platform SDK and starts nothing.
+ */
+
+/** A channel's name: lower-case letters, digits, `-` and `_` (it is part of ids, keys and labels). */
+export const CHANNEL_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/**
+ * What a channel's native id is. Sign-in links the identities a JWT verified to the channels
+ * whose ids are of that kind: a verified email address to `email` channels, a verified phone
+ * number to `phone` channels.
+ */
+export type NativeIdKind = 'email' | 'phone' | 'opaque';
+
+/**
+ * How sessions begin. `explicit`: a client opens one and holds it by token (`POST /api/session`,
+ * the web widget); a message never opens one, idle sessions are not ended by the next message
+ * (the token's expiry governs), and only these sessions can be signed in. `keyed`: the first
+ * message for `(bot, channel, from.id[, thread])` opens one.
+ */
+export type SessionStart = 'explicit' | 'keyed';
+
+/**
+ * How replies reach the person. `live`: pushed to connected clients through the bus, with typing
+ * and streamed chunks (the web socket). `client`: the client reads them itself (the REST answer,
+ * the history). `sender`: a worker's sender delivers them through the platform. On `live` and
+ * `client` channels the sender of a message hears the answer to it, so a message over the rate
+ * limit is refused at once (HTTP 429, an error frame); on `sender` channels the platform has
+ * already delivered it, so it is recorded as refused and a notice goes out once a minute.
+ */
+export type DeliveryMode = 'live' | 'client' | 'sender';
+
+/** The platform's limits on what one reply may hold; absent: no limit the hub knows of. */
+export interface ChannelLimits {
+  /** Characters in one text message. */
+  readonly textLength?: number;
+  /** Buttons (suggestions) shown with one message. */
+  readonly buttons?: number;
+  /** Characters in one button's title. */
+  readonly buttonTextLength?: number;
+  /** Bytes in one file sent or received. */
+  readonly mediaBytes?: number;
+}
+
+/** What the channel can show the person. */
+export interface ChannelRendering {
+  /** Suggested replies as buttons or a keyboard (otherwise, at most, as text). */
+  readonly suggestions: boolean;
+  /** Cards (rich attachments with a title, text, image and actions). */
+  readonly cards: boolean;
+  /** Files and media sent to the person. */
+  readonly files: boolean;
+  /** A typing indicator while the bot works. */
+  readonly typing: boolean;
+  /** A reply growing as the bot produces it (LLM tokens). */
+  readonly streaming: boolean;
+}
+
+export interface ChannelDeclaration {
+  /** `envelope.channel`, part of the session key, a metrics label, `sessions.channels.<name>` in bot.json. */
+  readonly name: string;
+  readonly nativeId: {
+    readonly kind: NativeIdKind;
+    /**
+     * The stored form of a native id (`user_identities`, session keys): a phone number in E.164,
+     * an address in lower case. Throws InvalidIdentityError saying what is wrong.
+     */
+    normalize(raw: string): string;
+  };
+  /**
+   * Whether the person behind a native id is known (a phone number, an address, a work account):
+   * a user record at first contact, USER MEMORY, identity linking. It is the channel's default;
+   * an envelope's `identityVerified` overrides it for one message.
+   */
+  readonly identified: boolean;
+  readonly sessions: SessionStart;
+  readonly delivery: DeliveryMode;
+  readonly limits: ChannelLimits;
+  readonly renders: ChannelRendering;
+}
+
+/** A native id that is not one on its channel. */
+export class InvalidIdentityError extends Error {
+  override name = 'InvalidIdentityError';
+}

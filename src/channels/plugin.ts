@@ -1,0 +1,24 @@
+import type { HubConfig } from '../config/env.ts';
+import type { Logger } from '../logger.ts';
+import type { ChannelAdapter } from '../ports.ts';
+import type { ChannelDeclaration } from './declaration.ts';
+
+/** What `loadAdapter` gets: the hub's configuration and the environment the adapter reads its own from. */
+export interface AdapterLoadContext {
+  config: HubConfig;
+  env: NodeJS.ProcessEnv;
+  logger: Logger;
+}
+
+/**
+ * One channel as `adapters/index.ts` registers it (`adapters/<name>/channel.ts` exports it).
+ * Reading it is cheap: the declaration is data, `enabled` reads the environment, and only
+ * `loadAdapter` imports the adapter (and its platform SDK).
+ */
+export interface ChannelPlugin {
+  readonly declaration: ChannelDeclaration;
+  /** Whether this hub runs the channel, from the environment alone (no SDK, no connection). */
+  enabled(env: NodeJS.ProcessEnv): boolean;
+  /** Imports and builds the adapter; undefined when its configuration turns it off after all. */
+  loadAdapter(context: AdapterLoadContext): Promise<ChannelAdapter | undefined>;
+}
