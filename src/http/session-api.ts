@@ -175,13 +175,15 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
         `Idempotency-Key is ${idempotencyKey.length} characters; the limit is ${MAX_MESSAGE_ID}`,
       );
     const messageId = body.message_id ?? idempotencyKey ?? randomUUID();
-    const envelopeId = `api:${session.id}:${messageId}`;
+    // A token session's messages go to its own channel's lane (a web session's token works here
+    // too): the turn runs in the session, and its sockets see the message and the replies.
+    const envelopeId = `${session.channel}:${session.id}:${messageId}`;
     const wait = c.req.query('wait') !== 'false' && config.chatWaitMs > 0;
     const waiter = wait ? await waitForTurn(bus, session.id, envelopeId, config.chatWaitMs) : undefined;
     try {
       const accepted = await acceptOrRefuse(ingress, {
         id: envelopeId,
-        channel: 'api',
+        channel: session.channel,
         bot: session.bot,
         from: { id: session.id },
         text: body.text,

@@ -158,3 +158,40 @@ describe('text no store keeps (NUL, unpaired surrogates) on the REST API and the
     expect((await userRows(welcome.sessionId)).map((r) => r.content)).toEqual(['fine']);
   });
 });
+
+describe('a web session token on POST /api/chat', () => {
+  let hub: WebHub;
+  beforeAll(async () => {
+    hub = await startWebHub();
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  it('is processed in the web session itself: the answer holds the reply, and the widget sees both', async () => {
+    const socket = await pool.connect(hub);
+    const welcome = await socket.hello();
+    await socket.messagesThrough(1);
+    const api = apiClient(hub.url);
+    const res = await api.chat(welcome.token, 'from the API', { message_id: 'api-1' });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({
+      envelope_id: `web:${welcome.sessionId}:api-1`,
+      status: 'completed',
+      replies: [{ role: 'assistant', text: 'echo from the API #1' }],
+    });
+    await socket.reply('echo from the API #1');
+    expect(
+      socket
+        .messages()
+        .filter((m) => m.role === 'user')
+        .map((m) => [m.text, m.clientId]),
+    ).toEqual([['from the API', 'api-1']]);
+    // The session goes on: the socket can still talk in it.
+    socket.send({ type: 'message', id: 'w1', text: 'and from the widget' });
+    await socket.reply('echo and from the widget #2');
+    expect(socket.frames.some((f) => f.type === 'ended')).toBe(false);
+    const history = await api.history(welcome.token);
+    expect(history.json.messages.map((m: { text: string }) => m.text)).toContain('echo from the API #1');
+  });
+});
