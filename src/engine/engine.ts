@@ -39,6 +39,14 @@ function identifies(envelope: Envelope): boolean {
 }
 type SessionKey = Pick<ContactSession, 'bot' | 'channel' | 'nativeKey'>;
 
+/**
+ * A renewed session's start waits at most this long for its predecessor's end (normally a few
+ * milliseconds: the end was queued first, in the predecessor's lane); then it goes ahead anyway.
+ */
+export const PREVIOUS_END_WAIT_MS = 10_000;
+const PREVIOUS_END_POLL_MS = 20;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Another writer moved the session this many times in a row: give up and let the queue retry. */
 export const MAX_CONFLICT_RETRIES = 5;
 
@@ -141,6 +149,7 @@ export class SessionEngine {
         return 'no_session';
       }
       if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope);
+      if (attempt === 0 && envelope.kind === 'start') await this.afterPreviousEnd(snapshot.session);
       const draft = new TurnDraft(snapshot, envelope);
       // An outbound envelope is a reply already written: recorded and sent, the bot does not run.
       if (envelope.kind !== 'outbound') await this.runBot(draft);
@@ -215,6 +224,29 @@ export class SessionEngine {
       sessionId: session.id,
       replies: replies.length,
     });
+  }
+
+  /**
+   * A session renewed after an idle-out starts only once its predecessor's end is committed: the
+   * two are in different lanes, and a start that reads what the end handler wrote (a summary in
+   * the person's memory) must see it.
+   */
+  private async afterPreviousEnd(session: SessionSnapshot['session']): Promise<void> {
+    const previous = session.meta.previousSessionId;
+    if (typeof previous !== 'string' || !UUID.test(previous)) return;
+    const deadline = Date.now() + PREVIOUS_END_WAIT_MS;
+    for (;;) {
+      const { rows } = await this.o.db.query<{ ended: boolean }>(
+        'SELECT ended_at IS NOT NULL AS ended FROM sessions WHERE id = $1',
+        [previous],
+      );
+      if (rows.length === 0 || rows[0]!.ended) return;
+      if (Date.now() > deadline) {
+        this.o.logger.warn({ event: 'session.previous_end_late', sessionId: session.id, previous });
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, PREVIOUS_END_POLL_MS));
+    }
   }
 
   private signalTyping(snapshot: SessionSnapshot, envelope: Envelope): void {

@@ -204,6 +204,33 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
     expect(current!.user_id).not.toBeNull();
   });
 
+  it("on idle renewal the new session's start waits for the old session's end (a slow ON SESSION END)", async () => {
+    const api = apiClient(running.url);
+    const opened = await api.createSession('handover');
+    await api.chat(opened.token, 'shoes');
+    await api.chat(opened.token, 'size 42');
+    // `handover` idles out after 1.2 s.
+    await new Promise((r) => setTimeout(r, 1_600));
+    const after = await api.chat(opened.token, 'back again');
+    expect(after.status).toBe(200);
+    const current = (await api.call('GET', '/api/session', { token: opened.token })).json
+      .session_id as string;
+    expect(current).not.toBe(opened.session_id);
+    // The end handler took 800 ms and left a summary; the new greeting read it.
+    expect(
+      await until(
+        () => texts(current),
+        (t) => t.length === 2,
+      ),
+    ).toEqual(['Welcome back; last time: shoes, size 42', 'Noted: back again']);
+    expect(await texts(opened.session_id)).toEqual([
+      'Hello, first time here',
+      'Noted: shoes',
+      'Noted: size 42',
+      'Goodbye (idle)',
+    ]);
+  });
+
   it('two messages racing after the idle timeout renew the session once, and both land in the new one', async () => {
     const api = apiClient(running.url);
     const opened = await api.createSession('returning');
