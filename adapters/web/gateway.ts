@@ -9,8 +9,9 @@ import { IDLE_END_REASON } from '../../src/lifecycle/rules.ts';
 import { sessionForMessage } from '../../src/lifecycle/token-renewal.ts';
 import type { AdapterHost } from '../../src/ports.ts';
 import { endTokenSession, openTokenSession, sessionForToken } from '../../src/sessions.ts';
-import { listMessages, markDeliveredThrough } from '../../src/store/messages.ts';
-import type { MessageRecord, SessionRecord } from '../../src/store/records.ts';
+import { markDeliveredThrough } from '../../src/store/messages.ts';
+import { personHistory } from '../../src/store/person-history.ts';
+import { isPersonFacing, type MessageRecord, type SessionRecord } from '../../src/store/records.ts';
 import type { WebConfig } from './config.ts';
 import { originAllowed } from './origin.ts';
 import {
@@ -235,7 +236,7 @@ export class Room {
     let after = Math.min(...targets.map((t) => t.cursor));
     let last: MessageRecord | undefined;
     for (;;) {
-      const rows = await listMessages(this.gateway.host.db, this.sessionId, {
+      const rows = await personHistory(this.gateway.host.db, this.sessionId, {
         afterSeq: after,
         limit: PAGE_SIZE,
       });
@@ -270,7 +271,7 @@ function clientIdOf(row: MessageRecord): string | undefined {
 }
 
 export function toMessageFrame(row: MessageRecord): ServerFrame | undefined {
-  if (row.role === 'tool' || row.role === 'note') return undefined;
+  if (!isPersonFacing(row.role)) return undefined;
   const suggestions = suggestionsOf(row);
   const clientId = row.role === 'user' ? clientIdOf(row) : undefined;
   return {

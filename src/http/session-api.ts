@@ -12,7 +12,8 @@ import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
 import { endTokenSession, openTokenSession } from '../sessions.ts';
 import type { Db } from '../store/db.ts';
-import { isEnvelopeRecorded, listMessages, repliesTo } from '../store/messages.ts';
+import { isEnvelopeRecorded } from '../store/messages.ts';
+import { personHistory, personRepliesTo } from '../store/person-history.ts';
 import type { MessageRecord, SessionState } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { ApiError, readJson } from './errors.ts';
@@ -149,7 +150,7 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
     const { after, before, limit } = parsed.data;
     if (after !== undefined && before !== undefined)
       throw new ApiError(400, 'invalid_request', 'use either after or before, not both');
-    const messages = await listMessages(db, session.id, { afterSeq: after, beforeSeq: before, limit });
+    const messages = await personHistory(db, session.id, { afterSeq: after, beforeSeq: before, limit });
     const last = messages.at(-1);
     return c.json({
       session_id: session.id,
@@ -193,7 +194,7 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
       const queued = { envelope_id: envelopeId, status: 'queued' as const };
       if (!waiter) return c.json(queued, 202);
       if (accepted.status === 'duplicate' && (await isEnvelopeRecorded(db, envelopeId))) {
-        const replies = await repliesTo(db, envelopeId);
+        const replies = await personRepliesTo(db, envelopeId);
         return c.json({
           envelope_id: envelopeId,
           status: 'completed',
@@ -204,19 +205,9 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
       const turn = await waiter.result;
       if (!turn)
         return c.json({ ...queued, message: 'still working; the replies will be in the history' }, 202);
-      return c.json({
-        envelope_id: envelopeId,
-        status: 'completed',
-        replies: turn.replies.map((r) =>
-          toApiMessage({
-            seq: r.seq,
-            role: 'assistant',
-            content: r.text,
-            createdAt: r.createdAt,
-            payload: r.payload,
-          }),
-        ),
-      });
+      // From the history, through the person's reader, not from the bus event: one filter for every path.
+      const replies = await personRepliesTo(db, envelopeId);
+      return c.json({ envelope_id: envelopeId, status: 'completed', replies: replies.map(toApiMessage) });
     } finally {
       await waiter?.cancel();
     }

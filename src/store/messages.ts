@@ -1,5 +1,5 @@
 import { prepared, type Queryable } from './db.ts';
-import { type DeliveryStatus, type MessageRecord, toMessageRecord } from './records.ts';
+import { type DeliveryStatus, type MessageRecord, type MessageRole, toMessageRecord } from './records.ts';
 
 export const MAX_PAGE_SIZE = 200;
 
@@ -11,31 +11,47 @@ export interface HistoryPage {
   limit: number;
 }
 
+/** Postgres text[] literal for a list of roles (plain identifiers, so nothing to quote). */
+const roleList = (roles: readonly MessageRole[] | undefined): string | null =>
+  roles ? `{${roles.join(',')}}` : null;
+
+/**
+ * A session's history, every role unless `roles` narrows it. What a person is shown is read
+ * through `personHistory` (`person-history.ts`), never with this directly.
+ */
 export async function listMessages(
   q: Queryable,
   sessionId: string,
   page: HistoryPage,
+  roles?: readonly MessageRole[],
 ): Promise<MessageRecord[]> {
   const limit = Math.min(Math.max(page.limit, 1), MAX_PAGE_SIZE);
+  const only = roleList(roles);
   if (page.beforeSeq !== undefined) {
     const { rows } = await q.query(
-      'SELECT * FROM messages WHERE session_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3',
-      [sessionId, page.beforeSeq, limit],
+      `SELECT * FROM messages WHERE session_id = $1 AND seq < $2 AND ($4::text[] IS NULL OR role = ANY($4::text[]))
+       ORDER BY seq DESC LIMIT $3`,
+      [sessionId, page.beforeSeq, limit, only],
     );
     return rows.map(toMessageRecord).reverse();
   }
   const { rows } = await q.query(
-    'SELECT * FROM messages WHERE session_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3',
-    [sessionId, page.afterSeq ?? 0, limit],
+    `SELECT * FROM messages WHERE session_id = $1 AND seq > $2 AND ($4::text[] IS NULL OR role = ANY($4::text[]))
+     ORDER BY seq ASC LIMIT $3`,
+    [sessionId, page.afterSeq ?? 0, limit, only],
   );
   return rows.map(toMessageRecord);
 }
 
-/** The replies a turn produced, in order; empty when the envelope has not been processed (yet). */
-export async function repliesTo(q: Queryable, envelopeId: string): Promise<MessageRecord[]> {
+/** The rows of these roles a turn added after its inbound message, in order; empty when not processed (yet). */
+export async function repliesTo(
+  q: Queryable,
+  envelopeId: string,
+  roles: readonly MessageRole[],
+): Promise<MessageRecord[]> {
   const { rows } = await q.query(
-    `SELECT * FROM messages WHERE in_reply_to = $1 AND role = 'assistant' ORDER BY seq ASC`,
-    [envelopeId],
+    'SELECT * FROM messages WHERE in_reply_to = $1 AND role = ANY($2::text[]) ORDER BY seq ASC',
+    [envelopeId, roleList(roles)],
   );
   return rows.map(toMessageRecord);
 }

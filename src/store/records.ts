@@ -7,6 +7,24 @@ export type AuthLevel = (typeof AUTH_LEVELS)[number];
 export const MESSAGE_ROLES = ['user', 'assistant', 'agent', 'system', 'tool', 'note'] as const;
 export type MessageRole = (typeof MESSAGE_ROLES)[number];
 
+/**
+ * The roles a person may see of their own conversation, on every path that shows it to them
+ * (REST history, socket replay, the replies of `POST /api/chat`; read through
+ * `person-history.ts`). An allowlist on purpose: a role not named here (a tool's raw result, an
+ * agent's internal note, whatever comes next) stays private until someone decides otherwise.
+ * `system` rows are the session's markers ("session started", "session ended").
+ */
+export const PERSON_FACING_ROLES = [
+  'user',
+  'assistant',
+  'agent',
+  'system',
+] as const satisfies readonly MessageRole[];
+export type PersonFacingRole = (typeof PERSON_FACING_ROLES)[number];
+
+export const isPersonFacing = (role: string): role is PersonFacingRole =>
+  (PERSON_FACING_ROLES as readonly string[]).includes(role);
+
 export const DELIVERY_STATUSES = ['received', 'queued', 'sent', 'delivered', 'read', 'failed'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHub, type Hub } from '../../src/hub.ts';
 import type { Db } from '../../src/store/db.ts';
-import { listMessages, repliesTo } from '../../src/store/messages.ts';
+import { listMessages } from '../../src/store/messages.ts';
+import { personRepliesTo } from '../../src/store/person-history.ts';
 import { createSession, loadSnapshot } from '../../src/store/sessions.ts';
 import { commitTurn, commitTurnBatch, type TurnWrite } from '../../src/store/turns.ts';
 import { type Backend, openTestDb, silentLogger, tempDir } from '../helpers/database.ts';
@@ -74,7 +75,7 @@ describe.each<Backend>(['postgres', 'pglite'])(
       expect(rows[1]!.payload).toEqual({ tool: 'order_status', callId: 'c1', arguments: '{"order":"A-1"}' });
       expect(rows[1]!.inReplyTo).toBe(envelopeId);
       // A tool row is history, not a reply.
-      expect((await repliesTo(db, envelopeId)).map((r) => r.content)).toEqual(['It shipped.']);
+      expect((await personRepliesTo(db, envelopeId)).map((r) => r.content)).toEqual(['It shipped.']);
       const snapshot = await loadSnapshot(db, sessionId);
       expect(snapshot!.state.summary).toMatchObject({ text: summaryText, throughSeq: 0 });
       expect(snapshot!.session.lastSeq).toBe(3);

@@ -281,6 +281,65 @@ describe('LLM replies through a real hub (PostgreSQL, in-process queue)', () => 
     expect(texts(await api.chat(s.token, 'Thanks!'))).toEqual(['seen 2 tool results']);
   });
 
+  it("the person's history never shows tool rows: GET /api/session/messages (every page) and the chat replies", async () => {
+    fake.handle((r) =>
+      r.body.messages.at(-1)!.role === 'user'
+        ? { toolCalls: [{ id: 'call_p', name: 'stock', arguments: { product: 'kettle' } }] }
+        : { text: 'We have three.' },
+    );
+    const s = await api.createSession('shop');
+    const res = await api.chat(s.token, 'Kettles in stock?');
+    expect(res.json.replies.map((r: { role: string; text: string }) => [r.role, r.text])).toEqual([
+      ['assistant', 'We have three.'],
+    ]);
+    // The raw tool result is in the store...
+    const all = await listMessages(running.hub.db, s.session_id, { limit: 50 });
+    expect(all.map((m) => m.role)).toContain('tool');
+
+    // ...and nowhere the person reads their conversation.
+    const shown = [
+      ['system', 'session started'],
+      ['assistant', 'Welcome to the kettle shop.'],
+      ['user', 'Kettles in stock?'],
+      ['assistant', 'We have three.'],
+    ];
+    const history = await api.history(s.token, '?limit=50');
+    expect(history.status).toBe(200);
+    expect(history.json.messages.map((m: { role: string; text: string }) => [m.role, m.text])).toEqual(shown);
+    const newest = await api.history(s.token, `?before=${all.at(-1)!.seq + 1}&limit=2`);
+    expect(newest.json.messages.map((m: { role: string }) => m.role)).toEqual(['user', 'assistant']);
+    // Paged one row at a time, the pages count only what the person sees.
+    const paged: string[] = [];
+    for (let after = 0, i = 0; i < 10; i++) {
+      const page = await api.history(s.token, `?after=${after}&limit=1`);
+      if (page.json.messages.length === 0) break;
+      paged.push(...page.json.messages.map((m: { role: string }) => m.role));
+      after = page.json.next_after;
+    }
+    expect(paged).toEqual(shown.map(([role]) => role));
+
+    // A resend of the same message reads its replies from the history through the same reader.
+    const again = await api.chat(s.token, 'Kettles in stock?', { message_id: 'same' });
+    const dup = await api.chat(s.token, 'Kettles in stock?', { message_id: 'same' });
+    expect(dup.json.duplicate).toBe(true);
+    expect(dup.json.replies.map((r: { role: string }) => r.role)).toEqual(['assistant']);
+    expect(dup.json.replies.map((r: { text: string }) => r.text)).toEqual(texts(again));
+
+    // An agent's note stays private; an agent's message is for the person (rows as handoff writes them).
+    const last = (await listMessages(running.hub.db, s.session_id, { beforeSeq: 1e9, limit: 1 }))[0]!.seq;
+    await running.hub.db.query(
+      `INSERT INTO messages (session_id, seq, role, content, delivery_status, payload)
+       VALUES ($1, $2, 'note', 'internal: refund approved', 'received', '{}'),
+              ($1, $3, 'agent', 'Hello, this is Ana.', 'sent', '{"agentId": "ana"}')`,
+      [s.session_id, last + 1, last + 2],
+    );
+    await running.hub.db.query('UPDATE sessions SET last_seq = $2 WHERE id = $1', [s.session_id, last + 2]);
+    const tail = await api.history(s.token, `?after=${last}`);
+    expect(tail.json.messages.map((m: { role: string; text: string }) => [m.role, m.text])).toEqual([
+      ['agent', 'Hello, this is Ana.'],
+    ]);
+  });
+
   it('bounds tool rounds: after maxToolRounds the model must answer in words', async () => {
     fake.handle((r) =>
       r.body.tool_choice === 'none'

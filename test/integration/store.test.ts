@@ -15,11 +15,11 @@ import {
   applyPlatformStatus,
   isEnvelopeRecorded,
   listMessages,
-  repliesTo,
   undeliveredReplies,
   updateDelivery,
 } from '../../src/store/messages.ts';
 import { migrate } from '../../src/store/migrate.ts';
+import { personRepliesTo } from '../../src/store/person-history.ts';
 import {
   createContactSession,
   createSession,
@@ -143,7 +143,7 @@ describe.each(backends)('store on %s', (backend) => {
       [2, 'assistant', 'hi', 'queued'],
     ]);
     expect(messages[1]?.payload).toEqual({ suggestions: [{ text: 'Yes' }] });
-    expect((await repliesTo(db, write.inbound.envelopeId)).map((m) => m.content)).toEqual(['hi']);
+    expect((await personRepliesTo(db, write.inbound.envelopeId)).map((m) => m.content)).toEqual(['hi']);
     expect(await isEnvelopeRecorded(db, write.inbound.envelopeId)).toBe(true);
     expect(await getBotMemory(db, 'default', 'greeted')).toEqual([1, 2]);
     const events = await db.query<{ type: string; data: unknown }>(
