@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadAdapters } from '../adapters/index.ts';
+import { CHANNEL_PLUGINS, loadAdapters } from '../adapters/index.ts';
 import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { checkBots, formatError } from './dialog/check.ts';
 import { createHub, openDatabase } from './hub.ts';
@@ -18,7 +18,7 @@ Commands:
   outbox failed [--json]                       replies that exhausted their delivery attempts
   outbox replay [--session ID]                 send them again (all, or one session's)
   help                                         show this help
-
+${CHANNEL_PLUGINS.flatMap((p) => (p.command ? [`${p.command.usage}\n`] : [])).join('')}
 Configuration is read from the environment; see README.md.`;
 
 async function start(args: string[]): Promise<void> {
@@ -119,9 +119,15 @@ export async function main(argv: string[]): Promise<void> {
     case '-h':
       process.stdout.write(`${USAGE}\n`);
       return;
-    default:
+    default: {
+      const channel = CHANNEL_PLUGINS.find((p) => p.declaration.name === command && p.command);
+      if (channel?.command) {
+        process.exitCode = await channel.command.run(rest, { env: process.env, out: process.stdout });
+        return;
+      }
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
       process.exitCode = 2;
+    }
   }
 }
 

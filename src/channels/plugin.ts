@@ -21,4 +21,17 @@ export interface ChannelPlugin {
   enabled(env: NodeJS.ProcessEnv): boolean;
   /** Imports and builds the adapter; undefined when its configuration turns it off after all. */
   loadAdapter(context: AdapterLoadContext): Promise<ChannelAdapter | undefined>;
+  /** `switchboard <channel name> …`: what an operator runs for this channel, if anything. */
+  readonly command?: ChannelCommand;
+}
+
+/**
+ * A channel's own CLI command (registering a webhook with the platform, …), run as
+ * `switchboard <channel name> <args…>`. Like `loadAdapter`, `run` imports what it needs itself.
+ */
+export interface ChannelCommand {
+  /** Its lines in `switchboard help`: `<channel> <subcommand> [options]`, then what it does. */
+  readonly usage: string;
+  /** Runs it; resolves with the exit code. Throws ConfigError for a mistake of the operator's. */
+  run(args: string[], io: { env: NodeJS.ProcessEnv; out: NodeJS.WritableStream }): Promise<number>;
 }
