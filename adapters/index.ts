@@ -6,6 +6,7 @@ import type { ChannelAdapter } from '../src/ports.ts';
 import { api } from './api/channel.ts';
 import { email } from './email/channel.ts';
 import { teams } from './teams/channel.ts';
+import { telegram } from './telegram/channel.ts';
 import { web } from './web/channel.ts';
 import { whatsapp } from './whatsapp/channel.ts';
 
@@ -13,7 +14,7 @@ import { whatsapp } from './whatsapp/channel.ts';
  * Every channel the hub knows: one line each. Adapters are set up and their routes mounted in
  * this order; the web widget comes last, its page route (`/:bot`) being the most general.
  */
-export const CHANNEL_PLUGINS: readonly ChannelPlugin[] = [api, whatsapp, teams, email, web];
+export const CHANNEL_PLUGINS: readonly ChannelPlugin[] = [api, whatsapp, teams, telegram, email, web];
 
 /** Puts every channel's declaration in the core's registry; loads no adapter. Safe to call again. */
 export function registerChannels(): void {

@@ -1,0 +1,46 @@
+import type { Hono } from 'hono';
+import { ConfigError } from '../../src/config/env.ts';
+import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
+import { type BotApi, createBotApi } from './bot-api.ts';
+import type { TelegramConfig } from './config.ts';
+import { TelegramSender } from './sender.ts';
+import { mountWebhook } from './webhook/routes.ts';
+
+export type { TelegramConfig } from './config.ts';
+export { loadTelegramConfig, telegramRequested } from './config.ts';
+
+/**
+ * The Telegram channel, in webhook mode: updates arrive at `POST /webhooks/telegram` (checked
+ * with the secret token), replies leave with `sendMessage`. A person is their private chat id.
+ */
+export function createTelegramAdapter(config: TelegramConfig): ChannelAdapter {
+  let host: AdapterHost | undefined;
+  let api: BotApi | undefined;
+  let sender: TelegramSender | undefined;
+  const ready = () => {
+    if (!sender) throw new Error('the Telegram adapter was not set up');
+    return sender;
+  };
+
+  return {
+    channel: 'telegram',
+    sender: {
+      send: (batch) => ready().send(batch),
+      typing: (session) => ready().typing(session),
+    },
+
+    async setup(h: AdapterHost) {
+      host = h;
+      if (!h.bots.has(config.bot))
+        throw new ConfigError(`Telegram answers with bot ${config.bot} (TELEGRAM_BOT), which does not exist`);
+      api = createBotApi({ token: config.token, apiUrl: config.apiUrl, timeoutMs: config.requestTimeoutMs });
+      sender = new TelegramSender(api, h.logger);
+      h.logger.info({ event: 'telegram.configured', bot: config.bot, groups: config.groups });
+    },
+
+    routes(app: Hono) {
+      if (!host || !api) throw new Error('the Telegram adapter was not set up');
+      mountWebhook(app, { config, host, api });
+    },
+  };
+}

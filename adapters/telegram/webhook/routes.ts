@@ -1,0 +1,83 @@
+import type { Hono } from 'hono';
+import { Counter } from 'prom-client';
+import { ApiError } from '../../../src/http/errors.ts';
+import type { AdapterHost } from '../../../src/ports.ts';
+import type { BotApi } from '../bot-api.ts';
+import type { TelegramConfig } from '../config.ts';
+import { callbackToEnvelope, type EnvelopeResult, messageToEnvelope } from './envelope.ts';
+import { NotATelegramUpdateError, type ParsedUpdate, parseUpdate } from './parse.ts';
+import { SECRET_TOKEN_HEADER, verifySecretToken } from './verify.ts';
+
+export const WEBHOOK_PATH = '/webhooks/telegram';
+
+export interface WebhookDeps {
+  config: TelegramConfig;
+  host: AdapterHost;
+  api: BotApi;
+}
+
+/**
+ * `POST /webhooks/telegram`: one Update per request. 401 when the secret token is wrong, with
+ * nothing accepted; 200 once the update's envelope is durably accepted (a redelivered update_id is
+ * a duplicate, answered 200 too), or when the update is not one the channel acts on; 500 when the
+ * hub could not accept it, so Telegram delivers it again.
+ */
+export function mountWebhook(app: Hono, deps: WebhookDeps): void {
+  const { config, host, api } = deps;
+  const logger = host.logger;
+  const webhooks = new Counter({
+    name: 'switchboard_telegram_webhooks_total',
+    help: 'Telegram webhook requests, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [host.metrics.registry],
+  });
+
+  app.post(WEBHOOK_PATH, async (c) => {
+    if (!verifySecretToken(c.req.header(SECRET_TOKEN_HEADER), config.webhookSecret)) {
+      webhooks.inc({ outcome: 'bad_secret' });
+      logger.warn({ event: 'telegram.webhook_rejected', reason: 'secret token' });
+      throw new ApiError(401, 'invalid_secret_token', 'X-Telegram-Bot-Api-Secret-Token does not match');
+    }
+    let update: ParsedUpdate;
+    try {
+      update = parseUpdate(await c.req.json());
+    } catch (err) {
+      webhooks.inc({ outcome: 'invalid' });
+      if (err instanceof NotATelegramUpdateError) throw new ApiError(400, 'invalid_request', err.message);
+      throw new ApiError(400, 'invalid_json', 'the request body is not valid JSON');
+    }
+    const options = { bot: config.bot, botUserId: config.botUserId, groups: config.groups };
+    let result: EnvelopeResult;
+    if (update.kind === 'message') result = messageToEnvelope(update.updateId, update.message, options);
+    else if (update.kind === 'callback')
+      result = callbackToEnvelope(update.updateId, update.callback, options);
+    else result = { skipped: update.reason };
+
+    if (update.kind === 'callback') {
+      // Stops the spinner on the button, whatever becomes of the press.
+      api.raw
+        .answerCallbackQuery({ callback_query_id: update.callback.id })
+        .catch((err: Error) => logger.warn({ event: 'telegram.callback_answer_failed', err: err.message }));
+    }
+    if ('skipped' in result) {
+      webhooks.inc({ outcome: 'ignored' });
+      logger.debug({ event: 'telegram.update_skipped', updateId: update.updateId, reason: result.skipped });
+      return c.json({ status: 'ignored', reason: result.skipped });
+    }
+    try {
+      const accepted = await host.ingress.accept(result.envelope);
+      webhooks.inc({ outcome: accepted.status });
+      return c.json({ status: accepted.status, envelope_id: accepted.envelopeId });
+    } catch (err) {
+      if ((err as Error).name !== 'InvalidEnvelopeError') throw err;
+      // Retrying cannot fix an envelope the core refuses: acknowledged, logged, dropped.
+      webhooks.inc({ outcome: 'invalid' });
+      logger.error({
+        event: 'telegram.envelope_invalid',
+        envelopeId: result.envelope.id,
+        err: (err as Error).message,
+      });
+      return c.json({ status: 'ignored', reason: 'invalid envelope' });
+    }
+  });
+}
