@@ -5,6 +5,7 @@ import type { Logger } from '../src/logger.ts';
 import type { ChannelAdapter } from '../src/ports.ts';
 import { api } from './api/channel.ts';
 import { email } from './email/channel.ts';
+import { slack } from './slack/channel.ts';
 import { teams } from './teams/channel.ts';
 import { telegram } from './telegram/channel.ts';
 import { web } from './web/channel.ts';
@@ -14,7 +15,7 @@ import { whatsapp } from './whatsapp/channel.ts';
  * Every channel the hub knows: one line each. Adapters are set up and their routes mounted in
  * this order; the web widget comes last, its page route (`/:bot`) being the most general.
  */
-export const CHANNEL_PLUGINS: readonly ChannelPlugin[] = [api, whatsapp, teams, telegram, email, web];
+export const CHANNEL_PLUGINS: readonly ChannelPlugin[] = [api, whatsapp, teams, telegram, slack, email, web];
 
 /** Puts every channel's declaration in the core's registry; loads no adapter. Safe to call again. */
 export function registerChannels(): void {

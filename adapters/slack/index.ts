@@ -1,0 +1,56 @@
+import type { WebClient } from '@slack/web-api';
+import type { Hono } from 'hono';
+import { ConfigError } from '../../src/config/env.ts';
+import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
+import type { SlackConfig } from './config.ts';
+import { SlackSender } from './sender.ts';
+import { createWebClient } from './web-client.ts';
+import { mountWebhook } from './webhook/routes.ts';
+
+export type { SlackConfig } from './config.ts';
+export { loadSlackConfig, slackRequested } from './config.ts';
+
+/**
+ * The Slack channel: the Events API in (`POST /webhooks/slack`, button presses at
+ * `/webhooks/slack/interactions`), the Web API out (`chat.postMessage`, in the person's thread).
+ * A person is a workspace user (team + user); a mention in a channel is a session per thread.
+ */
+export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
+  let host: AdapterHost | undefined;
+  let client: WebClient | undefined;
+  let sender: SlackSender | undefined;
+  let webhook: { close(): void } | undefined;
+
+  return {
+    channel: 'slack',
+    sender: {
+      send(batch) {
+        if (!sender) throw new Error('the Slack adapter was not set up');
+        return sender.send(batch);
+      },
+    },
+
+    async setup(h: AdapterHost) {
+      host = h;
+      if (!h.bots.has(config.bot))
+        throw new ConfigError(`Slack answers with bot ${config.bot} (SLACK_BOT), which does not exist`);
+      client = createWebClient({
+        token: config.botToken,
+        apiUrl: config.apiUrl,
+        timeoutMs: config.requestTimeoutMs,
+        logger: h.logger,
+      });
+      sender = new SlackSender(client, h.logger);
+      h.logger.info({ event: 'slack.configured', bot: config.bot });
+    },
+
+    routes(app: Hono) {
+      if (!host) throw new Error('the Slack adapter was not set up');
+      webhook = mountWebhook(app, { config, host });
+    },
+
+    async stop() {
+      webhook?.close();
+    },
+  };
+}
