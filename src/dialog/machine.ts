@@ -22,6 +22,15 @@ import {
   type Value,
 } from './values.ts';
 
+/** Names a script reads as the session's own facts when it has no variable of that name. */
+export const SESSION_VARIABLES: readonly string[] = ['session_id', 'user_id', 'channel'];
+
+/**
+ * Variables the hub gives a script itself: the person's message and the session's facts. Values
+ * from outside the script (a tool's arguments) never take these names.
+ */
+export const RESERVED_VARIABLES: readonly string[] = ['message', ...SESSION_VARIABLES];
+
 /** Longest list a script may build: keeps `a = a + [x]` in a loop from eating the process. */
 export const MAX_LIST_ITEMS = 10_000;
 
@@ -233,7 +242,7 @@ export class Machine {
         if (f.script === frame.script && f.unit === MAIN_UNIT && name in f.locals) return f.locals[name]!;
       }
     }
-    if (name === 'session_id' || name === 'user_id' || name === 'channel')
+    if (SESSION_VARIABLES.includes(name))
       return readSession(name, this.ctx.session, this.ctx.envelope) ?? null;
     throw new DialogRuntimeError(
       `variable ${name} has no value yet (assign it first, or read a session variable with GET ${name})`,

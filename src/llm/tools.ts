@@ -1,15 +1,15 @@
 import path from 'node:path';
-import { z } from 'zod';
 import type { BotSettings } from '../config/bots.ts';
 import { MAIN_UNIT } from '../dialog/compiler.ts';
 import { DialogRuntimeError } from '../dialog/errors.ts';
 import { ScriptLibrary } from '../dialog/library.ts';
-import { Machine } from '../dialog/machine.ts';
+import { Machine, RESERVED_VARIABLES } from '../dialog/machine.ts';
 import { TurnBuffer } from '../dialog/turn-buffer.ts';
 import { fromJson, type Value } from '../dialog/values.ts';
 import type { BotContext } from '../engine/bot.ts';
 import type { ToolCall, ToolSpec } from './client.ts';
 import type { ToolDeclaration } from './settings.ts';
+import { compileToolArguments, type ToolArguments, toolValidator } from './tool-arguments.ts';
 
 /** Tool scripts live here, inside the bot's folder. */
 export const TOOLS_DIR = 'tools';
@@ -31,7 +31,21 @@ export interface ToolOutcome {
 interface LoadedTool {
   declaration: ToolDeclaration;
   spec: ToolSpec;
-  validate: z.ZodType;
+  args: ToolArguments;
+  /** Names an argument may not take: the script's own variables, the URL's own query keys. */
+  reserved: ReadonlySet<string>;
+}
+
+/** What the hub or the bot's author already decided for a tool, which an argument may not change. */
+function reservedNames(d: ToolDeclaration): Set<string> {
+  if (d.script) return new Set(RESERVED_VARIABLES);
+  if (d.http?.method === 'GET') return new Set(new URL(d.http.url).searchParams.keys());
+  return new Set();
+}
+
+/** The reserved name an argument would take, if any (script variables are case-insensitive). */
+function clash(tool: LoadedTool, name: string): boolean {
+  return tool.reserved.has(tool.declaration.script ? name.toLowerCase() : name);
 }
 
 function clip(text: string): string {
@@ -60,6 +74,7 @@ export class BotTools {
   ): Promise<BotTools> {
     const declarations = settings.llm?.tools ?? [];
     const tools = new Map<string, LoadedTool>();
+    const ajv = toolValidator();
     let scripts: ScriptLibrary | undefined;
     if (declarations.some((d) => d.script)) {
       const opened = await ScriptLibrary.open(path.join(botDir, TOOLS_DIR));
@@ -74,22 +89,32 @@ export class BotTools {
         throw new ToolConfigError(
           `${path.join(botDir, TOOLS_DIR, d.script)}: tool "${d.name}" names a script that is not there`,
         );
-      let validate: z.ZodType;
+      let args: ToolArguments;
       try {
-        validate = z.fromJSONSchema(d.parameters as Parameters<typeof z.fromJSONSchema>[0]);
+        args = compileToolArguments(ajv, d.parameters);
       } catch (err) {
         throw new ToolConfigError(
           `tool "${d.name}": parameters is not a usable JSON schema (${(err as Error).message})`,
         );
       }
-      tools.set(d.name, {
+      const loaded: LoadedTool = {
         declaration: d,
-        validate,
+        args,
+        reserved: reservedNames(d),
         spec: {
           type: 'function',
-          function: { name: d.name, description: d.description, parameters: d.parameters },
+          function: { name: d.name, description: d.description, parameters: args.schema },
         },
-      });
+      };
+      const declared = Object.keys((d.parameters.properties as Record<string, unknown> | undefined) ?? {});
+      const taken = declared.filter((p) => clash(loaded, p));
+      if (taken.length > 0)
+        throw new ToolConfigError(
+          `tool "${d.name}": parameter ${taken.map((t) => `"${t}"`).join(', ')} ${
+            d.script ? "is one of the script's own variables" : "is fixed by the tool's URL"
+          }; give it another name`,
+        );
+      tools.set(d.name, loaded);
     }
     return new BotTools(tools, scripts, settings, env);
   }
@@ -118,12 +143,18 @@ export class BotTools {
     const tool = this.tools.get(name);
     if (!tool || !active.includes(name))
       return { ok: false, args, content: `error: there is no tool named "${name}"` };
-    const checked = tool.validate.safeParse(args);
-    if (!checked.success) {
-      const problems = checked.error.issues.map((i) => `${i.path.join('.') || '(arguments)'}: ${i.message}`);
-      return { ok: false, args, content: `error: invalid arguments: ${problems.join('; ')}` };
-    }
-    const input = (checked.data ?? {}) as Record<string, unknown>;
+    const checked = tool.args.check(args);
+    if (!checked.ok)
+      return { ok: false, args, content: `error: invalid arguments: ${checked.problems.join('; ')}` };
+    const input = args as Record<string, unknown>;
+    // A schema that leaves arguments open still cannot set what the tool fixed itself.
+    const taken = Object.keys(input).filter((k) => clash(tool, k));
+    if (taken.length > 0)
+      return {
+        ok: false,
+        args,
+        content: `error: invalid arguments: ${taken.map((k) => `${k}: is reserved`).join('; ')}`,
+      };
     try {
       const content = tool.declaration.script
         ? await this.runScript(tool.declaration.script, input, ctx)

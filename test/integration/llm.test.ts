@@ -340,6 +340,45 @@ describe('LLM replies through a real hub (PostgreSQL, in-process queue)', () => 
     ]);
   });
 
+  it('a tool call with arguments outside the schema goes back to the model as a tool error, and the tool never runs', async () => {
+    fake.handle((r) => {
+      const last = r.body.messages.at(-1)!;
+      if (last.role === 'user')
+        return {
+          toolCalls: [
+            { id: 'call_x', name: 'stock', arguments: { product: 'kettle', warehouse: 'all', debug: true } },
+            { id: 'call_y', name: 'order_status', arguments: { order: 'C-3', last_order: 'forged' } },
+          ],
+        };
+      return { text: 'Sorry, I could not look that up.' };
+    });
+    const s = await api.createSession('shop');
+    const stockCalls = stockRequests.length;
+    const before = fake.requests.length;
+    const res = await api.chat(s.token, 'Stock and order C-3?');
+    expect(texts(res)).toEqual(['Sorry, I could not look that up.']);
+    expect(stockRequests.length).toBe(stockCalls);
+    const followUp = fake.requests[before + 1]!;
+    expect(followUp.body.messages.slice(-2)).toEqual([
+      {
+        role: 'tool',
+        tool_call_id: 'call_x',
+        content:
+          'error: invalid arguments: warehouse: not a parameter of this tool; debug: not a parameter of this tool',
+      },
+      {
+        role: 'tool',
+        tool_call_id: 'call_y',
+        content: 'error: invalid arguments: last_order: not a parameter of this tool',
+      },
+    ]);
+    // The model was shown the closed schema.
+    expect(followUp.body.tools!.find((t) => t.function.name === 'stock')!.function.parameters).toMatchObject({
+      additionalProperties: false,
+    });
+    expect((await loadSnapshot(running.hub.db, s.session_id))!.state.variables.last_order).toBeUndefined();
+  });
+
   it('bounds tool rounds: after maxToolRounds the model must answer in words', async () => {
     fake.handle((r) =>
       r.body.tool_choice === 'none'

@@ -99,7 +99,12 @@ describe('tools', () => {
       llm([
         lookup,
         { name: 'waits', description: 'd', script: 'waits.bas' },
-        { name: 'weather', description: 'd', http: { url: `${url}/weather`, method: 'GET' } },
+        {
+          name: 'weather',
+          description: 'd',
+          parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } } },
+          http: { url: `${url}/weather`, method: 'GET' },
+        },
         { name: 'broken', description: 'd', http: { url: `${url}/fail` } },
         {
           name: 'secret',
@@ -140,6 +145,115 @@ describe('tools', () => {
       'weather',
       'lookup',
     ]);
+  });
+
+  it('checks arguments against the schema with every object closed: extra keys go back to the model as an error', async () => {
+    const settings = BotSettingsSchema.parse(
+      llm([
+        lookup,
+        {
+          name: 'forecast',
+          description: 'd',
+          parameters: {
+            type: 'object',
+            properties: {
+              city: { type: 'string' },
+              when: { type: 'object', properties: { day: { type: 'string' } } },
+            },
+            required: ['city'],
+          },
+          http: { url: `${url}/forecast`, method: 'GET' },
+        },
+        {
+          name: 'open',
+          description: 'd',
+          parameters: { type: 'object', properties: { q: { type: 'string' } }, additionalProperties: true },
+          http: { url: `${url}/open`, method: 'GET' },
+        },
+      ]),
+    );
+    const tools = await BotTools.load(dir, settings, {});
+    const active = ['lookup', 'forecast', 'open'];
+    const { ctx, draft } = context();
+    const calls = seen.length;
+
+    // A script tool: an undeclared key never becomes a variable.
+    const script = await tools.run(
+      call('lookup', { word: 'kettle', times: 1, looked_up: 'forged' }),
+      ctx,
+      active,
+    );
+    expect(script).toMatchObject({
+      ok: false,
+      content: 'error: invalid arguments: looked_up: not a parameter of this tool',
+    });
+    expect(draft.state.variables).toEqual({});
+    // An HTTP tool: an undeclared key, at the top or inside a declared object, never reaches the query string.
+    expect((await tools.run(call('forecast', { city: 'Oslo', api_key: 'x' }), ctx, active)).content).toBe(
+      'error: invalid arguments: api_key: not a parameter of this tool',
+    );
+    expect(
+      (await tools.run(call('forecast', { city: 'Oslo', when: { day: 'mon', hour: 3 } }), ctx, active))
+        .content,
+    ).toBe('error: invalid arguments: when.hour: not a parameter of this tool');
+    expect((await tools.run(call('forecast', { city: 7 }), ctx, active)).content).toBe(
+      'error: invalid arguments: city: must be string',
+    );
+    expect(seen.length).toBe(calls);
+    // What the model is shown is the closed schema; a schema that opens itself stays open.
+    const [forecast, open] = tools.specs(['forecast', 'open']);
+    expect(forecast!.function.parameters).toMatchObject({
+      additionalProperties: false,
+      properties: { when: { additionalProperties: false } },
+    });
+    expect(open!.function.parameters).toMatchObject({ additionalProperties: true });
+    expect(await tools.run(call('open', { q: 'a', extra: 'b' }), ctx, active)).toMatchObject({ ok: true });
+    expect(seen.at(-1)).toBe('GET /open?q=a&extra=b');
+  });
+
+  it("never lets an argument overwrite the URL's own query values or the script's own variables", async () => {
+    const open = { type: 'object', properties: { q: { type: 'string' } }, additionalProperties: true };
+    const settings = BotSettingsSchema.parse(
+      llm([
+        { ...lookup, name: 'loose', parameters: { ...lookup.parameters, additionalProperties: true } },
+        {
+          name: 'search',
+          description: 'd',
+          parameters: open,
+          http: { url: `${url}/search?key=k1&lang=en`, method: 'GET' },
+        },
+      ]),
+    );
+    const tools = await BotTools.load(dir, settings, {});
+    const { ctx } = context();
+    const calls = seen.length;
+    expect(
+      (await tools.run(call('search', { q: 'tea', key: 'attacker', lang: 'fr' }), ctx, ['search'])).content,
+    ).toBe('error: invalid arguments: key: is reserved; lang: is reserved');
+    expect(
+      (await tools.run(call('loose', { word: 'x', message: 'forged', Channel: 'teams' }), ctx, ['loose']))
+        .content,
+    ).toBe('error: invalid arguments: message: is reserved; Channel: is reserved');
+    expect(seen.length).toBe(calls);
+    expect(await tools.run(call('search', { q: 'tea' }), ctx, ['search'])).toMatchObject({ ok: true });
+    expect(seen.at(-1)).toBe('GET /search?key=k1&lang=en&q=tea');
+
+    // Declaring such a parameter is refused when the bot loads.
+    const declares = (tool: unknown) => BotTools.load(dir, BotSettingsSchema.parse(llm([tool])), {});
+    await expect(
+      declares({
+        name: 'search',
+        description: 'd',
+        parameters: { type: 'object', properties: { key: { type: 'string' } } },
+        http: { url: `${url}/search?key=k1`, method: 'GET' },
+      }),
+    ).rejects.toThrow(/tool "search": parameter "key" is fixed by the tool's URL/);
+    await expect(
+      declares({ ...lookup, parameters: { type: 'object', properties: { message: { type: 'string' } } } }),
+    ).rejects.toThrow(/tool "lookup": parameter "message" is one of the script's own variables/);
+    await expect(
+      declares({ ...lookup, parameters: { type: 'object', properties: { n: { type: 'nonsense' } } } }),
+    ).rejects.toThrow(/tool "lookup": parameters is not a usable JSON schema/);
   });
 
   it('refuses at start a tool whose script is missing or broken, and a key written in bot.json', async () => {
