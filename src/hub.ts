@@ -264,8 +264,8 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     });
     const works = role === 'all' || role === 'worker';
     if (serves) {
-      mountSessionApi(app, { config, db, bots, ingress, bus, logger });
-      if (signIn) mountAuthApi(app, { signIn });
+      mountSessionApi(app, { config, db, bots, ingress, bus, logger, rateLimiter });
+      if (signIn) mountAuthApi(app, { signIn, rateLimiter, config });
       mountIdentityApi(app, {
         db,
         cache,

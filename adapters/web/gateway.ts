@@ -4,9 +4,11 @@ import { Gauge } from 'prom-client';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { SignInRefused } from '../../src/auth/sign-in-service.ts';
 import { type SessionEvent, sessionTopic } from '../../src/bus/bus.ts';
+import { requestAddress } from '../../src/http/client-address.ts';
 import { InvalidEnvelopeError, RateLimitedError } from '../../src/ingress.ts';
 import { IDLE_END_REASON } from '../../src/lifecycle/rules.ts';
 import { sessionForMessage } from '../../src/lifecycle/token-renewal.ts';
+import { MINUTE_MS, sessionCreateKey, signInAttemptKey } from '../../src/limits/rate-limiter.ts';
 import type { AdapterHost } from '../../src/ports.ts';
 import { endTokenSession, openTokenSession, sessionForToken } from '../../src/sessions.ts';
 import { markDeliveredThrough } from '../../src/store/messages.ts';
@@ -116,7 +118,7 @@ export class WebGateway {
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const info: ClientInfo = {
-        ip: req.socket.remoteAddress,
+        ip: requestAddress(req, this.host.config.trustProxy),
         userAgent: req.headers['user-agent'],
         origin,
         acceptLanguage: req.headers['accept-language']?.split(',')[0]?.split(';')[0],
@@ -301,6 +303,11 @@ export class Connection {
   private hello: Extract<ClientFrame, { type: 'hello' }> | undefined;
   /** The token that opens `session`, to find its successor when it idles out. */
   private token: string | undefined;
+  /**
+   * The token of the session this socket opened (kept through its sign-in on this socket): while
+   * it still opens a session, this socket may not open another.
+   */
+  private openedToken: string | undefined;
   /** When this socket last knew the session active: a message after a long quiet is checked against the database. */
   lastActivityAt = 0;
 
@@ -443,6 +450,7 @@ export class Connection {
         this.ws.close(CLOSE.UNKNOWN_BOT, `there is no bot named "${bot}"`);
         return;
       }
+      if (!(await this.mayOpenSession())) return;
       const opened = await openTokenSession(
         { db: host.db, ingress: host.ingress, bots: host.bots },
         {
@@ -453,10 +461,38 @@ export class Connection {
       );
       session = opened.session;
       token = opened.token;
+      this.openedToken = token;
       this.gateway.log.info({ event: 'session.created', sessionId: session.id, bot, channel: 'web' });
     }
     this.hello = frame;
     await this.bind(session, frame.token ?? token!, { lastSeq: frame.lastSeq, newToken: token });
+  }
+
+  /**
+   * A socket opens one session at a time (another once that one has ended), and a client
+   * address SESSION_CREATE_PER_MINUTE a minute; a refused hello is answered with an error
+   * frame, and the socket may say hello again.
+   */
+  private async mayOpenSession(): Promise<boolean> {
+    const { host } = this;
+    const refuse = (code: 'session_open' | 'rate_limited', message: string, retryAfterMs?: number) => {
+      this.gateway.log.info({ event: 'session.create_limited', channel: 'web', reason: code });
+      this.error(code, message, retryAfterMs === undefined ? {} : { retryAfterMs });
+      this.armHelloTimer();
+      return false;
+    };
+    if (this.openedToken && (await sessionForToken(host.db, this.openedToken)))
+      return refuse('session_open', 'this socket already opened a session that is still open; end it first');
+    const address = this.info.ip ?? 'unknown';
+    const limit = host.config.sessionCreatePerMinute;
+    const decision = await host.rateLimiter.hit(sessionCreateKey(address), limit, MINUTE_MS);
+    if (!decision.allowed)
+      return refuse(
+        'rate_limited',
+        `this address opened ${limit} sessions in the last minute; retry later`,
+        decision.retryAfterMs,
+      );
+    return true;
   }
 
   /** Joins the session's room, says welcome, and sends what the client has not seen yet. */
@@ -574,8 +610,23 @@ export class Connection {
     if (!session || !token) return this.error('not_ready', 'send hello first');
     const signIn = this.host.signIn;
     if (!signIn) return this.error('sign_in_disabled', 'sign-in is not configured on this hub');
+    const limit = this.host.config.sessionCreatePerMinute;
+    const attempt = await this.host.rateLimiter.hit(
+      signInAttemptKey(this.info.ip ?? 'unknown'),
+      limit,
+      MINUTE_MS,
+    );
+    if (!attempt.allowed)
+      return this.error(
+        'rate_limited',
+        `this address tried ${limit} sign-ins in the last minute; retry later`,
+        {
+          retryAfterMs: attempt.retryAfterMs,
+        },
+      );
     try {
       const result = await signIn(token, jwt);
+      if (this.openedToken === token) this.openedToken = result.token;
       this.token = result.token;
       this.send({
         type: 'authenticated',

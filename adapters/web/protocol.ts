@@ -127,6 +127,8 @@ export type ErrorCode =
   | 'empty_text'
   | 'text_too_long'
   | 'rate_limited'
+  /** A hello without token, on a socket whose own session is still open. */
+  | 'session_open'
   | SignInRefusal
   | 'internal';
 

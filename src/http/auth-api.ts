@@ -1,6 +1,9 @@
 import type { Hono } from 'hono';
 import { z } from 'zod';
 import { type SignIn, type SignInRefusal, SignInRefused } from '../auth/sign-in-service.ts';
+import type { HubConfig } from '../config/env.ts';
+import { MINUTE_MS, type RateLimiter, retryAfterSeconds, signInAttemptKey } from '../limits/rate-limiter.ts';
+import { contextAddress } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
 import { bearerToken } from './session-auth.ts';
 
@@ -28,10 +31,32 @@ const CHALLENGE: Partial<Record<SignInRefusal, string>> = {
 };
 
 /** `POST /api/session/authenticate`: the host site's JWT upgrades an anonymous session to its user. */
-export function mountAuthApi(app: Hono, deps: { signIn: SignIn }): void {
+export function mountAuthApi(
+  app: Hono,
+  deps: {
+    signIn: SignIn;
+    rateLimiter: RateLimiter;
+    config: Pick<HubConfig, 'trustProxy' | 'sessionCreatePerMinute'>;
+  },
+): void {
+  const { config } = deps;
   app.post('/api/session/authenticate', async (c) => {
     const token = bearerToken(c);
     const body = await readJson(c, AuthenticateBody);
+    // A sign-in issues a new token, as opening a session does: the same limit per address.
+    const address = contextAddress(c, config.trustProxy) ?? 'unknown';
+    const allowed = await deps.rateLimiter.hit(
+      signInAttemptKey(address),
+      config.sessionCreatePerMinute,
+      MINUTE_MS,
+    );
+    if (!allowed.allowed)
+      throw new ApiError(
+        429,
+        'rate_limited',
+        `this address tried ${config.sessionCreatePerMinute} sign-ins in the last minute; retry later`,
+        { 'Retry-After': retryAfterSeconds(allowed.retryAfterMs) },
+      );
     try {
       const result = await deps.signIn(token, body.jwt);
       return c.json({

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.ts';
@@ -8,6 +7,7 @@ import type { HubConfig } from '../config/env.ts';
 import type { EnvelopeInput } from '../envelope.ts';
 import { RateLimitedError } from '../ingress.ts';
 import { sessionForMessage } from '../lifecycle/token-renewal.ts';
+import { MINUTE_MS, type RateLimiter, retryAfterSeconds, sessionCreateKey } from '../limits/rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
 import { endTokenSession, openTokenSession } from '../sessions.ts';
@@ -16,6 +16,7 @@ import { isEnvelopeRecorded } from '../store/messages.ts';
 import { personHistory, personRepliesTo } from '../store/person-history.ts';
 import type { MessageRecord, SessionState } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
+import { contextAddress } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
 import { authenticateSession, authenticateToken } from './session-auth.ts';
 import { waitForTurn } from './turn-waiter.ts';
@@ -31,6 +32,8 @@ export interface SessionApiDeps {
   ingress: Ingress;
   bus: Bus;
   logger: Logger;
+  /** Counts sessions opened per client address (SESSION_CREATE_PER_MINUTE). */
+  rateLimiter: RateLimiter;
 }
 
 const CreateSessionBody = z.object({ bot: z.string().max(100).optional() }).strict();
@@ -73,14 +76,8 @@ export function toApiState(state: SessionState) {
   };
 }
 
-function clientMeta(c: Context): Record<string, unknown> {
-  let ip: string | undefined;
-  try {
-    ip = getConnInfo(c).remote.address;
-  } catch {
-    ip = undefined;
-  }
-  return { ip, userAgent: c.req.header('user-agent') };
+function clientMeta(c: Context, trustProxy: number): Record<string, unknown> {
+  return { ip: contextAddress(c, trustProxy), userAgent: c.req.header('user-agent') };
 }
 
 /** Accepts an envelope; a message over its session's rate limit is a 429 with Retry-After. */
@@ -90,21 +87,36 @@ async function acceptOrRefuse(ingress: Ingress, envelope: EnvelopeInput) {
   } catch (err) {
     if (!(err instanceof RateLimitedError)) throw err;
     throw new ApiError(429, 'rate_limited', err.message, {
-      'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))),
+      'Retry-After': retryAfterSeconds(err.retryAfterMs),
     });
   }
 }
 
 export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
-  const { config, db, bots, ingress, bus, logger } = deps;
+  const { config, db, bots, ingress, bus, logger, rateLimiter } = deps;
 
   app.post('/api/session', async (c) => {
     const body = await readJson(c, CreateSessionBody, { allowEmpty: true });
     const bot = body.bot ?? 'default';
     if (!bots.has(bot)) throw new ApiError(404, 'unknown_bot', `there is no bot named "${bot}"`);
+    const address = contextAddress(c, config.trustProxy) ?? 'unknown';
+    const allowed = await rateLimiter.hit(
+      sessionCreateKey(address),
+      config.sessionCreatePerMinute,
+      MINUTE_MS,
+    );
+    if (!allowed.allowed) {
+      logger.info({ event: 'session.create_limited', channel: 'api' });
+      throw new ApiError(
+        429,
+        'rate_limited',
+        `this address opened ${config.sessionCreatePerMinute} sessions in the last minute; retry later`,
+        { 'Retry-After': retryAfterSeconds(allowed.retryAfterMs) },
+      );
+    }
     const { session, token } = await openTokenSession(
       { db, ingress, bots },
-      { bot, channel: 'api', meta: clientMeta(c) },
+      { bot, channel: 'api', meta: clientMeta(c, config.trustProxy) },
     );
     logger.info({ event: 'session.created', sessionId: session.id, bot, channel: 'api' });
     return c.json({ session_id: session.id, token, expires_at: session.expiresAt, bot }, 201);
@@ -188,7 +200,7 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
         bot: session.bot,
         from: { id: session.id },
         text: body.text,
-        meta: clientMeta(c),
+        meta: clientMeta(c, config.trustProxy),
         receivedAt: new Date().toISOString(),
       });
       const queued = { envelope_id: envelopeId, status: 'queued' as const };

@@ -49,6 +49,16 @@ export const sessionMessagesKey = (lane: string) => `session:${lane}:messages`;
 /** The key that lets one rate-limit notice a minute through to a session over its limit. */
 export const rateNoticeKey = (lane: string) => `session:${lane}:rate-notice`;
 
+/**
+ * The keys of what one client address may do per minute (SESSION_CREATE_PER_MINUTE): open
+ * sessions, and try sign-ins. An address is personal data too, kept only for the window.
+ */
+export const sessionCreateKey = (address: string) => `address:${address}:sessions`;
+export const signInAttemptKey = (address: string) => `address:${address}:sign-ins`;
+
+/** Seconds for a `Retry-After` header: whole, at least 1. */
+export const retryAfterSeconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
+
 /** The key of a recipient's delivery pace on a channel (a phone number, an address: personal data). */
 export const recipientKey = (channel: string, recipient: string) => `recipient:${channel}:${recipient}`;
 

@@ -42,6 +42,8 @@ export class ServerProcess {
           LOG_LEVEL: 'info',
           // Several child processes share the test PostgreSQL: small pools keep them under max_connections.
           DATABASE_POOL_SIZE: '4',
+          // Every test client comes from 127.0.0.1; a test of the limit sets its own.
+          SESSION_CREATE_PER_MINUTE: '1000000',
           ...this.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -195,3 +195,83 @@ describe('a web session token on POST /api/chat', () => {
     expect(history.json.messages.map((m: { text: string }) => m.text)).toContain('echo from the API #1');
   });
 });
+
+describe('opening sessions (SESSION_CREATE_PER_MINUTE per client address)', () => {
+  let hub: WebHub;
+  beforeAll(async () => {
+    hub = await startWebHub({ sessionCreatePerMinute: 3, trustProxy: 1 });
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  const sessionCount = async () =>
+    Number((await hub.hub.db.query<{ n: string }>('SELECT count(*) AS n FROM sessions')).rows[0]!.n);
+
+  it('answers 429 with Retry-After to POST /api/session past the limit, and opens nothing', async () => {
+    const api = apiClient(hub.url);
+    const open = (address: string) =>
+      api.call('POST', '/api/session', { headers: { 'x-forwarded-for': address } });
+    const before = await sessionCount();
+    for (let i = 0; i < 3; i++) expect((await open('192.0.2.1')).status).toBe(201);
+    const refused = await open('192.0.2.1');
+    expect(refused.status).toBe(429);
+    expect(refused.json.error.code).toBe('rate_limited');
+    const wait = Number(refused.headers.get('retry-after'));
+    expect(wait).toBeGreaterThanOrEqual(1);
+    expect(wait).toBeLessThanOrEqual(60);
+    // The address before the proxy's own entry is the client: a forged first entry changes nothing.
+    expect((await open('10.9.9.9, 192.0.2.1')).status).toBe(429);
+    expect((await open('192.0.2.2')).status).toBe(201);
+    expect(await sessionCount()).toBe(before + 4);
+  });
+
+  it('lets a socket open one session at a time, and refuses a hello past the address limit with retryAfterMs', async () => {
+    const headers = { 'x-forwarded-for': '192.0.2.50' };
+    const a = await pool.connect(hub, { headers });
+    const first = await a.hello();
+    // 200 hellos on one socket made 200 sessions: now the second is refused while the first is open.
+    a.send({ type: 'hello' });
+    expect(await a.nextOfType('error')).toMatchObject({ code: 'session_open' });
+    a.send({ type: 'hello' });
+    expect(await a.nextOfType('error')).toMatchObject({ code: 'session_open' });
+    // Binding to a token is not opening a session.
+    expect((await a.hello({ token: first.token })).sessionId).toBe(first.sessionId);
+    // Once its session ended, the socket may open the next one (the widget's "New conversation").
+    a.send({ type: 'end' });
+    await a.nextOfType('ended');
+    const second = await a.hello();
+    expect(second.sessionId).not.toBe(first.sessionId);
+    // Third for this address, on another socket; the fourth is over the limit.
+    const b = await pool.connect(hub, { headers });
+    await b.hello();
+    const c = await pool.connect(hub, { headers });
+    c.send({ type: 'hello' });
+    const refused = await c.nextOfType('error');
+    expect(refused).toMatchObject({ code: 'rate_limited' });
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(60_000);
+    // The socket stays open and may resume a session it holds the token of.
+    expect((await c.hello({ token: second.token })).sessionId).toBe(second.sessionId);
+    // Another address is not affected.
+    const d = await pool.connect(hub, { headers: { 'x-forwarded-for': '192.0.2.51' } });
+    await d.hello();
+  });
+
+  it('holds the same limit on POST /api/session/authenticate', async () => {
+    const api = apiClient(hub.url);
+    const s = await api.createSession();
+    const attempt = () =>
+      api.call('POST', '/api/session/authenticate', {
+        token: s.token,
+        body: { jwt: 'a.b.c' },
+        headers: { 'x-forwarded-for': '192.0.2.77' },
+      });
+    // Sign-in is not configured here: each attempt is refused as such, and still counted.
+    for (let i = 0; i < 3; i++) expect((await attempt()).status).toBe(501);
+    const refused = await attempt();
+    expect(refused.status).toBe(429);
+    expect(refused.json.error.code).toBe('rate_limited');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -265,6 +265,11 @@ export class ChatClient {
       this.signingIn = undefined;
       return;
     }
+    if (frame.code === 'rate_limited' && !frame.id && !this.online) {
+      // The hello was refused: this address opened too many sessions. Come back when allowed.
+      this.retryLater(frame.retryAfterMs ?? BACKOFF_CAP_MS);
+      return;
+    }
     const item = frame.id ? this.outbox.find((p) => p.id === frame.id) : undefined;
     if (!item) return;
     if (FINAL_ERRORS.has(frame.code)) {
@@ -348,6 +353,18 @@ export class ChatClient {
     this.attempt++;
     this.o.events.status('offline', { retryInMs: delay });
     this.retryTimer = window.setTimeout(() => this.connect(), delay);
+  }
+
+  /** Leaves this socket and connects again after `delayMs`. */
+  private retryLater(delayMs: number): void {
+    const ws = this.ws;
+    this.ws = undefined;
+    ws?.close();
+    clearTimeout(this.pingTimer);
+    clearTimeout(this.pongTimer);
+    clearTimeout(this.retryTimer);
+    this.o.events.status('offline', { retryInMs: delayMs });
+    this.retryTimer = window.setTimeout(() => this.connect(), delayMs);
   }
 
   private reconnectNow(): void {
