@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { CHANNEL_PLUGINS, loadAdapters } from '../adapters/index.ts';
+import { AGENT_USAGE, runAgentCommand } from './agents/cli.ts';
 import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { checkBots, formatError } from './dialog/check.ts';
 import { createHub, openDatabase } from './hub.ts';
@@ -17,6 +18,7 @@ Commands:
   queue replay                                 put them back in the queue
   outbox failed [--json]                       replies that exhausted their delivery attempts
   outbox replay [--session ID]                 send them again (all, or one session's)
+${AGENT_USAGE}
   help                                         show this help
 ${CHANNEL_PLUGINS.flatMap((p) => (p.command ? [`${p.command.usage}\n`] : [])).join('')}
 Configuration is read from the environment; see README.md.`;
@@ -114,6 +116,9 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = await runOperatorCommand(command, positionals[0] ?? '', values);
       return;
     }
+    case 'agent':
+      process.exitCode = await runAgentCommand(rest);
+      return;
     case 'help':
     case '--help':
     case '-h':

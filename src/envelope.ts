@@ -17,9 +17,11 @@ export const ChannelSchema = z
  * What an envelope asks the engine to do. `message` is a person talking; `start` opens a
  * session and runs the bot's greeting (Teams `conversationUpdate`, `POST /api/session`);
  * `end` closes it and runs the bot's end handler; `outbound` is a reply that something other
- * than the person puts into the session (see `OutboundSchema`).
+ * than the person puts into the session (see `OutboundSchema`); `transfer_end` gives a session
+ * that a human agent held back to the bot (`meta.reason`, `meta.handoffId`) and runs its
+ * ON TRANSFER END.
  */
-export const EnvelopeKindSchema = z.enum(['message', 'start', 'end', 'outbound']);
+export const EnvelopeKindSchema = z.enum(['message', 'start', 'end', 'outbound', 'transfer_end']);
 export type EnvelopeKind = z.infer<typeof EnvelopeKindSchema>;
 
 export const AttachmentSchema = z.object({

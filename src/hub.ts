@@ -21,7 +21,11 @@ import { createRedisOutbox } from './delivery/redis-outbox.ts';
 import type { ChannelSender } from './delivery/sender.ts';
 import { SessionEngine } from './engine/engine.ts';
 import type { Channel } from './envelope.ts';
+import { AgentEventLog } from './handoff/events.ts';
+import { HandoffService } from './handoff/service.ts';
 import { mountAdminApi } from './http/admin-api.ts';
+import { agentAdminRoutes } from './http/agent-admin-api.ts';
+import { agentRoutes } from './http/agent-api.ts';
 import { createApp } from './http/app.ts';
 import { mountAuthApi } from './http/auth-api.ts';
 import { mountIdentityApi } from './http/identity-api.ts';
@@ -214,6 +218,14 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     llm = await LlmService.create({ db, bus, logger, bots, metrics });
     const knowledge = new KnowledgeIndexer({ db, logger, sources: llm.knowledgeSources() });
     const ingress = createIngress({ queue, metrics, logger, bots, rateLimiter });
+    const handoff = new HandoffService({
+      db,
+      ingress,
+      bots,
+      logger,
+      events: new AgentEventLog(db, bus, logger),
+      sendThroughLane: async (envelope) => void (await ingress.accept(envelope)),
+    });
     const engine = new SessionEngine({
       db,
       cache,
@@ -272,6 +284,16 @@ export async function createHub(options: HubOptions): Promise<Hub> {
         logger,
         admin: { adminToken: config.adminToken, rateLimiter, trustProxy: config.trustProxy },
       });
+      // Before the operator routes: an admin agent may manage agents, where only ADMIN_TOKEN opens the rest of /api/admin.
+      app.route(
+        '/api/admin/agents',
+        agentAdminRoutes({
+          db,
+          logger,
+          adminToken: config.adminToken,
+          onAgentGone: async (id) => void (await handoff.agentGone(id)),
+        }),
+      );
       mountAdminApi(app, {
         idleTimeoutMs: (bot, channel) => bots.rules(bot, channel).idleTimeoutMs,
         config,
@@ -284,6 +306,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
           ? { eraseQueueTraces: (sessions) => eraseQueueTraces(redis, config.redisPrefix, sessions) }
           : {}),
       });
+      app.route('/api/agent', agentRoutes({ config, db, bus, handoff, logger }));
       for (const adapter of adapters) adapter.routes?.(app);
     }
 

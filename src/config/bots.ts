@@ -57,6 +57,16 @@ export const BotSettingsSchema = z
     llm: LlmSettingsSchema.optional(),
     /** The bot's own sign-in key (see README, "Sign-in and identities"); absent, the global one. */
     auth: BotAuthSettingsSchema.optional(),
+    /** Human handoff (see README, "Human handoff"). */
+    handoff: z
+      .object({
+        /** Said to the person when an agent takes the conversation; `{name}` is the agent's name. */
+        joinedText: z.string().max(4000).default('{name} joined the conversation'),
+        /** A conversation nobody takes in this long goes back to the bot. */
+        waitTimeoutMinutes: z.number().min(0.01).max(10_080).default(10),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 export type BotSettings = z.infer<typeof BotSettingsSchema>;
@@ -67,6 +77,21 @@ export interface Bot {
   settings: BotSettings;
   handler: BotHandler;
 }
+
+/** Bot names that are the hub's own routes (`/<bot>` serves a bot's widget). */
+export const RESERVED_BOT_NAMES: ReadonlySet<string> = new Set([
+  'api',
+  'console',
+  'docs',
+  'webhooks',
+  'ws',
+  'healthz',
+  'readyz',
+  'metrics',
+  'widget',
+  'static',
+  'assets',
+]);
 
 export class BotConfigError extends Error {
   override name = 'BotConfigError';
@@ -201,6 +226,11 @@ export async function loadBots(
     if (!BOT_NAME_PATTERN.test(entry.name)) {
       throw new BotConfigError(
         `${path.join(root, entry.name)}: a bot name is lower-case letters, digits, - and _`,
+      );
+    }
+    if (RESERVED_BOT_NAMES.has(entry.name)) {
+      throw new BotConfigError(
+        `${path.join(root, entry.name)}: "${entry.name}" is a route of the hub (${[...RESERVED_BOT_NAMES].join(', ')} are reserved); rename the bot folder`,
       );
     }
     const dir = path.join(root, entry.name);

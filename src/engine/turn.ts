@@ -20,6 +20,7 @@ const INBOUND_TEXT: Record<Envelope['kind'], string | undefined> = {
   start: 'session started',
   end: 'session ended',
   outbound: undefined,
+  transfer_end: 'transfer ended',
 };
 
 export interface DraftReply {

@@ -1,0 +1,444 @@
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { type Context, Hono } from 'hono';
+import { getCookie } from 'hono/cookie';
+import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import { toApiAgent } from '../agents/accounts.ts';
+import { LoginThrottle } from '../agents/login-throttle.ts';
+import { passwordMatches } from '../agents/passwords.ts';
+import { hashToken, newToken } from '../auth/token.ts';
+import type { Bus } from '../bus/bus.ts';
+import type { HubConfig } from '../config/env.ts';
+import { identityOfNativeKey } from '../envelope.ts';
+import { AGENTS_TOPIC, canSee } from '../handoff/events.ts';
+import type { HandoffService } from '../handoff/service.ts';
+import type { Logger } from '../logger.ts';
+import {
+  AGENT_STATUSES,
+  type AgentRecord,
+  deleteLogin,
+  findAgentByEmail,
+  getAgent,
+  insertLogin,
+  servesBot,
+  touchAgent,
+  updateAgent,
+} from '../store/agents.ts';
+import type { Db } from '../store/db.ts';
+import {
+  type AgentEventRecord,
+  agentEventsAfter,
+  type ConversationRow,
+  listConversations,
+  openHandoffOf,
+  recordTranscriptRead,
+} from '../store/handoffs.ts';
+import { listMessages, MAX_PAGE_SIZE } from '../store/messages.ts';
+import type { MessageRecord, SessionRecord } from '../store/records.ts';
+import { loadSnapshot } from '../store/sessions.ts';
+import {
+  AGENT_COOKIE,
+  type AgentVariables,
+  checkSameOrigin,
+  clearLoginCookie,
+  LOGIN_TTL_MS,
+  requireAgent,
+  setLoginCookie,
+} from './agent-auth.ts';
+import { ApiError, readJson } from './errors.ts';
+
+const DEFAULT_PAGE = 50;
+/** Events a resuming stream replays at most; a console further behind reloads its lists. */
+const MAX_REPLAY = 1000;
+const HEARTBEAT_MS = 15_000;
+/** How often an open event stream marks its agent as present (the offline check reads it). */
+const PRESENCE_MS = 30_000;
+
+const LoginBody = z
+  .object({ email: z.string().min(1).max(320), password: z.string().min(1).max(1000) })
+  .strict();
+const StatusBody = z.object({ status: z.enum(AGENT_STATUSES) }).strict();
+const TextBody = z.object({ text: z.string({ error: 'text is required and must be a string' }) }).strict();
+const TransferBody = z.object({ agent_id: z.string().min(1).max(100) }).strict();
+const ListQuery = z.object({
+  state: z.enum(['waiting', 'mine', 'all']).default('waiting'),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE),
+  before: z
+    .string()
+    .max(200)
+    .transform((raw, ctx) => {
+      const match = /^(\d{1,20})\.([0-9a-f-]{36})$/.exec(Buffer.from(raw, 'base64url').toString('utf8'));
+      if (!match) {
+        ctx.addIssue({ code: 'custom', message: 'not a cursor this API handed out' });
+        return z.NEVER;
+      }
+      return { us: match[1]!, id: match[2]! };
+    })
+    .optional(),
+});
+const HistoryQuery = z.object({
+  before: z.coerce.number().int().min(1).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(100),
+});
+const SessionIdSchema = z.uuid();
+
+export interface AgentApiDeps {
+  config: HubConfig;
+  db: Db;
+  bus: Bus;
+  handoff: HandoffService;
+  logger: Logger;
+}
+
+type Env = { Variables: AgentVariables };
+
+function query<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success)
+    throw new ApiError(
+      400,
+      'invalid_request',
+      parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+    );
+  return parsed.data;
+}
+
+function clientIp(c: Context): string | null {
+  try {
+    return getConnInfo(c).remote.address ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** A conversation as the agent API shows it (the list's shape). */
+export function toApiConversation(
+  session: Pick<SessionRecord, 'id' | 'bot' | 'channel' | 'nativeKey'>,
+  handoff: Pick<ConversationRow, 'state' | 'queue' | 'requestedAt' | 'agentId'> | undefined,
+  personName: string | null,
+  lastMessage: { role: string; text: string; createdAt: string } | null,
+) {
+  return {
+    session_id: session.id,
+    bot: session.bot,
+    channel: session.channel,
+    person: { name: personName, native_id: identityOfNativeKey(session.nativeKey).from.id },
+    state: handoff && handoff.state !== 'ended' ? handoff.state : null,
+    queue: handoff?.queue ?? null,
+    waiting_since: handoff?.requestedAt ?? null,
+    assigned_to: handoff?.state === 'assigned' ? handoff.agentId : null,
+    last_message: lastMessage
+      ? { role: lastMessage.role, text: lastMessage.text, created_at: lastMessage.createdAt }
+      : null,
+  };
+}
+
+/** A history row as an agent sees it: every role, agent and note rows with their agent. */
+export function toAgentMessage(m: MessageRecord) {
+  return {
+    seq: m.seq,
+    role: m.role,
+    text: m.content,
+    created_at: m.createdAt,
+    ...(['assistant', 'agent'].includes(m.role) ? { delivery_status: m.deliveryStatus } : {}),
+    ...(typeof m.payload.agentId === 'string' ? { agent_id: m.payload.agentId } : {}),
+    ...(m.payload.suggestions ? { suggestions: m.payload.suggestions } : {}),
+    ...(m.payload.attachments ? { attachments: m.payload.attachments } : {}),
+  };
+}
+
+const toSseEvent = (e: AgentEventRecord) => ({
+  id: String(e.id),
+  event: e.type,
+  data: JSON.stringify({ ...e.data, event_id: e.id, type: e.type, bot: e.bot, created_at: e.createdAt }),
+});
+
+/**
+ * `/api/agent/*`: sign-in for people, and what agents do (agent token or sign-in cookie). A
+ * sub-app: the hub mounts it with `app.route('/api/agent', ...)`.
+ */
+export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
+  const { config, db, bus, handoff, logger } = deps;
+  const throttle = new LoginThrottle(db);
+  const app = new Hono<Env>();
+
+  app.post('/login', async (c) => {
+    if (c.req.header('origin') !== undefined && c.req.header('origin') !== new URL(c.req.url).origin)
+      throw new ApiError(403, 'cross_origin', 'sign in from the hub’s own pages');
+    const body = await readJson(c, LoginBody);
+    const ip = clientIp(c) ?? undefined;
+    const wait = await throttle.retryAfterMs(body.email, ip);
+    if (wait > 0) {
+      logger.warn({ event: 'agent.login_throttled', ip });
+      throw new ApiError(429, 'too_many_attempts', 'too many failed sign-ins; try again later', {
+        'Retry-After': String(Math.ceil(wait / 1000)),
+      });
+    }
+    const found = await findAgentByEmail(db, body.email);
+    if (!(await passwordMatches(found?.passwordHash, body.password)) || !found) {
+      await throttle.failed(body.email, ip);
+      logger.info({ event: 'agent.login_failed', ip });
+      throw new ApiError(401, 'invalid_credentials', 'the e-mail address or the password is wrong');
+    }
+    await throttle.succeeded(body.email);
+    const token = newToken();
+    await insertLogin(db, found.id, hashToken(token), new Date(Date.now() + LOGIN_TTL_MS));
+    setLoginCookie(c, token);
+    logger.info({ event: 'agent.login', agentId: found.id });
+    const { passwordHash: _hash, ...agent } = found;
+    return c.json(toApiAgent(agent));
+  });
+
+  app.post('/logout', async (c) => {
+    const cookie = getCookie(c, AGENT_COOKIE);
+    if (cookie) {
+      checkSameOrigin(c);
+      await deleteLogin(db, hashToken(cookie));
+    }
+    clearLoginCookie(c);
+    return c.json({ signed_out: true });
+  });
+
+  app.use('*', requireAgent(db));
+
+  app.get('/me', (c) => c.json(toApiAgent(c.get('agent'))));
+
+  app.put('/status', async (c) => {
+    const me = c.get('agent');
+    const { status } = await readJson(c, StatusBody);
+    const agent = await updateAgent(db, me.id, { status });
+    if (!agent) throw new ApiError(404, 'not_found', 'this agent no longer exists');
+    // Choosing "available" is a sign of life: the offline check counts from here.
+    if (status !== 'offline') await touchAgent(db, me.id);
+    logger.info({ event: 'agent.status', agentId: me.id, status });
+    if (status === 'offline') await handoff.agentGone(me.id);
+    return c.json({ agent_id: me.id, status });
+  });
+
+  app.get('/conversations', async (c) => {
+    const agent = c.get('agent');
+    const q = query(c, ListQuery);
+    if (q.state === 'all' && agent.role === 'agent')
+      throw new ApiError(403, 'forbidden', 'state=all is for supervisors and admins');
+    const rows = await listConversations(db, agent, q.state, {
+      limit: q.limit,
+      ...(q.before ? { before: q.before } : {}),
+    });
+    const last = rows.at(-1);
+    return c.json({
+      conversations: rows.map((r) =>
+        toApiConversation(
+          {
+            id: r.sessionId,
+            bot: r.bot,
+            channel: r.channel as SessionRecord['channel'],
+            nativeKey: r.nativeKey,
+          },
+          r,
+          r.personName,
+          r.lastMessage,
+        ),
+      ),
+      next_before:
+        rows.length === q.limit && last
+          ? Buffer.from(`${last.requestedAtUs}.${last.id}`).toString('base64url')
+          : null,
+    });
+  });
+
+  /** The session behind `:id`, which the agent's bots must include: 404 unknown, 403 another bot's. */
+  async function conversationOf(c: Context<Env>): Promise<SessionRecord> {
+    const id = SessionIdSchema.safeParse(c.req.param('id'));
+    const snapshot = id.success ? await loadSnapshot(db, id.data) : undefined;
+    if (!snapshot) throw new ApiError(404, 'not_found', 'there is no conversation with that session id');
+    if (!servesBot(c.get('agent'), snapshot.session.bot))
+      throw new ApiError(403, 'forbidden', 'that conversation belongs to a bot you do not serve');
+    return snapshot.session;
+  }
+
+  function checkText(text: string): void {
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > config.maxTextBytes)
+      throw new ApiError(413, 'text_too_long', `text is ${bytes} bytes; the limit is ${config.maxTextBytes}`);
+    if (text.trim() === '') throw new ApiError(400, 'empty_text', 'text must not be empty');
+  }
+
+  app.get('/conversations/:id', async (c) => {
+    const agent = c.get('agent');
+    const q = query(c, HistoryQuery);
+    const id = SessionIdSchema.safeParse(c.req.param('id'));
+    const snapshot = id.success ? await loadSnapshot(db, id.data) : undefined;
+    if (!snapshot) throw new ApiError(404, 'not_found', 'there is no conversation with that session id');
+    const { session, state } = snapshot;
+    if (!servesBot(agent, session.bot))
+      throw new ApiError(403, 'forbidden', 'that conversation belongs to a bot you do not serve');
+    // Written before the transcript leaves: a read that is not in the audit log did not happen.
+    await recordTranscriptRead(db, {
+      agentId: agent.id,
+      sessionId: session.id,
+      ip: clientIp(c),
+      userAgent: c.req.header('user-agent') ?? null,
+    });
+    const [open, messages] = await Promise.all([
+      openHandoffOf(db, session.id),
+      listMessages(db, session.id, { beforeSeq: q.before ?? session.lastSeq + 1, limit: q.limit }),
+    ]);
+    const lastShown = [...messages].reverse().find((m) => (m.role as string) !== 'note');
+    const name = typeof session.meta.name === 'string' ? session.meta.name : null;
+    const first = messages[0];
+    return c.json({
+      ...toApiConversation(
+        session,
+        open,
+        name,
+        lastShown ? { role: lastShown.role, text: lastShown.content, createdAt: lastShown.createdAt } : null,
+      ),
+      ended_at: session.endedAt,
+      messages: messages.map(toAgentMessage),
+      next_before: first && first.seq > 1 ? first.seq : null,
+      variables: state.variables,
+      context: state.context,
+    });
+  });
+
+  app.post('/conversations/:id/claim', async (c) => {
+    const agent = c.get('agent');
+    const session = await conversationOf(c);
+    const result = await handoff.claim(session, agent);
+    switch (result.outcome) {
+      case 'claimed':
+      case 'already':
+        return c.json({ session_id: session.id, assigned_to: agent.id, state: 'assigned' });
+      case 'held_by_other':
+        throw new ApiError(409, 'held_by_other', 'another agent holds this conversation');
+      case 'at_capacity':
+        throw new ApiError(
+          409,
+          'at_capacity',
+          `you hold ${agent.capacity} conversations already (your capacity)`,
+        );
+      default:
+        throw new ApiError(409, 'not_waiting', 'this conversation is not waiting for an agent');
+    }
+  });
+
+  /** The open handoff of a conversation that this agent holds (a supervisor or admin: any holder). */
+  async function heldBy(session: SessionRecord, agent: AgentRecord) {
+    const open = await openHandoffOf(db, session.id);
+    if (!open) throw new ApiError(409, 'not_in_handoff', 'no agent holds this conversation: claim it first');
+    if (open.state !== 'assigned' || (open.agentId !== agent.id && agent.role === 'agent'))
+      throw new ApiError(409, 'not_holder', 'you do not hold this conversation');
+    return open;
+  }
+
+  app.post('/conversations/:id/messages', async (c) => {
+    const agent = c.get('agent');
+    const session = await conversationOf(c);
+    const { text } = await readJson(c, TextBody);
+    checkText(text);
+    const open = await heldBy(session, agent);
+    if (open.agentId !== agent.id)
+      throw new ApiError(409, 'not_holder', 'only the agent who holds the conversation writes in it');
+    const messageId = await handoff.say(session, agent, text);
+    return c.json({ message_id: messageId }, 202);
+  });
+
+  app.post('/conversations/:id/notes', async (c) => {
+    const agent = c.get('agent');
+    const session = await conversationOf(c);
+    const { text } = await readJson(c, TextBody);
+    checkText(text);
+    const noteId = await handoff.note(session, agent, text);
+    return c.json({ note_id: noteId }, 201);
+  });
+
+  app.post('/conversations/:id/transfer', async (c) => {
+    const agent = c.get('agent');
+    const session = await conversationOf(c);
+    const body = await readJson(c, TransferBody);
+    await heldBy(session, agent);
+    const result = await handoff.transfer(session, agent, body.agent_id);
+    if (result.outcome === 'unknown_agent' || result.outcome === 'not_serving')
+      throw new ApiError(
+        422,
+        'agent_not_serving',
+        result.outcome === 'unknown_agent'
+          ? 'there is no agent with that id'
+          : `that agent does not serve the bot "${session.bot}"`,
+      );
+    if (result.outcome !== 'transferred')
+      throw new ApiError(409, 'not_holder', 'you do not hold this conversation');
+    return c.json({ session_id: session.id, assigned_to: result.to.id, state: 'assigned' });
+  });
+
+  app.post('/conversations/:id/release', async (c) => {
+    const agent = c.get('agent');
+    const session = await conversationOf(c);
+    await heldBy(session, agent);
+    const ended = await handoff.release(session, agent);
+    if (!ended) throw new ApiError(409, 'not_holder', 'you do not hold this conversation');
+    return c.json({ session_id: session.id, released: true });
+  });
+
+  app.get('/events', async (c) => {
+    const me = c.get('agent');
+    const header = c.req.header('last-event-id') ?? c.req.query('last_event_id');
+    const lastId = header && /^\d{1,18}$/.test(header) ? Number(header) : undefined;
+    await touchAgent(db, me.id);
+    return streamSSE(c, async (stream) => {
+      let agent = me;
+      let replaying = lastId !== undefined;
+      /** Ids the replay wrote: a live copy of one of them is not written twice. */
+      const replayed = new Set<number>();
+      const held: AgentEventRecord[] = [];
+      let chain = Promise.resolve();
+      const write = (e: AgentEventRecord) => {
+        if (replayed.has(e.id) || !canSee(agent, e)) return;
+        if (replaying) replayed.add(e.id);
+        chain = chain.then(() => stream.writeSSE(toSseEvent(e))).catch(() => undefined);
+      };
+      // Subscribed before the replay is read, so nothing falls between the two.
+      const unsubscribe = await bus.subscribe(AGENTS_TOPIC, (raw) => {
+        const e = raw as AgentEventRecord;
+        if (replaying) held.push(e);
+        else write(e);
+      });
+      let done!: () => void;
+      const closed = new Promise<void>((resolve) => {
+        done = resolve;
+      });
+      stream.onAbort(() => done());
+      const heartbeat = setInterval(() => {
+        chain = chain
+          .then(() => stream.write(': keep-alive\n\n'))
+          .then(
+            () => undefined,
+            () => done(),
+          );
+      }, HEARTBEAT_MS);
+      const presence = setInterval(() => {
+        void touchAgent(db, me.id).catch(() => undefined);
+        // Role, bots or queues changed meanwhile: the stream follows.
+        void getAgent(db, me.id).then((a) => {
+          if (a) agent = a;
+          else done();
+        });
+      }, PRESENCE_MS);
+      try {
+        await stream.writeSSE({ event: 'ready', data: JSON.stringify({ agent_id: me.id }), retry: 2000 });
+        if (lastId !== undefined) {
+          for (const e of await agentEventsAfter(db, lastId, MAX_REPLAY)) write(e);
+          replaying = false;
+          for (const e of held.splice(0).sort((a, b) => a.id - b.id)) if (e.id > lastId) write(e);
+        }
+        await closed;
+      } finally {
+        clearInterval(heartbeat);
+        clearInterval(presence);
+        await unsubscribe();
+      }
+    });
+  });
+
+  return app;
+}

@@ -1,0 +1,122 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Context, MiddlewareHandler } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { agentForToken } from '../agents/accounts.ts';
+import { hashToken, TOKEN_PATTERN } from '../auth/token.ts';
+import { type AgentRecord, findAgentByLogin } from '../store/agents.ts';
+import type { Db } from '../store/db.ts';
+import { ApiError } from './errors.ts';
+
+/** The sign-in cookie: HttpOnly, SameSite=Strict, a 256-bit token stored only hashed. */
+export const AGENT_COOKIE = 'sb_agent';
+/** How long a sign-in lasts. */
+export const LOGIN_TTL_MS = 12 * 3_600_000;
+/**
+ * Requests signed in by cookie that change something must carry this header (any value). A page
+ * on another site cannot send a custom header without a CORS preflight, which the hub never grants.
+ */
+export const CSRF_HEADER = 'X-Requested-With';
+
+export type AgentVariables = { agent: AgentRecord; agentVia: 'token' | 'cookie' };
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+const unauthorized = (message: string) =>
+  new ApiError(401, 'unauthorized', message, { 'WWW-Authenticate': 'Bearer realm="switchboard-agent"' });
+
+/** The bearer token of a request, undefined without an Authorization header; 401 when malformed. */
+function bearer(c: Context): string | undefined {
+  const header = c.req.header('authorization');
+  if (header === undefined) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw unauthorized('send the agent token as "Authorization: Bearer <token>"');
+  return match[1]!;
+}
+
+/**
+ * Refuses a cross-site request: a state-changing request must name its own origin (or none) in
+ * `Origin` and carry the CSRF header. Browsers always send Origin on cross-site POSTs.
+ */
+export function checkSameOrigin(c: Context): void {
+  const origin = c.req.header('origin');
+  if (origin !== undefined && origin !== new URL(c.req.url).origin) {
+    throw new ApiError(403, 'cross_origin', `requests from ${origin} are not accepted here`);
+  }
+  if (!c.req.header(CSRF_HEADER)) {
+    throw new ApiError(
+      403,
+      'csrf',
+      `a request signed in by cookie that changes something must carry the ${CSRF_HEADER} header`,
+    );
+  }
+}
+
+/** The agent behind a request (bearer token, or the sign-in cookie), or 401. */
+export async function authenticateAgent(
+  c: Context,
+  db: Db,
+): Promise<{ agent: AgentRecord; via: 'token' | 'cookie' }> {
+  const token = bearer(c);
+  if (token !== undefined) {
+    const agent = await agentForToken(db, token);
+    if (!agent) throw unauthorized('the agent token is not valid');
+    return { agent, via: 'token' };
+  }
+  const cookie = getCookie(c, AGENT_COOKIE);
+  if (cookie && TOKEN_PATTERN.test(cookie)) {
+    const agent = await findAgentByLogin(db, hashToken(cookie));
+    if (agent) {
+      if (!SAFE_METHODS.has(c.req.method)) checkSameOrigin(c);
+      return { agent, via: 'cookie' };
+    }
+  }
+  throw unauthorized('sign in (POST /api/agent/login) or send "Authorization: Bearer <agent token>"');
+}
+
+export function requireAgent(db: Db): MiddlewareHandler<{ Variables: AgentVariables }> {
+  return async (c, next) => {
+    const { agent, via } = await authenticateAgent(c, db);
+    c.set('agent', agent);
+    c.set('agentVia', via);
+    await next();
+  };
+}
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/**
+ * Agent management: the operator's ADMIN_TOKEN, or an agent whose role is `admin` (by token or
+ * cookie). A supervisor or agent is 403.
+ */
+export function requireAgentAdmin(
+  db: Db,
+  adminToken: string | undefined,
+): MiddlewareHandler<{ Variables: Partial<AgentVariables> }> {
+  const expected = adminToken ? digest(adminToken) : undefined;
+  return async (c, next) => {
+    const token = bearer(c);
+    if (token !== undefined && expected && timingSafeEqual(digest(token), expected)) {
+      await next();
+      return;
+    }
+    const { agent, via } = await authenticateAgent(c, db);
+    if (agent.role !== 'admin') throw new ApiError(403, 'forbidden', 'managing agents takes an admin');
+    c.set('agent', agent);
+    c.set('agentVia', via);
+    await next();
+  };
+}
+
+export function setLoginCookie(c: Context, token: string): void {
+  setCookie(c, AGENT_COOKIE, token, {
+    httpOnly: true,
+    sameSite: 'Strict',
+    path: '/',
+    secure: new URL(c.req.url).protocol === 'https:',
+    maxAge: Math.floor(LOGIN_TTL_MS / 1000),
+  });
+}
+
+export function clearLoginCookie(c: Context): void {
+  deleteCookie(c, AGENT_COOKIE, { path: '/' });
+}

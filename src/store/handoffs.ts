@@ -1,0 +1,300 @@
+import type { AgentRecord } from './agents.ts';
+import type { Db, Queryable } from './db.ts';
+import { json } from './records.ts';
+
+export type HandoffState = 'waiting' | 'assigned' | 'ended';
+/** Why a handoff ended (`GET SESSION "transfer_end_reason"`). */
+export const TRANSFER_END_REASONS = ['released', 'timeout', 'agent_offline'] as const;
+export type TransferEndReason = (typeof TRANSFER_END_REASONS)[number];
+
+export interface HandoffRecord {
+  id: string;
+  sessionId: string;
+  bot: string;
+  channel: string;
+  queue: string | null;
+  state: HandoffState;
+  agentId: string | null;
+  requestedAt: string;
+  assignedAt: string | null;
+  endedAt: string | null;
+  endReason: string | null;
+}
+
+const iso = (v: unknown) =>
+  v === null || v === undefined ? null : v instanceof Date ? v.toISOString() : String(v);
+
+export function toHandoffRecord(row: Record<string, unknown>): HandoffRecord {
+  return {
+    id: row.id as string,
+    sessionId: row.session_id as string,
+    bot: row.bot as string,
+    channel: row.channel as string,
+    queue: (row.queue as string | null) ?? null,
+    state: row.state as HandoffState,
+    agentId: (row.agent_id as string | null) ?? null,
+    requestedAt: iso(row.requested_at)!,
+    assignedAt: iso(row.assigned_at),
+    endedAt: iso(row.ended_at),
+    endReason: (row.end_reason as string | null) ?? null,
+  };
+}
+
+export interface NewHandoff {
+  id: string;
+  sessionId: string;
+  bot: string;
+  channel: string;
+  queue: string | null;
+  /** Assigned at once to this agent; null: waiting in the queue. */
+  agentId: string | null;
+  at: Date;
+}
+
+/**
+ * Opens a handoff (a TRANSFER SESSION's turn commits it). Idempotent on its id; a session has at
+ * most one open handoff, so a second transfer of a session already handed over changes nothing.
+ */
+export async function openHandoff(q: Queryable, h: NewHandoff): Promise<HandoffRecord | undefined> {
+  const { rows } = await q.query(
+    `INSERT INTO handoffs (id, session_id, bot, channel, queue, state, agent_id, requested_at, assigned_at)
+     VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::uuid IS NULL THEN 'waiting' ELSE 'assigned' END, $6, $7,
+       CASE WHEN $6::uuid IS NULL THEN NULL ELSE $7::timestamptz END)
+     ON CONFLICT DO NOTHING RETURNING *`,
+    [h.id, h.sessionId, h.bot, h.channel, h.queue, h.agentId, h.at],
+  );
+  return rows[0] ? toHandoffRecord(rows[0]) : undefined;
+}
+
+export async function getHandoff(q: Queryable, id: string): Promise<HandoffRecord | undefined> {
+  const { rows } = await q.query('SELECT * FROM handoffs WHERE id = $1', [id]);
+  return rows[0] ? toHandoffRecord(rows[0]) : undefined;
+}
+
+export async function openHandoffOf(q: Queryable, sessionId: string): Promise<HandoffRecord | undefined> {
+  const { rows } = await q.query(`SELECT * FROM handoffs WHERE session_id = $1 AND state <> 'ended'`, [
+    sessionId,
+  ]);
+  return rows[0] ? toHandoffRecord(rows[0]) : undefined;
+}
+
+export type ClaimResult =
+  | { outcome: 'claimed' | 'already'; handoff: HandoffRecord }
+  | { outcome: 'held_by_other' | 'at_capacity' | 'not_waiting' };
+
+/**
+ * An agent takes a waiting conversation: a compare-and-set on the handoff's state, so of two
+ * agents claiming at once exactly one wins. The agent's row is locked while its open
+ * conversations are counted, so one agent claiming twice at once cannot pass its capacity.
+ */
+export async function claimHandoff(db: Db, sessionId: string, agent: AgentRecord): Promise<ClaimResult> {
+  return db.transaction(async (tx) => {
+    const current = await openHandoffOf(tx, sessionId);
+    if (!current) return { outcome: 'not_waiting' as const };
+    if (current.state === 'assigned')
+      return current.agentId === agent.id
+        ? { outcome: 'already' as const, handoff: current }
+        : { outcome: 'held_by_other' as const };
+    const { rows: lock } = await tx.query<{ capacity: number; open: string }>(
+      `SELECT a.capacity, (SELECT count(*) FROM handoffs h WHERE h.agent_id = a.id AND h.state = 'assigned') AS open
+       FROM agents a WHERE a.id = $1 FOR UPDATE`,
+      [agent.id],
+    );
+    const mine = lock[0];
+    if (!mine || Number(mine.open) >= Number(mine.capacity)) return { outcome: 'at_capacity' as const };
+    const { rows } = await tx.query(
+      `UPDATE handoffs SET state = 'assigned', agent_id = $2, assigned_at = now()
+       WHERE id = $1 AND state = 'waiting' RETURNING *`,
+      [current.id, agent.id],
+    );
+    if (!rows[0]) return { outcome: 'held_by_other' as const };
+    return { outcome: 'claimed' as const, handoff: toHandoffRecord(rows[0]) };
+  });
+}
+
+/** Hands an open conversation to another agent; `from` null: whoever holds it (a supervisor's move). */
+export async function transferHandoff(
+  q: Queryable,
+  sessionId: string,
+  from: string | null,
+  to: string,
+): Promise<HandoffRecord | undefined> {
+  const { rows } = await q.query(
+    `UPDATE handoffs SET state = 'assigned', agent_id = $3, assigned_at = now()
+     WHERE session_id = $1 AND state <> 'ended' AND ($2::uuid IS NULL OR agent_id = $2) RETURNING *`,
+    [sessionId, from, to],
+  );
+  return rows[0] ? toHandoffRecord(rows[0]) : undefined;
+}
+
+/**
+ * Ends an open handoff, once: `expect` narrows which (this handoff id, this holder, this state),
+ * so a late timeout cannot end a conversation an agent took in the meantime.
+ */
+export async function endHandoff(
+  q: Queryable,
+  where: { sessionId?: string; id?: string; agentId?: string | null; state?: HandoffState },
+  reason: TransferEndReason,
+): Promise<HandoffRecord | undefined> {
+  const { rows } = await q.query(
+    `UPDATE handoffs SET state = 'ended', ended_at = now(), end_reason = $5
+     WHERE state <> 'ended' AND ($1::uuid IS NULL OR session_id = $1) AND ($2::uuid IS NULL OR id = $2)
+       AND ($3::uuid IS NULL OR agent_id = $3) AND ($4::text IS NULL OR state = $4)
+     RETURNING *`,
+    [where.sessionId ?? null, where.id ?? null, where.agentId ?? null, where.state ?? null, reason],
+  );
+  return rows[0] ? toHandoffRecord(rows[0]) : undefined;
+}
+
+/** Assigned handoffs of agents who are offline, or whose console has not been seen since `seenBefore`. */
+export async function handoffsOfAbsentAgents(q: Queryable, seenBefore: Date): Promise<HandoffRecord[]> {
+  const { rows } = await q.query(
+    `SELECT h.* FROM handoffs h JOIN agents a ON a.id = h.agent_id
+     WHERE h.state = 'assigned' AND (a.status = 'offline' OR a.last_seen_at IS NULL OR a.last_seen_at < $1)
+       AND h.assigned_at < $1`,
+    [seenBefore],
+  );
+  return rows.map(toHandoffRecord);
+}
+
+export async function openHandoffsOfAgent(q: Queryable, agentId: string): Promise<HandoffRecord[]> {
+  const { rows } = await q.query(`SELECT * FROM handoffs WHERE agent_id = $1 AND state = 'assigned'`, [
+    agentId,
+  ]);
+  return rows.map(toHandoffRecord);
+}
+
+/**
+ * An available agent with free capacity who serves the bot (and the queue, when one is named and
+ * the agent has queues), least loaded first; undefined when none.
+ */
+export async function availableAgent(
+  q: Queryable,
+  bot: string,
+  queue: string | null,
+): Promise<string | undefined> {
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT a.id FROM agents a
+     LEFT JOIN LATERAL (SELECT count(*) AS open FROM handoffs h WHERE h.agent_id = a.id AND h.state = 'assigned') l ON true
+     WHERE a.status = 'available' AND (a.bots @> '["*"]'::jsonb OR a.bots @> jsonb_build_array($1::text))
+       AND ($2::text IS NULL OR a.queues = '[]'::jsonb OR a.queues @> jsonb_build_array($2::text))
+       AND l.open < a.capacity
+     ORDER BY l.open::float / GREATEST(a.capacity, 1), l.open, a.last_seen_at DESC NULLS LAST, a.id
+     LIMIT 1`,
+    [bot, queue],
+  );
+  return rows[0]?.id;
+}
+
+export interface ConversationRow extends HandoffRecord {
+  nativeKey: string;
+  personName: string | null;
+  lastMessage: { role: string; text: string; createdAt: string } | null;
+  /** The page cursor: requested_at in microseconds. */
+  requestedAtUs: string;
+}
+
+export type ConversationFilter = 'waiting' | 'mine' | 'all';
+
+/** Open handoffs an agent may see, newest first; `before` is a cursor from a previous page. */
+export async function listConversations(
+  q: Queryable,
+  agent: AgentRecord,
+  filter: ConversationFilter,
+  page: { limit: number; before?: { us: string; id: string } },
+): Promise<ConversationRow[]> {
+  const { rows } = await q.query(
+    `SELECT h.*, s.native_key, COALESCE(s.meta->>'name', u.display_name) AS person_name,
+       (extract(epoch FROM h.requested_at) * 1000000)::bigint::text AS requested_us,
+       m.role AS lm_role, m.content AS lm_text, m.created_at AS lm_at
+     FROM handoffs h JOIN sessions s ON s.id = h.session_id
+     LEFT JOIN users u ON u.id = s.user_id
+     LEFT JOIN LATERAL (SELECT role, content, created_at FROM messages
+       WHERE session_id = h.session_id AND role <> 'note' ORDER BY seq DESC LIMIT 1) m ON true
+     WHERE h.state <> 'ended'
+       AND ($1::jsonb @> '["*"]'::jsonb OR $1::jsonb @> jsonb_build_array(h.bot))
+       AND CASE $2::text
+         WHEN 'mine' THEN h.state = 'assigned' AND h.agent_id = $3
+         WHEN 'waiting' THEN h.state = 'waiting' AND ($4::boolean OR h.queue IS NULL OR $5::jsonb = '[]'::jsonb
+           OR $5::jsonb @> jsonb_build_array(h.queue))
+         ELSE true END
+       AND ($6::bigint IS NULL OR (extract(epoch FROM h.requested_at) * 1000000)::bigint < $6
+         OR ((extract(epoch FROM h.requested_at) * 1000000)::bigint = $6 AND h.id < $7))
+     ORDER BY h.requested_at DESC, h.id DESC LIMIT $8`,
+    [
+      json(agent.bots),
+      filter,
+      agent.id,
+      agent.role !== 'agent',
+      json(agent.queues),
+      page.before?.us ?? null,
+      page.before?.id ?? null,
+      page.limit,
+    ],
+  );
+  return rows.map((r) => ({
+    ...toHandoffRecord(r),
+    nativeKey: r.native_key as string,
+    personName: (r.person_name as string | null) ?? null,
+    requestedAtUs: r.requested_us as string,
+    lastMessage: r.lm_role
+      ? { role: r.lm_role as string, text: r.lm_text as string, createdAt: iso(r.lm_at)! }
+      : null,
+  }));
+}
+
+export async function recordTranscriptRead(
+  q: Queryable,
+  read: { agentId: string; sessionId: string; ip: string | null; userAgent: string | null },
+): Promise<void> {
+  await q.query(
+    'INSERT INTO transcript_reads (agent_id, session_id, ip, user_agent) VALUES ($1, $2, $3, $4)',
+    [read.agentId, read.sessionId, read.ip, read.userAgent],
+  );
+}
+
+export interface AgentEventRecord {
+  id: number;
+  type: string;
+  sessionId: string;
+  bot: string;
+  agentId: string | null;
+  queue: string | null;
+  data: Record<string, unknown>;
+  createdAt: string;
+}
+
+const toAgentEvent = (r: Record<string, unknown>): AgentEventRecord => ({
+  id: Number(r.id),
+  type: r.type as string,
+  sessionId: r.session_id as string,
+  bot: r.bot as string,
+  agentId: (r.agent_id as string | null) ?? null,
+  queue: (r.queue as string | null) ?? null,
+  data: (r.data as Record<string, unknown>) ?? {},
+  createdAt: iso(r.created_at)!,
+});
+
+export async function insertAgentEvent(
+  q: Queryable,
+  e: Omit<AgentEventRecord, 'id' | 'createdAt'>,
+): Promise<AgentEventRecord> {
+  const { rows } = await q.query(
+    `INSERT INTO agent_events (type, session_id, bot, agent_id, queue, data) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+     RETURNING *`,
+    [e.type, e.sessionId, e.bot, e.agentId, e.queue, json(e.data)],
+  );
+  return toAgentEvent(rows[0]!);
+}
+
+export async function agentEventsAfter(
+  q: Queryable,
+  afterId: number,
+  limit: number,
+): Promise<AgentEventRecord[]> {
+  const { rows } = await q.query('SELECT * FROM agent_events WHERE id > $1 ORDER BY id LIMIT $2', [
+    afterId,
+    limit,
+  ]);
+  return rows.map(toAgentEvent);
+}
