@@ -63,8 +63,11 @@ export const OutboundSchema = z
      * session of the envelope's key, made on a channel where first contact makes one.
      */
     sessionId: z.uuid().optional(),
-    /** The history role: `assistant` (the bot) or `agent` (a person at the business, `agentId`). */
-    role: z.enum(['assistant', 'agent']),
+    /**
+     * The history role: `assistant` (the bot) or `agent` (a person at the business, `agentId`);
+     * `note` is an agent's internal note (`agentId`): recorded in the lane, never sent.
+     */
+    role: z.enum(['assistant', 'agent', 'note']),
     agentId: z.string().min(1).max(200).optional(),
     /** Who put it there: `session` + session id, `agent` + agent id, `operator` + request id, ... */
     origin: z.object({ type: z.string().min(1).max(50), id: z.string().min(1).max(500) }),
@@ -73,8 +76,8 @@ export const OutboundSchema = z
       .max(50)
       .optional(),
   })
-  .refine((o) => (o.role === 'agent') === (o.agentId !== undefined), {
-    message: 'an agent reply names its agentId, and only an agent reply does',
+  .refine((o) => (o.role !== 'assistant') === (o.agentId !== undefined), {
+    message: 'an agent reply or note names its agentId, and only those do',
     path: ['agentId'],
   });
 export type Outbound = z.infer<typeof OutboundSchema>;

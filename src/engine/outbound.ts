@@ -67,6 +67,9 @@ export function outboundRow(
   if (out.agentId !== undefined) payload.agentId = out.agentId;
   if (out.suggestions?.length) payload.suggestions = out.suggestions;
   if (envelope.attachments.length > 0) payload.attachments = envelope.attachments;
+  // A note is history only: no delivery status, so nothing sends it or pushes it to the person.
+  if (out.role === 'note')
+    return { seq, role: out.role, content: envelope.text, envelopeId: envelope.id, payload };
   return { seq, role: out.role, content: envelope.text, envelopeId: envelope.id, payload, deliveryStatus };
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { BotRegistry } from '../config/bots.ts';
+import { outboundEnvelope } from '../engine/outbound.ts';
 import { type EnvelopeInput, identityOfNativeKey } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
@@ -122,22 +123,13 @@ export class HandoffService {
     text: string,
     who: { role: 'assistant' | 'agent' | 'note'; agentId?: string },
   ): EnvelopeInput {
-    return {
-      id: `${session.channel}:agent:${session.id}:${localId}`,
-      kind: 'outbound',
-      channel: session.channel,
-      bot: session.bot,
-      ...identityOfNativeKey(session.nativeKey),
+    return outboundEnvelope(session, {
+      id: `${session.id}:${localId}`,
       text,
-      meta: {},
-      receivedAt: new Date().toISOString(),
-      outbound: {
-        sessionId: session.id,
-        role: who.role,
-        ...(who.agentId ? { agentId: who.agentId } : {}),
-        origin: { type: 'agent', id: who.agentId ?? 'hub' },
-      },
-    } as unknown as EnvelopeInput;
+      role: who.role,
+      ...(who.agentId ? { agentId: who.agentId } : {}),
+      origin: { type: 'agent', id: who.agentId ?? 'hub' },
+    });
   }
 
   /** Hands the conversation to another agent who serves its bot; 'not_holder' when `from` does not hold it. */

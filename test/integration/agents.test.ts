@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 
-const ADMIN_TOKEN = 'operator-secret-for-agent-tests';
+const ADMIN_TOKEN = 'operator-secret-for-the-agent-tests-0123456789';
 const PASSWORD = 'correct horse battery';
 
 describe('agent accounts, sign-in and management', () => {
