@@ -48,7 +48,18 @@ export interface EmailConfig {
   /** The right-hand side of the Message-IDs we generate; mail carrying it is our own. */
   messageIdDomain: string;
   maxAttachmentBytes: number;
+  /**
+   * The authserv-id of the mail server that receives our mail and writes Authentication-Results
+   * (`mx.example.com`). Unset, no mail is verified: every sender is treated as unknown.
+   */
+  trustedAuthservId?: string;
+  /** A mail whose handling failed this many times is set aside and the mailbox moves on. */
+  maxFailures: number;
+  /** Mail set aside is moved here; unset, it is flagged where it is. */
+  unusableFolder?: string;
 }
+
+export const DEFAULT_MAX_FAILURES = 3;
 
 const emptyAsUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const optional = z.preprocess(emptyAsUndefined, z.string().optional());
@@ -131,6 +142,12 @@ export const EmailEnvSchema = z
       emptyAsUndefined,
       z.coerce.number().int().min(0).default(DEFAULT_MAX_ATTACHMENT_BYTES),
     ),
+    EMAIL_TRUSTED_AUTHSERV_ID: optional,
+    EMAIL_MAX_FAILURES: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1).max(100).default(DEFAULT_MAX_FAILURES),
+    ),
+    EMAIL_UNUSABLE_FOLDER: optional,
   })
   .superRefine((env, ctx) => {
     if (!env.EMAIL_IMAP_PASSWORD && !env.EMAIL_IMAP_ACCESS_TOKEN)
@@ -153,6 +170,12 @@ export const EmailEnvSchema = z
         code: 'custom',
         path: ['EMAIL_PROCESSED_FOLDER'],
         message: 'the processed folder cannot be a watched mailbox',
+      });
+    if (env.EMAIL_UNUSABLE_FOLDER && env.EMAIL_MAILBOXES.some((m) => m.folder === env.EMAIL_UNUSABLE_FOLDER))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['EMAIL_UNUSABLE_FOLDER'],
+        message: 'the folder for unusable mail cannot be a watched mailbox',
       });
   });
 
@@ -195,5 +218,8 @@ export function loadEmailConfig(env: NodeJS.ProcessEnv): EmailConfig {
     from: e.EMAIL_FROM,
     messageIdDomain: (e.EMAIL_MESSAGE_ID_DOMAIN ?? e.EMAIL_FROM.address.split('@')[1]!).toLowerCase(),
     maxAttachmentBytes: e.EMAIL_MAX_ATTACHMENT_BYTES,
+    ...(e.EMAIL_TRUSTED_AUTHSERV_ID ? { trustedAuthservId: e.EMAIL_TRUSTED_AUTHSERV_ID.trim() } : {}),
+    maxFailures: e.EMAIL_MAX_FAILURES,
+    ...(e.EMAIL_UNUSABLE_FOLDER ? { unusableFolder: e.EMAIL_UNUSABLE_FOLDER } : {}),
   };
 }

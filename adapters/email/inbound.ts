@@ -3,9 +3,11 @@ import { InvalidEnvelopeError } from '../../src/ingress.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { Ingress } from '../../src/ports.ts';
 import type { Queryable } from '../../src/store/db.ts';
+import { cleanTextDeep } from '../../src/text.ts';
 import type { EmailConfig } from './config.ts';
 import type { Ours } from './message/no-reply.ts';
 import { type InboundEmail, parseEmail } from './message/parse.ts';
+import { answerAddress, verifySender } from './message/sender-trust.ts';
 import { chosenSuggestion } from './message/suggestions.ts';
 import { threadRoot } from './message/thread.ts';
 import type { EmailReplyTo } from './reply-to.ts';
@@ -17,6 +19,13 @@ import {
   recordInbound,
   saveAttachment,
 } from './store.ts';
+
+/**
+ * Unverified mail is keyed apart from verified mail of the same address: `unverified:<address>`.
+ * A forged `From:` then never reaches the real person's session, their user record or their
+ * memory, and an operator linking the address to a person does not link the forgeries with it.
+ */
+export const UNVERIFIED_PREFIX = 'unverified:';
 
 /** Where a mail was read: the mailbox key, its folder and bot, and its UID under a UIDVALIDITY. */
 export interface MailLocation {
@@ -64,10 +73,36 @@ export class InboundMail {
     } catch (err) {
       return { status: 'unusable', reason: `unparseable: ${(err as Error).message}` };
     }
+    // Before anything is looked up or stored: a NUL (`=00` in a quoted-printable body, a
+    // Message-ID, a file name) would make every write of this mail fail.
+    const cleaned = cleanTextDeep(mail);
+    if (cleaned.cleaned.length > 0) {
+      mail = cleaned.value;
+      logger.warn({
+        event: 'email.text_cleaned',
+        mailbox: at.folder,
+        uid: at.uid,
+        fields: cleaned.cleaned.slice(0, 20),
+      });
+    }
     const id = envelopeId('email', mail.messageId);
     const known = await knownMessage(db, mail.messageId);
     if (known) return { status: 'duplicate', envelopeId: known.envelopeId ?? id };
-    if (!mail.from || !mail.replyAddress) return { status: 'unusable', reason: 'no sender address' };
+    if (!mail.from) return { status: 'unusable', reason: 'no sender address' };
+    const sender = verifySender({
+      authenticationResults: mail.authenticationResults,
+      from: mail.fromAll,
+      trustedAuthservId: this.deps.config.trustedAuthservId,
+    });
+    const answer = answerAddress(mail.from, mail.replyTo, sender.verified);
+    if (answer.ignoredReplyTo)
+      logger.warn({
+        event: 'email.reply_to_ignored',
+        envelopeId: id,
+        mailbox: at.folder,
+        uid: at.uid,
+        reason: answer.ignoredReplyTo.reason,
+      });
 
     const rootCandidate = threadRoot(mail);
     // A client that dropped References still names the mail it answers; we know that mail's thread.
@@ -76,7 +111,7 @@ export class InboundMail {
       messageId: mail.messageId,
       references: mail.references,
       subject: mail.subject,
-      to: mail.replyAddress,
+      to: answer.to,
       mailbox: at.folder,
       bot: at.bot,
       envelopeId: id,
@@ -87,6 +122,9 @@ export class InboundMail {
       to: mail.to.map((a) => a.address),
       cc: mail.cc.map((a) => a.address),
       mailbox: at.folder,
+      senderVerified: sender.verified,
+      senderCheck: sender.reason,
+      ...(answer.ignoredReplyTo ? { replyToIgnored: answer.ignoredReplyTo } : {}),
       ...(mail.inReplyTo ? { inReplyTo: mail.inReplyTo } : {}),
       ...(mail.date ? { date: mail.date } : {}),
     };
@@ -113,10 +151,11 @@ export class InboundMail {
       channel: 'email',
       bot: at.bot,
       from: {
-        id: mail.from.address,
+        id: sender.verified ? mail.from.address : `${UNVERIFIED_PREFIX}${mail.from.address}`,
         email: mail.from.address,
         ...(mail.from.name ? { name: mail.from.name } : {}),
       },
+      identityVerified: sender.verified,
       thread,
       text,
       attachments: await this.attachments(mail),
@@ -149,6 +188,7 @@ export class InboundMail {
         mailbox: at.folder,
         uid: at.uid,
         bot: at.bot,
+        senderVerified: sender.verified,
         ...(mail.noReply ? { noReply: mail.noReply } : {}),
       });
     return { status, envelopeId: id, ...(mail.noReply ? { noReply: mail.noReply } : {}) };

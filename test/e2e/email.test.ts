@@ -5,6 +5,7 @@ import { createEmailAdapter, type EmailConfig, loadEmailConfig } from '../../ada
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { DovecotServer } from '../helpers/dovecot.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { mail, passed, TRUSTED_AUTHSERV_ID } from '../helpers/mail.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
 import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
 import { until } from '../helpers/until.ts';
@@ -13,38 +14,6 @@ const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const OUR_ADDRESS = 'support@switchboard.test';
 /** Tests that stop and start servers wait for reconnects with backoff (up to seconds each). */
 const RESTART_TEST_TIMEOUT_MS = 180_000;
-
-interface MailSpec {
-  from: string;
-  messageId: string;
-  subject: string;
-  body: string;
-  to?: string;
-  inReplyTo?: string;
-  references?: string[];
-  headers?: Record<string, string>;
-}
-
-/** A plain RFC 5322 message as a mail client would write it. */
-function mail(m: MailSpec): string {
-  const lines = [
-    `From: ${m.from}`,
-    `To: ${m.to ?? `Switchboard Support <${OUR_ADDRESS}>`}`,
-    `Subject: ${m.subject}`,
-    `Date: ${new Date().toUTCString()}`,
-    `Message-ID: <${m.messageId}>`,
-    ...(m.inReplyTo ? [`In-Reply-To: <${m.inReplyTo}>`] : []),
-    ...(m.references ? [`References: ${m.references.map((r) => `<${r}>`).join(' ')}`] : []),
-    ...Object.entries(m.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
-    'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-    'Content-Transfer-Encoding: 8bit',
-    '',
-    m.body,
-    '',
-  ];
-  return lines.join('\r\n');
-}
 
 const bare = (id: string | undefined) => (id ?? '').replace(/^<|>$/g, '');
 const refs = (m: ReceivedMail) => {
@@ -69,6 +38,8 @@ describe('email channel against a real IMAP server (dovecot) and a real SMTP ser
     EMAIL_SMTP_PORT: String(smtp.port),
     EMAIL_SMTP_TLS: 'none',
     EMAIL_FROM: `Switchboard Support <${OUR_ADDRESS}>`,
+    // Alice's mail carries the server's passing Authentication-Results: she is a known person.
+    EMAIL_TRUSTED_AUTHSERV_ID: TRUSTED_AUTHSERV_ID,
     ...extra,
   });
   const config = (extra: Record<string, string> = {}): EmailConfig => loadEmailConfig(env(extra));
@@ -125,6 +96,7 @@ describe('email channel against a real IMAP server (dovecot) and a real SMTP ser
     const alice = 'alice@example.org';
     await dovecot.append(
       mail({
+        authResults: [passed('example.org')],
         from: 'Alice Example <Alice@Example.org>',
         messageId: 'first.alice@example.org',
         subject: 'Opening hours',
@@ -169,6 +141,7 @@ describe('email channel against a real IMAP server (dovecot) and a real SMTP ser
     // Gmail: References carries the whole chain; the quoted previous mail is stripped.
     await dovecot.append(
       mail({
+        authResults: [passed('example.org')],
         from: 'Alice Example <alice@example.org>',
         messageId: 'second.alice@example.org',
         subject: 'Re: Opening hours',
@@ -187,6 +160,7 @@ describe('email channel against a real IMAP server (dovecot) and a real SMTP ser
     const oursAgain = bare(second!.parsed.messageId);
     await dovecot.append(
       mail({
+        authResults: [passed('example.org')],
         from: 'alice@example.org',
         messageId: 'third.alice@example.org',
         subject: 'RE: Re: Opening hours',

@@ -203,7 +203,9 @@ describe('parsed mail', () => {
     expect(m.references).toEqual(['order.4711@shop.example', 'sb.77aa.5@switchboard.test']);
     expect(threadRoot(m)).toBe('order.4711@shop.example');
     expect(m.from).toEqual({ address: 'bob.smith@contoso.com', name: 'Smith, Bob' });
-    expect(m.replyAddress).toEqual(m.from);
+    expect(m.fromAll).toEqual([m.from]);
+    expect(m.replyTo).toBeUndefined();
+    expect(m.authenticationResults).toEqual([]);
     expect(m.subject).toBe('RE: Your order 4711');
     expect(m.attachments).toHaveLength(1);
     expect(m.attachments[0]).toMatchObject({
@@ -215,13 +217,14 @@ describe('parsed mail', () => {
     expect(m.noReply).toBeUndefined();
   });
 
-  it('answers Reply-To rather than From, and makes a stable id for a mail without one', async () => {
+  it('reads Reply-To apart from From, and makes a stable id for a mail without one', async () => {
     const raw = crlf(
       'From: Newsroom <news@example.org>\nReply-To: Desk <Desk@Example.org>\nTo: support@switchboard.test\nSubject: Hi\n\nA question.\n',
     );
     const a = await parseEmail(raw, ours);
     const b = await parseEmail(raw, ours);
-    expect(a.replyAddress).toEqual({ address: 'desk@example.org', name: 'Desk' });
+    expect(a.from).toEqual({ address: 'news@example.org', name: 'Newsroom' });
+    expect(a.replyTo).toEqual({ address: 'desk@example.org', name: 'Desk' });
     expect(a.messageId).toMatch(/^sha256-[0-9a-f]{64}@missing-message-id\.invalid$/);
     expect(b.messageId).toBe(a.messageId);
     expect(threadRoot(a)).toBe(a.messageId);

@@ -26,8 +26,12 @@ export interface InboundEmail {
   inReplyTo?: string;
   references: string[];
   from?: MailAddress;
-  /** Where an answer goes: the first Reply-To address, else From. */
-  replyAddress?: MailAddress;
+  /** Every From address (a mail may name several; only a mail with one can be verified). */
+  fromAll: MailAddress[];
+  /** The first Reply-To address, if any: honoured only for verified mail (see sender-trust.ts). */
+  replyTo?: MailAddress;
+  /** The values of every Authentication-Results header, topmost (added last) first. */
+  authenticationResults: string[];
   to: MailAddress[];
   cc: MailAddress[];
   subject: string;
@@ -50,8 +54,9 @@ export function toInboundEmail(mail: ParsedMail, raw: Buffer, ours: Ours): Inbou
   const messageId = normalizeMessageId(mail.messageId) ?? syntheticMessageId(raw);
   const references = messageIdList(mail.references).filter((id) => id !== messageId);
   const inReplyTo = messageIdList(mail.inReplyTo).find((id) => id !== messageId);
-  const from = addresses(mail.from)[0];
-  const replyAddress = addresses(mail.replyTo)[0] ?? from;
+  const fromAll = addresses(mail.from);
+  const from = fromAll[0];
+  const replyTo = addresses(mail.replyTo)[0];
   const fullText = (mail.text ?? '').replace(/\r\n?/g, '\n').trim();
   // Raw header lines: mailparser folds some headers into others (List-* becomes `list`).
   const header = (name: string) => rawHeader(mail, name);
@@ -74,7 +79,9 @@ export function toInboundEmail(mail: ParsedMail, raw: Buffer, ours: Ours): Inbou
     ...(inReplyTo ? { inReplyTo } : {}),
     references,
     ...(from ? { from } : {}),
-    ...(replyAddress ? { replyAddress } : {}),
+    fromAll,
+    ...(replyTo ? { replyTo } : {}),
+    authenticationResults: rawHeaders(mail, 'authentication-results'),
     to: addresses(mail.to),
     cc: addresses(mail.cc),
     subject: (mail.subject ?? '').trim(),
@@ -120,10 +127,17 @@ function returnPath(value: HeaderValue | undefined): string | undefined {
 
 /** A header's value as the mail carries it (unfolded), the first occurrence when repeated. */
 function rawHeader(mail: ParsedMail, name: string): string | undefined {
-  const line = mail.headerLines.find((h) => h.key === name)?.line;
-  if (line === undefined) return undefined;
-  return line
-    .slice(line.indexOf(':') + 1)
-    .replace(/\r?\n[ \t]+/g, ' ')
-    .trim();
+  return rawHeaders(mail, name)[0];
+}
+
+/** Every value of a header as the mail carries them (unfolded), topmost first. */
+function rawHeaders(mail: ParsedMail, name: string): string[] {
+  return mail.headerLines
+    .filter((h) => h.key === name)
+    .map((h) =>
+      h.line
+        .slice(h.line.indexOf(':') + 1)
+        .replace(/\r?\n[ \t]+/g, ' ')
+        .trim(),
+    );
 }

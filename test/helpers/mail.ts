@@ -1,0 +1,47 @@
+/** The authserv-id the test hubs trust (EMAIL_TRUSTED_AUTHSERV_ID): the receiving server's name. */
+export const TRUSTED_AUTHSERV_ID = 'mx.switchboard.test';
+
+export interface MailSpec {
+  from: string;
+  messageId: string;
+  subject: string;
+  body: string;
+  to?: string;
+  inReplyTo?: string;
+  references?: string[];
+  headers?: Record<string, string>;
+  /**
+   * Authentication-Results values, topmost first, placed above every other header as the
+   * receiving server writes them (headers a sender wrote go in `headers`, below).
+   */
+  authResults?: string[];
+  /** Content-Transfer-Encoding of the body, written as given: `8bit` unless told. */
+  encoding?: string;
+}
+
+/** What the trusted receiving server writes for mail whose domain passed SPF, DKIM and DMARC. */
+export function passed(domain: string, authservId = TRUSTED_AUTHSERV_ID): string {
+  return `${authservId}; spf=pass smtp.mailfrom=${domain}; dkim=pass (2048-bit key) header.d=${domain} header.s=s1 header.b=AbCd; dmarc=pass (p=reject dis=none) header.from=${domain}`;
+}
+
+/** A plain RFC 5322 message as a mail client would write it, after the receiving server's headers. */
+export function mail(m: MailSpec, ourAddress = 'support@switchboard.test'): string {
+  const lines = [
+    ...(m.authResults ?? []).map((v) => `Authentication-Results: ${v}`),
+    `From: ${m.from}`,
+    `To: ${m.to ?? `Switchboard Support <${ourAddress}>`}`,
+    `Subject: ${m.subject}`,
+    `Date: ${new Date().toUTCString()}`,
+    `Message-ID: <${m.messageId}>`,
+    ...(m.inReplyTo ? [`In-Reply-To: <${m.inReplyTo}>`] : []),
+    ...(m.references ? [`References: ${m.references.map((r) => `<${r}>`).join(' ')}`] : []),
+    ...Object.entries(m.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    `Content-Transfer-Encoding: ${m.encoding ?? '8bit'}`,
+    '',
+    m.body,
+    '',
+  ];
+  return lines.join('\r\n');
+}
