@@ -1,10 +1,18 @@
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import { errorMessage, isTransient } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import { backoffDelay } from '../../src/queue/queue.ts';
 import type { Queryable } from '../../src/store/db.ts';
+import { cleanText } from '../../src/text.ts';
 import type { EmailConfig, MailboxSpec } from './config.ts';
 import type { InboundMail } from './inbound.ts';
-import { mailboxState, saveMailboxState } from './store.ts';
+import {
+  type MailAt,
+  mailboxState,
+  recordMailFailure,
+  recordMailSetAside,
+  saveMailboxState,
+} from './store.ts';
 
 export const RECONNECT_BASE_MS = 1_000;
 export const RECONNECT_MIN_MS = 250;
@@ -13,6 +21,10 @@ export const RECONNECT_CAP_MS = 60_000;
 export const RESYNC_EVERY_MS = 60_000;
 /** IDLE is restarted this often: some servers and NAT boxes drop connections idle for 30 minutes. */
 export const MAX_IDLE_MS = 5 * 60_000;
+/** A failed sync is tried again after a backoff from this, up to RESYNC_EVERY_MS. */
+export const SYNC_RETRY_BASE_MS = 1_000;
+/** The longest reason kept for a failed mail. */
+const MAX_REASON_LENGTH = 1_000;
 const CONNECT_TIMEOUT_MS = 30_000;
 const LOGOUT_TIMEOUT_MS = 5_000;
 
@@ -26,6 +38,11 @@ export interface WatcherEvents {
  * inbound processor, marks it processed (\Seen, or moved to the processed folder) only once it is
  * durably accepted, and remembers the last UID handled under the folder's UIDVALIDITY in
  * PostgreSQL. It waits with IDLE, and reconnects with backoff when the connection drops.
+ *
+ * A mail that cannot be handled never stops the mailbox: one that fails `maxFailures` times for a
+ * reason of its own (not the database or the queue being away), or that can never be used (no
+ * sender, unparseable), is set aside: flagged, moved to the unusable folder when one is set,
+ * recorded with the reason in `email_failures`, and the mail after it is read.
  */
 export class MailboxWatcher {
   /** `user@host:port/folder`: the key of this mailbox's state row. */
@@ -38,6 +55,8 @@ export class MailboxWatcher {
   private syncAgain = false;
   private wake: (() => void) | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private syncFailures = 0;
 
   constructor(
     private readonly spec: MailboxSpec,
@@ -68,6 +87,7 @@ export class MailboxWatcher {
     this.stopping = true;
     this.wake?.();
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    clearTimeout(this.retryTimer);
     await this.syncing?.catch(() => undefined);
     const client = this.client;
     if (client?.usable) {
@@ -94,7 +114,8 @@ export class MailboxWatcher {
       try {
         await client.connect();
         await client.mailboxOpen(this.spec.folder);
-        if (this.o.config.processedFolder) await this.ensureFolder(client, this.o.config.processedFolder);
+        for (const folder of [this.o.config.processedFolder, this.o.config.unusableFolder])
+          if (folder) await this.ensureFolder(client, folder);
         failures = 0;
         this.connected = true;
         this.o.events?.connected(this.key);
@@ -116,6 +137,7 @@ export class MailboxWatcher {
       } finally {
         if (this.resyncTimer) clearInterval(this.resyncTimer);
         this.resyncTimer = undefined;
+        clearTimeout(this.retryTimer);
         if (this.connected) {
           this.connected = false;
           this.o.events?.disconnected(this.key);
@@ -176,9 +198,18 @@ export class MailboxWatcher {
         this.syncAgain = false;
         try {
           await this.sync(client);
+          this.syncFailures = 0;
         } catch (err) {
-          // The next EXISTS, the periodic re-check or the reconnect tries again from the stored UID.
-          this.log('warn', { event: 'email.sync_failed', err: (err as Error).message });
+          // Tried again from the stored UID after a backoff (or sooner: new mail, a reconnect).
+          this.syncFailures++;
+          const inMs = Math.max(
+            RECONNECT_MIN_MS,
+            backoffDelay(this.syncFailures, SYNC_RETRY_BASE_MS, RESYNC_EVERY_MS),
+          );
+          this.log('warn', { event: 'email.sync_failed', err: errorMessage(err), retryInMs: inMs });
+          clearTimeout(this.retryTimer);
+          this.retryTimer = setTimeout(() => this.requestSync(client), inMs);
+          this.retryTimer.unref();
           return;
         }
       } while (this.syncAgain && !this.stopping && client.usable);
@@ -237,20 +268,58 @@ export class MailboxWatcher {
     const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
     const source = message ? message.source : undefined;
     if (!source) return; // expunged meanwhile
-    const outcome = await this.o.inbound.process(source, {
-      mailbox: this.key,
-      folder: this.spec.folder,
-      bot: this.spec.bot,
-      uidValidity,
-      uid,
-    });
+    const at: MailAt = { mailbox: this.key, uidValidity, uid };
+    let outcome: Awaited<ReturnType<InboundMail['process']>>;
+    try {
+      outcome = await this.o.inbound.process(source, {
+        mailbox: this.key,
+        folder: this.spec.folder,
+        bot: this.spec.bot,
+        uidValidity,
+        uid,
+      });
+    } catch (err) {
+      // The database or the queue being away is nobody's mail's fault: retried, never counted.
+      if (isTransient(err)) throw err;
+      const reason = cleanText(errorMessage(err)).slice(0, MAX_REASON_LENGTH);
+      const failures = await recordMailFailure(this.o.db, at, { reason });
+      const { maxFailures } = this.o.config;
+      this.log('warn', { event: 'email.message_failed', uid, failures, maxFailures, err: reason });
+      if (failures < maxFailures) throw err;
+      await this.setAside(client, at, `failed ${failures} times: ${reason}`);
+      return;
+    }
     if (outcome.status === 'unusable') {
-      // Left where it is, unread, for a person to look at.
-      this.log('error', { event: 'email.unusable_message', uid, reason: outcome.reason });
+      await this.setAside(client, at, outcome.reason);
       return;
     }
     const { processedFolder } = this.o.config;
     if (processedFolder) await client.messageMove(String(uid), processedFolder, { uid: true });
     else await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+  }
+
+  /**
+   * Puts a mail the bot will never answer where a person finds it: recorded with the reason,
+   * flagged (and left unread), moved to the unusable folder when one is set. The caller then
+   * moves past it.
+   */
+  private async setAside(client: ImapFlow, at: MailAt, reason: string): Promise<void> {
+    const uid = String(at.uid);
+    const fetched = await client.fetchOne(uid, { envelope: true }, { uid: true }).catch(() => undefined);
+    const messageId = fetched ? fetched.envelope?.messageId : undefined;
+    const movedTo = this.o.config.unusableFolder;
+    await recordMailSetAside(this.o.db, at, {
+      reason: cleanText(reason).slice(0, MAX_REASON_LENGTH),
+      movedTo,
+      messageId: messageId ? cleanText(messageId.replace(/^<|>$/g, '')) : undefined,
+    });
+    await client.messageFlagsAdd(uid, ['\\Flagged'], { uid: true });
+    if (movedTo) await client.messageMove(uid, movedTo, { uid: true });
+    this.log('error', {
+      event: 'email.message_set_aside',
+      uid: at.uid,
+      reason,
+      ...(movedTo ? { movedTo } : {}),
+    });
   }
 }

@@ -154,3 +154,44 @@ export async function readEmailAttachment(
     ? { filename: row.filename, contentType: row.content_type, content: Buffer.from(row.content) }
     : undefined;
 }
+
+/** Where a failing mail is: the mailbox key and its UID under a UIDVALIDITY. */
+export interface MailAt {
+  mailbox: string;
+  uidValidity: number;
+  uid: number;
+}
+
+/** Counts one more failure of a mail and keeps the latest reason; returns how many so far. */
+export async function recordMailFailure(
+  q: Queryable,
+  at: MailAt,
+  failure: { reason: string; messageId?: string | undefined },
+): Promise<number> {
+  const { rows } = await q.query<{ failures: number }>(
+    `INSERT INTO email_failures (mailbox, uid_validity, uid, message_id, failures, reason)
+     VALUES ($1, $2, $3, $4, 1, $5)
+     ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET
+       failures = email_failures.failures + 1, reason = EXCLUDED.reason,
+       message_id = COALESCE(EXCLUDED.message_id, email_failures.message_id), updated_at = now()
+     RETURNING failures`,
+    [at.mailbox, at.uidValidity, at.uid, failure.messageId ?? null, failure.reason],
+  );
+  return Number(rows[0]!.failures);
+}
+
+/** Records that a mail was set aside (and where it was moved), with the reason. */
+export async function recordMailSetAside(
+  q: Queryable,
+  at: MailAt,
+  aside: { reason: string; movedTo?: string | undefined; messageId?: string | undefined },
+): Promise<void> {
+  await q.query(
+    `INSERT INTO email_failures (mailbox, uid_validity, uid, message_id, reason, set_aside_at, moved_to)
+     VALUES ($1, $2, $3, $4, $5, now(), $6)
+     ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET
+       reason = EXCLUDED.reason, set_aside_at = now(), moved_to = EXCLUDED.moved_to,
+       message_id = COALESCE(EXCLUDED.message_id, email_failures.message_id), updated_at = now()`,
+    [at.mailbox, at.uidValidity, at.uid, aside.messageId ?? null, aside.reason, aside.movedTo ?? null],
+  );
+}
