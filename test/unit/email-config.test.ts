@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_ATTACHMENT_BYTES, emailEnabled, loadEmailConfig } from '../../adapters/email/config.ts';
+import {
+  DEFAULT_MAX_ATTACHMENT_BYTES,
+  DEFAULT_MAX_FAILURES,
+  emailEnabled,
+  loadEmailConfig,
+} from '../../adapters/email/config.ts';
 import { toSendError } from '../../adapters/email/smtp-sender.ts';
 
 const minimal = {
@@ -32,6 +37,28 @@ describe('email configuration', () => {
     expect(c.from).toEqual({ address: 'bot@example.org', name: 'Support' });
     expect(c.messageIdDomain).toBe('example.org');
     expect(c.maxAttachmentBytes).toBe(DEFAULT_MAX_ATTACHMENT_BYTES);
+    // No trusted server: no mail is verified. Failing mail is set aside after 3 tries, in place.
+    expect(c.trustedAuthservId).toBeUndefined();
+    expect(c.maxFailures).toBe(DEFAULT_MAX_FAILURES);
+    expect(c.unusableFolder).toBeUndefined();
+  });
+
+  it('reads the trusted server, the failure limit and the folder for unusable mail', () => {
+    const c = loadEmailConfig({
+      ...minimal,
+      EMAIL_TRUSTED_AUTHSERV_ID: ' mx.example.org ',
+      EMAIL_MAX_FAILURES: '5',
+      EMAIL_UNUSABLE_FOLDER: 'Unusable',
+    });
+    expect(c).toMatchObject({
+      trustedAuthservId: 'mx.example.org',
+      maxFailures: 5,
+      unusableFolder: 'Unusable',
+    });
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_MAX_FAILURES: '0' })).toThrow(/EMAIL_MAX_FAILURES/);
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_UNUSABLE_FOLDER: 'INBOX' })).toThrow(
+      /EMAIL_UNUSABLE_FOLDER/,
+    );
   });
 
   it('reads mailboxes with their bots, OAuth2 tokens, SMTP auth and the other options', () => {
