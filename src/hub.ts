@@ -34,6 +34,7 @@ import { mountSessionApi } from './http/session-api.ts';
 import { createIngress } from './ingress.ts';
 import { KnowledgeIndexer } from './kb/indexer.ts';
 import { type ExpiryReport, runExpiry } from './lifecycle/expiry.ts';
+import { IDLE_SWEEP_JOB, sweepIdleSessions } from './lifecycle/idle-sweep.ts';
 import { createMemoryRateLimiter } from './limits/memory-rate-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
@@ -316,6 +317,9 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     scheduler.handle('expiry', async () => {
       await expire();
     });
+    scheduler.handle(IDLE_SWEEP_JOB, async () => {
+      await sweepIdleSessions({ db, bots, ingress, logger });
+    });
     let stopped = false;
 
     return {
@@ -368,6 +372,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
           await scheduler.repeat('expiry', 'expiry', config.expiryIntervalMs, {
             firstDelayMs: Math.min(EXPIRY_FIRST_RUN_MS, config.expiryIntervalMs),
           });
+          await scheduler.repeat(IDLE_SWEEP_JOB, IDLE_SWEEP_JOB, config.idleSweepIntervalMs);
           await scheduler.start();
         }
         logger.info({

@@ -1,6 +1,7 @@
 import { hashToken, newToken, TOKEN_PATTERN, tokenMatches } from './auth/token.ts';
 import type { BotRegistry } from './config/bots.ts';
 import { type Channel, identityOfNativeKey } from './envelope.ts';
+import { IDLE_END_REASON } from './lifecycle/rules.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
 import type { Db } from './store/db.ts';
 import { recordEvent } from './store/events.ts';
@@ -10,15 +11,17 @@ import { createSession, findSessionByTokenHash, revokeToken } from './store/sess
 /**
  * The session a bearer token opens, or undefined. Unknown, malformed, expired and ended are all
  * the same undefined, so a caller learns nothing about tokens it does not hold. The stored hash
- * is compared in constant time.
+ * is compared in constant time. One ended session still opens: one the idle sweep ended (its
+ * `endedAt` is set); the token holder's next message renews it (`sessionForMessage`).
  */
 export async function sessionForToken(db: Db, token: string): Promise<SessionRecord | undefined> {
   if (!TOKEN_PATTERN.test(token)) return undefined;
   const session = await findSessionByTokenHash(db, hashToken(token));
   if (!session || !tokenMatches(token, session.tokenHash)) return undefined;
-  if (session.endedAt) return undefined;
+  // A session the idle sweep ended keeps its token: the next message starts its successor.
+  if (session.endedAt && session.endReason !== IDLE_END_REASON) return undefined;
   if (session.expiresAt && Date.parse(session.expiresAt) <= Date.now()) return undefined;
-  const { tokenHash: _hash, ...record } = session;
+  const { tokenHash: _hash, endReason: _reason, ...record } = session;
   return record;
 }
 

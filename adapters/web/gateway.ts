@@ -362,6 +362,12 @@ export class Connection {
       .then(async () => {
         if (this.session?.id !== sessionId) return;
         const next = this.token ? await sessionForToken(this.host.db, this.token) : undefined;
+        if (next && next.id === sessionId && next.endedAt) {
+          // The idle sweep ended it and its token waits for the person: their next message here
+          // starts the successor (asking the database, which knows it ended).
+          this.lastActivityAt = 0;
+          return;
+        }
         if (!next || next.id === sessionId || this.ws.readyState !== this.ws.OPEN) {
           this.unbind(true);
           return;

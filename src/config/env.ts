@@ -75,6 +75,8 @@ export const EnvSchema = z.object({
   EXPIRY_INTERVAL_SECONDS: int(3600, 1),
   /** Without Redis, how often a worker looks for due scheduled jobs (the table scheduler). */
   SCHEDULER_POLL_MS: int(1000, 10),
+  /** How often workers end sessions that have been idle longer than their bot allows. */
+  IDLE_SWEEP_SECONDS: int(60, 1),
   /**
    * Sign-in (`POST /api/session/authenticate`): the host site's JWTs are checked with one of a
    * shared HS256 secret, a PEM public key (RS256 or ES256) or a local JWKS file. None set: off.
@@ -117,6 +119,7 @@ export interface HubConfig {
   trustProxy: number;
   expiryIntervalMs: number;
   schedulerPollMs: number;
+  idleSweepIntervalMs: number;
   /** Sign-in JWT settings; file paths are absolute. See `src/auth/sign-in-config.ts`. */
   authJwtSecret: string | undefined;
   authJwtPublicKeyFile: string | undefined;
@@ -173,6 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     trustProxy: e.TRUST_PROXY,
     expiryIntervalMs: e.EXPIRY_INTERVAL_SECONDS * 1000,
     schedulerPollMs: e.SCHEDULER_POLL_MS,
+    idleSweepIntervalMs: e.IDLE_SWEEP_SECONDS * 1000,
     authJwtSecret: e.AUTH_JWT_SECRET,
     authJwtPublicKeyFile: e.AUTH_JWT_PUBLIC_KEY_FILE && path.resolve(e.AUTH_JWT_PUBLIC_KEY_FILE),
     authJwksFile: e.AUTH_JWKS_FILE && path.resolve(e.AUTH_JWKS_FILE),

@@ -7,6 +7,7 @@ import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
 import { type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
 import type { RateLimitedMeta } from '../ingress.ts';
+import { isIdleEndMeta } from '../lifecycle/idle-sweep.ts';
 import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -130,6 +131,11 @@ export class SessionEngine {
         });
         return 'no_session';
       }
+      if (isIdleEndMeta(envelope.meta) && !this.stillIdle(snapshot, envelope.meta.idleSince)) {
+        // The sweep saw the session idle, but it is gone, or something happened in it since.
+        logger.debug({ event: 'session.idle_end_skipped', envelopeId: envelope.id });
+        return 'duplicate';
+      }
       if (!snapshot) {
         logger.warn({
           event: 'turn.no_session',
@@ -249,6 +255,12 @@ export class SessionEngine {
     }
   }
 
+  /** Whether the session is still open and has seen nothing since `idleSince`. */
+  private stillIdle(snapshot: SessionSnapshot | undefined, idleSince: string): snapshot is SessionSnapshot {
+    if (!snapshot || snapshot.session.endedAt) return false;
+    return Date.parse(snapshot.session.lastActivityAt) === Date.parse(idleSince);
+  }
+
   private signalTyping(snapshot: SessionSnapshot, envelope: Envelope): void {
     // Only live channels' clients follow a turn on the bus; the others hear of the finished turn.
     if (isLiveChannel(snapshot.session.channel)) {
@@ -345,7 +357,8 @@ export class SessionEngine {
    * `ON SESSION END` runs) and then goes to a new one for the same person.
    */
   private async resolve(envelope: Envelope, trustCached: boolean): Promise<SessionSnapshot | undefined> {
-    const open = await this.findOpen(envelope, trustCached);
+    // An end never makes a session just to end it.
+    const open = await this.findOpen(envelope, trustCached, { create: envelope.kind !== 'end' });
     if (!open || hasExplicitSessions(envelope.channel)) return open;
     if (envelope.kind !== 'message') return open;
     const rules = this.o.bots.rules(envelope.bot, envelope.channel);

@@ -28,7 +28,9 @@ export async function sessionForMessage(
   at = new Date(),
 ): Promise<SessionRecord> {
   const rules = deps.bots.rules(session.bot, session.channel);
-  if (!isIdle(session.lastActivityAt, at, rules)) return session;
+  // Ended by the idle sweep (its end handler has run): only the successor is left to make.
+  const endedBySweep = session.endedAt !== null;
+  if (!endedBySweep && !isIdle(session.lastActivityAt, at, rules)) return session;
   const renewed = await renewTokenSession(deps.db, session, {
     expiresAt: session.authLevel === 'anonymous' ? new Date(at.getTime() + rules.anonymousRetentionMs) : null,
     meta: { ...session.meta, previousSessionId: session.id, lastInteractionAt: session.lastActivityAt },
@@ -47,13 +49,15 @@ export async function sessionForMessage(
     channel: session.channel,
     idleMs: at.getTime() - Date.parse(session.lastActivityAt),
   });
-  await recordEvent(deps.db, {
-    sessionId: session.id,
-    bot: session.bot,
-    channel: session.channel,
-    type: 'session.idle',
-    data: { lastActivityAt: session.lastActivityAt, nextSessionId: renewed.id },
-  });
+  if (!endedBySweep) {
+    await recordEvent(deps.db, {
+      sessionId: session.id,
+      bot: session.bot,
+      channel: session.channel,
+      type: 'session.idle',
+      data: { lastActivityAt: session.lastActivityAt, nextSessionId: renewed.id },
+    });
+  }
   await recordEvent(deps.db, {
     sessionId: renewed.id,
     bot: renewed.bot,
@@ -61,7 +65,7 @@ export async function sessionForMessage(
     type: 'session.start',
     data: { previousSessionId: session.id },
   });
-  await endSessionThroughQueue(deps, session, IDLE_END_REASON);
+  if (!endedBySweep) await endSessionThroughQueue(deps, session, IDLE_END_REASON);
   await queueSessionStart(deps.ingress, renewed);
   return renewed;
 }

@@ -43,11 +43,15 @@ export async function findOpenSnapshotByKey(
 export async function findSessionByTokenHash(
   q: Queryable,
   tokenHash: Buffer,
-): Promise<(SessionRecord & { tokenHash: Buffer }) | undefined> {
+): Promise<(SessionRecord & { tokenHash: Buffer; endReason: string | null }) | undefined> {
   const { rows } = await q.query('SELECT * FROM sessions WHERE token_hash = $1', [tokenHash]);
   const row = rows[0];
   if (!row) return undefined;
-  return { ...toSessionRecord(row), tokenHash: Buffer.from(row.token_hash as Uint8Array) };
+  return {
+    ...toSessionRecord(row),
+    tokenHash: Buffer.from(row.token_hash as Uint8Array),
+    endReason: (row.end_reason as string | null) ?? null,
+  };
 }
 
 export interface NewSession {
@@ -214,7 +218,8 @@ export async function renewTokenSession(
   return db.transaction(async (tx) => {
     const taken = await tx.query<{ token_hash: Uint8Array }>(
       `UPDATE sessions s SET token_hash = NULL FROM (SELECT id, token_hash FROM sessions WHERE id = $1 FOR UPDATE) o
-       WHERE s.id = o.id AND s.ended_at IS NULL AND o.token_hash IS NOT NULL RETURNING o.token_hash`,
+       WHERE s.id = o.id AND (s.ended_at IS NULL OR s.end_reason = 'idle') AND o.token_hash IS NOT NULL
+       RETURNING o.token_hash`,
       [old.id],
     );
     const tokenHash = taken.rows[0]?.token_hash;

@@ -5,6 +5,7 @@ import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
 import { createMemoryCache } from '../../src/cache/memory-cache.ts';
 import { loadBots } from '../../src/config/bots.ts';
 import { runExpiry } from '../../src/lifecycle/expiry.ts';
+import { sweepIdleSessions } from '../../src/lifecycle/idle-sweep.ts';
 import type { Db } from '../../src/store/db.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { createTestDatabase, silentLogger, type TestDatabase } from '../helpers/database.ts';
@@ -391,5 +392,201 @@ describe('the expiry job on Redis (the BullMQ scheduler)', () => {
       [id],
     );
     expect(rows[0]!.n).toBe(1);
+  });
+});
+
+describe('the idle sweep: sessions nobody comes back to end on their own', () => {
+  let running: RunningHub;
+  const q = <T = Record<string, unknown>>(sql: string, params: unknown[] = []) =>
+    running.hub.db.query<T>(sql, params).then((r) => r.rows);
+  const texts = async (sessionId: string, role = 'assistant') =>
+    (
+      await q<{ content: string }>(
+        'SELECT content FROM messages WHERE session_id = $1 AND role = $2 ORDER BY seq',
+        [sessionId, role],
+      )
+    ).map((r) => r.content);
+  const sessionRow = async (id: string) =>
+    (await q<SessionRow>('SELECT * FROM sessions WHERE id = $1', [id]))[0];
+  const untilEnded = (id: string) =>
+    until(
+      () => sessionRow(id),
+      (row) => row?.ended_at !== null,
+      20_000,
+    );
+
+  beforeAll(async () => {
+    running = await startTestHub(
+      { configDir: CONFIG_DIR, idleSweepIntervalMs: 300, schedulerPollMs: 50 },
+      { adapters: [createWebAdapter(loadWebConfig({}))] },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+  });
+
+  it('ends an idle WhatsApp session through its lane and runs ON SESSION END; the next message starts a new one', async () => {
+    const phone = `+1556${String(Date.now()).slice(-7)}`;
+    let n = 0;
+    const send = (text: string) =>
+      running.hub.ingress.accept({
+        id: `whatsapp:wamid.${phone}.${++n}`,
+        channel: 'whatsapp',
+        bot: 'returning',
+        from: { id: phone, name: 'Eve' },
+        text,
+        receivedAt: new Date().toISOString(),
+      });
+    await send('my name is Eve');
+    const [first] = await until(
+      () => q<SessionRow>("SELECT * FROM sessions WHERE channel = 'whatsapp' AND native_key = $1", [phone]),
+      (s) => s.length === 1,
+    );
+    // Nobody writes again: the sweep ends it (`returning` idles out after 3 s).
+    const ended = await untilEnded(first!.id);
+    expect(ended!.end_reason).toBe('idle');
+    const events = await q<{ type: string }>(
+      'SELECT type FROM session_events WHERE session_id = $1 ORDER BY id',
+      [first!.id],
+    );
+    expect(events.map((e) => e.type)).toEqual(['session.start', 'session.idle', 'goodbye', 'session.end']);
+    expect(
+      await q('SELECT value FROM bot_memory WHERE bot = $1 AND key = $2', [
+        'returning',
+        `ended_${first!.id}`,
+      ]),
+    ).toEqual([{ value: 'yes' }]);
+
+    await send('hi again');
+    const sessions = await until(
+      () =>
+        q<SessionRow>(
+          "SELECT * FROM sessions WHERE channel = 'whatsapp' AND native_key = $1 ORDER BY created_at",
+          [phone],
+        ),
+      (s) => s.length === 2,
+    );
+    expect(
+      await until(
+        () => texts(sessions[1]!.id),
+        (t) => t.length === 2,
+      ),
+    ).toEqual([`Welcome back Eve, last here ${ended!.last_activity_at.toISOString()}`, 'You said hi again']);
+  });
+
+  it('an idle API session ends with its end handler; its token then starts the next session, which sees what the end left', async () => {
+    const api = apiClient(running.url);
+    const opened = await api.createSession('handover');
+    await api.chat(opened.token, 'shoes');
+    await untilEnded(opened.session_id);
+    expect(
+      await until(
+        () => texts(opened.session_id),
+        (t) => t.length === 3,
+      ),
+    ).toEqual(['Hello, first time here', 'Noted: shoes', 'Goodbye (idle)']);
+    // The token still reads the ended conversation...
+    const history = await api.call('GET', '/api/session/messages', { token: opened.token });
+    expect(history.status).toBe(200);
+    // ...and its next message starts a new session (the end is not run twice).
+    const next = await api.chat(opened.token, 'boots');
+    expect(next.status).toBe(200);
+    expect(next.json.replies.map((r: { text: string }) => r.text)).toEqual(['Noted: boots']);
+    const current = (await api.call('GET', '/api/session', { token: opened.token })).json
+      .session_id as string;
+    expect(current).not.toBe(opened.session_id);
+    expect(
+      await until(
+        () => texts(current),
+        (t) => t.length === 2,
+      ),
+    ).toEqual(['Welcome back; last time: shoes', 'Noted: boots']);
+    expect(await texts(opened.session_id)).toHaveLength(3);
+  });
+
+  it('a web socket stays on a session the sweep ended, and its next message moves it to the new session', async () => {
+    const socket = await TestSocket.open(wsUrl(running.url));
+    socket.send({ type: 'hello', bot: 'handover', lastSeq: 0 });
+    const welcome = await socket.nextOfType('welcome');
+    socket.send({ type: 'message', id: randomUUID(), text: 'hats' });
+    await socket.next((f) => f.type === 'message' && f.text === 'Noted: hats', 'the reply');
+    await socket.next(
+      (f) => f.type === 'message' && f.text === 'Goodbye (idle)',
+      'the end handler, said by the sweep',
+    );
+    expect(socket.frames.some((f) => f.type === 'ended')).toBe(false);
+    socket.send({ type: 'message', id: randomUUID(), text: 'caps' });
+    const renewed = await socket.nextOfType('welcome');
+    expect(renewed.sessionId).not.toBe(welcome.sessionId);
+    await socket.next(
+      (f) => f.type === 'message' && f.text === 'Welcome back; last time: hats',
+      'the new greeting',
+    );
+    await socket.next((f) => f.type === 'message' && f.text === 'Noted: caps', 'the answer');
+    socket.ws.close();
+  });
+});
+
+describe('the idle sweep keeps order with what a session has in flight', () => {
+  let running: RunningHub;
+  beforeAll(async () => {
+    running = await startTestHub({ configDir: CONFIG_DIR, idleSweepIntervalMs: 3_600_000 });
+  });
+  afterAll(async () => {
+    await running?.stop();
+  });
+
+  it('an end queued behind a message that keeps the session active is dropped', async () => {
+    const { hub } = running;
+    const phone = `+1557${String(Date.now()).slice(-7)}`;
+    let n = 0;
+    const send = (text: string) =>
+      hub.ingress.accept({
+        id: `whatsapp:wamid.${phone}.${++n}`,
+        channel: 'whatsapp',
+        bot: 'handover',
+        from: { id: phone },
+        text,
+        receivedAt: new Date().toISOString(),
+      });
+    const replies = async (id: string) =>
+      (
+        await hub.db.query<{ content: string }>(
+          "SELECT content FROM messages WHERE session_id = $1 AND role = 'assistant' ORDER BY seq",
+          [id],
+        )
+      ).rows.map((r) => r.content);
+    await send('first');
+    const session = await until(
+      async () =>
+        (await hub.db.query<{ id: string }>('SELECT id FROM sessions WHERE native_key = $1', [phone])).rows,
+      (rows) => rows.length === 1,
+    );
+    const id = session[0]!.id;
+    await until(
+      () => replies(id),
+      (r) => r.length === 2,
+    );
+    // A message that takes a second, then a sweep that sees the session idle (an hour from now)
+    // before that message's turn commits: its end is queued behind the message.
+    await send('slow');
+    const queued = await sweepIdleSessions(
+      { db: hub.db, bots: hub.bots, ingress: hub.ingress, logger: silentLogger },
+      new Date(Date.now() + 3_600_000),
+    );
+    expect(queued).toBe(1);
+    await send('after');
+    // The lane is FIFO: once 'after' is answered, the end before it has been handled.
+    expect(
+      await until(
+        () => replies(id),
+        (r) => r.length === 4,
+      ),
+    ).toEqual(['Hello, first time here', 'Noted: first', 'Noted: slow', 'Noted: after']);
+    const { rows } = await hub.db.query<{ ended_at: Date | null }>(
+      'SELECT ended_at FROM sessions WHERE id = $1',
+      [id],
+    );
+    expect(rows[0]!.ended_at).toBeNull();
   });
 });

@@ -1,0 +1,112 @@
+import type { BotRegistry } from '../config/bots.ts';
+import { type Channel, identityOfNativeKey } from '../envelope.ts';
+import type { Logger } from '../logger.ts';
+import type { Ingress } from '../ports.ts';
+import type { Db } from '../store/db.ts';
+import { recordEvent } from '../store/events.ts';
+import { IDLE_END_REASON, isIdle } from './rules.ts';
+
+/** The scheduler's job name (and repeat id) of the sweep. */
+export const IDLE_SWEEP_JOB = 'idle-sweep';
+/** Sessions looked at per statement. */
+export const IDLE_SWEEP_BATCH = 500;
+
+export interface IdleSweepDeps {
+  db: Db;
+  bots: BotRegistry;
+  ingress: Ingress;
+  logger: Logger;
+}
+
+interface OpenRow {
+  id: string;
+  bot: string;
+  channel: Channel;
+  native_key: string;
+  last_activity_at: Date | string;
+  /** The same at the database's full precision: the next batch starts after it. */
+  cursor: string;
+}
+
+/**
+ * What an idle end carries: the last activity the sweep saw. The engine ends the session only if
+ * that is still its last activity when the end's turn comes (a message queued before the end
+ * keeps the session open).
+ */
+export interface IdleEndMeta {
+  reason: typeof IDLE_END_REASON;
+  idleSince: string;
+}
+
+export function isIdleEndMeta(meta: Record<string, unknown>): meta is Record<string, unknown> & IdleEndMeta {
+  return meta.reason === IDLE_END_REASON && typeof meta.idleSince === 'string';
+}
+
+/**
+ * Ends every session idle for longer than its bot allows on its channel, through its lane: an
+ * `end` envelope queued behind whatever the session already has in flight, so its
+ * `ON SESSION END` runs in the engine like any end, in order. A token session (REST, web) keeps
+ * its token: the person's next message starts a new session with it, as after any idle-out.
+ *
+ * Safe to run twice at once or again before the ends are handled: an end's id is made of the
+ * session and the last activity it saw, so the queue takes each once.
+ */
+export async function sweepIdleSessions(deps: IdleSweepDeps, now = new Date()): Promise<number> {
+  const { db, bots, ingress, logger } = deps;
+  const shortest = Math.min(...[...bots.names(), undefined].flatMap((bot) => idleTimeouts(bots, bot)));
+  const cutoff = new Date(now.getTime() - shortest);
+  let queued = 0;
+  let after: { at: string; id: string } | undefined;
+  for (;;) {
+    const { rows } = await db.query<OpenRow>(
+      `SELECT id, bot, channel, native_key, last_activity_at, last_activity_at::text AS cursor FROM sessions
+       WHERE ended_at IS NULL AND last_activity_at < $1
+         AND ($2::timestamptz IS NULL OR (last_activity_at, id) > ($2::timestamptz, $3::uuid))
+       ORDER BY last_activity_at, id LIMIT $4`,
+      [cutoff, after?.at ?? null, after?.id ?? null, IDLE_SWEEP_BATCH],
+    );
+    for (const row of rows) {
+      const lastActivityAt = new Date(row.last_activity_at).toISOString();
+      if (!isIdle(lastActivityAt, now, bots.rules(row.bot, row.channel))) continue;
+      const meta: IdleEndMeta = { reason: IDLE_END_REASON, idleSince: lastActivityAt };
+      const { status } = await ingress.accept({
+        id: `${row.channel}:${row.id}:idle:${Date.parse(lastActivityAt)}`,
+        kind: 'end',
+        channel: row.channel,
+        bot: row.bot,
+        ...identityOfNativeKey(row.native_key),
+        text: '',
+        meta: { ...meta },
+        receivedAt: now.toISOString(),
+      });
+      if (status !== 'accepted') continue;
+      queued++;
+      logger.info({
+        event: 'session.idle_out',
+        sessionId: row.id,
+        bot: row.bot,
+        channel: row.channel,
+        by: 'sweep',
+      });
+      await recordEvent(db, {
+        sessionId: row.id,
+        bot: row.bot,
+        channel: row.channel,
+        type: 'session.idle',
+        data: { lastActivityAt },
+      });
+    }
+    if (rows.length < IDLE_SWEEP_BATCH) break;
+    const last = rows[rows.length - 1]!;
+    after = { at: last.cursor, id: last.id };
+  }
+  if (queued > 0) logger.info({ event: 'idle_sweep.done', queued });
+  return queued;
+}
+
+/** A bot's idle timeouts on every channel it names, and its default (undefined: the hub's defaults). */
+function idleTimeouts(bots: BotRegistry, bot: string | undefined): number[] {
+  if (bot === undefined) return [bots.defaultRules().idleTimeoutMs];
+  const channels = Object.keys(bots.get(bot).settings.sessions.channels) as Channel[];
+  return [bots.rules(bot), ...channels.map((c) => bots.rules(bot, c))].map((r) => r.idleTimeoutMs);
+}
