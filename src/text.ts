@@ -70,8 +70,22 @@ export function invalidTextPaths(value: unknown, path = ''): string[] {
  * paths that were cleaned. Unchanged data comes back as the same object.
  */
 export function cleanTextDeep<T>(value: T): { value: T; cleaned: string[] } {
-  const cleaned = invalidTextPaths(value);
-  return { value: cleaned.length === 0 ? value : (cleanValue(value) as T), cleaned };
+  // Every message passes here: the common case (nothing to clean) allocates nothing.
+  if (!containsInvalidText(value)) return { value, cleaned: [] };
+  return { value: cleanValue(value) as T, cleaned: invalidTextPaths(value) };
+}
+
+/** Whether any string in plain data (values and object keys) holds invalid text. */
+export function containsInvalidText(value: unknown): boolean {
+  if (typeof value === 'string') return hasInvalidText(value);
+  if (Array.isArray(value)) {
+    for (const item of value) if (containsInvalidText(item)) return true;
+    return false;
+  }
+  if (isPlainObject(value)) {
+    for (const key in value) if (hasInvalidText(key) || containsInvalidText(value[key])) return true;
+  }
+  return false;
 }
 
 function cleanValue(value: unknown): unknown {

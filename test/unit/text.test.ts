@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cleanText, cleanTextDeep, hasInvalidText, invalidTextPaths } from '../../src/text.ts';
+import {
+  cleanText,
+  cleanTextDeep,
+  containsInvalidText,
+  hasInvalidText,
+  invalidTextPaths,
+} from '../../src/text.ts';
 
 describe('invalid text: NUL and lone surrogates', () => {
   it('finds NUL, a lone high and a lone low surrogate, and leaves pairs and other controls alone', () => {
@@ -50,6 +56,8 @@ describe('invalid text: NUL and lone surrogates', () => {
       n: 1,
       k: { 'k\uFFFD': 1 },
     });
+    expect(containsInvalidText(data)).toBe(true);
+    expect(containsInvalidText(value)).toBe(false);
     const clean = { a: 'b' };
     expect(cleanTextDeep(clean).value).toBe(clean);
   });
