@@ -59,6 +59,13 @@ const HttpToolSchema = z
     /** Header name → name of the environment variable holding its value (tokens stay out of the file). */
     headersFromEnv: z.record(z.string(), z.string().regex(ENV_NAME)).default({}),
     timeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+    /** Most bytes of the response read; the rest is never downloaded. */
+    maxResponseBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024)
+      .default(64 * 1024),
   })
   .strict();
 

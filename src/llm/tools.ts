@@ -8,6 +8,7 @@ import { TurnBuffer } from '../dialog/turn-buffer.ts';
 import { fromJson, type Value } from '../dialog/values.ts';
 import type { BotContext } from '../engine/bot.ts';
 import type { ToolCall, ToolSpec } from './client.ts';
+import { callHttpTool } from './http-tool.ts';
 import type { ToolDeclaration } from './settings.ts';
 import { compileToolArguments, type ToolArguments, toolValidator } from './tool-arguments.ts';
 
@@ -158,7 +159,7 @@ export class BotTools {
     try {
       const content = tool.declaration.script
         ? await this.runScript(tool.declaration.script, input, ctx)
-        : await this.runHttp(tool.declaration.http!, input);
+        : await callHttpTool(tool.declaration.http!, input, this.env);
       return { ok: true, args, content: clip(content) };
     } catch (err) {
       return { ok: false, args, content: clip(`error: ${(err as Error).message}`) };
@@ -193,47 +194,5 @@ export class BotTools {
     buffer.replies.length = 0;
     buffer.commit([]);
     return result;
-  }
-
-  private async runHttp(
-    http: NonNullable<ToolDeclaration['http']>,
-    input: Record<string, unknown>,
-  ): Promise<string> {
-    const headers: Record<string, string> = {
-      accept: 'application/json, text/plain;q=0.9, */*;q=0.5',
-      ...http.headers,
-    };
-    for (const [header, variable] of Object.entries(http.headersFromEnv)) {
-      const value = this.env[variable];
-      if (value === undefined || value === '')
-        throw new Error(`the environment variable ${variable} is not set`);
-      headers[header] = value;
-    }
-    let url = http.url;
-    let body: string | undefined;
-    if (http.method === 'GET') {
-      const u = new URL(http.url);
-      for (const [key, value] of Object.entries(input))
-        u.searchParams.set(key, typeof value === 'string' ? value : JSON.stringify(value));
-      url = u.toString();
-    } else {
-      headers['content-type'] = 'application/json';
-      body = JSON.stringify(input);
-    }
-    const res = await fetch(url, {
-      method: http.method,
-      headers,
-      body,
-      signal: AbortSignal.timeout(http.timeoutMs),
-    }).catch((err: Error) => {
-      throw new Error(
-        err.name === 'TimeoutError'
-          ? `no answer within ${http.timeoutMs} ms`
-          : `unreachable (${err.message})`,
-      );
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 500)}`);
-    return text;
   }
 }

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { parseEnvelope } from '../../src/envelope.ts';
 import { BotTools, ToolConfigError } from '../../src/llm/tools.ts';
 import { emptyState } from '../../src/store/records.ts';
 import { silentLogger, tempDir } from '../helpers/database.ts';
+import { until } from '../helpers/until.ts';
 
 const llm = (tools: unknown[]) => ({ llm: { baseUrl: 'http://127.0.0.1:9/v1', model: 'm', tools } });
 const lookup = {
@@ -282,5 +283,151 @@ describe('tools', () => {
     } finally {
       await fs.rm(broken, { recursive: true, force: true });
     }
+  });
+});
+
+describe('HTTP tools: responses read up to a cap, secret headers kept to their origin', () => {
+  let home: Server;
+  let elsewhere: Server;
+  let homeUrl = '';
+  let elsewhereUrl = '';
+  /** Per request path: the secret headers that arrived. */
+  const arrived: { at: string; key?: string; auth?: string; plain?: string; method?: string }[] = [];
+  /** Bytes the endless endpoint wrote before the client went away, per request. */
+  const endless: { written: number; closed: boolean }[] = [];
+
+  const listen = async (server: Server) => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+
+  beforeAll(async () => {
+    const record = (name: string) => (req: IncomingMessage, res: ServerResponse) => {
+      const u = req.url ?? '/';
+      if (u.startsWith('/endless')) {
+        const state = { written: 0, closed: false };
+        endless.push(state);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const chunk = Buffer.alloc(16 * 1024, 'x');
+        const pump = () => {
+          while (!state.closed && state.written < 64 * 1024 * 1024) {
+            state.written += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+          res.end();
+        };
+        res.on('close', () => {
+          state.closed = true;
+        });
+        pump();
+        return;
+      }
+      if (u.startsWith('/big')) {
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`${'é'.repeat(1500)}${'x'.repeat(100_000)}`);
+        return;
+      }
+      if (u.startsWith('/forever')) {
+        res.writeHead(302, { location: '/forever' });
+        res.end();
+        return;
+      }
+      const to = new URL(u, 'http://h').searchParams.get('to');
+      if (to) {
+        res.writeHead(Number(new URL(u, 'http://h').searchParams.get('status') ?? 302), { location: to });
+        res.end();
+        return;
+      }
+      arrived.push({
+        at: `${name}${u.split('?')[0]}`,
+        key: req.headers['x-api-key'] as string | undefined,
+        auth: req.headers.authorization,
+        plain: req.headers['x-plain'] as string | undefined,
+        method: req.method,
+      });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`reached ${name}`);
+    };
+    home = createServer(record('home'));
+    elsewhere = createServer(record('elsewhere'));
+    homeUrl = await listen(home);
+    elsewhereUrl = await listen(elsewhere);
+  });
+  afterAll(async () => {
+    home.closeAllConnections();
+    await new Promise((r) => home.close(r));
+    await new Promise((r) => elsewhere.close(r));
+  });
+
+  const env = { SB_TOOL_KEY: 'k-secret', SB_TOOL_AUTH: 'Bearer a-secret' };
+  const httpTool = (name: string, url: string, extra: Record<string, unknown> = {}) => ({
+    name,
+    description: 'd',
+    parameters: { type: 'object', properties: {}, additionalProperties: true },
+    http: {
+      url,
+      headers: { 'x-plain': 'visible' },
+      headersFromEnv: { 'x-api-key': 'SB_TOOL_KEY', authorization: 'SB_TOOL_AUTH' },
+      timeoutMs: 5000,
+      ...extra,
+    },
+  });
+  const load = (tools: unknown[]) => BotTools.load('/nonexistent', BotSettingsSchema.parse(llm(tools)), env);
+
+  it('stops reading at the cap (64 KiB unless the tool says otherwise) and lets the rest go', async () => {
+    const tools = await load([
+      httpTool('endless', `${homeUrl}/endless`),
+      httpTool('big', `${homeUrl}/big`, { maxResponseBytes: 2048 }),
+    ]);
+    const { ctx } = context();
+    const out = await tools.run(call('endless', {}), ctx, ['endless']);
+    expect(out.ok).toBe(true);
+    expect(out.content).toMatch(/^x{8000}… \(cut\)$/);
+    await until(
+      async () => endless.at(-1)!,
+      (s) => s.closed,
+    );
+    // What was sent before the hub hung up is the cap plus what the sockets buffered, not 64 MiB.
+    expect(endless.at(-1)!.written).toBeLessThan(16 * 1024 * 1024);
+
+    const big = await tools.run(call('big', {}), ctx, ['big']);
+    // 2048 bytes: 1024 two-byte characters, nothing after them, and a note that it was cut.
+    expect(big).toMatchObject({ ok: true, content: `${'é'.repeat(1024)}… (cut at 2048 bytes)` });
+    expect(() =>
+      BotSettingsSchema.parse(llm([httpTool('tiny', homeUrl, { maxResponseBytes: 10 })])),
+    ).toThrow();
+  });
+
+  it('follows redirects, sending the headersFromEnv only while they stay on the configured origin', async () => {
+    const same = `${homeUrl}/hop?to=${encodeURIComponent('/target')}`;
+    const cross = `${homeUrl}/hop?status=307&to=${encodeURIComponent(`${elsewhereUrl}/target`)}`;
+    const back = `${homeUrl}/hop?to=${encodeURIComponent(`${elsewhereUrl}/hop?to=${encodeURIComponent(`${homeUrl}/back`)}`)}`;
+    const tools = await load([
+      httpTool('same', same, { method: 'GET' }),
+      httpTool('cross', cross),
+      httpTool('back', back, { method: 'GET' }),
+      httpTool('loop', `${homeUrl}/forever`, { method: 'GET' }),
+    ]);
+    const { ctx } = context();
+    const active = ['same', 'cross', 'back', 'loop'];
+
+    expect((await tools.run(call('same', {}), ctx, active)).content).toBe('reached home');
+    expect(arrived.at(-1)).toEqual({
+      at: 'home/target',
+      key: 'k-secret',
+      auth: 'Bearer a-secret',
+      plain: 'visible',
+      method: 'GET',
+    });
+
+    // A POST redirected with 307 to another origin stays a POST, without the secrets.
+    expect((await tools.run(call('cross', { q: 1 }), ctx, active)).content).toBe('reached elsewhere');
+    expect(arrived.at(-1)).toEqual({ at: 'elsewhere/target', plain: 'visible', method: 'POST' });
+
+    // Once the chain left the origin, coming back does not bring the secrets back.
+    expect((await tools.run(call('back', {}), ctx, active)).content).toBe('reached home');
+    expect(arrived.at(-1)).toEqual({ at: 'home/back', plain: 'visible', method: 'GET' });
+    expect(arrived.filter((a) => a.at.startsWith('elsewhere')).every((a) => !a.key && !a.auth)).toBe(true);
+    expect((await tools.run(call('loop', {}), ctx, active)).content).toBe('error: more than 5 redirects');
   });
 });

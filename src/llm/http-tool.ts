@@ -1,0 +1,107 @@
+import type { ToolDeclaration } from './settings.ts';
+
+type HttpTool = NonNullable<ToolDeclaration['http']>;
+
+/** Redirects followed before the call counts as failed. */
+export const MAX_TOOL_REDIRECTS = 5;
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Calls an HTTP tool and returns its response body as text, read as a stream and stopped at
+ * `maxResponseBytes` (the rest is never downloaded). Redirects are followed here, not by fetch,
+ * so that the secret headers (`headersFromEnv`) go only to the origin of the configured URL:
+ * once a redirect leaves it, they are dropped for the rest of the chain. Throws with a message
+ * fit for the model when the call fails.
+ */
+export async function callHttpTool(
+  http: HttpTool,
+  input: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
+  const secrets: Record<string, string> = {};
+  for (const [header, variable] of Object.entries(http.headersFromEnv)) {
+    const value = env[variable];
+    if (value === undefined || value === '')
+      throw new Error(`the environment variable ${variable} is not set`);
+    secrets[header] = value;
+  }
+  const headers: Record<string, string> = {
+    accept: 'application/json, text/plain;q=0.9, */*;q=0.5',
+    ...http.headers,
+  };
+  let url = new URL(http.url);
+  let method: string = http.method;
+  let body: string | undefined;
+  if (http.method === 'GET') {
+    for (const [key, value] of Object.entries(input))
+      url.searchParams.append(key, typeof value === 'string' ? value : JSON.stringify(value));
+  } else {
+    headers['content-type'] = 'application/json';
+    body = JSON.stringify(input);
+  }
+  const origin = url.origin;
+  let sameOrigin = true;
+  const signal = AbortSignal.timeout(http.timeoutMs);
+  const failed = (err: Error): never => {
+    throw new Error(
+      err.name === 'TimeoutError' ? `no answer within ${http.timeoutMs} ms` : `unreachable (${err.message})`,
+    );
+  };
+
+  for (let hop = 0; ; hop++) {
+    const res: Response = await fetch(url, {
+      method,
+      headers: sameOrigin ? { ...headers, ...secrets } : headers,
+      body,
+      redirect: 'manual',
+      signal,
+    }).catch(failed);
+    if (REDIRECTS.has(res.status)) {
+      await res.body?.cancel();
+      const location = res.headers.get('location');
+      if (!location) throw new Error(`HTTP ${res.status} without a Location`);
+      if (hop >= MAX_TOOL_REDIRECTS) throw new Error(`more than ${MAX_TOOL_REDIRECTS} redirects`);
+      const next = new URL(location, url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:')
+        throw new Error(`a redirect to ${next.protocol} is not followed`);
+      // As browsers do: 303 (and 301/302 after a POST) continue as a GET without the body.
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+        method = 'GET';
+        body = undefined;
+        delete headers['content-type'];
+      }
+      url = next;
+      sameOrigin &&= next.origin === origin;
+      continue;
+    }
+    const text = await readCapped(res, http.maxResponseBytes).catch(failed);
+    if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 500)}`);
+    return text;
+  }
+}
+
+/**
+ * The body as text, at most `maxBytes` of it: reading stops there and the connection is
+ * released, so a response of any size costs at most that much memory and download.
+ */
+async function readCapped(res: Response, maxBytes: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return text + decoder.decode();
+    const room = maxBytes - bytes;
+    if (value.byteLength > room) {
+      // A character cut in half at the cap is left out rather than shown as U+FFFD.
+      text += decoder.decode(value.subarray(0, room), { stream: true });
+      await reader.cancel();
+      return `${text}… (cut at ${maxBytes} bytes)`;
+    }
+    bytes += value.byteLength;
+    text += decoder.decode(value, { stream: true });
+  }
+}
