@@ -30,7 +30,6 @@ import { createApp } from './http/app.ts';
 import { mountAuthApi } from './http/auth-api.ts';
 import { mountIdentityApi } from './http/identity-api.ts';
 import { type Check, mountOpsApi } from './http/ops-api.ts';
-import { mountSessionApi } from './http/session-api.ts';
 import { createIngress } from './ingress.ts';
 import { KnowledgeIndexer } from './kb/indexer.ts';
 import { type ExpiryReport, runExpiry } from './lifecycle/expiry.ts';
@@ -277,7 +276,6 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     });
     const works = role === 'all' || role === 'worker';
     if (serves) {
-      mountSessionApi(app, { config, db, bots, ingress, bus, logger, rateLimiter });
       if (signIn) mountAuthApi(app, { signIn, rateLimiter, config });
       mountIdentityApi(app, {
         db,

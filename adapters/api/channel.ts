@@ -5,9 +5,11 @@ import type { ChannelPlugin } from '../../src/channels/plugin.ts';
  * The REST API (`POST /api/session`, `POST /api/chat`): a client holding a session token, which
  * reads the replies itself (the answer to its request, the history).
  */
+export const API_CHANNEL = 'api';
+
 export const api: ChannelPlugin = {
   declaration: {
-    name: 'api',
+    name: API_CHANNEL,
     nativeId: { kind: 'opaque', normalize: normalizeOpaqueId },
     identified: false,
     sessions: 'explicit',
@@ -16,8 +18,8 @@ export const api: ChannelPlugin = {
     renders: { suggestions: true, cards: false, files: true, typing: false, streaming: false },
   },
   enabled: () => true,
-  // Its routes are still mounted by the hub itself (src/http/session-api.ts).
   async loadAdapter() {
-    return undefined;
+    const { createApiAdapter } = await import('./index.ts');
+    return createApiAdapter();
   },
 };

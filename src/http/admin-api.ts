@@ -22,7 +22,7 @@ import { loadSnapshot } from '../store/sessions.ts';
 import { STAT_BUCKETS, sessionStats } from '../store/stats.ts';
 import { requireAdmin } from './admin-auth.ts';
 import { ApiError, readJson } from './errors.ts';
-import { toApiState } from './session-api.ts';
+import { toApiState } from './session-state-view.ts';
 
 /** A session is idle after this long when no rules are given (the hub passes each bot's own). */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;

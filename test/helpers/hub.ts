@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createApiAdapter } from '../../adapters/api/index.ts';
 import { type HubConfig, loadConfig } from '../../src/config/env.ts';
 import { createHub, type Hub, type HubOptions } from '../../src/hub.ts';
 import { createTestDatabase, silentLogger } from './database.ts';
@@ -36,7 +37,10 @@ export async function startTestHub(
 ): Promise<RunningHub> {
   const database = overrides.databaseUrl ? undefined : await createTestDatabase();
   const config = testConfig({ databaseUrl: database?.url, ...overrides });
-  const hub = await createHub({ config, logger: silentLogger, ...options });
+  // The REST API is a channel like the others; every test hub serves it, as `switchboard start` does.
+  const adapters = options.adapters ?? [];
+  const withApi = adapters.some((a) => a.channel === 'api') ? adapters : [createApiAdapter(), ...adapters];
+  const hub = await createHub({ config, logger: silentLogger, ...options, adapters: withApi });
   const { port } = await hub.start();
   return {
     hub,

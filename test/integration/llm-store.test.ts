@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiAdapter } from '../../adapters/api/index.ts';
 import { createHub, type Hub } from '../../src/hub.ts';
 import type { Db } from '../../src/store/db.ts';
 import { listMessages } from '../../src/store/messages.ts';
@@ -134,6 +135,7 @@ describe('an LLM bot with a knowledge base on the embedded PGlite', () => {
         databaseUrl: undefined,
       }),
       logger: silentLogger,
+      adapters: [createApiAdapter()],
     });
     url = `http://127.0.0.1:${(await hub.start()).port}`;
   });

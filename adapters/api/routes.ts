@@ -1,25 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Hono } from 'hono';
 import { z } from 'zod';
-import type { Bus } from '../bus/bus.ts';
-import type { BotRegistry } from '../config/bots.ts';
-import type { HubConfig } from '../config/env.ts';
-import type { EnvelopeInput } from '../envelope.ts';
-import { RateLimitedError } from '../ingress.ts';
-import { sessionForMessage } from '../lifecycle/token-renewal.ts';
-import { MINUTE_MS, type RateLimiter, retryAfterSeconds, sessionCreateKey } from '../limits/rate-limiter.ts';
-import type { Logger } from '../logger.ts';
-import type { Ingress } from '../ports.ts';
-import { endTokenSession, openTokenSession } from '../sessions.ts';
-import type { Db } from '../store/db.ts';
-import { isEnvelopeRecorded } from '../store/messages.ts';
-import { personHistory, personRepliesTo } from '../store/person-history.ts';
-import type { MessageRecord, SessionState } from '../store/records.ts';
-import { loadSnapshot } from '../store/sessions.ts';
-import { contextAddress } from './client-address.ts';
-import { ApiError, readJson } from './errors.ts';
-import { authenticateSession, authenticateToken } from './session-auth.ts';
-import { waitForTurn } from './turn-waiter.ts';
+import type { Bus } from '../../src/bus/bus.ts';
+import type { BotRegistry } from '../../src/config/bots.ts';
+import type { HubConfig } from '../../src/config/env.ts';
+import type { EnvelopeInput } from '../../src/envelope.ts';
+import { contextAddress } from '../../src/http/client-address.ts';
+import { ApiError, readJson } from '../../src/http/errors.ts';
+import { authenticateSession, authenticateToken } from '../../src/http/session-auth.ts';
+import { toApiState } from '../../src/http/session-state-view.ts';
+import { waitForTurn } from '../../src/http/turn-waiter.ts';
+import { RateLimitedError } from '../../src/ingress.ts';
+import { sessionForMessage } from '../../src/lifecycle/token-renewal.ts';
+import {
+  MINUTE_MS,
+  type RateLimiter,
+  retryAfterSeconds,
+  sessionCreateKey,
+} from '../../src/limits/rate-limiter.ts';
+import type { Logger } from '../../src/logger.ts';
+import type { Ingress } from '../../src/ports.ts';
+import { endTokenSession, openTokenSession } from '../../src/sessions.ts';
+import type { Db } from '../../src/store/db.ts';
+import { isEnvelopeRecorded } from '../../src/store/messages.ts';
+import { personHistory, personRepliesTo } from '../../src/store/person-history.ts';
+import type { MessageRecord } from '../../src/store/records.ts';
+import { loadSnapshot } from '../../src/store/sessions.ts';
+import { API_CHANNEL } from './channel.ts';
 
 const DEFAULT_PAGE = 50;
 /** Longest client message id (`message_id` or `Idempotency-Key`); the envelope id holds it. */
@@ -64,18 +71,6 @@ export function toApiMessage(
   };
 }
 
-/** What the bot keeps for a session, as the API shows it (the dialog's position only as a flag). */
-export function toApiState(state: SessionState) {
-  return {
-    variables: state.variables,
-    context: state.context,
-    kbs: state.kbs,
-    tools: state.tools,
-    suggestions: state.suggestions,
-    waiting_for_input: state.dialog !== null,
-  };
-}
-
 function clientMeta(c: Context, trustProxy: number): Record<string, unknown> {
   return { ip: contextAddress(c, trustProxy), userAgent: c.req.header('user-agent') };
 }
@@ -106,7 +101,7 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
       MINUTE_MS,
     );
     if (!allowed.allowed) {
-      logger.info({ event: 'session.create_limited', channel: 'api' });
+      logger.info({ event: 'session.create_limited', channel: API_CHANNEL });
       throw new ApiError(
         429,
         'rate_limited',
@@ -116,9 +111,9 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
     }
     const { session, token } = await openTokenSession(
       { db, ingress, bots },
-      { bot, channel: 'api', meta: clientMeta(c, config.trustProxy) },
+      { bot, channel: API_CHANNEL, meta: clientMeta(c, config.trustProxy) },
     );
-    logger.info({ event: 'session.created', sessionId: session.id, bot, channel: 'api' });
+    logger.info({ event: 'session.created', sessionId: session.id, bot, channel: API_CHANNEL });
     return c.json({ session_id: session.id, token, expires_at: session.expiresAt, bot }, 201);
   });
 
