@@ -238,7 +238,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       llm: llm.provider(),
     });
 
-    const signIn = verifiers ? createSignIn({ db, cache, verifiers, logger }) : undefined;
+    const signIn = verifiers ? createSignIn({ db, cache, bus, verifiers, logger }) : undefined;
     const host: AdapterHost = {
       signIn,
       config,

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { Gauge } from 'prom-client';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { SignInRefused } from '../../src/auth/sign-in-service.ts';
+import { hashToken } from '../../src/auth/token.ts';
 import { type SessionEvent, sessionTopic } from '../../src/bus/bus.ts';
 import { requestAddress } from '../../src/http/client-address.ts';
 import { InvalidEnvelopeError, RateLimitedError } from '../../src/ingress.ts';
@@ -208,6 +209,9 @@ export class Room {
         for (const c of this.connections)
           c.send({ type: 'chunk', inReplyTo: event.envelopeId, index: event.index, text: event.text });
         return;
+      case 'token.replaced':
+        for (const c of [...this.connections]) c.tokenReplaced(event.tokenHash);
+        return;
       case 'turn.completed':
         for (const c of this.connections) c.lastActivityAt = Date.now();
         void this.run(async () => {
@@ -308,6 +312,8 @@ export class Connection {
    * it still opens a session, this socket may not open another.
    */
   private openedToken: string | undefined;
+  /** Set while this socket's own sign-in is in flight: a replacement heard meanwhile may be its own. */
+  private signingIn: { replacedBy?: string } | undefined;
   /** When this socket last knew the session active: a message after a long quiet is checked against the database. */
   lastActivityAt = 0;
 
@@ -368,6 +374,11 @@ export class Connection {
           this.lastActivityAt = 0;
           return;
         }
+        if (!next && this.ws.readyState === this.ws.OPEN) {
+          // The session renewed under a token this socket does not hold (it was replaced).
+          this.closeReplaced();
+          return;
+        }
         if (!next || next.id === sessionId || this.ws.readyState !== this.ws.OPEN) {
           this.unbind(true);
           return;
@@ -379,6 +390,27 @@ export class Connection {
         this.gateway.log.warn({ event: 'web.follow_failed', sessionId, err: err.message });
         this.unbind(true);
       });
+  }
+
+  /**
+   * The session's token is now the one hashed `tokenHash`. A socket holding another one may no
+   * longer read or write the conversation: it is closed with 4410 (its own sign-in in flight
+   * decides when it returns).
+   */
+  tokenReplaced(tokenHash: string): void {
+    if (this.signingIn) {
+      this.signingIn.replacedBy = tokenHash;
+      return;
+    }
+    if (this.token && hashToken(this.token).toString('base64url') === tokenHash) return;
+    this.closeReplaced();
+  }
+
+  private closeReplaced(): void {
+    const sessionId = this.session?.id;
+    this.unbind(false);
+    this.gateway.log.info({ event: 'web.token_replaced', sessionId });
+    this.ws.close(CLOSE.TOKEN_REPLACED, 'the session token was replaced');
   }
 
   private armHelloTimer(): void {
@@ -542,6 +574,12 @@ export class Connection {
       resumed: !options.newToken,
     });
     room.join(this);
+    // A sign-in committed between the token check and the room's subscription was not heard here.
+    const current = await sessionForToken(this.host.db, token);
+    if (current?.id !== session.id) {
+      this.closeReplaced();
+      return;
+    }
     await room.run(() => room.catchUp([this]));
   }
 
@@ -630,6 +668,8 @@ export class Connection {
           retryAfterMs: attempt.retryAfterMs,
         },
       );
+    const signingIn: { replacedBy?: string } = {};
+    this.signingIn = signingIn;
     try {
       const result = await signIn(token, jwt);
       if (this.openedToken === token) this.openedToken = result.token;
@@ -644,6 +684,10 @@ export class Connection {
     } catch (err) {
       if (err instanceof SignInRefused) return this.error(err.code, err.message);
       throw err;
+    } finally {
+      this.signingIn = undefined;
+      // What was heard meanwhile is judged against the token this socket holds now.
+      if (signingIn.replacedBy) this.tokenReplaced(signingIn.replacedBy);
     }
   }
 

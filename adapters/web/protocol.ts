@@ -140,6 +140,11 @@ export const CLOSE = {
   UNAVAILABLE: 1011,
   /** The token is unknown, ended or expired, or belongs to another bot or channel. */
   BAD_TOKEN: 4401,
+  /**
+   * The session's token was replaced (a sign-in, here or anywhere) and this socket holds the old
+   * one: reconnect with the new token if this client has it, else start over.
+   */
+  TOKEN_REPLACED: 4410,
   /** `hello` named a bot that does not exist. */
   UNKNOWN_BOT: 4404,
   /** No `hello` arrived in time. */

@@ -1,3 +1,4 @@
+import { type Bus, sessionTopic, type TokenReplaced } from '../bus/bus.ts';
 import type { SessionCache } from '../cache/cache.ts';
 import type { Logger } from '../logger.ts';
 import { sessionForToken } from '../sessions.ts';
@@ -37,15 +38,17 @@ export type SignIn = (token: string, jwt: string) => Promise<SignInResult>;
  * The sign-in upgrade as one call, for every door it comes through (`POST
  * /api/session/authenticate`, the widget's `authenticate` frame): the session the token opens,
  * the JWT checked against that bot's keys, the upgrade committed, the session dropped from the
- * cache so the engine reloads it with its user. Throws SignInRefused.
+ * cache so the engine reloads it with its user, and every gateway told (on the bus) to disconnect
+ * the session's clients that hold the old token. Throws SignInRefused.
  */
 export function createSignIn(deps: {
   db: Db;
   cache: SessionCache;
+  bus: Bus;
   verifiers: SignInVerifiers;
   logger: Logger;
 }): SignIn {
-  const { db, cache, verifiers, logger } = deps;
+  const { db, cache, bus, verifiers, logger } = deps;
   return async (token, jwt) => {
     if (!verifiers.enabled)
       throw new SignInRefused('sign_in_disabled', 'sign-in is not configured (see AUTH_JWT_* settings)');
@@ -73,6 +76,17 @@ export function createSignIn(deps: {
       if (refusal) throw refusal;
       throw err;
     }
+    const replaced: TokenReplaced = {
+      type: 'token.replaced',
+      sessionId: result.sessionId,
+      tokenHash: hashToken(result.token).toString('base64url'),
+    };
+    // Best-effort like every bus message; a socket also re-checks its token when it binds.
+    await bus
+      .publish(sessionTopic(result.sessionId), replaced)
+      .catch((err: Error) =>
+        logger.warn({ event: 'bus.publish_failed', sessionId: result.sessionId, err: err.message }),
+      );
     // The engine reloads the session, with its user and level, on its next turn.
     await cache
       .delete(result.sessionId)

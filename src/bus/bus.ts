@@ -44,7 +44,18 @@ export interface TurnChunk {
   text: string;
 }
 
+/**
+ * Published when a session's token was replaced (a sign-in): every client still holding another
+ * token is disconnected, wherever it is connected. `tokenHash` (base64url SHA-256, never the
+ * token) lets the holder of the new token stay.
+ */
+export interface TokenReplaced {
+  type: 'token.replaced';
+  sessionId: string;
+  tokenHash: string;
+}
+
 /** What is published on a session's topic. */
-export type SessionEvent = TurnStarted | TurnCompleted | TurnChunk;
+export type SessionEvent = TurnStarted | TurnCompleted | TurnChunk | TokenReplaced;
 
 export const sessionTopic = (sessionId: string) => `session:${sessionId}`;

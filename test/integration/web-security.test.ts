@@ -1,8 +1,11 @@
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadWebConfig, WebConfigError } from '../../adapters/web/config.ts';
 import { ADMIN_FAILURES_PER_MINUTE } from '../../src/http/admin-auth.ts';
 import { adminClient } from '../helpers/admin.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { apiClient } from '../helpers/hub.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { socketPool, startWebHub, type WebHub } from '../helpers/web-hub.ts';
 
 const ADMIN_TOKEN = 'an-operator-token-of-at-least-32-characters';
@@ -273,5 +276,76 @@ describe('opening sessions (SESSION_CREATE_PER_MINUTE per client address)', () =
     expect(refused.status).toBe(429);
     expect(refused.json.error.code).toBe('rate_limited');
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('a replaced token (sign-in), on two gateways sharing one database and one Redis', () => {
+  const SECRET = 'the-shop-and-the-hub-share-this-secret-too';
+  const auth = { authJwtSecret: SECRET, authJwtIssuer: 'https://shop.example', authJwtAudience: 'hub' };
+  const jwt = (sub: string) =>
+    new SignJWT({ name: 'Ada' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(sub)
+      .setIssuer(auth.authJwtIssuer)
+      .setAudience(auth.authJwtAudience)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(SECRET));
+  let database: TestDatabase;
+  const redis = testRedisPrefix();
+  let one: WebHub;
+  let two: WebHub;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const shared = {
+      databaseUrl: database.url,
+      redisUrl: TEST_REDIS_URL,
+      redisPrefix: redis.prefix,
+      ...auth,
+    };
+    one = await startWebHub(shared);
+    two = await startWebHub(shared);
+  });
+  afterAll(async () => {
+    await one?.stop();
+    await two?.stop();
+    await database?.drop();
+    await redis.cleanup();
+  });
+
+  it('closes every socket holding the old token with 4410, on both gateways; the signing socket goes on', async () => {
+    const a = await pool.connect(one);
+    const opened = await a.hello();
+    await a.messagesThrough(1);
+    const b = await pool.connect(two);
+    await b.hello({ token: opened.token, lastSeq: 1 });
+    const c = await pool.connect(one);
+    await c.hello({ token: opened.token, lastSeq: 1 });
+
+    a.send({ type: 'authenticate', jwt: await jwt('user-3') });
+    const signedIn = await a.nextOfType('authenticated');
+    expect(signedIn.token).not.toBe(opened.token);
+    expect(await b.closed()).toEqual({ code: 4410, reason: 'the session token was replaced' });
+    expect(await c.closed()).toEqual({ code: 4410, reason: 'the session token was replaced' });
+
+    // The signed-in conversation goes on where the new token is, and nowhere else.
+    a.send({ type: 'message', id: 'after', text: 'signed in now' });
+    await a.reply('echo signed in now #1');
+    expect(a.closeEvent).toBeUndefined();
+    const stale = await pool.connect(two);
+    stale.send({ type: 'hello', token: opened.token });
+    expect((await stale.closed()).code).toBe(4401);
+    const fresh = await pool.connect(two);
+    expect((await fresh.hello({ token: signedIn.token })).sessionId).toBe(opened.sessionId);
+
+    // A sign-in through the REST API replaces it again: both sockets holding it are closed.
+    const res = await apiClient(one.url).call('POST', '/api/session/authenticate', {
+      token: signedIn.token,
+      body: { jwt: await jwt('user-3') },
+    });
+    expect(res.status).toBe(200);
+    expect((await a.closed()).code).toBe(4410);
+    expect((await fresh.closed()).code).toBe(4410);
   });
 });

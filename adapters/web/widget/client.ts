@@ -37,6 +37,8 @@ const ACK_DELAY_MS = 300;
 /** Errors after which resending the same message cannot help. */
 const FINAL_ERRORS = new Set(['empty_text', 'text_too_long', 'bad_frame', 'invalid_text']);
 const CLOSE_BAD_TOKEN = 4401;
+/** The token was replaced (a sign-in elsewhere): the stored one may be the new one. */
+const CLOSE_TOKEN_REPLACED = 4410;
 const CLOSE_UNKNOWN_BOT = 4404;
 
 /** 96 random bits as hex: a client message id (works on plain http, unlike randomUUID). */
@@ -337,6 +339,14 @@ export class ChatClient {
     if (code === CLOSE_UNKNOWN_BOT) {
       this.stopped = true;
       this.o.events.status('failed', { reason });
+      return;
+    }
+    if (code === CLOSE_TOKEN_REPLACED) {
+      // Another tab (or the host site's server) signed the session in. If that tab stored the
+      // new token, this one continues with it; if not, the hub answers the old one with 4401.
+      const stored = this.o.storage.getToken();
+      if (stored !== this.shownToken) this.clearShown(stored);
+      this.connect();
       return;
     }
     if (code === CLOSE_BAD_TOKEN) {
