@@ -199,7 +199,11 @@ export async function createHub(options: HubOptions): Promise<Hub> {
         prefix: config.redisPrefix,
         logger,
       };
-      queue = createBullmqQueue({ ...common, concurrency: config.queueConcurrency });
+      queue = createBullmqQueue({
+        ...common,
+        concurrency: config.queueConcurrency,
+        retryBaseMs: config.queueRetryBaseMs,
+      });
       outbox = createRedisOutbox({ ...common, db, delivery, concurrency: config.queueConcurrency });
       scheduler = createBullmqScheduler({
         redis: bullRedis,
@@ -210,7 +214,12 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     } else {
       cache = local;
       bus = createMemoryBus();
-      queue = createInProcessQueue({ db, logger, concurrency: config.queueConcurrency });
+      queue = createInProcessQueue({
+        db,
+        logger,
+        concurrency: config.queueConcurrency,
+        retryBaseMs: config.queueRetryBaseMs,
+      });
       outbox = createInProcessOutbox({ db, delivery, logger });
       scheduler = createTableScheduler({ db, logger, pollMs: config.schedulerPollMs });
     }

@@ -75,6 +75,8 @@ export const EnvSchema = z.object({
   EXPIRY_INTERVAL_SECONDS: int(3600, 1),
   /** Without Redis, how often a worker looks for due scheduled jobs (the table scheduler). */
   SCHEDULER_POLL_MS: int(1000, 10),
+  /** First retry delay of an envelope whose handling failed; doubles each attempt, up to 30 s. */
+  QUEUE_RETRY_BASE_MS: int(200, 1),
   /** How often workers end sessions that have been idle longer than their bot allows. */
   IDLE_SWEEP_SECONDS: int(60, 1),
   /**
@@ -119,6 +121,7 @@ export interface HubConfig {
   trustProxy: number;
   expiryIntervalMs: number;
   schedulerPollMs: number;
+  queueRetryBaseMs: number;
   idleSweepIntervalMs: number;
   /** Sign-in JWT settings; file paths are absolute. See `src/auth/sign-in-config.ts`. */
   authJwtSecret: string | undefined;
@@ -176,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     trustProxy: e.TRUST_PROXY,
     expiryIntervalMs: e.EXPIRY_INTERVAL_SECONDS * 1000,
     schedulerPollMs: e.SCHEDULER_POLL_MS,
+    queueRetryBaseMs: e.QUEUE_RETRY_BASE_MS,
     idleSweepIntervalMs: e.IDLE_SWEEP_SECONDS * 1000,
     authJwtSecret: e.AUTH_JWT_SECRET,
     authJwtPublicKeyFile: e.AUTH_JWT_PUBLIC_KEY_FILE && path.resolve(e.AUTH_JWT_PUBLIC_KEY_FILE),

@@ -21,6 +21,8 @@ export interface BullmqQueueOptions {
   prefix: string;
   logger: Logger;
   concurrency: number;
+  /** First retry delay of a failing envelope (see LaneRunnerOptions). */
+  retryBaseMs?: number;
 }
 
 export interface BullmqInboundQueue extends InboundQueue {
@@ -44,6 +46,7 @@ export function createBullmqQueue(options: BullmqQueueOptions): BullmqInboundQue
     lanes,
     logger,
     connection: options.queueConnection ?? redis,
+    ...(options.retryBaseMs === undefined ? {} : { retryBaseMs: options.retryBaseMs }),
   });
   const failing = new Set<string>();
 

@@ -43,6 +43,8 @@ export interface InProcessQueueOptions {
   logger: Logger;
   concurrency: number;
   maxAttempts?: number;
+  /** First retry delay of a failing envelope; doubles each attempt, with full jitter, up to 30 s. */
+  retryBaseMs?: number;
 }
 
 /**
@@ -148,7 +150,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
         lane.items.shift();
         known.delete(entry.id);
       } else {
-        retryIn = backoffDelay(entry.attempts, RETRY_BASE_MS, RETRY_CAP_MS);
+        retryIn = backoffDelay(entry.attempts, options.retryBaseMs ?? RETRY_BASE_MS, RETRY_CAP_MS);
         logger.warn({
           event: 'queue.envelope_retry',
           envelopeId: entry.envelope.id,

@@ -63,6 +63,8 @@ export interface LaneRunnerOptions {
   logger: Logger;
   /** The connection for BullMQ's Queue (producer side). */
   connection: Redis;
+  /** First retry delay of a failed drain; doubles each attempt, with full jitter, up to 30 s. */
+  retryBaseMs?: number;
 }
 
 /**
@@ -117,7 +119,8 @@ export class LaneRunner {
       // A stall is a dead worker, not a bad job: never give a lane up for it.
       maxStalledCount: Number.MAX_SAFE_INTEGER,
       settings: {
-        backoffStrategy: (attempts: number) => backoffDelay(attempts, RETRY_BASE_MS, RETRY_CAP_MS),
+        backoffStrategy: (attempts: number) =>
+          backoffDelay(attempts, o.retryBaseMs ?? RETRY_BASE_MS, RETRY_CAP_MS),
       },
     });
     this.worker.on('error', (err) =>
