@@ -1,4 +1,5 @@
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackAdapter, loadSlackConfig } from '../../adapters/slack/index.ts';
 import { slackSignature } from '../../adapters/slack/webhook/verify.ts';
@@ -267,6 +268,36 @@ describe('Slack through a whole hub', () => {
     );
     await until(threaded, (c) => c.length >= 4);
     expect(threaded()[3]!.args.text).toBe('echo next #3');
+  });
+
+  it("an event not durably accepted within Slack's 3 s is answered 503; Slack's retry then finds it a duplicate", async () => {
+    const p = person();
+    const body = dm(p, 'slow');
+    // Another connection holds the inbox, as a stalled database would: the accept cannot finish.
+    const holder = new pg.Client({ connectionString: running.hub.config.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE');
+      const res = await event(running, body);
+      expect(res.status).toBe(503);
+      expect((await res.json()).error.code).toBe('unavailable');
+    } finally {
+      await holder.query('COMMIT');
+      await holder.end();
+    }
+    // The acceptance went on once the inbox was free: the message is answered, once.
+    await until(
+      () => texts(p.dm),
+      (t) => t.length >= 2,
+    );
+    const retry = await event(running, body, {
+      headers: { 'x-slack-retry-num': '1', 'x-slack-retry-reason': 'http_error' },
+    });
+    expect(retry.status).toBe(200);
+    expect(await retry.json()).toMatchObject({ status: 'duplicate' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(texts(p.dm)).toEqual(['welcome', 'echo slow #1']);
   });
 
   it('rate limited by Slack (429 Retry-After) the reply waits and goes once; not_in_channel fails at once', async () => {
