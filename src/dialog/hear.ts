@@ -65,7 +65,8 @@ function isoDay(year: number, month: number, day: number): string | undefined {
 export function parseDate(text: string, now = new Date()): string | undefined {
   const t = text.trim().toLowerCase();
   const relative: Record<string, number> = { today: 0, tomorrow: 1, yesterday: -1 };
-  if (t in relative) return new Date(now.getTime() + relative[t]! * DAY_MS).toISOString().slice(0, 10);
+  if (Object.hasOwn(relative, t))
+    return new Date(now.getTime() + relative[t]! * DAY_MS).toISOString().slice(0, 10);
   let m = /^(\d{4})-(\d{1,2})-(\d{1,2})$/.exec(t);
   if (m) return isoDay(Number(m[1]), Number(m[2]), Number(m[3]));
   m = /^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$/.exec(t);

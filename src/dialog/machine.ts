@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { deepCopy } from '../clone.ts';
 import type { BotContext } from '../engine/bot.ts';
+import { bareRecord, own, setOwn } from '../own.ts';
 import { BUILTINS } from './builtins.ts';
 import { type CompiledScript, type Instr, MAIN_UNIT, scriptFileName, type Unit } from './compiler.ts';
 import { DialogRuntimeError } from './errors.ts';
@@ -105,7 +106,7 @@ export class Machine {
       hash: script.hash,
       unit,
       pc: 0,
-      locals: { ...locals },
+      locals: bareRecord(locals),
       stack: [],
       code,
       compiled: script,
@@ -121,7 +122,7 @@ export class Machine {
         hash: compiled.hash,
         unit: f.unit,
         pc: f.pc,
-        locals: f.locals,
+        locals: bareRecord(f.locals),
         stack: f.stack,
         code: compiled.units.get(f.unit)!,
         compiled,
@@ -234,12 +235,15 @@ export class Machine {
   }
 
   private lookup(frame: Frame, name: string): Value {
-    if (name in frame.locals) return frame.locals[name]!;
+    // Locals have no prototype; own() keeps it so should one ever slip in with one.
+    const local = own(frame.locals, name);
+    if (local !== undefined) return local;
     if (frame.unit !== MAIN_UNIT) {
       // A FUNCTION or SUB sees its script's main variables (read-only) after its own.
       for (let i = this.frames.length - 1; i >= 0; i--) {
         const f = this.frames[i]!;
-        if (f.script === frame.script && f.unit === MAIN_UNIT && name in f.locals) return f.locals[name]!;
+        if (f.script === frame.script && f.unit === MAIN_UNIT && Object.hasOwn(f.locals, name))
+          return f.locals[name]!;
       }
     }
     if (SESSION_VARIABLES.includes(name))
@@ -282,7 +286,7 @@ export class Machine {
       this.variableBytes -= before;
       return;
     }
-    if (!(name in vars) && Object.keys(vars).length >= maxVariables)
+    if (!Object.hasOwn(vars, name) && Object.keys(vars).length >= maxVariables)
       throw new DialogRuntimeError(
         `a session may hold at most ${maxVariables} variables; ${name} would be one more`,
       );
@@ -315,7 +319,7 @@ export class Machine {
       hash: compiled.hash,
       unit,
       pc: 0,
-      locals,
+      locals: bareRecord(locals),
       stack: [],
       code,
       compiled,
@@ -342,7 +346,7 @@ export class Machine {
       case 'storeIndex': {
         const value = this.pop(frame);
         const indexes = this.popMany(frame, instr.depth);
-        if (!(instr.name in frame.locals)) frame.locals[instr.name] = [];
+        if (!Object.hasOwn(frame.locals, instr.name)) frame.locals[instr.name] = [];
         frame.locals[instr.name] = this.checkValue(
           setIn(frame.locals[instr.name]!, indexes, value, instr.name),
         );
@@ -395,7 +399,7 @@ export class Machine {
       }
       case 'call': {
         const args = this.popMany(frame, instr.argc);
-        const locals: Record<string, Value> = {};
+        const locals = bareRecord<Value>();
         const params = frame.compiled.units.get(instr.routine)?.params ?? [];
         params.forEach((p, i) => {
           locals[p] = args[i] ?? null;
@@ -578,7 +582,7 @@ export class Machine {
   private async runScript(frame: Frame, name: string): Promise<boolean> {
     const compiled = await this.host.script(name);
     if (!compiled) throw new DialogRuntimeError(`RUN: this bot has no script ${name}`);
-    const message = 'message' in frame.locals ? frame.locals.message! : toText(this.ctx.text);
+    const message = Object.hasOwn(frame.locals, 'message') ? frame.locals.message! : toText(this.ctx.text);
     this.call(compiled, MAIN_UNIT, { message });
     return false;
   }
@@ -645,7 +649,7 @@ function listIndex(list: Value[], index: Value, allowAppend: boolean): number {
 
 function getIn(target: Value, index: Value): Value {
   if (isList(target)) return target[listIndex(target, index, false)]!;
-  if (isRecord(target)) return target[toText(index)] ?? null;
+  if (isRecord(target)) return own(target, toText(index)) ?? null;
   if (typeof target === 'string') {
     const chars = [...target];
     return chars[listIndex(chars, index, false)]!;
@@ -665,7 +669,9 @@ function setIn(target: Value, indexes: Value[], value: Value, name: string): Val
   }
   if (isRecord(target)) {
     const key = toText(first);
-    return { ...target, [key]: setIn(target[key] ?? [], rest, value, name) };
+    const copy = { ...target };
+    setOwn(copy, key, setIn(own(target, key) ?? [], rest, value, name));
+    return copy;
   }
   throw new DialogRuntimeError(`${name} is ${describe(target)}, not a list`);
 }

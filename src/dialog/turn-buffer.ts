@@ -1,5 +1,6 @@
 import { deepCopy } from '../clone.ts';
 import type { BotContext, HistoryNote, ReplyOptions } from '../engine/bot.ts';
+import { own, setOwn } from '../own.ts';
 import type { SessionStateData, Suggestion } from '../store/records.ts';
 
 /**
@@ -115,12 +116,12 @@ class HeldBackContext implements BotContext {
   }
 
   get<T = unknown>(name: string): T | undefined {
-    return this.buffer.state.variables[name] as T | undefined;
+    return own(this.buffer.state.variables, name) as T | undefined;
   }
 
   set(name: string, value: unknown): void {
     if (value === undefined) delete this.buffer.state.variables[name];
-    else this.buffer.state.variables[name] = value;
+    else setOwn(this.buffer.state.variables, name, value);
   }
 
   history(limit?: number) {

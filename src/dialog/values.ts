@@ -1,3 +1,4 @@
+import { setOwn } from '../own.ts';
 import { DialogRuntimeError } from './errors.ts';
 
 /**
@@ -130,7 +131,8 @@ export function fromJson(v: unknown): Value {
   if (Array.isArray(v)) return v.map(fromJson);
   if (typeof v === 'object') {
     const out: { [key: string]: Value } = {};
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = fromJson(x);
+    // A `__proto__` key from JSON stays an item of the record, never its prototype.
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) setOwn(out, k, fromJson(x));
     return out;
   }
   return String(v);

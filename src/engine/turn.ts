@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { deepCopy } from '../clone.ts';
 import type { Envelope } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
+import { own, setOwn } from '../own.ts';
 import type { DeliveryStatus, MessagePayload, SessionSnapshot, SessionStateData } from '../store/records.ts';
 import type { TurnWrite } from '../store/turns.ts';
 import {
@@ -141,11 +142,11 @@ export class TurnDraft {
         draft.replies.push({ text: String(text), payload });
       },
       get<T>(name: string) {
-        return draft.state.variables[name] as T | undefined;
+        return own(draft.state.variables, name) as T | undefined;
       },
       set(name: string, value: unknown) {
         if (value === undefined) delete draft.state.variables[name];
-        else draft.state.variables[name] = value;
+        else setOwn(draft.state.variables, name, value);
       },
       memory: {
         async get(key: string) {

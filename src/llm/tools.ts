@@ -7,6 +7,7 @@ import { Machine, RESERVED_VARIABLES } from '../dialog/machine.ts';
 import { TurnBuffer } from '../dialog/turn-buffer.ts';
 import { fromJson, type Value } from '../dialog/values.ts';
 import type { BotContext } from '../engine/bot.ts';
+import { bareRecord, setOwn } from '../own.ts';
 import type { ToolCall, ToolSpec } from './client.ts';
 import { callHttpTool } from './http-tool.ts';
 import type { ToolDeclaration } from './settings.ts';
@@ -185,8 +186,8 @@ export class BotTools {
       },
       buffer.context,
     );
-    const locals: Record<string, Value> = { message: ctx.text };
-    for (const [key, value] of Object.entries(input)) locals[key] = fromJson(value);
+    const locals = bareRecord<Value>({ message: ctx.text });
+    for (const [key, value] of Object.entries(input)) setOwn(locals, key, fromJson(value));
     machine.begin(script, MAIN_UNIT, locals);
     const outcome = await machine.run();
     if (outcome.kind === 'waiting') throw new Error('a tool script cannot wait for an answer (HEAR)');

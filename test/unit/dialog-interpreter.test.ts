@@ -707,3 +707,80 @@ describe('LLM and the fallback', () => {
     expect((await h.start()).texts).toEqual(['Howdy']);
   });
 });
+
+describe("variable names and record keys never reach JavaScript's object prototypes", () => {
+  const errorsOf = (h: DialogHarness) =>
+    h.logs.filter((l) => l.event === 'dialog.runtime_error').map((l) => l.err as string);
+
+  it.each(['constructor', '__proto__'])(
+    '%s has no value until the script gives it one, as a script variable and as a session variable',
+    async (name) => {
+      const h = await bot({ 'start.bas': `TALK ${name}` });
+      await h.start();
+      expect(errorsOf(h)).toEqual([
+        `variable ${name} has no value yet (assign it first, or read a session variable with GET ${name})`,
+      ]);
+      expect(await talk(`x = GET ${name}\nTALK "[" + x + "]"`)).toEqual(['[]']);
+      // Names in quotes keep their case: toString and hasOwnProperty are no session variables either.
+      expect(await talk('a = GET "toString"\nb = GET "hasOwnProperty"\nTALK "[" + a + b + "]"')).toEqual([
+        '[]',
+      ]);
+      expect(await talk(`${name} = "mine"\nTALK ${name}`)).toEqual(['mine']);
+    },
+  );
+
+  it('a variable named __proto__ is a variable: it cannot lend its items to the others', async () => {
+    expect(await talk('__proto__ = ["a", "b"]\nTALK __proto__')).toEqual(['a, b']);
+    const h = await bot({ 'start.bas': '__proto__ = ["a"]\nTALK length' });
+    await h.start();
+    expect(errorsOf(h)).toEqual([
+      'variable length has no value yet (assign it first, or read a session variable with GET length)',
+    ]);
+  });
+
+  it('SET __proto__ and SET constructor are session variables like any other, kept with the session', async () => {
+    const h = await bot({
+      'start.bas':
+        'SET __proto__ = "p"\nSET constructor = "c"\na = GET __proto__\nb = GET constructor\nTALK a + b',
+    });
+    expect((await h.start()).texts).toEqual(['pc']);
+    expect(Object.entries(h.variables)).toEqual([
+      ['__proto__', 'p'],
+      ['constructor', 'c'],
+    ]);
+  });
+
+  it("a record's items are its own keys: constructor and __proto__ from JSON are plain items or nothing", async () => {
+    const memory = new Map<string, unknown>([
+      ['plain', { name: 'Ada' }],
+      ['forged', JSON.parse('{"__proto__": {"admin": true}, "name": "Eve"}')],
+    ]);
+    const h = await bot(
+      {
+        'start.bas': [
+          'p = GET BOT MEMORY "plain"',
+          'f = GET BOT MEMORY "forged"',
+          'TALK "[" + p["constructor"] + "][" + p["toString"] + "][" + p["name"] + "]"',
+          'TALK "[" + f["admin"] + "][" + f["name"] + "]"',
+          'p["constructor"] = "set"',
+          'TALK p["constructor"]',
+        ].join('\n'),
+      },
+      { memory },
+    );
+    expect((await h.start()).texts).toEqual(['[][][Ada]', '[][Eve]', 'set']);
+    expect(errorsOf(h)).toEqual([]);
+  });
+
+  it('HEAR x AS DATE asks again for "constructor" and "__proto__" instead of failing', async () => {
+    for (const answer of ['constructor', '__proto__', 'toString']) {
+      const h = await bot({ 'start.bas': 'HEAR x AS DATE\nTALK x' });
+      await h.start();
+      expect((await h.say(answer)).texts).toEqual([
+        'Sorry, I need a date here, for example 2024-12-31 or 31/12/2024. Please try again.',
+      ]);
+      expect(errorsOf(h)).toEqual([]);
+      expect((await h.say('2024-12-31')).texts).toEqual(['2024-12-31']);
+    }
+  });
+});
