@@ -1,6 +1,6 @@
 import { WebAPIHTTPError, WebAPIPlatformError, WebAPIRateLimitedError } from '@slack/web-api';
 import { describe, expect, it } from 'vitest';
-import { normalizeSlackUser } from '../../adapters/slack/channel.ts';
+import { normalizeSlackUser, slack } from '../../adapters/slack/channel.ts';
 import { loadSlackConfig } from '../../adapters/slack/config.ts';
 import { toSendError } from '../../adapters/slack/errors.ts';
 import { EMPTY_TEXT_PROMPT, escapeText, planReply, TEXT_MAX } from '../../adapters/slack/outbound.ts';
@@ -12,6 +12,8 @@ import {
 } from '../../adapters/slack/webhook/parse.ts';
 import { slackSignature, verifySlackSignature } from '../../adapters/slack/webhook/verify.ts';
 import * as doc from '../fixtures/slack/events.ts';
+import { silentLogger } from '../helpers/database.ts';
+import { testConfig } from '../helpers/hub.ts';
 
 const messageOf = (body: unknown) => {
   const parsed = parseEventRequest(body);
@@ -338,5 +340,16 @@ describe('Slack ids', () => {
     expect(normalizeSlackUser('E0ENTERPRISE:W0GLOBALUSER')).toBe('E0ENTERPRISE:W0GLOBALUSER');
     expect(() => normalizeSlackUser('U061F7AUR')).toThrow(/not a Slack user/);
     expect(() => normalizeSlackUser('T1:C123ABC456')).toThrow(/not a Slack user/);
+  });
+});
+
+describe('Slack registration', () => {
+  it('is on when its variables are set, and loadAdapter builds the adapter from them', async () => {
+    expect(slack.enabled({})).toBe(false);
+    const env = { SLACK_SIGNING_SECRET: '8f742231b10e8888abcd99yyyzzz85a5', SLACK_BOT_TOKEN: 'xoxb-1-2-abc' };
+    expect(slack.enabled(env)).toBe(true);
+    const adapter = await slack.loadAdapter({ config: testConfig(), env, logger: silentLogger });
+    expect(adapter?.channel).toBe('slack');
+    expect(adapter?.sender).toBeDefined();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeTelegramId } from '../../adapters/telegram/channel.ts';
+import { normalizeTelegramId, telegram } from '../../adapters/telegram/channel.ts';
 import { loadTelegramConfig } from '../../adapters/telegram/config.ts';
 import { toSendError } from '../../adapters/telegram/errors.ts';
 import { EMPTY_TEXT_PROMPT, planReply, TEXT_MAX } from '../../adapters/telegram/outbound.ts';
@@ -7,6 +7,8 @@ import { callbackToEnvelope, messageToEnvelope } from '../../adapters/telegram/w
 import { NotATelegramUpdateError, parseUpdate } from '../../adapters/telegram/webhook/parse.ts';
 import { verifySecretToken } from '../../adapters/telegram/webhook/verify.ts';
 import * as doc from '../fixtures/telegram/updates.ts';
+import { silentLogger } from '../helpers/database.ts';
+import { testConfig } from '../helpers/hub.ts';
 
 const TOKEN = '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw';
 const SECRET = 'S3cr3t_token-of-the-hub';
@@ -309,5 +311,23 @@ describe('Telegram ids', () => {
     expect(normalizeTelegramId('007')).toBe('7');
     expect(() => normalizeTelegramId('@Testusername')).toThrow(/not a Telegram chat id/);
     expect(() => normalizeTelegramId('')).toThrow(/not a Telegram chat id/);
+  });
+});
+
+describe('Telegram registration', () => {
+  it('is on when its variables are set, and loadAdapter builds the adapter from them', async () => {
+    expect(telegram.enabled({})).toBe(false);
+    const env = { TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_WEBHOOK_SECRET: SECRET };
+    expect(telegram.enabled(env)).toBe(true);
+    const adapter = await telegram.loadAdapter({ config: testConfig(), env, logger: silentLogger });
+    expect(adapter?.channel).toBe('telegram');
+    expect(adapter?.sender).toBeDefined();
+    await expect(
+      telegram.loadAdapter({
+        config: testConfig(),
+        env: { TELEGRAM_BOT_TOKEN: TOKEN },
+        logger: silentLogger,
+      }),
+    ).rejects.toThrow(/needs TELEGRAM_WEBHOOK_SECRET/);
   });
 });
