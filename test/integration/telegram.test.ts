@@ -267,7 +267,13 @@ describe('Telegram with a dialog script', () => {
     api = await startTelegramBotApi(TOKEN);
     running = await startTestHub(
       { configDir: DIALOG_CONFIG },
-      { adapters: [createTelegramAdapter(loadTelegramConfig(env(api, { TELEGRAM_BOT: 'intake' }))!)] },
+      {
+        adapters: [
+          createTelegramAdapter(
+            loadTelegramConfig(env(api, { TELEGRAM_BOT: 'intake', TELEGRAM_GROUPS: 'accept' }))!,
+          ),
+        ],
+      },
     );
   });
   afterAll(async () => {
@@ -300,6 +306,33 @@ describe('Telegram with a dialog script', () => {
     await until(sent, (s) => s.length >= 3);
     expect(sent()[2]!.body.text).toBe('Thanks Ana (telegram), plan Pro');
     expect(sent()[2]!.body.reply_markup).toBeUndefined();
+  });
+
+  it('with TELEGRAM_GROUPS=accept, each person in a group is a session of their own, answered in reply', async () => {
+    const group = -1002223334;
+    const inGroup = (updateId: number, userId: number, text: string) => {
+      const u = doc.variant(doc.groupMessage, { updateId, text }) as doc.Json;
+      u.message.chat.id = group;
+      u.message.from = { ...u.message.from, id: userId, first_name: `Person${userId}` };
+      return u;
+    };
+    await deliver(running, inGroup(990_001, 41, 'hi'));
+    await deliver(running, inGroup(990_002, 42, 'hello'));
+    await until(
+      () => api.sentTo(group),
+      (s) => s.length >= 2,
+    );
+    const greetings = api.sentTo(group);
+    expect(greetings.map((c) => c.body.text)).toEqual([
+      'Welcome on telegram. What is your name?',
+      'Welcome on telegram. What is your name?',
+    ]);
+    expect(greetings.map((c) => c.body.reply_parameters.message_id).sort()).toEqual([990_001, 990_002]);
+    const keys = await running.hub.db.query<{ native_key: string }>(
+      `SELECT native_key FROM sessions WHERE channel = 'telegram' AND native_key LIKE $1 ORDER BY native_key`,
+      [`%#${group}`],
+    );
+    expect(keys.rows.map((r) => r.native_key)).toEqual([`41#${group}`, `42#${group}`]);
   });
 });
 
