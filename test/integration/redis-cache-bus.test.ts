@@ -8,6 +8,7 @@ import { emptyState, type SessionSnapshot } from '../../src/store/records.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
 
 const AT = '2026-11-21T10:00:00.000Z';
 const snapshot = (id: string): SessionSnapshot => ({
@@ -34,6 +35,8 @@ describe('Redis cache and pub/sub', () => {
   const { prefix, cleanup } = testRedisPrefix();
   let redis: Redis;
   let sub: Redis;
+  /** The workers' own connections. */
+  const connections: Redis[] = [];
 
   beforeAll(() => {
     redis = new Redis(TEST_REDIS_URL);
@@ -42,6 +45,7 @@ describe('Redis cache and pub/sub', () => {
   afterAll(async () => {
     redis.disconnect();
     sub.disconnect();
+    for (const c of connections) c.disconnect();
     await cleanup();
   });
 
@@ -58,25 +62,51 @@ describe('Redis cache and pub/sub', () => {
     expect(await cache.get('s-1')).toBeUndefined();
   });
 
-  /** A worker process's cache: its own memory in front of the shared Redis. */
-  const worker = () =>
-    createLayeredCache(
+  /**
+   * A worker process's cache: its own memory in front of the shared Redis, on a Redis connection
+   * of its own (as two processes have), so one worker's write-behind can still be on its way while
+   * the other asks.
+   */
+  const worker = () => {
+    const connection = new Redis(TEST_REDIS_URL);
+    connections.push(connection);
+    const cache = createLayeredCache(
       createMemoryCache({ maxSessions: 10, ttlSeconds: 60 }),
-      createRedisCache(redis, { prefix, ttlSeconds: 60 }),
+      createRedisCache(connection, { prefix, ttlSeconds: 60 }),
+    );
+    return { cache, connection };
+  };
+  /** The state version of the shared copy, as a third process sees it. */
+  const sharedVersion = async (id: string) =>
+    (await createRedisCache(redis, { prefix, ttlSeconds: 60 }).get(id))?.state.version;
+  const untilShared = (id: string, version: number) =>
+    until(
+      () => sharedVersion(id),
+      (v) => v === version,
+      5_000,
+      5,
     );
 
   it('gives a process its own copy only while no other process has committed a newer one', async () => {
-    const [a, b] = [worker(), worker()];
+    const [{ cache: a, connection: aConnection }, { cache: b }] = [worker(), worker()];
     const at = (version: number, x: number): SessionSnapshot => {
       const s = snapshot('s-2');
       return { ...s, state: { ...s.state, version, variables: { x } } };
     };
     await a.set(at(1, 1));
-    await new Promise((r) => setTimeout(r, 20)); // the shared copy is written behind
+    await untilShared('s-2', 1);
     expect((await b.get('s-2'))?.state.variables).toEqual({ x: 1 });
+
+    // a commits version 2 while its connection is busy for 300 ms (a slow network, a long
+    // command): its write-behind waits on that connection. b, on its own, still sees version 1
+    // shared and keeps its copy: the lag the engine's commit check covers (a stale turn is refused
+    // and computed again).
+    const busy = aConnection.blpop(`${prefix}nothing`, 0.3);
     await a.set(at(2, 2));
-    await new Promise((r) => setTimeout(r, 20));
-    // b holds version 1 in memory; the shared cache says version 2 is current.
+    expect((await b.get('s-2'))?.state).toMatchObject({ version: 1, variables: { x: 1 } });
+    await busy;
+    await untilShared('s-2', 2);
+    // Once the shared copy says version 2, b's copy of version 1 is not used.
     expect((await b.get('s-2'))?.state).toMatchObject({ version: 2, variables: { x: 2 } });
     expect((await a.get('s-2'))?.state.version).toBe(2);
     // A shared copy older than the local one (a lost write-behind): neither is trusted.
@@ -87,7 +117,7 @@ describe('Redis cache and pub/sub', () => {
   });
 
   it('keeps the states of a drain in the process until its last turn, then shares that one', async () => {
-    const [a, b] = [worker(), worker()];
+    const [{ cache: a }, { cache: b }] = [worker(), worker()];
     const at = (version: number): SessionSnapshot => {
       const s = snapshot('s-3');
       return { ...s, state: { ...s.state, version, variables: { version } } };
@@ -95,12 +125,12 @@ describe('Redis cache and pub/sub', () => {
     await a.set(at(1));
     await a.set(at(2), { localOnly: true });
     await a.set(at(3), { localOnly: true });
-    await new Promise((r) => setTimeout(r, 20));
+    await untilShared('s-3', 1);
     // Redis saw only version 1; the process that holds the lane has its latest state.
     expect((await b.get('s-3'))?.state.version).toBe(1);
     expect((await a.get('s-3', { trustLocal: true }))?.state.version).toBe(3);
     await a.set(at(4));
-    await new Promise((r) => setTimeout(r, 20));
+    await untilShared('s-3', 4);
     expect((await b.get('s-3'))?.state.version).toBe(4);
   });
 
