@@ -18,7 +18,7 @@ export const ChannelSchema = z
  * session and runs the bot's greeting (Teams `conversationUpdate`, `POST /api/session`);
  * `end` closes it and runs the bot's end handler; `outbound` is a reply that something other
  * than the person puts into the session (see `OutboundSchema`); `transfer_end` gives a session
- * that a human agent held back to the bot (`meta.reason`, `meta.handoffId`) and runs its
+ * that a human agent held back to the bot (`end.reason`, `end.handoffId`) and runs its
  * ON TRANSFER END.
  */
 export const EnvelopeKindSchema = z.enum(['message', 'start', 'end', 'outbound', 'transfer_end']);
@@ -87,6 +87,34 @@ export const BotNameSchema = z
   .string()
   .regex(BOT_NAME_PATTERN, 'a bot name is lower-case letters, digits, - and _');
 
+/** Why a session (`end`) or a handoff (`transfer_end`) ends, and what the engine checks first. */
+export const EndSchema = z.object({
+  /** `GET SESSION "end_reason"` / the transfer's end reason: `idle`, `closed`, `timeout`, ... */
+  reason: z.string().min(1).max(100),
+  /** An idle sweep's end: the last activity it saw; a session active since then stays open. */
+  idleSince: z.iso.datetime({ offset: true }).optional(),
+  /** A `transfer_end`'s handoff. */
+  handoffId: z.string().min(1).max(200).optional(),
+});
+export type EnvelopeEnd = z.infer<typeof EndSchema>;
+
+/** A message over its session's rate limit, recorded as refused (set by the ingress). */
+export const RateLimitedSchema = z.object({
+  retryAfterMs: z.number().nonnegative(),
+  /** This refusal is the first in its minute: the person is told, once. */
+  notice: z.boolean(),
+});
+export type RateLimited = z.infer<typeof RateLimitedSchema>;
+
+/** An attachment the ingress refused (listed in the history, not kept). */
+export const RefusedAttachmentSchema = z.object({
+  type: z.string(),
+  name: z.string().optional(),
+  size: z.number().optional(),
+  reason: z.literal('too_large'),
+});
+export type RefusedAttachment = z.infer<typeof RefusedAttachmentSchema>;
+
 export const EnvelopeSchema = z.object({
   /** `${channel}:${native message id}` — the idempotency key of the whole pipeline. */
   id: z.string().min(3).max(1000),
@@ -108,11 +136,17 @@ export const EnvelopeSchema = z.object({
   /** Whatever the adapter needs to answer later, from any process. */
   replyTo: z.unknown().optional(),
 
-  /**
-   * Channel details (subject, IP, page URL, ...). `noReply: true` asks the engine to record the
-   * message without running the bot: mail that must never be answered (auto-replies, bounces).
-   */
+  /** Channel details (subject, IP, page URL, ...), kept with the session that the message opens. */
   meta: z.record(z.string(), z.unknown()).default({}),
+  // What the hub's own code tells the engine; typed, and never copied into the session's meta.
+  /** Record the message without running the bot: mail that must never be answered (auto-replies, bounces). */
+  noReply: z.boolean().optional(),
+  /** Over the session's message limit: recorded as refused, not answered (set by the ingress). */
+  rateLimited: RateLimitedSchema.optional(),
+  /** Attachments over the size limit, dropped from `attachments` (set by the ingress). */
+  refusedAttachments: z.array(RefusedAttachmentSchema).optional(),
+  /** For `end` and `transfer_end`: why, and what the engine checks first. */
+  end: EndSchema.optional(),
   receivedAt: z.iso.datetime({ offset: true }),
   /** Present exactly when `kind` is `outbound`. */
   outbound: OutboundSchema.optional(),

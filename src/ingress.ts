@@ -42,13 +42,6 @@ function refusedAtTheDoor(channel: string): boolean {
   return delivery === 'live' || delivery === 'client';
 }
 
-/** What `meta.rateLimited` holds on a message recorded as refused. */
-export interface RateLimitedMeta {
-  retryAfterMs: number;
-  /** This refusal is the first in its minute: the person is told, once. */
-  notice: boolean;
-}
-
 export interface IngressOptions {
   queue: InboundQueue;
   metrics: Metrics;
@@ -83,8 +76,7 @@ export function createIngress(options: IngressOptions): Ingress {
       .hit(rateNoticeKey(lane), 1, MINUTE_MS)
       .then((d) => d.allowed)
       .catch(() => false);
-    const rateLimited: RateLimitedMeta = { retryAfterMs: decision.retryAfterMs, notice };
-    return { ...envelope, meta: { ...envelope.meta, rateLimited } };
+    return { ...envelope, rateLimited: { retryAfterMs: decision.retryAfterMs, notice } };
   }
 
   function limitAttachments(envelope: Envelope, { maxFileBytes }: SessionRules): Envelope {
@@ -94,15 +86,12 @@ export function createIngress(options: IngressOptions): Ingress {
     return {
       ...envelope,
       attachments: envelope.attachments.filter((a) => (a.size ?? 0) <= maxFileBytes),
-      meta: {
-        ...envelope.meta,
-        refusedAttachments: tooLarge.map((a) => ({
-          type: a.type,
-          name: a.name,
-          size: a.size,
-          reason: 'too_large',
-        })),
-      },
+      refusedAttachments: tooLarge.map((a) => ({
+        type: a.type,
+        name: a.name,
+        size: a.size,
+        reason: 'too_large',
+      })),
     };
   }
 

@@ -92,7 +92,8 @@ export async function endSessionThroughQueue(
     bot: session.bot,
     ...identityOfNativeKey(session.nativeKey),
     text: '',
-    meta: { reason },
+    meta: {},
+    end: { reason },
     receivedAt: new Date().toISOString(),
   });
 }

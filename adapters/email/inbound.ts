@@ -128,10 +128,7 @@ export class InboundMail {
       ...(mail.inReplyTo ? { inReplyTo: mail.inReplyTo } : {}),
       ...(mail.date ? { date: mail.date } : {}),
     };
-    if (mail.noReply) {
-      meta.noReply = true;
-      meta.noReplyReason = mail.noReply;
-    }
+    if (mail.noReply) meta.noReplyReason = mail.noReply;
 
     let text = mail.text;
     // A new thread with an empty body asks its question in the subject line.
@@ -160,7 +157,7 @@ export class InboundMail {
       text,
       attachments: await this.attachments(mail),
       // Mail that must not be answered carries nothing to answer with.
-      ...(mail.noReply ? {} : { replyTo }),
+      ...(mail.noReply ? { noReply: true } : { replyTo }),
       meta,
       receivedAt: new Date().toISOString(),
     };

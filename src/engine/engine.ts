@@ -6,8 +6,7 @@ import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
 import { type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
-import type { RateLimitedMeta } from '../ingress.ts';
-import { isIdleEndMeta } from '../lifecycle/idle-sweep.ts';
+import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
 import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -131,7 +130,8 @@ export class SessionEngine {
         });
         return 'no_session';
       }
-      if (isIdleEndMeta(envelope.meta) && !this.stillIdle(snapshot, envelope.meta.idleSince)) {
+      const idleSince = idleSinceOf(envelope);
+      if (idleSince !== undefined && !this.stillIdle(snapshot, idleSince)) {
         // The sweep saw the session idle, but it is gone, or something happened in it since.
         logger.debug({ event: 'session.idle_end_skipped', envelopeId: envelope.id });
         return 'duplicate';
@@ -285,13 +285,13 @@ export class SessionEngine {
       return;
     }
     const turnLogger = lazyChild(logger, { sessionId: session.id, bot: bot.name });
-    if (draft.envelope.meta.noReply === true) {
+    if (draft.envelope.noReply === true) {
       // Auto-replies, bounces, our own mail: recorded in the history, never answered (no mail loops).
       turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });
       return;
     }
     const historyLimit = bots.rules(bot.name, session.channel).historyMessages;
-    const rateLimited = draft.envelope.meta.rateLimited as RateLimitedMeta | undefined;
+    const { rateLimited } = draft.envelope;
     if (rateLimited) {
       // Over the session's message limit: recorded, not answered; told once a minute at most.
       turnLogger.info({
@@ -391,7 +391,8 @@ export class SessionEngine {
         ...(next.thread ? { thread: next.thread } : {}),
         text: '',
         attachments: [],
-        meta: { reason: IDLE_END_REASON },
+        meta: {},
+        end: { reason: IDLE_END_REASON },
         receivedAt: next.receivedAt,
       },
       true,

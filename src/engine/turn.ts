@@ -67,7 +67,7 @@ export class TurnDraft {
     readonly envelope: Envelope,
   ) {
     this.state = deepCopy(stateData(snapshot));
-    if (envelope.kind === 'end') this.endReason = (envelope.meta.reason as string | undefined) ?? 'ended';
+    if (envelope.kind === 'end') this.endReason = envelope.end?.reason ?? 'ended';
   }
 
   /** A reply from the hub itself rather than the bot (a rate-limit notice). */
@@ -213,8 +213,8 @@ export class TurnDraft {
     const { replies, notes, lastSeq } = this.sequence(inboundSeq);
     if (env.attachments.length > 0) inboundPayload.attachments = env.attachments;
     if (env.from.name) inboundPayload.from = { name: env.from.name };
-    if (env.meta.rateLimited) inboundPayload.refused = 'rate_limited';
-    if (env.meta.refusedAttachments) inboundPayload.refusedAttachments = env.meta.refusedAttachments;
+    if (env.rateLimited) inboundPayload.refused = 'rate_limited';
+    if (env.refusedAttachments) inboundPayload.refusedAttachments = env.refusedAttachments;
     return {
       sessionId: session.id,
       at: options.at,

@@ -43,7 +43,8 @@ export function transferEndEnvelope(
     bot: session.bot,
     ...identityOfNativeKey(session.nativeKey),
     text: '',
-    meta: { reason, handoffId },
+    meta: {},
+    end: { reason, handoffId },
     receivedAt: new Date().toISOString(),
   };
 }

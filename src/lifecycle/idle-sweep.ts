@@ -1,5 +1,5 @@
 import type { BotRegistry } from '../config/bots.ts';
-import { type Channel, identityOfNativeKey } from '../envelope.ts';
+import { type Channel, type Envelope, identityOfNativeKey } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
 import type { Db } from '../store/db.ts';
@@ -29,17 +29,14 @@ interface OpenRow {
 }
 
 /**
- * What an idle end carries: the last activity the sweep saw. The engine ends the session only if
- * that is still its last activity when the end's turn comes (a message queued before the end
- * keeps the session open).
+ * The last activity an idle sweep's end saw (`end.idleSince`), or undefined for any other end.
+ * The engine ends the session only if that is still its last activity when the end's turn comes
+ * (a message queued before the end keeps the session open).
  */
-export interface IdleEndMeta {
-  reason: typeof IDLE_END_REASON;
-  idleSince: string;
-}
-
-export function isIdleEndMeta(meta: Record<string, unknown>): meta is Record<string, unknown> & IdleEndMeta {
-  return meta.reason === IDLE_END_REASON && typeof meta.idleSince === 'string';
+export function idleSinceOf(envelope: Pick<Envelope, 'kind' | 'end'>): string | undefined {
+  return envelope.kind === 'end' && envelope.end?.reason === IDLE_END_REASON
+    ? envelope.end.idleSince
+    : undefined;
 }
 
 /**
@@ -68,7 +65,6 @@ export async function sweepIdleSessions(deps: IdleSweepDeps, now = new Date()): 
     for (const row of rows) {
       const lastActivityAt = new Date(row.last_activity_at).toISOString();
       if (!isIdle(lastActivityAt, now, bots.rules(row.bot, row.channel))) continue;
-      const meta: IdleEndMeta = { reason: IDLE_END_REASON, idleSince: lastActivityAt };
       const { status } = await ingress.accept({
         id: `${row.channel}:${row.id}:idle:${Date.parse(lastActivityAt)}`,
         kind: 'end',
@@ -76,7 +72,8 @@ export async function sweepIdleSessions(deps: IdleSweepDeps, now = new Date()): 
         bot: row.bot,
         ...identityOfNativeKey(row.native_key),
         text: '',
-        meta: { ...meta },
+        meta: {},
+        end: { reason: IDLE_END_REASON, idleSince: lastActivityAt },
         receivedAt: now.toISOString(),
       });
       if (status !== 'accepted') continue;

@@ -170,7 +170,7 @@ describe('session engine with the in-process queue (PostgreSQL)', () => {
   it('ends a session on an end envelope, runs the end handler, and starts a new one on the next message', async () => {
     const from = '+491700000005';
     await running.hub.ingress.accept(wa(from, 1, 'first'));
-    await running.hub.ingress.accept({ ...wa(from, 'end', ''), kind: 'end', meta: { reason: 'test' } });
+    await running.hub.ingress.accept({ ...wa(from, 'end', ''), kind: 'end', end: { reason: 'test' } });
     await running.hub.ingress.accept(wa(from, 2, 'second'));
     const second = await until(
       () => findOpenSnapshotByKey(running.hub.db, { bot: 'default', channel: 'whatsapp', nativeKey: from }),
