@@ -13,6 +13,31 @@ const OUR_ADDRESS = 'support@switchboard.test';
 const VICTIM = 'victoria@bank.example';
 const ATTACKER = 'mallory@elsewhere.example';
 
+/** A mail with an attachment named `refused.bin` (what the tests' database trigger refuses). */
+function withRefusedAttachment(from: string, messageId: string): string {
+  return [
+    `From: ${from}`,
+    `To: ${OUR_ADDRESS}`,
+    'Subject: Attached',
+    `Message-ID: <${messageId}>`,
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b1"',
+    '',
+    '--b1',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'see attached',
+    '--b1',
+    'Content-Type: application/octet-stream',
+    'Content-Disposition: attachment; filename="refused.bin"',
+    'Content-Transfer-Encoding: base64',
+    '',
+    'AAECAw==',
+    '--b1--',
+    '',
+  ].join('\r\n');
+}
+
 const bare = (id: string | undefined) => (id ?? '').replace(/^<|>$/g, '');
 const texts = (mails: ReceivedMail[]) => mails.map((m) => m.parsed.text ?? '');
 
@@ -274,29 +299,7 @@ describe('email: who a mail is from, and mail that cannot be handled', () => {
       CREATE TRIGGER sbt_refuse_attachment BEFORE INSERT ON email_attachments
         FOR EACH ROW EXECUTE FUNCTION sbt_refuse_attachment();`);
     try {
-      await dovecot.append(
-        [
-          'From: stuck@example.org',
-          `To: ${OUR_ADDRESS}`,
-          'Subject: Stuck',
-          'Message-ID: <stuck.1@example.org>',
-          'MIME-Version: 1.0',
-          'Content-Type: multipart/mixed; boundary="b1"',
-          '',
-          '--b1',
-          'Content-Type: text/plain; charset=utf-8',
-          '',
-          'see attached',
-          '--b1',
-          'Content-Type: application/octet-stream',
-          'Content-Disposition: attachment; filename="refused.bin"',
-          'Content-Transfer-Encoding: base64',
-          '',
-          'AAECAw==',
-          '--b1--',
-          '',
-        ].join('\r\n'),
-      );
+      await dovecot.append(withRefusedAttachment('stuck@example.org', 'stuck.1@example.org'));
       for (const n of [1, 2])
         await dovecot.append(
           mail({
@@ -327,4 +330,43 @@ describe('email: who a mail is from, and mail that cannot be handled', () => {
       );
     }
   });
+
+  it('never sets a mail aside for the database being away: it is retried, and answered once the database is back', async () => {
+    await running!.stop();
+    running = undefined;
+    await startHub({ EMAIL_MAX_FAILURES: '2' });
+    // The database answers this mail's writes with 57P03 ("cannot connect now"), as a restarting
+    // server does; a sequence (outside every transaction) counts the attempts.
+    await running!.hub.db.exec(`
+      CREATE SEQUENCE sbt_attempts;
+      CREATE FUNCTION sbt_away() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.filename = 'refused.bin' THEN
+          PERFORM nextval('sbt_attempts');
+          RAISE EXCEPTION 'the database system is starting up' USING ERRCODE = '57P03';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER sbt_away BEFORE INSERT ON email_attachments FOR EACH ROW EXECUTE FUNCTION sbt_away();`);
+    const failuresRecorded = () => rows('SELECT mailbox, uid, failures FROM email_failures ORDER BY uid');
+    const before = await failuresRecorded();
+    let away = true;
+    try {
+      await dovecot.append(withRefusedAttachment('patient@example.org', 'patient.1@example.org'));
+      // Retried with backoff, on its own (no new mail arrives), more often than EMAIL_MAX_FAILURES.
+      await until(
+        () => rows<{ n: string }>('SELECT last_value AS n FROM sbt_attempts WHERE is_called'),
+        (r) => Number(r[0]?.n ?? 0) >= 4,
+      );
+      expect(await failuresRecorded()).toEqual(before);
+      await running!.hub.db.exec('DROP TRIGGER sbt_away ON email_attachments');
+      away = false;
+      const [answer] = await smtp.waitFor('patient@example.org', 1, 60_000);
+      expect(answer!.parsed.text).toContain('echo see attached #1');
+      expect(await failuresRecorded()).toEqual(before);
+    } finally {
+      if (away) await running!.hub.db.exec('DROP TRIGGER sbt_away ON email_attachments');
+      await running!.hub.db.exec('DROP FUNCTION sbt_away(); DROP SEQUENCE sbt_attempts');
+    }
+  }, 120_000);
 });
