@@ -14,9 +14,9 @@ export const teams: ChannelPlugin = {
     renders: { suggestions: true, cards: false, files: true, typing: true, streaming: false },
   },
   enabled: teamsRequested,
-  async loadAdapter({ env }) {
+  async loadAdapter({ config: hub, env }) {
     const { createTeamsAdapter, loadTeamsConfig } = await import('./index.ts');
-    const config = loadTeamsConfig(env);
+    const config = loadTeamsConfig(env, hub.host);
     return config ? createTeamsAdapter(config) : undefined;
   },
 };

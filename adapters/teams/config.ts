@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../../src/config/env.ts';
 import { BOT_NAME_PATTERN } from '../../src/envelope.ts';
+import { isLoopbackHost } from './loopback.ts';
 
 const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
@@ -72,9 +73,11 @@ export function teamsRequested(env: NodeJS.ProcessEnv): boolean {
 
 /**
  * Reads the Teams variables. Undefined when the channel is not turned on. Throws ConfigError
- * naming every bad or missing variable (before botbuilder's own assertions could).
+ * naming every bad or missing variable (before botbuilder's own assertions could), and when
+ * the channel would run without authentication on an address other machines can reach:
+ * `listenHost` is the hub's `HOST`.
  */
-export function loadTeamsConfig(env: NodeJS.ProcessEnv): TeamsConfig | undefined {
+export function loadTeamsConfig(env: NodeJS.ProcessEnv, listenHost: string): TeamsConfig | undefined {
   const parsed = TeamsEnvSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
@@ -82,6 +85,11 @@ export function loadTeamsConfig(env: NodeJS.ProcessEnv): TeamsConfig | undefined
   }
   const e = parsed.data;
   if (!e.TEAMS_APP_ID && e.TEAMS_ENABLED !== 'true') return undefined;
+  if (!e.TEAMS_APP_ID && !isLoopbackHost(listenHost))
+    throw new ConfigError(
+      `TEAMS_ENABLED=true without TEAMS_APP_ID authenticates no one, so the hub must listen on a loopback address only: ` +
+        `set HOST=127.0.0.1 (it is ${listenHost}), or set TEAMS_APP_ID and its credentials`,
+    );
   return {
     bot: e.TEAMS_BOT,
     auth: e.TEAMS_APP_ID ? authConfig(e.TEAMS_APP_ID, e) : undefined,

@@ -65,7 +65,7 @@ export function createTeamsAdapter(config: TeamsConfig): ChannelAdapter {
 
     routes(app: Hono) {
       if (!host) throw new Error('the Teams adapter was not set up');
-      mountMessages(app, { host, adapter, auth, bot: config.bot });
+      mountMessages(app, { host, adapter, auth, bot: config.bot, loopbackOnly: !config.auth });
     },
   };
 }

@@ -6,6 +6,7 @@ import type { AcceptResult, AdapterHost } from '../../src/ports.ts';
 import { verifyRequest } from './auth.ts';
 import { activityToEnvelope } from './inbound/envelope.ts';
 import { NotAnActivityError, type ParsedActivity, parseActivity } from './inbound/parse.ts';
+import { isLoopbackUrl } from './loopback.ts';
 
 export const MESSAGES_PATH = '/api/messages';
 /** How soon the channel should try again when the signing keys could not be fetched. */
@@ -29,6 +30,8 @@ export interface MessagesRouteDeps {
   adapter: CloudAdapter;
   auth: ConfigurationBotFrameworkAuthentication;
   bot: string;
+  /** No app id, so no authentication: only activities whose serviceUrl is this machine are taken. */
+  loopbackOnly: boolean;
 }
 
 /**
@@ -40,7 +43,7 @@ export interface MessagesRouteDeps {
  * activity, 401 without a valid token (nothing queued), 503 when the hub cannot queue now.
  */
 export function mountMessages(app: Hono, deps: MessagesRouteDeps): void {
-  const { host, adapter, auth, bot } = deps;
+  const { host, adapter, auth, bot, loopbackOnly } = deps;
   const logger = host.logger;
   const activities = new Counter({
     name: 'switchboard_teams_activities_total',
@@ -65,6 +68,17 @@ export function mountMessages(app: Hono, deps: MessagesRouteDeps): void {
       throw new ApiError(400, 'invalid_request', message);
     }
     const type = parsed.activity.type;
+    // Unauthenticated, an activity could name any serviceUrl and have the hub post there.
+    const serviceUrl = (parsed.activity as { serviceUrl?: unknown }).serviceUrl;
+    if (loopbackOnly && typeof serviceUrl === 'string' && !isLoopbackUrl(serviceUrl)) {
+      count(type, 'forbidden');
+      logger.warn({ event: 'teams.activity_rejected', reason: 'serviceUrl is not a loopback address', type });
+      throw new ApiError(
+        403,
+        'forbidden',
+        'without TEAMS_APP_ID only activities whose serviceUrl is a loopback address are accepted',
+      );
+    }
     // Every activity is authenticated, also those that are then ignored.
     const verified = await verifyRequest(
       auth,

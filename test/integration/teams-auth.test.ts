@@ -46,11 +46,14 @@ describe('Teams authentication (gateway, Redis queue)', () => {
     issuer = await startBotFrameworkIssuer();
     const { prefix, cleanup } = testRedisPrefix();
     cleanupRedis = cleanup;
-    const config = loadTeamsConfig({
-      TEAMS_APP_ID: APP_ID,
-      TEAMS_APP_PASSWORD: 'test-client-secret',
-      TEAMS_OPENID_METADATA_URL: issuer.metadataUrl,
-    })!;
+    const config = loadTeamsConfig(
+      {
+        TEAMS_APP_ID: APP_ID,
+        TEAMS_APP_PASSWORD: 'test-client-secret',
+        TEAMS_OPENID_METADATA_URL: issuer.metadataUrl,
+      },
+      '0.0.0.0',
+    )!;
     running = await startTestHub(
       { configDir: FIXTURE_CONFIG, redisUrl: TEST_REDIS_URL, redisPrefix: prefix },
       { role: 'gateway', adapters: [createTeamsAdapter(config)] },

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTeamsAdapter, loadTeamsConfig } from '../../adapters/teams/index.ts';
+import { loadSnapshot } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/teams/activities.ts';
 import { type BotConnector, startBotConnector, tooManyRequests } from '../helpers/bot-connector.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -34,18 +35,19 @@ function capturingLogger() {
 
 /** A hub in this process with the Teams channel (no app id: no authentication). */
 async function teamsHub(bot: string, env: Record<string, string> = {}) {
-  const config = loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: bot, ...env })!;
+  const config = loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: bot, ...env }, '127.0.0.1')!;
+  const adapter = createTeamsAdapter(config);
   const { logger, lines } = capturingLogger();
   const running = await startTestHub(
     { configDir: FIXTURE_CONFIG, deliveryRetryBaseMs: 50 },
-    { adapters: [createTeamsAdapter(config)], logger },
+    { adapters: [adapter], logger },
   );
-  return Object.assign(running, { lines });
+  return Object.assign(running, { lines, adapter });
 }
 
 describe('Teams through a whole hub (in process, no authentication)', () => {
   let connector: BotConnector;
-  let running: RunningHub & { lines: Record<string, unknown>[] };
+  let running: Awaited<ReturnType<typeof teamsHub>>;
   let serial = 0;
   const fresh = (activity: doc.Json, extra: Partial<doc.VariantOptions> = {}) =>
     doc.variant(activity, { suffix: `t${++serial}`, serviceUrl: connector.url, ...extra });
@@ -240,6 +242,58 @@ describe('Teams through a whole hub (in process, no authentication)', () => {
         url: 'https://upload.wikimedia.org/wikipedia/en/a/a6/Bender_Rodriguez.png',
       },
     ]);
+  });
+
+  it('without an app id, refuses an activity whose serviceUrl is not a loopback address, and never posts there', async () => {
+    // 0.0.0.0 reaches this machine (so nothing leaves it), but it is no loopback address.
+    const elsewhere = connector.url.replace('127.0.0.1', '0.0.0.0');
+    const before = running.lines.length;
+    for (const activity of [
+      fresh(doc.personalMessage, { serviceUrl: elsewhere }),
+      fresh(doc.botAddedToTeam, { serviceUrl: elsewhere }),
+    ]) {
+      const res = await post(running.url, activity);
+      expect(res).toMatchObject({ status: 403, json: { error: { code: 'forbidden' } } });
+      expect(
+        (
+          await running.hub.db.query('SELECT 1 FROM messages WHERE envelope_id LIKE $1', [
+            `teams:${activity.conversation.id}|%`,
+          ])
+        ).rows,
+      ).toEqual([]);
+    }
+    expect(running.lines.slice(before).filter((l) => l.event === 'teams.activity_rejected')).toHaveLength(2);
+
+    // A reply whose stored reference names such a serviceUrl fails for good, without a request.
+    const activity = fresh(doc.personalMessage);
+    await post(running.url, activity);
+    await until(
+      () => connector.delivered(activity.conversation.id),
+      (r) => r.length >= 2,
+    );
+    const sessionId = (
+      await running.hub.db.query<{ id: string }>(
+        `UPDATE sessions SET reply_to = jsonb_set(reply_to, '{serviceUrl}', to_jsonb($2::text))
+         WHERE channel = 'teams' AND reply_to->'conversation'->>'id' = $1 RETURNING id`,
+        [activity.conversation.id, elsewhere],
+      )
+    ).rows[0]!.id;
+    const session = (await loadSnapshot(running.hub.db, sessionId))!.session;
+    const sender = running.adapter.sender!;
+    await expect(
+      sender.send({
+        session,
+        inReplyTo: 'teams:x',
+        replies: [{ seq: 99, text: 'to elsewhere', payload: {} }],
+      }),
+    ).rejects.toMatchObject({
+      name: 'SendError',
+      retryable: false,
+      message: expect.stringMatching(/loopback serviceUrl/),
+    });
+    expect((await connector.delivered(activity.conversation.id)).map((r) => r.body.text)).not.toContain(
+      'to elsewhere',
+    );
   });
 
   it('acknowledges and ignores what it does not handle', async () => {

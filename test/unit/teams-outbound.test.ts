@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_TEXT_CHARS, loadTeamsConfig, teamsRequested } from '../../adapters/teams/config.ts';
+import { isLoopbackHost, isLoopbackUrl } from '../../adapters/teams/loopback.ts';
 import { retryAfter, toSendError } from '../../adapters/teams/outbound/errors.ts';
 import { ADAPTIVE_CARD_TYPE, planReply } from '../../adapters/teams/outbound/plan.ts';
 import { ConfigError } from '../../src/config/env.ts';
@@ -13,6 +14,8 @@ const reply = (text: string, payload: OutboundReply['payload'] = {}): OutboundRe
 });
 const personal = { conversationType: 'personal', maxTextChars: DEFAULT_MAX_TEXT_CHARS };
 const channel = { conversationType: 'channel', maxTextChars: DEFAULT_MAX_TEXT_CHARS };
+/** The HOST of a hub that only this machine can reach. */
+const LOCAL = '127.0.0.1';
 const three = [{ text: 'Small', value: 'size:s' }, { text: 'Medium', value: 'size:m' }, { text: 'Large' }];
 
 describe('Teams replies → activities', () => {
@@ -141,9 +144,9 @@ describe('Bot Connector failures → SendError', () => {
 describe('Teams configuration', () => {
   it('is off unless an app id or TEAMS_ENABLED=true is set', () => {
     expect(teamsRequested({})).toBe(false);
-    expect(loadTeamsConfig({})).toBeUndefined();
-    expect(loadTeamsConfig({ TEAMS_ENABLED: 'false' })).toBeUndefined();
-    expect(loadTeamsConfig({ TEAMS_ENABLED: 'true' })).toEqual({
+    expect(loadTeamsConfig({}, LOCAL)).toBeUndefined();
+    expect(loadTeamsConfig({ TEAMS_ENABLED: 'false' }, LOCAL)).toBeUndefined();
+    expect(loadTeamsConfig({ TEAMS_ENABLED: 'true' }, LOCAL)).toEqual({
       bot: 'default',
       auth: undefined,
       sendTimeoutMs: 15_000,
@@ -152,24 +155,30 @@ describe('Teams configuration', () => {
   });
 
   it('an app id turns authentication on, with the app type it implies', () => {
-    expect(loadTeamsConfig({ TEAMS_APP_ID: 'app', TEAMS_APP_PASSWORD: 'secret' })?.auth).toMatchObject({
-      appId: 'app',
-      appType: 'MultiTenant',
-    });
+    expect(loadTeamsConfig({ TEAMS_APP_ID: 'app', TEAMS_APP_PASSWORD: 'secret' }, LOCAL)?.auth).toMatchObject(
+      {
+        appId: 'app',
+        appType: 'MultiTenant',
+      },
+    );
     expect(
-      loadTeamsConfig({ TEAMS_APP_ID: 'app', TEAMS_APP_PASSWORD: 'secret', TEAMS_APP_TENANT_ID: 'tenant' })
-        ?.auth,
+      loadTeamsConfig(
+        { TEAMS_APP_ID: 'app', TEAMS_APP_PASSWORD: 'secret', TEAMS_APP_TENANT_ID: 'tenant' },
+        LOCAL,
+      )?.auth,
     ).toMatchObject({ appType: 'SingleTenant', tenantId: 'tenant' });
     expect(
-      loadTeamsConfig({ TEAMS_APP_ID: 'app', TEAMS_APP_TYPE: 'UserAssignedMSI', TEAMS_APP_TENANT_ID: 't' })
-        ?.auth,
+      loadTeamsConfig(
+        { TEAMS_APP_ID: 'app', TEAMS_APP_TYPE: 'UserAssignedMSI', TEAMS_APP_TENANT_ID: 't' },
+        LOCAL,
+      )?.auth,
     ).toMatchObject({ appType: 'UserAssignedMSI', password: undefined });
   });
 
   it('names what is missing or wrong', () => {
     const refuse = (env: Record<string, string>, message: RegExp) => {
-      expect(() => loadTeamsConfig(env)).toThrow(ConfigError);
-      expect(() => loadTeamsConfig(env)).toThrow(message);
+      expect(() => loadTeamsConfig(env, LOCAL)).toThrow(ConfigError);
+      expect(() => loadTeamsConfig(env, LOCAL)).toThrow(message);
     };
     refuse({ TEAMS_APP_ID: 'app' }, /TEAMS_APP_PASSWORD/);
     refuse(
@@ -189,5 +198,40 @@ describe('Teams configuration', () => {
     refuse({ TEAMS_ENABLED: 'true', TEAMS_BOT: 'Not A Bot' }, /TEAMS_BOT/);
     refuse({ TEAMS_ENABLED: 'yes' }, /TEAMS_ENABLED/);
     refuse({ TEAMS_ENABLED: 'true', TEAMS_OPENID_METADATA_URL: 'not a url' }, /TEAMS_OPENID_METADATA_URL/);
+  });
+
+  it('without an app id, refuses to start unless HOST is a loopback address', () => {
+    for (const host of ['0.0.0.0', '::', '10.0.0.5', '192.168.1.20', 'hub.example.com']) {
+      expect(() => loadTeamsConfig({ TEAMS_ENABLED: 'true' }, host)).toThrow(ConfigError);
+      expect(() => loadTeamsConfig({ TEAMS_ENABLED: 'true' }, host)).toThrow(
+        new RegExp(
+          `TEAMS_ENABLED=true without TEAMS_APP_ID .* set HOST=127\\.0\\.0\\.1 \\(it is ${host.replace(/\./g, '\\.')}\\)`,
+        ),
+      );
+    }
+    for (const host of ['127.0.0.1', '127.0.1.1', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1'])
+      expect(loadTeamsConfig({ TEAMS_ENABLED: 'true' }, host)?.auth).toBeUndefined();
+    // With an app id every request is authenticated: any address will do.
+    expect(loadTeamsConfig({ TEAMS_APP_ID: 'app', TEAMS_APP_PASSWORD: 's' }, '0.0.0.0')?.auth).toMatchObject({
+      appId: 'app',
+    });
+    // Channel off: HOST does not matter.
+    expect(loadTeamsConfig({}, '0.0.0.0')).toBeUndefined();
+  });
+
+  it('tells loopback addresses and URLs from the rest', () => {
+    expect(
+      ['127.0.0.1', '127.9.9.9', '::1', '[::1]', 'LOCALHOST', '::ffff:127.0.0.1'].map(isLoopbackHost),
+    ).toEqual(Array(6).fill(true));
+    expect(
+      ['0.0.0.0', '::', '128.0.0.1', '::ffff:10.0.0.1', 'a.localhost', '127.0.0.1.nip.io'].map(
+        isLoopbackHost,
+      ),
+    ).toEqual(Array(6).fill(false));
+    expect(isLoopbackUrl('http://[::ffff:127.0.0.1]:3978/')).toBe(true);
+    expect(isLoopbackUrl('http://localhost:3978/')).toBe(true);
+    expect(isLoopbackUrl('https://smba.trafficmanager.net/amer/')).toBe(false);
+    expect(isLoopbackUrl('http://0.0.0.0:3978/')).toBe(false);
+    expect(isLoopbackUrl('not a url')).toBe(false);
   });
 });

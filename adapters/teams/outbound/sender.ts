@@ -4,6 +4,7 @@ import { type OutboundBatch, SendError, type SendOutcome } from '../../../src/de
 import type { Logger } from '../../../src/logger.ts';
 import type { SessionRecord } from '../../../src/store/records.ts';
 import { replyToIdFor } from '../ids.ts';
+import { isLoopbackUrl } from '../loopback.ts';
 import { asConversationReference, ReferenceSchema, type StoredReference } from '../reference.ts';
 import { toSendError } from './errors.ts';
 import { planReply } from './plan.ts';
@@ -121,6 +122,12 @@ export class TeamsSender {
     use: (connector: ConnectorClient) => Promise<unknown>,
   ): Promise<void> {
     const { adapter, appId } = this.o;
+    // Without an app id nothing was authenticated: never post where an activity said to, off this machine.
+    if (!appId && !isLoopbackUrl(reference.serviceUrl))
+      throw new SendError(
+        `without TEAMS_APP_ID replies go only to a loopback serviceUrl, not ${reference.serviceUrl}`,
+        { retryable: false },
+      );
     await adapter.continueConversationAsync(appId, asConversationReference(reference), async (context) => {
       const connector = context.turnState.get<ConnectorClient>(adapter.ConnectorClientKey);
       this.withoutSdkRetries(connector);
