@@ -245,6 +245,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       metrics,
       logger,
       llm: llm.provider(),
+      send: (envelope) => ingress.accept(envelope),
     });
 
     const signIn = verifiers ? createSignIn({ db, cache, bus, verifiers, logger }) : undefined;

@@ -14,6 +14,7 @@ import {
   SessionSettingsSchema,
 } from '../lifecycle/rules.ts';
 import { LlmSettingsSchema } from '../llm/settings.ts';
+import { loadSessionTemplates, type SessionTemplate } from './session-templates.ts';
 
 export const BOTS_DIR = 'bots';
 /** The seeds' defaults, for registries made without a hub configuration (tests, `switchboard check`). */
@@ -67,6 +68,8 @@ export const BotSettingsSchema = z
       })
       .strict()
       .prefault({}),
+    /** `DEBUG SHOW …` also tells the person (always written to the session's debug log). */
+    debug: z.boolean().default(false),
   })
   .strict();
 export type BotSettings = z.infer<typeof BotSettingsSchema>;
@@ -76,6 +79,8 @@ export interface Bot {
   dir: string;
   settings: BotSettings;
   handler: BotHandler;
+  /** `session-templates/<name>.json`, validated at load (APPLY SESSION TEMPLATE). */
+  templates?: ReadonlyMap<string, SessionTemplate>;
 }
 
 /** Bot names that are the hub's own routes (`/<bot>` serves a bot's widget). */
@@ -151,8 +156,9 @@ async function readHandler(
   dir: string,
   settings: BotSettings,
   services: Partial<DialogServices> | undefined,
+  templates: ReadonlyMap<string, SessionTemplate>,
 ): Promise<BotHandler> {
-  const { library, errors } = await ScriptLibrary.open(dir);
+  const { library, errors } = await ScriptLibrary.open(dir, { templates: new Set(templates.keys()) });
   const hasScripts = (await library.names()).length > 0;
   if (errors.length > 0) throw new BotConfigError(errors.map((e) => path.join(dir, e.message)).join('\n'));
   for (const name of HANDLER_FILES) {
@@ -236,7 +242,15 @@ export async function loadBots(
     const dir = path.join(root, entry.name);
     const settings = await readSettings(dir);
     const services = options.dialogServices?.(entry.name, settings);
-    bots.push({ name: entry.name, dir, settings, handler: await readHandler(dir, settings, services) });
+    const { templates, errors } = await loadSessionTemplates(dir);
+    if (errors.length > 0) throw new BotConfigError(errors.map((e) => path.join(dir, e)).join('\n'));
+    bots.push({
+      name: entry.name,
+      dir,
+      settings,
+      handler: await readHandler(dir, settings, services, templates),
+      templates,
+    });
   }
   if (!bots.some((b) => b.name === 'default')) {
     // The widget at `/` talks to `default`: there is always one.
@@ -246,6 +260,7 @@ export async function loadBots(
       dir: path.join(root, 'default'),
       settings,
       handler: settingsOnlyHandler(settings),
+      templates: new Map(),
     });
   }
   return new BotRegistry(bots, options.ruleDefaults);

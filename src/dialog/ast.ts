@@ -7,6 +7,9 @@ export type MemoryScope = 'bot' | 'user';
 
 export type Pos = SourcePosition;
 
+/** What `DEBUG SHOW …` shows. */
+export type DebugTopic = 'SESSION' | 'CONTEXT' | 'VARIABLES';
+
 export type Expr =
   | { kind: 'literal'; value: Value; pos: Pos }
   | { kind: 'var'; name: string; pos: Pos }
@@ -76,6 +79,13 @@ export type StmtBody =
   | { kind: 'run'; script: Expr }
   | { kind: 'restoreState'; value: Expr }
   | { kind: 'exit'; what: 'FOR' | 'WHILE' | 'FUNCTION' | 'SUB' }
+  /** `SEND TO SESSION id, text`; `target = SEND TO SESSION …` keeps the refusal ("" when queued) instead of failing. */
+  | { kind: 'sendToSession'; target: string | null; session: Expr; value: Expr }
+  | { kind: 'createSubSession'; target: string }
+  | { kind: 'runInSession'; session: Expr; script: Expr }
+  | { kind: 'mergeSession'; session: Expr }
+  | { kind: 'applyTemplate'; name: Expr }
+  | { kind: 'debugShow'; what: DebugTopic }
   | { kind: 'end' };
 
 export type Stmt = StmtBase & StmtBody;

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { BOTS_DIR, UnknownBotError } from '../config/bots.ts';
+import { loadSessionTemplates } from '../config/session-templates.ts';
 import { DialogSyntaxError } from './errors.ts';
 import { checkScripts } from './library.ts';
 
@@ -29,14 +30,21 @@ export async function checkBots(configDir: string, only?: string): Promise<BotCh
   const checks: BotCheck[] = [];
   for (const bot of only === undefined ? bots : [only]) {
     const dir = path.join(root, bot);
-    const { scripts, errors } = await checkScripts(dir);
+    const templates = await loadSessionTemplates(dir);
+    const names = new Set(templates.templates.keys());
+    const { scripts, errors } = await checkScripts(dir, names);
     // Tool scripts (`tools/`, see src/llm/tools.ts) are dialog scripts too.
-    const tools = await checkScripts(path.join(dir, TOOLS_DIR));
+    const tools = await checkScripts(path.join(dir, TOOLS_DIR), names);
     checks.push({
       bot,
       dir,
       scripts: [...scripts, ...tools.scripts.map((s) => `${TOOLS_DIR}/${s}`)],
       errors: [
+        // A bad template is reported at its file, as line 1.
+        ...templates.errors.map((e) => {
+          const at = e.indexOf(': ');
+          return new DialogSyntaxError(e.slice(0, at), 1, 1, e.slice(at + 2));
+        }),
         ...errors,
         ...tools.errors.map(
           (e) => new DialogSyntaxError(`${TOOLS_DIR}/${e.file}`, e.line, e.column, e.reason),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { BinaryOp, Expr, MemoryScope, Pos, ProgramAst, Routine, Stmt } from './ast.ts';
+import type { BinaryOp, DebugTopic, Expr, MemoryScope, Pos, ProgramAst, Routine, Stmt } from './ast.ts';
 import { BUILTINS } from './builtins.ts';
 import { DialogSyntaxError } from './errors.ts';
 import type { HearType } from './hear.ts';
@@ -53,6 +53,14 @@ export type InstrBody =
   | { op: 'llm' }
   | { op: 'saveState' }
   | { op: 'restoreState' }
+  /** Pops the text and the session; with `keep`, pushes the refusal ("" when queued) instead of failing. */
+  | { op: 'sendToSession'; keep: boolean }
+  | { op: 'createSubSession' }
+  /** Pops the script and the sub-session; runs the script there to its end, within this turn. */
+  | { op: 'runInSession' }
+  | { op: 'mergeSession' }
+  | { op: 'applyTemplate' }
+  | { op: 'debugShow'; what: DebugTopic }
   /** FOR: jumps to `to` once `variable` has passed the end (in the step's direction). */
   | { op: 'forCheck'; variable: string; end: string; step: string; to: number }
   | { op: 'forStep'; variable: string; step: string }
@@ -90,6 +98,8 @@ export interface CompiledScript {
   units: Map<string, Unit>;
   /** Scripts this one RUNs by literal name, to check that they exist. */
   runs: { script: string; pos: Pos }[];
+  /** Session templates it applies by literal name, to check that they exist. */
+  templates: { name: string; pos: Pos }[];
 }
 
 export interface CompileResult {
@@ -97,6 +107,8 @@ export interface CompileResult {
   errors: DialogSyntaxError[];
   /** Literal RUN targets, also when the script has errors. */
   runs: CompiledScript['runs'];
+  /** Literal APPLY SESSION TEMPLATE names, also when the script has errors. */
+  templates: CompiledScript['templates'];
 }
 
 /** Bump when the generated code changes shape: saved positions of older code are then relocated. */
@@ -121,9 +133,15 @@ export function compileScript(name: string, source: string): CompileResult {
     hash: contentHash(source),
     units: compiler.compileAll(),
     runs: compiler.runs,
+    templates: compiler.templates,
   };
   const all = [...errors, ...compiler.errors].sort((a, b) => a.line - b.line || a.column - b.column);
-  return { script: all.length === 0 ? script : undefined, errors: all, runs: compiler.runs };
+  return {
+    script: all.length === 0 ? script : undefined,
+    errors: all,
+    runs: compiler.runs,
+    templates: compiler.templates,
+  };
 }
 
 interface LoopLabel {
@@ -161,6 +179,7 @@ class UnitBuilder {
 class Compiler {
   readonly errors: DialogSyntaxError[] = [];
   readonly runs: { script: string; pos: Pos }[] = [];
+  readonly templates: { name: string; pos: Pos }[] = [];
 
   constructor(
     private readonly file: string,
@@ -419,6 +438,57 @@ class Compiler {
         return;
       case 'end':
         b.emit(pos, { op: 'end' });
+        return;
+      default:
+        this.sessionStatement(b, s);
+    }
+  }
+
+  /** SEND TO SESSION, sub-sessions, templates and DEBUG SHOW (src/engine/session-control.ts runs them). */
+  private sessionStatement(
+    b: UnitBuilder,
+    s: Stmt & {
+      kind:
+        | 'sendToSession'
+        | 'createSubSession'
+        | 'runInSession'
+        | 'mergeSession'
+        | 'applyTemplate'
+        | 'debugShow';
+    },
+  ): void {
+    const { pos } = s;
+    switch (s.kind) {
+      case 'sendToSession':
+        this.expr(b, s.session);
+        this.expr(b, s.value);
+        b.emit(pos, { op: 'sendToSession', keep: s.target !== null });
+        if (s.target !== null) b.emit(pos, { op: 'store', name: s.target });
+        return;
+      case 'createSubSession':
+        b.emit(pos, { op: 'createSubSession' });
+        b.emit(pos, { op: 'store', name: s.target });
+        return;
+      case 'runInSession':
+        if (b.kind === 'end') this.error(pos, 'RUN IN SESSION cannot run inside ON SESSION END');
+        if (s.script.kind === 'literal' && typeof s.script.value === 'string')
+          this.runs.push({ script: scriptFileName(s.script.value), pos });
+        this.expr(b, s.session);
+        this.expr(b, s.script);
+        b.emit(pos, { op: 'runInSession' });
+        return;
+      case 'mergeSession':
+        this.expr(b, s.session);
+        b.emit(pos, { op: 'mergeSession' });
+        return;
+      case 'applyTemplate':
+        if (s.name.kind === 'literal' && typeof s.name.value === 'string')
+          this.templates.push({ name: s.name.value, pos });
+        this.expr(b, s.name);
+        b.emit(pos, { op: 'applyTemplate' });
+        return;
+      case 'debugShow':
+        b.emit(pos, { op: 'debugShow', what: s.what });
         return;
     }
   }

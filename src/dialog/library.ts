@@ -29,9 +29,13 @@ export interface CheckResult {
   errors: DialogSyntaxError[];
 }
 
-/** Compiles every script of a folder, and checks that each literal `RUN "x.bas"` names one of them. */
+/**
+ * Compiles every script of a folder, and checks that each literal `RUN "x.bas"` names one of
+ * them and, when `templates` is given, each literal `APPLY SESSION TEMPLATE "x"` one of those.
+ */
 export async function checkScripts(
   dir: string,
+  templates?: ReadonlySet<string>,
 ): Promise<CheckResult & { compiled: Map<string, CompiledScript> }> {
   const scripts = await listScripts(dir);
   const errors: DialogSyntaxError[] = [];
@@ -48,6 +52,16 @@ export async function checkScripts(
             run.pos.line,
             run.pos.column,
             `RUN: this bot has no script ${run.script}`,
+          ),
+        );
+    for (const t of templates ? result.templates : [])
+      if (!templates!.has(t.name))
+        errors.push(
+          new DialogSyntaxError(
+            name,
+            t.pos.line,
+            t.pos.column,
+            `APPLY SESSION TEMPLATE: this bot has no template ${t.name} (session-templates/${t.name}.json)`,
           ),
         );
     if (result.script) compiled.set(name, result.script);
@@ -82,10 +96,10 @@ export class ScriptLibrary {
   /** Loads every script of the folder; any error in any of them is returned (and nothing is served). */
   static async open(
     dir: string,
-    options: { checkEveryMs?: number } = {},
+    options: { checkEveryMs?: number; templates?: ReadonlySet<string> } = {},
   ): Promise<{ library: ScriptLibrary; errors: DialogSyntaxError[] }> {
     const library = new ScriptLibrary(dir, options.checkEveryMs ?? SCRIPT_CHECK_INTERVAL_MS);
-    const { scripts, errors, compiled } = await checkScripts(dir);
+    const { scripts, errors, compiled } = await checkScripts(dir, options.templates);
     for (const name of scripts) {
       const stamp = await library.stamp(name);
       if (stamp) library.entries.set(name, { stamp, script: compiled.get(name) });

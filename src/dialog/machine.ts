@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { deepCopy } from '../clone.ts';
 import type { BotContext } from '../engine/bot.ts';
+import { type DebugTopic, SessionSendError } from '../engine/session-control.ts';
 import { bareRecord, own, setOwn } from '../own.ts';
 import { BUILTINS } from './builtins.ts';
 import { type CompiledScript, type Instr, MAIN_UNIT, scriptFileName, type Unit } from './compiler.ts';
@@ -92,8 +93,8 @@ export class Machine {
   constructor(
     private readonly host: MachineHost,
     private readonly ctx: BotContext,
-    /** `end` runs ON SESSION END blocks, where HEAR cannot wait. */
-    private readonly mode: 'dialog' | 'end' = 'dialog',
+    /** `end` runs ON SESSION END blocks and `sub` RUN IN SESSION scripts: HEAR cannot wait in either. */
+    private readonly mode: 'dialog' | 'end' | 'sub' = 'dialog',
   ) {}
 
   /** Starts a unit (a script's main part, or its ON SESSION END block) in a fresh frame. */
@@ -427,6 +428,10 @@ export class Machine {
       case 'hear': {
         if (this.mode === 'end')
           throw new DialogRuntimeError('HEAR cannot wait for an answer while the session is ending');
+        if (this.mode === 'sub')
+          throw new DialogRuntimeError(
+            'HEAR cannot wait for an answer in a sub-session: RUN IN SESSION runs its script to the end within this turn; ask in the parent session',
+          );
         const choices = this.popMany(frame, instr.choices)
           .flatMap((c) => (isList(c) ? c : [c]))
           .map(toText);
@@ -576,7 +581,70 @@ export class Machine {
         frame.locals[instr.index] = index + 1;
         return false;
       }
+      default:
+        return this.execSession(frame, instr);
     }
+  }
+
+  /** SEND TO SESSION, sub-sessions, templates and DEBUG SHOW: `ctx.sessions` does the work. */
+  private execSession(frame: Frame, instr: Instr): boolean | Promise<boolean> {
+    const sessions = this.ctx.sessions;
+    switch (instr.op) {
+      case 'sendToSession': {
+        const text = toText(this.pop(frame));
+        const id = toText(this.pop(frame));
+        const sent = sessions.send(id, text);
+        if (!instr.keep) return sent.then(() => false);
+        // `x = SEND TO SESSION …`: the refusal is the script's to test ("" when queued).
+        return sent.then(
+          () => {
+            frame.stack.push('');
+            return false;
+          },
+          (err: Error) => {
+            if (!(err instanceof SessionSendError)) throw err;
+            frame.stack.push(err.message);
+            return false;
+          },
+        );
+      }
+      case 'createSubSession':
+        frame.stack.push(sessions.createSub());
+        return false;
+      case 'runInSession': {
+        const name = scriptFileName(this.nonEmptyName(this.pop(frame), 'RUN IN SESSION'));
+        const id = toText(this.pop(frame));
+        return this.runInSession(id, name);
+      }
+      case 'mergeSession':
+        return sessions.merge(toText(this.pop(frame))).then(() => false);
+      case 'applyTemplate': {
+        const name = this.nonEmptyName(this.pop(frame), 'APPLY SESSION TEMPLATE');
+        sessions.applyTemplate(name);
+        // The template may have set variables past the limits' accounting: count them again.
+        this.variableSizes = undefined;
+        return false;
+      }
+      case 'debugShow':
+        sessions.debugShow(instr.what.toLowerCase() as DebugTopic);
+        return false;
+      default:
+        throw new DialogRuntimeError(`internal: unknown instruction ${(instr as Instr).op}`);
+    }
+  }
+
+  /** Runs `name` in the sub-session to its end, sharing this turn's step budget; HEAR there is an error. */
+  private async runInSession(id: string, name: string): Promise<boolean> {
+    const compiled = await this.host.script(name);
+    if (!compiled) throw new DialogRuntimeError(`RUN IN SESSION: this bot has no script ${name}`);
+    if (this.frames.length >= this.host.limits.maxCallDepth)
+      throw new DialogRuntimeError(`calls nested deeper than ${this.host.limits.maxCallDepth}`);
+    await this.ctx.sessions.runIn(id, async (child) => {
+      const machine = new Machine(this.host, child, 'sub');
+      machine.begin(compiled, MAIN_UNIT, { message: toText(this.ctx.text) });
+      await machine.run();
+    });
+    return false;
   }
 
   private async runScript(frame: Frame, name: string): Promise<boolean> {

@@ -1,5 +1,6 @@
 import type {
   BinaryOp,
+  DebugTopic,
   Expr,
   HearSpec,
   IfBranch,
@@ -482,6 +483,7 @@ class Parser {
         return done({ kind: 'return', value: this.atEol() ? null : this.parseExpr() });
       case 'RUN':
         this.next();
+        if (this.acceptWord('IN')) return done(this.parseRunInSession());
         return done({ kind: 'run', script: this.parseExpr() });
       case 'RESTORE':
         this.next();
@@ -510,6 +512,8 @@ class Parser {
         break;
     }
     if (RESERVED.has(t.upper)) this.fail(`${t.upper} cannot start a statement`);
+    const sessionStatement = this.parseSessionStatement();
+    if (sessionStatement) return done(sessionStatement);
     if (this.isOp('=', 1) || this.isOp('[', 1)) return done(this.parseAssignment());
     if (this.isOp('(', 1)) {
       this.next();
@@ -525,7 +529,10 @@ class Parser {
     return this.fail(`unknown statement "${t.text}"`);
   }
 
-  private parseAssignment(): Extract<StmtBody, { kind: 'assign' } | { kind: 'hear' }> {
+  private parseAssignment(): Extract<
+    StmtBody,
+    { kind: 'assign' | 'hear' | 'createSubSession' | 'sendToSession' }
+  > {
     const target = this.expectVarName('to assign to');
     const indexes: Expr[] = [];
     while (this.acceptOp('[')) {
@@ -538,7 +545,81 @@ class Parser {
       if (indexes.length > 0) this.fail('HEAR stores its answer in a plain variable, not a list item');
       return { kind: 'hear', target, spec: this.parseHearSpec() };
     }
+    const sessionValue = this.parseSessionValue(target, indexes.length > 0);
+    if (sessionValue) return sessionValue;
     return { kind: 'assign', target, indexes, value: this.parseExpr() };
+  }
+
+  // ── other sessions: SEND TO SESSION, sub-sessions, templates, DEBUG SHOW ───────────────
+
+  /**
+   * The session statements that are not words of their own (SEND, MERGE, APPLY and DEBUG can
+   * still name variables): recognised by their whole phrase. Undefined when this is not one.
+   */
+  private parseSessionStatement(): StmtBody | undefined {
+    if (this.isWord('SEND') && this.isWord('TO', 1)) {
+      this.next();
+      this.next();
+      return this.parseSendToSession(null);
+    }
+    if (this.isWord('MERGE') && this.isWord('SESSION', 1)) {
+      this.next();
+      this.next();
+      return { kind: 'mergeSession', session: this.parseExpr() };
+    }
+    if (this.isWord('APPLY') && this.isWord('SESSION', 1)) {
+      this.next();
+      this.next();
+      this.expectWord('TEMPLATE', 'after APPLY SESSION');
+      return { kind: 'applyTemplate', name: this.parseExpr() };
+    }
+    if (this.isWord('DEBUG') && this.isWord('SHOW', 1)) {
+      this.next();
+      this.next();
+      const w = this.peek();
+      if (w.kind !== 'ident' || !['SESSION', 'CONTEXT', 'VARIABLES'].includes(w.upper))
+        this.fail(`expected SESSION, CONTEXT or VARIABLES after DEBUG SHOW, found ${this.describe(w)}`);
+      this.next();
+      return { kind: 'debugShow', what: w.upper as DebugTopic };
+    }
+    if (this.isWord('CREATE') && this.isWord('SUB', 1))
+      this.fail('CREATE SUB SESSION gives the new session: write sub = CREATE SUB SESSION');
+    return undefined;
+  }
+
+  /** `x = CREATE SUB SESSION`, `x = SEND TO SESSION id, text`. */
+  private parseSessionValue(
+    target: string,
+    indexed: boolean,
+  ): Extract<StmtBody, { kind: 'createSubSession' | 'sendToSession' }> | undefined {
+    const create = this.isWord('CREATE') && this.isWord('SUB', 1) && this.isWord('SESSION', 2);
+    const send = this.isWord('SEND') && this.isWord('TO', 1) && this.isWord('SESSION', 2);
+    if (!create && !send) return undefined;
+    if (indexed)
+      this.fail(`${create ? 'CREATE SUB SESSION' : 'SEND TO SESSION'} stores into a plain variable`);
+    this.next();
+    this.next();
+    if (create) {
+      this.next();
+      return { kind: 'createSubSession', target };
+    }
+    return this.parseSendToSession(target);
+  }
+
+  /** After `SEND TO`: `SESSION id, text`. */
+  private parseSendToSession(target: string | null): Extract<StmtBody, { kind: 'sendToSession' }> {
+    this.expectWord('SESSION', 'after SEND TO');
+    const session = this.parseExpr();
+    this.expectOp(',', 'between the session and the text (SEND TO SESSION id, "text")');
+    return { kind: 'sendToSession', target, session, value: this.parseExpr() };
+  }
+
+  /** After `RUN IN`: `SESSION sub, "script.bas"`. */
+  private parseRunInSession(): StmtBody {
+    this.expectWord('SESSION', 'after RUN IN');
+    const session = this.parseExpr();
+    this.expectOp(',', 'between the sub-session and the script (RUN IN SESSION sub, "task.bas")');
+    return { kind: 'runInSession', session, script: this.parseExpr() };
   }
 
   private parseHearSpec(): HearSpec | null {

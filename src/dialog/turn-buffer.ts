@@ -52,6 +52,7 @@ export class TurnBuffer {
     for (const [key, value] of this.memoryWrites) real.memory.set(key, value);
     for (const [key, value] of this.userMemoryWrites) real.user.memory.set(key, value);
     for (const e of this.events) real.log(e.type, e.data);
+    real.sessions.adopt(this.context.sessions);
     if (this.endReason) real.end(this.endReason);
   }
 }
@@ -63,6 +64,7 @@ class HeldBackContext implements BotContext {
   readonly kind: BotContext['kind'];
   readonly text: string;
   private memoryView: BotContext['memory'] | undefined;
+  private sessionsView: BotContext['sessions'] | undefined;
   private userView: BotContext['user'] | undefined;
 
   constructor(
@@ -86,6 +88,12 @@ class HeldBackContext implements BotContext {
   /** The real turn's LLM, bound to this context: it sees what the script has set so far. */
   get llm(): BotContext['llm'] {
     return Reflect.get(this.real, 'llm', this) as BotContext['llm'];
+  }
+
+  /** The real turn's session operations over a copy of what it has done: kept only if the run ends well. */
+  get sessions(): BotContext['sessions'] {
+    this.sessionsView ??= this.real.sessions.fork(this);
+    return this.sessionsView;
   }
 
   get memory(): BotContext['memory'] {

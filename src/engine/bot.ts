@@ -1,6 +1,7 @@
 import type { Attachment, Channel, Envelope, EnvelopeKind } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { AuthLevel, MessagePayload, SessionStateData, Suggestion } from '../store/records.ts';
+import type { SessionControl } from './session-control.ts';
 
 export interface ReplyOptions {
   suggestions?: Suggestion[];
@@ -26,6 +27,8 @@ export interface SessionInfo {
   messageCount: number;
   /** True on the session's first turn. */
   isNew: boolean;
+  /** Inside RUN IN SESSION: the session whose sub-session this is. */
+  parentId?: string;
 }
 
 /** The handle a bot gets for one turn. Everything it changes is committed with the turn, or not at all. */
@@ -68,6 +71,11 @@ export interface BotContext {
   record(note: HistoryNote): void;
   /** The bot's LLM (`llm` in bot.json): context assembly, knowledge, tools and streaming included. */
   readonly llm: BotLlm;
+  /**
+   * Other sessions and this one's make-up: `send` (SEND TO SESSION), `createSub`, `runIn`, `merge`
+   * (sub-sessions), `applyTemplate` (APPLY SESSION TEMPLATE), `debugShow` (DEBUG SHOW).
+   */
+  readonly sessions: SessionControl;
   readonly logger: Logger;
 }
 

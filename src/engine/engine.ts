@@ -5,7 +5,7 @@ import { channels, hasExplicitSessions, isLiveChannel } from '../channels/regist
 import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
-import { type Envelope, nativeSessionKey, sessionLane } from '../envelope.ts';
+import { type Envelope, type EnvelopeInput, nativeSessionKey, sessionLane } from '../envelope.ts';
 import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
 import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild } from '../logger.ts';
@@ -23,6 +23,7 @@ import {
   lastInteraction,
   loadSnapshot,
 } from '../store/sessions.ts';
+import { loadChild, sessionForSend } from '../store/sub-sessions.ts';
 import { isUniqueViolation, type TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
 import { GroupCommitter } from './group-commit.ts';
@@ -63,6 +64,11 @@ export interface EngineOptions {
   logger: Logger;
   /** Gives bots their LLM (`ctx.llm`); absent, bots have none. */
   llm?: LlmProvider;
+  /**
+   * Queues a reply a turn sends to another session (SEND TO SESSION: an outbound envelope, see
+   * src/engine/outbound.ts); only queues, never waits for that session. Absent, such sends fail the turn.
+   */
+  send?: (envelope: EnvelopeInput) => Promise<unknown>;
 }
 
 export class StateConflictError extends Error {
@@ -159,6 +165,7 @@ export class SessionEngine {
       const draft = new TurnDraft(snapshot, envelope);
       // An outbound envelope is a reply already written: recorded and sent, the bot does not run.
       if (envelope.kind !== 'outbound') await this.runBot(draft);
+      await this.sendOnward(draft);
       const at = new Date();
       const write = draft.toWrite({
         at,
@@ -261,6 +268,17 @@ export class SessionEngine {
     return Date.parse(snapshot.session.lastActivityAt) === Date.parse(idleSince);
   }
 
+  /**
+   * Queues what the turn sends to other sessions, before the turn commits: a crash in between
+   * replays the turn, whose sends have the same ids and are recognised as duplicates.
+   */
+  private async sendOnward(draft: TurnDraft): Promise<void> {
+    const { sends } = draft.work;
+    if (sends.length === 0) return;
+    if (!this.o.send) throw new Error('this engine cannot send to other sessions');
+    for (const envelope of sends) await this.o.send(envelope);
+  }
+
   private signalTyping(snapshot: SessionSnapshot, envelope: Envelope): void {
     // Only live channels' clients follow a turn on the bus; the others hear of the finished turn.
     if (isLiveChannel(snapshot.session.channel)) {
@@ -316,8 +334,17 @@ export class SessionEngine {
                 text: m.content,
                 createdAt: m.createdAt,
               })),
+        sessions: {
+          target: (id) => sessionForSend(db, id),
+          child: (parentId, id) => loadChild(db, parentId, id),
+        },
       },
       this.o.llm,
+      {
+        templates: bot.templates ?? new Map(),
+        debug: bot.settings.debug,
+        maxKnowledgeBases: bot.settings.sessions.maxKnowledgeBases,
+      },
     );
     const { kind } = draft.envelope;
     const hooks: (() => void | Promise<void>)[] = [];

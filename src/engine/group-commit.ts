@@ -1,6 +1,7 @@
 import type { Logger } from '../logger.ts';
 import type { Db } from '../store/db.ts';
 import {
+  commitsAlone,
   commitTurn,
   commitTurnBatch,
   isUniqueViolation,
@@ -54,8 +55,8 @@ export class GroupCommitter {
         ...p.write.memory.map((m) => `bot\u0000${p.write.bot}\u0000${m.key}`),
         ...(p.write.userMemory ?? []).map((m) => `user\u0000${p.write.userId}\u0000${m.key}`),
       ];
-      // A turn that makes its session a user commits alone (the batch statement does not create users).
-      const alone = p.write.assignsUser === true || batch[0]?.write.assignsUser === true;
+      // A turn that makes its session a user or writes sub-sessions commits alone (see commitsAlone).
+      const alone = commitsAlone(p.write) || (batch[0] !== undefined && commitsAlone(batch[0].write));
       if (
         (alone && batch.length > 0) ||
         batch.length >= MAX_BATCH_TURNS ||
@@ -80,7 +81,7 @@ export class GroupCommitter {
       this.logger.debug({ event: 'commit.batch_start', turns: batch.length, waiting: this.pending.length });
       try {
         const results =
-          batch.length === 1 && batch[0]!.write.assignsUser
+          batch.length === 1 && commitsAlone(batch[0]!.write)
             ? [await commitTurn(this.db, batch[0]!.write)]
             : await commitTurnBatch(
                 this.db,

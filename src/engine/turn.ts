@@ -15,6 +15,7 @@ import {
   type SessionInfo,
 } from './bot.ts';
 import { outboundRow } from './outbound.ts';
+import { type SessionBotInfo, SessionControl, type SessionReads, SessionWork } from './session-control.ts';
 
 const INBOUND_TEXT: Record<Envelope['kind'], string | undefined> = {
   message: undefined,
@@ -39,11 +40,17 @@ export interface DraftNote {
 
 /** What a turn reads from the store on demand. */
 export interface TurnReads {
+  /** Other sessions (SEND TO SESSION) and sub-sessions; absent, the turn knows of none. */
+  sessions?: SessionReads;
   botMemory(key: string): Promise<unknown>;
   userMemory(userId: string, key: string): Promise<unknown>;
   /** The latest messages up to `throughSeq`, oldest first; `limit` defaults to the bot's history limit. */
   history(sessionId: string, throughSeq: number, limit?: number): Promise<HistoryMessage[]>;
 }
+
+/** A bot without templates, debug off: what a turn assumes when the engine tells it nothing. */
+const NO_BOT_INFO: SessionBotInfo = { templates: new Map(), debug: false, maxKnowledgeBases: 10 };
+const NO_SESSIONS: SessionReads = { target: async () => undefined, child: async () => undefined };
 
 /** Gives a turn's BotContext its LLM (the hub's LLM service); without one, bots have none. */
 export type LlmProvider = (ctx: BotContext) => BotLlm;
@@ -59,6 +66,8 @@ export class TurnDraft {
   readonly memoryWrites = new Map<string, unknown>();
   readonly userMemoryWrites = new Map<string, unknown>();
   readonly events: { type: string; data: unknown }[] = [];
+  /** Replies for other sessions and sub-session changes (ctx.sessions), written with the turn. */
+  readonly work = new SessionWork();
   state: SessionStateData;
   endReason: string | undefined;
 
@@ -92,8 +101,10 @@ export class TurnDraft {
     const userMemory = new Map(this.userMemoryWrites);
     const events = this.events.length;
     const endReason = this.endReason;
+    const work = this.work.copy();
     return {
       rollback: () => {
+        this.work.replaceWith(work);
         this.state = deepCopy(state);
         this.replies.length = replies;
         this.notes.length = notes;
@@ -107,7 +118,12 @@ export class TurnDraft {
     };
   }
 
-  context(logger: Logger, reads: TurnReads, llm?: LlmProvider): BotContext {
+  context(
+    logger: Logger,
+    reads: TurnReads,
+    llm?: LlmProvider,
+    bot: SessionBotInfo = NO_BOT_INFO,
+  ): BotContext {
     const { session } = this.snapshot;
     const info: SessionInfo = {
       id: session.id,
@@ -126,7 +142,8 @@ export class TurnDraft {
       isNew: this.isNewSession,
     };
     const draft = this;
-    return {
+    let sessions: SessionControl | undefined;
+    const ctx: BotContext = {
       session: info,
       envelope: this.envelope,
       kind: this.envelope.kind,
@@ -189,7 +206,16 @@ export class TurnDraft {
       get llm(): BotLlm {
         return llm ? llm(this) : NO_LLM;
       },
+      get sessions(): SessionControl {
+        sessions ??= new SessionControl(ctx, draft.work, {
+          reads: reads.sessions ?? NO_SESSIONS,
+          bot,
+          turnId: draft.envelope.id,
+        });
+        return sessions;
+      },
     };
+    return ctx;
   }
 
   /** Replies and notes in the order the bot made them, numbered after the inbound message. */
@@ -211,6 +237,7 @@ export class TurnDraft {
     const env = this.envelope;
     const inboundPayload: MessagePayload = {};
     const { replies, notes, lastSeq } = this.sequence(inboundSeq);
+    const children = this.work.childWrites();
     if (env.attachments.length > 0) inboundPayload.attachments = env.attachments;
     if (env.from.name) inboundPayload.from = { name: env.from.name };
     if (env.rateLimited) inboundPayload.refused = 'rate_limited';
@@ -252,6 +279,7 @@ export class TurnDraft {
       events: this.endReason
         ? [...this.events, { type: 'session.end', data: { reason: this.endReason } }]
         : this.events,
+      ...(children.length > 0 ? { children } : {}),
     };
   }
 

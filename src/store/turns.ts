@@ -6,6 +6,7 @@ import {
   type MessageRole,
   type SessionStateData,
 } from './records.ts';
+import { type ChildWrite, writeChildren } from './sub-sessions.ts';
 
 /** Everything one turn writes, committed together or not at all. */
 export interface TurnWrite {
@@ -50,6 +51,13 @@ export interface TurnWrite {
   /** `userId` is new: the commit creates the user and gives the session to it. */
   assignsUser?: boolean;
   events: { type: string; data: unknown }[];
+  /** Sub-sessions this turn made, changed or merged (src/store/sub-sessions.ts). */
+  children?: ChildWrite[];
+}
+
+/** A turn that makes a user or writes sub-sessions commits on its own (the batch statement does neither). */
+export function commitsAlone(turn: TurnWrite): boolean {
+  return turn.assignsUser === true || (turn.children?.length ?? 0) > 0;
 }
 
 /** A turn's replies and notes as rows after its inbound message. Notes are never delivered: status `received`. */
@@ -116,6 +124,8 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
     ],
   );
   if (inbound.rowCount === 0) throw new TurnAbort('duplicate');
+  if (turn.children?.length && !(await writeChildren(tx, turn.sessionId, turn.children, turn.at)))
+    throw new TurnAbort('conflict');
 
   const rows = historyRows(turn);
   if (rows.length > 0) {
