@@ -21,6 +21,7 @@ import type { MessageRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { STAT_BUCKETS, sessionStats } from '../store/stats.ts';
 import { requireAdmin } from './admin-auth.ts';
+import { mountAdminDebug } from './admin-debug.ts';
 import { ApiError, readJson } from './errors.ts';
 import { toApiState } from './session-state-view.ts';
 
@@ -170,6 +171,8 @@ export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
       session_state: toApiState(state),
     });
   });
+
+  mountAdminDebug(app, db);
 
   app.get('/api/admin/sessions/:id/messages', async (c) => {
     const { id } = parse(SessionParams, c.req.param());

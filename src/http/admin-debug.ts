@@ -1,0 +1,45 @@
+import type { Hono } from 'hono';
+import { z } from 'zod';
+import type { Db } from '../store/db.ts';
+import { ApiError } from './errors.ts';
+
+const Params = z.object({ id: z.uuid() });
+const Query = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+/**
+ * `GET /api/admin/sessions/{id}/debug`: the session's debug log, oldest first — what `DEBUG SHOW`
+ * (ctx.sessions.debugShow) wrote, its sub-sessions' included. Paged by entry id (`after`).
+ * Mounted behind the operator token with the rest of `/api/admin`.
+ */
+export function mountAdminDebug(app: Hono, db: Db): void {
+  app.get('/api/admin/sessions/:id/debug', async (c) => {
+    const params = Params.safeParse(c.req.param());
+    const query = Query.safeParse(c.req.query());
+    if (!params.success || !query.success)
+      throw new ApiError(
+        400,
+        'invalid_request',
+        (params.error ?? query.error)!.issues.map((i) => i.message).join('; '),
+      );
+    const { id } = params.data;
+    const { after, limit } = query.data;
+    const { rows: found } = await db.query('SELECT 1 FROM sessions WHERE id = $1', [id]);
+    if (found.length === 0) throw new ApiError(404, 'not_found', `there is no session ${id}`);
+    const { rows } = await db.query<{ id: string; data: Record<string, unknown>; created_at: Date | string }>(
+      `SELECT id, data, created_at FROM session_events
+       WHERE session_id = $1 AND type = 'session.debug' AND id > $2 ORDER BY id LIMIT $3`,
+      [id, after, limit],
+    );
+    const entries = rows.map((r) => ({
+      id: Number(r.id),
+      topic: r.data.topic ?? null,
+      snapshot: r.data.snapshot ?? null,
+      ...(r.data.subSessionId ? { sub_session_id: r.data.subSessionId } : {}),
+      created_at: r.created_at instanceof Date ? r.created_at.toISOString() : String(r.created_at),
+    }));
+    return c.json({ session_id: id, entries, next_after: entries.at(-1)?.id ?? after });
+  });
+}
