@@ -57,7 +57,7 @@ export async function sweepIdleSessions(deps: IdleSweepDeps, now = new Date()): 
   for (;;) {
     const { rows } = await db.query<OpenRow>(
       `SELECT id, bot, channel, native_key, last_activity_at, last_activity_at::text AS cursor FROM sessions
-       WHERE ended_at IS NULL AND last_activity_at < $1
+       WHERE ended_at IS NULL AND last_activity_at < $1 AND parent_id IS NULL
          AND ($2::timestamptz IS NULL OR (last_activity_at, id) > ($2::timestamptz, $3::uuid))
        ORDER BY last_activity_at, id LIMIT $4`,
       [cutoff, after?.at ?? null, after?.id ?? null, IDLE_SWEEP_BATCH],

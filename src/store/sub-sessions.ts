@@ -17,6 +17,17 @@ export interface ChildWrite {
 /** The reason a merged sub-session ends with. */
 export const MERGED_END_REASON = 'merged';
 
+/** The reason a sub-session ends with when its parent ends first. */
+export const PARENT_ENDED_REASON = 'parent ended';
+
+/** A session that ends takes its open sub-sessions with it (inside the ending turn's transaction). */
+export async function endChildrenOf(tx: Queryable, parentId: string, at: Date): Promise<void> {
+  await tx.query(
+    'UPDATE sessions SET ended_at = $2, end_reason = $3 WHERE parent_id = $1 AND ended_at IS NULL',
+    [parentId, at, PARENT_ENDED_REASON],
+  );
+}
+
 /** A sub-session's key: its parent's, marked, so that it never takes the parent's (or anyone's) lane. */
 export const childNativeKey = (parentNativeKey: string, childId: string) =>
   `${parentNativeKey}#sub:${childId}`;

@@ -6,7 +6,7 @@ import {
   type MessageRole,
   type SessionStateData,
 } from './records.ts';
-import { type ChildWrite, writeChildren } from './sub-sessions.ts';
+import { type ChildWrite, endChildrenOf, PARENT_ENDED_REASON, writeChildren } from './sub-sessions.ts';
 
 /** Everything one turn writes, committed together or not at all. */
 export interface TurnWrite {
@@ -157,6 +157,8 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
     ],
   );
 
+  if (turn.end) await endChildrenOf(tx, turn.sessionId, turn.at);
+
   if (turn.memory.length > 0) {
     await tx.query(
       `INSERT INTO bot_memory (bot, key, value)
@@ -251,6 +253,11 @@ const COMMIT_TURN_BATCH = prepared(
          ended_at = CASE WHEN ok.end_reason IS NULL THEN s.ended_at ELSE COALESCE(s.ended_at, ok.at) END,
          end_reason = COALESCE(s.end_reason, ok.end_reason)
        FROM ok WHERE s.id = ok.session_id
+       RETURNING 1
+     ),
+     kids AS (
+       UPDATE sessions c SET ended_at = ok.at, end_reason = '${PARENT_ENDED_REASON}'
+       FROM ok WHERE ok.end_reason IS NOT NULL AND c.parent_id = ok.session_id AND c.ended_at IS NULL
        RETURNING 1
      ),
      mem AS (

@@ -221,6 +221,19 @@ function scenarios(name: string, setup: () => Setup) {
       ).toBe('merged');
     });
 
+    it('a sub-session ends with its parent, and is never idled out on its own', async () => {
+      const parent = await apiSession('hub');
+      const [, kept] = await chat(parent.token, 'subkeep');
+      const childId = kept!.replace('kept ', '');
+      expect((await api().call('DELETE', '/api/session', { token: parent.token })).status).toBeLessThan(300);
+      const child = await until(
+        async () =>
+          (await db().query('SELECT ended_at, end_reason FROM sessions WHERE id = $1', [childId])).rows[0],
+        (r) => r?.ended_at !== null,
+      );
+      expect(child!.end_reason).toBe('parent ended');
+    });
+
     it('HEAR in a sub-session is refused with a clear error, and nothing of the run is kept', async () => {
       const parent = await apiSession('hub');
       const replies = await chat(parent.token, 'subhear');
