@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { deepCopy } from '../clone.ts';
 import type { SessionTemplate } from '../config/session-templates.ts';
 import type { Channel, EnvelopeInput } from '../envelope.ts';
+import { own, setOwn } from '../own.ts';
 import type { SessionStateData, Suggestion } from '../store/records.ts';
 import type { ChildWrite } from '../store/sub-sessions.ts';
 import type { BotContext, ReplyOptions, SessionInfo } from './bot.ts';
@@ -223,7 +224,7 @@ export class SessionControl {
       );
     state.kbs = kbs;
     for (const t of template.tools) if (!state.tools.includes(t)) state.tools.push(t);
-    Object.assign(state.context, template.context);
+    for (const [k, v] of Object.entries(template.context)) setOwn(state.context, k, v);
     for (const s of template.suggestions) {
       const suggestion: Suggestion =
         s.value === undefined ? { text: s.text } : { text: s.text, value: s.value };
@@ -314,10 +315,10 @@ function childContext(
     logger: parent.logger,
     state,
     talk: (text, options) => parent.talk(text, options),
-    get: <T>(name: string) => state.variables[name] as T | undefined,
+    get: <T>(name: string) => own(state.variables, name) as T | undefined,
     set(name, value) {
       if (value === undefined) delete state.variables[name];
-      else state.variables[name] = value;
+      else setOwn(state.variables, name, value);
     },
     memory: parent.memory,
     user: parent.user,
