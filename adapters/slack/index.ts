@@ -4,6 +4,7 @@ import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SlackConfig } from './config.ts';
 import { SlackSender } from './sender.ts';
+import { NAME_LOOKUP_TIMEOUT_MS, UserNames } from './user-names.ts';
 import { createWebClient } from './web-client.ts';
 import { mountWebhook } from './webhook/routes.ts';
 
@@ -19,6 +20,7 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
   let host: AdapterHost | undefined;
   let client: WebClient | undefined;
   let sender: SlackSender | undefined;
+  let names: UserNames | undefined;
   let webhook: { close(): void } | undefined;
 
   return {
@@ -41,12 +43,20 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
         logger: h.logger,
       });
       sender = new SlackSender(client, h.logger);
+      // Looked up while Slack waits for the answer: a client of its own with a short timeout.
+      const lookups = createWebClient({
+        token: config.botToken,
+        apiUrl: config.apiUrl,
+        timeoutMs: NAME_LOOKUP_TIMEOUT_MS,
+        logger: h.logger,
+      });
+      names = new UserNames(lookups, h.logger);
       h.logger.info({ event: 'slack.configured', bot: config.bot });
     },
 
     routes(app: Hono) {
-      if (!host) throw new Error('the Slack adapter was not set up');
-      webhook = mountWebhook(app, { config, host });
+      if (!host || !names) throw new Error('the Slack adapter was not set up');
+      webhook = mountWebhook(app, { config, host, names });
     },
 
     async stop() {

@@ -34,7 +34,8 @@ export function webApiRateLimited(retryAfterSeconds: number): WebApiAnswer {
 /**
  * A local stand-in for `slack.com/api` speaking the Web API: `POST /api/<method>` with a bearer
  * token and form-encoded (or JSON) arguments, answering as the real API does (`{"ok": true, …}`,
- * `{"ok": false, "error": "invalid_auth"}` for another token, `channel_not_found`, `no_text`).
+ * `{"ok": false, "error": "invalid_auth"}` for another token, `channel_not_found`, `no_text`,
+ * `user_not_found`); `users` holds the workspace's people for `users.info`.
  * A test scripts other answers with `script`.
  */
 export async function startSlackWebApi(token: string) {
@@ -42,6 +43,9 @@ export async function startSlackWebApi(token: string) {
   const scripted: ((call: WebApiCall) => WebApiAnswer | undefined)[] = [];
   let clock = 1_700_000_000;
   let serial = 0;
+
+  /** Workspace users `users.info` knows: user id → real name. */
+  const users = new Map<string, string>();
 
   const ok = (body: Record<string, unknown>): WebApiAnswer => ({ status: 200, body: { ok: true, ...body } });
 
@@ -55,6 +59,20 @@ export async function startSlackWebApi(token: string) {
         user_id: 'U0LAN0Z89',
         bot_id: 'B0BOT',
       }),
+    'users.info': (a) => {
+      const realName = users.get(String(a.user));
+      if (realName === undefined) return webApiError('user_not_found');
+      return ok({
+        user: {
+          id: a.user,
+          team_id: 'T123ABC456',
+          name: realName.toLowerCase().replace(/\s+/g, '.'),
+          real_name: realName,
+          is_bot: false,
+          profile: { real_name: realName, display_name: realName.split(' ')[0] },
+        },
+      });
+    },
     'chat.postMessage': (a) => {
       if (!a.channel) return webApiError('channel_not_found');
       if ((typeof a.text !== 'string' || a.text.trim() === '') && !a.blocks) return webApiError('no_text');
@@ -128,6 +146,7 @@ export async function startSlackWebApi(token: string) {
     /** The Web API's base, as SLACK_API_URL takes it. */
     url: `http://127.0.0.1:${port}/api`,
     calls,
+    users,
     /** Answers the next call that `when` picks with `answer` (once). */
     script(when: (call: WebApiCall) => boolean, answer: WebApiAnswer) {
       scripted.push((call) => (when(call) ? answer : undefined));

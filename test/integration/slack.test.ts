@@ -101,6 +101,7 @@ describe('Slack through a whole hub', () => {
 
   it('a direct message is answered in the conversation with chat.postMessage; the person is identified', async () => {
     const p = person();
+    api.users.set(p.user, 'Ana Lima');
     const body = dm(p, 'Hello hello can you hear me?');
     const res = await event(running, body);
     expect(res.status).toBe(200);
@@ -117,16 +118,19 @@ describe('Slack through a whole hub', () => {
       expect(call.authorization).toBe(`Bearer ${BOT_TOKEN}`);
       expect(call.args.thread_ts).toBeUndefined();
     }
-    const [session] = await query<{ id: string; user_id: string | null }>(
-      `SELECT id, user_id FROM sessions WHERE channel = 'slack' AND native_key = $1`,
+    const [session] = await query<{ id: string; user_id: string | null; meta: { name?: string } }>(
+      `SELECT id, user_id, meta FROM sessions WHERE channel = 'slack' AND native_key = $1`,
       [`${TEAM}:${p.user}`],
     );
     expect(session!.user_id).not.toBeNull();
+    // The name comes from users.info.
+    expect(session!.meta.name).toBe('Ana Lima');
     expect(
-      await query(`SELECT user_id FROM user_identities WHERE channel = 'slack' AND native_id = $1`, [
-        `${TEAM}:${p.user}`,
-      ]),
-    ).toEqual([{ user_id: session!.user_id }]);
+      await query(
+        `SELECT user_id, display_name FROM user_identities WHERE channel = 'slack' AND native_id = $1`,
+        [`${TEAM}:${p.user}`],
+      ),
+    ).toEqual([{ user_id: session!.user_id, display_name: 'Ana Lima' }]);
     await until(
       () =>
         query<{ delivery_status: string; channel_message_id: string }>(
@@ -137,6 +141,38 @@ describe('Slack through a whole hub', () => {
         r.length === 2 &&
         r.every((m) => m.delivery_status === 'sent' && m.channel_message_id.startsWith(`${p.dm}:`)),
     );
+    // The person's next message does not ask for the name again.
+    await event(running, dm(p, 'again'));
+    await until(
+      () => texts(p.dm),
+      (t) => t.length >= 3,
+    );
+    expect(api.calls.filter((c) => c.method === 'users.info' && c.args.user === p.user)).toHaveLength(1);
+  });
+
+  it('a name lookup that fails or hangs does not hold the message up: it goes on without a name', async () => {
+    const slow = person();
+    api.users.set(slow.user, 'Slow Sam');
+    api.script((c) => c.method === 'users.info' && c.args.user === slow.user, {
+      status: 200,
+      body: { ok: true, user: { id: slow.user, real_name: 'Slow Sam' } },
+      delayMs: 3_000,
+    });
+    const res = await event(running, dm(slow, 'hi'));
+    expect(await res.json()).toMatchObject({ status: 'accepted' });
+    const unknown = person();
+    expect(await (await event(running, dm(unknown, 'hi'))).json()).toMatchObject({ status: 'accepted' });
+    for (const p of [slow, unknown]) {
+      await until(
+        () => texts(p.dm),
+        (t) => t.length >= 2,
+      );
+      const [session] = await query<{ meta: { name?: string } }>(
+        `SELECT meta FROM sessions WHERE channel = 'slack' AND native_key = $1`,
+        [`${TEAM}:${p.user}`],
+      );
+      expect(session!.meta.name).toBeUndefined();
+    }
   });
 
   it('a mention is answered in its thread; its message twin and the retries of both are processed once', async () => {

@@ -4,6 +4,7 @@ import type { EnvelopeInput } from '../../../src/envelope.ts';
 import { ApiError } from '../../../src/http/errors.ts';
 import type { AcceptResult, AdapterHost } from '../../../src/ports.ts';
 import type { SlackConfig } from '../config.ts';
+import type { UserNames } from '../user-names.ts';
 import { buttonToEnvelope, messageToEnvelope } from './envelope.ts';
 import {
   NotASlackRequestError,
@@ -25,6 +26,7 @@ export const ACK_DEADLINE_MS = 2_500;
 export interface WebhookDeps {
   config: SlackConfig;
   host: AdapterHost;
+  names: UserNames;
 }
 
 /**
@@ -118,7 +120,13 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
       logger.debug({ event: 'slack.event_skipped', eventId: parsed.eventId, reason: parsed.reason });
       return c.json({ status: 'ignored', reason: parsed.reason });
     }
-    const envelope = messageToEnvelope(parsed.message, config.bot);
+    const { teamId, user } = parsed.message;
+    const envelope = messageToEnvelope(
+      parsed.message,
+      config.bot,
+      new Date(),
+      await deps.names.of(teamId, user),
+    );
     const result = await accept(envelope, 'events');
     if (retry)
       logger.info({
@@ -147,7 +155,9 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
       logger.debug({ event: 'slack.interaction_skipped', reason: parsed.reason });
       return c.body(null, 200);
     }
-    const result = await accept(buttonToEnvelope(parsed.press, config.bot), 'interactions');
+    const { teamId, user } = parsed.press;
+    const name = (await deps.names.of(teamId, user)) ?? parsed.press.userName;
+    const result = await accept(buttonToEnvelope(parsed.press, config.bot, new Date(), name), 'interactions');
     requests.inc({ route: 'interactions', outcome: result?.status ?? 'invalid' });
     // An empty 200 tells Slack the press was received; the answer comes as a message.
     return c.body(null, 200);
