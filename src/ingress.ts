@@ -1,6 +1,7 @@
 import { ZodError } from 'zod';
 import { channels } from './channels/registry.ts';
 import type { BotRegistry } from './config/bots.ts';
+import { formatIssues } from './config/env-parsing.ts';
 import { type Envelope, type EnvelopeInput, parseEnvelope, sessionLane } from './envelope.ts';
 import type { SessionRules } from './lifecycle/rules.ts';
 import { MINUTE_MS, type RateLimiter, rateNoticeKey, sessionMessagesKey } from './limits/rate-limiter.ts';
@@ -13,7 +14,7 @@ import { cleanTextDeep } from './text.ts';
 export class InvalidEnvelopeError extends Error {
   override name = 'InvalidEnvelopeError';
   constructor(readonly issues: ZodError['issues']) {
-    super(`invalid envelope: ${issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    super(`invalid envelope: ${formatIssues(issues)}`);
   }
 }
 

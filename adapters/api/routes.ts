@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Bus } from '../../src/bus/bus.ts';
 import type { BotRegistry } from '../../src/config/bots.ts';
 import type { HubConfig } from '../../src/config/env.ts';
+import { formatIssues } from '../../src/config/env-parsing.ts';
 import type { EnvelopeInput } from '../../src/envelope.ts';
 import { contextAddress } from '../../src/http/client-address.ts';
 import { ApiError, readJson } from '../../src/http/errors.ts';
@@ -148,12 +149,7 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
   app.get('/api/session/messages', async (c) => {
     const session = await authenticateSession(c, db);
     const parsed = HistoryQuery.safeParse(c.req.query());
-    if (!parsed.success)
-      throw new ApiError(
-        400,
-        'invalid_request',
-        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
-      );
+    if (!parsed.success) throw new ApiError(400, 'invalid_request', formatIssues(parsed.error.issues));
     const { after, before, limit } = parsed.data;
     if (after !== undefined && before !== undefined)
       throw new ApiError(400, 'invalid_request', 'use either after or before, not both');

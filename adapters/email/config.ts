@@ -1,5 +1,6 @@
 import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
+import { emptyAsUndefined, parseEnv } from '../../src/config/env-parsing.ts';
 import { BotNameSchema } from '../../src/envelope.ts';
 
 export const DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024;
@@ -61,7 +62,6 @@ export interface EmailConfig {
 
 export const DEFAULT_MAX_FAILURES = 3;
 
-const emptyAsUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const optional = z.preprocess(emptyAsUndefined, z.string().optional());
 const required = (name: string) =>
   z.preprocess(emptyAsUndefined, z.string({ error: `${name} is required` }).min(1));
@@ -190,12 +190,11 @@ export function emailEnabled(env: NodeJS.ProcessEnv): boolean {
 
 /** Reads the channel's configuration; throws EmailConfigError naming every bad variable (never a value). */
 export function loadEmailConfig(env: NodeJS.ProcessEnv): EmailConfig {
-  const parsed = EmailEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new EmailConfigError(`email channel configuration: ${problems}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(
+    EmailEnvSchema,
+    env,
+    (problems) => new EmailConfigError(`email channel configuration: ${problems}`),
+  );
   return {
     imap: {
       host: e.EMAIL_IMAP_HOST,

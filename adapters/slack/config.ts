@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../../src/config/env.ts';
+import { emptyAsUndefined, parseEnv } from '../../src/config/env-parsing.ts';
 import { BOT_NAME_PATTERN } from '../../src/envelope.ts';
-
-const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
 
 /** Every Slack variable, with its default. README's Slack section is written from this. */
 export const SlackEnvSchema = z.object({
@@ -44,13 +43,12 @@ export interface SlackConfig {
  * Throws ConfigError naming every bad or missing variable.
  */
 export function loadSlackConfig(env: NodeJS.ProcessEnv): SlackConfig | undefined {
-  const parsed = SlackEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new ConfigError(`invalid Slack configuration: ${problems}`);
-  }
+  const e = parseEnv(
+    SlackEnvSchema,
+    env,
+    (problems) => new ConfigError(`invalid Slack configuration: ${problems}`),
+  );
   if (!slackRequested(env)) return undefined;
-  const e = parsed.data;
   const missing = (['SLACK_SIGNING_SECRET', 'SLACK_BOT_TOKEN'] as const).filter((name) => !e[name]);
   if (missing.length > 0) throw new ConfigError(`the Slack channel needs ${missing.join(', ')} as well`);
   return {

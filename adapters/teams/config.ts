@@ -1,12 +1,8 @@
 import { z } from 'zod';
 import { ConfigError } from '../../src/config/env.ts';
+import { emptyAsUndefined, int, optionalString, parseEnv } from '../../src/config/env-parsing.ts';
 import { BOT_NAME_PATTERN } from '../../src/envelope.ts';
 import { isLoopbackHost } from './loopback.ts';
-
-const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
-const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
-const int = (def: number, min = 0) =>
-  z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).default(def));
 
 /** The three ways an Azure Bot resource can hold its identity (botbuilder's `MicrosoftAppType`). */
 export const APP_TYPES = ['MultiTenant', 'SingleTenant', 'UserAssignedMSI'] as const;
@@ -78,12 +74,11 @@ export function teamsRequested(env: NodeJS.ProcessEnv): boolean {
  * `listenHost` is the hub's `HOST`.
  */
 export function loadTeamsConfig(env: NodeJS.ProcessEnv, listenHost: string): TeamsConfig | undefined {
-  const parsed = TeamsEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new ConfigError(`invalid Teams configuration: ${problems}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(
+    TeamsEnvSchema,
+    env,
+    (problems) => new ConfigError(`invalid Teams configuration: ${problems}`),
+  );
   if (!e.TEAMS_APP_ID && e.TEAMS_ENABLED !== 'true') return undefined;
   if (!e.TEAMS_APP_ID && !isLoopbackHost(listenHost))
     throw new ConfigError(

@@ -1,10 +1,8 @@
 import { z } from 'zod';
 import { ConfigError } from '../../src/config/env.ts';
+import { emptyAsUndefined, optionalString, parseEnv } from '../../src/config/env-parsing.ts';
 import { BOT_NAME_PATTERN } from '../../src/envelope.ts';
 import { SECRET_TOKEN_PATTERN } from './webhook/verify.ts';
-
-const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
-const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
 
 /** `123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw`: the bot's numeric id, a colon, the secret part. */
 export const BOT_TOKEN_PATTERN = /^(\d+):[A-Za-z0-9_-]{20,}$/;
@@ -60,12 +58,11 @@ export interface TelegramConfig {
  * loads the adapter. Throws ConfigError naming every bad or missing variable.
  */
 export function loadTelegramConfig(env: NodeJS.ProcessEnv): TelegramConfig | undefined {
-  const parsed = TelegramEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new ConfigError(`invalid Telegram configuration: ${problems}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(
+    TelegramEnvSchema,
+    env,
+    (problems) => new ConfigError(`invalid Telegram configuration: ${problems}`),
+  );
   if (!telegramRequested(env)) return undefined;
   const missing = (['TELEGRAM_BOT_TOKEN', 'TELEGRAM_WEBHOOK_SECRET'] as const).filter((name) => !e[name]);
   if (missing.length > 0) throw new ConfigError(`the Telegram channel needs ${missing.join(', ')} as well`);

@@ -1,9 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../../src/config/env.ts';
-
-const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
-const int = (def: number, min: number) =>
-  z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).default(def));
+import { emptyAsUndefined, int, parseEnv } from '../../src/config/env-parsing.ts';
 
 /** An origin as browsers send it: scheme, host and port, no path. */
 const OriginSchema = z.string().regex(/^https?:\/\/[^/\s]+$/, 'an origin is like https://example.com[:port]');
@@ -64,12 +61,11 @@ export class WebConfigError extends ConfigError {
 }
 
 export function loadWebConfig(env: NodeJS.ProcessEnv = process.env): WebConfig {
-  const parsed = WebEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new WebConfigError(`invalid web channel configuration: ${problems}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(
+    WebEnvSchema,
+    env,
+    (problems) => new WebConfigError(`invalid web channel configuration: ${problems}`),
+  );
   return {
     enabled: e.WEB_ENABLED === 'true',
     allowedOrigins: e.WEB_ALLOWED_ORIGINS,

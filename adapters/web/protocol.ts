@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { SignInRefusal } from '../../src/auth/sign-in-service.ts';
+import { formatIssues } from '../../src/config/env-parsing.ts';
 import { BotNameSchema } from '../../src/envelope.ts';
 import { invalidTextPaths } from '../../src/text.ts';
 
@@ -179,6 +180,6 @@ export function parseClientFrame(raw: string): { frame: ClientFrame } | FramePro
   }
   const parsed = ClientFrameSchema.safeParse(json);
   if (parsed.success) return { frame: parsed.data };
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'frame'}: ${i.message}`).join('; ');
+  const issues = formatIssues(parsed.error.issues, 'frame');
   return { error: issues, code: 'bad_frame' };
 }

@@ -1,12 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../../src/config/env.ts';
+import { emptyAsUndefined, int, optionalString, parseEnv } from '../../src/config/env-parsing.ts';
 import { BOT_NAME_PATTERN } from '../../src/envelope.ts';
-
-const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
-const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
-const int = (def: number, min = 0) =>
-  z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).default(def));
 
 /** `<phone_number_id>:<bot>,<phone_number_id>:<bot>` — which bot answers on which business number. */
 const NumbersSchema = z.preprocess(
@@ -116,12 +112,11 @@ export interface WhatsAppConfig {
  * loads the adapter. Throws ConfigError naming every bad or missing variable.
  */
 export function loadWhatsAppConfig(env: NodeJS.ProcessEnv, dataDir: string): WhatsAppConfig | undefined {
-  const parsed = WhatsAppEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new ConfigError(`invalid WhatsApp configuration: ${problems}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(
+    WhatsAppEnvSchema,
+    env,
+    (problems) => new ConfigError(`invalid WhatsApp configuration: ${problems}`),
+  );
   const cloudWanted = Boolean(e.WHATSAPP_ACCESS_TOKEN || e.WHATSAPP_APP_SECRET || e.WHATSAPP_VERIFY_TOKEN);
   if (!cloudWanted && e.WHATSAPP_WEB === 'off') return undefined;
   const config: WhatsAppConfig = {

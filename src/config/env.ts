@@ -1,13 +1,9 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { emptyAsUndefined, int, optionalString, parseEnv } from './env-parsing.ts';
 
 export const ROLES = ['all', 'gateway', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
-
-const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
-const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
-const int = (def: number, min = 0) =>
-  z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).default(def));
 
 /**
  * Every environment variable the hub reads, with its default. README's configuration table is
@@ -147,12 +143,7 @@ export function adminTokenProblem(token: string): string | undefined {
 
 /** Reads the configuration from an environment; throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
-  const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new ConfigError(`invalid configuration: ${problems}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(EnvSchema, env, (problems) => new ConfigError(`invalid configuration: ${problems}`));
   return {
     port: e.PORT,
     host: e.HOST,

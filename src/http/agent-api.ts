@@ -9,6 +9,7 @@ import { passwordMatches } from '../agents/passwords.ts';
 import { hashToken, newToken } from '../auth/token.ts';
 import type { Bus } from '../bus/bus.ts';
 import type { HubConfig } from '../config/env.ts';
+import { formatIssues } from '../config/env-parsing.ts';
 import { identityOfNativeKey } from '../envelope.ts';
 import { AGENTS_TOPIC, canSee } from '../handoff/events.ts';
 import type { HandoffService } from '../handoff/service.ts';
@@ -94,12 +95,7 @@ type Env = { Variables: AgentVariables };
 
 function query<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
   const parsed = schema.safeParse(c.req.query());
-  if (!parsed.success)
-    throw new ApiError(
-      400,
-      'invalid_request',
-      parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
-    );
+  if (!parsed.success) throw new ApiError(400, 'invalid_request', formatIssues(parsed.error.issues));
   return parsed.data;
 }
 
