@@ -4,6 +4,7 @@ import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
 import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import type { HubConfig } from '../../src/config/env.ts';
+import { sweepIdleSessions } from '../../src/lifecycle/idle-sweep.ts';
 import { listMessages } from '../../src/store/messages.ts';
 import { findOpenSnapshotByKey } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
@@ -317,6 +318,28 @@ function scenarios(name: string, setup: () => Setup) {
       expect(json.state).toMatchObject({ variables: { tier: 'gold', task_result: 'done' }, kbs: ['faq'] });
       const log = await admin()('GET', `/api/admin/sessions/${s.id}/debug`);
       expect(log.json.entries).toHaveLength(1);
+    });
+
+    // Last: the sweep ends every session of the file's database that it finds idle.
+    it('the idle sweep ends parents, never a sub-session on its own: it ends with its parent', async () => {
+      const parent = await apiSession('hub');
+      const [, kept] = await chat(parent.token, 'subkeep');
+      const childId = kept!.replace('kept ', '');
+      const { rows: open } = await db().query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM sessions WHERE ended_at IS NULL AND parent_id IS NULL',
+      );
+      const { hub: h } = hub();
+      const queued = await sweepIdleSessions(
+        { db: h.db, bots: h.bots, ingress: h.ingress, logger: h.logger },
+        new Date(Date.now() + 24 * 60 * 60_000),
+      );
+      expect(queued).toBe(open[0]!.n);
+      const child = await until(
+        async () =>
+          (await db().query('SELECT ended_at, end_reason FROM sessions WHERE id = $1', [childId])).rows[0],
+        (r) => r?.ended_at !== null,
+      );
+      expect(child!.end_reason).toBe('parent ended');
     });
   });
 }
