@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/database.ts';
 import { apiClient } from '../helpers/hub.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * The real server as a child process on the embedded database (what `npm start` runs with
@@ -126,14 +127,12 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
     const res = await api.chat(s.token, 'later', {}, '?wait=false');
     expect(res.status).toBe(202);
     expect(res.json.status).toBe('queued');
-    const deadline = Date.now() + 10_000;
-    let found = false;
-    while (!found && Date.now() < deadline) {
-      const h = await api.history(s.token);
-      found = h.json.messages.some((m: { text: string }) => m.text.startsWith('You said: later'));
-      if (!found) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(found).toBe(true);
+    const history = await until(
+      () => api.history(s.token),
+      (h) => h.json.messages.some((m: { text: string }) => m.text.startsWith('You said: later')),
+      10_000,
+    );
+    expect(history.status).toBe(200);
   });
 
   describe('bad input gets a clear JSON error and changes nothing', () => {

@@ -12,6 +12,7 @@ import { createTestDatabase, silentLogger, type TestDatabase } from '../helpers/
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, type RunningHub, startTestHub, testConfig } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
@@ -123,7 +124,7 @@ describe('the message rate limit holds on every channel across two gateways', ()
       () => inbound('api', session.session_id),
       (r) => r.length === LIMIT,
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await settled(worker.hub);
     expect((await inbound('api', session.session_id)).map((r) => r.content)).not.toContain('message 61');
   });
 
@@ -184,7 +185,7 @@ describe('the message rate limit holds on every channel across two gateways', ()
       async () => graph.to(phone).filter((r) => r.body.text?.body === NOTICE),
       (r) => r.length >= 1,
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await settled(worker.hub);
     expect(graph.to(phone).filter((r) => r.body.text?.body === NOTICE)).toHaveLength(sent.length);
     expect(sent).toHaveLength(1);
   });

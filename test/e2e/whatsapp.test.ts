@@ -5,6 +5,7 @@ import { Cluster } from '../helpers/cluster.ts';
 import { createTestDatabase, type TestDatabase, tempDir } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * `switchboard start` as a child process with the WhatsApp variables set: the adapter is
@@ -53,10 +54,11 @@ describe('WhatsApp Cloud API end to end (child process, PostgreSQL)', () => {
       body: raw,
     });
     expect(res.status).toBe(200);
-    const deadline = Date.now() + 30_000;
-    while (graph.to('16505551234').length < 1 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 50));
-    const [reply] = graph.to('16505551234');
+    const [reply] = await until(
+      () => graph.to('16505551234'),
+      (r) => r.length >= 1,
+      30_000,
+    );
     // The number is mapped to the `support` bot, which greets first.
     expect(reply).toMatchObject({
       version: 'v24.0',
@@ -115,9 +117,11 @@ describe('WhatsApp Cloud API scaled out (two gateways, a worker; Redis and Postg
     });
     expect(await first.json()).toMatchObject({ accepted: 1, duplicates: 0 });
     expect(await again.json()).toMatchObject({ accepted: 0, duplicates: 1 });
-    const deadline = Date.now() + 30_000;
-    while (graph.to('5511999990000').length < 2 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 50));
+    await until(
+      () => graph.to('5511999990000'),
+      (r) => r.length >= 2,
+      30_000,
+    );
     // Gateways never send: these came from the worker process.
     expect(graph.to('5511999990000').map((r) => r.body.text.body)).toEqual([
       "Hello! I'm the Switchboard demo bot. Say anything and I'll echo it back.",

@@ -4,6 +4,7 @@ import type { EnvelopeInput } from '../../src/envelope.ts';
 import { listMessages } from '../../src/store/messages.ts';
 import { findOpenSnapshotByKey, loadSnapshot } from '../../src/store/sessions.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
@@ -62,7 +63,7 @@ describe('session engine with the in-process queue (PostgreSQL)', () => {
       () => count('messages WHERE in_reply_to = $1', [`whatsapp:wamid.${from}.1`]),
       (n) => n >= 2,
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await settled(running.hub);
     expect(await count('messages WHERE envelope_id = $1', [`whatsapp:wamid.${from}.1`])).toBe(1);
     expect(await count('messages WHERE in_reply_to = $1', [`whatsapp:wamid.${from}.1`])).toBe(2);
   });

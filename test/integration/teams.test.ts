@@ -7,6 +7,7 @@ import { loadSnapshot } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/teams/activities.ts';
 import { type BotConnector, startBotConnector, tooManyRequests } from '../helpers/bot-connector.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
@@ -144,7 +145,7 @@ describe('Teams through a whole hub (in process, no authentication)', () => {
     expect(greeting!.replyToId).toBeUndefined();
     expect(greeting!.body.replyToId).toBeUndefined();
     // A start shows no "typing…" and adds nothing.
-    await new Promise((r) => setTimeout(r, 300));
+    await settled(running.hub);
     expect(connector.delivered(activity.conversation.id)).toHaveLength(1);
   });
 
@@ -157,7 +158,7 @@ describe('Teams through a whole hub (in process, no authentication)', () => {
       () => connector.delivered(activity.conversation.id),
       (r) => r.length >= 2,
     );
-    await new Promise((r) => setTimeout(r, 500));
+    await settled(running.hub);
     expect(connector.delivered(activity.conversation.id).map((r) => r.body.text)).toEqual([
       'welcome',
       'echo only once #1',
@@ -396,7 +397,8 @@ describe('Teams rendering through a whole hub (suggestions, long replies)', () =
       () => connector.delivered(activity.conversation.id),
       (r) => r.length >= 2,
     );
-    await new Promise((r) => setTimeout(r, 200));
+    // The reply is marked sent once its last piece is.
+    await settled(running.hub);
     const texts = connector.delivered(activity.conversation.id).map((r) => r.body.text as string);
     expect(texts.length).toBe(2);
     expect(texts.every((t) => t.length <= 4000)).toBe(true);

@@ -117,14 +117,7 @@ describe('WhatsApp Cloud API through a whole hub', () => {
         `SELECT delivery_status, channel_message_id FROM messages WHERE session_id = $1 AND role = 'assistant' ORDER BY seq`,
         [snap!.session.id],
       );
-    let rows = await statusRows();
-    for (
-      const deadline = Date.now() + 10_000;
-      rows.some((r) => r.delivery_status !== 'sent') && Date.now() < deadline;
-    ) {
-      await new Promise((r) => setTimeout(r, 50));
-      rows = await statusRows();
-    }
+    const rows = await until(statusRows, (r) => r.every((row) => row.delivery_status === 'sent'), 10_000);
     expect(rows.map((r) => r.delivery_status)).toEqual(['sent', 'sent']);
     expect(rows.every((r) => r.channel_message_id.startsWith('wamid.'))).toBe(true);
   });
