@@ -16,6 +16,7 @@ import { markDeliveredThrough } from '../../src/store/messages.ts';
 import { personHistory } from '../../src/store/person-history.ts';
 import { isPersonFacing, type MessageRecord, type SessionRecord } from '../../src/store/records.ts';
 import type { WebConfig } from './config.ts';
+import { fromOwnPage, sessionCookies } from './cookie.ts';
 import { originAllowed } from './origin.ts';
 import {
   CLOSE,
@@ -41,6 +42,8 @@ const DEFAULT_BOT = 'default';
 
 interface ClientInfo {
   ip: string | undefined;
+  /** Session cookies (bot → token), read only from a handshake of the hub's own page. */
+  cookies: Map<string, string>;
   userAgent: string | undefined;
   origin: string | undefined;
   acceptLanguage: string | undefined;
@@ -120,6 +123,7 @@ export class WebGateway {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const info: ClientInfo = {
         ip: requestAddress(req, this.host.config.trustProxy),
+        cookies: fromOwnPage(origin, req.headers.host) ? sessionCookies(req.headers.cookie) : new Map(),
         userAgent: req.headers['user-agent'],
         origin,
         acceptLanguage: req.headers['accept-language']?.split(',')[0]?.split(';')[0],
@@ -312,6 +316,8 @@ export class Connection {
    * it still opens a session, this socket may not open another.
    */
   private openedToken: string | undefined;
+  /** Bound through the session cookie (the hub's own page): the token is never sent to the page. */
+  private cookieMode = false;
   /** Set while this socket's own sign-in is in flight: a replacement heard meanwhile may be its own. */
   private signingIn: { replacedBy?: string } | undefined;
   /** When this socket last knew the session active: a message after a long quiet is checked against the database. */
@@ -476,8 +482,14 @@ export class Connection {
     this.unbind(false);
     let session: SessionRecord | undefined;
     let token: string | undefined;
-    if (frame.token) {
-      session = await sessionForToken(host.db, frame.token);
+    this.cookieMode = frame.cookie === true;
+    const held = frame.cookie ? this.info.cookies.get(frame.bot ?? DEFAULT_BOT) : frame.token;
+    if (frame.cookie && !held) {
+      this.ws.close(CLOSE.BAD_TOKEN, 'there is no session cookie for this bot');
+      return;
+    }
+    if (held) {
+      session = await sessionForToken(host.db, held);
       if (session?.channel !== 'web' || (frame.bot && frame.bot !== session.bot)) {
         this.ws.close(CLOSE.BAD_TOKEN, 'the session token is not valid, or its session has ended or expired');
         return;
@@ -503,7 +515,7 @@ export class Connection {
       this.gateway.log.info({ event: 'session.created', sessionId: session.id, bot, channel: 'web' });
     }
     this.hello = frame;
-    await this.bind(session, frame.token ?? token!, { lastSeq: frame.lastSeq, newToken: token });
+    await this.bind(session, held ?? token!, { lastSeq: frame.lastSeq, newToken: token });
   }
 
   /**
@@ -654,6 +666,12 @@ export class Connection {
     if (!session || !token) return this.error('not_ready', 'send hello first');
     const signIn = this.host.signIn;
     if (!signIn) return this.error('sign_in_disabled', 'sign-in is not configured on this hub');
+    if (this.cookieMode)
+      // Its answer is a token, which a page bound by cookie must not see (and there is no host site).
+      return this.error(
+        'not_upgradable',
+        "a session held in the hub page's cookie cannot sign in over the socket",
+      );
     const limit = this.host.config.sessionCreatePerMinute;
     const attempt = await this.host.rateLimiter.hit(
       signInAttemptKey(this.info.ip ?? 'unknown'),

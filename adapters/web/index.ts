@@ -1,14 +1,22 @@
 import type { Context, Hono } from 'hono';
-import { ApiError, errorResponse } from '../../src/http/errors.ts';
+import { z } from 'zod';
+import { contextAddress, contextOverTls } from '../../src/http/client-address.ts';
+import { ApiError, errorResponse, readJson } from '../../src/http/errors.ts';
+import { MINUTE_MS, retryAfterSeconds, sessionCreateKey } from '../../src/limits/rate-limiter.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
+import { endTokenSession, openTokenSession, sessionForToken } from '../../src/sessions.ts';
 import { buildWidget, type WidgetBundle } from './bundle.ts';
 import type { WebConfig } from './config.ts';
+import { fromOwnPage, sessionCookie, sessionCookies } from './cookie.ts';
 import { WebGateway, WS_PATH } from './gateway.ts';
 import { chatPage, pageHeaders } from './page.ts';
 
 /** Browsers may keep the widget this long before asking again (then a 304 by ETag). */
 const WIDGET_MAX_AGE_SECONDS = 300;
 const DEFAULT_BOT = 'default';
+/** Where the hub's own page opens a session held in its cookie. */
+export const COOKIE_SESSION_PATH = '/api/web/session';
+const CookieSessionBody = z.object({ bot: z.string().max(100).optional() }).strict();
 
 /**
  * The web channel: the chat page (`/`, `/<bot>`), the embeddable `widget.js`, and the widget's
@@ -48,6 +56,51 @@ export function createWebAdapter(config: WebConfig): ChannelAdapter {
     return c.html(chatPage(bot, bots.get(bot).settings.displayName ?? bot));
   };
 
+  /**
+   * Opens a web session for the hub's own page and hands its token over only as an HttpOnly
+   * cookie (never in the body): the page's socket then binds with `hello {cookie: true}`.
+   * Only the hub's own pages may call it (Origin), at SESSION_CREATE_PER_MINUTE per address.
+   * The session the request's cookie holds, if any, ends: this is the page's "New conversation".
+   */
+  const openCookieSession = async (c: Context) => {
+    const h = need(host);
+    if (!fromOwnPage(c.req.header('origin'), c.req.header('host')))
+      throw new ApiError(403, 'forbidden', "only the hub's own chat page opens a session this way");
+    const body = await readJson(c, CookieSessionBody, { allowEmpty: true });
+    const bot = body.bot ?? DEFAULT_BOT;
+    if (!h.bots.has(bot)) throw new ApiError(404, 'unknown_bot', `there is no bot named "${bot}"`);
+    const { trustProxy, sessionCreatePerMinute: limit } = h.config;
+    const address = contextAddress(c, trustProxy) ?? 'unknown';
+    const decision = await h.rateLimiter.hit(sessionCreateKey(address), limit, MINUTE_MS);
+    if (!decision.allowed)
+      throw new ApiError(
+        429,
+        'rate_limited',
+        `this address opened ${limit} sessions in the last minute; retry later`,
+        {
+          'Retry-After': retryAfterSeconds(decision.retryAfterMs),
+        },
+      );
+    const previous = sessionCookies(c.req.header('cookie')).get(bot);
+    const old = previous ? await sessionForToken(h.db, previous) : undefined;
+    if (old?.channel === 'web' && old.bot === bot) {
+      await endTokenSession({ db: h.db, ingress: h.ingress }, old, 'ended by user');
+      h.logger.info({ event: 'session.end_requested', sessionId: old.id, channel: 'web' });
+    }
+    const { session, token } = await openTokenSession(
+      { db: h.db, ingress: h.ingress, bots: h.bots },
+      {
+        bot,
+        channel: 'web',
+        meta: { ip: address, userAgent: c.req.header('user-agent'), origin: c.req.header('origin') },
+      },
+    );
+    h.logger.info({ event: 'session.created', sessionId: session.id, bot, channel: 'web', cookie: true });
+    c.header('Set-Cookie', sessionCookie(bot, token, contextOverTls(c, trustProxy)));
+    c.header('Cache-Control', 'no-store');
+    return c.json({ session_id: session.id, bot }, 201);
+  };
+
   return {
     channel: 'web',
     async setup(h) {
@@ -59,6 +112,7 @@ export function createWebAdapter(config: WebConfig): ChannelAdapter {
       // Surfaces a broken widget build at start (awaited there) rather than at the first visitor.
       bundle.catch(() => undefined);
       app.get('/widget.js', serveWidget);
+      app.post(COOKIE_SESSION_PATH, openCookieSession);
       app.get(WS_PATH, (c) =>
         errorResponse(
           c,

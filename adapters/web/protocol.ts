@@ -17,6 +17,11 @@ export const HelloFrame = z.object({
   type: z.literal('hello'),
   /** The session token from an earlier `welcome`. Absent: open a new session. */
   token: z.string().min(1).max(200).optional(),
+  /**
+   * The hub's own page: bind to the session in the bot's session cookie (sent with the socket's
+   * handshake, counted only from the hub's own origin). No cookie, or a dead one: closed with 4401.
+   */
+  cookie: z.literal(true).optional(),
   /** The bot to open a new session with (default `default`); with a token, it must be the token's bot. */
   bot: BotNameSchema.optional(),
   /** The highest `seq` the client has shown; everything after it is sent again. 0: the whole history. */

@@ -75,6 +75,9 @@ describe('web widget in a real browser', () => {
       hub(),
       bot,
     ] as const);
+  /** The hub page's session token: in its HttpOnly cookie, which only the browser itself reads. */
+  const cookieToken = async (bot = 'default') =>
+    (await browser.context.cookies(hub())).find((c) => c.name === `sb_${bot}`)?.value;
   const sessionIdOf = async (token: string) => {
     const res = await fetch(`${hub()}/api/session`, { headers: { authorization: `Bearer ${token}` } });
     return ((await res.json()) as { session_id: string }).session_id;
@@ -101,17 +104,42 @@ describe('web widget in a real browser', () => {
       'user:slow please',
       'assistant:echo slow please #2',
     ]);
-    expect(await storedToken(page)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await cookieToken()).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('keeps the session in an HttpOnly, SameSite=Lax, 30-day cookie: no script on the page and no frame sees the token', async () => {
+    const token = (await cookieToken())!;
+    const cookie = (await browser.context.cookies(hub())).find((c) => c.name === 'sb_default')!;
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax', secure: false, path: '/' });
+    const days = (cookie.expires * 1000 - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(29.9);
+    expect(days).toBeLessThanOrEqual(30);
+    // What a script on the page could read: neither document.cookie nor storage has it.
+    const readable = await page.evaluate(() => ({
+      cookie: document.cookie,
+      storage: Object.keys(localStorage).map((k) => `${k}=${localStorage.getItem(k)}`),
+    }));
+    expect(JSON.stringify(readable)).not.toContain(token);
+    // Nor any frame the page receives, from the first one on (a new tab of the same page).
+    const tab = await browser.context.newPage();
+    const received: string[] = [];
+    tab.on('websocket', (ws) => ws.on('framereceived', (f) => received.push(String(f.payload))));
+    await tab.goto(`${hub()}/`);
+    await online(tab);
+    await replyShown(tab, 'echo slow please #2');
+    expect(received.some((f) => f.includes('"welcome"'))).toBe(true);
+    expect(received.join('\n')).not.toContain(token);
+    await tab.close();
   });
 
   it('shows the history after a reload, in the same session', async () => {
     const before = await conversation(page);
-    const token = await storedToken(page);
+    const token = await cookieToken();
     await page.reload();
     await online(page);
     await replyShown(page, 'echo slow please #2');
     expect(await conversation(page)).toEqual(before);
-    expect(await storedToken(page)).toBe(token);
+    expect(await cookieToken()).toBe(token);
     await send(page, 'after reload');
     await replyShown(page, 'echo after reload #3');
   });
@@ -142,7 +170,7 @@ describe('web widget in a real browser', () => {
   });
 
   it('grows a streamed reply from chunk frames, then shows the committed reply in its place', async () => {
-    const sessionId = await sessionIdOf((await storedToken(page))!);
+    const sessionId = await sessionIdOf((await cookieToken())!);
     await send(page, 'slow6000 stream');
     // The bot takes its time: while it works, its reply streams in (as the LLM will publish it).
     const clientId = await page.locator('.msg.pending').getAttribute('data-client-id');
@@ -185,13 +213,13 @@ describe('web widget in a real browser', () => {
     await other.goto(`${hub()}/`);
     await online(other);
     await replyShown(other, 'echo and after #9');
-    const oldToken = await storedToken(page);
+    const oldToken = await cookieToken();
 
     await page.locator('button.new').click();
     await page.locator('.msg.assistant').first().waitFor();
     await online(page);
     expect(await conversation(page)).toEqual(['assistant:welcome to the web test bot']);
-    const newToken = await storedToken(page);
+    const newToken = await cookieToken();
     expect(newToken).not.toBe(oldToken);
     await send(page, 'fresh start');
     await replyShown(page, 'echo fresh start #1');

@@ -349,3 +349,85 @@ describe('a replaced token (sign-in), on two gateways sharing one database and o
     expect((await fresh.closed()).code).toBe(4410);
   });
 });
+
+describe("the hub's own page keeps its session in a cookie", () => {
+  let hub: WebHub;
+  let proxied: WebHub;
+  beforeAll(async () => {
+    [hub, proxied] = await Promise.all([startWebHub(), startWebHub({ trustProxy: 1 })]);
+  });
+  afterAll(async () => {
+    await Promise.all([hub?.stop(), proxied?.stop()]);
+  });
+
+  const open = (h: WebHub, headers: Record<string, string>, bot?: string) =>
+    apiClient(h.url).call('POST', '/api/web/session', { headers, ...(bot ? { body: { bot } } : {}) });
+  const tokenOf = (setCookie: string | null, bot = 'default') =>
+    new RegExp(`^sb_${bot}=([A-Za-z0-9_-]{43});`).exec(setCookie ?? '')?.[1];
+
+  it('opens a session whose token comes only as an HttpOnly, SameSite=Lax, 30-day cookie, for the hub itself only', async () => {
+    const res = await open(hub, { origin: hub.url }, 'support');
+    expect(res.status).toBe(201);
+    expect(Object.keys(res.json).sort()).toEqual(['bot', 'session_id']);
+    const cookie = res.headers.get('set-cookie') ?? '';
+    const token = tokenOf(cookie, 'support');
+    expect(token).toBeDefined();
+    expect(cookie).toMatch(/; Max-Age=2592000/);
+    expect(cookie).toMatch(/; Path=\//);
+    expect(cookie).toMatch(/; HttpOnly/);
+    expect(cookie).toMatch(/; SameSite=Lax/);
+    expect(cookie).not.toMatch(/Secure/);
+    expect(res.text).not.toContain(token);
+    // Another site's page, or no page at all, cannot have one made.
+    expect((await open(hub, { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await open(hub, {})).status).toBe(403);
+  });
+
+  it('marks the cookie Secure over TLS, believing X-Forwarded-Proto only with TRUST_PROXY', async () => {
+    const forwarded = { 'x-forwarded-proto': 'https' };
+    const direct = await open(hub, { origin: hub.url, ...forwarded });
+    expect(direct.headers.get('set-cookie')).not.toMatch(/Secure/);
+    const behindProxy = await open(proxied, { origin: proxied.url, ...forwarded });
+    expect(behindProxy.headers.get('set-cookie')).toMatch(/; Secure/);
+  });
+
+  it('binds a socket of the hub page by its cookie, never sending the token; other origins and no cookie get 4401', async () => {
+    const res = await open(hub, { origin: hub.url });
+    const token = tokenOf(res.headers.get('set-cookie'))!;
+    const cookie = `sb_default=${token}`;
+    const a = await pool.connect(hub, { origin: hub.url, headers: { cookie } });
+    const welcome = await a.hello({ cookie: true });
+    expect(welcome).toMatchObject({ sessionId: res.json.session_id, resumed: true });
+    expect(welcome.token).toBeUndefined();
+    a.send({ type: 'message', id: 'c1', text: 'by cookie' });
+    await a.reply('echo by cookie #1');
+    // A second tab of the page: the same cookie, the same conversation.
+    const b = await pool.connect(hub, { origin: hub.url, headers: { cookie } });
+    await b.hello({ cookie: true });
+    await b.messagesThrough(3);
+    expect(JSON.stringify([...a.frames, ...b.frames])).not.toContain(token);
+    // Over the cookie the page cannot sign in: the answer would carry a token.
+    a.send({ type: 'authenticate', jwt: 'a.b.c' });
+    expect((await a.nextOfType('error')).code).toBe('not_upgradable');
+
+    // A page of another site whose socket the browser sends the cookie with: the cookie does not count.
+    const foreign = await pool.connect(hub, { origin: 'https://evil.example', headers: { cookie } });
+    foreign.send({ type: 'hello', cookie: true });
+    expect((await foreign.closed()).code).toBe(4401);
+    const none = await pool.connect(hub, { origin: hub.url });
+    none.send({ type: 'hello', cookie: true });
+    expect((await none.closed()).code).toBe(4401);
+  });
+
+  it('ends the session the cookie holds when the page asks for a new one ("New conversation")', async () => {
+    const first = await open(hub, { origin: hub.url });
+    const token = tokenOf(first.headers.get('set-cookie'))!;
+    const tab = await pool.connect(hub, { origin: hub.url, headers: { cookie: `sb_default=${token}` } });
+    await tab.hello({ cookie: true });
+    const next = await open(hub, { origin: hub.url, cookie: `sb_default=${token}` });
+    expect(next.status).toBe(201);
+    expect(next.json.session_id).not.toBe(first.json.session_id);
+    expect(await tab.nextOfType('ended')).toMatchObject({ sessionId: first.json.session_id });
+    expect((await apiClient(hub.url).history(token)).status).toBe(401);
+  });
+});

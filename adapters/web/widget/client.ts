@@ -22,6 +22,11 @@ export interface ClientEvents {
 export interface ClientOptions {
   url: string;
   bot: string;
+  /**
+   * The hub's own page: the session lives in an HttpOnly cookie the page cannot read, opened by
+   * POST to this address; storage then holds only the session id, for other tabs to follow.
+   */
+  cookieSessionUrl?: string;
   storage: WidgetStorage;
   pageUrl: string;
   language: string;
@@ -99,6 +104,43 @@ export class ChatClient {
     this.connect();
   }
 
+  private get cookieMode(): boolean {
+    return this.o.cookieSessionUrl !== undefined;
+  }
+
+  /**
+   * Cookie mode: asks the hub for a new session; its token comes back only as a cookie, which the
+   * next socket's handshake carries. Then connects (or retries when the hub says to wait).
+   */
+  private async openCookieSession(): Promise<void> {
+    let res: Response;
+    try {
+      res = await fetch(this.o.cookieSessionUrl!, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ bot: this.o.bot }),
+      });
+    } catch {
+      this.retryLater(this.backoff());
+      return;
+    }
+    if (res.status === 201) {
+      this.connect();
+      return;
+    }
+    const wait = Number(res.headers.get('retry-after'));
+    this.retryLater(wait > 0 ? wait * 1000 : this.backoff());
+  }
+
+  private backoff(): number {
+    const delay = Math.round(
+      Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.attempt) * (0.5 + Math.random() / 2),
+    );
+    this.attempt++;
+    return delay;
+  }
+
   /** Queues a message; it is sent now when online, else after the next hello. */
   send(text: string): void {
     const item = { id: newMessageId(), text };
@@ -113,6 +155,10 @@ export class ChatClient {
    * upgraded the session (the widget keeps the new token); rejects with the hub's reason.
    */
   authenticate(jwt: string): Promise<{ authLevel: string; userId: string }> {
+    if (this.cookieMode)
+      return Promise.reject(
+        new Error("the hub's own chat page does not sign in; embed the widget on your site"),
+      );
     if (!this.online) return Promise.reject(new Error('the chat is not connected; try again in a moment'));
     this.signingIn?.reject(new Error('superseded by a newer sign-in'));
     return new Promise((resolve, reject) => {
@@ -123,6 +169,15 @@ export class ChatClient {
 
   /** Ends this conversation (for every tab) and starts a fresh session. */
   newConversation(): void {
+    if (this.cookieMode) {
+      // The hub ends the cookie's session and sets the next one's cookie, over HTTP; a new
+      // socket's handshake carries it.
+      this.o.storage.setToken(undefined);
+      this.clearShown(undefined);
+      this.leaveSocket();
+      void this.openCookieSession();
+      return;
+    }
     if (this.online && this.shownToken) this.frame({ type: 'end' });
     this.o.storage.setToken(undefined);
     this.switchTo(undefined);
@@ -170,7 +225,7 @@ export class ChatClient {
     this.frame({
       type: 'hello',
       bot: this.o.bot,
-      ...(token ? { token } : {}),
+      ...(this.cookieMode ? { cookie: true as const } : token ? { token } : {}),
       lastSeq: this.lastSeq,
       pageUrl: this.o.pageUrl,
       language: this.o.language,
@@ -190,6 +245,12 @@ export class ChatClient {
   private switchTo(token: string | undefined): void {
     this.clearShown(token);
     this.online = false;
+    if (this.cookieMode) {
+      // The session is in the cookie, read by the server at the handshake: a new socket reads it.
+      this.leaveSocket();
+      this.connect();
+      return;
+    }
     if (this.ws?.readyState === WebSocket.OPEN) this.hello();
     else this.reconnectNow();
   }
@@ -206,6 +267,11 @@ export class ChatClient {
         if (frame.token) {
           this.o.storage.setToken(frame.token);
           this.shownToken = frame.token;
+        }
+        if (this.cookieMode) {
+          // Only the session id is stored: other tabs follow it, and nothing in it opens anything.
+          if (this.o.storage.getToken() !== frame.sessionId) this.o.storage.setToken(frame.sessionId);
+          this.shownToken = frame.sessionId;
         }
         // Same token, new session: the old one idled out. Its sequence numbers start again.
         if (this.sessionId && frame.sessionId !== this.sessionId) {
@@ -341,6 +407,19 @@ export class ChatClient {
       this.o.events.status('failed', { reason });
       return;
     }
+    if (this.cookieMode && (code === CLOSE_BAD_TOKEN || code === CLOSE_TOKEN_REPLACED)) {
+      // No session in the cookie (or a dead one). Another tab may have opened the next one already.
+      const stored = this.o.storage.getToken();
+      if (stored && stored !== this.shownToken) {
+        this.clearShown(stored);
+        this.connect();
+        return;
+      }
+      if (stored === this.shownToken) this.o.storage.setToken(undefined);
+      this.clearShown(undefined);
+      void this.openCookieSession();
+      return;
+    }
     if (code === CLOSE_TOKEN_REPLACED) {
       // Another tab (or the host site's server) signed the session in. If that tab stored the
       // new token, this one continues with it; if not, the hub answers the old one with 4401.
@@ -365,14 +444,20 @@ export class ChatClient {
     this.retryTimer = window.setTimeout(() => this.connect(), delay);
   }
 
-  /** Leaves this socket and connects again after `delayMs`. */
-  private retryLater(delayMs: number): void {
+  /** Closes the current socket without reacting to its close. */
+  private leaveSocket(): void {
     const ws = this.ws;
     this.ws = undefined;
+    this.online = false;
     ws?.close();
     clearTimeout(this.pingTimer);
     clearTimeout(this.pongTimer);
     clearTimeout(this.retryTimer);
+  }
+
+  /** Leaves this socket and connects again after `delayMs`. */
+  private retryLater(delayMs: number): void {
+    this.leaveSocket();
     this.o.events.status('offline', { retryInMs: delayMs });
     this.retryTimer = window.setTimeout(() => this.connect(), delayMs);
   }

@@ -36,6 +36,11 @@ function mount(script: HTMLScriptElement): void {
     url: wsUrl,
     bot,
     storage: createStorage(src.origin, bot),
+    // On the hub's own page the session is kept in an HttpOnly cookie, out of the page's reach.
+    // Embedded on another site it cannot be (browsers block third-party cookies): localStorage.
+    ...(mode === 'page' && src.origin === location.origin
+      ? { cookieSessionUrl: `${src.origin}/api/web/session` }
+      : {}),
     pageUrl: location.href,
     language: navigator.language,
     events: {
