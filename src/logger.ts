@@ -1,14 +1,39 @@
-import { type Logger, pino } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
 /**
- * One JSON line per event. Every line carries an `event` name (`session.created`,
+ * Where log lines go: readable, coloured lines when stdout is a terminal (a person is watching),
+ * JSON lines otherwise (a collector is reading). `LOG_FORMAT=json|pretty` overrides the guess.
+ */
+export function logDestination(
+  isTerminal = process.stdout.isTTY === true,
+  format = process.env.LOG_FORMAT,
+  output: NodeJS.WritableStream = process.stdout,
+): DestinationStream | undefined {
+  const readable = format === 'pretty' || (format !== 'json' && isTerminal);
+  if (!readable) return undefined;
+  return pretty({
+    destination: output,
+    sync: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,event',
+    messageFormat: '{if event}{event}{end}{if msg} {msg}{end}',
+  });
+}
+
+/**
+ * One JSON line per event (readable lines on a terminal, see `logDestination`). Every line carries an `event` name (`session.created`,
  * `turn.failed`, ...) so that logs can be filtered by what happened, not by wording.
  * Secrets never reach a line: authorization headers and tokens are redacted wherever they appear.
  */
-export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
-  return pino({
+export function createLogger(
+  level: string,
+  bindings: Record<string, unknown> = {},
+  destination: DestinationStream | undefined = logDestination(),
+): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { pid: process.pid, ...bindings },
     redact: {
@@ -24,7 +49,8 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
       censor: '[redacted]',
     },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /**

@@ -1,39 +1,35 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
-import { describe, expect, it, vi } from 'vitest';
-import { lazyChild } from '../../src/logger.ts';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger, logDestination } from '../../src/logger.ts';
 
-describe('lazyChild', () => {
-  const capture = () => {
-    const lines: Record<string, unknown>[] = [];
-    const stream = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(JSON.parse(String(chunk)));
-        done();
-      },
-    });
-    return { lines, logger: pino({ level: 'info' }, stream) };
-  };
+function capture(): { sink: PassThrough; text: () => string } {
+  const sink = new PassThrough();
+  const chunks: Buffer[] = [];
+  sink.on('data', (c: Buffer) => chunks.push(c));
+  return { sink, text: () => Buffer.concat(chunks).toString('utf8') };
+}
 
-  it('makes no child logger while nothing logs', () => {
-    const { logger } = capture();
-    const child = vi.spyOn(logger, 'child');
-    lazyChild(logger, { sessionId: 's-1' });
-    expect(child).not.toHaveBeenCalled();
+describe('log format', () => {
+  it('writes JSON lines when stdout is not a terminal', () => {
+    expect(logDestination(false, undefined)).toBeUndefined();
+    expect(logDestination(true, 'json')).toBeUndefined();
   });
 
-  it('logs with its bindings once used, and makes the child once', () => {
-    const { lines, logger } = capture();
-    const child = vi.spyOn(logger, 'child');
-    const turn = lazyChild(logger, { sessionId: 's-1', bot: 'default' });
-    turn.info({ event: 'turn.no_reply' });
-    turn.warn({ event: 'turn.rate_limited' });
-    turn.debug({ event: 'below the level' });
-    expect(turn.isLevelEnabled('debug')).toBe(false);
-    expect(child).toHaveBeenCalledTimes(1);
-    expect(lines.map((l) => [l.event, l.sessionId, l.bot])).toEqual([
-      ['turn.no_reply', 's-1', 'default'],
-      ['turn.rate_limited', 's-1', 'default'],
-    ]);
+  it('writes readable lines on a terminal, with the event name and no secrets', () => {
+    const out = capture();
+    const logger = createLogger('info', {}, logDestination(true, undefined, out.sink));
+    logger.info({ event: 'session.created', token: 'secret-token', bot: 'support' }, 'a session');
+    const line = out.text();
+    expect(line.startsWith('{')).toBe(false);
+    expect(line).toContain('session.created a session');
+    expect(line).toContain('support');
+    expect(line).not.toContain('secret-token');
+  });
+
+  it('LOG_FORMAT=pretty makes readable lines without a terminal', () => {
+    const out = capture();
+    const logger = createLogger('info', {}, logDestination(false, 'pretty', out.sink));
+    logger.warn({ event: 'turn.failed' });
+    expect(out.text()).toMatch(/WARN.*turn\.failed/);
   });
 });
