@@ -21,6 +21,7 @@ import { createRedisOutbox } from './delivery/redis-outbox.ts';
 import type { ChannelSender } from './delivery/sender.ts';
 import { SessionEngine } from './engine/engine.ts';
 import type { Channel } from './envelope.ts';
+import { engineHandoff } from './handoff/engine-side.ts';
 import { AgentEventLog } from './handoff/events.ts';
 import { HandoffService } from './handoff/service.ts';
 import { mountAdminApi } from './http/admin-api.ts';
@@ -235,7 +236,10 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       events: new AgentEventLog(db, bus, logger),
       sendThroughLane: async (envelope) => void (await ingress.accept(envelope)),
     });
+    const handoffSide = engineHandoff({ db, bots, scheduler, service: handoff, logger });
+    handoffSide.registerJobs();
     const engine = new SessionEngine({
+      handoff: handoffSide,
       db,
       cache,
       bus,
@@ -381,6 +385,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
             firstDelayMs: Math.min(EXPIRY_FIRST_RUN_MS, config.expiryIntervalMs),
           });
           await scheduler.repeat(IDLE_SWEEP_JOB, IDLE_SWEEP_JOB, config.idleSweepIntervalMs);
+          await handoffSide.startJobs();
           await scheduler.start();
         }
         logger.info({

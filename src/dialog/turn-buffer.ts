@@ -19,6 +19,8 @@ export class TurnBuffer {
   readonly state: SessionStateData;
   readonly context: BotContext;
   private endReason: string | undefined;
+  /** `TRANSFER SESSION`, held back like everything else. */
+  handoff: Parameters<BotContext['handoff']>[0] | undefined;
 
   constructor(readonly real: BotContext) {
     this.state = deepCopy(real.state);
@@ -54,6 +56,7 @@ export class TurnBuffer {
     for (const e of this.events) real.log(e.type, e.data);
     real.sessions.adopt(this.context.sessions);
     if (this.endReason) real.end(this.endReason);
+    if (this.handoff) real.handoff(this.handoff);
   }
 }
 
@@ -146,5 +149,13 @@ class HeldBackContext implements BotContext {
 
   end(reason?: string): void {
     this.buffer.end(reason);
+  }
+
+  handoff(options?: Parameters<BotContext['handoff']>[0]): void {
+    this.buffer.handoff = options ?? {};
+  }
+
+  availableAgent(queue?: string | null): Promise<string> {
+    return this.real.availableAgent(queue);
   }
 }

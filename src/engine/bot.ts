@@ -76,6 +76,18 @@ export interface BotContext {
    * (sub-sessions), `applyTemplate` (APPLY SESSION TEMPLATE), `debugShow` (DEBUG SHOW).
    */
   readonly sessions: SessionControl;
+  /**
+   * Hands the session to people once this turn is committed (`TRANSFER SESSION`): to `agentId`
+   * (assigned at once), or without one to the waiting queue (`queue`, optional). It does not
+   * wait: the turn goes on. While people hold the session the bot gets no turns; `onTransferEnd`
+   * runs when it comes back.
+   */
+  handoff(options?: { agentId?: string | null; queue?: string | null }): void;
+  /**
+   * `GET AVAILABLE AGENT`: an available agent with free capacity who serves this bot (and the
+   * queue), least loaded first; "" when there is none.
+   */
+  availableAgent(queue?: string | null): Promise<string>;
   readonly logger: Logger;
 }
 
@@ -127,6 +139,11 @@ export interface BotHandler {
   onMessage: Hook;
   /** The session is ending (the user or an operator ended it, or it idled out). */
   onEnd?: Hook;
+  /**
+   * People gave the session back (`ON TRANSFER END`): `ctx.envelope.end.reason` is `released`,
+   * `timeout` or `agent_offline`. The person's next message goes to the bot again.
+   */
+  onTransferEnd?: Hook;
 }
 
 /** Typed identity helper for handler modules: `export default defineBot({ ... })`. */

@@ -6,6 +6,7 @@ import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
 import { type Envelope, type EnvelopeInput, nativeSessionKey, sessionLane } from '../envelope.ts';
+import type { EngineHandoff } from '../handoff/engine-side.ts';
 import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
 import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild } from '../logger.ts';
@@ -69,6 +70,8 @@ export interface EngineOptions {
    * src/engine/outbound.ts); only queues, never waits for that session. Absent, such sends fail the turn.
    */
   send?: (envelope: EnvelopeInput) => Promise<unknown>;
+  /** Human handoff (`TRANSFER SESSION`, agents); absent, a handoff is recorded but nobody is told. */
+  handoff?: EngineHandoff;
 }
 
 export class StateConflictError extends Error {
@@ -125,9 +128,15 @@ export class SessionEngine {
       // After a conflict the cached state is known to be behind.
       const trusted = trustCached && attempt === 0;
       // A reply for a named session never makes one: that session is open, or the reply is dropped.
-      const snapshot = envelope.outbound?.sessionId
-        ? await this.findOpen(envelope, trusted, { create: false })
-        : await this.resolve(envelope, trusted);
+      const snapshot =
+        envelope.outbound?.sessionId || envelope.kind === 'transfer_end'
+          ? await this.findOpen(envelope, trusted, { create: false })
+          : await this.resolve(envelope, trusted);
+      if (envelope.kind === 'transfer_end' && snapshot?.state.handoff?.id !== envelope.end?.handoffId) {
+        // A late or repeated end of a handoff the session is no longer in: nothing to do.
+        logger.info({ event: 'handoff.end_stale', envelopeId: envelope.id, sessionId: snapshot?.session.id });
+        return 'duplicate';
+      }
       if (envelope.kind === 'outbound' && (!snapshot || !isOutboundTarget(envelope, snapshot.session))) {
         logger.warn({
           event: 'outbound.no_session',
@@ -164,7 +173,9 @@ export class SessionEngine {
       if (attempt === 0 && envelope.kind === 'start') await this.afterPreviousEnd(snapshot.session);
       const draft = new TurnDraft(snapshot, envelope);
       // An outbound envelope is a reply already written: recorded and sent, the bot does not run.
-      if (envelope.kind !== 'outbound') await this.runBot(draft);
+      const heldByPeople = envelope.kind === 'message' && Boolean(snapshot.state.handoff);
+      // Nor does it while people hold the session: the message is recorded, and agents are told.
+      if (envelope.kind !== 'outbound' && !heldByPeople) await this.runBot(draft);
       await this.sendOnward(draft);
       const at = new Date();
       const write = draft.toWrite({
@@ -178,6 +189,7 @@ export class SessionEngine {
               )
             : null,
       });
+      if (write.handoff?.open) await this.o.handoff?.beforeCommit(write);
       const result = await this.committer.commit(write);
       if (result === 'duplicate') return 'duplicate';
       if (result === 'conflict') {
@@ -191,6 +203,12 @@ export class SessionEngine {
         continue;
       }
       await this.afterCommit(envelope, draft.committedSnapshot(write), write, shareLater);
+      if (this.o.handoff && (write.handoff || snapshot.state.handoff || envelope.outbound?.agentId))
+        await this.o.handoff
+          .afterCommit(envelope, snapshot.session, write, snapshot.state.handoff ?? null)
+          .catch((err: Error) =>
+            logger.warn({ event: 'handoff.after_commit_failed', envelopeId: envelope.id, err: err.message }),
+          );
       return 'committed';
     }
     throw new StateConflictError(`session state kept moving under envelope ${envelope.id}`);
@@ -338,6 +356,7 @@ export class SessionEngine {
           target: (id) => sessionForSend(db, id),
           child: (parentId, id) => loadChild(db, parentId, id),
         },
+        availableAgent: async (queue) => (await this.o.handoff?.availableAgent(bot.name, queue)) ?? '',
       },
       this.o.llm,
       {
@@ -350,6 +369,8 @@ export class SessionEngine {
     const hooks: (() => void | Promise<void>)[] = [];
     if (kind === 'end') {
       if (bot.handler.onEnd) hooks.push(() => bot.handler.onEnd!(ctx));
+    } else if (kind === 'transfer_end') {
+      if (bot.handler.onTransferEnd) hooks.push(() => bot.handler.onTransferEnd!(ctx));
     } else {
       if (draft.isNewSession)
         hooks.push(

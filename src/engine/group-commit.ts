@@ -55,7 +55,7 @@ export class GroupCommitter {
         ...p.write.memory.map((m) => `bot\u0000${p.write.bot}\u0000${m.key}`),
         ...(p.write.userMemory ?? []).map((m) => `user\u0000${p.write.userId}\u0000${m.key}`),
       ];
-      // A turn that makes its session a user or writes sub-sessions commits alone (see commitsAlone).
+      // A turn that makes its session a user, writes sub-sessions or opens or closes a handoff commits alone (see commitsAlone).
       const alone = commitsAlone(p.write) || (batch[0] !== undefined && commitsAlone(batch[0].write));
       if (
         (alone && batch.length > 0) ||

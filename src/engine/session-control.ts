@@ -328,6 +328,10 @@ function childContext(
       throw new SubSessionError('a sub-session cannot end a session: MERGE SESSION ends it');
     },
     record: (note) => parent.record(note),
+    handoff() {
+      throw new SubSessionError('a sub-session cannot be handed to people: TRANSFER SESSION in its parent');
+    },
+    availableAgent: (queue) => parent.availableAgent(queue),
     get llm() {
       return Reflect.get(parent, 'llm', child) as BotContext['llm'];
     },

@@ -46,6 +46,14 @@ export interface TurnReads {
   userMemory(userId: string, key: string): Promise<unknown>;
   /** The latest messages up to `throughSeq`, oldest first; `limit` defaults to the bot's history limit. */
   history(sessionId: string, throughSeq: number, limit?: number): Promise<HistoryMessage[]>;
+  /** `GET AVAILABLE AGENT`: an agent's id, or "". */
+  availableAgent?(queue: string | null): Promise<string>;
+}
+
+/** What a turn asked of `ctx.handoff`: the session goes to people once the turn is committed. */
+export interface HandoffRequest {
+  agentId: string | null;
+  queue: string | null;
 }
 
 /** A bot without templates, debug off: what a turn assumes when the engine tells it nothing. */
@@ -70,6 +78,7 @@ export class TurnDraft {
   readonly work = new SessionWork();
   state: SessionStateData;
   endReason: string | undefined;
+  handoffRequest: HandoffRequest | undefined;
 
   constructor(
     readonly snapshot: SessionSnapshot,
@@ -77,6 +86,8 @@ export class TurnDraft {
   ) {
     this.state = deepCopy(stateData(snapshot));
     if (envelope.kind === 'end') this.endReason = envelope.end?.reason ?? 'ended';
+    // The session is the bot's again from this turn on.
+    if (envelope.kind === 'transfer_end') this.state.handoff = null;
   }
 
   /** A reply from the hub itself rather than the bot (a rate-limit notice). */
@@ -102,6 +113,7 @@ export class TurnDraft {
     const events = this.events.length;
     const endReason = this.endReason;
     const work = this.work.copy();
+    const handoffRequest = this.handoffRequest;
     return {
       rollback: () => {
         this.work.replaceWith(work);
@@ -114,6 +126,7 @@ export class TurnDraft {
         for (const [k, v] of userMemory) this.userMemoryWrites.set(k, v);
         this.events.length = events;
         this.endReason = endReason;
+        this.handoffRequest = handoffRequest;
       },
     };
   }
@@ -202,6 +215,12 @@ export class TurnDraft {
           after: draft.replies.length,
         });
       },
+      handoff(options) {
+        draft.handoffRequest = { agentId: options?.agentId || null, queue: options?.queue || null };
+      },
+      async availableAgent(queue) {
+        return reads.availableAgent ? reads.availableAgent(queue ?? null) : '';
+      },
       // A getter, so that a context derived from this one (a dialog's held-back turn) gets an LLM bound to itself.
       get llm(): BotLlm {
         return llm ? llm(this) : NO_LLM;
@@ -242,13 +261,15 @@ export class TurnDraft {
     if (env.from.name) inboundPayload.from = { name: env.from.name };
     if (env.rateLimited) inboundPayload.refused = 'rate_limited';
     if (env.refusedAttachments) inboundPayload.refusedAttachments = env.refusedAttachments;
+    const handoff = this.handoffWrite(options.at);
     return {
       sessionId: session.id,
       at: options.at,
       bot: session.bot,
       channel: session.channel,
       expectedVersion: state.version,
-      state: this.state,
+      state: handoff.state,
+      ...(handoff.write ? { handoff: handoff.write } : {}),
       inbound: outboundRow(env, inboundSeq, options.replyStatus) ?? {
         seq: inboundSeq,
         role: env.kind === 'message' ? 'user' : 'system',
@@ -281,6 +302,36 @@ export class TurnDraft {
         : this.events,
       ...(children.length > 0 ? { children } : {}),
     };
+  }
+
+  /**
+   * The turn's part in a handoff: `ctx.handoff` opens one (a new `handoffs` row, and the state
+   * says so), unless the session is in one already or ends; a session that ends in a handoff
+   * closes it.
+   */
+  private handoffWrite(at: Date): { state: SessionStateData; write?: TurnWrite['handoff'] } {
+    const { session } = this.snapshot;
+    const request = this.handoffRequest;
+    if (request && !this.state.handoff && !this.endReason) {
+      const id = randomUUID();
+      return {
+        state: { ...this.state, handoff: { id, queue: request.queue, requestedAt: at.toISOString() } },
+        write: {
+          open: {
+            id,
+            sessionId: session.id,
+            bot: session.bot,
+            channel: session.channel,
+            queue: request.queue,
+            agentId: request.agentId,
+            at,
+          },
+        },
+      };
+    }
+    if (this.endReason && this.state.handoff)
+      return { state: { ...this.state, handoff: null }, write: { closeReason: 'session_ended' } };
+    return { state: this.state };
   }
 
   /** The session as it stands once `write` is committed: what goes back into the cache. */

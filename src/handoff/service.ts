@@ -71,6 +71,10 @@ export class HandoffService {
     return this.d.events;
   }
 
+  get ingress(): Ingress {
+    return this.d.ingress;
+  }
+
   async claim(session: SessionRecord, agent: AgentRecord): Promise<ClaimResult> {
     const result = await claimHandoff(this.d.db, session.id, agent);
     if (result.outcome !== 'claimed') return result;

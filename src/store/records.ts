@@ -62,6 +62,16 @@ export interface SessionStateData {
   dialog: unknown;
   /** The LLM's summary of the conversation's older part (`src/llm/summary.ts`); absent until one is written. */
   summary?: ConversationSummary | null;
+  /** Where the session stands in a human handoff (`TRANSFER SESSION`); absent or null: with the bot. */
+  handoff?: SessionHandoff | null;
+}
+
+/** A session handed to people: while set, the person's messages go to agents, not the bot. */
+export interface SessionHandoff {
+  /** The `handoffs` row: agents claim, release and transfer it there. */
+  id: string;
+  queue: string | null;
+  requestedAt: string;
 }
 
 /** What the LLM wrote about the messages up to `throughSeq`, kept so that it is written once. */
@@ -147,6 +157,7 @@ export function toSessionState(row: Record<string, unknown>): SessionState {
     dialog: row.dialog ?? null,
     // Absent until the LLM writes one, so that states without LLM look as they always did.
     ...(row.summary ? { summary: row.summary as ConversationSummary } : {}),
+    ...(row.handoff ? { handoff: row.handoff as SessionHandoff } : {}),
     version: Number(row.version),
   };
 }

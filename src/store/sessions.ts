@@ -10,7 +10,7 @@ import {
   toSessionState,
 } from './records.ts';
 
-const SNAPSHOT_COLUMNS = `s.*, st.variables, st.context, st.kbs, st.tools, st.suggestions, st.dialog, st.summary, st.version`;
+const SNAPSHOT_COLUMNS = `s.*, st.variables, st.context, st.kbs, st.tools, st.suggestions, st.dialog, st.summary, st.handoff, st.version`;
 
 function toSnapshot(row: Record<string, unknown>): SessionSnapshot {
   return { session: toSessionRecord(row), state: toSessionState(row) };

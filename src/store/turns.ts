@@ -1,4 +1,5 @@
 import { type Db, prepared, type Queryable } from './db.ts';
+import { type NewHandoff, openHandoff } from './handoffs.ts';
 import {
   type DeliveryStatus,
   json,
@@ -53,11 +54,30 @@ export interface TurnWrite {
   events: { type: string; data: unknown }[];
   /** Sub-sessions this turn made, changed or merged (src/store/sub-sessions.ts). */
   children?: ChildWrite[];
+  /**
+   * The turn hands the session to people (`open`: TRANSFER SESSION) or ends its handoff with the
+   * session (`closeReason`). Written in the turn's transaction.
+   */
+  handoff?: { open?: NewHandoff; closeReason?: string };
 }
 
-/** A turn that makes a user or writes sub-sessions commits on its own (the batch statement does neither). */
+/**
+ * A turn that makes a user, writes sub-sessions or opens or closes a handoff commits on its own
+ * (the batch statement does none of these).
+ */
 export function commitsAlone(turn: TurnWrite): boolean {
-  return turn.assignsUser === true || (turn.children?.length ?? 0) > 0;
+  return turn.assignsUser === true || (turn.children?.length ?? 0) > 0 || turn.handoff !== undefined;
+}
+
+/** Opens or closes a turn's handoff row, in the turn's transaction. */
+async function writeHandoff(tx: Queryable, turn: TurnWrite): Promise<void> {
+  const { open, closeReason } = turn.handoff ?? {};
+  if (closeReason)
+    await tx.query(
+      `UPDATE handoffs SET state = 'ended', ended_at = $2, end_reason = $3 WHERE session_id = $1 AND state <> 'ended'`,
+      [turn.sessionId, turn.at, closeReason],
+    );
+  if (open) await openHandoff(tx, open);
 }
 
 /** A turn's replies and notes as rows after its inbound message. Notes are never delivered: status `received`. */
@@ -92,7 +112,8 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   const s = turn.state;
   const state = await tx.query(
     `UPDATE session_state SET variables = $2::jsonb, context = $3::jsonb, kbs = $4::jsonb, tools = $5::jsonb,
-       suggestions = $6::jsonb, dialog = $7::jsonb, summary = $9::jsonb, version = version + 1, updated_at = now()
+       suggestions = $6::jsonb, dialog = $7::jsonb, summary = $9::jsonb, handoff = $10::jsonb,
+       version = version + 1, updated_at = now()
      WHERE session_id = $1 AND version = $8`,
     [
       turn.sessionId,
@@ -104,9 +125,11 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
       json(s.dialog),
       turn.expectedVersion,
       json(s.summary ?? null),
+      json(s.handoff ?? null),
     ],
   );
   if (state.rowCount === 0) throw new TurnAbort('conflict');
+  if (turn.handoff) await writeHandoff(tx, turn);
 
   const inbound = await tx.query(
     `INSERT INTO messages (session_id, seq, role, content, envelope_id, in_reply_to, delivery_status, payload, created_at, updated_at)
@@ -226,12 +249,13 @@ const COMMIT_TURN_BATCH = prepared(
   `WITH t AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          i int, session_id uuid, expected bigint, envelope_id text, variables jsonb, context jsonb, kbs jsonb,
-         tools jsonb, suggestions jsonb, dialog jsonb, summary jsonb, last_seq bigint, count_delta int, reply_to jsonb,
+         tools jsonb, suggestions jsonb, dialog jsonb, summary jsonb, handoff jsonb, last_seq bigint, count_delta int, reply_to jsonb,
          expires_at timestamptz, end_reason text, at timestamptz, touch boolean)
      ),
      ok AS (
        UPDATE session_state s SET variables = t.variables, context = t.context, kbs = t.kbs, tools = t.tools,
-         suggestions = t.suggestions, dialog = t.dialog, summary = t.summary, version = s.version + 1, updated_at = t.at
+         suggestions = t.suggestions, dialog = t.dialog, summary = t.summary, handoff = t.handoff,
+         version = s.version + 1, updated_at = t.at
        FROM t
        WHERE s.session_id = t.session_id AND s.version = t.expected
          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.envelope_id = t.envelope_id)
@@ -306,6 +330,7 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
     suggestions: t.state.suggestions,
     dialog: t.state.dialog ?? null,
     summary: t.state.summary ?? null,
+    handoff: t.state.handoff ?? null,
     last_seq: t.lastSeq,
     count_delta: t.messageCountDelta,
     ...(t.replyTo === null || t.replyTo === undefined ? {} : { reply_to: t.replyTo }),
