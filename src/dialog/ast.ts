@@ -24,6 +24,8 @@ export type Expr =
   | { kind: 'getVar'; name: Expr; pos: Pos }
   | { kind: 'getMemory'; scope: MemoryScope; key: Expr; pos: Pos }
   | { kind: 'getSession'; key: Expr; pos: Pos }
+  /** `GET AVAILABLE AGENT ["queue"]`: an agent's id, or "". */
+  | { kind: 'availableAgent'; queue: Expr | null; pos: Pos }
   | { kind: 'llm'; prompt: Expr; pos: Pos }
   | { kind: 'saveState'; pos: Pos };
 
@@ -69,6 +71,8 @@ export type StmtBody =
   | { kind: 'addSuggestion'; label: Expr; value: Expr | null }
   | { kind: 'clearSuggestions' }
   | { kind: 'logSession'; event: Expr; value: Expr | null }
+  /** `TRANSFER SESSION [agent] [QUEUE "name"]`: hands the session to people. */
+  | { kind: 'transfer'; agent: Expr | null; queue: Expr | null }
   | { kind: 'log'; value: Expr }
   | { kind: 'if'; branches: IfBranch[]; elseBody: Stmt[] | null }
   | { kind: 'for'; variable: string; from: Expr; to: Expr; step: Expr | null; body: Stmt[] }
@@ -112,4 +116,6 @@ export interface ProgramAst {
   routines: Map<string, Routine>;
   /** The `ON SESSION END ... END ON` block, when the script has one. */
   onEnd: { body: Stmt[]; pos: Pos } | null;
+  /** The `ON TRANSFER END ... END ON` block: people gave the session back to the bot. */
+  onTransferEnd?: { body: Stmt[]; pos: Pos } | null;
 }

@@ -40,6 +40,8 @@ export type InstrBody =
   | { op: 'setMemory'; scope: MemoryScope }
   | { op: 'getMemory'; scope: MemoryScope }
   | { op: 'getSession' }
+  | { op: 'availableAgent'; hasQueue: boolean }
+  | { op: 'transfer'; hasAgent: boolean; hasQueue: boolean }
   | { op: 'setContext' }
   | { op: 'clearContext'; all: boolean }
   | { op: 'useKb' }
@@ -90,6 +92,8 @@ export interface Unit {
 
 export const MAIN_UNIT = '';
 export const END_UNIT = '@end';
+/** The unit of a script's ON TRANSFER END block. */
+export const TRANSFER_END_UNIT = '@transfer-end';
 
 export interface CompiledScript {
   name: string;
@@ -201,6 +205,11 @@ class Compiler {
     }
     if (this.ast.onEnd)
       units.set(END_UNIT, this.compileUnit(new UnitBuilder(END_UNIT, 'end'), this.ast.onEnd.body, [], false));
+    if (this.ast.onTransferEnd)
+      units.set(
+        TRANSFER_END_UNIT,
+        this.compileUnit(new UnitBuilder(TRANSFER_END_UNIT, 'sub'), this.ast.onTransferEnd.body, [], false),
+      );
     return units;
   }
 
@@ -317,6 +326,11 @@ class Compiler {
       case 'log':
         this.expr(b, s.value);
         b.emit(pos, { op: 'log' });
+        return;
+      case 'transfer':
+        if (s.agent) this.expr(b, s.agent);
+        if (s.queue) this.expr(b, s.queue);
+        b.emit(pos, { op: 'transfer', hasAgent: !!s.agent, hasQueue: !!s.queue });
         return;
       case 'if': {
         const ends: number[] = [];
@@ -607,6 +621,10 @@ class Compiler {
       case 'llm':
         this.expr(b, e.prompt);
         b.emit(pos, { op: 'llm' });
+        return;
+      case 'availableAgent':
+        if (e.queue) this.expr(b, e.queue);
+        b.emit(pos, { op: 'availableAgent', hasQueue: !!e.queue });
         return;
       case 'saveState':
         b.emit(pos, { op: 'saveState' });

@@ -537,6 +537,16 @@ export class Machine {
         ctx.log('log', { message });
         return false;
       }
+      case 'transfer': {
+        const queue = instr.hasQueue ? toText(this.pop(frame)) : '';
+        const agent = instr.hasAgent ? toText(this.pop(frame)) : '';
+        ctx.handoff({ agentId: agent || null, queue: queue || null });
+        return false;
+      }
+      case 'availableAgent': {
+        const queue = instr.hasQueue ? toText(this.pop(frame)) : '';
+        return this.pushWhenReady(frame, ctx.availableAgent(queue || null), (id) => toText(id));
+      }
       case 'llm':
         return this.pushWhenReady(frame, this.host.llm(toText(this.pop(frame)), ctx), (answer) =>
           this.checkValue(toText(answer)),

@@ -229,6 +229,7 @@ class Parser {
     const main: Stmt[] = [];
     const routines = new Map<string, Routine>();
     let onEnd: ProgramAst['onEnd'] = null;
+    let onTransferEnd: ProgramAst['onEnd'] = null;
     for (;;) {
       this.skipNewlines();
       if (this.peek().kind === 'eof') break;
@@ -251,6 +252,11 @@ class Parser {
           const block = this.parseOnEnd();
           if (onEnd) this.fail('a script has at most one ON SESSION END block', start);
           onEnd = block;
+        } else if (this.isWord('ON') && this.isWord('TRANSFER', 1)) {
+          const start = this.peek();
+          const block = this.parseOnEnd('TRANSFER');
+          if (onTransferEnd) this.fail('a script has at most one ON TRANSFER END block', start);
+          onTransferEnd = block;
         } else {
           const term = this.terminator();
           if (term) this.strayTerminator(term);
@@ -261,7 +267,7 @@ class Parser {
         this.recover();
       }
     }
-    return { ast: { main, routines, onEnd }, errors: this.errors };
+    return { ast: { main, routines, onEnd, onTransferEnd }, errors: this.errors };
   }
 
   private strayTerminator(term: Terminator): never {
@@ -289,10 +295,10 @@ class Parser {
         if (
           this.isWord('FUNCTION') ||
           this.isWord('SUB') ||
-          (this.isWord('ON') && this.isWord('SESSION', 1))
+          (this.isWord('ON') && (this.isWord('SESSION', 1) || this.isWord('TRANSFER', 1)))
         ) {
           // Reported, then read whole so that its END line does not close the enclosing block.
-          const what = this.isWord('ON') ? 'ON SESSION END' : this.peek().upper;
+          const what = this.isWord('ON') ? `ON ${this.peek(1).upper} END` : this.peek().upper;
           this.record(
             new DialogSyntaxError(
               this.file,
@@ -301,7 +307,7 @@ class Parser {
               `${what} must be at the top level of a script, not inside a block`,
             ),
           );
-          if (what === 'ON SESSION END') this.parseOnEnd();
+          if (what.startsWith('ON ')) this.parseOnEnd(what === 'ON TRANSFER END' ? 'TRANSFER' : 'SESSION');
           else this.parseRoutine();
           continue;
         }
@@ -378,12 +384,13 @@ class Parser {
     return ok ? { name: name.toUpperCase(), isFunction, params, body, pos: this.pos(start) } : undefined;
   }
 
-  private parseOnEnd(): { body: Stmt[]; pos: Pos } {
+  /** `ON SESSION END ... END ON`, and `ON TRANSFER END ... END ON` of the same form. */
+  private parseOnEnd(what: 'SESSION' | 'TRANSFER' = 'SESSION'): { body: Stmt[]; pos: Pos } {
     const start = this.next();
     this.next();
-    this.header(() => this.expectWord('END', 'after ON SESSION'));
+    this.header(() => this.expectWord('END', `after ON ${what}`));
     const body = this.parseBlock();
-    this.closeBlock(['END ON'], start, 'ON SESSION END');
+    this.closeBlock(['END ON'], start, `ON ${what} END`);
     return { body, pos: this.pos(start) };
   }
 
@@ -503,6 +510,15 @@ class Parser {
         return done({ kind: 'end' });
       case 'SAVE':
         return this.fail('SAVE SESSION STATE gives a value: write state = SAVE SESSION STATE');
+      case 'TRANSFER': {
+        // Not a reserved word: `transfer = 1` still names a variable.
+        if (!this.isWord('SESSION', 1)) break;
+        this.next();
+        this.next();
+        const agent = this.atEol() || this.isWord('QUEUE') ? null : this.parseExpr();
+        const queue = this.acceptWord('QUEUE') ? this.parseExpr() : null;
+        return done({ kind: 'transfer', agent, queue });
+      }
       case 'ELSE':
       case 'ELSEIF':
       case 'NEXT':
@@ -1014,13 +1030,18 @@ class Parser {
       this.next();
       return { kind: 'getSession', key: this.parseConcat(), pos };
     }
-    const t = this.peek();
-    const after = this.peek(1);
-    const endsHere =
+    const endsAt = (after: Token) =>
       after.kind === 'newline' ||
       after.kind === 'eof' ||
       (after.kind === 'op' && [')', ',', ']', '=', '<>', '<', '>', '<=', '>='].includes(after.text)) ||
       (after.kind === 'ident' && EXPRESSION_END_WORDS.has(after.upper));
+    if (this.isWord('AVAILABLE') && this.isWord('AGENT', 1)) {
+      this.next();
+      this.next();
+      return { kind: 'availableAgent', queue: endsAt(this.peek()) ? null : this.parseConcat(), pos };
+    }
+    const t = this.peek();
+    const endsHere = endsAt(this.peek(1));
     if (t.kind === 'ident' && !RESERVED.has(t.upper) && endsHere) {
       this.next();
       return {

@@ -1,7 +1,7 @@
 import type { BotSettings } from '../config/bots.ts';
 import { type BotContext, type BotHandler, NoLlmConfiguredError } from '../engine/bot.ts';
 import type { Suggestion } from '../store/records.ts';
-import { type CompiledScript, END_UNIT, MAIN_UNIT } from './compiler.ts';
+import { type CompiledScript, END_UNIT, MAIN_UNIT, TRANSFER_END_UNIT } from './compiler.ts';
 import { DialogRuntimeError } from './errors.ts';
 import type { ScriptLibrary } from './library.ts';
 import { Machine, type MachineHost, type RunOutcome } from './machine.ts';
@@ -38,6 +38,7 @@ export function createDialogHandler(options: DialogBotOptions): BotHandler {
     onStart: (ctx) => runtime.onStart(ctx),
     onMessage: (ctx) => runtime.onMessage(ctx),
     onEnd: (ctx) => runtime.onEnd(ctx),
+    onTransferEnd: (ctx) => runtime.onTransferEnd(ctx),
   };
 }
 
@@ -98,6 +99,25 @@ class DialogRuntime {
       if (!names.includes(name)) continue;
       const script = await this.library.get(name, ctx.logger);
       if (script?.units.has(END_UNIT)) await this.runFresh(ctx, script, END_UNIT, '', 'end');
+    }
+  }
+
+  /**
+   * Runs the ON TRANSFER END blocks (start.bas's, message.bas's, then the others by name). A
+   * question the bot was waiting on before the handoff is not waited on any longer.
+   */
+  async onTransferEnd(ctx: BotContext): Promise<void> {
+    ctx.state.dialog = null;
+    const names = await this.library.names();
+    const order = [
+      START_SCRIPT,
+      MESSAGE_SCRIPT,
+      ...names.filter((n) => n !== START_SCRIPT && n !== MESSAGE_SCRIPT),
+    ];
+    for (const name of order) {
+      if (!names.includes(name)) continue;
+      const script = await this.library.get(name, ctx.logger);
+      if (script?.units.has(TRANSFER_END_UNIT)) await this.runFresh(ctx, script, TRANSFER_END_UNIT, '');
     }
   }
 

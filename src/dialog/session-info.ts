@@ -26,6 +26,8 @@ const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
   ['message_count', messageCount],
   ['session.message_count', messageCount],
   ['created_at', createdAt],
+  // In ON TRANSFER END: why people gave the session back (released, timeout, agent_offline).
+  ['transfer_end_reason', (_s, e) => (e.kind === 'transfer_end' ? String(e.meta.reason ?? '') : '')],
   ['session.created_at', createdAt],
 ]);
 

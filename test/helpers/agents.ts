@@ -64,3 +64,68 @@ export async function createAgentVia(
   if (res.status !== 201) throw new Error(`POST /api/admin/agents: ${res.status} ${JSON.stringify(json)}`);
   return json;
 }
+
+export interface SseEvent {
+  id?: string;
+  event: string;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON came back
+  data: any;
+}
+
+/**
+ * Follows `GET /api/agent/events` like a console: every event it got, in order, and how to wait
+ * for one. `lastEventId` resumes a stream.
+ */
+export async function followEvents(baseUrl: string, token: string, lastEventId?: string) {
+  const controller = new AbortController();
+  const res = await fetch(`${baseUrl}/api/agent/events`, {
+    headers: { authorization: `Bearer ${token}`, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
+    signal: controller.signal,
+  });
+  if (res.status !== 200 || !res.body) throw new Error(`GET /api/agent/events: ${res.status}`);
+  const events: SseEvent[] = [];
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let cut = buffer.indexOf('\n\n');
+      while (cut >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        cut = buffer.indexOf('\n\n');
+        const e: Partial<SseEvent> & { lines: string[] } = { lines: [] };
+        for (const line of block.split('\n')) {
+          if (line.startsWith('id:')) e.id = line.slice(3).trim();
+          else if (line.startsWith('event:')) e.event = line.slice(6).trim();
+          else if (line.startsWith('data:')) e.lines.push(line.slice(5).trim());
+        }
+        if (e.event)
+          events.push({ id: e.id, event: e.event, data: JSON.parse(e.lines.join('\n') || 'null') });
+      }
+    }
+  })();
+  return {
+    events,
+    headers: res.headers,
+    async waitFor(match: (e: SseEvent) => boolean, timeoutMs = 15_000): Promise<SseEvent> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = events.find(match);
+        if (found) return found;
+        if (Date.now() > deadline)
+          throw new Error(
+            `no such event; got ${JSON.stringify(events.map((e) => [e.event, e.data?.session_id]))}`,
+          );
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async close() {
+      controller.abort();
+      await pump;
+    },
+  };
+}
