@@ -27,7 +27,7 @@ const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
   ['session.message_count', messageCount],
   ['created_at', createdAt],
   // In ON TRANSFER END: why people gave the session back (released, timeout, agent_offline).
-  ['transfer_end_reason', (_s, e) => (e.kind === 'transfer_end' ? String(e.meta.reason ?? '') : '')],
+  ['transfer_end_reason', (_s, e) => (e.kind === 'transfer_end' ? (e.end?.reason ?? '') : '')],
   ['session.created_at', createdAt],
 ]);
 
