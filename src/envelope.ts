@@ -75,6 +75,20 @@ export const OutboundSchema = z
       .array(z.object({ text: z.string().min(1).max(1000), value: z.string().max(1000).optional() }))
       .max(50)
       .optional(),
+    /**
+     * An operator's template message (WhatsApp Cloud `type: template`); the row's text then only
+     * describes it. Kept in the row's payload for the channel's sender.
+     */
+    template: z
+      .object({
+        name: z.string().min(1).max(512),
+        language: z.string().min(1).max(20),
+        parameters: z.array(z.string().max(1024)).max(100).optional(),
+        components: z.array(z.record(z.string(), z.unknown())).max(20).optional(),
+      })
+      .optional(),
+    /** The subject of a new email thread an operator's message opens (kept in the row's payload). */
+    subject: z.string().min(1).max(998).optional(),
   })
   .refine((o) => (o.role !== 'assistant') === (o.agentId !== undefined), {
     message: 'an agent reply or note names its agentId, and only those do',

@@ -31,6 +31,7 @@ import { createApp } from './http/app.ts';
 import { mountAuthApi } from './http/auth-api.ts';
 import { mountIdentityApi } from './http/identity-api.ts';
 import { type Check, mountOpsApi } from './http/ops-api.ts';
+import { outboundMessageRoutes } from './http/outbound-api.ts';
 import { createIngress } from './ingress.ts';
 import { KnowledgeIndexer } from './kb/indexer.ts';
 import { type ExpiryReport, runExpiry } from './lifecycle/expiry.ts';
@@ -41,6 +42,7 @@ import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import { LlmService, llmDialogServices } from './llm/service.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { OutboundService } from './outbound/service.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from './ports.ts';
 import { createBullmqQueue } from './queue/bullmq-queue.ts';
 import { eraseQueueTraces } from './queue/erased-traces.ts';
@@ -252,6 +254,17 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       send: (envelope) => ingress.accept(envelope),
     });
 
+    // Messages the business sends first; every role registers the scheduled-send job.
+    const outbound = new OutboundService({
+      db,
+      bots,
+      ingress,
+      scheduler,
+      logger,
+      adapters: new Map(adapters.map((a) => [a.channel, a])),
+    });
+    outbound.register();
+
     const signIn = verifiers ? createSignIn({ db, cache, bus, verifiers, logger }) : undefined;
     const host: AdapterHost = {
       signIn,
@@ -306,6 +319,10 @@ export async function createHub(options: HubOptions): Promise<Hub> {
           adminToken: config.adminToken,
           onAgentGone: async (id) => void (await handoff.agentGone(id)),
         }),
+      );
+      app.route(
+        '/api/admin/messages',
+        outboundMessageRoutes({ db, adminToken: config.adminToken, service: outbound }),
       );
       mountAdminApi(app, {
         idleTimeoutMs: (bot, channel) => bots.rules(bot, channel).idleTimeoutMs,

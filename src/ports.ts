@@ -9,6 +9,7 @@ import type { Channel, EnvelopeInput } from './envelope.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import type { ChannelOutbound } from './outbound/capability.ts';
 import type { Db } from './store/db.ts';
 import type { DeliveryStatus } from './store/records.ts';
 
@@ -61,6 +62,8 @@ export interface ChannelAdapter {
   start?(): Promise<void>;
   /** Worker: how replies leave. Absent: the channel's clients read replies themselves. */
   sender?: ChannelSender;
+  /** Gateway: the channel's rules for messages the business sends first (`POST /api/admin/messages`). */
+  outbound?: ChannelOutbound;
   /** Readiness of the channel's own connections; throws when down. */
   ping?(): Promise<void>;
   stop?(): Promise<void>;

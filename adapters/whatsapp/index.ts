@@ -6,6 +6,7 @@ import type { SessionRecord } from '../../src/store/records.ts';
 import { GraphClient } from './cloud/graph.ts';
 import { CloudSender } from './cloud/sender.ts';
 import type { WhatsAppConfig } from './config.ts';
+import { whatsAppOutbound } from './outbound-rules.ts';
 import { RecipientPacer } from './pacing.ts';
 import { ReplyToSchema } from './reply-to.ts';
 import { mountWebAdmin } from './web/admin.ts';
@@ -72,6 +73,10 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
   return {
     channel: 'whatsapp',
     sender,
+    outbound: whatsAppOutbound({
+      ...(options.cloud ? { cloudNumbers: options.cloud.numbers } : {}),
+      web: Boolean(options.web),
+    }),
 
     async setup(h: AdapterHost) {
       host = h;

@@ -10,10 +10,13 @@ export const CloudReplyToSchema = z.object({
   phoneNumberId: z.string().min(1),
   /** The person's WhatsApp id: the `to` of our messages. */
   waId: z.string().min(1),
-  /** The person's last message: mark-as-read and the typing indicator refer to it. */
-  messageId: z.string().min(1),
-  /** When the person last wrote: the 24-hour customer service window runs from here. */
-  at: z.iso.datetime({ offset: true }),
+  /**
+   * The person's last message: mark-as-read and the typing indicator refer to it. Absent when the
+   * business wrote first (an operator's message to someone who never wrote).
+   */
+  messageId: z.string().min(1).optional(),
+  /** When the person last wrote: the 24-hour customer service window runs from here. Absent: never (closed). */
+  at: z.iso.datetime({ offset: true }).optional(),
 });
 export type CloudReplyTo = z.infer<typeof CloudReplyToSchema>;
 

@@ -21,6 +21,8 @@ export interface OutboundReply {
   origin: Outbound['origin'];
   suggestions?: Suggestion[];
   attachments?: Attachment[];
+  template?: Outbound['template'];
+  subject?: string;
   /** When the sender made it; now when absent. */
   at?: Date;
 }
@@ -51,6 +53,8 @@ export function outboundEnvelope(
       ...(reply.agentId !== undefined ? { agentId: reply.agentId } : {}),
       origin: reply.origin,
       ...(reply.suggestions?.length ? { suggestions: reply.suggestions } : {}),
+      ...(reply.template ? { template: reply.template } : {}),
+      ...(reply.subject !== undefined ? { subject: reply.subject } : {}),
     },
   };
 }
@@ -67,6 +71,8 @@ export function outboundRow(
   if (out.agentId !== undefined) payload.agentId = out.agentId;
   if (out.suggestions?.length) payload.suggestions = out.suggestions;
   if (envelope.attachments.length > 0) payload.attachments = envelope.attachments;
+  if (out.template) payload.template = out.template;
+  if (out.subject !== undefined) payload.subject = out.subject;
   // A note is history only: no delivery status, so nothing sends it or pushes it to the person.
   if (out.role === 'note')
     return { seq, role: out.role, content: envelope.text, envelopeId: envelope.id, payload };

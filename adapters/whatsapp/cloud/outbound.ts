@@ -1,6 +1,31 @@
+import { z } from 'zod';
 import type { OutboundReply } from '../../../src/delivery/sender.ts';
 import type { Suggestion } from '../../../src/store/records.ts';
 import { splitText, truncate } from '../text.ts';
+
+/** An operator's template message, as the outbound envelope keeps it in the row's payload. */
+const TemplatePayload = z.object({
+  name: z.string().min(1),
+  language: z.string().min(1),
+  parameters: z.array(z.string()).optional(),
+  components: z.array(z.record(z.string(), z.unknown())).optional(),
+});
+
+/**
+ * A Cloud API template message: body `parameters` become the body component's text parameters;
+ * `components` go through as the Cloud API defines them.
+ */
+export function templateMessage(t: z.infer<typeof TemplatePayload>): Record<string, unknown> {
+  const components =
+    t.components ??
+    (t.parameters?.length
+      ? [{ type: 'body', parameters: t.parameters.map((text) => ({ type: 'text', text })) }]
+      : undefined);
+  return {
+    type: 'template',
+    template: { name: t.name, language: { code: t.language }, ...(components ? { components } : {}) },
+  };
+}
 
 /** Limits of the Cloud API's message objects, in characters. */
 export const TEXT_MAX = 4096;
@@ -35,6 +60,13 @@ export interface OutboundPlan {
  */
 export function planReply(reply: OutboundReply, to: string): OutboundPlan {
   const base = { recipient_type: 'individual', to };
+  const template = TemplatePayload.safeParse(reply.payload.template);
+  if (template.success)
+    return {
+      messages: [{ ...base, ...templateMessage(template.data) }],
+      droppedSuggestions: 0,
+      droppedAttachments: 0,
+    };
   const messages: Record<string, unknown>[] = [];
   const suggestions = reply.payload.suggestions ?? [];
   const text = reply.text;

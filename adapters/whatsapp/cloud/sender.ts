@@ -27,10 +27,10 @@ export class CloudSender {
   ) {}
 
   async send(batch: OutboundBatch, to: CloudReplyTo): Promise<SendOutcome[]> {
-    const lastWrote = Date.parse(to.at);
-    if (Date.now() - lastWrote > CUSTOMER_SERVICE_WINDOW_MS) {
+    // Template messages may go out at any time; anything else only inside the window.
+    if (!windowOpen(to) && batch.replies.some((r) => !r.payload.template)) {
       throw new SendError(
-        `outside WhatsApp's 24-hour customer service window: the person last wrote at ${to.at}; only a template message can reach them until they write again`,
+        `outside WhatsApp's 24-hour customer service window: ${to.at ? `the person last wrote at ${to.at}` : 'the person never wrote'}; only a template message can reach them until they write again`,
         { retryable: false },
       );
     }
@@ -72,7 +72,7 @@ export class CloudSender {
 
   /** Marks the person's last message read and shows "typing…" (up to 25 s, or until we answer). */
   async typing(session: SessionRecord, to: CloudReplyTo): Promise<void> {
-    if (Date.now() - Date.parse(to.at) > CUSTOMER_SERVICE_WINDOW_MS) return;
+    if (!windowOpen(to) || !to.messageId) return;
     await this.graph.postMessage(to.phoneNumberId, {
       status: 'read',
       message_id: to.messageId,
@@ -88,4 +88,9 @@ export class CloudSender {
     }
     this.partial.set(key, progress);
   }
+}
+
+/** Whether the person wrote within the last 24 hours (free-form messages may reach them). */
+export function windowOpen(to: Pick<CloudReplyTo, 'at'>, now = Date.now()): boolean {
+  return to.at !== undefined && now - Date.parse(to.at) <= CUSTOMER_SERVICE_WINDOW_MS;
 }
