@@ -1,0 +1,337 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
+import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
+import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { adminClient, eventually } from '../helpers/admin.ts';
+import { type GraphApi, graphError, startGraphApi } from '../helpers/graph-api.ts';
+import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+
+const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
+const APP_SECRET = 'test-app-secret';
+const ACCESS_TOKEN = 'EAAJB-test-token';
+const NUMBER = '106540352242922';
+const ADMIN_TOKEN = 'outbound-test-admin-token-0123456789abcdef';
+
+describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API sessions)', () => {
+  let graph: GraphApi;
+  let running: RunningHub;
+  let admin: ReturnType<typeof adminClient>;
+  let serial = 0;
+
+  beforeAll(async () => {
+    graph = await startGraphApi(ACCESS_TOKEN);
+    const config = loadWhatsAppConfig(
+      {
+        WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
+        WHATSAPP_APP_SECRET: APP_SECRET,
+        WHATSAPP_VERIFY_TOKEN: 'verify',
+        WHATSAPP_GRAPH_URL: graph.url,
+        WHATSAPP_NUMBERS: `${NUMBER}:default`,
+      },
+      '/tmp/unused',
+    )!;
+    running = await startTestHub(
+      { configDir: FIXTURE_CONFIG, adminToken: ADMIN_TOKEN, schedulerPollMs: 100 },
+      { adapters: [createWhatsAppAdapter(config)] },
+    );
+    admin = adminClient(running.url, ADMIN_TOKEN);
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await graph?.close();
+  });
+
+  const person = () => `1650777${String(1000 + ++serial).padStart(4, '0')}`;
+  const queuedCount = async () =>
+    Number((await running.hub.db.query('SELECT count(*) AS n FROM outbound_messages')).rows[0]!.n);
+  const status = async (id: string) => (await admin('GET', `/api/admin/messages/${id}`)).json;
+  const settled = (id: string, wanted: string) =>
+    eventually(async () => {
+      const s = await status(id);
+      return s.status === wanted ? s : undefined;
+    }, `message ${id} ${wanted}`);
+
+  const write = async (from: string) => {
+    const raw = JSON.stringify(doc.variant(doc.textMessage, { from, suffix: from, timestamp: new Date() }));
+    const res = await fetch(`${running.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
+      },
+      body: raw,
+    });
+    expect(res.status).toBe(200);
+  };
+
+  it('refuses free text to a number that never wrote (422 template_required) and queues nothing', async () => {
+    const before = await queuedCount();
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: `+${person()}`,
+      text: 'Your order is ready',
+    });
+    expect(res.status).toBe(422);
+    expect(res.json.error.code).toBe('template_required');
+    expect(await queuedCount()).toBe(before);
+  });
+
+  it('sends a template as a Cloud API template message, recorded in a new session as an assistant reply', async () => {
+    const waId = person();
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: `+${waId}`,
+      template: { name: 'order_ready', language: 'en_US', parameters: ['Sheena', 'A-1043'] },
+    });
+    expect(res.status).toBe(202);
+    expect(res.json).toMatchObject({ status: 'queued', session_id: expect.any(String) });
+    await settled(res.json.message_id, 'sent');
+    const sent = graph.to(waId);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.phoneNumberId).toBe(NUMBER);
+    expect(sent[0]!.body).toEqual({
+      messaging_product: 'whatsapp',
+      recipient_type: 'individual',
+      to: waId,
+      type: 'template',
+      template: {
+        name: 'order_ready',
+        language: { code: 'en_US' },
+        components: [
+          {
+            type: 'body',
+            parameters: [
+              { type: 'text', text: 'Sheena' },
+              { type: 'text', text: 'A-1043' },
+            ],
+          },
+        ],
+      },
+    });
+    const rows = await running.hub.db.query(
+      `SELECT s.native_key, m.role FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.envelope_id = $1`,
+      [`outbound:operator:${res.json.message_id}`],
+    );
+    expect(rows.rows).toEqual([{ native_key: `+${waId}`, role: 'assistant' }]);
+    // The person answers within the same session: a message the bot wrote first opened it.
+    await write(waId);
+    await eventually(async () => graph.to(waId).length >= 2, 'the bot answers the person');
+    const sessions = await running.hub.db.query(`SELECT id FROM sessions WHERE native_key = $1`, [
+      `+${waId}`,
+    ]);
+    expect(sessions.rows.map((r) => r.id)).toEqual([res.json.session_id]);
+  });
+
+  it('passes template components through as the Cloud API defines them', async () => {
+    const waId = person();
+    const components = [
+      { type: 'header', parameters: [{ type: 'image', image: { link: 'https://example.com/a.png' } }] },
+      {
+        type: 'button',
+        sub_type: 'quick_reply',
+        index: '0',
+        parameters: [{ type: 'payload', payload: 'YES' }],
+      },
+    ];
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      template: { name: 'reminder', language: 'en', components },
+    });
+    expect(res.status).toBe(202);
+    await settled(res.json.message_id, 'sent');
+    expect(graph.to(waId)[0]!.body.template).toEqual({
+      name: 'reminder',
+      language: { code: 'en' },
+      components,
+    });
+  });
+
+  it('sends free text once the person has written (inside the 24-hour window)', async () => {
+    const waId = person();
+    await write(waId);
+    await eventually(async () => graph.to(waId).length >= 1, 'the greeting');
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: `+${waId}`,
+      text: 'Your order is ready',
+    });
+    expect(res.status).toBe(202);
+    await settled(res.json.message_id, 'sent');
+    const texts = graph
+      .to(waId)
+      .map((r) => (r.body.type === 'text' ? (r.body.text as { body: string }).body : ''));
+    expect(texts).toContain('Your order is ready');
+  });
+
+  it('marks a template failed with the reason when the Graph API answers 131047', async () => {
+    const waId = person();
+    graph.script(
+      (r) => r.body.to === waId,
+      graphError(
+        400,
+        131047,
+        'Re-engagement message',
+        'Message failed to send because more than 24 hours have passed since the customer last replied to this number.',
+      ),
+    );
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      template: { name: 'order_ready', language: 'en' },
+    });
+    expect(res.status).toBe(202);
+    const failed = await settled(res.json.message_id, 'failed');
+    expect(failed.error).toMatch(/131047/);
+  });
+
+  it('replays an idempotency key with the first answer (200), and refuses it with another body (409)', async () => {
+    const body = {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: person(),
+      template: { name: 'order_ready', language: 'en' },
+      idempotency_key: `order-${serial}`,
+    };
+    const first = await admin('POST', '/api/admin/messages', body);
+    expect(first.status).toBe(202);
+    const again = await admin('POST', '/api/admin/messages', body);
+    expect(again.status).toBe(200);
+    expect(again.json).toEqual(first.json);
+    const other = await admin('POST', '/api/admin/messages', {
+      ...body,
+      template: { name: 'other', language: 'en' },
+    });
+    expect(other.status).toBe(409);
+    expect(other.json.error.code).toBe('idempotency_conflict');
+    await settled(first.json.message_id, 'sent');
+    expect(graph.to(body.to)).toHaveLength(1);
+  });
+
+  it('answers bad input with a clear 4xx and queues nothing', async () => {
+    const before = await queuedCount();
+    const base = {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: person(),
+      template: { name: 'x', language: 'en' },
+    };
+    const cases: [unknown, number, string][] = [
+      [{ ...base, bot: 'nobody' }, 404, 'unknown_bot'],
+      [{ ...base, channel: 'pager' }, 400, 'unknown_channel'],
+      [{ ...base, to: 'not a phone' }, 400, 'invalid_recipient'],
+      [{ ...base, send_at: new Date(Date.now() - 60_000).toISOString() }, 400, 'invalid_send_at'],
+      [{ ...base, text: 'both' }, 400, 'invalid_request'],
+      [{ bot: 'default', channel: 'whatsapp', to: base.to }, 400, 'invalid_request'],
+      [{ bot: 'default', to: base.to, text: 'hi' }, 400, 'invalid_request'],
+      [{ ...base, to: 'user:00000000-0000-4000-8000-000000000000' }, 404, 'unknown_recipient'],
+    ];
+    for (const [body, code, error] of cases) {
+      const res = await admin('POST', '/api/admin/messages', body);
+      expect({ body, status: res.status, code: res.json?.error?.code }).toEqual({
+        body,
+        status: code,
+        code: error,
+      });
+    }
+    const anonymous = await adminClient(running.url, undefined)('POST', '/api/admin/messages', base);
+    expect(anonymous.status).toBe(401);
+    expect(await queuedCount()).toBe(before);
+  });
+
+  it('writes into an open API session by its id; an unknown one is 404; templates there are 422 not_supported', async () => {
+    const client = apiClient(running.url);
+    const session = await client.createSession('default');
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'api',
+      to: session.session_id,
+      text: 'A note from the shop',
+    });
+    expect(res.status).toBe(202);
+    expect(res.json.session_id).toBe(session.session_id);
+    await eventually(async () => {
+      const history = await fetch(`${running.url}/api/session/messages`, {
+        headers: { authorization: `Bearer ${session.token}` },
+      }).then((r) => r.json());
+      return (history.messages as { role: string; text?: string; content?: string }[]).some(
+        (m) => m.role === 'assistant' && (m.text ?? m.content) === 'A note from the shop',
+      );
+    }, 'the message in the session history');
+    const unknown = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'api',
+      to: '6f1c1f9e-7d43-4e43-9a53-4a3f8f0e2b11',
+      text: 'hello',
+    });
+    expect(unknown.status).toBe(404);
+    expect(unknown.json.error.code).toBe('unknown_session');
+    const template = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'api',
+      to: session.session_id,
+      template: { name: 'x', language: 'en' },
+    });
+    expect(template.status).toBe(422);
+    expect(template.json.error.code).toBe('not_supported');
+  });
+
+  it('reaches a person by user:<id> on their most recent channel', async () => {
+    const waId = person();
+    await write(waId);
+    const user = await eventually(async () => {
+      const { rows } = await running.hub.db.query(
+        `SELECT user_id FROM user_identities WHERE channel = 'whatsapp' AND native_id = $1`,
+        [`+${waId}`],
+      );
+      return rows[0]?.user_id as string | undefined;
+    }, 'the user record');
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      to: `user:${user}`,
+      text: 'Hi again',
+    });
+    expect(res.status).toBe(202);
+    await settled(res.json.message_id, 'sent');
+    expect(
+      graph.to(waId).some((r) => (r.body.text as { body?: string } | undefined)?.body === 'Hi again'),
+    ).toBe(true);
+  });
+
+  it('sends at send_at through the scheduler; DELETE cancels one not yet sent (204) and refuses one sent (409)', async () => {
+    const waId = person();
+    const at = new Date(Date.now() + 1_500).toISOString();
+    const template = { name: 'reminder', language: 'en' };
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      template,
+      send_at: at,
+    });
+    expect(res.status).toBe(202);
+    expect(res.json.status).toBe('scheduled');
+    expect((await status(res.json.message_id)).status).toBe('scheduled');
+    const cancelled = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      template: { name: 'never', language: 'en' },
+      send_at: at,
+    });
+    expect((await admin('DELETE', `/api/admin/messages/${cancelled.json.message_id}`)).status).toBe(204);
+    expect((await status(cancelled.json.message_id)).status).toBe('cancelled');
+    await settled(res.json.message_id, 'sent');
+    expect(graph.to(waId).map((r) => (r.body.template as { name: string }).name)).toEqual(['reminder']);
+    const late = await admin('DELETE', `/api/admin/messages/${res.json.message_id}`);
+    expect(late.status).toBe(409);
+    expect(late.json.error.code).toBe('already_sent');
+    expect((await admin('GET', '/api/admin/messages/6f1c1f9e-7d43-4e43-9a53-4a3f8f0e2b11')).status).toBe(404);
+  });
+});
