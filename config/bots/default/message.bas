@@ -10,6 +10,8 @@ ELSE IF command = "help" THEN
   ADD SUGGESTION "Forget me" AS "forget me"
   ADD SUGGESTION "Help" AS "help"
   TALK "I echo what you say. Sign up fills in a short form; forget me drops the name I keep for you."
+ELSE IF command = "agent" OR command = "human" THEN
+  CALL HandoffToAgent()
 ELSE IF command = "forget me" THEN
   user = GET SESSION "user_id"
   IF user <> "" THEN SET BOT MEMORY "name_of_" + user, NULL
@@ -20,3 +22,14 @@ ELSE
   count = GET SESSION "session.message_count"
   TALK "You said: " + message + " (message #" + count + " in this session)"
 END IF
+
+' The seeds' "Session Handoff": a person is handed to an agent (see README, "Human handoff").
+FUNCTION HandoffToAgent()
+    agent_id = GET AVAILABLE AGENT
+    TRANSFER SESSION agent_id
+    TALK "Connecting you to an agent..."
+END FUNCTION
+
+ON TRANSFER END
+  TALK "You are back with the bot. Say help to see what I can do."
+END ON
