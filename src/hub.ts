@@ -13,6 +13,11 @@ import type { SessionCache } from './cache/cache.ts';
 import { createLayeredCache } from './cache/layered-cache.ts';
 import { createMemoryCache } from './cache/memory-cache.ts';
 import { createRedisCache } from './cache/redis-cache.ts';
+import {
+  createDeliveredThrough,
+  createHistoryReader,
+  createTokenSessions,
+} from './channels/host-services.ts';
 import { BOTS_DIR, type BotRegistry, loadBots } from './config/bots.ts';
 import { adminTokenProblem, ConfigError, type HubConfig, type Role } from './config/env.ts';
 import { Delivery } from './delivery/delivery.ts';
@@ -274,11 +279,14 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       bots,
       ingress,
       bus,
+      sessions: createTokenSessions({ db, ingress, bots, logger }),
+      history: createHistoryReader(db),
       db,
       rateLimiter,
       async applyStatus(channelMessageId, status, error) {
         await applyPlatformStatus(db, channelMessageId, status, error);
       },
+      deliveredThrough: createDeliveredThrough(db),
     };
     for (const adapter of adapters) await adapter.setup?.(host);
 

@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { Hono } from 'hono';
 import type { SignIn } from './auth/sign-in-service.ts';
 import type { Bus } from './bus/bus.ts';
+import type { HistoryReader, TokenSessions } from './channels/host-services.ts';
 import type { BotRegistry } from './config/bots.ts';
 import type { HubConfig } from './config/env.ts';
 import type { ChannelSender } from './delivery/sender.ts';
@@ -32,6 +33,14 @@ export interface AdapterHost {
   bots: BotRegistry;
   ingress: Ingress;
   bus: Bus;
+  /** Token sessions, shared with the REST API (channels whose sessions are explicit). */
+  sessions: TokenSessions;
+  /** The conversation as its person sees it. */
+  history: HistoryReader;
+  /**
+   * The raw database: only for what is not a service yet (the REST API's reads, the email
+   * adapter's own tables). A new adapter uses the services above.
+   */
   db: Db;
   /** Shared by every process of the hub when Redis is configured; per session limit: `config.rateLimitPerMinute`. */
   rateLimiter: RateLimiter;
@@ -39,6 +48,8 @@ export interface AdapterHost {
   signIn?: SignIn;
   /** Applies a delivery status the platform reported for a message we sent. */
   applyStatus(channelMessageId: string, status: DeliveryStatus, error?: string): Promise<void>;
+  /** A live client showed the session's replies through `seq`: `sent` becomes `delivered`. */
+  deliveredThrough(sessionId: string, seq: number): Promise<void>;
 }
 
 /**

@@ -8,12 +8,8 @@ import { type SessionEvent, sessionTopic } from '../../src/bus/bus.ts';
 import { requestAddress } from '../../src/http/client-address.ts';
 import { InvalidEnvelopeError, RateLimitedError } from '../../src/ingress.ts';
 import { IDLE_END_REASON } from '../../src/lifecycle/rules.ts';
-import { sessionForMessage } from '../../src/lifecycle/token-renewal.ts';
 import { MINUTE_MS, sessionCreateKey, signInAttemptKey } from '../../src/limits/rate-limiter.ts';
 import type { AdapterHost } from '../../src/ports.ts';
-import { endTokenSession, openTokenSession, sessionForToken } from '../../src/sessions.ts';
-import { markDeliveredThrough } from '../../src/store/messages.ts';
-import { personHistory } from '../../src/store/person-history.ts';
 import { isPersonFacing, type MessageRecord, type SessionRecord } from '../../src/store/records.ts';
 import type { WebConfig } from './config.ts';
 import { fromOwnPage, sessionCookies } from './cookie.ts';
@@ -246,7 +242,7 @@ export class Room {
     let after = Math.min(...targets.map((t) => t.cursor));
     let last: MessageRecord | undefined;
     for (;;) {
-      const rows = await personHistory(this.gateway.host.db, this.sessionId, {
+      const rows = await this.gateway.host.history.page(this.sessionId, {
         afterSeq: after,
         limit: PAGE_SIZE,
       });
@@ -373,7 +369,7 @@ export class Connection {
     this.chain = this.chain
       .then(async () => {
         if (this.session?.id !== sessionId) return;
-        const next = this.token ? await sessionForToken(this.host.db, this.token) : undefined;
+        const next = this.token ? await this.host.sessions.forToken(this.token) : undefined;
         if (next && next.id === sessionId && next.endedAt) {
           // The idle sweep ended it and its token waits for the person: their next message here
           // starts the successor (asking the database, which knows it ended).
@@ -489,7 +485,7 @@ export class Connection {
       return;
     }
     if (held) {
-      session = await sessionForToken(host.db, held);
+      session = await host.sessions.forToken(held);
       if (session?.channel !== 'web' || (frame.bot && frame.bot !== session.bot)) {
         this.ws.close(CLOSE.BAD_TOKEN, 'the session token is not valid, or its session has ended or expired');
         return;
@@ -501,14 +497,11 @@ export class Connection {
         return;
       }
       if (!(await this.mayOpenSession())) return;
-      const opened = await openTokenSession(
-        { db: host.db, ingress: host.ingress, bots: host.bots },
-        {
-          bot,
-          channel: 'web',
-          meta: { ...this.envelopeMeta(frame), origin: this.info.origin },
-        },
-      );
+      const opened = await host.sessions.open({
+        bot,
+        channel: 'web',
+        meta: { ...this.envelopeMeta(frame), origin: this.info.origin },
+      });
       session = opened.session;
       token = opened.token;
       this.openedToken = token;
@@ -531,7 +524,7 @@ export class Connection {
       this.armHelloTimer();
       return false;
     };
-    if (this.openedToken && (await sessionForToken(host.db, this.openedToken)))
+    if (this.openedToken && (await host.sessions.forToken(this.openedToken)))
       return refuse('session_open', 'this socket already opened a session that is still open; end it first');
     const address = this.info.ip ?? 'unknown';
     const limit = host.config.sessionCreatePerMinute;
@@ -587,7 +580,7 @@ export class Connection {
     });
     room.join(this);
     // A sign-in committed between the token check and the room's subscription was not heard here.
-    const current = await sessionForToken(this.host.db, token);
+    const current = await this.host.sessions.forToken(token);
     if (current?.id !== session.id) {
       this.closeReplaced();
       return;
@@ -613,13 +606,9 @@ export class Connection {
     const rules = host.bots.rules(session.bot, session.channel);
     if (!this.token || Date.now() - this.lastActivityAt <= rules.idleTimeoutMs) return session;
     // This socket may not have seen every turn (another tab, another gateway): ask the database.
-    const stored = await sessionForToken(host.db, this.token);
+    const stored = await host.sessions.forToken(this.token);
     if (!stored) return session;
-    const next = await sessionForMessage(
-      { db: host.db, ingress: host.ingress, bots: host.bots, logger: host.logger },
-      stored,
-      this.token,
-    );
+    const next = await host.sessions.forMessage(stored, this.token);
     if (next.id === session.id) {
       this.lastActivityAt = Date.parse(next.lastActivityAt);
       return session;
@@ -713,13 +702,13 @@ export class Connection {
     if (!this.session) return;
     // Only what this socket was actually sent can be acknowledged by it.
     const through = Math.min(seq, this.cursor);
-    if (through > 0) await markDeliveredThrough(this.host.db, this.session.id, through);
+    if (through > 0) await this.host.deliveredThrough(this.session.id, through);
   }
 
   private async onEnd(): Promise<void> {
     const { session } = this;
     if (!session) return this.error('not_ready', 'there is no session to end');
-    await endTokenSession({ db: this.host.db, ingress: this.host.ingress }, session, 'ended by user');
+    await this.host.sessions.end(session, 'ended by user');
     this.gateway.log.info({ event: 'session.end_requested', sessionId: session.id, channel: 'web' });
     this.unbind(true);
   }

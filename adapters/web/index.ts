@@ -4,7 +4,6 @@ import { contextAddress, contextOverTls } from '../../src/http/client-address.ts
 import { ApiError, errorResponse, readJson } from '../../src/http/errors.ts';
 import { MINUTE_MS, retryAfterSeconds, sessionCreateKey } from '../../src/limits/rate-limiter.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
-import { endTokenSession, openTokenSession, sessionForToken } from '../../src/sessions.ts';
 import { buildWidget, type WidgetBundle } from './bundle.ts';
 import type { WebConfig } from './config.ts';
 import { fromOwnPage, sessionCookie, sessionCookies } from './cookie.ts';
@@ -82,19 +81,16 @@ export function createWebAdapter(config: WebConfig): ChannelAdapter {
         },
       );
     const previous = sessionCookies(c.req.header('cookie')).get(bot);
-    const old = previous ? await sessionForToken(h.db, previous) : undefined;
+    const old = previous ? await h.sessions.forToken(previous) : undefined;
     if (old?.channel === 'web' && old.bot === bot) {
-      await endTokenSession({ db: h.db, ingress: h.ingress }, old, 'ended by user');
+      await h.sessions.end(old, 'ended by user');
       h.logger.info({ event: 'session.end_requested', sessionId: old.id, channel: 'web' });
     }
-    const { session, token } = await openTokenSession(
-      { db: h.db, ingress: h.ingress, bots: h.bots },
-      {
-        bot,
-        channel: 'web',
-        meta: { ip: address, userAgent: c.req.header('user-agent'), origin: c.req.header('origin') },
-      },
-    );
+    const { session, token } = await h.sessions.open({
+      bot,
+      channel: 'web',
+      meta: { ip: address, userAgent: c.req.header('user-agent'), origin: c.req.header('origin') },
+    });
     h.logger.info({ event: 'session.created', sessionId: session.id, bot, channel: 'web', cookie: true });
     c.header('Set-Cookie', sessionCookie(bot, token, contextOverTls(c, trustProxy)));
     c.header('Cache-Control', 'no-store');

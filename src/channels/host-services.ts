@@ -1,0 +1,64 @@
+import type { BotRegistry } from '../config/bots.ts';
+import type { Channel } from '../envelope.ts';
+import { sessionForMessage } from '../lifecycle/token-renewal.ts';
+import type { Logger } from '../logger.ts';
+import type { AcceptResult, Ingress } from '../ports.ts';
+import { endTokenSession, type OpenedSession, openTokenSession, sessionForToken } from '../sessions.ts';
+import type { Db } from '../store/db.ts';
+import type { HistoryPage } from '../store/messages.ts';
+import { markDeliveredThrough } from '../store/messages.ts';
+import { personHistory, personRepliesTo } from '../store/person-history.ts';
+import type { MessageRecord, SessionRecord } from '../store/records.ts';
+
+/**
+ * Sessions a client holds by token (channels whose sessions are `explicit`), as the REST API and
+ * the web widget share them: the adapter never touches the tables behind them.
+ */
+export interface TokenSessions {
+  /** The session the token opens; undefined for unknown, expired and ended alike. */
+  forToken(token: string): Promise<SessionRecord | undefined>;
+  /** A new session and its token (shown once); its greeting is queued. */
+  open(input: { bot: string; channel: Channel; meta?: Record<string, unknown> }): Promise<OpenedSession>;
+  /** The session the holder's next message goes to: a new one after an idle-out, same token. */
+  forMessage(session: SessionRecord, token: string): Promise<SessionRecord>;
+  /** Ends the session through its lane (its end handler runs); its token dies at once. */
+  end(
+    session: Pick<SessionRecord, 'id' | 'bot' | 'channel' | 'nativeKey'>,
+    reason: string,
+  ): Promise<AcceptResult>;
+}
+
+/** The conversation as its person sees it (no tool rows, no agents' notes): `store/person-history.ts`. */
+export interface HistoryReader {
+  page(sessionId: string, page: HistoryPage): Promise<MessageRecord[]>;
+  /** What a turn added for its person, in order; empty while it is not processed. */
+  repliesTo(envelopeId: string): Promise<MessageRecord[]>;
+}
+
+export function createTokenSessions(deps: {
+  db: Db;
+  ingress: Ingress;
+  bots: BotRegistry;
+  logger: Logger;
+}): TokenSessions {
+  return {
+    forToken: (token) => sessionForToken(deps.db, token),
+    open: (input) => openTokenSession(deps, input),
+    forMessage: (session, token) => sessionForMessage(deps, session, token),
+    end: (session, reason) => endTokenSession(deps, session, reason),
+  };
+}
+
+export function createHistoryReader(db: Db): HistoryReader {
+  return {
+    page: (sessionId, page) => personHistory(db, sessionId, page),
+    repliesTo: (envelopeId) => personRepliesTo(db, envelopeId),
+  };
+}
+
+/** Replies a live client confirmed it showed, through `seq`: `sent` becomes `delivered`. */
+export function createDeliveredThrough(db: Db) {
+  return async (sessionId: string, seq: number): Promise<void> => {
+    await markDeliveredThrough(db, sessionId, seq);
+  };
+}
