@@ -101,10 +101,7 @@ describe('HEAR answered through another process (two processes, shared PostgreSQ
       [a, b].filter((p) =>
         p.logLines().some((l) => l.event === 'turn.committed' && l.envelopeId === envelopeId),
       );
-    for (const deadline = Date.now() + 10_000; committed().length === 0 && Date.now() < deadline; ) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return committed();
+    return until(committed, (found) => found.length > 0, 10_000).catch(() => committed());
   };
 
   /**

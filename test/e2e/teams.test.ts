@@ -101,6 +101,22 @@ describe('Teams scaled out: a gateway receives, a worker answers', () => {
     expect(cluster.crashes()).toEqual([]);
   });
 
+  /** Waits until the conversation's session has `count` replies and every one is sent (or failed). */
+  const repliesSent = (conversationId: string, count: number) =>
+    until(
+      async () =>
+        (
+          await db.query<{ delivery_status: string }>(
+            `SELECT m.delivery_status FROM messages m JOIN sessions s ON s.id = m.session_id
+              WHERE s.channel = 'teams' AND s.native_key LIKE $1 AND m.role = 'assistant'`,
+            [`%#${conversationId}`],
+          )
+        ).rows,
+      (rows) =>
+        rows.length >= count &&
+        rows.every((r) => r.delivery_status === 'sent' || r.delivery_status === 'failed'),
+    );
+
   it('the same activity posted twice (Teams retrying a slow answer) is answered once', async () => {
     const activity = fresh(doc.personalMessage, { text: 'are you there?' });
     const [first, again] = await Promise.all([post(gateway, activity), post(gateway, activity)]);
@@ -109,8 +125,8 @@ describe('Teams scaled out: a gateway receives, a worker answers', () => {
       () => connector.delivered(activity.conversation.id),
       (r) => r.length >= 2,
     );
-    // Whatever was still to come would have come by now.
-    await new Promise((r) => setTimeout(r, 1_000));
+    // The refused copy queued nothing: once every reply of the session is sent, nothing more comes.
+    await repliesSent(activity.conversation.id, 2);
     expect(connector.delivered(activity.conversation.id).map((r) => r.body.text)).toEqual([
       GREETING,
       'You said: are you there? (message #1 in this session)',
@@ -159,7 +175,7 @@ describe('Teams scaled out: a gateway receives, a worker answers', () => {
       delivery_attempts: 2,
       channel_message_id: attempts[1]!.id,
     });
-    await new Promise((r) => setTimeout(r, 500));
+    await repliesSent(activity.conversation.id, 2);
     expect(connector.delivered(activity.conversation.id).map((r) => r.body.text)).toEqual([GREETING, echo]);
     const retries = await until(
       () =>

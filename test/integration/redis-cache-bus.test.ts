@@ -140,16 +140,21 @@ describe('Redis cache and pub/sub', () => {
     const b: unknown[] = [];
     const offA = await bus.subscribe('t1', (m) => a.push(m));
     const offB = await bus.subscribe('t1', (m) => b.push(m));
+    // A last message on the topic is the signal: Redis delivers a connection's messages in order.
+    const through = (list: unknown[], n: string) =>
+      until(() => list.some((m) => (m as { n: unknown }).n === n), Boolean, 5_000, 5);
     await bus.publish('t1', { n: 1 });
     await bus.publish('other', { n: 2 });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(a).toEqual([{ n: 1 }]);
-    expect(b).toEqual([{ n: 1 }]);
+    await bus.publish('t1', { n: 'end 1' });
+    await Promise.all([through(a, 'end 1'), through(b, 'end 1')]);
+    expect(a).toEqual([{ n: 1 }, { n: 'end 1' }]);
+    expect(b).toEqual([{ n: 1 }, { n: 'end 1' }]);
     await offA();
     await bus.publish('t1', { n: 3 });
-    await new Promise((r) => setTimeout(r, 100));
-    expect(a).toEqual([{ n: 1 }]);
-    expect(b).toEqual([{ n: 1 }, { n: 3 }]);
+    await bus.publish('t1', { n: 'end 2' });
+    await through(b, 'end 2');
+    expect(a).toEqual([{ n: 1 }, { n: 'end 1' }]);
+    expect(b).toEqual([{ n: 1 }, { n: 'end 1' }, { n: 3 }, { n: 'end 2' }]);
     await offB();
   });
 });
