@@ -209,28 +209,42 @@ describe('web widget in a real browser', () => {
   });
 
   it('starts a new conversation, and other tabs follow it', async () => {
-    const other = await browser.context.newPage();
-    await other.goto(`${hub()}/`);
-    await online(other);
-    await replyShown(other, 'echo and after #9');
-    const oldToken = await cookieToken();
+    // A browser of its own: its own conversation and cookie, whatever ran before (so the test
+    // also runs alone, e.g. repeated with -t).
+    const own = await launchChromium();
+    const ownCookie = async () =>
+      (await own.context.cookies(hub())).find((c) => c.name === 'sb_default')?.value;
+    try {
+      const tab = await own.context.newPage();
+      await tab.goto(`${hub()}/`);
+      await online(tab);
+      await replyShown(tab, 'welcome to the web test bot');
+      await send(tab, 'before');
+      await replyShown(tab, 'echo before #1');
+      const other = await own.context.newPage();
+      await other.goto(`${hub()}/`);
+      await online(other);
+      await replyShown(other, 'echo before #1');
+      const oldToken = await ownCookie();
 
-    await page.locator('button.new').click();
-    await page.locator('.msg.assistant').first().waitFor();
-    await online(page);
-    expect(await conversation(page)).toEqual(['assistant:welcome to the web test bot']);
-    const newToken = await cookieToken();
-    expect(newToken).not.toBe(oldToken);
-    await send(page, 'fresh start');
-    await replyShown(page, 'echo fresh start #1');
+      await tab.locator('button.new').click();
+      await tab.locator('.msg.assistant').first().waitFor();
+      await online(tab);
+      expect(await conversation(tab)).toEqual(['assistant:welcome to the web test bot']);
+      const newToken = await ownCookie();
+      expect(newToken).not.toBe(oldToken);
+      await send(tab, 'fresh start');
+      await replyShown(tab, 'echo fresh start #1');
 
-    // The other tab moves to the new conversation too.
-    await replyShown(other, 'echo fresh start #1');
-    expect(await conversation(other)).toEqual(await conversation(page));
-    // The old session is over: its token no longer opens anything.
-    const res = await fetch(`${hub()}/api/session`, { headers: { authorization: `Bearer ${oldToken}` } });
-    expect(res.status).toBe(401);
-    await other.close();
+      // The other tab moves to the new conversation too.
+      await replyShown(other, 'echo fresh start #1');
+      expect(await conversation(other)).toEqual(await conversation(tab));
+      // The old session is over: its token no longer opens anything.
+      const res = await fetch(`${hub()}/api/session`, { headers: { authorization: `Bearer ${oldToken}` } });
+      expect(res.status).toBe(401);
+    } finally {
+      await own.close();
+    }
   });
 
   describe('embedded on a page of another origin', () => {
