@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../helpers/cluster.ts';
 import { apiClient } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
 
 const SESSIONS = 300;
 const MESSAGES = 30;
@@ -157,21 +158,19 @@ describe('scale-out: one gateway, three worker processes', () => {
       api.chat(s.token, 'pay once', { message_id: 'same-1' }, '?wait=false'),
     ]);
     expect(results.map((r) => r.status)).toEqual([202, 202, 202]);
-    const deadline = Date.now() + 30_000;
-    let replies = 0;
-    while (Date.now() < deadline) {
-      const h = await api.history(s.token);
-      replies = h.json.messages.filter((m: { text: string }) =>
-        m.text.startsWith('You said: pay once'),
-      ).length;
-      if (replies > 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await new Promise((r) => setTimeout(r, 1_000));
+    await until(
+      () => api.history(s.token),
+      (h) => h.json.messages.some((m: { text: string }) => m.text.startsWith('You said: pay once')),
+      30_000,
+    );
+    // The session's lane is FIFO: once a later message is answered, any copy queued before it
+    // has been handled.
+    const after = await api.chat(s.token, 'after', { message_id: 'after-1' });
+    expect(after.status).toBe(200);
     const h = await api.history(s.token);
     expect(
       h.json.messages.filter((m: { role: string }) => m.role === 'user').map((m: { text: string }) => m.text),
-    ).toEqual(['pay once']);
+    ).toEqual(['pay once', 'after']);
     expect(
       h.json.messages.filter((m: { text: string }) => m.text.startsWith('You said: pay once')),
     ).toHaveLength(1);

@@ -7,6 +7,7 @@ import type { EnvelopeInput } from '../../src/envelope.ts';
 import type { ChannelAdapter } from '../../src/ports.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until as poll } from '../helpers/until.ts';
 
 /** A channel whose platform is a list in memory; `failNext` makes the next sends fail. */
 function fakeChannel() {
@@ -61,13 +62,9 @@ const wa = (from: string, n: number, text: string): EnvelopeInput => ({
   receivedAt: new Date().toISOString(),
 });
 
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls `check` until it holds (the shared helper, with this file's yes/no checks). */
+const until = (check: () => Promise<boolean> | boolean, timeoutMs = 30_000) =>
+  poll(check, Boolean, timeoutMs, 50);
 
 /** A channel that allows 2 messages per recipient in any 600 ms, and notes when each send began. */
 function pacedChannel() {
