@@ -67,7 +67,7 @@ describe('agents answer on the person’s channel', () => {
         from,
         suffix: `handoff${n}`,
         timestamp: new Date(),
-      }) as {
+      }) as unknown as {
         entry: { changes: { value: { messages: { text: { body: string } }[] } }[] }[];
       };
       payload.entry[0]!.changes[0]!.value.messages[0]!.text.body = text;
