@@ -64,6 +64,7 @@ import { migrate } from './store/migrate.ts';
 import { openPglite } from './store/pglite.ts';
 import { openPostgres } from './store/postgres.ts';
 import { countActiveSessions } from './store/sessions.ts';
+import { createEventWebhooks } from './webhooks/webhooks.ts';
 
 /** Envelope ids are remembered this long for deduplication after they were processed. */
 export const DEDUPE_WINDOW_MS = 24 * 3_600_000;
@@ -357,6 +358,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     scheduler.handle(IDLE_SWEEP_JOB, async () => {
       await sweepIdleSessions({ db, bots, ingress, logger });
     });
+    const webhooks = createEventWebhooks({ db, scheduler, logger, bots, config });
     let stopped = false;
 
     return {
@@ -383,6 +385,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
         });
         const address = server.address();
         const port = typeof address === 'object' && address ? address.port : config.port;
+        await webhooks.sync();
         if (serves) {
           for (const adapter of adapters) adapter.attach?.(server);
           for (const adapter of adapters) await adapter.start?.();
@@ -412,6 +415,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
           await scheduler.repeat(IDLE_SWEEP_JOB, IDLE_SWEEP_JOB, config.idleSweepIntervalMs);
           await handoffSide.startJobs();
           await scheduler.start();
+          webhooks.start();
         }
         logger.info({
           event: 'hub.started',
@@ -450,6 +454,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
             .catch((err: Error) =>
               logger.warn({ event: 'adapter.stop_failed', channel: adapter.channel, err: err.message }),
             );
+        await webhooks.stop();
         await scheduler.stop();
         await queue.stop();
         await knowledge.stop();

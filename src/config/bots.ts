@@ -14,6 +14,7 @@ import {
   SessionSettingsSchema,
 } from '../lifecycle/rules.ts';
 import { LlmSettingsSchema } from '../llm/settings.ts';
+import { WebhooksSettingsSchema } from '../webhooks/settings.ts';
 import { loadSessionTemplates, type SessionTemplate } from './session-templates.ts';
 
 export const BOTS_DIR = 'bots';
@@ -70,6 +71,8 @@ export const BotSettingsSchema = z
       .prefault({}),
     /** `DEBUG SHOW …` also tells the person (always written to the session's debug log). */
     debug: z.boolean().default(false),
+    /** Signed event webhooks (see README, "Event webhooks"). */
+    webhooks: WebhooksSettingsSchema,
   })
   .strict();
 export type BotSettings = z.infer<typeof BotSettingsSchema>;

@@ -75,6 +75,14 @@ export const EnvSchema = z.object({
   QUEUE_RETRY_BASE_MS: int(200, 1),
   /** How often workers end sessions that have been idle longer than their bot allows. */
   IDLE_SWEEP_SECONDS: int(60, 1),
+  /** Event webhooks: one request's time limit. */
+  WEBHOOK_TIMEOUT_SECONDS: int(10, 1),
+  /** Event webhooks: how often a worker looks for new events to deliver. */
+  WEBHOOK_POLL_MS: int(500, 10),
+  /** Event webhooks: first retry delay; doubles each attempt (with jitter), up to an hour. */
+  WEBHOOK_RETRY_BASE_MS: int(5000, 10),
+  /** Event webhooks: an event undelivered this long after it happened is dead-lettered. */
+  WEBHOOK_MAX_AGE_SECONDS: int(86_400, 1),
   /**
    * Sign-in (`POST /api/session/authenticate`): the host site's JWTs are checked with one of a
    * shared HS256 secret, a PEM public key (RS256 or ES256) or a local JWKS file. None set: off.
@@ -119,6 +127,11 @@ export interface HubConfig {
   schedulerPollMs: number;
   queueRetryBaseMs: number;
   idleSweepIntervalMs: number;
+  /** Event webhooks (see `src/webhooks/`). */
+  webhookTimeoutMs: number;
+  webhookPollMs: number;
+  webhookRetryBaseMs: number;
+  webhookMaxAgeMs: number;
   /** Sign-in JWT settings; file paths are absolute. See `src/auth/sign-in-config.ts`. */
   authJwtSecret: string | undefined;
   authJwtPublicKeyFile: string | undefined;
@@ -172,6 +185,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     schedulerPollMs: e.SCHEDULER_POLL_MS,
     queueRetryBaseMs: e.QUEUE_RETRY_BASE_MS,
     idleSweepIntervalMs: e.IDLE_SWEEP_SECONDS * 1000,
+    webhookTimeoutMs: e.WEBHOOK_TIMEOUT_SECONDS * 1000,
+    webhookPollMs: e.WEBHOOK_POLL_MS,
+    webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+    webhookMaxAgeMs: e.WEBHOOK_MAX_AGE_SECONDS * 1000,
     authJwtSecret: e.AUTH_JWT_SECRET,
     authJwtPublicKeyFile: e.AUTH_JWT_PUBLIC_KEY_FILE && path.resolve(e.AUTH_JWT_PUBLIC_KEY_FILE),
     authJwksFile: e.AUTH_JWKS_FILE && path.resolve(e.AUTH_JWKS_FILE),

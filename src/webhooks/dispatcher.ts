@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Logger } from '../logger.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import type { Db } from '../store/db.ts';
+import { signatureHeader } from './signature.ts';
+import {
+  freshLanes,
+  type Lane,
+  laneHead,
+  leaseLane,
+  markDead,
+  markDelivered,
+  markRetry,
+  type OutboxEvent,
+  releaseLane,
+} from './store.ts';
+
+/** The scheduler job that wakes a lane whose head event waits for a retry. */
+export const WEBHOOK_LANE_JOB = 'webhooks.lane';
+const LanePayload = z.object({ endpoint: z.string(), sessionId: z.uuid() });
+
+export interface WebhookEndpoint {
+  bot: string;
+  url: string;
+  secretEnv: string;
+}
+
+export interface WebhookDispatcherOptions {
+  db: Db;
+  scheduler: Scheduler;
+  logger: Logger;
+  /** By endpoint key (`endpointKey(bot, url)`). */
+  endpoints: ReadonlyMap<string, WebhookEndpoint>;
+  /** Where secrets are read (`secretEnv` names a variable here). */
+  env: Readonly<Record<string, string | undefined>>;
+  /** One request's time limit. */
+  timeoutMs: number;
+  /** How often the loop looks for fresh events. */
+  pollMs: number;
+  /** First retry delay; doubles each attempt (with jitter), up to `retryMaxMs`. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** An event still undelivered this long after it happened is dead-lettered. */
+  maxAgeMs: number;
+  /** Lanes delivered at once by this process. */
+  concurrency: number;
+}
+
+/** Exponential backoff with "equal jitter": half the step fixed, half random. */
+export function retryDelay(attempts: number, baseMs: number, maxMs: number, random = Math.random): number {
+  const step = Math.min(maxMs, baseMs * 2 ** Math.min(attempts - 1, 30));
+  return Math.round(step / 2 + (random() * step) / 2);
+}
+
+/** The request body: what receivers see (and deduplicate by `id`). */
+export function eventBody(e: OutboxEvent): string {
+  return JSON.stringify({
+    id: e.eventId,
+    type: e.type,
+    created_at: e.createdAt.toISOString(),
+    bot: e.bot,
+    session_id: e.sessionId,
+    data: e.data,
+  });
+}
+
+/**
+ * Delivers the webhook outbox: a loop (never a session's lane) finds lanes — one per endpoint and
+ * session — with fresh events and sends them one at a time in order; a failed send is retried by
+ * a durable scheduler job at the lane's next attempt, so retries survive restarts. An event that
+ * stays undeliverable for `maxAgeMs` is dead-lettered and the lane goes on (the gap is logged).
+ */
+export class WebhookDispatcher {
+  private readonly owner = randomUUID();
+  private readonly running = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private ticking: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly leaseMs: number;
+
+  constructor(private readonly o: WebhookDispatcherOptions) {
+    this.leaseMs = o.timeoutMs * 2 + 5_000;
+    o.scheduler.handle(WEBHOOK_LANE_JOB, async (payload) => {
+      const lane = LanePayload.parse(payload);
+      if (this.stopped) throw new Error('webhook dispatcher stopped'); // the scheduler runs it again later
+      await this.runLane(lane, true);
+    });
+  }
+
+  start(): void {
+    if (this.o.endpoints.size === 0 || !this.stopped) return;
+    this.stopped = false;
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.ticking;
+    await Promise.all([...this.inFlight]);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.ticking = this.tick()
+        .catch((err: Error) => this.o.logger.warn({ event: 'webhook.poll_failed', err: err.message }))
+        .finally(() => this.schedule());
+    }, this.o.pollMs);
+    this.timer.unref();
+  }
+
+  /** One look for fresh events; starts their lanes (up to the concurrency). */
+  async tick(): Promise<void> {
+    const room = this.o.concurrency - this.running.size;
+    if (room <= 0) return;
+    const lanes = await freshLanes(this.o.db, room + this.running.size);
+    for (const lane of lanes) {
+      if (this.running.size >= this.o.concurrency) break;
+      if (this.running.has(laneId(lane))) continue;
+      const run = this.runLane(lane, false)
+        .catch((err: Error) =>
+          this.o.logger.warn({ event: 'webhook.lane_failed', endpoint: lane.endpoint, err: err.message }),
+        )
+        .finally(() => this.inFlight.delete(run));
+      this.inFlight.add(run);
+    }
+  }
+
+  /**
+   * Sends the lane's pending events in order while they succeed. `woken`: the scheduler's retry
+   * job (the head may be retried); otherwise only fresh heads are sent.
+   */
+  async runLane(lane: Lane, woken: boolean): Promise<void> {
+    const id = laneId(lane);
+    if (this.running.has(id)) return this.wakeLater(lane, this.o.timeoutMs);
+    this.running.add(id);
+    try {
+      if (!(await leaseLane(this.o.db, lane, this.owner, this.leaseMs))) {
+        // Another process is delivering it; when woken for a retry, look again after its lease.
+        if (woken) await this.wakeLater(lane, this.leaseMs);
+        return;
+      }
+      try {
+        await this.drain(lane, woken);
+      } finally {
+        await releaseLane(this.o.db, lane, this.owner);
+      }
+    } finally {
+      this.running.delete(id);
+    }
+  }
+
+  private async drain(lane: Lane, woken: boolean): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      const head = await laneHead(this.o.db, lane);
+      if (!head) return;
+      if (head.attempts > 0 && !woken) return; // the scheduler's job wakes it
+      if (head.nextAttemptAt && head.nextAttemptAt.getTime() > Date.now() + 50) {
+        return this.wakeLater(lane, head.nextAttemptAt.getTime() - Date.now());
+      }
+      woken = false;
+      await leaseLane(this.o.db, lane, this.owner, this.leaseMs);
+      const error = await this.send(head);
+      const attempts = head.attempts + 1;
+      if (error === undefined) {
+        await markDelivered(this.o.db, head.id, attempts);
+        continue;
+      }
+      if (Date.now() - head.createdAt.getTime() >= this.o.maxAgeMs) {
+        await markDead(this.o.db, head.id, attempts, error);
+        // Later events go on: the receiver sees a gap, deduplicable and replayable by id.
+        this.o.logger.warn({
+          event: 'webhook.dead_lettered',
+          endpoint: head.endpoint,
+          sessionId: head.sessionId,
+          eventId: head.eventId,
+          type: head.type,
+          attempts,
+          err: error,
+        });
+        continue;
+      }
+      const delay = retryDelay(attempts, this.o.retryBaseMs, this.o.retryMaxMs);
+      // The wake-up first: a process that dies between the two still has the retry on the scheduler.
+      await this.wakeLater(lane, delay);
+      await markRetry(this.o.db, head.id, attempts, new Date(Date.now() + delay), error);
+      this.o.logger.info({
+        event: 'webhook.retry_scheduled',
+        endpoint: head.endpoint,
+        sessionId: head.sessionId,
+        eventId: head.eventId,
+        attempts,
+        delayMs: delay,
+        err: error,
+      });
+      return;
+    }
+  }
+
+  private async wakeLater(lane: Lane, delayMs: number): Promise<void> {
+    await this.o.scheduler.schedule(
+      WEBHOOK_LANE_JOB,
+      { endpoint: lane.endpoint, sessionId: lane.sessionId },
+      { id: `webhooks:${laneId(lane)}`, delayMs: Math.max(0, Math.round(delayMs)) },
+    );
+  }
+
+  /** Sends one event; undefined when the receiver took it (2xx), else why not. */
+  private async send(event: OutboxEvent): Promise<string | undefined> {
+    const endpoint = this.o.endpoints.get(event.endpoint);
+    if (!endpoint) return 'endpoint no longer configured';
+    const secret = this.o.env[endpoint.secretEnv];
+    if (!secret) return `${endpoint.secretEnv} is not set`;
+    const body = eventBody(event);
+    try {
+      const res = await fetch(endpoint.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Switchboard-Webhooks',
+          'switchboard-event-id': event.eventId,
+          'switchboard-signature': signatureHeader(secret, body, Math.floor(Date.now() / 1000)),
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.o.timeoutMs),
+      });
+      await res.body?.cancel().catch(() => undefined);
+      return res.ok ? undefined : `HTTP ${res.status}`;
+    } catch (err) {
+      return (err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message;
+    }
+  }
+}
+
+const laneId = (lane: Lane) => `${lane.endpoint}\n${lane.sessionId}`;

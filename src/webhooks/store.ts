@@ -1,0 +1,171 @@
+import type { Db, Queryable } from '../store/db.ts';
+
+/** One event on its way to one endpoint (a `webhook_outbox` row). */
+export interface OutboxEvent {
+  id: string;
+  eventId: string;
+  endpoint: string;
+  bot: string;
+  sessionId: string;
+  type: string;
+  data: unknown;
+  createdAt: Date;
+  state: 'pending' | 'delivered' | 'dead';
+  attempts: number;
+  nextAttemptAt: Date | null;
+  lastError: string | null;
+}
+
+export interface Lane {
+  endpoint: string;
+  sessionId: string;
+}
+
+interface Row {
+  id: string;
+  event_id: string;
+  endpoint: string;
+  bot: string;
+  session_id: string;
+  type: string;
+  data: unknown;
+  created_at: Date | string;
+  state: OutboxEvent['state'];
+  attempts: number;
+  next_attempt_at: Date | string | null;
+  last_error: string | null;
+}
+
+const toEvent = (r: Row): OutboxEvent => ({
+  id: String(r.id),
+  eventId: r.event_id,
+  endpoint: r.endpoint,
+  bot: r.bot,
+  sessionId: r.session_id,
+  type: r.type,
+  data: r.data,
+  createdAt: new Date(r.created_at),
+  state: r.state,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at === null ? null : new Date(r.next_attempt_at),
+  lastError: r.last_error,
+});
+
+/** Makes `webhook_endpoints` the configured set: what the triggers fan events out to. */
+export async function syncEndpoints(
+  db: Db,
+  endpoints: readonly { endpoint: string; bot: string; url: string; events: readonly string[] }[],
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.query('LOCK TABLE webhook_endpoints IN EXCLUSIVE MODE');
+    await tx.query('DELETE FROM webhook_endpoints WHERE NOT (endpoint = ANY ($1::text[]))', [
+      endpoints.map((e) => e.endpoint),
+    ]);
+    for (const e of endpoints)
+      await tx.query(
+        `INSERT INTO webhook_endpoints (endpoint, bot, url, events) VALUES ($1, $2, $3, $4::text[])
+         ON CONFLICT (endpoint) DO UPDATE SET bot = excluded.bot, url = excluded.url, events = excluded.events`,
+        [e.endpoint, e.bot, e.url, [...e.events]],
+      );
+  });
+}
+
+/**
+ * Lanes with a fresh event (never tried) and no event waiting for a retry: the loop's work. A
+ * lane whose head waits for a retry is the scheduler's (its job wakes the lane).
+ */
+export async function freshLanes(q: Queryable, limit: number): Promise<Lane[]> {
+  const { rows } = await q.query<{ endpoint: string; session_id: string }>(
+    `SELECT o.endpoint, o.session_id FROM webhook_outbox o
+     WHERE o.state = 'pending' AND o.attempts = 0
+       AND NOT EXISTS (SELECT 1 FROM webhook_outbox r WHERE r.endpoint = o.endpoint
+         AND r.session_id = o.session_id AND r.state = 'pending' AND r.attempts > 0)
+       AND NOT EXISTS (SELECT 1 FROM webhook_lanes l WHERE l.endpoint = o.endpoint
+         AND l.session_id = o.session_id AND l.leased_until > now())
+     GROUP BY o.endpoint, o.session_id ORDER BY min(o.id) LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => ({ endpoint: r.endpoint, sessionId: r.session_id }));
+}
+
+/** Takes (or renews) the lane for `owner` for `ms`; false when another process holds it. */
+export async function leaseLane(q: Queryable, lane: Lane, owner: string, ms: number): Promise<boolean> {
+  const { rows } = await q.query(
+    `INSERT INTO webhook_lanes (endpoint, session_id, owner, leased_until)
+     VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
+     ON CONFLICT (endpoint, session_id) DO UPDATE SET owner = excluded.owner, leased_until = excluded.leased_until
+     WHERE webhook_lanes.owner = excluded.owner OR webhook_lanes.leased_until <= now()
+     RETURNING 1`,
+    [lane.endpoint, lane.sessionId, owner, ms],
+  );
+  return rows.length === 1;
+}
+
+export async function releaseLane(q: Queryable, lane: Lane, owner: string): Promise<void> {
+  await q.query('DELETE FROM webhook_lanes WHERE endpoint = $1 AND session_id = $2 AND owner = $3', [
+    lane.endpoint,
+    lane.sessionId,
+    owner,
+  ]);
+}
+
+/** The lane's oldest pending event: the only one that may be sent next. */
+export async function laneHead(q: Queryable, lane: Lane): Promise<OutboxEvent | undefined> {
+  const { rows } = await q.query<Row>(
+    `SELECT * FROM webhook_outbox WHERE endpoint = $1 AND session_id = $2 AND state = 'pending'
+     ORDER BY id LIMIT 1`,
+    [lane.endpoint, lane.sessionId],
+  );
+  return rows[0] && toEvent(rows[0]);
+}
+
+export async function markDelivered(q: Queryable, id: string, attempts: number): Promise<void> {
+  await q.query(
+    `UPDATE webhook_outbox SET state = 'delivered', attempts = $2, done_at = now(), last_error = NULL
+     WHERE id = $1`,
+    [id, attempts],
+  );
+}
+
+export async function markRetry(
+  q: Queryable,
+  id: string,
+  attempts: number,
+  at: Date,
+  error: string,
+): Promise<void> {
+  await q.query(
+    'UPDATE webhook_outbox SET attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1',
+    [id, attempts, at, error],
+  );
+}
+
+export async function markDead(q: Queryable, id: string, attempts: number, error: string): Promise<void> {
+  await q.query(
+    `UPDATE webhook_outbox SET state = 'dead', attempts = $2, last_error = $3, done_at = now(), next_attempt_at = NULL
+     WHERE id = $1`,
+    [id, attempts, error],
+  );
+}
+
+/** Dead-lettered events, newest first (`switchboard webhooks failed`). */
+export async function deadEvents(q: Queryable, limit = 100): Promise<OutboxEvent[]> {
+  const { rows } = await q.query<Row>(
+    `SELECT * FROM webhook_outbox WHERE state = 'dead' ORDER BY done_at DESC, id DESC LIMIT $1`,
+    [limit],
+  );
+  return rows.map(toEvent);
+}
+
+/**
+ * Puts dead-lettered events back in their lanes as fresh (`switchboard webhooks replay`): all of
+ * them, or those with these event ids. Returns how many.
+ */
+export async function replayDead(q: Queryable, eventIds?: readonly string[]): Promise<number> {
+  const { rows } = await q.query(
+    `UPDATE webhook_outbox SET state = 'pending', attempts = 0, next_attempt_at = NULL, done_at = NULL
+     WHERE state = 'dead' AND ($1::uuid[] IS NULL OR event_id = ANY ($1::uuid[])) RETURNING 1`,
+    [eventIds ? [...eventIds] : null],
+  );
+  return rows.length;
+}

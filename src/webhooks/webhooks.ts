@@ -1,0 +1,60 @@
+import type { BotRegistry } from '../config/bots.ts';
+import type { HubConfig } from '../config/env.ts';
+import type { Logger } from '../logger.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import type { Db } from '../store/db.ts';
+import { WebhookDispatcher, type WebhookEndpoint } from './dispatcher.ts';
+import { endpointKey } from './settings.ts';
+import { syncEndpoints } from './store.ts';
+
+const RETRY_MAX_MS = 60 * 60 * 1000;
+const CONCURRENCY = 16;
+
+export interface EventWebhooks {
+  /** Every role: makes the database's endpoint list the configured one (the triggers read it). */
+  sync(): Promise<void>;
+  /** Workers: starts delivering. */
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/** The bots' event webhooks: the configured endpoints, and the worker loop that delivers to them. */
+export function createEventWebhooks(deps: {
+  db: Db;
+  scheduler: Scheduler;
+  logger: Logger;
+  bots: BotRegistry;
+  config: HubConfig;
+  env?: Readonly<Record<string, string | undefined>>;
+}): EventWebhooks {
+  const endpoints = new Map<string, WebhookEndpoint & { events: readonly string[] }>();
+  for (const bot of deps.bots.names())
+    for (const w of deps.bots.get(bot).settings.webhooks)
+      endpoints.set(endpointKey(bot, w.url), { bot, url: w.url, secretEnv: w.secretEnv, events: w.events });
+  const env = deps.env ?? process.env;
+  for (const e of endpoints.values())
+    if (!env[e.secretEnv])
+      deps.logger.warn({ event: 'webhook.secret_missing', bot: e.bot, url: e.url, secretEnv: e.secretEnv });
+  const dispatcher = new WebhookDispatcher({
+    db: deps.db,
+    scheduler: deps.scheduler,
+    logger: deps.logger,
+    endpoints,
+    env,
+    timeoutMs: deps.config.webhookTimeoutMs,
+    pollMs: deps.config.webhookPollMs,
+    retryBaseMs: deps.config.webhookRetryBaseMs,
+    retryMaxMs: RETRY_MAX_MS,
+    maxAgeMs: deps.config.webhookMaxAgeMs,
+    concurrency: CONCURRENCY,
+  });
+  return {
+    sync: () =>
+      syncEndpoints(
+        deps.db,
+        [...endpoints].map(([endpoint, e]) => ({ endpoint, bot: e.bot, url: e.url, events: e.events })),
+      ),
+    start: () => dispatcher.start(),
+    stop: () => dispatcher.stop(),
+  };
+}

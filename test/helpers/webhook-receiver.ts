@@ -1,0 +1,106 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { verifySignature } from '../../src/webhooks/signature.ts';
+
+export interface ReceivedEvent {
+  id: string;
+  type: string;
+  created_at: string;
+  bot: string;
+  session_id: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * A local receiver of the hub's event webhooks. `mode`: `up` answers 204, `fail` answers 500,
+ * `hang` never answers (until `up` again). Verifies each request's signature with `secret`.
+ * `stopListening()` and `listenAgain()` take it down and bring it back on the same port.
+ */
+export class WebhookReceiver {
+  mode: 'up' | 'fail' | 'hang' = 'up';
+  /** Accepted events (2xx answered), in arrival order; a retried event may appear twice. */
+  readonly accepted: ReceivedEvent[] = [];
+  /** Every request, whatever the answer. */
+  requests = 0;
+  badSignatures = 0;
+  /** Event ids answered 500 whatever the mode. */
+  readonly refuse = new Set<string>();
+  private readonly hung: ServerResponse[] = [];
+  private server: Server | undefined;
+  port = 0;
+
+  constructor(private readonly secret: string) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/hooks`;
+  }
+
+  async listen(port = 0): Promise<void> {
+    const server = createServer((req, res) => void this.onRequest(req, res));
+    server.keepAliveTimeout = 1;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+    this.port = (server.address() as AddressInfo).port;
+  }
+
+  listenAgain(): Promise<void> {
+    return this.listen(this.port);
+  }
+
+  async stopListening(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    for (const res of this.hung.splice(0)) res.destroy();
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  /** Answers the hung requests (500: the hub retries them) and stops hanging. */
+  release(mode: 'up' | 'fail' = 'up'): void {
+    this.mode = mode;
+    for (const res of this.hung.splice(0)) res.writeHead(500).end();
+  }
+
+  get hanging(): number {
+    return this.hung.length;
+  }
+
+  /** The first arrival of each event id, per session, in arrival order. */
+  bySession(): Map<string, ReceivedEvent[]> {
+    const seen = new Set<string>();
+    const out = new Map<string, ReceivedEvent[]>();
+    for (const e of this.accepted) {
+      if (seen.has(e.id)) continue;
+      seen.add(e.id);
+      out.set(e.session_id, [...(out.get(e.session_id) ?? []), e]);
+    }
+    return out;
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks).toString('utf8');
+    this.requests++;
+    if (!verifySignature(this.secret, String(req.headers['switchboard-signature'] ?? ''), body)) {
+      this.badSignatures++;
+      res.writeHead(401).end();
+      return;
+    }
+    const event = JSON.parse(body) as ReceivedEvent;
+    if (this.mode === 'hang') {
+      this.hung.push(res);
+      return;
+    }
+    if (this.mode === 'fail' || this.refuse.has(event.id)) {
+      res.writeHead(500).end();
+      return;
+    }
+    this.accepted.push(event);
+    res.writeHead(204).end();
+  }
+}

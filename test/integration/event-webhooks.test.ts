@@ -1,0 +1,206 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { deadEvents, replayDead } from '../../src/webhooks/store.ts';
+import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
+import { type ReceivedEvent, WebhookReceiver } from '../helpers/webhook-receiver.ts';
+
+const SECRET = 'whsec-test-0123456789';
+process.env.SB_TEST_WEBHOOK_SECRET = SECRET;
+
+/** A config dir with one bot, `hooks`, whose bot.json sends every event to `url`. */
+export async function webhookConfigDir(url: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sb-webhooks-'));
+  await fs.mkdir(path.join(dir, 'bots/hooks'), { recursive: true });
+  await fs.writeFile(
+    path.join(dir, 'bots/hooks/bot.json'),
+    JSON.stringify({
+      greeting: 'Hello from hooks',
+      defaultReply: 'Noted.',
+      webhooks: [
+        {
+          url,
+          secretEnv: 'SB_TEST_WEBHOOK_SECRET',
+          events: [
+            'session.started',
+            'session.ended',
+            'message.received',
+            'message.sent',
+            'message.delivered',
+          ],
+        },
+      ],
+    }),
+  );
+  return dir;
+}
+
+/** What the outbox holds for a session, in order: the order every receiver must see. */
+async function outboxOrder(running: RunningHub, sessionId: string): Promise<string[]> {
+  const { rows } = await running.hub.db.query<{ event_id: string }>(
+    'SELECT event_id FROM webhook_outbox WHERE session_id = $1 ORDER BY id',
+    [sessionId],
+  );
+  return rows.map((r) => r.event_id);
+}
+
+const ids = (events: ReceivedEvent[] | undefined) => (events ?? []).map((e) => e.id);
+
+describe('event webhooks', () => {
+  const receiver = new WebhookReceiver(SECRET);
+  let running: RunningHub;
+  let api: ReturnType<typeof apiClient>;
+
+  beforeAll(async () => {
+    await receiver.listen();
+    running = await startTestHub({
+      configDir: await webhookConfigDir(receiver.url),
+      webhookPollMs: 50,
+      webhookRetryBaseMs: 200,
+      schedulerPollMs: 50,
+    });
+    api = apiClient(running.url);
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await receiver.stopListening();
+  });
+  afterEach(() => {
+    receiver.mode = 'up';
+  });
+
+  it('sends signed events with the documented body, in order', async () => {
+    const session = await api.createSession('hooks');
+    const reply = await api.chat(session.token, 'hello there');
+    expect(reply.status).toBe(200);
+    const events = await until(
+      () => receiver.bySession().get(session.session_id) ?? [],
+      (e) => e.filter((x) => x.type === 'message.sent').length >= 2,
+    );
+    expect(receiver.badSignatures).toBe(0);
+    const types = events.map((e) => e.type);
+    expect(types.slice(0, 2)).toEqual(['session.started', 'message.sent']);
+    expect(types).toContain('message.received');
+    const received = events.find((e) => e.type === 'message.received');
+    expect(received).toMatchObject({
+      bot: 'hooks',
+      session_id: session.session_id,
+      data: { text: 'hello there' },
+    });
+    expect(received?.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(Number.isNaN(Date.parse(received?.created_at ?? ''))).toBe(false);
+    expect(types.indexOf('message.received')).toBeLessThan(types.lastIndexOf('message.sent'));
+    expect(ids(events)).toEqual((await outboxOrder(running, session.session_id)).slice(0, events.length));
+  });
+
+  it('retries 500s until the receiver takes them', async () => {
+    receiver.mode = 'fail';
+    const before = receiver.requests;
+    const session = await api.createSession('hooks');
+    await api.chat(session.token, 'first');
+    // Several failed tries of the lane's head, and nothing after it sent meanwhile.
+    await until(
+      () => receiver.requests,
+      (n) => n >= before + 3,
+    );
+    expect(receiver.bySession().get(session.session_id)).toBeUndefined();
+    receiver.mode = 'up';
+    const expected = await outboxOrder(running, session.session_id);
+    const got = await until(
+      () => ids(receiver.bySession().get(session.session_id)),
+      (e) => e.length >= expected.length,
+    );
+    expect(got).toEqual(expected);
+    const { rows } = await running.hub.db.query<{ attempts: number }>(
+      'SELECT attempts FROM webhook_outbox WHERE session_id = $1 ORDER BY id LIMIT 1',
+      [session.session_id],
+    );
+    expect(rows[0]?.attempts).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a receiver down for a while gets every event once it is back, in order per session, and turns never wait', async () => {
+    await receiver.stopListening();
+    const sessions = await Promise.all([1, 2, 3].map(() => api.createSession('hooks')));
+    for (let i = 0; i < 3; i++)
+      for (const s of sessions) {
+        const started = Date.now();
+        const reply = await api.chat(s.token, `message ${i}`);
+        expect(reply.status).toBe(200);
+        // A refused connection costs the turn nothing (the loop, not the lane, sends).
+        expect(Date.now() - started).toBeLessThan(5_000);
+      }
+    // Every session's head has failed at least once: the scheduler holds the retries.
+    await until(
+      async () =>
+        (
+          await running.hub.db.query<{ n: number }>(
+            `SELECT count(DISTINCT session_id)::int AS n FROM webhook_outbox
+             WHERE session_id = ANY ($1::uuid[]) AND attempts > 0 AND state = 'pending'`,
+            [sessions.map((s) => s.session_id)],
+          )
+        ).rows[0]?.n,
+      (n) => n === 3,
+    );
+    await receiver.listenAgain();
+    for (const s of sessions) {
+      const expected = await outboxOrder(running, s.session_id);
+      expect(expected.length).toBeGreaterThanOrEqual(7); // started, greeting, 3 × (received, sent)
+      const got = await until(
+        () => ids(receiver.bySession().get(s.session_id)),
+        (e) => e.length >= expected.length,
+      );
+      expect(got).toEqual(expected);
+    }
+  });
+});
+
+describe('event webhooks: dead letters', () => {
+  const receiver = new WebhookReceiver(SECRET);
+  let running: RunningHub;
+  let api: ReturnType<typeof apiClient>;
+
+  beforeAll(async () => {
+    await receiver.listen();
+    running = await startTestHub({
+      configDir: await webhookConfigDir(receiver.url),
+      webhookPollMs: 50,
+      webhookRetryBaseMs: 100,
+      webhookMaxAgeMs: 1_500,
+      schedulerPollMs: 50,
+    });
+    api = apiClient(running.url);
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await receiver.stopListening();
+  });
+
+  it('an event refused past its age is dead-lettered, later ones go on, and replay sends it', async () => {
+    const session = await api.createSession('hooks');
+    const [first] = await until(
+      () => outboxOrder(running, session.session_id),
+      (e) => e.length >= 1,
+    );
+    receiver.refuse.add(first as string);
+    await api.chat(session.token, 'after the gap');
+    const expected = await outboxOrder(running, session.session_id);
+    const got = await until(
+      () => ids(receiver.bySession().get(session.session_id)),
+      (e) => e.length >= expected.length - 1,
+    );
+    expect(got).toEqual(expected.slice(1));
+    const dead = await deadEvents(running.hub.db);
+    expect(dead.map((d) => d.eventId)).toEqual([first]);
+    expect(dead[0]?.lastError).toBe('HTTP 500');
+
+    receiver.refuse.clear();
+    expect(await replayDead(running.hub.db)).toBe(1);
+    await until(
+      () => receiver.accepted.map((e) => e.id),
+      (e) => e.includes(first as string),
+    );
+    expect(await deadEvents(running.hub.db)).toEqual([]);
+  });
+});
