@@ -1,6 +1,40 @@
+import fs from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { verifySignature } from '../../src/webhooks/signature.ts';
+
+/** The signing secret the test bots' webhooks use, and the variable that holds it. */
+export const SECRET = 'whsec-test-0123456789';
+export const WEBHOOK_SECRET_ENV = 'SB_TEST_WEBHOOK_SECRET';
+
+/** A config dir with one bot, `hooks`, whose bot.json sends every event to `url`. */
+export async function webhookConfigDir(url: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sb-webhooks-'));
+  await fs.mkdir(path.join(dir, 'bots/hooks'), { recursive: true });
+  await fs.writeFile(
+    path.join(dir, 'bots/hooks/bot.json'),
+    JSON.stringify({
+      greeting: 'Hello from hooks',
+      defaultReply: 'Noted.',
+      webhooks: [
+        {
+          url,
+          secretEnv: WEBHOOK_SECRET_ENV,
+          events: [
+            'session.started',
+            'session.ended',
+            'message.received',
+            'message.sent',
+            'message.delivered',
+          ],
+        },
+      ],
+    }),
+  );
+  return dir;
+}
 
 export interface ReceivedEvent {
   id: string;

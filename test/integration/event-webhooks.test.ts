@@ -1,41 +1,16 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { deadEvents, replayDead } from '../../src/webhooks/store.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
-import { type ReceivedEvent, WebhookReceiver } from '../helpers/webhook-receiver.ts';
+import {
+  type ReceivedEvent,
+  SECRET,
+  WEBHOOK_SECRET_ENV,
+  WebhookReceiver,
+  webhookConfigDir,
+} from '../helpers/webhook-receiver.ts';
 
-const SECRET = 'whsec-test-0123456789';
-process.env.SB_TEST_WEBHOOK_SECRET = SECRET;
-
-/** A config dir with one bot, `hooks`, whose bot.json sends every event to `url`. */
-export async function webhookConfigDir(url: string): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sb-webhooks-'));
-  await fs.mkdir(path.join(dir, 'bots/hooks'), { recursive: true });
-  await fs.writeFile(
-    path.join(dir, 'bots/hooks/bot.json'),
-    JSON.stringify({
-      greeting: 'Hello from hooks',
-      defaultReply: 'Noted.',
-      webhooks: [
-        {
-          url,
-          secretEnv: 'SB_TEST_WEBHOOK_SECRET',
-          events: [
-            'session.started',
-            'session.ended',
-            'message.received',
-            'message.sent',
-            'message.delivered',
-          ],
-        },
-      ],
-    }),
-  );
-  return dir;
-}
+process.env[WEBHOOK_SECRET_ENV] = SECRET;
 
 /** What the outbox holds for a session, in order: the order every receiver must see. */
 async function outboxOrder(running: RunningHub, sessionId: string): Promise<string[]> {
