@@ -18,6 +18,8 @@ Commands:
   queue replay                                 put them back in the queue
   outbox failed [--json]                       replies that exhausted their delivery attempts
   outbox replay [--session ID]                 send them again (all, or one session's)
+  webhooks failed [--json]                     event webhooks dead-lettered after 24 h of failures
+  webhooks replay [--id EVENT_ID]              send them again (all, or one event)
 ${AGENT_USAGE}
   help                                         show this help
 ${CHANNEL_PLUGINS.flatMap((p) => (p.command ? [`${p.command.usage}\n`] : [])).join('')}
@@ -106,10 +108,15 @@ export async function main(argv: string[]): Promise<void> {
     case 'check':
       return runCheck(rest);
     case 'queue':
-    case 'outbox': {
+    case 'outbox':
+    case 'webhooks': {
       const { values, positionals } = parseArgs({
         args: rest,
-        options: { session: { type: 'string' }, json: { type: 'boolean', default: false } },
+        options: {
+          session: { type: 'string' },
+          id: { type: 'string' },
+          json: { type: 'boolean', default: false },
+        },
         allowPositionals: true,
         strict: true,
       });

@@ -6,6 +6,7 @@ import { connectRedis } from './redis.ts';
 import type { Db } from './store/db.ts';
 import { failedInbox, requeueFailedInbox } from './store/inbox.ts';
 import { failedReplies, requeueFailedReplies } from './store/messages.ts';
+import { webhooksCommand } from './webhooks/cli.ts';
 
 /**
  * Operator commands: what the pipeline set aside, and putting it back. Envelopes that kept
@@ -15,7 +16,7 @@ import { failedReplies, requeueFailedReplies } from './store/messages.ts';
 export async function runOperatorCommand(
   area: string,
   action: string,
-  args: { session?: string; json?: boolean },
+  args: { session?: string; json?: boolean; id?: string },
 ): Promise<number> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
@@ -33,7 +34,8 @@ export async function runOperatorCommand(
   try {
     if (area === 'outbox') return await outbox(db, action, args, out);
     if (area === 'queue') return await queue(db, config, action, out, logger);
-    process.stderr.write(`unknown area "${area}": use queue or outbox\n`);
+    if (area === 'webhooks') return await webhooksCommand(db, action, args, out);
+    process.stderr.write(`unknown area "${area}": use queue, outbox or webhooks\n`);
     return 2;
   } finally {
     await db.close();

@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { deadEvents, replayDead } from '../../src/webhooks/store.ts';
-import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { deadEvents } from '../../src/webhooks/store.ts';
+import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import {
   type ReceivedEvent,
@@ -131,10 +133,29 @@ describe('event webhooks', () => {
   });
 });
 
+/** `switchboard <args>` against the hub's database; resolves with its output when it exits 0. */
+function cliFor(running: () => RunningHub) {
+  return (args: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...args], {
+        env: {
+          PATH: process.env.PATH ?? '',
+          DATABASE_URL: running().hub.config.databaseUrl ?? '',
+          LOG_LEVEL: 'warn',
+        },
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
+    });
+}
+
 describe('event webhooks: dead letters', () => {
   const receiver = new WebhookReceiver(SECRET);
   let running: RunningHub;
   let api: ReturnType<typeof apiClient>;
+  const cli = cliFor(() => running);
 
   beforeAll(async () => {
     await receiver.listen();
@@ -166,12 +187,15 @@ describe('event webhooks: dead letters', () => {
       (e) => e.length >= expected.length - 1,
     );
     expect(got).toEqual(expected.slice(1));
-    const dead = await deadEvents(running.hub.db);
-    expect(dead.map((d) => d.eventId)).toEqual([first]);
-    expect(dead[0]?.lastError).toBe('HTTP 500');
+    const dead = JSON.parse(await cli(['webhooks', 'failed', '--json'])) as {
+      event: string;
+      error: string;
+    }[];
+    expect(dead.map((d) => d.event)).toEqual([first]);
+    expect(dead[0]?.error).toBe('HTTP 500');
 
     receiver.refuse.clear();
-    expect(await replayDead(running.hub.db)).toBe(1);
+    expect(await cli(['webhooks', 'replay', '--id', first as string])).toContain('put 1 dead-lettered event');
     await until(
       () => receiver.accepted.map((e) => e.id),
       (e) => e.includes(first as string),
