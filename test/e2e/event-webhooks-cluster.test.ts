@@ -1,0 +1,79 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster } from '../helpers/cluster.ts';
+import { apiClient } from '../helpers/hub.ts';
+import type { ServerProcess } from '../helpers/server-process.ts';
+import { until } from '../helpers/until.ts';
+import {
+  SECRET,
+  WEBHOOK_SECRET_ENV,
+  WebhookReceiver,
+  webhookConfigDir,
+} from '../helpers/webhook-receiver.ts';
+
+/**
+ * A gateway and a worker process on PostgreSQL and Redis (BullMQ scheduler). The receiver holds
+ * the worker's requests open; the worker is SIGKILLed mid-request; a new worker must deliver every
+ * event, in order per session, once the receiver answers again.
+ */
+describe('event webhooks across processes', () => {
+  const receiver = new WebhookReceiver(SECRET);
+  let cluster: Cluster;
+  let gateway: ServerProcess;
+  let db: pg.Client;
+
+  beforeAll(async () => {
+    await receiver.listen();
+    cluster = new Cluster({
+      CONFIG_DIR: await webhookConfigDir(receiver.url),
+      [WEBHOOK_SECRET_ENV]: SECRET,
+      WEBHOOK_POLL_MS: '50',
+      WEBHOOK_RETRY_BASE_MS: '200',
+      WEBHOOK_TIMEOUT_SECONDS: '3',
+    });
+    await cluster.init();
+    gateway = await cluster.addGateway();
+    await cluster.addWorker();
+    db = new pg.Client({ connectionString: cluster.database?.url });
+    await db.connect();
+  }, 120_000);
+  afterAll(async () => {
+    await db?.end();
+    await cluster?.stop();
+    await receiver.stopListening();
+  });
+
+  it('a SIGKILLed worker loses no event, and a hanging receiver never holds a turn', async () => {
+    receiver.mode = 'hang';
+    const api = apiClient(gateway.url);
+    const sessions = [await api.createSession('hooks'), await api.createSession('hooks')];
+    for (let i = 0; i < 3; i++)
+      for (const s of sessions) {
+        const reply = await api.chat(s.token, `message ${i}`);
+        expect(reply.status).toBe(200);
+      }
+    await until(
+      () => receiver.hanging,
+      (n) => n >= 1,
+    );
+    await cluster.workers[0]?.stop('SIGKILL');
+    receiver.release('up');
+    await cluster.addWorker();
+
+    for (const s of sessions) {
+      const { rows } = await db.query<{ event_id: string }>(
+        'SELECT event_id FROM webhook_outbox WHERE session_id = $1 ORDER BY id',
+        [s.session_id],
+      );
+      expect(rows.length).toBeGreaterThanOrEqual(8); // started, greeting, 3 × (received, sent)
+      const got = await until(
+        () => (receiver.bySession().get(s.session_id) ?? []).map((e) => e.id),
+        (e) => e.length >= rows.length,
+        90_000,
+      );
+      expect(got).toEqual(rows.map((r) => r.event_id));
+    }
+    expect(receiver.badSignatures).toBe(0);
+    expect(cluster.crashes()).toEqual([]);
+  }, 150_000);
+});
