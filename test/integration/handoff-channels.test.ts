@@ -104,7 +104,7 @@ describe('agents answer on the person’s channel', () => {
         ).rows[0],
       (r) => r?.delivery_status === 'sent',
     );
-    expect(row.role).toBe('agent');
+    expect(row?.role).toBe('agent');
     const sentBefore = graph.to(from).length;
     await send('is it shipped?', 2);
     await until(
