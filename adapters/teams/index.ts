@@ -7,6 +7,7 @@ import type { SessionRecord } from '../../src/store/records.ts';
 import { createBotFrameworkAuthentication } from './auth.ts';
 import type { TeamsConfig } from './config.ts';
 import { TeamsSender } from './outbound/sender.ts';
+import { teamsOutbound } from './outbound-rules.ts';
 import { MESSAGES_PATH, mountMessages } from './routes.ts';
 
 export type { TeamsConfig } from './config.ts';
@@ -37,6 +38,7 @@ export function createTeamsAdapter(config: TeamsConfig): ChannelAdapter {
   return {
     channel: 'teams',
     sender,
+    outbound: teamsOutbound,
 
     async setup(h: AdapterHost) {
       host = h;

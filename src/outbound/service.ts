@@ -163,6 +163,11 @@ export class OutboundService {
       throw new ApiError(422, 'not_supported', `channel "${target.channel}" has no template messages`);
 
     const latest = target.open ?? (await latestSession(db, request.bot, target.channel, target.nativeKey));
+    if (!target.open && latest && latest.nativeKey !== target.nativeKey) {
+      // The person's conversations are threads (a Teams chat, an email thread): the latest one.
+      target.nativeKey = latest.nativeKey;
+      if (!latest.endedAt) target.open = latest;
+    }
     const draft: OutboundDraft = {
       bot: request.bot,
       to: identityOfNativeKey(target.nativeKey).from.id,
@@ -439,9 +444,10 @@ async function latestSession(
   nativeKey: string,
 ): Promise<SessionRecord | undefined> {
   const { rows } = await q.query(
-    `SELECT * FROM sessions WHERE bot = $1 AND channel = $2 AND native_key = $3
+    `SELECT * FROM sessions WHERE bot = $1 AND channel = $2
+       AND (native_key = $3 OR ($4 AND starts_with(native_key, $3 || '#')))
      ORDER BY (ended_at IS NULL) DESC, last_activity_at DESC LIMIT 1`,
-    [bot, channel, nativeKey],
+    [bot, channel, nativeKey, !nativeKey.includes('#')],
   );
   return rows[0] ? toSessionRecord(rows[0]) : undefined;
 }
