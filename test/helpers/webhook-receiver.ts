@@ -9,10 +9,19 @@ import { verifySignature } from '../../src/webhooks/signature.ts';
 export const SECRET = 'whsec-test-0123456789';
 export const WEBHOOK_SECRET_ENV = 'SB_TEST_WEBHOOK_SECRET';
 
-/** A config dir with one bot, `hooks`, whose bot.json sends every event to `url`. */
-export async function webhookConfigDir(url: string): Promise<string> {
+/**
+ * A config dir with one bot, `hooks`, whose bot.json sends the session and message events to
+ * `url`; `extra`: more files of the bot (a script), `events`: other subscriptions.
+ */
+export async function webhookConfigDir(
+  url: string,
+  extra: Record<string, string> = {},
+  events?: string[],
+): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sb-webhooks-'));
   await fs.mkdir(path.join(dir, 'bots/hooks'), { recursive: true });
+  for (const [name, text] of Object.entries(extra))
+    await fs.writeFile(path.join(dir, 'bots/hooks', name), text);
   await fs.writeFile(
     path.join(dir, 'bots/hooks/bot.json'),
     JSON.stringify({
@@ -22,7 +31,7 @@ export async function webhookConfigDir(url: string): Promise<string> {
         {
           url,
           secretEnv: WEBHOOK_SECRET_ENV,
-          events: [
+          events: events ?? [
             'session.started',
             'session.ended',
             'message.received',

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { deadEvents } from '../../src/webhooks/store.ts';
+import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import {
@@ -201,5 +203,59 @@ describe('event webhooks: dead letters', () => {
       (e) => e.includes(first as string),
     );
     expect(await deadEvents(running.hub.db)).toEqual([]);
+  });
+});
+
+describe('event webhooks: human handoff', () => {
+  const receiver = new WebhookReceiver(SECRET);
+  let running: RunningHub;
+  const ADMIN_TOKEN = 'operator-secret-for-the-webhook-tests-0123456789';
+
+  beforeAll(async () => {
+    await receiver.listen();
+    const script = await fs.readFile(
+      path.join(REPO_ROOT, 'test/fixtures/handoff/bots/helpdesk/message.bas'),
+      'utf8',
+    );
+    running = await startTestHub({
+      adminToken: ADMIN_TOKEN,
+      configDir: await webhookConfigDir(receiver.url, { 'message.bas': script }, [
+        'handoff.requested',
+        'handoff.assigned',
+        'handoff.ended',
+        'session.ended',
+      ]),
+      webhookPollMs: 50,
+      schedulerPollMs: 50,
+    });
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await receiver.stopListening();
+  });
+
+  it('a handoff requested, claimed and released is three events, only the subscribed ones', async () => {
+    const api = apiClient(running.url);
+    const made = await createAgentVia(running.url, ADMIN_TOKEN, {
+      name: 'Ana',
+      email: `ana-${Date.now()}@example.com`,
+      bots: ['hooks'],
+    });
+    const ana = agentClient(running.url, { token: made.token });
+    expect((await ana.call('PUT', '/api/agent/status', { body: { status: 'away' } })).status).toBe(200);
+    const person = await api.createSession('hooks');
+    expect((await api.chat(person.token, 'I want a human please')).status).toBe(200);
+    expect((await ana.call('PUT', '/api/agent/status', { body: { status: 'available' } })).status).toBe(200);
+    expect((await ana.call('POST', `/api/agent/conversations/${person.session_id}/claim`)).status).toBe(200);
+    expect((await ana.call('POST', `/api/agent/conversations/${person.session_id}/release`)).status).toBe(
+      200,
+    );
+    const events = await until(
+      () => receiver.bySession().get(person.session_id) ?? [],
+      (e) => e.length >= 3,
+    );
+    expect(events.map((e) => e.type)).toEqual(['handoff.requested', 'handoff.assigned', 'handoff.ended']);
+    expect(events[1]?.data).toMatchObject({ agent_id: made.agent_id });
+    expect(events[0]?.data.handoff_id).toBe(events[2]?.data.handoff_id);
   });
 });
