@@ -1,0 +1,93 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.ts';
+import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { DovecotServer } from '../helpers/dovecot.ts';
+import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { mail, passed, TRUSTED_AUTHSERV_ID } from '../helpers/mail.ts';
+import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
+import { until } from '../helpers/until.ts';
+
+const CONFIG = path.join(REPO_ROOT, 'test/fixtures/handoff');
+const ADMIN_TOKEN = 'operator-secret-for-the-handoff-email-0123456789';
+const OUR_ADDRESS = 'support@switchboard.test';
+const bare = (id: string | undefined) => (id ?? '').replace(/^<|>$/g, '');
+
+/** An agent answering an email thread: the mail goes out in the person's thread (In-Reply-To kept). */
+describe('handoff on email (dovecot IMAP in, SMTP sink out)', () => {
+  let dovecot: DovecotServer;
+  const smtp = new SmtpSink();
+  let running: RunningHub;
+
+  beforeAll(async () => {
+    dovecot = await DovecotServer.create();
+    await dovecot.start();
+    await smtp.start();
+    const config = loadEmailConfig({
+      EMAIL_IMAP_HOST: '127.0.0.1',
+      EMAIL_IMAP_PORT: String(dovecot.port),
+      EMAIL_IMAP_TLS: 'none',
+      EMAIL_IMAP_USER: dovecot.user,
+      EMAIL_IMAP_PASSWORD: dovecot.password,
+      EMAIL_MAILBOXES: 'INBOX=helpdesk',
+      EMAIL_SMTP_HOST: '127.0.0.1',
+      EMAIL_SMTP_PORT: String(smtp.port),
+      EMAIL_SMTP_TLS: 'none',
+      EMAIL_FROM: `Switchboard Support <${OUR_ADDRESS}>`,
+      EMAIL_TRUSTED_AUTHSERV_ID: TRUSTED_AUTHSERV_ID,
+    });
+    running = await startTestHub(
+      { configDir: CONFIG, adminToken: ADMIN_TOKEN },
+      { adapters: [createEmailAdapter(config)] },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await smtp.stop();
+    await dovecot?.cleanup();
+  });
+
+  it('the agent’s answer is a mail in the thread, replying to the person’s latest mail', async () => {
+    const alice = 'alice@example.org';
+    await dovecot.append(
+      mail({
+        authResults: [passed('example.org')],
+        from: 'Alice Example <alice@example.org>',
+        messageId: 'help.alice@example.org',
+        subject: 'Broken order',
+        body: 'I want to talk to a human',
+      }),
+    );
+    const [first] = await smtp.waitFor(alice);
+    expect(first!.parsed.text).toContain('Connecting you to an agent...');
+    const { rows } = await running.hub.db.query<{ id: string }>(
+      `SELECT id FROM sessions WHERE channel = 'email' AND bot = 'helpdesk'`,
+    );
+    const sessionId = rows[0]!.id;
+    const made = await createAgentVia(running.url, ADMIN_TOKEN, {
+      name: 'Ana',
+      email: 'ana@example.com',
+      bots: ['helpdesk'],
+    });
+    const agent = agentClient(running.url, { token: made.token });
+    expect((await agent.call('POST', `/api/agent/conversations/${sessionId}/claim`)).status).toBe(200);
+    const said = await agent.call('POST', `/api/agent/conversations/${sessionId}/messages`, {
+      body: { text: 'Hello Alice, Ana here: I am looking into your order.' },
+    });
+    expect(said.status).toBe(202);
+    const mails = await until(
+      () => smtp.received.filter((m: ReceivedMail) => m.parsed.text?.includes('Ana here')),
+      (m) => m.length > 0,
+      30_000,
+    );
+    const answer = mails[0]!.parsed;
+    expect(bare(answer.inReplyTo)).toBe('help.alice@example.org');
+    expect(answer.subject).toBe('Re: Broken order');
+    expect(answer.to && 'value' in answer.to ? answer.to.value[0]?.address : undefined).toBe(alice);
+    const row = await running.hub.db.query<{ role: string }>(
+      `SELECT role FROM messages WHERE session_id = $1 AND content LIKE 'Hello Alice%'`,
+      [sessionId],
+    );
+    expect(row.rows).toEqual([{ role: 'agent' }]);
+  });
+});
