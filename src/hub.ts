@@ -33,6 +33,7 @@ import { mountAdminApi } from './http/admin-api.ts';
 import { agentAdminRoutes } from './http/agent-admin-api.ts';
 import { agentRoutes } from './http/agent-api.ts';
 import { createApp } from './http/app.ts';
+import { mountConsole } from './http/console.ts';
 import { mountAuthApi } from './http/auth-api.ts';
 import { mountIdentityApi } from './http/identity-api.ts';
 import { type Check, mountOpsApi } from './http/ops-api.ts';
@@ -346,6 +347,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
           : {}),
       });
       app.route('/api/agent', agentRoutes({ config, db, bus, handoff, logger }));
+      mountConsole(app);
       for (const adapter of adapters) adapter.routes?.(app);
     }
 

@@ -1,0 +1,305 @@
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, api } from './api.ts';
+import { useConversationEvents } from './events.ts';
+import { clock, personName, typingInField } from './format.ts';
+import { navigate } from './route.ts';
+import type { AgentRecord, ConversationDetail, HistoryRow, Me } from './types.ts';
+
+const ROLE_LABELS: Record<string, string> = {
+  user: 'Person',
+  assistant: 'Bot',
+  agent: 'Agent',
+  note: 'Note',
+  system: 'System',
+};
+
+function Row(props: { row: HistoryRow; person: string }) {
+  const { row } = props;
+  const who =
+    row.role === 'user'
+      ? props.person
+      : row.role === 'agent'
+        ? (row.agent_name ?? 'Agent')
+        : (ROLE_LABELS[row.role] ?? row.role);
+  return (
+    <li class={`msg msg-${row.role}`} data-role={row.role}>
+      <div class="meta">
+        <span class="who">{who}</span>
+        {row.role === 'note' && <span class="private">internal, never sent</span>}
+        <time dateTime={row.created_at}>{clock(row.created_at)}</time>
+        {row.status && (row.role === 'agent' || row.role === 'assistant') && (
+          <span class={`delivery delivery-${row.status}`} title="Delivery status">
+            {row.status}
+          </span>
+        )}
+      </div>
+      <p class="text">{row.text}</p>
+    </li>
+  );
+}
+
+function Facts(props: { title: string; value: unknown }) {
+  const entries =
+    props.value && typeof props.value === 'object' && !Array.isArray(props.value)
+      ? Object.entries(props.value as Record<string, unknown>)
+      : [];
+  return (
+    <section aria-label={props.title}>
+      <h3>{props.title}</h3>
+      {Array.isArray(props.value) ? (
+        props.value.length === 0 ? (
+          <p class="empty">None.</p>
+        ) : (
+          <ul>
+            {props.value.map((v) => (
+              <li>{typeof v === 'string' ? v : JSON.stringify(v)}</li>
+            ))}
+          </ul>
+        )
+      ) : entries.length === 0 ? (
+        <p class="empty">None.</p>
+      ) : (
+        <dl>
+          {entries.map(([k, v]) => (
+            <>
+              <dt>{k}</dt>
+              <dd>{typeof v === 'string' ? v : JSON.stringify(v)}</dd>
+            </>
+          ))}
+        </dl>
+      )}
+    </section>
+  );
+}
+
+export function Conversation(props: { me: Me; sessionId: string; onChanged: () => void }) {
+  const { me, sessionId } = props;
+  const [detail, setDetail] = useState<ConversationDetail>();
+  const [error, setError] = useState<string>();
+  const [text, setText] = useState('');
+  const [asNote, setAsNote] = useState(false);
+  const [transferTo, setTransferTo] = useState('');
+  const [colleagues, setColleagues] = useState<AgentRecord[]>([]);
+  const transcript = useRef<HTMLOListElement>(null);
+  const base = `/api/agent/conversations/${encodeURIComponent(sessionId)}`;
+
+  const load = useCallback(async () => {
+    try {
+      setDetail(await api<ConversationDetail>('GET', base));
+      setError(undefined);
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
+    }
+  }, [base]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  useEffect(() => {
+    if (me.role === 'agent') return;
+    api<{ agents: AgentRecord[] }>('GET', '/api/admin/agents')
+      .then((r) => setColleagues(r.agents.filter((a) => a.agent_id !== me.agent_id)))
+      .catch(() => setColleagues([]));
+  }, [me]);
+
+  useEffect(() => {
+    transcript.current?.lastElementChild?.scrollIntoView({ block: 'end' });
+  }, [detail?.messages.length]);
+
+  useConversationEvents((event) => {
+    if (event.session_id === sessionId) void load();
+  });
+
+  const act = useCallback(
+    async (method: string, path: string, body?: unknown) => {
+      try {
+        await api(method, `${base}${path}`, body);
+        setError(undefined);
+        await load();
+        props.onChanged();
+        return true;
+      } catch (err) {
+        setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
+        return false;
+      }
+    },
+    [base, load, props.onChanged],
+  );
+
+  const mine = detail?.state === 'assigned' && detail.assigned_to === me.agent_id;
+  const claim = () => act('POST', '/claim');
+  const release = () => act('POST', '/release');
+
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (typingInField(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === 'c' && !mine) void claim();
+      if (event.key === 'r' && mine) void release();
+      if (event.key === 'Escape') navigate({ page: 'inbox' });
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  });
+
+  const send = async () => {
+    const body = text.trim();
+    if (!body) return;
+    const ok = await act('POST', asNote ? '/notes' : '/messages', { text: body });
+    if (ok) setText('');
+  };
+
+  if (!detail)
+    return (
+      <main class="conversation">
+        {error ? (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        ) : (
+          <p class="loading">Loading…</p>
+        )}
+      </main>
+    );
+
+  const person = personName(detail.person);
+  return (
+    <main class="conversation">
+      <section class="thread" aria-label="Conversation">
+        <header class="thread-head">
+          <button type="button" class="link back" onClick={() => navigate({ page: 'inbox' })}>
+            ← Inbox
+          </button>
+          <span class={`channel channel-${detail.channel}`}>{detail.channel}</span>
+          <h2>{person}</h2>
+          <span class={`state state-${detail.state}`}>{detail.state}</span>
+          <div class="actions">
+            {!mine && (
+              <button type="button" onClick={claim}>
+                Claim
+              </button>
+            )}
+            {mine && (
+              <button type="button" onClick={release}>
+                Release to bot
+              </button>
+            )}
+            <form
+              class="transfer"
+              onSubmit={async (e) => {
+                e.preventDefault();
+                if (transferTo && (await act('POST', '/transfer', { agent_id: transferTo })))
+                  setTransferTo('');
+              }}
+            >
+              {colleagues.length > 0 ? (
+                <select
+                  aria-label="Transfer to agent"
+                  value={transferTo}
+                  onChange={(e) => setTransferTo(e.currentTarget.value)}
+                >
+                  <option value="">Transfer to…</option>
+                  {colleagues.map((a) => (
+                    <option value={a.agent_id}>
+                      {a.name} ({a.status})
+                    </option>
+                  ))}
+                </select>
+              ) : (
+                <input
+                  aria-label="Transfer to agent"
+                  placeholder="Agent id"
+                  value={transferTo}
+                  onInput={(e) => setTransferTo(e.currentTarget.value)}
+                />
+              )}
+              <button type="submit" disabled={!transferTo}>
+                Transfer
+              </button>
+            </form>
+          </div>
+        </header>
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        <ol class="transcript" ref={transcript} aria-label="Transcript">
+          {detail.messages.map((row) => (
+            <Row row={row} person={person} />
+          ))}
+        </ol>
+        <form
+          class={asNote ? 'reply note-mode' : 'reply'}
+          onSubmit={(e) => {
+            e.preventDefault();
+            void send();
+          }}
+        >
+          <textarea
+            aria-label={asNote ? 'Internal note' : `Reply to ${person}`}
+            placeholder={
+              asNote
+                ? 'Internal note: only people at the business see it'
+                : mine
+                  ? `Reply to ${person} (Enter sends, Shift+Enter new line)`
+                  : 'Claim the conversation to reply'
+            }
+            disabled={!asNote && !mine}
+            value={text}
+            rows={3}
+            onInput={(e) => setText(e.currentTarget.value)}
+            onKeyDown={(e) => {
+              if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+                e.preventDefault();
+                void send();
+              }
+            }}
+          />
+          <div class="reply-actions">
+            <label>
+              <input type="checkbox" checked={asNote} onChange={(e) => setAsNote(e.currentTarget.checked)} />
+              Note
+            </label>
+            <button type="submit" disabled={!text.trim() || (!asNote && !mine)}>
+              {asNote ? 'Add note' : 'Send'}
+            </button>
+          </div>
+        </form>
+      </section>
+      <aside class="facts" aria-label="About this person">
+        <section aria-label="Person">
+          <h3>Person</h3>
+          <p>
+            {person} <span class="muted">on {detail.bot}</span>
+          </p>
+          {detail.identities && detail.identities.length > 0 && (
+            <ul class="identities" aria-label="Linked identities">
+              {detail.identities.map((i) => (
+                <li>
+                  <span class={`channel channel-${i.channel}`}>{i.channel}</span> {i.native_id}
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+        <Facts title="Variables" value={detail.variables ?? {}} />
+        <Facts title="Context" value={detail.context ?? []} />
+        <section aria-label="Recent events">
+          <h3>Recent events</h3>
+          {(detail.events ?? []).length === 0 ? (
+            <p class="empty">None.</p>
+          ) : (
+            <ul>
+              {(detail.events ?? []).map((e) => (
+                <li>
+                  <time dateTime={e.created_at}>{clock(e.created_at)}</time> {e.type}
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      </aside>
+    </main>
+  );
+}

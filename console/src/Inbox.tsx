@@ -1,0 +1,129 @@
+import { useCallback, useEffect, useState } from 'preact/hooks';
+import { api } from './api.ts';
+import { useConversationEvents } from './events.ts';
+import { personName, timeAgo, typingInField } from './format.ts';
+import { announceWaiting, notificationsWanted, setNotificationsWanted } from './notify.ts';
+import { navigate } from './route.ts';
+import type { ConversationSummary, InboxTab, Me } from './types.ts';
+
+const TAB_LABELS: Record<InboxTab, string> = { waiting: 'Waiting', mine: 'Mine', all: 'All' };
+const BASE_TITLE = 'Switchboard console';
+
+export function Inbox(props: { me: Me; manages: boolean }) {
+  const [tab, setTab] = useState<InboxTab>('waiting');
+  const [rows, setRows] = useState<ConversationSummary[]>();
+  const [waitingCount, setWaitingCount] = useState(0);
+  const [notify, setNotify] = useState(notificationsWanted());
+  const tabs: InboxTab[] = props.manages ? ['waiting', 'mine', 'all'] : ['waiting', 'mine'];
+
+  const load = useCallback(async () => {
+    const shown = await api<{ conversations: ConversationSummary[] }>(
+      'GET',
+      `/api/agent/conversations?state=${tab}&limit=100`,
+    );
+    setRows(shown.conversations);
+    const waiting =
+      tab === 'waiting'
+        ? shown
+        : await api<{ conversations: ConversationSummary[] }>(
+            'GET',
+            '/api/agent/conversations?state=waiting&limit=100',
+          );
+    setWaitingCount(waiting.conversations.length);
+  }, [tab]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  useEffect(() => {
+    document.title = waitingCount > 0 ? `(${waitingCount}) ${BASE_TITLE}` : BASE_TITLE;
+    return () => {
+      document.title = BASE_TITLE;
+    };
+  }, [waitingCount]);
+
+  useConversationEvents((event) => {
+    if (event.type === 'conversation.waiting') {
+      const person = event.data.person as { name?: string; native_id: string } | undefined;
+      announceWaiting('A conversation is waiting', person ? personName(person) : 'Someone asks for a person');
+    }
+    void load();
+  });
+
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (typingInField(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === 'n') {
+        const next = rows?.find((r) => r.state === 'waiting');
+        if (next) navigate({ page: 'conversation', sessionId: next.session_id });
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [rows]);
+
+  return (
+    <main class="inbox">
+      <div class="inbox-head">
+        <div role="tablist" aria-label="Conversations">
+          {tabs.map((t) => (
+            <button
+              type="button"
+              role="tab"
+              aria-selected={tab === t}
+              class={tab === t ? 'tab active' : 'tab'}
+              onClick={() => setTab(t)}
+            >
+              {TAB_LABELS[t]}
+              {t === 'waiting' && waitingCount > 0 && <span class="badge">{waitingCount}</span>}
+            </button>
+          ))}
+        </div>
+        <label class="notify">
+          <input
+            type="checkbox"
+            checked={notify}
+            onChange={async (e) => setNotify(await setNotificationsWanted(e.currentTarget.checked))}
+          />
+          Notify me
+        </label>
+      </div>
+      {rows === undefined ? (
+        <p class="loading">Loading…</p>
+      ) : rows.length === 0 ? (
+        <p class="empty">No conversations here.</p>
+      ) : (
+        <ul class="conversations" aria-label={`${TAB_LABELS[tab]} conversations`}>
+          {rows.map((row) => (
+            <li>
+              <a
+                href={`/console/conversations/${encodeURIComponent(row.session_id)}`}
+                onClick={(e) => {
+                  e.preventDefault();
+                  navigate({ page: 'conversation', sessionId: row.session_id });
+                }}
+              >
+                <span class={`channel channel-${row.channel}`}>{row.channel}</span>
+                <strong class="person">{personName(row.person)}</strong>
+                <span class="bot">{row.bot}</span>
+                {row.queue && <span class="queue">{row.queue}</span>}
+                <span class={`state state-${row.state}`}>{row.state}</span>
+                <span class="since">
+                  {timeAgo(row.state === 'waiting' ? row.waiting_since : row.last_message?.created_at)}
+                </span>
+                <span class="preview">{row.last_message?.text ?? ''}</span>
+              </a>
+            </li>
+          ))}
+        </ul>
+      )}
+      <p class="hint">
+        Shortcuts: <kbd>n</kbd> next waiting conversation, <kbd>c</kbd> claim, <kbd>r</kbd> release.
+      </p>
+      {props.me.status !== 'available' && (
+        <p class="hint">You are {props.me.status}: the bot will not hand you new conversations.</p>
+      )}
+    </main>
+  );
+}

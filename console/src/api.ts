@@ -1,0 +1,44 @@
+/** A refusal from the hub, carrying its JSON error code (`{"error":{"code","message"}}`). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** Seconds, from `Retry-After` on a 429. */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Every state-changing request carries this header: a cross-site form cannot set it, and a
+ * cross-site script cannot send it without a CORS preflight the hub never grants.
+ */
+export const CSRF_HEADER = 'X-Switchboard-Console';
+
+/** Calls the hub's agent API with the console's session cookie. */
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json', [CSRF_HEADER]: '1' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 204) return undefined as T;
+  const data = (await res.json().catch(() => ({}))) as {
+    error?: { code?: string; message?: string };
+  };
+  if (!res.ok) {
+    const retry = Number(res.headers.get('retry-after') ?? '');
+    throw new ApiError(
+      res.status,
+      data.error?.code ?? 'http_error',
+      data.error?.message ?? `${method} ${path} answered ${res.status}`,
+      Number.isFinite(retry) && retry > 0 ? retry : undefined,
+    );
+  }
+  return data as T;
+}

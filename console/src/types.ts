@@ -1,0 +1,59 @@
+/** The shapes of the agent API (README "Human handoff"), as the console reads them. */
+
+export type Role = 'agent' | 'supervisor' | 'admin';
+export type AgentStatus = 'available' | 'away' | 'offline';
+
+export interface Me {
+  agent_id: string;
+  name: string;
+  email: string;
+  role: Role;
+  bots: string[];
+  capacity: number;
+  status: AgentStatus;
+  open_conversations: number;
+}
+
+export interface ConversationSummary {
+  session_id: string;
+  bot: string;
+  channel: string;
+  person: { name?: string | null; native_id: string };
+  state: 'waiting' | 'assigned';
+  queue?: string | null;
+  waiting_since?: string | null;
+  assigned_to?: string | null;
+  last_message?: { role: string; text: string; created_at: string } | null;
+}
+
+export interface HistoryRow {
+  seq?: number;
+  id?: string;
+  role: string;
+  text: string;
+  created_at: string;
+  agent_id?: string | null;
+  agent_name?: string | null;
+  status?: string | null;
+}
+
+export interface ConversationDetail extends ConversationSummary {
+  identities?: { channel: string; native_id: string }[];
+  messages: HistoryRow[];
+  variables?: Record<string, unknown>;
+  context?: unknown;
+  events?: { type: string; created_at: string; data?: unknown }[];
+}
+
+export interface AgentRecord {
+  agent_id: string;
+  name: string;
+  email: string;
+  role: Role;
+  bots: string[];
+  queues?: string[];
+  capacity: number;
+  status: AgentStatus;
+}
+
+export type InboxTab = 'waiting' | 'mine' | 'all';
