@@ -27,9 +27,9 @@ function Row(props: { row: HistoryRow; person: string }) {
         <span class="who">{who}</span>
         {row.role === 'note' && <span class="private">internal, never sent</span>}
         <time dateTime={row.created_at}>{clock(row.created_at)}</time>
-        {row.status && (row.role === 'agent' || row.role === 'assistant') && (
-          <span class={`delivery delivery-${row.status}`} title="Delivery status">
-            {row.status}
+        {row.delivery_status && (
+          <span class={`delivery delivery-${row.delivery_status}`} title="Delivery status">
+            {row.delivery_status}
           </span>
         )}
       </div>

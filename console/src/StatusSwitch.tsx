@@ -1,6 +1,7 @@
-import { useState } from 'preact/hooks';
+import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api } from './api.ts';
-import type { AgentStatus, Me } from './types.ts';
+import { useConversationEvents } from './events.ts';
+import type { AgentStatus, ConversationSummary, Me } from './types.ts';
 
 const LABELS: Record<AgentStatus, string> = {
   available: 'Available',
@@ -11,6 +12,19 @@ const LABELS: Record<AgentStatus, string> = {
 /** The agent's own status, and their open conversations against their capacity. */
 export function StatusSwitch(props: { me: Me; onChanged: () => void }) {
   const [busy, setBusy] = useState(false);
+  const [open, setOpen] = useState<number>();
+  const countOpen = useCallback(async () => {
+    const mine = await api<{ conversations: ConversationSummary[] }>(
+      'GET',
+      '/api/agent/conversations?state=mine&limit=100',
+    );
+    setOpen(mine.conversations.length);
+  }, []);
+  useEffect(() => {
+    void countOpen();
+  }, [countOpen]);
+  useConversationEvents(() => void countOpen());
+
   const change = async (status: AgentStatus) => {
     setBusy(true);
     try {
@@ -22,22 +36,23 @@ export function StatusSwitch(props: { me: Me; onChanged: () => void }) {
   };
   return (
     <div class="status">
-      <label>
-        <span class="visually-hidden">Your status</span>
-        <select
-          aria-label="Your status"
-          class={`status-${props.me.status}`}
-          value={props.me.status}
-          disabled={busy}
-          onChange={(e) => change(e.currentTarget.value as AgentStatus)}
-        >
-          {(Object.keys(LABELS) as AgentStatus[]).map((s) => (
-            <option value={s}>{LABELS[s]}</option>
-          ))}
-        </select>
-      </label>
-      <span class="load" title="Open conversations against your capacity">
-        {props.me.open_conversations}/{props.me.capacity}
+      <select
+        aria-label="Your status"
+        class={`status-${props.me.status}`}
+        value={props.me.status}
+        disabled={busy}
+        onChange={(e) => change(e.currentTarget.value as AgentStatus)}
+      >
+        {(Object.keys(LABELS) as AgentStatus[]).map((s) => (
+          <option value={s}>{LABELS[s]}</option>
+        ))}
+      </select>
+      <span
+        class="load"
+        title="Open conversations against your capacity"
+        aria-label="Open conversations against your capacity"
+      >
+        {open ?? '–'}/{props.me.capacity}
       </span>
     </div>
   );

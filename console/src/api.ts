@@ -15,11 +15,14 @@ export class ApiError extends Error {
  * Every state-changing request carries this header: a cross-site form cannot set it, and a
  * cross-site script cannot send it without a CORS preflight the hub never grants.
  */
-export const CSRF_HEADER = 'X-Switchboard-Console';
+export const CSRF_HEADER = 'X-Requested-With';
 
 /** Calls the hub's agent API with the console's session cookie. */
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json', [CSRF_HEADER]: '1' };
+  const headers: Record<string, string> = {
+    Accept: 'application/json',
+    [CSRF_HEADER]: 'switchboard-console',
+  };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const res = await fetch(path, {
     method,

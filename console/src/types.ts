@@ -11,7 +11,6 @@ export interface Me {
   bots: string[];
   capacity: number;
   status: AgentStatus;
-  open_conversations: number;
 }
 
 export interface ConversationSummary {
@@ -34,7 +33,7 @@ export interface HistoryRow {
   created_at: string;
   agent_id?: string | null;
   agent_name?: string | null;
-  status?: string | null;
+  delivery_status?: string | null;
 }
 
 export interface ConversationDetail extends ConversationSummary {
