@@ -13,13 +13,15 @@ const ROLE_LABELS: Record<string, string> = {
   system: 'System',
 };
 
-function Row(props: { row: HistoryRow; person: string }) {
+function Row(props: { row: HistoryRow; person: string; me: Me }) {
   const { row } = props;
   const who =
     row.role === 'user'
       ? props.person
       : row.role === 'agent'
-        ? (row.agent_name ?? 'Agent')
+        ? row.agent_id === props.me.agent_id
+          ? `${props.me.name} (you)`
+          : (row.agent_name ?? 'Agent')
         : (ROLE_LABELS[row.role] ?? row.role);
   return (
     <li class={`msg msg-${row.role}`} data-role={row.role}>
@@ -226,7 +228,7 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
         )}
         <ol class="transcript" ref={transcript} aria-label="Transcript">
           {detail.messages.map((row) => (
-            <Row row={row} person={person} />
+            <Row row={row} person={person} me={me} />
           ))}
         </ol>
         <form

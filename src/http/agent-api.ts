@@ -26,6 +26,7 @@ import {
   updateAgent,
 } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
+import { recentEvents } from '../store/events.ts';
 import {
   type AgentEventRecord,
   agentEventsAfter,
@@ -37,6 +38,7 @@ import {
 import { listMessages, MAX_PAGE_SIZE } from '../store/messages.ts';
 import type { MessageRecord, SessionRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
+import { listIdentities } from '../store/users.ts';
 import {
   AGENT_COOKIE,
   type AgentVariables,
@@ -130,6 +132,9 @@ export function toApiConversation(
 }
 
 /** A history row as an agent sees it: every role, agent and note rows with their agent. */
+/** Events shown beside a conversation: enough to see what happened lately, not its whole life. */
+const RECENT_EVENTS = 20;
+
 export function toAgentMessage(m: MessageRecord) {
   return {
     seq: m.seq,
@@ -275,9 +280,11 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       ip: clientIp(c),
       userAgent: c.req.header('user-agent') ?? null,
     });
-    const [open, messages] = await Promise.all([
+    const [open, messages, identities, events] = await Promise.all([
       openHandoffOf(db, session.id),
       listMessages(db, session.id, { beforeSeq: q.before ?? session.lastSeq + 1, limit: q.limit }),
+      session.userId ? listIdentities(db, session.userId) : Promise.resolve([]),
+      recentEvents(db, session.id, RECENT_EVENTS),
     ]);
     const lastShown = [...messages].reverse().find((m) => (m.role as string) !== 'note');
     const name = typeof session.meta.name === 'string' ? session.meta.name : null;
@@ -294,6 +301,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       next_before: first && first.seq > 1 ? first.seq : null,
       variables: state.variables,
       context: state.context,
+      identities: identities.map((i) => ({ channel: i.channel, native_id: i.nativeId, name: i.displayName })),
+      events: events.map((e) => ({ type: e.type, data: e.data, created_at: e.createdAt })),
     });
   });
 

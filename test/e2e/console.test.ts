@@ -131,10 +131,49 @@ describe('agent console in a real browser', () => {
       .getByRole('link')
       .filter({ hasText: text });
 
+  it('refuses a wrong password, and says so plainly', async () => {
+    const page = await agent.context.newPage();
+    await signIn(page, { email: ANA.email, password: 'not the password' });
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'Wrong email or password.' })
+      .waitFor({ timeout: 20_000 });
+    await page.close();
+  });
+
+  it('says when sign-in is throttled after repeated failures', async () => {
+    const page = await agent.context.newPage();
+    const who = { email: 'nobody@shop.test', password: 'guess' };
+    await page.goto(`${running.url}/console`);
+    await page.getByLabel('Email').fill(who.email);
+    await page.getByLabel('Password').fill(who.password);
+    const alert = page.getByRole('alert');
+    // Five failures for one address, then the hub refuses even to look, and the page says why.
+    await until(
+      async () => {
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByRole('button', { name: 'Sign in' }).waitFor();
+        await alert.waitFor();
+        return alert.innerText();
+      },
+      (text) => /Too many failed attempts\. Try again in \d+ seconds\./.test(text),
+      30_000,
+    );
+    await page.close();
+  });
+
   it('a person asks for a human in the widget; the agent sees it arrive live, claims, answers, notes and releases; the bot answers again', async () => {
     await signIn(console_, ANA);
     await console_.getByRole('tab', { name: /Waiting/ }).waitFor();
     await console_.getByText('No conversations here.').waitFor();
+    // A new agent starts offline; the switch in the top bar makes her available.
+    await console_.getByRole('combobox', { name: 'Your status' }).selectOption('available');
+    await until(
+      async () =>
+        (await admin('GET', '/api/admin/agents')).json.agents.find((a: any) => a.email === ANA.email).status,
+      (status) => status === 'available',
+      20_000,
+    );
 
     const widget = await person.context.newPage();
     await widget.goto(running.url);
@@ -143,7 +182,7 @@ describe('agent console in a real browser', () => {
     await widgetShows(widget, 'assistant', 'Connecting you to an agent...');
 
     // It appears in Waiting without a reload, and the tab's title counts it.
-    const row = inboxRow(console_, 'human');
+    const row = inboxRow(console_, 'Connecting you to an agent...').filter({ hasText: 'web' });
     await row.waitFor({ timeout: 20_000 });
     await until(
       () => console_.title(),
@@ -193,9 +232,15 @@ describe('agent console in a real browser', () => {
     await console_.goto(`${running.url}/console`);
     await postWhatsApp('human', 'console-1');
     await until(whatsAppTexts, (t) => t.includes('Connecting you to an agent...'), 20_000);
-    const row = inboxRow(console_, 'human').filter({ hasText: 'whatsapp' });
+    const row = inboxRow(console_, 'Connecting you to an agent...').filter({ hasText: 'whatsapp' });
     await row.waitFor({ timeout: 20_000 });
     await row.click();
+    // Beside the transcript: the person's linked WhatsApp identity and what happened lately.
+    await console_
+      .getByRole('list', { name: 'Linked identities' })
+      .getByText(PERSON_PHONE)
+      .waitFor({ timeout: 20_000 });
+    await console_.getByRole('region', { name: 'Recent events' }).getByText('session.start').waitFor();
     await console_.getByRole('button', { name: 'Claim' }).click();
     whatsAppConversation = new URL(console_.url()).pathname;
     const reply = console_.getByRole('textbox', { name: /^Reply to/ });
@@ -248,36 +293,5 @@ describe('agent console in a real browser', () => {
     } finally {
       await other.close();
     }
-  });
-
-  it('refuses a wrong password, and says so plainly', async () => {
-    const page = await agent.context.newPage();
-    await signIn(page, { email: ANA.email, password: 'not the password' });
-    await page
-      .getByRole('alert')
-      .filter({ hasText: 'Wrong email or password.' })
-      .waitFor({ timeout: 20_000 });
-    await page.close();
-  });
-
-  it('says when sign-in is throttled after repeated failures', async () => {
-    const page = await agent.context.newPage();
-    const who = { email: 'nobody@shop.test', password: 'guess' };
-    await page.goto(`${running.url}/console`);
-    await page.getByLabel('Email').fill(who.email);
-    await page.getByLabel('Password').fill(who.password);
-    const alert = page.getByRole('alert');
-    // Five failures for one address, then the hub refuses even to look, and the page says why.
-    await until(
-      async () => {
-        await page.getByRole('button', { name: 'Sign in' }).click();
-        await page.getByRole('button', { name: 'Sign in' }).waitFor();
-        await alert.waitFor();
-        return alert.innerText();
-      },
-      (text) => /Too many failed attempts\. Try again in \d+ seconds\./.test(text),
-      30_000,
-    );
-    await page.close();
   });
 });
