@@ -3,16 +3,10 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
-import type { Redis } from 'ioredis';
 import { loadSignInVerifiers, type SignInVerifiers } from './auth/sign-in-config.ts';
 import { createSignIn } from './auth/sign-in-service.ts';
+import { createBackend } from './backend.ts';
 import type { Bus } from './bus/bus.ts';
-import { createMemoryBus } from './bus/memory-bus.ts';
-import { createRedisBus } from './bus/redis-bus.ts';
-import type { SessionCache } from './cache/cache.ts';
-import { createLayeredCache } from './cache/layered-cache.ts';
-import { createMemoryCache } from './cache/memory-cache.ts';
-import { createRedisCache } from './cache/redis-cache.ts';
 import {
   createDeliveredThrough,
   createHistoryReader,
@@ -21,8 +15,6 @@ import {
 import { BOTS_DIR, type BotRegistry, loadBots } from './config/bots.ts';
 import { adminTokenProblem, ConfigError, type HubConfig, type Role } from './config/env.ts';
 import { Delivery } from './delivery/delivery.ts';
-import { createInProcessOutbox, type Outbox } from './delivery/outbox.ts';
-import { createRedisOutbox } from './delivery/redis-outbox.ts';
 import type { ChannelSender } from './delivery/sender.ts';
 import { SessionEngine } from './engine/engine.ts';
 import type { Channel } from './envelope.ts';
@@ -42,22 +34,14 @@ import { createIngress } from './ingress.ts';
 import { KnowledgeIndexer } from './kb/indexer.ts';
 import { type ExpiryReport, runExpiry } from './lifecycle/expiry.ts';
 import { IDLE_SWEEP_JOB, sweepIdleSessions } from './lifecycle/idle-sweep.ts';
-import { createMemoryRateLimiter } from './limits/memory-rate-limiter.ts';
-import type { RateLimiter } from './limits/rate-limiter.ts';
-import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import { LlmService, llmDialogServices } from './llm/service.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { OutboundService } from './outbound/service.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from './ports.ts';
-import { createBullmqQueue } from './queue/bullmq-queue.ts';
 import { eraseQueueTraces } from './queue/erased-traces.ts';
-import { createInProcessQueue } from './queue/in-process.ts';
 import type { InboundQueue } from './queue/queue.ts';
-import { connectRedis } from './redis.ts';
-import { createBullmqScheduler } from './scheduler/bullmq-scheduler.ts';
 import type { Scheduler } from './scheduler/scheduler.ts';
-import { createTableScheduler } from './scheduler/table-scheduler.ts';
 import type { Db } from './store/db.ts';
 import { pruneInbox } from './store/inbox.ts';
 import { applyPlatformStatus } from './store/messages.ts';
@@ -71,8 +55,6 @@ import { createEventWebhooks } from './webhooks/webhooks.ts';
 export const DEDUPE_WINDOW_MS = 24 * 3_600_000;
 const PRUNE_EVERY_MS = 15 * 60_000;
 const ACTIVE_WINDOW_MS = 30 * 60_000;
-/** Process-local copies of shared cache entries live this long (a stale one only costs a retry). */
-const LOCAL_CACHE_TTL_SECONDS = 60;
 /** The expiry job's first run waits at most this long after start, so a restart storm does not begin with cleanup. */
 const EXPIRY_FIRST_RUN_MS = 30_000;
 
@@ -152,20 +134,9 @@ export async function createHub(options: HubOptions): Promise<Hub> {
   try {
     await migrate(db, logger);
 
-    let cache: SessionCache;
-    let bus: Bus;
-    // Commands issued in the same tick (a group commit's acknowledgements, cache writes and
-    // notices) share one round trip.
-    const redis: Redis | undefined = config.redisUrl
-      ? connectRedis(config.redisUrl, logger, 'switchboard', { enableAutoPipelining: true })
-      : undefined;
-    const rateLimiter: RateLimiter = redis
-      ? createRedisRateLimiter(redis, { prefix: config.redisPrefix })
-      : createMemoryRateLimiter();
-    const local = createMemoryCache({
-      maxSessions: config.cacheMaxSessions,
-      ttlSeconds: config.cacheTtlSeconds,
-    });
+    const backend = createBackend(config, { db, logger });
+    closers.push(() => backend.close());
+    const { redis, rateLimiter, cache, bus, queue, scheduler } = backend;
     const senders = new Map<Channel, ChannelSender>();
     for (const adapter of adapters) if (adapter.sender) senders.set(adapter.channel, adapter.sender);
     const delivery = new Delivery({
@@ -178,61 +149,7 @@ export async function createHub(options: HubOptions): Promise<Hub> {
       retryCapMs: config.deliveryRetryCapMs,
       rateLimiter,
     });
-    let queue: InboundQueue;
-    let outbox: Outbox;
-    let scheduler: Scheduler;
-    if (config.redisUrl && redis) {
-      const subscriber = connectRedis(config.redisUrl, logger, 'switchboard-sub', {
-        maxRetriesPerRequest: null,
-      });
-      // BullMQ's producers get a connection of their own: BullMQ defines dozens of scripts on a
-      // connection, and an auto-pipelining connection copies every one of them into each batch.
-      const bullRedis = connectRedis(config.redisUrl, logger, 'switchboard-queue');
-      closers.push(async () => {
-        subscriber.disconnect();
-        bullRedis.disconnect();
-        redis.disconnect();
-      });
-      const shared = createRedisCache(redis, {
-        prefix: config.redisPrefix,
-        ttlSeconds: config.cacheTtlSeconds,
-      });
-      cache = createLayeredCache(
-        createMemoryCache({ maxSessions: config.cacheMaxSessions, ttlSeconds: LOCAL_CACHE_TTL_SECONDS }),
-        shared,
-      );
-      bus = createRedisBus(redis, subscriber, { prefix: config.redisPrefix, logger });
-      const common = {
-        redis,
-        queueConnection: bullRedis,
-        redisUrl: config.redisUrl,
-        prefix: config.redisPrefix,
-        logger,
-      };
-      queue = createBullmqQueue({
-        ...common,
-        concurrency: config.queueConcurrency,
-        retryBaseMs: config.queueRetryBaseMs,
-      });
-      outbox = createRedisOutbox({ ...common, db, delivery, concurrency: config.queueConcurrency });
-      scheduler = createBullmqScheduler({
-        redis: bullRedis,
-        redisUrl: config.redisUrl,
-        prefix: config.redisPrefix,
-        logger,
-      });
-    } else {
-      cache = local;
-      bus = createMemoryBus();
-      queue = createInProcessQueue({
-        db,
-        logger,
-        concurrency: config.queueConcurrency,
-        retryBaseMs: config.queueRetryBaseMs,
-      });
-      outbox = createInProcessOutbox({ db, delivery, logger });
-      scheduler = createTableScheduler({ db, logger, pollMs: config.schedulerPollMs });
-    }
+    const outbox = backend.createOutbox(delivery);
 
     llm = await LlmService.create({ db, bus, logger, bots, metrics });
     const knowledge = new KnowledgeIndexer({ db, logger, sources: llm.knowledgeSources() });
