@@ -294,4 +294,50 @@ describe('agent console in a real browser', () => {
       await other.close();
     }
   });
+  it('an admin manages agents in the console: adds one, changes their capacity, resets their token', async () => {
+    const boss = { name: 'Bea Admin', email: 'bea@shop.test', password: 'a long admin passphrase' };
+    expect(
+      (await admin('POST', '/api/admin/agents', { ...boss, role: 'admin', bots: ['default'] })).status,
+    ).toBe(201);
+    const other = await launchChromium();
+    try {
+      const page = await other.context.newPage();
+      await signIn(page, boss);
+      await page.getByRole('link', { name: 'Agents' }).click();
+      const form = page.getByRole('form', { name: 'Add an agent' });
+      await form.getByLabel('Name').fill('Carl New');
+      await form.getByLabel('Email').fill('carl@shop.test');
+      await form.getByLabel('Password').fill('carl has a long passphrase');
+      await form.getByLabel('Capacity').fill('3');
+      await form.getByRole('button', { name: 'Add agent' }).click();
+      await page
+        .getByRole('status')
+        .filter({ hasText: /Carl New added\. Their API token \(shown once\): \S{43}/ })
+        .waitFor();
+
+      await page.getByLabel('Capacity of Carl New').fill('7');
+      await page
+        .getByRole('row', { name: /Carl New/ })
+        .getByRole('button', { name: 'Save' })
+        .click();
+      const carl = () =>
+        admin('GET', '/api/admin/agents').then((r) =>
+          r.json.agents.find((a: { email: string }) => a.email === 'carl@shop.test'),
+        );
+      await until(carl, (a) => a?.capacity === 7, 20_000);
+
+      await page
+        .getByRole('row', { name: /Carl New/ })
+        .getByRole('button', { name: 'Reset token' })
+        .click();
+      const token = (await page.getByLabel('New token of Carl New').locator('code').innerText()).trim();
+      const me = await fetch(`${running.url}/api/agent/me`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(me.status).toBe(200);
+      expect(((await me.json()) as { email: string }).email).toBe('carl@shop.test');
+    } finally {
+      await other.close();
+    }
+  });
 });
