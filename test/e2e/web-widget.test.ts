@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { REPO_ROOT } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
+import { until } from '../helpers/until.ts';
 
 /** The shop's sign-in key, shared with the hub (AUTH_JWT_*). */
 const JWT_SECRET = 'the-shop-and-the-hub-share-this-signing-secret';
@@ -322,6 +323,16 @@ describe('web widget in a real browser', () => {
       const answers = shop.locator('.msg.assistant', { hasText: exact('A colleague will answer.') });
       await answers.first().waitFor();
       const shown = await answers.count();
+      // A second tab of the shop, on the same session (its token in the shop's storage).
+      const other = await browser.context.newPage();
+      let otherSockets = 0;
+      other.on('websocket', () => {
+        otherSockets++;
+      });
+      await other.goto(`${siteUrl}/`);
+      await other.locator('.launcher').click();
+      await online(other);
+      expect(otherSockets).toBe(1);
       const before = (await storedToken(shop, 'support'))!;
       const sessionId = await sessionIdOf(before);
       // What the shop's server hands its page after its own login.
@@ -354,6 +365,27 @@ describe('web widget in a real browser', () => {
       // The same conversation goes on in the same panel.
       await send(shop, 'signed in now');
       await answers.nth(shown).waitFor({ timeout: 15_000 });
+      // The other tab's socket held the old token: the hub closed it (4410), and the tab went on
+      // with the new token the first one stored, in the same conversation.
+      await until(
+        () => otherSockets,
+        (n) => n >= 2,
+        15_000,
+      );
+      await online(other);
+      await send(other, 'from the other tab');
+      await until(
+        async () => {
+          const history = await fetch(`${hub()}/api/session/messages`, {
+            headers: { authorization: `Bearer ${after}` },
+          });
+          return ((await history.json()) as { messages: { text: string }[] }).messages.map((m) => m.text);
+        },
+        (texts) => texts.includes('from the other tab'),
+        15_000,
+      );
+      await other.locator('.msg.user', { hasText: exact('from the other tab') }).waitFor();
+      await other.close();
       await shop.close();
     });
   });
