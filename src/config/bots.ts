@@ -69,6 +69,21 @@ export const BotSettingsSchema = z
       })
       .strict()
       .prefault({}),
+    /** Messages the bot sends first (see README, "Outbound messages"): opt-out words and their answers. */
+    outbound: z
+      .object({
+        /** A message that is one of these (any case) opts the person out on that channel; no bot turn. */
+        stopWords: z.array(z.string().min(1).max(50)).max(20).default(['STOP', 'UNSUBSCRIBE']),
+        /** ...and one of these opts them back in. */
+        startWords: z.array(z.string().min(1).max(50)).max(20).default(['START']),
+        stopText: z
+          .string()
+          .max(1000)
+          .default("You won't get messages from us here any more. Send START to get them again."),
+        startText: z.string().max(1000).default('You will get our messages here again.'),
+      })
+      .strict()
+      .prefault({}),
     /** `DEBUG SHOW …` also tells the person (always written to the session's debug log). */
     debug: z.boolean().default(false),
     /** Signed event webhooks (see README, "Event webhooks"). */

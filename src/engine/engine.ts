@@ -11,6 +11,7 @@ import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
 import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import { handleOptOutWord } from '../outbound/opt-out.ts';
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
 import { getBotMemory, getUserMemory } from '../store/memory.ts';
@@ -338,6 +339,7 @@ export class SessionEngine {
       if (rateLimited.notice) draft.notice(bots.rules(bot.name, session.channel).rateLimitNotice);
       return;
     }
+    if (await handleOptOutWord(db, bot.settings.outbound, draft)) return;
     const ctx = draft.context(
       turnLogger,
       {

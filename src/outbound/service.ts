@@ -15,6 +15,7 @@ import { toSessionRecord } from '../store/records.ts';
 import { createContactSession, findOpenSnapshotByKey, loadSnapshot } from '../store/sessions.ts';
 import { isUniqueViolation } from '../store/turns.ts';
 import type { ChannelOutbound, OutboundDecision, OutboundDraft, OutboundTemplate } from './capability.ts';
+import { isOptedOut } from './opt-out.ts';
 import {
   deliveryOf,
   findByIdempotencyKey,
@@ -187,6 +188,12 @@ export class OutboundService {
       target.nativeKey = `${draft.to}#${decision.thread}`;
       delete target.open;
     }
+    if (await isOptedOut(db, { bot: request.bot, channel: target.channel, nativeId: draft.to }))
+      throw new ApiError(
+        409,
+        'opted_out',
+        `${draft.to} has opted out of messages from bot "${request.bot}" on ${target.channel}`,
+      );
     const message: Omit<OutboundMessage, 'error'> = {
       id: randomUUID(),
       bot: request.bot,

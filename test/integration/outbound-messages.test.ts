@@ -304,6 +304,64 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
     ).toBe(true);
   });
 
+  it('STOP opts a person out (confirmed, no bot turn) until START; operator messages are refused meanwhile', async () => {
+    const waId = person();
+    const say = async (text: string) => {
+      const payload = doc.variant(doc.textMessage, {
+        from: waId,
+        suffix: `${waId}-${text}`,
+        timestamp: new Date(),
+      });
+      (
+        payload as unknown as {
+          entry: { changes: { value: { messages: { text: { body: string } }[] } }[] }[];
+        }
+      ).entry[0]!.changes[0]!.value.messages[0]!.text.body = text;
+      const raw = JSON.stringify(payload);
+      const res = await fetch(`${running.url}/webhooks/whatsapp`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
+        },
+        body: raw,
+      });
+      expect(res.status).toBe(200);
+    };
+    const bodies = () => graph.to(waId).map((r) => (r.body.text as { body?: string } | undefined)?.body);
+    await say('stop');
+    await eventually(async () => bodies().length >= 1, 'the confirmation');
+    // The session's greeting may come first; the stop word itself gets no echo from the bot.
+    await eventually(
+      async () =>
+        bodies().includes("You won't get messages from us here any more. Send START to get them again."),
+      'the stop confirmation',
+    );
+    expect(bodies().some((b) => b?.startsWith('echo'))).toBe(false);
+    const refused = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      text: 'Sale!',
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.json.error.code).toBe('opted_out');
+    await say('START');
+    await eventually(
+      async () => bodies().includes('You will get our messages here again.'),
+      'the start confirmation',
+    );
+    const sent = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      text: 'Sale!',
+    });
+    expect(sent.status).toBe(202);
+    await settled(sent.json.message_id, 'sent');
+    expect(bodies().some((b) => b?.startsWith('echo'))).toBe(false);
+  });
+
   it('sends at send_at through the scheduler; DELETE cancels one not yet sent (204) and refuses one sent (409)', async () => {
     const waId = person();
     const at = new Date(Date.now() + 1_500).toISOString();
