@@ -203,6 +203,7 @@ export class Room {
   private onEvent(event: SessionEvent): void {
     switch (event.type) {
       case 'turn.started':
+      case 'agent.typing':
         for (const c of this.connections) c.send({ type: 'typing', active: true });
         return;
       case 'turn.chunk':

@@ -5,6 +5,9 @@ import { clock, personName, typingInField } from './format.ts';
 import { navigate } from './route.ts';
 import type { AgentRecord, ConversationDetail, HistoryRow, Me } from './types.ts';
 
+/** How often the reply box tells the person the agent is still typing. */
+const TYPING_EVERY_MS = 3_000;
+
 const ROLE_LABELS: Record<string, string> = {
   user: 'Person',
   assistant: 'Bot',
@@ -83,6 +86,7 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   const [transferTo, setTransferTo] = useState('');
   const [colleagues, setColleagues] = useState<AgentRecord[]>([]);
   const transcript = useRef<HTMLOListElement>(null);
+  const lastTyping = useRef(0);
   const base = `/api/agent/conversations/${encodeURIComponent(sessionId)}`;
 
   const load = useCallback(async () => {
@@ -250,7 +254,14 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
             disabled={!asNote && !mine}
             value={text}
             rows={3}
-            onInput={(e) => setText(e.currentTarget.value)}
+            onInput={(e) => {
+              setText(e.currentTarget.value);
+              // "typing…" for the person, at most every few seconds; notes are never shown to them.
+              if (!asNote && mine && Date.now() - lastTyping.current > TYPING_EVERY_MS) {
+                lastTyping.current = Date.now();
+                api('POST', `${base}/typing`).catch(() => undefined);
+              }
+            }}
             onKeyDown={(e) => {
               if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
                 e.preventDefault();

@@ -55,7 +55,16 @@ export interface TokenReplaced {
   tokenHash: string;
 }
 
+/**
+ * Published while a person at the business types an answer (the agent console), so that live
+ * channels show "typing…" as they do while the bot works. Best-effort, like the bot's.
+ */
+export interface AgentTyping {
+  type: 'agent.typing';
+  sessionId: string;
+}
+
 /** What is published on a session's topic. */
-export type SessionEvent = TurnStarted | TurnCompleted | TurnChunk | TokenReplaced;
+export type SessionEvent = TurnStarted | TurnCompleted | TurnChunk | TokenReplaced | AgentTyping;
 
 export const sessionTopic = (sessionId: string) => `session:${sessionId}`;

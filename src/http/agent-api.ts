@@ -7,7 +7,8 @@ import { toApiAgent } from '../agents/accounts.ts';
 import { LoginThrottle } from '../agents/login-throttle.ts';
 import { passwordMatches } from '../agents/passwords.ts';
 import { hashToken, newToken } from '../auth/token.ts';
-import type { Bus } from '../bus/bus.ts';
+import { type AgentTyping, type Bus, sessionTopic } from '../bus/bus.ts';
+import { isLiveChannel } from '../channels/registry.ts';
 import type { HubConfig } from '../config/env.ts';
 import { formatIssues } from '../config/env-parsing.ts';
 import { identityOfNativeKey } from '../envelope.ts';
@@ -355,6 +356,22 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     checkText(text);
     const noteId = await handoff.note(session, agent, text);
     return c.json({ note_id: noteId }, 201);
+  });
+
+  // "typing…" for the person while the agent who holds the conversation writes; live channels only
+  // (the widget hides it by itself after a while, or when the answer arrives).
+  app.post('/conversations/:id/typing', async (c) => {
+    const agent = c.get('agent');
+    const session = await conversationOf(c);
+    const open = await openHandoffOf(db, session.id);
+    if (open?.state !== 'assigned' || open.agentId !== agent.id)
+      throw new ApiError(409, 'not_holder', 'only the agent who holds the conversation can type in it');
+    if (isLiveChannel(session.channel))
+      await bus.publish(sessionTopic(session.id), {
+        type: 'agent.typing',
+        sessionId: session.id,
+      } satisfies AgentTyping);
+    return c.body(null, 202);
   });
 
   app.post('/conversations/:id/transfer', async (c) => {

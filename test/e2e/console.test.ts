@@ -195,6 +195,9 @@ describe('agent console in a real browser', () => {
     await console_.getByRole('button', { name: 'Claim' }).click();
     await console_.getByRole('button', { name: 'Release to bot' }).waitFor();
     const reply = console_.getByRole('textbox', { name: /^Reply to/ });
+    await reply.pressSequentially('Hello');
+    // The person sees that someone is writing.
+    await widget.locator('.typing', { hasText: /typing/ }).waitFor({ timeout: 20_000 });
     await reply.fill('Hello, I am Ana. Which kettle is it?');
     await reply.press('Enter');
     await widgetShows(widget, 'agent', 'Hello, I am Ana. Which kettle is it?');
