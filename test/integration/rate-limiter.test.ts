@@ -4,6 +4,7 @@ import { createMemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts
 import type { RateLimiter } from '../../src/limits/rate-limiter.ts';
 import { createRedisRateLimiter } from '../../src/limits/redis-rate-limiter.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
 
 const redisPrefix = testRedisPrefix();
 const connections: Redis[] = [];
@@ -17,14 +18,6 @@ afterAll(async () => {
   await redisPrefix.cleanup();
   for (const c of connections) c.disconnect();
 });
-
-const pollUntil = async (condition: () => Promise<boolean>, ms: number) => {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met in ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 /** The same contract for both implementations, on real time. */
 describe.each([
@@ -47,7 +40,7 @@ describe.each([
     expect(refused.remaining).toBe(0);
     expect(refused.retryAfterMs).toBeGreaterThan(0);
     expect(refused.retryAfterMs).toBeLessThanOrEqual(400);
-    await pollUntil(async () => (await limiter.hit(k, 2, 400)).allowed, 5_000);
+    await until(async () => (await limiter.hit(k, 2, 400)).allowed, Boolean, 5_000, 20);
   });
 
   it('counts many concurrent hits exactly', async () => {
