@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
 import type { SessionSnapshot } from '../store/records.ts';
 import type { SessionCache } from './cache.ts';
 
@@ -11,17 +12,17 @@ export interface SharedSessionCache extends SessionCache {
 /** Digits of a state version, read ahead of the snapshot to compare versions without the body. */
 const VERSION_HEAD_BYTES = 24;
 
-const REVALIDATE = `
--- KEYS: snapshot   ARGV: version
-local head = redis.call('GETRANGE', KEYS[1], 0, ${VERSION_HEAD_BYTES - 1})
-if head == '' then return false end
-local bar = string.find(head, '|', 1, true)
-if bar and string.sub(head, 1, bar - 1) == ARGV[1] then return 1 end
-return redis.call('GET', KEYS[1])
-`;
+/** `redis-cache/revalidate.lua`: compares versions reading the head of the snapshot only. */
+export const CACHE_COMMANDS: readonly LuaCommand[] = [
+  {
+    name: 'sessionRevalidate',
+    numberOfKeys: 1,
+    lua: readLua(import.meta.url, './redis-cache/revalidate.lua'),
+  },
+];
 
 interface CacheCommands {
-  sessionRevalidate(key: string, version: number): Promise<string | number | null>;
+  sessionRevalidate(key: string, version: number, headBytes: number): Promise<string | number | null>;
 }
 
 /** Stored as `<state version>|<snapshot JSON>`, so a version check reads a few bytes. */
@@ -40,10 +41,8 @@ export function createRedisCache(
   redis: Redis,
   options: { prefix: string; ttlSeconds: number },
 ): SharedSessionCache {
-  const commands = redis as Redis & Partial<CacheCommands>;
-  if (!commands.sessionRevalidate)
-    redis.defineCommand('sessionRevalidate', { numberOfKeys: 1, lua: REVALIDATE });
-  const r = commands as Redis & CacheCommands;
+  defineLuaCommands(redis, CACHE_COMMANDS);
+  const r = redis as Redis & CacheCommands;
   const snapshotKey = (id: string) => `${options.prefix}${id}:snapshot`;
   const laneKey = (lane: string) => `${options.prefix}lane:${lane}`;
   return {
@@ -52,7 +51,7 @@ export function createRedisCache(
       return hit === null ? undefined : decode(hit);
     },
     async revalidate(sessionId, version) {
-      const answer = await r.sessionRevalidate(snapshotKey(sessionId), version);
+      const answer = await r.sessionRevalidate(snapshotKey(sessionId), version, VERSION_HEAD_BYTES);
       if (answer === null) return undefined;
       return typeof answer === 'number' ? 'current' : decode(answer);
     },

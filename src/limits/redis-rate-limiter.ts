@@ -1,44 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
 import { checkLimitArguments, type RateLimiter } from './rate-limiter.ts';
-
-/**
- * One atomic step per hit: drop the hits older than the window, count the rest, and record this
- * hit only when it fits. The clock is Redis's own (TIME), so gateways with skewed clocks agree.
- * A sorted set per key holds the allowed hits' times (score, ms) and expires with its window;
- * a named hit (ARGV[4] = 1) already in it is allowed again without being counted twice.
- * Returns {allowed (0/1), retryAfterMs, remaining}.
- */
-const SLIDING_WINDOW_SCRIPT = `
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-if ARGV[4] == '1' and redis.call('ZSCORE', key, ARGV[3]) then return {1, 0, limit - count} end
-if count < limit then
-  redis.call('ZADD', key, now, ARGV[3])
-  redis.call('PEXPIRE', key, window)
-  return {1, 0, limit - count - 1}
-end
-local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
-return {0, tonumber(oldest[2]) + window - now, 0}
-`;
-
-/** The same window read without recording anything: {allowed (0/1), retryAfterMs, remaining}. */
-const PEEK_SCRIPT = `
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local count = redis.call('ZCOUNT', key, '(' .. (now - window), '+inf')
-if count < limit then return {1, 0, limit - count} end
-local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. (now - window), '+inf', 'WITHSCORES', 'LIMIT', count - limit, 1)
-return {0, tonumber(oldest[2]) + window - now, 0}
-`;
 
 const COMMAND = 'switchboardRateHit';
 const PEEK_COMMAND = 'switchboardRatePeek';
@@ -52,12 +15,16 @@ type ScriptCall = (
 
 type PeekCall = (key: string, limit: number, windowMs: number) => Promise<[number, number, number]>;
 
+/** The window's scripts, in `redis-rate-limiter/*.lua`: one atomic step per hit, and a read-only peek. */
+export const RATE_LIMIT_COMMANDS: readonly LuaCommand[] = [
+  { name: COMMAND, numberOfKeys: 1, lua: readLua(import.meta.url, './redis-rate-limiter/hit.lua') },
+  { name: PEEK_COMMAND, numberOfKeys: 1, lua: readLua(import.meta.url, './redis-rate-limiter/peek.lua') },
+];
+
 /** The Redis limiter: one limit shared by every process that uses the same Redis and prefix. */
 export function createRedisRateLimiter(redis: Redis, options: { prefix: string }): RateLimiter {
-  // defineCommand runs the script by its SHA (EVALSHA), loading it again after a Redis restart.
-  if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: SLIDING_WINDOW_SCRIPT });
+  defineLuaCommands(redis, RATE_LIMIT_COMMANDS);
   const command = (redis as unknown as Record<string, ScriptCall>)[COMMAND]!.bind(redis);
-  if (!(PEEK_COMMAND in redis)) redis.defineCommand(PEEK_COMMAND, { numberOfKeys: 1, lua: PEEK_SCRIPT });
   const peek = (redis as unknown as Record<string, PeekCall>)[PEEK_COMMAND]!.bind(redis);
   const redisKey = (key: string) => `${options.prefix}rl:${key}`;
   return {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
 
 /**
  * Keyed FIFO lanes in Redis: the per-session order that open-source BullMQ lacks.
@@ -20,133 +21,7 @@ import type { Redis } from 'ioredis';
  *   their handling is done (acknowledged by exact value), so a drainer that dies loses nothing.
  */
 
-/** When no wake job is marked, marks a new one for the caller to add. Returns its number or 0. */
-const WAKE = `
-local function wake(waking, seq)
-  if redis.call('EXISTS', waking) == 1 then return 0 end
-  local n = redis.call('INCR', seq)
-  redis.call('SET', waking, n)
-  return n
-end
-`;
-
-const PUSH = `${WAKE}
--- KEYS: dedupe, lane, sched, ready, epoch, depth, waking, wakeSeq   ARGV: item, dedupeTtlMs, lane, useDedupe
-if ARGV[4] == '1' and redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) == false then return {0, 0} end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('INCR', KEYS[6])
-if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 0} end
-local epoch = redis.call('INCR', KEYS[5])
-redis.call('SET', KEYS[3], epoch)
-redis.call('RPUSH', KEYS[4], epoch .. '|' .. ARGV[3])
-return {1, wake(KEYS[7], KEYS[8])}
-`;
-
-const CLAIM = `
--- KEYS: claims, ready, waking, wakeSeq   ARGV: max, base, chunk
--- Returns {entries, next wake or 0, each entry's first chunk (false: a newer epoch owns the lane)}.
-local function chunks(entries)
-  local out = {}
-  for i, entry in ipairs(entries) do
-    local bar = string.find(entry, '|', 1, true)
-    local lane = string.sub(entry, bar + 1)
-    if redis.call('GET', ARGV[2] .. 'sched:' .. lane) == string.sub(entry, 1, bar - 1) then
-      out[i] = redis.call('LRANGE', ARGV[2] .. 'lane:' .. lane, 0, tonumber(ARGV[3]) - 1)
-    else
-      out[i] = false
-    end
-  end
-  return out
-end
--- A job started again (its worker died, or a lane of it failed) gets back the lanes it holds.
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local held = redis.call('SMEMBERS', KEYS[1])
-  return {held, 0, chunks(held)}
-end
-local taken = redis.call('LPOP', KEYS[2], ARGV[1])
-if not taken then taken = {} end
-if #taken > 0 then redis.call('SADD', KEYS[1], unpack(taken)) end
--- More lanes wait: the next job is marked here, in the same step, and added by the caller.
-local next = 0
-if redis.call('LLEN', KEYS[2]) > 0 then
-  next = redis.call('INCR', KEYS[4])
-  redis.call('SET', KEYS[3], next)
-else
-  redis.call('DEL', KEYS[3])
-end
-return {taken, next, chunks(taken)}
-`;
-
-const READ = `
--- KEYS: lane, sched   ARGV: epoch, count
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-return redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-`;
-
-const ACK = `
--- KEYS: lane, depth   ARGV: items in order
-local popped = 0
-for i = 1, #ARGV do
-  if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[i] then break end
-  redis.call('LPOP', KEYS[1])
-  popped = popped + 1
-end
-if popped > 0 then redis.call('DECRBY', KEYS[2], popped) end
-return popped
-`;
-
-const ACK_FINISH = `
--- KEYS: lane, depth, sched, claims   ARGV: epoch, claim entry, items in order
--- Acknowledges, and unschedules the lane (releasing the job's claim) in the same step if that left it empty.
-local popped = 0
-for i = 3, #ARGV do
-  if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[i] then break end
-  redis.call('LPOP', KEYS[1])
-  popped = popped + 1
-end
-if popped > 0 then redis.call('DECRBY', KEYS[2], popped) end
-if redis.call('LLEN', KEYS[1]) > 0 then return 0 end
-if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
-redis.call('SREM', KEYS[4], ARGV[2])
-return 1
-`;
-
-const FINISH = `
--- KEYS: lane, sched, claims   ARGV: epoch, claim entry
-if redis.call('LLEN', KEYS[1]) > 0 then return 0 end
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-redis.call('SREM', KEYS[3], ARGV[2])
-return 1
-`;
-
-const HANDBACK = `${WAKE}
--- KEYS: sched, epoch, ready, waking, wakeSeq   ARGV: epoch, lane
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 0} end
-local epoch = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], epoch)
-redis.call('RPUSH', KEYS[3], epoch .. '|' .. ARGV[2])
-return {epoch, wake(KEYS[4], KEYS[5])}
-`;
-
-const PENDING_WAKE = `${WAKE}
--- KEYS: ready, waking, wakeSeq
--- The wake job that ready lanes wait for (marking one if none is), or 0 when none wait.
-if redis.call('LLEN', KEYS[1]) == 0 then return 0 end
-local marked = wake(KEYS[2], KEYS[3])
-if marked > 0 then return marked end
-return tonumber(redis.call('GET', KEYS[2]))
-`;
-
-const DEAD_LETTER = `
--- KEYS: lane, dead, depth   ARGV: item, record
-if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return 0 end
-redis.call('LPOP', KEYS[1])
-redis.call('DECRBY', KEYS[3], 1)
-redis.call('RPUSH', KEYS[2], ARGV[2])
-return 1
-`;
-
-interface LaneCommands {
+export interface LaneCommands {
   lanePush(...args: (string | number)[]): Promise<[number, number]>;
   laneClaim(...args: (string | number)[]): Promise<[string[], number, (string[] | null)[]]>;
   laneRead(...args: (string | number)[]): Promise<string[] | null>;
@@ -158,19 +33,25 @@ interface LaneCommands {
   laneDeadLetter(...args: (string | number)[]): Promise<number>;
 }
 
-function defineCommands(redis: Redis): Redis & LaneCommands {
-  const r = redis as Redis & Partial<LaneCommands>;
-  if (!r.laneClaim) {
-    redis.defineCommand('lanePush', { numberOfKeys: 8, lua: PUSH });
-    redis.defineCommand('laneClaim', { numberOfKeys: 4, lua: CLAIM });
-    redis.defineCommand('laneRead', { numberOfKeys: 2, lua: READ });
-    redis.defineCommand('laneAck', { numberOfKeys: 2, lua: ACK });
-    redis.defineCommand('laneAckFinish', { numberOfKeys: 4, lua: ACK_FINISH });
-    redis.defineCommand('laneFinish', { numberOfKeys: 3, lua: FINISH });
-    redis.defineCommand('laneHandback', { numberOfKeys: 5, lua: HANDBACK });
-    redis.defineCommand('lanePendingWake', { numberOfKeys: 3, lua: PENDING_WAKE });
-    redis.defineCommand('laneDeadLetter', { numberOfKeys: 3, lua: DEAD_LETTER });
-  }
+const lua = (file: string, includes: string[] = []) =>
+  readLua(import.meta.url, `./redis-lanes/${file}`, includes);
+
+/** The lanes' scripts, in `redis-lanes/*.lua`; `wake.lua` is a helper the scripts that schedule share. */
+export const LANE_COMMANDS: readonly LuaCommand[] = [
+  { name: 'lanePush', numberOfKeys: 8, lua: lua('push.lua', ['./redis-lanes/wake.lua']) },
+  { name: 'laneClaim', numberOfKeys: 4, lua: lua('claim.lua') },
+  { name: 'laneRead', numberOfKeys: 2, lua: lua('read.lua') },
+  { name: 'laneAck', numberOfKeys: 2, lua: lua('ack.lua') },
+  { name: 'laneAckFinish', numberOfKeys: 4, lua: lua('ack-finish.lua') },
+  { name: 'laneFinish', numberOfKeys: 3, lua: lua('finish.lua') },
+  { name: 'laneHandback', numberOfKeys: 5, lua: lua('handback.lua', ['./redis-lanes/wake.lua']) },
+  { name: 'lanePendingWake', numberOfKeys: 3, lua: lua('pending-wake.lua', ['./redis-lanes/wake.lua']) },
+  { name: 'laneDeadLetter', numberOfKeys: 3, lua: lua('dead-letter.lua') },
+];
+
+/** Defines the lanes' commands on a connection (once). */
+export function defineLaneCommands(redis: Redis): Redis & LaneCommands {
+  defineLuaCommands(redis, LANE_COMMANDS);
   return redis as Redis & LaneCommands;
 }
 
@@ -206,7 +87,7 @@ export class RedisLanes {
   private readonly base: string;
 
   constructor(redis: Redis, options: { prefix: string; name: string }) {
-    this.redis = defineCommands(redis);
+    this.redis = defineLaneCommands(redis);
     this.base = `${options.prefix}${options.name}:`;
   }
 

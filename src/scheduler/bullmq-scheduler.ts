@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
 import {
   delayOf,
   type JobHandler,
@@ -33,8 +34,16 @@ interface JobData {
   payload: JsonValue;
 }
 
-/** Deletes the id's entry only while it still names this job (the job was not replaced since). */
-const RELEASE_ID = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`;
+/** `bullmq-scheduler/release-id.lua`: deletes an id's entry only while it still names this job. */
+export const SCHEDULER_COMMANDS: readonly LuaCommand[] = [
+  {
+    name: 'schedulerReleaseId',
+    numberOfKeys: 1,
+    lua: readLua(import.meta.url, './bullmq-scheduler/release-id.lua'),
+  },
+];
+
+type ReleaseId = (idsKey: string, id: string, jobId: string) => Promise<number>;
 
 /**
  * The scheduler on Redis: BullMQ delayed jobs (and job schedulers for repeating ones). BullMQ's
@@ -55,7 +64,9 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
   const handlers = new Map<string, JobHandler>();
   let worker: Worker<JobData> | undefined;
 
-  const releaseId = (id: string, jobId: string) => redis.eval(RELEASE_ID, 1, idsKey, id, jobId);
+  defineLuaCommands(redis, SCHEDULER_COMMANDS);
+  const release = (redis as unknown as { schedulerReleaseId: ReleaseId }).schedulerReleaseId.bind(redis);
+  const releaseId = (id: string, jobId: string) => release(idsKey, id, jobId);
   // BullMQ refuses ':' in a custom job id; encodeURIComponent leaves none.
   const jobIdFor = (id: string) => `${encodeURIComponent(id)}.${randomUUID()}`;
 

@@ -1,0 +1,228 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CACHE_COMMANDS } from '../../src/cache/redis-cache.ts';
+import { RATE_LIMIT_COMMANDS } from '../../src/limits/redis-rate-limiter.ts';
+import { LANE_COMMANDS, type LaneCommands } from '../../src/queue/redis-lanes.ts';
+import { defineLuaCommands, readLua } from '../../src/redis-scripts.ts';
+import { SCHEDULER_COMMANDS } from '../../src/scheduler/bullmq-scheduler.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+
+type Call = (...args: (string | number)[]) => Promise<unknown>;
+
+/**
+ * Each Lua script of `src/` run on its own, as the command its module defines, on real Redis
+ * under this test's prefix: what it returns and which keys it changes.
+ */
+describe('Lua scripts, one by one, on real Redis', () => {
+  const { prefix, cleanup } = testRedisPrefix();
+  let redis: Redis & LaneCommands & Record<string, Call>;
+  let n = 0;
+  /** A fresh key space per test: `<prefix><n>:`. */
+  const space = () => `${prefix}${++n}:`;
+
+  beforeAll(() => {
+    redis = new Redis(TEST_REDIS_URL) as typeof redis;
+    defineLuaCommands(redis, [
+      ...LANE_COMMANDS,
+      ...RATE_LIMIT_COMMANDS,
+      ...CACHE_COMMANDS,
+      ...SCHEDULER_COMMANDS,
+    ]);
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await cleanup();
+  });
+
+  it('every script is read from its .lua file, shared helpers first, and defined once per connection', () => {
+    const push = LANE_COMMANDS.find((c) => c.name === 'lanePush')!;
+    expect(push.lua.startsWith(readLua(import.meta.url, '../../src/queue/redis-lanes/wake.lua'))).toBe(true);
+    expect(push.lua).toContain(readLua(import.meta.url, '../../src/queue/redis-lanes/push.lua'));
+    const before = redis.lanePush;
+    defineLuaCommands(redis, LANE_COMMANDS);
+    expect(redis.lanePush).toBe(before);
+  });
+
+  /** The keys of one lane set under `base`, as `RedisLanes` names them. */
+  const lanes = (base: string) => ({
+    base,
+    dedupe: (id: string) => `${base}dedupe:${id}`,
+    lane: (l: string) => `${base}lane:${l}`,
+    sched: (l: string) => `${base}sched:${l}`,
+    claims: (w: number) => `${base}claims:${w}`,
+    ready: `${base}ready`,
+    epoch: `${base}epoch`,
+    depth: `${base}depth`,
+    waking: `${base}waking`,
+    wakeSeq: `${base}wake-seq`,
+    dead: `${base}dead`,
+  });
+  const push = (k: ReturnType<typeof lanes>, lane: string, item: string, dedupeId = '') =>
+    redis.lanePush(
+      k.dedupe(dedupeId),
+      k.lane(lane),
+      k.sched(lane),
+      k.ready,
+      k.epoch,
+      k.depth,
+      k.waking,
+      k.wakeSeq,
+      item,
+      60_000,
+      lane,
+      dedupeId ? '1' : '0',
+    );
+
+  it('lanePush: queues, schedules a lane once, marks one wake job, and drops a duplicate', async () => {
+    const k = lanes(space());
+    expect(await push(k, 'a', 'one', 'm1')).toEqual([1, 1]);
+    expect(await push(k, 'a', 'two')).toEqual([1, 0]);
+    expect(await push(k, 'a', 'one again', 'm1')).toEqual([0, 0]);
+    expect(await push(k, 'b', 'three')).toEqual([1, 0]);
+    expect(await redis.lrange(k.lane('a'), 0, -1)).toEqual(['one', 'two']);
+    expect(await redis.lrange(k.ready, 0, -1)).toEqual(['1|a', '2|b']);
+    expect([await redis.get(k.sched('a')), await redis.get(k.depth), await redis.get(k.waking)]).toEqual([
+      '1',
+      '3',
+      '1',
+    ]);
+  });
+
+  it('laneClaim: takes ready lanes with their first items, marks the next job, and gives a restarted job its lanes back', async () => {
+    const k = lanes(space());
+    await push(k, 'a', 'a1');
+    await push(k, 'a', 'a2');
+    await push(k, 'b', 'b1');
+    const claim = (wake: number) =>
+      redis.laneClaim(k.claims(wake), k.ready, k.waking, k.wakeSeq, 1, k.base, 10);
+    expect(await claim(1)).toEqual([['1|a'], 2, [['a1', 'a2']]]);
+    expect(await redis.get(k.waking)).toBe('2');
+    expect(await redis.smembers(k.claims(1))).toEqual(['1|a']);
+    // Job 1 runs again (its worker died): the same lane, no new job.
+    expect(await claim(1)).toEqual([['1|a'], 0, [['a1', 'a2']]]);
+    // A lane whose epoch moved on comes back without items.
+    await redis.set(k.sched('b'), '9');
+    expect(await claim(2)).toEqual([['2|b'], 0, [null]]);
+    expect(await redis.exists(k.waking)).toBe(0);
+  });
+
+  it('laneRead: the first items, only for the epoch that owns the lane', async () => {
+    const k = lanes(space());
+    await push(k, 'a', 'x');
+    await push(k, 'a', 'y');
+    expect(await redis.laneRead(k.lane('a'), k.sched('a'), 1, 1)).toEqual(['x']);
+    expect(await redis.laneRead(k.lane('a'), k.sched('a'), 2, 10)).toBeNull();
+  });
+
+  it('laneAck: removes the acknowledged items from the head, in order, and stops at one that is not there', async () => {
+    const k = lanes(space());
+    for (const item of ['x', 'y', 'z']) await push(k, 'a', item);
+    expect(await redis.laneAck(k.lane('a'), k.depth, 'x', 'q', 'y')).toBe(1);
+    expect(await redis.laneAck(k.lane('a'), k.depth, 'y')).toBe(1);
+    expect(await redis.lrange(k.lane('a'), 0, -1)).toEqual(['z']);
+    expect(await redis.get(k.depth)).toBe('1');
+  });
+
+  it('laneAckFinish: acknowledges, and unschedules and releases the claim only when that left the lane empty', async () => {
+    const k = lanes(space());
+    await push(k, 'a', 'x');
+    await push(k, 'a', 'y');
+    await redis.sadd(k.claims(1), '1|a');
+    const ackFinish = (...items: string[]) =>
+      redis.laneAckFinish(k.lane('a'), k.depth, k.sched('a'), k.claims(1), 1, '1|a', ...items);
+    expect(await ackFinish('x')).toBe(0);
+    expect(await redis.get(k.sched('a'))).toBe('1');
+    expect(await ackFinish('y')).toBe(1);
+    expect([
+      await redis.exists(k.sched('a')),
+      await redis.scard(k.claims(1)),
+      await redis.get(k.depth),
+    ]).toEqual([0, 0, '0']);
+  });
+
+  it('laneFinish: unschedules an empty lane (its own epoch only) and releases the claim; a lane with items stays', async () => {
+    const k = lanes(space());
+    await push(k, 'a', 'x');
+    await redis.sadd(k.claims(1), '1|a');
+    expect(await redis.laneFinish(k.lane('a'), k.sched('a'), k.claims(1), 1, '1|a')).toBe(0);
+    await redis.lpop(k.lane('a'));
+    await redis.set(k.sched('a'), '5'); // a newer epoch took the lane over
+    expect(await redis.laneFinish(k.lane('a'), k.sched('a'), k.claims(1), 1, '1|a')).toBe(1);
+    expect([await redis.get(k.sched('a')), await redis.scard(k.claims(1))]).toEqual(['5', 0]);
+  });
+
+  it('laneHandback: the owning epoch puts the lane back as ready under a new epoch and marks a wake; a stale one changes nothing', async () => {
+    const k = lanes(space());
+    await push(k, 'a', 'x');
+    await redis.lpop(k.ready);
+    await redis.del(k.waking);
+    const handback = (epoch: number) =>
+      redis.laneHandback(k.sched('a'), k.epoch, k.ready, k.waking, k.wakeSeq, epoch, 'a');
+    expect(await handback(1)).toEqual([2, 2]);
+    expect(await redis.lrange(k.ready, 0, -1)).toEqual(['2|a']);
+    expect(await handback(1)).toEqual([0, 0]);
+  });
+
+  it('lanePendingWake: 0 when nothing is ready, else the marked wake job, marking one when none is', async () => {
+    const k = lanes(space());
+    expect(await redis.lanePendingWake(k.ready, k.waking, k.wakeSeq)).toBe(0);
+    await push(k, 'a', 'x');
+    expect(await redis.lanePendingWake(k.ready, k.waking, k.wakeSeq)).toBe(1);
+    await redis.del(k.waking);
+    expect(await redis.lanePendingWake(k.ready, k.waking, k.wakeSeq)).toBe(2);
+    expect(await redis.get(k.waking)).toBe('2');
+  });
+
+  it('laneDeadLetter: moves the head item, and only it, to the dead letters with its record', async () => {
+    const k = lanes(space());
+    await push(k, 'a', 'x');
+    await push(k, 'a', 'y');
+    expect(await redis.laneDeadLetter(k.lane('a'), k.dead, k.depth, 'y', '{"r":1}')).toBe(0);
+    expect(await redis.laneDeadLetter(k.lane('a'), k.dead, k.depth, 'x', '{"r":2}')).toBe(1);
+    expect(await redis.lrange(k.lane('a'), 0, -1)).toEqual(['y']);
+    expect(await redis.lrange(k.dead, 0, -1)).toEqual(['{"r":2}']);
+    expect(await redis.get(k.depth)).toBe('1');
+  });
+
+  it('switchboardRateHit: counts hits in the window, refuses over the limit with the wait, and counts a named hit once', async () => {
+    const key = `${space()}rl`;
+    const hit = (member: string, named = 0) => redis.switchboardRateHit!(key, 2, 60_000, member, named);
+    expect(await hit('id:m1', 1)).toEqual([1, 0, 1]);
+    expect(await hit('id:m1', 1)).toEqual([1, 0, 1]);
+    expect(await hit('r2')).toEqual([1, 0, 0]);
+    const [allowed, retryAfterMs, remaining] = (await hit('r3')) as number[];
+    expect([allowed, remaining]).toEqual([0, 0]);
+    expect(retryAfterMs).toBeGreaterThan(0);
+    expect(retryAfterMs).toBeLessThanOrEqual(60_000);
+    expect(await redis.zcard(key)).toBe(2);
+    expect(await redis.pttl(key)).toBeGreaterThan(0);
+  });
+
+  it('switchboardRatePeek: reads the window without recording a hit', async () => {
+    const key = `${space()}rl`;
+    expect(await redis.switchboardRatePeek!(key, 1, 60_000)).toEqual([1, 0, 1]);
+    expect(await redis.exists(key)).toBe(0);
+    await redis.switchboardRateHit!(key, 1, 60_000, 'r1', 0);
+    const [allowed, retryAfterMs] = (await redis.switchboardRatePeek!(key, 1, 60_000)) as number[];
+    expect(allowed).toBe(0);
+    expect(retryAfterMs).toBeGreaterThan(0);
+    expect(await redis.zcard(key)).toBe(1);
+  });
+
+  it('sessionRevalidate: 1 for the same version (reading only the head), the snapshot for another, nothing when absent', async () => {
+    const key = `${space()}snapshot`;
+    expect(await redis.sessionRevalidate!(key, 7, 24)).toBeNull();
+    await redis.set(key, `7|{"big":"${'x'.repeat(1000)}"}`);
+    expect(await redis.sessionRevalidate!(key, 7, 24)).toBe(1);
+    expect(await redis.sessionRevalidate!(key, 6, 24)).toBe(`7|{"big":"${'x'.repeat(1000)}"}`);
+  });
+
+  it('schedulerReleaseId: deletes the id only while it names that job', async () => {
+    const key = `${space()}scheduler:ids`;
+    await redis.hset(key, 'reminder', 'job-2');
+    expect(await redis.schedulerReleaseId!(key, 'reminder', 'job-1')).toBe(0);
+    expect(await redis.hget(key, 'reminder')).toBe('job-2');
+    expect(await redis.schedulerReleaseId!(key, 'reminder', 'job-2')).toBe(1);
+    expect(await redis.hexists(key, 'reminder')).toBe(0);
+  });
+});
