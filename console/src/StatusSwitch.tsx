@@ -47,11 +47,7 @@ export function StatusSwitch(props: { me: Me; onChanged: () => void }) {
           <option value={s}>{LABELS[s]}</option>
         ))}
       </select>
-      <span
-        class="load"
-        title="Open conversations against your capacity"
-        aria-label="Open conversations against your capacity"
-      >
+      <span class="load" title="Open conversations against your capacity">
         {open ?? '–'}/{props.me.capacity}
       </span>
     </div>
