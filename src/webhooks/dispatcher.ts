@@ -13,11 +13,15 @@ import {
   markDelivered,
   markRetry,
   type OutboxEvent,
+  pruneDelivered,
   releaseLane,
 } from './store.ts';
 
 /** The scheduler job that wakes a lane whose head event waits for a retry. */
 export const WEBHOOK_LANE_JOB = 'webhooks.lane';
+/** Delivered events are kept this long (for support questions), then forgotten. */
+export const KEEP_DELIVERED_MS = 24 * 60 * 60 * 1000;
+const PRUNE_EVERY_MS = 10 * 60 * 1000;
 const LanePayload = z.object({ endpoint: z.string(), sessionId: z.uuid() });
 
 export interface WebhookEndpoint {
@@ -79,6 +83,7 @@ export class WebhookDispatcher {
   private ticking: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly leaseMs: number;
+  private prunedAt = 0;
 
   constructor(private readonly o: WebhookDispatcherOptions) {
     this.leaseMs = o.timeoutMs * 2 + 5_000;
@@ -114,6 +119,11 @@ export class WebhookDispatcher {
 
   /** One look for fresh events; starts their lanes (up to the concurrency). */
   async tick(): Promise<void> {
+    if (Date.now() - this.prunedAt > PRUNE_EVERY_MS) {
+      this.prunedAt = Date.now();
+      const n = await pruneDelivered(this.o.db, KEEP_DELIVERED_MS);
+      if (n > 0) this.o.logger.info({ event: 'webhook.pruned', count: n });
+    }
     const room = this.o.concurrency - this.running.size;
     if (room <= 0) return;
     const lanes = await freshLanes(this.o.db, room + this.running.size);

@@ -169,3 +169,13 @@ export async function replayDead(q: Queryable, eventIds?: readonly string[]): Pr
   );
   return rows.length;
 }
+
+/** Forgets delivered events older than `olderThanMs` (they hold message text); returns how many. */
+export async function pruneDelivered(q: Queryable, olderThanMs: number): Promise<number> {
+  const { rows } = await q.query(
+    `DELETE FROM webhook_outbox WHERE state = 'delivered' AND done_at < now() - $1 * interval '1 millisecond'
+     RETURNING 1`,
+    [olderThanMs],
+  );
+  return rows.length;
+}

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { deadEvents } from '../../src/webhooks/store.ts';
+import { KEEP_DELIVERED_MS } from '../../src/webhooks/dispatcher.ts';
+import { deadEvents, pruneDelivered } from '../../src/webhooks/store.ts';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
@@ -72,6 +73,18 @@ describe('event webhooks', () => {
     expect(Number.isNaN(Date.parse(received?.created_at ?? ''))).toBe(false);
     expect(types.indexOf('message.received')).toBeLessThan(types.lastIndexOf('message.sent'));
     expect(ids(events)).toEqual((await outboxOrder(running, session.session_id)).slice(0, events.length));
+  });
+
+  it('forgets delivered events after a day', async () => {
+    const db = running.hub.db;
+    const { rows } = await db.query<{ id: string }>(
+      `UPDATE webhook_outbox SET done_at = now() - interval '2 days'
+       WHERE id = (SELECT min(id) FROM webhook_outbox WHERE state = 'delivered') RETURNING id`,
+    );
+    expect(rows).toHaveLength(1);
+    expect(await pruneDelivered(db, KEEP_DELIVERED_MS)).toBe(1);
+    const left = await db.query('SELECT 1 FROM webhook_outbox WHERE id = $1', [rows[0]?.id]);
+    expect(left.rows).toHaveLength(0);
   });
 
   it('retries 500s until the receiver takes them', async () => {
