@@ -89,7 +89,7 @@ describe('switchboard agent add|list|remove', () => {
     const remove = await cli(['agent', 'remove', 'ana@example.com'], env);
     expect(remove.code).toBe(0);
     expect((await cli(['agent', 'list'], env)).stdout).not.toContain(agent_id);
-  });
+  }, 180_000);
 });
 
 describe('reserved bot names', () => {
