@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
-import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import { findOpenSnapshotByKey } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
@@ -9,6 +8,7 @@ import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
+import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 const CONFIG = path.join(REPO_ROOT, 'test/fixtures/handoff');
@@ -26,19 +26,15 @@ describe('agents answer on the person’s channel', () => {
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    const whatsapp = loadWhatsAppConfig(
-      {
-        WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
-        WHATSAPP_APP_SECRET: APP_SECRET,
-        WHATSAPP_VERIFY_TOKEN: 'verify',
-        WHATSAPP_GRAPH_URL: graph.url,
-        WHATSAPP_NUMBERS: `${NUMBER}:helpdesk`,
-      },
-      '/tmp/unused',
-    )!;
+    const whatsapp = whatsAppCloudAdapter({
+      graphUrl: graph.url,
+      numbers: `${NUMBER}:helpdesk`,
+      accessToken: ACCESS_TOKEN,
+      appSecret: APP_SECRET,
+    });
     running = await startTestHub(
       { configDir: CONFIG, adminToken: ADMIN_TOKEN },
-      { adapters: [createWebAdapter(loadWebConfig({})), createWhatsAppAdapter(whatsapp)] },
+      { adapters: [createWebAdapter(loadWebConfig({})), whatsapp] },
     );
     const made = await createAgentVia(running.url, ADMIN_TOKEN, {
       name: 'Ana',

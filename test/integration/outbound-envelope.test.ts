@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
-import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import { outboundEnvelope } from '../../src/engine/outbound.ts';
 import { parseEnvelope } from '../../src/envelope.ts';
@@ -14,6 +13,7 @@ import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
+import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
@@ -33,19 +33,15 @@ describe('outbound envelopes (embedded queue, PostgreSQL)', () => {
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    const whatsapp = loadWhatsAppConfig(
-      {
-        WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
-        WHATSAPP_APP_SECRET: APP_SECRET,
-        WHATSAPP_VERIFY_TOKEN: 'verify',
-        WHATSAPP_GRAPH_URL: graph.url,
-        WHATSAPP_NUMBERS: `${NUMBER}:default`,
-      },
-      '/tmp/unused',
-    )!;
+    const whatsapp = whatsAppCloudAdapter({
+      graphUrl: graph.url,
+      numbers: `${NUMBER}:default`,
+      accessToken: ACCESS_TOKEN,
+      appSecret: APP_SECRET,
+    });
     running = await startTestHub(
       { configDir: FIXTURE_CONFIG },
-      { adapters: [createWebAdapter(loadWebConfig({})), createWhatsAppAdapter(whatsapp)] },
+      { adapters: [createWebAdapter(loadWebConfig({})), whatsapp] },
     );
   });
   afterAll(async () => {

@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient, eventually } from '../helpers/admin.ts';
 import { type GraphApi, graphError, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const APP_SECRET = 'test-app-secret';
@@ -21,19 +21,15 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    const config = loadWhatsAppConfig(
-      {
-        WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
-        WHATSAPP_APP_SECRET: APP_SECRET,
-        WHATSAPP_VERIFY_TOKEN: 'verify',
-        WHATSAPP_GRAPH_URL: graph.url,
-        WHATSAPP_NUMBERS: `${NUMBER}:default`,
-      },
-      '/tmp/unused',
-    )!;
+    const whatsapp = whatsAppCloudAdapter({
+      graphUrl: graph.url,
+      numbers: `${NUMBER}:default`,
+      accessToken: ACCESS_TOKEN,
+      appSecret: APP_SECRET,
+    });
     running = await startTestHub(
       { configDir: FIXTURE_CONFIG, adminToken: ADMIN_TOKEN, schedulerPollMs: 100 },
-      { adapters: [createWhatsAppAdapter(config)] },
+      { adapters: [whatsapp] },
     );
     admin = adminClient(running.url, ADMIN_TOKEN);
   });
