@@ -283,8 +283,23 @@ describe('web widget in a real browser', () => {
       expect(await launcher.evaluate((el) => getComputedStyle(el).position)).toBe('fixed');
       expect(await launcher.evaluate((el) => getComputedStyle(el).backgroundColor)).toBe('rgb(11, 92, 173)');
       expect(await launcher.getAttribute('aria-expanded')).toBe('false');
+      // Its icon is an inline SVG drawn in the text colour, not an emoji character (an empty box
+      // where no emoji font is installed): no text at all, and a visible, sized <svg>.
+      expect((await launcher.textContent())?.trim()).toBe('');
+      const bubbleIcon = launcher.locator('svg');
+      expect(await bubbleIcon.count()).toBe(1);
+      expect(await bubbleIcon.getAttribute('aria-hidden')).toBe('true');
+      expect(await bubbleIcon.evaluate((el) => el.namespaceURI)).toBe('http://www.w3.org/2000/svg');
+      const bubbleBox = await bubbleIcon.boundingBox();
+      expect(bubbleBox?.width).toBeGreaterThan(16);
+      expect(bubbleBox?.height).toBeGreaterThan(16);
       await launcher.click();
       expect(await launcher.getAttribute('aria-expanded')).toBe('true');
+      const close = shop.locator('button.close');
+      expect(await close.getAttribute('aria-label')).toBe('Close chat');
+      expect((await close.textContent())?.trim()).toBe('');
+      expect(await close.locator('svg path').count()).toBe(1);
+      expect((await close.locator('svg').boundingBox())?.width).toBeGreaterThan(8);
       await online(shop);
       await replyShown(shop, 'Support here.');
       expect(await shop.locator('h2').textContent()).toBe('Support desk');

@@ -10,7 +10,11 @@ export const STYLES = `
 .embed .panel[hidden] { display: none; }
 .launcher { position: fixed; right: 20px; bottom: 20px; width: 56px; height: 56px; border-radius: 50%; border: 0;
   background: #0b5cad; color: #fff; font-size: 26px; cursor: pointer; box-shadow: 0 4px 14px rgba(0,0,0,.3);
-  z-index: 2147483647; }
+  z-index: 2147483647; display: flex; align-items: center; justify-content: center; }
+.launcher .icon { width: 28px; height: 28px; }
+.icon { display: block; flex: none; }
+header button.close { display: flex; align-items: center; padding: 2px; }
+header button.close .icon { width: 18px; height: 18px; }
 header { display: flex; align-items: center; gap: 8px; padding: 10px 12px; background: #0b5cad; color: #fff; }
 h2 { flex: 1; margin: 0; font-size: 16px; font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .status { font-size: 12px; opacity: .9; }

@@ -11,6 +11,42 @@ export interface ViewActions {
 
 type Attrs = Record<string, string | boolean>;
 
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/**
+ * An inline SVG icon (24×24 viewBox, stroked with the text colour): no emoji font needed, so it
+ * shows the same on a kiosk or a minimal Linux desktop as anywhere else.
+ */
+export function icon(name: keyof typeof ICONS): SVGSVGElement {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  for (const [k, v] of Object.entries({
+    viewBox: '0 0 24 24',
+    width: '24',
+    height: '24',
+    fill: 'none',
+    stroke: 'currentColor',
+    'stroke-width': '2',
+    'stroke-linecap': 'round',
+    'stroke-linejoin': 'round',
+    'aria-hidden': 'true',
+    focusable: 'false',
+    class: `icon icon-${name}`,
+  }))
+    svg.setAttribute(k, v);
+  const path = document.createElementNS(SVG_NS, 'path');
+  path.setAttribute('d', ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
+const ICONS = {
+  chat: 'M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.9A8 8 0 1 1 21 12z',
+  close: 'M6 6l12 12M18 6L6 18',
+  attach:
+    'M21 11.5l-8.5 8.5a5.5 5.5 0 0 1-7.8-7.8l9-9a3.7 3.7 0 0 1 5.2 5.2l-9 9a1.8 1.8 0 0 1-2.6-2.6l8.3-8.3',
+  file: 'M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8zM14 3v5h5',
+} as const;
+
 /** A small element builder: attributes (true: present, false: absent), then children. */
 function h<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -92,7 +128,11 @@ export class ChatView {
     newButton.addEventListener('click', () => this.actions.newConversation());
     const header = h('header', {}, this.title, this.status, newButton);
     if (mode === 'embed') {
-      const close = h('button', { type: 'button', class: 'close', 'aria-label': 'Close chat' }, '✕');
+      const close = h(
+        'button',
+        { type: 'button', class: 'close', 'aria-label': 'Close chat' },
+        icon('close'),
+      );
       close.addEventListener('click', () => this.setOpen(false));
       header.append(close);
     }
@@ -151,7 +191,7 @@ export class ChatView {
           'aria-expanded': 'false',
           'aria-controls': `sb-panel-${uid}`,
         },
-        '💬',
+        icon('chat'),
       );
       this.launcher.addEventListener('click', () => this.setOpen(this.panel.hidden));
       this.panel.addEventListener('keydown', (e) => {
