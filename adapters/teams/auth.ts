@@ -1,3 +1,4 @@
+import { ConfidentialClientApplication } from '@azure/msal-node';
 import {
   type Activity,
   CallerIdConstants,
@@ -8,6 +9,7 @@ import {
   type AuthenticateRequestResult,
   AuthenticationConstants,
   AuthenticationError,
+  MsalServiceClientCredentialsFactory,
 } from 'botframework-connector';
 import type { TeamsAuthConfig } from './config.ts';
 
@@ -30,11 +32,11 @@ export function createBotFrameworkAuthentication(
     ...(auth.password ? { MicrosoftAppPassword: auth.password } : {}),
     ...(auth.tenantId ? { MicrosoftAppTenantId: auth.tenantId } : {}),
   };
-  if (auth.openIdMetadataUrl || auth.tokenIssuer) {
+  if (auth.openIdMetadataUrl || auth.tokenIssuer || auth.loginUrl) {
     // Setting any of these switches botbuilder to a fully parameterised cloud: every value must
     // then be given, so the public cloud's constants fill the ones not overridden.
     Object.assign(options, {
-      ToChannelFromBotLoginUrl: AuthenticationConstants.ToChannelFromBotLoginUrl,
+      ToChannelFromBotLoginUrl: auth.loginUrl ?? AuthenticationConstants.ToChannelFromBotLoginUrl,
       ToChannelFromBotOAuthScope: AuthenticationConstants.ToChannelFromBotOAuthScope,
       ToBotFromChannelTokenIssuer: auth.tokenIssuer ?? AuthenticationConstants.ToBotFromChannelTokenIssuer,
       OAuthUrl: AuthenticationConstants.OAuthUrl,
@@ -45,7 +47,38 @@ export function createBotFrameworkAuthentication(
       ValidateAuthority: true,
     });
   }
+  if (auth.loginUrl && auth.password)
+    return new ConfigurationBotFrameworkAuthentication(
+      options,
+      privateLogin(auth.appId, auth.password, auth.loginUrl),
+    );
   return new ConfigurationBotFrameworkAuthentication(options);
+}
+
+/**
+ * The bot's tokens for the Bot Connector from a private cloud's authority (TEAMS_LOGIN_URL):
+ * MSAL, as botbuilder uses it, with that authority's host declared known. Without that MSAL
+ * asks login.microsoftonline.com whether the host is a real Entra ID instance, and refuses
+ * it when the answer does not come. The token endpoint is read from the authority's OpenID
+ * configuration (`{authority}/v2.0/.well-known/openid-configuration`), as MSAL does for any.
+ */
+function privateLogin(
+  appId: string,
+  password: string,
+  loginUrl: string,
+): MsalServiceClientCredentialsFactory {
+  const client = new ConfidentialClientApplication({
+    auth: {
+      clientId: appId,
+      clientSecret: password,
+      authority: loginUrl,
+      knownAuthorities: [new URL(loginUrl).host],
+    },
+  });
+  // botframework-connector requires msal-node's CommonJS build; this module imports its ESM one:
+  // the same class, declared twice. The factory only calls acquireTokenByClientCredential.
+  type ClientApplication = ConstructorParameters<typeof MsalServiceClientCredentialsFactory>[1];
+  return new MsalServiceClientCredentialsFactory(appId, client as unknown as ClientApplication);
 }
 
 export type VerifyOutcome =

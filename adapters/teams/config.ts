@@ -43,6 +43,17 @@ export const TeamsEnvSchema = z.object({
   TEAMS_OPENID_METADATA_URL: z.preprocess(emptyAsUndefined, z.url().optional()),
   /** Private clouds (and tests): the issuer of the channel's tokens. */
   TEAMS_TOKEN_ISSUER: optionalString,
+  /**
+   * Private clouds (and tests): the Entra ID authority that issues the bot's own tokens for the
+   * Bot Connector (https, with the tenant: `https://login.example/botframework.com`).
+   */
+  TEAMS_LOGIN_URL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .url()
+      .refine((u) => u.startsWith('https://'), 'the login authority must be an https URL')
+      .optional(),
+  ),
 });
 
 export interface TeamsAuthConfig {
@@ -52,6 +63,8 @@ export interface TeamsAuthConfig {
   tenantId: string | undefined;
   openIdMetadataUrl: string | undefined;
   tokenIssuer: string | undefined;
+  /** The authority the bot's Bot Connector tokens come from; undefined: the public cloud's. */
+  loginUrl: string | undefined;
 }
 
 export interface TeamsConfig {
@@ -101,6 +114,7 @@ function authConfig(appId: string, e: z.infer<typeof TeamsEnvSchema>): TeamsAuth
   if (appType === 'UserAssignedMSI') {
     needs(Boolean(e.TEAMS_APP_TENANT_ID), 'needs TEAMS_APP_TENANT_ID');
     needs(!e.TEAMS_APP_PASSWORD, 'takes no TEAMS_APP_PASSWORD (the managed identity has none)');
+    needs(!e.TEAMS_LOGIN_URL, 'takes no TEAMS_LOGIN_URL (the managed identity gets its tokens from Azure)');
   } else {
     needs(Boolean(e.TEAMS_APP_PASSWORD), 'needs TEAMS_APP_PASSWORD (the client secret)');
     if (appType === 'SingleTenant') needs(Boolean(e.TEAMS_APP_TENANT_ID), 'needs TEAMS_APP_TENANT_ID');
@@ -112,5 +126,6 @@ function authConfig(appId: string, e: z.infer<typeof TeamsEnvSchema>): TeamsAuth
     tenantId: e.TEAMS_APP_TENANT_ID,
     openIdMetadataUrl: e.TEAMS_OPENID_METADATA_URL,
     tokenIssuer: e.TEAMS_TOKEN_ISSUER,
+    loginUrl: e.TEAMS_LOGIN_URL,
   };
 }

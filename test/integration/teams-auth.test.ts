@@ -133,6 +133,7 @@ describe('Teams authentication when the signing keys cannot be fetched', () => {
       // A port nothing listens on.
       openIdMetadataUrl: 'http://127.0.0.1:9/v1/.well-known/openidconfiguration',
       tokenIssuer: undefined,
+      loginUrl: undefined,
     });
     const issuer = await startBotFrameworkIssuer();
     try {

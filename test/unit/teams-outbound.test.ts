@@ -198,6 +198,23 @@ describe('Teams configuration', () => {
     refuse({ TEAMS_ENABLED: 'true', TEAMS_BOT: 'Not A Bot' }, /TEAMS_BOT/);
     refuse({ TEAMS_ENABLED: 'yes' }, /TEAMS_ENABLED/);
     refuse({ TEAMS_ENABLED: 'true', TEAMS_OPENID_METADATA_URL: 'not a url' }, /TEAMS_OPENID_METADATA_URL/);
+    refuse(
+      {
+        TEAMS_APP_ID: 'app',
+        TEAMS_APP_PASSWORD: 's',
+        TEAMS_LOGIN_URL: 'http://login.example/botframework.com',
+      },
+      /TEAMS_LOGIN_URL: the login authority must be an https URL/,
+    );
+    refuse(
+      {
+        TEAMS_APP_ID: 'app',
+        TEAMS_APP_TYPE: 'UserAssignedMSI',
+        TEAMS_APP_TENANT_ID: 't',
+        TEAMS_LOGIN_URL: 'https://login.example/t',
+      },
+      /takes no TEAMS_LOGIN_URL/,
+    );
   });
 
   it('without an app id, refuses to start unless HOST is a loopback address', () => {
