@@ -14,6 +14,13 @@ import type { ChannelOutbound } from './outbound/capability.ts';
 import type { Db } from './store/db.ts';
 import type { DeliveryStatus } from './store/records.ts';
 
+/**
+ * A group of HTTP routes: a Hono sub-app, of any environment (a group may type its own context
+ * variables, as routes behind `requireSession` do), mounted with `app.route`.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: a Hono env is invariant in its Variables; any admits every sub-app's.
+export type RouteGroup = Hono<any>;
+
 export interface AcceptResult {
   status: 'accepted' | 'duplicate';
   envelopeId: string;
@@ -60,8 +67,12 @@ export interface ChannelAdapter {
   readonly channel: Channel;
   /** Called first, in every role. */
   setup?(host: AdapterHost): Promise<void>;
-  /** Gateway: HTTP routes (webhooks, pages). */
-  routes?(app: Hono): void;
+  /**
+   * Gateway: HTTP routes (webhooks, pages) as a Hono sub-app with absolute paths; the hub mounts
+   * it with `app.route('/', …)` after the core's routes, in registration order. Called once,
+   * after `setup`.
+   */
+  routes?(): RouteGroup;
   /** Gateway: once the HTTP server listens (WebSocket upgrades). */
   attach?(server: Server): void;
   /**

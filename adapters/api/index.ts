@@ -1,6 +1,6 @@
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { API_CHANNEL } from './channel.ts';
-import { mountSessionApi } from './routes.ts';
+import { sessionApiRoutes } from './routes.ts';
 
 /**
  * The REST API channel: `POST /api/session`, `POST /api/chat`, `GET /api/session/messages`, ...
@@ -13,10 +13,9 @@ export function createApiAdapter(): ChannelAdapter {
     async setup(h) {
       host = h;
     },
-    routes(app) {
+    routes() {
       if (!host) throw new Error('the api adapter is set up before its routes are mounted');
-      const { config, db, bots, ingress, bus, logger, rateLimiter } = host;
-      mountSessionApi(app, { config, db, bots, ingress, bus, logger, rateLimiter });
+      return sessionApiRoutes(host);
     },
   };
 }

@@ -1,48 +1,36 @@
 import { randomUUID } from 'node:crypto';
-import type { Context, Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import type { Bus } from '../../src/bus/bus.ts';
-import type { BotRegistry } from '../../src/config/bots.ts';
-import type { HubConfig } from '../../src/config/env.ts';
 import { formatIssues } from '../../src/config/env-parsing.ts';
 import type { EnvelopeInput } from '../../src/envelope.ts';
 import { contextAddress } from '../../src/http/client-address.ts';
 import { ApiError, readJson } from '../../src/http/errors.ts';
-import { authenticateSession, authenticateToken } from '../../src/http/session-auth.ts';
+import { requireSession, type SessionEnv } from '../../src/http/session-auth.ts';
 import { toApiState } from '../../src/http/session-state-view.ts';
 import { waitForTurn } from '../../src/http/turn-waiter.ts';
 import { RateLimitedError } from '../../src/ingress.ts';
-import { sessionForMessage } from '../../src/lifecycle/token-renewal.ts';
 import {
   MINUTE_MS,
   type RateLimiter,
   retryAfterSeconds,
   sessionCreateKey,
 } from '../../src/limits/rate-limiter.ts';
-import type { Logger } from '../../src/logger.ts';
-import type { Ingress } from '../../src/ports.ts';
-import { endTokenSession, openTokenSession } from '../../src/sessions.ts';
-import type { Db } from '../../src/store/db.ts';
-import { isEnvelopeRecorded } from '../../src/store/messages.ts';
-import { personHistory, personRepliesTo } from '../../src/store/person-history.ts';
+import type { AdapterHost, Ingress } from '../../src/ports.ts';
 import type { MessageRecord } from '../../src/store/records.ts';
-import { loadSnapshot } from '../../src/store/sessions.ts';
 import { API_CHANNEL } from './channel.ts';
 
 const DEFAULT_PAGE = 50;
 /** Longest client message id (`message_id` or `Idempotency-Key`); the envelope id holds it. */
 const MAX_MESSAGE_ID = 200;
 
-export interface SessionApiDeps {
-  config: HubConfig;
-  db: Db;
-  bots: BotRegistry;
-  ingress: Ingress;
-  bus: Bus;
-  logger: Logger;
+/** What the routes use of the host: services only, never the database. */
+export type SessionApiDeps = Pick<
+  AdapterHost,
+  'config' | 'bots' | 'ingress' | 'bus' | 'logger' | 'sessions' | 'history'
+> & {
   /** Counts sessions opened per client address (SESSION_CREATE_PER_MINUTE). */
   rateLimiter: RateLimiter;
-}
+};
 
 const CreateSessionBody = z.object({ bot: z.string().max(100).optional() }).strict();
 const ChatBody = z
@@ -88,8 +76,11 @@ async function acceptOrRefuse(ingress: Ingress, envelope: EnvelopeInput) {
   }
 }
 
-export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
-  const { config, db, bots, ingress, bus, logger, rateLimiter } = deps;
+/** The session API as a sub-app; its paths are absolute (`/api/session`, `/api/chat`). */
+export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
+  const { config, bots, ingress, bus, logger, rateLimiter, sessions, history } = deps;
+  const app = new Hono<SessionEnv>();
+  const authenticated = requireSession(sessions);
 
   app.post('/api/session', async (c) => {
     const body = await readJson(c, CreateSessionBody, { allowEmpty: true });
@@ -110,17 +101,18 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
         { 'Retry-After': retryAfterSeconds(allowed.retryAfterMs) },
       );
     }
-    const { session, token } = await openTokenSession(
-      { db, ingress, bots },
-      { bot, channel: API_CHANNEL, meta: clientMeta(c, config.trustProxy) },
-    );
+    const { session, token } = await sessions.open({
+      bot,
+      channel: API_CHANNEL,
+      meta: clientMeta(c, config.trustProxy),
+    });
     logger.info({ event: 'session.created', sessionId: session.id, bot, channel: API_CHANNEL });
     return c.json({ session_id: session.id, token, expires_at: session.expiresAt, bot }, 201);
   });
 
-  app.get('/api/session', async (c) => {
-    const session = await authenticateSession(c, db);
-    const snapshot = await loadSnapshot(db, session.id);
+  app.get('/api/session', authenticated, async (c) => {
+    const session = c.var.session;
+    const snapshot = await sessions.snapshot(session.id);
     if (!snapshot) throw new ApiError(404, 'not_found', 'the session no longer exists');
     const { state } = snapshot;
     const s = snapshot.session;
@@ -139,21 +131,21 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
     });
   });
 
-  app.delete('/api/session', async (c) => {
-    const session = await authenticateSession(c, db);
-    await endTokenSession({ db, ingress }, session, 'ended by user');
+  app.delete('/api/session', authenticated, async (c) => {
+    const session = c.var.session;
+    await sessions.end(session, 'ended by user');
     logger.info({ event: 'session.end_requested', sessionId: session.id });
     return c.json({ session_id: session.id, ended: true });
   });
 
-  app.get('/api/session/messages', async (c) => {
-    const session = await authenticateSession(c, db);
+  app.get('/api/session/messages', authenticated, async (c) => {
+    const session = c.var.session;
     const parsed = HistoryQuery.safeParse(c.req.query());
     if (!parsed.success) throw new ApiError(400, 'invalid_request', formatIssues(parsed.error.issues));
     const { after, before, limit } = parsed.data;
     if (after !== undefined && before !== undefined)
       throw new ApiError(400, 'invalid_request', 'use either after or before, not both');
-    const messages = await personHistory(db, session.id, { afterSeq: after, beforeSeq: before, limit });
+    const messages = await history.page(session.id, { afterSeq: after, beforeSeq: before, limit });
     const last = messages.at(-1);
     return c.json({
       session_id: session.id,
@@ -162,15 +154,14 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
     });
   });
 
-  app.post('/api/chat', async (c) => {
-    const authed = await authenticateToken(c, db);
+  app.post('/api/chat', authenticated, async (c) => {
     const body = await readJson(c, ChatBody);
     const bytes = Buffer.byteLength(body.text, 'utf8');
     if (bytes > config.maxTextBytes) {
       throw new ApiError(413, 'text_too_long', `text is ${bytes} bytes; the limit is ${config.maxTextBytes}`);
     }
     if (body.text.trim() === '') throw new ApiError(400, 'empty_text', 'text must not be empty');
-    const session = await sessionForMessage({ db, ingress, bots, logger }, authed.session, authed.token);
+    const session = await sessions.forMessage(c.var.session, c.var.sessionToken);
     const idempotencyKey = c.req.header('idempotency-key');
     if (idempotencyKey !== undefined && idempotencyKey.length > MAX_MESSAGE_ID)
       throw new ApiError(
@@ -196,8 +187,8 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
       });
       const queued = { envelope_id: envelopeId, status: 'queued' as const };
       if (!waiter) return c.json(queued, 202);
-      if (accepted.status === 'duplicate' && (await isEnvelopeRecorded(db, envelopeId))) {
-        const replies = await personRepliesTo(db, envelopeId);
+      if (accepted.status === 'duplicate' && (await history.isRecorded(envelopeId))) {
+        const replies = await history.repliesTo(envelopeId);
         return c.json({
           envelope_id: envelopeId,
           status: 'completed',
@@ -209,10 +200,11 @@ export function mountSessionApi(app: Hono, deps: SessionApiDeps): void {
       if (!turn)
         return c.json({ ...queued, message: 'still working; the replies will be in the history' }, 202);
       // From the history, through the person's reader, not from the bus event: one filter for every path.
-      const replies = await personRepliesTo(db, envelopeId);
+      const replies = await history.repliesTo(envelopeId);
       return c.json({ envelope_id: envelopeId, status: 'completed', replies: replies.map(toApiMessage) });
     } finally {
       await waiter?.cancel();
     }
   });
+  return app;
 }

@@ -1,5 +1,5 @@
 import type { WebClient } from '@slack/web-api';
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SlackConfig } from './config.ts';
@@ -54,9 +54,11 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
       h.logger.info({ event: 'slack.configured', bot: config.bot });
     },
 
-    routes(app: Hono) {
+    routes() {
       if (!host || !names) throw new Error('the Slack adapter was not set up');
+      const app = new Hono();
       webhook = mountWebhook(app, { config, host, names });
+      return app;
     },
 
     async stop() {

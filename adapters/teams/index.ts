@@ -1,5 +1,5 @@
 import { CloudAdapter } from 'botbuilder';
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { ConfigError } from '../../src/config/env.ts';
 import type { ChannelSender, OutboundBatch } from '../../src/delivery/sender.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
@@ -65,9 +65,11 @@ export function createTeamsAdapter(config: TeamsConfig): ChannelAdapter {
       });
     },
 
-    routes(app: Hono) {
+    routes() {
       if (!host) throw new Error('the Teams adapter was not set up');
+      const app = new Hono();
       mountMessages(app, { host, adapter, auth, bot: config.bot, loopbackOnly: !config.auth });
+      return app;
     },
   };
 }

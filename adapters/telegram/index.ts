@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { type BotApi, createBotApi } from './bot-api.ts';
@@ -38,9 +38,11 @@ export function createTelegramAdapter(config: TelegramConfig): ChannelAdapter {
       h.logger.info({ event: 'telegram.configured', bot: config.bot, groups: config.groups });
     },
 
-    routes(app: Hono) {
+    routes() {
       if (!host || !api) throw new Error('the Telegram adapter was not set up');
+      const app = new Hono();
       mountWebhook(app, { config, host, api });
+      return app;
     },
   };
 }

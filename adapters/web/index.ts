@@ -1,4 +1,4 @@
-import type { Context, Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { contextAddress, contextOverTls } from '../../src/http/client-address.ts';
 import { ApiError, errorResponse, readJson } from '../../src/http/errors.ts';
@@ -103,7 +103,8 @@ export function createWebAdapter(config: WebConfig): ChannelAdapter {
       host = h;
       gateway = new WebGateway(h, config);
     },
-    routes(app: Hono) {
+    routes() {
+      const app = new Hono();
       bundle = buildWidget();
       // Surfaces a broken widget build at start (awaited there) rather than at the first visitor.
       bundle.catch(() => undefined);
@@ -123,6 +124,7 @@ export function createWebAdapter(config: WebConfig): ChannelAdapter {
         if (!need(host).bots.has(bot)) return next();
         return servePage(c, bot);
       });
+      return app;
     },
     attach(server) {
       need(gateway).attach(server);

@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { ConfigError } from '../../src/config/env.ts';
 import { type ChannelSender, type OutboundBatch, SendError } from '../../src/delivery/sender.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
@@ -120,8 +120,9 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
       });
     },
 
-    routes(app: Hono) {
+    routes() {
       if (!host) throw new Error('the WhatsApp adapter was not set up');
+      const app = new Hono();
       if (options.cloud) webhook = mountWebhook(app, { config: options.cloud, host, botFor });
       if (webSession)
         mountWebAdmin(app, webSession, {
@@ -129,6 +130,7 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
           rateLimiter: host.rateLimiter,
           trustProxy: host.config.trustProxy,
         });
+      return app;
     },
 
     async start() {

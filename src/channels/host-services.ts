@@ -6,9 +6,10 @@ import type { AcceptResult, Ingress } from '../ports.ts';
 import { endTokenSession, type OpenedSession, openTokenSession, sessionForToken } from '../sessions.ts';
 import type { Db } from '../store/db.ts';
 import type { HistoryPage } from '../store/messages.ts';
-import { markDeliveredThrough } from '../store/messages.ts';
+import { isEnvelopeRecorded, markDeliveredThrough } from '../store/messages.ts';
 import { personHistory, personRepliesTo } from '../store/person-history.ts';
-import type { MessageRecord, SessionRecord } from '../store/records.ts';
+import type { MessageRecord, SessionRecord, SessionSnapshot } from '../store/records.ts';
+import { loadSnapshot } from '../store/sessions.ts';
 
 /**
  * Sessions a client holds by token (channels whose sessions are `explicit`), as the REST API and
@@ -26,6 +27,8 @@ export interface TokenSessions {
     session: Pick<SessionRecord, 'id' | 'bot' | 'channel' | 'nativeKey'>,
     reason: string,
   ): Promise<AcceptResult>;
+  /** The session and what its bot keeps (variables, context, …), as the holder may read it. */
+  snapshot(sessionId: string): Promise<SessionSnapshot | undefined>;
 }
 
 /** The conversation as its person sees it (no tool rows, no agents' notes): `store/person-history.ts`. */
@@ -33,6 +36,8 @@ export interface HistoryReader {
   page(sessionId: string, page: HistoryPage): Promise<MessageRecord[]>;
   /** What a turn added for its person, in order; empty while it is not processed. */
   repliesTo(envelopeId: string): Promise<MessageRecord[]>;
+  /** Whether the turn of this envelope is processed (its message is in the history). */
+  isRecorded(envelopeId: string): Promise<boolean>;
 }
 
 export function createTokenSessions(deps: {
@@ -46,6 +51,7 @@ export function createTokenSessions(deps: {
     open: (input) => openTokenSession(deps, input),
     forMessage: (session, token) => sessionForMessage(deps, session, token),
     end: (session, reason) => endTokenSession(deps, session, reason),
+    snapshot: (sessionId) => loadSnapshot(deps.db, sessionId),
   };
 }
 
@@ -53,6 +59,7 @@ export function createHistoryReader(db: Db): HistoryReader {
   return {
     page: (sessionId, page) => personHistory(db, sessionId, page),
     repliesTo: (envelopeId) => personRepliesTo(db, envelopeId),
+    isRecorded: (envelopeId) => isEnvelopeRecorded(db, envelopeId),
   };
 }
 

@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { z } from 'zod';
 import type { HubConfig } from '../config/env.ts';
 import { BotNameSchema, ChannelSchema } from '../envelope.ts';
@@ -21,7 +21,7 @@ import type { MessageRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { STAT_BUCKETS, sessionStats } from '../store/stats.ts';
 import { requireAdmin } from './admin-auth.ts';
-import { mountAdminDebug } from './admin-debug.ts';
+import { adminDebugRoutes } from './admin-debug.ts';
 import { ApiError, readJson } from './errors.ts';
 import { toApiState } from './session-state-view.ts';
 
@@ -137,7 +137,8 @@ const notFound = (id: string) => new ApiError(404, 'not_found', `there is no ses
  * The operator API, behind `Authorization: Bearer <ADMIN_TOKEN>`: list and inspect sessions,
  * end one, erase a person, usage statistics.
  */
-export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
+export function adminRoutes(deps: AdminApiDeps): Hono {
+  const app = new Hono();
   const { db, ingress, logger } = deps;
   const idleTimeoutMs = deps.idleTimeoutMs ?? (() => DEFAULT_IDLE_TIMEOUT_MS);
   const admin = requireAdmin({
@@ -172,7 +173,7 @@ export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
     });
   });
 
-  mountAdminDebug(app, db);
+  app.route('/', adminDebugRoutes(db));
 
   app.get('/api/admin/sessions/:id/messages', async (c) => {
     const { id } = parse(SessionParams, c.req.param());
@@ -219,4 +220,5 @@ export function mountAdminApi(app: Hono, deps: AdminApiDeps): void {
       cache_cleared: result.cacheCleared,
     });
   });
+  return app;
 }

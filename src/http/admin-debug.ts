@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Db } from '../store/db.ts';
 import { ApiError } from './errors.ts';
@@ -14,7 +14,8 @@ const Query = z.object({
  * (ctx.sessions.debugShow) wrote, its sub-sessions' included. Paged by entry id (`after`).
  * Mounted behind the operator token with the rest of `/api/admin`.
  */
-export function mountAdminDebug(app: Hono, db: Db): void {
+export function adminDebugRoutes(db: Db): Hono {
+  const app = new Hono();
   app.get('/api/admin/sessions/:id/debug', async (c) => {
     const params = Params.safeParse(c.req.param());
     const query = Query.safeParse(c.req.query());
@@ -42,4 +43,5 @@ export function mountAdminDebug(app: Hono, db: Db): void {
     }));
     return c.json({ session_id: id, entries, next_after: entries.at(-1)?.id ?? after });
   });
+  return app;
 }

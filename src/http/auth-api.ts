@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { z } from 'zod';
 import { type SignIn, type SignInRefusal, SignInRefused } from '../auth/sign-in-service.ts';
 import type { HubConfig } from '../config/env.ts';
@@ -31,15 +31,13 @@ const CHALLENGE: Partial<Record<SignInRefusal, string>> = {
 };
 
 /** `POST /api/session/authenticate`: the host site's JWT upgrades an anonymous session to its user. */
-export function mountAuthApi(
-  app: Hono,
-  deps: {
-    signIn: SignIn;
-    rateLimiter: RateLimiter;
-    config: Pick<HubConfig, 'trustProxy' | 'sessionCreatePerMinute'>;
-  },
-): void {
+export function authRoutes(deps: {
+  signIn: SignIn;
+  rateLimiter: RateLimiter;
+  config: Pick<HubConfig, 'trustProxy' | 'sessionCreatePerMinute'>;
+}): Hono {
   const { config } = deps;
+  const app = new Hono();
   app.post('/api/session/authenticate', async (c) => {
     const token = bearerToken(c);
     const body = await readJson(c, AuthenticateBody);
@@ -76,4 +74,5 @@ export function mountAuthApi(
       );
     }
   });
+  return app;
 }

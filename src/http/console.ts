@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Context, Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { ApiError, errorResponse } from './errors.ts';
 
 /** Where `scripts/build-console.js` writes the bundled console. */
@@ -58,7 +58,8 @@ function secure(c: Context): void {
  * with its bundle under `/console/assets/`. The bundle is read once: it is built before the hub
  * starts (`npm ci`, `npm start`, `npm test` all build it).
  */
-export function mountConsole(app: Hono, options: { distDir?: string } = {}): void {
+export function consoleRoutes(options: { distDir?: string } = {}): Hono {
+  const app = new Hono();
   const dist = options.distDir ?? CONSOLE_DIST;
   const cache = new Map<string, Promise<Buffer>>();
   const read = (name: string) => {
@@ -93,4 +94,5 @@ export function mountConsole(app: Hono, options: { distDir?: string } = {}): voi
   };
   app.get('/console', page);
   app.get('/console/*', page);
+  return app;
 }

@@ -1,4 +1,4 @@
-import type { Context, Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { InvalidIdentityError, normalizeNativeId } from '../auth/identity.ts';
 import type { SessionCache } from '../cache/cache.ts';
@@ -62,7 +62,8 @@ const toApiIdentity = (i: IdentityRecord) => ({
  * Operator routes that link channel identities to users, so that memory follows a person from
  * one channel to another: `/api/admin/users/:id` and its identities.
  */
-export function mountIdentityApi(app: Hono, deps: IdentityApiDeps): void {
+export function identityRoutes(deps: IdentityApiDeps): Hono {
+  const app = new Hono();
   const { db, cache, logger } = deps;
   const admin = requireAdmin(deps.admin);
 
@@ -129,4 +130,5 @@ export function mountIdentityApi(app: Hono, deps: IdentityApiDeps): void {
     logger.info({ event: 'identity.unlinked', userId, channel: parsedChannel.data });
     return c.json({ user_id: userId, channel: parsedChannel.data, native_id: nativeId, unlinked: true });
   });
+  return app;
 }

@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -28,10 +28,13 @@ async function run(check: Check): Promise<{ name: string; ok: boolean; error?: s
 }
 
 /** `/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics` (Prometheus). */
-export function mountOpsApi(
-  app: Hono,
-  deps: { checks: Check[]; metrics: Metrics; refresh: () => Promise<void>; logger: Logger },
-): void {
+export function opsRoutes(deps: {
+  checks: Check[];
+  metrics: Metrics;
+  refresh: () => Promise<void>;
+  logger: Logger;
+}): Hono {
+  const app = new Hono();
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   app.get('/readyz', async (c) => {
@@ -53,4 +56,5 @@ export function mountOpsApi(
       'Content-Type': deps.metrics.registry.contentType,
     });
   });
+  return app;
 }

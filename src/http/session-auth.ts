@@ -1,11 +1,23 @@
 import type { Context } from 'hono';
-import { sessionForToken } from '../sessions.ts';
-import type { Db } from '../store/db.ts';
+import { createMiddleware } from 'hono/factory';
 import type { SessionRecord } from '../store/records.ts';
 import { ApiError } from './errors.ts';
 
 const unauthorized = (message: string) =>
   new ApiError(401, 'unauthorized', message, { 'WWW-Authenticate': 'Bearer realm="switchboard"' });
+
+/** What `requireSession` puts on the context: `c.var.session`, `c.var.sessionToken`. */
+export interface SessionVariables {
+  /** The session the request's bearer token opens (open, not expired). */
+  session: SessionRecord;
+  /** The bearer token itself (a message after an idle-out moves it to a new session). */
+  sessionToken: string;
+}
+
+/** The Hono environment of routes behind `requireSession`. */
+export interface SessionEnv {
+  Variables: SessionVariables;
+}
 
 /** The bearer token a request carries, or 401. */
 export function bearerToken(c: Context): string {
@@ -15,18 +27,17 @@ export function bearerToken(c: Context): string {
   return match[1]!;
 }
 
-/** The session a request's bearer token opens, or 401. */
-export async function authenticateSession(c: Context, db: Db): Promise<SessionRecord> {
-  return (await authenticateToken(c, db)).session;
-}
-
-/** The request's bearer token and the session it opens, or 401. */
-export async function authenticateToken(
-  c: Context,
-  db: Db,
-): Promise<{ session: SessionRecord; token: string }> {
-  const token = bearerToken(c);
-  const session = await sessionForToken(db, token);
-  if (!session) throw unauthorized('the session token is not valid, or its session has ended or expired');
-  return { session, token };
+/**
+ * Middleware: the request's bearer token must open a session (else 401), which it sets on the
+ * context as `session` (and the token as `sessionToken`). It runs before the body is read.
+ */
+export function requireSession(tokens: { forToken(token: string): Promise<SessionRecord | undefined> }) {
+  return createMiddleware<SessionEnv>(async (c, next) => {
+    const token = bearerToken(c);
+    const session = await tokens.forToken(token);
+    if (!session) throw unauthorized('the session token is not valid, or its session has ended or expired');
+    c.set('session', session);
+    c.set('sessionToken', token);
+    await next();
+  });
 }

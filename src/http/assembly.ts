@@ -1,0 +1,94 @@
+import type { Hono } from 'hono';
+import type { HubServices } from '../hub/services.ts';
+import { eraseQueueTraces } from '../queue/erased-traces.ts';
+import { countActiveSessions } from '../store/sessions.ts';
+import { adminRoutes } from './admin-api.ts';
+import { agentAdminRoutes } from './agent-admin-api.ts';
+import { agentRoutes } from './agent-api.ts';
+import { createApp } from './app.ts';
+import { authRoutes } from './auth-api.ts';
+import { consoleRoutes } from './console.ts';
+import { identityRoutes } from './identity-api.ts';
+import { type Check, opsRoutes } from './ops-api.ts';
+import { outboundMessageRoutes } from './outbound-api.ts';
+
+/** Sessions with activity this recent count as active in `/metrics`. */
+const ACTIVE_WINDOW_MS = 30 * 60_000;
+
+/**
+ * The hub's HTTP application: the shell (`app.ts`: JSON errors, body limit, 405), then every
+ * route group as a Hono sub-app mounted with `app.route`, then the adapters' own routes.
+ *
+ * A new route group is one file in `src/http/` exporting `xRoutes(deps): Hono` and one mount
+ * line below. Order matters where paths overlap: a group mounted earlier answers first (the agent
+ * and outbound groups under `/api/admin/...` come before the operator guard on `/api/admin/*`;
+ * the adapters come last, the web widget's `/:bot` being the most general path).
+ *
+ * Every role serves the ops routes (`/healthz`, `/readyz`, `/metrics`); only gateways serve the rest.
+ */
+export function assembleHttp(services: HubServices): Hono {
+  const { config, logger, metrics, db, bots, ingress, backend, adapters, handoff, outbound, signIn } =
+    services;
+  const { redis, queue, cache, bus, rateLimiter } = backend;
+  const app = createApp({ logger, maxBodyBytes: config.maxBodyBytes });
+
+  const checks: Check[] = [
+    { name: 'database', check: () => db.ping() },
+    { name: 'queue', check: () => queue.ping() },
+    ...(redis ? [{ name: 'redis', check: async () => void (await redis.ping()) }] : []),
+    ...adapters.filter((a) => a.ping).map((a) => ({ name: a.channel, check: () => a.ping!() })),
+  ];
+  app.route(
+    '/',
+    opsRoutes({
+      checks,
+      metrics,
+      logger,
+      async refresh() {
+        metrics.queueDepth.set(await queue.depth());
+        const active = await countActiveSessions(db, new Date(Date.now() - ACTIVE_WINDOW_MS));
+        metrics.activeSessions.reset();
+        for (const row of active)
+          metrics.activeSessions.set({ bot: row.bot, channel: row.channel }, row.count);
+      },
+    }),
+  );
+  if (services.role === 'worker') return app;
+
+  const { adminToken, trustProxy } = config;
+  if (signIn) app.route('/', authRoutes({ signIn, rateLimiter, config }));
+  app.route('/', identityRoutes({ db, cache, logger, admin: { adminToken, rateLimiter, trustProxy } }));
+  // Before the operator routes: an admin agent may manage agents, where only ADMIN_TOKEN opens the rest of /api/admin.
+  app.route(
+    '/api/admin/agents',
+    agentAdminRoutes({
+      db,
+      logger,
+      adminToken,
+      onAgentGone: async (id) => void (await handoff.agentGone(id)),
+    }),
+  );
+  app.route('/api/admin/messages', outboundMessageRoutes({ db, adminToken, service: outbound }));
+  app.route(
+    '/',
+    adminRoutes({
+      idleTimeoutMs: (bot, channel) => bots.rules(bot, channel).idleTimeoutMs,
+      config,
+      db,
+      cache,
+      ingress,
+      logger,
+      rateLimiter,
+      ...(redis
+        ? { eraseQueueTraces: (sessions) => eraseQueueTraces(redis, config.redisPrefix, sessions) }
+        : {}),
+    }),
+  );
+  app.route('/api/agent', agentRoutes({ config, db, bus, handoff, logger }));
+  app.route('/', consoleRoutes());
+  for (const adapter of adapters) {
+    const routes = adapter.routes?.();
+    if (routes) app.route('/', routes);
+  }
+  return app;
+}

@@ -1,0 +1,126 @@
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import type { Hono } from 'hono';
+import { IDLE_SWEEP_JOB } from '../lifecycle/idle-sweep.ts';
+import { pruneInbox } from '../store/inbox.ts';
+import type { HubServices } from './services.ts';
+
+/** Envelope ids are remembered this long for deduplication after they were processed. */
+export const DEDUPE_WINDOW_MS = 24 * 3_600_000;
+const PRUNE_EVERY_MS = 15 * 60_000;
+/** The expiry job's first run waits at most this long after start, so a restart storm does not begin with cleanup. */
+const EXPIRY_FIRST_RUN_MS = 30_000;
+
+export interface HubLifecycle {
+  /** Starts serving and working; resolves with the port it listens on. */
+  start(): Promise<{ port: number }>;
+  /** Stops taking work, finishes what is in flight, closes every connection. Once. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starting and stopping a built hub: every role listens (workers serve the ops routes);
+ * gateways attach and start the adapters' inbound connections; workers consume the queue, send
+ * the outbox and run the scheduled jobs. Stopping undoes it in reverse, then closes the services.
+ */
+export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
+  const { config, role, logger, db, bots, adapters, engine, outbox, knowledge, webhooks } = services;
+  const { queue, scheduler, bus, cache } = services.backend;
+  const serves = role === 'all' || role === 'gateway';
+  const works = role === 'all' || role === 'worker';
+  let server: Server | undefined;
+  let pruneTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  return {
+    async start() {
+      server = await new Promise<Server>((resolve, reject) => {
+        const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
+          resolve(s as Server),
+        ) as Server;
+        s.once('error', reject);
+      });
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : config.port;
+      await webhooks.sync();
+      if (serves) {
+        for (const adapter of adapters) adapter.attach?.(server);
+        for (const adapter of adapters) await adapter.start?.();
+      }
+      if (works) {
+        // Knowledge is indexed before the first message is answered, then kept up to date.
+        await knowledge.sync();
+        knowledge.start();
+        await queue.consume(async (envelope, info) => {
+          await engine.handle(envelope, {
+            checkDuplicate: info.redelivered,
+            trustCachedState: info.followsInLane,
+            shareStateLater: info.followedInLane,
+          });
+        });
+        await outbox.start();
+        pruneTimer = setInterval(() => {
+          pruneInbox(db, new Date(Date.now() - DEDUPE_WINDOW_MS)).catch((err: Error) =>
+            logger.warn({ event: 'inbox.prune_failed', err: err.message }),
+          );
+        }, PRUNE_EVERY_MS);
+        pruneTimer.unref();
+        // Every worker declares it: there is still one schedule, each run in one worker.
+        await scheduler.repeat('expiry', 'expiry', config.expiryIntervalMs, {
+          firstDelayMs: Math.min(EXPIRY_FIRST_RUN_MS, config.expiryIntervalMs),
+        });
+        await scheduler.repeat(IDLE_SWEEP_JOB, IDLE_SWEEP_JOB, config.idleSweepIntervalMs);
+        await services.handoffJobs.startJobs();
+        await scheduler.start();
+        webhooks.start();
+      }
+      logger.info({
+        event: 'hub.started',
+        port,
+        database: db.kind,
+        queue: queue.driver,
+        bots: bots.names(),
+        channels: adapters.map((a) => a.channel),
+      });
+      return { port };
+    },
+
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      logger.info({ event: 'hub.stopping' });
+      if (pruneTimer) clearInterval(pruneTimer);
+      if (server) {
+        const s = server;
+        const closed = new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeIdleConnections?.();
+          setTimeout(() => s.closeAllConnections?.(), 5_000).unref();
+        });
+        // The server takes no new connections now; the ones adapters hold open must end for it to close.
+        for (const adapter of adapters)
+          await adapter
+            .detach?.()
+            .catch((err: Error) =>
+              logger.warn({ event: 'adapter.detach_failed', channel: adapter.channel, err: err.message }),
+            );
+        await closed;
+      }
+      for (const adapter of adapters)
+        await adapter
+          .stop?.()
+          .catch((err: Error) =>
+            logger.warn({ event: 'adapter.stop_failed', channel: adapter.channel, err: err.message }),
+          );
+      await webhooks.stop();
+      await scheduler.stop();
+      await queue.stop();
+      await knowledge.stop();
+      await outbox.stop();
+      await bus.close();
+      await cache.close();
+      await services.close();
+      logger.info({ event: 'hub.stopped' });
+    },
+  };
+}

@@ -1,0 +1,215 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { loadSignInVerifiers } from '../auth/sign-in-config.ts';
+import { createSignIn, type SignIn } from '../auth/sign-in-service.ts';
+import { type Backend, createBackend } from '../backend.ts';
+import {
+  createDeliveredThrough,
+  createHistoryReader,
+  createTokenSessions,
+} from '../channels/host-services.ts';
+import { BOTS_DIR, type BotRegistry, loadBots } from '../config/bots.ts';
+import type { HubConfig, Role } from '../config/env.ts';
+import { Delivery } from '../delivery/delivery.ts';
+import type { Outbox } from '../delivery/outbox.ts';
+import type { ChannelSender } from '../delivery/sender.ts';
+import { SessionEngine } from '../engine/engine.ts';
+import type { Channel } from '../envelope.ts';
+import { engineHandoff } from '../handoff/engine-side.ts';
+import { AgentEventLog } from '../handoff/events.ts';
+import { HandoffService } from '../handoff/service.ts';
+import { createIngress } from '../ingress.ts';
+import { KnowledgeIndexer } from '../kb/indexer.ts';
+import { type ExpiryReport, runExpiry } from '../lifecycle/expiry.ts';
+import { IDLE_SWEEP_JOB, sweepIdleSessions } from '../lifecycle/idle-sweep.ts';
+import { LlmService, llmDialogServices } from '../llm/service.ts';
+import type { Logger } from '../logger.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
+import { OutboundService } from '../outbound/service.ts';
+import type { AdapterHost, ChannelAdapter, Ingress } from '../ports.ts';
+import type { Db } from '../store/db.ts';
+import { applyPlatformStatus } from '../store/messages.ts';
+import { migrate } from '../store/migrate.ts';
+import { openPglite } from '../store/pglite.ts';
+import { openPostgres } from '../store/postgres.ts';
+import { createEventWebhooks, type EventWebhooks } from '../webhooks/webhooks.ts';
+
+/**
+ * Everything a hub is made of, built and wired, nothing started: the database (migrated), the
+ * backend's moving parts (memory or Redis), and the services on top — delivery, the engine,
+ * handoff, outbound messages, sign-in — and the adapters, set up with their host.
+ */
+export interface HubServices {
+  readonly config: HubConfig;
+  readonly role: Role;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly bots: BotRegistry;
+  readonly db: Db;
+  readonly backend: Backend;
+  readonly adapters: readonly ChannelAdapter[];
+  readonly ingress: Ingress;
+  readonly engine: SessionEngine;
+  readonly outbox: Outbox;
+  readonly knowledge: KnowledgeIndexer;
+  readonly handoff: HandoffService;
+  /** The engine's side of handoff: its scheduled jobs start with the workers. */
+  readonly handoffJobs: ReturnType<typeof engineHandoff>;
+  readonly outbound: OutboundService;
+  /** The sign-in upgrade: gateways only. */
+  readonly signIn?: SignIn;
+  readonly webhooks: EventWebhooks;
+  /** Runs the expiry job now. */
+  expire(): Promise<ExpiryReport>;
+  /** Closes what was opened here (the backend's connections, the database), last first. */
+  close(): Promise<void>;
+}
+
+export async function openDatabase(config: HubConfig, logger: Logger): Promise<Db> {
+  return config.databaseUrl
+    ? openPostgres({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger })
+    : openPglite(config.dataDir);
+}
+
+export async function createServices(options: {
+  config: HubConfig;
+  role: Role;
+  logger: Logger;
+  adapters: readonly ChannelAdapter[];
+}): Promise<HubServices> {
+  const { config, role, logger, adapters } = options;
+  const metrics = createMetrics();
+  // Scripts reach the LLM through this; it is made once the database and the bus are there.
+  let llm: LlmService | undefined;
+  const bots = await loadBots(config.configDir, {
+    dialogServices: (_bot, settings) => llmDialogServices(settings, () => llm),
+    ruleDefaults: {
+      anonymousSessionDays: config.anonymousSessionDays,
+      rateLimitPerMinute: config.rateLimitPerMinute,
+    },
+  });
+  if (!existsSync(path.join(config.configDir, BOTS_DIR))) {
+    // Only the built-in default bot: almost always CONFIG_DIR pointing at the wrong place.
+    logger.warn({ event: 'config.no_bots', dir: path.join(config.configDir, BOTS_DIR) });
+  }
+  const serves = role === 'all' || role === 'gateway';
+  // Sign-in keys are read once, here, so that a bad one stops the start with a ConfigError.
+  const verifiers = serves ? await loadSignInVerifiers(config, bots) : undefined;
+  const db = await openDatabase(config, logger);
+  const closers: (() => Promise<unknown>)[] = [() => db.close()];
+  const close = async () => {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+  };
+  try {
+    await migrate(db, logger);
+
+    const backend = createBackend(config, { db, logger });
+    closers.push(() => backend.close());
+    const { rateLimiter, cache, bus, scheduler } = backend;
+    const senders = new Map<Channel, ChannelSender>();
+    for (const adapter of adapters) if (adapter.sender) senders.set(adapter.channel, adapter.sender);
+    const delivery = new Delivery({
+      db,
+      logger,
+      metrics,
+      senders,
+      maxAttempts: config.deliveryAttempts,
+      retryBaseMs: config.deliveryRetryBaseMs,
+      retryCapMs: config.deliveryRetryCapMs,
+      rateLimiter,
+    });
+    const outbox = backend.createOutbox(delivery);
+
+    llm = await LlmService.create({ db, bus, logger, bots, metrics });
+    const knowledge = new KnowledgeIndexer({ db, logger, sources: llm.knowledgeSources() });
+    const ingress = createIngress({ queue: backend.queue, metrics, logger, bots, rateLimiter });
+    const handoff = new HandoffService({
+      db,
+      ingress,
+      bots,
+      logger,
+      events: new AgentEventLog(db, bus, logger),
+      sendThroughLane: async (envelope) => void (await ingress.accept(envelope)),
+    });
+    const handoffJobs = engineHandoff({ db, bots, scheduler, service: handoff, logger });
+    handoffJobs.registerJobs();
+    const engine = new SessionEngine({
+      handoff: handoffJobs,
+      db,
+      cache,
+      bus,
+      bots,
+      delivery,
+      outbox,
+      metrics,
+      logger,
+      llm: llm.provider(),
+      send: (envelope) => ingress.accept(envelope),
+    });
+
+    // Messages the business sends first; every role registers the scheduled-send job.
+    const outbound = new OutboundService({
+      db,
+      bots,
+      ingress,
+      scheduler,
+      logger,
+      adapters: new Map(adapters.map((a) => [a.channel, a])),
+    });
+    outbound.register();
+
+    const signIn = verifiers ? createSignIn({ db, cache, bus, verifiers, logger }) : undefined;
+    const host: AdapterHost = {
+      signIn,
+      config,
+      logger,
+      metrics,
+      bots,
+      ingress,
+      bus,
+      sessions: createTokenSessions({ db, ingress, bots, logger }),
+      history: createHistoryReader(db),
+      db,
+      rateLimiter,
+      async applyStatus(channelMessageId, status, error) {
+        await applyPlatformStatus(db, channelMessageId, status, error);
+      },
+      deliveredThrough: createDeliveredThrough(db),
+    };
+    for (const adapter of adapters) await adapter.setup?.(host);
+
+    const expire = () => runExpiry({ db, bots, cache, logger });
+    scheduler.handle('expiry', async () => {
+      await expire();
+    });
+    scheduler.handle(IDLE_SWEEP_JOB, async () => {
+      await sweepIdleSessions({ db, bots, ingress, logger });
+    });
+    const webhooks = createEventWebhooks({ db, scheduler, logger, bots, config });
+
+    return {
+      config,
+      role,
+      logger,
+      metrics,
+      bots,
+      db,
+      backend,
+      adapters,
+      ingress,
+      engine,
+      outbox,
+      knowledge,
+      handoff,
+      handoffJobs,
+      outbound,
+      ...(signIn ? { signIn } : {}),
+      webhooks,
+      expire,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
