@@ -13,7 +13,7 @@ export const email: ChannelPlugin = {
     identified: true,
     sessions: 'keyed',
     delivery: 'sender',
-    limits: {},
+    limits: { messagesPerSecond: 10 },
     renders: { suggestions: true, cards: false, files: false, typing: false, streaming: false },
   },
   enabled: emailEnabled,

@@ -22,7 +22,12 @@ export const slack: ChannelPlugin = {
     identified: true,
     sessions: 'keyed',
     delivery: 'sender',
-    limits: { textLength: TEXT_MAX, buttons: MAX_BUTTONS, buttonTextLength: BUTTON_TEXT_MAX },
+    limits: {
+      textLength: TEXT_MAX,
+      buttons: MAX_BUTTONS,
+      buttonTextLength: BUTTON_TEXT_MAX,
+      messagesPerSecond: 10,
+    },
     renders: { suggestions: true, cards: false, files: false, typing: false, streaming: false },
   },
   enabled: slackRequested,

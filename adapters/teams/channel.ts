@@ -10,7 +10,7 @@ export const teams: ChannelPlugin = {
     identified: true,
     sessions: 'keyed',
     delivery: 'sender',
-    limits: { textLength: DEFAULT_MAX_TEXT_CHARS, buttons: 3 },
+    limits: { textLength: DEFAULT_MAX_TEXT_CHARS, buttons: 3, messagesPerSecond: 30 },
     renders: { suggestions: true, cards: false, files: true, typing: true, streaming: false },
   },
   enabled: teamsRequested,

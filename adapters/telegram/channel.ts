@@ -21,7 +21,7 @@ export const telegram: ChannelPlugin = {
     identified: true,
     sessions: 'keyed',
     delivery: 'sender',
-    limits: { textLength: TEXT_MAX },
+    limits: { textLength: TEXT_MAX, messagesPerSecond: 30 },
     renders: { suggestions: true, cards: false, files: false, typing: true, streaming: false },
   },
   enabled: telegramRequested,

@@ -11,7 +11,7 @@ export const whatsapp: ChannelPlugin = {
     sessions: 'keyed',
     delivery: 'sender',
     // The Cloud API's own limits (cloud/outbound.ts splits and trims to them).
-    limits: { textLength: 4096, buttons: 3, buttonTextLength: 20 },
+    limits: { textLength: 4096, buttons: 3, buttonTextLength: 20, messagesPerSecond: 80 },
     renders: { suggestions: true, cards: false, files: true, typing: true, streaming: false },
   },
   enabled: whatsAppRequested,

@@ -42,6 +42,11 @@ export interface ChannelLimits {
   readonly buttonTextLength?: number;
   /** Bytes in one file sent or received. */
   readonly mediaBytes?: number;
+  /**
+   * Messages per second the platform takes from one bot to different people: a broadcast's
+   * default and highest pace on the channel (`BROADCAST_RATE_LIMITS` overrides it).
+   */
+  readonly messagesPerSecond?: number;
 }
 
 /** What the channel can show the person. */

@@ -75,6 +75,31 @@ export const EnvSchema = z.object({
   QUEUE_RETRY_BASE_MS: int(200, 1),
   /** How often workers end sessions that have been idle longer than their bot allows. */
   IDLE_SWEEP_SECONDS: int(60, 1),
+  /**
+   * Broadcasts: the highest pace per channel, messages per second, as `channel=rate` pairs
+   * (`whatsapp=200,email=5`). A channel not named keeps the cap its adapter declares.
+   */
+  BROADCAST_RATE_LIMITS: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .default('')
+      .transform((value, ctx) => {
+        const limits: Record<string, number> = {};
+        for (const pair of value
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean)) {
+          const m = /^([a-z][a-z0-9_-]{0,31})\s*=\s*(\d+(?:\.\d+)?)$/.exec(pair);
+          if (!m || Number(m[2]) <= 0) {
+            ctx.addIssue({ code: 'custom', message: `"${pair}" is not channel=messages-per-second` });
+            return z.NEVER;
+          }
+          limits[m[1]!] = Number(m[2]);
+        }
+        return limits;
+      }),
+  ),
   /** Event webhooks: one request's time limit. */
   WEBHOOK_TIMEOUT_SECONDS: int(10, 1),
   /** Event webhooks: how often a worker looks for new events to deliver. */
@@ -139,6 +164,8 @@ export interface HubConfig {
   authJwtIssuer: string | undefined;
   authJwtAudience: string | undefined;
   authJwtClockToleranceSeconds: number;
+  /** Broadcast pace caps by channel (messages per second), over the adapters' own. */
+  broadcastRateLimits: Record<string, number>;
 }
 
 export class ConfigError extends Error {
@@ -195,5 +222,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     authJwtIssuer: e.AUTH_JWT_ISSUER,
     authJwtAudience: e.AUTH_JWT_AUDIENCE,
     authJwtClockToleranceSeconds: e.AUTH_JWT_CLOCK_TOLERANCE_SECONDS,
+    broadcastRateLimits: e.BROADCAST_RATE_LIMITS,
   };
 }

@@ -7,6 +7,7 @@ import { agentAdminRoutes } from './agent-admin-api.ts';
 import { agentRoutes } from './agent-api.ts';
 import { createApp } from './app.ts';
 import { authRoutes } from './auth-api.ts';
+import { broadcastRoutes } from './broadcast-api.ts';
 import { consoleRoutes } from './console.ts';
 import { identityRoutes } from './identity-api.ts';
 import { type Check, opsRoutes } from './ops-api.ts';
@@ -27,8 +28,20 @@ const ACTIVE_WINDOW_MS = 30 * 60_000;
  * Every role serves the ops routes (`/healthz`, `/readyz`, `/metrics`); only gateways serve the rest.
  */
 export function assembleHttp(services: HubServices): Hono {
-  const { config, logger, metrics, db, bots, ingress, backend, adapters, handoff, outbound, signIn } =
-    services;
+  const {
+    config,
+    logger,
+    metrics,
+    db,
+    bots,
+    ingress,
+    backend,
+    adapters,
+    handoff,
+    outbound,
+    broadcasts,
+    signIn,
+  } = services;
   const { redis, queue, cache, bus, rateLimiter } = backend;
   const app = createApp({ logger, maxBodyBytes: config.maxBodyBytes });
 
@@ -69,6 +82,7 @@ export function assembleHttp(services: HubServices): Hono {
     }),
   );
   app.route('/api/admin/messages', outboundMessageRoutes({ db, adminToken, service: outbound }));
+  app.route('/api/admin/broadcasts', broadcastRoutes({ db, adminToken, service: broadcasts }));
   app.route(
     '/',
     adminRoutes({

@@ -11,10 +11,11 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 const Params = z.object({ id: z.uuid() });
 
 /** Who sends: the operator (ADMIN_TOKEN, every bot), or a supervisor or admin agent for the bots they serve. */
-type Sender = { agent?: AgentRecord };
-type Env = { Variables: { sender: Sender } };
+export type Sender = { agent?: AgentRecord };
+export type SenderEnv = { Variables: { sender: Sender } };
+type Env = SenderEnv;
 
-function requireSender(db: Db, adminToken: string | undefined): MiddlewareHandler<Env> {
+export function requireSender(db: Db, adminToken: string | undefined): MiddlewareHandler<Env> {
   const expected = adminToken ? digest(adminToken) : undefined;
   return async (c, next) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
@@ -31,7 +32,7 @@ function requireSender(db: Db, adminToken: string | undefined): MiddlewareHandle
   };
 }
 
-function checkBot(sender: Sender, bot: string): void {
+export function checkBot(sender: Sender, bot: string): void {
   if (sender.agent && !servesBot(sender.agent, bot))
     throw new ApiError(403, 'forbidden', `you do not serve bot "${bot}"`);
 }

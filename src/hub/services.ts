@@ -25,6 +25,7 @@ import { IDLE_SWEEP_JOB, sweepIdleSessions } from '../lifecycle/idle-sweep.ts';
 import { LlmService, llmDialogServices } from '../llm/service.ts';
 import type { Logger } from '../logger.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
+import { BroadcastService } from '../outbound/broadcasts.ts';
 import { OutboundService } from '../outbound/service.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from '../ports.ts';
 import type { Db } from '../store/db.ts';
@@ -56,6 +57,7 @@ export interface HubServices {
   /** The engine's side of handoff: its scheduled jobs start with the workers. */
   readonly handoffJobs: ReturnType<typeof engineHandoff>;
   readonly outbound: OutboundService;
+  readonly broadcasts: BroadcastService;
   /** The sign-in upgrade: gateways only. */
   readonly signIn?: SignIn;
   readonly webhooks: EventWebhooks;
@@ -157,6 +159,16 @@ export async function createServices(options: {
       adapters: new Map(adapters.map((a) => [a.channel, a])),
     });
     outbound.register();
+    const broadcasts = new BroadcastService({
+      db,
+      bots,
+      scheduler,
+      logger,
+      outbound,
+      adapters: new Map(adapters.map((a) => [a.channel, a])),
+      rateLimits: config.broadcastRateLimits,
+    });
+    broadcasts.register();
 
     const signIn = verifiers ? createSignIn({ db, cache, bus, verifiers, logger }) : undefined;
     const host: AdapterHost = {
@@ -203,6 +215,7 @@ export async function createServices(options: {
       handoff,
       handoffJobs,
       outbound,
+      broadcasts,
       ...(signIn ? { signIn } : {}),
       webhooks,
       expire,

@@ -23,6 +23,11 @@ export interface OutboundDraft {
   text?: string;
   template?: OutboundTemplate;
   subject?: string;
+  /**
+   * A stable id of this message (the outbound message's id): whatever the adapter derives from it
+   * (a new thread's id) comes out the same when the message is placed again after a crash.
+   */
+  key?: string;
   now: Date;
 }
 

@@ -14,7 +14,13 @@ import type { SessionRecord } from '../store/records.ts';
 import { toSessionRecord } from '../store/records.ts';
 import { createContactSession, findOpenSnapshotByKey, loadSnapshot } from '../store/sessions.ts';
 import { isUniqueViolation } from '../store/turns.ts';
-import type { ChannelOutbound, OutboundDecision, OutboundDraft, OutboundTemplate } from './capability.ts';
+import type {
+  ChannelOutbound,
+  OutboundDecision,
+  OutboundDraft,
+  OutboundRefusal,
+  OutboundTemplate,
+} from './capability.ts';
 import { isOptedOut } from './opt-out.ts';
 import {
   deliveryOf,
@@ -86,6 +92,18 @@ export interface OutboundServiceDeps {
   /** The adapters this hub runs, by channel: a channel without one here cannot be written to. */
   adapters: ReadonlyMap<string, Pick<ChannelAdapter, 'channel' | 'outbound'>>;
   now?: () => Date;
+}
+
+/** Where a message goes, once its channel accepted it (see `OutboundService.place`). */
+export interface Placement {
+  ok: true;
+  /** The person's native id. */
+  to: string;
+  /** The session key it enters. */
+  nativeKey: string;
+  open?: SessionRecord;
+  /** What a session the message opens needs. */
+  replyTo?: unknown;
 }
 
 /** The recipient, resolved: which channel, which session key, and the session it already has. */
@@ -163,39 +181,31 @@ export class OutboundService {
     if (request.template && !outbound?.templates)
       throw new ApiError(422, 'not_supported', `channel "${target.channel}" has no template messages`);
 
-    const latest = target.open ?? (await latestSession(db, request.bot, target.channel, target.nativeKey));
-    if (!target.open && latest && latest.nativeKey !== target.nativeKey) {
-      // The person's conversations are threads (a Teams chat, an email thread): the latest one.
-      target.nativeKey = latest.nativeKey;
-      if (!latest.endedAt) target.open = latest;
-    }
-    const draft: OutboundDraft = {
+    const id = randomUUID();
+    const placed = await this.place(outbound, {
+      key: id,
       bot: request.bot,
-      to: identityOfNativeKey(target.nativeKey).from.id,
+      channel: target.channel,
+      nativeKey: target.nativeKey,
       ...(target.open ? { open: target.open } : {}),
-      ...(latest ? { latest } : {}),
       ...(request.text !== undefined ? { text: request.text } : {}),
       ...(request.template ? { template: request.template } : {}),
       ...(request.subject !== undefined ? { subject: request.subject } : {}),
       now,
-    };
-    const decision = await (outbound
-      ? outbound.prepare(draft)
-      : this.insideConversation(target.channel, draft));
-    if (!decision.ok) throw new ApiError(decision.status, decision.code, decision.message);
-    if (decision.thread) {
-      // A conversation of its own (a new email thread): a session keyed with the new thread.
-      target.nativeKey = `${draft.to}#${decision.thread}`;
-      delete target.open;
-    }
-    if (await isOptedOut(db, { bot: request.bot, channel: target.channel, nativeId: draft.to }))
+    });
+    if (!placed.ok) throw new ApiError(placed.status, placed.code, placed.message);
+    if (await isOptedOut(db, { bot: request.bot, channel: target.channel, nativeId: placed.to }))
       throw new ApiError(
         409,
         'opted_out',
-        `${draft.to} has opted out of messages from bot "${request.bot}" on ${target.channel}`,
+        `${placed.to} has opted out of messages from bot "${request.bot}" on ${target.channel}`,
       );
+    target.nativeKey = placed.nativeKey;
+    if (placed.open) target.open = placed.open;
+    else delete target.open;
+    const decision = placed;
     const message: Omit<OutboundMessage, 'error'> = {
-      id: randomUUID(),
+      id,
       bot: request.bot,
       channel: target.channel,
       nativeKey: target.nativeKey,
@@ -242,6 +252,62 @@ export class OutboundService {
     };
   }
 
+  /**
+   * Where a message to `nativeKey` goes and whether its channel takes it now: the session key it
+   * enters (the person's latest thread, or a new one the adapter opens), the open session, and
+   * what a session the message opens needs; or the channel's refusal.
+   */
+  async place(
+    outbound: ChannelOutbound | undefined,
+    input: {
+      bot: string;
+      channel: string;
+      nativeKey: string;
+      open?: SessionRecord;
+      text?: string;
+      template?: OutboundTemplate;
+      subject?: string;
+      key?: string;
+      now: Date;
+    },
+  ): Promise<Placement | OutboundRefusal> {
+    let nativeKey = input.nativeKey;
+    let open = input.open;
+    const latest = open ?? (await latestSession(this.o.db, input.bot, input.channel, nativeKey));
+    if (!open && latest && latest.nativeKey !== nativeKey) {
+      // The person's conversations are threads (a Teams chat, an email thread): the latest one.
+      nativeKey = latest.nativeKey;
+      if (!latest.endedAt) open = latest;
+    }
+    const draft: OutboundDraft = {
+      bot: input.bot,
+      to: identityOfNativeKey(nativeKey).from.id,
+      ...(open ? { open } : {}),
+      ...(latest ? { latest } : {}),
+      ...(input.text !== undefined ? { text: input.text } : {}),
+      ...(input.template ? { template: input.template } : {}),
+      ...(input.subject !== undefined ? { subject: input.subject } : {}),
+      ...(input.key !== undefined ? { key: input.key } : {}),
+      now: input.now,
+    };
+    const decision = await (outbound
+      ? outbound.prepare(draft)
+      : this.insideConversation(input.channel, draft));
+    if (!decision.ok) return decision;
+    if (decision.thread) {
+      // A conversation of its own (a new email thread): a session keyed with the new thread.
+      nativeKey = `${draft.to}#${decision.thread}`;
+      open = undefined;
+    }
+    return {
+      ok: true,
+      to: draft.to,
+      nativeKey,
+      ...(open ? { open } : {}),
+      ...(decision.replyTo !== undefined ? { replyTo: decision.replyTo } : {}),
+    };
+  }
+
   async find(id: string): Promise<OutboundMessage | undefined> {
     return findOutboundMessage(this.o.db, id);
   }
@@ -250,6 +316,9 @@ export class OutboundService {
     const message = await findOutboundMessage(this.o.db, id);
     if (!message) return undefined;
     const session = message.sessionId ? { session_id: message.sessionId } : {};
+    if (message.status === 'pending' || message.status === 'dispatching')
+      return { status: 'queued', ...session };
+    if (message.status === 'opted_out') return { status: 'failed', error: 'opted_out', ...session };
     if (message.status !== 'queued')
       return { status: message.status, ...(message.error ? { error: message.error } : {}), ...session };
     const delivery = await deliveryOf(this.o.db, id);
@@ -279,6 +348,13 @@ export class OutboundService {
     const message = await findOutboundMessage(this.o.db, messageId);
     if (!message) return;
     if (message.status === 'scheduled') {
+      // The person may have sent a stop word since the message was scheduled: it is not sent.
+      const nativeId = identityOfNativeKey(message.nativeKey).from.id;
+      if (await isOptedOut(this.o.db, { bot: message.bot, channel: message.channel, nativeId })) {
+        if (await moveOutboundMessage(this.o.db, messageId, 'scheduled', 'failed', { error: 'opted_out' }))
+          this.o.logger.info({ event: 'outbound.opted_out', messageId, channel: message.channel });
+        return;
+      }
       if (!(await moveOutboundMessage(this.o.db, messageId, 'scheduled', 'queued'))) return;
     } else if (message.status !== 'queued' || (await deliveryOf(this.o.db, messageId))) {
       return;
@@ -299,6 +375,15 @@ export class OutboundService {
     }
     if (session.id !== message.sessionId)
       await moveOutboundMessage(this.o.db, message.id, 'queued', 'queued', { sessionId: session.id });
+    await this.handOver(session, message);
+    return session.id;
+  }
+
+  /**
+   * Queues the envelope that puts `message` into `session` through its lane. Handing the same
+   * message over again is a no-op downstream (its envelope id is deduplicated).
+   */
+  async handOver(session: SessionRecord, message: OutboundMessage): Promise<void> {
     await this.o.ingress.accept(
       outboundEnvelope(session, {
         id: message.id,
@@ -314,8 +399,8 @@ export class OutboundService {
       messageId: message.id,
       sessionId: session.id,
       channel: message.channel,
+      ...(message.broadcastId ? { broadcastId: message.broadcastId } : {}),
     });
-    return session.id;
   }
 
   /**
@@ -323,7 +408,7 @@ export class OutboundService {
    * open one of its key, else (keyed channels) a new one, made as a person's first message
    * would make it, with what the adapter prepared as its address. A web session is never made.
    */
-  private async sessionFor(message: OutboundMessage): Promise<SessionRecord | undefined> {
+  async sessionFor(message: OutboundMessage): Promise<SessionRecord | undefined> {
     const { db } = this.o;
     if (message.sessionId) {
       const snap = await loadSnapshot(db, message.sessionId);

@@ -2,7 +2,15 @@ import type { Queryable } from '../store/db.ts';
 import { json } from '../store/records.ts';
 import type { OutboundTemplate } from './capability.ts';
 
-export const OUTBOUND_STATES = ['queued', 'scheduled', 'cancelled', 'failed'] as const;
+export const OUTBOUND_STATES = [
+  'pending',
+  'dispatching',
+  'queued',
+  'scheduled',
+  'cancelled',
+  'failed',
+  'opted_out',
+] as const;
 export type OutboundState = (typeof OUTBOUND_STATES)[number];
 
 /** One message an operator sent first (a row of `outbound_messages`). */
@@ -24,7 +32,7 @@ export interface OutboundMessage {
   requestHash: string | null;
 }
 
-const toMessage = (row: Record<string, unknown>): OutboundMessage => ({
+export const toOutboundMessage = (row: Record<string, unknown>): OutboundMessage => ({
   id: row.id as string,
   bot: row.bot as string,
   channel: row.channel as string,
@@ -75,17 +83,17 @@ export async function insertOutboundMessage(
       m.requestHash,
     ],
   );
-  return rows[0] ? toMessage(rows[0]) : undefined;
+  return rows[0] ? toOutboundMessage(rows[0]) : undefined;
 }
 
 export async function findOutboundMessage(q: Queryable, id: string): Promise<OutboundMessage | undefined> {
   const { rows } = await q.query('SELECT * FROM outbound_messages WHERE id = $1', [id]);
-  return rows[0] ? toMessage(rows[0]) : undefined;
+  return rows[0] ? toOutboundMessage(rows[0]) : undefined;
 }
 
 export async function findByIdempotencyKey(q: Queryable, key: string): Promise<OutboundMessage | undefined> {
   const { rows } = await q.query('SELECT * FROM outbound_messages WHERE idempotency_key = $1', [key]);
-  return rows[0] ? toMessage(rows[0]) : undefined;
+  return rows[0] ? toOutboundMessage(rows[0]) : undefined;
 }
 
 /** Moves a message from `from` to `to`; false when it was not in `from` (someone else moved it). */

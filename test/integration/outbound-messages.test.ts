@@ -358,6 +358,51 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
     expect(bodies().some((b) => b?.startsWith('echo'))).toBe(false);
   });
 
+  it('does not send a scheduled message to a person who opted out after it was scheduled (failed, opted_out)', async () => {
+    const waId = person();
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      template: { name: 'late_reminder', language: 'en' },
+      send_at: new Date(Date.now() + 1_500).toISOString(),
+    });
+    expect(res.status).toBe(202);
+    const raw = JSON.stringify(
+      (() => {
+        const payload = doc.variant(doc.textMessage, {
+          from: waId,
+          suffix: `${waId}-stop`,
+          timestamp: new Date(),
+        });
+        (
+          payload as unknown as {
+            entry: { changes: { value: { messages: { text: { body: string } }[] } }[] }[];
+          }
+        ).entry[0]!.changes[0]!.value.messages[0]!.text.body = 'STOP';
+        return payload;
+      })(),
+    );
+    const stop = await fetch(`${running.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
+      },
+      body: raw,
+    });
+    expect(stop.status).toBe(200);
+    await eventually(async () => {
+      const { rows } = await running.hub.db.query('SELECT 1 FROM outbound_opt_outs WHERE native_id = $1', [
+        `+${waId}`,
+      ]);
+      return rows.length > 0;
+    }, 'the opt-out recorded');
+    const failed = await settled(res.json.message_id, 'failed');
+    expect(failed.error).toBe('opted_out');
+    expect(graph.to(waId).filter((r) => r.body.type === 'template')).toHaveLength(0);
+  });
+
   it('sends at send_at through the scheduler; DELETE cancels one not yet sent (204) and refuses one sent (409)', async () => {
     const waId = person();
     const at = new Date(Date.now() + 1_500).toISOString();

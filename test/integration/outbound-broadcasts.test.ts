@@ -1,0 +1,257 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
+import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { adminClient, eventually } from '../helpers/admin.ts';
+import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
+
+const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
+const APP_SECRET = 'test-app-secret';
+const ACCESS_TOKEN = 'EAAJB-test-token';
+const NUMBER = '106540352242922';
+const ADMIN_TOKEN = 'broadcast-test-admin-token-0123456789abcdef';
+
+describe('POST /api/admin/broadcasts: one message to many', () => {
+  let graph: GraphApi;
+  let running: RunningHub;
+  let admin: ReturnType<typeof adminClient>;
+  let serial = 0;
+
+  beforeAll(async () => {
+    graph = await startGraphApi(ACCESS_TOKEN);
+    const whatsapp = whatsAppCloudAdapter({
+      graphUrl: graph.url,
+      numbers: `${NUMBER}:default`,
+      accessToken: ACCESS_TOKEN,
+      appSecret: APP_SECRET,
+    });
+    running = await startTestHub(
+      {
+        configDir: FIXTURE_CONFIG,
+        adminToken: ADMIN_TOKEN,
+        schedulerPollMs: 100,
+        broadcastRateLimits: { whatsapp: 500 },
+      },
+      { adapters: [whatsapp] },
+    );
+    admin = adminClient(running.url, ADMIN_TOKEN);
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await graph?.close();
+  });
+
+  const person = () => `1650888${String(1000 + ++serial).padStart(4, '0')}`;
+  const say = async (waId: string, text: string) => {
+    const payload = doc.variant(doc.textMessage, {
+      from: waId,
+      suffix: `${waId}-${text}`,
+      timestamp: new Date(),
+    });
+    (payload as unknown as { entry: { changes: { value: { messages: { text: { body: string } }[] } }[] }[] })
+      .entry[0]!.changes[0]!.value.messages[0]!.text.body = text;
+    const raw = JSON.stringify(payload);
+    const res = await fetch(`${running.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
+      },
+      body: raw,
+    });
+    expect(res.status).toBe(200);
+  };
+  const templatesTo = (waId: string, name: string) =>
+    graph
+      .to(waId)
+      .filter((r) => r.body.type === 'template' && (r.body.template as { name: string }).name === name);
+  const textsTo = (waId: string) =>
+    graph.to(waId).flatMap((r) => (r.body.type === 'text' ? [(r.body.text as { body: string }).body] : []));
+  const completed = (id: string) =>
+    eventually(
+      async () => {
+        const p = (await admin('GET', `/api/admin/broadcasts/${id}`)).json;
+        return p.status === 'completed' ? p : undefined;
+      },
+      `broadcast ${id} completed`,
+      30_000,
+    );
+  const outboundRows = async () =>
+    Number((await running.hub.db.query('SELECT count(*) AS n FROM outbound_messages')).rows[0]!.n);
+
+  it('sends a template to a list once each (duplicates in the list count once), skipping opted-out people', async () => {
+    const people = Array.from({ length: 12 }, person);
+    const stopped = people[3]!;
+    await say(stopped, 'STOP');
+    await eventually(
+      async () => textsTo(stopped).some((t) => t.includes('Send START')),
+      'the stop confirmation',
+    );
+    const res = await admin('POST', '/api/admin/broadcasts', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: [...people.map((p) => `+${p}`), `+${people[0]}`, people[1]],
+      template: { name: 'spring_sale', language: 'en' },
+      rate_per_second: 50,
+    });
+    expect(res.status).toBe(202);
+    expect(res.json).toEqual({
+      broadcast_id: expect.any(String),
+      total: 12,
+      opted_out: 1,
+      rate_per_second: 50,
+    });
+    const done = await completed(res.json.broadcast_id);
+    expect(done).toMatchObject({ total: 12, queued: 0, failed: 0, opted_out: 1, channel: 'whatsapp' });
+    expect(done.sent + done.delivered).toBe(11);
+    for (const p of people) expect(templatesTo(p, 'spring_sale')).toHaveLength(p === stopped ? 0 : 1);
+  });
+
+  it('caps the pace at the channel limit, and reaches an audience filtered by activity and variables', async () => {
+    const [a, b, c] = [person(), person(), person()];
+    for (const p of [a, b, c]) await say(p, 'hello');
+    await eventually(async () => [a, b, c].every((p) => textsTo(p).length > 0), 'the greetings');
+    await running.hub.db.query(
+      `UPDATE session_state SET variables = variables || '{"tier":"gold"}'::jsonb
+       WHERE session_id IN (SELECT id FROM sessions WHERE channel = 'whatsapp' AND native_key = ANY($1))`,
+      [[`+${a}`, `+${b}`]],
+    );
+    await running.hub.db.query(
+      `UPDATE sessions SET last_activity_at = now() - interval '10 days' WHERE native_key = $1`,
+      [`+${b}`],
+    );
+    const res = await admin('POST', '/api/admin/broadcasts', {
+      bot: 'default',
+      channel: 'whatsapp',
+      audience: {
+        last_active_after: new Date(Date.now() - 86_400_000).toISOString(),
+        variables: { tier: 'gold' },
+        has_identity: 'phone',
+      },
+      text: 'Gold members: early access today',
+      rate_per_second: 100_00,
+    });
+    expect(res.status).toBe(202);
+    expect(res.json).toMatchObject({ total: 1, opted_out: 0, rate_per_second: 500 });
+    await completed(res.json.broadcast_id);
+    expect(textsTo(a)).toContain('Gold members: early access today');
+    expect(textsTo(b)).not.toContain('Gold members: early access today');
+    expect(textsTo(c)).not.toContain('Gold members: early access today');
+  });
+
+  it('counts a recipient the channel refuses as failed (free text outside the 24-hour window)', async () => {
+    const never = person();
+    const res = await admin('POST', '/api/admin/broadcasts', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: [never],
+      text: 'Hello there',
+    });
+    expect(res.status).toBe(202);
+    const done = await completed(res.json.broadcast_id);
+    expect(done).toMatchObject({ total: 1, failed: 1, sent: 0, delivered: 0 });
+    expect(graph.to(never)).toHaveLength(0);
+  });
+
+  it('replays an idempotency key with the first answer (200) and refuses it with another body (409)', async () => {
+    const body = {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: [person(), person()],
+      template: { name: 'reminder', language: 'en' },
+      idempotency_key: `campaign-${serial}`,
+    };
+    const first = await admin('POST', '/api/admin/broadcasts', body);
+    expect(first.status).toBe(202);
+    const again = await admin('POST', '/api/admin/broadcasts', body);
+    expect(again.status).toBe(200);
+    expect(again.json).toEqual(first.json);
+    const other = await admin('POST', '/api/admin/broadcasts', { ...body, to: [person()] });
+    expect(other.status).toBe(409);
+    expect(other.json.error.code).toBe('idempotency_conflict');
+    await completed(first.json.broadcast_id);
+    for (const p of body.to) expect(templatesTo(p, 'reminder')).toHaveLength(1);
+    const { rows } = await running.hub.db.query(
+      'SELECT count(*) AS n FROM broadcasts WHERE idempotency_key = $1',
+      [body.idempotency_key],
+    );
+    expect(Number(rows[0]!.n)).toBe(1);
+  });
+
+  it('answers bad input with a clear 4xx and queues nothing', async () => {
+    const before = await outboundRows();
+    const base = {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: [person()],
+      template: { name: 'x', language: 'en' },
+    };
+    const session = await apiClient(running.url).createSession('default');
+    const cases: [unknown, number, string][] = [
+      [{ ...base, bot: 'nobody' }, 404, 'unknown_bot'],
+      [{ ...base, channel: 'pager' }, 400, 'unknown_channel'],
+      [{ ...base, to: [person(), 'not a phone'] }, 400, 'invalid_recipient'],
+      [{ ...base, text: 'both' }, 400, 'invalid_request'],
+      [{ ...base, audience: {} }, 400, 'invalid_request'],
+      [{ ...base, to: [] }, 400, 'invalid_request'],
+      [{ ...base, rate_per_second: 0 }, 400, 'invalid_request'],
+      [{ ...base, to: undefined, audience: { has_identity: 'fax' } }, 400, 'invalid_audience'],
+      [{ ...base, to: undefined, audience: { shoe_size: 42 } }, 400, 'invalid_request'],
+      [
+        { bot: 'default', channel: 'api', to: [session.session_id], template: base.template },
+        422,
+        'not_supported',
+      ],
+      [
+        { bot: 'default', channel: 'api', to: ['6f1c1f9e-7d43-4e43-9a53-4a3f8f0e2b11'], text: 'hi' },
+        404,
+        'unknown_session',
+      ],
+    ];
+    for (const [body, code, error] of cases) {
+      const res = await admin('POST', '/api/admin/broadcasts', body);
+      expect({ body, status: res.status, code: res.json?.error?.code }).toEqual({
+        body,
+        status: code,
+        code: error,
+      });
+    }
+    expect((await adminClient(running.url, undefined)('POST', '/api/admin/broadcasts', base)).status).toBe(
+      401,
+    );
+    expect((await admin('GET', '/api/admin/broadcasts/6f1c1f9e-7d43-4e43-9a53-4a3f8f0e2b11')).status).toBe(
+      404,
+    );
+    expect(await outboundRows()).toBe(before);
+  });
+
+  it('writes to open API sessions by id, and lists broadcasts', async () => {
+    const client = apiClient(running.url);
+    const sessions = [await client.createSession('default'), await client.createSession('default')];
+    const res = await admin('POST', '/api/admin/broadcasts', {
+      bot: 'default',
+      channel: 'api',
+      to: sessions.map((s) => s.session_id),
+      text: 'We are closed on Monday',
+    });
+    expect(res.status).toBe(202);
+    expect(res.json.total).toBe(2);
+    await eventually(async () => {
+      for (const s of sessions) {
+        const history = (await client.history(s.token)).json;
+        const said = (history.messages as { role: string; text?: string; content?: string }[]).some(
+          (m) => m.role === 'assistant' && (m.text ?? m.content) === 'We are closed on Monday',
+        );
+        if (!said) return false;
+      }
+      return true;
+    }, 'the message in both sessions');
+    const list = await admin('GET', '/api/admin/broadcasts');
+    expect(list.status).toBe(200);
+    expect(list.json.broadcasts.map((b: { broadcast_id: string }) => b.broadcast_id)).toContain(
+      res.json.broadcast_id,
+    );
+  });
+});
