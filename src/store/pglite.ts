@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import {
   type Db,
@@ -65,15 +68,133 @@ function wrap(db: Pick<PGlite, 'query' | 'exec'>): Queryable {
   };
 }
 
+/**
+ * The embedded database's memory, chosen rather than inherited (README, "Embedded database
+ * memory"). PGlite runs PostgreSQL single-user inside one WebAssembly heap that grows and never
+ * shrinks; initdb's defaults are sized for a server with 100 connections (128 MB shared buffers,
+ * 64 MB maintenance memory), which one process serving one hub never needs. The WASM heap itself
+ * starts at its floor (128 MB reserved; only touched pages count as resident).
+ */
+export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
+  // The page cache. The OS page cache sits under it anyway (PGlite's files are ordinary files).
+  shared_buffers: '16MB',
+  // WAL buffered before a write: 1/32 of shared_buffers by default (512 kB); say it outright.
+  wal_buffers: '512kB',
+  // Per sort/hash before spilling to a temp file: the hub's queries sort little.
+  work_mem: '2MB',
+  // CREATE INDEX in migrations, VACUUM: bounded so that a migration cannot grow the heap for good.
+  maintenance_work_mem: '16MB',
+  // Temporary tables: none in the hub.
+  temp_buffers: '1MB',
+  // Single-user mode has one backend; shared memory (PGPROC slots, the lock table) scales with this.
+  max_connections: '8',
+  // …and the lock table is max_connections × this: room for a migration touching many tables.
+  max_locks_per_transaction: '128',
+};
+
+const startParams = (): string[] => [
+  ...PGlite.defaultStartParams,
+  ...Object.entries(PGLITE_SETTINGS).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
+];
+
+/** The installed PGlite's version: a data directory template is only good for the same one. */
+async function pgliteVersion(): Promise<string> {
+  const entry = fileURLToPath(import.meta.resolve('@electric-sql/pglite'));
+  let dir = path.dirname(entry);
+  for (;;) {
+    const pkg = await fs.readFile(path.join(dir, 'package.json'), 'utf8').catch(() => undefined);
+    if (pkg) {
+      const parsed = JSON.parse(pkg) as { name?: string; version?: string };
+      if (parsed.name === '@electric-sql/pglite' && parsed.version) return parsed.version;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return 'unknown';
+    dir = parent;
+  }
+}
+
+/**
+ * Where the build puts a freshly initialised data directory (a copy of initdb's output), next to
+ * the compiled store module; from the sources, the build's copy.
+ */
+export async function pgliteTemplateDirs(): Promise<string[]> {
+  const name = `pglite-template-${await pgliteVersion()}`;
+  return [
+    fileURLToPath(new URL(`./${name}`, import.meta.url)),
+    fileURLToPath(new URL(`../../dist/src/store/${name}`, import.meta.url)),
+  ];
+}
+
+/** Writes a new data directory's template to `dir` (the build runs this once per PGlite version). */
+export async function writePgliteTemplate(dir: string): Promise<void> {
+  const tmp = `${dir}.${process.pid}.tmp`;
+  await fs.rm(tmp, { recursive: true, force: true });
+  await fs.mkdir(path.dirname(dir), { recursive: true });
+  const db = await PGlite.create({ dataDir: tmp, startParams: startParams() });
+  await db.close();
+  await fs.rm(path.join(tmp, 'postmaster.pid'), { force: true });
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.rename(tmp, dir);
+}
+
+/**
+ * initdb in a short-lived child process: it costs a second PostgreSQL and the initdb program in
+ * one WASM heap each (~600 MB at peak), which would otherwise stay resident in the hub for good.
+ */
+async function initdbInChild(pgDir: string): Promise<void> {
+  const pgliteUrl = import.meta.resolve('@electric-sql/pglite');
+  const code = `
+    const { PGlite } = await import(${JSON.stringify(pgliteUrl)});
+    const [dataDir, params] = [process.argv[1], JSON.parse(process.argv[2])];
+    const db = await PGlite.create({ dataDir, startParams: params });
+    await db.close();`;
+  const child = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', code, pgDir, JSON.stringify(startParams())],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const code_ = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (exitCode) => resolve(exitCode));
+  });
+  if (code_ !== 0) throw new Error(`initdb of the embedded database failed (${code_}): ${stderr.trim()}`);
+}
+
+/**
+ * A new data directory: a copy of the build's template when there is one (milliseconds, and no
+ * initdb in this process), else initdb in a child process.
+ */
+async function createDataDir(pgDir: string): Promise<void> {
+  for (const template of await pgliteTemplateDirs()) {
+    if (!existsSync(path.join(template, 'PG_VERSION'))) continue;
+    const tmp = `${pgDir}.${process.pid}.tmp`;
+    await fs.rm(tmp, { recursive: true, force: true });
+    await fs.cp(template, tmp, { recursive: true });
+    await fs.rename(tmp, pgDir);
+    return;
+  }
+  await initdbInChild(pgDir);
+}
+
 /** Opens the embedded PostgreSQL (PGlite) whose files live under `dataDir/pglite`. */
 export async function openPglite(dataDir: string): Promise<Db> {
   await fs.mkdir(dataDir, { recursive: true });
   const unlock = await lockDataDir(dataDir);
+  const pgDir = path.join(dataDir, 'pglite');
   let pglite: PGlite;
   try {
+    if (!existsSync(path.join(pgDir, 'PG_VERSION'))) {
+      await fs.rm(pgDir, { recursive: true, force: true });
+      await createDataDir(pgDir);
+    }
     pglite = await PGlite.create({
-      dataDir: path.join(dataDir, 'pglite'),
+      dataDir: pgDir,
       parsers: { [INT8_OID]: parseInt8 },
+      startParams: startParams(),
     });
   } catch (err) {
     await unlock();
