@@ -50,9 +50,7 @@ async function memoryMb(pid: number): Promise<{ rss: number; hwm: number }> {
 /** The largest RSS among the process's children (initdb may run in one), MB. */
 async function childrenPeakMb(pid: number): Promise<number> {
   let peak = 0;
-  const children = await fs
-    .readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')
-    .catch(() => '');
+  const children = await fs.readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
   for (const child of children.split(/\s+/).filter(Boolean)) {
     peak = Math.max(
       peak,

@@ -5,7 +5,6 @@ import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { checkBots, formatError } from './dialog/check.ts';
 import { createHub, openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
-import { runOperatorCommand } from './operator.ts';
 import { migrate } from './store/migrate.ts';
 
 const USAGE = `Usage: switchboard <command> [options]
@@ -120,7 +119,11 @@ export async function main(argv: string[]): Promise<void> {
         allowPositionals: true,
         strict: true,
       });
-      process.exitCode = await runOperatorCommand(command, positionals[0] ?? '', values);
+      process.exitCode = await (await import('./operator.ts')).runOperatorCommand(
+        command,
+        positionals[0] ?? '',
+        values,
+      );
       return;
     }
     case 'agent':

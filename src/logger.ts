@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { type DestinationStream, type Logger, pino } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -14,6 +15,8 @@ export function logDestination(
 ): DestinationStream | undefined {
   const readable = format === 'pretty' || (format !== 'json' && isTerminal);
   if (!readable) return undefined;
+  // Required only for a terminal: a hub writing JSON lines never loads pino-pretty.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
   return pretty({
     destination: output,
     sync: true,

@@ -1,6 +1,5 @@
 import type { Hono } from 'hono';
 import type { HubServices } from '../hub/services.ts';
-import { eraseQueueTraces } from '../queue/erased-traces.ts';
 import { countActiveSessions } from '../store/sessions.ts';
 import { adminRoutes } from './admin-api.ts';
 import { agentAdminRoutes } from './agent-admin-api.ts';
@@ -94,7 +93,14 @@ export function assembleHttp(services: HubServices): Hono {
       logger,
       rateLimiter,
       ...(redis
-        ? { eraseQueueTraces: (sessions) => eraseQueueTraces(redis, config.redisPrefix, sessions) }
+        ? {
+            eraseQueueTraces: async (sessions) =>
+              (await import('../queue/erased-traces.ts')).eraseQueueTraces(
+                redis,
+                config.redisPrefix,
+                sessions,
+              ),
+          }
         : {}),
     }),
   );

@@ -31,8 +31,6 @@ import type { AdapterHost, ChannelAdapter, Ingress } from '../ports.ts';
 import type { Db } from '../store/db.ts';
 import { applyPlatformStatus } from '../store/messages.ts';
 import { migrate } from '../store/migrate.ts';
-import { openPglite } from '../store/pglite.ts';
-import { openPostgres } from '../store/postgres.ts';
 import { createEventWebhooks, type EventWebhooks } from '../webhooks/webhooks.ts';
 
 /**
@@ -69,8 +67,12 @@ export interface HubServices {
 
 export async function openDatabase(config: HubConfig, logger: Logger): Promise<Db> {
   return config.databaseUrl
-    ? openPostgres({ url: config.databaseUrl, poolSize: config.databasePoolSize, logger })
-    : openPglite(config.dataDir);
+    ? (await import('../store/postgres.ts')).openPostgres({
+        url: config.databaseUrl,
+        poolSize: config.databasePoolSize,
+        logger,
+      })
+    : (await import('../store/pglite.ts')).openPglite(config.dataDir);
 }
 
 export async function createServices(options: {
@@ -105,7 +107,7 @@ export async function createServices(options: {
   try {
     await migrate(db, logger);
 
-    const backend = createBackend(config, { db, logger });
+    const backend = await createBackend(config, { db, logger });
     closers.push(() => backend.close());
     const { rateLimiter, cache, bus, scheduler } = backend;
     const senders = new Map<Channel, ChannelSender>();

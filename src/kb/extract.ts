@@ -1,6 +1,4 @@
 import path from 'node:path';
-import { convert } from 'html-to-text';
-import { extractText as extractPdfText, getDocumentProxy } from 'unpdf';
 
 /** What a knowledge base reads, by file extension. */
 export const DOCUMENT_FORMATS = {
@@ -32,7 +30,9 @@ export async function extractDocument(format: DocumentFormat, bytes: Uint8Array)
     case 'markdown':
     case 'text':
       return new TextDecoder('utf-8').decode(bytes);
-    case 'html':
+    case 'html': {
+      // Loaded on first use, like pdf.js below: a hub without knowledge bases never needs them.
+      const { convert } = await import('html-to-text');
       return convert(new TextDecoder('utf-8').decode(bytes), {
         wordwrap: false,
         selectors: [
@@ -47,9 +47,11 @@ export async function extractDocument(format: DocumentFormat, bytes: Uint8Array)
           { selector: 'table', options: { uppercaseHeaderCells: false } },
         ],
       });
+    }
     case 'pdf': {
       try {
         // pdf.js takes the buffer over: hand it a copy.
+        const { extractText: extractPdfText, getDocumentProxy } = await import('unpdf');
         const pdf = await getDocumentProxy(new Uint8Array(bytes));
         const { text } = await extractPdfText(pdf, { mergePages: false });
         await pdf.destroy();

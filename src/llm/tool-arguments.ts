@@ -1,4 +1,5 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 
 type Schema = Record<string, unknown>;
 
@@ -72,5 +73,7 @@ export function compileToolArguments(ajv: Ajv, parameters: Schema): ToolArgument
  * keywords or formats tolerated rather than fatal (bots copy schemas from providers' docs).
  */
 export function toolValidator(): Ajv {
-  return new Ajv({ allErrors: true, strict: false, logger: false });
+  // Required here, not imported above: a hub whose bots declare no tools never loads ajv.
+  const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+  return new AjvClass({ allErrors: true, strict: false, logger: false });
 }

@@ -76,7 +76,7 @@ export class BotTools {
   ): Promise<BotTools> {
     const declarations = settings.llm?.tools ?? [];
     const tools = new Map<string, LoadedTool>();
-    const ajv = toolValidator();
+    let ajv: ReturnType<typeof toolValidator> | undefined;
     let scripts: ScriptLibrary | undefined;
     if (declarations.some((d) => d.script)) {
       const opened = await ScriptLibrary.open(path.join(botDir, TOOLS_DIR));
@@ -93,6 +93,7 @@ export class BotTools {
         );
       let args: ToolArguments;
       try {
+        ajv ??= toolValidator();
         args = compileToolArguments(ajv, d.parameters);
       } catch (err) {
         throw new ToolConfigError(

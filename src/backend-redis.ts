@@ -1,0 +1,59 @@
+import type { Backend } from './backend.ts';
+import { createRedisBus } from './bus/redis-bus.ts';
+import { createLayeredCache } from './cache/layered-cache.ts';
+import { createMemoryCache } from './cache/memory-cache.ts';
+import { createRedisCache } from './cache/redis-cache.ts';
+import type { HubConfig } from './config/env.ts';
+import { createRedisOutbox } from './delivery/redis-outbox.ts';
+import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
+import type { Logger } from './logger.ts';
+import { createBullmqQueue } from './queue/bullmq-queue.ts';
+import { connectRedis } from './redis.ts';
+import { createBullmqScheduler } from './scheduler/bullmq-scheduler.ts';
+import type { Db } from './store/db.ts';
+
+/** Process-local copies of shared cache entries live this long (a stale one only costs a retry). */
+const LOCAL_CACHE_TTL_SECONDS = 60;
+
+/**
+ * The hub's moving parts on Redis (`REDIS_URL`). A module of its own, imported only when Redis is
+ * configured: ioredis and BullMQ are tens of megabytes an embedded hub never needs.
+ */
+export function redisBackend(
+  redisUrl: string,
+  config: HubConfig,
+  { db, logger }: { db: Db; logger: Logger },
+): Backend {
+  // Commands issued in the same tick (a group commit's acknowledgements, cache writes and
+  // notices) share one round trip.
+  const redis = connectRedis(redisUrl, logger, 'switchboard', { enableAutoPipelining: true });
+  const subscriber = connectRedis(redisUrl, logger, 'switchboard-sub', { maxRetriesPerRequest: null });
+  // BullMQ's producers get a connection of their own: BullMQ defines dozens of scripts on a
+  // connection, and an auto-pipelining connection copies every one of them into each batch.
+  const bullRedis = connectRedis(redisUrl, logger, 'switchboard-queue');
+  const prefix = config.redisPrefix;
+  const common = { redis, queueConnection: bullRedis, redisUrl, prefix, logger };
+  return {
+    kind: 'redis',
+    redis,
+    rateLimiter: createRedisRateLimiter(redis, { prefix }),
+    cache: createLayeredCache(
+      createMemoryCache({ maxSessions: config.cacheMaxSessions, ttlSeconds: LOCAL_CACHE_TTL_SECONDS }),
+      createRedisCache(redis, { prefix, ttlSeconds: config.cacheTtlSeconds }),
+    ),
+    bus: createRedisBus(redis, subscriber, { prefix, logger }),
+    queue: createBullmqQueue({
+      ...common,
+      concurrency: config.queueConcurrency,
+      retryBaseMs: config.queueRetryBaseMs,
+    }),
+    scheduler: createBullmqScheduler({ redis: bullRedis, redisUrl, prefix, logger }),
+    createOutbox: (delivery) =>
+      createRedisOutbox({ ...common, db, delivery, concurrency: config.queueConcurrency }),
+    async close() {
+      subscriber.disconnect();
+      bullRedis.disconnect();
+      redis.disconnect();
+    },
+  };
+}
