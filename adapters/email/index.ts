@@ -4,6 +4,7 @@ import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { type EmailConfig, EmailConfigError } from './config.ts';
 import { InboundMail } from './inbound.ts';
 import { MailboxWatcher } from './mailbox-watcher.ts';
+import { emailOutbound } from './outbound-rules.ts';
 import { SmtpSender, smtpTransport } from './smtp-sender.ts';
 
 export { type EmailConfig, emailEnabled, loadEmailConfig } from './config.ts';
@@ -36,6 +37,7 @@ export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
   return {
     channel: 'email',
     sender,
+    outbound: emailOutbound({ messageIdDomain: config.messageIdDomain }),
 
     async setup(h) {
       host = h;

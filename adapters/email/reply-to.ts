@@ -14,5 +14,10 @@ export const EmailReplyToSchema = z.object({
   bot: z.string(),
   /** The envelope it became. */
   envelopeId: z.string(),
+  /**
+   * A thread the business starts (an outbound message with a subject): the first mail has
+   * `messageId` as its own Message-ID, `subject` as it is, and answers nothing.
+   */
+  newThread: z.boolean().optional(),
 });
 export type EmailReplyTo = z.infer<typeof EmailReplyToSchema>;

@@ -123,7 +123,13 @@ export class SmtpSender implements ChannelSender {
     const latest = EmailReplyToSchema.safeParse(batch.session.replyTo);
     if (latest.success && latest.data.envelopeId === batch.inReplyTo) return latest.data;
     // A reply that answers no mail (an outbound envelope's: another session, an agent) joins the latest thread.
-    if (latest.success && !batch.inReplyTo.startsWith('email:')) return latest.data;
+    if (latest.success && !batch.inReplyTo.startsWith('email:')) {
+      // A thread the business started: once its first mail is out, later ones answer it (a
+      // retry of that first mail's own send keeps its Message-ID).
+      const first = latest.data.newThread ? await knownMessage(db, latest.data.messageId) : undefined;
+      if (first && first.envelopeId !== batch.inReplyTo) return { ...latest.data, newThread: false };
+      return latest.data;
+    }
     const recorded = EmailReplyToSchema.safeParse(await inboundReplyTo(db, batch.inReplyTo));
     if (recorded.success) return recorded.data;
     throw new SendError(`no reply address recorded for ${batch.inReplyTo}`, { retryable: false });

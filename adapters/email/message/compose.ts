@@ -21,8 +21,9 @@ export interface OutgoingMail {
   text: string;
   /** With angle brackets, as the headers carry them. */
   messageId: string;
-  inReplyTo: string;
-  references: string[];
+  /** Absent on the first mail of a thread the business starts. */
+  inReplyTo?: string;
+  references?: string[];
   headers: Record<string, string>;
 }
 
@@ -45,7 +46,10 @@ export function composeReply(input: {
   const { replies, replyTo } = input;
   const first = replies[0];
   if (!first) throw new Error('composeReply needs at least one reply');
-  const messageId = ourMessageId(input.sessionId, first.seq, input.messageIdDomain);
+  // A thread the business starts: its first mail is the root the session is keyed with.
+  const messageId = replyTo.newThread
+    ? replyTo.messageId
+    : ourMessageId(input.sessionId, first.seq, input.messageIdDomain);
   const suggestions = replies.flatMap((r) => r.payload.suggestions ?? []);
   const parts = replies.map((r) =>
     [r.text.trim(), ...attachmentLines(r.payload.attachments)].filter(Boolean).join('\n'),
@@ -57,11 +61,15 @@ export function composeReply(input: {
     mail: {
       from: input.from,
       to: replyTo.to,
-      subject: replySubject(replyTo.subject),
+      subject: replyTo.newThread ? replyTo.subject : replySubject(replyTo.subject),
       text: `${parts.filter(Boolean).join('\n\n')}\n`,
       messageId: `<${messageId}>`,
-      inReplyTo: `<${replyTo.messageId}>`,
-      references: replyReferences(replyTo).map((id) => `<${id}>`),
+      ...(replyTo.newThread
+        ? {}
+        : {
+            inReplyTo: `<${replyTo.messageId}>`,
+            references: replyReferences(replyTo).map((id) => `<${id}>`),
+          }),
       headers: { ...LOOP_GUARD_HEADERS },
     },
   };
