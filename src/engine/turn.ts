@@ -261,6 +261,8 @@ export class TurnDraft {
     if (env.from.name) inboundPayload.from = { name: env.from.name };
     if (env.rateLimited) inboundPayload.refused = 'rate_limited';
     if (env.refusedAttachments) inboundPayload.refusedAttachments = env.refusedAttachments;
+    // When the adapter had it: the dashboard's response time runs from here to the turn's commit.
+    if (env.kind === 'message') inboundPayload.receivedAt = env.receivedAt;
     const handoff = this.handoffWrite(options.at);
     return {
       sessionId: session.id,

@@ -15,6 +15,7 @@ import {
   SESSION_STATES,
   type SessionCursor,
 } from '../store/admin-sessions.ts';
+import { recordAudit } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
 import { listMessages, MAX_PAGE_SIZE } from '../store/messages.ts';
 import type { MessageRecord } from '../store/records.ts';
@@ -22,6 +23,7 @@ import { loadSnapshot } from '../store/sessions.ts';
 import { STAT_BUCKETS, sessionStats } from '../store/stats.ts';
 import { requireAdmin } from './admin-auth.ts';
 import { adminDebugRoutes } from './admin-debug.ts';
+import { contextAddress } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
 import { toApiState } from './session-state-view.ts';
 
@@ -179,6 +181,16 @@ export function adminRoutes(deps: AdminApiDeps): Hono {
     const { id } = parse(SessionParams, c.req.param());
     const { after, limit } = parse(TranscriptQuery, c.req.query());
     if (!(await findSession(db, id))) throw notFound(id);
+    // Written before the transcript leaves: a read that is not in the audit log did not happen.
+    await recordAudit(db, {
+      actor: 'operator',
+      agentId: null,
+      action: 'transcript.read',
+      sessionId: id,
+      via: 'admin-api',
+      ip: contextAddress(c, deps.config.trustProxy) ?? null,
+      userAgent: c.req.header('user-agent') ?? null,
+    });
     const messages = await listMessages(db, id, { afterSeq: after, limit });
     return c.json({
       session_id: id,

@@ -280,6 +280,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       sessionId: session.id,
       ip: clientIp(c),
       userAgent: c.req.header('user-agent') ?? null,
+      via: c.get('agentVia') === 'cookie' ? 'console' : 'agent-api',
     });
     const [open, messages, identities, events] = await Promise.all([
       openHandoffOf(db, session.id),

@@ -3,6 +3,7 @@ import type { HubServices } from '../hub/services.ts';
 import { countActiveSessions } from '../store/sessions.ts';
 import { adminRoutes } from './admin-api.ts';
 import { agentAdminRoutes } from './agent-admin-api.ts';
+import { dashboardRoutes } from './dashboard-api.ts';
 import { agentRoutes } from './agent-api.ts';
 import { createApp } from './app.ts';
 import { authRoutes } from './auth-api.ts';
@@ -70,6 +71,11 @@ export function assembleHttp(services: HubServices): Hono {
   const { adminToken, trustProxy } = config;
   if (signIn) app.route('/', authRoutes({ signIn, rateLimiter, config }));
   app.route('/', identityRoutes({ db, cache, logger, admin: { adminToken, rateLimiter, trustProxy } }));
+  // Before the operator routes: supervisors and admins see the dashboard, where only ADMIN_TOKEN opens the rest of /api/admin.
+  app.route(
+    '/api/admin',
+    dashboardRoutes({ db, adminToken, configDir: config.configDir, botNames: () => bots.names() }),
+  );
   // Before the operator routes: an admin agent may manage agents, where only ADMIN_TOKEN opens the rest of /api/admin.
   app.route(
     '/api/admin/agents',

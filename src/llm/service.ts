@@ -379,6 +379,8 @@ export class LlmService {
     // A few more than fit, so the log shows what the budget cut.
     const matches = await searchChunks(this.o.db, { bot: rt.bot, kbs, text, language, limit: maxChunks * 2 });
     if (matches.length === 0) ctx.logger.debug({ event: 'llm.knowledge_none', kbs });
+    // Which knowledge bases answered (the dashboard's knowledge chart).
+    else ctx.log('kb.used', { kbs: [...new Set(matches.map((m) => m.kb))] });
     return matches.map((m) => ({ kb: m.kb, source: m.path, text: m.content }));
   }
 

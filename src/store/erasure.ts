@@ -1,4 +1,5 @@
 import { type Channel, identityOfNativeKey, sessionLane } from '../envelope.ts';
+import { forgetAuditedSessions } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
 import { recordEvent } from './events.ts';
 
@@ -74,6 +75,7 @@ export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure
     await deleteEmailOf(tx, ids);
     await tx.query('DELETE FROM inbox WHERE lane = ANY($1::text[])', [lanes]);
     await tx.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [ids]);
+    await forgetAuditedSessions(tx, ids);
     const memory = await tx.query('DELETE FROM user_memory WHERE user_id = $1', [userId]);
     const identities = await tx.query('DELETE FROM user_identities WHERE user_id = $1', [userId]);
     await tx.query('DELETE FROM users WHERE id = $1', [userId]);

@@ -245,11 +245,12 @@ export async function listConversations(
 
 export async function recordTranscriptRead(
   q: Queryable,
-  read: { agentId: string; sessionId: string; ip: string | null; userAgent: string | null },
+  read: { agentId: string; sessionId: string; ip: string | null; userAgent: string | null; via?: string },
 ): Promise<void> {
   await q.query(
-    'INSERT INTO transcript_reads (agent_id, session_id, ip, user_agent) VALUES ($1, $2, $3, $4)',
-    [read.agentId, read.sessionId, read.ip, read.userAgent],
+    `INSERT INTO transcript_reads (actor, agent_id, action, session_id, via, ip, user_agent)
+     VALUES ('agent', $1, 'transcript.read', $2, $5, $3, $4)`,
+    [read.agentId, read.sessionId, read.ip, read.userAgent, read.via ?? 'agent-api'],
   );
 }
 

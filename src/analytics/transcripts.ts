@@ -1,0 +1,108 @@
+import type { Queryable } from '../store/db.ts';
+
+export interface SearchFilter {
+  /** Words, as a person types them (websearch syntax: "quoted phrase", -not, or). */
+  text: string;
+  bot?: string;
+  channel?: string;
+  from?: Date;
+  to?: Date;
+  /** Sessions this agent held (a handoff assigned to them). */
+  agentId?: string;
+  /** Sessions of this person: their own, and every session of their linked channel identities. */
+  userId?: string;
+  limit: number;
+}
+
+export interface SearchHit {
+  sessionId: string;
+  seq: number;
+  role: string;
+  bot: string;
+  channel: string;
+  userId: string | null;
+  createdAt: string;
+  /** The message with the matching words between « and ». */
+  snippet: string;
+}
+
+const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());
+
+/** The sessions of a person: theirs, and those of every channel identity linked to them (any bot). */
+export const SESSIONS_OF_PERSON = `(s.user_id = $USER OR EXISTS (SELECT 1 FROM user_identities i
+  WHERE i.user_id = $USER AND i.channel = s.channel
+    AND (s.native_key = i.native_id OR starts_with(s.native_key, i.native_id || '#'))))`;
+
+/** Full-text search over what people, bots and agents said (PostgreSQL, the 'simple' configuration), newest first. */
+export async function searchMessages(q: Queryable, f: SearchFilter): Promise<SearchHit[]> {
+  const { rows } = await q.query<Record<string, unknown>>(
+    `SELECT m.session_id, m.seq, m.role, s.bot, s.channel, s.user_id, m.created_at,
+       ts_headline('simple', m.content, websearch_to_tsquery('simple', $1),
+         'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2') AS snippet
+     FROM messages m JOIN sessions s ON s.id = m.session_id
+     WHERE to_tsvector('simple', m.content) @@ websearch_to_tsquery('simple', $1)
+       AND m.role IN ('user', 'assistant', 'agent', 'note')
+       AND ($2::text IS NULL OR s.bot = $2) AND ($3::text IS NULL OR s.channel = $3)
+       AND ($4::timestamptz IS NULL OR m.created_at >= $4) AND ($5::timestamptz IS NULL OR m.created_at < $5)
+       AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM handoffs h WHERE h.session_id = s.id AND h.agent_id = $6))
+       AND ($7::uuid IS NULL OR ${SESSIONS_OF_PERSON.replaceAll('$USER', '$7')})
+     ORDER BY m.created_at DESC, m.session_id, m.seq LIMIT $8`,
+    [
+      f.text,
+      f.bot ?? null,
+      f.channel ?? null,
+      f.from ?? null,
+      f.to ?? null,
+      f.agentId ?? null,
+      f.userId ?? null,
+      f.limit,
+    ],
+  );
+  return rows.map((r) => ({
+    sessionId: r.session_id as string,
+    seq: Number(r.seq),
+    role: r.role as string,
+    bot: r.bot as string,
+    channel: r.channel as string,
+    userId: (r.user_id as string | null) ?? null,
+    createdAt: iso(r.created_at),
+    snippet: r.snippet as string,
+  }));
+}
+
+export interface PersonSession {
+  sessionId: string;
+  bot: string;
+  channel: string;
+  createdAt: string;
+  endedAt: string | null;
+  messageCount: number;
+}
+
+/** Every session of a person across channels and bots, oldest first. */
+export async function sessionsOfPerson(q: Queryable, userId: string): Promise<PersonSession[]> {
+  const { rows } = await q.query<Record<string, unknown>>(
+    `SELECT s.id, s.bot, s.channel, s.created_at, s.ended_at, s.message_count FROM sessions s
+     WHERE ${SESSIONS_OF_PERSON.replaceAll('$USER', '$1')} ORDER BY s.created_at LIMIT 500`,
+    [userId],
+  );
+  return rows.map((r) => ({
+    sessionId: r.id as string,
+    bot: r.bot as string,
+    channel: r.channel as string,
+    createdAt: iso(r.created_at),
+    endedAt: r.ended_at ? iso(r.ended_at) : null,
+    messageCount: Number(r.message_count),
+  }));
+}
+
+/** The person a session belongs to: its user, or the user its channel identity is linked to. */
+export async function personOfSession(q: Queryable, sessionId: string): Promise<string | null> {
+  const { rows } = await q.query<{ user_id: string | null }>(
+    `SELECT COALESCE(s.user_id, (SELECT i.user_id FROM user_identities i WHERE i.channel = s.channel
+       AND (s.native_key = i.native_id OR starts_with(s.native_key, i.native_id || '#')) LIMIT 1)) AS user_id
+     FROM sessions s WHERE s.id = $1`,
+    [sessionId],
+  );
+  return rows[0]?.user_id ?? null;
+}

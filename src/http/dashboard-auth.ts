@@ -1,0 +1,54 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Context, MiddlewareHandler } from 'hono';
+import type { AgentRecord } from '../store/agents.ts';
+import type { AuditEntry } from '../store/audit.ts';
+import type { Db } from '../store/db.ts';
+import { authenticateAgent } from './agent-auth.ts';
+import { ApiError } from './errors.ts';
+
+/** Who is asking: the operator (ADMIN_TOKEN), or a supervisor or admin agent and how they signed in. */
+export type Viewer = { kind: 'operator' } | { kind: 'agent'; agent: AgentRecord; via: 'token' | 'cookie' };
+export type DashboardEnv = { Variables: { viewer: Viewer } };
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/**
+ * The dashboard's routes: the operator's ADMIN_TOKEN, or an agent whose role is `supervisor` or
+ * `admin` (by token or cookie). A plain agent is 403.
+ */
+export function requireSupervisor(db: Db, adminToken: string | undefined): MiddlewareHandler<DashboardEnv> {
+  const expected = adminToken ? digest(adminToken) : undefined;
+  return async (c, next) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
+    if (match && expected && timingSafeEqual(digest(match[1]!), expected)) {
+      c.set('viewer', { kind: 'operator' });
+      await next();
+      return;
+    }
+    const { agent, via } = await authenticateAgent(c, db);
+    if (agent.role !== 'supervisor' && agent.role !== 'admin')
+      throw new ApiError(403, 'forbidden', 'the dashboard is for supervisors and admins');
+    c.set('viewer', { kind: 'agent', agent, via });
+    await next();
+  };
+}
+
+function clientIp(c: Context): string | null {
+  try {
+    return getConnInfo(c).remote.address ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The audit row's who and from where for this request. */
+export function auditActor(c: Context, viewer: Viewer): Omit<AuditEntry, 'action' | 'sessionId'> {
+  return {
+    actor: viewer.kind,
+    agentId: viewer.kind === 'agent' ? viewer.agent.id : null,
+    via: viewer.kind === 'agent' && viewer.via === 'cookie' ? 'console' : 'admin-api',
+    ip: clientIp(c),
+    userAgent: c.req.header('user-agent') ?? null,
+  };
+}

@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { computeRows } from '../../src/analytics/rollup.ts';
+import { adminClient, processed } from '../helpers/admin.ts';
+import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
+
+const ADMIN_TOKEN = 'dashboard-api-admin-token-0123456789abcdef';
+const PHONE = '+4915112340000';
+const HOUR_MS = 3_600_000;
+
+describe('dashboard API', () => {
+  let running: RunningHub;
+  let admin: ReturnType<typeof adminClient>;
+  let api: ReturnType<typeof apiClient>;
+  let supervisor: ReturnType<typeof agentClient>;
+  let plain: ReturnType<typeof agentClient>;
+  let supervisorId = '';
+  let webSession = '';
+  let whatsappSession = '';
+
+  async function whatsapp(text: string) {
+    const id = `whatsapp:wamid.${randomUUID()}`;
+    await running.hub.ingress.accept({
+      id,
+      channel: 'whatsapp',
+      bot: 'default',
+      from: { id: PHONE, name: 'Ana' },
+      text,
+      meta: {},
+      receivedAt: new Date().toISOString(),
+    });
+    await processed(running.hub.db, id);
+    const { rows } = await running.hub.db.query<{ session_id: string }>(
+      'SELECT session_id FROM messages WHERE envelope_id = $1',
+      [id],
+    );
+    return rows[0]!.session_id;
+  }
+
+  const count = async (sql: string, params: unknown[] = []) =>
+    Number((await running.hub.db.query<{ n: string }>(sql, params)).rows[0]!.n);
+
+  beforeAll(async () => {
+    running = await startTestHub({ adminToken: ADMIN_TOKEN });
+    admin = adminClient(running.url, ADMIN_TOKEN);
+    api = apiClient(running.url);
+    const sup = await createAgentVia(running.url, ADMIN_TOKEN, {
+      name: 'Sue Pervisor',
+      email: 'sue@shop.test',
+      role: 'supervisor',
+      bots: ['*'],
+    });
+    supervisorId = sup.agent_id;
+    supervisor = agentClient(running.url, { token: sup.token });
+    const ag = await createAgentVia(running.url, ADMIN_TOKEN, {
+      name: 'Al Agent',
+      email: 'al@shop.test',
+      role: 'agent',
+      bots: ['*'],
+    });
+    plain = agentClient(running.url, { token: ag.token });
+
+    const s = await api.createSession();
+    webSession = s.session_id;
+    expect((await api.chat(s.token, 'hello pineapple world')).status).toBe(200);
+    expect((await api.chat(s.token, 'second message')).status).toBe(200);
+    whatsappSession = await whatsapp('greetings from the phone');
+    await whatsapp('sign up');
+  });
+  afterAll(async () => {
+    await running?.stop();
+  });
+
+  it('is for supervisors, admins and ADMIN_TOKEN: 401 without sign-in, 403 for a plain agent', async () => {
+    for (const route of [
+      '/api/admin/analytics/messages',
+      '/api/admin/audit',
+      '/api/admin/transcripts/search?q=x',
+      `/api/admin/transcripts/${webSession}`,
+      `/api/admin/transcripts/${webSession}/inspect`,
+    ]) {
+      expect((await plain.call('GET', route)).status, route).toBe(403);
+      expect((await adminClient(running.url, undefined)('GET', route)).status, route).toBe(401);
+      expect((await supervisor.call('GET', route)).status, route).toBe(200);
+      expect((await admin('GET', route)).status, route).toBe(200);
+    }
+  });
+
+  it('counts messages per channel and direction as the database does, in one shape for every metric', async () => {
+    const res = await admin('GET', '/api/admin/analytics/messages?bucket=hour');
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ metric: 'messages', bucket: 'hour', bot: null });
+    expect(res.json.series.map((s: { name: string }) => s.name)).toEqual([
+      'api in',
+      'api out',
+      'whatsapp in',
+      'whatsapp out',
+    ]);
+    const total = (name: string) => res.json.series.find((s: { name: string }) => s.name === name).total;
+    const db = (channel: string, roles: string[]) =>
+      count(
+        `SELECT count(*) AS n FROM messages m JOIN sessions s ON s.id = m.session_id
+         WHERE s.channel = $1 AND m.role = ANY($2::text[])`,
+        [channel, roles],
+      );
+    expect(total('api in')).toBe(await db('api', ['user']));
+    expect(total('api in')).toBe(2);
+    expect(total('api out')).toBe(await db('api', ['assistant', 'agent']));
+    expect(total('whatsapp in')).toBe(2);
+    expect(total('whatsapp out')).toBe(await db('whatsapp', ['assistant', 'agent']));
+    expect(res.json.series[0].points).toHaveLength(24);
+    for (const metric of [
+      'sessions',
+      'response-time',
+      'handoffs',
+      'resolution',
+      'satisfaction',
+      'tools',
+      'knowledge',
+      'errors',
+    ]) {
+      const m = await admin('GET', `/api/admin/analytics/${metric}?bucket=day`);
+      expect(m.status, metric).toBe(200);
+      expect(Object.keys(m.json).sort()).toEqual(['bot', 'bucket', 'from', 'metric', 'series', 'to']);
+      for (const s of m.json.series) {
+        expect(Object.keys(s).sort()).toEqual(['name', 'points', 'total', 'unit']);
+        expect(s.points).toHaveLength(30);
+      }
+    }
+    const sessions = await admin('GET', '/api/admin/analytics/sessions?bucket=day');
+    expect(sessions.json.series.find((s: { name: string }) => s.name === 'new').total).toBe(
+      await count('SELECT count(*) AS n FROM sessions WHERE parent_id IS NULL'),
+    );
+    const response = await admin('GET', '/api/admin/analytics/response-time?bucket=day');
+    expect(response.json.series.map((s: { name: string; unit: string }) => [s.name, s.unit])).toEqual([
+      ['p50', 'ms'],
+      ['p95', 'ms'],
+    ]);
+    expect(response.json.series[0].points.at(-1).v).toBeGreaterThanOrEqual(0);
+  });
+
+  it('filters by bot, and refuses a bad metric or range', async () => {
+    const other = await admin('GET', '/api/admin/analytics/messages?bot=support');
+    expect(other.json.series).toEqual([]);
+    expect((await admin('GET', '/api/admin/analytics/nonsense')).status).toBe(400);
+    expect((await admin('GET', '/api/admin/analytics/messages?bucket=week')).status).toBe(400);
+    expect(
+      (await admin('GET', '/api/admin/analytics/messages?from=2025-01-01T00:00:00Z&to=2025-12-01T00:00:00Z'))
+        .status,
+    ).toBe(400);
+  });
+
+  it('rolls closed buckets up once, and answers from the rollup after the messages are gone', async () => {
+    const db = running.hub.db;
+    const at = new Date(Math.floor((Date.now() - 5 * 24 * HOUR_MS) / HOUR_MS) * HOUR_MS + 60_000);
+    const id = randomUUID();
+    await db.query(
+      `INSERT INTO sessions (id, bot, channel, native_key, created_at, last_activity_at) VALUES ($1, 'default', 'web', $2, $3, $3)`,
+      [id, randomUUID(), at],
+    );
+    await db.query(
+      `INSERT INTO messages (session_id, seq, role, content, envelope_id, delivery_status, payload, created_at)
+       VALUES ($1, 1, 'user', 'old', $2, 'received', jsonb_build_object('receivedAt', $4::text), $3),
+              ($1, 2, 'assistant', 'old reply', NULL, 'failed', '{}', $3)`,
+      [id, `web:${randomUUID()}`, at, new Date(at.getTime() - 1500).toISOString()],
+    );
+    await db.query(
+      `UPDATE messages SET in_reply_to = (SELECT envelope_id FROM messages WHERE session_id = $1 AND seq = 1) WHERE session_id = $1 AND seq = 2`,
+      [id],
+    );
+    const from = new Date(at.getTime() - 60_000).toISOString();
+    const to = new Date(at.getTime() + HOUR_MS).toISOString();
+    const q = `from=${from}&to=${to}&bucket=hour`;
+    const first = await admin('GET', `/api/admin/analytics/messages?${q}`);
+    expect(first.json.series.map((s: { name: string; total: number }) => [s.name, s.total])).toEqual([
+      ['web in', 1],
+      ['web out', 1],
+    ]);
+    const errors = await admin('GET', `/api/admin/analytics/errors?${q}`);
+    expect(errors.json.series.find((s: { name: string }) => s.name === 'failed deliveries').total).toBe(1);
+    const response = await admin('GET', `/api/admin/analytics/response-time?${q}`);
+    expect(response.json.series[0].points[0].v).toBe(1500);
+    expect(
+      await count('SELECT count(*) AS n FROM analytics_rolled WHERE grain = $1 AND bucket = $2', [
+        'hour',
+        new Date(Math.floor(at.getTime() / HOUR_MS) * HOUR_MS),
+      ]),
+    ).toBe(1);
+    // Message retention removes the rows; the rolled-up hour still counts them.
+    await db.query('DELETE FROM sessions WHERE id = $1', [id]);
+    expect(await computeRows(db, new Date(from), new Date(to), 'hour')).toEqual([]);
+    const again = await admin('GET', `/api/admin/analytics/messages?${q}`);
+    expect(again.json.series).toEqual(first.json.series);
+  });
+
+  it('finds a message by a word, with filters', async () => {
+    const res = await supervisor.call('GET', '/api/admin/transcripts/search?q=pineapple');
+    expect(res.status).toBe(200);
+    // The person's message, and the bot's echo of it.
+    expect(res.json.results.map((r: { role: string }) => r.role).sort()).toEqual(['assistant', 'user']);
+    expect(res.json.results.find((r: { role: string }) => r.role === 'user')).toMatchObject({
+      session_id: webSession,
+      channel: 'api',
+      snippet: 'hello «pineapple» world',
+    });
+    expect(
+      (await admin('GET', '/api/admin/transcripts/search?q=pineapple&channel=whatsapp')).json.results,
+    ).toEqual([]);
+    expect(
+      (await admin('GET', '/api/admin/transcripts/search?q=greetings&channel=whatsapp')).json.results[0]
+        .session_id,
+    ).toBe(whatsappSession);
+    expect((await admin('GET', '/api/admin/transcripts/search')).status).toBe(400);
+  });
+
+  it('opens and exports a transcript, and follows the person across sessions', async () => {
+    const res = await supervisor.call('GET', `/api/admin/transcripts/${webSession}`);
+    expect(res.status).toBe(200);
+    expect(
+      res.json.messages
+        .filter((m: { role: string }) => m.role === 'user')
+        .map((m: { text: string }) => m.text),
+    ).toEqual(['hello pineapple world', 'second message']);
+    const text = await supervisor.call('GET', `/api/admin/transcripts/${webSession}/export?format=text`);
+    expect(text.headers.get('content-disposition')).toContain(`transcript-${webSession}.txt`);
+    expect(text.text).toContain('user: hello pineapple world');
+    const json = await supervisor.call('GET', `/api/admin/transcripts/${webSession}/export?format=json`);
+    expect(json.json.messages.some((m: { text: string }) => m.text === 'second message')).toBe(true);
+    expect((await admin('GET', `/api/admin/transcripts/${randomUUID()}`)).status).toBe(404);
+
+    // The WhatsApp person (their phone is a user identity), whose web session is linked to them too.
+    const { rows } = await running.hub.db.query<{ user_id: string }>(
+      `SELECT user_id FROM user_identities WHERE channel = 'whatsapp' AND native_id = $1`,
+      [PHONE],
+    );
+    const userId = rows[0]!.user_id;
+    await running.hub.db.query('UPDATE sessions SET user_id = $1 WHERE id = $2', [userId, webSession]);
+    const person = await admin('GET', `/api/admin/people/${userId}/sessions`);
+    expect(person.json.sessions.map((s: { session_id: string }) => s.session_id).sort()).toEqual(
+      [webSession, whatsappSession].sort(),
+    );
+    const viaTranscript = await admin('GET', `/api/admin/transcripts/${whatsappSession}`);
+    expect(viaTranscript.json.user_id).toBe(userId);
+    expect(viaTranscript.json.person_sessions).toHaveLength(2);
+  });
+
+  it('shows where a dialog waits: script, line, and what HEAR waits for', async () => {
+    const res = await admin('GET', `/api/admin/transcripts/${whatsappSession}/inspect`);
+    expect(res.status).toBe(200);
+    expect(res.json.dialog.hear).toEqual({ variable: 'name', type: 'NAME', choices: null, tries: 0 });
+    expect(res.json.dialog.frames.at(-1)).toMatchObject({ script: 'signup.bas', line: 6 });
+    expect(res.json.events.length).toBeGreaterThan(0);
+    expect(res.json).toHaveProperty('variables');
+    expect(res.json).toHaveProperty('debug');
+  });
+
+  it('writes every read, export, search and inspection to the audit log, with who and from where', async () => {
+    expect((await admin('GET', `/api/admin/sessions/${webSession}/messages`)).status).toBe(200);
+    const all = await admin('GET', `/api/admin/audit?session_id=${webSession}`);
+    expect(all.status).toBe(200);
+    const actions = all.json.entries.map(
+      (e: { action: string; actor: string; via: string }) => `${e.actor}:${e.action}:${e.via}`,
+    );
+    expect(actions).toContain('operator:transcript.read:admin-api');
+    expect(actions).toContain('agent:transcript.read:admin-api');
+    expect(actions).toContain('agent:transcript.export:admin-api');
+    const mine = await admin('GET', `/api/admin/audit?actor=${supervisorId}`);
+    expect(mine.json.entries.every((e: { agent_id: string }) => e.agent_id === supervisorId)).toBe(true);
+    const search = mine.json.entries.find((e: { action: string }) => e.action === 'transcript.search');
+    expect(search).toMatchObject({ agent_name: 'Sue Pervisor', ip: expect.any(String), session_id: null });
+    expect(JSON.stringify(mine.json)).not.toContain('pineapple');
+    const ops = await admin('GET', '/api/admin/audit?actor=operator');
+    expect(ops.json.entries.every((e: { actor: string }) => e.actor === 'operator')).toBe(true);
+  });
+
+  it('keeps audit rows of an erased person without their session ids', async () => {
+    const before = await count('SELECT count(*) AS n FROM transcript_reads WHERE session_id = $1', [
+      webSession,
+    ]);
+    expect(before).toBeGreaterThan(0);
+    const { rows } = await running.hub.db.query<{ user_id: string }>(
+      'SELECT user_id FROM sessions WHERE id = $1',
+      [webSession],
+    );
+    expect((await admin('DELETE', `/api/users/${rows[0]!.user_id}`)).status).toBe(200);
+    expect(
+      await count('SELECT count(*) AS n FROM transcript_reads WHERE session_id = $1', [webSession]),
+    ).toBe(0);
+    expect(await count('SELECT count(*) AS n FROM transcript_reads WHERE erased')).toBeGreaterThanOrEqual(
+      before,
+    );
+  });
+});
