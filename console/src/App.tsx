@@ -1,12 +1,15 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { Agents } from './Agents.tsx';
+import { Audit } from './Audit.tsx';
 import { ApiError, api } from './api.ts';
 import { Conversation } from './Conversation.tsx';
+import { Dashboard } from './Dashboard.tsx';
 import { events } from './events.ts';
 import { Inbox } from './Inbox.tsx';
 import { Login } from './Login.tsx';
 import { navigate, useRoute } from './route.ts';
 import { StatusSwitch } from './StatusSwitch.tsx';
+import { Transcript, Transcripts } from './Transcripts.tsx';
 import type { Me } from './types.ts';
 
 export function App() {
@@ -61,6 +64,29 @@ export function App() {
           >
             Inbox
           </a>
+          {manages &&
+            (
+              [
+                ['dashboard', 'Dashboard'],
+                ['transcripts', 'Transcripts'],
+                ['audit', 'Audit log'],
+              ] as const
+            ).map(([page, label]) => (
+              <a
+                href={`/console/${page}`}
+                aria-current={
+                  route.page === page || (page === 'transcripts' && route.page === 'transcript')
+                    ? 'page'
+                    : undefined
+                }
+                onClick={(e) => {
+                  e.preventDefault();
+                  navigate({ page });
+                }}
+              >
+                {label}
+              </a>
+            ))}
           {me.role === 'admin' && (
             <a
               href="/console/agents"
@@ -84,11 +110,46 @@ export function App() {
       </header>
       {route.page === 'agents' && me.role === 'admin' ? (
         <Agents />
+      ) : route.page === 'dashboard' ? (
+        manages ? (
+          <Dashboard />
+        ) : (
+          <Refused />
+        )
+      ) : route.page === 'transcripts' ? (
+        manages ? (
+          <Transcripts />
+        ) : (
+          <Refused />
+        )
+      ) : route.page === 'transcript' ? (
+        manages ? (
+          <Transcript sessionId={route.sessionId} />
+        ) : (
+          <Refused />
+        )
+      ) : route.page === 'audit' ? (
+        manages ? (
+          <Audit />
+        ) : (
+          <Refused />
+        )
       ) : route.page === 'conversation' ? (
         <Conversation me={me} sessionId={route.sessionId} onChanged={loadMe} />
       ) : (
         <Inbox me={me} manages={manages} />
       )}
     </div>
+  );
+}
+
+/** A page for supervisors and admins, opened by an agent without the role. */
+function Refused() {
+  return (
+    <main class="page">
+      <p role="alert" class="error">
+        This page is for supervisors and admins.
+      </p>
+    </main>
   );
 }

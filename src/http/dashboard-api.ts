@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { dialogPosition } from '../analytics/dialog-position.ts';
-import { analytics, METRICS } from '../analytics/metrics.ts';
+import { analytics, METRICS, type MetricAnswer } from '../analytics/metrics.ts';
 import { bucketEnd, bucketStart, GRAINS, grainMs } from '../analytics/rollup.ts';
 import { personOfSession, searchMessages, sessionsOfPerson } from '../analytics/transcripts.ts';
 import { BotNameSchema, ChannelSchema } from '../envelope.ts';
@@ -20,6 +20,8 @@ export interface DashboardApiDeps {
   adminToken: string | undefined;
   /** Where config/bots lives, to tell the line a dialog waits at. */
   configDir: string;
+  /** The configured bots, for the dashboard's filter. */
+  botNames: () => string[];
 }
 
 const DAY_MS = 86_400_000;
@@ -37,6 +39,7 @@ const AnalyticsQuery = z.object({
   from: Time.optional(),
   to: Time.optional(),
   bucket: z.enum(GRAINS).default('hour'),
+  format: z.enum(['json', 'csv']).default('json'),
 });
 const AuditQuery = z.object({
   /** An agent id, or "operator" for the ADMIN_TOKEN's rows. */
@@ -73,6 +76,28 @@ function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   return parsed.data;
 }
 
+const csvCell = (v: string | number | null) => {
+  if (v === null) return '';
+  const text = String(v);
+  // Quoted when needed; a leading =, +, - or @ would be a formula to a spreadsheet.
+  const safe = /^[=+\-@]/.test(text) && typeof v === 'string' ? `'${text}` : text;
+  return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
+};
+
+/** One row per bucket: `t` and each series' value. */
+export function toCsv(answer: MetricAnswer): string {
+  const header = ['t', ...answer.series.map((s) => s.name)];
+  const rows = (answer.series[0]?.points ?? []).map((p, i) => [
+    p.t,
+    ...answer.series.map((s) => s.points[i]!.v),
+  ]);
+  if (answer.series.length === 0) {
+    for (let t = Date.parse(answer.from); t < Date.parse(answer.to); t += grainMs(answer.bucket))
+      rows.push([new Date(t).toISOString()]);
+  }
+  return `${[header, ...rows].map((r) => r.map(csvCell).join(',')).join('\r\n')}\r\n`;
+}
+
 const notFound = (id: string) => new ApiError(404, 'not_found', `there is no session ${id}`);
 
 function toEntry(m: MessageRecord) {
@@ -104,7 +129,9 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
   const { db } = deps;
   const app = new Hono<DashboardEnv>();
   const guard = requireSupervisor(db, deps.adminToken);
-  for (const p of ['/analytics/*', '/audit', '/transcripts/*', '/people/*']) app.use(p, guard);
+  for (const p of ['/analytics', '/analytics/*', '/audit', '/transcripts/*', '/people/*']) app.use(p, guard);
+
+  app.get('/analytics', (c) => c.json({ metrics: METRICS, bots: deps.botNames(), buckets: GRAINS }));
 
   const audit = (
     c: Parameters<typeof auditActor>[0],
@@ -122,7 +149,10 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
     if (from >= to) throw new ApiError(400, 'invalid_request', 'from must be before to');
     if ((to - from) / grainMs(q.bucket) > MAX_BUCKETS[q.bucket])
       throw new ApiError(400, 'invalid_request', `at most ${MAX_BUCKETS[q.bucket]} buckets of a ${q.bucket}`);
-    return c.json(await analytics(db, { metric, bot: q.bot, from, to, bucket: q.bucket }));
+    const answer = await analytics(db, { metric, bot: q.bot, from, to, bucket: q.bucket });
+    if (q.format === 'json') return c.json(answer);
+    c.header('Content-Disposition', `attachment; filename="${metric}-${q.bucket}.csv"`);
+    return c.text(toCsv(answer), 200, { 'Content-Type': 'text/csv; charset=utf-8' });
   });
 
   app.get('/audit', async (c) => {

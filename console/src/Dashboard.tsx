@@ -1,0 +1,276 @@
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import uPlot from 'uplot';
+import { ApiError, api } from './api.ts';
+
+/** The shape every `GET /api/admin/analytics/{metric}` answers (README "Dashboard"). */
+interface Series {
+  name: string;
+  unit: 'count' | 'ms' | 'percent' | 'stars';
+  points: { t: string; v: number | null }[];
+  total: number | null;
+}
+interface MetricAnswer {
+  metric: string;
+  bucket: 'hour' | 'day';
+  bot: string | null;
+  from: string;
+  to: string;
+  series: Series[];
+}
+
+const CHARTS: [metric: string, title: string][] = [
+  ['messages', 'Messages in and out, per channel'],
+  ['sessions', 'New and active sessions'],
+  ['response-time', 'Bot response time'],
+  ['handoffs', 'Handoffs and their wait'],
+  ['resolution', 'Resolved by the bot or handed to a human'],
+  ['satisfaction', 'Satisfaction'],
+  ['tools', 'Tool calls'],
+  ['knowledge', 'Knowledge-base use'],
+  ['errors', 'Errors and failed deliveries'],
+];
+
+const COLORS = ['#2456d6', '#e8710a', '#067647', '#b42318', '#7a2cc9', '#0e7c86', '#a15c07', '#c11574'];
+/** How often "Live" reloads the charts. */
+export const LIVE_MS = 5_000;
+const DAY_MS = 86_400_000;
+
+type Range = '24h' | '7d' | '30d' | 'custom';
+interface Filters {
+  range: Range;
+  bot: string;
+  /** Custom range: dates (YYYY-MM-DD, UTC) and bucket. */
+  from: string;
+  to: string;
+  bucket: 'hour' | 'day';
+}
+
+const day = (t: number) => new Date(t).toISOString().slice(0, 10);
+
+/** The query string of the analytics API for these filters. */
+function queryOf(f: Filters): string {
+  const p = new URLSearchParams();
+  const now = Date.now();
+  if (f.range === '24h') p.set('bucket', 'hour');
+  else if (f.range === 'custom') {
+    p.set('bucket', f.bucket);
+    p.set('from', `${f.from}T00:00:00Z`);
+    p.set('to', new Date(Date.parse(`${f.to}T00:00:00Z`) + DAY_MS).toISOString());
+  } else {
+    p.set('bucket', 'day');
+    p.set('from', new Date(now - (f.range === '7d' ? 6 : 29) * DAY_MS).toISOString());
+  }
+  if (f.bot) p.set('bot', f.bot);
+  return p.toString();
+}
+
+const formatValue = (v: number | null, unit: Series['unit']) => {
+  if (v === null) return '–';
+  switch (unit) {
+    case 'ms':
+      return v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`;
+    case 'percent':
+      return `${v}%`;
+    case 'stars':
+      return `${v} ★`;
+    default:
+      return String(v);
+  }
+};
+
+function Plot(props: { answer: MetricAnswer }) {
+  const el = useRef<HTMLDivElement>(null);
+  const { answer } = props;
+  useEffect(() => {
+    const target = el.current;
+    if (!target || answer.series.length === 0) return;
+    const xs = answer.series[0]!.points.map((p) => Date.parse(p.t) / 1000);
+    const data = [xs, ...answer.series.map((s) => s.points.map((p) => p.v))] as uPlot.AlignedData;
+    const units = [...new Set(answer.series.map((s) => s.unit))];
+    const axes: uPlot.Axis[] = [
+      {},
+      { scale: units[0], values: (_u, ticks) => ticks.map((t) => formatValue(t, units[0]!)), size: 60 },
+    ];
+    if (units[1])
+      axes.push({
+        scale: units[1],
+        side: 1,
+        grid: { show: false },
+        values: (_u, ticks) => ticks.map((t) => formatValue(t, units[1]!)),
+        size: 60,
+      });
+    const plot = new uPlot(
+      {
+        width: Math.max(target.clientWidth, 320),
+        height: 200,
+        series: [
+          {},
+          ...answer.series.map((s, i) => ({
+            label: s.name,
+            scale: s.unit,
+            stroke: COLORS[i % COLORS.length],
+            width: 2,
+            points: { show: true, size: 4 },
+            value: (_u: uPlot, v: number | null) => formatValue(v, s.unit),
+          })),
+        ],
+        scales: {
+          x: { time: true },
+          ...Object.fromEntries(
+            units.map((u) => [
+              u,
+              { range: (_u: uPlot, min: number, max: number) => [Math.min(0, min), Math.max(max, 1)] },
+            ]),
+          ),
+        },
+        axes,
+      } as uPlot.Options,
+      data,
+      target,
+    );
+    return () => plot.destroy();
+  }, [answer]);
+  return <div class="plot" ref={el} />;
+}
+
+function Chart(props: { metric: string; title: string; answer?: MetricAnswer; query: string }) {
+  const { answer, metric, title } = props;
+  return (
+    <figure class="chart" data-metric={metric} aria-label={title}>
+      <figcaption>
+        <h2>{title}</h2>
+        <a class="csv" href={`/api/admin/analytics/${metric}?${props.query}&format=csv`} download>
+          CSV<span class="visually-hidden"> of {title}</span>
+        </a>
+      </figcaption>
+      {!answer ? (
+        <p class="loading">Loading…</p>
+      ) : answer.series.length === 0 ? (
+        <p class="empty">Nothing in this range.</p>
+      ) : (
+        <>
+          <ul class="totals" aria-label={`Totals of ${title}`}>
+            {answer.series.map((s, i) => (
+              <li data-series={s.name}>
+                <span class="swatch" style={{ background: COLORS[i % COLORS.length] }} />
+                {s.name}: <b class="total">{formatValue(s.total, s.unit)}</b>
+              </li>
+            ))}
+          </ul>
+          <Plot answer={answer} />
+        </>
+      )}
+    </figure>
+  );
+}
+
+/** `/console/dashboard`: the operator dashboard, for supervisors and admins. */
+export function Dashboard() {
+  const [bots, setBots] = useState<string[]>([]);
+  const [filters, setFilters] = useState<Filters>({
+    range: '24h',
+    bot: '',
+    from: day(Date.now() - 6 * DAY_MS),
+    to: day(Date.now()),
+    bucket: 'day',
+  });
+  const [live, setLive] = useState(true);
+  const [answers, setAnswers] = useState<Record<string, MetricAnswer>>({});
+  const [error, setError] = useState<string>();
+  const [updatedAt, setUpdatedAt] = useState<Date>();
+  const query = queryOf(filters);
+
+  useEffect(() => {
+    api<{ bots: string[] }>('GET', '/api/admin/analytics')
+      .then((r) => setBots(r.bots))
+      .catch(() => undefined);
+  }, []);
+
+  const load = useCallback(async () => {
+    try {
+      const results = await Promise.all(
+        CHARTS.map(([metric]) => api<MetricAnswer>('GET', `/api/admin/analytics/${metric}?${query}`)),
+      );
+      setAnswers(Object.fromEntries(results.map((r) => [r.metric, r])));
+      setError(undefined);
+      setUpdatedAt(new Date());
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
+    }
+  }, [query]);
+
+  useEffect(() => {
+    setAnswers({});
+    void load();
+    if (!live) return;
+    const timer = setInterval(() => void load(), LIVE_MS);
+    return () => clearInterval(timer);
+  }, [load, live]);
+
+  const set = (patch: Partial<Filters>) => setFilters((f) => ({ ...f, ...patch }));
+  return (
+    <main class="page dashboard">
+      <form class="filters" aria-label="Dashboard filters" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Range{' '}
+          <select value={filters.range} onChange={(e) => set({ range: e.currentTarget.value as Range })}>
+            <option value="24h">Last 24 hours, by hour</option>
+            <option value="7d">Last 7 days, by day</option>
+            <option value="30d">Last 30 days, by day</option>
+            <option value="custom">Dates…</option>
+          </select>
+        </label>
+        {filters.range === 'custom' && (
+          <>
+            <label>
+              From{' '}
+              <input
+                type="date"
+                value={filters.from}
+                onChange={(e) => set({ from: e.currentTarget.value })}
+              />
+            </label>
+            <label>
+              To <input type="date" value={filters.to} onChange={(e) => set({ to: e.currentTarget.value })} />
+            </label>
+            <label>
+              By{' '}
+              <select
+                value={filters.bucket}
+                onChange={(e) => set({ bucket: e.currentTarget.value as 'hour' | 'day' })}
+              >
+                <option value="hour">hour</option>
+                <option value="day">day</option>
+              </select>
+            </label>
+          </>
+        )}
+        <label>
+          Bot{' '}
+          <select value={filters.bot} onChange={(e) => set({ bot: e.currentTarget.value })}>
+            <option value="">All bots</option>
+            {bots.map((b) => (
+              <option value={b}>{b}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} /> Live
+        </label>
+        <span class="muted" aria-live="polite">
+          {updatedAt ? `Updated ${updatedAt.toLocaleTimeString()}` : ''}
+        </span>
+      </form>
+      {error && (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      )}
+      <div class="charts">
+        {CHARTS.map(([metric, title]) => (
+          <Chart metric={metric} title={title} answer={answers[metric]} query={query} />
+        ))}
+      </div>
+    </main>
+  );
+}
