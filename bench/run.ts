@@ -10,8 +10,12 @@
  * peak RSS per process; then (b)/(c), against the faster of two full (c) runs (one before (b),
  * one after), and (b)'s latency at 1,000 messages/s offered; then
  * 10,000 idle web sockets on one gateway (RSS per connection) and the round trip with 1,000 chatting.
- * `npm run bench -- embedded distributed baseline websocket` picks parts.
- * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS.
+ * Also: `startup` (`switchboard start` → /readyz and idle RSS, new and existing data directory) and
+ * `size` ((b) again on a database preloaded with 100,000 sessions and 1,000,000 messages,
+ * bench/preload.ts). The end prints each of issue 19's targets beside its figure.
+ * `npm run bench -- startup embedded distributed baseline size websocket` picks parts.
+ * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS,
+ * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,13 +33,19 @@ import { createHub, type Hub } from '../src/hub.ts';
 import { createLogger } from '../src/logger.ts';
 import { clearRedisPrefix } from '../test/helpers/redis.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
-import { runWebSocketBench } from './websocket.ts';
+import { preload } from './preload.ts';
+import { runStartupBench, type StartupResult, startupLines } from './startup.ts';
+import { runWebSocketBench, type WebSocketBenchResult } from './websocket.ts';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 20);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 10);
-const PACED_RATE = Number(process.env.BENCH_PACED_RATE ?? 1000);
+const PACED_RATES = (process.env.BENCH_PACED_RATES ?? process.env.BENCH_PACED_RATE ?? '1000,2000')
+  .split(',')
+  .map(Number);
+const PRELOAD_SESSIONS = Number(process.env.BENCH_PRELOAD_SESSIONS ?? 100_000);
+const PRELOAD_MESSAGES = Number(process.env.BENCH_PRELOAD_MESSAGES ?? 1_000_000);
 const ADMIN_URL =
   process.env.BENCH_DATABASE_URL ??
   process.env.TEST_DATABASE_URL ??
@@ -53,6 +63,10 @@ interface Result {
   p95: number;
   p99: number;
   rssMb: Record<string, number>;
+  /** CPU time per message, by process (ms), where measured. */
+  cpuMsPerMessage?: Record<string, number>;
+  /** Redis commands per message (INFO commandstats), where measured. */
+  redisPerMessage?: { commands: number; scripts: number };
 }
 
 const percentile = (sorted: number[], p: number) =>
@@ -84,6 +98,61 @@ async function peakRssMb(pid: number): Promise<number> {
 }
 
 const ownRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
+
+const CLOCK_TICKS = 100;
+/** CPU time (user + system) a process has used, ms. */
+async function cpuMs(pid: number): Promise<number> {
+  if (pid === process.pid) {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  }
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** Redis's own CPU time and its command counts so far. */
+async function redisStats(redis: Redis): Promise<{ cpuMs: number; commands: number; scripts: number }> {
+  const cpu = await redis.info('cpu');
+  const stats = await redis.info('commandstats');
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0);
+  let commands = 0;
+  let scripts = 0;
+  for (const [, name, calls] of stats.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) {
+    if (name === 'info') continue;
+    commands += Number(calls);
+    if (name === 'evalsha' || name === 'eval' || name === 'fcall') scripts += Number(calls);
+  }
+  return { cpuMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000, commands, scripts };
+}
+
+/** Measures CPU per process and Redis commands over a piece of work, per message. */
+async function perMessage(
+  pids: Record<string, number>,
+  redis: Redis,
+  work: () => Promise<number>,
+): Promise<{
+  cpuMsPerMessage: Record<string, number>;
+  redisPerMessage: { commands: number; scripts: number };
+}> {
+  const before = Object.fromEntries(
+    await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuMs(pid)] as const)),
+  );
+  const redisBefore = await redisStats(redis);
+  const messages = await work();
+  const redisAfter = await redisStats(redis);
+  const cpuMsPerMessage: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids))
+    cpuMsPerMessage[k] = ((await cpuMs(pid)) - before[k]!) / messages;
+  cpuMsPerMessage.redis = (redisAfter.cpuMs - redisBefore.cpuMs) / messages;
+  return {
+    cpuMsPerMessage,
+    redisPerMessage: {
+      commands: (redisAfter.commands - redisBefore.commands) / messages,
+      scripts: (redisAfter.scripts - redisBefore.scripts) / messages,
+    },
+  };
+}
 
 async function withDatabase<T>(work: (url: string) => Promise<T>): Promise<T> {
   const name = `sbt_bench_${randomBytes(4).toString('hex')}`;
@@ -140,18 +209,19 @@ async function drive(
 /** Offers PACED_RATE messages a second for PACED_SECONDS, round robin over the sessions; summarizes their latencies. */
 async function drivePaced(
   run: string,
+  rate: number,
   send: (i: number) => Promise<string>,
   completions: Map<string, number>,
   rss: Record<string, number>,
 ): Promise<Result> {
   const acceptedAt = new Map<string, number>();
-  const total = PACED_RATE * PACED_SECONDS;
+  const total = rate * PACED_SECONDS;
   const started = performance.now();
   let sent = 0;
   const accepting: Promise<void>[] = [];
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * PACED_RATE));
+      const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
       for (; sent < due; sent++)
         accepting.push(send(sent).then((id) => void acceptedAt.set(id, performance.now())));
       if (sent >= total) {
@@ -167,12 +237,7 @@ async function drivePaced(
     await new Promise((r) => setTimeout(r, 100));
   }
   const latencies = [...acceptedAt].map(([id, at]) => (completions.get(id) ?? NaN) - at);
-  return summarize(
-    `${run} at ${PACED_RATE} messages/s offered, ${PACED_SECONDS} s`,
-    latencies,
-    PACED_SECONDS,
-    rss,
-  );
+  return summarize(`${run} at ${rate} messages/s offered, ${PACED_SECONDS} s`, latencies, PACED_SECONDS, rss);
 }
 
 function turnListener(completions: Map<string, number>, signal: { resolve?: () => void }) {
@@ -229,8 +294,27 @@ function patchBus(hub: Hub, listener: (m: unknown) => void): () => void {
   };
 }
 
-async function benchDistributed(): Promise<{ full: Result; paced: Result }> {
+interface DistributedResult {
+  full: Result;
+  paced: Result[];
+}
+
+async function benchDistributed(options: { preload?: boolean } = {}): Promise<DistributedResult> {
   return withDatabase(async (databaseUrl) => {
+    const label = options.preload
+      ? `, preloaded ${PRELOAD_SESSIONS.toLocaleString('en-US')} sessions / ${PRELOAD_MESSAGES.toLocaleString('en-US')} messages`
+      : '';
+    if (options.preload) {
+      const { migrate } = await import('../src/store/migrate.ts');
+      const { openPostgres } = await import('../src/store/postgres.ts');
+      const db = openPostgres({ url: databaseUrl, poolSize: 2, logger: silent });
+      await migrate(db, silent);
+      const loaded = await preload(db, { sessions: PRELOAD_SESSIONS, messages: PRELOAD_MESSAGES });
+      console.error(
+        `preload: ${loaded.sessions} sessions, ${loaded.messages} messages in ${loaded.seconds.toFixed(1)} s`,
+      );
+      await db.close();
+    }
     const prefix = `sbb:${randomBytes(4).toString('hex')}:`;
     const env: Record<string, string> = {
       PORT: '0',
@@ -257,37 +341,61 @@ async function benchDistributed(): Promise<{ full: Result; paced: Result }> {
     const listen = turnListener(completions, signal);
     subscriber.on('pmessage', (_p, _c, raw: string) => listen(JSON.parse(raw)));
     await subscriber.psubscribe(`${prefix}bus:session:*`);
+    const stats = new Redis(REDIS_URL);
+    const pids: Record<string, number> = { gateway: process.pid };
+    for (const [i, w] of workers.entries()) pids[`worker ${i + 1}`] = w.pid!;
     try {
-      const { latencies, seconds } = await drive(
-        async (s, n) => {
-          const e = envelope(s, n);
-          await gateway.ingress.accept(e);
-          return e.id;
-        },
-        completions,
-        signal,
-      );
+      let driven: { latencies: number[]; seconds: number } | undefined;
+      const fullCost = await perMessage(pids, stats, async () => {
+        driven = await drive(
+          async (s, n) => {
+            const e = envelope(s, n);
+            await gateway.ingress.accept(e);
+            return e.id;
+          },
+          completions,
+          signal,
+        );
+        return driven.latencies.length;
+      });
       const rss: Record<string, number> = { gateway: ownRssMb() };
       for (const [i, w] of workers.entries()) rss[`worker ${i + 1}`] = await peakRssMb(w.pid!);
-      const full = summarize(
-        `(b) Redis + PostgreSQL: 1 gateway + ${WORKERS} workers`,
-        latencies,
-        seconds,
-        rss,
-      );
+      const full = {
+        ...summarize(
+          `(b) Redis + PostgreSQL: 1 gateway + ${WORKERS} workers${label}`,
+          driven!.latencies,
+          driven!.seconds,
+          rss,
+        ),
+        ...fullCost,
+      };
 
-      const paced = await drivePaced(
-        '(b)',
-        async (i) => {
-          const e = envelope(i % SESSIONS, MESSAGES + Math.floor(i / SESSIONS));
-          await gateway.ingress.accept(e);
-          return e.id;
-        },
-        completions,
-        rss,
-      );
+      const paced: Result[] = [];
+      let offered = 0;
+      for (const rate of PACED_RATES) {
+        let result: Result | undefined;
+        const cost = await perMessage(pids, stats, async () => {
+          const base = offered;
+          result = await drivePaced(
+            `(b)${label}`,
+            rate,
+            async (i) => {
+              const k = base + i;
+              const e = envelope(k % SESSIONS, MESSAGES + Math.floor(k / SESSIONS));
+              await gateway.ingress.accept(e);
+              return e.id;
+            },
+            completions,
+            rss,
+          );
+          offered += result.messages;
+          return result.messages;
+        });
+        paced.push({ ...result!, ...cost });
+      }
       return { full, paced };
     } finally {
+      stats.disconnect();
       subscriber.disconnect();
       await Promise.all(workers.map((w) => w.stop('SIGTERM')));
       await gateway.stop();
@@ -357,6 +465,7 @@ async function benchBaseline(options: { paced: boolean } = { paced: true }): Pro
       if (!options.paced) return { full };
       const paced = await drivePaced(
         '(c)',
+        PACED_RATES[0] ?? 1000,
         async (i) => {
           const id = `p.${i}`;
           await queue.add('m', { s: String(i % SESSIONS), t: `p${i}`, id });
@@ -379,7 +488,7 @@ async function benchBaseline(options: { paced: boolean } = { paced: true }): Pro
 function print(results: Result[]) {
   const ms = (v: number) => `${v.toFixed(1)} ms`;
   console.log(
-    `\nSwitchboard benchmark — ${SESSIONS} sessions × ${MESSAGES} messages, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`,
+    `\nSwitchboard benchmark — ${SESSIONS} sessions × ${MESSAGES} messages, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}\n`,
   );
   console.log('| run | messages | messages/s | p50 | p95 | p99 | peak RSS (MB) |');
   console.log('|---|---|---|---|---|---|---|');
@@ -391,26 +500,133 @@ function print(results: Result[]) {
       `| ${r.name} | ${r.messages} | ${r.perSecond.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${rss} |`,
     );
   }
+  const costed = results.filter((r) => r.cpuMsPerMessage);
+  if (costed.length > 0) {
+    console.log('\nCPU ms per message, by process; Redis commands (of them Lua scripts) per message:\n');
+    for (const r of costed) {
+      const cpu = Object.entries(r.cpuMsPerMessage!)
+        .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+        .join(', ');
+      const redis = r.redisPerMessage!;
+      console.log(
+        `- ${r.name}: ${cpu}; Redis ${redis.commands.toFixed(1)} commands (${redis.scripts.toFixed(1)} scripts)`,
+      );
+    }
+  }
+}
+
+/** Issue 19's targets, each beside this run's figure. */
+function printTargets(figures: {
+  startup?: StartupResult;
+  embedded?: Result;
+  distributed?: DistributedResult;
+  size?: DistributedResult;
+  fastestBaseline?: number;
+  websocket?: WebSocketBenchResult;
+}) {
+  const lines: string[] = [];
+  const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  const n = (v: number, d = 0) =>
+    v.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+  if (figures.startup) {
+    const { fresh, existing } = figures.startup;
+    lines.push(...startupLines(figures.startup));
+    lines.push(
+      `  → ready ≤ 1 s existing: ${mark(existing.readyMs <= 1000)}; ≤ 2 s new: ${mark(fresh.readyMs <= 2000)}; idle ≤ 250 MB: ${mark(existing.idleRssMb <= 250)}; first start ≤ 400 MB: ${mark(fresh.peakRssMb <= 400)}`,
+    );
+  }
+  if (figures.embedded) {
+    const e = figures.embedded;
+    const peak = Object.values(e.rssMb)[0] ?? 0;
+    lines.push(
+      `embedded throughput: ${n(e.perSecond)} messages/s (target ≥ 2,500): ${mark(e.perSecond >= 2500)}`,
+    );
+    lines.push(
+      `embedded peak RSS after its run: ${peak} MB (target ≤ 400 MB, bench process included): ${mark(peak <= 400)}`,
+    );
+  }
+  if (figures.distributed && figures.fastestBaseline) {
+    const ratio = figures.distributed.full.perSecond / figures.fastestBaseline;
+    lines.push(`distributed (b)/(c): ${ratio.toFixed(2)}× (target ≥ 1.5×): ${mark(ratio >= 1.5)}`);
+  }
+  for (const p of figures.distributed?.paced ?? []) {
+    const at = /at (\d+) messages/.exec(p.name)?.[1];
+    const target = at === '1000' ? 20 : at === '2000' ? 50 : undefined;
+    const strict = at === '2000';
+    lines.push(
+      `p99 at ${at} messages/s offered: ${p.p99.toFixed(1)} ms` +
+        (target === undefined
+          ? ''
+          : ` (target ${strict ? '<' : '≤'} ${target} ms): ${mark(strict ? p.p99 < target : p.p99 <= target)}`),
+    );
+  }
+  if (figures.distributed) {
+    const cpu = figures.distributed.paced[0]?.cpuMsPerMessage ?? figures.distributed.full.cpuMsPerMessage;
+    if (cpu)
+      lines.push(
+        `CPU ms per message at ${PACED_RATES[0]}/s: ${Object.entries(cpu)
+          .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+          .join(', ')}`,
+      );
+  }
+  if (figures.size && figures.distributed) {
+    const empty = figures.distributed;
+    const full = figures.size;
+    const tput = full.full.perSecond / empty.full.perSecond;
+    lines.push(
+      `size: ${n(full.full.perSecond)} vs ${n(empty.full.perSecond)} messages/s empty (${((tput - 1) * 100).toFixed(1)}%, target within 10%): ${mark(tput >= 0.9)}`,
+    );
+    for (const [i, p] of full.paced.entries()) {
+      const e = empty.paced[i];
+      if (!e) continue;
+      const ratio = p.p99 / e.p99;
+      lines.push(
+        `size: p99 at ${PACED_RATES[i]}/s ${p.p99.toFixed(1)} vs ${e.p99.toFixed(1)} ms empty (${((ratio - 1) * 100).toFixed(1)}%, target within 10%): ${mark(ratio <= 1.1)}`,
+      );
+    }
+  }
+  if (figures.websocket) {
+    const kib = figures.websocket.rssPerConnectionKiB;
+    lines.push(
+      `idle web sockets: ${n(kib, 1)} KiB RSS each over ${n(figures.websocket.idleConnections)} (target ≤ 10 KiB): ${mark(kib <= 10)}`,
+    );
+  }
+  if (lines.length === 0) return;
+  console.log('\nTargets (issue 19; the README takes the median of three runs):\n');
+  for (const line of lines) console.log(`- ${line}`);
 }
 
 const only = process.argv.slice(2);
 // The hub in this process knows its channels as the CLI's does.
 registerChannels();
+// `size` and `startup` are asked for by name or run with everything.
 const want = (k: string) => only.length === 0 || only.includes(k);
 const results: Result[] = [];
-let distributed: { full: Result; paced: Result } | undefined;
+let startup: StartupResult | undefined;
+let embedded: Result | undefined;
+let distributed: DistributedResult | undefined;
+let size: DistributedResult | undefined;
 let baseline: { full: Result; paced?: Result } | undefined;
+let websocket: WebSocketBenchResult | undefined;
 // When (b) and (c) are compared, (c)'s full run also runs before (b): the ratio is taken against
 // the faster of its two runs, so that the order of the runs cannot favour (b).
 let baselineBefore: Result | undefined;
-if (want('embedded')) results.push(await benchEmbedded());
+if (want('startup')) startup = await runStartupBench();
+if (want('embedded')) {
+  embedded = await benchEmbedded();
+  results.push(embedded);
+}
 if (want('distributed') && want('baseline')) {
   baselineBefore = (await benchBaseline({ paced: false })).full;
   baselineBefore.name = `${baselineBefore.name}, run before (b)`;
 }
-if (want('distributed')) {
+if (want('distributed') || want('size')) {
   distributed = await benchDistributed();
-  results.push(distributed.full, distributed.paced);
+  results.push(distributed.full, ...distributed.paced);
+}
+if (want('size')) {
+  size = await benchDistributed({ preload: true });
+  results.push(size.full, ...size.paced);
 }
 if (want('baseline')) {
   baseline = await benchBaseline();
@@ -418,16 +634,23 @@ if (want('baseline')) {
   results.push(baseline.full);
   if (baseline.paced) results.push(baseline.paced);
 }
-print(results);
-if (distributed && baseline) {
-  const fastest = Math.max(baseline.full.perSecond, baselineBefore?.perSecond ?? 0);
+if (startup) {
+  console.log('\n`switchboard start`, embedded, nothing configured:\n');
+  for (const line of startupLines(startup)) console.log(line);
+}
+if (results.length > 0) print(results);
+const fastestBaseline = baseline
+  ? Math.max(baseline.full.perSecond, baselineBefore?.perSecond ?? 0)
+  : undefined;
+if (distributed && fastestBaseline) {
   console.log(
-    `\n(b) / (c) throughput: ${(distributed.full.perSecond / fastest).toFixed(2)}× (against the faster (c) run, ${fastest.toFixed(0)} messages/s)`,
+    `\n(b) / (c) throughput: ${(distributed.full.perSecond / fastestBaseline).toFixed(2)}× (against the faster (c) run, ${fastestBaseline.toFixed(0)} messages/s)`,
   );
 }
 if (want('websocket')) {
-  const ws = await runWebSocketBench();
+  websocket = await runWebSocketBench();
   console.log('\nWeb sockets on one gateway process:');
-  console.log(JSON.stringify(ws, null, 2));
+  console.log(JSON.stringify(websocket, null, 2));
 }
+printTargets({ startup, embedded, distributed, size, fastestBaseline, websocket });
 process.exit(0);
