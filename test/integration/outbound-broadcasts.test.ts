@@ -1,8 +1,13 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
+import { claimRecipients, insertBroadcast } from '../../src/outbound/broadcast-store.ts';
+import { BroadcastService } from '../../src/outbound/broadcasts.ts';
+import { OutboundService } from '../../src/outbound/service.ts';
+import type { ChannelAdapter } from '../../src/ports.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient, eventually } from '../helpers/admin.ts';
+import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
@@ -18,10 +23,11 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
   let running: RunningHub;
   let admin: ReturnType<typeof adminClient>;
   let serial = 0;
+  let whatsapp: ChannelAdapter;
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    const whatsapp = whatsAppCloudAdapter({
+    whatsapp = whatsAppCloudAdapter({
       graphUrl: graph.url,
       numbers: `${NUMBER}:default`,
       accessToken: ACCESS_TOKEN,
@@ -178,6 +184,68 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
       [body.idempotency_key],
     );
     expect(Number(rows[0]!.n)).toBe(1);
+  });
+
+  it('a tick that died after claiming recipients (one already handed over) is resumed without a duplicate', async () => {
+    const { db, bots, ingress, scheduler } = running.hub;
+    const adapters = new Map([[whatsapp.channel, whatsapp]]);
+    const outbound = new OutboundService({ db, bots, ingress, scheduler, logger: silentLogger, adapters });
+    const service = new BroadcastService({
+      db,
+      bots,
+      scheduler,
+      logger: silentLogger,
+      outbound,
+      adapters,
+      rateLimits: {},
+    });
+    const people = [person(), person(), person()];
+    const template = { name: 'crash_notice', language: 'en' };
+    const id = '0d9f4a52-5c43-4b7e-9f3e-1b2a3c4d5e6f';
+    await db.transaction((tx) =>
+      insertBroadcast(
+        tx,
+        {
+          id,
+          bot: 'default',
+          channel: 'whatsapp',
+          text: '[template crash_notice (en)]',
+          template,
+          subject: null,
+          ratePerSecond: 50,
+          audience: { to: 3 },
+          idempotencyKey: null,
+          requestHash: null,
+        },
+        { kind: 'keys', nativeKeys: people.map((p) => `+${p}`) },
+      ),
+    );
+    // The dead tick: all three claimed, the first handed to its lane, none settled.
+    const claimed = await claimRecipients(db, id, 3);
+    expect(claimed).toHaveLength(3);
+    const first = claimed[0]!;
+    const placed = await outbound.place(whatsapp.outbound, {
+      bot: 'default',
+      channel: 'whatsapp',
+      nativeKey: first.nativeKey,
+      template,
+      key: first.id,
+      now: new Date(),
+    });
+    if (!placed.ok) throw new Error(placed.message);
+    const message = { ...first, nativeKey: placed.nativeKey, replyTo: placed.replyTo ?? null };
+    const session = await outbound.sessionFor(message);
+    await outbound.handOver(session!, message);
+    await eventually(async () => graph.to(first.nativeKey.slice(1)).length === 1, 'the first one sent');
+
+    await service.tick(id);
+    const done = await completed(id);
+    expect(done).toMatchObject({ total: 3, queued: 0, failed: 0, opted_out: 0 });
+    for (const p of people) expect(templatesTo(p, 'crash_notice')).toHaveLength(1);
+    const history = await db.query(`SELECT count(*) AS n FROM messages WHERE envelope_id = ANY($1::text[])`, [
+      claimed.map((c) => `outbound:operator:${c.id}`),
+    ]);
+    expect(Number(history.rows[0]!.n)).toBe(3);
   });
 
   it('answers bad input with a clear 4xx and queues nothing', async () => {
