@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { Hono } from 'hono';
 import type { SignIn } from './auth/sign-in-service.ts';
 import type { Bus } from './bus/bus.ts';
-import type { HistoryReader, TokenSessions } from './channels/host-services.ts';
+import type { AdapterStore, HistoryReader, TokenSessions } from './channels/host-services.ts';
 import type { BotRegistry } from './config/bots.ts';
 import type { HubConfig } from './config/env.ts';
 import type { ChannelSender } from './delivery/sender.ts';
@@ -11,7 +11,6 @@ import type { RateLimiter } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { ChannelOutbound } from './outbound/capability.ts';
-import type { Db } from './store/db.ts';
 import type { DeliveryStatus } from './store/records.ts';
 
 /**
@@ -44,11 +43,8 @@ export interface AdapterHost {
   sessions: TokenSessions;
   /** The conversation as its person sees it. */
   history: HistoryReader;
-  /**
-   * The raw database: only for what is not a service yet (the REST API's reads, the email
-   * adapter's own tables). A new adapter uses the services above.
-   */
-  db: Db;
+  /** This adapter's own storage: a keyed store, and its own tables (`declaration.storage`). */
+  store: AdapterStore;
   /** Shared by every process of the hub when Redis is configured; per session limit: `config.rateLimitPerMinute`. */
   rateLimiter: RateLimiter;
   /** The sign-in upgrade (gateways with AUTH_JWT_* or a bot's `auth` configured). */

@@ -1,6 +1,8 @@
+import { fileURLToPath } from 'node:url';
 import { normalizeEmailAddress } from '../../src/channels/native-id.ts';
 import type { ChannelPlugin } from '../../src/channels/plugin.ts';
 import { emailEnabled } from './config.ts';
+import { eraseEmailOf } from './erase.ts';
 
 /**
  * Email: an address, known by default; a mail that fails authentication is not (the adapter sets
@@ -15,6 +17,13 @@ export const email: ChannelPlugin = {
     delivery: 'sender',
     limits: { messagesPerSecond: 10 },
     renders: { suggestions: true, cards: false, files: false, typing: false, streaming: false },
+    // Mailboxes read, mail seen and sent, attachments, failures: its own tables, its own migrations
+    // (once the core's 0006_email and 0011_email_failures; databases that applied those adopt them).
+    storage: {
+      migrationsDir: fileURLToPath(new URL('./migrations/', import.meta.url)),
+      adopts: { '0001_email': '0006_email', '0002_email_failures': '0011_email_failures' },
+      erase: eraseEmailOf,
+    },
   },
   enabled: emailEnabled,
   async loadAdapter({ env }) {

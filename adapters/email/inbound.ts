@@ -1,8 +1,8 @@
+import type { ChannelQueryable } from '../../src/channels/declaration.ts';
 import { type Attachment, type EnvelopeInput, envelopeId } from '../../src/envelope.ts';
 import { InvalidEnvelopeError } from '../../src/ingress.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { Ingress } from '../../src/ports.ts';
-import type { Queryable } from '../../src/store/db.ts';
 import { cleanTextDeep } from '../../src/text.ts';
 import type { EmailConfig } from './config.ts';
 import type { Ours } from './message/no-reply.ts';
@@ -42,7 +42,7 @@ export type InboundOutcome =
   | { status: 'unusable'; reason: string };
 
 export interface InboundDeps {
-  db: Queryable;
+  store: ChannelQueryable;
   ingress: Ingress;
   logger: Logger;
   config: EmailConfig;
@@ -66,7 +66,7 @@ export class InboundMail {
   }
 
   async process(raw: Buffer, at: MailLocation): Promise<InboundOutcome> {
-    const { db, logger } = this.deps;
+    const { store, logger } = this.deps;
     let mail: InboundEmail;
     try {
       mail = await parseEmail(raw, this.ours);
@@ -86,7 +86,7 @@ export class InboundMail {
       });
     }
     const id = envelopeId('email', mail.messageId);
-    const known = await knownMessage(db, mail.messageId);
+    const known = await knownMessage(store, mail.messageId);
     if (known) return { status: 'duplicate', envelopeId: known.envelopeId ?? id };
     if (!mail.from) return { status: 'unusable', reason: 'no sender address' };
     const sender = verifySender({
@@ -106,7 +106,7 @@ export class InboundMail {
 
     const rootCandidate = threadRoot(mail);
     // A client that dropped References still names the mail it answers; we know that mail's thread.
-    const thread = (await knownMessage(db, rootCandidate))?.thread ?? rootCandidate;
+    const thread = (await knownMessage(store, rootCandidate))?.thread ?? rootCandidate;
     const replyTo: EmailReplyTo = {
       messageId: mail.messageId,
       references: mail.references,
@@ -168,7 +168,7 @@ export class InboundMail {
       if (err instanceof InvalidEnvelopeError) return { status: 'unusable', reason: err.message };
       throw err;
     }
-    await recordInbound(db, {
+    await recordInbound(store, {
       messageId: mail.messageId,
       thread,
       envelopeId: id,
@@ -197,12 +197,12 @@ export class InboundMail {
    */
   private async chosenSuggestion(text: string, inReplyTo: string | undefined) {
     if (!inReplyTo) return undefined;
-    const answered = await knownMessage(this.deps.db, inReplyTo);
+    const answered = await knownMessage(this.deps.store, inReplyTo);
     if (answered?.direction !== 'out' || !answered.sessionId || !answered.suggestions?.length)
       return undefined;
     const choice = chosenSuggestion(text, answered.suggestions);
     if (!choice) return undefined;
-    return (await latestOutbound(this.deps.db, answered.sessionId)) === inReplyTo ? choice : undefined;
+    return (await latestOutbound(this.deps.store, answered.sessionId)) === inReplyTo ? choice : undefined;
   }
 
   /** Lists every attachment; stores the bytes of those within the size limit, referenced by `ref`. */
@@ -220,7 +220,7 @@ export class InboundMail {
       if (a.contentId) data.contentId = a.contentId;
       if (a.size <= limit) {
         const id = attachmentId(mail.messageId, index);
-        await saveAttachment(this.deps.db, {
+        await saveAttachment(this.deps.store, {
           id,
           messageId: mail.messageId,
           contentType: a.contentType,

@@ -51,7 +51,7 @@ export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
       const logger = h.logger.child({ channel: 'email' });
       const connected = connectedGauge(h);
       const inbound = new InboundMail({
-        db: h.db,
+        store: h.store,
         ingress: h.ingress,
         logger,
         config,
@@ -61,7 +61,7 @@ export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
         (spec) =>
           new MailboxWatcher(spec, {
             config,
-            db: h.db,
+            store: h.store,
             inbound,
             logger,
             events: {

@@ -1,8 +1,8 @@
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import type { ChannelQueryable } from '../../src/channels/declaration.ts';
 import { errorMessage, isTransient } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import { backoffDelay } from '../../src/queue/queue.ts';
-import type { Queryable } from '../../src/store/db.ts';
 import { cleanText } from '../../src/text.ts';
 import type { EmailConfig, MailboxSpec } from './config.ts';
 import type { InboundMail } from './inbound.ts';
@@ -62,7 +62,7 @@ export class MailboxWatcher {
     private readonly spec: MailboxSpec,
     private readonly o: {
       config: EmailConfig;
-      db: Queryable;
+      store: ChannelQueryable;
       inbound: InboundMail;
       logger: Logger;
       events?: WatcherEvents;
@@ -233,7 +233,7 @@ export class MailboxWatcher {
     const box = client.mailbox;
     if (!box || !client.usable) return;
     const uidValidity = Number(box.uidValidity);
-    const state = await mailboxState(this.o.db, this.key);
+    const state = await mailboxState(this.o.store, this.key);
     let uids: number[];
     let scanUpTo: number | undefined;
     if (!state || state.uidValidity !== uidValidity) {
@@ -258,10 +258,11 @@ export class MailboxWatcher {
     for (const uid of uids) {
       if (this.stopping || !client.usable) return;
       await this.handle(client, uid, uidValidity);
-      if (scanUpTo === undefined) await saveMailboxState(this.o.db, this.key, { uidValidity, lastUid: uid });
+      if (scanUpTo === undefined)
+        await saveMailboxState(this.o.store, this.key, { uidValidity, lastUid: uid });
     }
     if (scanUpTo !== undefined)
-      await saveMailboxState(this.o.db, this.key, { uidValidity, lastUid: scanUpTo });
+      await saveMailboxState(this.o.store, this.key, { uidValidity, lastUid: scanUpTo });
   }
 
   private async handle(client: ImapFlow, uid: number, uidValidity: number): Promise<void> {
@@ -282,7 +283,7 @@ export class MailboxWatcher {
       // The database or the queue being away is nobody's mail's fault: retried, never counted.
       if (isTransient(err)) throw err;
       const reason = cleanText(errorMessage(err)).slice(0, MAX_REASON_LENGTH);
-      const failures = await recordMailFailure(this.o.db, at, { reason });
+      const failures = await recordMailFailure(this.o.store, at, { reason });
       const { maxFailures } = this.o.config;
       this.log('warn', { event: 'email.message_failed', uid, failures, maxFailures, err: reason });
       if (failures < maxFailures) throw err;
@@ -308,7 +309,7 @@ export class MailboxWatcher {
     const fetched = await client.fetchOne(uid, { envelope: true }, { uid: true }).catch(() => undefined);
     const messageId = fetched ? fetched.envelope?.messageId : undefined;
     const movedTo = this.o.config.unusableFolder;
-    await recordMailSetAside(this.o.db, at, {
+    await recordMailSetAside(this.o.store, at, {
       reason: cleanText(reason).slice(0, MAX_REASON_LENGTH),
       movedTo,
       messageId: messageId ? cleanText(messageId.replace(/^<|>$/g, '')) : undefined,

@@ -1,4 +1,5 @@
 import nodemailer, { type Transporter } from 'nodemailer';
+import type { ChannelQueryable } from '../../src/channels/declaration.ts';
 import {
   type ChannelSender,
   type OutboundBatch,
@@ -6,7 +7,6 @@ import {
   type SendOutcome,
 } from '../../src/delivery/sender.ts';
 import type { Logger } from '../../src/logger.ts';
-import type { Queryable } from '../../src/store/db.ts';
 import type { EmailConfig } from './config.ts';
 import { composeReply } from './message/compose.ts';
 import { type EmailReplyTo, EmailReplyToSchema } from './reply-to.ts';
@@ -74,14 +74,14 @@ export class SmtpSender implements ChannelSender {
     private readonly o: {
       config: EmailConfig;
       /** The database and logger, known once the hub has set the adapter up. */
-      host: () => { db: Queryable; logger: Logger };
+      host: () => { store: ChannelQueryable; logger: Logger };
       transport: () => Transporter;
     },
   ) {}
 
   async send(batch: OutboundBatch): Promise<SendOutcome[]> {
-    const { db, logger } = this.o.host();
-    const replyTo = await this.replyTo(db, batch);
+    const { store, logger } = this.o.host();
+    const replyTo = await this.replyTo(store, batch);
     const { config } = this.o;
     const composed = composeReply({
       replies: batch.replies,
@@ -95,8 +95,8 @@ export class SmtpSender implements ChannelSender {
     } catch (err) {
       throw toSendError(err);
     }
-    const thread = (await knownMessage(db, replyTo.messageId).catch(() => undefined))?.thread;
-    await recordOutbound(db, {
+    const thread = (await knownMessage(store, replyTo.messageId).catch(() => undefined))?.thread;
+    await recordOutbound(store, {
       messageId: composed.messageId,
       thread: thread ?? replyTo.references[0] ?? replyTo.messageId,
       envelopeId: batch.inReplyTo,
@@ -119,18 +119,18 @@ export class SmtpSender implements ChannelSender {
    * The answered mail's headers: the session's latest replyTo when it is the mail this turn
    * answers, else the one recorded with that mail (a later mail arrived before this was sent).
    */
-  private async replyTo(db: Queryable, batch: OutboundBatch): Promise<EmailReplyTo> {
+  private async replyTo(store: ChannelQueryable, batch: OutboundBatch): Promise<EmailReplyTo> {
     const latest = EmailReplyToSchema.safeParse(batch.session.replyTo);
     if (latest.success && latest.data.envelopeId === batch.inReplyTo) return latest.data;
     // A reply that answers no mail (an outbound envelope's: another session, an agent) joins the latest thread.
     if (latest.success && !batch.inReplyTo.startsWith('email:')) {
       // A thread the business started: once its first mail is out, later ones answer it (a
       // retry of that first mail's own send keeps its Message-ID).
-      const first = latest.data.newThread ? await knownMessage(db, latest.data.messageId) : undefined;
+      const first = latest.data.newThread ? await knownMessage(store, latest.data.messageId) : undefined;
       if (first && first.envelopeId !== batch.inReplyTo) return { ...latest.data, newThread: false };
       return latest.data;
     }
-    const recorded = EmailReplyToSchema.safeParse(await inboundReplyTo(db, batch.inReplyTo));
+    const recorded = EmailReplyToSchema.safeParse(await inboundReplyTo(store, batch.inReplyTo));
     if (recorded.success) return recorded.data;
     throw new SendError(`no reply address recorded for ${batch.inReplyTo}`, { retryable: false });
   }

@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
-import type { Queryable } from '../../src/store/db.ts';
+import type { ChannelQueryable } from '../../src/channels/declaration.ts';
 import { json, type Suggestion } from '../../src/store/records.ts';
 import type { EmailReplyTo } from './reply-to.ts';
 
-/** The channel's own tables (migration 0006_email.sql). */
+/** The channel's own tables (its migrations: adapters/email/migrations/), through its host store. */
 
 export interface MailboxState {
   uidValidity: number;
   lastUid: number;
 }
 
-export async function mailboxState(q: Queryable, mailbox: string): Promise<MailboxState | undefined> {
+export async function mailboxState(q: ChannelQueryable, mailbox: string): Promise<MailboxState | undefined> {
   const { rows } = await q.query<{ uid_validity: string | number; last_uid: string | number }>(
     'SELECT uid_validity, last_uid FROM email_mailboxes WHERE mailbox = $1',
     [mailbox],
@@ -23,7 +23,11 @@ export async function mailboxState(q: Queryable, mailbox: string): Promise<Mailb
  * Records that every UID up to `lastUid` is handled. Under the same UIDVALIDITY it never moves
  * backwards (two gateways reading one mailbox); a new UIDVALIDITY replaces the row.
  */
-export async function saveMailboxState(q: Queryable, mailbox: string, state: MailboxState): Promise<void> {
+export async function saveMailboxState(
+  q: ChannelQueryable,
+  mailbox: string,
+  state: MailboxState,
+): Promise<void> {
   await q.query(
     `INSERT INTO email_mailboxes (mailbox, uid_validity, last_uid) VALUES ($1, $2, $3)
      ON CONFLICT (mailbox) DO UPDATE SET
@@ -43,7 +47,10 @@ export interface KnownMessage {
   replyTo: unknown;
 }
 
-export async function knownMessage(q: Queryable, messageId: string): Promise<KnownMessage | undefined> {
+export async function knownMessage(
+  q: ChannelQueryable,
+  messageId: string,
+): Promise<KnownMessage | undefined> {
   const { rows } = await q.query<{
     direction: 'in' | 'out';
     thread: string;
@@ -69,7 +76,7 @@ export async function knownMessage(q: Queryable, messageId: string): Promise<Kno
 }
 
 export async function recordInbound(
-  q: Queryable,
+  q: ChannelQueryable,
   m: {
     messageId: string;
     thread: string;
@@ -89,7 +96,7 @@ export async function recordInbound(
 }
 
 export async function recordOutbound(
-  q: Queryable,
+  q: ChannelQueryable,
   m: { messageId: string; thread: string; envelopeId: string; sessionId: string; suggestions: Suggestion[] },
 ): Promise<void> {
   await q.query(
@@ -100,7 +107,7 @@ export async function recordOutbound(
 }
 
 /** The last mail we sent in a session: its choices are the ones still waiting for an answer. */
-export async function latestOutbound(q: Queryable, sessionId: string): Promise<string | undefined> {
+export async function latestOutbound(q: ChannelQueryable, sessionId: string): Promise<string | undefined> {
   const { rows } = await q.query<{ message_id: string }>(
     `SELECT message_id FROM email_messages WHERE direction = 'out' AND session_id = $1
      ORDER BY created_at DESC, message_id DESC LIMIT 1`,
@@ -110,7 +117,7 @@ export async function latestOutbound(q: Queryable, sessionId: string): Promise<s
 }
 
 /** The reply data recorded for an inbound envelope (when the session's latest no longer matches). */
-export async function inboundReplyTo(q: Queryable, envelopeId: string): Promise<unknown> {
+export async function inboundReplyTo(q: ChannelQueryable, envelopeId: string): Promise<unknown> {
   const { rows } = await q.query<{ reply_to: unknown }>(
     `SELECT reply_to FROM email_messages WHERE direction = 'in' AND envelope_id = $1`,
     [envelopeId],
@@ -127,7 +134,7 @@ export function attachmentId(messageId: string, index: number): string {
 }
 
 export async function saveAttachment(
-  q: Queryable,
+  q: ChannelQueryable,
   a: { id: string; messageId: string; filename?: string; contentType: string; content: Buffer },
 ): Promise<void> {
   await q.query(
@@ -139,7 +146,7 @@ export async function saveAttachment(
 
 /** The bytes behind an envelope attachment's `ref` (`email-attachment:<id>`), for bots in any process. */
 export async function readEmailAttachment(
-  q: Queryable,
+  q: ChannelQueryable,
   ref: string,
 ): Promise<{ filename: string | null; contentType: string; content: Buffer } | undefined> {
   if (!ref.startsWith(ATTACHMENT_REF_PREFIX)) return undefined;
@@ -164,7 +171,7 @@ export interface MailAt {
 
 /** Counts one more failure of a mail and keeps the latest reason; returns how many so far. */
 export async function recordMailFailure(
-  q: Queryable,
+  q: ChannelQueryable,
   at: MailAt,
   failure: { reason: string; messageId?: string | undefined },
 ): Promise<number> {
@@ -182,7 +189,7 @@ export async function recordMailFailure(
 
 /** Records that a mail was set aside (and where it was moved), with the reason. */
 export async function recordMailSetAside(
-  q: Queryable,
+  q: ChannelQueryable,
   at: MailAt,
   aside: { reason: string; movedTo?: string | undefined; messageId?: string | undefined },
 ): Promise<void> {

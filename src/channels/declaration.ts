@@ -84,6 +84,41 @@ export interface ChannelDeclaration {
   readonly delivery: DeliveryMode;
   readonly limits: ChannelLimits;
   readonly renders: ChannelRendering;
+  /** The channel's own tables, when it keeps any beyond its keyed store (`AdapterHost.store`). */
+  readonly storage?: ChannelStorage;
+}
+
+/** SQL on a channel's own tables: what `AdapterStore.query` and an `erase` hook get. */
+export interface ChannelQueryable {
+  query<Row = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+  ): Promise<{ rows: Row[]; rowCount: number }>;
+}
+
+/**
+ * A channel's own tables: its migrations, run by `migrate` after the core's (whether or not the
+ * channel is configured, so every process of a hub sees one schema), and what erasing a person
+ * removes from them.
+ */
+export interface ChannelStorage {
+  /**
+   * The folder of its migrations (`adapters/<name>/migrations/NNNN_name.sql`), applied in file-name
+   * order and recorded in `schema_migrations` as `<channel>/NNNN_name`. Never renumber or edit one
+   * that was released: add another.
+   */
+  readonly migrationsDir: string;
+  /**
+   * Core migrations that made these tables before the channel owned them, by the channel
+   * migration that now makes them: a database that applied the core one records the channel one
+   * as applied without running it (`db.migration_adopted`).
+   */
+  readonly adopts?: Readonly<Record<string, string>>;
+  /**
+   * Erasing a person: deletes what the channel keeps about these sessions (and the envelopes
+   * they received), inside the erasure's transaction.
+   */
+  erase?(q: ChannelQueryable, erased: { sessionIds: string[]; envelopeIds: string[] }): Promise<void>;
 }
 
 /** A native id that is not one on its channel. */

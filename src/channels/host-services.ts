@@ -10,6 +10,7 @@ import { isEnvelopeRecorded, markDeliveredThrough } from '../store/messages.ts';
 import { personHistory, personRepliesTo } from '../store/person-history.ts';
 import type { MessageRecord, SessionRecord, SessionSnapshot } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
+import type { ChannelQueryable } from './declaration.ts';
 
 /**
  * Sessions a client holds by token (channels whose sessions are `explicit`), as the REST API and
@@ -67,5 +68,41 @@ export function createHistoryReader(db: Db): HistoryReader {
 export function createDeliveredThrough(db: Db) {
   return async (sessionId: string, seq: number): Promise<void> => {
     await markDeliveredThrough(db, sessionId, seq);
+  };
+}
+
+/**
+ * An adapter's own storage: a small keyed store (JSON values under keys of its own, table
+ * `channel_values`) and SQL on the tables its own migrations made (`ChannelStorage`). Never the
+ * core's tables: those are reached through the other host services.
+ */
+export interface AdapterStore extends ChannelQueryable {
+  /** The value stored under `key`, or undefined. */
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  /** Stores a JSON value under `key` (replacing what was there). */
+  set(key: string, value: unknown): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+export function createAdapterStore(db: Db, channel: Channel): AdapterStore {
+  return {
+    query: (sql, params) => db.query(sql, params),
+    async get<T>(key: string) {
+      const { rows } = await db.query<{ value: T }>(
+        'SELECT value FROM channel_values WHERE channel = $1 AND key = $2',
+        [channel, key],
+      );
+      return rows[0]?.value;
+    },
+    async set(key, value) {
+      await db.query(
+        `INSERT INTO channel_values (channel, key, value) VALUES ($1, $2, $3::jsonb)
+         ON CONFLICT (channel, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
+        [channel, key, JSON.stringify(value)],
+      );
+    },
+    async delete(key) {
+      await db.query('DELETE FROM channel_values WHERE channel = $1 AND key = $2', [channel, key]);
+    },
   };
 }

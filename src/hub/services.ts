@@ -4,6 +4,7 @@ import { loadSignInVerifiers } from '../auth/sign-in-config.ts';
 import { createSignIn, type SignIn } from '../auth/sign-in-service.ts';
 import { type Backend, createBackend } from '../backend.ts';
 import {
+  createAdapterStore,
   createDeliveredThrough,
   createHistoryReader,
   createTokenSessions,
@@ -173,7 +174,7 @@ export async function createServices(options: {
     broadcasts.register();
 
     const signIn = verifiers ? createSignIn({ db, cache, bus, verifiers, logger }) : undefined;
-    const host: AdapterHost = {
+    const common: Omit<AdapterHost, 'store'> = {
       signIn,
       config,
       logger,
@@ -183,14 +184,15 @@ export async function createServices(options: {
       bus,
       sessions: createTokenSessions({ db, ingress, bots, logger }),
       history: createHistoryReader(db),
-      db,
       rateLimiter,
       async applyStatus(channelMessageId, status, error) {
         await applyPlatformStatus(db, channelMessageId, status, error);
       },
       deliveredThrough: createDeliveredThrough(db),
     };
-    for (const adapter of adapters) await adapter.setup?.(host);
+    // Each adapter gets the same services and a store of its own.
+    for (const adapter of adapters)
+      await adapter.setup?.({ ...common, store: createAdapterStore(db, adapter.channel) });
 
     const expire = () => runExpiry({ db, bots, cache, logger });
     scheduler.handle('expiry', async () => {

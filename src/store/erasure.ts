@@ -1,3 +1,4 @@
+import { channels } from '../channels/registry.ts';
 import { type Channel, identityOfNativeKey, sessionLane } from '../envelope.ts';
 import { forgetAuditedSessions } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
@@ -44,20 +45,24 @@ async function sessionsOfUser(tx: Queryable, userId: string): Promise<ErasedSess
 }
 
 /**
- * Mail the sessions sent or received (the email channel's own tables hold addresses, subjects
- * and attachment bytes, keyed by session id or by the envelope an inbound mail became).
+ * What the channels keep in their own tables about these sessions (mail with addresses, subjects
+ * and attachment bytes, …): each channel's `storage.erase`, given the sessions and the envelopes
+ * they received.
  */
-async function deleteEmailOf(tx: Queryable, sessionIds: string[]): Promise<void> {
-  const mails = `SELECT message_id FROM email_messages
-    WHERE session_id = ANY($1::uuid[])
-       OR envelope_id IN (SELECT envelope_id FROM messages WHERE session_id = ANY($1::uuid[]) AND envelope_id IS NOT NULL)`;
-  await tx.query(`DELETE FROM email_attachments WHERE message_id IN (${mails})`, [sessionIds]);
-  await tx.query(`DELETE FROM email_messages WHERE message_id IN (${mails})`, [sessionIds]);
+async function eraseChannelRows(tx: Queryable, sessionIds: string[]): Promise<void> {
+  const hooks = channels.all().flatMap((d) => (d.storage?.erase ? [d.storage.erase] : []));
+  if (hooks.length === 0) return;
+  const { rows } = await tx.query<{ envelope_id: string }>(
+    'SELECT DISTINCT envelope_id FROM messages WHERE session_id = ANY($1::uuid[]) AND envelope_id IS NOT NULL',
+    [sessionIds],
+  );
+  const envelopeIds = rows.map((r) => r.envelope_id);
+  for (const erase of hooks) await erase(tx, { sessionIds, envelopeIds });
 }
 
 /**
  * Erases a user from PostgreSQL in one transaction: their sessions (messages, state and events
- * go with them by cascade), the inbox rows queued for those sessions' lanes, their mail, memory,
+ * go with them by cascade), the inbox rows queued for those sessions' lanes, what channels keep of them, memory,
  * identities and the user row; records a `user.erased` event that names no one. Undefined when
  * there is no such user.
  */
@@ -72,7 +77,7 @@ export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure
       'SELECT count(*)::int AS n FROM messages WHERE session_id = ANY($1::uuid[])',
       [ids],
     );
-    await deleteEmailOf(tx, ids);
+    await eraseChannelRows(tx, ids);
     await tx.query('DELETE FROM inbox WHERE lane = ANY($1::text[])', [lanes]);
     await tx.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [ids]);
     await forgetAuditedSessions(tx, ids);

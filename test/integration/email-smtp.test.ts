@@ -66,7 +66,11 @@ describe('SMTP sender against a real SMTP server', () => {
     });
     const transport = smtpTransport(config);
     transports.push(transport);
-    return new SmtpSender({ config, host: () => ({ db, logger: silentLogger }), transport: () => transport });
+    return new SmtpSender({
+      config,
+      host: () => ({ store: db, logger: silentLogger }),
+      transport: () => transport,
+    });
   };
 
   beforeAll(async () => {
@@ -195,7 +199,11 @@ describe('SMTP sender against a real SMTP server', () => {
         EMAIL_FROM: 'Support <support@switchboard.test>',
       }),
     );
-    await adapter.setup!({ db, logger: silentLogger, bots: { has: () => true } } as unknown as AdapterHost);
+    await adapter.setup!({
+      store: db,
+      logger: silentLogger,
+      bots: { has: () => true },
+    } as unknown as AdapterHost);
     const send = (n: number, address: string) =>
       adapter.sender!.send({
         session: session(`00000000-0000-4000-8000-00000000010${n}`, replyTo(n, address)),

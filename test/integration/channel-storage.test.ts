@@ -1,0 +1,113 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createAdapterStore } from '../../src/channels/host-services.ts';
+import type { Db } from '../../src/store/db.ts';
+import { migrate, readMigrations } from '../../src/store/migrate.ts';
+import { openPostgres } from '../../src/store/postgres.ts';
+import { createTestDatabase, silentLogger, type TestDatabase } from '../helpers/database.ts';
+import { REPO_ROOT } from '../helpers/hub.ts';
+
+const EMAIL_MIGRATIONS = path.join(REPO_ROOT, 'adapters/email/migrations');
+const EMAIL_TABLES = ['email_attachments', 'email_failures', 'email_mailboxes', 'email_messages'];
+
+describe('channel storage: own migrations, own keyed store', () => {
+  const opened: { db: Db; database: TestDatabase }[] = [];
+  const open = async () => {
+    const database = await createTestDatabase();
+    const db = openPostgres({ url: database.url, poolSize: 2, logger: silentLogger });
+    opened.push({ db, database });
+    return db;
+  };
+  const versions = async (db: Db) =>
+    (await db.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version')).rows.map(
+      (r) => r.version,
+    );
+  const tables = async (db: Db) =>
+    (
+      await db.query<{ table_name: string }>(
+        `SELECT table_name FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_name LIKE 'email\\_%' ORDER BY table_name`,
+      )
+    ).rows.map((r) => r.table_name);
+
+  afterEach(async () => {
+    for (const { db, database } of opened.splice(0)) {
+      await db.close();
+      await database.drop();
+    }
+  });
+
+  it('a new database gets the email tables from the email adapter’s own migrations', async () => {
+    const db = await open();
+    const applied = await migrate(db);
+    expect(applied).toContain('email/0001_email');
+    expect(applied).toContain('email/0002_email_failures');
+    expect(applied).not.toContain('0006_email');
+    // Core first, then the channel's own.
+    expect(applied.indexOf('email/0001_email')).toBeGreaterThan(applied.indexOf('0001_init'));
+    expect(await tables(db)).toEqual(EMAIL_TABLES);
+    expect(await migrate(db)).toEqual([]);
+  });
+
+  it('a database that applied the old core email migrations upgrades in place: they are adopted, not re-run', async () => {
+    const db = await open();
+    // The database as the core migrations left it before the move: the same SQL, under the core's names.
+    await db.exec(
+      'CREATE TABLE schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    const core = await readMigrations();
+    const email = await readMigrations(EMAIL_MIGRATIONS);
+    const old = [
+      ...core.filter((m) => m.version < '0006'),
+      { version: '0006_email', sql: email[0]!.sql },
+      ...core.filter((m) => m.version > '0006' && m.version < '0011'),
+      { version: '0011_email_failures', sql: email[1]!.sql },
+      ...core.filter((m) => m.version >= '0011' && m.version !== '0027_channel_values'),
+    ];
+    for (const m of old) {
+      await db.exec(m.sql);
+      await db.query('INSERT INTO schema_migrations (version) VALUES ($1)', [m.version]);
+    }
+    await db.query(
+      `INSERT INTO email_messages (message_id, direction, thread) VALUES ('kept@example.org', 'in', 'kept@example.org')`,
+    );
+    await db.query(
+      `INSERT INTO email_mailboxes (mailbox, uid_validity, last_uid) VALUES ('support/INBOX', 7, 42)`,
+    );
+
+    const applied = await migrate(db);
+    expect(applied).toEqual(['0027_channel_values', 'email/0001_email', 'email/0002_email_failures']);
+    // The recorded core rows stay; the mail and the mailbox position are still there.
+    expect(await versions(db)).toEqual(expect.arrayContaining(['0006_email', '0011_email_failures']));
+    expect(await tables(db)).toEqual(EMAIL_TABLES);
+    const { rows } = await db.query<{ last_uid: string }>('SELECT last_uid FROM email_mailboxes');
+    expect(rows.map((r) => Number(r.last_uid))).toEqual([42]);
+    expect((await db.query('SELECT 1 FROM email_messages')).rows).toHaveLength(1);
+    expect(await migrate(db)).toEqual([]);
+  });
+
+  it('every moved core migration is gone from the core folder and never reused', async () => {
+    const files = await fs.readdir(path.join(REPO_ROOT, 'src/store/migrations'));
+    expect(files.filter((f) => f.startsWith('0006_') || f === '0011_email_failures.sql')).toEqual([]);
+  });
+
+  it('an adapter’s keyed store keeps JSON values under its own keys, apart from other channels’', async () => {
+    const db = await open();
+    await migrate(db);
+    const telegram = createAdapterStore(db, 'telegram');
+    const slack = createAdapterStore(db, 'slack');
+    expect(await telegram.get('webhook')).toBeUndefined();
+    await telegram.set('webhook', { url: 'https://bots.example.com/webhooks/telegram', at: 1 });
+    await slack.set('webhook', 'other');
+    expect(await telegram.get('webhook')).toEqual({
+      url: 'https://bots.example.com/webhooks/telegram',
+      at: 1,
+    });
+    await telegram.set('webhook', { at: 2 });
+    expect(await telegram.get('webhook')).toEqual({ at: 2 });
+    await telegram.delete('webhook');
+    expect(await telegram.get('webhook')).toBeUndefined();
+    expect(await slack.get('webhook')).toBe('other');
+  });
+});
