@@ -2,9 +2,9 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { buildWidget } from '../../adapters/web/bundle.ts';
 import { loadWebConfig, WebConfigError } from '../../adapters/web/config.ts';
-import { toMessageFrame } from '../../adapters/web/gateway.ts';
 import { originAllowed } from '../../adapters/web/origin.ts';
 import { parseClientFrame } from '../../adapters/web/protocol.ts';
+import { toMessageFrame } from '../../adapters/web/room.ts';
 import { ConfigError } from '../../src/config/env.ts';
 import type { MessageRecord } from '../../src/store/records.ts';
 

@@ -1,0 +1,469 @@
+import type { RawData, WebSocket } from 'ws';
+import { SignInRefused } from '../../src/auth/sign-in-service.ts';
+import { hashToken } from '../../src/auth/token.ts';
+import { InvalidEnvelopeError, RateLimitedError } from '../../src/ingress.ts';
+import { MINUTE_MS, sessionCreateKey, signInAttemptKey } from '../../src/limits/rate-limiter.ts';
+import type { SessionRecord } from '../../src/store/records.ts';
+import type { WebGateway } from './gateway.ts';
+import { CLOSE, type ClientFrame, type ErrorCode, parseClientFrame, type ServerFrame } from './protocol.ts';
+import type { Room } from './room.ts';
+
+/** A socket that comes back after a long time gets at most this many of the newest messages. */
+export const MAX_REPLAY_MESSAGES = 500;
+/** Frames read but not yet handled; a client past this is flooding. */
+const MAX_FRAMES_IN_FLIGHT = 32;
+/** Bytes queued for a socket that does not read; past this it is closed. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+const DEFAULT_BOT = 'default';
+
+/** What the handshake told about the client. */
+export interface ClientInfo {
+  ip: string | undefined;
+  /** Session cookies (bot → token), read only from a handshake of the hub's own page. */
+  cookies: Map<string, string>;
+  userAgent: string | undefined;
+  origin: string | undefined;
+  acceptLanguage: string | undefined;
+}
+
+/** One socket: waits for `hello`, then carries one session's frames both ways. */
+export class Connection {
+  session: SessionRecord | undefined;
+  /** The highest sequence number this socket has been sent (or told it has). */
+  cursor = 0;
+  readonly closed: Promise<void>;
+  private room: Room | undefined;
+  private alive = true;
+  private inFlight = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private helloTimer: NodeJS.Timeout | undefined;
+  private hello: Extract<ClientFrame, { type: 'hello' }> | undefined;
+  /** The token that opens `session`, to find its successor when it idles out. */
+  private token: string | undefined;
+  /**
+   * The token of the session this socket opened (kept through its sign-in on this socket): while
+   * it still opens a session, this socket may not open another.
+   */
+  private openedToken: string | undefined;
+  /** Bound through the session cookie (the hub's own page): the token is never sent to the page. */
+  private cookieMode = false;
+  /** Set while this socket's own sign-in is in flight: a replacement heard meanwhile may be its own. */
+  private signingIn: { replacedBy?: string } | undefined;
+  /** When this socket last knew the session active: a message after a long quiet is checked against the database. */
+  lastActivityAt = 0;
+
+  constructor(
+    private readonly gateway: WebGateway,
+    readonly ws: WebSocket,
+    private readonly info: ClientInfo,
+  ) {
+    this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
+    void this.closed.then(() => this.onClose());
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('pong', () => {
+      this.alive = true;
+    });
+    ws.on('error', (err) => gateway.log.debug({ event: 'web.socket_error', err: err.message }));
+    this.armHelloTimer();
+  }
+
+  private get host() {
+    return this.gateway.host;
+  }
+
+  beat(): void {
+    if (!this.alive) {
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  send(frame: ServerFrame): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.ws.close(CLOSE.TOO_SLOW, 'the client does not read its messages');
+      return;
+    }
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  private error(code: ErrorCode, message: string, extra: { id?: string; retryAfterMs?: number } = {}): void {
+    this.send({ type: 'error', code, message, ...extra });
+  }
+
+  /**
+   * The bound session ended. If its token moved on to a new session (the session idled out and
+   * another tab or gateway renewed it), this socket follows the token there with a new welcome;
+   * otherwise the client is told the session ended.
+   */
+  followToken(sessionId: string): void {
+    this.chain = this.chain
+      .then(async () => {
+        if (this.session?.id !== sessionId) return;
+        const next = this.token ? await this.host.sessions.forToken(this.token) : undefined;
+        if (next && next.id === sessionId && next.endedAt) {
+          // The idle sweep ended it and its token waits for the person: their next message here
+          // starts the successor (asking the database, which knows it ended).
+          this.lastActivityAt = 0;
+          return;
+        }
+        if (!next && this.ws.readyState === this.ws.OPEN) {
+          // The session renewed under a token this socket does not hold (it was replaced).
+          this.closeReplaced();
+          return;
+        }
+        if (!next || next.id === sessionId || this.ws.readyState !== this.ws.OPEN) {
+          this.unbind(true);
+          return;
+        }
+        this.unbind(false);
+        await this.bind(next, this.token!, { lastSeq: 0 });
+      })
+      .catch((err: Error) => {
+        this.gateway.log.warn({ event: 'web.follow_failed', sessionId, err: err.message });
+        this.unbind(true);
+      });
+  }
+
+  /**
+   * The session's token is now the one hashed `tokenHash`. A socket holding another one may no
+   * longer read or write the conversation: it is closed with 4410 (its own sign-in in flight
+   * decides when it returns).
+   */
+  tokenReplaced(tokenHash: string): void {
+    if (this.signingIn) {
+      this.signingIn.replacedBy = tokenHash;
+      return;
+    }
+    if (this.token && hashToken(this.token).toString('base64url') === tokenHash) return;
+    this.closeReplaced();
+  }
+
+  private closeReplaced(): void {
+    const sessionId = this.session?.id;
+    this.unbind(false);
+    this.gateway.log.info({ event: 'web.token_replaced', sessionId });
+    this.ws.close(CLOSE.TOKEN_REPLACED, 'the session token was replaced');
+  }
+
+  private armHelloTimer(): void {
+    clearTimeout(this.helloTimer);
+    this.helloTimer = setTimeout(() => {
+      if (!this.session) this.ws.close(CLOSE.HELLO_TIMEOUT, 'no hello in time');
+    }, this.gateway.config.helloTimeoutMs);
+    this.helloTimer.unref();
+  }
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    this.alive = true;
+    if (isBinary) {
+      this.error('bad_frame', 'frames are JSON text, not binary');
+      return;
+    }
+    if (++this.inFlight > MAX_FRAMES_IN_FLIGHT) {
+      this.ws.close(CLOSE.TOO_SLOW, 'too many frames at once');
+      return;
+    }
+    const raw = data.toString();
+    this.chain = this.chain
+      .then(() => this.handle(raw))
+      .catch((err: Error) => {
+        this.gateway.log.error({ event: 'web.frame_failed', err: err.message, stack: err.stack });
+        this.error('internal', 'something went wrong on our side; it has been logged');
+      })
+      .finally(() => {
+        this.inFlight--;
+      });
+  }
+
+  private async handle(raw: string): Promise<void> {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    const parsed = parseClientFrame(raw);
+    if ('error' in parsed) {
+      this.gateway.log.debug({ event: 'web.bad_frame', code: parsed.code, err: parsed.error });
+      this.error(parsed.code, parsed.error, parsed.id ? { id: parsed.id } : {});
+      return;
+    }
+    const { frame } = parsed;
+    switch (frame.type) {
+      case 'hello':
+        return this.onHello(frame);
+      case 'message':
+        return this.onMessage(frame);
+      case 'ack':
+        return this.onAck(frame.seq);
+      case 'end':
+        return this.onEnd();
+      case 'ping':
+        this.send({ type: 'pong' });
+        return;
+      case 'authenticate':
+        return this.onAuthenticate(frame.jwt);
+    }
+  }
+
+  private async onHello(frame: Extract<ClientFrame, { type: 'hello' }>): Promise<void> {
+    const { host } = this;
+    // The hello is here; opening a session may take a while on a busy database.
+    clearTimeout(this.helloTimer);
+    this.unbind(false);
+    let session: SessionRecord | undefined;
+    let token: string | undefined;
+    this.cookieMode = frame.cookie === true;
+    const held = frame.cookie ? this.info.cookies.get(frame.bot ?? DEFAULT_BOT) : frame.token;
+    if (frame.cookie && !held) {
+      this.ws.close(CLOSE.BAD_TOKEN, 'there is no session cookie for this bot');
+      return;
+    }
+    if (held) {
+      session = await host.sessions.forToken(held);
+      if (session?.channel !== 'web' || (frame.bot && frame.bot !== session.bot)) {
+        this.ws.close(CLOSE.BAD_TOKEN, 'the session token is not valid, or its session has ended or expired');
+        return;
+      }
+    } else {
+      const bot = frame.bot ?? DEFAULT_BOT;
+      if (!host.bots.has(bot)) {
+        this.ws.close(CLOSE.UNKNOWN_BOT, `there is no bot named "${bot}"`);
+        return;
+      }
+      if (!(await this.mayOpenSession())) return;
+      const opened = await host.sessions.open({
+        bot,
+        channel: 'web',
+        meta: { ...this.envelopeMeta(frame), origin: this.info.origin },
+      });
+      session = opened.session;
+      token = opened.token;
+      this.openedToken = token;
+      this.gateway.log.info({ event: 'session.created', sessionId: session.id, bot, channel: 'web' });
+    }
+    this.hello = frame;
+    await this.bind(session, held ?? token!, { lastSeq: frame.lastSeq, newToken: token });
+  }
+
+  /**
+   * A socket opens one session at a time (another once that one has ended), and a client
+   * address SESSION_CREATE_PER_MINUTE a minute; a refused hello is answered with an error
+   * frame, and the socket may say hello again.
+   */
+  private async mayOpenSession(): Promise<boolean> {
+    const { host } = this;
+    const refuse = (code: 'session_open' | 'rate_limited', message: string, retryAfterMs?: number) => {
+      this.gateway.log.info({ event: 'session.create_limited', channel: 'web', reason: code });
+      this.error(code, message, retryAfterMs === undefined ? {} : { retryAfterMs });
+      this.armHelloTimer();
+      return false;
+    };
+    if (this.openedToken && (await host.sessions.forToken(this.openedToken)))
+      return refuse('session_open', 'this socket already opened a session that is still open; end it first');
+    const address = this.info.ip ?? 'unknown';
+    const limit = host.config.sessionCreatePerMinute;
+    const decision = await host.rateLimiter.hit(sessionCreateKey(address), limit, MINUTE_MS);
+    if (!decision.allowed)
+      return refuse(
+        'rate_limited',
+        `this address opened ${limit} sessions in the last minute; retry later`,
+        decision.retryAfterMs,
+      );
+    return true;
+  }
+
+  /** Joins the session's room, says welcome, and sends what the client has not seen yet. */
+  private async bind(
+    session: SessionRecord,
+    token: string,
+    options: { lastSeq: number; newToken?: string | undefined },
+  ): Promise<void> {
+    const room = this.gateway.room(session.id);
+    try {
+      await room.ready;
+    } catch (err) {
+      this.gateway.log.warn({
+        event: 'web.subscribe_failed',
+        sessionId: session.id,
+        err: (err as Error).message,
+      });
+      this.ws.close(CLOSE.UNAVAILABLE, 'try again shortly');
+      return;
+    }
+    if (this.ws.readyState !== this.ws.OPEN) {
+      room.leave(this);
+      return;
+    }
+    this.session = session;
+    this.token = token;
+    this.lastActivityAt = Date.parse(session.lastActivityAt);
+    this.room = room;
+    this.cursor = Math.max(
+      Math.min(options.lastSeq, session.lastSeq),
+      session.lastSeq - MAX_REPLAY_MESSAGES,
+      0,
+    );
+    this.send({
+      type: 'welcome',
+      sessionId: session.id,
+      bot: session.bot,
+      title: this.host.bots.get(session.bot).settings.displayName ?? session.bot,
+      ...(options.newToken ? { token: options.newToken } : {}),
+      lastSeq: session.lastSeq,
+      resumed: !options.newToken,
+    });
+    room.join(this);
+    // A sign-in committed between the token check and the room's subscription was not heard here.
+    const current = await this.host.sessions.forToken(token);
+    if (current?.id !== session.id) {
+      this.closeReplaced();
+      return;
+    }
+    await room.run(() => room.catchUp([this]));
+  }
+
+  private envelopeMeta(frame: Extract<ClientFrame, { type: 'hello' }> | undefined): Record<string, unknown> {
+    return {
+      ip: this.info.ip,
+      userAgent: this.info.userAgent,
+      pageUrl: frame?.pageUrl,
+      language: frame?.language ?? this.info.acceptLanguage,
+    };
+  }
+
+  /**
+   * The session a message goes to: this one, unless it has idled out, in which case its
+   * successor (same token) takes its place on this socket with a new welcome.
+   */
+  private async currentSession(session: SessionRecord): Promise<SessionRecord> {
+    const { host } = this;
+    const rules = host.bots.rules(session.bot, session.channel);
+    if (!this.token || Date.now() - this.lastActivityAt <= rules.idleTimeoutMs) return session;
+    // This socket may not have seen every turn (another tab, another gateway): ask the database.
+    const stored = await host.sessions.forToken(this.token);
+    if (!stored) return session;
+    const next = await host.sessions.forMessage(stored, this.token);
+    if (next.id === session.id) {
+      this.lastActivityAt = Date.parse(next.lastActivityAt);
+      return session;
+    }
+    this.unbind(false);
+    await this.bind(next, this.token, { lastSeq: 0 });
+    return next;
+  }
+
+  private async onMessage(frame: Extract<ClientFrame, { type: 'message' }>): Promise<void> {
+    const { host } = this;
+    const { id } = frame;
+    if (!this.session) return this.error('not_ready', 'send hello first', { id });
+    const bytes = Buffer.byteLength(frame.text, 'utf8');
+    if (bytes > host.config.maxTextBytes)
+      return this.error('text_too_long', `text is ${bytes} bytes; the limit is ${host.config.maxTextBytes}`, {
+        id,
+      });
+    if (frame.text.trim() === '') return this.error('empty_text', 'text must not be empty', { id });
+    const session = await this.currentSession(this.session);
+    this.lastActivityAt = Date.now();
+    try {
+      const accepted = await host.ingress.accept({
+        id: `web:${session.id}:${id}`,
+        channel: 'web',
+        bot: session.bot,
+        from: { id: session.id },
+        text: frame.text,
+        meta: this.envelopeMeta(this.hello),
+        receivedAt: new Date().toISOString(),
+      });
+      this.send({ type: 'ack', id, status: accepted.status });
+    } catch (err) {
+      if (err instanceof InvalidEnvelopeError) return this.error('bad_frame', err.message, { id });
+      if (err instanceof RateLimitedError)
+        return this.error('rate_limited', err.message, { id, retryAfterMs: err.retryAfterMs });
+      throw err;
+    }
+  }
+
+  /** Signs the session in; the socket stays bound to it and now holds its new token. */
+  private async onAuthenticate(jwt: string): Promise<void> {
+    const { session, token } = this;
+    if (!session || !token) return this.error('not_ready', 'send hello first');
+    const signIn = this.host.signIn;
+    if (!signIn) return this.error('sign_in_disabled', 'sign-in is not configured on this hub');
+    if (this.cookieMode)
+      // Its answer is a token, which a page bound by cookie must not see (and there is no host site).
+      return this.error(
+        'not_upgradable',
+        "a session held in the hub page's cookie cannot sign in over the socket",
+      );
+    const limit = this.host.config.sessionCreatePerMinute;
+    const attempt = await this.host.rateLimiter.hit(
+      signInAttemptKey(this.info.ip ?? 'unknown'),
+      limit,
+      MINUTE_MS,
+    );
+    if (!attempt.allowed)
+      return this.error(
+        'rate_limited',
+        `this address tried ${limit} sign-ins in the last minute; retry later`,
+        {
+          retryAfterMs: attempt.retryAfterMs,
+        },
+      );
+    const signingIn: { replacedBy?: string } = {};
+    this.signingIn = signingIn;
+    try {
+      const result = await signIn(token, jwt);
+      if (this.openedToken === token) this.openedToken = result.token;
+      this.token = result.token;
+      this.send({
+        type: 'authenticated',
+        sessionId: result.sessionId,
+        token: result.token,
+        authLevel: result.authLevel,
+        userId: result.userId,
+      });
+    } catch (err) {
+      if (err instanceof SignInRefused) return this.error(err.code, err.message);
+      throw err;
+    } finally {
+      this.signingIn = undefined;
+      // What was heard meanwhile is judged against the token this socket holds now.
+      if (signingIn.replacedBy) this.tokenReplaced(signingIn.replacedBy);
+    }
+  }
+
+  private async onAck(seq: number): Promise<void> {
+    if (!this.session) return;
+    // Only what this socket was actually sent can be acknowledged by it.
+    const through = Math.min(seq, this.cursor);
+    if (through > 0) await this.host.deliveredThrough(this.session.id, through);
+  }
+
+  private async onEnd(): Promise<void> {
+    const { session } = this;
+    if (!session) return this.error('not_ready', 'there is no session to end');
+    await this.host.sessions.end(session, 'ended by user');
+    this.gateway.log.info({ event: 'session.end_requested', sessionId: session.id, channel: 'web' });
+    this.unbind(true);
+  }
+
+  /** Leaves the current session (telling the client when it ended); a new `hello` may follow. */
+  unbind(ended: boolean): void {
+    const { session, room } = this;
+    if (!session) return;
+    this.session = undefined;
+    this.room = undefined;
+    this.cursor = 0;
+    room?.leave(this);
+    if (ended) {
+      this.send({ type: 'ended', sessionId: session.id });
+      this.armHelloTimer();
+    }
+  }
+
+  private onClose(): void {
+    clearTimeout(this.helloTimer);
+    this.room?.leave(this);
+    this.session = undefined;
+    this.room = undefined;
+  }
+}

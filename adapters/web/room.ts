@@ -1,0 +1,153 @@
+import { type SessionEvent, sessionTopic } from '../../src/bus/bus.ts';
+import { IDLE_END_REASON } from '../../src/lifecycle/rules.ts';
+import { isPersonFacing, type MessageRecord } from '../../src/store/records.ts';
+import type { Connection } from './connection.ts';
+import type { WebGateway } from './gateway.ts';
+import type { ServerFrame, SuggestionItem } from './protocol.ts';
+
+/** History rows read per query when a socket catches up. */
+const PAGE_SIZE = 200;
+
+/**
+ * The sockets of one session on this gateway, and its bus subscription. Catching up (after a
+ * hello, after each committed turn) runs one at a time through `run`, so each socket receives
+ * every message once and in sequence order.
+ */
+export class Room {
+  readonly connections = new Set<Connection>();
+  readonly ready: Promise<void>;
+  private unsubscribe: Promise<(() => Promise<void>) | undefined>;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly gateway: WebGateway,
+    readonly sessionId: string,
+  ) {
+    const subscription = gateway.host.bus.subscribe(sessionTopic(sessionId), (m) =>
+      this.onEvent(m as SessionEvent),
+    );
+    this.ready = subscription.then(
+      () => undefined,
+      (err: Error) => {
+        // A room that could not subscribe is not reused: the next hello tries again.
+        if (gateway.rooms.get(sessionId) === this) gateway.rooms.delete(sessionId);
+        throw err;
+      },
+    );
+    this.ready.catch(() => undefined);
+    this.unsubscribe = subscription.catch(() => undefined);
+  }
+
+  join(connection: Connection): void {
+    this.connections.add(connection);
+  }
+
+  leave(connection: Connection): void {
+    this.connections.delete(connection);
+    if (this.connections.size > 0 || this.gateway.rooms.get(this.sessionId) !== this) return;
+    this.gateway.rooms.delete(this.sessionId);
+    void this.unsubscribe.then((off) => off?.()).catch(() => undefined);
+  }
+
+  /** Runs after everything queued before it; a failure is logged and does not stop the queue. */
+  run(task: () => Promise<void>): Promise<void> {
+    const next = this.chain.then(task).catch((err: Error) => {
+      this.gateway.log.warn({ event: 'web.sync_failed', sessionId: this.sessionId, err: err.message });
+    });
+    this.chain = next;
+    return next;
+  }
+
+  private onEvent(event: SessionEvent): void {
+    switch (event.type) {
+      case 'turn.started':
+      case 'agent.typing':
+        for (const c of this.connections) c.send({ type: 'typing', active: true });
+        return;
+      case 'turn.chunk':
+        for (const c of this.connections)
+          c.send({ type: 'chunk', inReplyTo: event.envelopeId, index: event.index, text: event.text });
+        return;
+      case 'token.replaced':
+        for (const c of [...this.connections]) c.tokenReplaced(event.tokenHash);
+        return;
+      case 'turn.completed':
+        for (const c of this.connections) c.lastActivityAt = Date.now();
+        void this.run(async () => {
+          await this.catchUp([...this.connections]);
+          for (const c of this.connections) c.send({ type: 'typing', active: false });
+          if (event.ended) this.end(event.endReason);
+        });
+        return;
+    }
+  }
+
+  /** The session ended (by its user in another tab, by the bot, by an operator): every socket here is told. */
+  private end(reason: string | undefined): void {
+    for (const c of [...this.connections]) {
+      // An idle-out hands the token to a new session: follow it there. Any other end is final.
+      if (reason === IDLE_END_REASON) c.followToken(this.sessionId);
+      else c.unbind(true);
+    }
+  }
+
+  /**
+   * Sends each socket the rows after its own cursor, oldest first, reading the history once for
+   * all of them. The rows (not the bus event) are the source, so a socket that missed an event
+   * or joined late still gets everything, and nothing twice.
+   */
+  async catchUp(targets: Connection[]): Promise<void> {
+    if (targets.length === 0) return;
+    let after = Math.min(...targets.map((t) => t.cursor));
+    let last: MessageRecord | undefined;
+    for (;;) {
+      const rows = await this.gateway.host.history.page(this.sessionId, {
+        afterSeq: after,
+        limit: PAGE_SIZE,
+      });
+      for (const row of rows) {
+        const frame = toMessageFrame(row);
+        for (const t of targets) {
+          if (row.seq <= t.cursor || t.session?.id !== this.sessionId) continue;
+          if (frame) t.send(frame);
+          t.cursor = row.seq;
+        }
+      }
+      last = rows.at(-1) ?? last;
+      if (rows.length < PAGE_SIZE || !last) break;
+      after = last.seq;
+    }
+    const items = last?.role === 'assistant' ? suggestionsOf(last) : undefined;
+    if (last && items)
+      for (const t of targets)
+        if (t.cursor === last.seq) t.send({ type: 'suggestions', seq: last.seq, items });
+  }
+}
+
+const suggestionsOf = (row: MessageRecord): SuggestionItem[] | undefined =>
+  row.payload.suggestions?.length
+    ? row.payload.suggestions.map((s) => ({ text: s.text, value: s.value ?? s.text }))
+    : undefined;
+
+/** The client's own id of a user message, from its envelope id `web:<session>:<client id>`. */
+function clientIdOf(row: MessageRecord): string | undefined {
+  const prefix = `web:${row.sessionId}:`;
+  return row.envelopeId?.startsWith(prefix) ? row.envelopeId.slice(prefix.length) : undefined;
+}
+
+export function toMessageFrame(row: MessageRecord): ServerFrame | undefined {
+  if (!isPersonFacing(row.role)) return undefined;
+  const suggestions = suggestionsOf(row);
+  const clientId = row.role === 'user' ? clientIdOf(row) : undefined;
+  return {
+    type: 'message',
+    seq: row.seq,
+    role: row.role,
+    text: row.content,
+    createdAt: row.createdAt,
+    ...(clientId ? { clientId } : {}),
+    ...(row.inReplyTo ? { inReplyTo: row.inReplyTo } : {}),
+    ...(suggestions ? { suggestions } : {}),
+    ...(row.payload.attachments?.length ? { attachments: row.payload.attachments } : {}),
+  };
+}
