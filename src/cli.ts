@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { checkBots, formatError } from './dialog/check.ts';
 import { createHub, openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
+import { BROADCAST_USAGE, runBroadcastCommand } from './outbound/cli.ts';
 import { migrate } from './store/migrate.ts';
 
 const USAGE = `Usage: switchboard <command> [options]
@@ -20,6 +21,7 @@ Commands:
   webhooks failed [--json]                     event webhooks dead-lettered after 24 h of failures
   webhooks replay [--id EVENT_ID]              send them again (all, or one event)
 ${AGENT_USAGE}
+${BROADCAST_USAGE}
   help                                         show this help
 ${CHANNEL_PLUGINS.flatMap((p) => (p.command ? [`${p.command.usage}\n`] : [])).join('')}
 Configuration is read from the environment; see README.md.`;
@@ -128,6 +130,9 @@ export async function main(argv: string[]): Promise<void> {
     }
     case 'agent':
       process.exitCode = await runAgentCommand(rest);
+      return;
+    case 'broadcast':
+      process.exitCode = await runBroadcastCommand(rest, { env: process.env, out: process.stdout });
       return;
     case 'help':
     case '--help':

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import { claimRecipients, insertBroadcast } from '../../src/outbound/broadcast-store.ts';
@@ -246,6 +248,45 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
       claimed.map((c) => `outbound:operator:${c.id}`),
     ]);
     expect(Number(history.rows[0]!.n)).toBe(3);
+  });
+
+  it('switchboard broadcast start --watch starts one and shows its progress bar until it completes', async () => {
+    const people = [person(), person()];
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        path.join(REPO_ROOT, 'bin/switchboard.js'),
+        'broadcast',
+        'start',
+        '--url',
+        running.url,
+        '--bot',
+        'default',
+        '--channel',
+        'whatsapp',
+        '--to',
+        people.map((p) => `+${p}`).join(','),
+        '--template',
+        '{"name":"cli_notice","language":"en"}',
+        '--watch',
+        '--interval',
+        '100',
+      ],
+      { env: { PATH: process.env.PATH ?? '', ADMIN_TOKEN }, timeout: 60_000 },
+    );
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^broadcast [0-9a-f-]{36}: 2 recipients \(0 opted out\) at 500\/s$/);
+    expect(lines.at(-1)).toMatch(
+      /^\[█{30}\] 2\/2 100% {2}sent \d · delivered \d · failed 0 · opted out 0 · queued 0$/,
+    );
+    for (const p of people) expect(templatesTo(p, 'cli_notice')).toHaveLength(1);
+    const id = lines[0]!.split(' ')[1]!.replace(':', '');
+    const status = await promisify(execFile)(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bin/switchboard.js'), 'broadcast', 'status', id, '--url', running.url, '--json'],
+      { env: { PATH: process.env.PATH ?? '', ADMIN_TOKEN }, timeout: 60_000 },
+    );
+    expect(JSON.parse(status.stdout)).toMatchObject({ broadcast_id: id, status: 'completed', total: 2 });
   });
 
   it('answers bad input with a clear 4xx and queues nothing', async () => {
