@@ -7,6 +7,7 @@ import { createHub, openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
 import { BROADCAST_USAGE, runBroadcastCommand } from './outbound/cli.ts';
 import { migrate } from './store/migrate.ts';
+import { startTracing } from './telemetry/tracing.ts';
 
 const USAGE = `Usage: switchboard <command> [options]
 
@@ -36,7 +37,10 @@ async function start(args: string[]): Promise<void> {
   if (!ROLES.includes(role)) throw new ConfigError(`--role must be one of ${ROLES.join(', ')}`);
   const env = { ...process.env, ...(values.port ? { PORT: values.port } : {}) };
   const config = loadConfig(env);
+  // Before anything else: the SDK (loaded only when OTLP is configured) must see every span.
+  const tracing = await startTracing({ role, env });
   const logger = createLogger(config.logLevel, { role });
+  if (tracing.on) logger.info({ event: 'tracing.started', protocol: tracing.protocol });
   const adapters = await loadAdapters(config, env, logger);
   const hub = await createHub({ config, role, adapters, logger });
 
@@ -45,13 +49,16 @@ async function start(args: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ event: 'process.signal', signal });
-    hub.stop().then(
-      () => process.exit(0),
-      (err: Error) => {
-        logger.error({ event: 'hub.stop_failed', err: err.message });
-        process.exit(1);
-      },
-    );
+    hub
+      .stop()
+      .then(() => tracing.shutdown())
+      .then(
+        () => process.exit(0),
+        (err: Error) => {
+          logger.error({ event: 'hub.stop_failed', err: err.message });
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

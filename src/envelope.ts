@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { CHANNEL_NAME_PATTERN } from './channels/declaration.ts';
 import { channels } from './channels/registry.ts';
+import { EnvelopeTraceSchema } from './telemetry/tracing.ts';
 
 /** A channel's name, as its adapter declares it (`adapters/<name>/channel.ts`). */
 export type Channel = string;
@@ -164,6 +165,11 @@ export const EnvelopeSchema = z.object({
   receivedAt: z.iso.datetime({ offset: true }),
   /** Present exactly when `kind` is `outbound`. */
   outbound: OutboundSchema.optional(),
+  /**
+   * The W3C trace context of the accept (set by the ingress when tracing is on): the worker's
+   * turn and the delivery continue this trace. Never part of the session's data.
+   */
+  trace: EnvelopeTraceSchema.optional(),
 });
 export type Envelope = z.infer<typeof EnvelopeSchema>;
 export type EnvelopeInput = z.input<typeof EnvelopeSchema>;

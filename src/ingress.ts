@@ -9,6 +9,15 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
 import type { InboundQueue } from './queue/queue.ts';
+import {
+  context,
+  currentTrace,
+  inSpan,
+  SpanKind,
+  trace,
+  traceContext,
+  tracingEnabled,
+} from './telemetry/tracing.ts';
 import { cleanTextDeep } from './text.ts';
 
 export class InvalidEnvelopeError extends Error {
@@ -96,28 +105,55 @@ export function createIngress(options: IngressOptions): Ingress {
     };
   }
 
+  async function accept(input: EnvelopeInput): Promise<AcceptResult> {
+    let envelope: Envelope;
+    try {
+      envelope = parseEnvelope(input);
+    } catch (err) {
+      if (err instanceof ZodError) throw new InvalidEnvelopeError(err.issues);
+      throw err;
+    }
+    envelope = cleanEnvelopeText(envelope, logger);
+    if (envelope.kind === 'message') {
+      const rules = bots.rules(envelope.bot, envelope.channel);
+      envelope = limitAttachments(await limitRate(envelope, rules), rules);
+    }
+    const carried = currentTrace();
+    if (carried) envelope = { ...envelope, trace: { ...carried, acceptedAt: new Date().toISOString() } };
+    const status = await queue.enqueue(envelope);
+    if (status === 'duplicate') {
+      metrics.duplicatesIn.inc({ channel: envelope.channel });
+      logger.debug({ event: 'ingress.duplicate', envelopeId: envelope.id });
+    } else {
+      metrics.messagesIn.inc({ channel: envelope.channel });
+    }
+    trace.getActiveSpan()?.setAttribute('switchboard.accept.status', status);
+    return { status, envelopeId: envelope.id };
+  }
+
   return {
-    async accept(input: EnvelopeInput): Promise<AcceptResult> {
-      let envelope: Envelope;
-      try {
-        envelope = parseEnvelope(input);
-      } catch (err) {
-        if (err instanceof ZodError) throw new InvalidEnvelopeError(err.issues);
-        throw err;
-      }
-      envelope = cleanEnvelopeText(envelope, logger);
-      if (envelope.kind === 'message') {
-        const rules = bots.rules(envelope.bot, envelope.channel);
-        envelope = limitAttachments(await limitRate(envelope, rules), rules);
-      }
-      const status = await queue.enqueue(envelope);
-      if (status === 'duplicate') {
-        metrics.duplicatesIn.inc({ channel: envelope.channel });
-        logger.debug({ event: 'ingress.duplicate', envelopeId: envelope.id });
-      } else {
-        metrics.messagesIn.inc({ channel: envelope.channel });
-      }
-      return { status, envelopeId: envelope.id };
+    accept(input: EnvelopeInput): Promise<AcceptResult> {
+      if (!tracingEnabled()) return accept(input);
+      // Inside a request (or a turn) the accept is its child; else it continues a trace the input
+      // carries (a replay), or starts one.
+      const active = trace.getSpan(context.active());
+      return inSpan(
+        'switchboard.accept',
+        {
+          kind: SpanKind.PRODUCER,
+          ...(active ? {} : { parent: traceContext(input.trace) }),
+          attributes: {
+            'messaging.system': 'switchboard',
+            'messaging.operation.type': 'send',
+            'messaging.destination.name': 'inbound',
+            'switchboard.channel': input.channel,
+            'switchboard.bot': input.bot,
+            'switchboard.envelope.id': input.id,
+            'switchboard.envelope.kind': input.kind ?? 'message',
+          },
+        },
+        () => accept(input),
+      );
     },
   };
 }

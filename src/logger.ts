@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { type DestinationStream, type Logger, pino } from 'pino';
 import type PinoPretty from 'pino-pretty';
+import { logTraceIds } from './telemetry/tracing.ts';
 
 export type { Logger };
 
@@ -52,6 +53,8 @@ export function createLogger(
       censor: '[redacted]',
     },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // With tracing on, a line written inside a span carries its `trace_id` and `span_id`.
+    mixin: logTraceIds,
   };
   return destination ? pino(options, destination) : pino(options);
 }

@@ -8,6 +8,7 @@ import type { Db } from '../store/db.ts';
 import { type DeliveryOutcome, queuedReplies, recordDeliveries } from '../store/messages.ts';
 import type { DeliveryStatus, MessageRecord, SessionRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
+import { failSpan, inSpan, SpanKind, traceContext } from '../telemetry/tracing.ts';
 import { type ChannelSender, SendError, type SendOutcome } from './sender.ts';
 
 export interface DeliveryOptions {
@@ -99,12 +100,29 @@ export class Delivery {
       // Paced channels get one reply at a time, each after the limiter lets it through.
       const piece = limit ? remaining.slice(0, 1) : remaining;
       if (limit) await this.pace(limit, session);
-      try {
-        sent = await sender.send({ session, inReplyTo, replies: piece });
-      } catch (err) {
-        failure = err;
-        sent = err instanceof SendError ? err.sent : [];
-      }
+      // The platform send continues the trace of the turn that wrote the replies.
+      await inSpan(
+        `switchboard.send ${session.channel}`,
+        {
+          kind: SpanKind.CLIENT,
+          parent: traceContext(piece[0]?.payload.trace as Record<string, unknown> | undefined),
+          attributes: {
+            'switchboard.channel': session.channel,
+            'switchboard.session.id': session.id,
+            'switchboard.send.replies': piece.length,
+            'switchboard.send.attempt': attempt + 1,
+          },
+        },
+        async (span) => {
+          try {
+            sent = await sender.send({ session, inReplyTo, replies: piece });
+          } catch (err) {
+            failure = err;
+            sent = err instanceof SendError ? err.sent : [];
+            failSpan(span, err);
+          }
+        },
+      );
       const outcomes: DeliveryOutcome[] = sent.map((o) => ({
         seq: o.seq,
         status: o.status ?? 'sent',

@@ -28,6 +28,7 @@ import {
 import { loadChild, sessionForSend } from '../store/sub-sessions.ts';
 import { isUniqueViolation, type TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
+import { currentTrace, inSpan, trace, tracingEnabled } from '../telemetry/tracing.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
 import { type LlmProvider, TurnDraft } from './turn.ts';
@@ -40,6 +41,16 @@ import { type LlmProvider, TurnDraft } from './turn.ts';
 function identifies(envelope: Envelope): boolean {
   return (channels.get(envelope.channel)?.identified ?? false) && envelope.identityVerified !== false;
 }
+/**
+ * The turn's trace context on the rows its senders deliver (`payload.trace`): the platform send,
+ * in whichever worker and however much later, continues the trace.
+ */
+function stampTrace(write: TurnWrite): void {
+  const carried = currentTrace();
+  if (!carried) return;
+  for (const row of outgoingRows(write)) row.payload = { ...row.payload, trace: carried };
+}
+
 type SessionKey = Pick<ContactSession, 'bot' | 'channel' | 'nativeKey'>;
 
 /**
@@ -170,13 +181,17 @@ export class SessionEngine {
         });
         return 'no_session';
       }
+      trace.getActiveSpan()?.setAttribute('switchboard.session.id', snapshot.session.id);
       if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope);
       if (attempt === 0 && envelope.kind === 'start') await this.afterPreviousEnd(snapshot.session);
       const draft = new TurnDraft(snapshot, envelope);
       // An outbound envelope is a reply already written: recorded and sent, the bot does not run.
       const heldByPeople = envelope.kind === 'message' && Boolean(snapshot.state.handoff);
       // Nor does it while people hold the session: the message is recorded, and agents are told.
-      if (envelope.kind !== 'outbound' && !heldByPeople) await this.runBot(draft);
+      if (envelope.kind !== 'outbound' && !heldByPeople)
+        await inSpan('switchboard.dialog', { attributes: { 'switchboard.bot': snapshot.session.bot } }, () =>
+          this.runBot(draft),
+        );
       await this.sendOnward(draft);
       const at = new Date();
       const write = draft.toWrite({
@@ -191,7 +206,12 @@ export class SessionEngine {
             : null,
       });
       if (write.handoff?.open) await this.o.handoff?.beforeCommit(write);
-      const result = await this.committer.commit(write);
+      if (tracingEnabled()) stampTrace(write);
+      const result = await inSpan('switchboard.commit', {}, async (span) => {
+        const r = await this.committer.commit(write);
+        span?.setAttribute('switchboard.commit.result', r);
+        return r;
+      });
       if (result === 'duplicate') return 'duplicate';
       if (result === 'conflict') {
         logger.debug({

@@ -8,12 +8,15 @@ import {
   type TurnCommitResult,
   type TurnWrite,
 } from '../store/turns.ts';
+import { inSpan, type Link, ROOT_CONTEXT, trace, tracingEnabled } from '../telemetry/tracing.ts';
 
 /** Most turns in one statement; more wait for the next round. */
 export const MAX_BATCH_TURNS = 256;
 
 interface Pending {
   write: TurnWrite;
+  /** The committing turn's span (tracing on): the batch's span links to it. */
+  span?: Link;
   resolve: (result: TurnCommitResult) => void;
   reject: (err: unknown) => void;
 }
@@ -35,7 +38,13 @@ export class GroupCommitter {
 
   commit(write: TurnWrite): Promise<TurnCommitResult> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ write, resolve, reject });
+      const span = tracingEnabled() ? trace.getActiveSpan() : undefined;
+      this.pending.push({
+        write,
+        resolve,
+        reject,
+        ...(span ? { span: { context: span.spanContext() } } : {}),
+      });
       if (!this.flushing) {
         this.flushing = true;
         // Let the turns handed in during this tick join the first batch.
@@ -77,40 +86,61 @@ export class GroupCommitter {
   private async flush(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.take();
-      const started = Date.now();
-      this.logger.debug({ event: 'commit.batch_start', turns: batch.length, waiting: this.pending.length });
-      try {
-        const results =
-          batch.length === 1 && commitsAlone(batch[0]!.write)
-            ? [await commitTurn(this.db, batch[0]!.write)]
-            : await commitTurnBatch(
-                this.db,
-                batch.map((p) => p.write),
-              );
-        this.logger.debug({ event: 'commit.batch_done', turns: batch.length, ms: Date.now() - started });
-        for (const [i, p] of batch.entries()) p.resolve(results[i]!);
-      } catch (err) {
-        this.logger.debug({
-          event: 'commit.batch_failed',
-          turns: batch.length,
-          ms: Date.now() - started,
-          err: (err as Error).message,
-        });
-        if (!isUniqueViolation(err)) {
-          for (const p of batch) p.reject(err);
-          continue;
-        }
-        // A concurrent writer recorded one of these envelopes: sort them out one by one.
-        this.logger.debug({ event: 'commit.batch_split', turns: batch.length });
-        for (const p of batch) {
-          try {
-            p.resolve(await commitTurn(this.db, p.write));
-          } catch (e) {
-            p.reject(e);
-          }
+      await this.commitBatch(batch);
+    }
+    this.flushing = false;
+  }
+
+  /**
+   * One statement for several turns: with tracing on, a span of its own (in no turn's trace),
+   * linked to each turn's commit span.
+   */
+  private commitBatch(batch: Pending[]): Promise<void> {
+    if (!tracingEnabled() || batch.length < 2) return this.commitTogether(batch);
+    return inSpan(
+      'switchboard.commit.batch',
+      {
+        parent: ROOT_CONTEXT,
+        links: batch.flatMap((p) => (p.span ? [p.span] : [])),
+        attributes: { 'switchboard.commit.turns': batch.length },
+      },
+      () => this.commitTogether(batch),
+    );
+  }
+
+  private async commitTogether(batch: Pending[]): Promise<void> {
+    const started = Date.now();
+    this.logger.debug({ event: 'commit.batch_start', turns: batch.length, waiting: this.pending.length });
+    try {
+      const results =
+        batch.length === 1 && commitsAlone(batch[0]!.write)
+          ? [await commitTurn(this.db, batch[0]!.write)]
+          : await commitTurnBatch(
+              this.db,
+              batch.map((p) => p.write),
+            );
+      this.logger.debug({ event: 'commit.batch_done', turns: batch.length, ms: Date.now() - started });
+      for (const [i, p] of batch.entries()) p.resolve(results[i]!);
+    } catch (err) {
+      this.logger.debug({
+        event: 'commit.batch_failed',
+        turns: batch.length,
+        ms: Date.now() - started,
+        err: (err as Error).message,
+      });
+      if (!isUniqueViolation(err)) {
+        for (const p of batch) p.reject(err);
+        return;
+      }
+      // A concurrent writer recorded one of these envelopes: sort them out one by one.
+      this.logger.debug({ event: 'commit.batch_split', turns: batch.length });
+      for (const p of batch) {
+        try {
+          p.resolve(await commitTurn(this.db, p.write));
+        } catch (e) {
+          p.reject(e);
         }
       }
     }
-    this.flushing = false;
   }
 }

@@ -3,7 +3,9 @@ import { bodyLimit } from 'hono/body-limit';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import { isTransient } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { tracingEnabled } from '../telemetry/tracing.ts';
 import { ApiError, errorResponse } from './errors.ts';
+import { httpSpans } from './tracing.ts';
 
 /**
  * The HTTP application shell: JSON errors for everything, a body size limit, 405 with `Allow`
@@ -11,6 +13,7 @@ import { ApiError, errorResponse } from './errors.ts';
  */
 export function createApp(options: { logger: Logger; maxBodyBytes: number }): Hono {
   const app = new Hono();
+  if (tracingEnabled()) app.use(httpSpans());
   app.use(
     methodNotAllowed({
       app,

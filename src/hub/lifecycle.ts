@@ -3,6 +3,7 @@ import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { IDLE_SWEEP_JOB } from '../lifecycle/idle-sweep.ts';
 import { pruneInbox } from '../store/inbox.ts';
+import { turnSpan } from '../telemetry/envelope-spans.ts';
 import type { HubServices } from './services.ts';
 
 /** Envelope ids are remembered this long for deduplication after they were processed. */
@@ -52,11 +53,13 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
         await knowledge.sync();
         knowledge.start();
         await queue.consume(async (envelope, info) => {
-          await engine.handle(envelope, {
-            checkDuplicate: info.redelivered,
-            trustCachedState: info.followsInLane,
-            shareStateLater: info.followedInLane,
-          });
+          await turnSpan(envelope, () =>
+            engine.handle(envelope, {
+              checkDuplicate: info.redelivered,
+              trustCachedState: info.followsInLane,
+              shareStateLater: info.followedInLane,
+            }),
+          );
         });
         await outbox.start();
         pruneTimer = setInterval(() => {

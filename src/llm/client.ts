@@ -1,6 +1,8 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { z } from 'zod';
 import type { Logger } from '../logger.ts';
+import { tracingEnabled } from '../telemetry/tracing.ts';
+import { chatSpan } from './llm-spans.ts';
 
 /** First retry waits up to this long (full jitter), doubling each attempt up to RETRY_CAP_MS. */
 export const RETRY_BASE_MS = 500;
@@ -42,6 +44,8 @@ export interface ChatResult {
   finishReason: string | null;
   /** Requests it took (1 + retries). */
   attempts: number;
+  /** What the server says about the answer, where it says it (not in a stream). */
+  response?: { id?: string; model?: string; inputTokens?: number; outputTokens?: number };
 }
 
 export interface LlmClientOptions {
@@ -114,6 +118,12 @@ const ToolCallSchema = z.object({
 });
 
 const CompletionSchema = z.object({
+  id: z.string().optional(),
+  model: z.string().optional(),
+  usage: z
+    .object({ prompt_tokens: z.number().optional(), completion_tokens: z.number().optional() })
+    .nullable()
+    .optional(),
   choices: z
     .array(
       z.object({
@@ -212,10 +222,20 @@ export class LlmClient {
     return this.o.model;
   }
 
-  /** One completion. With `onDelta`, the answer is streamed and each new piece of text handed to it. */
-  async complete(
+  /**
+   * One completion. With `onDelta`, the answer is streamed and each new piece of text handed to it.
+   * With tracing on, a GenAI client span (`chat <model>`) covers it, retries included.
+   */
+  complete(request: ChatRequest, options: { onDelta?: (text: string) => void } = {}): Promise<ChatResult> {
+    if (!tracingEnabled()) return this.completeUntraced(request, options);
+    return chatSpan(this.url, this.o.model, request, Boolean(options.onDelta), () =>
+      this.completeUntraced(request, options),
+    );
+  }
+
+  private async completeUntraced(
     request: ChatRequest,
-    options: { onDelta?: (text: string) => void } = {},
+    options: { onDelta?: (text: string) => void },
   ): Promise<ChatResult> {
     const body = JSON.stringify({
       model: this.o.model,
@@ -296,10 +316,17 @@ export class LlmClient {
           progress.streamed = true;
           onDelta(content);
         }
+        const { id, model, usage } = parsed.data;
         return {
           content,
           toolCalls: choice.message.tool_calls ?? [],
           finishReason: choice.finish_reason ?? null,
+          response: {
+            ...(id ? { id } : {}),
+            ...(model ? { model } : {}),
+            ...(usage?.prompt_tokens !== undefined ? { inputTokens: usage.prompt_tokens } : {}),
+            ...(usage?.completion_tokens !== undefined ? { outputTokens: usage.completion_tokens } : {}),
+          },
         };
       } catch (err) {
         if (timedOut()) throw controller.signal.reason;

@@ -14,6 +14,7 @@ import type { Db } from '../store/db.ts';
 import type { MessageRecord } from '../store/records.ts';
 import { type ChatMessage, type ChatRequest, LlmClient, LlmError } from './client.ts';
 import { assembleContext, type ContextInput, type HistoryItem, logContext } from './context.ts';
+import { toolSpan } from './llm-spans.ts';
 import type { LlmSettings } from './settings.ts';
 import { summaryRequest } from './summary.ts';
 import { type TokenCounter, tokenCounter } from './tokens.ts';
@@ -300,7 +301,7 @@ export class LlmService {
         if (result.toolCalls.length === 0 || !toolsAllowed) break;
         pending.push({ role: 'assistant', content: result.content || null, tool_calls: result.toolCalls });
         for (const call of result.toolCalls) {
-          const outcome = await rt.tools.run(call, ctx, ctx.state.tools);
+          const outcome = await toolSpan(call, () => rt.tools.run(call, ctx, ctx.state.tools));
           logger[outcome.ok ? 'info' : 'warn']({
             event: outcome.ok ? 'llm.tool_ran' : 'llm.tool_failed',
             tool: call.function.name,

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { type Envelope, sessionLane } from '../envelope.ts';
 import { errorMessage, isTransient } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { drainSpan } from '../telemetry/envelope-spans.ts';
 import { LaneRunner } from './lane-runner.ts';
 import type { EnqueueResult, EnvelopeHandler, InboundQueue } from './queue.ts';
 import { type DeadLetter, RedisLanes } from './redis-lanes.ts';
@@ -67,8 +68,18 @@ export function createBullmqQueue(options: BullmqQueueOptions): BullmqInboundQue
     enqueue: (envelope) => push(envelope, true),
     async consume(handler: EnvelopeHandler) {
       runner.start(async (lane, items, ctx) => {
+        const envelopes = items.map((item) => JSON.parse(item) as Envelope);
+        return drainSpan(lane, envelopes, () => handleChunk(lane, items, envelopes, ctx));
+      }, options.concurrency);
+
+      async function handleChunk(
+        lane: string,
+        items: string[],
+        envelopes: Envelope[],
+        ctx: { redelivered: boolean; continues: boolean },
+      ): Promise<{ done: number; error?: Error }> {
         for (let i = 0; i < items.length; i++) {
-          const envelope = JSON.parse(items[i]!) as Envelope;
+          const envelope = envelopes[i]!;
           try {
             await handler(envelope, {
               redelivered: ctx.redelivered,
@@ -96,7 +107,7 @@ export function createBullmqQueue(options: BullmqQueueOptions): BullmqInboundQue
           }
         }
         return { done: items.length };
-      }, options.concurrency);
+      }
     },
     stop: () => runner.stop(),
     ping: () => runner.ping(),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { inSpan, SpanKind, tracingEnabled } from '../../../src/telemetry/tracing.ts';
 
 const GraphErrorBodySchema = z.object({
   error: z.looseObject({
@@ -53,8 +54,33 @@ export class GraphClient {
     this.fetch = o.fetch ?? fetch;
   }
 
-  /** Sends one message object; resolves with the wamid Meta assigned (absent for read receipts). */
-  async postMessage(phoneNumberId: string, body: Record<string, unknown>): Promise<string | undefined> {
+  /**
+   * Sends one message object; resolves with the wamid Meta assigned (absent for read receipts).
+   * With tracing on, an HTTP client span covers it (under the delivery's send span).
+   */
+  postMessage(phoneNumberId: string, body: Record<string, unknown>): Promise<string | undefined> {
+    if (!tracingEnabled()) return this.post(phoneNumberId, body);
+    const template = '/{version}/{phone_number_id}/messages';
+    return inSpan(
+      `POST ${template}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'http.request.method': 'POST',
+          'url.template': template,
+          'server.address': new URL(this.o.baseUrl).hostname,
+          'whatsapp.message.type': String(body.type ?? body.status ?? 'unknown'),
+        },
+      },
+      async (span) => {
+        const wamid = await this.post(phoneNumberId, body);
+        span?.setAttribute('http.response.status_code', 200);
+        return wamid;
+      },
+    );
+  }
+
+  private async post(phoneNumberId: string, body: Record<string, unknown>): Promise<string | undefined> {
     const url = `${this.o.baseUrl}/${this.o.version}/${encodeURIComponent(phoneNumberId)}/messages`;
     let res: Response;
     try {

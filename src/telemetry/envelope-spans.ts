@@ -1,0 +1,83 @@
+import type { Envelope } from '../envelope.ts';
+import {
+  type Context,
+  context,
+  createContextKey,
+  inSpan,
+  type Link,
+  linkTo,
+  recordSpan,
+  SpanKind,
+  traceContext,
+  tracingEnabled,
+} from './tracing.ts';
+
+/** Set while one queue job drains several envelopes: each turn links to the job's span. */
+const DRAIN_SPAN = createContextKey('switchboard.drain');
+
+const envelopeAttributes = (envelope: Envelope) => ({
+  'messaging.system': 'switchboard',
+  'messaging.destination.name': 'inbound',
+  'switchboard.channel': envelope.channel,
+  'switchboard.bot': envelope.bot,
+  'switchboard.envelope.id': envelope.id,
+  'switchboard.envelope.kind': envelope.kind,
+});
+
+/**
+ * One queue job that serves several envelopes (a lane's chunk): a span of its own, linked to the
+ * trace of every envelope it serves (they belong to different traces, so it is the parent of none).
+ */
+export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Promise<T>): Promise<T> {
+  if (!tracingEnabled() || envelopes.length < 2) return fn();
+  const links: Link[] = envelopes.flatMap((e) => (e.trace ? linkTo(traceContext(e.trace)) : []));
+  return inSpan(
+    'switchboard.queue.drain',
+    {
+      kind: SpanKind.CONSUMER,
+      parent: context.active(),
+      links,
+      attributes: {
+        'messaging.system': 'switchboard',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': 'inbound',
+        'messaging.batch.message_count': envelopes.length,
+        'switchboard.lane': lane,
+      },
+    },
+    (span) => (span ? context.with(context.active().setValue(DRAIN_SPAN, span), fn) : fn()),
+  );
+}
+
+/**
+ * A worker's turn for one envelope, continuing the trace its accept started: a `queue.wait` span
+ * from the accept to now, then the `turn` span that the engine's own spans (dialog, LLM requests,
+ * tools, commit) hang under. Linked to the queue job's span when a job serves several envelopes.
+ */
+export function turnSpan<T>(envelope: Envelope, fn: () => Promise<T>): Promise<T> {
+  if (!tracingEnabled()) return fn();
+  const parent: Context = traceContext(envelope.trace);
+  const attributes = envelopeAttributes(envelope);
+  if (envelope.trace?.acceptedAt)
+    recordSpan('switchboard.queue.wait', {
+      kind: SpanKind.CONSUMER,
+      parent,
+      startTime: new Date(envelope.trace.acceptedAt),
+      attributes: { ...attributes, 'messaging.operation.type': 'receive' },
+    });
+  const drain = context.active().getValue(DRAIN_SPAN) as { spanContext(): Link['context'] } | undefined;
+  return inSpan(
+    'switchboard.turn',
+    {
+      kind: SpanKind.CONSUMER,
+      parent,
+      links: drain ? [{ context: drain.spanContext() }] : [],
+      attributes: { ...attributes, 'messaging.operation.type': 'process' },
+    },
+    async (span) => {
+      const outcome = await fn();
+      if (typeof outcome === 'string') span?.setAttribute('switchboard.turn.outcome', outcome);
+      return outcome;
+    },
+  );
+}

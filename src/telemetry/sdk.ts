@@ -1,0 +1,35 @@
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, NodeTracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace-node';
+
+/**
+ * The OpenTelemetry SDK: loaded (dynamically, by `startTracing`) only when an OTLP endpoint is
+ * configured. OTLP over HTTP, protobuf unless `OTEL_EXPORTER_OTLP_PROTOCOL` (or its `_TRACES_`
+ * form) says `http/json`; endpoint, headers, timeouts and batching come from the standard variables.
+ */
+export async function startSdk(options: {
+  serviceName: string;
+  attributes: Record<string, string>;
+  env: NodeJS.ProcessEnv;
+}): Promise<{ protocol: string; shutdown: () => Promise<void> }> {
+  const { env } = options;
+  const protocol =
+    env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+  if (protocol !== 'http/protobuf' && protocol !== 'http/json')
+    throw new Error(
+      `OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf and http/json are supported, not ${protocol}`,
+    );
+  const exporter: SpanExporter =
+    protocol === 'http/json'
+      ? new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter()
+      : new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({
+      'service.name': env.OTEL_SERVICE_NAME ?? options.serviceName,
+      ...options.attributes,
+    }),
+    spanProcessors: [new BatchSpanProcessor(exporter)],
+  });
+  // An AsyncLocalStorage context manager and the W3C trace context propagator.
+  provider.register();
+  return { protocol, shutdown: () => provider.shutdown() };
+}

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
+import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { Cluster } from '../helpers/cluster.ts';
+import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
+import { until } from '../helpers/until.ts';
+
+const SERVER = 2;
+const CLIENT = 3;
+const PRODUCER = 4;
+const CONSUMER = 5;
+
+/**
+ * OpenTelemetry end to end: a gateway and a worker process export to a local OTLP receiver (the
+ * gateway in protobuf, the default; the worker in JSON, `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`).
+ * One WhatsApp webhook that carries a `traceparent` gives one trace: the caller's span → the
+ * gateway's request → accept → (queue wait) turn → dialog, commit → the Graph API send.
+ */
+describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () => {
+  let graph: GraphApi;
+  let otlp: OtlpReceiver;
+  const cluster = new Cluster();
+
+  beforeAll(async () => {
+    graph = await startGraphApi('trace-token');
+    otlp = await startOtlpReceiver();
+    await cluster.init();
+    Object.assign(cluster.env, {
+      WHATSAPP_ACCESS_TOKEN: 'trace-token',
+      WHATSAPP_APP_SECRET: 'trace-secret',
+      WHATSAPP_VERIFY_TOKEN: 'trace-verify',
+      WHATSAPP_GRAPH_URL: graph.url,
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+      // Export within a tenth of a second: the test kills the processes with SIGKILL at the end.
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      LOG_LEVEL: 'debug',
+    });
+    await cluster.addGateway();
+    cluster.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json';
+    await cluster.addWorker();
+  }, 120_000);
+  afterAll(async () => {
+    await cluster.stop();
+    await graph?.close();
+    await otlp?.close();
+  });
+
+  it('one webhook is one trace: accept → turn → send → Graph requests, parents intact, continuing the inbound traceparent', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const callerSpan = randomBytes(8).toString('hex');
+    const text = 'Does it come in another color?';
+    const raw = JSON.stringify(
+      doc.variant(doc.textMessage, { from: '5511988887777', suffix: 'trace', timestamp: new Date() }),
+    );
+    expect(raw).toContain(text);
+    const res = await fetch(`${cluster.gateways[0]!.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-hub-signature-256': signatureHeader(raw, 'trace-secret'),
+        traceparent: `00-${traceId}-${callerSpan}-01`,
+      },
+      body: raw,
+    });
+    expect(res.status).toBe(200);
+    await until(
+      () => graph.to('5511988887777'),
+      (r) => r.length >= 2,
+      30_000,
+    );
+
+    const spans = await until(
+      () => otlp.trace(traceId),
+      (list) => list.filter((s) => s.name === 'POST /{version}/{phone_number_id}/messages').length >= 3,
+      30_000,
+    );
+    const one = (name: string): ReceivedSpan => {
+      const found = spans.filter((s) => s.name === name);
+      expect(found.map((s) => s.name)).toEqual([name]);
+      return found[0]!;
+    };
+    const request = one('POST /webhooks/whatsapp');
+    const accept = one('switchboard.accept');
+    const wait = one('switchboard.queue.wait');
+    const turn = one('switchboard.turn');
+    const dialog = one('switchboard.dialog');
+    const commit = one('switchboard.commit');
+    const send = one('switchboard.send whatsapp');
+    // The delivery sent the turn's two replies (greeting, answer): one Graph request each.
+    const graphPosts = spans.filter((s) => s.name === 'POST /{version}/{phone_number_id}/messages');
+
+    // Parent links, from the caller's span down to each platform send.
+    expect(request).toMatchObject({ parentSpanId: callerSpan, kind: SERVER });
+    expect(accept).toMatchObject({ parentSpanId: request.spanId, kind: PRODUCER });
+    expect(wait).toMatchObject({ parentSpanId: accept.spanId, kind: CONSUMER });
+    expect(turn).toMatchObject({ parentSpanId: accept.spanId, kind: CONSUMER });
+    expect(dialog.parentSpanId).toBe(turn.spanId);
+    expect(commit.parentSpanId).toBe(turn.spanId);
+    expect(send).toMatchObject({ parentSpanId: turn.spanId, kind: CLIENT });
+    expect(send.attributes).toMatchObject({ 'switchboard.send.replies': 2 });
+    const replies = graphPosts.filter((p) => p.parentSpanId === send.spanId);
+    expect(replies.map((p) => [p.kind, p.attributes['whatsapp.message.type']])).toEqual([
+      [CLIENT, 'text'],
+      [CLIENT, 'text'],
+    ]);
+    // The read receipt with the typing indicator, sent by the turn itself as it starts.
+    expect(graphPosts.filter((p) => p.parentSpanId === turn.spanId)).toHaveLength(1);
+    expect(graphPosts).toHaveLength(3);
+    // Every span of the trace hangs off another one of it, or off the caller's.
+    const ids = new Set([callerSpan, ...spans.map((s) => s.spanId)]);
+    for (const s of spans) expect(ids.has(s.parentSpanId), `${s.name}'s parent`).toBe(true);
+
+    // Each process exported in its own encoding; the gateway accepted, the worker took the turn and sent.
+    expect(request.contentType).toBe('application/x-protobuf');
+    expect(accept).toMatchObject({
+      contentType: 'application/x-protobuf',
+      resource: { 'switchboard.role': 'gateway' },
+    });
+    expect(turn).toMatchObject({
+      contentType: 'application/json',
+      resource: { 'switchboard.role': 'worker' },
+    });
+    expect(send.resource).toMatchObject({ 'service.name': 'switchboard', 'switchboard.role': 'worker' });
+    expect(request.attributes).toMatchObject({
+      'http.route': '/webhooks/whatsapp',
+      'http.response.status_code': 200,
+    });
+    expect(turn.attributes).toMatchObject({
+      'switchboard.channel': 'whatsapp',
+      'switchboard.envelope.kind': 'message',
+      'switchboard.turn.outcome': 'committed',
+    });
+    expect(turn.attributes['switchboard.session.id']).toMatch(/^[0-9a-f-]{36}$/);
+
+    // No message text in any span without SWITCHBOARD_TRACE_CONTENT=true.
+    expect(JSON.stringify(otlp.spans)).not.toContain(text);
+
+    // The worker's log lines written during the turn carry its trace id.
+    const workerLines = cluster.workers[0]!.logLines();
+    const created = workerLines.find((l) => l.event === 'session.created' && l.trace_id === traceId);
+    expect(created).toBeDefined();
+    expect(cluster.crashes()).toEqual([]);
+  });
+});
