@@ -13,13 +13,17 @@
  * Also: `startup` (`switchboard start` → /readyz and idle RSS, new and existing data directory) and
  * `size` ((b) again on a database preloaded with 100,000 sessions and 1,000,000 messages,
  * bench/preload.ts). The end prints each of issue 19's targets beside its figure.
- * `npm run bench -- startup embedded distributed baseline size websocket` picks parts.
+ * And `tracing`: (b)'s full workload again with tracing on in every process (OTLP/protobuf to a
+ * local endpoint that discards what it receives), and its throughput against (b)'s.
+ * `npm run bench -- startup embedded distributed baseline size websocket tracing` picks parts.
  * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS,
  * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -31,6 +35,7 @@ import { loadConfig } from '../src/config/env.ts';
 import type { EnvelopeInput } from '../src/envelope.ts';
 import { createHub, type Hub } from '../src/hub.ts';
 import { createLogger } from '../src/logger.ts';
+import { startTracing } from '../src/telemetry/tracing.ts';
 import { clearRedisPrefix } from '../test/helpers/redis.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
 import { preload } from './preload.ts';
@@ -299,11 +304,58 @@ interface DistributedResult {
   paced: Result[];
 }
 
-async function benchDistributed(options: { preload?: boolean } = {}): Promise<DistributedResult> {
+/** An OTLP/HTTP endpoint that takes every export and throws it away (what a collector costs the hub). */
+async function startOtlpSink(): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests: () => requests,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+interface DistributedOptions {
+  preload?: boolean;
+  /** Every process exports its spans (OTLP/protobuf) to a local sink. */
+  tracing?: boolean;
+  /** `false`: the full workload only. */
+  paced?: boolean;
+}
+
+async function benchDistributed(options: DistributedOptions = {}): Promise<DistributedResult> {
+  const sink = options.tracing ? await startOtlpSink() : undefined;
+  // The gateway is this process: its SDK starts here, the workers' in theirs (same variables).
+  const tracing = sink
+    ? await startTracing({ role: 'gateway', env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: sink.url } })
+    : undefined;
+  try {
+    return await runDistributed(options, sink?.url);
+  } finally {
+    await tracing?.shutdown();
+    if (sink) console.error(`tracing sink: ${sink.requests()} OTLP requests received`);
+    await sink?.close();
+  }
+}
+
+async function runDistributed(
+  options: DistributedOptions,
+  otlpEndpoint: string | undefined,
+): Promise<DistributedResult> {
   return withDatabase(async (databaseUrl) => {
     const label = options.preload
       ? `, preloaded ${PRELOAD_SESSIONS.toLocaleString('en-US')} sessions / ${PRELOAD_MESSAGES.toLocaleString('en-US')} messages`
-      : '';
+      : options.tracing
+        ? ', tracing on (OTLP)'
+        : '';
     if (options.preload) {
       const { migrate } = await import('../src/store/migrate.ts');
       const { openPostgres } = await import('../src/store/postgres.ts');
@@ -325,6 +377,7 @@ async function benchDistributed(options: { preload?: boolean } = {}): Promise<Di
       CONFIG_DIR: path.join(REPO, 'config'),
     };
     if (process.env.QUEUE_CONCURRENCY) env.QUEUE_CONCURRENCY = process.env.QUEUE_CONCURRENCY;
+    if (otlpEndpoint) env.OTEL_EXPORTER_OTLP_ENDPOINT = otlpEndpoint;
     // For profiling a worker: BENCH_WORKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
     if (process.env.BENCH_WORKER_NODE_ARGS) env.NODE_ARGS = process.env.BENCH_WORKER_NODE_ARGS;
     const config = loadConfig({ ...env, HOST: '127.0.0.1' });
@@ -369,6 +422,7 @@ async function benchDistributed(options: { preload?: boolean } = {}): Promise<Di
         ),
         ...fullCost,
       };
+      if (options.paced === false) return { full, paced: [] };
 
       const paced: Result[] = [];
       let offered = 0;
@@ -606,6 +660,7 @@ let startup: StartupResult | undefined;
 let embedded: Result | undefined;
 let distributed: DistributedResult | undefined;
 let size: DistributedResult | undefined;
+let traced: Result | undefined;
 let baseline: { full: Result; paced?: Result } | undefined;
 let websocket: WebSocketBenchResult | undefined;
 // When (b) and (c) are compared, (c)'s full run also runs before (b): the ratio is taken against
@@ -620,13 +675,18 @@ if (want('distributed') && want('baseline')) {
   baselineBefore = (await benchBaseline({ paced: false })).full;
   baselineBefore.name = `${baselineBefore.name}, run before (b)`;
 }
-if (want('distributed') || want('size')) {
+if (want('distributed') || want('size') || want('tracing')) {
   distributed = await benchDistributed();
   results.push(distributed.full, ...distributed.paced);
 }
 if (want('size')) {
   size = await benchDistributed({ preload: true });
   results.push(size.full, ...size.paced);
+}
+if (want('tracing')) {
+  // After (b): the SDK this process registers for it stays registered (switched off) afterwards.
+  traced = (await benchDistributed({ tracing: true, paced: false })).full;
+  results.push(traced);
 }
 if (want('baseline')) {
   baseline = await benchBaseline();
@@ -645,6 +705,11 @@ const fastestBaseline = baseline
 if (distributed && fastestBaseline) {
   console.log(
     `\n(b) / (c) throughput: ${(distributed.full.perSecond / fastestBaseline).toFixed(2)}× (against the faster (c) run, ${fastestBaseline.toFixed(0)} messages/s)`,
+  );
+}
+if (distributed && traced) {
+  console.log(
+    `\ntracing on / off, (b) throughput: ${(traced.perSecond / distributed.full.perSecond).toFixed(2)}× (target ≥ 0.90)`,
   );
 }
 if (want('websocket')) {

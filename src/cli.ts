@@ -40,7 +40,7 @@ async function start(args: string[]): Promise<void> {
   // Before anything else: the SDK (loaded only when OTLP is configured) must see every span.
   const tracing = await startTracing({ role, env });
   const logger = createLogger(config.logLevel, { role });
-  if (tracing.on) logger.info({ event: 'tracing.started', protocol: tracing.protocol });
+  if (tracing.on) logger.info({ event: 'tracing.started', protocol: tracing.protocol, url: tracing.url });
   const adapters = await loadAdapters(config, env, logger);
   const hub = await createHub({ config, role, adapters, logger });
 

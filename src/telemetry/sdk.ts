@@ -10,7 +10,7 @@ export async function startSdk(options: {
   serviceName: string;
   attributes: Record<string, string>;
   env: NodeJS.ProcessEnv;
-}): Promise<{ protocol: string; shutdown: () => Promise<void> }> {
+}): Promise<{ protocol: string; url: string; shutdown: () => Promise<void> }> {
   const { env } = options;
   const protocol =
     env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
@@ -18,10 +18,14 @@ export async function startSdk(options: {
     throw new Error(
       `OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf and http/json are supported, not ${protocol}`,
     );
+  // The signal's own endpoint as it is; the general one with the signal's path appended.
+  const url =
+    env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+    `${(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`;
   const exporter: SpanExporter =
     protocol === 'http/json'
-      ? new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter()
-      : new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
+      ? new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter({ url })
+      : new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter({ url });
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
       'service.name': env.OTEL_SERVICE_NAME ?? options.serviceName,
@@ -31,5 +35,5 @@ export async function startSdk(options: {
   });
   // An AsyncLocalStorage context manager and the W3C trace context propagator.
   provider.register();
-  return { protocol, shutdown: () => provider.shutdown() };
+  return { protocol, url, shutdown: () => provider.shutdown() };
 }

@@ -178,11 +178,11 @@ export { context, createContextKey, ROOT_CONTEXT, SpanKind, SpanStatusCode, trac
 export async function startTracing(options: {
   role: string;
   env?: NodeJS.ProcessEnv;
-}): Promise<{ on: boolean; protocol?: string; shutdown: () => Promise<void> }> {
+}): Promise<{ on: boolean; protocol?: string; url?: string; shutdown: () => Promise<void> }> {
   const env = options.env ?? process.env;
   if (!tracingRequested(env)) return { on: false, shutdown: async () => undefined };
   const { startSdk } = await import('./sdk.ts');
-  const { protocol, shutdown } = await startSdk({
+  const { protocol, url, shutdown } = await startSdk({
     serviceName: 'switchboard',
     attributes: { 'switchboard.role': options.role, 'process.pid': String(process.pid) },
     env,
@@ -191,9 +191,11 @@ export async function startTracing(options: {
   return {
     on: true,
     protocol,
+    url,
+    // Flushes what is left; a collector that is away loses those spans, never fails the stop.
     shutdown: async () => {
       enabled = false;
-      await shutdown();
+      await shutdown().catch(() => undefined);
     },
   };
 }
