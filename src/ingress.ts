@@ -10,11 +10,10 @@ import type { Metrics } from './metrics.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
 import type { InboundQueue } from './queue/queue.ts';
 import {
-  context,
+  activeSpan,
   currentTrace,
   inSpan,
   SpanKind,
-  trace,
   traceContext,
   tracingEnabled,
 } from './telemetry/tracing.ts';
@@ -127,7 +126,7 @@ export function createIngress(options: IngressOptions): Ingress {
     } else {
       metrics.messagesIn.inc({ channel: envelope.channel });
     }
-    trace.getActiveSpan()?.setAttribute('switchboard.accept.status', status);
+    activeSpan()?.setAttribute('switchboard.accept.status', status);
     return { status, envelopeId: envelope.id };
   }
 
@@ -136,7 +135,7 @@ export function createIngress(options: IngressOptions): Ingress {
       if (!tracingEnabled()) return accept(input);
       // Inside a request (or a turn) the accept is its child; else it continues a trace the input
       // carries (a replay), or starts one.
-      const active = trace.getSpan(context.active());
+      const active = activeSpan();
       return inSpan(
         'switchboard.accept',
         {

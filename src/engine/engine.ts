@@ -28,7 +28,7 @@ import {
 import { loadChild, sessionForSend } from '../store/sub-sessions.ts';
 import { isUniqueViolation, type TurnWrite } from '../store/turns.ts';
 import { userForIdentity } from '../store/users.ts';
-import { currentTrace, inSpan, trace, tracingEnabled } from '../telemetry/tracing.ts';
+import { activeSpan, currentTrace, inSpan, tracingEnabled } from '../telemetry/tracing.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
 import { type LlmProvider, TurnDraft } from './turn.ts';
@@ -181,7 +181,7 @@ export class SessionEngine {
         });
         return 'no_session';
       }
-      trace.getActiveSpan()?.setAttribute('switchboard.session.id', snapshot.session.id);
+      activeSpan()?.setAttribute('switchboard.session.id', snapshot.session.id);
       if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope);
       if (attempt === 0 && envelope.kind === 'start') await this.afterPreviousEnd(snapshot.session);
       const draft = new TurnDraft(snapshot, envelope);

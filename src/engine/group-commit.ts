@@ -8,7 +8,7 @@ import {
   type TurnCommitResult,
   type TurnWrite,
 } from '../store/turns.ts';
-import { inSpan, type Link, ROOT_CONTEXT, trace, tracingEnabled } from '../telemetry/tracing.ts';
+import { activeSpan, inSpan, type Link, rootContext, tracingEnabled } from '../telemetry/tracing.ts';
 
 /** Most turns in one statement; more wait for the next round. */
 export const MAX_BATCH_TURNS = 256;
@@ -38,7 +38,7 @@ export class GroupCommitter {
 
   commit(write: TurnWrite): Promise<TurnCommitResult> {
     return new Promise((resolve, reject) => {
-      const span = tracingEnabled() ? trace.getActiveSpan() : undefined;
+      const span = activeSpan();
       this.pending.push({
         write,
         resolve,
@@ -100,7 +100,7 @@ export class GroupCommitter {
     return inSpan(
       'switchboard.commit.batch',
       {
-        parent: ROOT_CONTEXT,
+        parent: rootContext(),
         links: batch.flatMap((p) => (p.span ? [p.span] : [])),
         attributes: { 'switchboard.commit.turns': batch.length },
       },

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { routePath } from 'hono/route';
-import { context, headersContext, SpanKind, SpanStatusCode, trace, tracer } from '../telemetry/tracing.ts';
+import { headersContext, SpanKind, SpanStatusCode, startSpan, withSpan } from '../telemetry/tracing.ts';
 
 /**
  * A server span for each request, continuing the caller's W3C `traceparent`; what the request
@@ -9,16 +9,16 @@ import { context, headersContext, SpanKind, SpanStatusCode, trace, tracer } from
 export function httpSpans(): MiddlewareHandler {
   return async (c, next) => {
     const parent = headersContext((name) => c.req.header(name));
-    const span = tracer().startSpan(
-      c.req.method,
-      {
-        kind: SpanKind.SERVER,
-        attributes: { 'http.request.method': c.req.method, 'url.path': c.req.path },
-      },
-      parent,
-    );
+    const span = parent
+      ? startSpan(c.req.method, {
+          kind: SpanKind.SERVER,
+          parent,
+          attributes: { 'http.request.method': c.req.method, 'url.path': c.req.path },
+        })
+      : undefined;
+    if (!parent || !span) return next();
     try {
-      await context.with(trace.setSpan(parent, span), next);
+      await withSpan(parent, span, next);
     } finally {
       const route = routePath(c, -1);
       if (route && route !== '/*') {

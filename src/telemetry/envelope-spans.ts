@@ -1,19 +1,20 @@
 import type { Envelope } from '../envelope.ts';
 import {
-  type Context,
-  context,
-  createContextKey,
+  activeContext,
+  contextKey,
   inSpan,
   type Link,
   linkTo,
   recordSpan,
+  type Span,
   SpanKind,
   traceContext,
   tracingEnabled,
+  withValue,
 } from './tracing.ts';
 
 /** Set while one queue job drains several envelopes: each turn links to the job's span. */
-const DRAIN_SPAN = createContextKey('switchboard.drain');
+const DRAIN_SPAN = contextKey('drain');
 
 const envelopeAttributes = (envelope: Envelope) => ({
   'messaging.system': 'switchboard',
@@ -35,7 +36,6 @@ export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Prom
     'switchboard.queue.drain',
     {
       kind: SpanKind.CONSUMER,
-      parent: context.active(),
       links,
       attributes: {
         'messaging.system': 'switchboard',
@@ -45,7 +45,7 @@ export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Prom
         'switchboard.lane': lane,
       },
     },
-    (span) => (span ? context.with(context.active().setValue(DRAIN_SPAN, span), fn) : fn()),
+    (span) => (span ? withValue(DRAIN_SPAN, span, fn) : fn()),
   );
 }
 
@@ -56,21 +56,21 @@ export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Prom
  */
 export function turnSpan<T>(envelope: Envelope, fn: () => Promise<T>): Promise<T> {
   if (!tracingEnabled()) return fn();
-  const parent: Context = traceContext(envelope.trace);
+  const parent = traceContext(envelope.trace);
   const attributes = envelopeAttributes(envelope);
   if (envelope.trace?.acceptedAt)
     recordSpan('switchboard.queue.wait', {
       kind: SpanKind.CONSUMER,
-      parent,
+      ...(parent ? { parent } : {}),
       startTime: new Date(envelope.trace.acceptedAt),
       attributes: { ...attributes, 'messaging.operation.type': 'receive' },
     });
-  const drain = context.active().getValue(DRAIN_SPAN) as { spanContext(): Link['context'] } | undefined;
+  const drain = activeContext()?.getValue(DRAIN_SPAN) as Span | undefined;
   return inSpan(
     'switchboard.turn',
     {
       kind: SpanKind.CONSUMER,
-      parent,
+      ...(parent ? { parent } : {}),
       links: drain ? [{ context: drain.spanContext() }] : [],
       attributes: { ...attributes, 'messaging.operation.type': 'process' },
     },

@@ -1,21 +1,19 @@
-import {
-  type Attributes,
-  type Context,
-  context,
-  type Link,
-  propagation,
-  ROOT_CONTEXT,
-  type Span,
-  type SpanKind,
-  SpanStatusCode,
-  trace,
+import type {
+  SpanKind as ApiSpanKind,
+  Attributes,
+  Context,
+  ContextAPI,
+  Link,
+  PropagationAPI,
+  Span,
+  TraceAPI,
 } from '@opentelemetry/api';
 import { z } from 'zod';
 
 /**
- * OpenTelemetry traces, through the API package only: until `startTracing` loads the SDK (and it
- * does only when the standard OTLP variables are set), every helper here is a plain call of the
- * function it wraps, and nothing else of OpenTelemetry is loaded.
+ * OpenTelemetry traces. Nothing of OpenTelemetry is loaded until `startTracing` finds the standard
+ * OTLP variables set: until then every helper here is a plain call of the function it wraps (the
+ * API package itself costs a start tens of milliseconds and some megabytes).
  */
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
@@ -29,16 +27,33 @@ export const EnvelopeTraceSchema = z.object({
 });
 export type EnvelopeTrace = z.infer<typeof EnvelopeTraceSchema>;
 
-let enabled = false;
+/** `SpanKind` of the API, without loading it. */
+export const SpanKind = { INTERNAL: 0, SERVER: 1, CLIENT: 2, PRODUCER: 3, CONSUMER: 4 } as const;
+/** `SpanStatusCode` of the API, without loading it. */
+export const SpanStatusCode = { UNSET: 0, OK: 1, ERROR: 2 } as const;
+
+interface Api {
+  context: ContextAPI;
+  trace: TraceAPI;
+  propagation: PropagationAPI;
+  ROOT_CONTEXT: Context;
+  createContextKey(description: string): symbol;
+}
+
+/** The API, once tracing is on. */
+let api: Api | undefined;
 
 /** Whether an SDK was started in this process (`startTracing`). */
 export function tracingEnabled(): boolean {
-  return enabled;
+  return api !== undefined;
 }
 
-/** Marks tracing on; `startTracing` calls it once its SDK is registered (tests may too). */
-export function enableTracing(on = true): void {
-  enabled = on;
+/**
+ * Switches the helpers on (loading the API) or off. `startTracing` calls it once its SDK is
+ * registered; a test that registers an SDK of its own does too.
+ */
+export async function enableTracing(on = true): Promise<void> {
+  api = on ? await import('@opentelemetry/api') : undefined;
 }
 
 /** Message text and prompts go into spans only when `SWITCHBOARD_TRACE_CONTENT=true`. */
@@ -52,12 +67,8 @@ export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean 
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }
 
-export function tracer() {
-  return trace.getTracer('switchboard');
-}
-
 export interface SpanOptions {
-  kind?: SpanKind;
+  kind?: (typeof SpanKind)[keyof typeof SpanKind];
   attributes?: Attributes;
   links?: Link[];
   startTime?: Date | number;
@@ -65,29 +76,35 @@ export interface SpanOptions {
   parent?: Context;
 }
 
-/**
- * Runs `fn` inside a new span (ended when `fn` settles; an error marks it failed). Without an SDK,
- * `fn(undefined)` and nothing more.
- */
-export async function inSpan<T>(
-  name: string,
-  options: SpanOptions,
-  fn: (span: Span | undefined) => Promise<T>,
-): Promise<T> {
-  if (!enabled) return fn(undefined);
-  const parent = options.parent ?? context.active();
-  const span = tracer().startSpan(
+function start(a: Api, name: string, options: SpanOptions): { span: Span; parent: Context } {
+  const parent = options.parent ?? a.context.active();
+  const span = a.trace.getTracer('switchboard').startSpan(
     name,
     {
-      ...(options.kind !== undefined ? { kind: options.kind } : {}),
+      ...(options.kind !== undefined ? { kind: options.kind as ApiSpanKind } : {}),
       ...(options.attributes ? { attributes: options.attributes } : {}),
       ...(options.links ? { links: options.links } : {}),
       ...(options.startTime !== undefined ? { startTime: options.startTime } : {}),
     },
     parent,
   );
+  return { span, parent };
+}
+
+/**
+ * Runs `fn` inside a new span (ended when `fn` settles; an error marks it failed). With tracing
+ * off, `fn(undefined)` and nothing more.
+ */
+export async function inSpan<T>(
+  name: string,
+  options: SpanOptions,
+  fn: (span: Span | undefined) => Promise<T>,
+): Promise<T> {
+  const a = api;
+  if (!a) return fn(undefined);
+  const { span, parent } = start(a, name, options);
   try {
-    return await context.with(trace.setSpan(parent, span), () => fn(span));
+    return await a.context.with(a.trace.setSpan(parent, span), () => fn(span));
   } catch (err) {
     failSpan(span, err);
     throw err;
@@ -104,26 +121,56 @@ export function failSpan(span: Span | undefined, err: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
 }
 
-/** A finished span from `start` to now (a wait that no code ran through: the queue). */
+/** A finished span from `startTime` to now (a wait that no code ran through: the queue). */
 export function recordSpan(name: string, options: SpanOptions & { startTime: Date | number }): void {
-  if (!enabled) return;
-  const span = tracer().startSpan(
-    name,
-    {
-      ...(options.kind !== undefined ? { kind: options.kind } : {}),
-      ...(options.attributes ? { attributes: options.attributes } : {}),
-      startTime: options.startTime,
-    },
-    options.parent ?? context.active(),
-  );
-  span.end();
+  if (api) start(api, name, options).span.end();
 }
 
-/** The active context's trace, as an envelope carries it; undefined without an SDK or a span. */
-export function currentTrace(ctx: Context = context.active()): EnvelopeTrace | undefined {
-  if (!enabled || !trace.getSpan(ctx)) return undefined;
+/** The active span, if tracing is on and there is one. */
+export function activeSpan(): Span | undefined {
+  return api?.trace.getActiveSpan();
+}
+
+/** The active context (the root one with tracing off). */
+export function activeContext(): Context | undefined {
+  return api?.context.active();
+}
+
+/** The root context: a span started under it begins a trace of its own. */
+export function rootContext(): Context | undefined {
+  return api?.ROOT_CONTEXT;
+}
+
+/** Runs `fn` with a value set on the active context (only with tracing on). */
+export function withValue<T>(key: symbol, value: unknown, fn: () => T): T {
+  if (!api) return fn();
+  return api.context.with(api.context.active().setValue(key, value), fn);
+}
+
+/** Runs `fn` inside `span` (a span started by hand, under `parent`). */
+export function withSpan<T>(parent: Context, span: Span, fn: () => T): T {
+  if (!api) return fn();
+  return api.context.with(api.trace.setSpan(parent, span), fn);
+}
+
+/** Starts a span that the caller ends (`inSpan` where a callback does not fit). */
+export function startSpan(name: string, options: SpanOptions): Span | undefined {
+  return api ? start(api, name, options).span : undefined;
+}
+
+/** A key for a value of this module's own on a context. */
+export function contextKey(description: string): symbol {
+  return Symbol.for(`switchboard.${description}`);
+}
+
+/** The active context's trace, as an envelope carries it; undefined with tracing off or no span. */
+export function currentTrace(ctx?: Context): EnvelopeTrace | undefined {
+  const a = api;
+  if (!a) return undefined;
+  const at = ctx ?? a.context.active();
+  if (!a.trace.getSpan(at)) return undefined;
   const carrier: Record<string, string> = {};
-  propagation.inject(ctx, carrier);
+  a.propagation.inject(at, carrier);
   if (!carrier.traceparent) return undefined;
   return {
     traceparent: carrier.traceparent,
@@ -132,43 +179,39 @@ export function currentTrace(ctx: Context = context.active()): EnvelopeTrace | u
 }
 
 /** The context a carried trace continues (a root context when there is none). */
-export function traceContext(carried: { traceparent?: unknown; tracestate?: unknown } | undefined): Context {
-  if (!enabled || !carried || typeof carried.traceparent !== 'string') return ROOT_CONTEXT;
+export function traceContext(
+  carried: { traceparent?: unknown; tracestate?: unknown } | undefined,
+): Context | undefined {
+  const a = api;
+  if (!a) return undefined;
+  if (!carried || typeof carried.traceparent !== 'string') return a.ROOT_CONTEXT;
   const carrier: Record<string, string> = { traceparent: carried.traceparent };
   if (typeof carried.tracestate === 'string') carrier.tracestate = carried.tracestate;
-  return propagation.extract(ROOT_CONTEXT, carrier);
+  return a.propagation.extract(a.ROOT_CONTEXT, carrier);
 }
 
 /** The context of incoming HTTP headers (`traceparent`, `tracestate`). */
-export function headersContext(get: (name: string) => string | undefined): Context {
-  if (!enabled) return ROOT_CONTEXT;
-  return propagation.extract(
-    ROOT_CONTEXT,
-    { traceparent: get('traceparent'), tracestate: get('tracestate') },
-    {
-      get: (carrier, key) => carrier[key as 'traceparent'] ?? undefined,
-      keys: (carrier) => Object.keys(carrier),
-    },
-  );
+export function headersContext(get: (name: string) => string | undefined): Context | undefined {
+  const traceparent = get('traceparent');
+  const tracestate = get('tracestate');
+  return traceContext(traceparent ? { traceparent, ...(tracestate ? { tracestate } : {}) } : undefined);
 }
 
 /** A link to the span of a context (nothing when the context holds none). */
-export function linkTo(ctx: Context): Link[] {
-  const span = trace.getSpan(ctx);
+export function linkTo(ctx: Context | undefined): Link[] {
+  const span = ctx && api?.trace.getSpan(ctx);
   return span ? [{ context: span.spanContext() }] : [];
 }
 
 /** The active span's ids, for log lines (`trace_id`, `span_id`); empty without one. */
 export function logTraceIds(): { trace_id?: string; span_id?: string } {
-  if (!enabled) return {};
-  const span = trace.getActiveSpan();
+  const span = api?.trace.getActiveSpan();
   if (!span) return {};
   const { traceId, spanId } = span.spanContext();
   return { trace_id: traceId, span_id: spanId };
 }
 
 export type { Context, Link, Span } from '@opentelemetry/api';
-export { context, createContextKey, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 
 /**
  * Starts the SDK when the standard variables ask for traces (`OTEL_EXPORTER_OTLP_ENDPOINT` or
@@ -187,14 +230,14 @@ export async function startTracing(options: {
     attributes: { 'switchboard.role': options.role, 'process.pid': String(process.pid) },
     env,
   });
-  enabled = true;
+  await enableTracing(true);
   return {
     on: true,
     protocol,
     url,
     // Flushes what is left; a collector that is away loses those spans, never fails the stop.
     shutdown: async () => {
-      enabled = false;
+      await enableTracing(false);
       await shutdown().catch(() => undefined);
     },
   };

@@ -28,11 +28,11 @@ describe('tracing spans (in-memory SDK)', () => {
   beforeAll(async () => {
     // What the SDK module registers: an AsyncLocalStorage context manager, the W3C propagator.
     new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).register();
-    enableTracing(true);
+    await enableTracing(true);
     await llm.start();
   });
   afterAll(async () => {
-    enableTracing(false);
+    await enableTracing(false);
     await llm.stop();
   });
   afterEach(() => {
