@@ -1,9 +1,11 @@
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { apiClient, REPO_ROOT } from '../helpers/hub.ts';
+import { TEST_REDIS_URL } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'operator-secret-for-the-handoff-cluster-0123456789';
@@ -20,6 +22,18 @@ describe('human handoff across processes', () => {
     SCHEDULER_POLL_MS: '50',
   });
   let db: pg.Client;
+  const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true });
+  const prefix = () => cluster.env.REDIS_PREFIX!;
+  /** The pending wait-timeout job of the session's handoff (scheduler ids, BullMQ's job hash). */
+  const waitTimer = async (sessionId: string) => {
+    const { rows } = await db.query<{ id: string }>(`SELECT id FROM handoffs WHERE session_id = $1`, [
+      sessionId,
+    ]);
+    const id = `handoff-wait:${rows[0]!.id}`;
+    const jobId = (await redis.hget(`${prefix()}scheduler:ids`, id))!;
+    const [timestamp, delay] = await redis.hmget(`${prefix()}bull:scheduled:${jobId}`, 'timestamp', 'delay');
+    return { id, jobId, dueAt: Number(timestamp) + Number(delay) };
+  };
   let person: ReturnType<typeof apiClient>;
   let ana: { id: string; token: string };
   let bo: { id: string; token: string };
@@ -31,6 +45,7 @@ describe('human handoff across processes', () => {
     await Promise.all([cluster.addGateway(), cluster.addGateway(), cluster.addWorker(), cluster.addWorker()]);
     db = new pg.Client({ connectionString: cluster.database!.url });
     await db.connect();
+    await redis.connect();
     const [g0, g1] = cluster.gateways.map((g) => g.url) as [string, string];
     person = apiClient(g0);
     const a = await createAgentVia(g0, ADMIN_TOKEN, {
@@ -53,6 +68,7 @@ describe('human handoff across processes', () => {
   });
   afterAll(async () => {
     await db?.end();
+    redis.disconnect();
     await cluster.stop();
   });
 
@@ -101,14 +117,13 @@ describe('human handoff across processes', () => {
       if (n === 7) void cluster.workers.shift()!.stop('SIGKILL');
       if (n === 12) await cluster.addWorker();
       const text = `p${n}`;
-      for (let tries = 0; ; tries++) {
-        const res = await person
-          .chat(s.token, text, { message_id: text }, '?wait=false')
-          .catch(() => undefined);
-        if (res?.status === 202) break;
-        if (tries > 100) throw new Error(`${text} not accepted`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      // Resent, as a platform would, until a gateway accepts it (a worker may be restarting).
+      await until(
+        () => person.chat(s.token, text, { message_id: text }, '?wait=false').catch(() => undefined),
+        (res) => res?.status === 202,
+        15_000,
+        100,
+      );
       expected.push(`user:${text}`);
       if (n % 4 === 3) {
         const said = await onFirst.call('POST', `/api/agent/conversations/${s.session_id}/messages`, {
@@ -142,9 +157,15 @@ describe('human handoff across processes', () => {
     const s = await person.createSession('quick');
     const asked = await person.chat(s.token, 'billing please');
     expect(asked.json.replies.map((r: { text: string }) => r.text)).toEqual(['Connecting you to billing...']);
-    // Every worker dies before the timer (1.2 s) is due; new ones start after it was due.
+    // Every worker dies before the timer (1.2 s) is due; new ones start after it was due (as the
+    // scheduler's job in Redis says: its creation time plus its delay).
     await Promise.all(cluster.workers.splice(0).map((w) => w.stop('SIGKILL')));
-    await new Promise((r) => setTimeout(r, 2_000));
+    const timer = await waitTimer(s.session_id);
+    await until(
+      () => Date.now(),
+      (now) => now > timer.dueAt,
+      10_000,
+    );
     await Promise.all([cluster.addWorker(), cluster.addWorker()]);
     const back = await until(
       async () =>
@@ -158,7 +179,13 @@ describe('human handoff across processes', () => {
       30_000,
     );
     expect(back).toEqual(['The bot is back (timeout).']);
-    await new Promise((r) => setTimeout(r, 1_500));
+    // Nothing more can fire once the job finished: its id is released and the job is gone.
+    await until(
+      () => redis.hget(`${prefix()}scheduler:ids`, timer.id),
+      (jobId) => jobId === null,
+      30_000,
+    );
+    expect(await redis.exists(`${prefix()}bull:scheduled:${timer.jobId}`)).toBe(0);
     const again = await db.query(
       `SELECT count(*)::int AS n FROM messages WHERE session_id = $1 AND content LIKE 'The bot is back%'`,
       [s.session_id],

@@ -6,6 +6,7 @@ import { tempDir } from '../helpers/database.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { apiClient } from '../helpers/hub.ts';
 import { TestPostgresServer } from '../helpers/postgres-server.ts';
+import { until } from '../helpers/until.ts';
 
 const SESSIONS = 30;
 const MESSAGES = 20;
@@ -41,28 +42,34 @@ describe('PostgreSQL goes away for a few seconds mid-run', () => {
     const sessions = await Promise.all(Array.from({ length: SESSIONS }, () => api.createSession()));
     let sent = 0;
     let outage: Promise<void> | undefined;
-    let notReady = 0;
+    const notReady = new Set<number | undefined>();
     await Promise.all(
       sessions.map(async (s) => {
         for (let n = 0; n < MESSAGES; n++) {
-          for (;;) {
-            const res = await api
-              .chat(s.token, `m${n}`, { message_id: `m${n}` }, '?wait=false')
-              .catch(() => undefined);
-            if (res?.status === 202) break;
-            await new Promise((r) => setTimeout(r, 200));
-          }
+          // Like a platform: resend what was not accepted, with the same id, until it is.
+          await until(
+            () => api.chat(s.token, `m${n}`, { message_id: `m${n}` }, '?wait=false').catch(() => undefined),
+            (res) => res?.status === 202,
+            120_000,
+            200,
+          );
           if (++sent === Math.floor((SESSIONS * MESSAGES) / 3)) {
             outage = (async () => {
               server.stop();
-              const until = Date.now() + 4_000;
-              while (Date.now() < until) {
-                for (const p of [gateway, ...cluster.workers]) {
-                  const r = await fetch(`${p.url}/readyz`).catch(() => undefined);
-                  if (r?.status === 503) notReady++;
-                }
-                await new Promise((r) => setTimeout(r, 300));
-              }
+              // The outage lasts until every process has noticed it (answered /readyz with 503).
+              const processes = [gateway, ...cluster.workers];
+              await until(
+                async () => {
+                  for (const p of processes) {
+                    const r = await fetch(`${p.url}/readyz`).catch(() => undefined);
+                    if (r?.status === 503) notReady.add(p.pid);
+                  }
+                  return notReady.size;
+                },
+                (size) => size === processes.length,
+                60_000,
+                300,
+              );
               server.start();
             })();
           }
@@ -70,18 +77,17 @@ describe('PostgreSQL goes away for a few seconds mid-run', () => {
       }),
     );
     await outage;
-    expect(notReady).toBeGreaterThan(0);
+    expect(notReady.size).toBe(1 + cluster.workers.length);
     const db = new pg.Client({ connectionString: cluster.database!.url });
     await db.connect();
     try {
       const expected = SESSIONS * (2 + 2 * MESSAGES);
-      const deadline = Date.now() + 60_000;
-      let rows = 0;
-      while (Date.now() < deadline) {
-        rows = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')).rows[0]!.n;
-        if (rows >= expected) break;
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      const rows = await until(
+        async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')).rows[0]!.n,
+        (n) => n >= expected,
+        60_000,
+        250,
+      );
       expect(cluster.crashes()).toEqual([]);
       expect(rows).toBe(expected);
       for (const s of sessions) {

@@ -6,6 +6,7 @@ import { tempDir } from '../helpers/database.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { apiClient } from '../helpers/hub.ts';
 import { TestRedisServer } from '../helpers/redis-server.ts';
+import { until } from '../helpers/until.ts';
 
 const SESSIONS = 40;
 const MESSAGES = 25;
@@ -48,25 +49,35 @@ describe('Redis goes away for a few seconds mid-run', () => {
       sessions.map(async (s) => {
         for (let n = 0; n < MESSAGES; n++) {
           // Like a platform: resend what was not accepted, with the same id, until it is.
-          for (;;) {
-            const res = await api
-              .chat(s.token, `m${n}`, { message_id: `m${n}` }, '?wait=false')
-              .catch(() => undefined);
-            if (res?.status === 202) break;
-            refused++;
-            await new Promise((r) => setTimeout(r, 200));
-          }
+          await until(
+            async () => {
+              const res = await api
+                .chat(s.token, `m${n}`, { message_id: `m${n}` }, '?wait=false')
+                .catch(() => undefined);
+              if (res?.status !== 202) refused++;
+              return res?.status;
+            },
+            (status) => status === 202,
+            120_000,
+            200,
+          );
           accepted.set(s.session_id, n + 1);
           sent++;
           if (sent === Math.floor((SESSIONS * MESSAGES) / 3) && !outage) {
             outage = (async () => {
               await redis.stop();
-              const deadline = Date.now() + 4_000;
-              while (Date.now() < deadline) {
-                const ready = await fetch(`${gateway.url}/readyz`).catch(() => undefined);
-                if (ready?.status === 503) notReadySeen = true;
-                await new Promise((r) => setTimeout(r, 250));
-              }
+              // The outage lasts until the gateway reports it (/readyz 503) and has refused a message.
+              const refusedBefore = refused;
+              await until(
+                async () => {
+                  const ready = await fetch(`${gateway.url}/readyz`).catch(() => undefined);
+                  if (ready?.status === 503) notReadySeen = true;
+                  return notReadySeen && refused > refusedBefore;
+                },
+                (done) => done,
+                60_000,
+                250,
+              );
               await redis.start();
             })();
           }
@@ -78,13 +89,12 @@ describe('Redis goes away for a few seconds mid-run', () => {
     expect(refused).toBeGreaterThan(0);
 
     const expected = SESSIONS * (2 + 2 * MESSAGES);
-    const deadline = Date.now() + 180_000;
-    let rows = 0;
-    while (Date.now() < deadline) {
-      rows = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')).rows[0]!.n;
-      if (rows >= expected) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const rows = await until(
+      async () => (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')).rows[0]!.n,
+      (n) => n >= expected,
+      180_000,
+      250,
+    );
     expect(rows).toBe(expected);
     for (const s of sessions) {
       const { rows: history } = await db.query<{ role: string; content: string }>(

@@ -20,14 +20,13 @@ async function sendAll(
   await Promise.all(
     tokens.map(async (token) => {
       for (let n = 0; n < messages; n++) {
-        for (let tries = 0; ; tries++) {
-          const res = await api
-            .chat(token, `m${n}`, { message_id: `m${n}` }, '?wait=false')
-            .catch(() => undefined);
-          if (res?.status === 202) break;
-          if (tries > 100) throw new Error(`message m${n} not accepted: ${res?.status} ${res?.text}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        // Resent, as a platform would, until it is accepted (a worker may be restarting).
+        await until(
+          () => api.chat(token, `m${n}`, { message_id: `m${n}` }, '?wait=false').catch(() => undefined),
+          (res) => res?.status === 202,
+          15_000,
+          100,
+        );
         onProgress?.(++sent);
       }
     }),
@@ -35,13 +34,10 @@ async function sendAll(
 }
 
 async function waitForRows(db: pg.Client, expected: number, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM messages`);
-    const n = rows[0]!.n;
-    if (n >= expected || Date.now() > deadline) return n;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const count = async () =>
+    (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM messages`)).rows[0]!.n;
+  // On a timeout the count so far, for the caller's assertion to show.
+  return until(count, (n) => n >= expected, timeoutMs, 250).catch(count);
 }
 
 /** Every session: greeting, then each message followed by exactly its one reply, in send order. */

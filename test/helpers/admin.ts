@@ -1,4 +1,5 @@
 import type { Db } from '../../src/store/db.ts';
+import { until } from './until.ts';
 
 /** An HTTP client for the operator API, with or without the admin token. */
 export function adminClient(baseUrl: string, token: string | undefined) {
@@ -29,12 +30,10 @@ export async function eventually<T>(
   what: string,
   timeoutMs = 10_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    return (await until(check, (value) => value !== undefined && value !== false, timeoutMs, 50)) as T;
+  } catch {
+    throw new Error(`timed out waiting for ${what}`);
   }
 }
 

@@ -1,3 +1,5 @@
+import { until } from './until.ts';
+
 /** An HTTP client for the agent API: bearer token, or a cookie jar of one signed-in browser. */
 export function agentClient(baseUrl: string, auth: { token?: string } = {}) {
   let cookie: string | undefined;
@@ -112,15 +114,16 @@ export async function followEvents(baseUrl: string, token: string, lastEventId?:
     events,
     headers: res.headers,
     async waitFor(match: (e: SseEvent) => boolean, timeoutMs = 15_000): Promise<SseEvent> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = events.find(match);
-        if (found) return found;
-        if (Date.now() > deadline)
-          throw new Error(
-            `no such event; got ${JSON.stringify(events.map((e) => [e.event, e.data?.session_id]))}`,
-          );
-        await new Promise((r) => setTimeout(r, 25));
+      try {
+        return (await until(
+          () => events.find(match),
+          (found) => found !== undefined,
+          timeoutMs,
+        )) as SseEvent;
+      } catch {
+        throw new Error(
+          `no such event; got ${JSON.stringify(events.map((e) => [e.event, e.data?.session_id]))}`,
+        );
       }
     },
     async close() {

@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
+import { until } from './until.ts';
 
 const DOVECOT = '/usr/sbin/dovecot';
 const START_TIMEOUT_MS = 20_000;
@@ -172,14 +173,17 @@ service anvil {
     child.stderr?.on('data', (d: Buffer) => output.push(d.toString()));
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!(await this.greets())) {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        const log = await fs.readFile(this.logFile, 'utf8').catch(() => '');
-        await this.stop();
-        throw new Error(`dovecot did not start on port ${this.port}:\n${output.join('')}\n${log}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
+    // Until it greets, or its master exits (then it never will).
+    const state = await until(
+      async () => ((await this.greets()) ? 'greets' : child.exitCode !== null ? 'exited' : 'starting'),
+      (s) => s !== 'starting',
+      START_TIMEOUT_MS,
+      100,
+    ).catch(() => 'timed out');
+    if (state !== 'greets') {
+      const log = await fs.readFile(this.logFile, 'utf8').catch(() => '');
+      await this.stop();
+      throw new Error(`dovecot did not start on port ${this.port} (${state}):\n${output.join('')}\n${log}`);
     }
   }
 
@@ -198,14 +202,23 @@ service anvil {
       await this.exited;
       clearTimeout(timer);
       for (const pid of family) signal(pid, 'SIGTERM');
-      const deadline = Date.now() + STOP_TIMEOUT_MS;
-      while (family.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Those still running when the time is up are killed.
+      await until(
+        () => family.some(alive),
+        (any) => !any,
+        STOP_TIMEOUT_MS,
+        50,
+      ).catch(() => undefined);
       for (const pid of family.filter(alive)) signal(pid, 'SIGKILL');
     }
     this.child = undefined;
     // The master is gone; wait for the port to be free again before anyone starts it anew.
-    const deadline = Date.now() + STOP_TIMEOUT_MS;
-    while ((await this.greets()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await until(
+      () => this.greets(),
+      (greets) => !greets,
+      STOP_TIMEOUT_MS,
+      100,
+    ).catch(() => undefined);
   }
 
   private greets(): Promise<boolean> {

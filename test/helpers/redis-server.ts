@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { until } from './until.ts';
 
 /**
  * A Redis server of the test's own, on its own port and directory, with the append-only file
@@ -36,25 +37,28 @@ export class TestRedisServer {
       ],
       { stdio: 'ignore' },
     );
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const probe = new Redis(this.url, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        await probe.ping();
-        return;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      } finally {
-        probe.disconnect();
-      }
-    }
+    await until(
+      async () => {
+        const probe = new Redis(this.url, {
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+        });
+        probe.on('error', () => undefined);
+        try {
+          await probe.connect();
+          await probe.ping();
+          return 'answers';
+        } catch (err) {
+          return (err as Error).message;
+        } finally {
+          probe.disconnect();
+        }
+      },
+      (state) => state === 'answers',
+      10_000,
+      100,
+    );
   }
 
   /** SIGTERM: Redis finishes its append-only file and exits. */

@@ -1,5 +1,6 @@
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
+import { until } from './until.ts';
 
 export interface ReceivedMail {
   /** The SMTP envelope: MAIL FROM and RCPT TO, as the server saw them. */
@@ -77,17 +78,20 @@ export class SmtpSink {
 
   /** Waits until `count` mails have reached `address`; throws with what arrived when the deadline passes. */
   async waitFor(address: string, count = 1, timeoutMs = 30_000): Promise<ReceivedMail[]> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.to(address).length < count) {
-      if (Date.now() > deadline)
-        throw new Error(
-          `expected ${count} mail(s) to ${address}, got ${this.to(address).length}; all recipients: ${this.received
-            .flatMap((m) => m.rcptTo)
-            .join(', ')}`,
-        );
-      await new Promise((r) => setTimeout(r, 50));
+    try {
+      return await until(
+        () => this.to(address),
+        (mails) => mails.length >= count,
+        timeoutMs,
+        50,
+      );
+    } catch {
+      throw new Error(
+        `expected ${count} mail(s) to ${address}, got ${this.to(address).length}; all recipients: ${this.received
+          .flatMap((m) => m.rcptTo)
+          .join(', ')}`,
+      );
     }
-    return this.to(address);
   }
 
   async stop(): Promise<void> {

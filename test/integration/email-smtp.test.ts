@@ -12,6 +12,7 @@ import type { SessionRecord } from '../../src/store/records.ts';
 import { openTestDb, silentLogger } from '../helpers/database.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
+import { until } from '../helpers/until.ts';
 
 function replyTo(n: number, address = 'alice@example.org'): EmailReplyTo {
   return {
@@ -214,8 +215,12 @@ describe('SMTP sender against a real SMTP server', () => {
     try {
       // One mail on its way while the adapter stops, one sent after.
       const inFlight = send(7, 'during@example.org');
-      const deadline = Date.now() + 10_000;
-      while (smtp.receiving === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await until(
+        () => smtp.receiving,
+        (n) => n > 0,
+        10_000,
+        10,
+      );
       await adapter.stop!();
       await inFlight;
       await send(8, 'after@example.org');

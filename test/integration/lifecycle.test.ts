@@ -15,9 +15,10 @@ import { until } from '../helpers/until.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/lifecycle');
-/** The `returning` bot idles out after 3 s (bot.json); waiting a little longer idles a session. */
+/** The `returning` bot idles out after 3 s (bot.json). */
 const IDLE_MS = 3_000;
-const idle = () => new Promise((r) => setTimeout(r, IDLE_MS + 400));
+/** The `handover` bot idles out after 1.2 s. */
+const HANDOVER_IDLE_MS = 1_200;
 const DAY_MS = 86_400_000;
 
 /** An anonymous session of the `returning` bot, last active ten days ago: past its retention. */
@@ -53,6 +54,23 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
   let running: RunningHub;
   const q = <T = Record<string, unknown>>(sql: string, params: unknown[] = []) =>
     running.hub.db.query<T>(sql, params).then((r) => r.rows);
+  /**
+   * Waits until the session has been idle longer than its timeout, by its own last activity as
+   * the hub recorded it (not by a guess from when the test saw the reply).
+   */
+  const idle = (sessionId: string, idleMs = IDLE_MS) =>
+    until(
+      async () =>
+        (
+          await q<{ ms: number }>(
+            'SELECT extract(epoch FROM clock_timestamp() - last_activity_at)::float8 * 1000 AS ms FROM sessions WHERE id = $1',
+            [sessionId],
+          )
+        )[0]?.ms ?? 0,
+      (ms) => ms > idleMs + 200,
+      30_000,
+      100,
+    );
 
   beforeAll(async () => {
     running = await startTestHub(
@@ -108,7 +126,7 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
     );
     const [beforeIdle] = await sessionsOf('whatsapp', phone);
 
-    await idle();
+    await idle(first!.id);
     await send('hi again');
     const sessions = await until(
       () => sessionsOf('whatsapp', phone),
@@ -168,7 +186,7 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
       () => texts(session!.id),
       (t) => t.length === 2,
     );
-    await idle();
+    await idle(session!.id);
     await send(2);
     await until(
       () => texts(session!.id, 'user'),
@@ -183,7 +201,7 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
     const first = await api.chat(opened.token, 'my name is Bo');
     expect(first.json.replies.map((r: { text: string }) => r.text)).toEqual(['Noted']);
 
-    await idle();
+    await idle(opened.session_id);
     const second = await api.chat(opened.token, 'hello');
     expect(second.status).toBe(200);
     expect(second.json.replies.map((r: { text: string }) => r.text)).toEqual(['You said hello']);
@@ -210,8 +228,7 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
     const opened = await api.createSession('handover');
     await api.chat(opened.token, 'shoes');
     await api.chat(opened.token, 'size 42');
-    // `handover` idles out after 1.2 s.
-    await new Promise((r) => setTimeout(r, 1_600));
+    await idle(opened.session_id, HANDOVER_IDLE_MS);
     const after = await api.chat(opened.token, 'back again');
     expect(after.status).toBe(200);
     const current = (await api.call('GET', '/api/session', { token: opened.token })).json
@@ -236,7 +253,7 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
     const api = apiClient(running.url);
     const opened = await api.createSession('returning');
     await api.chat(opened.token, 'first');
-    await idle();
+    await idle(opened.session_id);
     const [a, b] = await Promise.all([
       api.chat(opened.token, 'racer one', {}, '?wait=false'),
       api.chat(opened.token, 'racer two', {}, '?wait=false'),
@@ -269,7 +286,7 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
     tab.send({ type: 'hello', token: welcome.token, lastSeq: 0 });
     expect((await tab.nextOfType('welcome')).sessionId).toBe(welcome.sessionId);
 
-    await idle();
+    await idle(welcome.sessionId);
     socket.send({ type: 'message', id: randomUUID(), text: 'hello' });
     const renewed = await socket.nextOfType('welcome');
     expect(renewed.sessionId).not.toBe(welcome.sessionId);

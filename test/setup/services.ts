@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { until } from '../helpers/until.ts';
 
 /**
  * Where the tests find PostgreSQL and Redis. Tests only ever create (and drop) databases named
@@ -33,7 +34,6 @@ export function debianRequirements(): DebianRequirement[] {
     });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const isLoopback = (host: string) => ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host);
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
@@ -74,12 +74,16 @@ async function redisAnswers(): Promise<string | undefined> {
 }
 
 async function waitFor(check: () => Promise<string | undefined>, ms: number): Promise<string | undefined> {
-  const deadline = Date.now() + ms;
-  let last = await check();
-  while (last && Date.now() < deadline) {
-    await sleep(250);
-    last = await check();
-  }
+  let last: string | undefined;
+  await until(
+    async () => {
+      last = await check();
+      return last;
+    },
+    (problem) => problem === undefined,
+    ms,
+    250,
+  ).catch(() => undefined);
   return last;
 }
 

@@ -136,15 +136,24 @@ describe('LLM client against an OpenAI-compatible server', () => {
   });
 
   it('times out a server that does not answer, and retries it', async () => {
+    // The server answers only once the test is done with it: never within the client's timeout.
+    let answer = () => {};
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
     fake.handle(async () => {
-      await new Promise((r) => setTimeout(r, 1_000));
+      await answered;
       return { text: 'too late' };
     });
-    const err = await client({ timeoutMs: 100, maxRetries: 1 })
-      .complete({ messages: ask })
-      .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(LlmTimeoutError);
-    expect(fake.requests).toHaveLength(2);
+    try {
+      const err = await client({ timeoutMs: 100, maxRetries: 1 })
+        .complete({ messages: ask })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(LlmTimeoutError);
+      expect(fake.requests).toHaveLength(2);
+    } finally {
+      answer();
+    }
   });
 
   it('says so when nothing listens, and when the answer is not a completion', async () => {
