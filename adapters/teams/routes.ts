@@ -2,6 +2,7 @@ import type { Activity, CloudAdapter, ConfigurationBotFrameworkAuthentication } 
 import type { Hono } from 'hono';
 import { Counter } from 'prom-client';
 import { ApiError } from '../../src/http/errors.ts';
+import { parseJson } from '../../src/json.ts';
 import type { AcceptResult, AdapterHost } from '../../src/ports.ts';
 import { verifyRequest } from './auth.ts';
 import { activityToEnvelope } from './inbound/envelope.ts';
@@ -57,7 +58,7 @@ export function mountMessages(app: Hono, deps: MessagesRouteDeps): void {
   app.post(MESSAGES_PATH, async (c) => {
     let parsed: ParsedActivity;
     try {
-      parsed = parseActivity(JSON.parse(await c.req.text()));
+      parsed = parseActivity(parseJson(await c.req.text()));
     } catch (err) {
       const notJson = err instanceof SyntaxError;
       if (!notJson && !(err instanceof NotAnActivityError)) throw err;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { SignInRefusal } from '../../src/auth/sign-in-service.ts';
 import { formatIssues } from '../../src/config/env-parsing.ts';
 import { BotNameSchema } from '../../src/envelope.ts';
+import { parseJson } from '../../src/json.ts';
 import { invalidTextPaths } from '../../src/text.ts';
 
 /**
@@ -170,7 +171,7 @@ export type FrameProblem = {
 export function parseClientFrame(raw: string): { frame: ClientFrame } | FrameProblem {
   let json: unknown;
   try {
-    json = JSON.parse(raw);
+    json = parseJson(raw);
   } catch {
     return { error: 'a frame is one JSON object', code: 'bad_frame' };
   }

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
+import { JsonTooDeepError, parseJson } from '../json.ts';
 import { invalidTextPaths } from '../text.ts';
 
 /** 400 `invalid_text`: these fields hold a NUL or a lone surrogate. */
@@ -44,8 +45,9 @@ export async function readJson<S extends z.ZodType>(
   let raw: unknown = {};
   if (text.trim() !== '' || !options.allowEmpty) {
     try {
-      raw = JSON.parse(text);
-    } catch {
+      raw = parseJson(text);
+    } catch (err) {
+      if (err instanceof JsonTooDeepError) throw new ApiError(400, 'invalid_json', err.message);
       throw new ApiError(400, 'invalid_json', 'the request body is not valid JSON');
     }
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Attachment } from '../../../src/envelope.ts';
+import { parseJson } from '../../../src/json.ts';
 
 /** The body is not a request of the Events API or of interactivity at all. */
 export class NotASlackRequestError extends Error {
@@ -195,7 +196,7 @@ export function parseInteraction(rawForm: string): ParsedInteraction {
   if (payload === null) throw new NotASlackRequestError('the body has no payload field');
   let json: unknown;
   try {
-    json = JSON.parse(payload);
+    json = parseJson(payload);
   } catch {
     throw new NotASlackRequestError('the payload field is not JSON');
   }

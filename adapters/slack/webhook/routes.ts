@@ -2,6 +2,7 @@ import type { Context, Hono } from 'hono';
 import { Counter } from 'prom-client';
 import type { EnvelopeInput } from '../../../src/envelope.ts';
 import { ApiError } from '../../../src/http/errors.ts';
+import { parseJson } from '../../../src/json.ts';
 import type { AcceptResult, AdapterHost } from '../../../src/ports.ts';
 import type { SlackConfig } from '../config.ts';
 import type { UserNames } from '../user-names.ts';
@@ -103,7 +104,7 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
     const raw = await verified(c, 'events');
     let parsed: ParsedEventRequest;
     try {
-      parsed = parseEventRequest(JSON.parse(raw));
+      parsed = parseEventRequest(parseJson(raw));
     } catch (err) {
       requests.inc({ route: 'events', outcome: 'invalid' });
       if (err instanceof NotASlackRequestError) throw new ApiError(400, 'invalid_request', err.message);

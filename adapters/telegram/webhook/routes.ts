@@ -1,6 +1,7 @@
 import type { Hono } from 'hono';
 import { Counter } from 'prom-client';
 import { ApiError } from '../../../src/http/errors.ts';
+import { parseJson } from '../../../src/json.ts';
 import type { AdapterHost } from '../../../src/ports.ts';
 import type { BotApi } from '../bot-api.ts';
 import type { TelegramConfig } from '../config.ts';
@@ -40,7 +41,7 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): void {
     }
     let update: ParsedUpdate;
     try {
-      update = parseUpdate(await c.req.json());
+      update = parseUpdate(parseJson(await c.req.text()));
     } catch (err) {
       webhooks.inc({ outcome: 'invalid' });
       if (err instanceof NotATelegramUpdateError) throw new ApiError(400, 'invalid_request', err.message);

@@ -2,6 +2,7 @@ import type { Hono } from 'hono';
 import { Counter } from 'prom-client';
 import type { EnvelopeInput } from '../../../src/envelope.ts';
 import { ApiError } from '../../../src/http/errors.ts';
+import { parseJson } from '../../../src/json.ts';
 import type { AdapterHost } from '../../../src/ports.ts';
 import type { CloudConfig } from '../config.ts';
 import { cloudMessageToEnvelope } from './envelope.ts';
@@ -69,7 +70,7 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
     }
     let parsed: ParsedWebhook;
     try {
-      parsed = parseWebhook(JSON.parse(Buffer.from(raw).toString('utf8')));
+      parsed = parseWebhook(parseJson(Buffer.from(raw).toString('utf8')));
     } catch (err) {
       webhooks.inc({ outcome: 'invalid' });
       if (err instanceof SyntaxError)
