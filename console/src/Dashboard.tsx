@@ -57,8 +57,9 @@ function queryOf(f: Filters): string {
     p.set('from', `${f.from}T00:00:00Z`);
     p.set('to', new Date(Date.parse(`${f.to}T00:00:00Z`) + DAY_MS).toISOString());
   } else {
+    // Whole days (UTC), so that the query stays the same between refreshes of one day.
     p.set('bucket', 'day');
-    p.set('from', new Date(now - (f.range === '7d' ? 6 : 29) * DAY_MS).toISOString());
+    p.set('from', `${day(now - (f.range === '7d' ? 6 : 29) * DAY_MS)}T00:00:00Z`);
   }
   if (f.bot) p.set('bot', f.bot);
   return p.toString();
@@ -213,7 +214,11 @@ export function Dashboard() {
       <form class="filters" aria-label="Dashboard filters" onSubmit={(e) => e.preventDefault()}>
         <label>
           Range{' '}
-          <select value={filters.range} onChange={(e) => set({ range: e.currentTarget.value as Range })}>
+          <select
+            aria-label="Range"
+            value={filters.range}
+            onChange={(e) => set({ range: e.currentTarget.value as Range })}
+          >
             <option value="24h">Last 24 hours, by hour</option>
             <option value="7d">Last 7 days, by day</option>
             <option value="30d">Last 30 days, by day</option>
@@ -236,6 +241,7 @@ export function Dashboard() {
             <label>
               By{' '}
               <select
+                aria-label="By"
                 value={filters.bucket}
                 onChange={(e) => set({ bucket: e.currentTarget.value as 'hour' | 'day' })}
               >
@@ -247,7 +253,7 @@ export function Dashboard() {
         )}
         <label>
           Bot{' '}
-          <select value={filters.bot} onChange={(e) => set({ bot: e.currentTarget.value })}>
+          <select aria-label="Bot" value={filters.bot} onChange={(e) => set({ bot: e.currentTarget.value })}>
             <option value="">All bots</option>
             {bots.map((b) => (
               <option value={b}>{b}</option>

@@ -1,0 +1,273 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAdapters } from '../../adapters/index.ts';
+import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
+import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { createAgentVia } from '../helpers/agents.ts';
+import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { silentLogger } from '../helpers/database.ts';
+import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { apiClient, type RunningHub, startTestHub, testConfig } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
+
+const ADMIN_TOKEN = 'dashboard-e2e-admin-token-0123456789abcdef';
+const ACCESS_TOKEN = 'EAAG-dashboard-test';
+const APP_SECRET = 'dashboard-test-app-secret';
+const BUSINESS_NUMBER = '106540352242999';
+const PERSON_PHONE = '16505559876';
+/** Set to a folder to write README's screenshots of the dashboard while the test runs. */
+const SCREENSHOTS = process.env.SCREENSHOTS_DIR;
+
+const SUE = { name: 'Sue Pervisor', email: 'sue@shop.test', password: 'supervisor passphrase here' };
+const AL = { name: 'Al Agent', email: 'al@shop.test', password: 'plain agent passphrase' };
+
+/**
+ * The operator dashboard in Debian's chromium: conversations on two channels (the REST API and
+ * WhatsApp Cloud) drawn as charts whose numbers are the database's, filters, CSV, live refresh,
+ * transcript search, inspection of a waiting HEAR, the audit log, and a plain agent refused.
+ */
+describe('operator dashboard in a real browser', () => {
+  let graph: GraphApi;
+  let running: RunningHub;
+  let browser: TestBrowser;
+  let page: Page;
+  let api: ReturnType<typeof apiClient>;
+  let whatsAppSession = '';
+
+  const shot = async (name: string) => {
+    if (!SCREENSHOTS) return;
+    await fs.mkdir(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SCREENSHOTS, name), fullPage: true });
+  };
+
+  const postWhatsApp = async (text: string, id: string) => {
+    const payload = doc.variant(doc.textMessage, {
+      from: PERSON_PHONE,
+      suffix: id,
+      timestamp: new Date(),
+      phoneNumberId: BUSINESS_NUMBER,
+    }) as any;
+    payload.entry[0].changes[0].value.messages[0].text.body = text;
+    const raw = JSON.stringify(payload);
+    const res = await fetch(`${running.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
+      },
+      body: raw,
+    });
+    expect(res.status).toBe(200);
+  };
+
+  const count = async (sql: string, params: unknown[] = []) =>
+    Number((await running.hub.db.query<{ n: string }>(sql, params)).rows[0]!.n);
+  const messagesIn = (channel: string, roles: string[]) =>
+    count(
+      `SELECT count(*) AS n FROM messages m JOIN sessions s ON s.id = m.session_id
+       WHERE s.channel = $1 AND m.role = ANY($2::text[])`,
+      [channel, roles],
+    );
+
+  const signIn = async (who: { email: string; password: string }) => {
+    await page.goto(`${running.url}/console`);
+    await page.getByLabel('Email').fill(who.email);
+    await page.getByLabel('Password').fill(who.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor({ timeout: 20_000 });
+  };
+  /** Waits until the element's text passes `check` (a string: equals it), and returns the text. */
+  const textOf = (loc: Locator, check: string | RegExp, timeoutMs = 20_000) =>
+    until(
+      () =>
+        loc
+          .first()
+          .textContent({ timeout: 1_000 })
+          .catch(() => null),
+      (t) => t !== null && (typeof check === 'string' ? t === check : check.test(t)),
+      timeoutMs,
+    );
+  const total = (metric: string, series: string) =>
+    page.locator(`figure[data-metric="${metric}"] li[data-series="${series}"] .total`);
+
+  beforeAll(async () => {
+    graph = await startGraphApi(ACCESS_TOKEN);
+    const env = {
+      WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
+      WHATSAPP_APP_SECRET: APP_SECRET,
+      WHATSAPP_VERIFY_TOKEN: 'dashboard-test-verify',
+      WHATSAPP_GRAPH_URL: graph.url,
+      WHATSAPP_NUMBERS: `${BUSINESS_NUMBER}:default`,
+    };
+    running = await startTestHub(
+      { adminToken: ADMIN_TOKEN },
+      { adapters: await loadAdapters(testConfig({ adminToken: ADMIN_TOKEN }), env, silentLogger) },
+    );
+    await createAgentVia(running.url, ADMIN_TOKEN, { ...SUE, role: 'supervisor', bots: ['*'] });
+    await createAgentVia(running.url, ADMIN_TOKEN, { ...AL, role: 'agent', bots: ['*'] });
+    api = apiClient(running.url);
+
+    // Two people on the REST API, one on WhatsApp who starts the sign-up form (HEAR waits).
+    for (const text of ['do you sell marmalade jars?', 'thanks']) {
+      const s = await api.createSession();
+      expect((await api.chat(s.token, text)).status).toBe(200);
+    }
+    await postWhatsApp('hello from my phone', 'a1');
+    await postWhatsApp('sign up', 'a2');
+    await until(
+      () => count(`SELECT count(*) AS n FROM messages WHERE role = 'user' AND envelope_id LIKE 'whatsapp:%'`),
+      (n) => n === 2,
+    );
+    const { rows } = await running.hub.db.query<{ id: string }>(
+      `SELECT id FROM sessions WHERE channel = 'whatsapp'`,
+    );
+    whatsAppSession = rows[0]!.id;
+    // The form's question was answered into the session's state: HEAR waits.
+    await until(
+      () =>
+        running.hub.db.query(`SELECT 1 FROM session_state WHERE session_id = $1 AND dialog IS NOT NULL`, [
+          whatsAppSession,
+        ]),
+      (r) => r.rows.length === 1,
+    );
+
+    browser = await launchChromium();
+    page = await browser.context.newPage();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await running?.stop();
+    await graph?.close();
+  });
+
+  it('refuses an agent without the supervisor or admin role (403), and shows them no dashboard', async () => {
+    await signIn(AL);
+    expect(await page.getByRole('link', { name: 'Dashboard' }).count()).toBe(0);
+    const status = await page.evaluate(async () => (await fetch('/api/admin/analytics/messages')).status);
+    expect(status).toBe(403);
+    await page.goto(`${running.url}/console/dashboard`);
+    await page.getByRole('alert').filter({ hasText: 'This page is for supervisors and admins.' }).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Email').waitFor();
+  });
+
+  it('draws charts from the conversations on two channels, with the numbers the database has', async () => {
+    await signIn(SUE);
+    await page.getByRole('link', { name: 'Dashboard' }).click();
+    await page.waitForURL('**/console/dashboard');
+    const expected: [string, number][] = [
+      ['api in', await messagesIn('api', ['user'])],
+      ['api out', await messagesIn('api', ['assistant', 'agent'])],
+      ['whatsapp in', await messagesIn('whatsapp', ['user'])],
+      ['whatsapp out', await messagesIn('whatsapp', ['assistant', 'agent'])],
+    ];
+    expect(expected[0]![1]).toBe(2);
+    expect(expected[2]![1]).toBe(2);
+    for (const [series, n] of expected) await textOf(total('messages', series), String(n));
+    await textOf(
+      total('sessions', 'new'),
+      String(await count('SELECT count(*) AS n FROM sessions WHERE parent_id IS NULL')),
+    );
+    // Every chart with data is drawn (uPlot's canvas).
+    for (const metric of ['messages', 'sessions', 'response-time']) {
+      await page.locator(`figure[data-metric="${metric}"] canvas`).first().waitFor();
+    }
+    await shot('dashboard.png');
+  });
+
+  it('changes the charts with the bot and range filters', async () => {
+    await page.getByLabel('Bot', { exact: true }).selectOption('support');
+    await page.locator('figure[data-metric="messages"]').getByText('Nothing in this range.').waitFor();
+    await page.getByLabel('Bot', { exact: true }).selectOption('default');
+    await textOf(total('messages', 'api in'), '2');
+    await page.getByLabel('Range', { exact: true }).selectOption('7d');
+    await until(
+      () => page.locator('figure[data-metric="messages"] a.csv').getAttribute('href'),
+      (href) => /bucket=day/.test(href ?? ''),
+    );
+    await textOf(total('messages', 'whatsapp in'), '2');
+    await page.getByLabel('Range', { exact: true }).selectOption('24h');
+    await page.getByLabel('Bot', { exact: true }).selectOption('');
+  });
+
+  it('downloads each chart as CSV, with the same numbers', async () => {
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('figure[data-metric="messages"] a.csv').click(),
+    ]);
+    expect(download.suggestedFilename()).toBe('messages-hour.csv');
+    const csv = await fs.readFile((await download.path())!, 'utf8');
+    const [header, ...rows] = csv.trim().split('\r\n');
+    expect(header).toBe('t,api in,api out,whatsapp in,whatsapp out');
+    expect(rows).toHaveLength(24);
+    const sums = [1, 2, 3, 4].map((col) => rows.reduce((s, r) => s + Number(r.split(',')[col]), 0));
+    expect(sums).toEqual([
+      await messagesIn('api', ['user']),
+      await messagesIn('api', ['assistant', 'agent']),
+      await messagesIn('whatsapp', ['user']),
+      await messagesIn('whatsapp', ['assistant', 'agent']),
+    ]);
+  });
+
+  it('refreshes live: a new message shows up without a reload', async () => {
+    const s = await api.createSession();
+    expect((await api.chat(s.token, 'one more')).status).toBe(200);
+    await textOf(total('messages', 'api in'), '3');
+  });
+
+  it('finds a message by a word, and opens its conversation', async () => {
+    await page.getByRole('link', { name: 'Transcripts' }).click();
+    await page.getByLabel('Words').fill('marmalade');
+    await page.getByRole('button', { name: 'Search' }).click();
+    const results = page.getByRole('list', { name: 'Search results' });
+    await results.locator('mark', { hasText: 'marmalade' }).first().waitFor();
+    await results.getByRole('link').filter({ hasText: 'user' }).first().click();
+    await page
+      .getByRole('list', { name: 'Transcript' })
+      .getByText('do you sell marmalade jars?', { exact: true })
+      .waitFor();
+  });
+
+  it('inspects a session: the HEAR it waits at, its variables and events; exports its transcript', async () => {
+    await page.goto(`${running.url}/console/transcripts/${whatsAppSession}`);
+    await page
+      .getByRole('list', { name: 'Transcript' })
+      .getByText('hello from my phone', { exact: true })
+      .waitFor();
+    await page.getByRole('button', { name: 'Inspect' }).click();
+    await textOf(page.locator('.dialog-position'), /Waiting at signup\.bas line 6: HEAR name AS NAME/);
+    await page.getByRole('region', { name: 'Inspection' }).getByText('session.start').first().waitFor();
+    await shot('dashboard-inspection.png');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Export text' }).click(),
+    ]);
+    const text = await fs.readFile((await download.path())!, 'utf8');
+    expect(text).toContain('user: hello from my phone');
+  });
+
+  it('lists those reads in the audit log, with who, what, when and from where', async () => {
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByLabel('Session id').fill(whatsAppSession);
+    await page.getByRole('button', { name: 'Show' }).click();
+    const table = page.getByRole('table');
+    for (const what of ['transcript.read', 'session.inspect', 'transcript.export (text)'])
+      await table
+        .getByRole('row')
+        .filter({ hasText: what })
+        .filter({ hasText: 'Sue Pervisor' })
+        .first()
+        .waitFor();
+    await textOf(table.getByRole('row').filter({ hasText: 'session.inspect' }), /console/);
+    const { rows } = await running.hub.db.query<{ action: string; via: string; ip: string }>(
+      'SELECT action, via, ip FROM transcript_reads WHERE session_id = $1 ORDER BY id',
+      [whatsAppSession],
+    );
+    expect(rows.map((r) => r.action)).toEqual(['transcript.read', 'session.inspect', 'transcript.export']);
+    expect(rows.every((r) => r.via === 'console' && r.ip)).toBe(true);
+    await shot('dashboard-audit.png');
+  });
+});
