@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-// Bundles the agent console (console/src, Preact) into dist/console/: run by `npm ci` (prepare),
-// before `npm start` and before `npm test`, so the hub never bundles at run time and never serves
-// a stale console. esbuild takes well under a second; an unchanged source is rebuilt anyway, which
-// is cheaper than deciding whether it changed.
+// Bundles the agent console (console/src, Preact) into dist/console/: run by scripts/build.js when
+// a console source is newer than the bundle (`npm ci`, `npm start`, `npm test`), so the hub never
+// bundles at run time and never serves a stale console.
 import { build } from 'esbuild';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -14,6 +14,7 @@ import {
   SessionSettingsSchema,
 } from '../lifecycle/rules.ts';
 import { LlmSettingsSchema } from '../llm/settings.ts';
+import { RUNNING_BUILD } from '../package-root.ts';
 import { WebhooksSettingsSchema } from '../webhooks/settings.ts';
 import { loadSessionTemplates, type SessionTemplate } from './session-templates.ts';
 
@@ -22,6 +23,18 @@ export const BOTS_DIR = 'bots';
 const DEFAULT_RULES: RuleDefaults = { anonymousSessionDays: 7, rateLimitPerMinute: 60 };
 export const SETTINGS_FILE = 'bot.json';
 const HANDLER_FILES = ['handler.ts', 'handler.js'];
+
+/**
+ * A bot's handler module. The build runs as plain JavaScript, with no TypeScript loader: a
+ * `handler.ts` is then imported through tsx's `tsImport`, for that file and what it imports only
+ * (tsx is loaded only by a hub that has such a bot).
+ */
+async function importHandler(file: string): Promise<unknown> {
+  const url = pathToFileURL(file).href;
+  if (!file.endsWith('.ts') || !RUNNING_BUILD) return import(url);
+  const { tsImport } = await import('tsx/esm/api');
+  return tsImport(url, import.meta.url);
+}
 
 /** `config/bots/<name>/bot.json`. Every key is optional. */
 export const BotSettingsSchema = z
@@ -183,10 +196,12 @@ async function readHandler(
     const file = path.join(dir, name);
     if (!(await exists(file))) continue;
     if (hasScripts) throw new BotConfigError(`${dir}: holds both ${name} and .bas scripts; keep one`);
-    const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
-    if (!isHandler(mod.default))
+    const mod = (await importHandler(file)) as { default?: unknown };
+    // A handler.ts outside an ESM package is compiled as CommonJS: its default export is one level down.
+    const handler = isHandler(mod.default) ? mod.default : (mod.default as { default?: unknown })?.default;
+    if (!isHandler(handler))
       throw new BotConfigError(`${file}: the default export must be a bot handler with onMessage`);
-    return mod.default;
+    return handler;
   }
   if (hasScripts) return createDialogHandler({ library, settings, services });
   return settingsOnlyHandler(settings);

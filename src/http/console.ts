@@ -1,17 +1,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type Context, Hono } from 'hono';
+import { distPath } from '../package-root.ts';
 import { ApiError, errorResponse } from './errors.ts';
 
-/** Where `scripts/build-console.js` writes the bundled console. */
-export const CONSOLE_DIST = path.join(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  'dist',
-  'console',
-);
+/** Where the build (`scripts/build.js`) writes the bundled console. */
+export const CONSOLE_DIST = distPath('console');
 
 /**
  * The console's headers: its own scripts, styles and API only; never framed (it holds an agent's

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { distPath } from '../package-root.ts';
 import {
   type Db,
   INT8_OID,
@@ -113,25 +114,31 @@ async function pgliteVersion(): Promise<string> {
   }
 }
 
-/**
- * Where the build puts a freshly initialised data directory (a copy of initdb's output), next to
- * the compiled store module; from the sources, the build's copy.
- */
-export async function pgliteTemplateDirs(): Promise<string[]> {
-  const name = `pglite-template-${await pgliteVersion()}`;
-  return [
-    fileURLToPath(new URL(`./${name}`, import.meta.url)),
-    fileURLToPath(new URL(`../../dist/src/store/${name}`, import.meta.url)),
-  ];
+/** Where the build puts a freshly initialised data directory (a copy of initdb's output). */
+export async function pgliteTemplateDir(): Promise<string> {
+  return distPath(`pglite-template-${await pgliteVersion()}`);
 }
 
-/** Writes a new data directory's template to `dir` (the build runs this once per PGlite version). */
+/**
+ * Writes a new data directory's template to `dir`: initdb, then every migration (the build runs
+ * this once per PGlite version, and again when the migrations change).
+ */
 export async function writePgliteTemplate(dir: string): Promise<void> {
   const tmp = `${dir}.${process.pid}.tmp`;
   await fs.rm(tmp, { recursive: true, force: true });
   await fs.mkdir(path.dirname(dir), { recursive: true });
-  const db = await PGlite.create({ dataDir: tmp, startParams: startParams() });
-  await db.close();
+  const pglite = await PGlite.create({
+    dataDir: tmp,
+    parsers: { [INT8_OID]: parseInt8 },
+    startParams: startParams(),
+  });
+  const db = asDb(pglite, async () => undefined);
+  try {
+    const { migrate } = await import('./migrate.ts');
+    await migrate(db);
+  } finally {
+    await db.close();
+  }
   await fs.rm(path.join(tmp, 'postmaster.pid'), { force: true });
   await fs.rm(dir, { recursive: true, force: true });
   await fs.rename(tmp, dir);
@@ -169,15 +176,13 @@ async function initdbInChild(pgDir: string): Promise<void> {
  * initdb in this process), else initdb in a child process.
  */
 async function createDataDir(pgDir: string): Promise<void> {
-  for (const template of await pgliteTemplateDirs()) {
-    if (!existsSync(path.join(template, 'PG_VERSION'))) continue;
-    const tmp = `${pgDir}.${process.pid}.tmp`;
-    await fs.rm(tmp, { recursive: true, force: true });
-    await fs.cp(template, tmp, { recursive: true });
-    await fs.rename(tmp, pgDir);
-    return;
-  }
-  await initdbInChild(pgDir);
+  const template = await pgliteTemplateDir();
+  if (!existsSync(path.join(template, 'PG_VERSION'))) return initdbInChild(pgDir);
+  const tmp = `${pgDir}.${process.pid}.tmp`;
+  await fs.rm(tmp, { recursive: true, force: true });
+  // A copy-on-write clone where the file system can (btrfs, XFS), a plain copy elsewhere.
+  await fs.cp(template, tmp, { recursive: true, mode: fsConstants.COPYFILE_FICLONE });
+  await fs.rename(tmp, pgDir);
 }
 
 /** Opens the embedded PostgreSQL (PGlite) whose files live under `dataDir/pglite`. */
@@ -200,6 +205,10 @@ export async function openPglite(dataDir: string): Promise<Db> {
     await unlock();
     throw err;
   }
+  return asDb(pglite, unlock);
+}
+
+function asDb(pglite: PGlite, unlock: () => Promise<void>): Db {
   const queryable = wrap(pglite);
   return {
     kind: 'pglite',

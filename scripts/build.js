@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+// `npm run build` (also `prepare`, `prestart`, `pretest`, `prebench` and the tests' global setup):
+// everything the hub runs, in dist/, so that nothing is compiled or bundled at run time.
+//
+// 1. Every TypeScript file under src/ and adapters/ becomes dist/<same path>.js (esbuild, one
+//    file at a time, no bundling; relative imports of `.ts` files are rewritten to `.js`). The
+//    trees are walked whole: moving or adding a file needs no change here.
+// 2. Every other file there (SQL migrations, Lua scripts, …) is copied beside them.
+// 3. The web widget is bundled to dist/widget/widget.js, the agent console to dist/console/.
+// 4. The embedded database's template (a data directory after initdb and every migration) is made
+//    once per PGlite version, and again when a migration changes: dist/pglite-template-<version>/.
+//
+// Incremental: a file is compiled or copied only when its source is newer than its output, a
+// bundle is rebuilt only when one of its inputs is; outputs whose source is gone are removed. No
+// type checking here (`npm run typecheck`). Without esbuild (an install without dev
+// dependencies), an existing dist/ is used as it is.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const dist = path.join(root, 'dist');
+const TREES = ['src', 'adapters'];
+const quiet = process.argv.includes('--quiet');
+const say = (line) => quiet || process.stderr.write(`build: ${line}\n`);
+
+let esbuild;
+try {
+  esbuild = await import('esbuild');
+} catch {
+  if (fs.existsSync(path.join(dist, 'src', 'cli.js'))) {
+    say('esbuild is not installed (no dev dependencies): using dist/ as it is');
+    process.exit(0);
+  }
+  process.stderr.write(
+    'build: esbuild is not installed and there is no dist/: install with dev dependencies, or copy a built dist/ here\n',
+  );
+  process.exit(1);
+}
+
+const isSource = (file) => /\.tsx?$/.test(file) && !file.endsWith('.d.ts');
+const outputOf = (rel) => path.join(dist, isSource(rel) ? rel.replace(/\.tsx?$/, '.js') : rel);
+const mtime = (file) => {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return -1;
+  }
+};
+
+function walk(dir, rel = '') {
+  const files = [];
+  for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+    const child = path.join(rel, entry.name);
+    if (entry.isDirectory()) files.push(...walk(dir, child));
+    else if (entry.isFile()) files.push(child);
+  }
+  return files;
+}
+
+// 1 and 2: compile and copy what changed.
+const sources = TREES.flatMap((tree) => walk(root, tree));
+const stale = sources.filter((rel) => mtime(path.join(root, rel)) > mtime(outputOf(rel)));
+const toCompile = stale.filter(isSource);
+const toCopy = stale.filter((rel) => !isSource(rel));
+// `./x.ts`, `../y/z.tsx` in static imports, re-exports and import() calls.
+const RELATIVE_TS = /(\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(["'])(\.{1,2}\/[^"'\n]*?)\.tsx?\2/g;
+if (toCompile.length > 0) {
+  const result = await esbuild.build({
+    absWorkingDir: root,
+    entryPoints: toCompile,
+    outdir: dist,
+    outbase: root,
+    bundle: false,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'inline',
+    write: false,
+    logLevel: 'warning',
+  });
+  for (const file of result.outputFiles) {
+    fs.mkdirSync(path.dirname(file.path), { recursive: true });
+    fs.writeFileSync(file.path, file.text.replace(RELATIVE_TS, '$1$2$3.js$2'));
+  }
+}
+for (const rel of toCopy) {
+  fs.mkdirSync(path.dirname(outputOf(rel)), { recursive: true });
+  fs.copyFileSync(path.join(root, rel), outputOf(rel));
+}
+// Outputs whose source is gone (a file moved or deleted).
+const expected = new Set(sources.map(outputOf));
+let removed = 0;
+for (const tree of TREES) {
+  if (!fs.existsSync(path.join(dist, tree))) continue;
+  for (const rel of walk(dist, tree)) {
+    const file = path.join(dist, rel);
+    if (!expected.has(file)) {
+      fs.rmSync(file);
+      removed++;
+    }
+  }
+}
+if (stale.length + removed > 0)
+  say(`${toCompile.length} compiled, ${toCopy.length} copied, ${removed} removed`);
+
+/** True when `output` is older than any of `inputs` (files or directories, walked). */
+function outdated(output, inputs) {
+  const built = mtime(output);
+  if (built < 0) return true;
+  for (const input of inputs) {
+    const abs = path.join(root, input);
+    if (!fs.existsSync(abs)) continue;
+    const files = fs.statSync(abs).isDirectory() ? walk(abs).map((f) => path.join(abs, f)) : [abs];
+    if (files.some((f) => mtime(f) > built)) return true;
+  }
+  return false;
+}
+
+// 3. The widget, through the compiled module that knows how (adapters/web/bundle.ts).
+const widgetOut = path.join(dist, 'widget', 'widget.js');
+const bundleModule = path.join(dist, 'adapters', 'web', 'bundle.js');
+if (outdated(widgetOut, ['adapters/web', 'package-lock.json'])) {
+  const { bundleWidget } = await import(pathToFileURL(bundleModule).href);
+  fs.mkdirSync(path.dirname(widgetOut), { recursive: true });
+  fs.writeFileSync(widgetOut, await bundleWidget());
+  say('widget bundled');
+}
+
+const consoleOut = path.join(dist, 'console', 'app.js');
+if (outdated(consoleOut, ['console', 'scripts/build-console.js', 'package-lock.json'])) {
+  await import(pathToFileURL(path.join(root, 'scripts', 'build-console.js')).href);
+  say('console bundled');
+}
+
+// 4. The embedded database's template, through the compiled store module.
+const pglite = await import(pathToFileURL(path.join(dist, 'src', 'store', 'pglite.js')).href);
+const template = await pglite.pgliteTemplateDir();
+if (outdated(path.join(template, 'PG_VERSION'), ['src/store/migrations'])) {
+  say(`the embedded database's template (initdb and migrations): ${path.relative(root, template)}`);
+  await pglite.writePgliteTemplate(template);
+  // Templates of other PGlite versions are of no use any more.
+  for (const entry of fs.readdirSync(dist)) {
+    const abs = path.join(dist, entry);
+    if (entry.startsWith('pglite-template-') && abs !== template)
+      fs.rmSync(abs, { recursive: true, force: true });
+  }
+}
