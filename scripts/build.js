@@ -136,7 +136,14 @@ if (outdated(consoleOut, ['console', 'scripts/build-console.js', 'package-lock.j
 // 4. The embedded database's template, through the compiled store module.
 const pglite = await import(pathToFileURL(path.join(dist, 'src', 'store', 'pglite.js')).href);
 const template = await pglite.pgliteTemplateDir();
-if (outdated(path.join(template, 'PG_VERSION'), ['src/store/migrations'])) {
+// The core's migrations and each channel's own (adapters/<name>/migrations/).
+const migrationDirs = [
+  'src/store/migrations',
+  ...fs.readdirSync(path.join(root, 'adapters')).map((name) => path.join('adapters', name, 'migrations')),
+];
+if (outdated(path.join(template, 'PG_VERSION'), migrationDirs)) {
+  // Registers every channel, so that their migrations are in the template too.
+  await import(pathToFileURL(path.join(dist, 'adapters', 'index.js')).href);
   say(`the embedded database's template (initdb and migrations): ${path.relative(root, template)}`);
   await pglite.writePgliteTemplate(template);
   // Templates of other PGlite versions are of no use any more.
