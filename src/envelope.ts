@@ -32,6 +32,8 @@ export const AttachmentSchema = z.object({
   url: z.string().max(4000).optional(),
   /** A reference to bytes held elsewhere (a media id, a storage key), never the bytes. */
   ref: z.string().max(1000).optional(),
+  /** The file in the hub's file store (`src/files/`): what bots and channels read the bytes from. */
+  fileId: z.uuid().optional(),
   data: z.record(z.string(), z.unknown()).optional(),
 });
 export type Attachment = z.infer<typeof AttachmentSchema>;

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import type { SignIn } from './auth/sign-in-service.ts';
 import type { Bus } from './bus/bus.ts';
 import type { AdapterStore, HistoryReader, TokenSessions } from './channels/host-services.ts';
@@ -7,6 +7,7 @@ import type { BotRegistry } from './config/bots.ts';
 import type { HubConfig } from './config/env.ts';
 import type { ChannelSender } from './delivery/sender.ts';
 import type { Channel, EnvelopeInput } from './envelope.ts';
+import type { FileStore } from './files/store.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -45,6 +46,11 @@ export interface AdapterHost {
   history: HistoryReader;
   /** This adapter's own storage: a keyed store, and its own tables (`declaration.storage`). */
   store: AdapterStore;
+  /**
+   * The file store: what a person sends goes in (`put`, within the bot's `sessions.maxFileBytes`
+   * and `allowedFileTypes`), what a bot sends comes out (`stream`, `bytes`, `signedPath`).
+   */
+  files: FileStore;
   /** Shared by every process of the hub when Redis is configured; per session limit: `config.rateLimitPerMinute`. */
   rateLimiter: RateLimiter;
   /** The sign-in upgrade (gateways with AUTH_JWT_* or a bot's `auth` configured). */
@@ -69,6 +75,11 @@ export interface ChannelAdapter {
    * after `setup`.
    */
   routes?(): RouteGroup;
+  /**
+   * Gateway: a session token that a request carries other than as `Authorization: Bearer` (the
+   * web channel's own page: its HttpOnly cookie), for the hub's session routes (file uploads).
+   */
+  requestToken?(c: Context): string | undefined;
   /** Gateway: once the HTTP server listens (WebSocket upgrades). */
   attach?(server: Server): void;
   /**

@@ -3,6 +3,8 @@ import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { formatIssues } from '../../src/config/env-parsing.ts';
 import type { EnvelopeInput } from '../../src/envelope.ts';
+import { UnknownFileError, uploadedAttachments } from '../../src/files/attach.ts';
+import { clientAttachments, clientCards } from '../../src/files/client-view.ts';
 import { contextAddress } from '../../src/http/client-address.ts';
 import { ApiError, readJson } from '../../src/http/errors.ts';
 import { requireSession, type SessionEnv } from '../../src/http/session-auth.ts';
@@ -26,7 +28,7 @@ const MAX_MESSAGE_ID = 200;
 /** What the routes use of the host: services only, never the database. */
 export type SessionApiDeps = Pick<
   AdapterHost,
-  'config' | 'bots' | 'ingress' | 'bus' | 'logger' | 'sessions' | 'history'
+  'config' | 'bots' | 'ingress' | 'bus' | 'logger' | 'sessions' | 'history' | 'files'
 > & {
   /** Counts sessions opened per client address (SESSION_CREATE_PER_MINUTE). */
   rateLimiter: RateLimiter;
@@ -38,6 +40,8 @@ const ChatBody = z
     text: z.string({ error: 'text is required and must be a string' }),
     /** The client's id for this message: a resend with the same id is processed once. */
     message_id: z.string().min(1).max(MAX_MESSAGE_ID).optional(),
+    /** Files uploaded with `POST /api/session/files`; the text may then be empty. */
+    files: z.array(z.uuid()).max(10).optional(),
   })
   .strict();
 const HistoryQuery = z.object({
@@ -46,9 +50,16 @@ const HistoryQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(DEFAULT_PAGE),
 });
 
-export function toApiMessage(
-  m: Pick<MessageRecord, 'seq' | 'role' | 'content' | 'createdAt' | 'payload'> & Partial<MessageRecord>,
-) {
+type ApiRow = Pick<MessageRecord, 'seq' | 'role' | 'content' | 'createdAt' | 'payload'> &
+  Partial<MessageRecord>;
+
+/** A history row for API clients; `link` makes a file's signed link. */
+export function toApiMessage(m: ApiRow, link: (fileId: string) => string = (id) => `/api/files/${id}`) {
+  const attachments = clientAttachments(m.payload.attachments, link).map(({ fileId, ...a }) => ({
+    ...a,
+    ...(fileId ? { file_id: fileId } : {}),
+  }));
+  const cards = clientCards(m.payload.cards, link);
   return {
     seq: m.seq,
     role: m.role,
@@ -56,7 +67,8 @@ export function toApiMessage(
     created_at: m.createdAt,
     ...(m.deliveryStatus ? { delivery_status: m.deliveryStatus } : {}),
     ...(m.payload.suggestions ? { suggestions: m.payload.suggestions } : {}),
-    ...(m.payload.attachments ? { attachments: m.payload.attachments } : {}),
+    ...(attachments.length ? { attachments } : {}),
+    ...(cards.length ? { cards } : {}),
   };
 }
 
@@ -78,7 +90,8 @@ async function acceptOrRefuse(ingress: Ingress, envelope: EnvelopeInput) {
 
 /** The session API as a sub-app; its paths are absolute (`/api/session`, `/api/chat`). */
 export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
-  const { config, bots, ingress, bus, logger, rateLimiter, sessions, history } = deps;
+  const { config, bots, ingress, bus, logger, rateLimiter, sessions, history, files } = deps;
+  const toApi = (m: ApiRow) => toApiMessage(m, (id) => files.signedPath(id));
   const app = new Hono<SessionEnv>();
   const authenticated = requireSession(sessions);
 
@@ -149,7 +162,7 @@ export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
     const last = messages.at(-1);
     return c.json({
       session_id: session.id,
-      messages: messages.map(toApiMessage),
+      messages: messages.map(toApi),
       next_after: last ? last.seq : (after ?? 0),
     });
   });
@@ -160,8 +173,15 @@ export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
     if (bytes > config.maxTextBytes) {
       throw new ApiError(413, 'text_too_long', `text is ${bytes} bytes; the limit is ${config.maxTextBytes}`);
     }
-    if (body.text.trim() === '') throw new ApiError(400, 'empty_text', 'text must not be empty');
+    if (body.text.trim() === '' && !body.files?.length)
+      throw new ApiError(400, 'empty_text', 'text must not be empty');
     const session = await sessions.forMessage(c.var.session, c.var.sessionToken);
+    const attachments = await uploadedAttachments(files, body.files, c.var.session.id, session.id).catch(
+      (err: unknown) => {
+        if (err instanceof UnknownFileError) throw new ApiError(400, 'unknown_file', err.message);
+        throw err;
+      },
+    );
     const idempotencyKey = c.req.header('idempotency-key');
     if (idempotencyKey !== undefined && idempotencyKey.length > MAX_MESSAGE_ID)
       throw new ApiError(
@@ -182,6 +202,7 @@ export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
         bot: session.bot,
         from: { id: session.id },
         text: body.text,
+        attachments,
         meta: clientMeta(c, config.trustProxy),
         receivedAt: new Date().toISOString(),
       });
@@ -193,7 +214,7 @@ export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
           envelope_id: envelopeId,
           status: 'completed',
           duplicate: true,
-          replies: replies.map(toApiMessage),
+          replies: replies.map(toApi),
         });
       }
       const turn = await waiter.result;
@@ -201,7 +222,7 @@ export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
         return c.json({ ...queued, message: 'still working; the replies will be in the history' }, 202);
       // From the history, through the person's reader, not from the bus event: one filter for every path.
       const replies = await history.repliesTo(envelopeId);
-      return c.json({ envelope_id: envelopeId, status: 'completed', replies: replies.map(toApiMessage) });
+      return c.json({ envelope_id: envelopeId, status: 'completed', replies: replies.map(toApi) });
     } finally {
       await waiter?.cancel();
     }

@@ -1,6 +1,7 @@
 import type { RawData, WebSocket } from 'ws';
 import { SignInRefused } from '../../src/auth/sign-in-service.ts';
 import { hashToken } from '../../src/auth/token.ts';
+import { UnknownFileError, uploadedAttachments } from '../../src/files/attach.ts';
 import { InvalidEnvelopeError, RateLimitedError } from '../../src/ingress.ts';
 import { MINUTE_MS, sessionCreateKey, signInAttemptKey } from '../../src/limits/rate-limiter.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
@@ -360,22 +361,27 @@ export class Connection {
       return this.error('text_too_long', `text is ${bytes} bytes; the limit is ${host.config.maxTextBytes}`, {
         id,
       });
-    if (frame.text.trim() === '') return this.error('empty_text', 'text must not be empty', { id });
+    if (frame.text.trim() === '' && !frame.files?.length)
+      return this.error('empty_text', 'text must not be empty', { id });
+    const owner = this.session.id;
     const session = await this.currentSession(this.session);
     this.lastActivityAt = Date.now();
     try {
+      const attachments = await uploadedAttachments(host.files, frame.files, owner, session.id);
       const accepted = await host.ingress.accept({
         id: `web:${session.id}:${id}`,
         channel: 'web',
         bot: session.bot,
         from: { id: session.id },
         text: frame.text,
+        attachments,
         meta: this.envelopeMeta(this.hello),
         receivedAt: new Date().toISOString(),
       });
       this.send({ type: 'ack', id, status: accepted.status });
     } catch (err) {
       if (err instanceof InvalidEnvelopeError) return this.error('bad_frame', err.message, { id });
+      if (err instanceof UnknownFileError) return this.error('unknown_file', err.message, { id });
       if (err instanceof RateLimitedError)
         return this.error('rate_limited', err.message, { id, retryAfterMs: err.retryAfterMs });
       throw err;

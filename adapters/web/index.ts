@@ -126,6 +126,11 @@ export function createWebAdapter(config: WebConfig): ChannelAdapter {
       });
       return app;
     },
+    requestToken(c) {
+      // Only the hub's own page holds its session in a cookie, one per bot (`?bot=`).
+      if (!fromOwnPage(c.req.header('origin'), c.req.header('host'))) return undefined;
+      return sessionCookies(c.req.header('cookie')).get(c.req.query('bot') ?? DEFAULT_BOT);
+    },
     attach(server) {
       need(gateway).attach(server);
     },

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { SignInRefusal } from '../../src/auth/sign-in-service.ts';
 import { formatIssues } from '../../src/config/env-parsing.ts';
 import { BotNameSchema } from '../../src/envelope.ts';
+import type { ClientAttachment, ClientCard } from '../../src/files/client-view.ts';
 import { parseJson } from '../../src/json.ts';
 import { invalidTextPaths } from '../../src/text.ts';
 
@@ -36,6 +37,8 @@ export const MessageFrame = z.object({
   type: z.literal('message'),
   id: z.string().regex(CLIENT_MESSAGE_ID_PATTERN, 'id is 1 to 64 of A-Z a-z 0-9 _ -'),
   text: z.string(),
+  /** Files uploaded with `POST /api/session/files` (their `file_id`s); the text may then be empty. */
+  files: z.array(z.uuid()).max(10).optional(),
 });
 
 /** The client has shown everything up to `seq`: those replies become `delivered`. */
@@ -97,7 +100,12 @@ export type ServerFrame =
       /** Replies: the envelope they answer, as in `chunk.inReplyTo`. */
       inReplyTo?: string;
       suggestions?: SuggestionItem[];
-      attachments?: unknown[];
+      /** Files: `url` is a short-lived signed link (relative to the hub when PUBLIC_URL is not set). */
+      attachments?: ClientAttachment[];
+      /** Cards (several: a carousel); a value button sends its value back as a `message`. */
+      cards?: ClientCard[];
+      /** The text only stands in for the cards or files (for channels that show only text). */
+      textIsFallback?: boolean;
     }
   | { type: 'typing'; active: boolean }
   | {
@@ -134,6 +142,8 @@ export type ErrorCode =
   | 'empty_text'
   | 'text_too_long'
   | 'rate_limited'
+  /** A `files` id that is not an upload of this session. */
+  | 'unknown_file'
   /** A hello without token, on a socket whose own session is still open. */
   | 'session_open'
   | SignInRefusal

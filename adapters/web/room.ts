@@ -1,4 +1,5 @@
 import { type SessionEvent, sessionTopic } from '../../src/bus/bus.ts';
+import { clientAttachments, clientCards } from '../../src/files/client-view.ts';
 import { IDLE_END_REASON } from '../../src/lifecycle/rules.ts';
 import { isPersonFacing, type MessageRecord } from '../../src/store/records.ts';
 import type { Connection } from './connection.ts';
@@ -106,7 +107,7 @@ export class Room {
         limit: PAGE_SIZE,
       });
       for (const row of rows) {
-        const frame = toMessageFrame(row);
+        const frame = toMessageFrame(row, (id) => this.gateway.host.files.signedPath(id));
         for (const t of targets) {
           if (row.seq <= t.cursor || t.session?.id !== this.sessionId) continue;
           if (frame) t.send(frame);
@@ -135,8 +136,13 @@ function clientIdOf(row: MessageRecord): string | undefined {
   return row.envelopeId?.startsWith(prefix) ? row.envelopeId.slice(prefix.length) : undefined;
 }
 
-export function toMessageFrame(row: MessageRecord): ServerFrame | undefined {
+export function toMessageFrame(
+  row: MessageRecord,
+  link: (fileId: string) => string = (id) => `/api/files/${id}`,
+): ServerFrame | undefined {
   if (!isPersonFacing(row.role)) return undefined;
+  const attachments = clientAttachments(row.payload.attachments, link);
+  const cards = clientCards(row.payload.cards, link);
   const suggestions = suggestionsOf(row);
   const clientId = row.role === 'user' ? clientIdOf(row) : undefined;
   return {
@@ -148,6 +154,8 @@ export function toMessageFrame(row: MessageRecord): ServerFrame | undefined {
     ...(clientId ? { clientId } : {}),
     ...(row.inReplyTo ? { inReplyTo: row.inReplyTo } : {}),
     ...(suggestions ? { suggestions } : {}),
-    ...(row.payload.attachments?.length ? { attachments: row.payload.attachments } : {}),
+    ...(attachments.length ? { attachments } : {}),
+    ...(cards.length ? { cards } : {}),
+    ...(row.payload.textIsFallback ? { textIsFallback: true } : {}),
   };
 }

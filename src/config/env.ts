@@ -120,6 +120,18 @@ export const EnvSchema = z.object({
   AUTH_JWT_AUDIENCE: optionalString,
   /** Clock skew allowed on `exp` and `nbf`, in seconds. */
   AUTH_JWT_CLOCK_TOLERANCE_SECONDS: int(5, 0),
+  /**
+   * The hub's address as the internet sees it (`https://chat.example.com`): webhook registration
+   * and signed file links. Unset: file links are relative to the hub.
+   */
+  PUBLIC_URL: optionalString,
+  /** `SHOW IMAGE "https://…"`: how long the hub waits for a bot's image or file from the web. */
+  MEDIA_FETCH_TIMEOUT_SECONDS: int(15, 1),
+  /**
+   * Host names a bot's media may be fetched from even at a private or loopback address (and over
+   * plain http), comma-separated. Unset: none; only public https addresses.
+   */
+  MEDIA_FETCH_ALLOW_HOSTS: optionalString,
 });
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -164,6 +176,10 @@ export interface HubConfig {
   authJwtIssuer: string | undefined;
   authJwtAudience: string | undefined;
   authJwtClockToleranceSeconds: number;
+  /** PUBLIC_URL without its trailing slash. */
+  publicUrl: string | undefined;
+  mediaFetchTimeoutMs: number;
+  mediaFetchAllowHosts: string[];
   /** Broadcast pace caps by channel (messages per second), over the adapters' own. */
   broadcastRateLimits: Record<string, number>;
 }
@@ -222,6 +238,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     authJwtIssuer: e.AUTH_JWT_ISSUER,
     authJwtAudience: e.AUTH_JWT_AUDIENCE,
     authJwtClockToleranceSeconds: e.AUTH_JWT_CLOCK_TOLERANCE_SECONDS,
+    publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    mediaFetchTimeoutMs: e.MEDIA_FETCH_TIMEOUT_SECONDS * 1000,
+    mediaFetchAllowHosts: (e.MEDIA_FETCH_ALLOW_HOSTS ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter(Boolean),
     broadcastRateLimits: e.BROADCAST_RATE_LIMITS,
   };
 }

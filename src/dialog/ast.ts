@@ -90,6 +90,12 @@ export type StmtBody =
   | { kind: 'mergeSession'; session: Expr }
   | { kind: 'applyTemplate'; name: Expr }
   | { kind: 'debugShow'; what: DebugTopic }
+  /** `SHOW IMAGE ref` (image) and `SEND FILE ref [, caption]`: a media name or an https URL. */
+  | { kind: 'sendFile'; image: boolean; file: Expr; caption: Expr | null }
+  /** `TALK CARD title, text [, image [, button, …]]`; a button is "Title|value" or "Title|https://…". */
+  | { kind: 'talkCard'; args: Expr[] }
+  /** `TALK CAROUSEL cards`: a list of records {title, text, image, buttons}. */
+  | { kind: 'talkCarousel'; value: Expr }
   | { kind: 'end' };
 
 export type Stmt = StmtBase & StmtBody;

@@ -63,6 +63,11 @@ export type InstrBody =
   | { op: 'mergeSession' }
   | { op: 'applyTemplate' }
   | { op: 'debugShow'; what: DebugTopic }
+  /** Pops the caption (with `hasCaption`) and the file; stores it and talks it. */
+  | { op: 'sendFile'; image: boolean; hasCaption: boolean }
+  /** Pops `argc` values: title, text, image, buttons. */
+  | { op: 'talkCard'; argc: number }
+  | { op: 'talkCarousel' }
   /** FOR: jumps to `to` once `variable` has passed the end (in the step's direction). */
   | { op: 'forCheck'; variable: string; end: string; step: string; to: number }
   | { op: 'forStep'; variable: string; step: string }
@@ -252,6 +257,19 @@ class Compiler {
       case 'talk':
         this.expr(b, s.value);
         b.emit(pos, { op: 'talk' });
+        return;
+      case 'sendFile':
+        this.expr(b, s.file);
+        if (s.caption) this.expr(b, s.caption);
+        b.emit(pos, { op: 'sendFile', image: s.image, hasCaption: s.caption !== null });
+        return;
+      case 'talkCard':
+        for (const a of s.args) this.expr(b, a);
+        b.emit(pos, { op: 'talkCard', argc: s.args.length });
+        return;
+      case 'talkCarousel':
+        this.expr(b, s.value);
+        b.emit(pos, { op: 'talkCarousel' });
         return;
       case 'hear': {
         if (b.kind === 'end')

@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { type Card, type CardButton, CardSchema } from '../cards/card.ts';
 import { deepCopy } from '../clone.ts';
 import type { BotContext } from '../engine/bot.ts';
 import { type DebugTopic, SessionSendError } from '../engine/session-control.ts';
+import type { Attachment } from '../envelope.ts';
 import { bareRecord, own, setOwn } from '../own.ts';
 import { BUILTINS } from './builtins.ts';
 import { type CompiledScript, type Instr, MAIN_UNIT, scriptFileName, type Unit } from './compiler.ts';
@@ -425,6 +427,48 @@ export class Machine {
         if (text.trim() !== '') ctx.talk(text);
         return false;
       }
+      case 'sendFile': {
+        const caption = instr.hasCaption ? toText(this.pop(frame)) : '';
+        const ref = this.nonEmptyName(this.pop(frame), instr.image ? 'SHOW IMAGE' : 'SEND FILE');
+        return storeMedia(ctx, ref, instr.image ? 'SHOW IMAGE' : 'SEND FILE').then((file) => {
+          ctx.talk({ text: caption, files: [file] });
+          return false;
+        });
+      }
+      case 'talkCard': {
+        const [title, text, image, ...buttons] = this.popMany(frame, instr.argc);
+        return cardFromValues(ctx, {
+          title,
+          text,
+          image,
+          buttons: buttons.flatMap((b) => (isList(b) ? b : [b])),
+        }).then((card) => {
+          ctx.talk({ card });
+          return false;
+        });
+      }
+      case 'talkCarousel': {
+        const list = this.pop(frame);
+        if (!isList(list) || list.length === 0)
+          throw new DialogRuntimeError(
+            'TALK CAROUSEL needs a list of cards (records with title, text, image, buttons)',
+          );
+        return Promise.all(
+          list.map((item) => {
+            if (!isRecord(item)) throw new DialogRuntimeError('TALK CAROUSEL: each card is a record');
+            const buttons = item.buttons ?? null;
+            return cardFromValues(ctx, {
+              title: item.title ?? null,
+              text: item.text ?? null,
+              image: item.image ?? null,
+              buttons: isList(buttons) ? buttons : buttons === null ? [] : [buttons],
+            });
+          }),
+        ).then((cards) => {
+          ctx.talk({ cards });
+          return false;
+        });
+      }
       case 'hear': {
         if (this.mode === 'end')
           throw new DialogRuntimeError('HEAR cannot wait for an answer while the session is ending');
@@ -796,4 +840,46 @@ function binary(op: string, left: Value, right: Value): Value {
     default:
       throw new DialogRuntimeError(`unknown operator ${op}`);
   }
+}
+
+/** A media name or URL stored for sending; a missing file is the script's error. */
+async function storeMedia(ctx: BotContext, ref: string, statement: string): Promise<Attachment> {
+  try {
+    return await ctx.file(ref);
+  } catch (err) {
+    throw new DialogRuntimeError(`${statement} "${ref}": ${(err as Error).message}`);
+  }
+}
+
+/** A button written as "Title|value" or "Title|https://…" (a bare "Title" sends its title), or a record {title, value|url}. */
+function buttonFromValue(v: Value): CardButton {
+  if (isRecord(v)) {
+    const title = toText(v.title ?? null);
+    if (typeof v.url === 'string' && v.url) return { title, url: v.url };
+    return { title, value: toText(v.value ?? v.title ?? null) };
+  }
+  const text = toText(v);
+  const bar = text.indexOf('|');
+  const title = (bar < 0 ? text : text.slice(0, bar)).trim();
+  const target = (bar < 0 ? text : text.slice(bar + 1)).trim();
+  return /^https?:\/\//i.test(target) ? { title, url: target } : { title, value: target || title };
+}
+
+async function cardFromValues(
+  ctx: BotContext,
+  v: { title: Value | undefined; text: Value | undefined; image: Value | undefined; buttons: Value[] },
+): Promise<Card> {
+  const image = toText(v.image ?? null).trim();
+  const stored = image ? await storeMedia(ctx, image, 'TALK CARD') : undefined;
+  const parsed = CardSchema.safeParse({
+    ...(toText(v.title ?? null) ? { title: toText(v.title ?? null) } : {}),
+    ...(toText(v.text ?? null) ? { text: toText(v.text ?? null) } : {}),
+    ...(stored ? { image: { fileId: stored.fileId, name: stored.name, type: stored.type } } : {}),
+    buttons: v.buttons.map(buttonFromValue),
+  });
+  if (!parsed.success)
+    throw new DialogRuntimeError(
+      `TALK CARD: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'card'}: ${i.message}`).join('; ')}`,
+    );
+  return parsed.data;
 }

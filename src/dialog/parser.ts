@@ -151,6 +151,14 @@ class Parser {
     if (!this.acceptOp(op)) this.fail(`expected "${op}" ${after}, found ${this.describe(this.peek())}`);
   }
 
+  /** Whether the token `ahead` can begin an expression (a value, a name, a parenthesis, a list, a sign). */
+  private startsExpression(ahead = 0): boolean {
+    const t = this.peek(ahead);
+    if (t.kind === 'string' || t.kind === 'number') return true;
+    if (t.kind === 'ident') return !EXPRESSION_END_WORDS.has(t.upper);
+    return t.kind === 'op' && (t.text === '(' || t.text === '[' || t.text === '-');
+  }
+
   private atEol(ahead = 0): boolean {
     const k = this.peek(ahead).kind;
     return k === 'newline' || k === 'eof' || (this.stopAtElse && this.isWord('ELSE', ahead));
@@ -415,9 +423,24 @@ class Parser {
     if (t.kind !== 'ident')
       this.fail(`a statement starts with a keyword or a variable name, not ${this.describe(t)}`);
     switch (t.upper) {
-      case 'TALK':
+      case 'TALK': {
         this.next();
+        // `TALK CARD …` and `TALK CAROUSEL …`; `TALK card` alone (or `TALK card + 1`) is a variable.
+        const w = this.peek();
+        if (
+          w.kind === 'ident' &&
+          (w.upper === 'CARD' || w.upper === 'CAROUSEL') &&
+          this.startsExpression(1)
+        ) {
+          this.next();
+          if (w.upper === 'CAROUSEL') return done({ kind: 'talkCarousel', value: this.parseExpr() });
+          const args = [this.parseExpr()];
+          while (this.acceptOp(',')) args.push(this.parseExpr());
+          if (args.length > 13) this.fail('TALK CARD takes a title, a text, an image and at most 10 buttons');
+          return done({ kind: 'talkCard', args });
+        }
         return done({ kind: 'talk', value: this.parseExpr() });
+      }
       case 'HEAR': {
         this.next();
         const target = this.expectVarName('after HEAR');
@@ -588,6 +611,18 @@ class Parser {
       this.next();
       this.expectWord('TEMPLATE', 'after APPLY SESSION');
       return { kind: 'applyTemplate', name: this.parseExpr() };
+    }
+    if (this.isWord('SHOW') && this.isWord('IMAGE', 1)) {
+      this.next();
+      this.next();
+      return { kind: 'sendFile', image: true, file: this.parseExpr(), caption: null };
+    }
+    if (this.isWord('SEND') && this.isWord('FILE', 1)) {
+      this.next();
+      this.next();
+      const file = this.parseExpr();
+      const caption = this.acceptOp(',') ? this.parseExpr() : null;
+      return { kind: 'sendFile', image: false, file, caption };
     }
     if (this.isWord('DEBUG') && this.isWord('SHOW', 1)) {
       this.next();

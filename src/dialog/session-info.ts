@@ -29,6 +29,14 @@ const READERS: ReadonlyMap<string, Reader> = new Map<string, Reader>([
   // In ON TRANSFER END: why people gave the session back (released, timeout, agent_offline).
   ['transfer_end_reason', (_s, e) => (e.kind === 'transfer_end' ? (e.end?.reason ?? '') : '')],
   ['session.created_at', createdAt],
+  // The files the person sent with this message: a list of {id, name, type, size} (type sniffed).
+  [
+    'files',
+    (_s, e) =>
+      e.attachments.flatMap((a) =>
+        a.fileId ? [{ id: a.fileId, name: a.name ?? 'file', type: a.type, size: a.size ?? 0 }] : [],
+      ),
+  ],
 ]);
 
 export const SESSION_KEYS: readonly string[] = [...READERS.keys()];

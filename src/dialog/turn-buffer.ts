@@ -1,5 +1,11 @@
 import { deepCopy } from '../clone.ts';
-import type { BotContext, HistoryNote, ReplyOptions } from '../engine/bot.ts';
+import {
+  type BotContext,
+  type HistoryNote,
+  normalizeTalk,
+  type ReplyContent,
+  type ReplyOptions,
+} from '../engine/bot.ts';
 import { own, setOwn } from '../own.ts';
 import type { SessionStateData, Suggestion } from '../store/records.ts';
 
@@ -122,8 +128,21 @@ class HeldBackContext implements BotContext {
     return this.userView;
   }
 
-  talk(text: string, options?: ReplyOptions): void {
-    this.buffer.replies.push({ text: String(text), options });
+  talk(content: ReplyContent, options?: ReplyOptions): void {
+    const reply = normalizeTalk(content, options);
+    this.buffer.replies.push({ text: reply.text, options: reply.options });
+  }
+
+  get files(): BotContext['files'] {
+    return this.real.files;
+  }
+
+  file(ref: string): ReturnType<BotContext['file']> {
+    return this.real.file(ref);
+  }
+
+  readFile(file: Parameters<BotContext['readFile']>[0]): Promise<Buffer> {
+    return this.real.readFile(file);
   }
 
   get<T = unknown>(name: string): T | undefined {

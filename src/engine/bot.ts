@@ -1,11 +1,35 @@
+import type { CardImage, CardInput } from '../cards/card.ts';
 import type { Attachment, Channel, Envelope, EnvelopeKind } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { AuthLevel, MessagePayload, SessionStateData, Suggestion } from '../store/records.ts';
 import type { SessionControl } from './session-control.ts';
 
+/** A file a bot sends: a name in its `media/` folder, an https URL, or a stored file (`ctx.files[i]`, `ctx.file(…)`). */
+export type FileRef = string | Attachment | MessageFile;
+
+/** A card as a bot writes it: the image may be a media name or an https URL. */
+export type BotCard = Omit<CardInput, 'image'> & { image?: string | CardImage };
+
 export interface ReplyOptions {
   suggestions?: Suggestion[];
   attachments?: Attachment[];
+  /** Files sent with the reply (the text is their caption). */
+  files?: FileRef[];
+  /** A card; `cards`: several, a carousel. A value button comes back as the person's message. */
+  card?: BotCard;
+  cards?: BotCard[];
+}
+
+/** What `ctx.talk` takes: text, or a reply with a card, files and text at once. */
+export type ReplyContent = string | ({ text?: string } & ReplyOptions);
+
+/** A file the person sent with this message, in the hub's file store. */
+export interface MessageFile {
+  id: string;
+  name: string;
+  /** Sniffed from the bytes. */
+  type: string;
+  size: number;
 }
 
 /** What a bot can know about the session it is answering in. */
@@ -38,8 +62,17 @@ export interface BotContext {
   readonly kind: EnvelopeKind;
   /** What the person wrote (empty for `start` and `end`). */
   readonly text: string;
-  /** Sends a reply. Replies go out in the order they are talked. */
-  talk(text: string, options?: ReplyOptions): void;
+  /**
+   * Sends a reply. Replies go out in the order they are talked. Files named by media name or
+   * URL are brought into the file store before the turn commits.
+   */
+  talk(content: ReplyContent, options?: ReplyOptions): void;
+  /** The files the person sent with this message (`GET SESSION "files"` in scripts). */
+  readonly files: readonly MessageFile[];
+  /** A file of the bot's `media/` folder or an https URL, stored: for `talk({ files })` or a card's image. */
+  file(ref: string): Promise<Attachment>;
+  /** The bytes of a stored file (the person's upload, a bot's media). */
+  readFile(file: { fileId: string } | { id: string }): Promise<Buffer>;
   /** A session variable, kept across messages and days. */
   get<T = unknown>(name: string): T | undefined;
   set(name: string, value: unknown): void;
@@ -149,4 +182,14 @@ export interface BotHandler {
 /** Typed identity helper for handler modules: `export default defineBot({ ... })`. */
 export function defineBot(handler: BotHandler): BotHandler {
   return handler;
+}
+
+/** `talk`'s two forms as one: the text, and the options (a reply object's fields merged in). */
+export function normalizeTalk(
+  content: ReplyContent,
+  options?: ReplyOptions,
+): { text: string; options: ReplyOptions | undefined } {
+  if (typeof content !== 'object' || content === null) return { text: String(content ?? ''), options };
+  const { text, ...rest } = content;
+  return { text: text === undefined ? '' : String(text), options: { ...rest, ...options } };
 }

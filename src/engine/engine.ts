@@ -66,6 +66,9 @@ export const MAX_CONFLICT_RETRIES = 5;
 
 export type TurnOutcome = 'committed' | 'duplicate' | 'no_session';
 
+import type { BotMedia } from '../files/bot-media.ts';
+import type { FileStore } from '../files/store.ts';
+
 export interface EngineOptions {
   db: Db;
   cache: SessionCache;
@@ -84,6 +87,9 @@ export interface EngineOptions {
   send?: (envelope: EnvelopeInput) => Promise<unknown>;
   /** Human handoff (`TRANSFER SESSION`, agents); absent, a handoff is recorded but nobody is told. */
   handoff?: EngineHandoff;
+  /** The file store and the bots' media (`SHOW IMAGE`, `ctx.talk({ files })`); absent, bots cannot send files. */
+  files?: FileStore;
+  media?: BotMedia;
 }
 
 export class StateConflictError extends Error {
@@ -192,6 +198,7 @@ export class SessionEngine {
         await inSpan('switchboard.dialog', { attributes: { 'switchboard.bot': snapshot.session.bot } }, () =>
           this.runBot(draft),
         );
+      await draft.settle();
       await this.sendOnward(draft);
       const at = new Date();
       const write = draft.toWrite({
@@ -379,6 +386,16 @@ export class SessionEngine {
           child: (parentId, id) => loadChild(db, parentId, id),
         },
         availableAgent: async (queue) => (await this.o.handoff?.availableAgent(bot.name, queue)) ?? '',
+        ...(this.o.media ? { media: (botName, ref) => this.o.media!.resolve(botName, ref) } : {}),
+        ...(this.o.files
+          ? {
+              readFile: async (id) => {
+                const file = await this.o.files!.get(id);
+                if (!file) throw new Error(`there is no file ${id}`);
+                return this.o.files!.bytes(file);
+              },
+            }
+          : {}),
       },
       this.o.llm,
       {

@@ -315,6 +315,9 @@ function childContext(
     logger: parent.logger,
     state,
     talk: (text, options) => parent.talk(text, options),
+    files: parent.files,
+    file: (ref) => parent.file(ref),
+    readFile: (file) => parent.readFile(file),
     get: <T>(name: string) => own(state.variables, name) as T | undefined,
     set(name, value) {
       if (value === undefined) delete state.variables[name];

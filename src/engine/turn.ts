@@ -1,16 +1,21 @@
 import { randomUUID } from 'node:crypto';
+import { type Card, CardSchema, cardsAsText } from '../cards/card.ts';
 import { deepCopy } from '../clone.ts';
-import type { Envelope } from '../envelope.ts';
+import type { Attachment, Envelope } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import { own, setOwn } from '../own.ts';
 import type { DeliveryStatus, MessagePayload, SessionSnapshot, SessionStateData } from '../store/records.ts';
 import type { TurnWrite } from '../store/turns.ts';
 import {
+  type BotCard,
   type BotContext,
   type BotLlm,
+  type FileRef,
   type HistoryMessage,
   type HistoryNote,
   NO_LLM,
+  normalizeTalk,
+  type ReplyContent,
   type ReplyOptions,
   type SessionInfo,
 } from './bot.ts';
@@ -48,6 +53,10 @@ export interface TurnReads {
   history(sessionId: string, throughSeq: number, limit?: number): Promise<HistoryMessage[]>;
   /** `GET AVAILABLE AGENT`: an agent's id, or "". */
   availableAgent?(queue: string | null): Promise<string>;
+  /** A bot's media file or an https URL, brought into the file store (absent: no file store). */
+  media?(bot: string, ref: string): Promise<Attachment>;
+  /** A stored file's bytes. */
+  readFile?(fileId: string): Promise<Buffer>;
 }
 
 /** What a turn asked of `ctx.handoff`: the session goes to people once the turn is committed. */
@@ -70,6 +79,8 @@ export type LlmProvider = (ctx: BotContext) => BotLlm;
  */
 export class TurnDraft {
   readonly replies: DraftReply[] = [];
+  /** Files and card images being stored for replies: settled before the turn is written. */
+  readonly pending: Promise<void>[] = [];
   readonly notes: DraftNote[] = [];
   readonly memoryWrites = new Map<string, unknown>();
   readonly userMemoryWrites = new Map<string, unknown>();
@@ -88,6 +99,11 @@ export class TurnDraft {
     if (envelope.kind === 'end') this.endReason = envelope.end?.reason ?? 'ended';
     // The session is the bot's again from this turn on.
     if (envelope.kind === 'transfer_end') this.state.handoff = null;
+  }
+
+  /** Waits for the files the replies send to be stored. */
+  async settle(): Promise<void> {
+    while (this.pending.length > 0) await Promise.all(this.pending.splice(0));
   }
 
   /** A reply from the hub itself rather than the bot (a rate-limit notice). */
@@ -165,11 +181,42 @@ export class TurnDraft {
       get state() {
         return draft.state;
       },
-      talk(text: string, options?: ReplyOptions) {
+      talk(content: ReplyContent, more?: ReplyOptions) {
+        const { text, options } = normalizeTalk(content, more);
         const payload: MessagePayload = {};
         if (options?.suggestions?.length) payload.suggestions = options.suggestions;
-        if (options?.attachments?.length) payload.attachments = options.attachments;
-        draft.replies.push({ text: String(text), payload });
+        const reply = { text, payload };
+        draft.replies.push(reply);
+        const attachments: (Attachment | Promise<Attachment>)[] = [...(options?.attachments ?? [])];
+        for (const ref of options?.files ?? []) attachments.push(fileAttachment(ref, (r) => ctx.file(r)));
+        const cards = [...(options?.card ? [options.card] : []), ...(options?.cards ?? [])];
+        if (attachments.length === 0 && cards.length === 0) return;
+        draft.pending.push(
+          (async () => {
+            const files = await Promise.all(attachments);
+            if (files.length) payload.attachments = files;
+            if (cards.length)
+              payload.cards = await Promise.all(cards.map((c) => storedCard(c, (r) => ctx.file(r))));
+            if (reply.text.trim() === '') {
+              // Channels that show only text get the cards as numbered text, or the files' names.
+              reply.text = cards.length
+                ? cardsAsText(payload.cards as Card[])
+                : files.map((f) => f.name ?? f.type).join(', ');
+              payload.textIsFallback = true;
+            }
+          })(),
+        );
+      },
+      files: draft.envelope.attachments.flatMap((a) =>
+        a.fileId ? [{ id: a.fileId, name: a.name ?? 'file', type: a.type, size: a.size ?? 0 }] : [],
+      ),
+      async file(ref: string) {
+        if (!reads.media) throw new Error('this hub has no file store: files cannot be sent');
+        return reads.media(session.bot, ref);
+      },
+      async readFile(file) {
+        if (!reads.readFile) throw new Error('this hub has no file store');
+        return reads.readFile('fileId' in file ? file.fileId : file.id);
       },
       get<T>(name: string) {
         return own(draft.state.variables, name) as T | undefined;
@@ -293,6 +340,7 @@ export class TurnDraft {
       // An end, or a reply someone else sent, is not the person's doing.
       touchesActivity: env.kind !== 'end' && env.kind !== 'outbound',
       ...(this.endReason ? { end: { reason: this.endReason } } : {}),
+      ...claimedFiles(env.attachments, replies),
       memory: [...this.memoryWrites].map(([key, value]) => ({ key, value })),
       userMemory: [...this.userMemoryWrites].map(([key, value]) => ({ key, value })),
       // A session without a user gets one the first time something is remembered about its person.
@@ -359,4 +407,43 @@ export class TurnDraft {
 function stateData(snapshot: SessionSnapshot): SessionStateData {
   const { version: _version, ...data } = snapshot.state;
   return data;
+}
+
+/** The stored files a turn's messages carry: the commit gives the unclaimed ones to the session. */
+function claimedFiles(
+  inbound: readonly { fileId?: string }[],
+  replies: readonly { payload: MessagePayload }[],
+): { claimFiles?: string[] } {
+  const ids = new Set<string>();
+  const add = (list: unknown) => {
+    if (!Array.isArray(list)) return;
+    for (const a of list) {
+      const id = (a as { fileId?: unknown } | null)?.fileId;
+      if (typeof id === 'string') ids.add(id);
+    }
+  };
+  add(inbound);
+  for (const r of replies) add(r.payload.attachments);
+  return ids.size > 0 ? { claimFiles: [...ids] } : {};
+}
+
+/** A file a bot named, as an attachment: stored ones as they are, media names and URLs stored first. */
+function fileAttachment(
+  ref: FileRef,
+  store: (ref: string) => Promise<Attachment>,
+): Attachment | Promise<Attachment> {
+  if (typeof ref === 'string') return store(ref);
+  if ('fileId' in ref || !('id' in ref)) return ref as Attachment;
+  return { type: ref.type, name: ref.name, size: ref.size, fileId: ref.id };
+}
+
+/** A bot's card with its image stored (a media name or a URL the hub fetched), validated. */
+async function storedCard(card: BotCard, store: (ref: string) => Promise<Attachment>): Promise<Card> {
+  const { image, ...rest } = card;
+  let stored: Card['image'];
+  if (typeof image === 'string') {
+    const file = await store(image);
+    stored = { fileId: file.fileId!, name: file.name, type: file.type };
+  } else stored = image;
+  return CardSchema.parse({ ...rest, ...(stored ? { image: stored } : {}) });
 }

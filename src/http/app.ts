@@ -11,7 +11,12 @@ import { httpSpans } from './tracing.ts';
  * The HTTP application shell: JSON errors for everything, a body size limit, 405 with `Allow`
  * for a known path with the wrong method. Routes are mounted on it by the hub.
  */
-export function createApp(options: { logger: Logger; maxBodyBytes: number }): Hono {
+export function createApp(options: {
+  logger: Logger;
+  maxBodyBytes: number;
+  /** Routes that stream their body and apply limits of their own (file uploads). */
+  streamingPaths?: readonly string[];
+}): Hono {
   const app = new Hono();
   if (tracingEnabled()) app.use(httpSpans());
   app.use(
@@ -29,19 +34,19 @@ export function createApp(options: { logger: Logger; maxBodyBytes: number }): Ho
         ),
     }),
   );
-  app.use(
-    bodyLimit({
-      maxSize: options.maxBodyBytes,
-      // The rest of the body is never read, so the connection cannot carry another request.
-      onError: (c) =>
-        errorResponse(
-          c,
-          new ApiError(413, 'payload_too_large', `the request body is over ${options.maxBodyBytes} bytes`, {
-            Connection: 'close',
-          }),
-        ),
-    }),
-  );
+  const streaming = new Set(options.streamingPaths ?? []);
+  const limit = bodyLimit({
+    maxSize: options.maxBodyBytes,
+    // The rest of the body is never read, so the connection cannot carry another request.
+    onError: (c) =>
+      errorResponse(
+        c,
+        new ApiError(413, 'payload_too_large', `the request body is over ${options.maxBodyBytes} bytes`, {
+          Connection: 'close',
+        }),
+      ),
+  });
+  app.use((c, next) => (streaming.has(c.req.path) ? next() : limit(c, next)));
   app.notFound((c) =>
     errorResponse(c, new ApiError(404, 'not_found', `nothing at ${c.req.method} ${c.req.path}`)),
   );

@@ -9,6 +9,7 @@ import { authRoutes } from './auth-api.ts';
 import { broadcastRoutes } from './broadcast-api.ts';
 import { consoleRoutes } from './console.ts';
 import { dashboardRoutes } from './dashboard-api.ts';
+import { fileRoutes, UPLOAD_PATH } from './files-api.ts';
 import { identityRoutes } from './identity-api.ts';
 import { type Check, opsRoutes } from './ops-api.ts';
 import { outboundMessageRoutes } from './outbound-api.ts';
@@ -43,7 +44,7 @@ export function assembleHttp(services: HubServices): Hono {
     signIn,
   } = services;
   const { redis, queue, cache, bus, rateLimiter } = backend;
-  const app = createApp({ logger, maxBodyBytes: config.maxBodyBytes });
+  const app = createApp({ logger, maxBodyBytes: config.maxBodyBytes, streamingPaths: [UPLOAD_PATH] });
 
   const checks: Check[] = [
     { name: 'database', check: () => db.ping() },
@@ -112,6 +113,16 @@ export function assembleHttp(services: HubServices): Hono {
   );
   app.route('/api/agent', agentRoutes({ config, db, bus, handoff, logger }));
   app.route('/', consoleRoutes());
+  app.route(
+    '/',
+    fileRoutes({
+      db,
+      files: services.files,
+      bots,
+      logger,
+      requestTokens: adapters.flatMap((a) => (a.requestToken ? [(c) => a.requestToken!(c)] : [])),
+    }),
+  );
   for (const adapter of adapters) {
     const routes = adapter.routes?.();
     if (routes) app.route('/', routes);

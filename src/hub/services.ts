@@ -16,6 +16,8 @@ import type { Outbox } from '../delivery/outbox.ts';
 import type { ChannelSender } from '../delivery/sender.ts';
 import { SessionEngine } from '../engine/engine.ts';
 import type { Channel } from '../envelope.ts';
+import { BotMedia } from '../files/bot-media.ts';
+import { FileStore } from '../files/store.ts';
 import { engineHandoff } from '../handoff/engine-side.ts';
 import { AgentEventLog } from '../handoff/events.ts';
 import { HandoffService } from '../handoff/service.ts';
@@ -60,6 +62,8 @@ export interface HubServices {
   /** The sign-in upgrade: gateways only. */
   readonly signIn?: SignIn;
   readonly webhooks: EventWebhooks;
+  /** Every file a person or a bot sent (`src/files/`). */
+  readonly files: FileStore;
   /** Runs the expiry job now. */
   expire(): Promise<ExpiryReport>;
   /** Closes what was opened here (the backend's connections, the database), last first. */
@@ -125,6 +129,7 @@ export async function createServices(options: {
     });
     const outbox = backend.createOutbox(delivery);
 
+    const files = await new FileStore(db, config.publicUrl).init();
     llm = await LlmService.create({ db, bus, logger, bots, metrics });
     const knowledge = new KnowledgeIndexer({ db, logger, sources: llm.knowledgeSources() });
     const ingress = createIngress({ queue: backend.queue, metrics, logger, bots, rateLimiter });
@@ -150,6 +155,13 @@ export async function createServices(options: {
       logger,
       llm: llm.provider(),
       send: (envelope) => ingress.accept(envelope),
+      files,
+      media: new BotMedia({
+        files,
+        botsDir: path.join(config.configDir, BOTS_DIR),
+        fetchTimeoutMs: config.mediaFetchTimeoutMs,
+        allowHosts: config.mediaFetchAllowHosts,
+      }),
     });
 
     // Messages the business sends first; every role registers the scheduled-send job.
@@ -184,6 +196,7 @@ export async function createServices(options: {
       bus,
       sessions: createTokenSessions({ db, ingress, bots, logger }),
       history: createHistoryReader(db),
+      files,
       rateLimiter,
       async applyStatus(channelMessageId, status, error) {
         await applyPlatformStatus(db, channelMessageId, status, error);
@@ -222,6 +235,7 @@ export async function createServices(options: {
       broadcasts,
       ...(signIn ? { signIn } : {}),
       webhooks,
+      files,
       expire,
       close,
     };

@@ -61,7 +61,8 @@ export async function runExpiry(deps: ExpiryDeps, now = new Date()): Promise<Exp
     const sessions = await expireAnonymousSessions(deps, now);
     const messages = await deleteOldMessages(deps, now);
     const users = await deleteOrphanUsers(deps.db);
-    deps.logger.info({ event: 'expiry.done', sessions, messages, users, ms: Date.now() - started });
+    const files = await deleteOldFiles(deps, now);
+    deps.logger.info({ event: 'expiry.done', sessions, messages, users, files, ms: Date.now() - started });
     return { ran: true, sessions, messages, users };
   } finally {
     await release();
@@ -173,4 +174,35 @@ async function deleteOrphanUsers(db: Db): Promise<number> {
     total += rowCount;
     if (rowCount < EXPIRY_BATCH_ROWS) return total;
   }
+}
+
+/** Uploads and downloads that no recorded message claimed are dropped after this long. */
+export const UNCLAIMED_FILE_MS = 86_400_000;
+
+/**
+ * Files go with their session (cascade; the bytes with their last reference, by trigger). Here:
+ * files older than their bot's `keepMessagesDays` (they went with their messages), uploads no
+ * message claimed within a day, and the chunks of uploads that died half-way.
+ */
+async function deleteOldFiles(deps: ExpiryDeps, now: Date): Promise<number> {
+  const { db, bots } = deps;
+  let total = 0;
+  for (const [ms, group] of groupBy(bots.names(), (bot) => bots.rules(bot).keepMessagesMs)) {
+    if (ms === null) continue;
+    const { rowCount } = await db.query('DELETE FROM files WHERE bot = ANY($1::text[]) AND created_at < $2', [
+      group,
+      new Date(now.getTime() - ms),
+    ]);
+    total += rowCount;
+  }
+  const stale = new Date(now.getTime() - UNCLAIMED_FILE_MS);
+  const { rowCount } = await db.query('DELETE FROM files WHERE session_id IS NULL AND created_at < $1', [
+    stale,
+  ]);
+  await db.query(
+    `DELETE FROM file_chunks c WHERE c.created_at < $1
+       AND NOT EXISTS (SELECT 1 FROM file_blobs b WHERE b.blob_id = c.blob_id)`,
+    [stale],
+  );
+  return total + rowCount;
 }

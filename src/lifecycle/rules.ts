@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type Channel, ChannelSchema } from '../envelope.ts';
+import { DEFAULT_ALLOWED_FILE_TYPES } from '../files/types.ts';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
@@ -46,6 +47,20 @@ export const SessionSettingsSchema = z
       .int()
       .min(1)
       .default(10 * MEGABYTE),
+    /**
+     * Types of file a person may send, as sniffed from the bytes (never the sender's word):
+     * `image/png`, `image/*`, `application/vnd.oasis.opendocument.*`. Absent: pictures, sound,
+     * video, PDF, plain text and office documents (`src/files/types.ts`).
+     */
+    allowedFileTypes: z
+      .array(
+        z
+          .string()
+          .regex(/^(\*|[a-z0-9.+-]+\/(\*|[a-z0-9.+-]+\*?))$/i, 'a MIME type such as image/png or image/*'),
+      )
+      .min(1)
+      .max(100)
+      .optional(),
     /** Keyed by a channel some adapter declares (`adapters/index.ts`). */
     channels: z.record(ChannelSchema, ChannelRulesSchema).default({}),
   })
@@ -62,6 +77,7 @@ export interface SessionRules {
   historyMessages: number;
   maxKnowledgeBases: number;
   maxFileBytes: number;
+  allowedFileTypes: readonly string[];
 }
 
 /** The hub-wide defaults from the environment. */
@@ -87,6 +103,7 @@ export function sessionRules(
     historyMessages: settings.historyMessages,
     maxKnowledgeBases: settings.maxKnowledgeBases,
     maxFileBytes: settings.maxFileBytes,
+    allowedFileTypes: settings.allowedFileTypes ?? DEFAULT_ALLOWED_FILE_TYPES,
   };
 }
 

@@ -59,6 +59,11 @@ export interface TurnWrite {
    * session (`closeReason`). Written in the turn's transaction.
    */
   handoff?: { open?: NewHandoff; closeReason?: string };
+  /**
+   * Files the turn's messages carry that belong to no session yet (a channel's download, a bot's
+   * SHOW IMAGE): the commit gives them to this session, so they go with its retention and erasure.
+   */
+  claimFiles?: string[];
 }
 
 /**
@@ -66,7 +71,12 @@ export interface TurnWrite {
  * (the batch statement does none of these).
  */
 export function commitsAlone(turn: TurnWrite): boolean {
-  return turn.assignsUser === true || (turn.children?.length ?? 0) > 0 || turn.handoff !== undefined;
+  return (
+    turn.assignsUser === true ||
+    (turn.children?.length ?? 0) > 0 ||
+    turn.handoff !== undefined ||
+    (turn.claimFiles?.length ?? 0) > 0
+  );
 }
 
 /** Opens or closes a turn's handoff row, in the turn's transaction. */
@@ -181,6 +191,12 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   );
 
   if (turn.end) await endChildrenOf(tx, turn.sessionId, turn.at);
+
+  if (turn.claimFiles?.length)
+    await tx.query('UPDATE files SET session_id = $2 WHERE id = ANY($1::uuid[]) AND session_id IS NULL', [
+      turn.claimFiles,
+      turn.sessionId,
+    ]);
 
   if (turn.memory.length > 0) {
     await tx.query(

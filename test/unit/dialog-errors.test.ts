@@ -53,7 +53,7 @@ describe('runtime errors: logged with file:line, answered with the apology, and 
     [
       'k = "shoe"\nx = GET SESSION k',
       2,
-      'GET SESSION knows no "shoe": use one of channel, user_id, user_name, auth_level, last_interaction, bot, id, session_id, session.id, message_count, session.message_count, created_at, transfer_end_reason, session.created_at',
+      'GET SESSION knows no "shoe": use one of channel, user_id, user_name, auth_level, last_interaction, bot, id, session_id, session.id, message_count, session.message_count, created_at, transfer_end_reason, session.created_at, files',
     ],
     ['RESTORE SESSION STATE 5', 1, 'RESTORE SESSION STATE needs a value made by SAVE SESSION STATE'],
     [

@@ -277,7 +277,7 @@ describe('dialog parser and compiler: every error has its line and column', () =
     ['x = MID("a")', 't.bas:1:5: MID takes 2 to 3 arguments, not 1'],
     [
       'x = GET SESSION "shoe_size"',
-      't.bas:1:17: GET SESSION knows no "shoe_size": use one of "channel", "user_id", "user_name", "auth_level", "last_interaction", "bot", "id", "session_id", "session.id", "message_count", "session.message_count", "created_at", "transfer_end_reason", "session.created_at"',
+      't.bas:1:17: GET SESSION knows no "shoe_size": use one of "channel", "user_id", "user_name", "auth_level", "last_interaction", "bot", "id", "session_id", "session.id", "message_count", "session.message_count", "created_at", "transfer_end_reason", "session.created_at", "files"',
     ],
   ])('%j', (source, message) => {
     expect(errorsOf(source)).toEqual([message]);

@@ -1,0 +1,263 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXE_BYTES, PNG_1X1, pdfBytes } from '../helpers/files.ts';
+import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+
+const MB = 1024 * 1024;
+const ADMIN_TOKEN = 'files-admin-token-of-32-characters!!';
+
+async function upload(
+  url: string,
+  token: string | undefined,
+  data: Buffer,
+  name: string,
+  type = 'application/octet-stream',
+) {
+  const form = new FormData();
+  form.append('file', new Blob([new Uint8Array(data)], { type }), name);
+  const res = await fetch(`${url}/api/session/files`, {
+    method: 'POST',
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    body: form,
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, any>, headers: res.headers };
+}
+
+describe('files through the REST API (PostgreSQL)', () => {
+  let running: RunningHub;
+  let api: ReturnType<typeof apiClient>;
+  const db = () => running.hub.db;
+  const usage = async () =>
+    (
+      await db().query<{ blobs: number; chunks: number; files: number }>(
+        `SELECT (SELECT count(*)::int FROM file_blobs) AS blobs, (SELECT count(*)::int FROM file_chunks) AS chunks,
+                (SELECT count(*)::int FROM files) AS files`,
+      )
+    ).rows[0]!;
+
+  beforeAll(async () => {
+    running = await startTestHub({
+      configDir: path.join(REPO_ROOT, 'test/fixtures/files'),
+      adminToken: ADMIN_TOKEN,
+    });
+    api = apiClient(running.url);
+  });
+  afterAll(async () => running?.stop());
+
+  /** The replies to a message, once its turn is done. */
+  async function say(token: string, text: string, files?: string[]) {
+    const res = await api.chat(token, text, files ? { files } : {});
+    expect(res.status).toBe(200);
+    return res.json.replies as { text: string; attachments?: any[]; cards?: any[] }[];
+  }
+
+  it('takes a 9 MB PDF, gives the bot its name, type and size, and serves it back to its session only', async () => {
+    const { token } = await api.createSession('gallery');
+    const data = pdfBytes(9 * MB, 'nine');
+    const up = await upload(running.url, token, data, 'invoice-2026.pdf', 'image/png');
+    expect(up.status).toBe(201);
+    // The type is sniffed from the bytes, not taken from the sender.
+    expect(up.json).toEqual({
+      file_id: expect.any(String),
+      name: 'invoice-2026.pdf',
+      type: 'application/pdf',
+      size: 9 * MB,
+    });
+    const replies = await say(token, '', [up.json.file_id]);
+    expect(replies.map((r) => r.text)).toEqual([`Got invoice-2026.pdf (application/pdf, ${9 * MB} bytes)`]);
+
+    const own = await fetch(`${running.url}/api/files/${up.json.file_id}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(own.status).toBe(200);
+    expect(own.headers.get('content-type')).toBe('application/pdf');
+    expect(own.headers.get('content-disposition')).toBe(
+      `attachment; filename="invoice-2026.pdf"; filename*=UTF-8''invoice-2026.pdf`,
+    );
+    expect(own.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(Buffer.from(await own.arrayBuffer()).equals(data)).toBe(true);
+
+    const other = await api.createSession('gallery');
+    expect(
+      (
+        await fetch(`${running.url}/api/files/${up.json.file_id}`, {
+          headers: { authorization: `Bearer ${other.token}` },
+        })
+      ).status,
+    ).toBe(404);
+    expect((await fetch(`${running.url}/api/files/${up.json.file_id}`)).status).toBe(401);
+    // Nor can another session send it as its own.
+    const stolen = await api.chat(other.token, 'mine', { files: [up.json.file_id] });
+    expect(stolen.status).toBe(400);
+    expect(stolen.json.error.code).toBe('unknown_file');
+    // The history lists it, with a signed link.
+    const history = await api.history(token);
+    const row = history.json.messages.find((m: any) => m.role === 'user');
+    expect(row.attachments).toEqual([
+      {
+        type: 'application/pdf',
+        name: 'invoice-2026.pdf',
+        size: 9 * MB,
+        url: expect.stringMatching(/^\/api\/files\/[0-9a-f-]{36}\?exp=\d+&sig=/),
+        file_id: up.json.file_id,
+      },
+    ]);
+    expect((await fetch(`${running.url}${row.attachments[0].url}`)).status).toBe(200);
+  });
+
+  it('refuses 11 MB with a clear message and keeps nothing', async () => {
+    const { token } = await api.createSession('gallery');
+    const before = await usage();
+    const res = await upload(running.url, token, pdfBytes(11 * MB), 'big.pdf');
+    expect(res.status).toBe(413);
+    expect(res.json.error).toEqual({
+      code: 'file_too_large',
+      message: '"the file" is larger than 10 MB, the largest file this chat accepts',
+    });
+    expect(await usage()).toEqual(before);
+  });
+
+  it('refuses a program renamed .png, by its bytes', async () => {
+    const { token } = await api.createSession('gallery');
+    const before = await usage();
+    const res = await upload(running.url, token, EXE_BYTES, 'kitten.png', 'image/png');
+    expect(res.status).toBe(415);
+    expect(res.json.error.code).toBe('file_type_refused');
+    expect(res.json.error.message).toBe(
+      '"kitten.png" is a file of type application/x-msdownload, which this chat does not accept',
+    );
+    expect(await usage()).toEqual(before);
+    expect((await upload(running.url, undefined, PNG_1X1, 'a.png')).status).toBe(401);
+  });
+
+  it('stores the same photo once however often it is sent', async () => {
+    const { token } = await api.createSession('gallery');
+    const photo = Buffer.concat([PNG_1X1, Buffer.from(randomUUID())]);
+    const a = await upload(running.url, token, photo, 'kettle.png');
+    const before = await usage();
+    const b = await upload(running.url, token, photo, 'kettle-again.png');
+    expect(b.json.file_id).not.toBe(a.json.file_id);
+    const after = await usage();
+    expect(after.blobs).toBe(before.blobs);
+    expect(after.chunks).toBe(before.chunks);
+    expect(after.files).toBe(before.files + 1);
+  });
+
+  it('sends a bot image as an inline link and a PDF as a download (TypeScript bot)', async () => {
+    const { token } = await api.createSession('gallery');
+    const [image] = await say(token, 'image');
+    expect(image!.text).toBe('Here is the kettle.');
+    expect(image!.attachments).toEqual([
+      {
+        type: 'image/png',
+        name: 'kettle.png',
+        size: PNG_1X1.length,
+        url: expect.any(String),
+        file_id: expect.any(String),
+      },
+    ]);
+    const res = await fetch(`${running.url}${image!.attachments![0].url}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-disposition')).toBe(
+      `inline; filename="kettle.png"; filename*=UTF-8''kettle.png`,
+    );
+    expect(Buffer.from(await res.arrayBuffer()).equals(PNG_1X1)).toBe(true);
+    const forged = image!.attachments![0].url.replace(/sig=.{4}/, 'sig=AAAA');
+    expect((await fetch(`${running.url}${forged}`)).status).toBe(403);
+
+    const [pdf] = await say(token, 'pdf');
+    expect(pdf!.attachments![0]).toMatchObject({ type: 'application/pdf', name: 'invoice.pdf' });
+  });
+
+  it('authors cards and carousels (TypeScript bot)', async () => {
+    const { token } = await api.createSession('gallery');
+    const [card] = await say(token, 'card');
+    expect(card!.cards).toEqual([
+      {
+        title: 'Kettle K-200',
+        text: '1.7 litres, boils in 3 minutes.',
+        image: { url: expect.stringMatching(/^\/api\/files\//), name: 'kettle.png' },
+        buttons: [
+          { title: 'Buy it', value: 'buy k200' },
+          { title: 'Manual', url: 'https://example.com/k200' },
+        ],
+      },
+    ]);
+    // Channels that show only text get it as numbered text.
+    expect(card!.text).toBe(
+      'Kettle K-200\n1.7 litres, boils in 3 minutes.\n1. Buy it\nManual: https://example.com/k200',
+    );
+    const [carousel] = await say(token, 'carousel');
+    expect(carousel!.cards!.map((c) => c.title)).toEqual(['K-200', 'K-300']);
+    // A press comes back as a message with the button's value.
+    expect((await say(token, 'buy k200')).map((r) => r.text)).toEqual(['You said: buy k200']);
+  });
+
+  it('gives scripts the files (GET SESSION "files") and lets them SHOW IMAGE, SEND FILE and TALK CARD', async () => {
+    const { token } = await api.createSession('script');
+    const up = await upload(running.url, token, PNG_1X1, 'broken-kettle.png');
+    expect((await say(token, 'look', [up.json.file_id])).map((r) => r.text)).toEqual([
+      `Got broken-kettle.png (image/png, ${PNG_1X1.length} bytes)`,
+    ]);
+    const [shown] = await say(token, 'dashboard');
+    expect(shown!.attachments).toEqual([
+      expect.objectContaining({ type: 'image/png', name: 'dashboard.png' }),
+    ]);
+    const [sent] = await say(token, 'invoice');
+    expect(sent!.text).toBe('Your invoice');
+    expect(sent!.attachments).toEqual([
+      expect.objectContaining({ type: 'application/pdf', name: 'invoice.pdf' }),
+    ]);
+    const [card] = await say(token, 'card');
+    expect(card!.cards).toEqual([
+      {
+        title: 'Kettle K-200',
+        text: '1.7 litres.',
+        image: { url: expect.any(String), name: 'dashboard.png' },
+        buttons: [
+          { title: 'Buy it', value: 'buy k200' },
+          { title: 'Manual', url: 'https://example.com/k200' },
+        ],
+      },
+    ]);
+    expect((await say(token, 'missing')).map((r) => r.text)).toEqual(['Sorry, that went wrong.']);
+  });
+
+  it('erases a person’s files with them, and keeps bytes another message still uses', async () => {
+    const ana = await api.createSession('gallery');
+    const ben = await api.createSession('gallery');
+    const shared = Buffer.concat([PNG_1X1, Buffer.from(`shared-${randomUUID()}`)]);
+    const own = pdfBytes(300 * 1024, randomUUID());
+    const a1 = await upload(running.url, ana.token, shared, 'a.png');
+    const a2 = await upload(running.url, ana.token, own, 'a.pdf');
+    const b1 = await upload(running.url, ben.token, shared, 'b.png');
+    await say(ana.token, '', [a1.json.file_id, a2.json.file_id]);
+    const user = randomUUID();
+    await db().query('INSERT INTO users (id) VALUES ($1)', [user]);
+    await db().query('UPDATE sessions SET user_id = $1 WHERE id = $2', [user, ana.session_id]);
+    const erased = await fetch(`${running.url}/api/users/${user}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(erased.status).toBe(200);
+    const left = await db().query<{ id: string }>('SELECT id FROM files WHERE id = ANY($1::uuid[])', [
+      [a1.json.file_id, a2.json.file_id, b1.json.file_id],
+    ]);
+    expect(left.rows.map((r) => r.id)).toEqual([b1.json.file_id]);
+    // Ana's PDF is gone to the last byte; the photo Ben also sent is still whole.
+    const blobs = await db().query<{ sha256: string }>(
+      'SELECT b.sha256 FROM file_blobs b JOIN files f ON f.sha256 = b.sha256 WHERE f.id = $1',
+      [b1.json.file_id],
+    );
+    expect(blobs.rows).toHaveLength(1);
+    const res = await fetch(`${running.url}/api/files/${b1.json.file_id}`, {
+      headers: { authorization: `Bearer ${ben.token}` },
+    });
+    expect(Buffer.from(await res.arrayBuffer()).equals(shared)).toBe(true);
+    const orphans = await db().query(
+      'SELECT 1 FROM file_chunks c WHERE NOT EXISTS (SELECT 1 FROM file_blobs b WHERE b.blob_id = c.blob_id)',
+    );
+    expect(orphans.rows).toHaveLength(0);
+  });
+});
