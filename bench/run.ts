@@ -15,7 +15,9 @@
  * bench/preload.ts). The end prints each of issue 19's targets beside its figure.
  * And `tracing`: (b)'s full workload again with tracing on in every process (OTLP/protobuf to a
  * local endpoint that discards what it receives), and its throughput against (b)'s.
- * `npm run bench -- startup embedded distributed baseline size websocket tracing` picks parts.
+ * Outbound (bench/outbound.ts): `broadcast` (throughput, and the pace a platform sees) and
+ * `schedule` (how late scheduled sends fire, on both scheduler drivers).
+ * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule` picks parts.
  * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS,
  * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES.
  */
@@ -38,6 +40,7 @@ import { createLogger } from '../src/logger.ts';
 import { startTracing } from '../src/telemetry/tracing.ts';
 import { clearRedisPrefix } from '../test/helpers/redis.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
+import { outboundLines, runOutboundBench } from './outbound.ts';
 import { preload } from './preload.ts';
 import { runStartupBench, type StartupResult, startupLines } from './startup.ts';
 import { runWebSocketBench, type WebSocketBenchResult } from './websocket.ts';
@@ -716,6 +719,11 @@ if (want('websocket')) {
   websocket = await runWebSocketBench();
   console.log('\nWeb sockets on one gateway process:');
   console.log(JSON.stringify(websocket, null, 2));
+}
+if (want('broadcast') || want('schedule')) {
+  const outbound = await runOutboundBench({ broadcast: want('broadcast'), schedule: want('schedule') });
+  console.log('\nOutbound (issue 22):\n');
+  for (const line of outboundLines(outbound)) console.log(`- ${line}`);
 }
 printTargets({ startup, embedded, distributed, size, fastestBaseline, websocket });
 process.exit(0);

@@ -32,7 +32,16 @@ import type { OutboundMessage } from './store.ts';
 
 /** The scheduler job that runs one tick of a broadcast (payload `{ broadcastId }`). */
 export const BROADCAST_TICK_JOB = 'broadcast.tick';
-const TickPayload = z.object({ broadcastId: z.uuid() });
+/**
+ * `last`: when the previous tick started (ms since the epoch) and `carry` the fraction of a
+ * recipient it left: a tick hands over what the pace allows for the time really passed since, so
+ * the scheduler's own delay does not slow the broadcast down.
+ */
+const TickPayload = z.object({
+  broadcastId: z.uuid(),
+  last: z.number().optional(),
+  carry: z.number().min(0).max(1).optional(),
+});
 const tickJobId = (id: string) => `broadcast:${id}`;
 
 /** A broadcast on a channel whose adapter declares no pace goes at most this fast. */
@@ -124,8 +133,8 @@ export class BroadcastService {
 
   register(): void {
     this.o.scheduler.handle(BROADCAST_TICK_JOB, async (payload) => {
-      const { broadcastId } = TickPayload.parse(payload);
-      await this.tick(broadcastId);
+      const { broadcastId, last, carry } = TickPayload.parse(payload);
+      await this.tick(broadcastId, last === undefined ? undefined : { last, carry: carry ?? 0 });
     });
   }
 
@@ -259,15 +268,33 @@ export class BroadcastService {
    * One tick: recipients a dead tick left claimed, then the next ones up to the pace's batch,
    * handed to their lanes; then the next tick, or the end of the run.
    */
-  async tick(id: string): Promise<void> {
+  async tick(id: string, previous?: { last: number; carry: number }): Promise<void> {
     const { db, logger, scheduler } = this.o;
     const b = await findBroadcast(db, id);
     if (!b || b.finishedAt) return;
     const started = Date.now();
-    const { intervalMs, batch } = pacing(b.ratePerSecond);
+    const { intervalMs, batch: nominal } = pacing(b.ratePerSecond);
+    // What the pace allows since the previous tick; never more than two ticks' worth at once
+    // (after a restart the broadcast goes on at its pace, it does not catch up in a burst).
+    let budget = nominal;
+    let carry = 0;
+    if (previous) {
+      const allowed = Math.min(
+        (b.ratePerSecond * Math.max(0, started - previous.last)) / 1_000 + previous.carry,
+        nominal * 2,
+      );
+      budget = Math.floor(allowed);
+      carry = Math.min(1, allowed - budget);
+    }
+    const next = (delayMs: number) =>
+      scheduler.schedule(
+        BROADCAST_TICK_JOB,
+        { broadcastId: id, last: started, carry },
+        { id: tickJobId(id), delayMs },
+      );
     try {
       const leftovers = await leftoverRecipients(db, id);
-      const claimed = await claimRecipients(db, id, batch - leftovers.length);
+      const claimed = await claimRecipients(db, id, budget - leftovers.length);
       await eachLimited([...leftovers, ...claimed], HANDOVER_CONCURRENCY, (m) => this.dispatch(b, m));
     } catch (err) {
       logger.warn({ event: 'broadcast.tick_failed', broadcastId: id, err: errorMessage(err) });
@@ -279,11 +306,7 @@ export class BroadcastService {
       return;
     }
     if (await hasWaitingRecipients(db, id)) {
-      await scheduler.schedule(
-        BROADCAST_TICK_JOB,
-        { broadcastId: id },
-        { id: tickJobId(id), delayMs: Math.max(0, intervalMs - (Date.now() - started)) },
-      );
+      await next(Math.max(0, intervalMs - (Date.now() - started)));
       return;
     }
     if (await markBroadcastFinished(db, id))

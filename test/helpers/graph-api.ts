@@ -8,6 +8,8 @@ export interface GraphRequest {
   phoneNumberId: string;
   authorization: string | undefined;
   body: Record<string, Json>;
+  /** When it arrived (Date.now()). */
+  at: number;
 }
 
 export interface GraphAnswer {
@@ -81,6 +83,7 @@ export async function startGraphApi(accessToken: string) {
       phoneNumberId: match[2]!,
       authorization: req.headers.authorization,
       body,
+      at: Date.now(),
     };
     requests.push(request);
     for (let i = 0; i < scripted.length; i++) {
