@@ -1,46 +1,30 @@
 import type { Bus, SessionEvent } from '../bus/bus.ts';
 import { sessionTopic } from '../bus/bus.ts';
 import type { SessionCache } from '../cache/cache.ts';
-import { channels, hasExplicitSessions, isLiveChannel } from '../channels/registry.ts';
+import { isLiveChannel } from '../channels/registry.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
-import { type Envelope, type EnvelopeInput, nativeSessionKey, sessionLane } from '../envelope.ts';
+import { type Envelope, type EnvelopeInput, sessionLane } from '../envelope.ts';
 import type { EngineHandoff } from '../handoff/engine-side.ts';
 import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
-import { IDLE_END_REASON, isIdle } from '../lifecycle/rules.ts';
+import { IDLE_END_REASON } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { handleOptOutWord } from '../outbound/opt-out.ts';
+import { SessionResolver } from '../session-resolver.ts';
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
 import { getBotMemory, getUserMemory } from '../store/memory.ts';
 import { isEnvelopeRecorded, listMessages } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
-import {
-  type ContactSession,
-  createContactSession,
-  createSession,
-  findOpenSnapshotByKey,
-  lastInteraction,
-  loadSnapshot,
-} from '../store/sessions.ts';
 import { loadChild, sessionForSend } from '../store/sub-sessions.ts';
-import { isUniqueViolation, type TurnWrite } from '../store/turns.ts';
-import { userForIdentity } from '../store/users.ts';
+import type { TurnWrite } from '../store/turns.ts';
 import { activeSpan, currentTrace, inSpan, tracingEnabled } from '../telemetry/tracing.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
 import { type LlmProvider, TurnDraft } from './turn.ts';
 
-/**
- * Whether the envelope's sender is a person we can recognise again (a user record at first
- * contact): the channel's declaration, unless the channel could not verify this one sender
- * (forged mail), who is then nobody we know.
- */
-function identifies(envelope: Envelope): boolean {
-  return (channels.get(envelope.channel)?.identified ?? false) && envelope.identityVerified !== false;
-}
 /**
  * The turn's trace context on the rows its senders deliver (`payload.trace`): the platform send,
  * in whichever worker and however much later, continues the trace.
@@ -50,16 +34,6 @@ function stampTrace(write: TurnWrite): void {
   if (!carried) return;
   for (const row of outgoingRows(write)) row.payload = { ...row.payload, trace: carried };
 }
-
-type SessionKey = Pick<ContactSession, 'bot' | 'channel' | 'nativeKey'>;
-
-/**
- * A renewed session's start waits at most this long for its predecessor's end (normally a few
- * milliseconds: the end was queued first, in the predecessor's lane); then it goes ahead anyway.
- */
-export const PREVIOUS_END_WAIT_MS = 10_000;
-const PREVIOUS_END_POLL_MS = 20;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Another writer moved the session this many times in a row: give up and let the queue retry. */
 export const MAX_CONFLICT_RETRIES = 5;
@@ -103,9 +77,17 @@ export class StateConflictError extends Error {
  */
 export class SessionEngine {
   private readonly committer: GroupCommitter;
+  private readonly sessions: SessionResolver;
 
   constructor(private readonly o: EngineOptions) {
     this.committer = new GroupCommitter(o.db, o.logger);
+    this.sessions = new SessionResolver({
+      db: o.db,
+      cache: o.cache,
+      bots: o.bots,
+      logger: o.logger,
+      endIdle: (idle, next) => this.endIdleSession(idle, next),
+    });
   }
 
   /**
@@ -148,8 +130,8 @@ export class SessionEngine {
       // A reply for a named session never makes one: that session is open, or the reply is dropped.
       const snapshot =
         envelope.outbound?.sessionId || envelope.kind === 'transfer_end'
-          ? await this.findOpen(envelope, trusted, { create: false })
-          : await this.resolve(envelope, trusted);
+          ? await this.sessions.findOpen(envelope, trusted, { create: false })
+          : await this.sessions.resolve(envelope, trusted);
       if (envelope.kind === 'transfer_end' && snapshot?.state.handoff?.id !== envelope.end?.handoffId) {
         // A late or repeated end of a handoff the session is no longer in: nothing to do.
         logger.info({ event: 'handoff.end_stale', envelopeId: envelope.id, sessionId: snapshot?.session.id });
@@ -189,7 +171,7 @@ export class SessionEngine {
       }
       activeSpan()?.setAttribute('switchboard.session.id', snapshot.session.id);
       if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope);
-      if (attempt === 0 && envelope.kind === 'start') await this.afterPreviousEnd(snapshot.session);
+      if (attempt === 0 && envelope.kind === 'start') await this.sessions.afterPreviousEnd(snapshot.session);
       const draft = new TurnDraft(snapshot, envelope);
       // An outbound envelope is a reply already written: recorded and sent, the bot does not run.
       const heldByPeople = envelope.kind === 'message' && Boolean(snapshot.state.handoff);
@@ -283,29 +265,6 @@ export class SessionEngine {
       sessionId: session.id,
       replies: replies.length,
     });
-  }
-
-  /**
-   * A session renewed after an idle-out starts only once its predecessor's end is committed: the
-   * two are in different lanes, and a start that reads what the end handler wrote (a summary in
-   * the person's memory) must see it.
-   */
-  private async afterPreviousEnd(session: SessionSnapshot['session']): Promise<void> {
-    const previous = session.meta.previousSessionId;
-    if (typeof previous !== 'string' || !UUID.test(previous)) return;
-    const deadline = Date.now() + PREVIOUS_END_WAIT_MS;
-    for (;;) {
-      const { rows } = await this.o.db.query<{ ended: boolean }>(
-        'SELECT ended_at IS NOT NULL AS ended FROM sessions WHERE id = $1',
-        [previous],
-      );
-      if (rows.length === 0 || rows[0]!.ended) return;
-      if (Date.now() > deadline) {
-        this.o.logger.warn({ event: 'session.previous_end_late', sessionId: session.id, previous });
-        return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, PREVIOUS_END_POLL_MS));
-    }
   }
 
   /** Whether the session is still open and has seen nothing since `idleSince`. */
@@ -439,22 +398,6 @@ export class SessionEngine {
   }
 
   /**
-   * The open session this envelope belongs to, created on first contact where the channel allows
-   * it. A message to a session that has been idle too long first ends that session (its
-   * `ON SESSION END` runs) and then goes to a new one for the same person.
-   */
-  private async resolve(envelope: Envelope, trustCached: boolean): Promise<SessionSnapshot | undefined> {
-    // An end never makes a session just to end it.
-    const open = await this.findOpen(envelope, trustCached, { create: envelope.kind !== 'end' });
-    if (!open || hasExplicitSessions(envelope.channel)) return open;
-    if (envelope.kind !== 'message') return open;
-    const rules = this.o.bots.rules(envelope.bot, envelope.channel);
-    if (!isIdle(open.session.lastActivityAt, new Date(envelope.receivedAt), rules)) return open;
-    await this.endIdleSession(open, envelope);
-    return this.findOpen(envelope);
-  }
-
-  /**
    * Ends an idle session with an `end` turn of its own, as if the end had been queued just before
    * this message. Its id is the session's end id, so a replay (a crash after the end committed)
    * finds it recorded and does not end anything twice.
@@ -492,88 +435,5 @@ export class SessionEngine {
       type: 'session.idle',
       data: { lastActivityAt: session.lastActivityAt },
     });
-  }
-
-  /** The open session for the envelope's key, from the cache when it knows it. */
-  private async findOpen(
-    envelope: Envelope,
-    trustCached = false,
-    { create = true }: { create?: boolean } = {},
-  ): Promise<SessionSnapshot | undefined> {
-    const { db, cache } = this.o;
-    const lane = sessionLane(envelope);
-    const cachedId = await cache.getSessionId(lane).catch(() => undefined);
-    if (cachedId) {
-      const snapshot =
-        (await cache.get(cachedId, { trustLocal: trustCached }).catch(() => undefined)) ??
-        (await loadSnapshot(db, cachedId));
-      if (snapshot && !snapshot.session.endedAt) return snapshot;
-      await cache.deleteSessionId(lane).catch(() => undefined);
-    }
-    const key = { bot: envelope.bot, channel: envelope.channel, nativeKey: nativeSessionKey(envelope) };
-    let snapshot = await findOpenSnapshotByKey(db, key);
-    if (!snapshot) {
-      if (!create || hasExplicitSessions(envelope.channel)) return undefined;
-      snapshot = await this.createForContact(envelope, key);
-    }
-    await cache.setSessionId(lane, snapshot.session.id).catch(() => undefined);
-    return snapshot;
-  }
-
-  /** A new session for a person's first message, in one statement; step by step when that lost a race. */
-  private async createForContact(envelope: Envelope, key: SessionKey): Promise<SessionSnapshot> {
-    const { db, logger } = this.o;
-    const meta = { ...envelope.meta, ...(envelope.from.name ? { name: envelope.from.name } : {}) };
-    const identity = identifies(envelope)
-      ? { nativeId: envelope.from.id, name: envelope.from.name, email: envelope.from.email }
-      : null;
-    let made: { snapshot: SessionSnapshot; created: boolean } | undefined;
-    try {
-      made = {
-        snapshot: await createContactSession(db, { ...key, identity, replyTo: envelope.replyTo, meta }),
-        created: true,
-      };
-    } catch (err) {
-      if (!isUniqueViolation(err)) throw err;
-      // Another process made this person's user or this session a moment ago.
-      logger.debug({ event: 'session.create_raced', bot: key.bot, channel: key.channel });
-      made = await this.createStepByStep(key, identity, envelope.replyTo, meta);
-    }
-    if (made.created) {
-      logger.info({
-        event: 'session.created',
-        sessionId: made.snapshot.session.id,
-        bot: key.bot,
-        channel: key.channel,
-      });
-    }
-    return made.snapshot;
-  }
-
-  /** The same as `createContactSession`, a step at a time: each step tolerates another process's. */
-  private async createStepByStep(
-    key: SessionKey,
-    identity: ContactSession['identity'],
-    replyTo: unknown,
-    meta: Record<string, unknown>,
-  ): Promise<{ snapshot: SessionSnapshot; created: boolean }> {
-    const { db } = this.o;
-    const userId = identity ? await userForIdentity(db, { channel: key.channel, ...identity }) : null;
-    const lastInteractionAt = await lastInteraction(db, { ...key, userId });
-    const created = await createSession(db, {
-      ...key,
-      userId,
-      replyTo,
-      meta: { ...meta, ...(lastInteractionAt ? { lastInteractionAt } : {}) },
-    });
-    if (created.created) {
-      await recordEvent(db, {
-        sessionId: created.snapshot.session.id,
-        bot: key.bot,
-        channel: key.channel,
-        type: 'session.start',
-      });
-    }
-    return created;
   }
 }
