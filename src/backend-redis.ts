@@ -7,7 +7,7 @@ import type { HubConfig } from './config/env.ts';
 import { createRedisOutbox } from './delivery/redis-outbox.ts';
 import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import type { Logger } from './logger.ts';
-import { createBullmqQueue } from './queue/bullmq-queue.ts';
+import { createRedisLaneQueue } from './queue/redis-lane-queue.ts';
 import { connectRedis } from './redis.ts';
 import { createBullmqScheduler } from './scheduler/bullmq-scheduler.ts';
 import type { Db } from './store/db.ts';
@@ -42,7 +42,7 @@ export function redisBackend(
       createRedisCache(redis, { prefix, ttlSeconds: config.cacheTtlSeconds }),
     ),
     bus: createRedisBus(redis, subscriber, { prefix, logger }),
-    queue: createBullmqQueue({
+    queue: createRedisLaneQueue({
       ...common,
       concurrency: config.queueConcurrency,
       retryBaseMs: config.queueRetryBaseMs,

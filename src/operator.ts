@@ -1,7 +1,7 @@
 import { loadConfig } from './config/env.ts';
 import { openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
-import { createBullmqQueue } from './queue/bullmq-queue.ts';
+import { createRedisLaneQueue } from './queue/redis-lane-queue.ts';
 import { connectRedis } from './redis.ts';
 import type { Db } from './store/db.ts';
 import { failedInbox, requeueFailedInbox } from './store/inbox.ts';
@@ -100,7 +100,7 @@ async function queue(
     }
   } else {
     const redis = connectRedis(config.redisUrl, logger, 'switchboard-operator');
-    const q = createBullmqQueue({
+    const q = createRedisLaneQueue({
       redis,
       redisUrl: config.redisUrl,
       prefix: config.redisPrefix,

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { OUTBOUND_QUEUE } from '../delivery/redis-outbox.ts';
-import { INBOUND_QUEUE } from './bullmq-queue.ts';
+import { INBOUND_QUEUE } from './redis-lane-queue.ts';
 import { RedisLanes } from './redis-lanes.ts';
 
 /**

@@ -31,7 +31,7 @@ export type EnqueueResult = 'accepted' | 'duplicate';
  *   envelope id.
  */
 export interface InboundQueue {
-  readonly driver: 'in-process' | 'bullmq';
+  readonly driver: 'in-process' | 'redis-lanes';
   enqueue(envelope: Envelope): Promise<EnqueueResult>;
   /** Starts feeding envelopes to `handler` (worker role). */
   consume(handler: EnvelopeHandler): Promise<void>;

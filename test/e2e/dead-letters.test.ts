@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BullmqInboundQueue } from '../../src/queue/bullmq-queue.ts';
+import type { RedisLaneQueue } from '../../src/queue/redis-lane-queue.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
@@ -60,7 +60,7 @@ describe('dead letters: an envelope that fails 10 times is set aside, listed and
     expect(sent.status).toBe(202);
     const envelopeId = `api:${opened.session_id}:m-1`;
 
-    const queue = running.hub.queue as BullmqInboundQueue;
+    const queue = running.hub.queue as RedisLaneQueue;
     await until(
       () => queue.deadLetters(),
       (letters) => letters.length === 1,

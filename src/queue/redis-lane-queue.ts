@@ -13,7 +13,7 @@ export const DEDUPE_TTL_MS = 24 * 3_600_000;
 export const MAX_ENVELOPE_ATTEMPTS = 10;
 export const INBOUND_QUEUE = 'inbound';
 
-export interface BullmqQueueOptions {
+export interface RedisLaneQueueOptions {
   /** Lanes and deduplication. */
   redis: Redis;
   /** BullMQ's producer connection; `redis` when absent. Better not an auto-pipelining one (see hub.ts). */
@@ -26,18 +26,21 @@ export interface BullmqQueueOptions {
   retryBaseMs?: number;
 }
 
-export interface BullmqInboundQueue extends InboundQueue {
+/** The Redis-lane queue, and what an operator does with the envelopes it set aside. */
+export interface RedisLaneQueue extends InboundQueue {
   deadLetters(): Promise<DeadLetter[]>;
   /** Re-queues every dead letter (bypassing deduplication); returns how many. */
   replayDeadLetters(): Promise<number>;
 }
 
 /**
- * The queue port on Redis and BullMQ: each session is a lane (strict FIFO, one envelope at a time,
- * across every worker process), lanes run in parallel, and an envelope id is deduplicated in the
- * same atomic step that queues it.
+ * The queue port on Redis lanes (`redis-lanes.ts`): each session is a lane, a Redis list (strict
+ * FIFO, one envelope at a time, across every worker process), lanes run in parallel, and an
+ * envelope id is deduplicated in the same atomic step that queues it. The envelopes live in the
+ * lanes, not in BullMQ: BullMQ only wakes them (its `wake-<n>` jobs tell a worker that lanes are
+ * ready, and hand a dead worker's claim to another; `lane-runner.ts`).
  */
-export function createBullmqQueue(options: BullmqQueueOptions): BullmqInboundQueue {
+export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQueue {
   const { redis, logger } = options;
   const lanes = new RedisLanes(redis, { prefix: options.prefix, name: INBOUND_QUEUE });
   const runner = new LaneRunner({
@@ -64,7 +67,7 @@ export function createBullmqQueue(options: BullmqQueueOptions): BullmqInboundQue
   }
 
   return {
-    driver: 'bullmq',
+    driver: 'redis-lanes',
     enqueue: (envelope) => push(envelope, true),
     async consume(handler: EnvelopeHandler) {
       runner.start(async (lane, items, ctx) => {

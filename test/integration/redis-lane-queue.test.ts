@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnvelopeSchema } from '../../src/envelope.ts';
-import { type BullmqInboundQueue, createBullmqQueue } from '../../src/queue/bullmq-queue.ts';
+import { createRedisLaneQueue, type RedisLaneQueue } from '../../src/queue/redis-lane-queue.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
@@ -17,13 +17,13 @@ const message = (n: number) =>
     receivedAt: new Date().toISOString(),
   });
 
-/** A BullMQ queue on a Redis prefix of its own, opened before the block's tests and closed after. */
-function queueOnOwnPrefix(): { prefix: string; redis: Redis; queue: BullmqInboundQueue } {
+/** A Redis-lane queue on a Redis prefix of its own, opened before the block's tests and closed after. */
+function queueOnOwnPrefix(): { prefix: string; redis: Redis; queue: RedisLaneQueue } {
   const { prefix, cleanup } = testRedisPrefix();
-  const ctx = { prefix } as { prefix: string; redis: Redis; queue: BullmqInboundQueue };
+  const ctx = { prefix } as { prefix: string; redis: Redis; queue: RedisLaneQueue };
   beforeAll(() => {
     ctx.redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-    ctx.queue = createBullmqQueue({
+    ctx.queue = createRedisLaneQueue({
       redis: ctx.redis,
       redisUrl: TEST_REDIS_URL,
       prefix,
@@ -39,7 +39,7 @@ function queueOnOwnPrefix(): { prefix: string; redis: Redis; queue: BullmqInboun
   return ctx;
 }
 
-describe('the BullMQ queue tells a handler which envelopes may have been handled before', () => {
+describe('the Redis-lane queue tells a handler which envelopes may have been handled before', () => {
   const ctx = queueOnOwnPrefix();
 
   it("on a lane's first drain none; after a failed chunk, every envelope of the retried chunk", async () => {
@@ -80,7 +80,7 @@ describe('the BullMQ queue tells a handler which envelopes may have been handled
   });
 });
 
-describe('the BullMQ queue after an upgrade', () => {
+describe('the Redis-lane queue after an upgrade', () => {
   const ctx = queueOnOwnPrefix();
 
   it("drains a lane that an older version scheduled with a job of the lane's own", async () => {
