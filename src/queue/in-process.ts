@@ -4,6 +4,7 @@ import type { Db } from '../store/db.ts';
 import {
   type InboxEntry,
   insertInbox,
+  insertInboxBatch,
   markInboxProcessed,
   pendingInbox,
   recordInboxAttempt,
@@ -17,6 +18,9 @@ export const DEFAULT_MAX_ATTEMPTS = 10;
 const RESCAN_MS = 30_000;
 /** Acknowledgements are written in batches; a crash before the write only means a harmless replay. */
 const ACK_FLUSH_MS = 20;
+
+/** Most envelopes written to the inbox in one statement. */
+const MAX_INBOX_BATCH = 256;
 
 /** Any fixed number: the advisory lock that keeps the in-process queue to one process per database. */
 const IN_PROCESS_QUEUE_LOCK = 7_340_212;
@@ -67,6 +71,47 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
   let ackFlush: Promise<void> = Promise.resolve();
   let releaseLock: (() => Promise<void>) | undefined;
   let rescanTimer: NodeJS.Timeout | undefined;
+  let inboxBatch: {
+    lane: string;
+    envelope: Envelope;
+    resolve: (entry: InboxEntry | undefined) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  let inboxWriting = false;
+
+  /**
+   * Records an envelope in the inbox; resolves once its row is written. Envelopes that arrive
+   * while a write is in flight go into the next one together (one statement and one commit for
+   * many, the way the engine's group commit writes turns); the first waits for nobody.
+   */
+  function recordInbox(lane: string, envelope: Envelope): Promise<InboxEntry | undefined> {
+    return new Promise((resolve, reject) => {
+      inboxBatch.push({ lane, envelope, resolve, reject });
+      if (!inboxWriting) void writeInbox();
+    });
+  }
+
+  async function writeInbox() {
+    inboxWriting = true;
+    while (inboxBatch.length > 0) {
+      const items = inboxBatch.slice(0, MAX_INBOX_BATCH);
+      inboxBatch = inboxBatch.slice(items.length);
+      try {
+        const entries =
+          items.length === 1
+            ? [await insertInbox(db, items[0]!.lane, items[0]!.envelope)]
+            : await insertInboxBatch(db, items);
+        items.forEach((item, i) => item.resolve(entries[i]));
+      } catch (err) {
+        if (items.length === 1) items[0]!.reject(err);
+        // One envelope the database refuses must not refuse the others: each again on its own.
+        else
+          for (const item of items)
+            await insertInbox(db, item.lane, item.envelope).then(item.resolve, item.reject);
+      }
+    }
+    inboxWriting = false;
+  }
 
   function flushAcks(): Promise<void> {
     ackTimer = undefined;
@@ -185,7 +230,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
     driver: 'in-process',
     async enqueue(envelope: Envelope): Promise<EnqueueResult> {
       if (stopping) throw new Error('the queue is stopping');
-      const entry = await insertInbox(db, sessionLane(envelope), envelope);
+      const entry = await recordInbox(sessionLane(envelope), envelope);
       if (!entry) return 'duplicate';
       push(entry);
       return 'accepted';

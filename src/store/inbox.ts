@@ -24,6 +24,32 @@ export async function insertInbox(
   return rows[0] ? { id: rows[0].id, lane, envelope, attempts: 0 } : undefined;
 }
 
+/**
+ * Records several envelopes in one statement, in the order given (their ids increase in that
+ * order). Returns, in the same order, each one's entry, or undefined for a duplicate: of an
+ * envelope already there, or of one earlier in the same batch.
+ */
+export async function insertInboxBatch(
+  q: Queryable,
+  items: readonly { lane: string; envelope: Envelope }[],
+): Promise<(InboxEntry | undefined)[]> {
+  const { rows } = await q.query<{ id: number; envelope_id: string }>(
+    `INSERT INTO inbox (envelope_id, lane, envelope)
+     SELECT e, l, v::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(e, l, v, n)
+     ORDER BY n
+     ON CONFLICT (envelope_id) DO NOTHING
+     RETURNING id, envelope_id`,
+    [items.map((i) => i.envelope.id), items.map((i) => i.lane), items.map((i) => json(i.envelope))],
+  );
+  const inserted = new Map(rows.map((r) => [r.envelope_id, r.id]));
+  return items.map(({ lane, envelope }) => {
+    const id = inserted.get(envelope.id);
+    // The first of the batch with this id got the row; any later one is its duplicate.
+    inserted.delete(envelope.id);
+    return id === undefined ? undefined : { id, lane, envelope, attempts: 0 };
+  });
+}
+
 export async function markInboxProcessed(q: Queryable, ids: readonly number[]): Promise<void> {
   if (ids.length === 0) return;
   await q.query(`UPDATE inbox SET processed_at = now() WHERE id = ANY($1::bigint[])`, [`{${ids.join(',')}}`]);

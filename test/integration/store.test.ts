@@ -5,6 +5,7 @@ import { type Db, prepared } from '../../src/store/db.ts';
 import {
   failedInbox,
   insertInbox,
+  insertInboxBatch,
   markInboxProcessed,
   pendingInbox,
   pruneInbox,
@@ -346,5 +347,38 @@ describe.each(backends)('store on %s', (backend) => {
     expect((await pendingInbox(db)).map((e) => e.id)).toEqual([c!.id]);
     expect(await failedInbox(db)).toMatchObject([{ id: b!.id, lastError: 'boom', attempts: 1 }]);
     expect(await pruneInbox(db, new Date(Date.now() + 1000))).toBe(1);
+  });
+
+  it('writes a batch of envelopes to the inbox in order, refusing duplicates of the table and of the batch', async () => {
+    const env = (n: number): Envelope => ({
+      id: `api:batch-${backend}-${n}`,
+      kind: 'message',
+      channel: 'api',
+      bot: 'default',
+      from: { id: 'x' },
+      text: `t${n}`,
+      attachments: [],
+      meta: {},
+      receivedAt: new Date().toISOString(),
+    });
+    const first = await insertInbox(db, 'lane-a', env(1));
+    const entries = await insertInboxBatch(db, [
+      { lane: 'lane-a', envelope: env(2) },
+      { lane: 'lane-b', envelope: env(1) },
+      { lane: 'lane-b', envelope: env(3) },
+      { lane: 'lane-a', envelope: env(2) },
+      { lane: 'lane-a', envelope: env(4) },
+    ]);
+    expect(entries.map((e) => e?.envelope.id)).toEqual([env(2).id, undefined, env(3).id, undefined, env(4).id]);
+    expect(entries.map((e) => e?.lane)).toEqual(['lane-a', undefined, 'lane-b', undefined, 'lane-a']);
+    const ids = [first!.id, entries[0]!.id, entries[2]!.id, entries[4]!.id];
+    expect([...ids].sort((x, y) => x - y)).toEqual(ids);
+    const pending = (await pendingInbox(db)).filter((e) => e.envelope.id.startsWith(`api:batch-${backend}`));
+    expect(pending.map((e) => [e.id, e.lane, e.envelope.text])).toEqual([
+      [ids[0], 'lane-a', 't1'],
+      [ids[1], 'lane-a', 't2'],
+      [ids[2], 'lane-b', 't3'],
+      [ids[3], 'lane-a', 't4'],
+    ]);
   });
 });
