@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXE_BYTES, PNG_1X1, pdfBytes } from '../helpers/files.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 
 const MB = 1024 * 1024;
+const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
 const ADMIN_TOKEN = 'files-admin-token-of-32-characters!!';
 
 async function upload(
@@ -152,7 +154,7 @@ describe('files through the REST API (PostgreSQL)', () => {
       {
         type: 'image/png',
         name: 'kettle.png',
-        size: PNG_1X1.length,
+        size: KETTLE.length,
         url: expect.any(String),
         file_id: expect.any(String),
       },
@@ -162,7 +164,7 @@ describe('files through the REST API (PostgreSQL)', () => {
     expect(res.headers.get('content-disposition')).toBe(
       `inline; filename="kettle.png"; filename*=UTF-8''kettle.png`,
     );
-    expect(Buffer.from(await res.arrayBuffer()).equals(PNG_1X1)).toBe(true);
+    expect(Buffer.from(await res.arrayBuffer()).equals(KETTLE)).toBe(true);
     const forged = image!.attachments![0].url.replace(/sig=.{4}/, 'sig=AAAA');
     expect((await fetch(`${running.url}${forged}`)).status).toBe(403);
 

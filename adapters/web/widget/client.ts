@@ -1,5 +1,5 @@
 import type { ClientFrameInput, ServerFrame } from '../protocol.ts';
-import type { PendingMessage, WidgetStorage } from './storage.ts';
+import type { PendingMessage, UploadedFile, WidgetStorage } from './storage.ts';
 
 export type MessageFrame = Extract<ServerFrame, { type: 'message' }>;
 export type ChunkFrame = Extract<ServerFrame, { type: 'chunk' }>;
@@ -21,6 +21,8 @@ export interface ClientEvents {
 
 export interface ClientOptions {
   url: string;
+  /** The hub's origin, for its HTTP routes (file uploads). */
+  hubOrigin: string;
   bot: string;
   /**
    * The hub's own page: the session lives in an HttpOnly cookie the page cannot read, opened by
@@ -40,11 +42,18 @@ const PING_EVERY_MS = 25_000;
 const PONG_WITHIN_MS = 10_000;
 const ACK_DELAY_MS = 300;
 /** Errors after which resending the same message cannot help. */
-const FINAL_ERRORS = new Set(['empty_text', 'text_too_long', 'bad_frame', 'invalid_text']);
+const FINAL_ERRORS = new Set(['empty_text', 'text_too_long', 'bad_frame', 'invalid_text', 'unknown_file']);
 const CLOSE_BAD_TOKEN = 4401;
 /** The token was replaced (a sign-in elsewhere): the stored one may be the new one. */
 const CLOSE_TOKEN_REPLACED = 4410;
 const CLOSE_UNKNOWN_BOT = 4404;
+
+const messageFrame = (item: PendingMessage): ClientFrameInput => ({
+  type: 'message',
+  id: item.id,
+  text: item.text,
+  ...(item.files?.length ? { files: item.files.map((f) => f.file_id) } : {}),
+});
 
 /** 96 random bits as hex: a client message id (works on plain http, unlike randomUUID). */
 export function newMessageId(): string {
@@ -142,12 +151,35 @@ export class ChatClient {
   }
 
   /** Queues a message; it is sent now when online, else after the next hello. */
-  send(text: string): void {
-    const item = { id: newMessageId(), text };
+  send(text: string, files: UploadedFile[] = []): void {
+    const item: PendingMessage = { id: newMessageId(), text, ...(files.length ? { files } : {}) };
     this.outbox.push(item);
     this.o.storage.setOutbox(this.outbox);
     this.o.events.pending(item, this.online ? 'sending' : 'waiting');
-    if (this.online) this.frame({ type: 'message', id: item.id, text: item.text });
+    if (this.online) this.frame(messageFrame(item));
+  }
+
+  /**
+   * Uploads a file into this conversation (`POST /api/session/files`): with the session's token,
+   * or on the hub's own page with its cookie. Rejects with the hub's message (too large, a type
+   * the chat does not take).
+   */
+  async upload(file: File): Promise<UploadedFile> {
+    const form = new FormData();
+    form.append('file', file, file.name);
+    const token = this.cookieMode ? undefined : this.o.storage.getToken();
+    if (!this.cookieMode && !token) throw new Error('the chat is not connected yet; try again in a moment');
+    const res = await fetch(`${this.o.hubOrigin}/api/session/files?bot=${encodeURIComponent(this.o.bot)}`, {
+      method: 'POST',
+      body: form,
+      credentials: this.cookieMode ? 'same-origin' : 'omit',
+      ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+    }).catch(() => {
+      throw new Error('the file could not be sent; check the connection');
+    });
+    const body = (await res.json().catch(() => ({}))) as UploadedFile & { error?: { message?: string } };
+    if (res.status !== 201) throw new Error(body.error?.message ?? `the file was refused (${res.status})`);
+    return { file_id: body.file_id, name: body.name, type: body.type, size: body.size };
   }
 
   /**
@@ -363,7 +395,7 @@ export class ChatClient {
     if (!this.online) return;
     for (const item of this.outbox) {
       this.o.events.pending(item, 'sending');
-      this.frame({ type: 'message', id: item.id, text: item.text });
+      this.frame(messageFrame(item));
     }
   }
 

@@ -28,12 +28,14 @@ function mount(script: HTMLScriptElement): void {
   document.body.append(host);
 
   let client: ChatClient | undefined;
-  const view = new ChatView(host, mode, bot, {
-    send: (text) => client?.send(text),
+  const view = new ChatView(host, mode, bot, src.origin, {
+    send: (text, files) => client?.send(text, files),
+    upload: (file) => (client ? client.upload(file) : Promise.reject(new Error('not ready'))),
     newConversation: () => client?.newConversation(),
   });
   client = new ChatClient({
     url: wsUrl,
+    hubOrigin: src.origin,
     bot,
     storage: createStorage(src.origin, bot),
     // On the hub's own page the session is kept in an HttpOnly cookie, out of the page's reach.

@@ -14,6 +14,15 @@ export interface WidgetStorage {
 export interface PendingMessage {
   id: string;
   text: string;
+  /** Files uploaded for this message (`POST /api/session/files`). */
+  files?: UploadedFile[];
+}
+
+export interface UploadedFile {
+  file_id: string;
+  name: string;
+  type: string;
+  size: number;
 }
 
 function safeLocalStorage(): Storage | undefined {

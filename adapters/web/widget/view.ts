@@ -1,12 +1,32 @@
 import type { ChunkFrame, MessageFrame, Status } from './client.ts';
-import type { PendingMessage } from './storage.ts';
+import type { PendingMessage, UploadedFile } from './storage.ts';
 import { STYLES } from './styles.ts';
 
 export type Mode = 'page' | 'embed';
 
 export interface ViewActions {
-  send(text: string): void;
+  send(text: string, files?: UploadedFile[]): void;
+  upload(file: File): Promise<UploadedFile>;
   newConversation(): void;
+}
+
+type FrameAttachment = NonNullable<MessageFrame['attachments']>[number];
+type FrameCard = NonNullable<MessageFrame['cards']>[number];
+
+/** Images the widget shows inline (the hub serves these inline); anything else is a file chip. */
+const INLINE_IMAGES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif']);
+
+export function formatSize(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${Math.round(n / 102.4) / 10} KB`;
+  return `${Math.round(n / 104_857.6) / 10} MB`;
+}
+
+/** A file being attached in the composer. */
+interface Chip {
+  el: HTMLElement;
+  file?: UploadedFile;
+  state: 'uploading' | 'ready' | 'failed';
 }
 
 type Attrs = Record<string, string | boolean>;
@@ -106,6 +126,11 @@ export class ChatView {
   private readonly input: HTMLTextAreaElement;
   private readonly launcher: HTMLButtonElement | undefined;
   private readonly streams = new Map<string, { el: HTMLElement; parts: string[] }>();
+  private readonly chipBar: HTMLElement;
+  private readonly fileInput: HTMLInputElement;
+  private readonly lightbox: HTMLElement;
+  private readonly lightboxImage: HTMLImageElement;
+  private chips: Chip[] = [];
   private typingTimer: number | undefined;
   private botName: string;
 
@@ -113,6 +138,8 @@ export class ChatView {
     host: HTMLElement,
     mode: Mode,
     botTitle: string,
+    /** The hub's origin: file links in frames are relative to it. */
+    private readonly hubOrigin: string,
     private readonly actions: ViewActions,
   ) {
     this.botName = botTitle;
@@ -156,7 +183,39 @@ export class ChatView {
       autocomplete: 'off',
     });
     const label = h('label', { class: 'sr-only', for: `sb-input-${uid}` }, 'Message');
-    const form = h('form', {}, label, this.input, h('button', { type: 'submit' }, 'Send'));
+    this.fileInput = h('input', {
+      type: 'file',
+      class: 'sr-only',
+      tabindex: '-1',
+      multiple: true,
+      'aria-hidden': 'true',
+    });
+    this.fileInput.addEventListener('change', () => {
+      for (const f of Array.from(this.fileInput.files ?? [])) this.attach(f);
+      this.fileInput.value = '';
+    });
+    const attach = h(
+      'button',
+      { type: 'button', class: 'attach', 'aria-label': 'Attach a file', title: 'Attach a file' },
+      icon('attach'),
+    );
+    attach.addEventListener('click', () => this.fileInput.click());
+    this.chipBar = h('ul', { class: 'chips', 'aria-label': 'Attached files' });
+    const form = h(
+      'form',
+      {},
+      attach,
+      this.fileInput,
+      label,
+      this.input,
+      h('button', { type: 'submit', class: 'send' }, 'Send'),
+    );
+    this.input.addEventListener('paste', (e) => {
+      const files = Array.from(e.clipboardData?.files ?? []);
+      if (files.length === 0) return;
+      e.preventDefault();
+      for (const f of files) this.attach(f);
+    });
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       this.submit();
@@ -176,8 +235,47 @@ export class ChatView {
       this.typingLine,
       this.suggestionBar,
       this.endedBar,
+      this.chipBar,
       form,
     );
+    this.panel.addEventListener('dragover', (e) => {
+      if (!e.dataTransfer?.types.includes('Files')) return;
+      e.preventDefault();
+      this.panel.classList.add('dropping');
+    });
+    this.panel.addEventListener('dragleave', (e) => {
+      if (e.target === this.panel) this.panel.classList.remove('dropping');
+    });
+    this.panel.addEventListener('drop', (e) => {
+      this.panel.classList.remove('dropping');
+      const files = Array.from(e.dataTransfer?.files ?? []);
+      if (files.length === 0) return;
+      e.preventDefault();
+      for (const f of files) this.attach(f);
+    });
+    this.lightboxImage = h('img', { alt: '' });
+    const closeLightbox = h(
+      'button',
+      { type: 'button', class: 'close-lightbox', 'aria-label': 'Close image' },
+      icon('close'),
+    );
+    this.lightbox = h(
+      'div',
+      { class: 'lightbox', role: 'dialog', 'aria-label': 'Image', hidden: true },
+      closeLightbox,
+      this.lightboxImage,
+    );
+    closeLightbox.addEventListener('click', () => this.closeLightbox());
+    this.lightbox.addEventListener('click', (e) => {
+      if (e.target === this.lightbox) this.closeLightbox();
+    });
+    this.lightbox.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.stopPropagation();
+        this.closeLightbox();
+      }
+    });
+    this.panel.append(this.lightbox);
     const root = h('div', { class: `root ${mode}` }, this.panel);
     if (mode === 'embed') {
       this.panel.hidden = true;
@@ -251,7 +349,12 @@ export class ChatView {
       }
     }
     this.setSuggestions([]);
-    const li = h('li', { class: `msg ${m.role}`, 'data-seq': String(m.seq) }, m.text);
+    const li = h('li', { class: `msg ${m.role}`, 'data-seq': String(m.seq) });
+    const rich = (m.attachments?.length ?? 0) > 0 || (m.cards?.length ?? 0) > 0;
+    if (!(rich && m.textIsFallback) && m.text) li.append(h('span', { class: 'text' }, m.text));
+    if (m.attachments?.length) li.append(...m.attachments.map((a) => this.attachmentView(a)));
+    if (m.cards?.length) li.append(this.cardsView(m.cards));
+    if (rich) li.classList.add('rich');
     if (m.clientId) li.dataset.clientId = m.clientId;
     // In sequence order, before the messages still being sent.
     const after = Array.from(this.log.children).find(
@@ -265,7 +368,9 @@ export class ChatView {
     let li = this.log.querySelector<HTMLElement>(`[data-client-id="${item.id}"]`);
     if (li?.dataset.seq) return; // already confirmed
     if (!li) {
-      li = h('li', { class: 'msg user pending', 'data-client-id': item.id }, item.text);
+      li = h('li', { class: 'msg user pending', 'data-client-id': item.id });
+      if (item.text) li.append(h('span', { class: 'text' }, item.text));
+      for (const f of item.files ?? []) li.append(this.fileChip(f.name, f.size));
       this.log.append(li);
       this.scrollToEnd();
     }
@@ -315,10 +420,138 @@ export class ChatView {
 
   private submit(): void {
     const text = this.input.value;
-    if (text.trim() === '') return;
+    if (this.chips.some((c) => c.state === 'uploading')) return;
+    const files = this.chips.flatMap((c) => (c.state === 'ready' && c.file ? [c.file] : []));
+    if (text.trim() === '' && files.length === 0) return;
     this.input.value = '';
+    this.chips = [];
+    this.chipBar.replaceChildren();
     this.setSuggestions([]);
-    this.actions.send(text);
+    this.actions.send(text, files);
+  }
+
+  /** Uploads a file chosen, dropped or pasted, shown as a chip in the composer until sent. */
+  attach(file: File): void {
+    const remove = h(
+      'button',
+      { type: 'button', class: 'remove', 'aria-label': `Remove ${file.name}` },
+      icon('close'),
+    );
+    const status = h('span', { class: 'status-line' }, 'Uploading…');
+    const el = h(
+      'li',
+      { class: 'chip uploading' },
+      icon('file'),
+      h('span', { class: 'name' }, file.name),
+      h('span', { class: 'size' }, formatSize(file.size)),
+      status,
+      remove,
+    );
+    const chip: Chip = { el, state: 'uploading' };
+    this.chips.push(chip);
+    this.chipBar.append(el);
+    remove.addEventListener('click', () => {
+      this.chips = this.chips.filter((c) => c !== chip);
+      el.remove();
+    });
+    this.actions.upload(file).then(
+      (uploaded) => {
+        chip.file = uploaded;
+        chip.state = 'ready';
+        el.className = 'chip ready';
+        status.textContent = '';
+        el.querySelector('.size')!.textContent = formatSize(uploaded.size);
+      },
+      (err: Error) => {
+        chip.state = 'failed';
+        el.className = 'chip failed';
+        el.setAttribute('role', 'alert');
+        status.textContent = err.message;
+      },
+    );
+  }
+
+  /** A link from a frame, on the hub; only http(s) (never `javascript:`). */
+  private href(url: string): string | undefined {
+    try {
+      const u = new URL(url, this.hubOrigin);
+      return u.protocol === 'https:' || u.protocol === 'http:' ? u.href : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private fileChip(name: string, size: number | undefined, url?: string): HTMLElement {
+    const parts = [
+      icon('file'),
+      h('span', { class: 'name' }, name),
+      ...(size !== undefined ? [h('span', { class: 'size' }, formatSize(size))] : []),
+    ];
+    return url
+      ? h('a', { class: 'file', href: url, download: name, target: '_blank', rel: 'noopener' }, ...parts)
+      : h('span', { class: 'file' }, ...parts);
+  }
+
+  private attachmentView(a: FrameAttachment): HTMLElement {
+    const url = a.url ? this.href(a.url) : undefined;
+    const name = a.name ?? 'file';
+    if (url && INLINE_IMAGES.has(a.type)) {
+      const img = h('img', { src: url, alt: name, loading: 'lazy' });
+      const open = h('button', { type: 'button', class: 'image', 'aria-label': `Open ${name}` }, img);
+      open.addEventListener('click', () => this.openLightbox(url, name));
+      img.addEventListener('load', () => this.scrollToEnd());
+      return open;
+    }
+    return this.fileChip(name, a.size, url);
+  }
+
+  private cardsView(cards: FrameCard[]): HTMLElement {
+    const views = cards.map((c) => {
+      const card = h('div', { class: 'card' });
+      const image = c.image ? this.href(c.image.url) : undefined;
+      if (image) {
+        const img = h('img', { src: image, alt: c.image?.name ?? c.title ?? '' });
+        img.addEventListener('load', () => this.scrollToEnd());
+        card.append(img);
+      }
+      if (c.title) card.append(h('h3', {}, c.title));
+      if (c.text) card.append(h('p', {}, c.text));
+      if (c.buttons.length) {
+        const bar = h('div', { class: 'buttons' });
+        for (const b of c.buttons) {
+          if ('url' in b) {
+            const href = this.href(b.url);
+            if (href)
+              bar.append(h('a', { class: 'button', href, target: '_blank', rel: 'noopener' }, b.title));
+          } else {
+            const button = h('button', { type: 'button', class: 'button' }, b.title);
+            button.addEventListener('click', () => {
+              this.setSuggestions([]);
+              this.actions.send(b.value);
+            });
+            bar.append(button);
+          }
+        }
+        card.append(bar);
+      }
+      return card;
+    });
+    return views.length === 1
+      ? views[0]!
+      : h('div', { class: 'carousel', role: 'group', 'aria-label': 'Cards' }, ...views);
+  }
+
+  private openLightbox(url: string, name: string): void {
+    this.lightboxImage.src = url;
+    this.lightboxImage.alt = name;
+    this.lightbox.hidden = false;
+    this.lightbox.querySelector<HTMLButtonElement>('.close-lightbox')?.focus();
+  }
+
+  private closeLightbox(): void {
+    this.lightbox.hidden = true;
+    this.lightboxImage.removeAttribute('src');
+    this.input.focus();
   }
 
   private scrollToEnd(): void {
