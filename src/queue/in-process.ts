@@ -101,7 +101,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
           items.length === 1
             ? [await insertInbox(db, items[0]!.lane, items[0]!.envelope)]
             : await insertInboxBatch(db, items);
-        items.forEach((item, i) => item.resolve(entries[i]));
+        for (const [i, item] of items.entries()) item.resolve(entries[i]);
       } catch (err) {
         if (items.length === 1) items[0]!.reject(err);
         // One envelope the database refuses must not refuse the others: each again on its own.

@@ -369,7 +369,13 @@ describe.each(backends)('store on %s', (backend) => {
       { lane: 'lane-a', envelope: env(2) },
       { lane: 'lane-a', envelope: env(4) },
     ]);
-    expect(entries.map((e) => e?.envelope.id)).toEqual([env(2).id, undefined, env(3).id, undefined, env(4).id]);
+    expect(entries.map((e) => e?.envelope.id)).toEqual([
+      env(2).id,
+      undefined,
+      env(3).id,
+      undefined,
+      env(4).id,
+    ]);
     expect(entries.map((e) => e?.lane)).toEqual(['lane-a', undefined, 'lane-b', undefined, 'lane-a']);
     const ids = [first!.id, entries[0]!.id, entries[2]!.id, entries[4]!.id];
     expect([...ids].sort((x, y) => x - y)).toEqual(ids);
