@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import { claimRecipients, insertBroadcast } from '../../src/outbound/broadcast-store.ts';
 import { BroadcastService } from '../../src/outbound/broadcasts.ts';
+import { setOptOut } from '../../src/outbound/opt-out.ts';
 import { OutboundService } from '../../src/outbound/service.ts';
 import type { ChannelAdapter } from '../../src/ports.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
@@ -248,6 +249,48 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
       claimed.map((c) => `outbound:operator:${c.id}`),
     ]);
     expect(Number(history.rows[0]!.n)).toBe(3);
+  });
+
+  it('skips and counts a person who opts out after the broadcast was accepted, before their turn', async () => {
+    const { db, bots, ingress, scheduler } = running.hub;
+    const adapters = new Map([[whatsapp.channel, whatsapp]]);
+    const outbound = new OutboundService({ db, bots, ingress, scheduler, logger: silentLogger, adapters });
+    const service = new BroadcastService({
+      db,
+      bots,
+      scheduler,
+      logger: silentLogger,
+      outbound,
+      adapters,
+      rateLimits: {},
+    });
+    const people = [person(), person(), person()];
+    const id = '7a1c2b3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
+    const accepted = await db.transaction((tx) =>
+      insertBroadcast(
+        tx,
+        {
+          id,
+          bot: 'default',
+          channel: 'whatsapp',
+          text: '[template late_stop (en)]',
+          template: { name: 'late_stop', language: 'en' },
+          subject: null,
+          ratePerSecond: 50,
+          audience: { to: 3 },
+          idempotencyKey: null,
+          requestHash: null,
+        },
+        { kind: 'keys', nativeKeys: people.map((p) => `+${p}`) },
+      ),
+    );
+    expect(accepted).toEqual({ total: 3, optedOut: 0 });
+    await setOptOut(db, { bot: 'default', channel: 'whatsapp', nativeId: `+${people[1]}` }, true);
+    await service.tick(id);
+    const done = await completed(id);
+    expect(done).toMatchObject({ total: 3, queued: 0, failed: 0, opted_out: 1 });
+    expect(done.sent + done.delivered).toBe(2);
+    expect(people.map((p) => templatesTo(p, 'late_stop').length)).toEqual([1, 0, 1]);
   });
 
   it('switchboard broadcast start --watch starts one and shows its progress bar until it completes', async () => {

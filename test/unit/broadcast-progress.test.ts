@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { pacing } from '../../src/outbound/broadcasts.ts';
 import { progressLine } from '../../src/outbound/cli.ts';
 
 const progress = (over: Partial<Parameters<typeof progressLine>[0]>) => ({
@@ -33,5 +34,14 @@ describe('the broadcast progress bar', () => {
     expect(progressLine(progress({ total: 0, queued: 0 }), 4)).toBe(
       '[████] 0/0 100%  sent 0 · delivered 0 · failed 0 · opted out 0 · queued 0',
     );
+  });
+});
+
+describe('a broadcast pace', () => {
+  it('ticks at least 200 ms apart, one recipient each when slow', () => {
+    expect(pacing(200)).toEqual({ intervalMs: 200, batch: 40 });
+    expect(pacing(80)).toEqual({ intervalMs: 200, batch: 16 });
+    expect(pacing(2)).toEqual({ intervalMs: 500, batch: 1 });
+    expect(pacing(0.5)).toEqual({ intervalMs: 2_000, batch: 1 });
   });
 });
