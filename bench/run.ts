@@ -17,7 +17,8 @@
  * local endpoint that discards what it receives), and its throughput against (b)'s.
  * Outbound (bench/outbound.ts): `broadcast` (throughput, and the pace a platform sees) and
  * `schedule` (how late scheduled sends fire, on both scheduler drivers).
- * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule` picks parts.
+ * And `dashboard`: the operator dashboard's queries on the same preloaded data (bench/dashboard.ts).
+ * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule dashboard` picks parts.
  * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS,
  * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES.
  */
@@ -40,6 +41,7 @@ import { createLogger } from '../src/logger.ts';
 import { startTracing } from '../src/telemetry/tracing.ts';
 import { clearRedisPrefix } from '../test/helpers/redis.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
+import { dashboardLines, runDashboardBench } from './dashboard.ts';
 import { outboundLines, runOutboundBench } from './outbound.ts';
 import { preload } from './preload.ts';
 import { runStartupBench, type StartupResult, startupLines } from './startup.ts';
@@ -724,6 +726,13 @@ if (want('broadcast') || want('schedule')) {
   const outbound = await runOutboundBench({ broadcast: want('broadcast'), schedule: want('schedule') });
   console.log('\nOutbound (issue 22):\n');
   for (const line of outboundLines(outbound)) console.log(`- ${line}`);
+}
+if (want('dashboard')) {
+  const timings = await runDashboardBench();
+  console.log(
+    `\nDashboard queries (issue 25), preloaded ${PRELOAD_SESSIONS.toLocaleString('en-US')} sessions / ${PRELOAD_MESSAGES.toLocaleString('en-US')} messages:\n`,
+  );
+  for (const line of dashboardLines(timings)) console.log(line);
 }
 printTargets({ startup, embedded, distributed, size, fastestBaseline, websocket });
 process.exit(0);

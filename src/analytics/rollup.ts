@@ -155,10 +155,32 @@ export async function metricRows(
      WHERE grain = $1 AND bucket >= $2 AND bucket < $3`,
     [grain, new Date(from), new Date(to)],
   );
-  const live =
-    open.length > 0 ? await computeRows(db, new Date(open[0]!), new Date(open.at(-1)! + step), grain) : [];
+  const live = open.length > 0 ? await liveRows(db, open[0]!, open.at(-1)! + step, grain, now) : [];
   const openSet = new Set(open);
   return [...toRows(stored), ...live.filter((r) => openSet.has(Date.parse(r.bucket)))];
+}
+
+/**
+ * Open buckets computed live are shared for this long: the dashboard asks for its nine charts at
+ * once (and again on every live refresh, from every viewer), and one computation answers them all.
+ */
+export const LIVE_SHARE_MS = 2_000;
+const liveCache = new Map<string, { at: number; rows: Promise<RollupRow[]> }>();
+
+/** Forgets the shared live rows (the bench times the computation itself). */
+export function clearLiveRows(): void {
+  liveCache.clear();
+}
+
+function liveRows(db: Db, from: number, to: number, grain: Grain, now: number): Promise<RollupRow[]> {
+  for (const [k, v] of liveCache) if (now - v.at > LIVE_SHARE_MS) liveCache.delete(k);
+  const key = `${grain}:${from}:${to}`;
+  const hit = liveCache.get(key);
+  if (hit) return hit.rows;
+  const rows = computeRows(db, new Date(from), new Date(to), grain);
+  rows.catch(() => liveCache.delete(key));
+  liveCache.set(key, { at: now, rows });
+  return rows;
 }
 
 /** Computes and stores these closed buckets (one statement over their span), marking each as rolled up. */

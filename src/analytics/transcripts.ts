@@ -1,4 +1,4 @@
-import type { Queryable } from '../store/db.ts';
+import type { Db, Queryable } from '../store/db.ts';
 
 export interface SearchFilter {
   /** Words, as a person types them (websearch syntax: "quoted phrase", -not, or). */
@@ -33,31 +33,66 @@ export const SESSIONS_OF_PERSON = `(s.user_id = $USER OR EXISTS (SELECT 1 FROM u
   WHERE i.user_id = $USER AND i.channel = s.channel
     AND (s.native_key = i.native_id OR starts_with(s.native_key, i.native_id || '#'))))`;
 
+/**
+ * Matches fetched through the full-text index before the newest are picked. A word rarer than
+ * this is found through the index (a few rows); a commoner one by walking the newest messages
+ * back until enough match (they are common, so that is soon). The planner cannot tell the two
+ * apart (an expression index has no per-word statistics), so the search tries the first and
+ * falls back to the second.
+ */
+export const INDEX_MATCH_CAP = 2_000;
+
+const FILTERS = `
+  m.role IN ('user', 'assistant', 'agent', 'note')
+  AND ($2::text IS NULL OR s.bot = $2) AND ($3::text IS NULL OR s.channel = $3)
+  AND ($4::timestamptz IS NULL OR m.created_at >= $4) AND ($5::timestamptz IS NULL OR m.created_at < $5)
+  AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM handoffs h WHERE h.session_id = s.id AND h.agent_id = $6))
+  AND ($7::uuid IS NULL OR ${SESSIONS_OF_PERSON.replaceAll('$USER', '$7')})`;
+const HIT_COLUMNS = `m.session_id, m.seq, m.role, s.bot, s.channel, s.user_id, m.created_at,
+  ts_headline('simple', m.content, websearch_to_tsquery('simple', $1),
+    'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2') AS snippet`;
+
 /** Full-text search over what people, bots and agents said (PostgreSQL, the 'simple' configuration), newest first. */
-export async function searchMessages(q: Queryable, f: SearchFilter): Promise<SearchHit[]> {
-  const { rows } = await q.query<Record<string, unknown>>(
-    `SELECT m.session_id, m.seq, m.role, s.bot, s.channel, s.user_id, m.created_at,
-       ts_headline('simple', m.content, websearch_to_tsquery('simple', $1),
-         'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2') AS snippet
-     FROM messages m JOIN sessions s ON s.id = m.session_id
-     WHERE to_tsvector('simple', m.content) @@ websearch_to_tsquery('simple', $1)
-       AND m.role IN ('user', 'assistant', 'agent', 'note')
-       AND ($2::text IS NULL OR s.bot = $2) AND ($3::text IS NULL OR s.channel = $3)
-       AND ($4::timestamptz IS NULL OR m.created_at >= $4) AND ($5::timestamptz IS NULL OR m.created_at < $5)
-       AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM handoffs h WHERE h.session_id = s.id AND h.agent_id = $6))
-       AND ($7::uuid IS NULL OR ${SESSIONS_OF_PERSON.replaceAll('$USER', '$7')})
-     ORDER BY m.created_at DESC, m.session_id, m.seq LIMIT $8`,
-    [
-      f.text,
-      f.bot ?? null,
-      f.channel ?? null,
-      f.from ?? null,
-      f.to ?? null,
-      f.agentId ?? null,
-      f.userId ?? null,
-      f.limit,
-    ],
-  );
+export async function searchMessages(db: Db, f: SearchFilter): Promise<SearchHit[]> {
+  const params = [
+    f.text,
+    f.bot ?? null,
+    f.channel ?? null,
+    f.from ?? null,
+    f.to ?? null,
+    f.agentId ?? null,
+    f.userId ?? null,
+    f.limit,
+  ];
+  // Through the index only (bitmap scans): every match, up to the cap.
+  const viaIndex = await db.transaction(async (tx) => {
+    await tx.query('SET LOCAL enable_seqscan = off');
+    await tx.query('SET LOCAL enable_indexscan = off');
+    return tx.query<Record<string, unknown>>(
+      `WITH hit AS MATERIALIZED (
+         SELECT m.session_id, m.seq FROM messages m
+         WHERE to_tsvector('simple', m.content) @@ websearch_to_tsquery('simple', $1) LIMIT ${INDEX_MATCH_CAP}
+       )
+       -- One row at least, so that the count arrives when the filters leave nothing.
+       SELECT (SELECT count(*) FROM hit)::int AS matched, r.* FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+         SELECT ${HIT_COLUMNS}
+         FROM hit JOIN messages m ON m.session_id = hit.session_id AND m.seq = hit.seq
+           JOIN sessions s ON s.id = m.session_id
+         WHERE ${FILTERS}
+         ORDER BY m.created_at DESC, m.session_id, m.seq LIMIT $8
+       ) r ON true`,
+      params,
+    );
+  });
+  let rows = viaIndex.rows.filter((r) => r.session_id !== null);
+  if (Number(viaIndex.rows[0]?.matched ?? 0) >= INDEX_MATCH_CAP) {
+    ({ rows } = await db.query<Record<string, unknown>>(
+      `SELECT ${HIT_COLUMNS} FROM messages m JOIN sessions s ON s.id = m.session_id
+       WHERE to_tsvector('simple', m.content) @@ websearch_to_tsquery('simple', $1) AND ${FILTERS}
+       ORDER BY m.created_at DESC, m.session_id, m.seq LIMIT $8`,
+      params,
+    ));
+  }
   return rows.map((r) => ({
     sessionId: r.session_id as string,
     seq: Number(r.seq),

@@ -214,6 +214,25 @@ describe('dashboard API', () => {
     expect((await admin('GET', '/api/admin/transcripts/search')).status).toBe(400);
   });
 
+  it('finds the newest matches of a common word too (more than the index path takes)', async () => {
+    const id = randomUUID();
+    await running.hub.db.query(
+      `INSERT INTO sessions (id, bot, channel, native_key) VALUES ($1, 'default', 'web', $2)`,
+      [id, randomUUID()],
+    );
+    await running.hub.db.query(
+      `INSERT INTO messages (session_id, seq, role, content, delivery_status, created_at)
+       SELECT $1, g, 'user', 'zebra number ' || g, 'received', now() - make_interval(secs => 5000 - g)
+       FROM generate_series(1, 2500) AS g`,
+      [id],
+    );
+    const res = await admin('GET', '/api/admin/transcripts/search?q=zebra&limit=3');
+    expect(res.json.results.map((r: { seq: number }) => r.seq)).toEqual([2500, 2499, 2498]);
+    const rare = await admin('GET', '/api/admin/transcripts/search?q=zebra%201234');
+    expect(rare.json.results.map((r: { seq: number }) => r.seq)).toEqual([1234]);
+    await running.hub.db.query('DELETE FROM sessions WHERE id = $1', [id]);
+  });
+
   it('opens and exports a transcript, and follows the person across sessions', async () => {
     const res = await supervisor.call('GET', `/api/admin/transcripts/${webSession}`);
     expect(res.status).toBe(200);
