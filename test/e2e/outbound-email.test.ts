@@ -152,4 +152,27 @@ describe('outbound email: a new thread with a subject, or inside the session thr
     expect(mails.map((m) => m.parsed.subject).sort()).toEqual(['Invoice 17', 'Invoice 18']);
     expect(new Set(mails.map((m) => m.parsed.messageId)).size).toBe(2);
   });
+
+  it('broadcasts with a subject: each address gets one mail opening a thread of its own', async () => {
+    const to = ['erin@example.org', 'frank@example.org'];
+    const res = await admin('POST', '/api/admin/broadcasts', {
+      bot: 'default',
+      channel: 'email',
+      to: [...to, 'Erin@Example.org'],
+      subject: 'We moved to Main Street 5',
+      text: 'From Monday you find us at Main Street 5.',
+    });
+    expect(res.status).toBe(202);
+    expect(res.json.total).toBe(2);
+    await until(
+      async () => (await admin('GET', `/api/admin/broadcasts/${res.json.broadcast_id}`)).json,
+      (p) => p.status === 'completed',
+    );
+    for (const address of to) {
+      const mails = await smtp.waitFor(address);
+      expect(mails).toHaveLength(1);
+      expect(mails[0]!.parsed.subject).toBe('We moved to Main Street 5');
+      expect(mails[0]!.parsed.inReplyTo).toBeUndefined();
+    }
+  });
 });
