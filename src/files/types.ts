@@ -1,5 +1,3 @@
-import { fileTypeFromBuffer } from 'file-type';
-
 /**
  * What a bot accepts when its `sessions.allowedFileTypes` is not set: pictures, sound, video,
  * PDF, plain text and office documents. Programs and archives are not in it.
@@ -44,6 +42,8 @@ function looksLikeText(bytes: Uint8Array): boolean {
  * SVG and HTML are text here: shown as text, never rendered.
  */
 export async function sniffType(head: Uint8Array): Promise<string> {
+  // Loaded at the first file (~12 MB): a hub nobody sends files to never needs it.
+  const { fileTypeFromBuffer } = await import('file-type');
   const found = await fileTypeFromBuffer(head).catch(() => undefined);
   if (found) return found.mime;
   if (head.length > 0 && looksLikeText(head)) return 'text/plain';

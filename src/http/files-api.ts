@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import busboy from 'busboy';
+import type busboy from 'busboy';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import type { BotRegistry } from '../config/bots.ts';
@@ -109,8 +109,10 @@ export function fileRoutes(deps: FileRoutesDeps): Hono {
     const body = c.req.raw.body;
     if (!body) throw new ApiError(400, 'no_file', 'the request has no body');
     let parser: busboy.Busboy;
+    // Loaded at the first upload: a hub nobody sends files to never needs it.
+    const { default: createParser } = await import('busboy');
     try {
-      parser = busboy({
+      parser = createParser({
         headers: { 'content-type': type },
         limits: { files: 1, fields: 10, fileSize: rules.maxFileBytes + 1, parts: 12 },
       });
