@@ -34,8 +34,8 @@ export type SessionApiDeps = Pick<
   rateLimiter: RateLimiter;
 };
 
-const CreateSessionBody = z.object({ bot: z.string().max(100).optional() }).strict();
-const ChatBody = z
+export const CreateSessionBody = z.object({ bot: z.string().max(100).optional() }).strict();
+export const ChatBody = z
   .object({
     text: z.string({ error: 'text is required and must be a string' }),
     /** The client's id for this message: a resend with the same id is processed once. */
@@ -44,7 +44,7 @@ const ChatBody = z
     files: z.array(z.uuid()).max(10).optional(),
   })
   .strict();
-const HistoryQuery = z.object({
+export const HistoryQuery = z.object({
   after: z.coerce.number().int().min(0).optional(),
   before: z.coerce.number().int().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(DEFAULT_PAGE),

@@ -45,7 +45,7 @@ export interface AdminApiDeps extends ErasureDeps {
 }
 
 const encodeCursor = (c: SessionCursor) => Buffer.from(`${c.createdAtUs}.${c.id}`).toString('base64url');
-const CursorSchema = z
+export const CursorSchema = z
   .string()
   .max(200)
   .transform((raw, ctx) => {
@@ -57,7 +57,7 @@ const CursorSchema = z
     return { createdAtUs: match[1]!, id: match[2]! };
   });
 
-const SessionListQuery = z.object({
+export const SessionListQuery = z.object({
   bot: BotNameSchema.optional(),
   channel: ChannelSchema.optional(),
   state: z.enum(SESSION_STATES).optional(),
@@ -67,12 +67,12 @@ const SessionListQuery = z.object({
 });
 const SessionParams = z.object({ id: z.uuid() });
 const UserParams = z.object({ id: z.uuid() });
-const TranscriptQuery = z.object({
+export const TranscriptQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE),
 });
-const EndBody = z.object({ reason: z.string().min(1).max(200).optional() }).strict();
-const StatsQuery = z
+export const EndBody = z.object({ reason: z.string().min(1).max(200).optional() }).strict();
+export const StatsQuery = z
   .object({
     from: z.iso.datetime({ offset: true }).optional(),
     to: z.iso.datetime({ offset: true }).optional(),

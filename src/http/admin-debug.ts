@@ -4,7 +4,7 @@ import type { Db } from '../store/db.ts';
 import { ApiError } from './errors.ts';
 
 const Params = z.object({ id: z.uuid() });
-const Query = z.object({
+export const DebugQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
@@ -18,7 +18,7 @@ export function adminDebugRoutes(db: Db): Hono {
   const app = new Hono();
   app.get('/api/admin/sessions/:id/debug', async (c) => {
     const params = Params.safeParse(c.req.param());
-    const query = Query.safeParse(c.req.query());
+    const query = DebugQuery.safeParse(c.req.query());
     if (!params.success || !query.success)
       throw new ApiError(
         400,

@@ -58,13 +58,15 @@ const HEARTBEAT_MS = 15_000;
 /** How often an open event stream marks its agent as present (the offline check reads it). */
 const PRESENCE_MS = 30_000;
 
-const LoginBody = z
+export const LoginBody = z
   .object({ email: z.string().min(1).max(320), password: z.string().min(1).max(1000) })
   .strict();
-const StatusBody = z.object({ status: z.enum(AGENT_STATUSES) }).strict();
-const TextBody = z.object({ text: z.string({ error: 'text is required and must be a string' }) }).strict();
-const TransferBody = z.object({ agent_id: z.string().min(1).max(100) }).strict();
-const ListQuery = z.object({
+export const StatusBody = z.object({ status: z.enum(AGENT_STATUSES) }).strict();
+export const TextBody = z
+  .object({ text: z.string({ error: 'text is required and must be a string' }) })
+  .strict();
+export const TransferBody = z.object({ agent_id: z.string().min(1).max(100) }).strict();
+export const ListQuery = z.object({
   state: z.enum(['waiting', 'mine', 'all']).default('waiting'),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE),
   before: z
@@ -80,7 +82,7 @@ const ListQuery = z.object({
     })
     .optional(),
 });
-const HistoryQuery = z.object({
+export const HistoryQuery = z.object({
   before: z.coerce.number().int().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(100),
 });

@@ -11,6 +11,7 @@ import { consoleRoutes } from './console.ts';
 import { dashboardRoutes } from './dashboard-api.ts';
 import { fileRoutes, UPLOAD_PATH } from './files-api.ts';
 import { identityRoutes } from './identity-api.ts';
+import { openApiRoutes } from './openapi/routes.ts';
 import { type Check, opsRoutes } from './ops-api.ts';
 import { outboundMessageRoutes } from './outbound-api.ts';
 
@@ -123,6 +124,7 @@ export function assembleHttp(services: HubServices): Hono {
       requestTokens: adapters.flatMap((a) => (a.requestToken ? [(c) => a.requestToken!(c)] : [])),
     }),
   );
+  app.route('/', openApiRoutes());
   for (const adapter of adapters) {
     const routes = adapter.routes?.();
     if (routes) app.route('/', routes);

@@ -34,14 +34,14 @@ const RECENT_EVENTS = 50;
 const DEBUG_SNAPSHOTS = 20;
 
 const Time = z.iso.datetime({ offset: true });
-const AnalyticsQuery = z.object({
+export const AnalyticsQuery = z.object({
   bot: BotNameSchema.optional(),
   from: Time.optional(),
   to: Time.optional(),
   bucket: z.enum(GRAINS).default('hour'),
   format: z.enum(['json', 'csv']).default('json'),
 });
-const AuditQuery = z.object({
+export const AuditQuery = z.object({
   /** An agent id, or "operator" for the ADMIN_TOKEN's rows. */
   actor: z.union([z.uuid(), z.literal('operator')]).optional(),
   session_id: z.uuid().optional(),
@@ -50,7 +50,7 @@ const AuditQuery = z.object({
   before: z.coerce.number().int().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(100),
 });
-const SearchQuery = z.object({
+export const SearchQuery = z.object({
   q: z.string().trim().min(1).max(200),
   bot: BotNameSchema.optional(),
   channel: ChannelSchema.optional(),
@@ -61,7 +61,7 @@ const SearchQuery = z.object({
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(50),
 });
 const SessionParams = z.object({ id: z.uuid() });
-const ExportQuery = z.object({ format: z.enum(['text', 'json']).default('json') });
+export const ExportQuery = z.object({ format: z.enum(['text', 'json']).default('json') });
 
 function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   const parsed = schema.safeParse(input);

@@ -24,7 +24,7 @@ export interface IdentityApiDeps {
 }
 
 const channel = ChannelSchema;
-const LinkBody = z
+export const LinkBody = z
   .object({
     channel,
     native_id: z.string({ error: 'native_id is required and must be a string' }).min(1).max(320),

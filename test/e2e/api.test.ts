@@ -1,7 +1,9 @@
 import fs from 'node:fs/promises';
+import { type SwitchboardClient, switchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/database.ts';
 import { apiClient } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
 import { until } from '../helpers/until.ts';
 
@@ -13,6 +15,35 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
   let dataDir: string;
   let server: ServerProcess;
   let api: ReturnType<typeof apiClient>;
+  /** Every request and answer of this suite is checked against the hub's own OpenAPI document. */
+  let contract: ReturnType<typeof openApiContract>;
+  const breaches: string[] = [];
+  const connect = (url: string) => {
+    api = apiClient(url, { onExchange: (e) => breaches.push(...contract.check(e)) });
+    typed = switchboardClient({ baseUrl: url });
+    const sent = new Map<string, unknown>();
+    typed.use({
+      async onRequest({ id, request }) {
+        if (request.body) sent.set(id, JSON.parse(await request.clone().text()));
+      },
+      async onResponse({ id, request, response }) {
+        const body = await response.clone().text();
+        const url = new URL(request.url);
+        breaches.push(
+          ...contract.check({
+            method: request.method,
+            path: url.pathname + url.search,
+            status: response.status,
+            ...(body ? { responseBody: JSON.parse(body) } : {}),
+            ...(sent.has(id) ? { requestBody: sent.get(id) } : {}),
+          }),
+        );
+        sent.delete(id);
+      },
+    });
+  };
+  /** The typed client (`switchboard/client`, generated from the same document). */
+  let typed: SwitchboardClient;
 
   beforeAll(async () => {
     dataDir = await tempDir('sbt-e2e-');
@@ -23,7 +54,8 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
       CHAT_WAIT_MS: '10000',
     });
     await server.start();
-    api = apiClient(server.url);
+    contract = openApiContract(await (await fetch(`${server.url}/openapi.json`)).json());
+    connect(server.url);
   });
 
   afterAll(async () => {
@@ -32,22 +64,24 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
   });
 
   it('creates a session, chats, reads the history; after a restart the token and history are all there', async () => {
-    const session = await api.createSession();
+    const created = await typed.POST('/api/session', { body: {} });
+    expect(created.response.status).toBe(201);
+    const session = created.data!;
     expect(session.session_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(session.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(Date.parse(session.expires_at)).toBeGreaterThan(Date.now());
+    expect(Date.parse(session.expires_at ?? '')).toBeGreaterThan(Date.now());
 
-    const first = await api.chat(session.token, 'hello');
-    expect(first.status).toBe(200);
-    expect(first.json.replies.map((r: { text: string }) => r.text)).toEqual([
-      'You said: hello (message #1 in this session)',
-    ]);
+    const auth = { headers: { authorization: `Bearer ${session.token}` } };
+    const first = await typed.POST('/api/chat', { ...auth, body: { text: 'hello' } });
+    expect(first.response.status).toBe(200);
+    const completed = first.data as { status: string; replies: { text: string }[] };
+    expect(completed.replies.map((r) => r.text)).toEqual(['You said: hello (message #1 in this session)']);
     const second = await api.chat(session.token, 'again');
     expect(second.json.replies[0].text).toBe('You said: again (message #2 in this session)');
 
-    const before = await api.history(session.token);
-    expect(before.status).toBe(200);
-    const texts = before.json.messages.map((m: { role: string; text: string }) => `${m.role}:${m.text}`);
+    const before = await typed.GET('/api/session/messages', auth);
+    expect(before.response.status).toBe(200);
+    const texts = before.data!.messages.map((m) => `${m.role}:${m.text}`);
     expect(texts).toEqual([
       'system:session started',
       "assistant:Hello! I'm the Switchboard demo bot. Say anything and I'll echo it back.",
@@ -59,21 +93,21 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
 
     await server.stop('SIGTERM');
     await server.start();
-    api = apiClient(server.url);
+    connect(server.url);
 
-    const after = await api.history(session.token);
-    expect(after.status).toBe(200);
-    expect(after.json.messages).toEqual(before.json.messages);
+    const after = await typed.GET('/api/session/messages', auth);
+    expect(after.response.status).toBe(200);
+    expect(after.data!.messages).toEqual(before.data!.messages);
     const third = await api.chat(session.token, 'still me');
     expect(third.json.replies[0].text).toBe('You said: still me (message #3 in this session)');
-    const state = await api.call('GET', '/api/session', { token: session.token });
-    expect(state.json).toMatchObject({
+    const state = await typed.GET('/api/session', auth);
+    expect(state.data).toMatchObject({
       session_id: session.session_id,
       bot: 'default',
       message_count: 3,
       auth_level: 'anonymous',
     });
-    expect(state.json.state.variables).toEqual({ last_message: 'still me' });
+    expect(state.data!.state.variables).toEqual({ last_message: 'still me' });
   });
 
   it('pages the history', async () => {
@@ -229,6 +263,14 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
     expect(metrics.text).toMatch(/switchboard_messages_out_total\{channel="api"\} \d+/);
     expect(metrics.text).toContain('switchboard_engine_turn_seconds_bucket');
     expect(metrics.text).toMatch(/switchboard_active_sessions\{bot="default",channel="api"\} \d+/);
+  });
+
+  it('every request and answer above matched the OpenAPI document', () => {
+    expect(contract.judged.length).toBeGreaterThan(40);
+    // Typed and untyped calls both went through the check, errors included.
+    expect(contract.judged.some((e) => e.status === 400)).toBe(true);
+    expect(contract.judged.some((e) => e.path.startsWith('/api/chat') && e.status === 202)).toBe(true);
+    expect(breaches).toEqual([]);
   });
 
   it('logs no token', () => {

@@ -52,18 +52,35 @@ export async function startTestHub(
   };
 }
 
-/** A small HTTP client for the session API. */
-export function apiClient(baseUrl: string) {
+/** What `apiClient` saw of one call (for a contract check against the OpenAPI document). */
+export interface ApiExchange {
+  method: string;
+  path: string;
+  status: number;
+  requestBody?: unknown;
+  responseBody?: unknown;
+}
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+};
+
+/** A small HTTP client for the session API; `onExchange` hears every call it made. */
+export function apiClient(baseUrl: string, options: { onExchange?: (exchange: ApiExchange) => void } = {}) {
   const call = async (
     method: string,
     route: string,
-    options: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+    request: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
   ) => {
-    const headers: Record<string, string> = { ...options.headers };
-    if (options.token) headers.authorization = `Bearer ${options.token}`;
-    let body: string | undefined = options.raw;
-    if (options.body !== undefined) {
-      body = JSON.stringify(options.body);
+    const headers: Record<string, string> = { ...request.headers };
+    if (request.token) headers.authorization = `Bearer ${request.token}`;
+    let body: string | undefined = request.raw;
+    if (request.body !== undefined) {
+      body = JSON.stringify(request.body);
       headers['content-type'] = 'application/json';
     }
     const res = await fetch(`${baseUrl}${route}`, { method, headers, body });
@@ -74,6 +91,13 @@ export function apiClient(baseUrl: string) {
     } catch {
       json = undefined;
     }
+    options.onExchange?.({
+      method,
+      path: route,
+      status: res.status,
+      ...(body !== undefined ? { requestBody: safeJson(body) } : {}),
+      ...(json !== undefined ? { responseBody: json } : {}),
+    });
     return { status: res.status, headers: res.headers, json, text };
   };
   return {

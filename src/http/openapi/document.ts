@@ -1,0 +1,185 @@
+import { z } from 'zod';
+import { OPERATIONS, type Operation, pathParameterSchema, type Scheme } from './operations.ts';
+import { ErrorBody } from './shapes.ts';
+
+type Json = Record<string, unknown>;
+
+/** The document, as JSON. */
+export type OpenApiDocument = Json;
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'The request is malformed or invalid (`invalid_json`, `invalid_request`, `invalid_text`, …)',
+  401: 'No valid credentials (`unauthorized`)',
+  403: 'Not allowed (`forbidden`, `admin_disabled`, `csrf`)',
+  404: 'Not found (`not_found`, `unknown_bot`)',
+  409: 'Conflicts with the current state',
+  413: 'Too large (`payload_too_large`, `text_too_long`)',
+  422: 'Cannot be done on this channel or for this person',
+  429: 'Rate limited (`rate_limited`); see `Retry-After`',
+};
+
+const SECURITY_SCHEMES: Record<Scheme, Json> = {
+  session: {
+    type: 'http',
+    scheme: 'bearer',
+    description: "A session's token, from `POST /api/session` (256 bits, URL-safe base64).",
+  },
+  admin: { type: 'http', scheme: 'bearer', description: 'The operator token, `ADMIN_TOKEN`.' },
+  agentToken: {
+    type: 'http',
+    scheme: 'bearer',
+    description: "An agent's API token (from `POST /api/admin/agents` or `…/{id}/token`).",
+  },
+  agentCookie: {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'sb_agent',
+    description:
+      'The console sign-in cookie from `POST /api/agent/login`; requests that change something also send `X-Requested-With`.',
+  },
+};
+
+/** JSON Schema of a zod schema as a request (`input`) or a response (`output`) shows it. */
+function schemaOf(schema: z.ZodType, io: 'input' | 'output'): Json {
+  const json = JSON.parse(
+    JSON.stringify(
+      z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }),
+    ).replaceAll('"#/$defs/', '"#/components/schemas/'),
+  ) as Json;
+  delete json.$schema;
+  return json;
+}
+
+/** Hoists `$defs` (named shapes) into `components.schemas`. */
+function hoist(schema: Json, components: Record<string, Json>): Json {
+  const defs = schema.$defs as Record<string, Json> | undefined;
+  if (defs) {
+    for (const [id, def] of Object.entries(defs)) components[id] = def;
+    delete schema.$defs;
+  }
+  if (typeof schema.id === 'string') {
+    // The schema itself is a named one: refer to it.
+    const { id, ...rest } = schema;
+    components[id] = rest;
+    return { $ref: `#/components/schemas/${id}` };
+  }
+  return schema;
+}
+
+function parameters(op: Operation, components: Record<string, Json>): Json[] {
+  const out: Json[] = [];
+  for (const match of op.path.matchAll(/\{([^}]+)\}/g)) {
+    const name = match[1]!;
+    out.push({
+      name,
+      in: 'path',
+      required: true,
+      schema: hoist(schemaOf(pathParameterSchema(name), 'input'), components),
+    });
+  }
+  if (op.query) {
+    const query = schemaOf(op.query, 'input');
+    const props = (query.properties ?? {}) as Record<string, Json>;
+    const required = new Set((query.required as string[] | undefined) ?? []);
+    for (const [name, schema] of Object.entries(props)) {
+      const { description, ...rest } = schema;
+      out.push({
+        name,
+        in: 'query',
+        required: required.has(name) && !('default' in schema),
+        schema: rest,
+        ...(description ? { description } : {}),
+      });
+    }
+  }
+  return out;
+}
+
+function operation(op: Operation, components: Record<string, Json>): Json {
+  const responses: Record<string, Json> = {};
+  for (const [status, r] of Object.entries(op.responses)) {
+    responses[status] = {
+      description: r.description,
+      ...(r.schema
+        ? {
+            content: {
+              [r.contentType ?? 'application/json']: {
+                schema: hoist(schemaOf(r.schema, 'output'), components),
+              },
+            },
+          }
+        : r.contentType
+          ? { content: { [r.contentType]: { schema: { type: 'string' } } } }
+          : {}),
+    };
+  }
+  for (const status of op.errors) responses[String(status)] = { $ref: `#/components/responses/E${status}` };
+  responses.default = { $ref: '#/components/responses/Error' };
+  const params = parameters(op, components);
+  return {
+    tags: [op.tag],
+    summary: op.summary,
+    operationId: operationId(op),
+    ...(params.length ? { parameters: params } : {}),
+    ...(op.body
+      ? {
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: hoist(schemaOf(op.body, 'input'), components) } },
+          },
+        }
+      : {}),
+    responses,
+    security: op.security.map((s) => ({ [s]: [] })),
+  };
+}
+
+/** `post /api/admin/agents/{id}/token` → `postApiAdminAgentsIdToken`. */
+export function operationId(op: Pick<Operation, 'method' | 'path'>): string {
+  const words = op.path.split(/[/{}_-]+/).filter(Boolean);
+  return op.method + words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
+}
+
+/**
+ * The OpenAPI 3.1 document of the hub's HTTP API, from the routes' own zod schemas
+ * (`operations.ts`). Left out, and listed in README: `/ws`, the pages, the platforms' webhooks,
+ * `/healthz`, `/readyz` and `/metrics`.
+ */
+export function buildOpenApiDocument(options: { version: string; serverUrl?: string }): OpenApiDocument {
+  const components: Record<string, Json> = {};
+  const paths: Record<string, Record<string, Json>> = {};
+  for (const op of OPERATIONS) {
+    paths[op.path] ??= {};
+    paths[op.path]![op.method] = operation(op, components);
+  }
+  const error = hoist(schemaOf(ErrorBody, 'output'), components);
+  const responses: Record<string, Json> = {
+    Error: { description: 'An error', content: { 'application/json': { schema: error } } },
+  };
+  for (const [status, description] of Object.entries(STATUS_TEXT))
+    responses[`E${status}`] = { description, content: { 'application/json': { schema: error } } };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Switchboard API',
+      version: options.version,
+      description:
+        'The multi-channel conversation hub: the session API, the operator API, agents, outbound messages and the dashboard. Errors are always `{"error": {"code", "message"}}`.',
+    },
+    ...(options.serverUrl ? { servers: [{ url: options.serverUrl }] } : {}),
+    tags: [
+      { name: 'Session', description: 'A person talking to a bot over REST (bearer: the session token)' },
+      { name: 'Operator', description: 'Sessions, statistics, erasure (bearer: ADMIN_TOKEN)' },
+      { name: 'Identities', description: 'Users and their channel identities (bearer: ADMIN_TOKEN)' },
+      { name: 'Agents', description: 'Agent accounts (ADMIN_TOKEN, or an admin agent)' },
+      { name: 'Agent', description: 'The agent API the console uses (agent token or sign-in cookie)' },
+      { name: 'Outbound', description: 'Messages and broadcasts the business starts' },
+      {
+        name: 'Dashboard',
+        description: 'Analytics, transcripts, audit (ADMIN_TOKEN, supervisors, admin agents)',
+      },
+    ],
+    paths,
+    components: { schemas: components, responses, securitySchemes: SECURITY_SCHEMES },
+  };
+}

@@ -1,0 +1,536 @@
+import { z } from 'zod';
+import {
+  ChatBody,
+  CreateSessionBody,
+  HistoryQuery as SessionHistoryQuery,
+} from '../../../adapters/api/routes.ts';
+import { AgentPatchSchema, NewAgentSchema } from '../../agents/accounts.ts';
+import { BroadcastRequestSchema } from '../../outbound/broadcasts.ts';
+import { SendRequestSchema } from '../../outbound/service.ts';
+import { EndBody, SessionListQuery, StatsQuery, TranscriptQuery } from '../admin-api.ts';
+import { DebugQuery } from '../admin-debug.ts';
+import {
+  HistoryQuery as AgentHistoryQuery,
+  ListQuery as AgentListQuery,
+  LoginBody,
+  StatusBody,
+  TextBody,
+  TransferBody,
+} from '../agent-api.ts';
+import { AuthenticateBody } from '../auth-api.ts';
+import { AnalyticsQuery, AuditQuery, ExportQuery, SearchQuery } from '../dashboard-api.ts';
+import { LinkBody } from '../identity-api.ts';
+import {
+  Agent,
+  AgentCreated,
+  AgentDeleted,
+  AgentList,
+  AnyObject,
+  ChatCompleted,
+  ChatQueued,
+  HistoryPage,
+  SessionCreated,
+  SessionEnded,
+  SessionView,
+} from './shapes.ts';
+
+/** The security schemes, as `components.securitySchemes` names them. */
+export type Scheme = 'session' | 'admin' | 'agentToken' | 'agentCookie';
+
+export interface Operation {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** OpenAPI form: `/api/admin/sessions/{id}`. */
+  path: string;
+  tag: 'Session' | 'Operator' | 'Agents' | 'Agent' | 'Outbound' | 'Dashboard' | 'Identities';
+  summary: string;
+  /** Any one of these opens the route; none: public. */
+  security: Scheme[];
+  query?: z.ZodType;
+  body?: z.ZodType;
+  /** 2xx answers; errors are listed by status in `errors`. */
+  responses: Record<number, { description: string; schema?: z.ZodType; contentType?: string }>;
+  errors: number[];
+}
+
+const Id = z.uuid();
+const ok = (schema: z.ZodType, description = 'OK') => ({ 200: { description, schema } });
+const OPERATOR: Scheme[] = ['admin'];
+const AGENT: Scheme[] = ['agentToken', 'agentCookie'];
+/** The dashboard and transcripts: ADMIN_TOKEN, or a supervisor's or admin agent's sign-in. */
+const SUPERVISOR: Scheme[] = ['admin', 'agentToken', 'agentCookie'];
+
+/**
+ * Every documented route. The contract test (test/integration/openapi.test.ts) fails when a route
+ * is mounted under `/api` and missing here, so this list cannot fall behind the routes.
+ */
+export const OPERATIONS: Operation[] = [
+  // --- Session API (adapters/api) ---
+  {
+    method: 'post',
+    path: '/api/session',
+    tag: 'Session',
+    summary: 'Open a session (optionally for a named bot); answers its bearer token once',
+    security: [],
+    body: CreateSessionBody,
+    responses: { 201: { description: 'Created', schema: SessionCreated } },
+    errors: [400, 404, 413, 429],
+  },
+  {
+    method: 'get',
+    path: '/api/session',
+    tag: 'Session',
+    summary: "The session and the bot's state for it",
+    security: ['session'],
+    responses: ok(SessionView),
+    errors: [401, 404],
+  },
+  {
+    method: 'delete',
+    path: '/api/session',
+    tag: 'Session',
+    summary: 'End the session',
+    security: ['session'],
+    responses: ok(SessionEnded),
+    errors: [401],
+  },
+  {
+    method: 'get',
+    path: '/api/session/messages',
+    tag: 'Session',
+    summary: 'The history, paged by sequence number (`after` or `before`)',
+    security: ['session'],
+    query: SessionHistoryQuery,
+    responses: ok(HistoryPage),
+    errors: [400, 401],
+  },
+  {
+    method: 'post',
+    path: '/api/chat',
+    tag: 'Session',
+    summary: 'Send a message; waits for the replies unless `?wait=false` (then 202)',
+    security: ['session'],
+    query: z.object({ wait: z.enum(['true', 'false']).optional() }),
+    body: ChatBody,
+    responses: {
+      200: { description: 'The turn completed: its replies', schema: ChatCompleted },
+      202: { description: 'Queued; the replies will be in the history', schema: ChatQueued },
+    },
+    errors: [400, 401, 413, 429],
+  },
+  {
+    method: 'post',
+    path: '/api/session/authenticate',
+    tag: 'Session',
+    summary: 'Sign the session in with an identity provider token (when sign-in is configured)',
+    security: ['session'],
+    body: AuthenticateBody,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403],
+  },
+  // --- Operator API ---
+  {
+    method: 'get',
+    path: '/api/admin/sessions',
+    tag: 'Operator',
+    summary: 'List sessions (filters, cursor paging)',
+    security: OPERATOR,
+    query: SessionListQuery,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/sessions/{id}',
+    tag: 'Operator',
+    summary: 'One session with its state',
+    security: OPERATOR,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/sessions/{id}/messages',
+    tag: 'Operator',
+    summary: "A session's transcript, paged",
+    security: OPERATOR,
+    query: TranscriptQuery,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/sessions/{id}/debug',
+    tag: 'Operator',
+    summary: "A session's debug log (DEBUG SHOW)",
+    security: OPERATOR,
+    query: DebugQuery,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'post',
+    path: '/api/admin/sessions/{id}/end',
+    tag: 'Operator',
+    summary: 'End a session (through its lane)',
+    security: OPERATOR,
+    body: EndBody,
+    responses: { 202: { description: 'Accepted', schema: AnyObject } },
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/stats',
+    tag: 'Operator',
+    summary: 'Counts per bot and channel over a time range',
+    security: OPERATOR,
+    query: StatsQuery,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403],
+  },
+  {
+    method: 'delete',
+    path: '/api/users/{id}',
+    tag: 'Operator',
+    summary: 'Erase a person: every session, message and memory of theirs',
+    security: OPERATOR,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404],
+  },
+  // --- Identities ---
+  {
+    method: 'get',
+    path: '/api/admin/users/{id}',
+    tag: 'Identities',
+    summary: 'A user and the channel identities linked to them',
+    security: OPERATOR,
+    responses: ok(AnyObject),
+    errors: [401, 403, 404],
+  },
+  {
+    method: 'post',
+    path: '/api/admin/users/{id}/identities',
+    tag: 'Identities',
+    summary: 'Link a channel identity to a user',
+    security: OPERATOR,
+    body: LinkBody,
+    responses: {
+      200: { description: 'Linked', schema: AnyObject },
+      201: { description: 'Linked', schema: AnyObject },
+    },
+    errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'delete',
+    path: '/api/admin/users/{id}/identities/{channel}/{nativeId}',
+    tag: 'Identities',
+    summary: 'Unlink a channel identity',
+    security: OPERATOR,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404],
+  },
+  // --- Agent accounts (operator, or an admin agent) ---
+  {
+    method: 'post',
+    path: '/api/admin/agents',
+    tag: 'Agents',
+    summary: 'Create an agent; answers its API token once',
+    security: SUPERVISOR,
+    body: NewAgentSchema,
+    responses: { 201: { description: 'Created', schema: AgentCreated } },
+    errors: [400, 401, 403, 409],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/agents',
+    tag: 'Agents',
+    summary: 'List agents',
+    security: SUPERVISOR,
+    responses: ok(AgentList),
+    errors: [401, 403],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/agents/{id}',
+    tag: 'Agents',
+    summary: 'One agent',
+    security: SUPERVISOR,
+    responses: ok(Agent),
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'patch',
+    path: '/api/admin/agents/{id}',
+    tag: 'Agents',
+    summary: "Change an agent's name, role, bots, queues, capacity or password",
+    security: SUPERVISOR,
+    body: AgentPatchSchema,
+    responses: ok(Agent),
+    errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'delete',
+    path: '/api/admin/agents/{id}',
+    tag: 'Agents',
+    summary: 'Delete an agent (their conversations go back to the queue)',
+    security: SUPERVISOR,
+    responses: ok(AgentDeleted),
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'post',
+    path: '/api/admin/agents/{id}/token',
+    tag: 'Agents',
+    summary: "Replace an agent's API token",
+    security: SUPERVISOR,
+    responses: ok(AgentCreated),
+    errors: [400, 401, 403, 404],
+  },
+  // --- Agent API ---
+  {
+    method: 'post',
+    path: '/api/agent/login',
+    tag: 'Agent',
+    summary: 'Sign in with email and password; sets the console cookie',
+    security: [],
+    body: LoginBody,
+    responses: ok(AnyObject),
+    errors: [400, 401, 429],
+  },
+  {
+    method: 'post',
+    path: '/api/agent/logout',
+    tag: 'Agent',
+    summary: 'Sign out (clears the cookie)',
+    security: AGENT,
+    responses: ok(AnyObject),
+    errors: [401, 403],
+  },
+  {
+    method: 'get',
+    path: '/api/agent/me',
+    tag: 'Agent',
+    summary: 'The signed-in agent',
+    security: AGENT,
+    responses: ok(Agent),
+    errors: [401],
+  },
+  {
+    method: 'put',
+    path: '/api/agent/status',
+    tag: 'Agent',
+    summary: 'Set availability (online, away, offline)',
+    security: AGENT,
+    body: StatusBody,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403],
+  },
+  {
+    method: 'get',
+    path: '/api/agent/conversations',
+    tag: 'Agent',
+    summary: 'Conversations waiting, mine, or all (cursor paging)',
+    security: AGENT,
+    query: AgentListQuery,
+    responses: ok(AnyObject),
+    errors: [400, 401],
+  },
+  {
+    method: 'get',
+    path: '/api/agent/conversations/{id}',
+    tag: 'Agent',
+    summary: 'One conversation with its history',
+    security: AGENT,
+    query: AgentHistoryQuery,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404],
+  },
+  ...(['claim', 'release'] as const).map(
+    (action): Operation => ({
+      method: 'post',
+      path: `/api/agent/conversations/{id}/${action}`,
+      tag: 'Agent',
+      summary: action === 'claim' ? 'Take a waiting conversation' : 'Give a conversation back to the bot',
+      security: AGENT,
+      responses: ok(AnyObject),
+      errors: [400, 401, 403, 404, 409],
+    }),
+  ),
+  ...(['messages', 'notes'] as const).map(
+    (what): Operation => ({
+      method: 'post',
+      path: `/api/agent/conversations/{id}/${what}`,
+      tag: 'Agent',
+      summary: what === 'messages' ? 'Write to the person' : 'Add an internal note (never sent)',
+      security: AGENT,
+      body: TextBody,
+      responses: { 202: { description: 'Queued through the session lane', schema: AnyObject } },
+      errors: [400, 401, 403, 404, 409, 413],
+    }),
+  ),
+  {
+    method: 'post',
+    path: '/api/agent/conversations/{id}/typing',
+    tag: 'Agent',
+    summary: "Show 'typing…' to the person",
+    security: AGENT,
+    responses: { 204: { description: 'Shown where the channel can' } },
+    errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'post',
+    path: '/api/agent/conversations/{id}/transfer',
+    tag: 'Agent',
+    summary: 'Hand a conversation to another agent',
+    security: AGENT,
+    body: TransferBody,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'get',
+    path: '/api/agent/events',
+    tag: 'Agent',
+    summary: 'Server-sent events: new conversations, messages, claims',
+    security: AGENT,
+    responses: { 200: { description: 'An event stream', contentType: 'text/event-stream' } },
+    errors: [401],
+  },
+  // --- Outbound ---
+  {
+    method: 'post',
+    path: '/api/admin/messages',
+    tag: 'Outbound',
+    summary: 'Send a message first (now or `send_at`); idempotent on `Idempotency-Key`',
+    security: SUPERVISOR,
+    body: SendRequestSchema,
+    responses: {
+      200: { description: 'A replay of an earlier request', schema: AnyObject },
+      202: { description: 'Accepted', schema: AnyObject },
+    },
+    errors: [400, 401, 403, 404, 409, 422],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/messages/{id}',
+    tag: 'Outbound',
+    summary: "An outbound message's status",
+    security: SUPERVISOR,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'delete',
+    path: '/api/admin/messages/{id}',
+    tag: 'Outbound',
+    summary: 'Cancel a scheduled message',
+    security: SUPERVISOR,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'post',
+    path: '/api/admin/broadcasts',
+    tag: 'Outbound',
+    summary: 'Start a broadcast to an audience or a list of recipients',
+    security: SUPERVISOR,
+    body: BroadcastRequestSchema,
+    responses: {
+      200: { description: 'A replay of an earlier request', schema: AnyObject },
+      202: { description: 'Accepted', schema: AnyObject },
+    },
+    errors: [400, 401, 403, 404, 409, 422],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/broadcasts',
+    tag: 'Outbound',
+    summary: 'List broadcasts',
+    security: SUPERVISOR,
+    responses: ok(AnyObject),
+    errors: [401, 403],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/broadcasts/{id}',
+    tag: 'Outbound',
+    summary: "A broadcast's progress",
+    security: SUPERVISOR,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404],
+  },
+  // --- Dashboard ---
+  {
+    method: 'get',
+    path: '/api/admin/analytics',
+    tag: 'Dashboard',
+    summary: 'The metrics, bots and buckets the analytics offer',
+    security: SUPERVISOR,
+    responses: ok(AnyObject),
+    errors: [401, 403],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/analytics/{metric}',
+    tag: 'Dashboard',
+    summary: 'One metric over time (JSON or CSV)',
+    security: SUPERVISOR,
+    query: AnalyticsQuery,
+    responses: { 200: { description: 'JSON, or CSV with `format=csv`', schema: AnyObject } },
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/audit',
+    tag: 'Dashboard',
+    summary: 'Who read, exported, searched or inspected which transcript',
+    security: SUPERVISOR,
+    query: AuditQuery,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/transcripts/search',
+    tag: 'Dashboard',
+    summary: 'Search transcripts',
+    security: SUPERVISOR,
+    query: SearchQuery,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403],
+  },
+  ...(['', '/inspect'] as const).map(
+    (suffix): Operation => ({
+      method: 'get',
+      path: `/api/admin/transcripts/{id}${suffix}`,
+      tag: 'Dashboard',
+      summary: suffix ? 'Inspect a session: state, events, debug snapshots' : 'A transcript',
+      security: SUPERVISOR,
+      responses: ok(AnyObject),
+      errors: [400, 401, 403, 404],
+    }),
+  ),
+  {
+    method: 'get',
+    path: '/api/admin/transcripts/{id}/export',
+    tag: 'Dashboard',
+    summary: 'Export a transcript (JSON or text)',
+    security: SUPERVISOR,
+    query: ExportQuery,
+    responses: { 200: { description: 'JSON, or text with `format=text`', schema: AnyObject } },
+    errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/people/{id}/sessions',
+    tag: 'Dashboard',
+    summary: "A person's sessions",
+    security: SUPERVISOR,
+    responses: ok(AnyObject),
+    errors: [400, 401, 403, 404],
+  },
+];
+
+/** Path parameters: every `{name}` is a string; ids are UUIDs. */
+export function pathParameterSchema(name: string): z.ZodType {
+  return name === 'id' ? Id : z.string().min(1);
+}
