@@ -1,0 +1,160 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLIENT_TYPES, generateClientTypes } from '../../src/client/generate.ts';
+import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
+
+const ADMIN_TOKEN = 'openapi-test-admin-token-0123456789abcdef';
+/** Set to a folder to write README's screenshot of the API reference while the test runs. */
+const SCREENSHOTS = process.env.SCREENSHOTS_DIR;
+/** Mounted, and left out of the document on purpose (README "API reference" lists them). */
+const UNDOCUMENTED =
+  /^\/(healthz|readyz|metrics|openapi\.json|docs|ws|console|webhooks)(\/|$)|^\/api\/messages$/;
+
+type Json = Record<string, any>;
+
+describe('OpenAPI document, typed client and reference page', () => {
+  let running: RunningHub;
+  let document: Json;
+
+  beforeAll(async () => {
+    running = await startTestHub({ adminToken: ADMIN_TOKEN });
+    const res = await fetch(`${running.url}/openapi.json`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('application/json');
+    document = (await res.json()) as Json;
+  }, 60_000);
+  afterAll(async () => {
+    await running?.stop();
+  });
+
+  it('is OpenAPI 3.1 with the four auth schemes, the error shape, and schemas that compile', () => {
+    expect(document.openapi).toBe('3.1.0');
+    expect(document.info).toMatchObject({ title: 'Switchboard API', version: expect.any(String) });
+    expect(document.components.securitySchemes).toMatchObject({
+      session: { type: 'http', scheme: 'bearer' },
+      admin: { type: 'http', scheme: 'bearer' },
+      agentToken: { type: 'http', scheme: 'bearer' },
+      agentCookie: { type: 'apiKey', in: 'cookie', name: 'sb_agent' },
+    });
+    expect(document.components.schemas.Error).toMatchObject({
+      required: ['error'],
+      properties: { error: { required: ['code', 'message'] } },
+    });
+    // Each schema in the document is valid JSON Schema 2020-12 (what OpenAPI 3.1 uses), $refs resolved.
+    const ajv = new Ajv2020({ strict: false, validateFormats: false });
+    ajv.addSchema(document, 'openapi');
+    let compiled = 0;
+    for (const [p, item] of Object.entries(document.paths as Json))
+      for (const [method, op] of Object.entries(item as Json)) {
+        for (const status of Object.keys(op.responses)) {
+          const schema = op.responses[status].content?.['application/json']?.schema;
+          if (!schema) continue;
+          ajv.compile({
+            $ref: `openapi#/paths/${p.replaceAll('/', '~1')}/${method}/responses/${status}/content/application~1json/schema`,
+          });
+          compiled++;
+        }
+        if (op.requestBody) {
+          ajv.compile({
+            $ref: `openapi#/paths/${p.replaceAll('/', '~1')}/${method}/requestBody/content/application~1json/schema`,
+          });
+          compiled++;
+        }
+        const everyScheme = Object.keys(document.components.securitySchemes);
+        for (const requirement of op.security) expect(everyScheme).toContain(Object.keys(requirement)[0]);
+      }
+    expect(compiled).toBeGreaterThan(60);
+  });
+
+  it('documents every API route the hub mounts, and nothing it does not', () => {
+    const mounted = new Set<string>();
+    for (const r of running.hub.app.routes) {
+      if (r.method === 'ALL' || UNDOCUMENTED.test(r.path) || r.path.includes('*')) continue;
+      if (!r.path.startsWith('/api/')) continue;
+      mounted.add(`${r.method.toLowerCase()} ${r.path.replace(/:([A-Za-z]+)/g, '{$1}')}`);
+    }
+    const documented = new Set(
+      Object.entries(document.paths as Json).flatMap(([p, item]) =>
+        Object.keys(item as Json).map((m) => `${m} ${p}`),
+      ),
+    );
+    expect([...mounted].filter((r) => !documented.has(r))).toEqual([]);
+    expect([...documented].filter((r) => !mounted.has(r))).toEqual([]);
+    expect(mounted.size).toBeGreaterThan(40);
+  });
+
+  it('the contract check catches an answer that does not match', () => {
+    const contract = openApiContract(document);
+    expect(
+      contract.check({ method: 'GET', path: '/api/session', status: 200, responseBody: { session_id: 42 } }),
+    ).not.toEqual([]);
+    expect(
+      contract.check({
+        method: 'POST',
+        path: '/api/chat',
+        status: 202,
+        requestBody: { text: 'hi', extra: true },
+        responseBody: { envelope_id: 'api:x', status: 'queued' },
+      }),
+    ).toEqual(['POST /api/chat → 202: request / must NOT have additional properties']);
+    expect(
+      contract.check({
+        method: 'GET',
+        path: '/api/admin/sessions/not-a-uuid',
+        status: 400,
+        responseBody: { error: { code: 'invalid_request', message: 'id: invalid' } },
+      }),
+    ).toEqual([]);
+  });
+
+  it("the committed client types (src/client/api.ts) are the document's", async () => {
+    const committed = await fs.readFile(CLIENT_TYPES, 'utf8');
+    expect(committed).toBe(await generateClientTypes(document));
+  });
+
+  describe('the reference page in Chromium', () => {
+    let browser: TestBrowser;
+    beforeAll(async () => {
+      browser = await launchChromium();
+    });
+    afterAll(async () => {
+      await browser?.close();
+    });
+
+    it('/docs shows the API from the hub alone: no request leaves it', async () => {
+      const page = await browser.context.newPage();
+      const elsewhere: string[] = [];
+      await page.route('**/*', (route) => {
+        const url = new URL(route.request().url());
+        if (url.origin === running.url || url.protocol === 'data:') return route.continue();
+        elsewhere.push(url.href);
+        return route.abort();
+      });
+      const problems: string[] = [];
+      page.on('pageerror', (err) => problems.push(err.message));
+      page.on('console', (m) => {
+        if (m.type() === 'error') problems.push(m.text());
+      });
+      const res = await page.goto(`${running.url}/docs`);
+      expect(res?.status()).toBe(200);
+      expect(res?.headers()['content-security-policy']).toContain("default-src 'none'");
+      await page
+        .getByRole('heading', { name: 'Switchboard API', exact: false })
+        .first()
+        .waitFor({ timeout: 30_000 });
+      await page.getByText('Send a message; waits for the replies').first().waitFor({ timeout: 30_000 });
+      expect(await page.title()).toContain('Switchboard');
+      if (SCREENSHOTS) {
+        await fs.mkdir(SCREENSHOTS, { recursive: true });
+        await page.screenshot({ path: path.join(SCREENSHOTS, 'api-reference.png') });
+      }
+      expect(elsewhere).toEqual([]);
+      expect(problems).toEqual([]);
+      await page.close();
+    });
+  });
+});
