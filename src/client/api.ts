@@ -656,6 +656,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/files/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A session's file: with the session token, or a signed link (`exp`, `sig`) the hub handed out */
+        get: operations["getApiFilesId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/session": {
         parameters: {
             query?: never;
@@ -686,6 +703,23 @@ export interface paths {
         put?: never;
         /** Sign the session in with an identity provider token (when sign-in is configured) */
         post: operations["postApiSessionAuthenticate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/session/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Upload a file (multipart, part `file`); send it with `POST /api/chat` `files: [file_id]` */
+        post: operations["postApiSessionFiles"];
         delete?: never;
         options?: never;
         head?: never;
@@ -883,8 +917,17 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Too large (`payload_too_large`, `text_too_long`) */
+        /** @description Too large (`payload_too_large`, `text_too_long`, `file_too_large`) */
         E413: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description A file type the bot does not take */
+        E415: {
             headers: {
                 [name: string]: unknown;
             };
@@ -2341,6 +2384,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    files?: string[];
                     message_id?: string;
                     text: string;
                 };
@@ -2369,6 +2413,35 @@ export interface operations {
             401: components["responses"]["E401"];
             413: components["responses"]["E413"];
             429: components["responses"]["E429"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getApiFilesId: {
+        parameters: {
+            query?: {
+                exp?: string;
+                sig?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bytes, with their type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
             default: components["responses"]["Error"];
         };
     };
@@ -2484,6 +2557,45 @@ export interface operations {
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            default: components["responses"]["Error"];
+        };
+    };
+    postApiSessionFiles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Stored */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        file_id: string;
+                        name: string;
+                        size: number;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             default: components["responses"]["Error"];
         };
     };

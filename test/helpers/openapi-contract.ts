@@ -1,5 +1,6 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 
+// biome-ignore lint/suspicious/noExplicitAny: a JSON document, walked by path
 type Json = Record<string, any>;
 
 /** One exchange the contract judged. */

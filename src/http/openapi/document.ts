@@ -13,7 +13,8 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'Not allowed (`forbidden`, `admin_disabled`, `csrf`)',
   404: 'Not found (`not_found`, `unknown_bot`)',
   409: 'Conflicts with the current state',
-  413: 'Too large (`payload_too_large`, `text_too_long`)',
+  413: 'Too large (`payload_too_large`, `text_too_long`, `file_too_large`)',
+  415: 'A file type the bot does not take',
   422: 'Cannot be done on this channel or for this person',
   429: 'Rate limited (`rate_limited`); see `Retry-After`',
 };
@@ -29,6 +30,12 @@ const SECURITY_SCHEMES: Record<Scheme, Json> = {
     type: 'http',
     scheme: 'bearer',
     description: "An agent's API token (from `POST /api/admin/agents` or `…/{id}/token`).",
+  },
+  signedLink: {
+    type: 'apiKey',
+    in: 'query',
+    name: 'sig',
+    description: 'A signed file link the hub handed out (`?exp=…&sig=…`), valid until `exp`.',
   },
   agentCookie: {
     type: 'apiKey',
@@ -121,6 +128,24 @@ function operation(op: Operation, components: Record<string, Json>): Json {
     summary: op.summary,
     operationId: operationId(op),
     ...(params.length ? { parameters: params } : {}),
+    ...(op.upload
+      ? {
+          requestBody: {
+            required: true,
+            content: {
+              'multipart/form-data': {
+                schema: {
+                  type: 'object',
+                  properties: {
+                    [op.upload]: { type: 'string', contentMediaType: 'application/octet-stream' },
+                  },
+                  required: [op.upload],
+                },
+              },
+            },
+          },
+        }
+      : {}),
     ...(op.body
       ? {
           requestBody: {

@@ -35,7 +35,7 @@ import {
 } from './shapes.ts';
 
 /** The security schemes, as `components.securitySchemes` names them. */
-export type Scheme = 'session' | 'admin' | 'agentToken' | 'agentCookie';
+export type Scheme = 'session' | 'admin' | 'agentToken' | 'agentCookie' | 'signedLink';
 
 export interface Operation {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -47,6 +47,8 @@ export interface Operation {
   security: Scheme[];
   query?: z.ZodType;
   body?: z.ZodType;
+  /** A multipart/form-data upload with one file part of this name, instead of a JSON body. */
+  upload?: string;
   /** 2xx answers; errors are listed by status in `errors`. */
   responses: Record<number, { description: string; schema?: z.ZodType; contentType?: string }>;
   errors: number[];
@@ -126,6 +128,33 @@ export const OPERATIONS: Operation[] = [
     body: AuthenticateBody,
     responses: ok(AnyObject),
     errors: [400, 401, 403],
+  },
+  {
+    method: 'post',
+    path: '/api/session/files',
+    tag: 'Session',
+    summary: 'Upload a file (multipart, part `file`); send it with `POST /api/chat` `files: [file_id]`',
+    security: ['session'],
+    upload: 'file',
+    responses: {
+      201: {
+        description: 'Stored',
+        schema: z.looseObject({ file_id: z.uuid(), name: z.string(), type: z.string(), size: z.int() }),
+      },
+    },
+    errors: [400, 401, 413, 415],
+  },
+  {
+    method: 'get',
+    path: '/api/files/{id}',
+    tag: 'Session',
+    summary: "A session's file: with the session token, or a signed link (`exp`, `sig`) the hub handed out",
+    security: ['session', 'signedLink'],
+    query: z.object({ exp: z.string().optional(), sig: z.string().optional() }),
+    responses: {
+      200: { description: 'The bytes, with their type', contentType: 'application/octet-stream' },
+    },
+    errors: [401, 403, 404],
   },
   // --- Operator API ---
   {

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
 
 /** The API reference's bundle (Scalar's standalone build, next to its package entry), served from the hub itself: no CDN. */
@@ -10,12 +11,18 @@ const scalarBundle = () =>
     'browser',
     'standalone.js',
   );
-const packageVersion = async () =>
-  (
-    JSON.parse(await fs.readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-      version: string;
-    }
-  ).version;
+/** The package's version: its package.json is above this file (in src/ or in the build's dist/src/). */
+async function packageVersion(): Promise<string> {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const raw = await fs.readFile(path.join(dir, 'package.json'), 'utf8').catch(() => undefined);
+    const pkg = raw ? (JSON.parse(raw) as { name?: string; version?: string }) : undefined;
+    if (pkg?.name === 'switchboard' && pkg.version) return pkg.version;
+    const parent = path.dirname(dir);
+    if (parent === dir) return '0.0.0';
+    dir = parent;
+  }
+}
 
 /**
  * The reference page's headers: its own script and the document only, nothing from anywhere
