@@ -62,7 +62,8 @@ async function eraseChannelRows(tx: Queryable, sessionIds: string[]): Promise<vo
 
 /**
  * Erases a user from PostgreSQL in one transaction: their sessions (messages, state and events
- * go with them by cascade), the inbox rows queued for those sessions' lanes, what channels keep of them, memory,
+ * go with them by cascade), the inbox rows queued for those sessions' lanes, what channels keep of them,
+ * the outbound messages to them, memory,
  * identities and the user row; records a `user.erased` event that names no one. Undefined when
  * there is no such user.
  */
@@ -78,6 +79,15 @@ export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure
       [ids],
     );
     await eraseChannelRows(tx, ids);
+    // Messages the business sent or scheduled them, broadcasts' included (their text and address);
+    // a scheduled one's job then finds nothing to send. An opt-out stays: it says not to write.
+    await tx.query(
+      `DELETE FROM outbound_messages o WHERE o.session_id = ANY($1::uuid[])
+         OR EXISTS (SELECT 1 FROM user_identities i
+                    WHERE i.user_id = $2 AND i.channel = o.channel
+                      AND (o.native_key = i.native_id OR starts_with(o.native_key, i.native_id || '#')))`,
+      [ids, userId],
+    );
     await tx.query('DELETE FROM inbox WHERE lane = ANY($1::text[])', [lanes]);
     await tx.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [ids]);
     await forgetAuditedSessions(tx, ids);

@@ -403,6 +403,45 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
     expect(graph.to(waId).filter((r) => r.body.type === 'template')).toHaveLength(0);
   });
 
+  it('erasing a person removes the messages sent or scheduled to them, and a scheduled one never goes', async () => {
+    const waId = person();
+    await write(waId);
+    const user = await eventually(async () => {
+      const { rows } = await running.hub.db.query(
+        `SELECT user_id FROM user_identities WHERE channel = 'whatsapp' AND native_id = $1`,
+        [`+${waId}`],
+      );
+      return rows[0]?.user_id as string | undefined;
+    }, 'the user record');
+    const sent = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      text: 'Your order is ready',
+    });
+    await settled(sent.json.message_id, 'sent');
+    const later = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      template: { name: 'erased_reminder', language: 'en' },
+      send_at: new Date(Date.now() + 1_500).toISOString(),
+    });
+    expect(later.status).toBe(202);
+    const erased = await admin('DELETE', `/api/users/${user}`);
+    expect(erased.status).toBe(200);
+    for (const id of [sent.json.message_id, later.json.message_id])
+      expect((await admin('GET', `/api/admin/messages/${id}`)).status).toBe(404);
+    // The scheduled job comes due and finds nothing to send.
+    await eventually(async () => {
+      const { rows } = await running.hub.db.query('SELECT 1 FROM scheduled_jobs WHERE id = $1', [
+        `outbound:${later.json.message_id}`,
+      ]);
+      return rows.length === 0;
+    }, 'the scheduled job run');
+    expect(graph.to(waId).filter((r) => r.body.type === 'template')).toHaveLength(0);
+  });
+
   it('sends at send_at through the scheduler; DELETE cancels one not yet sent (204) and refuses one sent (409)', async () => {
     const waId = person();
     const at = new Date(Date.now() + 1_500).toISOString();
