@@ -76,7 +76,7 @@ interface Result {
   /** CPU time per message, by process (ms), where measured. */
   cpuMsPerMessage?: Record<string, number>;
   /** Redis commands per message (INFO commandstats), where measured. */
-  redisPerMessage?: { commands: number; scripts: number };
+  redisPerMessage?: RedisPerMessage;
 }
 
 const percentile = (sorted: number[], p: number) =>
@@ -122,28 +122,42 @@ async function cpuMs(pid: number): Promise<number> {
 }
 
 /** Redis's own CPU time and its command counts so far. */
-async function redisStats(redis: Redis): Promise<{ cpuMs: number; commands: number; scripts: number }> {
+async function redisStats(
+  redis: Redis,
+): Promise<{ cpuMs: number; commands: number; scripts: number; byName: Map<string, number> }> {
   const cpu = await redis.info('cpu');
   const stats = await redis.info('commandstats');
   const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0);
   let commands = 0;
   let scripts = 0;
+  const byName = new Map<string, number>();
   for (const [, name, calls] of stats.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) {
-    if (name === 'info') continue;
+    if (name === 'info' || !name) continue;
     commands += Number(calls);
+    byName.set(name, Number(calls));
     if (name === 'evalsha' || name === 'eval' || name === 'fcall') scripts += Number(calls);
   }
-  return { cpuMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000, commands, scripts };
+  return { cpuMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000, commands, scripts, byName };
 }
 
-/** Measures CPU per process and Redis commands over a piece of work, per message. */
+/** Redis's work per message; `top`: the most frequent commands (Lua scripts are `evalsha`). */
+interface RedisPerMessage {
+  commands: number;
+  scripts: number;
+  top: [string, number][];
+}
+
+/**
+ * Measures CPU per process and Redis commands over a piece of work, per message. Redis counts
+ * every client's commands: on a machine where something else uses the same Redis, they count too.
+ */
 async function perMessage(
   pids: Record<string, number>,
   redis: Redis,
   work: () => Promise<number>,
 ): Promise<{
   cpuMsPerMessage: Record<string, number>;
-  redisPerMessage: { commands: number; scripts: number };
+  redisPerMessage: RedisPerMessage;
 }> {
   const before = Object.fromEntries(
     await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuMs(pid)] as const)),
@@ -160,6 +174,14 @@ async function perMessage(
     redisPerMessage: {
       commands: (redisAfter.commands - redisBefore.commands) / messages,
       scripts: (redisAfter.scripts - redisBefore.scripts) / messages,
+      top: [...redisAfter.byName]
+        .map(([name, calls]): [string, number] => [
+          name,
+          (calls - (redisBefore.byName.get(name) ?? 0)) / messages,
+        ])
+        .filter(([, n]) => n > 0)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8),
     },
   };
 }
@@ -568,7 +590,9 @@ function print(results: Result[]) {
         .join(', ');
       const redis = r.redisPerMessage!;
       console.log(
-        `- ${r.name}: ${cpu}; Redis ${redis.commands.toFixed(1)} commands (${redis.scripts.toFixed(1)} scripts)`,
+        `- ${r.name}: ${cpu}; Redis ${redis.commands.toFixed(1)} commands (${redis.scripts.toFixed(1)} scripts): ${redis.top
+          .map(([name, n]) => `${name} ${n.toFixed(1)}`)
+          .join(', ')}`,
       );
     }
   }
