@@ -37,12 +37,13 @@ const percentiles = (metric: string, source: string) => `
 /**
  * Every metric of the buckets in [$1, $2) cut by $3 ('hour' or 'day', in UTC), in one statement.
  * Response time is from the envelope's arrival at the adapter (the inbound row's payload
- * `receivedAt`) to the commit of the turn that answered it (the rows' `created_at`).
+ * `receivedAt`) to the commit of its turn (the rows' `created_at`, the replies' too): every
+ * message the bot handled, answered or not.
  */
 const ROLLUP_SQL = `
 WITH msg AS MATERIALIZED (
   SELECT date_trunc($3, m.created_at, 'UTC') AS b, s.bot, s.channel, m.role, m.session_id, m.created_at,
-    m.envelope_id, m.delivery_status,
+    m.delivery_status,
     CASE WHEN m.role = 'tool' THEN m.payload->>'tool' END AS tool,
     CASE WHEN m.role = 'user' THEN m.payload->>'receivedAt' END AS received_at
   FROM messages m JOIN sessions s ON s.id = m.session_id
@@ -63,8 +64,7 @@ UNION ALL
 ${percentiles(
   'response_ms',
   `SELECT u.b, u.bot, greatest(0, extract(epoch FROM u.created_at - u.received_at::timestamptz) * 1000) AS ms
-   FROM msg u WHERE u.role = 'user' AND u.received_at IS NOT NULL
-     AND EXISTS (SELECT 1 FROM messages r WHERE r.in_reply_to = u.envelope_id AND r.role = 'assistant')`,
+   FROM msg u WHERE u.role = 'user' AND u.received_at IS NOT NULL`,
 )}
 UNION ALL
 SELECT date_trunc($3, created_at, 'UTC'), 'sessions.new', bot, channel, '', count(*)::float8 FROM sessions
@@ -86,8 +86,8 @@ ${percentiles(
 UNION ALL
 SELECT b, 'errors', bot, channel, type, count(*)::float8 FROM ev WHERE type IN ('error', 'dialog.error') GROUP BY 1, 3, 4, 5
 UNION ALL
-SELECT b, 'rating', bot, channel, data->>'score', count(*)::float8 FROM ev
-  WHERE type = 'rating' AND data->>'score' IN ('1', '2', '3', '4', '5') GROUP BY 1, 3, 4, 5
+SELECT b, 'rating', bot, channel, COALESCE(data->>'score', data->>'value'), count(*)::float8 FROM ev
+  WHERE type = 'rating' AND COALESCE(data->>'score', data->>'value') IN ('1', '2', '3', '4', '5') GROUP BY 1, 3, 4, 5
 UNION ALL
 SELECT b, 'knowledge', bot, channel, kb, count(*)::float8 FROM ev, jsonb_array_elements_text(
     CASE WHEN jsonb_typeof(data->'kbs') = 'array' THEN data->'kbs' ELSE '[]'::jsonb END) AS kb

@@ -624,6 +624,12 @@ class Parser {
       const caption = this.acceptOp(',') ? this.parseExpr() : null;
       return { kind: 'sendFile', image: false, file, caption };
     }
+    if (this.isWord('ASK') && this.isWord('RATING', 1)) {
+      const pos = this.pos(this.peek());
+      this.next();
+      this.next();
+      return askRating(pos);
+    }
     if (this.isWord('DEBUG') && this.isWord('SHOW', 1)) {
       this.next();
       this.next();
@@ -1087,4 +1093,51 @@ class Parser {
     }
     return { kind: 'getVar', name: this.parseConcat(), pos };
   }
+}
+
+/** The stars offered by `ASK RATING`, and the answer each one sends. */
+export const RATING_CHOICES = ['1', '2', '3', '4', '5'] as const;
+
+/**
+ * `ASK RATING`: offers 1 to 5 stars as suggestions (each channel renders them its way: buttons,
+ * a list, numbered choices), waits for the answer in `rating` (a whole number; the dashboard
+ * counts 1 to 5) and records it as the session event `rating`, which the dashboard's satisfaction chart counts.
+ */
+function askRating(pos: Pos): StmtBody {
+  const lit = (value: string): Expr => ({ kind: 'literal', value, pos });
+  const stmt = (body: StmtBody, text: string): Stmt => ({ ...body, pos, text: `ASK RATING ${text}` });
+  return {
+    kind: 'if',
+    branches: [
+      {
+        cond: { kind: 'literal', value: true, pos },
+        pos,
+        text: 'ASK RATING',
+        body: [
+          stmt({ kind: 'clearSuggestions' }, 'CLEAR SUGGESTIONS'),
+          ...RATING_CHOICES.map((n) =>
+            stmt(
+              { kind: 'addSuggestion', label: lit('★'.repeat(Number(n))), value: lit(n) },
+              `ADD SUGGESTION ${n}`,
+            ),
+          ),
+          stmt(
+            {
+              kind: 'talk',
+              value: lit('How would you rate this conversation? 1 star is poor, 5 stars excellent.'),
+            },
+            'TALK',
+          ),
+          // AS INTEGER, not the five choices: a HEAR on choices shows its choices in place of the stars.
+          stmt({ kind: 'hear', target: 'rating', spec: { type: 'INTEGER' } }, 'HEAR rating'),
+          stmt({ kind: 'clearSuggestions' }, 'CLEAR SUGGESTIONS AFTER'),
+          stmt(
+            { kind: 'logSession', event: lit('rating'), value: { kind: 'var', name: 'rating', pos } },
+            'LOG SESSION',
+          ),
+        ],
+      },
+    ],
+    elseBody: null,
+  };
 }

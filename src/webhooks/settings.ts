@@ -12,6 +12,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'handoff.assigned',
   'handoff.transferred',
   'handoff.ended',
+  'rating.received',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 

@@ -36,10 +36,10 @@ describe('operator dashboard in a real browser', () => {
   let api: ReturnType<typeof apiClient>;
   let whatsAppSession = '';
 
-  const shot = async (name: string) => {
+  const shot = async (name: string, on?: Page) => {
     if (!SCREENSHOTS) return;
     await fs.mkdir(SCREENSHOTS, { recursive: true });
-    await page.screenshot({ path: path.join(SCREENSHOTS, name), fullPage: true });
+    await (on ?? page).screenshot({ path: path.join(SCREENSHOTS, name), fullPage: !on });
   };
 
   const postWhatsApp = async (text: string, id: string) => {
@@ -216,6 +216,28 @@ describe('operator dashboard in a real browser', () => {
     const s = await api.createSession();
     expect((await api.chat(s.token, 'one more')).status).toBe(200);
     await textOf(total('messages', 'api in'), '3');
+  });
+
+  it('charts a rating given with the stars in the web widget', async () => {
+    const widget = await browser.context.newPage();
+    await widget.goto(`${running.url}/`);
+    await widget.locator('textarea').fill('rate');
+    await widget.locator('textarea').press('Enter');
+    const stars = widget.locator('.suggestions button');
+    await stars.first().waitFor({ timeout: 20_000 });
+    expect(await stars.allTextContents()).toEqual(['★', '★★', '★★★', '★★★★', '★★★★★']);
+    await shot('dashboard-rating-widget.png', widget);
+    await stars.nth(3).click();
+    await widget.locator('.msg.assistant', { hasText: 'Thank you!' }).waitFor({ timeout: 20_000 });
+    const { rows } = await running.hub.db.query<{ data: { value: number }; channel: string }>(
+      `SELECT data, channel FROM session_events WHERE type = 'rating'`,
+    );
+    expect(rows).toEqual([{ data: { value: 4 }, channel: 'web' }]);
+    await widget.close();
+    await page.getByRole('link', { name: 'Dashboard' }).click();
+    await textOf(total('satisfaction', 'ratings'), '1');
+    await textOf(total('satisfaction', 'average'), '4 ★');
+    await textOf(total('satisfaction', '4 stars'), '1');
   });
 
   it('finds a message by a word, and opens its conversation', async () => {

@@ -4,6 +4,10 @@ command = LCASE(TRIM(message))
 
 IF command = "sign up" OR command = "signup" THEN
   RUN "signup.bas"
+ELSE IF command = "rate" THEN
+  ' 1 to 5 stars as buttons (a list on WhatsApp, numbered choices by email); the answer is charted.
+  ASK RATING
+  TALK "Thank you!"
 ELSE IF command = "help" THEN
   CLEAR SUGGESTIONS
   ADD SUGGESTION "Sign up" AS "sign up"
