@@ -128,7 +128,9 @@ export const RefusedAttachmentSchema = z.object({
   type: z.string(),
   name: z.string().optional(),
   size: z.number().optional(),
-  reason: z.literal('too_large'),
+  reason: z.enum(['too_large', 'type_refused', 'unavailable']),
+  /** What the person is told. */
+  message: z.string().max(1000).optional(),
 });
 export type RefusedAttachment = z.infer<typeof RefusedAttachmentSchema>;
 

@@ -3,6 +3,7 @@ import { channels } from './channels/registry.ts';
 import type { BotRegistry } from './config/bots.ts';
 import { formatIssues } from './config/env-parsing.ts';
 import { type Envelope, type EnvelopeInput, parseEnvelope, sessionLane } from './envelope.ts';
+import { tooLarge as tooLargeError } from './files/store.ts';
 import type { SessionRules } from './lifecycle/rules.ts';
 import { MINUTE_MS, type RateLimiter, rateNoticeKey, sessionMessagesKey } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
@@ -95,12 +96,16 @@ export function createIngress(options: IngressOptions): Ingress {
     return {
       ...envelope,
       attachments: envelope.attachments.filter((a) => (a.size ?? 0) <= maxFileBytes),
-      refusedAttachments: tooLarge.map((a) => ({
-        type: a.type,
-        name: a.name,
-        size: a.size,
-        reason: 'too_large',
-      })),
+      refusedAttachments: [
+        ...(envelope.refusedAttachments ?? []),
+        ...tooLarge.map((a) => ({
+          type: a.type,
+          name: a.name,
+          size: a.size,
+          reason: 'too_large' as const,
+          message: tooLargeError(a.name ?? 'the file', maxFileBytes).message,
+        })),
+      ],
     };
   }
 

@@ -3,7 +3,7 @@ import { ConfigError } from '../../src/config/env.ts';
 import { type ChannelSender, type OutboundBatch, SendError } from '../../src/delivery/sender.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
-import { GraphClient } from './cloud/graph.ts';
+import { GraphClient, GraphMediaClient } from './cloud/graph.ts';
 import { CloudSender } from './cloud/sender.ts';
 import type { WhatsAppConfig } from './config.ts';
 import { whatsAppOutbound } from './outbound-rules.ts';
@@ -35,6 +35,7 @@ export interface WhatsAppAdapterOptions extends WhatsAppConfig {
 export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelAdapter {
   let host: AdapterHost | undefined;
   let cloud: CloudSender | undefined;
+  let graphMedia: GraphMediaClient | undefined;
   let webSender: WebSender | undefined;
   let webSession: WebSession | undefined;
   let webStarted = false;
@@ -95,7 +96,15 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
           timeoutMs: options.cloud.requestTimeoutMs,
           ...(options.fetch ? { fetch: options.fetch } : {}),
         });
-        cloud = new CloudSender(graph, pacer, h.logger);
+        const media = new GraphMediaClient({
+          baseUrl: options.cloud.graphUrl,
+          version: options.cloud.graphVersion,
+          accessToken: options.cloud.accessToken,
+          timeoutMs: options.cloud.requestTimeoutMs,
+          ...(options.fetch ? { fetch: options.fetch } : {}),
+        });
+        graphMedia = media;
+        cloud = new CloudSender(graph, pacer, h.logger, { client: media, files: h.files });
       }
       if (options.web) {
         webSender = new WebSender(h.bus, options.web.sendTimeoutMs, pacer, h.logger);
@@ -123,7 +132,13 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
     routes() {
       if (!host) throw new Error('the WhatsApp adapter was not set up');
       const app = new Hono();
-      if (options.cloud) webhook = mountWebhook(app, { config: options.cloud, host, botFor });
+      if (options.cloud)
+        webhook = mountWebhook(app, {
+          config: options.cloud,
+          host,
+          botFor,
+          ...(graphMedia ? { media: graphMedia } : {}),
+        });
       if (webSession)
         mountWebAdmin(app, webSession, {
           adminToken: host.config.adminToken,

@@ -325,6 +325,8 @@ export class SessionEngine {
       if (rateLimited.notice) draft.notice(bots.rules(bot.name, session.channel).rateLimitNotice);
       return;
     }
+    // Files the channel could not take (too large, a refused type): the person is told, the bot runs on.
+    for (const r of draft.envelope.refusedAttachments ?? []) if (r.message) draft.notice(r.message);
     if (await handleOptOutWord(db, bot.settings.outbound, draft)) return;
     const ctx = draft.context(
       turnLogger,

@@ -1,5 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import busboy from 'busboy';
 import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 
 /** One request the fake Graph API received. */
@@ -53,8 +54,76 @@ export function graphError(status: number, code: number, message: string, detail
 export async function startGraphApi(accessToken: string) {
   const requests: GraphRequest[] = [];
   const scripted: ((req: GraphRequest) => GraphAnswer | undefined)[] = [];
+  /** Media the platform holds, by media id: what people sent (for download) and what we uploaded. */
+  const media = new Map<string, { bytes: Buffer; type: string; name?: string }>();
+  /** Uploads received (`POST /{version}/{phone_number_id}/media`). */
+  const uploads: { phoneNumberId: string; id: string; type: string; name?: string; bytes: Buffer }[] = [];
+  /** Downloads of media bytes (with the token), by media id. */
+  const downloads: string[] = [];
+  let baseUrl = '';
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const authorized = req.headers.authorization === `Bearer ${accessToken}`;
+    const info = /^\/(v\d+\.\d+)\/(\d+)$/.exec(req.url ?? '');
+    if (req.method === 'GET' && info && media.has(info[2]!)) {
+      if (!authorized) return void res.writeHead(401).end();
+      const m = media.get(info[2]!)!;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          messaging_product: 'whatsapp',
+          url: `${baseUrl}/whatsapp_business/attachments/?mid=${info[2]}`,
+          mime_type: m.type,
+          sha256: createHash('sha256').update(m.bytes).digest('base64'),
+          file_size: m.bytes.length,
+          id: info[2],
+        }),
+      );
+      return;
+    }
+    const download = /^\/whatsapp_business\/attachments\/\?mid=(\d+)$/.exec(req.url ?? '');
+    if (req.method === 'GET' && download) {
+      if (!authorized) return void res.writeHead(401).end();
+      const m = media.get(download[1]!);
+      if (!m) return void res.writeHead(404).end();
+      downloads.push(download[1]!);
+      res.writeHead(200, { 'content-type': m.type, 'content-length': String(m.bytes.length) });
+      res.end(m.bytes);
+      return;
+    }
+    const upload = /^\/(v\d+\.\d+)\/(\d+)\/media$/.exec(req.url ?? '');
+    if (req.method === 'POST' && upload) {
+      if (!authorized) return void res.writeHead(401).end();
+      const fields: Record<string, string> = {};
+      let file: { bytes: Buffer; type: string; name?: string } | undefined;
+      await new Promise<void>((resolve, reject) => {
+        const parser = busboy({ headers: req.headers });
+        parser.on('field', (name, value) => {
+          fields[name] = value;
+        });
+        parser.on('file', (_name, stream, meta) => {
+          const parts: Buffer[] = [];
+          stream.on('data', (d: Buffer) => parts.push(d));
+          stream.on('end', () => {
+            file = { bytes: Buffer.concat(parts), type: meta.mimeType, name: meta.filename };
+          });
+        });
+        parser.on('close', resolve);
+        parser.on('error', reject);
+        req.pipe(parser);
+      });
+      if (!file || fields.messaging_product !== 'whatsapp' || !fields.type) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(graphError(400, 100, 'Invalid parameter').body));
+        return;
+      }
+      const id = String(1_000_000_000_000_000 + uploads.length + media.size);
+      media.set(id, { ...file, type: fields.type });
+      uploads.push({ phoneNumberId: upload[2]!, id, type: fields.type, name: file.name, bytes: file.bytes });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id }));
+      return;
+    }
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const send = async (a: GraphAnswer) => {
@@ -114,9 +183,16 @@ export async function startGraphApi(accessToken: string) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
+  baseUrl = `http://127.0.0.1:${port}`;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: baseUrl,
     requests,
+    uploads,
+    downloads,
+    /** Puts a media file on the platform (what a person sent); the id goes in the webhook. */
+    addMedia(id: string, bytes: Buffer, type: string) {
+      media.set(id, { bytes, type });
+    },
     /** Answers the next request that `when` picks with `answer` (once). */
     script(when: (req: GraphRequest) => boolean, answer: GraphAnswer) {
       scripted.push((req) => (when(req) ? answer : undefined));

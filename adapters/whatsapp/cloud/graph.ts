@@ -127,6 +127,80 @@ export class GraphClient {
   }
 }
 
+const MediaInfoSchema = z.looseObject({
+  url: z.string().url(),
+  mime_type: z.string().optional(),
+  file_size: z.coerce.number().optional(),
+});
+
+export interface GraphMedia {
+  /** The media's bytes, streamed. */
+  body: ReadableStream<Uint8Array>;
+  type: string | undefined;
+  size: number | undefined;
+}
+
+/**
+ * The Cloud API's media endpoints: a media id is looked up (`GET /{version}/{media_id}`) for a
+ * short-lived URL, which is then fetched with the same access token; a file is uploaded
+ * (`POST /{version}/{phone_number_id}/media`, multipart) for an id to send it by.
+ */
+export class GraphMediaClient {
+  private readonly fetch: typeof fetch;
+
+  constructor(private readonly o: GraphClientOptions & { downloadTimeoutMs?: number }) {
+    this.fetch = o.fetch ?? fetch;
+  }
+
+  private auth() {
+    return { authorization: `Bearer ${this.o.accessToken}` };
+  }
+
+  async download(mediaId: string): Promise<GraphMedia> {
+    const infoRes = await this.fetch(`${this.o.baseUrl}/${this.o.version}/${encodeURIComponent(mediaId)}`, {
+      headers: this.auth(),
+      signal: AbortSignal.timeout(this.o.timeoutMs),
+    });
+    if (!infoRes.ok)
+      throw new GraphRequestError(`media ${mediaId}: the Graph API answered ${infoRes.status}`, {
+        httpStatus: infoRes.status,
+      });
+    const info = MediaInfoSchema.parse(await infoRes.json());
+    const res = await this.fetch(info.url, {
+      headers: this.auth(),
+      signal: AbortSignal.timeout(this.o.downloadTimeoutMs ?? 60_000),
+    });
+    if (!res.ok || !res.body)
+      throw new GraphRequestError(`media ${mediaId}: the download answered ${res.status}`, {
+        httpStatus: res.status,
+      });
+    return { body: res.body, type: info.mime_type, size: info.file_size };
+  }
+
+  /** Uploads a file for sending; resolves with its media id. */
+  async upload(phoneNumberId: string, file: { bytes: Buffer; type: string; name: string }): Promise<string> {
+    const form = new FormData();
+    form.append('messaging_product', 'whatsapp');
+    form.append('type', file.type);
+    form.append('file', new Blob([new Uint8Array(file.bytes)], { type: file.type }), file.name);
+    const res = await this.fetch(
+      `${this.o.baseUrl}/${this.o.version}/${encodeURIComponent(phoneNumberId)}/media`,
+      {
+        method: 'POST',
+        headers: this.auth(),
+        body: form,
+        signal: AbortSignal.timeout(this.o.downloadTimeoutMs ?? 60_000),
+      },
+    );
+    const json = (await res.json().catch(() => undefined)) as { id?: string } | undefined;
+    if (!res.ok || !json?.id)
+      throw new GraphRequestError(`media upload: the Graph API answered ${res.status}`, {
+        httpStatus: res.status,
+      });
+    return json.id;
+  }
+}
+
 /** `Retry-After` in seconds or as an HTTP date. */
 export function parseRetryAfter(header: string | null): number | undefined {
   if (!header) return undefined;

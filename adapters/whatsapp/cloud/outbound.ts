@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { type Card, isLinkButton, isValueButton } from '../../../src/cards/card.ts';
 import type { OutboundReply } from '../../../src/delivery/sender.ts';
+import { payloadCards } from '../../../src/files/client-view.ts';
 import type { Suggestion } from '../../../src/store/records.ts';
 import { splitText, truncate } from '../text.ts';
 
@@ -58,7 +60,12 @@ export interface OutboundPlan {
  * characters; suggestions as reply buttons (up to 3, titles up to 20 characters) or else a list
  * (up to 10 rows), on the last piece of text; attachments with a URL or a media id after it.
  */
-export function planReply(reply: OutboundReply, to: string): OutboundPlan {
+export function planReply(
+  reply: OutboundReply,
+  to: string,
+  /** Files of the store already uploaded to the Cloud API: file id → media id. */
+  media: ReadonlyMap<string, string> = new Map(),
+): OutboundPlan {
   const base = { recipient_type: 'individual', to };
   const template = TemplatePayload.safeParse(reply.payload.template);
   if (template.success)
@@ -69,10 +76,21 @@ export function planReply(reply: OutboundReply, to: string): OutboundPlan {
     };
   const messages: Record<string, unknown>[] = [];
   const suggestions = reply.payload.suggestions ?? [];
-  const text = reply.text;
+  const cards = payloadCards(reply.payload.cards);
+  // With cards, a text that only stands in for them is not sent (the cards say it).
+  const text = cards.length > 0 && reply.payload.textIsFallback ? '' : reply.text;
   let droppedSuggestions = 0;
 
-  if (suggestions.length > 0) {
+  if (cards.length > 0) {
+    for (const piece of splitText(text, TEXT_MAX))
+      if (piece.trim() !== '')
+        messages.push({ ...base, type: 'text', text: { body: piece, preview_url: false } });
+    for (const card of cards) {
+      const planned = cardMessage(card, media);
+      droppedSuggestions += planned.dropped;
+      messages.push({ ...base, ...planned.message });
+    }
+  } else if (suggestions.length > 0) {
     const { head, tail } = splitForInteractive(text);
     for (const piece of head)
       messages.push({ ...base, type: 'text', text: { body: piece, preview_url: false } });
@@ -80,7 +98,7 @@ export function planReply(reply: OutboundReply, to: string): OutboundPlan {
     const interactive = interactiveFor(suggestions, body);
     droppedSuggestions = interactive.dropped;
     messages.push({ ...base, type: 'interactive', interactive: interactive.object });
-  } else {
+  } else if (!captionOnly(reply, text)) {
     for (const piece of splitText(text, TEXT_MAX)) {
       if (piece.trim() === '') continue;
       messages.push({ ...base, type: 'text', text: { body: piece, preview_url: false } });
@@ -93,15 +111,33 @@ export function planReply(reply: OutboundReply, to: string): OutboundPlan {
     url?: string;
     ref?: string;
     name?: string;
+    fileId?: string;
   }[]) {
-    const media: Record<string, unknown> = a.url ? { link: a.url } : a.ref ? { id: a.ref } : {};
-    if (!('link' in media) && !('id' in media)) {
+    const stored = a.fileId ? media.get(a.fileId) : undefined;
+    const object: Record<string, unknown> = stored
+      ? { id: stored }
+      : a.url && !a.fileId
+        ? { link: a.url }
+        : a.ref
+          ? { id: a.ref }
+          : {};
+    if (!('link' in object) && !('id' in object)) {
       droppedAttachments++;
       continue;
     }
     const kind = MEDIA_TYPES.find((k) => a.type === k || a.type?.startsWith(`${k}/`)) ?? 'document';
-    if (kind === 'document' && a.name) media.filename = a.name;
-    messages.push({ ...base, type: kind, [kind]: media });
+    if (kind === 'document' && a.name) object.filename = a.name;
+    // A file sent alone carries the reply's text as its caption (images and documents take one).
+    if (
+      messages.length === 0 &&
+      a.fileId &&
+      !reply.payload.textIsFallback &&
+      kind !== 'audio' &&
+      text.trim() !== '' &&
+      text.length <= INTERACTIVE_BODY_MAX
+    )
+      object.caption = text;
+    messages.push({ ...base, type: kind, [kind]: object });
   }
   return { messages, droppedSuggestions, droppedAttachments };
 }
@@ -173,4 +209,78 @@ function dedupe(suggestions: Suggestion[]): Suggestion[] {
     seen.add(id);
     return true;
   });
+}
+
+/** A reply that is files with a short text: the text goes as the first file's caption (or not at all when it only names them). */
+function captionOnly(reply: OutboundReply, text: string): boolean {
+  const files = (reply.payload.attachments ?? []) as { type?: string; fileId?: string }[];
+  // Only a bot's files from the store (SHOW IMAGE, SEND FILE): other attachments follow the text.
+  if (files.length === 0 || !files.every((f) => f.fileId)) return false;
+  if (reply.payload.textIsFallback) return true;
+  const first = files[0]?.type ?? '';
+  return !first.startsWith('audio') && text.length <= INTERACTIVE_BODY_MAX;
+}
+
+/**
+ * One card as one Cloud API message: value buttons as reply buttons (up to 3, titles up to 20
+ * characters) or else a list (up to 10 rows); a single link button alone as a `cta_url` button;
+ * the image as the header (uploaded, by media id); other links written into the body.
+ */
+export function cardMessage(
+  card: Card,
+  media: ReadonlyMap<string, string>,
+): { message: Record<string, unknown>; dropped: number } {
+  const values = card.buttons.filter(isValueButton);
+  const links = card.buttons.filter(isLinkButton);
+  const imageId = card.image && 'fileId' in card.image ? media.get(card.image.fileId) : undefined;
+  const imageLink = card.image && 'url' in card.image ? card.image.url : undefined;
+  const header = imageId
+    ? { type: 'image', image: { id: imageId } }
+    : imageLink
+      ? { type: 'image', image: { link: imageLink } }
+      : undefined;
+  const linkLines = (values.length > 0 ? links : links.slice(1)).map((b) => `${b.title}: ${b.url}`);
+  const bodyText = truncate(
+    [card.title ? `*${card.title}*` : '', card.text ?? '', ...linkLines].filter(Boolean).join('\n') ||
+      EMPTY_BODY_PROMPT,
+    INTERACTIVE_BODY_MAX,
+  );
+  if (values.length > 0) {
+    const interactive = interactiveFor(
+      values.map((b) => ({ text: b.title, value: b.value })),
+      bodyText,
+    );
+    if (header && interactive.object.type === 'button') interactive.object.header = header;
+    return {
+      message: { type: 'interactive', interactive: interactive.object },
+      dropped: interactive.dropped,
+    };
+  }
+  if (links.length > 0) {
+    const link = links[0]!;
+    return {
+      message: {
+        type: 'interactive',
+        interactive: {
+          type: 'cta_url',
+          ...(header ? { header } : {}),
+          body: { text: bodyText },
+          action: {
+            name: 'cta_url',
+            parameters: { display_text: truncate(link.title, BUTTON_TITLE_MAX), url: link.url },
+          },
+        },
+      },
+      dropped: 0,
+    };
+  }
+  if (imageId || imageLink)
+    return {
+      message: {
+        type: 'image',
+        image: { ...(imageId ? { id: imageId } : { link: imageLink }), caption: bodyText },
+      },
+      dropped: 0,
+    };
+  return { message: { type: 'text', text: { body: bodyText, preview_url: false } }, dropped: 0 };
 }

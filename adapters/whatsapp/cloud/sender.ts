@@ -1,10 +1,12 @@
 import { type OutboundBatch, SendError, type SendOutcome } from '../../../src/delivery/sender.ts';
+import { payloadCards } from '../../../src/files/client-view.ts';
+import type { FileStore } from '../../../src/files/store.ts';
 import type { Logger } from '../../../src/logger.ts';
 import type { SessionRecord } from '../../../src/store/records.ts';
 import type { RecipientPacer } from '../pacing.ts';
 import type { CloudReplyTo } from '../reply-to.ts';
 import { toSendError } from './errors.ts';
-import { type GraphClient, GraphRequestError } from './graph.ts';
+import { type GraphClient, type GraphMediaClient, GraphRequestError } from './graph.ts';
 import { planReply } from './outbound.ts';
 
 /** The customer service window: free-form messages may follow the person's last message for this long. */
@@ -20,11 +22,50 @@ export class CloudSender {
   /** `${sessionId}:${seq}` → pieces of that reply already sent. */
   private readonly partial = new Map<string, { pieces: number; lastId: string | undefined }>();
 
+  /** Files of the store already uploaded from this process: `phone:fileId` → media id. */
+  private readonly uploaded = new Map<string, string>();
+
   constructor(
     private readonly graph: GraphClient,
     private readonly pacer: RecipientPacer,
     private readonly logger: Logger,
+    /** Sends the store's files (SHOW IMAGE, SEND FILE, card images): uploaded, then sent by id. */
+    private readonly media?: { client: GraphMediaClient; files: FileStore },
   ) {}
+
+  /** Uploads the reply's stored files to the Cloud API (once per process): file id → media id. */
+  private async uploadFiles(reply: OutboundBatch['replies'][number], phoneNumberId: string) {
+    const ids = new Set<string>();
+    for (const a of (reply.payload.attachments ?? []) as { fileId?: string }[])
+      if (a.fileId) ids.add(a.fileId);
+    for (const c of payloadCards(reply.payload.cards))
+      if (c.image && 'fileId' in c.image) ids.add(c.image.fileId);
+    const map = new Map<string, string>();
+    if (!this.media || ids.size === 0) return map;
+    for (const id of ids) {
+      const key = `${phoneNumberId}:${id}`;
+      let mediaId = this.uploaded.get(key);
+      if (!mediaId) {
+        const file = await this.media.files.get(id);
+        if (!file) continue;
+        const bytes = await this.media.files.bytes(file);
+        try {
+          mediaId = await this.media.client.upload(phoneNumberId, {
+            bytes,
+            type: file.type,
+            name: file.name,
+          });
+        } catch (err) {
+          if (err instanceof GraphRequestError) throw toSendError(err, []);
+          throw new SendError(String(err), { retryable: true });
+        }
+        if (this.uploaded.size >= MAX_PARTIAL_REPLIES) this.uploaded.clear();
+        this.uploaded.set(key, mediaId);
+      }
+      map.set(id, mediaId);
+    }
+    return map;
+  }
 
   async send(batch: OutboundBatch, to: CloudReplyTo): Promise<SendOutcome[]> {
     // Template messages may go out at any time; anything else only inside the window.
@@ -37,7 +78,7 @@ export class CloudSender {
     const outcomes: SendOutcome[] = [];
     for (const reply of batch.replies) {
       const key = `${batch.session.id}:${reply.seq}`;
-      const plan = planReply(reply, to.waId);
+      const plan = planReply(reply, to.waId, await this.uploadFiles(reply, to.phoneNumberId));
       if (plan.droppedSuggestions > 0 || plan.droppedAttachments > 0)
         this.logger.warn({
           event: 'whatsapp.reply_trimmed',

@@ -1,9 +1,11 @@
 import type { Hono } from 'hono';
 import { Counter } from 'prom-client';
 import type { EnvelopeInput } from '../../../src/envelope.ts';
+import { storeInboundAttachments } from '../../../src/files/inbound.ts';
 import { ApiError } from '../../../src/http/errors.ts';
 import { parseJson } from '../../../src/json.ts';
 import type { AdapterHost } from '../../../src/ports.ts';
+import type { GraphMediaClient } from '../cloud/graph.ts';
 import type { CloudConfig } from '../config.ts';
 import { cloudMessageToEnvelope } from './envelope.ts';
 import { NotAWhatsAppWebhookError, type ParsedWebhook, parseWebhook } from './parse.ts';
@@ -22,7 +24,11 @@ export interface WebhookDeps {
   host: AdapterHost;
   /** The bot that answers on a business number. */
   botFor(phoneNumberId: string): string;
+  /** Downloads media by id (photos, documents, voice notes) into the file store. */
+  media?: GraphMediaClient;
 }
+
+const MEDIA_KINDS = new Set(['image', 'audio', 'video', 'document', 'sticker']);
 
 /**
  * `GET /webhooks/whatsapp`: the subscription handshake. `POST /webhooks/whatsapp`: a signed batch
@@ -95,7 +101,26 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
           reason: 'sender is no phone number',
         });
     }
-    const counts = await acceptInOrder(host, envelopes);
+    // Media come in by id: looked up, downloaded with the access token and stored before the
+    // message is accepted (a failed download is told to the person; the message goes on).
+    const media = deps.media;
+    const withFiles = media
+      ? await Promise.all(
+          envelopes.map((e) =>
+            storeInboundAttachments(
+              { files: host.files, rules: (bot, channel) => host.bots.rules(bot, channel), logger },
+              e,
+              async (a) => {
+                const kind = (a.data as { kind?: string } | undefined)?.kind;
+                if (!a.ref || !kind || !MEDIA_KINDS.has(kind)) return undefined;
+                const got = await media.download(a.ref);
+                return { body: got.body };
+              },
+            ),
+          ),
+        )
+      : envelopes;
+    const counts = await acceptInOrder(host, withFiles);
     await Promise.all(
       parsed.statuses.map((s) =>
         host.applyStatus(s.messageId, s.status, s.error).then(() => {

@@ -1,0 +1,99 @@
+import type { Attachment, EnvelopeInput, RefusedAttachment } from '../envelope.ts';
+import type { Logger } from '../logger.ts';
+import { FileRefusedError, type FileStore } from './store.ts';
+
+/** A channel's way to fetch one attachment's bytes (undefined: this attachment has none, such as a location). */
+export type AttachmentSource = (
+  attachment: Attachment,
+) => Promise<{ body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>; name?: string } | undefined>;
+
+export interface InboundFilesDeps {
+  files: FileStore;
+  rules(bot: string, channel: string): { maxFileBytes: number; allowedFileTypes: readonly string[] };
+  logger: Logger;
+}
+
+async function* fromWeb(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * Brings a channel's inbound attachments into the file store before the envelope is accepted:
+ * each is fetched (`source`), sniffed and stored within the bot's limits, and gets its `fileId`
+ * (type and size from the stored file). One the limits refuse, or that cannot be fetched, moves
+ * to `refusedAttachments` (the person is told); the message itself always goes on.
+ */
+export async function storeInboundAttachments(
+  deps: InboundFilesDeps,
+  envelope: EnvelopeInput,
+  source: AttachmentSource,
+  options: { maxBytes?: number } = {},
+): Promise<EnvelopeInput> {
+  const attachments = envelope.attachments ?? [];
+  if (attachments.length === 0) return envelope;
+  const rules = deps.rules(envelope.bot, envelope.channel);
+  const maxBytes = Math.min(rules.maxFileBytes, options.maxBytes ?? Number.POSITIVE_INFINITY);
+  const kept: Attachment[] = [];
+  const refused: RefusedAttachment[] = [...(envelope.refusedAttachments ?? [])];
+  for (const a of attachments) {
+    if (a.fileId) {
+      kept.push(a);
+      continue;
+    }
+    try {
+      const got = await source(a);
+      if (!got) {
+        kept.push(a);
+        continue;
+      }
+      const body = got.body instanceof ReadableStream ? fromWeb(got.body) : got.body;
+      const file = await deps.files.put(body, {
+        name: a.name ?? got.name ?? defaultName(a.type),
+        bot: envelope.bot,
+        maxBytes,
+        allowedTypes: rules.allowedFileTypes,
+      });
+      kept.push({ ...a, type: file.type, name: file.name, size: file.size, fileId: file.id });
+    } catch (err) {
+      if (!(err instanceof FileRefusedError)) {
+        // The platform did not hand the bytes over: the attachment stays as the channel described it.
+        deps.logger.warn({
+          event: 'file.inbound_unavailable',
+          envelopeId: envelope.id,
+          err: (err as Error).message,
+        });
+        kept.push(a);
+        continue;
+      }
+      const reason = err.code === 'file_too_large' ? 'too_large' : 'type_refused';
+      deps.logger.warn({
+        event: 'file.inbound_refused',
+        envelopeId: envelope.id,
+        reason,
+        err: (err as Error).message,
+      });
+      refused.push({
+        type: a.type,
+        name: a.name,
+        size: a.size,
+        reason,
+        message: err.message,
+      });
+    }
+  }
+  return { ...envelope, attachments: kept, ...(refused.length ? { refusedAttachments: refused } : {}) };
+}
+
+function defaultName(type: string): string {
+  const kind = type.split('/')[0] || 'file';
+  return kind === 'image' ? 'photo' : kind === 'audio' ? 'voice note' : 'file';
+}
