@@ -117,7 +117,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List broadcasts */
+        /** List the latest broadcasts */
         get: operations["getApiAdminBroadcasts"];
         put?: never;
         /** Start a broadcast to an audience or a list of recipients */
@@ -135,7 +135,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A broadcast's progress */
+        /** A broadcast's progress: where each recipient is (the buckets add up to total) */
         get: operations["getApiAdminBroadcastsId"];
         put?: never;
         post?: never;
@@ -173,7 +173,7 @@ export interface paths {
         get: operations["getApiAdminMessagesId"];
         put?: never;
         post?: never;
-        /** Cancel a scheduled message */
+        /** Cancel a scheduled message (409 `already_sent` once it went) */
         delete: operations["deleteApiAdminMessagesId"];
         options?: never;
         head?: never;
@@ -780,6 +780,50 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        BroadcastAccepted: {
+            /** Format: uuid */
+            broadcast_id: string;
+            opted_out: number;
+            rate_per_second: number;
+            total: number;
+        } & {
+            [key: string]: unknown;
+        };
+        BroadcastList: {
+            broadcasts: ({
+                bot: string;
+                /** Format: uuid */
+                broadcast_id: string;
+                channel: string;
+                created_at: string;
+                dispatched_at: string | null;
+                rate_per_second: number;
+                total: number;
+            } & {
+                [key: string]: unknown;
+            })[];
+        } & {
+            [key: string]: unknown;
+        };
+        BroadcastProgress: {
+            bot: string;
+            /** Format: uuid */
+            broadcast_id: string;
+            channel: string;
+            created_at: string;
+            delivered: number;
+            dispatched_at: string | null;
+            failed: number;
+            opted_out: number;
+            queued: number;
+            rate_per_second: number;
+            sent: number;
+            /** @enum {string} */
+            status: "running" | "completed";
+            total: number;
+        } & {
+            [key: string]: unknown;
+        };
         ChatCompleted: {
             duplicate?: boolean;
             envelope_id: string;
@@ -828,6 +872,24 @@ export interface components {
                 [key: string]: unknown;
             })[];
             text: string;
+        } & {
+            [key: string]: unknown;
+        };
+        OutboundAccepted: {
+            /** Format: uuid */
+            message_id: string;
+            session_id: string | null;
+            /** @enum {string} */
+            status: "queued" | "scheduled";
+        } & {
+            [key: string]: unknown;
+        };
+        OutboundStatus: {
+            error?: string;
+            /** Format: uuid */
+            session_id?: string;
+            /** @enum {string} */
+            status: "queued" | "scheduled" | "sent" | "delivered" | "read" | "failed" | "cancelled";
         } & {
             [key: string]: unknown;
         };
@@ -1300,9 +1362,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["BroadcastList"];
                 };
             };
             401: components["responses"]["E401"];
@@ -1355,9 +1415,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["BroadcastAccepted"];
                 };
             };
             /** @description Accepted */
@@ -1366,9 +1424,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["BroadcastAccepted"];
                 };
             };
             400: components["responses"]["E400"];
@@ -1397,9 +1453,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["BroadcastProgress"];
                 };
             };
             400: components["responses"]["E400"];
@@ -1445,9 +1499,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["OutboundAccepted"];
                 };
             };
             /** @description Accepted */
@@ -1456,9 +1508,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["OutboundAccepted"];
                 };
             };
             400: components["responses"]["E400"];
@@ -1487,9 +1537,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["OutboundStatus"];
                 };
             };
             400: components["responses"]["E400"];
@@ -1510,16 +1558,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
-            200: {
+            /** @description Cancelled */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
-                };
+                content?: never;
             };
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];

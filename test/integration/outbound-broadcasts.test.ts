@@ -13,6 +13,7 @@ import { adminClient, eventually } from '../helpers/admin.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
 import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
@@ -25,6 +26,7 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
   let graph: GraphApi;
   let running: RunningHub;
   let admin: ReturnType<typeof adminClient>;
+  const breaches: string[] = [];
   let serial = 0;
   let whatsapp: ChannelAdapter;
 
@@ -45,7 +47,22 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
       },
       { adapters: [whatsapp] },
     );
-    admin = adminClient(running.url, ADMIN_TOKEN);
+    const raw = adminClient(running.url, ADMIN_TOKEN);
+    const contract = openApiContract(await (await fetch(`${running.url}/openapi.json`)).json());
+    // Every answer is checked against the OpenAPI document.
+    admin = async (method, route, body, headers) => {
+      const res = await raw(method, route, body, headers);
+      breaches.push(
+        ...contract.check({
+          method,
+          path: route,
+          status: res.status,
+          requestBody: body,
+          responseBody: res.json,
+        }),
+      );
+      return res;
+    };
   });
   afterAll(async () => {
     await running?.stop();
@@ -405,5 +422,9 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
     expect(list.json.broadcasts.map((b: { broadcast_id: string }) => b.broadcast_id)).toContain(
       res.json.broadcast_id,
     );
+  });
+
+  it('answered as the OpenAPI document says, every time', () => {
+    expect(breaches).toEqual([]);
   });
 });

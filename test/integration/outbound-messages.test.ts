@@ -5,6 +5,7 @@ import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient, eventually } from '../helpers/admin.ts';
 import { type GraphApi, graphError, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
 import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
@@ -17,6 +18,7 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
   let graph: GraphApi;
   let running: RunningHub;
   let admin: ReturnType<typeof adminClient>;
+  const breaches: string[] = [];
   let serial = 0;
 
   beforeAll(async () => {
@@ -31,7 +33,22 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
       { configDir: FIXTURE_CONFIG, adminToken: ADMIN_TOKEN, schedulerPollMs: 100 },
       { adapters: [whatsapp] },
     );
-    admin = adminClient(running.url, ADMIN_TOKEN);
+    const raw = adminClient(running.url, ADMIN_TOKEN);
+    const contract = openApiContract(await (await fetch(`${running.url}/openapi.json`)).json());
+    // Every answer is checked against the OpenAPI document.
+    admin = async (method, route, body, headers) => {
+      const res = await raw(method, route, body, headers);
+      breaches.push(
+        ...contract.check({
+          method,
+          path: route,
+          status: res.status,
+          requestBody: body,
+          responseBody: res.json,
+        }),
+      );
+      return res;
+    };
   });
   afterAll(async () => {
     await running?.stop();
@@ -471,5 +488,9 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
     expect(late.status).toBe(409);
     expect(late.json.error.code).toBe('already_sent');
     expect((await admin('GET', '/api/admin/messages/6f1c1f9e-7d43-4e43-9a53-4a3f8f0e2b11')).status).toBe(404);
+  });
+
+  it('answered as the OpenAPI document says, every time', () => {
+    expect(breaches).toEqual([]);
   });
 });

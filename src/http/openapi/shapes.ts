@@ -103,5 +103,57 @@ export const AgentCreated = z.looseObject({ agent_id: z.uuid(), token: z.string(
 export const AgentList = z.looseObject({ agents: z.array(Agent) });
 export const AgentDeleted = z.looseObject({ agent_id: z.uuid(), deleted: z.literal(true) });
 
+export const OutboundAccepted = z
+  .looseObject({
+    message_id: z.uuid(),
+    session_id: z.uuid().nullable(),
+    status: z.enum(['queued', 'scheduled']),
+  })
+  .meta({ id: 'OutboundAccepted' });
+export const OutboundStatus = z
+  .looseObject({
+    status: z.enum(['queued', 'scheduled', 'sent', 'delivered', 'read', 'failed', 'cancelled']),
+    error: z.string().optional(),
+    session_id: z.uuid().optional(),
+  })
+  .meta({ id: 'OutboundStatus' });
+export const BroadcastAccepted = z
+  .looseObject({
+    broadcast_id: z.uuid(),
+    total: z.int(),
+    opted_out: z.int(),
+    rate_per_second: z.number(),
+  })
+  .meta({ id: 'BroadcastAccepted' });
+const BroadcastSummary = z.looseObject({
+  broadcast_id: z.uuid(),
+  bot: z.string(),
+  channel: z.string(),
+  total: z.int(),
+  rate_per_second: z.number(),
+  created_at: z.string(),
+  dispatched_at: z.string().nullable(),
+});
+export const BroadcastList = z
+  .looseObject({ broadcasts: z.array(BroadcastSummary) })
+  .meta({ id: 'BroadcastList' });
+export const BroadcastProgress = z
+  .looseObject({
+    broadcast_id: z.uuid(),
+    bot: z.string(),
+    channel: z.string(),
+    status: z.enum(['running', 'completed']),
+    rate_per_second: z.number(),
+    total: z.int(),
+    queued: z.int(),
+    sent: z.int(),
+    delivered: z.int(),
+    failed: z.int(),
+    opted_out: z.int(),
+    created_at: z.string(),
+    dispatched_at: z.string().nullable(),
+  })
+  .meta({ id: 'BroadcastProgress' });
+
 /** A JSON object the document does not detail field by field (see README for its fields). */
 export const AnyObject = z.looseObject({});
