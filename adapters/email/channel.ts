@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { normalizeEmailAddress } from '../../src/channels/native-id.ts';
 import type { ChannelPlugin } from '../../src/channels/plugin.ts';
-import { emailEnabled } from './config.ts';
+import { emailEnabled } from './enabled.ts';
 import { eraseEmailOf } from './erase.ts';
 
 /**

@@ -183,10 +183,7 @@ export class EmailConfigError extends Error {
   override name = 'EmailConfigError';
 }
 
-/** The email channel is on when its IMAP host is set. */
-export function emailEnabled(env: NodeJS.ProcessEnv): boolean {
-  return Boolean(env.EMAIL_IMAP_HOST?.trim());
-}
+export { emailEnabled } from './enabled.ts';
 
 /** Reads the channel's configuration; throws EmailConfigError naming every bad variable (never a value). */
 export function loadEmailConfig(env: NodeJS.ProcessEnv): EmailConfig {
