@@ -1,12 +1,11 @@
 import type { WebClient } from '@slack/web-api';
-import { Hono } from 'hono';
 import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SlackConfig } from './config.ts';
 import { SlackSender } from './sender.ts';
 import { NAME_LOOKUP_TIMEOUT_MS, UserNames } from './user-names.ts';
 import { createWebClient } from './web-client.ts';
-import { mountWebhook } from './webhook/routes.ts';
+import { webhookRoutes } from './webhook/routes.ts';
 
 export type { SlackConfig } from './config.ts';
 export { loadSlackConfig, slackRequested } from './config.ts';
@@ -21,7 +20,7 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
   let client: WebClient | undefined;
   let sender: SlackSender | undefined;
   let names: UserNames | undefined;
-  let webhook: { close(): void } | undefined;
+  let webhook: ReturnType<typeof webhookRoutes> | undefined;
 
   return {
     channel: 'slack',
@@ -56,9 +55,8 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
 
     routes() {
       if (!host || !names) throw new Error('the Slack adapter was not set up');
-      const app = new Hono();
-      webhook = mountWebhook(app, { config, host, names });
-      return app;
+      webhook = webhookRoutes({ config, host, names });
+      return webhook.app;
     },
 
     async stop() {

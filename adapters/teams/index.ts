@@ -1,5 +1,4 @@
 import { CloudAdapter } from 'botbuilder';
-import { Hono } from 'hono';
 import { ConfigError } from '../../src/config/env.ts';
 import type { ChannelSender, OutboundBatch } from '../../src/delivery/sender.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
@@ -8,7 +7,7 @@ import { createBotFrameworkAuthentication } from './auth.ts';
 import type { TeamsConfig } from './config.ts';
 import { TeamsSender } from './outbound/sender.ts';
 import { teamsOutbound } from './outbound-rules.ts';
-import { MESSAGES_PATH, mountMessages } from './routes.ts';
+import { MESSAGES_PATH, messagesRoutes } from './routes.ts';
 
 export type { TeamsConfig } from './config.ts';
 export { loadTeamsConfig, teamsRequested } from './config.ts';
@@ -67,9 +66,7 @@ export function createTeamsAdapter(config: TeamsConfig): ChannelAdapter {
 
     routes() {
       if (!host) throw new Error('the Teams adapter was not set up');
-      const app = new Hono();
-      mountMessages(app, { host, adapter, auth, bot: config.bot, loopbackOnly: !config.auth });
-      return app;
+      return messagesRoutes({ host, adapter, auth, bot: config.bot, loopbackOnly: !config.auth });
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { Activity, CloudAdapter, ConfigurationBotFrameworkAuthentication } from 'botbuilder';
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { Counter } from 'prom-client';
 import { ApiError } from '../../src/http/errors.ts';
 import { parseJson } from '../../src/json.ts';
@@ -43,7 +43,8 @@ export interface MessagesRouteDeps {
  * The reply is sent later, by the worker that runs the turn. 400 for a body that is no
  * activity, 401 without a valid token (nothing queued), 503 when the hub cannot queue now.
  */
-export function mountMessages(app: Hono, deps: MessagesRouteDeps): void {
+export function messagesRoutes(deps: MessagesRouteDeps): Hono {
+  const app = new Hono();
   const { host, adapter, auth, bot, loopbackOnly } = deps;
   const logger = host.logger;
   const activities = new Counter({
@@ -147,4 +148,5 @@ export function mountMessages(app: Hono, deps: MessagesRouteDeps): void {
     });
     return c.json({ status: accepted.status, envelope_id: accepted.envelopeId });
   });
+  return app;
 }

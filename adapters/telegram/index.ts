@@ -1,10 +1,9 @@
-import { Hono } from 'hono';
 import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { type BotApi, createBotApi } from './bot-api.ts';
 import type { TelegramConfig } from './config.ts';
 import { TelegramSender } from './sender.ts';
-import { mountWebhook } from './webhook/routes.ts';
+import { webhookRoutes } from './webhook/routes.ts';
 
 export type { TelegramConfig } from './config.ts';
 export { loadTelegramConfig, telegramRequested } from './config.ts';
@@ -40,9 +39,7 @@ export function createTelegramAdapter(config: TelegramConfig): ChannelAdapter {
 
     routes() {
       if (!host || !api) throw new Error('the Telegram adapter was not set up');
-      const app = new Hono();
-      mountWebhook(app, { config, host, api });
-      return app;
+      return webhookRoutes({ config, host, api });
     },
   };
 }

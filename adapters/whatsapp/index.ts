@@ -9,11 +9,11 @@ import type { WhatsAppConfig } from './config.ts';
 import { whatsAppOutbound } from './outbound-rules.ts';
 import { RecipientPacer } from './pacing.ts';
 import { ReplyToSchema } from './reply-to.ts';
-import { mountWebAdmin } from './web/admin.ts';
+import { webAdminRoutes } from './web/admin.ts';
 import { realWebClientFactory, type WebClientFactory } from './web/client.ts';
 import { WebSender } from './web/sender.ts';
 import { WebSession } from './web/session.ts';
-import { mountWebhook } from './webhook/routes.ts';
+import { webhookRoutes } from './webhook/routes.ts';
 
 export type { WhatsAppConfig } from './config.ts';
 export { loadWhatsAppConfig } from './config.ts';
@@ -39,7 +39,7 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
   let webSender: WebSender | undefined;
   let webSession: WebSession | undefined;
   let webStarted = false;
-  let webhook: { close(): void } | undefined;
+  let webhook: ReturnType<typeof webhookRoutes> | undefined;
   const pacer = new RecipientPacer(options.recipientIntervalMs);
 
   const botFor = (phoneNumberId: string) => options.cloud?.numbers.get(phoneNumberId) ?? options.defaultBot;
@@ -132,19 +132,24 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
     routes() {
       if (!host) throw new Error('the WhatsApp adapter was not set up');
       const app = new Hono();
-      if (options.cloud)
-        webhook = mountWebhook(app, {
+      if (options.cloud) {
+        webhook = webhookRoutes({
           config: options.cloud,
           host,
           botFor,
           ...(graphMedia ? { media: graphMedia } : {}),
         });
+        app.route('/', webhook.app);
+      }
       if (webSession)
-        mountWebAdmin(app, webSession, {
-          adminToken: host.config.adminToken,
-          rateLimiter: host.rateLimiter,
-          trustProxy: host.config.trustProxy,
-        });
+        app.route(
+          '/',
+          webAdminRoutes(webSession, {
+            adminToken: host.config.adminToken,
+            rateLimiter: host.rateLimiter,
+            trustProxy: host.config.trustProxy,
+          }),
+        );
       return app;
     },
 

@@ -1,4 +1,4 @@
-import type { Context, Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { Counter } from 'prom-client';
 import type { EnvelopeInput } from '../../../src/envelope.ts';
 import { ApiError } from '../../../src/http/errors.ts';
@@ -37,7 +37,8 @@ export interface WebhookDeps {
  * than five minutes), and answer 200 once the envelope is durably accepted. A retry
  * (`X-Slack-Retry-Num`) and the `message` twin of an `app_mention` are the same envelope: duplicates.
  */
-export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
+export function webhookRoutes(deps: WebhookDeps): { app: Hono; close(): void } {
+  const app = new Hono();
   const { config, host } = deps;
   const logger = host.logger;
   const requests = new Counter({
@@ -165,6 +166,7 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
   });
 
   return {
+    app,
     close() {
       pending.clear();
     },

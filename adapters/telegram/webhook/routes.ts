@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { Counter } from 'prom-client';
 import { ApiError } from '../../../src/http/errors.ts';
 import { parseJson } from '../../../src/json.ts';
@@ -23,7 +23,8 @@ export interface WebhookDeps {
  * a duplicate, answered 200 too), or when the update is not one the channel acts on; 500 when the
  * hub could not accept it, so Telegram delivers it again.
  */
-export function mountWebhook(app: Hono, deps: WebhookDeps): void {
+export function webhookRoutes(deps: WebhookDeps): Hono {
+  const app = new Hono();
   const { config, host, api } = deps;
   const logger = host.logger;
   const webhooks = new Counter({
@@ -81,4 +82,5 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): void {
       return c.json({ status: 'ignored', reason: 'invalid envelope' });
     }
   });
+  return app;
 }

@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import QRCode from 'qrcode';
 import { type AdminGuardOptions, requireAdmin } from '../../../src/http/admin-auth.ts';
 import { ApiError } from '../../../src/http/errors.ts';
@@ -11,7 +11,8 @@ export const ADMIN_QR_PATH = '/api/admin/whatsapp/web/qr.svg';
  * Operator routes for the linked WhatsApp Web session, behind ADMIN_TOKEN: its state (and the
  * pairing code while it waits to be scanned), and the QR code as an SVG image to scan.
  */
-export function mountWebAdmin(app: Hono, session: WebSession, admin: AdminGuardOptions): void {
+export function webAdminRoutes(session: WebSession, admin: AdminGuardOptions): Hono {
+  const app = new Hono();
   const guard = requireAdmin(admin);
   app.get(ADMIN_STATUS_PATH, guard, (c) => {
     const { state, since, qr } = session.status;
@@ -23,4 +24,5 @@ export function mountWebAdmin(app: Hono, session: WebSession, admin: AdminGuardO
     const svg = await QRCode.toString(qr, { type: 'svg', margin: 2 });
     return c.body(svg, 200, { 'Content-Type': 'image/svg+xml', 'Cache-Control': 'no-store' });
   });
+  return app;
 }

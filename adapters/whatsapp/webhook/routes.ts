@@ -1,4 +1,4 @@
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
 import { Counter } from 'prom-client';
 import type { EnvelopeInput } from '../../../src/envelope.ts';
 import { storeInboundAttachments } from '../../../src/files/inbound.ts';
@@ -36,7 +36,8 @@ const MEDIA_KINDS = new Set(['image', 'audio', 'video', 'document', 'sticker']);
  * retry of a slow or failed delivery finds them as duplicates), 401 on a bad signature with
  * nothing accepted, 500 when the hub could not accept them (Meta retries).
  */
-export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
+export function webhookRoutes(deps: WebhookDeps): { app: Hono; close(): void } {
+  const app = new Hono();
   const { config, host } = deps;
   const logger = host.logger;
   const reapplyTimers = new Set<NodeJS.Timeout>();
@@ -145,6 +146,7 @@ export function mountWebhook(app: Hono, deps: WebhookDeps): { close(): void } {
     });
   });
   return {
+    app,
     close() {
       for (const t of reapplyTimers) clearTimeout(t);
       reapplyTimers.clear();
