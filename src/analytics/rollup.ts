@@ -93,6 +93,33 @@ SELECT b, 'knowledge', bot, channel, kb, count(*)::float8 FROM ev, jsonb_array_e
     CASE WHEN jsonb_typeof(data->'kbs') = 'array' THEN data->'kbs' ELSE '[]'::jsonb END) AS kb
   WHERE type = 'kb.used' GROUP BY 1, 3, 4, 5`;
 
+/**
+ * The metrics of a day that cannot be summed from its hours (distinct sessions, percentiles): an
+ * open day computes these live and takes its counts from the hourly rollup.
+ */
+const NON_ADDITIVE_SQL = `
+WITH msg AS MATERIALIZED (
+  SELECT date_trunc($3, m.created_at, 'UTC') AS b, s.bot, s.channel, m.session_id, m.created_at,
+    m.payload->>'receivedAt' AS received_at
+  FROM messages m JOIN sessions s ON s.id = m.session_id
+  WHERE m.created_at >= $1 AND m.created_at < $2 AND m.role = 'user'
+)
+SELECT b, 'sessions.active' AS metric, bot, channel, '' AS key, count(DISTINCT session_id)::float8 AS value
+  FROM msg GROUP BY 1, 3, 4
+UNION ALL
+${percentiles(
+  'response_ms',
+  `SELECT u.b, u.bot, greatest(0, extract(epoch FROM u.created_at - u.received_at::timestamptz) * 1000) AS ms
+   FROM msg u WHERE u.received_at IS NOT NULL`,
+)}
+UNION ALL
+${percentiles(
+  'handoff_wait_ms',
+  `SELECT date_trunc($3, requested_at, 'UTC') AS b, bot, extract(epoch FROM assigned_at - requested_at) * 1000 AS ms
+   FROM handoffs WHERE requested_at >= $1 AND requested_at < $2 AND assigned_at IS NOT NULL`,
+)}`;
+const NON_ADDITIVE = new Set(['sessions.active', 'response_ms', 'handoff_wait_ms']);
+
 const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());
 
 interface RawRow {
@@ -155,7 +182,10 @@ export async function metricRows(
      WHERE grain = $1 AND bucket >= $2 AND bucket < $3`,
     [grain, new Date(from), new Date(to)],
   );
-  const live = open.length > 0 ? await liveRows(db, open[0]!, open.at(-1)! + step, grain, now) : [];
+  let live: RollupRow[] = [];
+  if (open.length > 0 && grain === 'day') {
+    for (const day of open) live.push(...(await openDayRows(db, day, now)));
+  } else if (open.length > 0) live = await liveRows(db, open[0]!, open.at(-1)! + step, grain, now);
   const openSet = new Set(open);
   return [...toRows(stored), ...live.filter((r) => openSet.has(Date.parse(r.bucket)))];
 }
@@ -181,6 +211,35 @@ function liveRows(db: Db, from: number, to: number, grain: Grain, now: number): 
   rows.catch(() => liveCache.delete(key));
   liveCache.set(key, { at: now, rows });
   return rows;
+}
+
+/**
+ * A day still open: its counts summed from its hours (closed ones rolled up, the last ones live),
+ * and what cannot be summed computed live over the day.
+ */
+async function openDayRows(db: Db, day: number, now: number): Promise<RollupRow[]> {
+  const dayIso = new Date(day).toISOString();
+  const hoursTo = Math.min(day + GRAIN_MS.day, bucketEnd(now, 'hour'));
+  const sums = new Map<string, RollupRow>();
+  for (const r of await metricRows(db, day, hoursTo, 'hour', now)) {
+    if (NON_ADDITIVE.has(r.metric)) continue;
+    const k = JSON.stringify([r.metric, r.bot, r.channel, r.key]);
+    const found = sums.get(k);
+    if (found) found.value += r.value;
+    else sums.set(k, { ...r, bucket: dayIso });
+  }
+  const key = `day-rest:${day}`;
+  for (const [k, v] of liveCache) if (now - v.at > LIVE_SHARE_MS) liveCache.delete(k);
+  let hit = liveCache.get(key);
+  if (!hit) {
+    const rows = db
+      .query<RawRow>(NON_ADDITIVE_SQL, [new Date(day), new Date(day + GRAIN_MS.day), 'day'])
+      .then((r) => toRows(r.rows));
+    rows.catch(() => liveCache.delete(key));
+    hit = { at: now, rows };
+    liveCache.set(key, hit);
+  }
+  return [...sums.values(), ...(await hit.rows)];
 }
 
 /** Computes and stores these closed buckets (one statement over their span), marking each as rolled up. */

@@ -128,6 +128,15 @@ describe('dashboard API', () => {
         expect(s.points).toHaveLength(30);
       }
     }
+    // Today, by day: its counts summed from its hours, the rest computed over the day.
+    const byDay = await admin('GET', '/api/admin/analytics/messages?bucket=day');
+    expect(byDay.json.series.map((s: { name: string; total: number }) => [s.name, s.total])).toEqual(
+      res.json.series.map((s: { name: string; total: number }) => [s.name, s.total]),
+    );
+    const active = await admin('GET', '/api/admin/analytics/sessions?bucket=day');
+    expect(active.json.series.find((s: { name: string }) => s.name === 'active').total).toBe(
+      await count(`SELECT count(DISTINCT session_id) AS n FROM messages WHERE role = 'user'`),
+    );
     const sessions = await admin('GET', '/api/admin/analytics/sessions?bucket=day');
     expect(sessions.json.series.find((s: { name: string }) => s.name === 'new').total).toBe(
       await count('SELECT count(*) AS n FROM sessions WHERE parent_id IS NULL'),
