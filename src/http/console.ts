@@ -14,12 +14,13 @@ export const CONSOLE_DIST = distPath('console');
 export const CONSOLE_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; media-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-const ASSETS: Record<string, string> = {
-  'app.js': 'text/javascript; charset=utf-8',
-  'app.js.map': 'application/json; charset=utf-8',
-  'styles.css': 'text/css; charset=utf-8',
-  'styles.css.map': 'application/json; charset=utf-8',
-};
+/** A Map, not an object: a name from the URL must not find Object.prototype's members (`toString`). */
+const ASSETS = new Map<string, string>([
+  ['app.js', 'text/javascript; charset=utf-8'],
+  ['app.js.map', 'application/json; charset=utf-8'],
+  ['styles.css', 'text/css; charset=utf-8'],
+  ['styles.css.map', 'application/json; charset=utf-8'],
+]);
 
 function shell(title: string): string {
   return `<!doctype html>
@@ -68,7 +69,7 @@ export function consoleRoutes(options: { distDir?: string } = {}): Hono {
 
   app.get('/console/assets/:name', async (c) => {
     const name = c.req.param('name');
-    const type = ASSETS[name];
+    const type = ASSETS.get(name);
     if (!type) return errorResponse(c, new ApiError(404, 'not_found', `no console asset ${name}`));
     const body = await read(name).catch(() => undefined);
     if (!body)

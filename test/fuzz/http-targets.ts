@@ -16,6 +16,10 @@ const SLACK_SIGNING_SECRET = 'fuzz-slack-signing-secret';
 export function fuzzEnv(): Record<string, string> {
   return {
     ADMIN_TOKEN: 'fuzz-operator-token-0123456789abcdef-0123456789',
+    // Sign-in configured, so that POST /api/session/authenticate checks the JWT it is given.
+    AUTH_JWT_SECRET: 'fuzz-sign-in-secret-0123456789abcdef-0123456789',
+    AUTH_JWT_ISSUER: 'https://shop.example',
+    AUTH_JWT_AUDIENCE: 'switchboard',
     TEAMS_ENABLED: 'true',
     WHATSAPP_ACCESS_TOKEN: 'fuzz-access-token',
     WHATSAPP_APP_SECRET,
