@@ -478,7 +478,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Write to the person */
+        /** Write to the person (through the session lane) */
         post: operations["postApiAgentConversationsIdMessages"];
         delete?: never;
         options?: never;
@@ -838,6 +838,32 @@ export interface components {
             message?: string;
             /** @constant */
             status: "queued";
+        } & {
+            [key: string]: unknown;
+        };
+        Conversation: {
+            assigned_to: string | null;
+            bot: string;
+            channel: string;
+            last_message: ({
+                created_at: string;
+                role: string;
+                text: string;
+            } & {
+                [key: string]: unknown;
+            }) | null;
+            person: {
+                name: string | null;
+                native_id: string;
+            } & {
+                [key: string]: unknown;
+            };
+            queue: string | null;
+            /** Format: uuid */
+            session_id: string;
+            /** @description `waiting`, `assigned`, or null when no handoff is open */
+            state: string | null;
+            waiting_since: string | null;
         } & {
             [key: string]: unknown;
         };
@@ -2044,6 +2070,10 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        conversations: components["schemas"]["Conversation"][];
+                        /** @description the cursor of the next page (`before`), or null */
+                        next_before: string | null;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2103,6 +2133,12 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        assigned_to: string;
+                        /** Format: uuid */
+                        session_id: string;
+                        /** @constant */
+                        state: "assigned";
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2132,13 +2168,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Queued through the session lane */
+            /** @description Queued */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
+                        message_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2169,13 +2207,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Queued through the session lane */
-            202: {
+            /** @description Recorded */
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
+                        note_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2207,6 +2247,11 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @constant */
+                        released: true;
+                        /** Format: uuid */
+                        session_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2243,6 +2288,12 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        assigned_to: string;
+                        /** Format: uuid */
+                        session_id: string;
+                        /** @constant */
+                        state: "assigned";
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2267,7 +2318,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Shown where the channel can */
-            204: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2325,9 +2376,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Agent"];
                 };
             };
             400: components["responses"]["E400"];
@@ -2352,6 +2401,9 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @constant */
+                        signed_out: true;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2406,6 +2458,10 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** Format: uuid */
+                        agent_id: string;
+                        status: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };

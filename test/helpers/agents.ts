@@ -1,7 +1,11 @@
+import type { ApiExchange } from './hub.ts';
 import { until } from './until.ts';
 
 /** An HTTP client for the agent API: bearer token, or a cookie jar of one signed-in browser. */
-export function agentClient(baseUrl: string, auth: { token?: string } = {}) {
+export function agentClient(
+  baseUrl: string,
+  auth: { token?: string; onExchange?: (exchange: ApiExchange) => void } = {},
+) {
   let cookie: string | undefined;
   const call = async (
     method: string,
@@ -31,6 +35,13 @@ export function agentClient(baseUrl: string, auth: { token?: string } = {}) {
     } catch {
       json = undefined;
     }
+    auth.onExchange?.({
+      method,
+      path: route,
+      status: res.status,
+      ...(options.body !== undefined ? { requestBody: options.body } : {}),
+      ...(json !== undefined ? { responseBody: json } : {}),
+    });
     return { status: res.status, headers: res.headers, json, text };
   };
   return {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
 
 const ADMIN_TOKEN = 'operator-secret-for-the-agent-tests-0123456789';
 const PASSWORD = 'correct horse battery';
@@ -9,11 +10,17 @@ const PASSWORD = 'correct horse battery';
 describe('agent accounts, sign-in and management', () => {
   let running: RunningHub;
   let url: string;
-  const admin = () => agentClient(url, { token: ADMIN_TOKEN });
+  /** Every exchange of these tests is checked against the hub's OpenAPI document. */
+  let contract: ReturnType<typeof openApiContract>;
+  const breaches: string[] = [];
+  const client = (auth: { token?: string } = {}) =>
+    agentClient(url, { ...auth, onExchange: (e) => breaches.push(...contract.check(e)) });
+  const admin = () => client({ token: ADMIN_TOKEN });
 
   beforeAll(async () => {
     running = await startTestHub({ adminToken: ADMIN_TOKEN });
     url = running.url;
+    contract = openApiContract(await (await fetch(`${url}/openapi.json`)).json());
   });
   afterAll(async () => {
     await running?.stop();
@@ -78,8 +85,8 @@ describe('agent accounts, sign-in and management', () => {
     });
     expect(bad.status).toBe(400);
     expect(bad.json.error.code).toBe('invalid_request');
-    expect((await agentClient(url).call('GET', '/api/admin/agents')).status).toBe(401);
-    expect((await agentClient(url, { token: 'wrong' }).call('GET', '/api/admin/agents')).status).toBe(401);
+    expect((await client().call('GET', '/api/admin/agents')).status).toBe(401);
+    expect((await client({ token: 'wrong' }).call('GET', '/api/admin/agents')).status).toBe(401);
   });
 
   it('a new token replaces the old one; an admin agent manages agents, a supervisor may not', async () => {
@@ -93,17 +100,17 @@ describe('agent accounts, sign-in and management', () => {
       email: 'sup@example.com',
       role: 'supervisor',
     });
-    expect((await agentClient(url, { token: boss.token }).call('GET', '/api/admin/agents')).status).toBe(200);
-    expect((await agentClient(url, { token: sup.token }).call('GET', '/api/admin/agents')).status).toBe(403);
+    expect((await client({ token: boss.token }).call('GET', '/api/admin/agents')).status).toBe(200);
+    expect((await client({ token: sup.token }).call('GET', '/api/admin/agents')).status).toBe(403);
 
-    const renewed = await agentClient(url, { token: boss.token }).call(
+    const renewed = await client({ token: boss.token }).call(
       'POST',
       `/api/admin/agents/${sup.agent_id}/token`,
     );
     expect(renewed.status).toBe(200);
     expect(renewed.json.token).not.toBe(sup.token);
-    expect((await agentClient(url, { token: sup.token }).call('GET', '/api/agent/me')).status).toBe(401);
-    const me = await agentClient(url, { token: renewed.json.token }).call('GET', '/api/agent/me');
+    expect((await client({ token: sup.token }).call('GET', '/api/agent/me')).status).toBe(401);
+    const me = await client({ token: renewed.json.token }).call('GET', '/api/agent/me');
     expect(me.status).toBe(200);
     expect(me.json.agent_id).toBe(sup.agent_id);
   });
@@ -114,7 +121,7 @@ describe('agent accounts, sign-in and management', () => {
       email: 'bo@example.com',
       bots: ['default'],
     });
-    const browser = agentClient(url);
+    const browser = client();
     const res = await browser.login('BO@example.com', PASSWORD);
     expect(res.status).toBe(200);
     expect(res.json.agent_id).toBe(agent_id);
@@ -137,7 +144,7 @@ describe('agent accounts, sign-in and management', () => {
 
   it('a cookie alone cannot change anything: the CSRF header is required and a foreign Origin refused', async () => {
     await createAgentVia(url, ADMIN_TOKEN, { name: 'Cy', email: 'cy@example.com', bots: ['default'] });
-    const browser = agentClient(url);
+    const browser = client();
     expect((await browser.login('cy@example.com', PASSWORD)).status).toBe(200);
     const noHeader = await browser.call('PUT', '/api/agent/status', { body: { status: 'available' } });
     expect(noHeader.status).toBe(403);
@@ -155,7 +162,7 @@ describe('agent accounts, sign-in and management', () => {
     expect(ok.status).toBe(200);
     expect(ok.json.status).toBe('available');
     // A cross-site login form is refused too.
-    const login = await agentClient(url).call('POST', '/api/agent/login', {
+    const login = await client().call('POST', '/api/agent/login', {
       body: { email: 'cy@example.com', password: PASSWORD },
       headers: { origin: 'https://evil.example' },
     });
@@ -164,7 +171,7 @@ describe('agent accounts, sign-in and management', () => {
 
   it('throttles wrong passwords with 429 and Retry-After, even when the right one follows', async () => {
     await createAgentVia(url, ADMIN_TOKEN, { name: 'Di', email: 'di@example.com' });
-    const browser = agentClient(url);
+    const browser = client();
     for (let i = 0; i < 5; i++)
       expect((await browser.login('di@example.com', `wrong ${i}`)).status).toBe(401);
     const throttled = await browser.login('di@example.com', PASSWORD);
@@ -180,9 +187,12 @@ describe('agent accounts, sign-in and management', () => {
     const session = await api.createSession();
     expect((await api.history(token)).status).toBe(401);
     expect((await api.chat(token, 'hi', {}, '?wait=false')).status).toBe(401);
-    expect((await agentClient(url, { token: session.token }).call('GET', '/api/agent/me')).status).toBe(401);
-    expect(
-      (await agentClient(url, { token: session.token }).call('GET', '/api/agent/conversations')).status,
-    ).toBe(401);
+    expect((await client({ token: session.token }).call('GET', '/api/agent/me')).status).toBe(401);
+    expect((await client({ token: session.token }).call('GET', '/api/agent/conversations')).status).toBe(401);
+  });
+
+  it('every exchange above matched the OpenAPI document', () => {
+    expect(contract.judged.length).toBeGreaterThan(20);
+    expect(breaches).toEqual([]);
   });
 });

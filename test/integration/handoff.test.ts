@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentClient, createAgentVia, followEvents } from '../helpers/agents.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
 import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'operator-secret-for-the-handoff-tests-0123456789';
@@ -14,6 +15,11 @@ describe('human handoff through the REST channel', () => {
   let running: RunningHub;
   let url: string;
   let api: ReturnType<typeof apiClient>;
+  /** The agents' and the person's exchanges are checked against the hub's OpenAPI document. */
+  let contract: ReturnType<typeof openApiContract>;
+  const breaches: string[] = [];
+  const onExchange = (e: Parameters<ReturnType<typeof openApiContract>['check']>[0]) =>
+    breaches.push(...contract.check(e));
 
   async function agent(name: string, extra: Record<string, unknown> = {}) {
     const made = await createAgentVia(url, ADMIN_TOKEN, {
@@ -22,7 +28,11 @@ describe('human handoff through the REST channel', () => {
       bots: ['helpdesk', 'quick'],
       ...extra,
     });
-    return { id: made.agent_id, token: made.token, client: agentClient(url, { token: made.token }) };
+    return {
+      id: made.agent_id,
+      token: made.token,
+      client: agentClient(url, { token: made.token, onExchange }),
+    };
   }
 
   const setStatus = async (a: { client: ReturnType<typeof agentClient> }, status: string) =>
@@ -43,7 +53,8 @@ describe('human handoff through the REST channel', () => {
   beforeAll(async () => {
     running = await startTestHub({ adminToken: ADMIN_TOKEN, configDir: CONFIG, schedulerPollMs: 50 });
     url = running.url;
-    api = apiClient(url);
+    api = apiClient(url, { onExchange });
+    contract = openApiContract(await (await fetch(`${url}/openapi.json`)).json());
   });
   afterAll(async () => {
     await running?.stop();
@@ -301,5 +312,10 @@ describe('human handoff through the REST channel', () => {
     expect(missed.data.message.text).toBe('while you were away');
     expect(resumed.events.some((e) => e.id === waiting.id)).toBe(false);
     await resumed.close();
+  });
+
+  it('every exchange above matched the OpenAPI document', () => {
+    expect(contract.judged.some((e) => e.path.startsWith('/api/agent/conversations'))).toBe(true);
+    expect(breaches).toEqual([]);
   });
 });

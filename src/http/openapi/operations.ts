@@ -31,6 +31,7 @@ import {
   BroadcastProgress,
   ChatCompleted,
   ChatQueued,
+  ConversationList,
   HistoryPage,
   OutboundAccepted,
   OutboundStatus,
@@ -60,6 +61,11 @@ export interface Operation {
 }
 
 const Id = z.uuid();
+const Assigned = z.looseObject({
+  session_id: z.uuid(),
+  assigned_to: z.string(),
+  state: z.literal('assigned'),
+});
 const ok = (schema: z.ZodType, description = 'OK') => ({ 200: { description, schema } });
 const OPERATOR: Scheme[] = ['admin'];
 const AGENT: Scheme[] = ['agentToken', 'agentCookie'];
@@ -327,7 +333,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Sign in with email and password; sets the console cookie',
     security: [],
     body: LoginBody,
-    responses: ok(AnyObject),
+    responses: ok(Agent),
     errors: [400, 401, 429],
   },
   {
@@ -336,7 +342,7 @@ export const OPERATIONS: Operation[] = [
     tag: 'Agent',
     summary: 'Sign out (clears the cookie)',
     security: AGENT,
-    responses: ok(AnyObject),
+    responses: ok(z.looseObject({ signed_out: z.literal(true) })),
     errors: [401, 403],
   },
   {
@@ -355,7 +361,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Set availability (online, away, offline)',
     security: AGENT,
     body: StatusBody,
-    responses: ok(AnyObject),
+    responses: ok(z.looseObject({ agent_id: z.uuid(), status: z.string() })),
     errors: [400, 401, 403],
   },
   {
@@ -365,7 +371,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Conversations waiting, mine, or all (cursor paging)',
     security: AGENT,
     query: AgentListQuery,
-    responses: ok(AnyObject),
+    responses: ok(ConversationList),
     errors: [400, 401],
   },
   {
@@ -378,36 +384,51 @@ export const OPERATIONS: Operation[] = [
     responses: ok(AnyObject),
     errors: [400, 401, 403, 404],
   },
-  ...(['claim', 'release'] as const).map(
-    (action): Operation => ({
-      method: 'post',
-      path: `/api/agent/conversations/{id}/${action}`,
-      tag: 'Agent',
-      summary: action === 'claim' ? 'Take a waiting conversation' : 'Give a conversation back to the bot',
-      security: AGENT,
-      responses: ok(AnyObject),
-      errors: [400, 401, 403, 404, 409],
-    }),
-  ),
-  ...(['messages', 'notes'] as const).map(
-    (what): Operation => ({
-      method: 'post',
-      path: `/api/agent/conversations/{id}/${what}`,
-      tag: 'Agent',
-      summary: what === 'messages' ? 'Write to the person' : 'Add an internal note (never sent)',
-      security: AGENT,
-      body: TextBody,
-      responses: { 202: { description: 'Queued through the session lane', schema: AnyObject } },
-      errors: [400, 401, 403, 404, 409, 413],
-    }),
-  ),
+  {
+    method: 'post',
+    path: '/api/agent/conversations/{id}/claim',
+    tag: 'Agent',
+    summary: 'Take a waiting conversation',
+    security: AGENT,
+    responses: ok(Assigned),
+    errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'post',
+    path: '/api/agent/conversations/{id}/release',
+    tag: 'Agent',
+    summary: 'Give a conversation back to the bot',
+    security: AGENT,
+    responses: ok(z.looseObject({ session_id: z.uuid(), released: z.literal(true) })),
+    errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'post',
+    path: '/api/agent/conversations/{id}/messages',
+    tag: 'Agent',
+    summary: 'Write to the person (through the session lane)',
+    security: AGENT,
+    body: TextBody,
+    responses: { 202: { description: 'Queued', schema: z.looseObject({ message_id: z.string() }) } },
+    errors: [400, 401, 403, 404, 409, 413],
+  },
+  {
+    method: 'post',
+    path: '/api/agent/conversations/{id}/notes',
+    tag: 'Agent',
+    summary: 'Add an internal note (never sent)',
+    security: AGENT,
+    body: TextBody,
+    responses: { 201: { description: 'Recorded', schema: z.looseObject({ note_id: z.string() }) } },
+    errors: [400, 401, 403, 404, 409, 413],
+  },
   {
     method: 'post',
     path: '/api/agent/conversations/{id}/typing',
     tag: 'Agent',
     summary: "Show 'typing…' to the person",
     security: AGENT,
-    responses: { 204: { description: 'Shown where the channel can' } },
+    responses: { 202: { description: 'Shown where the channel can' } },
     errors: [400, 401, 403, 404, 409],
   },
   {
@@ -417,7 +438,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Hand a conversation to another agent',
     security: AGENT,
     body: TransferBody,
-    responses: ok(AnyObject),
+    responses: ok(Assigned),
     errors: [400, 401, 403, 404, 409],
   },
   {

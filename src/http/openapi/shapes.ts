@@ -157,3 +157,24 @@ export const BroadcastProgress = z
 
 /** A JSON object the document does not detail field by field (see README for its fields). */
 export const AnyObject = z.looseObject({});
+
+export const Conversation = z
+  .looseObject({
+    session_id: z.uuid(),
+    bot: z.string(),
+    channel: z.string(),
+    person: z.looseObject({ name: z.string().nullable(), native_id: z.string() }),
+    state: z
+      .string()
+      .nullable()
+      .meta({ description: '`waiting`, `assigned`, or null when no handoff is open' }),
+    queue: z.string().nullable(),
+    waiting_since: z.string().nullable(),
+    assigned_to: z.string().nullable(),
+    last_message: z.looseObject({ role: z.string(), text: z.string(), created_at: z.string() }).nullable(),
+  })
+  .meta({ id: 'Conversation' });
+export const ConversationList = z.looseObject({
+  conversations: z.array(Conversation),
+  next_before: z.string().nullable().meta({ description: 'the cursor of the next page (`before`), or null' }),
+});
