@@ -1,5 +1,6 @@
 import type { ChannelQueryable } from '../../src/channels/declaration.ts';
 import { type Attachment, type EnvelopeInput, envelopeId } from '../../src/envelope.ts';
+import { type InboundFilesDeps, storeInboundAttachments } from '../../src/files/inbound.ts';
 import { InvalidEnvelopeError } from '../../src/ingress.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { Ingress } from '../../src/ports.ts';
@@ -48,6 +49,8 @@ export interface InboundDeps {
   config: EmailConfig;
   /** Longest text handed to the bot, in UTF-8 bytes (the hub's MAX_TEXT_BYTES). */
   maxTextBytes: number;
+  /** The hub's file store: attachments within the bot's limits go there too (`fileId`). */
+  files?: InboundFilesDeps;
 }
 
 /**
@@ -57,6 +60,9 @@ export interface InboundDeps {
  */
 export class InboundMail {
   private readonly ours: Ours;
+
+  /** The bytes of the attachments being handed in, by attachment (for the file store). */
+  private readonly parts = new WeakMap<object, Buffer>();
 
   constructor(private readonly deps: InboundDeps) {
     this.ours = {
@@ -143,7 +149,7 @@ export class InboundMail {
       text = choice.suggestion.value ?? choice.suggestion.text;
     }
 
-    const envelope: EnvelopeInput = {
+    let envelope: EnvelopeInput = {
       id,
       channel: 'email',
       bot: at.bot,
@@ -161,6 +167,18 @@ export class InboundMail {
       meta,
       receivedAt: new Date().toISOString(),
     };
+    // Into the file store, within the bot's limits (EMAIL_MAX_ATTACHMENT_BYTES can only lower them).
+    const files = this.deps.files;
+    if (files)
+      envelope = await storeInboundAttachments(
+        files,
+        envelope,
+        async (a) => {
+          const content = this.parts.get(a);
+          return content ? { body: [content] } : undefined;
+        },
+        { maxBytes: this.deps.config.maxAttachmentBytes },
+      );
     let status: 'accepted' | 'duplicate';
     try {
       status = (await this.deps.ingress.accept(envelope)).status;
@@ -231,7 +249,9 @@ export class InboundMail {
       } else {
         data.omitted = 'too_large';
       }
-      out.push(Object.keys(data).length > 0 ? { ...base, data } : base);
+      const attachment = Object.keys(data).length > 0 ? { ...base, data } : base;
+      if (a.size <= limit) this.parts.set(attachment, a.content);
+      out.push(attachment);
     }
     return out;
   }

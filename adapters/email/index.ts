@@ -56,6 +56,7 @@ export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
         logger,
         config,
         maxTextBytes: h.config.maxTextBytes,
+        files: { files: h.files, rules: (bot, channel) => h.bots.rules(bot, channel), logger },
       });
       watchers = config.mailboxes.map(
         (spec) =>

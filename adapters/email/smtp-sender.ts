@@ -6,9 +6,11 @@ import {
   SendError,
   type SendOutcome,
 } from '../../src/delivery/sender.ts';
+import { payloadCards } from '../../src/files/client-view.ts';
+import type { FileStore } from '../../src/files/store.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { EmailConfig } from './config.ts';
-import { composeReply } from './message/compose.ts';
+import { composeReply, type StoredMailFile } from './message/compose.ts';
 import { type EmailReplyTo, EmailReplyToSchema } from './reply-to.ts';
 import { inboundReplyTo, knownMessage, recordOutbound } from './store.ts';
 
@@ -74,16 +76,17 @@ export class SmtpSender implements ChannelSender {
     private readonly o: {
       config: EmailConfig;
       /** The database and logger, known once the hub has set the adapter up. */
-      host: () => { store: ChannelQueryable; logger: Logger };
+      host: () => { store: ChannelQueryable; logger: Logger; files?: FileStore };
       transport: () => Transporter;
     },
   ) {}
 
   async send(batch: OutboundBatch): Promise<SendOutcome[]> {
-    const { store, logger } = this.o.host();
+    const { store, logger, files } = this.o.host();
     const replyTo = await this.replyTo(store, batch);
     const { config } = this.o;
     const composed = composeReply({
+      files: files ? await storedFiles(files, batch) : new Map(),
       replies: batch.replies,
       replyTo,
       from: config.from,
@@ -134,4 +137,16 @@ export class SmtpSender implements ChannelSender {
     if (recorded.success) return recorded.data;
     throw new SendError(`no reply address recorded for ${batch.inReplyTo}`, { retryable: false });
   }
+}
+
+/** The stored files a batch's replies carry (attachments and card images), ready to stream into the mail. */
+async function storedFiles(files: FileStore, batch: OutboundBatch): Promise<Map<string, StoredMailFile>> {
+  const ids = new Set<string>();
+  for (const r of batch.replies) {
+    for (const a of (r.payload.attachments ?? []) as { fileId?: string }[]) if (a.fileId) ids.add(a.fileId);
+    for (const c of payloadCards(r.payload.cards))
+      if (c.image && 'fileId' in c.image) ids.add(c.image.fileId);
+  }
+  const found = await files.getMany([...ids]);
+  return new Map(found.map((f) => [f.id, { name: f.name, type: f.type, open: () => files.stream(f) }]));
 }

@@ -5,7 +5,10 @@ import { FileRefusedError, type FileStore } from './store.ts';
 /** A channel's way to fetch one attachment's bytes (undefined: this attachment has none, such as a location). */
 export type AttachmentSource = (
   attachment: Attachment,
-) => Promise<{ body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>; name?: string } | undefined>;
+) => Promise<
+  | { body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>; name?: string }
+  | undefined
+>;
 
 export interface InboundFilesDeps {
   files: FileStore;

@@ -110,7 +110,10 @@ export class FileStore {
    * goes, hashes, and stores the content once. Refused (nothing kept) when too large or of a
    * type not allowed.
    */
-  async put(source: AsyncIterable<Uint8Array> | Uint8Array, options: PutOptions): Promise<StoredFile> {
+  async put(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Uint8Array,
+    options: PutOptions,
+  ): Promise<StoredFile> {
     const name = cleanFileName(options.name);
     const blobId = randomUUID();
     const hash = createHash('sha256');
