@@ -764,6 +764,32 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AdminSession: {
+            auth_level: string;
+            bot: string;
+            channel: string;
+            created_at: string;
+            end_reason: string | null;
+            ended_at: string | null;
+            expires_at: string | null;
+            last_activity_at: string;
+            last_seq: number;
+            message_count: number;
+            meta: {
+                [key: string]: unknown;
+            };
+            native_key: string;
+            /** Format: uuid */
+            session_id: string;
+            session_state: {
+                [key: string]: unknown;
+            };
+            /** @description life state: `active`, `idle`, `ended` */
+            state: string;
+            user_id: string | null;
+        } & {
+            [key: string]: unknown;
+        };
         Agent: {
             /** Format: uuid */
             agent_id: string;
@@ -881,6 +907,24 @@ export interface components {
             next_after: number;
             /** Format: uuid */
             session_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        ListedSession: {
+            auth_level: string;
+            bot: string;
+            channel: string;
+            created_at: string;
+            end_reason: string | null;
+            ended_at: string | null;
+            last_activity_at: string;
+            message_count: number;
+            native_key: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @description life state: `active`, `idle`, `ended` */
+            state: string;
+            user_id: string | null;
         } & {
             [key: string]: unknown;
         };
@@ -1651,6 +1695,9 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        next_before: string | null;
+                        sessions: components["schemas"]["ListedSession"][];
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -1678,9 +1725,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AdminSession"];
                 };
             };
             400: components["responses"]["E400"];
@@ -1746,6 +1791,12 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        envelope_id: string;
+                        /** Format: uuid */
+                        session_id: string;
+                        /** @constant */
+                        status: "ending";
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -1754,6 +1805,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            409: components["responses"]["E409"];
             default: components["responses"]["Error"];
         };
     };
@@ -1778,6 +1830,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        messages: ({
+                            created_at: string;
+                            delivery_status: string | null;
+                            envelope_id: string | null;
+                            in_reply_to: string | null;
+                            payload: {
+                                [key: string]: unknown;
+                            };
+                            role: string;
+                            seq: number;
+                            text: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        next_after: number;
+                        /** Format: uuid */
+                        session_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2744,6 +2814,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        cache_cleared: boolean;
+                        erased: {
+                            identities: number;
+                            memory: number;
+                            messages: number;
+                            sessions: number;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                        /** Format: uuid */
+                        user_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };

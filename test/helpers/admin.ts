@@ -1,8 +1,13 @@
 import type { Db } from '../../src/store/db.ts';
+import type { ApiExchange } from './hub.ts';
 import { until } from './until.ts';
 
 /** An HTTP client for the operator API, with or without the admin token. */
-export function adminClient(baseUrl: string, token: string | undefined) {
+export function adminClient(
+  baseUrl: string,
+  token: string | undefined,
+  onExchange?: (exchange: ApiExchange) => void,
+) {
   return async (method: string, route: string, body?: unknown, extraHeaders: Record<string, string> = {}) => {
     const headers: Record<string, string> = { ...extraHeaders };
     if (token) headers.authorization = `Bearer ${token}`;
@@ -20,6 +25,13 @@ export function adminClient(baseUrl: string, token: string | undefined) {
     } catch {
       json = undefined;
     }
+    onExchange?.({
+      method,
+      path: route,
+      status: res.status,
+      ...(body !== undefined ? { requestBody: body } : {}),
+      ...(json !== undefined ? { responseBody: json } : {}),
+    });
     return { status: res.status, headers: res.headers, json, text };
   };
 }

@@ -8,6 +8,7 @@ import { sessionStats } from '../../src/store/stats.ts';
 import { adminClient, eventually, processed } from '../helpers/admin.ts';
 import { openTestDb } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
 
 const ADMIN_TOKEN = 'operator-secret-for-tests-32-characters';
 const PHONE = '+4915112345678';
@@ -17,6 +18,9 @@ describe('operator API', () => {
   let closed: RunningHub;
   let admin: ReturnType<typeof adminClient>;
   let api: ReturnType<typeof apiClient>;
+  /** The operator's exchanges are checked against the hub's OpenAPI document. */
+  let contract: ReturnType<typeof openApiContract>;
+  const breaches: string[] = [];
 
   /** A WhatsApp-style message through the queue, processed by the engine. */
   async function whatsapp(text: string, thread?: string) {
@@ -44,7 +48,8 @@ describe('operator API', () => {
       startTestHub({ adminToken: ADMIN_TOKEN }),
       startTestHub({ adminToken: undefined }),
     ]);
-    admin = adminClient(running.url, ADMIN_TOKEN);
+    contract = openApiContract(await (await fetch(`${running.url}/openapi.json`)).json());
+    admin = adminClient(running.url, ADMIN_TOKEN, (e) => breaches.push(...contract.check(e)));
     api = apiClient(running.url);
   });
   afterAll(async () => {
@@ -440,6 +445,12 @@ describe('operator API', () => {
       rows.find((r) => r.bot === bot && r.channel === channel)?.n ?? 0;
     expect(started('support', 'api')).toBe(earlier('support', 'api') + 1);
     expect(started('default', 'api')).toBe(earlier('default', 'api'));
+  });
+  it("every exchange of the operator's above matched the OpenAPI document", () => {
+    expect(contract.judged.some((e) => e.path.startsWith('/api/admin/sessions/') && e.status === 200)).toBe(
+      true,
+    );
+    expect(breaches).toEqual([]);
   });
 });
 

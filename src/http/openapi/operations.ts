@@ -21,6 +21,7 @@ import { AuthenticateBody } from '../auth-api.ts';
 import { AnalyticsQuery, AuditQuery, ExportQuery, SearchQuery } from '../dashboard-api.ts';
 import { LinkBody } from '../identity-api.ts';
 import {
+  AdminSession,
   Agent,
   AgentCreated,
   AgentDeleted,
@@ -37,7 +38,11 @@ import {
   OutboundStatus,
   SessionCreated,
   SessionEnded,
+  SessionEnding,
+  SessionList,
   SessionView,
+  Transcript,
+  UserErased,
 } from './shapes.ts';
 
 /** The security schemes, as `components.securitySchemes` names them. */
@@ -175,7 +180,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'List sessions (filters, cursor paging)',
     security: OPERATOR,
     query: SessionListQuery,
-    responses: ok(AnyObject),
+    responses: ok(SessionList),
     errors: [400, 401, 403],
   },
   {
@@ -184,7 +189,7 @@ export const OPERATIONS: Operation[] = [
     tag: 'Operator',
     summary: 'One session with its state',
     security: OPERATOR,
-    responses: ok(AnyObject),
+    responses: ok(AdminSession),
     errors: [400, 401, 403, 404],
   },
   {
@@ -194,7 +199,7 @@ export const OPERATIONS: Operation[] = [
     summary: "A session's transcript, paged",
     security: OPERATOR,
     query: TranscriptQuery,
-    responses: ok(AnyObject),
+    responses: ok(Transcript),
     errors: [400, 401, 403, 404],
   },
   {
@@ -214,8 +219,8 @@ export const OPERATIONS: Operation[] = [
     summary: 'End a session (through its lane)',
     security: OPERATOR,
     body: EndBody,
-    responses: { 202: { description: 'Accepted', schema: AnyObject } },
-    errors: [400, 401, 403, 404],
+    responses: { 202: { description: 'Accepted', schema: SessionEnding } },
+    errors: [400, 401, 403, 404, 409],
   },
   {
     method: 'get',
@@ -233,7 +238,7 @@ export const OPERATIONS: Operation[] = [
     tag: 'Operator',
     summary: 'Erase a person: every session, message and memory of theirs',
     security: OPERATOR,
-    responses: ok(AnyObject),
+    responses: ok(UserErased),
     errors: [400, 401, 403, 404],
   },
   // --- Identities ---

@@ -178,3 +178,57 @@ export const ConversationList = z.looseObject({
   conversations: z.array(Conversation),
   next_before: z.string().nullable().meta({ description: 'the cursor of the next page (`before`), or null' }),
 });
+
+/** A session as the operator API lists it (`state`: its life state). */
+export const ListedSession = z
+  .looseObject({
+    session_id: z.uuid(),
+    bot: z.string(),
+    channel: z.string(),
+    native_key: z.string(),
+    user_id: z.uuid().nullable(),
+    auth_level: z.string(),
+    state: z.string().meta({ description: 'life state: `active`, `idle`, `ended`' }),
+    created_at: z.string(),
+    last_activity_at: z.string(),
+    ended_at: z.string().nullable(),
+    end_reason: z.string().nullable(),
+    message_count: z.int(),
+  })
+  .meta({ id: 'ListedSession' });
+export const SessionList = z.looseObject({
+  sessions: z.array(ListedSession),
+  next_before: z.string().nullable(),
+});
+export const AdminSession = ListedSession.extend({
+  expires_at: z.string().nullable(),
+  last_seq: z.int(),
+  meta: z.record(z.string(), z.unknown()),
+  session_state: z.record(z.string(), z.unknown()),
+}).meta({ id: 'AdminSession' });
+export const Transcript = z.looseObject({
+  session_id: z.uuid(),
+  messages: z.array(
+    z.looseObject({
+      seq: z.int(),
+      role: z.string(),
+      text: z.string(),
+      delivery_status: z.string().nullable(),
+      envelope_id: z.string().nullable(),
+      in_reply_to: z.string().nullable(),
+      payload: z.record(z.string(), z.unknown()),
+      created_at: z.string(),
+    }),
+  ),
+  next_after: z.int(),
+});
+export const SessionEnding = z.looseObject({
+  session_id: z.uuid(),
+  status: z.literal('ending'),
+  envelope_id: z.string(),
+});
+export const UserErased = z.looseObject({
+  user_id: z.uuid(),
+  erased: z.looseObject({ sessions: z.int(), messages: z.int(), identities: z.int(), memory: z.int() }),
+  cache_cleared: z.boolean(),
+});
