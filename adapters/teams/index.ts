@@ -49,6 +49,7 @@ export function createTeamsAdapter(config: TeamsConfig): ChannelAdapter {
         logger: h.logger,
         maxTextChars: config.maxTextChars,
         requestTimeoutMs: config.sendTimeoutMs,
+        link: (fileId) => h.files.signedPath(fileId),
       });
       const log = config.auth ? h.logger.info.bind(h.logger) : h.logger.warn.bind(h.logger);
       log({

@@ -1,5 +1,7 @@
 import type { Activity, Attachment as BotAttachment, CardAction } from 'botbuilder';
+import { type Card, isLinkButton } from '../../../src/cards/card.ts';
 import type { OutboundReply } from '../../../src/delivery/sender.ts';
+import { payloadCards } from '../../../src/files/client-view.ts';
 import type { Suggestion } from '../../../src/store/records.ts';
 import { splitText } from '../../../src/text.ts';
 
@@ -13,7 +15,12 @@ export interface PlanOptions {
   conversationType: string | null | undefined;
   /** Longest text of one message, in UTF-16 units. */
   maxTextChars: number;
+  /** A signed link (on PUBLIC_URL) that Teams can fetch a stored file by. */
+  link?: (fileId: string) => string;
 }
+
+/** Images Teams shows inline from a URL; any other file goes as a card with a download button. */
+const INLINE_IMAGES = new Set(['image/png', 'image/jpeg', 'image/gif']);
 
 /**
  * The activities one reply becomes, in order: its text (split at the limit), its attachments,
@@ -24,13 +31,23 @@ export interface PlanOptions {
  * title, the bot reads the value). Pure: no I/O.
  */
 export function planReply(reply: OutboundReply, options: PlanOptions): Partial<Activity>[] {
-  const activities: Partial<Activity>[] = splitText(reply.text, options.maxTextChars).map((text) => ({
-    type: 'message',
-    text,
-  }));
+  const cards = payloadCards(reply.payload.cards);
+  const stored = storedFiles(reply.payload.attachments, options.link);
+  // The text that only stands in for cards or files (for text-only channels) is not sent here.
+  const shown = reply.payload.textIsFallback && (cards.length > 0 || stored.length > 0) ? '' : reply.text;
+  const activities: Partial<Activity>[] = splitText(shown, options.maxTextChars)
+    .filter((t) => t.trim() !== '')
+    .map((t) => ({ type: 'message', text: t }));
   for (const attachment of readAttachments(reply.payload.attachments)) {
     activities.push({ type: 'message', attachments: [attachment] });
   }
+  for (const attachment of stored) activities.push({ type: 'message', attachments: [attachment] });
+  if (cards.length > 0)
+    activities.push({
+      type: 'message',
+      ...(cards.length > 1 ? { attachmentLayout: 'carousel' } : {}),
+      attachments: cards.map((c) => adaptiveCard(c, options.link)),
+    });
   const suggestions = readSuggestions(reply.payload.suggestions);
   if (suggestions.length === 0) return activities;
 
@@ -90,10 +107,80 @@ function readSuggestions(raw: unknown): Suggestion[] {
 function readAttachments(raw: unknown): BotAttachment[] {
   if (!Array.isArray(raw)) return [];
   return raw.flatMap((a) => {
-    if (typeof a !== 'object' || a === null) return [];
+    if (typeof a !== 'object' || a === null || 'fileId' in a) return [];
     const { type, url, name } = a as { type?: unknown; url?: unknown; name?: unknown };
     if (typeof url !== 'string' || url === '') return [];
     const contentType = typeof type === 'string' && type.includes('/') ? type : 'application/octet-stream';
     return [{ contentType, contentUrl: url, ...(typeof name === 'string' ? { name } : {}) }];
   });
+}
+
+/**
+ * The store's files a reply sends: an image as an image attachment by its signed link; any other
+ * file as an Adaptive Card with its name and size and a download button (Teams bots cannot attach
+ * other files in a 1:1 chat without the consent flow).
+ */
+function storedFiles(raw: unknown, link: ((fileId: string) => string) | undefined): BotAttachment[] {
+  if (!Array.isArray(raw) || !link) return [];
+  return raw.flatMap((a): BotAttachment[] => {
+    const { type, name, size, fileId } = (a ?? {}) as {
+      type?: string;
+      name?: string;
+      size?: number;
+      fileId?: string;
+    };
+    if (!fileId || !type) return [];
+    const url = link(fileId);
+    if (INLINE_IMAGES.has(type)) return [{ contentType: type, contentUrl: url, ...(name ? { name } : {}) }];
+    return [
+      {
+        contentType: ADAPTIVE_CARD_TYPE,
+        content: {
+          type: 'AdaptiveCard',
+          $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+          version: ADAPTIVE_CARD_VERSION,
+          body: [
+            { type: 'TextBlock', text: name ?? 'file', weight: 'Bolder', wrap: true },
+            ...(size !== undefined
+              ? [{ type: 'TextBlock', text: `${type}, ${size} bytes`, isSubtle: true, spacing: 'None' }]
+              : []),
+          ],
+          actions: [{ type: 'Action.OpenUrl', title: 'Download', url }],
+        },
+      },
+    ];
+  });
+}
+
+/** A card as an Adaptive Card: image, title, text; value buttons send the value back (`messageBack`), links open. */
+export function adaptiveCard(card: Card, link: ((fileId: string) => string) | undefined): BotAttachment {
+  const image = card.image
+    ? 'fileId' in card.image
+      ? link?.(card.image.fileId)
+      : card.image.url
+    : undefined;
+  return {
+    contentType: ADAPTIVE_CARD_TYPE,
+    content: {
+      type: 'AdaptiveCard',
+      $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+      version: ADAPTIVE_CARD_VERSION,
+      body: [
+        ...(image ? [{ type: 'Image', url: image, size: 'Stretch', altText: card.title ?? '' }] : []),
+        ...(card.title
+          ? [{ type: 'TextBlock', text: card.title, weight: 'Bolder', size: 'Medium', wrap: true }]
+          : []),
+        ...(card.text ? [{ type: 'TextBlock', text: card.text, wrap: true }] : []),
+      ],
+      actions: card.buttons.map((b) =>
+        isLinkButton(b)
+          ? { type: 'Action.OpenUrl', title: b.title, url: b.url }
+          : {
+              type: 'Action.Submit',
+              title: b.title,
+              data: { msteams: { type: 'messageBack', text: b.value, displayText: b.title }, value: b.value },
+            },
+      ),
+    },
+  };
 }

@@ -23,6 +23,8 @@ export interface TeamsSenderOptions {
   logger: Logger;
   maxTextChars: number;
   requestTimeoutMs: number;
+  /** Signed links to stored files (images, downloads, card images), absolute on PUBLIC_URL. */
+  link?: (fileId: string) => string;
 }
 
 /**
@@ -53,6 +55,7 @@ export class TeamsSender {
           const plan = planReply(reply, {
             conversationType: reference.conversation.conversationType,
             maxTextChars: this.o.maxTextChars,
+            ...(this.o.link ? { link: this.o.link } : {}),
           });
           let lastId: string | undefined;
           for (let i = this.partial.get(key) ?? 0; i < plan.length; i++) {

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTeamsAdapter, loadTeamsConfig } from '../../adapters/teams/index.ts';
+import * as doc from '../fixtures/teams/activities.ts';
+import { type BotConnector, startBotConnector } from '../helpers/bot-connector.ts';
+import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
+
+const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
+
+/** A bot's images and cards through the Bot Connector (a local fake), and a card's button pressed in Teams. */
+describe('Teams: files and cards', () => {
+  let connector: BotConnector;
+  let running: RunningHub;
+  let serial = 0;
+  const fresh = (activity: doc.Json, text: string, conversation?: string) => {
+    const a = doc.variant(activity, { suffix: `f${++serial}`, serviceUrl: connector.url });
+    a.text = text;
+    if (conversation) a.conversation.id = conversation;
+    return a;
+  };
+  const post = (body: unknown) =>
+    fetch(`${running.url}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  beforeAll(async () => {
+    connector = await startBotConnector();
+    const config = loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: 'gallery' }, '127.0.0.1')!;
+    running = await startTestHub(
+      { configDir: path.join(REPO_ROOT, 'test/fixtures/files') },
+      { adapters: [createTeamsAdapter(config)] },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await connector?.close();
+  });
+
+  it('SHOW IMAGE reaches the Bot Connector as an image attachment whose link serves the bytes', async () => {
+    const first = fresh(doc.personalMessage, 'image');
+    await post(first);
+    const sent = await until(
+      () => connector.delivered(first.conversation.id),
+      (r) => r.some((x) => x.body.attachments?.length),
+    );
+    const image = sent.find((x) => x.body.attachments?.length)!.body.attachments[0];
+    expect(image).toMatchObject({ contentType: 'image/png', name: 'kettle.png' });
+    expect(image.contentUrl).toMatch(/\/api\/files\/[0-9a-f-]{36}\?exp=\d+&sig=/);
+    const res = await fetch(new URL(image.contentUrl, running.url));
+    expect(Buffer.from(await res.arrayBuffer()).equals(KETTLE)).toBe(true);
+  });
+
+  it('a card is an Adaptive Card; its button (messageBack) comes back as the value', async () => {
+    const first = fresh(doc.personalMessage, 'card');
+    await post(first);
+    const sent = await until(
+      () => connector.delivered(first.conversation.id),
+      (r) =>
+        r.some((x) => x.body.attachments?.[0]?.contentType === 'application/vnd.microsoft.card.adaptive'),
+    );
+    const card = sent.find((x) => x.body.attachments?.length)!.body.attachments[0].content;
+    expect(card.body.map((b: doc.Json) => b.type)).toEqual(['Image', 'TextBlock', 'TextBlock']);
+    expect(card.body[1].text).toBe('Kettle K-200');
+    expect(card.actions).toEqual([
+      {
+        type: 'Action.Submit',
+        title: 'Buy it',
+        data: {
+          msteams: { type: 'messageBack', text: 'buy k200', displayText: 'Buy it' },
+          value: 'buy k200',
+        },
+      },
+      { type: 'Action.OpenUrl', title: 'Manual', url: 'https://example.com/k200' },
+    ]);
+    // What Teams sends when the button is pressed: a message whose text is the messageBack text.
+    const press = fresh(doc.personalMessage, 'buy k200', first.conversation.id);
+    press.value = { value: 'buy k200' };
+    await post(press);
+    await until(
+      () => connector.delivered(first.conversation.id),
+      (r) => r.some((x) => x.body.text === 'You said: buy k200'),
+    );
+  });
+});
