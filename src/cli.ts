@@ -37,9 +37,14 @@ async function start(args: string[]): Promise<void> {
   if (!ROLES.includes(role)) throw new ConfigError(`--role must be one of ${ROLES.join(', ')}`);
   const env = { ...process.env, ...(values.port ? { PORT: values.port } : {}) };
   const config = loadConfig(env);
-  // Before anything else: the SDK (loaded only when OTLP is configured) must see every span.
-  const tracing = await startTracing({ role, env });
+  // Before the hub: the SDK (loaded only when OTLP is configured) must see every span.
   const logger = createLogger(config.logLevel, { role });
+  const tracing = await startTracing({
+    role,
+    env,
+    // An export that fails loses those spans, never a message: a warning, not an error.
+    onProblem: (_level, message) => logger.warn({ event: 'tracing.problem', err: message.slice(0, 500) }),
+  });
   if (tracing.on) logger.info({ event: 'tracing.started', protocol: tracing.protocol, url: tracing.url });
   const adapters = await loadAdapters(config, env, logger);
   const hub = await createHub({ config, role, adapters, logger });

@@ -10,6 +10,8 @@ export async function startSdk(options: {
   serviceName: string;
   attributes: Record<string, string>;
   env: NodeJS.ProcessEnv;
+  /** Where the SDK's own warnings and errors go (a collector that refuses exports, …). */
+  onProblem?: (level: 'warn' | 'error', message: string) => void;
 }): Promise<{ protocol: string; url: string; shutdown: () => Promise<void> }> {
   const { env } = options;
   const protocol =
@@ -35,5 +37,20 @@ export async function startSdk(options: {
   });
   // An AsyncLocalStorage context manager and the W3C trace context propagator.
   provider.register();
+  if (options.onProblem) {
+    const { diag, DiagLogLevel } = await import('@opentelemetry/api');
+    const say =
+      (level: 'warn' | 'error') =>
+      (message: string, ...args: unknown[]) =>
+        options.onProblem!(
+          level,
+          [message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' '),
+        );
+    const quiet = () => undefined;
+    diag.setLogger(
+      { error: say('error'), warn: say('warn'), info: quiet, debug: quiet, verbose: quiet },
+      DiagLogLevel.WARN,
+    );
+  }
   return { protocol, url, shutdown: () => provider.shutdown() };
 }

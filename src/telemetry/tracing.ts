@@ -221,6 +221,8 @@ export type { Context, Link, Span } from '@opentelemetry/api';
 export async function startTracing(options: {
   role: string;
   env?: NodeJS.ProcessEnv;
+  /** The SDK's own problems (exports refused or failing), for the log. */
+  onProblem?: (level: 'warn' | 'error', message: string) => void;
 }): Promise<{ on: boolean; protocol?: string; url?: string; shutdown: () => Promise<void> }> {
   const env = options.env ?? process.env;
   if (!tracingRequested(env)) return { on: false, shutdown: async () => undefined };
@@ -229,6 +231,7 @@ export async function startTracing(options: {
     serviceName: 'switchboard',
     attributes: { 'switchboard.role': options.role, 'process.pid': String(process.pid) },
     env,
+    ...(options.onProblem ? { onProblem: options.onProblem } : {}),
   });
   await enableTracing(true);
   return {
