@@ -18,7 +18,8 @@
  * Outbound (bench/outbound.ts): `broadcast` (throughput, and the pace a platform sees) and
  * `schedule` (how late scheduled sends fire, on both scheduler drivers).
  * And `dashboard`: the operator dashboard's queries on the same preloaded data (bench/dashboard.ts).
- * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule dashboard` picks parts.
+ * And `files`: memory while a 50 MB file streams into and out of the file store (bench/files.ts).
+ * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule dashboard files` picks parts.
  * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS,
  * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES.
  */
@@ -42,6 +43,7 @@ import { startTracing } from '../src/telemetry/tracing.ts';
 import { clearRedisPrefix } from '../test/helpers/redis.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
 import { dashboardLines, runDashboardBench } from './dashboard.ts';
+import { runFilesBench } from './files.ts';
 import { outboundLines, runOutboundBench } from './outbound.ts';
 import { preload } from './preload.ts';
 import { runStartupBench, type StartupResult, startupLines } from './startup.ts';
@@ -757,6 +759,11 @@ if (want('dashboard')) {
     `\nDashboard queries (issue 25), preloaded ${PRELOAD_SESSIONS.toLocaleString('en-US')} sessions / ${PRELOAD_MESSAGES.toLocaleString('en-US')} messages:\n`,
   );
   for (const line of dashboardLines(timings)) console.log(line);
+}
+if (want('files')) {
+  const files = await runFilesBench();
+  console.log(`\nFile store (issue 24): a ${files.fileMb} MB file streamed in and out of an embedded hub:`);
+  console.log(JSON.stringify(files, null, 2));
 }
 printTargets({ startup, embedded, distributed, size, fastestBaseline, websocket });
 process.exit(0);
