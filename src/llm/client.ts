@@ -36,6 +36,28 @@ export interface ChatRequest {
   toolChoice?: 'auto' | 'none';
   maxTokens?: number;
   temperature?: number;
+  /** Pictures (data URLs) that go with the latest user message, for a model that sees images. */
+  images?: string[];
+}
+
+/** The messages as sent: the latest user message carries the images as content parts. */
+function withImages(messages: ChatMessage[], images: string[] | undefined): unknown[] {
+  if (!images?.length) return messages;
+  let last = -1;
+  messages.forEach((m, i) => {
+    if (m.role === 'user') last = i;
+  });
+  return messages.map((m, i) =>
+    i === last
+      ? {
+          role: 'user',
+          content: [
+            { type: 'text', text: m.content ?? '' },
+            ...images.map((url) => ({ type: 'image_url', image_url: { url } })),
+          ],
+        }
+      : m,
+  );
 }
 
 export interface ChatResult {
@@ -239,7 +261,7 @@ export class LlmClient {
   ): Promise<ChatResult> {
     const body = JSON.stringify({
       model: this.o.model,
-      messages: request.messages,
+      messages: withImages(request.messages, request.images),
       ...(request.tools?.length ? { tools: request.tools, tool_choice: request.toolChoice ?? 'auto' } : {}),
       ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
       ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),

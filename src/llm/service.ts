@@ -263,6 +263,7 @@ export class LlmService {
       );
     };
 
+    const images = llm.vision && prompt === ctx.text ? await visionImages(ctx, logger) : [];
     const pending: ChatMessage[] = [];
     let reply = '';
     try {
@@ -275,6 +276,7 @@ export class LlmService {
           toolChoice: toolsAllowed ? 'auto' : 'none',
           maxTokens: llm.replyTokens,
           temperature: llm.temperature,
+          ...(images.length ? { images } : {}),
         };
         let roundStarted = false;
         const onDelta = stream
@@ -460,4 +462,23 @@ export function llmDialogServices(
       await get().forContext(ctx).reply();
     },
   };
+}
+
+/** Images a vision model is shown with a message: at most this many, each at most this large. */
+const VISION_MAX_IMAGES = 4;
+const VISION_MAX_BYTES = 5 * 1024 * 1024;
+const VISION_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+
+/** The pictures the person sent with this message, as data URLs (`llm.vision: true`). */
+async function visionImages(ctx: BotContext, logger: Logger): Promise<string[]> {
+  const pictures = ctx.files.filter((f) => VISION_TYPES.has(f.type) && f.size <= VISION_MAX_BYTES);
+  const urls: string[] = [];
+  for (const f of pictures.slice(0, VISION_MAX_IMAGES)) {
+    try {
+      urls.push(`data:${f.type};base64,${(await ctx.readFile(f)).toString('base64')}`);
+    } catch (err) {
+      logger.warn({ event: 'llm.image_unreadable', fileId: f.id, err: (err as Error).message });
+    }
+  }
+  return urls;
 }

@@ -122,6 +122,8 @@ export const LlmSettingsSchema = z.preprocess(
       /** Most earlier messages considered for the prompt. */
       historyLimit: z.number().int().min(0).max(1000).default(50),
       temperature: z.number().min(0).max(2).optional(),
+      /** The model accepts images: the pictures a person sends with a message go with it (as data URLs). */
+      vision: z.boolean().default(false),
       /** Earlier messages left out of the prompt (and not yet summarised) that make the LLM write a summary; 0 never. */
       summaryThreshold: z.number().int().min(0).default(20),
       /** Longest summary, in tokens. */
