@@ -33,6 +33,7 @@ export async function startBotConnector() {
   const scripted: { when: (r: ConnectorRequest) => boolean; answer: ConnectorAnswer }[] = [];
   let serial = 0;
 
+  const files = new Map<string, { bytes: Buffer; type: string }>();
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -41,6 +42,14 @@ export async function startBotConnector() {
       res.end(a.body === undefined ? '' : JSON.stringify(a.body));
     };
     const url = new URL(req.url ?? '/', 'http://connector');
+    // Files people attached in Teams, hosted by the connector (`/v3/attachments/{id}/views/original`).
+    const hosted = /^\/v3\/attachments\/([^/]+)\/views\/original$/.exec(url.pathname);
+    if (req.method === 'GET' && hosted && files.has(hosted[1]!)) {
+      const f = files.get(hosted[1]!)!;
+      res.writeHead(200, { 'content-type': f.type, 'content-length': String(f.bytes.length) });
+      res.end(f.bytes);
+      return;
+    }
     const match = /^\/v3\/conversations\/([^/]+)\/activities(?:\/([^/]+))?\/?$/.exec(url.pathname);
     if (req.method !== 'POST' || !match) {
       send({
@@ -87,6 +96,10 @@ export async function startBotConnector() {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
+    /** Hosts a file a person attached; its `contentUrl` is `${url}/v3/attachments/{id}/views/original`. */
+    addFile(id: string, bytes: Buffer, type: string) {
+      files.set(id, { bytes, type });
+    },
     /** The `serviceUrl` to put in activities. */
     url: `http://127.0.0.1:${port}/`,
     requests,

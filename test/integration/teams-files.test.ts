@@ -40,6 +40,28 @@ describe('Teams: files and cards', () => {
     await connector?.close();
   });
 
+  it('a picture a person attaches (contentUrl on the Bot Connector) is stored and reaches the bot', async () => {
+    connector.addFile('att-kettle', KETTLE, 'image/png');
+    const first = fresh(doc.personalMessage, 'look');
+    first.attachments = [
+      {
+        contentType: 'image/png',
+        contentUrl: new URL('v3/attachments/att-kettle/views/original', connector.url).href,
+        name: 'kettle.png',
+      },
+    ];
+    await post(first);
+    await until(
+      () => connector.delivered(first.conversation.id),
+      (r) => r.some((x) => x.body.text === `Got kettle.png (image/png, ${KETTLE.length} bytes)`),
+      15_000,
+    );
+    const stored = await running.hub.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM files WHERE name = 'kettle.png' AND origin = 'person' AND session_id IS NOT NULL",
+    );
+    expect(stored.rows[0]!.n).toBe(1);
+  });
+
   it('SHOW IMAGE reaches the Bot Connector as an image attachment whose link serves the bytes', async () => {
     const first = fresh(doc.personalMessage, 'image');
     await post(first);
