@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -43,6 +43,7 @@ describe('files and cards in the web widget (Chromium)', () => {
     await new Promise((resolve) => site?.close(resolve));
     await browser?.close();
     await running?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   const exact = (text: string) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
