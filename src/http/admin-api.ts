@@ -24,7 +24,7 @@ import { STAT_BUCKETS, sessionStats } from '../store/stats.ts';
 import { requireAdmin } from './admin-auth.ts';
 import { adminDebugRoutes } from './admin-debug.ts';
 import { contextAddress } from './client-address.ts';
-import { ApiError, readJson } from './errors.ts';
+import { ApiError, parseInput as parse, readJson } from './errors.ts';
 import { toApiState } from './session-state-view.ts';
 
 /** A session is idle after this long when no rules are given (the hub passes each bot's own). */
@@ -87,19 +87,6 @@ export const StatsQuery = z
   .refine((r) => r.to.getTime() - r.from.getTime() <= MAX_STATS_DAYS * DAY_MS, {
     message: `the range is at most ${MAX_STATS_DAYS} days`,
   });
-
-function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success)
-    throw new ApiError(
-      400,
-      'invalid_request',
-      parsed.error.issues
-        .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-        .join('; '),
-    );
-  return parsed.data;
-}
 
 function toListedSession(s: ListedSession) {
   return {

@@ -13,7 +13,7 @@ import type { MessageRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { listIdentities } from '../store/users.ts';
 import { auditActor, type DashboardEnv, requireSupervisor } from './dashboard-auth.ts';
-import { ApiError } from './errors.ts';
+import { ApiError, parseInput as parse } from './errors.ts';
 
 export interface DashboardApiDeps {
   db: Db;
@@ -62,19 +62,6 @@ export const SearchQuery = z.object({
 });
 const SessionParams = z.object({ id: z.uuid() });
 export const ExportQuery = z.object({ format: z.enum(['text', 'json']).default('json') });
-
-function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success)
-    throw new ApiError(
-      400,
-      'invalid_request',
-      parsed.error.issues
-        .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-        .join('; '),
-    );
-  return parsed.data;
-}
 
 const csvCell = (v: string | number | null) => {
   if (v === null) return '';

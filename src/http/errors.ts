@@ -53,7 +53,12 @@ export async function readJson<S extends z.ZodType>(
   }
   const bad = invalidTextPaths(raw);
   if (bad.length > 0) throw invalidText(bad.map((p) => p || 'the body'));
-  const parsed = schema.safeParse(raw);
+  return parseInput(schema, raw);
+}
+
+/** `input` through `schema`, or a 400 `invalid_request` naming every problem (`path: message; …`). */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const parsed = schema.safeParse(input);
   if (!parsed.success) {
     const problems = parsed.error.issues
       .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
