@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/env.ts';
+import type { BroadcastCounts } from './broadcast-store.ts';
 
 export const BROADCAST_USAGE = `  broadcast start --bot B --channel C (--to a,b | --to-file F | --audience JSON)
             (--text T | --template JSON) [--subject S] [--rate N] [--key K] [--watch]
@@ -10,15 +11,9 @@ export const BROADCAST_USAGE = `  broadcast start --bot B --channel C (--to a,b 
             (these talk to the hub at --url, else SWITCHBOARD_URL, else http://127.0.0.1:$PORT, with ADMIN_TOKEN)`;
 
 /** What `GET /api/admin/broadcasts/{id}` answers. */
-export interface BroadcastProgressView {
+export interface BroadcastProgressView extends BroadcastCounts {
   broadcast_id: string;
   status: 'running' | 'completed';
-  total: number;
-  queued: number;
-  sent: number;
-  delivered: number;
-  failed: number;
-  opted_out: number;
   rate_per_second: number;
 }
 
