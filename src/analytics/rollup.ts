@@ -1,7 +1,9 @@
 import type { Db, Queryable } from '../store/db.ts';
+import { STAT_BUCKETS, type StatBucket } from '../store/stats.ts';
 
-export const GRAINS = ['hour', 'day'] as const;
-export type Grain = (typeof GRAINS)[number];
+/** The same buckets as the admin API's session stats. */
+export const GRAINS = STAT_BUCKETS;
+export type Grain = StatBucket;
 
 /** One number of one bucket: a count per bot and channel, or a percentile (channel '*', bot '*' for all). */
 export interface RollupRow {
