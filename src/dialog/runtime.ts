@@ -88,18 +88,7 @@ class DialogRuntime {
 
   /** Runs the ON SESSION END blocks: start.bas's, message.bas's, then the other scripts' by name. */
   async onEnd(ctx: BotContext): Promise<void> {
-    ctx.state.dialog = null;
-    const names = await this.library.names();
-    const order = [
-      START_SCRIPT,
-      MESSAGE_SCRIPT,
-      ...names.filter((n) => n !== START_SCRIPT && n !== MESSAGE_SCRIPT),
-    ];
-    for (const name of order) {
-      if (!names.includes(name)) continue;
-      const script = await this.library.get(name, ctx.logger);
-      if (script?.units.has(END_UNIT)) await this.runFresh(ctx, script, END_UNIT, '', 'end');
-    }
+    await this.runInEveryScript(ctx, END_UNIT, 'end');
   }
 
   /**
@@ -107,6 +96,11 @@ class DialogRuntime {
    * question the bot was waiting on before the handoff is not waited on any longer.
    */
   async onTransferEnd(ctx: BotContext): Promise<void> {
+    await this.runInEveryScript(ctx, TRANSFER_END_UNIT, 'dialog');
+  }
+
+  /** Forgets the awaited question, then runs `unit` of start.bas, message.bas, then the other scripts by name. */
+  private async runInEveryScript(ctx: BotContext, unit: string, mode: 'dialog' | 'end'): Promise<void> {
     ctx.state.dialog = null;
     const names = await this.library.names();
     const order = [
@@ -117,7 +111,7 @@ class DialogRuntime {
     for (const name of order) {
       if (!names.includes(name)) continue;
       const script = await this.library.get(name, ctx.logger);
-      if (script?.units.has(TRANSFER_END_UNIT)) await this.runFresh(ctx, script, TRANSFER_END_UNIT, '');
+      if (script?.units.has(unit)) await this.runFresh(ctx, script, unit, '', mode);
     }
   }
 
