@@ -18,12 +18,9 @@ import { adminClient } from '../test/helpers/admin.ts';
 import { startGraphApi } from '../test/helpers/graph-api.ts';
 import { clearRedisPrefix } from '../test/helpers/redis.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
+import { withDatabase } from './database.ts';
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const ADMIN_URL =
-  process.env.BENCH_DATABASE_URL ??
-  process.env.TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const RECIPIENTS = Number(process.env.BENCH_BROADCAST_RECIPIENTS ?? 5_000);
@@ -53,21 +50,6 @@ export interface ScheduleFigures {
   p95: number;
   p99: number;
   max: number;
-}
-
-async function withDatabase<T>(work: (url: string) => Promise<T>): Promise<T> {
-  const name = `sbt_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  try {
-    return await work(url.toString());
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

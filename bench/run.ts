@@ -43,6 +43,7 @@ import { startTracing } from '../src/telemetry/tracing.ts';
 import { clearRedisPrefix } from '../test/helpers/redis.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
 import { dashboardLines, runDashboardBench } from './dashboard.ts';
+import { withDatabase } from './database.ts';
 import { runFilesBench } from './files.ts';
 import { outboundLines, runOutboundBench } from './outbound.ts';
 import { preload } from './preload.ts';
@@ -58,10 +59,6 @@ const PACED_RATES = (process.env.BENCH_PACED_RATES ?? process.env.BENCH_PACED_RA
   .map(Number);
 const PRELOAD_SESSIONS = Number(process.env.BENCH_PRELOAD_SESSIONS ?? 100_000);
 const PRELOAD_MESSAGES = Number(process.env.BENCH_PRELOAD_MESSAGES ?? 1_000_000);
-const ADMIN_URL =
-  process.env.BENCH_DATABASE_URL ??
-  process.env.TEST_DATABASE_URL ??
-  'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const silent = createLogger('silent');
@@ -186,21 +183,6 @@ async function perMessage(
         .slice(0, 8),
     },
   };
-}
-
-async function withDatabase<T>(work: (url: string) => Promise<T>): Promise<T> {
-  const name = `sbt_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  try {
-    return await work(url.toString());
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  }
 }
 
 const envelope = (session: number, n: number): EnvelopeInput => ({
