@@ -8,7 +8,7 @@ import type { Db } from '../store/db.ts';
 import { type DeliveryOutcome, queuedReplies, recordDeliveries } from '../store/messages.ts';
 import type { DeliveryStatus, MessageRecord, SessionRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
-import { failSpan, inSpan, SpanKind, traceContext } from '../telemetry/tracing.ts';
+import { failSpan, inSpan, type Span, SpanKind, traceContext, tracingEnabled } from '../telemetry/tracing.ts';
 import { type ChannelSender, SendError, type SendOutcome } from './sender.ts';
 
 export interface DeliveryOptions {
@@ -100,29 +100,33 @@ export class Delivery {
       // Paced channels get one reply at a time, each after the limiter lets it through.
       const piece = limit ? remaining.slice(0, 1) : remaining;
       if (limit) await this.pace(limit, session);
-      // The platform send continues the trace of the turn that wrote the replies.
-      await inSpan(
-        `switchboard.send ${session.channel}`,
-        {
-          kind: SpanKind.CLIENT,
-          parent: traceContext(piece[0]?.payload.trace as Record<string, unknown> | undefined),
-          attributes: {
-            'switchboard.channel': session.channel,
-            'switchboard.session.id': session.id,
-            'switchboard.send.replies': piece.length,
-            'switchboard.send.attempt': attempt + 1,
-          },
-        },
-        async (span) => {
-          try {
-            sent = await sender.send({ session, inReplyTo, replies: piece });
-          } catch (err) {
-            failure = err;
-            sent = err instanceof SendError ? err.sent : [];
-            failSpan(span, err);
-          }
-        },
-      );
+      const send = async (span: Span | undefined) => {
+        try {
+          sent = await sender.send({ session, inReplyTo, replies: piece });
+        } catch (err) {
+          failure = err;
+          sent = err instanceof SendError ? err.sent : [];
+          failSpan(span, err);
+        }
+      };
+      // The platform send continues the trace of the turn that wrote the replies (with tracing
+      // off, no span's options are built: this runs for every reply).
+      await (tracingEnabled()
+        ? inSpan(
+            `switchboard.send ${session.channel}`,
+            {
+              kind: SpanKind.CLIENT,
+              parent: traceContext(piece[0]?.payload.trace as Record<string, unknown> | undefined),
+              attributes: {
+                'switchboard.channel': session.channel,
+                'switchboard.session.id': session.id,
+                'switchboard.send.replies': piece.length,
+                'switchboard.send.attempt': attempt + 1,
+              },
+            },
+            send,
+          )
+        : send(undefined));
       const outcomes: DeliveryOutcome[] = sent.map((o) => ({
         seq: o.seq,
         status: o.status ?? 'sent',

@@ -176,10 +176,13 @@ export class SessionEngine {
       // An outbound envelope is a reply already written: recorded and sent, the bot does not run.
       const heldByPeople = envelope.kind === 'message' && Boolean(snapshot.state.handoff);
       // Nor does it while people hold the session: the message is recorded, and agents are told.
+      // (With tracing off, no span's options are built: this runs for every message.)
       if (envelope.kind !== 'outbound' && !heldByPeople)
-        await inSpan('switchboard.dialog', { attributes: { 'switchboard.bot': snapshot.session.bot } }, () =>
-          this.runBot(draft),
-        );
+        await (tracingEnabled()
+          ? inSpan('switchboard.dialog', { attributes: { 'switchboard.bot': snapshot.session.bot } }, () =>
+              this.runBot(draft),
+            )
+          : this.runBot(draft));
       await draft.settle();
       await this.sendOnward(draft);
       const at = new Date();
@@ -196,11 +199,13 @@ export class SessionEngine {
       });
       if (write.handoff?.open) await this.o.handoff?.beforeCommit(write);
       if (tracingEnabled()) stampTrace(write);
-      const result = await inSpan('switchboard.commit', {}, async (span) => {
-        const r = await this.committer.commit(write);
-        span?.setAttribute('switchboard.commit.result', r);
-        return r;
-      });
+      const result = tracingEnabled()
+        ? await inSpan('switchboard.commit', {}, async (span) => {
+            const r = await this.committer.commit(write);
+            span?.setAttribute('switchboard.commit.result', r);
+            return r;
+          })
+        : await this.committer.commit(write);
       if (result === 'duplicate') return 'duplicate';
       if (result === 'conflict') {
         logger.debug({
