@@ -6,12 +6,23 @@ export interface OptOutWords {
   startWords: string[];
 }
 
+/** A bot's words upper-cased once (settings are loaded once), not again for every message. */
+const upperCased = new WeakMap<OptOutWords, { stop: Set<string>; start: Set<string> }>();
+
 /** Whether a message is a stop or a start word (the whole message, any case, trimmed). */
 export function optOutWord(words: OptOutWords, text: string): 'stop' | 'start' | undefined {
   const said = text.trim().toUpperCase();
   if (said === '') return undefined;
-  if (words.stopWords.some((w) => w.toUpperCase() === said)) return 'stop';
-  if (words.startWords.some((w) => w.toUpperCase() === said)) return 'start';
+  let upper = upperCased.get(words);
+  if (!upper) {
+    upper = {
+      stop: new Set(words.stopWords.map((w) => w.toUpperCase())),
+      start: new Set(words.startWords.map((w) => w.toUpperCase())),
+    };
+    upperCased.set(words, upper);
+  }
+  if (upper.stop.has(said)) return 'stop';
+  if (upper.start.has(said)) return 'start';
   return undefined;
 }
 
