@@ -128,6 +128,19 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
   ) =>
     recordAudit(db, { ...auditActor(c, c.get('viewer')), action, sessionId, ...(detail ? { detail } : {}) });
 
+  /** The session `id` (404 when there is none), its reading recorded in the audit log. */
+  const auditedSnapshot = async (
+    c: Parameters<typeof auditActor>[0],
+    action: AuditAction,
+    id: string,
+    detail?: Record<string, unknown>,
+  ) => {
+    const snapshot = await loadSnapshot(db, id);
+    if (!snapshot) throw notFound(id);
+    await audit(c, action, id, detail);
+    return snapshot;
+  };
+
   app.get('/analytics/:metric', async (c) => {
     const metric = parse(z.enum(METRICS), c.req.param('metric'));
     const q = parse(AnalyticsQuery, c.req.query());
@@ -208,9 +221,7 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
 
   app.get('/transcripts/:id', async (c) => {
     const { id } = parse(SessionParams, c.req.param());
-    const snapshot = await loadSnapshot(db, id);
-    if (!snapshot) throw notFound(id);
-    await audit(c, 'transcript.read', id);
+    const snapshot = await auditedSnapshot(c, 'transcript.read', id);
     const { session } = snapshot;
     const userId = await personOfSession(db, id);
     const [messages, identities, sessions] = await Promise.all([
@@ -242,9 +253,7 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
   app.get('/transcripts/:id/export', async (c) => {
     const { id } = parse(SessionParams, c.req.param());
     const { format } = parse(ExportQuery, c.req.query());
-    const snapshot = await loadSnapshot(db, id);
-    if (!snapshot) throw notFound(id);
-    await audit(c, 'transcript.export', id, { format });
+    const snapshot = await auditedSnapshot(c, 'transcript.export', id, { format });
     const { session } = snapshot;
     const messages = (await wholeTranscript(db, id)).filter((m) => m.role !== 'tool');
     c.header(
@@ -272,9 +281,7 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
 
   app.get('/transcripts/:id/inspect', async (c) => {
     const { id } = parse(SessionParams, c.req.param());
-    const snapshot = await loadSnapshot(db, id);
-    if (!snapshot) throw notFound(id);
-    await audit(c, 'session.inspect', id);
+    const snapshot = await auditedSnapshot(c, 'session.inspect', id);
     const { session, state } = snapshot;
     const [position, events, debug] = await Promise.all([
       dialogPosition(deps.configDir, session.bot, state.dialog),
