@@ -73,22 +73,16 @@ export function suggestionCard(text: string | undefined, suggestions: Suggestion
   return {
     type: 'message',
     attachments: [
-      {
-        contentType: ADAPTIVE_CARD_TYPE,
-        content: {
-          type: 'AdaptiveCard',
-          $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
-          version: ADAPTIVE_CARD_VERSION,
-          body: text ? [{ type: 'TextBlock', text, wrap: true }] : [],
-          actions: suggestions.map((s) => ({
-            type: 'Action.Submit',
-            title: s.text,
-            data: {
-              msteams: { type: 'messageBack', text: s.value ?? s.text, displayText: s.text },
-            },
-          })),
-        },
-      },
+      adaptiveCardAttachment(
+        text ? [{ type: 'TextBlock', text, wrap: true }] : [],
+        suggestions.map((s) => ({
+          type: 'Action.Submit',
+          title: s.text,
+          data: {
+            msteams: { type: 'messageBack', text: s.value ?? s.text, displayText: s.text },
+          },
+        })),
+      ),
     ],
   };
 }
@@ -133,21 +127,15 @@ function storedFiles(raw: unknown, link: ((fileId: string) => string) | undefine
     const url = link(fileId);
     if (INLINE_IMAGES.has(type)) return [{ contentType: type, contentUrl: url, ...(name ? { name } : {}) }];
     return [
-      {
-        contentType: ADAPTIVE_CARD_TYPE,
-        content: {
-          type: 'AdaptiveCard',
-          $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
-          version: ADAPTIVE_CARD_VERSION,
-          body: [
-            { type: 'TextBlock', text: name ?? 'file', weight: 'Bolder', wrap: true },
-            ...(size !== undefined
-              ? [{ type: 'TextBlock', text: `${type}, ${size} bytes`, isSubtle: true, spacing: 'None' }]
-              : []),
-          ],
-          actions: [{ type: 'Action.OpenUrl', title: 'Download', url }],
-        },
-      },
+      adaptiveCardAttachment(
+        [
+          { type: 'TextBlock', text: name ?? 'file', weight: 'Bolder', wrap: true },
+          ...(size !== undefined
+            ? [{ type: 'TextBlock', text: `${type}, ${size} bytes`, isSubtle: true, spacing: 'None' }]
+            : []),
+        ],
+        [{ type: 'Action.OpenUrl', title: 'Download', url }],
+      ),
     ];
   });
 }
@@ -159,28 +147,36 @@ export function adaptiveCard(card: Card, link: ((fileId: string) => string) | un
       ? link?.(card.image.fileId)
       : card.image.url
     : undefined;
+  return adaptiveCardAttachment(
+    [
+      ...(image ? [{ type: 'Image', url: image, size: 'Stretch', altText: card.title ?? '' }] : []),
+      ...(card.title
+        ? [{ type: 'TextBlock', text: card.title, weight: 'Bolder', size: 'Medium', wrap: true }]
+        : []),
+      ...(card.text ? [{ type: 'TextBlock', text: card.text, wrap: true }] : []),
+    ],
+    card.buttons.map((b) =>
+      isLinkButton(b)
+        ? { type: 'Action.OpenUrl', title: b.title, url: b.url }
+        : {
+            type: 'Action.Submit',
+            title: b.title,
+            data: { msteams: { type: 'messageBack', text: b.value, displayText: b.title }, value: b.value },
+          },
+    ),
+  );
+}
+
+/** An Adaptive Card attachment of `body` elements and `actions`. */
+function adaptiveCardAttachment(body: unknown[], actions: unknown[]): BotAttachment {
   return {
     contentType: ADAPTIVE_CARD_TYPE,
     content: {
       type: 'AdaptiveCard',
       $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
       version: ADAPTIVE_CARD_VERSION,
-      body: [
-        ...(image ? [{ type: 'Image', url: image, size: 'Stretch', altText: card.title ?? '' }] : []),
-        ...(card.title
-          ? [{ type: 'TextBlock', text: card.title, weight: 'Bolder', size: 'Medium', wrap: true }]
-          : []),
-        ...(card.text ? [{ type: 'TextBlock', text: card.text, wrap: true }] : []),
-      ],
-      actions: card.buttons.map((b) =>
-        isLinkButton(b)
-          ? { type: 'Action.OpenUrl', title: b.title, url: b.url }
-          : {
-              type: 'Action.Submit',
-              title: b.title,
-              data: { msteams: { type: 'messageBack', text: b.value, displayText: b.title }, value: b.value },
-            },
-      ),
+      body,
+      actions,
     },
   };
 }
