@@ -82,12 +82,17 @@ export class Connection {
   }
 
   send(frame: ServerFrame): void {
+    this.sendEncoded(JSON.stringify(frame));
+  }
+
+  /** `send` with the frame already encoded: a room encodes a frame once for all its sockets. */
+  sendEncoded(data: string): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       this.ws.close(CLOSE.TOO_SLOW, 'the client does not read its messages');
       return;
     }
-    this.ws.send(JSON.stringify(frame));
+    this.ws.send(data);
   }
 
   private error(code: ErrorCode, message: string, extra: { id?: string; retryAfterMs?: number } = {}): void {

@@ -108,9 +108,14 @@ export class Room {
       });
       for (const row of rows) {
         const frame = toMessageFrame(row, (id) => this.gateway.host.files.signedPath(id));
+        // Encoded once for every socket of the session (tabs), not once per socket.
+        let data: string | undefined;
         for (const t of targets) {
           if (row.seq <= t.cursor || t.session?.id !== this.sessionId) continue;
-          if (frame) t.send(frame);
+          if (frame) {
+            data ??= JSON.stringify(frame);
+            t.sendEncoded(data);
+          }
           t.cursor = row.seq;
         }
       }
