@@ -72,6 +72,11 @@ const Assigned = z.looseObject({
   state: z.literal('assigned'),
 });
 const ok = (schema: z.ZodType, description = 'OK') => ({ 200: { description, schema } });
+/** An idempotent start: 202 when accepted, 200 when it replays an earlier request. */
+const accepted = (schema: z.ZodType) => ({
+  200: { description: 'A replay of an earlier request', schema },
+  202: { description: 'Accepted', schema },
+});
 const OPERATOR: Scheme[] = ['admin'];
 const AGENT: Scheme[] = ['agentToken', 'agentCookie'];
 /** The dashboard and transcripts: ADMIN_TOKEN, or a supervisor's or admin agent's sign-in. */
@@ -463,10 +468,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Send a message first (now or `send_at`); idempotent on `Idempotency-Key`',
     security: SUPERVISOR,
     body: SendRequestSchema,
-    responses: {
-      200: { description: 'A replay of an earlier request', schema: OutboundAccepted },
-      202: { description: 'Accepted', schema: OutboundAccepted },
-    },
+    responses: accepted(OutboundAccepted),
     errors: [400, 401, 403, 404, 409, 422],
   },
   {
@@ -494,10 +496,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Start a broadcast to an audience or a list of recipients',
     security: SUPERVISOR,
     body: BroadcastRequestSchema,
-    responses: {
-      200: { description: 'A replay of an earlier request', schema: BroadcastAccepted },
-      202: { description: 'Accepted', schema: BroadcastAccepted },
-    },
+    responses: accepted(BroadcastAccepted),
     errors: [400, 401, 403, 404, 409, 422],
   },
   {
