@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient } from '../helpers/admin.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import type { ServerProcess } from '../helpers/server-process.ts';
 import { until } from '../helpers/until.ts';
+import { postWhatsAppWebhook } from '../helpers/whatsapp-cloud.ts';
 
 const ACCESS_TOKEN = 'EAAJB-cluster-token';
 const APP_SECRET = 'cluster-app-secret';
@@ -66,15 +66,7 @@ describe('broadcasts across worker processes', () => {
     });
     (payload as unknown as { entry: { changes: { value: { messages: { text: { body: string } }[] } }[] }[] })
       .entry[0]!.changes[0]!.value.messages[0]!.text.body = text;
-    const raw = JSON.stringify(payload);
-    const res = await fetch(`${gateway.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-      },
-      body: raw,
-    });
+    const res = await postWhatsAppWebhook(gateway.url, payload, APP_SECRET);
     expect(res.status).toBe(200);
   };
   const progress = async (id: string) => (await admin('GET', `/api/admin/broadcasts/${id}`)).json as Progress;

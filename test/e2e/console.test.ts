@@ -3,13 +3,13 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAdapters } from '../../adapters/index.ts';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub, testConfig } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
+import { postWhatsAppWebhook } from '../helpers/whatsapp-cloud.ts';
 
 const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/console');
 const ADMIN_TOKEN = 'console-test-admin-token-0123456789abcdef';
@@ -67,15 +67,7 @@ describe('agent console in a real browser', () => {
       phoneNumberId: BUSINESS_NUMBER,
     }) as any;
     payload.entry[0].changes[0].value.messages[0].text.body = text;
-    const raw = JSON.stringify(payload);
-    const res = await fetch(`${running.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-      },
-      body: raw,
-    });
+    const res = await postWhatsAppWebhook(running.url, payload, APP_SECRET);
     expect(res.status).toBe(200);
   };
   const whatsAppTexts = () =>

@@ -1,4 +1,5 @@
 import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
+import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import type { ChannelAdapter } from '../../src/ports.ts';
 
 /**
@@ -23,4 +24,20 @@ export function whatsAppCloudAdapter(options: {
   );
   if (!config) throw new Error('the WhatsApp test configuration was not accepted');
   return createWhatsAppAdapter(config);
+}
+
+/**
+ * POSTs a Cloud API webhook `payload` to the hub at `hubUrl`, signed with `appSecret` the way
+ * Meta signs it (`x-hub-signature-256`). Resolves with the hub's response; the caller asserts on it.
+ */
+export function postWhatsAppWebhook(hubUrl: string, payload: unknown, appSecret: string): Promise<Response> {
+  const raw = JSON.stringify(payload);
+  return fetch(`${hubUrl}/webhooks/whatsapp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-hub-signature-256': signatureHeader(raw, appSecret),
+    },
+    body: raw,
+  });
 }

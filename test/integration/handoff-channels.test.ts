@@ -1,14 +1,13 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import { findOpenSnapshotByKey } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
-import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
+import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 const CONFIG = path.join(REPO_ROOT, 'test/fixtures/handoff');
@@ -67,15 +66,7 @@ describe('agents answer on the person’s channel', () => {
         entry: { changes: { value: { messages: { text: { body: string } }[] } }[] }[];
       };
       payload.entry[0]!.changes[0]!.value.messages[0]!.text.body = text;
-      const raw = JSON.stringify(payload);
-      const res = await fetch(`${running.url}/webhooks/whatsapp`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-        },
-        body: raw,
-      });
+      const res = await postWhatsAppWebhook(running.url, payload, APP_SECRET);
       expect(res.status).toBe(200);
     };
     const texts = () => graph.to(from).map((m) => (m.body as { text?: { body: string } }).text?.body);

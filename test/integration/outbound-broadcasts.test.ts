@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import { claimRecipients, insertBroadcast } from '../../src/outbound/broadcast-store.ts';
 import { BroadcastService } from '../../src/outbound/broadcasts.ts';
 import { setOptOut } from '../../src/outbound/opt-out.ts';
@@ -14,7 +13,7 @@ import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
-import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
+import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const APP_SECRET = 'test-app-secret';
@@ -78,15 +77,7 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
     });
     (payload as unknown as { entry: { changes: { value: { messages: { text: { body: string } }[] } }[] }[] })
       .entry[0]!.changes[0]!.value.messages[0]!.text.body = text;
-    const raw = JSON.stringify(payload);
-    const res = await fetch(`${running.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-      },
-      body: raw,
-    });
+    const res = await postWhatsAppWebhook(running.url, payload, APP_SECRET);
     expect(res.status).toBe(200);
   };
   const templatesTo = (waId: string, name: string) =>

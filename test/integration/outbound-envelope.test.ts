@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import { outboundEnvelope } from '../../src/engine/outbound.ts';
 import { parseEnvelope } from '../../src/envelope.ts';
 import { InvalidEnvelopeError } from '../../src/ingress.ts';
@@ -13,7 +12,7 @@ import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
-import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
+import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
@@ -58,15 +57,7 @@ describe('outbound envelopes (embedded queue, PostgreSQL)', () => {
   async function whatsappSession(): Promise<SessionRecord> {
     const from = `1650777${String(1000 + ++serial).padStart(4, '0')}`;
     const payload = doc.variant(doc.textMessage, { from, suffix: from, timestamp: new Date() });
-    const raw = JSON.stringify(payload);
-    const res = await fetch(`${running.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-      },
-      body: raw,
-    });
+    const res = await postWhatsAppWebhook(running.url, payload, APP_SECRET);
     expect(res.status).toBe(200);
     const snap = await until(
       () => findOpenSnapshotByKey(db(), { bot: 'default', channel: 'whatsapp', nativeKey: `+${from}` }),

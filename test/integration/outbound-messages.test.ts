@@ -1,12 +1,11 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient, eventually } from '../helpers/admin.ts';
 import { type GraphApi, graphError, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
-import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
+import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const APP_SECRET = 'test-app-secret';
@@ -66,15 +65,11 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
     }, `message ${id} ${wanted}`);
 
   const write = async (from: string) => {
-    const raw = JSON.stringify(doc.variant(doc.textMessage, { from, suffix: from, timestamp: new Date() }));
-    const res = await fetch(`${running.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-      },
-      body: raw,
-    });
+    const res = await postWhatsAppWebhook(
+      running.url,
+      doc.variant(doc.textMessage, { from, suffix: from, timestamp: new Date() }),
+      APP_SECRET,
+    );
     expect(res.status).toBe(200);
   };
 
@@ -330,15 +325,7 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
           entry: { changes: { value: { messages: { text: { body: string } }[] } }[] }[];
         }
       ).entry[0]!.changes[0]!.value.messages[0]!.text.body = text;
-      const raw = JSON.stringify(payload);
-      const res = await fetch(`${running.url}/webhooks/whatsapp`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-        },
-        body: raw,
-      });
+      const res = await postWhatsAppWebhook(running.url, payload, APP_SECRET);
       expect(res.status).toBe(200);
     };
     const bodies = () => graph.to(waId).map((r) => (r.body.text as { body?: string } | undefined)?.body);
@@ -385,7 +372,8 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
       send_at: new Date(Date.now() + 1_500).toISOString(),
     });
     expect(res.status).toBe(202);
-    const raw = JSON.stringify(
+    const stop = await postWhatsAppWebhook(
+      running.url,
       (() => {
         const payload = doc.variant(doc.textMessage, {
           from: waId,
@@ -399,15 +387,8 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
         ).entry[0]!.changes[0]!.value.messages[0]!.text.body = 'STOP';
         return payload;
       })(),
+      APP_SECRET,
     );
-    const stop = await fetch(`${running.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-      },
-      body: raw,
-    });
     expect(stop.status).toBe(200);
     await eventually(async () => {
       const { rows } = await running.hub.db.query('SELECT 1 FROM outbound_opt_outs WHERE native_id = $1', [

@@ -2,7 +2,6 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
 import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import type { HubConfig } from '../../src/config/env.ts';
 import { sweepIdleSessions } from '../../src/lifecycle/idle-sweep.ts';
 import { listMessages } from '../../src/store/messages.ts';
@@ -14,6 +13,7 @@ import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
+import { postWhatsAppWebhook } from '../helpers/whatsapp-cloud.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 const FIXTURES = path.join(REPO_ROOT, 'test/fixtures/keywords');
@@ -123,15 +123,7 @@ function scenarios(name: string, setup: () => Setup) {
     it('SEND TO SESSION reaches a WhatsApp session through the local Graph API', async () => {
       const from = `1650888${String(1000 + ++serial).padStart(4, '0')}`;
       const payload = doc.variant(doc.textMessage, { from, suffix: from, timestamp: new Date() });
-      const raw = JSON.stringify(payload);
-      const res = await fetch(`${hub(1).url}/webhooks/whatsapp`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-        },
-        body: raw,
-      });
+      const res = await postWhatsAppWebhook(hub(1).url, payload, APP_SECRET);
       expect(res.status).toBe(200);
       const snap = await until(
         () => findOpenSnapshotByKey(db(), { bot: 'hub', channel: 'whatsapp', nativeKey: `+${from}` }),
