@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BroadcastProgressView } from '../../src/outbound/cli.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient } from '../helpers/admin.ts';
 import { Cluster } from '../helpers/cluster.ts';
@@ -13,16 +14,6 @@ const NUMBER = '106540352242922';
 const ADMIN_TOKEN = 'broadcast-cluster-admin-token-0123456789abcdef';
 const RECIPIENTS = 5_000;
 const RATE = 200;
-
-interface Progress {
-  status: string;
-  total: number;
-  queued: number;
-  sent: number;
-  delivered: number;
-  failed: number;
-  opted_out: number;
-}
 
 /**
  * Broadcasts on a gateway and two worker processes sharing PostgreSQL and Redis (BullMQ
@@ -69,7 +60,8 @@ describe('broadcasts across worker processes', () => {
     const res = await postWhatsAppWebhook(gateway.url, payload, APP_SECRET);
     expect(res.status).toBe(200);
   };
-  const progress = async (id: string) => (await admin('GET', `/api/admin/broadcasts/${id}`)).json as Progress;
+  const progress = async (id: string) =>
+    (await admin('GET', `/api/admin/broadcasts/${id}`)).json as BroadcastProgressView;
   /** Template messages of one broadcast (by template name) that reached each number. */
   const reached = (name: string) => {
     const counts = new Map<string, number>();
@@ -103,7 +95,7 @@ describe('broadcasts across worker processes', () => {
     expect(res.json).toMatchObject({ total: RECIPIENTS, opted_out: stopped.length, rate_per_second: RATE });
 
     // Progress only moves forward, and its buckets always add up to the total.
-    let last: Progress | undefined;
+    let last: BroadcastProgressView | undefined;
     const done = await until(
       async () => {
         const p = await progress(res.json.broadcast_id);
