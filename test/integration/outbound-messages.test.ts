@@ -72,6 +72,17 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
     );
     expect(res.status).toBe(200);
   };
+  /** `waId` writes once; resolves with the user id the hub recorded for them. */
+  const writeAndFindUser = async (waId: string) => {
+    await write(waId);
+    return eventually(async () => {
+      const { rows } = await running.hub.db.query(
+        `SELECT user_id FROM user_identities WHERE channel = 'whatsapp' AND native_id = $1`,
+        [`+${waId}`],
+      );
+      return rows[0]?.user_id as string | undefined;
+    }, 'the user record');
+  };
 
   it('refuses free text to a number that never wrote (422 template_required) and queues nothing', async () => {
     const before = await queuedCount();
@@ -292,14 +303,7 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
 
   it('reaches a person by user:<id> on their most recent channel', async () => {
     const waId = person();
-    await write(waId);
-    const user = await eventually(async () => {
-      const { rows } = await running.hub.db.query(
-        `SELECT user_id FROM user_identities WHERE channel = 'whatsapp' AND native_id = $1`,
-        [`+${waId}`],
-      );
-      return rows[0]?.user_id as string | undefined;
-    }, 'the user record');
+    const user = await writeAndFindUser(waId);
     const res = await admin('POST', '/api/admin/messages', {
       bot: 'default',
       to: `user:${user}`,
@@ -403,14 +407,7 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
 
   it('erasing a person removes the messages sent or scheduled to them, and a scheduled one never goes', async () => {
     const waId = person();
-    await write(waId);
-    const user = await eventually(async () => {
-      const { rows } = await running.hub.db.query(
-        `SELECT user_id FROM user_identities WHERE channel = 'whatsapp' AND native_id = $1`,
-        [`+${waId}`],
-      );
-      return rows[0]?.user_id as string | undefined;
-    }, 'the user record');
+    const user = await writeAndFindUser(waId);
     const sent = await admin('POST', '/api/admin/messages', {
       bot: 'default',
       channel: 'whatsapp',
