@@ -197,7 +197,8 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
     expect(Number(rows[0]!.n)).toBe(1);
   });
 
-  it('a tick that died after claiming recipients (one already handed over) is resumed without a duplicate', async () => {
+  /** An outbound and a broadcast service over the running hub, sending through WhatsApp, no rate limits. */
+  const services = () => {
     const { db, bots, ingress, scheduler } = running.hub;
     const adapters = new Map([[whatsapp.channel, whatsapp]]);
     const outbound = new OutboundService({ db, bots, ingress, scheduler, logger: silentLogger, adapters });
@@ -210,6 +211,12 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
       adapters,
       rateLimits: {},
     });
+    return { outbound, service };
+  };
+
+  it('a tick that died after claiming recipients (one already handed over) is resumed without a duplicate', async () => {
+    const { db } = running.hub;
+    const { outbound, service } = services();
     const people = [person(), person(), person()];
     const template = { name: 'crash_notice', language: 'en' };
     const id = '0d9f4a52-5c43-4b7e-9f3e-1b2a3c4d5e6f';
@@ -260,18 +267,8 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
   });
 
   it('skips and counts a person who opts out after the broadcast was accepted, before their turn', async () => {
-    const { db, bots, ingress, scheduler } = running.hub;
-    const adapters = new Map([[whatsapp.channel, whatsapp]]);
-    const outbound = new OutboundService({ db, bots, ingress, scheduler, logger: silentLogger, adapters });
-    const service = new BroadcastService({
-      db,
-      bots,
-      scheduler,
-      logger: silentLogger,
-      outbound,
-      adapters,
-      rateLimits: {},
-    });
+    const { db } = running.hub;
+    const { service } = services();
     const people = [person(), person(), person()];
     const id = '7a1c2b3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
     const accepted = await db.transaction((tx) =>
