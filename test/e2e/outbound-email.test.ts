@@ -4,7 +4,7 @@ import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.
 import { adminClient } from '../helpers/admin.ts';
 import { DovecotServer } from '../helpers/dovecot.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { mail, passed, TRUSTED_AUTHSERV_ID } from '../helpers/mail.ts';
+import { localEmailEnv, mail, passed } from '../helpers/mail.ts';
 import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
 import { until } from '../helpers/until.ts';
 
@@ -28,19 +28,7 @@ describe('outbound email: a new thread with a subject, or inside the session thr
     dovecot = await DovecotServer.create();
     await dovecot.start();
     await smtp.start();
-    const config = loadEmailConfig({
-      EMAIL_IMAP_HOST: '127.0.0.1',
-      EMAIL_IMAP_PORT: String(dovecot.port),
-      EMAIL_IMAP_TLS: 'none',
-      EMAIL_IMAP_USER: dovecot.user,
-      EMAIL_IMAP_PASSWORD: dovecot.password,
-      EMAIL_MAILBOXES: 'INBOX=default',
-      EMAIL_SMTP_HOST: '127.0.0.1',
-      EMAIL_SMTP_PORT: String(smtp.port),
-      EMAIL_SMTP_TLS: 'none',
-      EMAIL_FROM: `Switchboard Support <${OUR_ADDRESS}>`,
-      EMAIL_TRUSTED_AUTHSERV_ID: TRUSTED_AUTHSERV_ID,
-    });
+    const config = loadEmailConfig(localEmailEnv(dovecot, smtp.port, 'INBOX=default', OUR_ADDRESS));
     running = await startTestHub(
       { configDir: FIXTURE_CONFIG, adminToken: ADMIN_TOKEN },
       { adapters: [createEmailAdapter(config)] },

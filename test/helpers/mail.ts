@@ -45,3 +45,29 @@ export function mail(m: MailSpec, ourAddress = 'support@switchboard.test'): stri
   ];
   return lines.join('\r\n');
 }
+
+/**
+ * The email adapter's environment for a test hub reading `dovecot` over plain IMAP and sending to
+ * the local SMTP sink on `smtpPort`, as `Switchboard Support <ourAddress>`, trusting
+ * TRUSTED_AUTHSERV_ID; `mailboxes` is EMAIL_MAILBOXES (`INBOX=<bot>,…`).
+ */
+export function localEmailEnv(
+  dovecot: { port: number; user: string; password: string },
+  smtpPort: number,
+  mailboxes: string,
+  ourAddress: string,
+): Record<string, string> {
+  return {
+    EMAIL_IMAP_HOST: '127.0.0.1',
+    EMAIL_IMAP_PORT: String(dovecot.port),
+    EMAIL_IMAP_TLS: 'none',
+    EMAIL_IMAP_USER: dovecot.user,
+    EMAIL_IMAP_PASSWORD: dovecot.password,
+    EMAIL_MAILBOXES: mailboxes,
+    EMAIL_SMTP_HOST: '127.0.0.1',
+    EMAIL_SMTP_PORT: String(smtpPort),
+    EMAIL_SMTP_TLS: 'none',
+    EMAIL_FROM: `Switchboard Support <${ourAddress}>`,
+    EMAIL_TRUSTED_AUTHSERV_ID: TRUSTED_AUTHSERV_ID,
+  };
+}
