@@ -4,7 +4,7 @@ import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { DovecotServer } from '../helpers/dovecot.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { mail, passed, TRUSTED_AUTHSERV_ID } from '../helpers/mail.ts';
+import { localEmailEnv, mail, passed, TRUSTED_AUTHSERV_ID } from '../helpers/mail.ts';
 import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
 import { until } from '../helpers/until.ts';
 
@@ -54,17 +54,7 @@ describe('email: who a mail is from, and mail that cannot be handled', () => {
 
   async function startHub(extra: Record<string, string> = {}): Promise<void> {
     const config = loadEmailConfig({
-      EMAIL_IMAP_HOST: '127.0.0.1',
-      EMAIL_IMAP_PORT: String(dovecot.port),
-      EMAIL_IMAP_TLS: 'none',
-      EMAIL_IMAP_USER: dovecot.user,
-      EMAIL_IMAP_PASSWORD: dovecot.password,
-      EMAIL_MAILBOXES: 'INBOX=default,Memo=memo',
-      EMAIL_SMTP_HOST: '127.0.0.1',
-      EMAIL_SMTP_PORT: String(smtp.port),
-      EMAIL_SMTP_TLS: 'none',
-      EMAIL_FROM: `Switchboard Support <${OUR_ADDRESS}>`,
-      EMAIL_TRUSTED_AUTHSERV_ID: TRUSTED_AUTHSERV_ID,
+      ...localEmailEnv(dovecot, smtp.port, 'INBOX=default,Memo=memo', OUR_ADDRESS),
       ...extra,
     });
     running = await startTestHub(
