@@ -28,7 +28,7 @@ export const slack: ChannelPlugin = {
       buttonTextLength: BUTTON_TEXT_MAX,
       messagesPerSecond: 10,
     },
-    renders: { suggestions: true, cards: false, files: false, typing: false, streaming: false },
+    renders: { suggestions: true, cards: true, files: true, typing: false, streaming: false },
   },
   enabled: slackRequested,
   async loadAdapter({ env }) {

@@ -41,7 +41,7 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
         timeoutMs: config.requestTimeoutMs,
         logger: h.logger,
       });
-      sender = new SlackSender(client, h.logger);
+      sender = new SlackSender(client, h.logger, { files: h.files, timeoutMs: config.requestTimeoutMs });
       // Looked up while Slack waits for the answer: a client of its own with a short timeout.
       const lookups = createWebClient({
         token: config.botToken,

@@ -1,7 +1,9 @@
 import type { WebClient } from '@slack/web-api';
 import { type OutboundBatch, SendError, type SendOutcome } from '../../src/delivery/sender.ts';
+import type { FileStore } from '../../src/files/store.ts';
 import type { Logger } from '../../src/logger.ts';
 import { toSendError } from './errors.ts';
+import { UploadFailedError, uploadStoredFile } from './files.ts';
 import { planReply } from './outbound.ts';
 import { SlackReplyToSchema } from './reply-to.ts';
 
@@ -19,7 +21,15 @@ export class SlackSender {
   constructor(
     private readonly client: WebClient,
     private readonly logger: Logger,
+    /** The store's files (SHOW IMAGE, SEND FILE, card images) and how long an upload may take. */
+    private readonly media?: { files: FileStore; timeoutMs: number },
   ) {}
+
+  /** A stored card image's address Slack can fetch: a signed link, when it is absolute (PUBLIC_URL). */
+  private imageUrl = (fileId: string): string | undefined => {
+    const link = this.media?.files.signedPath(fileId);
+    return link?.startsWith('https://') ? link : undefined;
+  };
 
   async send(batch: OutboundBatch): Promise<SendOutcome[]> {
     const parsed = SlackReplyToSchema.safeParse(batch.session.replyTo);
@@ -31,7 +41,7 @@ export class SlackSender {
     const outcomes: SendOutcome[] = [];
     for (const reply of batch.replies) {
       const key = `${batch.session.id}:${reply.seq}`;
-      const plan = planReply(reply, to);
+      const plan = planReply(reply, to, this.imageUrl);
       if (plan.droppedSuggestions > 0 || plan.droppedAttachments > 0)
         this.logger.warn({
           event: 'slack.reply_trimmed',
@@ -41,12 +51,29 @@ export class SlackSender {
           droppedAttachments: plan.droppedAttachments,
         });
       const progress = this.partial.get(key) ?? { pieces: 0, lastId: undefined };
-      for (let i = progress.pieces; i < plan.calls.length; i++) {
+      // The text pieces, then each file: one step each, so a retry resumes after what went out.
+      const steps = plan.calls.length + (this.media ? plan.uploads.length : 0);
+      for (let i = progress.pieces; i < steps; i++) {
         try {
-          const result = await this.client.chat.postMessage(plan.calls[i]!);
-          if (result.ts) progress.lastId = `${result.channel ?? to.channel}:${result.ts}`;
+          const call = plan.calls[i];
+          if (call) {
+            const result = await this.client.chat.postMessage(call);
+            if (result.ts) progress.lastId = `${result.channel ?? to.channel}:${result.ts}`;
+          } else {
+            const upload = plan.uploads[i - plan.calls.length]!;
+            const slackId = await uploadStoredFile(
+              this.client,
+              this.media!.files,
+              upload.fileId,
+              to,
+              this.media!.timeoutMs,
+            );
+            if (slackId && !progress.lastId) progress.lastId = `${to.channel}:file:${slackId}`;
+          }
         } catch (err) {
           if (i > 0) this.remember(key, progress);
+          if (err instanceof UploadFailedError)
+            throw new SendError(err.message, { retryable: err.status >= 500, sent: outcomes, cause: err });
           throw toSendError(err, outcomes);
         }
         progress.pieces = i + 1;

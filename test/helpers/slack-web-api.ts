@@ -46,6 +46,16 @@ export async function startSlackWebApi(token: string) {
 
   /** Workspace users `users.info` knows: user id → real name. */
   const users = new Map<string, string>();
+  /** Files people shared, served at `url_private_download` (`/files-pri/...`) to the bot token. */
+  const hosted = new Map<string, { bytes: Buffer; type: string }>();
+  /** Uploads through `files.getUploadURLExternal`: Slack file id → what arrived at its upload URL. */
+  const uploads = new Map<
+    string,
+    { filename: string; length: number; bytes?: Buffer; contentType?: string }
+  >();
+  /** `files.completeUploadExternal` calls: the files shared, where. */
+  const shared: { files: { id: string; title?: string }[]; channel_id?: string; thread_ts?: string }[] = [];
+  let base = '';
 
   const ok = (body: Record<string, unknown>): WebApiAnswer => ({ status: 200, body: { ok: true, ...body } });
 
@@ -72,6 +82,28 @@ export async function startSlackWebApi(token: string) {
           profile: { real_name: realName, display_name: realName.split(' ')[0] },
         },
       });
+    },
+    'files.getUploadURLExternal': (a) => {
+      const length = Number(a.length);
+      if (!a.filename || !Number.isInteger(length) || length <= 0) return webApiError('invalid_arguments');
+      const id = `F0${String(++serial).padStart(9, '0')}`;
+      uploads.set(id, { filename: String(a.filename), length });
+      return ok({ upload_url: `${base}/upload/v1/${id}`, file_id: id });
+    },
+    'files.completeUploadExternal': (a) => {
+      const files = (Array.isArray(a.files) ? a.files : []) as { id: string; title?: string }[];
+      if (files.length === 0) return webApiError('invalid_arguments');
+      for (const f of files) {
+        const u = uploads.get(f.id);
+        // Slack refuses to complete an upload whose bytes never arrived, or arrived short.
+        if (!u?.bytes || u.bytes.length !== u.length) return webApiError('file_not_found');
+      }
+      shared.push({
+        files,
+        ...(a.channel_id ? { channel_id: String(a.channel_id) } : {}),
+        ...(a.thread_ts ? { thread_ts: String(a.thread_ts) } : {}),
+      });
+      return ok({ files: files.map((f) => ({ id: f.id, title: f.title ?? uploads.get(f.id)!.filename })) });
     },
     'chat.postMessage': (a) => {
       if (!a.channel) return webApiError('channel_not_found');
@@ -102,7 +134,27 @@ export async function startSlackWebApi(token: string) {
       res.writeHead(a.status, { 'content-type': 'application/json; charset=utf-8', ...a.headers });
       res.end(JSON.stringify(a.body));
     };
-    const match = /^\/api\/([a-zA-Z.]+)$/.exec((req.url ?? '').split('?')[0]!);
+    const path = (req.url ?? '').split('?')[0]!;
+    if (req.method === 'GET' && path.startsWith('/files-pri/')) {
+      const file = hosted.get(path);
+      // Without the bot token Slack answers its sign-in page, with 200.
+      if (!file || req.headers.authorization !== `Bearer ${token}`) {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        return res.end('<!DOCTYPE html><html><body>Sign in to Slack</body></html>');
+      }
+      res.writeHead(200, { 'content-type': file.type, 'content-length': String(file.bytes.length) });
+      return res.end(file.bytes);
+    }
+    const upload = /^\/upload\/v1\/(F0\d+)$/.exec(path);
+    if (req.method === 'POST' && upload) {
+      const u = uploads.get(upload[1]!);
+      if (!u) return send({ status: 404, body: { ok: false } });
+      u.bytes = Buffer.concat(chunks);
+      if (req.headers['content-type']) u.contentType = req.headers['content-type'];
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      return res.end(`OK - ${u.bytes.length}`);
+    }
+    const match = /^\/api\/([a-zA-Z.]+)$/.exec(path);
     if (req.method !== 'POST' || !match)
       return send({ status: 404, body: { ok: false, error: 'unknown_method' } });
     const raw = Buffer.concat(chunks).toString('utf8');
@@ -142,11 +194,20 @@ export async function startSlackWebApi(token: string) {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
+  base = `http://127.0.0.1:${port}`;
   return {
     /** The Web API's base, as SLACK_API_URL takes it. */
     url: `http://127.0.0.1:${port}/api`,
     calls,
     users,
+    uploads,
+    shared,
+    /** Puts a file where Slack would serve it; returns its `url_private_download`. */
+    hostFile(name: string, bytes: Buffer, type: string) {
+      const path = `/files-pri/T123ABC456-F${++serial}/download/${encodeURIComponent(name)}`;
+      hosted.set(path, { bytes, type });
+      return `${base}${path}`;
+    },
     /** Answers the next call that `when` picks with `answer` (once). */
     script(when: (call: WebApiCall) => boolean, answer: WebApiAnswer) {
       scripted.push((call) => (when(call) ? answer : undefined));

@@ -14,6 +14,7 @@ const FileSchema = z.looseObject({
   mimetype: z.string().optional(),
   size: z.number().int().nonnegative().optional(),
   url_private: z.string().optional(),
+  url_private_download: z.string().optional(),
 });
 
 const MessageEventSchema = z.looseObject({
@@ -138,6 +139,7 @@ const ActionSchema = z.looseObject({
   action_id: z.string(),
   block_id: z.string().optional(),
   value: z.string().optional(),
+  url: z.string().optional(),
   text: z.looseObject({ text: z.string() }).optional(),
   action_ts: z.string(),
 });
@@ -208,6 +210,9 @@ export function parseInteraction(rawForm: string): ParsedInteraction {
     return { kind: 'ignored', reason: `unreadable block_actions: ${firstIssue(parsed.error)}` };
   const p = parsed.data;
   const action = p.actions[0]!;
+  // A link button opens its URL in the person's browser; Slack tells the app, but it is no answer.
+  if (action.value === undefined && (action.url !== undefined || action.action_id.startsWith('link-')))
+    return { kind: 'ignored', reason: 'a link button was opened' };
   const channel = p.channel?.id ?? p.container?.channel_id;
   const messageTs = p.message?.ts ?? p.container?.message_ts;
   const teamId = p.team?.id ?? p.user.team_id;
@@ -241,6 +246,9 @@ function fileAttachment(f: z.infer<typeof FileSchema>): Attachment {
   if (name) a.name = name;
   if (f.size !== undefined) a.size = f.size;
   if (f.url_private) a.url = f.url_private;
+  // Where the bytes are fetched from (with the bot token), before the message is accepted.
+  const download = f.url_private_download ?? f.url_private;
+  if (download) a.data = { download };
   return a;
 }
 

@@ -1,0 +1,247 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSlackAdapter, loadSlackConfig } from '../../adapters/slack/index.ts';
+import { slackSignature } from '../../adapters/slack/webhook/verify.ts';
+import { FileStore } from '../../src/files/store.ts';
+import * as doc from '../fixtures/slack/events.ts';
+import { EXE_BYTES, pdfBytes } from '../helpers/files.ts';
+import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { type SlackWebApi, startSlackWebApi } from '../helpers/slack-web-api.ts';
+import { until } from '../helpers/until.ts';
+
+const SIGNING_SECRET = '8f742231b10e8888abcd99yyyzzz85a5';
+const BOT_TOKEN = 'xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy';
+const TEAM = 'T123ABC456';
+const PUBLIC_URL = 'https://bots.example.com';
+const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
+const MB = 1024 * 1024;
+
+/** Files and cards over Slack, against the local Web API stand-in (file hosting, the upload flow). */
+describe('Slack: files and Block Kit cards', () => {
+  let api: SlackWebApi;
+  let running: RunningHub;
+  let serial = 0;
+  let clock = 1_720_000_000;
+
+  beforeAll(async () => {
+    api = await startSlackWebApi(BOT_TOKEN);
+    const config = loadSlackConfig({
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_BOT_TOKEN: BOT_TOKEN,
+      SLACK_API_URL: api.url,
+      SLACK_BOT: 'gallery',
+    })!;
+    running = await startTestHub(
+      { configDir: path.join(REPO_ROOT, 'test/fixtures/files'), publicUrl: PUBLIC_URL },
+      { adapters: [createSlackAdapter(config)] },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await api?.close();
+  });
+
+  const person = () => {
+    const n = String(++serial).padStart(4, '0');
+    return { user: `U8${n}FILES`, dm: `D8${n}FILES` };
+  };
+  const ts = () => `${++clock}.000100`;
+  const post = (route: '' | '/interactions', raw: string) => {
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    return fetch(`${running.url}/webhooks/slack${route}`, {
+      method: 'POST',
+      headers: {
+        'content-type': route === '' ? 'application/json' : 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': timestamp,
+        'x-slack-signature': slackSignature(raw, timestamp, SIGNING_SECRET),
+      },
+      body: raw,
+    });
+  };
+  const say = (p: { user: string; dm: string }, text: string) => {
+    const at = ts();
+    return post(
+      '',
+      JSON.stringify(
+        doc.wrap(
+          { ...doc.directMessage, channel: p.dm, user: p.user, text, ts: at, event_ts: at },
+          { eventId: `Ev${at}` },
+        ),
+      ),
+    );
+  };
+  /** The documented `file_share` event, its file hosted by the stand-in at `url`. */
+  const share = (p: { user: string; dm: string }, file: { name: string; url: string; size: number }) => {
+    const at = ts();
+    const event = structuredClone(doc.fileShare) as doc.Json;
+    Object.assign(event, { channel: p.dm, user: p.user, ts: at, event_ts: at });
+    Object.assign(event.files[0], {
+      name: file.name,
+      title: file.name,
+      size: file.size,
+      user: p.user,
+      url_private_download: file.url,
+      url_private: file.url.replace('/download/', '/'),
+    });
+    return post('', JSON.stringify(doc.wrap(event, { eventId: `Ev${at}` })));
+  };
+  const texts = (channel: string) => api.postedTo(channel).map((c) => c.args.text as string);
+  const query = async <T>(sql: string, params: unknown[] = []) =>
+    (await running.hub.db.query(sql, params)).rows as T[];
+  const press = (p: { user: string; dm: string }, action: doc.Json) => {
+    const payload = structuredClone(doc.blockActions) as doc.Json;
+    payload.team.id = TEAM;
+    payload.user = { id: p.user, username: 'ana', name: 'ana', team_id: TEAM };
+    payload.channel = { id: p.dm, name: 'directmessage' };
+    const at = ts();
+    payload.container = { type: 'message', message_ts: at, channel_id: p.dm, is_ephemeral: false };
+    payload.message = { ...payload.message, ts: at };
+    payload.actions = [{ ...action, type: 'button', action_ts: `${at}1` }];
+    return post('/interactions', doc.interactionBody(payload));
+  };
+
+  it('a shared file is downloaded with the bot token into the store, sniffed and within the limits', async () => {
+    const p = person();
+    const pdf = pdfBytes(200_000, p.user);
+    const url = api.hostFile('invoice.pdf', pdf, 'application/pdf');
+    expect((await share(p, { name: 'invoice.pdf', url, size: pdf.length })).status).toBe(200);
+    const got = `Got invoice.pdf (application/pdf, ${pdf.length} bytes)`;
+    await until(
+      () => texts(p.dm),
+      (t) => t.includes(got),
+    );
+    const [row] = await query<{ id: string; session_id: string | null }>(
+      'SELECT id, session_id FROM files WHERE name = $1 AND size = $2',
+      ['invoice.pdf', pdf.length],
+    );
+    expect(row!.session_id).not.toBeNull();
+    const files = new FileStore(running.hub.db);
+    expect((await files.bytes((await files.get(row!.id))!)).equals(pdf)).toBe(true);
+  });
+
+  it('11 MB, or a program named .png, is refused with a message the person reads; nothing is kept', async () => {
+    const p = person();
+    const before = await query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks');
+    const big = pdfBytes(11 * MB);
+    await share(p, {
+      name: 'scan.pdf',
+      url: api.hostFile('scan.pdf', big, 'application/pdf'),
+      size: big.length,
+    });
+    await until(
+      () => texts(p.dm),
+      (t) => t.some((x) => x.includes('larger than 10 MB')),
+    );
+    await share(p, {
+      name: 'cat.png',
+      url: api.hostFile('cat.png', EXE_BYTES, 'image/png'),
+      size: EXE_BYTES.length,
+    });
+    await until(
+      () => texts(p.dm),
+      (t) => t.some((x) => x.includes('cat.png') && !x.includes('larger')),
+    );
+    expect(await query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks')).toEqual(before);
+    expect(await query('SELECT 1 FROM files WHERE name IN ($1, $2)', ['scan.pdf', 'cat.png'])).toEqual([]);
+  });
+
+  it('the bot token never goes to a host other than Slack’s: such a file stays described, not fetched', async () => {
+    const p = person();
+    await share(p, {
+      name: 'elsewhere.pdf',
+      url: 'https://files.example.com/download/elsewhere.pdf',
+      size: 10,
+    });
+    await until(
+      () => texts(p.dm),
+      (t) => t.includes('You said: Here is the invoice'),
+    );
+    expect(await query('SELECT 1 FROM files WHERE name = $1', ['elsewhere.pdf'])).toEqual([]);
+  });
+
+  it('SHOW IMAGE: getUploadURLExternal, the bytes to the upload URL, completeUploadExternal in the conversation', async () => {
+    const p = person();
+    await say(p, 'image');
+    await until(
+      () => api.shared.filter((s) => s.channel_id === p.dm),
+      (s) => s.length === 1,
+    );
+    const [done] = api.shared.filter((s) => s.channel_id === p.dm);
+    const upload = api.uploads.get(done!.files[0]!.id)!;
+    expect(upload.filename).toBe('kettle.png');
+    expect(upload.length).toBe(KETTLE.length);
+    expect(upload.bytes!.equals(KETTLE)).toBe(true);
+    expect(done!.files[0]!.title).toBe('kettle.png');
+    expect(texts(p.dm)).toContain('Here is the kettle.');
+    const calls = api.calls.map((c) => c.method);
+    expect(calls.indexOf('files.getUploadURLExternal')).toBeLessThan(
+      calls.indexOf('files.completeUploadExternal'),
+    );
+  });
+
+  it("a card is Block Kit (section, image, actions); a press comes back as the button's value, a link's is not an answer", async () => {
+    const p = person();
+    await say(p, 'card');
+    await until(
+      () => api.postedTo(p.dm),
+      (c) => c.some((x) => x.args.blocks),
+    );
+    const card = api.postedTo(p.dm).find((x) => x.args.blocks)!;
+    const blocks = card.args.blocks as doc.Json[];
+    expect(blocks[0]).toEqual({
+      type: 'section',
+      text: { type: 'mrkdwn', text: '*Kettle K-200*\n1.7 litres, boils in 3 minutes.' },
+    });
+    expect(blocks[1]).toMatchObject({ type: 'image', alt_text: 'Kettle K-200' });
+    expect(blocks[1].image_url).toMatch(new RegExp(`^${PUBLIC_URL}/api/files/[0-9a-f-]+\\?exp=\\d+&sig=`));
+    expect(blocks[2]).toEqual({
+      type: 'actions',
+      block_id: 'card-0',
+      elements: [
+        {
+          type: 'button',
+          action_id: 'card-0-0',
+          text: { type: 'plain_text', text: 'Buy it', emoji: true },
+          value: 'buy k200',
+        },
+        {
+          type: 'button',
+          action_id: 'link-0-1',
+          text: { type: 'plain_text', text: 'Manual', emoji: true },
+          url: 'https://example.com/k200',
+        },
+      ],
+    });
+    // The notification text is the card as text.
+    expect(card.args.text).toContain('Kettle K-200');
+    const link = blocks[2].elements[1];
+    expect((await press(p, { action_id: link.action_id, block_id: 'card-0', text: link.text })).status).toBe(
+      200,
+    );
+    const buy = blocks[2].elements[0];
+    expect(
+      (await press(p, { action_id: buy.action_id, block_id: 'card-0', text: buy.text, value: buy.value }))
+        .status,
+    ).toBe(200);
+    await until(
+      () => texts(p.dm),
+      (t) => t.includes('You said: buy k200'),
+    );
+    expect(texts(p.dm).filter((t) => t.startsWith('You said'))).toEqual(['You said: buy k200']);
+  });
+
+  it('a carousel is several cards in one message, each with its own buttons', async () => {
+    const p = person();
+    await say(p, 'carousel');
+    await until(
+      () => api.postedTo(p.dm),
+      (c) => c.some((x) => x.args.blocks),
+    );
+    const blocks = api.postedTo(p.dm).find((x) => x.args.blocks)!.args.blocks as doc.Json[];
+    expect(blocks.map((b) => b.type)).toEqual(['section', 'actions', 'divider', 'section', 'actions']);
+    expect(blocks[0].text.text).toBe('*K-200*\nThe classic.');
+    expect(blocks[3].text.text).toBe('*K-300*\nThe quiet one.');
+    expect([blocks[1].elements[0].value, blocks[4].elements[0].value]).toEqual(['pick k200', 'pick k300']);
+  });
+});
