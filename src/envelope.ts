@@ -34,6 +34,12 @@ export const AttachmentSchema = z.object({
   ref: z.string().max(1000).optional(),
   /** The file in the hub's file store (`src/files/`): what bots and channels read the bytes from. */
   fileId: z.uuid().optional(),
+  /**
+   * The bytes are still at the platform: the worker fetches them into the file store before the
+   * turn (the channel adapter's `fetchAttachment`), so the webhook is acknowledged without
+   * waiting for a download. Never set once `fileId` is.
+   */
+  pending: z.boolean().optional(),
   data: z.record(z.string(), z.unknown()).optional(),
 });
 export type Attachment = z.infer<typeof AttachmentSchema>;

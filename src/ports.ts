@@ -6,7 +6,8 @@ import type { AdapterStore, HistoryReader, TokenSessions } from './channels/host
 import type { BotRegistry } from './config/bots.ts';
 import type { HubConfig } from './config/env.ts';
 import type { ChannelSender } from './delivery/sender.ts';
-import type { Channel, EnvelopeInput } from './envelope.ts';
+import type { Attachment, Channel, Envelope, EnvelopeInput } from './envelope.ts';
+import type { FetchedAttachment } from './files/inbound.ts';
 import type { FileStore } from './files/store.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
@@ -89,6 +90,12 @@ export interface ChannelAdapter {
   detach?(): Promise<void>;
   /** Gateway: long-lived inbound connections (IMAP IDLE, a linked WhatsApp Web client). */
   start?(): Promise<void>;
+  /**
+   * Worker: the bytes of an inbound attachment the gateway queued as `pending` (a platform media
+   * id, a hosted URL), fetched before the turn; undefined when it has none. Called again after a
+   * crash (the queue redelivers): it must be safe to repeat.
+   */
+  fetchAttachment?(attachment: Attachment, envelope: Envelope): Promise<FetchedAttachment | undefined>;
   /** Worker: how replies leave. Absent: the channel's clients read replies themselves. */
   sender?: ChannelSender;
   /** Gateway: the channel's rules for messages the business sends first (`POST /api/admin/messages`). */

@@ -5,9 +5,12 @@ import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
 import { createBotFrameworkAuthentication } from './auth.ts';
 import type { TeamsConfig } from './config.ts';
+import { fetchTeamsFile } from './inbound/files.ts';
 import { TeamsSender } from './outbound/sender.ts';
 import { teamsOutbound } from './outbound-rules.ts';
+import { ReferenceSchema } from './reference.ts';
 import { MESSAGES_PATH, messagesRoutes } from './routes.ts';
+import { botConnectorToken } from './token.ts';
 
 export type { TeamsConfig } from './config.ts';
 export { loadTeamsConfig, teamsRequested } from './config.ts';
@@ -38,6 +41,21 @@ export function createTeamsAdapter(config: TeamsConfig): ChannelAdapter {
     channel: 'teams',
     sender,
     outbound: teamsOutbound,
+
+    // What a person attached, fetched by the worker before the turn; Teams-hosted files with the bot's token.
+    async fetchAttachment(a, envelope) {
+      if (!host) throw new Error('the Teams adapter was not set up');
+      const reference = ReferenceSchema.safeParse(envelope.replyTo);
+      const serviceUrl = reference.success ? reference.data.serviceUrl : undefined;
+      const appId = config.auth?.appId;
+      return fetchTeamsFile(a, {
+        serviceUrl,
+        timeoutMs: host.config.mediaFetchTimeoutMs,
+        ...(appId && reference.success
+          ? { token: () => botConnectorToken(adapter, appId, reference.data) }
+          : {}),
+      });
+    },
 
     async setup(h: AdapterHost) {
       host = h;

@@ -1,13 +1,11 @@
 import type { Activity, CloudAdapter, ConfigurationBotFrameworkAuthentication } from 'botbuilder';
 import { Hono } from 'hono';
 import { Counter } from 'prom-client';
-import { storeInboundAttachments } from '../../src/files/inbound.ts';
 import { ApiError } from '../../src/http/errors.ts';
 import { parseJson } from '../../src/json.ts';
 import type { AcceptResult, AdapterHost } from '../../src/ports.ts';
 import { verifyRequest } from './auth.ts';
 import { activityToEnvelope } from './inbound/envelope.ts';
-import { fetchTeamsFile } from './inbound/files.ts';
 import { NotAnActivityError, type ParsedActivity, parseActivity } from './inbound/parse.ts';
 import { isLoopbackUrl } from './loopback.ts';
 
@@ -117,12 +115,8 @@ export function messagesRoutes(deps: MessagesRouteDeps): Hono {
     await adapter
       .processActivityDirect(verified.result, activity as unknown as Activity, async () => {
         try {
-          const envelope = await storeInboundAttachments(
-            { files: host.files, rules: (b, channel) => host.bots.rules(b, channel), logger },
-            activityToEnvelope(activity, kind, { bot, now: new Date() }),
-            (a) => fetchTeamsFile(a, activity.serviceUrl, host.config.mediaFetchTimeoutMs),
-          );
-          accepted = await host.ingress.accept(envelope);
+          // Attachments go as pending: the worker downloads them before the turn.
+          accepted = await host.ingress.accept(activityToEnvelope(activity, kind, { bot, now: new Date() }));
         } catch (err) {
           failure = err;
           throw err;

@@ -13,7 +13,7 @@ import { webAdminRoutes } from './web/admin.ts';
 import { realWebClientFactory, type WebClientFactory } from './web/client.ts';
 import { WebSender } from './web/sender.ts';
 import { WebSession } from './web/session.ts';
-import { webhookRoutes } from './webhook/routes.ts';
+import { isCloudMedia, webhookRoutes } from './webhook/routes.ts';
 
 export type { WhatsAppConfig } from './config.ts';
 export { loadWhatsAppConfig } from './config.ts';
@@ -74,6 +74,13 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
   return {
     channel: 'whatsapp',
     sender,
+
+    // Cloud API media, queued by id: looked up and downloaded with the access token before the turn.
+    async fetchAttachment(a) {
+      if (!graphMedia || !isCloudMedia(a)) return undefined;
+      const got = await graphMedia.download(a.ref!);
+      return { body: got.body };
+    },
     outbound: whatsAppOutbound({
       ...(options.cloud ? { cloudNumbers: options.cloud.numbers } : {}),
       web: Boolean(options.web),

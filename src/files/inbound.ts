@@ -2,13 +2,21 @@ import type { Attachment, EnvelopeInput, RefusedAttachment } from '../envelope.t
 import type { Logger } from '../logger.ts';
 import { FileRefusedError, type FileStore } from './store.ts';
 
+/** One attachment's bytes as a channel hands them over, streamed. */
+export interface FetchedAttachment {
+  body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>;
+  name?: string;
+}
+
 /** A channel's way to fetch one attachment's bytes (undefined: this attachment has none, such as a location). */
-export type AttachmentSource = (
-  attachment: Attachment,
-) => Promise<
-  | { body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadableStream<Uint8Array>; name?: string }
-  | undefined
->;
+export type AttachmentSource = (attachment: Attachment) => Promise<FetchedAttachment | undefined>;
+
+/** The attachment as the channel described it, no longer waiting for its bytes. */
+function settled(a: Attachment): Attachment {
+  if (a.pending === undefined) return a;
+  const { pending: _, ...rest } = a;
+  return rest;
+}
 
 export interface InboundFilesDeps {
   files: FileStore;
@@ -35,12 +43,12 @@ async function* fromWeb(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8
  * (type and size from the stored file). One the limits refuse, or that cannot be fetched, moves
  * to `refusedAttachments` (the person is told); the message itself always goes on.
  */
-export async function storeInboundAttachments(
+export async function storeInboundAttachments<E extends EnvelopeInput>(
   deps: InboundFilesDeps,
-  envelope: EnvelopeInput,
+  envelope: E,
   source: AttachmentSource,
   options: { maxBytes?: number } = {},
-): Promise<EnvelopeInput> {
+): Promise<E> {
   const attachments = envelope.attachments ?? [];
   if (attachments.length === 0) return envelope;
   const rules = deps.rules(envelope.bot, envelope.channel);
@@ -55,7 +63,7 @@ export async function storeInboundAttachments(
     try {
       const got = await source(a);
       if (!got) {
-        kept.push(a);
+        kept.push(settled(a));
         continue;
       }
       const body = got.body instanceof ReadableStream ? fromWeb(got.body) : got.body;
@@ -65,7 +73,7 @@ export async function storeInboundAttachments(
         maxBytes,
         allowedTypes: rules.allowedFileTypes,
       });
-      kept.push({ ...a, type: file.type, name: file.name, size: file.size, fileId: file.id });
+      kept.push({ ...settled(a), type: file.type, name: file.name, size: file.size, fileId: file.id });
     } catch (err) {
       if (!(err instanceof FileRefusedError)) {
         // The platform did not hand the bytes over: the attachment stays as the channel described it.
@@ -74,7 +82,7 @@ export async function storeInboundAttachments(
           envelopeId: envelope.id,
           err: (err as Error).message,
         });
-        kept.push(a);
+        kept.push(settled(a));
         continue;
       }
       const reason = err.code === 'file_too_large' ? 'too_large' : 'type_refused';
@@ -93,7 +101,7 @@ export async function storeInboundAttachments(
       });
     }
   }
-  return { ...envelope, attachments: kept, ...(refused.length ? { refusedAttachments: refused } : {}) };
+  return { ...envelope, attachments: kept, ...(refused.length ? { refusedAttachments: refused } : {}) } as E;
 }
 
 function defaultName(type: string): string {

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
+import { pendingAttachments } from '../files/pending.ts';
 import { IDLE_SWEEP_JOB } from '../lifecycle/idle-sweep.ts';
 import { pruneInbox } from '../store/inbox.ts';
 import { turnSpan } from '../telemetry/envelope-spans.ts';
@@ -52,9 +53,10 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
         // Knowledge is indexed before the first message is answered, then kept up to date.
         await knowledge.sync();
         knowledge.start();
+        const fetchPending = pendingAttachments({ adapters, files: services.files, bots, db, logger });
         await queue.consume(async (envelope, info) => {
-          await turnSpan(envelope, () =>
-            engine.handle(envelope, {
+          await turnSpan(envelope, async () =>
+            engine.handle(await fetchPending(envelope, info.redelivered), {
               checkDuplicate: info.redelivered,
               trustCachedState: info.followsInLane,
               shareStateLater: info.followedInLane,

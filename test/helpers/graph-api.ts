@@ -60,6 +60,10 @@ export async function startGraphApi(accessToken: string) {
   const uploads: { phoneNumberId: string; id: string; type: string; name?: string; bytes: Buffer }[] = [];
   /** Downloads of media bytes (with the token), by media id. */
   const downloads: string[] = [];
+  /** Media whose bytes are held back until released (a slow download), by media id. */
+  const held = new Map<string, { release: () => void; released: Promise<void> }>();
+  /** Downloads that reached a held medium and wait for its release. */
+  const waiting: string[] = [];
   let baseUrl = '';
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -86,6 +90,11 @@ export async function startGraphApi(accessToken: string) {
       if (!authorized) return void res.writeHead(401).end();
       const m = media.get(download[1]!);
       if (!m) return void res.writeHead(404).end();
+      const gate = held.get(download[1]!);
+      if (gate) {
+        waiting.push(download[1]!);
+        await gate.released;
+      }
       downloads.push(download[1]!);
       res.writeHead(200, { 'content-type': m.type, 'content-length': String(m.bytes.length) });
       res.end(m.bytes);
@@ -192,6 +201,19 @@ export async function startGraphApi(accessToken: string) {
     /** Puts a media file on the platform (what a person sent); the id goes in the webhook. */
     addMedia(id: string, bytes: Buffer, type: string) {
       media.set(id, { bytes, type });
+    },
+    waiting,
+    /** Holds the bytes of media `id` back until the returned function is called. */
+    hold(id: string): () => void {
+      let release = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      held.set(id, { release, released });
+      return () => {
+        held.delete(id);
+        release();
+      };
     },
     /** Answers the next request that `when` picks with `answer` (once). */
     script(when: (req: GraphRequest) => boolean, answer: GraphAnswer) {

@@ -96,6 +96,33 @@ describe('WhatsApp Cloud: files and cards', () => {
     expect(await query('SELECT 1 FROM file_blobs WHERE sha256 = $1', [rows[0]!.sha256])).toHaveLength(1);
   });
 
+  it('acknowledges the webhook before the media is downloaded; the worker downloads it before the turn', async () => {
+    const from = person();
+    const photo = Buffer.concat([KETTLE, Buffer.from(`held-${from}`)]);
+    graph.addMedia('900000000003', photo, 'image/png');
+    const release = graph.hold('900000000003');
+    const webhook = message(doc.imageMessage, from, 1, (m) => {
+      m.image.id = '900000000003';
+    });
+    // The answer comes while the platform still holds the bytes back.
+    const res = await post(webhook);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accepted: 1 });
+    expect(graph.downloads).not.toContain('900000000003');
+    expect(texts(from)).toEqual([]);
+    // The worker is the one waiting for them.
+    await until(
+      () => graph.waiting,
+      (w) => w.includes('900000000003'),
+    );
+    release();
+    await until(
+      () => texts(from),
+      (t) => t.includes(`Got photo (image/png, ${photo.length} bytes)`),
+    );
+    expect(graph.downloads.filter((id) => id === '900000000003')).toHaveLength(1);
+  });
+
   it('refuses an 11 MB document with a message the person reads, and keeps nothing', async () => {
     const from = person();
     graph.addMedia('900000000002', pdfBytes(11 * MB), 'application/pdf');

@@ -71,6 +71,8 @@ describe('Teams activities → envelopes (documented payloads)', () => {
         type: 'image/png',
         name: 'Bender_Rodriguez.png',
         url: 'https://upload.wikimedia.org/wikipedia/en/a/a6/Bender_Rodriguez.png',
+        // Its bytes are fetched by the worker, before the turn.
+        pending: true,
       },
     ]);
     expect(envelope.from).toEqual({ id: '29:9e52142b-5e5e-4d7b-bb3e-e82dcf620000', name: 'Jane Smith' });

@@ -1,6 +1,7 @@
 import { type Activity, TurnContext } from 'botbuilder';
 import type { Attachment, EnvelopeInput } from '../../../src/envelope.ts';
 import { messageEnvelopeId, startEnvelopeId } from '../ids.ts';
+import { isTeamsFile } from './files.ts';
 import type { InboundActivity } from './parse.ts';
 
 /** Teams adds the rich-text rendering of every message as an attachment: it is the text again. */
@@ -93,12 +94,15 @@ function toAttachments(activity: InboundActivity): Attachment[] {
       a.contentType === FILE_DOWNLOAD_INFO && typeof content?.downloadUrl === 'string'
         ? content.downloadUrl
         : (a.contentUrl ?? undefined);
-    out.push({
+    const attachment: Attachment = {
       type: a.contentType.slice(0, MAX_ATTACHMENT_TYPE),
       ...(a.name ? { name: a.name.slice(0, MAX_ATTACHMENT_NAME) } : {}),
       ...(url && url.length <= MAX_ATTACHMENT_URL ? { url } : {}),
       ...(content ? { data: content } : {}),
-    });
+    };
+    // The bytes are fetched by the worker before the turn, not while Teams waits for the answer.
+    if (isTeamsFile(attachment)) attachment.pending = true;
+    out.push(attachment);
   }
   return out;
 }

@@ -1,7 +1,6 @@
 import { Hono } from 'hono';
 import { Counter } from 'prom-client';
-import type { EnvelopeInput } from '../../../src/envelope.ts';
-import { storeInboundAttachments } from '../../../src/files/inbound.ts';
+import type { Attachment, EnvelopeInput } from '../../../src/envelope.ts';
 import { ApiError } from '../../../src/http/errors.ts';
 import { parseJson } from '../../../src/json.ts';
 import type { AdapterHost } from '../../../src/ports.ts';
@@ -24,11 +23,22 @@ export interface WebhookDeps {
   host: AdapterHost;
   /** The bot that answers on a business number. */
   botFor(phoneNumberId: string): string;
-  /** Downloads media by id (photos, documents, voice notes) into the file store. */
+  /** Downloads media by id (photos, documents, voice notes): with it, media are queued as pending. */
   media?: GraphMediaClient;
 }
 
 const MEDIA_KINDS = new Set(['image', 'audio', 'video', 'document', 'sticker']);
+
+/** Whether an attachment is Cloud API media the worker downloads by its id. */
+export function isCloudMedia(a: Attachment): boolean {
+  const kind = (a.data as { kind?: unknown } | undefined)?.kind;
+  return Boolean(a.ref) && typeof kind === 'string' && MEDIA_KINDS.has(kind);
+}
+
+function pendingMedia(e: EnvelopeInput): EnvelopeInput {
+  if (!e.attachments?.some(isCloudMedia)) return e;
+  return { ...e, attachments: e.attachments.map((a) => (isCloudMedia(a) ? { ...a, pending: true } : a)) };
+}
 
 /**
  * `GET /webhooks/whatsapp`: the subscription handshake. `POST /webhooks/whatsapp`: a signed batch
@@ -102,25 +112,9 @@ export function webhookRoutes(deps: WebhookDeps): { app: Hono; close(): void } {
           reason: 'sender is no phone number',
         });
     }
-    // Media come in by id: looked up, downloaded with the access token and stored before the
-    // message is accepted (a failed download is told to the person; the message goes on).
-    const media = deps.media;
-    const withFiles = media
-      ? await Promise.all(
-          envelopes.map((e) =>
-            storeInboundAttachments(
-              { files: host.files, rules: (bot, channel) => host.bots.rules(bot, channel), logger },
-              e,
-              async (a) => {
-                const kind = (a.data as { kind?: string } | undefined)?.kind;
-                if (!a.ref || !kind || !MEDIA_KINDS.has(kind)) return undefined;
-                const got = await media.download(a.ref);
-                return { body: got.body };
-              },
-            ),
-          ),
-        )
-      : envelopes;
+    // Media come in by id. The download waits for the worker (before the turn): the webhook is
+    // acknowledged as soon as the message is queued, however large the file.
+    const withFiles = deps.media ? envelopes.map(pendingMedia) : envelopes;
     const counts = await acceptInOrder(host, withFiles);
     await Promise.all(
       parsed.statuses.map((s) =>
