@@ -76,6 +76,8 @@ interface Result {
   cpuMsPerMessage?: Record<string, number>;
   /** Redis commands per message (INFO commandstats), where measured. */
   redisPerMessage?: RedisPerMessage;
+  /** PostgreSQL's work per message (the bench database's backends and statistics), where measured. */
+  pgPerMessage?: PgPerMessage;
 }
 
 const percentile = (sorted: number[], p: number) =>
@@ -139,10 +141,44 @@ async function redisStats(
   return { cpuMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000, commands, scripts, byName };
 }
 
+/** PostgreSQL's work per message: transactions (each statement outside one is one), rows written, backend CPU. */
+interface PgPerMessage {
+  transactions: number;
+  rowsWritten: number;
+}
+
+/** The bench database's committed transactions and rows written so far, and its backends' CPU time by pid. */
+async function pgStats(
+  client: pg.Client,
+): Promise<{ xacts: number; rows: number; cpu: Map<number, number> }> {
+  const { rows } = await client.query<{ xacts: string; written: string }>(
+    `SELECT xact_commit + xact_rollback AS xacts, tup_inserted + tup_updated + tup_deleted AS written
+       FROM pg_stat_database WHERE datname = current_database()`,
+  );
+  const backends = await client.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+  );
+  const cpu = new Map<number, number>();
+  for (const { pid } of backends.rows) {
+    // A backend that ended meanwhile is simply not counted.
+    const ms = await cpuMs(pid).catch(() => undefined);
+    if (ms !== undefined) cpu.set(pid, ms);
+  }
+  return { xacts: Number(rows[0]?.xacts ?? 0), rows: Number(rows[0]?.written ?? 0), cpu };
+}
+
+/**
+ * A backend reports its statistics when idle, at most once a second (PostgreSQL 15): wait that
+ * long before reading them after a piece of work.
+ */
+const PG_STATS_FLUSH_MS = 1_100;
+
 /** Redis's work per message; `top`: the most frequent commands (Lua scripts are `evalsha`). */
 interface RedisPerMessage {
   commands: number;
   scripts: number;
+  /** BullMQ jobs added (the hub's wake jobs; the baseline's one job per message). */
+  bullJobs: number;
   top: [string, number][];
 }
 
@@ -153,26 +189,50 @@ interface RedisPerMessage {
 async function perMessage(
   pids: Record<string, number>,
   redis: Redis,
+  database: pg.Client,
+  /** Counters of BullMQ jobs added: the lanes' `wake-seq`, or a plain queue's job id counter (`<queue>:id`). */
+  jobCounters: string[],
   work: () => Promise<number>,
 ): Promise<{
   cpuMsPerMessage: Record<string, number>;
   redisPerMessage: RedisPerMessage;
+  pgPerMessage: PgPerMessage;
 }> {
   const before = Object.fromEntries(
     await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuMs(pid)] as const)),
   );
+  const jobs = async () => {
+    let n = 0;
+    for (const key of jobCounters) n += Number((await redis.get(key)) ?? 0);
+    return n;
+  };
+  const jobsBefore = await jobs();
   const redisBefore = await redisStats(redis);
+  const pgBefore = await pgStats(database);
   const messages = await work();
   const redisAfter = await redisStats(redis);
+  const jobsAfter = await jobs();
   const cpuMsPerMessage: Record<string, number> = {};
   for (const [k, pid] of Object.entries(pids))
     cpuMsPerMessage[k] = ((await cpuMs(pid)) - before[k]!) / messages;
   cpuMsPerMessage.redis = (redisAfter.cpuMs - redisBefore.cpuMs) / messages;
+  const pgCpuAfter = (await pgStats(database)).cpu;
+  let pgCpu = 0;
+  // A backend opened during the work counts from zero.
+  for (const [pid, ms] of pgCpuAfter) pgCpu += ms - (pgBefore.cpu.get(pid) ?? 0);
+  cpuMsPerMessage.postgres = pgCpu / messages;
+  await new Promise((r) => setTimeout(r, PG_STATS_FLUSH_MS));
+  const pgAfter = await pgStats(database);
   return {
     cpuMsPerMessage,
+    pgPerMessage: {
+      transactions: (pgAfter.xacts - pgBefore.xacts) / messages,
+      rowsWritten: (pgAfter.rows - pgBefore.rows) / messages,
+    },
     redisPerMessage: {
       commands: (redisAfter.commands - redisBefore.commands) / messages,
       scripts: (redisAfter.scripts - redisBefore.scripts) / messages,
+      bullJobs: (jobsAfter - jobsBefore) / messages,
       top: [...redisAfter.byName]
         .map(([name, calls]): [string, number] => [
           name,
@@ -180,7 +240,7 @@ async function perMessage(
         ])
         .filter(([, n]) => n > 0)
         .sort((a, b) => b[1] - a[1])
-        .slice(0, 8),
+        .slice(0, 12),
     },
   };
 }
@@ -406,11 +466,14 @@ async function runDistributed(
     subscriber.on('pmessage', (_p, _c, raw: string) => listen(JSON.parse(raw)));
     await subscriber.psubscribe(`${prefix}bus:session:*`);
     const stats = new Redis(REDIS_URL);
+    const database = new pg.Client({ connectionString: databaseUrl });
+    await database.connect();
+    const wakeCounters = [`${prefix}inbound:wake-seq`, `${prefix}outbound:wake-seq`];
     const pids: Record<string, number> = { gateway: process.pid };
     for (const [i, w] of workers.entries()) pids[`worker ${i + 1}`] = w.pid!;
     try {
       let driven: { latencies: number[]; seconds: number } | undefined;
-      const fullCost = await perMessage(pids, stats, async () => {
+      const fullCost = await perMessage(pids, stats, database, wakeCounters, async () => {
         driven = await drive(
           async (s, n) => {
             const e = envelope(s, n);
@@ -439,7 +502,7 @@ async function runDistributed(
       let offered = 0;
       for (const rate of PACED_RATES) {
         let result: Result | undefined;
-        const cost = await perMessage(pids, stats, async () => {
+        const cost = await perMessage(pids, stats, database, wakeCounters, async () => {
           const base = offered;
           result = await drivePaced(
             `(b)${label}`,
@@ -461,6 +524,7 @@ async function runDistributed(
       return { full, paced };
     } finally {
       stats.disconnect();
+      await database.end();
       subscriber.disconnect();
       await Promise.all(workers.map((w) => w.stop('SIGTERM')));
       await gateway.stop();
@@ -509,24 +573,36 @@ async function benchBaseline(options: { paced: boolean } = { paced: true }): Pro
       signal.resolve?.();
     });
     await subscriber.subscribe(`${prefix}done`);
+    const stats = new Redis(REDIS_URL);
+    const database = new pg.Client({ connectionString: databaseUrl });
+    await database.connect();
+    const pids: Record<string, number> = { producer: process.pid };
+    for (const [i, w] of workers.entries()) pids[`worker ${i + 1}`] = w.pid!;
     try {
-      const { latencies, seconds } = await drive(
-        async (s, n) => {
-          const id = `b.${s}.${n}`;
-          await queue.add('m', { s: String(s), t: `m${n}`, id });
-          return id;
-        },
-        completions,
-        signal,
-      );
+      let driven: { latencies: number[]; seconds: number } | undefined;
+      const cost = await perMessage(pids, stats, database, [`${prefix}:baseline:id`], async () => {
+        driven = await drive(
+          async (s, n) => {
+            const id = `b.${s}.${n}`;
+            await queue.add('m', { s: String(s), t: `m${n}`, id });
+            return id;
+          },
+          completions,
+          signal,
+        );
+        return driven.latencies.length;
+      });
       const rss: Record<string, number> = { producer: ownRssMb() };
       for (const [i, w] of workers.entries()) rss[`worker ${i + 1}`] = await peakRssMb(w.pid!);
-      const full = summarize(
-        `(c) bare baseline: BullMQ + one INSERT, ${WORKERS} workers`,
-        latencies,
-        seconds,
-        rss,
-      );
+      const full = {
+        ...summarize(
+          `(c) bare baseline: BullMQ + one INSERT, ${WORKERS} workers`,
+          driven!.latencies,
+          driven!.seconds,
+          rss,
+        ),
+        ...cost,
+      };
       if (!options.paced) return { full };
       const paced = await drivePaced(
         '(c)',
@@ -541,6 +617,8 @@ async function benchBaseline(options: { paced: boolean } = { paced: true }): Pro
       );
       return { full, paced };
     } finally {
+      stats.disconnect();
+      await database.end();
       subscriber.disconnect();
       await queue.close();
       redis.disconnect();
@@ -567,16 +645,22 @@ function print(results: Result[]) {
   }
   const costed = results.filter((r) => r.cpuMsPerMessage);
   if (costed.length > 0) {
-    console.log('\nCPU ms per message, by process; Redis commands (of them Lua scripts) per message:\n');
+    console.log(
+      "\nPer message: CPU ms by process (PostgreSQL: the bench database's backends); Redis commands (of them Lua scripts, counting the commands scripts run), BullMQ jobs added; PostgreSQL transactions and rows written:\n",
+    );
     for (const r of costed) {
       const cpu = Object.entries(r.cpuMsPerMessage!)
         .map(([k, v]) => `${k} ${v.toFixed(3)}`)
         .join(', ');
+      const total = Object.values(r.cpuMsPerMessage!).reduce((a, b) => a + b, 0);
       const redis = r.redisPerMessage!;
+      const pgWork = r.pgPerMessage;
       console.log(
-        `- ${r.name}: ${cpu}; Redis ${redis.commands.toFixed(1)} commands (${redis.scripts.toFixed(1)} scripts): ${redis.top
-          .map(([name, n]) => `${name} ${n.toFixed(1)}`)
-          .join(', ')}`,
+        `- ${r.name}: CPU ${cpu} (total ${total.toFixed(3)}); Redis ${redis.commands.toFixed(1)} commands (${redis.scripts.toFixed(2)} scripts), BullMQ jobs ${redis.bullJobs.toFixed(3)}` +
+          (pgWork
+            ? `; PostgreSQL ${pgWork.transactions.toFixed(2)} transactions, ${pgWork.rowsWritten.toFixed(1)} rows written`
+            : '') +
+          `; top Redis commands: ${redis.top.map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ')}`,
       );
     }
   }
