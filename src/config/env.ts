@@ -108,6 +108,8 @@ export const EnvSchema = z.object({
   WEBHOOK_RETRY_BASE_MS: int(5000, 10),
   /** Event webhooks: an event undelivered this long after it happened is dead-lettered. */
   WEBHOOK_MAX_AGE_SECONDS: int(86_400, 1),
+  /** Event webhooks: a running broadcast's `broadcast.progress` at most this often. */
+  WEBHOOK_BROADCAST_PROGRESS_MS: int(5000, 100),
   /**
    * Sign-in (`POST /api/session/authenticate`): the host site's JWTs are checked with one of a
    * shared HS256 secret, a PEM public key (RS256 or ES256) or a local JWKS file. None set: off.
@@ -169,6 +171,7 @@ export interface HubConfig {
   webhookPollMs: number;
   webhookRetryBaseMs: number;
   webhookMaxAgeMs: number;
+  webhookBroadcastProgressMs: number;
   /** Sign-in JWT settings; file paths are absolute. See `src/auth/sign-in-config.ts`. */
   authJwtSecret: string | undefined;
   authJwtPublicKeyFile: string | undefined;
@@ -232,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     webhookPollMs: e.WEBHOOK_POLL_MS,
     webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
     webhookMaxAgeMs: e.WEBHOOK_MAX_AGE_SECONDS * 1000,
+    webhookBroadcastProgressMs: e.WEBHOOK_BROADCAST_PROGRESS_MS,
     authJwtSecret: e.AUTH_JWT_SECRET,
     authJwtPublicKeyFile: e.AUTH_JWT_PUBLIC_KEY_FILE && path.resolve(e.AUTH_JWT_PUBLIC_KEY_FILE),
     authJwksFile: e.AUTH_JWKS_FILE && path.resolve(e.AUTH_JWKS_FILE),

@@ -182,6 +182,7 @@ export async function createServices(options: {
       outbound,
       adapters: new Map(adapters.map((a) => [a.channel, a])),
       rateLimits: config.broadcastRateLimits,
+      progressMs: config.webhookBroadcastProgressMs,
     });
     broadcasts.register();
 

@@ -21,6 +21,8 @@ export interface Broadcast {
   createdAt: string;
   /** When every recipient had been handed to their session's lane (or set aside). */
   finishedAt: string | null;
+  /** When the run saw no recipient left queued and sent `broadcast.completed` (watched only for webhooks). */
+  completedAt: string | null;
 }
 
 const iso = (v: unknown) => (v ? new Date(v as string).toISOString() : null);
@@ -40,6 +42,7 @@ const toBroadcast = (row: Record<string, unknown>): Broadcast => ({
   requestHash: (row.request_hash as string | null) ?? null,
   createdAt: iso(row.created_at)!,
   finishedAt: iso(row.finished_at),
+  completedAt: iso(row.completed_at),
 });
 
 /** Who a broadcast goes to: recipient session keys, with the open session for explicit channels. */
@@ -53,7 +56,7 @@ export type RecipientSource =
  */
 export async function insertBroadcast(
   tx: Queryable,
-  b: Omit<Broadcast, 'total' | 'optedOut' | 'createdAt' | 'finishedAt'>,
+  b: Omit<Broadcast, 'total' | 'optedOut' | 'createdAt' | 'finishedAt' | 'completedAt'>,
   recipients: RecipientSource,
 ): Promise<{ total: number; optedOut: number } | undefined> {
   const inserted = await tx.query(
@@ -225,4 +228,13 @@ export async function broadcastCounts(q: Queryable, id: string): Promise<Broadca
     counts.total += n;
   }
   return counts;
+}
+
+/** Marks the broadcast completed, once: true for the one call that did (it sends the event). */
+export async function markBroadcastCompleted(q: Queryable, id: string): Promise<boolean> {
+  const { rows } = await q.query(
+    `UPDATE broadcasts SET completed_at = now() WHERE id = $1 AND completed_at IS NULL RETURNING id`,
+    [id],
+  );
+  return rows.length > 0;
 }

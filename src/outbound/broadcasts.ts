@@ -10,6 +10,7 @@ import type { Logger } from '../logger.ts';
 import type { ChannelAdapter } from '../ports.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { Db } from '../store/db.ts';
+import { emitKeyed, subscribedTypes } from '../webhooks/store.ts';
 import { type Audience, AudienceSchema, audienceQuery, identityChannels } from './audience.ts';
 import {
   type Broadcast,
@@ -22,6 +23,7 @@ import {
   insertBroadcast,
   leftoverRecipients,
   listBroadcasts,
+  markBroadcastCompleted,
   markBroadcastFinished,
   type RecipientSource,
   settleRecipient,
@@ -35,13 +37,17 @@ export const BROADCAST_TICK_JOB = 'broadcast.tick';
 /**
  * `last`: when the previous tick started (ms since the epoch) and `carry` the fraction of a
  * recipient it left: a tick hands over what the pace allows for the time really passed since, so
- * the scheduler's own delay does not slow the broadcast down.
+ * the scheduler's own delay does not slow the broadcast down. `reportedAt` and `reported`: when
+ * the last `broadcast.progress` event was written and the counts it had (the throttle).
  */
 const TickPayload = z.object({
   broadcastId: z.uuid(),
   last: z.number().optional(),
   carry: z.number().min(0).max(1).optional(),
+  reportedAt: z.number().optional(),
+  reported: z.string().optional(),
 });
+type Report = { reportedAt?: number; reported?: string };
 const tickJobId = (id: string) => `broadcast:${id}`;
 
 /** A broadcast on a channel whose adapter declares no pace goes at most this fast. */
@@ -53,6 +59,12 @@ const HANDOVER_CONCURRENCY = 16;
 /** A tick that failed (the database, the queue) tries again this much later. */
 const TICK_RETRY_MS = 2_000;
 const MAX_RECIPIENTS = 100_000;
+/** The broadcast events the run writes (the others come from triggers, migration 0040). */
+const RUN_EVENTS = ['broadcast.progress', 'broadcast.completed'] as const;
+/** `broadcast.progress` at most this often by default (`WEBHOOK_BROADCAST_PROGRESS_MS`). */
+export const DEFAULT_PROGRESS_MS = 5_000;
+/** After its dispatch a broadcast is watched for completion this long at most. */
+const WATCH_LIMIT_MS = 24 * 60 * 60 * 1000;
 
 export const BroadcastRequestSchema = z
   .object({
@@ -103,6 +115,8 @@ export interface BroadcastServiceDeps {
   adapters: ReadonlyMap<string, Pick<ChannelAdapter, 'channel' | 'outbound'>>;
   /** `BROADCAST_RATE_LIMITS`: caps by channel over the adapters' declared ones. */
   rateLimits: Readonly<Record<string, number>>;
+  /** Event webhooks: `broadcast.progress` at most this often, and the completion watch's interval. */
+  progressMs?: number;
   now?: () => Date;
 }
 
@@ -127,14 +141,20 @@ export function pacing(rate: number): { intervalMs: number; batch: number } {
  */
 export class BroadcastService {
   private readonly now: () => Date;
+  private readonly progressMs: number;
   constructor(private readonly o: BroadcastServiceDeps) {
     this.now = o.now ?? (() => new Date());
+    this.progressMs = o.progressMs ?? DEFAULT_PROGRESS_MS;
   }
 
   register(): void {
     this.o.scheduler.handle(BROADCAST_TICK_JOB, async (payload) => {
-      const { broadcastId, last, carry } = TickPayload.parse(payload);
-      await this.tick(broadcastId, last === undefined ? undefined : { last, carry: carry ?? 0 });
+      const { broadcastId, last, carry, reportedAt, reported } = TickPayload.parse(payload);
+      await this.tick(
+        broadcastId,
+        last === undefined ? undefined : { last, carry: carry ?? 0 },
+        reportedAt === undefined ? {} : { reportedAt, ...(reported === undefined ? {} : { reported }) },
+      );
     });
   }
 
@@ -266,12 +286,14 @@ export class BroadcastService {
 
   /**
    * One tick: recipients a dead tick left claimed, then the next ones up to the pace's batch,
-   * handed to their lanes; then the next tick, or the end of the run.
+   * handed to their lanes; then the next tick, or the end of the run. Once every recipient is
+   * handed over, ticks only watch for completion, and only while a webhook wants to hear of it.
    */
-  async tick(id: string, previous?: { last: number; carry: number }): Promise<void> {
+  async tick(id: string, previous?: { last: number; carry: number }, report: Report = {}): Promise<void> {
     const { db, logger, scheduler } = this.o;
     const b = await findBroadcast(db, id);
-    if (!b || b.finishedAt) return;
+    if (!b || b.completedAt) return;
+    if (b.finishedAt) return this.watch(b, report);
     const started = Date.now();
     const { intervalMs, batch: nominal } = pacing(b.ratePerSecond);
     // What the pace allows since the previous tick; never more than two ticks' worth at once
@@ -286,10 +308,10 @@ export class BroadcastService {
       budget = Math.floor(allowed);
       carry = Math.min(1, allowed - budget);
     }
-    const next = (delayMs: number) =>
+    const next = (delayMs: number, r: Report) =>
       scheduler.schedule(
         BROADCAST_TICK_JOB,
-        { broadcastId: id, last: started, carry },
+        { broadcastId: id, last: started, carry, ...r },
         { id: tickJobId(id), delayMs },
       );
     try {
@@ -300,17 +322,80 @@ export class BroadcastService {
       logger.warn({ event: 'broadcast.tick_failed', broadcastId: id, err: errorMessage(err) });
       await scheduler.schedule(
         BROADCAST_TICK_JOB,
-        { broadcastId: id },
+        { broadcastId: id, ...report },
         { id: tickJobId(id), delayMs: TICK_RETRY_MS },
       );
       return;
     }
     if (await hasWaitingRecipients(db, id)) {
-      await next(Math.max(0, intervalMs - (Date.now() - started)));
+      const reported = await this.reportProgress(b, report);
+      await next(Math.max(0, intervalMs - (Date.now() - started)), reported);
       return;
     }
     if (await markBroadcastFinished(db, id))
       logger.info({ event: 'broadcast.dispatched', broadcastId: id, total: b.total });
+    await this.watch({ ...b, finishedAt: this.now().toISOString() }, report);
+  }
+
+  /**
+   * After the dispatch: `broadcast.completed` once no recipient is queued any more (each sent,
+   * delivered, failed or opted out), `broadcast.progress` meanwhile; every `progressMs` until
+   * then. Not at all when no endpoint of the bot subscribes to either (the run ends at dispatch).
+   */
+  private async watch(b: Broadcast, report: Report): Promise<void> {
+    const { db, logger, scheduler } = this.o;
+    const wanted = await subscribedTypes(db, b.bot, RUN_EVENTS);
+    if (wanted.size === 0) return;
+    const counts = await broadcastCounts(db, b.id);
+    if (counts.queued === 0) {
+      const completed = await db.transaction(async (tx) => {
+        if (!(await markBroadcastCompleted(tx, b.id))) return false;
+        await emitKeyed(tx, {
+          bot: b.bot,
+          key: broadcastKey(b.id),
+          type: 'broadcast.completed',
+          data: progressData(b, counts, 'completed'),
+        });
+        return true;
+      });
+      if (completed) logger.info({ event: 'broadcast.completed', broadcastId: b.id, ...counts });
+      return;
+    }
+    if (b.finishedAt && Date.now() - Date.parse(b.finishedAt) > WATCH_LIMIT_MS) {
+      logger.warn({ event: 'broadcast.watch_given_up', broadcastId: b.id, queued: counts.queued });
+      return;
+    }
+    const reported = wanted.has('broadcast.progress') ? await this.reportProgress(b, report, counts) : report;
+    await scheduler.schedule(
+      BROADCAST_TICK_JOB,
+      { broadcastId: b.id, ...reported },
+      { id: tickJobId(b.id), delayMs: this.progressMs },
+    );
+  }
+
+  /**
+   * `broadcast.progress`, throttled: at most once per `progressMs` (from the broadcast's start),
+   * only when the counts changed since the last one, and only when an endpoint subscribes (a
+   * caller giving `known` counts has asked). Returns the throttle's state for the next tick.
+   */
+  private async reportProgress(b: Broadcast, report: Report, known?: BroadcastCounts): Promise<Report> {
+    const since = report.reportedAt ?? Date.parse(b.createdAt);
+    if (Date.now() - since < this.progressMs) return report;
+    const at = { ...report, reportedAt: Date.now() };
+    if (!known && !(await subscribedTypes(this.o.db, b.bot, ['broadcast.progress'])).size) return at;
+    const counts = known ?? (await broadcastCounts(this.o.db, b.id));
+    const signature = [counts.queued, counts.sent, counts.delivered, counts.failed, counts.opted_out].join(
+      ',',
+    );
+    if (signature === report.reported) return at;
+    await emitKeyed(this.o.db, {
+      bot: b.bot,
+      key: broadcastKey(b.id),
+      type: 'broadcast.progress',
+      data: progressData(b, counts, 'running'),
+    });
+    // From when it was written, not when it was due: two events are never closer than progressMs.
+    return { reportedAt: Date.now(), reported: signature };
   }
 
   /** Hands one claimed recipient to their session's lane, or sets them aside with the reason. */
@@ -411,6 +496,16 @@ export class BroadcastService {
     };
   }
 }
+
+/** A broadcast's ordering key for its session-less webhook events (migration 0040). */
+export const broadcastKey = (id: string) => `broadcast:${id}`;
+
+const progressData = (b: Broadcast, counts: BroadcastCounts, status: 'running' | 'completed') => ({
+  broadcast_id: b.id,
+  channel: b.channel,
+  status,
+  ...counts,
+});
 
 /** Runs `work` on every item, at most `limit` at once; the first failure is thrown after all settle. */
 async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {

@@ -15,6 +15,7 @@ export async function webhooksCommand(
         event: e.eventId,
         type: e.type,
         session: e.sessionId,
+        ordering_key: e.orderingKey,
         endpoint: e.endpoint,
         created_at: e.createdAt.toISOString(),
         attempts: e.attempts,

@@ -22,7 +22,15 @@ export const WEBHOOK_LANE_JOB = 'webhooks.lane';
 /** Delivered events are kept this long (for support questions), then forgotten. */
 export const KEEP_DELIVERED_MS = 24 * 60 * 60 * 1000;
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
-const LanePayload = z.object({ endpoint: z.string(), sessionId: z.uuid() });
+/** A lane's wake-up: `lane` its key; `sessionId` the payload jobs scheduled before session-less lanes had. */
+const LanePayload = z.union([
+  z.object({ endpoint: z.string(), lane: z.string().min(1) }),
+  z.object({ endpoint: z.string(), sessionId: z.uuid() }),
+]);
+const toLane = (p: z.infer<typeof LanePayload>): Lane => ({
+  endpoint: p.endpoint,
+  key: 'lane' in p ? p.lane : p.sessionId,
+});
 
 export interface WebhookEndpoint {
   bot: string;
@@ -71,7 +79,7 @@ export function eventBody(e: OutboxEvent): string {
 
 /**
  * Delivers the webhook outbox: a loop (never a session's lane) finds lanes — one per endpoint and
- * session — with fresh events and sends them one at a time in order; a failed send is retried by
+ * session, or per endpoint and ordering key for session-less events — with fresh events and sends them one at a time in order; a failed send is retried by
  * a durable scheduler job at the lane's next attempt, so retries survive restarts. An event that
  * stays undeliverable for `maxAgeMs` is dead-lettered and the lane goes on (the gap is logged).
  */
@@ -88,7 +96,7 @@ export class WebhookDispatcher {
   constructor(private readonly o: WebhookDispatcherOptions) {
     this.leaseMs = o.timeoutMs * 2 + 5_000;
     o.scheduler.handle(WEBHOOK_LANE_JOB, async (payload) => {
-      const lane = LanePayload.parse(payload);
+      const lane = toLane(LanePayload.parse(payload));
       if (this.stopped) throw new Error('webhook dispatcher stopped'); // the scheduler runs it again later
       await this.runLane(lane, true);
     });
@@ -187,6 +195,7 @@ export class WebhookDispatcher {
           event: 'webhook.dead_lettered',
           endpoint: head.endpoint,
           sessionId: head.sessionId,
+          lane: head.lane,
           eventId: head.eventId,
           type: head.type,
           attempts,
@@ -202,6 +211,7 @@ export class WebhookDispatcher {
         event: 'webhook.retry_scheduled',
         endpoint: head.endpoint,
         sessionId: head.sessionId,
+        lane: head.lane,
         eventId: head.eventId,
         attempts,
         delayMs: delay,
@@ -214,7 +224,7 @@ export class WebhookDispatcher {
   private async wakeLater(lane: Lane, delayMs: number): Promise<void> {
     await this.o.scheduler.schedule(
       WEBHOOK_LANE_JOB,
-      { endpoint: lane.endpoint, sessionId: lane.sessionId },
+      { endpoint: lane.endpoint, lane: lane.key },
       { id: `webhooks:${laneId(lane)}`, delayMs: Math.max(0, Math.round(delayMs)) },
     );
   }
@@ -247,4 +257,5 @@ export class WebhookDispatcher {
   }
 }
 
-const laneId = (lane: Lane) => `${lane.endpoint}\n${lane.sessionId}`;
+// For a session's lane the same id as before session-less lanes: a pending wake-up is replaced, not doubled.
+const laneId = (lane: Lane) => `${lane.endpoint}\n${lane.key}`;

@@ -13,6 +13,10 @@ export const WEBHOOK_EVENT_TYPES = [
   'handoff.transferred',
   'handoff.ended',
   'rating.received',
+  'broadcast.started',
+  'broadcast.progress',
+  'broadcast.dispatched',
+  'broadcast.completed',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 

@@ -6,7 +6,12 @@ export interface OutboxEvent {
   eventId: string;
   endpoint: string;
   bot: string;
-  sessionId: string;
+  /** The session the event is about; null for a session-less event (a broadcast's). */
+  sessionId: string | null;
+  /** A session-less event's ordering key (`broadcast:<id>`); null for a session's event. */
+  orderingKey: string | null;
+  /** What orders it: its session id, or its ordering key. */
+  lane: string;
   type: string;
   data: unknown;
   createdAt: Date;
@@ -16,9 +21,13 @@ export interface OutboxEvent {
   lastError: string | null;
 }
 
+/**
+ * One endpoint's ordered stream of events: a session's (`key` = the session id) or a session-less
+ * one's (`key` = the ordering key, `broadcast:<id>`). Lanes never wait for each other.
+ */
 export interface Lane {
   endpoint: string;
-  sessionId: string;
+  key: string;
 }
 
 interface Row {
@@ -26,7 +35,9 @@ interface Row {
   event_id: string;
   endpoint: string;
   bot: string;
-  session_id: string;
+  session_id: string | null;
+  ordering_key: string | null;
+  lane: string;
   type: string;
   data: unknown;
   created_at: Date | string;
@@ -42,6 +53,8 @@ const toEvent = (r: Row): OutboxEvent => ({
   endpoint: r.endpoint,
   bot: r.bot,
   sessionId: r.session_id,
+  orderingKey: r.ordering_key,
+  lane: r.lane,
   type: r.type,
   data: r.data,
   createdAt: new Date(r.created_at),
@@ -75,36 +88,36 @@ export async function syncEndpoints(
  * lane whose head waits for a retry is the scheduler's (its job wakes the lane).
  */
 export async function freshLanes(q: Queryable, limit: number): Promise<Lane[]> {
-  const { rows } = await q.query<{ endpoint: string; session_id: string }>(
-    `SELECT o.endpoint, o.session_id FROM webhook_outbox o
+  const { rows } = await q.query<{ endpoint: string; lane: string }>(
+    `SELECT o.endpoint, o.lane FROM webhook_outbox o
      WHERE o.state = 'pending' AND o.attempts = 0
        AND NOT EXISTS (SELECT 1 FROM webhook_outbox r WHERE r.endpoint = o.endpoint
-         AND r.session_id = o.session_id AND r.state = 'pending' AND r.attempts > 0)
+         AND r.lane = o.lane AND r.state = 'pending' AND r.attempts > 0)
        AND NOT EXISTS (SELECT 1 FROM webhook_lanes l WHERE l.endpoint = o.endpoint
-         AND l.session_id = o.session_id AND l.leased_until > now())
-     GROUP BY o.endpoint, o.session_id ORDER BY min(o.id) LIMIT $1`,
+         AND l.lane = o.lane AND l.leased_until > now())
+     GROUP BY o.endpoint, o.lane ORDER BY min(o.id) LIMIT $1`,
     [limit],
   );
-  return rows.map((r) => ({ endpoint: r.endpoint, sessionId: r.session_id }));
+  return rows.map((r) => ({ endpoint: r.endpoint, key: r.lane }));
 }
 
 /** Takes (or renews) the lane for `owner` for `ms`; false when another process holds it. */
 export async function leaseLane(q: Queryable, lane: Lane, owner: string, ms: number): Promise<boolean> {
   const { rows } = await q.query(
-    `INSERT INTO webhook_lanes (endpoint, session_id, owner, leased_until)
+    `INSERT INTO webhook_lanes (endpoint, lane, owner, leased_until)
      VALUES ($1, $2, $3, now() + $4 * interval '1 millisecond')
-     ON CONFLICT (endpoint, session_id) DO UPDATE SET owner = excluded.owner, leased_until = excluded.leased_until
+     ON CONFLICT (endpoint, lane) DO UPDATE SET owner = excluded.owner, leased_until = excluded.leased_until
      WHERE webhook_lanes.owner = excluded.owner OR webhook_lanes.leased_until <= now()
      RETURNING 1`,
-    [lane.endpoint, lane.sessionId, owner, ms],
+    [lane.endpoint, lane.key, owner, ms],
   );
   return rows.length === 1;
 }
 
 export async function releaseLane(q: Queryable, lane: Lane, owner: string): Promise<void> {
-  await q.query('DELETE FROM webhook_lanes WHERE endpoint = $1 AND session_id = $2 AND owner = $3', [
+  await q.query('DELETE FROM webhook_lanes WHERE endpoint = $1 AND lane = $2 AND owner = $3', [
     lane.endpoint,
-    lane.sessionId,
+    lane.key,
     owner,
   ]);
 }
@@ -112,9 +125,9 @@ export async function releaseLane(q: Queryable, lane: Lane, owner: string): Prom
 /** The lane's oldest pending event: the only one that may be sent next. */
 export async function laneHead(q: Queryable, lane: Lane): Promise<OutboxEvent | undefined> {
   const { rows } = await q.query<Row>(
-    `SELECT * FROM webhook_outbox WHERE endpoint = $1 AND session_id = $2 AND state = 'pending'
+    `SELECT * FROM webhook_outbox WHERE endpoint = $1 AND lane = $2 AND state = 'pending'
      ORDER BY id LIMIT 1`,
-    [lane.endpoint, lane.sessionId],
+    [lane.endpoint, lane.key],
   );
   return rows[0] && toEvent(rows[0]);
 }
@@ -178,4 +191,33 @@ export async function pruneDelivered(q: Queryable, olderThanMs: number): Promise
     [olderThanMs],
   );
   return rows.length;
+}
+
+/**
+ * Writes a session-less event (`session_id` null) for every endpoint of `bot` subscribed to
+ * `type`, ordered by `key` (per key per endpoint). In `q`'s transaction when `q` is one.
+ */
+export async function emitKeyed(
+  q: Queryable,
+  event: { bot: string; key: string; type: string; data: unknown },
+): Promise<void> {
+  await q.query('SELECT webhook_emit_keyed($1, $2, $3, $4::jsonb)', [
+    event.bot,
+    event.key,
+    event.type,
+    JSON.stringify(event.data),
+  ]);
+}
+
+/** The event types of `types` that at least one endpoint of `bot` subscribes to. */
+export async function subscribedTypes(
+  q: Queryable,
+  bot: string,
+  types: readonly string[],
+): Promise<Set<string>> {
+  const { rows } = await q.query<{ type: string }>(
+    `SELECT DISTINCT t AS type FROM webhook_endpoints, unnest(events) t WHERE bot = $1 AND t = ANY ($2::text[])`,
+    [bot, [...types]],
+  );
+  return new Set(rows.map((r) => r.type));
 }

@@ -50,7 +50,8 @@ export interface ReceivedEvent {
   type: string;
   created_at: string;
   bot: string;
-  session_id: string;
+  /** Null for a session-less event (a broadcast's). */
+  session_id: string | null;
   data: Record<string, unknown>;
 }
 
@@ -112,10 +113,16 @@ export class WebhookReceiver {
     return this.hung.length;
   }
 
-  /** The first arrival of each event id, per session, in arrival order. */
-  bySession(): Map<string, ReceivedEvent[]> {
+  /** The first arrival of each event id, in arrival order (retried events count once). */
+  firstArrivals(): ReceivedEvent[] {
     const seen = new Set<string>();
-    const out = new Map<string, ReceivedEvent[]>();
+    return this.accepted.filter((e) => !seen.has(e.id) && seen.add(e.id));
+  }
+
+  /** The first arrival of each event id, per session, in arrival order. */
+  bySession(): Map<string | null, ReceivedEvent[]> {
+    const seen = new Set<string>();
+    const out = new Map<string | null, ReceivedEvent[]>();
     for (const e of this.accepted) {
       if (seen.has(e.id)) continue;
       seen.add(e.id);

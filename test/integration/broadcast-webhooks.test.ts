@@ -1,0 +1,311 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WEBHOOK_EVENT_TYPES } from '../../src/webhooks/settings.ts';
+import { deadEvents } from '../../src/webhooks/store.ts';
+import { adminClient } from '../helpers/admin.ts';
+import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
+import {
+  type ReceivedEvent,
+  SECRET,
+  WEBHOOK_SECRET_ENV,
+  WebhookReceiver,
+  webhookConfigDir,
+} from '../helpers/webhook-receiver.ts';
+
+process.env[WEBHOOK_SECRET_ENV] = SECRET;
+
+const ADMIN_TOKEN = 'operator-secret-for-the-broadcast-webhook-tests-0123';
+const BROADCAST_EVENTS = [
+  'broadcast.started',
+  'broadcast.progress',
+  'broadcast.dispatched',
+  'broadcast.completed',
+];
+const PROGRESS_MS = 600;
+
+/**
+ * `hooks` sends the broadcast and handoff events (and session.started) to the receiver; `quiet`,
+ * a second bot of the same hub, has no webhooks at all.
+ */
+async function configDir(url: string): Promise<string> {
+  const script = await fs.readFile(
+    path.join(REPO_ROOT, 'test/fixtures/handoff/bots/helpdesk/message.bas'),
+    'utf8',
+  );
+  const dir = await webhookConfigDir(url, { 'message.bas': script }, [
+    ...BROADCAST_EVENTS,
+    'session.started',
+    'handoff.requested',
+    'handoff.assigned',
+  ]);
+  await fs.mkdir(path.join(dir, 'bots/quiet'), { recursive: true });
+  await fs.writeFile(
+    path.join(dir, 'bots/quiet/bot.json'),
+    JSON.stringify({ greeting: 'Hello from quiet', defaultReply: 'Noted.' }),
+  );
+  return dir;
+}
+
+/** What the outbox holds for a broadcast, in order: the order every receiver must see. */
+async function laneOrder(running: RunningHub, broadcastId: string): Promise<string[]> {
+  const { rows } = await running.hub.db.query<{ event_id: string }>(
+    'SELECT event_id FROM webhook_outbox WHERE ordering_key = $1 ORDER BY id',
+    [`broadcast:${broadcastId}`],
+  );
+  return rows.map((r) => r.event_id);
+}
+
+const ofBroadcast = (receiver: WebhookReceiver, id: string): ReceivedEvent[] =>
+  receiver.firstArrivals().filter((e) => e.data.broadcast_id === id);
+
+/** A broadcast to `n` new API sessions of `bot`, at `rate` a second; its id. */
+async function broadcastTo(running: RunningHub, bot: string, n: number, rate: number): Promise<string> {
+  const api = apiClient(running.url);
+  const sessions = [];
+  for (let i = 0; i < n; i++) sessions.push(await api.createSession(bot));
+  const res = await adminClient(running.url, ADMIN_TOKEN)('POST', '/api/admin/broadcasts', {
+    bot,
+    channel: 'api',
+    to: sessions.map((s) => s.session_id),
+    text: 'We are closed on Monday',
+    rate_per_second: rate,
+  });
+  expect(res.status).toBe(202);
+  return res.json.broadcast_id as string;
+}
+
+/** `switchboard <args>` against the hub's database; resolves with its output when it exits 0. */
+function cli(running: RunningHub, args: string[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...args], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATABASE_URL: running.hub.config.databaseUrl ?? '',
+        LOG_LEVEL: 'warn',
+      },
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
+  });
+}
+
+describe('broadcast event webhooks', () => {
+  const receiver = new WebhookReceiver(SECRET);
+  let running: RunningHub;
+
+  beforeAll(async () => {
+    await receiver.listen();
+    running = await startTestHub({
+      configDir: await configDir(receiver.url),
+      adminToken: ADMIN_TOKEN,
+      webhookPollMs: 50,
+      webhookRetryBaseMs: 200,
+      webhookBroadcastProgressMs: PROGRESS_MS,
+      schedulerPollMs: 50,
+    });
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await receiver.stopListening();
+  });
+  afterEach(() => {
+    receiver.mode = 'up';
+  });
+
+  it('a broadcast is started, throttled progress, dispatched and completed: signed, in order, session-less', async () => {
+    // 8 recipients at 4 a second: about two seconds of dispatch, so progress is due more than once.
+    const id = await broadcastTo(running, 'hooks', 8, 4);
+    const events = await until(
+      () => ofBroadcast(receiver, id),
+      (e) => e.some((x) => x.type === 'broadcast.completed'),
+    );
+    expect(receiver.badSignatures).toBe(0);
+    expect(events.map((e) => e.id)).toEqual(await laneOrder(running, id));
+    const types = events.map((e) => e.type);
+    expect(types.join(' ')).toMatch(
+      /^broadcast\.started( broadcast\.progress)* broadcast\.dispatched( broadcast\.progress)* broadcast\.completed$/,
+    );
+    expect(types).toContain('broadcast.progress');
+    for (const e of events) {
+      expect(e).toMatchObject({ bot: 'hooks', session_id: null, data: { broadcast_id: id, channel: 'api' } });
+      expect(Object.keys(e).sort()).toEqual(['bot', 'created_at', 'data', 'id', 'session_id', 'type']);
+    }
+    expect(events[0]?.data).toMatchObject({ total: 8, opted_out: 0, rate_per_second: 4 });
+    expect(events.at(-1)?.data).toMatchObject({ status: 'completed', total: 8, queued: 0, failed: 0 });
+    // Progress: never more often than WEBHOOK_BROADCAST_PROGRESS_MS, each with other counts than the last.
+    const progress = events.filter((e) => e.type === 'broadcast.progress');
+    for (const [i, p] of progress.entries()) {
+      expect(p.data).toMatchObject({ status: 'running', total: 8 });
+      const before = progress[i - 1];
+      if (!before) continue;
+      expect(Date.parse(p.created_at) - Date.parse(before.created_at)).toBeGreaterThanOrEqual(
+        PROGRESS_MS - 2,
+      );
+      expect(p.data).not.toEqual(before.data);
+    }
+    // Not one event per recipient: the recipients' own sessions got no broadcast event.
+    const { rows } = await running.hub.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM webhook_outbox WHERE type LIKE 'broadcast.%' AND session_id IS NOT NULL`,
+    );
+    expect(rows[0]?.n).toBe(0);
+    // The API answers completed as well.
+    const status = await adminClient(running.url, ADMIN_TOKEN)('GET', `/api/admin/broadcasts/${id}`);
+    expect(status.json.status).toBe('completed');
+  });
+
+  it('a receiver down for a while gets every broadcast event once it is back, in order', async () => {
+    await receiver.stopListening();
+    const id = await broadcastTo(running, 'hooks', 3, 10);
+    // The run completes meanwhile; the lane's head has failed and waits on the scheduler.
+    await until(
+      async () =>
+        (
+          await running.hub.db.query(
+            `SELECT 1 FROM broadcasts b WHERE b.id = $1 AND b.completed_at IS NOT NULL
+               AND EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.ordering_key = 'broadcast:' || b.id::text
+                 AND o.state = 'pending' AND o.attempts > 0)`,
+            [id],
+          )
+        ).rows.length,
+      (n) => n === 1,
+    );
+    await receiver.listenAgain();
+    const expected = await laneOrder(running, id);
+    expect(expected.length).toBeGreaterThanOrEqual(3); // started, dispatched, completed
+    const got = await until(
+      () => ofBroadcast(receiver, id).map((e) => e.id),
+      (e) => e.length >= expected.length,
+    );
+    expect(got).toEqual(expected);
+    expect(ofBroadcast(receiver, id).at(-1)?.type).toBe('broadcast.completed');
+  });
+
+  it('a bot without endpoints writes no outbox row, and its broadcast is not watched', async () => {
+    const api = apiClient(running.url);
+    const person = await api.createSession('quiet');
+    expect((await api.chat(person.token, 'hello')).status).toBe(200);
+    const id = await broadcastTo(running, 'quiet', 2, 10);
+    await until(
+      async () =>
+        (await adminClient(running.url, ADMIN_TOKEN)('GET', `/api/admin/broadcasts/${id}`)).json.status,
+      (s) => s === 'completed',
+    );
+    const { rows } = await running.hub.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM webhook_outbox WHERE bot = 'quiet'`,
+    );
+    expect(rows[0]?.n).toBe(0);
+    const watched = await running.hub.db.query('SELECT completed_at FROM broadcasts WHERE id = $1', [id]);
+    expect(watched.rows[0]?.completed_at).toBeNull();
+    // `hooks` subscribes to no message event: its messages write none either.
+    const hooks = await api.createSession('hooks');
+    expect((await api.chat(hooks.token, 'hello')).status).toBe(200);
+    const messages = await running.hub.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM webhook_outbox WHERE type LIKE 'message.%'`,
+    );
+    expect(messages.rows[0]?.n).toBe(0);
+  });
+
+  it('a handoff opened straight to an available agent is requested, then assigned', async () => {
+    const api = apiClient(running.url);
+    const made = await createAgentVia(running.url, ADMIN_TOKEN, {
+      name: 'Ana',
+      email: `ana-${Date.now()}@example.com`,
+      bots: ['hooks'],
+    });
+    const ana = agentClient(running.url, { token: made.token });
+    expect((await ana.call('PUT', '/api/agent/status', { body: { status: 'available' } })).status).toBe(200);
+    const person = await api.createSession('hooks');
+    expect((await api.chat(person.token, 'I want a human please')).status).toBe(200);
+    const events = await until(
+      () => receiver.bySession().get(person.session_id) ?? [],
+      (e) => e.length >= 3,
+    );
+    expect(events.map((e) => e.type)).toEqual(['session.started', 'handoff.requested', 'handoff.assigned']);
+    expect(events[2]?.data).toMatchObject({
+      agent_id: made.agent_id,
+      handoff_id: events[1]?.data.handoff_id,
+    });
+  });
+
+  it('README "Event webhooks" documents every event type', async () => {
+    const readme = await fs.readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Event webhooks'));
+    const table = section.slice(0, section.indexOf('\n\n', section.indexOf('| event |')));
+    for (const type of WEBHOOK_EVENT_TYPES) expect(table).toContain(`\`${type}\``);
+  });
+});
+
+describe('broadcast event webhooks: dead letters', () => {
+  const receiver = new WebhookReceiver(SECRET);
+  let running: RunningHub;
+
+  beforeAll(async () => {
+    await receiver.listen();
+    running = await startTestHub({
+      configDir: await configDir(receiver.url),
+      adminToken: ADMIN_TOKEN,
+      webhookPollMs: 50,
+      webhookRetryBaseMs: 100,
+      webhookMaxAgeMs: 1_500,
+      webhookBroadcastProgressMs: PROGRESS_MS,
+      schedulerPollMs: 50,
+    });
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await receiver.stopListening();
+  });
+
+  it('a refused broadcast event is dead-lettered, the later ones go on, and replay sends it', async () => {
+    receiver.mode = 'fail';
+    const id = await broadcastTo(running, 'hooks', 2, 10);
+    const [started] = await until(
+      () => laneOrder(running, id),
+      (e) => e.length >= 1,
+    );
+    receiver.refuse.add(started as string);
+    receiver.mode = 'up';
+    await until(
+      async () =>
+        (await running.hub.db.query('SELECT completed_at FROM broadcasts WHERE id = $1', [id])).rows[0]
+          ?.completed_at,
+      (at) => Boolean(at),
+    );
+    const expected = await laneOrder(running, id);
+    expect(expected.length).toBeGreaterThanOrEqual(3); // started, dispatched, completed
+    const got = await until(
+      () => ofBroadcast(receiver, id).map((e) => e.id),
+      (e) => e.length >= expected.length - 1,
+    );
+    expect(got).toEqual(expected.slice(1));
+    const dead = JSON.parse(await cli(running, ['webhooks', 'failed', '--json'])) as {
+      event: string;
+      type: string;
+      session: string | null;
+      ordering_key: string;
+    }[];
+    expect(dead).toEqual([
+      expect.objectContaining({
+        event: started,
+        type: 'broadcast.started',
+        session: null,
+        ordering_key: `broadcast:${id}`,
+      }),
+    ]);
+    receiver.refuse.clear();
+    expect(await cli(running, ['webhooks', 'replay', '--id', started as string])).toContain(
+      'put 1 dead-lettered event',
+    );
+    await until(
+      () => receiver.accepted.map((e) => e.id),
+      (e) => e.includes(started as string),
+    );
+    expect(await deadEvents(running.hub.db)).toEqual([]);
+  });
+});
