@@ -2,6 +2,7 @@ import type { SessionCache } from './cache/cache.ts';
 import { channels, hasExplicitSessions } from './channels/registry.ts';
 import type { BotRegistry } from './config/bots.ts';
 import { type Envelope, nativeSessionKey, sessionLane } from './envelope.ts';
+import { parseRating } from './lifecycle/rating.ts';
 import { isIdle } from './lifecycle/rules.ts';
 import type { Logger } from './logger.ts';
 import type { Db } from './store/db.ts';
@@ -12,6 +13,7 @@ import {
   createContactSession,
   createSession,
   findOpenSnapshotByKey,
+  findRatingAsk,
   lastInteraction,
   loadSnapshot,
 } from './store/sessions.ts';
@@ -63,8 +65,12 @@ export class SessionResolver {
    */
   async resolve(envelope: Envelope, trustCached: boolean): Promise<SessionSnapshot | undefined> {
     // An end never makes a session just to end it.
-    const open = await this.findOpen(envelope, trustCached, { create: envelope.kind !== 'end' });
-    if (!open || hasExplicitSessions(envelope.channel)) return open;
+    const open = await this.findOpen(envelope, trustCached, {
+      create: envelope.kind !== 'end',
+      // A rating with no open session on its key may answer an ended session's rating ask.
+      rating: envelope.kind === 'message' && parseRating(envelope.text) !== undefined,
+    });
+    if (!open || open.session.endedAt || hasExplicitSessions(envelope.channel)) return open;
     if (envelope.kind !== 'message') return open;
     const rules = this.o.bots.rules(envelope.bot, envelope.channel);
     if (!isIdle(open.session.lastActivityAt, new Date(envelope.receivedAt), rules)) return open;
@@ -76,7 +82,7 @@ export class SessionResolver {
   async findOpen(
     envelope: Envelope,
     trustCached = false,
-    { create = true }: { create?: boolean } = {},
+    { create = true, rating = false }: { create?: boolean; rating?: boolean } = {},
   ): Promise<SessionSnapshot | undefined> {
     const { db, cache } = this.o;
     const lane = sessionLane(envelope);
@@ -90,6 +96,11 @@ export class SessionResolver {
     }
     const key = { bot: envelope.bot, channel: envelope.channel, nativeKey: nativeSessionKey(envelope) };
     let snapshot = await findOpenSnapshotByKey(db, key);
+    if (!snapshot && rating) {
+      // Not remembered as the lane's session: the next message that is not a rating opens a new one.
+      const asked = await findRatingAsk(db, key, new Date(envelope.receivedAt));
+      if (asked) return asked;
+    }
     if (!snapshot) {
       if (!create || hasExplicitSessions(envelope.channel)) return undefined;
       snapshot = await this.createForContact(envelope, key);

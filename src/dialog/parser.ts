@@ -1,3 +1,4 @@
+import { DEFAULT_RATING_QUESTION, RATING_SUGGESTIONS } from '../lifecycle/rating.ts';
 import type {
   BinaryOp,
   DebugTopic,
@@ -1095,9 +1096,6 @@ class Parser {
   }
 }
 
-/** The stars offered by `ASK RATING`, and the answer each one sends. */
-export const RATING_CHOICES = ['1', '2', '3', '4', '5'] as const;
-
 /**
  * `ASK RATING`: offers 1 to 5 stars as suggestions (each channel renders them its way: buttons,
  * a list, numbered choices), waits for the answer in `rating` (a whole number; the dashboard
@@ -1115,16 +1113,17 @@ function askRating(pos: Pos): StmtBody {
         text: 'ASK RATING',
         body: [
           stmt({ kind: 'clearSuggestions' }, 'CLEAR SUGGESTIONS'),
-          ...RATING_CHOICES.map((n) =>
+          // The same five stars as the hub's own ask: channels recognise them (isRatingAsk).
+          ...RATING_SUGGESTIONS.map((s) =>
             stmt(
-              { kind: 'addSuggestion', label: lit('★'.repeat(Number(n))), value: lit(n) },
-              `ADD SUGGESTION ${n}`,
+              { kind: 'addSuggestion', label: lit(s.text), value: lit(s.value!) },
+              `ADD SUGGESTION ${s.value}`,
             ),
           ),
           stmt(
             {
               kind: 'talk',
-              value: lit('How would you rate this conversation? 1 star is poor, 5 stars excellent.'),
+              value: lit(DEFAULT_RATING_QUESTION),
             },
             'TALK',
           ),

@@ -1,13 +1,14 @@
 import type { Bus, SessionEvent } from '../bus/bus.ts';
 import { sessionTopic } from '../bus/bus.ts';
 import type { SessionCache } from '../cache/cache.ts';
-import { isLiveChannel } from '../channels/registry.ts';
+import { hasExplicitSessions, isLiveChannel } from '../channels/registry.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
 import { type Envelope, type EnvelopeInput, sessionLane } from '../envelope.ts';
 import type { EngineHandoff } from '../handoff/engine-side.ts';
 import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
+import { DEFAULT_RATING_THANKS, parseRating } from '../lifecycle/rating.ts';
 import { IDLE_END_REASON } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -173,16 +174,24 @@ export class SessionEngine {
       if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope);
       if (attempt === 0 && envelope.kind === 'start') await this.sessions.afterPreviousEnd(snapshot.session);
       const draft = new TurnDraft(snapshot, envelope);
+      // The resolver hands a message to an ended session only when it answers its rating ask.
+      const ratingScore =
+        envelope.kind === 'message' && snapshot.session.endedAt ? parseRating(envelope.text) : undefined;
+      if (ratingScore !== undefined) {
+        const ask = this.o.bots.rules(snapshot.session.bot, snapshot.session.channel).askRating;
+        draft.answerRating(ratingScore, ask?.thanks ?? DEFAULT_RATING_THANKS);
+      }
       // An outbound envelope is a reply already written: recorded and sent, the bot does not run.
       const heldByPeople = envelope.kind === 'message' && Boolean(snapshot.state.handoff);
       // Nor does it while people hold the session: the message is recorded, and agents are told.
       // (With tracing off, no span's options are built: this runs for every message.)
-      if (envelope.kind !== 'outbound' && !heldByPeople)
+      if (envelope.kind !== 'outbound' && !heldByPeople && ratingScore === undefined)
         await (tracingEnabled()
           ? inSpan('switchboard.dialog', { attributes: { 'switchboard.bot': snapshot.session.bot } }, () =>
               this.runBot(draft),
             )
           : this.runBot(draft));
+      this.askForRating(draft);
       await draft.settle();
       await this.sendOnward(draft);
       const at = new Date();
@@ -270,6 +279,25 @@ export class SessionEngine {
       sessionId: session.id,
       replies: replies.length,
     });
+  }
+
+  /**
+   * A session that ends in this turn asks its person for a rating when its bot says so
+   * (`sessions.askRating`), on channels where the person's next message comes back on the same
+   * key (a token session's client has closed it). Not when the person never wrote, nor when the
+   * end is an idle-out their new message caused: they are already talking about something else.
+   */
+  private askForRating(draft: TurnDraft): void {
+    if (!draft.endReason || draft.ratingAnswer) return;
+    const { session } = draft.snapshot;
+    if (hasExplicitSessions(session.channel)) return;
+    const ask = this.o.bots.rules(session.bot, session.channel).askRating;
+    if (!ask) return;
+    const { envelope } = draft;
+    if (session.messageCount === 0 && envelope.kind !== 'message') return;
+    if (envelope.kind === 'end' && envelope.end?.reason === IDLE_END_REASON && !envelope.end.idleSince)
+      return;
+    draft.askRating(ask.question, new Date(Date.now() + ask.windowMs));
   }
 
   /** Whether the session is still open and has seen nothing since `idleSince`. */

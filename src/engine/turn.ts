@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Card, CardSchema, cardsAsText } from '../cards/card.ts';
 import { deepCopy } from '../clone.ts';
 import type { Attachment, Envelope } from '../envelope.ts';
+import { RATING_SUGGESTIONS } from '../lifecycle/rating.ts';
 import type { Logger } from '../logger.ts';
 import { own, setOwn } from '../own.ts';
 import type { DeliveryStatus, MessagePayload, SessionSnapshot, SessionStateData } from '../store/records.ts';
@@ -90,6 +91,10 @@ export class TurnDraft {
   state: SessionStateData;
   endReason: string | undefined;
   handoffRequest: HandoffRequest | undefined;
+  /** The hub asks for a rating as the session ends (`sessions.askRating`). */
+  ratingAsk: { nativeKey: string; until: Date } | undefined;
+  /** This message answers the ended session's rating ask. */
+  ratingAnswer: { score: number } | undefined;
 
   constructor(
     readonly snapshot: SessionSnapshot,
@@ -109,6 +114,26 @@ export class TurnDraft {
   /** A reply from the hub itself rather than the bot (a rate-limit notice). */
   notice(text: string): void {
     this.replies.push({ text, payload: { notice: true } });
+  }
+
+  /**
+   * The hub's rating ask, after whatever the end said: the question with the five stars, and the
+   * window in which a rating on the session's key answers it. Not part of any checkpoint: the
+   * engine adds it once the bot is done.
+   */
+  askRating(question: string, until: Date): void {
+    this.replies.push({
+      text: question,
+      payload: { suggestions: RATING_SUGGESTIONS.map((s) => ({ ...s })) },
+    });
+    this.ratingAsk = { nativeKey: this.snapshot.session.nativeKey, until };
+  }
+
+  /** The person's answer to the ask: the session's `rating` event and the hub's thanks. */
+  answerRating(score: number, thanks: string): void {
+    this.ratingAnswer = { score };
+    this.events.push({ type: 'rating', data: { score, source: 'askRating' } });
+    this.replies.push({ text: thanks, payload: {} });
   }
 
   get isNewSession(): boolean {
@@ -337,8 +362,8 @@ export class TurnDraft {
       messageCountDelta: env.kind === 'message' ? 1 : 0,
       replyTo: env.replyTo ?? null,
       expiresAt: options.expiresAt,
-      // An end, or a reply someone else sent, is not the person's doing.
-      touchesActivity: env.kind !== 'end' && env.kind !== 'outbound',
+      // An end, or a reply someone else sent, is not the person's doing; nor is a rating after the end.
+      touchesActivity: env.kind !== 'end' && env.kind !== 'outbound' && !this.ratingAnswer,
       ...(this.endReason ? { end: { reason: this.endReason } } : {}),
       ...claimedFiles(env.attachments, replies),
       memory: [...this.memoryWrites].map(([key, value]) => ({ key, value })),
@@ -351,6 +376,8 @@ export class TurnDraft {
         ? [...this.events, { type: 'session.end', data: { reason: this.endReason } }]
         : this.events,
       ...(children.length > 0 ? { children } : {}),
+      ...(this.ratingAsk ? { ratingAsk: this.ratingAsk } : {}),
+      ...(this.ratingAnswer ? { ratingAnswer: this.ratingAnswer } : {}),
     };
   }
 

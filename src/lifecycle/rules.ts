@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type Channel, ChannelSchema } from '../envelope.ts';
 import { DEFAULT_ALLOWED_FILE_TYPES } from '../files/types.ts';
+import { DEFAULT_RATING_QUESTION, DEFAULT_RATING_THANKS } from './rating.ts';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
@@ -61,6 +62,18 @@ export const SessionSettingsSchema = z
       .min(1)
       .max(100)
       .optional(),
+    /**
+     * When a conversation ends (an explicit end, the idle sweep, the bot's END, an end through the
+     * API), the hub asks the person for a 1–5 rating on the conversation's channel; a rating sent
+     * back within `ratingWindowMinutes` is the ended session's `rating` event, not a new session.
+     */
+    askRating: z.boolean().default(false),
+    /** How long after the end a rating answers the ask (anything else opens a new session as always). */
+    ratingWindowMinutes: z.number().positive().max(10_080).default(10),
+    /** What the hub says when it asks; the channel shows 1 to 5 stars with it. */
+    ratingQuestion: z.string().min(1).max(1000).default(DEFAULT_RATING_QUESTION),
+    /** What the hub says when the rating arrived. */
+    ratingThanks: z.string().min(1).max(1000).default(DEFAULT_RATING_THANKS),
     /** Keyed by a channel some adapter declares (`adapters/index.ts`). */
     channels: z.record(ChannelSchema, ChannelRulesSchema).default({}),
   })
@@ -78,6 +91,8 @@ export interface SessionRules {
   maxKnowledgeBases: number;
   maxFileBytes: number;
   allowedFileTypes: readonly string[];
+  /** Null when the bot does not ask for a rating at the end of a conversation. */
+  askRating: { windowMs: number; question: string; thanks: string } | null;
 }
 
 /** The hub-wide defaults from the environment. */
@@ -104,6 +119,13 @@ export function sessionRules(
     maxKnowledgeBases: settings.maxKnowledgeBases,
     maxFileBytes: settings.maxFileBytes,
     allowedFileTypes: settings.allowedFileTypes ?? DEFAULT_ALLOWED_FILE_TYPES,
+    askRating: settings.askRating
+      ? {
+          windowMs: settings.ratingWindowMinutes * MINUTE_MS,
+          question: settings.ratingQuestion,
+          thanks: settings.ratingThanks,
+        }
+      : null,
   };
 }
 

@@ -40,6 +40,25 @@ export async function findOpenSnapshotByKey(
   return rows[0] ? toSnapshot(rows[0]) : undefined;
 }
 
+/**
+ * The ended session whose rating ask (`rating_asks`) is still open at `at` on this key, latest
+ * first: a rating sent now answers it.
+ */
+export async function findRatingAsk(
+  q: Queryable,
+  key: { bot: string; channel: Channel; nativeKey: string },
+  at: Date,
+): Promise<SessionSnapshot | undefined> {
+  const { rows } = await q.query(
+    `SELECT ${SNAPSHOT_COLUMNS} FROM rating_asks r
+       JOIN sessions s ON s.id = r.session_id JOIN session_state st ON st.session_id = s.id
+     WHERE r.bot = $1 AND r.channel = $2 AND r.native_key = $3 AND r.answered_at IS NULL AND r.open_until > $4
+     ORDER BY r.open_until DESC LIMIT 1`,
+    [key.bot, key.channel, key.nativeKey, at],
+  );
+  return rows[0] ? toSnapshot(rows[0]) : undefined;
+}
+
 export async function findSessionByTokenHash(
   q: Queryable,
   tokenHash: Buffer,

@@ -64,6 +64,13 @@ export interface TurnWrite {
    * SHOW IMAGE): the commit gives them to this session, so they go with its retention and erasure.
    */
   claimFiles?: string[];
+  /**
+   * The turn ends the session and asks for a rating (`sessions.askRating`): a rating on the same
+   * key until `until` answers this session (`rating_asks`).
+   */
+  ratingAsk?: { nativeKey: string; until: Date };
+  /** The turn is the answer to this (ended) session's rating ask; it fails as a conflict if answered. */
+  ratingAnswer?: { score: number };
 }
 
 /**
@@ -75,7 +82,9 @@ export function commitsAlone(turn: TurnWrite): boolean {
     turn.assignsUser === true ||
     (turn.children?.length ?? 0) > 0 ||
     turn.handoff !== undefined ||
-    (turn.claimFiles?.length ?? 0) > 0
+    (turn.claimFiles?.length ?? 0) > 0 ||
+    turn.ratingAsk !== undefined ||
+    turn.ratingAnswer !== undefined
   );
 }
 
@@ -108,6 +117,24 @@ function historyRows(turn: TurnWrite) {
       payload: n.payload,
     })),
   ];
+}
+
+/** A turn's rating ask (with the end that makes it) or its answer, in the turn's transaction. */
+async function writeRating(tx: Queryable, turn: TurnWrite): Promise<void> {
+  if (turn.ratingAsk)
+    await tx.query(
+      `INSERT INTO rating_asks (session_id, bot, channel, native_key, asked_at, open_until)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING`,
+      [turn.sessionId, turn.bot, turn.channel, turn.ratingAsk.nativeKey, turn.at, turn.ratingAsk.until],
+    );
+  if (turn.ratingAnswer) {
+    const answered = await tx.query(
+      'UPDATE rating_asks SET answered_at = $2, score = $3 WHERE session_id = $1 AND answered_at IS NULL',
+      [turn.sessionId, turn.at, turn.ratingAnswer.score],
+    );
+    // Answered a moment ago (two ratings racing): this message is recomputed as a new one.
+    if (answered.rowCount === 0) throw new TurnAbort('conflict');
+  }
 }
 
 export type TurnCommitResult = 'committed' | 'duplicate' | 'conflict';
@@ -191,6 +218,7 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   );
 
   if (turn.end) await endChildrenOf(tx, turn.sessionId, turn.at);
+  if (turn.ratingAsk || turn.ratingAnswer) await writeRating(tx, turn);
 
   if (turn.claimFiles?.length)
     await tx.query('UPDATE files SET session_id = $2 WHERE id = ANY($1::uuid[]) AND session_id IS NULL', [
