@@ -5,11 +5,20 @@ import { ApiError } from '../../src/http/errors.ts';
 import { parseJson } from '../../src/json.ts';
 import type { AcceptResult, AdapterHost } from '../../src/ports.ts';
 import { verifyRequest } from './auth.ts';
-import { activityToEnvelope } from './inbound/envelope.ts';
+import { activityToEnvelope, cardActionToEnvelope } from './inbound/envelope.ts';
 import { NotAnActivityError, type ParsedActivity, parseActivity } from './inbound/parse.ts';
 import { isLoopbackUrl } from './loopback.ts';
 
 export const MESSAGES_PATH = '/api/messages';
+/**
+ * The invoke response to a card's `Action.Execute` (an `AdaptiveCardInvokeResponse`): a message
+ * Teams shows on the card, which stays as it was. The bot's answer follows as a reply.
+ */
+export const CARD_ACTION_RESPONSE = {
+  statusCode: 200,
+  type: 'application/vnd.microsoft.activity.message',
+  value: 'Received.',
+} as const;
 /** How soon the channel should try again when the signing keys could not be fetched. */
 const RETRY_AFTER_SECONDS = '5';
 /** Activity types counted by name; anything else (the sender chooses it) is counted as `other`. */
@@ -116,7 +125,12 @@ export function messagesRoutes(deps: MessagesRouteDeps): Hono {
       .processActivityDirect(verified.result, activity as unknown as Activity, async () => {
         try {
           // Attachments go as pending: the worker downloads them before the turn.
-          accepted = await host.ingress.accept(activityToEnvelope(activity, kind, { bot, now: new Date() }));
+          const options = { bot, now: new Date() };
+          accepted = await host.ingress.accept(
+            parsed.kind === 'action'
+              ? cardActionToEnvelope(activity, parsed, options)
+              : activityToEnvelope(activity, parsed.kind, options),
+          );
         } catch (err) {
           failure = err;
           throw err;
@@ -146,6 +160,8 @@ export function messagesRoutes(deps: MessagesRouteDeps): Hono {
       status: accepted.status,
       conversationType: activity.conversation.conversationType,
     });
+    // An invoke's HTTP answer is its invoke response: the body Teams reads (200 also for a retry).
+    if (kind === 'action') return c.json(CARD_ACTION_RESPONSE, 200);
     return c.json({ status: accepted.status, envelope_id: accepted.envelopeId });
   });
   return app;

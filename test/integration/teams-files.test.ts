@@ -107,4 +107,43 @@ describe('Teams: files and cards', () => {
       (r) => r.some((x) => x.body.text === 'You said: buy k200'),
     );
   });
+
+  it("a card's Action.Execute press (an invoke) is answered with the invoke response and comes back as the value", async () => {
+    const first = fresh(doc.personalMessage, 'hello');
+    await post(first);
+    await until(
+      () => connector.delivered(first.conversation.id),
+      (r) => r.some((x) => x.body.text === 'You said: hello'),
+    );
+    const press = doc.variant(doc.cardActionInvoke, { suffix: `f${++serial}`, serviceUrl: connector.url });
+    press.conversation.id = first.conversation.id;
+    press.from = first.from;
+    const answer = await post(press);
+    // What Bot Framework expects of an adaptiveCard/action invoke: HTTP 200 and an
+    // AdaptiveCardInvokeResponse body.
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await answer.json()).toEqual({
+      statusCode: 200,
+      type: 'application/vnd.microsoft.activity.message',
+      value: 'Received.',
+    });
+    const replies = await until(
+      () => connector.delivered(first.conversation.id),
+      (r) => r.some((x) => x.body.text === 'You said: buy k200'),
+    );
+    // The answer threads under the invoke, as botbuilder replies in an invoke's turn.
+    expect(replies.find((x) => x.body.text === 'You said: buy k200')!.replyToId).toBe(press.id);
+    // Teams retries an invoke it got no answer to: the same answer, no second reply.
+    const retry = await post(press);
+    expect(retry.status).toBe(200);
+    expect(await retry.json()).toMatchObject({ statusCode: 200 });
+    const more = fresh(doc.personalMessage, 'after', first.conversation.id);
+    await post(more);
+    const all = await until(
+      () => connector.delivered(first.conversation.id),
+      (r) => r.some((x) => x.body.text === 'You said: after'),
+    );
+    expect(all.filter((x) => x.body.text === 'You said: buy k200')).toHaveLength(1);
+  });
 });

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { replyToIdFor } from '../../adapters/teams/ids.ts';
-import { activityToEnvelope, messageText } from '../../adapters/teams/inbound/envelope.ts';
+import {
+  activityToEnvelope,
+  cardActionToEnvelope,
+  messageText,
+} from '../../adapters/teams/inbound/envelope.ts';
 import {
   type InboundActivity,
   NotAnActivityError,
@@ -15,7 +19,11 @@ const envelopeOf = (body: unknown, bot = 'default') => {
   const p = parsed(body);
   if (p.kind === 'ignore') throw new Error(`ignored: ${p.reason}`);
   // What the core would accept, defaults applied.
-  return parseEnvelope(activityToEnvelope(p.activity, p.kind, { bot, now }));
+  return parseEnvelope(
+    p.kind === 'action'
+      ? cardActionToEnvelope(p.activity, p, { bot, now })
+      : activityToEnvelope(p.activity, p.kind, { bot, now }),
+  );
 };
 
 describe('Teams activities → envelopes (documented payloads)', () => {
@@ -139,6 +147,30 @@ describe('Teams activities → envelopes (documented payloads)', () => {
     });
     for (const type of ['typing', 'messageReaction', 'installationUpdate', 'event', 'somethingNew'])
       expect(parsed({ ...doc.personalMessage, type }).kind).toBe('ignore');
+  });
+
+  it("a card's Action.Execute press (adaptiveCard/action invoke) is the person's message with the button's value", () => {
+    const envelope = envelopeOf(doc.cardActionInvoke);
+    const conversationId = doc.cardActionInvoke.conversation.id;
+    expect(envelope).toMatchObject({
+      id: `teams:${conversationId}|${doc.cardActionInvoke.id}`,
+      kind: 'message',
+      channel: 'teams',
+      from: { id: '7faf8ab2-3d56-4244-b585-20c8a42ed2b8', name: 'Megan Bowen' },
+      thread: conversationId,
+      text: 'buy k200',
+      attachments: [],
+      replyTo: { activityId: doc.cardActionInvoke.id, serviceUrl: 'https://smba.trafficmanager.net/amer/' },
+      meta: { cardAction: { verb: 'buy', invoke: 'adaptiveCard/action' }, value: doc.cardActionInvoke.value },
+    });
+    // Without data.value the verb is the value; with neither, there is nothing to read.
+    const verbOnly = structuredClone(doc.cardActionInvoke);
+    verbOnly.value.action.data = { orderId: 42 };
+    expect(parsed(verbOnly)).toMatchObject({ kind: 'action', value: 'buy', verb: 'buy' });
+    const nothing = structuredClone(doc.cardActionInvoke);
+    nothing.value.action = { type: 'Action.Execute', data: { orderId: 42 } };
+    expect(parsed(nothing)).toMatchObject({ kind: 'ignore' });
+    expect(parsed({ ...doc.cardActionInvoke, value: {} })).toMatchObject({ kind: 'ignore' });
   });
 
   it('what is not an activity, or lacks what answering needs, is refused naming the field', () => {

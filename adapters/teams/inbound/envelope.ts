@@ -66,6 +66,23 @@ export function activityToEnvelope(
 }
 
 /**
+ * A card's `Action.Execute` press as the person's message: its text is the button's value (as a
+ * `messageBack` press's is), the invoke's `value` (action, verb, data) in `meta.value`.
+ */
+export function cardActionToEnvelope(
+  activity: InboundActivity,
+  pressed: { value: string; verb?: string },
+  options: EnvelopeOptions,
+): EnvelopeInput {
+  const envelope = activityToEnvelope({ ...activity, text: null, attachments: null }, 'message', options);
+  return {
+    ...envelope,
+    text: pressed.value,
+    meta: { ...envelope.meta, cardAction: compact({ verb: pressed.verb, invoke: activity.name }) },
+  };
+}
+
+/**
  * The text without the bot's own @mention (in channels and group chats Teams puts
  * `<at>Bot</at>` in front of every message to the bot), by botbuilder's helper. Other people's
  * mentions stay: they are part of what was said.

@@ -53,6 +53,8 @@ export const InboundActivitySchema = z.looseObject({
   }),
   text: z.string().nullish(),
   textFormat: z.string().nullish(),
+  /** An invoke's operation (`adaptiveCard/action`). */
+  name: z.string().nullish(),
   value: z.unknown().optional(),
   attachments: z.array(ActivityAttachmentSchema).nullish(),
   entities: z.array(EntitySchema).nullish(),
@@ -70,9 +72,28 @@ export const InboundActivitySchema = z.looseObject({
 });
 export type InboundActivity = z.infer<typeof InboundActivitySchema>;
 
+/** The invoke a card's `Action.Execute` (Universal Actions) sends when it is pressed. */
+export const CARD_ACTION_INVOKE = 'adaptiveCard/action';
+
+/** `value` of an `adaptiveCard/action` invoke: the action pressed, with its `verb` and `data`. */
+const CardActionValueSchema = z.looseObject({
+  action: z.looseObject({
+    type: z.string(),
+    id: z.string().nullish(),
+    verb: z.string().nullish(),
+    data: z.unknown().optional(),
+  }),
+  trigger: z.string().nullish(),
+});
+
 export type ParsedActivity =
   /** A person wrote to the bot. */
   | { kind: 'message'; activity: InboundActivity }
+  /**
+   * A person pressed a card's `Action.Execute` button: it is their message, whose text is the
+   * button's value. The request is answered with an invoke response.
+   */
+  | { kind: 'action'; activity: InboundActivity; value: string; verb?: string }
   /** The bot was added to a conversation (a 1:1 chat, a group chat, a team): its session starts. */
   | { kind: 'start'; activity: InboundActivity }
   /** Everything else: acknowledged, logged, not queued. */
@@ -87,6 +108,7 @@ export function parseActivity(body: unknown): ParsedActivity {
   const any = AnyActivitySchema.safeParse(body);
   if (!any.success) throw new NotAnActivityError(`not a Bot Framework activity: ${describe(any.error)}`);
   const { type } = any.data;
+  if (type === 'invoke' && (body as { name?: unknown }).name === CARD_ACTION_INVOKE) return cardAction(body);
   if (type !== 'message' && type !== 'conversationUpdate') {
     return { kind: 'ignore', activity: any.data, reason: `activity type "${type}" is not handled` };
   }
@@ -102,6 +124,30 @@ export function parseActivity(body: unknown): ParsedActivity {
     activity,
     reason: `conversation update${event ? ` (${event})` : ''} that does not add the bot`,
   };
+}
+
+/**
+ * A card's `Action.Execute` press. The value the bot reads: `data.value` (what this hub's own
+ * cards carry, and the convention of a card that is pressed to answer), else the action's
+ * `verb`. An action with neither says nothing a bot could read: acknowledged, not queued.
+ */
+function cardAction(body: unknown): ParsedActivity {
+  const parsed = InboundActivitySchema.safeParse(body);
+  if (!parsed.success) throw new NotAnActivityError(`invalid invoke activity: ${describe(parsed.error)}`);
+  const activity = parsed.data;
+  const value = CardActionValueSchema.safeParse(activity.value);
+  if (!value.success) return { kind: 'ignore', activity, reason: `${CARD_ACTION_INVOKE} without an action` };
+  const { data, verb } = value.data.action;
+  const fromData =
+    typeof data === 'string'
+      ? data
+      : typeof (data as { value?: unknown } | undefined)?.value === 'string'
+        ? (data as { value: string }).value
+        : undefined;
+  const pressed = fromData?.trim() ? fromData : verb?.trim() ? verb : undefined;
+  if (!pressed)
+    return { kind: 'ignore', activity, reason: `${CARD_ACTION_INVOKE} with neither data.value nor a verb` };
+  return { kind: 'action', activity, value: pressed, ...(verb ? { verb } : {}) };
 }
 
 function describe(error: z.ZodError): string {
