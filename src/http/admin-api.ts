@@ -162,7 +162,7 @@ export function adminRoutes(deps: AdminApiDeps): Hono {
     });
   });
 
-  app.route('/', adminDebugRoutes(db));
+  app.route('/', adminDebugRoutes(db, deps.config.trustProxy));
 
   app.get('/api/admin/sessions/:id/messages', async (c) => {
     const { id } = parse(SessionParams, c.req.param());

@@ -1,7 +1,13 @@
 import type { Queryable } from './db.ts';
 
 /** What was done to a transcript. */
-export type AuditAction = 'transcript.read' | 'transcript.export' | 'transcript.search' | 'session.inspect';
+export type AuditAction =
+  | 'transcript.read'
+  | 'transcript.export'
+  | 'transcript.search'
+  | 'session.inspect'
+  /** `GET /api/admin/sessions/{id}/debug`: the session's DEBUG SHOW snapshots. */
+  | 'session.debug';
 
 export interface AuditEntry {
   /** An agent (agentId set) or the operator's ADMIN_TOKEN. */

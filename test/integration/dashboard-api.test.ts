@@ -302,6 +302,30 @@ describe('dashboard API', () => {
     expect(ops.json.entries.every((e: { actor: string }) => e.actor === 'operator')).toBe(true);
   });
 
+  it('writes a read of the DEBUG SHOW log to the audit log, before it answers', async () => {
+    const before = await admin('GET', `/api/admin/audit?session_id=${webSession}`);
+    const debugReads = (entries: { action: string }[]) => entries.filter((e) => e.action === 'session.debug');
+    const res = await fetch(`${running.url}/api/admin/sessions/${webSession}/debug`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'user-agent': 'debug-reader/1.0' },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ session_id: webSession, entries: expect.any(Array) });
+    const after = await admin('GET', `/api/admin/audit?session_id=${webSession}`);
+    expect(debugReads(after.json.entries).length).toBe(debugReads(before.json.entries).length + 1);
+    expect(after.json.entries[0]).toMatchObject({
+      actor: 'operator',
+      action: 'session.debug',
+      via: 'admin-api',
+      session_id: webSession,
+      user_agent: 'debug-reader/1.0',
+      ip: expect.any(String),
+    });
+    // An unknown session is a 404 and reads nothing, so nothing is written.
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    expect((await admin('GET', `/api/admin/sessions/${unknown}/debug`)).status).toBe(404);
+    expect((await admin('GET', `/api/admin/audit?session_id=${unknown}`)).json.entries).toEqual([]);
+  });
+
   it('keeps audit rows of an erased person without their session ids', async () => {
     const before = await count('SELECT count(*) AS n FROM transcript_reads WHERE session_id = $1', [
       webSession,
