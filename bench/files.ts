@@ -1,13 +1,18 @@
 /**
  * `npm run bench -- files`: memory while a large file streams into and out of the file store
- * (issue 24). An embedded hub (PGlite, in-process queue) in this process; a 50 MB PDF is sent to
- * `POST /api/session/files` as a streamed multipart body (never held whole by the client either)
- * and read back from `GET /api/files/{id}`; RSS and heap are sampled every 20 ms. Printed: the
- * baseline, the peak during each transfer and its growth, and the throughput. Not asserted:
- * figures depend on the machine.
+ * (issue 24). An embedded hub (PGlite, in-process queue) in a process of its own for each size
+ * (10 MB, then 50 MB: what one transfer leaves behind cannot hide the next one's growth); a PDF is
+ * sent to `POST /api/session/files` as a streamed multipart body (never held whole by the client
+ * either) and read back from `GET /api/files/{id}`. The peak RSS of each transfer is the kernel's
+ * (VmHWM, reset before it through /proc/self/clear_refs): PGlite runs queries synchronously, so a
+ * timer sampling memory would miss what happens inside one. The JS heap's peak is sampled every
+ * 20 ms. Printed per size: the baseline, the peak during each transfer and its growth, and the
+ * throughput. Not asserted: figures depend on the machine.
  *
- *   node --import tsx bench/files.ts     (or through bench/run.ts)
+ *   node --import tsx bench/files.ts     (or through bench/run.ts; BENCH_FILE_MB=50 picks one size)
  */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +23,8 @@ import { createHub } from '../src/hub.ts';
 import { createLogger } from '../src/logger.ts';
 
 const MB = 1024 * 1024;
-const FILE_MB = Number(process.env.BENCH_FILE_MB ?? 50);
+/** The sizes compared, each in its own process; BENCH_FILE_MB runs one. */
+const FILE_SIZES_MB = process.env.BENCH_FILE_MB ? [Number(process.env.BENCH_FILE_MB)] : [10, 50];
 
 export interface FilesBench {
   fileMb: number;
@@ -39,7 +45,23 @@ export interface FilesBench {
   };
 }
 
+/** The kernel's peak RSS of this process (VmHWM), bytes; 0 where /proc is not there. */
+function kernelPeakRss(): number {
+  try {
+    const kb = /VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    return Number(kb ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
 function sampler() {
+  // "5" resets VmHWM to the current RSS (Linux): the peak read at the end is this transfer's.
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+  } catch {
+    // Not Linux: the samples below are all there is.
+  }
   let peakRss = 0;
   let peakHeap = 0;
   const timer = setInterval(() => {
@@ -50,14 +72,19 @@ function sampler() {
   return {
     stop() {
       clearInterval(timer);
-      return { peakRss, peakHeap };
+      const m = process.memoryUsage();
+      return {
+        peakRss: Math.max(peakRss, m.rss, kernelPeakRss()),
+        peakHeap: Math.max(peakHeap, m.heapUsed),
+      };
     },
   };
 }
 
 const mb = (n: number) => Math.round((n / MB) * 10) / 10;
 
-export async function runFilesBench(): Promise<FilesBench> {
+/** One size, in this process. */
+async function benchOneSize(FILE_MB: number): Promise<FilesBench> {
   registerChannels();
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sb-bench-files-'));
   const config = {
@@ -163,7 +190,32 @@ export async function runFilesBench(): Promise<FilesBench> {
   }
 }
 
+/** Each size in a child process of its own (the hub and this client, nothing else). */
+export async function runFilesBench(): Promise<FilesBench[]> {
+  const results: FilesBench[] = [];
+  for (const size of FILE_SIZES_MB) {
+    const child = spawn(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', new URL(import.meta.url).pathname],
+      {
+        env: { ...process.env, BENCH_FILES_CHILD: String(size) },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`files bench (${size} MB) exited with ${code}`);
+    results.push(JSON.parse(out) as FilesBench);
+  }
+  return results;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  console.log(JSON.stringify(await runFilesBench(), null, 2));
+  const child = process.env.BENCH_FILES_CHILD;
+  const result = child ? await benchOneSize(Number(child)) : await runFilesBench();
+  console.log(JSON.stringify(result, null, 2));
   process.exit(0);
 }

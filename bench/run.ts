@@ -827,9 +827,15 @@ if (want('dashboard')) {
   for (const line of dashboardLines(timings)) console.log(line);
 }
 if (want('files')) {
-  const files = await runFilesBench();
-  console.log(`\nFile store (issue 24): a ${files.fileMb} MB file streamed in and out of an embedded hub:`);
-  console.log(JSON.stringify(files, null, 2));
+  console.log(
+    '\nFile store (issue 24): a file streamed in and out of an embedded hub, each size in a process of its own:',
+  );
+  for (const files of await runFilesBench()) {
+    const { upload: up, download: down } = files;
+    console.log(
+      `- ${files.fileMb} MB (baseline ${files.baselineRssMb} MB RSS): in at ${up.mbPerSecond} MB/s, peak RSS +${up.rssGrowthMb} MB, heap peak ${up.peakHeapMb} MB; out at ${down.mbPerSecond} MB/s, peak RSS +${down.rssGrowthMb} MB, heap peak ${down.peakHeapMb} MB`,
+    );
+  }
 }
 printTargets({ startup, embedded, distributed, size, fastestBaseline, websocket });
 process.exit(0);

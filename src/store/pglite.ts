@@ -93,6 +93,32 @@ export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
   max_locks_per_transaction: '128',
 };
 
+const BYTEA_OID = 17;
+
+/**
+ * bytea in as binary and out through Buffer's hex decoder. PGlite's own (de)serialiser goes through
+ * one JS string or number per byte (`Array.from(bytes).map(…).join('')`, `parseInt` per pair):
+ * ~40 bytes of garbage per byte, so each 256 KiB file chunk cost ~10 MB of heap and a 50 MB upload
+ * grew the process by as much as V8 let its heap grow (issue 24: memory must not grow with the
+ * file). A parameter given as bytes is sent in the binary format (bytea's is the bytes
+ * themselves): no text form at all on the way in.
+ */
+const byteaSerializer = (value: unknown): string => {
+  if (!(value instanceof Uint8Array)) throw new Error('Invalid input for bytea type');
+  // PGlite's Bind writes an ArrayBuffer view as a binary parameter; its type says string only.
+  return value as unknown as string;
+};
+const byteaParser = (value: string): Uint8Array => {
+  const bytes = Buffer.from(value.slice(2), 'hex');
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+};
+
+/** How this hub reads and writes values PGlite would otherwise convert its own way. */
+const typeOptions = {
+  parsers: { [INT8_OID]: parseInt8, [BYTEA_OID]: byteaParser },
+  serializers: { [BYTEA_OID]: byteaSerializer },
+};
+
 const startParams = (): string[] => [
   ...PGlite.defaultStartParams,
   ...Object.entries(PGLITE_SETTINGS).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
@@ -129,7 +155,7 @@ export async function writePgliteTemplate(dir: string): Promise<void> {
   await fs.mkdir(path.dirname(dir), { recursive: true });
   const pglite = await PGlite.create({
     dataDir: tmp,
-    parsers: { [INT8_OID]: parseInt8 },
+    ...typeOptions,
     startParams: startParams(),
   });
   const db = asDb(pglite, async () => undefined);
@@ -198,7 +224,7 @@ export async function openPglite(dataDir: string): Promise<Db> {
     }
     pglite = await PGlite.create({
       dataDir: pgDir,
-      parsers: { [INT8_OID]: parseInt8 },
+      ...typeOptions,
       startParams: startParams(),
     });
   } catch (err) {
