@@ -21,7 +21,7 @@ import { isEnvelopeRecorded, listMessages } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
 import { loadChild, sessionForSend } from '../store/sub-sessions.ts';
 import type { TurnWrite } from '../store/turns.ts';
-import { activeSpan, currentTrace, inSpan, tracingEnabled } from '../telemetry/tracing.ts';
+import { activeSpan, currentTrace, inLazySpan, tracingEnabled } from '../telemetry/tracing.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
 import { type LlmProvider, TurnDraft } from './turn.ts';
@@ -184,11 +184,15 @@ export class SessionEngine {
       // An outbound envelope is a reply already written: recorded and sent, the bot does not run.
       const heldByPeople = envelope.kind === 'message' && Boolean(snapshot.state.handoff);
       // Nor does it while people hold the session: the message is recorded, and agents are told.
+      // The dialog is a span of its own only when it does traced work (an LLM request, a tool
+      // call, a platform request): a dialog that only walks its script is the turn's own time.
       // (With tracing off, no span's options are built: this runs for every message.)
       if (envelope.kind !== 'outbound' && !heldByPeople && ratingScore === undefined)
         await (tracingEnabled()
-          ? inSpan('switchboard.dialog', { attributes: { 'switchboard.bot': snapshot.session.bot } }, () =>
-              this.runBot(draft),
+          ? inLazySpan(
+              'switchboard.dialog',
+              { attributes: { 'switchboard.bot': snapshot.session.bot } },
+              () => this.runBot(draft),
             )
           : this.runBot(draft));
       this.askForRating(draft);
@@ -208,13 +212,9 @@ export class SessionEngine {
       });
       if (write.handoff?.open) await this.o.handoff?.beforeCommit(write);
       if (tracingEnabled()) stampTrace(write);
-      const result = tracingEnabled()
-        ? await inSpan('switchboard.commit', {}, async (span) => {
-            const r = await this.committer.commit(write);
-            span?.setAttribute('switchboard.commit.result', r);
-            return r;
-          })
-        : await this.committer.commit(write);
+      // The commit's span is the group commit's (src/engine/group-commit.ts): one per statement.
+      const result = await this.committer.commit(write);
+      if (tracingEnabled()) activeSpan()?.setAttribute('switchboard.commit.result', result);
       if (result === 'duplicate') return 'duplicate';
       if (result === 'conflict') {
         logger.debug({

@@ -8,14 +8,24 @@ import {
   type TurnCommitResult,
   type TurnWrite,
 } from '../store/turns.ts';
-import { activeSpan, inSpan, type Link, rootContext, tracingEnabled } from '../telemetry/tracing.ts';
+import {
+  activeContext,
+  activeSpan,
+  type Context,
+  inSpan,
+  type Link,
+  rootContext,
+  tracingEnabled,
+} from '../telemetry/tracing.ts';
 
 /** Most turns in one statement; more wait for the next round. */
 export const MAX_BATCH_TURNS = 256;
 
 interface Pending {
   write: TurnWrite;
-  /** The committing turn's span (tracing on): the batch's span links to it. */
+  /** The committing turn's context (tracing on): a commit of this turn alone is its child. */
+  context?: Context;
+  /** The committing turn's span (tracing on): the span of a commit of several turns links to it. */
   span?: Link;
   resolve: (result: TurnCommitResult) => void;
   reject: (err: unknown) => void;
@@ -43,7 +53,7 @@ export class GroupCommitter {
         write,
         resolve,
         reject,
-        ...(span ? { span: { context: span.spanContext() } } : {}),
+        ...(span ? { span: { context: span.spanContext() }, context: activeContext() } : {}),
       });
       if (!this.flushing) {
         this.flushing = true;
@@ -92,16 +102,19 @@ export class GroupCommitter {
   }
 
   /**
-   * One statement for several turns: with tracing on, a span of its own (in no turn's trace),
-   * linked to each turn's commit span.
+   * With tracing on, one `switchboard.commit` span per statement, not per turn: a turn committed
+   * alone gets it as its child; a statement of several turns is a span of its own (in no turn's
+   * trace, they are many), linked to each turn's span. Under load the batches grow, and the
+   * commit's share of the spans shrinks with them.
    */
   private commitBatch(batch: Pending[]): Promise<void> {
-    if (!tracingEnabled() || batch.length < 2) return this.commitTogether(batch);
+    if (!tracingEnabled()) return this.commitTogether(batch);
+    const alone = batch.length === 1 ? batch[0]!.context : undefined;
     return inSpan(
-      'switchboard.commit.batch',
+      'switchboard.commit',
       {
-        parent: rootContext(),
-        links: batch.flatMap((p) => (p.span ? [p.span] : [])),
+        parent: alone ?? rootContext(),
+        ...(alone ? {} : { links: batch.flatMap((p) => (p.span ? [p.span] : [])) }),
         attributes: { 'switchboard.commit.turns': batch.length },
       },
       () => this.commitTogether(batch),

@@ -16,15 +16,6 @@ import {
 /** Set while one queue job drains several envelopes: each turn links to the job's span. */
 const DRAIN_SPAN = contextKey('drain');
 
-const envelopeAttributes = (envelope: Envelope) => ({
-  'messaging.system': 'switchboard',
-  'messaging.destination.name': 'inbound',
-  'switchboard.channel': envelope.channel,
-  'switchboard.bot': envelope.bot,
-  'switchboard.envelope.id': envelope.id,
-  'switchboard.envelope.kind': envelope.kind,
-});
-
 /**
  * One queue job that serves several envelopes (a lane's chunk): a span of its own, linked to the
  * trace of every envelope it serves (they belong to different traces, so it is the parent of none).
@@ -49,21 +40,25 @@ export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Prom
   );
 }
 
+/** The `queue.wait` span's attributes: the same for every envelope, so made once. */
+const WAIT_ATTRIBUTES = Object.freeze({ 'messaging.operation.type': 'receive' });
+
 /**
  * A worker's turn for one envelope, continuing the trace its accept started: a `queue.wait` span
  * from the accept to now, then the `turn` span that the engine's own spans (dialog, LLM requests,
  * tools, commit) hang under. Linked to the queue job's span when a job serves several envelopes.
+ * The wait span carries no more than its operation: the accept before it and the turn beside it
+ * name the envelope (this runs for every message, and each attribute is exported with it).
  */
 export function turnSpan<T>(envelope: Envelope, fn: () => Promise<T>): Promise<T> {
   if (!tracingEnabled()) return fn();
   const parent = traceContext(envelope.trace);
-  const attributes = envelopeAttributes(envelope);
   if (envelope.trace?.acceptedAt)
     recordSpan('switchboard.queue.wait', {
       kind: SpanKind.CONSUMER,
       ...(parent ? { parent } : {}),
-      startTime: new Date(envelope.trace.acceptedAt),
-      attributes: { ...attributes, 'messaging.operation.type': 'receive' },
+      startTime: Date.parse(envelope.trace.acceptedAt),
+      attributes: WAIT_ATTRIBUTES,
     });
   const drain = activeContext()?.getValue(DRAIN_SPAN) as Span | undefined;
   return inSpan(
@@ -71,8 +66,16 @@ export function turnSpan<T>(envelope: Envelope, fn: () => Promise<T>): Promise<T
     {
       kind: SpanKind.CONSUMER,
       ...(parent ? { parent } : {}),
-      links: drain ? [{ context: drain.spanContext() }] : [],
-      attributes: { ...attributes, 'messaging.operation.type': 'process' },
+      ...(drain ? { links: [{ context: drain.spanContext() }] } : {}),
+      attributes: {
+        'messaging.system': 'switchboard',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': 'inbound',
+        'switchboard.channel': envelope.channel,
+        'switchboard.bot': envelope.bot,
+        'switchboard.envelope.id': envelope.id,
+        'switchboard.envelope.kind': envelope.kind,
+      },
     },
     async (span) => {
       const outcome = await fn();

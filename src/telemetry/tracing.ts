@@ -76,8 +76,31 @@ export interface SpanOptions {
   parent?: Context;
 }
 
+/** Where `inLazySpan` keeps its span-to-be on the context it runs `fn` in. */
+const LAZY_SPAN = Symbol.for('switchboard.lazy-span');
+
+interface LazySpan {
+  name: string;
+  options: SpanOptions;
+  /** When `inLazySpan` began (epoch ms): the span, if made, starts then. */
+  startTime: number;
+  parent: Context;
+  /** The span active where `inLazySpan` was called: only spans started directly under it adopt this one. */
+  owner: Span | undefined;
+  span?: Span;
+}
+
+/** The active context, with a lazy span made real when a span is about to start directly under it. */
+function activeParent(a: Api): Context {
+  const active = a.context.active();
+  const lazy = active.getValue(LAZY_SPAN) as LazySpan | undefined;
+  if (!lazy || a.trace.getSpan(active) !== lazy.owner) return active;
+  lazy.span ??= start(a, lazy.name, { ...lazy.options, parent: lazy.parent, startTime: lazy.startTime }).span;
+  return a.trace.setSpan(active, lazy.span);
+}
+
 function start(a: Api, name: string, options: SpanOptions): { span: Span; parent: Context } {
-  const parent = options.parent ?? a.context.active();
+  const parent = options.parent ?? activeParent(a);
   const span = a.trace.getTracer('switchboard').startSpan(
     name,
     {
@@ -126,6 +149,32 @@ async function inNewSpan<T>(
     throw err;
   } finally {
     span.end();
+  }
+}
+
+/**
+ * Runs `fn` inside a span that exists only if it has children: the span is made (with the start
+ * time of this call) when a span is first started directly inside `fn`, and ended when `fn`
+ * settles; without one, nothing is recorded. For a step that is worth a span of its own only when
+ * it does traced work of its own (a dialog that calls an LLM or a tool), and costs nothing when it
+ * does not (most turns).
+ */
+export function inLazySpan<T>(name: string, options: SpanOptions, fn: () => Promise<T>): Promise<T> {
+  const a = api;
+  if (!a) return fn();
+  const parent = options.parent ?? a.context.active();
+  const lazy: LazySpan = { name, options, startTime: Date.now(), parent, owner: a.trace.getSpan(parent) };
+  return inLazy(a, lazy, fn);
+}
+
+async function inLazy<T>(a: Api, lazy: LazySpan, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await a.context.with(lazy.parent.setValue(LAZY_SPAN, lazy), fn);
+  } catch (err) {
+    failSpan(lazy.span, err);
+    throw err;
+  } finally {
+    lazy.span?.end();
   }
 }
 

@@ -5,14 +5,20 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GroupCommitter } from '../../src/engine/group-commit.ts';
 import { parseEnvelope } from '../../src/envelope.ts';
 import { LlmClient } from '../../src/llm/client.ts';
 import { toolSpan } from '../../src/llm/llm-spans.ts';
 import { createLogger } from '../../src/logger.ts';
+import type { Db } from '../../src/store/db.ts';
+import type { TurnWrite } from '../../src/store/turns.ts';
 import { drainSpan, turnSpan } from '../../src/telemetry/envelope-spans.ts';
+import { batchConfig, DEFAULT_BSP, samplerFromEnv } from '../../src/telemetry/sdk.ts';
 import {
+  activeSpan,
   currentTrace,
   enableTracing,
+  inLazySpan,
   inSpan,
   startTracing,
   tracingRequested,
@@ -130,6 +136,150 @@ describe('tracing spans (in-memory SDK)', () => {
       expect(turn.attributes['switchboard.turn.outcome']).toBe('committed');
     }
     expect(spans('switchboard.queue.wait')).toHaveLength(2);
+  });
+
+  it('a dialog is a span only when it does traced work: made at its start, parent of that work, failed with it', async () => {
+    await inSpan('turn quiet', {}, () =>
+      inLazySpan('switchboard.dialog', {}, async () => 'walked its script'),
+    );
+    expect(spans('switchboard.dialog')).toEqual([]);
+
+    const client = new LlmClient({ baseUrl: llm.url, model: 'gpt-test', timeoutMs: 5_000, maxRetries: 0 });
+    const request = { messages: [{ role: 'user' as const, content: 'hi' }], maxTokens: 10 };
+    let dialogStarted = 0;
+    await inSpan('turn busy', {}, async (turnSpan) =>
+      inLazySpan('switchboard.dialog', { attributes: { 'switchboard.bot': 'default' } }, async () => {
+        dialogStarted = Date.now();
+        // A span the dialog's code reads is still the turn's: the dialog's is not made for it.
+        expect(activeSpan()).toBe(turnSpan);
+        await new Promise((resolve) => setImmediate(resolve));
+        await client.complete(request);
+        await client.complete(request);
+      }),
+    );
+    const [turn] = spans('turn busy');
+    const dialogs = spans('switchboard.dialog');
+    expect(dialogs).toHaveLength(1);
+    const dialog = dialogs[0]!;
+    expect(dialog.parentSpanContext?.spanId).toBe(turn!.spanContext().spanId);
+    expect(dialog.attributes).toMatchObject({ 'switchboard.bot': 'default' });
+    // It starts when the dialog did, not when its first child did.
+    expect(dialog.startTime[0] * 1000 + dialog.startTime[1] / 1e6).toBeLessThanOrEqual(dialogStarted);
+    const chats = spans('chat gpt-test');
+    expect(chats.map((c) => c.parentSpanContext?.spanId)).toEqual([
+      dialog.spanContext().spanId,
+      dialog.spanContext().spanId,
+    ]);
+
+    exporter.reset();
+    await expect(
+      inSpan('turn failing', {}, () =>
+        inLazySpan('switchboard.dialog', {}, async () => {
+          await client.complete(request);
+          throw new Error('the bot broke');
+        }),
+      ),
+    ).rejects.toThrow('the bot broke');
+    expect(spans('switchboard.dialog').map((d) => [d.status.code, d.status.message])).toEqual([
+      [2, 'the bot broke'],
+    ]);
+  });
+
+  it('the group commit is one span per statement: a turn alone is its parent, several turns are links', async () => {
+    // A database that commits every turn of a batch; statements are counted.
+    let statements = 0;
+    const db = {
+      kind: 'postgres',
+      query: async (_sql: string, params: unknown[]) => {
+        statements++;
+        const rows = JSON.parse(String(params[0])) as { i: number }[];
+        return { rows: rows.map((r) => ({ i: r.i })), rowCount: rows.length };
+      },
+    } as unknown as Db;
+    const committer = new GroupCommitter(db, createLogger('silent'));
+    const write = (sessionId: string): TurnWrite => ({
+      sessionId,
+      at: new Date(),
+      bot: 'default',
+      channel: 'api',
+      expectedVersion: 1,
+      state: {
+        variables: {},
+        context: {},
+        kbs: [],
+        tools: [],
+        suggestions: [],
+      } as unknown as TurnWrite['state'],
+      inbound: { seq: 1, role: 'user', content: 'hi', envelopeId: `api:${sessionId}`, payload: {} },
+      replies: [],
+      lastSeq: 1,
+      messageCountDelta: 1,
+      replyTo: null,
+      expiresAt: null,
+      memory: [],
+      events: [],
+    });
+    // Two turns hand their writes in during one tick: one statement, one span, linked to both.
+    const results = await Promise.all(
+      ['a', 'b'].map((id) => inSpan(`turn ${id}`, {}, () => committer.commit(write(`session-${id}`)))),
+    );
+    expect(results).toEqual(['committed', 'committed']);
+    expect(statements).toBe(1);
+    const turns = [spans('turn a')[0]!, spans('turn b')[0]!];
+    const [together, ...more] = spans('switchboard.commit');
+    expect(more).toEqual([]);
+    expect(together!.attributes['switchboard.commit.turns']).toBe(2);
+    expect(together!.parentSpanContext).toBeUndefined();
+    expect(together!.links.map((l) => l.context.spanId)).toEqual(turns.map((t) => t.spanContext().spanId));
+
+    exporter.reset();
+    await inSpan('turn c', {}, () => committer.commit(write('session-c')));
+    const [alone] = spans('switchboard.commit');
+    expect(alone!.parentSpanContext?.spanId).toBe(spans('turn c')[0]!.spanContext().spanId);
+    expect(alone!.attributes['switchboard.commit.turns']).toBe(1);
+    expect(alone!.links).toEqual([]);
+  });
+
+  it('the sampler and the batch sizes follow the standard variables; unset, the larger batch defaults', () => {
+    expect(samplerFromEnv({}).toString()).toBe(
+      'ParentBased{root=AlwaysOnSampler, remoteParentSampled=AlwaysOnSampler, remoteParentNotSampled=AlwaysOffSampler, localParentSampled=AlwaysOnSampler, localParentNotSampled=AlwaysOffSampler}',
+    );
+    expect(
+      samplerFromEnv({
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: '0.25',
+      }).toString(),
+    ).toMatch(/^ParentBased\{root=TraceIdRatioBased\{0\.25\}/);
+    expect(
+      samplerFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' }).toString(),
+    ).toBe('TraceIdRatioBased{0.1}');
+    expect(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'always_off' }).toString()).toBe('AlwaysOffSampler');
+    expect(() => samplerFromEnv({ OTEL_TRACES_SAMPLER: 'sometimes' })).toThrow(/OTEL_TRACES_SAMPLER/);
+    expect(() =>
+      samplerFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' }),
+    ).toThrow(/OTEL_TRACES_SAMPLER_ARG/);
+
+    expect(batchConfig({})).toEqual({ ...DEFAULT_BSP });
+    expect(DEFAULT_BSP.maxQueueSize).toBeGreaterThan(2048);
+    expect(
+      batchConfig({
+        OTEL_BSP_MAX_QUEUE_SIZE: '1000',
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '200',
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+        OTEL_BSP_EXPORT_TIMEOUT: '5000',
+      }),
+    ).toEqual({
+      maxQueueSize: 1000,
+      maxExportBatchSize: 200,
+      scheduledDelayMillis: 100,
+      exportTimeoutMillis: 5000,
+    });
+    // A queue set smaller than the default batch: batches no larger than the queue.
+    expect(batchConfig({ OTEL_BSP_MAX_QUEUE_SIZE: '100' })).toEqual({
+      maxQueueSize: 100,
+      maxExportBatchSize: 100,
+    });
+    expect(() => batchConfig({ OTEL_BSP_MAX_QUEUE_SIZE: 'lots' })).toThrow(/OTEL_BSP_MAX_QUEUE_SIZE/);
   });
 
   it('a log line written inside a span carries its trace_id and span_id', async () => {
