@@ -7,6 +7,7 @@
 //    trees are walked whole: moving or adding a file needs no change here.
 // 2. Every other file there (SQL migrations, Lua scripts, …) is copied beside them.
 // 3. The web widget is bundled to dist/widget/widget.js, the agent console to dist/console/.
+// 5. The typed client's declarations go to dist/client/ (`switchboard/client`'s types).
 // 4. The embedded database's template (a data directory after initdb and every migration) is made
 //    once per PGlite version, and again when a migration changes: dist/pglite-template-<version>/.
 //
@@ -131,6 +132,43 @@ const consoleOut = path.join(dist, 'console', 'app.js');
 if (outdated(consoleOut, ['console', 'scripts/build-console.js', 'package-lock.json'])) {
   await import(pathToFileURL(path.join(root, 'scripts', 'build-console.js')).href);
   say('console bundled');
+}
+
+// 5. The typed client's declarations (`switchboard/client` from plain Node or another project:
+//    package.json `exports` gives dist/src/client/index.js and these types). Outside dist/src,
+//    where the clean-up above would take them for outputs without a source. TypeScript is a dev
+//    dependency: without it, existing declarations stay as they are.
+const clientTypes = path.join(dist, 'client', 'index.d.ts');
+if (outdated(clientTypes, ['src/client/index.ts', 'src/client/api.ts'])) {
+  let ts;
+  try {
+    ts = (await import('typescript')).default;
+  } catch {
+    say('typescript is not installed: the client declarations in dist/client are left as they are');
+  }
+  if (ts) {
+    const program = ts.createProgram([path.join(root, 'src', 'client', 'index.ts')], {
+      declaration: true,
+      emitDeclarationOnly: true,
+      allowImportingTsExtensions: true,
+      outDir: path.dirname(clientTypes),
+      rootDir: path.join(root, 'src', 'client'),
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      strict: true,
+      skipLibCheck: true,
+      verbatimModuleSyntax: true,
+      types: [],
+    });
+    const emitted = program.emit(undefined, (file, text) => {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // `./api.ts` in the sources; `./api.js` (its declarations: api.d.ts) for a consumer.
+      fs.writeFileSync(file, text.replace(RELATIVE_TS, '$1$2$3.js$2'));
+    });
+    if (emitted.emitSkipped) throw new Error('build: the client declarations could not be emitted');
+    say('client declarations: dist/client');
+  }
 }
 
 // 4. The embedded database's template, through the compiled store module.
