@@ -19,7 +19,8 @@
  * `schedule` (how late scheduled sends fire, on both scheduler drivers).
  * And `dashboard`: the operator dashboard's queries on the same preloaded data (bench/dashboard.ts).
  * And `files`: memory while a 50 MB file streams into and out of the file store (bench/files.ts).
- * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule dashboard files` picks parts.
+ * And `webhooks`: what the event webhooks' trigger costs a message insert (bench/webhooks.ts).
+ * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule dashboard files webhooks` picks parts.
  * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS,
  * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES.
  */
@@ -48,6 +49,7 @@ import { runFilesBench } from './files.ts';
 import { outboundLines, runOutboundBench } from './outbound.ts';
 import { preload } from './preload.ts';
 import { runStartupBench, type StartupResult, startupLines } from './startup.ts';
+import { runWebhookTriggerBench, webhookTriggerLines } from './webhooks.ts';
 import { runWebSocketBench, type WebSocketBenchResult } from './websocket.ts';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000);
@@ -841,6 +843,10 @@ if (want('files')) {
       `- ${files.fileMb} MB (baseline ${files.baselineRssMb} MB RSS): in at ${up.mbPerSecond} MB/s, peak RSS +${up.rssGrowthMb} MB, heap peak ${up.peakHeapMb} MB; out at ${down.mbPerSecond} MB/s, peak RSS +${down.rssGrowthMb} MB, heap peak ${down.peakHeapMb} MB`,
     );
   }
+}
+if (want('webhooks')) {
+  console.log('\nEvent webhook trigger on messages (issue 26), one session, rolled back each run:\n');
+  for (const line of webhookTriggerLines(await runWebhookTriggerBench())) console.log(line);
 }
 printTargets({ startup, embedded, distributed, size, fastestBaseline, websocket });
 process.exit(0);
