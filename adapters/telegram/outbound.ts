@@ -1,4 +1,5 @@
 import type { OutboundReply } from '../../src/delivery/sender.ts';
+import { isRatingAsk, RATING_SUGGESTIONS } from '../../src/lifecycle/rating.ts';
 import type { Suggestion } from '../../src/store/records.ts';
 import { splitText } from '../../src/text.ts';
 import type { TelegramReplyTo } from './reply-to.ts';
@@ -15,11 +16,14 @@ export const EMPTY_TEXT_PROMPT = 'Please choose:';
 export interface SendMessageCall {
   chat_id: string;
   text: string;
-  reply_markup?: {
-    keyboard: { text: string }[][];
-    one_time_keyboard: true;
-    resize_keyboard: true;
-  };
+  reply_markup?:
+    | {
+        keyboard: { text: string }[][];
+        one_time_keyboard: true;
+        resize_keyboard: true;
+      }
+    /** A rating ask: buttons under the message. */
+    | { inline_keyboard: { text: string; callback_data: string }[][] };
   reply_parameters?: { message_id: number; allow_sending_without_reply: true };
   message_thread_id?: number;
 }
@@ -27,7 +31,7 @@ export interface SendMessageCall {
 /**
  * The `sendMessage` calls that carry one reply: its text in pieces of at most 4,096 characters,
  * the suggestions as a one-time reply keyboard on the last piece (a button sends its label as the
- * person's next message). Attachments are not sent on this channel yet: the count is returned.
+ * person's next message); a rating ask's five stars as inline buttons whose press sends the score. Attachments are not sent on this channel yet: the count is returned.
  */
 export function planReply(
   reply: OutboundReply,
@@ -45,7 +49,12 @@ export function planReply(
     return call;
   });
   const last = calls.at(-1);
-  if (last && suggestions.length > 0)
+  if (last && isRatingAsk(reply.payload.suggestions))
+    // A rating: buttons under the message whose press sends the score (callback_data), not the stars.
+    last.reply_markup = {
+      inline_keyboard: RATING_SUGGESTIONS.map((s) => [{ text: s.text, callback_data: s.value! }]),
+    };
+  else if (last && suggestions.length > 0)
     last.reply_markup = { keyboard: rows(suggestions), one_time_keyboard: true, resize_keyboard: true };
   return { calls, droppedAttachments: (reply.payload.attachments ?? []).length };
 }

@@ -6,6 +6,7 @@ import { EMPTY_TEXT_PROMPT, planReply, TEXT_MAX } from '../../adapters/telegram/
 import { callbackToEnvelope, messageToEnvelope } from '../../adapters/telegram/webhook/envelope.ts';
 import { NotATelegramUpdateError, parseUpdate } from '../../adapters/telegram/webhook/parse.ts';
 import { verifySecretToken } from '../../adapters/telegram/webhook/verify.ts';
+import { RATING_SUGGESTIONS } from '../../src/lifecycle/rating.ts';
 import * as doc from '../fixtures/telegram/updates.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { testConfig } from '../helpers/hub.ts';
@@ -227,7 +228,11 @@ describe('Telegram replies', () => {
     );
     expect(calls).toHaveLength(1);
     expect(calls[0]!.text).toBe(EMPTY_TEXT_PROMPT);
-    expect(calls[0]!.reply_markup!.keyboard).toEqual([[{ text: 'A' }], [{ text: long }], [{ text: 'B' }]]);
+    expect(calls[0]!.reply_markup).toEqual({
+      keyboard: [[{ text: 'A' }], [{ text: long }], [{ text: 'B' }]],
+      one_time_keyboard: true,
+      resize_keyboard: true,
+    });
   });
 
   it('long text is split under 4,096 characters; in a group the first piece answers the person', () => {
@@ -243,7 +248,39 @@ describe('Telegram replies', () => {
     expect(calls[0]!.reply_parameters).toEqual({ message_id: 7, allow_sending_without_reply: true });
     expect(calls[1]!.reply_parameters).toBeUndefined();
     expect(calls[0]!.reply_markup).toBeUndefined();
-    expect(calls[1]!.reply_markup?.keyboard).toEqual([[{ text: 'OK' }]]);
+    expect(calls[1]!.reply_markup).toEqual({
+      keyboard: [[{ text: 'OK' }]],
+      one_time_keyboard: true,
+      resize_keyboard: true,
+    });
+  });
+
+  it('a rating ask is five inline buttons whose press sends the score, not the stars', () => {
+    const { calls } = planReply(reply('How was it?', [...RATING_SUGGESTIONS]), { chatId: '7' });
+    expect(calls).toEqual([
+      {
+        chat_id: '7',
+        text: 'How was it?',
+        reply_markup: {
+          inline_keyboard: [
+            [{ text: '★', callback_data: '1' }],
+            [{ text: '★★', callback_data: '2' }],
+            [{ text: '★★★', callback_data: '3' }],
+            [{ text: '★★★★', callback_data: '4' }],
+            [{ text: '★★★★★', callback_data: '5' }],
+          ],
+        },
+      },
+    ]);
+    // Five star suggestions that are not the rating's values stay a reply keyboard.
+    const other = planReply(
+      reply(
+        'Pick',
+        RATING_SUGGESTIONS.map((s) => ({ text: s.text })),
+      ),
+      { chatId: '7' },
+    );
+    expect(other.calls[0]!.reply_markup).toHaveProperty('keyboard');
   });
 
   it('flood control waits retry_after; a blocked bot or a missing chat is not retried; outages are', () => {

@@ -1,0 +1,402 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSlackAdapter, loadSlackConfig } from '../../adapters/slack/index.ts';
+import { slackSignature } from '../../adapters/slack/webhook/verify.ts';
+import { createTelegramAdapter, loadTelegramConfig } from '../../adapters/telegram/index.ts';
+import { DEFAULT_RATING_QUESTION } from '../../src/lifecycle/rating.ts';
+import * as slackDoc from '../fixtures/slack/events.ts';
+import * as telegramDoc from '../fixtures/telegram/updates.ts';
+import * as waDoc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { type SlackWebApi, startSlackWebApi } from '../helpers/slack-web-api.ts';
+import { startTelegramBotApi, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { until } from '../helpers/until.ts';
+import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
+
+/**
+ * The rating ask on each channel, through the channel's adapter against its local fake: what the
+ * platform receives (the five stars its own way) for `ASK RATING` and for the hub's own ask at
+ * the end (`sessions.askRating`), and the button or reply coming back stored as the rating.
+ * The bot (test/fixtures/rating-channels) asks when told `rate`, and the hub asks at every end.
+ */
+const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/rating-channels');
+const ADMIN_TOKEN = 'rating-channels-admin-token-0123456789abcdef';
+const STARS = ['★', '★★', '★★★', '★★★★', '★★★★★'];
+
+interface Rated {
+  session_id: string;
+  score: string;
+  source: string | null;
+}
+
+/** The channel's sessions of one person, oldest first, and the ratings they gave. */
+function ratingsOf(running: RunningHub, channel: string, nativeKey: string) {
+  const q = async <T>(sql: string) => (await running.hub.db.query(sql, [channel, nativeKey])).rows as T[];
+  return {
+    sessions: () =>
+      q<{ id: string; ended_at: Date | null }>(
+        'SELECT id, ended_at FROM sessions WHERE channel = $1 AND native_key = $2 ORDER BY created_at',
+      ),
+    ratings: () =>
+      q<Rated>(
+        `SELECT e.session_id, COALESCE(e.data->>'score', e.data->>'value') AS score, e.data->>'source' AS source
+         FROM session_events e JOIN sessions s ON s.id = e.session_id
+         WHERE s.channel = $1 AND s.native_key = $2 AND e.type = 'rating' ORDER BY e.id`,
+      ),
+  };
+}
+
+/** Ends a session as an operator does; the hub then asks for the rating. */
+async function endByOperator(running: RunningHub, sessionId: string): Promise<void> {
+  const res = await fetch(`${running.url}/api/admin/sessions/${sessionId}/end`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  expect(res.status).toBe(202);
+}
+
+describe('Telegram: the stars as buttons under the message', () => {
+  const TOKEN = '7100000002:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw';
+  const SECRET = 'hub-secret_rating_0123';
+  let api: TelegramBotApi;
+  let running: RunningHub;
+  let update = 0;
+
+  beforeAll(async () => {
+    api = await startTelegramBotApi(TOKEN);
+    running = await startTestHub(
+      { configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN },
+      {
+        adapters: [
+          createTelegramAdapter(
+            loadTelegramConfig({
+              TELEGRAM_BOT_TOKEN: TOKEN,
+              TELEGRAM_WEBHOOK_SECRET: SECRET,
+              TELEGRAM_API_URL: api.url,
+            })!,
+          ),
+        ],
+      },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await api?.close();
+  });
+
+  const deliver = (body: unknown) =>
+    fetch(`${running.url}/webhooks/telegram`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
+      body: JSON.stringify(body),
+    });
+  const say = (chat: number, text: string) =>
+    deliver(telegramDoc.variant(telegramDoc.textMessage, { updateId: chat + ++update, userId: chat, text }));
+  const press = (chat: number, data: string) =>
+    deliver(
+      telegramDoc.variant(telegramDoc.callbackQueryInChat, {
+        updateId: chat + ++update,
+        userId: chat,
+        text: data,
+      }),
+    );
+  const asks = (chat: number) =>
+    api.sentTo(chat).filter((c) => (c.body.reply_markup as { inline_keyboard?: unknown })?.inline_keyboard);
+  const inlineStars = STARS.map((text, i) => [{ text, callback_data: String(i + 1) }]);
+
+  it('ASK RATING: five buttons whose press sends the score, stored as the rating', async () => {
+    const chat = 710_001;
+    const r = ratingsOf(running, 'telegram', String(chat));
+    expect((await say(chat, 'rate')).status).toBe(200);
+    const [ask] = await until(
+      () => asks(chat),
+      (a) => a.length === 1,
+    );
+    expect(ask!.body).toMatchObject({
+      chat_id: String(chat),
+      text: DEFAULT_RATING_QUESTION,
+      reply_markup: { inline_keyboard: inlineStars },
+    });
+    expect((await press(chat, '4')).status).toBe(200);
+    await until(
+      () => api.sentTo(chat).map((c) => c.body.text),
+      (t) => t.includes('You gave 4'),
+    );
+    expect(await r.ratings()).toEqual([expect.objectContaining({ score: '4', source: null })]);
+  });
+
+  it("askRating: the end asks with the same buttons; the press is the ended session's rating", async () => {
+    const chat = 710_002;
+    const r = ratingsOf(running, 'telegram', String(chat));
+    await say(chat, 'hello');
+    const [session] = await until(r.sessions, (s) => s.length === 1);
+    await until(
+      () => api.sentTo(chat).map((c) => c.body.text),
+      (t) => t.includes('You said hello'),
+    );
+    await endByOperator(running, session!.id);
+    const [ask] = await until(
+      () => asks(chat),
+      (a) => a.length === 1,
+    );
+    expect(ask!.body).toMatchObject({
+      text: DEFAULT_RATING_QUESTION,
+      reply_markup: { inline_keyboard: inlineStars },
+    });
+    await press(chat, '5');
+    await until(
+      () => api.sentTo(chat).map((c) => c.body.text),
+      (t) => t.includes('Thank you for your rating!'),
+    );
+    expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '5', source: 'askRating' }]);
+    expect(await r.sessions()).toHaveLength(1);
+  });
+});
+
+describe('WhatsApp Cloud API: the stars as a list message', () => {
+  const ACCESS_TOKEN = 'EAAJB-rating-token';
+  const APP_SECRET = 'rating-app-secret';
+  const NUMBER = '106540352242931';
+  let graph: GraphApi;
+  let running: RunningHub;
+  let serial = 0;
+
+  beforeAll(async () => {
+    graph = await startGraphApi(ACCESS_TOKEN);
+    running = await startTestHub(
+      { configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN },
+      {
+        adapters: [
+          whatsAppCloudAdapter({
+            graphUrl: graph.url,
+            numbers: `${NUMBER}:default`,
+            accessToken: ACCESS_TOKEN,
+            appSecret: APP_SECRET,
+          }),
+        ],
+      },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await graph?.close();
+  });
+
+  const post = (payload: unknown) => postWhatsAppWebhook(running.url, payload, APP_SECRET);
+  const say = (from: string, text: string) => {
+    const p = waDoc.variant(waDoc.textMessage, {
+      from,
+      suffix: `${from}.${++serial}`,
+      phoneNumberId: NUMBER,
+      timestamp: new Date(),
+    }) as waDoc.Json;
+    p.entry[0].changes[0].value.messages[0].text.body = text;
+    return post(p);
+  };
+  /** The row the person taps in the list: its id is the score we sent. */
+  const tap = (from: string, score: number) => {
+    const p = waDoc.variant(waDoc.listReply, {
+      from,
+      suffix: `${from}.${++serial}`,
+      phoneNumberId: NUMBER,
+      timestamp: new Date(),
+    }) as waDoc.Json;
+    p.entry[0].changes[0].value.messages[0].interactive.list_reply = {
+      id: String(score),
+      title: STARS[score - 1],
+    };
+    return post(p);
+  };
+  const sent = (to: string) => graph.to(to).map((r) => r.body);
+  const texts = (to: string) =>
+    sent(to).map((b) =>
+      b.type === 'text' ? b.text.body : b.type === 'interactive' ? b.interactive.body.text : '',
+    );
+  const listMessage = {
+    type: 'interactive',
+    interactive: {
+      type: 'list',
+      body: { text: DEFAULT_RATING_QUESTION },
+      action: {
+        button: expect.any(String),
+        sections: [{ rows: STARS.map((title, i) => ({ id: String(i + 1), title })) }],
+      },
+    },
+  };
+
+  it('ASK RATING: a list of five rows (reply buttons hold only three); the tapped row is the rating', async () => {
+    const from = '16505559001';
+    const r = ratingsOf(running, 'whatsapp', `+${from}`);
+    expect((await say(from, 'rate')).status).toBe(200);
+    const asked = await until(
+      () => sent(from).filter((b) => b.type === 'interactive'),
+      (a) => a.length === 1,
+    );
+    expect(asked[0]).toMatchObject({ messaging_product: 'whatsapp', to: from, ...listMessage });
+    expect((await tap(from, 3)).status).toBe(200);
+    await until(
+      () => texts(from),
+      (t) => t.includes('You gave 3'),
+    );
+    expect(await r.ratings()).toEqual([expect.objectContaining({ score: '3', source: null })]);
+  });
+
+  it("askRating: the end sends the same list; the tap is the ended session's rating", async () => {
+    const from = '16505559002';
+    const r = ratingsOf(running, 'whatsapp', `+${from}`);
+    await say(from, 'hello');
+    await until(
+      () => texts(from),
+      (t) => t.includes('You said hello'),
+    );
+    const [session] = await r.sessions();
+    await endByOperator(running, session!.id);
+    const asked = await until(
+      () => sent(from).filter((b) => b.type === 'interactive'),
+      (a) => a.length === 1,
+    );
+    expect(asked[0]).toMatchObject(listMessage);
+    await tap(from, 2);
+    await until(
+      () => texts(from),
+      (t) => t.includes('Thank you for your rating!'),
+    );
+    expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '2', source: 'askRating' }]);
+    expect(await r.sessions()).toHaveLength(1);
+  });
+});
+
+describe('Slack: the stars as buttons', () => {
+  const SIGNING_SECRET = '8f742231b10e8888abcd99yyyzzz85a6';
+  const BOT_TOKEN = 'xoxb-17653672481-19874698323-ratingzzzzzzzzzzzzz';
+  const TEAM = 'T123ABC456';
+  let api: SlackWebApi;
+  let running: RunningHub;
+  let clock = 1_710_000_000;
+  const ts = () => `${++clock}.000100`;
+
+  beforeAll(async () => {
+    api = await startSlackWebApi(BOT_TOKEN);
+    running = await startTestHub(
+      { configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN },
+      {
+        adapters: [
+          createSlackAdapter(
+            loadSlackConfig({
+              SLACK_SIGNING_SECRET: SIGNING_SECRET,
+              SLACK_BOT_TOKEN: BOT_TOKEN,
+              SLACK_API_URL: api.url,
+            })!,
+          ),
+        ],
+      },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await api?.close();
+  });
+
+  const deliver = (route: '' | '/interactions', raw: string) => {
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    return fetch(`${running.url}/webhooks/slack${route}`, {
+      method: 'POST',
+      headers: {
+        'content-type': route === '' ? 'application/json' : 'application/x-www-form-urlencoded',
+        'x-slack-request-timestamp': timestamp,
+        'x-slack-signature': slackSignature(raw, timestamp, SIGNING_SECRET),
+      },
+      body: raw,
+    });
+  };
+  const say = (p: { user: string; dm: string }, text: string) => {
+    const at = ts();
+    return deliver(
+      '',
+      JSON.stringify(
+        slackDoc.wrap(
+          { ...slackDoc.directMessage, channel: p.dm, user: p.user, text, ts: at, event_ts: at },
+          { eventId: `Ev${at}` },
+        ),
+      ),
+    );
+  };
+  /** The person presses the button for `score` on the message `messageTs`. */
+  const press = (p: { user: string; dm: string }, messageTs: string, score: number) => {
+    const payload = structuredClone(slackDoc.blockActions) as slackDoc.Json;
+    payload.team.id = TEAM;
+    payload.user = { id: p.user, username: 'rater', name: 'rater', team_id: TEAM };
+    payload.container = { type: 'message', message_ts: messageTs, channel_id: p.dm, is_ephemeral: false };
+    payload.channel = { id: p.dm, name: 'directmessage' };
+    payload.message = { ...payload.message, ts: messageTs };
+    payload.actions = [
+      {
+        ...payload.actions[0],
+        action_id: `suggestion-${score - 1}`,
+        block_id: 'suggestions',
+        text: { type: 'plain_text', text: STARS[score - 1], emoji: true },
+        value: String(score),
+        action_ts: ts(),
+      },
+    ];
+    return deliver('/interactions', slackDoc.interactionBody(payload));
+  };
+  const posted = (dm: string) => api.postedTo(dm);
+  const asks = (dm: string) =>
+    posted(dm).filter((c) =>
+      (c.args.blocks as { type: string }[] | undefined)?.some((b) => b.type === 'actions'),
+    );
+  const buttons = STARS.map((text, i) => ({
+    type: 'button',
+    text: { type: 'plain_text', text, emoji: true },
+    value: String(i + 1),
+  }));
+
+  it('ASK RATING: five buttons; the press is the rating', async () => {
+    const p = { user: 'U9RATE0001', dm: 'D9RATE0001' };
+    const r = ratingsOf(running, 'slack', `${TEAM}:${p.user}`);
+    expect((await say(p, 'rate')).status).toBe(200);
+    const [ask] = await until(
+      () => asks(p.dm),
+      (a) => a.length === 1,
+    );
+    expect(ask!.args.text).toBe(DEFAULT_RATING_QUESTION);
+    expect((ask!.args.blocks as { type: string; elements?: unknown[] }[]).at(-1)!.elements).toEqual(
+      buttons.map((b) => expect.objectContaining(b)),
+    );
+    expect((await press(p, `${clock}.000200`, 5)).status).toBe(200);
+    await until(
+      () => posted(p.dm).map((c) => c.args.text),
+      (t) => t.includes('You gave 5'),
+    );
+    expect(await r.ratings()).toEqual([expect.objectContaining({ score: '5', source: null })]);
+  });
+
+  it("askRating: the end posts the same buttons; the press is the ended session's rating", async () => {
+    const p = { user: 'U9RATE0002', dm: 'D9RATE0002' };
+    const r = ratingsOf(running, 'slack', `${TEAM}:${p.user}`);
+    await say(p, 'hello');
+    await until(
+      () => posted(p.dm).map((c) => c.args.text),
+      (t) => t.includes('You said hello'),
+    );
+    const [session] = await r.sessions();
+    await endByOperator(running, session!.id);
+    const [ask] = await until(
+      () => asks(p.dm),
+      (a) => a.length === 1,
+    );
+    expect(ask!.args.text).toBe(DEFAULT_RATING_QUESTION);
+    expect((ask!.args.blocks as { type: string; elements?: unknown[] }[]).at(-1)!.elements).toEqual(
+      buttons.map((b) => expect.objectContaining(b)),
+    );
+    await press(p, `${clock}.000300`, 1);
+    await until(
+      () => posted(p.dm).map((c) => c.args.text),
+      (t) => t.includes('Thank you for your rating!'),
+    );
+    expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '1', source: 'askRating' }]);
+    expect(await r.sessions()).toHaveLength(1);
+  });
+});
