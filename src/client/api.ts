@@ -761,7 +761,263 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "broadcast.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** No recipient of a broadcast is queued any more: its final counts */
+        post: operations["webhookBroadcastCompletedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "broadcast.dispatched": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Every recipient of a broadcast has been handed to their session (or set aside) */
+        post: operations["webhookBroadcastDispatchedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "broadcast.progress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A running broadcast's counts (at most every WEBHOOK_BROADCAST_PROGRESS_MS, when they changed) */
+        post: operations["webhookBroadcastProgressEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "broadcast.started": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A broadcast is accepted */
+        post: operations["webhookBroadcastStartedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "handoff.assigned": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An agent has the conversation */
+        post: operations["webhookHandoffAssignedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "handoff.ended": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The handoff ended; the bot is back */
+        post: operations["webhookHandoffEndedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "handoff.requested": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The conversation is handed to a human (waiting, or straight to an agent) */
+        post: operations["webhookHandoffRequestedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "handoff.transferred": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The conversation went to another agent */
+        post: operations["webhookHandoffTransferredEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "message.delivered": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The platform confirmed a reply (delivered or read) */
+        post: operations["webhookMessageDeliveredEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "message.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A reply's delivery was given up */
+        post: operations["webhookMessageFailedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "message.received": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The person's message is recorded */
+        post: operations["webhookMessageReceivedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "message.sent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A reply (the bot's or an agent's) is recorded, before it is sent */
+        post: operations["webhookMessageSentEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "rating.received": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A person answered ASK RATING */
+        post: operations["webhookRatingReceivedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "session.ended": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A session ends (closed, idled out, expired, its parent ended) */
+        post: operations["webhookSessionEndedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "session.started": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A session is opened */
+        post: operations["webhookSessionStartedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         AdminSession: {
@@ -815,6 +1071,57 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        BroadcastCompletedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** Format: uuid */
+                broadcast_id: string;
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                delivered: number;
+                failed: number;
+                opted_out: number;
+                queued: number;
+                sent: number;
+                /** @constant */
+                status: "completed";
+                total: number;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** @description null: a broadcast event belongs to no session */
+            session_id: null;
+            /** @constant */
+            type: "broadcast.completed";
+        };
+        BroadcastDispatchedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** Format: uuid */
+                broadcast_id: string;
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                opted_out: number;
+                rate_per_second: number;
+                total: number;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** @description null: a broadcast event belongs to no session */
+            session_id: null;
+            /** @constant */
+            type: "broadcast.dispatched";
+        };
         BroadcastList: {
             broadcasts: ({
                 bot: string;
@@ -849,6 +1156,57 @@ export interface components {
             total: number;
         } & {
             [key: string]: unknown;
+        };
+        BroadcastProgressEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** Format: uuid */
+                broadcast_id: string;
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                delivered: number;
+                failed: number;
+                opted_out: number;
+                queued: number;
+                sent: number;
+                /** @constant */
+                status: "running";
+                total: number;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** @description null: a broadcast event belongs to no session */
+            session_id: null;
+            /** @constant */
+            type: "broadcast.progress";
+        };
+        BroadcastStartedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** Format: uuid */
+                broadcast_id: string;
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                opted_out: number;
+                rate_per_second: number;
+                total: number;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** @description null: a broadcast event belongs to no session */
+            session_id: null;
+            /** @constant */
+            type: "broadcast.started";
         };
         ChatCompleted: {
             duplicate?: boolean;
@@ -902,6 +1260,84 @@ export interface components {
                 message: string;
             };
         };
+        HandoffAssignedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                agent_id: string | null;
+                /** Format: uuid */
+                handoff_id: string;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "handoff.assigned";
+        };
+        HandoffEndedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                agent_id: string | null;
+                /** Format: uuid */
+                handoff_id: string;
+                reason: string | null;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "handoff.ended";
+        };
+        HandoffRequestedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** Format: uuid */
+                handoff_id: string;
+                queue: string | null;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "handoff.requested";
+        };
+        HandoffTransferredEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                agent_id: string | null;
+                from_agent_id: string | null;
+                /** Format: uuid */
+                handoff_id: string;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "handoff.transferred";
+        };
         HistoryPage: {
             messages: components["schemas"]["Message"][];
             next_after: number;
@@ -945,6 +1381,100 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        MessageDeliveredEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                error: string | null;
+                seq: number;
+                /** @description `delivered`, `read` or `failed` */
+                status: string;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "message.delivered";
+        };
+        MessageFailedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                error: string | null;
+                seq: number;
+                /** @description `delivered`, `read` or `failed` */
+                status: string;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "message.failed";
+        };
+        MessageReceivedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                envelope_id: string | null;
+                in_reply_to: string | null;
+                /** @description `user`, `assistant` or `agent` */
+                role: string;
+                /** @description the message's number in its session */
+                seq: number;
+                text: string;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "message.received";
+        };
+        MessageSentEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                envelope_id: string | null;
+                in_reply_to: string | null;
+                /** @description `user`, `assistant` or `agent` */
+                role: string;
+                /** @description the message's number in its session */
+                seq: number;
+                text: string;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "message.sent";
+        };
         OutboundAccepted: {
             /** Format: uuid */
             message_id: string;
@@ -962,6 +1492,25 @@ export interface components {
             status: "queued" | "scheduled" | "sent" | "delivered" | "read" | "failed" | "cancelled";
         } & {
             [key: string]: unknown;
+        };
+        RatingReceivedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                score: number | string | null;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "rating.received";
         };
         Session: {
             auth_level: string;
@@ -1001,6 +1550,45 @@ export interface components {
             token: string;
         } & {
             [key: string]: unknown;
+        };
+        SessionEndedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                message_count: number;
+                reason: string | null;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "session.ended";
+        };
+        SessionStartedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                parent_session_id: string | null;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** Format: uuid */
+            session_id: string;
+            /** @constant */
+            type: "session.started";
         };
     };
     responses: {
@@ -2835,6 +3423,411 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             default: components["responses"]["Error"];
+        };
+    };
+    webhookBroadcastCompletedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BroadcastCompletedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookBroadcastDispatchedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BroadcastDispatchedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookBroadcastProgressEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BroadcastProgressEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookBroadcastStartedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BroadcastStartedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookHandoffAssignedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HandoffAssignedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookHandoffEndedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HandoffEndedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookHandoffRequestedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HandoffRequestedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookHandoffTransferredEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HandoffTransferredEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookMessageDeliveredEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessageDeliveredEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookMessageFailedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessageFailedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookMessageReceivedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessageReceivedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookMessageSentEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessageSentEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookRatingReceivedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RatingReceivedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookSessionEndedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionEndedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookSessionStartedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionStartedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
 }

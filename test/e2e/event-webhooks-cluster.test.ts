@@ -74,6 +74,7 @@ describe('event webhooks across processes', () => {
       expect(got).toEqual(rows.map((r) => r.event_id));
     }
     expect(receiver.badSignatures).toBe(0);
+    expect(receiver.badShapes).toEqual([]);
     expect(cluster.crashes()).toEqual([]);
   }, 150_000);
 });

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { WebhookEventSchema } from '../../src/webhooks/events.ts';
 import { verifySignature } from '../../src/webhooks/signature.ts';
 
 /** The signing secret the test bots' webhooks use, and the variable that holds it. */
@@ -67,6 +68,8 @@ export class WebhookReceiver {
   /** Every request, whatever the answer. */
   requests = 0;
   badSignatures = 0;
+  /** Events whose body is not the documented shape of its type (src/webhooks/events.ts, OpenAPI `webhooks`). */
+  readonly badShapes: string[] = [];
   /** Event ids answered 500 whatever the mode. */
   readonly refuse = new Set<string>();
   private readonly hung: ServerResponse[] = [];
@@ -142,6 +145,8 @@ export class WebhookReceiver {
       return;
     }
     const event = JSON.parse(body) as ReceivedEvent;
+    const shape = WebhookEventSchema.safeParse(event);
+    if (!shape.success) this.badShapes.push(`${event.type}: ${shape.error.message} in ${body}`);
     if (this.mode === 'hang') {
       this.hung.push(res);
       return;

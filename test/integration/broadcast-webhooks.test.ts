@@ -126,6 +126,7 @@ describe('broadcast event webhooks', () => {
       (e) => e.some((x) => x.type === 'broadcast.completed'),
     );
     expect(receiver.badSignatures).toBe(0);
+    expect(receiver.badShapes).toEqual([]);
     expect(events.map((e) => e.id)).toEqual(await laneOrder(running, id));
     const types = events.map((e) => e.type);
     expect(types.join(' ')).toMatch(
@@ -227,6 +228,7 @@ describe('broadcast event webhooks', () => {
       (e) => e.length >= 3,
     );
     expect(events.map((e) => e.type)).toEqual(['session.started', 'handoff.requested', 'handoff.assigned']);
+    expect(receiver.badShapes).toEqual([]);
     expect(events[2]?.data).toMatchObject({
       agent_id: made.agent_id,
       handoff_id: events[1]?.data.handoff_id,
@@ -307,5 +309,6 @@ describe('broadcast event webhooks: dead letters', () => {
       (e) => e.includes(started as string),
     );
     expect(await deadEvents(running.hub.db)).toEqual([]);
+    expect(receiver.badShapes).toEqual([]);
   });
 });

@@ -60,6 +60,7 @@ describe('event webhooks', () => {
       (e) => e.filter((x) => x.type === 'message.sent').length >= 2,
     );
     expect(receiver.badSignatures).toBe(0);
+    expect(receiver.badShapes).toEqual([]);
     const types = events.map((e) => e.type);
     expect(types.slice(0, 2)).toEqual(['session.started', 'message.sent']);
     expect(types).toContain('message.received');
@@ -270,5 +271,6 @@ describe('event webhooks: human handoff', () => {
     expect(events.map((e) => e.type)).toEqual(['handoff.requested', 'handoff.assigned', 'handoff.ended']);
     expect(events[1]?.data).toMatchObject({ agent_id: made.agent_id });
     expect(events[0]?.data.handoff_id).toBe(events[2]?.data.handoff_id);
+    expect(receiver.badShapes).toEqual([]);
   });
 });

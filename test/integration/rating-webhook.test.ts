@@ -40,6 +40,7 @@ describe('rating.received event webhook', () => {
       (e) => e.length >= 1,
     );
     expect(receiver.badSignatures).toBe(0);
+    expect(receiver.badShapes).toEqual([]);
     expect(events.map((e) => e.type)).toEqual(['rating.received']);
     expect(events[0]).toMatchObject({
       bot: 'hooks',

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { WEBHOOK_EVENTS, webhookEventSchema } from '../../webhooks/events.ts';
+import { WEBHOOK_EVENT_TYPES } from '../../webhooks/settings.ts';
 import { OPERATIONS, type Operation, pathParameterSchema, type Scheme } from './operations.ts';
 import { ErrorBody } from './shapes.ts';
 
@@ -166,8 +168,58 @@ export function operationId(op: Pick<Operation, 'method' | 'path'>): string {
 }
 
 /**
+ * The event webhooks (README "Event webhooks") as OpenAPI 3.1 `webhooks`: one POST per event type
+ * that the hub makes to a bot's endpoint, its body from `src/webhooks/events.ts`.
+ */
+function eventWebhooks(components: Record<string, Json>): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  for (const type of WEBHOOK_EVENT_TYPES) {
+    const name = `${type
+      .split('.')
+      .map((w) => w[0]!.toUpperCase() + w.slice(1))
+      .join('')}Event`;
+    out[type] = {
+      post: {
+        operationId: `webhook${name}`,
+        summary: WEBHOOK_EVENTS[type].summary,
+        tags: ['Event webhooks'],
+        parameters: [
+          {
+            name: 'Switchboard-Signature',
+            in: 'header',
+            required: true,
+            description:
+              '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away.',
+            schema: { type: 'string' },
+          },
+          {
+            name: 'Switchboard-Event-Id',
+            in: 'header',
+            required: true,
+            description: "The body's `id`.",
+            schema: { type: 'string', format: 'uuid' },
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: hoist(schemaOf(webhookEventSchema(type).meta({ id: name }), 'output'), components),
+            },
+          },
+        },
+        responses: {
+          '2XX': { description: 'Taken. Anything else, or no answer in time, is retried.' },
+        },
+      },
+    };
+  }
+  return out;
+}
+
+/**
  * The OpenAPI 3.1 document of the hub's HTTP API, from the routes' own zod schemas
- * (`operations.ts`). Left out, and listed in README: `/ws`, the pages, the platforms' webhooks,
+ * (`operations.ts`), and the event webhooks the hub sends (`webhooks`). Left out, and listed in README: `/ws`, the pages, the platforms' webhooks,
  * `/healthz`, `/readyz` and `/metrics`.
  */
 export function buildOpenApiDocument(options: { version: string; serverUrl?: string }): OpenApiDocument {
@@ -203,8 +255,13 @@ export function buildOpenApiDocument(options: { version: string; serverUrl?: str
         name: 'Dashboard',
         description: 'Analytics, transcripts, audit (ADMIN_TOKEN, supervisors, admin agents)',
       },
+      {
+        name: 'Event webhooks',
+        description: "What the hub POSTs to a bot's webhook endpoints (bot.json `webhooks`), signed",
+      },
     ],
     paths,
+    webhooks: eventWebhooks(components),
     components: { schemas: components, responses, securitySchemes: SECURITY_SCHEMES },
   };
 }
