@@ -2,11 +2,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackAdapter, loadSlackConfig } from '../../adapters/slack/index.ts';
 import { slackSignature } from '../../adapters/slack/webhook/verify.ts';
+import { createTeamsAdapter, loadTeamsConfig } from '../../adapters/teams/index.ts';
 import { createTelegramAdapter, loadTelegramConfig } from '../../adapters/telegram/index.ts';
 import { DEFAULT_RATING_QUESTION } from '../../src/lifecycle/rating.ts';
 import * as slackDoc from '../fixtures/slack/events.ts';
+import * as teamsDoc from '../fixtures/teams/activities.ts';
 import * as telegramDoc from '../fixtures/telegram/updates.ts';
 import * as waDoc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { type BotConnector, startBotConnector } from '../helpers/bot-connector.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { type SlackWebApi, startSlackWebApi } from '../helpers/slack-web-api.ts';
@@ -397,6 +400,114 @@ describe('Slack: the stars as buttons', () => {
       (t) => t.includes('Thank you for your rating!'),
     );
     expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '1', source: 'askRating' }]);
+    expect(await r.sessions()).toHaveLength(1);
+  });
+});
+
+describe('Teams: the stars as an Adaptive Card', () => {
+  let connector: BotConnector;
+  let running: RunningHub;
+  let serial = 0;
+
+  beforeAll(async () => {
+    connector = await startBotConnector();
+    running = await startTestHub(
+      { configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN },
+      {
+        adapters: [
+          createTeamsAdapter(loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: 'default' }, '127.0.0.1')!),
+        ],
+      },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await connector?.close();
+  });
+
+  const post = (activity: unknown) =>
+    fetch(`${running.url}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(activity),
+    });
+  /** A 1:1 conversation of its own; `say` sends the next message in it (a card button's messageBack too). */
+  const conversation = () => {
+    const suffix = `rate${++serial}`;
+    let n = 0;
+    const first = teamsDoc.variant(teamsDoc.personalMessage, { suffix, serviceUrl: connector.url });
+    const say = (text: string) =>
+      post(
+        teamsDoc.variant(teamsDoc.personalMessage, {
+          suffix,
+          serviceUrl: connector.url,
+          text,
+          id: `${first.id}.${++n}`,
+        }),
+      );
+    return {
+      id: first.conversation.id as string,
+      key: `${first.from.aadObjectId}#${first.conversation.id}`,
+      say,
+    };
+  };
+  const cards = (id: string) =>
+    connector
+      .delivered(id)
+      .map((r) => r.body.attachments?.[0])
+      .filter((a) => a?.contentType === 'application/vnd.microsoft.card.adaptive');
+  const texts = (id: string) => connector.delivered(id).map((r) => r.body.text);
+  const starCard = {
+    contentType: 'application/vnd.microsoft.card.adaptive',
+    content: expect.objectContaining({
+      body: [{ type: 'TextBlock', text: DEFAULT_RATING_QUESTION, wrap: true }],
+      actions: STARS.map((title, i) => ({
+        type: 'Action.Submit',
+        title,
+        data: { msteams: { type: 'messageBack', text: String(i + 1), displayText: title } },
+      })),
+    }),
+  };
+
+  it('ASK RATING: one card with five buttons (Teams shows only three suggested actions); the press is the rating', async () => {
+    const c = conversation();
+    const r = ratingsOf(running, 'teams', c.key);
+    expect((await c.say('rate')).status).toBe(200);
+    const [card] = await until(
+      () => cards(c.id),
+      (x) => x.length === 1,
+    );
+    expect(card).toEqual(starCard);
+    // A messageBack press arrives as a message whose text is the button's `text`.
+    await c.say('4');
+    await until(
+      () => texts(c.id),
+      (t) => t.includes('You gave 4'),
+    );
+    expect(await r.ratings()).toEqual([expect.objectContaining({ score: '4', source: null })]);
+  });
+
+  it("askRating: the end sends the same card; the press is the ended session's rating", async () => {
+    const c = conversation();
+    const r = ratingsOf(running, 'teams', c.key);
+    await c.say('hello');
+    await until(
+      () => texts(c.id),
+      (t) => t.includes('You said hello'),
+    );
+    const [session] = await r.sessions();
+    await endByOperator(running, session!.id);
+    const [card] = await until(
+      () => cards(c.id),
+      (x) => x.length === 1,
+    );
+    expect(card).toEqual(starCard);
+    await c.say('3');
+    await until(
+      () => texts(c.id),
+      (t) => t.includes('Thank you for your rating!'),
+    );
+    expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '3', source: 'askRating' }]);
     expect(await r.sessions()).toHaveLength(1);
   });
 });
