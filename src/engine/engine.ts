@@ -20,7 +20,7 @@ import { getBotMemory, getUserMemory } from '../store/memory.ts';
 import { isEnvelopeRecorded, listMessages } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
 import { loadChild, sessionForSend } from '../store/sub-sessions.ts';
-import type { TurnWrite } from '../store/turns.ts';
+import { chainable, chainTurns, type TurnWrite } from '../store/turns.ts';
 import { activeSpan, currentTrace, inLazySpan, tracingEnabled } from '../telemetry/tracing.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
@@ -39,7 +39,16 @@ function stampTrace(write: TurnWrite): void {
 /** Another writer moved the session this many times in a row: give up and let the queue retry. */
 export const MAX_CONFLICT_RETRIES = 5;
 
-export type TurnOutcome = 'committed' | 'duplicate' | 'no_session';
+/** `held`: computed, not yet committed (see `handle`'s `mayHold`). */
+export type TurnOutcome = 'committed' | 'duplicate' | 'no_session' | 'held';
+
+/** A turn computed and held back, to be committed with its lane's next turns in one write. */
+interface HeldTurn {
+  envelope: Envelope;
+  write: TurnWrite;
+  /** The session once it is committed: the next turn of the lane is computed from it. */
+  next: SessionSnapshot;
+}
 
 import type { BotMedia } from '../files/bot-media.ts';
 import type { FileStore } from '../files/store.ts';
@@ -79,6 +88,8 @@ export class StateConflictError extends Error {
 export class SessionEngine {
   private readonly committer: GroupCommitter;
   private readonly sessions: SessionResolver;
+  /** Turns held back, by lane, in order (see `handle`'s `mayHold`). */
+  private readonly held = new Map<string, HeldTurn[]>();
 
   constructor(private readonly o: EngineOptions) {
     this.committer = new GroupCommitter(o.db, o.logger);
@@ -96,15 +107,43 @@ export class SessionEngine {
    * envelopes the queue knows are new. The commit refuses a duplicate either way; the look only
    * spares running the bot again.
    */
+  /**
+   * `mayHold` (the queue's `DeliveryInfo.mayHold`: this process handles the lane's next envelope
+   * right after this one, and acknowledges none of them before): a person's message whose turn
+   * writes only its session's state and history may be held back (`'held'`) instead of
+   * committed; the lane's next turn is computed from it, and the held turns are committed in the
+   * same write as the first turn that is not held — one state and one session update for them
+   * all. Their notices go out after that commit, in order. When that write fails (the state
+   * moved, an envelope was recorded meanwhile) the held envelopes are handled again one by one.
+   */
   async handle(
     envelope: Envelope,
-    options: { checkDuplicate?: boolean; trustCachedState?: boolean; shareStateLater?: boolean } = {},
+    options: {
+      checkDuplicate?: boolean;
+      trustCachedState?: boolean;
+      shareStateLater?: boolean;
+      mayHold?: boolean;
+    } = {},
   ): Promise<TurnOutcome> {
     const started = process.hrtime.bigint();
-    const outcome = await this.run(envelope, options.checkDuplicate ?? true, {
-      trustCached: options.trustCachedState ?? false,
-      shareLater: options.shareStateLater ?? false,
-    });
+    const lane = sessionLane(envelope);
+    const shareLater = options.shareStateLater ?? false;
+    // Turns are held only within one run of a lane's chunk: a lane's first envelope finds none,
+    // unless that run ended in a failure before them (then they are not durable, and redelivered).
+    if (!options.trustCachedState) await this.dropHeld(lane);
+    let outcome: TurnOutcome;
+    try {
+      outcome = await this.run(envelope, options.checkDuplicate ?? true, {
+        trustCached: options.trustCachedState ?? false,
+        shareLater,
+        mayHold: options.mayHold ?? false,
+      });
+      // A turn that ended before its commit (nothing written) leaves no held turns behind it.
+      if (outcome !== 'held') await this.releaseHeld(lane, shareLater);
+    } catch (err) {
+      await this.dropHeld(lane);
+      throw err;
+    }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.o.metrics.turnSeconds.observe({ channel: envelope.channel, outcome }, seconds);
     return outcome;
@@ -118,9 +157,17 @@ export class SessionEngine {
   private async run(
     envelope: Envelope,
     checkDuplicate: boolean,
-    { trustCached = false, shareLater = false }: { trustCached?: boolean; shareLater?: boolean } = {},
+    {
+      trustCached = false,
+      shareLater = false,
+      mayHold = false,
+    }: { trustCached?: boolean; shareLater?: boolean; mayHold?: boolean } = {},
   ): Promise<TurnOutcome> {
     const { db, cache, logger } = this.o;
+    const lane = sessionLane(envelope);
+    // Only a person's message may join the turns held before it; anything else follows them.
+    const joins = envelope.kind === 'message' && !envelope.outbound && !tracingEnabled();
+    if (!joins) await this.releaseHeld(lane, true);
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
       if ((checkDuplicate || attempt > 0) && (await isEnvelopeRecorded(db, envelope.id))) {
         logger.debug({ event: 'turn.duplicate', envelopeId: envelope.id });
@@ -210,6 +257,38 @@ export class SessionEngine {
               )
             : null,
       });
+      const held = this.held.get(lane);
+      const chains =
+        joins &&
+        attempt === 0 &&
+        !heldByPeople &&
+        !snapshot.state.handoff &&
+        draft.work.sends.length === 0 &&
+        chainable(write) &&
+        (held === undefined ||
+          (held[0]!.write.sessionId === write.sessionId &&
+            held[held.length - 1]!.next.state.version === write.expectedVersion));
+      if (chains) {
+        const turn: HeldTurn = { envelope, write, next: draft.committedSnapshot(write) };
+        if (mayHold) {
+          if (held) held.push(turn);
+          else this.held.set(lane, [turn]);
+          // Where the lane's next turn finds its session (this process's copy only).
+          await cache.set(turn.next, { localOnly: true }).catch(() => undefined);
+          return 'held';
+        }
+        if (held) {
+          // The last of them: one write for the held turns and this one.
+          this.held.delete(lane);
+          const turns = [...held, turn];
+          if (await this.commitHeld(turns, shareLater)) return 'committed';
+          // Computed from state that was never committed: compute it again.
+          continue;
+        }
+      } else {
+        // This turn was computed from the held ones' state: they are committed first.
+        await this.releaseHeld(lane, true);
+      }
       if (write.handoff?.open) await this.o.handoff?.beforeCommit(write);
       if (tracingEnabled()) stampTrace(write);
       // The commit's span is the group commit's (src/engine/group-commit.ts): one per statement.
@@ -298,6 +377,43 @@ export class SessionEngine {
     if (envelope.kind === 'end' && envelope.end?.reason === IDLE_END_REASON && !envelope.end.idleSince)
       return;
     draft.askRating(ask.question, new Date(Date.now() + ask.windowMs));
+  }
+
+  /** Commits the turns held for a lane, if any (see `handle`). */
+  private async releaseHeld(lane: string, shareLater: boolean): Promise<void> {
+    const turns = this.held.get(lane);
+    if (!turns) return;
+    this.held.delete(lane);
+    await this.commitHeld(turns, shareLater);
+  }
+
+  /**
+   * Commits consecutive turns of one session in one write, then tells of each in order. When the
+   * write is refused (the state moved, or an envelope was recorded meanwhile: nothing was
+   * written) their envelopes are handled again one by one, from the stored state. True when the
+   * write committed.
+   */
+  private async commitHeld(turns: HeldTurn[], shareLater: boolean): Promise<boolean> {
+    const result = await this.committer.commit(chainTurns(turns.map((t) => t.write)));
+    if (result === 'committed') {
+      for (const [i, t] of turns.entries())
+        await this.afterCommit(t.envelope, t.next, t.write, i < turns.length - 1 || shareLater);
+      return true;
+    }
+    const sessionId = turns[0]!.write.sessionId;
+    this.o.logger.debug({ event: 'turn.held_refused', sessionId, turns: turns.length, result });
+    await this.o.cache.delete(sessionId).catch(() => undefined);
+    for (const t of turns) await this.run(t.envelope, true);
+    return false;
+  }
+
+  /** Forgets a lane's held turns without committing them (their envelopes will be redelivered). */
+  private async dropHeld(lane: string): Promise<void> {
+    const turns = this.held.get(lane);
+    if (!turns) return;
+    this.held.delete(lane);
+    // This process's copy of the session is one of theirs, never committed.
+    await this.o.cache.delete(turns[0]!.write.sessionId).catch(() => undefined);
   }
 
   /** Whether the session is still open and has seen nothing since `idleSince`. */

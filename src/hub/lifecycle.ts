@@ -55,13 +55,15 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
         knowledge.start();
         const fetchPending = pendingAttachments({ adapters, files: services.files, bots, db, logger });
         await queue.consume(async (envelope, info) => {
-          await turnSpan(envelope, async () =>
+          const outcome = await turnSpan(envelope, async () =>
             engine.handle(await fetchPending(envelope, info.redelivered), {
               checkDuplicate: info.redelivered,
               trustCachedState: info.followsInLane,
               shareStateLater: info.followedInLane,
+              mayHold: info.mayHold ?? false,
             }),
           );
+          return outcome === 'held' ? 'held' : undefined;
         });
         await outbox.start();
         pruneTimer = setInterval(() => {

@@ -15,9 +15,17 @@ export interface DeliveryInfo {
    * what the handler caches of the session may stay in this process until the last of them.
    */
   followedInLane: boolean;
+  /**
+   * The handler may answer `'held'`: the envelope is handled but its effects are not yet durable;
+   * they become durable, in order, when a later envelope of the same chunk of this lane is handled
+   * (the last one of the chunk never gets `mayHold`). Until then the queue must not acknowledge
+   * it: a failure after it retries from the first held envelope.
+   */
+  mayHold?: boolean;
 }
 
-export type EnvelopeHandler = (envelope: Envelope, info: DeliveryInfo) => Promise<void>;
+/** `'held'`: see `DeliveryInfo.mayHold`. */
+export type EnvelopeHandler = (envelope: Envelope, info: DeliveryInfo) => Promise<void | 'held'>;
 
 export type EnqueueResult = 'accepted' | 'duplicate';
 

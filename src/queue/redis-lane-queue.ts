@@ -81,16 +81,28 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
         envelopes: Envelope[],
         ctx: { redelivered: boolean; continues: boolean },
       ): Promise<{ done: number; error?: Error }> {
+        // The first of the envelopes the handler holds (see DeliveryInfo.mayHold): none of them is
+        // acknowledged until a later one's handling makes them durable.
+        let firstHeld: number | undefined;
         for (let i = 0; i < items.length; i++) {
           const envelope = envelopes[i]!;
           try {
-            await handler(envelope, {
+            const handled = await handler(envelope, {
               redelivered: ctx.redelivered,
               followsInLane: ctx.continues || i > 0,
               followedInLane: i < items.length - 1,
+              // Not in a retried chunk: there each envelope's failures count on its own.
+              mayHold: !ctx.redelivered && i < items.length - 1,
             });
+            if (handled === 'held') {
+              firstHeld ??= i;
+              continue;
+            }
+            firstHeld = undefined;
             if (failing.delete(envelope.id)) await lanes.clearFailure(envelope.id);
           } catch (err) {
+            // Held envelopes are not durable: the retry (which holds none) starts from the first.
+            if (firstHeld !== undefined) return { done: firstHeld, error: err as Error };
             if (isTransient(err)) return { done: i, error: err as Error };
             failing.add(envelope.id);
             const attempts = await lanes.recordFailure(envelope.id);

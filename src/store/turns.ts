@@ -71,7 +71,71 @@ export interface TurnWrite {
   ratingAsk?: { nativeKey: string; until: Date };
   /** The turn is the answer to this (ended) session's rating ask; it fails as a conflict if answered. */
   ratingAnswer?: { score: number };
+  /**
+   * Later turns of the same session, each computed from the one before, committed in this write
+   * (see `chainTurns`): their history rows, each with its own time. Then the write's state, last
+   * sequence number, counts, reply address and expiry are the last turn's, `at` the first's, and
+   * the state version moves once per turn.
+   */
+  chained?: ChainedTurn[];
 }
+
+/** A turn committed inside an earlier turn's write (`TurnWrite.chained`). */
+export interface ChainedTurn {
+  at: Date;
+  inbound: TurnWrite['inbound'];
+  replies: TurnWrite['replies'];
+  notes?: TurnWrite['notes'];
+}
+
+/**
+ * Whether a turn may be chained to the turns before it in one write: a person's message that
+ * writes only its session's state and history (nothing that commits alone, no end, no handoff,
+ * no memory, no events, no user made).
+ */
+export function chainable(turn: TurnWrite): boolean {
+  return (
+    !commitsAlone(turn) &&
+    turn.end === undefined &&
+    turn.memory.length === 0 &&
+    (turn.userMemory?.length ?? 0) === 0 &&
+    turn.events.length === 0 &&
+    turn.touchesActivity !== false &&
+    turn.inbound.role === 'user' &&
+    turn.inbound.deliveryStatus === undefined &&
+    turn.chained === undefined
+  );
+}
+
+/**
+ * One write for consecutive chainable turns of one session, the first computed from the stored
+ * state and each next from the one before: committed together, or not at all.
+ */
+export function chainTurns(turns: readonly TurnWrite[]): TurnWrite {
+  const first = turns[0]!;
+  if (turns.length === 1) return first;
+  const last = turns[turns.length - 1]!;
+  let replyTo: unknown = null;
+  for (const t of turns) if (t.replyTo !== null && t.replyTo !== undefined) replyTo = t.replyTo;
+  return {
+    ...first,
+    state: last.state,
+    lastSeq: last.lastSeq,
+    messageCountDelta: turns.reduce((n, t) => n + t.messageCountDelta, 0),
+    replyTo,
+    expiresAt: last.expiresAt,
+    ...(last.userId === undefined ? {} : { userId: last.userId }),
+    chained: turns.slice(1).map((t) => ({
+      at: t.at,
+      inbound: t.inbound,
+      replies: t.replies,
+      ...(t.notes ? { notes: t.notes } : {}),
+    })),
+  };
+}
+
+/** The time of a write's last turn: its session's last activity and its state's. */
+const lastAt = (turn: TurnWrite) => turn.chained?.[turn.chained.length - 1]?.at ?? turn.at;
 
 /**
  * A turn that makes a user, writes sub-sessions or opens or closes a handoff commits on its own
@@ -100,7 +164,7 @@ async function writeHandoff(tx: Queryable, turn: TurnWrite): Promise<void> {
 }
 
 /** A turn's replies and notes as rows after its inbound message. Notes are never delivered: status `received`. */
-function historyRows(turn: TurnWrite) {
+function historyRows(turn: Pick<TurnWrite, 'replies' | 'notes'>) {
   return [
     ...turn.replies.map((r) => ({
       seq: r.seq,
@@ -150,7 +214,7 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   const state = await tx.query(
     `UPDATE session_state SET variables = $2::jsonb, context = $3::jsonb, kbs = $4::jsonb, tools = $5::jsonb,
        suggestions = $6::jsonb, dialog = $7::jsonb, summary = $9::jsonb, handoff = $10::jsonb,
-       version = version + 1, updated_at = now()
+       version = version + $11, updated_at = now()
      WHERE session_id = $1 AND version = $8`,
     [
       turn.sessionId,
@@ -163,6 +227,7 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
       turn.expectedVersion,
       json(s.summary ?? null),
       json(s.handoff ?? null),
+      1 + (turn.chained?.length ?? 0),
     ],
   );
   if (state.rowCount === 0) throw new TurnAbort('conflict');
@@ -187,14 +252,23 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   if (turn.children?.length && !(await writeChildren(tx, turn.sessionId, turn.children, turn.at)))
     throw new TurnAbort('conflict');
 
-  const rows = historyRows(turn);
-  if (rows.length > 0) {
-    await tx.query(
-      `INSERT INTO messages (session_id, seq, role, content, in_reply_to, delivery_status, payload, created_at, updated_at)
-       SELECT $1, r.seq, r.role, r.content, $2, r.status, r.payload, $4, $4
-       FROM jsonb_to_recordset($3::jsonb) AS r(seq bigint, role text, content text, status text, payload jsonb)`,
-      [turn.sessionId, turn.inbound.envelopeId, json(rows), turn.at],
+  await writeHistoryRows(tx, turn.sessionId, turn.inbound.envelopeId, turn, turn.at);
+  for (const next of turn.chained ?? []) {
+    const recorded = await tx.query(
+      `INSERT INTO messages (session_id, seq, role, content, envelope_id, delivery_status, payload, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, 'received', $6::jsonb, $7, $7) ON CONFLICT (envelope_id) DO NOTHING`,
+      [
+        turn.sessionId,
+        next.inbound.seq,
+        next.inbound.role,
+        next.inbound.content,
+        next.inbound.envelopeId,
+        json(next.inbound.payload),
+        next.at,
+      ],
     );
+    if (recorded.rowCount === 0) throw new TurnAbort('duplicate');
+    await writeHistoryRows(tx, turn.sessionId, next.inbound.envelopeId, next, next.at);
   }
 
   await tx.query(
@@ -212,7 +286,7 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
       turn.replyTo === null || turn.replyTo === undefined ? null : json(turn.replyTo),
       turn.expiresAt,
       turn.end?.reason ?? null,
-      turn.at,
+      lastAt(turn),
       turn.touchesActivity ?? true,
     ],
   );
@@ -268,6 +342,24 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   }
 }
 
+/** A turn's replies and notes, after its inbound message `envelopeId`. */
+async function writeHistoryRows(
+  tx: Queryable,
+  sessionId: string,
+  envelopeId: string,
+  turn: Pick<TurnWrite, 'replies' | 'notes'>,
+  at: Date,
+): Promise<void> {
+  const rows = historyRows(turn);
+  if (rows.length === 0) return;
+  await tx.query(
+    `INSERT INTO messages (session_id, seq, role, content, in_reply_to, delivery_status, payload, created_at, updated_at)
+     SELECT $1, r.seq, r.role, r.content, $2, r.status, r.payload, $4, $4
+     FROM jsonb_to_recordset($3::jsonb) AS r(seq bigint, role text, content text, status text, payload jsonb)`,
+    [sessionId, envelopeId, json(rows), at],
+  );
+}
+
 /**
  * Commits a turn in one transaction. `duplicate`: the envelope was already recorded (a replay),
  * nothing written. `conflict`: the session state moved since the turn read it (another writer),
@@ -294,12 +386,12 @@ const COMMIT_TURN_BATCH = prepared(
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          i int, session_id uuid, expected bigint, envelope_id text, variables jsonb, context jsonb, kbs jsonb,
          tools jsonb, suggestions jsonb, dialog jsonb, summary jsonb, handoff jsonb, last_seq bigint, count_delta int, reply_to jsonb,
-         expires_at timestamptz, end_reason text, at timestamptz, touch boolean)
+         expires_at timestamptz, end_reason text, at timestamptz, touch boolean, steps int)
      ),
      ok AS (
        UPDATE session_state s SET variables = t.variables, context = t.context, kbs = t.kbs, tools = t.tools,
          suggestions = t.suggestions, dialog = t.dialog, summary = t.summary, handoff = t.handoff,
-         version = s.version + 1, updated_at = t.at
+         version = s.version + t.steps, updated_at = t.at
        FROM t
        WHERE s.session_id = t.session_id AND s.version = t.expected
          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.envelope_id = t.envelope_id)
@@ -307,9 +399,9 @@ const COMMIT_TURN_BATCH = prepared(
      ),
      msg AS (
        INSERT INTO messages (session_id, seq, role, content, envelope_id, in_reply_to, delivery_status, payload, created_at, updated_at)
-       SELECT ok.session_id, r.seq, r.role, r.content, r.envelope_id, r.in_reply_to, r.status, r.payload, ok.at, ok.at
+       SELECT ok.session_id, r.seq, r.role, r.content, r.envelope_id, r.in_reply_to, r.status, r.payload, r.at, r.at
        FROM jsonb_to_recordset($2::jsonb) AS r(i int, seq bigint, role text, content text, envelope_id text,
-         in_reply_to text, status text, payload jsonb)
+         in_reply_to text, status text, payload jsonb, at timestamptz)
        JOIN ok ON ok.i = r.i
        RETURNING 1
      ),
@@ -380,22 +472,29 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
     ...(t.replyTo === null || t.replyTo === undefined ? {} : { reply_to: t.replyTo }),
     expires_at: t.expiresAt ? t.expiresAt.toISOString() : null,
     end_reason: t.end?.reason ?? null,
-    at: t.at.toISOString(),
+    at: lastAt(t).toISOString(),
     touch: t.touchesActivity ?? true,
+    steps: 1 + (t.chained?.length ?? 0),
   }));
-  const messages = turns.flatMap((t, i) => [
-    {
-      i,
-      seq: t.inbound.seq,
-      role: t.inbound.role,
-      content: t.inbound.content,
-      envelope_id: t.inbound.envelopeId,
-      in_reply_to: t.inbound.deliveryStatus ? t.inbound.envelopeId : null,
-      status: t.inbound.deliveryStatus ?? 'received',
-      payload: t.inbound.payload,
-    },
-    ...historyRows(t).map((r) => ({ i, ...r, in_reply_to: t.inbound.envelopeId })),
-  ]);
+  const messages = turns.flatMap((t, i) =>
+    [t as ChainedTurn, ...(t.chained ?? [])].flatMap((turn) => {
+      const at = turn.at.toISOString();
+      return [
+        {
+          i,
+          seq: turn.inbound.seq,
+          role: turn.inbound.role,
+          content: turn.inbound.content,
+          envelope_id: turn.inbound.envelopeId,
+          in_reply_to: turn.inbound.deliveryStatus ? turn.inbound.envelopeId : null,
+          status: turn.inbound.deliveryStatus ?? 'received',
+          payload: turn.inbound.payload,
+          at,
+        },
+        ...historyRows(turn).map((r) => ({ i, ...r, in_reply_to: turn.inbound.envelopeId, at })),
+      ];
+    }),
+  );
   const memory = turns.flatMap((t, i) =>
     t.memory.map((m) => ({ i, bot: t.bot, key: m.key, value: m.value ?? null })),
   );

@@ -80,6 +80,47 @@ describe('the Redis-lane queue tells a handler which envelopes may have been han
   });
 });
 
+describe('the Redis-lane queue and envelopes a handler holds', () => {
+  const ctx = queueOnOwnPrefix();
+
+  it('acknowledges none of the held envelopes of a chunk that fails after them: its retry starts at the first, holding none', async () => {
+    const { queue } = ctx;
+    for (const n of [11, 12, 13, 14]) expect(await queue.enqueue(message(n))).toBe('accepted');
+    const seen: string[] = [];
+    let failed = false;
+    await queue.consume(async (envelope, { redelivered, mayHold }) => {
+      seen.push(`${envelope.text}${redelivered ? ' again' : ''}${mayHold ? ', may hold' : ''}`);
+      if (envelope.text === 'm14' && !failed) {
+        failed = true;
+        throw new Error('the commit of the held turns failed');
+      }
+      return mayHold ? 'held' : undefined;
+    });
+    await until(
+      () => seen.length,
+      (n) => n >= 8,
+      10_000,
+    );
+    // m11-m13 were held, m14 (the chunk's last: never held) failed: nothing of the chunk was
+    // acknowledged, and the retried chunk holds nothing, so each envelope's failures count alone.
+    expect(seen).toEqual([
+      'm11, may hold',
+      'm12, may hold',
+      'm13, may hold',
+      'm14',
+      'm11 again',
+      'm12 again',
+      'm13 again',
+      'm14 again',
+    ]);
+    await until(
+      () => queue.depth(),
+      (n) => n === 0,
+      5_000,
+    );
+  });
+});
+
 describe('the Redis-lane queue after an upgrade', () => {
   const ctx = queueOnOwnPrefix();
 

@@ -30,7 +30,7 @@ import {
   loadSnapshot,
   revokeToken,
 } from '../../src/store/sessions.ts';
-import { commitTurn, commitTurnBatch, type TurnWrite } from '../../src/store/turns.ts';
+import { chainable, chainTurns, commitTurn, commitTurnBatch, type TurnWrite } from '../../src/store/turns.ts';
 import { userForIdentity } from '../../src/store/users.ts';
 import { type Backend, openTestDb } from '../helpers/database.ts';
 
@@ -210,6 +210,75 @@ describe.each(backends)('store on %s', (backend) => {
     expect(await getBotMemory(db, 'default', `k-${a}`)).toBe('A');
     const events = await db.query('SELECT type FROM session_events WHERE session_id = $1', [a]);
     expect(events.rows).toEqual([{ type: 'batch.a' }]);
+  });
+
+  it("commits a lane's consecutive turns as one write: each message at its own time, the state once, the version once per turn", async () => {
+    const plain = { memory: [], events: [] };
+    // Three turns, each computed from the one before: seq 1-2, 3-4, 5-6.
+    const chain = (id: string, base = 0) =>
+      [0, 1, 2].map((k) =>
+        turn(id, {
+          ...plain,
+          at: new Date(Date.UTC(2026, 0, 1, 0, 0, k)),
+          expectedVersion: base + k,
+          state: { variables: { step: k }, context: {}, kbs: [], tools: [], suggestions: [], dialog: null },
+          inbound: {
+            seq: 2 * k + 1,
+            role: 'user',
+            content: `m${k}`,
+            envelopeId: `api:${randomUUID()}`,
+            payload: {},
+          },
+          replies: [{ seq: 2 * k + 2, content: `r${k}`, payload: {}, deliveryStatus: 'queued' }],
+          lastSeq: 2 * k + 2,
+          replyTo: k === 1 ? { conversation: 'c2' } : null,
+        }),
+      );
+    const alone = await createSession(db, { bot: 'default', channel: 'api' });
+    const batched = await createSession(db, { bot: 'default', channel: 'api' });
+    const other = await createSession(db, { bot: 'default', channel: 'api' });
+    const turnsAlone = chain(alone.snapshot.session.id);
+    const turnsBatched = chain(batched.snapshot.session.id);
+    expect(turnsAlone.every(chainable)).toBe(true);
+    expect(chainable(turn(alone.snapshot.session.id))).toBe(false); // it writes memory and events
+    // One commits alone (its own transaction), one inside a group commit beside another session's turn.
+    expect(await commitTurn(db, chainTurns(turnsAlone))).toBe('committed');
+    expect(
+      await commitTurnBatch(db, [chainTurns(turnsBatched), turn(other.snapshot.session.id, plain)]),
+    ).toEqual(['committed', 'committed']);
+    for (const [id, turns] of [
+      [alone.snapshot.session.id, turnsAlone],
+      [batched.snapshot.session.id, turnsBatched],
+    ] as const) {
+      const after = await loadSnapshot(db, id);
+      expect(after?.state).toMatchObject({ variables: { step: 2 }, version: 3 });
+      expect(after?.session).toMatchObject({ lastSeq: 6, messageCount: 3, replyTo: { conversation: 'c2' } });
+      expect(after?.session.lastActivityAt).toBe(turns[2]!.at.toISOString());
+      const messages = await listMessages(db, id, { limit: 10 });
+      expect(messages.map((m) => [m.seq, m.content, new Date(m.createdAt).getTime()])).toEqual(
+        turns.flatMap((t, k) => [
+          [2 * k + 1, `m${k}`, t.at.getTime()],
+          [2 * k + 2, `r${k}`, t.at.getTime()],
+        ]),
+      );
+      expect((await personRepliesTo(db, turns[1]!.inbound.envelopeId)).map((m) => m.content)).toEqual(['r1']);
+      for (const t of turns) expect(await isEnvelopeRecorded(db, t.inbound.envelopeId)).toBe(true);
+    }
+    // A chain one of whose envelopes is recorded already writes nothing, alone or in a batch.
+    const third = await createSession(db, { bot: 'default', channel: 'api' });
+    const id = third.snapshot.session.id;
+    const replayed = chain(id);
+    replayed[1] = {
+      ...replayed[1]!,
+      inbound: { ...replayed[1]!.inbound, envelopeId: turnsAlone[0]!.inbound.envelopeId },
+    };
+    expect(await commitTurn(db, chainTurns(replayed))).toBe('duplicate');
+    await expect(commitTurnBatch(db, [chainTurns(replayed)])).rejects.toMatchObject({ code: '23505' });
+    // Computed from a version the state no longer has: refused whole.
+    expect(await commitTurn(db, chainTurns(chain(alone.snapshot.session.id, 1)))).toBe('conflict');
+    expect(await listMessages(db, id, { limit: 10 })).toEqual([]);
+    expect((await loadSnapshot(db, id))?.state.version).toBe(0);
+    expect((await listMessages(db, alone.snapshot.session.id, { limit: 10 })).length).toBe(6);
   });
 
   it('pages history forwards and backwards by sequence number', async () => {
