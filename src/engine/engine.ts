@@ -281,8 +281,8 @@ export class SessionEngine {
           // The last of them: one write for the held turns and this one.
           this.held.delete(lane);
           const turns = [...held, turn];
-          if (await this.commitHeld(turns, shareLater)) return 'committed';
-          // Computed from state that was never committed: compute it again.
+          if (await this.commitHeld(turns, shareLater, held.length)) return 'committed';
+          // The held ones were handled again; this one was computed from their state: again too.
           continue;
         }
       } else {
@@ -390,10 +390,10 @@ export class SessionEngine {
   /**
    * Commits consecutive turns of one session in one write, then tells of each in order. When the
    * write is refused (the state moved, or an envelope was recorded meanwhile: nothing was
-   * written) their envelopes are handled again one by one, from the stored state. True when the
-   * write committed.
+   * written) the envelopes of the first `replay` of them are handled again one by one, from the
+   * stored state (the caller handles the rest). True when the write committed.
    */
-  private async commitHeld(turns: HeldTurn[], shareLater: boolean): Promise<boolean> {
+  private async commitHeld(turns: HeldTurn[], shareLater: boolean, replay = turns.length): Promise<boolean> {
     const result = await this.committer.commit(chainTurns(turns.map((t) => t.write)));
     if (result === 'committed') {
       for (const [i, t] of turns.entries())
@@ -403,7 +403,7 @@ export class SessionEngine {
     const sessionId = turns[0]!.write.sessionId;
     this.o.logger.debug({ event: 'turn.held_refused', sessionId, turns: turns.length, result });
     await this.o.cache.delete(sessionId).catch(() => undefined);
-    for (const t of turns) await this.run(t.envelope, true);
+    for (const t of turns.slice(0, replay)) await this.run(t.envelope, true);
     return false;
   }
 

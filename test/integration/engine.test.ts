@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EnvelopeInput } from '../../src/envelope.ts';
+import { type EnvelopeInput, parseEnvelope } from '../../src/envelope.ts';
 import { listMessages } from '../../src/store/messages.ts';
 import { findOpenSnapshotByKey, loadSnapshot } from '../../src/store/sessions.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -129,6 +129,80 @@ describe('session engine with the in-process queue (PostgreSQL)', () => {
     });
     expect(snap?.state.variables.seen).toEqual(Array.from({ length: MESSAGES }, (_, n) => `m${n}`));
   }, 300_000);
+
+  it("holds a lane chunk's message turns and commits them as one write with the chunk's last, in order", async () => {
+    const from = '+491700000021';
+    const { engine, db } = running.hub;
+    const turn = (n: number, options: { first?: boolean; last?: boolean } = {}) =>
+      engine.handle(parseEnvelope(wa(from, `h${n}`, `m${n}`)), {
+        checkDuplicate: false,
+        trustCachedState: !options.first,
+        shareStateLater: !options.last,
+        mayHold: !options.last,
+      });
+    expect(await turn(1, { first: true })).toBe('held');
+    expect(await turn(2)).toBe('held');
+    const key = { bot: 'default', channel: 'whatsapp', nativeKey: from };
+    const opened = await findOpenSnapshotByKey(db, key);
+    // Held: nothing of theirs is written yet (the session itself was opened by the first message).
+    expect(await listMessages(db, opened!.session.id, { limit: 10 })).toEqual([]);
+    expect(opened!.state.version).toBe(0);
+    expect(await turn(3, { last: true })).toBe('committed');
+    const snap = await loadSnapshot(db, opened!.session.id);
+    expect(snap!.state.version).toBe(3);
+    expect(snap!.state.variables.seen).toEqual(['m1', 'm2', 'm3']);
+    expect(snap!.session).toMatchObject({ lastSeq: 7, messageCount: 3 });
+    const history = await listMessages(db, opened!.session.id, { limit: 10 });
+    expect(history.map((m) => `${m.seq} ${m.role}:${m.content}`)).toEqual([
+      '1 user:m1',
+      '2 assistant:welcome',
+      '3 assistant:echo m1 #1',
+      '4 user:m2',
+      '5 assistant:echo m2 #2',
+      '6 user:m3',
+      '7 assistant:echo m3 #3',
+    ]);
+  });
+
+  it('handles held turns again one by one when their state moved before their write', async () => {
+    const from = '+491700000022';
+    const { engine, db } = running.hub;
+    const turn = (n: number, options: { first?: boolean; last?: boolean } = {}) =>
+      engine.handle(parseEnvelope(wa(from, `r${n}`, `m${n}`)), {
+        checkDuplicate: false,
+        trustCachedState: !options.first,
+        shareStateLater: !options.last,
+        mayHold: !options.last,
+      });
+    expect(await turn(1, { first: true, last: true })).toBe('committed');
+    expect(await turn(2, { first: true })).toBe('held');
+    expect(await turn(3)).toBe('held');
+    const key = { bot: 'default', channel: 'whatsapp', nativeKey: from };
+    const { session } = (await findOpenSnapshotByKey(db, key))!;
+    // Another writer moves the state (as a sign-in does) while the turns are held.
+    await db.query(
+      `UPDATE session_state SET variables = jsonb_set(variables, '{seen}', variables->'seen' || '["outside"]'),
+         version = version + 1 WHERE session_id = $1`,
+      [session.id],
+    );
+    expect(await turn(4, { last: true })).toBe('committed');
+    const snap = await loadSnapshot(db, session.id);
+    // Each held turn was computed again from the moved state, in order, once.
+    expect(snap!.state.variables.seen).toEqual(['m1', 'outside', 'm2', 'm3', 'm4']);
+    expect(snap!.state.version).toBe(5);
+    const history = await listMessages(db, session.id, { limit: 20 });
+    expect(history.map((m) => `${m.role}:${m.content}`)).toEqual([
+      'user:m1',
+      'assistant:welcome',
+      'assistant:echo m1 #1',
+      'user:m2',
+      'assistant:echo m2 #2',
+      'user:m3',
+      'assistant:echo m3 #3',
+      'user:m4',
+      'assistant:echo m4 #4',
+    ]);
+  });
 
   it('answers a failing bot with its apology, keeps none of its half-done changes, and goes on', async () => {
     const from = '+491700000004';
