@@ -3,6 +3,7 @@ import { ConfigError } from '../../src/config/env.ts';
 import { type ChannelSender, type OutboundBatch, SendError } from '../../src/delivery/sender.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
+import { NumberedChoices } from './choices.ts';
 import { GraphClient, GraphMediaClient } from './cloud/graph.ts';
 import { CloudSender } from './cloud/sender.ts';
 import type { WhatsAppConfig } from './config.ts';
@@ -114,7 +115,8 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
         cloud = new CloudSender(graph, pacer, h.logger, { client: media, files: h.files });
       }
       if (options.web) {
-        webSender = new WebSender(h.bus, options.web.sendTimeoutMs, pacer, h.logger);
+        const choices = new NumberedChoices(h.store, h.logger);
+        webSender = new WebSender(h.bus, options.web.sendTimeoutMs, pacer, h.logger, choices);
         if (options.web.mode === 'on') {
           webSession = new WebSession({
             config: options.web,
@@ -124,6 +126,8 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
             logger: h.logger,
             bot: options.defaultBot,
             applyStatus: (id, status, error) => h.applyStatus(id, status, error),
+            files: { files: h.files, rules: (bot, channel) => h.bots.rules(bot, channel), logger: h.logger },
+            choices,
             ...(options.terminal ? { terminal: options.terminal } : {}),
           });
         }

@@ -1,5 +1,14 @@
 import { EventEmitter } from 'node:events';
-import type { WebClient, WebMessage } from '../../adapters/whatsapp/web/client.ts';
+import wwebjs from 'whatsapp-web.js';
+import type { WebClient, WebMedia, WebMessage, WebSendOptions } from '../../adapters/whatsapp/web/client.ts';
+
+/** The library's own class: `sendMessage` tells media from text with `instanceof` on it, as here. */
+const { MessageMedia } = wwebjs;
+
+/** A file a person sends: what `downloadMedia()` hands over, as the library builds it. */
+export function personMedia(bytes: Buffer, mimetype: string, filename?: string): WebMedia {
+  return new MessageMedia(mimetype, bytes.toString('base64'), filename ?? null, bytes.length);
+}
 
 /**
  * A local stand-in for whatsapp-web.js's `Client`: the same events and methods, driven by the
@@ -7,7 +16,15 @@ import type { WebClient, WebMessage } from '../../adapters/whatsapp/web/client.t
  * `ready`, as the library does.
  */
 export class LocalWebClient extends EventEmitter implements WebClient {
-  readonly sent: { chatId: string; text: string; id: string }[] = [];
+  readonly sent: {
+    chatId: string;
+    text: string;
+    id: string;
+    /** A `MessageMedia` sent: its type, name and bytes (decoded), with the send options. */
+    media?: { mimetype: string; filename: string | null | undefined; bytes: Buffer; options: WebSendOptions };
+  }[] = [];
+  /** Media downloads the adapter asked for (`message.downloadMedia()`), by message id. */
+  readonly downloads: string[] = [];
   initialized = false;
   destroyed = false;
   private n = 0;
@@ -28,10 +45,32 @@ export class LocalWebClient extends EventEmitter implements WebClient {
     });
   }
 
-  async sendMessage(chatId: string, text: string): Promise<{ id: { _serialized: string } }> {
+  async sendMessage(
+    chatId: string,
+    content: string | WebMedia,
+    options: WebSendOptions = {},
+  ): Promise<{ id: { _serialized: string } }> {
     if (this.destroyed) throw new Error('Protocol error: Session closed');
     const id = `true_${chatId}_LOCAL${++this.n}`;
-    this.sent.push({ chatId, text, id });
+    if (content instanceof MessageMedia) {
+      const media = content as WebMedia;
+      this.sent.push({
+        chatId,
+        text: '',
+        id,
+        media: {
+          mimetype: media.mimetype,
+          filename: media.filename,
+          bytes: Buffer.from(media.data, 'base64'),
+          options,
+        },
+      });
+    } else if (typeof content === 'string') {
+      this.sent.push({ chatId, text: content, id });
+    } else {
+      // The library sends a plain object as its string form: never what a bot meant.
+      throw new Error('sendMessage got an object that is not a MessageMedia');
+    }
     return { id: { _serialized: id } };
   }
 
@@ -52,5 +91,33 @@ export class LocalWebClient extends EventEmitter implements WebClient {
       timestamp: Math.floor(Date.now() / 1000),
       ...message,
     });
+  }
+
+  /**
+   * A person sends a file, as the library reports it: `hasMedia`, the type in `type`, the caption
+   * in `body`, the announced type, name and size in `_data`, and `downloadMedia()` for the bytes.
+   */
+  receiveMedia(from: string, media: WebMedia, kind: string, caption = ''): string {
+    const id = `false_${from}_${Math.random().toString(16).slice(2)}`;
+    const downloads = this.downloads;
+    this.emit('message', {
+      id: { _serialized: id, fromMe: false },
+      from,
+      type: kind,
+      body: caption,
+      hasMedia: true,
+      timestamp: Math.floor(Date.now() / 1000),
+      _data: {
+        notifyName: 'Ana',
+        mimetype: media.mimetype,
+        ...(media.filename ? { filename: media.filename } : {}),
+        ...(media.filesize ? { size: media.filesize } : {}),
+      },
+      async downloadMedia() {
+        downloads.push(id);
+        return media;
+      },
+    } satisfies WebMessage);
+    return id;
   }
 }

@@ -268,7 +268,8 @@ describe('a worker sends through the gateway that holds the linked session (Redi
       { seq: 2, status: 'sent', channelMessageId: client.sent[0]!.id },
       { seq: 3, status: 'sent', channelMessageId: client.sent[1]!.id },
     ]);
-    expect(client.sent.map((s) => s.text)).toEqual(['one', 'two?\n\n• Yes\n• No']);
+    // Suggestions are numbered: a linked device sends no buttons, and "1" answers the first.
+    expect(client.sent.map((s) => s.text)).toEqual(['one', 'two?\n\n1. Yes\n2. No']);
     // The delivery retries a batch whose answer was lost: the gateway answers from memory.
     expect(await sender.send(batch, to)).toEqual(outcomes);
     expect(client.sent).toHaveLength(2);

@@ -7,7 +7,7 @@ import { RecipientPacer } from '../../adapters/whatsapp/pacing.ts';
 import { toE164 } from '../../adapters/whatsapp/phone.ts';
 import { splitText, truncate } from '../../adapters/whatsapp/text.ts';
 import { webMessageToEnvelope } from '../../adapters/whatsapp/web/inbound.ts';
-import { withSuggestions } from '../../adapters/whatsapp/web/sender.ts';
+import { planWebReply } from '../../adapters/whatsapp/web/sender.ts';
 import { ConfigError } from '../../src/config/env.ts';
 import type { OutboundReply } from '../../src/delivery/sender.ts';
 import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
@@ -245,8 +245,89 @@ describe('whatsapp-web.js message → envelope', () => {
     });
   });
 
-  it('suggestions become lines of text', () => {
-    expect(withSuggestions('Size?', [{ text: 'S' }, { text: 'M' }])).toBe('Size?\n\n• S\n• M');
+  it('a media message announces its type, name and size; the bytes come later', () => {
+    const photo = {
+      ...base,
+      type: 'document',
+      hasMedia: true,
+      body: 'the invoice',
+      _data: { mimetype: 'application/pdf', filename: 'invoice.pdf', size: 94211 },
+    };
+    expect(webMessageToEnvelope(photo, o)).toMatchObject({
+      envelope: {
+        text: 'the invoice',
+        attachments: [
+          {
+            type: 'application/pdf',
+            name: 'invoice.pdf',
+            size: 94211,
+            data: { kind: 'document', transport: 'web' },
+          },
+        ],
+      },
+    });
+  });
+
+  it('suggestions and cards become numbered lines; the numbers are remembered as choices', () => {
+    expect(
+      planWebReply(reply('Size?', { suggestions: [{ text: 'S' }, { text: 'M', value: 'medium' }] })),
+    ).toEqual({
+      pieces: [{ text: 'Size?\n\n1. S\n2. M' }],
+      choices: [
+        { title: 'S', value: 'S' },
+        { title: 'M', value: 'medium' },
+      ],
+      dropped: 0,
+    });
+    const card = {
+      title: 'Kettle',
+      text: 'Boils fast.',
+      buttons: [
+        { title: 'Buy it', value: 'buy' },
+        { title: 'Manual', url: 'https://example.com/m' },
+      ],
+    };
+    // A text of the bot's own, then the card, then the suggestions numbered on.
+    expect(
+      planWebReply(reply('Look:', { cards: [card], suggestions: [{ text: 'Later', value: 'later' }] })),
+    ).toMatchObject({
+      pieces: [
+        { text: 'Look:\n\nKettle\nBoils fast.\n1. Buy it\nManual: https://example.com/m\n\n2. Later' },
+      ],
+      choices: [
+        { title: 'Buy it', value: 'buy' },
+        { title: 'Later', value: 'later' },
+      ],
+    });
+  });
+
+  it("the store's files go as media, the short text as the first one's caption", () => {
+    const fileId = '0b6c1a3e-5d4f-4c2b-9a8e-7f6d5c4b3a21';
+    const other = '1c7d2b4f-6e5a-4d3c-8b9f-8a7e6d5c4b32';
+    const attachments = [
+      { type: 'image/png', name: 'kettle.png', fileId },
+      { type: 'application/pdf', name: 'manual.pdf', fileId: other },
+    ];
+    expect(planWebReply(reply('Here it is.', { attachments })).pieces).toEqual([
+      { text: 'Here it is.', file: { fileId } },
+      { text: '', file: { fileId: other } },
+    ]);
+    // A text that only names the files (SEND FILE without a caption) is not sent.
+    expect(
+      planWebReply(reply('kettle.png', { attachments: [attachments[0]!], textIsFallback: true })).pieces,
+    ).toEqual([{ text: '', file: { fileId } }]);
+    // With choices to answer, the text goes first, on its own.
+    expect(
+      planWebReply(reply('Like it?', { attachments: [attachments[0]!], suggestions: [{ text: 'Yes' }] }))
+        .pieces,
+    ).toEqual([{ text: 'Like it?\n\n1. Yes' }, { text: '', file: { fileId } }]);
+    // A platform URL is no file of the store: left out, and counted.
+    expect(
+      planWebReply(reply('x', { attachments: [{ type: 'image', url: 'https://x.example/a.png' }] })),
+    ).toMatchObject({
+      pieces: [{ text: 'x' }],
+      dropped: 1,
+    });
   });
 });
 

@@ -16,7 +16,25 @@ export interface WebMessage {
   fromMe?: boolean;
   isStatus?: boolean;
   hasMedia?: boolean;
-  _data?: { notifyName?: string };
+  /** The raw message: the sender's name, and a media message's type, file name and size as announced. */
+  _data?: { notifyName?: string; mimetype?: string; filename?: string; size?: number };
+  /** A media message's bytes (base64, whole), or undefined when WhatsApp no longer has them. */
+  downloadMedia?(): Promise<WebMedia | undefined>;
+}
+
+/** whatsapp-web.js's `MessageMedia`: a file as the library carries it (base64, in memory). */
+export interface WebMedia {
+  mimetype: string;
+  data: string;
+  filename?: string | null;
+  filesize?: number | null;
+}
+
+/** What `sendMessage` takes beside the content (the library's `MessageSendOptions`, the part we use). */
+export interface WebSendOptions {
+  caption?: string;
+  /** Sends an image or video as a file, not as a picture to view. */
+  sendMediaAsDocument?: boolean;
 }
 
 /** whatsapp-web.js ACK levels of a message we sent. */
@@ -35,13 +53,39 @@ export interface WebClient {
   on(event: 'message_ack', listener: (message: WebMessage, ack: number) => void): unknown;
   on(event: 'disconnected', listener: (reason: string) => void): unknown;
   initialize(): Promise<void>;
-  sendMessage(chatId: string, content: string): Promise<{ id: { _serialized: string } }>;
+  /** Text, or a `MessageMedia` (which must be the library's own class: it checks with `instanceof`). */
+  sendMessage(
+    chatId: string,
+    content: string | WebMedia,
+    options?: WebSendOptions,
+  ): Promise<{ id: { _serialized: string } }>;
   destroy(): Promise<void>;
   /** Resolves a `@lid` chat to the person's phone number, where the library can. */
   getContactLidAndPhone?(ids: string[]): Promise<{ lid?: string; pn?: string }[]>;
 }
 
 export type WebClientFactory = () => WebClient | Promise<WebClient>;
+
+type MessageMediaClass = new (
+  mimetype: string,
+  data: string,
+  filename?: string | null,
+  filesize?: number | null,
+) => WebMedia;
+let messageMedia: Promise<MessageMediaClass> | undefined;
+
+/**
+ * A `MessageMedia` of whatsapp-web.js for a file: `sendMessage` recognises media only as an
+ * instance of the library's class, so it is made with that class (loaded on the first file).
+ */
+export async function toMessageMedia(file: { type: string; bytes: Buffer; name: string }): Promise<WebMedia> {
+  messageMedia ??= import('whatsapp-web.js').then((m) => {
+    const lib = (m as unknown as { default?: { MessageMedia: MessageMediaClass } }).default ?? m;
+    return (lib as unknown as { MessageMedia: MessageMediaClass }).MessageMedia;
+  });
+  const MessageMedia = await messageMedia;
+  return new MessageMedia(file.type, file.bytes.toString('base64'), file.name, file.bytes.length);
+}
 
 /**
  * The production client: whatsapp-web.js driving the system's Chromium, its linked session kept

@@ -1,4 +1,4 @@
-import { type EnvelopeInput, envelopeId } from '../../../src/envelope.ts';
+import { type Attachment, type EnvelopeInput, envelopeId } from '../../../src/envelope.ts';
 import { toE164 } from '../phone.ts';
 import type { WebReplyTo } from '../reply-to.ts';
 import type { WebMessage } from './client.ts';
@@ -49,7 +49,7 @@ export function webMessageToEnvelope(msg: WebMessage, o: WebInboundOptions): Web
     bot: o.bot,
     from: { id: phone, ...(name ? { name } : {}) },
     text: msg.body ?? '',
-    attachments: msg.hasMedia ? [{ type: msg.type, data: { kind: msg.type, transport: 'web' } }] : [],
+    attachments: msg.hasMedia ? [mediaAttachment(msg)] : [],
     replyTo,
     meta: {
       transport: 'web',
@@ -61,4 +61,20 @@ export function webMessageToEnvelope(msg: WebMessage, o: WebInboundOptions): Web
   };
   if (isGroup) envelope.thread = msg.from;
   return { kind: 'envelope', envelope };
+}
+
+/**
+ * A media message's file as WhatsApp announced it (type, name, size: the sender's word, until the
+ * bytes are in the store and sniffed). `data.kind` is the library's message type.
+ */
+function mediaAttachment(msg: WebMessage): Attachment {
+  const raw = msg._data ?? {};
+  const size =
+    typeof raw.size === 'number' && Number.isInteger(raw.size) && raw.size >= 0 ? raw.size : undefined;
+  return {
+    type: (typeof raw.mimetype === 'string' && raw.mimetype.split(';')[0]?.trim()) || msg.type,
+    ...(typeof raw.filename === 'string' && raw.filename ? { name: raw.filename.slice(0, 500) } : {}),
+    ...(size !== undefined ? { size } : {}),
+    data: { kind: msg.type, transport: 'web' },
+  };
 }

@@ -15,7 +15,10 @@ export const SendRequestSchema = z.object({
   /** Identifies what is sent (`<session>:<seq>`): the same key is sent once. */
   key: z.string().min(1),
   chatId: z.string().min(1),
-  text: z.string().min(1),
+  /** The text; with a file, its caption (may be empty). */
+  text: z.string(),
+  /** A file of the store, sent as a `MessageMedia` (the gateway reads the bytes). */
+  file: z.object({ fileId: z.uuid() }).optional(),
   replyTopic: z.string().min(1),
 });
 export type SendRequest = z.infer<typeof SendRequestSchema>;

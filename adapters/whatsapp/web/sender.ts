@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Bus } from '../../../src/bus/bus.ts';
+import { cardChoices, cardsAsText } from '../../../src/cards/card.ts';
 import { type OutboundBatch, SendError, type SendOutcome } from '../../../src/delivery/sender.ts';
+import { payloadCards } from '../../../src/files/client-view.ts';
 import type { Logger } from '../../../src/logger.ts';
+import { type Choice, type NumberedChoices, numberedLines } from '../choices.ts';
 import type { RecipientPacer } from '../pacing.ts';
 import type { WebReplyTo } from '../reply-to.ts';
 import { replyTopic, SEND_TOPIC, type SendAnswer, SendAnswerSchema, type SendRequest } from './protocol.ts';
@@ -28,39 +31,48 @@ export class WebSender {
     private readonly timeoutMs: number,
     private readonly pacer: RecipientPacer,
     private readonly logger: Logger,
+    /** Remembers the numbered choices each reply offered (a "2" then answers with the second). */
+    private readonly choices?: NumberedChoices,
   ) {}
 
   async send(batch: OutboundBatch, to: WebReplyTo): Promise<SendOutcome[]> {
     await this.listen();
     const outcomes: SendOutcome[] = [];
     for (const reply of batch.replies) {
-      const text = withSuggestions(reply.text, reply.payload.suggestions ?? []);
-      if (text.trim() === '') {
-        outcomes.push({ seq: reply.seq, status: 'sent' });
-        continue;
-      }
-      if ((reply.payload.attachments?.length ?? 0) > 0)
+      const plan = planWebReply(reply);
+      if (plan.dropped > 0)
         this.logger.warn({
           event: 'whatsapp.web_attachments_dropped',
           sessionId: batch.session.id,
           seq: reply.seq,
+          dropped: plan.dropped,
         });
-      await this.pacer.wait(to.chatId);
-      let answer: SendAnswer;
-      try {
-        answer = await this.ask({
-          type: 'whatsapp-web.send',
-          requestId: randomUUID(),
-          key: `${batch.session.id}:${reply.seq}`,
-          chatId: to.chatId,
-          text,
-          replyTopic: this.topic,
-        });
-      } catch (err) {
-        throw new SendError((err as Error).message, { retryable: true, sent: outcomes, cause: err });
+      let lastId: string | undefined;
+      for (const [i, piece] of plan.pieces.entries()) {
+        await this.pacer.wait(to.chatId);
+        let answer: SendAnswer;
+        try {
+          answer = await this.ask({
+            type: 'whatsapp-web.send',
+            requestId: randomUUID(),
+            // The text keeps the reply's key; each file has its own, so a retry resends only what is missing.
+            key:
+              i === 0 && !piece.file
+                ? `${batch.session.id}:${reply.seq}`
+                : `${batch.session.id}:${reply.seq}:${i}`,
+            chatId: to.chatId,
+            text: piece.text,
+            ...(piece.file ? { file: piece.file } : {}),
+            replyTopic: this.topic,
+          });
+        } catch (err) {
+          throw new SendError((err as Error).message, { retryable: true, sent: outcomes, cause: err });
+        }
+        if (!answer.ok) throw new SendError(answer.error, { retryable: answer.retryable, sent: outcomes });
+        lastId = answer.messageId;
       }
-      if (!answer.ok) throw new SendError(answer.error, { retryable: answer.retryable, sent: outcomes });
-      outcomes.push({ seq: reply.seq, status: 'sent', channelMessageId: answer.messageId });
+      await this.choices?.offered(batch.session.bot, batch.session.nativeKey, plan.choices);
+      outcomes.push({ seq: reply.seq, status: 'sent', ...(lastId ? { channelMessageId: lastId } : {}) });
     }
     return outcomes;
   }
@@ -112,9 +124,49 @@ export class WebSender {
   }
 }
 
-/** WhatsApp Web has no buttons a linked device can send: suggestions become a list of lines. */
-export function withSuggestions(text: string, suggestions: { text: string }[]): string {
-  if (suggestions.length === 0) return text;
-  const lines = suggestions.map((s) => `• ${s.text}`).join('\n');
-  return text.trim() === '' ? lines : `${text}\n\n${lines}`;
+/** Longest caption a file takes here (the Cloud API's, to be safe); a longer text goes before the file. */
+const CAPTION_MAX = 1024;
+
+export interface WebPlan {
+  /** Sent in order: the text, then the files (the first with the text as caption when it fits). */
+  pieces: { text: string; file?: { fileId: string } }[];
+  /** The numbered choices the text offers, in order. */
+  choices: Choice[];
+  /** Attachments that are not files of the store (a URL of the platform's), left out. */
+  dropped: number;
+}
+
+/**
+ * One reply as WhatsApp Web messages. A linked device can send no buttons: cards and suggestions
+ * are numbered text (`1. Buy it`), which a later "1" answers. The store's files go as media, the
+ * text as the first one's caption when it is short and offers no choices.
+ */
+export function planWebReply(reply: OutboundBatch['replies'][number]): WebPlan {
+  const cards = payloadCards(reply.payload.cards);
+  const suggestions = reply.payload.suggestions ?? [];
+  const attachments = (reply.payload.attachments ?? []) as { fileId?: string }[];
+  const files = attachments.flatMap((a) => (a.fileId ? [{ fileId: a.fileId }] : []));
+  const cardChoiceList = cardChoices(cards).map((c) => ({ title: c.text, value: c.value }));
+  const suggestionChoices = suggestions
+    .filter((s) => s.text.trim() !== '')
+    .map((s) => ({ title: s.text, value: s.value ?? s.text }));
+  // With cards, a text that only stands in for them is the cards as numbered text already.
+  let text = reply.text;
+  if (cards.length > 0 && !reply.payload.textIsFallback) text = joinText(text, cardsAsText(cards));
+  // A text that only names the files is not sent: the files are.
+  if (cards.length === 0 && files.length > 0 && reply.payload.textIsFallback) text = '';
+  if (suggestionChoices.length > 0)
+    text = joinText(text, numberedLines(suggestionChoices, cardChoiceList.length + 1));
+  const choices = [...cardChoiceList, ...suggestionChoices];
+  const pieces: WebPlan['pieces'] = [];
+  const caption = files.length > 0 && choices.length === 0 && text.length <= CAPTION_MAX;
+  if (text.trim() !== '' && !caption) pieces.push({ text });
+  files.forEach((file, i) => {
+    pieces.push({ text: i === 0 && caption ? text : '', file });
+  });
+  return { pieces, choices, dropped: attachments.length - files.length };
+}
+
+function joinText(a: string, b: string): string {
+  return a.trim() === '' ? b : b.trim() === '' ? a : `${a}\n\n${b}`;
 }

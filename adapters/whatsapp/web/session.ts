@@ -1,11 +1,15 @@
 import QRCode from 'qrcode';
 import type { Bus } from '../../../src/bus/bus.ts';
+import type { EnvelopeInput } from '../../../src/envelope.ts';
+import { type InboundFilesDeps, storeInboundAttachments } from '../../../src/files/inbound.ts';
+import { tooLarge } from '../../../src/files/store.ts';
 import type { Logger } from '../../../src/logger.ts';
 import type { Ingress } from '../../../src/ports.ts';
 import { backoffDelay } from '../../../src/queue/queue.ts';
 import type { DeliveryStatus } from '../../../src/store/records.ts';
+import type { NumberedChoices } from '../choices.ts';
 import type { WebConfig } from '../config.ts';
-import { ACK, type WebClient, type WebClientFactory, type WebMessage } from './client.ts';
+import { ACK, toMessageMedia, type WebClient, type WebClientFactory, type WebMessage } from './client.ts';
 import { webMessageToEnvelope } from './inbound.ts';
 import { SEND_TOPIC, type SendAnswer, type SendRequest, SendRequestSchema } from './protocol.ts';
 
@@ -17,6 +21,10 @@ const SENT_MEMORY = 10_000;
 const ACCEPT_ATTEMPTS = 5;
 const ACCEPT_RETRY_MS = 200;
 const LID_CACHE_SIZE = 10_000;
+
+class FileGoneError extends Error {
+  override name = 'FileGoneError';
+}
 
 export type WebState =
   | 'stopped'
@@ -37,6 +45,10 @@ export interface WebSessionDeps {
   applyStatus(messageId: string, status: DeliveryStatus, error?: string): Promise<void>;
   /** Where the pairing QR code is drawn for an operator at the terminal. */
   terminal?: NodeJS.WritableStream;
+  /** The file store and the bots' limits: what people send comes in, what bots send goes out. */
+  files?: InboundFilesDeps;
+  /** The numbered choices replies offered: a number typed in answer becomes the choice's value. */
+  choices?: NumberedChoices;
 }
 
 const ACK_STATUS: Record<number, DeliveryStatus | undefined> = {
@@ -205,9 +217,16 @@ export class WebSession {
       });
       return;
     }
+    // Only this process holds the client that can fetch the bytes, and the library never
+    // redelivers a message: they are stored before the message is handed on.
+    let envelope =
+      message.hasMedia && this.d.files
+        ? await this.storeMedia(message, result.envelope, this.d.files)
+        : result.envelope;
+    if (this.d.choices) envelope = await this.d.choices.answer(envelope);
     for (let attempt = 1; ; attempt++) {
       try {
-        const accepted = await this.d.ingress.accept(result.envelope);
+        const accepted = await this.d.ingress.accept(envelope);
         logger.debug({
           event: 'whatsapp.web_message',
           envelopeId: accepted.envelopeId,
@@ -218,13 +237,41 @@ export class WebSession {
         if (attempt >= ACCEPT_ATTEMPTS) {
           logger.error({
             event: 'whatsapp.web_message_lost',
-            envelopeId: result.envelope.id,
+            envelopeId: envelope.id,
             err: (err as Error).message,
           });
           return;
         }
         await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS * attempt));
       }
+    }
+  }
+
+  /**
+   * A photo, voice note or document a person sent: `downloadMedia()` (the library hands over the
+   * whole file, base64), sniffed and stored within the bot's limits. A file WhatsApp announces as
+   * larger than the limit is refused without downloading it.
+   */
+  private async storeMedia(
+    message: WebMessage,
+    envelope: EnvelopeInput,
+    files: InboundFilesDeps,
+  ): Promise<EnvelopeInput> {
+    const { maxFileBytes } = files.rules(envelope.bot, envelope.channel);
+    try {
+      return await storeInboundAttachments(files, envelope, async (a) => {
+        if (a.size !== undefined && a.size > maxFileBytes) throw tooLarge(a.name ?? 'the file', maxFileBytes);
+        const media = await message.downloadMedia?.();
+        if (!media) return undefined;
+        return {
+          body: [Buffer.from(media.data, 'base64')],
+          ...(media.filename ? { name: media.filename } : {}),
+        };
+      });
+    } catch (err) {
+      // The file store is down: the message still goes on, its attachment as WhatsApp described it.
+      this.d.logger.warn({ event: 'whatsapp.web_media_failed', err: (err as Error).message });
+      return envelope;
     }
   }
 
@@ -254,17 +301,34 @@ export class WebSession {
       answer = { type: 'whatsapp-web.sent', requestId: request.requestId, ok: true, messageId };
     } catch (err) {
       // Not linked yet, or the browser failed: the delivery tries again later, up to its limit.
+      // A file that is gone will not come back.
       answer = {
         type: 'whatsapp-web.sent',
         requestId: request.requestId,
         ok: false,
         error: (err as Error).message,
-        retryable: true,
+        retryable: !(err instanceof FileGoneError),
       };
     }
     await this.d.bus
       .publish(request.replyTopic, answer)
       .catch((err: Error) => this.d.logger.warn({ event: 'whatsapp.web_answer_failed', err: err.message }));
+  }
+
+  /**
+   * A bot's file (SHOW IMAGE, SEND FILE) as a `MessageMedia` with its caption: pictures and videos
+   * shown as such, anything else as a document with its name. The library takes the whole file.
+   */
+  private async sendFile(client: WebClient, request: SendRequest, fileId: string) {
+    const store = this.d.files?.files;
+    const file = await store?.get(fileId);
+    if (!store || !file) throw new FileGoneError(`file ${fileId} is not in the store`);
+    const media = await toMessageMedia({ type: file.type, name: file.name, bytes: await store.bytes(file) });
+    const viewable = /^(image\/(png|jpeg|gif|webp)|video\/mp4)$/.test(file.type);
+    return client.sendMessage(request.chatId, media, {
+      ...(request.text.trim() ? { caption: request.text } : {}),
+      ...(viewable ? {} : { sendMediaAsDocument: true }),
+    });
   }
 
   private sendOnce(request: SendRequest): Promise<string> {
@@ -275,7 +339,11 @@ export class WebSession {
     const client = this.client;
     if (!client || this.current.state !== 'ready')
       return Promise.reject(new Error(`WhatsApp Web is not connected (${this.current.state})`));
-    const sending = client.sendMessage(request.chatId, request.text).then((sent) => {
+    const sending = (
+      request.file
+        ? this.sendFile(client, request, request.file.fileId)
+        : client.sendMessage(request.chatId, request.text)
+    ).then((sent) => {
       const id = sent.id._serialized;
       if (this.sent.size >= SENT_MEMORY) {
         const oldest = this.sent.keys().next().value;

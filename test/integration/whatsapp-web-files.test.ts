@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
+import { tempDir } from '../helpers/database.ts';
+import { EXE_BYTES, pdfBytes } from '../helpers/files.ts';
+import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
+import { LocalWebClient, personMedia } from '../helpers/whatsapp-web-client.ts';
+
+const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
+const INVOICE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/invoice.pdf'));
+const MB = 1024 * 1024;
+
+/**
+ * Files and cards over a linked WhatsApp Web session: the adapter's production code against a
+ * local client that speaks whatsapp-web.js's interface (media messages with `downloadMedia()`,
+ * `sendMessage` with the library's own `MessageMedia` class and its options).
+ */
+describe('WhatsApp Web: files and cards', () => {
+  let running: RunningHub;
+  const client = new LocalWebClient(true);
+  let serial = 0;
+
+  beforeAll(async () => {
+    const config = loadWhatsAppConfig(
+      { WHATSAPP_WEB: 'on', WHATSAPP_BOT: 'gallery' },
+      await tempDir('sbt-wweb-files-'),
+    )!;
+    running = await startTestHub(
+      { configDir: path.join(REPO_ROOT, 'test/fixtures/files') },
+      { adapters: [createWhatsAppAdapter({ ...config, webClientFactory: () => client })] },
+    );
+    await until(
+      () => client.initialized,
+      (v) => v,
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+  });
+
+  const chat = () => `55119${String(10_000_000 + ++serial * 7919).slice(0, 8)}@c.us`;
+  const to = (chatId: string) => client.sent.filter((s) => s.chatId === chatId);
+  const texts = (chatId: string) => to(chatId).flatMap((s) => (s.media ? [] : [s.text]));
+  const query = async <T>(sql: string, params: unknown[] = []) =>
+    (await running.hub.db.query(sql, params)).rows as T[];
+  const says = (chatId: string, text: string) =>
+    until(
+      () => texts(chatId),
+      (t) => t.includes(text),
+    );
+
+  it('a photo comes in through downloadMedia(), is sniffed and stored, and reaches the bot', async () => {
+    const from = chat();
+    const photo = Buffer.concat([KETTLE, Buffer.from(from)]);
+    // WhatsApp says JPEG; the bytes are a PNG, and the bytes are believed.
+    const id = client.receiveMedia(from, personMedia(photo, 'image/jpeg'), 'image');
+    await says(from, `Got photo (image/png, ${photo.length} bytes)`);
+    expect(client.downloads).toContain(id);
+    const rows = await query<{ session_id: string | null; origin: string }>(
+      'SELECT session_id, origin FROM files WHERE size = $1',
+      [photo.length],
+    );
+    expect(rows).toEqual([{ session_id: expect.any(String), origin: 'person' }]);
+  });
+
+  it('a file announced over the limit is refused without downloading it; a program renamed .png by sniffing', async () => {
+    const from = chat();
+    const before = await query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks');
+    const big = client.receiveMedia(
+      from,
+      personMedia(pdfBytes(11 * MB), 'application/pdf', 'scan.pdf'),
+      'document',
+    );
+    await says(from, '"scan.pdf" is larger than 10 MB, the largest file this chat accepts');
+    expect(client.downloads).not.toContain(big);
+    const exe = client.receiveMedia(from, personMedia(EXE_BYTES, 'image/png', 'kettle.png'), 'document');
+    await until(
+      () => texts(from),
+      (t) => t.some((x) => x.startsWith('"kettle.png" is a file of type application/')),
+    );
+    expect(client.downloads).toContain(exe);
+    expect(await query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks')).toEqual(before);
+  });
+
+  it('SHOW IMAGE and SEND FILE go out as MessageMedia: a picture with its caption, a PDF as a document', async () => {
+    const from = chat();
+    client.receive({ from, body: 'image' });
+    const image = await until(
+      () => to(from).find((s) => s.media),
+      (s) => s !== undefined,
+    );
+    expect(image!.media).toEqual({
+      mimetype: 'image/png',
+      filename: 'kettle.png',
+      bytes: KETTLE,
+      options: { caption: 'Here is the kettle.' },
+    });
+    client.receive({ from, body: 'pdf' });
+    const pdf = await until(
+      () => to(from).find((s) => s.media?.mimetype === 'application/pdf'),
+      (s) => s !== undefined,
+    );
+    expect(pdf!.media).toEqual({
+      mimetype: 'application/pdf',
+      filename: 'invoice.pdf',
+      bytes: INVOICE,
+      options: { caption: 'Your invoice.', sendMediaAsDocument: true },
+    });
+    // Each file is one message, and its text went as the caption, not on its own (the one text is the greeting).
+    expect(texts(from)).toEqual(['Send me a file.']);
+  });
+
+  it('cards are numbered text; the number typed in answer comes back as the button value', async () => {
+    const from = chat();
+    client.receive({ from, body: 'carousel' });
+    await says(from, 'K-200\nThe classic.\n1. Choose K-200\n\nK-300\nThe quiet one.\n2. Choose K-300');
+    client.receive({ from, body: '2' });
+    await says(from, 'You said: pick k300');
+    // The latest reply offered no choices: a number is a number again.
+    client.receive({ from, body: '2' });
+    await says(from, 'You said: 2');
+    client.receive({ from, body: 'card' });
+    await says(
+      from,
+      'Kettle K-200\n1.7 litres, boils in 3 minutes.\n1. Buy it\nManual: https://example.com/k200',
+    );
+    client.receive({ from, body: '1.' });
+    await says(from, 'You said: buy k200');
+  });
+});
