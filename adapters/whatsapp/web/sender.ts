@@ -47,6 +47,8 @@ export class WebSender {
           seq: reply.seq,
           dropped: plan.dropped,
         });
+      // Remembered before it is sent: the person can answer as soon as they see the numbers.
+      await this.choices?.offered(batch.session.bot, batch.session.nativeKey, plan.choices);
       let lastId: string | undefined;
       for (const [i, piece] of plan.pieces.entries()) {
         await this.pacer.wait(to.chatId);
@@ -71,7 +73,6 @@ export class WebSender {
         if (!answer.ok) throw new SendError(answer.error, { retryable: answer.retryable, sent: outcomes });
         lastId = answer.messageId;
       }
-      await this.choices?.offered(batch.session.bot, batch.session.nativeKey, plan.choices);
       outcomes.push({ seq: reply.seq, status: 'sent', ...(lastId ? { channelMessageId: lastId } : {}) });
     }
     return outcomes;
