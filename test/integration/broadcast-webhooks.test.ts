@@ -41,6 +41,8 @@ async function configDir(url: string): Promise<string> {
     'session.started',
     'handoff.requested',
     'handoff.assigned',
+    'handoff.transferred',
+    'handoff.ended',
   ]);
   await fs.mkdir(path.join(dir, 'bots/quiet'), { recursive: true });
   await fs.writeFile(
@@ -212,7 +214,7 @@ describe('broadcast event webhooks', () => {
     expect(messages.rows[0]?.n).toBe(0);
   });
 
-  it('a handoff opened straight to an available agent is requested, then assigned', async () => {
+  it('a handoff opened straight to an available agent is requested, then assigned; transferred; ended', async () => {
     const api = apiClient(running.url);
     const made = await createAgentVia(running.url, ADMIN_TOKEN, {
       name: 'Ana',
@@ -221,18 +223,38 @@ describe('broadcast event webhooks', () => {
     });
     const ana = agentClient(running.url, { token: made.token });
     expect((await ana.call('PUT', '/api/agent/status', { body: { status: 'available' } })).status).toBe(200);
+    const bob = await createAgentVia(running.url, ADMIN_TOKEN, {
+      name: 'Bob',
+      email: `bob-${Date.now()}@example.com`,
+      bots: ['hooks'],
+    });
     const person = await api.createSession('hooks');
     expect((await api.chat(person.token, 'I want a human please')).status).toBe(200);
+    const conversation = `/api/agent/conversations/${person.session_id}`;
+    const moved = await ana.call('POST', `${conversation}/transfer`, { body: { agent_id: bob.agent_id } });
+    expect(moved.status).toBe(200);
+    const bobClient = agentClient(running.url, { token: bob.token });
+    expect((await bobClient.call('POST', `${conversation}/release`)).status).toBe(200);
     const events = await until(
       () => receiver.bySession().get(person.session_id) ?? [],
-      (e) => e.length >= 3,
+      (e) => e.length >= 5,
     );
-    expect(events.map((e) => e.type)).toEqual(['session.started', 'handoff.requested', 'handoff.assigned']);
+    expect(events.map((e) => e.type)).toEqual([
+      'session.started',
+      'handoff.requested',
+      'handoff.assigned',
+      'handoff.transferred',
+      'handoff.ended',
+    ]);
     expect(receiver.badShapes).toEqual([]);
-    expect(events[2]?.data).toMatchObject({
-      agent_id: made.agent_id,
-      handoff_id: events[1]?.data.handoff_id,
+    const handoffId = events[1]?.data.handoff_id;
+    expect(events[2]?.data).toMatchObject({ agent_id: made.agent_id, handoff_id: handoffId });
+    expect(events[3]?.data).toMatchObject({
+      from_agent_id: made.agent_id,
+      agent_id: bob.agent_id,
+      handoff_id: handoffId,
     });
+    expect(events[4]?.data).toMatchObject({ agent_id: bob.agent_id, handoff_id: handoffId });
   });
 
   it('README "Event webhooks" documents every event type', async () => {
