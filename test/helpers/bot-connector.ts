@@ -33,7 +33,12 @@ export async function startBotConnector() {
   const scripted: { when: (r: ConnectorRequest) => boolean; answer: ConnectorAnswer }[] = [];
   let serial = 0;
 
-  const files = new Map<string, { bytes: Buffer; type: string }>();
+  const files = new Map<
+    string,
+    { bytes: Buffer; type: string; authorize?: (authorization: string | undefined) => boolean }
+  >();
+  /** Downloads of hosted files: which, with what `Authorization`, and the answer. */
+  const fileRequests: { id: string; authorization: string | undefined; status: number }[] = [];
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -46,6 +51,14 @@ export async function startBotConnector() {
     const hosted = /^\/v3\/attachments\/([^/]+)\/views\/original$/.exec(url.pathname);
     if (req.method === 'GET' && hosted && files.has(hosted[1]!)) {
       const f = files.get(hosted[1]!)!;
+      const authorization = req.headers.authorization;
+      // Teams-hosted files answer only with the bot's token (401 as the real service does without it).
+      const allowed = f.authorize ? f.authorize(authorization) : true;
+      fileRequests.push({ id: hosted[1]!, authorization, status: allowed ? 200 : 401 });
+      if (!allowed) {
+        send({ status: 401, body: { message: 'Authorization has been denied for this request.' } });
+        return;
+      }
       res.writeHead(200, { 'content-type': f.type, 'content-length': String(f.bytes.length) });
       res.end(f.bytes);
       return;
@@ -97,9 +110,15 @@ export async function startBotConnector() {
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
     /** Hosts a file a person attached; its `contentUrl` is `${url}/v3/attachments/{id}/views/original`. */
-    addFile(id: string, bytes: Buffer, type: string) {
-      files.set(id, { bytes, type });
+    addFile(
+      id: string,
+      bytes: Buffer,
+      type: string,
+      options: { authorize?: (authorization: string | undefined) => boolean } = {},
+    ) {
+      files.set(id, { bytes, type, ...options });
     },
+    fileRequests,
     /** The `serviceUrl` to put in activities. */
     url: `http://127.0.0.1:${port}/`,
     requests,
