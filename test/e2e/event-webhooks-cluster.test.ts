@@ -1,20 +1,24 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminClient } from '../helpers/admin.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { apiClient } from '../helpers/hub.ts';
 import type { ServerProcess } from '../helpers/server-process.ts';
 import { until } from '../helpers/until.ts';
 import {
+  type ReceivedEvent,
   SECRET,
   WEBHOOK_SECRET_ENV,
   WebhookReceiver,
   webhookConfigDir,
 } from '../helpers/webhook-receiver.ts';
 
+const ADMIN_TOKEN = 'webhook-cluster-admin-token-0123456789abcdef';
+
 /**
  * A gateway and a worker process on PostgreSQL and Redis (BullMQ scheduler). The receiver holds
  * the worker's requests open; the worker is SIGKILLed mid-request; a new worker must deliver every
- * event, in order per session, once the receiver answers again.
+ * event, in order per session (and per broadcast), once the receiver answers again.
  */
 describe('event webhooks across processes', () => {
   const receiver = new WebhookReceiver(SECRET);
@@ -25,7 +29,19 @@ describe('event webhooks across processes', () => {
   beforeAll(async () => {
     await receiver.listen();
     cluster = new Cluster({
-      CONFIG_DIR: await webhookConfigDir(receiver.url),
+      CONFIG_DIR: await webhookConfigDir(receiver.url, {}, [
+        'session.started',
+        'session.ended',
+        'message.received',
+        'message.sent',
+        'message.delivered',
+        'broadcast.started',
+        'broadcast.progress',
+        'broadcast.dispatched',
+        'broadcast.completed',
+      ]),
+      ADMIN_TOKEN,
+      WEBHOOK_BROADCAST_PROGRESS_MS: '500',
       [WEBHOOK_SECRET_ENV]: SECRET,
       WEBHOOK_POLL_MS: '50',
       WEBHOOK_RETRY_BASE_MS: '200',
@@ -73,6 +89,60 @@ describe('event webhooks across processes', () => {
       );
       expect(got).toEqual(rows.map((r) => r.event_id));
     }
+    expect(receiver.badSignatures).toBe(0);
+    expect(receiver.badShapes).toEqual([]);
+    expect(cluster.crashes()).toEqual([]);
+  }, 150_000);
+
+  it("a broadcast's events survive a SIGKILLed worker: every one arrives, in order, once the receiver answers", async () => {
+    receiver.mode = 'hang';
+    const api = apiClient(gateway.url);
+    const sessions = [];
+    for (let i = 0; i < 4; i++) sessions.push(await api.createSession('hooks'));
+    const res = await adminClient(gateway.url, ADMIN_TOKEN)('POST', '/api/admin/broadcasts', {
+      bot: 'hooks',
+      channel: 'api',
+      to: sessions.map((s) => s.session_id),
+      text: 'We are closed on Monday',
+      rate_per_second: 2,
+    });
+    expect(res.status).toBe(202);
+    const id = res.json.broadcast_id as string;
+    const lane = `broadcast:${id}`;
+    // The worker holds the broadcast's first event open at the receiver, mid-run: kill it there.
+    await until(
+      async () => (await db.query('SELECT 1 FROM webhook_lanes WHERE lane = $1', [lane])).rows.length,
+      (n) => n === 1,
+    );
+    await cluster.workers.at(-1)?.stop('SIGKILL');
+    receiver.release('up');
+    await cluster.addWorker();
+
+    await until(
+      async () =>
+        (await db.query('SELECT completed_at FROM broadcasts WHERE id = $1', [id])).rows[0]?.completed_at,
+      (at) => Boolean(at),
+      90_000,
+    );
+    const { rows } = await db.query<{ event_id: string }>(
+      'SELECT event_id FROM webhook_outbox WHERE ordering_key = $1 ORDER BY id',
+      [lane],
+    );
+    const ofBroadcast = () =>
+      receiver.firstArrivals().filter((e: ReceivedEvent) => e.data.broadcast_id === id);
+    const got = await until(
+      () => ofBroadcast().map((e) => e.id),
+      (e) => e.length >= rows.length,
+      90_000,
+    );
+    expect(got).toEqual(rows.map((r) => r.event_id));
+    expect(
+      ofBroadcast()
+        .map((e) => e.type)
+        .join(' '),
+    ).toMatch(
+      /^broadcast\.started( broadcast\.progress)* broadcast\.dispatched( broadcast\.progress)* broadcast\.completed$/,
+    );
     expect(receiver.badSignatures).toBe(0);
     expect(receiver.badShapes).toEqual([]);
     expect(cluster.crashes()).toEqual([]);
