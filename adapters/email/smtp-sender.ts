@@ -125,8 +125,10 @@ export class SmtpSender implements ChannelSender {
   private async replyTo(store: ChannelQueryable, batch: OutboundBatch): Promise<EmailReplyTo> {
     const latest = EmailReplyToSchema.safeParse(batch.session.replyTo);
     if (latest.success && latest.data.envelopeId === batch.inReplyTo) return latest.data;
-    // A reply that answers no mail (an outbound envelope's: another session, an agent) joins the latest thread.
-    if (latest.success && !batch.inReplyTo.startsWith('email:')) {
+    // A reply that answers no mail (an outbound envelope's: another session, an agent; the
+    // session's own end, `email:<session id>:end`: ON SESSION END, the rating ask) joins the latest thread.
+    const ownTurn = batch.inReplyTo.startsWith(`email:${batch.session.id}:`);
+    if (latest.success && (ownTurn || !batch.inReplyTo.startsWith('email:'))) {
       // A thread the business started: once its first mail is out, later ones answer it (a
       // retry of that first mail's own send keeps its Message-ID).
       const first = latest.data.newThread ? await knownMessage(store, latest.data.messageId) : undefined;
