@@ -1,5 +1,4 @@
 import { type Context, Hono } from 'hono';
-import { z } from 'zod';
 import { contextAddress, contextOverTls } from '../../src/http/client-address.ts';
 import { ApiError, errorResponse, readJson } from '../../src/http/errors.ts';
 import { MINUTE_MS, retryAfterSeconds, sessionCreateKey } from '../../src/limits/rate-limiter.ts';
@@ -7,15 +6,13 @@ import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { buildWidget, type WidgetBundle } from './bundle.ts';
 import type { WebConfig } from './config.ts';
 import { fromOwnPage, sessionCookie, sessionCookies } from './cookie.ts';
+import { COOKIE_SESSION_PATH, CookieSessionBody } from './cookie-session.ts';
 import { WebGateway, WS_PATH } from './gateway.ts';
 import { chatPage, pageHeaders } from './page.ts';
 
 /** Browsers may keep the widget this long before asking again (then a 304 by ETag). */
 const WIDGET_MAX_AGE_SECONDS = 300;
 const DEFAULT_BOT = 'default';
-/** Where the hub's own page opens a session held in its cookie. */
-export const COOKIE_SESSION_PATH = '/api/web/session';
-const CookieSessionBody = z.object({ bot: z.string().max(100).optional() }).strict();
 
 /**
  * The web channel: the chat page (`/`, `/<bot>`), the embeddable `widget.js`, and the widget's
@@ -142,3 +139,4 @@ export function createWebAdapter(config: WebConfig): ChannelAdapter {
 }
 
 export { loadWebConfig, type WebConfig } from './config.ts';
+export { COOKIE_SESSION_PATH } from './cookie-session.ts';

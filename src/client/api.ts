@@ -418,6 +418,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/whatsapp/web": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** WhatsApp Web's linked session: its state, and the pairing code while it waits to be scanned */
+        get: operations["getApiAdminWhatsappWeb"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/whatsapp/web/qr.svg": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** WhatsApp Web's pairing QR code as an SVG image (404 `no_qr_code` when there is none to scan) */
+        get: operations["getApiAdminWhatsappWebQr.svg"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agent/conversations": {
         parameters: {
             query?: never;
@@ -755,6 +789,23 @@ export interface paths {
         post?: never;
         /** Erase a person: every session, message and memory of theirs */
         delete: operations["deleteApiUsersId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/web/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Open a session for the hub's own chat page: its token only in an HttpOnly cookie (`Origin` must be the hub's own page; ends the cookie's previous session) */
+        post: operations["postApiWebSession"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1251,6 +1302,46 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        DashboardTranscript: {
+            bot: string;
+            channel: string;
+            created_at: string;
+            ended_at: string | null;
+            identities: ({
+                channel: string;
+                name: string | null;
+                native_id: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            messages: ({
+                agent_id: string | null;
+                created_at: string;
+                delivery_status: string | null;
+                role: string;
+                seq: number;
+                text: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            native_key: string;
+            person_sessions: ({
+                bot: string;
+                channel: string;
+                created_at: string;
+                ended_at: string | null;
+                message_count: number;
+                /** Format: uuid */
+                session_id: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            /** Format: uuid */
+            session_id: string;
+            user_id: string | null;
+        } & {
+            [key: string]: unknown;
+        };
         /** @description Every error: `{"error": {"code", "message"}}` with its 4xx/5xx status. */
         Error: {
             error: {
@@ -1475,6 +1566,34 @@ export interface components {
             /** @constant */
             type: "message.sent";
         };
+        MetricAnswer: {
+            bot: string | null;
+            /** @enum {string} */
+            bucket: "hour" | "day";
+            from: string;
+            /** @enum {string} */
+            metric: "messages" | "sessions" | "response-time" | "handoffs" | "resolution" | "satisfaction" | "tools" | "knowledge" | "errors";
+            series: ({
+                name: string;
+                points: ({
+                    /** @description the bucket's start, ISO 8601 UTC */
+                    t: string;
+                    /** @description null where the bucket has nothing to measure */
+                    v: number | null;
+                } & {
+                    [key: string]: unknown;
+                })[];
+                /** @description the sum (counts), the whole range (shares, averages); null for percentiles */
+                total: number | null;
+                /** @enum {string} */
+                unit: "count" | "ms" | "percent" | "stars";
+            } & {
+                [key: string]: unknown;
+            })[];
+            to: string;
+        } & {
+            [key: string]: unknown;
+        };
         OutboundAccepted: {
             /** Format: uuid */
             message_id: string;
@@ -1589,6 +1708,36 @@ export interface components {
             session_id: string;
             /** @constant */
             type: "session.started";
+        };
+        SignedIn: {
+            /** @enum {string} */
+            auth_level: "authenticated" | "elevated";
+            /** Format: uuid */
+            session_id: string;
+            /** @description the new bearer token (shown once; the old one is dead) */
+            token: string;
+            /** Format: uuid */
+            user_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        User: {
+            created_at: string;
+            display_name: string | null;
+            email: string | null;
+            external_id: string | null;
+            /** Format: uuid */
+            id: string;
+            identities: ({
+                channel: string;
+                created_at: string;
+                display_name: string | null;
+                native_id: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+        } & {
+            [key: string]: unknown;
         };
     };
     responses: {
@@ -1928,6 +2077,10 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        bots: string[];
+                        buckets: ("hour" | "day")[];
+                        metrics: ("messages" | "sessions" | "response-time" | "handoffs" | "resolution" | "satisfaction" | "tools" | "knowledge" | "errors")[];
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -1960,9 +2113,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MetricAnswer"];
                 };
             };
             400: components["responses"]["E400"];
@@ -1995,6 +2146,28 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        entries: ({
+                            action: string;
+                            /** @enum {string} */
+                            actor: "agent" | "operator";
+                            agent_id: string | null;
+                            agent_name: string | null;
+                            at: string;
+                            detail: {
+                                [key: string]: unknown;
+                            };
+                            erased: boolean;
+                            id: number;
+                            ip: string | null;
+                            session_id: string | null;
+                            user_agent: string | null;
+                            via: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /** @description the cursor of the next page (`before`), or null */
+                        next_before: number | null;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2249,6 +2422,27 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        identities: ({
+                            channel: string;
+                            name: string | null;
+                            native_id: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        sessions: ({
+                            bot: string;
+                            channel: string;
+                            created_at: string;
+                            ended_at: string | null;
+                            message_count: number;
+                            /** Format: uuid */
+                            session_id: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /** Format: uuid */
+                        user_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2494,9 +2688,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["DashboardTranscript"];
                 };
             };
             400: components["responses"]["E400"];
@@ -2526,6 +2718,23 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        bot: string;
+                        channel: string;
+                        created_at: string;
+                        ended_at: string | null;
+                        messages: ({
+                            agent_id: string | null;
+                            created_at: string;
+                            delivery_status: string | null;
+                            role: string;
+                            seq: number;
+                            text: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /** Format: uuid */
+                        session_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2555,6 +2764,55 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        bot: string;
+                        channel: string;
+                        context: {
+                            [key: string]: unknown;
+                        };
+                        debug: ({
+                            created_at: string;
+                            id: number;
+                            snapshot: unknown;
+                            topic: unknown;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /** @description where the dialog waits (its frames, the HEAR), or null */
+                        dialog: ({
+                            frames: {
+                                [key: string]: unknown;
+                            }[];
+                            hear: {
+                                choices: string[] | null;
+                                tries: number;
+                                type: string | null;
+                                variable: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        } & {
+                            [key: string]: unknown;
+                        }) | null;
+                        ended_at: string | null;
+                        events: ({
+                            created_at: string;
+                            data: unknown;
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        handoff: {
+                            [key: string]: unknown;
+                        } | null;
+                        kbs: unknown[];
+                        /** Format: uuid */
+                        session_id: string;
+                        suggestions: unknown[];
+                        tools: unknown[];
+                        variables: {
+                            [key: string]: unknown;
+                        };
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2591,6 +2849,21 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        results: ({
+                            bot: string;
+                            channel: string;
+                            created_at: string;
+                            role: string;
+                            seq: number;
+                            /** Format: uuid */
+                            session_id: string;
+                            /** @description the message, the matching words between « and » */
+                            snippet: string;
+                            user_id: string | null;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2618,9 +2891,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["User"];
                 };
             };
             401: components["responses"]["E401"];
@@ -2654,6 +2925,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        channel: string;
+                        /**
+                         * Format: uuid
+                         * @description the user the identity was linked to before
+                         */
+                        moved_from?: string;
+                        native_id: string;
+                        /** @description the identity's open sessions, now the user's */
+                        sessions_moved: number;
+                        /** Format: uuid */
+                        user_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2665,6 +2948,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        channel: string;
+                        /**
+                         * Format: uuid
+                         * @description the user the identity was linked to before
+                         */
+                        moved_from?: string;
+                        native_id: string;
+                        /** @description the identity's open sessions, now the user's */
+                        sessions_moved: number;
+                        /** Format: uuid */
+                        user_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2697,11 +2992,75 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        channel: string;
+                        native_id: string;
+                        /** @constant */
+                        unlinked: true;
+                        /** Format: uuid */
+                        user_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
             };
             400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getApiAdminWhatsappWeb: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the pairing code, while it waits to be scanned */
+                        qr?: string;
+                        /** @description where the QR code is as an SVG image */
+                        qr_svg?: string;
+                        since: string;
+                        /** @description the linked session: `starting`, `qr`, `ready`, `disconnected`, … */
+                        state: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            default: components["responses"]["Error"];
+        };
+    };
+    "getApiAdminWhatsappWebQr.svg": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The QR code */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/svg+xml": string;
+                };
+            };
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
@@ -3301,15 +3660,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK */
+            /** @description Signed in: the session under a new token */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SignedIn"];
                 };
             };
             400: components["responses"]["E400"];
@@ -3422,6 +3779,43 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            default: components["responses"]["Error"];
+        };
+    };
+    postApiWebSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    bot?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Opened; the token is in `Set-Cookie` */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        bot: string;
+                        /** Format: uuid */
+                        session_id: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            400: components["responses"]["E400"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };

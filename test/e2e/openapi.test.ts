@@ -2,10 +2,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
+import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { CLIENT_TYPES, generateClientTypes } from '../../src/client/generate.ts';
 import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { tempDir } from '../helpers/database.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
+import { until } from '../helpers/until.ts';
+import { LocalWebClient } from '../helpers/whatsapp-web-client.ts';
 
 const ADMIN_TOKEN = 'openapi-test-admin-token-0123456789abcdef';
 /** Set to a folder to write README's screenshot of the API reference while the test runs. */
@@ -22,7 +27,16 @@ describe('OpenAPI document, typed client and reference page', () => {
   let document: Json;
 
   beforeAll(async () => {
-    running = await startTestHub({ adminToken: ADMIN_TOKEN });
+    // The channels with API routes of their own mounted too: the web widget's cookie session and
+    // WhatsApp Web's operator routes (its client a local stand-in, waiting to be paired).
+    const whatsapp = createWhatsAppAdapter({
+      ...loadWhatsAppConfig({ WHATSAPP_WEB: 'on' }, await tempDir('sbt-openapi-wweb-'))!,
+      webClientFactory: () => new LocalWebClient(false),
+    });
+    running = await startTestHub(
+      { adminToken: ADMIN_TOKEN },
+      { adapters: [createWebAdapter(loadWebConfig({})), whatsapp] },
+    );
     const res = await fetch(`${running.url}/openapi.json`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('application/json');
@@ -112,6 +126,51 @@ describe('OpenAPI document, typed client and reference page', () => {
         responseBody: { error: { code: 'invalid_request', message: 'id: invalid' } },
       }),
     ).toEqual([]);
+  });
+
+  it("the channels' own API routes are documented, and what they answer matches", async () => {
+    const contract = openApiContract(document);
+    const exchange = async (method: string, route: string, init: RequestInit = {}) => {
+      const res = await fetch(`${running.url}${route}`, { method, ...init });
+      const type = res.headers.get('content-type') ?? '';
+      const body = type.includes('json') ? await res.json() : await res.text();
+      const requestBody = typeof init.body === 'string' ? JSON.parse(init.body) : undefined;
+      expect(
+        contract.check({
+          method,
+          path: route,
+          status: res.status,
+          ...(requestBody !== undefined ? { requestBody } : {}),
+          ...(type.includes('json') ? { responseBody: body } : {}),
+        }),
+      ).toEqual([]);
+      return { status: res.status, type, body };
+    };
+    const own = { origin: running.url, 'content-type': 'application/json' };
+    const opened = await exchange('POST', '/api/web/session', { headers: own, body: JSON.stringify({}) });
+    expect(opened).toMatchObject({ status: 201, body: { session_id: expect.any(String), bot: 'default' } });
+    const elsewhere = { ...own, origin: 'https://elsewhere.example' };
+    expect((await exchange('POST', '/api/web/session', { headers: elsewhere, body: '{}' })).status).toBe(403);
+    const unknownBot = JSON.stringify({ bot: 'nobody' });
+    expect((await exchange('POST', '/api/web/session', { headers: own, body: unknownBot })).status).toBe(404);
+
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    const status = await until(
+      async () => (await exchange('GET', '/api/admin/whatsapp/web', { headers: admin })).body,
+      (b) => b.state === 'qr',
+    );
+    expect(status).toMatchObject({ qr_svg: '/api/admin/whatsapp/web/qr.svg' });
+    const qr = await exchange('GET', '/api/admin/whatsapp/web/qr.svg', { headers: admin });
+    expect(qr).toMatchObject({ status: 200, type: 'image/svg+xml' });
+    expect(document.paths['/api/admin/whatsapp/web/qr.svg'].get.responses['200'].content).toHaveProperty(
+      'image/svg+xml',
+    );
+    expect((await exchange('GET', '/api/admin/whatsapp/web')).status).toBe(401);
+    expect(
+      ['post /api/web/session', 'get /api/admin/whatsapp/web', 'get /api/admin/whatsapp/web/qr.svg'].map(
+        (r) => document.paths[r.split(' ')[1]!]?.[r.split(' ')[0]!]?.tags,
+      ),
+    ).toEqual([['Channels'], ['Channels'], ['Channels']]);
   });
 
   it("the committed client types (src/client/api.ts) are the document's", async () => {

@@ -4,6 +4,7 @@ import { computeRows } from '../../src/analytics/rollup.ts';
 import { adminClient, processed } from '../helpers/admin.ts';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
 
 const ADMIN_TOKEN = 'dashboard-api-admin-token-0123456789abcdef';
 const PHONE = '+4915112340000';
@@ -14,6 +15,9 @@ describe('dashboard API', () => {
   let admin: ReturnType<typeof adminClient>;
   let api: ReturnType<typeof apiClient>;
   let supervisor: ReturnType<typeof agentClient>;
+  /** Every answer of the operator's and the supervisor's below, against the OpenAPI document. */
+  let contract: ReturnType<typeof openApiContract>;
+  const breaches: string[] = [];
   let plain: ReturnType<typeof agentClient>;
   let supervisorId = '';
   let webSession = '';
@@ -43,7 +47,8 @@ describe('dashboard API', () => {
 
   beforeAll(async () => {
     running = await startTestHub({ adminToken: ADMIN_TOKEN });
-    admin = adminClient(running.url, ADMIN_TOKEN);
+    contract = openApiContract(await (await fetch(`${running.url}/openapi.json`)).json());
+    admin = adminClient(running.url, ADMIN_TOKEN, (e) => breaches.push(...contract.check(e)));
     api = apiClient(running.url);
     const sup = await createAgentVia(running.url, ADMIN_TOKEN, {
       name: 'Sue Pervisor',
@@ -52,7 +57,10 @@ describe('dashboard API', () => {
       bots: ['*'],
     });
     supervisorId = sup.agent_id;
-    supervisor = agentClient(running.url, { token: sup.token });
+    supervisor = agentClient(running.url, {
+      token: sup.token,
+      onExchange: (e) => breaches.push(...contract.check(e)),
+    });
     const ag = await createAgentVia(running.url, ADMIN_TOKEN, {
       name: 'Al Agent',
       email: 'al@shop.test',
@@ -342,5 +350,26 @@ describe('dashboard API', () => {
     expect(await count('SELECT count(*) AS n FROM transcript_reads WHERE erased')).toBeGreaterThanOrEqual(
       before,
     );
+  });
+
+  it("every answer above matched the OpenAPI document's schemas, and each dashboard route answered 200 at least once", async () => {
+    expect((await admin('GET', '/api/admin/analytics')).json.metrics).toContain('messages');
+    const answered = new Set(
+      contract.judged
+        .filter((e) => e.status === 200 && e.responseBody !== undefined)
+        .map((e) => `${e.method} ${e.path.split('?')[0]!.replace(/[0-9a-f-]{36}/g, '{id}')}`),
+    );
+    for (const route of [
+      'GET /api/admin/analytics',
+      'GET /api/admin/analytics/messages',
+      'GET /api/admin/audit',
+      'GET /api/admin/transcripts/search',
+      'GET /api/admin/transcripts/{id}',
+      'GET /api/admin/transcripts/{id}/inspect',
+      'GET /api/admin/transcripts/{id}/export',
+      'GET /api/admin/people/{id}/sessions',
+    ])
+      expect(answered, route).toContain(route);
+    expect(breaches).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ import { assignIdentitySessions, createSession, loadSnapshot } from '../../src/s
 import { assignIdentity, userForIdentity } from '../../src/store/users.ts';
 import { type Backend, openTestDb } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
 import { until } from '../helpers/until.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
@@ -34,6 +35,9 @@ async function jwt(
 describe('sign-in upgrade and identity linking (real PostgreSQL)', () => {
   let running: RunningHub;
   let api: ReturnType<typeof apiClient>;
+  /** Every HTTP answer below, against the OpenAPI document. */
+  let contract: ReturnType<typeof openApiContract>;
+  const breaches: string[] = [];
 
   beforeAll(async () => {
     running = await startTestHub(
@@ -45,7 +49,8 @@ describe('sign-in upgrade and identity linking (real PostgreSQL)', () => {
       },
       { adapters: [createWebAdapter(loadWebConfig({}))] },
     );
-    api = apiClient(running.url);
+    contract = openApiContract(await (await fetch(`${running.url}/openapi.json`)).json());
+    api = apiClient(running.url, { onExchange: (e) => breaches.push(...contract.check(e)) });
   });
   afterAll(async () => {
     await running?.stop();
@@ -430,6 +435,25 @@ describe('sign-in upgrade and identity linking (real PostgreSQL)', () => {
         expect(res.json.error.code).toBe('invalid_request');
       }
     });
+  });
+
+  it('every HTTP answer above (sign-ins, identity links) matched the OpenAPI document', () => {
+    const answered = new Set(
+      contract.judged
+        .filter((e) => e.status === 200 && e.responseBody !== undefined)
+        .map(
+          (e) =>
+            `${e.method} ${e.path.replace(/[0-9a-f-]{36}/g, '{id}').replace(/identities\/.*$/, 'identities/…')}`,
+        ),
+    );
+    for (const route of [
+      'POST /api/session/authenticate',
+      'GET /api/admin/users/{id}',
+      'POST /api/admin/users/{id}/identities',
+      'DELETE /api/admin/users/{id}/identities/…',
+    ])
+      expect(answered, route).toContain(route);
+    expect(breaches).toEqual([]);
   });
 });
 

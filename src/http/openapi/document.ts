@@ -219,8 +219,9 @@ function eventWebhooks(components: Record<string, Json>): Record<string, Json> {
 
 /**
  * The OpenAPI 3.1 document of the hub's HTTP API, from the routes' own zod schemas
- * (`operations.ts`), and the event webhooks the hub sends (`webhooks`). Left out, and listed in README: `/ws`, the pages, the platforms' webhooks,
- * `/healthz`, `/readyz` and `/metrics`.
+ * (`operations.ts`), and the event webhooks the hub sends (`webhooks`). Left out, and listed in
+ * README: `/ws`, the pages, the platforms' webhooks, `/healthz`, `/readyz` and `/metrics`. The
+ * channels' own API routes are in, tagged `Channels`.
  */
 export function buildOpenApiDocument(options: { version: string; serverUrl?: string }): OpenApiDocument {
   const components: Record<string, Json> = {};
@@ -258,6 +259,10 @@ export function buildOpenApiDocument(options: { version: string; serverUrl?: str
       {
         name: 'Event webhooks',
         description: "What the hub POSTs to a bot's webhook endpoints (bot.json `webhooks`), signed",
+      },
+      {
+        name: 'Channels',
+        description: "Routes of a channel's own, there when that channel is configured (web, WhatsApp Web)",
       },
     ],
     paths,

@@ -4,6 +4,7 @@ import {
   CreateSessionBody,
   HistoryQuery as SessionHistoryQuery,
 } from '../../../adapters/api/routes.ts';
+import { CookieSessionBody } from '../../../adapters/web/cookie-session.ts';
 import { AgentPatchSchema, NewAgentSchema } from '../../agents/accounts.ts';
 import { BroadcastRequestSchema } from '../../outbound/broadcasts.ts';
 import { SendRequestSchema } from '../../outbound/service.ts';
@@ -26,23 +27,37 @@ import {
   AgentCreated,
   AgentDeleted,
   AgentList,
+  AnalyticsIndex,
   AnyObject,
+  AuditPage,
   BroadcastAccepted,
   BroadcastList,
   BroadcastProgress,
   ChatCompleted,
   ChatQueued,
   ConversationList,
+  DashboardTranscript,
   HistoryPage,
+  IdentityLinked,
+  IdentityUnlinked,
+  MetricAnswer,
   OutboundAccepted,
   OutboundStatus,
+  PersonSessions,
+  SearchResults,
   SessionCreated,
   SessionEnded,
   SessionEnding,
+  SessionInspection,
   SessionList,
   SessionView,
+  SignedIn,
   Transcript,
+  TranscriptExport,
   UserErased,
+  UserView,
+  WebSessionOpened,
+  WhatsAppWebStatus,
 } from './shapes.ts';
 
 /** The security schemes, as `components.securitySchemes` names them. */
@@ -52,7 +67,9 @@ export interface Operation {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete';
   /** OpenAPI form: `/api/admin/sessions/{id}`. */
   path: string;
-  tag: 'Session' | 'Operator' | 'Agents' | 'Agent' | 'Outbound' | 'Dashboard' | 'Identities';
+  tag: 'Session' | 'Operator' | 'Agents' | 'Agent' | 'Outbound' | 'Dashboard' | 'Identities' | 'Channels';
+  /** A channel's own route: mounted only when that channel is configured (web, whatsapp). */
+  channel?: string;
   summary: string;
   /** Any one of these opens the route; none: public. */
   security: Scheme[];
@@ -147,7 +164,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Sign the session in with an identity provider token (when sign-in is configured)',
     security: ['session'],
     body: AuthenticateBody,
-    responses: ok(AnyObject),
+    responses: ok(SignedIn, 'Signed in: the session under a new token'),
     errors: [400, 401, 403],
   },
   {
@@ -253,7 +270,7 @@ export const OPERATIONS: Operation[] = [
     tag: 'Identities',
     summary: 'A user and the channel identities linked to them',
     security: OPERATOR,
-    responses: ok(AnyObject),
+    responses: ok(UserView),
     errors: [401, 403, 404],
   },
   {
@@ -264,8 +281,8 @@ export const OPERATIONS: Operation[] = [
     security: OPERATOR,
     body: LinkBody,
     responses: {
-      200: { description: 'Linked', schema: AnyObject },
-      201: { description: 'Linked', schema: AnyObject },
+      200: { description: 'Linked', schema: IdentityLinked },
+      201: { description: 'Linked', schema: IdentityLinked },
     },
     errors: [400, 401, 403, 404, 409],
   },
@@ -275,7 +292,7 @@ export const OPERATIONS: Operation[] = [
     tag: 'Identities',
     summary: 'Unlink a channel identity',
     security: OPERATOR,
-    responses: ok(AnyObject),
+    responses: ok(IdentityUnlinked),
     errors: [400, 401, 403, 404],
   },
   // --- Agent accounts (operator, or an admin agent) ---
@@ -524,7 +541,7 @@ export const OPERATIONS: Operation[] = [
     tag: 'Dashboard',
     summary: 'The metrics, bots and buckets the analytics offer',
     security: SUPERVISOR,
-    responses: ok(AnyObject),
+    responses: ok(AnalyticsIndex),
     errors: [401, 403],
   },
   {
@@ -534,7 +551,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'One metric over time (JSON or CSV)',
     security: SUPERVISOR,
     query: AnalyticsQuery,
-    responses: { 200: { description: 'JSON, or CSV with `format=csv`', schema: AnyObject } },
+    responses: { 200: { description: 'JSON, or CSV with `format=csv`', schema: MetricAnswer } },
     errors: [400, 401, 403, 404],
   },
   {
@@ -544,7 +561,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Who read, exported, searched or inspected which transcript',
     security: SUPERVISOR,
     query: AuditQuery,
-    responses: ok(AnyObject),
+    responses: ok(AuditPage),
     errors: [400, 401, 403],
   },
   {
@@ -554,7 +571,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Search transcripts',
     security: SUPERVISOR,
     query: SearchQuery,
-    responses: ok(AnyObject),
+    responses: ok(SearchResults),
     errors: [400, 401, 403],
   },
   ...(['', '/inspect'] as const).map(
@@ -564,7 +581,7 @@ export const OPERATIONS: Operation[] = [
       tag: 'Dashboard',
       summary: suffix ? 'Inspect a session: state, events, debug snapshots' : 'A transcript',
       security: SUPERVISOR,
-      responses: ok(AnyObject),
+      responses: ok(suffix ? SessionInspection : DashboardTranscript),
       errors: [400, 401, 403, 404],
     }),
   ),
@@ -575,7 +592,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'Export a transcript (JSON or text)',
     security: SUPERVISOR,
     query: ExportQuery,
-    responses: { 200: { description: 'JSON, or text with `format=text`', schema: AnyObject } },
+    responses: { 200: { description: 'JSON, or text with `format=text`', schema: TranscriptExport } },
     errors: [400, 401, 403, 404],
   },
   {
@@ -584,8 +601,41 @@ export const OPERATIONS: Operation[] = [
     tag: 'Dashboard',
     summary: "A person's sessions",
     security: SUPERVISOR,
-    responses: ok(AnyObject),
+    responses: ok(PersonSessions),
     errors: [400, 401, 403, 404],
+  },
+  // --- Channels' own routes (mounted when the channel is on) ---
+  {
+    method: 'post',
+    path: '/api/web/session',
+    tag: 'Channels',
+    channel: 'web',
+    summary:
+      "Open a session for the hub's own chat page: its token only in an HttpOnly cookie (`Origin` must be the hub's own page; ends the cookie's previous session)",
+    security: [],
+    body: CookieSessionBody,
+    responses: { 201: { description: 'Opened; the token is in `Set-Cookie`', schema: WebSessionOpened } },
+    errors: [400, 403, 404, 429],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/whatsapp/web',
+    tag: 'Channels',
+    channel: 'whatsapp',
+    summary: "WhatsApp Web's linked session: its state, and the pairing code while it waits to be scanned",
+    security: OPERATOR,
+    responses: ok(WhatsAppWebStatus),
+    errors: [401, 403],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/whatsapp/web/qr.svg',
+    tag: 'Channels',
+    channel: 'whatsapp',
+    summary: "WhatsApp Web's pairing QR code as an SVG image (404 `no_qr_code` when there is none to scan)",
+    security: OPERATOR,
+    responses: { 200: { description: 'The QR code', contentType: 'image/svg+xml' } },
+    errors: [401, 403, 404],
   },
 ];
 

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { METRICS } from '../../analytics/metrics.ts';
+import { STAT_BUCKETS } from '../../store/stats.ts';
 
 /**
  * Shapes of what the API answers, for the OpenAPI document (requests are validated with the
@@ -231,4 +233,197 @@ export const UserErased = z.looseObject({
   user_id: z.uuid(),
   erased: z.looseObject({ sessions: z.int(), messages: z.int(), identities: z.int(), memory: z.int() }),
   cache_cleared: z.boolean(),
+});
+
+/** `POST /api/session/authenticate`: the session signed in, under a new token. */
+export const SignedIn = z
+  .looseObject({
+    session_id: z.uuid(),
+    token: z.string().meta({ description: 'the new bearer token (shown once; the old one is dead)' }),
+    auth_level: z.enum(['authenticated', 'elevated']),
+    user_id: z.uuid(),
+  })
+  .meta({ id: 'SignedIn' });
+
+const UserIdentity = z.looseObject({
+  channel: z.string(),
+  native_id: z.string(),
+  display_name: z.string().nullable(),
+  created_at: z.string(),
+});
+export const UserView = z
+  .looseObject({
+    id: z.uuid(),
+    display_name: z.string().nullable(),
+    email: z.string().nullable(),
+    external_id: z.string().nullable(),
+    created_at: z.string(),
+    identities: z.array(UserIdentity),
+  })
+  .meta({ id: 'User' });
+export const IdentityLinked = z.looseObject({
+  user_id: z.uuid(),
+  channel: z.string(),
+  native_id: z.string(),
+  moved_from: z.uuid().optional().meta({ description: 'the user the identity was linked to before' }),
+  sessions_moved: z.int().meta({ description: "the identity's open sessions, now the user's" }),
+});
+export const IdentityUnlinked = z.looseObject({
+  user_id: z.uuid(),
+  channel: z.string(),
+  native_id: z.string(),
+  unlinked: z.literal(true),
+});
+
+export const AnalyticsIndex = z.looseObject({
+  metrics: z.array(z.enum(METRICS)),
+  bots: z.array(z.string()),
+  buckets: z.array(z.enum(STAT_BUCKETS)),
+});
+export const MetricAnswer = z
+  .looseObject({
+    metric: z.enum(METRICS),
+    bucket: z.enum(STAT_BUCKETS),
+    bot: z.string().nullable(),
+    from: z.string(),
+    to: z.string(),
+    series: z.array(
+      z.looseObject({
+        name: z.string(),
+        unit: z.enum(['count', 'ms', 'percent', 'stars']),
+        points: z.array(
+          z.looseObject({
+            t: z.string().meta({ description: "the bucket's start, ISO 8601 UTC" }),
+            v: z.number().nullable().meta({ description: 'null where the bucket has nothing to measure' }),
+          }),
+        ),
+        total: z.number().nullable().meta({
+          description: 'the sum (counts), the whole range (shares, averages); null for percentiles',
+        }),
+      }),
+    ),
+  })
+  .meta({ id: 'MetricAnswer' });
+export const AuditPage = z.looseObject({
+  entries: z.array(
+    z.looseObject({
+      id: z.int(),
+      at: z.string(),
+      actor: z.enum(['agent', 'operator']),
+      agent_id: z.uuid().nullable(),
+      agent_name: z.string().nullable(),
+      action: z.string(),
+      session_id: z.uuid().nullable(),
+      via: z.string(),
+      ip: z.string().nullable(),
+      user_agent: z.string().nullable(),
+      detail: z.record(z.string(), z.unknown()),
+      erased: z.boolean(),
+    }),
+  ),
+  next_before: z.int().nullable().meta({ description: 'the cursor of the next page (`before`), or null' }),
+});
+export const SearchResults = z.looseObject({
+  results: z.array(
+    z.looseObject({
+      session_id: z.uuid(),
+      seq: z.int(),
+      role: z.string(),
+      bot: z.string(),
+      channel: z.string(),
+      user_id: z.uuid().nullable(),
+      created_at: z.string(),
+      snippet: z.string().meta({ description: 'the message, the matching words between « and »' }),
+    }),
+  ),
+});
+const TranscriptEntry = z.looseObject({
+  seq: z.int(),
+  role: z.string(),
+  text: z.string(),
+  agent_id: z.string().nullable(),
+  delivery_status: z.string().nullable(),
+  created_at: z.string(),
+});
+const PersonIdentity = z.looseObject({
+  channel: z.string(),
+  native_id: z.string(),
+  name: z.string().nullable(),
+});
+const PersonSession = z.looseObject({
+  session_id: z.uuid(),
+  bot: z.string(),
+  channel: z.string(),
+  created_at: z.string(),
+  ended_at: z.string().nullable(),
+  message_count: z.int(),
+});
+export const DashboardTranscript = z
+  .looseObject({
+    session_id: z.uuid(),
+    bot: z.string(),
+    channel: z.string(),
+    native_key: z.string(),
+    user_id: z.uuid().nullable(),
+    created_at: z.string(),
+    ended_at: z.string().nullable(),
+    messages: z.array(TranscriptEntry),
+    identities: z.array(PersonIdentity),
+    person_sessions: z.array(PersonSession),
+  })
+  .meta({ id: 'DashboardTranscript' });
+export const TranscriptExport = z.looseObject({
+  session_id: z.uuid(),
+  bot: z.string(),
+  channel: z.string(),
+  created_at: z.string(),
+  ended_at: z.string().nullable(),
+  messages: z.array(TranscriptEntry),
+});
+export const SessionInspection = z.looseObject({
+  session_id: z.uuid(),
+  bot: z.string(),
+  channel: z.string(),
+  ended_at: z.string().nullable(),
+  variables: z.record(z.string(), z.unknown()),
+  context: z.record(z.string(), z.unknown()),
+  kbs: z.array(z.unknown()),
+  tools: z.array(z.unknown()),
+  suggestions: z.array(z.unknown()),
+  handoff: z.record(z.string(), z.unknown()).nullable(),
+  dialog: z
+    .looseObject({
+      frames: z.array(z.record(z.string(), z.unknown())),
+      hear: z.looseObject({
+        variable: z.string(),
+        type: z.string().nullable(),
+        choices: z.array(z.string()).nullable(),
+        tries: z.int(),
+      }),
+    })
+    .nullable()
+    .meta({ description: 'where the dialog waits (its frames, the HEAR), or null' }),
+  debug: z.array(
+    z.looseObject({
+      id: z.int(),
+      topic: z.unknown(),
+      snapshot: z.unknown(),
+      created_at: z.string(),
+    }),
+  ),
+  events: z.array(z.looseObject({ type: z.string(), data: z.unknown(), created_at: z.string() })),
+});
+export const PersonSessions = z.looseObject({
+  user_id: z.uuid(),
+  identities: z.array(PersonIdentity),
+  sessions: z.array(PersonSession),
+});
+
+/** `POST /api/web/session`: the hub's own chat page's session; the token is only in the cookie. */
+export const WebSessionOpened = z.looseObject({ session_id: z.uuid(), bot: z.string() });
+export const WhatsAppWebStatus = z.looseObject({
+  state: z.string().meta({ description: 'the linked session: `starting`, `qr`, `ready`, `disconnected`, …' }),
+  since: z.string(),
+  qr: z.string().optional().meta({ description: 'the pairing code, while it waits to be scanned' }),
+  qr_svg: z.string().optional().meta({ description: 'where the QR code is as an SVG image' }),
 });
