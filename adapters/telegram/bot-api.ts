@@ -19,8 +19,14 @@ export function botApiFailure(err: unknown): BotApiFailure | undefined {
   }
   if (err instanceof HttpError) {
     const cause = err.error instanceof Error ? err.error.message : String(err.error);
-    // grammY's message names the method only; the cause never holds the token.
-    return { description: `${err.message} (${cause})` };
+    // grammY's message names the method only; the cause can quote the URL, whose path holds the
+    // token (`invalid json response body at …/bot<token>/sendPhoto`): it is blanked out.
+    return { description: withoutToken(`${err.message} (${cause})`) };
   }
   return undefined;
+}
+
+/** A text with any `/bot<token>/` path (Bot API and file URLs) blanked out. */
+export function withoutToken(text: string): string {
+  return text.replace(/\/(file\/)?bot\d+:[A-Za-z0-9_-]+\//g, '/$1bot<token>/');
 }

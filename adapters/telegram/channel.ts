@@ -22,7 +22,7 @@ export const telegram: ChannelPlugin = {
     sessions: 'keyed',
     delivery: 'sender',
     limits: { textLength: TEXT_MAX, messagesPerSecond: 30 },
-    renders: { suggestions: true, cards: false, files: false, typing: true, streaming: false },
+    renders: { suggestions: true, cards: true, files: true, typing: true, streaming: false },
   },
   enabled: telegramRequested,
   async loadAdapter({ env }) {

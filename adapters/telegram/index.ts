@@ -33,7 +33,7 @@ export function createTelegramAdapter(config: TelegramConfig): ChannelAdapter {
       if (!h.bots.has(config.bot))
         throw new ConfigError(`Telegram answers with bot ${config.bot} (TELEGRAM_BOT), which does not exist`);
       api = createBotApi({ token: config.token, apiUrl: config.apiUrl, timeoutMs: config.requestTimeoutMs });
-      sender = new TelegramSender(api, h.logger);
+      sender = new TelegramSender(api, h.logger, { files: h.files, store: h.store });
       h.logger.info({ event: 'telegram.configured', bot: config.bot, groups: config.groups });
     },
 

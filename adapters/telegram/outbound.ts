@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
+import { type Card, isLinkButton } from '../../src/cards/card.ts';
 import type { OutboundReply } from '../../src/delivery/sender.ts';
+import { payloadCards } from '../../src/files/client-view.ts';
 import { isRatingAsk, RATING_SUGGESTIONS } from '../../src/lifecycle/rating.ts';
 import type { Suggestion } from '../../src/store/records.ts';
 import { splitText } from '../../src/text.ts';
@@ -13,19 +16,149 @@ export const SHORT_LABEL = 20;
 /** Telegram refuses an empty message; this stands in when a reply is only suggestions. */
 export const EMPTY_TEXT_PROMPT = 'Please choose:';
 
+/** A photo's or document's caption limit. */
+export const CAPTION_MAX = 1024;
+/** `callback_data` is at most 64 bytes: a longer value goes as a stored key. */
+export const CALLBACK_DATA_MAX = 64;
+/** `callback_data` that names a stored value: `sb:<key>`. */
+export const CALLBACK_KEY_PREFIX = 'sb:';
+/** The adapter store's key of a long button value: `callback:<key>`. */
+export const CALLBACK_VALUE_KEY = 'callback:';
+/** Images sent with `sendPhoto` (shown inline); every other file is a document. */
+const PHOTO_TYPES = new Set(['image/png', 'image/jpeg', 'image/webp']);
+
+export type InlineButton = { text: string; callback_data: string } | { text: string; url: string };
+
+export interface ReplyKeyboard {
+  keyboard: { text: string }[][];
+  one_time_keyboard: true;
+  resize_keyboard: true;
+}
+
 export interface SendMessageCall {
   chat_id: string;
   text: string;
-  reply_markup?:
-    | {
-        keyboard: { text: string }[][];
-        one_time_keyboard: true;
-        resize_keyboard: true;
-      }
-    /** A rating ask: buttons under the message. */
-    | { inline_keyboard: { text: string; callback_data: string }[][] };
+  /** Suggestions: a reply keyboard; a rating ask: inline buttons under the message. */
+  reply_markup?: ReplyKeyboard | { inline_keyboard: InlineButton[][] };
   reply_parameters?: { message_id: number; allow_sending_without_reply: true };
   message_thread_id?: number;
+}
+
+/** A photo or document: a stored file (uploaded as multipart) or an https URL Telegram fetches. */
+export interface SendFileCall extends Omit<SendMessageCall, 'text'> {
+  method: 'sendPhoto' | 'sendDocument';
+  file: { fileId: string; name?: string } | { url: string };
+  caption?: string;
+}
+
+export type TelegramCall = ({ method: 'sendMessage' } & SendMessageCall) | SendFileCall;
+
+/** The key a long button value is stored under; its `callback_data` is `sb:<key>`. */
+export function callbackKey(value: string): string {
+  return createHash('sha256').update(value).digest('base64url').slice(0, 32);
+}
+
+/** A value button's `callback_data`: the value itself when it fits, else a stored key (`long`). */
+export function callbackData(value: string): { data: string; long: boolean } {
+  if (Buffer.byteLength(value) <= CALLBACK_DATA_MAX && !value.startsWith(CALLBACK_KEY_PREFIX))
+    return { data: value, long: false };
+  return { data: `${CALLBACK_KEY_PREFIX}${callbackKey(value)}`, long: true };
+}
+
+/**
+ * Everything one reply sends, in order: its text (as `planReply` cuts it) — or, when the reply
+ * carries files and a short text, the text as the first file's caption — then the files
+ * (`sendPhoto` for pictures, `sendDocument` otherwise), then each card as a message of its own
+ * with an inline keyboard (a picture card as a photo with the card as caption). `longValues` are
+ * the button values too long for `callback_data`, to be stored before the cards go.
+ */
+export function planCalls(
+  reply: OutboundReply,
+  to: TelegramReplyTo,
+): { calls: TelegramCall[]; longValues: string[]; droppedAttachments: number } {
+  const cards = payloadCards(reply.payload.cards);
+  const files: SendFileCall['file'][] = [];
+  let dropped = 0;
+  for (const a of (reply.payload.attachments ?? []) as {
+    fileId?: unknown;
+    name?: unknown;
+    type?: unknown;
+  }[]) {
+    if (typeof a?.fileId !== 'string') {
+      dropped++;
+      continue;
+    }
+    files.push({ fileId: a.fileId, ...(typeof a.name === 'string' ? { name: a.name } : {}) });
+  }
+  const types = new Map(
+    ((reply.payload.attachments ?? []) as { fileId?: unknown; type?: unknown }[]).flatMap((a) =>
+      typeof a?.fileId === 'string' && typeof a.type === 'string' ? [[a.fileId, a.type] as const] : [],
+    ),
+  );
+  const fallback = reply.payload.textIsFallback === true && (cards.length > 0 || files.length > 0);
+  const hasSuggestions = (reply.payload.suggestions ?? []).length > 0;
+  const caption =
+    !fallback &&
+    files.length > 0 &&
+    !hasSuggestions &&
+    reply.text.trim() !== '' &&
+    reply.text.length <= CAPTION_MAX
+      ? reply.text
+      : undefined;
+  const calls: TelegramCall[] =
+    fallback || caption !== undefined
+      ? []
+      : planReply(reply, to).calls.map((c) => ({ method: 'sendMessage' as const, ...c }));
+  const where = (first: boolean) => ({
+    chat_id: to.chatId,
+    ...(first && to.replyToMessageId !== undefined
+      ? { reply_parameters: { message_id: to.replyToMessageId, allow_sending_without_reply: true as const } }
+      : {}),
+    ...(to.topicId !== undefined ? { message_thread_id: to.topicId } : {}),
+  });
+  files.forEach((file, i) => {
+    const type = 'fileId' in file ? types.get(file.fileId) : undefined;
+    calls.push({
+      method: type && PHOTO_TYPES.has(type) ? 'sendPhoto' : 'sendDocument',
+      ...where(calls.length === 0),
+      file,
+      ...(i === 0 && caption !== undefined ? { caption } : {}),
+    });
+  });
+  const longValues: string[] = [];
+  for (const card of cards) {
+    const keyboard = inlineKeyboard(card, longValues);
+    const text = [card.title, card.text].filter(Boolean).join('\n\n');
+    const markup = keyboard.length > 0 ? { reply_markup: { inline_keyboard: keyboard } } : {};
+    if (card.image && text.length <= CAPTION_MAX) {
+      calls.push({
+        method: 'sendPhoto',
+        ...where(calls.length === 0),
+        file:
+          'url' in card.image
+            ? { url: card.image.url }
+            : { fileId: card.image.fileId, ...(card.image.name ? { name: card.image.name } : {}) },
+        ...(text ? { caption: text } : {}),
+        ...markup,
+      });
+      continue;
+    }
+    for (const piece of splitText(text || EMPTY_TEXT_PROMPT, TEXT_MAX))
+      calls.push({ method: 'sendMessage', ...where(calls.length === 0), text: piece });
+    const last = calls.at(-1);
+    if (last && keyboard.length > 0) last.reply_markup = { inline_keyboard: keyboard };
+  }
+  return { calls, longValues, droppedAttachments: dropped };
+}
+
+/** A card's buttons, one per row: a value button answers with `callback_data`, a link opens `url`. */
+function inlineKeyboard(card: Card, longValues: string[]): InlineButton[][] {
+  return card.buttons.map((b) => {
+    if (isLinkButton(b)) return [{ text: b.title, url: b.url }];
+    const { data, long } = callbackData(b.value);
+    if (long) longValues.push(b.value);
+    return [{ text: b.title, callback_data: data }];
+  });
 }
 
 /**

@@ -1,9 +1,12 @@
+import { InputFile } from 'grammy';
+import type { AdapterStore } from '../../src/channels/host-services.ts';
 import { type OutboundBatch, SendError, type SendOutcome } from '../../src/delivery/sender.ts';
+import type { FileStore } from '../../src/files/store.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
 import { type BotApi, botApiFailure } from './bot-api.ts';
 import { toSendError } from './errors.ts';
-import { planReply } from './outbound.ts';
+import { CALLBACK_VALUE_KEY, callbackKey, planCalls, type TelegramCall } from './outbound.ts';
 import { TelegramReplyToSchema } from './reply-to.ts';
 
 /** Replies half-sent (some pieces out) that this process remembers, so a retry sends only the rest. */
@@ -20,14 +23,39 @@ export class TelegramSender {
   constructor(
     private readonly api: BotApi,
     private readonly logger: Logger,
+    /** The store's files (SHOW IMAGE, SEND FILE, card images), and where long button values are kept. */
+    private readonly media?: { files: FileStore; store: AdapterStore },
   ) {}
+
+  /** One call of a plan: text with `sendMessage`, a file with `sendPhoto`/`sendDocument` (multipart). */
+  private async call(call: TelegramCall): Promise<{ chat: { id: number }; message_id: number } | undefined> {
+    if (call.method === 'sendMessage') {
+      const { method: _, ...args } = call;
+      return this.api.raw.sendMessage(args);
+    }
+    const { method, file, ...args } = call;
+    let input: InputFile | string;
+    if ('url' in file) input = file.url;
+    else {
+      const stored = await this.media?.files.get(file.fileId);
+      if (!stored) return undefined;
+      // Streamed from the store into the multipart body: never a path (InputFile reads strings as one).
+      input = new InputFile(this.media!.files.stream(stored), file.name ?? stored.name);
+    }
+    return method === 'sendPhoto'
+      ? this.api.raw.sendPhoto({ ...args, photo: input })
+      : this.api.raw.sendDocument({ ...args, document: input });
+  }
 
   async send(batch: OutboundBatch): Promise<SendOutcome[]> {
     const to = this.route(batch.session);
     const outcomes: SendOutcome[] = [];
     for (const reply of batch.replies) {
       const key = `${batch.session.id}:${reply.seq}`;
-      const plan = planReply(reply, to);
+      const plan = planCalls(reply, to);
+      // A button value longer than callback_data's 64 bytes goes as a key; the value is kept first.
+      for (const value of plan.longValues)
+        await this.media?.store.set(`${CALLBACK_VALUE_KEY}${callbackKey(value)}`, value);
       if (plan.droppedAttachments > 0)
         this.logger.warn({
           event: 'telegram.reply_trimmed',
@@ -38,8 +66,8 @@ export class TelegramSender {
       const progress = this.partial.get(key) ?? { pieces: 0, lastId: undefined };
       for (let i = progress.pieces; i < plan.calls.length; i++) {
         try {
-          const sent = await this.api.raw.sendMessage(plan.calls[i]!);
-          progress.lastId = `${sent.chat.id}:${sent.message_id}`;
+          const sent = await this.call(plan.calls[i]!);
+          if (sent) progress.lastId = `${sent.chat.id}:${sent.message_id}`;
         } catch (err) {
           if (i > 0) this.remember(key, progress);
           const failure = botApiFailure(err);

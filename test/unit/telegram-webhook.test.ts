@@ -368,3 +368,19 @@ describe('Telegram registration', () => {
     ).rejects.toThrow(/needs TELEGRAM_WEBHOOK_SECRET/);
   });
 });
+
+describe('Telegram: what errors say', () => {
+  it('a failed request never quotes the token in the URL it names', async () => {
+    const { withoutToken } = await import('../../adapters/telegram/bot-api.ts');
+    expect(
+      withoutToken(
+        `Network request for 'sendPhoto' failed! (invalid json response body at http://127.0.0.1:1/bot${TOKEN}/sendPhoto reason: x)`,
+      ),
+    ).toBe(
+      "Network request for 'sendPhoto' failed! (invalid json response body at http://127.0.0.1:1/bot<token>/sendPhoto reason: x)",
+    );
+    expect(withoutToken(`https://api.telegram.org/file/bot${TOKEN}/photos/a.jpg`)).toBe(
+      'https://api.telegram.org/file/bot<token>/photos/a.jpg',
+    );
+  });
+});

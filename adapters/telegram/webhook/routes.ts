@@ -1,10 +1,13 @@
 import { Hono } from 'hono';
 import { Counter } from 'prom-client';
+import { storeInboundAttachments } from '../../../src/files/inbound.ts';
 import { ApiError } from '../../../src/http/errors.ts';
 import { parseJson } from '../../../src/json.ts';
 import type { AdapterHost } from '../../../src/ports.ts';
 import type { BotApi } from '../bot-api.ts';
 import type { TelegramConfig } from '../config.ts';
+import { telegramFileSource } from '../files.ts';
+import { CALLBACK_KEY_PREFIX, CALLBACK_VALUE_KEY } from '../outbound.ts';
 import { callbackToEnvelope, type EnvelopeResult, messageToEnvelope } from './envelope.ts';
 import { NotATelegramUpdateError, type ParsedUpdate, parseUpdate } from './parse.ts';
 import { SECRET_TOKEN_HEADER, verifySecretToken } from './verify.ts';
@@ -34,6 +37,13 @@ export function webhookRoutes(deps: WebhookDeps): Hono {
     registers: [host.metrics.registry],
   });
 
+  const fileSource = telegramFileSource({
+    api,
+    token: config.token,
+    apiUrl: config.apiUrl,
+    timeoutMs: config.requestTimeoutMs,
+  });
+
   app.post(WEBHOOK_PATH, async (c) => {
     if (!verifySecretToken(c.req.header(SECRET_TOKEN_HEADER), config.webhookSecret)) {
       webhooks.inc({ outcome: 'bad_secret' });
@@ -51,9 +61,17 @@ export function webhookRoutes(deps: WebhookDeps): Hono {
     const options = { bot: config.bot, botUserId: config.botUserId, groups: config.groups };
     let result: EnvelopeResult;
     if (update.kind === 'message') result = messageToEnvelope(update.updateId, update.message, options);
-    else if (update.kind === 'callback')
+    else if (update.kind === 'callback') {
+      // A value too long for callback_data was sent as a key to the stored value.
+      const data = update.callback.data;
+      if (data.startsWith(CALLBACK_KEY_PREFIX)) {
+        const value = await host.store.get<string>(
+          `${CALLBACK_VALUE_KEY}${data.slice(CALLBACK_KEY_PREFIX.length)}`,
+        );
+        if (typeof value === 'string') update.callback.data = value;
+      }
       result = callbackToEnvelope(update.updateId, update.callback, options);
-    else result = { skipped: update.reason };
+    } else result = { skipped: update.reason };
 
     if (update.kind === 'callback') {
       // Stops the spinner on the button, whatever becomes of the press.
@@ -67,7 +85,14 @@ export function webhookRoutes(deps: WebhookDeps): Hono {
       return c.json({ status: 'ignored', reason: result.skipped });
     }
     try {
-      const accepted = await host.ingress.accept(result.envelope);
+      // The person's files come into the store (within the bot's limits, sniffed) first: a refusal
+      // is told to the person, a failed download leaves the file as described.
+      const envelope = await storeInboundAttachments(
+        { files: host.files, rules: (bot, channel) => host.bots.rules(bot, channel), logger },
+        result.envelope,
+        fileSource,
+      );
+      const accepted = await host.ingress.accept(envelope);
       webhooks.inc({ outcome: accepted.status });
       return c.json({ status: accepted.status, envelope_id: accepted.envelopeId });
     } catch (err) {

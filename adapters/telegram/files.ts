@@ -1,0 +1,33 @@
+import type { Attachment } from '../../src/envelope.ts';
+import type { AttachmentSource } from '../../src/files/inbound.ts';
+import type { BotApi } from './bot-api.ts';
+
+/** Kinds of attachment that are files Telegram keeps (a sticker's emoji is its text; it stays a reference). */
+const FILE_KINDS = new Set(['photo', 'document', 'audio', 'voice', 'video', 'video_note', 'animation']);
+
+/**
+ * Fetches a person's file from Telegram: `getFile` gives its `file_path`, the bytes are at
+ * `<api>/file/bot<token>/<file_path>` (the Bot API serves files up to 20 MB this way). Errors
+ * never carry the URL, which holds the token.
+ */
+export function telegramFileSource(o: {
+  api: BotApi;
+  token: string;
+  apiUrl: string;
+  timeoutMs: number;
+}): AttachmentSource {
+  return async (a: Attachment) => {
+    const kind = (a.data as { kind?: string } | undefined)?.kind;
+    if (!a.ref || !kind || !FILE_KINDS.has(kind)) return undefined;
+    const file = await o.api.getFile(a.ref);
+    if (!file.file_path) throw new Error('Telegram gave no file_path for the file (larger than 20 MB?)');
+    const res = await fetch(`${o.apiUrl}/file/bot${o.token}/${file.file_path}`, {
+      signal: AbortSignal.timeout(o.timeoutMs),
+    });
+    if (!res.ok || !res.body) {
+      await res.body?.cancel();
+      throw new Error(`Telegram answered HTTP ${res.status} for the file`);
+    }
+    return { body: res.body, ...(a.name ? {} : { name: file.file_path.split('/').pop() }) };
+  };
+}

@@ -1,0 +1,227 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTelegramAdapter, loadTelegramConfig } from '../../adapters/telegram/index.ts';
+import { FileStore } from '../../src/files/store.ts';
+import * as doc from '../fixtures/telegram/updates.ts';
+import { pdfBytes } from '../helpers/files.ts';
+import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { startTelegramBotApi, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { until } from '../helpers/until.ts';
+
+const TOKEN = '7100000002:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDfiles';
+const SECRET = 'hub-secret_files_0123456789';
+const MEDIA = path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media');
+const KETTLE = readFileSync(path.join(MEDIA, 'kettle.png'));
+const INVOICE = readFileSync(path.join(MEDIA, 'invoice.pdf'));
+const LONG_VALUE =
+  'order kettle K-200 in brushed steel, 1.7 litres, for delivery to the Funchal shop on Friday';
+const MB = 1024 * 1024;
+
+/** Files and inline keyboards over Telegram, against the local Bot API stand-in (getFile, multipart uploads). */
+describe('Telegram: files and inline keyboards', () => {
+  let api: TelegramBotApi;
+  let running: RunningHub;
+  let serial = 0;
+  let updates = 0;
+
+  beforeAll(async () => {
+    api = await startTelegramBotApi(TOKEN);
+    const config = loadTelegramConfig({
+      TELEGRAM_BOT_TOKEN: TOKEN,
+      TELEGRAM_WEBHOOK_SECRET: SECRET,
+      TELEGRAM_API_URL: api.url,
+      TELEGRAM_BOT: 'gallery',
+    })!;
+    running = await startTestHub(
+      { configDir: path.join(REPO_ROOT, 'test/fixtures/files') },
+      {
+        adapters: [createTelegramAdapter(config)],
+        logger: (await import('pino')).default({ level: 'warn' }) as never,
+      },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await api?.close();
+  });
+
+  const person = () => 700_000 + ++serial * 1000;
+  const deliver = (update: unknown) =>
+    fetch(`${running.url}/webhooks/telegram`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
+      body: JSON.stringify(update),
+    });
+  const say = (chat: number, text: string) =>
+    deliver(doc.variant(doc.textMessage, { updateId: chat + ++updates, userId: chat, text }));
+  /** A documented update carrying a file, its file_id hosted by the stand-in with `bytes`. */
+  const send = (
+    chat: number,
+    template: doc.Json,
+    kind: 'document' | 'voice' | 'photo',
+    bytes: Buffer,
+    name?: string,
+  ) => {
+    const update = doc.variant(template, { updateId: chat + ++updates, userId: chat });
+    const fileId = `F${chat}x${updates}`;
+    if (kind === 'photo') {
+      update.message.photo.at(-1).file_id = fileId;
+      api.hostFile(fileId, bytes, `photos/file_${updates}.jpg`);
+    } else {
+      update.message[kind].file_id = fileId;
+      update.message[kind].file_size = bytes.length;
+      if (name) update.message[kind].file_name = name;
+      api.hostFile(fileId, bytes, `${kind}s/file_${updates}`);
+    }
+    return deliver(update);
+  };
+  const texts = (chat: number) => api.sentTo(chat).map((c) => c.body.text as string);
+  const filesTo = (chat: number) =>
+    api.calls.filter(
+      (c) =>
+        (c.method === 'sendPhoto' || c.method === 'sendDocument') && String(c.body.chat_id) === String(chat),
+    );
+  const query = async <T>(sql: string, params: unknown[] = []) =>
+    (await running.hub.db.query(sql, params)).rows as T[];
+
+  it('a photo, a document and a voice note come in with getFile and the file path, into the store', async () => {
+    const chat = person();
+    const photo = Buffer.concat([KETTLE, Buffer.from(String(chat))]);
+    expect((await send(chat, doc.photoMessage, 'photo', photo)).status).toBe(200);
+    await until(
+      () => texts(chat),
+      (t) => t.some((x) => x.startsWith('Got ')),
+    );
+    expect(texts(chat)).toContain(`Got file_${updates}.jpg (image/png, ${photo.length} bytes)`);
+    // The largest size of the photo is the one fetched.
+    expect(api.calls.filter((c) => c.method === 'getFile').map((c) => c.body.file_id)).toContain(
+      `F${chat}x${updates}`,
+    );
+
+    const pdf = pdfBytes(300_000, String(chat));
+    await send(chat, doc.documentMessage, 'document', pdf, 'Testfile.pdf');
+    await until(
+      () => texts(chat),
+      (t) => t.includes(`Got Testfile.pdf (application/pdf, ${pdf.length} bytes)`),
+    );
+    // An Ogg page whose first packet is an Opus header: a voice note as Telegram records them.
+    const ogg = Buffer.concat([
+      Buffer.from('OggS\0\x02', 'latin1'),
+      Buffer.alloc(22),
+      Buffer.from('OpusHead\x01\x01', 'latin1'),
+      Buffer.alloc(200, 1),
+    ]);
+    await send(chat, doc.voiceMessage, 'voice', ogg);
+    await until(
+      () => texts(chat),
+      (t) => t.some((x) => x.includes('(audio/ogg')),
+    );
+    const [row] = await query<{ id: string; session_id: string | null }>(
+      'SELECT id, session_id FROM files WHERE name = $1 AND size = $2',
+      ['Testfile.pdf', pdf.length],
+    );
+    expect(row!.session_id).not.toBeNull();
+    const files = new FileStore(running.hub.db);
+    expect((await files.bytes((await files.get(row!.id))!)).equals(pdf)).toBe(true);
+  });
+
+  it('an 11 MB document is refused with a message the person reads, and nothing is kept', async () => {
+    const chat = person();
+    const before = await query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks');
+    await send(chat, doc.documentMessage, 'document', pdfBytes(11 * MB), 'scan.pdf');
+    await until(
+      () => texts(chat),
+      (t) => t.some((x) => x.includes('larger than 10 MB')),
+    );
+    expect(texts(chat)).toContain('"scan.pdf" is larger than 10 MB, the largest file this chat accepts');
+    expect(await query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks')).toEqual(before);
+  });
+
+  it('SHOW IMAGE goes with sendPhoto and SEND FILE with sendDocument, multipart, the text as caption', async () => {
+    const chat = person();
+    await say(chat, 'image');
+    await say(chat, 'pdf');
+    await until(
+      () => filesTo(chat),
+      (c) => c.length === 2,
+    );
+    const [photo, document] = filesTo(chat);
+    expect(photo!.method).toBe('sendPhoto');
+    expect(photo!.body.caption).toBe('Here is the kettle.');
+    expect(document!.method).toBe('sendDocument');
+    expect(document!.body.caption).toBe('Your invoice.');
+    const up = api.uploads.filter((u) => u.chatId === String(chat));
+    expect(up.map((u) => [u.method, u.field, u.name])).toEqual([
+      ['sendPhoto', 'photo', 'kettle.png'],
+      ['sendDocument', 'document', 'invoice.pdf'],
+    ]);
+    expect(up[0]!.bytes.equals(KETTLE)).toBe(true);
+    expect(up[1]!.bytes.equals(INVOICE)).toBe(true);
+    // The caption is not sent again as a message of its own.
+    expect(texts(chat)).not.toContain('Here is the kettle.');
+  });
+
+  it('a card is a photo with an inline keyboard; a press (callback_query) is answered and comes back as the value', async () => {
+    const chat = person();
+    await say(chat, 'card');
+    await until(
+      () => filesTo(chat),
+      (c) => c.length === 1,
+    );
+    const [card] = filesTo(chat);
+    expect(card!.method).toBe('sendPhoto');
+    expect(card!.body.caption).toBe('Kettle K-200\n\n1.7 litres, boils in 3 minutes.');
+    expect(card!.body.reply_markup).toEqual({
+      inline_keyboard: [
+        [{ text: 'Buy it', callback_data: 'buy k200' }],
+        [{ text: 'Manual', url: 'https://example.com/k200' }],
+      ],
+    });
+    expect(api.uploads.find((u) => u.chatId === String(chat))!.bytes.equals(KETTLE)).toBe(true);
+    const pressed = doc.variant(doc.callbackQueryInChat, {
+      updateId: chat + ++updates,
+      userId: chat,
+      text: 'buy k200',
+    });
+    expect((await deliver(pressed)).status).toBe(200);
+    await until(
+      () => texts(chat),
+      (t) => t.includes('You said: buy k200'),
+    );
+    expect(
+      api.calls.filter((c) => c.method === 'answerCallbackQuery').map((c) => c.body.callback_query_id),
+    ).toContain(pressed.callback_query.id);
+  });
+
+  it('a carousel is one message per card; a value over 64 bytes goes as a stored key and comes back whole', async () => {
+    const chat = person();
+    await say(chat, 'carousel');
+    await until(
+      () => api.sentTo(chat),
+      (c) => c.filter((x) => x.body.reply_markup?.inline_keyboard).length === 2,
+    );
+    const cards = api.sentTo(chat).filter((x) => x.body.reply_markup?.inline_keyboard);
+    expect(cards.map((c) => [c.body.text, c.body.reply_markup.inline_keyboard])).toEqual([
+      ['K-200\n\nThe classic.', [[{ text: 'Choose K-200', callback_data: 'pick k200' }]]],
+      ['K-300\n\nThe quiet one.', [[{ text: 'Choose K-300', callback_data: 'pick k300' }]]],
+    ]);
+
+    await say(chat, 'long card');
+    await until(
+      () => api.sentTo(chat),
+      (c) => c.some((x) => x.body.text === 'Order'),
+    );
+    const long = api.sentTo(chat).find((x) => x.body.text === 'Order')!;
+    const data = long.body.reply_markup.inline_keyboard[0][0].callback_data as string;
+    expect(Buffer.byteLength(data)).toBeLessThanOrEqual(64);
+    expect(data).toMatch(/^sb:/);
+    await deliver(
+      doc.variant(doc.callbackQueryInChat, { updateId: chat + ++updates, userId: chat, text: data }),
+    );
+    await until(
+      () => texts(chat),
+      (t) => t.includes(`You said: ${LONG_VALUE}`),
+    );
+  });
+});
