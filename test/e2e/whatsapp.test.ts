@@ -1,9 +1,13 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { createTestDatabase, type TestDatabase, tempDir } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { REPO_ROOT } from '../helpers/hub.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
 import { until } from '../helpers/until.ts';
 
@@ -129,4 +133,81 @@ describe('WhatsApp Cloud API scaled out (two gateways, a worker; Redis and Postg
     ]);
     expect(cluster.crashes()).toEqual([]);
   });
+});
+
+describe('WhatsApp Cloud media: a worker that dies while downloading loses nothing', () => {
+  let graph: GraphApi;
+  const cluster = new Cluster();
+  const kettle = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
+
+  beforeAll(async () => {
+    graph = await startGraphApi('crash-token');
+    await cluster.init();
+    Object.assign(cluster.env, {
+      CONFIG_DIR: path.join(REPO_ROOT, 'test/fixtures/files'),
+      WHATSAPP_ACCESS_TOKEN: 'crash-token',
+      WHATSAPP_APP_SECRET: 'crash-secret',
+      WHATSAPP_VERIFY_TOKEN: 'crash-verify',
+      WHATSAPP_GRAPH_URL: graph.url,
+      WHATSAPP_NUMBERS: '106540352242922:gallery',
+    });
+    await cluster.addGateway();
+    await cluster.addWorker();
+  }, 120_000);
+  afterAll(async () => {
+    await cluster.stop();
+    await graph?.close();
+  });
+
+  it('the webhook is answered before the download; after a SIGKILL mid-download a new worker downloads it and answers once', async () => {
+    const from = '5511988880000';
+    graph.addMedia('900000000077', kettle, 'image/png');
+    const release = graph.hold('900000000077');
+    const payload = doc.variant(doc.imageMessage, {
+      from,
+      suffix: 'crash',
+      timestamp: new Date(),
+    }) as doc.Json;
+    payload.entry[0].changes[0].value.messages[0].image.id = '900000000077';
+    const raw = JSON.stringify(payload);
+    const res = await fetch(`${cluster.gateways[0]!.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-hub-signature-256': signatureHeader(raw, 'crash-secret'),
+      },
+      body: raw,
+    });
+    expect(await res.json()).toMatchObject({ accepted: 1 });
+    // The worker is in the middle of the download: it dies there.
+    await until(
+      () => graph.waiting,
+      (w) => w.includes('900000000077'),
+      30_000,
+    );
+    await cluster.workers.shift()!.stop('SIGKILL');
+    release();
+    await cluster.addWorker();
+    const got = `Got photo (image/png, ${kettle.length} bytes)`;
+    const texts = () => graph.to(from).flatMap((r) => (r.body.type === 'text' ? [r.body.text.body] : []));
+    await until(texts, (t) => t.includes(got), 90_000);
+    const db = new pg.Client({ connectionString: cluster.database!.url });
+    await db.connect();
+    try {
+      const inbound = await db.query(
+        "SELECT m.content FROM messages m JOIN sessions s ON s.id = m.session_id WHERE s.native_key = $1 AND m.role = 'user'",
+        [`+${from}`],
+      );
+      expect(inbound.rows).toHaveLength(1);
+      const files = await db.query(
+        'SELECT session_id FROM files WHERE size = $1 AND session_id IS NOT NULL',
+        [kettle.length],
+      );
+      expect(files.rows).toHaveLength(1);
+    } finally {
+      await db.end();
+    }
+    expect(texts().filter((t) => t === got)).toHaveLength(1);
+    expect(cluster.crashes()).toEqual([]);
+  }, 180_000);
 });

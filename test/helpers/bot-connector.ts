@@ -39,6 +39,9 @@ export async function startBotConnector() {
   >();
   /** Downloads of hosted files: which, with what `Authorization`, and the answer. */
   const fileRequests: { id: string; authorization: string | undefined; status: number }[] = [];
+  /** Hosted files whose bytes wait for a release (a slow download), and the downloads waiting. */
+  const held = new Map<string, Promise<void>>();
+  const waiting: string[] = [];
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -58,6 +61,11 @@ export async function startBotConnector() {
       if (!allowed) {
         send({ status: 401, body: { message: 'Authorization has been denied for this request.' } });
         return;
+      }
+      const gate = held.get(hosted[1]!);
+      if (gate) {
+        waiting.push(hosted[1]!);
+        await gate;
       }
       res.writeHead(200, { 'content-type': f.type, 'content-length': String(f.bytes.length) });
       res.end(f.bytes);
@@ -119,6 +127,21 @@ export async function startBotConnector() {
       files.set(id, { bytes, type, ...options });
     },
     fileRequests,
+    waiting,
+    /** Holds the bytes of hosted file `id` back until the returned function is called. */
+    hold(id: string): () => void {
+      let release = () => {};
+      held.set(
+        id,
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+      );
+      return () => {
+        held.delete(id);
+        release();
+      };
+    },
     /** The `serviceUrl` to put in activities. */
     url: `http://127.0.0.1:${port}/`,
     requests,

@@ -62,6 +62,33 @@ describe('Teams: files and cards', () => {
     expect(stored.rows[0]!.n).toBe(1);
   });
 
+  it('the activity is answered before the attachment is downloaded; the worker fetches it before the turn', async () => {
+    connector.addFile('att-held', KETTLE, 'image/png');
+    const release = connector.hold('att-held');
+    const first = fresh(doc.personalMessage, 'slow');
+    first.attachments = [
+      {
+        contentType: 'image/png',
+        contentUrl: new URL('v3/attachments/att-held/views/original', connector.url).href,
+        name: 'held.png',
+      },
+    ];
+    // Answered while the connector still holds the bytes back.
+    const res = await post(first);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'accepted' });
+    await until(
+      () => connector.waiting,
+      (w) => w.includes('att-held'),
+    );
+    expect(connector.delivered(first.conversation.id)).toEqual([]);
+    release();
+    await until(
+      () => connector.delivered(first.conversation.id),
+      (r) => r.some((x) => x.body.text === `Got held.png (image/png, ${KETTLE.length} bytes)`),
+    );
+  });
+
   it('SHOW IMAGE reaches the Bot Connector as an image attachment whose link serves the bytes', async () => {
     const first = fresh(doc.personalMessage, 'image');
     await post(first);
