@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RATING_SUGGESTIONS } from '../../src/lifecycle/rating.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
 
 const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/rating');
@@ -118,7 +119,7 @@ describe('askRating: a rating after the end answers the ended session', () => {
     expect(await ratings(first!.id)).toHaveLength(1);
   });
 
-  it('a message that is not a rating opens a new session; the stars and "5 stars" both count', async () => {
+  it('a message that is not a rating opens a new session; a row of stars is a rating', async () => {
     const p = person('rater');
     await p.send('hello');
     await p.send('bye');
@@ -335,5 +336,75 @@ describe('askRating across a restart, and an idle-out the person caused', () => 
         ]),
       (m) => m.some((r) => r.content === 'You said 4'),
     );
+  });
+});
+
+describe('askRating with Redis: two hubs on one database and one Redis', () => {
+  let database: TestDatabase;
+  let redis: { prefix: string; cleanup: () => Promise<void> };
+  const hubs: RunningHub[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    redis = testRedisPrefix();
+    for (let i = 0; i < 2; i++)
+      hubs.push(
+        await startTestHub({
+          configDir: CONFIG_DIR,
+          databaseUrl: database.url,
+          redisUrl: TEST_REDIS_URL,
+          redisPrefix: redis.prefix,
+        }),
+      );
+  });
+  afterAll(async () => {
+    for (const h of hubs) await h.stop();
+    await redis?.cleanup();
+    await database?.drop();
+  });
+
+  it('the ask made through one hub is answered through the other, once', async () => {
+    const phone = `+1777${String(Date.now()).slice(-7)}`;
+    let n = 0;
+    const send = (hub: RunningHub, text: string) =>
+      hub.hub.ingress.accept({
+        id: `whatsapp:wamid.${phone}.${++n}`,
+        channel: 'whatsapp',
+        bot: 'rater',
+        from: { id: phone },
+        text,
+        receivedAt: new Date().toISOString(),
+      });
+    const q = <T>(sql: string, params: unknown[]) =>
+      hubs[0]!.hub.db.query<T>(sql, params).then((r) => r.rows);
+    const sessions = () =>
+      q<SessionRow>(
+        "SELECT id, ended_at, end_reason FROM sessions WHERE channel = 'whatsapp' AND native_key = $1 ORDER BY created_at",
+        [phone],
+      );
+    await send(hubs[0]!, 'hi');
+    await send(hubs[0]!, 'bye');
+    const [first] = await until(sessions, (s) => s.length === 1 && s[0]!.ended_at !== null);
+    await until(
+      () => q('SELECT 1 FROM rating_asks WHERE session_id = $1', [first!.id]),
+      (r) => r.length === 1,
+    );
+    await send(hubs[1]!, '2');
+    await send(hubs[1]!, '3');
+    // The second rating is a new conversation: the ask was answered by the first.
+    const both = await until(sessions, (s) => s.length === 2);
+    await until(
+      () =>
+        q<{ content: string }>("SELECT content FROM messages WHERE session_id = $1 AND role = 'assistant'", [
+          both[1]!.id,
+        ]),
+      (m) => m.some((r) => r.content === 'You said 3'),
+    );
+    expect(
+      await q<{ data: unknown }>(
+        "SELECT data FROM session_events WHERE session_id = $1 AND type = 'rating'",
+        [first!.id],
+      ),
+    ).toEqual([{ data: { score: 2, source: 'askRating' } }]);
   });
 });
