@@ -1302,6 +1302,67 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        ConversationDetail: {
+            assigned_to: string | null;
+            bot: string;
+            channel: string;
+            context: {
+                [key: string]: unknown;
+            };
+            ended_at: string | null;
+            events: ({
+                created_at: string;
+                data: unknown;
+                type: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            identities: ({
+                channel: string;
+                name: string | null;
+                native_id: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            last_message: ({
+                created_at: string;
+                role: string;
+                text: string;
+            } & {
+                [key: string]: unknown;
+            }) | null;
+            messages: ({
+                agent_id?: string;
+                attachments?: unknown[];
+                created_at: string;
+                delivery_status?: string;
+                role: string;
+                seq: number;
+                suggestions?: unknown[];
+                text: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            /** @description the cursor of the older page (`before`), or null */
+            next_before: number | null;
+            person: {
+                name: string | null;
+                native_id: string;
+            } & {
+                [key: string]: unknown;
+            };
+            queue: string | null;
+            /** Format: uuid */
+            session_id: string;
+            /** @description `waiting`, `assigned`, or null when no handoff is open */
+            state: string | null;
+            variables: {
+                [key: string]: unknown;
+            };
+            waiting_since: string | null;
+        } & {
+            [key: string]: unknown;
+        };
         DashboardTranscript: {
             bot: string;
             channel: string;
@@ -1718,6 +1779,63 @@ export interface components {
             token: string;
             /** Format: uuid */
             user_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        Stats: {
+            /** @enum {string} */
+            bucket: "hour" | "day";
+            buckets: ({
+                bot: string;
+                bucket: string;
+                channel: string;
+                ended_by_reason: {
+                    [key: string]: number;
+                };
+                messages_in: number;
+                messages_out: number;
+                sessions_ended: number;
+                sessions_started: number;
+            } & {
+                [key: string]: unknown;
+            })[];
+            ended_sessions: ({
+                bot: string;
+                channel: string;
+                duration_seconds: {
+                    p50: number | null;
+                    p90: number | null;
+                    p99: number | null;
+                } & {
+                    [key: string]: unknown;
+                };
+                message_count: {
+                    p50: number | null;
+                    p90: number | null;
+                    p99: number | null;
+                } & {
+                    [key: string]: unknown;
+                };
+                sessions: number;
+            } & {
+                [key: string]: unknown;
+            })[];
+            errors: ({
+                bot: string;
+                error_rate: number | null;
+                errors: number;
+                turns: number;
+            } & {
+                [key: string]: unknown;
+            })[];
+            events: ({
+                count: number;
+                type: string;
+            } & {
+                [key: string]: unknown;
+            })[];
+            from: string;
+            to: string;
         } & {
             [key: string]: unknown;
         };
@@ -2538,6 +2656,20 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        entries: ({
+                            created_at: string;
+                            id: number;
+                            snapshot: unknown;
+                            sub_session_id?: string;
+                            topic: unknown;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /** @description the cursor of the next page (`after`) */
+                        next_after: number;
+                        /** Format: uuid */
+                        session_id: string;
+                    } & {
                         [key: string]: unknown;
                     };
                 };
@@ -2660,9 +2792,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Stats"];
                 };
             };
             400: components["responses"]["E400"];
@@ -3120,9 +3250,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ConversationDetail"];
                 };
             };
             400: components["responses"]["E400"];

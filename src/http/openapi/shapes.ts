@@ -157,9 +157,6 @@ export const BroadcastProgress = z
   })
   .meta({ id: 'BroadcastProgress' });
 
-/** A JSON object the document does not detail field by field (see README for its fields). */
-export const AnyObject = z.looseObject({});
-
 export const Conversation = z
   .looseObject({
     session_id: z.uuid(),
@@ -427,3 +424,84 @@ export const WhatsAppWebStatus = z.looseObject({
   qr: z.string().optional().meta({ description: 'the pairing code, while it waits to be scanned' }),
   qr_svg: z.string().optional().meta({ description: 'where the QR code is as an SVG image' }),
 });
+
+/** `GET /api/admin/sessions/{id}/debug`: the session's DEBUG SHOW snapshots, oldest first. */
+export const DebugLog = z.looseObject({
+  session_id: z.uuid(),
+  entries: z.array(
+    z.looseObject({
+      id: z.int(),
+      topic: z.unknown(),
+      snapshot: z.unknown(),
+      sub_session_id: z.string().optional(),
+      created_at: z.string(),
+    }),
+  ),
+  next_after: z.int().meta({ description: 'the cursor of the next page (`after`)' }),
+});
+
+const Percentiles = z.looseObject({
+  p50: z.number().nullable(),
+  p90: z.number().nullable(),
+  p99: z.number().nullable(),
+});
+/** `GET /api/admin/stats`. */
+export const StatsAnswer = z
+  .looseObject({
+    from: z.string(),
+    to: z.string(),
+    bucket: z.enum(STAT_BUCKETS),
+    buckets: z.array(
+      z.looseObject({
+        bucket: z.string(),
+        bot: z.string(),
+        channel: z.string(),
+        sessions_started: z.int(),
+        sessions_ended: z.int(),
+        ended_by_reason: z.record(z.string(), z.int()),
+        messages_in: z.int(),
+        messages_out: z.int(),
+      }),
+    ),
+    ended_sessions: z.array(
+      z.looseObject({
+        bot: z.string(),
+        channel: z.string(),
+        sessions: z.int(),
+        duration_seconds: Percentiles,
+        message_count: Percentiles,
+      }),
+    ),
+    errors: z.array(
+      z.looseObject({
+        bot: z.string(),
+        errors: z.int(),
+        turns: z.int(),
+        error_rate: z.number().nullable(),
+      }),
+    ),
+    events: z.array(z.looseObject({ type: z.string(), count: z.int() })),
+  })
+  .meta({ id: 'Stats' });
+
+/** `GET /api/agent/conversations/{id}`: the conversation as listed, with a page of its history. */
+export const ConversationDetail = Conversation.extend({
+  ended_at: z.string().nullable(),
+  messages: z.array(
+    z.looseObject({
+      seq: z.int(),
+      role: z.string(),
+      text: z.string(),
+      created_at: z.string(),
+      delivery_status: z.string().optional(),
+      agent_id: z.string().optional(),
+      suggestions: z.array(z.unknown()).optional(),
+      attachments: z.array(z.unknown()).optional(),
+    }),
+  ),
+  next_before: z.int().nullable().meta({ description: 'the cursor of the older page (`before`), or null' }),
+  variables: z.record(z.string(), z.unknown()),
+  context: z.record(z.string(), z.unknown()),
+  identities: z.array(PersonIdentity),
+  events: z.array(z.looseObject({ type: z.string(), data: z.unknown(), created_at: z.string() })),
+}).meta({ id: 'ConversationDetail' });
