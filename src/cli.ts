@@ -3,6 +3,7 @@ import { CHANNEL_PLUGINS, loadAdapters } from '../adapters/index.ts';
 import { AGENT_USAGE, runAgentCommand } from './agents/cli.ts';
 import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { checkBots, formatError } from './dialog/check.ts';
+import { EMBEDDED_HEAP_GROWING_PERCENT, limitHeapGrowth } from './hub/heap.ts';
 import { createHub, openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
 import { BROADCAST_USAGE, runBroadcastCommand } from './outbound/cli.ts';
@@ -47,6 +48,9 @@ async function start(args: string[]): Promise<void> {
   });
   if (tracing.on) logger.info({ event: 'tracing.started', protocol: tracing.protocol, url: tracing.url });
   const adapters = await loadAdapters(config, env, logger);
+  // The embedded hub is one process for everything: its heap grows deliberately (src/hub/heap.ts).
+  if (!config.databaseUrl && limitHeapGrowth())
+    logger.debug({ event: 'process.heap_growth', percent: EMBEDDED_HEAP_GROWING_PERCENT });
   const hub = await createHub({ config, role, adapters, logger });
 
   let stopping = false;

@@ -1,0 +1,99 @@
+/**
+ * The hub of `npm run bench -- embedded`, in a process of its own: an embedded hub (PGlite, the
+ * in-process queue) run from the build's JavaScript (dist/), as `npm start` runs it, so that the
+ * peak RSS the benchmark reads is the hub's and not its load generator's or tsx's. Plain
+ * JavaScript for that reason: a TypeScript file here would need tsx's loader in this process.
+ *
+ * Driven over IPC by bench/run.ts (the driver): on `{type: 'run', sessions, messages}` this
+ * process feeds the hub's ingress the way a channel adapter does (each session's messages in
+ * order, the next once the one before is accepted; all sessions at once) and reports, in batches,
+ * `{type: 'accepted', items: [[envelopeId, at]…]}` and, as replies are persisted,
+ * `{type: 'completed', items: [[envelopeId, at]…]}` (`at`: ms on this process's clock, so both
+ * ends of a latency are read from one clock); it keeps none of them. The latencies, the tables
+ * and everything else of the benchmark live in the driver. `{type: 'stop'}` stops the hub.
+ *
+ *   argv: <data dir> <config dir>
+ */
+import { registerChannels } from '../dist/adapters/index.js';
+import { loadConfig } from '../dist/src/config/env.js';
+import { limitHeapGrowth } from '../dist/src/hub/heap.js';
+import { createHub } from '../dist/src/hub.js';
+import { createLogger } from '../dist/src/logger.js';
+
+const [dataDir, configDir] = process.argv.slice(2);
+if (!process.send || !dataDir || !configDir) {
+  process.stderr.write(
+    'bench/embedded-hub.js is started by bench/run.ts (an IPC channel, <data dir> <config dir>)\n',
+  );
+  process.exit(2);
+}
+
+// As `switchboard start` does for an embedded hub (src/cli.ts); BENCH_V8_HEAP_DEFAULT=1 leaves V8's own.
+if (!process.env.BENCH_V8_HEAP_DEFAULT) limitHeapGrowth();
+registerChannels();
+const config = loadConfig({
+  PORT: '0',
+  HOST: '127.0.0.1',
+  DATA_DIR: dataDir,
+  LOG_LEVEL: 'silent',
+  CONFIG_DIR: configDir,
+});
+const hub = await createHub({ config, logger: createLogger('silent') });
+await hub.start();
+
+const now = () => performance.timeOrigin + performance.now();
+
+/** Outgoing notices, sent together once per turn of the event loop (one IPC message, not one per envelope). */
+const outbox = { accepted: [], completed: [] };
+let flushing = false;
+function post(kind, item) {
+  outbox[kind].push(item);
+  if (flushing) return;
+  flushing = true;
+  setImmediate(() => {
+    flushing = false;
+    for (const type of ['accepted', 'completed']) {
+      if (outbox[type].length === 0) continue;
+      process.send({ type, items: outbox[type] });
+      outbox[type] = [];
+    }
+  });
+}
+
+const publish = hub.bus.publish.bind(hub.bus);
+hub.bus.publish = async (topic, message) => {
+  if (message?.type === 'turn.completed') post('completed', [message.envelopeId, now()]);
+  return publish(topic, message);
+};
+
+/** The same envelope bench/run.ts always sent: one WhatsApp number per session. */
+const envelope = (session, n) => ({
+  id: `whatsapp:bench.${session}.${n}`,
+  channel: 'whatsapp',
+  bot: 'default',
+  from: { id: `+1555${String(session).padStart(7, '0')}` },
+  text: `m${n}`,
+  receivedAt: new Date().toISOString(),
+});
+
+/** One session's messages, in order: each goes once the one before is accepted. */
+async function feed(session, messages) {
+  for (let n = 0; n < messages; n++) {
+    const e = envelope(session, n);
+    await hub.ingress.accept(e);
+    post('accepted', [e.id, now()]);
+  }
+}
+
+process.on('message', (message) => {
+  if (message.type === 'run') {
+    for (let s = 0; s < message.sessions; s++)
+      feed(s, message.messages).catch((err) => process.send({ type: 'error', message: err.message }));
+  } else if (message.type === 'stop') {
+    hub.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  }
+});
+process.send({ type: 'ready' });
