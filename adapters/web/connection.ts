@@ -21,10 +21,39 @@ const DEFAULT_BOT = 'default';
 export interface ClientInfo {
   ip: string | undefined;
   /** Session cookies (bot → token), read only from a handshake of the hub's own page. */
-  cookies: Map<string, string>;
+  cookies: ReadonlyMap<string, string>;
   userAgent: string | undefined;
   origin: string | undefined;
   acceptLanguage: string | undefined;
+}
+
+/** The socket's Connection, for the socket's event listeners below. */
+const CONNECTION = Symbol('connection');
+const connectionOf = (ws: WebSocket): Connection =>
+  (ws as WebSocket & { [CONNECTION]: Connection })[CONNECTION];
+
+/*
+ * The socket's listeners are these few functions, shared by every socket (`this` is the socket),
+ * rather than closures made for each: a gateway holds ten thousand idle sockets, and every
+ * object kept for each one is paid ten thousand times (README, "Performance").
+ */
+function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  connectionOf(this).onFrame(data, isBinary);
+}
+function onSocketPong(this: WebSocket): void {
+  connectionOf(this).alive = true;
+}
+function onSocketError(this: WebSocket, err: Error): void {
+  connectionOf(this).gateway.log.debug({ event: 'web.socket_error', err: err.message });
+}
+function onSocketClose(this: WebSocket): void {
+  connectionOf(this).onClose();
+}
+
+/** What a message's envelope carries of the hello (`meta`). */
+interface HelloMeta {
+  pageUrl?: string | undefined;
+  language?: string | undefined;
 }
 
 /** One socket: waits for `hello`, then carries one session's frames both ways. */
@@ -32,13 +61,13 @@ export class Connection {
   session: SessionRecord | undefined;
   /** The highest sequence number this socket has been sent (or told it has). */
   cursor = 0;
-  readonly closed: Promise<void>;
   private room: Room | undefined;
-  private alive = true;
+  alive = true;
   private inFlight = 0;
-  private chain: Promise<void> = Promise.resolve();
+  /** The frames and follow-ups in hand, one after another; none: nothing in hand. */
+  private chain: Promise<void> | undefined;
   private helloTimer: NodeJS.Timeout | undefined;
-  private hello: Extract<ClientFrame, { type: 'hello' }> | undefined;
+  private hello: HelloMeta | undefined;
   /** The token that opens `session`, to find its successor when it idles out. */
   private token: string | undefined;
   /**
@@ -54,18 +83,34 @@ export class Connection {
   lastActivityAt = 0;
 
   constructor(
-    private readonly gateway: WebGateway,
+    readonly gateway: WebGateway,
     readonly ws: WebSocket,
     private readonly info: ClientInfo,
   ) {
-    this.closed = new Promise((resolve) => ws.once('close', () => resolve()));
-    void this.closed.then(() => this.onClose());
-    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on('pong', () => {
-      this.alive = true;
-    });
-    ws.on('error', (err) => gateway.log.debug({ event: 'web.socket_error', err: err.message }));
+    (ws as WebSocket & { [CONNECTION]: Connection })[CONNECTION] = this;
+    ws.once('close', onSocketClose);
+    ws.on('message', onSocketMessage);
+    ws.on('pong', onSocketPong);
+    ws.on('error', onSocketError);
     this.armHelloTimer();
+  }
+
+  /** Resolves once the socket has closed (made when asked: a gateway stopping asks, nobody else). */
+  closed(): Promise<void> {
+    if (this.ws.readyState === this.ws.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => this.ws.once('close', () => resolve()));
+  }
+
+  /**
+   * Runs `task` (which handles its own errors) after everything in hand on this socket; the
+   * chain is let go once it is idle.
+   */
+  private enqueue(task: () => Promise<void>): void {
+    const next = (this.chain ?? Promise.resolve()).then(task).catch(() => undefined);
+    this.chain = next;
+    void next.then(() => {
+      if (this.chain === next) this.chain = undefined;
+    });
   }
 
   private get host() {
@@ -105,8 +150,8 @@ export class Connection {
    * otherwise the client is told the session ended.
    */
   followToken(sessionId: string): void {
-    this.chain = this.chain
-      .then(async () => {
+    this.enqueue(async () => {
+      try {
         if (this.session?.id !== sessionId) return;
         const next = this.token ? await this.host.sessions.forToken(this.token) : undefined;
         if (next && next.id === sessionId && next.endedAt) {
@@ -126,11 +171,11 @@ export class Connection {
         }
         this.unbind(false);
         await this.bind(next, this.token!, { lastSeq: 0 });
-      })
-      .catch((err: Error) => {
-        this.gateway.log.warn({ event: 'web.follow_failed', sessionId, err: err.message });
+      } catch (err) {
+        this.gateway.log.warn({ event: 'web.follow_failed', sessionId, err: (err as Error).message });
         this.unbind(true);
-      });
+      }
+    });
   }
 
   /**
@@ -155,14 +200,22 @@ export class Connection {
   }
 
   private armHelloTimer(): void {
-    clearTimeout(this.helloTimer);
+    this.clearHelloTimer();
     this.helloTimer = setTimeout(() => {
+      this.helloTimer = undefined;
       if (!this.session) this.ws.close(CLOSE.HELLO_TIMEOUT, 'no hello in time');
     }, this.gateway.config.helloTimeoutMs);
     this.helloTimer.unref();
   }
 
-  private onFrame(data: RawData, isBinary: boolean): void {
+  /** Cleared and let go: an idle socket keeps no timer object. */
+  private clearHelloTimer(): void {
+    if (this.helloTimer === undefined) return;
+    clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
+  }
+
+  onFrame(data: RawData, isBinary: boolean): void {
     this.alive = true;
     if (isBinary) {
       this.error('bad_frame', 'frames are JSON text, not binary');
@@ -173,15 +226,16 @@ export class Connection {
       return;
     }
     const raw = data.toString();
-    this.chain = this.chain
-      .then(() => this.handle(raw))
-      .catch((err: Error) => {
-        this.gateway.log.error({ event: 'web.frame_failed', err: err.message, stack: err.stack });
-        this.error('internal', 'something went wrong on our side; it has been logged');
-      })
-      .finally(() => {
-        this.inFlight--;
-      });
+    this.enqueue(() =>
+      this.handle(raw)
+        .catch((err: Error) => {
+          this.gateway.log.error({ event: 'web.frame_failed', err: err.message, stack: err.stack });
+          this.error('internal', 'something went wrong on our side; it has been logged');
+        })
+        .finally(() => {
+          this.inFlight--;
+        }),
+    );
   }
 
   private async handle(raw: string): Promise<void> {
@@ -213,7 +267,7 @@ export class Connection {
   private async onHello(frame: Extract<ClientFrame, { type: 'hello' }>): Promise<void> {
     const { host } = this;
     // The hello is here; opening a session may take a while on a busy database.
-    clearTimeout(this.helloTimer);
+    this.clearHelloTimer();
     this.unbind(false);
     let session: SessionRecord | undefined;
     let token: string | undefined;
@@ -246,7 +300,7 @@ export class Connection {
       this.openedToken = token;
       this.gateway.log.info({ event: 'session.created', sessionId: session.id, bot, channel: 'web' });
     }
-    this.hello = frame;
+    this.hello = { pageUrl: frame.pageUrl, language: frame.language };
     await this.bind(session, held ?? token!, { lastSeq: frame.lastSeq, newToken: token });
   }
 
@@ -327,7 +381,7 @@ export class Connection {
     await room.run(() => room.catchUp([this]));
   }
 
-  private envelopeMeta(frame: Extract<ClientFrame, { type: 'hello' }> | undefined): Record<string, unknown> {
+  private envelopeMeta(frame: HelloMeta | undefined): Record<string, unknown> {
     return {
       ip: this.info.ip,
       userAgent: this.info.userAgent,
@@ -471,8 +525,9 @@ export class Connection {
     }
   }
 
-  private onClose(): void {
-    clearTimeout(this.helloTimer);
+  onClose(): void {
+    this.clearHelloTimer();
+    this.gateway.forget(this);
     this.room?.leave(this);
     this.session = undefined;
     this.room = undefined;

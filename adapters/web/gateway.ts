@@ -12,6 +12,8 @@ import { CLOSE } from './protocol.ts';
 import { Room } from './room.ts';
 
 export const WS_PATH = '/ws';
+/** The cookies of a handshake from another site's page: none, the same empty map for all. */
+const NO_COOKIES: ReadonlyMap<string, string> = new Map();
 /** How long sockets get to close when the server stops, before they are cut. */
 const CLOSE_GRACE_MS = 2_000;
 
@@ -64,7 +66,7 @@ export class WebGateway {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.connections.size === 0) return;
     const all = [...this.connections];
-    const closed = Promise.all(all.map((c) => c.closed));
+    const closed = Promise.all(all.map((c) => c.closed()));
     for (const c of all) c.ws.close(CLOSE.GOING_AWAY, 'server restarting');
     const timer = setTimeout(() => {
       for (const c of all) c.ws.terminate();
@@ -86,19 +88,24 @@ export class WebGateway {
       this.log.warn({ event: 'web.origin_rejected', origin });
       return reject(socket, 403);
     }
+    // Read before the upgrade, so that nothing made for the socket keeps the request (its
+    // headers, its raw header strings) for the socket's lifetime.
+    const info: ClientInfo = {
+      ip: requestAddress(req, this.host.config.trustProxy),
+      cookies: fromOwnPage(origin, req.headers.host) ? sessionCookies(req.headers.cookie) : NO_COOKIES,
+      userAgent: req.headers['user-agent'],
+      origin,
+      acceptLanguage: req.headers['accept-language']?.split(',')[0]?.split(';')[0],
+    };
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const info: ClientInfo = {
-        ip: requestAddress(req, this.host.config.trustProxy),
-        cookies: fromOwnPage(origin, req.headers.host) ? sessionCookies(req.headers.cookie) : new Map(),
-        userAgent: req.headers['user-agent'],
-        origin,
-        acceptLanguage: req.headers['accept-language']?.split(',')[0]?.split(';')[0],
-      };
-      const connection = new Connection(this, ws, info);
-      this.connections.add(connection);
-      void connection.closed.then(() => this.connections.delete(connection));
+      this.connections.add(new Connection(this, ws, info));
     });
   };
+
+  /** A closed socket's connection leaves the gateway. */
+  forget(connection: Connection): void {
+    this.connections.delete(connection);
+  }
 
   private beat(): void {
     for (const c of this.connections) c.beat();
