@@ -121,11 +121,20 @@ describe('WhatsApp Web: files and cards', () => {
     // The latest reply offered no choices: a number is a number again.
     client.receive({ from, body: '2' });
     await says(from, 'You said: 2');
+    // A card with a picture: the picture, with the card as numbered text for its caption.
     client.receive({ from, body: 'card' });
-    await says(
-      from,
-      'Kettle K-200\n1.7 litres, boils in 3 minutes.\n1. Buy it\nManual: https://example.com/k200',
+    const card = await until(
+      () => to(from).find((s) => s.media),
+      (s) => s !== undefined,
     );
+    expect(card!.media).toEqual({
+      mimetype: 'image/png',
+      filename: 'kettle.png',
+      bytes: KETTLE,
+      options: {
+        caption: 'Kettle K-200\n1.7 litres, boils in 3 minutes.\n1. Buy it\nManual: https://example.com/k200',
+      },
+    });
     client.receive({ from, body: '1.' });
     await says(from, 'You said: buy k200');
   });

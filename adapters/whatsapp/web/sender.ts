@@ -139,8 +139,9 @@ export interface WebPlan {
 
 /**
  * One reply as WhatsApp Web messages. A linked device can send no buttons: cards and suggestions
- * are numbered text (`1. Buy it`), which a later "1" answers. The store's files go as media, the
- * text as the first one's caption when it is short and offers no choices.
+ * are numbered text (`1. Buy it`), which a later "1" answers. Cards' pictures and the store's
+ * files go as media; a short text rides as the first one's caption (with a card's picture, the
+ * numbered text too: the picture is the card), else it goes first, on its own.
  */
 export function planWebReply(reply: OutboundBatch['replies'][number]): WebPlan {
   const cards = payloadCards(reply.payload.cards);
@@ -160,9 +161,15 @@ export function planWebReply(reply: OutboundBatch['replies'][number]): WebPlan {
     text = joinText(text, numberedLines(suggestionChoices, cardChoiceList.length + 1));
   const choices = [...cardChoiceList, ...suggestionChoices];
   const pieces: WebPlan['pieces'] = [];
-  const caption = files.length > 0 && choices.length === 0 && text.length <= CAPTION_MAX;
+  // A card's picture (a file of the store) goes as media too, the cards' numbered text as its caption.
+  const cardImages = cards.flatMap((c) =>
+    c.image && 'fileId' in c.image ? [{ fileId: c.image.fileId }] : [],
+  );
+  const media = [...cardImages, ...files];
+  const caption =
+    media.length > 0 && (cardImages.length > 0 || choices.length === 0) && text.length <= CAPTION_MAX;
   if (text.trim() !== '' && !caption) pieces.push({ text });
-  files.forEach((file, i) => {
+  media.forEach((file, i) => {
     pieces.push({ text: i === 0 && caption ? text : '', file });
   });
   return { pieces, choices, dropped: attachments.length - files.length };
