@@ -2,6 +2,7 @@ import type { WebClient } from '@slack/web-api';
 import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SlackConfig } from './config.ts';
+import { SLACK_FILES_ORIGIN, slackFileSource } from './files.ts';
 import { SlackSender } from './sender.ts';
 import { NAME_LOOKUP_TIMEOUT_MS, UserNames } from './user-names.ts';
 import { createWebClient } from './web-client.ts';
@@ -21,6 +22,12 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
   let sender: SlackSender | undefined;
   let names: UserNames | undefined;
   let webhook: ReturnType<typeof webhookRoutes> | undefined;
+  // A person's shared file, queued as pending: fetched by the worker with the bot token before the turn.
+  const fileSource = slackFileSource({
+    token: config.botToken,
+    allowedOrigins: [SLACK_FILES_ORIGIN, new URL(config.apiUrl).origin],
+    timeoutMs: config.requestTimeoutMs,
+  });
 
   return {
     channel: 'slack',
@@ -30,6 +37,8 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
         return sender.send(batch);
       },
     },
+
+    fetchAttachment: (a) => fileSource(a),
 
     async setup(h: AdapterHost) {
       host = h;

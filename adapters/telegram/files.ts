@@ -1,9 +1,7 @@
 import type { Attachment } from '../../src/envelope.ts';
 import type { AttachmentSource } from '../../src/files/inbound.ts';
 import type { BotApi } from './bot-api.ts';
-
-/** Kinds of attachment that are files Telegram keeps (a sticker's emoji is its text; it stays a reference). */
-const FILE_KINDS = new Set(['photo', 'document', 'audio', 'voice', 'video', 'video_note', 'animation']);
+import { FILE_KINDS } from './webhook/parse.ts';
 
 /**
  * Fetches a person's file from Telegram: `getFile` gives its `file_path`, the bytes are at

@@ -2,6 +2,7 @@ import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { type BotApi, createBotApi } from './bot-api.ts';
 import type { TelegramConfig } from './config.ts';
+import { telegramFileSource } from './files.ts';
 import { TelegramSender } from './sender.ts';
 import { webhookRoutes } from './webhook/routes.ts';
 
@@ -26,6 +27,17 @@ export function createTelegramAdapter(config: TelegramConfig): ChannelAdapter {
     sender: {
       send: (batch) => ready().send(batch),
       typing: (session) => ready().typing(session),
+    },
+
+    // A person's file, queued as pending: fetched by the worker (getFile, then the file path) before the turn.
+    async fetchAttachment(a) {
+      if (!api) throw new Error('the Telegram adapter was not set up');
+      return telegramFileSource({
+        api,
+        token: config.token,
+        apiUrl: config.apiUrl,
+        timeoutMs: config.requestTimeoutMs,
+      })(a);
     },
 
     async setup(h: AdapterHost) {

@@ -57,12 +57,13 @@ describe('Telegram webhook: reading documented updates', () => {
     expect(message(doc.replyMessage).message.replyToMessageId).toBe(1334);
   });
 
-  it('audio, voice and documents are attachments referring to the file id', () => {
+  it('audio, voice and documents are attachments referring to the file id, pending for the worker to fetch', () => {
     expect(message(doc.audioMessage).message.attachments).toEqual([
       {
         type: 'audio/mpeg',
         ref: 'AwADBAADbXXXXXXXXXXXGBdhD2l6_XX',
         size: 3897500,
+        pending: true,
         data: { kind: 'audio', duration: 243 },
       },
     ]);
@@ -76,6 +77,7 @@ describe('Telegram webhook: reading documented updates', () => {
         name: 'Testfile.pdf',
         ref: 'AwADBAADbXXXXXXXXXXXGBdhD2l6_XX',
         size: 536392,
+        pending: true,
         data: { kind: 'document' },
       },
     ]);

@@ -246,9 +246,13 @@ function fileAttachment(f: z.infer<typeof FileSchema>): Attachment {
   if (name) a.name = name;
   if (f.size !== undefined) a.size = f.size;
   if (f.url_private) a.url = f.url_private;
-  // Where the bytes are fetched from (with the bot token), before the message is accepted.
+  // Where the bytes are: the worker fetches them (with the bot token) before the turn, so the
+  // event is acknowledged within Slack's 3 seconds however large the file.
   const download = f.url_private_download ?? f.url_private;
-  if (download) a.data = { download };
+  if (download) {
+    a.data = { download };
+    a.pending = true;
+  }
   return a;
 }
 

@@ -1,12 +1,10 @@
 import { type Context, Hono } from 'hono';
 import { Counter } from 'prom-client';
 import type { EnvelopeInput } from '../../../src/envelope.ts';
-import { storeInboundAttachments } from '../../../src/files/inbound.ts';
 import { ApiError } from '../../../src/http/errors.ts';
 import { parseJson } from '../../../src/json.ts';
 import type { AcceptResult, AdapterHost } from '../../../src/ports.ts';
 import type { SlackConfig } from '../config.ts';
-import { SLACK_FILES_ORIGIN, slackFileSource } from '../files.ts';
 import type { UserNames } from '../user-names.ts';
 import { buttonToEnvelope, messageToEnvelope } from './envelope.ts';
 import {
@@ -50,22 +48,6 @@ export function webhookRoutes(deps: WebhookDeps): { app: Hono; close(): void } {
     registers: [host.metrics.registry],
   });
   const pending = new Set<Promise<unknown>>();
-  const fileSource = slackFileSource({
-    token: config.botToken,
-    allowedOrigins: [SLACK_FILES_ORIGIN, new URL(config.apiUrl).origin],
-    timeoutMs: config.requestTimeoutMs,
-  });
-  /**
-   * The person's files come into the store (within the bot's limits, sniffed) before the envelope
-   * is accepted; a refusal is told to the person, a failed download leaves the file as described.
-   */
-  const withFiles = (envelope: EnvelopeInput): Promise<EnvelopeInput> =>
-    storeInboundAttachments(
-      { files: host.files, rules: (bot, channel) => host.bots.rules(bot, channel), logger },
-      envelope,
-      fileSource,
-    );
-
   const verified = async (c: Context, route: 'events' | 'interactions'): Promise<string> => {
     const raw = await c.req.text();
     const check = verifySlackSignature({
@@ -87,7 +69,7 @@ export function webhookRoutes(deps: WebhookDeps): { app: Hono; close(): void } {
     envelope: EnvelopeInput,
     route: 'events' | 'interactions',
   ): Promise<AcceptResult | undefined> => {
-    const accepting = withFiles(envelope).then((e) => host.ingress.accept(e));
+    const accepting = host.ingress.accept(envelope);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), ACK_DEADLINE_MS);

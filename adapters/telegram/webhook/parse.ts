@@ -181,8 +181,22 @@ function readMessage(m: z.infer<typeof MessageSchema>): InboundMessage {
   return msg;
 }
 
+/** Kinds of attachment whose bytes come into the file store (a sticker's emoji is its text; it stays a reference). */
+export const FILE_KINDS = new Set([
+  'photo',
+  'document',
+  'audio',
+  'voice',
+  'video',
+  'video_note',
+  'animation',
+]);
+
 function fileAttachment(type: string, file: z.infer<typeof FileSchema>, kind: string): Attachment {
   const attachment: Attachment = { type, ref: file.file_id, data: { kind } };
+  // The worker fetches the bytes (getFile, then the file path) before the turn: the update is
+  // acknowledged without waiting for a download.
+  if (FILE_KINDS.has(kind)) attachment.pending = true;
   if (file.file_name) attachment.name = file.file_name;
   if (file.file_size !== undefined) attachment.size = file.file_size;
   if (file.file_unique_id) attachment.data!.fileUniqueId = file.file_unique_id;

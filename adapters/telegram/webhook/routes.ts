@@ -1,12 +1,10 @@
 import { Hono } from 'hono';
 import { Counter } from 'prom-client';
-import { storeInboundAttachments } from '../../../src/files/inbound.ts';
 import { ApiError } from '../../../src/http/errors.ts';
 import { parseJson } from '../../../src/json.ts';
 import type { AdapterHost } from '../../../src/ports.ts';
 import type { BotApi } from '../bot-api.ts';
 import type { TelegramConfig } from '../config.ts';
-import { telegramFileSource } from '../files.ts';
 import { CALLBACK_KEY_PREFIX, CALLBACK_VALUE_KEY } from '../outbound.ts';
 import { callbackToEnvelope, type EnvelopeResult, messageToEnvelope } from './envelope.ts';
 import { NotATelegramUpdateError, type ParsedUpdate, parseUpdate } from './parse.ts';
@@ -35,13 +33,6 @@ export function webhookRoutes(deps: WebhookDeps): Hono {
     help: 'Telegram webhook requests, by outcome',
     labelNames: ['outcome'] as const,
     registers: [host.metrics.registry],
-  });
-
-  const fileSource = telegramFileSource({
-    api,
-    token: config.token,
-    apiUrl: config.apiUrl,
-    timeoutMs: config.requestTimeoutMs,
   });
 
   app.post(WEBHOOK_PATH, async (c) => {
@@ -85,13 +76,7 @@ export function webhookRoutes(deps: WebhookDeps): Hono {
       return c.json({ status: 'ignored', reason: result.skipped });
     }
     try {
-      // The person's files come into the store (within the bot's limits, sniffed) first: a refusal
-      // is told to the person, a failed download leaves the file as described.
-      const envelope = await storeInboundAttachments(
-        { files: host.files, rules: (bot, channel) => host.bots.rules(bot, channel), logger },
-        result.envelope,
-        fileSource,
-      );
+      const envelope = result.envelope;
       const accepted = await host.ingress.accept(envelope);
       webhooks.inc({ outcome: accepted.status });
       return c.json({ status: accepted.status, envelope_id: accepted.envelopeId });
