@@ -9,7 +9,7 @@ import { MINUTE_MS, type RateLimiter, rateNoticeKey, sessionMessagesKey } from '
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
-import type { InboundQueue } from './queue/queue.ts';
+import type { EnqueueResult, InboundQueue } from './queue/queue.ts';
 import {
   activeSpan,
   currentTrace,
@@ -118,13 +118,22 @@ export function createIngress(options: IngressOptions): Ingress {
       throw err;
     }
     envelope = cleanEnvelopeText(envelope, logger);
-    if (envelope.kind === 'message') {
-      const rules = bots.rules(envelope.bot, envelope.channel);
-      envelope = limitAttachments(await limitRate(envelope, rules), rules);
-    }
     const carried = currentTrace();
     if (carried) envelope = { ...envelope, trace: { ...carried, acceptedAt: new Date().toISOString() } };
-    const status = await queue.enqueue(envelope);
+    let status: EnqueueResult | 'limited' | undefined;
+    if (envelope.kind === 'message') {
+      const rules = bots.rules(envelope.bot, envelope.channel);
+      envelope = limitAttachments(envelope, rules);
+      // Where the queue can, the message is counted against its session's limit in the step
+      // that queues it; a full window (or a queue that cannot) takes the way below.
+      status = await queue.enqueueWithinLimit?.(envelope, {
+        key: sessionMessagesKey(sessionLane(envelope)),
+        limit: rules.messagesPerMinute,
+        windowMs: MINUTE_MS,
+      });
+      if (status === undefined || status === 'limited') envelope = await limitRate(envelope, rules);
+    }
+    if (status === undefined || status === 'limited') status = await queue.enqueue(envelope);
     if (status === 'duplicate') {
       metrics.duplicatesIn.inc({ channel: envelope.channel });
       logger.debug({ event: 'ingress.duplicate', envelopeId: envelope.id });

@@ -21,17 +21,22 @@ export const RATE_LIMIT_COMMANDS: readonly LuaCommand[] = [
   { name: PEEK_COMMAND, numberOfKeys: 1, lua: readLua(import.meta.url, './redis-rate-limiter/peek.lua') },
 ];
 
+/** The Redis key of a limit's window (a sorted set of the allowed hits' times). */
+export const rateWindowKey = (prefix: string, key: string) => `${prefix}rl:${key}`;
+/** A named hit's member in its window. */
+export const namedHitMember = (hitId: string) => `id:${hitId}`;
+
 /** The Redis limiter: one limit shared by every process that uses the same Redis and prefix. */
 export function createRedisRateLimiter(redis: Redis, options: { prefix: string }): RateLimiter {
   defineLuaCommands(redis, RATE_LIMIT_COMMANDS);
   const command = (redis as unknown as Record<string, ScriptCall>)[COMMAND]!.bind(redis);
   const peek = (redis as unknown as Record<string, PeekCall>)[PEEK_COMMAND]!.bind(redis);
-  const redisKey = (key: string) => `${options.prefix}rl:${key}`;
+  const redisKey = (key: string) => rateWindowKey(options.prefix, key);
   return {
     async hit(key, limit, windowMs, hitId) {
       checkLimitArguments(key, limit, windowMs);
       // Without an id, two hits in the same millisecond are still two members of the set.
-      const member = hitId ? `id:${hitId}` : randomBytes(8).toString('base64url');
+      const member = hitId ? namedHitMember(hitId) : randomBytes(8).toString('base64url');
       const [allowed, retryAfterMs, remaining] = await command(
         redisKey(key),
         limit,

@@ -41,6 +41,15 @@ export type EnqueueResult = 'accepted' | 'duplicate';
 export interface InboundQueue {
   readonly driver: 'in-process' | 'redis-lanes';
   enqueue(envelope: Envelope): Promise<EnqueueResult>;
+  /**
+   * `enqueue`, counting the envelope (a named hit: its id) against a rate limit of the hub's rate
+   * limiter in the same step, where the queue and the limiter share a store. `limited`: the
+   * limit's window is full; nothing was counted or queued. Absent: hit, then `enqueue`.
+   */
+  enqueueWithinLimit?(
+    envelope: Envelope,
+    limit: { key: string; limit: number; windowMs: number },
+  ): Promise<EnqueueResult | 'limited'>;
   /** Starts feeding envelopes to `handler` (worker role). */
   consume(handler: EnvelopeHandler): Promise<void>;
   /** Stops taking work, waits for what is in flight, and releases its connections. */

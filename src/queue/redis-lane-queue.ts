@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { type Envelope, sessionLane } from '../envelope.ts';
 import { errorMessage, isTransient } from '../errors.ts';
+import { namedHitMember, rateWindowKey } from '../limits/redis-rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import { drainSpan } from '../telemetry/envelope-spans.ts';
 import { LaneRunner } from './lane-runner.ts';
@@ -69,6 +70,18 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
   return {
     driver: 'redis-lanes',
     enqueue: (envelope) => push(envelope, true),
+    // The Redis rate limiter's window (same Redis, same prefix), counted in the push's own script.
+    async enqueueWithinLimit(envelope, { key, limit, windowMs }) {
+      const result = await lanes.pushWithinLimit(
+        sessionLane(envelope),
+        JSON.stringify(envelope),
+        { id: envelope.id, ttlMs: DEDUPE_TTL_MS },
+        { key: rateWindowKey(options.prefix, key), limit, windowMs, member: namedHitMember(envelope.id) },
+      );
+      if (result.status !== 'accepted') return result.status;
+      if (result.wake !== undefined) await runner.wake(result.wake);
+      return 'accepted';
+    },
     async consume(handler: EnvelopeHandler) {
       runner.start(async (lane, items, ctx) => {
         const envelopes = items.map((item) => JSON.parse(item) as Envelope);

@@ -23,6 +23,7 @@ import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts
 
 export interface LaneCommands {
   lanePush(...args: (string | number)[]): Promise<[number, number]>;
+  lanePushWithinLimit(...args: (string | number)[]): Promise<[number, number]>;
   laneClaim(...args: (string | number)[]): Promise<[string[], number, (string[] | null)[]]>;
   laneRead(...args: (string | number)[]): Promise<string[] | null>;
   laneAck(...args: (string | number)[]): Promise<number>;
@@ -39,6 +40,11 @@ const lua = (file: string, includes: string[] = []) =>
 /** The lanes' scripts, in `redis-lanes/*.lua`; `wake.lua` is a helper the scripts that schedule share. */
 export const LANE_COMMANDS: readonly LuaCommand[] = [
   { name: 'lanePush', numberOfKeys: 8, lua: lua('push.lua', ['./redis-lanes/wake.lua']) },
+  {
+    name: 'lanePushWithinLimit',
+    numberOfKeys: 9,
+    lua: lua('push-within-limit.lua', ['./redis-lanes/wake.lua']),
+  },
   { name: 'laneClaim', numberOfKeys: 4, lua: lua('claim.lua') },
   { name: 'laneRead', numberOfKeys: 2, lua: lua('read.lua') },
   { name: 'laneAck', numberOfKeys: 2, lua: lua('ack.lua') },
@@ -57,6 +63,17 @@ export function defineLaneCommands(redis: Redis): Redis & LaneCommands {
 
 /** `wake`: the number of a wake job that the caller must add (`LaneRunner.wake`). */
 export type PushResult = { status: 'duplicate' } | { status: 'accepted'; wake?: number };
+
+/**
+ * A sliding window of hits (the Redis rate limiter's sorted set, `src/limits/redis-rate-limiter.ts`)
+ * that a push is counted against: the full key, the limit, the window, and the hit's member.
+ */
+export interface PushLimit {
+  key: string;
+  limit: number;
+  windowMs: number;
+  member: string;
+}
 
 /** A lane a drain job claimed, at the epoch it was scheduled under. */
 export interface ClaimedLane {
@@ -133,6 +150,40 @@ export class RedisLanes {
       dedupe ? '1' : '0',
     );
     if (status === 0) return { status: 'duplicate' };
+    const next = wakeOrNone(wake);
+    return next === undefined ? { status: 'accepted' } : { status: 'accepted', wake: next };
+  }
+
+  /**
+   * Queues an item, deduplicated by `dedupe.id`, counting it against `limit` in the same step
+   * (one round trip and one script instead of two). `limited`: the window is full; nothing was
+   * counted or queued.
+   */
+  async pushWithinLimit(
+    lane: string,
+    item: string,
+    dedupe: { id: string; ttlMs: number },
+    limit: PushLimit,
+  ): Promise<PushResult | { status: 'limited' }> {
+    const [status, wake] = await this.redis.lanePushWithinLimit(
+      `${this.base}dedupe:${dedupe.id}`,
+      this.laneKey(lane),
+      this.schedKey(lane),
+      this.readyKey,
+      this.epochKey,
+      this.depthKey,
+      this.wakingKey,
+      this.wakeSeqKey,
+      limit.key,
+      item,
+      dedupe.ttlMs,
+      lane,
+      limit.limit,
+      limit.windowMs,
+      limit.member,
+    );
+    if (status === 0) return { status: 'duplicate' };
+    if (status === 2) return { status: 'limited' };
     const next = wakeOrNone(wake);
     return next === undefined ? { status: 'accepted' } : { status: 'accepted', wake: next };
   }

@@ -88,6 +88,40 @@ describe('Lua scripts, one by one, on real Redis', () => {
     ]);
   });
 
+  it('lanePushWithinLimit: counts the message in its rate window and queues it in one step; a full window or a duplicate changes nothing', async () => {
+    const k = lanes(space());
+    const window = `${k.base}rl`;
+    const pushLimited = (lane: string, item: string, id: string) =>
+      redis.lanePushWithinLimit(
+        k.dedupe(id),
+        k.lane(lane),
+        k.sched(lane),
+        k.ready,
+        k.epoch,
+        k.depth,
+        k.waking,
+        k.wakeSeq,
+        window,
+        item,
+        60_000,
+        lane,
+        2,
+        60_000,
+        `id:${id}`,
+      );
+    expect(await pushLimited('a', 'one', 'm1')).toEqual([1, 1]);
+    expect(await pushLimited('a', 'one again', 'm1')).toEqual([0, 0]);
+    // The window is the rate limiter's: a named hit it already holds is not counted twice.
+    expect(await redis.switchboardRateHit!(window, 2, 60_000, 'id:m2', 1)).toEqual([1, 0, 0]);
+    expect(await pushLimited('a', 'two', 'm2')).toEqual([1, 0]);
+    expect(await pushLimited('a', 'three', 'm3')).toEqual([2, 0]);
+    expect(await redis.lrange(k.lane('a'), 0, -1)).toEqual(['one', 'two']);
+    expect(await redis.zrange(window, '0', '-1')).toEqual(['id:m1', 'id:m2']);
+    expect(await redis.exists(k.dedupe('m3'))).toBe(0);
+    expect(await redis.get(k.depth)).toBe('2');
+    expect(await redis.pttl(window)).toBeGreaterThan(0);
+  });
+
   it('laneClaim: takes ready lanes with their first items, marks the next job, and gives a restarted job its lanes back', async () => {
     const k = lanes(space());
     await push(k, 'a', 'a1');
