@@ -128,7 +128,7 @@ describe(`parsers of outside data never crash (${RUNS} inputs each)`, () => {
       'teams',
       fc.property(fc.oneof(mutated(teamsPayloads), fc.jsonValue()), (body) => {
         try {
-          expect(['message', 'start', 'ignore']).toContain(parseActivity(body).kind);
+          expect(['message', 'action', 'start', 'ignore']).toContain(parseActivity(body).kind);
         } catch (err) {
           expect(err).toBeInstanceOf(NotAnActivityError);
         }
