@@ -175,7 +175,7 @@ export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
     }
     if (body.text.trim() === '' && !body.files?.length)
       throw new ApiError(400, 'empty_text', 'text must not be empty');
-    const session = await sessions.forMessage(c.var.session, c.var.sessionToken);
+    const session = await sessions.forMessage(c.var.session, c.var.sessionToken, body.text);
     const attachments = await uploadedAttachments(files, body.files, c.var.session.id, session.id).catch(
       (err: unknown) => {
         if (err instanceof UnknownFileError) throw new ApiError(400, 'unknown_file', err.message);

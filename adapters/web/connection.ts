@@ -394,14 +394,14 @@ export class Connection {
    * The session a message goes to: this one, unless it has idled out, in which case its
    * successor (same token) takes its place on this socket with a new welcome.
    */
-  private async currentSession(session: SessionRecord): Promise<SessionRecord> {
+  private async currentSession(session: SessionRecord, text: string): Promise<SessionRecord> {
     const { host } = this;
     const rules = host.bots.rules(session.bot, session.channel);
     if (!this.token || Date.now() - this.lastActivityAt <= rules.idleTimeoutMs) return session;
     // This socket may not have seen every turn (another tab, another gateway): ask the database.
     const stored = await host.sessions.forToken(this.token);
     if (!stored) return session;
-    const next = await host.sessions.forMessage(stored, this.token);
+    const next = await host.sessions.forMessage(stored, this.token, text);
     if (next.id === session.id) {
       this.lastActivityAt = Date.parse(next.lastActivityAt);
       return session;
@@ -423,7 +423,7 @@ export class Connection {
     if (frame.text.trim() === '' && !frame.files?.length)
       return this.error('empty_text', 'text must not be empty', { id });
     const owner = this.session.id;
-    const session = await this.currentSession(this.session);
+    const session = await this.currentSession(this.session, frame.text);
     this.lastActivityAt = Date.now();
     try {
       const attachments = await uploadedAttachments(host.files, frame.files, owner, session.id);

@@ -21,8 +21,11 @@ export interface TokenSessions {
   forToken(token: string): Promise<SessionRecord | undefined>;
   /** A new session and its token (shown once); its greeting is queued. */
   open(input: { bot: string; channel: Channel; meta?: Record<string, unknown> }): Promise<OpenedSession>;
-  /** The session the holder's next message goes to: a new one after an idle-out, same token. */
-  forMessage(session: SessionRecord, token: string): Promise<SessionRecord>;
+  /**
+   * The session the holder's next message goes to: a new one after an idle-out, same token; the
+   * ended one when `text` is a rating that answers its rating ask (`sessions.askRating`).
+   */
+  forMessage(session: SessionRecord, token: string, text?: string): Promise<SessionRecord>;
   /** Ends the session through its lane (its end handler runs); its token dies at once. */
   end(
     session: Pick<SessionRecord, 'id' | 'bot' | 'channel' | 'nativeKey'>,
@@ -50,7 +53,7 @@ export function createTokenSessions(deps: {
   return {
     forToken: (token) => sessionForToken(deps.db, token),
     open: (input) => openTokenSession(deps, input),
-    forMessage: (session, token) => sessionForMessage(deps, session, token),
+    forMessage: (session, token, text) => sessionForMessage(deps, session, token, new Date(), text),
     end: (session, reason) => endTokenSession(deps, session, reason),
     snapshot: (sessionId) => loadSnapshot(deps.db, sessionId),
   };

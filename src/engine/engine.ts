@@ -345,7 +345,15 @@ export class SessionEngine {
       envelopeId: envelope.id,
       replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload, createdAt })),
       ...(session.endedAt
-        ? { ended: true as const, ...(write.end ? { endReason: write.end.reason } : {}) }
+        ? {
+            ended: true as const,
+            ...(write.end
+              ? { endReason: write.end.reason }
+              : // A rating after the sweep's end: the token still waits for the person's next message.
+                write.ratingAnswer && hasExplicitSessions(session.channel)
+                ? { endReason: IDLE_END_REASON }
+                : {}),
+          }
         : {}),
     });
     if (replies.length > 0) {
@@ -369,10 +377,12 @@ export class SessionEngine {
   private askForRating(draft: TurnDraft): void {
     if (!draft.endReason || draft.ratingAnswer) return;
     const { session } = draft.snapshot;
-    if (hasExplicitSessions(session.channel)) return;
+    const { envelope } = draft;
+    // A token session's client keeps its token only after the idle sweep's end (any other end
+    // closes it): only then can its answer come back.
+    if (hasExplicitSessions(session.channel) && !(envelope.kind === 'end' && envelope.end?.idleSince)) return;
     const ask = this.o.bots.rules(session.bot, session.channel).askRating;
     if (!ask) return;
-    const { envelope } = draft;
     if (session.messageCount === 0 && envelope.kind !== 'message') return;
     if (envelope.kind === 'end' && envelope.end?.reason === IDLE_END_REASON && !envelope.end.idleSince)
       return;

@@ -6,6 +6,7 @@ import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
 import type { SessionRecord } from '../store/records.ts';
 import { renewTokenSession } from '../store/sessions.ts';
+import { parseRating } from './rating.ts';
 import { IDLE_END_REASON, isIdle } from './rules.ts';
 
 export interface RenewalDeps {
@@ -26,10 +27,19 @@ export async function sessionForMessage(
   session: SessionRecord,
   token: string,
   at = new Date(),
+  text?: string,
 ): Promise<SessionRecord> {
   const rules = deps.bots.rules(session.bot, session.channel);
   // Ended by the idle sweep (its end handler has run): only the successor is left to make.
   const endedBySweep = session.endedAt !== null;
+  // Unless the message rates the ended conversation, which the sweep's end asked for.
+  if (endedBySweep && text !== undefined && parseRating(text) !== undefined) {
+    const { rows } = await deps.db.query(
+      'SELECT 1 FROM rating_asks WHERE session_id = $1 AND answered_at IS NULL AND open_until > $2',
+      [session.id, at],
+    );
+    if (rows.length > 0) return session;
+  }
   if (!endedBySweep && !isIdle(session.lastActivityAt, at, rules)) return session;
   const renewed = await renewTokenSession(deps.db, session, {
     expiresAt: session.authLevel === 'anonymous' ? new Date(at.getTime() + rules.anonymousRetentionMs) : null,

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RATING_SUGGESTIONS } from '../../src/lifecycle/rating.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
 
@@ -219,6 +219,35 @@ describe('askRating: a rating after the end answers the ended session', () => {
       (r) => r.length === 1,
     );
     expect((await p.sessions()).length).toBe(1);
+  });
+
+  it('an API session the sweep ended is asked; its token rates it, and then starts the next session', async () => {
+    const api = apiClient(running.url);
+    const opened = await api.createSession('rater');
+    expect((await api.chat(opened.token, 'hi')).status).toBe(200);
+    await until(
+      () => q<SessionRow>('SELECT id, ended_at, end_reason FROM sessions WHERE id = $1', [opened.session_id]),
+      (s) => s[0]?.ended_at !== null && s[0]?.end_reason === 'idle',
+      20_000,
+    );
+    const asked = await until(
+      () => history(opened.session_id),
+      (h) => h.some((m) => m.payload.suggestions),
+    );
+    expect(asked.at(-1)!.payload.suggestions).toEqual(RATING_SUGGESTIONS);
+    const rated = await api.chat(opened.token, '4');
+    expect(rated.status).toBe(200);
+    expect(rated.json).toMatchObject({
+      status: 'completed',
+      envelope_id: expect.stringMatching(new RegExp(`^api:${opened.session_id}:`)),
+      replies: [expect.objectContaining({ text: 'Thanks for rating us' })],
+    });
+    expect(await ratings(opened.session_id)).toEqual([{ data: { score: 4, source: 'askRating' } }]);
+    // The ask is answered: the token's next message starts the next session, as after any idle-out.
+    const next = await api.chat(opened.token, 'hello again');
+    expect(next.status).toBe(200);
+    expect(next.json.envelope_id).not.toContain(opened.session_id);
+    expect(next.json.replies.map((r: { text: string }) => r.text)).toContain('You said hello again');
   });
 
   it('a bot without askRating does not ask, and a digit after its end is a new conversation', async () => {
