@@ -34,6 +34,11 @@ export interface ContextInput {
   pending: readonly ChatMessage[];
   /** Most tokens the request may take (the model's context less what is kept for the reply). */
   budget: number;
+  /**
+   * What each picture going with the current message costs (`llm.vision`; see image-tokens.ts),
+   * in order. They come right after the message: kept while they fit, the rest left out.
+   */
+  images?: readonly number[];
   knowledgeMaxChunks: number;
   knowledgeMaxTokens: number;
 }
@@ -46,6 +51,7 @@ export type PartName =
   | 'tools'
   | 'history'
   | 'message'
+  | 'images'
   | 'pending';
 
 /** Why a part of the context was kept or cut, and what it cost. */
@@ -67,6 +73,8 @@ export interface AssembledContext {
   parts: ContextPart[];
   /** History items left out (not the summary's), oldest first: what a new summary would cover. */
   dropped: HistoryItem[];
+  /** How many of `images` fit (the first ones): only these go with the request. */
+  imagesKept: number;
 }
 
 export class ContextBudgetError extends Error {
@@ -106,8 +114,11 @@ export function assembleContext(input: ContextInput, counter: TokenCounter): Ass
 
   let current: ChatMessage = { role: 'user', content: input.message };
   let tools: ToolSpec[] = [];
+  /** The pictures kept so far: they are in every cost, as the text is. */
+  let imageTokens = 0;
   const cost = (l: SystemLayers, t: readonly ToolSpec[]) =>
-    counter.request([{ role: 'system', content: renderSystem(l) }, current, ...input.pending], t);
+    counter.request([{ role: 'system', content: renderSystem(l) }, current, ...input.pending], t) +
+    imageTokens;
 
   const emptyMessage = counter.message({ role: 'user', content: '' });
   const messageTokens = counter.message(current);
@@ -132,6 +143,21 @@ export function assembleContext(input: ContextInput, counter: TokenCounter): Ass
       tokens: input.pending.reduce((sum, m) => sum + counter.message(m), 0),
       reason: "this answer's tool calls and results",
     });
+
+  let imagesKept = 0;
+  for (const [i, tokens] of (input.images ?? []).entries()) {
+    const ok = imagesKept === i && cost(layers, tools) + tokens <= budget;
+    parts.push({
+      part: 'images',
+      item: i + 1,
+      kept: ok,
+      tokens,
+      reason: ok ? 'goes with the message' : 'over budget',
+    });
+    if (!ok) continue;
+    imageTokens += tokens;
+    imagesKept++;
+  }
 
   let used = cost(layers, tools);
   /** Takes the changed layers when the whole request still fits; returns what they cost. */
@@ -229,7 +255,15 @@ export function assembleContext(input: ContextInput, counter: TokenCounter): Ass
     current,
     ...input.pending,
   ];
-  return { messages, tools, tokens: counter.request(messages, tools), budget, parts, dropped };
+  return {
+    messages,
+    tools,
+    tokens: counter.request(messages, tools) + imageTokens,
+    budget,
+    parts,
+    dropped,
+    imagesKept,
+  };
 }
 
 interface SystemLayers {

@@ -14,6 +14,7 @@ import type { Db } from '../store/db.ts';
 import type { MessageRecord } from '../store/records.ts';
 import { type ChatMessage, type ChatRequest, LlmClient, LlmError } from './client.ts';
 import { assembleContext, type ContextInput, type HistoryItem, logContext } from './context.ts';
+import { imageTokens } from './image-tokens.ts';
 import { toolSpan } from './llm-spans.ts';
 import type { LlmSettings } from './settings.ts';
 import { summaryRequest } from './summary.ts';
@@ -238,6 +239,10 @@ export class LlmService {
     for (const name of ctx.state.tools)
       if (!rt.tools.has(name)) logger.warn({ event: 'llm.tool_unknown', tool: name });
 
+    // The person's pictures count in the budget (an estimate per picture, image-tokens.ts):
+    // those that do not fit after the system layer and the message are left out.
+    const pictures = llm.vision && prompt === ctx.text ? await visionImages(ctx, logger) : [];
+    if (pictures.length) input.images = pictures.map((p) => p.tokens);
     let assembled = assembleContext(input, rt.counter);
     if (llm.summaryThreshold > 0 && assembled.dropped.length >= llm.summaryThreshold) {
       const text = await this.summarise(rt, ctx, summary?.text ?? null, assembled.dropped);
@@ -250,6 +255,13 @@ export class LlmService {
       }
     }
 
+    const images = pictures.slice(0, assembled.imagesKept).map((p) => p.url);
+    if (assembled.imagesKept < pictures.length)
+      logger.warn({
+        event: 'llm.images_over_budget',
+        sent: assembled.imagesKept,
+        left: pictures.length - assembled.imagesKept,
+      });
     const declared = channels.get(ctx.session.channel);
     const stream = talk && declared?.delivery === 'live' && declared.renders.streaming;
     let published = Promise.resolve();
@@ -263,7 +275,6 @@ export class LlmService {
       );
     };
 
-    const images = llm.vision && prompt === ctx.text ? await visionImages(ctx, logger) : [];
     const pending: ChatMessage[] = [];
     let reply = '';
     try {
@@ -469,13 +480,17 @@ const VISION_MAX_IMAGES = 4;
 const VISION_MAX_BYTES = 5 * 1024 * 1024;
 const VISION_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 
-/** The pictures the person sent with this message, as data URLs (`llm.vision: true`). */
-async function visionImages(ctx: BotContext, logger: Logger): Promise<string[]> {
+/**
+ * The pictures the person sent with this message, as data URLs (`llm.vision: true`), each with
+ * what it costs in the context (OpenAI's tile rule, from the picture's size).
+ */
+async function visionImages(ctx: BotContext, logger: Logger): Promise<{ url: string; tokens: number }[]> {
   const pictures = ctx.files.filter((f) => VISION_TYPES.has(f.type) && f.size <= VISION_MAX_BYTES);
-  const urls: string[] = [];
+  const urls: { url: string; tokens: number }[] = [];
   for (const f of pictures.slice(0, VISION_MAX_IMAGES)) {
     try {
-      urls.push(`data:${f.type};base64,${(await ctx.readFile(f)).toString('base64')}`);
+      const bytes = await ctx.readFile(f);
+      urls.push({ url: `data:${f.type};base64,${bytes.toString('base64')}`, tokens: imageTokens(bytes) });
     } catch (err) {
       logger.warn({ event: 'llm.image_unreadable', fileId: f.id, err: (err as Error).message });
     }
