@@ -18,7 +18,8 @@ export class Room {
   readonly connections = new Set<Connection>();
   readonly ready: Promise<void>;
   private unsubscribe: Promise<(() => Promise<void>) | undefined>;
-  private chain: Promise<void> = Promise.resolve();
+  /** The catch-ups in hand, one after another; none once idle. */
+  private chain: Promise<void> | undefined;
 
   constructor(
     private readonly gateway: WebGateway,
@@ -52,10 +53,13 @@ export class Room {
 
   /** Runs after everything queued before it; a failure is logged and does not stop the queue. */
   run(task: () => Promise<void>): Promise<void> {
-    const next = this.chain.then(task).catch((err: Error) => {
+    const next = (this.chain ?? Promise.resolve()).then(task).catch((err: Error) => {
       this.gateway.log.warn({ event: 'web.sync_failed', sessionId: this.sessionId, err: err.message });
     });
     this.chain = next;
+    void next.then(() => {
+      if (this.chain === next) this.chain = undefined;
+    });
     return next;
   }
 

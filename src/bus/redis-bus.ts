@@ -12,7 +12,11 @@ export function createRedisBus(
   options: { prefix: string; logger: Logger },
 ): Bus {
   const listeners = new Map<string, Set<(message: unknown) => void>>();
-  /** The Redis SUBSCRIBE of each topic, so a second local subscriber also waits for it. */
+  /**
+   * The Redis SUBSCRIBE of each topic while it is in flight (or failed), so that a second local
+   * subscriber also waits for it; a topic subscribed keeps nothing here (a gateway holds one topic
+   * per open session: tens of thousands).
+   */
   const subscribed = new Map<string, Promise<unknown>>();
   const channel = (topic: string) => `${options.prefix}bus:${topic}`;
   const topicOf = (ch: string) => ch.slice(options.prefix.length + 4);
@@ -39,7 +43,14 @@ export function createRedisBus(
       if (!handlers) {
         handlers = new Set();
         listeners.set(topic, handlers);
-        subscribed.set(topic, subscriber.subscribe(channel(topic)));
+        const subscribing = subscriber.subscribe(channel(topic));
+        subscribed.set(topic, subscribing);
+        subscribing.then(
+          () => {
+            if (subscribed.get(topic) === subscribing) subscribed.delete(topic);
+          },
+          () => undefined,
+        );
       }
       handlers.add(handler);
       await subscribed.get(topic);

@@ -157,6 +157,30 @@ describe('Redis cache and pub/sub', () => {
     expect(b).toEqual([{ n: 1 }, { n: 'end 1' }, { n: 3 }, { n: 'end 2' }]);
     await offB();
   });
+
+  it('subscribes a topic again once its last subscriber has left (two at once share one SUBSCRIBE)', async () => {
+    const bus = createRedisBus(redis, sub, { prefix, logger: silentLogger });
+    const through = (list: unknown[], n: string) =>
+      until(() => list.some((m) => (m as { n: unknown }).n === n), Boolean, 5_000, 5);
+    const a: unknown[] = [];
+    const b: unknown[] = [];
+    const [offA, offB] = await Promise.all([
+      bus.subscribe('t2', (m) => a.push(m)),
+      bus.subscribe('t2', (m) => b.push(m)),
+    ]);
+    await bus.publish('t2', { n: 'end 1' });
+    await Promise.all([through(a, 'end 1'), through(b, 'end 1')]);
+    await offA();
+    await offB();
+    const c: unknown[] = [];
+    const offC = await bus.subscribe('t2', (m) => c.push(m));
+    await bus.publish('t2', { n: 'end 2' });
+    await through(c, 'end 2');
+    expect(c).toEqual([{ n: 'end 2' }]);
+    expect(a).toEqual([{ n: 'end 1' }]);
+    expect(b).toEqual([{ n: 'end 1' }]);
+    await offC();
+  });
 });
 
 describe('a hub with Redis: the cache is only a cache', () => {
