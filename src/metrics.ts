@@ -41,7 +41,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     turnSeconds: new Histogram({
       name: 'switchboard_engine_turn_seconds',
-      help: 'Time the session engine takes for one envelope, from dequeue to commit',
+      help: 'Time the session engine takes for one envelope, from dequeue to commit (outcome "held": to the turn computed, committed with a later turn of its lane)',
       labelNames: ['channel', 'outcome'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
