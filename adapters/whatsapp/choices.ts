@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
+import { chooseNumbered, numberedAnswer } from '../../src/cards/numbered.ts';
 import type { AdapterStore } from '../../src/channels/host-services.ts';
 import { type EnvelopeInput, nativeSessionKey } from '../../src/envelope.ts';
 import type { Logger } from '../../src/logger.ts';
 
-/** A line the person can answer with to pick choice n: `2`, `2.`, `2)`, `#2`. */
-const NUMBERED_ANSWER = /^\s*#?(\d{1,2})\s*[.)]?\s*$/;
 /** Numbered choices older than this no longer answer a digit (the person has moved on). */
 export const CHOICES_TTL_MS = 24 * 3_600_000;
 
@@ -18,10 +17,7 @@ interface Remembered {
   at: string;
 }
 
-/** The choices numbered after the text: `1. Yes`, `2. No`, from `start`. */
-export function numberedLines(choices: readonly { title: string }[], start = 1): string {
-  return choices.map((c, i) => `${start + i}. ${c.title}`).join('\n');
-}
+export { numberedLines } from '../../src/cards/numbered.ts';
 
 /**
  * The numbered choices WhatsApp last showed a person as text (cards and suggestions where no
@@ -54,15 +50,15 @@ export class NumberedChoices {
 
   /** A number that answers the latest numbered choices becomes the chosen value (its title and number in `meta.choice`). */
   async answer<E extends EnvelopeInput>(envelope: E, now = Date.now()): Promise<E> {
-    const match = NUMBERED_ANSWER.exec(envelope.text ?? '');
-    if (!match) return envelope;
+    if (numberedAnswer(envelope.text) === undefined) return envelope;
     const remembered = await this.store
       .get<Remembered>(this.key(envelope.bot, nativeSessionKey(envelope)))
       .catch(() => undefined);
     if (!remembered || now - Date.parse(remembered.at) > CHOICES_TTL_MS) return envelope;
-    const n = Number(match[1]);
-    const chosen = remembered.choices[n - 1];
-    if (!chosen) return envelope;
+    const picked = chooseNumbered(envelope.text, remembered.choices);
+    if (!picked) return envelope;
+    const { choice: chosen, index } = picked;
+    const n = index + 1;
     return {
       ...envelope,
       text: chosen.value,

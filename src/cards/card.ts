@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { numberedLine } from './numbered.ts';
 
 /**
  * A channel-neutral card: a title, some text, an optional image and buttons. A button either
@@ -65,7 +66,7 @@ export function cardsAsText(cards: readonly Card[]): string {
       if (card.title) lines.push(card.title);
       if (card.text) lines.push(card.text);
       for (const b of card.buttons)
-        lines.push(isLinkButton(b) ? `${b.title}: ${b.url}` : `${++n}. ${b.title}`);
+        lines.push(isLinkButton(b) ? `${b.title}: ${b.url}` : numberedLine(++n, b.title));
       return lines.join('\n');
     })
     .join('\n\n');
