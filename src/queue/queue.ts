@@ -25,6 +25,7 @@ export interface DeliveryInfo {
 }
 
 /** `'held'`: see `DeliveryInfo.mayHold`. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler that holds nothing returns nothing (`async () => {}`).
 export type EnvelopeHandler = (envelope: Envelope, info: DeliveryInfo) => Promise<void | 'held'>;
 
 export type EnqueueResult = 'accepted' | 'duplicate';
