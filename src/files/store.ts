@@ -5,8 +5,12 @@ import { cleanFileName, SNIFF_BYTES, sniffType, typeAllowed } from './types.ts';
 
 /** Bytes per stored chunk: memory holds one of these (plus what arrives meanwhile), never a file. */
 export const CHUNK_BYTES = 256 * 1024;
-/** Chunks read per round trip when a file streams out. */
-const READ_BATCH = 4;
+/**
+ * Chunks read per query when a file streams out: a few per round trip to a PostgreSQL server; one
+ * at a time from PGlite, which is in the process (no round trip to save) and hands each result
+ * back as hex text in a buffer sized to it, so a bigger batch only means bigger garbage.
+ */
+const readBatch = (db: Db) => (db.kind === 'pglite' ? 1 : 4);
 /** How long a signed file link opens its file (the widget's images; channels that fetch by URL). */
 export const LINK_TTL_SECONDS = 3600;
 
@@ -248,6 +252,7 @@ export class FileStore {
   /** The bytes, streamed a few chunks at a time. */
   stream(file: Pick<StoredFile, 'sha256'>): Readable {
     const db = this.db;
+    const batch = readBatch(db);
     async function* chunks() {
       const blob = await db.query<{ blob_id: string }>('SELECT blob_id FROM file_blobs WHERE sha256 = $1', [
         file.sha256,
@@ -257,10 +262,10 @@ export class FileStore {
       for (let next = 0; ; ) {
         const { rows } = await db.query<{ seq: number; data: Uint8Array }>(
           'SELECT seq, data FROM file_chunks WHERE blob_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3',
-          [blobId, next, READ_BATCH],
+          [blobId, next, batch],
         );
         for (const r of rows) yield asBuffer(r.data);
-        if (rows.length < READ_BATCH) return;
+        if (rows.length < batch) return;
         next = rows.at(-1)!.seq + 1;
       }
     }
