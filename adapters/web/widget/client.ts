@@ -11,6 +11,11 @@ export interface ClientEvents {
   status(status: Status, detail?: { retryInMs?: number; reason?: string }): void;
   /** The conversation shown is no longer this session's: clear it (a new one follows). */
   reset(): void;
+  /**
+   * The same person's next session (the old one idled out): the old conversation stays shown,
+   * but its sequence numbers are no longer the session's (the new one's start again at 1).
+   */
+  renewed(): void;
   welcome(title: string): void;
   message(frame: MessageFrame): void;
   pending(item: PendingMessage, state: 'sending' | 'waiting' | 'failed', note?: string): void;
@@ -309,6 +314,7 @@ export class ChatClient {
         if (this.sessionId && frame.sessionId !== this.sessionId) {
           this.lastSeq = 0;
           this.ackedSeq = 0;
+          events.renewed();
         }
         this.sessionId = frame.sessionId;
         this.attempt = 0;

@@ -48,6 +48,7 @@ function mount(script: HTMLScriptElement): void {
     events: {
       status: (status, detail) => view.setStatus(status, detail),
       reset: () => view.reset(),
+      renewed: () => view.renewed(),
       welcome: (title) => view.setTitle(title),
       message: (m) => view.message(m),
       pending: (item, state, note) => view.pending(item, state, note),

@@ -337,6 +337,14 @@ export class ChatView {
     this.endedBar.hidden = true;
   }
 
+  /** The shown messages belong to an earlier session: a new session's numbers must not match them. */
+  renewed(): void {
+    this.log.querySelectorAll<HTMLElement>('[data-seq]').forEach((el) => {
+      el.dataset.previousSeq = el.dataset.seq;
+      delete el.dataset.seq;
+    });
+  }
+
   message(m: MessageFrame): void {
     if (this.log.querySelector(`[data-seq="${m.seq}"]`)) return;
     if (m.role === 'system') return; // "session started" and the like are for the record, not the chat
