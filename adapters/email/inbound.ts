@@ -12,14 +12,7 @@ import { answerAddress, verifySender } from './message/sender-trust.ts';
 import { chosenSuggestion } from './message/suggestions.ts';
 import { threadRoot } from './message/thread.ts';
 import type { EmailReplyTo } from './reply-to.ts';
-import {
-  ATTACHMENT_REF_PREFIX,
-  attachmentId,
-  knownMessage,
-  latestOutbound,
-  recordInbound,
-  saveAttachment,
-} from './store.ts';
+import { knownMessage, latestOutbound, recordInbound } from './store.ts';
 
 /**
  * Unverified mail is keyed apart from verified mail of the same address: `unverified:<address>`.
@@ -223,11 +216,14 @@ export class InboundMail {
     return (await latestOutbound(this.deps.store, answered.sessionId)) === inReplyTo ? choice : undefined;
   }
 
-  /** Lists every attachment; stores the bytes of those within the size limit, referenced by `ref`. */
+  /**
+   * Lists every attachment; those within EMAIL_MAX_ATTACHMENT_BYTES go into the file store with
+   * the envelope (their bytes are kept for that in `parts`), larger ones are listed only.
+   */
   private async attachments(mail: InboundEmail): Promise<Attachment[]> {
     const limit = this.deps.config.maxAttachmentBytes;
     const out: Attachment[] = [];
-    for (const [index, a] of mail.attachments.entries()) {
+    for (const a of mail.attachments) {
       const base: Attachment = {
         type: a.contentType,
         size: a.size,
@@ -236,19 +232,7 @@ export class InboundMail {
       const data: Record<string, unknown> = {};
       if (a.inline) data.inline = true;
       if (a.contentId) data.contentId = a.contentId;
-      if (a.size <= limit) {
-        const id = attachmentId(mail.messageId, index);
-        await saveAttachment(this.deps.store, {
-          id,
-          messageId: mail.messageId,
-          contentType: a.contentType,
-          content: a.content,
-          ...(a.filename ? { filename: a.filename } : {}),
-        });
-        base.ref = `${ATTACHMENT_REF_PREFIX}${id}`;
-      } else {
-        data.omitted = 'too_large';
-      }
+      if (a.size > limit) data.omitted = 'too_large';
       const attachment = Object.keys(data).length > 0 ? { ...base, data } : base;
       if (a.size <= limit) this.parts.set(attachment, a.content);
       out.push(attachment);

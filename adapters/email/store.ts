@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { ChannelQueryable } from '../../src/channels/declaration.ts';
 import { json, type Suggestion } from '../../src/store/records.ts';
 import type { EmailReplyTo } from './reply-to.ts';
@@ -127,24 +126,11 @@ export async function inboundReplyTo(q: ChannelQueryable, envelopeId: string): P
 
 export const ATTACHMENT_REF_PREFIX = 'email-attachment:';
 
-/** The same mail part always gets the same id, so a message processed twice stores its bytes once. */
-export function attachmentId(messageId: string, index: number): string {
-  const hex = createHash('sha256').update(`${messageId}\0${index}`).digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
-}
-
-export async function saveAttachment(
-  q: ChannelQueryable,
-  a: { id: string; messageId: string; filename?: string; contentType: string; content: Buffer },
-): Promise<void> {
-  await q.query(
-    `INSERT INTO email_attachments (id, message_id, filename, content_type, size, content)
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-    [a.id, a.messageId, a.filename ?? null, a.contentType, a.content.length, a.content],
-  );
-}
-
-/** The bytes behind an envelope attachment's `ref` (`email-attachment:<id>`), for bots in any process. */
+/**
+ * The bytes behind an older envelope attachment's `ref` (`email-attachment:<id>`): since the
+ * attachments moved into the file store (migration 0055), the file with that id. New envelopes
+ * carry the file's `fileId` instead; read it as any file (`ctx.readFile`).
+ */
 export async function readEmailAttachment(
   q: ChannelQueryable,
   ref: string,
@@ -152,13 +138,20 @@ export async function readEmailAttachment(
   if (!ref.startsWith(ATTACHMENT_REF_PREFIX)) return undefined;
   const id = ref.slice(ATTACHMENT_REF_PREFIX.length);
   if (!/^[0-9a-f-]{36}$/.test(id)) return undefined;
-  const { rows } = await q.query<{ filename: string | null; content_type: string; content: Uint8Array }>(
-    'SELECT filename, content_type, content FROM email_attachments WHERE id = $1',
+  const { rows } = await q.query<{ name: string; type: string; data: Uint8Array }>(
+    `SELECT f.name, f.type, c.data FROM files f
+       JOIN file_blobs b ON b.sha256 = f.sha256
+       JOIN file_chunks c ON c.blob_id = b.blob_id
+      WHERE f.id = $1 ORDER BY c.seq`,
     [id],
   );
-  const row = rows[0];
-  return row
-    ? { filename: row.filename, contentType: row.content_type, content: Buffer.from(row.content) }
+  const first = rows[0];
+  return first
+    ? {
+        filename: first.name,
+        contentType: first.type,
+        content: Buffer.concat(rows.map((r) => Buffer.from(r.data))),
+      }
     : undefined;
 }
 

@@ -37,11 +37,28 @@ async function* fromWeb(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8
   }
 }
 
+/** The platform failed to hand the bytes over (the request, or the stream midway). */
+class UnavailableError extends Error {
+  override name = 'UnavailableError';
+}
+
+/** The source's bytes, with any failure while reading them marked as the platform's. */
+async function* fromPlatform(
+  body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): AsyncIterable<Uint8Array> {
+  try {
+    yield* body;
+  } catch (err) {
+    throw new UnavailableError((err as Error).message);
+  }
+}
+
 /**
  * Brings a channel's inbound attachments into the file store before the envelope is accepted:
  * each is fetched (`source`), sniffed and stored within the bot's limits, and gets its `fileId`
- * (type and size from the stored file). One the limits refuse, or that cannot be fetched, moves
- * to `refusedAttachments` (the person is told); the message itself always goes on.
+ * (type and size from the stored file). One the limits refuse moves to `refusedAttachments`
+ * (the person is told); one the platform does not hand over stays as described; the message goes
+ * on. Only the store itself failing (its database) throws, so the message is tried again.
  */
 export async function storeInboundAttachments<E extends EnvelopeInput>(
   deps: InboundFilesDeps,
@@ -61,12 +78,14 @@ export async function storeInboundAttachments<E extends EnvelopeInput>(
       continue;
     }
     try {
-      const got = await source(a);
+      const got = await source(a).catch((err: Error) => {
+        throw new UnavailableError(err.message);
+      });
       if (!got) {
         kept.push(settled(a));
         continue;
       }
-      const body = got.body instanceof ReadableStream ? fromWeb(got.body) : got.body;
+      const body = fromPlatform(got.body instanceof ReadableStream ? fromWeb(got.body) : got.body);
       const file = await deps.files.put(body, {
         name: a.name ?? got.name ?? defaultName(a.type),
         bot: envelope.bot,
@@ -75,7 +94,10 @@ export async function storeInboundAttachments<E extends EnvelopeInput>(
       });
       kept.push({ ...settled(a), type: file.type, name: file.name, size: file.size, fileId: file.id });
     } catch (err) {
-      if (!(err instanceof FileRefusedError)) {
+      // The store failing (the database away) fails the message, to be tried again; it is no
+      // reason to go on without the file.
+      if (!(err instanceof FileRefusedError) && !(err instanceof UnavailableError)) throw err;
+      if (err instanceof UnavailableError) {
         // The platform did not hand the bytes over: the attachment stays as the channel described it.
         deps.logger.warn({
           event: 'file.inbound_unavailable',

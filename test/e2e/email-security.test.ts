@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.ts';
+import { FileStore } from '../../src/files/store.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { DovecotServer } from '../helpers/dovecot.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -28,11 +29,12 @@ function withRefusedAttachment(from: string, messageId: string): string {
     '',
     'see attached',
     '--b1',
-    'Content-Type: application/octet-stream',
+    'Content-Type: text/plain',
     'Content-Disposition: attachment; filename="refused.bin"',
     'Content-Transfer-Encoding: base64',
     '',
-    'AAECAw==',
+    // "attached notes": text, a type every bot accepts, so it reaches the file store.
+    'YXR0YWNoZWQgbm90ZXM=',
     '--b1--',
     '',
   ].join('\r\n');
@@ -279,14 +281,14 @@ describe('email: who a mail is from, and mail that cannot be handled', () => {
     await running!.stop();
     running = undefined;
     await startHub({ EMAIL_UNUSABLE_FOLDER: 'Unusable' });
-    // Stands for any fault a mail can still trip: the database refuses this mail's attachment.
+    // Stands for any fault a mail can still trip: the file store refuses this mail's attachment.
     await running!.hub.db.exec(`
       CREATE FUNCTION sbt_refuse_attachment() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF NEW.filename = 'refused.bin' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+        IF NEW.name = 'refused.bin' THEN RAISE EXCEPTION 'refused by the test'; END IF;
         RETURN NEW;
       END $$;
-      CREATE TRIGGER sbt_refuse_attachment BEFORE INSERT ON email_attachments
+      CREATE TRIGGER sbt_refuse_attachment BEFORE INSERT ON files
         FOR EACH ROW EXECUTE FUNCTION sbt_refuse_attachment();`);
     try {
       await dovecot.append(withRefusedAttachment('stuck@example.org', 'stuck.1@example.org'));
@@ -316,7 +318,7 @@ describe('email: who a mail is from, and mail that cannot be handled', () => {
       expect((await dovecot.flagsByMessageId()).has('<stuck.1@example.org>')).toBe(false);
     } finally {
       await running!.hub.db.exec(
-        'DROP TRIGGER sbt_refuse_attachment ON email_attachments; DROP FUNCTION sbt_refuse_attachment()',
+        'DROP TRIGGER sbt_refuse_attachment ON files; DROP FUNCTION sbt_refuse_attachment()',
       );
     }
   });
@@ -331,13 +333,13 @@ describe('email: who a mail is from, and mail that cannot be handled', () => {
       CREATE SEQUENCE sbt_attempts;
       CREATE FUNCTION sbt_away() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF NEW.filename = 'refused.bin' THEN
+        IF NEW.name = 'refused.bin' THEN
           PERFORM nextval('sbt_attempts');
           RAISE EXCEPTION 'the database system is starting up' USING ERRCODE = '57P03';
         END IF;
         RETURN NEW;
       END $$;
-      CREATE TRIGGER sbt_away BEFORE INSERT ON email_attachments FOR EACH ROW EXECUTE FUNCTION sbt_away();`);
+      CREATE TRIGGER sbt_away BEFORE INSERT ON files FOR EACH ROW EXECUTE FUNCTION sbt_away();`);
     const failuresRecorded = () => rows('SELECT mailbox, uid, failures FROM email_failures ORDER BY uid');
     const before = await failuresRecorded();
     let away = true;
@@ -349,13 +351,21 @@ describe('email: who a mail is from, and mail that cannot be handled', () => {
         (r) => Number(r[0]?.n ?? 0) >= 4,
       );
       expect(await failuresRecorded()).toEqual(before);
-      await running!.hub.db.exec('DROP TRIGGER sbt_away ON email_attachments');
+      await running!.hub.db.exec('DROP TRIGGER sbt_away ON files');
       away = false;
       const [answer] = await smtp.waitFor('patient@example.org', 1, 60_000);
       expect(answer!.parsed.text).toContain('echo see attached #1');
       expect(await failuresRecorded()).toEqual(before);
+      // The attachment is in the file store, once, in the mail's session: the only copy there is.
+      const kept = await rows<{ id: string; session_id: string | null }>(
+        "SELECT id, session_id FROM files WHERE name = 'refused.bin'",
+      );
+      expect(kept).toHaveLength(1);
+      expect(kept[0]!.session_id).not.toBeNull();
+      const store = new FileStore(running!.hub.db);
+      expect((await store.bytes((await store.get(kept[0]!.id))!)).toString()).toBe('attached notes');
     } finally {
-      if (away) await running!.hub.db.exec('DROP TRIGGER sbt_away ON email_attachments');
+      if (away) await running!.hub.db.exec('DROP TRIGGER sbt_away ON files');
       await running!.hub.db.exec('DROP FUNCTION sbt_away(); DROP SEQUENCE sbt_attempts');
     }
   }, 120_000);

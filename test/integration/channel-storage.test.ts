@@ -9,7 +9,8 @@ import { createTestDatabase, silentLogger, type TestDatabase } from '../helpers/
 import { REPO_ROOT } from '../helpers/hub.ts';
 
 const EMAIL_MIGRATIONS = path.join(REPO_ROOT, 'adapters/email/migrations');
-const EMAIL_TABLES = ['email_attachments', 'email_failures', 'email_mailboxes', 'email_messages'];
+// Attachments are in the file store since email/0055: email_attachments is gone.
+const EMAIL_TABLES = ['email_failures', 'email_mailboxes', 'email_messages'];
 
 describe('channel storage: own migrations, own keyed store', () => {
   const opened: { db: Db; database: TestDatabase }[] = [];
@@ -77,7 +78,12 @@ describe('channel storage: own migrations, own keyed store', () => {
     );
 
     const applied = await migrate(db);
-    expect(applied).toEqual(['0027_channel_values', 'email/0001_email', 'email/0002_email_failures']);
+    expect(applied).toEqual([
+      '0027_channel_values',
+      'email/0001_email',
+      'email/0002_email_failures',
+      'email/0055_attachments_in_file_store',
+    ]);
     // The recorded core rows stay; the mail and the mailbox position are still there.
     expect(await versions(db)).toEqual(expect.arrayContaining(['0006_email', '0011_email_failures']));
     expect(await tables(db)).toEqual(EMAIL_TABLES);
@@ -85,6 +91,68 @@ describe('channel storage: own migrations, own keyed store', () => {
     expect(rows.map((r) => Number(r.last_uid))).toEqual([42]);
     expect((await db.query('SELECT 1 FROM email_messages')).rows).toHaveLength(1);
     expect(await migrate(db)).toEqual([]);
+  });
+
+  it('email/0055 moves attachment bytes into the file store under the same ids, stored once, and drops the table', async () => {
+    const db = await open();
+    await migrate(db);
+    const email = await readMigrations(EMAIL_MIGRATIONS);
+    const moving = email.find((m) => m.version === '0055_attachments_in_file_store')!;
+    // The table as email/0001 made it, with rows of two mails of one session (one content twice)
+    // and of a mail that became no session's message.
+    await db.exec(email[0]!.sql.slice(email[0]!.sql.indexOf('CREATE TABLE email_attachments')));
+    const session = '5e55a0e5-0000-4000-8000-000000000001';
+    await db.query(
+      `INSERT INTO sessions (id, bot, channel, native_key) VALUES ($1, 'default', 'email', 'a@example.org#t')`,
+      [session],
+    );
+    const big = Buffer.alloc(600_000, 7);
+    big.write('%PDF-1.4');
+    const ids = [
+      'a0000000-0000-4000-8000-000000000001',
+      'a0000000-0000-4000-8000-000000000002',
+      'a0000000-0000-4000-8000-000000000003',
+    ];
+    for (const [n, mail] of [1, 2, 3].entries()) {
+      await db.query(
+        `INSERT INTO email_messages (message_id, direction, thread, envelope_id) VALUES ($1, 'in', 't', $2)`,
+        [`m${mail}@example.org`, `email:m${mail}`],
+      );
+      if (mail < 3)
+        await db.query(
+          `INSERT INTO messages (session_id, seq, role, content, envelope_id, delivery_status) VALUES ($1, $2, 'user', 'see attached', $3, 'received')`,
+          [session, n + 1, `email:m${mail}`],
+        );
+      await db.query(
+        `INSERT INTO email_attachments (id, message_id, filename, content_type, size, content) VALUES ($1, $2, 'scan.pdf', 'application/pdf', $3, $4)`,
+        [ids[n], `m${mail}@example.org`, big.length, big],
+      );
+    }
+    await db.exec(moving.sql);
+
+    expect(await tables(db)).toEqual(EMAIL_TABLES);
+    const files = (
+      await db.query<{ id: string; session_id: string; name: string; size: string }>(
+        'SELECT id, session_id, name, size FROM files ORDER BY id',
+      )
+    ).rows;
+    expect(files.map((f) => [f.id, f.session_id, f.name, Number(f.size)])).toEqual([
+      [ids[0], session, 'scan.pdf', big.length],
+      [ids[1], session, 'scan.pdf', big.length],
+    ]);
+    // One content, three chunks of at most 256 KiB, whose bytes are the attachment's.
+    const { rows: chunks } = await db.query<{ data: Uint8Array }>(
+      'SELECT data FROM file_chunks ORDER BY seq',
+    );
+    expect(chunks.map((c) => c.data.length)).toEqual([262144, 262144, 600_000 - 2 * 262144]);
+    expect(Buffer.concat(chunks.map((c) => Buffer.from(c.data))).equals(big)).toBe(true);
+    const { readEmailAttachment } = await import('../../adapters/email/store.ts');
+    const read = await readEmailAttachment(db, `email-attachment:${ids[1]}`);
+    expect(read?.content.equals(big)).toBe(true);
+    expect(read?.filename).toBe('scan.pdf');
+    // Erasing the session takes the files, and the bytes with the last of them.
+    await db.query('DELETE FROM sessions WHERE id = $1', [session]);
+    expect((await db.query('SELECT 1 FROM file_chunks')).rows).toEqual([]);
   });
 
   it('every moved core migration is gone from the core folder and never reused', async () => {
