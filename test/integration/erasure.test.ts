@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Channel } from '../../src/envelope.ts';
+import { FileStore } from '../../src/files/store.ts';
 import { sessionMessagesKey } from '../../src/limits/rate-limiter.ts';
 import { createRedisRateLimiter } from '../../src/limits/redis-rate-limiter.ts';
 import { adminClient, eventually, processed } from '../helpers/admin.ts';
@@ -161,6 +162,14 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
       `INSERT INTO email_messages (message_id, direction, thread, session_id) VALUES ('out-1@example.com', 'out', '<root-1@example.com>', $1)`,
       [anaMail],
     );
+    // A mail attachment of Ana's, in the file store (its only copy since email/0055).
+    const anaAttachment = await new FileStore(db()).put([Buffer.from('%PDF-1.4\n% Ana’s invoice\n')], {
+      name: 'invoice.pdf',
+      bot: 'default',
+      sessionId: anaMail,
+      maxBytes: 1_000_000,
+      allowedTypes: ['application/pdf'],
+    });
     // Inbox rows (the in-process queue's log) for Ana's and Ben's lanes.
     for (const lane of [anaLanes[0]!, benLane])
       await db().query(`INSERT INTO inbox (envelope_id, lane, envelope) VALUES ($1, $2, '{}'::jsonb)`, [
@@ -226,6 +235,8 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
       ['SELECT 1 FROM session_events WHERE session_id = ANY($1::uuid[])', [anaSessions]],
       ['SELECT 1 FROM inbox WHERE lane = ANY($1::text[])', [anaLanes]],
       ['SELECT 1 FROM email_messages WHERE session_id = ANY($1::uuid[])', [anaSessions]],
+      ['SELECT 1 FROM files WHERE id = $1 OR session_id = ANY($2::uuid[])', [anaAttachment.id, anaSessions]],
+      ['SELECT 1 FROM file_blobs WHERE sha256 = $1', [anaAttachment.sha256]],
     ] as const)
       expect((await db().query(sql, [...params])).rows, sql).toEqual([]);
 
