@@ -1,6 +1,6 @@
 import type { Attachment, EnvelopeInput, RefusedAttachment } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
-import { FileRefusedError, type FileStore } from './store.ts';
+import { FileRefusedError, type FileStore, tooLarge } from './store.ts';
 
 /** One attachment's bytes as a channel hands them over, streamed. */
 export interface FetchedAttachment {
@@ -78,6 +78,10 @@ export async function storeInboundAttachments<E extends EnvelopeInput>(
       continue;
     }
     try {
+      // A file the platform says is larger than the limit is refused unread: no download (which
+      // the platform may not even serve, as Telegram's Bot API above 20 MB), the person is told.
+      if (a.pending && a.size !== undefined && a.size > maxBytes)
+        throw tooLarge(a.name ?? defaultName(a.type), maxBytes);
       const got = await source(a).catch((err: Error) => {
         throw new UnavailableError(err.message);
       });

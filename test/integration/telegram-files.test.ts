@@ -136,6 +136,20 @@ describe('Telegram: files and inline keyboards', () => {
     );
     expect(texts(chat)).toContain('"scan.pdf" is larger than 10 MB, the largest file this chat accepts');
     expect(await query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks')).toEqual(before);
+
+    // A file Telegram announces as larger is refused unread: getFile (which stops at 20 MB) is never asked.
+    const huge = doc.variant(doc.documentMessage, { updateId: chat + ++updates, userId: chat });
+    Object.assign(huge.message.document, {
+      file_id: `F${chat}huge`,
+      file_name: 'film.pdf',
+      file_size: 30 * MB,
+    });
+    await deliver(huge);
+    await until(
+      () => texts(chat),
+      (t) => t.includes('"film.pdf" is larger than 10 MB, the largest file this chat accepts'),
+    );
+    expect(api.calls.filter((c) => c.method === 'getFile' && c.body.file_id === `F${chat}huge`)).toEqual([]);
   });
 
   it('SHOW IMAGE goes with sendPhoto and SEND FILE with sendDocument, multipart, the text as caption', async () => {
