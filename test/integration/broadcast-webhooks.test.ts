@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +5,7 @@ import { WEBHOOK_EVENT_TYPES } from '../../src/webhooks/settings.ts';
 import { deadEvents } from '../../src/webhooks/store.ts';
 import { adminClient } from '../helpers/admin.ts';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { switchboardCli } from '../helpers/cli.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import {
@@ -78,23 +78,6 @@ async function broadcastTo(running: RunningHub, bot: string, n: number, rate: nu
   });
   expect(res.status).toBe(202);
   return res.json.broadcast_id as string;
-}
-
-/** `switchboard <args>` against the hub's database; resolves with its output when it exits 0. */
-function cli(running: RunningHub, args: string[]): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...args], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        DATABASE_URL: running.hub.config.databaseUrl ?? '',
-        LOG_LEVEL: 'warn',
-      },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
-  });
 }
 
 describe('broadcast event webhooks', () => {
@@ -308,7 +291,7 @@ describe('broadcast event webhooks: dead letters', () => {
       (e) => e.length >= expected.length - 1,
     );
     expect(got).toEqual(expected.slice(1));
-    const dead = JSON.parse(await cli(running, ['webhooks', 'failed', '--json'])) as {
+    const dead = JSON.parse(await switchboardCli(running, ['webhooks', 'failed', '--json'])) as {
       event: string;
       type: string;
       session: string | null;
@@ -323,7 +306,7 @@ describe('broadcast event webhooks: dead letters', () => {
       }),
     ]);
     receiver.refuse.clear();
-    expect(await cli(running, ['webhooks', 'replay', '--id', started as string])).toContain(
+    expect(await switchboardCli(running, ['webhooks', 'replay', '--id', started as string])).toContain(
       'put 1 dead-lettered event',
     );
     await until(

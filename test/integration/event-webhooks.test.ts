@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KEEP_DELIVERED_MS } from '../../src/webhooks/dispatcher.ts';
 import { deadEvents, pruneDelivered } from '../../src/webhooks/store.ts';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { switchboardCli } from '../helpers/cli.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import {
@@ -149,29 +149,10 @@ describe('event webhooks', () => {
   });
 });
 
-/** `switchboard <args>` against the hub's database; resolves with its output when it exits 0. */
-function cliFor(running: () => RunningHub) {
-  return (args: string[]) =>
-    new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...args], {
-        env: {
-          PATH: process.env.PATH ?? '',
-          DATABASE_URL: running().hub.config.databaseUrl ?? '',
-          LOG_LEVEL: 'warn',
-        },
-      });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
-    });
-}
-
 describe('event webhooks: dead letters', () => {
   const receiver = new WebhookReceiver(SECRET);
   let running: RunningHub;
   let api: ReturnType<typeof apiClient>;
-  const cli = cliFor(() => running);
 
   beforeAll(async () => {
     await receiver.listen();
@@ -203,7 +184,7 @@ describe('event webhooks: dead letters', () => {
       (e) => e.length >= expected.length - 1,
     );
     expect(got).toEqual(expected.slice(1));
-    const dead = JSON.parse(await cli(['webhooks', 'failed', '--json'])) as {
+    const dead = JSON.parse(await switchboardCli(running, ['webhooks', 'failed', '--json'])) as {
       event: string;
       error: string;
     }[];
@@ -211,7 +192,9 @@ describe('event webhooks: dead letters', () => {
     expect(dead[0]?.error).toBe('HTTP 500');
 
     receiver.refuse.clear();
-    expect(await cli(['webhooks', 'replay', '--id', first as string])).toContain('put 1 dead-lettered event');
+    expect(await switchboardCli(running, ['webhooks', 'replay', '--id', first as string])).toContain(
+      'put 1 dead-lettered event',
+    );
     await until(
       () => receiver.accepted.map((e) => e.id),
       (e) => e.includes(first as string),

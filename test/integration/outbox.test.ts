@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OutboundBatch, SendOutcome } from '../../src/delivery/sender.ts';
 import { SendError } from '../../src/delivery/sender.ts';
 import type { EnvelopeInput } from '../../src/envelope.ts';
 import type { ChannelAdapter } from '../../src/ports.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { switchboardCli } from '../helpers/cli.ts';
+import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until as poll } from '../helpers/until.ts';
 
@@ -174,23 +173,11 @@ describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
     expect(failed.every((r) => r.delivery_attempts === 3)).toBe(true);
 
     channel.failNext(new SendError('none', { retryable: true }), 0);
-    const cli = (args: string[]) =>
-      new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...args], {
-          env: {
-            PATH: process.env.PATH ?? '',
-            DATABASE_URL: running.hub.config.databaseUrl!,
-            LOG_LEVEL: 'warn',
-          },
-        });
-        let out = '';
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-        child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
-      });
-    const listing = await cli(['outbox', 'failed', '--json']);
+    const listing = await switchboardCli(running, ['outbox', 'failed', '--json']);
     expect(JSON.parse(listing).some((r: { error: string }) => r.error === 'platform down')).toBe(true);
-    expect(await cli(['outbox', 'replay'])).toMatch(/requeued the failed replies of \d+ session/);
+    expect(await switchboardCli(running, ['outbox', 'replay'])).toMatch(
+      /requeued the failed replies of \d+ session/,
+    );
     await until(async () => (await statuses(from)).every((r) => r.delivery_status === 'sent'), 45_000);
   }, 60_000);
 
