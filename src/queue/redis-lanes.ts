@@ -37,13 +37,16 @@ export interface LaneCommands {
 const lua = (file: string, includes: string[] = []) =>
   readLua(import.meta.url, `./redis-lanes/${file}`, includes);
 
+/** `enqueue` (and the `wake` it calls): the step both push scripts end with. */
+const ENQUEUE = ['./redis-lanes/wake.lua', './redis-lanes/enqueue.lua'];
+
 /** The lanes' scripts, in `redis-lanes/*.lua`; `wake.lua` is a helper the scripts that schedule share. */
 export const LANE_COMMANDS: readonly LuaCommand[] = [
-  { name: 'lanePush', numberOfKeys: 8, lua: lua('push.lua', ['./redis-lanes/wake.lua']) },
+  { name: 'lanePush', numberOfKeys: 8, lua: lua('push.lua', ENQUEUE) },
   {
     name: 'lanePushWithinLimit',
     numberOfKeys: 9,
-    lua: lua('push-within-limit.lua', ['./redis-lanes/wake.lua']),
+    lua: lua('push-within-limit.lua', ENQUEUE),
   },
   { name: 'laneClaim', numberOfKeys: 4, lua: lua('claim.lua') },
   { name: 'laneRead', numberOfKeys: 2, lua: lua('read.lua') },

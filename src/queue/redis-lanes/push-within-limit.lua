@@ -17,10 +17,4 @@ if not redis.call('ZSCORE', window, ARGV[6]) then
   redis.call('PEXPIRE', window, windowMs)
 end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('INCR', KEYS[6])
-if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 0} end
-local epoch = redis.call('INCR', KEYS[5])
-redis.call('SET', KEYS[3], epoch)
-redis.call('RPUSH', KEYS[4], epoch .. '|' .. ARGV[3])
-return {1, wake(KEYS[7], KEYS[8])}
+return {1, enqueue(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[1], ARGV[3])}
