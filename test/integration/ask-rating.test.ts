@@ -54,7 +54,15 @@ describe('askRating: a rating after the end answers the ended session', () => {
         text,
         receivedAt: new Date().toISOString(),
       });
-    return { phone, send, sessions: () => sessionsOf(bot, phone) };
+    const sessions = () => sessionsOf(bot, phone);
+    /** Says `first`, then `bye` (the fixture bots end on it); the ended session, once it is ended. */
+    const endConversation = async (first = 'hi') => {
+      await send(first);
+      await send('bye');
+      const [ended] = await until(sessions, (s) => s.length === 1 && s[0]!.ended_at !== null);
+      return ended!;
+    };
+    return { phone, send, sessions, endConversation };
   }
 
   beforeAll(async () => {
@@ -71,9 +79,7 @@ describe('askRating: a rating after the end answers the ended session', () => {
 
   it("asks with the five stars when the bot ends the conversation; the answer is the ended session's rating", async () => {
     const p = person('rater');
-    await p.send('hi');
-    await p.send('bye');
-    const [first] = await until(p.sessions, (s) => s.length === 1 && s[0]!.ended_at !== null);
+    const first = await p.endConversation();
     expect(first!.end_reason).toBe('done');
     const asked = await until(
       () => history(first!.id),
@@ -121,9 +127,7 @@ describe('askRating: a rating after the end answers the ended session', () => {
 
   it('a message that is not a rating opens a new session; a row of stars is a rating', async () => {
     const p = person('rater');
-    await p.send('hello');
-    await p.send('bye');
-    const [first] = await until(p.sessions, (s) => s.length === 1 && s[0]!.ended_at !== null);
+    const first = await p.endConversation('hello');
     await p.send('where is my order?');
     const both = await until(p.sessions, (s) => s.length === 2);
     await until(
@@ -135,9 +139,7 @@ describe('askRating: a rating after the end answers the ended session', () => {
 
     // A star row (what a keyboard button showing the stars sends) to another ended conversation.
     const r = person('rater');
-    await r.send('hello');
-    await r.send('bye');
-    const [ended] = await until(r.sessions, (s) => s.length === 1 && s[0]!.ended_at !== null);
+    const ended = await r.endConversation('hello');
     await r.send('★★');
     expect(
       (
@@ -151,9 +153,7 @@ describe('askRating: a rating after the end answers the ended session', () => {
 
   it('the same rating delivered twice is counted once', async () => {
     const p = person('rater');
-    await p.send('hi');
-    await p.send('bye');
-    const [first] = await until(p.sessions, (s) => s.length === 1 && s[0]!.ended_at !== null);
+    const first = await p.endConversation();
     await p.send('3', `whatsapp:wamid.${p.phone}.again`);
     await until(
       () => ratings(first!.id),
@@ -177,9 +177,7 @@ describe('askRating: a rating after the end answers the ended session', () => {
 
   it('after the window a digit is a new conversation', async () => {
     const p = person('rater');
-    await p.send('hi');
-    await p.send('bye');
-    const [first] = await until(p.sessions, (s) => s.length === 1 && s[0]!.ended_at !== null);
+    const first = await p.endConversation();
     await until(
       () => q('SELECT 1 FROM rating_asks WHERE session_id = $1', [first!.id]),
       (r) => r.length === 1,
@@ -252,9 +250,7 @@ describe('askRating: a rating after the end answers the ended session', () => {
 
   it('a bot without askRating does not ask, and a digit after its end is a new conversation', async () => {
     const p = person('quiet');
-    await p.send('hi');
-    await p.send('bye');
-    const [first] = await until(p.sessions, (s) => s.length === 1 && s[0]!.ended_at !== null);
+    const first = await p.endConversation();
     await p.send('5');
     await until(p.sessions, (s) => s.length === 2);
     expect((await history(first!.id)).map((m) => m.content)).toEqual([
