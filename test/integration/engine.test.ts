@@ -130,16 +130,24 @@ describe('session engine with the in-process queue (PostgreSQL)', () => {
     expect(snap?.state.variables.seen).toEqual(Array.from({ length: MESSAGES }, (_, n) => `m${n}`));
   }, 300_000);
 
-  it("holds a lane chunk's message turns and commits them as one write with the chunk's last, in order", async () => {
-    const from = '+491700000021';
-    const { engine, db } = running.hub;
-    const turn = (n: number, options: { first?: boolean; last?: boolean } = {}) =>
-      engine.handle(parseEnvelope(wa(from, `h${n}`, `m${n}`)), {
+  /**
+   * A message turn of `from` as the lane runner hands it over inside a chunk: the chunk's first
+   * loads the state, the rest trust the cached one, and all but the last may be held.
+   */
+  const laneChunkTurn =
+    (from: string, idPrefix: string) =>
+    (n: number, options: { first?: boolean; last?: boolean } = {}) =>
+      running.hub.engine.handle(parseEnvelope(wa(from, `${idPrefix}${n}`, `m${n}`)), {
         checkDuplicate: false,
         trustCachedState: !options.first,
         shareStateLater: !options.last,
         mayHold: !options.last,
       });
+
+  it("holds a lane chunk's message turns and commits them as one write with the chunk's last, in order", async () => {
+    const from = '+491700000021';
+    const { db } = running.hub;
+    const turn = laneChunkTurn(from, 'h');
     expect(await turn(1, { first: true })).toBe('held');
     expect(await turn(2)).toBe('held');
     const key = { bot: 'default', channel: 'whatsapp', nativeKey: from };
@@ -166,14 +174,8 @@ describe('session engine with the in-process queue (PostgreSQL)', () => {
 
   it('handles held turns again one by one when their state moved before their write', async () => {
     const from = '+491700000022';
-    const { engine, db } = running.hub;
-    const turn = (n: number, options: { first?: boolean; last?: boolean } = {}) =>
-      engine.handle(parseEnvelope(wa(from, `r${n}`, `m${n}`)), {
-        checkDuplicate: false,
-        trustCachedState: !options.first,
-        shareStateLater: !options.last,
-        mayHold: !options.last,
-      });
+    const { db } = running.hub;
+    const turn = laneChunkTurn(from, 'r');
     expect(await turn(1, { first: true, last: true })).toBe('committed');
     expect(await turn(2, { first: true })).toBe('held');
     expect(await turn(3)).toBe('held');
