@@ -5,6 +5,7 @@ import { slackSignature } from '../../adapters/slack/webhook/verify.ts';
 import { createTeamsAdapter, loadTeamsConfig } from '../../adapters/teams/index.ts';
 import { createTelegramAdapter, loadTelegramConfig } from '../../adapters/telegram/index.ts';
 import { DEFAULT_RATING_QUESTION } from '../../src/lifecycle/rating.ts';
+import type { ChannelAdapter } from '../../src/ports.ts';
 import * as slackDoc from '../fixtures/slack/events.ts';
 import * as teamsDoc from '../fixtures/teams/activities.ts';
 import * as telegramDoc from '../fixtures/telegram/updates.ts';
@@ -50,6 +51,10 @@ function ratingsOf(running: RunningHub, channel: string, nativeKey: string) {
   };
 }
 
+/** The hub with the rating bot and one channel's adapter. */
+const startRatingHub = (adapter: ChannelAdapter) =>
+  startTestHub({ configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN }, { adapters: [adapter] });
+
 /** Ends a session as an operator does; the hub then asks for the rating. */
 async function endByOperator(running: RunningHub, sessionId: string): Promise<void> {
   const res = await fetch(`${running.url}/api/admin/sessions/${sessionId}/end`, {
@@ -68,19 +73,14 @@ describe('Telegram: the stars as buttons under the message', () => {
 
   beforeAll(async () => {
     api = await startTelegramBotApi(TOKEN);
-    running = await startTestHub(
-      { configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN },
-      {
-        adapters: [
-          createTelegramAdapter(
-            loadTelegramConfig({
-              TELEGRAM_BOT_TOKEN: TOKEN,
-              TELEGRAM_WEBHOOK_SECRET: SECRET,
-              TELEGRAM_API_URL: api.url,
-            })!,
-          ),
-        ],
-      },
+    running = await startRatingHub(
+      createTelegramAdapter(
+        loadTelegramConfig({
+          TELEGRAM_BOT_TOKEN: TOKEN,
+          TELEGRAM_WEBHOOK_SECRET: SECRET,
+          TELEGRAM_API_URL: api.url,
+        })!,
+      ),
     );
   });
   afterAll(async () => {
@@ -167,18 +167,13 @@ describe('WhatsApp Cloud API: the stars as a list message', () => {
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    running = await startTestHub(
-      { configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN },
-      {
-        adapters: [
-          whatsAppCloudAdapter({
-            graphUrl: graph.url,
-            numbers: `${NUMBER}:default`,
-            accessToken: ACCESS_TOKEN,
-            appSecret: APP_SECRET,
-          }),
-        ],
-      },
+    running = await startRatingHub(
+      whatsAppCloudAdapter({
+        graphUrl: graph.url,
+        numbers: `${NUMBER}:default`,
+        accessToken: ACCESS_TOKEN,
+        appSecret: APP_SECRET,
+      }),
     );
   });
   afterAll(async () => {
@@ -281,19 +276,14 @@ describe('Slack: the stars as buttons', () => {
 
   beforeAll(async () => {
     api = await startSlackWebApi(BOT_TOKEN);
-    running = await startTestHub(
-      { configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN },
-      {
-        adapters: [
-          createSlackAdapter(
-            loadSlackConfig({
-              SLACK_SIGNING_SECRET: SIGNING_SECRET,
-              SLACK_BOT_TOKEN: BOT_TOKEN,
-              SLACK_API_URL: api.url,
-            })!,
-          ),
-        ],
-      },
+    running = await startRatingHub(
+      createSlackAdapter(
+        loadSlackConfig({
+          SLACK_SIGNING_SECRET: SIGNING_SECRET,
+          SLACK_BOT_TOKEN: BOT_TOKEN,
+          SLACK_API_URL: api.url,
+        })!,
+      ),
     );
   });
   afterAll(async () => {
@@ -411,13 +401,8 @@ describe('Teams: the stars as an Adaptive Card', () => {
 
   beforeAll(async () => {
     connector = await startBotConnector();
-    running = await startTestHub(
-      { configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN },
-      {
-        adapters: [
-          createTeamsAdapter(loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: 'default' }, '127.0.0.1')!),
-        ],
-      },
+    running = await startRatingHub(
+      createTeamsAdapter(loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: 'default' }, '127.0.0.1')!),
     );
   });
   afterAll(async () => {
