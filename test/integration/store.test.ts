@@ -77,6 +77,23 @@ describe.each(backends)('store on %s', (backend) => {
     expect(rows.map((r) => r.version)).toContain('0001_init');
   });
 
+  it("indexes no sessions column a turn's update writes, and leaves room on its pages: the update is HOT", async () => {
+    // commitTurn / commitTurnBatch set these on every turn (src/store/turns.ts); an index that
+    // names one (or a predicate on one) makes each turn write an entry into every index (issue 19).
+    const written = ['last_seq', 'message_count', 'last_activity_at', 'reply_to', 'expires_at'];
+    const { rows } = await db.query<{ indexname: string; indexdef: string }>(
+      "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'sessions'",
+    );
+    expect(rows.length).toBeGreaterThan(0);
+    for (const { indexname, indexdef } of rows) {
+      for (const column of written) expect(indexdef, indexname).not.toMatch(new RegExp(`\\b${column}\\b`));
+    }
+    const { rows: options } = await db.query<{ reloptions: string[] | null }>(
+      "SELECT reloptions FROM pg_class WHERE oid = 'sessions'::regclass",
+    );
+    expect(options[0]?.reloptions).toContain('fillfactor=85');
+  });
+
   it('creates a session with empty state, and finds it by key and by token hash', async () => {
     const tokenHash = Buffer.alloc(32, 7);
     const { snapshot, created } = await createSession(db, {
