@@ -1,10 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as doc from '../fixtures/teams/activities.ts';
-import { type BotConnector, startBotConnector } from '../helpers/bot-connector.ts';
-import { type BotFrameworkIssuer, startBotFrameworkIssuer } from '../helpers/bot-framework-issuer.ts';
-import { Cluster } from '../helpers/cluster.ts';
-import { BOT_CONNECTOR_SCOPE, type MicrosoftLogin, startMicrosoftLogin } from '../helpers/microsoft-login.ts';
-import type { ServerProcess } from '../helpers/server-process.ts';
+import { BOT_CONNECTOR_SCOPE } from '../helpers/microsoft-login.ts';
+import { startTeamsAppCluster, type TeamsAppCluster } from '../helpers/teams-app.ts';
 import { until } from '../helpers/until.ts';
 
 const APP_ID = '3a4b5c6d-1111-2222-3333-444455556666';
@@ -21,56 +18,34 @@ const GREETING = "Hello! I'm the Switchboard demo bot. Say anything and I'll ech
  * fetched; the second, issued for an hour, is reused.
  */
 describe('Teams with an app id: replies signed with a token from the Microsoft login', () => {
-  let login: MicrosoftLogin;
-  let connector: BotConnector;
-  let issuer: BotFrameworkIssuer;
-  let cluster: Cluster;
-  let gateway: ServerProcess;
+  let app: TeamsAppCluster;
   let serial = 0;
 
   const post = async (activity: doc.Json) => {
-    const res = await fetch(`${gateway.url}/api/messages`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${issuer.sign(APP_ID, connector.url)}`,
-      },
-      body: JSON.stringify(activity),
-    });
+    const res = await app.post(activity);
     return { status: res.status, json: await res.json() };
   };
   const fresh = (text: string) =>
     doc.variant(doc.personalMessage, {
       suffix: `app-${++serial}-${Date.now()}`,
-      serviceUrl: connector.url,
+      serviceUrl: app.connector.url,
       text,
     });
 
   beforeAll(async () => {
-    login = await startMicrosoftLogin({ appId: APP_ID, password: PASSWORD });
-    login.nextLifetimes(60);
-    connector = await startBotConnector();
-    issuer = await startBotFrameworkIssuer();
-    cluster = new Cluster({
-      TEAMS_APP_ID: APP_ID,
-      TEAMS_APP_PASSWORD: PASSWORD,
-      TEAMS_OPENID_METADATA_URL: issuer.metadataUrl,
-      TEAMS_LOGIN_URL: login.authority,
-      NODE_EXTRA_CA_CERTS: login.caFile,
-      LOG_LEVEL: 'debug',
+    app = await startTeamsAppCluster({
+      appId: APP_ID,
+      password: PASSWORD,
+      env: { LOG_LEVEL: 'debug' },
+      tokenLifetimes: [60],
     });
-    await cluster.init();
-    gateway = await cluster.addGateway();
-    await cluster.addWorker();
   }, 120_000);
   afterAll(async () => {
-    await cluster?.stop();
-    await issuer?.close();
-    await connector?.close();
-    await login?.close();
+    await app?.stop();
   });
 
   it('the reply carries the bearer token fetched from the login; an expired token is replaced, a valid one reused', async () => {
+    const { login, connector, cluster, gateway } = app;
     const first = fresh('one');
     expect(await post(first)).toMatchObject({ status: 200, json: { status: 'accepted' } });
     const replies = await until(

@@ -2,12 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as doc from '../fixtures/teams/activities.ts';
-import { type BotConnector, startBotConnector } from '../helpers/bot-connector.ts';
-import { type BotFrameworkIssuer, startBotFrameworkIssuer } from '../helpers/bot-framework-issuer.ts';
-import { Cluster } from '../helpers/cluster.ts';
 import { REPO_ROOT } from '../helpers/hub.ts';
-import { type MicrosoftLogin, startMicrosoftLogin } from '../helpers/microsoft-login.ts';
-import type { ServerProcess } from '../helpers/server-process.ts';
+import { startTeamsAppCluster, type TeamsAppCluster } from '../helpers/teams-app.ts';
 import { until } from '../helpers/until.ts';
 
 const APP_ID = '3a4b5c6d-7777-2222-3333-444455556666';
@@ -21,37 +17,21 @@ const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/galle
  * token it got from the (local) Microsoft login — the same credentials that sign its replies.
  */
 describe("Teams: a Teams-hosted attachment is downloaded with the bot's token", () => {
-  let login: MicrosoftLogin;
-  let connector: BotConnector;
-  let issuer: BotFrameworkIssuer;
-  let cluster: Cluster;
-  let gateway: ServerProcess;
+  let app: TeamsAppCluster;
 
   beforeAll(async () => {
-    login = await startMicrosoftLogin({ appId: APP_ID, password: PASSWORD });
-    connector = await startBotConnector();
-    issuer = await startBotFrameworkIssuer();
-    cluster = new Cluster({
-      TEAMS_APP_ID: APP_ID,
-      TEAMS_APP_PASSWORD: PASSWORD,
-      TEAMS_OPENID_METADATA_URL: issuer.metadataUrl,
-      TEAMS_LOGIN_URL: login.authority,
-      TEAMS_BOT: 'gallery',
-      CONFIG_DIR: path.join(REPO_ROOT, 'test/fixtures/files'),
-      NODE_EXTRA_CA_CERTS: login.caFile,
+    app = await startTeamsAppCluster({
+      appId: APP_ID,
+      password: PASSWORD,
+      env: { TEAMS_BOT: 'gallery', CONFIG_DIR: path.join(REPO_ROOT, 'test/fixtures/files') },
     });
-    await cluster.init();
-    gateway = await cluster.addGateway();
-    await cluster.addWorker();
   }, 120_000);
   afterAll(async () => {
-    await cluster?.stop();
-    await issuer?.close();
-    await connector?.close();
-    await login?.close();
+    await app?.stop();
   });
 
   it('the contentUrl on the connector is fetched with Authorization: Bearer <bot token>, and the bot gets the file', async () => {
+    const { login, connector, cluster, post } = app;
     const issuedToken = (authorization: string | undefined) =>
       login.issued().some((t) => authorization === `Bearer ${t}`);
     connector.addFile('att-pasted', KETTLE, 'image/png', { authorize: issuedToken });
@@ -66,14 +46,7 @@ describe("Teams: a Teams-hosted attachment is downloaded with the bot's token", 
         contentUrl: new URL('v3/attachments/att-pasted/views/original', connector.url).href,
       },
     ];
-    const res = await fetch(`${gateway.url}/api/messages`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${issuer.sign(APP_ID, connector.url)}`,
-      },
-      body: JSON.stringify(activity),
-    });
+    const res = await post(activity);
     expect(res.status).toBe(200);
     await until(
       () => connector.delivered(activity.conversation.id),
