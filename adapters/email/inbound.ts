@@ -1,6 +1,12 @@
 import type { ChannelQueryable } from '../../src/channels/declaration.ts';
-import { type Attachment, type EnvelopeInput, envelopeId } from '../../src/envelope.ts';
+import {
+  type Attachment,
+  type EnvelopeInput,
+  envelopeId,
+  type RefusedAttachment,
+} from '../../src/envelope.ts';
 import { type InboundFilesDeps, storeInboundAttachments } from '../../src/files/inbound.ts';
+import { tooLarge } from '../../src/files/store.ts';
 import { InvalidEnvelopeError } from '../../src/ingress.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { Ingress } from '../../src/ports.ts';
@@ -142,6 +148,7 @@ export class InboundMail {
       text = choice.suggestion.value ?? choice.suggestion.text;
     }
 
+    const { attachments, refused } = this.attachments(mail, at.bot);
     let envelope: EnvelopeInput = {
       id,
       channel: 'email',
@@ -154,7 +161,9 @@ export class InboundMail {
       identityVerified: sender.verified,
       thread,
       text,
-      attachments: await this.attachments(mail),
+      attachments,
+      // Told to the person in the thread by the engine, as on every channel; the bot runs on.
+      ...(refused.length > 0 ? { refusedAttachments: refused } : {}),
       // Mail that must not be answered carries nothing to answer with.
       ...(mail.noReply ? { noReply: true } : { replyTo }),
       meta,
@@ -217,13 +226,34 @@ export class InboundMail {
   }
 
   /**
-   * Lists every attachment; those within EMAIL_MAX_ATTACHMENT_BYTES go into the file store with
-   * the envelope (their bytes are kept for that in `parts`), larger ones are listed only.
+   * Lists every attachment; those within the limit (the bot's `sessions.maxFileBytes`, lowered by
+   * EMAIL_MAX_ATTACHMENT_BYTES) go into the file store with the envelope (their bytes are kept for
+   * that in `parts`). A larger one is refused unread, with the shared message naming its size:
+   * nothing of it is stored.
    */
-  private async attachments(mail: InboundEmail): Promise<Attachment[]> {
-    const limit = this.deps.config.maxAttachmentBytes;
-    const out: Attachment[] = [];
+  private attachments(
+    mail: InboundEmail,
+    bot: string,
+  ): { attachments: Attachment[]; refused: RefusedAttachment[] } {
+    const limit = Math.min(
+      this.deps.config.maxAttachmentBytes,
+      this.deps.files?.rules(bot, 'email').maxFileBytes ?? Number.POSITIVE_INFINITY,
+    );
+    const attachments: Attachment[] = [];
+    const refused: RefusedAttachment[] = [];
     for (const a of mail.attachments) {
+      if (a.size > limit) {
+        const message = tooLarge(a.filename ?? 'the attachment', limit, a.size).message;
+        this.deps.logger.info({ event: 'email.attachment_refused', size: a.size, limit });
+        refused.push({
+          type: a.contentType,
+          size: a.size,
+          ...(a.filename ? { name: a.filename } : {}),
+          reason: 'too_large',
+          message,
+        });
+        continue;
+      }
       const base: Attachment = {
         type: a.contentType,
         size: a.size,
@@ -232,12 +262,11 @@ export class InboundMail {
       const data: Record<string, unknown> = {};
       if (a.inline) data.inline = true;
       if (a.contentId) data.contentId = a.contentId;
-      if (a.size > limit) data.omitted = 'too_large';
       const attachment = Object.keys(data).length > 0 ? { ...base, data } : base;
-      if (a.size <= limit) this.parts.set(attachment, a.content);
-      out.push(attachment);
+      this.parts.set(attachment, a.content);
+      attachments.push(attachment);
     }
-    return out;
+    return { attachments, refused };
   }
 }
 

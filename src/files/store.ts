@@ -59,10 +59,11 @@ export function formatBytes(n: number): string {
   return `${Math.round(n / 104_857.6) / 10} MB`;
 }
 
-export const tooLarge = (name: string, maxBytes: number) =>
+/** `size`, where the channel knows it exactly (email), is named too. */
+export const tooLarge = (name: string, maxBytes: number, size?: number) =>
   new FileRefusedError(
     'file_too_large',
-    `"${name}" is larger than ${formatBytes(maxBytes)}, the largest file this chat accepts`,
+    `"${name}"${size === undefined ? '' : ` (${formatBytes(size)})`} is larger than ${formatBytes(maxBytes)}, the largest file this chat accepts`,
   );
 
 interface FileRow {
