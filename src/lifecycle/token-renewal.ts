@@ -5,7 +5,7 @@ import { endSessionThroughQueue, queueSessionStart, sessionForToken } from '../s
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
 import type { SessionRecord } from '../store/records.ts';
-import { renewTokenSession } from '../store/sessions.ts';
+import { hasOpenRatingAsk, renewTokenSession } from '../store/sessions.ts';
 import { parseRating } from './rating.ts';
 import { IDLE_END_REASON, isIdle } from './rules.ts';
 
@@ -33,13 +33,13 @@ export async function sessionForMessage(
   // Ended by the idle sweep (its end handler has run): only the successor is left to make.
   const endedBySweep = session.endedAt !== null;
   // Unless the message rates the ended conversation, which the sweep's end asked for.
-  if (endedBySweep && text !== undefined && parseRating(text) !== undefined) {
-    const { rows } = await deps.db.query(
-      'SELECT 1 FROM rating_asks WHERE session_id = $1 AND answered_at IS NULL AND open_until > $2',
-      [session.id, at],
-    );
-    if (rows.length > 0) return session;
-  }
+  if (
+    endedBySweep &&
+    text !== undefined &&
+    parseRating(text) !== undefined &&
+    (await hasOpenRatingAsk(deps.db, session.id, at))
+  )
+    return session;
   if (!endedBySweep && !isIdle(session.lastActivityAt, at, rules)) return session;
   const renewed = await renewTokenSession(deps.db, session, {
     expiresAt: session.authLevel === 'anonymous' ? new Date(at.getTime() + rules.anonymousRetentionMs) : null,

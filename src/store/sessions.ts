@@ -59,6 +59,15 @@ export async function findRatingAsk(
   return rows[0] ? toSnapshot(rows[0]) : undefined;
 }
 
+/** Whether the session's rating ask (`rating_asks`) is still unanswered and open at `at`. */
+export async function hasOpenRatingAsk(q: Queryable, sessionId: string, at: Date): Promise<boolean> {
+  const { rows } = await q.query(
+    'SELECT 1 FROM rating_asks WHERE session_id = $1 AND answered_at IS NULL AND open_until > $2',
+    [sessionId, at],
+  );
+  return rows.length > 0;
+}
+
 export async function findSessionByTokenHash(
   q: Queryable,
   tokenHash: Buffer,
