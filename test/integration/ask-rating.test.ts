@@ -40,6 +40,13 @@ describe('askRating: a rating after the end answers the ended session', () => {
       sessionId,
     ]);
 
+  /** Waits until `text` is in the session's history (the bot's answer to a message). */
+  const said = (sessionId: string, text: string) =>
+    until(
+      () => history(sessionId),
+      (h) => h.some((m) => m.content === text),
+    );
+
   let phoneN = 0;
   /** A person on WhatsApp writing to `bot`; `send` returns once the message is queued. */
   function person(bot: string) {
@@ -80,9 +87,9 @@ describe('askRating: a rating after the end answers the ended session', () => {
   it("asks with the five stars when the bot ends the conversation; the answer is the ended session's rating", async () => {
     const p = person('rater');
     const first = await p.endConversation();
-    expect(first!.end_reason).toBe('done');
+    expect(first.end_reason).toBe('done');
     const asked = await until(
-      () => history(first!.id),
+      () => history(first.id),
       (h) => h.some((m) => m.payload.suggestions),
     );
     expect(asked.at(-1)).toEqual({
@@ -92,7 +99,7 @@ describe('askRating: a rating after the end answers the ended session', () => {
     });
     const [ask] = await q<{ open_until: Date; answered_at: Date | null }>(
       'SELECT open_until, answered_at FROM rating_asks WHERE session_id = $1',
-      [first!.id],
+      [first.id],
     );
     expect(ask!.answered_at).toBeNull();
     // The window is the bot's 5 minutes.
@@ -100,29 +107,26 @@ describe('askRating: a rating after the end answers the ended session', () => {
 
     await p.send('4');
     const rated = await until(
-      () => ratings(first!.id),
+      () => ratings(first.id),
       (r) => r.length === 1,
     );
     expect(rated[0]!.data).toEqual({ score: 4, source: 'askRating' });
-    expect((await history(first!.id)).slice(-2).map((m) => [m.role, m.content])).toEqual([
+    expect((await history(first.id)).slice(-2).map((m) => [m.role, m.content])).toEqual([
       ['user', '4'],
       ['assistant', 'Thanks for rating us'],
     ]);
     // No new session: the rating went to the ended one.
     expect((await p.sessions()).length).toBe(1);
     expect(
-      (await q<{ score: number }>('SELECT score FROM rating_asks WHERE session_id = $1', [first!.id]))[0]!
+      (await q<{ score: number }>('SELECT score FROM rating_asks WHERE session_id = $1', [first.id]))[0]!
         .score,
     ).toBe(4);
 
     // The ask is answered: another digit is a new conversation, as any message.
     await p.send('5');
     const two = await until(p.sessions, (s) => s.length === 2);
-    await until(
-      () => history(two[1]!.id),
-      (h) => h.some((m) => m.content === 'You said 5'),
-    );
-    expect(await ratings(first!.id)).toHaveLength(1);
+    await said(two[1]!.id, 'You said 5');
+    expect(await ratings(first.id)).toHaveLength(1);
   });
 
   it('a message that is not a rating opens a new session; a row of stars is a rating', async () => {
@@ -130,11 +134,8 @@ describe('askRating: a rating after the end answers the ended session', () => {
     const first = await p.endConversation('hello');
     await p.send('where is my order?');
     const both = await until(p.sessions, (s) => s.length === 2);
-    await until(
-      () => history(both[1]!.id),
-      (h) => h.some((m) => m.content === 'You said where is my order?'),
-    );
-    expect(await ratings(first!.id)).toEqual([]);
+    await said(both[1]!.id, 'You said where is my order?');
+    expect(await ratings(first.id)).toEqual([]);
     expect(await ratings(both[1]!.id)).toEqual([]);
 
     // A star row (what a keyboard button showing the stars sends) to another ended conversation.
@@ -156,19 +157,16 @@ describe('askRating: a rating after the end answers the ended session', () => {
     const first = await p.endConversation();
     await p.send('3', `whatsapp:wamid.${p.phone}.again`);
     await until(
-      () => ratings(first!.id),
+      () => ratings(first.id),
       (r) => r.length === 1,
     );
     await p.send('3', `whatsapp:wamid.${p.phone}.again`);
     // A message after the repeat proves the repeat was handled (the lane keeps the order).
     await p.send('after');
     const sessions = await until(p.sessions, (s) => s.length === 2);
-    await until(
-      () => history(sessions[1]!.id),
-      (h) => h.some((m) => m.content === 'You said after'),
-    );
-    expect(await ratings(first!.id)).toHaveLength(1);
-    expect((await history(first!.id)).filter((m) => m.role === 'user').map((m) => m.content)).toEqual([
+    await said(sessions[1]!.id, 'You said after');
+    expect(await ratings(first.id)).toHaveLength(1);
+    expect((await history(first.id)).filter((m) => m.role === 'user').map((m) => m.content)).toEqual([
       'hi',
       'bye',
       '3',
@@ -179,20 +177,17 @@ describe('askRating: a rating after the end answers the ended session', () => {
     const p = person('rater');
     const first = await p.endConversation();
     await until(
-      () => q('SELECT 1 FROM rating_asks WHERE session_id = $1', [first!.id]),
+      () => q('SELECT 1 FROM rating_asks WHERE session_id = $1', [first.id]),
       (r) => r.length === 1,
     );
     // The window is the bot's; moving its end to the past stands for waiting 5 minutes.
     await q("UPDATE rating_asks SET open_until = now() - interval '1 second' WHERE session_id = $1", [
-      first!.id,
+      first.id,
     ]);
     await p.send('5');
     const two = await until(p.sessions, (s) => s.length === 2);
-    await until(
-      () => history(two[1]!.id),
-      (h) => h.some((m) => m.content === 'You said 5'),
-    );
-    expect(await ratings(first!.id)).toEqual([]);
+    await said(two[1]!.id, 'You said 5');
+    expect(await ratings(first.id)).toEqual([]);
   });
 
   it('the idle sweep ends a quiet conversation with the ask, and the rating reaches it', async () => {
@@ -253,14 +248,14 @@ describe('askRating: a rating after the end answers the ended session', () => {
     const first = await p.endConversation();
     await p.send('5');
     await until(p.sessions, (s) => s.length === 2);
-    expect((await history(first!.id)).map((m) => m.content)).toEqual([
+    expect((await history(first.id)).map((m) => m.content)).toEqual([
       'hi',
       'Hello',
       'You said hi',
       'bye',
       'Goodbye',
     ]);
-    expect(await q('SELECT 1 FROM rating_asks WHERE session_id = $1', [first!.id])).toEqual([]);
+    expect(await q('SELECT 1 FROM rating_asks WHERE session_id = $1', [first.id])).toEqual([]);
   });
 
   it('the satisfaction chart counts the ratings the ask collected', async () => {
