@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { HubConfig } from '../../src/config/env.ts';
 import { WEBHOOK_EVENT_TYPES } from '../../src/webhooks/settings.ts';
 import { deadEvents } from '../../src/webhooks/store.ts';
 import { adminClient } from '../helpers/admin.ts';
@@ -80,20 +81,25 @@ async function broadcastTo(running: RunningHub, bot: string, n: number, rate: nu
   return res.json.broadcast_id as string;
 }
 
+/** The receiver listening, and a hub (`hooks`, `quiet`) polling its outbox and scheduler fast. */
+async function startHooksHub(receiver: WebhookReceiver, retries: Partial<HubConfig>): Promise<RunningHub> {
+  await receiver.listen();
+  return startTestHub({
+    configDir: await configDir(receiver.url),
+    adminToken: ADMIN_TOKEN,
+    webhookPollMs: 50,
+    webhookBroadcastProgressMs: PROGRESS_MS,
+    schedulerPollMs: 50,
+    ...retries,
+  });
+}
+
 describe('broadcast event webhooks', () => {
   const receiver = new WebhookReceiver(SECRET);
   let running: RunningHub;
 
   beforeAll(async () => {
-    await receiver.listen();
-    running = await startTestHub({
-      configDir: await configDir(receiver.url),
-      adminToken: ADMIN_TOKEN,
-      webhookPollMs: 50,
-      webhookRetryBaseMs: 200,
-      webhookBroadcastProgressMs: PROGRESS_MS,
-      schedulerPollMs: 50,
-    });
+    running = await startHooksHub(receiver, { webhookRetryBaseMs: 200 });
   });
   afterAll(async () => {
     await running?.stop();
@@ -253,16 +259,7 @@ describe('broadcast event webhooks: dead letters', () => {
   let running: RunningHub;
 
   beforeAll(async () => {
-    await receiver.listen();
-    running = await startTestHub({
-      configDir: await configDir(receiver.url),
-      adminToken: ADMIN_TOKEN,
-      webhookPollMs: 50,
-      webhookRetryBaseMs: 100,
-      webhookMaxAgeMs: 1_500,
-      webhookBroadcastProgressMs: PROGRESS_MS,
-      schedulerPollMs: 50,
-    });
+    running = await startHooksHub(receiver, { webhookRetryBaseMs: 100, webhookMaxAgeMs: 1_500 });
   });
   afterAll(async () => {
     await running?.stop();
