@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackAdapter, loadSlackConfig } from '../../adapters/slack/index.ts';
-import { slackSignature } from '../../adapters/slack/webhook/verify.ts';
 import { createTeamsAdapter, loadTeamsConfig } from '../../adapters/teams/index.ts';
 import { createTelegramAdapter, loadTelegramConfig } from '../../adapters/telegram/index.ts';
 import { DEFAULT_RATING_QUESTION } from '../../src/lifecycle/rating.ts';
@@ -14,6 +13,7 @@ import { type BotConnector, startBotConnector } from '../helpers/bot-connector.t
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { type SlackWebApi, startSlackWebApi } from '../helpers/slack-web-api.ts';
+import { postSlackWebhook } from '../helpers/slack-webhook.ts';
 import { startTelegramBotApi, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
 import { until } from '../helpers/until.ts';
 import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
@@ -291,18 +291,8 @@ describe('Slack: the stars as buttons', () => {
     await api?.close();
   });
 
-  const deliver = (route: '' | '/interactions', raw: string) => {
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    return fetch(`${running.url}/webhooks/slack${route}`, {
-      method: 'POST',
-      headers: {
-        'content-type': route === '' ? 'application/json' : 'application/x-www-form-urlencoded',
-        'x-slack-request-timestamp': timestamp,
-        'x-slack-signature': slackSignature(raw, timestamp, SIGNING_SECRET),
-      },
-      body: raw,
-    });
-  };
+  const deliver = (route: '' | '/interactions', raw: string) =>
+    postSlackWebhook(running.url, route, raw, { secret: SIGNING_SECRET });
   const say = (p: { user: string; dm: string }, text: string) => {
     const at = ts();
     return deliver(

@@ -12,6 +12,7 @@ import {
   webApiError,
   webApiRateLimited,
 } from '../helpers/slack-web-api.ts';
+import { postSlackWebhook, type SlackDelivery } from '../helpers/slack-webhook.ts';
 import { until } from '../helpers/until.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
@@ -32,25 +33,9 @@ const env = (api: SlackWebApi, extra: Record<string, string> = {}) => ({
 
 const now = () => String(Math.floor(Date.now() / 1000));
 
-/** POSTs a body as Slack does: signed over the raw bytes, with Slack's headers. */
-function deliver(
-  hub: RunningHub,
-  route: '' | '/interactions',
-  raw: string,
-  o: { secret?: string; timestamp?: string; signature?: string; headers?: Record<string, string> } = {},
-) {
-  const timestamp = o.timestamp ?? now();
-  return fetch(`${hub.url}/webhooks/slack${route}`, {
-    method: 'POST',
-    headers: {
-      'content-type': route === '' ? 'application/json' : 'application/x-www-form-urlencoded',
-      'x-slack-request-timestamp': timestamp,
-      'x-slack-signature': o.signature ?? slackSignature(raw, timestamp, o.secret ?? SIGNING_SECRET),
-      ...o.headers,
-    },
-    body: raw,
-  });
-}
+/** POSTs a body as Slack does, signed with this app's secret unless `o` says otherwise. */
+const deliver = (hub: RunningHub, route: '' | '/interactions', raw: string, o: Partial<SlackDelivery> = {}) =>
+  postSlackWebhook(hub.url, route, raw, { secret: SIGNING_SECRET, ...o });
 
 const event = (hub: RunningHub, body: unknown, o: Parameters<typeof deliver>[3] = {}) =>
   deliver(hub, '', JSON.stringify(body), o);
