@@ -54,11 +54,13 @@ async function* fromPlatform(
 }
 
 /**
- * Brings a channel's inbound attachments into the file store before the envelope is accepted:
- * each is fetched (`source`), sniffed and stored within the bot's limits, and gets its `fileId`
- * (type and size from the stored file). One the limits refuse moves to `refusedAttachments`
- * (the person is told); one the platform does not hand over stays as described; the message goes
- * on. Only the store itself failing (its database) throws, so the message is tried again.
+ * Brings a channel's inbound attachments into the file store: before the envelope is accepted
+ * (email, WhatsApp Web), or by the worker just before the turn for attachments queued as
+ * `pending` (src/files/pending.ts). Each is fetched (`source`), sniffed and stored within the
+ * bot's limits, and gets its `fileId` (type and size from the stored file). One the limits
+ * refuse moves to `refusedAttachments` (the person is told); one the platform does not hand over
+ * stays as described; the message goes on. Only the store itself failing (its database) throws,
+ * so the message is tried again.
  */
 export async function storeInboundAttachments<E extends EnvelopeInput>(
   deps: InboundFilesDeps,
@@ -106,7 +108,7 @@ export async function storeInboundAttachments<E extends EnvelopeInput>(
         deps.logger.warn({
           event: 'file.inbound_unavailable',
           envelopeId: envelope.id,
-          err: (err as Error).message,
+          err: err.message,
         });
         kept.push(settled(a));
         continue;

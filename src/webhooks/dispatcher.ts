@@ -79,9 +79,10 @@ export function eventBody(e: OutboxEvent): string {
 
 /**
  * Delivers the webhook outbox: a loop (never a session's lane) finds lanes — one per endpoint and
- * session, or per endpoint and ordering key for session-less events — with fresh events and sends them one at a time in order; a failed send is retried by
- * a durable scheduler job at the lane's next attempt, so retries survive restarts. An event that
- * stays undeliverable for `maxAgeMs` is dead-lettered and the lane goes on (the gap is logged).
+ * session, or per endpoint and ordering key for session-less events — with fresh events and
+ * sends them one at a time in order; a failed send is retried by a durable scheduler job at the
+ * lane's next attempt, so retries survive restarts. An event that stays undeliverable for
+ * `maxAgeMs` is dead-lettered and the lane goes on (the gap is logged).
  */
 export class WebhookDispatcher {
   private readonly owner = randomUUID();
