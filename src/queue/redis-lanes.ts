@@ -101,6 +101,11 @@ export interface DeadLetter {
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 
 const wakeOrNone = (n: number) => (Number(n) > 0 ? Number(n) : undefined);
+/** An accepted push, with the wake job the caller must add when the script marked one. */
+const accepted = (wake: number): PushResult => {
+  const next = wakeOrNone(wake);
+  return next === undefined ? { status: 'accepted' } : { status: 'accepted', wake: next };
+};
 
 export class RedisLanes {
   private readonly redis: Redis & LaneCommands;
@@ -139,7 +144,19 @@ export class RedisLanes {
   /** Queues an item; with a dedupe id, refuses one seen within `dedupeTtlMs`. */
   async push(lane: string, item: string, dedupe?: { id: string; ttlMs: number }): Promise<PushResult> {
     const [status, wake] = await this.redis.lanePush(
-      `${this.base}dedupe:${dedupe?.id ?? ''}`,
+      ...this.pushKeys(lane, dedupe?.id ?? ''),
+      item,
+      dedupe?.ttlMs ?? 0,
+      lane,
+      dedupe ? '1' : '0',
+    );
+    return status === 0 ? { status: 'duplicate' } : accepted(wake);
+  }
+
+  /** The keys both push scripts begin with (push.lua's KEYS, enqueue.lua's). */
+  private pushKeys(lane: string, dedupeId: string): string[] {
+    return [
+      `${this.base}dedupe:${dedupeId}`,
       this.laneKey(lane),
       this.schedKey(lane),
       this.readyKey,
@@ -147,14 +164,7 @@ export class RedisLanes {
       this.depthKey,
       this.wakingKey,
       this.wakeSeqKey,
-      item,
-      dedupe?.ttlMs ?? 0,
-      lane,
-      dedupe ? '1' : '0',
-    );
-    if (status === 0) return { status: 'duplicate' };
-    const next = wakeOrNone(wake);
-    return next === undefined ? { status: 'accepted' } : { status: 'accepted', wake: next };
+    ];
   }
 
   /**
@@ -169,14 +179,7 @@ export class RedisLanes {
     limit: PushLimit,
   ): Promise<PushResult | { status: 'limited' }> {
     const [status, wake] = await this.redis.lanePushWithinLimit(
-      `${this.base}dedupe:${dedupe.id}`,
-      this.laneKey(lane),
-      this.schedKey(lane),
-      this.readyKey,
-      this.epochKey,
-      this.depthKey,
-      this.wakingKey,
-      this.wakeSeqKey,
+      ...this.pushKeys(lane, dedupe.id),
       limit.key,
       item,
       dedupe.ttlMs,
@@ -187,8 +190,7 @@ export class RedisLanes {
     );
     if (status === 0) return { status: 'duplicate' };
     if (status === 2) return { status: 'limited' };
-    const next = wakeOrNone(wake);
-    return next === undefined ? { status: 'accepted' } : { status: 'accepted', wake: next };
+    return accepted(wake);
   }
 
   /**
