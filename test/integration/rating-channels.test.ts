@@ -9,12 +9,12 @@ import * as slackDoc from '../fixtures/slack/events.ts';
 import * as teamsDoc from '../fixtures/teams/activities.ts';
 import * as telegramDoc from '../fixtures/telegram/updates.ts';
 import * as waDoc from '../fixtures/whatsapp/cloud-payloads.ts';
-import { type BotConnector, startBotConnector } from '../helpers/bot-connector.ts';
-import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { startBotConnector } from '../helpers/bot-connector.ts';
+import { startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { type SlackWebApi, startSlackWebApi } from '../helpers/slack-web-api.ts';
+import { startSlackWebApi } from '../helpers/slack-web-api.ts';
 import { postSlackWebhook } from '../helpers/slack-webhook.ts';
-import { startTelegramBotApi, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { startTelegramBotApi } from '../helpers/telegram-bot-api.ts';
 import { until } from '../helpers/until.ts';
 import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
@@ -55,6 +55,26 @@ function ratingsOf(running: RunningHub, channel: string, nativeKey: string) {
 const startRatingHub = (adapter: ChannelAdapter) =>
   startTestHub({ configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN }, { adapters: [adapter] });
 
+/**
+ * For one describe: the channel's local fake, then the rating hub with the adapter made against
+ * it, started before its tests and stopped after (hub first, so nothing is sent to a closed fake).
+ */
+function ratingHubAgainst<F extends { close(): Promise<void> }>(
+  startFake: () => Promise<F>,
+  adapterFor: (fake: F) => ChannelAdapter,
+): { fake: F; running: RunningHub } {
+  const hub = {} as { fake: F; running: RunningHub };
+  beforeAll(async () => {
+    hub.fake = await startFake();
+    hub.running = await startRatingHub(adapterFor(hub.fake));
+  });
+  afterAll(async () => {
+    await hub.running?.stop();
+    await hub.fake?.close();
+  });
+  return hub;
+}
+
 /** Ends a session as an operator does; the hub then asks for the rating. */
 async function endByOperator(running: RunningHub, sessionId: string): Promise<void> {
   const res = await fetch(`${running.url}/api/admin/sessions/${sessionId}/end`, {
@@ -67,13 +87,11 @@ async function endByOperator(running: RunningHub, sessionId: string): Promise<vo
 describe('Telegram: the stars as buttons under the message', () => {
   const TOKEN = '7100000002:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw';
   const SECRET = 'hub-secret_rating_0123';
-  let api: TelegramBotApi;
-  let running: RunningHub;
   let update = 0;
 
-  beforeAll(async () => {
-    api = await startTelegramBotApi(TOKEN);
-    running = await startRatingHub(
+  const hub = ratingHubAgainst(
+    () => startTelegramBotApi(TOKEN),
+    (api) =>
       createTelegramAdapter(
         loadTelegramConfig({
           TELEGRAM_BOT_TOKEN: TOKEN,
@@ -81,15 +99,10 @@ describe('Telegram: the stars as buttons under the message', () => {
           TELEGRAM_API_URL: api.url,
         })!,
       ),
-    );
-  });
-  afterAll(async () => {
-    await running?.stop();
-    await api?.close();
-  });
+  );
 
   const deliver = (body: unknown) =>
-    fetch(`${running.url}/webhooks/telegram`, {
+    fetch(`${hub.running.url}/webhooks/telegram`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
       body: JSON.stringify(body),
@@ -105,12 +118,14 @@ describe('Telegram: the stars as buttons under the message', () => {
       }),
     );
   const asks = (chat: number) =>
-    api.sentTo(chat).filter((c) => (c.body.reply_markup as { inline_keyboard?: unknown })?.inline_keyboard);
+    hub.fake
+      .sentTo(chat)
+      .filter((c) => (c.body.reply_markup as { inline_keyboard?: unknown })?.inline_keyboard);
   const inlineStars = STARS.map((text, i) => [{ text, callback_data: String(i + 1) }]);
 
   it('ASK RATING: five buttons whose press sends the score, stored as the rating', async () => {
     const chat = 710_001;
-    const r = ratingsOf(running, 'telegram', String(chat));
+    const r = ratingsOf(hub.running, 'telegram', String(chat));
     expect((await say(chat, 'rate')).status).toBe(200);
     const [ask] = await until(
       () => asks(chat),
@@ -123,7 +138,7 @@ describe('Telegram: the stars as buttons under the message', () => {
     });
     expect((await press(chat, '4')).status).toBe(200);
     await until(
-      () => api.sentTo(chat).map((c) => c.body.text),
+      () => hub.fake.sentTo(chat).map((c) => c.body.text),
       (t) => t.includes('You gave 4'),
     );
     expect(await r.ratings()).toEqual([expect.objectContaining({ score: '4', source: null })]);
@@ -131,14 +146,14 @@ describe('Telegram: the stars as buttons under the message', () => {
 
   it("askRating: the end asks with the same buttons; the press is the ended session's rating", async () => {
     const chat = 710_002;
-    const r = ratingsOf(running, 'telegram', String(chat));
+    const r = ratingsOf(hub.running, 'telegram', String(chat));
     await say(chat, 'hello');
     const [session] = await until(r.sessions, (s) => s.length === 1);
     await until(
-      () => api.sentTo(chat).map((c) => c.body.text),
+      () => hub.fake.sentTo(chat).map((c) => c.body.text),
       (t) => t.includes('You said hello'),
     );
-    await endByOperator(running, session!.id);
+    await endByOperator(hub.running, session!.id);
     const [ask] = await until(
       () => asks(chat),
       (a) => a.length === 1,
@@ -149,7 +164,7 @@ describe('Telegram: the stars as buttons under the message', () => {
     });
     await press(chat, '5');
     await until(
-      () => api.sentTo(chat).map((c) => c.body.text),
+      () => hub.fake.sentTo(chat).map((c) => c.body.text),
       (t) => t.includes('Thank you for your rating!'),
     );
     expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '5', source: 'askRating' }]);
@@ -161,27 +176,20 @@ describe('WhatsApp Cloud API: the stars as a list message', () => {
   const ACCESS_TOKEN = 'EAAJB-rating-token';
   const APP_SECRET = 'rating-app-secret';
   const NUMBER = '106540352242931';
-  let graph: GraphApi;
-  let running: RunningHub;
   let serial = 0;
 
-  beforeAll(async () => {
-    graph = await startGraphApi(ACCESS_TOKEN);
-    running = await startRatingHub(
+  const hub = ratingHubAgainst(
+    () => startGraphApi(ACCESS_TOKEN),
+    (graph) =>
       whatsAppCloudAdapter({
         graphUrl: graph.url,
         numbers: `${NUMBER}:default`,
         accessToken: ACCESS_TOKEN,
         appSecret: APP_SECRET,
       }),
-    );
-  });
-  afterAll(async () => {
-    await running?.stop();
-    await graph?.close();
-  });
+  );
 
-  const post = (payload: unknown) => postWhatsAppWebhook(running.url, payload, APP_SECRET);
+  const post = (payload: unknown) => postWhatsAppWebhook(hub.running.url, payload, APP_SECRET);
   const say = (from: string, text: string) => {
     const p = waDoc.variant(waDoc.textMessage, {
       from,
@@ -206,7 +214,7 @@ describe('WhatsApp Cloud API: the stars as a list message', () => {
     };
     return post(p);
   };
-  const sent = (to: string) => graph.to(to).map((r) => r.body);
+  const sent = (to: string) => hub.fake.to(to).map((r) => r.body);
   const texts = (to: string) =>
     sent(to).map((b) =>
       b.type === 'text' ? b.text.body : b.type === 'interactive' ? b.interactive.body.text : '',
@@ -225,7 +233,7 @@ describe('WhatsApp Cloud API: the stars as a list message', () => {
 
   it('ASK RATING: a list of five rows (reply buttons hold only three); the tapped row is the rating', async () => {
     const from = '16505559001';
-    const r = ratingsOf(running, 'whatsapp', `+${from}`);
+    const r = ratingsOf(hub.running, 'whatsapp', `+${from}`);
     expect((await say(from, 'rate')).status).toBe(200);
     const asked = await until(
       () => sent(from).filter((b) => b.type === 'interactive'),
@@ -242,14 +250,14 @@ describe('WhatsApp Cloud API: the stars as a list message', () => {
 
   it("askRating: the end sends the same list; the tap is the ended session's rating", async () => {
     const from = '16505559002';
-    const r = ratingsOf(running, 'whatsapp', `+${from}`);
+    const r = ratingsOf(hub.running, 'whatsapp', `+${from}`);
     await say(from, 'hello');
     await until(
       () => texts(from),
       (t) => t.includes('You said hello'),
     );
     const [session] = await r.sessions();
-    await endByOperator(running, session!.id);
+    await endByOperator(hub.running, session!.id);
     const asked = await until(
       () => sent(from).filter((b) => b.type === 'interactive'),
       (a) => a.length === 1,
@@ -269,14 +277,12 @@ describe('Slack: the stars as buttons', () => {
   const SIGNING_SECRET = '8f742231b10e8888abcd99yyyzzz85a6';
   const BOT_TOKEN = 'xoxb-17653672481-19874698323-ratingzzzzzzzzzzzzz';
   const TEAM = 'T123ABC456';
-  let api: SlackWebApi;
-  let running: RunningHub;
   let clock = 1_710_000_000;
   const ts = () => `${++clock}.000100`;
 
-  beforeAll(async () => {
-    api = await startSlackWebApi(BOT_TOKEN);
-    running = await startRatingHub(
+  const hub = ratingHubAgainst(
+    () => startSlackWebApi(BOT_TOKEN),
+    (api) =>
       createSlackAdapter(
         loadSlackConfig({
           SLACK_SIGNING_SECRET: SIGNING_SECRET,
@@ -284,15 +290,10 @@ describe('Slack: the stars as buttons', () => {
           SLACK_API_URL: api.url,
         })!,
       ),
-    );
-  });
-  afterAll(async () => {
-    await running?.stop();
-    await api?.close();
-  });
+  );
 
   const deliver = (route: '' | '/interactions', raw: string) =>
-    postSlackWebhook(running.url, route, raw, { secret: SIGNING_SECRET });
+    postSlackWebhook(hub.running.url, route, raw, { secret: SIGNING_SECRET });
   const say = (p: { user: string; dm: string }, text: string) => {
     const at = ts();
     return deliver(
@@ -325,7 +326,7 @@ describe('Slack: the stars as buttons', () => {
     ];
     return deliver('/interactions', slackDoc.interactionBody(payload));
   };
-  const posted = (dm: string) => api.postedTo(dm);
+  const posted = (dm: string) => hub.fake.postedTo(dm);
   const asks = (dm: string) =>
     posted(dm).filter((c) =>
       (c.args.blocks as { type: string }[] | undefined)?.some((b) => b.type === 'actions'),
@@ -338,7 +339,7 @@ describe('Slack: the stars as buttons', () => {
 
   it('ASK RATING: five buttons; the press is the rating', async () => {
     const p = { user: 'U9RATE0001', dm: 'D9RATE0001' };
-    const r = ratingsOf(running, 'slack', `${TEAM}:${p.user}`);
+    const r = ratingsOf(hub.running, 'slack', `${TEAM}:${p.user}`);
     expect((await say(p, 'rate')).status).toBe(200);
     const [ask] = await until(
       () => asks(p.dm),
@@ -358,14 +359,14 @@ describe('Slack: the stars as buttons', () => {
 
   it("askRating: the end posts the same buttons; the press is the ended session's rating", async () => {
     const p = { user: 'U9RATE0002', dm: 'D9RATE0002' };
-    const r = ratingsOf(running, 'slack', `${TEAM}:${p.user}`);
+    const r = ratingsOf(hub.running, 'slack', `${TEAM}:${p.user}`);
     await say(p, 'hello');
     await until(
       () => posted(p.dm).map((c) => c.args.text),
       (t) => t.includes('You said hello'),
     );
     const [session] = await r.sessions();
-    await endByOperator(running, session!.id);
+    await endByOperator(hub.running, session!.id);
     const [ask] = await until(
       () => asks(p.dm),
       (a) => a.length === 1,
@@ -385,23 +386,15 @@ describe('Slack: the stars as buttons', () => {
 });
 
 describe('Teams: the stars as an Adaptive Card', () => {
-  let connector: BotConnector;
-  let running: RunningHub;
   let serial = 0;
 
-  beforeAll(async () => {
-    connector = await startBotConnector();
-    running = await startRatingHub(
-      createTeamsAdapter(loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: 'default' }, '127.0.0.1')!),
-    );
-  });
-  afterAll(async () => {
-    await running?.stop();
-    await connector?.close();
-  });
+  const hub = ratingHubAgainst(
+    () => startBotConnector(),
+    () => createTeamsAdapter(loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: 'default' }, '127.0.0.1')!),
+  );
 
   const post = (activity: unknown) =>
-    fetch(`${running.url}/api/messages`, {
+    fetch(`${hub.running.url}/api/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(activity),
@@ -410,12 +403,12 @@ describe('Teams: the stars as an Adaptive Card', () => {
   const conversation = () => {
     const suffix = `rate${++serial}`;
     let n = 0;
-    const first = teamsDoc.variant(teamsDoc.personalMessage, { suffix, serviceUrl: connector.url });
+    const first = teamsDoc.variant(teamsDoc.personalMessage, { suffix, serviceUrl: hub.fake.url });
     const say = (text: string) =>
       post(
         teamsDoc.variant(teamsDoc.personalMessage, {
           suffix,
-          serviceUrl: connector.url,
+          serviceUrl: hub.fake.url,
           text,
           id: `${first.id}.${++n}`,
         }),
@@ -427,11 +420,11 @@ describe('Teams: the stars as an Adaptive Card', () => {
     };
   };
   const cards = (id: string) =>
-    connector
+    hub.fake
       .delivered(id)
       .map((r) => r.body.attachments?.[0])
       .filter((a) => a?.contentType === 'application/vnd.microsoft.card.adaptive');
-  const texts = (id: string) => connector.delivered(id).map((r) => r.body.text);
+  const texts = (id: string) => hub.fake.delivered(id).map((r) => r.body.text);
   const starCard = {
     contentType: 'application/vnd.microsoft.card.adaptive',
     content: expect.objectContaining({
@@ -446,7 +439,7 @@ describe('Teams: the stars as an Adaptive Card', () => {
 
   it('ASK RATING: one card with five buttons (Teams shows only three suggested actions); the press is the rating', async () => {
     const c = conversation();
-    const r = ratingsOf(running, 'teams', c.key);
+    const r = ratingsOf(hub.running, 'teams', c.key);
     expect((await c.say('rate')).status).toBe(200);
     const [card] = await until(
       () => cards(c.id),
@@ -464,14 +457,14 @@ describe('Teams: the stars as an Adaptive Card', () => {
 
   it("askRating: the end sends the same card; the press is the ended session's rating", async () => {
     const c = conversation();
-    const r = ratingsOf(running, 'teams', c.key);
+    const r = ratingsOf(hub.running, 'teams', c.key);
     await c.say('hello');
     await until(
       () => texts(c.id),
       (t) => t.includes('You said hello'),
     );
     const [session] = await r.sessions();
-    await endByOperator(running, session!.id);
+    await endByOperator(hub.running, session!.id);
     const [card] = await until(
       () => cards(c.id),
       (x) => x.length === 1,
