@@ -233,41 +233,13 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
   if (state.rowCount === 0) throw new TurnAbort('conflict');
   if (turn.handoff) await writeHandoff(tx, turn);
 
-  const inbound = await tx.query(
-    `INSERT INTO messages (session_id, seq, role, content, envelope_id, in_reply_to, delivery_status, payload, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $8, $9, $6::jsonb, $7, $7) ON CONFLICT (envelope_id) DO NOTHING`,
-    [
-      turn.sessionId,
-      turn.inbound.seq,
-      turn.inbound.role,
-      turn.inbound.content,
-      turn.inbound.envelopeId,
-      json(turn.inbound.payload),
-      turn.at,
-      turn.inbound.deliveryStatus ? turn.inbound.envelopeId : null,
-      turn.inbound.deliveryStatus ?? 'received',
-    ],
-  );
-  if (inbound.rowCount === 0) throw new TurnAbort('duplicate');
+  await writeInbound(tx, turn.sessionId, turn.inbound, turn.at);
   if (turn.children?.length && !(await writeChildren(tx, turn.sessionId, turn.children, turn.at)))
     throw new TurnAbort('conflict');
 
   await writeHistoryRows(tx, turn.sessionId, turn.inbound.envelopeId, turn, turn.at);
   for (const next of turn.chained ?? []) {
-    const recorded = await tx.query(
-      `INSERT INTO messages (session_id, seq, role, content, envelope_id, delivery_status, payload, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, 'received', $6::jsonb, $7, $7) ON CONFLICT (envelope_id) DO NOTHING`,
-      [
-        turn.sessionId,
-        next.inbound.seq,
-        next.inbound.role,
-        next.inbound.content,
-        next.inbound.envelopeId,
-        json(next.inbound.payload),
-        next.at,
-      ],
-    );
-    if (recorded.rowCount === 0) throw new TurnAbort('duplicate');
+    await writeInbound(tx, turn.sessionId, next.inbound, next.at);
     await writeHistoryRows(tx, turn.sessionId, next.inbound.envelopeId, next, next.at);
   }
 
@@ -340,6 +312,34 @@ async function writeTurn(tx: Queryable, turn: TurnWrite): Promise<void> {
       ],
     );
   }
+}
+
+/**
+ * A turn's own envelope row (an outbound envelope's, with its delivery status, is a reply to
+ * itself). Already recorded: the envelope is a replay, and the whole write is refused as a duplicate.
+ */
+async function writeInbound(
+  tx: Queryable,
+  sessionId: string,
+  inbound: TurnWrite['inbound'],
+  at: Date,
+): Promise<void> {
+  const recorded = await tx.query(
+    `INSERT INTO messages (session_id, seq, role, content, envelope_id, in_reply_to, delivery_status, payload, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $8, $9, $6::jsonb, $7, $7) ON CONFLICT (envelope_id) DO NOTHING`,
+    [
+      sessionId,
+      inbound.seq,
+      inbound.role,
+      inbound.content,
+      inbound.envelopeId,
+      json(inbound.payload),
+      at,
+      inbound.deliveryStatus ? inbound.envelopeId : null,
+      inbound.deliveryStatus ?? 'received',
+    ],
+  );
+  if (recorded.rowCount === 0) throw new TurnAbort('duplicate');
 }
 
 /** A turn's replies and notes, after its inbound message `envelopeId`. */
