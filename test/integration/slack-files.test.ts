@@ -2,12 +2,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackAdapter, loadSlackConfig } from '../../adapters/slack/index.ts';
-import { slackSignature } from '../../adapters/slack/webhook/verify.ts';
 import { FileStore } from '../../src/files/store.ts';
 import * as doc from '../fixtures/slack/events.ts';
 import { EXE_BYTES, pdfBytes } from '../helpers/files.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { type SlackWebApi, startSlackWebApi } from '../helpers/slack-web-api.ts';
+import { postSlackWebhook } from '../helpers/slack-webhook.ts';
 import { until } from '../helpers/until.ts';
 
 const SIGNING_SECRET = '8f742231b10e8888abcd99yyyzzz85a5';
@@ -47,18 +47,8 @@ describe('Slack: files and Block Kit cards', () => {
     return { user: `U8${n}FILES`, dm: `D8${n}FILES` };
   };
   const ts = () => `${++clock}.000100`;
-  const post = (route: '' | '/interactions', raw: string) => {
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    return fetch(`${running.url}/webhooks/slack${route}`, {
-      method: 'POST',
-      headers: {
-        'content-type': route === '' ? 'application/json' : 'application/x-www-form-urlencoded',
-        'x-slack-request-timestamp': timestamp,
-        'x-slack-signature': slackSignature(raw, timestamp, SIGNING_SECRET),
-      },
-      body: raw,
-    });
-  };
+  const post = (route: '' | '/interactions', raw: string) =>
+    postSlackWebhook(running.url, route, raw, { secret: SIGNING_SECRET });
   const say = (p: { user: string; dm: string }, text: string) => {
     const at = ts();
     return post(
