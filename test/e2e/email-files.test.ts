@@ -1,11 +1,10 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { DovecotServer } from '../helpers/dovecot.ts';
 import { EXE_BYTES, PNG_1X1, pdfBytes } from '../helpers/files.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { localEmailEnv, passed } from '../helpers/mail.ts';
+import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
+import { localEmailEnv, passed, startEmailHub } from '../helpers/mail.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 
 /** The gallery bot answers each file it got with "Got <name> (<type>, <size> bytes)". */
@@ -63,13 +62,9 @@ describe('email: attachments over the limits are refused, the person told', () =
   let running: RunningHub | undefined;
 
   async function startHub(extra: Record<string, string> = {}): Promise<RunningHub> {
-    const config = loadEmailConfig({
-      ...localEmailEnv(dovecot, smtp.port, 'INBOX=gallery', OUR_ADDRESS),
-      ...extra,
-    });
-    running = await startTestHub(
+    running = await startEmailHub(
       { databaseUrl: database.url, configDir: CONFIG_DIR },
-      { adapters: [createEmailAdapter(config)] },
+      { ...localEmailEnv(dovecot, smtp.port, 'INBOX=gallery', OUR_ADDRESS), ...extra },
     );
     return running;
   }

@@ -1,11 +1,10 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.ts';
 import { FileStore } from '../../src/files/store.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { DovecotServer } from '../helpers/dovecot.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { localEmailEnv, mail, passed, TRUSTED_AUTHSERV_ID } from '../helpers/mail.ts';
+import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
+import { localEmailEnv, mail, passed, startEmailHub, TRUSTED_AUTHSERV_ID } from '../helpers/mail.ts';
 import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
 import { until } from '../helpers/until.ts';
 
@@ -55,13 +54,9 @@ describe('email: who a mail is from, and mail that cannot be handled', () => {
   let running: RunningHub | undefined;
 
   async function startHub(extra: Record<string, string> = {}): Promise<void> {
-    const config = loadEmailConfig({
-      ...localEmailEnv(dovecot, smtp.port, 'INBOX=default,Memo=memo', OUR_ADDRESS),
-      ...extra,
-    });
-    running = await startTestHub(
+    running = await startEmailHub(
       { databaseUrl: database.url, configDir: FIXTURE_CONFIG },
-      { adapters: [createEmailAdapter(config)] },
+      { ...localEmailEnv(dovecot, smtp.port, 'INBOX=default,Memo=memo', OUR_ADDRESS), ...extra },
     );
   }
 

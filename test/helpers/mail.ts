@@ -1,3 +1,7 @@
+import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.ts';
+import type { HubConfig } from '../../src/config/env.ts';
+import { type RunningHub, startTestHub } from './hub.ts';
+
 /** The authserv-id the test hubs trust (EMAIL_TRUSTED_AUTHSERV_ID): the receiving server's name. */
 export const TRUSTED_AUTHSERV_ID = 'mx.switchboard.test';
 
@@ -70,4 +74,12 @@ export function localEmailEnv(
     EMAIL_FROM: `Switchboard Support <${ourAddress}>`,
     EMAIL_TRUSTED_AUTHSERV_ID: TRUSTED_AUTHSERV_ID,
   };
+}
+
+/** A test hub (as startTestHub) whose one channel besides the API is the email adapter, configured by `env`. */
+export function startEmailHub(
+  overrides: Partial<HubConfig>,
+  env: Record<string, string>,
+): Promise<RunningHub> {
+  return startTestHub(overrides, { adapters: [createEmailAdapter(loadEmailConfig(env))] });
 }
