@@ -49,22 +49,27 @@ export async function startTelegramBotApi(
   let fileSerial = 0;
 
   const ok = (result: unknown): BotApiAnswer => ({ status: 200, body: { ok: true, result } });
+  const botUser = { id: bot.id, is_bot: true, first_name: 'Switchboard', username: bot.username };
+  /** The Message the Bot API answers a send with: from the bot, in the chat, now, then `content`. */
+  const sentMessage = (chatIdParam: Json, content: Record<string, unknown>): BotApiAnswer => {
+    const chatId = Number(chatIdParam);
+    return ok({
+      message_id: nextMessageId++,
+      from: botUser,
+      chat: { id: chatId, type: chatId > 0 ? 'private' : 'group' },
+      date: Math.floor(Date.now() / 1000),
+      ...content,
+    });
+  };
 
   const methods: Record<string, (b: Record<string, Json>) => BotApiAnswer> = {
-    getMe: () => ok({ id: bot.id, is_bot: true, first_name: 'Switchboard', username: bot.username }),
+    getMe: () => ok(botUser),
     sendMessage: (b) => {
       if (b.chat_id === undefined) return botApiError(400, 'Bad Request: chat_id is empty');
       const text = typeof b.text === 'string' ? b.text : '';
       if (text.trim() === '') return botApiError(400, 'Bad Request: message text is empty');
       if (text.length > 4096) return botApiError(400, 'Bad Request: message is too long');
-      const chatId = Number(b.chat_id);
-      return ok({
-        message_id: nextMessageId++,
-        from: { id: bot.id, is_bot: true, first_name: 'Switchboard', username: bot.username },
-        chat: { id: chatId, type: chatId > 0 ? 'private' : 'group' },
-        date: Math.floor(Date.now() / 1000),
-        text,
-      });
+      return sentMessage(b.chat_id, { text });
     },
     sendPhoto: (b) => sendFile('photo', b),
     sendDocument: (b) => sendFile('document', b),
@@ -117,12 +122,7 @@ export async function startTelegramBotApi(
       return botApiError(400, `Bad Request: there is no ${field} in the request`);
     if (typeof b.caption === 'string' && b.caption.length > 1024)
       return botApiError(400, 'Bad Request: message caption is too long');
-    const chatId = Number(b.chat_id);
-    return ok({
-      message_id: nextMessageId++,
-      from: { id: bot.id, is_bot: true, first_name: 'Switchboard', username: bot.username },
-      chat: { id: chatId, type: chatId > 0 ? 'private' : 'group' },
-      date: Math.floor(Date.now() / 1000),
+    return sentMessage(b.chat_id, {
       ...(typeof b.caption === 'string' ? { caption: b.caption } : {}),
       ...(field === 'photo'
         ? {
