@@ -15,6 +15,20 @@ interface SessionRow {
   end_reason: string | null;
 }
 
+/** WhatsApp messages from `phone` to the `rater` bot, queued through a hub's ingress (ids count up). */
+function raterSender(phone: string) {
+  let n = 0;
+  return (through: RunningHub, text: string) =>
+    through.hub.ingress.accept({
+      id: `whatsapp:wamid.${phone}.${++n}`,
+      channel: 'whatsapp',
+      bot: 'rater',
+      from: { id: phone },
+      text,
+      receivedAt: new Date().toISOString(),
+    });
+}
+
 /**
  * `sessions.askRating`: the hub asks for 1–5 stars when a conversation ends, and a rating sent
  * back within the window is the ended session's `rating` event instead of a new session.
@@ -281,16 +295,8 @@ describe('askRating across a restart, and an idle-out the person caused', () => 
   const start = () =>
     startTestHub({ configDir: CONFIG_DIR, databaseUrl: database.url, idleSweepIntervalMs: 3_600_000 });
   const phone = `+1666${String(Date.now()).slice(-7)}`;
-  let n = 0;
-  const send = (text: string) =>
-    running!.hub.ingress.accept({
-      id: `whatsapp:wamid.${phone}.${++n}`,
-      channel: 'whatsapp',
-      bot: 'rater',
-      from: { id: phone },
-      text,
-      receivedAt: new Date().toISOString(),
-    });
+  const sendThrough = raterSender(phone);
+  const send = (text: string) => sendThrough(running!, text);
   const sessions = () =>
     q<SessionRow>(
       "SELECT id, ended_at, end_reason FROM sessions WHERE channel = 'whatsapp' AND native_key = $1 ORDER BY created_at",
@@ -385,16 +391,7 @@ describe('askRating with Redis: two hubs on one database and one Redis', () => {
 
   it('the ask made through one hub is answered through the other, once', async () => {
     const phone = `+1777${String(Date.now()).slice(-7)}`;
-    let n = 0;
-    const send = (hub: RunningHub, text: string) =>
-      hub.hub.ingress.accept({
-        id: `whatsapp:wamid.${phone}.${++n}`,
-        channel: 'whatsapp',
-        bot: 'rater',
-        from: { id: phone },
-        text,
-        receivedAt: new Date().toISOString(),
-      });
+    const send = raterSender(phone);
     const q = <T>(sql: string, params: unknown[]) =>
       hubs[0]!.hub.db.query<T>(sql, params).then((r) => r.rows);
     const sessions = () =>
