@@ -21,7 +21,7 @@ const ADMIN_TOKEN = 'webhook-cluster-admin-token-0123456789abcdef';
  * event, in order per session (and per broadcast), once the receiver answers again.
  */
 describe('event webhooks across processes', () => {
-  const receiver = new WebhookReceiver(SECRET);
+  const receiver = new WebhookReceiver();
   let cluster: Cluster;
   let gateway: ServerProcess;
   let db: pg.Client;

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { WebhookEventSchema } from '../../src/webhooks/events.ts';
 import { verifySignature } from '../../src/webhooks/signature.ts';
+import type { RunningHub } from './hub.ts';
 
 /** The signing secret the test bots' webhooks use, and the variable that holds it. */
 export const SECRET = 'whsec-test-0123456789';
@@ -19,6 +20,8 @@ export async function webhookConfigDir(
   extra: Record<string, string> = {},
   events?: string[],
 ): Promise<string> {
+  // The bot.json below names the secret by its variable; a hub in this process reads it from here.
+  process.env[WEBHOOK_SECRET_ENV] = SECRET;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sb-webhooks-'));
   await fs.mkdir(path.join(dir, 'bots/hooks'), { recursive: true });
   for (const [name, text] of Object.entries(extra))
@@ -76,7 +79,7 @@ export class WebhookReceiver {
   private server: Server | undefined;
   port = 0;
 
-  constructor(private readonly secret: string) {}
+  constructor(private readonly secret: string = SECRET) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.port}/hooks`;
@@ -158,4 +161,26 @@ export class WebhookReceiver {
     this.accepted.push(event);
     res.writeHead(204).end();
   }
+}
+
+/**
+ * `receiver` listening, then the hub `start(receiver.url)` returns; stopping that hub stops the
+ * receiver too (and a hub that fails to start leaves no receiver listening).
+ */
+export async function startWithReceiver(
+  receiver: WebhookReceiver,
+  start: (url: string) => Promise<RunningHub>,
+): Promise<RunningHub> {
+  await receiver.listen();
+  const running = await start(receiver.url).catch(async (err: unknown) => {
+    await receiver.stopListening();
+    throw err;
+  });
+  return {
+    ...running,
+    stop: async () => {
+      await running.stop();
+      await receiver.stopListening();
+    },
+  };
 }

@@ -11,13 +11,10 @@ import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/
 import { until } from '../helpers/until.ts';
 import {
   type ReceivedEvent,
-  SECRET,
-  WEBHOOK_SECRET_ENV,
+  startWithReceiver,
   WebhookReceiver,
   webhookConfigDir,
 } from '../helpers/webhook-receiver.ts';
-
-process.env[WEBHOOK_SECRET_ENV] = SECRET;
 
 const ADMIN_TOKEN = 'operator-secret-for-the-broadcast-webhook-tests-0123';
 const BROADCAST_EVENTS = [
@@ -81,30 +78,28 @@ async function broadcastTo(running: RunningHub, bot: string, n: number, rate: nu
   return res.json.broadcast_id as string;
 }
 
-/** The receiver listening, and a hub (`hooks`, `quiet`) polling its outbox and scheduler fast. */
-async function startHooksHub(receiver: WebhookReceiver, retries: Partial<HubConfig>): Promise<RunningHub> {
-  await receiver.listen();
-  return startTestHub({
-    configDir: await configDir(receiver.url),
-    adminToken: ADMIN_TOKEN,
-    webhookPollMs: 50,
-    webhookBroadcastProgressMs: PROGRESS_MS,
-    schedulerPollMs: 50,
-    ...retries,
-  });
+/** The receiver listening, and a hub (`hooks`, `quiet`) polling its outbox and scheduler fast; stopping it stops both. */
+function startHooksHub(receiver: WebhookReceiver, retries: Partial<HubConfig>): Promise<RunningHub> {
+  return startWithReceiver(receiver, async (url) =>
+    startTestHub({
+      configDir: await configDir(url),
+      adminToken: ADMIN_TOKEN,
+      webhookPollMs: 50,
+      webhookBroadcastProgressMs: PROGRESS_MS,
+      schedulerPollMs: 50,
+      ...retries,
+    }),
+  );
 }
 
 describe('broadcast event webhooks', () => {
-  const receiver = new WebhookReceiver(SECRET);
+  const receiver = new WebhookReceiver();
   let running: RunningHub;
 
   beforeAll(async () => {
     running = await startHooksHub(receiver, { webhookRetryBaseMs: 200 });
   });
-  afterAll(async () => {
-    await running?.stop();
-    await receiver.stopListening();
-  });
+  afterAll(() => running?.stop());
   afterEach(() => {
     receiver.mode = 'up';
   });
@@ -255,16 +250,13 @@ describe('broadcast event webhooks', () => {
 });
 
 describe('broadcast event webhooks: dead letters', () => {
-  const receiver = new WebhookReceiver(SECRET);
+  const receiver = new WebhookReceiver();
   let running: RunningHub;
 
   beforeAll(async () => {
     running = await startHooksHub(receiver, { webhookRetryBaseMs: 100, webhookMaxAgeMs: 1_500 });
   });
-  afterAll(async () => {
-    await running?.stop();
-    await receiver.stopListening();
-  });
+  afterAll(() => running?.stop());
 
   it('a refused broadcast event is dead-lettered, the later ones go on, and replay sends it', async () => {
     receiver.mode = 'fail';

@@ -9,13 +9,10 @@ import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/
 import { until } from '../helpers/until.ts';
 import {
   type ReceivedEvent,
-  SECRET,
-  WEBHOOK_SECRET_ENV,
+  startWithReceiver,
   WebhookReceiver,
   webhookConfigDir,
 } from '../helpers/webhook-receiver.ts';
-
-process.env[WEBHOOK_SECRET_ENV] = SECRET;
 
 /** What the outbox holds for a session, in order: the order every receiver must see. */
 async function outboxOrder(running: RunningHub, sessionId: string): Promise<string[]> {
@@ -29,24 +26,22 @@ async function outboxOrder(running: RunningHub, sessionId: string): Promise<stri
 const ids = (events: ReceivedEvent[] | undefined) => (events ?? []).map((e) => e.id);
 
 describe('event webhooks', () => {
-  const receiver = new WebhookReceiver(SECRET);
+  const receiver = new WebhookReceiver();
   let running: RunningHub;
   let api: ReturnType<typeof apiClient>;
 
   beforeAll(async () => {
-    await receiver.listen();
-    running = await startTestHub({
-      configDir: await webhookConfigDir(receiver.url),
-      webhookPollMs: 50,
-      webhookRetryBaseMs: 200,
-      schedulerPollMs: 50,
-    });
+    running = await startWithReceiver(receiver, async (url) =>
+      startTestHub({
+        configDir: await webhookConfigDir(url),
+        webhookPollMs: 50,
+        webhookRetryBaseMs: 200,
+        schedulerPollMs: 50,
+      }),
+    );
     api = apiClient(running.url);
   });
-  afterAll(async () => {
-    await running?.stop();
-    await receiver.stopListening();
-  });
+  afterAll(() => running?.stop());
   afterEach(() => {
     receiver.mode = 'up';
   });
@@ -150,25 +145,23 @@ describe('event webhooks', () => {
 });
 
 describe('event webhooks: dead letters', () => {
-  const receiver = new WebhookReceiver(SECRET);
+  const receiver = new WebhookReceiver();
   let running: RunningHub;
   let api: ReturnType<typeof apiClient>;
 
   beforeAll(async () => {
-    await receiver.listen();
-    running = await startTestHub({
-      configDir: await webhookConfigDir(receiver.url),
-      webhookPollMs: 50,
-      webhookRetryBaseMs: 100,
-      webhookMaxAgeMs: 1_500,
-      schedulerPollMs: 50,
-    });
+    running = await startWithReceiver(receiver, async (url) =>
+      startTestHub({
+        configDir: await webhookConfigDir(url),
+        webhookPollMs: 50,
+        webhookRetryBaseMs: 100,
+        webhookMaxAgeMs: 1_500,
+        schedulerPollMs: 50,
+      }),
+    );
     api = apiClient(running.url);
   });
-  afterAll(async () => {
-    await running?.stop();
-    await receiver.stopListening();
-  });
+  afterAll(() => running?.stop());
 
   it('an event refused past its age is dead-lettered, later ones go on, and replay sends it', async () => {
     const session = await api.createSession('hooks');
@@ -204,32 +197,30 @@ describe('event webhooks: dead letters', () => {
 });
 
 describe('event webhooks: human handoff', () => {
-  const receiver = new WebhookReceiver(SECRET);
+  const receiver = new WebhookReceiver();
   let running: RunningHub;
   const ADMIN_TOKEN = 'operator-secret-for-the-webhook-tests-0123456789';
 
   beforeAll(async () => {
-    await receiver.listen();
     const script = await fs.readFile(
       path.join(REPO_ROOT, 'test/fixtures/handoff/bots/helpdesk/message.bas'),
       'utf8',
     );
-    running = await startTestHub({
-      adminToken: ADMIN_TOKEN,
-      configDir: await webhookConfigDir(receiver.url, { 'message.bas': script }, [
-        'handoff.requested',
-        'handoff.assigned',
-        'handoff.ended',
-        'session.ended',
-      ]),
-      webhookPollMs: 50,
-      schedulerPollMs: 50,
-    });
+    running = await startWithReceiver(receiver, async (url) =>
+      startTestHub({
+        adminToken: ADMIN_TOKEN,
+        configDir: await webhookConfigDir(url, { 'message.bas': script }, [
+          'handoff.requested',
+          'handoff.assigned',
+          'handoff.ended',
+          'session.ended',
+        ]),
+        webhookPollMs: 50,
+        schedulerPollMs: 50,
+      }),
+    );
   });
-  afterAll(async () => {
-    await running?.stop();
-    await receiver.stopListening();
-  });
+  afterAll(() => running?.stop());
 
   it('a handoff requested, claimed and released is three events, only the subscribed ones', async () => {
     const api = apiClient(running.url);

@@ -1,33 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
-import {
-  SECRET,
-  WEBHOOK_SECRET_ENV,
-  WebhookReceiver,
-  webhookConfigDir,
-} from '../helpers/webhook-receiver.ts';
-
-process.env[WEBHOOK_SECRET_ENV] = SECRET;
+import { startWithReceiver, WebhookReceiver, webhookConfigDir } from '../helpers/webhook-receiver.ts';
 
 /** ASK RATING's answer is a session event and the event webhook `rating.received`. */
 describe('rating.received event webhook', () => {
-  const receiver = new WebhookReceiver(SECRET);
+  const receiver = new WebhookReceiver();
   let running: RunningHub;
 
   beforeAll(async () => {
-    await receiver.listen();
-    running = await startTestHub({
-      configDir: await webhookConfigDir(receiver.url, { 'message.bas': 'ASK RATING\nTALK "Thanks"' }, [
-        'rating.received',
-      ]),
-      webhookPollMs: 50,
-    });
+    running = await startWithReceiver(receiver, async (url) =>
+      startTestHub({
+        configDir: await webhookConfigDir(url, { 'message.bas': 'ASK RATING\nTALK "Thanks"' }, [
+          'rating.received',
+        ]),
+        webhookPollMs: 50,
+      }),
+    );
   });
-  afterAll(async () => {
-    await running?.stop();
-    await receiver.stopListening();
-  });
+  afterAll(() => running?.stop());
 
   it('sends the score a person gave, signed, for the session it was given in', async () => {
     const api = apiClient(running.url);
