@@ -79,26 +79,42 @@ describe('WhatsApp Cloud API end to end (child process, PostgreSQL)', () => {
   });
 });
 
-describe('WhatsApp Cloud API scaled out (two gateways, a worker; Redis and PostgreSQL)', () => {
-  let graph: GraphApi;
-  const cluster = new Cluster();
-
+/**
+ * For one describe: the local Graph API, then `cluster` with the WhatsApp variables (`<name>-token`,
+ * `<name>-secret`, `<name>-verify`) and `env` set before `grow` adds its processes; stopped after.
+ */
+function clusterOnGraph(
+  cluster: Cluster,
+  name: string,
+  env: Record<string, string>,
+  grow: () => Promise<void>,
+): { graph: GraphApi } {
+  const wa = {} as { graph: GraphApi };
   beforeAll(async () => {
-    graph = await startGraphApi('scale-token');
+    wa.graph = await startGraphApi(`${name}-token`);
     await cluster.init();
     Object.assign(cluster.env, {
-      WHATSAPP_ACCESS_TOKEN: 'scale-token',
-      WHATSAPP_APP_SECRET: 'scale-secret',
-      WHATSAPP_VERIFY_TOKEN: 'scale-verify',
-      WHATSAPP_GRAPH_URL: graph.url,
+      ...env,
+      WHATSAPP_ACCESS_TOKEN: `${name}-token`,
+      WHATSAPP_APP_SECRET: `${name}-secret`,
+      WHATSAPP_VERIFY_TOKEN: `${name}-verify`,
+      WHATSAPP_GRAPH_URL: wa.graph.url,
     });
-    await cluster.addGateway();
-    await cluster.addGateway();
-    await cluster.addWorker();
+    await grow();
   }, 120_000);
   afterAll(async () => {
     await cluster.stop();
-    await graph?.close();
+    await wa.graph?.close();
+  });
+  return wa;
+}
+
+describe('WhatsApp Cloud API scaled out (two gateways, a worker; Redis and PostgreSQL)', () => {
+  const cluster = new Cluster();
+  const wa = clusterOnGraph(cluster, 'scale', {}, async () => {
+    await cluster.addGateway();
+    await cluster.addGateway();
+    await cluster.addWorker();
   });
 
   it('a webhook taken by one gateway, redelivered to the other, is answered once by the worker', async () => {
@@ -122,12 +138,12 @@ describe('WhatsApp Cloud API scaled out (two gateways, a worker; Redis and Postg
     expect(await first.json()).toMatchObject({ accepted: 1, duplicates: 0 });
     expect(await again.json()).toMatchObject({ accepted: 0, duplicates: 1 });
     await until(
-      () => graph.to('5511999990000'),
+      () => wa.graph.to('5511999990000'),
       (r) => r.length >= 2,
       30_000,
     );
     // Gateways never send: these came from the worker process.
-    expect(graph.to('5511999990000').map((r) => r.body.text.body)).toEqual([
+    expect(wa.graph.to('5511999990000').map((r) => r.body.text.body)).toEqual([
       "Hello! I'm the Switchboard demo bot. Say anything and I'll echo it back.",
       'You said: Does it come in another color? (message #1 in this session)',
     ]);
@@ -136,33 +152,22 @@ describe('WhatsApp Cloud API scaled out (two gateways, a worker; Redis and Postg
 });
 
 describe('WhatsApp Cloud media: a worker that dies while downloading loses nothing', () => {
-  let graph: GraphApi;
   const cluster = new Cluster();
   const kettle = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
-
-  beforeAll(async () => {
-    graph = await startGraphApi('crash-token');
-    await cluster.init();
-    Object.assign(cluster.env, {
-      CONFIG_DIR: path.join(REPO_ROOT, 'test/fixtures/files'),
-      WHATSAPP_ACCESS_TOKEN: 'crash-token',
-      WHATSAPP_APP_SECRET: 'crash-secret',
-      WHATSAPP_VERIFY_TOKEN: 'crash-verify',
-      WHATSAPP_GRAPH_URL: graph.url,
-      WHATSAPP_NUMBERS: '106540352242922:gallery',
-    });
-    await cluster.addGateway();
-    await cluster.addWorker();
-  }, 120_000);
-  afterAll(async () => {
-    await cluster.stop();
-    await graph?.close();
-  });
+  const wa = clusterOnGraph(
+    cluster,
+    'crash',
+    { CONFIG_DIR: path.join(REPO_ROOT, 'test/fixtures/files'), WHATSAPP_NUMBERS: '106540352242922:gallery' },
+    async () => {
+      await cluster.addGateway();
+      await cluster.addWorker();
+    },
+  );
 
   it('the webhook is answered before the download; after a SIGKILL mid-download a new worker downloads it and answers once', async () => {
     const from = '5511988880000';
-    graph.addMedia('900000000077', kettle, 'image/png');
-    const release = graph.hold('900000000077');
+    wa.graph.addMedia('900000000077', kettle, 'image/png');
+    const release = wa.graph.hold('900000000077');
     const payload = doc.variant(doc.imageMessage, {
       from,
       suffix: 'crash',
@@ -181,7 +186,7 @@ describe('WhatsApp Cloud media: a worker that dies while downloading loses nothi
     expect(await res.json()).toMatchObject({ accepted: 1 });
     // The worker is in the middle of the download: it dies there.
     await until(
-      () => graph.waiting,
+      () => wa.graph.waiting,
       (w) => w.includes('900000000077'),
       30_000,
     );
@@ -189,7 +194,7 @@ describe('WhatsApp Cloud media: a worker that dies while downloading loses nothi
     release();
     await cluster.addWorker();
     const got = `Got photo (image/png, ${kettle.length} bytes)`;
-    const texts = () => graph.to(from).flatMap((r) => (r.body.type === 'text' ? [r.body.text.body] : []));
+    const texts = () => wa.graph.to(from).flatMap((r) => (r.body.type === 'text' ? [r.body.text.body] : []));
     await until(texts, (t) => t.includes(got), 90_000);
     const db = new pg.Client({ connectionString: cluster.database!.url });
     await db.connect();
