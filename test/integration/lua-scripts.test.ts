@@ -44,21 +44,22 @@ describe('Lua scripts, one by one, on real Redis', () => {
   });
 
   /** The keys of one lane set under `base`, as `RedisLanes` names them. */
-  const lanes = (base: string) => ({
-    base,
-    dedupe: (id: string) => `${base}dedupe:${id}`,
-    lane: (l: string) => `${base}lane:${l}`,
-    sched: (l: string) => `${base}sched:${l}`,
-    claims: (w: number) => `${base}claims:${w}`,
-    ready: `${base}ready`,
-    epoch: `${base}epoch`,
-    depth: `${base}depth`,
-    waking: `${base}waking`,
-    wakeSeq: `${base}wake-seq`,
-    dead: `${base}dead`,
-  });
-  const push = (k: ReturnType<typeof lanes>, lane: string, item: string, dedupeId = '') =>
-    redis.lanePush(
+  const lanes = (base: string) => {
+    const k = {
+      base,
+      dedupe: (id: string) => `${base}dedupe:${id}`,
+      lane: (l: string) => `${base}lane:${l}`,
+      sched: (l: string) => `${base}sched:${l}`,
+      claims: (w: number) => `${base}claims:${w}`,
+      ready: `${base}ready`,
+      epoch: `${base}epoch`,
+      depth: `${base}depth`,
+      waking: `${base}waking`,
+      wakeSeq: `${base}wake-seq`,
+      dead: `${base}dead`,
+    };
+    /** The eight keys both push scripts begin with, in their order. */
+    const pushKeys = (lane: string, dedupeId: string) => [
       k.dedupe(dedupeId),
       k.lane(lane),
       k.sched(lane),
@@ -67,11 +68,11 @@ describe('Lua scripts, one by one, on real Redis', () => {
       k.depth,
       k.waking,
       k.wakeSeq,
-      item,
-      60_000,
-      lane,
-      dedupeId ? '1' : '0',
-    );
+    ];
+    return { ...k, pushKeys };
+  };
+  const push = (k: ReturnType<typeof lanes>, lane: string, item: string, dedupeId = '') =>
+    redis.lanePush(...k.pushKeys(lane, dedupeId), item, 60_000, lane, dedupeId ? '1' : '0');
 
   it('lanePush: queues, schedules a lane once, marks one wake job, and drops a duplicate', async () => {
     const k = lanes(space());
@@ -92,23 +93,7 @@ describe('Lua scripts, one by one, on real Redis', () => {
     const k = lanes(space());
     const window = `${k.base}rl`;
     const pushLimited = (lane: string, item: string, id: string) =>
-      redis.lanePushWithinLimit(
-        k.dedupe(id),
-        k.lane(lane),
-        k.sched(lane),
-        k.ready,
-        k.epoch,
-        k.depth,
-        k.waking,
-        k.wakeSeq,
-        window,
-        item,
-        60_000,
-        lane,
-        2,
-        60_000,
-        `id:${id}`,
-      );
+      redis.lanePushWithinLimit(...k.pushKeys(lane, id), window, item, 60_000, lane, 2, 60_000, `id:${id}`);
     expect(await pushLimited('a', 'one', 'm1')).toEqual([1, 1]);
     expect(await pushLimited('a', 'one again', 'm1')).toEqual([0, 0]);
     // The window is the rate limiter's: a named hit it already holds is not counted twice.
