@@ -37,19 +37,29 @@ interface Rated {
 /** The channel's sessions of one person, oldest first, and the ratings they gave. */
 function ratingsOf(running: RunningHub, channel: string, nativeKey: string) {
   const q = async <T>(sql: string) => (await running.hub.db.query(sql, [channel, nativeKey])).rows as T[];
+  const sessions = () =>
+    q<{ id: string; ended_at: Date | null }>(
+      'SELECT id, ended_at FROM sessions WHERE channel = $1 AND native_key = $2 ORDER BY created_at',
+    );
+  const ratings = () =>
+    q<Rated>(
+      `SELECT e.session_id, COALESCE(e.data->>'score', e.data->>'value') AS score, e.data->>'source' AS source
+       FROM session_events e JOIN sessions s ON s.id = e.session_id
+       WHERE s.channel = $1 AND s.native_key = $2 AND e.type = 'rating' ORDER BY e.id`,
+    );
   return {
-    sessions: () =>
-      q<{ id: string; ended_at: Date | null }>(
-        'SELECT id, ended_at FROM sessions WHERE channel = $1 AND native_key = $2 ORDER BY created_at',
-      ),
-    ratings: () =>
-      q<Rated>(
-        `SELECT e.session_id, COALESCE(e.data->>'score', e.data->>'value') AS score, e.data->>'source' AS source
-         FROM session_events e JOIN sessions s ON s.id = e.session_id
-         WHERE s.channel = $1 AND s.native_key = $2 AND e.type = 'rating' ORDER BY e.id`,
-      ),
+    sessions,
+    ratings,
+    /** The hub's ask at the end was answered: the one rating is the ended session's, and no session began. */
+    answeredAsk: async (sessionId: string, score: string) => {
+      expect(await ratings()).toEqual([{ session_id: sessionId, score, source: 'askRating' }]);
+      expect(await sessions()).toHaveLength(1);
+    },
   };
 }
+
+/** Waits until the texts the platform received include `text` (the bot's answer). */
+const sawText = (texts: () => unknown[], text: string) => until(texts, (t) => t.includes(text));
 
 /** The hub with the rating bot and one channel's adapter. */
 const startRatingHub = (adapter: ChannelAdapter) =>
@@ -121,6 +131,7 @@ describe('Telegram: the stars as buttons under the message', () => {
     hub.fake
       .sentTo(chat)
       .filter((c) => (c.body.reply_markup as { inline_keyboard?: unknown })?.inline_keyboard);
+  const texts = (chat: number) => hub.fake.sentTo(chat).map((c) => c.body.text);
   const inlineStars = STARS.map((text, i) => [{ text, callback_data: String(i + 1) }]);
 
   it('ASK RATING: five buttons whose press sends the score, stored as the rating', async () => {
@@ -137,10 +148,7 @@ describe('Telegram: the stars as buttons under the message', () => {
       reply_markup: { inline_keyboard: inlineStars },
     });
     expect((await press(chat, '4')).status).toBe(200);
-    await until(
-      () => hub.fake.sentTo(chat).map((c) => c.body.text),
-      (t) => t.includes('You gave 4'),
-    );
+    await sawText(() => texts(chat), 'You gave 4');
     expect(await r.ratings()).toEqual([expect.objectContaining({ score: '4', source: null })]);
   });
 
@@ -149,10 +157,7 @@ describe('Telegram: the stars as buttons under the message', () => {
     const r = ratingsOf(hub.running, 'telegram', String(chat));
     await say(chat, 'hello');
     const [session] = await until(r.sessions, (s) => s.length === 1);
-    await until(
-      () => hub.fake.sentTo(chat).map((c) => c.body.text),
-      (t) => t.includes('You said hello'),
-    );
+    await sawText(() => texts(chat), 'You said hello');
     await endByOperator(hub.running, session!.id);
     const [ask] = await until(
       () => asks(chat),
@@ -163,12 +168,8 @@ describe('Telegram: the stars as buttons under the message', () => {
       reply_markup: { inline_keyboard: inlineStars },
     });
     await press(chat, '5');
-    await until(
-      () => hub.fake.sentTo(chat).map((c) => c.body.text),
-      (t) => t.includes('Thank you for your rating!'),
-    );
-    expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '5', source: 'askRating' }]);
-    expect(await r.sessions()).toHaveLength(1);
+    await sawText(() => texts(chat), 'Thank you for your rating!');
+    await r.answeredAsk(session!.id, '5');
   });
 });
 
@@ -241,10 +242,7 @@ describe('WhatsApp Cloud API: the stars as a list message', () => {
     );
     expect(asked[0]).toMatchObject({ messaging_product: 'whatsapp', to: from, ...listMessage });
     expect((await tap(from, 3)).status).toBe(200);
-    await until(
-      () => texts(from),
-      (t) => t.includes('You gave 3'),
-    );
+    await sawText(() => texts(from), 'You gave 3');
     expect(await r.ratings()).toEqual([expect.objectContaining({ score: '3', source: null })]);
   });
 
@@ -252,10 +250,7 @@ describe('WhatsApp Cloud API: the stars as a list message', () => {
     const from = '16505559002';
     const r = ratingsOf(hub.running, 'whatsapp', `+${from}`);
     await say(from, 'hello');
-    await until(
-      () => texts(from),
-      (t) => t.includes('You said hello'),
-    );
+    await sawText(() => texts(from), 'You said hello');
     const [session] = await r.sessions();
     await endByOperator(hub.running, session!.id);
     const asked = await until(
@@ -264,12 +259,8 @@ describe('WhatsApp Cloud API: the stars as a list message', () => {
     );
     expect(asked[0]).toMatchObject(listMessage);
     await tap(from, 2);
-    await until(
-      () => texts(from),
-      (t) => t.includes('Thank you for your rating!'),
-    );
-    expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '2', source: 'askRating' }]);
-    expect(await r.sessions()).toHaveLength(1);
+    await sawText(() => texts(from), 'Thank you for your rating!');
+    await r.answeredAsk(session!.id, '2');
   });
 });
 
@@ -327,6 +318,7 @@ describe('Slack: the stars as buttons', () => {
     return deliver('/interactions', slackDoc.interactionBody(payload));
   };
   const posted = (dm: string) => hub.fake.postedTo(dm);
+  const texts = (dm: string) => posted(dm).map((c) => c.args.text);
   const asks = (dm: string) =>
     posted(dm).filter((c) =>
       (c.args.blocks as { type: string }[] | undefined)?.some((b) => b.type === 'actions'),
@@ -350,10 +342,7 @@ describe('Slack: the stars as buttons', () => {
       buttons.map((b) => expect.objectContaining(b)),
     );
     expect((await press(p, `${clock}.000200`, 5)).status).toBe(200);
-    await until(
-      () => posted(p.dm).map((c) => c.args.text),
-      (t) => t.includes('You gave 5'),
-    );
+    await sawText(() => texts(p.dm), 'You gave 5');
     expect(await r.ratings()).toEqual([expect.objectContaining({ score: '5', source: null })]);
   });
 
@@ -361,10 +350,7 @@ describe('Slack: the stars as buttons', () => {
     const p = { user: 'U9RATE0002', dm: 'D9RATE0002' };
     const r = ratingsOf(hub.running, 'slack', `${TEAM}:${p.user}`);
     await say(p, 'hello');
-    await until(
-      () => posted(p.dm).map((c) => c.args.text),
-      (t) => t.includes('You said hello'),
-    );
+    await sawText(() => texts(p.dm), 'You said hello');
     const [session] = await r.sessions();
     await endByOperator(hub.running, session!.id);
     const [ask] = await until(
@@ -376,12 +362,8 @@ describe('Slack: the stars as buttons', () => {
       buttons.map((b) => expect.objectContaining(b)),
     );
     await press(p, `${clock}.000300`, 1);
-    await until(
-      () => posted(p.dm).map((c) => c.args.text),
-      (t) => t.includes('Thank you for your rating!'),
-    );
-    expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '1', source: 'askRating' }]);
-    expect(await r.sessions()).toHaveLength(1);
+    await sawText(() => texts(p.dm), 'Thank you for your rating!');
+    await r.answeredAsk(session!.id, '1');
   });
 });
 
@@ -448,10 +430,7 @@ describe('Teams: the stars as an Adaptive Card', () => {
     expect(card).toEqual(starCard);
     // A messageBack press arrives as a message whose text is the button's `text`.
     await c.say('4');
-    await until(
-      () => texts(c.id),
-      (t) => t.includes('You gave 4'),
-    );
+    await sawText(() => texts(c.id), 'You gave 4');
     expect(await r.ratings()).toEqual([expect.objectContaining({ score: '4', source: null })]);
   });
 
@@ -459,10 +438,7 @@ describe('Teams: the stars as an Adaptive Card', () => {
     const c = conversation();
     const r = ratingsOf(hub.running, 'teams', c.key);
     await c.say('hello');
-    await until(
-      () => texts(c.id),
-      (t) => t.includes('You said hello'),
-    );
+    await sawText(() => texts(c.id), 'You said hello');
     const [session] = await r.sessions();
     await endByOperator(hub.running, session!.id);
     const [card] = await until(
@@ -471,11 +447,7 @@ describe('Teams: the stars as an Adaptive Card', () => {
     );
     expect(card).toEqual(starCard);
     await c.say('3');
-    await until(
-      () => texts(c.id),
-      (t) => t.includes('Thank you for your rating!'),
-    );
-    expect(await r.ratings()).toEqual([{ session_id: session!.id, score: '3', source: 'askRating' }]);
-    expect(await r.sessions()).toHaveLength(1);
+    await sawText(() => texts(c.id), 'Thank you for your rating!');
+    await r.answeredAsk(session!.id, '3');
   });
 });
