@@ -76,6 +76,9 @@ describe('Slack: files and Block Kit cards', () => {
     });
     return post('', JSON.stringify(doc.wrap(event, { eventId: `Ev${at}` })));
   };
+  /** The stand-in hosts `bytes` as Slack hosts a person's upload, then the person shares it. */
+  const shareHosted = (p: { user: string; dm: string }, name: string, bytes: Buffer, mime: string) =>
+    share(p, { name, url: api.hostFile(name, bytes, mime), size: bytes.length });
   const texts = (channel: string) => api.postedTo(channel).map((c) => c.args.text as string);
   const query = async <T>(sql: string, params: unknown[] = []) =>
     (await running.hub.db.query(sql, params)).rows as T[];
@@ -94,8 +97,7 @@ describe('Slack: files and Block Kit cards', () => {
   it('a shared file is downloaded with the bot token into the store, sniffed and within the limits', async () => {
     const p = person();
     const pdf = pdfBytes(200_000, p.user);
-    const url = api.hostFile('invoice.pdf', pdf, 'application/pdf');
-    expect((await share(p, { name: 'invoice.pdf', url, size: pdf.length })).status).toBe(200);
+    expect((await shareHosted(p, 'invoice.pdf', pdf, 'application/pdf')).status).toBe(200);
     const got = `Got invoice.pdf (application/pdf, ${pdf.length} bytes)`;
     await until(
       () => texts(p.dm),
@@ -114,20 +116,12 @@ describe('Slack: files and Block Kit cards', () => {
     const p = person();
     const before = await query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks');
     const big = pdfBytes(11 * MB);
-    await share(p, {
-      name: 'scan.pdf',
-      url: api.hostFile('scan.pdf', big, 'application/pdf'),
-      size: big.length,
-    });
+    await shareHosted(p, 'scan.pdf', big, 'application/pdf');
     await until(
       () => texts(p.dm),
       (t) => t.some((x) => x.includes('larger than 10 MB')),
     );
-    await share(p, {
-      name: 'cat.png',
-      url: api.hostFile('cat.png', EXE_BYTES, 'image/png'),
-      size: EXE_BYTES.length,
-    });
+    await shareHosted(p, 'cat.png', EXE_BYTES, 'image/png');
     await until(
       () => texts(p.dm),
       (t) => t.some((x) => x.includes('cat.png') && !x.includes('larger')),
