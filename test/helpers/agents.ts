@@ -78,6 +78,26 @@ export async function createAgentVia(
   return json;
 }
 
+/**
+ * An agent of `bots` made through the admin API (a fresh address from its name), with a client on
+ * its token, its status set to `status`; throws unless the hub took both.
+ */
+export async function agentWithStatus(
+  baseUrl: string,
+  adminToken: string,
+  agent: { name: string; bots: string[] },
+  status: 'available' | 'away',
+): Promise<{ made: { agent_id: string; token: string }; client: ReturnType<typeof agentClient> }> {
+  const made = await createAgentVia(baseUrl, adminToken, {
+    ...agent,
+    email: `${agent.name.toLowerCase()}-${Date.now()}@example.com`,
+  });
+  const client = agentClient(baseUrl, { token: made.token });
+  const set = await client.call('PUT', '/api/agent/status', { body: { status } });
+  if (set.status !== 200) throw new Error(`PUT /api/agent/status: ${set.status} ${set.text}`);
+  return { made, client };
+}
+
 export interface SseEvent {
   id?: string;
   event: string;

@@ -5,7 +5,7 @@ import type { HubConfig } from '../../src/config/env.ts';
 import { WEBHOOK_EVENT_TYPES } from '../../src/webhooks/settings.ts';
 import { deadEvents } from '../../src/webhooks/store.ts';
 import { adminClient } from '../helpers/admin.ts';
-import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { agentClient, agentWithStatus, createAgentVia } from '../helpers/agents.ts';
 import { switchboardCli } from '../helpers/cli.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
@@ -200,13 +200,12 @@ describe('broadcast event webhooks', () => {
 
   it('a handoff opened straight to an available agent is requested, then assigned; transferred; ended', async () => {
     const api = apiClient(running.url);
-    const made = await createAgentVia(running.url, ADMIN_TOKEN, {
-      name: 'Ana',
-      email: `ana-${Date.now()}@example.com`,
-      bots: ['hooks'],
-    });
-    const ana = agentClient(running.url, { token: made.token });
-    expect((await ana.call('PUT', '/api/agent/status', { body: { status: 'available' } })).status).toBe(200);
+    const { made, client: ana } = await agentWithStatus(
+      running.url,
+      ADMIN_TOKEN,
+      { name: 'Ana', bots: ['hooks'] },
+      'available',
+    );
     const bob = await createAgentVia(running.url, ADMIN_TOKEN, {
       name: 'Bob',
       email: `bob-${Date.now()}@example.com`,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KEEP_DELIVERED_MS } from '../../src/webhooks/dispatcher.ts';
 import { deadEvents, pruneDelivered } from '../../src/webhooks/store.ts';
-import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { agentWithStatus } from '../helpers/agents.ts';
 import { switchboardCli } from '../helpers/cli.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
@@ -224,13 +224,12 @@ describe('event webhooks: human handoff', () => {
 
   it('a handoff requested, claimed and released is three events, only the subscribed ones', async () => {
     const api = apiClient(running.url);
-    const made = await createAgentVia(running.url, ADMIN_TOKEN, {
-      name: 'Ana',
-      email: `ana-${Date.now()}@example.com`,
-      bots: ['hooks'],
-    });
-    const ana = agentClient(running.url, { token: made.token });
-    expect((await ana.call('PUT', '/api/agent/status', { body: { status: 'away' } })).status).toBe(200);
+    const { made, client: ana } = await agentWithStatus(
+      running.url,
+      ADMIN_TOKEN,
+      { name: 'Ana', bots: ['hooks'] },
+      'away',
+    );
     const person = await api.createSession('hooks');
     expect((await api.chat(person.token, 'I want a human please')).status).toBe(200);
     expect((await ana.call('PUT', '/api/agent/status', { body: { status: 'available' } })).status).toBe(200);
