@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { DovecotServer } from '../helpers/dovecot.ts';
+import type { TestDatabase } from '../helpers/database.ts';
+import type { DovecotServer } from '../helpers/dovecot.ts';
 import { EXE_BYTES, PNG_1X1, pdfBytes } from '../helpers/files.ts';
 import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
-import { localEmailEnv, passed, startEmailHub } from '../helpers/mail.ts';
+import { localEmailEnv, passed, startEmailHub, startMailServers, stopMailServers } from '../helpers/mail.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 
 /** The gallery bot answers each file it got with "Got <name> (<type>, <size> bytes)". */
@@ -79,18 +79,10 @@ describe('email: attachments over the limits are refused, the person told', () =
     );
 
   beforeAll(async () => {
-    dovecot = await DovecotServer.create();
-    await dovecot.start();
-    await smtp.start();
-    database = await createTestDatabase();
+    ({ dovecot, database } = await startMailServers(smtp));
     await startHub();
   });
-  afterAll(async () => {
-    await running?.stop().catch(() => undefined);
-    await smtp.stop();
-    await dovecot?.cleanup();
-    await database?.drop();
-  });
+  afterAll(() => stopMailServers(running, smtp, { dovecot, database }));
 
   it('11 MB and a program named .png are refused in a reply in the thread; the text and the small file go on', async () => {
     const ana = 'ana@example.org';

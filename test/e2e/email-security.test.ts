@@ -1,10 +1,18 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/files/store.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { DovecotServer } from '../helpers/dovecot.ts';
+import type { TestDatabase } from '../helpers/database.ts';
+import type { DovecotServer } from '../helpers/dovecot.ts';
 import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
-import { localEmailEnv, mail, passed, startEmailHub, TRUSTED_AUTHSERV_ID } from '../helpers/mail.ts';
+import {
+  localEmailEnv,
+  mail,
+  passed,
+  startEmailHub,
+  startMailServers,
+  stopMailServers,
+  TRUSTED_AUTHSERV_ID,
+} from '../helpers/mail.ts';
 import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
 import { until } from '../helpers/until.ts';
 
@@ -80,22 +88,11 @@ describe('email: who a mail is from, and mail that cannot be handled', () => {
     ).then((r) => r[0]!);
 
   beforeAll(async () => {
-    dovecot = await DovecotServer.create();
-    await dovecot.start();
-    const client = await dovecot.client();
-    await client.mailboxCreate('Memo');
-    await client.logout();
-    await smtp.start();
-    database = await createTestDatabase();
+    ({ dovecot, database } = await startMailServers(smtp, ['Memo']));
     await startHub();
   });
 
-  afterAll(async () => {
-    await running?.stop().catch(() => undefined);
-    await smtp.stop();
-    await dovecot?.cleanup();
-    await database?.drop();
-  });
+  afterAll(() => stopMailServers(running, smtp, { dovecot, database }));
 
   it('a forged From of a known person gets a session of its own: no user, no USER MEMORY, answered to From, never to Reply-To', async () => {
     // Victoria, verified by the receiving server, tells the bot her name (kept in USER MEMORY).

@@ -1,6 +1,9 @@
 import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.ts';
 import type { HubConfig } from '../../src/config/env.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+import { DovecotServer } from './dovecot.ts';
 import { type RunningHub, startTestHub } from './hub.ts';
+import type { SmtpSink } from './smtp-sink.ts';
 
 /** The authserv-id the test hubs trust (EMAIL_TRUSTED_AUTHSERV_ID): the receiving server's name. */
 export const TRUSTED_AUTHSERV_ID = 'mx.switchboard.test';
@@ -82,4 +85,41 @@ export function startEmailHub(
   env: Record<string, string>,
 ): Promise<RunningHub> {
   return startTestHub(overrides, { adapters: [createEmailAdapter(loadEmailConfig(env))] });
+}
+
+/** What an email describe runs on besides `smtp`: a dovecot of its own and a test database. */
+export interface MailServers {
+  dovecot: DovecotServer;
+  database: TestDatabase;
+}
+
+/** Starts a dovecot (with `folders` made besides INBOX), `smtp`, and a test database. */
+export async function startMailServers(smtp: SmtpSink, folders: string[] = []): Promise<MailServers> {
+  const dovecot = await DovecotServer.create();
+  try {
+    await dovecot.start();
+    if (folders.length > 0) {
+      const client = await dovecot.client();
+      for (const folder of folders) await client.mailboxCreate(folder);
+      await client.logout();
+    }
+    await smtp.start();
+    return { dovecot, database: await createTestDatabase() };
+  } catch (err) {
+    // The describe never learns of this dovecot, so its afterAll cannot remove it.
+    await dovecot.cleanup();
+    throw err;
+  }
+}
+
+/** Stops the hub (if one runs), `smtp`, and whichever of startMailServers' servers exist. */
+export async function stopMailServers(
+  running: RunningHub | undefined,
+  smtp: SmtpSink,
+  servers: Partial<MailServers>,
+): Promise<void> {
+  await running?.stop().catch(() => undefined);
+  await smtp.stop();
+  await servers.dovecot?.cleanup();
+  await servers.database?.drop();
 }
