@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.ts';
 import { DEFAULT_RATING_QUESTION } from '../../src/lifecycle/rating.ts';
 import { DovecotServer } from '../helpers/dovecot.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { localEmailEnv, mail, passed } from '../helpers/mail.ts';
+import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
+import { localEmailEnv, mail, passed, startEmailHub } from '../helpers/mail.ts';
 import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
 import { until } from '../helpers/until.ts';
 
@@ -59,15 +58,9 @@ describe('email: the rating ask as numbered choices, answered with a digit', () 
     dovecot = await DovecotServer.create();
     await dovecot.start();
     await smtp.start();
-    running = await startTestHub(
+    running = await startEmailHub(
       { configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN },
-      {
-        adapters: [
-          createEmailAdapter(
-            loadEmailConfig(localEmailEnv(dovecot, smtp.port, 'INBOX=default', OUR_ADDRESS)),
-          ),
-        ],
-      },
+      localEmailEnv(dovecot, smtp.port, 'INBOX=default', OUR_ADDRESS),
     );
   });
   afterAll(async () => {
