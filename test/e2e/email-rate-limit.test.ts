@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { DovecotServer } from '../helpers/dovecot.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { localEmailEnv, mail, passed } from '../helpers/mail.ts';
+import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
+import { localEmailEnv, mail, passed, startEmailHub } from '../helpers/mail.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 import { until } from '../helpers/until.ts';
 
@@ -24,10 +23,9 @@ describe('the rate limit through the real email adapter (dovecot in, SMTP out)',
     await dovecot.start();
     await smtp.start();
     database = await createTestDatabase();
-    const config = loadEmailConfig(localEmailEnv(dovecot, smtp.port, 'INBOX=default', OUR_ADDRESS));
-    running = await startTestHub(
+    running = await startEmailHub(
       { databaseUrl: database.url, configDir: CONFIG_DIR },
-      { adapters: [createEmailAdapter(config)] },
+      localEmailEnv(dovecot, smtp.port, 'INBOX=default', OUR_ADDRESS),
     );
   });
   afterAll(async () => {

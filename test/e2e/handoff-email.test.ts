@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmailAdapter, loadEmailConfig } from '../../adapters/email/index.ts';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { DovecotServer } from '../helpers/dovecot.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { localEmailEnv, mail, passed } from '../helpers/mail.ts';
+import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
+import { localEmailEnv, mail, passed, startEmailHub } from '../helpers/mail.ts';
 import { type ReceivedMail, SmtpSink } from '../helpers/smtp-sink.ts';
 import { until } from '../helpers/until.ts';
 
@@ -23,10 +22,9 @@ describe('handoff on email (dovecot IMAP in, SMTP sink out)', () => {
     dovecot = await DovecotServer.create();
     await dovecot.start();
     await smtp.start();
-    const config = loadEmailConfig(localEmailEnv(dovecot, smtp.port, 'INBOX=helpdesk', OUR_ADDRESS));
-    running = await startTestHub(
+    running = await startEmailHub(
       { configDir: CONFIG, adminToken: ADMIN_TOKEN },
-      { adapters: [createEmailAdapter(config)] },
+      localEmailEnv(dovecot, smtp.port, 'INBOX=helpdesk', OUR_ADDRESS),
     );
   });
   afterAll(async () => {
