@@ -3,9 +3,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { WebhookEventSchema } from '../../src/webhooks/events.ts';
 import { verifySignature } from '../../src/webhooks/signature.ts';
+import { deadEvents } from '../../src/webhooks/store.ts';
+import { switchboardCli } from './cli.ts';
 import type { RunningHub } from './hub.ts';
+import { until } from './until.ts';
 
 /** The signing secret the test bots' webhooks use, and the variable that holds it. */
 export const SECRET = 'whsec-test-0123456789';
@@ -183,4 +187,24 @@ export async function startWithReceiver(
       await receiver.stopListening();
     },
   };
+}
+
+/**
+ * `receiver` takes every event again, `switchboard webhooks replay --id <eventId>` puts the one
+ * dead-lettered event back, the receiver gets it, and nothing is dead-lettered any more.
+ */
+export async function replayDeadEvent(
+  running: RunningHub,
+  receiver: WebhookReceiver,
+  eventId: string,
+): Promise<void> {
+  receiver.refuse.clear();
+  expect(await switchboardCli(running, ['webhooks', 'replay', '--id', eventId])).toContain(
+    'put 1 dead-lettered event',
+  );
+  await until(
+    () => receiver.accepted.map((e) => e.id),
+    (e) => e.includes(eventId),
+  );
+  expect(await deadEvents(running.hub.db)).toEqual([]);
 }

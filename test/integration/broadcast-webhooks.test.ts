@@ -3,7 +3,6 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HubConfig } from '../../src/config/env.ts';
 import { WEBHOOK_EVENT_TYPES } from '../../src/webhooks/settings.ts';
-import { deadEvents } from '../../src/webhooks/store.ts';
 import { adminClient } from '../helpers/admin.ts';
 import { agentClient, agentWithStatus, createAgentVia } from '../helpers/agents.ts';
 import { switchboardCli } from '../helpers/cli.ts';
@@ -11,6 +10,7 @@ import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/
 import { until } from '../helpers/until.ts';
 import {
   type ReceivedEvent,
+  replayDeadEvent,
   startWithReceiver,
   WebhookReceiver,
   webhookConfigDir,
@@ -293,15 +293,7 @@ describe('broadcast event webhooks: dead letters', () => {
         ordering_key: `broadcast:${id}`,
       }),
     ]);
-    receiver.refuse.clear();
-    expect(await switchboardCli(running, ['webhooks', 'replay', '--id', started as string])).toContain(
-      'put 1 dead-lettered event',
-    );
-    await until(
-      () => receiver.accepted.map((e) => e.id),
-      (e) => e.includes(started as string),
-    );
-    expect(await deadEvents(running.hub.db)).toEqual([]);
+    await replayDeadEvent(running, receiver, started as string);
     expect(receiver.badShapes).toEqual([]);
   });
 });

@@ -2,13 +2,14 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KEEP_DELIVERED_MS } from '../../src/webhooks/dispatcher.ts';
-import { deadEvents, pruneDelivered } from '../../src/webhooks/store.ts';
+import { pruneDelivered } from '../../src/webhooks/store.ts';
 import { agentWithStatus } from '../helpers/agents.ts';
 import { switchboardCli } from '../helpers/cli.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import {
   type ReceivedEvent,
+  replayDeadEvent,
   startWithReceiver,
   WebhookReceiver,
   webhookConfigDir,
@@ -184,15 +185,7 @@ describe('event webhooks: dead letters', () => {
     expect(dead.map((d) => d.event)).toEqual([first]);
     expect(dead[0]?.error).toBe('HTTP 500');
 
-    receiver.refuse.clear();
-    expect(await switchboardCli(running, ['webhooks', 'replay', '--id', first as string])).toContain(
-      'put 1 dead-lettered event',
-    );
-    await until(
-      () => receiver.accepted.map((e) => e.id),
-      (e) => e.includes(first as string),
-    );
-    expect(await deadEvents(running.hub.db)).toEqual([]);
+    await replayDeadEvent(running, receiver, first as string);
   });
 });
 
