@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { WebClient } from '@slack/web-api';
 import type { Attachment } from '../../src/envelope.ts';
+import { AttachmentFetchError, attachmentStatusError } from '../../src/files/fetch-failure.ts';
 import type { AttachmentSource } from '../../src/files/inbound.ts';
 import type { FileStore } from '../../src/files/store.ts';
 
@@ -30,21 +31,27 @@ export function slackFileSource(o: {
     try {
       origin = new URL(url).origin;
     } catch {
-      throw new Error('the file URL Slack gave is not a URL');
+      throw new AttachmentFetchError('the file URL Slack gave is not a URL', { permanent: true });
     }
     if (!o.allowedOrigins.includes(origin))
-      throw new Error(`the file is at ${origin}, not Slack's file host: not fetched with the token`);
+      throw new AttachmentFetchError(
+        `the file is at ${origin}, not Slack's file host: not fetched with the token`,
+        { permanent: true },
+      );
     const res = await fetch(url, {
       headers: { authorization: `Bearer ${o.token}` },
       signal: AbortSignal.timeout(o.timeoutMs),
     });
     if (!res.ok || !res.body) {
       await res.body?.cancel();
-      throw new Error(`Slack answered HTTP ${res.status} for the file`);
+      throw attachmentStatusError(res.status, `Slack answered HTTP ${res.status} for the file`);
     }
     if ((res.headers.get('content-type') ?? '').startsWith('text/html')) {
       await res.body.cancel();
-      throw new Error('Slack answered a page, not the file: the app needs the files:read scope');
+      throw new AttachmentFetchError(
+        'Slack answered a page, not the file: the app needs the files:read scope',
+        { permanent: true },
+      );
     }
     return { body: res.body };
   };

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { emptyAsUndefined, int, optionalString, parseEnv } from './env-parsing.ts';
+import { emptyAsUndefined, int, optionalString, parseEnv, setting } from './env-parsing.ts';
 
 export const ROLES = ['all', 'gateway', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -134,6 +134,13 @@ export const EnvSchema = z.object({
    * plain http), comma-separated. Unset: none; only public https addresses.
    */
   MEDIA_FETCH_ALLOW_HOSTS: optionalString,
+  /**
+   * An inbound attachment the platform failed to hand over for a reason that may pass (a 5xx, a
+   * timeout): how many times the message is tried again (the lane's retry, with its backoff)
+   * before it goes on without the file and the person is told. At most 8: the queue sets a
+   * message aside after 10 failed attempts.
+   */
+  ATTACHMENT_RETRY_ATTEMPTS: setting(z.coerce.number().int().min(0).max(8).default(3)),
 });
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -183,6 +190,8 @@ export interface HubConfig {
   publicUrl: string | undefined;
   mediaFetchTimeoutMs: number;
   mediaFetchAllowHosts: string[];
+  /** Retries of a message whose attachment the platform failed to hand over for now. */
+  attachmentRetryAttempts: number;
   /** Broadcast pace caps by channel (messages per second), over the adapters' own. */
   broadcastRateLimits: Record<string, number>;
 }
@@ -248,6 +257,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
       .split(',')
       .map((h) => h.trim().toLowerCase())
       .filter(Boolean),
+    attachmentRetryAttempts: e.ATTACHMENT_RETRY_ATTEMPTS,
     broadcastRateLimits: e.BROADCAST_RATE_LIMITS,
   };
 }

@@ -1,5 +1,6 @@
 import type { Attachment, EnvelopeInput, RefusedAttachment } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
+import { isPermanentFetchFailure } from './fetch-failure.ts';
 import { FileRefusedError, type FileStore, tooLarge } from './store.ts';
 
 /** One attachment's bytes as a channel hands them over, streamed. */
@@ -40,6 +41,21 @@ async function* fromWeb(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8
 /** The platform failed to hand the bytes over (the request, or the stream midway). */
 class UnavailableError extends Error {
   override name = 'UnavailableError';
+  /** Trying again cannot help (see `isPermanentFetchFailure`). */
+  readonly permanent: boolean;
+  constructor(err: unknown) {
+    super(err instanceof Error ? err.message : String(err));
+    this.permanent = isPermanentFetchFailure(err);
+  }
+}
+
+/**
+ * A platform failed to hand an attachment over for a reason that may pass (a 5xx, a timeout):
+ * thrown instead of going on without the file when the caller asked for `transient: 'retry'`,
+ * so the queue tries the message again later.
+ */
+export class AttachmentRetryError extends Error {
+  override name = 'AttachmentRetryError';
 }
 
 /** The source's bytes, with any failure while reading them marked as the platform's. */
@@ -49,7 +65,7 @@ async function* fromPlatform(
   try {
     yield* body;
   } catch (err) {
-    throw new UnavailableError((err as Error).message);
+    throw new UnavailableError(err);
   }
 }
 
@@ -61,12 +77,18 @@ async function* fromPlatform(
  * refuse moves to `refusedAttachments` (the person is told); one the platform does not hand over
  * stays as described; the message goes on. Only the store itself failing (its database) throws,
  * so the message is tried again.
+ *
+ * `transient` says what a failure that may pass (a 5xx, a timeout; not a 404, 403 or a refused
+ * redirect, which stay as described) does: `retry` throws `AttachmentRetryError` (the worker's
+ * fetch, tried again by the queue), `refuse` moves the attachment to `refusedAttachments` with
+ * reason `unavailable` (the last try: the person is told to send it again). Unset: it stays as
+ * described, like a permanent one.
  */
 export async function storeInboundAttachments<E extends EnvelopeInput>(
   deps: InboundFilesDeps,
   envelope: E,
   source: AttachmentSource,
-  options: { maxBytes?: number } = {},
+  options: { maxBytes?: number; transient?: 'retry' | 'refuse' } = {},
 ): Promise<E> {
   const attachments = envelope.attachments ?? [];
   if (attachments.length === 0) return envelope;
@@ -84,8 +106,8 @@ export async function storeInboundAttachments<E extends EnvelopeInput>(
       // the platform may not even serve, as Telegram's Bot API above 20 MB), the person is told.
       if (a.pending && a.size !== undefined && a.size > maxBytes)
         throw tooLarge(a.name ?? defaultName(a.type), maxBytes);
-      const got = await source(a).catch((err: Error) => {
-        throw new UnavailableError(err.message);
+      const got = await source(a).catch((err: unknown) => {
+        throw new UnavailableError(err);
       });
       if (!got) {
         kept.push(settled(a));
@@ -104,12 +126,27 @@ export async function storeInboundAttachments<E extends EnvelopeInput>(
       // reason to go on without the file.
       if (!(err instanceof FileRefusedError) && !(err instanceof UnavailableError)) throw err;
       if (err instanceof UnavailableError) {
-        // The platform did not hand the bytes over: the attachment stays as the channel described it.
+        const name = a.name ?? defaultName(a.type);
+        if (!err.permanent && options.transient === 'retry')
+          throw new AttachmentRetryError(`"${name}" was not fetched: ${err.message}`);
         deps.logger.warn({
           event: 'file.inbound_unavailable',
           envelopeId: envelope.id,
+          permanent: err.permanent,
           err: err.message,
         });
+        if (!err.permanent && options.transient === 'refuse') {
+          // The last try failed too: the message goes on without the file, the person is told.
+          refused.push({
+            type: a.type,
+            name: a.name,
+            size: a.size,
+            reason: 'unavailable',
+            message: `"${name}" could not be fetched from the chat service; please send it again`,
+          });
+          continue;
+        }
+        // The platform will not hand the bytes over: the attachment stays as the channel described it.
         kept.push(settled(a));
         continue;
       }

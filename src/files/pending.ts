@@ -4,7 +4,8 @@ import type { Logger } from '../logger.ts';
 import type { ChannelAdapter } from '../ports.ts';
 import type { Db } from '../store/db.ts';
 import { isEnvelopeRecorded } from '../store/messages.ts';
-import { storeInboundAttachments } from './inbound.ts';
+import { fetchFailures } from './fetch-attempts.ts';
+import { AttachmentRetryError, storeInboundAttachments } from './inbound.ts';
 import type { FileStore } from './store.ts';
 
 export interface PendingAttachmentsDeps {
@@ -13,6 +14,8 @@ export interface PendingAttachmentsDeps {
   bots: BotRegistry;
   db: Db;
   logger: Logger;
+  /** ATTACHMENT_RETRY_ATTEMPTS: how often a message is tried again for a download that may pass. */
+  retryAttempts: number;
 }
 
 export const hasPendingAttachments = (envelope: Envelope): boolean =>
@@ -25,6 +28,12 @@ export const hasPendingAttachments = (envelope: Envelope): boolean =>
  * just before the turn. The queued envelope is left as it was, so a worker that dies here loses
  * nothing: the redelivered envelope is fetched again (the content is stored once; a file row no
  * message claimed is swept with the stale uploads).
+ *
+ * A download that failed for a reason that may pass (the platform's 5xx, a timeout, the
+ * connection lost) fails the message: the queue tries it again in its lane, with its backoff,
+ * so the session's order holds. The failures are counted in PostgreSQL (any worker may take the
+ * retry); after `retryAttempts` retries the message goes on without the file and the person is
+ * told. A failure that cannot pass (404, 403, a refused redirect) is not retried.
  */
 export function pendingAttachments(deps: PendingAttachmentsDeps) {
   const byChannel = new Map(deps.adapters.map((a) => [a.channel, a]));
@@ -35,15 +44,33 @@ export function pendingAttachments(deps: PendingAttachmentsDeps) {
     // Already answered before a crash: the engine sees the duplicate, nothing is fetched again.
     if (!fetch || (redelivered && (await isEnvelopeRecorded(deps.db, envelope.id)))) return envelope;
     const started = Date.now();
-    const ready = await storeInboundAttachments(
-      {
-        files: deps.files,
-        rules: (bot, channel) => deps.bots.rules(bot, channel),
-        logger: deps.logger,
-      },
-      envelope,
-      (a) => (a.pending ? fetch(a, envelope) : Promise.resolve(undefined)),
-    );
+    const failures = await fetchFailures.count(deps.db, envelope.id);
+    let ready: Envelope;
+    try {
+      ready = await storeInboundAttachments(
+        {
+          files: deps.files,
+          rules: (bot, channel) => deps.bots.rules(bot, channel),
+          logger: deps.logger,
+        },
+        envelope,
+        (a) => (a.pending ? fetch(a, envelope) : Promise.resolve(undefined)),
+        { transient: failures >= deps.retryAttempts ? 'refuse' : 'retry' },
+      );
+    } catch (err) {
+      if (!(err instanceof AttachmentRetryError)) throw err;
+      const failed = await fetchFailures.record(deps.db, envelope.id, err.message);
+      deps.logger.warn({
+        event: 'file.inbound_fetch_retry',
+        envelopeId: envelope.id,
+        failures: failed,
+        retriesLeft: deps.retryAttempts - failed,
+        err: err.message,
+      });
+      throw err;
+    }
+    // Through at last (with the file, or told without it): the count is done with.
+    if (failures > 0) await fetchFailures.clear(deps.db, envelope.id);
     deps.logger.debug({
       event: 'file.inbound_fetched',
       envelopeId: envelope.id,

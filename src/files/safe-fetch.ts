@@ -46,6 +46,12 @@ export interface SafeFetchOptions {
 
 export class FetchRefusedError extends Error {
   override name = 'FetchRefusedError';
+  /** The answer's HTTP status when the host answered other than 200 (a 5xx may pass; a refusal does not). */
+  readonly status: number | undefined;
+  constructor(message: string, status?: number) {
+    super(message);
+    this.status = status;
+  }
 }
 
 /**
@@ -103,7 +109,7 @@ export async function safeGet(
     }
     if (status !== 200) {
       res.resume();
-      throw new FetchRefusedError(`HTTP ${status} from ${target.host}`);
+      throw new FetchRefusedError(`HTTP ${status} from ${target.host}`, status);
     }
     const name = decodeURIComponent(target.pathname.split('/').pop() || 'file');
     return { body: res, type: res.headers['content-type'], name };

@@ -53,7 +53,14 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
         // Knowledge is indexed before the first message is answered, then kept up to date.
         await knowledge.sync();
         knowledge.start();
-        const fetchPending = pendingAttachments({ adapters, files: services.files, bots, db, logger });
+        const fetchPending = pendingAttachments({
+          adapters,
+          files: services.files,
+          bots,
+          db,
+          logger,
+          retryAttempts: config.attachmentRetryAttempts,
+        });
         await queue.consume(async (envelope, info) => {
           const outcome = await turnSpan(envelope, async () =>
             engine.handle(await fetchPending(envelope, info.redelivered), {

@@ -64,6 +64,10 @@ export async function startGraphApi(accessToken: string) {
   const held = new Map<string, { release: () => void; released: Promise<void> }>();
   /** Downloads that reached a held medium and wait for its release. */
   const waiting: string[] = [];
+  /** Media whose downloads fail for now: how many more times, and with which status. */
+  const failing = new Map<string, { left: number; status: number }>();
+  /** Every download tried (failed ones too), by media id. */
+  const downloadAttempts: string[] = [];
   let baseUrl = '';
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -89,7 +93,15 @@ export async function startGraphApi(accessToken: string) {
     if (req.method === 'GET' && download) {
       if (!authorized) return void res.writeHead(401).end();
       const m = media.get(download[1]!);
+      downloadAttempts.push(download[1]!);
       if (!m) return void res.writeHead(404).end();
+      const failure = failing.get(download[1]!);
+      if (failure && failure.left > 0) {
+        failure.left--;
+        res.writeHead(failure.status, { 'content-type': 'text/plain' });
+        res.end('the media host is having a moment');
+        return;
+      }
       const gate = held.get(download[1]!);
       if (gate) {
         waiting.push(download[1]!);
@@ -203,6 +215,11 @@ export async function startGraphApi(accessToken: string) {
       media.set(id, { bytes, type });
     },
     waiting,
+    downloadAttempts,
+    /** The next `times` downloads of media `id` answer `status` (Infinity: every one), as a media host in trouble. */
+    failDownloads(id: string, times: number, status = 503) {
+      failing.set(id, { left: times, status });
+    },
     /** Holds the bytes of media `id` back until the returned function is called. */
     hold(id: string): () => void {
       let release = () => {};

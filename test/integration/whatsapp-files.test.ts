@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
@@ -8,6 +10,7 @@ import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { pdfBytes } from '../helpers/files.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
 
 const APP_SECRET = 'test-app-secret';
@@ -16,11 +19,24 @@ const NUMBER = '106540352242922';
 const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
 const MB = 1024 * 1024;
 
+/** A logger that keeps the lines it writes, parsed (warn and up: what an operator is shown). */
+function capturingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: pino({ level: 'warn' }, stream), lines };
+}
+
 /** Files and cards over the WhatsApp Cloud API, against a local Graph API (media ids, downloads, uploads). */
 describe('WhatsApp Cloud: files and cards', () => {
   let graph: GraphApi;
   let running: RunningHub;
   let serial = 0;
+  const log = capturingLogger();
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
@@ -36,7 +52,7 @@ describe('WhatsApp Cloud: files and cards', () => {
     )!;
     running = await startTestHub(
       { configDir: path.join(REPO_ROOT, 'test/fixtures/files') },
-      { adapters: [createWhatsAppAdapter(config)] },
+      { adapters: [createWhatsAppAdapter(config)], logger: log.logger },
     );
   });
   afterAll(async () => {
@@ -121,6 +137,99 @@ describe('WhatsApp Cloud: files and cards', () => {
       (t) => t.includes(`Got photo (image/png, ${photo.length} bytes)`),
     );
     expect(graph.downloads.filter((id) => id === '900000000003')).toHaveLength(1);
+  });
+
+  /** The person's session rows by role, and what the log says of their envelopes. */
+  const rowsOf = (from: string) =>
+    query<{ role: string; envelope_id: string | null }>(
+      `SELECT m.role, m.envelope_id FROM messages m JOIN sessions s ON s.id = m.session_id
+        WHERE s.channel = 'whatsapp' AND s.native_key = $1 ORDER BY m.seq`,
+      [`+${from}`],
+    );
+  const logged = (event: string, envelopeId: string) =>
+    log.lines.filter((l) => l.event === event && l.envelopeId === envelopeId);
+
+  it('a download the media host fails twice (503) is tried again in the lane: stored once, one turn, one answer', async () => {
+    const from = person();
+    const photo = Buffer.concat([KETTLE, Buffer.from(`flaky-${from}`)]);
+    graph.addMedia('900000000004', photo, 'image/png');
+    graph.failDownloads('900000000004', 2, 503);
+    const webhook = message(doc.imageMessage, from, 1, (m) => {
+      m.image.id = '900000000004';
+    });
+    expect((await post(webhook)).status).toBe(200);
+    const got = `Got photo (image/png, ${photo.length} bytes)`;
+    await until(
+      () => texts(from),
+      (t) => t.includes(got),
+    );
+    await settled(running.hub);
+    expect(graph.downloadAttempts.filter((id) => id === '900000000004')).toHaveLength(3);
+    expect(texts(from)).toEqual(['Send me a file.', got]);
+    const rows = await rowsOf(from);
+    expect(rows.map((r) => r.role)).toEqual(['user', 'assistant', 'assistant']);
+    const envelopeId = rows[0]!.envelope_id!;
+    expect(logged('file.inbound_fetch_retry', envelopeId)).toHaveLength(2);
+    expect(logged('file.inbound_unavailable', envelopeId)).toHaveLength(0);
+    expect(await query('SELECT 1 FROM files WHERE size = $1', [photo.length])).toHaveLength(1);
+    expect(
+      await query('SELECT 1 FROM attachment_fetch_failures WHERE envelope_id = $1', [envelopeId]),
+    ).toEqual([]);
+  });
+
+  it('a download that always fails (500) is tried ATTACHMENT_RETRY_ATTEMPTS more times; then answered, the person told, one event', async () => {
+    const from = person();
+    graph.addMedia('900000000005', Buffer.concat([KETTLE, Buffer.from(`down-${from}`)]), 'image/png');
+    graph.failDownloads('900000000005', Number.POSITIVE_INFINITY, 500);
+    const webhook = message(doc.imageMessage, from, 1, (m) => {
+      m.image.id = '900000000005';
+    });
+    expect((await post(webhook)).status).toBe(200);
+    await until(
+      () => texts(from),
+      (t) => t.some((x) => x.startsWith('You said')),
+    );
+    await settled(running.hub);
+    const retries = running.hub.config.attachmentRetryAttempts;
+    expect(retries).toBe(3);
+    expect(graph.downloadAttempts.filter((id) => id === '900000000005')).toHaveLength(1 + retries);
+    expect(texts(from).sort()).toEqual([
+      '"photo" could not be fetched from the chat service; please send it again',
+      'Send me a file.',
+      'You said: Taj Mahal',
+    ]);
+    const rows = await rowsOf(from);
+    expect(rows.filter((r) => r.role === 'user')).toHaveLength(1);
+    const envelopeId = rows[0]!.envelope_id!;
+    expect(logged('file.inbound_fetch_retry', envelopeId)).toHaveLength(retries);
+    expect(logged('file.inbound_unavailable', envelopeId)).toEqual([
+      expect.objectContaining({ permanent: false, err: expect.stringContaining('500') }),
+    ]);
+    expect(
+      await query('SELECT 1 FROM attachment_fetch_failures WHERE envelope_id = $1', [envelopeId]),
+    ).toEqual([]);
+  });
+
+  it('a download refused for good (404) is not tried again: the message goes on at once', async () => {
+    const from = person();
+    graph.addMedia('900000000006', Buffer.concat([KETTLE, Buffer.from(`gone-${from}`)]), 'image/png');
+    graph.failDownloads('900000000006', Number.POSITIVE_INFINITY, 404);
+    const webhook = message(doc.imageMessage, from, 1, (m) => {
+      m.image.id = '900000000006';
+    });
+    expect((await post(webhook)).status).toBe(200);
+    await until(
+      () => texts(from),
+      (t) => t.some((x) => x.startsWith('You said')),
+    );
+    await settled(running.hub);
+    expect(graph.downloadAttempts.filter((id) => id === '900000000006')).toHaveLength(1);
+    const rows = await rowsOf(from);
+    const envelopeId = rows[0]!.envelope_id!;
+    expect(logged('file.inbound_fetch_retry', envelopeId)).toHaveLength(0);
+    expect(logged('file.inbound_unavailable', envelopeId)).toEqual([
+      expect.objectContaining({ permanent: true }),
+    ]);
   });
 
   it('refuses an 11 MB document with a message the person reads, and keeps nothing', async () => {

@@ -1,4 +1,5 @@
 import type { Attachment } from '../../../src/envelope.ts';
+import { AttachmentFetchError, attachmentStatusError } from '../../../src/files/fetch-failure.ts';
 import type { FetchedAttachment } from '../../../src/files/inbound.ts';
 import { safeGet } from '../../../src/files/safe-fetch.ts';
 
@@ -71,13 +72,14 @@ export async function fetchTeamsFile(
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location) {
       await res.body?.cancel();
-      if (hop >= MAX_REDIRECTS) throw new Error('too many redirects for an attachment');
+      if (hop >= MAX_REDIRECTS)
+        throw new AttachmentFetchError('too many redirects for an attachment', { permanent: true });
       url = new URL(location, url);
       continue;
     }
     if (!res.ok || !res.body) {
       await res.body?.cancel();
-      throw new Error(`${url.host} answered ${res.status} for an attachment`);
+      throw attachmentStatusError(res.status, `${url.host} answered ${res.status} for an attachment`);
     }
     return { body: res.body };
   }
