@@ -28,6 +28,8 @@ export const EnvSchema = z.object({
   MAX_TEXT_BYTES: int(16 * 1024, 1),
   /** Largest accepted HTTP request body, in bytes. */
   MAX_BODY_BYTES: int(1024 * 1024, 1024),
+  /** Largest body of `POST /api/admin/broadcasts` (a `to` list of 100,000 numbers is about 1.6 MB). */
+  BROADCAST_MAX_BODY_BYTES: int(16 * 1024 * 1024, 1024),
   /** How long `POST /api/chat` waits for the replies before answering 202. */
   CHAT_WAIT_MS: int(15_000, 0),
   /** Sessions the in-process queue runs at once (each session still one message at a time). */
@@ -155,6 +157,7 @@ export interface HubConfig {
   logLevel: Env['LOG_LEVEL'];
   maxTextBytes: number;
   maxBodyBytes: number;
+  broadcastMaxBodyBytes: number;
   chatWaitMs: number;
   queueConcurrency: number;
   cacheTtlSeconds: number;
@@ -223,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     logLevel: e.LOG_LEVEL,
     maxTextBytes: e.MAX_TEXT_BYTES,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    broadcastMaxBodyBytes: e.BROADCAST_MAX_BODY_BYTES,
     chatWaitMs: e.CHAT_WAIT_MS,
     queueConcurrency: e.QUEUE_CONCURRENCY,
     cacheTtlSeconds: e.CACHE_TTL_SECONDS,

@@ -16,6 +16,11 @@ export function createApp(options: {
   maxBodyBytes: number;
   /** Routes that stream their body and apply limits of their own (file uploads). */
   streamingPaths?: readonly string[];
+  /**
+   * Paths whose bodies may be larger than `maxBodyBytes` (a broadcast's list of 100,000
+   * numbers): exact path → their own limit. Every other path keeps `maxBodyBytes`.
+   */
+  pathLimits?: Readonly<Record<string, number>>;
 }): Hono {
   const app = new Hono();
   if (tracingEnabled()) app.use(httpSpans());
@@ -35,18 +40,23 @@ export function createApp(options: {
     }),
   );
   const streaming = new Set(options.streamingPaths ?? []);
-  const limit = bodyLimit({
-    maxSize: options.maxBodyBytes,
-    // The rest of the body is never read, so the connection cannot carry another request.
-    onError: (c) =>
-      errorResponse(
-        c,
-        new ApiError(413, 'payload_too_large', `the request body is over ${options.maxBodyBytes} bytes`, {
-          Connection: 'close',
-        }),
-      ),
-  });
-  app.use((c, next) => (streaming.has(c.req.path) ? next() : limit(c, next)));
+  const limitOf = (maxSize: number) =>
+    bodyLimit({
+      maxSize,
+      // The rest of the body is never read, so the connection cannot carry another request.
+      onError: (c) =>
+        errorResponse(
+          c,
+          new ApiError(413, 'payload_too_large', `the request body is over ${maxSize} bytes`, {
+            Connection: 'close',
+          }),
+        ),
+    });
+  const limit = limitOf(options.maxBodyBytes);
+  const pathLimits = new Map(
+    Object.entries(options.pathLimits ?? {}).map(([path, maxSize]) => [path, limitOf(maxSize)]),
+  );
+  app.use((c, next) => (streaming.has(c.req.path) ? next() : (pathLimits.get(c.req.path) ?? limit)(c, next)));
   app.notFound((c) =>
     errorResponse(c, new ApiError(404, 'not_found', `nothing at ${c.req.method} ${c.req.path}`)),
   );

@@ -6,7 +6,7 @@ import { agentAdminRoutes } from './agent-admin-api.ts';
 import { agentRoutes } from './agent-api.ts';
 import { createApp } from './app.ts';
 import { authRoutes } from './auth-api.ts';
-import { broadcastRoutes } from './broadcast-api.ts';
+import { BROADCASTS_PATH, broadcastRoutes } from './broadcast-api.ts';
 import { consoleRoutes } from './console.ts';
 import { dashboardRoutes } from './dashboard-api.ts';
 import { fileRoutes, UPLOAD_PATH } from './files-api.ts';
@@ -45,7 +45,13 @@ export function assembleHttp(services: HubServices): Hono {
     signIn,
   } = services;
   const { redis, queue, cache, bus, rateLimiter } = backend;
-  const app = createApp({ logger, maxBodyBytes: config.maxBodyBytes, streamingPaths: [UPLOAD_PATH] });
+  const app = createApp({
+    logger,
+    maxBodyBytes: config.maxBodyBytes,
+    streamingPaths: [UPLOAD_PATH],
+    // A broadcast's `to` list (up to 100,000 numbers) is larger than any other request.
+    pathLimits: { [BROADCASTS_PATH]: config.broadcastMaxBodyBytes },
+  });
 
   const checks: Check[] = [
     { name: 'database', check: () => db.ping() },
@@ -89,7 +95,7 @@ export function assembleHttp(services: HubServices): Hono {
     }),
   );
   app.route('/api/admin/messages', outboundMessageRoutes({ db, adminToken, service: outbound }));
-  app.route('/api/admin/broadcasts', broadcastRoutes({ db, adminToken, service: broadcasts }));
+  app.route(BROADCASTS_PATH, broadcastRoutes({ db, adminToken, service: broadcasts }));
   app.route(
     '/',
     adminRoutes({

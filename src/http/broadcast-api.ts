@@ -9,6 +9,9 @@ import { checkBot, requireSender, type SenderEnv } from './outbound-api.ts';
 
 const Params = z.object({ id: z.uuid() });
 
+/** Where the routes are mounted; its body limit is BROADCAST_MAX_BODY_BYTES, not MAX_BODY_BYTES. */
+export const BROADCASTS_PATH = '/api/admin/broadcasts';
+
 /**
  * `/api/admin/broadcasts`: one message to many (mounted with `app.route`). The same senders as
  * `/api/admin/messages`: ADMIN_TOKEN, or a supervisor or admin agent for the bots they serve.
