@@ -17,6 +17,13 @@ export const STALL_CHECK_MS = 5_000;
  * share it, and with it BullMQ's round trips; a worker never holds more lanes than its concurrency.
  */
 export const LANES_PER_JOB = 32;
+/**
+ * A drainer checks at a chunk's end that its job's lock still holds (extending it), unless the
+ * last extension that succeeded was sent less than this ago: the lock then still holds for
+ * LANE_LOCK_MS minus this at least, and a lane of many small chunks costs one extension a second,
+ * not one a chunk.
+ */
+const LOCK_RECHECK_MS = 1_000;
 /** How often a worker checks that ready lanes have their wake job (its producer may have died before adding it). */
 const SWEEP_EVERY_MS = 15_000;
 const RETRY_BASE_MS = 200;
@@ -30,6 +37,11 @@ interface LaneJob {
 }
 
 const wakeJobId = (wake: number) => `wake-${wake}`;
+
+/** When a run of a job last had its lock confirmed (sent time of the extension, `performance.now()`). */
+interface Lease {
+  confirmedAt: number;
+}
 
 export interface ChunkContext {
   /**
@@ -147,7 +159,8 @@ export class LaneRunner {
     const { wake, lane, epoch } = job.data;
     if (lane !== undefined && epoch !== undefined) {
       // Left by an older version: that lane was scheduled without a place in the ready list.
-      await this.drain(job, token, { lane, epoch, wake: 0, entry: `${epoch}|${lane}` }, handle);
+      const lease: Lease = { confirmedAt: Number.NEGATIVE_INFINITY };
+      await this.drain(job, token, lease, { lane, epoch, wake: 0, entry: `${epoch}|${lane}` }, handle);
       return;
     }
     const room = Math.max(1, Math.min(LANES_PER_JOB, this.concurrency - this.activeLanes));
@@ -155,9 +168,10 @@ export class LaneRunner {
     // More lanes are ready than this job took: another job (on any worker) takes them now.
     if (next !== undefined) await this.wake(next);
     this.activeLanes += lanes.length;
+    const lease: Lease = { confirmedAt: Number.NEGATIVE_INFINITY };
     const drains = await Promise.allSettled(
       lanes.map((claimed) =>
-        this.drain(job, token, claimed, handle).finally(() => {
+        this.drain(job, token, lease, claimed, handle).finally(() => {
           this.activeLanes--;
         }),
       ),
@@ -170,6 +184,7 @@ export class LaneRunner {
   private async drain(
     job: Job<LaneJob>,
     token: string | undefined,
+    lease: Lease,
     claimed: ClaimedLane,
     handle: ChunkHandler,
   ): Promise<void> {
@@ -184,7 +199,7 @@ export class LaneRunner {
         if (next?.wake !== undefined) await this.wake(next.wake);
         return lanes.release(claimed);
       }
-      // The first chunk came with the claim.
+      // The first chunk came with the claim, the next ones with the acknowledgement before them.
       const items = prefetched === undefined ? await lanes.read(lane, epoch, LANE_CHUNK) : prefetched;
       prefetched = undefined;
       if (items === null) return lanes.release(claimed); // a newer epoch owns the lane
@@ -202,13 +217,24 @@ export class LaneRunner {
         await lanes.ack(lane, items.slice(0, outcome.done));
         throw outcome.error;
       }
-      if (await lanes.ackAndFinish(claimed, items.slice(0, outcome.done))) return;
+      const next = await lanes.ackAndNext(claimed, items.slice(0, outcome.done), LANE_CHUNK);
+      if (next === 'finished') return;
+      prefetched = next;
       // Fencing at chunk granularity: if our lock lapsed, the job (and this lane) went to another worker.
-      if (token && (await job.extendLock(token, LANE_LOCK_MS)) !== 1) {
+      if (token && !(await this.holdsLock(job, token, lease))) {
         this.o.logger.warn({ event: 'queue.lane_lost', queue: this.o.name, lane });
         return;
       }
     }
+  }
+
+  /** Whether the job's lock still holds: extended, or confirmed recently enough (LOCK_RECHECK_MS). */
+  private async holdsLock(job: Job<LaneJob>, token: string, lease: Lease): Promise<boolean> {
+    const sentAt = performance.now();
+    if (sentAt - lease.confirmedAt < LOCK_RECHECK_MS) return true;
+    if ((await job.extendLock(token, LANE_LOCK_MS)) !== 1) return false;
+    lease.confirmedAt = Math.max(lease.confirmedAt, sentAt);
+    return true;
   }
 
   /** Adds the wake job of ready lanes whose producer died between queuing an item and adding the job. */

@@ -1,10 +1,11 @@
 import type { Redis } from 'ioredis';
 import { type Envelope, sessionLane } from '../envelope.ts';
 import { errorMessage, isTransient } from '../errors.ts';
-import { namedHitMember, rateWindowKey } from '../limits/redis-rate-limiter.ts';
+import { rateWindowKey } from '../limits/redis-rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import { drainSpan } from '../telemetry/envelope-spans.ts';
 import { LaneRunner } from './lane-runner.ts';
+import { PushBatcher } from './push-batch.ts';
 import type { EnqueueResult, EnvelopeHandler, InboundQueue } from './queue.ts';
 import { type DeadLetter, RedisLanes } from './redis-lanes.ts';
 
@@ -55,33 +56,29 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
   });
   const failing = new Set<string>();
 
+  // The gateway's pushes of one moment share a script (see PushBatcher).
+  const batcher = new PushBatcher(lanes, DEDUPE_TTL_MS, (wake) => runner.wake(wake));
+
   async function push(envelope: Envelope, dedupe: boolean): Promise<EnqueueResult> {
-    const lane = sessionLane(envelope);
-    const result = await lanes.push(
-      lane,
-      JSON.stringify(envelope),
-      dedupe ? { id: envelope.id, ttlMs: DEDUPE_TTL_MS } : undefined,
-    );
-    if (result.status === 'duplicate') return 'duplicate';
-    if (result.wake !== undefined) await runner.wake(result.wake);
-    return 'accepted';
+    const status = await batcher.push({
+      lane: sessionLane(envelope),
+      item: JSON.stringify(envelope),
+      ...(dedupe ? { dedupeId: envelope.id } : {}),
+    });
+    return status === 'duplicate' ? 'duplicate' : 'accepted';
   }
 
   return {
     driver: 'redis-lanes',
     enqueue: (envelope) => push(envelope, true),
     // The Redis rate limiter's window (same Redis, same prefix), counted in the push's own script.
-    async enqueueWithinLimit(envelope, { key, limit, windowMs }) {
-      const result = await lanes.pushWithinLimit(
-        sessionLane(envelope),
-        JSON.stringify(envelope),
-        { id: envelope.id, ttlMs: DEDUPE_TTL_MS },
-        { key: rateWindowKey(options.prefix, key), limit, windowMs, member: namedHitMember(envelope.id) },
-      );
-      if (result.status !== 'accepted') return result.status;
-      if (result.wake !== undefined) await runner.wake(result.wake);
-      return 'accepted';
-    },
+    enqueueWithinLimit: (envelope, { key, limit, windowMs }) =>
+      batcher.push({
+        lane: sessionLane(envelope),
+        item: JSON.stringify(envelope),
+        dedupeId: envelope.id,
+        limit: { key: rateWindowKey(options.prefix, key), limit, windowMs },
+      }),
     async consume(handler: EnvelopeHandler) {
       runner.start(async (lane, items, ctx) => {
         const envelopes = items.map((item) => JSON.parse(item) as Envelope);

@@ -23,11 +23,11 @@ import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts
 
 export interface LaneCommands {
   lanePush(...args: (string | number)[]): Promise<[number, number]>;
-  lanePushWithinLimit(...args: (string | number)[]): Promise<[number, number]>;
+  lanePushBatch(...args: (string | number)[]): Promise<number[]>;
   laneClaim(...args: (string | number)[]): Promise<[string[], number, (string[] | null)[]]>;
   laneRead(...args: (string | number)[]): Promise<string[] | null>;
   laneAck(...args: (string | number)[]): Promise<number>;
-  laneAckFinish(...args: (string | number)[]): Promise<number>;
+  laneAckFinish(...args: (string | number)[]): Promise<number | string[]>;
   laneFinish(...args: (string | number)[]): Promise<number>;
   laneHandback(...args: (string | number)[]): Promise<[number, number]>;
   lanePendingWake(...args: (string | number)[]): Promise<number>;
@@ -43,11 +43,7 @@ const ENQUEUE = ['./redis-lanes/wake.lua', './redis-lanes/enqueue.lua'];
 /** The lanes' scripts, in `redis-lanes/*.lua`; `wake.lua` is a helper the scripts that schedule share. */
 export const LANE_COMMANDS: readonly LuaCommand[] = [
   { name: 'lanePush', numberOfKeys: 8, lua: lua('push.lua', ENQUEUE) },
-  {
-    name: 'lanePushWithinLimit',
-    numberOfKeys: 9,
-    lua: lua('push-within-limit.lua', ENQUEUE),
-  },
+  { name: 'lanePushBatch', numberOfKeys: 5, lua: lua('push-batch.lua', ENQUEUE) },
   { name: 'laneClaim', numberOfKeys: 4, lua: lua('claim.lua') },
   { name: 'laneRead', numberOfKeys: 2, lua: lua('read.lua') },
   { name: 'laneAck', numberOfKeys: 2, lua: lua('ack.lua') },
@@ -69,14 +65,24 @@ export type PushResult = { status: 'duplicate' } | { status: 'accepted'; wake?: 
 
 /**
  * A sliding window of hits (the Redis rate limiter's sorted set, `src/limits/redis-rate-limiter.ts`)
- * that a push is counted against: the full key, the limit, the window, and the hit's member.
+ * that a push is counted against: the full key, the limit, the window. The hit is named by the
+ * push's dedupe id (its member is `namedHitMember(id)`).
  */
 export interface PushLimit {
   key: string;
   limit: number;
   windowMs: number;
-  member: string;
 }
+
+/** One item of `pushMany`: deduplicated when it has a `dedupeId`, counted against `limit` when it has one. */
+export interface PushEntry {
+  lane: string;
+  item: string;
+  dedupeId?: string;
+  limit?: PushLimit;
+}
+
+export type PushStatus = 'accepted' | 'duplicate' | 'limited';
 
 /** A lane a drain job claimed, at the epoch it was scheduled under. */
 export interface ClaimedLane {
@@ -153,7 +159,7 @@ export class RedisLanes {
     return status === 0 ? { status: 'duplicate' } : accepted(wake);
   }
 
-  /** The keys both push scripts begin with (push.lua's KEYS, enqueue.lua's). */
+  /** push.lua's keys (those enqueue.lua takes after the dedupe key). */
   private pushKeys(lane: string, dedupeId: string): string[] {
     return [
       `${this.base}dedupe:${dedupeId}`,
@@ -168,29 +174,32 @@ export class RedisLanes {
   }
 
   /**
-   * Queues an item, deduplicated by `dedupe.id`, counting it against `limit` in the same step
-   * (one round trip and one script instead of two). `limited`: the window is full; nothing was
-   * counted or queued.
+   * Queues several items in one script and one round trip, each as `push` would (in order; an
+   * item with a `dedupe` id is refused when that id was seen within `dedupeTtlMs`), and counts an
+   * item that has a `limit` against it in the same step. `limited`: the window is full; nothing
+   * was counted or queued for that item. `wake`: the one wake job the caller must add for them all.
    */
-  async pushWithinLimit(
-    lane: string,
-    item: string,
-    dedupe: { id: string; ttlMs: number },
-    limit: PushLimit,
-  ): Promise<PushResult | { status: 'limited' }> {
-    const [status, wake] = await this.redis.lanePushWithinLimit(
-      ...this.pushKeys(lane, dedupe.id),
-      limit.key,
-      item,
-      dedupe.ttlMs,
-      lane,
-      limit.limit,
-      limit.windowMs,
-      limit.member,
-    );
-    if (status === 0) return { status: 'duplicate' };
-    if (status === 2) return { status: 'limited' };
-    return accepted(wake);
+  async pushMany(
+    entries: readonly PushEntry[],
+    dedupeTtlMs: number,
+  ): Promise<{ statuses: PushStatus[]; wake?: number }> {
+    const args: (string | number)[] = [
+      this.readyKey,
+      this.epochKey,
+      this.depthKey,
+      this.wakingKey,
+      this.wakeSeqKey,
+      this.base,
+      dedupeTtlMs,
+    ];
+    for (const { lane, item, dedupeId, limit } of entries) {
+      if (limit && !dedupeId) throw new Error('a push counted against a rate limit needs its dedupe id');
+      args.push(lane, item, dedupeId ?? '', limit?.key ?? '', limit?.limit ?? 0, limit?.windowMs ?? 0);
+    }
+    const [wake, ...codes] = await this.redis.lanePushBatch(...args);
+    const statuses = codes.map((c): PushStatus => (c === 1 ? 'accepted' : c === 0 ? 'duplicate' : 'limited'));
+    const next = wakeOrNone(wake!);
+    return next === undefined ? { statuses } : { statuses, wake: next };
   }
 
   /**
@@ -239,19 +248,26 @@ export class RedisLanes {
 
   /**
    * Acknowledges handled items and, if that empties the lane, unschedules it and releases the
-   * job's claim in the same step (one round trip for the common lane of one message). True when finished.
+   * job's claim in the same step (one round trip for the common lane of one message): `finished`.
+   * Else the lane's next `count` items, read in the same step, or null when a newer epoch owns it.
    */
-  async ackAndFinish(claimed: ClaimedLane, items: readonly string[]): Promise<boolean> {
-    const done = await this.redis.laneAckFinish(
+  async ackAndNext(
+    claimed: ClaimedLane,
+    items: readonly string[],
+    count: number,
+  ): Promise<'finished' | string[] | null> {
+    const result = await this.redis.laneAckFinish(
       this.laneKey(claimed.lane),
       this.depthKey,
       this.schedKey(claimed.lane),
       this.claimsKey(claimed.wake),
       claimed.epoch,
       claimed.entry,
+      count,
       ...items,
     );
-    return done === 1;
+    if (Array.isArray(result)) return result;
+    return result === 1 ? 'finished' : null;
   }
 
   /** Unschedules the lane and releases the claim if the lane is empty; false when items arrived meanwhile. */

@@ -89,21 +89,37 @@ describe('Lua scripts, one by one, on real Redis', () => {
     ]);
   });
 
-  it('lanePushWithinLimit: counts the message in its rate window and queues it in one step; a full window or a duplicate changes nothing', async () => {
+  it('lanePushBatch: queues items in order, each deduplicated and counted in its rate window in the same step; a full window or a duplicate changes nothing for that item', async () => {
     const k = lanes(space());
     const window = `${k.base}rl`;
-    const pushLimited = (lane: string, item: string, id: string) =>
-      redis.lanePushWithinLimit(...k.pushKeys(lane, id), window, item, 60_000, lane, 2, 60_000, `id:${id}`);
-    expect(await pushLimited('a', 'one', 'm1')).toEqual([1, 1]);
-    expect(await pushLimited('a', 'one again', 'm1')).toEqual([0, 0]);
+    /** [lane, item, dedupe id, window] per item; every window here allows 2 a minute. */
+    const pushBatch = (...items: [string, string, string, string][]) =>
+      redis.lanePushBatch(
+        k.ready,
+        k.epoch,
+        k.depth,
+        k.waking,
+        k.wakeSeq,
+        k.base,
+        60_000,
+        ...items.flatMap(([lane, item, id, w]) => [lane, item, id, w, 2, 60_000]),
+      );
+    // One wake job marked for the batch; a duplicate within the batch is refused.
+    expect(
+      await pushBatch(['a', 'one', 'm1', window], ['a', 'one again', 'm1', window], ['b', 'x', '', '']),
+    ).toEqual([1, 1, 0, 1]);
     // The window is the rate limiter's: a named hit it already holds is not counted twice.
     expect(await redis.switchboardRateHit!(window, 2, 60_000, 'id:m2', 1)).toEqual([1, 0, 0]);
-    expect(await pushLimited('a', 'two', 'm2')).toEqual([1, 0]);
-    expect(await pushLimited('a', 'three', 'm3')).toEqual([2, 0]);
+    expect(
+      await pushBatch(['a', 'two', 'm2', window], ['a', 'three', 'm3', window], ['b', 'y', 'm4', '']),
+    ).toEqual([0, 1, 2, 1]);
     expect(await redis.lrange(k.lane('a'), 0, -1)).toEqual(['one', 'two']);
+    expect(await redis.lrange(k.lane('b'), 0, -1)).toEqual(['x', 'y']);
+    expect(await redis.lrange(k.ready, 0, -1)).toEqual(['1|a', '2|b']);
     expect(await redis.zrange(window, '0', '-1')).toEqual(['id:m1', 'id:m2']);
     expect(await redis.exists(k.dedupe('m3'))).toBe(0);
-    expect(await redis.get(k.depth)).toBe('2');
+    expect(await redis.pttl(k.dedupe('m4'))).toBeGreaterThan(0);
+    expect(await redis.get(k.depth)).toBe('4');
     expect(await redis.pttl(window)).toBeGreaterThan(0);
   });
 
@@ -142,14 +158,17 @@ describe('Lua scripts, one by one, on real Redis', () => {
     expect(await redis.get(k.depth)).toBe('1');
   });
 
-  it('laneAckFinish: acknowledges, and unschedules and releases the claim only when that left the lane empty', async () => {
+  it('laneAckFinish: acknowledges, and unschedules and releases the claim only when that left the lane empty; else reads the next chunk for its epoch', async () => {
     const k = lanes(space());
     await push(k, 'a', 'x');
     await push(k, 'a', 'y');
     await redis.sadd(k.claims(1), '1|a');
     const ackFinish = (...items: string[]) =>
-      redis.laneAckFinish(k.lane('a'), k.depth, k.sched('a'), k.claims(1), 1, '1|a', ...items);
-    expect(await ackFinish('x')).toBe(0);
+      redis.laneAckFinish(k.lane('a'), k.depth, k.sched('a'), k.claims(1), 1, '1|a', 20, ...items);
+    expect(await ackFinish('x')).toEqual(['y']);
+    expect(await redis.get(k.sched('a'))).toBe('1');
+    // Another epoch: nothing read, nothing unscheduled.
+    expect(await redis.laneAckFinish(k.lane('a'), k.depth, k.sched('a'), k.claims(1), 2, '2|a', 20)).toBe(0);
     expect(await redis.get(k.sched('a'))).toBe('1');
     expect(await ackFinish('y')).toBe(1);
     expect([

@@ -39,11 +39,12 @@ describe('lanes wait in a ready list, and one wake job claims several', () => {
 
     // A lane's last acknowledgement unschedules it and releases the claim in the same step.
     const b = first.lanes.find((l) => l.lane === 'b')!;
-    expect(await lanes.ackAndFinish(b, ['b1'])).toBe(true);
+    expect(await lanes.ackAndNext(b, ['b1'], 20)).toBe('finished');
     expect((await lanes.claim(1, 2, 20)).lanes.map((l) => l.lane)).toEqual(['a']);
     const a = first.lanes.find((l) => l.lane === 'a')!;
-    expect(await lanes.ackAndFinish(a, ['a1'])).toBe(false); // a2 is still there
-    expect(await lanes.ackAndFinish(a, ['a2'])).toBe(true);
+    // a2 is still there: it comes with the acknowledgement.
+    expect(await lanes.ackAndNext(a, ['a1'], 20)).toEqual(['a2']);
+    expect(await lanes.ackAndNext(a, ['a2'], 20)).toBe('finished');
     expect(await redis.exists(`${prefix}inbound:claims:1`)).toBe(0);
 
     // Job 2 takes the last ready lane; with nothing left ready, the next push marks a new job.
@@ -66,6 +67,7 @@ describe('lanes wait in a ready list, and one wake job claims several', () => {
     const handed = await lanes.handback('e', e.epoch);
     expect(handed?.epoch).toBeGreaterThan(e.epoch);
     expect(await lanes.read('e', e.epoch, 20)).toBeNull();
+    expect(await lanes.ackAndNext(e, [], 20)).toBeNull();
     expect(await lanes.handback('e', e.epoch)).toBeUndefined();
     const next = await lanes.claim(handed?.wake ?? 99, 32, 20);
     expect(next.lanes.map((l) => [l.lane, l.epoch, l.items])).toEqual([['e', handed?.epoch, ['e1']]]);
