@@ -19,6 +19,11 @@ interface Remembered {
 
 export { numberedLines } from '../../src/cards/numbered.ts';
 
+/** The store key of a session's numbered choices (its bot and native key; `channel_values.key`). */
+export function choicesKey(bot: string, nativeKey: string): string {
+  return `choices:${bot}:${createHash('sha256').update(nativeKey).digest('base64url')}`;
+}
+
 /**
  * The numbered choices WhatsApp last showed a person as text (cards and suggestions where no
  * buttons could be sent): a later message that is only a number ("2") answers with the value of
@@ -33,7 +38,7 @@ export class NumberedChoices {
   ) {}
 
   private key(bot: string, nativeKey: string): string {
-    return `choices:${bot}:${createHash('sha256').update(nativeKey).digest('base64url')}`;
+    return choicesKey(bot, nativeKey);
   }
 
   /** After a reply went out: what its numbers mean (nothing: the numbers of earlier replies no longer count). */

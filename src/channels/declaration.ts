@@ -105,9 +105,10 @@ export interface ChannelStorage {
   /**
    * The folder of its migrations (`adapters/<name>/migrations/NNNN_name.sql`), applied in file-name
    * order and recorded in `schema_migrations` as `<channel>/NNNN_name`. Never renumber or edit one
-   * that was released: add another.
+   * that was released: add another. Absent: no tables of its own, only an `erase` hook (for
+   * what it keeps in the keyed store, `channel_values`).
    */
-  readonly migrationsDir: string;
+  readonly migrationsDir?: string;
   /**
    * Core migrations that made these tables before the channel owned them, by the channel
    * migration that now makes them: a database that applied the core one records the channel one

@@ -46,7 +46,7 @@ export interface ChannelMigrations {
 export function registeredChannelMigrations(): ChannelMigrations[] {
   return channels
     .all()
-    .filter((d) => d.storage)
+    .filter((d) => d.storage?.migrationsDir)
     .map((d) => ({ channel: d.name, storage: d.storage! }));
 }
 
@@ -66,7 +66,7 @@ export async function migrate(
     channelMigrations.map(async ({ channel, storage }) => ({
       storage,
       channel,
-      migrations: await readMigrations(storage.migrationsDir, `${channel}/`),
+      migrations: storage.migrationsDir ? await readMigrations(storage.migrationsDir, `${channel}/`) : [],
     })),
   );
   return db.transaction(async (tx) => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { choicesKey } from '../../adapters/whatsapp/choices.ts';
 import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { tempDir } from '../helpers/database.ts';
 import { EXE_BYTES, pdfBytes } from '../helpers/files.ts';
@@ -11,6 +12,7 @@ import { LocalWebClient, personMedia } from '../helpers/whatsapp-web-client.ts';
 const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
 const INVOICE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/invoice.pdf'));
 const MB = 1024 * 1024;
+const ADMIN_TOKEN = 'wweb-files-admin-token-0123456789abcdef';
 
 /**
  * Files and cards over a linked WhatsApp Web session: the adapter's production code against a
@@ -28,7 +30,7 @@ describe('WhatsApp Web: files and cards', () => {
       await tempDir('sbt-wweb-files-'),
     )!;
     running = await startTestHub(
-      { configDir: path.join(REPO_ROOT, 'test/fixtures/files') },
+      { configDir: path.join(REPO_ROOT, 'test/fixtures/files'), adminToken: ADMIN_TOKEN },
       { adapters: [createWhatsAppAdapter({ ...config, webClientFactory: () => client })] },
     );
     await until(
@@ -137,5 +139,46 @@ describe('WhatsApp Web: files and cards', () => {
     });
     client.receive({ from, body: '1.' });
     await says(from, 'You said: buy k200');
+  });
+
+  it('DELETE /api/users/{id} erases the numbered choices kept for their sessions; another person keeps theirs', async () => {
+    const erased = chat();
+    const other = chat();
+    for (const from of [erased, other]) {
+      client.receive({ from, body: 'carousel' });
+      await says(from, 'K-200\nThe classic.\n1. Choose K-200\n\nK-300\nThe quiet one.\n2. Choose K-300');
+    }
+    const sessionOf = async (from: string) =>
+      (
+        await query<{ native_key: string; user_id: string }>(
+          "SELECT native_key, user_id FROM sessions WHERE channel = 'whatsapp' AND native_key = $1",
+          [`+${from.replace('@c.us', '')}`],
+        )
+      )[0]!;
+    const choicesOf = async (from: string) =>
+      query('SELECT 1 FROM channel_values WHERE channel = $1 AND key = $2', [
+        'whatsapp',
+        choicesKey('gallery', (await sessionOf(from)).native_key),
+      ]);
+    expect(await choicesOf(erased)).toHaveLength(1);
+    expect(await choicesOf(other)).toHaveLength(1);
+    const { user_id: userId, native_key: nativeKey } = await sessionOf(erased);
+    const res = await fetch(`${running.url}/api/users/${userId}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(res.status).toBe(200);
+    expect(
+      await query('SELECT 1 FROM channel_values WHERE channel = $1 AND key = $2', [
+        'whatsapp',
+        choicesKey('gallery', nativeKey),
+      ]),
+    ).toEqual([]);
+    expect(await choicesOf(other)).toHaveLength(1);
+    // The erased person's "2" is a number again (a new contact); the other's still picks.
+    client.receive({ from: erased, body: '2' });
+    await says(erased, 'You said: 2');
+    client.receive({ from: other, body: '2' });
+    await says(other, 'You said: pick k300');
   });
 });
