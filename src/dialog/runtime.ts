@@ -46,10 +46,16 @@ class DialogRuntime {
   private readonly library: ScriptLibrary;
   private readonly settings: BotSettings;
   private readonly services: DialogServices;
+  /** The machine's limits: the same for every turn. */
+  private readonly limits: MachineHost['limits'];
 
   constructor(options: DialogBotOptions) {
     this.library = options.library;
     this.settings = options.settings;
+    this.limits = {
+      ...options.settings.dialog,
+      maxKnowledgeBases: options.settings.sessions.maxKnowledgeBases,
+    };
     const { defaultReply } = options.settings;
     this.services = {
       llm: async () => {
@@ -134,7 +140,7 @@ class DialogRuntime {
     return {
       script: (name) => this.library.get(name, ctx.logger),
       llm: (prompt, c) => this.services.llm(prompt, c),
-      limits: { ...this.settings.dialog, maxKnowledgeBases: this.settings.sessions.maxKnowledgeBases },
+      limits: this.limits,
       steps,
     };
   }

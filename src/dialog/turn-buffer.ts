@@ -1,7 +1,11 @@
 import { deepCopy } from '../clone.ts';
 import {
+  BIND_LLM,
   type BotContext,
+  type BotLlm,
   type HistoryNote,
+  type LlmBinder,
+  llmBoundTo,
   normalizeTalk,
   type ReplyContent,
   type ReplyOptions,
@@ -23,7 +27,7 @@ export class TurnBuffer {
   readonly userMemoryWrites = new Map<string, unknown>();
   readonly events: { type: string; data: unknown }[] = [];
   readonly state: SessionStateData;
-  readonly context: BotContext;
+  readonly context: HeldBackContext;
   private endReason: string | undefined;
   /** `TRANSFER SESSION`, held back like everything else. */
   handoff: Parameters<BotContext['handoff']>[0] | undefined;
@@ -60,14 +64,16 @@ export class TurnBuffer {
     for (const [key, value] of this.memoryWrites) real.memory.set(key, value);
     for (const [key, value] of this.userMemoryWrites) real.user.memory.set(key, value);
     for (const e of this.events) real.log(e.type, e.data);
-    real.sessions.adopt(this.context.sessions);
+    // A run that never used ctx.sessions changed nothing there (and forking costs two copies).
+    const forked = this.context.forkedSessions();
+    if (forked) real.sessions.adopt(forked);
     if (this.endReason) real.end(this.endReason);
     if (this.handoff) real.handoff(this.handoff);
   }
 }
 
 /** The BotContext a script sees: the real turn's, with every write held back in the buffer. */
-class HeldBackContext implements BotContext {
+class HeldBackContext implements BotContext, LlmBinder {
   readonly session: BotContext['session'];
   readonly envelope: BotContext['envelope'];
   readonly kind: BotContext['kind'];
@@ -96,7 +102,16 @@ class HeldBackContext implements BotContext {
 
   /** The real turn's LLM, bound to this context: it sees what the script has set so far. */
   get llm(): BotContext['llm'] {
-    return Reflect.get(this.real, 'llm', this) as BotContext['llm'];
+    return llmBoundTo(this.real, this);
+  }
+
+  [BIND_LLM](derived: BotContext): BotLlm {
+    return llmBoundTo(this.real, derived);
+  }
+
+  /** The session operations this run used, if it used any. */
+  forkedSessions(): BotContext['sessions'] | undefined {
+    return this.sessionsView;
   }
 
   /** The real turn's session operations over a copy of what it has done: kept only if the run ends well. */

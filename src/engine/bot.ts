@@ -163,6 +163,21 @@ export const NO_LLM: BotLlm = {
   ask: () => Promise.reject(new NoLlmConfiguredError()),
 };
 
+/**
+ * A context that can give its LLM to a context derived from it (a dialog's held-back turn, a
+ * sub-session): the LLM sees the derived context's state.
+ */
+export const BIND_LLM: unique symbol = Symbol('switchboard.bindLlm');
+export interface LlmBinder {
+  [BIND_LLM](derived: BotContext): BotLlm;
+}
+
+/** `parent`'s LLM bound to `derived`; a context that cannot bind (a test's own) gives its own. */
+export function llmBoundTo(parent: BotContext, derived: BotContext): BotLlm {
+  const bind = (parent as BotContext & Partial<LlmBinder>)[BIND_LLM];
+  return bind ? bind.call(parent, derived) : parent.llm;
+}
+
 export type Hook = (ctx: BotContext) => void | Promise<void>;
 
 /** A bot written in TypeScript: `config/bots/<name>/handler.ts` default-exports one. */

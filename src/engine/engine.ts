@@ -2,10 +2,10 @@ import type { Bus, SessionEvent } from '../bus/bus.ts';
 import { sessionTopic } from '../bus/bus.ts';
 import type { SessionCache } from '../cache/cache.ts';
 import { hasExplicitSessions, isLiveChannel } from '../channels/registry.ts';
-import type { BotRegistry } from '../config/bots.ts';
+import type { Bot, BotRegistry } from '../config/bots.ts';
 import type { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
-import { type Envelope, type EnvelopeInput, sessionLane } from '../envelope.ts';
+import { type Channel, type Envelope, type EnvelopeInput, sessionLane } from '../envelope.ts';
 import type { EngineHandoff } from '../handoff/engine-side.ts';
 import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
 import { DEFAULT_RATING_THANKS, parseRating } from '../lifecycle/rating.ts';
@@ -24,7 +24,8 @@ import { chainable, chainTurns, type TurnWrite } from '../store/turns.ts';
 import { activeSpan, currentTrace, inLazySpan, tracingEnabled } from '../telemetry/tracing.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
-import { type LlmProvider, TurnDraft } from './turn.ts';
+import type { SessionBotInfo } from './session-control.ts';
+import { type LlmProvider, TurnDraft, type TurnReads } from './turn.ts';
 
 /**
  * The turn's trace context on the rows its senders deliver (`payload.trace`): the platform send,
@@ -90,6 +91,8 @@ export class SessionEngine {
   private readonly sessions: SessionResolver;
   /** Turns held back, by lane, in order (see `handle`'s `mayHold`). */
   private readonly held = new Map<string, HeldTurn[]>();
+  /** `botReads`, by bot (a reloaded bot is another object) and channel. */
+  private readonly readsByBot = new WeakMap<Bot, Map<Channel, { reads: TurnReads; info: SessionBotInfo }>>();
 
   constructor(private readonly o: EngineOptions) {
     this.committer = new GroupCommitter(o.db, o.logger);
@@ -317,16 +320,20 @@ export class SessionEngine {
     throw new StateConflictError(`session state kept moving under envelope ${envelope.id}`);
   }
 
+  /** `cached`: `next` is in this process's cache already, and a later turn's replaces it. */
   private async afterCommit(
     envelope: Envelope,
     next: SessionSnapshot,
     write: TurnWrite,
     shareLater: boolean,
+    cached = false,
   ) {
     const replies = outgoingRows(write);
     const { cache, logger, metrics, delivery } = this.o;
     const { session } = next;
-    if (session.endedAt) {
+    if (cached) {
+      // Nothing to write.
+    } else if (session.endedAt) {
       await cache.delete(session.id).catch(() => undefined);
       await cache.deleteSessionId(sessionLane(envelope)).catch(() => undefined);
     } else {
@@ -406,8 +413,11 @@ export class SessionEngine {
   private async commitHeld(turns: HeldTurn[], shareLater: boolean, replay = turns.length): Promise<boolean> {
     const result = await this.committer.commit(chainTurns(turns.map((t) => t.write)));
     if (result === 'committed') {
+      const last = turns.length - 1;
+      // The earlier turns' sessions went into this process's cache when they were held; the
+      // last one's replaces them (and goes to the shared cache).
       for (const [i, t] of turns.entries())
-        await this.afterCommit(t.envelope, t.next, t.write, i < turns.length - 1 || shareLater);
+        await this.afterCommit(t.envelope, t.next, t.write, i < last || shareLater, i < last);
       return true;
     }
     const sessionId = turns[0]!.write.sessionId;
@@ -472,7 +482,6 @@ export class SessionEngine {
       turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });
       return;
     }
-    const historyLimit = bots.rules(bot.name, session.channel).historyMessages;
     const { rateLimited } = draft.envelope;
     if (rateLimited) {
       // Over the session's message limit: recorded, not answered; told once a minute at most.
@@ -487,43 +496,8 @@ export class SessionEngine {
     // Files the channel could not take (too large, a refused type): the person is told, the bot runs on.
     for (const r of draft.envelope.refusedAttachments ?? []) if (r.message) draft.notice(r.message);
     if (await handleOptOutWord(db, bot.settings.outbound, draft)) return;
-    const ctx = draft.context(
-      turnLogger,
-      {
-        botMemory: (key) => getBotMemory(db, bot.name, key),
-        userMemory: (userId, key) => getUserMemory(db, userId, key),
-        history: async (sessionId, throughSeq, limit = historyLimit) =>
-          limit <= 0
-            ? []
-            : (await listMessages(db, sessionId, { beforeSeq: throughSeq + 1, limit })).map((m) => ({
-                seq: m.seq,
-                role: m.role,
-                text: m.content,
-                createdAt: m.createdAt,
-              })),
-        sessions: {
-          target: (id) => sessionForSend(db, id),
-          child: (parentId, id) => loadChild(db, parentId, id),
-        },
-        availableAgent: async (queue) => (await this.o.handoff?.availableAgent(bot.name, queue)) ?? '',
-        ...(this.o.media ? { media: (botName, ref) => this.o.media!.resolve(botName, ref) } : {}),
-        ...(this.o.files
-          ? {
-              readFile: async (id) => {
-                const file = await this.o.files!.get(id);
-                if (!file) throw new Error(`there is no file ${id}`);
-                return this.o.files!.bytes(file);
-              },
-            }
-          : {}),
-      },
-      this.o.llm,
-      {
-        templates: bot.templates ?? new Map(),
-        debug: bot.settings.debug,
-        maxKnowledgeBases: bot.settings.sessions.maxKnowledgeBases,
-      },
-    );
+    const { reads, info } = this.botReads(bot, session.channel);
+    const ctx = draft.context(turnLogger, reads, this.o.llm, info);
     const { kind } = draft.envelope;
     const hooks: (() => void | Promise<void>)[] = [];
     if (kind === 'end') {
@@ -556,6 +530,58 @@ export class SessionEngine {
         return;
       }
     }
+  }
+
+  /**
+   * What a turn of `bot` on `channel` reads from the store, and what its sessions need to know
+   * of the bot: the same for every turn, so made once (a turn made a dozen closures for them).
+   */
+  private botReads(bot: Bot, channel: Channel): { reads: TurnReads; info: SessionBotInfo } {
+    let byChannel = this.readsByBot.get(bot);
+    if (!byChannel) {
+      byChannel = new Map();
+      this.readsByBot.set(bot, byChannel);
+    }
+    let made = byChannel.get(channel);
+    if (made) return made;
+    const { bots, db } = this.o;
+    const historyLimit = bots.rules(bot.name, channel).historyMessages;
+    const reads: TurnReads = {
+      botMemory: (key) => getBotMemory(db, bot.name, key),
+      userMemory: (userId, key) => getUserMemory(db, userId, key),
+      history: async (sessionId, throughSeq, limit = historyLimit) =>
+        limit <= 0
+          ? []
+          : (await listMessages(db, sessionId, { beforeSeq: throughSeq + 1, limit })).map((m) => ({
+              seq: m.seq,
+              role: m.role,
+              text: m.content,
+              createdAt: m.createdAt,
+            })),
+      sessions: {
+        target: (id) => sessionForSend(db, id),
+        child: (parentId, id) => loadChild(db, parentId, id),
+      },
+      availableAgent: async (queue) => (await this.o.handoff?.availableAgent(bot.name, queue)) ?? '',
+      ...(this.o.media ? { media: (botName, ref) => this.o.media!.resolve(botName, ref) } : {}),
+      ...(this.o.files
+        ? {
+            readFile: async (id) => {
+              const file = await this.o.files!.get(id);
+              if (!file) throw new Error(`there is no file ${id}`);
+              return this.o.files!.bytes(file);
+            },
+          }
+        : {}),
+    };
+    const info: SessionBotInfo = {
+      templates: bot.templates ?? new Map(),
+      debug: bot.settings.debug,
+      maxKnowledgeBases: bot.settings.sessions.maxKnowledgeBases,
+    };
+    made = { reads, info };
+    byChannel.set(channel, made);
+    return made;
   }
 
   /**

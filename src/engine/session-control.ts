@@ -5,7 +5,14 @@ import type { Channel, EnvelopeInput } from '../envelope.ts';
 import { own, setOwn } from '../own.ts';
 import type { SessionStateData, Suggestion } from '../store/records.ts';
 import type { ChildWrite } from '../store/sub-sessions.ts';
-import type { BotContext, ReplyOptions, SessionInfo } from './bot.ts';
+import {
+  BIND_LLM,
+  type BotContext,
+  type LlmBinder,
+  llmBoundTo,
+  type ReplyOptions,
+  type SessionInfo,
+} from './bot.ts';
 import { outboundEnvelope } from './outbound.ts';
 
 /** Why SEND TO SESSION refused: nothing was sent. */
@@ -74,6 +81,8 @@ export class SessionWork {
 
   copy(): SessionWork {
     const c = new SessionWork();
+    // Most turns send nothing and touch no sub-session (each turn copies its work at least once).
+    if (this.sends.length === 0 && this.children.size === 0) return c;
     c.sends = [...this.sends];
     c.children = new Map([...this.children].map(([id, e]) => [id, { ...e, state: deepCopy(e.state) }]));
     return c;
@@ -307,7 +316,7 @@ function childContext(
     isNew: false,
   };
   let sessions: SessionControl | undefined;
-  const child: BotContext = {
+  const child: BotContext & LlmBinder = {
     session,
     envelope: parent.envelope,
     kind: parent.kind,
@@ -336,8 +345,9 @@ function childContext(
     },
     availableAgent: (queue) => parent.availableAgent(queue),
     get llm() {
-      return Reflect.get(parent, 'llm', child) as BotContext['llm'];
+      return llmBoundTo(parent, child);
     },
+    [BIND_LLM]: (derived: BotContext) => llmBoundTo(parent, derived),
     get sessions() {
       sessions ??= control(child);
       return sessions;

@@ -8,12 +8,14 @@ import { own, setOwn } from '../own.ts';
 import type { DeliveryStatus, MessagePayload, SessionSnapshot, SessionStateData } from '../store/records.ts';
 import type { TurnWrite } from '../store/turns.ts';
 import {
+  BIND_LLM,
   type BotCard,
   type BotContext,
   type BotLlm,
   type FileRef,
   type HistoryMessage,
   type HistoryNote,
+  type LlmBinder,
   NO_LLM,
   normalizeTalk,
   type ReplyContent,
@@ -95,6 +97,8 @@ export class TurnDraft {
   ratingAsk: { nativeKey: string; until: Date } | undefined;
   /** This message answers the ended session's rating ask. */
   ratingAnswer: { score: number } | undefined;
+  /** The last `committedSnapshot` (the engine asks for it when it holds the turn and after the commit). */
+  private committed: { write: TurnWrite; snapshot: SessionSnapshot } | undefined;
 
   constructor(
     readonly snapshot: SessionSnapshot,
@@ -149,8 +153,9 @@ export class TurnDraft {
     const state = deepCopy(this.state);
     const replies = this.replies.length;
     const notes = this.notes.length;
-    const memory = new Map(this.memoryWrites);
-    const userMemory = new Map(this.userMemoryWrites);
+    // Most turns write no memory: nothing to copy then.
+    const memory = this.memoryWrites.size > 0 ? new Map(this.memoryWrites) : undefined;
+    const userMemory = this.userMemoryWrites.size > 0 ? new Map(this.userMemoryWrites) : undefined;
     const events = this.events.length;
     const endReason = this.endReason;
     const work = this.work.copy();
@@ -162,9 +167,9 @@ export class TurnDraft {
         this.replies.length = replies;
         this.notes.length = notes;
         this.memoryWrites.clear();
-        for (const [k, v] of memory) this.memoryWrites.set(k, v);
+        if (memory) for (const [k, v] of memory) this.memoryWrites.set(k, v);
         this.userMemoryWrites.clear();
-        for (const [k, v] of userMemory) this.userMemoryWrites.set(k, v);
+        if (userMemory) for (const [k, v] of userMemory) this.userMemoryWrites.set(k, v);
         this.events.length = events;
         this.endReason = endReason;
         this.handoffRequest = handoffRequest;
@@ -178,146 +183,30 @@ export class TurnDraft {
     llm?: LlmProvider,
     bot: SessionBotInfo = NO_BOT_INFO,
   ): BotContext {
-    const { session } = this.snapshot;
-    const info: SessionInfo = {
-      id: session.id,
-      bot: session.bot,
-      channel: session.channel,
-      userId: session.userId,
-      authLevel: session.authLevel,
-      createdAt: session.createdAt,
-      lastActivityAt: session.lastActivityAt,
-      lastInteractionAt: this.isNewSession
-        ? typeof session.meta.lastInteractionAt === 'string'
-          ? session.meta.lastInteractionAt
-          : null
-        : session.lastActivityAt,
-      messageCount: session.messageCount + (this.envelope.kind === 'message' ? 1 : 0),
-      isNew: this.isNewSession,
-    };
-    const draft = this;
-    let sessions: SessionControl | undefined;
-    const ctx: BotContext = {
-      session: info,
-      envelope: this.envelope,
-      kind: this.envelope.kind,
-      text: this.envelope.kind === 'message' ? this.envelope.text : '',
-      logger,
-      get state() {
-        return draft.state;
-      },
-      talk(content: ReplyContent, more?: ReplyOptions) {
-        const { text, options } = normalizeTalk(content, more);
-        const payload: MessagePayload = {};
-        if (options?.suggestions?.length) payload.suggestions = options.suggestions;
-        const reply = { text, payload };
-        draft.replies.push(reply);
-        const attachments: (Attachment | Promise<Attachment>)[] = [...(options?.attachments ?? [])];
-        for (const ref of options?.files ?? []) attachments.push(fileAttachment(ref, (r) => ctx.file(r)));
-        const cards = [...(options?.card ? [options.card] : []), ...(options?.cards ?? [])];
-        if (attachments.length === 0 && cards.length === 0) return;
-        draft.pending.push(
-          (async () => {
-            const files = await Promise.all(attachments);
-            if (files.length) payload.attachments = files;
-            if (cards.length)
-              payload.cards = await Promise.all(cards.map((c) => storedCard(c, (r) => ctx.file(r))));
-            if (reply.text.trim() === '') {
-              // Channels that show only text get the cards as numbered text, or the files' names.
-              reply.text = cards.length
-                ? cardsAsText(payload.cards as Card[])
-                : files.map((f) => f.name ?? f.type).join(', ');
-              payload.textIsFallback = true;
-            }
-          })(),
-        );
-      },
-      files: draft.envelope.attachments.flatMap((a) =>
-        a.fileId ? [{ id: a.fileId, name: a.name ?? 'file', type: a.type, size: a.size ?? 0 }] : [],
-      ),
-      async file(ref: string) {
-        if (!reads.media) throw new Error('this hub has no file store: files cannot be sent');
-        return reads.media(session.bot, ref);
-      },
-      async readFile(file) {
-        if (!reads.readFile) throw new Error('this hub has no file store');
-        return reads.readFile('fileId' in file ? file.fileId : file.id);
-      },
-      get<T>(name: string) {
-        return own(draft.state.variables, name) as T | undefined;
-      },
-      set(name: string, value: unknown) {
-        if (value === undefined) delete draft.state.variables[name];
-        else setOwn(draft.state.variables, name, value);
-      },
-      memory: {
-        async get(key: string) {
-          return draft.memoryWrites.has(key) ? draft.memoryWrites.get(key) : reads.botMemory(key);
-        },
-        set(key: string, value: unknown) {
-          draft.memoryWrites.set(key, value);
-        },
-      },
-      user: {
-        id: session.userId,
-        memory: {
-          async get(key: string) {
-            if (draft.userMemoryWrites.has(key)) return draft.userMemoryWrites.get(key);
-            return session.userId ? reads.userMemory(session.userId, key) : null;
-          },
-          set(key: string, value: unknown) {
-            draft.userMemoryWrites.set(key, value);
-          },
-        },
-      },
-      history(limit?: number) {
-        return reads.history(session.id, session.lastSeq, limit);
-      },
-      log(type: string, data?: unknown) {
-        draft.events.push({ type, data: data ?? {} });
-      },
-      end(reason?: string) {
-        draft.endReason = reason ?? 'ended by bot';
-      },
-      record(note: HistoryNote) {
-        draft.notes.push({
-          role: note.role,
-          text: note.text,
-          payload: note.payload ?? {},
-          after: draft.replies.length,
-        });
-      },
-      handoff(options) {
-        draft.handoffRequest = { agentId: options?.agentId || null, queue: options?.queue || null };
-      },
-      async availableAgent(queue) {
-        return reads.availableAgent ? reads.availableAgent(queue ?? null) : '';
-      },
-      // A getter, so that a context derived from this one (a dialog's held-back turn) gets an LLM bound to itself.
-      get llm(): BotLlm {
-        return llm ? llm(this) : NO_LLM;
-      },
-      get sessions(): SessionControl {
-        sessions ??= new SessionControl(ctx, draft.work, {
-          reads: reads.sessions ?? NO_SESSIONS,
-          bot,
-          turnId: draft.envelope.id,
-        });
-        return sessions;
-      },
-    };
-    return ctx;
+    return new DraftContext(this, logger, reads, llm, bot);
   }
 
-  /** Replies and notes in the order the bot made them, numbered after the inbound message. */
-  private sequence(inboundSeq: number) {
-    const replies: (DraftReply & { seq: number })[] = [];
-    const notes: (DraftNote & { seq: number })[] = [];
+  /**
+   * Replies and notes as the rows the turn writes, in the order the bot made them, numbered after
+   * the inbound message.
+   */
+  private sequence(inboundSeq: number, replyStatus: DeliveryStatus) {
+    const replies: TurnWrite['replies'] = [];
+    const notes: NonNullable<TurnWrite['notes']> = [];
     let seq = inboundSeq;
     for (let i = 0; i <= this.replies.length; i++) {
-      for (const note of this.notes) if (note.after === i) notes.push({ ...note, seq: ++seq });
+      if (this.notes.length > 0)
+        for (const note of this.notes)
+          if (note.after === i)
+            notes.push({ seq: ++seq, role: note.role, content: note.text, payload: note.payload });
       const reply = this.replies[i];
-      if (reply) replies.push({ ...reply, seq: ++seq });
+      if (reply)
+        replies.push({
+          seq: ++seq,
+          content: reply.text,
+          payload: reply.payload,
+          deliveryStatus: replyStatus,
+        });
     }
     return { replies, notes, lastSeq: seq };
   }
@@ -327,7 +216,7 @@ export class TurnDraft {
     const inboundSeq = session.lastSeq + 1;
     const env = this.envelope;
     const inboundPayload: MessagePayload = {};
-    const { replies, notes, lastSeq } = this.sequence(inboundSeq);
+    const { replies, notes, lastSeq } = this.sequence(inboundSeq, options.replyStatus);
     const children = this.work.childWrites();
     if (env.attachments.length > 0) inboundPayload.attachments = env.attachments;
     if (env.from.name) inboundPayload.from = { name: env.from.name };
@@ -351,13 +240,8 @@ export class TurnDraft {
         envelopeId: env.id,
         payload: inboundPayload,
       },
-      replies: replies.map((r) => ({
-        seq: r.seq,
-        content: r.text,
-        payload: r.payload,
-        deliveryStatus: options.replyStatus,
-      })),
-      notes: notes.map((n) => ({ seq: n.seq, role: n.role, content: n.text, payload: n.payload })),
+      replies,
+      notes,
       lastSeq,
       messageCountDelta: env.kind === 'message' ? 1 : 0,
       replyTo: env.replyTo ?? null,
@@ -413,21 +297,221 @@ export class TurnDraft {
 
   /** The session as it stands once `write` is committed: what goes back into the cache. */
   committedSnapshot(write: TurnWrite): SessionSnapshot {
+    if (this.committed?.write === write) return this.committed.snapshot;
     const now = write.at;
     const { session, state } = this.snapshot;
-    return {
+    // Every field written out (not a spread of the session and then the changes): this runs for
+    // every turn, and the spread was a measurable part of it.
+    const snapshot: SessionSnapshot = {
       session: {
-        ...session,
-        lastSeq: write.lastSeq,
-        messageCount: session.messageCount + write.messageCountDelta,
-        lastActivityAt: write.touchesActivity === false ? session.lastActivityAt : now.toISOString(),
+        id: session.id,
+        bot: session.bot,
+        channel: session.channel,
+        nativeKey: session.nativeKey,
+        userId: write.userId === undefined ? session.userId : write.userId,
+        authLevel: session.authLevel,
         replyTo: write.replyTo ?? session.replyTo,
+        meta: session.meta,
+        createdAt: session.createdAt,
+        lastActivityAt: write.touchesActivity === false ? session.lastActivityAt : now.toISOString(),
         expiresAt: write.expiresAt ? write.expiresAt.toISOString() : null,
         endedAt: write.end ? (session.endedAt ?? now.toISOString()) : session.endedAt,
-        userId: write.userId === undefined ? session.userId : write.userId,
+        messageCount: session.messageCount + write.messageCountDelta,
+        lastSeq: write.lastSeq,
       },
       state: { ...write.state, version: state.version + 1 },
     };
+    this.committed = { write, snapshot };
+    return snapshot;
+  }
+}
+
+/**
+ * The BotContext of a turn in the making. A class rather than an object literal with a closure
+ * per method and getters: one is made for every turn.
+ */
+class DraftContext implements BotContext, LlmBinder {
+  readonly session: SessionInfo;
+  readonly envelope: Envelope;
+  readonly kind: Envelope['kind'];
+  readonly text: string;
+  readonly user: BotContext['user'];
+  readonly memory: BotContext['memory'];
+  private filesList: BotContext['files'] | undefined;
+  private sessionControl: SessionControl | undefined;
+
+  constructor(
+    private readonly draft: TurnDraft,
+    readonly logger: Logger,
+    private readonly reads: TurnReads,
+    private readonly llmProvider: LlmProvider | undefined,
+    private readonly bot: SessionBotInfo,
+  ) {
+    const { session } = draft.snapshot;
+    const isNew = draft.isNewSession;
+    this.envelope = draft.envelope;
+    this.kind = draft.envelope.kind;
+    this.text = draft.envelope.kind === 'message' ? draft.envelope.text : '';
+    this.session = {
+      id: session.id,
+      bot: session.bot,
+      channel: session.channel,
+      userId: session.userId,
+      authLevel: session.authLevel,
+      createdAt: session.createdAt,
+      lastActivityAt: session.lastActivityAt,
+      lastInteractionAt: isNew
+        ? typeof session.meta.lastInteractionAt === 'string'
+          ? session.meta.lastInteractionAt
+          : null
+        : session.lastActivityAt,
+      messageCount: session.messageCount + (draft.envelope.kind === 'message' ? 1 : 0),
+      isNew,
+    };
+    this.memory = new DraftMemory(draft, reads);
+    this.user = { id: session.userId, memory: new DraftUserMemory(draft, reads, session.userId) };
+  }
+
+  get state(): SessionStateData {
+    return this.draft.state;
+  }
+
+  talk(content: ReplyContent, more?: ReplyOptions): void {
+    const { draft } = this;
+    const { text, options } = normalizeTalk(content, more);
+    const payload: MessagePayload = {};
+    if (options?.suggestions?.length) payload.suggestions = options.suggestions;
+    const reply = { text, payload };
+    draft.replies.push(reply);
+    if (!options?.attachments?.length && !options?.files?.length && !options?.card && !options?.cards?.length)
+      return;
+    const attachments: (Attachment | Promise<Attachment>)[] = [...(options.attachments ?? [])];
+    for (const ref of options.files ?? []) attachments.push(fileAttachment(ref, (r) => this.file(r)));
+    const cards = [...(options.card ? [options.card] : []), ...(options.cards ?? [])];
+    draft.pending.push(
+      (async () => {
+        const files = await Promise.all(attachments);
+        if (files.length) payload.attachments = files;
+        if (cards.length)
+          payload.cards = await Promise.all(cards.map((c) => storedCard(c, (r) => this.file(r))));
+        if (reply.text.trim() === '') {
+          // Channels that show only text get the cards as numbered text, or the files' names.
+          reply.text = cards.length
+            ? cardsAsText(payload.cards as Card[])
+            : files.map((f) => f.name ?? f.type).join(', ');
+          payload.textIsFallback = true;
+        }
+      })(),
+    );
+  }
+
+  get files(): BotContext['files'] {
+    this.filesList ??= this.envelope.attachments.flatMap((a) =>
+      a.fileId ? [{ id: a.fileId, name: a.name ?? 'file', type: a.type, size: a.size ?? 0 }] : [],
+    );
+    return this.filesList;
+  }
+
+  async file(ref: string): Promise<Attachment> {
+    if (!this.reads.media) throw new Error('this hub has no file store: files cannot be sent');
+    return this.reads.media(this.session.bot, ref);
+  }
+
+  async readFile(file: { fileId: string } | { id: string }): Promise<Buffer> {
+    if (!this.reads.readFile) throw new Error('this hub has no file store');
+    return this.reads.readFile('fileId' in file ? file.fileId : file.id);
+  }
+
+  get<T>(name: string): T | undefined {
+    return own(this.draft.state.variables, name) as T | undefined;
+  }
+
+  set(name: string, value: unknown): void {
+    if (value === undefined) delete this.draft.state.variables[name];
+    else setOwn(this.draft.state.variables, name, value);
+  }
+
+  history(limit?: number): Promise<HistoryMessage[]> {
+    const { session } = this.draft.snapshot;
+    return this.reads.history(session.id, session.lastSeq, limit);
+  }
+
+  log(type: string, data?: unknown): void {
+    this.draft.events.push({ type, data: data ?? {} });
+  }
+
+  end(reason?: string): void {
+    this.draft.endReason = reason ?? 'ended by bot';
+  }
+
+  record(note: HistoryNote): void {
+    const { draft } = this;
+    draft.notes.push({
+      role: note.role,
+      text: note.text,
+      payload: note.payload ?? {},
+      after: draft.replies.length,
+    });
+  }
+
+  handoff(options?: { agentId?: string | null; queue?: string | null }): void {
+    this.draft.handoffRequest = { agentId: options?.agentId || null, queue: options?.queue || null };
+  }
+
+  async availableAgent(queue?: string | null): Promise<string> {
+    return this.reads.availableAgent ? this.reads.availableAgent(queue ?? null) : '';
+  }
+
+  get llm(): BotLlm {
+    return this[BIND_LLM](this);
+  }
+
+  /** A context derived from this one (a dialog's held-back turn) gets an LLM bound to itself. */
+  [BIND_LLM](derived: BotContext): BotLlm {
+    return this.llmProvider ? this.llmProvider(derived) : NO_LLM;
+  }
+
+  get sessions(): SessionControl {
+    this.sessionControl ??= new SessionControl(this, this.draft.work, {
+      reads: this.reads.sessions ?? NO_SESSIONS,
+      bot: this.bot,
+      turnId: this.draft.envelope.id,
+    });
+    return this.sessionControl;
+  }
+}
+
+/** `ctx.memory`: the turn's own writes first, then the store. */
+class DraftMemory {
+  constructor(
+    private readonly draft: TurnDraft,
+    private readonly reads: TurnReads,
+  ) {}
+
+  async get(key: string): Promise<unknown> {
+    return this.draft.memoryWrites.has(key) ? this.draft.memoryWrites.get(key) : this.reads.botMemory(key);
+  }
+
+  set(key: string, value: unknown): void {
+    this.draft.memoryWrites.set(key, value);
+  }
+}
+
+/** `ctx.user.memory`: the turn's own writes first, then the store (nothing without a user). */
+class DraftUserMemory {
+  constructor(
+    private readonly draft: TurnDraft,
+    private readonly reads: TurnReads,
+    private readonly userId: string | null,
+  ) {}
+
+  async get(key: string): Promise<unknown> {
+    if (this.draft.userMemoryWrites.has(key)) return this.draft.userMemoryWrites.get(key);
+    return this.userId ? this.reads.userMemory(this.userId, key) : null;
+  }
+
+  set(key: string, value: unknown): void {
+    this.draft.userMemoryWrites.set(key, value);
   }
 }
 

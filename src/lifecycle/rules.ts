@@ -145,7 +145,8 @@ const DEFAULT_SETTINGS = SessionSettingsSchema.parse({});
 
 /** Every bot's rules, looked up by bot and channel; an unknown bot gets the defaults. */
 export class SessionRulebook {
-  private readonly resolved = new Map<string, SessionRules>();
+  /** By bot, then channel ('' for none): no key string is built per call (several per turn). */
+  private readonly resolved = new Map<string, Map<string, SessionRules>>();
 
   constructor(
     private readonly settingsOf: (bot: string) => SessionSettings | undefined,
@@ -153,11 +154,15 @@ export class SessionRulebook {
   ) {}
 
   for(bot: string, channel?: Channel): SessionRules {
-    const key = `${bot}|${channel ?? ''}`;
-    let rules = this.resolved.get(key);
+    let byChannel = this.resolved.get(bot);
+    if (!byChannel) {
+      byChannel = new Map();
+      this.resolved.set(bot, byChannel);
+    }
+    let rules = byChannel.get(channel ?? '');
     if (!rules) {
       rules = sessionRules(this.settingsOf(bot) ?? DEFAULT_SETTINGS, channel, this.defaults);
-      this.resolved.set(key, rules);
+      byChannel.set(channel ?? '', rules);
     }
     return rules;
   }

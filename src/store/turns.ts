@@ -445,6 +445,59 @@ const COMMIT_TURN_BATCH = prepared(
      SELECT i FROM ok`,
 );
 
+/** One history row of `COMMIT_TURN_BATCH`'s second parameter. */
+interface MessageRow {
+  i: number;
+  seq: number;
+  role: string;
+  content: string;
+  envelope_id?: string;
+  in_reply_to: string | null;
+  status: string;
+  payload: MessagePayload;
+  at: string;
+}
+
+/** A turn's inbound row, then its replies and notes (as `historyRows`), for turn `i` of a batch. */
+function pushMessageRows(out: MessageRow[], i: number, turn: ChainedTurn): void {
+  const at = turn.at.toISOString();
+  const { inbound } = turn;
+  out.push({
+    i,
+    seq: inbound.seq,
+    role: inbound.role,
+    content: inbound.content,
+    envelope_id: inbound.envelopeId,
+    in_reply_to: inbound.deliveryStatus ? inbound.envelopeId : null,
+    status: inbound.deliveryStatus ?? 'received',
+    payload: inbound.payload,
+    at,
+  });
+  for (const r of turn.replies)
+    out.push({
+      i,
+      seq: r.seq,
+      role: 'assistant',
+      content: r.content,
+      status: r.deliveryStatus,
+      payload: r.payload,
+      in_reply_to: inbound.envelopeId,
+      at,
+    });
+  if (turn.notes)
+    for (const n of turn.notes)
+      out.push({
+        i,
+        seq: n.seq,
+        role: n.role,
+        content: n.content,
+        status: 'received',
+        payload: n.payload,
+        in_reply_to: inbound.envelopeId,
+        at,
+      });
+}
+
 /**
  * Several sessions' turns in ONE statement, so one transaction and one fsync: the group commit.
  * Each turn commits or not on its own merits: a turn whose envelope is already recorded or whose
@@ -469,32 +522,21 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
     handoff: t.state.handoff ?? null,
     last_seq: t.lastSeq,
     count_delta: t.messageCountDelta,
-    ...(t.replyTo === null || t.replyTo === undefined ? {} : { reply_to: t.replyTo }),
+    // Absent (undefined is left out of the JSON) when the turn keeps the stored address.
+    reply_to: t.replyTo === null ? undefined : t.replyTo,
     expires_at: t.expiresAt ? t.expiresAt.toISOString() : null,
     end_reason: t.end?.reason ?? null,
     at: lastAt(t).toISOString(),
     touch: t.touchesActivity ?? true,
     steps: 1 + (t.chained?.length ?? 0),
   }));
-  const messages = turns.flatMap((t, i) =>
-    [t as ChainedTurn, ...(t.chained ?? [])].flatMap((turn) => {
-      const at = turn.at.toISOString();
-      return [
-        {
-          i,
-          seq: turn.inbound.seq,
-          role: turn.inbound.role,
-          content: turn.inbound.content,
-          envelope_id: turn.inbound.envelopeId,
-          in_reply_to: turn.inbound.deliveryStatus ? turn.inbound.envelopeId : null,
-          status: turn.inbound.deliveryStatus ?? 'received',
-          payload: turn.inbound.payload,
-          at,
-        },
-        ...historyRows(turn).map((r) => ({ i, ...r, in_reply_to: turn.inbound.envelopeId, at })),
-      ];
-    }),
-  );
+  // Built in plain loops: this runs for every turn of every batch.
+  const messages: MessageRow[] = [];
+  for (let i = 0; i < turns.length; i++) {
+    const t = turns[i]!;
+    pushMessageRows(messages, i, t);
+    if (t.chained) for (const next of t.chained) pushMessageRows(messages, i, next);
+  }
   const memory = turns.flatMap((t, i) =>
     t.memory.map((m) => ({ i, bot: t.bot, key: m.key, value: m.value ?? null })),
   );
