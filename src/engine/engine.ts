@@ -12,7 +12,7 @@ import { DEFAULT_RATING_THANKS, parseRating } from '../lifecycle/rating.ts';
 import { IDLE_END_REASON } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import { handleOptOutWord } from '../outbound/opt-out.ts';
+import { handleOptOutWord, optOutWord } from '../outbound/opt-out.ts';
 import { SessionResolver } from '../session-resolver.ts';
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
@@ -133,7 +133,8 @@ export class SessionEngine {
     const shareLater = options.shareStateLater ?? false;
     // Turns are held only within one run of a lane's chunk: a lane's first envelope finds none,
     // unless that run ended in a failure before them (then they are not durable, and redelivered).
-    if (!options.trustCachedState) await this.dropHeld(lane);
+    // (Each `has` spares an await of an async call that has nothing to do: most turns hold nothing.)
+    if (!options.trustCachedState && this.held.has(lane)) await this.dropHeld(lane);
     let outcome: TurnOutcome;
     try {
       outcome = await this.run(envelope, options.checkDuplicate ?? true, {
@@ -142,9 +143,9 @@ export class SessionEngine {
         mayHold: options.mayHold ?? false,
       });
       // A turn that ended before its commit (nothing written) leaves no held turns behind it.
-      if (outcome !== 'held') await this.releaseHeld(lane, shareLater);
+      if (outcome !== 'held' && this.held.has(lane)) await this.releaseHeld(lane, shareLater);
     } catch (err) {
-      await this.dropHeld(lane);
+      if (this.held.has(lane)) await this.dropHeld(lane);
       throw err;
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -170,7 +171,7 @@ export class SessionEngine {
     const lane = sessionLane(envelope);
     // Only a person's message may join the turns held before it; anything else follows them.
     const joins = envelope.kind === 'message' && !envelope.outbound && !tracingEnabled();
-    if (!joins) await this.releaseHeld(lane, true);
+    if (!joins && this.held.has(lane)) await this.releaseHeld(lane, true);
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
       if ((checkDuplicate || attempt > 0) && (await isEnvelopeRecorded(db, envelope.id))) {
         logger.debug({ event: 'turn.duplicate', envelopeId: envelope.id });
@@ -246,8 +247,8 @@ export class SessionEngine {
             )
           : this.runBot(draft));
       this.askForRating(draft);
-      await draft.settle();
-      await this.sendOnward(draft);
+      if (draft.pending.length > 0) await draft.settle();
+      if (draft.work.sends.length > 0) await this.sendOnward(draft);
       const at = new Date();
       const write = draft.toWrite({
         at,
@@ -288,7 +289,7 @@ export class SessionEngine {
           // The held ones were handled again; this one was computed from their state: again too.
           continue;
         }
-      } else {
+      } else if (held) {
         // This turn was computed from the held ones' state: they are committed first.
         await this.releaseHeld(lane, true);
       }
@@ -495,7 +496,12 @@ export class SessionEngine {
     }
     // Files the channel could not take (too large, a refused type): the person is told, the bot runs on.
     for (const r of draft.envelope.refusedAttachments ?? []) if (r.message) draft.notice(r.message);
-    if (await handleOptOutWord(db, bot.settings.outbound, draft)) return;
+    if (
+      draft.envelope.kind === 'message' &&
+      optOutWord(bot.settings.outbound, draft.envelope.text) &&
+      (await handleOptOutWord(db, bot.settings.outbound, draft))
+    )
+      return;
     const { reads, info } = this.botReads(bot, session.channel);
     const ctx = draft.context(turnLogger, reads, this.o.llm, info);
     const { kind } = draft.envelope;
