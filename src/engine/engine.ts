@@ -128,7 +128,7 @@ export class SessionEngine {
       mayHold?: boolean;
     } = {},
   ): Promise<TurnOutcome> {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const lane = sessionLane(envelope);
     const shareLater = options.shareStateLater ?? false;
     // Turns are held only within one run of a lane's chunk: a lane's first envelope finds none,
@@ -148,7 +148,7 @@ export class SessionEngine {
       if (this.held.has(lane)) await this.dropHeld(lane);
       throw err;
     }
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const seconds = (performance.now() - started) / 1000;
     this.o.metrics.turnSeconds.observe({ channel: envelope.channel, outcome }, seconds);
     return outcome;
   }

@@ -31,6 +31,18 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+const NO_KEYS: readonly string[] = [];
+
+/** The memory keys a turn writes (most turns: none, and no array is made for them). */
+function memoryKeysOf(write: TurnWrite): readonly string[] {
+  const userMemory = write.userMemory ?? [];
+  if (write.memory.length === 0 && userMemory.length === 0) return NO_KEYS;
+  return [
+    ...write.memory.map((m) => `bot\u0000${write.bot}\u0000${m.key}`),
+    ...userMemory.map((m) => `user\u0000${write.userId}\u0000${m.key}`),
+  ];
+}
+
 /**
  * Group commit. Turns handed in while a commit is in flight are committed together by the next
  * one, in one statement: one transaction and one fsync for many sessions. At low load a turn
@@ -70,10 +82,7 @@ export class GroupCommitter {
     const sessions = new Set<string>();
     const memoryKeys = new Set<string>();
     for (const p of this.pending) {
-      const keys = [
-        ...p.write.memory.map((m) => `bot\u0000${p.write.bot}\u0000${m.key}`),
-        ...(p.write.userMemory ?? []).map((m) => `user\u0000${p.write.userId}\u0000${m.key}`),
-      ];
+      const keys = memoryKeysOf(p.write);
       // A turn that makes its session a user, writes sub-sessions or opens or closes a handoff commits alone (see commitsAlone).
       const alone = commitsAlone(p.write) || (batch[0] !== undefined && commitsAlone(batch[0].write));
       if (
