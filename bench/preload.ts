@@ -10,11 +10,18 @@
  *
  * What it writes, deterministically (running it twice adds nothing the second time):
  * - sessions spread evenly over the last `days` days, channels in turn whatsapp, web, api, teams,
- *   email; bots `default` (two in three) and `support`; sessions older than a day ended ('idle');
- * - for whatsapp, teams and email sessions a user with that channel identity;
+ *   email; bots `default` (two in three) and `support`;
+ * - for whatsapp, teams and email sessions a user with that channel identity; web and api sessions
+ *   older than the default anonymous retention (7 days) signed in (a user, `authenticated`);
+ * - every session idle for longer than the default idle timeout (30 minutes) ended ('idle');
  * - `messages / sessions` history rows per session, person and bot in turn (user rows with an
  *   envelope id, bot rows answering them, delivered), 30 seconds apart;
  * - one session_state row per session.
+ * So the data is what a hub with the default rules holds after running that long: its hourly
+ * expiry would have deleted anonymous sessions past their retention, and its idle sweep (every
+ * minute) ended the idle ones. A preload that left them would have a hub started on it spend its
+ * first minute on that backlog (~30,000 sessions and ~300,000 messages deleted 30 s after start,
+ * ~3,300 end turns), in the middle of whatever is being measured.
  * Native ids are the channel's own shape with a prefix that no benchmark or test uses
  * (`+1666…`, `preload-…`), so the bench's own sessions never meet them.
  */
@@ -36,6 +43,10 @@ export interface PreloadResult {
   messages: number;
   seconds: number;
 }
+
+/** The hub's default rules (src/config/bots.ts, src/lifecycle/rules.ts), as the data would have met them. */
+const ANONYMOUS_RETENTION = `interval '7 days'`;
+const IDLE_TIMEOUT = `interval '30 minutes'`;
 
 const CHANNELS = `(ARRAY['whatsapp','web','api','teams','email'])[1 + i % 5]`;
 
@@ -61,7 +72,7 @@ export async function preload(db: Queryable, options: PreloadOptions = {}): Prom
                CASE WHEN i % 3 = 2 THEN 'support' ELSE 'default' END AS bot,
                now() - make_interval(secs => $3::float8 * ($4::int - i) / $4::int) AS created_at
           FROM generate_series($1::int, $2::int) AS i
-      ), k AS (
+      ), k0 AS (
         SELECT s.*,
                CASE channel
                  WHEN 'whatsapp' THEN '+1666' || lpad(i::text, 7, '0')
@@ -73,12 +84,15 @@ export async function preload(db: Queryable, options: PreloadOptions = {}): Prom
                channel IN ('whatsapp', 'teams', 'email') AS identified,
                created_at + make_interval(secs => 30 * $5::int) AS last_activity_at
           FROM s
+      ), k AS (
+        -- Signed in: an identified channel, or a session older than the anonymous retention.
+        SELECT k0.*, identified OR last_activity_at < now() - ${ANONYMOUS_RETENTION} AS signed_in FROM k0
       )`;
     const params = [lo, hi, spanSeconds, sessions, perSession];
     await db.query(
       `${rows}
        INSERT INTO users (id, display_name, created_at, updated_at)
-       SELECT user_id, 'Person ' || i, created_at, created_at FROM k WHERE identified
+       SELECT user_id, 'Person ' || i, created_at, created_at FROM k WHERE signed_in
        ON CONFLICT (id) DO NOTHING`,
       params,
     );
@@ -93,12 +107,12 @@ export async function preload(db: Queryable, options: PreloadOptions = {}): Prom
       `${rows}
        INSERT INTO sessions (id, bot, channel, native_key, user_id, auth_level, meta, created_at,
                              last_activity_at, expires_at, ended_at, end_reason, message_count, last_seq)
-       SELECT id, bot, channel, native_key, CASE WHEN identified THEN user_id END,
-              CASE WHEN identified THEN 'authenticated' ELSE 'anonymous' END, '{"preload": true}',
+       SELECT id, bot, channel, native_key, CASE WHEN signed_in THEN user_id END,
+              CASE WHEN signed_in THEN 'authenticated' ELSE 'anonymous' END, '{"preload": true}',
               created_at, last_activity_at,
-              CASE WHEN identified THEN NULL ELSE last_activity_at + interval '7 days' END,
-              CASE WHEN last_activity_at < now() - interval '1 day' THEN last_activity_at + interval '30 minutes' END,
-              CASE WHEN last_activity_at < now() - interval '1 day' THEN 'idle' END,
+              CASE WHEN signed_in THEN NULL ELSE last_activity_at + ${ANONYMOUS_RETENTION} END,
+              CASE WHEN last_activity_at < now() - ${IDLE_TIMEOUT} THEN last_activity_at + ${IDLE_TIMEOUT} END,
+              CASE WHEN last_activity_at < now() - ${IDLE_TIMEOUT} THEN 'idle' END,
               ($5::int + 1) / 2, $5::int
          FROM k
        ON CONFLICT (id) DO NOTHING`,
