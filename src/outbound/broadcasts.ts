@@ -10,7 +10,7 @@ import type { Logger } from '../logger.ts';
 import type { ChannelAdapter } from '../ports.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { Db } from '../store/db.ts';
-import { emitKeyed, subscribedTypes } from '../webhooks/store.ts';
+import { emitKeyed, factEventId, subscribedTypes } from '../webhooks/store.ts';
 import { type Audience, AudienceSchema, audienceQuery, identityChannels } from './audience.ts';
 import {
   type Broadcast,
@@ -388,11 +388,16 @@ export class BroadcastService {
       ',',
     );
     if (signature === report.reported) return at;
+    // The throttle's state lives in the next tick's payload: a tick that dies after this write and
+    // before scheduling the next one runs again with the old state, and a second runner may run
+    // the same tick. The event's id is the progress point's own (these counts of this broadcast),
+    // so such a second write is no second event.
     await emitKeyed(this.o.db, {
       bot: b.bot,
       key: broadcastKey(b.id),
       type: 'broadcast.progress',
       data: progressData(b, counts, 'running'),
+      eventId: factEventId(b.id, `broadcast.progress:${signature}`),
     });
     // From when it was written, not when it was due: two events are never closer than progressMs.
     return { reportedAt: Date.now(), reported: signature };

@@ -1,4 +1,21 @@
+import { createHash } from 'node:crypto';
 import type { Db, Queryable } from '../store/db.ts';
+
+/**
+ * The id of the event that reports one fact: a name-based UUID (version 5, RFC 9562) of `name`
+ * in the namespace `namespace` (a uuid: the broadcast's id). The same fact always gets the same
+ * id, whoever writes it and however often.
+ */
+export function factEventId(namespace: string, name: string): string {
+  const hash = createHash('sha1')
+    .update(Buffer.from(namespace.replace(/-/g, ''), 'hex'))
+    .update(name)
+    .digest();
+  hash[6] = (hash[6]! & 0x0f) | 0x50;
+  hash[8] = (hash[8]! & 0x3f) | 0x80;
+  const hex = hash.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
 
 /** One event on its way to one endpoint (a `webhook_outbox` row). */
 export interface OutboxEvent {
@@ -196,11 +213,23 @@ export async function pruneDelivered(q: Queryable, olderThanMs: number): Promise
 /**
  * Writes a session-less event (`session_id` null) for every endpoint of `bot` subscribed to
  * `type`, ordered by `key` (per key per endpoint). In `q`'s transaction when `q` is one.
+ * `eventId`: the event's id, for an event that may be written again for the same fact (see
+ * `factEventId`); written once per endpoint, a second write with that id changes nothing.
  */
 export async function emitKeyed(
   q: Queryable,
-  event: { bot: string; key: string; type: string; data: unknown },
+  event: { bot: string; key: string; type: string; data: unknown; eventId?: string },
 ): Promise<void> {
+  if (event.eventId !== undefined) {
+    await q.query('SELECT webhook_emit_keyed_once($1::uuid, $2, $3, $4, $5::jsonb)', [
+      event.eventId,
+      event.bot,
+      event.key,
+      event.type,
+      JSON.stringify(event.data),
+    ]);
+    return;
+  }
   await q.query('SELECT webhook_emit_keyed($1, $2, $3, $4::jsonb)', [
     event.bot,
     event.key,

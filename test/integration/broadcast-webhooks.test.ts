@@ -2,10 +2,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { HubConfig } from '../../src/config/env.ts';
+import { insertBroadcast, markBroadcastFinished } from '../../src/outbound/broadcast-store.ts';
+import { BroadcastService } from '../../src/outbound/broadcasts.ts';
+import type { OutboundService } from '../../src/outbound/service.ts';
+import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import { WEBHOOK_EVENT_TYPES } from '../../src/webhooks/settings.ts';
 import { adminClient } from '../helpers/admin.ts';
 import { agentClient, agentWithStatus, createAgentVia } from '../helpers/agents.ts';
 import { switchboardCli } from '../helpers/cli.ts';
+import { silentLogger } from '../helpers/database.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import {
@@ -144,6 +149,95 @@ describe('broadcast event webhooks', () => {
     // The API answers completed as well.
     const status = await adminClient(running.url, ADMIN_TOKEN)('GET', `/api/admin/broadcasts/${id}`);
     expect(status.json.status).toBe('completed');
+  });
+
+  it('a progress point written again after a crash (the tick re-run, or a second runner) is one event, by its id', async () => {
+    const { db, bots } = running.hub;
+    const id = 'b7c1d2e3-f405-4a6b-8c7d-0e1f2a3b4c5d';
+    await db.transaction((tx) =>
+      insertBroadcast(
+        tx,
+        {
+          id,
+          bot: 'hooks',
+          channel: 'api',
+          text: 'We are closed on Monday',
+          template: null,
+          subject: null,
+          ratePerSecond: 10,
+          audience: { to: 3 },
+          idempotencyKey: null,
+          requestHash: null,
+        },
+        { kind: 'keys', nativeKeys: ['crash-a', 'crash-b', 'crash-c'] },
+      ),
+    );
+    // Every recipient handed over, none sent yet: the run watches, reporting progress.
+    expect(await markBroadcastFinished(db, id)).toBe(true);
+    const { rows: recipients } = await db.query<{ id: string }>(
+      'SELECT id FROM outbound_messages WHERE broadcast_id = $1 ORDER BY native_key',
+      [id],
+    );
+    const runner = (scheduler: Pick<Scheduler, 'schedule'>) =>
+      new BroadcastService({
+        db,
+        bots,
+        scheduler: scheduler as Scheduler,
+        logger: silentLogger,
+        outbound: {} as OutboundService,
+        adapters: new Map(),
+        rateLimits: {},
+        progressMs: PROGRESS_MS,
+      });
+    const scheduled: unknown[] = [];
+    const next: Pick<Scheduler, 'schedule'> = {
+      schedule: async (_job, payload) => {
+        scheduled.push(payload);
+        return 'next-tick';
+      },
+    };
+    // The tick's payload: the throttle says a progress event is due.
+    const due = { reportedAt: Date.now() - 2 * PROGRESS_MS };
+    // Runner A writes the progress event, then dies before its next tick is scheduled.
+    const dying = runner({
+      schedule: async () => {
+        throw new Error('SIGKILL before the next tick was scheduled');
+      },
+    });
+    await expect(dying.tick(id, undefined, due)).rejects.toThrow('SIGKILL');
+    // The scheduler runs the same tick again, with the same payload, on a restarted worker; and a
+    // second runner that took the same job meanwhile does the same.
+    await runner(next).tick(id, undefined, due);
+    await runner(next).tick(id, undefined, due);
+    const progressRows = async () =>
+      (
+        await db.query<{ event_id: string; data: { queued: number } }>(
+          `SELECT event_id, data FROM webhook_outbox WHERE ordering_key = $1 AND type = 'broadcast.progress' ORDER BY id`,
+          [`broadcast:${id}`],
+        )
+      ).rows;
+    const once = await progressRows();
+    expect(once).toHaveLength(1);
+    expect(once[0]!.data).toMatchObject({ status: 'running', queued: 3 });
+    // A new progress point is a new event.
+    await db.query(`UPDATE outbound_messages SET status = 'failed', error = 'test' WHERE id = $1`, [
+      recipients[0]!.id,
+    ]);
+    await runner(next).tick(id, undefined, due);
+    await runner(next).tick(id, undefined, due);
+    const twice = await progressRows();
+    expect(twice).toHaveLength(2);
+    expect(twice[1]!.data).toMatchObject({ queued: 2, failed: 1 });
+    expect(twice[1]!.event_id).not.toBe(twice[0]!.event_id);
+    // The receiver sees each progress point once.
+    const arrived = await until(
+      () => ofBroadcast(receiver, id).filter((e) => e.type === 'broadcast.progress'),
+      (e) => e.length >= 2,
+    );
+    expect(arrived.map((e) => e.id)).toEqual(twice.map((r) => r.event_id));
+    expect(
+      receiver.accepted.filter((e) => e.data.broadcast_id === id && e.type === 'broadcast.progress'),
+    ).toHaveLength(2);
   });
 
   it('a receiver down for a while gets every broadcast event once it is back, in order', async () => {
