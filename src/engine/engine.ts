@@ -21,7 +21,14 @@ import { isEnvelopeRecorded, listMessages } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
 import { loadChild, sessionForSend } from '../store/sub-sessions.ts';
 import { chainable, chainTurns, type TurnWrite } from '../store/turns.ts';
-import { activeSpan, currentTrace, inLazySpan, tracingEnabled } from '../telemetry/tracing.ts';
+import {
+  activeSpan,
+  currentTrace,
+  inLazySpan,
+  type Link,
+  tracingEnabled,
+  withSpanOf,
+} from '../telemetry/tracing.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
 import type { SessionBotInfo } from './session-control.ts';
@@ -29,7 +36,8 @@ import { type LlmProvider, TurnDraft, type TurnReads } from './turn.ts';
 
 /**
  * The turn's trace context on the rows its senders deliver (`payload.trace`): the platform send,
- * in whichever worker and however much later, continues the trace.
+ * in whichever worker and however much later, continues the trace. Stamped when the turn is
+ * computed, in its own context: a held turn is committed later, in the context of another.
  */
 function stampTrace(write: TurnWrite): void {
   const carried = currentTrace();
@@ -49,6 +57,8 @@ interface HeldTurn {
   write: TurnWrite;
   /** The session once it is committed: the next turn of the lane is computed from it. */
   next: SessionSnapshot;
+  /** The turn's span (tracing on): the commit that writes it links to it. */
+  span?: Link;
 }
 
 import type { BotMedia } from '../files/bot-media.ts';
@@ -170,7 +180,7 @@ export class SessionEngine {
     const { db, cache, logger } = this.o;
     const lane = sessionLane(envelope);
     // Only a person's message may join the turns held before it; anything else follows them.
-    const joins = envelope.kind === 'message' && !envelope.outbound && !tracingEnabled();
+    const joins = envelope.kind === 'message' && !envelope.outbound;
     if (!joins && this.held.has(lane)) await this.releaseHeld(lane, true);
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
       if ((checkDuplicate || attempt > 0) && (await isEnvelopeRecorded(db, envelope.id))) {
@@ -261,6 +271,7 @@ export class SessionEngine {
               )
             : null,
       });
+      if (tracingEnabled()) stampTrace(write);
       const held = this.held.get(lane);
       const chains =
         joins &&
@@ -273,7 +284,13 @@ export class SessionEngine {
           (held[0]!.write.sessionId === write.sessionId &&
             held[held.length - 1]!.next.state.version === write.expectedVersion));
       if (chains) {
-        const turn: HeldTurn = { envelope, write, next: draft.committedSnapshot(write) };
+        const span = tracingEnabled() ? activeSpan() : undefined;
+        const turn: HeldTurn = {
+          envelope,
+          write,
+          next: draft.committedSnapshot(write),
+          ...(span ? { span: { context: span.spanContext() } } : {}),
+        };
         if (mayHold) {
           if (held) held.push(turn);
           else this.held.set(lane, [turn]);
@@ -294,7 +311,6 @@ export class SessionEngine {
         await this.releaseHeld(lane, true);
       }
       if (write.handoff?.open) await this.o.handoff?.beforeCommit(write);
-      if (tracingEnabled()) stampTrace(write);
       // The commit's span is the group commit's (src/engine/group-commit.ts): one per statement.
       const result = await this.committer.commit(write);
       if (tracingEnabled()) activeSpan()?.setAttribute('switchboard.commit.result', result);
@@ -412,7 +428,14 @@ export class SessionEngine {
    * stored state (the caller handles the rest). True when the write committed.
    */
   private async commitHeld(turns: HeldTurn[], shareLater: boolean, replay = turns.length): Promise<boolean> {
-    const result = await this.committer.commit(chainTurns(turns.map((t) => t.write)));
+    // The commit runs in the context of the lane's current turn; it links to the held ones' spans.
+    const result = await this.committer.commit(
+      chainTurns(turns.map((t) => t.write)),
+      tracingEnabled() ? turns.flatMap((t) => (t.span ? [t.span] : [])) : undefined,
+    );
+    // The lane's current turn is the last of them (unless they are released by another turn).
+    if (replay < turns.length && tracingEnabled())
+      activeSpan()?.setAttribute('switchboard.commit.result', result);
     if (result === 'committed') {
       const last = turns.length - 1;
       // The earlier turns' sessions went into this process's cache when they were held; the
@@ -424,7 +447,8 @@ export class SessionEngine {
     const sessionId = turns[0]!.write.sessionId;
     this.o.logger.debug({ event: 'turn.held_refused', sessionId, turns: turns.length, result });
     await this.o.cache.delete(sessionId).catch(() => undefined);
-    for (const t of turns.slice(0, replay)) await this.run(t.envelope, true);
+    // Each again in its own turn's context: its replies carry its own trace.
+    for (const t of turns.slice(0, replay)) await withSpanOf(t.span, () => this.run(t.envelope, true));
     return false;
   }
 

@@ -25,8 +25,11 @@ interface Pending {
   write: TurnWrite;
   /** The committing turn's context (tracing on): a commit of this turn alone is its child. */
   context?: Context;
-  /** The committing turn's span (tracing on): the span of a commit of several turns links to it. */
-  span?: Link;
+  /**
+   * The spans the commit links to (tracing on): the committing turn's, unless the commit is its
+   * child, and those of the turns held before it that this write commits too (src/engine/engine.ts).
+   */
+  links?: Link[];
   resolve: (result: TurnCommitResult) => void;
   reject: (err: unknown) => void;
 }
@@ -58,14 +61,23 @@ export class GroupCommitter {
     private readonly logger: Logger,
   ) {}
 
-  commit(write: TurnWrite): Promise<TurnCommitResult> {
+  /** `held`: the spans of held turns this write commits too (tracing on), for links. */
+  commit(write: TurnWrite, held?: Link[]): Promise<TurnCommitResult> {
     return new Promise((resolve, reject) => {
-      const span = activeSpan();
+      const span = tracingEnabled() ? activeSpan() : undefined;
+      const own = span?.spanContext();
       this.pending.push({
         write,
         resolve,
         reject,
-        ...(span ? { span: { context: span.spanContext() }, context: activeContext() } : {}),
+        ...(own
+          ? {
+              context: activeContext(),
+              links: [{ context: own }, ...(held ?? []).filter((l) => l.context.spanId !== own.spanId)],
+            }
+          : held?.length
+            ? { links: held }
+            : {}),
       });
       if (!this.flushing) {
         this.flushing = true;
@@ -112,19 +124,24 @@ export class GroupCommitter {
 
   /**
    * With tracing on, one `switchboard.commit` span per statement, not per turn: a turn committed
-   * alone gets it as its child; a statement of several turns is a span of its own (in no turn's
-   * trace, they are many), linked to each turn's span. Under load the batches grow, and the
-   * commit's share of the spans shrinks with them.
+   * alone gets it as its child (linked to the turns held before it that its write commits too); a
+   * statement of several sessions' writes is a span of its own (in no turn's trace, they are
+   * many), linked to each turn's span, held ones included. Under load the batches grow, and the
+   * commit's share of the spans shrinks with them. `switchboard.commit.turns` counts the turns
+   * (the messages), a held one included.
    */
   private commitBatch(batch: Pending[]): Promise<void> {
     if (!tracingEnabled()) return this.commitTogether(batch);
     const alone = batch.length === 1 ? batch[0]!.context : undefined;
+    const links = alone ? batch[0]!.links!.slice(1) : batch.flatMap((p) => p.links ?? []);
     return inSpan(
       'switchboard.commit',
       {
         parent: alone ?? rootContext(),
-        ...(alone ? {} : { links: batch.flatMap((p) => (p.span ? [p.span] : [])) }),
-        attributes: { 'switchboard.commit.turns': batch.length },
+        ...(links.length > 0 ? { links } : {}),
+        attributes: {
+          'switchboard.commit.turns': batch.reduce((n, p) => n + 1 + (p.write.chained?.length ?? 0), 0),
+        },
       },
       () => this.commitTogether(batch),
     );

@@ -218,6 +218,12 @@ export function withSpan<T>(parent: Context, span: Span, fn: () => T): T {
   return api.context.with(api.trace.setSpan(parent, span), fn);
 }
 
+/** Runs `fn` with the span a link names as the active one (as is, without a link). */
+export function withSpanOf<T>(link: Link | undefined, fn: () => T): T {
+  if (!api || !link) return fn();
+  return api.context.with(api.trace.setSpanContext(api.ROOT_CONTEXT, link.context), fn);
+}
+
 /** Starts a span that the caller ends (`inSpan` where a callback does not fit). */
 export function startSpan(name: string, options: SpanOptions): Span | undefined {
   return api ? start(api, name, options).span : undefined;

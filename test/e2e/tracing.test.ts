@@ -47,6 +47,17 @@ describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () =
     await otlp?.close();
   });
 
+  const post = (raw: string, traceparent: string) =>
+    fetch(`${cluster.gateways[0]!.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-hub-signature-256': signatureHeader(raw, 'trace-secret'),
+        traceparent,
+      },
+      body: raw,
+    });
+
   it('one webhook is one trace: accept → turn → send → Graph requests, parents intact, continuing the inbound traceparent', async () => {
     const traceId = randomBytes(16).toString('hex');
     const callerSpan = randomBytes(8).toString('hex');
@@ -147,6 +158,83 @@ describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () =
     const workerLines = cluster.workers[0]!.logLines();
     const created = workerLines.find((l) => l.event === 'session.created' && l.trace_id === traceId);
     expect(created).toBeDefined();
+    expect(cluster.crashes()).toEqual([]);
+  });
+  it('turns held and committed in one write: each message its own trace, accept → turn → send, the commit linked to every turn', async () => {
+    // No worker while three messages of one person are queued: the next worker drains them as one
+    // lane chunk, holds the first two turns and commits all three in one write with the third.
+    await cluster.workers[0]!.stop();
+    const from = '5511977776666';
+    const traceIds = [0, 1, 2].map(() => randomBytes(16).toString('hex'));
+    for (const [i, traceId] of traceIds.entries()) {
+      const raw = JSON.stringify(
+        doc.variant(doc.textMessage, { from, suffix: `held${i}`, timestamp: new Date() }),
+      );
+      const res = await post(raw, `00-${traceId}-${randomBytes(8).toString('hex')}-01`);
+      expect(res.status).toBe(200);
+    }
+    await cluster.addWorker();
+    const sendsOf = (list: ReceivedSpan[]) => list.filter((s) => s.name === 'switchboard.send whatsapp');
+    const traces = [];
+    for (const traceId of traceIds)
+      traces.push(
+        await until(
+          () => otlp.trace(traceId),
+          (list) => sendsOf(list).length >= 1 && list.some((s) => s.name === 'switchboard.turn'),
+          30_000,
+        ),
+      );
+
+    const turns = traces.map((spans) => spans.filter((s) => s.name === 'switchboard.turn'));
+    expect(turns.map((t) => t.length)).toEqual([1, 1, 1]);
+    expect(turns.map((t) => t[0]!.attributes['switchboard.turn.outcome'])).toEqual([
+      'held',
+      'held',
+      'committed',
+    ]);
+    // One commit for the three: in the third message's trace (its turn's child), linked to the
+    // turns held before it, each in a trace of its own.
+    const commits = otlp.spans.filter((s) => s.name === 'switchboard.commit' && traceIds.includes(s.traceId));
+    expect(commits).toHaveLength(1);
+    const commit = commits[0]!;
+    expect(commit).toMatchObject({
+      traceId: traceIds[2],
+      parentSpanId: turns[2]![0]!.spanId,
+      attributes: { 'switchboard.commit.turns': 3 },
+    });
+    expect(commit.links.map((l) => [l.traceId, l.spanId])).toEqual(
+      turns.slice(0, 2).map((t) => [t[0]!.traceId, t[0]!.spanId]),
+    );
+    expect(turns[2]![0]!.attributes['switchboard.commit.result']).toBe('committed');
+
+    for (const [i, spans] of traces.entries()) {
+      const named = (name: string) => spans.filter((s) => s.name === name);
+      const request = named('POST /webhooks/whatsapp');
+      const accept = named('switchboard.accept');
+      const wait = named('switchboard.queue.wait');
+      expect([request.length, accept.length, wait.length], `trace ${i}`).toEqual([1, 1, 1]);
+      expect(accept[0]!.parentSpanId).toBe(request[0]!.spanId);
+      expect(wait[0]!.parentSpanId).toBe(accept[0]!.spanId);
+      const turn = turns[i]![0]!;
+      expect(turn.parentSpanId).toBe(accept[0]!.spanId);
+      // The worker's queue job served the three: each turn links to its drain span.
+      expect(turn.links).toHaveLength(1);
+      // The turn's own replies go out in its own trace, even those written by another turn's commit.
+      const sends = sendsOf(spans);
+      expect(sends.length, `trace ${i}'s sends`).toBeGreaterThanOrEqual(1);
+      for (const send of sends) {
+        expect(send.parentSpanId).toBe(turn.spanId);
+        const posts = spans.filter((s) => s.parentSpanId === send.spanId);
+        expect(posts.map((p) => p.name)).toEqual(
+          Array(send.attributes['switchboard.send.replies']).fill(
+            'POST /{version}/{phone_number_id}/messages',
+          ),
+        );
+      }
+      const ids = new Set(spans.map((s) => s.spanId));
+      for (const s of spans)
+        if (s !== request[0]) expect(ids.has(s.parentSpanId), `${s.name}'s parent in trace ${i}`).toBe(true);
+    }
     expect(cluster.crashes()).toEqual([]);
   });
 });

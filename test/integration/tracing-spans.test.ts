@@ -185,7 +185,7 @@ describe('tracing spans (in-memory SDK)', () => {
     ]);
   });
 
-  it('the group commit is one span per statement: a turn alone is its parent, several turns are links', async () => {
+  it('the group commit is one span per statement: a turn alone is its parent, several turns and held turns are links', async () => {
     // A database that commits every turn of a batch; statements are counted.
     let statements = 0;
     const db = {
@@ -238,6 +238,44 @@ describe('tracing spans (in-memory SDK)', () => {
     expect(alone!.parentSpanContext?.spanId).toBe(spans('turn c')[0]!.spanContext().spanId);
     expect(alone!.attributes['switchboard.commit.turns']).toBe(1);
     expect(alone!.links).toEqual([]);
+
+    // A write of turns held before the committing one (src/engine/engine.ts): the commit is the
+    // committing turn's child, linked to each held turn's span, alone or with other sessions.
+    exporter.reset();
+    const heldTurn = (id: string) =>
+      inSpan(`turn ${id}`, {}, async (span) => ({ context: span!.spanContext() }));
+    const held = [await heldTurn('d1'), await heldTurn('d2')];
+    const chained = (sessionId: string): TurnWrite => {
+      const w = write(sessionId);
+      return {
+        ...w,
+        chained: [
+          { at: w.at, inbound: w.inbound, replies: [] },
+          { at: w.at, inbound: w.inbound, replies: [] },
+        ],
+      };
+    };
+    await inSpan('turn d3', {}, () => committer.commit(chained('session-d'), held));
+    const [heldAlone] = spans('switchboard.commit');
+    expect(heldAlone!.parentSpanContext?.spanId).toBe(spans('turn d3')[0]!.spanContext().spanId);
+    expect(heldAlone!.attributes['switchboard.commit.turns']).toBe(3);
+    expect(heldAlone!.links.map((l) => l.context.spanId)).toEqual(held.map((l) => l.context.spanId));
+
+    exporter.reset();
+    const heldE = [await heldTurn('e1')];
+    await Promise.all([
+      inSpan('turn e2', {}, () => committer.commit(chained('session-e'), heldE)),
+      inSpan('turn f', {}, () => committer.commit(write('session-f'))),
+    ]);
+    const [grouped, ...others] = spans('switchboard.commit');
+    expect(others).toEqual([]);
+    expect(grouped!.parentSpanContext).toBeUndefined();
+    expect(grouped!.attributes['switchboard.commit.turns']).toBe(4);
+    expect(grouped!.links.map((l) => l.context.spanId)).toEqual([
+      spans('turn e2')[0]!.spanContext().spanId,
+      heldE[0]!.context.spanId,
+      spans('turn f')[0]!.spanContext().spanId,
+    ]);
   });
 
   it('the sampler and the batch sizes follow the standard variables; unset, the larger batch defaults', () => {
