@@ -10,6 +10,7 @@ import {
   type SpanExporter,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-node';
+import { PromiseContextManager } from './promise-context.ts';
 
 /**
  * The batch span processor's sizes when `OTEL_BSP_MAX_QUEUE_SIZE` / `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`
@@ -114,8 +115,10 @@ export async function startSdk(options: {
     sampler: samplerFromEnv(env),
     spanProcessors: [new BatchSpanProcessor(exporter, batchConfig(env))],
   });
-  // An AsyncLocalStorage context manager and the W3C trace context propagator.
-  provider.register();
+  // The W3C trace context propagator, and the context carried across `await` by promise hooks
+  // (src/telemetry/promise-context.ts) rather than the SDK's AsyncLocalStorage, which costs
+  // every promise of the process far more.
+  provider.register({ contextManager: new PromiseContextManager() });
   if (options.onProblem) {
     const { diag, DiagLogLevel } = await import('@opentelemetry/api');
     const say =

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/logger.ts';
 import type { Db } from '../../src/store/db.ts';
 import type { TurnWrite } from '../../src/store/turns.ts';
 import { drainSpan, turnSpan } from '../../src/telemetry/envelope-spans.ts';
+import { PromiseContextManager } from '../../src/telemetry/promise-context.ts';
 import { batchConfig, DEFAULT_BSP, samplerFromEnv } from '../../src/telemetry/sdk.ts';
 import {
   activeSpan,
@@ -32,8 +33,10 @@ describe('tracing spans (in-memory SDK)', () => {
   const spans = (name: string): ReadableSpan[] => exporter.getFinishedSpans().filter((s) => s.name === name);
 
   beforeAll(async () => {
-    // What the SDK module registers: an AsyncLocalStorage context manager, the W3C propagator.
-    new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).register();
+    // What the SDK module registers: the promise-hook context manager, the W3C propagator.
+    new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).register({
+      contextManager: new PromiseContextManager(),
+    });
     await enableTracing(true);
     await llm.start();
   });
