@@ -10,6 +10,7 @@ import {
   type SpanExporter,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-node';
+import { z } from 'zod';
 import { PromiseContextManager } from './promise-context.ts';
 
 /**
@@ -21,27 +22,75 @@ import { PromiseContextManager } from './promise-context.ts';
  */
 export const DEFAULT_BSP = { maxQueueSize: 32_768, maxExportBatchSize: 4_096 } as const;
 
-function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const raw = env[name]?.trim();
-  if (!raw) return undefined;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}: a positive number, not ${raw}`);
-  return value;
+const SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+
+/** A number from the environment, refused with what it should have been and what it was. */
+const numberIn = (what: string, ok: (n: number) => boolean) =>
+  z.string().transform((raw, ctx) => {
+    const value = Number(raw);
+    if (Number.isFinite(value) && ok(value)) return value;
+    ctx.addIssue({ code: 'custom', message: `${what}, not ${raw}` });
+    return z.NEVER;
+  });
+const positive = numberIn('a positive number', (n) => n > 0).optional();
+
+/**
+ * The standard variables this module reads (blank ones count as unset), after the OpenTelemetry
+ * specification; a value it cannot use refuses the start, naming the variable.
+ */
+const TraceEnvSchema = z.object({
+  OTEL_TRACES_SAMPLER: z
+    .enum(SAMPLERS, { error: (issue) => `one of ${SAMPLERS.join(', ')}, not ${String(issue.input)}` })
+    .default('parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: numberIn('a ratio from 0 to 1', (n) => n >= 0 && n <= 1).optional(),
+  OTEL_BSP_MAX_QUEUE_SIZE: positive,
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: positive,
+  OTEL_BSP_SCHEDULE_DELAY: positive,
+  OTEL_BSP_EXPORT_TIMEOUT: positive,
+  OTEL_EXPORTER_OTLP_PROTOCOL: z
+    .enum(['http/protobuf', 'http/json'], {
+      error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
+    })
+    .optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z
+    .enum(['http/protobuf', 'http/json'], {
+      error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
+    })
+    .optional(),
+});
+type TraceEnv = z.infer<typeof TraceEnvSchema>;
+
+/** Reads and checks the variables; throws `NAME: what it should be, not what it is`. */
+export function traceEnv(env: NodeJS.ProcessEnv): TraceEnv {
+  const set: Record<string, string> = {};
+  for (const key of Object.keys(TraceEnvSchema.shape)) {
+    const value = env[key]?.trim();
+    if (value) set[key] = value;
+  }
+  const parsed = TraceEnvSchema.safeParse(set);
+  if (parsed.success) return parsed.data;
+  throw new Error(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
 }
 
 /** The batch span processor's settings: the standard `OTEL_BSP_*` variables, else the hub's defaults. */
 export function batchConfig(env: NodeJS.ProcessEnv): BufferConfig {
-  const maxQueueSize = envNumber(env, 'OTEL_BSP_MAX_QUEUE_SIZE') ?? DEFAULT_BSP.maxQueueSize;
-  const scheduledDelayMillis = envNumber(env, 'OTEL_BSP_SCHEDULE_DELAY');
-  const exportTimeoutMillis = envNumber(env, 'OTEL_BSP_EXPORT_TIMEOUT');
+  const e = traceEnv(env);
+  const maxQueueSize = e.OTEL_BSP_MAX_QUEUE_SIZE ?? DEFAULT_BSP.maxQueueSize;
   return {
     maxQueueSize,
     maxExportBatchSize: Math.min(
       maxQueueSize,
-      envNumber(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE') ?? DEFAULT_BSP.maxExportBatchSize,
+      e.OTEL_BSP_MAX_EXPORT_BATCH_SIZE ?? DEFAULT_BSP.maxExportBatchSize,
     ),
-    ...(scheduledDelayMillis !== undefined ? { scheduledDelayMillis } : {}),
-    ...(exportTimeoutMillis !== undefined ? { exportTimeoutMillis } : {}),
+    ...(e.OTEL_BSP_SCHEDULE_DELAY !== undefined ? { scheduledDelayMillis: e.OTEL_BSP_SCHEDULE_DELAY } : {}),
+    ...(e.OTEL_BSP_EXPORT_TIMEOUT !== undefined ? { exportTimeoutMillis: e.OTEL_BSP_EXPORT_TIMEOUT } : {}),
   };
 }
 
@@ -51,15 +100,9 @@ export function batchConfig(env: NodeJS.ProcessEnv): BufferConfig {
  * `parentbased_*` ones follow the decision of an inbound `traceparent`.
  */
 export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
-  const name = env.OTEL_TRACES_SAMPLER?.trim() || 'parentbased_always_on';
-  const arg = env.OTEL_TRACES_SAMPLER_ARG?.trim();
-  const ratio = (): Sampler => {
-    const value = arg ? Number(arg) : 1;
-    if (!Number.isFinite(value) || value < 0 || value > 1)
-      throw new Error(`OTEL_TRACES_SAMPLER_ARG: a ratio from 0 to 1, not ${arg}`);
-    return new TraceIdRatioBasedSampler(value);
-  };
-  switch (name) {
+  const e = traceEnv(env);
+  const ratio = () => new TraceIdRatioBasedSampler(e.OTEL_TRACES_SAMPLER_ARG ?? 1);
+  switch (e.OTEL_TRACES_SAMPLER) {
     case 'always_on':
       return new AlwaysOnSampler();
     case 'always_off':
@@ -72,10 +115,6 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
       return new ParentBasedSampler({ root: new AlwaysOffSampler() });
     case 'parentbased_traceidratio':
       return new ParentBasedSampler({ root: ratio() });
-    default:
-      throw new Error(
-        `OTEL_TRACES_SAMPLER: one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, not ${name}`,
-      );
   }
 }
 
@@ -93,12 +132,9 @@ export async function startSdk(options: {
   onProblem?: (level: 'warn' | 'error', message: string) => void;
 }): Promise<{ protocol: string; url: string; shutdown: () => Promise<void> }> {
   const { env } = options;
+  const checked = traceEnv(env);
   const protocol =
-    env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
-  if (protocol !== 'http/protobuf' && protocol !== 'http/json')
-    throw new Error(
-      `OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf and http/json are supported, not ${protocol}`,
-    );
+    checked.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? checked.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
   // The signal's own endpoint as it is; the general one with the signal's path appended.
   const url =
     env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??

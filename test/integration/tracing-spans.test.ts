@@ -14,7 +14,7 @@ import type { Db } from '../../src/store/db.ts';
 import type { TurnWrite } from '../../src/store/turns.ts';
 import { drainSpan, turnSpan } from '../../src/telemetry/envelope-spans.ts';
 import { PromiseContextManager } from '../../src/telemetry/promise-context.ts';
-import { batchConfig, DEFAULT_BSP, samplerFromEnv } from '../../src/telemetry/sdk.ts';
+import { batchConfig, DEFAULT_BSP, samplerFromEnv, traceEnv } from '../../src/telemetry/sdk.ts';
 import {
   activeSpan,
   currentTrace,
@@ -320,7 +320,27 @@ describe('tracing spans (in-memory SDK)', () => {
       maxQueueSize: 100,
       maxExportBatchSize: 100,
     });
-    expect(() => batchConfig({ OTEL_BSP_MAX_QUEUE_SIZE: 'lots' })).toThrow(/OTEL_BSP_MAX_QUEUE_SIZE/);
+    expect(() => batchConfig({ OTEL_BSP_MAX_QUEUE_SIZE: 'lots' })).toThrow(
+      'OTEL_BSP_MAX_QUEUE_SIZE: a positive number, not lots',
+    );
+    expect(() => batchConfig({ OTEL_BSP_SCHEDULE_DELAY: '-5' })).toThrow(
+      'OTEL_BSP_SCHEDULE_DELAY: a positive number, not -5',
+    );
+    // Each refusal names its variable and what was wrong with it.
+    expect(() => samplerFromEnv({ OTEL_TRACES_SAMPLER: 'sometimes' })).toThrow(
+      'OTEL_TRACES_SAMPLER: one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, not sometimes',
+    );
+    expect(() =>
+      samplerFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'half' }),
+    ).toThrow('OTEL_TRACES_SAMPLER_ARG: a ratio from 0 to 1, not half');
+    expect(() => traceEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
+      'OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf and http/json are supported, not grpc',
+    );
+    // Blank is unset, as the specification says.
+    expect(samplerFromEnv({ OTEL_TRACES_SAMPLER: ' ' }).toString()).toMatch(
+      /^ParentBased\{root=AlwaysOnSampler/,
+    );
+    expect(batchConfig({ OTEL_BSP_MAX_QUEUE_SIZE: '' })).toEqual({ ...DEFAULT_BSP });
   });
 
   it('a log line written inside a span carries its trace_id and span_id', async () => {
