@@ -28,8 +28,6 @@
 import { fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -383,21 +381,55 @@ interface DistributedResult {
 }
 
 /** An OTLP/HTTP endpoint that takes every export and throws it away (what a collector costs the hub). */
-async function startOtlpSink(): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
-  let requests = 0;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      requests++;
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-    });
+/**
+ * The OTLP endpoint of the `tracing` run: answers every export and discards it. In a process of
+ * its own, as a collector would be: what receiving the exports costs is not counted as the
+ * gateway's (this process's) CPU. It prints its port, then, when its stdin closes, its count.
+ */
+const OTLP_SINK = `
+const http = require('node:http');
+let requests = 0;
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    requests++;
+    res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+process.stdin.on('end', () => { process.stdout.write(requests + '\\n'); process.exit(0); });
+process.stdin.resume();
+`;
+
+async function startOtlpSink(): Promise<{ url: string; close: () => Promise<number> }> {
+  const child = spawn(process.execPath, ['-e', OTLP_SINK], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  const waiting: ((line: string) => void)[] = [];
+  let buffered = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      const next = waiting.shift();
+      if (next) next(line);
+      else lines.push(line);
+    }
+  });
+  const nextLine = () =>
+    new Promise<string>((resolve) => {
+      const line = lines.shift();
+      if (line !== undefined) resolve(line);
+      else waiting.push(resolve);
+    });
+  const port = Number(await nextLine());
   return {
     url: `http://127.0.0.1:${port}`,
-    requests: () => requests,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: async () => {
+      const count = nextLine();
+      child.stdin.end();
+      return Number(await count);
+    },
   };
 }
 
@@ -419,8 +451,7 @@ async function benchDistributed(options: DistributedOptions = {}): Promise<Distr
     return await runDistributed(options, sink?.url);
   } finally {
     await tracing?.shutdown();
-    if (sink) console.error(`tracing sink: ${sink.requests()} OTLP requests received`);
-    await sink?.close();
+    if (sink) console.error(`tracing sink: ${await sink.close()} OTLP requests received`);
   }
 }
 
