@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
+import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
+import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
+import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { settled } from '../helpers/settled.ts';
+import { until } from '../helpers/until.ts';
+
+const APP_SECRET = 'test-app-secret';
+const ACCESS_TOKEN = 'EAAJB-retry-token';
+const NUMBER = '106540352242922';
+const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
+
+/**
+ * The attachment retry (src/files/pending.ts) over the Redis lanes queue: the lane's own retry
+ * runs the message again, the count of failures is PostgreSQL's, and the session's next message
+ * waits behind it. The in-process queue's side is in whatsapp-files.test.ts.
+ */
+describe('WhatsApp Cloud media host failing, on the Redis lanes queue', () => {
+  let graph: GraphApi;
+  let running: RunningHub;
+  const redis = testRedisPrefix();
+  const lines: Record<string, unknown>[] = [];
+  let serial = 0;
+
+  beforeAll(async () => {
+    graph = await startGraphApi(ACCESS_TOKEN);
+    const config = loadWhatsAppConfig(
+      {
+        WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
+        WHATSAPP_APP_SECRET: APP_SECRET,
+        WHATSAPP_VERIFY_TOKEN: 'verify',
+        WHATSAPP_GRAPH_URL: graph.url,
+        WHATSAPP_NUMBERS: `${NUMBER}:gallery`,
+      },
+      '/tmp/unused',
+    )!;
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    running = await startTestHub(
+      {
+        configDir: path.join(REPO_ROOT, 'test/fixtures/files'),
+        redisUrl: TEST_REDIS_URL,
+        redisPrefix: redis.prefix,
+      },
+      { adapters: [createWhatsAppAdapter(config)], logger: pino({ level: 'warn' }, stream) },
+    );
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await graph?.close();
+    await redis.cleanup();
+  });
+
+  const person = () => `1650666${String(1000 + ++serial).padStart(4, '0')}`;
+  const post = (payload: unknown) => {
+    const raw = JSON.stringify(payload);
+    return fetch(`${running.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
+      },
+      body: raw,
+    });
+  };
+  const message = (base: Json, from: string, n: number, change: (m: Json) => void) => {
+    const p = doc.variant(base, { from, suffix: `${from}.${n}`, timestamp: new Date() }) as Json;
+    change(p.entry[0].changes[0].value.messages[0]);
+    return p;
+  };
+  const texts = (waId: string) =>
+    graph
+      .to(waId)
+      .map((r) => r.body)
+      .flatMap((b) => (b.type === 'text' ? [b.text.body as string] : []));
+  const envelopeIdOf = async (from: string) =>
+    (
+      await running.hub.db.query<{ envelope_id: string }>(
+        `SELECT m.envelope_id FROM messages m JOIN sessions s ON s.id = m.session_id
+          WHERE s.native_key = $1 AND m.role = 'user' ORDER BY m.seq LIMIT 1`,
+        [`+${from}`],
+      )
+    ).rows[0]!.envelope_id;
+  const logged = (event: string, envelopeId: string) =>
+    lines.filter((l) => l.event === event && l.envelopeId === envelopeId);
+
+  it('fails twice, then the file arrives: stored once, answered once, and the text sent after it is answered after it', async () => {
+    expect(running.hub.queue.driver).toBe('redis-lanes');
+    const from = person();
+    const photo = Buffer.concat([KETTLE, Buffer.from(`redis-flaky-${from}`)]);
+    graph.addMedia('900000000104', photo, 'image/png');
+    graph.failDownloads('900000000104', 2, 502);
+    await post(
+      message(doc.imageMessage, from, 1, (m) => {
+        m.image.id = '900000000104';
+      }),
+    );
+    await post(message(doc.textMessage, from, 2, (m) => (m.text.body = 'after the photo')));
+    const got = `Got photo (image/png, ${photo.length} bytes)`;
+    await until(
+      () => texts(from),
+      (t) => t.includes('You said: after the photo'),
+    );
+    await settled(running.hub);
+    // The session's order held: the photo's answer before the next message's.
+    expect(texts(from)).toEqual(['Send me a file.', got, 'You said: after the photo']);
+    expect(graph.downloadAttempts.filter((id) => id === '900000000104')).toHaveLength(3);
+    const stored = await running.hub.db.query('SELECT 1 FROM files WHERE size = $1', [photo.length]);
+    expect(stored.rows).toHaveLength(1);
+    expect(logged('file.inbound_fetch_retry', await envelopeIdOf(from))).toHaveLength(2);
+  });
+
+  it('always fails: tried 1 + ATTACHMENT_RETRY_ATTEMPTS times, then answered and the person told, one event', async () => {
+    const from = person();
+    graph.addMedia('900000000105', Buffer.concat([KETTLE, Buffer.from(`redis-down-${from}`)]), 'image/png');
+    graph.failDownloads('900000000105', Number.POSITIVE_INFINITY, 504);
+    await post(
+      message(doc.imageMessage, from, 1, (m) => {
+        m.image.id = '900000000105';
+      }),
+    );
+    await until(
+      () => texts(from),
+      (t) => t.includes('You said: Taj Mahal'),
+    );
+    await settled(running.hub);
+    expect(graph.downloadAttempts.filter((id) => id === '900000000105')).toHaveLength(
+      1 + running.hub.config.attachmentRetryAttempts,
+    );
+    expect(texts(from).filter((t) => t.includes('could not be fetched'))).toEqual([
+      '"photo" could not be fetched from the chat service; please send it again',
+    ]);
+    const envelopeId = await envelopeIdOf(from);
+    expect(logged('file.inbound_unavailable', envelopeId)).toHaveLength(1);
+    expect(logged('queue.envelope_failed', envelopeId)).toEqual([]);
+  });
+});
