@@ -120,7 +120,7 @@ export interface paths {
         /** List the latest broadcasts */
         get: operations["getApiAdminBroadcasts"];
         put?: never;
-        /** Start a broadcast to an audience or a list of recipients */
+        /** Start a broadcast to an audience or a list of up to 100,000 recipients (a body up to BROADCAST_MAX_BODY_BYTES, 16 MiB) */
         post: operations["postApiAdminBroadcasts"];
         delete?: never;
         options?: never;
@@ -2381,6 +2381,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
+            413: components["responses"]["E413"];
             422: components["responses"]["E422"];
             default: components["responses"]["Error"];
         };

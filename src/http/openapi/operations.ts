@@ -512,11 +512,12 @@ export const OPERATIONS: Operation[] = [
     method: 'post',
     path: '/api/admin/broadcasts',
     tag: 'Outbound',
-    summary: 'Start a broadcast to an audience or a list of recipients',
+    summary:
+      'Start a broadcast to an audience or a list of up to 100,000 recipients (a body up to BROADCAST_MAX_BODY_BYTES, 16 MiB)',
     security: SUPERVISOR,
     body: BroadcastRequestSchema,
     responses: accepted(BroadcastAccepted),
-    errors: [400, 401, 403, 404, 409, 422],
+    errors: [400, 401, 403, 404, 409, 413, 422],
   },
   {
     method: 'get',
