@@ -151,6 +151,17 @@ export function adminRoutes(deps: AdminApiDeps): Hono {
     const { id } = parse(SessionParams, c.req.param());
     const [session, snapshot] = await Promise.all([findSession(db, id), loadSnapshot(db, id)]);
     if (!session || !snapshot) throw notFound(id);
+    // The bot's variables leave with it: audited like the console's inspection of the same session,
+    // and written before it leaves, as a transcript read is.
+    await recordAudit(db, {
+      actor: 'operator',
+      agentId: null,
+      action: 'session.inspect',
+      sessionId: id,
+      via: 'admin-api',
+      ip: contextAddress(c, deps.config.trustProxy) ?? null,
+      userAgent: c.req.header('user-agent') ?? null,
+    });
     const { state } = snapshot;
     return c.json({
       ...toListedSession({ ...session, state: lifeState(session, idleTimeoutMs, Date.now()) }),

@@ -334,6 +334,33 @@ describe('dashboard API', () => {
     expect((await admin('GET', `/api/admin/audit?session_id=${unknown}`)).json.entries).toEqual([]);
   });
 
+  it("writes a read of one session (its variables) through the admin API to the audit log, before it answers", async () => {
+    const inspections = async () =>
+      (await admin('GET', `/api/admin/audit?session_id=${webSession}`)).json.entries.filter(
+        (e: { action: string; via: string }) => e.action === 'session.inspect' && e.via === 'admin-api',
+      ).length;
+    const before = await inspections();
+    const res = await fetch(`${running.url}/api/admin/sessions/${webSession}`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'user-agent': 'session-reader/1.0' },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ session_id: webSession, session_state: expect.any(Object) });
+    expect(await inspections()).toBe(before + 1);
+    const latest = (await admin('GET', `/api/admin/audit?session_id=${webSession}`)).json.entries[0];
+    expect(latest).toMatchObject({
+      actor: 'operator',
+      action: 'session.inspect',
+      via: 'admin-api',
+      session_id: webSession,
+      user_agent: 'session-reader/1.0',
+      ip: expect.any(String),
+    });
+    // An unknown session is a 404 and reads nothing, so nothing is written.
+    const unknown = '00000000-0000-4000-8000-00000000000a';
+    expect((await admin('GET', `/api/admin/sessions/${unknown}`)).status).toBe(404);
+    expect((await admin('GET', `/api/admin/audit?session_id=${unknown}`)).json.entries).toEqual([]);
+  });
+
   it('keeps audit rows of an erased person without their session ids', async () => {
     const before = await count('SELECT count(*) AS n FROM transcript_reads WHERE session_id = $1', [
       webSession,
