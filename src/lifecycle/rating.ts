@@ -33,7 +33,9 @@ export function isRatingAsk(suggestions: readonly Suggestion[] | undefined): boo
  * with. Anything else is not a rating (it is a new message).
  */
 const DIGIT = /^#?([1-5])\s*(?:[.)!]|\/\s*5|stars?)?$/i;
-const STARS = /^(?:★|⭐|\*){1,5}$/u;
+// Star characters only: plain asterisks are markdown emphasis, a redacted word or a footnote
+// far more often than a rating, and no channel turns a star button into them.
+const STARS = /^(?:★|⭐){1,5}$/u;
 
 /** The score a message gives, or undefined when it is not a rating. */
 export function parseRating(text: string): number | undefined {

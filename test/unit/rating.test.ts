@@ -13,13 +13,17 @@ describe('rating answers', () => {
       ['★★★', 3],
       ['⭐⭐⭐⭐⭐', 5],
       ['⭐️⭐️', 2],
-      ['**', 2],
     ] as const)
       expect(parseRating(text), text).toBe(score);
   });
 
   it('anything else is not a rating', () => {
     for (const text of ['0', '6', '45', '★★★★★★', 'great', '4 is my order number', '', '12.5'])
+      expect(parseRating(text), text).toBeUndefined();
+  });
+
+  it('plain asterisks are not stars (markdown, a redacted word, a footnote), alone or mixed with stars', () => {
+    for (const text of ['*', '**', '***', '*****', '★★*', '*⭐'])
       expect(parseRating(text), text).toBeUndefined();
   });
 
