@@ -16,7 +16,7 @@
  */
 import { registerChannels } from '../dist/adapters/index.js';
 import { loadConfig } from '../dist/src/config/env.js';
-import { limitHeapGrowth } from '../dist/src/hub/heap.js';
+import { deferWasmTierUp, limitHeapGrowth } from '../dist/src/hub/heap.js';
 import { createHub } from '../dist/src/hub.js';
 import { createLogger } from '../dist/src/logger.js';
 
@@ -28,8 +28,10 @@ if (!process.send || !dataDir || !configDir) {
   process.exit(2);
 }
 
-// As `switchboard start` does for an embedded hub (src/cli.ts); BENCH_V8_HEAP_DEFAULT=1 leaves V8's own.
+// As `switchboard start` does for an embedded hub (src/cli.ts); BENCH_V8_HEAP_DEFAULT=1 leaves V8's
+// heap growth, BENCH_V8_WASM_DEFAULT=1 its WebAssembly tiering as V8 sets them.
 if (!process.env.BENCH_V8_HEAP_DEFAULT) limitHeapGrowth();
+if (!process.env.BENCH_V8_WASM_DEFAULT) deferWasmTierUp();
 registerChannels();
 const config = loadConfig({
   PORT: '0',

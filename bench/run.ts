@@ -346,11 +346,13 @@ async function benchEmbedded(): Promise<Result> {
     const completedAt = new Map<string, number>();
     const total = SESSIONS * MESSAGES;
     let started = 0;
+    let cpuBefore: Promise<number> | undefined;
     const seconds = await new Promise<number>((resolve, reject) => {
       void exited.then((code) => reject(new Error(`the embedded hub exited (${code})`)));
       child.on('message', (message: { type: string; items?: [string, number][]; message?: string }) => {
         if (message.type === 'ready') {
           started = performance.now();
+          cpuBefore = cpuMs(child.pid!);
           child.send({ type: 'run', sessions: SESSIONS, messages: MESSAGES });
         } else if (message.type === 'accepted') {
           for (const [id, at] of message.items!) acceptedAt.set(id, at);
@@ -360,14 +362,19 @@ async function benchEmbedded(): Promise<Result> {
         } else if (message.type === 'error') reject(new Error(`the embedded hub: ${message.message}`));
       });
     });
+    // The hub's CPU per message: comparable across runs on a machine others load, where messages/s is not.
+    const hubCpuMs = (await cpuMs(child.pid!)) - (await cpuBefore!);
     const hubPeak = await peakRssMb(child.pid!);
     const latencies = [...acceptedAt].map(([id, at]) => (completedAt.get(id) ?? NaN) - at);
-    return summarize(
-      '(a) embedded: PGlite + in-process queue, 1 hub process (driven over IPC by the bench process)',
-      latencies,
-      seconds,
-      { hub: hubPeak, driver: ownRssMb() },
-    );
+    return {
+      ...summarize(
+        '(a) embedded: PGlite + in-process queue, 1 hub process (driven over IPC by the bench process)',
+        latencies,
+        seconds,
+        { hub: hubPeak, driver: ownRssMb() },
+      ),
+      cpuMsPerMessage: { hub: hubCpuMs / total },
+    };
   } finally {
     if (child.exitCode === null) child.send({ type: 'stop' });
     await exited;
@@ -696,14 +703,20 @@ function print(results: Result[]) {
         .map(([k, v]) => `${k} ${v.toFixed(3)}`)
         .join(', ');
       const total = Object.values(r.cpuMsPerMessage!).reduce((a, b) => a + b, 0);
-      const redis = r.redisPerMessage!;
+      // The embedded run has no Redis and no PostgreSQL server: its hub's CPU only.
+      const redis = r.redisPerMessage;
       const pgWork = r.pgPerMessage;
       console.log(
-        `- ${r.name}: CPU ${cpu} (total ${total.toFixed(3)}); Redis ${redis.commands.toFixed(1)} commands (${redis.scripts.toFixed(2)} scripts), BullMQ jobs ${redis.bullJobs.toFixed(3)}` +
+        `- ${r.name}: CPU ${cpu} (total ${total.toFixed(3)})` +
+          (redis
+            ? `; Redis ${redis.commands.toFixed(1)} commands (${redis.scripts.toFixed(2)} scripts), BullMQ jobs ${redis.bullJobs.toFixed(3)}`
+            : '') +
           (pgWork
             ? `; PostgreSQL ${pgWork.transactions.toFixed(2)} transactions, ${pgWork.rowsWritten.toFixed(1)} rows written`
             : '') +
-          `; top Redis commands: ${redis.top.map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ')}`,
+          (redis
+            ? `; top Redis commands: ${redis.top.map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ')}`
+            : ''),
       );
     }
   }

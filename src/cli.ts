@@ -3,7 +3,12 @@ import { CHANNEL_PLUGINS, loadAdapters } from '../adapters/index.ts';
 import { AGENT_USAGE, runAgentCommand } from './agents/cli.ts';
 import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { checkBots, formatError } from './dialog/check.ts';
-import { EMBEDDED_HEAP_GROWING_PERCENT, limitHeapGrowth } from './hub/heap.ts';
+import {
+  deferWasmTierUp,
+  EMBEDDED_HEAP_GROWING_PERCENT,
+  EMBEDDED_WASM_TIERING_BUDGET,
+  limitHeapGrowth,
+} from './hub/heap.ts';
 import { createHub, openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
 import { BROADCAST_USAGE, runBroadcastCommand } from './outbound/cli.ts';
@@ -48,9 +53,12 @@ async function start(args: string[]): Promise<void> {
   });
   if (tracing.on) logger.info({ event: 'tracing.started', protocol: tracing.protocol, url: tracing.url });
   const adapters = await loadAdapters(config, env, logger);
-  // The embedded hub is one process for everything: its heap grows deliberately (src/hub/heap.ts).
+  // The embedded hub is one process for everything: its heap grows deliberately, and its
+  // PostgreSQL is optimised by V8 only where messages make it hot (src/hub/heap.ts).
   if (!config.databaseUrl && limitHeapGrowth())
     logger.debug({ event: 'process.heap_growth', percent: EMBEDDED_HEAP_GROWING_PERCENT });
+  if (!config.databaseUrl && deferWasmTierUp())
+    logger.debug({ event: 'process.wasm_tiering', budget: EMBEDDED_WASM_TIERING_BUDGET });
   const hub = await createHub({ config, role, adapters, logger });
 
   let stopping = false;

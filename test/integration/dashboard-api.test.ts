@@ -334,7 +334,7 @@ describe('dashboard API', () => {
     expect((await admin('GET', `/api/admin/audit?session_id=${unknown}`)).json.entries).toEqual([]);
   });
 
-  it("writes a read of one session (its variables) through the admin API to the audit log, before it answers", async () => {
+  it('writes a read of one session (its variables) through the admin API to the audit log, before it answers', async () => {
     const inspections = async () =>
       (await admin('GET', `/api/admin/audit?session_id=${webSession}`)).json.entries.filter(
         (e: { action: string; via: string }) => e.action === 'session.inspect' && e.via === 'admin-api',
