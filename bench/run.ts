@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: Switchboard's pipeline against a bare BullMQ baseline, on this machine.
  *
- *   (a) embedded: PGlite and the in-process queue, the hub in a process of its own (bench/embedded-hub.js);
+ *   (a) embedded: PGlite and the in-process queue, the hub in a process of its own (bench/embedded-hub.ts, compiled);
  *   (b) Redis + PostgreSQL: this process as the gateway, N worker processes (`--role worker`);
  *   (c) bare baseline: BullMQ add → worker process → one two-row INSERT per message.
  *
@@ -44,6 +44,7 @@ import { clearRedisPrefix } from '../test/helpers/redis.ts';
 import { ServerProcess } from '../test/helpers/server-process.ts';
 import { dashboardLines, runDashboardBench } from './dashboard.ts';
 import { withDatabase } from './database.ts';
+import type { HubCommand, HubNotice } from './embedded-hub.ts';
 import { runFilesBench } from './files.ts';
 import { outboundLines, runOutboundBench } from './outbound.ts';
 import { preload } from './preload.ts';
@@ -327,7 +328,7 @@ function turnListener(completions: Map<string, number>, signal: { resolve?: () =
 }
 
 /**
- * (a): the hub in a child process of its own (bench/embedded-hub.js, the build's JavaScript, as
+ * (a): the hub in a child process of its own (bench/embedded-hub.ts as the build compiles it, as
  * `npm start` runs it), driven over IPC from this process: the peak RSS printed for the hub is
  * the hub's alone, not the load generator's (this process, with tsx and every bench module, is
  * printed beside it as the driver). The hub's process feeds its ingress itself (each session's
@@ -336,7 +337,7 @@ function turnListener(completions: Map<string, number>, signal: { resolve?: () =
  */
 async function benchEmbedded(): Promise<Result> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sb-bench-'));
-  const child = fork(path.join(REPO, 'bench/embedded-hub.js'), [dataDir, path.join(REPO, 'config')], {
+  const child = fork(path.join(REPO, 'dist/bench/embedded-hub.js'), [dataDir, path.join(REPO, 'config')], {
     execArgv: (process.env.BENCH_HUB_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -349,15 +350,15 @@ async function benchEmbedded(): Promise<Result> {
     let cpuBefore: Promise<number> | undefined;
     const seconds = await new Promise<number>((resolve, reject) => {
       void exited.then((code) => reject(new Error(`the embedded hub exited (${code})`)));
-      child.on('message', (message: { type: string; items?: [string, number][]; message?: string }) => {
+      child.on('message', (message: HubNotice) => {
         if (message.type === 'ready') {
           started = performance.now();
           cpuBefore = cpuMs(child.pid!);
-          child.send({ type: 'run', sessions: SESSIONS, messages: MESSAGES });
+          child.send({ type: 'run', sessions: SESSIONS, messages: MESSAGES } satisfies HubCommand);
         } else if (message.type === 'accepted') {
-          for (const [id, at] of message.items!) acceptedAt.set(id, at);
+          for (const [id, at] of message.items) acceptedAt.set(id, at);
         } else if (message.type === 'completed') {
-          for (const [id, at] of message.items!) completedAt.set(id, at);
+          for (const [id, at] of message.items) completedAt.set(id, at);
           if (completedAt.size >= total) resolve((performance.now() - started) / 1000);
         } else if (message.type === 'error') reject(new Error(`the embedded hub: ${message.message}`));
       });
@@ -376,7 +377,7 @@ async function benchEmbedded(): Promise<Result> {
       cpuMsPerMessage: { hub: hubCpuMs / total },
     };
   } finally {
-    if (child.exitCode === null) child.send({ type: 'stop' });
+    if (child.exitCode === null) child.send({ type: 'stop' } satisfies HubCommand);
     await exited;
     await fs.rm(dataDir, { recursive: true, force: true });
   }

@@ -2,9 +2,10 @@
 // `npm run build` (also `prepare`, `prestart`, `pretest`, `prebench` and the tests' global setup):
 // everything the hub runs, in dist/, so that nothing is compiled or bundled at run time.
 //
-// 1. Every TypeScript file under src/ and adapters/ becomes dist/<same path>.js (esbuild, one
-//    file at a time, no bundling; relative imports of `.ts` files are rewritten to `.js`). The
-//    trees are walked whole: moving or adding a file needs no change here.
+// 1. Every TypeScript file under src/ and adapters/ (and bench/embedded-hub.ts) becomes
+//    dist/<same path>.js (esbuild, one file at a time, no bundling; relative imports of `.ts`
+//    files are rewritten to `.js`). The trees are walked whole: moving or adding a file needs no
+//    change here.
 // 2. Every other file there (SQL migrations, Lua scripts, …) is copied beside them.
 // 3. The web widget is bundled to dist/widget/widget.js, the agent console to dist/console/.
 // 5. The typed client's declarations go to dist/client/ (`switchboard/client`'s types).
@@ -22,6 +23,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
 const TREES = ['src', 'adapters'];
+// Files outside the trees that run compiled all the same: the embedded benchmark's hub process
+// (no tsx in the process whose memory the benchmark reads). Its imports of src/ and adapters/
+// point into dist/ as they do from bench/.
+const FILES = ['bench/embedded-hub.ts'];
 const quiet = process.argv.includes('--quiet');
 const say = (line) => quiet || process.stderr.write(`build: ${line}\n`);
 
@@ -60,7 +65,10 @@ function walk(dir, rel = '') {
 }
 
 // 1 and 2: compile and copy what changed.
-const sources = TREES.flatMap((tree) => walk(root, tree));
+const sources = [
+  ...TREES.flatMap((tree) => walk(root, tree)),
+  ...FILES.filter((rel) => fs.existsSync(path.join(root, rel))),
+];
 const stale = sources.filter((rel) => mtime(path.join(root, rel)) > mtime(outputOf(rel)));
 const toCompile = stale.filter(isSource);
 const toCopy = stale.filter((rel) => !isSource(rel));
