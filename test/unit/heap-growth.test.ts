@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { limitHeapGrowth } from '../../src/hub/heap.ts';
+import { deferWasmTierUp, limitHeapGrowth } from '../../src/hub/heap.ts';
 
 describe('the embedded hub heap growth', () => {
   it('is left to the operator who set --heap-growing-percent in NODE_OPTIONS or on the command line', () => {
@@ -9,5 +9,22 @@ describe('the embedded hub heap growth', () => {
 
   it('is set otherwise', () => {
     expect(limitHeapGrowth(50, '--max-old-space-size=512')).toBe(true);
+  });
+});
+
+describe("the embedded PostgreSQL's WebAssembly tiering", () => {
+  it('is left to the operator who chose the tiers with a V8 switch of their own', () => {
+    for (const given of [
+      '--wasm-tiering-budget=5000',
+      '--wasm_tiering_budget=5000',
+      '--liftoff-only',
+      '--no-liftoff',
+      '--no-wasm-tier-up',
+    ])
+      expect(deferWasmTierUp(1_000_000_000, `--max-old-space-size=512 ${given}`), given).toBe(false);
+  });
+
+  it('is set otherwise', () => {
+    expect(deferWasmTierUp(1_000_000_000, '--max-old-space-size=512 --heap-growing-percent=30')).toBe(true);
   });
 });
