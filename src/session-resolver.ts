@@ -70,12 +70,21 @@ export class SessionResolver {
       // A rating with no open session on its key may answer an ended session's rating ask.
       rating: envelope.kind === 'message' && parseRating(envelope.text) !== undefined,
     });
-    if (!open || open.session.endedAt || hasExplicitSessions(envelope.channel)) return open;
-    if (envelope.kind !== 'message') return open;
-    const rules = this.o.bots.rules(envelope.bot, envelope.channel);
-    if (!isIdle(open.session.lastActivityAt, new Date(envelope.receivedAt), rules)) return open;
+    if (!open || this.takes(open, envelope)) return open;
     await this.o.endIdle(open, envelope);
     return this.findOpen(envelope);
+  }
+
+  /**
+   * Whether `resolve` gives `envelope` to `open`, the open session of its key (true), or ends it
+   * as idle first (false). The engine asks it of the session its lane's held turns left, which
+   * it already holds (see `SessionEngine.handle`'s `mayHold`).
+   */
+  takes(open: SessionSnapshot, envelope: Envelope): boolean {
+    if (open.session.endedAt || hasExplicitSessions(envelope.channel)) return true;
+    if (envelope.kind !== 'message') return true;
+    const rules = this.o.bots.rules(envelope.bot, envelope.channel);
+    return !isIdle(open.session.lastActivityAt, new Date(envelope.receivedAt), rules);
   }
 
   /** The open session for the envelope's key, from the cache when it knows it. */

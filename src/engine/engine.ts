@@ -193,7 +193,7 @@ export class SessionEngine {
       const snapshot =
         envelope.outbound?.sessionId || envelope.kind === 'transfer_end'
           ? await this.sessions.findOpen(envelope, trusted, { create: false })
-          : await this.sessions.resolve(envelope, trusted);
+          : (trusted && this.heldSession(lane, envelope)) || (await this.sessions.resolve(envelope, trusted));
       if (envelope.kind === 'transfer_end' && snapshot?.state.handoff?.id !== envelope.end?.handoffId) {
         // A late or repeated end of a handoff the session is no longer in: nothing to do.
         logger.info({ event: 'handoff.end_stale', envelopeId: envelope.id, sessionId: snapshot?.session.id });
@@ -411,6 +411,20 @@ export class SessionEngine {
     if (envelope.kind === 'end' && envelope.end?.reason === IDLE_END_REASON && !envelope.end.idleSince)
       return;
     draft.askRating(ask.question, new Date(Date.now() + ask.windowMs));
+  }
+
+  /**
+   * The session as the lane's held turns leave it, for a person's message that follows them in
+   * this process: what the resolver would read back from this process's cache (the held turns
+   * put it there), without the lookups. Undefined when nothing is held, or when the resolver
+   * has more to do (an idle session to end).
+   */
+  private heldSession(lane: string, envelope: Envelope): SessionSnapshot | undefined {
+    if (envelope.kind !== 'message' || envelope.outbound) return undefined;
+    const held = this.held.get(lane);
+    if (!held) return undefined;
+    const next = held[held.length - 1]!.next;
+    return this.sessions.takes(next, envelope) ? next : undefined;
   }
 
   /** Commits the turns held for a lane, if any (see `handle`). */
