@@ -1,10 +1,12 @@
 import type { ChannelQueryable } from '../../src/channels/declaration.ts';
-import { choicesKey } from './choices.ts';
+import { CHOICES_TTL_MS, choicesKey } from './choices.ts';
 
 /**
  * Erasing a person: the numbered choices (WhatsApp Web) the channel's keyed store keeps for
  * their sessions — the titles and values last offered, under a hash of the session's key, kept
- * for a day — found by each session's bot and native key, before the sessions go.
+ * for a day — found by each session's bot and native key, before the sessions go. Choices older
+ * than a day answer nothing any more and go too: one whose session went before (its retention)
+ * could be found no other way.
  */
 export async function eraseWhatsAppOf(
   q: ChannelQueryable,
@@ -14,8 +16,10 @@ export async function eraseWhatsAppOf(
     "SELECT bot, native_key FROM sessions WHERE id = ANY($1::uuid[]) AND channel = 'whatsapp'",
     [erased.sessionIds],
   );
-  if (rows.length === 0) return;
-  await q.query("DELETE FROM channel_values WHERE channel = 'whatsapp' AND key = ANY($1::text[])", [
-    [...new Set(rows.map((r) => choicesKey(r.bot, r.native_key)))],
-  ]);
+  await q.query(
+    `DELETE FROM channel_values WHERE channel = 'whatsapp'
+       AND (key = ANY($1::text[])
+            OR (starts_with(key, 'choices:') AND updated_at < now() - $2 * interval '1 millisecond'))`,
+    [[...new Set(rows.map((r) => choicesKey(r.bot, r.native_key)))], CHOICES_TTL_MS],
+  );
 }

@@ -163,6 +163,12 @@ describe('WhatsApp Web: files and cards', () => {
     expect(await choicesOf(erased)).toHaveLength(1);
     expect(await choicesOf(other)).toHaveLength(1);
     const { user_id: userId, native_key: nativeKey } = await sessionOf(erased);
+    // Choices two days old, of a session of theirs that retention already removed: found by age.
+    const stale = choicesKey('support', nativeKey);
+    await query(
+      `INSERT INTO channel_values (channel, key, value, updated_at) VALUES ('whatsapp', $1, '{}', now() - interval '2 days')`,
+      [stale],
+    );
     const res = await fetch(`${running.url}/api/users/${userId}`, {
       method: 'DELETE',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
@@ -174,6 +180,7 @@ describe('WhatsApp Web: files and cards', () => {
         choicesKey('gallery', nativeKey),
       ]),
     ).toEqual([]);
+    expect(await query('SELECT 1 FROM channel_values WHERE key = $1', [stale])).toEqual([]);
     expect(await choicesOf(other)).toHaveLength(1);
     // The erased person's "2" is a number again (a new contact); the other's still picks.
     client.receive({ from: erased, body: '2' });
