@@ -5,9 +5,9 @@ import { rateWindowKey } from '../limits/redis-rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import { drainSpan } from '../telemetry/envelope-spans.ts';
 import { LaneRunner } from './lane-runner.ts';
-import { PushBatcher } from './push-batch.ts';
 import type { EnqueueResult, EnvelopeHandler, InboundQueue } from './queue.ts';
-import { type DeadLetter, RedisLanes } from './redis-lanes.ts';
+import { type DeadLetter, type PushEntry, type PushStatus, RedisLanes } from './redis-lanes.ts';
+import { TickBatcher } from './tick-batch.ts';
 
 /** Envelope ids are remembered this long for deduplication. */
 export const DEDUPE_TTL_MS = 24 * 3_600_000;
@@ -56,11 +56,18 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
   });
   const failing = new Set<string>();
 
-  // The gateway's pushes of one moment share a script (see PushBatcher).
-  const batcher = new PushBatcher(lanes, DEDUPE_TTL_MS, (wake) => runner.wake(wake));
+  // The gateway's pushes of one moment share a script. Each caller is answered once its envelope
+  // is durably queued (or refused) and, if the batch marked a wake job, once that job is added,
+  // as by a push of its own. A failed wake job's add fails every caller of the batch, even those
+  // whose envelope was queued: a retry is a duplicate, and the sweep adds the wake job.
+  const batcher = new TickBatcher<PushEntry, PushStatus>(async (entries) => {
+    const { statuses, wake } = await lanes.pushMany(entries, DEDUPE_TTL_MS);
+    if (wake !== undefined) await runner.wake(wake);
+    return statuses;
+  });
 
   async function push(envelope: Envelope, dedupe: boolean): Promise<EnqueueResult> {
-    const status = await batcher.push({
+    const status = await batcher.call({
       lane: sessionLane(envelope),
       item: JSON.stringify(envelope),
       ...(dedupe ? { dedupeId: envelope.id } : {}),
@@ -73,7 +80,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
     enqueue: (envelope) => push(envelope, true),
     // The Redis rate limiter's window (same Redis, same prefix), counted in the push's own script.
     enqueueWithinLimit: (envelope, { key, limit, windowMs }) =>
-      batcher.push({
+      batcher.call({
         lane: sessionLane(envelope),
         item: JSON.stringify(envelope),
         dedupeId: envelope.id,

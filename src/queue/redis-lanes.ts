@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
+import { TickBatcher } from './tick-batch.ts';
 
 /**
  * Keyed FIFO lanes in Redis: the per-session order that open-source BullMQ lacks.
@@ -27,7 +28,7 @@ export interface LaneCommands {
   laneClaim(...args: (string | number)[]): Promise<[string[], number, (string[] | null)[]]>;
   laneRead(...args: (string | number)[]): Promise<string[] | null>;
   laneAck(...args: (string | number)[]): Promise<number>;
-  laneAckFinish(...args: (string | number)[]): Promise<number | string[]>;
+  laneAckBatch(...args: (string | number)[]): Promise<(number | string[])[]>;
   laneFinish(...args: (string | number)[]): Promise<number>;
   laneHandback(...args: (string | number)[]): Promise<[number, number]>;
   lanePendingWake(...args: (string | number)[]): Promise<number>;
@@ -47,7 +48,7 @@ export const LANE_COMMANDS: readonly LuaCommand[] = [
   { name: 'laneClaim', numberOfKeys: 4, lua: lua('claim.lua') },
   { name: 'laneRead', numberOfKeys: 2, lua: lua('read.lua') },
   { name: 'laneAck', numberOfKeys: 2, lua: lua('ack.lua') },
-  { name: 'laneAckFinish', numberOfKeys: 4, lua: lua('ack-finish.lua') },
+  { name: 'laneAckBatch', numberOfKeys: 1, lua: lua('ack-batch.lua') },
   { name: 'laneFinish', numberOfKeys: 3, lua: lua('finish.lua') },
   { name: 'laneHandback', numberOfKeys: 5, lua: lua('handback.lua', ['./redis-lanes/wake.lua']) },
   { name: 'lanePendingWake', numberOfKeys: 3, lua: lua('pending-wake.lua', ['./redis-lanes/wake.lua']) },
@@ -93,6 +94,15 @@ export interface ClaimedLane {
   entry: string;
   /** The lane's first items, read with the claim; null when a newer epoch owns the lane; absent when not read yet. */
   items?: string[] | null;
+}
+
+/** After an acknowledgement: the lane is done, or its next items, or null when a newer epoch owns it. */
+export type AckOutcome = 'finished' | string[] | null;
+
+interface AckEntry {
+  claimed: ClaimedLane;
+  items: readonly string[];
+  count: number;
 }
 
 export interface DeadLetter {
@@ -250,25 +260,19 @@ export class RedisLanes {
    * Acknowledges handled items and, if that empties the lane, unschedules it and releases the
    * job's claim in the same step (one round trip for the common lane of one message): `finished`.
    * Else the lane's next `count` items, read in the same step, or null when a newer epoch owns it.
+   * The acknowledgements of one moment (a group commit's lanes) share one script.
    */
-  async ackAndNext(
-    claimed: ClaimedLane,
-    items: readonly string[],
-    count: number,
-  ): Promise<'finished' | string[] | null> {
-    const result = await this.redis.laneAckFinish(
-      this.laneKey(claimed.lane),
-      this.depthKey,
-      this.schedKey(claimed.lane),
-      this.claimsKey(claimed.wake),
-      claimed.epoch,
-      claimed.entry,
-      count,
-      ...items,
-    );
-    if (Array.isArray(result)) return result;
-    return result === 1 ? 'finished' : null;
+  ackAndNext(claimed: ClaimedLane, items: readonly string[], count: number): Promise<AckOutcome> {
+    return this.acks.call({ claimed, items, count });
   }
+
+  private readonly acks = new TickBatcher<AckEntry, AckOutcome>(async (entries) => {
+    const args: (string | number)[] = [this.depthKey, this.base];
+    for (const { claimed, items, count } of entries)
+      args.push(claimed.lane, claimed.epoch, claimed.wake, claimed.entry, count, items.length, ...items);
+    const results = await this.redis.laneAckBatch(...args);
+    return results.map((r) => (Array.isArray(r) ? r : Number(r) === 1 ? 'finished' : null));
+  });
 
   /** Unschedules the lane and releases the claim if the lane is empty; false when items arrived meanwhile. */
   async finish(claimed: ClaimedLane): Promise<boolean> {

@@ -158,21 +158,33 @@ describe('Lua scripts, one by one, on real Redis', () => {
     expect(await redis.get(k.depth)).toBe('1');
   });
 
-  it('laneAckFinish: acknowledges, and unschedules and releases the claim only when that left the lane empty; else reads the next chunk for its epoch', async () => {
+  it('laneAckBatch: per lane, acknowledges, and unschedules and releases the claim only when that left the lane empty; else reads the next chunk for its epoch', async () => {
     const k = lanes(space());
-    await push(k, 'a', 'x');
-    await push(k, 'a', 'y');
-    await redis.sadd(k.claims(1), '1|a');
-    const ackFinish = (...items: string[]) =>
-      redis.laneAckFinish(k.lane('a'), k.depth, k.sched('a'), k.claims(1), 1, '1|a', 20, ...items);
-    expect(await ackFinish('x')).toEqual(['y']);
+    for (const item of ['x', 'y', 'z']) await push(k, 'a', item);
+    await push(k, 'b', 'p');
+    await redis.sadd(k.claims(1), '1|a', '2|b');
+    /** [lane, epoch, items] per lane, all claimed by job 1, chunks of 1. */
+    const ackBatch = (...acks: [string, number, string[]][]) =>
+      redis.laneAckBatch(
+        k.depth,
+        k.base,
+        ...acks.flatMap(([lane, epoch, items]) => [
+          lane,
+          epoch,
+          1,
+          `${epoch}|${lane}`,
+          1,
+          items.length,
+          ...items,
+        ]),
+      );
+    // a: x acknowledged, y comes next; another epoch of b: nothing popped past a missing item, nothing read.
+    expect(await ackBatch(['a', 1, ['x', 'q']], ['b', 3, []])).toEqual([['y'], 0]);
     expect(await redis.get(k.sched('a'))).toBe('1');
-    // Another epoch: nothing read, nothing unscheduled.
-    expect(await redis.laneAckFinish(k.lane('a'), k.depth, k.sched('a'), k.claims(1), 2, '2|a', 20)).toBe(0);
-    expect(await redis.get(k.sched('a'))).toBe('1');
-    expect(await ackFinish('y')).toBe(1);
+    expect(await redis.get(k.depth)).toBe('3');
+    expect(await ackBatch(['a', 1, ['y', 'z']], ['b', 2, ['p']])).toEqual([1, 1]);
     expect([
-      await redis.exists(k.sched('a')),
+      await redis.exists(k.sched('a'), k.sched('b')),
       await redis.scard(k.claims(1)),
       await redis.get(k.depth),
     ]).toEqual([0, 0, '0']);
