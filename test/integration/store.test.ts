@@ -92,6 +92,11 @@ describe.each(backends)('store on %s', (backend) => {
       "SELECT reloptions FROM pg_class WHERE oid = 'sessions'::regclass",
     );
     expect(options[0]?.reloptions).toContain('fillfactor=85');
+    // The same for the state row every turn rewrites (its only index is the primary key).
+    const { rows: state } = await db.query<{ reloptions: string[] | null }>(
+      "SELECT reloptions FROM pg_class WHERE oid = 'session_state'::regclass",
+    );
+    expect(state[0]?.reloptions).toContain('fillfactor=70');
   });
 
   it('creates a session with empty state, and finds it by key and by token hash', async () => {
