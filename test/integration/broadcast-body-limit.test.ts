@@ -79,6 +79,20 @@ describe('request body limits: the broadcast route takes 100,000 recipients, the
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
   });
 
+  it('the larger limit is for senders only: without the token a large body is refused 401', async () => {
+    const res = await fetch(`${running.url}/api/admin/broadcasts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        bot: 'default',
+        channel: 'whatsapp',
+        to: ['+16505550100'],
+        text: 'x'.repeat(8 * MB),
+      }),
+    });
+    expect(res.status).toBe(401);
+  });
+
   it('the broadcast route refuses a body over its own limit (BROADCAST_MAX_BODY_BYTES, 16 MiB)', async () => {
     expect(running.hub.config.broadcastMaxBodyBytes).toBe(16 * MB);
     const res = await post(
