@@ -1,6 +1,7 @@
 import type { Envelope } from '../envelope.ts';
 import {
   activeContext,
+  type Context,
   contextKey,
   inSpan,
   type Link,
@@ -13,6 +14,20 @@ import {
   withValue,
 } from './tracing.ts';
 
+/**
+ * The context an envelope's carried trace continues, parsed once per envelope (the queue job's
+ * span links to it, and the turn's spans hang under it).
+ */
+const carriedContexts = new WeakMap<NonNullable<Envelope['trace']>, Context | undefined>();
+function carriedContext(envelope: Envelope): Context | undefined {
+  const carried = envelope.trace;
+  if (!carried) return traceContext(undefined);
+  if (carriedContexts.has(carried)) return carriedContexts.get(carried);
+  const context = traceContext(carried);
+  carriedContexts.set(carried, context);
+  return context;
+}
+
 /** Set while one queue job drains several envelopes: each turn links to the job's span. */
 const DRAIN_SPAN = contextKey('drain');
 
@@ -22,7 +37,7 @@ const DRAIN_SPAN = contextKey('drain');
  */
 export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Promise<T>): Promise<T> {
   if (!tracingEnabled() || envelopes.length < 2) return fn();
-  const links: Link[] = envelopes.flatMap((e) => (e.trace ? linkTo(traceContext(e.trace)) : []));
+  const links: Link[] = envelopes.flatMap((e) => (e.trace ? linkTo(carriedContext(e)) : []));
   return inSpan(
     'switchboard.queue.drain',
     {
@@ -52,7 +67,7 @@ const WAIT_ATTRIBUTES = Object.freeze({ 'messaging.operation.type': 'receive' })
  */
 export function turnSpan<T>(envelope: Envelope, fn: () => Promise<T>): Promise<T> {
   if (!tracingEnabled()) return fn();
-  const parent = traceContext(envelope.trace);
+  const parent = carriedContext(envelope);
   if (envelope.trace?.acceptedAt)
     recordSpan('switchboard.queue.wait', {
       kind: SpanKind.CONSUMER,

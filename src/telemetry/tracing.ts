@@ -7,6 +7,7 @@ import type {
   PropagationAPI,
   Span,
   TraceAPI,
+  Tracer,
 } from '@opentelemetry/api';
 import { z } from 'zod';
 
@@ -42,6 +43,8 @@ interface Api {
 
 /** The API, once tracing is on. */
 let api: Api | undefined;
+/** The hub's tracer, once tracing is on. */
+let tracer: Tracer | undefined;
 
 /** Whether an SDK was started in this process (`startTracing`). */
 export function tracingEnabled(): boolean {
@@ -54,6 +57,8 @@ export function tracingEnabled(): boolean {
  */
 export async function enableTracing(on = true): Promise<void> {
   api = on ? await import('@opentelemetry/api') : undefined;
+  // Looked up once: the provider is registered before this is called (every span asked for it).
+  tracer = api?.trace.getTracer('switchboard');
 }
 
 /** Message text and prompts go into spans only when `SWITCHBOARD_TRACE_CONTENT=true`. */
@@ -101,7 +106,7 @@ function activeParent(a: Api): Context {
 
 function start(a: Api, name: string, options: SpanOptions): { span: Span; parent: Context } {
   const parent = options.parent ?? activeParent(a);
-  const span = a.trace.getTracer('switchboard').startSpan(
+  const span = (tracer ??= a.trace.getTracer('switchboard')).startSpan(
     name,
     {
       ...(options.kind !== undefined ? { kind: options.kind as ApiSpanKind } : {}),
