@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { promiseHooks } from 'node:v8';
 import { type Context, type ContextManager, ROOT_CONTEXT } from '@opentelemetry/api';
 
@@ -73,6 +74,45 @@ export class PromiseContextManager implements ContextManager {
     for (const stop of this.stop) stop();
     this.stop = [];
     this.current = ROOT_CONTEXT;
+    return this;
+  }
+}
+
+/**
+ * The SDK's way, AsyncLocalStorage, for `SWITCHBOARD_TRACE_CONTEXT=async-local-storage`: it also
+ * carries the context into timer, socket and `nextTick` callbacks, at its price (see above).
+ */
+export class AsyncLocalStorageContextManager implements ContextManager {
+  private readonly storage = new AsyncLocalStorage<Context>();
+
+  active(): Context {
+    return this.storage.getStore() ?? ROOT_CONTEXT;
+  }
+
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+    context: Context,
+    fn: F,
+    thisArg?: ThisParameterType<F>,
+    ...args: A
+  ): ReturnType<F> {
+    return this.storage.run(context, () => fn.call(thisArg, ...args));
+  }
+
+  bind<T>(context: Context, target: T): T {
+    if (typeof target !== 'function') return target;
+    const manager = this;
+    const fn = target as unknown as (...args: unknown[]) => unknown;
+    return function (this: unknown, ...args: unknown[]) {
+      return manager.with(context, () => fn.apply(this, args));
+    } as unknown as T;
+  }
+
+  enable(): this {
+    return this;
+  }
+
+  disable(): this {
+    this.storage.disable();
     return this;
   }
 }

@@ -11,7 +11,7 @@ import {
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-node';
 import { z } from 'zod';
-import { PromiseContextManager } from './promise-context.ts';
+import { AsyncLocalStorageContextManager, PromiseContextManager } from './promise-context.ts';
 
 /**
  * The batch span processor's sizes when `OTEL_BSP_MAX_QUEUE_SIZE` / `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`
@@ -59,6 +59,12 @@ const TraceEnvSchema = z.object({
       error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
     })
     .optional(),
+  /** How the active context is carried across `await` (src/telemetry/promise-context.ts). */
+  SWITCHBOARD_TRACE_CONTEXT: z
+    .enum(['promise-hooks', 'async-local-storage'], {
+      error: (issue) => `promise-hooks or async-local-storage, not ${String(issue.input)}`,
+    })
+    .default('promise-hooks'),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z
     .enum(['http/protobuf', 'http/json'], {
       error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
@@ -154,7 +160,12 @@ export async function startSdk(options: {
   // The W3C trace context propagator, and the context carried across `await` by promise hooks
   // (src/telemetry/promise-context.ts) rather than the SDK's AsyncLocalStorage, which costs
   // every promise of the process far more.
-  provider.register({ contextManager: new PromiseContextManager() });
+  provider.register({
+    contextManager:
+      checked.SWITCHBOARD_TRACE_CONTEXT === 'async-local-storage'
+        ? new AsyncLocalStorageContextManager()
+        : new PromiseContextManager(),
+  });
   if (options.onProblem) {
     const { diag, DiagLogLevel } = await import('@opentelemetry/api');
     const say =

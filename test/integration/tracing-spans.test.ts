@@ -333,6 +333,9 @@ describe('tracing spans (in-memory SDK)', () => {
     expect(() =>
       samplerFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'half' }),
     ).toThrow('OTEL_TRACES_SAMPLER_ARG: a ratio from 0 to 1, not half');
+    expect(() => traceEnv({ SWITCHBOARD_TRACE_CONTEXT: 'zone' })).toThrow(
+      'SWITCHBOARD_TRACE_CONTEXT: promise-hooks or async-local-storage, not zone',
+    );
     expect(() => traceEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
       'OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf and http/json are supported, not grpc',
     );

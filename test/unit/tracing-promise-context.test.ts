@@ -1,14 +1,23 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Context, createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PromiseContextManager } from '../../src/telemetry/promise-context.ts';
+import {
+  AsyncLocalStorageContextManager,
+  PromiseContextManager,
+} from '../../src/telemetry/promise-context.ts';
 
 const KEY = createContextKey('test');
 const ctx = (value: string): Context => ROOT_CONTEXT.setValue(KEY, value);
 
-/** The context manager the SDK registers (src/telemetry/sdk.ts): the active context across `await`. */
-describe('PromiseContextManager', () => {
-  const manager = new PromiseContextManager().enable();
+/**
+ * The context managers the SDK registers (src/telemetry/sdk.ts, `SWITCHBOARD_TRACE_CONTEXT`): the
+ * active context across `await`.
+ */
+describe.each([
+  ['PromiseContextManager', () => new PromiseContextManager()],
+  ['AsyncLocalStorageContextManager', () => new AsyncLocalStorageContextManager()],
+])('%s', (_name, make) => {
+  const manager = make().enable();
   const value = () => manager.active().getValue(KEY);
   afterEach(() => {
     manager.disable().enable();
