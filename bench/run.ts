@@ -496,9 +496,15 @@ async function runDistributed(
     if (process.env.QUEUE_CONCURRENCY) env.QUEUE_CONCURRENCY = process.env.QUEUE_CONCURRENCY;
     if (otlpEndpoint) {
       env.OTEL_EXPORTER_OTLP_ENDPOINT = otlpEndpoint;
-      // The standard variables of this environment (a sampler, batch sizes) reach the workers too.
+      // The standard variables of this environment (a sampler, batch sizes) and the hub's own
+      // (SWITCHBOARD_TRACE_CONTEXT, …) reach the workers too.
       for (const [key, value] of Object.entries(process.env))
-        if (key.startsWith('OTEL_') && key !== 'OTEL_EXPORTER_OTLP_ENDPOINT' && value) env[key] = value;
+        if (
+          (key.startsWith('OTEL_') || key.startsWith('SWITCHBOARD_TRACE_')) &&
+          key !== 'OTEL_EXPORTER_OTLP_ENDPOINT' &&
+          value
+        )
+          env[key] = value;
     }
     // For profiling a worker: BENCH_WORKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
     if (process.env.BENCH_WORKER_NODE_ARGS) env.NODE_ARGS = process.env.BENCH_WORKER_NODE_ARGS;
