@@ -497,7 +497,7 @@ async function runDistributed(
     if (otlpEndpoint) {
       env.OTEL_EXPORTER_OTLP_ENDPOINT = otlpEndpoint;
       // The standard variables of this environment (a sampler, batch sizes) and the hub's own
-      // (SWITCHBOARD_TRACE_CONTEXT, …) reach the workers too.
+      // (SWITCHBOARD_TRACE_CONTENT, …) reach the workers too.
       for (const [key, value] of Object.entries(process.env))
         if (
           (key.startsWith('OTEL_') || key.startsWith('SWITCHBOARD_TRACE_')) &&

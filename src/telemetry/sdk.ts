@@ -11,7 +11,6 @@ import {
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-node';
 import { z } from 'zod';
-import { AsyncLocalStorageContextManager, PromiseContextManager } from './promise-context.ts';
 
 /**
  * The batch span processor's sizes when `OTEL_BSP_MAX_QUEUE_SIZE` / `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`
@@ -59,12 +58,6 @@ const TraceEnvSchema = z.object({
       error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
     })
     .optional(),
-  /** How the active context is carried across `await` (src/telemetry/promise-context.ts). */
-  SWITCHBOARD_TRACE_CONTEXT: z
-    .enum(['promise-hooks', 'async-local-storage'], {
-      error: (issue) => `promise-hooks or async-local-storage, not ${String(issue.input)}`,
-    })
-    .default('promise-hooks'),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z
     .enum(['http/protobuf', 'http/json'], {
       error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
@@ -157,15 +150,10 @@ export async function startSdk(options: {
     sampler: samplerFromEnv(env),
     spanProcessors: [new BatchSpanProcessor(exporter, batchConfig(env))],
   });
-  // The W3C trace context propagator, and the context carried across `await` by promise hooks
-  // (src/telemetry/promise-context.ts) rather than the SDK's AsyncLocalStorage, which costs
-  // every promise of the process far more.
-  provider.register({
-    contextManager:
-      checked.SWITCHBOARD_TRACE_CONTEXT === 'async-local-storage'
-        ? new AsyncLocalStorageContextManager()
-        : new PromiseContextManager(),
-  });
+  // An AsyncLocalStorage context manager and the W3C trace context propagator. (A context manager
+  // on bare V8 promise hooks was tried instead: cheaper on a loop of awaits, but the bench's
+  // workers spent more CPU per message with it than with this one; README "Tracing".)
+  provider.register();
   if (options.onProblem) {
     const { diag, DiagLogLevel } = await import('@opentelemetry/api');
     const say =

@@ -13,7 +13,6 @@ import { createLogger } from '../../src/logger.ts';
 import type { Db } from '../../src/store/db.ts';
 import type { TurnWrite } from '../../src/store/turns.ts';
 import { drainSpan, turnSpan } from '../../src/telemetry/envelope-spans.ts';
-import { PromiseContextManager } from '../../src/telemetry/promise-context.ts';
 import { batchConfig, DEFAULT_BSP, samplerFromEnv, traceEnv } from '../../src/telemetry/sdk.ts';
 import {
   activeSpan,
@@ -33,10 +32,8 @@ describe('tracing spans (in-memory SDK)', () => {
   const spans = (name: string): ReadableSpan[] => exporter.getFinishedSpans().filter((s) => s.name === name);
 
   beforeAll(async () => {
-    // What the SDK module registers: the promise-hook context manager, the W3C propagator.
-    new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).register({
-      contextManager: new PromiseContextManager(),
-    });
+    // What the SDK module registers: an AsyncLocalStorage context manager, the W3C propagator.
+    new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).register();
     await enableTracing(true);
     await llm.start();
   });
@@ -333,9 +330,6 @@ describe('tracing spans (in-memory SDK)', () => {
     expect(() =>
       samplerFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: 'half' }),
     ).toThrow('OTEL_TRACES_SAMPLER_ARG: a ratio from 0 to 1, not half');
-    expect(() => traceEnv({ SWITCHBOARD_TRACE_CONTEXT: 'zone' })).toThrow(
-      'SWITCHBOARD_TRACE_CONTEXT: promise-hooks or async-local-storage, not zone',
-    );
     expect(() => traceEnv({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
       'OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf and http/json are supported, not grpc',
     );
