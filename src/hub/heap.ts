@@ -34,16 +34,18 @@ export function limitHeapGrowth(
  * executed) before V8 compiles it again with its optimising compiler (`--wasm-tiering-budget`;
  * V8's own is 1,800,000).
  *
- * PGlite's module starts in V8's baseline compiler (Liftoff); at V8's budget, the work of a
- * start alone (recovery, the catalogue caches, the migrations check, the first queries) makes
- * hundreds of functions "hot", and optimising them costs the process for good: ~25 MB of
- * optimised code and ~30–45 MB that the compiler threads' malloc arenas keep after compiling
- * (measured: 230–265 MB idle after start, 163–166 MB at this budget, the same as with no
- * optimising at all). With 1,000,000,000 the start optimises nothing, while the functions a
- * stream of messages runs over and over still reach it within a second or two of load
- * (README, "Performance": embedded CPU per message the same).
+ * PGlite's module starts in V8's baseline compiler (Liftoff). At V8's budget the work of a start
+ * alone (recovery, the catalogue caches, the migrations check, the first queries) takes many
+ * functions past it, and what optimising them leaves behind stays with the process: the
+ * optimised code and the memory the compiler threads' malloc arenas keep afterwards, 212–272 MB
+ * idle after start where 163–166 MB with nothing optimised. Measured idle (README,
+ * "Performance"): 1e7 218–239 MB, 3e7–4e8 195–220 MB, 1e9 161–166 MB. At 1e9 a stream of
+ * messages pays for it: the functions it runs often were still being optimised a minute into
+ * the load, +37% CPU per message over 60,000 messages. At this budget the start optimises only
+ * what it runs hardest, the messages' functions are optimised early in the load (+2–10% CPU
+ * per message over 50,000 messages in two A/B pairs), and the idle figure is ~210 MB.
  */
-export const EMBEDDED_WASM_TIERING_BUDGET = 1_000_000_000;
+export const EMBEDDED_WASM_TIERING_BUDGET = 100_000_000;
 
 /** V8 switches by which an operator decides WebAssembly's tiers themselves. */
 const OWN_WASM_TIERING =

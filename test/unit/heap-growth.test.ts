@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { deferWasmTierUp, limitHeapGrowth } from '../../src/hub/heap.ts';
+import { deferWasmTierUp, EMBEDDED_WASM_TIERING_BUDGET, limitHeapGrowth } from '../../src/hub/heap.ts';
 
 describe('the embedded hub heap growth', () => {
   it('is left to the operator who set --heap-growing-percent in NODE_OPTIONS or on the command line', () => {
@@ -21,10 +21,14 @@ describe("the embedded PostgreSQL's WebAssembly tiering", () => {
       '--no-liftoff',
       '--no-wasm-tier-up',
     ])
-      expect(deferWasmTierUp(1_000_000_000, `--max-old-space-size=512 ${given}`), given).toBe(false);
+      expect(deferWasmTierUp(EMBEDDED_WASM_TIERING_BUDGET, `--max-old-space-size=512 ${given}`), given).toBe(
+        false,
+      );
   });
 
   it('is set otherwise', () => {
-    expect(deferWasmTierUp(1_000_000_000, '--max-old-space-size=512 --heap-growing-percent=30')).toBe(true);
+    expect(
+      deferWasmTierUp(EMBEDDED_WASM_TIERING_BUDGET, '--max-old-space-size=512 --heap-growing-percent=30'),
+    ).toBe(true);
   });
 });
