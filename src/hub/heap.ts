@@ -39,13 +39,15 @@ export function limitHeapGrowth(
  * functions past it, and what optimising them leaves behind stays with the process: the
  * optimised code and the memory the compiler threads' malloc arenas keep afterwards, 212–272 MB
  * idle after start where 163–166 MB with nothing optimised. Measured idle (README,
- * "Performance"): 1e7 218–239 MB, 3e7–4e8 195–220 MB, 1e9 161–166 MB. At 1e9 a stream of
- * messages pays for it: the functions it runs often were still being optimised a minute into
- * the load, +37% CPU per message over 60,000 messages. At this budget the start optimises only
- * what it runs hardest, the messages' functions are optimised early in the load (+2–10% CPU
- * per message over 50,000 messages in two A/B pairs), and the idle figure is ~210 MB.
+ * "Performance"): 1e7 218–239 MB, 3e7–4e8 195–220 MB, 1e9 161–166 MB. The higher the budget,
+ * the longer a stream of messages runs its PostgreSQL functions unoptimised: at 1e9 they were
+ * still being optimised a minute into the load (+37% CPU per message over 60,000 messages), at
+ * 1e8 and 3e7 messages 10,000–20,000 cost +14–43% CPU and the later ones were within the noise.
+ * In the embedded benchmark (20,000 messages from start) 3e7 was no slower than V8's budget
+ * (fewer functions compiled while the run competes for the cores). 3e7 is the lowest budget at
+ * which the start's optimising stops costing memory (200–220 MB idle; 1e7 reaches 240).
  */
-export const EMBEDDED_WASM_TIERING_BUDGET = 100_000_000;
+export const EMBEDDED_WASM_TIERING_BUDGET = 30_000_000;
 
 /** V8 switches by which an operator decides WebAssembly's tiers themselves. */
 const OWN_WASM_TIERING =
