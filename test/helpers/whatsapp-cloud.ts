@@ -1,6 +1,8 @@
 import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import type { ChannelAdapter } from '../../src/ports.ts';
+import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
+import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 
 /**
  * The production WhatsApp Cloud adapter pointed at a local Graph API, answering on `numbers`
@@ -40,4 +42,14 @@ export function postWhatsAppWebhook(hubUrl: string, payload: unknown, appSecret:
     },
     body: raw,
   });
+}
+
+/**
+ * The documented Cloud API payload `base` as message `n` from `from`, sent now, with ids of its
+ * own; `change` edits its one message (`entry[0].changes[0].value.messages[0]`).
+ */
+export function cloudMessage(base: Json, from: string, n: number, change: (m: Json) => void): Json {
+  const p = doc.variant(base, { from, suffix: `${from}.${n}`, timestamp: new Date() }) as Json;
+  change(p.entry[0].changes[0].value.messages[0]);
+  return p;
 }

@@ -1,17 +1,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
-import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { capturingLogger } from '../helpers/logs.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
+import { cloudMessage, postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
 const APP_SECRET = 'test-app-secret';
 const ACCESS_TOKEN = 'EAAJB-retry-token';
@@ -27,26 +24,16 @@ describe('WhatsApp Cloud media host failing, on the Redis lanes queue', () => {
   let graph: GraphApi;
   let running: RunningHub;
   const redis = testRedisPrefix();
-  const lines: Record<string, unknown>[] = [];
+  const log = capturingLogger();
   let serial = 0;
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    const config = loadWhatsAppConfig(
-      {
-        WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
-        WHATSAPP_APP_SECRET: APP_SECRET,
-        WHATSAPP_VERIFY_TOKEN: 'verify',
-        WHATSAPP_GRAPH_URL: graph.url,
-        WHATSAPP_NUMBERS: `${NUMBER}:gallery`,
-      },
-      '/tmp/unused',
-    )!;
-    const stream = new Writable({
-      write(chunk, _encoding, done) {
-        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-        done();
-      },
+    const adapter = whatsAppCloudAdapter({
+      graphUrl: graph.url,
+      numbers: `${NUMBER}:gallery`,
+      accessToken: ACCESS_TOKEN,
+      appSecret: APP_SECRET,
     });
     running = await startTestHub(
       {
@@ -54,7 +41,7 @@ describe('WhatsApp Cloud media host failing, on the Redis lanes queue', () => {
         redisUrl: TEST_REDIS_URL,
         redisPrefix: redis.prefix,
       },
-      { adapters: [createWhatsAppAdapter(config)], logger: pino({ level: 'warn' }, stream) },
+      { adapters: [adapter], logger: log.logger },
     );
   });
   afterAll(async () => {
@@ -64,22 +51,7 @@ describe('WhatsApp Cloud media host failing, on the Redis lanes queue', () => {
   });
 
   const person = () => `1650666${String(1000 + ++serial).padStart(4, '0')}`;
-  const post = (payload: unknown) => {
-    const raw = JSON.stringify(payload);
-    return fetch(`${running.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-      },
-      body: raw,
-    });
-  };
-  const message = (base: Json, from: string, n: number, change: (m: Json) => void) => {
-    const p = doc.variant(base, { from, suffix: `${from}.${n}`, timestamp: new Date() }) as Json;
-    change(p.entry[0].changes[0].value.messages[0]);
-    return p;
-  };
+  const post = (payload: unknown) => postWhatsAppWebhook(running.url, payload, APP_SECRET);
   const texts = (waId: string) =>
     graph
       .to(waId)
@@ -94,7 +66,7 @@ describe('WhatsApp Cloud media host failing, on the Redis lanes queue', () => {
       )
     ).rows[0]!.envelope_id;
   const logged = (event: string, envelopeId: string) =>
-    lines.filter((l) => l.event === event && l.envelopeId === envelopeId);
+    log.lines.filter((l) => l.event === event && l.envelopeId === envelopeId);
 
   it('fails twice, then the file arrives: stored once, answered once, and the text sent after it is answered after it', async () => {
     expect(running.hub.queue.driver).toBe('redis-lanes');
@@ -103,11 +75,11 @@ describe('WhatsApp Cloud media host failing, on the Redis lanes queue', () => {
     graph.addMedia('900000000104', photo, 'image/png');
     graph.failDownloads('900000000104', 2, 502);
     await post(
-      message(doc.imageMessage, from, 1, (m) => {
+      cloudMessage(doc.imageMessage, from, 1, (m) => {
         m.image.id = '900000000104';
       }),
     );
-    await post(message(doc.textMessage, from, 2, (m) => (m.text.body = 'after the photo')));
+    await post(cloudMessage(doc.textMessage, from, 2, (m) => (m.text.body = 'after the photo')));
     const got = `Got photo (image/png, ${photo.length} bytes)`;
     await until(
       () => texts(from),
@@ -127,7 +99,7 @@ describe('WhatsApp Cloud media host failing, on the Redis lanes queue', () => {
     graph.addMedia('900000000105', Buffer.concat([KETTLE, Buffer.from(`redis-down-${from}`)]), 'image/png');
     graph.failDownloads('900000000105', Number.POSITIVE_INFINITY, 504);
     await post(
-      message(doc.imageMessage, from, 1, (m) => {
+      cloudMessage(doc.imageMessage, from, 1, (m) => {
         m.image.id = '900000000105';
       }),
     );

@@ -1,12 +1,11 @@
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTeamsAdapter, loadTeamsConfig } from '../../adapters/teams/index.ts';
 import { loadSnapshot } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/teams/activities.ts';
 import { type BotConnector, startBotConnector, tooManyRequests } from '../helpers/bot-connector.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { capturingLogger } from '../helpers/logs.ts';
 import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
 
@@ -22,23 +21,11 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
   return { status: res.status, text, json: text ? JSON.parse(text) : undefined };
 }
 
-/** A logger that keeps the lines it writes, parsed. */
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
-
 /** A hub in this process with the Teams channel (no app id: no authentication). */
 async function teamsHub(bot: string, env: Record<string, string> = {}) {
   const config = loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: bot, ...env }, '127.0.0.1')!;
   const adapter = createTeamsAdapter(config);
-  const { logger, lines } = capturingLogger();
+  const { logger, lines } = capturingLogger('debug');
   const running = await startTestHub(
     { configDir: FIXTURE_CONFIG, deliveryRetryBaseMs: 50 },
     { adapters: [adapter], logger },

@@ -1,12 +1,11 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
+import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const APP_SECRET = 'test-app-secret';
@@ -22,37 +21,20 @@ describe('text no store keeps, arriving by webhook', () => {
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    const config = loadWhatsAppConfig(
-      {
-        WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
-        WHATSAPP_APP_SECRET: APP_SECRET,
-        WHATSAPP_VERIFY_TOKEN: 'test-verify-token',
-        WHATSAPP_GRAPH_URL: graph.url,
-        WHATSAPP_NUMBERS: '106540352242922:default',
-      },
-      '/tmp/unused',
-    )!;
-    running = await startTestHub(
-      { configDir: FIXTURE_CONFIG },
-      { adapters: [createWhatsAppAdapter(config)] },
-    );
+    const adapter = whatsAppCloudAdapter({
+      graphUrl: graph.url,
+      numbers: '106540352242922:default',
+      accessToken: ACCESS_TOKEN,
+      appSecret: APP_SECRET,
+    });
+    running = await startTestHub({ configDir: FIXTURE_CONFIG }, { adapters: [adapter] });
   });
   afterAll(async () => {
     await running?.stop();
     await graph?.close();
   });
 
-  const post = (payload: unknown) => {
-    const raw = JSON.stringify(payload);
-    return fetch(`${running.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-      },
-      body: raw,
-    });
-  };
+  const post = (payload: unknown) => postWhatsAppWebhook(running.url, payload, APP_SECRET);
 
   it('answers 200 and carries the text with NUL and lone surrogates replaced by U+FFFD', async () => {
     const from = '16505559001';

@@ -1,35 +1,20 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
-import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
-import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { pdfBytes } from '../helpers/files.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { capturingLogger } from '../helpers/logs.ts';
 import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
+import { cloudMessage, postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
 const APP_SECRET = 'test-app-secret';
 const ACCESS_TOKEN = 'EAAJB-files-token';
 const NUMBER = '106540352242922';
 const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
 const MB = 1024 * 1024;
-
-/** A logger that keeps the lines it writes, parsed (warn and up: what an operator is shown). */
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'warn' }, stream), lines };
-}
 
 /** Files and cards over the WhatsApp Cloud API, against a local Graph API (media ids, downloads, uploads). */
 describe('WhatsApp Cloud: files and cards', () => {
@@ -40,19 +25,15 @@ describe('WhatsApp Cloud: files and cards', () => {
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    const config = loadWhatsAppConfig(
-      {
-        WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
-        WHATSAPP_APP_SECRET: APP_SECRET,
-        WHATSAPP_VERIFY_TOKEN: 'verify',
-        WHATSAPP_GRAPH_URL: graph.url,
-        WHATSAPP_NUMBERS: `${NUMBER}:gallery`,
-      },
-      '/tmp/unused',
-    )!;
+    const adapter = whatsAppCloudAdapter({
+      graphUrl: graph.url,
+      numbers: `${NUMBER}:gallery`,
+      accessToken: ACCESS_TOKEN,
+      appSecret: APP_SECRET,
+    });
     running = await startTestHub(
       { configDir: path.join(REPO_ROOT, 'test/fixtures/files') },
-      { adapters: [createWhatsAppAdapter(config)], logger: log.logger },
+      { adapters: [adapter], logger: log.logger },
     );
   });
   afterAll(async () => {
@@ -61,22 +42,7 @@ describe('WhatsApp Cloud: files and cards', () => {
   });
 
   const person = () => `1650777${String(1000 + ++serial).padStart(4, '0')}`;
-  const post = (payload: unknown) => {
-    const raw = JSON.stringify(payload);
-    return fetch(`${running.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, APP_SECRET),
-      },
-      body: raw,
-    });
-  };
-  const message = (base: Json, from: string, n: number, change: (m: Json) => void) => {
-    const p = doc.variant(base, { from, suffix: `${from}.${n}`, timestamp: new Date() }) as Json;
-    change(p.entry[0].changes[0].value.messages[0]);
-    return p;
-  };
+  const post = (payload: unknown) => postWhatsAppWebhook(running.url, payload, APP_SECRET);
   const sentTo = (waId: string) => graph.to(waId).map((r) => r.body);
   const texts = (waId: string) => sentTo(waId).flatMap((b) => (b.type === 'text' ? [b.text.body] : []));
   const query = async <T>(sql: string, params: unknown[] = []) =>
@@ -87,7 +53,7 @@ describe('WhatsApp Cloud: files and cards', () => {
     const photo = Buffer.concat([KETTLE, Buffer.from(from)]);
     graph.addMedia('900000000001', photo, 'image/jpeg');
     const photoMessage = (n: number) =>
-      message(doc.imageMessage, from, n, (m) => {
+      cloudMessage(doc.imageMessage, from, n, (m) => {
         m.image.id = '900000000001';
       });
     expect((await post(photoMessage(1))).status).toBe(200);
@@ -117,7 +83,7 @@ describe('WhatsApp Cloud: files and cards', () => {
     const photo = Buffer.concat([KETTLE, Buffer.from(`held-${from}`)]);
     graph.addMedia('900000000003', photo, 'image/png');
     const release = graph.hold('900000000003');
-    const webhook = message(doc.imageMessage, from, 1, (m) => {
+    const webhook = cloudMessage(doc.imageMessage, from, 1, (m) => {
       m.image.id = '900000000003';
     });
     // The answer comes while the platform still holds the bytes back.
@@ -154,7 +120,7 @@ describe('WhatsApp Cloud: files and cards', () => {
     const photo = Buffer.concat([KETTLE, Buffer.from(`flaky-${from}`)]);
     graph.addMedia('900000000004', photo, 'image/png');
     graph.failDownloads('900000000004', 2, 503);
-    const webhook = message(doc.imageMessage, from, 1, (m) => {
+    const webhook = cloudMessage(doc.imageMessage, from, 1, (m) => {
       m.image.id = '900000000004';
     });
     expect((await post(webhook)).status).toBe(200);
@@ -181,7 +147,7 @@ describe('WhatsApp Cloud: files and cards', () => {
     const from = person();
     graph.addMedia('900000000005', Buffer.concat([KETTLE, Buffer.from(`down-${from}`)]), 'image/png');
     graph.failDownloads('900000000005', Number.POSITIVE_INFINITY, 500);
-    const webhook = message(doc.imageMessage, from, 1, (m) => {
+    const webhook = cloudMessage(doc.imageMessage, from, 1, (m) => {
       m.image.id = '900000000005';
     });
     expect((await post(webhook)).status).toBe(200);
@@ -214,7 +180,7 @@ describe('WhatsApp Cloud: files and cards', () => {
     const from = person();
     graph.addMedia('900000000006', Buffer.concat([KETTLE, Buffer.from(`gone-${from}`)]), 'image/png');
     graph.failDownloads('900000000006', Number.POSITIVE_INFINITY, 404);
-    const webhook = message(doc.imageMessage, from, 1, (m) => {
+    const webhook = cloudMessage(doc.imageMessage, from, 1, (m) => {
       m.image.id = '900000000006';
     });
     expect((await post(webhook)).status).toBe(200);
@@ -237,7 +203,7 @@ describe('WhatsApp Cloud: files and cards', () => {
     graph.addMedia('900000000002', pdfBytes(11 * MB), 'application/pdf');
     const before = await query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks');
     await post(
-      message(doc.documentMessage, from, 1, (m) => {
+      cloudMessage(doc.documentMessage, from, 1, (m) => {
         m.document.id = '900000000002';
         m.document.filename = 'scan.pdf';
       }),
@@ -252,7 +218,7 @@ describe('WhatsApp Cloud: files and cards', () => {
 
   it('SHOW IMAGE: uploads the image to the media endpoint, then sends it by id with the caption', async () => {
     const from = person();
-    await post(message(doc.textMessage, from, 1, (m) => (m.text.body = 'image')));
+    await post(cloudMessage(doc.textMessage, from, 1, (m) => (m.text.body = 'image')));
     await until(
       () => sentTo(from),
       (s) => s.some((b) => b.type === 'image'),
@@ -269,7 +235,7 @@ describe('WhatsApp Cloud: files and cards', () => {
 
   it('a card becomes reply buttons with the image as header; a press comes back as the value', async () => {
     const from = person();
-    await post(message(doc.textMessage, from, 1, (m) => (m.text.body = 'card')));
+    await post(cloudMessage(doc.textMessage, from, 1, (m) => (m.text.body = 'card')));
     await until(
       () => sentTo(from),
       (s) => s.some((b) => b.type === 'interactive'),
@@ -282,7 +248,7 @@ describe('WhatsApp Cloud: files and cards', () => {
       action: { buttons: [{ type: 'reply', reply: { id: 'buy k200', title: 'Buy it' } }] },
     });
     await post(
-      message(doc.buttonReply, from, 2, (m) => {
+      cloudMessage(doc.buttonReply, from, 2, (m) => {
         m.interactive.button_reply = { id: 'buy k200', title: 'Buy it' };
       }),
     );
