@@ -13,12 +13,14 @@ export function whatsAppCloudAdapter(options: {
   numbers: string;
   accessToken: string;
   appSecret: string;
+  /** The webhook's verification token (`hub.verify_token`); `verify` unless given. */
+  verifyToken?: string;
 }): ChannelAdapter {
   const config = loadWhatsAppConfig(
     {
       WHATSAPP_ACCESS_TOKEN: options.accessToken,
       WHATSAPP_APP_SECRET: options.appSecret,
-      WHATSAPP_VERIFY_TOKEN: 'verify',
+      WHATSAPP_VERIFY_TOKEN: options.verifyToken ?? 'verify',
       WHATSAPP_GRAPH_URL: options.graphUrl,
       WHATSAPP_NUMBERS: options.numbers,
     },

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import { findOpenSnapshotByKey } from '../../src/store/sessions.ts';
 import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
@@ -8,6 +7,7 @@ import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { type GraphApi, graphError, graphSent, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
+import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const APP_SECRET = 'test-app-secret';
@@ -23,20 +23,14 @@ describe('WhatsApp Cloud API through a whole hub', () => {
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    const config = loadWhatsAppConfig(
-      {
-        WHATSAPP_ACCESS_TOKEN: ACCESS_TOKEN,
-        WHATSAPP_APP_SECRET: APP_SECRET,
-        WHATSAPP_VERIFY_TOKEN: VERIFY_TOKEN,
-        WHATSAPP_GRAPH_URL: graph.url,
-        WHATSAPP_NUMBERS: `${DEFAULT_NUMBER}:default,${MENU_NUMBER}:menu`,
-      },
-      '/tmp/unused',
-    )!;
-    running = await startTestHub(
-      { configDir: FIXTURE_CONFIG },
-      { adapters: [createWhatsAppAdapter(config)] },
-    );
+    const adapter = whatsAppCloudAdapter({
+      graphUrl: graph.url,
+      numbers: `${DEFAULT_NUMBER}:default,${MENU_NUMBER}:menu`,
+      accessToken: ACCESS_TOKEN,
+      appSecret: APP_SECRET,
+      verifyToken: VERIFY_TOKEN,
+    });
+    running = await startTestHub({ configDir: FIXTURE_CONFIG }, { adapters: [adapter] });
   });
   afterAll(async () => {
     await running?.stop();
