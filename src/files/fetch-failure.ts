@@ -36,13 +36,27 @@ function statusOf(err: unknown): number | undefined {
 }
 
 /**
+ * Whether the error, or the error it wraps (`fetch()` reports a failed lookup as the cause of a
+ * "fetch failed"), says the host name does not exist: the resolver answered, and the answer was
+ * no. (`EAI_AGAIN`, a resolver that could not answer for now, is another code and may pass.)
+ */
+function isUnknownHost(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 3; depth++) {
+    if ((e as { code?: unknown }).code === 'ENOTFOUND') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
  * Whether a failed `fetchAttachment` is final. What an adapter marked says so; an HTTP status
- * decides by itself; a refused fetch (private address, a redirect off the allowed hosts) is
- * final. Anything else (a network error, a timeout, the stream cut midway) is taken as passing.
+ * decides by itself; a refused fetch (private address, a redirect off the allowed hosts) and a
+ * host name that does not resolve are final. Anything else (a network error, a timeout, the
+ * stream cut midway) is taken as passing.
  */
 export function isPermanentFetchFailure(err: unknown): boolean {
   if (err instanceof AttachmentFetchError) return err.permanent;
   const status = statusOf(err);
   if (status !== undefined) return !isRetryableStatus(status);
-  return err instanceof FetchRefusedError;
+  return err instanceof FetchRefusedError || isUnknownHost(err);
 }

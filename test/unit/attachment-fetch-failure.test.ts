@@ -44,4 +44,18 @@ describe('isPermanentFetchFailure', () => {
     ).toBe(false);
     expect(isPermanentFetchFailure(new GraphRequestError('the Graph API did not answer', {}))).toBe(false);
   });
+
+  it('a host name that does not resolve is final (ENOTFOUND: no such name); a resolver that could not answer may pass', () => {
+    const dnsError = (code: string) =>
+      Object.assign(new Error(`getaddrinfo ${code} files.example.invalid`), { code, syscall: 'getaddrinfo' });
+    // safeGet's own lookup hands the resolver's error on as it is; fetch() wraps it as its cause.
+    expect(isPermanentFetchFailure(dnsError('ENOTFOUND'))).toBe(true);
+    expect(isPermanentFetchFailure(new TypeError('fetch failed', { cause: dnsError('ENOTFOUND') }))).toBe(
+      true,
+    );
+    expect(isPermanentFetchFailure(dnsError('EAI_AGAIN'))).toBe(false);
+    expect(isPermanentFetchFailure(new TypeError('fetch failed', { cause: dnsError('EAI_AGAIN') }))).toBe(
+      false,
+    );
+  });
 });
