@@ -11,12 +11,17 @@ import type { Metrics } from './metrics.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
 import type { EnqueueResult, InboundQueue } from './queue/queue.ts';
 import {
+  activeContext,
   activeSpan,
+  type Context,
   currentTrace,
-  inSpan,
+  failSpan,
+  type Span,
   SpanKind,
+  startSpan,
   traceContext,
   tracingEnabled,
+  withSpanIn,
 } from './telemetry/tracing.ts';
 import { cleanTextDeep } from './text.ts';
 
@@ -109,7 +114,11 @@ export function createIngress(options: IngressOptions): Ingress {
     };
   }
 
-  async function accept(input: EnvelopeInput): Promise<AcceptResult> {
+  /** `trace`: the accept's span and the context it is active in (tracing on). */
+  async function accept(
+    input: EnvelopeInput,
+    trace?: { span: Span; context: Context },
+  ): Promise<AcceptResult> {
     let envelope: Envelope;
     try {
       envelope = parseEnvelope(input);
@@ -118,7 +127,7 @@ export function createIngress(options: IngressOptions): Ingress {
       throw err;
     }
     envelope = cleanEnvelopeText(envelope, logger);
-    const carried = currentTrace();
+    const carried = trace && currentTrace(trace.context);
     if (carried) envelope = { ...envelope, trace: { ...carried, acceptedAt: new Date().toISOString() } };
     let status: EnqueueResult | 'limited' | undefined;
     if (envelope.kind === 'message') {
@@ -140,7 +149,7 @@ export function createIngress(options: IngressOptions): Ingress {
     } else {
       metrics.messagesIn.inc({ channel: envelope.channel });
     }
-    activeSpan()?.setAttribute('switchboard.accept.status', status);
+    trace?.span.setAttribute('switchboard.accept.status', status);
     return { status, envelopeId: envelope.id };
   }
 
@@ -148,24 +157,34 @@ export function createIngress(options: IngressOptions): Ingress {
     accept(input: EnvelopeInput): Promise<AcceptResult> {
       if (!tracingEnabled()) return accept(input);
       // Inside a request (or a turn) the accept is its child; else it continues a trace the input
-      // carries (a replay), or starts one.
+      // carries (a replay), or starts one. The span is handed down rather than made active: the
+      // accept starts no span under it, and a context made active (AsyncLocalStorage) makes every
+      // promise of the process pay from then on, in a process that may have no other reason to.
       const active = activeSpan();
-      return inSpan(
-        'switchboard.accept',
-        {
-          kind: SpanKind.PRODUCER,
-          ...(active ? {} : { parent: traceContext(input.trace) }),
-          attributes: {
-            'messaging.system': 'switchboard',
-            'messaging.operation.type': 'send',
-            'messaging.destination.name': 'inbound',
-            'switchboard.channel': input.channel,
-            'switchboard.bot': input.bot,
-            'switchboard.envelope.id': input.id,
-            'switchboard.envelope.kind': input.kind ?? 'message',
-          },
+      const parent = (active ? activeContext() : traceContext(input.trace))!;
+      const span = startSpan('switchboard.accept', {
+        kind: SpanKind.PRODUCER,
+        parent,
+        attributes: {
+          'messaging.system': 'switchboard',
+          'messaging.operation.type': 'send',
+          'messaging.destination.name': 'inbound',
+          'switchboard.channel': input.channel,
+          'switchboard.bot': input.bot,
+          'switchboard.envelope.id': input.id,
+          'switchboard.envelope.kind': input.kind ?? 'message',
         },
-        () => accept(input),
+      })!;
+      return accept(input, { span, context: withSpanIn(parent, span) }).then(
+        (result) => {
+          span.end();
+          return result;
+        },
+        (err: unknown) => {
+          failSpan(span, err);
+          span.end();
+          throw err;
+        },
       );
     },
   };

@@ -229,6 +229,11 @@ export function withSpanOf<T>(link: Link | undefined, fn: () => T): T {
   return api.context.with(api.trace.setSpanContext(api.ROOT_CONTEXT, link.context), fn);
 }
 
+/** `parent` with `span` as its span: what a span started by hand is active in, to hand down. */
+export function withSpanIn(parent: Context, span: Span): Context {
+  return api ? api.trace.setSpan(parent, span) : parent;
+}
+
 /** Starts a span that the caller ends (`inSpan` where a callback does not fit). */
 export function startSpan(name: string, options: SpanOptions): Span | undefined {
   return api ? start(api, name, options).span : undefined;
