@@ -1,4 +1,4 @@
-import type { ChannelQueryable } from '../../src/channels/declaration.ts';
+import type { ChannelQueryable, ErasedSessions } from '../../src/channels/declaration.ts';
 import { CHOICES_TTL_MS, choicesKey } from './choices.ts';
 
 /**
@@ -8,18 +8,15 @@ import { CHOICES_TTL_MS, choicesKey } from './choices.ts';
  * than a day answer nothing any more and go too: one whose session went before (its retention)
  * could be found no other way.
  */
-export async function eraseWhatsAppOf(
-  q: ChannelQueryable,
-  erased: { sessionIds: string[]; envelopeIds: string[] },
-): Promise<void> {
-  const { rows } = await q.query<{ bot: string; native_key: string }>(
-    "SELECT bot, native_key FROM sessions WHERE id = ANY($1::uuid[]) AND channel = 'whatsapp'",
-    [erased.sessionIds],
+export async function eraseWhatsAppOf(q: ChannelQueryable, erased: ErasedSessions): Promise<void> {
+  // The sessions' keys come with the erasure: a channel's hook reads no core table.
+  const keys = erased.sessions.flatMap((s) =>
+    s.channel === 'whatsapp' ? [choicesKey(s.bot, s.nativeKey)] : [],
   );
   await q.query(
     `DELETE FROM channel_values WHERE channel = 'whatsapp'
        AND (key = ANY($1::text[])
             OR (starts_with(key, 'choices:') AND updated_at < now() - $2 * interval '1 millisecond'))`,
-    [[...new Set(rows.map((r) => choicesKey(r.bot, r.native_key)))], CHOICES_TTL_MS],
+    [[...new Set(keys)], CHOICES_TTL_MS],
   );
 }

@@ -88,6 +88,14 @@ export interface ChannelDeclaration {
   readonly storage?: ChannelStorage;
 }
 
+/** What an erasure removes, as a channel's `erase` hook is told of it. */
+export interface ErasedSessions {
+  sessionIds: string[];
+  /** The same sessions, with what a channel keys its own rows by. */
+  sessions: readonly { id: string; bot: string; channel: string; nativeKey: string }[];
+  envelopeIds: string[];
+}
+
 /** SQL on a channel's own tables: what `AdapterStore.query` and an `erase` hook get. */
 export interface ChannelQueryable {
   query<Row = Record<string, unknown>>(
@@ -117,9 +125,10 @@ export interface ChannelStorage {
   readonly adopts?: Readonly<Record<string, string>>;
   /**
    * Erasing a person: deletes what the channel keeps about these sessions (and the envelopes
-   * they received), inside the erasure's transaction.
+   * they received), inside the erasure's transaction. `sessions`: each one's bot, channel and
+   * native key, for what is kept by them (the hook reads no core table).
    */
-  erase?(q: ChannelQueryable, erased: { sessionIds: string[]; envelopeIds: string[] }): Promise<void>;
+  erase?(q: ChannelQueryable, erased: ErasedSessions): Promise<void>;
 }
 
 /** A native id that is not one on its channel. */

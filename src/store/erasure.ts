@@ -49,15 +49,16 @@ async function sessionsOfUser(tx: Queryable, userId: string): Promise<ErasedSess
  * and attachment bytes, …): each channel's `storage.erase`, given the sessions and the envelopes
  * they received.
  */
-async function eraseChannelRows(tx: Queryable, sessionIds: string[]): Promise<void> {
+async function eraseChannelRows(tx: Queryable, sessions: ErasedSession[]): Promise<void> {
   const hooks = channels.all().flatMap((d) => (d.storage?.erase ? [d.storage.erase] : []));
   if (hooks.length === 0) return;
+  const sessionIds = sessions.map((s) => s.id);
   const { rows } = await tx.query<{ envelope_id: string }>(
     'SELECT DISTINCT envelope_id FROM messages WHERE session_id = ANY($1::uuid[]) AND envelope_id IS NOT NULL',
     [sessionIds],
   );
   const envelopeIds = rows.map((r) => r.envelope_id);
-  for (const erase of hooks) await erase(tx, { sessionIds, envelopeIds });
+  for (const erase of hooks) await erase(tx, { sessionIds, sessions, envelopeIds });
 }
 
 /**
@@ -78,7 +79,7 @@ export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure
       'SELECT count(*)::int AS n FROM messages WHERE session_id = ANY($1::uuid[])',
       [ids],
     );
-    await eraseChannelRows(tx, ids);
+    await eraseChannelRows(tx, sessions);
     // Messages the business sent or scheduled them, broadcasts' included (their text and address);
     // a scheduled one's job then finds nothing to send. An opt-out stays: it says not to write.
     await tx.query(
