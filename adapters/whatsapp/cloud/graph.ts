@@ -161,19 +161,24 @@ export class GraphMediaClient {
       headers: this.auth(),
       signal: AbortSignal.timeout(this.o.timeoutMs),
     });
-    if (!infoRes.ok)
+    if (!infoRes.ok) {
+      // Unread, the body would hold its connection: the attachment retry asks again after a 5xx.
+      await infoRes.body?.cancel();
       throw new GraphRequestError(`media ${mediaId}: the Graph API answered ${infoRes.status}`, {
         httpStatus: infoRes.status,
       });
+    }
     const info = MediaInfoSchema.parse(await infoRes.json());
     const res = await this.fetch(info.url, {
       headers: this.auth(),
       signal: AbortSignal.timeout(this.o.downloadTimeoutMs ?? 60_000),
     });
-    if (!res.ok || !res.body)
+    if (!res.ok || !res.body) {
+      await res.body?.cancel();
       throw new GraphRequestError(`media ${mediaId}: the download answered ${res.status}`, {
         httpStatus: res.status,
       });
+    }
     return { body: res.body, type: info.mime_type, size: info.file_size };
   }
 
