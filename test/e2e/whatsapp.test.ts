@@ -10,6 +10,7 @@ import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT } from '../helpers/hub.ts';
 import { ServerProcess } from '../helpers/server-process.ts';
 import { until } from '../helpers/until.ts';
+import { postWhatsAppWebhook } from '../helpers/whatsapp-cloud.ts';
 
 /**
  * `switchboard start` as a child process with the WhatsApp variables set: the adapter is
@@ -48,15 +49,11 @@ describe('WhatsApp Cloud API end to end (child process, PostgreSQL)', () => {
     );
     expect(await handshake.text()).toBe('42');
 
-    const raw = JSON.stringify(doc.variant(doc.textMessage, { timestamp: new Date() }));
-    const res = await fetch(`${server.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, 'e2e-secret'),
-      },
-      body: raw,
-    });
+    const res = await postWhatsAppWebhook(
+      server.url,
+      doc.variant(doc.textMessage, { timestamp: new Date() }),
+      'e2e-secret',
+    );
     expect(res.status).toBe(200);
     const [reply] = await until(
       () => graph.to('16505551234'),
@@ -174,15 +171,7 @@ describe('WhatsApp Cloud media: a worker that dies while downloading loses nothi
       timestamp: new Date(),
     }) as doc.Json;
     payload.entry[0].changes[0].value.messages[0].image.id = '900000000077';
-    const raw = JSON.stringify(payload);
-    const res = await fetch(`${cluster.gateways[0]!.url}/webhooks/whatsapp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-hub-signature-256': signatureHeader(raw, 'crash-secret'),
-      },
-      body: raw,
-    });
+    const res = await postWhatsAppWebhook(cluster.gateways[0]!.url, payload, 'crash-secret');
     expect(await res.json()).toMatchObject({ accepted: 1 });
     // The worker is in the middle of the download: it dies there.
     await until(
