@@ -370,6 +370,7 @@ class DraftContext implements BotContext, LlmBinder {
     };
     this.memory = new DraftMemory(draft, reads);
     this.user = { id: session.userId, memory: new DraftUserMemory(draft, reads, session.userId) };
+    bindMethods(this, CONTEXT_METHODS);
   }
 
   get state(): SessionStateData {
@@ -481,12 +482,40 @@ class DraftContext implements BotContext, LlmBinder {
   }
 }
 
+/**
+ * Bot authors destructure `ctx` (`const { talk, set } = ctx`) and pass its methods on
+ * (`items.forEach(ctx.log)`), as they could when it was an object of closures: the class's
+ * methods are bound to the instance (a few bound functions a turn, far cheaper than the closures).
+ */
+function bindMethods<T extends object>(target: T, names: readonly (keyof T & string)[]): void {
+  const own = target as Record<string, unknown>;
+  for (const name of names) own[name] = (target[name] as (...args: unknown[]) => unknown).bind(target);
+}
+
+const CONTEXT_METHODS = [
+  'talk',
+  'file',
+  'readFile',
+  'get',
+  'set',
+  'history',
+  'log',
+  'end',
+  'record',
+  'handoff',
+  'availableAgent',
+] as const satisfies readonly (keyof DraftContext)[];
+
+const MEMORY_METHODS = ['get', 'set'] as const;
+
 /** `ctx.memory`: the turn's own writes first, then the store. */
 class DraftMemory {
   constructor(
     private readonly draft: TurnDraft,
     private readonly reads: TurnReads,
-  ) {}
+  ) {
+    bindMethods(this, MEMORY_METHODS);
+  }
 
   async get(key: string): Promise<unknown> {
     return this.draft.memoryWrites.has(key) ? this.draft.memoryWrites.get(key) : this.reads.botMemory(key);
@@ -503,7 +532,9 @@ class DraftUserMemory {
     private readonly draft: TurnDraft,
     private readonly reads: TurnReads,
     private readonly userId: string | null,
-  ) {}
+  ) {
+    bindMethods(this, MEMORY_METHODS);
+  }
 
   async get(key: string): Promise<unknown> {
     if (this.draft.userMemoryWrites.has(key)) return this.draft.userMemoryWrites.get(key);
