@@ -106,7 +106,8 @@ function activeParent(a: Api): Context {
 
 function start(a: Api, name: string, options: SpanOptions): { span: Span; parent: Context } {
   const parent = options.parent ?? activeParent(a);
-  const span = (tracer ??= a.trace.getTracer('switchboard')).startSpan(
+  tracer ??= a.trace.getTracer('switchboard');
+  const span = tracer.startSpan(
     name,
     {
       ...(options.kind !== undefined ? { kind: options.kind as ApiSpanKind } : {}),
