@@ -34,6 +34,16 @@ interface JobData {
   payload: JsonValue;
 }
 
+/**
+ * A worker that dies (SIGKILL) holds the job it was running this long before BullMQ's stall check
+ * hands it to another worker; renewed every half of it while the worker lives. BullMQ's defaults
+ * (30 s lock, 30 s check) left a job taken by a killed worker waiting 60–90 s: a broadcast whose
+ * tick was in flight at the kill stood still that long (event-webhooks-cluster.test.ts). The same
+ * figures as the lanes' (lane-runner.ts): at most ~20 s from the kill to the run elsewhere.
+ */
+export const SCHEDULER_LOCK_MS = 10_000;
+export const SCHEDULER_STALL_CHECK_MS = 5_000;
+
 /** `bullmq-scheduler/release-id.lua`: deletes an id's entry only while it still names this job. */
 export const SCHEDULER_COMMANDS: readonly LuaCommand[] = [
   {
@@ -145,6 +155,13 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
         } as never,
         prefix,
         concurrency: options.concurrency ?? 4,
+        lockDuration: SCHEDULER_LOCK_MS,
+        stalledInterval: SCHEDULER_STALL_CHECK_MS,
+        // A stall is mostly a dead worker, not a bad job: BullMQ's default (1) failed a job for
+        // good at its second stall (a broadcast's tick chain with it). A job that took down as
+        // many workers as a failing handler gets runs is set aside like one. A run twice (a stall
+        // that was a worker stuck past its lock) is within the port's at-least-once promise.
+        maxStalledCount: MAX_JOB_ATTEMPTS,
       });
       worker.on('error', (err) => logger.warn({ event: 'scheduler.worker_error', err: err.message }));
       worker.on('failed', (job, err) =>

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminClient } from '../helpers/admin.ts';
@@ -123,7 +124,11 @@ describe('event webhooks across processes', () => {
         (await db.query('SELECT completed_at FROM broadcasts WHERE id = $1', [id])).rows[0]?.completed_at,
       (at) => Boolean(at),
       90_000,
-    );
+    ).catch(async (err: unknown) => {
+      // What a stalled broadcast left behind: where it stopped is in these.
+      console.error(await broadcastDump(db, id, lane, cluster));
+      throw err;
+    });
     const { rows } = await db.query<{ event_id: string }>(
       'SELECT event_id FROM webhook_outbox WHERE ordering_key = $1 ORDER BY id',
       [lane],
@@ -148,3 +153,49 @@ describe('event webhooks across processes', () => {
     expect(cluster.crashes()).toEqual([]);
   }, 150_000);
 });
+
+/** The broadcast's rows, its recipients' states, its webhook lane and outbox, and the workers' logs. */
+async function broadcastDump(db: pg.Client, id: string, lane: string, cluster: Cluster): Promise<string> {
+  const q = async (sql: string, params: unknown[]) =>
+    JSON.stringify((await db.query(sql, params)).rows, null, 1);
+  return [
+    `broadcast ${id}: ${await q('SELECT * FROM broadcasts WHERE id = $1', [id])}`,
+    `recipients: ${await q('SELECT * FROM outbound_messages WHERE broadcast_id = $1', [id])}`,
+    `webhook_lanes: ${await q('SELECT * FROM webhook_lanes', [])}`,
+    `outbox of ${lane}: ${await q('SELECT * FROM webhook_outbox WHERE ordering_key = $1 ORDER BY id', [lane])}`,
+    `scheduler (Redis): ${await schedulerDump(cluster, `broadcast:${id}`)}`,
+    ...cluster.workers.map(
+      (w, i) =>
+        `worker ${i} (${w.crashed ?? 'alive or killed'}):\n${w.output
+          .join('')
+          .split('\n')
+          .filter((l) => !l.includes('"webhook.delivered"'))
+          .slice(-150)
+          .join('\n')}`,
+    ),
+  ].join('\n');
+}
+
+/** Where the scheduler's job for `id` is: the id map's entry, the job's hash, the lists holding it. */
+async function schedulerDump(cluster: Cluster, id: string): Promise<string> {
+  const redis = new Redis(cluster.env.REDIS_URL!);
+  try {
+    const prefix = cluster.env.REDIS_PREFIX!;
+    const q = `${prefix}bull:scheduled:`;
+    const jobId = await redis.hget(`${prefix}scheduler:ids`, id);
+    const keys = (await redis.keys(`${q}${encodeURIComponent(id)}*`)).filter((k) => !k.endsWith(':logs'));
+    const jobs: Record<string, unknown> = {};
+    for (const k of keys)
+      jobs[k.slice(q.length)] =
+        (await redis.type(k)) === 'hash' ? await redis.hgetall(k) : await redis.pttl(k);
+    const where: Record<string, unknown> = {};
+    for (const list of ['wait', 'active', 'paused']) where[list] = await redis.lrange(`${q}${list}`, 0, -1);
+    for (const z of ['delayed', 'failed', 'completed', 'prioritized'])
+      where[z] = await redis.call('ZRANGE', `${q}${z}`, '0', '-1', 'WITHSCORES');
+    where.stalled = await redis.smembers(`${q}stalled`);
+    where.stalledCheckTtl = await redis.pttl(`${q}stalled-check`);
+    return JSON.stringify({ now: Date.now(), ids: jobId, jobs, where }, null, 1);
+  } finally {
+    redis.disconnect();
+  }
+}
