@@ -158,8 +158,8 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
         lockDuration: SCHEDULER_LOCK_MS,
         stalledInterval: SCHEDULER_STALL_CHECK_MS,
         // A stall is mostly a dead worker, not a bad job: BullMQ's default (1) failed a job for
-        // good at its second stall (a broadcast's tick chain with it). A job that took down as
-        // many workers as a failing handler gets runs is set aside like one. A run twice (a stall
+        // good at its second stall (a broadcast's tick chain with it). A job that took down more
+        // workers than a failing handler gets runs is set aside like one. A run twice (a stall
         // that was a worker stuck past its lock) is within the port's at-least-once promise.
         maxStalledCount: MAX_JOB_ATTEMPTS,
       });
