@@ -1,7 +1,14 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBullmqScheduler } from '../../src/scheduler/bullmq-scheduler.ts';
+import {
+  createBullmqScheduler,
+  SCHEDULER_LOCK_MS,
+  SCHEDULER_STALL_CHECK_MS,
+} from '../../src/scheduler/bullmq-scheduler.ts';
 import type { JobInfo, Scheduler } from '../../src/scheduler/scheduler.ts';
 import { createTableScheduler } from '../../src/scheduler/table-scheduler.ts';
 import type { Db } from '../../src/store/db.ts';
@@ -9,6 +16,7 @@ import { migrate } from '../../src/store/migrate.ts';
 import { openPglite } from '../../src/store/pglite.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { createTestDatabase, silentLogger, type TestDatabase, tempDir } from '../helpers/database.ts';
+import { REPO_ROOT } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
 
@@ -360,4 +368,72 @@ describe('the table scheduler: a process that dies mid-job', () => {
       await db.close();
     }
   });
+});
+
+describe('BullMQ on Redis: a process SIGKILLed mid-job', () => {
+  const { prefix, cleanup } = testRedisPrefix();
+  afterAll(() => cleanup());
+
+  // The process runs the build (dist/, brought up to date by the global setup) and dies holding the
+  // job, as a worker does at a SIGKILL: no lock renewal, no acknowledgement.
+  const dyingScript = `
+    const { Redis } = await import('ioredis');
+    const { createBullmqScheduler } = await import(${JSON.stringify(
+      pathToFileURL(path.join(REPO_ROOT, 'dist/src/scheduler/bullmq-scheduler.js')).href,
+    )});
+    const silent = { info() {}, warn() {}, error() {}, debug() {} };
+    const scheduler = createBullmqScheduler({
+      redis: new Redis(process.env.URL, { maxRetriesPerRequest: null }),
+      redisUrl: process.env.URL,
+      prefix: process.env.PREFIX,
+      logger: silent,
+    });
+    scheduler.handle('hang', () => {
+      process.stdout.write('claimed\\n');
+      return new Promise(() => undefined);
+    });
+    await scheduler.start();
+    await scheduler.schedule('hang', { n: 1 }, { id: 'hang:1' });
+  `;
+
+  it('another process runs the job again within ~20 s (lock and stall check), not BullMQ’s 60–90 s', async () => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', dyingScript], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', URL: TEST_REDIS_URL, PREFIX: prefix },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let claimed = false;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('claimed')) claimed = true;
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      await until(() => claimed, Boolean, 30_000);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    await exited;
+    const killedAt = Date.now();
+
+    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    const survivor = createBullmqScheduler({ redis, redisUrl: TEST_REDIS_URL, prefix, logger: silentLogger });
+    const runs: Run[] = [];
+    record(survivor, 'hang', runs, 'survivor');
+    await survivor.start();
+    try {
+      await until(
+        () => runs.length,
+        (n) => n > 0,
+        // The lock lapses at most SCHEDULER_LOCK_MS after the kill; two stall checks later
+        // (SCHEDULER_STALL_CHECK_MS each, one may be skipped as another process's ran) it is moved.
+        SCHEDULER_LOCK_MS + 3 * SCHEDULER_STALL_CHECK_MS + 5_000,
+      );
+      // (BullMQ counts a stall as no attempt: `attempt` stays 1.)
+      expect(runs.map((r) => [r.job.id, r.payload, r.by])).toEqual([['hang:1', { n: 1 }, 'survivor']]);
+      expect(Date.now() - killedAt).toBeLessThan(SCHEDULER_LOCK_MS + 3 * SCHEDULER_STALL_CHECK_MS + 5_000);
+    } finally {
+      await survivor.stop();
+      redis.disconnect();
+    }
+  }, 90_000);
 });
