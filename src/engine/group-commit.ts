@@ -47,14 +47,30 @@ function memoryKeysOf(write: TurnWrite): readonly string[] {
 }
 
 /**
- * Group commit. Turns handed in while a commit is in flight are committed together by the next
+ * Most batches one process has in flight. With one, a worker's lanes fell into lock step under
+ * load: every lane waited on the one statement (hundreds of ms for ~2,000 messages), then all
+ * computed their next turns while PostgreSQL idled, then all waited again. Several in flight let
+ * PostgreSQL write one batch while the worker computes the next (PostgreSQL coalesces their fsyncs).
+ */
+export const MAX_BATCHES_IN_FLIGHT = 4;
+
+/**
+ * Group commit. Turns handed in while commits are in flight are committed together by the next
  * one, in one statement: one transaction and one fsync for many sessions. At low load a turn
  * commits at once, alone; under load the batches grow by themselves. Each turn still gets its
- * own result.
+ * own result. Batches in flight at once touch disjoint sessions and memory keys, so a session's
+ * writes (and a key's) still commit in the order they were handed in; a turn that commits alone
+ * (see commitsAlone) waits until no batch is in flight, and none starts beside it.
  */
 export class GroupCommitter {
   private pending: Pending[] = [];
-  private flushing = false;
+  private scheduled = false;
+  private inFlight = 0;
+  /** A batch in flight that commits alone: nothing starts beside it. */
+  private aloneInFlight = false;
+  /** Sessions and memory keys of the batches in flight. */
+  private readonly busySessions = new Set<string>();
+  private readonly busyKeys = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -79,21 +95,54 @@ export class GroupCommitter {
             ? { links: held }
             : {}),
       });
-      if (!this.flushing) {
-        this.flushing = true;
+      if (!this.scheduled) {
+        this.scheduled = true;
         // Let the turns handed in during this tick join the first batch.
-        setImmediate(() => void this.flush());
+        setImmediate(() => {
+          this.scheduled = false;
+          this.pump();
+        });
       }
     });
   }
 
-  /** Takes a batch: one turn per session, one write per memory key; the rest waits a round. */
+  /** Starts batches while there is room in flight and pending turns that may go now. */
+  private pump(): void {
+    while (this.inFlight < MAX_BATCHES_IN_FLIGHT && !this.aloneInFlight && this.pending.length > 0) {
+      const batch = this.take();
+      if (batch.length === 0) return;
+      const alone = commitsAlone(batch[0]!.write);
+      const keys = batch.flatMap((p) => memoryKeysOf(p.write));
+      this.inFlight++;
+      this.aloneInFlight = alone;
+      for (const p of batch) this.busySessions.add(p.write.sessionId);
+      for (const k of keys) this.busyKeys.add(k);
+      void this.commitBatch(batch).finally(() => {
+        this.inFlight--;
+        if (alone) this.aloneInFlight = false;
+        for (const p of batch) this.busySessions.delete(p.write.sessionId);
+        for (const k of keys) this.busyKeys.delete(k);
+        this.pump();
+      });
+    }
+  }
+
+  /**
+   * Takes a batch: one turn per session, one write per memory key, none of them in a batch in
+   * flight; the rest waits a round. A session's later turns wait behind its first one.
+   */
   private take(): Pending[] {
     const batch: Pending[] = [];
     const rest: Pending[] = [];
-    const sessions = new Set<string>();
-    const memoryKeys = new Set<string>();
-    for (const p of this.pending) {
+    const sessions = new Set<string>(this.busySessions);
+    const memoryKeys = new Set<string>(this.busyKeys);
+    for (const [i, p] of this.pending.entries()) {
+      // A turn that commits alone while batches are in flight waits for them, and the turns
+      // handed in after it wait with it (else a steady load would keep it waiting forever).
+      if (this.inFlight > 0 && commitsAlone(p.write)) {
+        rest.push(...this.pending.slice(i));
+        break;
+      }
       const keys = memoryKeysOf(p.write);
       // A turn that makes its session a user, writes sub-sessions or opens or closes a handoff commits alone (see commitsAlone).
       const alone = commitsAlone(p.write) || (batch[0] !== undefined && commitsAlone(batch[0].write));
@@ -104,6 +153,8 @@ export class GroupCommitter {
         keys.some((k) => memoryKeys.has(k))
       ) {
         rest.push(p);
+        // A session's later turns never pass this one.
+        sessions.add(p.write.sessionId);
         continue;
       }
       batch.push(p);
@@ -112,14 +163,6 @@ export class GroupCommitter {
     }
     this.pending = rest;
     return batch;
-  }
-
-  private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.take();
-      await this.commitBatch(batch);
-    }
-    this.flushing = false;
   }
 
   /**
