@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -9,8 +8,9 @@ import { createDialogHandler, type DialogServices } from '../../src/dialog/runti
 import type { BotHandler } from '../../src/engine/bot.ts';
 import { TurnDraft } from '../../src/engine/turn.ts';
 import { type Channel, type Envelope, parseEnvelope } from '../../src/envelope.ts';
-import { emptyState, type SessionSnapshot, type Suggestion } from '../../src/store/records.ts';
+import type { SessionSnapshot, Suggestion } from '../../src/store/records.ts';
 import { tempDir } from './database.ts';
+import { freshSnapshot } from './session-snapshot.ts';
 
 export interface TurnResult {
   replies: { text: string; suggestions?: Suggestion[] }[];
@@ -46,26 +46,7 @@ export class DialogHarness {
     this.settings = settings;
     this.memory = options.memory ?? new Map();
     this.userMemory = options.userMemory ?? new Map();
-    const now = new Date().toISOString();
-    this.snapshot = {
-      session: {
-        id: randomUUID(),
-        bot: 'test',
-        channel: options.channel ?? 'api',
-        nativeKey: 'k',
-        userId: options.userId ?? null,
-        authLevel: 'anonymous',
-        replyTo: null,
-        meta: {},
-        createdAt: now,
-        lastActivityAt: now,
-        expiresAt: null,
-        endedAt: null,
-        messageCount: 0,
-        lastSeq: 0,
-      },
-      state: emptyState(),
-    };
+    this.snapshot = freshSnapshot({ channel: options.channel ?? 'api', userId: options.userId ?? null });
   }
 
   /** A bot made of these scripts (name → source), in a temp folder of its own. */

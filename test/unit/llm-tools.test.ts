@@ -9,8 +9,8 @@ import type { BotContext } from '../../src/engine/bot.ts';
 import { TurnDraft } from '../../src/engine/turn.ts';
 import { parseEnvelope } from '../../src/envelope.ts';
 import { BotTools, ToolConfigError } from '../../src/llm/tools.ts';
-import { emptyState } from '../../src/store/records.ts';
 import { silentLogger, tempDir } from '../helpers/database.ts';
+import { freshSnapshot } from '../helpers/session-snapshot.ts';
 import { until } from '../helpers/until.ts';
 
 const llm = (tools: unknown[]) => ({ llm: { baseUrl: 'http://127.0.0.1:9/v1', model: 'm', tools } });
@@ -28,25 +28,7 @@ const lookup = {
 function context(): { ctx: BotContext; draft: TurnDraft } {
   const now = new Date().toISOString();
   const draft = new TurnDraft(
-    {
-      session: {
-        id: '00000000-0000-4000-8000-000000000001',
-        bot: 'b',
-        channel: 'api',
-        nativeKey: 'k',
-        userId: null,
-        authLevel: 'anonymous',
-        replyTo: null,
-        meta: {},
-        createdAt: now,
-        lastActivityAt: now,
-        expiresAt: null,
-        endedAt: null,
-        messageCount: 0,
-        lastSeq: 4,
-      },
-      state: emptyState(),
-    },
+    freshSnapshot({ id: '00000000-0000-4000-8000-000000000001', bot: 'b', lastSeq: 4 }),
     parseEnvelope({ id: 'api:1', channel: 'api', bot: 'b', from: { id: 'k' }, text: 'hi', receivedAt: now }),
   );
   const reads = { botMemory: async () => null, userMemory: async () => null, history: async () => [] };

@@ -1,31 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { TurnDraft } from '../../src/engine/turn.ts';
 import { parseEnvelope } from '../../src/envelope.ts';
-import { emptyState } from '../../src/store/records.ts';
 import { silentLogger } from '../helpers/database.ts';
+import { freshSnapshot } from '../helpers/session-snapshot.ts';
 
 function draftOf(text: string): TurnDraft {
   const now = new Date().toISOString();
   return new TurnDraft(
-    {
-      session: {
-        id: '00000000-0000-4000-8000-000000000002',
-        bot: 'b',
-        channel: 'api',
-        nativeKey: 'k',
-        userId: null,
-        authLevel: 'anonymous',
-        replyTo: null,
-        meta: {},
-        createdAt: now,
-        lastActivityAt: now,
-        expiresAt: null,
-        endedAt: null,
-        messageCount: 0,
-        lastSeq: 0,
-      },
-      state: emptyState(),
-    },
+    freshSnapshot({ bot: 'b' }),
     parseEnvelope({ id: 'api:ctx', channel: 'api', bot: 'b', from: { id: 'k' }, text, receivedAt: now }),
   );
 }
