@@ -18,10 +18,10 @@
  */
 import { registerChannels } from '../adapters/index.ts';
 import { loadConfig } from '../src/config/env.ts';
-import type { EnvelopeInput } from '../src/envelope.ts';
 import { deferWasmTierUp, limitHeapGrowth } from '../src/hub/heap.ts';
 import { createHub } from '../src/hub.ts';
 import { createLogger } from '../src/logger.ts';
+import { benchEnvelope as envelope } from './envelope.ts';
 
 /** What the driver sends this process. */
 export type HubCommand = { type: 'run'; sessions: number; messages: number } | { type: 'stop' };
@@ -80,16 +80,6 @@ hub.bus.publish = async (topic, message) => {
   if (turn?.type === 'turn.completed' && turn.envelopeId) post('completed', [turn.envelopeId, now()]);
   return publish(topic, message);
 };
-
-/** The same envelope bench/run.ts always sent: one WhatsApp number per session. */
-const envelope = (session: number, n: number): EnvelopeInput & { id: string } => ({
-  id: `whatsapp:bench.${session}.${n}`,
-  channel: 'whatsapp',
-  bot: 'default',
-  from: { id: `+1555${String(session).padStart(7, '0')}` },
-  text: `m${n}`,
-  receivedAt: new Date().toISOString(),
-});
 
 /** One session's messages, in order: each goes once the one before is accepted. */
 async function feed(session: number, messages: number): Promise<void> {

@@ -36,7 +36,6 @@ import pg from 'pg';
 import { registerChannels } from '../adapters/index.ts';
 import type { TurnCompleted } from '../src/bus/bus.ts';
 import { loadConfig } from '../src/config/env.ts';
-import type { EnvelopeInput } from '../src/envelope.ts';
 import { createHub } from '../src/hub.ts';
 import { createLogger } from '../src/logger.ts';
 import { startTracing } from '../src/telemetry/tracing.ts';
@@ -45,6 +44,7 @@ import { ServerProcess } from '../test/helpers/server-process.ts';
 import { dashboardLines, runDashboardBench } from './dashboard.ts';
 import { withDatabase } from './database.ts';
 import type { HubCommand, HubNotice } from './embedded-hub.ts';
+import { benchEnvelope as envelope } from './envelope.ts';
 import { runFilesBench } from './files.ts';
 import { outboundLines, runOutboundBench } from './outbound.ts';
 import { preload } from './preload.ts';
@@ -246,15 +246,6 @@ async function perMessage(
     },
   };
 }
-
-const envelope = (session: number, n: number): EnvelopeInput => ({
-  id: `whatsapp:bench.${session}.${n}`,
-  channel: 'whatsapp',
-  bot: 'default',
-  from: { id: `+1555${String(session).padStart(7, '0')}` },
-  text: `m${n}`,
-  receivedAt: new Date().toISOString(),
-});
 
 /** Each session's messages in order, all sessions at once; resolves when every reply is persisted. */
 async function drive(
