@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Job, Queue, Worker } from 'bullmq';
+import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
@@ -26,7 +26,25 @@ export interface BullmqSchedulerOptions {
   logger: Logger;
   /** Jobs run at once in this process. */
   concurrency?: number;
+  /** How often a started scheduler re-adds schedules a crash left without their job (default 60 s). */
+  reconcileMs?: number;
+  /**
+   * Tests only: runs between writing a schedule's id and adding its job, where a process can die
+   * (a fault thrown here is that crash: nothing after it runs).
+   */
+  betweenIdAndJob?: () => Promise<void>;
 }
+
+/** A schedule on its way into BullMQ (`scheduler:adding`, by job id): enough to add its job again. */
+interface Adding {
+  id: string;
+  name: string;
+  payload: JsonValue;
+  /** When it is due, epoch milliseconds. */
+  runAt: number;
+}
+
+const DEFAULT_RECONCILE_MS = 60_000;
 
 interface JobData {
   /** The caller's id, when it gave one. */
@@ -64,15 +82,29 @@ type ReleaseId = (idsKey: string, id: string, jobId: string) => Promise<number>;
  * schedule makes a new BullMQ job, `<id>.<random>`). A job that fires while no longer named
  * there was replaced or cancelled and does nothing: so replacing or cancelling is right even
  * when BullMQ cannot remove the old job any more (it was just being picked up).
+ *
+ * Naming the job and adding it are two writes (BullMQ adds a job with a script of its own), and a
+ * process can die between them: the id would name a job that never comes, and the schedule would
+ * never fire (its previous job, if any, no longer counts either). So the same MULTI that names the
+ * job also records what it is (`scheduler:adding`: name, payload, due time), cleared once BullMQ
+ * has it; every started scheduler re-adds, at start and every `reconcileMs`, the recorded jobs that
+ * their id still names. Adding a job id BullMQ already has does nothing, and a re-added job that
+ * its id no longer names does nothing when it fires, so a re-add racing a live `schedule` is harmless.
+ *
+ * `attempt` is the run's start count (`attemptsStarted`): a run after a failure, and a run after
+ * a worker died holding the job (a stall), each count one, as the table scheduler counts them.
  */
 export function createBullmqScheduler(options: BullmqSchedulerOptions): Scheduler {
   const { redis, logger } = options;
   const prefix = `${options.prefix}bull`;
   const idsKey = `${options.prefix}scheduler:ids`;
+  const addingKey = `${options.prefix}scheduler:adding`;
   const queue = new Queue<JobData>(SCHEDULER_QUEUE, { connection: redis, prefix });
   queue.on('error', (err) => logger.warn({ event: 'scheduler.queue_error', err: err.message }));
   const handlers = new Map<string, JobHandler>();
   let worker: Worker<JobData> | undefined;
+  let reconciler: NodeJS.Timeout | undefined;
+  let reconciling: Promise<void> | undefined;
 
   defineLuaCommands(redis, SCHEDULER_COMMANDS);
   const release = (redis as unknown as { schedulerReleaseId: ReleaseId }).schedulerReleaseId.bind(redis);
@@ -84,40 +116,83 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
     const { id, payload } = job.data;
     if (id !== undefined && (await redis.hget(idsKey, id)) !== job.id) return; // replaced or cancelled
     const handler = handlers.get(job.name);
-    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    // Every start counts, a stalled one's too (maxStartedAttempts ends a job at its sixth start).
+    const attempt = Math.max(1, job.attemptsStarted);
+    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1) || attempt >= MAX_JOB_ATTEMPTS;
     try {
       if (!handler) throw new NoHandlerError(job.name);
-      await handler(payload, { id: id ?? job.id!, name: job.name, attempt: job.attemptsMade + 1 });
+      await handler(payload, { id: id ?? job.id!, name: job.name, attempt });
     } catch (err) {
       if (id !== undefined && last) await releaseId(id, job.id!);
+      // The fifth start failed, whatever ended the earlier ones: set aside, as on the table.
+      if (attempt >= MAX_JOB_ATTEMPTS) throw new UnrecoverableError((err as Error).message);
       throw err;
     }
     if (id !== undefined) await releaseId(id, job.id!);
   }
 
+  const jobOptions = (delay: number) => ({
+    delay,
+    attempts: MAX_JOB_ATTEMPTS,
+    backoff: { type: 'exponential', delay: RETRY_BASE_MS },
+    removeOnComplete: true,
+    removeOnFail: 1_000,
+  });
+
+  /** Adds the jobs that a schedule recorded and its id still names (see above); clears the record. */
+  async function reconcile(): Promise<void> {
+    const recorded = await redis.hgetall(addingKey);
+    for (const [jobId, text] of Object.entries(recorded)) {
+      let adding: Adding;
+      try {
+        adding = JSON.parse(text) as Adding;
+      } catch {
+        await redis.hdel(addingKey, jobId);
+        continue;
+      }
+      if ((await redis.hget(idsKey, adding.id)) === jobId) {
+        const job = await queue.add(
+          adding.name,
+          { id: adding.id, payload: adding.payload },
+          { ...jobOptions(Math.max(0, adding.runAt - Date.now())), jobId },
+        );
+        logger.info({ event: 'scheduler.job_readded', id: adding.id, name: adding.name, jobId: job.id });
+      }
+      await redis.hdel(addingKey, jobId);
+    }
+  }
+
+  function reconcileNow(): Promise<void> {
+    reconciling ??= reconcile()
+      .catch((err: Error) => logger.warn({ event: 'scheduler.reconcile_failed', err: err.message }))
+      .finally(() => {
+        reconciling = undefined;
+      });
+    return reconciling;
+  }
+
   return {
     driver: 'bullmq',
     async schedule(name: string, payload: JsonValue, opts: ScheduleOptions = {}): Promise<string> {
-      const jobOptions = {
-        delay: delayOf(opts),
-        attempts: MAX_JOB_ATTEMPTS,
-        backoff: { type: 'exponential', delay: RETRY_BASE_MS },
-        removeOnComplete: true,
-        removeOnFail: 1_000,
-      };
+      const delay = delayOf(opts);
       if (opts.id === undefined) {
-        const job = await queue.add(name, { payload }, jobOptions);
+        const job = await queue.add(name, { payload }, jobOptions(delay));
         return job.id!;
       }
       const jobId = jobIdFor(opts.id);
+      const adding: Adding = { id: opts.id, name, payload, runAt: Date.now() + delay };
       // The id names the new job before it exists: a job firing in between is the old one, which
-      // is replaced either way.
+      // is replaced either way. What the job is goes with it, for a re-add if this process dies
+      // before BullMQ has the job.
       const [[, previous]] = (await redis
         .multi()
         .hget(idsKey, opts.id)
         .hset(idsKey, opts.id, jobId)
+        .hset(addingKey, jobId, JSON.stringify(adding))
         .exec()) as [[Error | null, string | null]];
-      await queue.add(name, { id: opts.id, payload }, { ...jobOptions, jobId });
+      await options.betweenIdAndJob?.();
+      await queue.add(name, { id: opts.id, payload }, { ...jobOptions(delay), jobId });
+      await redis.hdel(addingKey, jobId);
       if (previous) await queue.remove(previous).catch(() => 0);
       return opts.id;
     },
@@ -162,6 +237,8 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
         // workers than a failing handler gets runs is set aside like one. A run twice (a stall
         // that was a worker stuck past its lock) is within the port's at-least-once promise.
         maxStalledCount: MAX_JOB_ATTEMPTS,
+        // Five starts at most, however each ended (failed, or its worker died), as on the table.
+        maxStartedAttempts: MAX_JOB_ATTEMPTS,
       });
       worker.on('error', (err) => logger.warn({ event: 'scheduler.worker_error', err: err.message }));
       worker.on('failed', (job, err) =>
@@ -176,8 +253,14 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
         }),
       );
       await worker.waitUntilReady();
+      await reconcileNow();
+      reconciler = setInterval(() => void reconcileNow(), options.reconcileMs ?? DEFAULT_RECONCILE_MS);
+      reconciler.unref();
     },
     async stop(): Promise<void> {
+      if (reconciler) clearInterval(reconciler);
+      reconciler = undefined;
+      await reconciling;
       await worker?.close();
       worker = undefined;
       await queue.close();

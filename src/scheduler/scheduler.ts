@@ -9,8 +9,9 @@
  *   A process that dies mid-job loses its claim when the lease ends and another runs the job
  *   again: delivery is at least once, so a handler must be idempotent (most are: "end this
  *   session if it is still idle" is).
- * - A handler that throws is retried with backoff, up to `MAX_JOB_ATTEMPTS` runs; then the job
- *   is set aside as failed (kept for operators, never run again).
+ * - A handler that throws is retried with backoff. A job is started at most `MAX_JOB_ATTEMPTS`
+ *   times, however its runs ended (failed, or died with their process): when its last start
+ *   fails or dies it is set aside as failed (kept for operators, never run again).
  * - A job with an id is unique: scheduling the same id again replaces the pending job (the later
  *   call wins: time and payload), and `cancel(id)` removes it. A job already running when it is
  *   replaced or cancelled finishes its run; the replacement still runs at its own time.
@@ -40,7 +41,12 @@ export interface JobInfo {
   /** The job's id: the caller's id when it gave one, a generated one otherwise. */
   id: string;
   name: string;
-  /** 1 on the first run, 2 on the first retry, ... */
+  /**
+   * Which start of this job this run is, the same on both drivers: 1 on the first run; each run
+   * after it counts one more, whether the one before failed (a retry) or died with its process
+   * (another process took the job over). A replaced job starts at 1 again; every run of a
+   * repeating job is 1 (a failed one is tried again at its next run, as 1).
+   */
   attempt: number;
 }
 

@@ -44,6 +44,10 @@ const millis = (param: string) => `(${param}::double precision * interval '1 mil
  * on PostgreSQL without Redis. A due job is claimed with `FOR UPDATE SKIP LOCKED` in the same
  * statement that stamps the claim, so however many processes poll, one of them gets it; the
  * claim is a lease renewed while the handler runs.
+ *
+ * `attempt` is the job's start count (`attempts`, stamped by the claim): a run after a failure,
+ * and a run after the process holding it died (its lease ran out), each count one, as BullMQ's
+ * `attemptsStarted` does on the other driver.
  */
 export function createTableScheduler(options: TableSchedulerOptions): Scheduler {
   const { db, logger } = options;
@@ -59,18 +63,30 @@ export function createTableScheduler(options: TableSchedulerOptions): Scheduler 
 
   async function claim(limit: number): Promise<{ token: string; rows: ClaimedRow[] }> {
     const token = randomUUID();
+    // A one-off job started MAX_JOB_ATTEMPTS times whose last run died with its process (the lease
+    // ran out) is set aside rather than started again: five starts at most, as on BullMQ.
     const { rows } = await db.query<ClaimedRow>(
-      `UPDATE scheduled_jobs
+      `WITH spent AS (
+         UPDATE scheduled_jobs SET failed_at = now(), claim = NULL, locked_until = NULL,
+           last_error = coalesce(last_error || '; ', '') || 'its process died during its last run'
+         WHERE id IN (
+           SELECT id FROM scheduled_jobs
+           WHERE failed_at IS NULL AND run_at <= now() AND every_ms IS NULL AND attempts >= $5
+             AND locked_until < now() AND name = ANY($3::text[])
+           FOR UPDATE SKIP LOCKED)
+         RETURNING id)
+       UPDATE scheduled_jobs
        SET claim = $1, locked_until = now() + ${millis('$2')}, attempts = attempts + 1
        WHERE id IN (
          SELECT id FROM scheduled_jobs
          WHERE failed_at IS NULL AND run_at <= now()
            AND (locked_until IS NULL OR locked_until < now())
+           AND (every_ms IS NOT NULL OR attempts < $5)
            AND name = ANY($3::text[])
          ORDER BY run_at LIMIT $4
          FOR UPDATE SKIP LOCKED)
        RETURNING id, name, payload, attempts, every_ms`,
-      [token, leaseMs, [...handlers.keys()], limit],
+      [token, leaseMs, [...handlers.keys()], limit, MAX_JOB_ATTEMPTS],
     );
     return { token, rows };
   }

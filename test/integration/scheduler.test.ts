@@ -428,12 +428,111 @@ describe('BullMQ on Redis: a process SIGKILLed mid-job', () => {
         // (SCHEDULER_STALL_CHECK_MS each, one may be skipped as another process's ran) it is moved.
         SCHEDULER_LOCK_MS + 3 * SCHEDULER_STALL_CHECK_MS + 5_000,
       );
-      // (BullMQ counts a stall as no attempt: `attempt` stays 1.)
-      expect(runs.map((r) => [r.job.id, r.payload, r.by])).toEqual([['hang:1', { n: 1 }, 'survivor']]);
+      // The run after a stall is the second start (as on the table: scheduler-attempts.test.ts).
+      expect(runs.map((r) => [r.job.id, r.payload, r.by, r.job.attempt])).toEqual([
+        ['hang:1', { n: 1 }, 'survivor', 2],
+      ]);
       expect(Date.now() - killedAt).toBeLessThan(SCHEDULER_LOCK_MS + 3 * SCHEDULER_STALL_CHECK_MS + 5_000);
     } finally {
       await survivor.stop();
       redis.disconnect();
     }
   }, 90_000);
+});
+
+describe('BullMQ on Redis: a process that dies between naming a job and adding it', () => {
+  const { prefix, cleanup } = testRedisPrefix();
+  const opened: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const close of opened) await close();
+    await cleanup();
+  });
+
+  /** A scheduler on a connection of its own; `crash` makes its schedules die between the two writes. */
+  function open(options: { crash?: () => boolean; reconcileMs?: number } = {}) {
+    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    const scheduler = createBullmqScheduler({
+      redis,
+      redisUrl: TEST_REDIS_URL,
+      prefix,
+      logger: silentLogger,
+      ...(options.reconcileMs ? { reconcileMs: options.reconcileMs } : {}),
+      betweenIdAndJob: async () => {
+        if (options.crash?.()) throw new Error('the process died here');
+      },
+    });
+    const close = async () => {
+      await scheduler.stop();
+      redis.disconnect();
+    };
+    opened.push(close);
+    return { scheduler, redis, close };
+  }
+
+  /** Whether BullMQ holds the job that the id names (the window: it names one it does not). */
+  async function namedJobExists(redis: Redis, id: string): Promise<boolean> {
+    const jobId = await redis.hget(`${prefix}scheduler:ids`, id);
+    return jobId !== null && (await redis.exists(`${prefix}bull:scheduled:${jobId}`)) === 1;
+  }
+
+  it('the schedule still fires: a scheduler that starts later adds the job', async () => {
+    let crash = false;
+    const gateway = open({ crash: () => crash });
+    await gateway.scheduler.schedule('fire', 'the one replaced', { id: 'crash:1', delayMs: 60_000 });
+    crash = true;
+    await expect(
+      gateway.scheduler.schedule('fire', 'the replacement', { id: 'crash:1', delayMs: 200 }),
+    ).rejects.toThrow('the process died here');
+    await gateway.close();
+    const worker = open();
+    // The window: the id names the replacement, which BullMQ never got.
+    expect(await namedJobExists(worker.redis, 'crash:1')).toBe(false);
+
+    const runs: Run[] = [];
+    record(worker.scheduler, 'fire', runs, 'worker');
+    await worker.scheduler.start();
+    await until(
+      () => runs.length,
+      (n) => n > 0,
+      20_000,
+    );
+    expect(runs.map((r) => [r.job.id, r.payload, r.job.attempt])).toEqual([
+      ['crash:1', 'the replacement', 1],
+    ]);
+    // Nothing left over to add again.
+    expect(await worker.redis.hlen(`${prefix}scheduler:adding`)).toBe(0);
+    await worker.close();
+  });
+
+  it('a worker already running adds it within its reconcile interval, and a live schedule is not doubled', async () => {
+    const worker = open({ reconcileMs: 300 });
+    const runs: Run[] = [];
+    record(worker.scheduler, 'fire', runs, 'worker');
+    await worker.scheduler.start();
+    let crash = true;
+    const gateway = open({ crash: () => crash });
+    await expect(
+      gateway.scheduler.schedule('fire', 'crashed', { id: 'crash:2', delayMs: 100 }),
+    ).rejects.toThrow('the process died here');
+    crash = false;
+    // Scheduled normally meanwhile, some during a reconcile pass: each runs once.
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++)
+      ids.push(await gateway.scheduler.schedule('fire', `live ${i}`, { id: `live:${i}`, delayMs: 100 }));
+    await until(
+      () => new Set(runs.map((r) => r.job.id)).size,
+      (n) => n === 11,
+      20_000,
+    );
+    // A second run would follow within a reconcile interval or two; a job due after that closes the test.
+    const closing = await gateway.scheduler.schedule('fire', 'closing', { delayMs: 1_000 });
+    await until(() => runs.some((r) => r.job.id === closing), Boolean, 20_000);
+    expect(
+      runs
+        .filter((r) => r.job.id !== closing)
+        .map((r) => r.job.id)
+        .sort(),
+    ).toEqual(['crash:2', ...ids].sort());
+    expect(runs.find((r) => r.job.id === 'crash:2')?.payload).toBe('crashed');
+  });
 });
