@@ -39,6 +39,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['channel'] as const,
       registers: [registry],
     }),
+    inboundFileFailures: new Counter({
+      name: 'switchboard_inbound_file_failures_total',
+      help: 'Files a person sent that the chat service failed to hand over: "retry" (may pass, tried again later), "gave_up" (the retries ran out: the person is told), "permanent" (cannot pass: told at once)',
+      labelNames: ['channel', 'outcome'] as const,
+      registers: [registry],
+    }),
     turnSeconds: new Histogram({
       name: 'switchboard_engine_turn_seconds',
       help: 'Time the session engine takes for one envelope, from dequeue to commit (outcome "held": to the turn computed, committed with a later turn of its lane)',

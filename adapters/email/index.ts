@@ -56,7 +56,12 @@ export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
         logger,
         config,
         maxTextBytes: h.config.maxTextBytes,
-        files: { files: h.files, rules: (bot, channel) => h.bots.rules(bot, channel), logger },
+        files: {
+          files: h.files,
+          rules: (bot, channel) => h.bots.rules(bot, channel),
+          logger,
+          metrics: h.metrics,
+        },
       });
       watchers = config.mailboxes.map(
         (spec) =>

@@ -126,7 +126,16 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
             logger: h.logger,
             bot: options.defaultBot,
             applyStatus: (id, status, error) => h.applyStatus(id, status, error),
-            files: { files: h.files, rules: (bot, channel) => h.bots.rules(bot, channel), logger: h.logger },
+            files: {
+              files: h.files,
+              rules: (bot, channel) => h.bots.rules(bot, channel),
+              logger: h.logger,
+              metrics: h.metrics,
+            },
+            fileRetry: {
+              attempts: h.config.attachmentRetryAttempts,
+              delaysMs: h.config.attachmentRetryDelaysMs,
+            },
             choices,
             ...(options.terminal ? { terminal: options.terminal } : {}),
           });

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { ATTACHMENT_RETRY_DELAYS_MS } from '../files/fetch-attempts.ts';
 import { emptyAsUndefined, int, optionalString, parseEnv, setting } from './env-parsing.ts';
 
 export const ROLES = ['all', 'gateway', 'worker'] as const;
@@ -143,6 +144,20 @@ export const EnvSchema = z.object({
    * message aside after 10 failed attempts.
    */
   ATTACHMENT_RETRY_ATTEMPTS: setting(z.coerce.number().int().min(0).max(8).default(3)),
+  /**
+   * The waits before those retries, in milliseconds, comma-separated: the first retry after the
+   * first, and so on; the last repeats. The session's later messages wait behind the message (its
+   * order holds), at most their sum plus the downloads' own time.
+   */
+  ATTACHMENT_RETRY_DELAYS_MS: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^\s*\d+\s*(,\s*\d+\s*)*$/, 'milliseconds, comma-separated, such as 1000,5000,30000')
+      .transform((v) => v.split(',').map((n) => Number(n.trim())))
+      .refine((ms) => ms.every((n) => n <= 600_000), 'each delay at most 600000 (10 minutes)')
+      .optional(),
+  ),
 });
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -195,6 +210,8 @@ export interface HubConfig {
   mediaFetchAllowHosts: string[];
   /** Retries of a message whose attachment the platform failed to hand over for now. */
   attachmentRetryAttempts: number;
+  /** The wait before each of those retries, in ms (the last repeats). */
+  attachmentRetryDelaysMs: readonly number[];
   /** Broadcast pace caps by channel (messages per second), over the adapters' own. */
   broadcastRateLimits: Record<string, number>;
 }
@@ -262,6 +279,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
       .map((h) => h.trim().toLowerCase())
       .filter(Boolean),
     attachmentRetryAttempts: e.ATTACHMENT_RETRY_ATTEMPTS,
+    attachmentRetryDelaysMs: e.ATTACHMENT_RETRY_DELAYS_MS ?? ATTACHMENT_RETRY_DELAYS_MS,
     broadcastRateLimits: e.BROADCAST_RATE_LIMITS,
   };
 }

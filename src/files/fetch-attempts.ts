@@ -1,5 +1,19 @@
 import type { Queryable } from '../store/db.ts';
 
+/**
+ * How long a message whose attachment the platform failed to hand over (a 5xx, a timeout) waits
+ * before each retry, in milliseconds: the first retry after 1 s, the second after 5 s, the third
+ * and any later one after 30 s (ATTACHMENT_RETRY_DELAYS_MS). A platform's hiccup lasts seconds;
+ * the queue's own backoff (a few hundred milliseconds) would spend the retries within it.
+ */
+export const ATTACHMENT_RETRY_DELAYS_MS: readonly number[] = [1_000, 5_000, 30_000];
+
+/** The wait before retry number `retry` (1 for the first), in milliseconds; the last delay repeats. */
+export function attachmentRetryDelay(retry: number, delaysMs: readonly number[]): number {
+  if (delaysMs.length === 0) return 0;
+  return delaysMs[Math.min(Math.max(retry, 1), delaysMs.length) - 1]!;
+}
+
 /** A row older than this belongs to a message that went no further (dead-lettered): pruned. */
 const STALE_AFTER = '1 day';
 

@@ -1,5 +1,7 @@
 import type { Attachment, EnvelopeInput, RefusedAttachment } from '../envelope.ts';
+import { DEFAULT_FILE_UNAVAILABLE_NOTICE } from '../lifecycle/rules.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import { isPermanentFetchFailure } from './fetch-failure.ts';
 import { FileRefusedError, type FileStore, tooLarge } from './store.ts';
 
@@ -21,8 +23,19 @@ function settled(a: Attachment): Attachment {
 
 export interface InboundFilesDeps {
   files: FileStore;
-  rules(bot: string, channel: string): { maxFileBytes: number; allowedFileTypes: readonly string[] };
+  /** The bot's limits, and what the person is told of a file the platform did not hand over. */
+  rules(
+    bot: string,
+    channel: string,
+  ): { maxFileBytes: number; allowedFileTypes: readonly string[]; fileUnavailableNotice?: string };
   logger: Logger;
+  /** Counts the platform's failures (`switchboard_inbound_file_failures_total`). */
+  metrics?: Pick<Metrics, 'inboundFileFailures'>;
+}
+
+/** The bot's `sessions.fileUnavailableNotice` for the file `name` (`{name}` in it replaced). */
+export function fileUnavailableText(template: string | undefined, name: string): string {
+  return (template ?? DEFAULT_FILE_UNAVAILABLE_NOTICE).replaceAll('{name}', name);
 }
 
 async function* fromWeb(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
@@ -56,6 +69,8 @@ class UnavailableError extends Error {
  */
 export class AttachmentRetryError extends Error {
   override name = 'AttachmentRetryError';
+  /** How long the queue waits before the retry (see `retryDelayHint`); set by the caller that knows the count. */
+  retryAfterMs: number | undefined;
 }
 
 /** The source's bytes, with any failure while reading them marked as the platform's. */
@@ -74,15 +89,14 @@ async function* fromPlatform(
  * (email, WhatsApp Web), or by the worker just before the turn for attachments queued as
  * `pending` (src/files/pending.ts). Each is fetched (`source`), sniffed and stored within the
  * bot's limits, and gets its `fileId` (type and size from the stored file). One the limits
- * refuse moves to `refusedAttachments` (the person is told); one the platform does not hand over
- * stays as described; the message goes on. Only the store itself failing (its database) throws,
- * so the message is tried again.
+ * refuse moves to `refusedAttachments` (the person is told); so does one the platform does not
+ * hand over (reason `unavailable`, the bot's `fileUnavailableNotice`); the message goes on. Only
+ * the store itself failing (its database) throws, so the message is tried again.
  *
  * `transient` says what a failure that may pass (a 5xx, a timeout; not a 404, 403 or a refused
- * redirect, which stay as described) does: `retry` throws `AttachmentRetryError` (the worker's
- * fetch, tried again by the queue), `refuse` moves the attachment to `refusedAttachments` with
- * reason `unavailable` (the last try: the person is told to send it again). Unset: it stays as
- * described, like a permanent one.
+ * redirect, which are refused at once) does: `retry` throws `AttachmentRetryError` (the caller
+ * tries again later: the queue for the worker's fetch, the WhatsApp Web session for its own);
+ * `refuse` (the last try), or unset, refuses it like a permanent one: the person is told.
  */
 export async function storeInboundAttachments<E extends EnvelopeInput>(
   deps: InboundFilesDeps,
@@ -106,8 +120,9 @@ export async function storeInboundAttachments<E extends EnvelopeInput>(
       // the platform may not even serve, as Telegram's Bot API above 20 MB), the person is told.
       if (a.pending && a.size !== undefined && a.size > maxBytes)
         throw tooLarge(a.name ?? defaultName(a.type), maxBytes);
+      // A refusal the source made itself (a size it was told) is the limits', not the platform's.
       const got = await source(a).catch((err: unknown) => {
-        throw new UnavailableError(err);
+        throw err instanceof FileRefusedError ? err : new UnavailableError(err);
       });
       if (!got) {
         kept.push(settled(a));
@@ -129,25 +144,26 @@ export async function storeInboundAttachments<E extends EnvelopeInput>(
         const name = a.name ?? defaultName(a.type);
         if (!err.permanent && options.transient === 'retry')
           throw new AttachmentRetryError(`"${name}" was not fetched: ${err.message}`);
+        // It will not come (a 404, an expired media id, a 403), or the last try failed too: the
+        // message goes on without the file, and the person is told to send it again.
         deps.logger.warn({
           event: 'file.inbound_unavailable',
           envelopeId: envelope.id,
+          channel: envelope.channel,
           permanent: err.permanent,
           err: err.message,
         });
-        if (!err.permanent && options.transient === 'refuse') {
-          // The last try failed too: the message goes on without the file, the person is told.
-          refused.push({
-            type: a.type,
-            name: a.name,
-            size: a.size,
-            reason: 'unavailable',
-            message: `"${name}" could not be fetched from the chat service; please send it again`,
-          });
-          continue;
-        }
-        // The platform will not hand the bytes over: the attachment stays as the channel described it.
-        kept.push(settled(a));
+        deps.metrics?.inboundFileFailures.inc({
+          channel: envelope.channel,
+          outcome: err.permanent ? 'permanent' : 'gave_up',
+        });
+        refused.push({
+          type: a.type,
+          ...(a.name === undefined ? {} : { name: a.name }),
+          ...(a.size === undefined ? {} : { size: a.size }),
+          reason: 'unavailable',
+          message: fileUnavailableText(rules.fileUnavailableNotice, name),
+        });
         continue;
       }
       const reason = err.code === 'file_too_large' ? 'too_large' : 'type_refused';

@@ -1,10 +1,11 @@
 import type { BotRegistry } from '../config/bots.ts';
 import type { Envelope } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
 import type { ChannelAdapter } from '../ports.ts';
 import type { Db } from '../store/db.ts';
 import { isEnvelopeRecorded } from '../store/messages.ts';
-import { fetchFailures } from './fetch-attempts.ts';
+import { ATTACHMENT_RETRY_DELAYS_MS, attachmentRetryDelay, fetchFailures } from './fetch-attempts.ts';
 import { AttachmentRetryError, storeInboundAttachments } from './inbound.ts';
 import type { FileStore } from './store.ts';
 
@@ -16,6 +17,9 @@ export interface PendingAttachmentsDeps {
   logger: Logger;
   /** ATTACHMENT_RETRY_ATTEMPTS: how often a message is tried again for a download that may pass. */
   retryAttempts: number;
+  /** ATTACHMENT_RETRY_DELAYS_MS: the wait before each retry (the last one repeats). */
+  retryDelaysMs?: readonly number[];
+  metrics?: Pick<Metrics, 'inboundFileFailures'>;
 }
 
 export const hasPendingAttachments = (envelope: Envelope): boolean =>
@@ -30,10 +34,12 @@ export const hasPendingAttachments = (envelope: Envelope): boolean =>
  * message claimed is swept with the stale uploads).
  *
  * A download that failed for a reason that may pass (the platform's 5xx, a timeout, the
- * connection lost) fails the message: the queue tries it again in its lane, with its backoff,
- * so the session's order holds. The failures are counted in PostgreSQL (any worker may take the
- * retry); after `retryAttempts` retries the message goes on without the file and the person is
- * told. A failure that cannot pass (404, 403, a refused redirect) is not retried.
+ * connection lost) fails the message with a delay hint (`retryDelaysMs`: 1 s, 5 s, 30 s): the
+ * queue tries it again in its lane after that long, so the session's order holds (the session's
+ * later messages wait behind it; other sessions do not). The failures are counted in PostgreSQL
+ * (any worker may take the retry); after `retryAttempts` retries the message goes on without the
+ * file and the person is told. A failure that cannot pass (404, 403, an expired media id, a
+ * refused redirect) is not retried: the person is told at once.
  */
 export function pendingAttachments(deps: PendingAttachmentsDeps) {
   const byChannel = new Map(deps.adapters.map((a) => [a.channel, a]));
@@ -52,6 +58,7 @@ export function pendingAttachments(deps: PendingAttachmentsDeps) {
           files: deps.files,
           rules: (bot, channel) => deps.bots.rules(bot, channel),
           logger: deps.logger,
+          ...(deps.metrics ? { metrics: deps.metrics } : {}),
         },
         envelope,
         (a) => (a.pending ? fetch(a, envelope) : Promise.resolve(undefined)),
@@ -60,13 +67,17 @@ export function pendingAttachments(deps: PendingAttachmentsDeps) {
     } catch (err) {
       if (!(err instanceof AttachmentRetryError)) throw err;
       const failed = await fetchFailures.record(deps.db, envelope.id, err.message);
+      err.retryAfterMs = attachmentRetryDelay(failed, deps.retryDelaysMs ?? ATTACHMENT_RETRY_DELAYS_MS);
       deps.logger.warn({
         event: 'file.inbound_fetch_retry',
         envelopeId: envelope.id,
+        channel: envelope.channel,
         failures: failed,
         retriesLeft: deps.retryAttempts - failed,
+        retryInMs: err.retryAfterMs,
         err: err.message,
       });
+      deps.metrics?.inboundFileFailures.inc({ channel: envelope.channel, outcome: 'retry' });
       throw err;
     }
     // Through at last (with the file, or told without it): the count is done with.

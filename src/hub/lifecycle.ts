@@ -60,6 +60,8 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
           db,
           logger,
           retryAttempts: config.attachmentRetryAttempts,
+          retryDelaysMs: config.attachmentRetryDelaysMs,
+          metrics: services.metrics,
         });
         await queue.consume(async (envelope, info) => {
           const outcome = await turnSpan(envelope, async () =>

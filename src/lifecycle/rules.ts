@@ -7,6 +7,10 @@ const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
 const MEGABYTE = 1024 * 1024;
 
+/** `sessions.fileUnavailableNotice` unless the bot says otherwise; `{name}`: the file's name. */
+export const DEFAULT_FILE_UNAVAILABLE_NOTICE =
+  '"{name}" could not be fetched from the chat service; please send it again';
+
 /** What may differ per channel: a WhatsApp conversation may stay open for a day, a web chat for 30 minutes. */
 const ChannelRulesSchema = z
   .object({
@@ -38,6 +42,12 @@ export const SessionSettingsSchema = z
       .default(
         "You're sending messages faster than I can read them. Please wait a moment and send that again.",
       ),
+    /**
+     * Said when a file the person sent could not be received from the chat service: it is gone
+     * there (404, an expired media id), the bot may not read it (401/403), or the platform kept
+     * failing after the retries. `{name}` is the file's name (or "photo", "voice note", "file").
+     */
+    fileUnavailableNotice: z.string().min(1).max(1000).default(DEFAULT_FILE_UNAVAILABLE_NOTICE),
     /** Latest messages handed to the bot's context (`ctx.history()`). */
     historyMessages: z.number().int().min(0).max(1000).default(50),
     /** Knowledge bases a session may have in use at once (`USE KB`). */
@@ -87,6 +97,8 @@ export interface SessionRules {
   keepMessagesMs: number | null;
   messagesPerMinute: number;
   rateLimitNotice: string;
+  /** With `{name}` in it (see `fileUnavailableText`). */
+  fileUnavailableNotice: string;
   historyMessages: number;
   maxKnowledgeBases: number;
   maxFileBytes: number;
@@ -115,6 +127,7 @@ export function sessionRules(
     messagesPerMinute:
       override.messagesPerMinute ?? settings.messagesPerMinute ?? defaults.rateLimitPerMinute,
     rateLimitNotice: settings.rateLimitNotice,
+    fileUnavailableNotice: settings.fileUnavailableNotice,
     historyMessages: settings.historyMessages,
     maxKnowledgeBases: settings.maxKnowledgeBases,
     maxFileBytes: settings.maxFileBytes,

@@ -9,7 +9,13 @@ import {
   pendingInbox,
   recordInboxAttempt,
 } from '../store/inbox.ts';
-import { backoffDelay, type EnqueueResult, type EnvelopeHandler, type InboundQueue } from './queue.ts';
+import {
+  backoffDelay,
+  type EnqueueResult,
+  type EnvelopeHandler,
+  type InboundQueue,
+  retryDelayHint,
+} from './queue.ts';
 
 export const RETRY_BASE_MS = 200;
 export const RETRY_CAP_MS = 30_000;
@@ -195,7 +201,10 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
         lane.items.shift();
         known.delete(entry.id);
       } else {
-        retryIn = backoffDelay(entry.attempts, options.retryBaseMs ?? RETRY_BASE_MS, RETRY_CAP_MS);
+        // The handler's own hint first (an attachment's retry spacing), else the backoff.
+        retryIn =
+          retryDelayHint(err) ??
+          backoffDelay(entry.attempts, options.retryBaseMs ?? RETRY_BASE_MS, RETRY_CAP_MS);
         logger.warn({
           event: 'queue.envelope_retry',
           envelopeId: entry.envelope.id,

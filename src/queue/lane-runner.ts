@@ -1,7 +1,7 @@
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
-import { backoffDelay } from './queue.ts';
+import { backoffDelay, retryDelayHint } from './queue.ts';
 import type { ClaimedLane, RedisLanes } from './redis-lanes.ts';
 
 /** Items read from a lane at a time; handled one by one, acknowledged together. */
@@ -131,8 +131,10 @@ export class LaneRunner {
       // A stall is a dead worker, not a bad job: never give a lane up for it.
       maxStalledCount: Number.MAX_SAFE_INTEGER,
       settings: {
-        backoffStrategy: (attempts: number) =>
-          backoffDelay(attempts, o.retryBaseMs ?? RETRY_BASE_MS, RETRY_CAP_MS),
+        // A drain's own hint first (an attachment's retry spacing): the job, and with it the
+        // lanes that failed, waits that long in BullMQ's delayed set, holding no worker slot.
+        backoffStrategy: (attempts: number, _type?: string, err?: Error) =>
+          retryDelayHint(err) ?? backoffDelay(attempts, o.retryBaseMs ?? RETRY_BASE_MS, RETRY_CAP_MS),
       },
     });
     this.worker.on('error', (err) =>
@@ -176,8 +178,13 @@ export class LaneRunner {
         }),
       ),
     );
-    const failed = drains.find((d): d is PromiseRejectedResult => d.status === 'rejected');
-    if (failed) throw failed.reason;
+    const failed = drains
+      .filter((d): d is PromiseRejectedResult => d.status === 'rejected')
+      .map((d) => d.reason as unknown);
+    // The retry runs every failed lane of the job again: it waits for the longest hint among
+    // them, so that none is tried sooner than it asked (the others only wait a little longer).
+    if (failed.length > 0)
+      throw failed.reduce((a, b) => ((retryDelayHint(b) ?? -1) > (retryDelayHint(a) ?? -1) ? b : a));
   }
 
   /** Drains one claimed lane, a chunk at a time; releases the claim when the lane is no longer this job's to drain. */

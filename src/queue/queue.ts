@@ -65,3 +65,15 @@ export interface InboundQueue {
 export function backoffDelay(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
   return Math.floor(random() * Math.min(capMs, baseMs * 2 ** attempt));
 }
+
+/**
+ * The delay a handler's error asks for before its envelope is tried again (`retryAfterMs`, set
+ * by the attachment retry: a platform's hiccup needs seconds, not the queue's backoff of a few
+ * hundred milliseconds). Undefined: the queue's own backoff. The lane waits that long (its
+ * order holds); other lanes go on.
+ */
+export function retryDelayHint(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const ms = (err as { retryAfterMs?: unknown }).retryAfterMs;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}

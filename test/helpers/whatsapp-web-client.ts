@@ -25,6 +25,8 @@ export class LocalWebClient extends EventEmitter implements WebClient {
   }[] = [];
   /** Media downloads the adapter asked for (`message.downloadMedia()`), by message id. */
   readonly downloads: string[] = [];
+  /** Every `downloadMedia()` call, failed ones too, by message id. */
+  readonly downloadAttempts: string[] = [];
   initialized = false;
   destroyed = false;
   private n = 0;
@@ -97,9 +99,24 @@ export class LocalWebClient extends EventEmitter implements WebClient {
    * A person sends a file, as the library reports it: `hasMedia`, the type in `type`, the caption
    * in `body`, the announced type, name and size in `_data`, and `downloadMedia()` for the bytes.
    */
-  receiveMedia(from: string, media: WebMedia, kind: string, caption = ''): string {
+  receiveMedia(
+    from: string,
+    media: WebMedia,
+    kind: string,
+    caption = '',
+    options: {
+      /**
+       * What download number `attempt` (1 for the first) does instead of handing the media over:
+       * an Error is thrown (the page failed), null resolves with nothing (as the library does for
+       * media it cannot download now); undefined: the media comes.
+       */
+      fail?: (attempt: number) => Error | null | undefined;
+    } = {},
+  ): string {
     const id = `false_${from}_${Math.random().toString(16).slice(2)}`;
     const downloads = this.downloads;
+    const attempts = this.downloadAttempts;
+    let attempt = 0;
     this.emit('message', {
       id: { _serialized: id, fromMe: false },
       from,
@@ -114,6 +131,10 @@ export class LocalWebClient extends EventEmitter implements WebClient {
         ...(media.filesize ? { size: media.filesize } : {}),
       },
       async downloadMedia() {
+        attempts.push(id);
+        const failure = options.fail?.(++attempt);
+        if (failure === null) return undefined;
+        if (failure) throw failure;
         downloads.push(id);
         return media;
       },

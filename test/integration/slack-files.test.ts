@@ -130,7 +130,7 @@ describe('Slack: files and Block Kit cards', () => {
     expect(await query('SELECT 1 FROM files WHERE name IN ($1, $2)', ['scan.pdf', 'cat.png'])).toEqual([]);
   });
 
-  it('the bot token never goes to a host other than Slack’s: such a file stays described, not fetched', async () => {
+  it('the bot token never goes to a host other than Slack’s: such a file is not fetched, and the person is told at once', async () => {
     const p = person();
     await share(p, {
       name: 'elsewhere.pdf',
@@ -140,6 +140,9 @@ describe('Slack: files and Block Kit cards', () => {
     await until(
       () => texts(p.dm),
       (t) => t.includes('You said: Here is the invoice'),
+    );
+    expect(texts(p.dm)).toContain(
+      '"elsewhere.pdf" could not be fetched from the chat service; please send it again',
     );
     expect(await query('SELECT 1 FROM files WHERE name = $1', ['elsewhere.pdf'])).toEqual([]);
   });

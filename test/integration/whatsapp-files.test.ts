@@ -15,6 +15,9 @@ const ACCESS_TOKEN = 'EAAJB-files-token';
 const NUMBER = '106540352242922';
 const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
 const MB = 1024 * 1024;
+/** The waits before the attachment retries (ATTACHMENT_RETRY_DELAYS_MS), short for the test and told apart. */
+const RETRY_DELAYS_MS = [30, 60, 90];
+const UNAVAILABLE = '"photo" could not be fetched from the chat service; please send it again';
 
 /** Files and cards over the WhatsApp Cloud API, against a local Graph API (media ids, downloads, uploads). */
 describe('WhatsApp Cloud: files and cards', () => {
@@ -32,7 +35,7 @@ describe('WhatsApp Cloud: files and cards', () => {
       appSecret: APP_SECRET,
     });
     running = await startTestHub(
-      { configDir: path.join(REPO_ROOT, 'test/fixtures/files') },
+      { configDir: path.join(REPO_ROOT, 'test/fixtures/files'), attachmentRetryDelaysMs: RETRY_DELAYS_MS },
       { adapters: [adapter], logger: log.logger },
     );
   });
@@ -114,6 +117,11 @@ describe('WhatsApp Cloud: files and cards', () => {
     );
   const logged = (event: string, envelopeId: string) =>
     log.lines.filter((l) => l.event === event && l.envelopeId === envelopeId);
+  /** `switchboard_inbound_file_failures_total` for WhatsApp and one outcome. */
+  const failureCount = async (outcome: string) =>
+    (await running.hub.metrics.inboundFileFailures.get()).values.find(
+      (v) => v.labels.channel === 'whatsapp' && v.labels.outcome === outcome,
+    )?.value ?? 0;
 
   it('a download the media host fails twice (503) is tried again in the lane: stored once, one turn, one answer', async () => {
     const from = person();
@@ -137,6 +145,8 @@ describe('WhatsApp Cloud: files and cards', () => {
     const envelopeId = rows[0]!.envelope_id!;
     expect(logged('file.inbound_fetch_retry', envelopeId)).toHaveLength(2);
     expect(logged('file.inbound_unavailable', envelopeId)).toHaveLength(0);
+    // The queue waited as the attachment retry asked (1st, 2nd delay), not its own backoff.
+    expect(logged('queue.envelope_retry', envelopeId).map((l) => l.retryInMs)).toEqual([30, 60]);
     expect(await query('SELECT 1 FROM files WHERE size = $1', [photo.length])).toHaveLength(1);
     expect(
       await query('SELECT 1 FROM attachment_fetch_failures WHERE envelope_id = $1', [envelopeId]),
@@ -159,15 +169,13 @@ describe('WhatsApp Cloud: files and cards', () => {
     const retries = running.hub.config.attachmentRetryAttempts;
     expect(retries).toBe(3);
     expect(graph.downloadAttempts.filter((id) => id === '900000000005')).toHaveLength(1 + retries);
-    expect(texts(from).sort()).toEqual([
-      '"photo" could not be fetched from the chat service; please send it again',
-      'Send me a file.',
-      'You said: Taj Mahal',
-    ]);
+    expect(texts(from).sort()).toEqual([UNAVAILABLE, 'Send me a file.', 'You said: Taj Mahal']);
     const rows = await rowsOf(from);
     expect(rows.filter((r) => r.role === 'user')).toHaveLength(1);
     const envelopeId = rows[0]!.envelope_id!;
     expect(logged('file.inbound_fetch_retry', envelopeId)).toHaveLength(retries);
+    expect(logged('queue.envelope_retry', envelopeId).map((l) => l.retryInMs)).toEqual(RETRY_DELAYS_MS);
+    expect(await failureCount('gave_up')).toBeGreaterThanOrEqual(1);
     expect(logged('file.inbound_unavailable', envelopeId)).toEqual([
       expect.objectContaining({ permanent: false, err: expect.stringContaining('500') }),
     ]);
@@ -176,10 +184,11 @@ describe('WhatsApp Cloud: files and cards', () => {
     ).toEqual([]);
   });
 
-  it('a download refused for good (404) is not tried again: the message goes on at once', async () => {
+  it('a download refused for good (404) is not tried again: the person is told at once, the bot runs on', async () => {
     const from = person();
     graph.addMedia('900000000006', Buffer.concat([KETTLE, Buffer.from(`gone-${from}`)]), 'image/png');
     graph.failDownloads('900000000006', Number.POSITIVE_INFINITY, 404);
+    const before = await failureCount('permanent');
     const webhook = cloudMessage(doc.imageMessage, from, 1, (m) => {
       m.image.id = '900000000006';
     });
@@ -190,8 +199,31 @@ describe('WhatsApp Cloud: files and cards', () => {
     );
     await settled(running.hub);
     expect(graph.downloadAttempts.filter((id) => id === '900000000006')).toHaveLength(1);
+    expect(texts(from).sort()).toEqual([UNAVAILABLE, 'Send me a file.', 'You said: Taj Mahal']);
     const rows = await rowsOf(from);
     const envelopeId = rows[0]!.envelope_id!;
+    expect(logged('file.inbound_fetch_retry', envelopeId)).toHaveLength(0);
+    expect(logged('queue.envelope_retry', envelopeId)).toHaveLength(0);
+    expect(logged('file.inbound_unavailable', envelopeId)).toEqual([
+      expect.objectContaining({ permanent: true, channel: 'whatsapp' }),
+    ]);
+    expect(await failureCount('permanent')).toBe(before + 1);
+  });
+
+  it('a media id the Graph API no longer knows (expired) is told at once: no download, no retry', async () => {
+    const from = person();
+    const webhook = cloudMessage(doc.imageMessage, from, 1, (m) => {
+      m.image.id = '900000000099';
+    });
+    expect((await post(webhook)).status).toBe(200);
+    await until(
+      () => texts(from),
+      (t) => t.some((x) => x.startsWith('You said')),
+    );
+    await settled(running.hub);
+    expect(graph.downloadAttempts).not.toContain('900000000099');
+    expect(texts(from).sort()).toEqual([UNAVAILABLE, 'Send me a file.', 'You said: Taj Mahal']);
+    const envelopeId = (await rowsOf(from))[0]!.envelope_id!;
     expect(logged('file.inbound_fetch_retry', envelopeId)).toHaveLength(0);
     expect(logged('file.inbound_unavailable', envelopeId)).toEqual([
       expect.objectContaining({ permanent: true }),

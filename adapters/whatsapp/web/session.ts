@@ -1,7 +1,13 @@
 import QRCode from 'qrcode';
 import type { Bus } from '../../../src/bus/bus.ts';
 import type { EnvelopeInput } from '../../../src/envelope.ts';
-import { type InboundFilesDeps, storeInboundAttachments } from '../../../src/files/inbound.ts';
+import { ATTACHMENT_RETRY_DELAYS_MS, attachmentRetryDelay } from '../../../src/files/fetch-attempts.ts';
+import { AttachmentFetchError } from '../../../src/files/fetch-failure.ts';
+import {
+  AttachmentRetryError,
+  type InboundFilesDeps,
+  storeInboundAttachments,
+} from '../../../src/files/inbound.ts';
 import { tooLarge } from '../../../src/files/store.ts';
 import type { Logger } from '../../../src/logger.ts';
 import type { Ingress } from '../../../src/ports.ts';
@@ -21,6 +27,11 @@ const SENT_MEMORY = 10_000;
 const ACCEPT_ATTEMPTS = 5;
 const ACCEPT_RETRY_MS = 200;
 const LID_CACHE_SIZE = 10_000;
+/**
+ * Longest wait for one `downloadMedia()` (the browser fetches and decrypts the whole file): past
+ * it the try counts as failed for now, and the chat's later messages are not held behind it.
+ */
+export const MEDIA_DOWNLOAD_TIMEOUT_MS = 60_000;
 
 class FileGoneError extends Error {
   override name = 'FileGoneError';
@@ -49,6 +60,11 @@ export interface WebSessionDeps {
   files?: InboundFilesDeps;
   /** The numbered choices replies offered: a number typed in answer becomes the choice's value. */
   choices?: NumberedChoices;
+  /**
+   * A download that failed for now: tried again `attempts` times (ATTACHMENT_RETRY_ATTEMPTS),
+   * after `delaysMs` (ATTACHMENT_RETRY_DELAYS_MS, the last repeating). Absent: 3, 1 s/5 s/30 s.
+   */
+  fileRetry?: { attempts: number; delaysMs: readonly number[] };
 }
 
 const ACK_STATUS: Record<number, DeliveryStatus | undefined> = {
@@ -74,6 +90,8 @@ export class WebSession {
   private readonly sent = new Map<string, string>();
   private readonly inFlight = new Map<string, Promise<string>>();
   private readonly lidToPhone = new Map<string, string>();
+  /** The last message of each chat still being handled: the next one waits for it (order). */
+  private readonly chats = new Map<string, Promise<void>>();
 
   constructor(private readonly d: WebSessionDeps) {}
 
@@ -150,7 +168,7 @@ export class WebSession {
       this.d.logger.info({ event: 'whatsapp.web_ready' });
     });
     client.on('message', (message) => {
-      if (mine()) void this.onMessage(client, message);
+      if (mine()) this.inChatOrder(message.from, () => this.onMessage(client, message));
     });
     client.on('message_ack', (message, ack) => {
       const status = ACK_STATUS[ack];
@@ -196,6 +214,24 @@ export class WebSession {
     } catch (err) {
       this.d.logger.warn({ event: 'whatsapp.web_qr_draw_failed', err: (err as Error).message });
     }
+  }
+
+  /**
+   * Runs a chat's messages one after the other, as they arrived: a file being downloaded (or
+   * waiting for its retry) holds back the text sent after it, so the session sees them in order.
+   * Other chats go on. The wait is bounded: the download's tries and the delays between them.
+   */
+  private inChatOrder(chat: string, task: () => Promise<void>): void {
+    const previous = this.chats.get(chat) ?? Promise.resolve();
+    const next = previous
+      .then(task)
+      .catch((err: unknown) =>
+        this.d.logger.error({ event: 'whatsapp.web_message_failed', err: (err as Error).message }),
+      );
+    this.chats.set(chat, next);
+    void next.finally(() => {
+      if (this.chats.get(chat) === next) this.chats.delete(chat);
+    });
   }
 
   private async onMessage(client: WebClient, message: WebMessage): Promise<void> {
@@ -251,6 +287,13 @@ export class WebSession {
    * A photo, voice note or document a person sent: `downloadMedia()` (the library hands over the
    * whole file, base64), sniffed and stored within the bot's limits. A file WhatsApp announces as
    * larger than the limit is refused without downloading it.
+   *
+   * The library never redelivers a message, and only this process holds the client that can
+   * fetch the bytes: a download that failed for now (the library threw, timed out, or handed
+   * nothing over: media still being fetched or re-uploaded) is tried again here, after
+   * `fileRetry.delaysMs`, as the queue does for the other channels. When the tries run out, or
+   * the failure cannot pass (a 404 or 403 the library reports), the message goes on without the
+   * file and the person is told (`refusedAttachments`, the bot's `fileUnavailableNotice`).
    */
   private async storeMedia(
     message: WebMessage,
@@ -258,20 +301,47 @@ export class WebSession {
     files: InboundFilesDeps,
   ): Promise<EnvelopeInput> {
     const { maxFileBytes } = files.rules(envelope.bot, envelope.channel);
-    try {
-      return await storeInboundAttachments(files, envelope, async (a) => {
-        if (a.size !== undefined && a.size > maxFileBytes) throw tooLarge(a.name ?? 'the file', maxFileBytes);
-        const media = await message.downloadMedia?.();
-        if (!media) return undefined;
-        return {
-          body: [Buffer.from(media.data, 'base64')],
-          ...(media.filename ? { name: media.filename } : {}),
-        };
-      });
-    } catch (err) {
-      // The file store is down: the message still goes on, its attachment as WhatsApp described it.
-      this.d.logger.warn({ event: 'whatsapp.web_media_failed', err: (err as Error).message });
-      return envelope;
+    const retry = this.d.fileRetry ?? { attempts: 3, delaysMs: ATTACHMENT_RETRY_DELAYS_MS };
+    const download = message.downloadMedia?.bind(message);
+    const source = async (a: { size?: number; name?: string }) => {
+      if (a.size !== undefined && a.size > maxFileBytes) throw tooLarge(a.name ?? 'the file', maxFileBytes);
+      if (!download) return undefined;
+      const media = await withTimeout(download(), MEDIA_DOWNLOAD_TIMEOUT_MS);
+      if (!media)
+        throw new AttachmentFetchError('WhatsApp Web handed no media over (not downloadable now)', {
+          permanent: false,
+        });
+      return {
+        body: [Buffer.from(media.data, 'base64')],
+        ...(media.filename ? { name: media.filename } : {}),
+      };
+    };
+    for (let failures = 0; ; ) {
+      try {
+        return await storeInboundAttachments(files, envelope, source, {
+          transient: failures >= retry.attempts ? 'refuse' : 'retry',
+        });
+      } catch (err) {
+        if (err instanceof AttachmentRetryError) {
+          failures++;
+          const inMs = attachmentRetryDelay(failures, retry.delaysMs);
+          this.d.logger.warn({
+            event: 'file.inbound_fetch_retry',
+            envelopeId: envelope.id,
+            channel: envelope.channel,
+            failures,
+            retriesLeft: retry.attempts - failures,
+            retryInMs: inMs,
+            err: err.message,
+          });
+          files.metrics?.inboundFileFailures.inc({ channel: envelope.channel, outcome: 'retry' });
+          await new Promise((r) => setTimeout(r, inMs).unref());
+          continue;
+        }
+        // The file store is down: the message still goes on, its attachment as WhatsApp described it.
+        this.d.logger.warn({ event: 'whatsapp.web_media_failed', err: (err as Error).message });
+        return envelope;
+      }
     }
   }
 
@@ -356,4 +426,17 @@ export class WebSession {
     void sending.finally(() => this.inFlight.delete(request.key)).catch(() => undefined);
     return sending;
   }
+}
+
+class DownloadTimeoutError extends Error {
+  override name = 'DownloadTimeoutError';
+}
+
+/** The promise, or a DownloadTimeoutError (a failure that may pass) after `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DownloadTimeoutError(`downloadMedia() took over ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
