@@ -23,14 +23,14 @@ export interface ReceivedSpan {
  */
 export async function startOtlpReceiver() {
   const spans: ReceivedSpan[] = [];
-  const requests: { path: string; contentType: string }[] = [];
+  const requests: { path: string; contentType: string; headers: IncomingMessage['headers'] }[] = [];
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
     const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
-    requests.push({ path: req.url ?? '', contentType });
+    requests.push({ path: req.url ?? '', contentType, headers: req.headers });
     if (req.method !== 'POST' || req.url !== '/v1/traces') {
       res.writeHead(404).end();
       return;
