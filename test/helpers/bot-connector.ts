@@ -41,6 +41,8 @@ export async function startBotConnector() {
   const fileRequests: { id: string; authorization: string | undefined; status: number }[] = [];
   /** Hosted files whose bytes wait for a release (a slow download), and the downloads waiting. */
   const held = new Map<string, Promise<void>>();
+  /** Hosted files whose downloads fail for now: how many more times, with which status. */
+  const failingFiles = new Map<string, { left: number; status: number }>();
   const waiting: string[] = [];
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -57,9 +59,20 @@ export async function startBotConnector() {
       const authorization = req.headers.authorization;
       // Teams-hosted files answer only with the bot's token (401 as the real service does without it).
       const allowed = f.authorize ? f.authorize(authorization) : true;
-      fileRequests.push({ id: hosted[1]!, authorization, status: allowed ? 200 : 401 });
+      const failure = allowed ? failingFiles.get(hosted[1]!) : undefined;
+      const failing = failure !== undefined && failure.left > 0;
+      fileRequests.push({
+        id: hosted[1]!,
+        authorization,
+        status: !allowed ? 401 : failing ? failure.status : 200,
+      });
       if (!allowed) {
         send({ status: 401, body: { message: 'Authorization has been denied for this request.' } });
+        return;
+      }
+      if (failing) {
+        failure.left--;
+        send({ status: failure.status, body: { message: 'The attachment service is having a moment.' } });
         return;
       }
       const gate = held.get(hosted[1]!);
@@ -127,6 +140,10 @@ export async function startBotConnector() {
       files.set(id, { bytes, type, ...options });
     },
     fileRequests,
+    /** The next `times` downloads of hosted file `id` answer `status` (Infinity: every one). */
+    failFile(id: string, times: number, status = 503) {
+      failingFiles.set(id, { left: times, status });
+    },
     waiting,
     /** Holds the bytes of hosted file `id` back until the returned function is called. */
     hold(id: string): () => void {

@@ -48,6 +48,10 @@ export async function startSlackWebApi(token: string) {
   const users = new Map<string, string>();
   /** Files people shared, served at `url_private_download` (`/files-pri/...`) to the bot token. */
   const hosted = new Map<string, { bytes: Buffer; type: string }>();
+  /** Hosted files whose downloads fail for now: how many more times, with which status. */
+  const failingFiles = new Map<string, { left: number; status: number }>();
+  /** Every download of a hosted file tried (failed ones too), by path. */
+  const fileRequests: string[] = [];
   /** Uploads through `files.getUploadURLExternal`: Slack file id → what arrived at its upload URL. */
   const uploads = new Map<
     string,
@@ -137,6 +141,13 @@ export async function startSlackWebApi(token: string) {
     const path = (req.url ?? '').split('?')[0]!;
     if (req.method === 'GET' && path.startsWith('/files-pri/')) {
       const file = hosted.get(path);
+      fileRequests.push(path);
+      const failure = failingFiles.get(path);
+      if (file && failure && failure.left > 0) {
+        failure.left--;
+        res.writeHead(failure.status, { 'content-type': 'text/plain' });
+        return res.end('files.slack.com is having a moment');
+      }
       // Without the bot token Slack answers its sign-in page, with 200.
       if (!file || req.headers.authorization !== `Bearer ${token}`) {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -207,6 +218,15 @@ export async function startSlackWebApi(token: string) {
       const path = `/files-pri/T123ABC456-F${++serial}/download/${encodeURIComponent(name)}`;
       hosted.set(path, { bytes, type });
       return `${base}${path}`;
+    },
+    /** The next `times` downloads of the file at `url` (as hostFile gave it) answer `status` (Infinity: every one). */
+    failFile(url: string, times: number, status = 503) {
+      failingFiles.set(new URL(url).pathname, { left: times, status });
+    },
+    /** Downloads of the file at `url` tried so far, failed ones included. */
+    fileAttempts(url: string) {
+      const wanted = new URL(url).pathname;
+      return fileRequests.filter((p) => p === wanted).length;
     },
     /** Answers the next call that `when` picks with `answer` (once). */
     script(when: (call: WebApiCall) => boolean, answer: WebApiAnswer) {

@@ -33,7 +33,12 @@ describe('Slack: files and Block Kit cards', () => {
       SLACK_BOT: 'gallery',
     })!;
     running = await startTestHub(
-      { configDir: path.join(REPO_ROOT, 'test/fixtures/files'), publicUrl: PUBLIC_URL },
+      // The attachment retry's waits, short for the test (ATTACHMENT_RETRY_DELAYS_MS).
+      {
+        configDir: path.join(REPO_ROOT, 'test/fixtures/files'),
+        publicUrl: PUBLIC_URL,
+        attachmentRetryDelaysMs: [10, 20, 30],
+      },
       { adapters: [createSlackAdapter(config)] },
     );
   });
@@ -145,6 +150,35 @@ describe('Slack: files and Block Kit cards', () => {
       '"elsewhere.pdf" could not be fetched from the chat service; please send it again',
     );
     expect(await query('SELECT 1 FROM files WHERE name = $1', ['elsewhere.pdf'])).toEqual([]);
+  });
+
+  it('a download Slack fails for now (503 twice) is tried again; then the file arrives, stored once', async () => {
+    const p = person();
+    const photo = Buffer.concat([KETTLE, Buffer.from(`slack-flaky-${p.user}`)]);
+    const url = api.hostFile('flaky.png', photo, 'image/png');
+    api.failFile(url, 2, 503);
+    await share(p, { name: 'flaky.png', url, size: photo.length });
+    await until(
+      () => texts(p.dm),
+      (t) => t.includes(`Got flaky.png (image/png, ${photo.length} bytes)`),
+    );
+    expect(api.fileAttempts(url)).toBe(3);
+    expect(await query('SELECT 1 FROM files WHERE size = $1', [photo.length])).toHaveLength(1);
+  });
+
+  it('a download Slack fails every time (500) is tried 1 + ATTACHMENT_RETRY_ATTEMPTS times, then the person is told', async () => {
+    const p = person();
+    const url = api.hostFile('down.png', Buffer.concat([KETTLE, Buffer.from(`down-${p.user}`)]), 'image/png');
+    api.failFile(url, Number.POSITIVE_INFINITY, 500);
+    await share(p, { name: 'down.png', url, size: KETTLE.length + 20 });
+    await until(
+      () => texts(p.dm),
+      (t) => t.includes('You said: Here is the invoice'),
+    );
+    expect(texts(p.dm)).toContain(
+      '"down.png" could not be fetched from the chat service; please send it again',
+    );
+    expect(api.fileAttempts(url)).toBe(1 + running.hub.config.attachmentRetryAttempts);
   });
 
   it('SHOW IMAGE: getUploadURLExternal, the bytes to the upload URL, completeUploadExternal in the conversation', async () => {

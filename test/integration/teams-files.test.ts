@@ -5,6 +5,7 @@ import { createTeamsAdapter, loadTeamsConfig } from '../../adapters/teams/index.
 import * as doc from '../fixtures/teams/activities.ts';
 import { type BotConnector, startBotConnector } from '../helpers/bot-connector.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
 
 const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
@@ -31,7 +32,8 @@ describe('Teams: files and cards', () => {
     connector = await startBotConnector();
     const config = loadTeamsConfig({ TEAMS_ENABLED: 'true', TEAMS_BOT: 'gallery' }, '127.0.0.1')!;
     running = await startTestHub(
-      { configDir: path.join(REPO_ROOT, 'test/fixtures/files') },
+      // The attachment retry's waits, short for the test (ATTACHMENT_RETRY_DELAYS_MS).
+      { configDir: path.join(REPO_ROOT, 'test/fixtures/files'), attachmentRetryDelaysMs: [10, 20, 30] },
       { adapters: [createTeamsAdapter(config)] },
     );
   });
@@ -87,6 +89,64 @@ describe('Teams: files and cards', () => {
       () => connector.delivered(first.conversation.id),
       (r) => r.some((x) => x.body.text === `Got held.png (image/png, ${KETTLE.length} bytes)`),
     );
+  });
+
+  /** An activity with `text` carrying hosted file `id` as `name`. */
+  const withFile = (text: string, id: string, name: string) => {
+    const activity = fresh(doc.personalMessage, text);
+    activity.attachments = [
+      {
+        contentType: 'image/png',
+        contentUrl: new URL(`v3/attachments/${id}/views/original`, connector.url).href,
+        name,
+      },
+    ];
+    return activity;
+  };
+  const textsIn = (conversation: string) =>
+    connector.delivered(conversation).map((r) => r.body.text as string | undefined);
+  const downloadsOf = (id: string) => connector.fileRequests.filter((r) => r.id === id).map((r) => r.status);
+  const unavailable = (name: string) =>
+    `"${name}" could not be fetched from the chat service; please send it again`;
+
+  it('a download the connector fails for now (503 twice) is tried again; then the file arrives', async () => {
+    const bytes = Buffer.concat([KETTLE, Buffer.from('teams-flaky')]);
+    connector.addFile('att-flaky', bytes, 'image/png');
+    connector.failFile('att-flaky', 2, 503);
+    const activity = withFile('flaky', 'att-flaky', 'flaky.png');
+    await post(activity);
+    await until(
+      () => textsIn(activity.conversation.id),
+      (t) => t.includes(`Got flaky.png (image/png, ${bytes.length} bytes)`),
+    );
+    expect(downloadsOf('att-flaky')).toEqual([503, 503, 200]);
+    expect(textsIn(activity.conversation.id)).not.toContain(unavailable('flaky.png'));
+  });
+
+  it('a download that fails every time (500) is tried 1 + ATTACHMENT_RETRY_ATTEMPTS times, then the person is told', async () => {
+    connector.addFile('att-down', KETTLE, 'image/png');
+    connector.failFile('att-down', Number.POSITIVE_INFINITY, 500);
+    const activity = withFile('down', 'att-down', 'down.png');
+    await post(activity);
+    await until(
+      () => textsIn(activity.conversation.id),
+      (t) => t.includes(unavailable('down.png')),
+    );
+    await settled(running.hub);
+    expect(downloadsOf('att-down')).toHaveLength(1 + running.hub.config.attachmentRetryAttempts);
+  });
+
+  it('a file the connector no longer has (404) is told at once, with no retry', async () => {
+    connector.addFile('att-gone', KETTLE, 'image/png');
+    connector.failFile('att-gone', Number.POSITIVE_INFINITY, 404);
+    const activity = withFile('gone', 'att-gone', 'gone.png');
+    await post(activity);
+    await until(
+      () => textsIn(activity.conversation.id),
+      (t) => t.includes(unavailable('gone.png')),
+    );
+    await settled(running.hub);
+    expect(downloadsOf('att-gone')).toEqual([404]);
   });
 
   it('SHOW IMAGE reaches the Bot Connector as an image attachment whose link serves the bytes', async () => {

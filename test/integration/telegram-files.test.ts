@@ -6,7 +6,8 @@ import { FileStore } from '../../src/files/store.ts';
 import * as doc from '../fixtures/telegram/updates.ts';
 import { pdfBytes } from '../helpers/files.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { startTelegramBotApi, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { settled } from '../helpers/settled.ts';
+import { botApiError, startTelegramBotApi, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
 import { until } from '../helpers/until.ts';
 
 const TOKEN = '7100000002:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDfiles';
@@ -34,7 +35,8 @@ describe('Telegram: files and inline keyboards', () => {
       TELEGRAM_BOT: 'gallery',
     })!;
     running = await startTestHub(
-      { configDir: path.join(REPO_ROOT, 'test/fixtures/files') },
+      // The attachment retry's waits, short for the test (ATTACHMENT_RETRY_DELAYS_MS).
+      { configDir: path.join(REPO_ROOT, 'test/fixtures/files'), attachmentRetryDelaysMs: [10, 20, 30] },
       {
         adapters: [createTelegramAdapter(config)],
         logger: (await import('pino')).default({ level: 'warn' }) as never,
@@ -237,5 +239,60 @@ describe('Telegram: files and inline keyboards', () => {
       () => texts(chat),
       (t) => t.includes(`You said: ${LONG_VALUE}`),
     );
+  });
+
+  const getFiles = (fileId: string) =>
+    api.calls.filter((c) => c.method === 'getFile' && c.body.file_id === fileId).length;
+  const unavailable = (name: string) =>
+    `"${name}" could not be fetched from the chat service; please send it again`;
+
+  it('getFile failing for now (502, then 429) is tried again after the attachment delays; then the file arrives', async () => {
+    const chat = person();
+    const pdf = pdfBytes(20_000, `flaky-${chat}`);
+    const fileId = `F${chat}x${updates + 1}`;
+    api.script((c) => c.method === 'getFile' && c.body.file_id === fileId, botApiError(502, 'Bad Gateway'));
+    api.script(
+      (c) => c.method === 'getFile' && c.body.file_id === fileId,
+      botApiError(429, 'Too Many Requests: retry after 1'),
+    );
+    await send(chat, doc.documentMessage, 'document', pdf, 'flaky.pdf');
+    await until(
+      () => texts(chat),
+      (t) => t.includes(`Got flaky.pdf (application/pdf, ${pdf.length} bytes)`),
+    );
+    expect(getFiles(fileId)).toBe(3);
+    expect(texts(chat)).not.toContain(unavailable('flaky.pdf'));
+  });
+
+  it('getFile failing every time (502): tried 1 + ATTACHMENT_RETRY_ATTEMPTS times, then the person is told', async () => {
+    const chat = person();
+    const fileId = `F${chat}x${updates + 1}`;
+    const tries = 1 + running.hub.config.attachmentRetryAttempts;
+    for (let i = 0; i < tries; i++)
+      api.script((c) => c.method === 'getFile' && c.body.file_id === fileId, botApiError(502, 'Bad Gateway'));
+    await send(chat, doc.documentMessage, 'document', pdfBytes(20_000, `down-${chat}`), 'down.pdf');
+    await until(
+      () => texts(chat),
+      (t) => t.includes(unavailable('down.pdf')),
+    );
+    await settled(running.hub);
+    expect(getFiles(fileId)).toBe(tries);
+    expect(texts(chat).filter((t) => t === unavailable('down.pdf'))).toHaveLength(1);
+  });
+
+  it('a file id Telegram does not know (400) is told at once, with no retry', async () => {
+    const chat = person();
+    const update = doc.variant(doc.documentMessage, { updateId: chat + ++updates, userId: chat });
+    const fileId = `F${chat}x${updates}-unknown`;
+    update.message.document.file_id = fileId;
+    update.message.document.file_name = 'gone.pdf';
+    update.message.document.file_size = 1000;
+    expect((await deliver(update)).status).toBe(200);
+    await until(
+      () => texts(chat),
+      (t) => t.includes(unavailable('gone.pdf')),
+    );
+    await settled(running.hub);
+    expect(getFiles(fileId)).toBe(1);
   });
 });
