@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -118,6 +119,34 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
 }
 
 /**
+ * The SDK's AsyncLocalStorage context manager, but for one call: the batch span processor runs
+ * each export inside a context that only suppresses tracing (so that an instrumented HTTP client
+ * does not trace the exporter's own requests), and on Node 20 the first `AsyncLocalStorage.run`
+ * switches its promise hook on for good: every promise of the process pays from then on (4–5×
+ * the CPU of a bare loop of awaits), in a process that may have no other reason to (a gateway
+ * fed without HTTP, the bench's). Nothing in the hub instruments its HTTP clients, so such a call,
+ * made where no context is active, runs its function as it is.
+ */
+export async function exportContextManager() {
+  const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+  const { ROOT_CONTEXT, trace } = await import('@opentelemetry/api');
+  const { isTracingSuppressed } = await import('@opentelemetry/core');
+  class ExportContextManager extends AsyncLocalStorageContextManager {
+    override with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(
+      context: Context,
+      fn: F,
+      thisArg?: ThisParameterType<F>,
+      ...args: A
+    ): ReturnType<F> {
+      if (isTracingSuppressed(context) && !trace.getSpan(context) && this.active() === ROOT_CONTEXT)
+        return fn.apply(thisArg, args);
+      return super.with(context, fn, thisArg, ...args);
+    }
+  }
+  return new ExportContextManager();
+}
+
+/**
  * The OTLP/HTTP protobuf span exporter: the OpenTelemetry exporter's own transport and settings
  * (the `OTEL_EXPORTER_OTLP_*` headers, timeout, compression; retries, concurrency), built as
  * `@opentelemetry/exporter-trace-otlp-proto` builds it, with the request encoded by
@@ -180,10 +209,10 @@ export async function startSdk(options: {
     sampler: samplerFromEnv(env),
     spanProcessors: [new BatchSpanProcessor(exporter, batchConfig(env))],
   });
-  // An AsyncLocalStorage context manager and the W3C trace context propagator. (A context manager
-  // on bare V8 promise hooks was tried instead: cheaper on a loop of awaits, but the bench's
-  // workers spent more CPU per message with it than with this one; README "Tracing".)
-  provider.register();
+  // An AsyncLocalStorage context manager (see exportContextManager) and the W3C trace context
+  // propagator. (A context manager on bare V8 promise hooks was tried instead: cheaper on a loop
+  // of awaits, but the bench's workers spent more CPU per message with it; README "Tracing".)
+  provider.register({ contextManager: await exportContextManager() });
   if (options.onProblem) {
     const { diag, DiagLogLevel } = await import('@opentelemetry/api');
     const say =

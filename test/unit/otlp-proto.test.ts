@@ -1,5 +1,5 @@
-import { context, propagation, type Span, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { context, propagation, ROOT_CONTEXT, type Span, trace } from '@opentelemetry/api';
+import { suppressTracing, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -10,7 +10,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeTraceRequest } from '../../src/telemetry/otlp-proto.ts';
-import { startSdk } from '../../src/telemetry/sdk.ts';
+import { exportContextManager, startSdk } from '../../src/telemetry/sdk.ts';
 import { startOtlpReceiver } from '../helpers/otlp-receiver.ts';
 
 /** A provider of its own (not registered): its spans, finished, for the encoders. */
@@ -230,6 +230,36 @@ describe('OTLP/protobuf encoding of spans (src/telemetry/otlp-proto.ts)', () => 
       context.disable();
       propagation.disable();
       await receiver.close();
+    }
+  });
+
+  it("the span processor's export (tracing suppressed, nothing active) does not switch AsyncLocalStorage on", async () => {
+    const manager = (await exportContextManager()).enable();
+    try {
+      const als = (manager as unknown as { _asyncLocalStorage: { enabled?: boolean } })._asyncLocalStorage;
+      // What BatchSpanProcessor does around each export: runs as it is.
+      expect(manager.with(suppressTracing(manager.active()), () => manager.active())).toBe(ROOT_CONTEXT);
+      // Node 20–22: the flag that, once set, puts a hook on every promise of the process.
+      if ('enabled' in als) expect(als.enabled).toBe(false);
+      // A context with a span is made active as before, and so is anything inside it.
+      const span = trace.wrapSpanContext({
+        traceId: '0af7651916cd43dd8448eb211c80319c',
+        spanId: 'b7ad6b7169203331',
+        traceFlags: 1,
+      });
+      const active = trace.setSpan(ROOT_CONTEXT, span);
+      const inner = manager.with(active, () => {
+        const suppressed = suppressTracing(manager.active());
+        return {
+          outer: manager.active(),
+          inner: manager.with(suppressed, () => manager.active()),
+          suppressed,
+        };
+      });
+      expect(inner.outer).toBe(active);
+      expect(inner.inner).toBe(inner.suppressed);
+    } finally {
+      manager.disable();
     }
   });
 });
