@@ -22,12 +22,45 @@ export interface PostgresOptions {
   logger: Logger;
   /** Runs on every new connection, e.g. `SET search_path` for a test schema. */
   onConnect?: string;
+  /** A connection attempt's, or a wait in the pool's queue's, limit (default CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs?: number;
+  /** The limit of waiting for a pool whose connections are all busy (default BUSY_POOL_WAIT_MS). */
+  busyPoolWaitMs?: number;
 }
 
 /** "cached plan must not change result type" (feature_not_supported). */
 const PLAN_CHANGED = '0A000';
 
-function wrap(client: pg.PoolClient | pg.Pool): Queryable {
+/** How long a pool's connection attempt, or a wait in its queue, may take before it fails. */
+const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * How long a caller waits in all for a connection when every connection of the pool is open
+ * and checked out. A burst (300 sessions opened at once against 10 connections) queues longer
+ * than CONNECT_TIMEOUT_MS on a loaded machine; that is the database being busy, not away, and
+ * answering 503 to it would turn a burst into errors.
+ */
+const BUSY_POOL_WAIT_MS = 60_000;
+const POOL_WAIT_TIMEOUT = 'timeout exceeded when trying to connect';
+
+/**
+ * A connection from the pool: fails fast while the server is away (no connection opens), waits
+ * on while the pool is full of connections in use.
+ */
+async function checkout(pool: pg.Pool, poolSize: number, busyWaitMs: number): Promise<pg.PoolClient> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await pool.connect();
+    } catch (err) {
+      const busy = pool.totalCount >= poolSize;
+      const waited = Date.now() - started;
+      if (!busy || waited >= busyWaitMs || (err as Error).message !== POOL_WAIT_TIMEOUT) throw err;
+    }
+  }
+}
+
+function wrap(client: pg.PoolClient | (() => Promise<pg.PoolClient>)): Queryable {
+  if (typeof client === 'function') return wrapPool(client);
   return {
     async query<Row>(
       sql: string | PreparedStatement,
@@ -53,12 +86,33 @@ function wrap(client: pg.PoolClient | pg.Pool): Queryable {
   };
 }
 
+/** Each query on a connection of its own for its duration, like `pool.query`. */
+function wrapPool(connect: () => Promise<pg.PoolClient>): Queryable {
+  const run = async <T>(work: (q: Queryable) => Promise<T>): Promise<T> => {
+    const client = await connect();
+    let broken: Error | undefined;
+    try {
+      return await work(wrap(client));
+    } catch (err) {
+      // A connection that failed is thrown away; one that answered with an SQL error is fine.
+      if (isTransient(err)) broken = err as Error;
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  };
+  return {
+    query: (sql, params) => run((q) => q.query(sql, params)),
+    exec: (sql) => run((q) => q.exec(sql)),
+  };
+}
+
 export function openPostgres(options: PostgresOptions): Db {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
     // Fail fast while the server is away, so readiness reports it and callers can retry.
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
   });
   // A client losing its connection emits 'error': the pool listens while the client is idle,
@@ -72,13 +126,15 @@ export function openPostgres(options: PostgresOptions): Db {
         .catch((err: Error) => options.logger.error({ event: 'db.on_connect_failed', err: err.message }));
     }
   });
-  const queryable = wrap(pool);
+  const busyWaitMs = options.busyPoolWaitMs ?? BUSY_POOL_WAIT_MS;
+  const connect = () => checkout(pool, options.poolSize, busyWaitMs);
+  const queryable = wrap(connect);
   return {
     kind: 'postgres',
     query: queryable.query,
     exec: queryable.exec,
     async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
+      const client = await connect();
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
@@ -95,7 +151,7 @@ export function openPostgres(options: PostgresOptions): Db {
       }
     },
     async holdLock(key: number) {
-      const client = await pool.connect();
+      const client = await connect();
       try {
         const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
         if (rows[0]?.ok) {

@@ -147,11 +147,11 @@ describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
     const from = '+10000000010';
     channel.failNext(new SendError('rate limited', { retryable: true, retryAfterMs: 30 }), 1);
     await running.hub.ingress.accept(wa(from, 1, 'hello'));
-    await until(
-      async () =>
-        (await statuses(from)).every((r) => r.delivery_status === 'sent') &&
-        (await statuses(from)).length === 2,
-    );
+    // One read for both conditions: two reads could see the greeting alone sent, then both rows.
+    await until(async () => {
+      const now = await statuses(from);
+      return now.length === 2 && now.every((r) => r.delivery_status === 'sent');
+    });
     const rows = await statuses(from);
     const sessionId = (
       await running.hub.db.query<{ id: string }>('SELECT id FROM sessions WHERE native_key = $1', [from])

@@ -1,0 +1,69 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/store/db.ts';
+import { openPostgres } from '../../src/store/postgres.ts';
+import { silentLogger } from '../helpers/database.ts';
+import { TEST_DATABASE_URL } from '../setup/services.ts';
+
+const CONNECT_TIMEOUT_MS = 200;
+
+describe('PostgreSQL pool: busy is not away', () => {
+  const opened: Db[] = [];
+  const open = (url: string, busyPoolWaitMs?: number) => {
+    const db = openPostgres({
+      url,
+      poolSize: 1,
+      logger: silentLogger,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      ...(busyPoolWaitMs === undefined ? {} : { busyPoolWaitMs }),
+    });
+    opened.push(db);
+    return db;
+  };
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((db) => db.close()));
+  });
+
+  it('waits past the connect timeout for a connection that is in use, and gets it', async () => {
+    const db = open(TEST_DATABASE_URL);
+    let released = false;
+    // Holds the pool's only connection for several connect timeouts.
+    const holder = db.transaction(async (tx) => {
+      await tx.query('SELECT pg_sleep(1)');
+      released = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    const started = Date.now();
+    const { rows } = await db.query<{ n: number }>('SELECT 1 AS n');
+    expect(rows[0]!.n).toBe(1);
+    expect(released).toBe(true);
+    expect(Date.now() - started).toBeGreaterThan(CONNECT_TIMEOUT_MS);
+    await holder;
+  });
+
+  it('still gives up on a busy pool after busyPoolWaitMs', async () => {
+    const db = open(TEST_DATABASE_URL, CONNECT_TIMEOUT_MS * 2);
+    const holder = db.transaction((tx) => tx.query('SELECT pg_sleep(2)'));
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(db.query('SELECT 1')).rejects.toThrow(/timeout exceeded when trying to connect/);
+    await holder;
+  });
+
+  it('keeps the connection after an SQL error (only a broken connection is thrown away)', async () => {
+    const db = open(TEST_DATABASE_URL);
+    const pid = async () => (await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    const before = await pid();
+    await expect(db.query('SELECT 1/0')).rejects.toThrow(/division by zero/);
+    expect(await pid()).toBe(before);
+  });
+
+  it('fails fast while the server is away', async () => {
+    // A port that accepts nothing: a listener closed at once.
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const db = open(`postgres://postgres@127.0.0.1:${port}/postgres`);
+    await expect(db.query('SELECT 1')).rejects.toThrow(/ECONNREFUSED/);
+  });
+});
