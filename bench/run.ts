@@ -485,6 +485,8 @@ async function runDistributed(
       CONFIG_DIR: path.join(REPO, 'config'),
     };
     if (process.env.QUEUE_CONCURRENCY) env.QUEUE_CONCURRENCY = process.env.QUEUE_CONCURRENCY;
+    // DB_ANALYZE_SECONDS=0: the hub's own ANALYZE of stale tables off (src/store/analyze.ts), for A/B.
+    if (process.env.DB_ANALYZE_SECONDS) env.DB_ANALYZE_SECONDS = process.env.DB_ANALYZE_SECONDS;
     if (otlpEndpoint) {
       env.OTEL_EXPORTER_OTLP_ENDPOINT = otlpEndpoint;
       // The standard variables of this environment (a sampler, batch sizes) and the hub's own

@@ -64,6 +64,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['bot', 'channel'] as const,
       registers: [registry],
     }),
+    tablesAnalyzed: new Counter({
+      name: 'switchboard_db_tables_analyzed_total',
+      help: 'ANALYZE runs the hub made on tables whose planner statistics were stale (DB_ANALYZE_SECONDS)',
+      labelNames: ['table'] as const,
+      registers: [registry],
+    }),
     queueDepth: new Gauge({
       name: 'switchboard_queue_depth',
       help: 'Envelopes accepted and not yet handled (this process, or the shared queue)',

@@ -79,6 +79,13 @@ export const EnvSchema = z.object({
   /** How often workers end sessions that have been idle longer than their bot allows. */
   IDLE_SWEEP_SECONDS: int(60, 1),
   /**
+   * How often a worker looks for tables whose planner statistics are stale and analyses them
+   * where autovacuum does not (src/store/analyze.ts); 0 turns it off.
+   */
+  DB_ANALYZE_SECONDS: int(10, 0),
+  /** A table is analysed by the hub at most once in this many seconds (or after anyone else analysed it). */
+  DB_ANALYZE_MIN_INTERVAL_SECONDS: int(60, 1),
+  /**
    * Broadcasts: the highest pace per channel, messages per second, as `channel=rate` pairs
    * (`whatsapp=200,email=5`). A channel not named keeps the cap its adapter declares.
    */
@@ -191,6 +198,9 @@ export interface HubConfig {
   schedulerPollMs: number;
   queueRetryBaseMs: number;
   idleSweepIntervalMs: number;
+  /** 0: the hub never analyses tables. */
+  dbAnalyzeIntervalMs: number;
+  dbAnalyzeMinIntervalMs: number;
   /** Event webhooks (see `src/webhooks/`). */
   webhookTimeoutMs: number;
   webhookPollMs: number;
@@ -261,6 +271,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     schedulerPollMs: e.SCHEDULER_POLL_MS,
     queueRetryBaseMs: e.QUEUE_RETRY_BASE_MS,
     idleSweepIntervalMs: e.IDLE_SWEEP_SECONDS * 1000,
+    dbAnalyzeIntervalMs: e.DB_ANALYZE_SECONDS * 1000,
+    dbAnalyzeMinIntervalMs: e.DB_ANALYZE_MIN_INTERVAL_SECONDS * 1000,
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_SECONDS * 1000,
     webhookPollMs: e.WEBHOOK_POLL_MS,
     webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,

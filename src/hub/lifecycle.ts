@@ -3,6 +3,7 @@ import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { pendingAttachments } from '../files/pending.ts';
 import { IDLE_SWEEP_JOB } from '../lifecycle/idle-sweep.ts';
+import { ANALYZE_JOB } from '../store/analyze.ts';
 import { pruneInbox } from '../store/inbox.ts';
 import { turnSpan } from '../telemetry/envelope-spans.ts';
 import type { HubServices } from './services.ts';
@@ -86,6 +87,8 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
           firstDelayMs: Math.min(EXPIRY_FIRST_RUN_MS, config.expiryIntervalMs),
         });
         await scheduler.repeat(IDLE_SWEEP_JOB, IDLE_SWEEP_JOB, config.idleSweepIntervalMs);
+        if (config.dbAnalyzeIntervalMs > 0)
+          await scheduler.repeat(ANALYZE_JOB, ANALYZE_JOB, config.dbAnalyzeIntervalMs);
         await services.handoffJobs.startJobs();
         await scheduler.start();
         webhooks.start();

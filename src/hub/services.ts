@@ -31,6 +31,7 @@ import { createMetrics, type Metrics } from '../metrics.ts';
 import { BroadcastService } from '../outbound/broadcasts.ts';
 import { OutboundService } from '../outbound/service.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from '../ports.ts';
+import { ANALYZE_JOB, analyzeStaleTables } from '../store/analyze.ts';
 import type { Db } from '../store/db.ts';
 import { applyPlatformStatus } from '../store/messages.ts';
 import { migrate } from '../store/migrate.ts';
@@ -214,6 +215,15 @@ export async function createServices(options: {
     });
     scheduler.handle(IDLE_SWEEP_JOB, async () => {
       await sweepIdleSessions({ db, bots, ingress, logger });
+    });
+    // One worker at a time (a repeating job): see src/store/analyze.ts. A schedule left from a
+    // start with DB_ANALYZE_SECONDS set runs on, and does nothing once it is 0.
+    scheduler.handle(ANALYZE_JOB, async () => {
+      if (config.dbAnalyzeIntervalMs === 0) return;
+      for (const t of await analyzeStaleTables(db, { minIntervalMs: config.dbAnalyzeMinIntervalMs })) {
+        metrics.tablesAnalyzed.inc({ table: t.table });
+        logger.info({ event: 'db.analyzed', ...t });
+      }
     });
     const webhooks = createEventWebhooks({ db, scheduler, logger, bots, config });
 
