@@ -21,6 +21,21 @@ import {
 /** Most turns in one statement; more wait for the next round. */
 export const MAX_BATCH_TURNS = 256;
 
+/**
+ * Most history rows (messages: each turn's inbound row, replies and notes, its held turns' too)
+ * in one statement; the turns that would pass it wait for the next round. A lane's held turns
+ * ride in one write, so 256 turns were once 2,740 messages and a 350–735 ms statement that every
+ * turn in it waited for. A write larger than the cap goes in a statement of its own.
+ */
+export const MAX_BATCH_MESSAGES = 1024;
+
+/** The history rows a write adds (see MAX_BATCH_MESSAGES). */
+function messagesOf(write: TurnWrite): number {
+  let n = 1 + write.replies.length + (write.notes?.length ?? 0);
+  if (write.chained) for (const c of write.chained) n += 1 + c.replies.length + (c.notes?.length ?? 0);
+  return n;
+}
+
 interface Pending {
   write: TurnWrite;
   /** The committing turn's context (tracing on): a commit of this turn alone is its child. */
@@ -136,6 +151,7 @@ export class GroupCommitter {
     const rest: Pending[] = [];
     const sessions = new Set<string>(this.busySessions);
     const memoryKeys = new Set<string>(this.busyKeys);
+    let messages = 0;
     for (const [i, p] of this.pending.entries()) {
       // A turn that commits alone while batches are in flight waits for them, and the turns
       // handed in after it wait with it (else a steady load would keep it waiting forever).
@@ -146,9 +162,11 @@ export class GroupCommitter {
       const keys = memoryKeysOf(p.write);
       // A turn that makes its session a user, writes sub-sessions or opens or closes a handoff commits alone (see commitsAlone).
       const alone = commitsAlone(p.write) || (batch[0] !== undefined && commitsAlone(batch[0].write));
+      const size = messagesOf(p.write);
       if (
         (alone && batch.length > 0) ||
         batch.length >= MAX_BATCH_TURNS ||
+        (batch.length > 0 && messages + size > MAX_BATCH_MESSAGES) ||
         sessions.has(p.write.sessionId) ||
         keys.some((k) => memoryKeys.has(k))
       ) {
@@ -158,6 +176,7 @@ export class GroupCommitter {
         continue;
       }
       batch.push(p);
+      messages += size;
       sessions.add(p.write.sessionId);
       for (const k of keys) memoryKeys.add(k);
     }

@@ -380,9 +380,12 @@ export function isUniqueViolation(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: string }).code === '23505';
 }
 
-const COMMIT_TURN_BATCH = prepared(
-  'commit_turn_batch',
-  `WITH t AS (
+/**
+ * The group commit's statement: the turns' state (a turn whose state moved or whose envelope is
+ * recorded is left out), their history, their sessions. Parameters: $1 the turns, $2 their
+ * history rows.
+ */
+const BATCH_CORE = `WITH t AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
          i int, session_id uuid, expected bigint, envelope_id text, variables jsonb, context jsonb, kbs jsonb,
          tools jsonb, suggestions jsonb, dialog jsonb, summary jsonb, handoff jsonb, last_seq bigint, count_delta int, reply_to jsonb,
@@ -414,8 +417,13 @@ const COMMIT_TURN_BATCH = prepared(
          end_reason = COALESCE(s.end_reason, ok.end_reason)
        FROM ok WHERE s.id = ok.session_id
        RETURNING 1
-     ),
-     kids AS (
+     )`;
+
+/**
+ * What fewer turns write, in the same statement: the children of a session that ends, bot and
+ * user memory, events. Parameters $3 memory, $4 events, $5 user memory.
+ */
+const BATCH_EXTRAS = `kids AS (
        UPDATE sessions c SET ended_at = ok.at, end_reason = '${PARENT_ENDED_REASON}'
        FROM ok WHERE ok.end_reason IS NOT NULL AND c.parent_id = ok.session_id AND c.ended_at IS NULL
        RETURNING 1
@@ -441,7 +449,23 @@ const COMMIT_TURN_BATCH = prepared(
        SELECT ok.session_id, e.bot, e.channel, e.type, e.data, ok.at
        FROM jsonb_to_recordset($4::jsonb) AS e(i int, bot text, channel text, type text, data jsonb) JOIN ok ON ok.i = e.i
        RETURNING 1
-     )
+     )`;
+
+const COMMIT_TURN_BATCH = prepared(
+  'commit_turn_batch',
+  `${BATCH_CORE},
+     ${BATCH_EXTRAS}
+     SELECT i FROM ok`,
+);
+
+/**
+ * The same for a batch that ends no session and writes no memory and no events (most batches):
+ * without the four parts that would write nothing, whose start-up (each opens its table and its
+ * indexes) and empty parameters every statement paid.
+ */
+const COMMIT_TURN_BATCH_PLAIN = prepared(
+  'commit_turn_batch_plain',
+  `${BATCH_CORE}
      SELECT i FROM ok`,
 );
 
@@ -546,13 +570,14 @@ export async function commitTurnBatch(db: Db, turns: readonly TurnWrite[]): Prom
   const events = turns.flatMap((t, i) =>
     t.events.map((e) => ({ i, bot: t.bot, channel: t.channel, type: e.type, data: e.data ?? {} })),
   );
-  const { rows: committed } = await db.query<{ i: number }>(COMMIT_TURN_BATCH, [
-    json(rows),
-    json(messages),
-    json(memory),
-    json(events),
-    json(userMemory),
-  ]);
+  const plain =
+    memory.length === 0 && events.length === 0 && userMemory.length === 0 && turns.every((t) => !t.end);
+  const { rows: committed } = await db.query<{ i: number }>(
+    plain ? COMMIT_TURN_BATCH_PLAIN : COMMIT_TURN_BATCH,
+    plain
+      ? [json(rows), json(messages)]
+      : [json(rows), json(messages), json(memory), json(events), json(userMemory)],
+  );
   const results: TurnCommitResult[] = turns.map(() => 'conflict');
   for (const { i } of committed) results[i] = 'committed';
   const missed = turns.filter((_, i) => results[i] !== 'committed').map((t) => t.inbound.envelopeId);

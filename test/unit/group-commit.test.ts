@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GroupCommitter, MAX_BATCHES_IN_FLIGHT } from '../../src/engine/group-commit.ts';
+import { GroupCommitter, MAX_BATCH_MESSAGES, MAX_BATCHES_IN_FLIGHT } from '../../src/engine/group-commit.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Db } from '../../src/store/db.ts';
 import type { TurnWrite } from '../../src/store/turns.ts';
@@ -8,7 +8,7 @@ const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** A database whose statements stay open until the test finishes them; each commits every turn. */
 function heldDb() {
-  const open: { sessions: string[]; finish: () => void }[] = [];
+  const open: { sessions: string[]; messages: number; finish: () => void }[] = [];
   const db = {
     kind: 'postgres',
     query: (_sql: string, params: unknown[]) => {
@@ -16,6 +16,7 @@ function heldDb() {
       return new Promise((resolve) => {
         open.push({
           sessions: rows.map((r) => r.session_id),
+          messages: (JSON.parse(String(params[1])) as unknown[]).length,
           finish: () => resolve({ rows: rows.map((r) => ({ i: r.i })), rowCount: rows.length }),
         });
       });
@@ -85,5 +86,29 @@ describe('GroupCommitter', () => {
     await Promise.all(all);
     expect(done.indexOf('a@1')).toBeLessThan(done.indexOf('a@2'));
     expect(done).toHaveLength(2 + 1 + MAX_BATCHES_IN_FLIGHT + 1);
+  });
+
+  it("caps a statement's messages: a lane's held turns count, each with its replies", async () => {
+    const { db, open } = heldDb();
+    const committer = new GroupCommitter(db, createLogger('silent'));
+    // Each write: 10 turns of a lane, each a person's message and one reply (20 history rows).
+    const held = (session: string): TurnWrite => {
+      const reply = { seq: 2, content: 'ok', payload: {}, deliveryStatus: 'queued' as const };
+      const turn = { at: new Date(), inbound: write(session).inbound, replies: [reply] };
+      return { ...write(session), replies: [reply], chained: Array.from({ length: 9 }, () => turn) };
+    };
+    const writes = Math.ceil((2 * MAX_BATCH_MESSAGES) / 20) + 1;
+    // One statement in flight first, so that the rest are handed in together and wait for room.
+    const first = committer.commit(write('first'));
+    await tick();
+    const all = Array.from({ length: writes }, (_, i) => committer.commit(held(`s${i}`)));
+    await tick();
+    const statements = open.slice(1);
+    expect(statements.length).toBeGreaterThanOrEqual(3);
+    for (const s of statements) expect(s.messages).toBeLessThanOrEqual(MAX_BATCH_MESSAGES);
+    expect(statements[0]!.messages).toBe(Math.floor(MAX_BATCH_MESSAGES / 20) * 20);
+    expect(statements.reduce((n, s) => n + s.sessions.length, 0)).toBe(writes);
+    for (const s of open) s.finish();
+    await Promise.all([first, ...all]);
   });
 });
