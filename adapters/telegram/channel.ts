@@ -1,6 +1,7 @@
 import { InvalidIdentityError } from '../../src/channels/declaration.ts';
 import type { ChannelPlugin } from '../../src/channels/plugin.ts';
 import { telegramRequested } from './config.ts';
+import { eraseTelegramOf } from './erase.ts';
 import { TEXT_MAX } from './outbound.ts';
 
 /** A Telegram id (a chat id, which for a private chat is the person's user id): an integer. */
@@ -23,6 +24,8 @@ export const telegram: ChannelPlugin = {
     delivery: 'sender',
     limits: { textLength: TEXT_MAX, messagesPerSecond: 30 },
     renders: { suggestions: true, cards: true, files: true, typing: true, streaming: false },
+    // No tables of its own: what erasing a person removes from its keyed store (long button values).
+    storage: { erase: eraseTelegramOf },
   },
   enabled: telegramRequested,
   async loadAdapter({ env }) {

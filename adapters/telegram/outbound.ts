@@ -24,6 +24,12 @@ export const CALLBACK_DATA_MAX = 64;
 export const CALLBACK_KEY_PREFIX = 'sb:';
 /** The adapter store's key of a long button value: `callback:<key>`. */
 export const CALLBACK_VALUE_KEY = 'callback:';
+/**
+ * A long button value is kept this long at most (and no longer than its session: it goes when
+ * the session ends or is removed, an erasure included). A press after that is told the button
+ * has expired.
+ */
+export const CALLBACK_VALUE_TTL_MS = 7 * 86_400_000;
 /** Images sent with `sendPhoto` (shown inline); every other file is a document. */
 const PHOTO_TYPES = new Set(['image/png', 'image/jpeg', 'image/webp']);
 
@@ -53,16 +59,27 @@ export interface SendFileCall extends Omit<SendMessageCall, 'text'> {
 
 export type TelegramCall = ({ method: 'sendMessage' } & SendMessageCall) | SendFileCall;
 
-/** The key a long button value is stored under; its `callback_data` is `sb:<key>`. */
-export function callbackKey(value: string): string {
-  return createHash('sha256').update(value).digest('base64url').slice(0, 32);
+/** A button value too long for `callback_data`, and the key its button carries instead. */
+export interface LongValue {
+  key: string;
+  value: string;
 }
 
-/** A value button's `callback_data`: the value itself when it fits, else a stored key (`long`). */
-export function callbackData(value: string): { data: string; long: boolean } {
+/**
+ * The key a long button value is stored under; its `callback_data` is `sb:<key>`. Each session
+ * (`scope`) has keys of its own, so that its values go with it (an erasure's, the end's) and
+ * never with another person's.
+ */
+export function callbackKey(value: string, scope: string): string {
+  return createHash('sha256').update(scope).update('\n').update(value).digest('base64url').slice(0, 32);
+}
+
+/** A value button's `callback_data`: the value itself when it fits, else a stored key (`key`). */
+export function callbackData(value: string, scope: string): { data: string; key?: string } {
   if (Buffer.byteLength(value) <= CALLBACK_DATA_MAX && !value.startsWith(CALLBACK_KEY_PREFIX))
-    return { data: value, long: false };
-  return { data: `${CALLBACK_KEY_PREFIX}${callbackKey(value)}`, long: true };
+    return { data: value };
+  const key = callbackKey(value, scope);
+  return { data: `${CALLBACK_KEY_PREFIX}${key}`, key };
 }
 
 /**
@@ -70,12 +87,14 @@ export function callbackData(value: string): { data: string; long: boolean } {
  * carries files and a short text, the text as the first file's caption — then the files
  * (`sendPhoto` for pictures, `sendDocument` otherwise), then each card as a message of its own
  * with an inline keyboard (a picture card as a photo with the card as caption). `longValues` are
- * the button values too long for `callback_data`, to be stored before the cards go.
+ * the button values too long for `callback_data` and their keys (in `scope`, the session's id),
+ * to be stored before the cards go.
  */
 export function planCalls(
   reply: OutboundReply,
   to: TelegramReplyTo,
-): { calls: TelegramCall[]; longValues: string[]; droppedAttachments: number } {
+  scope: string,
+): { calls: TelegramCall[]; longValues: LongValue[]; droppedAttachments: number } {
   const cards = payloadCards(reply.payload.cards);
   const files: SendFileCall['file'][] = [];
   let dropped = 0;
@@ -125,9 +144,9 @@ export function planCalls(
       ...(i === 0 && caption !== undefined ? { caption } : {}),
     });
   });
-  const longValues: string[] = [];
+  const longValues: LongValue[] = [];
   for (const card of cards) {
-    const keyboard = inlineKeyboard(card, longValues);
+    const keyboard = inlineKeyboard(card, scope, longValues);
     const text = [card.title, card.text].filter(Boolean).join('\n\n');
     const markup = keyboard.length > 0 ? { reply_markup: { inline_keyboard: keyboard } } : {};
     if (card.image && text.length <= CAPTION_MAX) {
@@ -152,11 +171,11 @@ export function planCalls(
 }
 
 /** A card's buttons, one per row: a value button answers with `callback_data`, a link opens `url`. */
-function inlineKeyboard(card: Card, longValues: string[]): InlineButton[][] {
+function inlineKeyboard(card: Card, scope: string, longValues: LongValue[]): InlineButton[][] {
   return card.buttons.map((b) => {
     if (isLinkButton(b)) return [{ text: b.title, url: b.url }];
-    const { data, long } = callbackData(b.value);
-    if (long) longValues.push(b.value);
+    const { data, key } = callbackData(b.value, scope);
+    if (key !== undefined) longValues.push({ key, value: b.value });
     return [{ text: b.title, callback_data: data }];
   });
 }

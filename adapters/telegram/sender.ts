@@ -6,7 +6,7 @@ import type { Logger } from '../../src/logger.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
 import { type BotApi, botApiFailure } from './bot-api.ts';
 import { toSendError } from './errors.ts';
-import { CALLBACK_VALUE_KEY, callbackKey, planCalls, type TelegramCall } from './outbound.ts';
+import { CALLBACK_VALUE_KEY, CALLBACK_VALUE_TTL_MS, planCalls, type TelegramCall } from './outbound.ts';
 import { TelegramReplyToSchema } from './reply-to.ts';
 
 /** Replies half-sent (some pieces out) that this process remembers, so a retry sends only the rest. */
@@ -52,10 +52,14 @@ export class TelegramSender {
     const outcomes: SendOutcome[] = [];
     for (const reply of batch.replies) {
       const key = `${batch.session.id}:${reply.seq}`;
-      const plan = planCalls(reply, to);
-      // A button value longer than callback_data's 64 bytes goes as a key; the value is kept first.
-      for (const value of plan.longValues)
-        await this.media?.store.set(`${CALLBACK_VALUE_KEY}${callbackKey(value)}`, value);
+      const plan = planCalls(reply, to, batch.session.id);
+      // A button value longer than callback_data's 64 bytes goes as a key; the value is kept first,
+      // as the session's (it goes with the session: its end, its removal, an erasure).
+      for (const { key: valueKey, value } of plan.longValues)
+        await this.media?.store.set(`${CALLBACK_VALUE_KEY}${valueKey}`, value, {
+          sessionId: batch.session.id,
+          ttlMs: CALLBACK_VALUE_TTL_MS,
+        });
       if (plan.droppedAttachments > 0)
         this.logger.warn({
           event: 'telegram.reply_trimmed',

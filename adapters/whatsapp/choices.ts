@@ -29,7 +29,8 @@ export function choicesKey(bot: string, nativeKey: string): string {
  * buttons could be sent): a later message that is only a number ("2") answers with the value of
  * that choice, as pressing a button would. Kept in the channel's own store under a hash of the
  * session key, replaced by every reply (a reply without numbered choices clears them), so a
- * number always refers to the latest reply.
+ * number always refers to the latest reply. The record names the session that offered them and
+ * lives a day at most: it goes when that session ends or is removed (`AdapterStore.set`).
  */
 export class NumberedChoices {
   constructor(
@@ -42,11 +43,19 @@ export class NumberedChoices {
   }
 
   /** After a reply went out: what its numbers mean (nothing: the numbers of earlier replies no longer count). */
-  async offered(bot: string, nativeKey: string, choices: readonly Choice[], now = new Date()): Promise<void> {
-    const key = this.key(bot, nativeKey);
+  async offered(
+    session: { id: string; bot: string; nativeKey: string },
+    choices: readonly Choice[],
+    now = new Date(),
+  ): Promise<void> {
+    const key = this.key(session.bot, session.nativeKey);
     try {
       if (choices.length === 0) await this.store.delete(key);
-      else await this.store.set(key, { choices: [...choices], at: now.toISOString() } satisfies Remembered);
+      else
+        await this.store.set(key, { choices: [...choices], at: now.toISOString() } satisfies Remembered, {
+          sessionId: session.id,
+          ttlMs: CHOICES_TTL_MS,
+        });
     } catch (err) {
       // A lost record only means a typed number stays a number.
       this.logger.warn({ event: 'whatsapp.choices_failed', err: (err as Error).message });

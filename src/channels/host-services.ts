@@ -74,16 +74,29 @@ export function createDeliveredThrough(db: Db) {
   };
 }
 
+/** What a stored value belongs to, and how long it may live. */
+export interface StoredValueOptions {
+  /**
+   * The session it was stored for: it goes with the session (removed with it: expiry, erasure;
+   * and once the session has ended, by the next expiry run), so an erasure reaches it.
+   */
+  sessionId?: string;
+  /** Not read after this long, and then removed by the expiry job. */
+  ttlMs?: number;
+}
+
 /**
  * An adapter's own storage: a small keyed store (JSON values under keys of its own, table
  * `channel_values`) and SQL on the tables its own migrations made (`ChannelStorage`). Never the
- * core's tables: those are reached through the other host services.
+ * core's tables: those are reached through the other host services. A value about a person
+ * names its session (`sessionId`), or has an age bound (`ttlMs`), or both: one with neither is
+ * kept until the adapter deletes it.
  */
 export interface AdapterStore extends ChannelQueryable {
-  /** The value stored under `key`, or undefined. */
+  /** The value stored under `key`, or undefined (never stored, deleted, or past its `ttlMs`). */
   get<T = unknown>(key: string): Promise<T | undefined>;
-  /** Stores a JSON value under `key` (replacing what was there). */
-  set(key: string, value: unknown): Promise<void>;
+  /** Stores a JSON value under `key` (replacing what was there, with its session and age bound). */
+  set(key: string, value: unknown, options?: StoredValueOptions): Promise<void>;
   delete(key: string): Promise<void>;
 }
 
@@ -92,16 +105,19 @@ export function createAdapterStore(db: Db, channel: Channel): AdapterStore {
     query: (sql, params) => db.query(sql, params),
     async get<T>(key: string) {
       const { rows } = await db.query<{ value: T }>(
-        'SELECT value FROM channel_values WHERE channel = $1 AND key = $2',
+        `SELECT value FROM channel_values WHERE channel = $1 AND key = $2
+           AND (expires_at IS NULL OR expires_at > now())`,
         [channel, key],
       );
       return rows[0]?.value;
     },
-    async set(key, value) {
+    async set(key, value, options = {}) {
       await db.query(
-        `INSERT INTO channel_values (channel, key, value) VALUES ($1, $2, $3::jsonb)
-         ON CONFLICT (channel, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
-        [channel, key, JSON.stringify(value)],
+        `INSERT INTO channel_values (channel, key, value, session_id, expires_at)
+         VALUES ($1, $2, $3::jsonb, $4, now() + $5::double precision * interval '1 millisecond')
+         ON CONFLICT (channel, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(),
+           session_id = EXCLUDED.session_id, expires_at = EXCLUDED.expires_at`,
+        [channel, key, JSON.stringify(value), options.sessionId ?? null, options.ttlMs ?? null],
       );
     },
     async delete(key) {

@@ -62,7 +62,16 @@ export async function runExpiry(deps: ExpiryDeps, now = new Date()): Promise<Exp
     const messages = await deleteOldMessages(deps, now);
     const users = await deleteOrphanUsers(deps.db);
     const files = await deleteOldFiles(deps, now);
-    deps.logger.info({ event: 'expiry.done', sessions, messages, users, files, ms: Date.now() - started });
+    const channelValues = await pruneChannelValues(deps.db, now);
+    deps.logger.info({
+      event: 'expiry.done',
+      sessions,
+      messages,
+      users,
+      files,
+      channelValues,
+      ms: Date.now() - started,
+    });
     return { ran: true, sessions, messages, users };
   } finally {
     await release();
@@ -205,4 +214,26 @@ async function deleteOldFiles(deps: ExpiryDeps, now: Date): Promise<number> {
     [stale],
   );
   return total + rowCount;
+}
+
+/**
+ * What channels keep in their keyed store (`channel_values`: WhatsApp's numbered choices,
+ * Telegram's long button values, …) past its age bound, or for a session that has ended. A
+ * removed session's values went with it (cascade).
+ */
+async function pruneChannelValues(db: Db, now: Date): Promise<number> {
+  let total = 0;
+  for (const sql of [
+    `DELETE FROM channel_values WHERE ctid IN (
+       SELECT ctid FROM channel_values WHERE expires_at <= $1 LIMIT $2)`,
+    `DELETE FROM channel_values WHERE ctid IN (
+       SELECT v.ctid FROM channel_values v JOIN sessions s ON s.id = v.session_id
+       WHERE s.ended_at IS NOT NULL AND s.ended_at <= $1 LIMIT $2)`,
+  ])
+    for (;;) {
+      const { rowCount } = await db.query(sql, [now, EXPIRY_BATCH_ROWS]);
+      total += rowCount;
+      if (rowCount < EXPIRY_BATCH_ROWS) break;
+    }
+  return total;
 }

@@ -47,15 +47,17 @@ async function sessionsOfUser(tx: Queryable, userId: string): Promise<ErasedSess
 /**
  * What the channels keep in their own tables about these sessions (mail with addresses, subjects
  * and attachment bytes, …): each channel's `storage.erase`, given the sessions and the envelopes
- * they received.
+ * they received: those that became messages, and those still waiting in the inbox of their lanes
+ * (a mail the channel recorded, not yet processed, names its envelope and nothing else of ours).
  */
 async function eraseChannelRows(tx: Queryable, sessions: ErasedSession[]): Promise<void> {
   const hooks = channels.all().flatMap((d) => (d.storage?.erase ? [d.storage.erase] : []));
   if (hooks.length === 0) return;
   const sessionIds = sessions.map((s) => s.id);
   const { rows } = await tx.query<{ envelope_id: string }>(
-    'SELECT DISTINCT envelope_id FROM messages WHERE session_id = ANY($1::uuid[]) AND envelope_id IS NOT NULL',
-    [sessionIds],
+    `SELECT envelope_id FROM messages WHERE session_id = ANY($1::uuid[]) AND envelope_id IS NOT NULL
+     UNION SELECT envelope_id FROM inbox WHERE lane = ANY($2::text[])`,
+    [sessionIds, sessions.map(laneOf)],
   );
   const envelopeIds = rows.map((r) => r.envelope_id);
   for (const erase of hooks) await erase(tx, { sessionIds, sessions, envelopeIds });

@@ -176,6 +176,18 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
         `whatsapp:inbox-${randomUUID()}`,
         lane,
       ]);
+    // A mail of Ana's the email channel recorded whose envelope still waits in the inbox (not yet
+    // a message): the record names only the envelope, and her address in what a reply needs.
+    const queuedMail = `email:queued-${randomUUID()}`;
+    await db().query(`INSERT INTO inbox (envelope_id, lane, envelope) VALUES ($1, $2, '{}'::jsonb)`, [
+      queuedMail,
+      anaLanes[2]!,
+    ]);
+    await db().query(
+      `INSERT INTO email_messages (message_id, direction, thread, envelope_id, reply_to)
+       VALUES ('queued-1@example.com', 'in', '<root-1@example.com>', $1, $2::jsonb)`,
+      [queuedMail, JSON.stringify({ to: ANA_MAIL, subject: 'Re: a mail' })],
+    );
     // What the web gateway's limiter and a dead letter would leave in Redis.
     const limiter = createRedisRateLimiter(redis, { prefix });
     await limiter.hit(sessionMessagesKey(`default|api|${apiSession.session_id}`), 10, 60_000);
@@ -235,6 +247,7 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
       ['SELECT 1 FROM session_events WHERE session_id = ANY($1::uuid[])', [anaSessions]],
       ['SELECT 1 FROM inbox WHERE lane = ANY($1::text[])', [anaLanes]],
       ['SELECT 1 FROM email_messages WHERE session_id = ANY($1::uuid[])', [anaSessions]],
+      ['SELECT 1 FROM email_messages WHERE envelope_id = $1', [queuedMail]],
       ['SELECT 1 FROM files WHERE id = $1 OR session_id = ANY($2::uuid[])', [anaAttachment.id, anaSessions]],
       ['SELECT 1 FROM file_blobs WHERE sha256 = $1', [anaAttachment.sha256]],
     ] as const)

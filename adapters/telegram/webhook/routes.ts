@@ -11,6 +11,8 @@ import { NotATelegramUpdateError, type ParsedUpdate, parseUpdate } from './parse
 import { SECRET_TOKEN_HEADER, verifySecretToken } from './verify.ts';
 
 export const WEBHOOK_PATH = '/webhooks/telegram';
+/** Shown (a notification at the top of the chat) when a pressed button's long value is no longer kept. */
+export const BUTTON_EXPIRED_TEXT = 'This button has expired.';
 
 export interface WebhookDeps {
   config: TelegramConfig;
@@ -51,6 +53,7 @@ export function webhookRoutes(deps: WebhookDeps): Hono {
     }
     const options = { bot: config.bot, botUserId: config.botUserId, groups: config.groups };
     let result: EnvelopeResult;
+    let expired = false;
     if (update.kind === 'message') result = messageToEnvelope(update.updateId, update.message, options);
     else if (update.kind === 'callback') {
       // A value too long for callback_data was sent as a key to the stored value.
@@ -60,14 +63,21 @@ export function webhookRoutes(deps: WebhookDeps): Hono {
           `${CALLBACK_VALUE_KEY}${data.slice(CALLBACK_KEY_PREFIX.length)}`,
         );
         if (typeof value === 'string') update.callback.data = value;
+        // Gone with its session (ended, removed, erased) or its age: the key alone means nothing.
+        else expired = true;
       }
-      result = callbackToEnvelope(update.updateId, update.callback, options);
+      result = expired
+        ? { skipped: 'the button’s value is no longer kept' }
+        : callbackToEnvelope(update.updateId, update.callback, options);
     } else result = { skipped: update.reason };
 
     if (update.kind === 'callback') {
       // Stops the spinner on the button, whatever becomes of the press.
       api.raw
-        .answerCallbackQuery({ callback_query_id: update.callback.id })
+        .answerCallbackQuery({
+          callback_query_id: update.callback.id,
+          ...(expired ? { text: BUTTON_EXPIRED_TEXT } : {}),
+        })
         .catch((err: Error) => logger.warn({ event: 'telegram.callback_answer_failed', err: err.message }));
     }
     if ('skipped' in result) {

@@ -48,7 +48,7 @@ export class WebSender {
           dropped: plan.dropped,
         });
       // Remembered before it is sent: the person can answer as soon as they see the numbers.
-      await this.choices?.offered(batch.session.bot, batch.session.nativeKey, plan.choices);
+      await this.choices?.offered(batch.session, plan.choices);
       let lastId: string | undefined;
       for (const [i, piece] of plan.pieces.entries()) {
         await this.pacer.wait(to.chatId);
