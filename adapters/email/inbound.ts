@@ -5,7 +5,11 @@ import {
   envelopeId,
   type RefusedAttachment,
 } from '../../src/envelope.ts';
-import { type InboundFilesDeps, storeInboundAttachments } from '../../src/files/inbound.ts';
+import {
+  fileUnavailableText,
+  type InboundFilesDeps,
+  storeInboundAttachments,
+} from '../../src/files/inbound.ts';
 import { tooLarge } from '../../src/files/store.ts';
 import { InvalidEnvelopeError } from '../../src/ingress.ts';
 import type { Logger } from '../../src/logger.ts';
@@ -34,6 +38,13 @@ export interface MailLocation {
   bot: string;
   uidValidity: number;
   uid: number;
+}
+
+/** An attachment the mail listed whose bytes could not be read from the server (see MailboxWatcher). */
+export interface UnreadAttachment {
+  filename?: string;
+  contentType: string;
+  size?: number;
 }
 
 export type InboundOutcome =
@@ -70,7 +81,16 @@ export class InboundMail {
     };
   }
 
-  async process(raw: Buffer, at: MailLocation): Promise<InboundOutcome> {
+  /**
+   * `unread`: attachments the mail has but whose bytes the server did not hand over (the whole
+   * mail could not be fetched, `raw` is its headers and text alone): refused as `unavailable`,
+   * so the person is told to send them again, as on the other channels.
+   */
+  async process(
+    raw: Buffer,
+    at: MailLocation,
+    unread: readonly UnreadAttachment[] = [],
+  ): Promise<InboundOutcome> {
     const { store, logger } = this.deps;
     let mail: InboundEmail;
     try {
@@ -149,6 +169,27 @@ export class InboundMail {
     }
 
     const { attachments, refused } = this.attachments(mail, at.bot);
+    if (unread.length > 0) {
+      const notice = this.deps.files?.rules(at.bot, 'email').fileUnavailableNotice;
+      for (const a of unread) {
+        refused.push({
+          type: a.contentType,
+          ...(a.filename ? { name: a.filename } : {}),
+          ...(a.size === undefined ? {} : { size: a.size }),
+          reason: 'unavailable',
+          message: fileUnavailableText(notice, a.filename ?? 'the attachment'),
+        });
+        this.deps.files?.metrics?.inboundFileFailures.inc({ channel: 'email', outcome: 'gave_up' });
+      }
+      logger.warn({
+        event: 'file.inbound_unavailable',
+        envelopeId: id,
+        channel: 'email',
+        permanent: false,
+        count: unread.length,
+        err: 'the mail could not be fetched whole',
+      });
+    }
     let envelope: EnvelopeInput = {
       id,
       channel: 'email',

@@ -1,14 +1,15 @@
-import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import { ImapFlow, type ImapFlowOptions, type MessageStructureObject } from 'imapflow';
 import type { ChannelQueryable } from '../../src/channels/declaration.ts';
 import { errorMessage, isTransient } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import { backoffDelay } from '../../src/queue/queue.ts';
 import { cleanText } from '../../src/text.ts';
 import type { EmailConfig, MailboxSpec } from './config.ts';
-import type { InboundMail } from './inbound.ts';
+import type { InboundMail, UnreadAttachment } from './inbound.ts';
 import {
   type MailAt,
   mailboxState,
+  mailFailure,
   recordMailFailure,
   recordMailSetAside,
   saveMailboxState,
@@ -23,6 +24,8 @@ export const RESYNC_EVERY_MS = 60_000;
 export const MAX_IDLE_MS = 5 * 60_000;
 /** A failed sync is tried again after a backoff from this, up to RESYNC_EVERY_MS. */
 export const SYNC_RETRY_BASE_MS = 1_000;
+/** Marks a failure to fetch a mail whole (in `email_failures.reason`), apart from a failure to handle it. */
+const FETCH_FAILED = 'fetch failed: ';
 /** The longest reason kept for a failed mail. */
 const MAX_REASON_LENGTH = 1_000;
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -266,25 +269,47 @@ export class MailboxWatcher {
   }
 
   private async handle(client: ImapFlow, uid: number, uidValidity: number): Promise<void> {
-    const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
-    const source = message ? message.source : undefined;
-    if (!source) return; // expunged meanwhile
     const at: MailAt = { mailbox: this.key, uidValidity, uid };
+    const location = { mailbox: this.key, folder: this.spec.folder, bot: this.spec.bot, uidValidity, uid };
+    const { maxFailures } = this.o.config;
+    // A mail whose whole fetch failed `maxFailures` times is read without its attachments' bytes.
+    const earlier = await mailFailure(this.o.store, at);
+    const fetchGaveUp = earlier?.reason.startsWith(FETCH_FAILED) === true && earlier.failures >= maxFailures;
+    let read: { source: Buffer; unread: UnreadAttachment[] } | undefined;
+    try {
+      read = fetchGaveUp ? await this.readWithoutAttachments(client, uid) : await this.readWhole(client, uid);
+    } catch (err) {
+      // The connection dropped midway, a timeout, the server's error for this mail: the sync
+      // fails and reads the mail again after its backoff, on this connection or the next. The
+      // failures are counted for this mail (in PostgreSQL): after `maxFailures` the mail is read
+      // without its attachments, and the person is told to send them again; if even that fails
+      // `maxFailures` more times, the mail is set aside for a person.
+      const reason = cleanText(`${FETCH_FAILED}${errorMessage(err)}`).slice(0, MAX_REASON_LENGTH);
+      const failures = await recordMailFailure(this.o.store, at, { reason });
+      this.log('warn', {
+        event: 'email.fetch_failed',
+        uid,
+        failures,
+        maxFailures,
+        withoutAttachments: fetchGaveUp,
+        err: reason,
+      });
+      if (fetchGaveUp && failures >= 2 * maxFailures && client.usable) {
+        await this.setAside(client, at, `could not be fetched ${failures} times: ${reason}`);
+        return;
+      }
+      throw err;
+    }
+    if (!read) return; // expunged meanwhile
+    const { source } = read;
     let outcome: Awaited<ReturnType<InboundMail['process']>>;
     try {
-      outcome = await this.o.inbound.process(source, {
-        mailbox: this.key,
-        folder: this.spec.folder,
-        bot: this.spec.bot,
-        uidValidity,
-        uid,
-      });
+      outcome = await this.o.inbound.process(source, location, read.unread);
     } catch (err) {
       // The database or the queue being away is nobody's mail's fault: retried, never counted.
       if (isTransient(err)) throw err;
       const reason = cleanText(errorMessage(err)).slice(0, MAX_REASON_LENGTH);
       const failures = await recordMailFailure(this.o.store, at, { reason });
-      const { maxFailures } = this.o.config;
       this.log('warn', { event: 'email.message_failed', uid, failures, maxFailures, err: reason });
       if (failures < maxFailures) throw err;
       await this.setAside(client, at, `failed ${failures} times: ${reason}`);
@@ -297,6 +322,58 @@ export class MailboxWatcher {
     const { processedFolder } = this.o.config;
     if (processedFolder) await client.messageMove(String(uid), processedFolder, { uid: true });
     else await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+  }
+
+  /** The mail whole (`BODY[]`): its attachments are in these bytes. Undefined: expunged meanwhile. */
+  private async readWhole(
+    client: ImapFlow,
+    uid: number,
+  ): Promise<{ source: Buffer; unread: UnreadAttachment[] } | undefined> {
+    const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
+    const source = message ? message.source : undefined;
+    return source ? { source, unread: [] } : undefined;
+  }
+
+  /**
+   * A mail that could not be fetched whole: its header and its text part only (the parts that
+   * are not attachments, found in BODYSTRUCTURE), put together as a plain text mail with the
+   * same header, and the attachments it lists, to be told as unavailable.
+   */
+  private async readWithoutAttachments(
+    client: ImapFlow,
+    uid: number,
+  ): Promise<{ source: Buffer; unread: UnreadAttachment[] } | undefined> {
+    const message = await client.fetchOne(String(uid), { headers: true, bodyStructure: true }, { uid: true });
+    // `false`: expunged meanwhile.
+    const headers = message ? message.headers : undefined;
+    const structure = message ? message.bodyStructure : undefined;
+    if (!headers || !structure) return undefined;
+    const { text, attachments } = splitStructure(structure);
+    let body = '';
+    if (text) {
+      const { content } = await client.download(String(uid), text.part ?? '1', { uid: true });
+      const chunks: Buffer[] = [];
+      if (content) for await (const chunk of content) chunks.push(chunk as Buffer);
+      body = Buffer.concat(chunks).toString('utf8');
+    }
+    const header = headers
+      .toString('utf8')
+      .replace(/\r?\n\r?\n$/, '')
+      .split(/\r?\n(?![ \t])/)
+      .filter(
+        (line) => line !== '' && !/^(content-type|content-transfer-encoding|mime-version):/i.test(line),
+      );
+    const source = Buffer.from(
+      [
+        ...header,
+        'MIME-Version: 1.0',
+        `Content-Type: ${text?.type === 'text/html' ? 'text/html' : 'text/plain'}; charset=utf-8`,
+        'Content-Transfer-Encoding: 8bit',
+        '',
+        body,
+      ].join('\r\n'),
+    );
+    return { source, unread: attachments };
   }
 
   /**
@@ -323,4 +400,34 @@ export class MailboxWatcher {
       ...(movedTo ? { movedTo } : {}),
     });
   }
+}
+
+/** The part of a BODYSTRUCTURE a mail client shows as the text, and every attachment. */
+function splitStructure(root: MessageStructureObject): {
+  text: MessageStructureObject | undefined;
+  attachments: UnreadAttachment[];
+} {
+  let plain: MessageStructureObject | undefined;
+  let html: MessageStructureObject | undefined;
+  const attachments: UnreadAttachment[] = [];
+  const visit = (node: MessageStructureObject) => {
+    if (node.childNodes?.length) {
+      for (const child of node.childNodes) visit(child);
+      return;
+    }
+    const type = (node.type ?? 'text/plain').toLowerCase();
+    const filename = node.dispositionParameters?.filename ?? node.parameters?.name;
+    const attached =
+      node.disposition === 'attachment' || (filename !== undefined && !type.startsWith('text/'));
+    if (!attached && type === 'text/plain' && !plain) plain = node;
+    else if (!attached && type === 'text/html' && !html) html = node;
+    else if (attached || !type.startsWith('multipart/'))
+      attachments.push({
+        contentType: type,
+        ...(filename ? { filename } : {}),
+        ...(node.size ? { size: node.size } : {}),
+      });
+  };
+  visit(root);
+  return { text: plain ?? html, attachments };
 }

@@ -162,6 +162,20 @@ export interface MailAt {
   uid: number;
 }
 
+/** A mail's failures so far and the latest reason (none yet: undefined). */
+export async function mailFailure(
+  q: ChannelQueryable,
+  at: MailAt,
+): Promise<{ failures: number; reason: string } | undefined> {
+  const { rows } = await q.query<{ failures: number; reason: string }>(
+    `SELECT failures, reason FROM email_failures
+      WHERE mailbox = $1 AND uid_validity = $2 AND uid = $3 AND set_aside_at IS NULL`,
+    [at.mailbox, at.uidValidity, at.uid],
+  );
+  const row = rows[0];
+  return row ? { failures: Number(row.failures), reason: row.reason } : undefined;
+}
+
 /** Counts one more failure of a mail and keeps the latest reason; returns how many so far. */
 export async function recordMailFailure(
   q: ChannelQueryable,
