@@ -188,6 +188,26 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
        VALUES ('queued-1@example.com', 'in', '<root-1@example.com>', $1, $2::jsonb)`,
       [queuedMail, JSON.stringify({ to: ANA_MAIL, subject: 'Re: a mail' })],
     );
+    // Two mails in Ana's thread whose envelopes wait in a Redis lane (their ids are nowhere in
+    // PostgreSQL): hers, and Carol's (another person in the thread, who keeps hers).
+    const replyTo = (address: string) =>
+      JSON.stringify({
+        messageId: 'x@example.com',
+        subject: 'Re: a mail',
+        to: { address },
+        mailbox: 'INBOX',
+      });
+    await db().query(
+      `INSERT INTO email_messages (message_id, direction, thread, envelope_id, reply_to) VALUES
+         ('lane-ana@example.com', 'in', '<root-1@example.com>', $1, $2::jsonb),
+         ('lane-carol@example.com', 'in', '<root-1@example.com>', $3, $4::jsonb)`,
+      [
+        `email:${randomUUID()}`,
+        replyTo('Ana@Example.com'),
+        `email:${randomUUID()}`,
+        replyTo('carol@example.com'),
+      ],
+    );
     // What the web gateway's limiter and a dead letter would leave in Redis.
     const limiter = createRedisRateLimiter(redis, { prefix });
     await limiter.hit(sessionMessagesKey(`default|api|${apiSession.session_id}`), 10, 60_000);
@@ -266,6 +286,12 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
     expect(holding).toEqual([]);
     const dead = await redis.lrange(`${prefix}inbound:dead`, 0, -1);
     expect(dead.map((d) => JSON.parse(d).lane)).toEqual([benLane]);
+
+    expect(
+      (await db().query<{ message_id: string }>('SELECT message_id FROM email_messages')).rows.map(
+        (r) => r.message_id,
+      ),
+    ).toEqual(['lane-carol@example.com']);
 
     // Ben keeps everything.
     expect((await db().query('SELECT 1 FROM users WHERE id = $1', [ben])).rows).toHaveLength(1);
