@@ -9,6 +9,12 @@ import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import { whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
+/** The start of a JPEG (SOI, JFIF APP0): what the photo's bytes are sniffed as. */
+const JPEG = Buffer.from([
+  0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01,
+  0x00, 0x00, 0xff, 0xd9,
+]);
+
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const APP_SECRET = 'test-app-secret';
 const VERIFY_TOKEN = 'test-verify-token';
@@ -23,6 +29,9 @@ describe('WhatsApp Cloud API through a whole hub', () => {
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
+    // The documented image message's media, on the platform: a media id it no longer knows would
+    // be told to the person as a file that could not be received (whatsapp-files.test.ts).
+    graph.addMedia('1003383421387256', JPEG, 'image/jpeg');
     const adapter = whatsAppCloudAdapter({
       graphUrl: graph.url,
       numbers: `${DEFAULT_NUMBER}:default,${MENU_NUMBER}:menu`,
