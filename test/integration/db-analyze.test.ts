@@ -113,7 +113,7 @@ describe('when a table is due', () => {
     expect(isDue({ ...row, changed: 1_050 }, 'postgres', 60_000, now)).toBe(true);
     expect(isDue({ ...row, changed: 1_050, autovacuum: 'on' }, 'postgres', 60_000, now)).toBe(false);
     expect(isDue({ ...row, changed: 2_100, autovacuum: 'on' }, 'postgres', 60_000, now)).toBe(true);
-    // The table's own settings win; PGlite has no autovacuum whatever the setting says.
+    // The table's own settings win.
     expect(
       isDue(
         { ...row, changed: 1_050, autovacuum: 'on', reloptions: ['autovacuum_enabled=false'] },
@@ -122,7 +122,10 @@ describe('when a table is due', () => {
         now,
       ),
     ).toBe(true);
-    expect(isDue({ ...row, changed: 1_050, autovacuum: 'on' }, 'pglite', 60_000, now)).toBe(true);
+    // PGlite has no autovacuum whatever the setting says, and analyses a table again once it doubled.
+    expect(isDue({ ...row, changed: 10_049, autovacuum: 'on' }, 'pglite', 60_000, now)).toBe(false);
+    expect(isDue({ ...row, changed: 10_050, autovacuum: 'on' }, 'pglite', 60_000, now)).toBe(true);
+    expect(isDue({ ...row, reltuples: -1, changed: 50, autovacuum: 'on' }, 'pglite', 60_000, now)).toBe(true);
     expect(
       isDue(
         { ...row, changed: 1_050, reloptions: ['autovacuum_analyze_threshold=5000'] },
