@@ -3,7 +3,7 @@ import { existsSync, constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, parse, protocol, type Results } from '@electric-sql/pglite';
 import { distPath } from '../package-root.ts';
 import {
   type Db,
@@ -52,19 +52,129 @@ async function lockDataDir(dir: string): Promise<() => Promise<void>> {
   }
 }
 
-function wrap(db: Pick<PGlite, 'query' | 'exec'>): Queryable {
+/** "cached plan must not change result type" (feature_not_supported). */
+const PLAN_CHANGED = '0A000';
+
+/** Most statements kept prepared at once; the least recently used is closed to make room. */
+const MAX_PREPARED = 256;
+
+interface Statement {
+  name: string;
+  /** Each parameter's type, as PostgreSQL inferred it: which serializer its value takes. */
+  types: number[];
+}
+
+const concat = (parts: readonly Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+/**
+ * PGlite's own `query` sends an unnamed statement each time, in six calls into PostgreSQL
+ * (Parse, Describe, Bind, Describe, Execute, Sync, each its own pass through the WebAssembly
+ * main loop): every statement is parsed, analysed and planned again, which in single-threaded
+ * WebAssembly cost ~0.3–0.8 ms of CPU before any row was touched (README, "Embedded database
+ * memory"). Here each SQL text is prepared once under a name of its own (Parse and Describe, one
+ * call), and every run is one call (Bind, Describe, Execute, Sync): PostgreSQL's plan cache then
+ * keeps the parse tree and, once it judges a generic plan good enough, the plan. One backend,
+ * one process: the names are this process's alone. Values go through PGlite's serializers and
+ * results through its parser exactly as `query` does. (`query` also syncs PGlite's file system
+ * after a statement outside a transaction: a no-op for a data directory on disk, NodeFS, the
+ * only kind the hub opens.)
+ */
+class PreparedStatements {
+  private readonly statements = new Map<string, Statement>();
+  private readonly toClose: string[] = [];
+  private next = 0;
+
+  constructor(private readonly pglite: PGlite) {}
+
+  /** Runs `text` once. The caller holds PGlite's query lock (`runExclusive`). */
+  async run<Row>(text: string, params: readonly unknown[] | undefined, retried = false): Promise<Results<Row>> {
+    const pg = this.pglite;
+    const statement = this.statements.get(text) ?? (await this.prepare(text));
+    const values = (params ?? []).map((value, i) => {
+      if (value === null || value === undefined) return null;
+      const serializer = pg.serializers[statement.types[i]!];
+      return serializer ? serializer(value) : String(value);
+    });
+    let messages: Awaited<ReturnType<PGlite['execProtocolStream']>>;
+    try {
+      messages = await pg.execProtocolStream(
+        concat([
+          protocol.serialize.bind({ statement: statement.name, values: values as string[] }),
+          protocol.serialize.describe({ type: 'P' }),
+          protocol.serialize.execute({}),
+          protocol.serialize.sync(),
+        ]),
+        { syncToFs: false },
+      );
+    } catch (err) {
+      if ((err as { code?: string }).code !== PLAN_CHANGED || retried) throw err;
+      // A migration changed a table under a prepared `SELECT *`: prepared anew, and run again
+      // unless a transaction was in progress (PostgreSQL aborted it; its caller rolls back).
+      this.forget(text);
+      if (pg.isInTransaction()) throw err;
+      return this.run(text, params, true);
+    }
+    return parse.parseResults(messages, pg.parsers)[0] as Results<Row>;
+  }
+
+  private async prepare(text: string): Promise<Statement> {
+    const pg = this.pglite;
+    const name = `sb_${this.next++}`;
+    const messages = await pg.execProtocolStream(
+      concat([
+        // Statements pushed out of the cache, closed on the way.
+        ...this.toClose.splice(0).map((old) => protocol.serialize.close({ type: 'S', name: old })),
+        protocol.serialize.parse({ name, text }),
+        protocol.serialize.describe({ type: 'S', name }),
+        protocol.serialize.sync(),
+      ]),
+      { syncToFs: false },
+    );
+    const statement = { name, types: parse.parseDescribeStatementResults(messages) };
+    this.statements.set(text, statement);
+    if (this.statements.size > MAX_PREPARED) this.forget(this.statements.keys().next().value!);
+    return statement;
+  }
+
+  private forget(text: string): void {
+    const statement = this.statements.get(text);
+    if (!statement) return;
+    this.statements.delete(text);
+    this.toClose.push(statement.name);
+  }
+}
+
+/**
+ * `exclusive` runs one statement under PGlite's locks: outside a transaction both the
+ * transaction lock and the query lock (as `PGlite.query` takes them), inside one the query lock
+ * only (the transaction holds the other, as PGlite's own transaction object does).
+ */
+function wrap(
+  pglite: PGlite,
+  statements: PreparedStatements,
+  exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
+  exec: (sql: string) => Promise<unknown>,
+): Queryable {
   return {
     async query<Row>(
       sql: string | PreparedStatement,
       params?: readonly unknown[],
     ): Promise<QueryResult<Row>> {
-      // One connection, in process: nothing to gain from naming statements.
+      // Every text is prepared here (see PreparedStatements): the name a PreparedStatement carries is the pg driver's.
       const text = typeof sql === 'string' ? sql : sql.text;
-      const result = await db.query<Row>(text, params as unknown[] | undefined);
+      const result = await exclusive(() => statements.run<Row>(text, params));
       return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
     },
     async exec(sql: string): Promise<void> {
-      await db.exec(sql);
+      await exec(sql);
     },
   };
 }
@@ -235,12 +345,21 @@ export async function openPglite(dataDir: string): Promise<Db> {
 }
 
 function asDb(pglite: PGlite, unlock: () => Promise<void>): Db {
-  const queryable = wrap(pglite);
+  const statements = new PreparedStatements(pglite);
+  const queryable = wrap(
+    pglite,
+    statements,
+    (fn) => pglite._runExclusiveTransaction(() => pglite.runExclusive(fn)),
+    (sql) => pglite.exec(sql),
+  );
   return {
     kind: 'pglite',
     query: queryable.query,
     exec: queryable.exec,
-    transaction: (work) => pglite.transaction((tx) => work(wrap(tx))),
+    transaction: (work) =>
+      pglite.transaction((tx) =>
+        work(wrap(pglite, statements, (fn) => pglite.runExclusive(fn), (sql) => tx.exec(sql))),
+      ),
     // One process per data directory already (the pid file): there is nobody to lock out.
     holdLock: async () => async () => undefined,
     async ping() {
