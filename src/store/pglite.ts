@@ -95,7 +95,11 @@ class PreparedStatements {
   constructor(private readonly pglite: PGlite) {}
 
   /** Runs `text` once. The caller holds PGlite's query lock (`runExclusive`). */
-  async run<Row>(text: string, params: readonly unknown[] | undefined, retried = false): Promise<Results<Row>> {
+  async run<Row>(
+    text: string,
+    params: readonly unknown[] | undefined,
+    retried = false,
+  ): Promise<Results<Row>> {
     const pg = this.pglite;
     const statement = this.statements.get(text) ?? (await this.prepare(text));
     const values = (params ?? []).map((value, i) => {
@@ -158,7 +162,6 @@ class PreparedStatements {
  * only (the transaction holds the other, as PGlite's own transaction object does).
  */
 function wrap(
-  pglite: PGlite,
   statements: PreparedStatements,
   exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
   exec: (sql: string) => Promise<unknown>,
@@ -347,7 +350,6 @@ export async function openPglite(dataDir: string): Promise<Db> {
 function asDb(pglite: PGlite, unlock: () => Promise<void>): Db {
   const statements = new PreparedStatements(pglite);
   const queryable = wrap(
-    pglite,
     statements,
     (fn) => pglite._runExclusiveTransaction(() => pglite.runExclusive(fn)),
     (sql) => pglite.exec(sql),
@@ -358,7 +360,13 @@ function asDb(pglite: PGlite, unlock: () => Promise<void>): Db {
     exec: queryable.exec,
     transaction: (work) =>
       pglite.transaction((tx) =>
-        work(wrap(pglite, statements, (fn) => pglite.runExclusive(fn), (sql) => tx.exec(sql))),
+        work(
+          wrap(
+            statements,
+            (fn) => pglite.runExclusive(fn),
+            (sql) => tx.exec(sql),
+          ),
+        ),
       ),
     // One process per data directory already (the pid file): there is nobody to lock out.
     holdLock: async () => async () => undefined,
