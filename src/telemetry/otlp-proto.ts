@@ -17,8 +17,12 @@ import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 const MAX_CACHED = 2_048;
 /** Strings longer than this are not cached (they are values, not names). */
 const MAX_CACHED_LENGTH = 96;
+/** A key's string values kept encoded, up to this many (then the key is taken for an id's). */
+const MAX_VALUES_PER_KEY = 32;
 
 const TWO_32 = 0x1_0000_0000;
+/** A writer's first buffer (a request's grows it; the next starts at about its size). */
+const MIN_BUFFER = 16 * 1024;
 
 /** Span flags (trace.proto `SpanFlags`): the W3C flags, and whether the parent was remote. */
 const HAS_IS_REMOTE = 0x100;
@@ -32,13 +36,26 @@ for (let i = 0; i < 6; i++) {
 }
 
 class Writer {
-  buf: Buffer = Buffer.allocUnsafe(64 * 1024);
+  buf: Buffer = Buffer.allocUnsafe(MIN_BUFFER);
   pos = 0;
   /** Encoded strings (length prefix and UTF-8) by string: span names, attribute keys. */
   private readonly strings = new Map<string, Buffer>();
+  /** Encoded `KeyValue`s of string values by key and value; null: the key takes too many values. */
+  private readonly pairs = new Map<string, Map<string, Buffer> | null>();
 
   reset(): void {
     this.pos = 0;
+  }
+
+  /**
+   * What was written, handed over (the exporter may hold a request, to retry it, while the next
+   * is encoded); the next request gets a fresh buffer of about this one's size, not a copy of it.
+   */
+  take(): Buffer {
+    const written = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(Math.max(MIN_BUFFER, Math.ceil(this.pos * 1.25)));
+    this.pos = 0;
+    return written;
   }
 
   ensure(n: number): void {
@@ -204,6 +221,33 @@ class Writer {
     this.raw(encoded);
   }
 
+  /**
+   * A `KeyValue` of a string value: copied from its first encoding while the key has taken few
+   * values (most attributes of the hub's spans are constants: a messaging system, an operation,
+   * a channel, a bot); a key seen with many values (an id) is encoded each time.
+   */
+  pair(key: string, value: string): void {
+    let values = this.pairs.get(key);
+    if (values === undefined) {
+      if (this.pairs.size >= MAX_CACHED) {
+        keyValue(this, key, value);
+        return;
+      }
+      values = new Map();
+      this.pairs.set(key, values);
+    }
+    const encoded = values?.get(value);
+    if (encoded) {
+      this.raw(encoded);
+      return;
+    }
+    const start = this.pos;
+    keyValue(this, key, value);
+    if (!values) return;
+    if (values.size >= MAX_VALUES_PER_KEY) this.pairs.set(key, null);
+    else values.set(value, Buffer.from(this.buf.subarray(start, this.pos)));
+  }
+
   /** Bytes as they are (an encoding made earlier). */
   raw(encoded: Uint8Array): void {
     this.ensure(encoded.length);
@@ -330,8 +374,10 @@ function attributes(w: Writer, attrs: Record<string, unknown> | undefined, field
   if (!attrs) return;
   for (const key in attrs) {
     if (!Object.hasOwn(attrs, key)) continue;
+    const value = attrs[key];
     w.tag(field, 2);
-    keyValue(w, key, attrs[key]);
+    if (typeof value === 'string' && value.length <= MAX_CACHED_LENGTH) w.pair(key, value);
+    else keyValue(w, key, value);
   }
 }
 
@@ -541,6 +587,5 @@ export function encodeTraceRequest(spans: ReadableSpan[]): Uint8Array {
     }
     for (const [resource, byScope] of grouped) resourceSpans(w, resource, byScope.values());
   }
-  // A copy: the exporter may hold the request (a retry) while the next one is encoded.
-  return Buffer.from(w.buf.subarray(0, w.pos));
+  return w.take();
 }

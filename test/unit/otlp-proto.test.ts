@@ -173,7 +173,12 @@ describe('OTLP/protobuf encoding of spans (src/telemetry/otlp-proto.ts)', () => 
     const tracer = p.getTracer('switchboard');
     for (let i = 0; i < 3_000; i++) {
       const span: Span = tracer.startSpan('switchboard.turn', {
-        attributes: { 'switchboard.envelope.id': `envelope-${i}`, n: i, 'k.${i % 7}': i % 2 === 0 },
+        attributes: {
+          'switchboard.envelope.id': `envelope-${i}`,
+          n: i,
+          [`k.${i % 7}`]: i % 2 === 0,
+          state: `s${i % 40}`,
+        },
       });
       span.end();
     }
