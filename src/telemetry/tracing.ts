@@ -245,19 +245,23 @@ export function contextKey(description: string): symbol {
   return Symbol.for(`switchboard.${description}`);
 }
 
-/** The active context's trace, as an envelope carries it; undefined with tracing off or no span. */
+/**
+ * The active context's trace, as an envelope carries it; undefined with tracing off or no span.
+ * Written as the W3C propagator's `inject` writes it (`00-<trace id>-<span id>-<flags>`, and the
+ * trace state), without its carrier and setter: this runs for every message, in the accept and
+ * in the turn.
+ */
 export function currentTrace(ctx?: Context): EnvelopeTrace | undefined {
   const a = api;
   if (!a) return undefined;
-  const at = ctx ?? a.context.active();
-  if (!a.trace.getSpan(at)) return undefined;
-  const carrier: Record<string, string> = {};
-  a.propagation.inject(at, carrier);
-  if (!carrier.traceparent) return undefined;
-  return {
-    traceparent: carrier.traceparent,
-    ...(carrier.tracestate ? { tracestate: carrier.tracestate } : {}),
-  };
+  const span = a.trace.getSpan(ctx ?? a.context.active());
+  if (!span) return undefined;
+  const c = span.spanContext();
+  if (!a.trace.isSpanContextValid(c)) return undefined;
+  const flags = c.traceFlags & 0xff;
+  const traceparent = `00-${c.traceId}-${c.spanId}-${flags < 16 ? '0' : ''}${flags.toString(16)}`;
+  const tracestate = c.traceState?.serialize();
+  return tracestate ? { traceparent, tracestate } : { traceparent };
 }
 
 /** The context a carried trace continues (a root context when there is none). */

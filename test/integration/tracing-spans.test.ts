@@ -340,6 +340,41 @@ describe('tracing spans (in-memory SDK)', () => {
     expect(batchConfig({ OTEL_BSP_MAX_QUEUE_SIZE: '' })).toEqual({ ...DEFAULT_BSP });
   });
 
+  it('the trace an envelope carries is what the W3C propagator injects: traceparent and trace state', async () => {
+    const { context, trace, TraceFlags } = await import('@opentelemetry/api');
+    const { W3CTraceContextPropagator, TraceState } = await import('@opentelemetry/core');
+    const w3c = new W3CTraceContextPropagator();
+    const injected = (ctx: Parameters<typeof w3c.inject>[0]) => {
+      const carrier: Record<string, string> = {};
+      w3c.inject(ctx, carrier, { set: (c, k, v) => Object.assign(c, { [k]: v }) });
+      return carrier;
+    };
+    await inSpan('sampled', {}, async () => {
+      expect(currentTrace()).toEqual(injected(context.active()));
+      expect(currentTrace()!.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    });
+    const remote = trace.setSpanContext(context.active(), {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: TraceFlags.NONE,
+      traceState: new TraceState('vendor=x,other=y'),
+      isRemote: true,
+    });
+    expect(currentTrace(remote)).toEqual({
+      traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00',
+      tracestate: 'vendor=x,other=y',
+    });
+    expect(currentTrace(remote)).toEqual(injected(remote));
+    // No span, or an invalid one: nothing carried (the propagator injects nothing either).
+    expect(currentTrace(context.active())).toBeUndefined();
+    const invalid = trace.setSpanContext(
+      context.active(),
+      trace.wrapSpanContext({ traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 }).spanContext(),
+    );
+    expect(currentTrace(invalid)).toBeUndefined();
+    expect(injected(invalid)).toEqual({});
+  });
+
   it('a log line written inside a span carries its trace_id and span_id', async () => {
     const lines: string[] = [];
     const logger = createLogger('info', {}, { write: (line: string) => void lines.push(line) });
