@@ -208,6 +208,15 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
         replyTo('carol@example.com'),
       ],
     );
+    // What agents' event streams carry of a handoff: what Ana wrote, and what Ben wrote.
+    for (const [session, text] of [
+      [anaWhatsapp, 'my card number is 4111'],
+      [benWhatsapp, 'Ben asks an agent'],
+    ])
+      await db().query(
+        `INSERT INTO agent_events (type, session_id, bot, data) VALUES ('conversation.message', $1, 'default', $2::jsonb)`,
+        [session, JSON.stringify({ session_id: session, message: { seq: 9, role: 'user', text } })],
+      );
     // What the web gateway's limiter and a dead letter would leave in Redis.
     const limiter = createRedisRateLimiter(redis, { prefix });
     await limiter.hit(sessionMessagesKey(`default|api|${apiSession.session_id}`), 10, 60_000);
@@ -292,6 +301,11 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
         (r) => r.message_id,
       ),
     ).toEqual(['lane-carol@example.com']);
+    expect(
+      (await db().query<{ session_id: string }>('SELECT session_id FROM agent_events')).rows.map(
+        (r) => r.session_id,
+      ),
+    ).toEqual([benWhatsapp]);
 
     // Ben keeps everything.
     expect((await db().query('SELECT 1 FROM users WHERE id = $1', [ben])).rows).toHaveLength(1);
