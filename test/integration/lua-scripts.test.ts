@@ -123,6 +123,56 @@ describe('Lua scripts, one by one, on real Redis', () => {
     expect(await redis.pttl(window)).toBeGreaterThan(0);
   });
 
+  it('lanePushBatch: a window of expired hits lets the next one in and is trimmed then; a full window refuses without leaving a dedupe mark', async () => {
+    const k = lanes(space());
+    const window = `${k.base}rl`;
+    const pushOne = (id: string, limit: number) =>
+      redis.lanePushBatch(
+        k.ready,
+        k.epoch,
+        k.depth,
+        k.waking,
+        k.wakeSeq,
+        k.base,
+        60_000,
+        'a',
+        id,
+        id,
+        window,
+        limit,
+        60_000,
+      );
+    // Two hits older than the window (scores are Redis milliseconds), a limit of 2.
+    await redis.zadd(window, 1, 'id:old1', 2, 'id:old2');
+    expect(await pushOne('n1', 2)).toEqual([1, 1]);
+    expect(await redis.zrange(window, '0', '-1')).toEqual(['id:n1']);
+    expect(await pushOne('n2', 2)).toEqual([0, 1]);
+    // Full of hits inside the window: refused, nothing counted, no mark, nothing queued.
+    expect(await pushOne('n3', 2)).toEqual([0, 2]);
+    expect(await redis.exists(k.dedupe('n3'))).toBe(0);
+    expect(await redis.zrange(window, '0', '-1')).toEqual(['id:n1', 'id:n2']);
+    // A hit the full window holds is let through (its dedupe mark gone: an erased person's replay).
+    await redis.del(k.dedupe('n2'));
+    expect(await pushOne('n2', 2)).toEqual([0, 1]);
+    expect(await redis.zcard(window)).toBe(2);
+    expect(await redis.lrange(k.lane('a'), 0, -1)).toEqual(['n1', 'n2', 'n2']);
+    expect(await redis.get(k.depth)).toBe('3');
+  });
+
+  it('laneAckBatch: pops the handled prefix of a lane in one step and returns the chunk after it', async () => {
+    const k = lanes(space());
+    for (const item of ['v', 'w', 'x', 'y', 'z']) await push(k, 'a', item);
+    await redis.sadd(k.claims(1), '1|a');
+    const ack = (chunk: number, items: string[]) =>
+      redis.laneAckBatch(k.depth, k.base, 'a', 1, 1, '1|a', chunk, items.length, ...items);
+    expect(await ack(2, ['v', 'w'])).toEqual([['x', 'y']]);
+    // Popped up to the first item that is not at the head any more.
+    expect(await ack(5, ['x', 'q', 'y'])).toEqual([['y', 'z']]);
+    expect(await redis.get(k.depth)).toBe('2');
+    expect(await ack(1, ['y', 'z'])).toEqual([1]);
+    expect([await redis.exists(k.lane('a'), k.sched('a')), await redis.scard(k.claims(1))]).toEqual([0, 0]);
+  });
+
   it('laneClaim: takes ready lanes with their first items, marks the next job, and gives a restarted job its lanes back', async () => {
     const k = lanes(space());
     await push(k, 'a', 'a1');

@@ -4,6 +4,8 @@
 -- only) and releases the job's claim in the same step: 1. Else the lane's next chunk (saving the
 -- drainer a read.lua), or 0 when a newer epoch owns the lane. Per-lane keys are made from the
 -- queue's base, as claim.lua does.
+-- One LRANGE reads the handled items and the chunk after them, and one LPOP takes the handled
+-- ones: a lane costs the same few commands whatever the size of its chunk.
 -- KEYS: depth   ARGV: base, then per lane: lane, epoch, wake job, claim entry, chunk size, n, n items
 local base = ARGV[1]
 local out = {}
@@ -16,17 +18,21 @@ while i <= #ARGV do
   local n = tonumber(ARGV[i + 5])
   local list = base .. 'lane:' .. lane
   local sched = base .. 'sched:' .. lane
-  for j = i + 6, i + 5 + n do
-    if redis.call('LINDEX', list, 0) ~= ARGV[j] then break end
-    redis.call('LPOP', list)
-    popped = popped + 1
+  local head = redis.call('LRANGE', list, 0, n + chunk - 1)
+  local k = 0
+  while k < n and head[k + 1] == ARGV[i + 6 + k] do k = k + 1 end
+  if k > 0 then
+    redis.call('LPOP', list, k)
+    popped = popped + k
   end
   i = i + 6 + n
-  if redis.call('LLEN', list) > 0 then
+  if #head > k then
     if redis.call('GET', sched) ~= epoch then
       out[#out + 1] = 0
     else
-      out[#out + 1] = redis.call('LRANGE', list, 0, chunk - 1)
+      local rest = {}
+      for j = k + 1, math.min(#head, k + chunk) do rest[#rest + 1] = head[j] end
+      out[#out + 1] = rest
     end
   else
     if redis.call('GET', sched) == epoch then redis.call('DEL', sched) end
