@@ -33,19 +33,23 @@ export function redisBackend(
   const bullRedis = connectRedis(redisUrl, logger, 'switchboard-queue');
   const prefix = config.redisPrefix;
   const common = { redis, queueConnection: bullRedis, redisUrl, prefix, logger };
+  const cache = createLayeredCache(
+    createMemoryCache({ maxSessions: config.cacheMaxSessions, ttlSeconds: LOCAL_CACHE_TTL_SECONDS }),
+    createRedisCache(redis, { prefix, ttlSeconds: config.cacheTtlSeconds }),
+  );
   return {
     kind: 'redis',
     redis,
     rateLimiter: createRedisRateLimiter(redis, { prefix }),
-    cache: createLayeredCache(
-      createMemoryCache({ maxSessions: config.cacheMaxSessions, ttlSeconds: LOCAL_CACHE_TTL_SECONDS }),
-      createRedisCache(redis, { prefix, ttlSeconds: config.cacheTtlSeconds }),
-    ),
+    cache,
     bus: createRedisBus(redis, subscriber, { prefix, logger }),
     queue: createRedisLaneQueue({
       ...common,
       concurrency: config.queueConcurrency,
       retryBaseMs: config.queueRetryBaseMs,
+      // A claim reads each lane's cached session with its items (same connection, so after this
+      // process's own cache writes): the lane's first turn does not ask for it again.
+      sessions: { cachePrefix: prefix, seen: (lane, id, cached) => cache.prime(lane, id, cached) },
     }),
     scheduler: createBullmqScheduler({ redis: bullRedis, redisUrl, prefix, logger }),
     createOutbox: (delivery) =>

@@ -28,14 +28,24 @@ interface CacheCommands {
 /** Stored as `<state version>|<snapshot JSON>`, so a version check reads a few bytes. */
 const encode = (snapshot: SessionSnapshot) => `${snapshot.state.version}|${JSON.stringify(snapshot)}`;
 
-function decode(raw: string): SessionSnapshot {
+/** A cached value (as stored) as the snapshot it holds. */
+export function decodeSnapshot(raw: string): SessionSnapshot {
   // A value written before versions led the value is bare JSON.
   return JSON.parse(raw.startsWith('{') ? raw : raw.slice(raw.indexOf('|') + 1)) as SessionSnapshot;
 }
 
+/** The state version a cached value leads with, without parsing it; undefined for bare JSON. */
+export function cachedVersion(raw: string): number | undefined {
+  const bar = raw.indexOf('|');
+  return raw.startsWith('{') || bar < 0 ? undefined : Number(raw.slice(0, bar));
+}
+const decode = decodeSnapshot;
+
 /**
  * Session cache in Redis. Keys start with the session id (after the hub's prefix):
- * `<prefix><sessionId>:snapshot`, so one session's keys can be listed and erased together.
+ * `<prefix><sessionId>:snapshot`, so one session's keys can be listed and erased together; a
+ * lane's open session id is `<prefix>lane:<lane>`. (The inbound queue's claim script reads both
+ * by these names: `src/queue/redis-lanes/claim.lua`.)
  */
 export function createRedisCache(
   redis: Redis,

@@ -6,7 +6,13 @@ import type { Logger } from '../logger.ts';
 import { drainSpan } from '../telemetry/envelope-spans.ts';
 import { LaneRunner } from './lane-runner.ts';
 import type { EnqueueResult, EnvelopeHandler, InboundQueue } from './queue.ts';
-import { type DeadLetter, type PushEntry, type PushStatus, RedisLanes } from './redis-lanes.ts';
+import {
+  type ClaimSessions,
+  type DeadLetter,
+  type PushEntry,
+  type PushStatus,
+  RedisLanes,
+} from './redis-lanes.ts';
 import { TickBatcher } from './tick-batch.ts';
 
 /** Envelope ids are remembered this long for deduplication. */
@@ -26,6 +32,8 @@ export interface RedisLaneQueueOptions {
   concurrency: number;
   /** First retry delay of a failing envelope (see LaneRunnerOptions). */
   retryBaseMs?: number;
+  /** The shared session cache each claim reads the lanes' sessions from (see `ClaimSessions`). */
+  sessions?: ClaimSessions;
 }
 
 /** The Redis-lane queue, and what an operator does with the envelopes it set aside. */
@@ -44,7 +52,11 @@ export interface RedisLaneQueue extends InboundQueue {
  */
 export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQueue {
   const { redis, logger } = options;
-  const lanes = new RedisLanes(redis, { prefix: options.prefix, name: INBOUND_QUEUE });
+  const lanes = new RedisLanes(redis, {
+    prefix: options.prefix,
+    name: INBOUND_QUEUE,
+    ...(options.sessions ? { sessions: options.sessions } : {}),
+  });
   const runner = new LaneRunner({
     name: INBOUND_QUEUE,
     redisUrl: options.redisUrl,

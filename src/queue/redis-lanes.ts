@@ -25,7 +25,9 @@ import { TickBatcher } from './tick-batch.ts';
 export interface LaneCommands {
   lanePush(...args: (string | number)[]): Promise<[number, number]>;
   lanePushBatch(...args: (string | number)[]): Promise<number[]>;
-  laneClaim(...args: (string | number)[]): Promise<[string[], number, (string[] | null)[]]>;
+  laneClaim(
+    ...args: (string | number)[]
+  ): Promise<[string[], number, (string[] | null)[], ([string, string | null] | null)[]]>;
   laneRead(...args: (string | number)[]): Promise<string[] | null>;
   laneAck(...args: (string | number)[]): Promise<number>;
   laneAckBatch(...args: (string | number)[]): Promise<(number | string[])[]>;
@@ -123,13 +125,25 @@ const accepted = (wake: number): PushResult => {
   return next === undefined ? { status: 'accepted' } : { status: 'accepted', wake: next };
 };
 
+/**
+ * The shared session cache a claim looks into for each lane it takes (`claim.lua`): its key
+ * prefix, and who is told what the cache holds for the lane's session (see
+ * `LayeredCache.prime`), which saves the lane's first turn a round trip to check its copy.
+ */
+export interface ClaimSessions {
+  cachePrefix: string;
+  seen(lane: string, sessionId: string, cached: string | null): void;
+}
+
 export class RedisLanes {
   private readonly redis: Redis & LaneCommands;
   private readonly base: string;
+  private readonly sessions: ClaimSessions | undefined;
 
-  constructor(redis: Redis, options: { prefix: string; name: string }) {
+  constructor(redis: Redis, options: { prefix: string; name: string; sessions?: ClaimSessions }) {
     this.redis = defineLaneCommands(redis);
     this.base = `${options.prefix}${options.name}:`;
+    this.sessions = options.sessions;
   }
 
   private laneKey = (lane: string) => `${this.base}lane:${lane}`;
@@ -217,7 +231,7 @@ export class RedisLanes {
    * holds). `next`: more lanes wait, and the caller must add this wake job for them.
    */
   async claim(wake: number, max: number, chunk: number): Promise<{ lanes: ClaimedLane[]; next?: number }> {
-    const [entries, next, chunks] = await this.redis.laneClaim(
+    const [entries, next, chunks, sessions] = await this.redis.laneClaim(
       this.claimsKey(wake),
       this.readyKey,
       this.wakingKey,
@@ -225,10 +239,13 @@ export class RedisLanes {
       max,
       this.base,
       chunk,
+      this.sessions?.cachePrefix ?? '',
     );
     const lanes = entries.map((entry, i) => {
       const bar = entry.indexOf('|');
       const lane = entry.slice(bar + 1);
+      const session = sessions?.[i];
+      if (session) this.sessions?.seen(lane, session[0], session[1]);
       return { lane, epoch: Number(entry.slice(0, bar)), wake, entry, items: chunks[i] ?? null };
     });
     const more = wakeOrNone(next);

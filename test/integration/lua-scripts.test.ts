@@ -180,15 +180,32 @@ describe('Lua scripts, one by one, on real Redis', () => {
     await push(k, 'b', 'b1');
     const claim = (wake: number) =>
       redis.laneClaim(k.claims(wake), k.ready, k.waking, k.wakeSeq, 1, k.base, 10);
-    expect(await claim(1)).toEqual([['1|a'], 2, [['a1', 'a2']]]);
+    expect(await claim(1)).toEqual([['1|a'], 2, [['a1', 'a2']], [null]]);
     expect(await redis.get(k.waking)).toBe('2');
     expect(await redis.smembers(k.claims(1))).toEqual(['1|a']);
     // Job 1 runs again (its worker died): the same lane, no new job.
-    expect(await claim(1)).toEqual([['1|a'], 0, [['a1', 'a2']]]);
+    expect(await claim(1)).toEqual([['1|a'], 0, [['a1', 'a2']], [null]]);
     // A lane whose epoch moved on comes back without items.
     await redis.set(k.sched('b'), '9');
-    expect(await claim(2)).toEqual([['2|b'], 0, [null]]);
+    expect(await claim(2)).toEqual([['2|b'], 0, [null], [null]]);
     expect(await redis.exists(k.waking)).toBe(0);
+  });
+
+  it("laneClaim with the session cache's prefix: each lane's cached session id and snapshot come with its items", async () => {
+    const k = lanes(space());
+    const cache = `${k.base}cache:`;
+    await push(k, 'a', 'a1');
+    await push(k, 'b', 'b1');
+    await push(k, 'c', 'c1');
+    await redis.set(`${cache}lane:a`, 's1');
+    await redis.set(`${cache}s1:snapshot`, '3|{}');
+    await redis.set(`${cache}lane:b`, 's2');
+    expect(await redis.laneClaim(k.claims(1), k.ready, k.waking, k.wakeSeq, 3, k.base, 10, cache)).toEqual([
+      ['1|a', '2|b', '3|c'],
+      0,
+      [['a1'], ['b1'], ['c1']],
+      [['s1', '3|{}'], ['s2', null], null],
+    ]);
   });
 
   it('laneRead: the first items, only for the epoch that owns the lane', async () => {

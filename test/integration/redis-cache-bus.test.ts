@@ -134,6 +134,47 @@ describe('Redis cache and pub/sub', () => {
     expect((await b.get('s-3'))?.state.version).toBe(4);
   });
 
+  it("uses once, instead of asking Redis, what a lane's claim read from the shared cache", async () => {
+    const { cache, connection } = worker();
+    const at = (version: number): SessionSnapshot => {
+      const s = snapshot('s-4');
+      return { ...s, state: { ...s.state, version, variables: { version } } };
+    };
+    const shared = createRedisCache(redis, { prefix, ttlSeconds: 60 });
+    const stored = (version: number) => `${version}|${JSON.stringify(at(version))}`;
+    await cache.set(at(1), { localOnly: true });
+    // What this process's connection asks Redis, from here on (once connected).
+    await connection.ping();
+    const asked: string[] = [];
+    const sendCommand = connection.sendCommand.bind(connection);
+    connection.sendCommand = (command, stream) => {
+      asked.push(command.name);
+      return sendCommand(command, stream);
+    };
+    // The claim saw version 1 shared, and the lane's session id: no round trip for either.
+    cache.prime('lane-4', 's-4', stored(1));
+    expect(await cache.getSessionId('lane-4')).toBe('s-4');
+    expect((await cache.get('s-4'))?.state.version).toBe(1);
+    expect(asked).toEqual([]);
+    // The claim saw version 2 (another process's turn): its snapshot replaces the local one.
+    cache.prime('lane-4', 's-4', stored(2));
+    expect((await cache.get('s-4'))?.state.variables).toEqual({ version: 2 });
+    expect(asked).toEqual([]);
+    // Used once: the next read asks Redis again (which holds no copy: neither is trusted).
+    expect(await cache.get('s-4')).toBeUndefined();
+    expect(asked).toEqual(['evalsha']);
+    // The claim saw no shared copy: no local copy is trusted either.
+    await cache.set(at(3), { localOnly: true });
+    cache.prime('lane-4', 's-4', null);
+    expect(await cache.get('s-4')).toBeUndefined();
+    // This process's own write after the claim makes what the claim saw stale: Redis is asked.
+    await shared.set(at(5));
+    cache.prime('lane-4', 's-4', stored(4));
+    await cache.set(at(5), { localOnly: true });
+    expect((await cache.get('s-4'))?.state.version).toBe(5);
+    expect(asked.slice(-1)).toEqual(['evalsha']);
+  });
+
   it('delivers published messages to every subscriber of a topic, once each, and stops after unsubscribe', async () => {
     const bus = createRedisBus(redis, sub, { prefix, logger: silentLogger });
     const a: unknown[] = [];

@@ -1,22 +1,33 @@
--- KEYS: claims, ready, waking, wakeSeq   ARGV: max, base, chunk
--- Returns {entries, next wake or 0, each entry's first chunk (false: a newer epoch owns the lane)}.
+-- KEYS: claims, ready, waking, wakeSeq   ARGV: max, base, chunk, cache prefix ('': none)
+-- Returns {entries, next wake or 0, each entry's first chunk (false: a newer epoch owns the lane),
+-- each entry's session in the shared session cache ({session id, cached value}; false: unknown)}.
+-- The session part saves the drainer's first turn the round trip that checks its copy of the
+-- session (src/cache/redis-cache.ts): the keys are that cache's, `<prefix>lane:<lane>` (the
+-- lane's session id) and `<prefix><session id>:snapshot`.
+local cache = ARGV[4] or ''
 local function chunks(entries)
-  local out = {}
+  local out, sessions = {}, {}
   for i, entry in ipairs(entries) do
     local bar = string.find(entry, '|', 1, true)
     local lane = string.sub(entry, bar + 1)
+    sessions[i] = false
     if redis.call('GET', ARGV[2] .. 'sched:' .. lane) == string.sub(entry, 1, bar - 1) then
       out[i] = redis.call('LRANGE', ARGV[2] .. 'lane:' .. lane, 0, tonumber(ARGV[3]) - 1)
+      if cache ~= '' then
+        local id = redis.call('GET', cache .. 'lane:' .. lane)
+        if id then sessions[i] = {id, redis.call('GET', cache .. id .. ':snapshot')} end
+      end
     else
       out[i] = false
     end
   end
-  return out
+  return out, sessions
 end
 -- A job started again (its worker died, or a lane of it failed) gets back the lanes it holds.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local held = redis.call('SMEMBERS', KEYS[1])
-  return {held, 0, chunks(held)}
+  local out, sessions = chunks(held)
+  return {held, 0, out, sessions}
 end
 local taken = redis.call('LPOP', KEYS[2], ARGV[1])
 if not taken then taken = {} end
@@ -29,4 +40,5 @@ if redis.call('LLEN', KEYS[2]) > 0 then
 else
   redis.call('DEL', KEYS[3])
 end
-return {taken, next, chunks(taken)}
+local out, sessions = chunks(taken)
+return {taken, next, out, sessions}
