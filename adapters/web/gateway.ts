@@ -1,7 +1,8 @@
 import type { IncomingMessage, Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import { Gauge } from 'prom-client';
-import { WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
 import { requestAddress } from '../../src/http/client-address.ts';
 import type { AdapterHost } from '../../src/ports.ts';
 import type { WebConfig } from './config.ts';
@@ -18,12 +19,21 @@ const NO_COOKIES: ReadonlyMap<string, string> = new Map();
 const CLOSE_GRACE_MS = 2_000;
 
 /**
+ * `ws`, loaded at the first handshake rather than at start: ~80 ms of module loading a hub
+ * nobody has opened a widget on does not need before `/readyz` (README, "Performance"). It is
+ * CommonJS, so `require` has it at once, inside the synchronous upgrade handler.
+ */
+let wsModule: typeof import('ws') | undefined;
+const loadWs = () => (wsModule ??= createRequire(import.meta.url)('ws') as typeof import('ws'));
+
+/**
  * The widget's WebSocket endpoint: one gateway process's sockets, grouped by session. Each
  * session connected here has one bus subscription (its "room"), so a turn committed by any
  * worker reaches every tab of it, wherever the socket is.
  */
 export class WebGateway {
-  private readonly wss: WebSocketServer;
+  /** Made at the first handshake (see loadWs). */
+  private wssMade: WebSocketServer | undefined;
   private readonly connections = new Set<Connection>();
   readonly rooms = new Map<string, Room>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -35,19 +45,23 @@ export class WebGateway {
     readonly host: AdapterHost,
     readonly config: WebConfig,
   ) {
-    this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: config.maxFrameBytes,
-      // Compression would cost each socket its own zlib state: hundreds of KB at rest.
-      perMessageDeflate: false,
-      clientTracking: false,
-    });
     this.gauge = new Gauge({
       name: 'switchboard_web_connections',
       help: 'Open widget WebSockets on this gateway',
       registers: [host.metrics.registry],
       collect: () => this.gauge.set(this.connections.size),
     });
+  }
+
+  private get wss(): WebSocketServer {
+    this.wssMade ??= new (loadWs().WebSocketServer)({
+      noServer: true,
+      maxPayload: this.config.maxFrameBytes,
+      // Compression would cost each socket its own zlib state: hundreds of KB at rest.
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    return this.wssMade;
   }
 
   get log() {

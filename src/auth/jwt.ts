@@ -1,13 +1,5 @@
 import { createPublicKey } from 'node:crypto';
-import {
-  type CryptoKey,
-  createLocalJWKSet,
-  errors,
-  importSPKI,
-  type JSONWebKeySet,
-  type JWTVerifyGetKey,
-  jwtVerify,
-} from 'jose';
+import type { CryptoKey, JSONWebKeySet, JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
 
 /**
@@ -98,7 +90,7 @@ async function publicKey(pem: string): Promise<{ key: CryptoKey; algorithm: stri
     throw new JwtKeyError(`not a PEM public key (${(err as Error).message})`);
   }
   try {
-    return { key: await importSPKI(pem, algorithm), algorithm };
+    return { key: await jose.importSPKI(pem, algorithm), algorithm };
   } catch (err) {
     throw new JwtKeyError(`not a PEM "PUBLIC KEY" (SPKI) block (${(err as Error).message})`);
   }
@@ -108,7 +100,7 @@ function jwkSet(jwks: unknown): JWTVerifyGetKey {
   const parsed = z.object({ keys: z.array(z.object({ kty: z.string() }).loose()).min(1) }).safeParse(jwks);
   if (!parsed.success) throw new JwtKeyError('not a JWKS: expected {"keys": [{"kty": ...}, ...]}');
   try {
-    return createLocalJWKSet(parsed.data as JSONWebKeySet);
+    return jose.createLocalJWKSet(parsed.data as JSONWebKeySet);
   } catch (err) {
     throw new JwtKeyError(`not a usable JWKS (${(err as Error).message})`);
   }
@@ -134,6 +126,7 @@ async function resolveKey(
 }
 
 function reasonOf(err: unknown): string {
+  const { errors } = jose;
   if (err instanceof errors.JWTExpired) return 'expired';
   if (err instanceof errors.JWTClaimValidationFailed) return `claim ${err.claim}: ${err.reason}`;
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'bad signature';
@@ -144,8 +137,16 @@ function reasonOf(err: unknown): string {
   return 'malformed';
 }
 
+/**
+ * jose, loaded by the first verifier made (sign-in keys configured), not at every start: ~50 ms
+ * of module loading before `/readyz` that a hub without sign-in never uses (README, "Performance").
+ */
+let jose: typeof import('jose');
+
 /** Imports the key once; the verifier it returns is cheap to call. Throws JwtKeyError for bad key material. */
 export async function createJwtVerifier(options: JwtVerifierOptions): Promise<JwtVerifier> {
+  jose ??= await import('jose');
+  const { jwtVerify } = jose;
   const { key, algorithms } = await resolveKey(options.key);
   const verifyOptions = {
     algorithms,

@@ -351,7 +351,11 @@ function asDb(pglite: PGlite, unlock: () => Promise<void>): Db {
   const statements = new PreparedStatements(pglite);
   const queryable = wrap(
     statements,
-    (fn) => pglite._runExclusiveTransaction(() => pglite.runExclusive(fn)),
+    // As PGlite's `query`: "PGlite is closed" rather than a call into a module that is gone.
+    async (fn) => {
+      await pglite._checkReady();
+      return pglite._runExclusiveTransaction(() => pglite.runExclusive(fn));
+    },
     (sql) => pglite.exec(sql),
   );
   return {
