@@ -1,8 +1,9 @@
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import { LaneSlots } from './lane-slots.ts';
 import { backoffDelay, retryDelayHint } from './queue.ts';
-import type { ClaimedLane, RedisLanes } from './redis-lanes.ts';
+import type { Claim, ClaimedLane, RedisLanes } from './redis-lanes.ts';
 
 /** Items read from a lane at a time; handled one by one, acknowledged together. */
 export const LANE_CHUNK = 20;
@@ -24,6 +25,29 @@ export const LANES_PER_JOB = 32;
  * not one a chunk.
  */
 const LOCK_RECHECK_MS = 1_000;
+/**
+ * A wake job that empties the ready list keeps the wake mark while its drains run (it *lingers*),
+ * and takes the lanes that become ready meanwhile itself: their producers add no BullMQ job. It
+ * lingers until it has taken this many lanes, so that the next job (on whichever worker BullMQ
+ * gives it to) takes the next ones and the workers share the load.
+ */
+const LINGER_LANES = 64;
+/**
+ * The mark of a lingering job lapses this long after the job last renewed it: a lingering job
+ * whose worker died (SIGKILL) holds no new lanes longer; the next push marks a new job.
+ */
+const LINGER_LEASE_MS = 1_000;
+/**
+ * A lingering job learns that lanes are ready from its worker's acknowledgements (`ack-batch.lua`
+ * returns the ready list's length). When none came for this long (a group commit in flight), it
+ * looks at the ready list itself.
+ */
+const LINGER_POLL_MS = 4;
+/**
+ * A lingering job none of whose drains finished a chunk for this long (slow LLM turns) lets the
+ * mark go: the lanes that become ready then get a job of their own instead of waiting on its polls.
+ */
+const LINGER_STUCK_MS = 100;
 /** How often a worker checks that ready lanes have their wake job (its producer may have died before adding it). */
 const SWEEP_EVERY_MS = 15_000;
 const RETRY_BASE_MS = 200;
@@ -41,6 +65,32 @@ const wakeJobId = (wake: number) => `wake-${wake}`;
 /** When a run of a job last had its lock confirmed (sent time of the extension, `performance.now()`). */
 interface Lease {
   confirmedAt: number;
+}
+
+/** A wake job's run on this worker: its drains, and whether it lingers (holds the wake mark). */
+interface WakeRun {
+  job: Job<LaneJob>;
+  token: string | undefined;
+  wake: number;
+  lease: Lease;
+  handle: ChunkHandler;
+  /** Drains running, and claimed lanes waiting for a slot (a restarted job's beyond its room). */
+  drains: number;
+  waiting: number;
+  lingering: boolean;
+  /** Lanes this run has claimed (LINGER_LANES). */
+  claimed: number;
+  /** When the ready list was last known (a top-up, or an acknowledgement's report), the mark last renewed, a chunk last done. */
+  checkedAt: number;
+  renewedAt: number;
+  progressAt: number;
+  toppingUp: boolean;
+  topUpAgain: boolean;
+  /** What the run's failed drains threw. */
+  failures: unknown[];
+  timer: NodeJS.Timeout | undefined;
+  /** Resolves the run's wait for its next event (a drain's end, a top-up's). */
+  wakeUp: () => void;
 }
 
 export interface ChunkContext {
@@ -88,9 +138,10 @@ export class LaneRunner {
   private worker: Worker<LaneJob> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing = false;
-  private concurrency = 1;
-  /** Lanes this process drains now. */
-  private activeLanes = 0;
+  /** Lanes this process may drain at once, less those it drains. */
+  private slots = new LaneSlots(1);
+  /** This worker's runs that hold the wake mark (one, or for a moment more than one). */
+  private readonly lingering = new Set<WakeRun>();
 
   constructor(private readonly o: LaneRunnerOptions) {
     this.queue = new Queue<LaneJob>(o.name, {
@@ -117,7 +168,8 @@ export class LaneRunner {
   /** Starts draining lanes (worker role). */
   start(handle: ChunkHandler, concurrency: number): void {
     const { o } = this;
-    this.concurrency = concurrency;
+    this.slots = new LaneSlots(concurrency);
+    o.lanes.onAcked = (ready) => this.readyReported(ready);
     this.worker = new Worker<LaneJob>(o.name, (job, token) => this.run(job, token, handle), {
       connection: {
         url: o.redisUrl,
@@ -155,7 +207,9 @@ export class LaneRunner {
 
   /**
    * A wake job: claims ready lanes (or, run again after a crash or a failure, the lanes it still
-   * holds) and drains them side by side. Fails, to be retried with backoff, if a lane's drain failed.
+   * holds) and drains them side by side; when it emptied the ready list it lingers (LINGER_LANES)
+   * and takes the lanes that become ready while its drains run. Fails, to be retried with backoff,
+   * if a lane's drain failed.
    */
   private async run(job: Job<LaneJob>, token: string | undefined, handle: ChunkHandler): Promise<void> {
     const { wake, lane, epoch } = job.data;
@@ -165,26 +219,198 @@ export class LaneRunner {
       await this.drain(job, token, lease, { lane, epoch, wake: 0, entry: `${epoch}|${lane}` }, handle);
       return;
     }
-    const room = Math.max(1, Math.min(LANES_PER_JOB, this.concurrency - this.activeLanes));
-    const { lanes, next } = await this.o.lanes.claim(wake, room, LANE_CHUNK);
+    const now = performance.now();
+    const r: WakeRun = {
+      job,
+      token,
+      wake,
+      lease: { confirmedAt: Number.NEGATIVE_INFINITY },
+      handle,
+      drains: 0,
+      waiting: 0,
+      lingering: false,
+      claimed: 0,
+      checkedAt: now,
+      renewedAt: now,
+      progressAt: now,
+      toppingUp: false,
+      topUpAgain: false,
+      failures: [],
+      timer: undefined,
+      wakeUp: () => {},
+    };
+    // The room is taken before the claim is sent: claims of several jobs at once never overshoot.
+    const room = await this.slots.takeSome(LANES_PER_JOB);
+    let claim: Claim;
+    try {
+      claim = await this.o.lanes.claim(wake, room, LANE_CHUNK, this.closing ? 0 : LINGER_LEASE_MS);
+    } catch (err) {
+      this.slots.give(room);
+      throw err;
+    }
+    // A restarted job gets back every lane it holds, which may be more than its room.
+    this.slots.give(room - Math.min(room, claim.lanes.length));
+    this.claimedLanes(r, claim, room);
     // More lanes are ready than this job took: another job (on any worker) takes them now.
-    if (next !== undefined) await this.wake(next);
-    this.activeLanes += lanes.length;
-    const lease: Lease = { confirmedAt: Number.NEGATIVE_INFINITY };
-    const drains = await Promise.allSettled(
-      lanes.map((claimed) =>
-        this.drain(job, token, lease, claimed, handle).finally(() => {
-          this.activeLanes--;
-        }),
-      ),
-    );
-    const failed = drains
-      .filter((d): d is PromiseRejectedResult => d.status === 'rejected')
-      .map((d) => d.reason as unknown);
+    if (claim.next !== undefined) await this.wake(claim.next);
+    try {
+      for (;;) {
+        if (r.drains === 0 && r.waiting === 0 && !r.toppingUp) {
+          if (!r.lingering) break;
+          // Its last drain ended: take what became ready, or let the mark go.
+          await this.topUp(r);
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          r.wakeUp = resolve;
+        });
+      }
+    } finally {
+      this.stopLingering(r);
+    }
     // The retry runs every failed lane of the job again: it waits for the longest hint among
     // them, so that none is tried sooner than it asked (the others only wait a little longer).
-    if (failed.length > 0)
-      throw failed.reduce((a, b) => ((retryDelayHint(b) ?? -1) > (retryDelayHint(a) ?? -1) ? b : a));
+    if (r.failures.length > 0)
+      throw r.failures.reduce((a, b) => ((retryDelayHint(b) ?? -1) > (retryDelayHint(a) ?? -1) ? b : a));
+  }
+
+  /** Starts the drains of the lanes a claim (or a top-up) took; `slots` of them have a slot taken. */
+  private claimedLanes(r: WakeRun, claim: Claim, slots: number): void {
+    r.claimed += claim.lanes.length;
+    if (claim.lingers && !r.lingering) {
+      r.lingering = true;
+      this.lingering.add(r);
+      r.renewedAt = r.checkedAt = r.progressAt = performance.now();
+      this.armLingerTimer(r, LINGER_POLL_MS);
+    } else if (!claim.lingers) this.stopLingering(r);
+    claim.lanes.forEach((claimed, i) => {
+      if (i < slots) {
+        this.startDrain(r, claimed);
+        return;
+      }
+      r.waiting++;
+      void this.slots.takeSome(1).then(() => {
+        r.waiting--;
+        this.startDrain(r, claimed);
+      });
+    });
+  }
+
+  private startDrain(r: WakeRun, claimed: ClaimedLane): void {
+    r.drains++;
+    this.drain(r.job, r.token, r.lease, claimed, r.handle, r)
+      .catch((error: unknown) => {
+        r.failures.push(error);
+        // The job will be retried after the others end: lanes that become ready are not its.
+        if (r.lingering) void this.topUp(r);
+      })
+      .finally(() => {
+        r.drains--;
+        this.slots.give(1);
+        r.wakeUp();
+      });
+  }
+
+  /**
+   * A lingering run takes the lanes that became ready (within its room, LINGER_LANES in all),
+   * renewing the mark; one top-up at a time per run. Lets the mark go when the run stops
+   * lingering (closing, a failed drain, stuck, its lanes' budget spent, nothing left to drain).
+   */
+  private async topUp(r: WakeRun, letGo = false): Promise<void> {
+    if (r.toppingUp) {
+      r.topUpAgain = true;
+      return;
+    }
+    r.toppingUp = true;
+    try {
+      do {
+        r.topUpAgain = false;
+        const stop = letGo || this.closing || r.failures.length > 0;
+        const keep = !stop && r.claimed < LINGER_LANES;
+        const room = stop ? 0 : this.slots.take(LANES_PER_JOB);
+        const sentAt = performance.now();
+        let claim: Claim;
+        try {
+          claim = await this.o.lanes.topUp(
+            r.wake,
+            room,
+            LANE_CHUNK,
+            keep ? LINGER_LEASE_MS : 0,
+            r.drains > 0,
+          );
+        } catch (err) {
+          // The mark lapses by itself (LINGER_LEASE_MS); the sweep adds a job for lanes left ready.
+          this.slots.give(room);
+          this.stopLingering(r);
+          this.o.logger.warn({
+            event: 'queue.top_up_failed',
+            queue: this.o.name,
+            err: (err as Error).message,
+          });
+          return;
+        }
+        this.slots.give(room - claim.lanes.length);
+        r.checkedAt = Math.max(r.checkedAt, sentAt);
+        r.renewedAt = sentAt;
+        this.claimedLanes(r, claim, room);
+        if (claim.next !== undefined) {
+          await this.wake(claim.next).catch((err: unknown) =>
+            this.o.logger.warn({
+              event: 'queue.wake_failed',
+              queue: this.o.name,
+              err: (err as Error).message,
+            }),
+          );
+        }
+      } while (r.topUpAgain && r.lingering);
+    } finally {
+      r.toppingUp = false;
+      r.wakeUp();
+    }
+  }
+
+  private stopLingering(r: WakeRun): void {
+    r.lingering = false;
+    this.lingering.delete(r);
+    if (r.timer) clearTimeout(r.timer);
+    r.timer = undefined;
+  }
+
+  /** An acknowledgement batch of this worker said how many lanes are ready: a lingering run takes them. */
+  private readyReported(ready: number): void {
+    if (this.lingering.size === 0) return;
+    const now = performance.now();
+    for (const r of this.lingering) {
+      r.checkedAt = now;
+      if (ready > 0) void this.topUp(r);
+    }
+  }
+
+  private armLingerTimer(r: WakeRun, ms: number): void {
+    r.timer = setTimeout(() => this.lingerTick(r), ms);
+    r.timer.unref();
+  }
+
+  /**
+   * A lingering run's timer: no acknowledgement told it of the ready list for LINGER_POLL_MS, so
+   * it looks itself (and renews its mark well within LINGER_LEASE_MS); if its drains are stuck, it
+   * lets the mark go.
+   */
+  private lingerTick(r: WakeRun): void {
+    r.timer = undefined;
+    if (!r.lingering) return;
+    const now = performance.now();
+    if (now - r.progressAt > LINGER_STUCK_MS) {
+      void this.topUp(r, true);
+      return;
+    }
+    if (now - r.checkedAt >= LINGER_POLL_MS || now - r.renewedAt >= LINGER_LEASE_MS / 3) {
+      void this.topUp(r).finally(() => {
+        if (r.lingering && !r.timer) this.armLingerTimer(r, LINGER_POLL_MS);
+      });
+      return;
+    }
+    this.armLingerTimer(r, Math.max(1, LINGER_POLL_MS - (now - r.checkedAt)));
   }
 
   /** Drains one claimed lane, a chunk at a time; releases the claim when the lane is no longer this job's to drain. */
@@ -194,6 +420,7 @@ export class LaneRunner {
     lease: Lease,
     claimed: ClaimedLane,
     handle: ChunkHandler,
+    run?: WakeRun,
   ): Promise<void> {
     const { lane, epoch } = claimed;
     const { lanes } = this.o;
@@ -225,6 +452,7 @@ export class LaneRunner {
         throw outcome.error;
       }
       const next = await lanes.ackAndNext(claimed, items.slice(0, outcome.done), LANE_CHUNK);
+      if (run) run.progressAt = performance.now();
       if (next === 'finished') return;
       prefetched = next;
       // Fencing at chunk granularity: if our lock lapsed, the job (and this lane) went to another worker.
@@ -260,6 +488,8 @@ export class LaneRunner {
   async stop(): Promise<void> {
     this.closing = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    // Let the wake mark go now, so ready lanes get a job (another worker's) at once.
+    for (const r of this.lingering) void this.topUp(r, true);
     await this.worker?.close();
     await this.queue.close();
   }

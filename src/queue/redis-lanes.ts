@@ -22,12 +22,14 @@ import { TickBatcher } from './tick-batch.ts';
  *   their handling is done (acknowledged by exact value), so a drainer that dies loses nothing.
  */
 
+/** claim.lua's and top-up.lua's reply: entries, next wake, first chunks, cached sessions, lingers. */
+type ClaimReply = [string[], number, (string[] | null)[], ([string, string | null] | null)[], number];
+
 export interface LaneCommands {
   lanePush(...args: (string | number)[]): Promise<[number, number]>;
   lanePushBatch(...args: (string | number)[]): Promise<number[]>;
-  laneClaim(
-    ...args: (string | number)[]
-  ): Promise<[string[], number, (string[] | null)[], ([string, string | null] | null)[]]>;
+  laneClaim(...args: (string | number)[]): Promise<ClaimReply>;
+  laneTopUp(...args: (string | number)[]): Promise<ClaimReply>;
   laneRead(...args: (string | number)[]): Promise<string[] | null>;
   laneAck(...args: (string | number)[]): Promise<number>;
   laneAckBatch(...args: (string | number)[]): Promise<(number | string[])[]>;
@@ -47,7 +49,8 @@ const ENQUEUE = ['./redis-lanes/wake.lua', './redis-lanes/enqueue.lua'];
 export const LANE_COMMANDS: readonly LuaCommand[] = [
   { name: 'lanePush', numberOfKeys: 8, lua: lua('push.lua', ENQUEUE) },
   { name: 'lanePushBatch', numberOfKeys: 5, lua: lua('push-batch.lua', ENQUEUE) },
-  { name: 'laneClaim', numberOfKeys: 4, lua: lua('claim.lua') },
+  { name: 'laneClaim', numberOfKeys: 4, lua: lua('claim.lua', ['./redis-lanes/chunks.lua']) },
+  { name: 'laneTopUp', numberOfKeys: 4, lua: lua('top-up.lua', ['./redis-lanes/chunks.lua']) },
   { name: 'laneRead', numberOfKeys: 2, lua: lua('read.lua') },
   { name: 'laneAck', numberOfKeys: 2, lua: lua('ack.lua') },
   { name: 'laneAckBatch', numberOfKeys: 1, lua: lua('ack-batch.lua') },
@@ -96,6 +99,15 @@ export interface ClaimedLane {
   entry: string;
   /** The lane's first items, read with the claim; null when a newer epoch owns the lane; absent when not read yet. */
   items?: string[] | null;
+}
+
+/** What a claim took. */
+export interface Claim {
+  lanes: ClaimedLane[];
+  /** More lanes wait: the caller must add this wake job for them. */
+  next?: number;
+  /** The job kept the wake mark (see `RedisLanes.claim`). */
+  lingers: boolean;
 }
 
 /** After an acknowledgement: the lane is done, or its next items, or null when a newer epoch owns it. */
@@ -228,19 +240,53 @@ export class RedisLanes {
 
   /**
    * Up to `max` ready lanes for wake job `wake` (or, when the job runs again, the lanes it still
-   * holds). `next`: more lanes wait, and the caller must add this wake job for them.
+   * holds). `next`: more lanes wait, and the caller must add this wake job for them. With
+   * `lingerMs`, a job that emptied the ready list keeps the wake mark for that long (`lingers`):
+   * lanes that become ready meanwhile wait for its `topUp`, not for a new job.
    */
-  async claim(wake: number, max: number, chunk: number): Promise<{ lanes: ClaimedLane[]; next?: number }> {
-    const [entries, next, chunks, sessions] = await this.redis.laneClaim(
-      this.claimsKey(wake),
-      this.readyKey,
-      this.wakingKey,
-      this.wakeSeqKey,
-      max,
-      this.base,
-      chunk,
-      this.sessions?.cachePrefix ?? '',
+  async claim(wake: number, max: number, chunk: number, lingerMs = 0): Promise<Claim> {
+    return this.claimed(
+      wake,
+      await this.redis.laneClaim(
+        this.claimsKey(wake),
+        this.readyKey,
+        this.wakingKey,
+        this.wakeSeqKey,
+        max,
+        this.base,
+        chunk,
+        this.sessions?.cachePrefix ?? '',
+        wake,
+        lingerMs,
+      ),
     );
+  }
+
+  /**
+   * A lingering job (see `claim`) takes up to `max` lanes that became ready; nothing, and
+   * `lingers` false, once the mark is no longer its own. It keeps the mark (renewed for
+   * `lingerMs`) while it has lanes to drain (`busy`, or lanes taken now); `lingerMs` 0 lets it go.
+   */
+  async topUp(wake: number, max: number, chunk: number, lingerMs: number, busy: boolean): Promise<Claim> {
+    return this.claimed(
+      wake,
+      await this.redis.laneTopUp(
+        this.claimsKey(wake),
+        this.readyKey,
+        this.wakingKey,
+        this.wakeSeqKey,
+        wake,
+        max,
+        this.base,
+        chunk,
+        lingerMs,
+        busy ? '1' : '0',
+        this.sessions?.cachePrefix ?? '',
+      ),
+    );
+  }
+
+  private claimed(wake: number, [entries, next, chunks, sessions, lingers]: ClaimReply): Claim {
     const lanes = entries.map((entry, i) => {
       const bar = entry.indexOf('|');
       const lane = entry.slice(bar + 1);
@@ -249,7 +295,9 @@ export class RedisLanes {
       return { lane, epoch: Number(entry.slice(0, bar)), wake, entry, items: chunks[i] ?? null };
     });
     const more = wakeOrNone(next);
-    return more === undefined ? { lanes } : { lanes, next: more };
+    const claim: Claim = { lanes, lingers: Number(lingers) === 1 };
+    if (more !== undefined) claim.next = more;
+    return claim;
   }
 
   /** The job's drain of a claimed lane is over (the lane is finished, handed back, or owned by a newer epoch). */
@@ -283,11 +331,16 @@ export class RedisLanes {
     return this.acks.call({ claimed, items, count });
   }
 
+  /** Told, after each batch of acknowledgements, how many lanes wait in the ready list. */
+  onAcked: ((ready: number) => void) | undefined;
+
   private readonly acks = new TickBatcher<AckEntry, AckOutcome>(async (entries) => {
     const args: (string | number)[] = [this.depthKey, this.base];
     for (const { claimed, items, count } of entries)
       args.push(claimed.lane, claimed.epoch, claimed.wake, claimed.entry, count, items.length, ...items);
     const results = await this.redis.laneAckBatch(...args);
+    const ready = Number(results.pop());
+    this.onAcked?.(ready);
     return results.map((r) => (Array.isArray(r) ? r : Number(r) === 1 ? 'finished' : null));
   });
 

@@ -165,11 +165,12 @@ describe('Lua scripts, one by one, on real Redis', () => {
     await redis.sadd(k.claims(1), '1|a');
     const ack = (chunk: number, items: string[]) =>
       redis.laneAckBatch(k.depth, k.base, 'a', 1, 1, '1|a', chunk, items.length, ...items);
-    expect(await ack(2, ['v', 'w'])).toEqual([['x', 'y']]);
+    // Last in each reply, the ready list's length (lane a is never claimed from it here).
+    expect(await ack(2, ['v', 'w'])).toEqual([['x', 'y'], 1]);
     // Popped up to the first item that is not at the head any more.
-    expect(await ack(5, ['x', 'q', 'y'])).toEqual([['y', 'z']]);
+    expect(await ack(5, ['x', 'q', 'y'])).toEqual([['y', 'z'], 1]);
     expect(await redis.get(k.depth)).toBe('2');
-    expect(await ack(1, ['y', 'z'])).toEqual([1]);
+    expect(await ack(1, ['y', 'z'])).toEqual([1, 1]);
     expect([await redis.exists(k.lane('a'), k.sched('a')), await redis.scard(k.claims(1))]).toEqual([0, 0]);
   });
 
@@ -180,15 +181,62 @@ describe('Lua scripts, one by one, on real Redis', () => {
     await push(k, 'b', 'b1');
     const claim = (wake: number) =>
       redis.laneClaim(k.claims(wake), k.ready, k.waking, k.wakeSeq, 1, k.base, 10);
-    expect(await claim(1)).toEqual([['1|a'], 2, [['a1', 'a2']], [null]]);
+    expect(await claim(1)).toEqual([['1|a'], 2, [['a1', 'a2']], [null], 0]);
     expect(await redis.get(k.waking)).toBe('2');
     expect(await redis.smembers(k.claims(1))).toEqual(['1|a']);
     // Job 1 runs again (its worker died): the same lane, no new job.
-    expect(await claim(1)).toEqual([['1|a'], 0, [['a1', 'a2']], [null]]);
+    expect(await claim(1)).toEqual([['1|a'], 0, [['a1', 'a2']], [null], 0]);
     // A lane whose epoch moved on comes back without items.
     await redis.set(k.sched('b'), '9');
-    expect(await claim(2)).toEqual([['2|b'], 0, [null], [null]]);
+    expect(await claim(2)).toEqual([['2|b'], 0, [null], [null], 0]);
     expect(await redis.exists(k.waking)).toBe(0);
+  });
+
+  it('laneClaim and laneTopUp: a job that empties the ready list keeps the mark for a while and takes the lanes that become ready; the mark of a newer job stops it', async () => {
+    const k = lanes(space());
+    await push(k, 'a', 'a1');
+    const claim = (wake: number) =>
+      redis.laneClaim(k.claims(wake), k.ready, k.waking, k.wakeSeq, 4, k.base, 10, '', wake, 60_000);
+    const topUp = (wake: number, max: number, lingerMs: number, busy: boolean) =>
+      redis.laneTopUp(
+        k.claims(wake),
+        k.ready,
+        k.waking,
+        k.wakeSeq,
+        wake,
+        max,
+        k.base,
+        10,
+        lingerMs,
+        busy ? '1' : '0',
+        '',
+      );
+    expect(await claim(1)).toEqual([['1|a'], 0, [['a1']], [null], 1]);
+    expect(await redis.get(k.waking)).toBe('1');
+    expect(await redis.pttl(k.waking)).toBeGreaterThan(0);
+    // A lane that becomes ready now marks no new job: the lingering job takes it.
+    await push(k, 'b', 'b1');
+    await push(k, 'c', 'c1');
+    await push(k, 'd', 'd1');
+    expect(await redis.get(k.waking)).toBe('1');
+    // Room for two: the third lane marks the next job, which takes the mark.
+    expect(await topUp(1, 2, 60_000, true)).toEqual([['2|b', '3|c'], 2, [['b1'], ['c1']], [null, null], 0]);
+    expect(await redis.get(k.waking)).toBe('2');
+    expect(await redis.smembers(k.claims(1))).toEqual(expect.arrayContaining(['1|a', '2|b', '3|c']));
+    // Job 1 no longer holds the mark: it takes nothing.
+    expect(await topUp(1, 4, 60_000, true)).toEqual([[], 0, [], [], 0]);
+    expect(await claim(2)).toEqual([['4|d'], 0, [['d1']], [null], 1]);
+    // Nothing ready, nothing to drain: the mark goes.
+    expect(await topUp(2, 4, 60_000, false)).toEqual([[], 0, [], [], 0]);
+    expect(await redis.exists(k.waking)).toBe(0);
+    // Letting go with lanes ready marks the next job for them.
+    await push(k, 'e', 'e1');
+    expect(await redis.get(k.waking)).toBe('3');
+    expect(await claim(3)).toEqual([['5|e'], 0, [['e1']], [null], 1]);
+    await push(k, 'f', 'f1');
+    expect(await topUp(3, 0, 0, true)).toEqual([[], 4, [], [], 0]);
+    expect(await redis.get(k.waking)).toBe('4');
+    expect(await redis.pttl(k.waking)).toBe(-1);
   });
 
   it("laneClaim with the session cache's prefix: each lane's cached session id and snapshot come with its items", async () => {
@@ -205,6 +253,7 @@ describe('Lua scripts, one by one, on real Redis', () => {
       0,
       [['a1'], ['b1'], ['c1']],
       [['s1', '3|{}'], ['s2', null], null],
+      0,
     ]);
   });
 
@@ -246,10 +295,11 @@ describe('Lua scripts, one by one, on real Redis', () => {
         ]),
       );
     // a: x acknowledged, y comes next; another epoch of b: nothing popped past a missing item, nothing read.
-    expect(await ackBatch(['a', 1, ['x', 'q']], ['b', 3, []])).toEqual([['y'], 0]);
+    // Last, the ready list's length (a and b were never claimed here).
+    expect(await ackBatch(['a', 1, ['x', 'q']], ['b', 3, []])).toEqual([['y'], 0, 2]);
     expect(await redis.get(k.sched('a'))).toBe('1');
     expect(await redis.get(k.depth)).toBe('3');
-    expect(await ackBatch(['a', 1, ['y', 'z']], ['b', 2, ['p']])).toEqual([1, 1]);
+    expect(await ackBatch(['a', 1, ['y', 'z']], ['b', 2, ['p']])).toEqual([1, 1, 2]);
     expect([
       await redis.exists(k.sched('a'), k.sched('b')),
       await redis.scard(k.claims(1)),

@@ -18,7 +18,7 @@ const message = (n: number) =>
   });
 
 /** A Redis-lane queue on a Redis prefix of its own, opened before the block's tests and closed after. */
-function queueOnOwnPrefix(): { prefix: string; redis: Redis; queue: RedisLaneQueue } {
+function queueOnOwnPrefix(concurrency = 4): { prefix: string; redis: Redis; queue: RedisLaneQueue } {
   const { prefix, cleanup } = testRedisPrefix();
   const ctx = { prefix } as { prefix: string; redis: Redis; queue: RedisLaneQueue };
   beforeAll(() => {
@@ -28,7 +28,7 @@ function queueOnOwnPrefix(): { prefix: string; redis: Redis; queue: RedisLaneQue
       redisUrl: TEST_REDIS_URL,
       prefix,
       logger: silentLogger,
-      concurrency: 4,
+      concurrency,
     });
   });
   afterAll(async () => {
@@ -160,5 +160,55 @@ describe('the Redis-lane queue after an upgrade', () => {
       10_000,
     );
     expect(seen).toEqual(['m7', 'm8']);
+  });
+});
+
+describe('the Redis-lane queue and its concurrency', () => {
+  const LIMIT = 3;
+  const ctx = queueOnOwnPrefix(LIMIT);
+
+  it('never drains more lanes at once than it may, however many are ready and however many wake jobs start', async () => {
+    const { queue, redis, prefix } = ctx;
+    const total = 40;
+    for (let n = 0; n < total; n++) {
+      const envelope = { ...message(100 + n), from: { id: `+1555100${String(n).padStart(4, '0')}` } };
+      expect(await queue.enqueue(envelope)).toBe('accepted');
+    }
+    let running = 0;
+    let most = 0;
+    let handled = 0;
+    const held: (() => void)[] = [];
+    await queue.consume(async () => {
+      running++;
+      most = Math.max(most, running);
+      await new Promise<void>((resolve) => held.push(resolve));
+      running--;
+      handled++;
+    });
+    const bull = new Queue('inbound', { connection: redis, prefix: `${prefix}bull` });
+    try {
+      while (handled < total) {
+        // Full (or the last lanes), and the wake job marked for the lanes still ready has started
+        // (and with it the claim that, before, took a lane beyond the limit) or waits for BullMQ
+        // (the worker runs as many jobs as it may drain lanes): let one go.
+        await until(
+          async () => {
+            const waking = await redis.get(`${prefix}inbound:waking`);
+            const ready = await redis.llen(`${prefix}inbound:ready`);
+            const state = waking === null ? 'none' : await bull.getJobState(`wake-${waking}`);
+            const { active } = await bull.getJobCounts('active');
+            return { full: running >= Math.min(LIMIT, total - handled), ready, state, active };
+          },
+          ({ full, ready, state, active }) => full && (ready === 0 || state === 'active' || active! >= LIMIT),
+          10_000,
+          5,
+        );
+        held.shift()?.();
+      }
+    } finally {
+      await bull.close();
+    }
+    expect(most).toBeLessThanOrEqual(LIMIT);
+    expect(most).toBe(LIMIT);
   });
 });

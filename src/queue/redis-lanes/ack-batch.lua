@@ -3,7 +3,8 @@
 -- head, each only if it is still there; if that left the lane empty, unschedules it (its own epoch
 -- only) and releases the job's claim in the same step: 1. Else the lane's next chunk (saving the
 -- drainer a read.lua), or 0 when a newer epoch owns the lane. Per-lane keys are made from the
--- queue's base, as claim.lua does.
+-- queue's base, as claim.lua does. Last, the length of the ready list: a lingering wake job of the
+-- worker takes those lanes (lane-runner.ts).
 -- One LRANGE reads the handled items and the chunk after them, and one LPOP takes the handled
 -- ones: a lane costs the same few commands whatever the size of its chunk.
 -- KEYS: depth   ARGV: base, then per lane: lane, epoch, wake job, claim entry, chunk size, n, n items
@@ -41,4 +42,5 @@ while i <= #ARGV do
   end
 end
 if popped > 0 then redis.call('DECRBY', KEYS[1], popped) end
+out[#out + 1] = redis.call('LLEN', base .. 'ready')
 return out
