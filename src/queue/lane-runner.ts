@@ -249,10 +249,19 @@ export class LaneRunner {
       throw err;
     }
     // A restarted job gets back every lane it holds, which may be more than its room.
-    this.slots.give(room - Math.min(room, claim.lanes.length));
+    const used = Math.min(room, claim.lanes.length);
+    this.slots.give(room - used);
+    // More lanes are ready than this job took: another job (on any worker) takes them now. If
+    // that fails, so does this job, before it drains anything: its retry gets its lanes back.
+    if (claim.next !== undefined) {
+      try {
+        await this.wake(claim.next);
+      } catch (err) {
+        this.slots.give(used);
+        throw err;
+      }
+    }
     this.claimedLanes(r, claim, room);
-    // More lanes are ready than this job took: another job (on any worker) takes them now.
-    if (claim.next !== undefined) await this.wake(claim.next);
     try {
       for (;;) {
         if (r.drains === 0 && r.waiting === 0 && !r.toppingUp) {
