@@ -9,6 +9,7 @@ import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import { createRedisLaneQueue } from './queue/redis-lane-queue.ts';
 import { connectRedis } from './redis.ts';
+import { RedisWrites } from './redis-writes.ts';
 import { createBullmqScheduler } from './scheduler/bullmq-scheduler.ts';
 import type { Db } from './store/db.ts';
 
@@ -33,16 +34,18 @@ export function redisBackend(
   const bullRedis = connectRedis(redisUrl, logger, 'switchboard-queue');
   const prefix = config.redisPrefix;
   const common = { redis, queueConnection: bullRedis, redisUrl, prefix, logger };
+  // The cache's writes and the bus's notices of one moment (a group commit's turns) share a script.
+  const writes = new RedisWrites(redis);
   const cache = createLayeredCache(
     createMemoryCache({ maxSessions: config.cacheMaxSessions, ttlSeconds: LOCAL_CACHE_TTL_SECONDS }),
-    createRedisCache(redis, { prefix, ttlSeconds: config.cacheTtlSeconds }),
+    createRedisCache(redis, { prefix, ttlSeconds: config.cacheTtlSeconds, writes }),
   );
   return {
     kind: 'redis',
     redis,
     rateLimiter: createRedisRateLimiter(redis, { prefix }),
     cache,
-    bus: createRedisBus(redis, subscriber, { prefix, logger }),
+    bus: createRedisBus(redis, subscriber, { prefix, logger, writes }),
     queue: createRedisLaneQueue({
       ...common,
       concurrency: config.queueConcurrency,

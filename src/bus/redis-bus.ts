@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import type { RedisWrites } from '../redis-writes.ts';
 import type { Bus } from './bus.ts';
 
 /**
@@ -9,7 +10,8 @@ import type { Bus } from './bus.ts';
 export function createRedisBus(
   publisher: Redis,
   subscriber: Redis,
-  options: { prefix: string; logger: Logger },
+  /** `writes`: this process's batched writes (`RedisWrites`), which its notices then join. */
+  options: { prefix: string; logger: Logger; writes?: RedisWrites },
 ): Bus {
   const listeners = new Map<string, Set<(message: unknown) => void>>();
   /**
@@ -36,7 +38,8 @@ export function createRedisBus(
 
   return {
     async publish(topic, message) {
-      await publisher.publish(channel(topic), JSON.stringify(message));
+      if (options.writes) await options.writes.publish(channel(topic), JSON.stringify(message));
+      else await publisher.publish(channel(topic), JSON.stringify(message));
     },
     async subscribe(topic, handler) {
       let handlers = listeners.get(topic);

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
+import type { RedisWrites } from '../redis-writes.ts';
 import type { SessionSnapshot } from '../store/records.ts';
 import type { SessionCache } from './cache.ts';
 
@@ -49,12 +50,22 @@ const decode = decodeSnapshot;
  */
 export function createRedisCache(
   redis: Redis,
-  options: { prefix: string; ttlSeconds: number },
+  /** `writes`: this process's batched writes (`RedisWrites`), which the cache's writes then join. */
+  options: { prefix: string; ttlSeconds: number; writes?: RedisWrites },
 ): SharedSessionCache {
   defineLuaCommands(redis, CACHE_COMMANDS);
   const r = redis as Redis & CacheCommands;
   const snapshotKey = (id: string) => `${options.prefix}${id}:snapshot`;
   const laneKey = (lane: string) => `${options.prefix}lane:${lane}`;
+  const { writes } = options;
+  const write = async (key: string, value: string) => {
+    if (writes) await writes.set(key, value, options.ttlSeconds);
+    else await redis.set(key, value, 'EX', options.ttlSeconds);
+  };
+  const remove = async (key: string) => {
+    if (writes) await writes.del(key);
+    else await redis.del(key);
+  };
   return {
     async get(sessionId) {
       const hit = await redis.get(snapshotKey(sessionId));
@@ -65,21 +76,13 @@ export function createRedisCache(
       if (answer === null) return undefined;
       return typeof answer === 'number' ? 'current' : decode(answer);
     },
-    async set(snapshot) {
-      await redis.set(snapshotKey(snapshot.session.id), encode(snapshot), 'EX', options.ttlSeconds);
-    },
-    async delete(sessionId) {
-      await redis.del(snapshotKey(sessionId));
-    },
+    set: (snapshot) => write(snapshotKey(snapshot.session.id), encode(snapshot)),
+    delete: (sessionId) => remove(snapshotKey(sessionId)),
     async getSessionId(lane) {
       return (await redis.get(laneKey(lane))) ?? undefined;
     },
-    async setSessionId(lane, sessionId) {
-      await redis.set(laneKey(lane), sessionId, 'EX', options.ttlSeconds);
-    },
-    async deleteSessionId(lane) {
-      await redis.del(laneKey(lane));
-    },
+    setSessionId: (lane, sessionId) => write(laneKey(lane), sessionId),
+    deleteSessionId: (lane) => remove(laneKey(lane)),
     async ping() {
       await redis.ping();
     },

@@ -4,8 +4,10 @@ import { CACHE_COMMANDS } from '../../src/cache/redis-cache.ts';
 import { RATE_LIMIT_COMMANDS } from '../../src/limits/redis-rate-limiter.ts';
 import { LANE_COMMANDS, type LaneCommands } from '../../src/queue/redis-lanes.ts';
 import { defineLuaCommands, readLua } from '../../src/redis-scripts.ts';
+import { WRITE_COMMANDS } from '../../src/redis-writes.ts';
 import { SCHEDULER_COMMANDS } from '../../src/scheduler/bullmq-scheduler.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
 
 type Call = (...args: (string | number)[]) => Promise<unknown>;
 
@@ -27,6 +29,7 @@ describe('Lua scripts, one by one, on real Redis', () => {
       ...RATE_LIMIT_COMMANDS,
       ...CACHE_COMMANDS,
       ...SCHEDULER_COMMANDS,
+      ...WRITE_COMMANDS,
     ]);
   });
   afterAll(async () => {
@@ -255,6 +258,43 @@ describe('Lua scripts, one by one, on real Redis', () => {
       [['s1', '3|{}'], ['s2', null], null],
       0,
     ]);
+  });
+
+  it('switchboardWrites: sets with a TTL, deletes and publishes, in the order given', async () => {
+    const base = space();
+    const sub = new Redis(TEST_REDIS_URL);
+    const heard: string[] = [];
+    sub.on('message', (_ch: string, m: string) => heard.push(m));
+    await sub.subscribe(`${base}ch`);
+    await redis.set(`${base}gone`, 'x');
+    await redis.switchboardWrites!(
+      's',
+      `${base}a`,
+      'one',
+      60,
+      'p',
+      `${base}ch`,
+      'first',
+      'd',
+      `${base}gone`,
+      's',
+      `${base}a`,
+      'two',
+      60,
+      'p',
+      `${base}ch`,
+      'second',
+    );
+    expect([await redis.get(`${base}a`), await redis.exists(`${base}gone`)]).toEqual(['two', 0]);
+    expect(await redis.ttl(`${base}a`)).toBeGreaterThan(0);
+    await until(
+      () => heard.length,
+      (n) => n === 2,
+      5_000,
+      5,
+    );
+    expect(heard).toEqual(['first', 'second']);
+    sub.disconnect();
   });
 
   it('laneRead: the first items, only for the epoch that owns the lane', async () => {

@@ -4,6 +4,7 @@ import { createRedisBus } from '../../src/bus/redis-bus.ts';
 import { createLayeredCache } from '../../src/cache/layered-cache.ts';
 import { createMemoryCache } from '../../src/cache/memory-cache.ts';
 import { createRedisCache } from '../../src/cache/redis-cache.ts';
+import { RedisWrites } from '../../src/redis-writes.ts';
 import { emptyState, type SessionSnapshot } from '../../src/store/records.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -197,6 +198,42 @@ describe('Redis cache and pub/sub', () => {
     expect(a).toEqual([{ n: 1 }, { n: 'end 1' }]);
     expect(b).toEqual([{ n: 1 }, { n: 'end 1' }, { n: 3 }, { n: 'end 2' }]);
     await offB();
+  });
+
+  it('with batched writes: the cache writes and notices of one moment go in one command, in order', async () => {
+    const connection = new Redis(TEST_REDIS_URL);
+    connections.push(connection);
+    await connection.ping();
+    const writes = new RedisWrites(connection);
+    const cache = createRedisCache(connection, { prefix, ttlSeconds: 60, writes });
+    const bus = createRedisBus(connection, sub, { prefix, logger: silentLogger, writes });
+    const heard: unknown[] = [];
+    const off = await bus.subscribe('batched', (m) => heard.push(m));
+    // The script loaded (a first EVALSHA may be answered NOSCRIPT and sent again as EVAL).
+    await writes.del(`${prefix}nothing`);
+    const asked: string[] = [];
+    const sendCommand = connection.sendCommand.bind(connection);
+    connection.sendCommand = (command, stream) => {
+      asked.push(command.name);
+      return sendCommand(command, stream);
+    };
+    await Promise.all([
+      cache.set(snapshot('s-5')),
+      bus.publish('batched', { n: 1 }),
+      cache.setSessionId('lane-5', 's-5'),
+      cache.delete('s-5'),
+      bus.publish('batched', { n: 2 }),
+    ]);
+    expect(asked).toEqual(['evalsha']);
+    expect([await cache.get('s-5'), await cache.getSessionId('lane-5')]).toEqual([undefined, 's-5']);
+    await until(
+      () => heard.length,
+      (n) => n === 2,
+      5_000,
+      5,
+    );
+    expect(heard).toEqual([{ n: 1 }, { n: 2 }]);
+    await off();
   });
 
   it('subscribes a topic again once its last subscriber has left (two at once share one SUBSCRIBE)', async () => {
