@@ -397,9 +397,8 @@ function event(w: Writer, e: TimedEvent): void {
   w.close(at);
 }
 
-function link(w: Writer, l: Link & { droppedAttributesCount?: number }): void {
-  const at = w.open();
-  const c = l.context;
+/** trace_id, span_id and trace_state: fields 1–3 of both a span and a link. */
+function ids(w: Writer, c: SpanContext): void {
   w.tag(1, 2);
   w.hexId(c.traceId);
   w.tag(2, 2);
@@ -409,6 +408,12 @@ function link(w: Writer, l: Link & { droppedAttributesCount?: number }): void {
     w.tag(3, 2);
     w.string(state);
   }
+}
+
+function link(w: Writer, l: Link & { droppedAttributesCount?: number }): void {
+  const at = w.open();
+  const c = l.context;
+  ids(w, c);
   attributes(w, l.attributes, 4);
   w.tag(5, 0);
   w.varint32(l.droppedAttributesCount ?? 0);
@@ -420,15 +425,7 @@ function link(w: Writer, l: Link & { droppedAttributesCount?: number }): void {
 function span(w: Writer, s: ReadableSpan): void {
   const at = w.open(2);
   const c = s.spanContext();
-  w.tag(1, 2);
-  w.hexId(c.traceId);
-  w.tag(2, 2);
-  w.hexId(c.spanId);
-  const state = c.traceState?.serialize();
-  if (state) {
-    w.tag(3, 2);
-    w.string(state);
-  }
+  ids(w, c);
   const parent = s.parentSpanContext;
   if (parent?.spanId) {
     w.tag(4, 2);
