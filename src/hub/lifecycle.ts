@@ -34,79 +34,89 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
   let server: Server | undefined;
   let pruneTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let starting: Promise<unknown> | undefined;
+
+  async function startServing(): Promise<{ port: number }> {
+    server = await new Promise<Server>((resolve, reject) => {
+      const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
+        resolve(s as Server),
+      ) as Server;
+      s.once('error', reject);
+    });
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    await webhooks.sync();
+    if (serves) {
+      for (const adapter of adapters) adapter.attach?.(server);
+      for (const adapter of adapters) await adapter.start?.();
+    }
+    if (works) {
+      // Knowledge is indexed before the first message is answered, then kept up to date.
+      await knowledge.sync();
+      knowledge.start();
+      const fetchPending = pendingAttachments({
+        adapters,
+        files: services.files,
+        bots,
+        db,
+        logger,
+        retryAttempts: config.attachmentRetryAttempts,
+        retryDelaysMs: config.attachmentRetryDelaysMs,
+        metrics: services.metrics,
+      });
+      await queue.consume(async (envelope, info) => {
+        const outcome = await turnSpan(envelope, async () =>
+          engine.handle(await fetchPending(envelope, info.redelivered), {
+            checkDuplicate: info.redelivered,
+            trustCachedState: info.followsInLane,
+            shareStateLater: info.followedInLane,
+            mayHold: info.mayHold ?? false,
+          }),
+        );
+        return outcome === 'held' ? 'held' : undefined;
+      });
+      await outbox.start();
+      pruneTimer = setInterval(() => {
+        pruneInbox(db, new Date(Date.now() - DEDUPE_WINDOW_MS)).catch((err: Error) =>
+          logger.warn({ event: 'inbox.prune_failed', err: err.message }),
+        );
+      }, PRUNE_EVERY_MS);
+      pruneTimer.unref();
+      // Every worker declares it: there is still one schedule, each run in one worker.
+      await scheduler.repeat('expiry', 'expiry', config.expiryIntervalMs, {
+        firstDelayMs: Math.min(EXPIRY_FIRST_RUN_MS, config.expiryIntervalMs),
+      });
+      await scheduler.repeat(IDLE_SWEEP_JOB, IDLE_SWEEP_JOB, config.idleSweepIntervalMs);
+      if (config.dbAnalyzeIntervalMs > 0)
+        await scheduler.repeat(ANALYZE_JOB, ANALYZE_JOB, config.dbAnalyzeIntervalMs);
+      await services.handoffJobs.startJobs();
+      await scheduler.start();
+      webhooks.start();
+    }
+    logger.info({
+      event: 'hub.started',
+      port,
+      database: db.kind,
+      queue: queue.driver,
+      bots: bots.names(),
+      channels: adapters.map((a) => a.channel),
+    });
+    return { port };
+  }
 
   return {
-    async start() {
-      server = await new Promise<Server>((resolve, reject) => {
-        const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
-          resolve(s as Server),
-        ) as Server;
-        s.once('error', reject);
-      });
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : config.port;
-      await webhooks.sync();
-      if (serves) {
-        for (const adapter of adapters) adapter.attach?.(server);
-        for (const adapter of adapters) await adapter.start?.();
-      }
-      if (works) {
-        // Knowledge is indexed before the first message is answered, then kept up to date.
-        await knowledge.sync();
-        knowledge.start();
-        const fetchPending = pendingAttachments({
-          adapters,
-          files: services.files,
-          bots,
-          db,
-          logger,
-          retryAttempts: config.attachmentRetryAttempts,
-          retryDelaysMs: config.attachmentRetryDelaysMs,
-          metrics: services.metrics,
-        });
-        await queue.consume(async (envelope, info) => {
-          const outcome = await turnSpan(envelope, async () =>
-            engine.handle(await fetchPending(envelope, info.redelivered), {
-              checkDuplicate: info.redelivered,
-              trustCachedState: info.followsInLane,
-              shareStateLater: info.followedInLane,
-              mayHold: info.mayHold ?? false,
-            }),
-          );
-          return outcome === 'held' ? 'held' : undefined;
-        });
-        await outbox.start();
-        pruneTimer = setInterval(() => {
-          pruneInbox(db, new Date(Date.now() - DEDUPE_WINDOW_MS)).catch((err: Error) =>
-            logger.warn({ event: 'inbox.prune_failed', err: err.message }),
-          );
-        }, PRUNE_EVERY_MS);
-        pruneTimer.unref();
-        // Every worker declares it: there is still one schedule, each run in one worker.
-        await scheduler.repeat('expiry', 'expiry', config.expiryIntervalMs, {
-          firstDelayMs: Math.min(EXPIRY_FIRST_RUN_MS, config.expiryIntervalMs),
-        });
-        await scheduler.repeat(IDLE_SWEEP_JOB, IDLE_SWEEP_JOB, config.idleSweepIntervalMs);
-        if (config.dbAnalyzeIntervalMs > 0)
-          await scheduler.repeat(ANALYZE_JOB, ANALYZE_JOB, config.dbAnalyzeIntervalMs);
-        await services.handoffJobs.startJobs();
-        await scheduler.start();
-        webhooks.start();
-      }
-      logger.info({
-        event: 'hub.started',
-        port,
-        database: db.kind,
-        queue: queue.driver,
-        bots: bots.names(),
-        channels: adapters.map((a) => a.channel),
-      });
-      return { port };
+    start() {
+      const started = startServing();
+      starting = started;
+      return started;
     },
 
     async stop() {
       if (stopped) return;
       stopped = true;
+      // A signal during the start (`/readyz` answers before the workers' side has started): the
+      // start finishes, or fails, first, so nothing it is opening meets a closed database.
+      await starting?.catch(() => undefined);
       logger.info({ event: 'hub.stopping' });
       if (pruneTimer) clearInterval(pruneTimer);
       if (server) {

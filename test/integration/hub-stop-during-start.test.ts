@@ -1,0 +1,28 @@
+import fs from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { createApiAdapter } from '../../adapters/api/index.ts';
+import { createHub } from '../../src/hub.ts';
+import { silentLogger, tempDir } from '../helpers/database.ts';
+import { testConfig } from '../helpers/hub.ts';
+
+describe('a hub stopped while it starts', () => {
+  // `/readyz` answers once the server listens, before the workers' side has started: a signal
+  // then (an operator's Ctrl-C, an orchestrator's SIGTERM) calls stop() during start().
+  it('finishes starting, then stops cleanly: neither call fails', async () => {
+    const dataDir = await tempDir('sbt-stop-start-');
+    try {
+      const hub = await createHub({
+        config: testConfig({ dataDir, databaseUrl: undefined, redisUrl: undefined }),
+        logger: silentLogger,
+        adapters: [createApiAdapter()],
+      });
+      const starting = hub.start();
+      const stopping = hub.stop();
+      const [start, stop] = await Promise.allSettled([starting, stopping]);
+      expect(start).toMatchObject({ status: 'fulfilled' });
+      expect(stop).toMatchObject({ status: 'fulfilled' });
+    } finally {
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
