@@ -372,10 +372,12 @@ export class Connection {
       resumed: !options.newToken,
     });
     room.join(this);
-    // A sign-in committed between the token check and the room's subscription was not heard here.
+    // A sign-in committed between the token check and the room's subscription was not heard here;
+    // nor an end asked for in another tab (its token is revoked at once, its end turn follows).
     const current = await this.host.sessions.forToken(token);
     if (current?.id !== session.id) {
-      this.closeReplaced();
+      if (await this.host.sessions.tokenRevoked(session.id)) this.unbind(true);
+      else this.closeReplaced();
       return;
     }
     await room.run(() => room.catchUp([this]));

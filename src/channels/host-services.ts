@@ -9,7 +9,7 @@ import type { HistoryPage } from '../store/messages.ts';
 import { isEnvelopeRecorded, markDeliveredThrough } from '../store/messages.ts';
 import { personHistory, personRepliesTo } from '../store/person-history.ts';
 import type { MessageRecord, SessionRecord, SessionSnapshot } from '../store/records.ts';
-import { loadSnapshot } from '../store/sessions.ts';
+import { isTokenRevoked, loadSnapshot } from '../store/sessions.ts';
 import type { ChannelQueryable } from './declaration.ts';
 
 /**
@@ -33,6 +33,11 @@ export interface TokenSessions {
   ): Promise<AcceptResult>;
   /** The session and what its bot keeps (variables, context, …), as the holder may read it. */
   snapshot(sessionId: string): Promise<SessionSnapshot | undefined>;
+  /**
+   * Whether the session's token was revoked (its end is under way or done), as against replaced
+   * by a sign-in: a token that stopped opening its session in the middle of a hello tells which.
+   */
+  tokenRevoked(sessionId: string): Promise<boolean>;
 }
 
 /** The conversation as its person sees it (no tool rows, no agents' notes): `store/person-history.ts`. */
@@ -56,6 +61,7 @@ export function createTokenSessions(deps: {
     forMessage: (session, token, text) => sessionForMessage(deps, session, token, new Date(), text),
     end: (session, reason) => endTokenSession(deps, session, reason),
     snapshot: (sessionId) => loadSnapshot(deps.db, sessionId),
+    tokenRevoked: (sessionId) => isTokenRevoked(deps.db, sessionId),
   };
 }
 

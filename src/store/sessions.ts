@@ -301,6 +301,15 @@ export async function revokeToken(q: Queryable, sessionId: string): Promise<void
   await q.query('UPDATE sessions SET token_hash = NULL WHERE id = $1', [sessionId]);
 }
 
+/** Whether `revokeToken` ran for the session (or it is gone); a sign-in replaces the hash instead. */
+export async function isTokenRevoked(q: Queryable, sessionId: string): Promise<boolean> {
+  const { rows } = await q.query<{ revoked: boolean }>(
+    'SELECT token_hash IS NULL AS revoked FROM sessions WHERE id = $1',
+    [sessionId],
+  );
+  return rows[0]?.revoked ?? true;
+}
+
 /**
  * Moves the state version of the open, unexpired session a token hash opens, and so locks its
  * state row until the transaction ends; returns the session's id, or undefined. Whoever changes

@@ -330,6 +330,33 @@ describe('web socket protocol (one gateway)', () => {
     expect((await c.closed()).code).toBe(4401);
   });
 
+  it('tells a tab whose hello was still being checked when another tab ended the session: ended, not replaced', async () => {
+    const a = await connect(hub);
+    const first = await a.hello();
+    // The check a hello makes after its welcome (has the token moved on meanwhile?) is held until
+    // the other tab's end has revoked the token.
+    const sessions = hub.host.sessions;
+    const forToken = sessions.forToken.bind(sessions);
+    let calls = 0;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    sessions.forToken = async (token) => {
+      if (token === first.token && ++calls === 2) await released;
+      return forToken(token);
+    };
+    try {
+      const b = await connect(hub);
+      await b.hello({ token: first.token });
+      a.send({ type: 'end' });
+      expect(await a.nextOfType('ended')).toEqual({ type: 'ended', sessionId: first.sessionId });
+      release();
+      expect(await b.nextOfType('ended')).toEqual({ type: 'ended', sessionId: first.sessionId });
+    } finally {
+      sessions.forToken = forToken;
+      release();
+    }
+  });
+
   it('tells the tabs when the bot ends the session', async () => {
     const a = await connect(hub);
     const { sessionId } = await a.hello();
