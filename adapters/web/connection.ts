@@ -376,7 +376,8 @@ export class Connection {
     // nor an end asked for in another tab (its token is revoked at once, its end turn follows).
     const current = await this.host.sessions.forToken(token);
     if (current?.id !== session.id) {
-      if (await this.host.sessions.tokenRevoked(session.id)) this.unbind(true);
+      // A token that opens another session now was renewed (an idle-out's successor): as before.
+      if (!current && (await this.host.sessions.tokenRevoked(session.id))) this.unbind(true);
       else this.closeReplaced();
       return;
     }
