@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
@@ -74,4 +75,20 @@ export async function openTestDb(backend: Backend): Promise<{ db: Db; cleanup: (
       await fs.rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * For one describe: a migrated database on `backend`, opened before its tests (handed to `opened`)
+ * and removed after them.
+ */
+export function useTestDb(backend: Backend, opened: (db: Db) => void): void {
+  let cleanup: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const test = await openTestDb(backend);
+    cleanup = test.cleanup;
+    opened(test.db);
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
 }

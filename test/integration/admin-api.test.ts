@@ -6,7 +6,7 @@ import { eraseUserRows } from '../../src/store/erasure.ts';
 import { createSession } from '../../src/store/sessions.ts';
 import { sessionStats } from '../../src/store/stats.ts';
 import { adminClient, eventually, processed } from '../helpers/admin.ts';
-import { openTestDb } from '../helpers/database.ts';
+import { useTestDb } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
 
@@ -456,12 +456,8 @@ describe('operator API', () => {
 
 describe('operator queries on the embedded PGlite', () => {
   let db: Db;
-  let cleanup: () => Promise<void>;
-  beforeAll(async () => {
-    ({ db, cleanup } = await openTestDb('pglite'));
-  });
-  afterAll(async () => {
-    await cleanup?.();
+  useTestDb('pglite', (opened) => {
+    db = opened;
   });
 
   it('lists with a cursor, counts with percentiles and erases a user, as on PostgreSQL', async () => {

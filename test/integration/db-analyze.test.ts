@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { analyzeStaleTables, isDue, MIN_PAGES } from '../../src/store/analyze.ts';
 import type { Db } from '../../src/store/db.ts';
-import { type Backend, openTestDb } from '../helpers/database.ts';
+import { type Backend, useTestDb } from '../helpers/database.ts';
 import { startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 
@@ -32,13 +32,8 @@ const backends: Backend[] = ['postgres', 'pglite'];
 
 describe.each(backends)('analysing stale tables on %s', (backend) => {
   let db: Db;
-  let cleanup: () => Promise<void>;
-
-  beforeAll(async () => {
-    ({ db, cleanup } = await openTestDb(backend));
-  });
-  afterAll(async () => {
-    await cleanup();
+  useTestDb(backend, (opened) => {
+    db = opened;
   });
 
   it('analyses a table after enough writes, and not again within the interval however much it changes', async () => {

@@ -1,23 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Db } from '../../src/store/db.ts';
 import { getBotMemory } from '../../src/store/memory.ts';
 import { createSession } from '../../src/store/sessions.ts';
 import { commitTurn, commitTurnBatch, type TurnWrite } from '../../src/store/turns.ts';
-import { type Backend, openTestDb } from '../helpers/database.ts';
+import { type Backend, useTestDb } from '../helpers/database.ts';
 
 const backends: Backend[] = ['postgres', 'pglite'];
 
 /** `SET BOT MEMORY "k", NULL` commits a turn whose memory write is null: it must not fail the turn. */
 describe.each(backends)('an empty bot memory value on %s', (backend) => {
   let db: Db;
-  let cleanup: () => Promise<void>;
-
-  beforeAll(async () => {
-    ({ db, cleanup } = await openTestDb(backend));
-  });
-  afterAll(async () => {
-    await cleanup();
+  useTestDb(backend, (opened) => {
+    db = opened;
   });
 
   const turn = (sessionId: string, value: unknown, seq: number, version: number): TurnWrite => ({

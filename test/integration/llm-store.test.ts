@@ -9,7 +9,7 @@ import { listMessages } from '../../src/store/messages.ts';
 import { personRepliesTo } from '../../src/store/person-history.ts';
 import { createSession, loadSnapshot } from '../../src/store/sessions.ts';
 import { commitTurn, commitTurnBatch, type TurnWrite } from '../../src/store/turns.ts';
-import { type Backend, openTestDb, silentLogger, tempDir } from '../helpers/database.ts';
+import { type Backend, silentLogger, tempDir, useTestDb } from '../helpers/database.ts';
 import { apiClient, testConfig } from '../helpers/hub.ts';
 import { FakeOpenAi } from '../helpers/openai-server.ts';
 
@@ -54,13 +54,8 @@ describe.each<Backend>(['postgres', 'pglite'])(
   'turn commits with tool rows and a summary on %s',
   (backend) => {
     let db: Db;
-    let cleanup: () => Promise<void>;
-
-    beforeAll(async () => {
-      ({ db, cleanup } = await openTestDb(backend));
-    });
-    afterAll(async () => {
-      await cleanup();
+    useTestDb(backend, (opened) => {
+      db = opened;
     });
 
     const newSession = async () =>

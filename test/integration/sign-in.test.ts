@@ -8,7 +8,7 @@ import type { EnvelopeInput } from '../../src/envelope.ts';
 import type { Db } from '../../src/store/db.ts';
 import { assignIdentitySessions, createSession, loadSnapshot } from '../../src/store/sessions.ts';
 import { assignIdentity, userForIdentity } from '../../src/store/users.ts';
-import { type Backend, openTestDb } from '../helpers/database.ts';
+import { type Backend, useTestDb } from '../helpers/database.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
 import { until } from '../helpers/until.ts';
@@ -483,12 +483,8 @@ describe('sign-in when no key is configured', () => {
 
 describe.each<Backend>(['postgres', 'pglite'])('sign-in and identity store steps on %s', (backend) => {
   let db: Db;
-  let cleanup: () => Promise<void>;
-  beforeAll(async () => {
-    ({ db, cleanup } = await openTestDb(backend));
-  });
-  afterAll(async () => {
-    await cleanup?.();
+  useTestDb(backend, (opened) => {
+    db = opened;
   });
 
   const user: VerifiedUser = {

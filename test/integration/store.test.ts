@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/envelope.ts';
 import { type Db, prepared } from '../../src/store/db.ts';
 import {
@@ -32,7 +32,7 @@ import {
 } from '../../src/store/sessions.ts';
 import { chainable, chainTurns, commitTurn, commitTurnBatch, type TurnWrite } from '../../src/store/turns.ts';
 import { userForIdentity } from '../../src/store/users.ts';
-import { type Backend, openTestDb } from '../helpers/database.ts';
+import { type Backend, useTestDb } from '../helpers/database.ts';
 
 function turn(sessionId: string, over: Partial<TurnWrite> = {}): TurnWrite {
   return {
@@ -60,13 +60,8 @@ const backends: Backend[] = ['postgres', 'pglite'];
 
 describe.each(backends)('store on %s', (backend) => {
   let db: Db;
-  let cleanup: () => Promise<void>;
-
-  beforeAll(async () => {
-    ({ db, cleanup } = await openTestDb(backend));
-  });
-  afterAll(async () => {
-    await cleanup();
+  useTestDb(backend, (opened) => {
+    db = opened;
   });
 
   it('applies migrations once; running them again changes nothing', async () => {
