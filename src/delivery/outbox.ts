@@ -27,7 +27,7 @@ export async function sweepStaleReplies(
   logger: Logger,
   olderThanMs = STALE_REPLY_MS,
 ): Promise<number> {
-  const sessions = await sessionsWithStaleReplies(db, new Date(Date.now() - olderThanMs), SWEEP_BATCH);
+  const sessions = await sessionsWithStaleReplies(db, olderThanMs, SWEEP_BATCH);
   for (const id of sessions) outbox.notify(id);
   if (sessions.length > 0) logger.info({ event: 'outbox.swept', sessions: sessions.length });
   return sessions.length;

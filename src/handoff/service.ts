@@ -201,9 +201,9 @@ export class HandoffService {
   }
 
   /** The periodic check: conversations of agents with no console for AGENT_ABSENT_MS go back. */
-  async releaseAbsent(now = Date.now()): Promise<number> {
+  async releaseAbsent(absentMs = AGENT_ABSENT_MS): Promise<number> {
     let count = 0;
-    for (const h of await handoffsOfAbsentAgents(this.d.db, new Date(now - AGENT_ABSENT_MS))) {
+    for (const h of await handoffsOfAbsentAgents(this.d.db, absentMs)) {
       const ended = await endHandoff(this.d.db, { id: h.id, agentId: h.agentId }, 'agent_offline');
       if (ended) {
         count++;

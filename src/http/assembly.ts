@@ -67,7 +67,7 @@ export function assembleHttp(services: HubServices): Hono {
       logger,
       async refresh() {
         metrics.queueDepth.set(await queue.depth());
-        const active = await countActiveSessions(db, new Date(Date.now() - ACTIVE_WINDOW_MS));
+        const active = await countActiveSessions(db, ACTIVE_WINDOW_MS);
         metrics.activeSessions.reset();
         for (const row of active)
           metrics.activeSessions.set({ bot: row.bot, channel: row.channel }, row.count);

@@ -77,7 +77,7 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
       });
       await outbox.start();
       pruneTimer = setInterval(() => {
-        pruneInbox(db, new Date(Date.now() - DEDUPE_WINDOW_MS)).catch((err: Error) =>
+        pruneInbox(db, DEDUPE_WINDOW_MS).catch((err: Error) =>
           logger.warn({ event: 'inbox.prune_failed', err: err.message }),
         );
       }, PRUNE_EVERY_MS);

@@ -1,6 +1,7 @@
 import type { SessionCache } from '../cache/cache.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import type { Logger } from '../logger.ts';
+import { msAgo } from '../store/clock.ts';
 import type { Db, Queryable } from '../store/db.ts';
 import { json } from '../store/records.ts';
 
@@ -53,16 +54,17 @@ function groupBy<T>(items: readonly string[], key: (item: string) => T): Map<T, 
  * removed sessions leave the cache. Safe to run in many workers at once: one holds the lock and
  * works, the others return `ran: false`.
  */
-export async function runExpiry(deps: ExpiryDeps, now = new Date()): Promise<ExpiryReport> {
+export async function runExpiry(deps: ExpiryDeps): Promise<ExpiryReport> {
   const release = await deps.db.holdLock(EXPIRY_LOCK_KEY);
   if (!release) return { ran: false, sessions: 0, messages: 0, users: 0 };
   try {
     const started = Date.now();
-    const sessions = await expireAnonymousSessions(deps, now);
-    const messages = await deleteOldMessages(deps, now);
+    // Every bound is computed in its statement on the database's clock (see store/clock.ts).
+    const sessions = await expireAnonymousSessions(deps);
+    const messages = await deleteOldMessages(deps);
     const users = await deleteOrphanUsers(deps.db);
-    const files = await deleteOldFiles(deps, now);
-    const channelValues = await pruneChannelValues(deps.db, now);
+    const files = await deleteOldFiles(deps);
+    const channelValues = await pruneChannelValues(deps.db);
     deps.logger.info({
       event: 'expiry.done',
       sessions,
@@ -78,7 +80,7 @@ export async function runExpiry(deps: ExpiryDeps, now = new Date()): Promise<Exp
   }
 }
 
-async function expireAnonymousSessions(deps: ExpiryDeps, now: Date): Promise<number> {
+async function expireAnonymousSessions(deps: ExpiryDeps): Promise<number> {
   const { db, bots } = deps;
   const names = bots.names();
   // Bots no longer configured keep the hub's default retention (retention is per bot, not per channel).
@@ -87,17 +89,16 @@ async function expireAnonymousSessions(deps: ExpiryDeps, now: Date): Promise<num
   const groups = [...groupBy(names, retention)].map(([ms, group]) => ({ ms, group, others: false }));
   groups.push({ ms: bots.defaultRules().anonymousRetentionMs, group: names, others: true });
   for (const { ms, group, others } of groups) {
-    const cutoff = new Date(now.getTime() - ms);
     for (;;) {
       const removed = await db.transaction(async (tx) => {
         const { rows } = await tx.query<ExpiredRow>(
           `DELETE FROM sessions WHERE id IN (
              SELECT id FROM sessions
-             WHERE auth_level = 'anonymous' AND last_activity_at < $1
+             WHERE auth_level = 'anonymous' AND last_activity_at < ${msAgo('$1')}
                AND (CASE WHEN $3::boolean THEN NOT (bot = ANY($2::text[])) ELSE bot = ANY($2::text[]) END)
              LIMIT $4 FOR UPDATE SKIP LOCKED)
            RETURNING id, bot, channel, native_key, created_at, ended_at, message_count`,
-          [cutoff, group, others, EXPIRY_BATCH_ROWS],
+          [ms, group, others, EXPIRY_BATCH_ROWS],
         );
         await recordExpired(tx, rows);
         return rows;
@@ -141,21 +142,20 @@ async function forget(deps: ExpiryDeps, rows: ExpiredRow[]): Promise<void> {
   }
 }
 
-async function deleteOldMessages(deps: ExpiryDeps, now: Date): Promise<number> {
+async function deleteOldMessages(deps: ExpiryDeps): Promise<number> {
   const { db, bots } = deps;
   const keep = (bot: string) => bots.rules(bot).keepMessagesMs;
   let total = 0;
   for (const [ms, group] of groupBy(bots.names(), keep)) {
     if (ms === null) continue;
-    const cutoff = new Date(now.getTime() - ms);
     for (;;) {
       // Replies not yet delivered stay until they are: retention never drops a message unsent.
       const { rowCount } = await db.query(
         `DELETE FROM messages WHERE ctid IN (
            SELECT m.ctid FROM messages m JOIN sessions s ON s.id = m.session_id
-           WHERE s.bot = ANY($1::text[]) AND m.created_at < $2 AND m.delivery_status <> 'queued'
+           WHERE s.bot = ANY($1::text[]) AND m.created_at < ${msAgo('$2')} AND m.delivery_status <> 'queued'
            LIMIT $3)`,
-        [group, cutoff, EXPIRY_BATCH_ROWS],
+        [group, ms, EXPIRY_BATCH_ROWS],
       );
       total += rowCount;
       if (rowCount < EXPIRY_BATCH_ROWS) break;
@@ -193,25 +193,25 @@ export const UNCLAIMED_FILE_MS = 86_400_000;
  * files older than their bot's `keepMessagesDays` (they went with their messages), uploads no
  * message claimed within a day, and the chunks of uploads that died half-way.
  */
-async function deleteOldFiles(deps: ExpiryDeps, now: Date): Promise<number> {
+async function deleteOldFiles(deps: ExpiryDeps): Promise<number> {
   const { db, bots } = deps;
   let total = 0;
   for (const [ms, group] of groupBy(bots.names(), (bot) => bots.rules(bot).keepMessagesMs)) {
     if (ms === null) continue;
-    const { rowCount } = await db.query('DELETE FROM files WHERE bot = ANY($1::text[]) AND created_at < $2', [
-      group,
-      new Date(now.getTime() - ms),
-    ]);
+    const { rowCount } = await db.query(
+      `DELETE FROM files WHERE bot = ANY($1::text[]) AND created_at < ${msAgo('$2')}`,
+      [group, ms],
+    );
     total += rowCount;
   }
-  const stale = new Date(now.getTime() - UNCLAIMED_FILE_MS);
-  const { rowCount } = await db.query('DELETE FROM files WHERE session_id IS NULL AND created_at < $1', [
-    stale,
-  ]);
+  const { rowCount } = await db.query(
+    `DELETE FROM files WHERE session_id IS NULL AND created_at < ${msAgo('$1')}`,
+    [UNCLAIMED_FILE_MS],
+  );
   await db.query(
-    `DELETE FROM file_chunks c WHERE c.created_at < $1
+    `DELETE FROM file_chunks c WHERE c.created_at < ${msAgo('$1')}
        AND NOT EXISTS (SELECT 1 FROM file_blobs b WHERE b.blob_id = c.blob_id)`,
-    [stale],
+    [UNCLAIMED_FILE_MS],
   );
   return total + rowCount;
 }
@@ -221,17 +221,17 @@ async function deleteOldFiles(deps: ExpiryDeps, now: Date): Promise<number> {
  * Telegram's long button values, …) past its age bound, or for a session that has ended. A
  * removed session's values went with it (cascade).
  */
-async function pruneChannelValues(db: Db, now: Date): Promise<number> {
+async function pruneChannelValues(db: Db): Promise<number> {
   let total = 0;
   for (const sql of [
     `DELETE FROM channel_values WHERE ctid IN (
-       SELECT ctid FROM channel_values WHERE expires_at <= $1 LIMIT $2)`,
+       SELECT ctid FROM channel_values WHERE expires_at <= now() LIMIT $1)`,
     `DELETE FROM channel_values WHERE ctid IN (
        SELECT v.ctid FROM channel_values v JOIN sessions s ON s.id = v.session_id
-       WHERE s.ended_at IS NOT NULL AND s.ended_at <= $1 LIMIT $2)`,
+       WHERE s.ended_at IS NOT NULL AND s.ended_at <= now() LIMIT $1)`,
   ])
     for (;;) {
-      const { rowCount } = await db.query(sql, [now, EXPIRY_BATCH_ROWS]);
+      const { rowCount } = await db.query(sql, [EXPIRY_BATCH_ROWS]);
       total += rowCount;
       if (rowCount < EXPIRY_BATCH_ROWS) break;
     }

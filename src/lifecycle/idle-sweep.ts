@@ -2,9 +2,10 @@ import type { BotRegistry } from '../config/bots.ts';
 import { type Channel, type Envelope, identityOfNativeKey } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
+import { millis, nowOr } from '../store/clock.ts';
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
-import { IDLE_END_REASON, isIdle } from './rules.ts';
+import { IDLE_END_REASON } from './rules.ts';
 
 /** The scheduler's job name (and repeat id) of the sweep. */
 export const IDLE_SWEEP_JOB = 'idle-sweep';
@@ -26,6 +27,8 @@ interface OpenRow {
   last_activity_at: Date | string;
   /** The same at the database's full precision: the next batch starts after it. */
   cursor: string;
+  /** How long it has been idle, on the database's clock (exact: no millisecond rounding). */
+  idle_ms: number;
 }
 
 /**
@@ -47,24 +50,28 @@ export function idleSinceOf(envelope: Pick<Envelope, 'kind' | 'end'>): string | 
  *
  * Safe to run twice at once or again before the ends are handled: an end's id is made of the
  * session and the last activity it saw, so the queue takes each once.
+ *
+ * Idleness is measured on the database's clock, which stamped the activity (see store/clock.ts);
+ * `now` runs the sweep at another time instead (tests).
  */
-export async function sweepIdleSessions(deps: IdleSweepDeps, now = new Date()): Promise<number> {
+export async function sweepIdleSessions(deps: IdleSweepDeps, now?: Date): Promise<number> {
   const { db, bots, ingress, logger } = deps;
   const shortest = Math.min(...[...bots.names(), undefined].flatMap((bot) => idleTimeouts(bots, bot)));
-  const cutoff = new Date(now.getTime() - shortest);
   let queued = 0;
   let after: { at: string; id: string } | undefined;
   for (;;) {
     const { rows } = await db.query<OpenRow>(
-      `SELECT id, bot, channel, native_key, last_activity_at, last_activity_at::text AS cursor FROM sessions
-       WHERE ended_at IS NULL AND last_activity_at < $1 AND parent_id IS NULL
+      `SELECT id, bot, channel, native_key, last_activity_at, last_activity_at::text AS cursor,
+         (extract(epoch FROM ${nowOr('$5')} - last_activity_at) * 1000)::float8 AS idle_ms
+       FROM sessions
+       WHERE ended_at IS NULL AND last_activity_at < ${nowOr('$5')} - ${millis('$1')} AND parent_id IS NULL
          AND ($2::timestamptz IS NULL OR (last_activity_at, id) > ($2::timestamptz, $3::uuid))
        ORDER BY last_activity_at, id LIMIT $4`,
-      [cutoff, after?.at ?? null, after?.id ?? null, IDLE_SWEEP_BATCH],
+      [shortest, after?.at ?? null, after?.id ?? null, IDLE_SWEEP_BATCH, now ?? null],
     );
     for (const row of rows) {
       const lastActivityAt = new Date(row.last_activity_at).toISOString();
-      if (!isIdle(lastActivityAt, now, bots.rules(row.bot, row.channel))) continue;
+      if (row.idle_ms <= bots.rules(row.bot, row.channel).idleTimeoutMs) continue;
       const { status } = await ingress.accept({
         id: `${row.channel}:${row.id}:idle:${Date.parse(lastActivityAt)}`,
         kind: 'end',
@@ -74,7 +81,7 @@ export async function sweepIdleSessions(deps: IdleSweepDeps, now = new Date()): 
         text: '',
         meta: {},
         end: { reason: IDLE_END_REASON, idleSince: lastActivityAt },
-        receivedAt: now.toISOString(),
+        receivedAt: (now ?? new Date()).toISOString(),
       });
       if (status !== 'accepted') continue;
       queued++;

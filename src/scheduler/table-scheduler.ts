@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { millis } from '../store/clock.ts';
 import type { Db } from '../store/db.ts';
 import { json } from '../store/records.ts';
 import {
@@ -36,8 +37,6 @@ interface ClaimedRow {
 const DEFAULT_POLL_MS = 1_000;
 const DEFAULT_LEASE_MS = 60_000;
 const DEFAULT_CONCURRENCY = 4;
-/** `$n` milliseconds as an interval. */
-const millis = (param: string) => `(${param}::double precision * interval '1 millisecond')`;
 
 /**
  * The scheduler on a database table, polled by a timer: the embedded hub's (PGlite), and any hub

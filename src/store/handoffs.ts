@@ -1,4 +1,5 @@
 import type { AgentRecord } from './agents.ts';
+import { msAgo } from './clock.ts';
 import type { Db, Queryable } from './db.ts';
 import { json } from './records.ts';
 
@@ -146,13 +147,17 @@ export async function endHandoff(
   return rows[0] ? toHandoffRecord(rows[0]) : undefined;
 }
 
-/** Assigned handoffs of agents who are offline, or whose console has not been seen since `seenBefore`. */
-export async function handoffsOfAbsentAgents(q: Queryable, seenBefore: Date): Promise<HandoffRecord[]> {
+/**
+ * Assigned handoffs (for `absentMs` or longer) of agents who are offline, or whose console has not
+ * been seen for `absentMs`, on the database's clock.
+ */
+export async function handoffsOfAbsentAgents(q: Queryable, absentMs: number): Promise<HandoffRecord[]> {
   const { rows } = await q.query(
     `SELECT h.* FROM handoffs h JOIN agents a ON a.id = h.agent_id
-     WHERE h.state = 'assigned' AND (a.status = 'offline' OR a.last_seen_at IS NULL OR a.last_seen_at < $1)
-       AND h.assigned_at < $1`,
-    [seenBefore],
+     WHERE h.state = 'assigned'
+       AND (a.status = 'offline' OR a.last_seen_at IS NULL OR a.last_seen_at <= ${msAgo('$1')})
+       AND h.assigned_at <= ${msAgo('$1')}`,
+    [absentMs],
   );
   return rows.map(toHandoffRecord);
 }

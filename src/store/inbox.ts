@@ -1,4 +1,5 @@
 import type { Envelope } from '../envelope.ts';
+import { msAgo } from './clock.ts';
 import type { Queryable } from './db.ts';
 import { json } from './records.ts';
 
@@ -93,9 +94,9 @@ export async function failedInbox(q: Queryable): Promise<(InboxEntry & { lastErr
   }));
 }
 
-/** Forgets processed envelopes older than the dedupe window. */
-export async function pruneInbox(q: Queryable, processedBefore: Date): Promise<number> {
-  const { rowCount } = await q.query('DELETE FROM inbox WHERE processed_at < $1', [processedBefore]);
+/** Forgets envelopes processed more than `olderThanMs` ago (the dedupe window), on the database's clock. */
+export async function pruneInbox(q: Queryable, olderThanMs: number): Promise<number> {
+  const { rowCount } = await q.query(`DELETE FROM inbox WHERE processed_at <= ${msAgo('$1')}`, [olderThanMs]);
   return rowCount;
 }
 

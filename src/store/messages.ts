@@ -1,3 +1,4 @@
+import { msAgo } from './clock.ts';
 import { prepared, type Queryable } from './db.ts';
 import { type DeliveryStatus, type MessageRecord, type MessageRole, toMessageRecord } from './records.ts';
 
@@ -157,11 +158,18 @@ export async function queuedReplies(q: Queryable, sessionId: string): Promise<Me
   return rows.map(toMessageRecord);
 }
 
-/** Sessions with replies queued and untouched since `before`: their sender died, or never ran. */
-export async function sessionsWithStaleReplies(q: Queryable, before: Date, limit: number): Promise<string[]> {
+/**
+ * Sessions with replies queued and untouched for `olderThanMs` (0: any queued until now, on the
+ * database's clock): their sender died, or never ran.
+ */
+export async function sessionsWithStaleReplies(
+  q: Queryable,
+  olderThanMs: number,
+  limit: number,
+): Promise<string[]> {
   const { rows } = await q.query<{ session_id: string }>(
-    `SELECT DISTINCT session_id FROM messages WHERE delivery_status = 'queued' AND updated_at < $1 LIMIT $2`,
-    [before, limit],
+    `SELECT DISTINCT session_id FROM messages WHERE delivery_status = 'queued' AND updated_at <= ${msAgo('$1')} LIMIT $2`,
+    [olderThanMs, limit],
   );
   return rows.map((r) => r.session_id);
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Channel } from '../envelope.ts';
+import { msAgo } from './clock.ts';
 import { type Db, prepared, type Queryable } from './db.ts';
 import {
   type AuthLevel,
@@ -283,15 +284,15 @@ export async function endSession(q: Queryable, sessionId: string, reason: string
   return rowCount > 0;
 }
 
-/** Open sessions active since `since`: the gauge of active sessions. */
+/** Open sessions active within the last `windowMs` (the database's clock): the gauge of active sessions. */
 export async function countActiveSessions(
   q: Queryable,
-  since: Date,
+  windowMs: number,
 ): Promise<{ bot: string; channel: string; count: number }[]> {
   const { rows } = await q.query<{ bot: string; channel: string; count: number }>(
     `SELECT bot, channel, count(*)::int AS count FROM sessions
-     WHERE ended_at IS NULL AND last_activity_at >= $1 GROUP BY bot, channel`,
-    [since],
+     WHERE ended_at IS NULL AND last_activity_at >= ${msAgo('$1')} GROUP BY bot, channel`,
+    [windowMs],
   );
   return rows;
 }

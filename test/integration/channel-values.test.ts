@@ -85,12 +85,7 @@ describe('channel values: the session lifecycle and an age bound prune them', ()
       (v) => v === undefined,
       10_000,
     );
-    // Ended a moment before the expiry run: PostgreSQL's now() has microseconds, the run's `now`
-    // (a JS Date) milliseconds, so a session ended in the run's own millisecond counts as ending after it.
-    await db.query(
-      `UPDATE sessions SET ended_at = now() - interval '1 second', end_reason = 'idle' WHERE id = $1`,
-      [ended],
-    );
+    await db.query(`UPDATE sessions SET ended_at = now(), end_reason = 'idle' WHERE id = $1`, [ended]);
     expect(await store.get('callback:ended')).toBe('of an ended session');
     expect(await keys('telegram')).toEqual([
       'callback:aged',
@@ -138,10 +133,7 @@ describe('channel values: the session lifecycle and an age bound prune them', ()
     );
     expect(rows.map((r) => [r.session_id, Math.round(Number(r.ttl_ms))])).toEqual([[first, CHOICES_TTL_MS]]);
 
-    await db.query(
-      `UPDATE sessions SET ended_at = now() - interval '1 second', end_reason = 'idle' WHERE id = $1`,
-      [first],
-    );
+    await db.query(`UPDATE sessions SET ended_at = now(), end_reason = 'idle' WHERE id = $1`, [first]);
     await expiry();
     expect(await keys('whatsapp')).toEqual([]);
     expect((await choices.answer(typed('2'))).text).toBe('2');

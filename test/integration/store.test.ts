@@ -432,7 +432,7 @@ describe.each(backends)('store on %s', (backend) => {
     await recordInboxAttempt(db, b!.id, 'boom', true);
     expect((await pendingInbox(db)).map((e) => e.id)).toEqual([c!.id]);
     expect(await failedInbox(db)).toMatchObject([{ id: b!.id, lastError: 'boom', attempts: 1 }]);
-    expect(await pruneInbox(db, new Date(Date.now() + 1000))).toBe(1);
+    expect(await pruneInbox(db, 0)).toBe(1);
   });
 
   it('writes a batch of envelopes to the inbox in order, refusing duplicates of the table and of the batch', async () => {
