@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
+import pg from 'pg';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
@@ -252,6 +253,25 @@ describe('web widget in a real browser', () => {
     let site: http.Server;
     let siteUrl: string;
 
+    /** What the shop's page does after its own login: hands the widget the JWT its server made. */
+    const signIn = async (shop: Page, customer: string) => {
+      const jwt = await new SignJWT({ sub: customer, name: 'Kim' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuer(JWT_ISSUER)
+        .setAudience(JWT_AUDIENCE)
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(JWT_SECRET));
+      return shop.evaluate(
+        (token) =>
+          (
+            window as unknown as {
+              Switchboard: { authenticate(jwt: string): Promise<{ authLevel: string; userId: string }> };
+            }
+          ).Switchboard.authenticate(token),
+        jwt,
+      );
+    };
+
     beforeAll(async () => {
       site = http.createServer((_req, res) => {
         // A strict policy, as careful sites have: the hub is allowed for the script and the
@@ -350,22 +370,7 @@ describe('web widget in a real browser', () => {
       expect(otherSockets).toBe(1);
       const before = (await storedToken(shop, 'support'))!;
       const sessionId = await sessionIdOf(before);
-      // What the shop's server hands its page after its own login.
-      const jwt = await new SignJWT({ sub: 'shop-customer-7', name: 'Kim' })
-        .setProtectedHeader({ alg: 'HS256' })
-        .setIssuer(JWT_ISSUER)
-        .setAudience(JWT_AUDIENCE)
-        .setExpirationTime('5m')
-        .sign(new TextEncoder().encode(JWT_SECRET));
-      const result = await shop.evaluate(
-        (token) =>
-          (
-            window as unknown as {
-              Switchboard: { authenticate(jwt: string): Promise<{ authLevel: string; userId: string }> };
-            }
-          ).Switchboard.authenticate(token),
-        jwt,
-      );
+      const result = await signIn(shop, 'shop-customer-7');
       expect(result.authLevel).toBe('authenticated');
       const after = (await storedToken(shop, 'support'))!;
       expect(after).not.toBe(before);
@@ -402,6 +407,77 @@ describe('web widget in a real browser', () => {
       await other.locator('.msg.user', { hasText: exact('from the other tab') }).waitFor();
       await other.close();
       await shop.close();
+    });
+
+    it('keeps the other tab in the conversation when the signing tab stores its new token late', async () => {
+      // A browser of its own: a new visitor, an anonymous session of their own.
+      const own = await launchChromium();
+      const db = new pg.Client({ connectionString: database.url });
+      await db.connect();
+      try {
+        const shop = await own.context.newPage();
+        // The hub's `authenticated` answer (and what follows it) reaches the shop's tab only when
+        // the test lets it: the hub closes the other tab's socket (4410) before that tab can know
+        // the new token, which a busy browser also does now and then.
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        await shop.routeWebSocket(/\/ws$/, (ws) => {
+          const server = ws.connectToServer();
+          let chain = Promise.resolve();
+          server.onMessage((message) => {
+            const gate =
+              typeof message === 'string' && message.includes('"type":"authenticated"') ? held : undefined;
+            chain = chain.then(() => gate).then(() => ws.send(message));
+          });
+        });
+        await shop.goto(`${siteUrl}/`);
+        await shop.locator('.launcher').click();
+        await online(shop);
+        await replyShown(shop, 'Support here.');
+        const other = await own.context.newPage();
+        const otherSockets: string[] = [];
+        other.on('websocket', (socket) => otherSockets.push(socket.url()));
+        await other.goto(`${siteUrl}/`);
+        await other.locator('.launcher').click();
+        await online(other);
+        const sessionId = await sessionIdOf((await storedToken(shop, 'support'))!);
+        const sessions = async () =>
+          Number(
+            (await db.query<{ n: string }>("SELECT count(*) AS n FROM sessions WHERE bot = 'support'"))
+              .rows[0]!.n,
+          );
+        const sessionsBefore = await sessions();
+
+        const signedIn = signIn(shop, 'shop-customer-8');
+        // Until the other tab has started over (a third socket and a session of its own) or has
+        // had ample time to.
+        await until(
+          async () => ({ sockets: otherSockets.length, sessions: await sessions() }),
+          (seen) => seen.sockets >= 3 && seen.sessions > sessionsBefore,
+          2_000,
+        ).catch(() => undefined);
+        release();
+        expect((await signedIn).authLevel).toBe('authenticated');
+
+        // The other tab follows the new token into the same conversation; nothing new was started.
+        await until(
+          () => otherSockets.length,
+          (n) => n >= 2,
+          15_000,
+        );
+        await online(other);
+        await send(other, 'still here');
+        await replyShown(other, 'A colleague will answer.');
+        const token = (await storedToken(other, 'support'))!;
+        const res = await fetch(`${hub()}/api/session`, { headers: { authorization: `Bearer ${token}` } });
+        expect(await res.json()).toMatchObject({ session_id: sessionId, auth_level: 'authenticated' });
+        expect(await sessions()).toBe(sessionsBefore);
+      } finally {
+        await db.end();
+        await own.close();
+      }
     });
   });
 });

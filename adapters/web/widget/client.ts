@@ -51,6 +51,11 @@ const FINAL_ERRORS = new Set(['empty_text', 'text_too_long', 'bad_frame', 'inval
 const CLOSE_BAD_TOKEN = 4401;
 /** The token was replaced (a sign-in elsewhere): the stored one may be the new one. */
 const CLOSE_TOKEN_REPLACED = 4410;
+/**
+ * How long a tab whose token was replaced waits for the tab that signed in to store the new one
+ * (its storage event ends the wait) before it tries the old token, which the hub then refuses.
+ */
+const REPLACED_TOKEN_WAIT_MS = 5_000;
 const CLOSE_UNKNOWN_BOT = 4404;
 
 const messageFrame = (item: PendingMessage): ClientFrameInput => ({
@@ -460,10 +465,20 @@ export class ChatClient {
     }
     if (code === CLOSE_TOKEN_REPLACED) {
       // Another tab (or the host site's server) signed the session in. If that tab stored the
-      // new token, this one continues with it; if not, the hub answers the old one with 4401.
+      // new token, this one continues with it.
       const stored = this.o.storage.getToken();
-      if (stored !== this.shownToken) this.clearShown(stored);
-      this.connect();
+      if (stored !== this.shownToken) {
+        this.clearShown(stored);
+        this.connect();
+        return;
+      }
+      // The hub closes this socket before the signing tab has the new token to store. Saying
+      // hello with the old one now would be refused (4401) and start a new conversation, over
+      // the token that tab is about to store: wait for its storage event (tokenChanged connects
+      // at once). Without one (the host site's server signed in) the hub refuses the old token
+      // after the wait.
+      this.o.events.status('connecting');
+      this.retryTimer = window.setTimeout(() => this.connect(), REPLACED_TOKEN_WAIT_MS);
       return;
     }
     if (code === CLOSE_BAD_TOKEN) {
