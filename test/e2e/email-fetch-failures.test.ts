@@ -5,7 +5,13 @@ import type { TestDatabase } from '../helpers/database.ts';
 import type { DovecotServer } from '../helpers/dovecot.ts';
 import { PNG_1X1 } from '../helpers/files.ts';
 import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
-import { localEmailEnv, passed, startEmailHub, startMailServers, stopMailServers } from '../helpers/mail.ts';
+import {
+  localEmailEnv,
+  mailWith,
+  startEmailHub,
+  startMailServers,
+  stopMailServers,
+} from '../helpers/mail.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 
 /** The gallery bot answers each file it got with "Got <name> (<type>, <size> bytes)", and text with "You said: …". */
@@ -62,35 +68,9 @@ async function cuttingProxy(target: number) {
   };
 }
 
-function mailWithPng(from: string, messageId: string, body: string): Buffer {
-  const b64 = PNG_1X1.toString('base64');
-  return Buffer.from(
-    [
-      `Authentication-Results: ${passed('example.org')}`,
-      `From: ${from}`,
-      `To: Switchboard Support <${OUR_ADDRESS}>`,
-      'Subject: My kettle',
-      `Date: ${new Date().toUTCString()}`,
-      `Message-ID: <${messageId}>`,
-      'MIME-Version: 1.0',
-      'Content-Type: multipart/mixed; boundary="part"',
-      '',
-      '--part',
-      'Content-Type: text/plain; charset=utf-8',
-      'Content-Transfer-Encoding: quoted-printable',
-      '',
-      body,
-      '--part',
-      'Content-Type: image/png; name="kettle.png"',
-      'Content-Disposition: attachment; filename="kettle.png"',
-      'Content-Transfer-Encoding: base64',
-      '',
-      b64,
-      '--part--',
-      '',
-    ].join('\r\n'),
-  );
-}
+/** A mail with the text `body` and kettle.png attached. */
+const mailWithPng = (from: string, messageId: string, body: string) =>
+  mailWith(from, messageId, body, [{ name: 'kettle.png', type: 'image/png', data: PNG_1X1 }], OUR_ADDRESS);
 
 /**
  * Email's inbound file failing through the real adapter (dovecot behind a link that cuts the

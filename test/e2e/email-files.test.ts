@@ -4,51 +4,19 @@ import type { TestDatabase } from '../helpers/database.ts';
 import type { DovecotServer } from '../helpers/dovecot.ts';
 import { EXE_BYTES, PNG_1X1, pdfBytes } from '../helpers/files.ts';
 import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
-import { localEmailEnv, passed, startEmailHub, startMailServers, stopMailServers } from '../helpers/mail.ts';
+import {
+  localEmailEnv,
+  mailWith,
+  startEmailHub,
+  startMailServers,
+  stopMailServers,
+} from '../helpers/mail.ts';
 import { SmtpSink } from '../helpers/smtp-sink.ts';
 
 /** The gallery bot answers each file it got with "Got <name> (<type>, <size> bytes)". */
 const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/files');
 const OUR_ADDRESS = 'support@switchboard.test';
 const MB = 1024 * 1024;
-
-interface Part {
-  name: string;
-  type: string;
-  data: Buffer;
-}
-
-/** A multipart/mixed mail as a mail client writes it: a text part, then base64 attachments. */
-function mailWith(from: string, messageId: string, body: string, parts: Part[]): Buffer {
-  const lines = [
-    `Authentication-Results: ${passed('example.org')}`,
-    `From: ${from}`,
-    `To: Switchboard Support <${OUR_ADDRESS}>`,
-    'Subject: My kettle',
-    `Date: ${new Date().toUTCString()}`,
-    `Message-ID: <${messageId}>`,
-    'MIME-Version: 1.0',
-    'Content-Type: multipart/mixed; boundary="part"',
-    '',
-    '--part',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    body,
-  ];
-  for (const p of parts) {
-    lines.push(
-      '--part',
-      `Content-Type: ${p.type}; name="${p.name}"`,
-      `Content-Disposition: attachment; filename="${p.name}"`,
-      'Content-Transfer-Encoding: base64',
-      '',
-    );
-    const b64 = p.data.toString('base64');
-    for (let at = 0; at < b64.length; at += 76) lines.push(b64.slice(at, at + 76));
-  }
-  lines.push('--part--', '');
-  return Buffer.from(lines.join('\r\n'));
-}
 
 /**
  * Files by email through the real adapter (dovecot in, SMTP out): a file over the bot's limit, or

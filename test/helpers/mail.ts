@@ -53,6 +53,54 @@ export function mail(m: MailSpec, ourAddress = 'support@switchboard.test'): stri
   return lines.join('\r\n');
 }
 
+/** A file attached to a mail (mailWith). */
+export interface MailPart {
+  name: string;
+  type: string;
+  data: Buffer;
+}
+
+/**
+ * A multipart/mixed mail as a mail client writes it, from a domain that passed the receiving
+ * server's checks, subject "My kettle": a text part, then base64 attachments.
+ */
+export function mailWith(
+  from: string,
+  messageId: string,
+  body: string,
+  parts: MailPart[],
+  ourAddress = 'support@switchboard.test',
+): Buffer {
+  const lines = [
+    `Authentication-Results: ${passed('example.org')}`,
+    `From: ${from}`,
+    `To: Switchboard Support <${ourAddress}>`,
+    'Subject: My kettle',
+    `Date: ${new Date().toUTCString()}`,
+    `Message-ID: <${messageId}>`,
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="part"',
+    '',
+    '--part',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    body,
+  ];
+  for (const p of parts) {
+    lines.push(
+      '--part',
+      `Content-Type: ${p.type}; name="${p.name}"`,
+      `Content-Disposition: attachment; filename="${p.name}"`,
+      'Content-Transfer-Encoding: base64',
+      '',
+    );
+    const b64 = p.data.toString('base64');
+    for (let at = 0; at < b64.length; at += 76) lines.push(b64.slice(at, at + 76));
+  }
+  lines.push('--part--', '');
+  return Buffer.from(lines.join('\r\n'));
+}
+
 /**
  * The email adapter's environment for a test hub reading `dovecot` over plain IMAP and sending to
  * the local SMTP sink on `smtpPort`, as `Switchboard Support <ourAddress>`, trusting
