@@ -10,6 +10,7 @@ import type { AgentEventLog } from '../../src/handoff/events.ts';
 import { AGENT_ABSENT_MS, HandoffService } from '../../src/handoff/service.ts';
 import { runExpiry } from '../../src/lifecycle/expiry.ts';
 import { sweepIdleSessions } from '../../src/lifecycle/idle-sweep.ts';
+import type { Ingress } from '../../src/ports.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
@@ -49,6 +50,18 @@ describe("jobs bound time on the database's clock", () => {
     );
     await db.query('INSERT INTO session_state (session_id) VALUES ($1)', [id]);
     return id;
+  }
+
+  /** An ingress that takes every envelope and keeps it. */
+  function recordingIngress(): { ingress: Ingress; accepted: EnvelopeInput[] } {
+    const accepted: EnvelopeInput[] = [];
+    const ingress: Ingress = {
+      accept: async (envelope) => {
+        accepted.push(envelope);
+        return { status: 'accepted' } as never;
+      },
+    };
+    return { ingress, accepted };
   }
 
   beforeAll(async () => {
@@ -93,18 +106,8 @@ describe("jobs bound time on the database's clock", () => {
     await db.query('DELETE FROM sessions');
     const at = await jobsMillisecond();
     const idle = await session('returning', 'api', at, bots.rules('returning', 'api').idleTimeoutMs);
-    const accepted: EnvelopeInput[] = [];
-    const queued = await sweepIdleSessions({
-      db,
-      bots,
-      ingress: {
-        accept: async (envelope) => {
-          accepted.push(envelope);
-          return { status: 'accepted' } as never;
-        },
-      },
-      logger: silentLogger,
-    });
+    const { ingress, accepted } = recordingIngress();
+    const queued = await sweepIdleSessions({ db, bots, ingress, logger: silentLogger });
     expect(queued).toBe(1);
     expect(accepted.map((e) => e.id)).toEqual([expect.stringContaining(idle)]);
   });
@@ -138,16 +141,11 @@ describe("jobs bound time on the database's clock", () => {
        VALUES ($1, $2, 'returning', 'api', 'assigned', $3, $4::timestamptz - $5 * interval '1 millisecond')`,
       [randomUUID(), id, agentId, at, AGENT_ABSENT_MS],
     );
-    const accepted: EnvelopeInput[] = [];
+    const { ingress, accepted } = recordingIngress();
     const service = new HandoffService({
       db,
       bots,
-      ingress: {
-        accept: async (envelope) => {
-          accepted.push(envelope);
-          return { status: 'accepted' } as never;
-        },
-      },
+      ingress,
       events: { emit: async () => undefined } as unknown as AgentEventLog,
       logger: silentLogger,
       sendThroughLane: async () => undefined,
