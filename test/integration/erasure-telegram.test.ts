@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTelegramAdapter, loadTelegramConfig } from '../../adapters/telegram/index.ts';
 import { BUTTON_EXPIRED_TEXT } from '../../adapters/telegram/webhook/routes.ts';
 import * as doc from '../fixtures/telegram/updates.ts';
 import { adminClient } from '../helpers/admin.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { startTelegramBotApi, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
+import type { TelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { postTelegramUpdate, startTelegramHub, stopTelegramHub } from '../helpers/telegram-hub.ts';
 import { until } from '../helpers/until.ts';
 
 const TOKEN = '7100000003:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDerase';
@@ -26,29 +26,14 @@ describe('erasing a person who pressed Telegram buttons', () => {
   const db = () => running.hub.db;
 
   beforeAll(async () => {
-    api = await startTelegramBotApi(TOKEN);
-    const config = loadTelegramConfig({
-      TELEGRAM_BOT_TOKEN: TOKEN,
-      TELEGRAM_WEBHOOK_SECRET: SECRET,
-      TELEGRAM_API_URL: api.url,
-      TELEGRAM_BOT: 'menu',
-    })!;
-    running = await startTestHub(
+    ({ api, running } = await startTelegramHub(
+      { token: TOKEN, secret: SECRET, bot: 'menu' },
       { configDir: path.join(REPO_ROOT, 'test/fixtures/config'), adminToken: ADMIN_TOKEN },
-      { adapters: [createTelegramAdapter(config)] },
-    );
+    ));
   });
-  afterAll(async () => {
-    await running?.stop();
-    await api?.close();
-  });
+  afterAll(() => stopTelegramHub({ api, running }));
 
-  const deliver = (update: unknown) =>
-    fetch(`${running.url}/webhooks/telegram`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
-      body: JSON.stringify(update),
-    });
+  const deliver = (update: unknown) => postTelegramUpdate(running.url, update, SECRET);
   const say = (chat: number, text: string) =>
     deliver(doc.variant(doc.textMessage, { updateId: chat + ++updates, userId: chat, text }));
   const press = (chat: number, data: string) => {

@@ -15,6 +15,7 @@ import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { startSlackWebApi } from '../helpers/slack-web-api.ts';
 import { postSlackWebhook } from '../helpers/slack-webhook.ts';
 import { startTelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { postTelegramUpdate } from '../helpers/telegram-hub.ts';
 import { until } from '../helpers/until.ts';
 import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 
@@ -111,12 +112,7 @@ describe('Telegram: the stars as buttons under the message', () => {
       ),
   );
 
-  const deliver = (body: unknown) =>
-    fetch(`${hub.running.url}/webhooks/telegram`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
-      body: JSON.stringify(body),
-    });
+  const deliver = (body: unknown) => postTelegramUpdate(hub.running.url, body, SECRET);
   const say = (chat: number, text: string) =>
     deliver(telegramDoc.variant(telegramDoc.textMessage, { updateId: chat + ++update, userId: chat, text }));
   const press = (chat: number, data: string) =>

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTelegramAdapter, loadTelegramConfig } from '../../adapters/telegram/index.ts';
 import { FileStore } from '../../src/files/store.ts';
 import * as doc from '../fixtures/telegram/updates.ts';
 import { pdfBytes } from '../helpers/files.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
 import { settled } from '../helpers/settled.ts';
-import { botApiError, startTelegramBotApi, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { botApiError, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { postTelegramUpdate, startTelegramHub, stopTelegramHub } from '../helpers/telegram-hub.ts';
 import { until } from '../helpers/until.ts';
 
 const TOKEN = '7100000002:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDfiles';
@@ -27,34 +27,17 @@ describe('Telegram: files and inline keyboards', () => {
   let updates = 0;
 
   beforeAll(async () => {
-    api = await startTelegramBotApi(TOKEN);
-    const config = loadTelegramConfig({
-      TELEGRAM_BOT_TOKEN: TOKEN,
-      TELEGRAM_WEBHOOK_SECRET: SECRET,
-      TELEGRAM_API_URL: api.url,
-      TELEGRAM_BOT: 'gallery',
-    })!;
-    running = await startTestHub(
+    ({ api, running } = await startTelegramHub(
+      { token: TOKEN, secret: SECRET, bot: 'gallery' },
       // The attachment retry's waits, short for the test (ATTACHMENT_RETRY_DELAYS_MS).
       { configDir: path.join(REPO_ROOT, 'test/fixtures/files'), attachmentRetryDelaysMs: [10, 20, 30] },
-      {
-        adapters: [createTelegramAdapter(config)],
-        logger: (await import('pino')).default({ level: 'warn' }) as never,
-      },
-    );
+      { logger: (await import('pino')).default({ level: 'warn' }) as never },
+    ));
   });
-  afterAll(async () => {
-    await running?.stop();
-    await api?.close();
-  });
+  afterAll(() => stopTelegramHub({ api, running }));
 
   const person = () => 700_000 + ++serial * 1000;
-  const deliver = (update: unknown) =>
-    fetch(`${running.url}/webhooks/telegram`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
-      body: JSON.stringify(update),
-    });
+  const deliver = (update: unknown) => postTelegramUpdate(running.url, update, SECRET);
   const say = (chat: number, text: string) =>
     deliver(doc.variant(doc.textMessage, { updateId: chat + ++updates, userId: chat, text }));
   /** A documented update carrying a file, its file_id hosted by the stand-in with `bytes`. */

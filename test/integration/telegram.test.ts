@@ -8,6 +8,7 @@ import { SessionSettingsSchema } from '../../src/lifecycle/rules.ts';
 import * as doc from '../fixtures/telegram/updates.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { botApiError, startTelegramBotApi, type TelegramBotApi } from '../helpers/telegram-bot-api.ts';
+import { postTelegramUpdate } from '../helpers/telegram-hub.ts';
 import { until } from '../helpers/until.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
@@ -26,14 +27,7 @@ const env = (api: TelegramBotApi, extra: Record<string, string> = {}) => ({
 
 /** POSTs an update as Telegram does: JSON, with the secret token header (or another, or none). */
 const deliver = (hub: RunningHub, update: unknown, secret: string | null = SECRET) =>
-  fetch(`${hub.url}/webhooks/telegram`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(secret !== null ? { 'x-telegram-bot-api-secret-token': secret } : {}),
-    },
-    body: JSON.stringify(update),
-  });
+  postTelegramUpdate(hub.url, update, secret);
 
 describe('Telegram through a whole hub', () => {
   let api: TelegramBotApi;
