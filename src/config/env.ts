@@ -41,6 +41,11 @@ export const EnvSchema = z.object({
   CACHE_MAX_SESSIONS: int(10_000, 1),
   /** Anonymous sessions expire this many days after their last activity. */
   ANONYMOUS_SESSION_DAYS: int(7, 1),
+  /**
+   * Agents' event stream (`agent_events`): events are kept this long for a console that reconnects
+   * with `Last-Event-ID`; the expiry job removes older ones.
+   */
+  AGENT_EVENTS_KEEP_HOURS: int(24, 1),
   /** Attempts to send a reply before it is marked failed (and kept for `switchboard outbox replay`). */
   DELIVERY_ATTEMPTS: int(8, 1),
   /** First retry delay of a failed send; doubles each attempt (with jitter) up to DELIVERY_RETRY_CAP_MS. */
@@ -185,6 +190,7 @@ export interface HubConfig {
   cacheTtlSeconds: number;
   cacheMaxSessions: number;
   anonymousSessionDays: number;
+  agentEventsKeepMs: number;
   databasePoolSize: number;
   adminToken: string | undefined;
   deliveryAttempts: number;
@@ -259,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     cacheTtlSeconds: e.CACHE_TTL_SECONDS,
     cacheMaxSessions: e.CACHE_MAX_SESSIONS,
     anonymousSessionDays: e.ANONYMOUS_SESSION_DAYS,
+    agentEventsKeepMs: e.AGENT_EVENTS_KEEP_HOURS * 3_600_000,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
     deliveryAttempts: e.DELIVERY_ATTEMPTS,

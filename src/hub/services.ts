@@ -209,7 +209,7 @@ export async function createServices(options: {
     for (const adapter of adapters)
       await adapter.setup?.({ ...common, store: createAdapterStore(db, adapter.channel) });
 
-    const expire = () => runExpiry({ db, bots, cache, logger });
+    const expire = () => runExpiry({ db, bots, cache, logger, agentEventsKeepMs: config.agentEventsKeepMs });
     scheduler.handle('expiry', async () => {
       await expire();
     });

@@ -9,12 +9,19 @@ import { json } from '../store/records.ts';
 export const EXPIRY_LOCK_KEY = 7_340_219;
 /** Rows removed per statement, so that a large backlog never holds long locks. */
 export const EXPIRY_BATCH_ROWS = 500;
+/**
+ * Agents' events are read only to resume a console's stream (`Last-Event-ID`, the browser's
+ * reconnect): a day covers a console that was away overnight (AGENT_EVENTS_KEEP_HOURS).
+ */
+export const AGENT_EVENTS_KEEP_MS = 24 * 3_600_000;
 
 export interface ExpiryDeps {
   db: Db;
   bots: BotRegistry;
   cache: SessionCache;
   logger: Logger;
+  /** Agents' events older than this are removed (default AGENT_EVENTS_KEEP_MS). */
+  agentEventsKeepMs?: number;
 }
 
 export interface ExpiryReport {
@@ -65,6 +72,7 @@ export async function runExpiry(deps: ExpiryDeps): Promise<ExpiryReport> {
     const users = await deleteOrphanUsers(deps.db);
     const files = await deleteOldFiles(deps);
     const channelValues = await pruneChannelValues(deps.db);
+    const agentEvents = await deleteOldAgentEvents(deps.db, deps.agentEventsKeepMs ?? AGENT_EVENTS_KEEP_MS);
     deps.logger.info({
       event: 'expiry.done',
       sessions,
@@ -72,6 +80,7 @@ export async function runExpiry(deps: ExpiryDeps): Promise<ExpiryReport> {
       users,
       files,
       channelValues,
+      agentEvents,
       ms: Date.now() - started,
     });
     return { ran: true, sessions, messages, users };
@@ -236,4 +245,21 @@ async function pruneChannelValues(db: Db): Promise<number> {
       if (rowCount < EXPIRY_BATCH_ROWS) break;
     }
   return total;
+}
+
+/**
+ * Agents' event stream (`agent_events`) grows with every handoff while its session lives; it is
+ * read only to replay what a reconnecting console missed, so events older than `keepMs` go.
+ */
+async function deleteOldAgentEvents(db: Db, keepMs: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const { rowCount } = await db.query(
+      `DELETE FROM agent_events WHERE id IN (
+         SELECT id FROM agent_events WHERE created_at < ${msAgo('$1')} LIMIT $2)`,
+      [keepMs, EXPIRY_BATCH_ROWS],
+    );
+    total += rowCount;
+    if (rowCount < EXPIRY_BATCH_ROWS) return total;
+  }
 }
