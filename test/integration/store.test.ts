@@ -56,6 +56,30 @@ function turn(sessionId: string, over: Partial<TurnWrite> = {}): TurnWrite {
   };
 }
 
+/** Three turns of a session, each computed from the one before: seq 1-2 (`m0`, `r0`), 3-4, 5-6. */
+function threeTurns(id: string, base = 0, over: Partial<TurnWrite> = {}): TurnWrite[] {
+  return [0, 1, 2].map((k) =>
+    turn(id, {
+      memory: [],
+      events: [],
+      at: new Date(Date.UTC(2026, 0, 1, 0, 0, k)),
+      expectedVersion: base + k,
+      state: { variables: { step: k }, context: {}, kbs: [], tools: [], suggestions: [], dialog: null },
+      inbound: {
+        seq: 2 * k + 1,
+        role: 'user',
+        content: `m${k}`,
+        envelopeId: `api:${randomUUID()}`,
+        payload: {},
+      },
+      replies: [{ seq: 2 * k + 2, content: `r${k}`, payload: {}, deliveryStatus: 'queued' }],
+      lastSeq: 2 * k + 2,
+      replyTo: k === 1 ? { conversation: 'c2' } : null,
+      ...over,
+    }),
+  );
+}
+
 const backends: Backend[] = ['postgres', 'pglite'];
 
 describe.each(backends)('store on %s', (backend) => {
@@ -231,26 +255,7 @@ describe.each(backends)('store on %s', (backend) => {
 
   it("commits a lane's consecutive turns as one write: each message at its own time, the state once, the version once per turn", async () => {
     const plain = { memory: [], events: [] };
-    // Three turns, each computed from the one before: seq 1-2, 3-4, 5-6.
-    const chain = (id: string, base = 0) =>
-      [0, 1, 2].map((k) =>
-        turn(id, {
-          ...plain,
-          at: new Date(Date.UTC(2026, 0, 1, 0, 0, k)),
-          expectedVersion: base + k,
-          state: { variables: { step: k }, context: {}, kbs: [], tools: [], suggestions: [], dialog: null },
-          inbound: {
-            seq: 2 * k + 1,
-            role: 'user',
-            content: `m${k}`,
-            envelopeId: `api:${randomUUID()}`,
-            payload: {},
-          },
-          replies: [{ seq: 2 * k + 2, content: `r${k}`, payload: {}, deliveryStatus: 'queued' }],
-          lastSeq: 2 * k + 2,
-          replyTo: k === 1 ? { conversation: 'c2' } : null,
-        }),
-      );
+    const chain = (id: string, base = 0) => threeTurns(id, base);
     const alone = await createSession(db, { bot: 'default', channel: 'api' });
     const batched = await createSession(db, { bot: 'default', channel: 'api' });
     const other = await createSession(db, { bot: 'default', channel: 'api' });
@@ -296,6 +301,83 @@ describe.each(backends)('store on %s', (backend) => {
     expect(await listMessages(db, id, { limit: 10 })).toEqual([]);
     expect((await loadSnapshot(db, id))?.state.version).toBe(0);
     expect((await listMessages(db, alone.snapshot.session.id, { limit: 10 })).length).toBe(6);
+  });
+
+  it("writes a statement's message webhooks: one event per message and subscribed endpoint, one id per message, a session's in order", async () => {
+    const plain = { memory: [], events: [] };
+    await db.query(
+      `INSERT INTO webhook_endpoints (endpoint, bot, url, events) VALUES
+         ('st-all', 'hooked', 'http://127.0.0.1:9/a', '{message.received,message.sent}'),
+         ('st-sent', 'hooked', 'http://127.0.0.1:9/b', '{message.sent}'),
+         ('st-other', 'other-bot', 'http://127.0.0.1:9/c', '{message.received,message.sent}')`,
+    );
+    try {
+      const open = async (bot: string) =>
+        (await createSession(db, { bot, channel: 'api' })).snapshot.session.id;
+      const [a, b, c, alone] = [
+        await open('hooked'),
+        await open('hooked'),
+        await open('default'),
+        await open('hooked'),
+      ];
+      const chained = threeTurns(a, 0, { bot: 'hooked' });
+      expect(
+        await commitTurnBatch(db, [
+          chainTurns(chained),
+          turn(b, { ...plain, bot: 'hooked' }),
+          turn(c, plain),
+        ]),
+      ).toEqual(['committed', 'committed', 'committed']);
+      // A turn committed alone: its inbound row and its replies are statements of their own.
+      expect(await commitTurn(db, turn(alone, { ...plain, bot: 'hooked' }))).toBe('committed');
+      const { rows } = await db.query<{
+        endpoint: string;
+        session_id: string;
+        type: string;
+        event_id: string;
+        data: { seq: number; text: string };
+      }>(
+        `SELECT endpoint, session_id, type, event_id, data FROM webhook_outbox
+         WHERE endpoint LIKE 'st-%' ORDER BY id`,
+      );
+      const of = (endpoint: string, session: string) =>
+        rows
+          .filter((r) => r.endpoint === endpoint && r.session_id === session)
+          .map((r) => [r.type, r.data.seq, r.data.text]);
+      expect(of('st-all', a)).toEqual([
+        ['message.received', 1, 'm0'],
+        ['message.sent', 2, 'r0'],
+        ['message.received', 3, 'm1'],
+        ['message.sent', 4, 'r1'],
+        ['message.received', 5, 'm2'],
+        ['message.sent', 6, 'r2'],
+      ]);
+      expect(of('st-sent', a)).toEqual([
+        ['message.sent', 2, 'r0'],
+        ['message.sent', 4, 'r1'],
+        ['message.sent', 6, 'r2'],
+      ]);
+      for (const session of [b, alone]) {
+        expect(of('st-all', session)).toEqual([
+          ['message.received', 1, 'hello'],
+          ['message.sent', 2, 'hi'],
+        ]);
+        expect(of('st-sent', session)).toEqual([['message.sent', 2, 'hi']]);
+      }
+      // Nothing for a bot no endpoint takes, nor for another bot's endpoint.
+      expect(rows.filter((r) => r.session_id === c || r.endpoint === 'st-other')).toEqual([]);
+      // Every endpoint gets a message under the same event id; each message has its own.
+      const idOf = new Map<string, string>();
+      for (const r of rows) {
+        const key = `${r.session_id}/${r.data.seq}`;
+        expect(idOf.get(key) ?? r.event_id, key).toBe(r.event_id);
+        idOf.set(key, r.event_id);
+      }
+      expect(new Set(idOf.values()).size).toBe(idOf.size);
+    } finally {
+      await db.query("DELETE FROM webhook_outbox WHERE endpoint LIKE 'st-%'");
+      await db.query("DELETE FROM webhook_endpoints WHERE endpoint LIKE 'st-%'");
+    }
   });
 
   it('pages history forwards and backwards by sequence number', async () => {
