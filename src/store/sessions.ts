@@ -155,10 +155,14 @@ const ISO_UTC = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 /**
  * The latest activity of a bot's sessions with key ($1 bot, $2 channel, $3 native key) or with
  * the user `userId` (an SQL expression): two lookups, one per index, where an OR matches none.
+ * The user's are read through `sessions_user` alone, the bot picked among them: with `bot = $1`
+ * in the condition the planner ANDed that index with a bot-leading one, whose scan reads every
+ * session of the bot (4,000 entries, 0.23 ms, for each person's first message on a table of
+ * 4,000 sessions; growing with the table).
  */
 const latestActivity = (userId: string) => `greatest(
      (SELECT max(last_activity_at) FROM sessions WHERE bot = $1::text AND channel = $2::text AND native_key = $3::text),
-     (SELECT max(last_activity_at) FROM sessions WHERE user_id = ${userId} AND bot = $1::text))`;
+     (SELECT max(last_activity_at) FILTER (WHERE bot = $1::text) FROM sessions WHERE user_id = ${userId}))`;
 
 const CREATE_CONTACT_SESSION = prepared(
   'create_contact_session',
