@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  type BullmqSchedulerOptions,
   createBullmqScheduler,
   SCHEDULER_LOCK_MS,
   SCHEDULER_STALL_CHECK_MS,
@@ -36,6 +37,18 @@ interface Driver {
   open(): Promise<Opened>;
 }
 
+/** The table scheduler on `db`; closing it closes `db`. */
+function openTable(db: Db): Opened {
+  const scheduler = createTableScheduler({ db, logger: silentLogger, pollMs: 100 });
+  return {
+    scheduler,
+    async close() {
+      await scheduler.stop();
+      await db.close();
+    },
+  };
+}
+
 function postgresDriver(): Driver & { openDb(): Db } {
   let test: TestDatabase;
   const openDb = () => openPostgres({ url: test.url, poolSize: 4, logger: silentLogger });
@@ -52,17 +65,7 @@ function postgresDriver(): Driver & { openDb(): Db } {
       await test.drop();
     },
     openDb,
-    async open() {
-      const db = openDb();
-      const scheduler = createTableScheduler({ db, logger: silentLogger, pollMs: 100 });
-      return {
-        scheduler,
-        async close() {
-          await scheduler.stop();
-          await db.close();
-        },
-      };
-    },
+    open: async () => openTable(openDb()),
   };
 }
 
@@ -80,14 +83,7 @@ function pgliteDriver(): Driver {
     async open() {
       const db = await openPglite(dir);
       await migrate(db);
-      const scheduler = createTableScheduler({ db, logger: silentLogger, pollMs: 100 });
-      return {
-        scheduler,
-        async close() {
-          await scheduler.stop();
-          await db.close();
-        },
-      };
+      return openTable(db);
     },
   };
 }
@@ -99,21 +95,29 @@ function bullmqDriver(): Driver {
     shared: true,
     async setup() {},
     teardown: cleanup,
-    async open() {
-      const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-      const scheduler = createBullmqScheduler({
-        redis,
-        redisUrl: TEST_REDIS_URL,
-        prefix,
-        logger: silentLogger,
-      });
-      return {
-        scheduler,
-        async close() {
-          await scheduler.stop();
-          redis.disconnect();
-        },
-      };
+    open: async () => openBullmq(prefix),
+  };
+}
+
+/** A BullMQ scheduler under `prefix` on a connection of its own (a process of its own, to Redis). */
+function openBullmq(
+  prefix: string,
+  options: Partial<BullmqSchedulerOptions> = {},
+): Opened & { redis: Redis } {
+  const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+  const scheduler = createBullmqScheduler({
+    redis,
+    redisUrl: TEST_REDIS_URL,
+    prefix,
+    logger: silentLogger,
+    ...options,
+  });
+  return {
+    scheduler,
+    redis,
+    async close() {
+      await scheduler.stop();
+      redis.disconnect();
     },
   };
 }
@@ -140,6 +144,22 @@ function record(
 }
 
 const runsOf = (runs: Run[], id: string) => runs.filter((r) => r.job.id === id);
+
+/**
+ * After a process died holding job `hang`: starts the survivor's scheduler and waits (up to
+ * `withinMs`) until it has run the job; its runs.
+ */
+async function survivorRuns(survivor: Scheduler, withinMs: number): Promise<Run[]> {
+  const runs: Run[] = [];
+  record(survivor, 'hang', runs, 'survivor');
+  await survivor.start();
+  await until(
+    () => runs.length,
+    (n) => n > 0,
+    withinMs,
+  );
+  return runs;
+}
 
 for (const driver of [postgresDriver(), pgliteDriver(), bullmqDriver()]) {
   describe(`the durable scheduler: ${driver.name}`, () => {
@@ -348,15 +368,8 @@ describe('the table scheduler: a process that dies mid-job', () => {
 
     const db = driver.openDb();
     const survivor = createTableScheduler({ db, logger: silentLogger, pollMs: 100, leaseMs: 600 });
-    const runs: Run[] = [];
-    record(survivor, 'hang', runs, 'survivor');
-    await survivor.start();
     try {
-      await until(
-        () => runs.length,
-        (n) => n > 0,
-        20_000,
-      );
+      const runs = await survivorRuns(survivor, 20_000);
       expect(runs.map((r) => [r.job.id, r.job.attempt, r.payload])).toEqual([['hang:1', 2, { n: 1 }]]);
       // Done: the job is gone.
       await until(
@@ -415,27 +428,18 @@ describe('BullMQ on Redis: a process SIGKILLed mid-job', () => {
     await exited;
     const killedAt = Date.now();
 
-    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-    const survivor = createBullmqScheduler({ redis, redisUrl: TEST_REDIS_URL, prefix, logger: silentLogger });
-    const runs: Run[] = [];
-    record(survivor, 'hang', runs, 'survivor');
-    await survivor.start();
+    const { scheduler: survivor, close } = openBullmq(prefix);
     try {
-      await until(
-        () => runs.length,
-        (n) => n > 0,
-        // The lock lapses at most SCHEDULER_LOCK_MS after the kill; two stall checks later
-        // (SCHEDULER_STALL_CHECK_MS each, one may be skipped as another process's ran) it is moved.
-        SCHEDULER_LOCK_MS + 3 * SCHEDULER_STALL_CHECK_MS + 5_000,
-      );
+      // The lock lapses at most SCHEDULER_LOCK_MS after the kill; two stall checks later
+      // (SCHEDULER_STALL_CHECK_MS each, one may be skipped as another process's ran) it is moved.
+      const runs = await survivorRuns(survivor, SCHEDULER_LOCK_MS + 3 * SCHEDULER_STALL_CHECK_MS + 5_000);
       // The run after a stall is the second start (as on the table: scheduler-attempts.test.ts).
       expect(runs.map((r) => [r.job.id, r.payload, r.by, r.job.attempt])).toEqual([
         ['hang:1', { n: 1 }, 'survivor', 2],
       ]);
       expect(Date.now() - killedAt).toBeLessThan(SCHEDULER_LOCK_MS + 3 * SCHEDULER_STALL_CHECK_MS + 5_000);
     } finally {
-      await survivor.stop();
-      redis.disconnect();
+      await close();
     }
   }, 90_000);
 });
@@ -450,23 +454,14 @@ describe('BullMQ on Redis: a process that dies between naming a job and adding i
 
   /** A scheduler on a connection of its own; `crash` makes its schedules die between the two writes. */
   function open(options: { crash?: () => boolean; reconcileMs?: number } = {}) {
-    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-    const scheduler = createBullmqScheduler({
-      redis,
-      redisUrl: TEST_REDIS_URL,
-      prefix,
-      logger: silentLogger,
+    const one = openBullmq(prefix, {
       ...(options.reconcileMs ? { reconcileMs: options.reconcileMs } : {}),
       betweenIdAndJob: async () => {
         if (options.crash?.()) throw new Error('the process died here');
       },
     });
-    const close = async () => {
-      await scheduler.stop();
-      redis.disconnect();
-    };
-    opened.push(close);
-    return { scheduler, redis, close };
+    opened.push(one.close);
+    return one;
   }
 
   /** Whether BullMQ holds the job that the id names (the window: it names one it does not). */
