@@ -76,6 +76,18 @@ describe('Lua scripts, one by one, on real Redis', () => {
   };
   const push = (k: ReturnType<typeof lanes>, lane: string, item: string, dedupeId = '') =>
     redis.lanePush(...k.pushKeys(lane, dedupeId), item, 60_000, lane, dedupeId ? '1' : '0');
+  /** lanePushBatch: [lane, item, dedupe id, rate window, the window's limit a minute] per item. */
+  const pushBatchTo = (k: ReturnType<typeof lanes>, ...items: [string, string, string, string, number][]) =>
+    redis.lanePushBatch(
+      k.ready,
+      k.epoch,
+      k.depth,
+      k.waking,
+      k.wakeSeq,
+      k.base,
+      60_000,
+      ...items.flatMap(([lane, item, id, w, limit]) => [lane, item, id, w, limit, 60_000]),
+    );
 
   it('lanePush: queues, schedules a lane once, marks one wake job, and drops a duplicate', async () => {
     const k = lanes(space());
@@ -97,16 +109,7 @@ describe('Lua scripts, one by one, on real Redis', () => {
     const window = `${k.base}rl`;
     /** [lane, item, dedupe id, window] per item; every window here allows 2 a minute. */
     const pushBatch = (...items: [string, string, string, string][]) =>
-      redis.lanePushBatch(
-        k.ready,
-        k.epoch,
-        k.depth,
-        k.waking,
-        k.wakeSeq,
-        k.base,
-        60_000,
-        ...items.flatMap(([lane, item, id, w]) => [lane, item, id, w, 2, 60_000]),
-      );
+      pushBatchTo(k, ...items.map((i): [string, string, string, string, number] => [...i, 2]));
     // One wake job marked for the batch; a duplicate within the batch is refused.
     expect(
       await pushBatch(['a', 'one', 'm1', window], ['a', 'one again', 'm1', window], ['b', 'x', '', '']),
@@ -129,22 +132,7 @@ describe('Lua scripts, one by one, on real Redis', () => {
   it('lanePushBatch: a window of expired hits lets the next one in and is trimmed then; a full window refuses without leaving a dedupe mark', async () => {
     const k = lanes(space());
     const window = `${k.base}rl`;
-    const pushOne = (id: string, limit: number) =>
-      redis.lanePushBatch(
-        k.ready,
-        k.epoch,
-        k.depth,
-        k.waking,
-        k.wakeSeq,
-        k.base,
-        60_000,
-        'a',
-        id,
-        id,
-        window,
-        limit,
-        60_000,
-      );
+    const pushOne = (id: string, limit: number) => pushBatchTo(k, ['a', id, id, window, limit]);
     // Two hits older than the window (scores are Redis milliseconds), a limit of 2.
     await redis.zadd(window, 1, 'id:old1', 2, 'id:old2');
     expect(await pushOne('n1', 2)).toEqual([1, 1]);
