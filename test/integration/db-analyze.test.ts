@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { analyzeStaleTables, isDue, MIN_PAGES } from '../../src/store/analyze.ts';
+import { analyzeStaleTables, isDue, MIN_PAGES, STATISTICS_TARGET } from '../../src/store/analyze.ts';
 import type { Db } from '../../src/store/db.ts';
 import { type Backend, useTestDb } from '../helpers/database.ts';
 import { startTestHub } from '../helpers/hub.ts';
@@ -64,6 +64,22 @@ describe.each(backends)('analysing stale tables on %s', (backend) => {
     const again = await analyzeStaleTables(db, { minIntervalMs: 0 });
     expect(again.find((t) => t.table === 'probe_grown')).toMatchObject({ changed: 15_000 });
     expect((await stats(db, 'probe_grown')).reltuples).toBe(20_000);
+  });
+
+  it(`analyses from a sample of 300 × ${STATISTICS_TARGET} rows: statistics of that size, whatever the server's default`, async () => {
+    await probeTable(db, 'probe_sampled');
+    await insert(db, 'probe_sampled', 1, 20_000);
+    await until(
+      () => analyzeStaleTables(db, { minIntervalMs: 60_000 }),
+      (done) => done.some((t) => t.table === 'probe_sampled'),
+    );
+    const { rows } = await db.query<{ bounds: number; target: string }>(
+      `SELECT array_length(histogram_bounds::text::int[], 1) AS bounds,
+         current_setting('default_statistics_target') AS target
+       FROM pg_stats WHERE tablename = 'probe_sampled' AND attname = 'id'`,
+    );
+    // A histogram of `target` buckets (target + 1 bounds); the server's default (100) is untouched.
+    expect(rows[0]).toEqual({ bounds: STATISTICS_TARGET + 1, target: '100' });
   });
 
   it('leaves a table alone while its changes are few for its size, and a table of a few pages', async () => {
