@@ -52,6 +52,19 @@ export async function startTestHub(
   };
 }
 
+/** `switchboard_inbound_file_failures_total` for one channel and outcome. */
+export async function inboundFileFailures(
+  running: RunningHub,
+  channel: string,
+  outcome: string,
+): Promise<number> {
+  return (
+    (await running.hub.metrics.inboundFileFailures.get()).values.find(
+      (v) => v.labels.channel === channel && v.labels.outcome === outcome,
+    )?.value ?? 0
+  );
+}
+
 /** What `apiClient` saw of one call (for a contract check against the OpenAPI document). */
 export interface ApiExchange {
   method: string;

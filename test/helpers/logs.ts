@@ -13,5 +13,11 @@ export function capturingLogger(level: Level = 'warn') {
       done();
     },
   });
-  return { logger: pino({ level }, stream), lines };
+  return {
+    logger: pino({ level }, stream),
+    lines,
+    /** The lines of `event` about envelope `envelopeId`. */
+    about: (event: string, envelopeId: string) =>
+      lines.filter((l) => l.event === event && l.envelopeId === envelopeId),
+  };
 }

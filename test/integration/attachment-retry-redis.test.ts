@@ -83,8 +83,7 @@ describe('WhatsApp Cloud media host failing, on the Redis lanes queue', () => {
         [`+${from}`],
       )
     ).rows[0]!.envelope_id;
-  const logged = (event: string, envelopeId: string) =>
-    log.lines.filter((l) => l.event === event && l.envelopeId === envelopeId);
+  const logged = log.about;
   /** Waits until a failed drain job waits in the delayed set. */
   const retryWaiting = () =>
     until(

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { pdfBytes } from '../helpers/files.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { inboundFileFailures, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { capturingLogger } from '../helpers/logs.ts';
 import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
@@ -115,13 +115,8 @@ describe('WhatsApp Cloud: files and cards', () => {
         WHERE s.channel = 'whatsapp' AND s.native_key = $1 ORDER BY m.seq`,
       [`+${from}`],
     );
-  const logged = (event: string, envelopeId: string) =>
-    log.lines.filter((l) => l.event === event && l.envelopeId === envelopeId);
-  /** `switchboard_inbound_file_failures_total` for WhatsApp and one outcome. */
-  const failureCount = async (outcome: string) =>
-    (await running.hub.metrics.inboundFileFailures.get()).values.find(
-      (v) => v.labels.channel === 'whatsapp' && v.labels.outcome === outcome,
-    )?.value ?? 0;
+  const logged = log.about;
+  const failureCount = (outcome: string) => inboundFileFailures(running, 'whatsapp', outcome);
 
   it('a download the media host fails twice (503) is tried again in the lane: stored once, one turn, one answer', async () => {
     const from = person();

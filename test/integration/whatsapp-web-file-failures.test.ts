@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
-import { tempDir } from '../helpers/database.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { inboundFileFailures, REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
 import { capturingLogger } from '../helpers/logs.ts';
 import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
 import { LocalWebClient, personMedia } from '../helpers/whatsapp-web-client.ts';
+import { startWhatsAppWebHub } from '../helpers/whatsapp-web-hub.ts';
 
 const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
 /** The waits before the retries (ATTACHMENT_RETRY_DELAYS_MS), short for the test and told apart. */
@@ -28,23 +27,14 @@ describe('WhatsApp Web: a download that fails', () => {
   let serial = 0;
 
   beforeAll(async () => {
-    const config = loadWhatsAppConfig(
-      { WHATSAPP_WEB: 'on', WHATSAPP_BOT: 'gallery' },
-      await tempDir('sbt-wweb-fail-'),
-    )!;
-    running = await startTestHub(
+    running = await startWhatsAppWebHub(
+      client,
+      'gallery',
       {
         configDir: path.join(REPO_ROOT, 'test/fixtures/files-notice'),
         attachmentRetryDelaysMs: RETRY_DELAYS_MS,
       },
-      {
-        adapters: [createWhatsAppAdapter({ ...config, webClientFactory: () => client })],
-        logger: log.logger,
-      },
-    );
-    await until(
-      () => client.initialized,
-      (v) => v,
+      { logger: log.logger },
     );
   });
   afterAll(async () => {
@@ -56,12 +46,8 @@ describe('WhatsApp Web: a download that fails', () => {
     client.sent.filter((s) => s.chatId === chatId && !s.media).map((s) => s.text);
   const attemptsOf = (id: string) => client.downloadAttempts.filter((d) => d === id).length;
   const envelopeIdOf = (id: string) => `whatsapp:${id}`;
-  const logged = (event: string, envelopeId: string) =>
-    log.lines.filter((l) => l.event === event && l.envelopeId === envelopeId);
-  const failureCount = async (outcome: string) =>
-    (await running.hub.metrics.inboundFileFailures.get()).values.find(
-      (v) => v.labels.channel === 'whatsapp' && v.labels.outcome === outcome,
-    )?.value ?? 0;
+  const logged = log.about;
+  const failureCount = (outcome: string) => inboundFileFailures(running, 'whatsapp', outcome);
 
   it('fails twice (the page threw, then nothing handed over), then arrives: stored once, and the text sent after it is answered after it', async () => {
     const from = chat();

@@ -2,12 +2,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { choicesKey } from '../../adapters/whatsapp/choices.ts';
-import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
-import { tempDir } from '../helpers/database.ts';
 import { EXE_BYTES, pdfBytes } from '../helpers/files.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import { LocalWebClient, personMedia } from '../helpers/whatsapp-web-client.ts';
+import { startWhatsAppWebHub } from '../helpers/whatsapp-web-hub.ts';
 
 const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
 const INVOICE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/invoice.pdf'));
@@ -25,18 +24,10 @@ describe('WhatsApp Web: files and cards', () => {
   let serial = 0;
 
   beforeAll(async () => {
-    const config = loadWhatsAppConfig(
-      { WHATSAPP_WEB: 'on', WHATSAPP_BOT: 'gallery' },
-      await tempDir('sbt-wweb-files-'),
-    )!;
-    running = await startTestHub(
-      { configDir: path.join(REPO_ROOT, 'test/fixtures/files'), adminToken: ADMIN_TOKEN },
-      { adapters: [createWhatsAppAdapter({ ...config, webClientFactory: () => client })] },
-    );
-    await until(
-      () => client.initialized,
-      (v) => v,
-    );
+    running = await startWhatsAppWebHub(client, 'gallery', {
+      configDir: path.join(REPO_ROOT, 'test/fixtures/files'),
+      adminToken: ADMIN_TOKEN,
+    });
   });
   afterAll(async () => {
     await running?.stop();
