@@ -335,8 +335,8 @@ class DraftContext implements BotContext, LlmBinder {
   readonly envelope: Envelope;
   readonly kind: Envelope['kind'];
   readonly text: string;
-  readonly user: BotContext['user'];
-  readonly memory: BotContext['memory'];
+  private userView: BotContext['user'] | undefined;
+  private memoryView: BotContext['memory'] | undefined;
   private filesList: BotContext['files'] | undefined;
   private sessionControl: SessionControl | undefined;
 
@@ -368,9 +368,31 @@ class DraftContext implements BotContext, LlmBinder {
       messageCount: session.messageCount + (draft.envelope.kind === 'message' ? 1 : 0),
       isNew,
     };
-    this.memory = new DraftMemory(draft, reads);
-    this.user = { id: session.userId, memory: new DraftUserMemory(draft, reads, session.userId) };
-    bindMethods(this, CONTEXT_METHODS);
+    // Bound one by one, not in a loop over the names: a loop's keyed loads and stores over
+    // several classes went megamorphic, and this runs for every turn.
+    this.talk = this.talk.bind(this);
+    this.file = this.file.bind(this);
+    this.readFile = this.readFile.bind(this);
+    this.get = this.get.bind(this);
+    this.set = this.set.bind(this);
+    this.history = this.history.bind(this);
+    this.log = this.log.bind(this);
+    this.end = this.end.bind(this);
+    this.record = this.record.bind(this);
+    this.handoff = this.handoff.bind(this);
+    this.availableAgent = this.availableAgent.bind(this);
+  }
+
+  /** Made the first time a bot uses it: most turns read and write no memory. */
+  get memory(): BotContext['memory'] {
+    this.memoryView ??= new DraftMemory(this.draft, this.reads);
+    return this.memoryView;
+  }
+
+  get user(): BotContext['user'] {
+    const { userId } = this.draft.snapshot.session;
+    this.userView ??= { id: userId, memory: new DraftUserMemory(this.draft, this.reads, userId) };
+    return this.userView;
   }
 
   get state(): SessionStateData {
@@ -484,37 +506,18 @@ class DraftContext implements BotContext, LlmBinder {
 
 /**
  * Bot authors destructure `ctx` (`const { talk, set } = ctx`) and pass its methods on
- * (`items.forEach(ctx.log)`), as they could when it was an object of closures: the class's
- * methods are bound to the instance (a few bound functions a turn, far cheaper than the closures).
+ * (`items.forEach(ctx.log)`), as they could when it was an object of closures: the classes'
+ * methods are bound to the instance in their constructors (a few bound functions a turn, far
+ * cheaper than the closures).
  */
-function bindMethods<T extends object>(target: T, names: readonly (keyof T & string)[]): void {
-  const own = target as Record<string, unknown>;
-  for (const name of names) own[name] = (target[name] as (...args: unknown[]) => unknown).bind(target);
-}
-
-const CONTEXT_METHODS = [
-  'talk',
-  'file',
-  'readFile',
-  'get',
-  'set',
-  'history',
-  'log',
-  'end',
-  'record',
-  'handoff',
-  'availableAgent',
-] as const satisfies readonly (keyof DraftContext)[];
-
-const MEMORY_METHODS = ['get', 'set'] as const;
-
 /** `ctx.memory`: the turn's own writes first, then the store. */
 class DraftMemory {
   constructor(
     private readonly draft: TurnDraft,
     private readonly reads: TurnReads,
   ) {
-    bindMethods(this, MEMORY_METHODS);
+    this.get = this.get.bind(this);
+    this.set = this.set.bind(this);
   }
 
   async get(key: string): Promise<unknown> {
@@ -533,7 +536,8 @@ class DraftUserMemory {
     private readonly reads: TurnReads,
     private readonly userId: string | null,
   ) {
-    bindMethods(this, MEMORY_METHODS);
+    this.get = this.get.bind(this);
+    this.set = this.set.bind(this);
   }
 
   async get(key: string): Promise<unknown> {
