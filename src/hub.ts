@@ -75,7 +75,8 @@ export async function createHub(options: HubOptions): Promise<Hub> {
   const services = await createServices({ config, role, logger, adapters: options.adapters ?? [] });
   let app: Hono;
   try {
-    app = assembleHttp(services);
+    // `lifecycle` is made below; `/readyz` asks it only once requests come.
+    app = assembleHttp(services, { state: () => lifecycle.state });
   } catch (err) {
     await services.close();
     throw err;

@@ -12,7 +12,7 @@ import { dashboardRoutes } from './dashboard-api.ts';
 import { fileRoutes, UPLOAD_PATH } from './files-api.ts';
 import { identityRoutes } from './identity-api.ts';
 import { openApiRoutes } from './openapi/routes.ts';
-import { type Check, opsRoutes } from './ops-api.ts';
+import { type Check, type HubState, opsRoutes } from './ops-api.ts';
 import { outboundMessageRoutes } from './outbound-api.ts';
 
 /** Sessions with activity this recent count as active in `/metrics`. */
@@ -29,7 +29,7 @@ const ACTIVE_WINDOW_MS = 30 * 60_000;
  *
  * Every role serves the ops routes (`/healthz`, `/readyz`, `/metrics`); only gateways serve the rest.
  */
-export function assembleHttp(services: HubServices): Hono {
+export function assembleHttp(services: HubServices, life: { state: () => HubState }): Hono {
   const {
     config,
     logger,
@@ -62,6 +62,7 @@ export function assembleHttp(services: HubServices): Hono {
   app.route(
     '/',
     opsRoutes({
+      state: life.state,
       checks,
       metrics,
       logger,

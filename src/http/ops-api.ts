@@ -7,6 +7,9 @@ export interface Check {
   check: () => Promise<void>;
 }
 
+/** `starting` until start() has finished, `stopping` from the moment stop() is called. */
+export type HubState = 'starting' | 'started' | 'stopping';
+
 export const READINESS_TIMEOUT_MS = 2_000;
 
 async function run(check: Check): Promise<{ name: string; ok: boolean; error?: string }> {
@@ -27,8 +30,17 @@ async function run(check: Check): Promise<{ name: string; ok: boolean; error?: s
   }
 }
 
-/** `/healthz` (the process answers), `/readyz` (its dependencies answer), `/metrics` (Prometheus). */
+/**
+ * `/healthz` (the process answers), `/readyz` (the hub has started and its dependencies answer),
+ * `/metrics` (Prometheus).
+ */
 export function opsRoutes(deps: {
+  /**
+   * Where the hub is in its life. The server listens before the hub's other parts start (the
+   * channels' connections, the queue's consumer, the outbox, the scheduled jobs): until they
+   * have, a message could be taken but not answered, so the hub is not ready.
+   */
+  state: () => HubState;
   checks: Check[];
   metrics: Metrics;
   refresh: () => Promise<void>;
@@ -38,6 +50,8 @@ export function opsRoutes(deps: {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   app.get('/readyz', async (c) => {
+    const state = deps.state();
+    if (state !== 'started') return c.json({ status: state }, 503);
     const results = await Promise.all(deps.checks.map(run));
     const ready = results.every((r) => r.ok);
     const body = {

@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { pendingAttachments } from '../files/pending.ts';
+import type { HubState } from '../http/ops-api.ts';
 import { IDLE_SWEEP_JOB } from '../lifecycle/idle-sweep.ts';
 import { ANALYZE_JOB } from '../store/analyze.ts';
 import { pruneInbox } from '../store/inbox.ts';
@@ -15,6 +16,8 @@ const PRUNE_EVERY_MS = 15 * 60_000;
 const EXPIRY_FIRST_RUN_MS = 30_000;
 
 export interface HubLifecycle {
+  /** `started` from the end of a successful start() until stop() is called (`/readyz`). */
+  readonly state: HubState;
   /** Starts serving and working; resolves with the port it listens on. */
   start(): Promise<{ port: number }>;
   /** Stops taking work, finishes what is in flight, closes every connection. Once. */
@@ -34,6 +37,7 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
   let server: Server | undefined;
   let pruneTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let state: HubState = 'starting';
   let starting: Promise<unknown> | undefined;
 
   async function startServing(): Promise<{ port: number }> {
@@ -101,10 +105,15 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
       bots: bots.names(),
       channels: adapters.map((a) => a.channel),
     });
+    if (!stopped) state = 'started';
     return { port };
   }
 
   return {
+    get state() {
+      return state;
+    },
+
     start() {
       const started = startServing();
       starting = started;
@@ -114,8 +123,10 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
     async stop() {
       if (stopped) return;
       stopped = true;
-      // A signal during the start (`/readyz` answers before the workers' side has started): the
-      // start finishes, or fails, first, so nothing it is opening meets a closed database.
+      state = 'stopping';
+      // A signal during the start (the server listens, and answers `/healthz`, before the rest
+      // has started): the start finishes, or fails, first, so nothing it is opening meets a
+      // closed database.
       await starting?.catch(() => undefined);
       logger.info({ event: 'hub.stopping' });
       if (pruneTimer) clearInterval(pruneTimer);

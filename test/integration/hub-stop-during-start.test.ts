@@ -6,8 +6,8 @@ import { silentLogger, tempDir } from '../helpers/database.ts';
 import { testConfig } from '../helpers/hub.ts';
 
 describe('a hub stopped while it starts', () => {
-  // `/readyz` answers once the server listens, before the workers' side has started: a signal
-  // then (an operator's Ctrl-C, an orchestrator's SIGTERM) calls stop() during start().
+  // The server listens (`/healthz` answers) before the workers' side has started: a signal then
+  // (an operator's Ctrl-C, an orchestrator's SIGTERM) calls stop() during start().
   it('finishes starting, then stops cleanly: neither call fails', async () => {
     const dataDir = await tempDir('sbt-stop-start-');
     try {
