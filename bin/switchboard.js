@@ -8,4 +8,9 @@ if (!existsSync(cli)) {
   process.stderr.write('switchboard: dist/ is not built: run `npm run build` (or `npm ci`) first\n');
   process.exit(1);
 }
+// The embedded database's WebAssembly compiles on V8's background threads while the hub's
+// modules load (src/store/pglite-early.ts). DATABASE_URL: PostgreSQL, no embedded database.
+const early = new URL('../dist/src/store/pglite-early.js', import.meta.url);
+if (process.argv[2] === 'start' && !process.env.DATABASE_URL && existsSync(early))
+  (await import(early.href)).compilePgliteEarly();
 await import(cli.href);

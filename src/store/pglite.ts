@@ -20,6 +20,7 @@ import {
   type Queryable,
   type QueryResult,
 } from './db.ts';
+import { compiledPgliteModule } from './pglite-early.ts';
 
 export class DataDirLockedError extends Error {
   override name = 'DataDirLockedError';
@@ -359,10 +360,14 @@ export async function openPglite(dataDir: string): Promise<Db> {
       await fs.rm(pgDir, { recursive: true, force: true });
       await createDataDir(pgDir);
     }
+    // Compiled while the hub's modules loaded, when `switchboard start` began it (pglite-early.ts);
+    // if that failed, PGlite reads and compiles it itself and reports what is wrong.
+    const pgliteWasmModule = await compiledPgliteModule()?.catch(() => undefined);
     pglite = await PGlite.create({
       dataDir: pgDir,
       ...typeOptions,
       startParams: startParams(),
+      ...(pgliteWasmModule ? { pgliteWasmModule } : {}),
     });
   } catch (err) {
     await unlock();
