@@ -11,6 +11,7 @@
 // 5. The typed client's declarations go to dist/client/ (`switchboard/client`'s types).
 // 4. The embedded database's template (a data directory after initdb and every migration) is made
 //    once per PGlite version, and again when a migration changes: dist/pglite-template-<version>/.
+// 6. The command's bundle, dist/bundle/: `bin/switchboard.js` runs it (see there).
 //
 // Incremental: a file is compiled or copied only when its source is newer than its output, a
 // bundle is rebuilt only when one of its inputs is; outputs whose source is gone are removed. No
@@ -198,4 +199,58 @@ if (outdated(path.join(template, 'PG_VERSION'), migrationDirs)) {
     if (entry.startsWith('pglite-template-') && abs !== template)
       fs.rmSync(abs, { recursive: true, force: true });
   }
+}
+
+// 6. The command's bundle: src/cli.ts and everything it imports of ours (and zod and Hono, ESM
+//    packages of ~130 small modules), as a few files: `switchboard start` loaded ~400 modules one
+//    by one before /readyz, and Node's ESM loader costs ~0.3 ms of CPU per module on top of
+//    compiling it (README, "Performance"). What a module imports lazily (`import()`) stays lazy,
+//    in a chunk of its own. The other packages stay where they are (CommonJS, native code, files
+//    of their own), and so do the per-file outputs above: each module's `import.meta.url` here
+//    names its file there, so the files it finds beside itself (migrations, Lua scripts) are found.
+const bundleDir = path.join(dist, 'bundle');
+const BUNDLED_PACKAGES = /^(zod|hono|@hono\/node-server)(\/|$)/;
+if (outdated(path.join(bundleDir, 'cli.js'), [...TREES, 'package-lock.json', 'scripts/build.js'])) {
+  const ownFile = new RegExp(
+    `^${root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/(${TREES.join('|')})/.*\\.tsx?$`,
+  );
+  // Chunks are named by their content: the last build's are of no use.
+  fs.rmSync(bundleDir, { recursive: true, force: true });
+  await esbuild.build({
+    absWorkingDir: root,
+    // bin/switchboard.js begins the embedded database's compile through the second entry before
+    // it loads the first: one module in a chunk both share, so the hub finds the compile begun.
+    entryPoints: { cli: 'src/cli.ts', 'pglite-early': 'src/store/pglite-early.ts' },
+    outdir: bundleDir,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    // Error classes are told apart by name (src/cli.ts): a name clash between modules must not rename one.
+    keepNames: true,
+    sourcemap: 'linked',
+    logLevel: 'warning',
+    plugins: [
+      {
+        name: 'switchboard-bundle',
+        setup(build) {
+          // Packages stay outside, but for the few bundled.
+          build.onResolve({ filter: /^[^./]/ }, (args) =>
+            BUNDLED_PACKAGES.test(args.path) ? undefined : { path: args.path, external: true },
+          );
+          build.onLoad({ filter: ownFile }, (args) => {
+            const rel = path.relative(root, args.path).replace(/\.tsx?$/, '.js');
+            const url = JSON.stringify(path.posix.join('..', ...rel.split(path.sep)));
+            const text = fs.readFileSync(args.path, 'utf8');
+            return {
+              contents: text.replace(/\bimport\.meta\.url\b/g, `new URL(${url}, import.meta.url).href`),
+              loader: args.path.endsWith('x') ? 'tsx' : 'ts',
+            };
+          });
+        },
+      },
+    ],
+  });
+  say('the command bundled: dist/bundle/');
 }
