@@ -1,4 +1,5 @@
 import type { SessionCache } from './cache/cache.ts';
+import { waitTimeoutJobId } from './handoff/engine-side.ts';
 import {
   defaultRecipient,
   type RateLimiter,
@@ -7,13 +8,18 @@ import {
   sessionMessagesKey,
 } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
+import { sendJobId } from './outbound/service.ts';
+import type { Scheduler } from './scheduler/scheduler.ts';
 import type { Db } from './store/db.ts';
 import { eraseUserRows, laneOf, type UserErasure } from './store/erasure.ts';
+import { laneJobId } from './webhooks/dispatcher.ts';
 
 export interface ErasureDeps {
   db: Db;
   cache: SessionCache;
   rateLimiter: RateLimiter;
+  /** Jobs scheduled for the erased sessions (handoff timers, sends, webhook retries) go too. */
+  scheduler: Pick<Scheduler, 'forget'>;
   /** Clears the Redis queues' memory of the erased sessions; absent on the in-process queue. */
   eraseQueueTraces?: (sessions: { id: string; lane: string }[]) => Promise<unknown>;
   logger: Logger;
@@ -43,6 +49,13 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
     () => deps.rateLimiter.forget(rateNoticeKey(s.lane)),
     () => deps.rateLimiter.forget(recipientKey(s.channel, defaultRecipient(s.nativeKey))),
   ]);
+  const { handoffIds, outboundMessageIds, webhookLanes } = erased.scheduled;
+  const jobs = [
+    ...handoffIds.map(waitTimeoutJobId),
+    ...outboundMessageIds.map(sendJobId),
+    ...webhookLanes.map(laneJobId),
+  ];
+  if (jobs.length > 0) steps.push(() => deps.scheduler.forget(jobs));
   if (deps.eraseQueueTraces) {
     const traces = deps.eraseQueueTraces;
     steps.push(() => traces(sessions.map(({ id, lane }) => ({ id, lane }))));

@@ -15,6 +15,8 @@ export const WAIT_TIMEOUT_JOB = 'handoff.wait-timeout';
 /** The repeated job that gives back the conversations of agents who went away. */
 export const OFFLINE_CHECK_JOB = 'handoff.offline-check';
 export const OFFLINE_CHECK_EVERY_MS = 30_000;
+/** The scheduled job id of a handoff's wait timer. */
+export const waitTimeoutJobId = (handoffId: string) => `handoff-wait:${handoffId}`;
 
 const TimeoutPayload = z.object({ handoffId: z.uuid() });
 const UUID = z.uuid();
@@ -67,7 +69,7 @@ export function engineHandoff(deps: {
           WAIT_TIMEOUT_JOB,
           { handoffId: open.id },
           {
-            id: `handoff-wait:${open.id}`,
+            id: waitTimeoutJobId(open.id),
             delayMs: waitMs(write.bot),
           },
         );

@@ -107,6 +107,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
       ingress,
       logger,
       rateLimiter,
+      scheduler: backend.scheduler,
       ...(redis
         ? {
             eraseQueueTraces: async (sessions) =>

@@ -34,7 +34,8 @@ import {
 /** The scheduler job that sends a message at its `send_at` (payload `{ messageId }`). */
 export const OUTBOUND_SEND_JOB = 'outbound.send';
 const SendJobPayload = z.object({ messageId: z.uuid() });
-const jobId = (messageId: string) => `outbound:${messageId}`;
+/** The scheduled job id of a message to send later. */
+export const sendJobId = (messageId: string) => `outbound:${messageId}`;
 
 export const TemplateSchema = z
   .object({
@@ -231,7 +232,7 @@ export class OutboundService {
       await this.o.scheduler.schedule(
         OUTBOUND_SEND_JOB,
         { messageId: message.id },
-        { at: sendAt, id: jobId(message.id) },
+        { at: sendAt, id: sendJobId(message.id) },
       );
       this.o.logger.info({
         event: 'outbound.scheduled',
@@ -338,7 +339,7 @@ export class OutboundService {
     if (message.status !== 'scheduled') return 'sent';
     // The row's state decides, not the job: a job already running sees 'cancelled' and sends nothing.
     if (!(await moveOutboundMessage(this.o.db, id, 'scheduled', 'cancelled'))) return 'sent';
-    await this.o.scheduler.cancel(jobId(id)).catch(() => false);
+    await this.o.scheduler.cancel(sendJobId(id)).catch(() => false);
     this.o.logger.info({ event: 'outbound.cancelled', messageId: id });
     return 'cancelled';
   }

@@ -46,6 +46,15 @@ interface Adding {
 
 const DEFAULT_RECONCILE_MS = 60_000;
 
+/** The caller's id of a `scheduler:adding` record; undefined for one that is not JSON. */
+function recordedId(text: string): string | undefined {
+  try {
+    return (JSON.parse(text) as Adding).id;
+  } catch {
+    return undefined;
+  }
+}
+
 interface JobData {
   /** The caller's id, when it gave one. */
   id?: string;
@@ -109,8 +118,9 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
   defineLuaCommands(redis, SCHEDULER_COMMANDS);
   const release = (redis as unknown as { schedulerReleaseId: ReleaseId }).schedulerReleaseId.bind(redis);
   const releaseId = (id: string, jobId: string) => release(idsKey, id, jobId);
-  // BullMQ refuses ':' in a custom job id; encodeURIComponent leaves none.
-  const jobIdFor = (id: string) => `${encodeURIComponent(id)}.${randomUUID()}`;
+  // The BullMQ job's id names nothing of the caller's id (which may hold a session's id): BullMQ's
+  // event stream keeps job ids (up to ~10,000 events) after the job is gone, an erased one's too.
+  const jobIdFor = () => randomUUID();
 
   async function process(job: Job<JobData>): Promise<void> {
     const { id, payload } = job.data;
@@ -171,6 +181,14 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
     return reconciling;
   }
 
+  async function cancel(id: string): Promise<boolean> {
+    const jobId = await redis.hget(idsKey, id);
+    if (!jobId) return false;
+    const released = Number(await releaseId(id, jobId)) > 0;
+    await queue.remove(jobId).catch(() => 0);
+    return released;
+  }
+
   return {
     driver: 'bullmq',
     async schedule(name: string, payload: JsonValue, opts: ScheduleOptions = {}): Promise<string> {
@@ -179,7 +197,7 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
         const job = await queue.add(name, { payload }, jobOptions(delay));
         return job.id!;
       }
-      const jobId = jobIdFor(opts.id);
+      const jobId = jobIdFor();
       const adding: Adding = { id: opts.id, name, payload, runAt: Date.now() + delay };
       // The id names the new job before it exists: a job firing in between is the old one, which
       // is replaced either way. What the job is goes with it, for a re-add if this process dies
@@ -196,12 +214,22 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
       if (previous) await queue.remove(previous).catch(() => 0);
       return opts.id;
     },
-    async cancel(id: string): Promise<boolean> {
-      const jobId = await redis.hget(idsKey, id);
-      if (!jobId) return false;
-      const released = Number(await releaseId(id, jobId)) > 0;
-      await queue.remove(jobId).catch(() => 0);
-      return released;
+    cancel,
+    async forget(ids: readonly string[]): Promise<number> {
+      if (ids.length === 0) return 0;
+      let forgotten = 0;
+      for (const id of ids) if (await cancel(id)) forgotten++;
+      // A job set aside as failed keeps its payload (removeOnFail), and its id no longer names it.
+      const wanted = new Set(ids);
+      for (const job of await queue.getFailed(0, -1))
+        if (job?.data.id !== undefined && wanted.has(job.data.id)) {
+          await job.remove().catch(() => undefined);
+          forgotten++;
+        }
+      // A schedule on its way into BullMQ (see above) holds the payload too.
+      for (const [jobId, text] of Object.entries(await redis.hgetall(addingKey)))
+        if (wanted.has(recordedId(text) ?? '')) await redis.hdel(addingKey, jobId);
+      return forgotten;
     },
     async repeat(id: string, name: string, everyMs: number, opts: RepeatOptions = {}): Promise<void> {
       // Every process calls this at start: only the first sets when the first run is.

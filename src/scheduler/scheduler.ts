@@ -63,6 +63,11 @@ export interface Scheduler {
   /** Removes the pending job with this id; false when there was none. */
   cancel(id: string): Promise<boolean>;
   /**
+   * Removes every job with one of these ids, pending or set aside as failed, payload and all (an
+   * erasure: nothing of the person may stay); a run already under way finishes. How many went.
+   */
+  forget(ids: readonly string[]): Promise<number>;
+  /**
    * Runs job `name` every `everyMs`, under the unique `id` (every process may call this at start:
    * there is still one schedule, and each run goes to one process).
    */

@@ -205,6 +205,13 @@ export function createTableScheduler(options: TableSchedulerOptions): Scheduler 
       ]);
       return rowCount > 0;
     },
+    async forget(ids: readonly string[]): Promise<number> {
+      if (ids.length === 0) return 0;
+      const { rowCount } = await db.query('DELETE FROM scheduled_jobs WHERE id = ANY($1::text[])', [
+        [...ids],
+      ]);
+      return rowCount;
+    },
     async repeat(id: string, name: string, everyMs: number, opts: RepeatOptions = {}): Promise<void> {
       // Every process calls this at start: an unchanged schedule keeps its next run, so restarts
       // neither postpone it forever nor run it early.

@@ -21,6 +21,13 @@ export interface UserErasure {
   messages: number;
   identities: number;
   memory: number;
+  /** What scheduled jobs may name of theirs (a job's id or payload): the erasure removes those jobs. */
+  scheduled: {
+    handoffIds: string[];
+    outboundMessageIds: string[];
+    /** Webhook lanes (endpoint, session id) whose retry a job may be waiting for. */
+    webhookLanes: { endpoint: string; key: string }[];
+  };
 }
 
 /** Erasure events are about a person, not one bot or channel: they carry these in place of both. */
@@ -82,13 +89,22 @@ export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure
       [ids],
     );
     await eraseChannelRows(tx, sessions);
+    const handoffs = await tx.query<{ id: string }>(
+      'SELECT id FROM handoffs WHERE session_id = ANY($1::uuid[])',
+      [ids],
+    );
+    const webhookLanes = await tx.query<{ endpoint: string; key: string }>(
+      `SELECT DISTINCT endpoint, lane AS key FROM webhook_outbox WHERE session_id = ANY($1::uuid[])`,
+      [ids],
+    );
     // Messages the business sent or scheduled them, broadcasts' included (their text and address);
-    // a scheduled one's job then finds nothing to send. An opt-out stays: it says not to write.
-    await tx.query(
+    // a scheduled one's job goes too. An opt-out stays: it says not to write.
+    const outbound = await tx.query<{ id: string }>(
       `DELETE FROM outbound_messages o WHERE o.session_id = ANY($1::uuid[])
          OR EXISTS (SELECT 1 FROM user_identities i
                     WHERE i.user_id = $2 AND i.channel = o.channel
-                      AND (o.native_key = i.native_id OR starts_with(o.native_key, i.native_id || '#')))`,
+                      AND (o.native_key = i.native_id OR starts_with(o.native_key, i.native_id || '#')))
+       RETURNING o.id`,
       [ids, userId],
     );
     await tx.query('DELETE FROM inbox WHERE lane = ANY($1::text[])', [lanes]);
@@ -109,6 +125,11 @@ export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure
       messages: counted.rows[0]?.n ?? 0,
       identities: identities.rowCount,
       memory: memory.rowCount,
+      scheduled: {
+        handoffIds: handoffs.rows.map((r) => r.id),
+        outboundMessageIds: outbound.rows.map((r) => r.id),
+        webhookLanes: webhookLanes.rows,
+      },
     };
   });
 }

@@ -226,7 +226,7 @@ export class WebhookDispatcher {
     await this.o.scheduler.schedule(
       WEBHOOK_LANE_JOB,
       { endpoint: lane.endpoint, lane: lane.key },
-      { id: `webhooks:${laneId(lane)}`, delayMs: Math.max(0, Math.round(delayMs)) },
+      { id: laneJobId(lane), delayMs: Math.max(0, Math.round(delayMs)) },
     );
   }
 
@@ -260,3 +260,5 @@ export class WebhookDispatcher {
 
 // For a session's lane the same id as before session-less lanes: a pending wake-up is replaced, not doubled.
 const laneId = (lane: Lane) => `${lane.endpoint}\n${lane.key}`;
+/** The scheduled job id that wakes a lane whose head waits for a retry. */
+export const laneJobId = (lane: Lane) => `webhooks:${laneId(lane)}`;
