@@ -45,12 +45,15 @@ const lua = (file: string, includes: string[] = []) =>
 /** `enqueue` (and the `wake` it calls): the step both push scripts end with. */
 const ENQUEUE = ['./redis-lanes/wake.lua', './redis-lanes/enqueue.lua'];
 
+/** `take` (and the `chunks` it calls): the step the claim scripts end with. */
+const TAKE = ['./redis-lanes/chunks.lua', './redis-lanes/take.lua'];
+
 /** The lanes' scripts, in `redis-lanes/*.lua`; `wake.lua` is a helper the scripts that schedule share. */
 export const LANE_COMMANDS: readonly LuaCommand[] = [
   { name: 'lanePush', numberOfKeys: 8, lua: lua('push.lua', ENQUEUE) },
   { name: 'lanePushBatch', numberOfKeys: 5, lua: lua('push-batch.lua', ENQUEUE) },
-  { name: 'laneClaim', numberOfKeys: 4, lua: lua('claim.lua', ['./redis-lanes/chunks.lua']) },
-  { name: 'laneTopUp', numberOfKeys: 4, lua: lua('top-up.lua', ['./redis-lanes/chunks.lua']) },
+  { name: 'laneClaim', numberOfKeys: 4, lua: lua('claim.lua', TAKE) },
+  { name: 'laneTopUp', numberOfKeys: 4, lua: lua('top-up.lua', TAKE) },
   { name: 'laneRead', numberOfKeys: 2, lua: lua('read.lua') },
   { name: 'laneAck', numberOfKeys: 2, lua: lua('ack.lua') },
   { name: 'laneAckBatch', numberOfKeys: 1, lua: lua('ack-batch.lua') },
