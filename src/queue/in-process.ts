@@ -88,7 +88,10 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
   /**
    * Records an envelope in the inbox; resolves once its row is written. Envelopes that arrive
    * while a write is in flight go into the next one together (one statement and one commit for
-   * many, the way the engine's group commit writes turns); the first waits for nobody.
+   * many, the way the engine's group commit writes turns); the first waits for nobody. Not a
+   * TickBatcher (src/queue/tick-batch.ts), which sends each tick's batch at once and fails a batch
+   * whole: each write here is a commit, so one is in flight, and a batch the database refuses is
+   * written again envelope by envelope.
    */
   function recordInbox(lane: string, envelope: Envelope): Promise<InboxEntry | undefined> {
     return new Promise((resolve, reject) => {
