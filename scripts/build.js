@@ -35,7 +35,8 @@ let esbuild;
 try {
   esbuild = await import('esbuild');
 } catch {
-  if (fs.existsSync(path.join(dist, 'src', 'cli.js'))) {
+  // What bin/switchboard.js runs (step 6).
+  if (fs.existsSync(path.join(dist, 'bundle', 'cli.js'))) {
     say('esbuild is not installed (no dev dependencies): using dist/ as it is');
     process.exit(0);
   }
