@@ -56,3 +56,23 @@ export async function processed(db: Db, envelopeId: string): Promise<void> {
     return rows.length > 0;
   }, `envelope ${envelopeId} to be processed`);
 }
+
+/**
+ * The rows of every table of the public schema whose text mentions one of `needles` (`table: row`,
+ * the row cut at 200 characters), and the tables read: where an erasure must leave nothing.
+ */
+export async function rowsMentioningAny(
+  db: Db,
+  needles: string[],
+): Promise<{ tables: string[]; found: string[] }> {
+  const { rows: tables } = await db.query<{ table_name: string }>(
+    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`,
+  );
+  const found: string[] = [];
+  for (const { table_name } of tables) {
+    const { rows } = await db.query<{ row: string }>(`SELECT t::text AS row FROM ${table_name} t`);
+    for (const { row } of rows)
+      if (needles.some((n) => row.includes(n))) found.push(`${table_name}: ${row.slice(0, 200)}`);
+  }
+  return { tables: tables.map((t) => t.table_name), found };
+}

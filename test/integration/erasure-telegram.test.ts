@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUTTON_EXPIRED_TEXT } from '../../adapters/telegram/webhook/routes.ts';
 import * as doc from '../fixtures/telegram/updates.ts';
-import { adminClient } from '../helpers/admin.ts';
+import { adminClient, rowsMentioningAny } from '../helpers/admin.ts';
 import { REPO_ROOT, type RunningHub } from '../helpers/hub.ts';
 import type { TelegramBotApi } from '../helpers/telegram-bot-api.ts';
 import { postTelegramUpdate, startTelegramHub, stopTelegramHub } from '../helpers/telegram-hub.ts';
@@ -65,16 +65,8 @@ describe('erasing a person who pressed Telegram buttons', () => {
 
   /** Rows of any table whose text mentions one of `needles`. */
   async function rowsMentioning(needles: string[]): Promise<string[]> {
-    const { rows: tables } = await db().query<{ table_name: string }>(
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`,
-    );
-    expect(tables.map((t) => t.table_name)).toEqual(expect.arrayContaining(['channel_values', 'sessions']));
-    const found: string[] = [];
-    for (const { table_name } of tables) {
-      const { rows } = await db().query<{ row: string }>(`SELECT t::text AS row FROM ${table_name} t`);
-      for (const { row } of rows)
-        if (needles.some((n) => row.includes(n))) found.push(`${table_name}: ${row.slice(0, 200)}`);
-    }
+    const { tables, found } = await rowsMentioningAny(db(), needles);
+    expect(tables).toEqual(expect.arrayContaining(['channel_values', 'sessions']));
     return found;
   }
 

@@ -5,7 +5,7 @@ import type { Channel } from '../../src/envelope.ts';
 import { FileStore } from '../../src/files/store.ts';
 import { sessionMessagesKey } from '../../src/limits/rate-limiter.ts';
 import { createRedisRateLimiter } from '../../src/limits/redis-rate-limiter.ts';
-import { adminClient, eventually, processed } from '../helpers/admin.ts';
+import { adminClient, eventually, processed, rowsMentioningAny } from '../helpers/admin.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 
@@ -77,18 +77,10 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
 
   /** Rows of any table whose text mentions one of `needles`. */
   async function rowsMentioning(needles: string[]): Promise<string[]> {
-    const { rows: tables } = await db().query<{ table_name: string }>(
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`,
-    );
-    expect(tables.map((t) => t.table_name)).toEqual(
+    const { tables, found } = await rowsMentioningAny(db(), needles);
+    expect(tables).toEqual(
       expect.arrayContaining(['users', 'user_identities', 'sessions', 'messages', 'session_state']),
     );
-    const found: string[] = [];
-    for (const { table_name } of tables) {
-      const { rows } = await db().query<{ row: string }>(`SELECT t::text AS row FROM ${table_name} t`);
-      for (const { row } of rows)
-        if (needles.some((n) => row.includes(n))) found.push(`${table_name}: ${row.slice(0, 200)}`);
-    }
     return found;
   }
 
