@@ -15,7 +15,7 @@ import {
   activeSpan,
   type Context,
   currentTrace,
-  failSpan,
+  endWhenSettled,
   type Span,
   SpanKind,
   startSpan,
@@ -175,17 +175,7 @@ export function createIngress(options: IngressOptions): Ingress {
           'switchboard.envelope.kind': input.kind ?? 'message',
         },
       })!;
-      return accept(input, { span, context: withSpanIn(parent, span) }).then(
-        (result) => {
-          span.end();
-          return result;
-        },
-        (err: unknown) => {
-          failSpan(span, err);
-          span.end();
-          throw err;
-        },
-      );
+      return endWhenSettled(span, accept(input, { span, context: withSpanIn(parent, span) }));
     },
   };
 }

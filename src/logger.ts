@@ -54,7 +54,7 @@ export function createLogger(
     },
     timestamp: pino.stdTimeFunctions.isoTime,
     // With tracing on, a line written inside a span carries its `trace_id` and `span_id`.
-    mixin: logTraceIds,
+    mixin: () => logTraceIds(),
   };
   return destination ? pino(options, destination) : pino(options);
 }

@@ -63,16 +63,22 @@ export class SessionResolver {
    * it. A message to a session that has been idle too long first ends that session (its
    * `ON SESSION END` runs) and then goes to a new one for the same person.
    */
-  async resolve(envelope: Envelope, trustCached: boolean): Promise<SessionSnapshot | undefined> {
+  async resolve(
+    envelope: Envelope,
+    trustCached: boolean,
+    /** The turn's logger (its lines carry the turn's trace ids). */
+    logger: Logger = this.o.logger,
+  ): Promise<SessionSnapshot | undefined> {
     // An end never makes a session just to end it.
     const open = await this.findOpen(envelope, trustCached, {
+      logger,
       create: envelope.kind !== 'end',
       // A rating with no open session on its key may answer an ended session's rating ask.
       rating: envelope.kind === 'message' && parseRating(envelope.text) !== undefined,
     });
     if (!open || this.takes(open, envelope)) return open;
     await this.o.endIdle(open, envelope);
-    return this.findOpen(envelope);
+    return this.findOpen(envelope, false, { logger });
   }
 
   /**
@@ -91,7 +97,11 @@ export class SessionResolver {
   async findOpen(
     envelope: Envelope,
     trustCached = false,
-    { create = true, rating = false }: { create?: boolean; rating?: boolean } = {},
+    {
+      create = true,
+      rating = false,
+      logger = this.o.logger,
+    }: { create?: boolean; rating?: boolean; logger?: Logger } = {},
   ): Promise<SessionSnapshot | undefined> {
     const { db, cache } = this.o;
     const lane = sessionLane(envelope);
@@ -112,15 +122,19 @@ export class SessionResolver {
     }
     if (!snapshot) {
       if (!create || hasExplicitSessions(envelope.channel)) return undefined;
-      snapshot = await this.createForContact(envelope, key);
+      snapshot = await this.createForContact(envelope, key, logger);
     }
     await cache.setSessionId(lane, snapshot.session.id).catch(() => undefined);
     return snapshot;
   }
 
   /** A new session for a person's first message, in one statement; step by step when that lost a race. */
-  private async createForContact(envelope: Envelope, key: SessionKey): Promise<SessionSnapshot> {
-    const { db, logger } = this.o;
+  private async createForContact(
+    envelope: Envelope,
+    key: SessionKey,
+    logger: Logger,
+  ): Promise<SessionSnapshot> {
+    const { db } = this.o;
     const meta = { ...envelope.meta, ...(envelope.from.name ? { name: envelope.from.name } : {}) };
     const identity = identifies(envelope)
       ? { nativeId: envelope.from.id, name: envelope.from.name, email: envelope.from.email }

@@ -22,12 +22,15 @@ import type { SessionSnapshot } from '../store/records.ts';
 import { loadChild, sessionForSend } from '../store/sub-sessions.ts';
 import { chainable, chainTurns, type TurnWrite } from '../store/turns.ts';
 import {
-  activeSpan,
+  type Context,
   currentTrace,
   inLazySpan,
   type Link,
+  linkedContext,
+  logTraceIds,
+  spanIn,
   tracingEnabled,
-  withSpanOf,
+  withContext,
 } from '../telemetry/tracing.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
@@ -39,8 +42,8 @@ import { type LlmProvider, TurnDraft, type TurnReads } from './turn.ts';
  * in whichever worker and however much later, continues the trace. Stamped when the turn is
  * computed, in its own context: a held turn is committed later, in the context of another.
  */
-function stampTrace(write: TurnWrite): void {
-  const carried = currentTrace();
+function stampTrace(write: TurnWrite, trace: Context): void {
+  const carried = currentTrace(trace);
   if (!carried) return;
   for (const row of outgoingRows(write)) row.payload = { ...row.payload, trace: carried };
 }
@@ -136,6 +139,8 @@ export class SessionEngine {
       trustCachedState?: boolean;
       shareStateLater?: boolean;
       mayHold?: boolean;
+      /** The turn's trace context (tracing on: src/telemetry/envelope-spans.ts), handed down. */
+      trace?: Context;
     } = {},
   ): Promise<TurnOutcome> {
     const started = performance.now();
@@ -151,9 +156,10 @@ export class SessionEngine {
         trustCached: options.trustCachedState ?? false,
         shareLater,
         mayHold: options.mayHold ?? false,
+        ...(options.trace ? { trace: options.trace } : {}),
       });
       // A turn that ended before its commit (nothing written) leaves no held turns behind it.
-      if (outcome !== 'held' && this.held.has(lane)) await this.releaseHeld(lane, shareLater);
+      if (outcome !== 'held' && this.held.has(lane)) await this.releaseHeld(lane, shareLater, options.trace);
     } catch (err) {
       if (this.held.has(lane)) await this.dropHeld(lane);
       throw err;
@@ -166,7 +172,8 @@ export class SessionEngine {
   /**
    * `trustCached`: this process's copy of the session is current (see `DeliveryInfo.followsInLane`).
    * `shareLater`: this process takes the session's next turn at once, so the new state need not
-   * reach the shared cache before then.
+   * reach the shared cache before then. `trace`: the turn's trace context (tracing on), handed
+   * down to what the turn does rather than made active (see src/telemetry/tracing.ts `inPassedSpan`).
    */
   private async run(
     envelope: Envelope,
@@ -175,13 +182,17 @@ export class SessionEngine {
       trustCached = false,
       shareLater = false,
       mayHold = false,
-    }: { trustCached?: boolean; shareLater?: boolean; mayHold?: boolean } = {},
+      trace,
+    }: { trustCached?: boolean; shareLater?: boolean; mayHold?: boolean; trace?: Context } = {},
   ): Promise<TurnOutcome> {
-    const { db, cache, logger } = this.o;
+    const { db, cache } = this.o;
+    // With tracing on, the turn's lines carry its trace_id and span_id.
+    const logger = trace ? lazyChild(this.o.logger, logTraceIds(trace)) : this.o.logger;
+    const turnSpan = spanIn(trace);
     const lane = sessionLane(envelope);
     // Only a person's message may join the turns held before it; anything else follows them.
     const joins = envelope.kind === 'message' && !envelope.outbound;
-    if (!joins && this.held.has(lane)) await this.releaseHeld(lane, true);
+    if (!joins && this.held.has(lane)) await this.releaseHeld(lane, true, trace);
     for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
       if ((checkDuplicate || attempt > 0) && (await isEnvelopeRecorded(db, envelope.id))) {
         logger.debug({ event: 'turn.duplicate', envelopeId: envelope.id });
@@ -192,8 +203,9 @@ export class SessionEngine {
       // A reply for a named session never makes one: that session is open, or the reply is dropped.
       const snapshot =
         envelope.outbound?.sessionId || envelope.kind === 'transfer_end'
-          ? await this.sessions.findOpen(envelope, trusted, { create: false })
-          : (trusted && this.heldSession(lane, envelope)) || (await this.sessions.resolve(envelope, trusted));
+          ? await this.sessions.findOpen(envelope, trusted, { create: false, logger })
+          : (trusted && this.heldSession(lane, envelope)) ||
+            (await this.sessions.resolve(envelope, trusted, logger));
       if (envelope.kind === 'transfer_end' && snapshot?.state.handoff?.id !== envelope.end?.handoffId) {
         // A late or repeated end of a handoff the session is no longer in: nothing to do.
         logger.info({ event: 'handoff.end_stale', envelopeId: envelope.id, sessionId: snapshot?.session.id });
@@ -231,8 +243,8 @@ export class SessionEngine {
         });
         return 'no_session';
       }
-      activeSpan()?.setAttribute('switchboard.session.id', snapshot.session.id);
-      if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope);
+      turnSpan?.setAttribute('switchboard.session.id', snapshot.session.id);
+      if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope, trace);
       if (attempt === 0 && envelope.kind === 'start') await this.sessions.afterPreviousEnd(snapshot.session);
       const draft = new TurnDraft(snapshot, envelope);
       // The resolver hands a message to an ended session only when it answers its rating ask.
@@ -246,19 +258,22 @@ export class SessionEngine {
       const heldByPeople = envelope.kind === 'message' && Boolean(snapshot.state.handoff);
       // Nor does it while people hold the session: the message is recorded, and agents are told.
       // The dialog is a span of its own only when it does traced work (an LLM request, a tool
-      // call, a platform request): a dialog that only walks its script is the turn's own time.
+      // call): a dialog that only walks its script is the turn's own time. Only the dialog of a bot
+      // that has an LLM runs with the turn's context active, for the LLM's spans to find it
+      // (AsyncLocalStorage: every promise of the process pays once a context was active).
       // (With tracing off, no span's options are built: this runs for every message.)
       if (envelope.kind !== 'outbound' && !heldByPeople && ratingScore === undefined)
-        await (tracingEnabled()
+        await (trace && this.o.llm && (this.o.llm.configured?.(snapshot.session.bot) ?? true)
           ? inLazySpan(
               'switchboard.dialog',
-              { attributes: { 'switchboard.bot': snapshot.session.bot } },
-              () => this.runBot(draft),
+              { parent: trace, attributes: { 'switchboard.bot': snapshot.session.bot } },
+              () => this.runBot(draft, trace),
             )
-          : this.runBot(draft));
+          : this.runBot(draft, trace));
       this.askForRating(draft);
       if (draft.pending.length > 0) await draft.settle();
-      if (draft.work.sends.length > 0) await this.sendOnward(draft);
+      // The accepts of what the turn sends to other sessions are the turn's children.
+      if (draft.work.sends.length > 0) await withContext(trace, () => this.sendOnward(draft));
       const at = new Date();
       const write = draft.toWrite({
         at,
@@ -271,7 +286,8 @@ export class SessionEngine {
               )
             : null,
       });
-      if (tracingEnabled()) stampTrace(write);
+      // Only a sender reads it (a channel without one, the api's, never sends its rows).
+      if (trace && this.o.delivery.hasSender(snapshot.session.channel)) stampTrace(write, trace);
       const held = this.held.get(lane);
       const chains =
         joins &&
@@ -284,12 +300,11 @@ export class SessionEngine {
           (held[0]!.write.sessionId === write.sessionId &&
             held[held.length - 1]!.next.state.version === write.expectedVersion));
       if (chains) {
-        const span = tracingEnabled() ? activeSpan() : undefined;
         const turn: HeldTurn = {
           envelope,
           write,
           next: draft.committedSnapshot(write),
-          ...(span ? { span: { context: span.spanContext() } } : {}),
+          ...(turnSpan ? { span: { context: turnSpan.spanContext() } } : {}),
         };
         if (mayHold) {
           if (held) held.push(turn);
@@ -302,18 +317,18 @@ export class SessionEngine {
           // The last of them: one write for the held turns and this one.
           this.held.delete(lane);
           const turns = [...held, turn];
-          if (await this.commitHeld(turns, shareLater, held.length)) return 'committed';
+          if (await this.commitHeld(turns, shareLater, held.length, trace)) return 'committed';
           // The held ones were handled again; this one was computed from their state: again too.
           continue;
         }
       } else if (held) {
         // This turn was computed from the held ones' state: they are committed first.
-        await this.releaseHeld(lane, true);
+        await this.releaseHeld(lane, true, trace);
       }
       if (write.handoff?.open) await this.o.handoff?.beforeCommit(write);
       // The commit's span is the group commit's (src/engine/group-commit.ts): one per statement.
-      const result = await this.committer.commit(write);
-      if (tracingEnabled()) activeSpan()?.setAttribute('switchboard.commit.result', result);
+      const result = await this.committer.commit(write, undefined, trace);
+      turnSpan?.setAttribute('switchboard.commit.result', result);
       if (result === 'duplicate') return 'duplicate';
       if (result === 'conflict') {
         logger.debug({
@@ -427,12 +442,12 @@ export class SessionEngine {
     return this.sessions.takes(next, envelope) ? next : undefined;
   }
 
-  /** Commits the turns held for a lane, if any (see `handle`). */
-  private async releaseHeld(lane: string, shareLater: boolean): Promise<void> {
+  /** Commits the turns held for a lane, if any (see `handle`); `trace`: the lane's current turn's. */
+  private async releaseHeld(lane: string, shareLater: boolean, trace?: Context): Promise<void> {
     const turns = this.held.get(lane);
     if (!turns) return;
     this.held.delete(lane);
-    await this.commitHeld(turns, shareLater);
+    await this.commitHeld(turns, shareLater, turns.length, trace);
   }
 
   /**
@@ -441,15 +456,20 @@ export class SessionEngine {
    * written) the envelopes of the first `replay` of them are handled again one by one, from the
    * stored state (the caller handles the rest). True when the write committed.
    */
-  private async commitHeld(turns: HeldTurn[], shareLater: boolean, replay = turns.length): Promise<boolean> {
+  private async commitHeld(
+    turns: HeldTurn[],
+    shareLater: boolean,
+    replay = turns.length,
+    trace?: Context,
+  ): Promise<boolean> {
     // The commit runs in the context of the lane's current turn; it links to the held ones' spans.
     const result = await this.committer.commit(
       chainTurns(turns.map((t) => t.write)),
       tracingEnabled() ? turns.flatMap((t) => (t.span ? [t.span] : [])) : undefined,
+      trace,
     );
     // The lane's current turn is the last of them (unless they are released by another turn).
-    if (replay < turns.length && tracingEnabled())
-      activeSpan()?.setAttribute('switchboard.commit.result', result);
+    if (replay < turns.length) spanIn(trace)?.setAttribute('switchboard.commit.result', result);
     if (result === 'committed') {
       const last = turns.length - 1;
       // The earlier turns' sessions went into this process's cache when they were held; the
@@ -462,7 +482,10 @@ export class SessionEngine {
     this.o.logger.debug({ event: 'turn.held_refused', sessionId, turns: turns.length, result });
     await this.o.cache.delete(sessionId).catch(() => undefined);
     // Each again in its own turn's context: its replies carry its own trace.
-    for (const t of turns.slice(0, replay)) await withSpanOf(t.span, () => this.run(t.envelope, true));
+    for (const t of turns.slice(0, replay)) {
+      const own = linkedContext(t.span);
+      await this.run(t.envelope, true, own ? { trace: own } : {});
+    }
     return false;
   }
 
@@ -492,12 +515,15 @@ export class SessionEngine {
     for (const envelope of sends) await this.o.send(envelope);
   }
 
-  private signalTyping(snapshot: SessionSnapshot, envelope: Envelope): void {
+  private signalTyping(snapshot: SessionSnapshot, envelope: Envelope, trace: Context | undefined): void {
     // Only live channels' clients follow a turn on the bus; the others hear of the finished turn.
     if (isLiveChannel(snapshot.session.channel)) {
       void this.publish({ type: 'turn.started', sessionId: snapshot.session.id, envelopeId: envelope.id });
     }
-    this.o.delivery.typing(snapshot.session);
+    // A sender's platform requests (a typing indicator) are the turn's children.
+    if (trace && this.o.delivery.hasSender(snapshot.session.channel))
+      withContext(trace, () => this.o.delivery.typing(snapshot.session));
+    else this.o.delivery.typing(snapshot.session);
   }
 
   private async publish(message: SessionEvent): Promise<void> {
@@ -507,7 +533,7 @@ export class SessionEngine {
     });
   }
 
-  private async runBot(draft: TurnDraft): Promise<void> {
+  private async runBot(draft: TurnDraft, trace: Context | undefined): Promise<void> {
     const { bots, db, logger, metrics } = this.o;
     const { session } = draft.snapshot;
     const bot = bots.has(session.bot) ? bots.get(session.bot) : undefined;
@@ -515,7 +541,11 @@ export class SessionEngine {
       logger.error({ event: 'turn.unknown_bot', bot: session.bot, sessionId: session.id });
       return;
     }
-    const turnLogger = lazyChild(logger, { sessionId: session.id, bot: bot.name });
+    const turnLogger = lazyChild(logger, {
+      sessionId: session.id,
+      bot: bot.name,
+      ...(trace ? logTraceIds(trace) : {}),
+    });
     if (draft.envelope.noReply === true) {
       // Auto-replies, bounces, our own mail: recorded in the history, never answered (no mail loops).
       turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });

@@ -10,11 +10,11 @@ import {
 } from '../store/turns.ts';
 import {
   activeContext,
-  activeSpan,
   type Context,
-  inSpan,
+  inPassedSpan,
   type Link,
   rootContext,
+  spanIn,
   tracingEnabled,
 } from '../telemetry/tracing.ts';
 
@@ -92,18 +92,21 @@ export class GroupCommitter {
     private readonly logger: Logger,
   ) {}
 
-  /** `held`: the spans of held turns this write commits too (tracing on), for links. */
-  commit(write: TurnWrite, held?: Link[]): Promise<TurnCommitResult> {
+  /**
+   * `held`: the spans of held turns this write commits too (tracing on), for links. `trace`: the
+   * committing turn's context (the engine hands it down; the active one when not given).
+   */
+  commit(write: TurnWrite, held?: Link[], trace?: Context): Promise<TurnCommitResult> {
     return new Promise((resolve, reject) => {
-      const span = tracingEnabled() ? activeSpan() : undefined;
-      const own = span?.spanContext();
+      const context = tracingEnabled() ? (trace ?? activeContext()) : undefined;
+      const own = spanIn(context)?.spanContext();
       this.pending.push({
         write,
         resolve,
         reject,
         ...(own
           ? {
-              context: activeContext(),
+              context,
               links: [{ context: own }, ...(held ?? []).filter((l) => l.context.spanId !== own.spanId)],
             }
           : held?.length
@@ -196,7 +199,8 @@ export class GroupCommitter {
     if (!tracingEnabled()) return this.commitTogether(batch);
     const alone = batch.length === 1 ? batch[0]!.context : undefined;
     const links = alone ? batch[0]!.links!.slice(1) : batch.flatMap((p) => p.links ?? []);
-    return inSpan(
+    // Handed down, not made active: nothing inside starts a span (see inPassedSpan).
+    return inPassedSpan(
       'switchboard.commit',
       {
         parent: alone ?? rootContext(),

@@ -72,8 +72,11 @@ export interface HandoffRequest {
 const NO_BOT_INFO: SessionBotInfo = { templates: new Map(), debug: false, maxKnowledgeBases: 10 };
 const NO_SESSIONS: SessionReads = { target: async () => undefined, child: async () => undefined };
 
-/** Gives a turn's BotContext its LLM (the hub's LLM service); without one, bots have none. */
-export type LlmProvider = (ctx: BotContext) => BotLlm;
+/**
+ * Gives a turn's BotContext its LLM (the hub's LLM service); without one, bots have none.
+ * `configured`: whether a bot has an LLM at all (unknown: it may).
+ */
+export type LlmProvider = ((ctx: BotContext) => BotLlm) & { configured?: (bot: string) => boolean };
 
 /**
  * One turn in the making: a private copy of the session's state that the bot changes, the

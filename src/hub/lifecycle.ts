@@ -69,12 +69,13 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
         metrics: services.metrics,
       });
       await queue.consume(async (envelope, info) => {
-        const outcome = await turnSpan(envelope, async () =>
+        const outcome = await turnSpan(envelope, async (trace) =>
           engine.handle(await fetchPending(envelope, info.redelivered), {
             checkDuplicate: info.redelivered,
             trustCachedState: info.followsInLane,
             shareStateLater: info.followedInLane,
             mayHold: info.mayHold ?? false,
+            ...(trace ? { trace } : {}),
           }),
         );
         return outcome === 'held' ? 'held' : undefined;

@@ -191,7 +191,9 @@ export class LlmService {
 
   /** What the engine gives each turn's BotContext as `ctx.llm`. */
   provider(): LlmProvider {
-    return (ctx) => this.forContext(ctx);
+    return Object.assign((ctx: BotContext) => this.forContext(ctx), {
+      configured: (bot: string) => this.has(bot),
+    });
   }
 
   forContext(ctx: BotContext): BotLlm {

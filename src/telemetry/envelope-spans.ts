@@ -1,9 +1,7 @@
 import type { Envelope } from '../envelope.ts';
 import {
-  activeContext,
   type Context,
-  contextKey,
-  inSpan,
+  inPassedSpan,
   type Link,
   linkTo,
   recordSpan,
@@ -11,7 +9,6 @@ import {
   SpanKind,
   traceContext,
   tracingEnabled,
-  withValue,
 } from './tracing.ts';
 
 /**
@@ -28,17 +25,18 @@ function carriedContext(envelope: Envelope): Context | undefined {
   return context;
 }
 
-/** Set while one queue job drains several envelopes: each turn links to the job's span. */
-const DRAIN_SPAN = contextKey('drain');
+/** The span of the queue job draining an envelope with others: its turn links to it. */
+const drains = new WeakMap<Envelope, Span>();
 
 /**
  * One queue job that serves several envelopes (a lane's chunk): a span of its own, linked to the
  * trace of every envelope it serves (they belong to different traces, so it is the parent of none).
+ * Nothing runs inside it as the active span: each envelope's turn finds it by the envelope.
  */
 export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Promise<T>): Promise<T> {
   if (!tracingEnabled() || envelopes.length < 2) return fn();
   const links: Link[] = envelopes.flatMap((e) => (e.trace ? linkTo(carriedContext(e)) : []));
-  return inSpan(
+  return inPassedSpan(
     'switchboard.queue.drain',
     {
       kind: SpanKind.CONSUMER,
@@ -51,7 +49,10 @@ export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Prom
         'switchboard.lane': lane,
       },
     },
-    (span) => (span ? withValue(DRAIN_SPAN, span, fn) : fn()),
+    (span) => {
+      if (span) for (const e of envelopes) drains.set(e, span);
+      return fn();
+    },
   );
 }
 
@@ -64,9 +65,11 @@ const WAIT_ATTRIBUTES = Object.freeze({ 'messaging.operation.type': 'receive' })
  * tools, commit) hang under. Linked to the queue job's span when a job serves several envelopes.
  * The wait span carries no more than its operation: the accept before it and the turn beside it
  * name the envelope (this runs for every message, and each attribute is exported with it).
+ * `fn` is handed the turn's context (undefined with tracing off) to pass down: it is not made
+ * the active one (see `inPassedSpan`).
  */
-export function turnSpan<T>(envelope: Envelope, fn: () => Promise<T>): Promise<T> {
-  if (!tracingEnabled()) return fn();
+export function turnSpan<T>(envelope: Envelope, fn: (trace: Context | undefined) => Promise<T>): Promise<T> {
+  if (!tracingEnabled()) return fn(undefined);
   const parent = carriedContext(envelope);
   if (envelope.trace?.acceptedAt)
     recordSpan('switchboard.queue.wait', {
@@ -75,8 +78,8 @@ export function turnSpan<T>(envelope: Envelope, fn: () => Promise<T>): Promise<T
       startTime: Date.parse(envelope.trace.acceptedAt),
       attributes: WAIT_ATTRIBUTES,
     });
-  const drain = activeContext()?.getValue(DRAIN_SPAN) as Span | undefined;
-  return inSpan(
+  const drain = drains.get(envelope);
+  return inPassedSpan(
     'switchboard.turn',
     {
       kind: SpanKind.CONSUMER,
@@ -92,8 +95,8 @@ export function turnSpan<T>(envelope: Envelope, fn: () => Promise<T>): Promise<T
         'switchboard.envelope.kind': envelope.kind,
       },
     },
-    async (span) => {
-      const outcome = await fn();
+    async (span, trace) => {
+      const outcome = await fn(trace);
       if (typeof outcome === 'string') span?.setAttribute('switchboard.turn.outcome', outcome);
       return outcome;
     },

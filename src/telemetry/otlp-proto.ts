@@ -149,6 +149,17 @@ class Writer {
     this.uint32(high >>> 0);
   }
 
+  /** Epoch milliseconds (a double, as the hub's tracer keeps times) as fixed64 nanoseconds. */
+  timeMs(ms: number): void {
+    let seconds = Math.floor(ms / 1e3);
+    let nanos = Math.round((ms - seconds * 1e3) * 1e6);
+    if (nanos >= 1e9) {
+      seconds += 1;
+      nanos -= 1e9;
+    }
+    this.time([seconds, nanos]);
+  }
+
   double(value: number): void {
     this.ensure(8);
     this.buf.writeDoubleLE(value, this.pos);
@@ -375,6 +386,8 @@ function attributes(w: Writer, attrs: Record<string, unknown> | undefined, field
   for (const key in attrs) {
     if (!Object.hasOwn(attrs, key)) continue;
     const value = attrs[key];
+    // The SDK drops such values when they are set; the hub's tracer keeps what it is given.
+    if (value == null) continue;
     w.tag(field, 2);
     if (typeof value === 'string' && value.length <= MAX_CACHED_LENGTH) w.pair(key, value);
     else keyValue(w, key, value);
@@ -439,10 +452,14 @@ function span(w: Writer, s: ReadableSpan): void {
     w.tag(6, 0);
     w.varint32(kind);
   }
+  // The hub's tracer keeps epoch milliseconds (src/telemetry/hub-tracer.ts); the SDK's, HrTime.
+  const ms = s as { startMs?: number; endMs?: number };
   w.tag(7, 1);
-  w.time(s.startTime);
+  if (ms.startMs !== undefined) w.timeMs(ms.startMs);
+  else w.time(s.startTime);
   w.tag(8, 1);
-  w.time(s.endTime);
+  if (ms.endMs !== undefined) w.timeMs(ms.endMs);
+  else w.time(s.endTime);
   attributes(w, s.attributes, 9);
   w.tag(10, 0);
   w.varint32(s.droppedAttributesCount);

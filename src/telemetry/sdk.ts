@@ -1,14 +1,14 @@
-import type { Context } from '@opentelemetry/api';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { Context, TracerProvider } from '@opentelemetry/api';
+import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
   BatchSpanProcessor,
   type BufferConfig,
-  NodeTracerProvider,
   ParentBasedSampler,
   type Sampler,
   type SpanExporter,
+  type SpanProcessor,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-node';
 import { z } from 'zod';
@@ -40,6 +40,9 @@ const numberIn = (what: string, ok: (n: number) => boolean) =>
     return z.NEVER;
   });
 const positive = numberIn('a positive number', (n) => n > 0).optional();
+const compression = z
+  .enum(['gzip', 'none'], { error: (issue) => `gzip or none, not ${String(issue.input)}` })
+  .optional();
 
 /**
  * The standard variables this module reads (blank ones count as unset), after the OpenTelemetry
@@ -54,6 +57,12 @@ const TraceEnvSchema = z.object({
   OTEL_BSP_MAX_EXPORT_BATCH_SIZE: positive,
   OTEL_BSP_SCHEDULE_DELAY: positive,
   OTEL_BSP_EXPORT_TIMEOUT: positive,
+  OTEL_EXPORTER_OTLP_TIMEOUT: positive,
+  OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: positive,
+  OTEL_EXPORTER_OTLP_COMPRESSION: compression,
+  OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: compression,
+  OTEL_EXPORTER_OTLP_HEADERS: z.string().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: z.string().optional(),
   OTEL_EXPORTER_OTLP_PROTOCOL: z
     .enum(['http/protobuf', 'http/json'], {
       error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
@@ -147,33 +156,78 @@ export async function exportContextManager() {
 }
 
 /**
- * The OTLP/HTTP protobuf span exporter: the OpenTelemetry exporter's own transport and settings
- * (the `OTEL_EXPORTER_OTLP_*` headers, timeout, compression; retries, concurrency), built as
- * `@opentelemetry/exporter-trace-otlp-proto` builds it, with the request encoded by
- * `encodeTraceRequest` (the same bytes as its serializer, at well under half the CPU a span;
- * README "Tracing").
+ * The OTLP/HTTP span exporter: the OpenTelemetry exporter's own transport (retries, concurrency,
+ * keep-alive), built as `@opentelemetry/exporter-trace-otlp-proto` and `-http` build theirs, with
+ * protobuf requests encoded by `encodeTraceRequest` (the same bytes as its serializer, at well
+ * under half the CPU a span; README "Tracing"). Headers, time limit and compression are the
+ * standard variables of `env` (the `_TRACES_` form first): the library's own reading of them
+ * looks at `process.env` only, which is not always the environment the hub was started with.
  */
-async function protobufExporter(url: string): Promise<SpanExporter> {
+async function otlpExporter(url: string, protocol: string, env: NodeJS.ProcessEnv): Promise<SpanExporter> {
   const { OTLPExporterBase } = await import('@opentelemetry/otlp-exporter-base');
   const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = await import(
     '@opentelemetry/otlp-exporter-base/node-http'
   );
-  const { ProtobufTraceSerializer, TraceExporterMetricsHelper } = await import(
+  const { JsonTraceSerializer, ProtobufTraceSerializer, TraceExporterMetricsHelper } = await import(
     '@opentelemetry/otlp-transformer'
   );
+  const { parseKeyPairsIntoRecord } = await import('@opentelemetry/core');
   const { encodeTraceRequest } = await import('./otlp-proto.ts');
+  const json = protocol === 'http/json';
+  const contentType = json ? 'application/json' : 'application/x-protobuf';
+  const e = traceEnv(env);
+  const headers = {
+    ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_HEADERS),
+    ...parseKeyPairsIntoRecord(e.OTEL_EXPORTER_OTLP_TRACES_HEADERS),
+    'Content-Type': contentType,
+  };
+  const config = {
+    ...convertLegacyHttpOptions({ url }, 'TRACES', 'v1/traces', { 'Content-Type': contentType }),
+    headers: async () => headers,
+    timeoutMillis: e.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? e.OTEL_EXPORTER_OTLP_TIMEOUT ?? 10_000,
+    compression: e.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? e.OTEL_EXPORTER_OTLP_COMPRESSION ?? 'none',
+  };
   return new OTLPExporterBase(
     createOtlpHttpExportDelegate(
-      convertLegacyHttpOptions({ url }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
-      {
-        serializeRequest: encodeTraceRequest,
-        deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
-      },
+      config,
+      json
+        ? JsonTraceSerializer
+        : {
+            serializeRequest: encodeTraceRequest,
+            deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
+          },
       'otlp_http_span_exporter',
       TraceExporterMetricsHelper,
       undefined,
     ),
   );
+}
+
+/**
+ * Registers the hub's tracer (src/telemetry/hub-tracer.ts, in place of the SDK's) with what the
+ * SDK's provider registers beside it: an AsyncLocalStorage context manager (see
+ * exportContextManager), the W3C trace context and baggage propagators. (A context manager on bare
+ * V8 promise hooks was tried instead: cheaper on a loop of awaits, but the bench's workers spent
+ * more CPU per message with it; README "Tracing".) `sampler`: `samplerFromEnv`'s (a parent-based
+ * one with its default delegates, if parent-based).
+ */
+export async function registerTracer(options: {
+  resource: Resource;
+  sampler: Sampler;
+  processor: SpanProcessor;
+}): Promise<TracerProvider & { forceFlush(): Promise<void>; shutdown(): Promise<void> }> {
+  const api = await import('@opentelemetry/api');
+  const { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } = await import(
+    '@opentelemetry/core'
+  );
+  const { HubTracerProvider } = await import('./hub-tracer.ts');
+  const provider = new HubTracerProvider({ ...options, parentBasedDefaults: true });
+  api.context.setGlobalContextManager((await exportContextManager()).enable());
+  api.propagation.setGlobalPropagator(
+    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+  );
+  api.trace.setGlobalTracerProvider(provider);
+  return provider;
 }
 
 /**
@@ -197,22 +251,15 @@ export async function startSdk(options: {
   const url =
     env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
     `${(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`;
-  const exporter: SpanExporter =
-    protocol === 'http/json'
-      ? new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter({ url })
-      : await protobufExporter(url);
-  const provider = new NodeTracerProvider({
+  const exporter = await otlpExporter(url, protocol, env);
+  const provider = await registerTracer({
     resource: resourceFromAttributes({
       'service.name': env.OTEL_SERVICE_NAME ?? options.serviceName,
       ...options.attributes,
     }),
     sampler: samplerFromEnv(env),
-    spanProcessors: [new BatchSpanProcessor(exporter, batchConfig(env))],
+    processor: new BatchSpanProcessor(exporter, batchConfig(env)),
   });
-  // An AsyncLocalStorage context manager (see exportContextManager) and the W3C trace context
-  // propagator. (A context manager on bare V8 promise hooks was tried instead: cheaper on a loop
-  // of awaits, but the bench's workers spent more CPU per message with it; README "Tracing".)
-  provider.register({ contextManager: await exportContextManager() });
   if (options.onProblem) {
     const { diag, DiagLogLevel } = await import('@opentelemetry/api');
     const say =

@@ -1,5 +1,5 @@
 import type {
-  SpanKind as ApiSpanKind,
+  SpanOptions as ApiSpanOptions,
   Attributes,
   Context,
   ContextAPI,
@@ -107,16 +107,8 @@ function activeParent(a: Api): Context {
 function start(a: Api, name: string, options: SpanOptions): { span: Span; parent: Context } {
   const parent = options.parent ?? activeParent(a);
   tracer ??= a.trace.getTracer('switchboard');
-  const span = tracer.startSpan(
-    name,
-    {
-      ...(options.kind !== undefined ? { kind: options.kind as ApiSpanKind } : {}),
-      ...(options.attributes ? { attributes: options.attributes } : {}),
-      ...(options.links ? { links: options.links } : {}),
-      ...(options.startTime !== undefined ? { startTime: options.startTime } : {}),
-    },
-    parent,
-  );
+  // The options as they are: a superset of the API's (`parent` is ignored by a tracer).
+  const span = tracer.startSpan(name, options as ApiSpanOptions, parent);
   return { span, parent };
 }
 
@@ -156,6 +148,67 @@ async function inNewSpan<T>(
   } finally {
     span.end();
   }
+}
+
+/**
+ * Runs `fn` with a new span and the context that holds it, handed down rather than made active:
+ * the span ends when `fn` settles (an error marks it failed). For the paths every message of a
+ * worker takes (the drain, the turn, the commit): a context made active (AsyncLocalStorage) makes
+ * every promise of the process pay from then on (README "Tracing"). With tracing off,
+ * `fn(undefined, undefined)`.
+ */
+export function inPassedSpan<T>(
+  name: string,
+  options: SpanOptions,
+  fn: (span: Span | undefined, context: Context | undefined) => Promise<T>,
+): Promise<T> {
+  const a = api;
+  if (!a) {
+    try {
+      return fn(undefined, undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  const { span, parent } = start(a, name, options);
+  let running: Promise<T>;
+  try {
+    running = fn(span, a.trace.setSpan(parent, span));
+  } catch (err) {
+    running = Promise.reject(err);
+  }
+  return endWhenSettled(span, running);
+}
+
+/** Ends `span` when `running` settles (a rejection marks it failed); settles as `running` does. */
+export function endWhenSettled<T>(span: Span, running: Promise<T>): Promise<T> {
+  return running.then(
+    (result) => {
+      span.end();
+      return result;
+    },
+    (err: unknown) => {
+      failSpan(span, err);
+      span.end();
+      throw err;
+    },
+  );
+}
+
+/** The span a context holds (undefined with tracing off, or none). */
+export function spanIn(ctx: Context | undefined): Span | undefined {
+  return ctx && api?.trace.getSpan(ctx);
+}
+
+/** Runs `fn` with `ctx` as the active context (as is with tracing off or no context). */
+export function withContext<T>(ctx: Context | undefined, fn: () => T): T {
+  if (!api || !ctx) return fn();
+  return api.context.with(ctx, fn);
+}
+
+/** The context of a span a link names (undefined with tracing off or no link). */
+export function linkedContext(link: Link | undefined): Context | undefined {
+  return api && link ? api.trace.setSpanContext(api.ROOT_CONTEXT, link.context) : undefined;
 }
 
 /**
@@ -289,9 +342,14 @@ export function linkTo(ctx: Context | undefined): Link[] {
   return span ? [{ context: span.spanContext() }] : [];
 }
 
-/** The active span's ids, for log lines (`trace_id`, `span_id`); empty without one. */
-export function logTraceIds(): { trace_id?: string; span_id?: string } {
-  const span = api?.trace.getActiveSpan();
+/**
+ * The ids of the active span (or of the span `ctx` holds), for log lines (`trace_id`, `span_id`);
+ * empty without one.
+ */
+export function logTraceIds(ctx?: Context): { trace_id?: string; span_id?: string } {
+  const a = api;
+  if (!a) return {};
+  const span = ctx ? a.trace.getSpan(ctx) : a.trace.getActiveSpan();
   if (!span) return {};
   const { traceId, spanId } = span.spanContext();
   return { trace_id: traceId, span_id: spanId };

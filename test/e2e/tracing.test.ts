@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { apiClient } from '../helpers/hub.ts';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
 import { until } from '../helpers/until.ts';
 
@@ -236,5 +238,48 @@ describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () =
         if (s !== request[0]) expect(ids.has(s.parentSpanId), `${s.name}'s parent in trace ${i}`).toBe(true);
     }
     expect(cluster.crashes()).toEqual([]);
+  });
+
+  it("a turn's trace context is on the replies a sender delivers (WhatsApp), not on those nothing sends (the API's)", async () => {
+    const replyTraces = async (sessionId: string) => {
+      const db = new pg.Client({ connectionString: cluster.database!.url });
+      await db.connect();
+      try {
+        const { rows } = await db.query<{ trace: unknown }>(
+          `SELECT payload->'trace' AS trace FROM messages WHERE session_id = $1 AND role = 'assistant'`,
+          [sessionId],
+        );
+        return rows.map((r) => r.trace);
+      } finally {
+        await db.end();
+      }
+    };
+    const api = apiClient(cluster.gateways[0]!.url);
+    const session = await api.createSession();
+    expect((await api.chat(session.token, 'hello')).status).toBe(200);
+    const apiReplies = await until(
+      () => replyTraces(session.session_id),
+      (list) => list.length >= 1,
+    );
+    expect(apiReplies.every((t) => t === null)).toBe(true);
+
+    const from = '5511955554444';
+    const traceId = randomBytes(16).toString('hex');
+    const raw = JSON.stringify(
+      doc.variant(doc.textMessage, { from, suffix: 'stamp', timestamp: new Date() }),
+    );
+    expect((await post(raw, `00-${traceId}-${randomBytes(8).toString('hex')}-01`)).status).toBe(200);
+    const spans = await until(
+      () => otlp.trace(traceId),
+      (list) => list.some((s) => s.name === 'switchboard.turn' && s.attributes['switchboard.session.id']),
+      30_000,
+    );
+    const sessionId = String(
+      spans.find((s) => s.name === 'switchboard.turn')!.attributes['switchboard.session.id'],
+    );
+    const whatsappReplies = await replyTraces(sessionId);
+    expect(whatsappReplies.length).toBeGreaterThanOrEqual(1);
+    for (const t of whatsappReplies)
+      expect(t).toMatchObject({ traceparent: expect.stringContaining(traceId) });
   });
 });

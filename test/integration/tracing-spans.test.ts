@@ -1,3 +1,4 @@
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   InMemorySpanExporter,
   NodeTracerProvider,
@@ -13,7 +14,13 @@ import { createLogger } from '../../src/logger.ts';
 import type { Db } from '../../src/store/db.ts';
 import type { TurnWrite } from '../../src/store/turns.ts';
 import { drainSpan, turnSpan } from '../../src/telemetry/envelope-spans.ts';
-import { batchConfig, DEFAULT_BSP, samplerFromEnv, traceEnv } from '../../src/telemetry/sdk.ts';
+import {
+  batchConfig,
+  DEFAULT_BSP,
+  registerTracer,
+  samplerFromEnv,
+  traceEnv,
+} from '../../src/telemetry/sdk.ts';
 import {
   activeSpan,
   currentTrace,
@@ -25,21 +32,83 @@ import {
 } from '../../src/telemetry/tracing.ts';
 import { FakeOpenAi } from '../helpers/openai-server.ts';
 
-/** The span helpers against an in-memory SDK (the OTLP path is tested end to end in test/e2e/tracing.test.ts). */
-describe('tracing spans (in-memory SDK)', () => {
+/** A database that commits every turn of a batch, counting its statements. */
+function countingDb(): Db & { statements: number } {
+  const db = {
+    kind: 'postgres',
+    statements: 0,
+    query: async (_sql: string, params: unknown[]) => {
+      db.statements++;
+      const rows = JSON.parse(String(params[0])) as { i: number }[];
+      return { rows: rows.map((r) => ({ i: r.i })), rowCount: rows.length };
+    },
+  };
+  return db as unknown as Db & { statements: number };
+}
+
+/** A turn's write of one message, to session `sessionId`. */
+const write = (sessionId: string): TurnWrite => ({
+  sessionId,
+  at: new Date(),
+  bot: 'default',
+  channel: 'api',
+  expectedVersion: 1,
+  state: {
+    variables: {},
+    context: {},
+    kbs: [],
+    tools: [],
+    suggestions: [],
+  } as unknown as TurnWrite['state'],
+  inbound: { seq: 1, role: 'user', content: 'hi', envelopeId: `api:${sessionId}`, payload: {} },
+  replies: [],
+  lastSeq: 1,
+  messageCountDelta: 1,
+  replyTo: null,
+  expiresAt: null,
+  memory: [],
+  events: [],
+});
+
+/**
+ * The span helpers against an in-memory exporter, with the hub's tracer (what `startTracing`
+ * registers) and with the SDK's (what an application embedding the hub might register); the OTLP
+ * path is tested end to end in test/e2e/tracing.test.ts.
+ */
+describe.each([
+  {
+    tracer: "the hub's tracer",
+    register: (exporter: InMemorySpanExporter) =>
+      registerTracer({
+        resource: resourceFromAttributes({ 'service.name': 'test' }),
+        sampler: samplerFromEnv({}),
+        processor: new SimpleSpanProcessor(exporter),
+      }),
+  },
+  {
+    tracer: "the SDK's tracer",
+    // An AsyncLocalStorage context manager, the W3C propagator, the SDK's tracer.
+    register: async (exporter: InMemorySpanExporter) =>
+      new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).register(),
+  },
+])('tracing spans (in-memory exporter, $tracer)', ({ register }) => {
   const exporter = new InMemorySpanExporter();
   const llm = new FakeOpenAi();
   const spans = (name: string): ReadableSpan[] => exporter.getFinishedSpans().filter((s) => s.name === name);
 
   beforeAll(async () => {
-    // What the SDK module registers: an AsyncLocalStorage context manager, the W3C propagator.
-    new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).register();
+    await register(exporter);
     await enableTracing(true);
     await llm.start();
   });
   afterAll(async () => {
     await enableTracing(false);
     await llm.stop();
+    // The next suite registers its own.
+    const api = await import('@opentelemetry/api');
+    api.trace.disable();
+    api.context.disable();
+    api.propagation.disable();
   });
   afterEach(() => {
     exporter.reset();
@@ -138,6 +207,29 @@ describe('tracing spans (in-memory SDK)', () => {
     expect(spans('switchboard.queue.wait')).toHaveLength(2);
   });
 
+  it("a turn hands its context down rather than making it active: the commit it hands it to is the turn's child", async () => {
+    const envelope = parseEnvelope({
+      id: 'api:handed',
+      channel: 'api',
+      bot: 'default',
+      from: { id: 'person-handed' },
+      text: 'hello',
+      receivedAt: new Date().toISOString(),
+    });
+    const committer = new GroupCommitter(countingDb(), createLogger('silent'));
+    let active: unknown = 'not looked at';
+    await turnSpan(envelope, async (trace) => {
+      // Nothing is active (AsyncLocalStorage stays off in a worker): the turn's context is handed down.
+      active = activeSpan();
+      return committer.commit(write('session-handed'), undefined, trace);
+    });
+    expect(active).toBeUndefined();
+    const [turn] = spans('switchboard.turn');
+    const [commit] = spans('switchboard.commit');
+    expect(commit!.parentSpanContext?.spanId).toBe(turn!.spanContext().spanId);
+    expect(turn!.attributes['switchboard.turn.outcome']).toBe('committed');
+  });
+
   it('a dialog is a span only when it does traced work: made at its start, parent of that work, failed with it', async () => {
     await inSpan('turn quiet', {}, () =>
       inLazySpan('switchboard.dialog', {}, async () => 'walked its script'),
@@ -186,45 +278,15 @@ describe('tracing spans (in-memory SDK)', () => {
   });
 
   it('the group commit is one span per statement: a turn alone is its parent, several turns and held turns are links', async () => {
-    // A database that commits every turn of a batch; statements are counted.
-    let statements = 0;
-    const db = {
-      kind: 'postgres',
-      query: async (_sql: string, params: unknown[]) => {
-        statements++;
-        const rows = JSON.parse(String(params[0])) as { i: number }[];
-        return { rows: rows.map((r) => ({ i: r.i })), rowCount: rows.length };
-      },
-    } as unknown as Db;
+    const db = countingDb();
     const committer = new GroupCommitter(db, createLogger('silent'));
-    const write = (sessionId: string): TurnWrite => ({
-      sessionId,
-      at: new Date(),
-      bot: 'default',
-      channel: 'api',
-      expectedVersion: 1,
-      state: {
-        variables: {},
-        context: {},
-        kbs: [],
-        tools: [],
-        suggestions: [],
-      } as unknown as TurnWrite['state'],
-      inbound: { seq: 1, role: 'user', content: 'hi', envelopeId: `api:${sessionId}`, payload: {} },
-      replies: [],
-      lastSeq: 1,
-      messageCountDelta: 1,
-      replyTo: null,
-      expiresAt: null,
-      memory: [],
-      events: [],
-    });
+    const statements = () => db.statements;
     // Two turns hand their writes in during one tick: one statement, one span, linked to both.
     const results = await Promise.all(
       ['a', 'b'].map((id) => inSpan(`turn ${id}`, {}, () => committer.commit(write(`session-${id}`)))),
     );
     expect(results).toEqual(['committed', 'committed']);
-    expect(statements).toBe(1);
+    expect(statements()).toBe(1);
     const turns = [spans('turn a')[0]!, spans('turn b')[0]!];
     const [together, ...more] = spans('switchboard.commit');
     expect(more).toEqual([]);

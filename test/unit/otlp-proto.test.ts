@@ -188,15 +188,20 @@ describe('OTLP/protobuf encoding of spans (src/telemetry/otlp-proto.ts)', () => 
     expect(encoded.equals(reference(spans))).toBe(true);
   });
 
-  it('the SDK exports with it over OTLP/HTTP (protobuf), with the OTEL_EXPORTER_OTLP_* headers', async () => {
+  it('the SDK exports with it over OTLP/HTTP (protobuf), with the OTEL_EXPORTER_OTLP_* headers of the environment it is given', async () => {
     const receiver = await startOtlpReceiver();
-    // The exporter's transport reads its own variables (headers, timeout) from the process's environment.
-    process.env.OTEL_EXPORTER_OTLP_HEADERS = 'x-custom=yes';
+    // The hub's environment, not the process's: the library's own reading looks at process.env.
+    process.env.OTEL_EXPORTER_OTLP_HEADERS = 'x-process=not-this';
     try {
       const sdk = await startSdk({
         serviceName: 'switchboard',
         attributes: { 'switchboard.role': 'test' },
-        env: { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url },
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+          OTEL_EXPORTER_OTLP_HEADERS: 'x-custom=yes,x-both=general',
+          OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-both=traces',
+          OTEL_EXPORTER_OTLP_TIMEOUT: '5000',
+        },
       });
       expect(sdk.protocol).toBe('http/protobuf');
       const tracer = trace.getTracer('switchboard');
@@ -214,8 +219,9 @@ describe('OTLP/protobuf encoding of spans (src/telemetry/otlp-proto.ts)', () => 
       expect(receiver.requests[0]).toMatchObject({
         path: '/v1/traces',
         contentType: 'application/x-protobuf',
-        headers: { 'x-custom': 'yes' },
+        headers: { 'x-custom': 'yes', 'x-both': 'traces' },
       });
+      expect(receiver.requests[0]!.headers['x-process']).toBeUndefined();
       const byName = Object.fromEntries(receiver.spans.map((s) => [s.name, s]));
       expect(byName.parent).toMatchObject({
         traceId: parent.spanContext().traceId,

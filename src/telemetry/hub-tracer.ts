@@ -1,0 +1,342 @@
+import { randomFillSync } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import {
+  type Attributes,
+  type AttributeValue,
+  type Context,
+  context as contextApi,
+  type Exception,
+  type HrTime,
+  type Link,
+  SamplingDecision,
+  type Span,
+  type SpanContext,
+  SpanKind,
+  type SpanOptions,
+  type SpanStatus,
+  SpanStatusCode,
+  type TimeInput,
+  type Tracer,
+  type TracerProvider,
+  trace,
+} from '@opentelemetry/api';
+import { isTracingSuppressed } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import {
+  ParentBasedSampler,
+  type ReadableSpan,
+  type Sampler,
+  type SpanProcessor,
+  type TimedEvent,
+} from '@opentelemetry/sdk-trace-node';
+
+/**
+ * The hub's tracer: the OpenTelemetry API's `Tracer` and `TracerProvider`, making spans that the
+ * SDK's span processors (the batch one, with the hub's OTLP encoder behind it) take as the SDK's
+ * own `ReadableSpan`s. The SDK's tracer was most of what tracing cost a worker per message after
+ * the export (README "Tracing"): every span validated and copied its attributes twice, asked the
+ * sampler through several layers, read the clock as `HrTime` arrays, made its ids with
+ * `Math.random` byte by byte, and counted itself in a meter. Here a span keeps what it is given
+ * (copied only when changed), times are epoch milliseconds (a double: sub-microsecond for dates of
+ * this century) turned into `HrTime` only when asked, ids are sliced from a pool of random bytes
+ * (`crypto`), and a parent-based sampler (the default) follows a valid parent's `sampled` flag
+ * without a call — what `ParentBasedSampler` decides with its default delegates. Everything else
+ * (a root's sampling, any other sampler) is the SDK's `Sampler`, asked as its tracer asks it.
+ */
+
+/** Random bytes taken for ids at once (a span takes 8, a root 24). */
+const POOL_BYTES = 8_192;
+const pool = Buffer.allocUnsafe(POOL_BYTES);
+let poolAt = POOL_BYTES;
+
+const ZEROS: Record<number, string> = { 8: '0'.repeat(16), 16: '0'.repeat(32) };
+
+const INVALID: SpanContext = { traceId: ZEROS[16]!, spanId: ZEROS[8]!, traceFlags: 0 };
+
+function randomHex(bytes: number): string {
+  for (;;) {
+    if (poolAt + bytes > POOL_BYTES) {
+      randomFillSync(pool);
+      poolAt = 0;
+    }
+    const id = pool.toString('hex', poolAt, poolAt + bytes);
+    poolAt += bytes;
+    // All zeros is the invalid id (W3C trace context): never handed out.
+    if (id !== ZEROS[bytes]) return id;
+  }
+}
+
+const timeOrigin = performance.timeOrigin;
+
+/** Now, in epoch milliseconds with the monotonic clock's fraction (as the SDK reads it). */
+function nowMs(): number {
+  return timeOrigin + performance.now();
+}
+
+/**
+ * A `TimeInput` as epoch milliseconds: a number no later than the monotonic clock's now is that
+ * clock's (as the SDK reads one), a larger one epoch milliseconds.
+ */
+function toMs(time: TimeInput | undefined): number {
+  if (time === undefined) return nowMs();
+  if (typeof time === 'number') return time <= performance.now() ? timeOrigin + time : time;
+  if (time instanceof Date) return time.getTime();
+  return time[0] * 1e3 + time[1] / 1e6;
+}
+
+/** Epoch milliseconds as `HrTime` (seconds, nanoseconds). */
+export function hrTimeOf(ms: number): HrTime {
+  let seconds = Math.floor(ms / 1e3);
+  let nanos = Math.round((ms - seconds * 1e3) * 1e6);
+  if (nanos >= 1e9) {
+    seconds += 1;
+    nanos -= 1e9;
+  }
+  return [seconds, nanos];
+}
+
+export interface InstrumentationScope {
+  name: string;
+  version?: string;
+  schemaUrl?: string;
+}
+
+/** A recording span: the API's `Span`, read by span processors and exporters as a `ReadableSpan`. */
+export class HubSpan implements Span, ReadableSpan {
+  /** Epoch milliseconds; `endMs` is 0 until the span ends. */
+  startMs: number;
+  endMs = 0;
+  readonly events: TimedEvent[] = [];
+  readonly links: Link[];
+  status: SpanStatus = { code: SpanStatusCode.UNSET };
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+  /** Whether `attributes` is this span's own object (the one it was given may be shared). */
+  private ownAttributes = false;
+
+  constructor(
+    private readonly tracer: HubTracer,
+    public name: string,
+    private readonly context: SpanContext,
+    public readonly kind: SpanKind,
+    public attributes: Attributes,
+    links: Link[] | undefined,
+    startMs: number,
+    public readonly parentSpanContext: SpanContext | undefined,
+  ) {
+    this.links = links ?? [];
+    this.startMs = startMs;
+  }
+
+  get resource(): Resource {
+    return this.tracer.resource;
+  }
+  get instrumentationScope(): InstrumentationScope {
+    return this.tracer.scope;
+  }
+  get startTime(): HrTime {
+    return hrTimeOf(this.startMs);
+  }
+  get endTime(): HrTime {
+    return hrTimeOf(this.endMs || this.startMs);
+  }
+  get duration(): HrTime {
+    return hrTimeOf(this.endMs ? this.endMs - this.startMs : 0);
+  }
+  get ended(): boolean {
+    return this.endMs !== 0;
+  }
+
+  spanContext(): SpanContext {
+    return this.context;
+  }
+
+  setAttribute(key: string, value: AttributeValue): this {
+    if (this.endMs !== 0 || value == null) return this;
+    if (!this.ownAttributes) {
+      this.attributes = { ...this.attributes };
+      this.ownAttributes = true;
+    }
+    this.attributes[key] = value;
+    return this;
+  }
+
+  setAttributes(attributes: Attributes): this {
+    for (const [key, value] of Object.entries(attributes))
+      if (value !== undefined) this.setAttribute(key, value);
+    return this;
+  }
+
+  addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
+    if (this.endMs !== 0) return this;
+    const isTime =
+      typeof attributesOrTime === 'number' ||
+      Array.isArray(attributesOrTime) ||
+      attributesOrTime instanceof Date;
+    this.events.push({
+      name,
+      attributes: isTime || !attributesOrTime ? {} : { ...(attributesOrTime as Attributes) },
+      time: hrTimeOf(toMs(isTime ? (attributesOrTime as TimeInput) : time)),
+      droppedAttributesCount: 0,
+    });
+    return this;
+  }
+
+  addLink(link: Link): this {
+    if (this.endMs === 0) this.links.push(link);
+    return this;
+  }
+
+  addLinks(links: Link[]): this {
+    if (this.endMs === 0) this.links.push(...links);
+    return this;
+  }
+
+  /** As the SDK: UNSET changes nothing, OK is final, a message belongs to ERROR only. */
+  setStatus(status: SpanStatus): this {
+    if (this.endMs !== 0 || status.code === SpanStatusCode.UNSET || this.status.code === SpanStatusCode.OK)
+      return this;
+    this.status =
+      status.code === SpanStatusCode.ERROR && status.message !== undefined
+        ? { code: status.code, message: status.message }
+        : { code: status.code };
+    return this;
+  }
+
+  updateName(name: string): this {
+    if (this.endMs === 0) this.name = name;
+    return this;
+  }
+
+  end(endTime?: TimeInput): void {
+    if (this.endMs !== 0) return;
+    const end = toMs(endTime);
+    // Never before its start (a clock stepped back, a start time given from another clock).
+    this.endMs = end < this.startMs ? this.startMs : end;
+    this.tracer.processor.onEnd(this);
+  }
+
+  isRecording(): boolean {
+    return this.endMs === 0;
+  }
+
+  /** The `exception` event of the semantic conventions, as the SDK records it. */
+  recordException(exception: Exception, time?: TimeInput): void {
+    const attributes: Attributes = {};
+    if (typeof exception === 'string') attributes['exception.message'] = exception;
+    else if (exception) {
+      if (exception.code) attributes['exception.type'] = String(exception.code);
+      else if (exception.name) attributes['exception.type'] = exception.name;
+      if (exception.message) attributes['exception.message'] = exception.message;
+      if (exception.stack) attributes['exception.stacktrace'] = exception.stack;
+    }
+    this.addEvent('exception', attributes, time);
+  }
+}
+
+export class HubTracer implements Tracer {
+  /** Whether the sampler follows a valid parent's flag (ParentBasedSampler with its default delegates). */
+  private readonly followsParent: boolean;
+
+  constructor(
+    readonly resource: Resource,
+    readonly scope: InstrumentationScope,
+    private readonly sampler: Sampler,
+    readonly processor: SpanProcessor,
+    parentBasedDefaults: boolean,
+  ) {
+    this.followsParent = parentBasedDefaults && sampler instanceof ParentBasedSampler;
+  }
+
+  startSpan(name: string, options: SpanOptions = {}, context?: Context): Span {
+    let ctx = context ?? contextApi.active();
+    if (options.root) ctx = trace.deleteSpan(ctx);
+    if (isTracingSuppressed(ctx)) return trace.wrapSpanContext(INVALID);
+    const parentSpan = trace.getSpan(ctx);
+    const parent = parentSpan?.spanContext();
+    const valid = parent !== undefined && trace.isSpanContextValid(parent);
+    const traceId = valid ? parent.traceId : randomHex(16);
+    const spanId = randomHex(8);
+    const kind = options.kind ?? SpanKind.INTERNAL;
+    let attributes = options.attributes ?? {};
+    let traceState = valid ? parent.traceState : undefined;
+    let decision: SamplingDecision;
+    if (valid && this.followsParent) {
+      decision = parent.traceFlags & 1 ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD;
+    } else {
+      const links = options.links ?? [];
+      const result = this.sampler.shouldSample(ctx, traceId, name, kind, attributes, links);
+      decision = result.decision;
+      if (result.traceState) traceState = result.traceState;
+      if (result.attributes) attributes = { ...attributes, ...result.attributes };
+    }
+    const spanContext: SpanContext = {
+      traceId,
+      spanId,
+      traceFlags: decision === SamplingDecision.RECORD_AND_SAMPLED ? 1 : 0,
+      ...(traceState ? { traceState } : {}),
+    };
+    if (decision === SamplingDecision.NOT_RECORD) return trace.wrapSpanContext(spanContext);
+    const span = new HubSpan(
+      this,
+      name,
+      spanContext,
+      kind,
+      attributes,
+      options.links ? [...options.links] : undefined,
+      toMs(options.startTime),
+      valid ? parent : undefined,
+    );
+    this.processor.onStart(span as never, ctx);
+    return span;
+  }
+
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, ...args: unknown[]): ReturnType<F> {
+    const fn = args.at(-1) as (span: Span) => ReturnType<F>;
+    const options = (args.length > 1 ? args[0] : undefined) as SpanOptions | undefined;
+    const parent = (args.length > 2 ? args[1] : undefined) as Context | undefined;
+    const ctx = parent ?? contextApi.active();
+    const span = this.startSpan(name, options, ctx);
+    return contextApi.with(trace.setSpan(ctx, span), fn, undefined, span);
+  }
+}
+
+/** The hub's tracers (one per scope), over one resource, sampler and span processor. */
+export class HubTracerProvider implements TracerProvider {
+  private readonly tracers = new Map<string, HubTracer>();
+
+  constructor(
+    private readonly options: {
+      resource: Resource;
+      sampler: Sampler;
+      /** Whether `sampler`, if parent-based, has the default delegates (`samplerFromEnv`'s do). */
+      parentBasedDefaults: boolean;
+      processor: SpanProcessor;
+    },
+  ) {}
+
+  getTracer(name: string, version?: string, options?: { schemaUrl?: string }): Tracer {
+    const key = `${name}@${version ?? ''}:${options?.schemaUrl ?? ''}`;
+    let tracer = this.tracers.get(key);
+    if (!tracer) {
+      const scope: InstrumentationScope = {
+        name,
+        ...(version ? { version } : {}),
+        ...(options?.schemaUrl ? { schemaUrl: options.schemaUrl } : {}),
+      };
+      const o = this.options;
+      tracer = new HubTracer(o.resource, scope, o.sampler, o.processor, o.parentBasedDefaults);
+      this.tracers.set(key, tracer);
+    }
+    return tracer;
+  }
+
+  forceFlush(): Promise<void> {
+    return this.options.processor.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this.options.processor.shutdown();
+  }
+}
