@@ -92,6 +92,8 @@ export class WebSession {
   private readonly lidToPhone = new Map<string, string>();
   /** The last message of each chat still being handled: the next one waits for it (order). */
   private readonly chats = new Map<string, Promise<void>>();
+  /** Ends the file retries' waits and downloads under way: the gateway is stopping. */
+  private readonly onStop = new Set<() => void>();
 
   constructor(private readonly d: WebSessionDeps) {}
 
@@ -113,6 +115,10 @@ export class WebSession {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    // The library never redelivers a message: one waiting for its file's retry goes on now, the
+    // file refused as unavailable (the person is told), rather than being lost with this process.
+    for (const wake of [...this.onStop]) wake();
+    await Promise.allSettled([...this.chats.values()]);
     await this.unsubscribe?.().catch(() => undefined);
     const client = this.client;
     this.client = undefined;
@@ -306,7 +312,9 @@ export class WebSession {
     const source = async (a: { size?: number; name?: string }) => {
       if (a.size !== undefined && a.size > maxFileBytes) throw tooLarge(a.name ?? 'the file', maxFileBytes);
       if (!download) return undefined;
-      const media = await withTimeout(download(), MEDIA_DOWNLOAD_TIMEOUT_MS);
+      if (this.stopping)
+        throw new AttachmentFetchError('the gateway stopped before the file came', { permanent: false });
+      const media = await this.untilStopped(withTimeout(download(), MEDIA_DOWNLOAD_TIMEOUT_MS));
       if (!media)
         throw new AttachmentFetchError('WhatsApp Web handed no media over (not downloadable now)', {
           permanent: false,
@@ -317,32 +325,42 @@ export class WebSession {
       };
     };
     for (let failures = 0; ; ) {
+      const last = failures >= retry.attempts || this.stopping;
       try {
         return await storeInboundAttachments(files, envelope, source, {
-          transient: failures >= retry.attempts ? 'refuse' : 'retry',
+          transient: last ? 'refuse' : 'retry',
         });
       } catch (err) {
-        if (err instanceof AttachmentRetryError) {
-          failures++;
-          const inMs = attachmentRetryDelay(failures, retry.delaysMs);
-          this.d.logger.warn({
-            event: 'file.inbound_fetch_retry',
-            envelopeId: envelope.id,
-            channel: envelope.channel,
-            failures,
-            retriesLeft: retry.attempts - failures,
-            retryInMs: inMs,
-            err: err.message,
-          });
-          files.metrics?.inboundFileFailures.inc({ channel: envelope.channel, outcome: 'retry' });
-          await new Promise((r) => setTimeout(r, inMs).unref());
-          continue;
-        }
-        // The file store is down: the message still goes on, its attachment as WhatsApp described it.
-        this.d.logger.warn({ event: 'whatsapp.web_media_failed', err: (err as Error).message });
-        return envelope;
+        // The file store failed (its database away): tried again like a download; after the last
+        // try the message goes on with the file refused as unavailable, the person told.
+        const storeFailed = !(err instanceof AttachmentRetryError);
+        if (storeFailed && last) return refuseAsUnavailable(files, envelope, err);
+        failures++;
+        const inMs = attachmentRetryDelay(failures, retry.delaysMs);
+        this.d.logger.warn({
+          event: storeFailed ? 'file.inbound_store_retry' : 'file.inbound_fetch_retry',
+          envelopeId: envelope.id,
+          channel: envelope.channel,
+          failures,
+          retriesLeft: retry.attempts - failures,
+          retryInMs: inMs,
+          err: (err as Error).message,
+        });
+        files.metrics?.inboundFileFailures.inc({ channel: envelope.channel, outcome: 'retry' });
+        await this.untilStopped(new Promise((r) => setTimeout(r, inMs).unref()));
       }
     }
+  }
+
+  /** What `promise` gives, or undefined once the gateway stops (whichever comes first). */
+  private untilStopped<T>(promise: Promise<T>): Promise<T | undefined> {
+    let wake!: () => void;
+    const stopped = new Promise<undefined>((resolve) => {
+      wake = () => resolve(undefined);
+    });
+    if (this.stopping) wake();
+    this.onStop.add(wake);
+    return Promise.race([promise, stopped]).finally(() => this.onStop.delete(wake));
   }
 
   private async lookUpLid(client: WebClient, lid: string): Promise<void> {
@@ -439,4 +457,22 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new DownloadTimeoutError(`downloadMedia() took over ${ms} ms`)), ms);
   });
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The envelope with its files not yet stored refused as unavailable (the bot's
+ * `fileUnavailableNotice`, logged `file.inbound_unavailable` and counted as any file that did not
+ * come): the file store failed on the last try, and the message must not wait longer.
+ */
+function refuseAsUnavailable(
+  files: InboundFilesDeps,
+  envelope: EnvelopeInput,
+  err: unknown,
+): Promise<EnvelopeInput> {
+  const cause = new AttachmentFetchError(`the file store failed: ${(err as Error).message}`, {
+    permanent: false,
+  });
+  return storeInboundAttachments(files, envelope, async () => {
+    throw cause;
+  });
 }
