@@ -124,9 +124,11 @@ export class HubSpan implements Span, ReadableSpan {
     links: Link[] | undefined,
     startMs: number,
     public readonly parentSpanContext: SpanContext | undefined,
+    ownAttributes: boolean,
   ) {
     this.links = links ?? [];
     this.startMs = startMs;
+    this.ownAttributes = ownAttributes;
   }
 
   get resource(): Resource {
@@ -249,7 +251,12 @@ export class HubTracer implements Tracer {
     this.followsParent = parentBasedDefaults && sampler instanceof ParentBasedSampler;
   }
 
-  startSpan(name: string, options: SpanOptions = {}, context?: Context): Span {
+  /**
+   * `ownAttributes`: `options.attributes` is the span's to change (made for it, not used again by
+   * the caller; the hub's span helpers, src/telemetry/tracing.ts, make them so), rather than
+   * copied when an attribute is set later. A frozen object is copied all the same.
+   */
+  startSpan(name: string, options: SpanOptions = {}, context?: Context, ownAttributes = false): Span {
     let ctx = context ?? contextApi.active();
     if (options.root) ctx = trace.deleteSpan(ctx);
     if (isTracingSuppressed(ctx)) return trace.wrapSpanContext(INVALID);
@@ -260,6 +267,7 @@ export class HubTracer implements Tracer {
     const spanId = randomHex(8);
     const kind = options.kind ?? SpanKind.INTERNAL;
     let attributes = options.attributes ?? {};
+    let own = ownAttributes || options.attributes === undefined;
     let traceState = valid ? parent.traceState : undefined;
     let decision: SamplingDecision;
     if (valid && this.followsParent) {
@@ -269,7 +277,10 @@ export class HubTracer implements Tracer {
       const result = this.sampler.shouldSample(ctx, traceId, name, kind, attributes, links);
       decision = result.decision;
       if (result.traceState) traceState = result.traceState;
-      if (result.attributes) attributes = { ...attributes, ...result.attributes };
+      if (result.attributes) {
+        attributes = { ...attributes, ...result.attributes };
+        own = true;
+      }
     }
     const spanContext: SpanContext = {
       traceId,
@@ -287,6 +298,7 @@ export class HubTracer implements Tracer {
       options.links ? [...options.links] : undefined,
       toMs(options.startTime),
       valid ? parent : undefined,
+      own && !Object.isFrozen(attributes),
     );
     this.processor.onStart(span as never, ctx);
     return span;

@@ -41,6 +41,11 @@ interface Api {
   createContextKey(description: string): symbol;
 }
 
+/** A tracer that may take a span's attributes object as its own (src/telemetry/hub-tracer.ts). */
+type OwningTracer = {
+  startSpan(name: string, options: ApiSpanOptions, context: Context, ownAttributes: boolean): Span;
+};
+
 /** The API, once tracing is on. */
 let api: Api | undefined;
 /** The hub's tracer, once tracing is on. */
@@ -74,6 +79,7 @@ export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean 
 
 export interface SpanOptions {
   kind?: (typeof SpanKind)[keyof typeof SpanKind];
+  /** Made for this span: the span may change it (a frozen object is copied instead). */
   attributes?: Attributes;
   links?: Link[];
   startTime?: Date | number;
@@ -107,8 +113,10 @@ function activeParent(a: Api): Context {
 function start(a: Api, name: string, options: SpanOptions): { span: Span; parent: Context } {
   const parent = options.parent ?? activeParent(a);
   tracer ??= a.trace.getTracer('switchboard');
-  // The options as they are: a superset of the API's (`parent` is ignored by a tracer).
-  const span = tracer.startSpan(name, options as ApiSpanOptions, parent);
+  // The options as they are: a superset of the API's (`parent` is ignored by a tracer). The
+  // attributes are the span's own (made for it by each caller here): the hub's tracer keeps them
+  // rather than copying them when an attribute is set later; the SDK's copies them anyway.
+  const span = (tracer as OwningTracer).startSpan(name, options as ApiSpanOptions, parent, true);
   return { span, parent };
 }
 
@@ -324,7 +332,21 @@ export function traceContext(
   const a = api;
   if (!a) return undefined;
   if (!carried || typeof carried.traceparent !== 'string') return a.ROOT_CONTEXT;
-  const carrier: Record<string, string> = { traceparent: carried.traceparent };
+  const { traceparent } = carried;
+  // The form the hub writes (version 00, no trace state), read as the W3C propagator reads it,
+  // without its carrier, getter and baggage: this runs for every envelope a worker takes.
+  if (carried.tracestate === undefined && traceparent.startsWith('00-') && TRACEPARENT.test(traceparent)) {
+    const context = {
+      traceId: traceparent.slice(3, 35),
+      spanId: traceparent.slice(36, 52),
+      traceFlags: Number.parseInt(traceparent.slice(53), 16),
+      isRemote: true,
+    };
+    return a.trace.isSpanContextValid(context)
+      ? a.trace.setSpanContext(a.ROOT_CONTEXT, context)
+      : a.ROOT_CONTEXT;
+  }
+  const carrier: Record<string, string> = { traceparent };
   if (typeof carried.tracestate === 'string') carrier.tracestate = carried.tracestate;
   return a.propagation.extract(a.ROOT_CONTEXT, carrier);
 }

@@ -28,6 +28,7 @@ import {
   inLazySpan,
   inSpan,
   startTracing,
+  traceContext,
   tracingRequested,
 } from '../../src/telemetry/tracing.ts';
 import { FakeOpenAi } from '../helpers/openai-server.ts';
@@ -403,7 +404,9 @@ describe.each([
   });
 
   it('the trace an envelope carries is what the W3C propagator injects: traceparent and trace state', async () => {
-    const { context, trace, TraceFlags } = await import('@opentelemetry/api');
+    const { context, defaultTextMapGetter, ROOT_CONTEXT, trace, TraceFlags } = await import(
+      '@opentelemetry/api'
+    );
     const { W3CTraceContextPropagator, TraceState } = await import('@opentelemetry/core');
     const w3c = new W3CTraceContextPropagator();
     const injected = (ctx: Parameters<typeof w3c.inject>[0]) => {
@@ -435,6 +438,29 @@ describe.each([
     );
     expect(currentTrace(invalid)).toBeUndefined();
     expect(injected(invalid)).toEqual({});
+
+    // Read back as the propagator extracts it: the hub's own form, and others it hands to the propagator.
+    const extracted = (carrier: Record<string, string>) =>
+      trace.getSpanContext(w3c.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter));
+    const carriers: Record<string, string>[] = [
+      { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+      { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00' },
+      { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03' },
+      { traceparent: '00-00000000000000000000000000000000-b7ad6b7169203331-01' },
+      { traceparent: '00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01' },
+      { traceparent: 'ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+      { traceparent: '01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-later' },
+      { traceparent: '00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01' },
+      { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'vendor=x' },
+    ];
+    for (const carried of carriers) {
+      const ours = trace.getSpanContext(traceContext(carried)!);
+      const theirs = extracted(carried);
+      expect({ ...ours, traceState: ours?.traceState?.serialize() }, carried.traceparent).toEqual({
+        ...theirs,
+        traceState: theirs?.traceState?.serialize(),
+      });
+    }
   });
 
   it('a log line written inside a span carries its trace_id and span_id', async () => {

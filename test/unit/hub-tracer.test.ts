@@ -127,6 +127,27 @@ describe("the hub's tracer", () => {
     expect(s.ended).toBe(true);
   });
 
+  it("keeps the attributes object it is handed as its own when told so (the hub's helpers), never a frozen one", () => {
+    const { tracer, exporter } = tracerWith();
+    const hub = tracer as unknown as {
+      startSpan(
+        name: string,
+        options: object,
+        context: undefined,
+        own: boolean,
+      ): ReturnType<typeof tracer.startSpan>;
+    };
+    const made = { 'switchboard.channel': 'api' };
+    hub.startSpan('owned', { attributes: made }, undefined, true).setAttribute('later', 1).end();
+    const frozen = Object.freeze({ 'switchboard.channel': 'api' });
+    hub.startSpan('frozen', { attributes: frozen }, undefined, true).setAttribute('later', 1).end();
+    const [owned, copied] = exporter.getFinishedSpans() as [ReadableSpan, ReadableSpan];
+    expect(owned.attributes).toBe(made);
+    expect(made).toEqual({ 'switchboard.channel': 'api', later: 1 });
+    expect(copied.attributes).toEqual({ 'switchboard.channel': 'api', later: 1 });
+    expect(frozen).toEqual({ 'switchboard.channel': 'api' });
+  });
+
   it('times: epoch milliseconds to HrTime, and the same OTLP bytes as from HrTime', () => {
     expect(hrTimeOf(1_733_456_789_123.5)).toEqual([1_733_456_789, 123_500_000]);
     // A double keeps about a quarter of a microsecond at today's dates.
