@@ -272,9 +272,10 @@ export class MailboxWatcher {
     const at: MailAt = { mailbox: this.key, uidValidity, uid };
     const location = { mailbox: this.key, folder: this.spec.folder, bot: this.spec.bot, uidValidity, uid };
     const { maxFailures } = this.o.config;
-    // A mail whose whole fetch failed `maxFailures` times is read without its attachments' bytes.
+    // A mail whose whole fetch failed `maxFailures` times is read without its attachments' bytes
+    // (fetches and handling are counted apart: one does not spend the other's tries).
     const earlier = await mailFailure(this.o.store, at);
-    const fetchGaveUp = earlier?.reason.startsWith(FETCH_FAILED) === true && earlier.failures >= maxFailures;
+    const fetchGaveUp = (earlier?.fetchFailures ?? 0) >= maxFailures;
     let read: { source: Buffer; unread: UnreadAttachment[] } | undefined;
     try {
       read = fetchGaveUp ? await this.readWithoutAttachments(client, uid) : await this.readWhole(client, uid);
@@ -285,7 +286,7 @@ export class MailboxWatcher {
       // without its attachments, and the person is told to send them again; if even that fails
       // `maxFailures` more times, the mail is set aside for a person.
       const reason = cleanText(`${FETCH_FAILED}${errorMessage(err)}`).slice(0, MAX_REASON_LENGTH);
-      const failures = await recordMailFailure(this.o.store, at, { reason });
+      const failures = await recordMailFailure(this.o.store, at, { kind: 'fetch', reason });
       this.log('warn', {
         event: 'email.fetch_failed',
         uid,
@@ -300,7 +301,12 @@ export class MailboxWatcher {
       }
       throw err;
     }
-    if (!read) return; // expunged meanwhile
+    if (!read) {
+      // Not even its header and text came back: the mail was expunged meanwhile (or the server
+      // will not hand it over at all); moved past, and said.
+      this.log('warn', { event: 'email.message_gone', uid, fetchFailures: earlier?.fetchFailures ?? 0 });
+      return;
+    }
     const { source } = read;
     let outcome: Awaited<ReturnType<InboundMail['process']>>;
     try {
@@ -309,7 +315,7 @@ export class MailboxWatcher {
       // The database or the queue being away is nobody's mail's fault: retried, never counted.
       if (isTransient(err)) throw err;
       const reason = cleanText(errorMessage(err)).slice(0, MAX_REASON_LENGTH);
-      const failures = await recordMailFailure(this.o.store, at, { reason });
+      const failures = await recordMailFailure(this.o.store, at, { kind: 'handle', reason });
       this.log('warn', { event: 'email.message_failed', uid, failures, maxFailures, err: reason });
       if (failures < maxFailures) throw err;
       await this.setAside(client, at, `failed ${failures} times: ${reason}`);
@@ -324,14 +330,20 @@ export class MailboxWatcher {
     else await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
   }
 
-  /** The mail whole (`BODY[]`): its attachments are in these bytes. Undefined: expunged meanwhile. */
+  /**
+   * The mail whole (`BODY[]`): its attachments are in these bytes. A fetch that brings no body
+   * (the mail expunged meanwhile, or a server that did not send it) is a failed fetch, counted as
+   * one: after `maxFailures` the mail is read without its attachments, or found gone.
+   */
   private async readWhole(
     client: ImapFlow,
     uid: number,
-  ): Promise<{ source: Buffer; unread: UnreadAttachment[] } | undefined> {
+  ): Promise<{ source: Buffer; unread: UnreadAttachment[] }> {
     const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
     const source = message ? message.source : undefined;
-    return source ? { source, unread: [] } : undefined;
+    if (!source)
+      throw new Error(message ? 'the server sent the mail without its body' : 'the server sent no mail');
+    return { source, unread: [] };
   }
 
   /**

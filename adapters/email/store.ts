@@ -162,34 +162,45 @@ export interface MailAt {
   uid: number;
 }
 
-/** A mail's failures so far and the latest reason (none yet: undefined). */
+/**
+ * A mail's failures so far, counted apart: to be fetched whole (`fetchFailures`) and to be handled
+ * (`failures`); and the latest reason (none yet: undefined).
+ */
 export async function mailFailure(
   q: ChannelQueryable,
   at: MailAt,
-): Promise<{ failures: number; reason: string } | undefined> {
-  const { rows } = await q.query<{ failures: number; reason: string }>(
-    `SELECT failures, reason FROM email_failures
+): Promise<{ failures: number; fetchFailures: number; reason: string } | undefined> {
+  const { rows } = await q.query<{ failures: number; fetch_failures: number; reason: string }>(
+    `SELECT failures, fetch_failures, reason FROM email_failures
       WHERE mailbox = $1 AND uid_validity = $2 AND uid = $3 AND set_aside_at IS NULL`,
     [at.mailbox, at.uidValidity, at.uid],
   );
   const row = rows[0];
-  return row ? { failures: Number(row.failures), reason: row.reason } : undefined;
+  return row
+    ? { failures: Number(row.failures), fetchFailures: Number(row.fetch_failures), reason: row.reason }
+    : undefined;
 }
 
-/** Counts one more failure of a mail and keeps the latest reason; returns how many so far. */
+/**
+ * Counts one more failure of a mail (`kind`: to be fetched whole, or to be handled; each its own
+ * count) and keeps the latest reason; returns how many of that kind so far.
+ */
 export async function recordMailFailure(
   q: ChannelQueryable,
   at: MailAt,
-  failure: { reason: string; messageId?: string | undefined },
+  failure: { kind: 'fetch' | 'handle'; reason: string; messageId?: string | undefined },
 ): Promise<number> {
+  const fetch = failure.kind === 'fetch';
   const { rows } = await q.query<{ failures: number }>(
-    `INSERT INTO email_failures (mailbox, uid_validity, uid, message_id, failures, reason)
-     VALUES ($1, $2, $3, $4, 1, $5)
+    `INSERT INTO email_failures (mailbox, uid_validity, uid, message_id, failures, fetch_failures, reason)
+     VALUES ($1, $2, $3, $4, CASE WHEN $6 THEN 0 ELSE 1 END, CASE WHEN $6 THEN 1 ELSE 0 END, $5)
      ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET
-       failures = email_failures.failures + 1, reason = EXCLUDED.reason,
+       failures = email_failures.failures + CASE WHEN $6 THEN 0 ELSE 1 END,
+       fetch_failures = email_failures.fetch_failures + CASE WHEN $6 THEN 1 ELSE 0 END,
+       reason = EXCLUDED.reason,
        message_id = COALESCE(EXCLUDED.message_id, email_failures.message_id), updated_at = now()
-     RETURNING failures`,
-    [at.mailbox, at.uidValidity, at.uid, failure.messageId ?? null, failure.reason],
+     RETURNING CASE WHEN $6 THEN fetch_failures ELSE failures END AS failures`,
+    [at.mailbox, at.uidValidity, at.uid, failure.messageId ?? null, failure.reason, fetch],
   );
   return Number(rows[0]!.failures);
 }

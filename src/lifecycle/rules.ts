@@ -10,6 +10,9 @@ const MEGABYTE = 1024 * 1024;
 /** `sessions.fileUnavailableNotice` unless the bot says otherwise; `{name}`: the file's name. */
 export const DEFAULT_FILE_UNAVAILABLE_NOTICE =
   '"{name}" could not be fetched from the chat service; please send it again';
+/** The same by email, where there is no chat service: the attachment did not come with the mail. */
+export const DEFAULT_EMAIL_FILE_UNAVAILABLE_NOTICE =
+  'The attachment "{name}" of your mail could not be received; please send it again';
 
 /** What may differ per channel: a WhatsApp conversation may stay open for a day, a web chat for 30 minutes. */
 const ChannelRulesSchema = z
@@ -46,8 +49,9 @@ export const SessionSettingsSchema = z
      * Said when a file the person sent could not be received from the chat service: it is gone
      * there (404, an expired media id), the bot may not read it (401/403), or the platform kept
      * failing after the retries. `{name}` is the file's name (or "photo", "voice note", "file").
+     * Absent: DEFAULT_FILE_UNAVAILABLE_NOTICE, by email DEFAULT_EMAIL_FILE_UNAVAILABLE_NOTICE.
      */
-    fileUnavailableNotice: z.string().min(1).max(1000).default(DEFAULT_FILE_UNAVAILABLE_NOTICE),
+    fileUnavailableNotice: z.string().min(1).max(1000).optional(),
     /** Latest messages handed to the bot's context (`ctx.history()`). */
     historyMessages: z.number().int().min(0).max(1000).default(50),
     /** Knowledge bases a session may have in use at once (`USE KB`). */
@@ -127,7 +131,9 @@ export function sessionRules(
     messagesPerMinute:
       override.messagesPerMinute ?? settings.messagesPerMinute ?? defaults.rateLimitPerMinute,
     rateLimitNotice: settings.rateLimitNotice,
-    fileUnavailableNotice: settings.fileUnavailableNotice,
+    fileUnavailableNotice:
+      settings.fileUnavailableNotice ??
+      (channel === 'email' ? DEFAULT_EMAIL_FILE_UNAVAILABLE_NOTICE : DEFAULT_FILE_UNAVAILABLE_NOTICE),
     historyMessages: settings.historyMessages,
     maxKnowledgeBases: settings.maxKnowledgeBases,
     maxFileBytes: settings.maxFileBytes,

@@ -22,10 +22,12 @@ const MAX_FAILURES = 2;
 /**
  * An IMAP link between the hub and dovecot that cuts the connection when the client asks for a
  * whole mail (`BODY.PEEK[]`) of a message whose Message-ID was marked, as many times as marked:
- * the fetch of a mail with its attachments failing midway, as a flaky link or server does.
+ * the fetch of a mail with its attachments failing midway, as a flaky link or server does. Or
+ * (`strip`) asks the server for the mail's flags instead: the fetch comes back without a body.
  */
 async function cuttingProxy(target: number) {
   let cutsLeft = 0;
+  let stripsLeft = 0;
   let wholeFetches = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
@@ -46,6 +48,13 @@ async function cuttingProxy(target: number) {
           close();
           return;
         }
+        if (stripsLeft > 0) {
+          stripsLeft--;
+          upstream.write(
+            Buffer.from(chunk.toString('latin1').replace(/(BODY|BINARY)\.PEEK\[\]/, 'FLAGS'), 'latin1'),
+          );
+          return;
+        }
       }
       upstream.write(chunk);
     });
@@ -56,6 +65,10 @@ async function cuttingProxy(target: number) {
     /** The next `n` whole-mail fetches are cut. */
     cut(n: number) {
       cutsLeft = n;
+    },
+    /** The next `n` whole-mail fetches come back without the mail's body. */
+    strip(n: number) {
+      stripsLeft = n;
     },
     get wholeFetches() {
       return wholeFetches;
@@ -103,8 +116,8 @@ describe('email: a mail whose fetch fails', () => {
 
   const failuresOf = async (messageId: string) =>
     (
-      await running!.hub.db.query<{ failures: number; reason: string }>(
-        `SELECT f.failures, f.reason FROM email_failures f JOIN email_messages m
+      await running!.hub.db.query<{ failures: number; fetch_failures: number; reason: string }>(
+        `SELECT f.failures, f.fetch_failures, f.reason FROM email_failures f JOIN email_messages m
            ON m.mailbox = f.mailbox AND m.uid = f.uid AND m.uid_validity = f.uid_validity
           WHERE m.message_id = $1`,
         [messageId],
@@ -121,8 +134,22 @@ describe('email: a mail whose fetch fails', () => {
     expect(text).toContain(`Got kettle.png (image/png, ${PNG_1X1.length} bytes)`);
     expect(text).not.toContain('could not be fetched');
     expect(proxy.wholeFetches - before).toBe(2);
+    // A failed fetch is counted apart from the mail's handling, which has not failed.
     expect(await failuresOf('flaky.ana@example.org')).toEqual([
-      { failures: 1, reason: expect.stringMatching(/^fetch failed: /) },
+      { failures: 0, fetch_failures: 1, reason: expect.stringMatching(/^fetch failed: /) },
+    ]);
+  });
+
+  it('a fetch that brings no body is a failed fetch, logged and counted, and the mail is read again (not taken as gone)', async () => {
+    const cy = 'cy@example.org';
+    const before = proxy.wholeFetches;
+    proxy.strip(1);
+    await dovecot.append(mailWithPng(`Cy <${cy}>`, 'bodiless.cy@example.org', 'The kettle, attached'));
+    const [reply] = await smtp.waitFor(cy, 1, 60_000);
+    expect(reply!.parsed.text ?? '').toContain(`Got kettle.png (image/png, ${PNG_1X1.length} bytes)`);
+    expect(proxy.wholeFetches - before).toBe(2);
+    expect(await failuresOf('bodiless.cy@example.org')).toEqual([
+      { failures: 0, fetch_failures: 1, reason: 'fetch failed: the server sent the mail without its body' },
     ]);
   });
 
@@ -136,7 +163,9 @@ describe('email: a mail whose fetch fails', () => {
     const parsed = reply!.parsed;
     expect(parsed.subject).toBe('Re: My kettle');
     const text = parsed.text ?? '';
-    expect(text).toContain('"kettle.png" could not be fetched from the chat service; please send it again');
+    expect(text).toContain(
+      'The attachment "kettle.png" of your mail could not be received; please send it again',
+    );
     expect(text).toContain('You said: The kettle, attached');
     expect(text).not.toContain('Got kettle.png');
     expect(proxy.wholeFetches - before).toBe(MAX_FAILURES);

@@ -56,4 +56,17 @@ describe('sessions.fileUnavailableNotice', () => {
       '"photo" could not be fetched from the chat service; please send it again',
     );
   });
+
+  it('by email the default speaks of the mail, not a chat service; a bot’s own words hold there too', () => {
+    const rules = sessionRules(SessionSettingsSchema.parse({}), 'email', defaults);
+    expect(fileUnavailableText(rules.fileUnavailableNotice, 'kettle.png')).toBe(
+      'The attachment "kettle.png" of your mail could not be received; please send it again',
+    );
+    const own = sessionRules(
+      SessionSettingsSchema.parse({ fileUnavailableNotice: 'No «{name}»' }),
+      'email',
+      defaults,
+    );
+    expect(fileUnavailableText(own.fileUnavailableNotice, 'kettle.png')).toBe('No «kettle.png»');
+  });
 });
