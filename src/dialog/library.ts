@@ -117,6 +117,16 @@ export class ScriptLibrary {
     }
   }
 
+  /**
+   * What `get` gives without waiting, while the script was checked less than `checkEveryMs` ago
+   * (a busy bot's turns); undefined when `get` has more to do (or has nothing to give).
+   */
+  recent(name: string): CompiledScript | undefined {
+    const known = this.entries.get(name);
+    if (!known || Date.now() - (this.checkedAt.get(name) ?? 0) >= this.checkEveryMs) return undefined;
+    return known.script;
+  }
+
   /** The current version of a script; undefined when there is no such file (or it never compiled). */
   async get(name: string, logger?: Logger): Promise<CompiledScript | undefined> {
     if (!isScriptName(name)) return undefined;

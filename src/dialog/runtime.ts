@@ -67,7 +67,8 @@ class DialogRuntime {
   }
 
   async onStart(ctx: BotContext): Promise<void> {
-    const start = await this.library.get(START_SCRIPT, ctx.logger);
+    // Most turns find the script checked a moment ago: no wait for it.
+    const start = this.library.recent(START_SCRIPT) ?? (await this.library.get(START_SCRIPT, ctx.logger));
     if (!start) {
       ctx.talk(this.settings.greeting);
       return;
@@ -82,7 +83,8 @@ class DialogRuntime {
       if (waiting.waiting.askedIn === ctx.envelope.id) return;
       if (await this.resume(ctx, waiting)) return;
     }
-    const message = await this.library.get(MESSAGE_SCRIPT, ctx.logger);
+    const message =
+      this.library.recent(MESSAGE_SCRIPT) ?? (await this.library.get(MESSAGE_SCRIPT, ctx.logger));
     if (message) {
       await this.runFresh(ctx, message, MAIN_UNIT, ctx.text);
       return;
@@ -154,7 +156,8 @@ class DialogRuntime {
   ): Promise<void> {
     const buffer = new TurnBuffer(ctx);
     const machine = new Machine(this.host(ctx), buffer.context, mode);
-    await this.execute(ctx, buffer, script.name, async () => {
+    // Not an async function of its own: `execute` catches what `begin` throws all the same.
+    await this.execute(ctx, buffer, script.name, () => {
       machine.begin(script, unit, { message });
       return machine.run();
     });

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
-import { pendingAttachments } from '../files/pending.ts';
+import { hasPendingAttachments, pendingAttachments } from '../files/pending.ts';
 import type { HubState } from '../http/ops-api.ts';
 import { IDLE_SWEEP_JOB } from '../lifecycle/idle-sweep.ts';
 import { ANALYZE_JOB } from '../store/analyze.ts';
@@ -70,13 +70,17 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
       });
       await queue.consume(async (envelope, info) => {
         const outcome = await turnSpan(envelope, async (trace) =>
-          engine.handle(await fetchPending(envelope, info.redelivered), {
-            checkDuplicate: info.redelivered,
-            trustCachedState: info.followsInLane,
-            shareStateLater: info.followedInLane,
-            mayHold: info.mayHold ?? false,
-            ...(trace ? { trace } : {}),
-          }),
+          // Most envelopes carry no file still at the platform: no fetch step (an await) for them.
+          engine.handle(
+            hasPendingAttachments(envelope) ? await fetchPending(envelope, info.redelivered) : envelope,
+            {
+              checkDuplicate: info.redelivered,
+              trustCachedState: info.followsInLane,
+              shareStateLater: info.followedInLane,
+              mayHold: info.mayHold ?? false,
+              ...(trace ? { trace } : {}),
+            },
+          ),
         );
         return outcome === 'held' ? 'held' : undefined;
       });
