@@ -326,7 +326,7 @@ async function writeInbound(
 ): Promise<void> {
   const recorded = await tx.query(
     `INSERT INTO messages (session_id, seq, role, content, envelope_id, in_reply_to, delivery_status, payload, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $8, $9, $6::jsonb, $7, $7) ON CONFLICT (envelope_id) DO NOTHING`,
+     VALUES ($1, $2, $3, $4, $5, $8, $9, $6::jsonb, $7, $7) ON CONFLICT (envelope_id) WHERE envelope_id IS NOT NULL DO NOTHING`,
     [
       sessionId,
       inbound.seq,

@@ -118,6 +118,15 @@ describe.each(backends)('store on %s', (backend) => {
     expect(state[0]?.reloptions).toContain('fillfactor=70');
   });
 
+  it('keeps envelope ids unique without an index entry for the rows that have none (replies, notes)', async () => {
+    const { rows } = await db.query<{ indexdef: string }>(
+      "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'messages' AND indexdef LIKE '%(envelope_id)%'",
+    );
+    expect(rows.map((r) => r.indexdef)).toEqual([
+      expect.stringMatching(/^CREATE UNIQUE INDEX .* \(envelope_id\) WHERE \(envelope_id IS NOT NULL\)$/),
+    ]);
+  });
+
   it('creates a session with empty state, and finds it by key and by token hash', async () => {
     const tokenHash = Buffer.alloc(32, 7);
     const { snapshot, created } = await createSession(db, {
