@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- webhooks`: what the event webhooks' trigger on `messages` (issue 26) costs the
  * message insert, the hot path of every turn. In a scratch PostgreSQL database, `BENCH_WEBHOOK_ROWS`
- * reply rows are inserted into one session in one statement (the row trigger fires once per row),
+ * reply rows are inserted into one session in one statement (the trigger fires once for the
+ * statement since migration 0130, once per row before),
  * in a transaction rolled back after (so every case starts from the same table); the cases in
  * turn, seven rounds, the fastest run of each:
  *
