@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+import WebSocket from 'ws';
 import { clearRedisPrefix } from '../test/helpers/redis.ts';
 
 /**
@@ -45,10 +46,16 @@ export interface WebSocketBenchResult {
   serverRssBeforeMiB: number;
   /** With every socket connected and idle. */
   serverRssAfterMiB: number;
-  /** (after − before) / connections: what holding one idle connection costs. */
+  /**
+   * (after − before) / connections: what holding one idle connection costs, each read after a
+   * full garbage collection (what an idle gateway comes to once V8 collects the connects' garbage).
+   */
   rssPerConnectionKiB: number;
   /** The JavaScript heap's share of it (prom-client's nodejs_heap_size_used_bytes). */
   heapPerConnectionKiB: number;
+  /** The same, read right after the connects (before 2026-12-06 the only figure): garbage included. */
+  rssPerConnectionUncollectedKiB: number;
+  heapPerConnectionUncollectedKiB: number;
   chattingSessions: number;
   messages: number;
   roundTripP50Ms: number;
@@ -99,17 +106,31 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[index]!;
 }
 
-function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/switchboard.js'), 'start'], {
+/**
+ * Starts a gateway; with `inspect`, its V8 inspector listens on a free loopback port (for
+ * `collectGarbage`), the process otherwise as `switchboard start` runs.
+ */
+function startServer(
+  env: Record<string, string>,
+  { inspect = false } = {},
+): Promise<{ child: ChildProcess; port: number; inspector?: Promise<string> }> {
+  const args = [path.join(ROOT, 'bin/switchboard.js'), 'start'];
+  const child = spawn(process.execPath, inspect ? ['--inspect=127.0.0.1:0', ...args] : args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let inspectorFound: (url: string) => void = () => undefined;
+  const inspector = new Promise<string>((resolve) => {
+    inspectorFound = resolve;
   });
   return new Promise((resolve, reject) => {
     let buffered = '';
     let errors = '';
     child.stderr!.on('data', (d: Buffer) => {
       errors += d.toString();
+      const url = /Debugger listening on (ws:\/\/\S+)/.exec(errors)?.[1];
+      if (url) inspectorFound(url);
     });
     child.stdout!.on('data', (d: Buffer) => {
       buffered += d.toString();
@@ -119,7 +140,11 @@ function startServer(env: Record<string, string>): Promise<{ child: ChildProcess
         buffered = buffered.slice(nl + 1);
         nl = buffered.indexOf('\n');
         if (line.includes('"hub.started"'))
-          resolve({ child, port: (JSON.parse(line) as { port: number }).port });
+          resolve({
+            child,
+            port: (JSON.parse(line) as { port: number }).port,
+            ...(inspect ? { inspector } : {}),
+          });
       }
       // Only the start line matters; the rest is drained so the pipe never blocks the server.
       if (buffered.length > 1_000_000) buffered = '';
@@ -128,6 +153,33 @@ function startServer(env: Record<string, string>): Promise<{ child: ChildProcess
       reject(new Error(`the gateway exited (${code}) before it started: ${errors}`)),
     );
   });
+}
+
+/**
+ * A full garbage collection in the gateway, through its inspector (the DevTools protocol's
+ * `HeapProfiler.collectGarbage`): memory read after it is what the process holds, not the
+ * garbage of the work just done, which V8 collects whenever it next gets to it (30–40 s after
+ * 10,000 connects in a trial).
+ */
+async function collectGarbage(inspectorUrl: string): Promise<void> {
+  const socket = new WebSocket(inspectorUrl);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.on('message', (data) => {
+        const answer = JSON.parse(data.toString()) as { id?: number; error?: { message: string } };
+        if (answer.id !== 1) return;
+        if (answer.error) reject(new Error(`collectGarbage: ${answer.error.message}`));
+        else resolve();
+      });
+      socket.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+    });
+  } finally {
+    socket.close();
+  }
 }
 
 async function stopServer(child: ChildProcess): Promise<void> {
@@ -224,11 +276,13 @@ export async function runWebSocketBench(
     await stopServer(server);
 
     log('gateway 2: starting; one session connects to warm it up');
-    const started = await startServer(gatewayEnv);
+    const started = await startServer(gatewayEnv, { inspect: true });
     server = started.child;
+    const inspectorUrl = await started.inspector!;
     const baseUrl = `http://127.0.0.1:${started.port}`;
     const url = `ws://127.0.0.1:${started.port}/ws`;
     await clients.ask({ cmd: 'connect', url, count: 1, concurrency: 1 });
+    await collectGarbage(inspectorUrl);
     const rssBefore = await settledRss(server.pid!);
     const heapBefore = await heapUsedBytes(baseUrl);
 
@@ -239,9 +293,14 @@ export async function runWebSocketBench(
       count: o.idle - 1,
       concurrency: o.connectConcurrency,
     });
+    const rssUncollected = await settledRss(server.pid!);
+    const heapUncollected = await heapUsedBytes(baseUrl);
+    await collectGarbage(inspectorUrl);
     const rssAfter = await settledRss(server.pid!);
     const heapAfter = await heapUsedBytes(baseUrl);
     const opened = o.idle - 1;
+    const kibEach = (after: number, before: number) =>
+      Math.round(((after - before) / opened / 1024) * 10) / 10;
 
     log(`clients: ${o.chatting} sessions send ${o.messagesEach} messages each`);
     const turnsBefore = await metric(baseUrl, 'switchboard_engine_turn_seconds_count');
@@ -259,8 +318,10 @@ export async function runWebSocketBench(
       connectSeconds: Math.round(Number(connect.ms) / 100) / 10,
       serverRssBeforeMiB: Math.round((rssBefore / MiB) * 10) / 10,
       serverRssAfterMiB: Math.round((rssAfter / MiB) * 10) / 10,
-      rssPerConnectionKiB: Math.round(((rssAfter - rssBefore) / opened / 1024) * 10) / 10,
-      heapPerConnectionKiB: Math.round(((heapAfter - heapBefore) / opened / 1024) * 10) / 10,
+      rssPerConnectionKiB: kibEach(rssAfter, rssBefore),
+      heapPerConnectionKiB: kibEach(heapAfter, heapBefore),
+      rssPerConnectionUncollectedKiB: kibEach(rssUncollected, rssBefore),
+      heapPerConnectionUncollectedKiB: kibEach(heapUncollected, heapBefore),
       chattingSessions: o.chatting,
       messages: rtts.length,
       roundTripP50Ms: Math.round(percentile(rtts, 50) * 10) / 10,
