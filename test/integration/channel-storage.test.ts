@@ -85,6 +85,7 @@ describe('channel storage: own migrations, own keyed store', () => {
       'email/0001_email',
       'email/0002_email_failures',
       'email/0055_attachments_in_file_store',
+      'email/0150_email_fetch_failures',
     ]);
     // The recorded core rows stay; the mail and the mailbox position are still there.
     expect(await versions(db)).toEqual(expect.arrayContaining(['0006_email', '0011_email_failures']));
