@@ -131,30 +131,20 @@ export function inSpan<T>(
   fn: (span: Span | undefined) => Promise<T>,
 ): Promise<T> {
   const a = api;
-  if (!a) {
-    try {
-      return fn(undefined);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-  return inNewSpan(a, name, options, fn);
+  if (!a) return settled(() => fn(undefined));
+  const { span, parent } = start(a, name, options);
+  return endWhenSettled(
+    span,
+    settled(() => a.context.with(a.trace.setSpan(parent, span), () => fn(span))),
+  );
 }
 
-async function inNewSpan<T>(
-  a: Api,
-  name: string,
-  options: SpanOptions,
-  fn: (span: Span | undefined) => Promise<T>,
-): Promise<T> {
-  const { span, parent } = start(a, name, options);
+/** `fn()`, with a synchronous throw turned into a rejection. */
+function settled<T>(fn: () => Promise<T>): Promise<T> {
   try {
-    return await a.context.with(a.trace.setSpan(parent, span), () => fn(span));
+    return fn();
   } catch (err) {
-    failSpan(span, err);
-    throw err;
-  } finally {
-    span.end();
+    return Promise.reject(err);
   }
 }
 
@@ -171,21 +161,12 @@ export function inPassedSpan<T>(
   fn: (span: Span | undefined, context: Context | undefined) => Promise<T>,
 ): Promise<T> {
   const a = api;
-  if (!a) {
-    try {
-      return fn(undefined, undefined);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
+  if (!a) return settled(() => fn(undefined, undefined));
   const { span, parent } = start(a, name, options);
-  let running: Promise<T>;
-  try {
-    running = fn(span, a.trace.setSpan(parent, span));
-  } catch (err) {
-    running = Promise.reject(err);
-  }
-  return endWhenSettled(span, running);
+  return endWhenSettled(
+    span,
+    settled(() => fn(span, a.trace.setSpan(parent, span))),
+  );
 }
 
 /** Ends `span` when `running` settles (a rejection marks it failed); settles as `running` does. */
@@ -281,14 +262,7 @@ export function withValue<T>(key: symbol, value: unknown, fn: () => T): T {
 
 /** Runs `fn` inside `span` (a span started by hand, under `parent`). */
 export function withSpan<T>(parent: Context, span: Span, fn: () => T): T {
-  if (!api) return fn();
-  return api.context.with(api.trace.setSpan(parent, span), fn);
-}
-
-/** Runs `fn` with the span a link names as the active one (as is, without a link). */
-export function withSpanOf<T>(link: Link | undefined, fn: () => T): T {
-  if (!api || !link) return fn();
-  return api.context.with(api.trace.setSpanContext(api.ROOT_CONTEXT, link.context), fn);
+  return withContext(withSpanIn(parent, span), fn);
 }
 
 /** `parent` with `span` as its span: what a span started by hand is active in, to hand down. */
