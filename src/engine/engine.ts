@@ -520,10 +520,10 @@ export class SessionEngine {
     if (isLiveChannel(snapshot.session.channel)) {
       void this.publish({ type: 'turn.started', sessionId: snapshot.session.id, envelopeId: envelope.id });
     }
-    // A sender's platform requests (a typing indicator) are the turn's children.
-    if (trace && this.o.delivery.hasSender(snapshot.session.channel))
-      withContext(trace, () => this.o.delivery.typing(snapshot.session));
-    else this.o.delivery.typing(snapshot.session);
+    // A sender's platform requests (a typing indicator) are the turn's children; without a
+    // sender nothing is traced, and the context is not made active.
+    const parent = this.o.delivery.hasSender(snapshot.session.channel) ? trace : undefined;
+    withContext(parent, () => this.o.delivery.typing(snapshot.session));
   }
 
   private async publish(message: SessionEvent): Promise<void> {
