@@ -13,15 +13,16 @@
  * Also: `startup` (`switchboard start` → /readyz and idle RSS, new and existing data directory) and
  * `size` ((b) again on a database preloaded with 100,000 sessions and 1,000,000 messages,
  * bench/preload.ts). The end prints each of issue 19's targets beside its figure.
- * And `tracing`: (b)'s full workload again with tracing on in every process (OTLP/protobuf to a
- * local endpoint that discards what it receives), and its throughput against (b)'s.
+ * And `tracing`: BENCH_TRACING_ROUNDS (3) pairs of (b)'s full workload, first with tracing on in every
+ * process (OTLP/protobuf to a local endpoint that discards what it receives), then off; the median
+ * of the pairs' throughput ratios.
  * Outbound (bench/outbound.ts): `broadcast` (throughput, and the pace a platform sees) and
  * `schedule` (how late scheduled sends fire, on both scheduler drivers).
  * And `dashboard`: the operator dashboard's queries on the same preloaded data (bench/dashboard.ts).
  * And `files`: memory while a 50 MB file streams into and out of the file store (bench/files.ts).
  * And `webhooks`: what the event webhooks' trigger costs a message insert (bench/webhooks.ts).
  * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule dashboard files webhooks` picks parts.
- * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS,
+ * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS, BENCH_TRACING_ROUNDS,
  * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES;
  * BENCH_HUB_NODE_FLAGS: node flags for (a)'s hub process (`--trace-gc`, …).
  */
@@ -56,6 +57,8 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 1000);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 20);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 10);
+/** `tracing`: how many pairs of full runs, tracing on then off, to compare (the median is printed). */
+const TRACING_ROUNDS = Number(process.env.BENCH_TRACING_ROUNDS ?? 3);
 const PACED_RATES = (process.env.BENCH_PACED_RATES ?? process.env.BENCH_PACED_RATE ?? '1000,2000')
   .split(',')
   .map(Number);
@@ -813,7 +816,8 @@ let startup: StartupResult | undefined;
 let embedded: Result | undefined;
 let distributed: DistributedResult | undefined;
 let size: DistributedResult | undefined;
-let traced: Result | undefined;
+/** The `tracing` part's pairs: a full run with tracing on, then one with it off, back to back. */
+const tracingPairs: { on: Result; off: Result }[] = [];
 let baseline: { full: Result; paced?: Result } | undefined;
 let websocket: WebSocketBenchResult | undefined;
 // When (b) and (c) are compared, (c)'s full run also runs before (b): the ratio is taken against
@@ -828,7 +832,7 @@ if (want('distributed') && want('baseline')) {
   baselineBefore = (await benchBaseline({ paced: false })).full;
   baselineBefore.name = `${baselineBefore.name}, run before (b)`;
 }
-if (want('distributed') || want('size') || want('tracing')) {
+if (want('distributed') || want('size')) {
   distributed = await benchDistributed();
   results.push(distributed.full, ...distributed.paced);
 }
@@ -838,8 +842,18 @@ if (want('size')) {
 }
 if (want('tracing')) {
   // After (b): the SDK this process registers for it stays registered (switched off) afterwards.
-  traced = (await benchDistributed({ tracing: true, paced: false })).full;
-  results.push(traced);
+  // Each traced run is compared with an untraced full run right after it, not with (b)'s, which
+  // ran before the paced steps: the machine's state (PostgreSQL's checkpoints and vacuum after
+  // tens of thousands of writes, its speed, which moves by 15% here) differs between runs
+  // minutes apart, and pairs alternating on and off share it.
+  for (let round = 0; round < TRACING_ROUNDS; round++) {
+    const on = (await benchDistributed({ tracing: true, paced: false })).full;
+    const off = (await benchDistributed({ paced: false })).full;
+    off.name = `${off.name}, run after tracing on (pair ${round + 1})`;
+    on.name = `${on.name} (pair ${round + 1})`;
+    tracingPairs.push({ on, off });
+    results.push(on, off);
+  }
 }
 if (want('baseline')) {
   baseline = await benchBaseline();
@@ -860,9 +874,20 @@ if (distributed && fastestBaseline) {
     `\n(b) / (c) throughput: ${(distributed.full.perSecond / fastestBaseline).toFixed(2)}× (against the faster (c) run, ${fastestBaseline.toFixed(0)} messages/s)`,
   );
 }
-if (distributed && traced) {
+if (tracingPairs.length > 0) {
+  const ratios = tracingPairs.map(({ on, off }) => on.perSecond / off.perSecond);
+  const sorted = [...ratios].sort((a, b) => a - b);
+  const median =
+    sorted.length % 2 === 1
+      ? sorted[(sorted.length - 1) / 2]!
+      : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
   console.log(
-    `\ntracing on / off, (b) throughput: ${(traced.perSecond / distributed.full.perSecond).toFixed(2)}× (target ≥ 0.90)`,
+    `\ntracing on / off, (b) throughput: ${median.toFixed(2)}× (target ≥ 0.90; median of ${ratios.length} pairs, each a traced full run and an untraced one right after it: ${tracingPairs
+      .map(
+        ({ on, off }, i) =>
+          `${ratios[i]!.toFixed(2)} = ${on.perSecond.toFixed(0)} / ${off.perSecond.toFixed(0)}`,
+      )
+      .join('; ')})`,
   );
 }
 if (want('websocket')) {
