@@ -12,16 +12,15 @@ import type { AcceptResult, Ingress } from './ports.ts';
 import type { EnqueueResult, InboundQueue } from './queue/queue.ts';
 import {
   activeContext,
-  activeSpan,
-  type Context,
-  currentTrace,
   endWhenSettled,
   type Span,
   SpanKind,
+  spanIn,
+  spanOptions,
+  spanTrace,
   startSpan,
   traceContext,
   tracingEnabled,
-  withSpanIn,
 } from './telemetry/tracing.ts';
 import { cleanTextDeep } from './text.ts';
 
@@ -114,11 +113,8 @@ export function createIngress(options: IngressOptions): Ingress {
     };
   }
 
-  /** `trace`: the accept's span and the context it is active in (tracing on). */
-  async function accept(
-    input: EnvelopeInput,
-    trace?: { span: Span; context: Context },
-  ): Promise<AcceptResult> {
+  /** `span`: the accept's (tracing on). */
+  async function accept(input: EnvelopeInput, span?: Span): Promise<AcceptResult> {
     let envelope: Envelope;
     try {
       envelope = parseEnvelope(input);
@@ -127,8 +123,12 @@ export function createIngress(options: IngressOptions): Ingress {
       throw err;
     }
     envelope = cleanEnvelopeText(envelope, logger);
-    const carried = trace && currentTrace(trace.context);
-    if (carried) envelope = { ...envelope, trace: { ...carried, acceptedAt: new Date().toISOString() } };
+    const carried = span && spanTrace(span);
+    if (carried) {
+      // Set on the envelope just parsed (this accept's own object) rather than on a copy of it.
+      carried.acceptedAt = Date.now();
+      envelope.trace = carried;
+    }
     let status: EnqueueResult | 'limited' | undefined;
     if (envelope.kind === 'message') {
       const rules = bots.rules(envelope.bot, envelope.channel);
@@ -149,7 +149,7 @@ export function createIngress(options: IngressOptions): Ingress {
     } else {
       metrics.messagesIn.inc({ channel: envelope.channel });
     }
-    trace?.span.setAttribute('switchboard.accept.status', status);
+    span?.setAttribute('switchboard.accept.status', status);
     return { status, envelopeId: envelope.id };
   }
 
@@ -160,22 +160,26 @@ export function createIngress(options: IngressOptions): Ingress {
       // carries (a replay), or starts one. The span is handed down rather than made active: the
       // accept starts no span under it, and a context made active (AsyncLocalStorage) makes every
       // promise of the process pay from then on, in a process that may have no other reason to.
-      const active = activeSpan();
-      const parent = (active ? activeContext() : traceContext(input.trace))!;
-      const span = startSpan('switchboard.accept', {
-        kind: SpanKind.PRODUCER,
-        parent,
-        attributes: {
-          'messaging.system': 'switchboard',
-          'messaging.operation.type': 'send',
-          'messaging.destination.name': 'inbound',
-          'switchboard.channel': input.channel,
-          'switchboard.bot': input.bot,
-          'switchboard.envelope.id': input.id,
-          'switchboard.envelope.kind': input.kind ?? 'message',
-        },
-      })!;
-      return endWhenSettled(span, accept(input, { span, context: withSpanIn(parent, span) }));
+      const active = activeContext()!;
+      const parent = spanIn(active) ? active : traceContext(input.trace)!;
+      const span = startSpan(
+        'switchboard.accept',
+        spanOptions(
+          SpanKind.PRODUCER,
+          {
+            'messaging.system': 'switchboard',
+            'messaging.operation.type': 'send',
+            'messaging.destination.name': 'inbound',
+            'switchboard.channel': input.channel,
+            'switchboard.bot': input.bot,
+            'switchboard.envelope.id': input.id,
+            'switchboard.envelope.kind': input.kind ?? 'message',
+          },
+          undefined,
+          parent,
+        ),
+      )!;
+      return endWhenSettled(span, accept(input, span));
     },
   };
 }

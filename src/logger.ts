@@ -59,23 +59,38 @@ export function createLogger(
   return destination ? pino(options, destination) : pino(options);
 }
 
+type Bindings = Record<string, unknown>;
+
+/** A lazy child's parent and bindings, and the child once made: the target of its proxy. */
+class LazyChild {
+  child: Logger | undefined = undefined;
+  constructor(
+    readonly parent: Logger,
+    readonly bindings: Bindings | (() => Bindings),
+  ) {}
+
+  made(): Logger {
+    this.child ??= this.parent.child(typeof this.bindings === 'function' ? this.bindings() : this.bindings);
+    return this.child;
+  }
+}
+
+/** One handler for every lazy child (its state is the target): a turn makes a proxy and no closure. */
+const LAZY_CHILD: ProxyHandler<LazyChild> = {
+  get(lazy, key) {
+    const logger = lazy.made();
+    const value = Reflect.get(logger, key, logger);
+    return typeof value === 'function' ? value.bind(logger) : value;
+  },
+  set: (lazy, key, value) => Reflect.set(lazy.made(), key, value),
+  has: (lazy, key) => Reflect.has(lazy.made(), key),
+};
+
 /**
  * `logger.child(bindings)`, made the first time something uses it. A child logger redacts its
  * bindings when it is made, which costs more than the rest of a quiet turn; most turns log nothing.
+ * `bindings` may be a function, called then (what it reads is not looked up for quiet turns).
  */
-export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
-  let child: Logger | undefined;
-  const made = () => {
-    child ??= parent.child(bindings);
-    return child;
-  };
-  return new Proxy({} as Logger, {
-    get(_, key) {
-      const logger = made();
-      const value = Reflect.get(logger, key, logger);
-      return typeof value === 'function' ? value.bind(logger) : value;
-    },
-    set: (_, key, value) => Reflect.set(made(), key, value),
-    has: (_, key) => Reflect.has(made(), key),
-  });
+export function lazyChild(parent: Logger, bindings: Bindings | (() => Bindings)): Logger {
+  return new Proxy(new LazyChild(parent, bindings), LAZY_CHILD) as unknown as Logger;
 }

@@ -156,7 +156,7 @@ export class SessionEngine {
         trustCached: options.trustCachedState ?? false,
         shareLater,
         mayHold: options.mayHold ?? false,
-        ...(options.trace ? { trace: options.trace } : {}),
+        trace: options.trace,
       });
       // A turn that ended before its commit (nothing written) leaves no held turns behind it.
       if (outcome !== 'held' && this.held.has(lane)) await this.releaseHeld(lane, shareLater, options.trace);
@@ -187,7 +187,7 @@ export class SessionEngine {
   ): Promise<TurnOutcome> {
     const { db, cache } = this.o;
     // With tracing on, the turn's lines carry its trace_id and span_id.
-    const logger = trace ? lazyChild(this.o.logger, logTraceIds(trace)) : this.o.logger;
+    const logger = trace ? lazyChild(this.o.logger, () => logTraceIds(trace)) : this.o.logger;
     const turnSpan = spanIn(trace);
     const lane = sessionLane(envelope);
     // Only a person's message may join the turns held before it; anything else follows them.
@@ -304,7 +304,7 @@ export class SessionEngine {
           envelope,
           write,
           next: draft.committedSnapshot(write),
-          ...(turnSpan ? { span: { context: turnSpan.spanContext() } } : {}),
+          span: turnSpan ? { context: turnSpan.spanContext() } : undefined,
         };
         if (mayHold) {
           if (held) held.push(turn);
@@ -541,11 +541,11 @@ export class SessionEngine {
       logger.error({ event: 'turn.unknown_bot', bot: session.bot, sessionId: session.id });
       return;
     }
-    const turnLogger = lazyChild(logger, {
+    const turnLogger = lazyChild(logger, () => ({
       sessionId: session.id,
       bot: bot.name,
       ...(trace ? logTraceIds(trace) : {}),
-    });
+    }));
     if (draft.envelope.noReply === true) {
       // Auto-replies, bounces, our own mail: recorded in the history, never answered (no mail loops).
       turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });

@@ -14,7 +14,9 @@ import {
   inPassedSpan,
   type Link,
   rootContext,
+  SpanKind,
   spanIn,
+  spanOptions,
   tracingEnabled,
 } from '../telemetry/tracing.ts';
 
@@ -39,12 +41,12 @@ function messagesOf(write: TurnWrite): number {
 interface Pending {
   write: TurnWrite;
   /** The committing turn's context (tracing on): a commit of this turn alone is its child. */
-  context?: Context;
+  context: Context | undefined;
   /**
    * The spans the commit links to (tracing on): the committing turn's, unless the commit is its
    * child, and those of the turns held before it that this write commits too (src/engine/engine.ts).
    */
-  links?: Link[];
+  links: Link[] | undefined;
   resolve: (result: TurnCommitResult) => void;
   reject: (err: unknown) => void;
 }
@@ -98,21 +100,19 @@ export class GroupCommitter {
    */
   commit(write: TurnWrite, held?: Link[], trace?: Context): Promise<TurnCommitResult> {
     return new Promise((resolve, reject) => {
-      const context = tracingEnabled() ? (trace ?? activeContext()) : undefined;
-      const own = spanIn(context)?.spanContext();
-      this.pending.push({
-        write,
-        resolve,
-        reject,
-        ...(own
-          ? {
-              context,
-              links: [{ context: own }, ...(held ?? []).filter((l) => l.context.spanId !== own.spanId)],
-            }
-          : held?.length
-            ? { links: held }
-            : {}),
-      });
+      // Every pending turn of one shape (what is absent is there, undefined): every turn takes this.
+      let context: Context | undefined;
+      let links: Link[] | undefined;
+      if (tracingEnabled()) {
+        const active = trace ?? activeContext();
+        const own = spanIn(active)?.spanContext();
+        if (own) {
+          context = active;
+          links = [{ context: own }];
+          if (held) for (const l of held) if (l.context.spanId !== own.spanId) links.push(l);
+        } else if (held?.length) links = held;
+      }
+      this.pending.push({ write, context, links, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         // Let the turns handed in during this tick join the first batch.
@@ -202,13 +202,12 @@ export class GroupCommitter {
     // Handed down, not made active: nothing inside starts a span (see inPassedSpan).
     return inPassedSpan(
       'switchboard.commit',
-      {
-        parent: alone ?? rootContext(),
-        ...(links.length > 0 ? { links } : {}),
-        attributes: {
-          'switchboard.commit.turns': batch.reduce((n, p) => n + 1 + (p.write.chained?.length ?? 0), 0),
-        },
-      },
+      spanOptions(
+        SpanKind.INTERNAL,
+        { 'switchboard.commit.turns': batch.reduce((n, p) => n + 1 + (p.write.chained?.length ?? 0), 0) },
+        links.length > 0 ? links : undefined,
+        alone ?? rootContext(),
+      ),
       () => this.commitTogether(batch),
     );
   }

@@ -78,7 +78,7 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
               trustCachedState: info.followsInLane,
               shareStateLater: info.followedInLane,
               mayHold: info.mayHold ?? false,
-              ...(trace ? { trace } : {}),
+              trace,
             },
           ),
         );

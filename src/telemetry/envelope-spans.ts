@@ -1,32 +1,33 @@
 import type { Envelope } from '../envelope.ts';
 import {
+  acceptedAtMs,
   type Context,
+  carriedSpanContext,
+  failSpan,
   inPassedSpan,
   type Link,
-  linkTo,
   recordSpan,
+  remoteContext,
   type Span,
+  type SpanContext,
   SpanKind,
-  traceContext,
+  spanOptions,
+  startSpan,
   tracingEnabled,
+  withSpanIn,
 } from './tracing.ts';
 
 /**
- * The context an envelope's carried trace continues, parsed once per envelope (the queue job's
- * span links to it, and the turn's spans hang under it).
+ * What a queue job draining several envelopes knows of each, for its turn: the job's span (the
+ * turn links to it) and the span context the envelope's trace names (read once, for the job's
+ * link and the turn's parent). Held while the job runs, and no longer: a `Map` dropped entry by
+ * entry rather than a `WeakMap`, whose entries every garbage collection has to trace.
  */
-const carriedContexts = new WeakMap<NonNullable<Envelope['trace']>, Context | undefined>();
-function carriedContext(envelope: Envelope): Context | undefined {
-  const carried = envelope.trace;
-  if (!carried) return traceContext(undefined);
-  if (carriedContexts.has(carried)) return carriedContexts.get(carried);
-  const context = traceContext(carried);
-  carriedContexts.set(carried, context);
-  return context;
+interface Drained {
+  span: Span;
+  carried: SpanContext | undefined;
 }
-
-/** The span of the queue job draining an envelope with others: its turn links to it. */
-const drains = new WeakMap<Envelope, Span>();
+const drained = new Map<Envelope, Drained>();
 
 /**
  * One queue job that serves several envelopes (a lane's chunk): a span of its own, linked to the
@@ -35,23 +36,31 @@ const drains = new WeakMap<Envelope, Span>();
  */
 export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Promise<T>): Promise<T> {
   if (!tracingEnabled() || envelopes.length < 2) return fn();
-  const links: Link[] = envelopes.flatMap((e) => (e.trace ? linkTo(carriedContext(e)) : []));
+  const carried = envelopes.map((e) => carriedSpanContext(e.trace));
+  const links: Link[] = [];
+  for (const context of carried) if (context) links.push({ context });
   return inPassedSpan(
     'switchboard.queue.drain',
-    {
-      kind: SpanKind.CONSUMER,
-      links,
-      attributes: {
+    spanOptions(
+      SpanKind.CONSUMER,
+      {
         'messaging.system': 'switchboard',
         'messaging.operation.type': 'process',
         'messaging.destination.name': 'inbound',
         'messaging.batch.message_count': envelopes.length,
         'switchboard.lane': lane,
       },
-    },
-    (span) => {
-      if (span) for (const e of envelopes) drains.set(e, span);
-      return fn();
+      links,
+    ),
+    async (span) => {
+      if (!span) return fn();
+      for (const [i, e] of envelopes.entries()) drained.set(e, { span, carried: carried[i] });
+      try {
+        return await fn();
+      } finally {
+        // The turns took theirs; those of envelopes the job did not reach are left.
+        for (const e of envelopes) drained.delete(e);
+      }
     },
   );
 }
@@ -66,39 +75,58 @@ const WAIT_ATTRIBUTES = Object.freeze({ 'messaging.operation.type': 'receive' })
  * The wait span carries no more than its operation: the accept before it and the turn beside it
  * name the envelope (this runs for every message, and each attribute is exported with it).
  * `fn` is handed the turn's context (undefined with tracing off) to pass down: it is not made
- * the active one (see `inPassedSpan`).
+ * the active one (see `inPassedSpan`). An outcome `fn` resolves with (a string) is the turn's
+ * `switchboard.turn.outcome`.
+ * Every message takes this way: the options are made whole, of one shape each (no spread of
+ * what may be absent), and the turn's span ends in the one step that sets its outcome.
  */
 export function turnSpan<T>(envelope: Envelope, fn: (trace: Context | undefined) => Promise<T>): Promise<T> {
   if (!tracingEnabled()) return fn(undefined);
-  const parent = carriedContext(envelope);
-  if (envelope.trace?.acceptedAt)
-    recordSpan('switchboard.queue.wait', {
-      kind: SpanKind.CONSUMER,
-      ...(parent ? { parent } : {}),
-      startTime: Date.parse(envelope.trace.acceptedAt),
-      attributes: WAIT_ATTRIBUTES,
-    });
-  const drain = drains.get(envelope);
-  return inPassedSpan(
-    'switchboard.turn',
+  const carried = envelope.trace;
+  const job = drained.get(envelope);
+  let context: SpanContext | undefined;
+  if (job) {
+    drained.delete(envelope);
+    context = job.carried;
+  } else context = carriedSpanContext(carried);
+  const parent = remoteContext(context)!;
+  const acceptedAt = carried && acceptedAtMs(carried);
+  if (acceptedAt !== undefined)
+    recordSpan(
+      'switchboard.queue.wait',
+      spanOptions(SpanKind.CONSUMER, WAIT_ATTRIBUTES, undefined, parent, acceptedAt),
+    );
+  const options = spanOptions(
+    SpanKind.CONSUMER,
     {
-      kind: SpanKind.CONSUMER,
-      ...(parent ? { parent } : {}),
-      ...(drain ? { links: [{ context: drain.spanContext() }] } : {}),
-      attributes: {
-        'messaging.system': 'switchboard',
-        'messaging.operation.type': 'process',
-        'messaging.destination.name': 'inbound',
-        'switchboard.channel': envelope.channel,
-        'switchboard.bot': envelope.bot,
-        'switchboard.envelope.id': envelope.id,
-        'switchboard.envelope.kind': envelope.kind,
-      },
+      'messaging.system': 'switchboard',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': 'inbound',
+      'switchboard.channel': envelope.channel,
+      'switchboard.bot': envelope.bot,
+      'switchboard.envelope.id': envelope.id,
+      'switchboard.envelope.kind': envelope.kind,
     },
-    async (span, trace) => {
-      const outcome = await fn(trace);
-      if (typeof outcome === 'string') span?.setAttribute('switchboard.turn.outcome', outcome);
+    job ? [{ context: job.span.spanContext() }] : undefined,
+    parent,
+  );
+  const span = startSpan('switchboard.turn', options)!;
+  let running: Promise<T>;
+  try {
+    running = fn(withSpanIn(parent, span));
+  } catch (err) {
+    running = Promise.reject(err);
+  }
+  return running.then(
+    (outcome) => {
+      if (typeof outcome === 'string') span.setAttribute('switchboard.turn.outcome', outcome);
+      span.end();
       return outcome;
+    },
+    (err: unknown) => {
+      failSpan(span, err);
+      span.end();
+      throw err;
     },
   );
 }

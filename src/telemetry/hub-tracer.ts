@@ -47,24 +47,40 @@ import {
 /** Random bytes taken for ids at once (a span takes 8, a root 24). */
 const POOL_BYTES = 8_192;
 const pool = Buffer.allocUnsafe(POOL_BYTES);
-let poolAt = POOL_BYTES;
+/**
+ * The pool in hex, ids sliced from it: a slice of a string is a small object that points into it,
+ * where `Buffer.toString('hex', …)` of each id was a call into C++ and a string of its own.
+ */
+let hexPool = '';
+let hexAt = 0;
 
-const ZEROS: Record<number, string> = { 8: '0'.repeat(16), 16: '0'.repeat(32) };
+const ZEROS: Record<number, string> = { 16: '0'.repeat(16), 32: '0'.repeat(32) };
 
-const INVALID: SpanContext = { traceId: ZEROS[16]!, spanId: ZEROS[8]!, traceFlags: 0 };
+const INVALID: SpanContext = { traceId: ZEROS[32]!, spanId: ZEROS[16]!, traceFlags: 0 };
 
-function randomHex(bytes: number): string {
+/** An id of `chars` random hex digits (16: a span's, 32: a trace's). */
+function randomHex(chars: 16 | 32): string {
   for (;;) {
-    if (poolAt + bytes > POOL_BYTES) {
+    if (hexAt + chars > hexPool.length) {
       randomFillSync(pool);
-      poolAt = 0;
+      hexPool = pool.toString('hex');
+      hexAt = 0;
     }
-    const id = pool.toString('hex', poolAt, poolAt + bytes);
-    poolAt += bytes;
+    const id = hexPool.slice(hexAt, hexAt + chars);
+    hexAt += chars;
     // All zeros is the invalid id (W3C trace context): never handed out.
-    if (id !== ZEROS[bytes]) return id;
+    if (id !== ZEROS[chars]) return id;
   }
 }
+
+/**
+ * What a span has of events and links until it is given some, and its status until it is set:
+ * shared (and frozen), replaced by an object of the span's own when it changes. Most spans never
+ * have an event, and most have no link.
+ */
+const NO_EVENTS = Object.freeze([]) as unknown as TimedEvent[];
+const NO_LINKS = Object.freeze([]) as unknown as Link[];
+const UNSET: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
 
 const timeOrigin = performance.timeOrigin;
 
@@ -106,9 +122,9 @@ export class HubSpan implements Span, ReadableSpan {
   /** Epoch milliseconds; `endMs` is 0 until the span ends. */
   startMs: number;
   endMs = 0;
-  readonly events: TimedEvent[] = [];
-  readonly links: Link[];
-  status: SpanStatus = { code: SpanStatusCode.UNSET };
+  events: TimedEvent[] = NO_EVENTS;
+  links: Link[];
+  status: SpanStatus = UNSET;
   readonly droppedAttributesCount = 0;
   readonly droppedEventsCount = 0;
   readonly droppedLinksCount = 0;
@@ -126,7 +142,7 @@ export class HubSpan implements Span, ReadableSpan {
     public readonly parentSpanContext: SpanContext | undefined,
     ownAttributes: boolean,
   ) {
-    this.links = links ?? [];
+    this.links = links ?? NO_LINKS;
     this.startMs = startMs;
     this.ownAttributes = ownAttributes;
   }
@@ -176,6 +192,7 @@ export class HubSpan implements Span, ReadableSpan {
       typeof attributesOrTime === 'number' ||
       Array.isArray(attributesOrTime) ||
       attributesOrTime instanceof Date;
+    if (this.events === NO_EVENTS) this.events = [];
     this.events.push({
       name,
       attributes: isTime || !attributesOrTime ? {} : { ...(attributesOrTime as Attributes) },
@@ -186,12 +203,13 @@ export class HubSpan implements Span, ReadableSpan {
   }
 
   addLink(link: Link): this {
-    if (this.endMs === 0) this.links.push(link);
-    return this;
+    return this.addLinks([link]);
   }
 
   addLinks(links: Link[]): this {
-    if (this.endMs === 0) this.links.push(...links);
+    if (this.endMs !== 0) return this;
+    if (this.links === NO_LINKS) this.links = [];
+    this.links.push(...links);
     return this;
   }
 
@@ -252,9 +270,9 @@ export class HubTracer implements Tracer {
   }
 
   /**
-   * `ownAttributes`: `options.attributes` is the span's to change (made for it, not used again by
-   * the caller; the hub's span helpers, src/telemetry/tracing.ts, make them so), rather than
-   * copied when an attribute is set later. A frozen object is copied all the same.
+   * `ownAttributes`: `options.attributes` and `options.links` are the span's to change (made for
+   * it, not used again by the caller; the hub's span helpers, src/telemetry/tracing.ts, make them
+   * so), rather than copied. A frozen attributes object is copied all the same when changed.
    */
   startSpan(name: string, options: SpanOptions = {}, context?: Context, ownAttributes = false): Span {
     let ctx = context ?? contextApi.active();
@@ -262,9 +280,10 @@ export class HubTracer implements Tracer {
     if (isTracingSuppressed(ctx)) return trace.wrapSpanContext(INVALID);
     const parentSpan = trace.getSpan(ctx);
     const parent = parentSpan?.spanContext();
-    const valid = parent !== undefined && trace.isSpanContextValid(parent);
-    const traceId = valid ? parent.traceId : randomHex(16);
-    const spanId = randomHex(8);
+    // A span of this tracer's has valid ids (it made them): only another's is checked.
+    const valid = parent !== undefined && (parentSpan instanceof HubSpan || trace.isSpanContextValid(parent));
+    const traceId = valid ? parent.traceId : randomHex(32);
+    const spanId = randomHex(16);
     const kind = options.kind ?? SpanKind.INTERNAL;
     let attributes = options.attributes ?? {};
     let own = ownAttributes || options.attributes === undefined;
@@ -282,11 +301,12 @@ export class HubTracer implements Tracer {
         own = true;
       }
     }
+    // Of one shape whether it has a trace state or not (as the SDK's tracer makes it).
     const spanContext: SpanContext = {
       traceId,
       spanId,
       traceFlags: decision === SamplingDecision.RECORD_AND_SAMPLED ? 1 : 0,
-      ...(traceState ? { traceState } : {}),
+      traceState,
     };
     if (decision === SamplingDecision.NOT_RECORD) return trace.wrapSpanContext(spanContext);
     const span = new HubSpan(
@@ -295,7 +315,7 @@ export class HubTracer implements Tracer {
       spanContext,
       kind,
       attributes,
-      options.links ? [...options.links] : undefined,
+      options.links && !ownAttributes ? [...options.links] : options.links,
       toMs(options.startTime),
       valid ? parent : undefined,
       own && !Object.isFrozen(attributes),

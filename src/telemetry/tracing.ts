@@ -6,6 +6,7 @@ import type {
   Link,
   PropagationAPI,
   Span,
+  SpanContext,
   TraceAPI,
   Tracer,
 } from '@opentelemetry/api';
@@ -23,10 +24,25 @@ const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 export const EnvelopeTraceSchema = z.object({
   traceparent: z.string().regex(TRACEPARENT),
   tracestate: z.string().max(512).optional(),
-  /** When the ingress queued it (ISO): the start of the queue-wait span. */
-  acceptedAt: z.iso.datetime({ offset: true }).optional(),
+  /**
+   * When the ingress queued it: the start of the queue-wait span. Epoch milliseconds (what the
+   * ingress writes: 13 digits in every queued envelope rather than an ISO string of 24, and no
+   * date to parse in the worker); an ISO date in envelopes queued by versions before.
+   */
+  acceptedAt: z.union([z.number().nonnegative(), z.iso.datetime({ offset: true })]).optional(),
 });
 export type EnvelopeTrace = z.infer<typeof EnvelopeTraceSchema>;
+
+/**
+ * When a carried trace's envelope was accepted (epoch milliseconds; either form of `acceptedAt`),
+ * or undefined when it does not say (or says nothing that is a time). A queued envelope is read
+ * without its schema (the ingress validated it): what is read here is checked here.
+ */
+export function acceptedAtMs(carried: { acceptedAt?: unknown }): number | undefined {
+  const at = carried.acceptedAt;
+  const ms = typeof at === 'number' ? at : typeof at === 'string' ? Date.parse(at) : Number.NaN;
+  return ms >= 0 && ms < Number.POSITIVE_INFINITY ? ms : undefined;
+}
 
 /** `SpanKind` of the API, without loading it. */
 export const SpanKind = { INTERNAL: 0, SERVER: 1, CLIENT: 2, PRODUCER: 3, CONSUMER: 4 } as const;
@@ -87,8 +103,58 @@ export interface SpanOptions {
   parent?: Context;
 }
 
+/**
+ * The options of a span on a path every message takes (the accept, the queue wait, the turn, the
+ * drain, the commit), made in one place so that they all have one shape: the tracer that reads
+ * them reads one kind of object (what is absent is there, undefined).
+ */
+export function spanOptions(
+  kind: SpanOptions['kind'],
+  attributes: Attributes,
+  links?: Link[],
+  parent?: Context,
+  startTime?: number,
+): SpanOptions {
+  return { kind, attributes, links, startTime, parent };
+}
+
 /** Where `inLazySpan` keeps its span-to-be on the context it runs `fn` in. */
 const LAZY_SPAN = Symbol.for('switchboard.lazy-span');
+
+/** The API's key of a context's span (`createContextKey` is `Symbol.for` of its description). */
+const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN');
+
+/**
+ * A context: `parent` with one value set, as the API's `setValue` makes it. The API's context
+ * copies its parent's map into a new one and makes three closures of its own each time, and every
+ * message makes several (the accept's, the carried trace's, the turn's): this is one small object
+ * that asks its parent for the other keys. Chains are as deep as spans are nested.
+ */
+class ContextWith implements Context {
+  constructor(
+    private readonly parent: Context,
+    private readonly key: symbol,
+    private readonly value: unknown,
+  ) {}
+
+  getValue(key: symbol): unknown {
+    return key === this.key ? this.value : this.parent.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return new ContextWith(this, key, value);
+  }
+
+  deleteValue(key: symbol): Context {
+    // Without the key, as the API's: a value that reads as absent.
+    return this.getValue(key) === undefined ? this : new ContextWith(this, key, undefined);
+  }
+}
+
+/** `parent` with `span` as its span (the API's `trace.setSpan`). */
+function contextWithSpan(parent: Context, span: Span): Context {
+  return new ContextWith(parent, SPAN_KEY, span);
+}
 
 interface LazySpan {
   name: string;
@@ -106,18 +172,26 @@ function activeParent(a: Api): Context {
   const active = a.context.active();
   const lazy = active.getValue(LAZY_SPAN) as LazySpan | undefined;
   if (!lazy || a.trace.getSpan(active) !== lazy.owner) return active;
-  lazy.span ??= start(a, lazy.name, { ...lazy.options, parent: lazy.parent, startTime: lazy.startTime }).span;
-  return a.trace.setSpan(active, lazy.span);
+  lazy.span ??= start(
+    a,
+    lazy.name,
+    { ...lazy.options, parent: lazy.parent, startTime: lazy.startTime },
+    lazy.parent,
+  );
+  return contextWithSpan(active, lazy.span);
 }
 
-function start(a: Api, name: string, options: SpanOptions): { span: Span; parent: Context } {
-  const parent = options.parent ?? activeParent(a);
+/** The parent of a span started with `options`: theirs, or the active context. */
+function parentOf(a: Api, options: SpanOptions): Context {
+  return options.parent ?? activeParent(a);
+}
+
+function start(a: Api, name: string, options: SpanOptions, parent: Context): Span {
   tracer ??= a.trace.getTracer('switchboard');
   // The options as they are: a superset of the API's (`parent` is ignored by a tracer). The
-  // attributes are the span's own (made for it by each caller here): the hub's tracer keeps them
-  // rather than copying them when an attribute is set later; the SDK's copies them anyway.
-  const span = (tracer as OwningTracer).startSpan(name, options as ApiSpanOptions, parent, true);
-  return { span, parent };
+  // attributes and links are the span's own (made for it by each caller here): the hub's tracer
+  // keeps them rather than copying them; the SDK's copies them anyway.
+  return (tracer as OwningTracer).startSpan(name, options as ApiSpanOptions, parent, true);
 }
 
 /**
@@ -132,10 +206,11 @@ export function inSpan<T>(
 ): Promise<T> {
   const a = api;
   if (!a) return settled(() => fn(undefined));
-  const { span, parent } = start(a, name, options);
+  const parent = parentOf(a, options);
+  const span = start(a, name, options, parent);
   return endWhenSettled(
     span,
-    settled(() => a.context.with(a.trace.setSpan(parent, span), () => fn(span))),
+    settled(() => a.context.with(contextWithSpan(parent, span), () => fn(span))),
   );
 }
 
@@ -162,10 +237,11 @@ export function inPassedSpan<T>(
 ): Promise<T> {
   const a = api;
   if (!a) return settled(() => fn(undefined, undefined));
-  const { span, parent } = start(a, name, options);
+  const parent = parentOf(a, options);
+  const span = start(a, name, options, parent);
   return endWhenSettled(
     span,
-    settled(() => fn(span, a.trace.setSpan(parent, span))),
+    settled(() => fn(span, contextWithSpan(parent, span))),
   );
 }
 
@@ -197,7 +273,7 @@ export function withContext<T>(ctx: Context | undefined, fn: () => T): T {
 
 /** The context of a span a link names (undefined with tracing off or no link). */
 export function linkedContext(link: Link | undefined): Context | undefined {
-  return api && link ? api.trace.setSpanContext(api.ROOT_CONTEXT, link.context) : undefined;
+  return api && link ? contextWithSpan(api.ROOT_CONTEXT, api.trace.wrapSpanContext(link.context)) : undefined;
 }
 
 /**
@@ -217,7 +293,7 @@ export function inLazySpan<T>(name: string, options: SpanOptions, fn: () => Prom
 
 async function inLazy<T>(a: Api, lazy: LazySpan, fn: () => Promise<T>): Promise<T> {
   try {
-    return await a.context.with(lazy.parent.setValue(LAZY_SPAN, lazy), fn);
+    return await a.context.with(new ContextWith(lazy.parent, LAZY_SPAN, lazy), fn);
   } catch (err) {
     failSpan(lazy.span, err);
     throw err;
@@ -235,8 +311,8 @@ export function failSpan(span: Span | undefined, err: unknown): void {
 }
 
 /** A finished span from `startTime` to now (a wait that no code ran through: the queue). */
-export function recordSpan(name: string, options: SpanOptions & { startTime: Date | number }): void {
-  if (api) start(api, name, options).span.end();
+export function recordSpan(name: string, options: SpanOptions): void {
+  if (api) start(api, name, options, parentOf(api, options)).end();
 }
 
 /** The active span, if tracing is on and there is one. */
@@ -257,7 +333,8 @@ export function rootContext(): Context | undefined {
 /** Runs `fn` with a value set on the active context (only with tracing on). */
 export function withValue<T>(key: symbol, value: unknown, fn: () => T): T {
   if (!api) return fn();
-  return api.context.with(api.context.active().setValue(key, value), fn);
+  const active = api.context.active();
+  return api.context.with(new ContextWith(active, key, value), fn);
 }
 
 /** Runs `fn` inside `span` (a span started by hand, under `parent`). */
@@ -267,12 +344,12 @@ export function withSpan<T>(parent: Context, span: Span, fn: () => T): T {
 
 /** `parent` with `span` as its span: what a span started by hand is active in, to hand down. */
 export function withSpanIn(parent: Context, span: Span): Context {
-  return api ? api.trace.setSpan(parent, span) : parent;
+  return api ? contextWithSpan(parent, span) : parent;
 }
 
 /** Starts a span that the caller ends (`inSpan` where a callback does not fit). */
 export function startSpan(name: string, options: SpanOptions): Span | undefined {
-  return api ? start(api, name, options).span : undefined;
+  return api ? start(api, name, options, parentOf(api, options)) : undefined;
 }
 
 /** A key for a value of this module's own on a context. */
@@ -290,46 +367,87 @@ export function currentTrace(ctx?: Context): EnvelopeTrace | undefined {
   const a = api;
   if (!a) return undefined;
   const span = a.trace.getSpan(ctx ?? a.context.active());
-  if (!span) return undefined;
+  return span && spanTrace(span);
+}
+
+/** The trace of `span` as an envelope carries it (`currentTrace` of a context that holds it). */
+export function spanTrace(span: Span): EnvelopeTrace | undefined {
+  const a = api;
+  if (!a) return undefined;
   const c = span.spanContext();
   if (!a.trace.isSpanContextValid(c)) return undefined;
-  const flags = c.traceFlags & 0xff;
-  const traceparent = `00-${c.traceId}-${c.spanId}-${flags < 16 ? '0' : ''}${flags.toString(16)}`;
+  const flags = c.traceFlags;
+  // Sampled (01) or not (00): the only flags W3C defines; any other byte as the propagator writes it.
+  const hex = flags === 1 ? '01' : flags === 0 ? '00' : (0x100 | (flags & 0xff)).toString(16).slice(1);
+  const traceparent = `00-${c.traceId}-${c.spanId}-${hex}`;
   const tracestate = c.traceState?.serialize();
   return tracestate ? { traceparent, tracestate } : { traceparent };
 }
 
+const INVALID_TRACE_ID = '0'.repeat(32);
+const INVALID_SPAN_ID = '0'.repeat(16);
+
+/**
+ * What a traceparent of the form the hub writes (version 00, no trace state) names, read as the
+ * W3C propagator reads it, without its carrier, getter and baggage: this runs for every envelope
+ * a worker takes. Null when its ids are the invalid ones (no trace, as the propagator reads it);
+ * undefined when it is of another form (for the propagator to read).
+ */
+function hubSpanContext(traceparent: string): SpanContext | null | undefined {
+  // The pattern proves the ids hex of their lengths: only all zeros is left to refuse.
+  if (!traceparent.startsWith('00-') || !TRACEPARENT.test(traceparent)) return undefined;
+  const traceId = traceparent.slice(3, 35);
+  const spanId = traceparent.slice(36, 52);
+  if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return null;
+  return { traceId, spanId, traceFlags: Number.parseInt(traceparent.slice(53), 16), isRemote: true };
+}
+
+type Carried = { traceparent?: unknown; tracestate?: unknown };
+
+/**
+ * The span context a carried trace names (undefined with tracing off, or none, or not valid):
+ * what a link to it holds, and what `remoteContext` makes a parent of.
+ */
+export function carriedSpanContext(carried: Carried | undefined): SpanContext | undefined {
+  if (!api || !carried || typeof carried.traceparent !== 'string') return undefined;
+  if (carried.tracestate === undefined) {
+    const context = hubSpanContext(carried.traceparent);
+    if (context !== undefined) return context ?? undefined;
+  }
+  return api.trace.getSpanContext(extracted(api, carried, carried.traceparent));
+}
+
+/** The context a span context of a carried trace continues (the root one when there is none). */
+export function remoteContext(context: SpanContext | undefined): Context | undefined {
+  const a = api;
+  if (!a) return undefined;
+  return context ? contextWithSpan(a.ROOT_CONTEXT, a.trace.wrapSpanContext(context)) : a.ROOT_CONTEXT;
+}
+
+function extracted(a: Api, carried: Carried, traceparent: string): Context {
+  const carrier: Record<string, string> = { traceparent };
+  if (typeof carried.tracestate === 'string') carrier.tracestate = carried.tracestate;
+  return a.propagation.extract(a.ROOT_CONTEXT, carrier);
+}
+
 /** The context a carried trace continues (a root context when there is none). */
-export function traceContext(
-  carried: { traceparent?: unknown; tracestate?: unknown } | undefined,
-): Context | undefined {
+export function traceContext(carried: Carried | undefined): Context | undefined {
   const a = api;
   if (!a) return undefined;
   if (!carried || typeof carried.traceparent !== 'string') return a.ROOT_CONTEXT;
   const { traceparent } = carried;
-  // The form the hub writes (version 00, no trace state), read as the W3C propagator reads it,
-  // without its carrier, getter and baggage: this runs for every envelope a worker takes.
-  if (carried.tracestate === undefined && traceparent.startsWith('00-') && TRACEPARENT.test(traceparent)) {
-    const context = {
-      traceId: traceparent.slice(3, 35),
-      spanId: traceparent.slice(36, 52),
-      traceFlags: Number.parseInt(traceparent.slice(53), 16),
-      isRemote: true,
-    };
-    return a.trace.isSpanContextValid(context)
-      ? a.trace.setSpanContext(a.ROOT_CONTEXT, context)
-      : a.ROOT_CONTEXT;
+  if (carried.tracestate === undefined) {
+    const context = hubSpanContext(traceparent);
+    if (context !== undefined) return remoteContext(context ?? undefined);
   }
-  const carrier: Record<string, string> = { traceparent };
-  if (typeof carried.tracestate === 'string') carrier.tracestate = carried.tracestate;
-  return a.propagation.extract(a.ROOT_CONTEXT, carrier);
+  return extracted(a, carried, traceparent);
 }
 
 /** The context of incoming HTTP headers (`traceparent`, `tracestate`). */
 export function headersContext(get: (name: string) => string | undefined): Context | undefined {
   const traceparent = get('traceparent');
   const tracestate = get('tracestate');
-  return traceContext(traceparent ? { traceparent, ...(tracestate ? { tracestate } : {}) } : undefined);
+  return traceContext(traceparent ? { traceparent, tracestate: tracestate || undefined } : undefined);
 }
 
 /** A link to the span of a context (nothing when the context holds none). */
@@ -351,7 +469,7 @@ export function logTraceIds(ctx?: Context): { trace_id?: string; span_id?: strin
   return { trace_id: traceId, span_id: spanId };
 }
 
-export type { Context, Link, Span } from '@opentelemetry/api';
+export type { Context, Link, Span, SpanContext } from '@opentelemetry/api';
 
 /**
  * Starts the SDK when the standard variables ask for traces (`OTEL_EXPORTER_OTLP_ENDPOINT` or

@@ -7,7 +7,8 @@ import {
 } from '@opentelemetry/sdk-trace-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GroupCommitter } from '../../src/engine/group-commit.ts';
-import { parseEnvelope } from '../../src/envelope.ts';
+import { type Envelope, parseEnvelope } from '../../src/envelope.ts';
+import { createIngress, type IngressOptions } from '../../src/ingress.ts';
 import { LlmClient } from '../../src/llm/client.ts';
 import { toolSpan } from '../../src/llm/llm-spans.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -24,12 +25,15 @@ import {
 import {
   activeSpan,
   currentTrace,
+  EnvelopeTraceSchema,
   enableTracing,
   inLazySpan,
   inSpan,
+  startSpan,
   startTracing,
   traceContext,
   tracingRequested,
+  withSpanIn,
 } from '../../src/telemetry/tracing.ts';
 import { FakeOpenAi } from '../helpers/openai-server.ts';
 
@@ -206,6 +210,95 @@ describe.each([
       expect(turn.attributes['switchboard.turn.outcome']).toBe('committed');
     }
     expect(spans('switchboard.queue.wait')).toHaveLength(2);
+  });
+
+  it('the queue wait starts when the envelope was accepted: epoch milliseconds as the ingress writes it, or an ISO date queued by an older version', async () => {
+    const accepted = Date.UTC(2026, 11, 6, 10, 0, 0, 250);
+    const queued = { newer: accepted, older: new Date(accepted).toISOString(), none: undefined };
+    const envelopes = Object.entries(queued).map(([name, acceptedAt], i) =>
+      parseEnvelope({
+        id: `api:wait-${name}`,
+        channel: 'api',
+        bot: 'default',
+        from: { id: `person-wait-${name}` },
+        text: 'hello',
+        receivedAt: new Date().toISOString(),
+        trace: {
+          traceparent: `00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333${i}-01`,
+          ...(acceptedAt === undefined ? {} : { acceptedAt }),
+        },
+      }),
+    );
+    for (const e of envelopes) await turnSpan(e, async () => 'committed');
+    const waits = spans('switchboard.queue.wait');
+    expect(waits.map((w) => w.parentSpanContext?.spanId)).toEqual(['b7ad6b7169203330', 'b7ad6b7169203331']);
+    for (const w of waits) expect(w.startTime).toEqual([Math.floor(accepted / 1000), 250_000_000]);
+    expect(spans('switchboard.turn')).toHaveLength(3);
+    // Read without the schema in the worker: what is not a time starts no wait.
+    const odd = { ...envelopes[0]!, trace: { ...envelopes[0]!.trace!, acceptedAt: 'yesterday' } };
+    await turnSpan(odd, async () => 'committed');
+    expect(spans('switchboard.queue.wait')).toHaveLength(2);
+    // The schema (the ingress's door) takes both forms and nothing else.
+    const trace = (acceptedAt: unknown) =>
+      EnvelopeTraceSchema.safeParse({ traceparent: envelopes[0]!.trace!.traceparent, acceptedAt }).success;
+    expect([
+      trace(accepted),
+      trace(queued.older),
+      trace(-1),
+      trace('yesterday'),
+      trace('2026-12-06'),
+    ]).toEqual([true, true, false, false, false]);
+  });
+
+  it("the ingress queues the accept's trace with its time as epoch milliseconds, on the envelope it parsed", async () => {
+    const queued: Envelope[] = [];
+    const ingress = createIngress({
+      queue: { enqueue: async (e: Envelope) => (queued.push(e), 'accepted') },
+      metrics: { messagesIn: { inc: () => undefined }, duplicatesIn: { inc: () => undefined } },
+      logger: createLogger('silent'),
+      bots: { rules: () => ({ messagesPerMinute: 100, maxFileBytes: 1_000_000 }) },
+      rateLimiter: { hit: async () => ({ allowed: true }) },
+    } as unknown as IngressOptions);
+    const input = {
+      id: 'api:ingress-1',
+      channel: 'api',
+      bot: 'default',
+      from: { id: 'person-ingress' },
+      text: 'hello',
+      receivedAt: new Date().toISOString(),
+    };
+    const before = Date.now();
+    await ingress.accept(input);
+    const [accept] = spans('switchboard.accept');
+    const { traceId, spanId } = accept!.spanContext();
+    expect(queued[0]!.trace).toEqual({
+      traceparent: `00-${traceId}-${spanId}-01`,
+      acceptedAt: expect.any(Number),
+    });
+    expect(queued[0]!.trace!.acceptedAt).toBeGreaterThanOrEqual(before);
+    expect(queued[0]!.trace!.acceptedAt).toBeLessThanOrEqual(Date.now());
+    expect(accept!.attributes['switchboard.accept.status']).toBe('accepted');
+    expect('trace' in input).toBe(false);
+  });
+
+  it("a context the helpers make reads as the API's: its span, and values set on it and deleted from it", async () => {
+    const { context, createContextKey, ROOT_CONTEXT, trace } = await import('@opentelemetry/api');
+    const key = createContextKey('test value');
+    const other = createContextKey('test other');
+    const parent = ROOT_CONTEXT.setValue(other, 'kept');
+    const span = startSpan('held', {})!;
+    const ctx = withSpanIn(parent, span);
+    expect(trace.getSpan(ctx)).toBe(span);
+    expect(ctx.getValue(other)).toBe('kept');
+    const set = ctx.setValue(key, 1);
+    expect([set.getValue(key), ctx.getValue(key), trace.getSpan(set)]).toEqual([1, undefined, span]);
+    const deleted = set.deleteValue(key);
+    expect([deleted.getValue(key), set.getValue(key), trace.getSpan(deleted)]).toEqual([undefined, 1, span]);
+    expect(trace.getSpan(trace.deleteSpan(ctx))).toBeUndefined();
+    expect(trace.getSpan(ctx)).toBe(span);
+    // Made active, it is what the API's context manager hands back.
+    context.with(ctx, () => expect(trace.getActiveSpan()).toBe(span));
+    span.end();
   });
 
   it("a turn hands its context down rather than making it active: the commit it hands it to is the turn's child", async () => {

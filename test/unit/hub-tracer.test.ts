@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it } from 'vitest';
@@ -146,6 +146,35 @@ describe("the hub's tracer", () => {
     expect(made).toEqual({ 'switchboard.channel': 'api', later: 1 });
     expect(copied.attributes).toEqual({ 'switchboard.channel': 'api', later: 1 });
     expect(frozen).toEqual({ 'switchboard.channel': 'api' });
+  });
+
+  it('a span without events, links or a status until given one shares nothing when it is given one', () => {
+    const { tracer, exporter } = tracerWith();
+    const link = { context: { traceId: '1'.repeat(32), spanId: '2'.repeat(16), traceFlags: 1 } };
+    const [a, b, c] = ['a', 'b', 'c'].map((name) => tracer.startSpan(name, {}, ROOT_CONTEXT));
+    a!.addLink(link);
+    a!.addEvent('happened');
+    a!.setStatus({ code: SpanStatusCode.ERROR, message: 'failed' });
+    b!.addLinks([link, link]);
+    for (const span of [a, b, c]) span!.end();
+    const [x, y, z] = exporter.getFinishedSpans() as [ReadableSpan, ReadableSpan, ReadableSpan];
+    expect([x.links, y.links, z.links]).toEqual([[link], [link, link], []]);
+    expect([x.events.map((e) => e.name), y.events, z.events]).toEqual([['happened'], [], []]);
+    expect([x.status, y.status, z.status]).toEqual([
+      { code: SpanStatusCode.ERROR, message: 'failed' },
+      { code: SpanStatusCode.UNSET },
+      { code: SpanStatusCode.UNSET },
+    ]);
+    // Links handed to a span it owns (the hub's helpers make them for it) are kept; others copied.
+    const hub = tracer as unknown as {
+      startSpan(name: string, options: object, context: undefined, own: boolean): Span;
+    };
+    const made = [link];
+    const owned = hub.startSpan('owned', { links: made }, undefined, true) as unknown as ReadableSpan;
+    const given = [link];
+    const copied = tracer.startSpan('copied', { links: given }) as unknown as ReadableSpan;
+    (copied as unknown as Span).addLink(link);
+    expect([owned.links === made, given]).toEqual([true, [link]]);
   });
 
   it('times: epoch milliseconds to HrTime, and the same OTLP bytes as from HrTime', () => {

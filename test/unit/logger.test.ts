@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, logDestination } from '../../src/logger.ts';
+import { createLogger, lazyChild, logDestination } from '../../src/logger.ts';
 
 function capture(): { sink: PassThrough; text: () => string } {
   const sink = new PassThrough();
@@ -31,5 +31,30 @@ describe('log format', () => {
     const logger = createLogger('info', {}, logDestination(false, 'pretty', out.sink));
     logger.warn({ event: 'turn.failed' });
     expect(out.text()).toMatch(/WARN.*turn\.failed/);
+  });
+});
+
+describe('lazyChild', () => {
+  it('makes the child (and reads its bindings) only when first used, then writes with them', () => {
+    const lines: string[] = [];
+    const parent = createLogger('info', {}, { write: (line: string) => void lines.push(line) });
+    let read = 0;
+    const bindings = () => {
+      read++;
+      return { sessionId: 's-1', trace_id: 't-1' };
+    };
+    const quiet = lazyChild(parent, bindings);
+    const used = lazyChild(parent, bindings);
+    expect(read).toBe(0);
+    used.info({ event: 'turn.note' });
+    used.warn({ event: 'turn.other' });
+    expect(read).toBe(1);
+    expect(lines.map((l) => JSON.parse(l))).toMatchObject([
+      { event: 'turn.note', sessionId: 's-1', trace_id: 't-1' },
+      { event: 'turn.other', sessionId: 's-1', trace_id: 't-1' },
+    ]);
+    expect(lazyChild(parent, { bot: 'b' }).level).toBe('info');
+    expect('info' in quiet).toBe(true);
+    expect(read).toBe(2);
   });
 });
