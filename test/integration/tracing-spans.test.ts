@@ -253,7 +253,12 @@ describe.each([
   it("the ingress queues the accept's trace with its time as epoch milliseconds, on the envelope it parsed", async () => {
     const queued: Envelope[] = [];
     const ingress = createIngress({
-      queue: { enqueue: async (e: Envelope) => (queued.push(e), 'accepted') },
+      queue: {
+        enqueue: async (e: Envelope) => {
+          queued.push(e);
+          return 'accepted';
+        },
+      },
       metrics: { messagesIn: { inc: () => undefined }, duplicatesIn: { inc: () => undefined } },
       logger: createLogger('silent'),
       bots: { rules: () => ({ messagesPerMinute: 100, maxFileBytes: 1_000_000 }) },
