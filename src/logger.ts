@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { type DestinationStream, type Logger, pino } from 'pino';
 import type PinoPretty from 'pino-pretty';
-import { logTraceIds } from './telemetry/tracing.ts';
+import { type Context, logTraceIds } from './telemetry/tracing.ts';
 
 export type { Logger };
 
@@ -61,16 +61,19 @@ export function createLogger(
 
 type Bindings = Record<string, unknown>;
 
-/** A lazy child's parent and bindings, and the child once made: the target of its proxy. */
+/** A lazy child's parent, bindings and trace, and the child once made: the target of its proxy. */
 class LazyChild {
   child: Logger | undefined = undefined;
   constructor(
     readonly parent: Logger,
-    readonly bindings: Bindings | (() => Bindings),
+    readonly bindings: Bindings,
+    readonly trace: Context | undefined,
   ) {}
 
   made(): Logger {
-    this.child ??= this.parent.child(typeof this.bindings === 'function' ? this.bindings() : this.bindings);
+    this.child ??= this.parent.child(
+      this.trace ? { ...this.bindings, ...logTraceIds(this.trace) } : this.bindings,
+    );
     return this.child;
   }
 }
@@ -89,8 +92,9 @@ const LAZY_CHILD: ProxyHandler<LazyChild> = {
 /**
  * `logger.child(bindings)`, made the first time something uses it. A child logger redacts its
  * bindings when it is made, which costs more than the rest of a quiet turn; most turns log nothing.
- * `bindings` may be a function, called then (what it reads is not looked up for quiet turns).
+ * With `trace` (a turn's context, tracing on), its lines carry its `trace_id` and `span_id` too,
+ * read when the child is made.
  */
-export function lazyChild(parent: Logger, bindings: Bindings | (() => Bindings)): Logger {
-  return new Proxy(new LazyChild(parent, bindings), LAZY_CHILD) as unknown as Logger;
+export function lazyChild(parent: Logger, bindings: Bindings, trace?: Context): Logger {
+  return new Proxy(new LazyChild(parent, bindings, trace), LAZY_CHILD) as unknown as Logger;
 }

@@ -27,7 +27,6 @@ import {
   inLazySpan,
   type Link,
   linkedContext,
-  logTraceIds,
   spanIn,
   tracingEnabled,
   withContext,
@@ -42,6 +41,9 @@ import { type LlmProvider, TurnDraft, type TurnReads } from './turn.ts';
  * in whichever worker and however much later, continues the trace. Stamped when the turn is
  * computed, in its own context: a held turn is committed later, in the context of another.
  */
+/** A turn's logger binds nothing of its own but its trace ids (see `lazyChild`). */
+const NO_BINDINGS = Object.freeze({});
+
 function stampTrace(write: TurnWrite, trace: Context): void {
   const carried = currentTrace(trace);
   if (!carried) return;
@@ -187,7 +189,7 @@ export class SessionEngine {
   ): Promise<TurnOutcome> {
     const { db, cache } = this.o;
     // With tracing on, the turn's lines carry its trace_id and span_id.
-    const logger = trace ? lazyChild(this.o.logger, () => logTraceIds(trace)) : this.o.logger;
+    const logger = trace ? lazyChild(this.o.logger, NO_BINDINGS, trace) : this.o.logger;
     const turnSpan = spanIn(trace);
     const lane = sessionLane(envelope);
     // Only a person's message may join the turns held before it; anything else follows them.
@@ -541,11 +543,7 @@ export class SessionEngine {
       logger.error({ event: 'turn.unknown_bot', bot: session.bot, sessionId: session.id });
       return;
     }
-    const turnLogger = lazyChild(logger, () => ({
-      sessionId: session.id,
-      bot: bot.name,
-      ...(trace ? logTraceIds(trace) : {}),
-    }));
+    const turnLogger = lazyChild(logger, { sessionId: session.id, bot: bot.name }, trace);
     if (draft.envelope.noReply === true) {
       // Auto-replies, bounces, our own mail: recorded in the history, never answered (no mail loops).
       turnLogger.info({ event: 'turn.no_reply', envelopeId: draft.envelope.id });

@@ -95,7 +95,8 @@ function nowMs(): number {
  */
 function toMs(time: TimeInput | undefined): number {
   if (time === undefined) return nowMs();
-  if (typeof time === 'number') return time <= performance.now() ? timeOrigin + time : time;
+  // Past 1e12 (2001) it is epoch milliseconds either way (the monotonic clock would be 31 years on).
+  if (typeof time === 'number') return time > 1e12 || time > performance.now() ? time : timeOrigin + time;
   if (time instanceof Date) return time.getTime();
   return time[0] * 1e3 + time[1] / 1e6;
 }
@@ -258,6 +259,8 @@ export class HubSpan implements Span, ReadableSpan {
 export class HubTracer implements Tracer {
   /** Whether the sampler follows a valid parent's flag (ParentBasedSampler with its default delegates). */
   private readonly followsParent: boolean;
+  /** The last parent's span context found valid (see `isValidParent`). */
+  private validParent: SpanContext | undefined = undefined;
 
   constructor(
     readonly resource: Resource,
@@ -280,8 +283,7 @@ export class HubTracer implements Tracer {
     if (isTracingSuppressed(ctx)) return trace.wrapSpanContext(INVALID);
     const parentSpan = trace.getSpan(ctx);
     const parent = parentSpan?.spanContext();
-    // A span of this tracer's has valid ids (it made them): only another's is checked.
-    const valid = parent !== undefined && (parentSpan instanceof HubSpan || trace.isSpanContextValid(parent));
+    const valid = parent !== undefined && this.isValidParent(parentSpan!, parent);
     const traceId = valid ? parent.traceId : randomHex(32);
     const spanId = randomHex(16);
     const kind = options.kind ?? SpanKind.INTERNAL;
@@ -322,6 +324,17 @@ export class HubTracer implements Tracer {
     );
     this.processor.onStart(span as never, ctx);
     return span;
+  }
+
+  /**
+   * A span of this tracer's has valid ids (it made them): only another's is checked, and the same
+   * one once (a turn's carried parent is the parent of its queue wait, then of the turn).
+   */
+  private isValidParent(span: Span, context: SpanContext): boolean {
+    if (span instanceof HubSpan || context === this.validParent) return true;
+    if (!trace.isSpanContextValid(context)) return false;
+    this.validParent = context;
+    return true;
   }
 
   startActiveSpan<F extends (span: Span) => unknown>(name: string, ...args: unknown[]): ReturnType<F> {

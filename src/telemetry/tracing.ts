@@ -66,6 +66,8 @@ type OwningTracer = {
 let api: Api | undefined;
 /** The hub's tracer, once tracing is on. */
 let tracer: Tracer | undefined;
+/** The class of the hub's tracer's spans, once tracing is on: their ids are valid by making. */
+let hubSpan: (abstract new (...args: never[]) => Span) | undefined;
 
 /** Whether an SDK was started in this process (`startTracing`). */
 export function tracingEnabled(): boolean {
@@ -78,6 +80,7 @@ export function tracingEnabled(): boolean {
  */
 export async function enableTracing(on = true): Promise<void> {
   api = on ? await import('@opentelemetry/api') : undefined;
+  hubSpan = on ? (await import('./hub-tracer.ts')).HubSpan : undefined;
   // Looked up once: the provider is registered before this is called (every span asked for it).
   tracer = api?.trace.getTracer('switchboard');
 }
@@ -375,7 +378,7 @@ export function spanTrace(span: Span): EnvelopeTrace | undefined {
   const a = api;
   if (!a) return undefined;
   const c = span.spanContext();
-  if (!a.trace.isSpanContextValid(c)) return undefined;
+  if (!(hubSpan && span instanceof hubSpan) && !a.trace.isSpanContextValid(c)) return undefined;
   const flags = c.traceFlags;
   // Sampled (01) or not (00): the only flags W3C defines; any other byte as the propagator writes it.
   const hex = flags === 1 ? '01' : flags === 0 ? '00' : (0x100 | (flags & 0xff)).toString(16).slice(1);
@@ -399,7 +402,14 @@ function hubSpanContext(traceparent: string): SpanContext | null | undefined {
   const traceId = traceparent.slice(3, 35);
   const spanId = traceparent.slice(36, 52);
   if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return null;
-  return { traceId, spanId, traceFlags: Number.parseInt(traceparent.slice(53), 16), isRemote: true };
+  // Two lower-case hex digits (the pattern says so), read without a substring to parse.
+  const flags = hexDigit(traceparent.charCodeAt(53)) * 16 + hexDigit(traceparent.charCodeAt(54));
+  return { traceId, spanId, traceFlags: flags, isRemote: true };
+}
+
+/** The value of a lower-case hex digit's char code. */
+function hexDigit(code: number): number {
+  return code <= 57 ? code - 48 : code - 87;
 }
 
 type Carried = { traceparent?: unknown; tracestate?: unknown };

@@ -70,6 +70,27 @@ describe("the hub's tracer", () => {
     });
   });
 
+  it('a remote parent is its parent while its ids are valid; one with invalid ids is none (the span is a root)', () => {
+    const { tracer, exporter } = tracerWith();
+    const parent = remoteParent(true);
+    for (const name of ['wait', 'turn']) tracer.startSpan(name, {}, parent).end();
+    const zeros = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: '0'.repeat(32),
+      spanId: 'b7ad6b7169203331',
+      traceFlags: 1,
+      isRemote: true,
+    });
+    tracer.startSpan('orphan', {}, zeros).end();
+    const [wait, turn, orphan] = exporter.getFinishedSpans() as [ReadableSpan, ReadableSpan, ReadableSpan];
+    for (const s of [wait, turn]) {
+      expect(s.spanContext().traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+      expect(s.parentSpanContext?.spanId).toBe('b7ad6b7169203331');
+    }
+    expect(orphan.parentSpanContext).toBeUndefined();
+    expect(orphan.spanContext().traceId).not.toBe('0'.repeat(32));
+    expect(trace.isSpanContextValid(orphan.spanContext())).toBe(true);
+  });
+
   it('asks the standard sampler for roots: always_off records none, a ratio of 0 none, parentbased_always_off none at the root', () => {
     for (const env of [
       { OTEL_TRACES_SAMPLER: 'always_off' },

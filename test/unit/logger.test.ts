@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger, lazyChild, logDestination } from '../../src/logger.ts';
+import { enableTracing, linkedContext } from '../../src/telemetry/tracing.ts';
 
 function capture(): { sink: PassThrough; text: () => string } {
   const sink = new PassThrough();
@@ -35,26 +36,41 @@ describe('log format', () => {
 });
 
 describe('lazyChild', () => {
-  it('makes the child (and reads its bindings) only when first used, then writes with them', () => {
+  it('makes the child only when first used, then writes with its bindings and its trace ids', async () => {
     const lines: string[] = [];
     const parent = createLogger('info', {}, { write: (line: string) => void lines.push(line) });
-    let read = 0;
-    const bindings = () => {
-      read++;
-      return { sessionId: 's-1', trace_id: 't-1' };
-    };
-    const quiet = lazyChild(parent, bindings);
-    const used = lazyChild(parent, bindings);
-    expect(read).toBe(0);
-    used.info({ event: 'turn.note' });
-    used.warn({ event: 'turn.other' });
-    expect(read).toBe(1);
-    expect(lines.map((l) => JSON.parse(l))).toMatchObject([
-      { event: 'turn.note', sessionId: 's-1', trace_id: 't-1' },
-      { event: 'turn.other', sessionId: 's-1', trace_id: 't-1' },
-    ]);
-    expect(lazyChild(parent, { bot: 'b' }).level).toBe('info');
-    expect('info' in quiet).toBe(true);
-    expect(read).toBe(2);
+    const made: unknown[] = [];
+    const counting = new Proxy(parent, {
+      get: (target, key) =>
+        key === 'child'
+          ? (bindings: object) => {
+              made.push(bindings);
+              return target.child(bindings);
+            }
+          : Reflect.get(target, key, target),
+    });
+    await enableTracing(true);
+    try {
+      const trace = linkedContext({
+        context: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 },
+      });
+      const quiet = lazyChild(counting, { sessionId: 's-1' }, trace);
+      const used = lazyChild(counting, { sessionId: 's-1' }, trace);
+      expect(made).toEqual([]);
+      used.info({ event: 'turn.note' });
+      used.warn({ event: 'turn.other' });
+      expect(made).toHaveLength(1);
+      const ids = { trace_id: '0af7651916cd43dd8448eb211c80319c', span_id: 'b7ad6b7169203331' };
+      expect(lines.map((l) => JSON.parse(l))).toMatchObject([
+        { event: 'turn.note', sessionId: 's-1', ...ids },
+        { event: 'turn.other', sessionId: 's-1', ...ids },
+      ]);
+      expect(lazyChild(counting, { bot: 'b' }).level).toBe('info');
+      expect(made.at(-1)).toEqual({ bot: 'b' });
+      expect('info' in quiet).toBe(true);
+      expect(made).toHaveLength(3);
+    } finally {
+      await enableTracing(false);
+    }
   });
 });
