@@ -23,6 +23,7 @@ import {
 import { isTracingSuppressed } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import {
+  AlwaysOnSampler,
   ParentBasedSampler,
   type ReadableSpan,
   type Sampler,
@@ -126,9 +127,6 @@ export class HubSpan implements Span, ReadableSpan {
   events: TimedEvent[] = NO_EVENTS;
   links: Link[];
   status: SpanStatus = UNSET;
-  readonly droppedAttributesCount = 0;
-  readonly droppedEventsCount = 0;
-  readonly droppedLinksCount = 0;
   /** Whether `attributes` is this span's own object (the one it was given may be shared). */
   private ownAttributes = false;
 
@@ -146,6 +144,18 @@ export class HubSpan implements Span, ReadableSpan {
     this.links = links ?? NO_LINKS;
     this.startMs = startMs;
     this.ownAttributes = ownAttributes;
+  }
+
+  // Nothing is dropped; read from the class rather than kept on every span (spans wait in the
+  // batch processor's queue until exported: each field of theirs is copied as they age).
+  get droppedAttributesCount(): number {
+    return 0;
+  }
+  get droppedEventsCount(): number {
+    return 0;
+  }
+  get droppedLinksCount(): number {
+    return 0;
   }
 
   get resource(): Resource {
@@ -259,6 +269,12 @@ export class HubSpan implements Span, ReadableSpan {
 export class HubTracer implements Tracer {
   /** Whether the sampler follows a valid parent's flag (ParentBasedSampler with its default delegates). */
   private readonly followsParent: boolean;
+  /**
+   * Whether every root is recorded, as the default sampler (`parentbased_always_on`) and
+   * `always_on` decide: a gateway's accept is a root for each message it takes without a trace.
+   * Read from `ParentBasedSampler`'s own `_root`: an SDK that names it otherwise is asked.
+   */
+  private readonly samplesRoots: boolean;
   /** The last parent's span context found valid (see `isValidParent`). */
   private validParent: SpanContext | undefined = undefined;
 
@@ -270,6 +286,10 @@ export class HubTracer implements Tracer {
     parentBasedDefaults: boolean,
   ) {
     this.followsParent = parentBasedDefaults && sampler instanceof ParentBasedSampler;
+    this.samplesRoots =
+      sampler instanceof AlwaysOnSampler ||
+      (sampler instanceof ParentBasedSampler &&
+        (sampler as unknown as { _root?: unknown })._root instanceof AlwaysOnSampler);
   }
 
   /**
@@ -293,6 +313,8 @@ export class HubTracer implements Tracer {
     let decision: SamplingDecision;
     if (valid && this.followsParent) {
       decision = parent.traceFlags & 1 ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD;
+    } else if (!valid && this.samplesRoots) {
+      decision = SamplingDecision.RECORD_AND_SAMPLED;
     } else {
       const links = options.links ?? [];
       const result = this.sampler.shouldSample(ctx, traceId, name, kind, attributes, links);

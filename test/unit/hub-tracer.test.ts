@@ -1,17 +1,17 @@
 import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { HubTracerProvider, hrTimeOf } from '../../src/telemetry/hub-tracer.ts';
 import { encodeTraceRequest } from '../../src/telemetry/otlp-proto.ts';
 import { samplerFromEnv } from '../../src/telemetry/sdk.ts';
 
 /** A tracer of its own (not registered globally) with an in-memory exporter. */
-function tracerWith(env: NodeJS.ProcessEnv = {}) {
+function tracerWith(env: NodeJS.ProcessEnv = {}, sampler = samplerFromEnv(env)) {
   const exporter = new InMemorySpanExporter();
   const provider = new HubTracerProvider({
     resource: resourceFromAttributes({ 'service.name': 'test' }),
-    sampler: samplerFromEnv(env),
+    sampler,
     parentBasedDefaults: true,
     processor: new SimpleSpanProcessor(exporter),
   });
@@ -116,6 +116,25 @@ describe("the hub's tracer", () => {
     const share = recorded.filter(Boolean).length / recorded.length;
     expect(share).toBeGreaterThan(0.4);
     expect(share).toBeLessThan(0.6);
+  });
+
+  it('records a root without asking the sampler when it records every root (parentbased_always_on, always_on); asks any other', () => {
+    for (const [env, asked] of [
+      [{}, false],
+      [{ OTEL_TRACES_SAMPLER: 'always_on' }, false],
+      [{ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' }, true],
+      [{ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '1' }, true],
+    ] as const) {
+      const sampler = samplerFromEnv(env);
+      const shouldSample = vi.spyOn(sampler, 'shouldSample');
+      const { tracer, exporter } = tracerWith(env, sampler);
+      const root = tracer.startSpan('root', {}, ROOT_CONTEXT);
+      expect(root.isRecording(), JSON.stringify(env)).toBe(true);
+      expect(root.spanContext().traceFlags).toBe(1);
+      expect(shouldSample.mock.calls.length > 0, JSON.stringify(env)).toBe(asked);
+      root.end();
+      expect(exporter.getFinishedSpans()[0]!.spanContext().traceState).toBeUndefined();
+    }
   });
 
   it('attributes, status, events, links and names as the SDK keeps them; nothing changes once ended', () => {
