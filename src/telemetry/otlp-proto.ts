@@ -35,13 +35,20 @@ for (let i = 0; i < 6; i++) {
   HEX[65 + i] = 10 + i;
 }
 
+/** Encoded strings (length prefix and UTF-8) by string: span names, attribute keys (every writer's). */
+const strings = new Map<string, Buffer>();
+/** Encoded `KeyValue`s of string values by key and value; null: the key takes too many values. */
+const pairs = new Map<string, Map<string, Buffer> | null>();
+
 class Writer {
-  buf: Buffer = Buffer.allocUnsafe(MIN_BUFFER);
+  buf: Buffer;
   pos = 0;
-  /** Encoded strings (length prefix and UTF-8) by string: span names, attribute keys. */
-  private readonly strings = new Map<string, Buffer>();
-  /** Encoded `KeyValue`s of string values by key and value; null: the key takes too many values. */
-  private readonly pairs = new Map<string, Map<string, Buffer> | null>();
+  private readonly strings = strings;
+  private readonly pairs = pairs;
+
+  constructor(size = MIN_BUFFER) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
 
   reset(): void {
     this.pos = 0;
@@ -60,7 +67,7 @@ class Writer {
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    let size = Math.max(this.buf.length * 2, 64);
     while (size < this.pos + n) size *= 2;
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
@@ -602,4 +609,138 @@ export function encodeTraceRequest(spans: ReadableSpan[]): Uint8Array {
     for (const [resource, byScope] of grouped) resourceSpans(w, resource, byScope.values());
   }
   return w.take();
+}
+
+/** A (resource, scope)'s spans, encoded as they ended: `spans` field (2) entries of its ScopeSpans. */
+interface Group {
+  resource: Resource;
+  scope: Scope;
+  w: Writer;
+  /** Spans in the batch being filled (0: not in it). */
+  count: number;
+}
+
+/** A batch's spans, encoded and grouped, for `encodeEncodedSpans`. */
+export interface EncodedSpans {
+  /** In the order each (resource, scope) first appeared in the batch: encodeTraceRequest's. */
+  readonly groups: ReadonlyArray<{ resource: Resource; scope: Scope; spans: Uint8Array }>;
+  /** Spans in all. */
+  readonly count: number;
+}
+
+/**
+ * Spans encoded one at a time, as each ends, into the fields of the ScopeSpans it belongs to (the
+ * encoder's caches as `encodeTraceRequest`), until `seal` hands the batch over: a span's objects
+ * need not outlive its end, and a request is a few copies (`encodeEncodedSpans`). One writer per
+ * (resource, scope), kept from batch to batch (its next buffer is sized after its last batch).
+ */
+export class SpanBatchEncoder {
+  private readonly writers = new Map<Resource, Map<Scope, Group>>();
+  private groups: Group[] = [];
+  private last: Group | undefined;
+  /** Spans in the batch being filled. */
+  count = 0;
+
+  private group(resource: Resource, scope: Scope): Group {
+    const last = this.last;
+    if (last && last.scope === scope && last.resource === resource) return last;
+    let byScope = this.writers.get(resource);
+    if (!byScope) {
+      byScope = new Map();
+      this.writers.set(resource, byScope);
+    }
+    let g = byScope.get(scope);
+    if (!g) {
+      g = { resource, scope, w: new Writer(), count: 0 };
+      byScope.set(scope, g);
+    }
+    this.last = g;
+    return g;
+  }
+
+  /** Encodes a finished span into the batch; a span that cannot be encoded throws and leaves none of it. */
+  add(s: ReadableSpan): void {
+    const g = this.group(s.resource, s.instrumentationScope);
+    const w = g.w;
+    const start = w.pos;
+    try {
+      w.tag(2, 2);
+      span(w, s);
+    } catch (error) {
+      w.pos = start;
+      throw error;
+    }
+    if (g.count++ === 0) this.groups.push(g);
+    this.count++;
+  }
+
+  /** The batch so far, handed over; the next starts empty. */
+  seal(): EncodedSpans {
+    const sealed: EncodedSpans = {
+      groups: this.groups.map((g) => {
+        g.count = 0;
+        return { resource: g.resource, scope: g.scope, spans: g.w.take() };
+      }),
+      count: this.count,
+    };
+    this.groups = [];
+    this.count = 0;
+    return sealed;
+  }
+}
+
+/** A length-delimited field's size: its one-byte tag, its length, its bytes. */
+const fieldSize = (length: number) => 1 + varintLength(length) + length;
+
+function stringField(field: number, value: string | undefined): Buffer | undefined {
+  if (!value) return undefined;
+  const w = new Writer(16 + 3 * value.length);
+  w.tag(field, 2);
+  w.string(value);
+  return w.buf.subarray(0, w.pos);
+}
+
+/**
+ * The `ExportTraceServiceRequest` of a sealed batch: the same bytes as `encodeTraceRequest` of its
+ * spans in the order they ended (one ResourceSpans per resource, one ScopeSpans per scope, in
+ * order of first appearance), the spans' bytes copied once. A resource still waiting for its
+ * asynchronous attributes is encoded as it is (the span processor waits for them first).
+ */
+export function encodeEncodedSpans(batch: EncodedSpans): Uint8Array {
+  type Part = { scope: Buffer; spans: Uint8Array; schema: Buffer | undefined; size: number };
+  const byResource = new Map<Resource, Part[]>();
+  for (const g of batch.groups) {
+    const scope = scopeField(g.scope);
+    const schema = stringField(3, g.scope.schemaUrl);
+    const size = scope.length + g.spans.length + (schema?.length ?? 0);
+    const part = { scope, spans: g.spans, schema, size };
+    const parts = byResource.get(g.resource);
+    if (parts) parts.push(part);
+    else byResource.set(g.resource, [part]);
+  }
+  const resources: { field: Buffer; parts: Part[]; schema: Buffer | undefined; size: number }[] = [];
+  let total = 0;
+  for (const [resource, parts] of byResource) {
+    const field = resourceField(resource);
+    const schema = stringField(3, resource.schemaUrl);
+    let size = field.length + (schema?.length ?? 0);
+    for (const p of parts) size += fieldSize(p.size);
+    resources.push({ field, parts, schema, size });
+    total += fieldSize(size);
+  }
+  const w = new Writer(total);
+  for (const r of resources) {
+    w.tag(1, 2);
+    w.varint32(r.size);
+    w.raw(r.field);
+    for (const p of r.parts) {
+      w.tag(2, 2);
+      w.varint32(p.size);
+      w.raw(p.scope);
+      w.raw(p.spans);
+      if (p.schema) w.raw(p.schema);
+    }
+    if (r.schema) w.raw(r.schema);
+  }
+  return w.buf.subarray(0, w.pos);
 }

@@ -7,20 +7,27 @@ import {
   type BufferConfig,
   ParentBasedSampler,
   type Sampler,
-  type SpanExporter,
   type SpanProcessor,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-node';
 import { z } from 'zod';
 
 /**
- * The batch span processor's sizes when `OTEL_BSP_MAX_QUEUE_SIZE` / `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`
- * are not set. The SDK's own (2,048 and 512) drop spans at a few hundred messages a second: a
- * worker makes several spans a message, and they pile up while one export is on its way. A queue
- * of 32,768 spans holds seconds of a busy worker (some tens of MB at most, while a collector is
- * away); batches of 4,096 make a few exports a second instead of dozens.
+ * The batch span processor's settings when `OTEL_BSP_MAX_QUEUE_SIZE`,
+ * `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_SCHEDULE_DELAY` are not set. The SDK's own sizes
+ * (2,048 and 512) drop spans at a few hundred messages a second: a worker makes several spans a
+ * message, and they pile up while one export is on its way. A queue of 32,768 spans holds seconds
+ * of a busy worker (a few MB of encoded spans, while a collector is away); batches of 4,096 make a
+ * few exports a second instead of dozens. A batch goes at the latest a second after its first span
+ * (the SDK's default: 5 s): spans wait as bytes now (EncodingSpanProcessor), so the wait no longer
+ * keeps objects alive, and a second is how late a trace shows, and what a crash loses, at an export
+ * a second at most when it is not full.
  */
-export const DEFAULT_BSP = { maxQueueSize: 32_768, maxExportBatchSize: 4_096 } as const;
+export const DEFAULT_BSP = {
+  maxQueueSize: 32_768,
+  maxExportBatchSize: 4_096,
+  scheduledDelayMillis: 1_000,
+} as const;
 
 const SAMPLERS = [
   'always_on',
@@ -98,7 +105,7 @@ export function batchConfig(env: NodeJS.ProcessEnv): BufferConfig {
       maxQueueSize,
       e.OTEL_BSP_MAX_EXPORT_BATCH_SIZE ?? DEFAULT_BSP.maxExportBatchSize,
     ),
-    ...(e.OTEL_BSP_SCHEDULE_DELAY !== undefined ? { scheduledDelayMillis: e.OTEL_BSP_SCHEDULE_DELAY } : {}),
+    scheduledDelayMillis: e.OTEL_BSP_SCHEDULE_DELAY ?? DEFAULT_BSP.scheduledDelayMillis,
     ...(e.OTEL_BSP_EXPORT_TIMEOUT !== undefined ? { exportTimeoutMillis: e.OTEL_BSP_EXPORT_TIMEOUT } : {}),
   };
 }
@@ -156,24 +163,25 @@ export async function exportContextManager() {
 }
 
 /**
- * The OTLP/HTTP span exporter: the OpenTelemetry exporter's own transport (retries, concurrency,
- * keep-alive), built as `@opentelemetry/exporter-trace-otlp-proto` and `-http` build theirs, with
- * protobuf requests encoded by `encodeTraceRequest` (the same bytes as its serializer, at well
- * under half the CPU a span; README "Tracing"). Headers, time limit and compression are the
- * standard variables of `env` (the `_TRACES_` form first): the library's own reading of them
- * looks at `process.env` only, which is not always the environment the hub was started with.
+ * The OTLP/HTTP transport of the OpenTelemetry exporter (retries, time limit, concurrency,
+ * keep-alive, compression), built as `@opentelemetry/exporter-trace-otlp-proto` and `-http` build
+ * theirs, around `serializer`. Headers, time limit and compression are the standard variables of
+ * `env` (the `_TRACES_` form first): the library's own reading of them looks at `process.env`
+ * only, which is not always the environment the hub was started with.
  */
-async function otlpExporter(url: string, protocol: string, env: NodeJS.ProcessEnv): Promise<SpanExporter> {
+async function otlpHttpExporter<T>(
+  url: string,
+  json: boolean,
+  env: NodeJS.ProcessEnv,
+  serializer: { serializeRequest(request: T): Uint8Array | undefined },
+  countItems: (request: T) => number,
+) {
   const { OTLPExporterBase } = await import('@opentelemetry/otlp-exporter-base');
   const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = await import(
     '@opentelemetry/otlp-exporter-base/node-http'
   );
-  const { JsonTraceSerializer, ProtobufTraceSerializer, TraceExporterMetricsHelper } = await import(
-    '@opentelemetry/otlp-transformer'
-  );
+  const { JsonTraceSerializer, ProtobufTraceSerializer } = await import('@opentelemetry/otlp-transformer');
   const { parseKeyPairsIntoRecord } = await import('@opentelemetry/core');
-  const { encodeTraceRequest } = await import('./otlp-proto.ts');
-  const json = protocol === 'http/json';
   const contentType = json ? 'application/json' : 'application/x-protobuf';
   const e = traceEnv(env);
   const headers = {
@@ -187,20 +195,49 @@ async function otlpExporter(url: string, protocol: string, env: NodeJS.ProcessEn
     timeoutMillis: e.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT ?? e.OTEL_EXPORTER_OTLP_TIMEOUT ?? 10_000,
     compression: e.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION ?? e.OTEL_EXPORTER_OTLP_COMPRESSION ?? 'none',
   };
-  return new OTLPExporterBase(
+  const responses = json ? JsonTraceSerializer : ProtobufTraceSerializer;
+  return new OTLPExporterBase<T>(
     createOtlpHttpExportDelegate(
       config,
-      json
-        ? JsonTraceSerializer
-        : {
-            serializeRequest: encodeTraceRequest,
-            deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
-          },
+      {
+        serializeRequest: (request: T) => serializer.serializeRequest(request),
+        deserializeResponse: (data: Uint8Array) => responses.deserializeResponse(data),
+      },
       'otlp_http_span_exporter',
-      TraceExporterMetricsHelper,
+      { name: 'span', countItems },
       undefined,
     ),
   );
+}
+
+/**
+ * The span processor and exporter of `protocol`. `http/protobuf` (the default): the hub's
+ * `EncodingSpanProcessor`, which encodes each span when it ends (src/telemetry/otlp-proto.ts,
+ * the OTLP exporter's bytes at well under half its CPU a span) and hands the transport the
+ * requests as bytes; `http/json`: the SDK's batch span processor with the exporter's JSON
+ * serializer.
+ */
+async function otlpProcessor(
+  url: string,
+  protocol: string,
+  env: NodeJS.ProcessEnv,
+  config: BufferConfig,
+): Promise<SpanProcessor> {
+  if (protocol === 'http/json') {
+    const { JsonTraceSerializer } = await import('@opentelemetry/otlp-transformer');
+    const exporter = await otlpHttpExporter(url, true, env, JsonTraceSerializer, (spans) => spans.length);
+    return new BatchSpanProcessor(exporter, config);
+  }
+  const { EncodingSpanProcessor } = await import('./encoding-span-processor.ts');
+  type Request = import('./encoding-span-processor.ts').EncodedRequest;
+  const exporter = await otlpHttpExporter<Request>(
+    url,
+    false,
+    env,
+    { serializeRequest: (request) => request.bytes },
+    (request) => request.count,
+  );
+  return new EncodingSpanProcessor(exporter, config);
 }
 
 /**
@@ -251,14 +288,13 @@ export async function startSdk(options: {
   const url =
     env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
     `${(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`;
-  const exporter = await otlpExporter(url, protocol, env);
   const provider = await registerTracer({
     resource: resourceFromAttributes({
       'service.name': env.OTEL_SERVICE_NAME ?? options.serviceName,
       ...options.attributes,
     }),
     sampler: samplerFromEnv(env),
-    processor: new BatchSpanProcessor(exporter, batchConfig(env)),
+    processor: await otlpProcessor(url, protocol, env, batchConfig(env)),
   });
   if (options.onProblem) {
     const { diag, DiagLogLevel } = await import('@opentelemetry/api');

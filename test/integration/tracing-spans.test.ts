@@ -477,6 +477,7 @@ describe.each([
     expect(batchConfig({ OTEL_BSP_MAX_QUEUE_SIZE: '100' })).toEqual({
       maxQueueSize: 100,
       maxExportBatchSize: 100,
+      scheduledDelayMillis: DEFAULT_BSP.scheduledDelayMillis,
     });
     expect(() => batchConfig({ OTEL_BSP_MAX_QUEUE_SIZE: 'lots' })).toThrow(
       'OTEL_BSP_MAX_QUEUE_SIZE: a positive number, not lots',
