@@ -6,7 +6,7 @@ import {
   suppressTracing,
 } from '@opentelemetry/core';
 import type { BufferConfig, ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { type EncodedSpans, encodeEncodedSpans, SpanBatchEncoder } from './otlp-proto.ts';
+import { type EncodedSpans, SpanBatchEncoder } from './otlp-proto.ts';
 
 /** A batch of spans as its OTLP/protobuf request, for an exporter that sends bytes as they are. */
 export interface EncodedRequest {
@@ -163,7 +163,7 @@ export class EncodingSpanProcessor implements SpanProcessor {
       .filter((g) => g.resource.asyncAttributesPending && g.resource.waitForAsyncAttributes)
       .map((g) => g.resource.waitForAsyncAttributes!());
     if (pending.length > 0) await Promise.all(pending);
-    const request = { bytes: encodeEncodedSpans(batch), count: batch.count };
+    const request = { bytes: this.encoder.request(batch), count: batch.count };
     await new Promise<void>((resolve, reject) => {
       // Given up after its time (the next batch may go); the transport has its own time limit.
       const timer = setTimeout(() => reject(new Error('Timeout')), this.exportTimeoutMillis);

@@ -620,24 +620,32 @@ interface Group {
   count: number;
 }
 
-/** A batch's spans, encoded and grouped, for `encodeEncodedSpans`. */
+/** A batch's spans, encoded and grouped, for `SpanBatchEncoder.request`. */
 export interface EncodedSpans {
   /** In the order each (resource, scope) first appeared in the batch: encodeTraceRequest's. */
   readonly groups: ReadonlyArray<{ resource: Resource; scope: Scope; spans: Uint8Array }>;
   /** Spans in all. */
   readonly count: number;
+  /** The buffers the batch is in, until its request is made. */
+  readonly buffers: Buffer[];
 }
+
+/** Spare buffers kept for the next batches, at most. */
+const MAX_SPARE = 4;
 
 /**
  * Spans encoded one at a time, as each ends, into the fields of the ScopeSpans it belongs to (the
  * encoder's caches as `encodeTraceRequest`), until `seal` hands the batch over: a span's objects
- * need not outlive its end, and a request is a few copies (`encodeEncodedSpans`). One writer per
- * (resource, scope), kept from batch to batch (its next buffer is sized after its last batch).
+ * need not outlive its end, and a request is a few copies (`request`). One writer per (resource,
+ * scope), kept from batch to batch. A batch's buffers (MBs at the default batch size) go back to
+ * a few spares once copied into its request: allocated anew for every batch, they were external
+ * memory that V8 counts toward its major collections.
  */
 export class SpanBatchEncoder {
   private readonly writers = new Map<Resource, Map<Scope, Group>>();
   private groups: Group[] = [];
   private last: Group | undefined;
+  private readonly spare: Buffer[] = [];
   /** Spans in the batch being filled. */
   count = 0;
 
@@ -674,18 +682,55 @@ export class SpanBatchEncoder {
     this.count++;
   }
 
-  /** The batch so far, handed over; the next starts empty. */
+  /** The batch so far, handed over; the next starts empty, in a spare buffer of about its size. */
   seal(): EncodedSpans {
-    const sealed: EncodedSpans = {
-      groups: this.groups.map((g) => {
-        g.count = 0;
-        return { resource: g.resource, scope: g.scope, spans: g.w.take() };
-      }),
-      count: this.count,
-    };
+    const buffers: Buffer[] = [];
+    const groups = this.groups.map((g) => {
+      const { buf, pos } = g.w;
+      buffers.push(buf);
+      g.w.buf = this.buffer(Math.max(MIN_BUFFER, Math.ceil(pos * 1.25)));
+      g.w.pos = 0;
+      g.count = 0;
+      return { resource: g.resource, scope: g.scope, spans: buf.subarray(0, pos) };
+    });
+    const sealed: EncodedSpans = { groups, count: this.count, buffers };
     this.groups = [];
     this.count = 0;
     return sealed;
+  }
+
+  /**
+   * The `ExportTraceServiceRequest` of a sealed batch: the same bytes as `encodeTraceRequest` of
+   * its spans in the order they ended (one ResourceSpans per resource, one ScopeSpans per scope,
+   * in order of first appearance), the spans' bytes copied once. A resource still waiting for its
+   * asynchronous attributes is encoded as it is (the span processor waits for them first).
+   */
+  request(batch: EncodedSpans): Uint8Array {
+    const fields = layout(batch);
+    // A buffer of its own: the transport may still be writing it when it reports the export done.
+    const request = writeRequest(fields, Buffer.allocUnsafeSlow(fields.total));
+    this.release(batch);
+    return request;
+  }
+
+  /** A batch's buffers, copied into its request, kept for the next batches. */
+  private release(batch: EncodedSpans): void {
+    for (const buf of batch.buffers.splice(0)) {
+      if (this.spare.length < MAX_SPARE) this.spare.push(buf);
+      else {
+        // Keep the largest: the next batches are about as large as the last.
+        let smallest = 0;
+        for (let i = 1; i < this.spare.length; i++)
+          if (this.spare[i]!.length < this.spare[smallest]!.length) smallest = i;
+        if (this.spare[smallest]!.length < buf.length) this.spare[smallest] = buf;
+      }
+    }
+  }
+
+  private buffer(size: number): Buffer {
+    for (let i = 0; i < this.spare.length; i++)
+      if (this.spare[i]!.length >= size) return this.spare.splice(i, 1)[0]!;
+    return Buffer.allocUnsafeSlow(size);
   }
 }
 
@@ -700,14 +745,11 @@ function stringField(field: number, value: string | undefined): Buffer | undefin
   return w.buf.subarray(0, w.pos);
 }
 
-/**
- * The `ExportTraceServiceRequest` of a sealed batch: the same bytes as `encodeTraceRequest` of its
- * spans in the order they ended (one ResourceSpans per resource, one ScopeSpans per scope, in
- * order of first appearance), the spans' bytes copied once. A resource still waiting for its
- * asynchronous attributes is encoded as it is (the span processor waits for them first).
- */
-export function encodeEncodedSpans(batch: EncodedSpans): Uint8Array {
-  type Part = { scope: Buffer; spans: Uint8Array; schema: Buffer | undefined; size: number };
+type Part = { scope: Buffer; spans: Uint8Array; schema: Buffer | undefined; size: number };
+type ResourcePart = { field: Buffer; parts: Part[]; schema: Buffer | undefined; size: number };
+
+/** A request's fields by resource, with their sizes. */
+function layout(batch: EncodedSpans): { resources: ResourcePart[]; total: number } {
   const byResource = new Map<Resource, Part[]>();
   for (const g of batch.groups) {
     const scope = scopeField(g.scope);
@@ -718,7 +760,7 @@ export function encodeEncodedSpans(batch: EncodedSpans): Uint8Array {
     if (parts) parts.push(part);
     else byResource.set(g.resource, [part]);
   }
-  const resources: { field: Buffer; parts: Part[]; schema: Buffer | undefined; size: number }[] = [];
+  const resources: ResourcePart[] = [];
   let total = 0;
   for (const [resource, parts] of byResource) {
     const field = resourceField(resource);
@@ -728,7 +770,12 @@ export function encodeEncodedSpans(batch: EncodedSpans): Uint8Array {
     resources.push({ field, parts, schema, size });
     total += fieldSize(size);
   }
-  const w = new Writer(total);
+  return { resources, total };
+}
+
+function writeRequest({ resources, total }: ReturnType<typeof layout>, buffer: Buffer): Uint8Array {
+  const w = new Writer(0);
+  w.buf = buffer;
   for (const r of resources) {
     w.tag(1, 2);
     w.varint32(r.size);
@@ -742,5 +789,6 @@ export function encodeEncodedSpans(batch: EncodedSpans): Uint8Array {
     }
     if (r.schema) w.raw(r.schema);
   }
+  if (w.pos !== total) throw new Error(`OTLP request: ${w.pos} bytes written, ${total} expected`);
   return w.buf.subarray(0, w.pos);
 }
