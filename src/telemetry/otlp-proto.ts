@@ -144,8 +144,11 @@ class Writer {
 
   /** An `HrTime` as fixed64 nanoseconds, without BigInt and without losing precision past 2^53. */
   time(hr: HrTime): void {
-    const seconds = hr[0];
-    const nanos = hr[1];
+    this.nanos(hr[0], hr[1]);
+  }
+
+  /** Seconds and nanoseconds as fixed64 nanoseconds. */
+  private nanos(seconds: number, nanos: number): void {
     // seconds × 1e9 + nanos = upper × 1e9 × 2^16 + lower, each product below 2^53.
     const lower = (seconds % 0x10000) * 1e9 + nanos;
     const upper = Math.floor(seconds / 0x10000) * 1e9;
@@ -164,7 +167,7 @@ class Writer {
       seconds += 1;
       nanos -= 1e9;
     }
-    this.time([seconds, nanos]);
+    this.nanos(seconds, nanos);
   }
 
   double(value: number): void {
@@ -390,8 +393,9 @@ function keyValue(w: Writer, key: string, value: unknown): void {
 
 function attributes(w: Writer, attrs: Record<string, unknown> | undefined, field: number): void {
   if (!attrs) return;
-  for (const key in attrs) {
-    if (!Object.hasOwn(attrs, key)) continue;
+  const keys = Object.keys(attrs);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
     const value = attrs[key];
     // The SDK drops such values when they are set; the hub's tracer keeps what it is given.
     if (value == null) continue;
