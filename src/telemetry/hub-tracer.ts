@@ -41,8 +41,9 @@ import {
  * (copied only when changed), times are epoch milliseconds (a double: sub-microsecond for dates of
  * this century) turned into `HrTime` only when asked, ids are sliced from a pool of random bytes
  * (`crypto`), and a parent-based sampler (the default) follows a valid parent's `sampled` flag
- * without a call — what `ParentBasedSampler` decides with its default delegates. Everything else
- * (a root's sampling, any other sampler) is the SDK's `Sampler`, asked as its tracer asks it.
+ * without a call — what `ParentBasedSampler` decides with its default delegates —, as it records
+ * a root where the sampler records every root. Everything else (a root's sampling by another
+ * sampler, any other sampler) is the SDK's `Sampler`, asked as its tracer asks it.
  */
 
 /** Random bytes taken for ids at once (a span takes 8, a root 24). */
