@@ -147,8 +147,8 @@ export class HubSpan implements Span, ReadableSpan {
     this.ownAttributes = ownAttributes;
   }
 
-  // Nothing is dropped; read from the class rather than kept on every span (spans wait in the
-  // batch processor's queue until exported: each field of theirs is copied as they age).
+  // Nothing is dropped; read from the class rather than kept on every span (a span lives until
+  // it ends, and with `http/json` until its batch is exported: every field is carried that long).
   get droppedAttributesCount(): number {
     return 0;
   }
