@@ -61,6 +61,9 @@ export function createLogger(
 
 type Bindings = Record<string, unknown>;
 
+/** For a child that binds nothing of its own but a trace's ids (see `lazyChild`). */
+export const NO_BINDINGS: Bindings = Object.freeze({});
+
 /** A lazy child's parent, bindings and trace, and the child once made: the target of its proxy. */
 class LazyChild {
   child: Logger | undefined = undefined;
@@ -78,9 +81,20 @@ class LazyChild {
   }
 }
 
+const LEVELS: ReadonlySet<string> = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+
 /** One handler for every lazy child (its state is the target): a turn makes a proxy and no closure. */
 const LAZY_CHILD: ProxyHandler<LazyChild> = {
   get(lazy, key) {
+    // A line below the level is never written: its method is the parent's no-op, and no child is
+    // made for it (a child has its parent's level).
+    if (
+      lazy.child === undefined &&
+      typeof key === 'string' &&
+      LEVELS.has(key) &&
+      !lazy.parent.isLevelEnabled(key)
+    )
+      return Reflect.get(lazy.parent, key, lazy.parent);
     const logger = lazy.made();
     const value = Reflect.get(logger, key, logger);
     return typeof value === 'function' ? value.bind(logger) : value;
@@ -90,8 +104,9 @@ const LAZY_CHILD: ProxyHandler<LazyChild> = {
 };
 
 /**
- * `logger.child(bindings)`, made the first time something uses it. A child logger redacts its
- * bindings when it is made, which costs more than the rest of a quiet turn; most turns log nothing.
+ * `logger.child(bindings)`, made the first time something uses it (a line below the level does not
+ * count). A child logger redacts its bindings when it is made, which costs more than the rest of a
+ * quiet turn; most turns log nothing.
  * With `trace` (a turn's context, tracing on), its lines carry its `trace_id` and `span_id` too,
  * read when the child is made.
  */

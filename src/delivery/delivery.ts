@@ -8,7 +8,15 @@ import type { Db } from '../store/db.ts';
 import { type DeliveryOutcome, queuedReplies, recordDeliveries } from '../store/messages.ts';
 import type { DeliveryStatus, MessageRecord, SessionRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
-import { failSpan, inSpan, type Span, SpanKind, traceContext, tracingEnabled } from '../telemetry/tracing.ts';
+import {
+  failSpan,
+  inSpan,
+  type Span,
+  SpanKind,
+  spanLogIds,
+  traceContext,
+  tracingEnabled,
+} from '../telemetry/tracing.ts';
 import { type ChannelSender, SendError, type SendOutcome } from './sender.ts';
 
 export interface DeliveryOptions {
@@ -97,6 +105,8 @@ export class Delivery {
     while (remaining.length > 0 && !this.stopping) {
       let sent: SendOutcome[] = [];
       let failure: unknown;
+      // The send's span ids (tracing on), for the lines that tell of its failure.
+      let traceIds: { trace_id?: string; span_id?: string } = {};
       // Paced channels get one reply at a time, each after the limiter lets it through.
       const piece = limit ? remaining.slice(0, 1) : remaining;
       if (limit) await this.pace(limit, session);
@@ -107,6 +117,7 @@ export class Delivery {
           failure = err;
           sent = err instanceof SendError ? err.sent : [];
           failSpan(span, err);
+          traceIds = spanLogIds(span);
         }
       };
       // The platform send continues the trace of the turn that wrote the replies (with tracing
@@ -157,6 +168,7 @@ export class Delivery {
           attempts: attempt,
           retryable,
           err: message,
+          ...traceIds,
         });
         return;
       }
@@ -171,6 +183,7 @@ export class Delivery {
         attempt,
         retryInMs: delay,
         err: message,
+        ...traceIds,
       });
       await this.sleep(delay);
     }

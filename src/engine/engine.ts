@@ -10,7 +10,7 @@ import type { EngineHandoff } from '../handoff/engine-side.ts';
 import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
 import { DEFAULT_RATING_THANKS, parseRating } from '../lifecycle/rating.ts';
 import { IDLE_END_REASON } from '../lifecycle/rules.ts';
-import { type Logger, lazyChild } from '../logger.ts';
+import { type Logger, lazyChild, NO_BINDINGS } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { handleOptOutWord, optOutWord } from '../outbound/opt-out.ts';
 import { SessionResolver } from '../session-resolver.ts';
@@ -41,9 +41,6 @@ import { type LlmProvider, TurnDraft, type TurnReads } from './turn.ts';
  * in whichever worker and however much later, continues the trace. Stamped when the turn is
  * computed, in its own context: a held turn is committed later, in the context of another.
  */
-/** A turn's logger binds nothing of its own but its trace ids (see `lazyChild`). */
-const NO_BINDINGS = Object.freeze({});
-
 function stampTrace(write: TurnWrite, trace: Context): void {
   const carried = currentTrace(trace);
   if (!carried) return;
@@ -342,7 +339,7 @@ export class SessionEngine {
         await cache.delete(snapshot.session.id).catch(() => undefined);
         continue;
       }
-      await this.afterCommit(envelope, draft.committedSnapshot(write), write, shareLater);
+      await this.afterCommit(envelope, draft.committedSnapshot(write), write, shareLater, false, trace);
       if (this.o.handoff && (write.handoff || snapshot.state.handoff || envelope.outbound?.agentId))
         await this.o.handoff
           .afterCommit(envelope, snapshot.session, write, snapshot.state.handoff ?? null)
@@ -361,9 +358,10 @@ export class SessionEngine {
     write: TurnWrite,
     shareLater: boolean,
     cached = false,
+    trace?: Context,
   ) {
     const replies = outgoingRows(write);
-    const { cache, logger, metrics, delivery } = this.o;
+    const { cache, metrics, delivery } = this.o;
     const { session } = next;
     if (cached) {
       // Nothing to write.
@@ -372,36 +370,43 @@ export class SessionEngine {
       await cache.deleteSessionId(sessionLane(envelope)).catch(() => undefined);
     } else {
       await cache.set(next, { localOnly: shareLater }).catch((err: Error) => {
-        logger.warn({ event: 'cache.write_failed', sessionId: session.id, err: err.message });
+        this.loggerFor(trace, 'warn').warn({
+          event: 'cache.write_failed',
+          sessionId: session.id,
+          err: err.message,
+        });
         return cache.delete(session.id).catch(() => undefined);
       });
     }
     const createdAt = write.at.toISOString();
     // Not awaited: the turn is committed, and notices keep their order on the connection anyway.
-    void this.publish({
-      type: 'turn.completed',
-      sessionId: session.id,
-      bot: session.bot,
-      channel: session.channel,
-      envelopeId: envelope.id,
-      replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload, createdAt })),
-      ...(session.endedAt
-        ? {
-            ended: true as const,
-            ...(write.end
-              ? { endReason: write.end.reason }
-              : // A rating after the sweep's end: the token still waits for the person's next message.
-                write.ratingAnswer && hasExplicitSessions(session.channel)
-                ? { endReason: IDLE_END_REASON }
-                : {}),
-          }
-        : {}),
-    });
+    void this.publish(
+      {
+        type: 'turn.completed',
+        sessionId: session.id,
+        bot: session.bot,
+        channel: session.channel,
+        envelopeId: envelope.id,
+        replies: replies.map((r) => ({ seq: r.seq, text: r.content, payload: r.payload, createdAt })),
+        ...(session.endedAt
+          ? {
+              ended: true as const,
+              ...(write.end
+                ? { endReason: write.end.reason }
+                : // A rating after the sweep's end: the token still waits for the person's next message.
+                  write.ratingAnswer && hasExplicitSessions(session.channel)
+                  ? { endReason: IDLE_END_REASON }
+                  : {}),
+            }
+          : {}),
+      },
+      trace,
+    );
     if (replies.length > 0) {
       if (delivery.hasSender(session.channel)) this.o.outbox.notify(session.id);
       else metrics.messagesOut.inc({ channel: session.channel }, replies.length);
     }
-    logger.debug({
+    this.loggerFor(trace, 'debug').debug({
       event: 'turn.committed',
       envelopeId: envelope.id,
       sessionId: session.id,
@@ -477,11 +482,24 @@ export class SessionEngine {
       // The earlier turns' sessions went into this process's cache when they were held; the
       // last one's replaces them (and goes to the shared cache).
       for (const [i, t] of turns.entries())
-        await this.afterCommit(t.envelope, t.next, t.write, i < last || shareLater, i < last);
+        await this.afterCommit(
+          t.envelope,
+          t.next,
+          t.write,
+          i < last || shareLater,
+          i < last,
+          // Each held turn's lines carry its own trace (the lane's current turn's is `trace`).
+          t.span ? linkedContext(t.span) : trace,
+        );
       return true;
     }
     const sessionId = turns[0]!.write.sessionId;
-    this.o.logger.debug({ event: 'turn.held_refused', sessionId, turns: turns.length, result });
+    this.loggerFor(trace, 'debug').debug({
+      event: 'turn.held_refused',
+      sessionId,
+      turns: turns.length,
+      result,
+    });
     await this.o.cache.delete(sessionId).catch(() => undefined);
     // Each again in its own turn's context: its replies carry its own trace.
     for (const t of turns.slice(0, replay)) {
@@ -520,7 +538,10 @@ export class SessionEngine {
   private signalTyping(snapshot: SessionSnapshot, envelope: Envelope, trace: Context | undefined): void {
     // Only live channels' clients follow a turn on the bus; the others hear of the finished turn.
     if (isLiveChannel(snapshot.session.channel)) {
-      void this.publish({ type: 'turn.started', sessionId: snapshot.session.id, envelopeId: envelope.id });
+      void this.publish(
+        { type: 'turn.started', sessionId: snapshot.session.id, envelopeId: envelope.id },
+        trace,
+      );
     }
     // A sender's platform requests (a typing indicator) are the turn's children; without a
     // sender nothing is traced, and the context is not made active.
@@ -528,11 +549,26 @@ export class SessionEngine {
     withContext(parent, () => this.o.delivery.typing(snapshot.session));
   }
 
-  private async publish(message: SessionEvent): Promise<void> {
+  /** `trace`: the turn's (tracing on), for the failure's log line. */
+  private async publish(message: SessionEvent, trace?: Context): Promise<void> {
     await this.o.bus.publish(sessionTopic(message.sessionId), message).catch((err: Error) => {
       // The turn is committed; a missed notification only delays clients until they read history.
-      this.o.logger.warn({ event: 'bus.publish_failed', sessionId: message.sessionId, err: err.message });
+      this.loggerFor(trace, 'warn').warn({
+        event: 'bus.publish_failed',
+        sessionId: message.sessionId,
+        err: err.message,
+      });
     });
+  }
+
+  /**
+   * The worker's logger or, given a turn's trace (tracing on), a child whose lines carry its
+   * `trace_id` and `span_id` — made only for a line of a level that is written: most turns write none.
+   */
+  private loggerFor(trace: Context | undefined, level: 'debug' | 'info' | 'warn' | 'error'): Logger {
+    return trace && this.o.logger.isLevelEnabled(level)
+      ? lazyChild(this.o.logger, NO_BINDINGS, trace)
+      : this.o.logger;
   }
 
   private async runBot(draft: TurnDraft, trace: Context | undefined): Promise<void> {

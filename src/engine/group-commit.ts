@@ -1,4 +1,4 @@
-import type { Logger } from '../logger.ts';
+import { type Logger, lazyChild, NO_BINDINGS } from '../logger.ts';
 import type { Db } from '../store/db.ts';
 import {
   commitsAlone,
@@ -208,13 +208,16 @@ export class GroupCommitter {
         links.length > 0 ? links : undefined,
         alone ?? rootContext(),
       ),
-      () => this.commitTogether(batch),
+      (_span, trace) => this.commitTogether(batch, trace),
     );
   }
 
-  private async commitTogether(batch: Pending[]): Promise<void> {
+  /** `trace`: the commit's span's context (tracing on): its log lines carry its ids. */
+  private async commitTogether(batch: Pending[], trace?: Context): Promise<void> {
     const started = Date.now();
-    this.logger.debug({ event: 'commit.batch_start', turns: batch.length, waiting: this.pending.length });
+    // A lazy child is made only for a line that is written: at the usual levels, none here.
+    const logger = trace ? lazyChild(this.logger, NO_BINDINGS, trace) : this.logger;
+    logger.debug({ event: 'commit.batch_start', turns: batch.length, waiting: this.pending.length });
     try {
       const results =
         batch.length === 1 && commitsAlone(batch[0]!.write)
@@ -223,10 +226,10 @@ export class GroupCommitter {
               this.db,
               batch.map((p) => p.write),
             );
-      this.logger.debug({ event: 'commit.batch_done', turns: batch.length, ms: Date.now() - started });
+      logger.debug({ event: 'commit.batch_done', turns: batch.length, ms: Date.now() - started });
       for (const [i, p] of batch.entries()) p.resolve(results[i]!);
     } catch (err) {
-      this.logger.debug({
+      logger.debug({
         event: 'commit.batch_failed',
         turns: batch.length,
         ms: Date.now() - started,
@@ -237,7 +240,7 @@ export class GroupCommitter {
         return;
       }
       // A concurrent writer recorded one of these envelopes: sort them out one by one.
-      this.logger.debug({ event: 'commit.batch_split', turns: batch.length });
+      logger.debug({ event: 'commit.batch_split', turns: batch.length });
       for (const p of batch) {
         try {
           p.resolve(await commitTurn(this.db, p.write));

@@ -473,7 +473,11 @@ export function linkTo(ctx: Context | undefined): Link[] {
 export function logTraceIds(ctx?: Context): { trace_id?: string; span_id?: string } {
   const a = api;
   if (!a) return {};
-  const span = ctx ? a.trace.getSpan(ctx) : a.trace.getActiveSpan();
+  return spanLogIds(ctx ? a.trace.getSpan(ctx) : a.trace.getActiveSpan());
+}
+
+/** A span's ids for log lines (`trace_id`, `span_id`); empty without one. */
+export function spanLogIds(span: Span | undefined): { trace_id?: string; span_id?: string } {
   if (!span) return {};
   const { traceId, spanId } = span.spanContext();
   return { trace_id: traceId, span_id: spanId };

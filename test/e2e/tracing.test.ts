@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signatureHeader } from '../../adapters/whatsapp/webhook/verify.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { Cluster } from '../helpers/cluster.ts';
-import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
+import { type GraphApi, graphError, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient } from '../helpers/hub.ts';
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
 import { until } from '../helpers/until.ts';
@@ -164,6 +164,16 @@ describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () =
     const workerLines = cluster.workers[0]!.logLines();
     const created = workerLines.find((l) => l.event === 'session.created' && l.trace_id === traceId);
     expect(created).toBeDefined();
+    // Lines below the turn too (LOG_LEVEL=debug here): the turn's after its commit, and the group
+    // commit's, which carry the commit's own span.
+    expect(workerLines.find((l) => l.event === 'turn.committed' && l.trace_id === traceId)).toMatchObject({
+      span_id: turn.spanId,
+    });
+    expect(workerLines.find((l) => l.event === 'commit.batch_start' && l.trace_id === traceId)).toMatchObject(
+      {
+        span_id: commit.spanId,
+      },
+    );
     expect(cluster.crashes()).toEqual([]);
   });
   it('turns held and committed in one write: each message its own trace, accept → turn → send, the commit linked to every turn', async () => {
@@ -285,5 +295,35 @@ describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () =
     expect(whatsappReplies.length).toBeGreaterThanOrEqual(1);
     for (const t of whatsappReplies)
       expect(t).toMatchObject({ traceparent: expect.stringContaining(traceId) });
+  });
+
+  it("a platform send that fails is retried, and the retry's log line carries the failed send's span", async () => {
+    const from = '5511944443333';
+    graph.script(
+      (req) => req.body.to === from && req.body.status === undefined,
+      graphError(500, 2, 'Service temporarily unavailable'),
+    );
+    const traceId = randomBytes(16).toString('hex');
+    const raw = JSON.stringify(
+      doc.variant(doc.textMessage, { from, suffix: 'retry', timestamp: new Date() }),
+    );
+    expect((await post(raw, `00-${traceId}-${randomBytes(8).toString('hex')}-01`)).status).toBe(200);
+    // Whichever process's outbox took the session sends it.
+    const lines = () => [...cluster.gateways, ...cluster.workers].flatMap((p) => p.logLines());
+    const retry = await until(
+      () => lines().find((l) => l.event === 'delivery.retry' && l.trace_id === traceId),
+      (line) => line !== undefined,
+      30_000,
+    );
+    const sends = await until(
+      () => otlp.trace(traceId),
+      (list) => list.filter((s) => s.name === 'switchboard.send whatsapp').length >= 2,
+      30_000,
+    );
+    const first = sends.find(
+      (s) => s.name === 'switchboard.send whatsapp' && s.attributes['switchboard.send.attempt'] === 1,
+    );
+    expect(retry).toMatchObject({ channel: 'whatsapp', attempt: 1, span_id: first!.spanId });
+    expect(cluster.crashes()).toEqual([]);
   });
 });

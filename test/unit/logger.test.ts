@@ -73,4 +73,30 @@ describe('lazyChild', () => {
       await enableTracing(false);
     }
   });
+
+  it('makes no child for a line below the level: nothing is written, and the next line that is still gets one', () => {
+    const lines: string[] = [];
+    const parent = createLogger('info', {}, { write: (line: string) => void lines.push(line) });
+    let made = 0;
+    const counting = new Proxy(parent, {
+      get: (target, key) =>
+        key === 'child'
+          ? (bindings: object) => {
+              made++;
+              return target.child(bindings);
+            }
+          : Reflect.get(target, key, target),
+    });
+    const child = lazyChild(counting, { sessionId: 's-2' });
+    child.debug({ event: 'commit.batch_start' });
+    child.trace({ event: 'deeper' });
+    expect(made).toBe(0);
+    expect(lines).toEqual([]);
+    child.warn({ event: 'cache.write_failed' });
+    child.debug({ event: 'still.below' });
+    expect(made).toBe(1);
+    expect(lines.map((l) => JSON.parse(l))).toMatchObject([
+      { event: 'cache.write_failed', sessionId: 's-2' },
+    ]);
+  });
 });
