@@ -1,4 +1,11 @@
-import { type Context, context, diag } from '@opentelemetry/api';
+import {
+  type Attributes,
+  type Context,
+  context,
+  diag,
+  type SpanContext,
+  type SpanKind,
+} from '@opentelemetry/api';
 import {
   type ExportResult,
   ExportResultCode,
@@ -6,7 +13,10 @@ import {
   suppressTracing,
 } from '@opentelemetry/core';
 import type { BufferConfig, ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { InstrumentationScope } from './hub-tracer.ts';
 import { type EncodedSpans, SpanBatchEncoder } from './otlp-proto.ts';
+
+type Resource = ReadableSpan['resource'];
 
 /** A batch of spans as its OTLP/protobuf request, for an exporter that sends bytes as they are. */
 export interface EncodedRequest {
@@ -81,19 +91,56 @@ export class EncodingSpanProcessor implements SpanProcessor {
   onStart(_span: Span, _parentContext: Context): void {}
 
   onEnd(span: ReadableSpan): void {
-    if (this.stopped || (span.spanContext().traceFlags & 1) === 0) return;
-    if (this.queued >= this.maxQueueSize) {
-      this.unreported++;
-      this.dropped++;
-      return;
-    }
-    if (this.unreported > 0) this.reportDrops();
+    if (!this.admits(span.spanContext().traceFlags)) return;
     try {
       this.encoder.add(span);
     } catch (error) {
       globalErrorHandler(error as Error);
       return;
     }
+    this.added();
+  }
+
+  /**
+   * A finished, sampled span given by its fields (`HubTracer.recordEnded`: a queue wait, where no
+   * code ran inside the span), taken as `onEnd` takes a span of them: no span object is made.
+   * Its context is `parent`'s trace (and trace state) and `spanId`.
+   */
+  recordEnded(
+    resource: Resource,
+    scope: InstrumentationScope,
+    parent: SpanContext,
+    spanId: string,
+    name: string,
+    kind: SpanKind,
+    startMs: number,
+    endMs: number,
+    attributes: Attributes,
+  ): void {
+    if (!this.admits(1)) return;
+    try {
+      this.encoder.addEnded(resource, scope, parent, spanId, name, kind, startMs, endMs, attributes);
+    } catch (error) {
+      globalErrorHandler(error as Error);
+      return;
+    }
+    this.added();
+  }
+
+  /** Whether a span of these flags is to be encoded (sampled, and room in the queue); counts drops. */
+  private admits(traceFlags: number): boolean {
+    if (this.stopped || (traceFlags & 1) === 0) return false;
+    if (this.queued >= this.maxQueueSize) {
+      this.unreported++;
+      this.dropped++;
+      return false;
+    }
+    if (this.unreported > 0) this.reportDrops();
+    return true;
+  }
+
+  /** A span was encoded into the batch: sent when the batch is full, else within the delay. */
+  private added(): void {
     this.queued++;
     if (this.encoder.count >= this.maxExportBatchSize) {
       this.seal();

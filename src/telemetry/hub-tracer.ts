@@ -267,6 +267,28 @@ export class HubSpan implements Span, ReadableSpan {
   }
 }
 
+/**
+ * A span processor that takes a finished span by its fields (`EncodingSpanProcessor`): see
+ * `HubTracer.recordEnded`.
+ */
+interface EndedRecorder {
+  recordEnded(
+    resource: Resource,
+    scope: InstrumentationScope,
+    parent: SpanContext,
+    spanId: string,
+    name: string,
+    kind: SpanKind,
+    startMs: number,
+    endMs: number,
+    attributes: Attributes,
+  ): void;
+}
+
+function isEndedRecorder(processor: SpanProcessor): processor is SpanProcessor & EndedRecorder {
+  return typeof (processor as Partial<EndedRecorder>).recordEnded === 'function';
+}
+
 export class HubTracer implements Tracer {
   /** Whether the sampler follows a valid parent's flag (ParentBasedSampler with its default delegates). */
   private readonly followsParent: boolean;
@@ -278,6 +300,8 @@ export class HubTracer implements Tracer {
   private readonly samplesRoots: boolean;
   /** The last parent's span context found valid (see `isValidParent`). */
   private validParent: SpanContext | undefined = undefined;
+  /** The processor, when it takes finished spans by their fields (see `recordEnded`). */
+  private readonly recorder: EndedRecorder | undefined;
 
   constructor(
     readonly resource: Resource,
@@ -291,6 +315,46 @@ export class HubTracer implements Tracer {
       sampler instanceof AlwaysOnSampler ||
       (sampler instanceof ParentBasedSampler &&
         (sampler as unknown as { _root?: unknown })._root instanceof AlwaysOnSampler);
+    this.recorder = isEndedRecorder(processor) ? processor : undefined;
+  }
+
+  /**
+   * A span that ends where it starts in the code, with nothing run inside it (a queue wait, from
+   * when its envelope was accepted to now): `startSpan(name, options, context, true).end()`, and
+   * exported the same. When its parent decides its sampling (a valid parent under the default
+   * sampler) and it has no links, a processor that takes spans by their fields is handed them:
+   * no span, span context or time arrays are made for a span that no code holds.
+   */
+  recordEnded(name: string, options: SpanOptions, context: Context): void {
+    const recorder = this.recorder;
+    if (!recorder || !this.followsParent || options.root || options.links?.length) {
+      this.startSpan(name, options, context, true).end();
+      return;
+    }
+    if (isTracingSuppressed(context)) return;
+    const parentSpan = trace.getSpan(context);
+    const parent = parentSpan?.spanContext();
+    if (parent === undefined || !this.isValidParent(parentSpan!, parent)) {
+      // A root: its sampler decides.
+      this.startSpan(name, options, context, true).end();
+      return;
+    }
+    // Not sampled: a span that records nothing (as startSpan makes it).
+    if ((parent.traceFlags & 1) === 0) return;
+    const spanId = randomHex(16);
+    const startMs = toMs(options.startTime);
+    const end = nowMs();
+    recorder.recordEnded(
+      this.resource,
+      this.scope,
+      parent,
+      spanId,
+      name,
+      options.kind ?? SpanKind.INTERNAL,
+      startMs,
+      end < startMs ? startMs : end,
+      options.attributes ?? {},
+    );
   }
 
   /**

@@ -60,6 +60,8 @@ interface Api {
 /** A tracer that may take a span's attributes object as its own (src/telemetry/hub-tracer.ts). */
 type OwningTracer = {
   startSpan(name: string, options: ApiSpanOptions, context: Context, ownAttributes: boolean): Span;
+  /** A span started and ended at once (`recordSpan`), which the tracer may record without one. */
+  recordEnded?(name: string, options: ApiSpanOptions, context: Context): void;
 };
 
 /** The API, once tracing is on. */
@@ -313,9 +315,18 @@ export function failSpan(span: Span | undefined, err: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
 }
 
-/** A finished span from `startTime` to now (a wait that no code ran through: the queue). */
+/**
+ * A finished span from `startTime` to now (a wait that no code ran through: the queue). The hub's
+ * tracer records it without making a span (`HubTracer.recordEnded`); another, as any span.
+ */
 export function recordSpan(name: string, options: SpanOptions): void {
-  if (api) start(api, name, options, parentOf(api, options)).end();
+  const a = api;
+  if (!a) return;
+  const parent = parentOf(a, options);
+  tracer ??= a.trace.getTracer('switchboard');
+  const t = tracer as OwningTracer;
+  if (t.recordEnded) t.recordEnded(name, options as ApiSpanOptions, parent);
+  else start(a, name, options, parent).end();
 }
 
 /** The active span, if tracing is on and there is one. */

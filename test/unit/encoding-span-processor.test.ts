@@ -1,11 +1,14 @@
 import {
   type Context,
   context,
+  createTraceState,
   type DiagLogger,
   DiagLogLevel,
   diag,
   ROOT_CONTEXT,
   SamplingDecision,
+  type SpanContext,
+  TraceFlags,
   trace,
 } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -24,7 +27,7 @@ import {
   type EncodedRequestExporter,
   EncodingSpanProcessor,
 } from '../../src/telemetry/encoding-span-processor.ts';
-import { HubTracerProvider } from '../../src/telemetry/hub-tracer.ts';
+import { HubSpan, type HubTracer, HubTracerProvider } from '../../src/telemetry/hub-tracer.ts';
 import { encodeTraceRequest } from '../../src/telemetry/otlp-proto.ts';
 import { samplerFromEnv } from '../../src/telemetry/sdk.ts';
 
@@ -391,5 +394,139 @@ describe('EncodingSpanProcessor (spans encoded as they end, exported in batches)
     provider.getTracer('switchboard').startSpan('sent').end();
     await processor.forceFlush();
     expect(requests).toHaveLength(2);
+  });
+});
+
+describe('HubTracer.recordEnded (a finished span without a span object: the queue wait)', () => {
+  const WAIT = Object.freeze({ 'messaging.operation.type': 'receive' });
+
+  /** The provider with the processor itself (not a tee: the tracer finds its `recordEnded`). */
+  function direct() {
+    const { exporter, requests } = recorder();
+    const processor = new EncodingSpanProcessor(exporter, { scheduledDelayMillis: 60_000 });
+    const provider = new HubTracerProvider({
+      resource: resourceFromAttributes({ 'service.name': 'test', 'switchboard.role': 'worker' }),
+      sampler: samplerFromEnv({}),
+      parentBasedDefaults: true,
+      processor,
+    });
+    const tracer = provider.getTracer('switchboard') as HubTracer;
+    const recorded = vi.spyOn(processor, 'recordEnded');
+    const ended = vi.spyOn(processor, 'onEnd');
+    return { processor, tracer, requests, recorded, ended };
+  }
+
+  /** The span `recordEnded` handed the processor, as a span object of the same fields would be. */
+  function asSpan(tracer: HubTracer, call: unknown[]): HubSpan {
+    const [, , parent, spanId, name, kind, startMs, endMs, attributes] = call as [
+      unknown,
+      unknown,
+      SpanContext,
+      string,
+      string,
+      number,
+      number,
+      number,
+      Record<string, string>,
+    ];
+    const context: SpanContext = {
+      traceId: parent.traceId,
+      spanId,
+      traceFlags: TraceFlags.SAMPLED,
+      traceState: parent.traceState,
+    };
+    const span = new HubSpan(tracer, name, context, kind, attributes, undefined, startMs, parent, true);
+    // Ended by hand: `end()` would hand it to the processor.
+    span.endMs = endMs;
+    return span;
+  }
+
+  it('exports the bytes of the span started and ended with the same fields (a remote parent with a trace state; a local one)', async () => {
+    const { processor, tracer, requests, recorded, ended } = direct();
+    const remote = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: 1,
+      traceState: createTraceState('vendor=abc,other=1'),
+      isRemote: true,
+    });
+    const acceptedAt = Date.now() - 12.25;
+    tracer.recordEnded(
+      'switchboard.queue.wait',
+      { kind: 4, attributes: WAIT, startTime: acceptedAt },
+      remote,
+    );
+    const local = tracer.startSpan('switchboard.turn', { kind: 4 }, remote);
+    tracer.recordEnded(
+      'switchboard.step',
+      { attributes: { n: 1, ok: true } },
+      trace.setSpan(ROOT_CONTEXT, local),
+    );
+    local.end();
+    expect(recorded).toHaveBeenCalledTimes(2);
+    // No span object reached the processor but the turn.
+    expect(ended).toHaveBeenCalledTimes(1);
+    const wait = asSpan(tracer, recorded.mock.calls[0]!);
+    const step = asSpan(tracer, recorded.mock.calls[1]!);
+    expect(wait.startMs).toBe(acceptedAt);
+    expect(wait.endMs).toBeGreaterThanOrEqual(acceptedAt);
+    expect(wait.spanContext().spanId).toMatch(/^[0-9a-f]{16}$/);
+    expect(step.parentSpanContext).toBe(local.spanContext());
+    await processor.forceFlush();
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.count).toBe(3);
+    const spans = [wait, step, local as unknown as ReadableSpan];
+    expect(bytes(requests[0]).equals(Buffer.from(encodeTraceRequest(spans)))).toBe(true);
+    expect(bytes(requests[0]).equals(reference(spans))).toBe(true);
+  });
+
+  it('records nothing under an unsampled parent, and starts a span of its own for a root or a span with links', async () => {
+    const { processor, tracer, requests, recorded, ended } = direct();
+    const unsampled = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: 0,
+      isRemote: true,
+    });
+    tracer.recordEnded('switchboard.queue.wait', { kind: 4, attributes: WAIT }, unsampled);
+    expect(recorded).not.toHaveBeenCalled();
+    expect(ended).not.toHaveBeenCalled();
+    // A root: its sampler decides, on a span of its own.
+    tracer.recordEnded('switchboard.queue.wait', { kind: 4, attributes: WAIT }, ROOT_CONTEXT);
+    const root = ended.mock.calls[0]![0];
+    expect(root.parentSpanContext).toBeUndefined();
+    expect(root.name).toBe('switchboard.queue.wait');
+    const sampled = trace.setSpanContext(ROOT_CONTEXT, {
+      ...trace.getSpanContext(unsampled)!,
+      traceFlags: 1,
+    });
+    tracer.recordEnded('linked', { links: [{ context: root.spanContext() }] }, sampled);
+    expect(ended.mock.calls[1]![0].links).toHaveLength(1);
+    expect(recorded).not.toHaveBeenCalled();
+    await processor.forceFlush();
+    expect(requests[0]!.count).toBe(2);
+  });
+
+  it('with a processor that takes only span objects, ends a span of the same fields', () => {
+    const { provider, spans } = hubProvider(collector().processor);
+    const tracer = provider.getTracer('switchboard') as HubTracer;
+    const parent = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: 1,
+      isRemote: true,
+    });
+    const acceptedAt = Date.now() - 5;
+    tracer.recordEnded(
+      'switchboard.queue.wait',
+      { kind: 4, attributes: WAIT, startTime: acceptedAt },
+      parent,
+    );
+    const [wait] = spans() as HubSpan[];
+    expect(wait!.name).toBe('switchboard.queue.wait');
+    expect(wait!.kind).toBe(4);
+    expect(wait!.attributes).toBe(WAIT);
+    expect(wait!.startMs).toBe(acceptedAt);
+    expect(wait!.parentSpanContext).toEqual(trace.getSpanContext(parent));
   });
 });
