@@ -114,6 +114,22 @@ export function hrTimeOf(ms: number): HrTime {
   return [seconds, nanos];
 }
 
+/**
+ * The span context of a trace an envelope or a request carries, read by the hub
+ * (src/telemetry/tracing.ts `carriedSpanContext`), which proved its ids valid as it read them
+ * (hex of their lengths, not all zeros): a span under it does not check them again (a regular
+ * expression per id, for the queue wait and the turn of every message). Otherwise the plain
+ * object the W3C propagator makes (the same fields; no trace state).
+ */
+export class CarriedSpanContext implements SpanContext {
+  readonly isRemote = true;
+  constructor(
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly traceFlags: number,
+  ) {}
+}
+
 export interface InstrumentationScope {
   name: string;
   version?: string;
@@ -414,11 +430,12 @@ export class HubTracer implements Tracer {
   }
 
   /**
-   * A span of this tracer's has valid ids (it made them): only another's is checked, and the same
-   * one once (a turn's carried parent is the parent of its queue wait, then of the turn).
+   * A span of this tracer's has valid ids (it made them), as has a carried context the hub read
+   * (`CarriedSpanContext`): only another's is checked, and the same one once.
    */
   private isValidParent(span: Span, context: SpanContext): boolean {
-    if (span instanceof HubSpan || context === this.validParent) return true;
+    if (span instanceof HubSpan || context instanceof CarriedSpanContext || context === this.validParent)
+      return true;
     if (!trace.isSpanContextValid(context)) return false;
     this.validParent = context;
     return true;

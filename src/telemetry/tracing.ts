@@ -70,6 +70,8 @@ let api: Api | undefined;
 let tracer: Tracer | undefined;
 /** The class of the hub's tracer's spans, once tracing is on: their ids are valid by making. */
 let hubSpan: (abstract new (...args: never[]) => Span) | undefined;
+/** The class of a carried span context the hub read (valid by reading), once tracing is on. */
+let carriedContext: (new (traceId: string, spanId: string, traceFlags: number) => SpanContext) | undefined;
 
 /** Whether an SDK was started in this process (`startTracing`). */
 export function tracingEnabled(): boolean {
@@ -82,7 +84,9 @@ export function tracingEnabled(): boolean {
  */
 export async function enableTracing(on = true): Promise<void> {
   api = on ? await import('@opentelemetry/api') : undefined;
-  hubSpan = on ? (await import('./hub-tracer.ts')).HubSpan : undefined;
+  const hub = on ? await import('./hub-tracer.ts') : undefined;
+  hubSpan = hub?.HubSpan;
+  carriedContext = hub?.CarriedSpanContext;
   // Looked up once: the provider is registered before this is called (every span asked for it).
   tracer = api?.trace.getTracer('switchboard');
 }
@@ -415,7 +419,10 @@ function hubSpanContext(traceparent: string): SpanContext | null | undefined {
   if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return null;
   // Two lower-case hex digits (the pattern says so), read without a substring to parse.
   const flags = hexDigit(traceparent.charCodeAt(53)) * 16 + hexDigit(traceparent.charCodeAt(54));
-  return { traceId, spanId, traceFlags: flags, isRemote: true };
+  // Of a class the hub's tracer knows valid (checked above): not checked again by each span under it.
+  return carriedContext
+    ? new carriedContext(traceId, spanId, flags)
+    : { traceId, spanId, traceFlags: flags, isRemote: true };
 }
 
 /** The value of a lower-case hex digit's char code. */

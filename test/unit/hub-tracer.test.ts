@@ -2,7 +2,7 @@ import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opent
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it, vi } from 'vitest';
-import { HubTracerProvider, hrTimeOf } from '../../src/telemetry/hub-tracer.ts';
+import { CarriedSpanContext, HubTracerProvider, hrTimeOf } from '../../src/telemetry/hub-tracer.ts';
 import { encodeTraceRequest } from '../../src/telemetry/otlp-proto.ts';
 import { samplerFromEnv } from '../../src/telemetry/sdk.ts';
 
@@ -89,6 +89,33 @@ describe("the hub's tracer", () => {
     expect(orphan.parentSpanContext).toBeUndefined();
     expect(orphan.spanContext().traceId).not.toBe('0'.repeat(32));
     expect(trace.isSpanContextValid(orphan.spanContext())).toBe(true);
+  });
+
+  it('a carried context the hub read (CarriedSpanContext) is a valid parent without its ids checked again; another is checked', () => {
+    const { tracer, exporter } = tracerWith();
+    const valid = vi.spyOn(trace, 'isSpanContextValid');
+    try {
+      const carried = new CarriedSpanContext('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', 1);
+      const parent = trace.setSpanContext(ROOT_CONTEXT, carried);
+      for (const name of ['wait', 'turn']) tracer.startSpan(name, {}, parent).end();
+      expect(valid).not.toHaveBeenCalled();
+      tracer.startSpan('other', {}, remoteParent(true)).end();
+      expect(valid).toHaveBeenCalledTimes(1);
+      const [wait, turn] = exporter.getFinishedSpans() as [ReadableSpan, ReadableSpan];
+      for (const s of [wait, turn]) {
+        expect(s.spanContext().traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+        expect(s.parentSpanContext).toBe(carried);
+      }
+      // The fields of the propagator's context.
+      expect({ ...carried }).toEqual({
+        traceId: '0af7651916cd43dd8448eb211c80319c',
+        spanId: 'b7ad6b7169203331',
+        traceFlags: 1,
+        isRemote: true,
+      });
+    } finally {
+      valid.mockRestore();
+    }
   });
 
   it('asks the standard sampler for roots: always_off records none, a ratio of 0 none, parentbased_always_off none at the root', () => {
