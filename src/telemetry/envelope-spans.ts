@@ -8,6 +8,7 @@ import {
   type Link,
   recordSpan,
   remoteContext,
+  rootContext,
   type Span,
   type SpanContext,
   SpanKind,
@@ -113,7 +114,9 @@ export function turnSpan<T>(envelope: Envelope, fn: (trace: Context | undefined)
   const span = startSpan('switchboard.turn', options)!;
   let running: Promise<T>;
   try {
-    running = fn(withSpanIn(parent, span));
+    // Under the root rather than `parent`, which holds nothing but its span (the turn's replaces
+    // it): the carried parent's context is not kept for as long as the turn runs.
+    running = fn(withSpanIn(rootContext()!, span));
   } catch (err) {
     running = Promise.reject(err);
   }
