@@ -19,14 +19,18 @@ import {
 } from './tracing.ts';
 
 /**
- * What a queue job draining several envelopes knows of each, for its turn: the job's span (the
- * turn links to it) and the span context the envelope's trace names (read once, for the job's
- * link and the turn's parent). Held while the job runs, and no longer: a `Map` dropped entry by
- * entry rather than a `WeakMap`, whose entries every garbage collection has to trace.
+ * What a queue job draining several envelopes knows of them, for each one's turn: the job's span,
+ * the links to it (the same for every turn: one frozen array, which a span copies before it
+ * changes it), and the span context each envelope's trace names (read once, for the job's link
+ * and the turn's parent), by the envelope's index. One per job, found by each envelope, held while
+ * the job runs and no longer: a `Map` dropped entry by entry rather than a `WeakMap`, whose
+ * entries every garbage collection has to trace.
  */
 interface Drained {
   span: Span;
-  carried: SpanContext | undefined;
+  links: Link[];
+  envelopes: Envelope[];
+  carried: (SpanContext | undefined)[];
 }
 const drained = new Map<Envelope, Drained>();
 
@@ -55,7 +59,13 @@ export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Prom
     ),
     async (span) => {
       if (!span) return fn();
-      for (const [i, e] of envelopes.entries()) drained.set(e, { span, carried: carried[i] });
+      const job: Drained = {
+        span,
+        links: Object.freeze([Object.freeze({ context: span.spanContext() })]) as Link[],
+        envelopes,
+        carried,
+      };
+      for (const e of envelopes) drained.set(e, job);
       try {
         return await fn();
       } finally {
@@ -88,7 +98,7 @@ export function turnSpan<T>(envelope: Envelope, fn: (trace: Context | undefined)
   let context: SpanContext | undefined;
   if (job) {
     drained.delete(envelope);
-    context = job.carried;
+    context = job.carried[job.envelopes.indexOf(envelope)];
   } else context = carriedSpanContext(carried);
   const parent = remoteContext(context)!;
   const acceptedAt = carried && acceptedAtMs(carried);
@@ -108,7 +118,7 @@ export function turnSpan<T>(envelope: Envelope, fn: (trace: Context | undefined)
       'switchboard.envelope.id': envelope.id,
       'switchboard.envelope.kind': envelope.kind,
     },
-    job ? [{ context: job.span.spanContext() }] : undefined,
+    job?.links,
     parent,
   );
   const span = startSpan('switchboard.turn', options)!;

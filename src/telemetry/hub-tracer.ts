@@ -236,7 +236,8 @@ export class HubSpan implements Span, ReadableSpan {
 
   addLinks(links: Link[]): this {
     if (this.endMs !== 0) return this;
-    if (this.links === NO_LINKS) this.links = [];
+    // Shared (none yet, or a frozen array spans share): copied first.
+    if (Object.isFrozen(this.links)) this.links = [...this.links];
     this.links.push(...links);
     return this;
   }
@@ -376,7 +377,7 @@ export class HubTracer implements Tracer {
   /**
    * `ownAttributes`: `options.attributes` and `options.links` are the span's to change (made for
    * it, not used again by the caller; the hub's span helpers, src/telemetry/tracing.ts, make them
-   * so), rather than copied. A frozen attributes object is copied all the same when changed.
+   * so), rather than copied. A frozen attributes object or links array is copied all the same when changed.
    */
   startSpan(name: string, options: SpanOptions = {}, context?: Context, ownAttributes = false): Span {
     let ctx = context ?? contextApi.active();

@@ -215,6 +215,34 @@ describe("the hub's tracer", () => {
     expect(frozen).toEqual({ 'switchboard.channel': 'api' });
   });
 
+  it('keeps a frozen links array several spans share (the turns of a drained chunk), and copies it before adding to it', () => {
+    const { tracer, exporter } = tracerWith();
+    const hub = tracer as unknown as {
+      startSpan(
+        name: string,
+        options: object,
+        context: undefined,
+        own: boolean,
+      ): ReturnType<typeof tracer.startSpan>;
+    };
+    const drain = tracer.startSpan('drain');
+    const shared = Object.freeze([Object.freeze({ context: drain.spanContext() })]);
+    hub.startSpan('turn 1', { links: shared }, undefined, true).end();
+    const other = tracer.startSpan('other');
+    hub
+      .startSpan('turn 2', { links: shared }, undefined, true)
+      .addLink({ context: other.spanContext() })
+      .end();
+    const [one, two] = exporter.getFinishedSpans() as [ReadableSpan, ReadableSpan];
+    expect(one.links).toBe(shared);
+    expect(two.links).not.toBe(shared);
+    expect(two.links.map((l) => l.context.spanId)).toEqual([
+      drain.spanContext().spanId,
+      other.spanContext().spanId,
+    ]);
+    expect(shared).toHaveLength(1);
+  });
+
   it('a span without events, links or a status until given one shares nothing when it is given one', () => {
     const { tracer, exporter } = tracerWith();
     const link = { context: { traceId: '1'.repeat(32), spanId: '2'.repeat(16), traceFlags: 1 } };
