@@ -30,6 +30,7 @@ import {
   type SpanProcessor,
   type TimedEvent,
 } from '@opentelemetry/sdk-trace-node';
+import { CarriedSpanContext, HubSpanContext, IdContext } from './span-ids.ts';
 
 /**
  * The hub's tracer: the OpenTelemetry API's `Tracer` and `TracerProvider`, making spans that the
@@ -112,22 +113,6 @@ export function hrTimeOf(ms: number): HrTime {
     nanos -= 1e9;
   }
   return [seconds, nanos];
-}
-
-/**
- * The span context of a trace an envelope or a request carries, read by the hub
- * (src/telemetry/tracing.ts `carriedSpanContext`), which proved its ids valid as it read them
- * (hex of their lengths, not all zeros): a span under it does not check them again (a regular
- * expression per id, for the queue wait and the turn of every message). Otherwise the plain
- * object the W3C propagator makes (the same fields; no trace state).
- */
-export class CarriedSpanContext implements SpanContext {
-  readonly isRemote = true;
-  constructor(
-    readonly traceId: string,
-    readonly spanId: string,
-    readonly traceFlags: number,
-  ) {}
 }
 
 export interface InstrumentationScope {
@@ -407,13 +392,15 @@ export class HubTracer implements Tracer {
         own = true;
       }
     }
-    // Of one shape whether it has a trace state or not (as the SDK's tracer makes it).
-    const spanContext: SpanContext = {
+    // The SDK tracer's fields (a trace state or undefined), and the ids' bytes for the encoder
+    // (src/telemetry/span-ids.ts), read now: a child's trace from its parent's when it has them.
+    const spanContext = new HubSpanContext(
       traceId,
       spanId,
-      traceFlags: decision === SamplingDecision.RECORD_AND_SAMPLED ? 1 : 0,
+      decision === SamplingDecision.RECORD_AND_SAMPLED ? 1 : 0,
       traceState,
-    };
+      valid && parent instanceof IdContext ? parent : undefined,
+    );
     if (decision === SamplingDecision.NOT_RECORD) return trace.wrapSpanContext(spanContext);
     const span = new HubSpan(
       this,

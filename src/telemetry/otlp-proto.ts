@@ -1,5 +1,6 @@
 import type { HrTime, Link, SpanContext } from '@opentelemetry/api';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import { HEX, IdContext } from './span-ids.ts';
 
 /**
  * OTLP/protobuf encoding of an `ExportTraceServiceRequest` straight from the SDK's finished spans
@@ -27,13 +28,6 @@ const MIN_BUFFER = 16 * 1024;
 /** Span flags (trace.proto `SpanFlags`): the W3C flags, and whether the parent was remote. */
 const HAS_IS_REMOTE = 0x100;
 const IS_REMOTE = 0x200;
-
-const HEX = new Int8Array(128).fill(0);
-for (let i = 0; i < 10; i++) HEX[48 + i] = i;
-for (let i = 0; i < 6; i++) {
-  HEX[97 + i] = 10 + i;
-  HEX[65 + i] = 10 + i;
-}
 
 /** Encoded strings (length prefix and UTF-8) by string: span names, attribute keys (every writer's). */
 const strings = new Map<string, Buffer>();
@@ -194,6 +188,39 @@ class Writer {
     for (let i = 0; i < hex.length; i += 2)
       buf[pos++] = (HEX[hex.charCodeAt(i) & 0x7f]! << 4) | HEX[hex.charCodeAt(i + 1) & 0x7f]!;
     this.pos = pos;
+  }
+
+  /**
+   * trace_id and span_id (fields 1 and 2) of a context that keeps their bytes
+   * (src/telemetry/span-ids.ts): the same bytes `hexId` writes of its hex.
+   */
+  idWords(c: IdContext): void {
+    this.ensure(28);
+    const buf = this.buf;
+    const pos = this.pos;
+    buf[pos] = (1 << 3) | 2;
+    buf[pos + 1] = 16;
+    c.putTraceId(buf, pos + 2);
+    buf[pos + 18] = (2 << 3) | 2;
+    buf[pos + 19] = 8;
+    c.putSpanId(buf, pos + 20);
+    this.pos = pos + 28;
+  }
+
+  /** A span id (length-delimited) of a context that keeps its bytes. */
+  spanIdWords(c: IdContext): void {
+    this.ensure(9);
+    this.buf[this.pos] = 8;
+    c.putSpanId(this.buf, this.pos + 1);
+    this.pos += 9;
+  }
+
+  /** A trace id (length-delimited) of a context that keeps its bytes. */
+  traceIdWords(c: IdContext): void {
+    this.ensure(17);
+    this.buf[this.pos] = 16;
+    c.putTraceId(this.buf, this.pos + 1);
+    this.pos += 17;
   }
 
   /** A string (length-delimited UTF-8). */
@@ -423,10 +450,13 @@ function event(w: Writer, e: TimedEvent): void {
 
 /** trace_id, span_id and trace_state: fields 1–3 of both a span and a link. */
 function ids(w: Writer, c: SpanContext): void {
-  w.tag(1, 2);
-  w.hexId(c.traceId);
-  w.tag(2, 2);
-  w.hexId(c.spanId);
+  if (c instanceof IdContext && c.hasWords) w.idWords(c);
+  else {
+    w.tag(1, 2);
+    w.hexId(c.traceId);
+    w.tag(2, 2);
+    w.hexId(c.spanId);
+  }
   const state = c.traceState?.serialize();
   if (state) {
     w.tag(3, 2);
@@ -453,7 +483,8 @@ function span(w: Writer, s: ReadableSpan): void {
   const parent = s.parentSpanContext;
   if (parent?.spanId) {
     w.tag(4, 2);
-    w.hexId(parent.spanId);
+    if (parent instanceof IdContext && parent.hasWords) w.spanIdWords(parent);
+    else w.hexId(parent.spanId);
   }
   w.tag(5, 2);
   w.name(s.name);
@@ -516,8 +547,10 @@ function endedSpan(
   attrs: Record<string, unknown>,
 ): void {
   const at = w.open(2);
+  const words = parent instanceof IdContext && parent.hasWords;
   w.tag(1, 2);
-  w.hexId(parent.traceId);
+  if (words) w.traceIdWords(parent);
+  else w.hexId(parent.traceId);
   w.tag(2, 2);
   w.hexId(spanId);
   const state = parent.traceState?.serialize();
@@ -526,7 +559,8 @@ function endedSpan(
     w.string(state);
   }
   w.tag(4, 2);
-  w.hexId(parent.spanId);
+  if (words) w.spanIdWords(parent);
+  else w.hexId(parent.spanId);
   w.tag(5, 2);
   w.name(name);
   w.tag(6, 0);

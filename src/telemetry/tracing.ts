@@ -11,6 +11,7 @@ import type {
   Tracer,
 } from '@opentelemetry/api';
 import { z } from 'zod';
+import { CarriedSpanContext } from './span-ids.ts';
 
 /**
  * OpenTelemetry traces. Nothing of OpenTelemetry is loaded until `startTracing` finds the standard
@@ -70,8 +71,6 @@ let api: Api | undefined;
 let tracer: Tracer | undefined;
 /** The class of the hub's tracer's spans, once tracing is on: their ids are valid by making. */
 let hubSpan: (abstract new (...args: never[]) => Span) | undefined;
-/** The class of a carried span context the hub read (valid by reading), once tracing is on. */
-let carriedContext: (new (traceId: string, spanId: string, traceFlags: number) => SpanContext) | undefined;
 
 /** Whether an SDK was started in this process (`startTracing`). */
 export function tracingEnabled(): boolean {
@@ -84,9 +83,7 @@ export function tracingEnabled(): boolean {
  */
 export async function enableTracing(on = true): Promise<void> {
   api = on ? await import('@opentelemetry/api') : undefined;
-  const hub = on ? await import('./hub-tracer.ts') : undefined;
-  hubSpan = hub?.HubSpan;
-  carriedContext = hub?.CarriedSpanContext;
+  hubSpan = on ? (await import('./hub-tracer.ts')).HubSpan : undefined;
   // Looked up once: the provider is registered before this is called (every span asked for it).
   tracer = api?.trace.getTracer('switchboard');
 }
@@ -419,10 +416,9 @@ function hubSpanContext(traceparent: string): SpanContext | null | undefined {
   if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return null;
   // Two lower-case hex digits (the pattern says so), read without a substring to parse.
   const flags = hexDigit(traceparent.charCodeAt(53)) * 16 + hexDigit(traceparent.charCodeAt(54));
-  // Of a class the hub's tracer knows valid (checked above): not checked again by each span under it.
-  return carriedContext
-    ? new carriedContext(traceId, spanId, flags)
-    : { traceId, spanId, traceFlags: flags, isRemote: true };
+  // Of a class the hub's tracer knows valid (checked above): not checked again by each span
+  // under it; with the ids' bytes for the encoder, read while the traceparent is at hand.
+  return new CarriedSpanContext(traceId, spanId, flags);
 }
 
 /** The value of a lower-case hex digit's char code. */

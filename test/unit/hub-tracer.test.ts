@@ -2,9 +2,10 @@ import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opent
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it, vi } from 'vitest';
-import { CarriedSpanContext, HubTracerProvider, hrTimeOf } from '../../src/telemetry/hub-tracer.ts';
+import { HubTracerProvider, hrTimeOf } from '../../src/telemetry/hub-tracer.ts';
 import { encodeTraceRequest } from '../../src/telemetry/otlp-proto.ts';
 import { samplerFromEnv } from '../../src/telemetry/sdk.ts';
+import { CarriedSpanContext } from '../../src/telemetry/span-ids.ts';
 
 /** A tracer of its own (not registered globally) with an in-memory exporter. */
 function tracerWith(env: NodeJS.ProcessEnv = {}, sampler = samplerFromEnv(env)) {

@@ -1,0 +1,118 @@
+import type { SpanContext, TraceState } from '@opentelemetry/api';
+
+/**
+ * Span contexts that keep their ids' bytes beside their hex, for the OTLP encoder
+ * (src/telemetry/otlp-proto.ts). An id is read from its hex where it is made (a traceparent just
+ * read, an id just sliced from the random pool: in the processor's caches), and written from
+ * these words when the span ends: reading the hex then — a slice of the traceparent or of the
+ * random pool, each a string pointing into another — was the encoder's largest cost in a busy
+ * worker (tens of ms after the ids were made, all three objects out of the CPU's caches), where
+ * the same loop over ids just made costs a fraction of it.
+ * The words are private fields: not seen by a spread, `Object.keys`, JSON or a test's deep
+ * equality; a context of another kind (the API's plain objects) is encoded from its hex.
+ */
+
+/** Hex digit values by char code (either case, as the OTLP encoder reads them; anything else 0). */
+export const HEX = new Int8Array(128).fill(0);
+for (let i = 0; i < 10; i++) HEX[48 + i] = i;
+for (let i = 0; i < 6; i++) {
+  HEX[97 + i] = 10 + i;
+  HEX[65 + i] = 10 + i;
+}
+
+/** The byte of the two hex digits at `i` (the encoder's reading: char codes masked to 7 bits). */
+function byteAt(hex: string, i: number): number {
+  return (HEX[hex.charCodeAt(i) & 0x7f]! << 4) | HEX[hex.charCodeAt(i + 1) & 0x7f]!;
+}
+
+/** Four bytes of hex from `i` as a big-endian 32-bit word (signed: a small integer to V8). */
+function wordAt(hex: string, i: number): number {
+  return (byteAt(hex, i) << 24) | (byteAt(hex, i + 2) << 16) | (byteAt(hex, i + 4) << 8) | byteAt(hex, i + 6);
+}
+
+function putWord(buf: Uint8Array, pos: number, word: number): void {
+  buf[pos] = word >>> 24;
+  buf[pos + 1] = (word >>> 16) & 0xff;
+  buf[pos + 2] = (word >>> 8) & 0xff;
+  buf[pos + 3] = word & 0xff;
+}
+
+/**
+ * A span context with its ids' bytes. Only ids of their full lengths (32 and 16 hex digits) are
+ * kept as words; `hasWords` says so (else the encoder reads the hex, as of any context).
+ */
+export abstract class IdContext implements SpanContext {
+  #t0 = 0;
+  #t1 = 0;
+  #t2 = 0;
+  #t3 = 0;
+  #s0 = 0;
+  #s1 = 0;
+  #words = false;
+
+  constructor(
+    readonly traceId: string,
+    readonly spanId: string,
+    readonly traceFlags: number,
+    /** A context of the same trace whose words are taken rather than read again from the hex. */
+    sameTrace?: IdContext,
+  ) {
+    if (traceId.length !== 32 || spanId.length !== 16) return;
+    if (sameTrace !== undefined && sameTrace.#words && sameTrace.traceId === traceId) {
+      this.#t0 = sameTrace.#t0;
+      this.#t1 = sameTrace.#t1;
+      this.#t2 = sameTrace.#t2;
+      this.#t3 = sameTrace.#t3;
+    } else {
+      this.#t0 = wordAt(traceId, 0);
+      this.#t1 = wordAt(traceId, 8);
+      this.#t2 = wordAt(traceId, 16);
+      this.#t3 = wordAt(traceId, 24);
+    }
+    this.#s0 = wordAt(spanId, 0);
+    this.#s1 = wordAt(spanId, 8);
+    this.#words = true;
+  }
+
+  get hasWords(): boolean {
+    return this.#words;
+  }
+
+  /** The trace id's 16 bytes at `pos` (room ensured by the caller; `hasWords` true). */
+  putTraceId(buf: Uint8Array, pos: number): void {
+    putWord(buf, pos, this.#t0);
+    putWord(buf, pos + 4, this.#t1);
+    putWord(buf, pos + 8, this.#t2);
+    putWord(buf, pos + 12, this.#t3);
+  }
+
+  /** The span id's 8 bytes at `pos` (room ensured by the caller; `hasWords` true). */
+  putSpanId(buf: Uint8Array, pos: number): void {
+    putWord(buf, pos, this.#s0);
+    putWord(buf, pos + 4, this.#s1);
+  }
+}
+
+/** The context of a span of the hub's tracer: its fields as the SDK's tracer makes them. */
+export class HubSpanContext extends IdContext {
+  constructor(
+    traceId: string,
+    spanId: string,
+    traceFlags: number,
+    readonly traceState: TraceState | undefined,
+    sameTrace?: IdContext,
+  ) {
+    super(traceId, spanId, traceFlags, sameTrace);
+  }
+}
+
+/**
+ * The span context of a trace an envelope or a request carries, read by the hub
+ * (src/telemetry/tracing.ts `carriedSpanContext`), which proved its ids valid as it read them
+ * (hex of their lengths, not all zeros): a span under it does not check them again (a regular
+ * expression per id, for the queue wait and the turn of every message). Otherwise the plain
+ * object the W3C propagator makes (the same fields; no trace state).
+ */
+export class CarriedSpanContext extends IdContext {
+  readonly isRemote = true;
+}
