@@ -58,7 +58,7 @@ export abstract class IdContext implements SpanContext {
     sameTrace?: IdContext,
   ) {
     if (traceId.length !== 32 || spanId.length !== 16) return;
-    if (sameTrace !== undefined && sameTrace.#words && sameTrace.traceId === traceId) {
+    if (sameTrace?.traceId === traceId && sameTrace.#words) {
       this.#t0 = sameTrace.#t0;
       this.#t1 = sameTrace.#t1;
       this.#t2 = sameTrace.#t2;
