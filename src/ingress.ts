@@ -12,7 +12,7 @@ import type { AcceptResult, Ingress } from './ports.ts';
 import type { EnqueueResult, InboundQueue } from './queue/queue.ts';
 import {
   activeContext,
-  endWhenSettled,
+  failSpan,
   type Span,
   SpanKind,
   spanIn,
@@ -113,44 +113,60 @@ export function createIngress(options: IngressOptions): Ingress {
     };
   }
 
-  /** `span`: the accept's (tracing on). */
+  /**
+   * `span`: the accept's (tracing on), ended here when the accept settles (an error marks it
+   * failed): in the accept's own frame, not by a `.then` on its promise (`endWhenSettled`), which
+   * cost every traced message a promise, two closures and a microtask more, alive while the
+   * envelope waits for Redis (README "Tracing").
+   */
   async function accept(input: EnvelopeInput, span?: Span): Promise<AcceptResult> {
-    let envelope: Envelope;
     try {
-      envelope = parseEnvelope(input);
+      let envelope: Envelope;
+      try {
+        envelope = parseEnvelope(input);
+      } catch (err) {
+        if (err instanceof ZodError) throw new InvalidEnvelopeError(err.issues);
+        throw err;
+      }
+      envelope = cleanEnvelopeText(envelope, logger);
+      const carried = span && spanTrace(span);
+      if (carried) {
+        // Set on the envelope just parsed (this accept's own object) rather than on a copy of it.
+        carried.acceptedAt = Date.now();
+        envelope.trace = carried;
+      }
+      let status: EnqueueResult | 'limited' | undefined;
+      if (envelope.kind === 'message') {
+        const rules = bots.rules(envelope.bot, envelope.channel);
+        envelope = limitAttachments(envelope, rules);
+        // Where the queue can, the message is counted against its session's limit in the step
+        // that queues it; a full window (or a queue that cannot) takes the way below.
+        status = await queue.enqueueWithinLimit?.(envelope, {
+          key: sessionMessagesKey(sessionLane(envelope)),
+          limit: rules.messagesPerMinute,
+          windowMs: MINUTE_MS,
+        });
+        if (status === undefined || status === 'limited') envelope = await limitRate(envelope, rules);
+      }
+      if (status === undefined || status === 'limited') status = await queue.enqueue(envelope);
+      if (status === 'duplicate') {
+        metrics.duplicatesIn.inc({ channel: envelope.channel });
+        logger.debug({ event: 'ingress.duplicate', envelopeId: envelope.id });
+      } else {
+        metrics.messagesIn.inc({ channel: envelope.channel });
+      }
+      if (span) {
+        span.setAttribute('switchboard.accept.status', status);
+        span.end();
+      }
+      return { status, envelopeId: envelope.id };
     } catch (err) {
-      if (err instanceof ZodError) throw new InvalidEnvelopeError(err.issues);
+      if (span) {
+        failSpan(span, err);
+        span.end();
+      }
       throw err;
     }
-    envelope = cleanEnvelopeText(envelope, logger);
-    const carried = span && spanTrace(span);
-    if (carried) {
-      // Set on the envelope just parsed (this accept's own object) rather than on a copy of it.
-      carried.acceptedAt = Date.now();
-      envelope.trace = carried;
-    }
-    let status: EnqueueResult | 'limited' | undefined;
-    if (envelope.kind === 'message') {
-      const rules = bots.rules(envelope.bot, envelope.channel);
-      envelope = limitAttachments(envelope, rules);
-      // Where the queue can, the message is counted against its session's limit in the step
-      // that queues it; a full window (or a queue that cannot) takes the way below.
-      status = await queue.enqueueWithinLimit?.(envelope, {
-        key: sessionMessagesKey(sessionLane(envelope)),
-        limit: rules.messagesPerMinute,
-        windowMs: MINUTE_MS,
-      });
-      if (status === undefined || status === 'limited') envelope = await limitRate(envelope, rules);
-    }
-    if (status === undefined || status === 'limited') status = await queue.enqueue(envelope);
-    if (status === 'duplicate') {
-      metrics.duplicatesIn.inc({ channel: envelope.channel });
-      logger.debug({ event: 'ingress.duplicate', envelopeId: envelope.id });
-    } else {
-      metrics.messagesIn.inc({ channel: envelope.channel });
-    }
-    span?.setAttribute('switchboard.accept.status', status);
-    return { status, envelopeId: envelope.id };
   }
 
   return {
@@ -179,7 +195,7 @@ export function createIngress(options: IngressOptions): Ingress {
           parent,
         ),
       )!;
-      return endWhenSettled(span, accept(input, span));
+      return accept(input, span);
     },
   };
 }

@@ -286,6 +286,52 @@ describe.each([
     expect('trace' in input).toBe(false);
   });
 
+  it('an accept that fails ends its span failed, by the time the caller hears of it: a queue away, an invalid envelope', async () => {
+    const ingress = createIngress({
+      queue: {
+        enqueue: async () => {
+          throw new Error('queue away');
+        },
+      },
+      metrics: { messagesIn: { inc: () => undefined }, duplicatesIn: { inc: () => undefined } },
+      logger: createLogger('silent'),
+      bots: { rules: () => ({ messagesPerMinute: 100, maxFileBytes: 1_000_000 }) },
+      rateLimiter: { hit: async () => ({ allowed: true }) },
+    } as unknown as IngressOptions);
+    const input = {
+      id: 'api:ingress-2',
+      channel: 'api',
+      bot: 'default',
+      from: { id: 'person-ingress' },
+      text: 'hello',
+      receivedAt: new Date().toISOString(),
+    };
+    const failed = (error: unknown) => {
+      const [accept] = spans('switchboard.accept');
+      exporter.reset();
+      return {
+        error: (error as Error).name,
+        ended: accept?.ended,
+        status: accept?.status,
+        events: accept?.events.map((e) => [e.name, e.attributes?.['exception.message']]),
+        statusAttribute: accept?.attributes['switchboard.accept.status'],
+      };
+    };
+    expect(await ingress.accept(input).catch(failed)).toEqual({
+      error: 'Error',
+      ended: true,
+      status: { code: 2, message: 'queue away' },
+      events: [['exception', 'queue away']],
+      statusAttribute: undefined,
+    });
+    expect(await ingress.accept({ ...input, channel: 'no such channel!' }).catch(failed)).toMatchObject({
+      error: 'InvalidEnvelopeError',
+      ended: true,
+      status: { code: 2 },
+      statusAttribute: undefined,
+    });
+  });
+
   it("a context the helpers make reads as the API's: its span, and values set on it and deleted from it", async () => {
     const { context, createContextKey, ROOT_CONTEXT, trace } = await import('@opentelemetry/api');
     const key = createContextKey('test value');
