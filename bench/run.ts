@@ -15,14 +15,15 @@
  * bench/preload.ts). The end prints each of issue 19's targets beside its figure.
  * And `tracing`: BENCH_TRACING_ROUNDS (3) pairs of (b)'s full workload, first with tracing on in every
  * process (OTLP/protobuf to a local endpoint that discards what it receives), then off; the median
- * of the pairs' throughput ratios.
+ * of the pairs' throughput ratios; before them, BENCH_TRACING_WARMUP (1) pairs, not counted, unless (b)
+ * ran before in this process (the gateway is this process: its first runs warm it).
  * Outbound (bench/outbound.ts): `broadcast` (throughput, and the pace a platform sees) and
  * `schedule` (how late scheduled sends fire, on both scheduler drivers).
  * And `dashboard`: the operator dashboard's queries on the same preloaded data (bench/dashboard.ts).
  * And `files`: memory while a 50 MB file streams into and out of the file store (bench/files.ts).
  * And `webhooks`: what the event webhooks' trigger costs a message insert (bench/webhooks.ts).
  * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule dashboard files webhooks` picks parts.
- * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS, BENCH_TRACING_ROUNDS,
+ * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS, BENCH_TRACING_ROUNDS, BENCH_TRACING_WARMUP,
  * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES;
  * BENCH_HUB_NODE_FLAGS: node flags for (a)'s hub process (`--trace-gc`, …).
  */
@@ -59,6 +60,8 @@ const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 10);
 /** `tracing`: how many pairs of full runs, tracing on then off, to compare (the median is printed). */
 const TRACING_ROUNDS = Number(process.env.BENCH_TRACING_ROUNDS ?? 3);
+/** `tracing`: pairs before the pairs, not counted, when no (b) run came before in this process (0: none). */
+const TRACING_WARMUP = Number(process.env.BENCH_TRACING_WARMUP ?? 1);
 const PACED_RATES = (process.env.BENCH_PACED_RATES ?? process.env.BENCH_PACED_RATE ?? '1000,2000')
   .split(',')
   .map(Number);
@@ -846,6 +849,18 @@ if (want('tracing')) {
   // ran before the paced steps: the machine's state (PostgreSQL's checkpoints and vacuum after
   // tens of thousands of writes, its speed, which moves by 15% here) differs between runs
   // minutes apart, and pairs alternating on and off share it.
+  // The gateway is this process, and a pair's traced run comes first: without a run before, the
+  // first pair's traced run paid the process's warm-up (its JIT, its heap's growth), ~0.01 ms a
+  // message of the gateway's CPU put on tracing; after a traced run alone, the first untraced run
+  // paid the untraced path's (README "Tracing"). A pair, not counted, warms both.
+  if (!distributed && !size)
+    for (let i = 0; i < TRACING_WARMUP; i++) {
+      const on = (await benchDistributed({ tracing: true, paced: false })).full;
+      const off = (await benchDistributed({ paced: false })).full;
+      console.error(
+        `tracing: warm-up pair ${i + 1} (not counted): ${on.perSecond.toFixed(0)} / ${off.perSecond.toFixed(0)} messages/s`,
+      );
+    }
   for (let round = 0; round < TRACING_ROUNDS; round++) {
     const on = (await benchDistributed({ tracing: true, paced: false })).full;
     const off = (await benchDistributed({ paced: false })).full;
