@@ -13,9 +13,9 @@
  * Also: `startup` (`switchboard start` → /readyz and idle RSS, new and existing data directory) and
  * `size` ((b) again on a database preloaded with 100,000 sessions and 1,000,000 messages,
  * bench/preload.ts). The end prints each of issue 19's targets beside its figure.
- * And `tracing`: BENCH_TRACING_ROUNDS (3) pairs of (b)'s full workload, first with tracing on in every
- * process (OTLP/protobuf to a local endpoint that discards what it receives), then off; the median
- * of the pairs' throughput ratios; before them, BENCH_TRACING_WARMUP (1) pairs, not counted, unless (b)
+ * And `tracing`: BENCH_TRACING_ROUNDS (4) pairs of (b)'s full workload, with tracing on in every
+ * process (OTLP/protobuf to a local endpoint that discards what it receives) and off, back to back,
+ * which comes first alternating; the median of the pairs' throughput ratios; before them, BENCH_TRACING_WARMUP (1) pairs, not counted, unless (b)
  * ran before in this process (the gateway is this process: its first runs warm it).
  * Outbound (bench/outbound.ts): `broadcast` (throughput, and the pace a platform sees) and
  * `schedule` (how late scheduled sends fire, on both scheduler drivers).
@@ -59,7 +59,7 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 20);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 10);
 /** `tracing`: how many pairs of full runs, tracing on then off, to compare (the median is printed). */
-const TRACING_ROUNDS = Number(process.env.BENCH_TRACING_ROUNDS ?? 3);
+const TRACING_ROUNDS = Number(process.env.BENCH_TRACING_ROUNDS ?? 4);
 /** `tracing`: pairs before the pairs, not counted, when no (b) run came before in this process (0: none). */
 const TRACING_WARMUP = Number(process.env.BENCH_TRACING_WARMUP ?? 1);
 const PACED_RATES = (process.env.BENCH_PACED_RATES ?? process.env.BENCH_PACED_RATE ?? '1000,2000')
@@ -861,11 +861,16 @@ if (want('tracing')) {
         `tracing: warm-up pair ${i + 1} (not counted): ${on.perSecond.toFixed(0)} / ${off.perSecond.toFixed(0)} messages/s`,
       );
     }
+  // Which run of a pair comes first alternates: the process keeps warming (its CPU a message
+  // falls by ~0.002 ms from one run to the next), and that drift must not favour either side.
   for (let round = 0; round < TRACING_ROUNDS; round++) {
-    const on = (await benchDistributed({ tracing: true, paced: false })).full;
-    const off = (await benchDistributed({ paced: false })).full;
-    off.name = `${off.name}, run after tracing on (pair ${round + 1})`;
-    on.name = `${on.name} (pair ${round + 1})`;
+    const onFirst = round % 2 === 0;
+    const first = (await benchDistributed(onFirst ? { tracing: true, paced: false } : { paced: false })).full;
+    const second = (await benchDistributed(onFirst ? { paced: false } : { tracing: true, paced: false }))
+      .full;
+    const [on, off] = onFirst ? [first, second] : [second, first];
+    off.name = `${off.name}, tracing off (pair ${round + 1}, ${onFirst ? 'second' : 'first'})`;
+    on.name = `${on.name} (pair ${round + 1}, ${onFirst ? 'first' : 'second'})`;
     tracingPairs.push({ on, off });
     results.push(on, off);
   }
@@ -897,7 +902,7 @@ if (tracingPairs.length > 0) {
       ? sorted[(sorted.length - 1) / 2]!
       : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
   console.log(
-    `\ntracing on / off, (b) throughput: ${median.toFixed(2)}× (target ≥ 0.90; median of ${ratios.length} pairs, each a traced full run and an untraced one right after it: ${tracingPairs
+    `\ntracing on / off, (b) throughput: ${median.toFixed(2)}× (target ≥ 0.90; median of ${ratios.length} pairs of a traced and an untraced full run, back to back, the traced one first in every other pair: ${tracingPairs
       .map(
         ({ on, off }, i) =>
           `${ratios[i]!.toFixed(2)} = ${on.perSecond.toFixed(0)} / ${off.perSecond.toFixed(0)}`,
