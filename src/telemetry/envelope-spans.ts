@@ -34,6 +34,9 @@ interface Drained {
 }
 const drained = new Map<Envelope, Drained>();
 
+const isContext = (context: SpanContext | undefined): context is SpanContext => context !== undefined;
+const linkTo = (context: SpanContext): Link => ({ context });
+
 /**
  * One queue job that serves several envelopes (a lane's chunk): a span of its own, linked to the
  * trace of every envelope it serves (they belong to different traces, so it is the parent of none).
@@ -42,8 +45,9 @@ const drained = new Map<Envelope, Drained>();
 export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Promise<T>): Promise<T> {
   if (!tracingEnabled() || envelopes.length < 2) return fn();
   const carried = envelopes.map((e) => carriedSpanContext(e.trace));
-  const links: Link[] = [];
-  for (const context of carried) if (context) links.push({ context });
+  // Made by the array builtins rather than pushed into a fresh `[]` (whose elements change kind
+  // at its first push: the optimized drainSpan deoptimized on it, "wrong map").
+  const links: Link[] = carried.filter(isContext).map(linkTo);
   return inPassedSpan(
     'switchboard.queue.drain',
     spanOptions(

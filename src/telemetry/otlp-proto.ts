@@ -71,15 +71,7 @@ class Writer {
   /** A varint of a value below 2^32 (tags, lengths, enums, counts). */
   varint32(value: number): void {
     this.ensure(5);
-    let v = value >>> 0;
-    const buf = this.buf;
-    let pos = this.pos;
-    while (v > 0x7f) {
-      buf[pos++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    buf[pos++] = v;
-    this.pos = pos;
+    this.pos = putVarint(this.buf, this.pos, value >>> 0);
   }
 
   /** A varint of any integer (an int64 attribute: negative ones take ten bytes, two's complement). */
@@ -339,14 +331,20 @@ class Writer {
       this.buf.copyWithin(at + size, at + reserved, this.pos);
       this.pos += size - reserved;
     }
-    let v = length;
-    let pos = at;
-    while (v > 0x7f) {
-      this.buf[pos++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[pos] = v;
+    // The varint loop of every tag and length (`varint32`): this path, rare, has its feedback.
+    putVarint(this.buf, at, length);
   }
+}
+
+/** A varint of a value below 2^32 at `pos` (room ensured); the position after it. */
+function putVarint(buf: Buffer, pos: number, value: number): number {
+  let v = value;
+  while (v > 0x7f) {
+    buf[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[pos++] = v;
+  return pos;
 }
 
 function varintLength(v: number): number {
@@ -727,7 +725,12 @@ const MAX_SPARE = 4;
  */
 export class SpanBatchEncoder {
   private readonly writers = new Map<Resource, Map<Scope, Group>>();
-  private groups: Group[] = [];
+  /**
+   * Emptied, not replaced, by `seal`: a fresh `[]` holds small integers until its first push, and
+   * the push of a group into it (the first span of each batch) made the optimized `add` and
+   * `addEnded`, inlined into every span's end, deoptimize ("not a Smi").
+   */
+  private readonly groups: Group[] = [];
   private last: Group | undefined;
   private readonly spare: Buffer[] = [];
   /** Spans in the batch being filled. */
@@ -762,8 +765,7 @@ export class SpanBatchEncoder {
       w.pos = start;
       throw error;
     }
-    if (g.count++ === 0) this.groups.push(g);
-    this.count++;
+    this.counted(g);
   }
 
   /**
@@ -791,6 +793,15 @@ export class SpanBatchEncoder {
       w.pos = start;
       throw error;
     }
+    this.counted(g);
+  }
+
+  /**
+   * A span encoded into `g`: counted, and `g` listed when it is the batch's first. One function for
+   * `add` and `addEnded`, so that the list's push (once a batch) has the type feedback of either:
+   * in each of them alone it was code that had not run when it was optimized, and deoptimized it.
+   */
+  private counted(g: Group): void {
     if (g.count++ === 0) this.groups.push(g);
     this.count++;
   }
@@ -807,7 +818,7 @@ export class SpanBatchEncoder {
       return { resource: g.resource, scope: g.scope, spans: buf.subarray(0, pos) };
     });
     const sealed: EncodedSpans = { groups, count: this.count, buffers };
-    this.groups = [];
+    this.groups.length = 0;
     this.count = 0;
     return sealed;
   }
