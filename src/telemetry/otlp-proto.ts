@@ -700,6 +700,8 @@ interface Group {
   w: Writer;
   /** Spans in the batch being filled (0: not in it). */
   count: number;
+  /** The batch's span count when this group's first span in it was added (its order in the request). */
+  first: number;
 }
 
 /** A batch's spans, encoded and grouped, for `SpanBatchEncoder.request`. */
@@ -725,11 +727,7 @@ const MAX_SPARE = 4;
  */
 export class SpanBatchEncoder {
   private readonly writers = new Map<Resource, Map<Scope, Group>>();
-  /**
-   * Emptied, not replaced, by `seal`: a fresh `[]` holds small integers until its first push, and
-   * the push of a group into it (the first span of each batch) made the optimized `add` and
-   * `addEnded`, inlined into every span's end, deoptimize ("not a Smi").
-   */
+  /** Every group, in the order made (those of the batch being filled have a count). */
   private readonly groups: Group[] = [];
   private last: Group | undefined;
   private readonly spare: Buffer[] = [];
@@ -746,8 +744,9 @@ export class SpanBatchEncoder {
     }
     let g = byScope.get(scope);
     if (!g) {
-      g = { resource, scope, w: new Writer(), count: 0 };
+      g = { resource, scope, w: new Writer(), count: 0, first: 0 };
       byScope.set(scope, g);
+      this.groups.push(g);
     }
     this.last = g;
     return g;
@@ -797,19 +796,23 @@ export class SpanBatchEncoder {
   }
 
   /**
-   * A span encoded into `g`: counted, and `g` listed when it is the batch's first. One function for
-   * `add` and `addEnded`, so that the list's push (once a batch) has the type feedback of either:
-   * in each of them alone it was code that had not run when it was optimized, and deoptimized it.
+   * A span encoded into `g`: counted, and the group's place in the batch noted at its first span,
+   * without a branch of its own: code run once a batch (a push into a list of the batch's groups,
+   * as it was) has no type feedback when the functions that every span's end inlines are
+   * optimized, and deoptimized them when it ran ("not a Smi", "insufficient type feedback").
    */
   private counted(g: Group): void {
-    if (g.count++ === 0) this.groups.push(g);
-    this.count++;
+    const n = this.count;
+    g.first = g.count === 0 ? n : g.first;
+    g.count++;
+    this.count = n + 1;
   }
 
   /** The batch so far, handed over; the next starts empty, in a spare buffer of about its size. */
   seal(): EncodedSpans {
     const buffers: Buffer[] = [];
-    const groups = this.groups.map((g) => {
+    const inBatch = this.groups.filter((g) => g.count > 0).sort((a, b) => a.first - b.first);
+    const groups = inBatch.map((g) => {
       const { buf, pos } = g.w;
       buffers.push(buf);
       g.w.buf = this.buffer(Math.max(MIN_BUFFER, Math.ceil(pos * 1.25)));
@@ -818,7 +821,6 @@ export class SpanBatchEncoder {
       return { resource: g.resource, scope: g.scope, spans: buf.subarray(0, pos) };
     });
     const sealed: EncodedSpans = { groups, count: this.count, buffers };
-    this.groups.length = 0;
     this.count = 0;
     return sealed;
   }
