@@ -3,7 +3,7 @@ import {
   acceptedAtMs,
   type Context,
   carriedSpanContext,
-  failSpan,
+  endWhenSettled,
   inPassedSpan,
   type Link,
   recordSpan,
@@ -134,16 +134,5 @@ export function turnSpan<T>(envelope: Envelope, fn: (trace: Context | undefined)
   } catch (err) {
     running = Promise.reject(err);
   }
-  return running.then(
-    (outcome) => {
-      if (typeof outcome === 'string') span.setAttribute('switchboard.turn.outcome', outcome);
-      span.end();
-      return outcome;
-    },
-    (err: unknown) => {
-      failSpan(span, err);
-      span.end();
-      throw err;
-    },
-  );
+  return endWhenSettled(span, running, 'switchboard.turn.outcome');
 }

@@ -251,10 +251,14 @@ export function inPassedSpan<T>(
   );
 }
 
-/** Ends `span` when `running` settles (a rejection marks it failed); settles as `running` does. */
-export function endWhenSettled<T>(span: Span, running: Promise<T>): Promise<T> {
+/**
+ * Ends `span` when `running` settles (a rejection marks it failed); settles as `running` does.
+ * `outcomeKey`: a string `running` resolves with is set on the span under that key first.
+ */
+export function endWhenSettled<T>(span: Span, running: Promise<T>, outcomeKey?: string): Promise<T> {
   return running.then(
     (result) => {
+      if (outcomeKey !== undefined && typeof result === 'string') span.setAttribute(outcomeKey, result);
       span.end();
       return result;
     },
