@@ -75,6 +75,27 @@ const write = (sessionId: string): TurnWrite => ({
   events: [],
 });
 
+/** An ingress whose queue is `enqueue`, and nothing else of a hub. */
+function ingressOver(enqueue: (e: Envelope) => Promise<'accepted'>) {
+  return createIngress({
+    queue: { enqueue },
+    metrics: { messagesIn: { inc: () => undefined }, duplicatesIn: { inc: () => undefined } },
+    logger: createLogger('silent'),
+    bots: { rules: () => ({ messagesPerMinute: 100, maxFileBytes: 1_000_000 }) },
+    rateLimiter: { hit: async () => ({ allowed: true }) },
+  } as unknown as IngressOptions);
+}
+
+/** A person's message on the API channel, as the ingress takes it. */
+const apiInput = (id: string) => ({
+  id,
+  channel: 'api',
+  bot: 'default',
+  from: { id: 'person-ingress' },
+  text: 'hello',
+  receivedAt: new Date().toISOString(),
+});
+
 /**
  * The span helpers against an in-memory exporter, with the hub's tracer (what `startTracing`
  * registers) and with the SDK's (what an application embedding the hub might register); the OTLP
@@ -252,26 +273,11 @@ describe.each([
 
   it("the ingress queues the accept's trace with its time as epoch milliseconds, on the envelope it parsed", async () => {
     const queued: Envelope[] = [];
-    const ingress = createIngress({
-      queue: {
-        enqueue: async (e: Envelope) => {
-          queued.push(e);
-          return 'accepted';
-        },
-      },
-      metrics: { messagesIn: { inc: () => undefined }, duplicatesIn: { inc: () => undefined } },
-      logger: createLogger('silent'),
-      bots: { rules: () => ({ messagesPerMinute: 100, maxFileBytes: 1_000_000 }) },
-      rateLimiter: { hit: async () => ({ allowed: true }) },
-    } as unknown as IngressOptions);
-    const input = {
-      id: 'api:ingress-1',
-      channel: 'api',
-      bot: 'default',
-      from: { id: 'person-ingress' },
-      text: 'hello',
-      receivedAt: new Date().toISOString(),
-    };
+    const ingress = ingressOver(async (e) => {
+      queued.push(e);
+      return 'accepted';
+    });
+    const input = apiInput('api:ingress-1');
     const before = Date.now();
     await ingress.accept(input);
     const [accept] = spans('switchboard.accept');
@@ -287,25 +293,10 @@ describe.each([
   });
 
   it('an accept that fails ends its span failed, by the time the caller hears of it: a queue away, an invalid envelope', async () => {
-    const ingress = createIngress({
-      queue: {
-        enqueue: async () => {
-          throw new Error('queue away');
-        },
-      },
-      metrics: { messagesIn: { inc: () => undefined }, duplicatesIn: { inc: () => undefined } },
-      logger: createLogger('silent'),
-      bots: { rules: () => ({ messagesPerMinute: 100, maxFileBytes: 1_000_000 }) },
-      rateLimiter: { hit: async () => ({ allowed: true }) },
-    } as unknown as IngressOptions);
-    const input = {
-      id: 'api:ingress-2',
-      channel: 'api',
-      bot: 'default',
-      from: { id: 'person-ingress' },
-      text: 'hello',
-      receivedAt: new Date().toISOString(),
-    };
+    const ingress = ingressOver(async () => {
+      throw new Error('queue away');
+    });
+    const input = apiInput('api:ingress-2');
     const failed = (error: unknown) => {
       const [accept] = spans('switchboard.accept');
       exporter.reset();

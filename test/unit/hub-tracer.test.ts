@@ -19,6 +19,12 @@ function tracerWith(env: NodeJS.ProcessEnv = {}, sampler = samplerFromEnv(env)) 
   return { tracer: provider.getTracer('switchboard'), exporter };
 }
 
+/** The tracer with the hub's `startSpan`, whose last argument says the options' objects are the span's own. */
+const owning = (tracer: ReturnType<typeof tracerWith>['tracer']) =>
+  tracer as unknown as {
+    startSpan(name: string, options: object, context: undefined, own: boolean): Span;
+  };
+
 const remoteParent = (sampled: boolean) =>
   trace.setSpanContext(ROOT_CONTEXT, {
     traceId: '0af7651916cd43dd8448eb211c80319c',
@@ -197,14 +203,7 @@ describe("the hub's tracer", () => {
 
   it("keeps the attributes object it is handed as its own when told so (the hub's helpers), never a frozen one", () => {
     const { tracer, exporter } = tracerWith();
-    const hub = tracer as unknown as {
-      startSpan(
-        name: string,
-        options: object,
-        context: undefined,
-        own: boolean,
-      ): ReturnType<typeof tracer.startSpan>;
-    };
+    const hub = owning(tracer);
     const made = { 'switchboard.channel': 'api' };
     hub.startSpan('owned', { attributes: made }, undefined, true).setAttribute('later', 1).end();
     const frozen = Object.freeze({ 'switchboard.channel': 'api' });
@@ -218,14 +217,7 @@ describe("the hub's tracer", () => {
 
   it('keeps a frozen links array several spans share (the turns of a drained chunk), and copies it before adding to it', () => {
     const { tracer, exporter } = tracerWith();
-    const hub = tracer as unknown as {
-      startSpan(
-        name: string,
-        options: object,
-        context: undefined,
-        own: boolean,
-      ): ReturnType<typeof tracer.startSpan>;
-    };
+    const hub = owning(tracer);
     const drain = tracer.startSpan('drain');
     const shared = Object.freeze([Object.freeze({ context: drain.spanContext() })]);
     hub.startSpan('turn 1', { links: shared }, undefined, true).end();
@@ -262,9 +254,7 @@ describe("the hub's tracer", () => {
       { code: SpanStatusCode.UNSET },
     ]);
     // Links handed to a span it owns (the hub's helpers make them for it) are kept; others copied.
-    const hub = tracer as unknown as {
-      startSpan(name: string, options: object, context: undefined, own: boolean): Span;
-    };
+    const hub = owning(tracer);
     const made = [link];
     const owned = hub.startSpan('owned', { links: made }, undefined, true) as unknown as ReadableSpan;
     const given = [link];
