@@ -67,6 +67,8 @@ export const NO_BINDINGS: Bindings = Object.freeze({});
 /** A lazy child's parent, bindings and trace, and the child once made: the target of its proxy. */
 class LazyChild {
   child: Logger | undefined = undefined;
+  /** The bindings with the trace's ids, once a line needed them. */
+  private lineFields: Bindings | undefined = undefined;
   constructor(
     readonly parent: Logger,
     readonly bindings: Bindings,
@@ -74,27 +76,46 @@ class LazyChild {
   ) {}
 
   made(): Logger {
-    this.child ??= this.parent.child(
-      this.trace ? { ...this.bindings, ...logTraceIds(this.trace) } : this.bindings,
-    );
+    this.child ??= this.parent.child(this.fields());
     return this.child;
+  }
+
+  fields(): Bindings {
+    this.lineFields ??= this.trace ? { ...this.bindings, ...logTraceIds(this.trace) } : this.bindings;
+    return this.lineFields;
+  }
+
+  /**
+   * A line at `level`, written by the parent with the bindings (and trace ids) as its first
+   * fields, as a child would write it: an object's own fields come after them, an error goes
+   * under `err` (pino's key for one), a message alone gets them as its object.
+   */
+  write(level: Level, args: unknown[]): void {
+    const [first, ...rest] = args;
+    const fields = this.fields();
+    const object =
+      first instanceof Error
+        ? { ...fields, err: first }
+        : typeof first === 'object' && first !== null
+          ? { ...fields, ...first }
+          : fields;
+    const tail = object === fields && first !== undefined ? args : rest;
+    (this.parent[level] as (obj: object, ...more: unknown[]) => void)(object, ...tail);
   }
 }
 
+type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 const LEVELS: ReadonlySet<string> = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 
 /** One handler for every lazy child (its state is the target): a turn makes a proxy and no closure. */
 const LAZY_CHILD: ProxyHandler<LazyChild> = {
   get(lazy, key) {
-    // A line below the level is never written: its method is the parent's no-op, and no child is
-    // made for it (a child has its parent's level).
-    if (
-      lazy.child === undefined &&
-      typeof key === 'string' &&
-      LEVELS.has(key) &&
-      !lazy.parent.isLevelEnabled(key)
-    )
-      return Reflect.get(lazy.parent, key, lazy.parent);
+    if (lazy.child === undefined && typeof key === 'string' && LEVELS.has(key)) {
+      // A line below the level is never written: its method is the parent's no-op (a child has
+      // its parent's level). One that is, is written by the parent with the child's fields.
+      if (!lazy.parent.isLevelEnabled(key)) return Reflect.get(lazy.parent, key, lazy.parent);
+      return (...args: unknown[]) => lazy.write(key as Level, args);
+    }
     const logger = lazy.made();
     const value = Reflect.get(logger, key, logger);
     return typeof value === 'function' ? value.bind(logger) : value;
@@ -104,11 +125,12 @@ const LAZY_CHILD: ProxyHandler<LazyChild> = {
 };
 
 /**
- * `logger.child(bindings)`, made the first time something uses it (a line below the level does not
- * count). A child logger redacts its bindings when it is made, which costs more than the rest of a
- * quiet turn; most turns log nothing.
+ * `logger.child(bindings)` to whoever holds it, made only for what a line cannot do (`child`,
+ * `level`, …): a line is written by the parent with the bindings as its first fields (a line below
+ * the level not at all). A pino child redacts its bindings when it is made, which cost more than
+ * the rest of a quiet turn, and a session's first turn writes a line (`session.created`).
  * With `trace` (a turn's context, tracing on), its lines carry its `trace_id` and `span_id` too,
- * read when the child is made.
+ * read at the first line.
  */
 export function lazyChild(parent: Logger, bindings: Bindings, trace?: Context): Logger {
   return new Proxy(new LazyChild(parent, bindings, trace), LAZY_CHILD) as unknown as Logger;

@@ -20,14 +20,17 @@ for (let i = 0; i < 6; i++) {
   HEX[65 + i] = 10 + i;
 }
 
-/** The byte of the two hex digits at `i` (the encoder's reading: char codes masked to 7 bits). */
-function byteAt(hex: string, i: number): number {
-  return (HEX[hex.charCodeAt(i) & 0x7f]! << 4) | HEX[hex.charCodeAt(i + 1) & 0x7f]!;
-}
-
-/** Four bytes of hex from `i` as a big-endian 32-bit word (signed: a small integer to V8). */
+/**
+ * Eight hex digits from `i` as a big-endian 32-bit word (signed: a small integer to V8). A loop,
+ * not 8 unrolled reads: TurboFan inlines this into every constructor of a context (and those into
+ * the tracer and the turn), and each `charCodeAt` it inlines is a large graph; unrolled, the
+ * contexts' 48 of them made the optimizing compiles of the span path the largest cost of a short
+ * traced run (README "Tracing").
+ */
 function wordAt(hex: string, i: number): number {
-  return (byteAt(hex, i) << 24) | (byteAt(hex, i + 2) << 16) | (byteAt(hex, i + 4) << 8) | byteAt(hex, i + 6);
+  let word = 0;
+  for (const end = i + 8; i < end; i++) word = (word << 4) | HEX[hex.charCodeAt(i) & 0x7f]!;
+  return word;
 }
 
 function putWord(buf: Uint8Array, pos: number, word: number): void {

@@ -36,7 +36,7 @@ describe('log format', () => {
 });
 
 describe('lazyChild', () => {
-  it('makes the child only when first used, then writes with its bindings and its trace ids', async () => {
+  it('writes its lines through the parent with its bindings and trace ids, and makes a child only for what a line cannot do', async () => {
     const lines: string[] = [];
     const parent = createLogger('info', {}, { write: (line: string) => void lines.push(line) });
     const made: unknown[] = [];
@@ -58,23 +58,30 @@ describe('lazyChild', () => {
       const used = lazyChild(counting, { sessionId: 's-1' }, trace);
       expect(made).toEqual([]);
       used.info({ event: 'turn.note' });
-      used.warn({ event: 'turn.other' });
-      expect(made).toHaveLength(1);
+      used.warn({ event: 'turn.other', sessionId: 's-own' });
+      used.info('a message %s', 'alone');
+      used.error(new Error('it broke'), 'with an error');
+      expect(made).toEqual([]);
       const ids = { trace_id: '0af7651916cd43dd8448eb211c80319c', span_id: 'b7ad6b7169203331' };
-      expect(lines.map((l) => JSON.parse(l))).toMatchObject([
+      const written = lines.map((l) => JSON.parse(l));
+      expect(written).toMatchObject([
         { event: 'turn.note', sessionId: 's-1', ...ids },
-        { event: 'turn.other', sessionId: 's-1', ...ids },
+        { event: 'turn.other', sessionId: 's-own', ...ids },
+        { msg: 'a message alone', sessionId: 's-1', ...ids },
+        { msg: 'with an error', sessionId: 's-1', ...ids, err: { message: 'it broke', type: 'Error' } },
       ]);
+      expect(written[3].err.stack).toContain('it broke');
       expect(lazyChild(counting, { bot: 'b' }).level).toBe('info');
-      expect(made.at(-1)).toEqual({ bot: 'b' });
+      expect(made).toEqual([{ bot: 'b' }]);
       expect('info' in quiet).toBe(true);
-      expect(made).toHaveLength(3);
+      expect(made).toHaveLength(2);
+      expect(made.at(-1)).toEqual({ sessionId: 's-1', ...ids });
     } finally {
       await enableTracing(false);
     }
   });
 
-  it('makes no child for a line below the level: nothing is written, and the next line that is still gets one', () => {
+  it('writes nothing for a line below the level, and the next line that is above it with its bindings (no child either way)', () => {
     const lines: string[] = [];
     const parent = createLogger('info', {}, { write: (line: string) => void lines.push(line) });
     let made = 0;
@@ -94,7 +101,7 @@ describe('lazyChild', () => {
     expect(lines).toEqual([]);
     child.warn({ event: 'cache.write_failed' });
     child.debug({ event: 'still.below' });
-    expect(made).toBe(1);
+    expect(made).toBe(0);
     expect(lines.map((l) => JSON.parse(l))).toMatchObject([
       { event: 'cache.write_failed', sessionId: 's-2' },
     ]);
