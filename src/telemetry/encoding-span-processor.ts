@@ -116,10 +116,24 @@ export class EncodingSpanProcessor implements SpanProcessor {
     startMs: number,
     endMs: number,
     attributes: Attributes,
+    idBytes?: Uint8Array,
+    idAt = 0,
   ): void {
     if (!this.admits(1)) return;
     try {
-      this.encoder.addEnded(resource, scope, parent, spanId, name, kind, startMs, endMs, attributes);
+      this.encoder.addEnded(
+        resource,
+        scope,
+        parent,
+        spanId,
+        name,
+        kind,
+        startMs,
+        endMs,
+        attributes,
+        idBytes,
+        idAt,
+      );
     } catch (error) {
       globalErrorHandler(error as Error);
       return;

@@ -61,18 +61,33 @@ const ZEROS: Record<number, string> = { 16: '0'.repeat(16), 32: '0'.repeat(32) }
 
 const INVALID: SpanContext = { traceId: ZEROS[32]!, spanId: ZEROS[16]!, traceFlags: 0 };
 
-/** An id of `chars` random hex digits (16: a span's, 32: a trace's). */
-function randomHex(chars: 16 | 32): string {
+/** Where in `pool` the ids `randomHex` returned last are (their bytes, until the next refill). */
+let idAt = 0;
+
+/** Whether the 8 bytes of `pool` from `at` are all zeros (the invalid span id, or half a trace id). */
+function zeros8(at: number): boolean {
+  return (pool.readInt32BE(at) | pool.readInt32BE(at + 4)) === 0;
+}
+
+/**
+ * Random hex digits for ids, sliced from the pool: 16, a span's id; 48, a root's trace id (the
+ * first 32) and span id. Their bytes are at `idAt` in `pool`, for the span context's words
+ * (src/telemetry/span-ids.ts), which need not be read back from the hex.
+ */
+function randomHex(chars: 16 | 48): string {
   for (;;) {
     if (hexAt + chars > hexPool.length) {
       randomFillSync(pool);
       hexPool = pool.toString('hex');
       hexAt = 0;
     }
-    const id = hexPool.slice(hexAt, hexAt + chars);
+    const at = hexAt >>> 1;
     hexAt += chars;
     // All zeros is the invalid id (W3C trace context): never handed out.
-    if (id !== ZEROS[chars]) return id;
+    const invalid = chars === 16 ? zeros8(at) : (zeros8(at) && zeros8(at + 8)) || zeros8(at + 16);
+    if (invalid) continue;
+    idAt = at;
+    return hexPool.slice(hexAt - chars, hexAt);
   }
 }
 
@@ -284,6 +299,9 @@ interface EndedRecorder {
     startMs: number,
     endMs: number,
     attributes: Attributes,
+    /** `spanId`'s 8 bytes at `idAt`, where the hex was made of them (read at once). */
+    idBytes?: Uint8Array,
+    idAt?: number,
   ): void;
 }
 
@@ -356,6 +374,8 @@ export class HubTracer implements Tracer {
       startMs,
       end < startMs ? startMs : end,
       options.attributes ?? {},
+      pool,
+      idAt,
     );
   }
 
@@ -371,8 +391,22 @@ export class HubTracer implements Tracer {
     const parentSpan = trace.getSpan(ctx);
     const parent = parentSpan?.spanContext();
     const valid = parent !== undefined && this.isValidParent(parentSpan!, parent);
-    const traceId = valid ? parent.traceId : randomHex(32);
-    const spanId = randomHex(16);
+    let traceId: string;
+    let spanId: string;
+    // The ids' bytes in the pool: the span id's, and a root's trace id's (see randomHex).
+    let spanAt: number;
+    let traceAt = -1;
+    if (valid) {
+      traceId = parent.traceId;
+      spanId = randomHex(16);
+      spanAt = idAt;
+    } else {
+      const ids = randomHex(48);
+      traceId = ids.slice(0, 32);
+      spanId = ids.slice(32);
+      traceAt = idAt;
+      spanAt = idAt + 16;
+    }
     const kind = options.kind ?? SpanKind.INTERNAL;
     let attributes = options.attributes ?? {};
     let own = ownAttributes || options.attributes === undefined;
@@ -400,6 +434,9 @@ export class HubTracer implements Tracer {
       decision === SamplingDecision.RECORD_AND_SAMPLED ? 1 : 0,
       traceState,
       valid && parent instanceof IdContext ? parent : undefined,
+      pool,
+      spanAt,
+      traceAt,
     );
     if (decision === SamplingDecision.NOT_RECORD) return trace.wrapSpanContext(spanContext);
     const span = new HubSpan(

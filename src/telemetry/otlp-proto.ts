@@ -199,6 +199,16 @@ class Writer {
     this.pos = pos + 28;
   }
 
+  /** An id (length-delimited) of `n` bytes at `at` of `bytes`. */
+  idBytes(bytes: Uint8Array, at: number, n: number): void {
+    this.ensure(1 + n);
+    const buf = this.buf;
+    let pos = this.pos;
+    buf[pos++] = n;
+    for (let i = 0; i < n; i++) buf[pos++] = bytes[at + i]!;
+    this.pos = pos;
+  }
+
   /** A span id (length-delimited) of a context that keeps its bytes. */
   spanIdWords(c: IdContext): void {
     this.ensure(9);
@@ -543,6 +553,8 @@ function endedSpan(
   startMs: number,
   endMs: number,
   attrs: Record<string, unknown>,
+  idBytes: Uint8Array | undefined,
+  idAt: number,
 ): void {
   const at = w.open(2);
   const words = parent instanceof IdContext && parent.hasWords;
@@ -550,7 +562,8 @@ function endedSpan(
   if (words) w.traceIdWords(parent);
   else w.hexId(parent.traceId);
   w.tag(2, 2);
-  w.hexId(spanId);
+  if (idBytes) w.idBytes(idBytes, idAt, 8);
+  else w.hexId(spanId);
   const state = parent.traceState?.serialize();
   if (state) {
     w.tag(3, 2);
@@ -781,13 +794,16 @@ export class SpanBatchEncoder {
     startMs: number,
     endMs: number,
     attrs: Record<string, unknown>,
+    /** `spanId`'s 8 bytes at `idAt`, where its hex was made of them. */
+    idBytes?: Uint8Array,
+    idAt = 0,
   ): void {
     const g = this.group(resource, scope);
     const w = g.w;
     const start = w.pos;
     try {
       w.tag(2, 2);
-      endedSpan(w, parent, spanId, name, kind, startMs, endMs, attrs);
+      endedSpan(w, parent, spanId, name, kind, startMs, endMs, attrs, idBytes, idAt);
     } catch (error) {
       w.pos = start;
       throw error;

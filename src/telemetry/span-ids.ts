@@ -33,6 +33,11 @@ function wordAt(hex: string, i: number): number {
   return word;
 }
 
+/** Four bytes from `at` as a big-endian 32-bit word (signed, as `wordAt` makes it). */
+function wordOf(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
+}
+
 function putWord(buf: Uint8Array, pos: number, word: number): void {
   buf[pos] = word >>> 24;
   buf[pos + 1] = (word >>> 16) & 0xff;
@@ -59,6 +64,14 @@ export abstract class IdContext implements SpanContext {
     readonly traceFlags: number,
     /** A context of the same trace whose words are taken rather than read again from the hex. */
     sameTrace?: IdContext,
+    /**
+     * The ids' bytes where the hex was made of them (the tracer's random pool): the span id's 8
+     * at `spanAt`, and the trace id's 16 at `traceAt` when not -1 (a root's). Read as words at
+     * once: the pool is refilled later.
+     */
+    idBytes?: Uint8Array,
+    spanAt = 0,
+    traceAt = -1,
   ) {
     if (traceId.length !== 32 || spanId.length !== 16) return;
     if (sameTrace?.traceId === traceId && sameTrace.#words) {
@@ -66,14 +79,24 @@ export abstract class IdContext implements SpanContext {
       this.#t1 = sameTrace.#t1;
       this.#t2 = sameTrace.#t2;
       this.#t3 = sameTrace.#t3;
+    } else if (idBytes !== undefined && traceAt >= 0) {
+      this.#t0 = wordOf(idBytes, traceAt);
+      this.#t1 = wordOf(idBytes, traceAt + 4);
+      this.#t2 = wordOf(idBytes, traceAt + 8);
+      this.#t3 = wordOf(idBytes, traceAt + 12);
     } else {
       this.#t0 = wordAt(traceId, 0);
       this.#t1 = wordAt(traceId, 8);
       this.#t2 = wordAt(traceId, 16);
       this.#t3 = wordAt(traceId, 24);
     }
-    this.#s0 = wordAt(spanId, 0);
-    this.#s1 = wordAt(spanId, 8);
+    if (idBytes !== undefined) {
+      this.#s0 = wordOf(idBytes, spanAt);
+      this.#s1 = wordOf(idBytes, spanAt + 4);
+    } else {
+      this.#s0 = wordAt(spanId, 0);
+      this.#s1 = wordAt(spanId, 8);
+    }
     this.#words = true;
   }
 
@@ -104,8 +127,11 @@ export class HubSpanContext extends IdContext {
     traceFlags: number,
     readonly traceState: TraceState | undefined,
     sameTrace?: IdContext,
+    idBytes?: Uint8Array,
+    spanAt = 0,
+    traceAt = -1,
   ) {
-    super(traceId, spanId, traceFlags, sameTrace);
+    super(traceId, spanId, traceFlags, sameTrace, idBytes, spanAt, traceAt);
   }
 }
 

@@ -91,4 +91,30 @@ describe('span contexts that keep their ids as bytes (for the OTLP encoder)', ()
     expect(plain[1]!.spanContext() instanceof IdContext).toBe(false);
     expect(Buffer.from(encodeTraceRequest(plain)).equals(Buffer.from(encodeTraceRequest(spans)))).toBe(true);
   });
+
+  it('keep the bytes of the ids the tracer makes, through refills of its random pool (roots and children)', () => {
+    const exporter = new InMemorySpanExporter();
+    const provider = new HubTracerProvider({
+      resource: resourceFromAttributes({ 'service.name': 'test' }),
+      sampler: samplerFromEnv({}),
+      parentBasedDefaults: true,
+      processor: new SimpleSpanProcessor(exporter),
+    });
+    const tracer = provider.getTracer('switchboard');
+    // 8 KiB of random bytes a refill: a root takes 24, a child 8; 1,000 of each cross it often.
+    for (let i = 0; i < 1_000; i++) {
+      const root = tracer.startSpan(`root ${i}`);
+      tracer.startSpan(`child ${i}`, {}, trace.setSpan(ROOT_CONTEXT, root)).end();
+      root.end();
+    }
+    const spans = exporter.getFinishedSpans();
+    for (const s of spans) {
+      expect(put(s.spanContext() as IdContext)).toEqual({
+        trace: bytesOf(s.spanContext().traceId),
+        span: bytesOf(s.spanContext().spanId),
+      });
+    }
+    expect(new Set(spans.map((s) => s.spanContext().spanId)).size).toBe(2_000);
+    expect(Buffer.from(encodeTraceRequest(spans)).equals(reference(spans))).toBe(true);
+  });
 });
