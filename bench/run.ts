@@ -16,7 +16,9 @@
  * And `tracing`: BENCH_TRACING_ROUNDS (4) pairs of (b)'s full workload, with tracing on in every
  * process (OTLP/protobuf to a local endpoint that discards what it receives) and off, back to back,
  * which comes first alternating; the median of the pairs' throughput ratios; before them, BENCH_TRACING_WARMUP (1) pairs, not counted, unless (b)
- * ran before in this process (the gateway is this process: its first runs warm it).
+ * ran before in this process (the gateway is this process: its first runs warm it). With
+ * BENCH_TRACING_WORKER_WARMUP (0) > 0, each run of a pair first drives that many full passes over
+ * other sessions, not counted: the workers, fresh processes in every run, measured warm.
  * Outbound (bench/outbound.ts): `broadcast` (throughput, and the pace a platform sees) and
  * `schedule` (how late scheduled sends fire, on both scheduler drivers).
  * And `dashboard`: the operator dashboard's queries on the same preloaded data (bench/dashboard.ts).
@@ -25,7 +27,9 @@
  * `npm run bench -- startup embedded distributed baseline size websocket tracing broadcast schedule dashboard files webhooks` picks parts.
  * Environment: BENCH_SESSIONS, BENCH_MESSAGES, BENCH_WORKERS, BENCH_PACED_SECONDS, BENCH_TRACING_ROUNDS, BENCH_TRACING_WARMUP,
  * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES;
- * BENCH_HUB_NODE_FLAGS: node flags for (a)'s hub process (`--trace-gc`, …).
+ * BENCH_HUB_NODE_FLAGS: node flags for (a)'s hub process (`--trace-gc`, …); BENCH_WORKER_NODE_ARGS: (b)'s
+ * workers' (`--cpu-prof --cpu-prof-dir=…`); BENCH_WORKER_OUT: a directory for each worker's stdout
+ * (`<pid>.txt`: what `--trace-opt` and `--trace-deopt` print).
  */
 import { fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +64,8 @@ const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 10);
 /** `tracing`: how many pairs of full runs, tracing on then off, to compare (the median is printed). */
 const TRACING_ROUNDS = Number(process.env.BENCH_TRACING_ROUNDS ?? 4);
+/** `tracing`: full passes over other sessions in each run before the measured one (0: cold workers). */
+const TRACING_WORKER_WARMUP = Number(process.env.BENCH_TRACING_WORKER_WARMUP ?? 0);
 /** `tracing`: pairs before the pairs, not counted, when no (b) run came before in this process (0: none). */
 const TRACING_WARMUP = Number(process.env.BENCH_TRACING_WARMUP ?? 1);
 const PACED_RATES = (process.env.BENCH_PACED_RATES ?? process.env.BENCH_PACED_RATE ?? '1000,2000')
@@ -444,6 +450,8 @@ interface DistributedOptions {
   tracing?: boolean;
   /** `false`: the full workload only. */
   paced?: boolean;
+  /** Full passes over other sessions before the measured one (the workers warmed up, not counted). */
+  warmup?: number;
 }
 
 async function benchDistributed(options: DistributedOptions = {}): Promise<DistributedResult> {
@@ -528,6 +536,18 @@ async function runDistributed(
     const pids: Record<string, number> = { gateway: process.pid };
     for (const [i, w] of workers.entries()) pids[`worker ${i + 1}`] = w.pid!;
     try {
+      for (let pass = 1; pass <= (options.warmup ?? 0); pass++) {
+        await drive(
+          async (s, n) => {
+            const e = envelope(s + pass * SESSIONS, n);
+            await gateway.ingress.accept(e);
+            return e.id;
+          },
+          completions,
+          signal,
+        );
+        completions.clear();
+      }
       let driven: { latencies: number[]; seconds: number } | undefined;
       const fullCost = await perMessage(pids, stats, database, wakeCounters, async () => {
         driven = await drive(
@@ -865,9 +885,13 @@ if (want('tracing')) {
   // falls by ~0.002 ms from one run to the next), and that drift must not favour either side.
   for (let round = 0; round < TRACING_ROUNDS; round++) {
     const onFirst = round % 2 === 0;
-    const first = (await benchDistributed(onFirst ? { tracing: true, paced: false } : { paced: false })).full;
-    const second = (await benchDistributed(onFirst ? { paced: false } : { tracing: true, paced: false }))
-      .full;
+    const warmup = TRACING_WORKER_WARMUP;
+    const first = (
+      await benchDistributed(onFirst ? { tracing: true, paced: false, warmup } : { paced: false, warmup })
+    ).full;
+    const second = (
+      await benchDistributed(onFirst ? { paced: false, warmup } : { tracing: true, paced: false, warmup })
+    ).full;
     const [on, off] = onFirst ? [first, second] : [second, first];
     off.name = `${off.name}, tracing off (pair ${round + 1}, ${onFirst ? 'second' : 'first'})`;
     on.name = `${on.name} (pair ${round + 1}, ${onFirst ? 'first' : 'second'})`;

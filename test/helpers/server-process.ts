@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from './hub.ts';
 
@@ -50,6 +51,9 @@ export class ServerProcess {
       },
     );
     this.child = child;
+    // For reading V8's own output (`--trace-opt`, …) of a bench's processes: their stdout, whole.
+    if (process.env.BENCH_WORKER_OUT)
+      child.stdout!.pipe(createWriteStream(path.join(process.env.BENCH_WORKER_OUT, `${child.pid}.txt`)));
     this.stopping = false;
     child.once('exit', (code, signal) => {
       if (!this.stopping) this.crashed = `exit ${code ?? signal}`;
