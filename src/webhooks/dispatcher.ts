@@ -14,6 +14,7 @@ import {
   markRetry,
   type OutboxEvent,
   pruneDelivered,
+  pruneExpiredLeases,
   releaseLane,
 } from './store.ts';
 
@@ -22,6 +23,8 @@ export const WEBHOOK_LANE_JOB = 'webhooks.lane';
 /** Delivered events are kept this long (for support questions), then forgotten. */
 export const KEEP_DELIVERED_MS = 24 * 60 * 60 * 1000;
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
+/** How long past its end a lane lease is kept before it is forgotten (see pruneExpiredLeases). */
+export const EXPIRED_LEASE_GRACE_MS = 60 * 60 * 1000;
 /** A lane's wake-up: `lane` its key; `sessionId` the payload jobs scheduled before session-less lanes had. */
 const LanePayload = z.union([
   z.object({ endpoint: z.string(), lane: z.string().min(1) }),
@@ -132,6 +135,8 @@ export class WebhookDispatcher {
       this.prunedAt = Date.now();
       const n = await pruneDelivered(this.o.db, KEEP_DELIVERED_MS);
       if (n > 0) this.o.logger.info({ event: 'webhook.pruned', count: n });
+      const leases = await pruneExpiredLeases(this.o.db, EXPIRED_LEASE_GRACE_MS);
+      if (leases > 0) this.o.logger.info({ event: 'webhook.leases_pruned', count: leases });
     }
     const room = this.o.concurrency - this.running.size;
     if (room <= 0) return;

@@ -211,6 +211,20 @@ export async function pruneDelivered(q: Queryable, olderThanMs: number): Promise
 }
 
 /**
+ * Forgets lane leases that ran out more than `graceMs` ago: a lease is deleted by its owner when
+ * its lane is done, and one whose owner stopped (a crash, a SIGKILL) is taken over only when its
+ * lane gets an event again, so leases of lanes that never do were left for good. An expired lease
+ * binds nobody (`leaseLane` takes it over), so forgetting it changes nothing else. Returns how many.
+ */
+export async function pruneExpiredLeases(q: Queryable, graceMs: number): Promise<number> {
+  const { rows } = await q.query(
+    `DELETE FROM webhook_lanes WHERE leased_until < now() - $1 * interval '1 millisecond' RETURNING 1`,
+    [graceMs],
+  );
+  return rows.length;
+}
+
+/**
  * Writes a session-less event (`session_id` null) for every endpoint of `bot` subscribed to
  * `type`, ordered by `key` (per key per endpoint). In `q`'s transaction when `q` is one.
  * `eventId`: the event's id, for an event that may be written again for the same fact (see

@@ -1,8 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { KEEP_DELIVERED_MS } from '../../src/webhooks/dispatcher.ts';
-import { pruneDelivered } from '../../src/webhooks/store.ts';
+import { EXPIRED_LEASE_GRACE_MS, KEEP_DELIVERED_MS } from '../../src/webhooks/dispatcher.ts';
+import { pruneDelivered, pruneExpiredLeases } from '../../src/webhooks/store.ts';
 import { agentWithStatus } from '../helpers/agents.ts';
 import { switchboardCli } from '../helpers/cli.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -82,6 +82,27 @@ describe('event webhooks', () => {
     expect(await pruneDelivered(db, KEEP_DELIVERED_MS)).toBe(1);
     const left = await db.query('SELECT 1 FROM webhook_outbox WHERE id = $1', [rows[0]?.id]);
     expect(left.rows).toHaveLength(0);
+  });
+
+  it('forgets lane leases an hour after they ran out (a stopped owner leaves its lease), and no other', async () => {
+    const db = running.hub.db;
+    const { rows: endpoints } = await db.query<{ endpoint: string }>(
+      'SELECT endpoint FROM webhook_endpoints LIMIT 1',
+    );
+    const endpoint = endpoints[0]!.endpoint;
+    await db.query(
+      `INSERT INTO webhook_lanes (endpoint, lane, owner, leased_until) VALUES
+         ($1, 'lease-test:stale', 'gone', now() - interval '2 hours'),
+         ($1, 'lease-test:recent', 'gone', now() - interval '5 minutes'),
+         ($1, 'lease-test:held', 'alive', now() + interval '1 minute')`,
+      [endpoint],
+    );
+    expect(await pruneExpiredLeases(db, EXPIRED_LEASE_GRACE_MS)).toBe(1);
+    const { rows } = await db.query<{ lane: string }>(
+      "SELECT lane FROM webhook_lanes WHERE lane LIKE 'lease-test:%' ORDER BY lane",
+    );
+    expect(rows.map((r) => r.lane)).toEqual(['lease-test:held', 'lease-test:recent']);
+    await db.query("DELETE FROM webhook_lanes WHERE lane LIKE 'lease-test:%'");
   });
 
   it('retries 500s until the receiver takes them', async () => {
