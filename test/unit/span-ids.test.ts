@@ -19,6 +19,18 @@ function put(c: IdContext) {
   return { trace, span };
 }
 
+/** The hub's tracer (default sampler), its finished spans kept in memory. */
+function hubTracer() {
+  const exporter = new InMemorySpanExporter();
+  const provider = new HubTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'test' }),
+    sampler: samplerFromEnv({}),
+    parentBasedDefaults: true,
+    processor: new SimpleSpanProcessor(exporter),
+  });
+  return { exporter, tracer: provider.getTracer('switchboard') };
+}
+
 const reference = (spans: ReadableSpan[]) =>
   Buffer.from(ProtobufTraceSerializer.serializeRequest(spans) ?? []);
 
@@ -59,14 +71,7 @@ describe('span contexts that keep their ids as bytes (for the OTLP encoder)', ()
   });
 
   it("spans under them and linked to them are encoded as the OTLP exporter's serializer encodes their hex", () => {
-    const exporter = new InMemorySpanExporter();
-    const provider = new HubTracerProvider({
-      resource: resourceFromAttributes({ 'service.name': 'test' }),
-      sampler: samplerFromEnv({}),
-      parentBasedDefaults: true,
-      processor: new SimpleSpanProcessor(exporter),
-    });
-    const tracer = provider.getTracer('switchboard');
+    const { exporter, tracer } = hubTracer();
     const carried = new CarriedSpanContext('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', 1);
     const parent = trace.setSpanContext(ROOT_CONTEXT, carried);
     const drain = tracer.startSpan('drain', { kind: 4, links: [{ context: carried }] });
@@ -93,14 +98,7 @@ describe('span contexts that keep their ids as bytes (for the OTLP encoder)', ()
   });
 
   it('keep the bytes of the ids the tracer makes, through refills of its random pool (roots and children)', () => {
-    const exporter = new InMemorySpanExporter();
-    const provider = new HubTracerProvider({
-      resource: resourceFromAttributes({ 'service.name': 'test' }),
-      sampler: samplerFromEnv({}),
-      parentBasedDefaults: true,
-      processor: new SimpleSpanProcessor(exporter),
-    });
-    const tracer = provider.getTracer('switchboard');
+    const { exporter, tracer } = hubTracer();
     // 8 KiB of random bytes a refill: a root takes 24, a child 8; 1,000 of each cross it often.
     for (let i = 0; i < 1_000; i++) {
       const root = tracer.startSpan(`root ${i}`);
