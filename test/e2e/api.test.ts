@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { type SwitchboardClient, switchboardClient } from 'switchboard/client';
+import { type Schema, type SwitchboardClient, switchboardClient } from 'switchboard/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/database.ts';
 import { apiClient } from '../helpers/hub.ts';
@@ -175,7 +175,7 @@ describe('REST API end to end (child process, embedded PGlite)', () => {
       token = (await api.createSession()).token;
     });
 
-    const expectError = (res: { status: number; json: any }, status: number, code: string) => {
+    const expectError = (res: { status: number; json: Schema<'Error'> }, status: number, code: string) => {
       expect(res.status).toBe(status);
       expect(res.json.error.code).toBe(code);
       expect(typeof res.json.error.message).toBe('string');

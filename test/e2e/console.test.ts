@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAdapters } from '../../adapters/index.ts';
+import type { Schema } from '../../src/client/index.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
 import { silentLogger } from '../helpers/database.ts';
@@ -20,6 +21,13 @@ const PERSON_PHONE = '16505551234';
 /** Set to a folder to write README's screenshots of the console while the test runs. */
 const SCREENSHOTS = process.env.SCREENSHOTS_DIR;
 
+/** The part of the documented text-message webhook the test rewrites: its one message's text. */
+interface TextMessageWebhook {
+  entry: [{ changes: [{ value: { messages: [{ text: { body: string } }] } }] }];
+}
+/** `GET /api/admin/agents`' answer. */
+type AgentList = { agents: Schema<'Agent'>[] };
+
 const ANA = { name: 'Ana Reyes', email: 'ana@shop.test', password: 'correct horse battery staple' };
 const SAM = { name: 'Sam Outlet', email: 'sam@shop.test', password: 'another long passphrase here' };
 
@@ -36,13 +44,14 @@ describe('agent console in a real browser', () => {
   /** The console's address of the WhatsApp person's conversation. */
   let whatsAppConversation = '';
 
-  const admin = async (method: string, route: string, body?: unknown) => {
+  /** An admin API call; `T` is the answer the caller reads (most read only the status). */
+  const admin = async <T = unknown>(method: string, route: string, body?: unknown) => {
     const res = await fetch(`${running.url}${route}`, {
       method,
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: res.status, json: (await res.json().catch(() => undefined)) as any };
+    return { status: res.status, json: (await res.json().catch(() => undefined)) as T };
   };
 
   const signIn = async (page: Page, who: { email: string; password: string }) => {
@@ -65,7 +74,7 @@ describe('agent console in a real browser', () => {
       suffix: id,
       timestamp: new Date(),
       phoneNumberId: BUSINESS_NUMBER,
-    }) as any;
+    }) as unknown as TextMessageWebhook;
     payload.entry[0].changes[0].value.messages[0].text.body = text;
     const res = await postWhatsAppWebhook(running.url, payload, APP_SECRET);
     expect(res.status).toBe(200);
@@ -73,7 +82,7 @@ describe('agent console in a real browser', () => {
   const whatsAppTexts = () =>
     graph
       .to(PERSON_PHONE)
-      .map((r) => (r.body.type === 'text' ? (r.body.text as any).body : `[${r.body.type}]`));
+      .map((r) => (r.body.type === 'text' ? (r.body.text as { body: string }).body : `[${r.body.type}]`));
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
@@ -162,7 +171,8 @@ describe('agent console in a real browser', () => {
     await console_.getByRole('combobox', { name: 'Your status' }).selectOption('available');
     await until(
       async () =>
-        (await admin('GET', '/api/admin/agents')).json.agents.find((a: any) => a.email === ANA.email).status,
+        (await admin<AgentList>('GET', '/api/admin/agents')).json.agents.find((a) => a.email === ANA.email)!
+          .status,
       (status) => status === 'available',
       20_000,
     );
@@ -316,8 +326,8 @@ describe('agent console in a real browser', () => {
         .getByRole('button', { name: 'Save' })
         .click();
       const carl = () =>
-        admin('GET', '/api/admin/agents').then((r) =>
-          r.json.agents.find((a: { email: string }) => a.email === 'carl@shop.test'),
+        admin<AgentList>('GET', '/api/admin/agents').then((r) =>
+          r.json.agents.find((a) => a.email === 'carl@shop.test'),
         );
       await until(carl, (a) => a?.capacity === 7, 20_000);
 

@@ -20,6 +20,11 @@ const PERSON_PHONE = '16505559876';
 /** Set to a folder to write README's screenshots of the dashboard while the test runs. */
 const SCREENSHOTS = process.env.SCREENSHOTS_DIR;
 
+/** The part of the documented text-message webhook the test rewrites: its one message's text. */
+interface TextMessageWebhook {
+  entry: [{ changes: [{ value: { messages: [{ text: { body: string } }] } }] }];
+}
+
 const SUE = { name: 'Sue Pervisor', email: 'sue@shop.test', password: 'supervisor passphrase here' };
 const AL = { name: 'Al Agent', email: 'al@shop.test', password: 'plain agent passphrase' };
 
@@ -48,7 +53,7 @@ describe('operator dashboard in a real browser', () => {
       suffix: id,
       timestamp: new Date(),
       phoneNumberId: BUSINESS_NUMBER,
-    }) as any;
+    }) as unknown as TextMessageWebhook;
     payload.entry[0].changes[0].value.messages[0].text.body = text;
     const res = await postWhatsAppWebhook(running.url, payload, APP_SECRET);
     expect(res.status).toBe(200);

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { toApiMessage } from '../../adapters/api/routes.ts';
+import type { Schema } from '../../src/client/index.ts';
 import { EXE_BYTES, PNG_1X1, pdfBytes } from '../helpers/files.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 
@@ -9,7 +11,13 @@ const MB = 1024 * 1024;
 const KETTLE = readFileSync(path.join(REPO_ROOT, 'test/fixtures/files/bots/gallery/media/kettle.png'));
 const ADMIN_TOKEN = 'files-admin-token-of-32-characters!!';
 
-async function upload(
+/** A message as the API answers it (a reply of `POST /api/chat`, a row of the history). */
+type ApiMessage = ReturnType<typeof toApiMessage>;
+/** `POST /api/session/files`'s 201: the stored file. */
+type Uploaded = { file_id: string; name: string; type: string; size: number };
+
+/** Uploads a file; `T` is the answer the caller expects (the stored file, or the API's error). */
+async function upload<T = Uploaded>(
   url: string,
   token: string | undefined,
   data: Buffer,
@@ -23,7 +31,7 @@ async function upload(
     headers: token ? { authorization: `Bearer ${token}` } : {},
     body: form,
   });
-  return { status: res.status, json: (await res.json()) as Record<string, any>, headers: res.headers };
+  return { status: res.status, json: (await res.json()) as T, headers: res.headers };
 }
 
 describe('files through the REST API (PostgreSQL)', () => {
@@ -51,7 +59,7 @@ describe('files through the REST API (PostgreSQL)', () => {
   async function say(token: string, text: string, files?: string[]) {
     const res = await api.chat(token, text, files ? { files } : {});
     expect(res.status).toBe(200);
-    return res.json.replies as { text: string; attachments?: any[]; cards?: any[] }[];
+    return res.json.replies as ApiMessage[];
   }
 
   it('takes a 9 MB PDF, gives the bot its name, type and size, and serves it back to its session only', async () => {
@@ -95,7 +103,7 @@ describe('files through the REST API (PostgreSQL)', () => {
     expect(stolen.json.error.code).toBe('unknown_file');
     // The history lists it, with a signed link.
     const history = await api.history(token);
-    const row = history.json.messages.find((m: any) => m.role === 'user');
+    const row = history.json.messages.find((m: ApiMessage) => m.role === 'user');
     expect(row.attachments).toEqual([
       {
         type: 'application/pdf',
@@ -111,7 +119,7 @@ describe('files through the REST API (PostgreSQL)', () => {
   it('refuses 11 MB with a clear message and keeps nothing', async () => {
     const { token } = await api.createSession('gallery');
     const before = await usage();
-    const res = await upload(running.url, token, pdfBytes(11 * MB), 'big.pdf');
+    const res = await upload<Schema<'Error'>>(running.url, token, pdfBytes(11 * MB), 'big.pdf');
     expect(res.status).toBe(413);
     expect(res.json.error).toEqual({
       code: 'file_too_large',
@@ -123,7 +131,7 @@ describe('files through the REST API (PostgreSQL)', () => {
   it('refuses a program renamed .png, by its bytes', async () => {
     const { token } = await api.createSession('gallery');
     const before = await usage();
-    const res = await upload(running.url, token, EXE_BYTES, 'kitten.png', 'image/png');
+    const res = await upload<Schema<'Error'>>(running.url, token, EXE_BYTES, 'kitten.png', 'image/png');
     expect(res.status).toBe(415);
     expect(res.json.error.code).toBe('file_type_refused');
     expect(res.json.error.message).toBe(
@@ -159,13 +167,13 @@ describe('files through the REST API (PostgreSQL)', () => {
         file_id: expect.any(String),
       },
     ]);
-    const res = await fetch(`${running.url}${image!.attachments![0].url}`);
+    const res = await fetch(`${running.url}${image!.attachments![0]!.url}`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-disposition')).toBe(
       `inline; filename="kettle.png"; filename*=UTF-8''kettle.png`,
     );
     expect(Buffer.from(await res.arrayBuffer()).equals(KETTLE)).toBe(true);
-    const forged = image!.attachments![0].url.replace(/sig=.{4}/, 'sig=AAAA');
+    const forged = image!.attachments![0]!.url!.replace(/sig=.{4}/, 'sig=AAAA');
     expect((await fetch(`${running.url}${forged}`)).status).toBe(403);
 
     const [pdf] = await say(token, 'pdf');
