@@ -98,6 +98,7 @@ export function apiClient(baseUrl: string, options: { onExchange?: (exchange: Ap
     }
     const res = await fetch(`${baseUrl}${route}`, { method, headers, body });
     const text = await res.text();
+    // biome-ignore lint/suspicious/noExplicitAny: tests read whatever JSON came back (as the admin and agent helpers; the typed client, switchboard/client, is for what checks types)
     let json: any;
     try {
       json = text ? JSON.parse(text) : undefined;
