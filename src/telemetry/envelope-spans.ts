@@ -19,55 +19,43 @@ import {
 } from './tracing.ts';
 
 /**
- * What a queue job draining several envelopes knows of them, for each one's turn: the job's span,
- * the links to it (the same for every turn: one frozen array, which a span copies before it
- * changes it), and the span context each envelope's trace names (read once, for the job's link
- * and the turn's parent), by the envelope's index. One per job, found by each envelope, held while
- * the job runs and no longer: a `Map` dropped entry by entry rather than a `WeakMap`, whose
- * entries every garbage collection has to trace.
+ * What a queue job draining several envelopes gives each one's turn: the job's span, and the
+ * links to it (the same for every turn: one frozen array, which a span copies before it changes
+ * it). One per job, found by each envelope, held while the job runs and no longer: a `Map`
+ * dropped entry by entry rather than a `WeakMap`, whose entries every garbage collection has to
+ * trace.
  */
 interface Drained {
   span: Span;
   links: Link[];
-  envelopes: Envelope[];
-  carried: (SpanContext | undefined)[];
 }
 const drained = new Map<Envelope, Drained>();
-
-const isContext = (context: SpanContext | undefined): context is SpanContext => context !== undefined;
-const linkTo = (context: SpanContext): Link => ({ context });
 
 /**
  * One queue job that serves several envelopes (a lane's chunk): a span of its own, linked to the
  * trace of every envelope it serves (they belong to different traces, so it is the parent of none).
- * Nothing runs inside it as the active span: each envelope's turn finds it by the envelope.
+ * Nothing runs inside it as the active span: each envelope's turn finds it by the envelope, and
+ * links it to the envelope's trace as the turn starts — the job reads nothing of the envelopes
+ * itself. (It did, and the lane runner's `drain`, which inlines this, was optimized again each
+ * time an envelope of another shape came: its compilations were among the largest of a traced
+ * worker's start.)
  */
 export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Promise<T>): Promise<T> {
   if (!tracingEnabled() || envelopes.length < 2) return fn();
-  const carried = envelopes.map((e) => carriedSpanContext(e.trace));
-  // Made by the array builtins rather than pushed into a fresh `[]` (whose elements change kind
-  // at its first push: the optimized drainSpan deoptimized on it, "wrong map").
-  const links: Link[] = carried.filter(isContext).map(linkTo);
   return inPassedSpan(
     'switchboard.queue.drain',
-    spanOptions(
-      SpanKind.CONSUMER,
-      {
-        'messaging.system': 'switchboard',
-        'messaging.operation.type': 'process',
-        'messaging.destination.name': 'inbound',
-        'messaging.batch.message_count': envelopes.length,
-        'switchboard.lane': lane,
-      },
-      links,
-    ),
+    spanOptions(SpanKind.CONSUMER, {
+      'messaging.system': 'switchboard',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': 'inbound',
+      'messaging.batch.message_count': envelopes.length,
+      'switchboard.lane': lane,
+    }),
     async (span) => {
       if (!span) return fn();
       const job: Drained = {
         span,
         links: Object.freeze([Object.freeze({ context: span.spanContext() })]) as Link[],
-        envelopes,
-        carried,
       };
       for (const e of envelopes) drained.set(e, job);
       try {
@@ -98,12 +86,13 @@ const WAIT_ATTRIBUTES = Object.freeze({ 'messaging.operation.type': 'receive' })
 export function turnSpan<T>(envelope: Envelope, fn: (trace: Context | undefined) => Promise<T>): Promise<T> {
   if (!tracingEnabled()) return fn(undefined);
   const carried = envelope.trace;
+  const context = carriedSpanContext(carried);
   const job = drained.get(envelope);
-  let context: SpanContext | undefined;
   if (job) {
     drained.delete(envelope);
-    context = job.carried[job.envelopes.indexOf(envelope)];
-  } else context = carriedSpanContext(carried);
+    // The job's span links to the trace of each envelope it reached.
+    if (context) job.span.addLink({ context });
+  }
   const parent = remoteContext(context)!;
   const acceptedAt = carried && acceptedAtMs(carried);
   if (acceptedAt !== undefined)

@@ -230,8 +230,13 @@ export class HubSpan implements Span, ReadableSpan {
     return this;
   }
 
+  /** One link (a queue job's span gets one from each turn it serves): no array made for it. */
   addLink(link: Link): this {
-    return this.addLinks([link]);
+    if (this.endMs !== 0) return this;
+    // Shared (none yet, or a frozen array spans share): copied first.
+    if (Object.isFrozen(this.links)) this.links = [...this.links];
+    this.links.push(link);
+    return this;
   }
 
   addLinks(links: Link[]): this {
