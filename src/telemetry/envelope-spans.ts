@@ -10,7 +10,6 @@ import {
   remoteContext,
   rootContext,
   type Span,
-  type SpanContext,
   SpanKind,
   spanOptions,
   startSpan,
