@@ -69,18 +69,21 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
         metrics: services.metrics,
       });
       await queue.consume(async (envelope, info) => {
-        const outcome = await turnSpan(envelope, async (trace) =>
-          // Most envelopes carry no file still at the platform: no fetch step (an await) for them.
-          engine.handle(
-            hasPendingAttachments(envelope) ? await fetchPending(envelope, info.redelivered) : envelope,
-            {
-              checkDuplicate: info.redelivered,
-              trustCachedState: info.followsInLane,
-              shareStateLater: info.followedInLane,
-              mayHold: info.mayHold ?? false,
-              trace,
-            },
-          ),
+        const outcome = await turnSpan(
+          envelope,
+          async (trace) =>
+            // Most envelopes carry no file still at the platform: no fetch step (an await) for them.
+            engine.handle(
+              hasPendingAttachments(envelope) ? await fetchPending(envelope, info.redelivered) : envelope,
+              {
+                checkDuplicate: info.redelivered,
+                trustCachedState: info.followsInLane,
+                shareStateLater: info.followedInLane,
+                mayHold: info.mayHold ?? false,
+                trace,
+              },
+            ),
+          info.job,
         );
         return outcome === 'held' ? 'held' : undefined;
       });

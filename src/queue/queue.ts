@@ -1,4 +1,5 @@
 import type { Envelope } from '../envelope.ts';
+import type { DrainedJob } from '../telemetry/envelope-spans.ts';
 
 export interface DeliveryInfo {
   /** The envelope may have been handled before (its first handler died, or it is retried). */
@@ -22,6 +23,11 @@ export interface DeliveryInfo {
    * it: a failure after it retries from the first held envelope.
    */
   mayHold?: boolean;
+  /**
+   * The span of the queue job that serves this envelope with others (tracing on; see
+   * src/telemetry/envelope-spans.ts `drainSpan`), for the envelope's turn to link to.
+   */
+  job?: DrainedJob;
 }
 
 /** `'held'`: see `DeliveryInfo.mayHold`. */

@@ -3,7 +3,7 @@ import { type Envelope, sessionLane } from '../envelope.ts';
 import { errorMessage, isTransient } from '../errors.ts';
 import { rateWindowKey } from '../limits/redis-rate-limiter.ts';
 import type { Logger } from '../logger.ts';
-import { drainSpan } from '../telemetry/envelope-spans.ts';
+import { type DrainedJob, drainSpan } from '../telemetry/envelope-spans.ts';
 import { LaneRunner } from './lane-runner.ts';
 import type { EnqueueResult, EnvelopeHandler, InboundQueue } from './queue.ts';
 import {
@@ -101,7 +101,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
     async consume(handler: EnvelopeHandler) {
       runner.start(async (lane, items, ctx) => {
         const envelopes = items.map((item) => JSON.parse(item) as Envelope);
-        return drainSpan(lane, envelopes, () => handleChunk(lane, items, envelopes, ctx));
+        return drainSpan(lane, items.length, (job) => handleChunk(lane, items, envelopes, ctx, job));
       }, options.concurrency);
 
       async function handleChunk(
@@ -109,6 +109,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
         items: string[],
         envelopes: Envelope[],
         ctx: { redelivered: boolean; continues: boolean },
+        job: DrainedJob | undefined,
       ): Promise<{ done: number; error?: Error }> {
         // The first of the envelopes the handler holds (see DeliveryInfo.mayHold): none of them is
         // acknowledged until a later one's handling makes them durable.
@@ -122,6 +123,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
               followedInLane: i < items.length - 1,
               // Not in a retried chunk: there each envelope's failures count on its own.
               mayHold: !ctx.redelivered && i < items.length - 1,
+              job,
             });
             if (handled === 'held') {
               firstHeld ??= i;

@@ -153,20 +153,31 @@ export class EncodingSpanProcessor implements SpanProcessor {
     return true;
   }
 
-  /** A span was encoded into the batch: sent when the batch is full, else within the delay. */
+  /**
+   * A span was encoded into the batch: sent when the batch is full, else within the delay. One
+   * call for both, made at a batch's first span as well as when it is full: every span's `end`
+   * inlines this, and a call first made when the first batch filled (no type feedback when `end`
+   * was optimized) deoptimized it, and `recordEnded` with it, once in every process. A call made
+   * once a batch is not inlined (too rare), so `schedule` stays out of the spans' code.
+   */
   private added(): void {
     this.queued++;
+    if (this.encoder.count >= this.maxExportBatchSize || this.timer === undefined) this.schedule();
+  }
+
+  /** Sends a full batch now; arms the delay's timer at a batch's first span. */
+  private schedule(): void {
     if (this.encoder.count >= this.maxExportBatchSize) {
       this.seal();
       this.pump();
-    } else if (this.timer === undefined) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.seal();
-        this.pump();
-      }, this.scheduledDelayMillis);
-      this.timer.unref();
+      return;
     }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.seal();
+      this.pump();
+    }, this.scheduledDelayMillis);
+    this.timer.unref();
   }
 
   /** Exports every span ended so far, and resolves when they have been sent (or have failed). */

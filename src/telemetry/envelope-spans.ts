@@ -18,52 +18,46 @@ import {
 } from './tracing.ts';
 
 /**
- * What a queue job draining several envelopes gives each one's turn: the job's span, and the
- * links to it (the same for every turn: one frozen array, which a span copies before it changes
- * it). One per job, found by each envelope, held while the job runs and no longer: a `Map`
- * dropped entry by entry rather than a `WeakMap`, whose entries every garbage collection has to
- * trace.
+ * What a queue job draining several envelopes gives each one's turn (handed along with each
+ * envelope, `DeliveryInfo.job`): the job's span, and the links to it (the same for every turn:
+ * one frozen array, which a span copies before it changes it).
  */
-interface Drained {
-  span: Span;
-  links: Link[];
+export interface DrainedJob {
+  readonly span: Span;
+  readonly links: Link[];
 }
-const drained = new Map<Envelope, Drained>();
 
 /**
- * One queue job that serves several envelopes (a lane's chunk): a span of its own, linked to the
- * trace of every envelope it serves (they belong to different traces, so it is the parent of none).
- * Nothing runs inside it as the active span: each envelope's turn finds it by the envelope, and
- * links it to the envelope's trace as the turn starts — the job reads nothing of the envelopes
- * itself. (It did, and the lane runner's `drain`, which inlines this, was optimized again each
- * time an envelope of another shape came: its compilations were among the largest of a traced
- * worker's start.)
+ * One queue job that serves several envelopes (a lane's chunk of `count`): a span of its own,
+ * linked to the trace of every envelope it serves (they belong to different traces, so it is the
+ * parent of none). Nothing runs inside it as the active span: `fn` is handed the job (undefined
+ * with tracing off or one envelope) to hand each envelope's turn, which links the job's span to
+ * the envelope's trace as it starts — the job reads nothing of the envelopes itself. (It did, and
+ * the lane runner's `drain`, which inlines this, was optimized again each time an array or an
+ * envelope of another shape came: its compilations were among the largest of a traced worker.)
  */
-export function drainSpan<T>(lane: string, envelopes: Envelope[], fn: () => Promise<T>): Promise<T> {
-  if (!tracingEnabled() || envelopes.length < 2) return fn();
+export function drainSpan<T>(
+  lane: string,
+  count: number,
+  fn: (job: DrainedJob | undefined) => Promise<T>,
+): Promise<T> {
+  if (!tracingEnabled() || count < 2) return fn(undefined);
   return inPassedSpan(
     'switchboard.queue.drain',
     spanOptions(SpanKind.CONSUMER, {
       'messaging.system': 'switchboard',
       'messaging.operation.type': 'process',
       'messaging.destination.name': 'inbound',
-      'messaging.batch.message_count': envelopes.length,
+      'messaging.batch.message_count': count,
       'switchboard.lane': lane,
     }),
-    async (span) => {
-      if (!span) return fn();
-      const job: Drained = {
-        span,
-        links: Object.freeze([Object.freeze({ context: span.spanContext() })]) as Link[],
-      };
-      for (const e of envelopes) drained.set(e, job);
-      try {
-        return await fn();
-      } finally {
-        // The turns took theirs; those of envelopes the job did not reach are left.
-        for (const e of envelopes) drained.delete(e);
-      }
-    },
+    (span) =>
+      fn(
+        span && {
+          span,
+          links: Object.freeze([Object.freeze({ context: span.spanContext() })]) as Link[],
+        },
+      ),
   );
 }
 
@@ -82,16 +76,16 @@ const WAIT_ATTRIBUTES = Object.freeze({ 'messaging.operation.type': 'receive' })
  * Every message takes this way: the options are made whole, of one shape each (no spread of
  * what may be absent), and the turn's span ends in the one step that sets its outcome.
  */
-export function turnSpan<T>(envelope: Envelope, fn: (trace: Context | undefined) => Promise<T>): Promise<T> {
+export function turnSpan<T>(
+  envelope: Envelope,
+  fn: (trace: Context | undefined) => Promise<T>,
+  job?: DrainedJob,
+): Promise<T> {
   if (!tracingEnabled()) return fn(undefined);
   const carried = envelope.trace;
   const context = carriedSpanContext(carried);
-  const job = drained.get(envelope);
-  if (job) {
-    drained.delete(envelope);
-    // The job's span links to the trace of each envelope it reached.
-    if (context) job.span.addLink({ context });
-  }
+  // The job's span links to the trace of each envelope it reaches.
+  if (job && context) job.span.addLink({ context });
   const parent = remoteContext(context)!;
   const acceptedAt = carried && acceptedAtMs(carried);
   if (acceptedAt !== undefined)

@@ -216,8 +216,9 @@ describe.each([
         trace: t,
       }),
     );
-    await drainSpan('lane', envelopes, async () => {
-      for (const e of envelopes) await turnSpan(e, async () => 'committed');
+    await drainSpan('lane', envelopes.length, async (job) => {
+      expect(job).toBeDefined();
+      for (const e of envelopes) await turnSpan(e, async () => 'committed', job);
     });
     const [drain] = spans('switchboard.queue.drain');
     const accepts = [spans('accept a')[0]!, spans('accept b')[0]!];
