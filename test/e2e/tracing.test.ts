@@ -176,7 +176,7 @@ describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () =
     );
     expect(cluster.crashes()).toEqual([]);
   });
-  it('turns held and committed in one write: each message its own trace, accept → turn → send, the commit linked to every turn', async () => {
+  it('turns held and committed in one write: each message its own trace, accept → turn → send, the commit linked to every turn, the queue job to every accept', async () => {
     // No worker while three messages of one person are queued: the next worker drains them as one
     // lane chunk, holds the first two turns and commits all three in one write with the third.
     await cluster.workers[0]!.stop();
@@ -251,6 +251,22 @@ describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () =
       for (const s of spans)
         if (s !== request[0]) expect(ids.has(s.parentSpanId), `${s.name}'s parent in trace ${i}`).toBe(true);
     }
+    // The queue job's span, in no message's trace: the three turns link to it, and it links to the
+    // trace each envelope carried (its accept), as each turn started.
+    const drainId = turns[0]![0]!.links[0]!.spanId;
+    expect(turns.map((t) => t[0]!.links[0]!.spanId)).toEqual([drainId, drainId, drainId]);
+    const drain = await until(
+      () => otlp.spans.find((s) => s.spanId === drainId),
+      (span) => span !== undefined,
+      30_000,
+    );
+    expect(drain).toMatchObject({
+      name: 'switchboard.queue.drain',
+      attributes: { 'messaging.batch.message_count': 3 },
+    });
+    expect(traceIds).not.toContain(drain!.traceId);
+    const accepts = traces.map((spans) => spans.find((s) => s.name === 'switchboard.accept')!);
+    expect(drain!.links.map((l) => [l.traceId, l.spanId])).toEqual(accepts.map((a) => [a.traceId, a.spanId]));
     expect(cluster.crashes()).toEqual([]);
   });
 
