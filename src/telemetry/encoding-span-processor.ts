@@ -116,6 +116,7 @@ export class EncodingSpanProcessor implements SpanProcessor {
     startMs: number,
     endMs: number,
     attributes: Attributes,
+    /** `spanId`'s 8 bytes at `idAt`, where the hex was made of them (read at once). */
     idBytes?: Uint8Array,
     idAt = 0,
   ): void {

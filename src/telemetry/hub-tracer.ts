@@ -30,6 +30,7 @@ import {
   type SpanProcessor,
   type TimedEvent,
 } from '@opentelemetry/sdk-trace-node';
+import type { EncodingSpanProcessor } from './encoding-span-processor.ts';
 import { CarriedSpanContext, HubSpanContext, IdContext } from './span-ids.ts';
 
 /**
@@ -290,25 +291,10 @@ export class HubSpan implements Span, ReadableSpan {
 }
 
 /**
- * A span processor that takes a finished span by its fields (`EncodingSpanProcessor`): see
- * `HubTracer.recordEnded`.
+ * A span processor that takes a finished span by its fields (`EncodingSpanProcessor`, whose
+ * method is the one declaration of them): see `HubTracer.recordEnded`.
  */
-interface EndedRecorder {
-  recordEnded(
-    resource: Resource,
-    scope: InstrumentationScope,
-    parent: SpanContext,
-    spanId: string,
-    name: string,
-    kind: SpanKind,
-    startMs: number,
-    endMs: number,
-    attributes: Attributes,
-    /** `spanId`'s 8 bytes at `idAt`, where the hex was made of them (read at once). */
-    idBytes?: Uint8Array,
-    idAt?: number,
-  ): void;
-}
+type EndedRecorder = Pick<EncodingSpanProcessor, 'recordEnded'>;
 
 function isEndedRecorder(processor: SpanProcessor): processor is SpanProcessor & EndedRecorder {
   return typeof (processor as Partial<EndedRecorder>).recordEnded === 'function';

@@ -539,55 +539,6 @@ function span(w: Writer, s: ReadableSpan): void {
   w.close(at, 2);
 }
 
-/**
- * A span that no object was made for (`HubTracer.recordEnded`: a finished span under a parent
- * that decided its sampling, with no events, no links and no status): the bytes `span` writes
- * of such a span, whose context is its parent's trace (and trace state), `spanId`, sampled.
- */
-function endedSpan(
-  w: Writer,
-  parent: SpanContext,
-  spanId: string,
-  name: string,
-  kind: number,
-  startMs: number,
-  endMs: number,
-  attrs: Record<string, unknown>,
-  idBytes: Uint8Array | undefined,
-  idAt: number,
-): void {
-  const at = w.open(2);
-  const words = parent instanceof IdContext && parent.hasWords;
-  w.tag(1, 2);
-  if (words) w.traceIdWords(parent);
-  else w.hexId(parent.traceId);
-  w.tag(2, 2);
-  if (idBytes) w.idBytes(idBytes, idAt, 8);
-  else w.hexId(spanId);
-  const state = parent.traceState?.serialize();
-  if (state) {
-    w.tag(3, 2);
-    w.string(state);
-  }
-  w.tag(4, 2);
-  if (words) w.spanIdWords(parent);
-  else w.hexId(parent.spanId);
-  w.tag(5, 2);
-  w.name(name);
-  w.tag(6, 0);
-  w.varint32(kind + 1);
-  w.tag(7, 1);
-  w.timeMs(startMs);
-  w.tag(8, 1);
-  w.timeMs(endMs);
-  attributes(w, attrs, 9);
-  // No dropped attributes, events, dropped events, links, dropped links; status UNSET.
-  w.raw(ENDED_TAIL);
-  // Sampled (the only flag the hub's tracer sets), of a remote parent or not.
-  w.fixed32(1 | HAS_IS_REMOTE | (parent.isRemote ? IS_REMOTE : 0));
-  w.close(at, 2);
-}
-
 /** Fields 10, 12, 14 (zero counts), 15 (an UNSET status: code 0) and the tag of 16 (flags). */
 const ENDED_TAIL = Uint8Array.of(10 << 3, 0, 12 << 3, 0, 14 << 3, 0, (15 << 3) | 2, 2, 3 << 3, 0, 0x85, 0x01);
 
@@ -781,8 +732,10 @@ export class SpanBatchEncoder {
   }
 
   /**
-   * Encodes a finished span given by its fields rather than as an object (`endedSpan`): the same
-   * bytes as `add` of a span of them. A span that cannot be encoded throws and leaves none of it.
+   * Encodes a finished span given by its fields rather than as an object (`HubTracer.recordEnded`:
+   * a finished span under a parent that decided its sampling, with no events, no links and no
+   * status): the bytes `add` writes of such a span, whose context is its parent's trace (and trace
+   * state) and `spanId`, sampled. A span that cannot be encoded throws and leaves none of it.
    */
   addEnded(
     resource: Resource,
@@ -803,7 +756,36 @@ export class SpanBatchEncoder {
     const start = w.pos;
     try {
       w.tag(2, 2);
-      endedSpan(w, parent, spanId, name, kind, startMs, endMs, attrs, idBytes, idAt);
+      const at = w.open(2);
+      const words = parent instanceof IdContext && parent.hasWords;
+      w.tag(1, 2);
+      if (words) w.traceIdWords(parent);
+      else w.hexId(parent.traceId);
+      w.tag(2, 2);
+      if (idBytes) w.idBytes(idBytes, idAt, 8);
+      else w.hexId(spanId);
+      const state = parent.traceState?.serialize();
+      if (state) {
+        w.tag(3, 2);
+        w.string(state);
+      }
+      w.tag(4, 2);
+      if (words) w.spanIdWords(parent);
+      else w.hexId(parent.spanId);
+      w.tag(5, 2);
+      w.name(name);
+      w.tag(6, 0);
+      w.varint32(kind + 1);
+      w.tag(7, 1);
+      w.timeMs(startMs);
+      w.tag(8, 1);
+      w.timeMs(endMs);
+      attributes(w, attrs, 9);
+      // No dropped attributes, events, dropped events, links, dropped links; status UNSET.
+      w.raw(ENDED_TAIL);
+      // Sampled (the only flag the hub's tracer sets), of a remote parent or not.
+      w.fixed32(1 | HAS_IS_REMOTE | (parent.isRemote ? IS_REMOTE : 0));
+      w.close(at, 2);
     } catch (error) {
       w.pos = start;
       throw error;
