@@ -400,6 +400,16 @@ describe('EncodingSpanProcessor (spans encoded as they end, exported in batches)
 describe('HubTracer.recordEnded (a finished span without a span object: the queue wait)', () => {
   const WAIT = Object.freeze({ 'messaging.operation.type': 'receive' });
 
+  /** The context of a remote parent (as an envelope carries one), of these flags. */
+  const carriedParent = (traceFlags: number, traceState?: ReturnType<typeof createTraceState>) =>
+    trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags,
+      ...(traceState ? { traceState } : {}),
+      isRemote: true,
+    });
+
   /** The provider with the processor itself (not a tee: the tracer finds its `recordEnded`). */
   function direct() {
     const { exporter, requests } = recorder();
@@ -443,13 +453,7 @@ describe('HubTracer.recordEnded (a finished span without a span object: the queu
 
   it('exports the bytes of the span started and ended with the same fields (a remote parent with a trace state; a local one)', async () => {
     const { processor, tracer, requests, recorded, ended } = direct();
-    const remote = trace.setSpanContext(ROOT_CONTEXT, {
-      traceId: '0af7651916cd43dd8448eb211c80319c',
-      spanId: 'b7ad6b7169203331',
-      traceFlags: 1,
-      traceState: createTraceState('vendor=abc,other=1'),
-      isRemote: true,
-    });
+    const remote = carriedParent(1, createTraceState('vendor=abc,other=1'));
     const acceptedAt = Date.now() - 12.25;
     tracer.recordEnded(
       'switchboard.queue.wait',
@@ -482,12 +486,7 @@ describe('HubTracer.recordEnded (a finished span without a span object: the queu
 
   it('records nothing under an unsampled parent, and starts a span of its own for a root or a span with links', async () => {
     const { processor, tracer, requests, recorded, ended } = direct();
-    const unsampled = trace.setSpanContext(ROOT_CONTEXT, {
-      traceId: '0af7651916cd43dd8448eb211c80319c',
-      spanId: 'b7ad6b7169203331',
-      traceFlags: 0,
-      isRemote: true,
-    });
+    const unsampled = carriedParent(0);
     tracer.recordEnded('switchboard.queue.wait', { kind: 4, attributes: WAIT }, unsampled);
     expect(recorded).not.toHaveBeenCalled();
     expect(ended).not.toHaveBeenCalled();
@@ -510,12 +509,7 @@ describe('HubTracer.recordEnded (a finished span without a span object: the queu
   it('with a processor that takes only span objects, ends a span of the same fields', () => {
     const { provider, spans } = hubProvider(collector().processor);
     const tracer = provider.getTracer('switchboard') as HubTracer;
-    const parent = trace.setSpanContext(ROOT_CONTEXT, {
-      traceId: '0af7651916cd43dd8448eb211c80319c',
-      spanId: 'b7ad6b7169203331',
-      traceFlags: 1,
-      isRemote: true,
-    });
+    const parent = carriedParent(1);
     const acceptedAt = Date.now() - 5;
     tracer.recordEnded(
       'switchboard.queue.wait',
