@@ -241,10 +241,7 @@ export class HubSpan implements Span, ReadableSpan {
   }
 
   addLinks(links: Link[]): this {
-    if (this.endMs !== 0) return this;
-    // Shared (none yet, or a frozen array spans share): copied first.
-    if (Object.isFrozen(this.links)) this.links = [...this.links];
-    this.links.push(...links);
+    for (const link of links) this.addLink(link);
     return this;
   }
 
