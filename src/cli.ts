@@ -51,7 +51,19 @@ async function start(args: string[]): Promise<void> {
     // An export that fails loses those spans, never a message: a warning, not an error.
     onProblem: (_level, message) => logger.warn({ event: 'tracing.problem', err: message.slice(0, 500) }),
   });
-  if (tracing.on) logger.info({ event: 'tracing.started', protocol: tracing.protocol, url: tracing.url });
+  if (tracing.on)
+    logger.info({
+      event: 'tracing.started',
+      protocol: tracing.protocol,
+      url: tracing.url,
+      ...(tracing.warmUp
+        ? {
+            warmUpMessages: tracing.warmUp.messages,
+            warmUpSpans: tracing.warmUp.spans,
+            warmUpMs: tracing.warmUp.ms,
+          }
+        : {}),
+    });
   const adapters = await loadAdapters(config, env, logger);
   // The embedded hub is one process for everything: its heap grows deliberately, and its
   // PostgreSQL is optimised by V8 only where messages make it hot (src/hub/heap.ts).

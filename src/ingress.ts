@@ -10,15 +10,13 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
 import type { EnqueueResult, InboundQueue } from './queue/queue.ts';
+import { startAcceptSpan } from './telemetry/envelope-spans.ts';
 import {
   activeContext,
   failSpan,
   type Span,
-  SpanKind,
   spanIn,
-  spanOptions,
   spanTrace,
-  startSpan,
   traceContext,
   tracingEnabled,
 } from './telemetry/tracing.ts';
@@ -178,23 +176,7 @@ export function createIngress(options: IngressOptions): Ingress {
       // promise of the process pay from then on, in a process that may have no other reason to.
       const active = activeContext()!;
       const parent = spanIn(active) ? active : traceContext(input.trace)!;
-      const span = startSpan(
-        'switchboard.accept',
-        spanOptions(
-          SpanKind.PRODUCER,
-          {
-            'messaging.system': 'switchboard',
-            'messaging.operation.type': 'send',
-            'messaging.destination.name': 'inbound',
-            'switchboard.channel': input.channel,
-            'switchboard.bot': input.bot,
-            'switchboard.envelope.id': input.id,
-            'switchboard.envelope.kind': input.kind ?? 'message',
-          },
-          undefined,
-          parent,
-        ),
-      )!;
+      const span = startAcceptSpan(input, parent);
       return accept(input, span);
     },
   };

@@ -8,15 +8,14 @@ import {
   type TurnCommitResult,
   type TurnWrite,
 } from '../store/turns.ts';
+import { commitSpanOptions } from '../telemetry/envelope-spans.ts';
 import {
   activeContext,
   type Context,
   inPassedSpan,
   type Link,
   rootContext,
-  SpanKind,
   spanIn,
-  spanOptions,
   tracingEnabled,
 } from '../telemetry/tracing.ts';
 
@@ -202,9 +201,8 @@ export class GroupCommitter {
     // Handed down, not made active: nothing inside starts a span (see inPassedSpan).
     return inPassedSpan(
       'switchboard.commit',
-      spanOptions(
-        SpanKind.INTERNAL,
-        { 'switchboard.commit.turns': batch.reduce((n, p) => n + 1 + (p.write.chained?.length ?? 0), 0) },
+      commitSpanOptions(
+        batch.reduce((n, p) => n + 1 + (p.write.chained?.length ?? 0), 0),
         links.length > 0 ? links : undefined,
         alone ?? rootContext(),
       ),

@@ -11,6 +11,7 @@ import {
   rootContext,
   type Span,
   SpanKind,
+  type SpanOptions,
   spanOptions,
   startSpan,
   tracingEnabled,
@@ -59,6 +60,45 @@ export function drainSpan<T>(
         },
       ),
   );
+}
+
+/**
+ * The accept of one envelope (the ingress's, and the warm-up's: src/telemetry/warm-up.ts): a
+ * producer span under `parent`, handed back rather than made active, for the accept to end.
+ */
+export function startAcceptSpan(
+  input: { channel: string; bot: string; id: string; kind?: string | undefined },
+  parent: Context,
+): Span {
+  return startSpan(
+    'switchboard.accept',
+    spanOptions(
+      SpanKind.PRODUCER,
+      {
+        'messaging.system': 'switchboard',
+        'messaging.operation.type': 'send',
+        'messaging.destination.name': 'inbound',
+        'switchboard.channel': input.channel,
+        'switchboard.bot': input.bot,
+        'switchboard.envelope.id': input.id,
+        'switchboard.envelope.kind': input.kind ?? 'message',
+      },
+      undefined,
+      parent,
+    ),
+  )!;
+}
+
+/**
+ * The options of a `switchboard.commit` span (the group commit's, src/engine/group-commit.ts,
+ * and the warm-up's): `turns` committed by one statement, linked to `links`, under `parent`.
+ */
+export function commitSpanOptions(
+  turns: number,
+  links: Link[] | undefined,
+  parent: Context | undefined,
+): SpanOptions {
+  return spanOptions(SpanKind.INTERNAL, { 'switchboard.commit.turns': turns }, links, parent);
 }
 
 /** The `queue.wait` span's attributes: the same for every envelope, so made once. */

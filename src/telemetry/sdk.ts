@@ -1,4 +1,4 @@
-import type { Context, TracerProvider } from '@opentelemetry/api';
+import type { Context, Tracer, TracerProvider } from '@opentelemetry/api';
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -75,6 +75,10 @@ const TraceEnvSchema = z.object({
       error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
     })
     .optional(),
+  SWITCHBOARD_TRACE_WARMUP: numberIn(
+    'a whole number of messages from 0 (no warm-up) to 100000',
+    (n) => Number.isInteger(n) && n >= 0 && n <= 100_000,
+  ).optional(),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z
     .enum(['http/protobuf', 'http/json'], {
       error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
@@ -279,7 +283,13 @@ export async function startSdk(options: {
   env: NodeJS.ProcessEnv;
   /** Where the SDK's own warnings and errors go (a collector that refuses exports, …). */
   onProblem?: (level: 'warn' | 'error', message: string) => void;
-}): Promise<{ protocol: string; url: string; shutdown: () => Promise<void> }> {
+}): Promise<{
+  protocol: string;
+  url: string;
+  shutdown: () => Promise<void>;
+  /** A tracer like the hub's whose spans are encoded and thrown away (http/protobuf only). */
+  scratch?: () => Promise<ScratchTracer>;
+}> {
   const { env } = options;
   const checked = traceEnv(env);
   const protocol =
@@ -288,14 +298,13 @@ export async function startSdk(options: {
   const url =
     env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
     `${(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`;
-  const provider = await registerTracer({
-    resource: resourceFromAttributes({
-      'service.name': env.OTEL_SERVICE_NAME ?? options.serviceName,
-      ...options.attributes,
-    }),
-    sampler: samplerFromEnv(env),
-    processor: await otlpProcessor(url, protocol, env, batchConfig(env)),
+  const resource = resourceFromAttributes({
+    'service.name': env.OTEL_SERVICE_NAME ?? options.serviceName,
+    ...options.attributes,
   });
+  const sampler = samplerFromEnv(env);
+  const processor = await otlpProcessor(url, protocol, env, batchConfig(env));
+  const provider = await registerTracer({ resource, sampler, processor });
   if (options.onProblem) {
     const { diag, DiagLogLevel } = await import('@opentelemetry/api');
     const say =
@@ -311,5 +320,53 @@ export async function startSdk(options: {
       DiagLogLevel.WARN,
     );
   }
-  return { protocol, url, shutdown: () => provider.shutdown() };
+  return {
+    protocol,
+    url,
+    shutdown: () => provider.shutdown(),
+    ...(protocol === 'http/protobuf'
+      ? { scratch: () => scratchTracer(resource, sampler, batchConfig(env)) }
+      : {}),
+  };
+}
+
+/** A tracer whose spans go nowhere: the warm-up's (src/telemetry/warm-up.ts). */
+export interface ScratchTracer {
+  readonly tracer: Tracer;
+  /** Encodes what is left and resolves with how many spans were thrown away in all. */
+  close(): Promise<number>;
+}
+
+/**
+ * A tracer of the same classes as the hub's, over the same resource, sampler and batch settings,
+ * whose span processor encodes every span as the real one does and whose exporter drops the
+ * requests: the code it runs, and the shapes of what it runs on, are the real ones'.
+ */
+async function scratchTracer(
+  resource: Resource,
+  sampler: Sampler,
+  config: BufferConfig,
+): Promise<ScratchTracer> {
+  const { EncodingSpanProcessor } = await import('./encoding-span-processor.ts');
+  const { HubTracerProvider } = await import('./hub-tracer.ts');
+  const { ExportResultCode } = await import('@opentelemetry/core');
+  let dropped = 0;
+  const processor = new EncodingSpanProcessor(
+    {
+      export: (request, done) => {
+        dropped += request.count;
+        done({ code: ExportResultCode.SUCCESS });
+      },
+      shutdown: async () => undefined,
+    },
+    config,
+  );
+  const provider = new HubTracerProvider({ resource, sampler, parentBasedDefaults: true, processor });
+  return {
+    tracer: provider.getTracer('switchboard'),
+    close: async () => {
+      await provider.shutdown();
+      return dropped;
+    },
+  };
 }

@@ -12,6 +12,7 @@ import type {
 } from '@opentelemetry/api';
 import { z } from 'zod';
 import { CarriedSpanContext } from './span-ids.ts';
+import type { WarmUp } from './warm-up.ts';
 
 /**
  * OpenTelemetry traces. Nothing of OpenTelemetry is loaded until `startTracing` finds the standard
@@ -71,6 +72,20 @@ let api: Api | undefined;
 let tracer: Tracer | undefined;
 /** The class of the hub's tracer's spans, once tracing is on: their ids are valid by making. */
 let hubSpan: (abstract new (...args: never[]) => Span) | undefined;
+
+/**
+ * Runs `fn` with `scratch` as the hub's tracer: the spans the helpers here start meanwhile are
+ * `scratch`'s (the warm-up's, src/telemetry/warm-up.ts, which runs before the process takes work).
+ */
+export async function withTracer(scratch: Tracer, fn: () => Promise<void>): Promise<void> {
+  const real = tracer;
+  tracer = scratch;
+  try {
+    await fn();
+  } finally {
+    tracer = real;
+  }
+}
 
 /** Whether an SDK was started in this process (`startTracing`). */
 export function tracingEnabled(): boolean {
@@ -501,33 +516,52 @@ export function spanLogIds(span: Span | undefined): { trace_id?: string; span_id
   return { trace_id: traceId, span_id: spanId };
 }
 
-export type { Context, Link, Span, SpanContext } from '@opentelemetry/api';
+export type { Context, Link, Span, SpanContext, Tracer } from '@opentelemetry/api';
 
 /**
  * Starts the SDK when the standard variables ask for traces (`OTEL_EXPORTER_OTLP_ENDPOINT` or
- * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`); otherwise loads nothing. Resolves with what flushes and
- * stops it (a no-op when off).
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`); otherwise loads nothing. Then, unless
+ * `SWITCHBOARD_TRACE_WARMUP=0`, warms the tracing code of `role` (src/telemetry/warm-up.ts):
+ * call it before the process takes work. Resolves with what flushes and stops it (a no-op when off).
  */
 export async function startTracing(options: {
   role: string;
   env?: NodeJS.ProcessEnv;
   /** The SDK's own problems (exports refused or failing), for the log. */
   onProblem?: (level: 'warn' | 'error', message: string) => void;
-}): Promise<{ on: boolean; protocol?: string; url?: string; shutdown: () => Promise<void> }> {
+}): Promise<{
+  on: boolean;
+  protocol?: string;
+  url?: string;
+  /** What the warm-up did (tracing on, http/protobuf, not switched off). */
+  warmUp?: WarmUp;
+  shutdown: () => Promise<void>;
+}> {
   const env = options.env ?? process.env;
   if (!tracingRequested(env)) return { on: false, shutdown: async () => undefined };
-  const { startSdk } = await import('./sdk.ts');
-  const { protocol, url, shutdown } = await startSdk({
+  const { startSdk, traceEnv } = await import('./sdk.ts');
+  const { protocol, url, shutdown, scratch } = await startSdk({
     serviceName: 'switchboard',
     attributes: { 'switchboard.role': options.role, 'process.pid': String(process.pid) },
     env,
     ...(options.onProblem ? { onProblem: options.onProblem } : {}),
   });
   await enableTracing(true);
+  let warmUp: WarmUp | undefined;
+  const { DEFAULT_WARM_UP_MESSAGES, warmTracing } = await import('./warm-up.ts');
+  const messages = traceEnv(env).SWITCHBOARD_TRACE_WARMUP ?? DEFAULT_WARM_UP_MESSAGES;
+  if (scratch && messages > 0) {
+    // A warm-up that fails leaves tracing as it is, only not warm: said, never fatal.
+    warmUp = await warmTracing(options.role, await scratch(), messages).catch((err: Error) => {
+      options.onProblem?.('warn', `tracing warm-up failed: ${err.message}`);
+      return undefined;
+    });
+  }
   return {
     on: true,
     protocol,
     url,
+    ...(warmUp ? { warmUp } : {}),
     // Flushes what is left; a collector that is away loses those spans, never fails the stop.
     shutdown: async () => {
       await enableTracing(false);

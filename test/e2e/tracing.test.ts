@@ -174,6 +174,14 @@ describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () =
         span_id: commit.spanId,
       },
     );
+    // The gateway warmed its accepts before it started (http/protobuf, SWITCHBOARD_TRACE_WARMUP
+    // unset: 4,000 synthetic messages); none of their spans was sent.
+    expect(cluster.gateways[0]!.logLines().find((l) => l.event === 'tracing.started')).toMatchObject({
+      protocol: 'http/protobuf',
+      warmUpMessages: 4_000,
+      warmUpSpans: 4_000,
+    });
+    expect(otlp.spans.filter((s) => s.attributes['switchboard.bot'] === 'warm-up')).toEqual([]);
     expect(cluster.crashes()).toEqual([]);
   });
   it('turns held and committed in one write: each message its own trace, accept → turn → send, the commit linked to every turn, the queue job to every accept', async () => {
