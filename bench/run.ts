@@ -55,6 +55,7 @@ import { runFilesBench } from './files.ts';
 import { outboundLines, runOutboundBench } from './outbound.ts';
 import { preload } from './preload.ts';
 import { runStartupBench, type StartupResult, startupLines } from './startup.ts';
+import { runTracingPathBench, tracingPathLines } from './tracing-path.ts';
 import { runWebhookTriggerBench, webhookTriggerLines } from './webhooks.ts';
 import { runWebSocketBench, type WebSocketBenchResult } from './websocket.ts';
 
@@ -965,6 +966,17 @@ if (want('files')) {
 if (want('webhooks')) {
   console.log('\nEvent webhook trigger on messages (issue 26), one session, rolled back each run:\n');
   for (const line of webhookTriggerLines(await runWebhookTriggerBench())) console.log(line);
+}
+// Asked for by name only: `npm run bench -- tracing-path`.
+if (only.includes('tracing-path')) {
+  const sink = await startOtlpSink();
+  try {
+    const result = await runTracingPathBench(sink.url);
+    console.log("\nTracing's per-message path (issue 26), in fresh processes:\n");
+    for (const line of tracingPathLines(result)) console.log(`- ${line}`);
+  } finally {
+    console.error(`tracing sink: ${await sink.close()} OTLP requests received`);
+  }
 }
 printTargets({ startup, embedded, distributed, size, fastestBaseline, websocket });
 process.exit(0);

@@ -26,8 +26,9 @@ const dist = path.join(root, 'dist');
 const TREES = ['src', 'adapters'];
 // Files outside the trees that run compiled all the same: the embedded benchmark's hub process
 // (no tsx in the process whose memory the benchmark reads) and the envelopes it shares with
-// bench/run.ts. Their imports of src/ and adapters/ point into dist/ as they do from bench/.
-const FILES = ['bench/embedded-hub.ts', 'bench/envelope.ts'];
+// bench/run.ts, and the tracing path's processes (a fresh process each, measured as the hub's
+// processes run). Their imports of src/ and adapters/ point into dist/ as they do from bench/.
+const FILES = ['bench/embedded-hub.ts', 'bench/envelope.ts', 'bench/tracing-path-process.ts'];
 const quiet = process.argv.includes('--quiet');
 const say = (line) => quiet || process.stderr.write(`build: ${line}\n`);
 
