@@ -75,15 +75,16 @@ const TraceEnvSchema = z.object({
       error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
     })
     .optional(),
-  SWITCHBOARD_TRACE_WARMUP: numberIn(
-    'a whole number of messages from 0 (no warm-up) to 100000',
-    (n) => Number.isInteger(n) && n >= 0 && n <= 100_000,
-  ).optional(),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z
     .enum(['http/protobuf', 'http/json'], {
       error: (issue) => `only http/protobuf and http/json are supported, not ${String(issue.input)}`,
     })
     .optional(),
+  /** The hub's own: synthetic messages of tracing's warm-up (src/telemetry/warm-up.ts). */
+  SWITCHBOARD_TRACE_WARMUP: numberIn(
+    'a whole number of messages from 0 (no warm-up) to 100000',
+    (n) => Number.isInteger(n) && n >= 0 && n <= 100_000,
+  ).optional(),
 });
 type TraceEnv = z.infer<typeof TraceEnvSchema>;
 
