@@ -15,11 +15,12 @@ import {
 /**
  * Tracing's warm-up: before a process takes its first message, it runs its per-message tracing
  * path on synthetic messages, into a tracer whose spans are encoded and thrown away
- * (`ScratchTracer`). A process's tracing code is otherwise compiled by V8 while it serves: in the
- * bench, a traced worker's first ten thousand messages cost it about three times what the next
- * ten thousand do, most of it compiling and running not yet optimized the tracing code (README
- * "Tracing"). Paid before the process takes work, that cost no longer slows the first messages
- * of a worker that was just started, or added to a busy hub.
+ * (`ScratchTracer`). A process's tracing code is otherwise compiled by V8 while it serves: measured
+ * alone (`npm run bench -- tracing-path`), the path's first ten thousand messages in a fresh
+ * process cost about three times what the next ten thousand do, most of it compiling the tracing
+ * code and running it before it is optimized (README "Tracing"). Paid before the process takes
+ * work, that cost no longer slows the first messages of a worker that was just started, or added
+ * to a busy hub.
  */
 
 /** Synthetic messages a process warms its tracing with unless `SWITCHBOARD_TRACE_WARMUP` says otherwise. */
