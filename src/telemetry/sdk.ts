@@ -1,4 +1,4 @@
-import type { Context, Tracer, TracerProvider } from '@opentelemetry/api';
+import type { Context, TracerProvider } from '@opentelemetry/api';
 import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -288,8 +288,11 @@ export async function startSdk(options: {
   protocol: string;
   url: string;
   shutdown: () => Promise<void>;
-  /** A tracer like the hub's whose spans are encoded and thrown away (http/protobuf only). */
-  scratch?: () => Promise<ScratchTracer>;
+  /**
+   * Runs `fn` with the spans that end meanwhile encoded and dropped, not exported; resolves with
+   * how many (http/protobuf only: `EncodingSpanProcessor.discardWhile`).
+   */
+  discardWhile?: (fn: () => Promise<void>) => Promise<number>;
 }> {
   const { env } = options;
   const checked = traceEnv(env);
@@ -299,13 +302,15 @@ export async function startSdk(options: {
   const url =
     env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
     `${(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`;
-  const resource = resourceFromAttributes({
-    'service.name': env.OTEL_SERVICE_NAME ?? options.serviceName,
-    ...options.attributes,
-  });
-  const sampler = samplerFromEnv(env);
   const processor = await otlpProcessor(url, protocol, env, batchConfig(env));
-  const provider = await registerTracer({ resource, sampler, processor });
+  const provider = await registerTracer({
+    resource: resourceFromAttributes({
+      'service.name': env.OTEL_SERVICE_NAME ?? options.serviceName,
+      ...options.attributes,
+    }),
+    sampler: samplerFromEnv(env),
+    processor,
+  });
   if (options.onProblem) {
     const { diag, DiagLogLevel } = await import('@opentelemetry/api');
     const say =
@@ -325,49 +330,13 @@ export async function startSdk(options: {
     protocol,
     url,
     shutdown: () => provider.shutdown(),
-    ...(protocol === 'http/protobuf'
-      ? { scratch: () => scratchTracer(resource, sampler, batchConfig(env)) }
-      : {}),
+    ...(isDiscarding(processor) ? { discardWhile: (fn) => processor.discardWhile(fn) } : {}),
   };
 }
 
-/** A tracer whose spans go nowhere: the warm-up's (src/telemetry/warm-up.ts). */
-export interface ScratchTracer {
-  readonly tracer: Tracer;
-  /** Encodes what is left and resolves with how many spans were thrown away in all. */
-  close(): Promise<number>;
-}
-
-/**
- * A tracer of the same classes as the hub's, over the same resource, sampler and batch settings,
- * whose span processor encodes every span as the real one does and whose exporter drops the
- * requests: the code it runs, and the shapes of what it runs on, are the real ones'.
- */
-async function scratchTracer(
-  resource: Resource,
-  sampler: Sampler,
-  config: BufferConfig,
-): Promise<ScratchTracer> {
-  const { EncodingSpanProcessor } = await import('./encoding-span-processor.ts');
-  const { HubTracerProvider } = await import('./hub-tracer.ts');
-  const { ExportResultCode } = await import('@opentelemetry/core');
-  let dropped = 0;
-  const processor = new EncodingSpanProcessor(
-    {
-      export: (request, done) => {
-        dropped += request.count;
-        done({ code: ExportResultCode.SUCCESS });
-      },
-      shutdown: async () => undefined,
-    },
-    config,
-  );
-  const provider = new HubTracerProvider({ resource, sampler, parentBasedDefaults: true, processor });
-  return {
-    tracer: provider.getTracer('switchboard'),
-    close: async () => {
-      await provider.shutdown();
-      return dropped;
-    },
-  };
+/** A span processor that can drop what ends for a while (the hub's `EncodingSpanProcessor`). */
+function isDiscarding(
+  processor: SpanProcessor,
+): processor is SpanProcessor & { discardWhile(fn: () => Promise<void>): Promise<number> } {
+  return typeof (processor as { discardWhile?: unknown }).discardWhile === 'function';
 }

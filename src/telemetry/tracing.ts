@@ -73,20 +73,6 @@ let tracer: Tracer | undefined;
 /** The class of the hub's tracer's spans, once tracing is on: their ids are valid by making. */
 let hubSpan: (abstract new (...args: never[]) => Span) | undefined;
 
-/**
- * Runs `fn` with `scratch` as the hub's tracer: the spans the helpers here start meanwhile are
- * `scratch`'s (the warm-up's, src/telemetry/warm-up.ts, which runs before the process takes work).
- */
-export async function withTracer(scratch: Tracer, fn: () => Promise<void>): Promise<void> {
-  const real = tracer;
-  tracer = scratch;
-  try {
-    await fn();
-  } finally {
-    tracer = real;
-  }
-}
-
 /** Whether an SDK was started in this process (`startTracing`). */
 export function tracingEnabled(): boolean {
   return api !== undefined;
@@ -516,7 +502,7 @@ export function spanLogIds(span: Span | undefined): { trace_id?: string; span_id
   return { trace_id: traceId, span_id: spanId };
 }
 
-export type { Context, Link, Span, SpanContext, Tracer } from '@opentelemetry/api';
+export type { Context, Link, Span, SpanContext } from '@opentelemetry/api';
 
 /**
  * Starts the SDK when the standard variables ask for traces (`OTEL_EXPORTER_OTLP_ENDPOINT` or
@@ -540,7 +526,7 @@ export async function startTracing(options: {
   const env = options.env ?? process.env;
   if (!tracingRequested(env)) return { on: false, shutdown: async () => undefined };
   const { startSdk, traceEnv } = await import('./sdk.ts');
-  const { protocol, url, shutdown, scratch } = await startSdk({
+  const { protocol, url, shutdown, discardWhile } = await startSdk({
     serviceName: 'switchboard',
     attributes: { 'switchboard.role': options.role, 'process.pid': String(process.pid) },
     env,
@@ -550,9 +536,9 @@ export async function startTracing(options: {
   let warmUp: WarmUp | undefined;
   const { DEFAULT_WARM_UP_MESSAGES, warmTracing } = await import('./warm-up.ts');
   const messages = traceEnv(env).SWITCHBOARD_TRACE_WARMUP ?? DEFAULT_WARM_UP_MESSAGES;
-  if (scratch && messages > 0) {
+  if (discardWhile && messages > 0) {
     // A warm-up that fails leaves tracing as it is, only not warm: said, never fatal.
-    warmUp = await warmTracing(options.role, await scratch(), messages).catch((err: Error) => {
+    warmUp = await warmTracing(options.role, discardWhile, messages).catch((err: Error) => {
       options.onProblem?.('warn', `tracing warm-up failed: ${err.message}`);
       return undefined;
     });

@@ -1,21 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import type { Envelope } from '../envelope.ts';
 import { commitSpanOptions, drainSpan, startAcceptSpan, turnSpan } from './envelope-spans.ts';
-import type { ScratchTracer } from './sdk.ts';
-import {
-  type Context,
-  inPassedSpan,
-  type Link,
-  rootContext,
-  spanIn,
-  spanTrace,
-  withTracer,
-} from './tracing.ts';
+import { type Context, inPassedSpan, type Link, rootContext, spanIn, spanTrace } from './tracing.ts';
 
 /**
  * Tracing's warm-up: before a process takes its first message, it runs its per-message tracing
- * path on synthetic messages, into a tracer whose spans are encoded and thrown away
- * (`ScratchTracer`). A process's tracing code is otherwise compiled by V8 while it serves: measured
+ * path on synthetic messages, through the hub's own tracer and span processor, which encodes their
+ * spans and drops them rather than exporting them (`EncodingSpanProcessor.discardWhile`). A process's tracing code is otherwise compiled by V8 while it serves: measured
  * alone (`npm run bench -- tracing-path`), the path's first ten thousand messages in a fresh
  * process cost about three times what the next ten thousand do, most of it compiling the tracing
  * code and running it before it is optimized (README "Tracing"). Paid before the process takes
@@ -45,20 +36,23 @@ export interface WarmUp {
  * Runs the tracing path of `role` on `messages` synthetic messages: a gateway's accepts; a
  * worker's turns (the accept that carries each envelope's trace, its queue wait, its turn, its
  * queue job and its commit), as the real ones go, in chunks of 1 to 4 (a turn with and without a
- * queue job, committed alone or with others). Nothing else may start spans meanwhile: the hub's
- * tracer is `scratch`'s until it is done.
+ * queue job, committed alone or with others), inside `discardWhile` (the span processor's).
+ * Nothing else may end spans meanwhile: they would be dropped too.
  */
-export async function warmTracing(role: string, scratch: ScratchTracer, messages: number): Promise<WarmUp> {
+export async function warmTracing(
+  role: string,
+  discardWhile: (fn: () => Promise<void>) => Promise<number>,
+  messages: number,
+): Promise<WarmUp> {
   const started = performance.now();
   const turns = role !== 'gateway';
-  await withTracer(scratch.tracer, async () => {
+  const spans = await discardWhile(async () => {
     for (let n = 0, size = 1; n < messages; n += size, size = (size % WARM_UP_CHUNK_MAX) + 1) {
       const envelopes: Envelope[] = [];
       for (let i = 0; i < size && n + i < messages; i++) envelopes.push(accepted(n + i));
       if (turns) await drained(`warm-up:${n % WARM_UP_LANES}`, envelopes);
     }
   });
-  const spans = await scratch.close();
   return { messages, spans, ms: Math.round(performance.now() - started) };
 }
 
