@@ -258,6 +258,30 @@ describe('EncodingSpanProcessor (spans encoded as they end, exported in batches)
     expect(requests.map((r) => r.count)).toEqual([3, 3, 1, 2]);
   });
 
+  it('discardWhile drops the spans that end meanwhile, full batches and the rest, past the queue limit too; the next spans are sent', async () => {
+    const { exporter, requests } = recorder();
+    const processor = new EncodingSpanProcessor(exporter, { maxQueueSize: 8, maxExportBatchSize: 3 });
+    const { provider, spans } = hubProvider(processor);
+    const tracer = provider.getTracer('switchboard');
+    tracer.startSpan('before').end();
+    const dropped = await processor.discardWhile(async () => {
+      for (let i = 0; i < 20; i++) {
+        tracer.startSpan(`warm-up ${i}`).end();
+        // As a warm-up's turns do: the spans of one message, then a wait.
+        if (i % 2 === 1) await new Promise((resolve) => setImmediate(resolve));
+      }
+    });
+    expect(dropped).toBe(20);
+    expect(processor.droppedSpans).toBe(0);
+    // What ended before was sent first; nothing of the warm-up was.
+    expect(requests.map((r) => r.count)).toEqual([1]);
+    tracer.startSpan('after').end();
+    await processor.forceFlush();
+    expect(requests.map((r) => r.count)).toEqual([1, 1]);
+    const all = spans();
+    expect(bytes(requests[1]).equals(reference(all.filter((s) => s.name === 'after')))).toBe(true);
+  });
+
   it('only sampled spans are exported', async () => {
     const { exporter, requests } = recorder();
     const processor = new EncodingSpanProcessor(exporter, { scheduledDelayMillis: 60_000 });
