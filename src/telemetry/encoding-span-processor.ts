@@ -260,8 +260,8 @@ export class EncodingSpanProcessor implements SpanProcessor {
       .map((g) => g.resource.waitForAsyncAttributes!());
     if (pending.length > 0) await Promise.all(pending);
     const request = { bytes: this.encoder.request(batch), count: batch.count };
-    // Dropped as late as can be: a warm-up's batches take every step of an export's but the send
-    // (V8 deoptimized the spans' code at the first real export when they had not).
+    // Dropped as late as can be: a warm-up's batches take every step of an export's but the send,
+    // so that the first real export finds the processor's objects as the warm-up left them.
     if (this.discarding) {
       this.discardedSpans += batch.count;
       return;

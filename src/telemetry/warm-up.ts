@@ -5,10 +5,11 @@ import { type Context, inPassedSpan, type Link, rootContext, spanIn, spanTrace }
 
 /**
  * Tracing's warm-up: before a process takes its first message, it runs its per-message tracing
- * path on synthetic messages, through the hub's own tracer and span processor, which encodes their
- * spans and drops them rather than exporting them (`EncodingSpanProcessor.discardWhile`). A process's tracing code is otherwise compiled by V8 while it serves: measured
- * alone (`npm run bench -- tracing-path`), the path's first ten thousand messages in a fresh
- * process cost about three times what the next ten thousand do, most of it compiling the tracing
+ * path on synthetic messages, through the hub's own tracer and span processor, which encodes
+ * their spans and drops them rather than exporting them (`EncodingSpanProcessor.discardWhile`).
+ * A process's tracing code is otherwise compiled by V8 while it serves: measured alone
+ * (`npm run bench -- tracing-path`), the path's first ten thousand messages in a fresh process
+ * cost about three times what each ten thousand after them do, most of it compiling the tracing
  * code and running it before it is optimized (README "Tracing"). Paid before the process takes
  * work, that cost no longer slows the first messages of a worker that was just started, or added
  * to a busy hub.
