@@ -1,7 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import type { Envelope } from '../envelope.ts';
 import { commitSpanOptions, drainSpan, startAcceptSpan, turnSpan } from './envelope-spans.ts';
-import { type Context, inPassedSpan, type Link, rootContext, spanIn, spanTrace } from './tracing.ts';
+import {
+  type Context,
+  inPassedSpan,
+  type Link,
+  linkedContext,
+  rootContext,
+  spanIn,
+  spanTrace,
+} from './tracing.ts';
 
 /**
  * Tracing's warm-up: before a process takes its first message, it runs its per-message tracing
@@ -102,7 +110,12 @@ function drained(lane: string, envelopes: Envelope[]): Promise<void> {
         job,
       );
     }
-    if (links.length > 0) await commit(links.length, links, rootContext());
+    if (links.length > 0) {
+      await commit(links.length, links, rootContext());
+      // After a held turns' commit, each turn's lines go out in its own trace, a context made of
+      // its link (src/engine/engine.ts, afterCommit): a span wrapping a context of the hub's own.
+      for (const link of links) spanIn(linkedContext(link))?.spanContext();
+    }
   });
 }
 
