@@ -10,13 +10,12 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import type { AcceptResult, Ingress } from './ports.ts';
 import type { EnqueueResult, InboundQueue } from './queue/queue.ts';
-import { startAcceptSpan } from './telemetry/envelope-spans.ts';
+import { carryAcceptTrace, startAcceptSpan } from './telemetry/envelope-spans.ts';
 import {
   activeContext,
   failSpan,
   type Span,
   spanIn,
-  spanTrace,
   traceContext,
   tracingEnabled,
 } from './telemetry/tracing.ts';
@@ -127,12 +126,7 @@ export function createIngress(options: IngressOptions): Ingress {
         throw err;
       }
       envelope = cleanEnvelopeText(envelope, logger);
-      const carried = span && spanTrace(span);
-      if (carried) {
-        // Set on the envelope just parsed (this accept's own object) rather than on a copy of it.
-        carried.acceptedAt = Date.now();
-        envelope.trace = carried;
-      }
+      if (span) carryAcceptTrace(envelope, span);
       let status: EnqueueResult | 'limited' | undefined;
       if (envelope.kind === 'message') {
         const rules = bots.rules(envelope.bot, envelope.channel);

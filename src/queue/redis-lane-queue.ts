@@ -44,13 +44,6 @@ export interface RedisLaneQueue extends InboundQueue {
 }
 
 /**
- * The queue port on Redis lanes (`redis-lanes.ts`): each session is a lane, a Redis list (strict
- * FIFO, one envelope at a time, across every worker process), lanes run in parallel, and an
- * envelope id is deduplicated in the same atomic step that queues it. The envelopes live in the
- * lanes, not in BullMQ: BullMQ only wakes them (its `wake-<n>` jobs tell a worker that lanes are
- * ready, and hand a dead worker's claim to another; `lane-runner.ts`).
- */
-/**
  * A chunk's envelopes, in an array of one elements kind whoever makes it: `items.map(JSON.parse)`
  * made arrays of one kind before the callback that calls it was optimized and of another after,
  * and the optimized `handleChunk` (and the lane runner's `drain`, which inlines it) were thrown
@@ -62,6 +55,13 @@ function parseAll(items: string[]): Envelope[] {
   return envelopes;
 }
 
+/**
+ * The queue port on Redis lanes (`redis-lanes.ts`): each session is a lane, a Redis list (strict
+ * FIFO, one envelope at a time, across every worker process), lanes run in parallel, and an
+ * envelope id is deduplicated in the same atomic step that queues it. The envelopes live in the
+ * lanes, not in BullMQ: BullMQ only wakes them (its `wake-<n>` jobs tell a worker that lanes are
+ * ready, and hand a dead worker's claim to another; `lane-runner.ts`).
+ */
 export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQueue {
   const { redis, logger } = options;
   const lanes = new RedisLanes(redis, {

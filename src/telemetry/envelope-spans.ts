@@ -13,6 +13,7 @@ import {
   SpanKind,
   type SpanOptions,
   spanOptions,
+  spanTrace,
   startSpan,
   tracingEnabled,
   withSpanIn,
@@ -87,6 +88,18 @@ export function startAcceptSpan(
       parent,
     ),
   )!;
+}
+
+/**
+ * Puts the accept's trace on the envelope it accepted (set on the envelope just parsed, the
+ * accept's own object, rather than on a copy of it), with the accept's time as epoch
+ * milliseconds: where the worker's queue wait starts. The ingress's, and the warm-up's.
+ */
+export function carryAcceptTrace(envelope: Envelope, span: Span): void {
+  const carried = spanTrace(span);
+  if (!carried) return;
+  carried.acceptedAt = Date.now();
+  envelope.trace = carried;
 }
 
 /**

@@ -29,6 +29,9 @@ export const DEFAULT_BSP = {
   scheduledDelayMillis: 1_000,
 } as const;
 
+/** Synthetic messages tracing's warm-up runs (src/telemetry/warm-up.ts) unless `SWITCHBOARD_TRACE_WARMUP` is set. */
+export const DEFAULT_WARM_UP_MESSAGES = 4_000;
+
 const SAMPLERS = [
   'always_on',
   'always_off',

@@ -525,7 +525,7 @@ export async function startTracing(options: {
 }> {
   const env = options.env ?? process.env;
   if (!tracingRequested(env)) return { on: false, shutdown: async () => undefined };
-  const { startSdk, traceEnv } = await import('./sdk.ts');
+  const { DEFAULT_WARM_UP_MESSAGES, startSdk, traceEnv } = await import('./sdk.ts');
   const { protocol, url, shutdown, discardWhile } = await startSdk({
     serviceName: 'switchboard',
     attributes: { 'switchboard.role': options.role, 'process.pid': String(process.pid) },
@@ -534,9 +534,9 @@ export async function startTracing(options: {
   });
   await enableTracing(true);
   let warmUp: WarmUp | undefined;
-  const { DEFAULT_WARM_UP_MESSAGES, warmTracing } = await import('./warm-up.ts');
   const messages = traceEnv(env).SWITCHBOARD_TRACE_WARMUP ?? DEFAULT_WARM_UP_MESSAGES;
   if (discardWhile && messages > 0) {
+    const { warmTracing } = await import('./warm-up.ts');
     // A warm-up that fails leaves tracing as it is, only not warm: said, never fatal.
     warmUp = await warmTracing(options.role, discardWhile, messages).catch((err: Error) => {
       options.onProblem?.('warn', `tracing warm-up failed: ${err.message}`);

@@ -1,15 +1,13 @@
 import { performance } from 'node:perf_hooks';
 import type { Envelope } from '../envelope.ts';
-import { commitSpanOptions, drainSpan, startAcceptSpan, turnSpan } from './envelope-spans.ts';
 import {
-  type Context,
-  inPassedSpan,
-  type Link,
-  linkedContext,
-  rootContext,
-  spanIn,
-  spanTrace,
-} from './tracing.ts';
+  carryAcceptTrace,
+  commitSpanOptions,
+  drainSpan,
+  startAcceptSpan,
+  turnSpan,
+} from './envelope-spans.ts';
+import { type Context, inPassedSpan, type Link, linkedContext, rootContext, spanIn } from './tracing.ts';
 
 /**
  * Tracing's warm-up: before a process takes its first message, it runs its per-message tracing
@@ -22,9 +20,6 @@ import {
  * work, that cost no longer slows the first messages of a worker that was just started, or added
  * to a busy hub.
  */
-
-/** Synthetic messages a process warms its tracing with unless `SWITCHBOARD_TRACE_WARMUP` says otherwise. */
-export const DEFAULT_WARM_UP_MESSAGES = 4_000;
 
 /** The most envelopes a drained chunk holds in the warm-up: chunks of 1 to this many, in turn. */
 const WARM_UP_CHUNK_MAX = 4;
@@ -83,11 +78,7 @@ function accepted(n: number): Envelope {
     receivedAt: new Date().toISOString(),
   };
   const span = startAcceptSpan(envelope, rootContext()!);
-  const carried = spanTrace(span);
-  if (carried) {
-    carried.acceptedAt = Date.now();
-    envelope.trace = carried;
-  }
+  carryAcceptTrace(envelope, span);
   span.end();
   return JSON.parse(JSON.stringify(envelope)) as Envelope;
 }
