@@ -395,7 +395,6 @@ interface DistributedResult {
   paced: Result[];
 }
 
-/** An OTLP/HTTP endpoint that takes every export and throws it away (what a collector costs the hub). */
 /**
  * The OTLP endpoint of the `tracing` run: answers every export and discards it. In a process of
  * its own, as a collector would be: what receiving the exports costs is not counted as the
