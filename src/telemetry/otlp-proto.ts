@@ -428,9 +428,10 @@ function keyValue(w: Writer, key: string, value: unknown): void {
 
 function attributes(w: Writer, attrs: Record<string, unknown> | undefined, field: number): void {
   if (!attrs) return;
-  const keys = Object.keys(attrs);
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
+  // `for…in` walks a fast object's keys from its map's cache: `Object.keys` made an array for
+  // every span (a sampled allocation profile of the tracing path: about a tenth of what tracing
+  // allocated). The hub's attributes are plain objects: nothing enumerable is inherited.
+  for (const key in attrs) {
     const value = attrs[key];
     // The SDK drops such values when they are set; the hub's tracer keeps what it is given.
     if (value == null) continue;
@@ -513,15 +514,19 @@ function span(w: Writer, s: ReadableSpan): void {
   attributes(w, s.attributes, 9);
   w.tag(10, 0);
   w.varint32(s.droppedAttributesCount);
-  for (const e of s.events) {
+  // Indexed loops: `for…of` over a span's (often frozen, shared) empty events and links made an
+  // iterator and its result objects for every span.
+  const events = s.events;
+  for (let i = 0; i < events.length; i++) {
     w.tag(11, 2);
-    event(w, e);
+    event(w, events[i]!);
   }
   w.tag(12, 0);
   w.varint32(s.droppedEventsCount);
-  for (const l of s.links) {
+  const links = s.links;
+  for (let i = 0; i < links.length; i++) {
     w.tag(13, 2);
-    link(w, l);
+    link(w, links[i]!);
   }
   w.tag(14, 0);
   w.varint32(s.droppedLinksCount);
