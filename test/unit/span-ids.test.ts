@@ -97,6 +97,23 @@ describe('span contexts that keep their ids as bytes (for the OTLP encoder)', ()
     expect(Buffer.from(encodeTraceRequest(plain)).equals(Buffer.from(encodeTraceRequest(spans)))).toBe(true);
   });
 
+  it('a sampled span linked to unsampled contexts is encoded as the serializer encodes them', () => {
+    const { exporter, tracer } = hubTracer();
+    const unsampled = new CarriedSpanContext('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', 0);
+    // Under it, the default (parent-based) sampler records nothing: a span of its own is unsampled too.
+    const under = tracer.startSpan('under', {}, trace.setSpanContext(ROOT_CONTEXT, unsampled));
+    expect(under.isRecording()).toBe(false);
+    under.end();
+    // A root that links to both (a batch's commit where a ratio sampler kept some turns only).
+    tracer
+      .startSpan('commit', { links: [{ context: unsampled }, { context: under.spanContext() }] })
+      .end();
+    const spans = exporter.getFinishedSpans();
+    expect(spans.map((s) => s.name)).toEqual(['commit']);
+    expect(spans[0]!.links.map((l) => l.context.traceFlags)).toEqual([0, 0]);
+    expect(Buffer.from(encodeTraceRequest(spans)).equals(reference(spans))).toBe(true);
+  });
+
   it('keep the bytes of the ids the tracer makes, through refills of its random pool (roots and children)', () => {
     const { exporter, tracer } = hubTracer();
     // 8 KiB of random bytes a refill: a root takes 24, a child 8; 1,000 of each cross it often.
