@@ -105,9 +105,7 @@ describe('span contexts that keep their ids as bytes (for the OTLP encoder)', ()
     expect(under.isRecording()).toBe(false);
     under.end();
     // A root that links to both (a batch's commit where a ratio sampler kept some turns only).
-    tracer
-      .startSpan('commit', { links: [{ context: unsampled }, { context: under.spanContext() }] })
-      .end();
+    tracer.startSpan('commit', { links: [{ context: unsampled }, { context: under.spanContext() }] }).end();
     const spans = exporter.getFinishedSpans();
     expect(spans.map((s) => s.name)).toEqual(['commit']);
     expect(spans[0]!.links.map((l) => l.context.traceFlags)).toEqual([0, 0]);
