@@ -108,7 +108,14 @@ export class TurnDraft {
     readonly envelope: Envelope,
   ) {
     this.state = deepCopy(stateData(snapshot));
-    if (envelope.kind === 'end') this.endReason = envelope.end?.reason ?? 'ended';
+    if (envelope.kind === 'end') {
+      this.endReason = envelope.end?.reason ?? 'ended';
+      // The idle sweep's end says so first, in the end's own commit: written by the sweep after it
+      // queued the end, the event raced the end's turn (and was written for an end the engine
+      // then skipped, the session active again).
+      const idleSince = envelope.end?.idleSince;
+      if (idleSince) this.events.push({ type: 'session.idle', data: { lastActivityAt: idleSince } });
+    }
     // The session is the bot's again from this turn on.
     if (envelope.kind === 'transfer_end') this.state.handoff = null;
   }

@@ -4,7 +4,6 @@ import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
 import { millis, nowOr } from '../store/clock.ts';
 import type { Db } from '../store/db.ts';
-import { recordEvent } from '../store/events.ts';
 import { IDLE_END_REASON } from './rules.ts';
 
 /** The scheduler's job name (and repeat id) of the sweep. */
@@ -47,6 +46,7 @@ export function idleSinceOf(envelope: Pick<Envelope, 'kind' | 'end'>): string | 
  * `end` envelope queued behind whatever the session already has in flight, so its
  * `ON SESSION END` runs in the engine like any end, in order. A token session (REST, web) keeps
  * its token: the person's next message starts a new session with it, as after any idle-out.
+ * The end's turn records the `session.idle` event (src/engine/turn.ts), with its other events.
  *
  * Safe to run twice at once or again before the ends are handled: an end's id is made of the
  * session and the last activity it saw, so the queue takes each once.
@@ -91,13 +91,6 @@ export async function sweepIdleSessions(deps: IdleSweepDeps, now?: Date): Promis
         bot: row.bot,
         channel: row.channel,
         by: 'sweep',
-      });
-      await recordEvent(db, {
-        sessionId: row.id,
-        bot: row.bot,
-        channel: row.channel,
-        type: 'session.idle',
-        data: { lastActivityAt },
       });
     }
     if (rows.length < IDLE_SWEEP_BATCH) break;

@@ -605,5 +605,11 @@ describe('the idle sweep keeps order with what a session has in flight', () => {
       [id],
     );
     expect(rows[0]!.ended_at).toBeNull();
+    // Nor was it told as an idle-out: the event is the end's own, written with it (not by the sweep).
+    const events = await hub.db.query<{ type: string }>(
+      'SELECT type FROM session_events WHERE session_id = $1 ORDER BY id',
+      [id],
+    );
+    expect(events.rows.map((e) => e.type)).toEqual(['session.start']);
   });
 });
