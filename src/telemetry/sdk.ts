@@ -11,6 +11,7 @@ import {
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-node';
 import { z } from 'zod';
+import type { EncodingSpanProcessor } from './encoding-span-processor.ts';
 
 /**
  * The batch span processor's settings when `OTEL_BSP_MAX_QUEUE_SIZE`,
@@ -30,7 +31,7 @@ export const DEFAULT_BSP = {
 } as const;
 
 /** Synthetic messages tracing's warm-up runs (src/telemetry/warm-up.ts) unless `SWITCHBOARD_TRACE_WARMUP` is set. */
-export const DEFAULT_WARM_UP_MESSAGES = 4_000;
+const DEFAULT_WARM_UP_MESSAGES = 4_000;
 
 const SAMPLERS = [
   'always_on',
@@ -230,7 +231,7 @@ async function otlpProcessor(
   protocol: string,
   env: NodeJS.ProcessEnv,
   config: BufferConfig,
-): Promise<SpanProcessor> {
+): Promise<SpanProcessor & Partial<Pick<EncodingSpanProcessor, 'discardWhile'>>> {
   if (protocol === 'http/json') {
     const { JsonTraceSerializer } = await import('@opentelemetry/otlp-transformer');
     const exporter = await otlpHttpExporter(url, true, env, JsonTraceSerializer, (spans) => spans.length);
@@ -291,6 +292,8 @@ export async function startSdk(options: {
   protocol: string;
   url: string;
   shutdown: () => Promise<void>;
+  /** Synthetic messages of tracing's warm-up (`SWITCHBOARD_TRACE_WARMUP`; 0: none). */
+  warmUpMessages: number;
   /**
    * Runs `fn` with the spans that end meanwhile encoded and dropped, not exported; resolves with
    * how many (http/protobuf only: `EncodingSpanProcessor.discardWhile`).
@@ -333,13 +336,7 @@ export async function startSdk(options: {
     protocol,
     url,
     shutdown: () => provider.shutdown(),
-    ...(isDiscarding(processor) ? { discardWhile: (fn) => processor.discardWhile(fn) } : {}),
+    warmUpMessages: checked.SWITCHBOARD_TRACE_WARMUP ?? DEFAULT_WARM_UP_MESSAGES,
+    ...(processor.discardWhile ? { discardWhile: (fn) => processor.discardWhile!(fn) } : {}),
   };
-}
-
-/** A span processor that can drop what ends for a while (the hub's `EncodingSpanProcessor`). */
-function isDiscarding(
-  processor: SpanProcessor,
-): processor is SpanProcessor & { discardWhile(fn: () => Promise<void>): Promise<number> } {
-  return typeof (processor as { discardWhile?: unknown }).discardWhile === 'function';
 }

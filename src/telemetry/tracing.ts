@@ -525,8 +525,14 @@ export async function startTracing(options: {
 }> {
   const env = options.env ?? process.env;
   if (!tracingRequested(env)) return { on: false, shutdown: async () => undefined };
-  const { DEFAULT_WARM_UP_MESSAGES, startSdk, traceEnv } = await import('./sdk.ts');
-  const { protocol, url, shutdown, discardWhile } = await startSdk({
+  const { startSdk } = await import('./sdk.ts');
+  const {
+    protocol,
+    url,
+    shutdown,
+    warmUpMessages: messages,
+    discardWhile,
+  } = await startSdk({
     serviceName: 'switchboard',
     attributes: { 'switchboard.role': options.role, 'process.pid': String(process.pid) },
     env,
@@ -534,7 +540,6 @@ export async function startTracing(options: {
   });
   await enableTracing(true);
   let warmUp: WarmUp | undefined;
-  const messages = traceEnv(env).SWITCHBOARD_TRACE_WARMUP ?? DEFAULT_WARM_UP_MESSAGES;
   if (discardWhile && messages > 0) {
     const { warmTracing } = await import('./warm-up.ts');
     // A warm-up that fails leaves tracing as it is, only not warm: said, never fatal.
