@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Card, CardSchema, cardsAsText } from '../cards/card.ts';
 import { deepCopy } from '../clone.ts';
 import type { Attachment, Envelope } from '../envelope.ts';
+import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
 import { RATING_SUGGESTIONS } from '../lifecycle/rating.ts';
 import type { Logger } from '../logger.ts';
 import { own, setOwn } from '../own.ts';
@@ -113,8 +114,9 @@ export class TurnDraft {
       // The idle sweep's end says so first, in the end's own commit: written by the sweep after it
       // queued the end, the event raced the end's turn (and was written for an end the engine
       // then skipped, the session active again).
-      const idleSince = envelope.end?.idleSince;
-      if (idleSince) this.events.push({ type: 'session.idle', data: { lastActivityAt: idleSince } });
+      const idleSince = idleSinceOf(envelope);
+      if (idleSince !== undefined)
+        this.events.push({ type: 'session.idle', data: { lastActivityAt: idleSince } });
     }
     // The session is the bot's again from this turn on.
     if (envelope.kind === 'transfer_end') this.state.handoff = null;
