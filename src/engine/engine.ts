@@ -15,7 +15,6 @@ import type { Metrics } from '../metrics.ts';
 import { handleOptOutWord, optOutWord } from '../outbound/opt-out.ts';
 import { SessionResolver } from '../session-resolver.ts';
 import type { Db } from '../store/db.ts';
-import { recordEvent } from '../store/events.ts';
 import { getBotMemory, getUserMemory } from '../store/memory.ts';
 import { isEnvelopeRecorded, listMessages } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
@@ -182,7 +181,15 @@ export class SessionEngine {
       shareLater = false,
       mayHold = false,
       trace,
-    }: { trustCached?: boolean; shareLater?: boolean; mayHold?: boolean; trace?: Context } = {},
+      idleOut,
+    }: {
+      trustCached?: boolean;
+      shareLater?: boolean;
+      mayHold?: boolean;
+      trace?: Context;
+      /** The session's last activity, for the engine's own idle-out `end` (`endIdleSession`). */
+      idleOut?: string;
+    } = {},
   ): Promise<TurnOutcome> {
     const { db, cache } = this.o;
     // With tracing on, the turn's lines carry its trace_id and span_id.
@@ -245,7 +252,7 @@ export class SessionEngine {
       turnSpan?.setAttribute('switchboard.session.id', snapshot.session.id);
       if (attempt === 0 && envelope.kind === 'message') this.signalTyping(snapshot, envelope, trace);
       if (attempt === 0 && envelope.kind === 'start') await this.sessions.afterPreviousEnd(snapshot.session);
-      const draft = new TurnDraft(snapshot, envelope);
+      const draft = new TurnDraft(snapshot, envelope, idleOut);
       // The resolver hands a message to an ended session only when it answers its rating ask.
       const ratingScore =
         envelope.kind === 'message' && snapshot.session.endedAt ? parseRating(envelope.text) : undefined;
@@ -721,14 +728,9 @@ export class SessionEngine {
         receivedAt: next.receivedAt,
       },
       true,
+      // An idle-out ends a session like any end: its `session.idle` event, in the end's own
+      // commit, tells the two apart in the statistics.
+      { idleOut: session.lastActivityAt },
     );
-    // An idle-out ends a session like any end; this event tells the two apart in the statistics.
-    await recordEvent(this.o.db, {
-      sessionId: session.id,
-      bot: session.bot,
-      channel: session.channel,
-      type: 'session.idle',
-      data: { lastActivityAt: session.lastActivityAt },
-    });
   }
 }

@@ -104,17 +104,24 @@ export class TurnDraft {
   /** The last `committedSnapshot` (the engine asks for it when it holds the turn and after the commit). */
   private committed: { write: TurnWrite; snapshot: SessionSnapshot } | undefined;
 
+  /**
+   * `idleOut`: the session's last activity, when this `end` is the engine's idle-out before a
+   * person's new message (src/engine/engine.ts `endIdleSession`); the sweep's end says it itself
+   * (`end.idleSince`).
+   */
   constructor(
     readonly snapshot: SessionSnapshot,
     readonly envelope: Envelope,
+    idleOut?: string,
   ) {
     this.state = deepCopy(stateData(snapshot));
     if (envelope.kind === 'end') {
       this.endReason = envelope.end?.reason ?? 'ended';
-      // The idle sweep's end says so first, in the end's own commit: written by the sweep after it
-      // queued the end, the event raced the end's turn (and was written for an end the engine
-      // then skipped, the session active again).
-      const idleSince = idleSinceOf(envelope);
+      // An idle end says so first, in the end's own commit: written after it (by the sweep, which
+      // had queued the end; by the engine, after the end's turn), the event raced the end's turn,
+      // was written for an end the engine then skipped (the session active again), or was lost
+      // to a crash between the two.
+      const idleSince = idleSinceOf(envelope) ?? idleOut;
       if (idleSince !== undefined)
         this.events.push({ type: 'session.idle', data: { lastActivityAt: idleSince } });
     }

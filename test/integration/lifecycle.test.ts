@@ -143,7 +143,13 @@ describe('session lifecycle: idle-out, memory that carries over, expiry', () => 
       'SELECT type FROM session_events WHERE session_id = $1 ORDER BY id',
       [old.id],
     );
-    expect(events.map((e) => e.type)).toEqual(['session.start', 'goodbye', 'session.end', 'session.idle']);
+    // The idle-out's event first, in the commit that ends the session (as the sweep's end writes it).
+    expect(events.map((e) => e.type)).toEqual(['session.start', 'session.idle', 'goodbye', 'session.end']);
+    const [idleEvent] = await q<{ data: { lastActivityAt: string } }>(
+      "SELECT data FROM session_events WHERE session_id = $1 AND type = 'session.idle'",
+      [old.id],
+    );
+    expect(Date.parse(idleEvent!.data.lastActivityAt)).toBe(beforeIdle!.last_activity_at.getTime());
     expect(
       await q('SELECT value FROM bot_memory WHERE bot = $1 AND key = $2', ['returning', `ended_${old.id}`]),
     ).toEqual([{ value: 'yes' }]);
