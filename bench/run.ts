@@ -56,6 +56,7 @@ import { outboundLines, runOutboundBench } from './outbound.ts';
 import { preload } from './preload.ts';
 import { runStartupBench, type StartupResult, startupLines } from './startup.ts';
 import { runTracingPathBench, tracingPathLines } from './tracing-path.ts';
+import { median, tracingSummaryLines } from './tracing-summary.ts';
 import { runWebhookTriggerBench, webhookTriggerLines } from './webhooks.ts';
 import { runWebSocketBench, type WebSocketBenchResult } from './websocket.ts';
 
@@ -925,19 +926,15 @@ if (distributed && fastestBaseline) {
 }
 if (tracingPairs.length > 0) {
   const ratios = tracingPairs.map(({ on, off }) => on.perSecond / off.perSecond);
-  const sorted = [...ratios].sort((a, b) => a - b);
-  const median =
-    sorted.length % 2 === 1
-      ? sorted[(sorted.length - 1) / 2]!
-      : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
   console.log(
-    `\ntracing on / off, (b) throughput: ${median.toFixed(2)}× (target ≥ 0.90; median of ${ratios.length} pairs of a traced and an untraced full run, back to back, the traced one first in every other pair: ${tracingPairs
+    `\ntracing on / off, (b) throughput: ${median(ratios).toFixed(2)}× (target ≥ 0.90; median of ${ratios.length} pairs of a traced and an untraced full run, back to back, the traced one first in every other pair: ${tracingPairs
       .map(
         ({ on, off }, i) =>
           `${ratios[i]!.toFixed(2)} = ${on.perSecond.toFixed(0)} / ${off.perSecond.toFixed(0)}`,
       )
       .join('; ')})`,
   );
+  for (const line of tracingSummaryLines(tracingPairs)) console.log(line);
 }
 if (want('websocket')) {
   websocket = await runWebSocketBench();
