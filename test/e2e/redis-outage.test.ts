@@ -94,7 +94,14 @@ describe('Redis goes away for a few seconds mid-run', () => {
       (n) => n >= expected,
       180_000,
       250,
-    );
+    ).catch(async (err: Error) => {
+      // Rare (about one run in fifty here): accepted messages left unhandled after the restart.
+      // Say what the queues and the processes show, for the next look.
+      const logs = [...cluster.gateways, ...cluster.workers].map(
+        (p) => `${p.args.join(' ')}:\n${p.tail(60)}`,
+      );
+      throw new Error(`${err.message}\nRedis:\n${await redis.summary()}\n${logs.join('\n')}`);
+    });
     expect(rows).toBe(expected);
     for (const s of sessions) {
       const { rows: history } = await db.query<{ role: string; content: string }>(

@@ -2,6 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { until } from './until.ts';
 
+/** The lanes' shared keys, their claims and lanes (src/queue/redis-lanes.ts), and BullMQ's job lists. */
+const QUEUE_KEY =
+  /:(ready|waking|wake-seq|depth|dead|fails)$|:claims:|:lane:|bull:[^:]+:(wait|active|delayed|prioritized|paused|marker|stalled|completed|failed|wake-\d+(:lock)?)$/;
+
 /**
  * A Redis server of the test's own, on its own port and directory, with the append-only file
  * synced on every write (as a production queue's Redis must be): stop and start it at will.
@@ -59,6 +63,60 @@ export class TestRedisServer {
       10_000,
       100,
     );
+  }
+
+  /**
+   * What the queues hold, for a failure's message: the lanes' shared keys (ready list, wake mark,
+   * claims), BullMQ's job lists, wake jobs and their locks, and each lane that still has items, with sizes and first members.
+   */
+  async summary(maxLines = 80): Promise<string> {
+    const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const all = await client.keys('*');
+      const keys = all.filter((k) => QUEUE_KEY.test(k)).sort();
+      const lines: string[] = [`${all.length} keys, ${keys.length} of the queues'`];
+      for (const key of keys.slice(0, maxLines)) {
+        const type = await client.type(key);
+        if (type === 'list') {
+          const head = await client.lrange(key, 0, 2);
+          lines.push(`${key} list ${await client.llen(key)} ${head.join(' ').slice(0, 160)}`);
+        } else if (type === 'zset') {
+          const head = await client.zrange(key, '0', '2', 'WITHSCORES');
+          lines.push(`${key} zset ${await client.zcard(key)} ${head.join(' ').slice(0, 160)}`);
+        } else if (type === 'set') {
+          const members = await client.smembers(key);
+          lines.push(`${key} set ${members.length} ${members.slice(0, 3).join(' ').slice(0, 160)}`);
+        } else if (type === 'hash') {
+          const job = await client.hgetall(key);
+          const fields = [
+            'attemptsMade',
+            'attemptsStarted',
+            'stc',
+            'processedOn',
+            'finishedOn',
+            'failedReason',
+            'delay',
+          ];
+          lines.push(
+            `${key} ${fields
+              .filter((f) => job[f] !== undefined)
+              .map((f) => `${f}=${String(job[f]).slice(0, 80)}`)
+              .join(' ')}`,
+          );
+        } else if (type === 'string') {
+          lines.push(
+            `${key} = ${String(await client.get(key)).slice(0, 80)} (pttl ${await client.pttl(key)})`,
+          );
+        } else lines.push(`${key} ${type}`);
+      }
+      return lines.join('\n');
+    } catch (err) {
+      return `(no summary: ${(err as Error).message})`;
+    } finally {
+      client.disconnect();
+    }
   }
 
   /** SIGTERM: Redis finishes its append-only file and exits. */
