@@ -436,12 +436,8 @@ export class LaneRunner {
     let first = true;
     let prefetched = claimed.items;
     for (;;) {
-      if (this.closing) {
-        // Hand the lane on instead of leaving it scheduled with no job.
-        const next = await lanes.handback(lane, epoch);
-        if (next?.wake !== undefined) await this.wake(next.wake);
-        return lanes.release(claimed);
-      }
+      // Hand the lane on instead of leaving it scheduled with no job.
+      if (this.closing) return this.handBack(claimed);
       // The first chunk came with the claim, the next ones with the acknowledgement before them.
       const items = prefetched === undefined ? await lanes.read(lane, epoch, LANE_CHUNK) : prefetched;
       prefetched = undefined;
@@ -467,9 +463,21 @@ export class LaneRunner {
       // Fencing at chunk granularity: if our lock lapsed, the job (and this lane) went to another worker.
       if (token && !(await this.holdsLock(job, token, lease))) {
         this.o.logger.warn({ event: 'queue.lane_lost', queue: this.o.name, lane });
-        return;
+        // The job's new run (BullMQ's stall check gave it out again: Redis was away) gets back
+        // the lanes the job held when it claims, not a lane this run took after that (a top-up
+        // of a run that lingered on), and a job that has ended holds none: left claimed, such a
+        // lane would wait for nobody. Handed back, it is ready under a new epoch, which fences
+        // any other drainer of it.
+        return this.handBack(claimed);
       }
     }
+  }
+
+  /** Makes a claimed lane ready again under a new epoch (a wake job is added if none is marked), and lets its claim go. */
+  private async handBack(claimed: ClaimedLane): Promise<void> {
+    const next = await this.o.lanes.handback(claimed.lane, claimed.epoch);
+    if (next?.wake !== undefined) await this.wake(next.wake);
+    await this.o.lanes.release(claimed);
   }
 
   /** Whether the job's lock still holds: extended, or confirmed recently enough (LOCK_RECHECK_MS). */

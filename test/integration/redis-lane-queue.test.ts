@@ -212,3 +212,48 @@ describe('the Redis-lane queue and its concurrency', () => {
     expect(most).toBe(LIMIT);
   });
 });
+
+describe('the Redis-lane queue and a drain whose job is gone', () => {
+  const ctx = queueOnOwnPrefix();
+
+  it('hands its lane back when the job it drains for has lost its lock and no longer exists: the rest of the lane is drained', async () => {
+    const { queue, redis, prefix } = ctx;
+    // Two chunks (LANE_CHUNK 20): the drain checks its job's lock between them.
+    const total = 30;
+    for (let n = 0; n < total; n++) {
+      const envelope = { ...message(300 + n), from: { id: '+15550002222' } };
+      expect(await queue.enqueue(envelope)).toBe('accepted');
+    }
+    const bull = new Queue('inbound', { connection: redis, prefix: `${prefix}bull` });
+    const handled = new Set<string>();
+    let jobGone = false;
+    try {
+      await queue.consume(async (envelope) => {
+        if (!jobGone) {
+          jobGone = true;
+          // As after Redis was away: the job's lock lapsed, BullMQ gave the job out again and its
+          // new run ended (it held this lane only if it had it when it claimed). This run drains on.
+          const [job] = await bull.getActive();
+          await redis.del(`${prefix}bull:inbound:${job!.id}:lock`);
+          expect(await bull.remove(job!.id!)).toBe(1);
+        }
+        handled.add(envelope.id);
+      });
+      // Before, the lane stayed claimed by the job that no longer exists: its other ten, never.
+      await until(
+        () => handled.size,
+        (n) => n === total,
+        20_000,
+        50,
+      );
+      await until(
+        async () => (await redis.keys(`${prefix}inbound:claims:*`)).length,
+        (n) => n === 0,
+        10_000,
+        50,
+      );
+    } finally {
+      await bull.close();
+    }
+  });
+});
