@@ -95,8 +95,9 @@ describe('Redis goes away for a few seconds mid-run', () => {
       180_000,
       250,
     ).catch(async (err: Error) => {
-      // Rare (about one run in fifty here): accepted messages left unhandled after the restart.
-      // Say what the queues and the processes show, for the next look.
+      // Accepted messages left unhandled after the restart (once lanes left claimed by a job that
+      // no longer existed: src/queue/lane-runner.ts `handBack`): say what the queues in Redis and
+      // the processes show, for the next look.
       const logs = [...cluster.gateways, ...cluster.workers].map(
         (p) => `${p.args.join(' ')}:\n${p.tail(60)}`,
       );
