@@ -73,9 +73,10 @@ export function tracingCpuAdded(pairs: readonly TracingPair[]): Record<string, M
 
 /** The summary's lines after the median: the ratios' mean, and the CPU tracing adds. */
 export function tracingSummaryLines(pairs: readonly TracingPair[]): string[] {
-  const ratios = meanWithError(pairs.map(({ on, off }) => on.perSecond / off.perSecond));
+  const ratios = pairs.map(({ on, off }) => on.perSecond / off.perSecond);
+  const { mean, se } = meanWithError(ratios);
   const lines = [
-    `tracing on / off, throughput ratio of the pairs: mean ${ratios.mean.toFixed(3)} ± ${ratios.se.toFixed(3)} (standard error), median ${median(pairs.map(({ on, off }) => on.perSecond / off.perSecond)).toFixed(3)}`,
+    `tracing on / off, throughput ratio of the pairs: mean ${mean.toFixed(3)} ± ${se.toFixed(3)} (standard error), median ${median(ratios).toFixed(3)}`,
   ];
   const added = Object.entries(tracingCpuAdded(pairs));
   if (added.length > 0)

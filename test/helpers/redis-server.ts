@@ -2,9 +2,23 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { until } from './until.ts';
 
-/** The lanes' shared keys, their claims and lanes (src/queue/redis-lanes.ts), and BullMQ's job lists. */
+/**
+ * The lanes' shared keys, their claims and lanes (src/queue/redis-lanes.ts: `<prefix><queue>:…`,
+ * not the session cache's `<prefix>lane:…`), and BullMQ's job lists, wake jobs and their locks.
+ */
 const QUEUE_KEY =
-  /:(ready|waking|wake-seq|depth|dead|fails)$|:claims:|:lane:|bull:[^:]+:(wait|active|delayed|prioritized|paused|marker|stalled|completed|failed|wake-\d+(:lock)?)$/;
+  /:(inbound|outbound):((ready|waking|wake-seq|depth|dead|fails)$|claims:|lane:)|bull:[^:]+:(wait|active|delayed|prioritized|paused|marker|stalled|completed|failed|wake-\d+(:lock)?)$/;
+
+/** The fields of a BullMQ job's hash that tell where it is in its life. */
+const JOB_FIELDS = [
+  'attemptsMade',
+  'attemptsStarted',
+  'stc',
+  'processedOn',
+  'finishedOn',
+  'failedReason',
+  'delay',
+];
 
 /**
  * A Redis server of the test's own, on its own port and directory, with the append-only file
@@ -90,18 +104,8 @@ export class TestRedisServer {
           lines.push(`${key} set ${members.length} ${members.slice(0, 3).join(' ').slice(0, 160)}`);
         } else if (type === 'hash') {
           const job = await client.hgetall(key);
-          const fields = [
-            'attemptsMade',
-            'attemptsStarted',
-            'stc',
-            'processedOn',
-            'finishedOn',
-            'failedReason',
-            'delay',
-          ];
           lines.push(
-            `${key} ${fields
-              .filter((f) => job[f] !== undefined)
+            `${key} ${JOB_FIELDS.filter((f) => job[f] !== undefined)
               .map((f) => `${f}=${String(job[f]).slice(0, 80)}`)
               .join(' ')}`,
           );
