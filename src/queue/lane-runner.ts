@@ -48,8 +48,13 @@ const LINGER_POLL_MS = 4;
  * mark go: the lanes that become ready then get a job of their own instead of waiting on its polls.
  */
 const LINGER_STUCK_MS = 100;
-/** How often a worker checks that ready lanes have their wake job (its producer may have died before adding it). */
+/**
+ * How often a worker checks that ready lanes have their wake job (its producer may have died
+ * before adding it), and that claimed lanes have theirs (see `restoreClaims`).
+ */
 const SWEEP_EVERY_MS = 15_000;
+/** BullMQ's states of a job that no longer runs, nor will: its claims are nobody's. */
+const JOB_OVER = new Set(['unknown', 'completed', 'failed']);
 const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 30_000;
 
@@ -127,6 +132,8 @@ export interface LaneRunnerOptions {
   connection: Redis;
   /** First retry delay of a failed drain; doubles each attempt, with full jitter, up to 30 s. */
   retryBaseMs?: number;
+  /** How often the sweep runs (SWEEP_EVERY_MS); tests shorten it. */
+  sweepEveryMs?: number;
 }
 
 /**
@@ -142,6 +149,8 @@ export class LaneRunner {
   private slots = new LaneSlots(1);
   /** This worker's runs that hold the wake mark (one, or for a moment more than one). */
   private readonly lingering = new Set<WakeRun>();
+  /** Claim entries the last sweep found held by jobs that were over, by job (`restoreClaims`). */
+  private overClaims = new Map<number, Set<string>>();
 
   constructor(private readonly o: LaneRunnerOptions) {
     this.queue = new Queue<LaneJob>(o.name, {
@@ -201,7 +210,7 @@ export class LaneRunner {
         err: err.message,
       }),
     );
-    this.sweepTimer = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
+    this.sweepTimer = setInterval(() => void this.sweep(), o.sweepEveryMs ?? SWEEP_EVERY_MS);
     this.sweepTimer.unref();
   }
 
@@ -489,16 +498,54 @@ export class LaneRunner {
     return true;
   }
 
-  /** Adds the wake job of ready lanes whose producer died between queuing an item and adding the job. */
   private async sweep(): Promise<void> {
     try {
-      const wake = await this.o.lanes.pendingWake();
-      if (wake === undefined || (await this.queue.getJob(wakeJobId(wake)))) return;
-      this.o.logger.warn({ event: 'queue.wake_restored', queue: this.o.name, wake });
-      await this.wake(wake);
+      const claims = await this.restoreClaims();
+      await this.restoreWake();
+      this.o.logger.debug({ event: 'queue.swept', queue: this.o.name, ...claims });
     } catch (err) {
       this.o.logger.warn({ event: 'queue.sweep_failed', queue: this.o.name, err: (err as Error).message });
     }
+  }
+
+  /** Adds the wake job of ready lanes whose producer died between queuing an item and adding the job. */
+  private async restoreWake(): Promise<void> {
+    const wake = await this.o.lanes.pendingWake();
+    if (wake === undefined || (await this.queue.getJob(wakeJobId(wake)))) return;
+    this.o.logger.warn({ event: 'queue.wake_restored', queue: this.o.name, wake });
+    await this.wake(wake);
+  }
+
+  /**
+   * Hands back the lanes still claimed by a job that is over (gone, completed or failed for
+   * good): such a lane would wait for nobody. A drain hands its lane back when it finds its job's
+   * lock gone (`drain`); this is for whatever else leaves a claim behind. A claim is handed back
+   * only when two sweeps in a row found it held by a job that was over, so a drain that has not
+   * yet seen its lock gone (it looks at a chunk's end) has a sweep's interval to hand it back
+   * itself. Handed back, a lane is ready under a new epoch, which fences any drainer left.
+   */
+  private async restoreClaims(): Promise<{ claimants: number; over: number }> {
+    const seen = new Map<number, Set<string>>();
+    const claimants = await this.o.lanes.claimants();
+    let over = 0;
+    for (const [wake, held] of claimants) {
+      if (!JOB_OVER.has(await this.queue.getJobState(wakeJobId(wake)))) continue;
+      over++;
+      const before = this.overClaims.get(wake);
+      const stranded = held.filter((claimed) => before?.has(claimed.entry));
+      const fresh = held.filter((claimed) => !before?.has(claimed.entry));
+      if (fresh.length > 0) seen.set(wake, new Set(fresh.map((claimed) => claimed.entry)));
+      if (stranded.length === 0) continue;
+      this.o.logger.warn({
+        event: 'queue.claims_restored',
+        queue: this.o.name,
+        wake,
+        lanes: stranded.map((claimed) => claimed.lane),
+      });
+      for (const claimed of stranded) await this.handBack(claimed);
+    }
+    this.overClaims = seen;
+    return { claimants: claimants.size, over };
   }
 
   /** Stops draining: running drains hand their lanes on, then the connections close. */

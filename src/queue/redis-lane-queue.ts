@@ -32,6 +32,8 @@ export interface RedisLaneQueueOptions {
   concurrency: number;
   /** First retry delay of a failing envelope (see LaneRunnerOptions). */
   retryBaseMs?: number;
+  /** How often the lane runner's sweep runs (see LaneRunnerOptions); tests shorten it. */
+  sweepEveryMs?: number;
   /** The shared session cache each claim reads the lanes' sessions from (see `ClaimSessions`). */
   sessions?: ClaimSessions;
 }
@@ -77,6 +79,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
     logger,
     connection: options.queueConnection ?? redis,
     ...(options.retryBaseMs === undefined ? {} : { retryBaseMs: options.retryBaseMs }),
+    ...(options.sweepEveryMs === undefined ? {} : { sweepEveryMs: options.sweepEveryMs }),
   });
   const failing = new Set<string>();
 

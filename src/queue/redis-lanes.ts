@@ -37,6 +37,7 @@ export interface LaneCommands {
   laneHandback(...args: (string | number)[]): Promise<[number, number]>;
   lanePendingWake(...args: (string | number)[]): Promise<number>;
   laneDeadLetter(...args: (string | number)[]): Promise<number>;
+  laneClaimants(...args: (string | number)[]): Promise<(string | string[])[]>;
 }
 
 const lua = (file: string, includes: string[] = []) =>
@@ -61,6 +62,7 @@ export const LANE_COMMANDS: readonly LuaCommand[] = [
   { name: 'laneHandback', numberOfKeys: 5, lua: lua('handback.lua', ['./redis-lanes/wake.lua']) },
   { name: 'lanePendingWake', numberOfKeys: 3, lua: lua('pending-wake.lua', ['./redis-lanes/wake.lua']) },
   { name: 'laneDeadLetter', numberOfKeys: 3, lua: lua('dead-letter.lua') },
+  { name: 'laneClaimants', numberOfKeys: 1, lua: lua('claimants.lua') },
 ];
 
 /** Defines the lanes' commands on a connection (once). */
@@ -134,6 +136,12 @@ export interface DeadLetter {
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 
 const wakeOrNone = (n: number) => (Number(n) > 0 ? Number(n) : undefined);
+
+/** A claim entry (`<epoch>|<lane>`) of wake job `wake`, as a claimed lane (of one shape, read or not). */
+function claimedLane(wake: number, entry: string, items: string[] | null | undefined): ClaimedLane {
+  const bar = entry.indexOf('|');
+  return { lane: entry.slice(bar + 1), epoch: Number(entry.slice(0, bar)), wake, entry, items };
+}
 /** An accepted push, with the wake job the caller must add when the script marked one. */
 const accepted = (wake: number): PushResult => {
   const next = wakeOrNone(wake);
@@ -291,11 +299,10 @@ export class RedisLanes {
 
   private claimed(wake: number, [entries, next, chunks, sessions, lingers]: ClaimReply): Claim {
     const lanes = entries.map((entry, i) => {
-      const bar = entry.indexOf('|');
-      const lane = entry.slice(bar + 1);
+      const claimed = claimedLane(wake, entry, chunks[i] ?? null);
       const session = sessions?.[i];
-      if (session) this.sessions?.seen(lane, session[0], session[1]);
-      return { lane, epoch: Number(entry.slice(0, bar)), wake, entry, items: chunks[i] ?? null };
+      if (session) this.sessions?.seen(claimed.lane, session[0], session[1]);
+      return claimed;
     });
     const more = wakeOrNone(next);
     const claim: Claim = { lanes, lingers: Number(lingers) === 1 };
@@ -306,6 +313,23 @@ export class RedisLanes {
   /** The job's drain of a claimed lane is over (the lane is finished, handed back, or owned by a newer epoch). */
   async release(claimed: ClaimedLane): Promise<void> {
     await this.redis.srem(this.claimsKey(claimed.wake), claimed.entry);
+  }
+
+  /**
+   * The wake jobs that hold claimed lanes, with the lanes each holds (an index kept by the claims
+   * themselves, `take.lua`; jobs whose claims were all released leave it now: `claimants.lua`).
+   */
+  async claimants(): Promise<Map<number, ClaimedLane[]>> {
+    const reply = await this.redis.laneClaimants(`${this.base}claimants`, this.base);
+    const held = new Map<number, ClaimedLane[]>();
+    for (let i = 0; i < reply.length; i += 2) {
+      const wake = Number(reply[i]);
+      held.set(
+        wake,
+        (reply[i + 1] as string[]).map((entry) => claimedLane(wake, entry, undefined)),
+      );
+    }
+    return held;
   }
 
   /** The wake job that ready lanes wait for (marked now if none was), or undefined when no lane is ready. */

@@ -2,8 +2,11 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnvelopeSchema } from '../../src/envelope.ts';
+import type { Logger } from '../../src/logger.ts';
 import { createRedisLaneQueue, type RedisLaneQueue } from '../../src/queue/redis-lane-queue.ts';
+import { RedisLanes } from '../../src/queue/redis-lanes.ts';
 import { silentLogger } from '../helpers/database.ts';
+import { capturingLogger } from '../helpers/logs.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
 
@@ -18,7 +21,11 @@ const message = (n: number) =>
   });
 
 /** A Redis-lane queue on a Redis prefix of its own, opened before the block's tests and closed after. */
-function queueOnOwnPrefix(concurrency = 4): { prefix: string; redis: Redis; queue: RedisLaneQueue } {
+function queueOnOwnPrefix(
+  concurrency = 4,
+  sweepEveryMs?: number,
+  logger: Logger = silentLogger,
+): { prefix: string; redis: Redis; queue: RedisLaneQueue } {
   const { prefix, cleanup } = testRedisPrefix();
   const ctx = { prefix } as { prefix: string; redis: Redis; queue: RedisLaneQueue };
   beforeAll(() => {
@@ -27,8 +34,9 @@ function queueOnOwnPrefix(concurrency = 4): { prefix: string; redis: Redis; queu
       redis: ctx.redis,
       redisUrl: TEST_REDIS_URL,
       prefix,
-      logger: silentLogger,
+      logger,
       concurrency,
+      ...(sweepEveryMs === undefined ? {} : { sweepEveryMs }),
     });
   });
   afterAll(async () => {
@@ -255,5 +263,111 @@ describe('the Redis-lane queue and a drain whose job is gone', () => {
     } finally {
       await bull.close();
     }
+  });
+});
+
+/** How often the sweep runs in the tests of claims (15 s in a hub). */
+const SWEEP_MS = 100;
+
+describe('the Redis-lane queue and claims that no job holds', () => {
+  const log = capturingLogger('debug');
+  const ctx = queueOnOwnPrefix(4, SWEEP_MS, log.logger);
+
+  it("hands back a lane claimed by a wake job that does not exist: its envelopes are drained, and the claims' index is emptied", async () => {
+    const { queue, redis, prefix } = ctx;
+    const total = 5;
+    for (let n = 0; n < total; n++) {
+      const envelope = { ...message(400 + n), from: { id: '+15550003333' } };
+      expect(await queue.enqueue(envelope)).toBe('accepted');
+    }
+    // Claimed for a wake job that BullMQ never had (as a run that ended without releasing its
+    // claim, whatever the cause): the wake job the pushes added then finds no lane ready.
+    const lanes = new RedisLanes(redis, { prefix, name: 'inbound' });
+    const strandedWake = 999_999;
+    const claim = await lanes.claim(strandedWake, 4, 20);
+    expect(claim.lanes).toHaveLength(1);
+    const epoch = claim.lanes[0]!.epoch;
+    const handled: string[] = [];
+    await queue.consume(async (envelope) => {
+      handled.push(envelope.id);
+    });
+    // Before, the lane waited for that job for ever.
+    await until(
+      () => handled.length,
+      (n) => n === total,
+      20_000,
+      20,
+    );
+    expect(handled).toEqual(Array.from({ length: total }, (_, n) => `whatsapp:redelivery.${400 + n}`));
+    expect(log.lines.filter((l) => l.event === 'queue.claims_restored')).toMatchObject([
+      { level: 40, queue: 'inbound', wake: strandedWake, lanes: [claim.lanes[0]!.lane] },
+    ]);
+    // Drained under a newer epoch, which fences a drainer of the old one.
+    expect(await lanes.read(claim.lanes[0]!.lane, epoch, 1)).toBeNull();
+    await until(
+      async () => ({
+        claims: (await redis.keys(`${prefix}inbound:claims:*`)).length,
+        claimants: await redis.scard(`${prefix}inbound:claimants`),
+      }),
+      ({ claims, claimants }) => claims === 0 && claimants === 0,
+      10_000,
+      20,
+    );
+  });
+});
+
+describe('the Redis-lane queue and the claims of a job that runs', () => {
+  const log = capturingLogger('debug');
+  const ctx = queueOnOwnPrefix(4, SWEEP_MS, log.logger);
+
+  it('never takes a lane from a wake job that is still running, however long its drain takes', async () => {
+    const { queue, redis, prefix } = ctx;
+    const total = 3;
+    for (let n = 0; n < total; n++) {
+      const envelope = { ...message(500 + n), from: { id: '+15550004444' } };
+      expect(await queue.enqueue(envelope)).toBe('accepted');
+    }
+    const lanes = new RedisLanes(redis, { prefix, name: 'inbound' });
+    const calls: string[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await queue.consume(async (envelope) => {
+      calls.push(envelope.id);
+      // The first envelope holds its drain while the sweep looks, many times over.
+      if (calls.length === 1) await released;
+    });
+    await until(
+      () => calls.length,
+      (n) => n === 1,
+      10_000,
+      20,
+    );
+    const [holder] = [...(await lanes.claimants()).entries()];
+    expect(holder).toBeDefined();
+    const [wake, held] = holder!;
+    // Sweeps that saw the running job's claim (two in a row suffice to take a claim of a job
+    // that is over): the claim stays the running job's.
+    const sweeps = () => log.lines.filter((l) => l.event === 'queue.swept' && l.claimants === 1);
+    const before = sweeps().length;
+    await until(
+      () => sweeps().length - before,
+      (n) => n >= 5,
+      10_000,
+      20,
+    );
+    expect(sweeps().every((l) => l.over === 0)).toBe(true);
+    expect(log.lines.filter((l) => l.event === 'queue.claims_restored')).toEqual([]);
+    expect([...(await lanes.claimants()).entries()]).toEqual([[wake, held]]);
+    expect(calls).toEqual(['whatsapp:redelivery.500']);
+    release();
+    await until(
+      () => calls.length,
+      (n) => n === total,
+      10_000,
+      20,
+    );
+    expect(calls).toEqual(Array.from({ length: total }, (_, n) => `whatsapp:redelivery.${500 + n}`));
   });
 });

@@ -9,7 +9,12 @@
 local function take(keys, max, wake, lingerMs, busy, base, chunk, cache)
   local taken = {}
   if tonumber(max) > 0 then taken = redis.call('LPOP', keys[2], max) or {} end
-  if #taken > 0 then redis.call('SADD', keys[1], unpack(taken)) end
+  if #taken > 0 then
+    redis.call('SADD', keys[1], unpack(taken))
+    -- The index of the jobs that hold claims (claimants.lua): a job that ends without releasing
+    -- them is found there, not by scanning every key.
+    redis.call('SADD', base .. 'claimants', wake)
+  end
   local next = 0
   local lingers = 0
   if redis.call('LLEN', keys[2]) > 0 then
