@@ -54,6 +54,7 @@ describe('Lua scripts, one by one, on real Redis', () => {
       lane: (l: string) => `${base}lane:${l}`,
       sched: (l: string) => `${base}sched:${l}`,
       claims: (w: number) => `${base}claims:${w}`,
+      claimants: `${base}claimants`,
       ready: `${base}ready`,
       epoch: `${base}epoch`,
       depth: `${base}depth`,
@@ -171,10 +172,12 @@ describe('Lua scripts, one by one, on real Redis', () => {
     await push(k, 'a', 'a2');
     await push(k, 'b', 'b1');
     const claim = (wake: number) =>
-      redis.laneClaim(k.claims(wake), k.ready, k.waking, k.wakeSeq, 1, k.base, 10);
+      redis.laneClaim(k.claims(wake), k.ready, k.waking, k.wakeSeq, 1, k.base, 10, '', wake);
     expect(await claim(1)).toEqual([['1|a'], 2, [['a1', 'a2']], [null], 0]);
     expect(await redis.get(k.waking)).toBe('2');
     expect(await redis.smembers(k.claims(1))).toEqual(['1|a']);
+    // Listed among the jobs that hold claims (laneClaimants).
+    expect(await redis.smembers(k.claimants)).toEqual(['1']);
     // Job 1 runs again (its worker died): the same lane, no new job.
     expect(await claim(1)).toEqual([['1|a'], 0, [['a1', 'a2']], [null], 0]);
     // A lane whose epoch moved on comes back without items.
@@ -239,13 +242,34 @@ describe('Lua scripts, one by one, on real Redis', () => {
     await redis.set(`${cache}lane:a`, 's1');
     await redis.set(`${cache}s1:snapshot`, '3|{}');
     await redis.set(`${cache}lane:b`, 's2');
-    expect(await redis.laneClaim(k.claims(1), k.ready, k.waking, k.wakeSeq, 3, k.base, 10, cache)).toEqual([
-      ['1|a', '2|b', '3|c'],
-      0,
-      [['a1'], ['b1'], ['c1']],
-      [['s1', '3|{}'], ['s2', null], null],
-      0,
-    ]);
+    expect(await redis.laneClaim(k.claims(1), k.ready, k.waking, k.wakeSeq, 3, k.base, 10, cache, 1)).toEqual(
+      [['1|a', '2|b', '3|c'], 0, [['a1'], ['b1'], ['c1']], [['s1', '3|{}'], ['s2', null], null], 0],
+    );
+  });
+
+  it('laneClaimants: the jobs that hold claimed lanes, with their entries; a job whose claims were all released leaves the index', async () => {
+    const k = lanes(space());
+    await push(k, 'a', 'a1');
+    await push(k, 'b', 'b1');
+    const claim = (wake: number) =>
+      redis.laneClaim(k.claims(wake), k.ready, k.waking, k.wakeSeq, 1, k.base, 10, '', wake);
+    await claim(1);
+    await claim(2);
+    // A job that took nothing is not listed.
+    expect(await claim(3)).toEqual([[], 0, [], [], 0]);
+    expect((await redis.smembers(k.claimants)).sort()).toEqual(['1', '2']);
+    const held = await redis.laneClaimants(k.claimants, k.base);
+    expect(
+      Object.fromEntries(Array.from({ length: held.length / 2 }, (_, i) => [held[2 * i], held[2 * i + 1]])),
+    ).toEqual({
+      1: ['1|a'],
+      2: ['2|b'],
+    });
+    // Job 1's lane is finished (its claim released in the same step): it leaves the index.
+    await redis.lpop(k.lane('a'));
+    expect(await redis.laneFinish(k.lane('a'), k.sched('a'), k.claims(1), 1, '1|a')).toBe(1);
+    expect(await redis.laneClaimants(k.claimants, k.base)).toEqual(['2', ['2|b']]);
+    expect(await redis.smembers(k.claimants)).toEqual(['2']);
   });
 
   it('switchboardWrites: sets with a TTL, deletes and publishes, in the order given', async () => {
