@@ -151,6 +151,8 @@ export class LaneRunner {
   private readonly lingering = new Set<WakeRun>();
   /** Claim entries the last sweep found held by jobs that were over, by job (`restoreClaims`). */
   private overClaims = new Map<number, Set<string>>();
+  /** A sweep is running: a tick that finds one running is skipped, so two sweeps begin an interval apart at least. */
+  private sweeping = false;
 
   constructor(private readonly o: LaneRunnerOptions) {
     this.queue = new Queue<LaneJob>(o.name, {
@@ -499,12 +501,16 @@ export class LaneRunner {
   }
 
   private async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
     try {
       const claims = await this.restoreClaims();
       await this.restoreWake();
       this.o.logger.debug({ event: 'queue.swept', queue: this.o.name, ...claims });
     } catch (err) {
       this.o.logger.warn({ event: 'queue.sweep_failed', queue: this.o.name, err: (err as Error).message });
+    } finally {
+      this.sweeping = false;
     }
   }
 
