@@ -1,17 +1,16 @@
-import type { Backend } from './backend.ts';
+import type { Backend, BackendDeps } from './backend.ts';
 import { createRedisBus } from './bus/redis-bus.ts';
 import { createLayeredCache } from './cache/layered-cache.ts';
 import { createMemoryCache } from './cache/memory-cache.ts';
 import { createRedisCache } from './cache/redis-cache.ts';
 import type { HubConfig } from './config/env.ts';
-import { createRedisOutbox } from './delivery/redis-outbox.ts';
+import { createRedisOutbox, OUTBOUND_QUEUE } from './delivery/redis-outbox.ts';
 import { createRedisRateLimiter } from './limits/redis-rate-limiter.ts';
-import type { Logger } from './logger.ts';
-import { createRedisLaneQueue } from './queue/redis-lane-queue.ts';
+import type { QueueRepair } from './queue/lane-runner.ts';
+import { createRedisLaneQueue, INBOUND_QUEUE } from './queue/redis-lane-queue.ts';
 import { connectRedis } from './redis.ts';
 import { RedisWrites } from './redis-writes.ts';
 import { createBullmqScheduler } from './scheduler/bullmq-scheduler.ts';
-import type { Db } from './store/db.ts';
 
 /** Process-local copies of shared cache entries live this long (a stale one only costs a retry). */
 const LOCAL_CACHE_TTL_SECONDS = 60;
@@ -23,8 +22,10 @@ const LOCAL_CACHE_TTL_SECONDS = 60;
 export function redisBackend(
   redisUrl: string,
   config: HubConfig,
-  { db, logger }: { db: Db; logger: Logger },
+  { db, logger, metrics }: BackendDeps,
 ): Backend {
+  const repairsOf = (queue: string) => (repair: QueueRepair, lanes: number) =>
+    metrics?.queueRepairs.inc({ queue, repair }, lanes);
   // Commands issued in the same tick (a group commit's acknowledgements, cache writes and
   // notices) share one round trip.
   const redis = connectRedis(redisUrl, logger, 'switchboard', { enableAutoPipelining: true });
@@ -50,13 +51,20 @@ export function redisBackend(
       ...common,
       concurrency: config.queueConcurrency,
       retryBaseMs: config.queueRetryBaseMs,
+      onRepair: repairsOf(INBOUND_QUEUE),
       // A claim reads each lane's cached session with its items (same connection, so after this
       // process's own cache writes): the lane's first turn does not ask for it again.
       sessions: { cachePrefix: prefix, seen: (lane, id, cached) => cache.prime(lane, id, cached) },
     }),
     scheduler: createBullmqScheduler({ redis: bullRedis, redisUrl, prefix, logger }),
     createOutbox: (delivery) =>
-      createRedisOutbox({ ...common, db, delivery, concurrency: config.queueConcurrency }),
+      createRedisOutbox({
+        ...common,
+        db,
+        delivery,
+        concurrency: config.queueConcurrency,
+        onRepair: repairsOf(OUTBOUND_QUEUE),
+      }),
     async close() {
       subscriber.disconnect();
       bullRedis.disconnect();

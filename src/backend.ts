@@ -9,6 +9,7 @@ import { createInProcessOutbox, type Outbox } from './delivery/outbox.ts';
 import { createMemoryRateLimiter } from './limits/memory-rate-limiter.ts';
 import type { RateLimiter } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
 import { createInProcessQueue } from './queue/in-process.ts';
 import type { InboundQueue } from './queue/queue.ts';
 import type { Scheduler } from './scheduler/scheduler.ts';
@@ -34,13 +35,20 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-export async function createBackend(config: HubConfig, deps: { db: Db; logger: Logger }): Promise<Backend> {
+/** What the backends are made with; `metrics` counts the shared queue's repairs (Redis only). */
+export interface BackendDeps {
+  db: Db;
+  logger: Logger;
+  metrics?: Metrics;
+}
+
+export async function createBackend(config: HubConfig, deps: BackendDeps): Promise<Backend> {
   if (!config.redisUrl) return memoryBackend(config, deps);
   const { redisBackend } = await import('./backend-redis.ts');
   return redisBackend(config.redisUrl, config, deps);
 }
 
-function memoryBackend(config: HubConfig, { db, logger }: { db: Db; logger: Logger }): Backend {
+function memoryBackend(config: HubConfig, { db, logger }: BackendDeps): Backend {
   return {
     kind: 'memory',
     rateLimiter: createMemoryRateLimiter(),

@@ -70,6 +70,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['table'] as const,
       registers: [registry],
     }),
+    queueRepairs: new Counter({
+      name: 'switchboard_queue_repairs_total',
+      help: 'Repairs a worker made to the shared queue: "wake" (ready lanes had no wake job, their producer died before adding it: one per job added), "claims" (lanes still claimed by a wake job that is over, handed back: one per lane), "lane_lost" (a drain found its job\'s lock gone, as after Redis was away, and handed its lane back: one per lane)',
+      labelNames: ['queue', 'repair'] as const,
+      registers: [registry],
+    }),
     queueDepth: new Gauge({
       name: 'switchboard_queue_depth',
       help: 'Envelopes accepted and not yet handled (this process, or the shared queue)',

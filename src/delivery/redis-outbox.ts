@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
-import { LaneRunner } from '../queue/lane-runner.ts';
+import { LaneRunner, type LaneRunnerOptions } from '../queue/lane-runner.ts';
 import { RedisLanes } from '../queue/redis-lanes.ts';
 import type { Db } from '../store/db.ts';
 import type { Delivery } from './delivery.ts';
@@ -23,6 +23,8 @@ export function createRedisOutbox(options: {
   delivery: Delivery;
   logger: Logger;
   concurrency: number;
+  /** Told of each repair the lane runner makes (see LaneRunnerOptions). */
+  onRepair?: LaneRunnerOptions['onRepair'];
 }): Outbox {
   const { db, delivery, logger } = options;
   const lanes = new RedisLanes(options.redis, { prefix: options.prefix, name: OUTBOUND_QUEUE });
@@ -33,6 +35,7 @@ export function createRedisOutbox(options: {
     lanes,
     logger,
     connection: options.queueConnection ?? options.redis,
+    ...(options.onRepair ? { onRepair: options.onRepair } : {}),
   });
   let timer: NodeJS.Timeout | undefined;
 

@@ -113,7 +113,7 @@ export async function createServices(options: {
   try {
     await migrate(db, logger);
 
-    const backend = await createBackend(config, { db, logger });
+    const backend = await createBackend(config, { db, logger, metrics });
     closers.push(() => backend.close());
     const { rateLimiter, cache, bus, scheduler } = backend;
     const senders = new Map<Channel, ChannelSender>();

@@ -134,7 +134,12 @@ export interface LaneRunnerOptions {
   retryBaseMs?: number;
   /** How often the sweep runs (SWEEP_EVERY_MS); tests shorten it. */
   sweepEveryMs?: number;
+  /** Told of each repair of the queue's state (logged too): which, and how many (wake jobs added, lanes handed back). */
+  onRepair?: (repair: QueueRepair, lanes: number) => void;
 }
+
+/** What a worker repairs in the shared queue (see `switchboard_queue_repairs_total`). */
+export type QueueRepair = 'wake' | 'claims' | 'lane_lost';
 
 /**
  * Runs lanes on BullMQ: producers `schedule` a lane's drain job, workers drain lanes strictly
@@ -474,6 +479,7 @@ export class LaneRunner {
       // Fencing at chunk granularity: if our lock lapsed, the job (and this lane) went to another worker.
       if (token && !(await this.holdsLock(job, token, lease))) {
         this.o.logger.warn({ event: 'queue.lane_lost', queue: this.o.name, lane });
+        this.o.onRepair?.('lane_lost', 1);
         // The job's new run (BullMQ's stall check gave it out again: Redis was away) gets back
         // the lanes the job held when it claims, not a lane this run took after that (a top-up
         // of a run that lingered on), and a job that has ended holds none: left claimed, such a
@@ -520,6 +526,7 @@ export class LaneRunner {
     if (wake === undefined || (await this.queue.getJob(wakeJobId(wake)))) return;
     this.o.logger.warn({ event: 'queue.wake_restored', queue: this.o.name, wake });
     await this.wake(wake);
+    this.o.onRepair?.('wake', 1);
   }
 
   /**
@@ -549,6 +556,7 @@ export class LaneRunner {
         lanes: stranded.map((claimed) => claimed.lane),
       });
       for (const claimed of stranded) await this.handBack(claimed);
+      this.o.onRepair?.('claims', stranded.length);
     }
     this.overClaims = seen;
     return { claimants: claimants.size, over };

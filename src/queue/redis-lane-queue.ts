@@ -4,7 +4,7 @@ import { errorMessage, isTransient } from '../errors.ts';
 import { rateWindowKey } from '../limits/redis-rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import { type DrainedJob, drainSpan } from '../telemetry/envelope-spans.ts';
-import { LaneRunner } from './lane-runner.ts';
+import { LaneRunner, type LaneRunnerOptions } from './lane-runner.ts';
 import type { EnqueueResult, EnvelopeHandler, InboundQueue } from './queue.ts';
 import {
   type ClaimSessions,
@@ -34,6 +34,8 @@ export interface RedisLaneQueueOptions {
   retryBaseMs?: number;
   /** How often the lane runner's sweep runs (see LaneRunnerOptions); tests shorten it. */
   sweepEveryMs?: number;
+  /** Told of each repair the lane runner makes (see LaneRunnerOptions). */
+  onRepair?: LaneRunnerOptions['onRepair'];
   /** The shared session cache each claim reads the lanes' sessions from (see `ClaimSessions`). */
   sessions?: ClaimSessions;
 }
@@ -80,6 +82,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
     connection: options.queueConnection ?? redis,
     ...(options.retryBaseMs === undefined ? {} : { retryBaseMs: options.retryBaseMs }),
     ...(options.sweepEveryMs === undefined ? {} : { sweepEveryMs: options.sweepEveryMs }),
+    ...(options.onRepair ? { onRepair: options.onRepair } : {}),
   });
   const failing = new Set<string>();
 

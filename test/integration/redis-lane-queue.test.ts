@@ -2,8 +2,11 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnvelopeSchema } from '../../src/envelope.ts';
-import type { Logger } from '../../src/logger.ts';
-import { createRedisLaneQueue, type RedisLaneQueue } from '../../src/queue/redis-lane-queue.ts';
+import {
+  createRedisLaneQueue,
+  type RedisLaneQueue,
+  type RedisLaneQueueOptions,
+} from '../../src/queue/redis-lane-queue.ts';
 import { RedisLanes } from '../../src/queue/redis-lanes.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { capturingLogger } from '../helpers/logs.ts';
@@ -20,11 +23,12 @@ const message = (n: number) =>
     receivedAt: new Date().toISOString(),
   });
 
-/** A Redis-lane queue on a Redis prefix of its own, opened before the block's tests and closed after. */
+/**
+ * A Redis-lane queue on a Redis prefix of its own, opened before the block's tests and closed
+ * after; options as the queue's (4 lanes at once and a silent logger unless given).
+ */
 function queueOnOwnPrefix(
-  concurrency = 4,
-  sweepEveryMs?: number,
-  logger: Logger = silentLogger,
+  options: Partial<Pick<RedisLaneQueueOptions, 'concurrency' | 'sweepEveryMs' | 'logger' | 'onRepair'>> = {},
 ): { prefix: string; redis: Redis; queue: RedisLaneQueue } {
   const { prefix, cleanup } = testRedisPrefix();
   const ctx = { prefix } as { prefix: string; redis: Redis; queue: RedisLaneQueue };
@@ -34,9 +38,9 @@ function queueOnOwnPrefix(
       redis: ctx.redis,
       redisUrl: TEST_REDIS_URL,
       prefix,
-      logger,
-      concurrency,
-      ...(sweepEveryMs === undefined ? {} : { sweepEveryMs }),
+      logger: silentLogger,
+      concurrency: 4,
+      ...options,
     });
   });
   afterAll(async () => {
@@ -173,7 +177,7 @@ describe('the Redis-lane queue after an upgrade', () => {
 
 describe('the Redis-lane queue and its concurrency', () => {
   const LIMIT = 3;
-  const ctx = queueOnOwnPrefix(LIMIT);
+  const ctx = queueOnOwnPrefix({ concurrency: LIMIT });
 
   it('never drains more lanes at once than it may, however many are ready and however many wake jobs start', async () => {
     const { queue, redis, prefix } = ctx;
@@ -222,7 +226,8 @@ describe('the Redis-lane queue and its concurrency', () => {
 });
 
 describe('the Redis-lane queue and a drain whose job is gone', () => {
-  const ctx = queueOnOwnPrefix();
+  const repairs: [string, number][] = [];
+  const ctx = queueOnOwnPrefix({ onRepair: (repair, lanes) => repairs.push([repair, lanes]) });
 
   it('hands its lane back when the job it drains for has lost its lock and no longer exists: the rest of the lane is drained', async () => {
     const { queue, redis, prefix } = ctx;
@@ -260,6 +265,8 @@ describe('the Redis-lane queue and a drain whose job is gone', () => {
         10_000,
         50,
       );
+      // Counted for the operator (switchboard_queue_repairs_total).
+      expect(repairs).toEqual([['lane_lost', 1]]);
     } finally {
       await bull.close();
     }
@@ -271,7 +278,12 @@ const SWEEP_MS = 100;
 
 describe('the Redis-lane queue and claims that no job holds', () => {
   const log = capturingLogger('debug');
-  const ctx = queueOnOwnPrefix(4, SWEEP_MS, log.logger);
+  const repairs: [string, number][] = [];
+  const ctx = queueOnOwnPrefix({
+    sweepEveryMs: SWEEP_MS,
+    logger: log.logger,
+    onRepair: (repair, lanes) => repairs.push([repair, lanes]),
+  });
 
   it("hands back a lane claimed by a wake job that does not exist: its envelopes are drained, and the claims' index is emptied", async () => {
     const { queue, redis, prefix } = ctx;
@@ -302,6 +314,8 @@ describe('the Redis-lane queue and claims that no job holds', () => {
     expect(log.lines.filter((l) => l.event === 'queue.claims_restored')).toMatchObject([
       { level: 40, queue: 'inbound', wake: strandedWake, lanes: [claim.lanes[0]!.lane] },
     ]);
+    // Counted for the operator (switchboard_queue_repairs_total).
+    expect(repairs).toEqual([['claims', 1]]);
     // Drained under a newer epoch, which fences a drainer of the old one.
     expect(await lanes.read(claim.lanes[0]!.lane, epoch, 1)).toBeNull();
     await until(
@@ -318,7 +332,7 @@ describe('the Redis-lane queue and claims that no job holds', () => {
 
 describe('the Redis-lane queue and the claims of a job that runs', () => {
   const log = capturingLogger('debug');
-  const ctx = queueOnOwnPrefix(4, SWEEP_MS, log.logger);
+  const ctx = queueOnOwnPrefix({ sweepEveryMs: SWEEP_MS, logger: log.logger });
 
   it('never takes a lane from a wake job that is still running, however long its drain takes', async () => {
     const { queue, redis, prefix } = ctx;
