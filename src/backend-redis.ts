@@ -52,6 +52,7 @@ export function redisBackend(
       concurrency: config.queueConcurrency,
       retryBaseMs: config.queueRetryBaseMs,
       onRepair: repairsOf(INBOUND_QUEUE),
+      sweepEveryMs: config.queueSweepMs,
       // A claim reads each lane's cached session with its items (same connection, so after this
       // process's own cache writes): the lane's first turn does not ask for it again.
       sessions: { cachePrefix: prefix, seen: (lane, id, cached) => cache.prime(lane, id, cached) },
@@ -64,6 +65,7 @@ export function redisBackend(
         delivery,
         concurrency: config.queueConcurrency,
         onRepair: repairsOf(OUTBOUND_QUEUE),
+        sweepEveryMs: config.queueSweepMs,
       }),
     async close() {
       subscriber.disconnect();

@@ -81,6 +81,11 @@ export const EnvSchema = z.object({
   SCHEDULER_POLL_MS: int(1000, 10),
   /** First retry delay of an envelope whose handling failed; doubles each attempt, up to 30 s. */
   QUEUE_RETRY_BASE_MS: int(200, 1),
+  /**
+   * With Redis, how often each worker sweeps the shared queue for lanes left without a job (a
+   * missing wake job, claims of a job that is over: src/queue/lane-runner.ts).
+   */
+  QUEUE_SWEEP_MS: int(15_000, 10),
   /** How often workers end sessions that have been idle longer than their bot allows. */
   IDLE_SWEEP_SECONDS: int(60, 1),
   /**
@@ -203,6 +208,7 @@ export interface HubConfig {
   expiryIntervalMs: number;
   schedulerPollMs: number;
   queueRetryBaseMs: number;
+  queueSweepMs: number;
   idleSweepIntervalMs: number;
   /** 0: the hub never analyses tables. */
   dbAnalyzeIntervalMs: number;
@@ -277,6 +283,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     expiryIntervalMs: e.EXPIRY_INTERVAL_SECONDS * 1000,
     schedulerPollMs: e.SCHEDULER_POLL_MS,
     queueRetryBaseMs: e.QUEUE_RETRY_BASE_MS,
+    queueSweepMs: e.QUEUE_SWEEP_MS,
     idleSweepIntervalMs: e.IDLE_SWEEP_SECONDS * 1000,
     dbAnalyzeIntervalMs: e.DB_ANALYZE_SECONDS * 1000,
     dbAnalyzeMinIntervalMs: e.DB_ANALYZE_MIN_INTERVAL_SECONDS * 1000,

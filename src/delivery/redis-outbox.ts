@@ -25,6 +25,8 @@ export function createRedisOutbox(options: {
   concurrency: number;
   /** Told of each repair the lane runner makes (see LaneRunnerOptions). */
   onRepair?: LaneRunnerOptions['onRepair'];
+  /** How often the lane runner's sweep runs (see LaneRunnerOptions). */
+  sweepEveryMs?: number;
 }): Outbox {
   const { db, delivery, logger } = options;
   const lanes = new RedisLanes(options.redis, { prefix: options.prefix, name: OUTBOUND_QUEUE });
@@ -36,6 +38,7 @@ export function createRedisOutbox(options: {
     logger,
     connection: options.queueConnection ?? options.redis,
     ...(options.onRepair ? { onRepair: options.onRepair } : {}),
+    ...(options.sweepEveryMs === undefined ? {} : { sweepEveryMs: options.sweepEveryMs }),
   });
   let timer: NodeJS.Timeout | undefined;
 

@@ -132,7 +132,7 @@ export interface LaneRunnerOptions {
   connection: Redis;
   /** First retry delay of a failed drain; doubles each attempt, with full jitter, up to 30 s. */
   retryBaseMs?: number;
-  /** How often the sweep runs (SWEEP_EVERY_MS); tests shorten it. */
+  /** How often the sweep runs (`QUEUE_SWEEP_MS`; SWEEP_EVERY_MS when absent). */
   sweepEveryMs?: number;
   /** Told of each repair of the queue's state (logged too): which, and how many (wake jobs added, lanes handed back). */
   onRepair?: (repair: QueueRepair, lanes: number) => void;

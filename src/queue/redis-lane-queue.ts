@@ -32,7 +32,7 @@ export interface RedisLaneQueueOptions {
   concurrency: number;
   /** First retry delay of a failing envelope (see LaneRunnerOptions). */
   retryBaseMs?: number;
-  /** How often the lane runner's sweep runs (see LaneRunnerOptions); tests shorten it. */
+  /** How often the lane runner's sweep runs (see LaneRunnerOptions; `QUEUE_SWEEP_MS`). */
   sweepEveryMs?: number;
   /** Told of each repair the lane runner makes (see LaneRunnerOptions). */
   onRepair?: LaneRunnerOptions['onRepair'];

@@ -1,0 +1,81 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INBOUND_QUEUE } from '../../src/queue/redis-lane-queue.ts';
+import { RedisLanes } from '../../src/queue/redis-lanes.ts';
+import { type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { until } from '../helpers/until.ts';
+
+/** A wake job number BullMQ never had. */
+const GONE_WAKE = 999_999;
+
+describe('a worker hub repairs the shared queue, and counts it', () => {
+  const redis = testRedisPrefix();
+  let gateway: RunningHub;
+  let worker: RunningHub | undefined;
+  let connection: Redis;
+
+  beforeAll(async () => {
+    // The gateway alone first: it queues, and nothing drains until the worker starts.
+    gateway = await startTestHub(
+      { redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix },
+      { role: 'gateway' },
+    );
+    connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+  });
+  afterAll(async () => {
+    connection?.disconnect();
+    await worker?.stop();
+    await gateway?.stop();
+    await redis.cleanup();
+  });
+
+  it('a message whose lane a wake job that no longer exists held is answered, and switchboard_queue_repairs_total says so', async () => {
+    const opened = await fetch(`${gateway.url}/api/session`, { method: 'POST' });
+    expect(opened.status).toBe(201);
+    const { token } = (await opened.json()) as { token: string };
+    const auth = { authorization: `Bearer ${token}` };
+    const sent = await fetch(`${gateway.url}/api/chat?wait=false`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ text: 'hello' }),
+    });
+    expect(sent.status).toBe(202);
+    // The session's lane ends up claimed by a job that is gone (as when a run ends without
+    // releasing its claim), and the wake job the accept added is gone too.
+    const bull = new Queue(INBOUND_QUEUE, { connection, prefix: `${redis.prefix}bull` });
+    try {
+      for (const job of await bull.getWaiting()) expect(await bull.remove(job.id!)).toBe(1);
+    } finally {
+      await bull.close();
+    }
+    const lanes = new RedisLanes(connection, { prefix: redis.prefix, name: INBOUND_QUEUE });
+    expect((await lanes.claim(GONE_WAKE, 32, 20)).lanes).toHaveLength(1);
+
+    worker = await startTestHub(
+      {
+        databaseUrl: gateway.hub.config.databaseUrl,
+        redisUrl: TEST_REDIS_URL,
+        redisPrefix: redis.prefix,
+        queueSweepMs: 100,
+      },
+      { role: 'worker' },
+    );
+    const history = async () =>
+      (await (await fetch(`${gateway.url}/api/session/messages`, { headers: auth })).json()) as {
+        messages: unknown[];
+      };
+    // The person's message, then the bot's answer.
+    await until(
+      async () => (await history()).messages.length,
+      (n) => n >= 2,
+      20_000,
+      50,
+    );
+    const counted = await worker.hub.metrics.registry.getSingleMetricAsString(
+      'switchboard_queue_repairs_total',
+    );
+    expect(counted).toContain('switchboard_queue_repairs_total{queue="inbound",repair="claims"} 1');
+  });
+});
