@@ -21,6 +21,7 @@ Commands:
   start [--role all|gateway|worker] [--port N]   run the hub (default role: all)
   migrate                                      apply database migrations and exit
   check [bot]                                  parse every dialog script (*.bas); errors as file:line:column
+  queue status [--json]                        what the queues hold now: queued, ready, claimed, stuck
   queue failed [--json]                        envelopes set aside after failing again and again
   queue replay                                 put them back in the queue
   outbox failed [--json]                       replies that exhausted their delivery attempts

@@ -1,10 +1,13 @@
 import { loadConfig } from './config/env.ts';
+import { OUTBOUND_QUEUE } from './delivery/redis-outbox.ts';
 import { openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
-import { createRedisLaneQueue } from './queue/redis-lane-queue.ts';
+import { formatLaneQueueStatus, laneQueueStatus } from './queue/lane-status.ts';
+import { createRedisLaneQueue, INBOUND_QUEUE } from './queue/redis-lane-queue.ts';
+import { RedisLanes } from './queue/redis-lanes.ts';
 import { connectRedis } from './redis.ts';
 import type { Db } from './store/db.ts';
-import { failedInbox, requeueFailedInbox } from './store/inbox.ts';
+import { failedInbox, inboxCounts, requeueFailedInbox } from './store/inbox.ts';
 import { failedReplies, requeueFailedReplies } from './store/messages.ts';
 import { webhooksCommand } from './webhooks/cli.ts';
 
@@ -33,6 +36,7 @@ export async function runOperatorCommand(
   };
   try {
     if (area === 'outbox') return await outbox(db, action, args, out);
+    if (area === 'queue' && action === 'status') return await queueStatus(db, config, args, logger);
     if (area === 'queue') return await queue(db, config, action, out, logger);
     if (area === 'webhooks') return await webhooksCommand(db, action, args, out);
     process.stderr.write(`unknown area "${area}": use queue, outbox or webhooks\n`);
@@ -72,6 +76,47 @@ async function outbox(
   }
   process.stderr.write(`unknown action "outbox ${action}": use failed or replay\n`);
   return 2;
+}
+
+/**
+ * `switchboard queue status`: what the queues hold now. With Redis, both shared queues (their
+ * lanes, wake jobs and claims: `src/queue/lane-status.ts`); embedded, the inbox's envelopes.
+ */
+async function queueStatus(
+  db: Db,
+  config: ReturnType<typeof loadConfig>,
+  args: { json?: boolean },
+  logger: ReturnType<typeof createLogger>,
+): Promise<number> {
+  if (!config.redisUrl) {
+    const { pending, failed } = await inboxCounts(db);
+    const status = { queue: INBOUND_QUEUE, driver: 'embedded', depth: pending, deadLetters: failed };
+    process.stdout.write(
+      args.json
+        ? `${JSON.stringify([status], null, 2)}\n`
+        : `${INBOUND_QUEUE} (embedded): ${pending} queued; ${failed} set aside\n`,
+    );
+    return 0;
+  }
+  const { Queue } = await import('bullmq');
+  const redis = connectRedis(config.redisUrl, logger, 'switchboard-operator');
+  const queues = [INBOUND_QUEUE, OUTBOUND_QUEUE].map((name) => ({
+    name,
+    lanes: new RedisLanes(redis, { prefix: config.redisPrefix, name }),
+    bull: new Queue(name, { connection: redis, prefix: `${config.redisPrefix}bull` }),
+  }));
+  try {
+    const statuses = await Promise.all(queues.map((q) => laneQueueStatus(q.name, q.lanes, q.bull)));
+    process.stdout.write(
+      args.json
+        ? `${JSON.stringify(statuses, null, 2)}\n`
+        : statuses.map((s) => `${formatLaneQueueStatus(s)}\n`).join(''),
+    );
+    return 0;
+  } finally {
+    await Promise.all(queues.map((q) => q.bull.close()));
+    redis.disconnect();
+  }
 }
 
 async function queue(
@@ -128,6 +173,6 @@ async function queue(
       redis.disconnect();
     }
   }
-  process.stderr.write(`unknown action "queue ${action}": use failed or replay\n`);
+  process.stderr.write(`unknown action "queue ${action}": use status, failed or replay\n`);
   return 2;
 }

@@ -54,7 +54,7 @@ const LINGER_STUCK_MS = 100;
  */
 const SWEEP_EVERY_MS = 15_000;
 /** BullMQ's states of a job that no longer runs, nor will: its claims are nobody's. */
-const JOB_OVER = new Set(['unknown', 'completed', 'failed']);
+export const JOB_OVER: ReadonlySet<string> = new Set(['unknown', 'completed', 'failed']);
 const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 30_000;
 
@@ -65,7 +65,8 @@ interface LaneJob {
   epoch?: number;
 }
 
-const wakeJobId = (wake: number) => `wake-${wake}`;
+/** The BullMQ job id of wake job `wake`. */
+export const wakeJobId = (wake: number) => `wake-${wake}`;
 
 /** When a run of a job last had its lock confirmed (sent time of the extension, `performance.now()`). */
 interface Lease {

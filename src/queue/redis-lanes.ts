@@ -464,6 +464,29 @@ export class RedisLanes {
     return dropped;
   }
 
+  /**
+   * What the lanes hold now, read in one round trip (`switchboard queue status`): lanes ready for
+   * a job, the wake job marked for them (undefined: none), dead letters.
+   */
+  async counts(): Promise<{ ready: number; marked: number | undefined; deadLetters: number }> {
+    const replies = await this.redis
+      .multi()
+      .llen(this.readyKey)
+      .get(this.wakingKey)
+      .llen(this.deadKey)
+      .exec();
+    if (!replies) throw new Error("Redis refused the read of the queue's counts");
+    const [ready, marked, dead] = replies.map(([err, value]) => {
+      if (err) throw err;
+      return value;
+    });
+    return {
+      ready: Number(ready),
+      marked: marked == null ? undefined : Number(marked),
+      deadLetters: Number(dead),
+    };
+  }
+
   /** Items queued in every lane. */
   async depth(): Promise<number> {
     return Number((await this.redis.get(this.depthKey)) ?? 0);

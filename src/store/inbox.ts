@@ -77,6 +77,16 @@ export async function pendingInbox(q: Queryable): Promise<InboxEntry[]> {
 }
 
 /** Envelopes that exhausted their attempts, for an operator to inspect and replay. */
+/** Envelopes of the embedded queue waiting for their turn, and those set aside (`switchboard queue status`). */
+export async function inboxCounts(q: Queryable): Promise<{ pending: number; failed: number }> {
+  const { rows } = await q.query<{ pending: string; failed: string }>(
+    `SELECT count(*) FILTER (WHERE processed_at IS NULL AND failed_at IS NULL) AS pending,
+            count(*) FILTER (WHERE failed_at IS NOT NULL) AS failed
+       FROM inbox`,
+  );
+  return { pending: Number(rows[0]!.pending), failed: Number(rows[0]!.failed) };
+}
+
 export async function failedInbox(q: Queryable): Promise<(InboxEntry & { lastError: string | null })[]> {
   const { rows } = await q.query<{
     id: number;

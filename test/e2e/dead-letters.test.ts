@@ -86,6 +86,17 @@ describe('dead letters: an envelope that fails 10 times is set aside, listed and
         )
       ).rows.map((r) => r.content);
     expect(await replies()).toEqual([]);
+    // The status counts it aside, and nothing stuck.
+    const status = JSON.parse((await switchboard('queue', 'status', '--json')).stdout) as {
+      queue: string;
+      deadLetters: number;
+      stranded: { lanes: number };
+    }[];
+    expect(status.map((s) => s.queue)).toEqual(['inbound', 'outbound']);
+    expect(status[0]).toMatchObject({ queue: 'inbound', deadLetters: 1, stranded: { lanes: 0 } });
+    expect((await switchboard('queue', 'status')).stdout).toMatch(
+      /^inbound: .*; 1 dead letter\(s\)\noutbound: /,
+    );
 
     // The operator fixes the cause, then replays.
     await db.query('ALTER TABLE messages DROP CONSTRAINT poison_refused');

@@ -4,6 +4,7 @@ import type { Envelope } from '../../src/envelope.ts';
 import { type Db, prepared } from '../../src/store/db.ts';
 import {
   failedInbox,
+  inboxCounts,
   insertInbox,
   insertInboxBatch,
   markInboxProcessed,
@@ -523,6 +524,8 @@ describe.each(backends)('store on %s', (backend) => {
     await recordInboxAttempt(db, b!.id, 'boom', true);
     expect((await pendingInbox(db)).map((e) => e.id)).toEqual([c!.id]);
     expect(await failedInbox(db)).toMatchObject([{ id: b!.id, lastError: 'boom', attempts: 1 }]);
+    // What `switchboard queue status` says of an embedded hub's queue.
+    expect(await inboxCounts(db)).toEqual({ pending: 1, failed: 1 });
     expect(await pruneInbox(db, 0)).toBe(1);
   });
 
