@@ -142,6 +142,7 @@ function claimedLane(wake: number, entry: string, items: string[] | null | undef
   const bar = entry.indexOf('|');
   return { lane: entry.slice(bar + 1), epoch: Number(entry.slice(0, bar)), wake, entry, items };
 }
+
 /** An accepted push, with the wake job the caller must add when the script marked one. */
 const accepted = (wake: number): PushResult => {
   const next = wakeOrNone(wake);
