@@ -2,7 +2,7 @@ import { loadConfig } from './config/env.ts';
 import { OUTBOUND_QUEUE } from './delivery/redis-outbox.ts';
 import { openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
-import { formatLaneQueueStatus, laneQueueStatus } from './queue/lane-status.ts';
+import { formatLaneQueueStatus, inboxQueueStatus, laneQueueStatus } from './queue/lane-status.ts';
 import { createRedisLaneQueue, INBOUND_QUEUE } from './queue/redis-lane-queue.ts';
 import { RedisLanes } from './queue/redis-lanes.ts';
 import { connectRedis } from './redis.ts';
@@ -89,12 +89,11 @@ async function queueStatus(
   logger: ReturnType<typeof createLogger>,
 ): Promise<number> {
   if (!config.redisUrl) {
-    const { pending, failed } = await inboxCounts(db);
-    const status = { queue: INBOUND_QUEUE, driver: 'embedded', depth: pending, deadLetters: failed };
+    const status = inboxQueueStatus(await inboxCounts(db));
     process.stdout.write(
       args.json
         ? `${JSON.stringify([status], null, 2)}\n`
-        : `${INBOUND_QUEUE} (embedded): ${pending} queued; ${failed} set aside\n`,
+        : `${status.queue} (embedded): ${status.depth} queued; ${status.deadLetters} set aside\n`,
     );
     return 0;
   }

@@ -197,6 +197,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/queue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the queues hold now: queued, ready, claimed, stuck, set aside */
+        get: operations["getApiAdminQueue"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/sessions": {
         parameters: {
             query?: never;
@@ -2570,6 +2587,72 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getApiAdminQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        queues: ({
+                            /** @description lanes claimed by wake jobs */
+                            claimed: {
+                                jobs: number;
+                                lanes: number;
+                            };
+                            /** @description items set aside after failing again and again */
+                            deadLetters: number;
+                            /** @description items queued in its lanes and not yet handled */
+                            depth: number;
+                            /** @constant */
+                            driver: "redis-lanes";
+                            jobs: {
+                                active: number;
+                                delayed: number;
+                                waiting: number;
+                            };
+                            /** @description `inbound` (envelopes) or `outbound` (sessions with replies to send) */
+                            queue: string;
+                            /** @description lanes waiting for a wake job to claim them */
+                            readyLanes: number;
+                            /** @description of those, lanes held by jobs that are over: a worker's sweep hands them back */
+                            stranded: {
+                                jobs: number;
+                                lanes: number;
+                            };
+                            /** @description the wake job marked for the ready lanes */
+                            wakeJob: {
+                                /** @description BullMQ's state; `unknown`: not added, or gone */
+                                state: string;
+                                wake: number;
+                            } | null;
+                        } | {
+                            /** @description envelopes set aside after failing again and again */
+                            deadLetters: number;
+                            /** @description envelopes in the inbox waiting for their turn */
+                            depth: number;
+                            /** @constant */
+                            driver: "in-process";
+                            /** @constant */
+                            queue: "inbound";
+                        })[];
+                    };
+                };
+            };
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
             default: components["responses"]["Error"];
         };
     };

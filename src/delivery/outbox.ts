@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.ts';
+import type { LaneQueueStatus } from '../queue/lane-status.ts';
 import type { Db } from '../store/db.ts';
 import { sessionsWithStaleReplies } from '../store/messages.ts';
 import type { Delivery } from './delivery.ts';
@@ -18,6 +19,8 @@ export interface Outbox {
   /** Worker role: deliver, and sweep for replies a dead process left queued. */
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** What the shared outbound queue holds now (Redis lanes only; the embedded outbox is the replies' rows). */
+  status?(): Promise<LaneQueueStatus>;
 }
 
 /** Finds sessions whose replies were left queued, and notifies the outbox of each. */

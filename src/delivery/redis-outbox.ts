@@ -68,6 +68,7 @@ export function createRedisOutbox(options: {
       delivery.stop();
       await runner.stop();
     },
+    status: () => runner.status(),
   };
   return outbox;
 }

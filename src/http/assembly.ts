@@ -1,5 +1,7 @@
 import type { Hono } from 'hono';
 import type { HubServices } from '../hub/services.ts';
+import { inboxQueueStatus } from '../queue/lane-status.ts';
+import { inboxCounts } from '../store/inbox.ts';
 import { countActiveSessions } from '../store/sessions.ts';
 import { adminRoutes } from './admin-api.ts';
 import { agentAdminRoutes } from './agent-admin-api.ts';
@@ -108,6 +110,11 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
       logger,
       rateLimiter,
       scheduler: backend.scheduler,
+      // The shared queues' lanes and wake jobs with Redis; embedded, the inbox's counts.
+      queueStatus: async () =>
+        queue.status
+          ? [await queue.status(), ...(services.outbox.status ? [await services.outbox.status()] : [])]
+          : [inboxQueueStatus(await inboxCounts(db))],
       ...(redis
         ? {
             eraseQueueTraces: async (sessions) =>

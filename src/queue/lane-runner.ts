@@ -2,8 +2,10 @@ import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import { LaneSlots } from './lane-slots.ts';
+import { type LaneQueueStatus, laneQueueStatus } from './lane-status.ts';
 import { backoffDelay, retryDelayHint } from './queue.ts';
 import type { Claim, ClaimedLane, RedisLanes } from './redis-lanes.ts';
+import { JOB_OVER, wakeJobId } from './wake-job.ts';
 
 /** Items read from a lane at a time; handled one by one, acknowledged together. */
 export const LANE_CHUNK = 20;
@@ -53,8 +55,6 @@ const LINGER_STUCK_MS = 100;
  * before adding it), and that claimed lanes have theirs (see `restoreClaims`).
  */
 const SWEEP_EVERY_MS = 15_000;
-/** BullMQ's states of a job that no longer runs, nor will: its claims are nobody's. */
-export const JOB_OVER: ReadonlySet<string> = new Set(['unknown', 'completed', 'failed']);
 const RETRY_BASE_MS = 200;
 const RETRY_CAP_MS = 30_000;
 
@@ -64,9 +64,6 @@ interface LaneJob {
   lane?: string;
   epoch?: number;
 }
-
-/** The BullMQ job id of wake job `wake`. */
-export const wakeJobId = (wake: number) => `wake-${wake}`;
 
 /** When a run of a job last had its lock confirmed (sent time of the extension, `performance.now()`). */
 interface Lease {
@@ -571,6 +568,11 @@ export class LaneRunner {
     for (const r of this.lingering) void this.topUp(r, true);
     await this.worker?.close();
     await this.queue.close();
+  }
+
+  /** What the queue holds now (`switchboard queue status`, `GET /api/admin/queue`). */
+  status(): Promise<LaneQueueStatus> {
+    return laneQueueStatus(this.o.name, this.o.lanes, this.queue);
   }
 
   async ping(): Promise<void> {

@@ -1,10 +1,11 @@
 import type { Queue } from 'bullmq';
-import { JOB_OVER, wakeJobId } from './lane-runner.ts';
 import type { RedisLanes } from './redis-lanes.ts';
+import { JOB_OVER, wakeJobId } from './wake-job.ts';
 
 /** What one shared queue holds now (`switchboard queue status`). */
 export interface LaneQueueStatus {
   queue: string;
+  driver: 'redis-lanes';
   /** Items queued in its lanes and not yet handled (inbound: envelopes; outbound: wake-up calls of sessions with replies to send). */
   depth: number;
   /** Lanes waiting for a wake job to claim them. */
@@ -43,6 +44,7 @@ export async function laneQueueStatus(
   }
   return {
     queue: name,
+    driver: 'redis-lanes',
     depth,
     readyLanes: counts.ready,
     wakeJob:
@@ -54,6 +56,21 @@ export async function laneQueueStatus(
     stranded,
     deadLetters: counts.deadLetters,
   };
+}
+
+/** The embedded hub's queue (the inbox in its database): what waits, what was set aside. */
+export interface InboxQueueStatus {
+  queue: string;
+  driver: 'in-process';
+  depth: number;
+  deadLetters: number;
+}
+
+export type QueueStatus = LaneQueueStatus | InboxQueueStatus;
+
+/** The embedded queue's status from the inbox's counts (`inboxCounts`). */
+export function inboxQueueStatus(counts: { pending: number; failed: number }): InboxQueueStatus {
+  return { queue: 'inbound', driver: 'in-process', depth: counts.pending, deadLetters: counts.failed };
 }
 
 /** One line a queue, for a person: what waits, what runs, what is stuck. */

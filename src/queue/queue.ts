@@ -1,5 +1,6 @@
 import type { Envelope } from '../envelope.ts';
 import type { DrainedJob } from '../telemetry/envelope-spans.ts';
+import type { LaneQueueStatus } from './lane-status.ts';
 
 export interface DeliveryInfo {
   /** The envelope may have been handled before (its first handler died, or it is retried). */
@@ -65,6 +66,8 @@ export interface InboundQueue {
   ping(): Promise<void>;
   /** Envelopes accepted but not yet handled. */
   depth(): Promise<number>;
+  /** What the shared queue holds now (Redis lanes only; the embedded queue's is the inbox's). */
+  status?(): Promise<LaneQueueStatus>;
 }
 
 /** Exponential backoff with full jitter: a random delay in [0, min(cap, base·2^attempt)). */

@@ -5,6 +5,7 @@ import { rateWindowKey } from '../limits/redis-rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import { type DrainedJob, drainSpan } from '../telemetry/envelope-spans.ts';
 import { LaneRunner, type LaneRunnerOptions } from './lane-runner.ts';
+import type { LaneQueueStatus } from './lane-status.ts';
 import type { EnqueueResult, EnvelopeHandler, InboundQueue } from './queue.ts';
 import {
   type ClaimSessions,
@@ -42,6 +43,7 @@ export interface RedisLaneQueueOptions {
 
 /** The Redis-lane queue, and what an operator does with the envelopes it set aside. */
 export interface RedisLaneQueue extends InboundQueue {
+  status(): Promise<LaneQueueStatus>;
   deadLetters(): Promise<DeadLetter[]>;
   /** Re-queues every dead letter (bypassing deduplication); returns how many. */
   replayDeadLetters(): Promise<number>;
@@ -175,6 +177,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
     stop: () => runner.stop(),
     ping: () => runner.ping(),
     depth: () => lanes.depth(),
+    status: () => runner.status(),
     deadLetters: () => lanes.deadLetters(),
     async replayDeadLetters() {
       const letters = await lanes.takeDeadLetters();

@@ -63,6 +63,7 @@ describe('operator API', () => {
       ['GET', `/api/admin/sessions/${randomUUID()}/messages`],
       ['POST', `/api/admin/sessions/${randomUUID()}/end`],
       ['GET', '/api/admin/stats'],
+      ['GET', '/api/admin/queue'],
       ['DELETE', `/api/users/${randomUUID()}`],
     ];
     for (const [method, route] of routes) {
@@ -446,6 +447,19 @@ describe('operator API', () => {
     expect(started('support', 'api')).toBe(earlier('support', 'api') + 1);
     expect(started('default', 'api')).toBe(earlier('default', 'api'));
   });
+  it("shows the embedded hub's queue: the inbox's envelopes waiting and set aside", async () => {
+    await whatsapp('queued, then handled');
+    // The inbox marks an envelope handled just after its turn's commit.
+    const answer = await eventually(async () => {
+      const res = await admin('GET', '/api/admin/queue');
+      expect(res.status).toBe(200);
+      return res.json.queues[0].depth === 0 && res.json;
+    }, 'the inbox to be empty');
+    expect(answer).toEqual({
+      queues: [{ queue: 'inbound', driver: 'in-process', depth: 0, deadLetters: 0 }],
+    });
+  });
+
   it("every exchange of the operator's above matched the OpenAPI document", () => {
     expect(contract.judged.some((e) => e.path.startsWith('/api/admin/sessions/') && e.status === 200)).toBe(
       true,

@@ -53,6 +53,7 @@ describe("a shared queue's status, as `switchboard queue status` reads it", () =
     const status = () => laneQueueStatus(INBOUND_QUEUE, lanes, bull);
     expect(await status()).toEqual({
       queue: INBOUND_QUEUE,
+      driver: 'redis-lanes',
       depth: 0,
       readyLanes: 0,
       wakeJob: null,

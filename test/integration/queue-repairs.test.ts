@@ -3,12 +3,15 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INBOUND_QUEUE } from '../../src/queue/redis-lane-queue.ts';
 import { RedisLanes } from '../../src/queue/redis-lanes.ts';
+import { adminClient } from '../helpers/admin.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { openApiContract } from '../helpers/openapi-contract.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
 
 /** A wake job number BullMQ never had. */
 const GONE_WAKE = 999_999;
+const ADMIN_TOKEN = 'operator-secret-for-queue-repairs-tests';
 
 describe('a worker hub repairs the shared queue, and counts it', () => {
   const redis = testRedisPrefix();
@@ -19,7 +22,7 @@ describe('a worker hub repairs the shared queue, and counts it', () => {
   beforeAll(async () => {
     // The gateway alone first: it queues, and nothing drains until the worker starts.
     gateway = await startTestHub(
-      { redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix },
+      { redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix, adminToken: ADMIN_TOKEN },
       { role: 'gateway' },
     );
     connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
@@ -52,6 +55,26 @@ describe('a worker hub repairs the shared queue, and counts it', () => {
     }
     const lanes = new RedisLanes(connection, { prefix: redis.prefix, name: INBOUND_QUEUE });
     expect((await lanes.claim(GONE_WAKE, 32, 20)).lanes).toHaveLength(1);
+    // What an operator sees of it (the exchanges checked against the OpenAPI document).
+    const contract = openApiContract(await (await fetch(`${gateway.url}/openapi.json`)).json());
+    const breaches: string[] = [];
+    const admin = adminClient(gateway.url, ADMIN_TOKEN, (e) => breaches.push(...contract.check(e)));
+    const queues = async () => {
+      const res = await admin('GET', '/api/admin/queue');
+      expect(res.status).toBe(200);
+      return res.json.queues as { queue: string; depth: number; stranded: { lanes: number; jobs: number } }[];
+    };
+    const stuck = await queues();
+    expect(stuck.map((q) => q.queue)).toEqual(['inbound', 'outbound']);
+    expect(stuck[0]).toMatchObject({
+      driver: 'redis-lanes',
+      // The session's start (its greeting) and the message, in one lane.
+      depth: 2,
+      readyLanes: 0,
+      wakeJob: null,
+      claimed: { lanes: 1, jobs: 1 },
+      stranded: { lanes: 1, jobs: 1 },
+    });
 
     worker = await startTestHub(
       {
@@ -77,5 +100,11 @@ describe('a worker hub repairs the shared queue, and counts it', () => {
       'switchboard_queue_repairs_total',
     );
     expect(counted).toContain('switchboard_queue_repairs_total{queue="inbound",repair="claims"} 1');
+    // Nothing left stuck, nothing queued.
+    expect((await until(queues, (q) => q[0]!.depth === 0, 10_000, 50))[0]).toMatchObject({
+      claimed: { lanes: 0, jobs: 0 },
+      stranded: { lanes: 0, jobs: 0 },
+    });
+    expect(breaches).toEqual([]);
   });
 });

@@ -45,6 +45,7 @@ import {
   OutboundAccepted,
   OutboundStatus,
   PersonSessions,
+  QueueStatusAnswer,
   SearchResults,
   SessionCreated,
   SessionEnded,
@@ -245,6 +246,15 @@ export const OPERATIONS: Operation[] = [
     body: EndBody,
     responses: { 202: { description: 'Accepted', schema: SessionEnding } },
     errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/queue',
+    tag: 'Operator',
+    summary: 'What the queues hold now: queued, ready, claimed, stuck, set aside',
+    security: OPERATOR,
+    responses: ok(QueueStatusAnswer),
+    errors: [401, 403],
   },
   {
     method: 'get',

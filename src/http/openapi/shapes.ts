@@ -445,6 +445,48 @@ const Percentiles = z.looseObject({
   p90: z.number().nullable(),
   p99: z.number().nullable(),
 });
+const Count = z.int().min(0);
+/** `GET /api/admin/queue`: each queue as `switchboard queue status --json` prints it. */
+export const QueueStatusAnswer = z.object({
+  queues: z.array(
+    z.discriminatedUnion('driver', [
+      z
+        .object({
+          queue: z
+            .string()
+            .meta({ description: '`inbound` (envelopes) or `outbound` (sessions with replies to send)' }),
+          driver: z.literal('redis-lanes'),
+          depth: Count.meta({ description: 'items queued in its lanes and not yet handled' }),
+          readyLanes: Count.meta({ description: 'lanes waiting for a wake job to claim them' }),
+          wakeJob: z
+            .object({
+              wake: z.int(),
+              state: z.string().meta({ description: "BullMQ's state; `unknown`: not added, or gone" }),
+            })
+            .nullable()
+            .meta({ description: 'the wake job marked for the ready lanes' }),
+          jobs: z.object({ waiting: Count, active: Count, delayed: Count }),
+          claimed: z
+            .object({ lanes: Count, jobs: Count })
+            .meta({ description: 'lanes claimed by wake jobs' }),
+          stranded: z.object({ lanes: Count, jobs: Count }).meta({
+            description: "of those, lanes held by jobs that are over: a worker's sweep hands them back",
+          }),
+          deadLetters: Count.meta({ description: 'items set aside after failing again and again' }),
+        })
+        .meta({ title: 'Shared queue (Redis)' }),
+      z
+        .object({
+          queue: z.literal('inbound'),
+          driver: z.literal('in-process'),
+          depth: Count.meta({ description: 'envelopes in the inbox waiting for their turn' }),
+          deadLetters: Count.meta({ description: 'envelopes set aside after failing again and again' }),
+        })
+        .meta({ title: 'Embedded queue (the inbox)' }),
+    ]),
+  ),
+});
+
 /** `GET /api/admin/stats`. */
 export const StatsAnswer = z
   .looseObject({
