@@ -2,7 +2,8 @@ import { loadConfig } from './config/env.ts';
 import { OUTBOUND_QUEUE } from './delivery/redis-outbox.ts';
 import { openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
-import { formatLaneQueueStatus, inboxQueueStatus, laneQueueStatus } from './queue/lane-status.ts';
+import { LaneRunner } from './queue/lane-runner.ts';
+import { formatLaneQueueStatus, inboxQueueStatus } from './queue/lane-status.ts';
 import { createRedisLaneQueue, INBOUND_QUEUE } from './queue/redis-lane-queue.ts';
 import { RedisLanes } from './queue/redis-lanes.ts';
 import { connectRedis } from './redis.ts';
@@ -88,7 +89,8 @@ async function queueStatus(
   args: { json?: boolean },
   logger: ReturnType<typeof createLogger>,
 ): Promise<number> {
-  if (!config.redisUrl) {
+  const { redisUrl } = config;
+  if (!redisUrl) {
     const status = inboxQueueStatus(await inboxCounts(db));
     process.stdout.write(
       args.json
@@ -97,15 +99,21 @@ async function queueStatus(
     );
     return 0;
   }
-  const { Queue } = await import('bullmq');
-  const redis = connectRedis(config.redisUrl, logger, 'switchboard-operator');
-  const queues = [INBOUND_QUEUE, OUTBOUND_QUEUE].map((name) => ({
-    name,
-    lanes: new RedisLanes(redis, { prefix: config.redisPrefix, name }),
-    bull: new Queue(name, { connection: redis, prefix: `${config.redisPrefix}bull` }),
-  }));
+  const redis = connectRedis(redisUrl, logger, 'switchboard-operator');
+  // Each queue's lane runner, never started: it reads its lanes and wake jobs as a worker's does.
+  const runners = [INBOUND_QUEUE, OUTBOUND_QUEUE].map(
+    (name) =>
+      new LaneRunner({
+        name,
+        redisUrl,
+        prefix: config.redisPrefix,
+        lanes: new RedisLanes(redis, { prefix: config.redisPrefix, name }),
+        logger,
+        connection: redis,
+      }),
+  );
   try {
-    const statuses = await Promise.all(queues.map((q) => laneQueueStatus(q.name, q.lanes, q.bull)));
+    const statuses = await Promise.all(runners.map((runner) => runner.status()));
     process.stdout.write(
       args.json
         ? `${JSON.stringify(statuses, null, 2)}\n`
@@ -113,7 +121,7 @@ async function queueStatus(
     );
     return 0;
   } finally {
-    await Promise.all(queues.map((q) => q.bull.close()));
+    await Promise.all(runners.map((runner) => runner.stop()));
     redis.disconnect();
   }
 }

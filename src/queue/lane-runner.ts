@@ -5,7 +5,7 @@ import { LaneSlots } from './lane-slots.ts';
 import { type LaneQueueStatus, laneQueueStatus } from './lane-status.ts';
 import { backoffDelay, retryDelayHint } from './queue.ts';
 import type { Claim, ClaimedLane, RedisLanes } from './redis-lanes.ts';
-import { JOB_OVER, wakeJobId } from './wake-job.ts';
+import { wakeJobId, wakeJobOver } from './wake-job.ts';
 
 /** Items read from a lane at a time; handled one by one, acknowledged together. */
 export const LANE_CHUNK = 20;
@@ -540,7 +540,7 @@ export class LaneRunner {
     const claimants = await this.o.lanes.claimants();
     let over = 0;
     for (const [wake, held] of claimants) {
-      if (!JOB_OVER.has(await this.queue.getJobState(wakeJobId(wake)))) continue;
+      if (!(await wakeJobOver(this.queue, wake))) continue;
       over++;
       const before = this.overClaims.get(wake);
       const stranded = held.filter((claimed) => before?.has(claimed.entry));

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { RedisLanes } from './redis-lanes.ts';
-import { JOB_OVER, wakeJobId } from './wake-job.ts';
+import { wakeJobId, wakeJobOver } from './wake-job.ts';
 
 /** What one shared queue holds now (`switchboard queue status`). */
 export interface LaneQueueStatus {
@@ -28,9 +28,8 @@ export async function laneQueueStatus(
   lanes: RedisLanes,
   bull: Queue,
 ): Promise<LaneQueueStatus> {
-  const [counts, depth, claimants, jobs] = await Promise.all([
+  const [counts, claimants, jobs] = await Promise.all([
     lanes.counts(),
-    lanes.depth(),
     lanes.claimants(),
     bull.getJobCounts('waiting', 'active', 'delayed'),
   ]);
@@ -38,14 +37,14 @@ export async function laneQueueStatus(
   const stranded = { lanes: 0, jobs: 0 };
   for (const [wake, held] of claimants) {
     claimed.lanes += held.length;
-    if (!JOB_OVER.has(await bull.getJobState(wakeJobId(wake)))) continue;
+    if (!(await wakeJobOver(bull, wake))) continue;
     stranded.jobs++;
     stranded.lanes += held.length;
   }
   return {
     queue: name,
     driver: 'redis-lanes',
-    depth,
+    depth: counts.depth,
     readyLanes: counts.ready,
     wakeJob:
       counts.marked === undefined

@@ -466,22 +466,24 @@ export class RedisLanes {
   }
 
   /**
-   * What the lanes hold now, read in one round trip (`switchboard queue status`): lanes ready for
-   * a job, the wake job marked for them (undefined: none), dead letters.
+   * What the lanes hold now, read in one round trip (`switchboard queue status`): items queued
+   * (`depth`), lanes ready for a job, the wake job marked for them (undefined: none), dead letters.
    */
-  async counts(): Promise<{ ready: number; marked: number | undefined; deadLetters: number }> {
+  async counts(): Promise<{ depth: number; ready: number; marked: number | undefined; deadLetters: number }> {
     const replies = await this.redis
       .multi()
+      .get(this.depthKey)
       .llen(this.readyKey)
       .get(this.wakingKey)
       .llen(this.deadKey)
       .exec();
     if (!replies) throw new Error("Redis refused the read of the queue's counts");
-    const [ready, marked, dead] = replies.map(([err, value]) => {
+    const [depth, ready, marked, dead] = replies.map(([err, value]) => {
       if (err) throw err;
       return value;
     });
     return {
+      depth: Number(depth ?? 0),
       ready: Number(ready),
       marked: marked == null ? undefined : Number(marked),
       deadLetters: Number(dead),
