@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { ApiError, api } from './api.ts';
+import { type QueueStatus, Queues } from './Queues.tsx';
 
 /** The shape every `GET /api/admin/analytics/{metric}` answers (README "Dashboard"). */
 interface Series {
@@ -179,6 +180,7 @@ export function Dashboard() {
   const [answers, setAnswers] = useState<Record<string, MetricAnswer>>({});
   const [error, setError] = useState<string>();
   const [updatedAt, setUpdatedAt] = useState<Date>();
+  const [queues, setQueues] = useState<{ queues?: QueueStatus[]; error?: string }>({});
   const query = queryOf(filters);
 
   useEffect(() => {
@@ -187,7 +189,17 @@ export function Dashboard() {
       .catch(() => undefined);
   }, []);
 
+  // Apart from the charts: a queue that cannot be read (Redis away) must not hide them.
+  const loadQueues = useCallback(async () => {
+    try {
+      setQueues({ queues: (await api<{ queues: QueueStatus[] }>('GET', '/api/admin/queue')).queues });
+    } catch (err) {
+      setQueues({ error: err instanceof ApiError ? err.message : 'The hub cannot be reached.' });
+    }
+  }, []);
+
   const load = useCallback(async () => {
+    void loadQueues();
     try {
       const results = await Promise.all(
         CHARTS.map(([metric]) => api<MetricAnswer>('GET', `/api/admin/analytics/${metric}?${query}`)),
@@ -198,7 +210,7 @@ export function Dashboard() {
     } catch (err) {
       setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
     }
-  }, [query]);
+  }, [query, loadQueues]);
 
   useEffect(() => {
     setAnswers({});
@@ -272,6 +284,7 @@ export function Dashboard() {
           {error}
         </p>
       )}
+      <Queues {...queues} />
       <div class="charts">
         {CHARTS.map(([metric, title]) => (
           <Chart metric={metric} title={title} answer={answers[metric]} query={query} />

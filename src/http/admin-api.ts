@@ -5,7 +5,6 @@ import { BotNameSchema, ChannelSchema } from '../envelope.ts';
 import { type ErasureDeps, eraseUser } from '../erasure.ts';
 import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
-import type { QueueStatus } from '../queue/lane-status.ts';
 import { endSessionThroughQueue } from '../sessions.ts';
 import {
   findSession,
@@ -43,8 +42,6 @@ export interface AdminApiDeps extends ErasureDeps {
   logger: Logger;
   /** How long a session of a bot on a channel may be quiet before it lists as idle. */
   idleTimeoutMs?: IdleTimeout;
-  /** What the queues hold now (`GET /api/admin/queue`). */
-  queueStatus: () => Promise<QueueStatus[]>;
 }
 
 const encodeCursor = (c: SessionCursor) => Buffer.from(`${c.createdAtUs}.${c.id}`).toString('base64url');
@@ -212,8 +209,6 @@ export function adminRoutes(deps: AdminApiDeps): Hono {
     logger.info({ event: 'admin.session_end_requested', sessionId: id, reason });
     return c.json({ session_id: id, status: 'ending', envelope_id: accepted.envelopeId }, 202);
   });
-
-  app.get('/api/admin/queue', async (c) => c.json({ queues: await deps.queueStatus() }));
 
   app.get('/api/admin/stats', async (c) => {
     const range = parse(StatsQuery, c.req.query());

@@ -85,7 +85,17 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
   // Before the operator routes: supervisors and admins see the dashboard, where only ADMIN_TOKEN opens the rest of /api/admin.
   app.route(
     '/api/admin',
-    dashboardRoutes({ db, adminToken, configDir: config.configDir, botNames: () => bots.names() }),
+    dashboardRoutes({
+      db,
+      adminToken,
+      configDir: config.configDir,
+      botNames: () => bots.names(),
+      // The shared queues' lanes and wake jobs with Redis; embedded, the inbox's counts.
+      queueStatus: async () =>
+        queue.status
+          ? [await queue.status(), ...(services.outbox.status ? [await services.outbox.status()] : [])]
+          : [inboxQueueStatus(await inboxCounts(db))],
+    }),
   );
   // Before the operator routes: an admin agent may manage agents, where only ADMIN_TOKEN opens the rest of /api/admin.
   app.route(
@@ -110,11 +120,6 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
       logger,
       rateLimiter,
       scheduler: backend.scheduler,
-      // The shared queues' lanes and wake jobs with Redis; embedded, the inbox's counts.
-      queueStatus: async () =>
-        queue.status
-          ? [await queue.status(), ...(services.outbox.status ? [await services.outbox.status()] : [])]
-          : [inboxQueueStatus(await inboxCounts(db))],
       ...(redis
         ? {
             eraseQueueTraces: async (sessions) =>

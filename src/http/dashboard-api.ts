@@ -5,6 +5,7 @@ import { analytics, METRICS, type MetricAnswer } from '../analytics/metrics.ts';
 import { bucketEnd, bucketStart, GRAINS, grainMs } from '../analytics/rollup.ts';
 import { personOfSession, searchMessages, sessionsOfPerson } from '../analytics/transcripts.ts';
 import { BotNameSchema, ChannelSchema } from '../envelope.ts';
+import type { QueueStatus } from '../queue/lane-status.ts';
 import { type AuditAction, listAudit, recordAudit } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
 import { recentEvents } from '../store/events.ts';
@@ -22,6 +23,8 @@ export interface DashboardApiDeps {
   configDir: string;
   /** The configured bots, for the dashboard's filter. */
   botNames: () => string[];
+  /** What the queues hold now (`GET /api/admin/queue`): counts only, no content. */
+  queueStatus: () => Promise<QueueStatus[]>;
 }
 
 const DAY_MS = 86_400_000;
@@ -109,16 +112,18 @@ async function wholeTranscript(db: Db, sessionId: string): Promise<MessageRecord
 
 /**
  * The operator dashboard's JSON, for supervisors, admins and ADMIN_TOKEN (mounted at /api/admin):
- * analytics, the audit log, transcript search and export, session inspection. Every read of a
+ * analytics, the queues' status, the audit log, transcript search and export, session inspection. Every read of a
  * transcript is written to the audit log before it is answered.
  */
 export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
   const { db } = deps;
   const app = new Hono<DashboardEnv>();
   const guard = requireSupervisor(db, deps.adminToken);
-  for (const p of ['/analytics', '/analytics/*', '/audit', '/transcripts/*', '/people/*']) app.use(p, guard);
+  for (const p of ['/analytics', '/analytics/*', '/audit', '/transcripts/*', '/people/*', '/queue'])
+    app.use(p, guard);
 
   app.get('/analytics', (c) => c.json({ metrics: METRICS, bots: deps.botNames(), buckets: GRAINS }));
+  app.get('/queue', async (c) => c.json({ queues: await deps.queueStatus() }));
 
   const audit = (
     c: Parameters<typeof auditActor>[0],

@@ -168,6 +168,13 @@ describe('operator dashboard in a real browser', () => {
       total('sessions', 'new'),
       String(await count('SELECT count(*) AS n FROM sessions WHERE parent_id IS NULL')),
     );
+    // The embedded hub's one queue, the inbox: everything handled, nothing set aside.
+    const inbox = page.locator('section.queues tr[data-queue="inbound"]');
+    expect(await inbox.locator('th').textContent()).toContain('embedded');
+    await textOf(inbox.locator('td[data-field="depth"]'), '0');
+    expect(await inbox.locator('td[data-field="deadLetters"]').textContent()).toBe('0');
+    expect(await inbox.locator('td[data-field="stranded"]').textContent()).toBe('–');
+    expect(await page.locator('section.queues tbody tr').count()).toBe(1);
     // Every chart with data is drawn (uPlot's canvas).
     for (const metric of ['messages', 'sessions', 'response-time']) {
       await page.locator(`figure[data-metric="${metric}"] canvas`).first().waitFor();

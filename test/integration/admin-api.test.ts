@@ -63,7 +63,6 @@ describe('operator API', () => {
       ['GET', `/api/admin/sessions/${randomUUID()}/messages`],
       ['POST', `/api/admin/sessions/${randomUUID()}/end`],
       ['GET', '/api/admin/stats'],
-      ['GET', '/api/admin/queue'],
       ['DELETE', `/api/users/${randomUUID()}`],
     ];
     for (const [method, route] of routes) {

@@ -87,6 +87,7 @@ describe('dashboard API', () => {
       '/api/admin/transcripts/search?q=x',
       `/api/admin/transcripts/${webSession}`,
       `/api/admin/transcripts/${webSession}/inspect`,
+      '/api/admin/queue',
     ]) {
       expect((await plain.call('GET', route)).status, route).toBe(403);
       expect((await adminClient(running.url, undefined)('GET', route)).status, route).toBe(401);

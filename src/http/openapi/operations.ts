@@ -249,15 +249,6 @@ export const OPERATIONS: Operation[] = [
   },
   {
     method: 'get',
-    path: '/api/admin/queue',
-    tag: 'Operator',
-    summary: 'What the queues hold now: queued, ready, claimed, stuck, set aside',
-    security: OPERATOR,
-    responses: ok(QueueStatusAnswer),
-    errors: [401, 403],
-  },
-  {
-    method: 'get',
     path: '/api/admin/stats',
     tag: 'Operator',
     summary: 'Counts per bot and channel over a time range',
@@ -566,6 +557,15 @@ export const OPERATIONS: Operation[] = [
     query: AnalyticsQuery,
     responses: { 200: { description: 'JSON, or CSV with `format=csv`', schema: MetricAnswer } },
     errors: [400, 401, 403, 404],
+  },
+  {
+    method: 'get',
+    path: '/api/admin/queue',
+    tag: 'Dashboard',
+    summary: 'What the queues hold now: queued, ready, claimed, stuck, set aside',
+    security: SUPERVISOR,
+    responses: ok(QueueStatusAnswer),
+    errors: [401, 403],
   },
   {
     method: 'get',
