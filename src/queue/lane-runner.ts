@@ -156,6 +156,8 @@ export class LaneRunner {
   private overClaims = new Map<number, Set<string>>();
   /** A sweep is running: a tick that finds one running is skipped, so two sweeps begin an interval apart at least. */
   private sweeping = false;
+  /** Whether the claims index holds the claims of versions before it (`RedisLanes.seedClaimants`). */
+  private claimantsSeeded = false;
 
   constructor(private readonly o: LaneRunnerOptions) {
     this.queue = new Queue<LaneJob>(o.name, {
@@ -508,6 +510,7 @@ export class LaneRunner {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
+      if (!this.claimantsSeeded) await this.seedClaimants();
       const claims = await this.restoreClaims();
       await this.restoreWake();
       this.o.logger.debug({ event: 'queue.swept', queue: this.o.name, ...claims });
@@ -516,6 +519,14 @@ export class LaneRunner {
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /** Once a process: the claims of versions before the index join it (one scan per queue, ever). */
+  private async seedClaimants(): Promise<void> {
+    const added = await this.o.lanes.seedClaimants();
+    this.claimantsSeeded = true;
+    if (added !== undefined)
+      this.o.logger.info({ event: 'queue.claimants_seeded', queue: this.o.name, jobs: added });
   }
 
   /** Adds the wake job of ready lanes whose producer died between queuing an item and adding the job. */

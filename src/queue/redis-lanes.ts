@@ -25,6 +25,9 @@ import { TickBatcher } from './tick-batch.ts';
 /** claim.lua's and top-up.lua's reply: entries, next wake, first chunks, cached sessions, lingers. */
 type ClaimReply = [string[], number, (string[] | null)[], ([string, string | null] | null)[], number];
 
+/** Keys a step of the claims index's one-time seeding asks SCAN to look at. */
+const SEED_SCAN_COUNT = 1_000;
+
 export interface LaneCommands {
   lanePush(...args: (string | number)[]): Promise<[number, number]>;
   lanePushBatch(...args: (string | number)[]): Promise<number[]>;
@@ -331,6 +334,30 @@ export class RedisLanes {
       );
     }
     return held;
+  }
+
+  /**
+   * Adds to the index of claiming jobs the claim sets written before there was one (versions
+   * before it claimed without indexing), so that the sweep sees them too. It scans the keyspace,
+   * so it runs once per queue: a marker says it is done, and it is set only after a whole scan
+   * (a worker that dies in the middle leaves the scan to the next). Answers how many jobs it
+   * added, or undefined when the marker says it was done before.
+   */
+  async seedClaimants(): Promise<number | undefined> {
+    const marker = `${this.base}claimants:seeded`;
+    if ((await this.redis.exists(marker)) === 1) return undefined;
+    const claims = `${this.base}claims:`;
+    // The prefix is the operator's: its glob characters must match themselves.
+    const match = `${claims.replace(/[*?[\\\]]/g, '\\$&')}*`;
+    let added = 0;
+    for await (const keys of this.redis.scanStream({ match, count: SEED_SCAN_COUNT }) as AsyncIterable<
+      string[]
+    >) {
+      const wakes = keys.map((key) => key.slice(claims.length)).filter((wake) => /^\d+$/.test(wake));
+      if (wakes.length > 0) added += await this.redis.sadd(`${this.base}claimants`, ...wakes);
+    }
+    await this.redis.set(marker, new Date().toISOString());
+    return added;
   }
 
   /** The wake job that ready lanes wait for (marked now if none was), or undefined when no lane is ready. */

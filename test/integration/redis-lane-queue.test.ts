@@ -330,6 +330,49 @@ describe('the Redis-lane queue and claims that no job holds', () => {
   });
 });
 
+describe('the Redis-lane queue and claims left by a version before the claims index', () => {
+  const log = capturingLogger('debug');
+  const ctx = queueOnOwnPrefix({ sweepEveryMs: SWEEP_MS, logger: log.logger });
+
+  it('finds them with one scan of the keyspace, hands the lane back, and never scans again', async () => {
+    const { queue, redis, prefix } = ctx;
+    const total = 3;
+    for (let n = 0; n < total; n++) {
+      const envelope = { ...message(450 + n), from: { id: '+15550003434' } };
+      expect(await queue.enqueue(envelope)).toBe('accepted');
+    }
+    // Claimed for a wake job that BullMQ never had, by a version that kept no index of claims.
+    const lanes = new RedisLanes(redis, { prefix, name: 'inbound' });
+    const strandedWake = 888_888;
+    expect((await lanes.claim(strandedWake, 4, 20)).lanes).toHaveLength(1);
+    expect(await redis.srem(`${prefix}inbound:claimants`, strandedWake)).toBe(1);
+    // Keys that are not claim sets, to be passed over by the scan.
+    await redis.set(`${prefix}inbound:claims:not-a-wake`, 'x');
+    await redis.set(`${prefix}other:claims:777`, 'x');
+    const handled: string[] = [];
+    await queue.consume(async (envelope) => {
+      handled.push(envelope.id);
+    });
+    await until(
+      () => handled.length,
+      (n) => n === total,
+      20_000,
+      20,
+    );
+    expect(handled).toEqual(Array.from({ length: total }, (_, n) => `whatsapp:redelivery.${450 + n}`));
+    expect(log.lines.filter((l) => l.event === 'queue.claimants_seeded')).toMatchObject([
+      { queue: 'inbound', jobs: 1 },
+    ]);
+    expect(log.lines.filter((l) => l.event === 'queue.claims_restored')).toMatchObject([
+      { queue: 'inbound', wake: strandedWake },
+    ]);
+    // Done once for the queue: the marker stays, and a second seeding scans nothing.
+    expect(await redis.exists(`${prefix}inbound:claimants:seeded`)).toBe(1);
+    expect(await lanes.seedClaimants()).toBeUndefined();
+    expect(await redis.sismember(`${prefix}inbound:claimants`, 'not-a-wake')).toBe(0);
+  });
+});
+
 describe('the Redis-lane queue and the claims of a job that runs', () => {
   const log = capturingLogger('debug');
   const ctx = queueOnOwnPrefix({ sweepEveryMs: SWEEP_MS, logger: log.logger });
