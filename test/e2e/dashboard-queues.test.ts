@@ -1,20 +1,16 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INBOUND_QUEUE } from '../../src/queue/redis-lane-queue.ts';
-import { RedisLanes } from '../../src/queue/redis-lanes.ts';
 import { createAgentVia } from '../helpers/agents.ts';
 import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { strandedMessage } from '../helpers/stranded-lane.ts';
 import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'dashboard-queues-e2e-admin-token-0123456789';
-/** A wake job number BullMQ never had. */
-const GONE_WAKE = 999_999;
 const SUE = { name: 'Sue Pervisor', email: 'sue@queues.test', password: 'supervisor passphrase here' };
 /** Set to a folder to write README's screenshot of the queues panel while the test runs. */
 const SCREENSHOTS = process.env.SCREENSHOTS_DIR;
@@ -77,26 +73,8 @@ describe('the dashboard shows the shared queues, stuck lanes included', () => {
         await reads(cell(queue, field), '0');
     expect(await page.getByRole('list', { name: 'What needs attention' }).count()).toBe(0);
 
-    // A person writes; the lane ends up claimed by a wake job that is gone (as when a run ends
-    // without releasing its claim), and the wake job the accept added is gone too.
-    const opened = await fetch(`${gateway.url}/api/session`, { method: 'POST' });
-    expect(opened.status).toBe(201);
-    const { token } = (await opened.json()) as { token: string };
-    const auth = { authorization: `Bearer ${token}` };
-    const sent = await fetch(`${gateway.url}/api/chat?wait=false`, {
-      method: 'POST',
-      headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ text: 'is anyone there?' }),
-    });
-    expect(sent.status).toBe(202);
-    const bull = new Queue(INBOUND_QUEUE, { connection, prefix: `${redis.prefix}bull` });
-    try {
-      for (const job of await bull.getWaiting()) expect(await bull.remove(job.id!)).toBe(1);
-    } finally {
-      await bull.close();
-    }
-    const lanes = new RedisLanes(connection, { prefix: redis.prefix, name: INBOUND_QUEUE });
-    expect((await lanes.claim(GONE_WAKE, 32, 20)).lanes).toHaveLength(1);
+    // A person writes; the lane ends up claimed by a wake job that is gone.
+    const auth = await strandedMessage(gateway.url, connection, redis.prefix, 'is anyone there?');
 
     // The session's start (its greeting) and the message, in one lane held by a job that is over.
     await reads(cell('inbound', 'stranded'), '1');

@@ -1,16 +1,12 @@
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INBOUND_QUEUE } from '../../src/queue/redis-lane-queue.ts';
-import { RedisLanes } from '../../src/queue/redis-lanes.ts';
 import { adminClient } from '../helpers/admin.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { strandedMessage } from '../helpers/stranded-lane.ts';
 import { until } from '../helpers/until.ts';
 
-/** A wake job number BullMQ never had. */
-const GONE_WAKE = 999_999;
 const ADMIN_TOKEN = 'operator-secret-for-queue-repairs-tests';
 
 describe('a worker hub repairs the shared queue, and counts it', () => {
@@ -35,26 +31,9 @@ describe('a worker hub repairs the shared queue, and counts it', () => {
   });
 
   it('a message whose lane a wake job that no longer exists held is answered, and switchboard_queue_repairs_total says so', async () => {
-    const opened = await fetch(`${gateway.url}/api/session`, { method: 'POST' });
-    expect(opened.status).toBe(201);
-    const { token } = (await opened.json()) as { token: string };
-    const auth = { authorization: `Bearer ${token}` };
-    const sent = await fetch(`${gateway.url}/api/chat?wait=false`, {
-      method: 'POST',
-      headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ text: 'hello' }),
-    });
-    expect(sent.status).toBe(202);
     // The session's lane ends up claimed by a job that is gone (as when a run ends without
     // releasing its claim), and the wake job the accept added is gone too.
-    const bull = new Queue(INBOUND_QUEUE, { connection, prefix: `${redis.prefix}bull` });
-    try {
-      for (const job of await bull.getWaiting()) expect(await bull.remove(job.id!)).toBe(1);
-    } finally {
-      await bull.close();
-    }
-    const lanes = new RedisLanes(connection, { prefix: redis.prefix, name: INBOUND_QUEUE });
-    expect((await lanes.claim(GONE_WAKE, 32, 20)).lanes).toHaveLength(1);
+    const auth = await strandedMessage(gateway.url, connection, redis.prefix, 'hello');
     // What an operator sees of it (the exchanges checked against the OpenAPI document).
     const contract = openApiContract(await (await fetch(`${gateway.url}/openapi.json`)).json());
     const breaches: string[] = [];

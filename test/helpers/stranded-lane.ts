@@ -1,0 +1,41 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { expect } from 'vitest';
+import { INBOUND_QUEUE } from '../../src/queue/redis-lane-queue.ts';
+import { RedisLanes } from '../../src/queue/redis-lanes.ts';
+
+/** A wake job number BullMQ never had. */
+export const GONE_WAKE = 999_999;
+
+/**
+ * Opens a session on a gateway (no worker running), sends `text` through the API, and strands
+ * the session's lane: claimed by a wake job that never existed, with the wake job the accept
+ * added removed, as when a run ends without releasing its claim. The lane then holds the
+ * session's start and the message. Answers the session's authorization header.
+ */
+export async function strandedMessage(
+  gatewayUrl: string,
+  connection: Redis,
+  prefix: string,
+  text: string,
+): Promise<{ authorization: string }> {
+  const opened = await fetch(`${gatewayUrl}/api/session`, { method: 'POST' });
+  expect(opened.status).toBe(201);
+  const { token } = (await opened.json()) as { token: string };
+  const auth = { authorization: `Bearer ${token}` };
+  const sent = await fetch(`${gatewayUrl}/api/chat?wait=false`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ text }),
+  });
+  expect(sent.status).toBe(202);
+  const bull = new Queue(INBOUND_QUEUE, { connection, prefix: `${prefix}bull` });
+  try {
+    for (const job of await bull.getWaiting()) expect(await bull.remove(job.id!)).toBe(1);
+  } finally {
+    await bull.close();
+  }
+  const lanes = new RedisLanes(connection, { prefix, name: INBOUND_QUEUE });
+  expect((await lanes.claim(GONE_WAKE, 32, 20)).lanes).toHaveLength(1);
+  return auth;
+}
