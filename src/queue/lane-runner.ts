@@ -158,6 +158,8 @@ export class LaneRunner {
   private sweeping = false;
   /** Whether the claims index holds the claims of versions before it (`RedisLanes.seedClaimants`). */
   private claimantsSeeded = false;
+  /** The seeding running now, if any. */
+  private seeding: Promise<void> | undefined;
 
   constructor(private readonly o: LaneRunnerOptions) {
     this.queue = new Queue<LaneJob>(o.name, {
@@ -510,7 +512,8 @@ export class LaneRunner {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      if (!this.claimantsSeeded) await this.seedClaimants();
+      // Apart from the sweep: a scan of a large keyspace must not hold up its repairs.
+      if (!this.claimantsSeeded && !this.seeding) this.seeding = this.seedClaimants();
       const claims = await this.restoreClaims();
       await this.restoreWake();
       this.o.logger.debug({ event: 'queue.swept', queue: this.o.name, ...claims });
@@ -521,12 +524,26 @@ export class LaneRunner {
     }
   }
 
-  /** Once a process: the claims of versions before the index join it (one scan per queue, ever). */
+  /**
+   * Once a process: the claims of versions before the index join it (one scan per queue, ever,
+   * by one worker at a time). Another worker scanning, or a failure, leaves it to a later sweep.
+   */
   private async seedClaimants(): Promise<void> {
-    const added = await this.o.lanes.seedClaimants();
-    this.claimantsSeeded = true;
-    if (added !== undefined)
-      this.o.logger.info({ event: 'queue.claimants_seeded', queue: this.o.name, jobs: added });
+    try {
+      const outcome = await this.o.lanes.seedClaimants(() => this.closing);
+      if (outcome === 'busy' || outcome === 'interrupted') return;
+      this.claimantsSeeded = true;
+      if (outcome !== 'done-before')
+        this.o.logger.info({ event: 'queue.claimants_seeded', queue: this.o.name, jobs: outcome.added });
+    } catch (err) {
+      this.o.logger.warn({
+        event: 'queue.claimants_seed_failed',
+        queue: this.o.name,
+        err: (err as Error).message,
+      });
+    } finally {
+      this.seeding = undefined;
+    }
   }
 
   /** Adds the wake job of ready lanes whose producer died between queuing an item and adding the job. */
@@ -578,6 +595,7 @@ export class LaneRunner {
     // Let the wake mark go now, so ready lanes get a job (another worker's) at once.
     for (const r of this.lingering) void this.topUp(r, true);
     await this.worker?.close();
+    await this.seeding;
     await this.queue.close();
   }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
 import { TickBatcher } from './tick-batch.ts';
@@ -27,6 +28,18 @@ type ClaimReply = [string[], number, (string[] | null)[], ([string, string | nul
 
 /** Keys a step of the claims index's one-time seeding asks SCAN to look at. */
 const SEED_SCAN_COUNT = 1_000;
+/** How long one worker may hold the seeding to itself (a worker that dies in the middle frees it then). */
+const SEED_LOCK_MS = 10 * 60_000;
+
+/** What `seedClaimants` did: the jobs it added to the index, or why it added none. */
+export type SeedOutcome =
+  | { added: number }
+  /** A whole scan was done before (the marker is set). */
+  | 'done-before'
+  /** Another worker is scanning for this queue. */
+  | 'busy'
+  /** `stopped` said to stop before the scan was whole (no marker set). */
+  | 'interrupted';
 
 export interface LaneCommands {
   lanePush(...args: (string | number)[]): Promise<[number, number]>;
@@ -339,25 +352,38 @@ export class RedisLanes {
   /**
    * Adds to the index of claiming jobs the claim sets written before there was one (versions
    * before it claimed without indexing), so that the sweep sees them too. It scans the keyspace,
-   * so it runs once per queue: a marker says it is done, and it is set only after a whole scan
-   * (a worker that dies in the middle leaves the scan to the next). Answers how many jobs it
-   * added, or undefined when the marker says it was done before.
+   * so it runs once per queue, by one worker at a time (a lock), and a marker says it is done,
+   * set only after a whole scan (a worker that dies or stops in the middle leaves it to the
+   * next). `stopped` is asked between the scan's steps.
    */
-  async seedClaimants(): Promise<number | undefined> {
+  async seedClaimants(stopped: () => boolean = () => false): Promise<SeedOutcome> {
     const marker = `${this.base}claimants:seeded`;
-    if ((await this.redis.exists(marker)) === 1) return undefined;
-    const claims = `${this.base}claims:`;
-    // The prefix is the operator's: its glob characters must match themselves.
-    const match = `${claims.replace(/[*?[\\\]]/g, '\\$&')}*`;
-    let added = 0;
-    for await (const keys of this.redis.scanStream({ match, count: SEED_SCAN_COUNT }) as AsyncIterable<
-      string[]
-    >) {
-      const wakes = keys.map((key) => key.slice(claims.length)).filter((wake) => /^\d+$/.test(wake));
-      if (wakes.length > 0) added += await this.redis.sadd(`${this.base}claimants`, ...wakes);
+    if ((await this.redis.exists(marker)) === 1) return 'done-before';
+    const lock = `${this.base}claimants:seeding`;
+    const token = randomUUID();
+    if ((await this.redis.set(lock, token, 'PX', SEED_LOCK_MS, 'NX')) !== 'OK') return 'busy';
+    try {
+      const claims = `${this.base}claims:`;
+      // The prefix is the operator's: its glob characters must match themselves.
+      const match = `${claims.replace(/[*?[\\\]]/g, '\\$&')}*`;
+      let added = 0;
+      let cursor = '0';
+      do {
+        if (stopped()) return 'interrupted';
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', match, 'COUNT', SEED_SCAN_COUNT);
+        const wakes = keys.map((key) => key.slice(claims.length)).filter((wake) => /^\d+$/.test(wake));
+        if (wakes.length > 0) added += await this.redis.sadd(`${this.base}claimants`, ...wakes);
+        cursor = next;
+      } while (cursor !== '0');
+      await this.redis.set(marker, new Date().toISOString());
+      return { added };
+    } finally {
+      // Ours unless it expired meanwhile; a failure here leaves it to expire.
+      await this.redis
+        .get(lock)
+        .then((holder) => (holder === token ? this.redis.del(lock) : 0))
+        .catch(() => undefined);
     }
-    await this.redis.set(marker, new Date().toISOString());
-    return added;
   }
 
   /** The wake job that ready lanes wait for (marked now if none was), or undefined when no lane is ready. */

@@ -334,7 +334,7 @@ describe('the Redis-lane queue and claims left by a version before the claims in
   const log = capturingLogger('debug');
   const ctx = queueOnOwnPrefix({ sweepEveryMs: SWEEP_MS, logger: log.logger });
 
-  it('finds them with one scan of the keyspace, hands the lane back, and never scans again', async () => {
+  it('finds them with one scan of the keyspace by one worker at a time, hands the lane back, and never scans again', async () => {
     const { queue, redis, prefix } = ctx;
     const total = 3;
     for (let n = 0; n < total; n++) {
@@ -349,10 +349,23 @@ describe('the Redis-lane queue and claims left by a version before the claims in
     // Keys that are not claim sets, to be passed over by the scan.
     await redis.set(`${prefix}inbound:claims:not-a-wake`, 'x');
     await redis.set(`${prefix}other:claims:777`, 'x');
+    // Another worker is scanning: this one leaves it to that one, sweep after sweep.
+    const lock = `${prefix}inbound:claimants:seeding`;
+    await redis.set(lock, 'another worker');
     const handled: string[] = [];
     await queue.consume(async (envelope) => {
       handled.push(envelope.id);
     });
+    await until(
+      () => log.lines.filter((l) => l.event === 'queue.swept').length,
+      (n) => n >= 3,
+      10_000,
+      20,
+    );
+    expect(handled).toEqual([]);
+    expect(await redis.exists(`${prefix}inbound:claimants:seeded`)).toBe(0);
+    // That worker is gone (its lock lapsed): this one scans.
+    await redis.del(lock);
     await until(
       () => handled.length,
       (n) => n === total,
@@ -368,7 +381,8 @@ describe('the Redis-lane queue and claims left by a version before the claims in
     ]);
     // Done once for the queue: the marker stays, and a second seeding scans nothing.
     expect(await redis.exists(`${prefix}inbound:claimants:seeded`)).toBe(1);
-    expect(await lanes.seedClaimants()).toBeUndefined();
+    expect(await lanes.seedClaimants()).toBe('done-before');
+    expect(await redis.exists(lock)).toBe(0);
     expect(await redis.sismember(`${prefix}inbound:claimants`, 'not-a-wake')).toBe(0);
   });
 });
