@@ -4,10 +4,10 @@ import { Redis } from 'ioredis';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentVia } from '../helpers/agents.ts';
-import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { launchChromium, openDashboard, type TestBrowser } from '../helpers/browser.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
-import { strandedMessage } from '../helpers/stranded-lane.ts';
+import { repairAndAnswer, strandedMessage } from '../helpers/stranded-lane.ts';
 import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'dashboard-queues-e2e-admin-token-0123456789';
@@ -58,12 +58,7 @@ describe('the dashboard shows the shared queues, stuck lanes included', () => {
   });
 
   it('a supervisor sees both queues empty, then a stuck lane, then the lane handed back and the message answered', async () => {
-    await page.goto(`${gateway.url}/console`);
-    await page.getByLabel('Email').fill(SUE.email);
-    await page.getByLabel('Password').fill(SUE.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('link', { name: 'Dashboard' }).click();
-    await page.waitForURL('**/console/dashboard');
+    await openDashboard(page, gateway.url, SUE);
 
     const table = page.getByRole('table', { name: 'Queues' });
     await table.waitFor();
@@ -94,26 +89,7 @@ describe('the dashboard shows the shared queues, stuck lanes included', () => {
     }
 
     // A worker starts: its sweep hands the lane back, and the message is answered.
-    worker = await startTestHub(
-      {
-        databaseUrl: gateway.hub.config.databaseUrl,
-        redisUrl: TEST_REDIS_URL,
-        redisPrefix: redis.prefix,
-        queueSweepMs: 100,
-      },
-      { role: 'worker' },
-    );
-    await until(
-      async () =>
-        (
-          (await (await fetch(`${gateway.url}/api/session/messages`, { headers: auth })).json()) as {
-            messages: unknown[];
-          }
-        ).messages.length,
-      (n) => n >= 2,
-      20_000,
-      50,
-    );
+    worker = await repairAndAnswer(gateway, redis.prefix, auth);
     await reads(cell('inbound', 'depth'), '0');
     await reads(cell('inbound', 'stranded'), '0');
     await reads(cell('inbound', 'claimed'), '0');

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentVia } from '../helpers/agents.ts';
-import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { launchChromium, openDashboard, type TestBrowser } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/database.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -44,12 +44,7 @@ describe('the dashboard while Redis is away', () => {
   });
 
   it('says the queues cannot be read, keeps the charts, and shows the queues again once Redis is back', async () => {
-    await page.goto(`${gateway.url}/console`);
-    await page.getByLabel('Email').fill(SUE.email);
-    await page.getByLabel('Password').fill(SUE.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('link', { name: 'Dashboard' }).click();
-    await page.waitForURL('**/console/dashboard');
+    await openDashboard(page, gateway.url, SUE);
     const panel = page.locator('section.queues');
     await panel.locator('tr[data-queue="inbound"]').waitFor();
     await page.locator('figure[data-metric="messages"]').waitFor();

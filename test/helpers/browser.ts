@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { type BrowserContext, chromium } from 'playwright-core';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { tempDir } from './database.ts';
 
 /** Debian's chromium (test/setup/debian-packages.txt); playwright-core never downloads a browser. */
@@ -37,4 +37,18 @@ export async function launchChromium(): Promise<TestBrowser> {
       await fs.rm(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** Signs in to the console at `baseUrl` as `who` (a supervisor or admin) and opens its dashboard. */
+export async function openDashboard(
+  page: Page,
+  baseUrl: string,
+  who: { email: string; password: string },
+): Promise<void> {
+  await page.goto(`${baseUrl}/console`);
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password').fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('link', { name: 'Dashboard' }).click();
+  await page.waitForURL('**/console/dashboard');
 }

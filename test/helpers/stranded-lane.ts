@@ -3,6 +3,9 @@ import type { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import { INBOUND_QUEUE } from '../../src/queue/redis-lane-queue.ts';
 import { RedisLanes } from '../../src/queue/redis-lanes.ts';
+import { type RunningHub, startTestHub } from './hub.ts';
+import { TEST_REDIS_URL } from './redis.ts';
+import { until } from './until.ts';
 
 /** A wake job number BullMQ never had. */
 export const GONE_WAKE = 999_999;
@@ -38,4 +41,36 @@ export async function strandedMessage(
   const lanes = new RedisLanes(connection, { prefix, name: INBOUND_QUEUE });
   expect((await lanes.claim(GONE_WAKE, 32, 20)).lanes).toHaveLength(1);
   return auth;
+}
+
+/**
+ * Starts a worker hub beside `gateway` (its database, Redis and prefix) that sweeps every 100 ms,
+ * so it hands a stranded lane back at once, and waits until the session of `auth` has its
+ * answer (the person's message, then the bot's). Answers the worker, for the caller to stop.
+ */
+export async function repairAndAnswer(
+  gateway: RunningHub,
+  prefix: string,
+  auth: { authorization: string },
+): Promise<RunningHub> {
+  const worker = await startTestHub(
+    {
+      databaseUrl: gateway.hub.config.databaseUrl,
+      redisUrl: TEST_REDIS_URL,
+      redisPrefix: prefix,
+      queueSweepMs: 100,
+    },
+    { role: 'worker' },
+  );
+  const history = async () =>
+    (await (await fetch(`${gateway.url}/api/session/messages`, { headers: auth })).json()) as {
+      messages: unknown[];
+    };
+  await until(
+    async () => (await history()).messages.length,
+    (n) => n >= 2,
+    20_000,
+    50,
+  );
+  return worker;
 }

@@ -4,7 +4,7 @@ import { adminClient } from '../helpers/admin.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
-import { strandedMessage } from '../helpers/stranded-lane.ts';
+import { repairAndAnswer, strandedMessage } from '../helpers/stranded-lane.ts';
 import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'operator-secret-for-queue-repairs-tests';
@@ -55,26 +55,8 @@ describe('a worker hub repairs the shared queue, and counts it', () => {
       stranded: { lanes: 1, jobs: 1 },
     });
 
-    worker = await startTestHub(
-      {
-        databaseUrl: gateway.hub.config.databaseUrl,
-        redisUrl: TEST_REDIS_URL,
-        redisPrefix: redis.prefix,
-        queueSweepMs: 100,
-      },
-      { role: 'worker' },
-    );
-    const history = async () =>
-      (await (await fetch(`${gateway.url}/api/session/messages`, { headers: auth })).json()) as {
-        messages: unknown[];
-      };
-    // The person's message, then the bot's answer.
-    await until(
-      async () => (await history()).messages.length,
-      (n) => n >= 2,
-      20_000,
-      50,
-    );
+    // A worker starts: its sweep hands the lane back, and the message is answered.
+    worker = await repairAndAnswer(gateway, redis.prefix, auth);
     const counted = await worker.hub.metrics.registry.getSingleMetricAsString(
       'switchboard_queue_repairs_total',
     );
