@@ -54,6 +54,7 @@ export interface LaneCommands {
   lanePendingWake(...args: (string | number)[]): Promise<number>;
   laneDeadLetter(...args: (string | number)[]): Promise<number>;
   laneClaimants(...args: (string | number)[]): Promise<(string | string[])[]>;
+  laneReleaseLock(...args: (string | number)[]): Promise<number>;
 }
 
 const lua = (file: string, includes: string[] = []) =>
@@ -79,6 +80,7 @@ export const LANE_COMMANDS: readonly LuaCommand[] = [
   { name: 'lanePendingWake', numberOfKeys: 3, lua: lua('pending-wake.lua', ['./redis-lanes/wake.lua']) },
   { name: 'laneDeadLetter', numberOfKeys: 3, lua: lua('dead-letter.lua') },
   { name: 'laneClaimants', numberOfKeys: 1, lua: lua('claimants.lua') },
+  { name: 'laneReleaseLock', numberOfKeys: 1, lua: lua('release-lock.lua') },
 ];
 
 /** Defines the lanes' commands on a connection (once). */
@@ -378,11 +380,9 @@ export class RedisLanes {
       await this.redis.set(marker, new Date().toISOString());
       return { added };
     } finally {
-      // Ours unless it expired meanwhile; a failure here leaves it to expire.
-      await this.redis
-        .get(lock)
-        .then((holder) => (holder === token ? this.redis.del(lock) : 0))
-        .catch(() => undefined);
+      // Compared and deleted in one step: a lock that lapsed meanwhile may be another worker's
+      // now. A failure here leaves it to expire.
+      await this.redis.laneReleaseLock(lock, token).catch(() => undefined);
     }
   }
 

@@ -385,6 +385,21 @@ describe('the Redis-lane queue and claims left by a version before the claims in
     expect(await redis.exists(lock)).toBe(0);
     expect(await redis.sismember(`${prefix}inbound:claimants`, 'not-a-wake')).toBe(0);
   });
+
+  it('leaves the seeding lock alone once it has lapsed and another worker holds it', async () => {
+    const { redis, prefix } = ctx;
+    // A queue of its own name: the marker the test above set is the inbound queue's.
+    const lanes = new RedisLanes(redis, { prefix, name: 'lapsed' });
+    const lock = `${prefix}lapsed:claimants:seeding`;
+    const outcome = await lanes.seedClaimants(() => {
+      // Between the scan's steps this worker's lock lapses, and another worker takes it.
+      void redis.set(lock, 'another worker');
+      return false;
+    });
+    expect(outcome).toEqual({ added: 0 });
+    expect(await redis.get(lock)).toBe('another worker');
+    expect(await redis.exists(`${prefix}lapsed:claimants:seeded`)).toBe(1);
+  });
 });
 
 describe('the Redis-lane queue and the claims of a job that runs', () => {
