@@ -29,7 +29,8 @@
  * BENCH_PACED_RATES (comma-separated, default 1000,2000), BENCH_PRELOAD_SESSIONS, BENCH_PRELOAD_MESSAGES;
  * BENCH_HUB_NODE_FLAGS: node flags for (a)'s hub process (`--trace-gc`, …); BENCH_WORKER_NODE_ARGS: (b)'s
  * workers' (`--cpu-prof --cpu-prof-dir=…`); BENCH_WORKER_OUT: a directory for each worker's stdout
- * (`<pid>.txt`: what `--trace-opt` and `--trace-deopt` print).
+ * (`<pid>.txt`: what `--trace-opt` and `--trace-deopt` print); BENCH_LATENCY_OUT: a directory for each paced
+ * step's latencies (CSV: accept time, latency), to place a stall in time.
  */
 import { fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -73,6 +74,8 @@ const TRACING_WARMUP = Number(process.env.BENCH_TRACING_WARMUP ?? 1);
 const PACED_RATES = (process.env.BENCH_PACED_RATES ?? process.env.BENCH_PACED_RATE ?? '1000,2000')
   .split(',')
   .map(Number);
+/** A directory for each paced step's latencies (CSV), or undefined. */
+const LATENCY_OUT = process.env.BENCH_LATENCY_OUT || undefined;
 const PRELOAD_SESSIONS = Number(process.env.BENCH_PRELOAD_SESSIONS ?? 100_000);
 const PRELOAD_MESSAGES = Number(process.env.BENCH_PRELOAD_MESSAGES ?? 1_000_000);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -94,6 +97,8 @@ interface Result {
   redisPerMessage?: RedisPerMessage;
   /** PostgreSQL's work per message (the bench database's backends and statistics), where measured. */
   pgPerMessage?: PgPerMessage;
+  /** A paced step's slowest message: its latency, and when it was accepted (s into the step). */
+  slowest?: { ms: number; atSeconds: number };
 }
 
 const percentile = (sorted: number[], p: number) =>
@@ -323,7 +328,26 @@ async function drivePaced(
     await new Promise((r) => setTimeout(r, 100));
   }
   const latencies = [...acceptedAt].map(([id, at]) => (completions.get(id) ?? NaN) - at);
-  return summarize(`${run} at ${rate} messages/s offered, ${PACED_SECONDS} s`, latencies, PACED_SECONDS, rss);
+  const result = summarize(`${run} at ${rate} messages/s offered, ${PACED_SECONDS} s`, latencies, PACED_SECONDS, rss);
+  const accepted = [...acceptedAt.values()];
+  let slowest = 0;
+  for (let i = 1; i < latencies.length; i++) if (!(latencies[i]! <= latencies[slowest]!)) slowest = i;
+  if (latencies.length > 0)
+    result.slowest = { ms: latencies[slowest]!, atSeconds: (accepted[slowest]! - started) / 1000 };
+  if (LATENCY_OUT) await writeLatencies(`${run}-${rate}`, accepted, latencies);
+  return result;
+}
+
+/**
+ * BENCH_LATENCY_OUT: each paced message's accept (epoch ms) and latency, one CSV per step, to
+ * place a stall in time against the workers' and the databases' own logs.
+ */
+async function writeLatencies(step: string, accepted: number[], latencies: number[]): Promise<void> {
+  await fs.mkdir(LATENCY_OUT!, { recursive: true });
+  const file = path.join(LATENCY_OUT!, `${step.replace(/[^\w.-]+/g, '_')}-${Date.now()}.csv`);
+  const rows = accepted.map((at, i) => `${(performance.timeOrigin + at).toFixed(1)},${latencies[i]!.toFixed(1)}`);
+  await fs.writeFile(file, `accepted_epoch_ms,latency_ms\n${rows.join('\n')}\n`);
+  console.error(`latencies: ${file}`);
 }
 
 function turnListener(completions: Map<string, number>, signal: { resolve?: () => void }) {
@@ -725,6 +749,10 @@ function print(results: Result[]) {
       `| ${r.name} | ${r.messages} | ${r.perSecond.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${rss} |`,
     );
   }
+  for (const r of results.filter((r) => r.slowest))
+    console.log(
+      `- ${r.name}: slowest message ${ms(r.slowest!.ms)}, accepted ${r.slowest!.atSeconds.toFixed(2)} s into the step`,
+    );
   const costed = results.filter((r) => r.cpuMsPerMessage);
   if (costed.length > 0) {
     console.log(
