@@ -328,7 +328,12 @@ async function drivePaced(
     await new Promise((r) => setTimeout(r, 100));
   }
   const latencies = [...acceptedAt].map(([id, at]) => (completions.get(id) ?? NaN) - at);
-  const result = summarize(`${run} at ${rate} messages/s offered, ${PACED_SECONDS} s`, latencies, PACED_SECONDS, rss);
+  const result = summarize(
+    `${run} at ${rate} messages/s offered, ${PACED_SECONDS} s`,
+    latencies,
+    PACED_SECONDS,
+    rss,
+  );
   const accepted = [...acceptedAt.values()];
   let slowest = 0;
   for (let i = 1; i < latencies.length; i++) if (!(latencies[i]! <= latencies[slowest]!)) slowest = i;
@@ -345,7 +350,9 @@ async function drivePaced(
 async function writeLatencies(step: string, accepted: number[], latencies: number[]): Promise<void> {
   await fs.mkdir(LATENCY_OUT!, { recursive: true });
   const file = path.join(LATENCY_OUT!, `${step.replace(/[^\w.-]+/g, '_')}-${Date.now()}.csv`);
-  const rows = accepted.map((at, i) => `${(performance.timeOrigin + at).toFixed(1)},${latencies[i]!.toFixed(1)}`);
+  const rows = accepted.map(
+    (at, i) => `${(performance.timeOrigin + at).toFixed(1)},${latencies[i]!.toFixed(1)}`,
+  );
   await fs.writeFile(file, `accepted_epoch_ms,latency_ms\n${rows.join('\n')}\n`);
   console.error(`latencies: ${file}`);
 }
