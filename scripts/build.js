@@ -12,12 +12,14 @@
 // 4. The embedded database's template (a data directory after initdb and every migration) is made
 //    once per PGlite version, and again when a migration changes: dist/pglite-template-<version>/.
 // 6. The command's bundle, dist/bundle/: `bin/switchboard.js` runs it (see there).
+// 7. The API reference's script (Scalar's standalone build) is copied to dist/docs/scalar.js.
 //
 // Incremental: a file is compiled or copied only when its source is newer than its output, a
 // bundle is rebuilt only when one of its inputs is; outputs whose source is gone are removed. No
 // type checking here (`npm run typecheck`). Without esbuild (an install without dev
 // dependencies), an existing dist/ is used as it is.
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -143,6 +145,22 @@ const consoleOut = path.join(dist, 'console', 'app.js');
 if (outdated(consoleOut, ['console', 'scripts/build-console.js', 'package-lock.json'])) {
   await import(pathToFileURL(path.join(root, 'scripts', 'build-console.js')).href);
   say('console bundled');
+}
+
+// 7. The API reference's script (`/docs/assets/scalar.js`): Scalar's standalone build, copied
+//    here so that the hub serves it from dist/ and its package (Vue, CodeMirror, an AI SDK, …:
+//    `npm ci --omit=dev` installs 411 MB without it, 771 with it) is a dev dependency only.
+const scalarOut = path.join(dist, 'docs', 'scalar.js');
+const scalarIn = path.join(
+  path.dirname(createRequire(import.meta.url).resolve('@scalar/api-reference')),
+  'browser',
+  'standalone.js',
+);
+// The lock file too: an upgrade may keep the file's time from the package's tarball.
+if (mtime(scalarIn) > mtime(scalarOut) || outdated(scalarOut, ['package-lock.json'])) {
+  fs.mkdirSync(path.dirname(scalarOut), { recursive: true });
+  fs.copyFileSync(scalarIn, scalarOut);
+  say('API reference script copied');
 }
 
 // 5. The typed client's declarations (`switchboard/client` from plain Node or another project:

@@ -1,27 +1,17 @@
 import fs from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
+import { distPath, PACKAGE_ROOT } from '../../package-root.ts';
 
-/** The API reference's bundle (Scalar's standalone build, next to its package entry), served from the hub itself: no CDN. */
-const scalarBundle = () =>
-  path.join(
-    path.dirname(createRequire(import.meta.url).resolve('@scalar/api-reference')),
-    'browser',
-    'standalone.js',
-  );
-/** The package's version: its package.json is above this file (in src/ or in the build's dist/src/). */
+/**
+ * The API reference's script (Scalar's standalone build), served from the hub itself: no CDN. The
+ * build copies it into dist/ (scripts/build.js, step 7): its package is a dev dependency.
+ */
+const SCALAR_BUNDLE = distPath('docs', 'scalar.js');
+/** The package's version, from its package.json. */
 async function packageVersion(): Promise<string> {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const raw = await fs.readFile(path.join(dir, 'package.json'), 'utf8').catch(() => undefined);
-    const pkg = raw ? (JSON.parse(raw) as { name?: string; version?: string }) : undefined;
-    if (pkg?.name === 'switchboard' && pkg.version) return pkg.version;
-    const parent = path.dirname(dir);
-    if (parent === dir) return '0.0.0';
-    dir = parent;
-  }
+  const raw = await fs.readFile(path.join(PACKAGE_ROOT, 'package.json'), 'utf8');
+  return (JSON.parse(raw) as { version?: string }).version ?? '0.0.0';
 }
 
 /**
@@ -99,7 +89,7 @@ export function openApiRoutes(): Hono {
     return c.body(START_SCRIPT);
   });
   app.get('/docs/assets/scalar.js', async (c) => {
-    bundle ??= fs.readFile(scalarBundle(), 'utf8');
+    bundle ??= fs.readFile(SCALAR_BUNDLE, 'utf8');
     secure(c);
     c.header('Content-Type', 'text/javascript; charset=utf-8');
     c.header('Cache-Control', 'public, max-age=3600');
