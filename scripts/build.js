@@ -151,13 +151,25 @@ if (outdated(consoleOut, ['console', 'scripts/build-console.js', 'package-lock.j
 //    here so that the hub serves it from dist/ and its package (Vue, CodeMirror, an AI SDK, …:
 //    `npm ci --omit=dev` installs 411 MB without it, 771 with it) is a dev dependency only.
 const scalarOut = path.join(dist, 'docs', 'scalar.js');
-const scalarIn = path.join(
-  path.dirname(createRequire(import.meta.url).resolve('@scalar/api-reference')),
-  'browser',
-  'standalone.js',
-);
+let scalarIn;
+try {
+  scalarIn = path.join(
+    path.dirname(createRequire(import.meta.url).resolve('@scalar/api-reference')),
+    'browser',
+    'standalone.js',
+  );
+} catch {
+  // An install without dev dependencies (tsx brings esbuild, so the rest builds): a shipped
+  // dist/ keeps its copy.
+  if (fs.existsSync(scalarOut))
+    say('@scalar/api-reference is not installed: dist/docs/scalar.js is left as it is');
+  else
+    process.stderr.write(
+      'build: @scalar/api-reference is not installed and dist/docs/scalar.js is missing: /docs will not work (build with the dev dependencies, or copy a built dist/ here)\n',
+    );
+}
 // The lock file too: an upgrade may keep the file's time from the package's tarball.
-if (mtime(scalarIn) > mtime(scalarOut) || outdated(scalarOut, ['package-lock.json'])) {
+if (scalarIn && (mtime(scalarIn) > mtime(scalarOut) || outdated(scalarOut, ['package-lock.json']))) {
   fs.mkdirSync(path.dirname(scalarOut), { recursive: true });
   fs.copyFileSync(scalarIn, scalarOut);
   say('API reference script copied');

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
 import { createWhatsAppAdapter, loadWhatsAppConfig } from '../../adapters/whatsapp/index.ts';
 import { CLIENT_TYPES, generateClientTypes } from '../../src/client/generate.ts';
+import { openApiRoutes } from '../../src/http/openapi/routes.ts';
 import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/database.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -176,6 +177,15 @@ describe('OpenAPI document, typed client and reference page', () => {
   it("the committed client types (src/client/api.ts) are the document's", async () => {
     const committed = await fs.readFile(CLIENT_TYPES, 'utf8');
     expect(committed).toBe(await generateClientTypes(document));
+  });
+
+  it("/docs/assets/scalar.js says so when the build did not bring the reference's script", async () => {
+    const routes = openApiRoutes({ scalarBundle: path.join(await tempDir(), 'scalar.js') });
+    const res = await routes.request('/docs/assets/scalar.js');
+    expect(res.status).toBe(404);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('not_built');
+    expect(body.error.message).toContain('npm run build');
   });
 
   describe('the reference page in Chromium', () => {

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Hono } from 'hono';
 import { distPath, PACKAGE_ROOT } from '../../package-root.ts';
+import { ApiError, errorResponse } from '../errors.ts';
 
 /**
  * The API reference's script (Scalar's standalone build), served from the hub itself: no CDN. The
@@ -59,10 +60,11 @@ const START_SCRIPT = `Scalar.createApiReference('#app', ${JSON.stringify(SCALAR_
  * `GET /openapi.json` (the OpenAPI 3.1 document, built on first use from the routes' zod schemas)
  * and `GET /docs` (an API reference page for it, working offline).
  */
-export function openApiRoutes(): Hono {
+export function openApiRoutes(options: { scalarBundle?: string } = {}): Hono {
   const app = new Hono();
+  const scalarBundle = options.scalarBundle ?? SCALAR_BUNDLE;
   let document: Promise<string> | undefined;
-  let bundle: Promise<string> | undefined;
+  let bundle: Promise<string | undefined> | undefined;
 
   app.get('/openapi.json', async (c) => {
     document ??= Promise.all([import('./document.ts'), packageVersion()]).then(
@@ -89,11 +91,24 @@ export function openApiRoutes(): Hono {
     return c.body(START_SCRIPT);
   });
   app.get('/docs/assets/scalar.js', async (c) => {
-    bundle ??= fs.readFile(SCALAR_BUNDLE, 'utf8');
+    bundle ??= fs.readFile(scalarBundle, 'utf8').catch(() => undefined);
+    const script = await bundle;
+    if (script === undefined) {
+      // Looked for again next time: a build may bring it meanwhile.
+      bundle = undefined;
+      return errorResponse(
+        c,
+        new ApiError(
+          404,
+          'not_built',
+          `the API reference's script is not built (${scalarBundle}): build with the dev dependencies installed (npm ci && npm run build)`,
+        ),
+      );
+    }
     secure(c);
     c.header('Content-Type', 'text/javascript; charset=utf-8');
     c.header('Cache-Control', 'public, max-age=3600');
-    return c.body(await bundle);
+    return c.body(script);
   });
   return app;
 }
