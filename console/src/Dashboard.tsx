@@ -2,6 +2,7 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { ApiError, api } from './api.ts';
 import { type QueueStatus, Queues } from './Queues.tsx';
+import { type DepthSample, type Trend, trends, withSample } from './queue-trend.ts';
 
 /** The shape every `GET /api/admin/analytics/{metric}` answers (README "Dashboard"). */
 interface Series {
@@ -180,7 +181,13 @@ export function Dashboard() {
   const [answers, setAnswers] = useState<Record<string, MetricAnswer>>({});
   const [error, setError] = useState<string>();
   const [updatedAt, setUpdatedAt] = useState<Date>();
-  const [queues, setQueues] = useState<{ queues?: QueueStatus[]; error?: string }>({});
+  const [queues, setQueues] = useState<{
+    queues?: QueueStatus[];
+    trends?: Record<string, Trend>;
+    error?: string;
+  }>({});
+  // The depths read while the page is open: the panel's trends (the server keeps no history).
+  const depthHistory = useRef<DepthSample[]>([]);
   const query = queryOf(filters);
 
   useEffect(() => {
@@ -192,7 +199,12 @@ export function Dashboard() {
   // Apart from the charts: a queue that cannot be read (Redis away) must not hide them.
   const loadQueues = useCallback(async () => {
     try {
-      setQueues({ queues: (await api<{ queues: QueueStatus[] }>('GET', '/api/admin/queue')).queues });
+      const read = (await api<{ queues: QueueStatus[] }>('GET', '/api/admin/queue')).queues;
+      depthHistory.current = withSample(depthHistory.current, {
+        at: Date.now(),
+        depths: Object.fromEntries(read.map((q) => [q.queue, q.depth])),
+      });
+      setQueues({ queues: read, trends: trends(depthHistory.current) });
     } catch (err) {
       setQueues({ error: err instanceof ApiError ? err.message : 'The hub cannot be reached.' });
     }

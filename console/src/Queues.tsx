@@ -1,3 +1,5 @@
+import { describeTrend, type Trend } from './queue-trend.ts';
+
 /** The shape `GET /api/admin/queue` answers for each queue (README "Dashboard"). */
 export type QueueStatus =
   | {
@@ -31,8 +33,8 @@ function Count(props: { field: string; value: number | undefined; alert?: boolea
 }
 
 /** What each queue holds now: what waits, what runs, what is stuck, what was set aside. */
-export function Queues(props: { queues?: QueueStatus[]; error?: string }) {
-  const { queues, error } = props;
+export function Queues(props: { queues?: QueueStatus[]; trends?: Record<string, Trend>; error?: string }) {
+  const { queues, trends, error } = props;
   const notes = (queues ?? []).flatMap((q) => {
     const name = q.queue;
     const out: string[] = [];
@@ -64,6 +66,12 @@ export function Queues(props: { queues?: QueueStatus[]; error?: string }) {
               <tr>
                 <th scope="col">Queue</th>
                 <th scope="col">Queued</th>
+                <th
+                  scope="col"
+                  title="Which way the queue went over the last two reloads of Live (about 10 s)"
+                >
+                  Last 10{'\u00a0'}s
+                </th>
                 <th scope="col">Lanes ready</th>
                 <th scope="col">Wake jobs running / waiting / delayed</th>
                 <th scope="col">Lanes claimed</th>
@@ -81,6 +89,9 @@ export function Queues(props: { queues?: QueueStatus[]; error?: string }) {
                       <span class="muted driver">{q.driver === 'redis-lanes' ? ' Redis' : ' embedded'}</span>
                     </th>
                     <Count field="depth" value={q.depth} />
+                    <td data-field="trend">
+                      {trends?.[q.queue] ? describeTrend(trends[q.queue]!, q.depth) : '–'}
+                    </td>
                     <Count field="readyLanes" value={lanes?.readyLanes} />
                     <td data-field="jobs">
                       {lanes ? `${lanes.jobs.active} / ${lanes.jobs.waiting} / ${lanes.jobs.delayed}` : '–'}
