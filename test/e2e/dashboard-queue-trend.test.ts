@@ -7,6 +7,7 @@ import { createAgentVia } from '../helpers/agents.ts';
 import { launchChromium, openDashboard, type TestBrowser } from '../helpers/browser.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { queuedMessage, untilAnswered } from '../helpers/stranded-lane.ts';
 import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'dashboard-trend-e2e-admin-token-0123456789';
@@ -67,15 +68,7 @@ describe('the dashboard shows which way each queue is going', () => {
     await page.clock.pauseAt(Date.now() + 1_000);
 
     // A person writes while no worker runs: the session's start and the message wait.
-    const opened = await fetch(`${gateway.url}/api/session`, { method: 'POST' });
-    const { token } = (await opened.json()) as { token: string };
-    const auth = { authorization: `Bearer ${token}` };
-    const sent = await fetch(`${gateway.url}/api/chat?wait=false`, {
-      method: 'POST',
-      headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ text: 'anyone there?' }),
-    });
-    expect(sent.status).toBe(202);
+    const auth = await queuedMessage(gateway.url, 'anyone there?');
     await nextReload();
     await shows('inbound', 'depth', (t) => t === '2');
     await nextReload();
@@ -93,17 +86,7 @@ describe('the dashboard shows which way each queue is going', () => {
       { databaseUrl: gateway.hub.config.databaseUrl, redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix },
       { role: 'worker' },
     );
-    await until(
-      async () =>
-        (
-          (await (await fetch(`${gateway.url}/api/session/messages`, { headers: auth })).json()) as {
-            messages: unknown[];
-          }
-        ).messages.length,
-      (n) => n >= 2,
-      20_000,
-      50,
-    );
+    await untilAnswered(gateway.url, auth);
     await nextReload();
     await shows('inbound', 'depth', (t) => t === '0');
     await shows('inbound', 'trend', (t) => t.startsWith('↓ '));

@@ -11,17 +11,11 @@ import { until } from './until.ts';
 export const GONE_WAKE = 999_999;
 
 /**
- * Opens a session on a gateway (no worker running), sends `text` through the API, and strands
- * the session's lane: claimed by a wake job that never existed, with the wake job the accept
- * added removed, as when a run ends without releasing its claim. The lane then holds the
- * session's start and the message. Answers the session's authorization header.
+ * Opens a session on a gateway and sends `text` through the API without waiting for the answer:
+ * with no worker running, the session's start and the message wait in its lane. Answers the
+ * session's authorization header.
  */
-export async function strandedMessage(
-  gatewayUrl: string,
-  connection: Redis,
-  prefix: string,
-  text: string,
-): Promise<{ authorization: string }> {
+export async function queuedMessage(gatewayUrl: string, text: string): Promise<{ authorization: string }> {
   const opened = await fetch(`${gatewayUrl}/api/session`, { method: 'POST' });
   expect(opened.status).toBe(201);
   const { token } = (await opened.json()) as { token: string };
@@ -32,6 +26,36 @@ export async function strandedMessage(
     body: JSON.stringify({ text }),
   });
   expect(sent.status).toBe(202);
+  return auth;
+}
+
+/** Waits until the session of `auth` has its answer (the person's message, then the bot's). */
+export async function untilAnswered(gatewayUrl: string, auth: { authorization: string }): Promise<void> {
+  const history = async () =>
+    (await (await fetch(`${gatewayUrl}/api/session/messages`, { headers: auth })).json()) as {
+      messages: unknown[];
+    };
+  await until(
+    async () => (await history()).messages.length,
+    (n) => n >= 2,
+    20_000,
+    50,
+  );
+}
+
+/**
+ * A queued message (`queuedMessage`, no worker running) whose session's lane is then stranded:
+ * claimed by a wake job that never existed, with the wake job the accept added removed, as when
+ * a run ends without releasing its claim. The lane then holds the session's start and the
+ * message. Answers the session's authorization header.
+ */
+export async function strandedMessage(
+  gatewayUrl: string,
+  connection: Redis,
+  prefix: string,
+  text: string,
+): Promise<{ authorization: string }> {
+  const auth = await queuedMessage(gatewayUrl, text);
   const bull = new Queue(INBOUND_QUEUE, { connection, prefix: `${prefix}bull` });
   try {
     for (const job of await bull.getWaiting()) expect(await bull.remove(job.id!)).toBe(1);
@@ -62,15 +86,6 @@ export async function repairAndAnswer(
     },
     { role: 'worker' },
   );
-  const history = async () =>
-    (await (await fetch(`${gateway.url}/api/session/messages`, { headers: auth })).json()) as {
-      messages: unknown[];
-    };
-  await until(
-    async () => (await history()).messages.length,
-    (n) => n >= 2,
-    20_000,
-    50,
-  );
+  await untilAnswered(gateway.url, auth);
   return worker;
 }
