@@ -4,11 +4,10 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIVE_MS } from '../../console/src/Dashboard.tsx';
 import { createAgentVia } from '../helpers/agents.ts';
-import { launchChromium, openDashboard, type TestBrowser } from '../helpers/browser.ts';
+import { launchChromium, openDashboard, queueCell, type TestBrowser, untilText } from '../helpers/browser.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { queuedMessage, untilAnswered } from '../helpers/stranded-lane.ts';
-import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'dashboard-trend-e2e-admin-token-0123456789';
 const SUE = { name: 'Sue Pervisor', email: 'sue@trend.test', password: 'supervisor passphrase here' };
@@ -27,18 +26,10 @@ describe('the dashboard shows which way each queue is going', () => {
   let browser: TestBrowser;
   let page: Page;
 
-  const cell = (queue: string, field: string) =>
-    page.locator(`section.queues tr[data-queue="${queue}"] td[data-field="${field}"]`);
+  const cell = (queue: string, field: string) => queueCell(page, queue, field);
   /** Waits until the cell's text passes `ok` (after the reload the test just made). */
   const shows = (queue: string, field: string, ok: (text: string) => boolean) =>
-    until(
-      () =>
-        cell(queue, field)
-          .textContent({ timeout: 1_000 })
-          .catch(() => null),
-      (t) => t !== null && ok(t),
-      20_000,
-    );
+    untilText(cell(queue, field), ok);
   /** One reload of "Live": the page's clock moves on by its period. */
   const nextReload = () => page.clock.runFor(LIVE_MS);
 

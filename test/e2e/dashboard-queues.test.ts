@@ -4,11 +4,10 @@ import { Redis } from 'ioredis';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentVia } from '../helpers/agents.ts';
-import { launchChromium, openDashboard, type TestBrowser } from '../helpers/browser.ts';
+import { launchChromium, openDashboard, queueCell, type TestBrowser, untilText } from '../helpers/browser.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { repairAndAnswer, strandedMessage } from '../helpers/stranded-lane.ts';
-import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'dashboard-queues-e2e-admin-token-0123456789';
 const SUE = { name: 'Sue Pervisor', email: 'sue@queues.test', password: 'supervisor passphrase here' };
@@ -29,14 +28,8 @@ describe('the dashboard shows the shared queues, stuck lanes included', () => {
   let page: Page;
 
   const row = (queue: string) => page.locator(`section.queues tr[data-queue="${queue}"]`);
-  const cell = (queue: string, field: string) => row(queue).locator(`td[data-field="${field}"]`);
-  /** Waits until the cell reads `text` (the panel reloads every 5 s while Live is on). */
-  const reads = (loc: Locator, text: string) =>
-    until(
-      () => loc.textContent({ timeout: 1_000 }).catch(() => null),
-      (t) => t === text,
-      20_000,
-    );
+  const cell = (queue: string, field: string) => queueCell(page, queue, field);
+  const reads = (loc: Locator, text: string) => untilText(loc, (t) => t === text);
 
   beforeAll(async () => {
     // The gateway alone first: it queues, and nothing drains until the worker starts.

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentVia } from '../helpers/agents.ts';
-import { launchChromium, openDashboard, type TestBrowser } from '../helpers/browser.ts';
+import { launchChromium, openDashboard, queueCell, type TestBrowser } from '../helpers/browser.ts';
 import { tempDir } from '../helpers/database.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -73,6 +73,6 @@ describe('the dashboard while Redis is away', () => {
       (n) => n === 0,
       10_000,
     );
-    expect(await panel.locator('tr[data-queue="inbound"] td[data-field="depth"]').textContent()).toBe('0');
+    expect(await queueCell(page, 'inbound', 'depth').textContent()).toBe('0');
   });
 });

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { tempDir } from './database.ts';
+import { until } from './until.ts';
 
 /** Debian's chromium (test/setup/debian-packages.txt); playwright-core never downloads a browser. */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -52,3 +53,15 @@ export async function openDashboard(
   await page.getByRole('link', { name: 'Dashboard' }).click();
   await page.waitForURL('**/console/dashboard');
 }
+
+/** A cell of the dashboard's queues panel: `field` (`depth`, `trend`, `stranded`, …) of `queue`'s row. */
+export const queueCell = (page: Page, queue: string, field: string): Locator =>
+  page.locator(`section.queues tr[data-queue="${queue}"] td[data-field="${field}"]`);
+
+/** Waits until `loc`'s text passes `ok` (the dashboard reloads every 5 s while Live is on). */
+export const untilText = (loc: Locator, ok: (text: string) => boolean, timeoutMs = 20_000) =>
+  until(
+    () => loc.textContent({ timeout: 1_000 }).catch(() => null),
+    (t) => t !== null && ok(t),
+    timeoutMs,
+  );
