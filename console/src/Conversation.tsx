@@ -1,7 +1,8 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
-import { useConversationEvents } from './events.ts';
+import { STREAM_READY, useConversationEvents } from './events.ts';
 import { clock, personName, typingInField } from './format.ts';
+import { useReloadTickets } from './reload-tickets.ts';
 import { navigate } from './route.ts';
 import type { AgentRecord, ConversationDetail, HistoryRow, Me } from './types.ts';
 
@@ -89,14 +90,19 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   const lastTyping = useRef(0);
   const base = `/api/agent/conversations/${encodeURIComponent(sessionId)}`;
 
+  const ticket = useReloadTickets();
+
   const load = useCallback(async () => {
+    const newest = ticket();
     try {
-      setDetail(await api<ConversationDetail>('GET', base));
+      const read = await api<ConversationDetail>('GET', base);
+      if (!newest()) return;
+      setDetail(read);
       setError(undefined);
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
+      if (newest()) setError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
     }
-  }, [base]);
+  }, [base, ticket]);
 
   useEffect(() => {
     void load();
@@ -114,7 +120,7 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   }, [detail?.messages.length]);
 
   useConversationEvents((event) => {
-    if (event.session_id === sessionId) void load();
+    if (event.type === STREAM_READY || event.session_id === sessionId) void load();
   });
 
   const act = useCallback(

@@ -3,6 +3,7 @@ import { api } from './api.ts';
 import { useConversationEvents } from './events.ts';
 import { personName, timeAgo, typingInField } from './format.ts';
 import { announceWaiting, notificationsWanted, setNotificationsWanted } from './notify.ts';
+import { useReloadTickets } from './reload-tickets.ts';
 import { navigate } from './route.ts';
 import type { ConversationSummary, InboxTab, Me } from './types.ts';
 
@@ -16,11 +17,15 @@ export function Inbox(props: { me: Me; manages: boolean }) {
   const [notify, setNotify] = useState(notificationsWanted());
   const tabs: InboxTab[] = props.manages ? ['waiting', 'mine', 'all'] : ['waiting', 'mine'];
 
+  const ticket = useReloadTickets();
+
   const load = useCallback(async () => {
+    const newest = ticket();
     const shown = await api<{ conversations: ConversationSummary[] }>(
       'GET',
       `/api/agent/conversations?state=${tab}&limit=100`,
     );
+    if (!newest()) return;
     setRows(shown.conversations);
     const waiting =
       tab === 'waiting'
@@ -29,8 +34,8 @@ export function Inbox(props: { me: Me; manages: boolean }) {
             'GET',
             '/api/agent/conversations?state=waiting&limit=100',
           );
-    setWaitingCount(waiting.conversations.length);
-  }, [tab]);
+    if (newest()) setWaitingCount(waiting.conversations.length);
+  }, [tab, ticket]);
 
   useEffect(() => {
     void load();

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api } from './api.ts';
 import { useConversationEvents } from './events.ts';
+import { useReloadTickets } from './reload-tickets.ts';
 import type { AgentStatus, ConversationSummary, Me } from './types.ts';
 
 const LABELS: Record<AgentStatus, string> = {
@@ -13,13 +14,15 @@ const LABELS: Record<AgentStatus, string> = {
 export function StatusSwitch(props: { me: Me; onChanged: () => void }) {
   const [busy, setBusy] = useState(false);
   const [open, setOpen] = useState<number>();
+  const ticket = useReloadTickets();
   const countOpen = useCallback(async () => {
+    const newest = ticket();
     const mine = await api<{ conversations: ConversationSummary[] }>(
       'GET',
       '/api/agent/conversations?state=mine&limit=100',
     );
-    setOpen(mine.conversations.length);
-  }, []);
+    if (newest()) setOpen(mine.conversations.length);
+  }, [ticket]);
   useEffect(() => {
     void countOpen();
   }, [countOpen]);

@@ -9,8 +9,14 @@ export const CONVERSATION_EVENTS = [
 ] as const;
 export type ConversationEventName = (typeof CONVERSATION_EVENTS)[number];
 
+/**
+ * Not an event of the API's: the stream has (re)connected and the hub has subscribed it. What
+ * changed before then reached no listener, so every view reads its state again.
+ */
+export const STREAM_READY = 'stream.ready';
+
 export interface ConversationEvent {
-  type: ConversationEventName;
+  type: ConversationEventName | typeof STREAM_READY;
   session_id?: string;
   data: Record<string, unknown>;
 }
@@ -41,6 +47,8 @@ class EventHub {
   private open(): void {
     if (this.source) return;
     const source = new EventSource('/api/agent/events', { withCredentials: true });
+    // The hub writes `ready` once it has subscribed this stream, on every (re)connection.
+    source.addEventListener('ready', () => this.emit({ type: STREAM_READY, data: {} }));
     for (const type of CONVERSATION_EVENTS) {
       source.addEventListener(type, (message) => {
         let data: Record<string, unknown> = {};
@@ -50,16 +58,20 @@ class EventHub {
           // A malformed event is dropped; the next refresh shows the truth anyway.
         }
         const sessionId = typeof data.session_id === 'string' ? data.session_id : undefined;
-        for (const listener of this.listeners) listener({ type, session_id: sessionId, data });
+        this.emit({ type, session_id: sessionId, data });
       });
     }
     this.source = source;
+  }
+
+  private emit(event: ConversationEvent): void {
+    for (const listener of this.listeners) listener(event);
   }
 }
 
 export const events = new EventHub();
 
-/** Calls `onEvent` for every conversation event while the component is mounted. */
+/** Calls `onEvent` for every conversation event, and `STREAM_READY`, while the component is mounted. */
 export function useConversationEvents(onEvent: Listener): void {
   const latest = useRef(onEvent);
   latest.current = onEvent;

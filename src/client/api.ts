@@ -3570,7 +3570,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description An event stream */
+            /** @description An event stream: `ready` first (subscribed from then on: read state after it), then `conversation.waiting`, `.assigned`, `.message`, `.released`, each with an `id` for `Last-Event-ID` */
             200: {
                 headers: {
                     [name: string]: unknown;

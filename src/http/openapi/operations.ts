@@ -477,7 +477,13 @@ export const OPERATIONS: Operation[] = [
     tag: 'Agent',
     summary: 'Server-sent events: new conversations, messages, claims',
     security: AGENT,
-    responses: { 200: { description: 'An event stream', contentType: 'text/event-stream' } },
+    responses: {
+      200: {
+        description:
+          'An event stream: `ready` first (subscribed from then on: read state after it), then `conversation.waiting`, `.assigned`, `.message`, `.released`, each with an `id` for `Last-Event-ID`',
+        contentType: 'text/event-stream',
+      },
+    },
     errors: [401],
   },
   // --- Outbound ---

@@ -1,0 +1,132 @@
+import path from 'node:path';
+import type { Page, Route } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { queuedMessage } from '../helpers/stranded-lane.ts';
+import { until } from '../helpers/until.ts';
+
+const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/console');
+const ADMIN_TOKEN = 'console-live-admin-token-0123456789abcdef';
+const ANA = { name: 'Ana Reyes', email: 'ana@live.test', password: 'correct horse battery staple' };
+
+/**
+ * The inbox's live view when a conversation starts waiting at an awkward moment: after the page
+ * read the inbox but before the hub had subscribed its event stream (a fresh page, or one whose
+ * stream reconnects). The stream's request is held back by the browser here, as a slow network
+ * or a busy hub would hold it.
+ */
+describe('agent console, live while its event stream connects', () => {
+  let running: RunningHub;
+  let agent: TestBrowser;
+  let agentToken: string;
+
+  beforeAll(async () => {
+    running = await startTestHub({ configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN });
+    ({ token: agentToken } = await createAgentVia(running.url, ADMIN_TOKEN, {
+      ...ANA,
+      role: 'agent',
+      bots: ['default'],
+    }));
+    agent = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await agent?.close();
+    await running?.stop();
+  });
+
+  /** Holds the page's event stream requests until `release` is called. */
+  const holdEventStream = async (page: Page) => {
+    let requested!: () => void;
+    const held = new Promise<void>((resolve) => {
+      requested = resolve;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await page.route('**/api/agent/events*', async (route: Route) => {
+      requested();
+      await released;
+      await route.continue();
+    });
+    return { held, release };
+  };
+
+  const signIn = async (page: Page) => {
+    await page.goto(`${running.url}/console`);
+    await page.getByLabel('Email').fill(ANA.email);
+    await page.getByLabel('Password').fill(ANA.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  };
+
+  /** The agent API's waiting conversations, as Ana reads them. */
+  const waiting = async (): Promise<{ session_id: string }[]> =>
+    (
+      await agentClient(running.url, { token: agentToken }).call(
+        'GET',
+        '/api/agent/conversations?state=waiting',
+      )
+    ).json.conversations;
+
+  let person: { authorization: string };
+  let sessionId: string;
+
+  it('shows a conversation that started waiting before the stream was subscribed, without a reload', async () => {
+    const page = await agent.context.newPage();
+    const stream = await holdEventStream(page);
+    await signIn(page);
+    // The inbox has read its rows (none yet) and its stream is on its way.
+    await page.getByText('No conversations here.').waitFor({ timeout: 20_000 });
+    await stream.held;
+
+    // A person asks for a human now: the event is published to no console.
+    person = await queuedMessage(running.url, 'human');
+    const rows = await until(waiting, (r) => r.length === 1, 20_000);
+    sessionId = rows[0]!.session_id;
+    expect(await page.getByText('No conversations here.').isVisible()).toBe(true);
+
+    // The stream connects; the inbox reads its rows again, and the conversation is there.
+    stream.release();
+    await page
+      .getByRole('list', { name: /conversations/ })
+      .getByRole('link')
+      .filter({ hasText: 'Connecting you to an agent...' })
+      .waitFor({ timeout: 20_000 });
+    await until(
+      () => page.title(),
+      (t) => t.startsWith('(1)'),
+      20_000,
+    );
+    await page.close();
+  });
+
+  it("shows the person's message that came before the stream was subscribed, in the open conversation", async () => {
+    const page = await agent.context.newPage();
+    const stream = await holdEventStream(page);
+    await page.goto(`${running.url}/console/conversations/${sessionId}`);
+    await page
+      .locator('.msg-assistant', { hasText: 'Connecting you to an agent...' })
+      .waitFor({ timeout: 20_000 });
+    await stream.held;
+
+    const sent = await fetch(`${running.url}/api/chat?wait=false`, {
+      method: 'POST',
+      headers: { ...person, 'content-type': 'application/json' },
+      body: JSON.stringify({ text: 'Is anyone there?' }),
+    });
+    expect(sent.status).toBe(202);
+    const history = async () =>
+      (await (await fetch(`${running.url}/api/session/messages`, { headers: person })).json()) as {
+        messages: { text?: string }[];
+      };
+    await until(history, (h) => h.messages.some((m) => m.text === 'Is anyone there?'), 20_000);
+    expect(await page.locator('.msg-user', { hasText: 'Is anyone there?' }).count()).toBe(0);
+
+    stream.release();
+    await page.locator('.msg-user', { hasText: 'Is anyone there?' }).waitFor({ timeout: 20_000 });
+    await page.close();
+  });
+});
