@@ -2,7 +2,14 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { ApiError, api } from './api.ts';
 import { type QueueStatus, Queues } from './Queues.tsx';
-import { type DepthSample, type Trend, trends, withSample } from './queue-trend.ts';
+import {
+  type DepthSample,
+  storedHistory,
+  TREND_STORAGE_KEY,
+  type Trend,
+  trends,
+  withSample,
+} from './queue-trend.ts';
 
 /** The shape every `GET /api/admin/analytics/{metric}` answers (README "Dashboard"). */
 interface Series {
@@ -45,6 +52,23 @@ interface Filters {
   from: string;
   to: string;
   bucket: 'hour' | 'day';
+}
+
+/** The queue depths this tab read before the page was (re)loaded; none where storage is refused. */
+function readStoredHistory(): DepthSample[] {
+  try {
+    return storedHistory(sessionStorage.getItem(TREND_STORAGE_KEY), Date.now());
+  } catch {
+    return [];
+  }
+}
+
+function keepHistory(history: readonly DepthSample[]): void {
+  try {
+    sessionStorage.setItem(TREND_STORAGE_KEY, JSON.stringify(history));
+  } catch {
+    // Storage full or refused: the trend starts again at the next load of the page.
+  }
 }
 
 const day = (t: number) => new Date(t).toISOString().slice(0, 10);
@@ -186,8 +210,8 @@ export function Dashboard() {
     trends?: Record<string, Trend>;
     error?: string;
   }>({});
-  // The depths read while the page is open: the panel's trends (the server keeps no history).
-  const depthHistory = useRef<DepthSample[]>([]);
+  // The depths read lately, in this tab: the panel's trends (the server keeps no history).
+  const depthHistory = useRef<DepthSample[]>(readStoredHistory());
   const query = queryOf(filters);
 
   useEffect(() => {
@@ -204,6 +228,7 @@ export function Dashboard() {
         at: Date.now(),
         depths: Object.fromEntries(read.map((q) => [q.queue, q.depth])),
       });
+      keepHistory(depthHistory.current);
       setQueues({ queues: read, trends: trends(depthHistory.current) });
     } catch (err) {
       setQueues({ error: err instanceof ApiError ? err.message : 'The hub cannot be reached.' });

@@ -1,7 +1,7 @@
 /**
  * Which way each queue has been going, from the depths the dashboard has read while it is open
- * (every reload of "Live"): the server keeps no history of them (Prometheus has
- * `switchboard_queue_depth` for that).
+ * (every reload of "Live"), kept in the tab across a reload of the page: the server keeps no
+ * history of them (Prometheus has `switchboard_queue_depth` for that).
  */
 
 /** The depths read at one moment, by queue. */
@@ -19,6 +19,40 @@ export const TREND_MIN_SPAN_MS = 9_000;
 export interface Trend {
   perSecond: number;
   spanMs: number;
+}
+
+/** Where the page keeps its readings across a reload of the page (this tab only: sessionStorage). */
+export const TREND_STORAGE_KEY = 'switchboard.console.queueDepths';
+
+const isSample = (value: unknown): value is DepthSample => {
+  if (typeof value !== 'object' || value === null) return false;
+  const { at, depths } = value as Partial<DepthSample>;
+  return (
+    typeof at === 'number' &&
+    Number.isFinite(at) &&
+    typeof depths === 'object' &&
+    depths !== null &&
+    Object.values(depths).every((d) => typeof d === 'number' && Number.isFinite(d))
+  );
+};
+
+/**
+ * The readings an earlier load of the page kept (`TREND_STORAGE_KEY`), those of the window
+ * before `now` and well-formed; none when there are none or the text is not theirs.
+ */
+export function storedHistory(text: string | null, now: number): DepthSample[] {
+  if (!text) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(parsed)) return [];
+  return parsed
+    .filter(isSample)
+    .filter((s) => s.at <= now && now - s.at <= TREND_WINDOW_MS)
+    .sort((a, b) => a.at - b.at);
 }
 
 /** The history with `sample` added and the samples older than the window dropped. */

@@ -89,5 +89,13 @@ describe('the dashboard shows which way each queue is going', () => {
     await nextReload();
     await shows('inbound', 'trend', (t) => t === 'steady');
     expect(await cell('outbound', 'trend').textContent()).toBe('steady');
+
+    // The page is loaded again (the supervisor pressed reload), its clock running on from here:
+    // the tab kept its readings, so the first reading after the reload has its trend at once
+    // (from its own readings alone, the page would say "–" for the next 9 s).
+    await page.clock.resume();
+    await page.reload();
+    await shows('inbound', 'depth', (t) => t === '0');
+    expect(await cell('inbound', 'trend').textContent()).toBe('steady');
   });
 });

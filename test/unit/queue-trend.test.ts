@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type DepthSample,
   describeTrend,
+  storedHistory,
   TREND_WINDOW_MS,
   trends,
   withSample,
@@ -48,5 +49,33 @@ describe("the dashboard's queue trends", () => {
     expect(describeTrend({ perSecond: -40, spanMs: 10_000 }, 1_000)).toBe('↓ 40/s, empty in ~25 s');
     expect(describeTrend({ perSecond: -2, spanMs: 10_000 }, 600)).toBe('↓ 2.0/s, empty in ~5 min');
     expect(describeTrend({ perSecond: -0.2, spanMs: 10_000 }, 0)).toBe('↓ 12/min');
+  });
+
+  it('takes back the readings kept before a reload: those of the window, well-formed, in order', () => {
+    const now = 1_000_000;
+    const kept = [sample(now - 5_000, 3), sample(now - TREND_WINDOW_MS - 1, 9), sample(now - 10_000, 1)];
+    expect(storedHistory(JSON.stringify(kept), now)).toEqual([
+      sample(now - 10_000, 1),
+      sample(now - 5_000, 3),
+    ]);
+    // The first reading after the reload has its trend at once.
+    expect(trends(withSample(storedHistory(JSON.stringify(kept), now), sample(now, 5))).inbound).toEqual({
+      perSecond: 0.4,
+      spanMs: 10_000,
+    });
+  });
+
+  it('takes back nothing from a text that is not its readings', () => {
+    expect(storedHistory(null, 1_000)).toEqual([]);
+    expect(storedHistory('not json', 1_000)).toEqual([]);
+    expect(storedHistory('{"at":1}', 1_000)).toEqual([]);
+    expect(
+      storedHistory(
+        JSON.stringify([{ at: 900, depths: { inbound: 'x' } }, { at: 'soon' }, null, sample(950, 2)]),
+        1_000,
+      ),
+    ).toEqual([sample(950, 2)]);
+    // Readings from the page's future (a clock set back) are not a past to compare with.
+    expect(storedHistory(JSON.stringify([sample(2_000, 2)]), 1_000)).toEqual([]);
   });
 });
