@@ -12,10 +12,10 @@ const ADMIN_TOKEN = 'console-live-admin-token-0123456789abcdef';
 const ANA = { name: 'Ana Reyes', email: 'ana@live.test', password: 'correct horse battery staple' };
 
 /**
- * The inbox's live view when a conversation starts waiting at an awkward moment: after the page
- * read the inbox but before the hub had subscribed its event stream (a fresh page, or one whose
- * stream reconnects). The stream's request is held back by the browser here, as a slow network
- * or a busy hub would hold it.
+ * The console's live views (the inbox, an open conversation) when something happens at an
+ * awkward moment: after the page read what it shows but before the hub had subscribed its event
+ * stream (a fresh page, or one whose stream reconnects). The stream's request is held back by the
+ * browser here, as a slow network or a busy hub would hold it.
  */
 describe('agent console, live while its event stream connects', () => {
   let running: RunningHub;
