@@ -93,14 +93,14 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   const ticket = useReloadTickets();
 
   const load = useCallback(async () => {
-    const newest = ticket();
+    const fresh = ticket();
     try {
       const read = await api<ConversationDetail>('GET', base);
-      if (!newest()) return;
+      if (!fresh()) return;
       setDetail(read);
       setError(undefined);
     } catch (err) {
-      if (newest()) setError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
+      if (fresh()) setError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
     }
   }, [base, ticket]);
 

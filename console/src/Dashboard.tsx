@@ -10,6 +10,7 @@ import {
   trends,
   withSample,
 } from './queue-trend.ts';
+import { useReloadTickets } from './reload-tickets.ts';
 
 /** The shape every `GET /api/admin/analytics/{metric}` answers (README "Dashboard"). */
 interface Series {
@@ -27,7 +28,7 @@ interface MetricAnswer {
   series: Series[];
 }
 
-const CHARTS: [metric: string, title: string][] = [
+export const CHARTS: [metric: string, title: string][] = [
   ['messages', 'Messages in and out, per channel'],
   ['sessions', 'New and active sessions'],
   ['response-time', 'Bot response time'],
@@ -221,9 +222,13 @@ export function Dashboard() {
   }, []);
 
   // Apart from the charts: a queue that cannot be read (Redis away) must not hide them.
+  const queuesTicket = useReloadTickets();
   const loadQueues = useCallback(async () => {
+    const fresh = queuesTicket();
     try {
       const read = (await api<{ queues: QueueStatus[] }>('GET', '/api/admin/queue')).queues;
+      // An older reading that comes back late is not the queues' depth now.
+      if (!fresh()) return;
       depthHistory.current = withSample(depthHistory.current, {
         at: Date.now(),
         depths: Object.fromEntries(read.map((q) => [q.queue, q.depth])),
@@ -231,23 +236,27 @@ export function Dashboard() {
       keepHistory(depthHistory.current);
       setQueues({ queues: read, trends: trends(depthHistory.current) });
     } catch (err) {
-      setQueues({ error: err instanceof ApiError ? err.message : 'The hub cannot be reached.' });
+      if (fresh()) setQueues({ error: err instanceof ApiError ? err.message : 'The hub cannot be reached.' });
     }
-  }, []);
+  }, [queuesTicket]);
 
+  const chartsTicket = useReloadTickets();
   const load = useCallback(async () => {
     void loadQueues();
+    // The answer of filters changed since must not replace the charts of the filters shown.
+    const fresh = chartsTicket();
     try {
       const results = await Promise.all(
         CHARTS.map(([metric]) => api<MetricAnswer>('GET', `/api/admin/analytics/${metric}?${query}`)),
       );
+      if (!fresh()) return;
       setAnswers(Object.fromEntries(results.map((r) => [r.metric, r])));
       setError(undefined);
       setUpdatedAt(new Date());
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
+      if (fresh()) setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
     }
-  }, [query, loadQueues]);
+  }, [query, loadQueues, chartsTicket]);
 
   useEffect(() => {
     setAnswers({});

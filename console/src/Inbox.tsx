@@ -20,12 +20,12 @@ export function Inbox(props: { me: Me; manages: boolean }) {
   const ticket = useReloadTickets();
 
   const load = useCallback(async () => {
-    const newest = ticket();
+    const fresh = ticket();
     const shown = await api<{ conversations: ConversationSummary[] }>(
       'GET',
       `/api/agent/conversations?state=${tab}&limit=100`,
     );
-    if (!newest()) return;
+    if (!fresh()) return;
     setRows(shown.conversations);
     const waiting =
       tab === 'waiting'
@@ -34,7 +34,7 @@ export function Inbox(props: { me: Me; manages: boolean }) {
             'GET',
             '/api/agent/conversations?state=waiting&limit=100',
           );
-    if (newest()) setWaitingCount(waiting.conversations.length);
+    if (fresh()) setWaitingCount(waiting.conversations.length);
   }, [tab, ticket]);
 
   useEffect(() => {

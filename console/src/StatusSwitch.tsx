@@ -16,12 +16,12 @@ export function StatusSwitch(props: { me: Me; onChanged: () => void }) {
   const [open, setOpen] = useState<number>();
   const ticket = useReloadTickets();
   const countOpen = useCallback(async () => {
-    const newest = ticket();
+    const fresh = ticket();
     const mine = await api<{ conversations: ConversationSummary[] }>(
       'GET',
       '/api/agent/conversations?state=mine&limit=100',
     );
-    if (newest()) setOpen(mine.conversations.length);
+    if (fresh()) setOpen(mine.conversations.length);
   }, [ticket]);
   useEffect(() => {
     void countOpen();

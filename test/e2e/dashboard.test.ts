@@ -3,9 +3,10 @@ import path from 'node:path';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAdapters } from '../../adapters/index.ts';
+import { CHARTS } from '../../console/src/Dashboard.tsx';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { createAgentVia } from '../helpers/agents.ts';
-import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { countJsonReads, launchChromium, type TestBrowser } from '../helpers/browser.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, type RunningHub, startTestHub, testConfig } from '../helpers/hub.ts';
@@ -24,6 +25,9 @@ const SCREENSHOTS = process.env.SCREENSHOTS_DIR;
 interface TextMessageWebhook {
   entry: [{ changes: [{ value: { messages: [{ text: { body: string } }] } }] }];
 }
+
+/** The charts the dashboard draws: one analytics request each. */
+const CHART_COUNT = CHARTS.length;
 
 const SUE = { name: 'Sue Pervisor', email: 'sue@shop.test', password: 'supervisor passphrase here' };
 const AL = { name: 'Al Agent', email: 'al@shop.test', password: 'plain agent passphrase' };
@@ -195,6 +199,46 @@ describe('operator dashboard in a real browser', () => {
     await textOf(total('messages', 'whatsapp in'), '2');
     await page.getByLabel('Range', { exact: true }).selectOption('24h');
     await page.getByLabel('Bot', { exact: true }).selectOption('');
+  });
+
+  it('keeps the charts of the filters chosen when an answer for the filters before comes back late', async () => {
+    const jsonReads = await countJsonReads(page);
+    // The charts' answers for the default bot are read from the hub at once, but handed to the
+    // page only when the test says: as a slow answer would come.
+    const held: (() => Promise<void>)[] = [];
+    const slow = /\/api\/admin\/analytics\/[a-z-]+\?.*bot=default/;
+    await page.route(slow, async (route) => {
+      const response = await route.fetch();
+      held.push(() => route.fulfill({ response }));
+    });
+    try {
+      await page.reload();
+      await page.getByRole('checkbox', { name: 'Live' }).uncheck();
+      await page.getByLabel('Bot', { exact: true }).selectOption('default');
+      await until(
+        async () => held.length,
+        (n) => n === CHART_COUNT,
+      );
+      // The supervisor changes her mind before they come: the support bot, which has nothing.
+      await page.getByLabel('Bot', { exact: true }).selectOption('support');
+      const messages = page.locator('figure[data-metric="messages"]');
+      await messages.getByText('Nothing in this range.').waitFor({ timeout: 20_000 });
+
+      // The default bot's answers come now; the page reads them, and keeps the support bot's charts.
+      for (const fulfil of held) await fulfil();
+      await until(
+        () => jsonReads('bot=default'),
+        (n) => n === CHART_COUNT,
+      );
+      expect(await messages.getByText('Nothing in this range.').isVisible()).toBe(true);
+      expect(await total('messages', 'api in').count()).toBe(0);
+    } finally {
+      // The tests after this one see the dashboard as it was.
+      await page.unroute(slow);
+      await page.getByLabel('Bot', { exact: true }).selectOption('');
+      await page.getByRole('checkbox', { name: 'Live' }).check();
+    }
+    await textOf(total('messages', 'api in'), '2');
   });
 
   it('downloads each chart as CSV, with the same numbers', async () => {

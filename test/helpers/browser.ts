@@ -65,3 +65,32 @@ export const untilText = (loc: Locator, ok: (text: string) => boolean, timeoutMs
     (t) => t !== null && ok(t),
     timeoutMs,
   );
+
+/**
+ * Counts the JSON bodies the page's scripts have read, by address, from the next load of the page
+ * on: a test waits until the page has read an answer before it looks at what the page made of it
+ * (what a script does with a body it has read runs before the page takes its next task, and so
+ * before the count is asked for). Answers the count of reads whose address contains `part`.
+ */
+export async function countJsonReads(page: Page): Promise<(part: string) => Promise<number>> {
+  await page.addInitScript(() => {
+    const reads: string[] = [];
+    (window as unknown as { __jsonReads: string[] }).__jsonReads = reads;
+    const json = Response.prototype.json;
+    Response.prototype.json = function (this: Response) {
+      const read = json.call(this);
+      read.then(
+        () => reads.push(this.url),
+        () => reads.push(this.url),
+      );
+      return read;
+    };
+  });
+  return (part) =>
+    page.evaluate(
+      (p) =>
+        (window as unknown as { __jsonReads?: string[] }).__jsonReads?.filter((u) => u.includes(p)).length ??
+        0,
+      part,
+    );
+}
