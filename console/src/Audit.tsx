@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
+import { useReloadTickets } from './reload-tickets.ts';
 
 interface Entry {
   id: number;
@@ -21,14 +22,19 @@ export function Audit() {
   const [entries, setEntries] = useState<Entry[]>();
   const [error, setError] = useState<string>();
 
+  const ticket = useReloadTickets();
+
   const load = async (session: string) => {
+    const fresh = ticket();
     const p = new URLSearchParams();
     if (session.trim()) p.set('session_id', session.trim());
     try {
-      setEntries((await api<{ entries: Entry[] }>('GET', `/api/admin/audit?${p}`)).entries);
+      const read = await api<{ entries: Entry[] }>('GET', `/api/admin/audit?${p}`);
+      if (!fresh()) return;
+      setEntries(read.entries);
       setError(undefined);
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
+      if (fresh()) setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
     }
   };
   useEffect(() => {

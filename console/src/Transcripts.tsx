@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
+import { useReloadTickets } from './reload-tickets.ts';
 import { navigate } from './route.ts';
 
 interface Hit {
@@ -35,18 +36,24 @@ export function Transcripts() {
   const [hits, setHits] = useState<Hit[]>();
   const [error, setError] = useState<string>();
 
+  const ticket = useReloadTickets();
+
   const search = async (e: Event) => {
     e.preventDefault();
+    // A search asked again before the last one answered: the earlier answer, if late, is dropped.
+    const fresh = ticket();
     const p = new URLSearchParams({ q });
     if (bot) p.set('bot', bot);
     if (channel) p.set('channel', channel);
     if (from) p.set('from', `${from}T00:00:00Z`);
     if (to) p.set('to', `${to}T23:59:59Z`);
     try {
-      setHits((await api<{ results: Hit[] }>('GET', `/api/admin/transcripts/search?${p}`)).results);
+      const found = await api<{ results: Hit[] }>('GET', `/api/admin/transcripts/search?${p}`);
+      if (!fresh()) return;
+      setHits(found.results);
       setError(undefined);
     } catch (err) {
-      setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
+      if (fresh()) setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
     }
   };
 

@@ -288,6 +288,42 @@ describe('operator dashboard in a real browser', () => {
     await textOf(total('satisfaction', '4 stars'), '1');
   });
 
+  it('shows the results of the last search asked, when an earlier one answers late', async () => {
+    const jsonReads = await countJsonReads(page);
+    // The search for "marmalade" is answered by the hub at once, but handed to the page only
+    // when the test says.
+    let answer: (() => Promise<void>) | undefined;
+    const slow = /\/api\/admin\/transcripts\/search\?q=marmalade/;
+    await page.route(slow, async (route) => {
+      const response = await route.fetch();
+      answer = () => route.fulfill({ response });
+    });
+    try {
+      await page.goto(`${running.url}/console/transcripts`);
+      await page.getByLabel('Words').fill('marmalade');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await until(
+        async () => answer,
+        (a) => a !== undefined,
+      );
+      // Another word, before the first answer came.
+      await page.getByLabel('Words').fill('phone');
+      await page.getByRole('button', { name: 'Search' }).click();
+      const results = page.getByRole('list', { name: 'Search results' });
+      await results.locator('mark', { hasText: 'phone' }).first().waitFor({ timeout: 20_000 });
+
+      await answer!();
+      await until(
+        () => jsonReads('q=marmalade'),
+        (n) => n === 1,
+      );
+      expect(await results.locator('mark', { hasText: 'phone' }).count()).toBeGreaterThan(0);
+      expect(await results.locator('mark', { hasText: 'marmalade' }).count()).toBe(0);
+    } finally {
+      await page.unroute(slow);
+    }
+  });
+
   it('finds a message by a word, and opens its conversation', async () => {
     await page.getByRole('link', { name: 'Transcripts' }).click();
     await page.getByLabel('Words').fill('marmalade');

@@ -74,6 +74,8 @@ export const untilText = (loc: Locator, ok: (text: string) => boolean, timeoutMs
  */
 export async function countJsonReads(page: Page): Promise<(part: string) => Promise<number>> {
   await page.addInitScript(() => {
+    // Asked twice for one page: counted once.
+    if ((window as unknown as { __jsonReads?: string[] }).__jsonReads) return;
     const reads: string[] = [];
     (window as unknown as { __jsonReads: string[] }).__jsonReads = reads;
     const json = Response.prototype.json;
