@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Page, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
-import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { launchChromium, signInToConsole, type TestBrowser } from '../helpers/browser.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { queuedMessage } from '../helpers/stranded-lane.ts';
 import { until } from '../helpers/until.ts';
@@ -55,13 +55,6 @@ describe('agent console, live while its event stream connects', () => {
     return { held, release };
   };
 
-  const signIn = async (page: Page) => {
-    await page.goto(`${running.url}/console`);
-    await page.getByLabel('Email').fill(ANA.email);
-    await page.getByLabel('Password').fill(ANA.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  };
-
   /** The agent API's waiting conversations, as Ana reads them. */
   const waiting = async (): Promise<{ session_id: string }[]> =>
     (
@@ -77,7 +70,7 @@ describe('agent console, live while its event stream connects', () => {
   it('shows a conversation that started waiting before the stream was subscribed, without a reload', async () => {
     const page = await agent.context.newPage();
     const stream = await holdEventStream(page);
-    await signIn(page);
+    await signInToConsole(page, running.url, ANA);
     // The inbox has read its rows (none yet) and its stream is on its way.
     await page.getByText('No conversations here.').waitFor({ timeout: 20_000 });
     await stream.held;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAdapters } from '../../adapters/index.ts';
 import type { Schema } from '../../src/client/index.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
-import { launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import { launchChromium, signInToConsole, type TestBrowser } from '../helpers/browser.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { REPO_ROOT, type RunningHub, startTestHub, testConfig } from '../helpers/hub.ts';
@@ -54,12 +54,8 @@ describe('agent console in a real browser', () => {
     return { status: res.status, json: (await res.json().catch(() => undefined)) as T };
   };
 
-  const signIn = async (page: Page, who: { email: string; password: string }) => {
-    await page.goto(`${running.url}/console`);
-    await page.getByLabel('Email').fill(who.email);
-    await page.getByLabel('Password').fill(who.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  };
+  const signIn = (page: Page, who: { email: string; password: string }) =>
+    signInToConsole(page, running.url, who);
 
   const shot = async (page: Page, name: string) => {
     if (!SCREENSHOTS) return;

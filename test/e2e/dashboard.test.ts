@@ -6,7 +6,13 @@ import { loadAdapters } from '../../adapters/index.ts';
 import { CHARTS } from '../../console/src/Dashboard.tsx';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { createAgentVia } from '../helpers/agents.ts';
-import { countJsonReads, launchChromium, type TestBrowser } from '../helpers/browser.ts';
+import {
+  countJsonReads,
+  holdAnswers,
+  launchChromium,
+  signInToConsole,
+  type TestBrowser,
+} from '../helpers/browser.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, type RunningHub, startTestHub, testConfig } from '../helpers/hub.ts';
@@ -73,10 +79,7 @@ describe('operator dashboard in a real browser', () => {
     );
 
   const signIn = async (who: { email: string; password: string }) => {
-    await page.goto(`${running.url}/console`);
-    await page.getByLabel('Email').fill(who.email);
-    await page.getByLabel('Password').fill(who.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signInToConsole(page, running.url, who);
     await page.getByRole('button', { name: 'Sign out' }).waitFor({ timeout: 20_000 });
   };
   /** Waits until the element's text passes `check` (a string: equals it), and returns the text. */
@@ -205,18 +208,13 @@ describe('operator dashboard in a real browser', () => {
     const jsonReads = await countJsonReads(page);
     // The charts' answers for the default bot are read from the hub at once, but handed to the
     // page only when the test says: as a slow answer would come.
-    const held: (() => Promise<void>)[] = [];
-    const slow = /\/api\/admin\/analytics\/[a-z-]+\?.*bot=default/;
-    await page.route(slow, async (route) => {
-      const response = await route.fetch();
-      held.push(() => route.fulfill({ response }));
-    });
+    const slow = await holdAnswers(page, /\/api\/admin\/analytics\/[a-z-]+\?.*bot=default/);
     try {
       await page.reload();
       await page.getByRole('checkbox', { name: 'Live' }).uncheck();
       await page.getByLabel('Bot', { exact: true }).selectOption('default');
       await until(
-        async () => held.length,
+        async () => slow.count(),
         (n) => n === CHART_COUNT,
       );
       // The supervisor changes her mind before they come: the support bot, which has nothing.
@@ -225,7 +223,7 @@ describe('operator dashboard in a real browser', () => {
       await messages.getByText('Nothing in this range.').waitFor({ timeout: 20_000 });
 
       // The default bot's answers come now; the page reads them, and keeps the support bot's charts.
-      for (const fulfil of held) await fulfil();
+      await slow.release();
       await until(
         () => jsonReads('bot=default'),
         (n) => n === CHART_COUNT,
@@ -234,7 +232,7 @@ describe('operator dashboard in a real browser', () => {
       expect(await total('messages', 'api in').count()).toBe(0);
     } finally {
       // The tests after this one see the dashboard as it was.
-      await page.unroute(slow);
+      await slow.stop();
       await page.getByLabel('Bot', { exact: true }).selectOption('');
       await page.getByRole('checkbox', { name: 'Live' }).check();
     }
@@ -292,19 +290,14 @@ describe('operator dashboard in a real browser', () => {
     const jsonReads = await countJsonReads(page);
     // The search for "marmalade" is answered by the hub at once, but handed to the page only
     // when the test says.
-    let answer: (() => Promise<void>) | undefined;
-    const slow = /\/api\/admin\/transcripts\/search\?q=marmalade/;
-    await page.route(slow, async (route) => {
-      const response = await route.fetch();
-      answer = () => route.fulfill({ response });
-    });
+    const slow = await holdAnswers(page, /\/api\/admin\/transcripts\/search\?q=marmalade/);
     try {
       await page.goto(`${running.url}/console/transcripts`);
       await page.getByLabel('Words').fill('marmalade');
       await page.getByRole('button', { name: 'Search' }).click();
       await until(
-        async () => answer,
-        (a) => a !== undefined,
+        async () => slow.count(),
+        (n) => n >= 1,
       );
       // Another word, before the first answer came.
       await page.getByLabel('Words').fill('phone');
@@ -312,7 +305,7 @@ describe('operator dashboard in a real browser', () => {
       const results = page.getByRole('list', { name: 'Search results' });
       await results.locator('mark', { hasText: 'phone' }).first().waitFor({ timeout: 20_000 });
 
-      await answer!();
+      await slow.release();
       await until(
         () => jsonReads('q=marmalade'),
         (n) => n === 1,
@@ -320,7 +313,7 @@ describe('operator dashboard in a real browser', () => {
       expect(await results.locator('mark', { hasText: 'phone' }).count()).toBeGreaterThan(0);
       expect(await results.locator('mark', { hasText: 'marmalade' }).count()).toBe(0);
     } finally {
-      await page.unroute(slow);
+      await slow.stop();
     }
   });
 

@@ -40,8 +40,8 @@ export async function launchChromium(): Promise<TestBrowser> {
   };
 }
 
-/** Signs in to the console at `baseUrl` as `who` (a supervisor or admin) and opens its dashboard. */
-export async function openDashboard(
+/** Opens the console at `baseUrl` and signs in as `who` through its form (not waiting for the answer). */
+export async function signInToConsole(
   page: Page,
   baseUrl: string,
   who: { email: string; password: string },
@@ -50,6 +50,15 @@ export async function openDashboard(
   await page.getByLabel('Email').fill(who.email);
   await page.getByLabel('Password').fill(who.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** Signs in to the console at `baseUrl` as `who` (a supervisor or admin) and opens its dashboard. */
+export async function openDashboard(
+  page: Page,
+  baseUrl: string,
+  who: { email: string; password: string },
+): Promise<void> {
+  await signInToConsole(page, baseUrl, who);
   await page.getByRole('link', { name: 'Dashboard' }).click();
   await page.waitForURL('**/console/dashboard');
 }
@@ -95,4 +104,24 @@ export async function countJsonReads(page: Page): Promise<(part: string) => Prom
         0,
       part,
     );
+}
+
+/**
+ * Answers to the page's requests for `url` are read from the hub at once but handed to the page
+ * only at `release()`, as slow answers would come. `count()` is how many are held; `stop()` lets
+ * later requests through.
+ */
+export async function holdAnswers(page: Page, url: RegExp) {
+  const held: (() => Promise<void>)[] = [];
+  await page.route(url, async (route) => {
+    const response = await route.fetch();
+    held.push(() => route.fulfill({ response }));
+  });
+  return {
+    count: () => held.length,
+    release: async () => {
+      for (const fulfil of held.splice(0)) await fulfil();
+    },
+    stop: () => page.unroute(url),
+  };
 }
