@@ -1,7 +1,7 @@
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { Agents } from './Agents.tsx';
 import { Audit } from './Audit.tsx';
-import { ApiError, api } from './api.ts';
+import { ApiError, api, whenSignedOut } from './api.ts';
 import { Conversation } from './Conversation.tsx';
 import { Dashboard } from './Dashboard.tsx';
 import { events } from './events.ts';
@@ -14,11 +14,17 @@ import type { Me } from './types.ts';
 
 export function App() {
   const [me, setMe] = useState<Me | null>();
+  /** Why the sign-in form shows, when it is not the first visit. */
+  const [notice, setNotice] = useState<string>();
+  const signedIn = useRef(false);
   const route = useRoute();
 
   const loadMe = useCallback(async () => {
     try {
-      setMe(await api<Me>('GET', '/api/agent/me'));
+      const found = await api<Me>('GET', '/api/agent/me');
+      signedIn.current = true;
+      setNotice(undefined);
+      setMe(found);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) setMe(null);
       else throw err;
@@ -26,10 +32,19 @@ export function App() {
   }, []);
 
   useEffect(() => {
+    // The sign-in ended while the console was open: back to the form, on the same page.
+    whenSignedOut(() => {
+      if (!signedIn.current) return;
+      signedIn.current = false;
+      events.close();
+      setNotice('Your sign-in has ended. Sign in again to go on where you were.');
+      setMe(null);
+    });
     void loadMe();
   }, [loadMe]);
 
   const signOut = async () => {
+    signedIn.current = false;
     await api('POST', '/api/agent/logout').catch(() => undefined);
     events.close();
     setMe(null);
@@ -37,7 +52,7 @@ export function App() {
   };
 
   if (me === undefined) return <p class="loading">Loading…</p>;
-  if (me === null) return <Login onSignedIn={loadMe} />;
+  if (me === null) return <Login onSignedIn={loadMe} notice={notice} />;
 
   const manages = me.role === 'admin' || me.role === 'supervisor';
   return (

@@ -11,7 +11,7 @@ function describe(err: unknown): string {
   return 'The hub cannot be reached. Check your connection and try again.';
 }
 
-export function Login(props: { onSignedIn: () => void }) {
+export function Login(props: { onSignedIn: () => void; notice?: string }) {
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string>();
@@ -35,6 +35,11 @@ export function Login(props: { onSignedIn: () => void }) {
     <main class="login">
       <form onSubmit={submit} aria-labelledby="login-title">
         <h1 id="login-title">Switchboard console</h1>
+        {props.notice && (
+          <p class="ended" role="status">
+            {props.notice}
+          </p>
+        )}
         <label>
           Email
           <input

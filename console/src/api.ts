@@ -17,6 +17,18 @@ export class ApiError extends Error {
  */
 export const CSRF_HEADER = 'X-Requested-With';
 
+const LOGIN_PATH = '/api/agent/login';
+
+let signedOut: (() => void) | undefined;
+
+/**
+ * `listener` is called when the hub refuses the console's sign-in on any call: it has ended
+ * (signed out in another tab, expired, a new password, the agent removed). One listener, the app's.
+ */
+export function whenSignedOut(listener: () => void): void {
+  signedOut = listener;
+}
+
 /** Calls the hub's agent API with the console's session cookie. */
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {
@@ -35,6 +47,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     error?: { code?: string; message?: string };
   };
   if (!res.ok) {
+    if (res.status === 401 && path !== LOGIN_PATH) signedOut?.();
     const retry = Number(res.headers.get('retry-after') ?? '');
     throw new ApiError(
       res.status,

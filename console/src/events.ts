@@ -1,4 +1,5 @@
 import { useEffect, useRef } from 'preact/hooks';
+import { ApiError, api } from './api.ts';
 
 /** The agent API's event names (`GET /api/agent/events`, Server-Sent Events). */
 export const CONVERSATION_EVENTS = [
@@ -23,13 +24,27 @@ export interface ConversationEvent {
 
 type Listener = (event: ConversationEvent) => void;
 
+/** The first wait before a stream the browser gave up on is opened again; it doubles up to the most. */
+const REOPEN_FIRST_MS = 2_000;
+const REOPEN_MOST_MS = 30_000;
+
 /**
  * One EventSource for the whole console, shared by every view. The browser reconnects by itself
- * and sends `Last-Event-ID`, so the hub replays what was missed while the connection was down.
+ * after a dropped connection and sends `Last-Event-ID`, so the hub replays what was missed. It
+ * gives up when the hub answers with an error instead (a refused sign-in, a proxy's 502 while the
+ * hub restarts): then the console asks who it is signed in as — a refused sign-in takes it back
+ * to the sign-in form (`whenSignedOut`) — and otherwise opens the stream again, later and later.
  */
 class EventHub {
   private source: EventSource | undefined;
   private readonly listeners = new Set<Listener>();
+  private lastEventId = '';
+  private reopenMs = REOPEN_FIRST_MS;
+  private reopenTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A stream the browser gave up on is being looked into: none opens until it is done. */
+  private waiting = false;
+  /** Counts `close`s: an answer or a timer of a stream closed since does nothing. */
+  private generation = 0;
 
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
@@ -40,17 +55,30 @@ class EventHub {
   }
 
   close(): void {
+    this.generation++;
+    clearTimeout(this.reopenTimer);
+    this.waiting = false;
     this.source?.close();
     this.source = undefined;
+    this.lastEventId = '';
+    this.reopenMs = REOPEN_FIRST_MS;
   }
 
   private open(): void {
-    if (this.source) return;
-    const source = new EventSource('/api/agent/events', { withCredentials: true });
+    if (this.source || this.waiting) return;
+    const resume = this.lastEventId ? `?last_event_id=${encodeURIComponent(this.lastEventId)}` : '';
+    const source = new EventSource(`/api/agent/events${resume}`, { withCredentials: true });
     // The hub writes `ready` once it has subscribed this stream, on every (re)connection.
-    source.addEventListener('ready', () => this.emit({ type: STREAM_READY, data: {} }));
+    source.addEventListener('ready', () => {
+      this.reopenMs = REOPEN_FIRST_MS;
+      this.emit({ type: STREAM_READY, data: {} });
+    });
+    source.addEventListener('error', () => {
+      if (source.readyState === EventSource.CLOSED && this.source === source) this.gaveUp();
+    });
     for (const type of CONVERSATION_EVENTS) {
       source.addEventListener(type, (message) => {
+        if ((message as MessageEvent).lastEventId) this.lastEventId = (message as MessageEvent).lastEventId;
         let data: Record<string, unknown> = {};
         try {
           data = JSON.parse((message as MessageEvent<string>).data) as Record<string, unknown>;
@@ -62,6 +90,28 @@ class EventHub {
       });
     }
     this.source = source;
+  }
+
+  /** The browser will not reconnect this stream: signed out, or open it again after a while. */
+  private gaveUp(): void {
+    this.source = undefined;
+    this.waiting = true;
+    const generation = this.generation;
+    const current = () => generation === this.generation;
+    const reopenLater = () => {
+      if (!current()) return;
+      const wait = this.reopenMs;
+      this.reopenMs = Math.min(wait * 2, REOPEN_MOST_MS);
+      this.reopenTimer = setTimeout(() => {
+        if (!current()) return;
+        this.waiting = false;
+        if (this.listeners.size > 0) this.open();
+      }, wait);
+    };
+    // A refused sign-in ends here: `api` tells the app, which closes this hub.
+    void api('GET', '/api/agent/me').then(reopenLater, (err: unknown) => {
+      if (!(err instanceof ApiError && err.status === 401)) reopenLater();
+    });
   }
 
   private emit(event: ConversationEvent): void {

@@ -7,6 +7,7 @@ import {
   type AgentChanges,
   type AgentRecord,
   DEFAULT_CAPACITY,
+  deleteLoginsOf,
   EVERY_BOT,
   findAgentByTokenHash,
   insertAgent,
@@ -78,7 +79,10 @@ export async function changeAgent(
   const changes: AgentChanges = { ...rest };
   if (password !== undefined) changes.passwordHash = await hashPassword(password);
   try {
-    return await updateAgent(q, id, changes);
+    const agent = await updateAgent(q, id, changes);
+    // A new password ends the sign-ins made with the old one (whoever knew it is signed out).
+    if (agent && password !== undefined) await deleteLoginsOf(q, id);
+    return agent;
   } catch (err) {
     if (isUniqueViolation(err)) throw new DuplicateEmailError(patch.email ?? '');
     throw err;

@@ -42,6 +42,8 @@ export function agentAdminRoutes(deps: {
   adminToken: string | undefined;
   /** An agent was removed or went offline: its conversations go back to the bot. */
   onAgentGone?: (agentId: string) => Promise<void>;
+  /** An agent's access changed (removed, changed, a new token): its open event streams check it. */
+  onAccessChanged?: (agentId: string) => Promise<void>;
 }): Hono<{ Variables: Partial<AgentVariables> }> {
   const { db, logger } = deps;
   const app = new Hono<{ Variables: Partial<AgentVariables> }>();
@@ -68,6 +70,7 @@ export function agentAdminRoutes(deps: {
     const agent = await duplicateAs409(() => changeAgent(db, id, patch));
     if (!agent) throw new ApiError(404, 'not_found', 'there is no agent with that id');
     logger.info({ event: 'agent.changed', agentId: id, fields: Object.keys(patch) });
+    await deps.onAccessChanged?.(id);
     if (agent.status === 'offline') await deps.onAgentGone?.(id);
     return c.json(toApiAgent(agent));
   });
@@ -78,6 +81,7 @@ export function agentAdminRoutes(deps: {
     await deps.onAgentGone?.(id);
     await deleteAgent(db, id);
     logger.info({ event: 'agent.removed', agentId: id });
+    await deps.onAccessChanged?.(id);
     return c.json({ agent_id: id, deleted: true });
   });
 
@@ -86,6 +90,7 @@ export function agentAdminRoutes(deps: {
     const token = await renewAgentToken(db, id);
     if (!token) throw new ApiError(404, 'not_found', 'there is no agent with that id');
     logger.info({ event: 'agent.token_renewed', agentId: id });
+    await deps.onAccessChanged?.(id);
     return c.json({ agent_id: id, token });
   });
   return app;

@@ -3,6 +3,7 @@ import { type Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
+import { AccessNoticeSchema, AGENT_ACCESS_TOPIC, announceAccessChange } from '../agents/access.ts';
 import { toApiAgent } from '../agents/accounts.ts';
 import { LoginThrottle } from '../agents/login-throttle.ts';
 import { passwordMatches } from '../agents/passwords.ts';
@@ -20,7 +21,6 @@ import {
   type AgentRecord,
   deleteLogin,
   findAgentByEmail,
-  getAgent,
   insertLogin,
   servesBot,
   touchAgent,
@@ -43,6 +43,7 @@ import { listIdentities } from '../store/users.ts';
 import {
   AGENT_COOKIE,
   type AgentVariables,
+  authenticateAgent,
   checkSameOrigin,
   clearLoginCookie,
   LOGIN_TTL_MS,
@@ -197,7 +198,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     const cookie = getCookie(c, AGENT_COOKIE);
     if (cookie) {
       checkSameOrigin(c);
-      await deleteLogin(db, hashToken(cookie));
+      const agentId = await deleteLogin(db, hashToken(cookie));
+      if (agentId) await announceAccessChange(bus, logger, agentId);
     }
     clearLoginCookie(c);
     return c.json({ signed_out: true });
@@ -433,6 +435,30 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
         done = resolve;
       });
       stream.onAbort(() => done());
+      // The stream lasts only as long as the credential it was opened with: a sign-out, a new
+      // password or token, a removal ends it (the client's reconnection is then refused). Its
+      // agent's role, bots and queues are read again with it.
+      const recheck = () =>
+        authenticateAgent(c, db).then(
+          ({ agent: current }) => {
+            agent = current;
+          },
+          (err: unknown) => {
+            if (err instanceof ApiError && err.status === 401) {
+              logger.info({ event: 'agent.events_ended', agentId: me.id, reason: 'signed_out' });
+              done();
+            } else
+              logger.warn({
+                event: 'agent.events_check_failed',
+                agentId: me.id,
+                err: (err as Error).message,
+              });
+          },
+        );
+      const unsubscribeAccess = await bus.subscribe(AGENT_ACCESS_TOPIC, (raw) => {
+        const notice = AccessNoticeSchema.safeParse(raw);
+        if (notice.success && notice.data.agent_id === me.id) void recheck();
+      });
       const heartbeat = setInterval(() => {
         chain = chain
           .then(() => stream.write(': keep-alive\n\n'))
@@ -443,11 +469,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       }, HEARTBEAT_MS);
       const presence = setInterval(() => {
         void touchAgent(db, me.id).catch(() => undefined);
-        // Role, bots or queues changed meanwhile: the stream follows.
-        void getAgent(db, me.id).then((a) => {
-          if (a) agent = a;
-          else done();
-        });
+        // What no notice announced (a sign-in that expired, a change from another tool) within a period.
+        void recheck();
       }, PRESENCE_MS);
       try {
         await stream.writeSSE({ event: 'ready', data: JSON.stringify({ agent_id: me.id }), retry: 2000 });
@@ -460,6 +483,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       } finally {
         clearInterval(heartbeat);
         clearInterval(presence);
+        await unsubscribeAccess();
         await unsubscribe();
       }
     });

@@ -1,4 +1,5 @@
 import type { Hono } from 'hono';
+import { announceAccessChange } from '../agents/access.ts';
 import type { HubServices } from '../hub/services.ts';
 import { inboxQueueStatus } from '../queue/lane-status.ts';
 import { inboxCounts } from '../store/inbox.ts';
@@ -105,6 +106,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
       logger,
       adminToken,
       onAgentGone: async (id) => void (await handoff.agentGone(id)),
+      onAccessChanged: (id) => announceAccessChange(bus, logger, id),
     }),
   );
   app.route('/api/admin/messages', outboundMessageRoutes({ db, adminToken, service: outbound }));

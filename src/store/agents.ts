@@ -179,8 +179,19 @@ export async function findAgentByLogin(q: Queryable, tokenHash: Buffer): Promise
   return rows[0] ? toAgentRecord(rows[0]) : undefined;
 }
 
-export async function deleteLogin(q: Queryable, tokenHash: Buffer): Promise<void> {
-  await q.query('DELETE FROM agent_logins WHERE token_hash = $1 OR expires_at < now()', [tokenHash]);
+/** Ends a sign-in (and sweeps expired ones); the agent whose sign-in it was, if it was one. */
+export async function deleteLogin(q: Queryable, tokenHash: Buffer): Promise<string | undefined> {
+  const { rows } = await q.query<{ agent_id: string; token_hash: Buffer }>(
+    'DELETE FROM agent_logins WHERE token_hash = $1 OR expires_at < now() RETURNING agent_id, token_hash',
+    [tokenHash],
+  );
+  return rows.find((r) => r.token_hash.equals(tokenHash))?.agent_id;
+}
+
+/** Ends every sign-in of an agent (a new password). */
+export async function deleteLoginsOf(q: Queryable, agentId: string): Promise<number> {
+  const { rowCount } = await q.query('DELETE FROM agent_logins WHERE agent_id = $1', [agentId]);
+  return rowCount ?? 0;
 }
 
 // The sign-in throttle.

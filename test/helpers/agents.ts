@@ -107,12 +107,15 @@ export interface SseEvent {
 
 /**
  * Follows `GET /api/agent/events` like a console: every event it got, in order, and how to wait
- * for one. `lastEventId` resumes a stream.
+ * for one. `lastEventId` resumes a stream. `auth` is an agent token, or a signed-in cookie
+ * (`{ cookie }`, as `agentClient(…).cookie` holds it). `ended` settles when the hub ends the stream.
  */
-export async function followEvents(baseUrl: string, token: string, lastEventId?: string) {
+export async function followEvents(baseUrl: string, auth: string | { cookie: string }, lastEventId?: string) {
   const controller = new AbortController();
+  const credential: Record<string, string> =
+    typeof auth === 'string' ? { authorization: `Bearer ${auth}` } : { cookie: auth.cookie };
   const res = await fetch(`${baseUrl}/api/agent/events`, {
-    headers: { authorization: `Bearer ${token}`, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
+    headers: { ...credential, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
     signal: controller.signal,
   });
   if (res.status !== 200 || !res.body) throw new Error(`GET /api/agent/events: ${res.status}`);
@@ -141,9 +144,12 @@ export async function followEvents(baseUrl: string, token: string, lastEventId?:
       }
     }
   })();
+  let aborted = false;
   return {
     events,
     headers: res.headers,
+    /** Settles when the stream has ended, true when the hub ended it (not `close`). */
+    ended: pump.then(() => !aborted),
     async waitFor(match: (e: SseEvent) => boolean, timeoutMs = 15_000): Promise<SseEvent> {
       try {
         return (await until(
@@ -158,6 +164,7 @@ export async function followEvents(baseUrl: string, token: string, lastEventId?:
       }
     },
     async close() {
+      aborted = true;
       controller.abort();
       await pump;
     },
