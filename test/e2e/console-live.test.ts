@@ -122,4 +122,90 @@ describe('agent console, live while its event stream connects', () => {
     await page.locator('.msg-user', { hasText: 'Is anyone there?' }).waitFor({ timeout: 20_000 });
     await page.close();
   });
+
+  it('opens its stream again after the hub answered it with an error, and is live again', async () => {
+    const page = await agent.context.newPage();
+    // The first request for the stream meets a proxy's 502 (the hub restarting behind it): the
+    // browser gives up on such a stream for good.
+    let refused = 0;
+    await page.route('**/api/agent/events*', async (route: Route) => {
+      if (refused++ === 0) await route.fulfill({ status: 502, body: 'Bad Gateway' });
+      else await route.continue();
+    });
+    await page.goto(`${running.url}/console/conversations/${sessionId}`);
+    await page
+      .locator('.msg-assistant', { hasText: 'Connecting you to an agent...' })
+      .first()
+      .waitFor({ timeout: 20_000 });
+    await until(
+      () => refused,
+      (n) => n >= 2,
+      20_000,
+    );
+
+    const sent = await fetch(`${running.url}/api/chat?wait=false`, {
+      method: 'POST',
+      headers: { ...person, 'content-type': 'application/json' },
+      body: JSON.stringify({ text: 'Hello again?' }),
+    });
+    expect(sent.status).toBe(202);
+    await page.locator('.msg-user', { hasText: 'Hello again?' }).waitFor({ timeout: 20_000 });
+    await page.close();
+  });
+
+  it('goes back to the sign-in form, on the same page, when its sign-in ends elsewhere; signing in again goes on there', async () => {
+    // A browser of its own: the sign-out ends this browser's sign-in only.
+    const own = await launchChromium();
+    try {
+      const opened = await fetch(`${running.url}/api/session`, { method: 'POST' });
+      const { session_id, token } = (await opened.json()) as { session_id: string; token: string };
+      const asked = await fetch(`${running.url}/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ text: 'human' }),
+      });
+      expect(asked.status).toBe(200);
+
+      const page = await own.context.newPage();
+      await signInToConsole(page, running.url, ANA);
+      await page.getByRole('link', { name: 'Inbox' }).waitFor({ timeout: 20_000 });
+      await page.goto(`${running.url}/console/conversations/${session_id}`);
+      const answer = page.locator('.msg-assistant', { hasText: 'Connecting you to an agent...' });
+      await answer.waitFor({ timeout: 20_000 });
+
+      // Signed out in another tab (or by an admin): the hub ends the page's stream.
+      const cookie = (await own.context.cookies(running.url)).find((c) => c.name === 'sb_agent');
+      expect(cookie).toBeDefined();
+      const out = await fetch(`${running.url}/api/agent/logout`, {
+        method: 'POST',
+        headers: { cookie: `sb_agent=${cookie!.value}`, 'x-requested-with': 'switchboard-console' },
+      });
+      expect(out.status).toBe(200);
+
+      // Without anyone touching the page, it asks to sign in again, and says why.
+      await page
+        .getByRole('status')
+        .filter({ hasText: 'Your sign-in has ended.' })
+        .waitFor({ timeout: 20_000 });
+      expect(await page.getByRole('button', { name: 'Sign in' }).isVisible()).toBe(true);
+      expect(new URL(page.url()).pathname).toBe(`/console/conversations/${session_id}`);
+
+      await page.getByLabel('Email').fill(ANA.email);
+      await page.getByLabel('Password').fill(ANA.password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await answer.waitFor({ timeout: 20_000 });
+      expect(await page.getByRole('status').filter({ hasText: 'Your sign-in has ended.' }).count()).toBe(0);
+
+      // Its new stream is live: the person's next message appears.
+      const sent = await fetch(`${running.url}/api/chat?wait=false`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ text: 'Still there?' }),
+      });
+      expect(sent.status).toBe(202);
+      await page.locator('.msg-user', { hasText: 'Still there?' }).waitFor({ timeout: 20_000 });
+    } finally {
+      await own.close();
+    }
+  });
 });
