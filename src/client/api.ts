@@ -3570,7 +3570,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description An event stream: `ready` first (subscribed from then on: read state after it), then `conversation.waiting`, `.assigned`, `.message`, `.released`, each with an `id` for `Last-Event-ID` */
+            /** @description An event stream: `ready` first (subscribed from then on: read state after it), then `conversation.waiting`, `.assigned`, `.message`, `.released`, each with an `id` for `Last-Event-ID`. The stream ends when the credential it was opened with does (a sign-out, a new password or token, the agent removed); its reconnection is then 401 */
             200: {
                 headers: {
                     [name: string]: unknown;
