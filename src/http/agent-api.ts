@@ -445,7 +445,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
           },
           (err: unknown) => {
             if (err instanceof ApiError && err.status === 401) {
-              logger.info({ event: 'agent.events_ended', agentId: me.id, reason: 'signed_out' });
+              logger.info({ event: 'agent.events_ended', agentId: me.id, reason: 'credential_ended' });
               done();
             } else
               logger.warn({
@@ -455,10 +455,15 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
               });
           },
         );
-      const unsubscribeAccess = await bus.subscribe(AGENT_ACCESS_TOPIC, (raw) => {
-        const notice = AccessNoticeSchema.safeParse(raw);
-        if (notice.success && notice.data.agent_id === me.id) void recheck();
-      });
+      const unsubscribeAccess = await bus
+        .subscribe(AGENT_ACCESS_TOPIC, (raw) => {
+          const notice = AccessNoticeSchema.safeParse(raw);
+          if (notice.success && notice.data.agent_id === me.id) void recheck();
+        })
+        .catch(async (err: unknown) => {
+          await unsubscribe();
+          throw err;
+        });
       const heartbeat = setInterval(() => {
         chain = chain
           .then(() => stream.write(': keep-alive\n\n'))
