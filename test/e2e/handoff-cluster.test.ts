@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { agentClient, createAgentVia, followEvents } from '../helpers/agents.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { apiClient, REPO_ROOT } from '../helpers/hub.ts';
 import { TEST_REDIS_URL } from '../helpers/redis.ts';
@@ -194,5 +194,36 @@ describe('human handoff across processes', () => {
     expect((await person.chat(s.token, 'hi')).json.replies.map((r: { text: string }) => r.text)).toEqual([
       'bot: hi',
     ]);
+  });
+
+  it('signing out through one gateway ends that sign-in’s event stream on the other at once', async () => {
+    const [g0, g1] = cluster.gateways.map((g) => g.url) as [string, string];
+    await createAgentVia(g0, ADMIN_TOKEN, { name: 'Cy', email: 'cy@example.com', bots: ['*'] });
+    const browser = agentClient(g0);
+    expect((await browser.login('cy@example.com', 'correct horse battery')).status).toBe(200);
+    const cookie = browser.cookie!;
+    const stream = await followEvents(g1, { cookie });
+    try {
+      await stream.waitFor((e) => e.event === 'ready');
+      const out = await browser.call('POST', '/api/agent/logout', {
+        headers: { 'x-requested-with': 'fetch' },
+      });
+      expect(out.status).toBe(200);
+      // Well before the stream's own 30 s check: the sign-out was announced across the bus.
+      let ended = false;
+      void stream.ended.then((byHub) => {
+        ended = byHub;
+      });
+      await until(
+        () => ended,
+        (e) => e,
+        10_000,
+      );
+      const again = await fetch(`${g1}/api/agent/events`, { headers: { cookie } });
+      await again.body?.cancel();
+      expect(again.status).toBe(401);
+    } finally {
+      await stream.close();
+    }
   });
 });
