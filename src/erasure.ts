@@ -1,3 +1,4 @@
+import { type Bus, type SessionErased, sessionTopic } from './bus/bus.ts';
 import type { SessionCache } from './cache/cache.ts';
 import { waitTimeoutJobId } from './handoff/engine-side.ts';
 import {
@@ -22,6 +23,8 @@ export interface ErasureDeps {
   scheduler: Pick<Scheduler, 'forget'>;
   /** Clears the Redis queues' memory of the erased sessions; absent on the in-process queue. */
   eraseQueueTraces?: (sessions: { id: string; lane: string }[]) => Promise<unknown>;
+  /** Tells the clients still connected to the erased sessions (a web widget's socket) that they ended. */
+  bus?: Pick<Bus, 'publish'>;
   logger: Logger;
 }
 
@@ -69,6 +72,23 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
       deps.logger.warn({ event: 'user.erase_cache_failed', userId, err: (err as Error).message });
     }
   }
+  await tellConnectedClients(deps, userId, sessions);
   deps.logger.info({ event: 'user.erased', userId, sessions: sessions.length, cacheCleared });
   return { ...erased, cacheCleared };
+}
+
+/** Best-effort: a client that misses it finds its session gone at its next message or reconnection. */
+async function tellConnectedClients(
+  deps: ErasureDeps,
+  userId: string,
+  sessions: { id: string }[],
+): Promise<void> {
+  const { bus } = deps;
+  if (!bus) return;
+  for (const { id } of sessions) {
+    const erased: SessionErased = { type: 'session.erased', sessionId: id };
+    await bus.publish(sessionTopic(id), erased).catch((err: Error) => {
+      deps.logger.warn({ event: 'user.erase_notice_failed', userId, sessionId: id, err: err.message });
+    });
+  }
 }

@@ -76,6 +76,10 @@ export class Room {
       case 'token.replaced':
         for (const c of [...this.connections]) c.tokenReplaced(event.tokenHash);
         return;
+      case 'session.erased':
+        // The person was erased: their sockets are told the session ended, as for any final end.
+        void this.run(async () => this.end('erased'));
+        return;
       case 'turn.completed':
         for (const c of this.connections) c.lastActivityAt = Date.now();
         void this.run(async () => {

@@ -64,7 +64,23 @@ export interface AgentTyping {
   sessionId: string;
 }
 
+/**
+ * Published when a session was erased with its person (`DELETE /api/users/{id}`): a client still
+ * connected to it is told that it ended, wherever it is connected, rather than writing into a
+ * session that is gone.
+ */
+export interface SessionErased {
+  type: 'session.erased';
+  sessionId: string;
+}
+
 /** What is published on a session's topic. */
-export type SessionEvent = TurnStarted | TurnCompleted | TurnChunk | TokenReplaced | AgentTyping;
+export type SessionEvent =
+  | TurnStarted
+  | TurnCompleted
+  | TurnChunk
+  | TokenReplaced
+  | AgentTyping
+  | SessionErased;
 
 export const sessionTopic = (sessionId: string) => `session:${sessionId}`;

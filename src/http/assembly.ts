@@ -122,6 +122,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
       logger,
       rateLimiter,
       scheduler: backend.scheduler,
+      bus,
       ...(redis
         ? {
             eraseQueueTraces: async (sessions) =>

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { createWebAdapter, loadWebConfig, type WebConfig } from '../../adapters/web/index.ts';
@@ -11,6 +12,20 @@ import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { type Frame, TestSocket, wsUrl } from '../helpers/ws-client.ts';
 
 const FIXTURES = path.join(REPO_ROOT, 'test/fixtures/web');
+const ADMIN_TOKEN = 'web-socket-tests-admin-token-0123456789';
+const JWT_SECRET = 'the-host-site-and-the-hub-share-this-secret';
+const JWT_ISSUER = 'https://shop.example';
+const JWT_AUDIENCE = 'switchboard-web-socket-test';
+
+/** What a host site hands its widget to sign its visitor in (`authenticate`). */
+const hostSiteJwt = (sub: string) =>
+  new SignJWT({ sub })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer(JWT_ISSUER)
+    .setAudience(JWT_AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(new TextEncoder().encode(JWT_SECRET));
 
 interface WebHub extends RunningHub {
   ws: string;
@@ -404,6 +419,10 @@ describe('two gateways sharing one database and one Redis', () => {
       redisUrl: TEST_REDIS_URL,
       redisPrefix: redis.prefix,
       rateLimitPerMinute: 4,
+      adminToken: ADMIN_TOKEN,
+      authJwtSecret: JWT_SECRET,
+      authJwtIssuer: JWT_ISSUER,
+      authJwtAudience: JWT_AUDIENCE,
     };
     one = await startWebHub(shared);
     two = await startWebHub(shared);
@@ -413,6 +432,31 @@ describe('two gateways sharing one database and one Redis', () => {
     await two?.stop();
     await database?.drop();
     await redis.cleanup();
+  });
+
+  it('erasing a signed-in person tells their sockets on both gateways that the session ended; its token is dead', async () => {
+    const a = await connect(one);
+    const { sessionId } = await a.hello();
+    await a.messagesThrough(2);
+    // Signed in by the host site: the session now has a person, whom an operator can erase.
+    a.send({ type: 'authenticate', jwt: await hostSiteJwt('erased-visitor') });
+    const { token, userId } = await a.nextOfType('authenticated');
+    const b = await connect(two);
+    await b.hello({ token, lastSeq: 2 });
+
+    const erased = await fetch(`${one.url}/api/users/${userId}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(erased.status).toBe(200);
+    expect(await a.nextOfType('ended')).toEqual({ type: 'ended', sessionId });
+    expect(await b.nextOfType('ended')).toEqual({ type: 'ended', sessionId });
+    // The sockets stay open for a new conversation; a message needs one first.
+    a.send({ type: 'message', id: 'after', text: 'still there?' });
+    expect(await a.nextOfType('error')).toMatchObject({ code: 'not_ready', id: 'after' });
+    const c = await connect(two);
+    c.send({ type: 'hello', token });
+    expect((await c.closed()).code).toBe(4401);
   });
 
   it('a reply reaches the socket on the other gateway', async () => {
