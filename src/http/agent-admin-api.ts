@@ -67,7 +67,8 @@ export function agentAdminRoutes(deps: {
   app.patch('/:id', async (c) => {
     const id = agentId(c.req.param('id'));
     const patch = await readJson(c, AgentPatchSchema);
-    const agent = await duplicateAs409(() => changeAgent(db, id, patch));
+    // One transaction: a new password and the end of the sign-ins made with the old one, or neither.
+    const agent = await duplicateAs409(() => db.transaction((tx) => changeAgent(tx, id, patch)));
     if (!agent) throw new ApiError(404, 'not_found', 'there is no agent with that id');
     logger.info({ event: 'agent.changed', agentId: id, fields: Object.keys(patch) });
     await deps.onAccessChanged?.(id);
