@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { ApiError, api } from './api.ts';
+import { ApiError, api, LOGIN_PATH } from './api.ts';
 
 /** Why a sign-in failed, in words for a person. */
 function describe(err: unknown): string {
@@ -22,7 +22,7 @@ export function Login(props: { onSignedIn: () => void; notice?: string }) {
     setBusy(true);
     setError(undefined);
     try {
-      await api('POST', '/api/agent/login', { email, password });
+      await api('POST', LOGIN_PATH, { email, password });
       props.onSignedIn();
     } catch (err) {
       setError(describe(err));

@@ -17,7 +17,8 @@ export class ApiError extends Error {
  */
 export const CSRF_HEADER = 'X-Requested-With';
 
-const LOGIN_PATH = '/api/agent/login';
+/** Where the console signs in: its 401 is a wrong password, not a sign-in that ended. */
+export const LOGIN_PATH = '/api/agent/login';
 
 let signedOut: (() => void) | undefined;
 

@@ -78,7 +78,8 @@ class EventHub {
     });
     for (const type of CONVERSATION_EVENTS) {
       source.addEventListener(type, (message) => {
-        if ((message as MessageEvent).lastEventId) this.lastEventId = (message as MessageEvent).lastEventId;
+        const { lastEventId } = message as MessageEvent;
+        if (lastEventId) this.lastEventId = lastEventId;
         let data: Record<string, unknown> = {};
         try {
           data = JSON.parse((message as MessageEvent<string>).data) as Record<string, unknown>;

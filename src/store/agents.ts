@@ -189,9 +189,8 @@ export async function deleteLogin(q: Queryable, tokenHash: Buffer): Promise<stri
 }
 
 /** Ends every sign-in of an agent (a new password). */
-export async function deleteLoginsOf(q: Queryable, agentId: string): Promise<number> {
-  const { rowCount } = await q.query('DELETE FROM agent_logins WHERE agent_id = $1', [agentId]);
-  return rowCount ?? 0;
+export async function deleteLoginsOf(q: Queryable, agentId: string): Promise<void> {
+  await q.query('DELETE FROM agent_logins WHERE agent_id = $1', [agentId]);
 }
 
 // The sign-in throttle.

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentClient, createAgentVia, followEvents } from '../helpers/agents.ts';
+import { agentClient, createAgentVia, eventsStatus, followEvents } from '../helpers/agents.ts';
 import { Cluster } from '../helpers/cluster.ts';
 import { apiClient, REPO_ROOT } from '../helpers/hub.ts';
 import { TEST_REDIS_URL } from '../helpers/redis.ts';
@@ -210,18 +210,8 @@ describe('human handoff across processes', () => {
       });
       expect(out.status).toBe(200);
       // Well before the stream's own 30 s check: the sign-out was announced across the bus.
-      let ended = false;
-      void stream.ended.then((byHub) => {
-        ended = byHub;
-      });
-      await until(
-        () => ended,
-        (e) => e,
-        10_000,
-      );
-      const again = await fetch(`${g1}/api/agent/events`, { headers: { cookie } });
-      await again.body?.cancel();
-      expect(again.status).toBe(401);
+      expect(await stream.endsWithin(10_000)).toBe(true);
+      expect(await eventsStatus(g1, { cookie })).toBe(401);
     } finally {
       await stream.close();
     }

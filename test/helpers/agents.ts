@@ -108,14 +108,25 @@ export interface SseEvent {
 /**
  * Follows `GET /api/agent/events` like a console: every event it got, in order, and how to wait
  * for one. `lastEventId` resumes a stream. `auth` is an agent token, or a signed-in cookie
- * (`{ cookie }`, as `agentClient(…).cookie` holds it). `ended` settles when the hub ends the stream.
+ * (`{ cookie }`, as `agentClient(…).cookie` holds it).
  */
-export async function followEvents(baseUrl: string, auth: string | { cookie: string }, lastEventId?: string) {
+export type EventsAuth = string | { cookie: string };
+
+/** The request headers of an agent token, or of a signed-in cookie. */
+const credentialHeaders = (auth: EventsAuth): Record<string, string> =>
+  typeof auth === 'string' ? { authorization: `Bearer ${auth}` } : { cookie: auth.cookie };
+
+/** The status `GET /api/agent/events` answers `auth` with (the stream, if any, is dropped). */
+export async function eventsStatus(baseUrl: string, auth: EventsAuth): Promise<number> {
+  const res = await fetch(`${baseUrl}/api/agent/events`, { headers: credentialHeaders(auth) });
+  await res.body?.cancel();
+  return res.status;
+}
+
+export async function followEvents(baseUrl: string, auth: EventsAuth, lastEventId?: string) {
   const controller = new AbortController();
-  const credential: Record<string, string> =
-    typeof auth === 'string' ? { authorization: `Bearer ${auth}` } : { cookie: auth.cookie };
   const res = await fetch(`${baseUrl}/api/agent/events`, {
-    headers: { ...credential, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
+    headers: { ...credentialHeaders(auth), ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
     signal: controller.signal,
   });
   if (res.status !== 200 || !res.body) throw new Error(`GET /api/agent/events: ${res.status}`);
@@ -145,11 +156,23 @@ export async function followEvents(baseUrl: string, auth: string | { cookie: str
     }
   })();
   let aborted = false;
+  /** Settles when the stream has ended: true when the hub ended it (not `close`). */
+  const ended = pump.then(() => !aborted);
   return {
     events,
     headers: res.headers,
-    /** Settles when the stream has ended, true when the hub ended it (not `close`). */
-    ended: pump.then(() => !aborted),
+    /** True when the hub ended the stream within `ms`; false while it is still open. */
+    async endsWithin(ms: number): Promise<boolean> {
+      let timer: NodeJS.Timeout | undefined;
+      const stillOpen = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+      });
+      try {
+        return await Promise.race([ended, stillOpen]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     async waitFor(match: (e: SseEvent) => boolean, timeoutMs = 15_000): Promise<SseEvent> {
       try {
         return (await until(

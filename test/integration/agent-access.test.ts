@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentClient, createAgentVia, followEvents } from '../helpers/agents.ts';
+import { agentClient, createAgentVia, eventsStatus, followEvents } from '../helpers/agents.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 
@@ -15,19 +15,6 @@ const PASSWORD = 'correct horse battery';
 const ANNOUNCED_WITHIN_MS = 10_000;
 
 type Stream = Awaited<ReturnType<typeof followEvents>>;
-
-/** True when the hub ended the stream within `ms`; false while it is still open. */
-async function endsWithin(stream: Stream, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const stillOpen = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([stream.ended, stillOpen]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe('an agent event stream lasts as long as the sign-in or token it was opened with', () => {
   let running: RunningHub;
@@ -60,12 +47,6 @@ describe('an agent event stream lasts as long as the sign-in or token it was ope
     return stream;
   }
 
-  const eventsStatus = async (headers: Record<string, string>) => {
-    const res = await fetch(`${url}/api/agent/events`, { headers });
-    await res.body?.cancel();
-    return res.status;
-  };
-
   /** A person of `bot` asks for a human; their session's id. */
   async function askForHuman(bot = 'helpdesk'): Promise<string> {
     const api = apiClient(url);
@@ -93,8 +74,8 @@ describe('an agent event stream lasts as long as the sign-in or token it was ope
     expect(
       (await browser.call('POST', '/api/agent/logout', { headers: { 'x-requested-with': 'fetch' } })).status,
     ).toBe(200);
-    expect(await endsWithin(byCookie, ANNOUNCED_WITHIN_MS)).toBe(true);
-    expect(await eventsStatus({ cookie })).toBe(401);
+    expect(await byCookie.endsWithin(ANNOUNCED_WITHIN_MS)).toBe(true);
+    expect(await eventsStatus(url, { cookie })).toBe(401);
 
     const session = await askForHuman();
     await byToken.waitFor((e) => e.event === 'conversation.waiting' && e.data.session_id === session);
@@ -111,7 +92,7 @@ describe('an agent event stream lasts as long as the sign-in or token it was ope
       body: { password: 'a brand new passphrase' },
     });
     expect(changed.status).toBe(200);
-    for (const stream of streams) expect(await endsWithin(stream, ANNOUNCED_WITHIN_MS)).toBe(true);
+    for (const stream of streams) expect(await stream.endsWithin(ANNOUNCED_WITHIN_MS)).toBe(true);
     for (const browser of [first, second])
       expect((await browser.call('GET', '/api/agent/me')).status).toBe(401);
     expect((await agentClient(url).login(ben.email, PASSWORD)).status).toBe(401);
@@ -124,8 +105,8 @@ describe('an agent event stream lasts as long as the sign-in or token it was ope
     const stream = await follow(cleo.token);
     const renewed = await admin().call('POST', `/api/admin/agents/${cleo.id}/token`);
     expect(renewed.status).toBe(200);
-    expect(await endsWithin(stream, ANNOUNCED_WITHIN_MS)).toBe(true);
-    expect(await eventsStatus({ authorization: `Bearer ${cleo.token}` })).toBe(401);
+    expect(await stream.endsWithin(ANNOUNCED_WITHIN_MS)).toBe(true);
+    expect(await eventsStatus(url, cleo.token)).toBe(401);
     const fresh = await follow(renewed.json.token);
     expect(fresh.events[0]!.data.agent_id).toBe(cleo.id);
   });
@@ -135,7 +116,7 @@ describe('an agent event stream lasts as long as the sign-in or token it was ope
     const browser = await signedIn(dan.email);
     const streams = [await follow(dan.token), await follow({ cookie: browser.cookie! })];
     expect((await admin().call('DELETE', `/api/admin/agents/${dan.id}`)).status).toBe(200);
-    for (const stream of streams) expect(await endsWithin(stream, ANNOUNCED_WITHIN_MS)).toBe(true);
+    for (const stream of streams) expect(await stream.endsWithin(ANNOUNCED_WITHIN_MS)).toBe(true);
   });
 
   it('new bots apply to an open stream at once, and the stream stays open', async () => {
@@ -160,6 +141,6 @@ describe('an agent event stream lasts as long as the sign-in or token it was ope
       250,
     );
     expect(reached).toBe(true);
-    expect(await endsWithin(stream, 0)).toBe(false);
+    expect(await stream.endsWithin(0)).toBe(false);
   });
 });
