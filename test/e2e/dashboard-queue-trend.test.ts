@@ -8,6 +8,7 @@ import { launchChromium, openDashboard, queueCell, type TestBrowser, untilText }
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { queuedMessage, untilAnswered } from '../helpers/stranded-lane.ts';
+import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'dashboard-trend-e2e-admin-token-0123456789';
 const SUE = { name: 'Sue Pervisor', email: 'sue@trend.test', password: 'supervisor passphrase here' };
@@ -30,6 +31,14 @@ describe('the dashboard shows which way each queue is going', () => {
   /** Waits until the cell's text passes `ok` (after the reload the test just made). */
   const shows = (queue: string, field: string, ok: (text: string) => boolean) =>
     untilText(cell(queue, field), ok);
+  /** The inbound queue's depth, as the hub's queue status reads it now. */
+  const inboundDepth = async (): Promise<number> => {
+    const res = await fetch(`${gateway.url}/api/admin/queue`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    const { queues } = (await res.json()) as { queues: { queue: string; depth: number }[] };
+    return queues.find((q) => q.queue === 'inbound')!.depth;
+  };
   /** One reload of "Live": the page's clock moves on by its period. */
   const nextReload = () => page.clock.runFor(LIVE_MS);
 
@@ -78,6 +87,9 @@ describe('the dashboard shows which way each queue is going', () => {
       { role: 'worker' },
     );
     await untilAnswered(gateway.url, auth);
+    // The answer is in the history a moment before its envelope leaves the queue: the reload
+    // must come after the queue has emptied, or it reads the depth of before.
+    await until(inboundDepth, (depth) => depth === 0, 20_000);
     await nextReload();
     await shows('inbound', 'depth', (t) => t === '0');
     await shows('inbound', 'trend', (t) => t.startsWith('↓ '));
