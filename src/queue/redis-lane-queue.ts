@@ -179,10 +179,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
     depth: () => lanes.depth(),
     status: () => runner.status(),
     deadLetters: () => lanes.deadLetters(),
-    async replayDeadLetters() {
-      const letters = await lanes.takeDeadLetters();
-      for (const letter of letters) await push(JSON.parse(letter.item) as Envelope, false);
-      return letters.length;
-    },
+    replayDeadLetters: () =>
+      lanes.replayDeadLetters((letter) => push(JSON.parse(letter.item) as Envelope, false)),
   };
 }

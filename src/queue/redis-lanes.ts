@@ -484,11 +484,21 @@ export class RedisLanes {
     return (await this.redis.lrange(this.deadKey, 0, -1)).map((raw) => JSON.parse(raw) as DeadLetter);
   }
 
-  /** Takes every dead letter out (to replay them). */
-  async takeDeadLetters(): Promise<DeadLetter[]> {
-    const raw = (await this.redis.multi().lrange(this.deadKey, 0, -1).del(this.deadKey).exec()) ?? [];
-    const list = (raw[0]?.[1] as string[] | undefined) ?? [];
-    return list.map((r) => JSON.parse(r) as DeadLetter);
+  /**
+   * Replays the dead letters, oldest first: each is removed only once `requeue` has put it back,
+   * so a failure or an interrupted replay leaves the rest where they were, to replay again. A
+   * letter requeued but not removed (its removal failed) comes back again at the next replay: the
+   * engine finds its envelope recorded and skips it.
+   */
+  async replayDeadLetters(requeue: (letter: DeadLetter) => Promise<unknown>): Promise<number> {
+    let replayed = 0;
+    for (;;) {
+      const raw = await this.redis.lindex(this.deadKey, 0);
+      if (raw === null) return replayed;
+      await requeue(JSON.parse(raw) as DeadLetter);
+      // By value, not by position: another replay may have taken this one meanwhile.
+      if ((await this.redis.lrem(this.deadKey, 1, raw)) === 1) replayed++;
+    }
   }
 
   /**

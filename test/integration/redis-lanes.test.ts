@@ -73,3 +73,44 @@ describe('lanes wait in a ready list, and one wake job claims several', () => {
     expect(next.lanes.map((l) => [l.lane, l.epoch, l.items])).toEqual([['e', handed?.epoch, ['e1']]]);
   });
 });
+
+describe('replaying dead letters', () => {
+  const { prefix, cleanup } = testRedisPrefix();
+  let redis: Redis;
+  let lanes: RedisLanes;
+
+  beforeAll(() => {
+    redis = new Redis(TEST_REDIS_URL);
+    lanes = new RedisLanes(redis, { prefix, name: 'inbound' });
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await cleanup();
+  });
+
+  async function setAside(lane: string, item: string): Promise<void> {
+    await lanes.push(lane, item);
+    expect(await lanes.deadLetter(lane, item, 'refused', 10)).toBe(true);
+  }
+
+  it('keeps every letter not yet requeued when a requeue fails part-way, and replays them later', async () => {
+    await setAside('p', 'p1');
+    await setAside('q', 'q1');
+    await setAside('r', 'r1');
+
+    const requeued: string[] = [];
+    const failAtSecond = async (letter: { item: string }) => {
+      if (requeued.length === 1) throw new Error('Redis went away');
+      requeued.push(letter.item);
+    };
+    await expect(lanes.replayDeadLetters(failAtSecond)).rejects.toThrow('Redis went away');
+    expect(requeued).toEqual(['p1']);
+    // The one requeued is gone from the dead letters; the two after it wait, in their order.
+    expect((await lanes.deadLetters()).map((d) => d.item)).toEqual(['q1', 'r1']);
+
+    expect(await lanes.replayDeadLetters(async (letter) => requeued.push(letter.item))).toBe(2);
+    expect(requeued).toEqual(['p1', 'q1', 'r1']);
+    expect(await lanes.deadLetters()).toEqual([]);
+    expect(await lanes.replayDeadLetters(async () => undefined)).toBe(0);
+  });
+});
