@@ -12,7 +12,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List agents */
+        /** List agents (an admin agent of some bots: the agents of those bots) */
         get: operations["getApiAdminAgents"];
         put?: never;
         /** Create an agent; answers its API token once */

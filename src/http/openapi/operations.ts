@@ -313,7 +313,7 @@ export const OPERATIONS: Operation[] = [
     method: 'get',
     path: '/api/admin/agents',
     tag: 'Agents',
-    summary: 'List agents',
+    summary: 'List agents (an admin agent of some bots: the agents of those bots)',
     security: SUPERVISOR,
     responses: ok(AgentList),
     errors: [401, 403],
