@@ -1,4 +1,3 @@
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { streamSSE } from 'hono/streaming';
@@ -50,6 +49,7 @@ import {
   requireAgent,
   setLoginCookie,
 } from './agent-auth.ts';
+import { contextAddress } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
 
 const DEFAULT_PAGE = 50;
@@ -103,14 +103,6 @@ function query<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
   const parsed = schema.safeParse(c.req.query());
   if (!parsed.success) throw new ApiError(400, 'invalid_request', formatIssues(parsed.error.issues));
   return parsed.data;
-}
-
-function clientIp(c: Context): string | null {
-  try {
-    return getConnInfo(c).remote.address ?? null;
-  } catch {
-    return null;
-  }
 }
 
 /** A conversation as the agent API shows it (the list's shape). */
@@ -171,7 +163,9 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     if (c.req.header('origin') !== undefined && c.req.header('origin') !== new URL(c.req.url).origin)
       throw new ApiError(403, 'cross_origin', 'sign in from the hub’s own pages');
     const body = await readJson(c, LoginBody);
-    const ip = clientIp(c) ?? undefined;
+    // The client as TRUST_PROXY reads it: behind a proxy the socket is the proxy's, and counting that
+    // would let one stranger's failures lock every agent out.
+    const ip = contextAddress(c, config.trustProxy);
     const wait = await throttle.retryAfterMs(body.email, ip);
     if (wait > 0) {
       logger.warn({ event: 'agent.login_throttled', ip });
@@ -282,7 +276,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     await recordTranscriptRead(db, {
       agentId: agent.id,
       sessionId: session.id,
-      ip: clientIp(c),
+      ip: contextAddress(c, config.trustProxy) ?? null,
       userAgent: c.req.header('user-agent') ?? null,
       via: c.get('agentVia') === 'cookie' ? 'console' : 'agent-api',
     });

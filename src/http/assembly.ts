@@ -89,6 +89,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
     dashboardRoutes({
       db,
       adminToken,
+      trustProxy,
       configDir: config.configDir,
       botNames: () => bots.names(),
       // The shared queues' lanes and wake jobs with Redis; embedded, the inbox's counts.

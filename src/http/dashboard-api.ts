@@ -19,6 +19,8 @@ import { ApiError, parseInput as parse } from './errors.ts';
 export interface DashboardApiDeps {
   db: Db;
   adminToken: string | undefined;
+  /** TRUST_PROXY: how the audit log reads the client's address. */
+  trustProxy: number;
   /** Where config/bots lives, to tell the line a dialog waits at. */
   configDir: string;
   /** The configured bots, for the dashboard's filter. */
@@ -131,7 +133,12 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
     sessionId: string | null,
     detail?: Record<string, unknown>,
   ) =>
-    recordAudit(db, { ...auditActor(c, c.get('viewer')), action, sessionId, ...(detail ? { detail } : {}) });
+    recordAudit(db, {
+      ...auditActor(c, c.get('viewer'), deps.trustProxy),
+      action,
+      sessionId,
+      ...(detail ? { detail } : {}),
+    });
 
   /** The session `id` (404 when there is none), its reading recorded in the audit log. */
   const auditedSnapshot = async (

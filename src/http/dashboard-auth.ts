@@ -1,10 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AgentRecord } from '../store/agents.ts';
 import type { AuditEntry } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
 import { authenticateAgent } from './agent-auth.ts';
+import { contextAddress } from './client-address.ts';
 import { ApiError } from './errors.ts';
 
 /** Who is asking: the operator (ADMIN_TOKEN), or a supervisor or admin agent and how they signed in. */
@@ -34,21 +34,17 @@ export function requireSupervisor(db: Db, adminToken: string | undefined): Middl
   };
 }
 
-function clientIp(c: Context): string | null {
-  try {
-    return getConnInfo(c).remote.address ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** The audit row's who and from where for this request. */
-export function auditActor(c: Context, viewer: Viewer): Omit<AuditEntry, 'action' | 'sessionId'> {
+/** The audit row's who and from where for this request (the client's address as TRUST_PROXY reads it). */
+export function auditActor(
+  c: Context,
+  viewer: Viewer,
+  trustProxy: number,
+): Omit<AuditEntry, 'action' | 'sessionId'> {
   return {
     actor: viewer.kind,
     agentId: viewer.kind === 'agent' ? viewer.agent.id : null,
     via: viewer.kind === 'agent' && viewer.via === 'cookie' ? 'console' : 'admin-api',
-    ip: clientIp(c),
+    ip: contextAddress(c, trustProxy) ?? null,
     userAgent: c.req.header('user-agent') ?? null,
   };
 }
