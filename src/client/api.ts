@@ -631,7 +631,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign in with email and password; sets the console cookie */
+        /** Sign in with email and password (from the hub's own page, if any); sets the console cookie */
         post: operations["postApiAgentLogin"];
         delete?: never;
         options?: never;
@@ -1894,7 +1894,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Not allowed (`forbidden`, `admin_disabled`, `csrf`) */
+        /** @description Not allowed (`forbidden`, `admin_disabled`, `csrf`, `cross_origin`) */
         E403: {
             headers: {
                 [name: string]: unknown;
@@ -3610,6 +3610,7 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
             429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };

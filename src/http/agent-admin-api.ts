@@ -14,6 +14,7 @@ import type { Logger } from '../logger.ts';
 import { type AgentRecord, deleteAgent, getAgent, listAgents } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
 import { type AgentVariables, requireAgentAdmin } from './agent-auth.ts';
+import type { ProxySettings } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
 
 const Params = z.object({ id: z.uuid() });
@@ -55,6 +56,8 @@ export function agentAdminRoutes(deps: {
   db: Db;
   logger: Logger;
   adminToken: string | undefined;
+  /** TRUST_PROXY and PUBLIC_URL: the console's own origin. */
+  proxy: ProxySettings;
   /** An agent was removed or went offline: its conversations go back to the bot. */
   onAgentGone?: (agentId: string) => Promise<void>;
   /** An agent's access changed (removed, changed, a new token): its open event streams check it. */
@@ -62,7 +65,7 @@ export function agentAdminRoutes(deps: {
 }): Hono<{ Variables: Partial<AgentVariables> }> {
   const { db, logger } = deps;
   const app = new Hono<{ Variables: Partial<AgentVariables> }>();
-  app.use(requireAgentAdmin(db, deps.adminToken));
+  app.use(requireAgentAdmin(db, deps.adminToken, deps.proxy));
 
   /** The agent with that id, if this admin manages it: others are not there, as far as it can tell. */
   async function managed(c: AdminContext): Promise<AgentRecord> {

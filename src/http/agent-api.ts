@@ -46,8 +46,10 @@ import {
   checkSameOrigin,
   clearLoginCookie,
   LOGIN_TTL_MS,
+  ownPageOrigin,
   requireAgent,
   setLoginCookie,
+  signInOverTls,
 } from './agent-auth.ts';
 import { contextAddress } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
@@ -160,8 +162,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
   const app = new Hono<Env>();
 
   app.post('/login', async (c) => {
-    if (c.req.header('origin') !== undefined && c.req.header('origin') !== new URL(c.req.url).origin)
-      throw new ApiError(403, 'cross_origin', 'sign in from the hub’s own pages');
+    const page = ownPageOrigin(c, config, 'sign in from the hub’s own pages');
     const body = await readJson(c, LoginBody);
     // The client as TRUST_PROXY reads it: behind a proxy the socket is the proxy's, and counting that
     // would let one stranger's failures lock every agent out.
@@ -182,7 +183,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     await throttle.succeeded(body.email);
     const token = newToken();
     await insertLogin(db, found.id, hashToken(token), new Date(Date.now() + LOGIN_TTL_MS));
-    setLoginCookie(c, token);
+    setLoginCookie(c, token, signInOverTls(c, config, page));
     logger.info({ event: 'agent.login', agentId: found.id });
     const { passwordHash: _hash, ...agent } = found;
     return c.json(toApiAgent(agent));
@@ -191,7 +192,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
   app.post('/logout', async (c) => {
     const cookie = getCookie(c, AGENT_COOKIE);
     if (cookie) {
-      checkSameOrigin(c);
+      checkSameOrigin(c, config);
       const agentId = await deleteLogin(db, hashToken(cookie));
       if (agentId) await announceAccessChange(bus, logger, agentId);
     }
@@ -199,7 +200,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     return c.json({ signed_out: true });
   });
 
-  app.use('*', requireAgent(db));
+  app.use('*', requireAgent(db, config));
 
   app.get('/me', (c) => c.json(toApiAgent(c.get('agent'))));
 
@@ -433,7 +434,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       // password or token, a removal ends it (the client's reconnection is then refused). Its
       // agent's role, bots and queues are read again with it.
       const recheck = () =>
-        authenticateAgent(c, db).then(
+        authenticateAgent(c, db, config).then(
           ({ agent: current }) => {
             agent = current;
           },

@@ -5,6 +5,7 @@ import { agentForToken } from '../agents/accounts.ts';
 import { hashToken, TOKEN_PATTERN } from '../auth/token.ts';
 import { type AgentRecord, findAgentByLogin } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
+import { contextOverTls, isOwnOrigin, type ProxySettings } from './client-address.ts';
 import { ApiError } from './errors.ts';
 
 /** The sign-in cookie: HttpOnly, SameSite=Strict, a 256-bit token stored only hashed. */
@@ -34,14 +35,23 @@ function bearer(c: Context): string | undefined {
 }
 
 /**
+ * The request's `Origin` when it is a page of the hub itself (`isOwnOrigin`: behind a proxy, as
+ * TRUST_PROXY and PUBLIC_URL say), undefined without one; 403 `cross_origin` for another site's.
+ */
+export function ownPageOrigin(c: Context, proxy: ProxySettings, refusal: string): string | undefined {
+  const origin = c.req.header('origin');
+  if (origin !== undefined && !isOwnOrigin(c, origin, proxy))
+    throw new ApiError(403, 'cross_origin', refusal);
+  return origin;
+}
+
+/**
  * Refuses a cross-site request: a state-changing request must name its own origin (or none) in
  * `Origin` and carry the CSRF header. Browsers always send Origin on cross-site POSTs.
  */
-export function checkSameOrigin(c: Context): void {
+export function checkSameOrigin(c: Context, proxy: ProxySettings): void {
   const origin = c.req.header('origin');
-  if (origin !== undefined && origin !== new URL(c.req.url).origin) {
-    throw new ApiError(403, 'cross_origin', `requests from ${origin} are not accepted here`);
-  }
+  ownPageOrigin(c, proxy, `requests from ${origin} are not accepted here`);
   if (!c.req.header(CSRF_HEADER)) {
     throw new ApiError(
       403,
@@ -55,6 +65,7 @@ export function checkSameOrigin(c: Context): void {
 export async function authenticateAgent(
   c: Context,
   db: Db,
+  proxy: ProxySettings,
 ): Promise<{ agent: AgentRecord; via: 'token' | 'cookie' }> {
   const token = bearer(c);
   if (token !== undefined) {
@@ -66,16 +77,16 @@ export async function authenticateAgent(
   if (cookie && TOKEN_PATTERN.test(cookie)) {
     const agent = await findAgentByLogin(db, hashToken(cookie));
     if (agent) {
-      if (!SAFE_METHODS.has(c.req.method)) checkSameOrigin(c);
+      if (!SAFE_METHODS.has(c.req.method)) checkSameOrigin(c, proxy);
       return { agent, via: 'cookie' };
     }
   }
   throw unauthorized('sign in (POST /api/agent/login) or send "Authorization: Bearer <agent token>"');
 }
 
-export function requireAgent(db: Db): MiddlewareHandler<{ Variables: AgentVariables }> {
+export function requireAgent(db: Db, proxy: ProxySettings): MiddlewareHandler<{ Variables: AgentVariables }> {
   return async (c, next) => {
-    const { agent, via } = await authenticateAgent(c, db);
+    const { agent, via } = await authenticateAgent(c, db, proxy);
     c.set('agent', agent);
     c.set('agentVia', via);
     await next();
@@ -91,6 +102,7 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 export function requireAgentAdmin(
   db: Db,
   adminToken: string | undefined,
+  proxy: ProxySettings,
 ): MiddlewareHandler<{ Variables: Partial<AgentVariables> }> {
   const expected = adminToken ? digest(adminToken) : undefined;
   return async (c, next) => {
@@ -99,7 +111,7 @@ export function requireAgentAdmin(
       await next();
       return;
     }
-    const { agent, via } = await authenticateAgent(c, db);
+    const { agent, via } = await authenticateAgent(c, db, proxy);
     if (agent.role !== 'admin') throw new ApiError(403, 'forbidden', 'managing agents takes an admin');
     c.set('agent', agent);
     c.set('agentVia', via);
@@ -107,12 +119,21 @@ export function requireAgentAdmin(
   };
 }
 
-export function setLoginCookie(c: Context, token: string): void {
+/**
+ * Whether a sign-in reached the hub over TLS, so that its cookie is `Secure`: the socket, or
+ * `X-Forwarded-Proto` under TRUST_PROXY, or the hub's own page it came from (`pageOrigin`, already
+ * checked by `ownPageOrigin`) being https, as behind a proxy that does not say but PUBLIC_URL does.
+ */
+export function signInOverTls(c: Context, proxy: ProxySettings, pageOrigin: string | undefined): boolean {
+  return contextOverTls(c, proxy.trustProxy) || pageOrigin?.startsWith('https://') === true;
+}
+
+export function setLoginCookie(c: Context, token: string, secure: boolean): void {
   setCookie(c, AGENT_COOKIE, token, {
     httpOnly: true,
     sameSite: 'Strict',
     path: '/',
-    secure: new URL(c.req.url).protocol === 'https:',
+    secure,
     maxAge: Math.floor(LOGIN_TTL_MS / 1000),
   });
 }

@@ -10,6 +10,7 @@ import { agentRoutes } from './agent-api.ts';
 import { createApp } from './app.ts';
 import { authRoutes } from './auth-api.ts';
 import { BROADCASTS_PATH, broadcastRoutes } from './broadcast-api.ts';
+import type { ProxySettings } from './client-address.ts';
 import { consoleRoutes } from './console.ts';
 import { dashboardRoutes } from './dashboard-api.ts';
 import { fileRoutes, UPLOAD_PATH } from './files-api.ts';
@@ -81,6 +82,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
   if (services.role === 'worker') return app;
 
   const { adminToken, trustProxy } = config;
+  const proxy: ProxySettings = { trustProxy, publicUrl: config.publicUrl };
   if (signIn) app.route('/', authRoutes({ signIn, rateLimiter, config }));
   app.route('/', identityRoutes({ db, cache, logger, admin: { adminToken, rateLimiter, trustProxy } }));
   // Before the operator routes: supervisors and admins see the dashboard, where only ADMIN_TOKEN opens the rest of /api/admin.
@@ -89,7 +91,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
     dashboardRoutes({
       db,
       adminToken,
-      trustProxy,
+      proxy,
       configDir: config.configDir,
       botNames: () => bots.names(),
       // The shared queues' lanes and wake jobs with Redis; embedded, the inbox's counts.
@@ -106,12 +108,13 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
       db,
       logger,
       adminToken,
+      proxy,
       onAgentGone: async (id) => void (await handoff.agentGone(id)),
       onAccessChanged: (id) => announceAccessChange(bus, logger, id),
     }),
   );
-  app.route('/api/admin/messages', outboundMessageRoutes({ db, adminToken, service: outbound }));
-  app.route(BROADCASTS_PATH, broadcastRoutes({ db, adminToken, service: broadcasts }));
+  app.route('/api/admin/messages', outboundMessageRoutes({ db, adminToken, proxy, service: outbound }));
+  app.route(BROADCASTS_PATH, broadcastRoutes({ db, adminToken, proxy, service: broadcasts }));
   app.route(
     '/',
     adminRoutes({

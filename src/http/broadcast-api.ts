@@ -4,6 +4,7 @@ import { BroadcastRequestSchema, type BroadcastService } from '../outbound/broad
 import { requestHash } from '../outbound/service.ts';
 import { EVERY_BOT } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
+import type { ProxySettings } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
 import { checkBot, requireSender, type SenderEnv } from './outbound-api.ts';
 
@@ -16,10 +17,16 @@ export const BROADCASTS_PATH = '/api/admin/broadcasts';
  * `/api/admin/broadcasts`: one message to many (mounted with `app.route`). The same senders as
  * `/api/admin/messages`: ADMIN_TOKEN, or a supervisor or admin agent for the bots they serve.
  */
-export function broadcastRoutes(deps: { db: Db; adminToken: string | undefined; service: BroadcastService }) {
+export function broadcastRoutes(deps: {
+  db: Db;
+  adminToken: string | undefined;
+  /** TRUST_PROXY and PUBLIC_URL: the console's own origin. */
+  proxy: ProxySettings;
+  service: BroadcastService;
+}) {
   const { service } = deps;
   const app = new Hono<SenderEnv>();
-  app.use(requireSender(deps.db, deps.adminToken));
+  app.use(requireSender(deps.db, deps.adminToken, deps.proxy));
 
   app.post('/', async (c) => {
     const request = await readJson(c, BroadcastRequestSchema);

@@ -78,3 +78,59 @@ export function contextOverTls(c: Context, trustedHops: number): boolean {
     trustedHops,
   );
 }
+
+/**
+ * TRUST_PROXY and PUBLIC_URL: how far the hub believes what proxies say of a request, and the
+ * address the internet knows it by.
+ */
+export interface ProxySettings {
+  trustProxy: number;
+  /** Without a trailing slash. */
+  publicUrl: string | undefined;
+}
+
+/** A URL's origin (`https://host[:port]`, lower case, no default port); undefined when it has none. */
+function originOf(url: string): string | undefined {
+  try {
+    const { origin } = new URL(url);
+    return origin === 'null' ? undefined : origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The host the client asked the first of `trustedHops` proxies for, from `X-Forwarded-Host`: the
+ * entry that proxy wrote, that many from the right as in `clientAddress` (entries further left are
+ * the client's own), or the leftmost when proxies replace the header rather than append to it.
+ */
+export function forwardedHost(forwarded: string | undefined, trustedHops: number): string | undefined {
+  if (trustedHops <= 0 || !forwarded) return undefined;
+  const chain = forwarded
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return chain[Math.max(0, chain.length - trustedHops)];
+}
+
+/**
+ * The origin a hono request was sent to, as the browser saw it: the scheme it came over
+ * (`contextOverTls`) and its `Host`, or behind TRUST_PROXY proxies `X-Forwarded-Host` when they set it.
+ */
+export function contextOrigin(c: Context, trustedHops: number): string | undefined {
+  const scheme = contextOverTls(c, trustedHops) ? 'https' : 'http';
+  const host = forwardedHost(c.req.header('x-forwarded-host'), trustedHops) ?? new URL(c.req.url).host;
+  // A host and port only: no user info, path or query that would make the URL's origin another's.
+  return /^[^\s/\\?#@]+$/.test(host) ? originOf(`${scheme}://${host}`) : undefined;
+}
+
+/**
+ * Whether `origin` (a browser's `Origin` header) is a page of the hub itself: the origin this
+ * request was sent to, or PUBLIC_URL's (a proxy that says neither the scheme nor the host).
+ */
+export function isOwnOrigin(c: Context, origin: string, proxy: ProxySettings): boolean {
+  // Browsers send an origin as URL's `origin` spells it; anything else is no page of the hub's.
+  if (originOf(origin) !== origin) return false;
+  if (origin === contextOrigin(c, proxy.trustProxy)) return true;
+  return proxy.publicUrl !== undefined && origin === originOf(proxy.publicUrl);
+}

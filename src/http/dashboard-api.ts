@@ -13,14 +13,15 @@ import { listMessages, MAX_PAGE_SIZE } from '../store/messages.ts';
 import type { MessageRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { listIdentities } from '../store/users.ts';
+import type { ProxySettings } from './client-address.ts';
 import { auditActor, type DashboardEnv, requireSupervisor } from './dashboard-auth.ts';
 import { ApiError, parseInput as parse } from './errors.ts';
 
 export interface DashboardApiDeps {
   db: Db;
   adminToken: string | undefined;
-  /** TRUST_PROXY: how the audit log reads the client's address. */
-  trustProxy: number;
+  /** TRUST_PROXY and PUBLIC_URL: the audit log's client address, the console's own origin. */
+  proxy: ProxySettings;
   /** Where config/bots lives, to tell the line a dialog waits at. */
   configDir: string;
   /** The configured bots, for the dashboard's filter. */
@@ -120,7 +121,7 @@ async function wholeTranscript(db: Db, sessionId: string): Promise<MessageRecord
 export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
   const { db } = deps;
   const app = new Hono<DashboardEnv>();
-  const guard = requireSupervisor(db, deps.adminToken);
+  const guard = requireSupervisor(db, deps.adminToken, deps.proxy);
   for (const p of ['/analytics', '/analytics/*', '/audit', '/transcripts/*', '/people/*', '/queue'])
     app.use(p, guard);
 
@@ -134,7 +135,7 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
     detail?: Record<string, unknown>,
   ) =>
     recordAudit(db, {
-      ...auditActor(c, c.get('viewer'), deps.trustProxy),
+      ...auditActor(c, c.get('viewer'), deps.proxy.trustProxy),
       action,
       sessionId,
       ...(detail ? { detail } : {}),

@@ -4,7 +4,7 @@ import type { AgentRecord } from '../store/agents.ts';
 import type { AuditEntry } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
 import { authenticateAgent } from './agent-auth.ts';
-import { contextAddress } from './client-address.ts';
+import { contextAddress, type ProxySettings } from './client-address.ts';
 import { ApiError } from './errors.ts';
 
 /** Who is asking: the operator (ADMIN_TOKEN), or a supervisor or admin agent and how they signed in. */
@@ -17,7 +17,11 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
  * The dashboard's routes: the operator's ADMIN_TOKEN, or an agent whose role is `supervisor` or
  * `admin` (by token or cookie). A plain agent is 403.
  */
-export function requireSupervisor(db: Db, adminToken: string | undefined): MiddlewareHandler<DashboardEnv> {
+export function requireSupervisor(
+  db: Db,
+  adminToken: string | undefined,
+  proxy: ProxySettings,
+): MiddlewareHandler<DashboardEnv> {
   const expected = adminToken ? digest(adminToken) : undefined;
   return async (c, next) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
@@ -26,7 +30,7 @@ export function requireSupervisor(db: Db, adminToken: string | undefined): Middl
       await next();
       return;
     }
-    const { agent, via } = await authenticateAgent(c, db);
+    const { agent, via } = await authenticateAgent(c, db, proxy);
     if (agent.role !== 'supervisor' && agent.role !== 'admin')
       throw new ApiError(403, 'forbidden', 'the dashboard is for supervisors and admins');
     c.set('viewer', { kind: 'agent', agent, via });

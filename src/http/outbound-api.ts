@@ -5,6 +5,7 @@ import { type OutboundService, requestHash, SendRequestSchema } from '../outboun
 import { type AgentRecord, servesBot } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
 import { authenticateAgent } from './agent-auth.ts';
+import type { ProxySettings } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
@@ -15,7 +16,11 @@ export type Sender = { agent?: AgentRecord };
 export type SenderEnv = { Variables: { sender: Sender } };
 type Env = SenderEnv;
 
-export function requireSender(db: Db, adminToken: string | undefined): MiddlewareHandler<Env> {
+export function requireSender(
+  db: Db,
+  adminToken: string | undefined,
+  proxy: ProxySettings,
+): MiddlewareHandler<Env> {
   const expected = adminToken ? digest(adminToken) : undefined;
   return async (c, next) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
@@ -24,7 +29,7 @@ export function requireSender(db: Db, adminToken: string | undefined): Middlewar
       await next();
       return;
     }
-    const { agent } = await authenticateAgent(c, db);
+    const { agent } = await authenticateAgent(c, db, proxy);
     if (agent.role !== 'supervisor' && agent.role !== 'admin')
       throw new ApiError(403, 'forbidden', 'sending messages first takes a supervisor or an admin');
     c.set('sender', { agent });
@@ -47,11 +52,13 @@ function messageId(raw: string): string {
 export function outboundMessageRoutes(deps: {
   db: Db;
   adminToken: string | undefined;
+  /** TRUST_PROXY and PUBLIC_URL: the console's own origin. */
+  proxy: ProxySettings;
   service: OutboundService;
 }) {
   const { db, service } = deps;
   const app = new Hono<Env>();
-  app.use(requireSender(db, deps.adminToken));
+  app.use(requireSender(db, deps.adminToken, deps.proxy));
 
   app.post('/', async (c) => {
     const request = await readJson(c, SendRequestSchema);

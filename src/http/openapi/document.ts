@@ -12,7 +12,7 @@ export type OpenApiDocument = Json;
 const STATUS_TEXT: Record<number, string> = {
   400: 'The request is malformed or invalid (`invalid_json`, `invalid_request`, `invalid_text`, …)',
   401: 'No valid credentials (`unauthorized`)',
-  403: 'Not allowed (`forbidden`, `admin_disabled`, `csrf`)',
+  403: 'Not allowed (`forbidden`, `admin_disabled`, `csrf`, `cross_origin`)',
   404: 'Not found (`not_found`, `unknown_bot`)',
   409: 'Conflicts with the current state',
   413: 'Too large (`payload_too_large`, `text_too_long`, `file_too_large`)',

@@ -360,11 +360,11 @@ export const OPERATIONS: Operation[] = [
     method: 'post',
     path: '/api/agent/login',
     tag: 'Agent',
-    summary: 'Sign in with email and password; sets the console cookie',
+    summary: "Sign in with email and password (from the hub's own page, if any); sets the console cookie",
     security: [],
     body: LoginBody,
     responses: ok(Agent),
-    errors: [400, 401, 429],
+    errors: [400, 401, 403, 429],
   },
   {
     method: 'post',
