@@ -1948,7 +1948,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Rate limited (`rate_limited`); see `Retry-After` */
+        /** @description Rate limited (`rate_limited`), or too many wrong credentials from this address (`too_many_failures`, `too_many_attempts`); see `Retry-After` */
         E429: {
             headers: {
                 [name: string]: unknown;
@@ -1998,6 +1998,7 @@ export interface operations {
             };
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2049,6 +2050,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             409: components["responses"]["E409"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2076,6 +2078,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2110,6 +2113,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2160,6 +2164,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2193,6 +2198,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2222,6 +2228,7 @@ export interface operations {
             };
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2255,6 +2262,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2310,6 +2318,7 @@ export interface operations {
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2333,6 +2342,7 @@ export interface operations {
             };
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2400,6 +2410,7 @@ export interface operations {
             409: components["responses"]["E409"];
             413: components["responses"]["E413"];
             422: components["responses"]["E422"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2427,6 +2438,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2484,6 +2496,7 @@ export interface operations {
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
             422: components["responses"]["E422"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2511,6 +2524,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2537,6 +2551,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2587,6 +2602,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2653,6 +2669,7 @@ export interface operations {
             };
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2689,6 +2706,7 @@ export interface operations {
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2716,6 +2734,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2762,6 +2781,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2804,6 +2824,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2854,6 +2875,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2882,6 +2904,7 @@ export interface operations {
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2909,6 +2932,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -2957,6 +2981,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -3035,6 +3060,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -3085,6 +3111,7 @@ export interface operations {
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -3111,6 +3138,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -3183,6 +3211,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -3221,6 +3250,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -3254,6 +3284,7 @@ export interface operations {
             };
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -3278,6 +3309,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };
@@ -3992,6 +4024,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { MINUTE_MS, type RateLimiter } from '../limits/rate-limiter.ts';
 import { contextAddress } from './client-address.ts';
 import { ApiError } from './errors.ts';
@@ -24,30 +24,70 @@ export interface AdminGuardOptions {
 }
 
 /**
+ * ADMIN_TOKEN under its guess throttle, for every guard that takes it: `requireAdmin`, and the
+ * routes that take an agent's credentials as well (agents, the dashboard, outbound messages and
+ * broadcasts). Wrong tokens are counted per client address, and an address with
+ * ADMIN_FAILURES_PER_MINUTE of them is refused (429) the right token included, on every one of
+ * those routes, so a guess cannot be told right from wrong anywhere while it lasts.
+ */
+export class AdminTokenCheck {
+  private readonly expected: Buffer | undefined;
+
+  constructor(private readonly options: AdminGuardOptions) {
+    this.expected = options.adminToken ? digest(options.adminToken) : undefined;
+  }
+
+  /** Whether ADMIN_TOKEN is set; unset, no token is it and nothing is counted. */
+  get enabled(): boolean {
+    return this.expected !== undefined;
+  }
+
+  /** 429 while the request's client address has had too many wrong tokens. */
+  async refuseWhileLockedOut(c: Context): Promise<void> {
+    const state = await this.options.rateLimiter.peek(this.key(c), ADMIN_FAILURES_PER_MINUTE, MINUTE_MS);
+    if (!state.allowed) throw tooManyFailures(state.retryAfterMs);
+  }
+
+  /**
+   * Whether a bearer `token` is ADMIN_TOKEN. `otherwiseValid`: it is a credential of another kind
+   * the route takes (an agent's own token), which is no guess: neither refused nor counted. Any
+   * other token is refused while the address is locked out, and counted when it is wrong (429
+   * when that is one too many).
+   */
+  async isAdminToken(c: Context, token: string, otherwiseValid = false): Promise<boolean> {
+    if (!this.expected) return false;
+    const matches = timingSafeEqual(digest(token), this.expected);
+    if (!matches && otherwiseValid) return false;
+    await this.refuseWhileLockedOut(c);
+    if (matches) return true;
+    const counted = await this.options.rateLimiter.hit(this.key(c), ADMIN_FAILURES_PER_MINUTE, MINUTE_MS);
+    if (!counted.allowed) throw tooManyFailures(counted.retryAfterMs);
+    return false;
+  }
+
+  private key(c: Context): string {
+    return adminFailuresKey(contextAddress(c, this.options.trustProxy) ?? 'unknown');
+  }
+}
+
+/**
  * Guards operator routes with `Authorization: Bearer <ADMIN_TOKEN>`. With no ADMIN_TOKEN
  * configured the routes are closed (403), never open. Wrong tokens are counted per client
- * address and throttled (ADMIN_FAILURES_PER_MINUTE).
+ * address and throttled (`AdminTokenCheck`); a locked-out address is refused even without a token.
  */
 export function requireAdmin(options: AdminGuardOptions): MiddlewareHandler {
-  const { adminToken, rateLimiter, trustProxy } = options;
-  const expected = adminToken ? digest(adminToken) : undefined;
+  const check = new AdminTokenCheck(options);
   return async (c, next) => {
-    if (!expected)
+    if (!check.enabled)
       throw new ApiError(
         403,
         'admin_disabled',
         'operator routes are disabled: set ADMIN_TOKEN to enable them',
       );
-    const key = adminFailuresKey(contextAddress(c, trustProxy) ?? 'unknown');
-    const state = await rateLimiter.peek(key, ADMIN_FAILURES_PER_MINUTE, MINUTE_MS);
-    if (!state.allowed) throw tooManyFailures(state.retryAfterMs);
     const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
-    if (!match || !timingSafeEqual(digest(match[1]!), expected)) {
-      // A request without a token is not a guess; a wrong token is.
-      if (match) {
-        const counted = await rateLimiter.hit(key, ADMIN_FAILURES_PER_MINUTE, MINUTE_MS);
-        if (!counted.allowed) throw tooManyFailures(counted.retryAfterMs);
-      }
+    // A request without a token is not a guess (not counted), but is refused while locked out too.
+    if (!match) await check.refuseWhileLockedOut(c);
+    if (!match || !(await check.isAdminToken(c, match[1]!))) {
       throw new ApiError(
         401,
         'unauthorized',

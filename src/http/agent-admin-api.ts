@@ -13,6 +13,7 @@ import { managesBots } from '../agents/admin-scope.ts';
 import type { Logger } from '../logger.ts';
 import { type AgentRecord, deleteAgent, getAgent, listAgents } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
+import type { AdminGuardOptions } from './admin-auth.ts';
 import { type AgentVariables, requireAgentAdmin } from './agent-auth.ts';
 import type { ProxySettings } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
@@ -55,7 +56,8 @@ async function duplicateAs409<T>(work: () => Promise<T>): Promise<T> {
 export function agentAdminRoutes(deps: {
   db: Db;
   logger: Logger;
-  adminToken: string | undefined;
+  /** ADMIN_TOKEN and its guess throttle. */
+  admin: AdminGuardOptions;
   /** TRUST_PROXY and PUBLIC_URL: the console's own origin. */
   proxy: ProxySettings;
   /** An agent was removed or went offline: its conversations go back to the bot. */
@@ -65,7 +67,7 @@ export function agentAdminRoutes(deps: {
 }): Hono<{ Variables: Partial<AgentVariables> }> {
   const { db, logger } = deps;
   const app = new Hono<{ Variables: Partial<AgentVariables> }>();
-  app.use(requireAgentAdmin(db, deps.adminToken, deps.proxy));
+  app.use(requireAgentAdmin(db, deps.admin, deps.proxy));
 
   /** The agent with that id, if this admin manages it: others are not there, as far as it can tell. */
   async function managed(c: AdminContext): Promise<AgentRecord> {

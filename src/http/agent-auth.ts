@@ -1,10 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { agentForToken } from '../agents/accounts.ts';
 import { hashToken, TOKEN_PATTERN } from '../auth/token.ts';
 import { type AgentRecord, findAgentByLogin } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
+import { type AdminGuardOptions, AdminTokenCheck } from './admin-auth.ts';
 import { contextOverTls, isOwnOrigin, type ProxySettings } from './client-address.ts';
 import { ApiError } from './errors.ts';
 
@@ -93,7 +93,30 @@ export function requireAgent(db: Db, proxy: ProxySettings): MiddlewareHandler<{ 
   };
 }
 
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+/** Who is behind a request on a route that takes the operator or an agent. */
+export type OperatorOrAgent =
+  | { kind: 'operator' }
+  | { kind: 'agent'; agent: AgentRecord; via: 'token' | 'cookie' };
+
+/**
+ * The operator (ADMIN_TOKEN, under its guess throttle: `AdminTokenCheck`) or the agent behind a
+ * request (bearer token or sign-in cookie), or 401 (429 for a locked-out address's bearer). An
+ * agent's own token is never counted as a guess at ADMIN_TOKEN, nor refused with its address.
+ */
+export async function authenticateOperatorOrAgent(
+  c: Context,
+  db: Db,
+  admin: AdminTokenCheck,
+  proxy: ProxySettings,
+): Promise<OperatorOrAgent> {
+  const token = bearer(c);
+  if (token === undefined) return { kind: 'agent', ...(await authenticateAgent(c, db, proxy)) };
+  // Looked up whatever the token is, so that ADMIN_TOKEN and a wrong guess take the same steps.
+  const agent = await agentForToken(db, token);
+  if (await admin.isAdminToken(c, token, agent !== undefined)) return { kind: 'operator' };
+  if (!agent) throw unauthorized('the agent token is not valid');
+  return { kind: 'agent', agent, via: 'token' };
+}
 
 /**
  * Agent management: the operator's ADMIN_TOKEN, or an agent whose role is `admin` (by token or
@@ -101,17 +124,17 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
  */
 export function requireAgentAdmin(
   db: Db,
-  adminToken: string | undefined,
+  admin: AdminGuardOptions,
   proxy: ProxySettings,
 ): MiddlewareHandler<{ Variables: Partial<AgentVariables> }> {
-  const expected = adminToken ? digest(adminToken) : undefined;
+  const adminToken = new AdminTokenCheck(admin);
   return async (c, next) => {
-    const token = bearer(c);
-    if (token !== undefined && expected && timingSafeEqual(digest(token), expected)) {
+    const who = await authenticateOperatorOrAgent(c, db, adminToken, proxy);
+    if (who.kind === 'operator') {
       await next();
       return;
     }
-    const { agent, via } = await authenticateAgent(c, db, proxy);
+    const { agent, via } = who;
     if (agent.role !== 'admin') throw new ApiError(403, 'forbidden', 'managing agents takes an admin');
     c.set('agent', agent);
     c.set('agentVia', via);

@@ -5,6 +5,7 @@ import { inboxQueueStatus } from '../queue/lane-status.ts';
 import { inboxCounts } from '../store/inbox.ts';
 import { countActiveSessions } from '../store/sessions.ts';
 import { adminRoutes } from './admin-api.ts';
+import type { AdminGuardOptions } from './admin-auth.ts';
 import { agentAdminRoutes } from './agent-admin-api.ts';
 import { agentRoutes } from './agent-api.ts';
 import { createApp } from './app.ts';
@@ -83,14 +84,16 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
 
   const { adminToken, trustProxy } = config;
   const proxy: ProxySettings = { trustProxy, publicUrl: config.publicUrl };
+  // One guess throttle for ADMIN_TOKEN on every route that takes it (counted per address in `rateLimiter`).
+  const admin: AdminGuardOptions = { adminToken, rateLimiter, trustProxy };
   if (signIn) app.route('/', authRoutes({ signIn, rateLimiter, config }));
-  app.route('/', identityRoutes({ db, cache, logger, admin: { adminToken, rateLimiter, trustProxy } }));
+  app.route('/', identityRoutes({ db, cache, logger, admin }));
   // Before the operator routes: supervisors and admins see the dashboard, where only ADMIN_TOKEN opens the rest of /api/admin.
   app.route(
     '/api/admin',
     dashboardRoutes({
       db,
-      adminToken,
+      admin,
       proxy,
       configDir: config.configDir,
       botNames: () => bots.names(),
@@ -107,14 +110,14 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
     agentAdminRoutes({
       db,
       logger,
-      adminToken,
+      admin,
       proxy,
       onAgentGone: async (id) => void (await handoff.agentGone(id)),
       onAccessChanged: (id) => announceAccessChange(bus, logger, id),
     }),
   );
-  app.route('/api/admin/messages', outboundMessageRoutes({ db, adminToken, proxy, service: outbound }));
-  app.route(BROADCASTS_PATH, broadcastRoutes({ db, adminToken, proxy, service: broadcasts }));
+  app.route('/api/admin/messages', outboundMessageRoutes({ db, admin, proxy, service: outbound }));
+  app.route(BROADCASTS_PATH, broadcastRoutes({ db, admin, proxy, service: broadcasts }));
   app.route(
     '/',
     adminRoutes({

@@ -4,6 +4,7 @@ import { BroadcastRequestSchema, type BroadcastService } from '../outbound/broad
 import { requestHash } from '../outbound/service.ts';
 import { EVERY_BOT } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
+import type { AdminGuardOptions } from './admin-auth.ts';
 import type { ProxySettings } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
 import { checkBot, requireSender, type SenderEnv } from './outbound-api.ts';
@@ -19,14 +20,15 @@ export const BROADCASTS_PATH = '/api/admin/broadcasts';
  */
 export function broadcastRoutes(deps: {
   db: Db;
-  adminToken: string | undefined;
+  /** ADMIN_TOKEN and its guess throttle. */
+  admin: AdminGuardOptions;
   /** TRUST_PROXY and PUBLIC_URL: the console's own origin. */
   proxy: ProxySettings;
   service: BroadcastService;
 }) {
   const { service } = deps;
   const app = new Hono<SenderEnv>();
-  app.use(requireSender(deps.db, deps.adminToken, deps.proxy));
+  app.use(requireSender(deps.db, deps.admin, deps.proxy));
 
   app.post('/', async (c) => {
     const request = await readJson(c, BroadcastRequestSchema);

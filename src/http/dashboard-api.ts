@@ -13,13 +13,15 @@ import { listMessages, MAX_PAGE_SIZE } from '../store/messages.ts';
 import type { MessageRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { listIdentities } from '../store/users.ts';
+import type { AdminGuardOptions } from './admin-auth.ts';
 import type { ProxySettings } from './client-address.ts';
 import { auditActor, type DashboardEnv, requireSupervisor } from './dashboard-auth.ts';
 import { ApiError, parseInput as parse } from './errors.ts';
 
 export interface DashboardApiDeps {
   db: Db;
-  adminToken: string | undefined;
+  /** ADMIN_TOKEN and its guess throttle. */
+  admin: AdminGuardOptions;
   /** TRUST_PROXY and PUBLIC_URL: the audit log's client address, the console's own origin. */
   proxy: ProxySettings;
   /** Where config/bots lives, to tell the line a dialog waits at. */
@@ -121,7 +123,7 @@ async function wholeTranscript(db: Db, sessionId: string): Promise<MessageRecord
 export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
   const { db } = deps;
   const app = new Hono<DashboardEnv>();
-  const guard = requireSupervisor(db, deps.adminToken, deps.proxy);
+  const guard = requireSupervisor(db, deps.admin, deps.proxy);
   for (const p of ['/analytics', '/analytics/*', '/audit', '/transcripts/*', '/people/*', '/queue'])
     app.use(p, guard);
 

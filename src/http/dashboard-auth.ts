@@ -1,17 +1,14 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
-import type { AgentRecord } from '../store/agents.ts';
 import type { AuditEntry } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
-import { authenticateAgent } from './agent-auth.ts';
+import { type AdminGuardOptions, AdminTokenCheck } from './admin-auth.ts';
+import { authenticateOperatorOrAgent, type OperatorOrAgent } from './agent-auth.ts';
 import { contextAddress, type ProxySettings } from './client-address.ts';
 import { ApiError } from './errors.ts';
 
 /** Who is asking: the operator (ADMIN_TOKEN), or a supervisor or admin agent and how they signed in. */
-export type Viewer = { kind: 'operator' } | { kind: 'agent'; agent: AgentRecord; via: 'token' | 'cookie' };
+export type Viewer = OperatorOrAgent;
 export type DashboardEnv = { Variables: { viewer: Viewer } };
-
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /**
  * The dashboard's routes: the operator's ADMIN_TOKEN, or an agent whose role is `supervisor` or
@@ -19,21 +16,15 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
  */
 export function requireSupervisor(
   db: Db,
-  adminToken: string | undefined,
+  admin: AdminGuardOptions,
   proxy: ProxySettings,
 ): MiddlewareHandler<DashboardEnv> {
-  const expected = adminToken ? digest(adminToken) : undefined;
+  const adminToken = new AdminTokenCheck(admin);
   return async (c, next) => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
-    if (match && expected && timingSafeEqual(digest(match[1]!), expected)) {
-      c.set('viewer', { kind: 'operator' });
-      await next();
-      return;
-    }
-    const { agent, via } = await authenticateAgent(c, db, proxy);
-    if (agent.role !== 'supervisor' && agent.role !== 'admin')
+    const viewer = await authenticateOperatorOrAgent(c, db, adminToken, proxy);
+    if (viewer.kind === 'agent' && viewer.agent.role !== 'supervisor' && viewer.agent.role !== 'admin')
       throw new ApiError(403, 'forbidden', 'the dashboard is for supervisors and admins');
-    c.set('viewer', { kind: 'agent', agent, via });
+    c.set('viewer', viewer);
     await next();
   };
 }

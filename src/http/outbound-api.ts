@@ -1,14 +1,13 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { type OutboundService, requestHash, SendRequestSchema } from '../outbound/service.ts';
 import { type AgentRecord, servesBot } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
-import { authenticateAgent } from './agent-auth.ts';
+import { type AdminGuardOptions, AdminTokenCheck } from './admin-auth.ts';
+import { authenticateOperatorOrAgent } from './agent-auth.ts';
 import type { ProxySettings } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
 
-const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 const Params = z.object({ id: z.uuid() });
 
 /** Who sends: the operator (ADMIN_TOKEN, every bot), or a supervisor or admin agent for the bots they serve. */
@@ -18,18 +17,18 @@ type Env = SenderEnv;
 
 export function requireSender(
   db: Db,
-  adminToken: string | undefined,
+  admin: AdminGuardOptions,
   proxy: ProxySettings,
 ): MiddlewareHandler<Env> {
-  const expected = adminToken ? digest(adminToken) : undefined;
+  const adminToken = new AdminTokenCheck(admin);
   return async (c, next) => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
-    if (match && expected && timingSafeEqual(digest(match[1]!), expected)) {
+    const who = await authenticateOperatorOrAgent(c, db, adminToken, proxy);
+    if (who.kind === 'operator') {
       c.set('sender', {});
       await next();
       return;
     }
-    const { agent } = await authenticateAgent(c, db, proxy);
+    const { agent } = who;
     if (agent.role !== 'supervisor' && agent.role !== 'admin')
       throw new ApiError(403, 'forbidden', 'sending messages first takes a supervisor or an admin');
     c.set('sender', { agent });
@@ -51,14 +50,15 @@ function messageId(raw: string): string {
 /** `/api/admin/messages`: messages the business sends first (mounted with `app.route`). */
 export function outboundMessageRoutes(deps: {
   db: Db;
-  adminToken: string | undefined;
+  /** ADMIN_TOKEN and its guess throttle. */
+  admin: AdminGuardOptions;
   /** TRUST_PROXY and PUBLIC_URL: the console's own origin. */
   proxy: ProxySettings;
   service: OutboundService;
 }) {
   const { db, service } = deps;
   const app = new Hono<Env>();
-  app.use(requireSender(db, deps.adminToken, deps.proxy));
+  app.use(requireSender(db, deps.admin, deps.proxy));
 
   app.post('/', async (c) => {
     const request = await readJson(c, SendRequestSchema);

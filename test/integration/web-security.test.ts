@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadWebConfig, WebConfigError } from '../../adapters/web/config.ts';
 import { ADMIN_FAILURES_PER_MINUTE } from '../../src/http/admin-auth.ts';
 import { adminClient } from '../helpers/admin.ts';
+import { createAgentVia } from '../helpers/agents.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { apiClient } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
@@ -78,6 +80,44 @@ describe('operator token failures (throttled per client address)', () => {
     for (let i = 0; i < ADMIN_FAILURES_PER_MINUTE + 2; i++)
       expect((await from('198.51.100.9', undefined)('GET', '/api/admin/sessions')).status).toBe(401);
     expect((await from('198.51.100.9', ADMIN_TOKEN)('GET', '/api/admin/stats')).status).toBe(200);
+  });
+
+  // The routes that take an agent's credentials as well as ADMIN_TOKEN: each guard counts and refuses alike.
+  it.each([
+    ['agent management', '/api/admin/agents', '198.51.100.20'],
+    ['the dashboard', '/api/admin/audit', '198.51.100.21'],
+    ['outbound messages', `/api/admin/messages/${randomUUID()}`, '198.51.100.22'],
+    ['broadcasts', `/api/admin/broadcasts/${randomUUID()}`, '198.51.100.23'],
+  ])(
+    'counts wrong tokens on %s (%s) too: past the limit the right token gets 429 there and on every operator route',
+    async (_what, route, address) => {
+      for (let i = 0; i < ADMIN_FAILURES_PER_MINUTE; i++)
+        expect((await from(address, `wrong-guess-${i}`)('GET', route)).status).toBe(401);
+      const refused = await from(address, 'wrong-guess-again')('GET', route);
+      expect(refused.status).toBe(429);
+      expect(refused.json.error.code).toBe('too_many_failures');
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      for (const where of [route, '/api/admin/sessions', '/api/admin/agents', '/api/admin/audit'])
+        expect((await from(address, ADMIN_TOKEN)('GET', where)).status, where).toBe(429);
+    },
+  );
+
+  it("never counts an agent's own token as a guess, nor refuses it from a locked-out address", async () => {
+    const boss = await createAgentVia(hub.url, ADMIN_TOKEN, {
+      name: 'Boss',
+      email: 'boss@example.com',
+      role: 'admin',
+      bots: ['*'],
+    });
+    for (let i = 0; i < ADMIN_FAILURES_PER_MINUTE + 2; i++)
+      expect((await from('198.51.100.30', boss.token)('GET', '/api/admin/agents')).status).toBe(200);
+    expect((await from('198.51.100.30', ADMIN_TOKEN)('GET', '/api/admin/sessions')).status).toBe(200);
+
+    for (let i = 0; i < ADMIN_FAILURES_PER_MINUTE; i++)
+      expect((await from('198.51.100.31', `wrong-guess-${i}`)('GET', '/api/admin/agents')).status).toBe(401);
+    expect((await from('198.51.100.31', ADMIN_TOKEN)('GET', '/api/admin/agents')).status).toBe(429);
+    expect((await from('198.51.100.31', boss.token)('GET', '/api/admin/agents')).status).toBe(200);
+    expect((await from('198.51.100.31', boss.token)('GET', '/api/admin/audit')).status).toBe(200);
   });
 
   it('counts the socket address, not X-Forwarded-For, when TRUST_PROXY is not set', async () => {

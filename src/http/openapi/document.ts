@@ -18,7 +18,7 @@ const STATUS_TEXT: Record<number, string> = {
   413: 'Too large (`payload_too_large`, `text_too_long`, `file_too_large`)',
   415: 'A file type the bot does not take',
   422: 'Cannot be done on this channel or for this person',
-  429: 'Rate limited (`rate_limited`); see `Retry-After`',
+  429: 'Rate limited (`rate_limited`), or too many wrong credentials from this address (`too_many_failures`, `too_many_attempts`); see `Retry-After`',
 };
 
 const SECURITY_SCHEMES: Record<Scheme, Json> = {
@@ -122,7 +122,11 @@ function operation(op: Operation, components: Record<string, Json>): Json {
           : {}),
     };
   }
-  for (const status of op.errors) responses[String(status)] = { $ref: `#/components/responses/E${status}` };
+  // Every route that takes ADMIN_TOKEN refuses an address that guessed it wrong too often (429).
+  const errors = op.security.includes('admin')
+    ? [...new Set([...op.errors, 429])].sort((a, b) => a - b)
+    : op.errors;
+  for (const status of errors) responses[String(status)] = { $ref: `#/components/responses/E${status}` };
   responses.default = { $ref: '#/components/responses/Error' };
   const params = parameters(op, components);
   return {
