@@ -13,11 +13,13 @@ import { IDLE_END_REASON } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild, NO_BINDINGS } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { handleOptOutWord, optOutWord } from '../outbound/opt-out.ts';
+import { failHandedOver, OPERATOR_ORIGIN, SESSION_ENDED_ERROR } from '../outbound/store.ts';
 import { SessionResolver } from '../session-resolver.ts';
 import type { Db } from '../store/db.ts';
 import { getBotMemory, getUserMemory } from '../store/memory.ts';
 import { isEnvelopeRecorded, listMessages } from '../store/messages.ts';
 import type { SessionSnapshot } from '../store/records.ts';
+import { loadSnapshot } from '../store/sessions.ts';
 import { loadChild, sessionForSend } from '../store/sub-sessions.ts';
 import { chainable, chainTurns, type TurnWrite } from '../store/turns.ts';
 import {
@@ -168,6 +170,41 @@ export class SessionEngine {
   }
 
   /**
+   * An operator's message (`POST /api/admin/messages`, a broadcast's recipient) whose session
+   * ended while it waited in the lane (the person's own END, an idle-out, an operator's DELETE):
+   * it goes where it would go if it were sent now, as `OutboundService.sessionFor` picks — the
+   * key's open session (the person wrote again), else, where sessions are keyed by the person, a
+   * new one at the ended one's address. The envelope is in the key's lane, so it stays in order.
+   * Where there is none to be had (web and API sessions are never opened from outside) the
+   * message is settled as failed, so that its status and its broadcast's counts settle.
+   */
+  private async operatorTarget(
+    envelope: Envelope,
+    logger: Logger,
+  ): Promise<{ envelope: Envelope; snapshot: SessionSnapshot } | undefined> {
+    const outbound = envelope.outbound!;
+    const ended = outbound.sessionId ? await loadSnapshot(this.o.db, outbound.sessionId) : undefined;
+    const replyTo = envelope.replyTo ?? ended?.session.replyTo;
+    const snapshot = await this.sessions.findOpen(
+      { ...envelope, ...(replyTo !== undefined && replyTo !== null ? { replyTo } : {}) },
+      false,
+      { create: true, logger },
+    );
+    if (!snapshot) {
+      if (await failHandedOver(this.o.db, outbound.origin.id, SESSION_ENDED_ERROR))
+        logger.info({ event: 'outbound.failed', envelopeId: envelope.id, error: SESSION_ENDED_ERROR });
+      return undefined;
+    }
+    logger.info({
+      event: 'outbound.session_renewed',
+      envelopeId: envelope.id,
+      endedSessionId: outbound.sessionId,
+      sessionId: snapshot.session.id,
+    });
+    return { envelope: { ...envelope, outbound: { ...outbound, sessionId: snapshot.session.id } }, snapshot };
+  }
+
+  /**
    * `trustCached`: this process's copy of the session is current (see `DeliveryInfo.followsInLane`).
    * `shareLater`: this process takes the session's next turn at once, so the new state need not
    * reach the shared cache before then. `trace`: the turn's trace context (tracing on), handed
@@ -206,8 +243,9 @@ export class SessionEngine {
       }
       // After a conflict the cached state is known to be behind.
       const trusted = trustCached && attempt === 0;
-      // A reply for a named session never makes one: that session is open, or the reply is dropped.
-      const snapshot =
+      // A reply for a named session never makes one: that session is open, or the reply is dropped
+      // (an operator's message excepted: see `operatorTarget`).
+      let snapshot =
         envelope.outbound?.sessionId || envelope.kind === 'transfer_end'
           ? await this.sessions.findOpen(envelope, trusted, { create: false, logger })
           : (trusted && this.heldSession(lane, envelope)) ||
@@ -218,12 +256,19 @@ export class SessionEngine {
         return 'duplicate';
       }
       if (envelope.kind === 'outbound' && (!snapshot || !isOutboundTarget(envelope, snapshot.session))) {
-        logger.warn({
-          event: 'outbound.no_session',
-          envelopeId: envelope.id,
-          sessionId: envelope.outbound?.sessionId,
-        });
-        return 'no_session';
+        const target =
+          envelope.outbound?.origin.type === OPERATOR_ORIGIN
+            ? await this.operatorTarget(envelope, logger)
+            : undefined;
+        if (!target) {
+          logger.warn({
+            event: 'outbound.no_session',
+            envelopeId: envelope.id,
+            sessionId: envelope.outbound?.sessionId,
+          });
+          return 'no_session';
+        }
+        ({ envelope, snapshot } = target);
       }
       const idleSince = idleSinceOf(envelope);
       if (idleSince !== undefined && !this.stillIdle(snapshot, idleSince)) {

@@ -30,7 +30,7 @@ import {
 } from './broadcast-store.ts';
 import { isOptedOut } from './opt-out.ts';
 import { type OutboundService, TemplateSchema } from './service.ts';
-import type { OutboundMessage } from './store.ts';
+import { type OutboundMessage, SESSION_ENDED_ERROR } from './store.ts';
 
 /** The scheduler job that runs one tick of a broadcast (payload `{ broadcastId }`). */
 export const BROADCAST_TICK_JOB = 'broadcast.tick';
@@ -436,7 +436,7 @@ export class BroadcastService {
     }
     const session = await outbound.sessionFor(message);
     if (!session) {
-      await settleRecipient(db, row.id, 'failed', { error: 'the session it was for has ended' });
+      await settleRecipient(db, row.id, 'failed', { error: SESSION_ENDED_ERROR });
       return;
     }
     await outbound.handOver(session, message);

@@ -28,7 +28,9 @@ import {
   findOutboundMessage,
   insertOutboundMessage,
   moveOutboundMessage,
+  OPERATOR_ORIGIN,
   type OutboundMessage,
+  SESSION_ENDED_ERROR,
 } from './store.ts';
 
 /** The scheduler job that sends a message at its `send_at` (payload `{ messageId }`). */
@@ -368,9 +370,7 @@ export class OutboundService {
   private async enter(message: OutboundMessage): Promise<string | undefined> {
     const session = await this.sessionFor(message);
     if (!session) {
-      await moveOutboundMessage(this.o.db, message.id, 'queued', 'failed', {
-        error: 'the session it was for has ended',
-      });
+      await moveOutboundMessage(this.o.db, message.id, 'queued', 'failed', { error: SESSION_ENDED_ERROR });
       this.o.logger.warn({ event: 'outbound.no_session', messageId: message.id });
       return undefined;
     }
@@ -390,7 +390,7 @@ export class OutboundService {
         id: message.id,
         text: message.text,
         role: 'assistant',
-        origin: { type: 'operator', id: message.id },
+        origin: { type: OPERATOR_ORIGIN, id: message.id },
         ...(message.template ? { template: message.template } : {}),
         ...(message.subject !== null ? { subject: message.subject } : {}),
       }),

@@ -50,8 +50,12 @@ export const toOutboundMessage = (row: Record<string, unknown>): OutboundMessage
   requestHash: (row.request_hash as string | null) ?? null,
 });
 
+/** The origin type of the envelope an operator's message (or a broadcast's) becomes; its id is the row's. */
+export const OPERATOR_ORIGIN = 'operator';
 /** The envelope id of the history row a message becomes (see `outboundEnvelope`). */
-export const outboundEnvelopeId = (messageId: string) => `outbound:operator:${messageId}`;
+export const outboundEnvelopeId = (messageId: string) => `outbound:${OPERATOR_ORIGIN}:${messageId}`;
+/** The error of a message that could not enter a session: the one it was for ended, and none can be opened. */
+export const SESSION_ENDED_ERROR = 'the session it was for has ended';
 
 /**
  * Records a message; with an idempotency key already taken, records nothing and returns
@@ -108,6 +112,23 @@ export async function moveOutboundMessage(
     `UPDATE outbound_messages SET status = $3, session_id = COALESCE($4, session_id), error = COALESCE($5, error)
      WHERE id = $1 AND status = $2 RETURNING id`,
     [id, from, to, extra.sessionId ?? null, extra.error ?? null],
+  );
+  return rows.length > 0;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Settles a message that was handed to its session's lane (queued, or a broadcast's recipient
+ * still dispatching) as failed with `error`, when its turn could not record it; false when it was
+ * not waiting (already settled, or no such message).
+ */
+export async function failHandedOver(q: Queryable, id: string, error: string): Promise<boolean> {
+  if (!UUID.test(id)) return false;
+  const { rows } = await q.query(
+    `UPDATE outbound_messages SET status = 'failed', error = $2
+     WHERE id = $1 AND status IN ('queued', 'dispatching') RETURNING id`,
+    [id, error],
   );
   return rows.length > 0;
 }

@@ -2,11 +2,13 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { claimRecipients, insertBroadcast } from '../../src/outbound/broadcast-store.ts';
+import { claimRecipients, insertBroadcast, settleRecipient } from '../../src/outbound/broadcast-store.ts';
 import { BroadcastService } from '../../src/outbound/broadcasts.ts';
 import { setOptOut } from '../../src/outbound/opt-out.ts';
 import { OutboundService } from '../../src/outbound/service.ts';
 import type { ChannelAdapter } from '../../src/ports.ts';
+import { endSessionThroughQueue } from '../../src/sessions.ts';
+import { findOpenSnapshotByKey, loadSnapshot } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient, eventually } from '../helpers/admin.ts';
 import { silentLogger } from '../helpers/database.ts';
@@ -264,6 +266,61 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
       claimed.map((c) => `outbound:operator:${c.id}`),
     ]);
     expect(Number(history.rows[0]!.n)).toBe(3);
+  });
+
+  it('completes when a recipient’s session ended between the hand-over and their turn: the message goes into their new session', async () => {
+    const { db, ingress } = running.hub;
+    const { outbound, service } = services();
+    const [ended, other] = [person(), person()];
+    await say(ended, 'hello');
+    const session = await eventually(
+      async () =>
+        (await findOpenSnapshotByKey(db, { bot: 'default', channel: 'whatsapp', nativeKey: `+${ended}` }))
+          ?.session,
+      'the session of the person who wrote',
+    );
+    const template = { name: 'ended_notice', language: 'en' };
+    const id = '3c5e7a9b-1d2f-4a6b-8c0d-2e4f6a8b0c1d';
+    await db.transaction((tx) =>
+      insertBroadcast(
+        tx,
+        {
+          id,
+          bot: 'default',
+          channel: 'whatsapp',
+          text: '[template ended_notice (en)]',
+          template,
+          subject: null,
+          ratePerSecond: 50,
+          audience: { to: 2 },
+          idempotencyKey: null,
+          requestHash: null,
+        },
+        { kind: 'keys', nativeKeys: [`+${ended}`, `+${other}`], sessionIds: [session.id, null] },
+      ),
+    );
+    // A tick handed the first recipient to their open session; the session's end was ahead of it
+    // in the lane (the person's END, an idle-out, an operator's DELETE).
+    const claimed = await claimRecipients(db, id, 2);
+    const first = claimed.find((r) => r.nativeKey === `+${ended}`)!;
+    await endSessionThroughQueue({ db, ingress }, session, 'test');
+    await eventually(
+      async () => (await loadSnapshot(db, session.id))?.session.endedAt ?? undefined,
+      'the session ended',
+    );
+    await outbound.handOver(session, first);
+    await settleRecipient(db, first.id, 'queued', { sessionId: session.id });
+
+    await service.tick(id);
+    const done = await completed(id);
+    expect(done).toMatchObject({ total: 2, queued: 0, failed: 0, opted_out: 0 });
+    expect(done.sent + done.delivered).toBe(2);
+    for (const p of [ended, other]) expect(templatesTo(p, 'ended_notice')).toHaveLength(1);
+    const { rows } = await db.query('SELECT session_id FROM messages WHERE envelope_id = $1', [
+      `outbound:operator:${first.id}`,
+    ]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.session_id).not.toBe(session.id);
   });
 
   it('skips and counts a person who opts out after the broadcast was accepted, before their turn', async () => {

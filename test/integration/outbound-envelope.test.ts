@@ -1,16 +1,23 @@
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebAdapter, loadWebConfig } from '../../adapters/web/index.ts';
 import { outboundEnvelope } from '../../src/engine/outbound.ts';
 import { parseEnvelope } from '../../src/envelope.ts';
 import { InvalidEnvelopeError } from '../../src/ingress.ts';
+import {
+  deliveryOf,
+  findOutboundMessage,
+  insertOutboundMessage,
+  OPERATOR_ORIGIN,
+} from '../../src/outbound/store.ts';
 import { endSessionThroughQueue } from '../../src/sessions.ts';
 import { listMessages } from '../../src/store/messages.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
 import { findOpenSnapshotByKey, loadSnapshot } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
-import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import { postWhatsAppWebhook, whatsAppCloudAdapter } from '../helpers/whatsapp-cloud.ts';
 import { TestSocket, wsUrl } from '../helpers/ws-client.ts';
@@ -239,6 +246,89 @@ describe('outbound envelopes (embedded queue, PostgreSQL)', () => {
         channel: 'whatsapp',
         nativeKey: session.nativeKey,
       }),
+    ).toBeUndefined();
+  });
+
+  /** An operator's message recorded for `session` (as `POST /api/admin/messages` records one), and its envelope. */
+  async function operatorMessage(session: SessionRecord, text: string) {
+    const id = randomUUID();
+    await insertOutboundMessage(db(), {
+      id,
+      bot: session.bot,
+      channel: session.channel,
+      nativeKey: session.nativeKey,
+      sessionId: session.id,
+      replyTo: null,
+      text,
+      template: null,
+      subject: null,
+      status: 'queued',
+      sendAt: null,
+      broadcastId: null,
+      idempotencyKey: null,
+      requestHash: null,
+    });
+    const envelope = outboundEnvelope(session, {
+      id,
+      text,
+      role: 'assistant',
+      origin: { type: OPERATOR_ORIGIN, id },
+    });
+    return { id, envelope };
+  }
+
+  /** Ends `session` through its lane (an operator's DELETE, the person's END) and waits for it. */
+  async function endThroughLane(session: SessionRecord) {
+    await endSessionThroughQueue({ db: db(), ingress: running.hub.ingress }, session, 'test');
+    await until(
+      () => loadSnapshot(db(), session.id),
+      (s) => s?.session.endedAt !== null,
+    );
+  }
+
+  it('from an operator, for a WhatsApp session that ended before its turn, goes into the person’s new session, once', async () => {
+    const session = await whatsappSession();
+    const to = session.nativeKey.slice(1);
+    const { id, envelope } = await operatorMessage(session, 'Your order is ready');
+    // Handed over while the session was open; the session's end was ahead of it in the lane.
+    await endThroughLane(session);
+    expect((await running.hub.ingress.accept(envelope)).status).toBe('accepted');
+    await until(
+      () => graph.to(to).filter((r) => r.body.text?.body === 'Your order is ready').length,
+      (n) => n >= 1,
+    );
+    const renewed = await findOpenSnapshotByKey(db(), {
+      bot: 'default',
+      channel: 'whatsapp',
+      nativeKey: session.nativeKey,
+    });
+    expect(renewed?.session.id).toBeDefined();
+    expect(renewed!.session.id).not.toBe(session.id);
+    expect(await rows(renewed!.session.id)).toContain('assistant:Your order is ready');
+    const delivery = await until(
+      () => deliveryOf(db(), id),
+      (d) => d?.status === 'sent',
+    );
+    expect(delivery!.sessionId).toBe(renewed!.session.id);
+    // Handled again (an at-least-once queue): recorded once, sent once.
+    expect(await running.hub.engine.handle(parseEnvelope(envelope))).toBe('duplicate');
+    expect(graph.to(to).filter((r) => r.body.text?.body === 'Your order is ready')).toHaveLength(1);
+  });
+
+  it('from an operator, for an API session that ended before its turn, settles the message failed (no session is opened)', async () => {
+    const created = await apiClient(running.url).createSession('default');
+    const session = (await loadSnapshot(db(), created.session_id))!.session;
+    const { id, envelope } = await operatorMessage(session, 'Too late for this one');
+    await endThroughLane(session);
+    expect(await running.hub.engine.handle(parseEnvelope(envelope))).toBe('no_session');
+    expect(await findOutboundMessage(db(), id)).toMatchObject({
+      status: 'failed',
+      error: 'the session it was for has ended',
+    });
+    const { rows: found } = await db().query('SELECT 1 FROM messages WHERE envelope_id = $1', [envelope.id]);
+    expect(found).toHaveLength(0);
+    expect(
+      await findOpenSnapshotByKey(db(), { bot: 'default', channel: 'api', nativeKey: session.nativeKey }),
     ).toBeUndefined();
   });
 
