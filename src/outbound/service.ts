@@ -5,6 +5,7 @@ import { channels } from '../channels/registry.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import { outboundEnvelope } from '../engine/outbound.ts';
 import { BotNameSchema, identityOfNativeKey } from '../envelope.ts';
+import { errorMessage, isTransient } from '../errors.ts';
 import { ApiError } from '../http/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ChannelAdapter, Ingress } from '../ports.ts';
@@ -38,6 +39,10 @@ export const OUTBOUND_SEND_JOB = 'outbound.send';
 const SendJobPayload = z.object({ messageId: z.uuid() });
 /** The scheduled job id of a message to send later. */
 export const sendJobId = (messageId: string) => `outbound:${messageId}`;
+/** A scheduled send that found the database or the queue away runs again this much later. */
+const SEND_RETRY_MS = 2_000;
+/** The error of a message whose request failed (503) before it was queued or scheduled, with no idempotency key. */
+export const NOT_ACCEPTED_ERROR = 'not accepted: the request failed before the message was queued (503)';
 
 export const TemplateSchema = z
   .object({
@@ -153,7 +158,19 @@ export class OutboundService {
   register(): void {
     this.o.scheduler.handle(OUTBOUND_SEND_JOB, async (payload) => {
       const { messageId } = SendJobPayload.parse(payload);
-      await this.fire(messageId);
+      try {
+        await this.fire(messageId);
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        // The database or the queue is away for now: the same job later, which does not count as
+        // one of the job's few starts (an outage longer than its retries would end it for good).
+        this.o.logger.warn({ event: 'outbound.send_retry', messageId, err: errorMessage(err) });
+        await this.o.scheduler.schedule(
+          OUTBOUND_SEND_JOB,
+          { messageId },
+          { id: sendJobId(messageId), delayMs: SEND_RETRY_MS },
+        );
+      }
     });
   }
 
@@ -231,11 +248,7 @@ export class OutboundService {
       throw new ApiError(409, 'idempotency_conflict', 'the idempotency key is being used');
     }
     if (sendAt) {
-      await this.o.scheduler.schedule(
-        OUTBOUND_SEND_JOB,
-        { messageId: message.id },
-        { at: sendAt, id: sendJobId(message.id) },
-      );
+      await this.orAbandon(inserted, () => this.schedule(inserted));
       this.o.logger.info({
         event: 'outbound.scheduled',
         messageId: message.id,
@@ -248,7 +261,7 @@ export class OutboundService {
         replayed: false,
       };
     }
-    const sessionId = await this.enter(inserted);
+    const sessionId = await this.orAbandon(inserted, () => this.enter(inserted));
     return {
       answer: { message_id: message.id, session_id: sessionId ?? null, status: 'queued' },
       replayed: false,
@@ -319,13 +332,17 @@ export class OutboundService {
     const message = await findOutboundMessage(this.o.db, id);
     if (!message) return undefined;
     const session = message.sessionId ? { session_id: message.sessionId } : {};
-    if (message.status === 'pending' || message.status === 'dispatching')
-      return { status: 'queued', ...session };
     if (message.status === 'opted_out') return { status: 'failed', error: 'opted_out', ...session };
-    if (message.status !== 'queued')
-      return { status: message.status, ...(message.error ? { error: message.error } : {}), ...session };
+    if (message.status === 'scheduled' || message.status === 'cancelled')
+      return { status: message.status, ...session };
+    // Once its session recorded it, its delivery says (a request that failed after its envelope
+    // was queued settled the message failed, yet it went).
     const delivery = await deliveryOf(this.o.db, id);
-    if (!delivery) return { status: 'queued', ...session };
+    if (!delivery) {
+      if (message.status === 'failed')
+        return { status: 'failed', ...(message.error ? { error: message.error } : {}), ...session };
+      return { status: 'queued', ...session };
+    }
     return {
       status: delivery.status as MessageStatus['status'],
       ...(delivery.error ? { error: delivery.error } : {}),
@@ -364,6 +381,41 @@ export class OutboundService {
     }
     // A run that died between the move and the queue comes back here; the envelope id dedupes.
     await this.enter({ ...message, status: 'queued' });
+  }
+
+  /** Schedules a message's send at its `send_at` (again: the same job id replaces the job there is). */
+  private async schedule(message: OutboundMessage): Promise<void> {
+    await this.o.scheduler.schedule(
+      OUTBOUND_SEND_JOB,
+      { messageId: message.id },
+      { at: new Date(message.sendAt!), id: sendJobId(message.id) },
+    );
+  }
+
+  /**
+   * Runs the step that queues or schedules a message just recorded. When it fails (the queue or
+   * the scheduler away) the request answers 503 and the message is not accepted. With an
+   * idempotency key it stays as recorded: the client's retry with the key (`replay`) does the
+   * step again. Without one nothing could tell a retry from a new message, so it is settled
+   * failed: never sent later, behind a client that sends it again.
+   */
+  private async orAbandon<T>(message: OutboundMessage, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      if (!message.idempotencyKey) {
+        const settled = await moveOutboundMessage(this.o.db, message.id, message.status, 'failed', {
+          error: NOT_ACCEPTED_ERROR,
+        }).catch(() => false);
+        this.o.logger.warn({
+          event: 'outbound.not_accepted',
+          messageId: message.id,
+          settled,
+          err: errorMessage(err),
+        });
+      }
+      throw err;
+    }
   }
 
   /** Puts a queued message into its session's lane; its session id, or undefined when it failed. */
@@ -436,14 +488,25 @@ export class OutboundService {
     }
   }
 
+  /**
+   * The first answer to a key used before with this body, once what that request left undone is
+   * done: it may have answered 503 after recording the message (the queue or the scheduler was
+   * away), and its retry is how the message is sent. A message never put into its lane is put
+   * there (its envelope id makes a second hand-over a no-op downstream); a scheduled one is
+   * scheduled again (the same job id replaces the job, if there is one).
+   */
   private async replay(key: string, hash: string): Promise<SendAnswer | undefined> {
     const first = await findByIdempotencyKey(this.o.db, key);
     if (!first) return undefined;
     if (first.requestHash !== hash)
       throw new ApiError(409, 'idempotency_conflict', 'this idempotency_key was used with another request');
+    let sessionId = first.sessionId;
+    if (first.status === 'scheduled') await this.schedule(first);
+    else if (first.status === 'queued' && !(await deliveryOf(this.o.db, first.id)))
+      sessionId = (await this.enter(first)) ?? sessionId;
     return {
       message_id: first.id,
-      session_id: first.sessionId,
+      session_id: sessionId,
       status: first.sendAt ? 'scheduled' : 'queued',
     };
   }

@@ -1,7 +1,12 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OUTBOUND_SEND_JOB, OutboundService, sendJobId } from '../../src/outbound/service.ts';
+import type { ChannelAdapter } from '../../src/ports.ts';
+import type { JobHandler } from '../../src/scheduler/scheduler.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient, eventually } from '../helpers/admin.ts';
+import { dbFailingOnce, failOnce } from '../helpers/away.ts';
+import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, graphError, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
@@ -19,10 +24,11 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
   let admin: ReturnType<typeof adminClient>;
   const breaches: string[] = [];
   let serial = 0;
+  let whatsapp: ChannelAdapter;
 
   beforeAll(async () => {
     graph = await startGraphApi(ACCESS_TOKEN);
-    const whatsapp = whatsAppCloudAdapter({
+    whatsapp = whatsAppCloudAdapter({
       graphUrl: graph.url,
       numbers: `${NUMBER}:default`,
       accessToken: ACCESS_TOKEN,
@@ -231,6 +237,134 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
     expect(other.json.error.code).toBe('idempotency_conflict');
     await settled(first.json.message_id, 'sent');
     expect(graph.to(body.to)).toHaveLength(1);
+  });
+
+  const templatesTo = (waId: string, name: string) =>
+    graph
+      .to(waId)
+      .filter((r) => r.body.type === 'template' && (r.body.template as { name: string }).name === name);
+
+  it('a send whose queueing fails answers 503; its retry with the idempotency key sends it, once', async () => {
+    const waId = person();
+    const body = {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      template: { name: 'retried_now', language: 'en' },
+      idempotency_key: `queue-away-${serial}`,
+    };
+    // The queue is away for the first request's hand-over (recorded, never queued).
+    const away = failOnce(running.hub.ingress, 'accept', (e) => e.id.startsWith('outbound:operator:'));
+    try {
+      const first = await admin('POST', '/api/admin/messages', body);
+      expect(first.status).toBe(503);
+      expect(first.json.error.code).toBe('unavailable');
+      expect(away.failures).toBe(1);
+    } finally {
+      away.restore();
+    }
+    const again = await admin('POST', '/api/admin/messages', body);
+    expect(again.status).toBe(200);
+    expect(again.json).toMatchObject({ status: 'queued', session_id: expect.any(String) });
+    await settled(again.json.message_id, 'sent');
+    // A further retry answers the same and sends nothing more.
+    const third = await admin('POST', '/api/admin/messages', body);
+    expect(third.status).toBe(200);
+    expect(third.json).toEqual(again.json);
+    await settled(again.json.message_id, 'sent');
+    expect(templatesTo(waId, 'retried_now')).toHaveLength(1);
+  });
+
+  it('a scheduled send whose scheduling fails answers 503; its retry with the idempotency key sends it at send_at', async () => {
+    const waId = person();
+    const body = {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      template: { name: 'retried_later', language: 'en' },
+      send_at: new Date(Date.now() + 1_500).toISOString(),
+      idempotency_key: `scheduler-away-${serial}`,
+    };
+    const away = failOnce(running.hub.scheduler, 'schedule', (name) => name === OUTBOUND_SEND_JOB);
+    try {
+      const first = await admin('POST', '/api/admin/messages', body);
+      expect(first.status).toBe(503);
+      expect(away.failures).toBe(1);
+    } finally {
+      away.restore();
+    }
+    const again = await admin('POST', '/api/admin/messages', body);
+    expect(again.status).toBe(200);
+    expect(again.json.status).toBe('scheduled');
+    await settled(again.json.message_id, 'sent');
+    expect(templatesTo(waId, 'retried_later')).toHaveLength(1);
+  });
+
+  it('a send without an idempotency key whose queueing fails answers 503 and is never sent (failed)', async () => {
+    const waId = person();
+    const away = failOnce(running.hub.ingress, 'accept', (e) => e.id.startsWith('outbound:operator:'));
+    try {
+      const res = await admin('POST', '/api/admin/messages', {
+        bot: 'default',
+        channel: 'whatsapp',
+        to: waId,
+        template: { name: 'not_accepted', language: 'en' },
+      });
+      expect(res.status).toBe(503);
+    } finally {
+      away.restore();
+    }
+    const { rows } = await running.hub.db.query(
+      'SELECT id, status, error FROM outbound_messages WHERE native_key = $1',
+      [`+${waId}`],
+    );
+    expect(rows).toEqual([
+      {
+        id: expect.any(String),
+        status: 'failed',
+        error: 'not accepted: the request failed before the message was queued (503)',
+      },
+    ]);
+    expect(await status(rows[0]!.id as string)).toMatchObject({ status: 'failed' });
+    expect(graph.to(waId)).toHaveLength(0);
+  });
+
+  it('a scheduled send that finds the database away when it comes due runs again later, and is sent', async () => {
+    const waId = person();
+    const { db, bots, ingress, scheduler } = running.hub;
+    // A second worker's outbound service whose first read of the message fails.
+    const failing = dbFailingOnce(db, 'SELECT * FROM outbound_messages WHERE id');
+    const handlers = new Map<string, JobHandler>();
+    const worker = new OutboundService({
+      db: failing.db,
+      bots,
+      ingress,
+      scheduler: { ...scheduler, handle: (name: string, h: JobHandler) => void handlers.set(name, h) },
+      logger: silentLogger,
+      adapters: new Map([[whatsapp.channel, whatsapp]]),
+    });
+    worker.register();
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: waId,
+      template: { name: 'due_in_outage', language: 'en' },
+      send_at: new Date(Date.now() + 60_000).toISOString(),
+    });
+    expect(res.status).toBe(202);
+    // The job comes due on that worker while PostgreSQL is away: the run ends without throwing
+    // (the scheduler would count it as one of the job's five starts), and the job runs again.
+    await handlers.get(OUTBOUND_SEND_JOB)!(
+      { messageId: res.json.message_id },
+      {
+        id: sendJobId(res.json.message_id),
+        name: OUTBOUND_SEND_JOB,
+        attempt: 1,
+      },
+    );
+    expect(failing.failures).toBe(1);
+    await settled(res.json.message_id, 'sent');
+    expect(templatesTo(waId, 'due_in_outage')).toHaveLength(1);
   });
 
   it('answers bad input with a clear 4xx and queues nothing', async () => {
