@@ -290,6 +290,22 @@ export class BroadcastService {
    * handed over, ticks only watch for completion, and only while a webhook wants to hear of it.
    */
   async tick(id: string, previous?: { last: number; carry: number }, report: Report = {}): Promise<void> {
+    try {
+      await this.runTick(id, previous, report);
+    } catch (err) {
+      // Any step (a read, the hand-over, the next tick's schedule): the same tick a little later,
+      // so that a database or queue away for a while does not halt the run (nor use up the job).
+      this.o.logger.warn({ event: 'broadcast.tick_failed', broadcastId: id, err: errorMessage(err) });
+      await this.o.scheduler.schedule(
+        BROADCAST_TICK_JOB,
+        { broadcastId: id, ...report },
+        { id: tickJobId(id), delayMs: TICK_RETRY_MS },
+      );
+    }
+  }
+
+  /** One tick's work (see `tick`); throws what failed. */
+  private async runTick(id: string, previous: { last: number; carry: number } | undefined, report: Report) {
     const { db, logger, scheduler } = this.o;
     const b = await findBroadcast(db, id);
     if (!b || b.completedAt) return;
@@ -314,19 +330,9 @@ export class BroadcastService {
         { broadcastId: id, last: started, carry, ...r },
         { id: tickJobId(id), delayMs },
       );
-    try {
-      const leftovers = await leftoverRecipients(db, id);
-      const claimed = await claimRecipients(db, id, budget - leftovers.length);
-      await eachLimited([...leftovers, ...claimed], HANDOVER_CONCURRENCY, (m) => this.dispatch(b, m));
-    } catch (err) {
-      logger.warn({ event: 'broadcast.tick_failed', broadcastId: id, err: errorMessage(err) });
-      await scheduler.schedule(
-        BROADCAST_TICK_JOB,
-        { broadcastId: id, ...report },
-        { id: tickJobId(id), delayMs: TICK_RETRY_MS },
-      );
-      return;
-    }
+    const leftovers = await leftoverRecipients(db, id);
+    const claimed = await claimRecipients(db, id, budget - leftovers.length);
+    await eachLimited([...leftovers, ...claimed], HANDOVER_CONCURRENCY, (m) => this.dispatch(b, m));
     if (await hasWaitingRecipients(db, id)) {
       const reported = await this.reportProgress(b, report);
       await next(Math.max(0, intervalMs - (Date.now() - started)), reported);

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { endSessionThroughQueue } from '../../src/sessions.ts';
 import { findOpenSnapshotByKey, loadSnapshot } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient, eventually } from '../helpers/admin.ts';
+import { dbFailingOnce } from '../helpers/away.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -321,6 +323,61 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
     ]);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.session_id).not.toBe(session.id);
+  });
+
+  it('a tick whose database read fails once goes on at its next try: the broadcast is dispatched and completes', async () => {
+    const { db, bots, scheduler } = running.hub;
+    const { outbound } = services();
+    const reads = {
+      findBroadcast: 'SELECT * FROM broadcasts WHERE id',
+      hasWaitingRecipients: "status IN ('pending', 'dispatching') LIMIT 1",
+      markBroadcastFinished: 'SET finished_at = now()',
+    };
+    for (const [read, fragment] of Object.entries(reads)) {
+      const people = [person(), person()];
+      const id = randomUUID();
+      await db.transaction((tx) =>
+        insertBroadcast(
+          tx,
+          {
+            id,
+            bot: 'default',
+            channel: 'whatsapp',
+            text: '[template db_blip (en)]',
+            template: { name: 'db_blip', language: 'en' },
+            subject: null,
+            ratePerSecond: 50,
+            audience: { to: 2 },
+            idempotencyKey: null,
+            requestHash: null,
+          },
+          { kind: 'keys', nativeKeys: people.map((p) => `+${p}`) },
+        ),
+      );
+      // A worker whose tick meets PostgreSQL away at one read; the hub's own worker runs the retry.
+      const failing = dbFailingOnce(db, fragment);
+      const runner = new BroadcastService({
+        db: failing.db,
+        bots,
+        scheduler,
+        logger: silentLogger,
+        outbound,
+        adapters: new Map([[whatsapp.channel, whatsapp]]),
+        rateLimits: {},
+      });
+      await runner.tick(id);
+      expect({ read, failures: failing.failures }).toEqual({ read, failures: 1 });
+      const done = await eventually(
+        async () => {
+          const p = (await admin('GET', `/api/admin/broadcasts/${id}`)).json;
+          return p.status === 'completed' && p.dispatched_at !== null ? p : undefined;
+        },
+        `broadcast ${id} (${read} failed once) dispatched and completed`,
+        30_000,
+      );
+      expect(done).toMatchObject({ total: 2, queued: 0, failed: 0, opted_out: 0 });
+      for (const p of people) expect(templatesTo(p, 'db_blip')).toHaveLength(1);
+    }
   });
 
   it('skips and counts a person who opts out after the broadcast was accepted, before their turn', async () => {
