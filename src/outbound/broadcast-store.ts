@@ -162,6 +162,24 @@ export async function hasWaitingRecipients(q: Queryable, broadcastId: string): P
   return rows.length > 0;
 }
 
+/** Whether a tick has handed any recipient over, or set one aside at its turn. */
+export async function runHasBegun(q: Queryable, broadcastId: string): Promise<boolean> {
+  const { rows } = await q.query(
+    `SELECT 1 FROM outbound_messages WHERE broadcast_id = $1 AND status IN ('dispatching', 'queued', 'failed') LIMIT 1`,
+    [broadcastId],
+  );
+  return rows.length > 0;
+}
+
+/** Settles every recipient still waiting as failed with `error` (a broadcast that will not run); how many. */
+export async function abandonRecipients(q: Queryable, broadcastId: string, error: string): Promise<number> {
+  const { rowCount } = await q.query(
+    `UPDATE outbound_messages SET status = 'failed', error = $2 WHERE broadcast_id = $1 AND status = 'pending'`,
+    [broadcastId, error],
+  );
+  return rowCount;
+}
+
 /** A dispatching recipient's outcome: handed to its lane (queued, with its session), or set aside. */
 export async function settleRecipient(
   q: Queryable,

@@ -13,6 +13,7 @@ import type { Db } from '../store/db.ts';
 import { emitKeyed, factEventId, subscribedTypes } from '../webhooks/store.ts';
 import { type Audience, AudienceSchema, audienceQuery, identityChannels } from './audience.ts';
 import {
+  abandonRecipients,
   type Broadcast,
   type BroadcastCounts,
   broadcastCounts,
@@ -26,6 +27,7 @@ import {
   markBroadcastCompleted,
   markBroadcastFinished,
   type RecipientSource,
+  runHasBegun,
   settleRecipient,
 } from './broadcast-store.ts';
 import { isOptedOut } from './opt-out.ts';
@@ -58,6 +60,8 @@ const MIN_TICK_MS = 200;
 const HANDOVER_CONCURRENCY = 16;
 /** A tick that failed (the database, the queue) tries again this much later. */
 const TICK_RETRY_MS = 2_000;
+/** The error of the recipients of a broadcast whose request failed (503) before its run was scheduled, with no idempotency key. */
+export const NOT_STARTED_ERROR = 'not sent: the request failed before the broadcast was scheduled (503)';
 const MAX_RECIPIENTS = 100_000;
 /** The broadcast events the run writes (the others come from triggers, migration 0040). */
 const RUN_EVENTS = ['broadcast.progress', 'broadcast.completed'] as const;
@@ -230,7 +234,23 @@ export class BroadcastService {
       if (replay) return { answer: replay, replayed: true };
       throw new ApiError(409, 'idempotency_conflict', 'the idempotency key is being used');
     }
-    await this.o.scheduler.schedule(BROADCAST_TICK_JOB, { broadcastId: id }, { id: tickJobId(id) });
+    try {
+      await this.firstTick(id);
+    } catch (err) {
+      // The request answers 503. With an idempotency key the client's retry schedules the run
+      // (`replay`); without one nothing could tell its retry from a new broadcast, so this one is
+      // never run: its recipients are settled failed (and the broadcast reads completed).
+      if (!request.idempotency_key) {
+        const settled = await abandonRecipients(db, id, NOT_STARTED_ERROR).catch(() => undefined);
+        this.o.logger.warn({
+          event: 'broadcast.not_started',
+          broadcastId: id,
+          settled,
+          err: errorMessage(err),
+        });
+      }
+      throw err;
+    }
     this.o.logger.info({
       event: 'broadcast.started',
       broadcastId: id,
@@ -494,11 +514,23 @@ export class BroadcastService {
     return { kind: 'keys', nativeKeys: [...keys] };
   }
 
+  /** Schedules a broadcast's first tick (again: the same job id replaces the job there is). */
+  private async firstTick(id: string): Promise<void> {
+    await this.o.scheduler.schedule(BROADCAST_TICK_JOB, { broadcastId: id }, { id: tickJobId(id) });
+  }
+
+  /**
+   * The first answer to a key used before with this body, once the run is scheduled: the first
+   * request may have answered 503 after recording the broadcast (the scheduler was away), and
+   * its retry is how the broadcast starts. Only a run that has not begun is scheduled again (a
+   * running one keeps its ticks, and its pace).
+   */
   private async replay(key: string, hash: string): Promise<BroadcastAnswer | undefined> {
     const first = await findBroadcastByKey(this.o.db, key);
     if (!first) return undefined;
     if (first.requestHash !== hash)
       throw new ApiError(409, 'idempotency_conflict', 'this idempotency_key was used with another request');
+    if (!first.finishedAt && !(await runHasBegun(this.o.db, first.id))) await this.firstTick(first.id);
     return {
       broadcast_id: first.id,
       total: first.total,

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimRecipients, insertBroadcast, settleRecipient } from '../../src/outbound/broadcast-store.ts';
-import { BroadcastService } from '../../src/outbound/broadcasts.ts';
+import { BROADCAST_TICK_JOB, BroadcastService } from '../../src/outbound/broadcasts.ts';
 import { setOptOut } from '../../src/outbound/opt-out.ts';
 import { OutboundService } from '../../src/outbound/service.ts';
 import type { ChannelAdapter } from '../../src/ports.ts';
@@ -12,7 +12,7 @@ import { endSessionThroughQueue } from '../../src/sessions.ts';
 import { findOpenSnapshotByKey, loadSnapshot } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient, eventually } from '../helpers/admin.ts';
-import { dbFailingOnce } from '../helpers/away.ts';
+import { dbFailingOnce, failOnce } from '../helpers/away.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -199,6 +199,62 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
       [body.idempotency_key],
     );
     expect(Number(rows[0]!.n)).toBe(1);
+  });
+
+  it('a broadcast whose run cannot be scheduled answers 503; its retry with the idempotency key runs it, once each', async () => {
+    const body = {
+      bot: 'default',
+      channel: 'whatsapp',
+      to: [person(), person()],
+      template: { name: 'scheduler_away', language: 'en' },
+      idempotency_key: `scheduler-away-${serial}`,
+    };
+    const away = failOnce(running.hub.scheduler, 'schedule', (name) => name === BROADCAST_TICK_JOB);
+    try {
+      const first = await admin('POST', '/api/admin/broadcasts', body);
+      expect(first.status).toBe(503);
+      expect(first.json.error.code).toBe('unavailable');
+      expect(away.failures).toBe(1);
+    } finally {
+      away.restore();
+    }
+    const again = await admin('POST', '/api/admin/broadcasts', body);
+    expect(again.status).toBe(200);
+    expect(again.json).toMatchObject({ total: 2, opted_out: 0 });
+    const done = await completed(again.json.broadcast_id);
+    expect(done).toMatchObject({ total: 2, queued: 0, failed: 0 });
+    // Retried again once it runs: the same broadcast, nobody gets it twice.
+    const third = await admin('POST', '/api/admin/broadcasts', body);
+    expect(third.json).toEqual(again.json);
+    await completed(again.json.broadcast_id);
+    for (const p of body.to) expect(templatesTo(p, 'scheduler_away')).toHaveLength(1);
+  });
+
+  it('a broadcast without an idempotency key whose run cannot be scheduled answers 503 and is never run', async () => {
+    const to = [person(), person()];
+    const away = failOnce(running.hub.scheduler, 'schedule', (name) => name === BROADCAST_TICK_JOB);
+    try {
+      const res = await admin('POST', '/api/admin/broadcasts', {
+        bot: 'default',
+        channel: 'whatsapp',
+        to,
+        template: { name: 'never_started', language: 'en' },
+      });
+      expect(res.status).toBe(503);
+    } finally {
+      away.restore();
+    }
+    const { rows } = await running.hub.db.query(
+      'SELECT status, error FROM outbound_messages WHERE native_key = ANY($1::text[])',
+      [to.map((p) => `+${p}`)],
+    );
+    expect(rows).toEqual(
+      to.map(() => ({
+        status: 'failed',
+        error: 'not sent: the request failed before the broadcast was scheduled (503)',
+      })),
+    );
+    for (const p of to) expect(graph.to(p)).toHaveLength(0);
   });
 
   /** An outbound and a broadcast service over the running hub, sending through WhatsApp, no rate limits. */
