@@ -13,7 +13,12 @@ import { IDLE_END_REASON } from '../lifecycle/rules.ts';
 import { type Logger, lazyChild, NO_BINDINGS } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { handleOptOutWord, optOutWord } from '../outbound/opt-out.ts';
-import { failHandedOver, OPERATOR_ORIGIN, SESSION_ENDED_ERROR } from '../outbound/store.ts';
+import {
+  failHandedOver,
+  findWaitingMessage,
+  OPERATOR_ORIGIN,
+  SESSION_ENDED_ERROR,
+} from '../outbound/store.ts';
 import { SessionResolver } from '../session-resolver.ts';
 import type { Db } from '../store/db.ts';
 import { getBotMemory, getUserMemory } from '../store/memory.ts';
@@ -176,22 +181,26 @@ export class SessionEngine {
    * key's open session (the person wrote again), else, where sessions are keyed by the person, a
    * new one at the ended one's address. The envelope is in the key's lane, so it stays in order.
    * Where there is none to be had (web and API sessions are never opened from outside) the
-   * message is settled as failed, so that its status and its broadcast's counts settle.
+   * message is settled as failed, so that its status and its broadcast's counts settle. A
+   * message no longer waiting (its person erased, or settled) is dropped as before.
    */
   private async operatorTarget(
     envelope: Envelope,
     logger: Logger,
   ): Promise<{ envelope: Envelope; snapshot: SessionSnapshot } | undefined> {
+    const { db } = this.o;
     const outbound = envelope.outbound!;
-    const ended = outbound.sessionId ? await loadSnapshot(this.o.db, outbound.sessionId) : undefined;
-    const replyTo = envelope.replyTo ?? ended?.session.replyTo;
+    const message = await findWaitingMessage(db, outbound.origin.id);
+    if (!message) return undefined;
+    const ended = outbound.sessionId ? await loadSnapshot(db, outbound.sessionId) : undefined;
+    const replyTo = envelope.replyTo ?? ended?.session.replyTo ?? message.replyTo;
     const snapshot = await this.sessions.findOpen(
       { ...envelope, ...(replyTo !== undefined && replyTo !== null ? { replyTo } : {}) },
       false,
       { create: true, logger },
     );
     if (!snapshot) {
-      if (await failHandedOver(this.o.db, outbound.origin.id, SESSION_ENDED_ERROR))
+      if (await failHandedOver(db, message.id, SESSION_ENDED_ERROR))
         logger.info({ event: 'outbound.failed', envelopeId: envelope.id, error: SESSION_ENDED_ERROR });
       return undefined;
     }

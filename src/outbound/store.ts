@@ -118,6 +118,16 @@ export async function moveOutboundMessage(
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The message `id` while it waits to be recorded in a session (handed to its lane, not settled). */
+export async function findWaitingMessage(q: Queryable, id: string): Promise<OutboundMessage | undefined> {
+  if (!UUID.test(id)) return undefined;
+  const { rows } = await q.query(
+    `SELECT * FROM outbound_messages WHERE id = $1 AND status IN ('queued', 'dispatching')`,
+    [id],
+  );
+  return rows[0] ? toOutboundMessage(rows[0]) : undefined;
+}
+
 /**
  * Settles a message that was handed to its session's lane (queued, or a broadcast's recipient
  * still dispatching) as failed with `error`, when its turn could not record it; false when it was

@@ -332,6 +332,25 @@ describe('outbound envelopes (embedded queue, PostgreSQL)', () => {
     ).toBeUndefined();
   });
 
+  it('from an operator, no longer waiting (its row erased) when its ended session’s turn comes, is dropped: no session opened', async () => {
+    const session = await whatsappSession();
+    const to = session.nativeKey.slice(1);
+    const sentBefore = graph.to(to).length;
+    const { id, envelope } = await operatorMessage(session, 'Erased before its turn');
+    await endThroughLane(session);
+    // What erasing the person does to it (src/store/erasure.ts); the envelope was already queued.
+    await db().query('DELETE FROM outbound_messages WHERE id = $1', [id]);
+    expect(await running.hub.engine.handle(parseEnvelope(envelope))).toBe('no_session');
+    expect(
+      await findOpenSnapshotByKey(db(), {
+        bot: 'default',
+        channel: 'whatsapp',
+        nativeKey: session.nativeKey,
+      }),
+    ).toBeUndefined();
+    expect(graph.to(to)).toHaveLength(sentBefore);
+  });
+
   it('is refused at the door without its outbound part, or as an agent reply without an agent', async () => {
     const session = await whatsappSession();
     const good = outboundEnvelope(session, {
