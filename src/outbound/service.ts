@@ -463,9 +463,12 @@ export class OutboundService {
    */
   async sessionFor(message: OutboundMessage): Promise<SessionRecord | undefined> {
     const { db } = this.o;
+    // A message accepted for an open session keeps no address of its own: that session's serves.
+    let replyTo = message.replyTo;
     if (message.sessionId) {
       const snap = await loadSnapshot(db, message.sessionId);
       if (snap && !snap.session.endedAt) return snap.session;
+      replyTo ??= snap?.session.replyTo ?? null;
     }
     const key = { bot: message.bot, channel: message.channel, nativeKey: message.nativeKey };
     const open = await findOpenSnapshotByKey(db, key);
@@ -477,7 +480,7 @@ export class OutboundService {
       const made = await createContactSession(db, {
         ...key,
         identity: declaration.identified ? { nativeId: id } : null,
-        replyTo: message.replyTo,
+        replyTo,
         meta: {},
       });
       return made.session;

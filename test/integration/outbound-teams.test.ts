@@ -80,4 +80,39 @@ describe('POST /api/admin/messages to Teams: proactive messages through a stored
     const sent = connector.delivered(activity.conversation.id).map((r) => r.body.text);
     expect(sent).toContain('Your laptop is ready');
   });
+
+  it('sends a message scheduled while the session was open into a new one when that session ended first', async () => {
+    const activity = doc.variant(doc.personalMessage, { suffix: 'scheduled', serviceUrl: connector.url });
+    await fetch(`${running.url}/api/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(activity),
+    });
+    const { rows } = await until(
+      () =>
+        running.hub.db.query<{ id: string; native_key: string }>(
+          `SELECT id, native_key FROM sessions WHERE channel = 'teams' AND ended_at IS NULL AND native_key LIKE $1`,
+          [`%${activity.conversation.id}%`],
+        ),
+      (r) => r.rows.length === 1,
+    );
+    const to = rows[0]!.native_key.split('#')[0]!;
+    const res = await admin('POST', '/api/admin/messages', {
+      bot: 'default',
+      channel: 'teams',
+      to,
+      text: 'Your badge is ready',
+      send_at: new Date(Date.now() + 3_000).toISOString(),
+    });
+    expect(res.status).toBe(202);
+    expect(res.json.session_id).toBe(rows[0]!.id);
+    // The session it was accepted for ends before the message is due.
+    expect((await admin('POST', `/api/admin/sessions/${rows[0]!.id}/end`, {})).status).toBe(202);
+    await eventually(async () => {
+      const s = (await admin('GET', `/api/admin/messages/${res.json.message_id}`)).json;
+      return s.status === 'sent' || s.status === 'delivered' ? s : undefined;
+    }, 'the scheduled message sent');
+    const sent = connector.delivered(activity.conversation.id).map((r) => r.body.text);
+    expect(sent).toContain('Your badge is ready');
+  });
 });
