@@ -43,7 +43,10 @@ export interface MetricAnswer {
 
 export interface MetricQuery {
   metric: MetricName;
+  /** One bot; undefined: every bot of `within`. */
   bot?: string;
+  /** The bots the asker may see (undefined: every bot): without `bot`, the answer is theirs. */
+  within?: readonly string[];
   /** Bucket-aligned, ms since the epoch. */
   from: number;
   to: number;
@@ -61,15 +64,15 @@ class Frame {
     for (let t = q.from; t < q.to; t += grainMs(q.bucket)) this.buckets.push(t);
   }
 
+  /** Whether a bot's rows count: the chosen bot's, or every bot's the asker may see. */
+  private shown(bot: string): boolean {
+    if (this.q.bot !== undefined) return bot === this.q.bot;
+    return this.q.within === undefined || this.q.within.includes(bot);
+  }
+
   /** Count rows of one metric for the chosen bot (all bots: every bot's rows, never the '*' rows). */
   counts(metric: string, where: (r: RollupRow) => boolean = () => true): RollupRow[] {
-    return this.rows.filter(
-      (r) =>
-        r.metric === metric &&
-        r.bot !== ALL &&
-        (this.q.bot === undefined || r.bot === this.q.bot) &&
-        where(r),
-    );
+    return this.rows.filter((r) => r.metric === metric && r.bot !== ALL && this.shown(r.bot) && where(r));
   }
 
   /** A count series: the matching rows summed per bucket. */
@@ -94,9 +97,14 @@ class Frame {
     );
   }
 
-  /** A percentile series (key p50/p95) of the chosen bot, or of all bots. */
+  /**
+   * A percentile series (key p50/p95) of the chosen bot, or of all bots. Percentiles are kept per
+   * bot and for every bot together, and the ones of a few bots cannot be made from those: an asker
+   * limited to several bots gets them for one bot at a time (null points without `bot`).
+   */
   percentile(metric: string, key: 'p50' | 'p95', name: string): Series {
-    const bot = this.q.bot ?? ALL;
+    const { within } = this.q;
+    const bot = this.q.bot ?? (within === undefined ? ALL : within.length === 1 ? within[0] : undefined);
     const by = new Map<number, number>();
     for (const r of this.rows)
       if (r.metric === metric && r.bot === bot && r.key === key) by.set(Date.parse(r.bucket), r.value);

@@ -11,6 +11,8 @@ export interface SearchFilter {
   agentId?: string;
   /** Sessions of this person: their own, and every session of their linked channel identities. */
   userId?: string;
+  /** Only sessions of these bots (the searcher's); undefined: every bot. */
+  bots?: readonly string[];
   limit: number;
 }
 
@@ -47,7 +49,8 @@ const FILTERS = `
   AND ($2::text IS NULL OR s.bot = $2) AND ($3::text IS NULL OR s.channel = $3)
   AND ($4::timestamptz IS NULL OR m.created_at >= $4) AND ($5::timestamptz IS NULL OR m.created_at < $5)
   AND ($6::uuid IS NULL OR EXISTS (SELECT 1 FROM handoffs h WHERE h.session_id = s.id AND h.agent_id = $6))
-  AND ($7::uuid IS NULL OR ${SESSIONS_OF_PERSON.replaceAll('$USER', '$7')})`;
+  AND ($7::uuid IS NULL OR ${SESSIONS_OF_PERSON.replaceAll('$USER', '$7')})
+  AND ($9::text[] IS NULL OR s.bot = ANY($9::text[]))`;
 const HIT_COLUMNS = `m.session_id, m.seq, m.role, s.bot, s.channel, s.user_id, m.created_at,
   ts_headline('simple', m.content, websearch_to_tsquery('simple', $1),
     'StartSel=«, StopSel=», MaxWords=30, MinWords=10, MaxFragments=2') AS snippet`;
@@ -63,6 +66,7 @@ export async function searchMessages(db: Db, f: SearchFilter): Promise<SearchHit
     f.agentId ?? null,
     f.userId ?? null,
     f.limit,
+    f.bots ?? null,
   ];
   // Through the index only (bitmap scans): every match, up to the cap.
   const viaIndex = await db.transaction(async (tx) => {
@@ -114,12 +118,17 @@ export interface PersonSession {
   messageCount: number;
 }
 
-/** Every session of a person across channels and bots, oldest first. */
-export async function sessionsOfPerson(q: Queryable, userId: string): Promise<PersonSession[]> {
+/** Every session of a person across channels, of these bots (undefined: every bot), oldest first. */
+export async function sessionsOfPerson(
+  q: Queryable,
+  userId: string,
+  bots?: readonly string[],
+): Promise<PersonSession[]> {
   const { rows } = await q.query<Record<string, unknown>>(
     `SELECT s.id, s.bot, s.channel, s.created_at, s.ended_at, s.message_count FROM sessions s
-     WHERE ${SESSIONS_OF_PERSON.replaceAll('$USER', '$1')} ORDER BY s.created_at LIMIT 500`,
-    [userId],
+     WHERE ${SESSIONS_OF_PERSON.replaceAll('$USER', '$1')} AND ($2::text[] IS NULL OR s.bot = ANY($2::text[]))
+     ORDER BY s.created_at LIMIT 500`,
+    [userId, bots ?? null],
   );
   return rows.map((r) => ({
     sessionId: r.id as string,

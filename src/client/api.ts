@@ -66,7 +66,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The metrics, bots and buckets the analytics offer */
+        /** The metrics, bots (those the caller serves) and buckets the analytics offer */
         get: operations["getApiAdminAnalytics"];
         put?: never;
         post?: never;
@@ -83,7 +83,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One metric over time (JSON or CSV) */
+        /** One metric over time (JSON or CSV), of the bots the caller serves; 403 for `bot=` of a bot it does not serve */
         get: operations["getApiAdminAnalyticsMetric"];
         put?: never;
         post?: never;
@@ -187,7 +187,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A person's sessions */
+        /** A person's sessions of the bots the caller serves (none: no identities either) */
         get: operations["getApiAdminPeopleIdSessions"];
         put?: never;
         post?: never;
@@ -323,7 +323,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A transcript */
+        /** A transcript; 403 for a session of a bot the caller does not serve */
         get: operations["getApiAdminTranscriptsId"];
         put?: never;
         post?: never;
@@ -340,7 +340,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Export a transcript (JSON or text) */
+        /** Export a transcript (JSON or text); 403 for a session of a bot the caller does not serve */
         get: operations["getApiAdminTranscriptsIdExport"];
         put?: never;
         post?: never;
@@ -357,7 +357,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Inspect a session: state, events, debug snapshots */
+        /** Inspect a session: state, events, debug snapshots; 403 for a session of a bot the caller does not serve */
         get: operations["getApiAdminTranscriptsIdInspect"];
         put?: never;
         post?: never;
@@ -374,7 +374,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Search transcripts */
+        /** Search transcripts of the bots the caller serves; 403 for `bot=` of a bot it does not serve */
         get: operations["getApiAdminTranscriptsSearch"];
         put?: never;
         post?: never;

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { dialogPosition } from '../analytics/dialog-position.ts';
 import { analytics, METRICS, type MetricAnswer } from '../analytics/metrics.ts';
@@ -15,7 +15,14 @@ import { loadSnapshot } from '../store/sessions.ts';
 import { listIdentities } from '../store/users.ts';
 import type { AdminGuardOptions } from './admin-auth.ts';
 import type { ProxySettings } from './client-address.ts';
-import { auditActor, type DashboardEnv, requireSupervisor } from './dashboard-auth.ts';
+import {
+  auditActor,
+  checkViewerBot,
+  type DashboardEnv,
+  requireSupervisor,
+  viewerBots,
+  viewerServes,
+} from './dashboard-auth.ts';
 import { ApiError, parseInput as parse } from './errors.ts';
 
 export interface DashboardApiDeps {
@@ -94,6 +101,9 @@ export function toCsv(answer: MetricAnswer): string {
 }
 
 const notFound = (id: string) => new ApiError(404, 'not_found', `there is no session ${id}`);
+/** The agent API's answer for a conversation of a bot the agent does not serve. */
+const notYourBot = () =>
+  new ApiError(403, 'forbidden', 'that conversation belongs to a bot you do not serve');
 
 function toEntry(m: MessageRecord) {
   return {
@@ -118,7 +128,8 @@ async function wholeTranscript(db: Db, sessionId: string): Promise<MessageRecord
 /**
  * The operator dashboard's JSON, for supervisors, admins and ADMIN_TOKEN (mounted at /api/admin):
  * analytics, the queues' status, the audit log, transcript search and export, session inspection. Every read of a
- * transcript is written to the audit log before it is answered.
+ * transcript is written to the audit log before it is answered. A supervisor or admin agent sees
+ * the sessions and numbers of its own bots only (`viewerBots`); ADMIN_TOKEN sees every bot.
  */
 export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
   const { db } = deps;
@@ -127,7 +138,11 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
   for (const p of ['/analytics', '/analytics/*', '/audit', '/transcripts/*', '/people/*', '/queue'])
     app.use(p, guard);
 
-  app.get('/analytics', (c) => c.json({ metrics: METRICS, bots: deps.botNames(), buckets: GRAINS }));
+  app.get('/analytics', (c) => {
+    const viewer = c.get('viewer');
+    const bots = deps.botNames().filter((bot) => viewerServes(viewer, bot));
+    return c.json({ metrics: METRICS, bots, buckets: GRAINS });
+  });
   app.get('/queue', async (c) => c.json({ queues: await deps.queueStatus() }));
 
   const audit = (
@@ -143,15 +158,19 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
       ...(detail ? { detail } : {}),
     });
 
-  /** The session `id` (404 when there is none), its reading recorded in the audit log. */
+  /**
+   * The session `id` (404 when there is none, 403 when the viewer does not serve its bot), its
+   * reading recorded in the audit log.
+   */
   const auditedSnapshot = async (
-    c: Parameters<typeof auditActor>[0],
+    c: Context<DashboardEnv>,
     action: AuditAction,
     id: string,
     detail?: Record<string, unknown>,
   ) => {
     const snapshot = await loadSnapshot(db, id);
     if (!snapshot) throw notFound(id);
+    if (!viewerServes(c.get('viewer'), snapshot.session.bot)) throw notYourBot();
     await audit(c, action, id, detail);
     return snapshot;
   };
@@ -159,12 +178,21 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
   app.get('/analytics/:metric', async (c) => {
     const metric = parse(z.enum(METRICS), c.req.param('metric'));
     const q = parse(AnalyticsQuery, c.req.query());
+    const viewer = c.get('viewer');
+    checkViewerBot(viewer, q.bot);
     const to = bucketEnd(q.to ? Date.parse(q.to) : Date.now(), q.bucket);
     const from = bucketStart(q.from ? Date.parse(q.from) : to - DEFAULT_SPAN[q.bucket], q.bucket);
     if (from >= to) throw new ApiError(400, 'invalid_request', 'from must be before to');
     if ((to - from) / grainMs(q.bucket) > MAX_BUCKETS[q.bucket])
       throw new ApiError(400, 'invalid_request', `at most ${MAX_BUCKETS[q.bucket]} buckets of a ${q.bucket}`);
-    const answer = await analytics(db, { metric, bot: q.bot, from, to, bucket: q.bucket });
+    const answer = await analytics(db, {
+      metric,
+      bot: q.bot,
+      within: viewerBots(viewer),
+      from,
+      to,
+      bucket: q.bucket,
+    });
     if (q.format === 'json') return c.json(answer);
     c.header('Content-Disposition', `attachment; filename="${metric}-${q.bucket}.csv"`);
     return c.text(toCsv(answer), 200, { 'Content-Type': 'text/csv; charset=utf-8' });
@@ -201,6 +229,7 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
 
   app.get('/transcripts/search', async (c) => {
     const q = parse(SearchQuery, c.req.query());
+    checkViewerBot(c.get('viewer'), q.bot);
     const hits = await searchMessages(db, {
       text: q.q,
       bot: q.bot,
@@ -209,6 +238,7 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
       to: q.to ? new Date(q.to) : undefined,
       agentId: q.agent_id,
       userId: q.user_id,
+      bots: viewerBots(c.get('viewer')),
       limit: q.limit,
     });
     // The filters and how many matched; never the words searched for.
@@ -242,7 +272,7 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
     const [messages, identities, sessions] = await Promise.all([
       wholeTranscript(db, id),
       userId ? listIdentities(db, userId) : Promise.resolve([]),
-      userId ? sessionsOfPerson(db, userId) : Promise.resolve([]),
+      userId ? sessionsOfPerson(db, userId, viewerBots(c.get('viewer'))) : Promise.resolve([]),
     ]);
     return c.json({
       session_id: id,
@@ -331,7 +361,10 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
 
   app.get('/people/:id/sessions', async (c) => {
     const { id } = parse(SessionParams, c.req.param());
-    const [identities, sessions] = await Promise.all([listIdentities(db, id), sessionsOfPerson(db, id)]);
+    const bots = viewerBots(c.get('viewer'));
+    const sessions = await sessionsOfPerson(db, id, bots);
+    // A person with no session of the viewer's bots is, to the viewer, a person it does not know.
+    const identities = bots === undefined || sessions.length > 0 ? await listIdentities(db, id) : [];
     return c.json({
       user_id: id,
       identities: identities.map((i) => ({ channel: i.channel, native_id: i.nativeId, name: i.displayName })),

@@ -1,4 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
+import { EVERY_BOT, servesBot } from '../store/agents.ts';
 import type { AuditEntry } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
 import { type AdminGuardOptions, AdminTokenCheck } from './admin-auth.ts';
@@ -27,6 +28,24 @@ export function requireSupervisor(
     c.set('viewer', viewer);
     await next();
   };
+}
+
+/**
+ * The bots a viewer may see on the dashboard: undefined for every bot (ADMIN_TOKEN, or an agent
+ * that serves "*"). A supervisor or admin agent sees its own bots only, as in the agent API.
+ */
+export function viewerBots(viewer: Viewer): readonly string[] | undefined {
+  return viewer.kind === 'operator' || viewer.agent.bots.includes(EVERY_BOT) ? undefined : viewer.agent.bots;
+}
+
+/** Whether a viewer may see a bot's sessions and numbers. */
+export const viewerServes = (viewer: Viewer, bot: string): boolean =>
+  viewer.kind === 'operator' || servesBot(viewer.agent, bot);
+
+/** 403 for a `bot=` filter naming a bot the viewer does not serve. */
+export function checkViewerBot(viewer: Viewer, bot: string | undefined): void {
+  if (bot !== undefined && !viewerServes(viewer, bot))
+    throw new ApiError(403, 'forbidden', `you do not serve the bot "${bot}"`);
 }
 
 /** The audit row's who and from where for this request (the client's address as TRUST_PROXY reads it). */

@@ -37,6 +37,8 @@ const CHART_COUNT = CHARTS.length;
 
 const SUE = { name: 'Sue Pervisor', email: 'sue@shop.test', password: 'supervisor passphrase here' };
 const AL = { name: 'Al Agent', email: 'al@shop.test', password: 'plain agent passphrase' };
+/** A supervisor of the support bot only: everything above is the default bot's. */
+const SID = { name: 'Sid Support', email: 'sid@shop.test', password: 'support supervisor passphrase' };
 
 /**
  * The operator dashboard in Debian's chromium: conversations on two channels (the REST API and
@@ -111,6 +113,7 @@ describe('operator dashboard in a real browser', () => {
     );
     await createAgentVia(running.url, ADMIN_TOKEN, { ...SUE, role: 'supervisor', bots: ['*'] });
     await createAgentVia(running.url, ADMIN_TOKEN, { ...AL, role: 'agent', bots: ['*'] });
+    await createAgentVia(running.url, ADMIN_TOKEN, { ...SID, role: 'supervisor', bots: ['support'] });
     api = apiClient(running.url);
 
     // Two people on the REST API, one on WhatsApp who starts the sign-up form (HEAR waits).
@@ -368,5 +371,35 @@ describe('operator dashboard in a real browser', () => {
     expect(rows.map((r) => r.action)).toEqual(['transcript.read', 'session.inspect', 'transcript.export']);
     expect(rows.every((r) => r.via === 'console' && r.ip)).toBe(true);
     await shot('dashboard-audit.png');
+  });
+
+  it("shows a supervisor of one bot that bot only: its filter, no other bot's messages, another bot's conversation refused", async () => {
+    const own = await launchChromium();
+    try {
+      const sid = await own.context.newPage();
+      await signInToConsole(sid, running.url, SID);
+      await sid.getByRole('link', { name: 'Dashboard' }).click();
+      const bots = sid.getByLabel('Bot', { exact: true });
+      await until(
+        () => bots.locator('option').allTextContents(),
+        (names) => names.join() === 'All bots,support',
+        20_000,
+      );
+      await sid.locator('figure[data-metric="messages"]').getByText('Nothing in this range.').waitFor();
+
+      await sid.getByRole('link', { name: 'Transcripts' }).click();
+      await sid.getByLabel('Words').fill('marmalade');
+      await sid.getByRole('button', { name: 'Search' }).click();
+      await sid.getByText('No message has those words.').waitFor();
+
+      await sid.goto(`${running.url}/console/transcripts/${whatsAppSession}`);
+      await sid
+        .getByRole('alert')
+        .filter({ hasText: /bot you do not serve/ })
+        .waitFor();
+      expect(await sid.getByRole('list', { name: 'Transcript' }).count()).toBe(0);
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -5,6 +5,7 @@ import { adminClient, processed } from '../helpers/admin.ts';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
+import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'dashboard-api-admin-token-0123456789abcdef';
 const PHONE = '+4915112340000';
@@ -23,13 +24,13 @@ describe('dashboard API', () => {
   let webSession = '';
   let whatsappSession = '';
 
-  async function whatsapp(text: string) {
+  async function whatsapp(text: string, who: { bot?: string; phone?: string } = {}) {
     const id = `whatsapp:wamid.${randomUUID()}`;
     await running.hub.ingress.accept({
       id,
       channel: 'whatsapp',
-      bot: 'default',
-      from: { id: PHONE, name: 'Ana' },
+      bot: who.bot ?? 'default',
+      from: { id: who.phone ?? PHONE, name: 'Ana' },
       text,
       meta: {},
       receivedAt: new Date().toISOString(),
@@ -360,6 +361,133 @@ describe('dashboard API', () => {
     const unknown = '00000000-0000-4000-8000-00000000000a';
     expect((await admin('GET', `/api/admin/sessions/${unknown}`)).status).toBe(404);
     expect((await admin('GET', `/api/admin/audit?session_id=${unknown}`)).json.entries).toEqual([]);
+  });
+
+  it('shows a supervisor or admin agent of one bot that bot\'s sessions and numbers only; ADMIN_TOKEN and a "*" supervisor every bot\'s', async () => {
+    const phone = '+4915112349999';
+    const ofSupport = await whatsapp('papaya for support', { bot: 'support', phone });
+    const ofDefault = await whatsapp('papaya for default', { bot: 'default', phone });
+    const { rows } = await running.hub.db.query<{ user_id: string }>(
+      `SELECT user_id FROM user_identities WHERE channel = 'whatsapp' AND native_id = $1`,
+      [phone],
+    );
+    const person = rows[0]!.user_id;
+    const { rows: others } = await running.hub.db.query<{ user_id: string }>(
+      `SELECT user_id FROM user_identities WHERE channel = 'whatsapp' AND native_id = $1`,
+      [PHONE],
+    );
+    const defaultOnlyPerson = others[0]!.user_id;
+    const scoped = async (name: string, role: string, bots: string[]) => {
+      const made = await createAgentVia(running.url, ADMIN_TOKEN, {
+        name,
+        email: `${name.toLowerCase()}-${randomUUID().slice(0, 8)}@shop.test`,
+        role,
+        bots,
+      });
+      return {
+        id: made.agent_id,
+        client: agentClient(running.url, {
+          token: made.token,
+          onExchange: (e) => breaches.push(...contract.check(e)),
+        }),
+      };
+    };
+    const sessionIds = (results: { session_id: string }[]) => [...new Set(results.map((r) => r.session_id))];
+    const totals = (answer: { series: { name: string; total: number | null }[] }) =>
+      answer.series.map((s) => [s.name, s.total]);
+    // The hour's numbers are computed live and shared for a moment: read once they hold the messages above.
+    const supportMessages = await until(
+      () => admin('GET', '/api/admin/analytics/messages?bot=support'),
+      (r) =>
+        r.json.series.some((s: { name: string; total: number }) => s.name === 'whatsapp in' && s.total > 0),
+      20_000,
+    );
+    const supportResponse = await admin('GET', '/api/admin/analytics/response-time?bot=support');
+    expect(totals(supportMessages.json)).not.toEqual(
+      totals((await admin('GET', '/api/admin/analytics/messages')).json),
+    );
+
+    const viewers = [
+      await scoped('Sam', 'supervisor', ['support']),
+      await scoped('Ada', 'admin', ['support']),
+    ];
+    for (const { client: viewer } of viewers) {
+      for (const route of [
+        `/api/admin/transcripts/${ofDefault}`,
+        `/api/admin/transcripts/${ofDefault}/inspect`,
+        `/api/admin/transcripts/${ofDefault}/export?format=json`,
+        `/api/admin/transcripts/${ofDefault}/export?format=text`,
+        '/api/admin/transcripts/search?q=papaya&bot=default',
+        '/api/admin/analytics/messages?bot=default',
+        '/api/admin/analytics/response-time?bot=default&format=csv',
+      ]) {
+        const refused = await viewer.call('GET', route);
+        expect(refused.status, route).toBe(403);
+        expect(refused.json.error.code, route).toBe('forbidden');
+      }
+      for (const route of [
+        `/api/admin/transcripts/${ofSupport}/inspect`,
+        `/api/admin/transcripts/${ofSupport}/export?format=json`,
+        '/api/admin/analytics/messages?bot=support',
+      ])
+        expect((await viewer.call('GET', route)).status, route).toBe(200);
+
+      const transcript = await viewer.call('GET', `/api/admin/transcripts/${ofSupport}`);
+      expect(transcript.status).toBe(200);
+      expect(transcript.json.identities.map((i: { native_id: string }) => i.native_id)).toContain(phone);
+      expect(transcript.json.person_sessions.map((s: { session_id: string }) => s.session_id)).toEqual([
+        ofSupport,
+      ]);
+      const found = await viewer.call('GET', '/api/admin/transcripts/search?q=papaya');
+      expect(found.status).toBe(200);
+      expect(sessionIds(found.json.results)).toEqual([ofSupport]);
+      expect((await viewer.call('GET', `/api/admin/people/${person}/sessions`)).json).toMatchObject({
+        identities: [expect.objectContaining({ native_id: phone })],
+        sessions: [expect.objectContaining({ session_id: ofSupport, bot: 'support' })],
+      });
+      const stranger = await viewer.call('GET', `/api/admin/people/${defaultOnlyPerson}/sessions`);
+      expect(stranger.json).toEqual({ user_id: defaultOnlyPerson, identities: [], sessions: [] });
+
+      expect((await viewer.call('GET', '/api/admin/analytics')).json.bots).toEqual(['support']);
+      // Without bot=, the numbers of its bots: here its one bot's, percentiles included.
+      const messages = await viewer.call('GET', '/api/admin/analytics/messages');
+      expect(messages.json.bot).toBeNull();
+      expect(totals(messages.json)).toEqual(totals(supportMessages.json));
+      const response = await viewer.call('GET', '/api/admin/analytics/response-time');
+      expect(response.json.series).toEqual(supportResponse.json.series);
+    }
+    // A refused read read nothing, so the audit log has none.
+    expect(
+      await count('SELECT count(*) AS n FROM transcript_reads WHERE session_id = $1 AND agent_id = ANY($2)', [
+        ofDefault,
+        viewers.map((v) => v.id),
+      ]),
+    ).toBe(0);
+
+    // Of several bots (not every one): their counts summed; percentiles only one bot at a time.
+    const { client: both } = await scoped('Bo', 'supervisor', ['support', 'default']);
+    const summed = (await both.call('GET', '/api/admin/analytics/messages')).json;
+    const defaultMessages = (await admin('GET', '/api/admin/analytics/messages?bot=default')).json;
+    const total = (answer: { series: { total: number }[] }) => answer.series.reduce((n, s) => n + s.total, 0);
+    expect(total(summed)).toBe(total(supportMessages.json) + total(defaultMessages));
+    const percentiles = (await both.call('GET', '/api/admin/analytics/response-time')).json;
+    expect(
+      percentiles.series.flatMap((s: { points: { v: number | null }[] }) => s.points.map((p) => p.v)),
+    ).toEqual(percentiles.series.flatMap((s: { points: unknown[] }) => s.points.map(() => null)));
+
+    // ADMIN_TOKEN and a supervisor of "*" see every bot.
+    const everyBot = async (call: (method: string, route: string) => ReturnType<typeof admin>) => {
+      expect(
+        sessionIds((await call('GET', '/api/admin/transcripts/search?q=papaya')).json.results).sort(),
+      ).toEqual([ofSupport, ofDefault].sort());
+      expect((await call('GET', `/api/admin/transcripts/${ofDefault}`)).status).toBe(200);
+      expect((await call('GET', `/api/admin/transcripts/${ofDefault}/inspect`)).status).toBe(200);
+      expect((await call('GET', '/api/admin/analytics/messages?bot=default')).status).toBe(200);
+      expect((await call('GET', `/api/admin/people/${person}/sessions`)).json.sessions).toHaveLength(2);
+      expect((await call('GET', '/api/admin/analytics')).json.bots).toEqual(['default', 'support']);
+    };
+    await everyBot((method, route) => admin(method, route));
+    await everyBot((method, route) => supervisor.call(method, route));
   });
 
   it('keeps audit rows of an erased person without their session ids', async () => {
