@@ -100,7 +100,10 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
       setDetail(read);
       setError(undefined);
     } catch (err) {
-      if (fresh()) setError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
+      if (!fresh()) return;
+      // No longer the agent's to see (another agent took it): what was shown goes too.
+      if (err instanceof ApiError && err.status === 403) setDetail(undefined);
+      setError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
     }
   }, [base, ticket]);
 
@@ -124,11 +127,12 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   });
 
   const act = useCallback(
-    async (method: string, path: string, body?: unknown) => {
+    /** `reload`: read the conversation again afterwards (not when the agent is leaving it). */
+    async (method: string, path: string, body?: unknown, reload = true) => {
       try {
         await api(method, `${base}${path}`, body);
         setError(undefined);
-        await load();
+        if (reload) await load();
         props.onChanged();
         return true;
       } catch (err) {
@@ -200,8 +204,13 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
               class="transfer"
               onSubmit={async (e) => {
                 e.preventDefault();
-                if (transferTo && (await act('POST', '/transfer', { agent_id: transferTo })))
-                  setTransferTo('');
+                // An agent sees what it holds and what waits in its queues: a conversation handed
+                // to a colleague is theirs now (a supervisor or admin still sees it).
+                const leaving = me.role === 'agent';
+                if (!transferTo || !(await act('POST', '/transfer', { agent_id: transferTo }, !leaving)))
+                  return;
+                setTransferTo('');
+                if (leaving) navigate({ page: 'inbox' });
               }}
             >
               {colleagues.length > 0 ? (

@@ -493,7 +493,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One conversation with its history */
+        /** One conversation with its history; an agent (role `agent`) opens what its list shows, or the one it held last for an hour (403 otherwise) */
         get: operations["getApiAgentConversationsId"];
         put?: never;
         post?: never;
@@ -512,7 +512,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Take a waiting conversation */
+        /** Take a waiting conversation; an agent (role `agent`) only one waiting in its queues (403 otherwise) */
         post: operations["postApiAgentConversationsIdClaim"];
         delete?: never;
         options?: never;
@@ -546,7 +546,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Add an internal note (never sent) */
+        /** Add an internal note (never sent); an agent (role `agent`) to what it may open (403 otherwise) */
         post: operations["postApiAgentConversationsIdNotes"];
         delete?: never;
         options?: never;

@@ -2,7 +2,7 @@ import type { Bus } from '../bus/bus.ts';
 import type { Logger } from '../logger.ts';
 import { type AgentRecord, servesBot } from '../store/agents.ts';
 import type { Db } from '../store/db.ts';
-import { type AgentEventRecord, insertAgentEvent } from '../store/handoffs.ts';
+import { type AgentEventRecord, inQueuesOf, insertAgentEvent } from '../store/handoffs.ts';
 
 export const AGENT_EVENT_TYPES = [
   'conversation.waiting',
@@ -27,8 +27,7 @@ export function canSee(
   if (!servesBot(agent, event.bot)) return false;
   if (agent.role !== 'agent') return true;
   if (event.agentId === agent.id) return true;
-  const inMyQueues = event.queue === null || agent.queues.length === 0 || agent.queues.includes(event.queue);
-  if (!inMyQueues) return false;
+  if (!inQueuesOf(agent, event.queue)) return false;
   if (event.type === 'conversation.waiting' || event.type === 'conversation.assigned') return true;
   // A waiting conversation's messages go to everyone who could take it.
   return event.agentId === null && event.type === 'conversation.message';

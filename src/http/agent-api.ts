@@ -30,13 +30,14 @@ import { recentEvents } from '../store/events.ts';
 import {
   type AgentEventRecord,
   agentEventsAfter,
+  agentMayOpen,
   type ConversationRow,
   listConversations,
   openHandoffOf,
   recordTranscriptRead,
 } from '../store/handoffs.ts';
 import { listMessages, MAX_PAGE_SIZE } from '../store/messages.ts';
-import type { MessageRecord, SessionRecord } from '../store/records.ts';
+import type { MessageRecord, SessionRecord, SessionSnapshot } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { listIdentities } from '../store/users.ts';
 import {
@@ -248,13 +249,30 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
   });
 
   /** The session behind `:id`, which the agent's bots must include: 404 unknown, 403 another bot's. */
-  async function conversationOf(c: Context<Env>): Promise<SessionRecord> {
+  async function snapshotOf(c: Context<Env>): Promise<SessionSnapshot> {
     const id = SessionIdSchema.safeParse(c.req.param('id'));
     const snapshot = id.success ? await loadSnapshot(db, id.data) : undefined;
     if (!snapshot) throw new ApiError(404, 'not_found', 'there is no conversation with that session id');
     if (!servesBot(c.get('agent'), snapshot.session.bot))
       throw new ApiError(403, 'forbidden', 'that conversation belongs to a bot you do not serve');
-    return snapshot.session;
+    return snapshot;
+  }
+
+  /** The session of `snapshotOf`. */
+  async function conversationOf(c: Context<Env>): Promise<SessionRecord> {
+    return (await snapshotOf(c)).session;
+  }
+
+  /**
+   * 403 unless the agent may open the conversation (read it, note it): for an agent, one its list
+   * shows, or the one it just held (`agentMayOpen`); for a supervisor or admin, any of its bots'.
+   */
+  async function checkMayOpen(agent: AgentRecord, session: SessionRecord): Promise<void> {
+    const may = await agentMayOpen(db, session.id, agent);
+    if (may === 'held_by_other')
+      throw new ApiError(403, 'forbidden', 'another agent holds this conversation');
+    if (may === 'no')
+      throw new ApiError(403, 'forbidden', 'that conversation is neither waiting in your queues nor yours');
   }
 
   function checkText(text: string): void {
@@ -267,12 +285,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
   app.get('/conversations/:id', async (c) => {
     const agent = c.get('agent');
     const q = query(c, HistoryQuery);
-    const id = SessionIdSchema.safeParse(c.req.param('id'));
-    const snapshot = id.success ? await loadSnapshot(db, id.data) : undefined;
-    if (!snapshot) throw new ApiError(404, 'not_found', 'there is no conversation with that session id');
-    const { session, state } = snapshot;
-    if (!servesBot(agent, session.bot))
-      throw new ApiError(403, 'forbidden', 'that conversation belongs to a bot you do not serve');
+    const { session, state } = await snapshotOf(c);
+    await checkMayOpen(agent, session);
     // Written before the transcript leaves: a read that is not in the audit log did not happen.
     await recordTranscriptRead(db, {
       agentId: agent.id,
@@ -317,6 +331,8 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
         return c.json({ session_id: session.id, assigned_to: agent.id, state: 'assigned' });
       case 'held_by_other':
         throw new ApiError(409, 'held_by_other', 'another agent holds this conversation');
+      case 'not_in_queues':
+        throw new ApiError(403, 'forbidden', 'that conversation waits in a queue that is not yours');
       case 'at_capacity':
         throw new ApiError(
           409,
@@ -352,6 +368,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
   app.post('/conversations/:id/notes', async (c) => {
     const agent = c.get('agent');
     const session = await conversationOf(c);
+    await checkMayOpen(agent, session);
     const { text } = await readJson(c, TextBody);
     checkText(text);
     const noteId = await handoff.note(session, agent, text);

@@ -41,6 +41,28 @@ export function toHandoffRecord(row: Record<string, unknown>): HandoffRecord {
   };
 }
 
+/**
+ * Whether a conversation's queue is one of an agent's: it has no queue, the agent has none (it
+ * takes every queue), or the queue is among the agent's. The same rule as `IN_QUEUES` in SQL; the
+ * agent API's list, its event stream, the claim and opening a conversation all apply it.
+ */
+export const inQueuesOf = (agent: Pick<AgentRecord, 'queues'>, queue: string | null): boolean =>
+  queue === null || agent.queues.length === 0 || agent.queues.includes(queue);
+
+/** `inQueuesOf` in SQL: `queue` a text expression, `queues` the agent's queues as jsonb. */
+const IN_QUEUES = (queue: string, queues: string) =>
+  `(${queue} IS NULL OR ${queues} = '[]'::jsonb OR ${queues} @> jsonb_build_array(${queue}))`;
+
+/** In SQL: handoff `h` is held by the agent `agentId`. */
+const HELD_BY = (agentId: string) => `(h.state = 'assigned' AND h.agent_id = ${agentId})`;
+
+/**
+ * The agent who held a conversation last may open it this long after its handoff ended: the
+ * console shows the conversation it has just released (and the agent may add a closing note),
+ * while what the person says to the bot later is not the agent's to read.
+ */
+export const OPEN_AFTER_END_MS = 60 * 60_000;
+
 export interface NewHandoff {
   id: string;
   sessionId: string;
@@ -81,17 +103,22 @@ export async function openHandoffOf(q: Queryable, sessionId: string): Promise<Ha
 
 export type ClaimResult =
   | { outcome: 'claimed' | 'already'; handoff: HandoffRecord }
-  | { outcome: 'held_by_other' | 'at_capacity' | 'not_waiting' };
+  | { outcome: 'held_by_other' | 'at_capacity' | 'not_waiting' | 'not_in_queues' };
 
 /**
  * An agent takes a waiting conversation: a compare-and-set on the handoff's state, so of two
  * agents claiming at once exactly one wins. The agent's row is locked while its open
- * conversations are counted, so one agent claiming twice at once cannot pass its capacity.
+ * conversations are counted, so one agent claiming twice at once cannot pass its capacity. An
+ * agent (not a supervisor or admin) takes only what waits in one of its queues, checked in the
+ * same statement that takes it.
  */
 export async function claimHandoff(db: Db, sessionId: string, agent: AgentRecord): Promise<ClaimResult> {
+  const anyQueue = agent.role !== 'agent';
   return db.transaction(async (tx) => {
     const current = await openHandoffOf(tx, sessionId);
     if (!current) return { outcome: 'not_waiting' as const };
+    if (current.state === 'waiting' && !anyQueue && !inQueuesOf(agent, current.queue))
+      return { outcome: 'not_in_queues' as const };
     if (current.state === 'assigned')
       return current.agentId === agent.id
         ? { outcome: 'already' as const, handoff: current }
@@ -104,13 +131,45 @@ export async function claimHandoff(db: Db, sessionId: string, agent: AgentRecord
     const mine = lock[0];
     if (!mine || Number(mine.open) >= Number(mine.capacity)) return { outcome: 'at_capacity' as const };
     const { rows } = await tx.query(
-      `UPDATE handoffs SET state = 'assigned', agent_id = $2, assigned_at = now()
-       WHERE id = $1 AND state = 'waiting' RETURNING *`,
-      [current.id, agent.id],
+      `UPDATE handoffs h SET state = 'assigned', agent_id = $2, assigned_at = now()
+       WHERE h.id = $1 AND h.state = 'waiting' AND ($3::boolean OR ${IN_QUEUES('h.queue', '$4::jsonb')})
+       RETURNING *`,
+      [current.id, agent.id, anyQueue, json(agent.queues)],
     );
-    if (!rows[0]) return { outcome: 'held_by_other' as const };
+    if (!rows[0]) {
+      // Taken (or ended) meanwhile; still waiting means the queue was not the agent's.
+      const after = await getHandoff(tx, current.id);
+      return {
+        outcome: after?.state === 'waiting' ? ('not_in_queues' as const) : ('held_by_other' as const),
+      };
+    }
     return { outcome: 'claimed' as const, handoff: toHandoffRecord(rows[0]) };
   });
+}
+
+/**
+ * May an agent open a conversation (read it, add a note)? `yes` for what its list shows (waiting
+ * in one of its queues, or held by it) and for the one it held last, for `OPEN_AFTER_END_MS`
+ * after that handoff ended and until the session is handed over again; `held_by_other` when
+ * another agent holds one of its queues' conversations (it saw it waiting, and its events told it
+ * who took it); `no` otherwise. Supervisors and admins open every conversation of their bots (the
+ * bot is checked apart).
+ */
+export async function agentMayOpen(
+  q: Queryable,
+  sessionId: string,
+  agent: AgentRecord,
+): Promise<'yes' | 'held_by_other' | 'no'> {
+  if (agent.role !== 'agent') return 'yes';
+  const { rows } = await q.query<{ may: boolean; other: boolean }>(
+    `SELECT (h.state = 'waiting' AND ${IN_QUEUES('h.queue', '$3::jsonb')}) OR ${HELD_BY('$2')}
+         OR (h.state = 'ended' AND h.agent_id = $2 AND h.ended_at > ${msAgo('$4')}) AS may,
+       h.state = 'assigned' AND ${IN_QUEUES('h.queue', '$3::jsonb')} AS other
+     FROM handoffs h WHERE h.session_id = $1 ORDER BY h.requested_at DESC, h.id DESC LIMIT 1`,
+    [sessionId, agent.id, json(agent.queues), OPEN_AFTER_END_MS],
+  );
+  const latest = rows[0];
+  return latest?.may ? 'yes' : latest?.other ? 'held_by_other' : 'no';
 }
 
 /** Hands an open conversation to another agent; `from` null: whoever holds it (a supervisor's move). */
@@ -182,7 +241,7 @@ export async function availableAgent(
     `SELECT a.id FROM agents a
      LEFT JOIN LATERAL (SELECT count(*) AS open FROM handoffs h WHERE h.agent_id = a.id AND h.state = 'assigned') l ON true
      WHERE a.status = 'available' AND (a.bots @> '["*"]'::jsonb OR a.bots @> jsonb_build_array($1::text))
-       AND ($2::text IS NULL OR a.queues = '[]'::jsonb OR a.queues @> jsonb_build_array($2::text))
+       AND ${IN_QUEUES('$2::text', 'a.queues')}
        AND l.open < a.capacity
      ORDER BY l.open::float / GREATEST(a.capacity, 1), l.open, a.last_seen_at DESC NULLS LAST, a.id
      LIMIT 1`,
@@ -219,9 +278,8 @@ export async function listConversations(
      WHERE h.state <> 'ended'
        AND ($1::jsonb @> '["*"]'::jsonb OR $1::jsonb @> jsonb_build_array(h.bot))
        AND CASE $2::text
-         WHEN 'mine' THEN h.state = 'assigned' AND h.agent_id = $3
-         WHEN 'waiting' THEN h.state = 'waiting' AND ($4::boolean OR h.queue IS NULL OR $5::jsonb = '[]'::jsonb
-           OR $5::jsonb @> jsonb_build_array(h.queue))
+         WHEN 'mine' THEN ${HELD_BY('$3')}
+         WHEN 'waiting' THEN h.state = 'waiting' AND ($4::boolean OR ${IN_QUEUES('h.queue', '$5::jsonb')})
          ELSE true END
        AND ($6::bigint IS NULL OR (extract(epoch FROM h.requested_at) * 1000000)::bigint < $6
          OR ((extract(epoch FROM h.requested_at) * 1000000)::bigint = $6 AND h.id < $7))

@@ -5,10 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAdapters } from '../../adapters/index.ts';
 import type { Schema } from '../../src/client/index.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
+import { createAgentVia } from '../helpers/agents.ts';
 import { launchChromium, signInToConsole, type TestBrowser } from '../helpers/browser.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { type GraphApi, startGraphApi } from '../helpers/graph-api.ts';
-import { REPO_ROOT, type RunningHub, startTestHub, testConfig } from '../helpers/hub.ts';
+import { apiClient, REPO_ROOT, type RunningHub, startTestHub, testConfig } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 import { postWhatsAppWebhook } from '../helpers/whatsapp-cloud.ts';
 
@@ -339,6 +340,63 @@ describe('agent console in a real browser', () => {
       expect(((await me.json()) as { email: string }).email).toBe('carl@shop.test');
     } finally {
       await other.close();
+    }
+  });
+
+  it('an agent is told when a colleague takes the conversation it looks at, and goes back to the inbox after handing one over', async () => {
+    const cy = await createAgentVia(running.url, ADMIN_TOKEN, {
+      name: 'Cy Colleague',
+      email: 'cy@shop.test',
+      role: 'agent',
+      bots: ['default'],
+    });
+    const people = apiClient(running.url);
+    const waitingPerson = async () => {
+      const person = await people.createSession('default');
+      expect((await people.chat(person.token, 'human')).status).toBe(200);
+      return person.session_id;
+    };
+    const holder = async (sessionId: string) =>
+      (
+        await fetch(`${running.url}/api/agent/conversations/${sessionId}`, {
+          headers: { authorization: `Bearer ${cy.token}` },
+        })
+      ).json() as Promise<{ assigned_to: string | null }>;
+
+    // A browser of its own, signed in as Ana.
+    const own = await launchChromium();
+    try {
+      const page = await own.context.newPage();
+      await signIn(page, ANA);
+      await page.getByRole('tab', { name: /Waiting/ }).waitFor({ timeout: 20_000 });
+      // Ana looks at a waiting conversation; Cy takes it: no longer hers to read.
+      const first = await waitingPerson();
+      await page.goto(`${running.url}/console/conversations/${first}`);
+      await page.getByRole('button', { name: 'Claim' }).waitFor({ timeout: 20_000 });
+      const taken = await fetch(`${running.url}/api/agent/conversations/${first}/claim`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${cy.token}` },
+      });
+      expect(taken.status).toBe(200);
+      await page
+        .getByRole('alert')
+        .filter({ hasText: 'another agent holds this conversation' })
+        .waitFor({ timeout: 20_000 });
+      expect(await page.getByRole('list', { name: 'Transcript' }).count()).toBe(0);
+
+      // Ana takes another and hands it to Cy: the console goes back to her inbox.
+      const second = await waitingPerson();
+      await page.goto(`${running.url}/console/conversations/${second}`);
+      await page.getByRole('button', { name: 'Claim' }).click();
+      await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
+      await page.getByRole('textbox', { name: 'Transfer to agent' }).fill(cy.agent_id);
+      await page.getByRole('button', { name: 'Transfer' }).click();
+      await page.waitForURL(`${running.url}/console`, { timeout: 20_000 });
+      await page.getByRole('tab', { name: /Waiting/ }).waitFor();
+      expect(await page.getByRole('alert').count()).toBe(0);
+      expect((await holder(second)).assigned_to).toBe(cy.agent_id);
+    } finally {
+      await own.close();
     }
   });
 });

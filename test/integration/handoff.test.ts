@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPEN_AFTER_END_MS } from '../../src/store/handoffs.ts';
 import { agentClient, createAgentVia, followEvents } from '../helpers/agents.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
@@ -279,6 +280,102 @@ describe('human handoff through the REST channel', () => {
     );
     const all = await sup.client.call('GET', '/api/agent/conversations?state=all');
     expect(all.status).toBe(200);
+  });
+
+  it("an agent limited to a queue reads, claims and notes only what its list shows: its queue's waiting conversations and its own (for a while after it gave one back)", async () => {
+    const kim = await agent('Kim', { queues: ['billing'] });
+    const lee = await agent('Lee');
+    const sup = await agent('Sol', { role: 'supervisor', queues: ['billing'] });
+    const handedTo = async (text: string) => {
+      const person = await api.createSession('helpdesk');
+      const asked = await api.chat(person.token, text);
+      expect(asked.status).toBe(200);
+      return person;
+    };
+    const vip = await handedTo('vip please');
+    const billing = await handedTo('billing please');
+    const taken = await handedTo('billing please');
+    const plain = await api.createSession('helpdesk');
+    const route = (p: { session_id: string }, rest = '') => `/api/agent/conversations/${p.session_id}${rest}`;
+    const note = { body: { text: 'a note from Kim' } };
+    const refused = async (
+      res: Promise<{ status: number; json: { error: { code: string; message: string } } }>,
+    ) => {
+      const answer = await res;
+      expect(answer.status).toBe(403);
+      expect(answer.json.error.code).toBe('forbidden');
+      return answer.json.error.message;
+    };
+    const kimsReads = async (p: { session_id: string }) =>
+      (
+        await running.hub.db.query('SELECT 1 FROM transcript_reads WHERE session_id = $1 AND agent_id = $2', [
+          p.session_id,
+          kim.id,
+        ])
+      ).rowCount;
+    const notes = async (p: { session_id: string }) =>
+      (
+        await running.hub.db.query(`SELECT content FROM messages WHERE session_id = $1 AND role = 'note'`, [
+          p.session_id,
+        ])
+      ).rows.map((r) => r.content);
+
+    // Waiting in "vip", not one of Kim's queues: not in her list, and not hers to read, take or note.
+    const waiting = (
+      await kim.client.call('GET', '/api/agent/conversations?state=waiting')
+    ).json.conversations.map((c: { session_id: string }) => c.session_id);
+    expect(waiting).toContain(billing.session_id);
+    expect(waiting).not.toContain(vip.session_id);
+    await refused(kim.client.call('GET', route(vip)));
+    await refused(kim.client.call('POST', route(vip, '/claim')));
+    await refused(kim.client.call('POST', route(vip, '/notes'), note));
+    // Nor one that was never handed to people.
+    await refused(kim.client.call('GET', route(plain)));
+    expect(await kimsReads(vip)).toBe(0);
+    expect(await notes(vip)).toEqual([]);
+    // A supervisor sees every open conversation of its bots, whatever its queues.
+    expect((await sup.client.call('GET', route(vip))).status).toBe(200);
+
+    // Held by another agent: refused, one of Kim's queues or not (a claim of it is still told who won).
+    expect((await lee.client.call('POST', route(vip, '/claim'))).status).toBe(200);
+    expect((await lee.client.call('POST', route(taken, '/claim'))).status).toBe(200);
+    expect(await refused(kim.client.call('GET', route(vip)))).not.toMatch(/another agent/);
+    expect(await refused(kim.client.call('GET', route(taken)))).toBe('another agent holds this conversation');
+    await refused(kim.client.call('POST', route(taken, '/notes'), note));
+    const lost = await kim.client.call('POST', route(taken, '/claim'));
+    expect(lost.status).toBe(409);
+    expect(lost.json.error.code).toBe('held_by_other');
+
+    // Her queue's waiting conversation, then her own: read, noted, claimed.
+    expect((await kim.client.call('GET', route(billing))).status).toBe(200);
+    expect((await kim.client.call('POST', route(billing, '/notes'), note)).status).toBe(201);
+    expect((await kim.client.call('POST', route(billing, '/claim'))).status).toBe(200);
+    const held = await kim.client.call('GET', route(billing));
+    expect(held.json).toMatchObject({ state: 'assigned', assigned_to: kim.id });
+
+    // Given back to the bot: still hers to read (the console shows it) and note, for a while.
+    expect((await kim.client.call('POST', route(billing, '/release'))).status).toBe(200);
+    const released = await kim.client.call('GET', route(billing));
+    expect(released.status).toBe(200);
+    expect(released.json.state).toBeNull();
+    expect((await kim.client.call('POST', route(billing, '/notes'), note)).status).toBe(201);
+    await running.hub.db.query(
+      `UPDATE handoffs SET ended_at = now() - make_interval(secs => $2::double precision / 1000 + 60)
+       WHERE session_id = $1`,
+      [billing.session_id, OPEN_AFTER_END_MS],
+    );
+    await refused(kim.client.call('GET', route(billing)));
+    // Handed over again, to a queue of others: the new handoff decides.
+    await running.hub.db.query(`UPDATE handoffs SET ended_at = now() WHERE session_id = $1`, [
+      billing.session_id,
+    ]);
+    expect((await kim.client.call('GET', route(billing))).status).toBe(200);
+    await api.chat(billing.token, 'vip please');
+    await refused(kim.client.call('GET', route(billing)));
+    await until(
+      () => notes(billing),
+      (n) => n.length === 2,
+    );
   });
 
   it('a conversation nobody takes goes back to the bot after handoff.waitTimeoutMinutes', async () => {

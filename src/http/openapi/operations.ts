@@ -408,7 +408,8 @@ export const OPERATIONS: Operation[] = [
     method: 'get',
     path: '/api/agent/conversations/{id}',
     tag: 'Agent',
-    summary: 'One conversation with its history',
+    summary:
+      'One conversation with its history; an agent (role `agent`) opens what its list shows, or the one it held last for an hour (403 otherwise)',
     security: AGENT,
     query: AgentHistoryQuery,
     responses: ok(ConversationDetail),
@@ -418,7 +419,8 @@ export const OPERATIONS: Operation[] = [
     method: 'post',
     path: '/api/agent/conversations/{id}/claim',
     tag: 'Agent',
-    summary: 'Take a waiting conversation',
+    summary:
+      'Take a waiting conversation; an agent (role `agent`) only one waiting in its queues (403 otherwise)',
     security: AGENT,
     responses: ok(Assigned),
     errors: [400, 401, 403, 404, 409],
@@ -446,7 +448,7 @@ export const OPERATIONS: Operation[] = [
     method: 'post',
     path: '/api/agent/conversations/{id}/notes',
     tag: 'Agent',
-    summary: 'Add an internal note (never sent)',
+    summary: 'Add an internal note (never sent); an agent (role `agent`) to what it may open (403 otherwise)',
     security: AGENT,
     body: TextBody,
     responses: { 201: { description: 'Recorded', schema: z.looseObject({ note_id: z.string() }) } },
