@@ -30,6 +30,19 @@ function breakPoint(text: string, max: number): number {
 }
 
 /**
+ * At most `maxBytes` of the text's UTF-8, cut on a character boundary. Linear: the bytes are
+ * encoded once and the cut moves back over at most three continuation bytes.
+ */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
+  // A character is at least one byte, so the cut is within the first `maxBytes` UTF-16 units.
+  const bytes = Buffer.from(text.slice(0, maxBytes), 'utf8');
+  let cut = maxBytes;
+  while (cut > 0 && ((bytes[cut] ?? 0) & 0xc0) === 0x80) cut--; // 10xxxxxx: inside a character
+  return bytes.subarray(0, cut).toString('utf8');
+}
+
+/**
  * Text no person typed and no store keeps: NUL (PostgreSQL's text and jsonb refuse it) and a
  * UTF-16 surrogate without its pair (not a character; jsonb refuses its escape, UTF-8 has no
  * encoding for it).

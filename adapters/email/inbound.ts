@@ -14,7 +14,7 @@ import { tooLarge } from '../../src/files/store.ts';
 import { InvalidEnvelopeError } from '../../src/ingress.ts';
 import type { Logger } from '../../src/logger.ts';
 import type { Ingress } from '../../src/ports.ts';
-import { cleanTextDeep } from '../../src/text.ts';
+import { cleanTextDeep, truncateUtf8 } from '../../src/text.ts';
 import type { EmailConfig } from './config.ts';
 import type { Ours } from './message/no-reply.ts';
 import { type InboundEmail, parseEmail } from './message/parse.ts';
@@ -94,7 +94,7 @@ export class InboundMail {
     const { store, logger } = this.deps;
     let mail: InboundEmail;
     try {
-      mail = await parseEmail(raw, this.ours);
+      mail = await parseEmail(raw, this.ours, this.deps.maxTextBytes);
     } catch (err) {
       return { status: 'unusable', reason: `unparseable: ${(err as Error).message}` };
     }
@@ -309,14 +309,4 @@ export class InboundMail {
     }
     return { attachments, refused };
   }
-}
-
-/** At most `maxBytes` of UTF-8, cut on a character boundary. */
-export function truncateUtf8(text: string, maxBytes: number): string {
-  const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length <= maxBytes) return text;
-  return bytes
-    .subarray(0, maxBytes)
-    .toString('utf8')
-    .replace(/\uFFFD+$/, '');
 }

@@ -20,6 +20,8 @@ const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.en
 const REGRESSIONS: { seed: number; path?: string }[] = [];
 
 const ours: Ours = { addresses: new Set(['support@switchboard.test']), messageIdDomain: 'switchboard.test' };
+/** The hub's default MAX_TEXT_BYTES. */
+const MAX_TEXT_BYTES = 16 * 1024;
 
 const SEED_MAIL = [
   'Return-Path: <ana@example.org>',
@@ -179,7 +181,7 @@ function expectWellFormed(m: InboundEmail) {
 const property = fc.asyncProperty(mail, async (raw) => {
   let parsed: InboundEmail;
   try {
-    parsed = await parseEmail(raw, ours);
+    parsed = await parseEmail(raw, ours, MAX_TEXT_BYTES);
   } catch (err) {
     // The adapter files the mail as unusable: a refusal, not a crash.
     expect(err).toBeInstanceOf(Error);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { composeReply, LOOP_GUARD_HEADERS } from '../../adapters/email/message/compose.ts';
 import type { Ours } from '../../adapters/email/message/no-reply.ts';
-import { parseEmail } from '../../adapters/email/message/parse.ts';
+import { parseEmail, REPLY_CUT_TEXT_FACTOR } from '../../adapters/email/message/parse.ts';
 import { visibleReplyText } from '../../adapters/email/message/reply-text.ts';
 import { chosenSuggestion, renderSuggestions } from '../../adapters/email/message/suggestions.ts';
 import {
@@ -15,6 +15,8 @@ import {
 import type { EmailReplyTo } from '../../adapters/email/reply-to.ts';
 
 const ours: Ours = { addresses: new Set(['support@switchboard.test']), messageIdDomain: 'switchboard.test' };
+/** The hub's default MAX_TEXT_BYTES. */
+const MAX_TEXT_BYTES = 16 * 1024;
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'));
 
 /** Gmail's reply: multipart/alternative, the quote under "On … wrote:" and in a gmail_quote div. */
@@ -142,23 +144,23 @@ Content-Type: text/html; charset=utf-8
 
 describe('visible reply text', () => {
   it('keeps what the person wrote in a Gmail reply', async () => {
-    const m = await parseEmail(GMAIL_REPLY, ours);
+    const m = await parseEmail(GMAIL_REPLY, ours, MAX_TEXT_BYTES);
     expect(m.text).toBe('And on Sundays? We would come with the whole team.');
     expect(m.fullText).toContain('We are open Monday to Friday');
   });
 
   it('cuts an Outlook reply at its From/Sent header block, and the sign-off above it', async () => {
-    const m = await parseEmail(OUTLOOK_REPLY, ours);
+    const m = await parseEmail(OUTLOOK_REPLY, ours, MAX_TEXT_BYTES);
     expect(m.text).toBe('Please send it to the new address attached.');
   });
 
   it('cuts Apple Mail’s device line and quote', async () => {
-    const m = await parseEmail(APPLE_MAIL_REPLY, ours);
+    const m = await parseEmail(APPLE_MAIL_REPLY, ours, MAX_TEXT_BYTES);
     expect(m.text).toBe('2');
   });
 
   it('turns an HTML-only mail into text without its blockquote', async () => {
-    const m = await parseEmail(HTML_ONLY, ours);
+    const m = await parseEmail(HTML_ONLY, ours, MAX_TEXT_BYTES);
     expect(m.text).toBe('Yes, Thursday works for me.');
   });
 
@@ -191,11 +193,39 @@ describe('visible reply text', () => {
       'On Monday I wrote: "please call me".\nStill waiting.',
     );
   });
+
+  it('reads a long line of quote-header verbs without a colon once, and keeps it', () => {
+    // Each verb followed by `.*:` made the header test go back over the rest of the line: a
+    // 1.2 MB line took minutes. The person's text is all there is to keep.
+    const line = `On ${'wrote '.repeat(200_000)}`;
+    expect(visibleReplyText(`Hello\n${line}\n\nbye\n`)).toBe(`Hello\n${line.trimEnd()}\n\nbye`);
+  });
+
+  it('still cuts a wrapped quote header after many lines that look like one', () => {
+    const lookalikes = 'On Monday I wrote to you\nso\n'.repeat(2_000);
+    expect(
+      visibleReplyText(
+        `${lookalikes}Yes.\n\nOn Tue, Mar 4, 2025 at 10:15 AM Support <\nsupport@switchboard.test> wrote:\n\n> Shall we?\n`,
+      ),
+    ).toBe(`${lookalikes}Yes.`);
+  });
 });
 
 describe('parsed mail', () => {
+  it('hands the reply cutter REPLY_CUT_TEXT_FACTOR × MAX_TEXT_BYTES of a longer body', async () => {
+    const answer = 'Here is the whole log you asked for.';
+    const log = 'x'.repeat(REPLY_CUT_TEXT_FACTOR * 100 + 500);
+    const m = await parseEmail(
+      crlf(`From: ana@example.org\nTo: support@switchboard.test\nSubject: Log\n\n${answer}\n${log}\n\nbye\n`),
+      ours,
+      100,
+    );
+    expect(m.text).toBe(`${answer}\n${log}`.slice(0, REPLY_CUT_TEXT_FACTOR * 100));
+    expect(m.fullText).toBe(`${answer}\n${log}\n\nbye`);
+  });
+
   it('gives ids without brackets, the sender lower-cased, the thread root and attachments', async () => {
-    const m = await parseEmail(OUTLOOK_REPLY, ours);
+    const m = await parseEmail(OUTLOOK_REPLY, ours, MAX_TEXT_BYTES);
     expect(m.messageId).toBe(
       'AM0PR07MB6211A0B1C2D3E4F5A6B7C8D9E0F1A@AM0PR07MB6211.eurprd07.prod.outlook.com',
     );
@@ -221,8 +251,8 @@ describe('parsed mail', () => {
     const raw = crlf(
       'From: Newsroom <news@example.org>\nReply-To: Desk <Desk@Example.org>\nTo: support@switchboard.test\nSubject: Hi\n\nA question.\n',
     );
-    const a = await parseEmail(raw, ours);
-    const b = await parseEmail(raw, ours);
+    const a = await parseEmail(raw, ours, MAX_TEXT_BYTES);
+    const b = await parseEmail(raw, ours, MAX_TEXT_BYTES);
     expect(a.from).toEqual({ address: 'news@example.org', name: 'Newsroom' });
     expect(a.replyTo).toEqual({ address: 'desk@example.org', name: 'Desk' });
     expect(a.messageId).toMatch(/^sha256-[0-9a-f]{64}@missing-message-id\.invalid$/);
@@ -247,30 +277,36 @@ Body.
     const m = await parseEmail(
       headers('Auto-Submitted: auto-replied\nX-Autoreply: yes\nPrecedence: bulk'),
       ours,
+      MAX_TEXT_BYTES,
     );
     expect(m.noReply).toBe('auto-submitted');
   });
 
   it('recognises an Exchange automatic reply and generated notices', async () => {
     expect(
-      (await parseEmail(headers('Auto-Submitted: auto-generated\nX-Auto-Response-Suppress: All'), ours))
-        .noReply,
+      (
+        await parseEmail(
+          headers('Auto-Submitted: auto-generated\nX-Auto-Response-Suppress: All'),
+          ours,
+          MAX_TEXT_BYTES,
+        )
+      ).noReply,
     ).toBe('auto-submitted');
-    expect((await parseEmail(headers('X-Autorespond: Out of office'), ours)).noReply).toBe(
+    expect((await parseEmail(headers('X-Autorespond: Out of office'), ours, MAX_TEXT_BYTES)).noReply).toBe(
       'auto-reply-header',
     );
   });
 
   it('answers a person even when the header says Auto-Submitted: no', async () => {
-    expect((await parseEmail(headers('Auto-Submitted: no'), ours)).noReply).toBeUndefined();
+    expect((await parseEmail(headers('Auto-Submitted: no'), ours, MAX_TEXT_BYTES)).noReply).toBeUndefined();
   });
 
   it('recognises bulk, junk and list mail', async () => {
-    expect((await parseEmail(headers('Precedence: junk'), ours)).noReply).toBe('precedence');
-    expect((await parseEmail(headers('Precedence: list'), ours)).noReply).toBe('precedence');
-    expect((await parseEmail(headers('List-Id: Users <users.lists.example.org>'), ours)).noReply).toBe(
-      'mailing-list',
-    );
+    expect((await parseEmail(headers('Precedence: junk'), ours, MAX_TEXT_BYTES)).noReply).toBe('precedence');
+    expect((await parseEmail(headers('Precedence: list'), ours, MAX_TEXT_BYTES)).noReply).toBe('precedence');
+    expect(
+      (await parseEmail(headers('List-Id: Users <users.lists.example.org>'), ours, MAX_TEXT_BYTES)).noReply,
+    ).toBe('mailing-list');
   });
 
   it('recognises a Postfix bounce, a postmaster notice and a null return path', async () => {
@@ -308,25 +344,32 @@ Status: 5.1.1
 --4F1A2B3C4D.1709543702/mx.example.org--
 `);
     // Auto-Submitted is checked first; without it the report type and the sender still tell.
-    expect((await parseEmail(bounce, ours)).noReply).toBe('auto-submitted');
+    expect((await parseEmail(bounce, ours, MAX_TEXT_BYTES)).noReply).toBe('auto-submitted');
     const stripped = Buffer.from(bounce.toString().replace('Auto-Submitted: auto-replied\r\n', ''));
-    expect((await parseEmail(stripped, ours)).noReply).toBe('bounce');
+    expect((await parseEmail(stripped, ours, MAX_TEXT_BYTES)).noReply).toBe('bounce');
     const plain = Buffer.from(
       stripped
         .toString()
         .replace(/Content-Type: multipart\/report[^\r]*\r\n\t[^\r]*/, 'Content-Type: text/plain'),
     );
-    expect((await parseEmail(plain, ours)).noReply).toBe('mailer-daemon');
+    expect((await parseEmail(plain, ours, MAX_TEXT_BYTES)).noReply).toBe('mailer-daemon');
     expect(
       (
         await parseEmail(
           crlf('Return-Path: <>\nFrom: robot@example.org\nMessage-ID: <n@example.org>\nSubject: x\n\nx\n'),
           ours,
+          MAX_TEXT_BYTES,
         )
       ).noReply,
     ).toBe('null-return-path');
     expect(
-      (await parseEmail(crlf('From: Postmaster <postmaster@example.org>\nSubject: x\n\nx\n'), ours)).noReply,
+      (
+        await parseEmail(
+          crlf('From: Postmaster <postmaster@example.org>\nSubject: x\n\nx\n'),
+          ours,
+          MAX_TEXT_BYTES,
+        )
+      ).noReply,
     ).toBe('mailer-daemon');
   });
 
@@ -336,12 +379,18 @@ Status: 5.1.1
         await parseEmail(
           crlf('From: Support <SUPPORT@switchboard.test>\nMessage-ID: <a@b.example>\n\nx\n'),
           ours,
+          MAX_TEXT_BYTES,
         )
       ).noReply,
     ).toBe('own-message');
     expect(
-      (await parseEmail(crlf('From: x@example.org\nMessage-ID: <sb.1.2@switchboard.test>\n\nx\n'), ours))
-        .noReply,
+      (
+        await parseEmail(
+          crlf('From: x@example.org\nMessage-ID: <sb.1.2@switchboard.test>\n\nx\n'),
+          ours,
+          MAX_TEXT_BYTES,
+        )
+      ).noReply,
     ).toBe('own-message');
     // Apple Mail and Thunderbird use the sender's domain in their Message-IDs: a colleague is not us.
     expect(
@@ -349,6 +398,7 @@ Status: 5.1.1
         await parseEmail(
           crlf('From: colleague@switchboard.test\nMessage-ID: <4F6B1C2D-9E8A-4B7C@switchboard.test>\n\nx\n'),
           ours,
+          MAX_TEXT_BYTES,
         )
       ).noReply,
     ).toBeUndefined();

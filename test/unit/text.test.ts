@@ -6,6 +6,7 @@ import {
   containsInvalidText,
   hasInvalidText,
   invalidTextPaths,
+  truncateUtf8,
 } from '../../src/text.ts';
 
 describe('invalid text: NUL and lone surrogates', () => {
@@ -60,5 +61,32 @@ describe('invalid text: NUL and lone surrogates', () => {
     expect(containsInvalidText(value)).toBe(false);
     const clean = { a: 'b' };
     expect(cleanTextDeep(clean).value).toBe(clean);
+  });
+});
+
+describe('truncateUtf8', () => {
+  it('keeps text within the limit and cuts longer text on a character boundary', () => {
+    expect(truncateUtf8('héllo', 6)).toBe('héllo');
+    expect(truncateUtf8('héllo', 2)).toBe('h'); // é is two bytes
+    expect(truncateUtf8('a😀b', 4)).toBe('a'); // the emoji is four bytes
+    expect(truncateUtf8('a😀b', 5)).toBe('a😀');
+    expect(truncateUtf8('abc', 0)).toBe('');
+  });
+
+  it('keeps a U+FFFD that the text has at the cut', () => {
+    expect(truncateUtf8('ab\uFFFD\uFFFDcd', 8)).toBe('ab\uFFFD\uFFFD');
+  });
+
+  it('is always a prefix of the text within the limit, and the longest such prefix', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme' }), fc.nat(64), (text, max) => {
+        const cut = truncateUtf8(text, max);
+        expect(text.startsWith(cut)).toBe(true);
+        expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(max);
+        const next = text.codePointAt(cut.length);
+        if (next !== undefined)
+          expect(Buffer.byteLength(cut) + Buffer.byteLength(String.fromCodePoint(next))).toBeGreaterThan(max);
+      }),
+    );
   });
 });

@@ -1,4 +1,5 @@
 import { type AddressObject, type HeaderValue, type ParsedMail, simpleParser } from 'mailparser';
+import { truncateUtf8 } from '../../../src/text.ts';
 import { type NoReplyReason, noReplyReason, type Ours } from './no-reply.ts';
 import { visibleReplyText } from './reply-text.ts';
 import { messageIdList, normalizeMessageId, syntheticMessageId } from './thread.ts';
@@ -44,13 +45,31 @@ export interface InboundEmail {
   noReply?: NoReplyReason;
 }
 
-/** Parses a raw RFC 5322 message. Pure apart from parsing: no I/O. */
-export async function parseEmail(raw: Buffer, ours: Ours): Promise<InboundEmail> {
+/**
+ * How much of the text body the reply cutter reads, in multiples of the longest text handed to
+ * the bot (`maxTextBytes`, the hub's MAX_TEXT_BYTES): what the person wrote is at the top and is
+ * cut to `maxTextBytes` after the quote is removed (inbound.ts); the rest leaves room for the
+ * quote header and the quote under a long answer, which the cutter must see to remove them. A
+ * body can be far longer (a decoded line has no length limit) and the cutter's work grows with
+ * what it reads.
+ */
+export const REPLY_CUT_TEXT_FACTOR = 4;
+
+/**
+ * Parses a raw RFC 5322 message. Pure apart from parsing: no I/O. `maxTextBytes`: the longest
+ * text the bot is handed (see REPLY_CUT_TEXT_FACTOR).
+ */
+export async function parseEmail(raw: Buffer, ours: Ours, maxTextBytes: number): Promise<InboundEmail> {
   const mail = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true });
-  return toInboundEmail(mail, raw, ours);
+  return toInboundEmail(mail, raw, ours, maxTextBytes);
 }
 
-export function toInboundEmail(mail: ParsedMail, raw: Buffer, ours: Ours): InboundEmail {
+export function toInboundEmail(
+  mail: ParsedMail,
+  raw: Buffer,
+  ours: Ours,
+  maxTextBytes: number,
+): InboundEmail {
   const messageId = normalizeMessageId(mail.messageId) ?? syntheticMessageId(raw);
   const references = messageIdList(mail.references).filter((id) => id !== messageId);
   const inReplyTo = messageIdList(mail.inReplyTo).find((id) => id !== messageId);
@@ -86,7 +105,7 @@ export function toInboundEmail(mail: ParsedMail, raw: Buffer, ours: Ours): Inbou
     cc: addresses(mail.cc),
     subject: (mail.subject ?? '').trim(),
     ...(mail.date && !Number.isNaN(mail.date.getTime()) ? { date: mail.date.toISOString() } : {}),
-    text: visibleReplyText(fullText),
+    text: visibleReplyText(truncateUtf8(fullText, REPLY_CUT_TEXT_FACTOR * maxTextBytes)),
     fullText,
     attachments: mail.attachments.map((a) => ({
       ...(a.filename ? { filename: a.filename } : {}),

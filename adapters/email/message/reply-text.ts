@@ -2,26 +2,51 @@ import EmailReplyParser from 'email-reply-parser';
 
 /** How a quote header starts and the verb it ends with, in the languages the reply parser knows. */
 const QUOTE_HEADER_START = /^(?:On|Am|Le|El|Em|Il|Op|Den|På|W dniu)\s/;
-const QUOTE_HEADER_VERB =
-  /\b(?:wrote|schrieb|a écrit|escribió|escreveu|ha scritto|schreef|skrev|napisał)\b.*:\s*$/;
+const QUOTE_HEADER_VERB = /\b(?:wrote|schrieb|a écrit|escribió|escreveu|ha scritto|schreef|skrev|napisał)\b/;
 /** A client wraps a long quote header over at most this many lines. */
 const QUOTE_HEADER_MAX_LINES = 4;
+/**
+ * The longest quote header looked at, in characters (its wrapped lines joined). A real one — a
+ * date, a name and an address — is well under 200; a longer candidate is text the person wrote.
+ */
+const QUOTE_HEADER_MAX_CHARS = 500;
+
+/**
+ * Whether a line (or wrapped lines joined) is a quote header: it ends with a colon and names the
+ * verb before it. The colon is found first and the verb looked for in what precedes it, so the
+ * test reads the line once (a verb followed by `.*:` would go back over the rest of the line
+ * from every verb: quadratic on a long line of verbs without a colon).
+ */
+function isQuoteHeader(header: string): boolean {
+  const trimmed = header.trimEnd();
+  return trimmed.endsWith(':') && QUOTE_HEADER_VERB.test(trimmed.slice(0, -1));
+}
+
+/** Whether every line from `from` on is blank or quoted (`>`). */
+function onlyQuoteFrom(lines: readonly string[], from: number): boolean {
+  for (let i = from; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() !== '' && !line.startsWith('>')) return false;
+  }
+  return true;
+}
 
 /**
  * Cuts a quote header that a client wrapped over several lines (Gmail wraps long ones: `Am Di.,
  * 4. März 2025 um 10:15 Uhr schrieb Name <` / `name@example.com>:`) when only the quote or
  * nothing follows it. The reply parser knows these headers on one line; this catches the rest.
+ * Linear in the text: each candidate is at most QUOTE_HEADER_MAX_CHARS long, and the lines after
+ * a header are read only up to the first that is neither blank nor quoted.
  */
 function cutWrappedQuoteHeader(text: string): string {
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     if (!QUOTE_HEADER_START.test(lines[i]!)) continue;
+    let header = '';
     for (let end = i; end < Math.min(lines.length, i + QUOTE_HEADER_MAX_LINES); end++) {
-      const header = lines.slice(i, end + 1).join(' ');
-      if (!QUOTE_HEADER_VERB.test(header)) continue;
-      const rest = lines.slice(end + 1);
-      if (rest.every((line) => line.trim() === '' || line.startsWith('>')))
-        return lines.slice(0, i).join('\n');
+      header = end === i ? lines[end]! : `${header} ${lines[end]}`;
+      if (header.length > QUOTE_HEADER_MAX_CHARS) break;
+      if (isQuoteHeader(header) && onlyQuoteFrom(lines, end + 1)) return lines.slice(0, i).join('\n');
     }
   }
   return text;
