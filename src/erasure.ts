@@ -7,6 +7,7 @@ import {
   rateNoticeKey,
   recipientKey,
   sessionMessagesKey,
+  sessionUploadsKey,
 } from './limits/rate-limiter.ts';
 import type { Logger } from './logger.ts';
 import { sendJobId } from './outbound/service.ts';
@@ -50,6 +51,7 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
     () => deps.cache.deleteSessionId(s.lane),
     () => deps.rateLimiter.forget(sessionMessagesKey(s.lane)),
     () => deps.rateLimiter.forget(rateNoticeKey(s.lane)),
+    () => deps.rateLimiter.forget(sessionUploadsKey(s.id)),
     () => deps.rateLimiter.forget(recipientKey(s.channel, defaultRecipient(s.nativeKey))),
   ]);
   const { handoffIds, outboundMessageIds, webhookLanes } = erased.scheduled;

@@ -1921,7 +1921,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Too large (`payload_too_large`, `text_too_long`, `file_too_large`) */
+        /** @description Too large (`payload_too_large`, `text_too_long`, `file_too_large`, `unsent_files_too_large`) */
         E413: {
             headers: {
                 [name: string]: unknown;
@@ -3956,6 +3956,7 @@ export interface operations {
             401: components["responses"]["E401"];
             413: components["responses"]["E413"];
             415: components["responses"]["E415"];
+            429: components["responses"]["E429"];
             default: components["responses"]["Error"];
         };
     };

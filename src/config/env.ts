@@ -70,6 +70,13 @@ export const EnvSchema = z.object({
    * `hello` without token), and sign-ins it may try (`POST /api/session/authenticate`).
    */
   SESSION_CREATE_PER_MINUTE: int(20, 1),
+  /** Files one session may upload (`POST /api/session/files`) in any 60 seconds; more get 429. */
+  UPLOADS_PER_MINUTE: int(30, 1),
+  /**
+   * Bytes of a session's uploads that no message carries yet (uploaded, not sent): an upload
+   * past them gets 413. Uploads are kept as long as their session, sent or not.
+   */
+  UNSENT_UPLOADS_MAX_BYTES: int(100 * 1024 * 1024, 1),
   /**
    * How many proxies stand in front of the hub. 0 (default): `X-Forwarded-For` and
    * `X-Forwarded-Proto` are ignored, the socket's address is the client's.
@@ -203,6 +210,8 @@ export interface HubConfig {
   deliveryRetryCapMs: number;
   rateLimitPerMinute: number;
   sessionCreatePerMinute: number;
+  uploadsPerMinute: number;
+  unsentUploadsMaxBytes: number;
   /** Proxies in front of the hub whose X-Forwarded-* headers are believed (0: none). */
   trustProxy: number;
   expiryIntervalMs: number;
@@ -279,6 +288,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     deliveryRetryCapMs: e.DELIVERY_RETRY_CAP_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     sessionCreatePerMinute: e.SESSION_CREATE_PER_MINUTE,
+    uploadsPerMinute: e.UPLOADS_PER_MINUTE,
+    unsentUploadsMaxBytes: e.UNSENT_UPLOADS_MAX_BYTES,
     trustProxy: e.TRUST_PROXY,
     expiryIntervalMs: e.EXPIRY_INTERVAL_SECONDS * 1000,
     schedulerPollMs: e.SCHEDULER_POLL_MS,

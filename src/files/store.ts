@@ -231,6 +231,26 @@ export class FileStore {
     return rows.map(toFile);
   }
 
+  /**
+   * Bytes of a session's files from its person that none of its messages carries yet: uploads
+   * (`POST /api/session/files`) not sent. A message's row lists its files in
+   * `payload.attachments[].fileId` once its turn is recorded.
+   */
+  async unsentBytes(sessionId: string): Promise<number> {
+    const { rows } = await this.db.query<{ bytes: number | string }>(
+      `SELECT coalesce(sum(f.size), 0) AS bytes FROM files f
+        WHERE f.session_id = $1 AND f.origin = 'person'
+          AND f.id::text NOT IN (
+            SELECT a.value ->> 'fileId' FROM messages m
+              CROSS JOIN LATERAL jsonb_array_elements(
+                CASE WHEN jsonb_typeof(m.payload -> 'attachments') = 'array'
+                     THEN m.payload -> 'attachments' ELSE '[]'::jsonb END) AS a
+             WHERE m.session_id = $1 AND a.value ->> 'fileId' IS NOT NULL)`,
+      [sessionId],
+    );
+    return Number(rows[0]?.bytes ?? 0);
+  }
+
   /** Gives unclaimed files to the session their message was recorded in. */
   async claim(ids: readonly string[], sessionId: string): Promise<void> {
     const valid = ids.filter(isFileId);

@@ -151,6 +151,8 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
       files: services.files,
       bots,
       logger,
+      rateLimiter,
+      config,
       requestTokens: adapters.flatMap((a) => (a.requestToken ? [(c) => a.requestToken!(c)] : [])),
     }),
   );

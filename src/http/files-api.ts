@@ -4,8 +4,10 @@ import type busboy from 'busboy';
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import type { BotRegistry } from '../config/bots.ts';
-import { FileRefusedError, type FileStore, type StoredFile, tooLarge } from '../files/store.ts';
+import type { HubConfig } from '../config/env.ts';
+import { FileRefusedError, type FileStore, formatBytes, type StoredFile, tooLarge } from '../files/store.ts';
 import { INLINE_IMAGE_TYPES } from '../files/types.ts';
+import { MINUTE_MS, type RateLimiter, retryAfterSeconds, sessionUploadsKey } from '../limits/rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import { sessionForToken } from '../sessions.ts';
 import type { Db } from '../store/db.ts';
@@ -21,6 +23,9 @@ export interface FileRoutesDeps {
   files: FileStore;
   bots: BotRegistry;
   logger: Logger;
+  rateLimiter: RateLimiter;
+  /** UPLOADS_PER_MINUTE and UNSENT_UPLOADS_MAX_BYTES: what one session may upload. */
+  config: Pick<HubConfig, 'uploadsPerMinute' | 'unsentUploadsMaxBytes'>;
   /**
    * Where else a request may carry its session token than `Authorization: Bearer` (the hub's
    * own chat page: its HttpOnly cookie). Declared by the channel adapters.
@@ -71,14 +76,30 @@ export function fileHeaders(file: Pick<StoredFile, 'name' | 'type' | 'size'>): R
   };
 }
 
+/** A session's uploads that no message carries yet take `unsent` bytes of `limit`. */
+const unsentTooLarge = (unsent: number, limit: number) =>
+  new ApiError(
+    413,
+    'unsent_files_too_large',
+    `this chat's files not sent yet take ${formatBytes(unsent)} of the ${formatBytes(limit)} allowed; send them before adding more`,
+    // The rest of a refused body is never read: the connection cannot carry another request.
+    { Connection: 'close' },
+  );
+
 /**
  * `POST /api/session/files` (multipart, one part named `file`) → 201 `{file_id, name, type, size}`,
- * streamed into the file store within the session's bot's limits; `GET /api/files/{id}` for the
- * session's own files (its token), or anyone with a signed link (`?exp=…&sig=…`).
+ * streamed into the file store within the session's bot's limits, UPLOADS_PER_MINUTE (429) and
+ * UNSENT_UPLOADS_MAX_BYTES (413); `GET /api/files/{id}` for the session's own files (its token),
+ * or anyone with a signed link (`?exp=…&sig=…`).
+ *
+ * An upload belongs to its session from the start and lives as long as the session, sent or
+ * not: the limits are what keep one session (anyone can open one) from filling the database.
+ * The unsent bytes are checked before the upload, which may then take up to what is left; uploads
+ * of one session running at once can each take that (at most UPLOADS_PER_MINUTE of them).
  */
 export function fileRoutes(deps: FileRoutesDeps): Hono {
   const app = new Hono();
-  const { files, bots, logger } = deps;
+  const { files, bots, logger, rateLimiter, config } = deps;
 
   const preflight = (c: Context) => {
     cors(c);
@@ -106,6 +127,24 @@ export function fileRoutes(deps: FileRoutesDeps): Hono {
       logger.info({ event: 'file.refused', sessionId: session.id, reason: 'file_too_large', size: declared });
       throw new ApiError(413, 'file_too_large', tooLarge('the file', rules.maxFileBytes).message, close);
     }
+    const rate = await rateLimiter.hit(sessionUploadsKey(session.id), config.uploadsPerMinute, MINUTE_MS);
+    if (!rate.allowed) {
+      logger.info({ event: 'file.refused', sessionId: session.id, reason: 'rate_limited' });
+      throw new ApiError(
+        429,
+        'rate_limited',
+        `${config.uploadsPerMinute} files were uploaded to this chat in the last minute; try again in a moment`,
+        { ...close, 'Retry-After': retryAfterSeconds(rate.retryAfterMs) },
+      );
+    }
+    const unsent = await files.unsentBytes(session.id);
+    const room = config.unsentUploadsMaxBytes - unsent;
+    if (room <= 0 || declared > room + MULTIPART_SLACK_BYTES) {
+      logger.info({ event: 'file.refused', sessionId: session.id, reason: 'unsent_files_too_large', unsent });
+      throw unsentTooLarge(unsent, config.unsentUploadsMaxBytes);
+    }
+    // The smaller of the two limits is the one the upload meets first.
+    const maxBytes = Math.min(rules.maxFileBytes, room);
     const body = c.req.raw.body;
     if (!body) throw new ApiError(400, 'no_file', 'the request has no body');
     let parser: busboy.Busboy;
@@ -114,7 +153,7 @@ export function fileRoutes(deps: FileRoutesDeps): Hono {
     try {
       parser = createParser({
         headers: { 'content-type': type },
-        limits: { files: 1, fields: 10, fileSize: rules.maxFileBytes + 1, parts: 12 },
+        limits: { files: 1, fields: 10, fileSize: maxBytes + 1, parts: 12 },
       });
     } catch (err) {
       throw new ApiError(
@@ -136,7 +175,7 @@ export function fileRoutes(deps: FileRoutesDeps): Hono {
             name: info.filename,
             bot: session.bot,
             sessionId: session.id,
-            maxBytes: rules.maxFileBytes,
+            maxBytes,
             allowedTypes: rules.allowedFileTypes,
           })
           .then(resolve, (err: unknown) => {
@@ -159,7 +198,10 @@ export function fileRoutes(deps: FileRoutesDeps): Hono {
       source.unpipe(parser);
       source.destroy();
       if (err instanceof FileRefusedError) {
-        logger.info({ event: 'file.refused', sessionId: session.id, reason: err.code });
+        const overUnsent = err.code === 'file_too_large' && maxBytes < rules.maxFileBytes;
+        const reason = overUnsent ? 'unsent_files_too_large' : err.code;
+        logger.info({ event: 'file.refused', sessionId: session.id, reason });
+        if (overUnsent) throw unsentTooLarge(unsent, config.unsentUploadsMaxBytes);
         throw new ApiError(err.code === 'file_too_large' ? 413 : 415, err.code, err.message, close);
       }
       throw err;

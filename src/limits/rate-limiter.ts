@@ -48,6 +48,8 @@ export const MINUTE_MS = 60_000;
 export const sessionMessagesKey = (lane: string) => `session:${lane}:messages`;
 /** The key that lets one rate-limit notice a minute through to a session over its limit. */
 export const rateNoticeKey = (lane: string) => `session:${lane}:rate-notice`;
+/** The key of a session's uploads (UPLOADS_PER_MINUTE): its id, which its token names on every gateway. */
+export const sessionUploadsKey = (sessionId: string) => `session:${sessionId}:uploads`;
 
 /**
  * The keys of what one client address may do per minute (SESSION_CREATE_PER_MINUTE): open

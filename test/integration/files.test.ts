@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { toApiMessage } from '../../adapters/api/routes.ts';
@@ -31,6 +32,38 @@ async function upload<T = Uploaded>(
     headers: token ? { authorization: `Bearer ${token}` } : {},
     body: form,
   });
+  return { status: res.status, json: (await res.json()) as T, headers: res.headers };
+}
+
+/**
+ * Uploads a file as a stream of unknown length (chunked, no Content-Length), as a client that
+ * does not say the size first: the hub finds a limit only while it reads.
+ */
+async function uploadStreamed<T = Uploaded>(url: string, token: string, data: Buffer, name: string) {
+  const boundary = `b-${randomUUID()}`;
+  const parts = [
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
+    data,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ];
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const next = parts.shift();
+      if (next) controller.enqueue(new Uint8Array(next));
+      else controller.close();
+    },
+  });
+  const res = await fetch(`${url}/api/session/files`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': `multipart/form-data; boundary=${boundary}`,
+    },
+    body,
+    duplex: 'half',
+  } as RequestInit);
   return { status: res.status, json: (await res.json()) as T, headers: res.headers };
 }
 
@@ -269,5 +302,140 @@ describe('files through the REST API (PostgreSQL)', () => {
       'SELECT 1 FROM file_chunks c WHERE NOT EXISTS (SELECT 1 FROM file_blobs b WHERE b.blob_id = c.blob_id)',
     );
     expect(orphans.rows).toHaveLength(0);
+  });
+});
+
+describe('upload limits of a session (UPLOADS_PER_MINUTE, UNSENT_UPLOADS_MAX_BYTES)', () => {
+  const PER_MINUTE = 4;
+  let running: RunningHub;
+  let api: ReturnType<typeof apiClient>;
+  const filesOf = async (sessionId: string) =>
+    (
+      await running.hub.db.query<{ id: string }>(
+        'SELECT id FROM files WHERE session_id = $1 ORDER BY created_at',
+        [sessionId],
+      )
+    ).rows.map((r) => r.id);
+  const chunks = async () =>
+    (await running.hub.db.query<{ n: number }>('SELECT count(*)::int AS n FROM file_chunks')).rows[0]!.n;
+
+  beforeAll(async () => {
+    running = await startTestHub({
+      configDir: path.join(REPO_ROOT, 'test/fixtures/files'),
+      uploadsPerMinute: PER_MINUTE,
+      unsentUploadsMaxBytes: MB,
+    });
+    api = apiClient(running.url);
+  });
+  afterAll(async () => running?.stop());
+
+  it('refuses an upload over UPLOADS_PER_MINUTE with 429 and Retry-After, stores nothing, and counts per session', async () => {
+    const ana = await api.createSession('gallery');
+    for (let i = 0; i < PER_MINUTE; i++)
+      expect((await upload(running.url, ana.token, pdfBytes(1024, randomUUID()), `${i}.pdf`)).status).toBe(
+        201,
+      );
+    const kept = await filesOf(ana.session_id);
+    const chunksBefore = await chunks();
+    const refused = await upload<Schema<'Error'>>(
+      running.url,
+      ana.token,
+      pdfBytes(1024, randomUUID()),
+      'more.pdf',
+    );
+    expect(refused.status).toBe(429);
+    expect(refused.json.error).toEqual({
+      code: 'rate_limited',
+      message: `${PER_MINUTE} files were uploaded to this chat in the last minute; try again in a moment`,
+    });
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60).toBe(true);
+    expect(await filesOf(ana.session_id)).toEqual(kept);
+    expect(await chunks()).toBe(chunksBefore);
+    // Another session's uploads are its own.
+    const ben = await api.createSession('gallery');
+    expect((await upload(running.url, ben.token, pdfBytes(1024, randomUUID()), 'ben.pdf')).status).toBe(201);
+  });
+
+  it('refuses an upload past UNSENT_UPLOADS_MAX_BYTES with 413, and a file sent in a message no longer counts', async () => {
+    const { token, session_id } = await api.createSession('gallery');
+    const first = await upload(running.url, token, pdfBytes(600 * 1024, randomUUID()), 'first.pdf');
+    expect(first.status).toBe(201);
+    const chunksBefore = await chunks();
+    const error = {
+      code: 'unsent_files_too_large',
+      message: "this chat's files not sent yet take 600 KB of the 1 MB allowed; send them before adding more",
+    };
+    // Its size said first (Content-Length): refused unread.
+    const said = await upload<Schema<'Error'>>(
+      running.url,
+      token,
+      pdfBytes(600 * 1024, randomUUID()),
+      'second.pdf',
+    );
+    expect(said.status).toBe(413);
+    expect(said.json.error).toEqual(error);
+    // Its size not said: refused when the bytes pass what is left.
+    const streamed = await uploadStreamed<Schema<'Error'>>(
+      running.url,
+      token,
+      pdfBytes(600 * 1024, randomUUID()),
+      'third.pdf',
+    );
+    expect(streamed.status).toBe(413);
+    expect(streamed.json.error).toEqual(error);
+    expect(await filesOf(session_id)).toEqual([first.json.file_id]);
+    expect(await chunks()).toBe(chunksBefore);
+
+    // Sent: the message carries it, and the room is back.
+    const replies = await api.chat(token, '', { files: [first.json.file_id] });
+    expect(replies.status).toBe(200);
+    const again = await uploadStreamed(running.url, token, pdfBytes(600 * 1024, randomUUID()), 'again.pdf');
+    expect(again.status).toBe(201);
+    expect(await filesOf(session_id)).toEqual([first.json.file_id, again.json.file_id]);
+  });
+
+  it('answers once the one file is stored, and closes a body that goes on after it', async () => {
+    const { token } = await api.createSession('gallery');
+    const boundary = `b-${randomUUID()}`;
+    const socket = net.connect(Number(new URL(running.url).port), '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let answer = '';
+    socket.on('data', (d) => {
+      answer += d.toString();
+    });
+    socket.on('error', () => undefined);
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const chunk = (data: Buffer | string) => {
+      const bytes = Buffer.from(data);
+      if (!socket.destroyed)
+        socket.write(
+          Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes, Buffer.from('\r\n')]),
+        );
+    };
+    socket.write(
+      `POST /api/session/files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
+    chunk(
+      Buffer.concat([
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n`),
+        PNG_1X1,
+        Buffer.from(
+          `\r\n--${boundary}\r\nContent-Disposition: form-data; name="more"; filename="b.bin"\r\n\r\n`,
+        ),
+      ]),
+    );
+    // The second part never ends: the hub answers for the file and stops reading (a client that
+    // keeps sending would otherwise be read for as long as it likes).
+    let sentBytes = 0;
+    const junk = Buffer.alloc(64 * 1024, 0x61);
+    while (!socket.destroyed && sentBytes < 64 * MB) {
+      chunk(junk);
+      sentBytes += junk.length;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await closed;
+    expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 201 Created');
+    expect(sentBytes).toBeLessThan(64 * MB);
   });
 });

@@ -15,7 +15,7 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'Not allowed (`forbidden`, `admin_disabled`, `csrf`, `cross_origin`)',
   404: 'Not found (`not_found`, `unknown_bot`)',
   409: 'Conflicts with the current state',
-  413: 'Too large (`payload_too_large`, `text_too_long`, `file_too_large`)',
+  413: 'Too large (`payload_too_large`, `text_too_long`, `file_too_large`, `unsent_files_too_large`)',
   415: 'A file type the bot does not take',
   422: 'Cannot be done on this channel or for this person',
   429: 'Rate limited (`rate_limited`), or too many wrong credentials from this address (`too_many_failures`, `too_many_attempts`); see `Retry-After`',

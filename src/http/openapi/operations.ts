@@ -183,7 +183,7 @@ export const OPERATIONS: Operation[] = [
         schema: z.looseObject({ file_id: z.uuid(), name: z.string(), type: z.string(), size: z.int() }),
       },
     },
-    errors: [400, 401, 413, 415],
+    errors: [400, 401, 413, 415, 429],
   },
   {
     method: 'get',
