@@ -17,7 +17,7 @@ import type { Ingress } from '../../src/ports.ts';
 import { cleanTextDeep, truncateUtf8 } from '../../src/text.ts';
 import type { EmailConfig } from './config.ts';
 import type { Ours } from './message/no-reply.ts';
-import { type InboundEmail, parseEmail } from './message/parse.ts';
+import { type InboundEmail, parseEmail, REPLY_CUT_TIMEOUT_MS } from './message/parse.ts';
 import { answerAddress, verifySender } from './message/sender-trust.ts';
 import { chosenSuggestion } from './message/suggestions.ts';
 import { threadRoot } from './message/thread.ts';
@@ -110,6 +110,14 @@ export class InboundMail {
         fields: cleaned.cleaned.slice(0, 20),
       });
     }
+    // The whole text goes to the bot, quote and all: logged, the mail is handled as usual.
+    if (mail.replyCutTimedOut)
+      logger.warn({
+        event: 'email.reply_cut_timeout',
+        mailbox: at.folder,
+        uid: at.uid,
+        timeoutMs: REPLY_CUT_TIMEOUT_MS,
+      });
     const id = envelopeId('email', mail.messageId);
     const known = await knownMessage(store, mail.messageId);
     if (known) return { status: 'duplicate', envelopeId: known.envelopeId ?? id };

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { composeReply, LOOP_GUARD_HEADERS } from '../../adapters/email/message/compose.ts';
 import type { Ours } from '../../adapters/email/message/no-reply.ts';
-import { parseEmail, REPLY_CUT_TEXT_FACTOR } from '../../adapters/email/message/parse.ts';
-import { visibleReplyText } from '../../adapters/email/message/reply-text.ts';
+import {
+  parseEmail,
+  REPLY_CUT_TEXT_FACTOR,
+  REPLY_CUT_TIMEOUT_MS,
+} from '../../adapters/email/message/parse.ts';
+import { visibleReplyText, visibleReplyTextWithin } from '../../adapters/email/message/reply-text.ts';
 import { chosenSuggestion, renderSuggestions } from '../../adapters/email/message/suggestions.ts';
 import {
   MAX_REFERENCES,
@@ -212,6 +216,33 @@ describe('visible reply text', () => {
 });
 
 describe('parsed mail', () => {
+  it('gives the reply cutter REPLY_CUT_TIMEOUT_MS, then hands on the whole text', async () => {
+    // The reply parser's expressions backtrack on these for minutes (blank lines: about 100 s).
+    const crafted = [`Hello\n${'\n'.repeat(60_000)}bye`, `Hello\nx on ${'on at '.repeat(2_000)}`];
+    for (const body of crafted) {
+      const m = await parseEmail(
+        crlf(`From: ana@example.org\nTo: support@switchboard.test\nSubject: Hi\n\n${body}\n`),
+        ours,
+        MAX_TEXT_BYTES,
+      );
+      expect(m.replyCutTimedOut).toBe(true);
+      expect(m.text).toBe(m.fullText.replace(/\n{3,}/g, '\n\n'));
+    }
+    // Stopped midway, the parser is whole for the next mail.
+    const next = await parseEmail(GMAIL_REPLY, ours, MAX_TEXT_BYTES);
+    expect(next.text).toBe('And on Sundays? We would come with the whole team.');
+    expect(next.replyCutTimedOut).toBeUndefined();
+  });
+
+  it('cuts within the time a mail as the reply parser alone would', () => {
+    const text =
+      'Yes please.\n\nOn Tue, Mar 4, 2025 at 10:15 AM Support <\nsupport@switchboard.test> wrote:\n\n> Shall we?\n';
+    expect(visibleReplyTextWithin(text, REPLY_CUT_TIMEOUT_MS)).toEqual({
+      text: visibleReplyText(text),
+      timedOut: false,
+    });
+  });
+
   it('hands the reply cutter REPLY_CUT_TEXT_FACTOR × MAX_TEXT_BYTES of a longer body', async () => {
     const answer = 'Here is the whole log you asked for.';
     const log = 'x'.repeat(REPLY_CUT_TEXT_FACTOR * 100 + 500);

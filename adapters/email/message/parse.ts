@@ -1,7 +1,7 @@
 import { type AddressObject, type HeaderValue, type ParsedMail, simpleParser } from 'mailparser';
 import { truncateUtf8 } from '../../../src/text.ts';
 import { type NoReplyReason, noReplyReason, type Ours } from './no-reply.ts';
-import { visibleReplyText } from './reply-text.ts';
+import { visibleReplyTextWithin } from './reply-text.ts';
 import { messageIdList, normalizeMessageId, syntheticMessageId } from './thread.ts';
 
 export interface MailAddress {
@@ -39,6 +39,8 @@ export interface InboundEmail {
   date?: string;
   /** What the person wrote: quoted text and signature removed. */
   text: string;
+  /** The reply cutter ran out of time (REPLY_CUT_TIMEOUT_MS): `text` is the whole text. */
+  replyCutTimedOut?: true;
   /** The whole text body (text/plain, or the HTML turned into text). */
   fullText: string;
   attachments: InboundAttachment[];
@@ -54,6 +56,11 @@ export interface InboundEmail {
  * what it reads.
  */
 export const REPLY_CUT_TEXT_FACTOR = 4;
+/**
+ * The longest the reply cutter may take for one mail. A long real one (4 × 16 KB: a reply over a
+ * quoted thread, or prose) takes 50–65 ms here; crafted text can take minutes (reply-text.ts).
+ */
+export const REPLY_CUT_TIMEOUT_MS = 500;
 
 /**
  * Parses a raw RFC 5322 message. Pure apart from parsing: no I/O. `maxTextBytes`: the longest
@@ -77,6 +84,10 @@ export function toInboundEmail(
   const from = fromAll[0];
   const replyTo = addresses(mail.replyTo)[0];
   const fullText = (mail.text ?? '').replace(/\r\n?/g, '\n').trim();
+  const reply = visibleReplyTextWithin(
+    truncateUtf8(fullText, REPLY_CUT_TEXT_FACTOR * maxTextBytes),
+    REPLY_CUT_TIMEOUT_MS,
+  );
   // Raw header lines: mailparser folds some headers into others (List-* becomes `list`).
   const header = (name: string) => rawHeader(mail, name);
   const contentType = mail.headers.get('content-type');
@@ -105,7 +116,8 @@ export function toInboundEmail(
     cc: addresses(mail.cc),
     subject: (mail.subject ?? '').trim(),
     ...(mail.date && !Number.isNaN(mail.date.getTime()) ? { date: mail.date.toISOString() } : {}),
-    text: visibleReplyText(truncateUtf8(fullText, REPLY_CUT_TEXT_FACTOR * maxTextBytes)),
+    text: reply.text,
+    ...(reply.timedOut ? { replyCutTimedOut: true as const } : {}),
     fullText,
     attachments: mail.attachments.map((a) => ({
       ...(a.filename ? { filename: a.filename } : {}),

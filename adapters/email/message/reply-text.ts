@@ -1,3 +1,4 @@
+import vm from 'node:vm';
 import EmailReplyParser from 'email-reply-parser';
 
 /** How a quote header starts and the verb it ends with, in the languages the reply parser knows. */
@@ -56,21 +57,56 @@ function cutWrappedQuoteHeader(text: string): string {
 const DEVICE_SIGNATURE =
   /^(?:Sent from my (?:iPhone|iPad|Android|phone|mobile device)|Get Outlook for (?:iOS|Android)|Von meinem (?:iPhone|iPad) gesendet|Envoyé de mon (?:iPhone|iPad))\b.*$/im;
 
-/**
- * What the person wrote in a mail: the quoted previous message (`> ` lines, `On … wrote:`,
- * Outlook's `From:/Sent:` block and `-----Original Message-----`) and the signature (after
- * `-- `, `Sent from my iPhone`) removed, in the languages the reply parser knows.
- */
-export function visibleReplyText(text: string): string {
-  const normalized = text.replace(/\r\n?/g, '\n').replace(/\u00a0/g, ' ');
-  let visible = new EmailReplyParser().read(normalized).getVisibleText();
-  visible = cutWrappedQuoteHeader(visible);
-  const device = DEVICE_SIGNATURE.exec(visible);
-  if (device) visible = visible.slice(0, device.index);
-  return visible
+/** Line ends as `\n`, a no-break space as a space. */
+const normalize = (text: string) => text.replace(/\r\n?/g, '\n').replace(/\u00a0/g, ' ');
+
+/** Without trailing spaces, at most one blank line in a row, trimmed. */
+function tidy(text: string): string {
+  return text
     .split('\n')
     .map((line) => line.trimEnd())
     .join('\n')
     .replace(/\n{3,}/g, '\n\n')
     .trim();
+}
+
+/**
+ * What the person wrote in a mail: the quoted previous message (`> ` lines, `On … wrote:`,
+ * Outlook's `From:/Sent:` block and `-----Original Message-----`) and the signature (after
+ * `-- `, `Sent from my iPhone`) removed, in the languages the reply parser knows.
+ *
+ * Not bounded in time: email-reply-parser's expressions backtrack (it wants the optional native
+ * `re2`, which the hub does not install), some quadratically or worse on crafted text (a body of
+ * 64 KB of blank lines takes over a minute). Mail goes through `visibleReplyTextWithin`.
+ */
+export function visibleReplyText(text: string): string {
+  let visible = new EmailReplyParser().read(normalize(text)).getVisibleText();
+  visible = cutWrappedQuoteHeader(visible);
+  const device = DEVICE_SIGNATURE.exec(visible);
+  if (device) visible = visible.slice(0, device.index);
+  return tidy(visible);
+}
+
+/**
+ * A context that holds nothing but the function to call: a script run in it with a `timeout` is
+ * stopped by V8 when the time is up, in the middle of a regular expression too.
+ */
+const deadlineContext = vm.createContext({ call: undefined as (() => string) | undefined });
+const CALL = new vm.Script('call()');
+
+/**
+ * `visibleReplyText`, given at most `timeoutMs`: past that it is stopped (the event loop is the
+ * gateway's too) and the whole text is what the person wrote, tidied (`timedOut`). Nothing is
+ * left half done: the parser keeps no state between calls.
+ */
+export function visibleReplyTextWithin(text: string, timeoutMs: number): { text: string; timedOut: boolean } {
+  deadlineContext.call = () => visibleReplyText(text);
+  try {
+    return { text: CALL.runInContext(deadlineContext, { timeout: timeoutMs }) as string, timedOut: false };
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw err;
+    return { text: tidy(normalize(text)), timedOut: true };
+  } finally {
+    deadlineContext.call = undefined;
+  }
 }
