@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { errorMessage, isTransient } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
 import {
@@ -13,11 +14,13 @@ import {
   type RepeatOptions,
   type ScheduleOptions,
   type Scheduler,
+  type TransientRetryOptions,
+  transientRetryDelay,
 } from './scheduler.ts';
 
 export const SCHEDULER_QUEUE = 'scheduled';
 
-export interface BullmqSchedulerOptions {
+export interface BullmqSchedulerOptions extends TransientRetryOptions {
   /** Schedules, cancels and the id map; better not an auto-pipelining connection (see hub.ts). */
   redis: Redis;
   /** The worker opens its own blocking connection to this. */
@@ -59,6 +62,8 @@ interface JobData {
   /** The caller's id, when it gave one. */
   id?: string;
   payload: JsonValue;
+  /** Runs of this job that failed because a dependency was away: started, but not counted. */
+  transientFailures?: number;
 }
 
 /**
@@ -102,6 +107,14 @@ type ReleaseId = (idsKey: string, id: string, jobId: string) => Promise<number>;
  *
  * `attempt` is the run's start count (`attemptsStarted`): a run after a failure, and a run after
  * a worker died holding the job (a stall), each count one, as the table scheduler counts them.
+ * A run that fails because a dependency is away (`isTransient`) is not counted: the job goes back
+ * to delayed under its BullMQ id (`moveToDelayed`, which leaves `attemptsMade` alone, and
+ * `DelayedError`, which tells the worker it is neither done nor failed), and its data counts it
+ * (`transientFailures`), so `attempt` is `attemptsStarted` less those. BullMQ's own
+ * `maxStartedAttempts` counts every start, so the five-start rule is this function's: a job
+ * whose counted starts are spent (its last died with its worker) is set aside unrun. A run cut
+ * off from Redis itself can neither move its job nor renew its lock: once Redis is back the stall
+ * check hands the job on, and that start counts, as a run that died does.
  */
 export function createBullmqScheduler(options: BullmqSchedulerOptions): Scheduler {
   const { redis, logger } = options;
@@ -122,17 +135,41 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
   // event stream keeps job ids (up to ~10,000 events) after the job is gone, an erased one's too.
   const jobIdFor = () => randomUUID();
 
-  async function process(job: Job<JobData>): Promise<void> {
+  async function process(job: Job<JobData>, token?: string): Promise<void> {
     const { id, payload } = job.data;
     if (id !== undefined && (await redis.hget(idsKey, id)) !== job.id) return; // replaced or cancelled
     const handler = handlers.get(job.name);
-    // Every start counts, a stalled one's too (maxStartedAttempts ends a job at its sixth start).
-    const attempt = Math.max(1, job.attemptsStarted);
+    const oneOff = job.repeatJobKey === undefined;
+    const transientFailures = job.data.transientFailures ?? 0;
+    // Every start counts, a stalled one's too, but for those that found a dependency away.
+    const attempt = Math.max(1, job.attemptsStarted - transientFailures);
+    if (oneOff && attempt > MAX_JOB_ATTEMPTS) {
+      // Its fifth counted start died with its worker: set aside without a sixth, as on the table.
+      if (id !== undefined) await releaseId(id, job.id!);
+      throw new UnrecoverableError('its worker died during its last run');
+    }
     const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1) || attempt >= MAX_JOB_ATTEMPTS;
     try {
       if (!handler) throw new NoHandlerError(job.name);
       await handler(payload, { id: id ?? job.id!, name: job.name, attempt });
     } catch (err) {
+      if (oneOff && isTransient(err)) {
+        // A dependency is away: run it again later, this start not counted (see above).
+        const failures = transientFailures + 1;
+        const delayMs = transientRetryDelay(failures, options);
+        logger.warn({
+          event: 'scheduler.job_deferred',
+          id: id ?? job.id,
+          name: job.name,
+          attempt,
+          transientFailures: failures,
+          delayMs,
+          err: errorMessage(err),
+        });
+        await job.updateData({ ...job.data, transientFailures: failures });
+        await job.moveToDelayed(Date.now() + delayMs, token);
+        throw new DelayedError();
+      }
       if (id !== undefined && last) await releaseId(id, job.id!);
       // The fifth start failed, whatever ended the earlier ones: set aside, as on the table.
       if (attempt >= MAX_JOB_ATTEMPTS) throw new UnrecoverableError((err as Error).message);
@@ -265,14 +302,14 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
         // workers than a failing handler gets runs is set aside like one. A run twice (a stall
         // that was a worker stuck past its lock) is within the port's at-least-once promise.
         maxStalledCount: MAX_JOB_ATTEMPTS,
-        // Five starts at most, however each ended (failed, or its worker died), as on the table.
-        maxStartedAttempts: MAX_JOB_ATTEMPTS,
+        // No `maxStartedAttempts`: it would count the starts that found a dependency away too.
+        // `process` sets a job aside after five counted starts, however each ended.
       });
       worker.on('error', (err) => logger.warn({ event: 'scheduler.worker_error', err: err.message }));
       worker.on('failed', (job, err) =>
         logger.warn({
           event:
-            job && job.attemptsMade >= (job.opts.attempts ?? 1)
+            err.name === 'UnrecoverableError' || (job && job.attemptsMade >= (job.opts.attempts ?? 1))
               ? 'scheduler.job_failed'
               : 'scheduler.job_retry',
           id: job?.data.id ?? job?.id,

@@ -12,6 +12,14 @@
  * - A handler that throws is retried with backoff. A job is started at most `MAX_JOB_ATTEMPTS`
  *   times, however its runs ended (failed, or died with their process): when its last start
  *   fails or dies it is set aside as failed (kept for operators, never run again).
+ * - A one-off job's run that fails because a dependency is away (`isTransient`: PostgreSQL or
+ *   Redis unreachable, restarting, out of connections) does not count among those starts: the
+ *   job is started again after `TRANSIENT_RETRY_BASE_MS`, doubling up to `TRANSIENT_RETRY_MAX_MS`
+ *   apart, for as long as the dependency stays away (as the inbound queue retries such failures
+ *   without end), each such failure logged once (`scheduler.job_deferred`). So an outage, however
+ *   long, sets no job aside: its owner (a webhook lane's retry, a broadcast's tick, a scheduled
+ *   send) goes on once the dependency is back. A run that cannot reach the scheduler's own store
+ *   to say so may still count as one that died (see each driver).
  * - A job with an id is unique: scheduling the same id again replaces the pending job (the later
  *   call wins: time and payload), and `cancel(id)` removes it. A job already running when it is
  *   replaced or cancelled finishes its run; the replacement still runs at its own time.
@@ -44,8 +52,9 @@ export interface JobInfo {
   /**
    * Which start of this job this run is, the same on both drivers: 1 on the first run; each run
    * after it counts one more, whether the one before failed (a retry) or died with its process
-   * (another process took the job over). A replaced job starts at 1 again; every run of a
-   * repeating job is 1 (a failed one is tried again at its next run, as 1).
+   * (another process took the job over). A run after one that failed because a dependency was
+   * away is told the same number as that one (it did not count). A replaced job starts at 1
+   * again; every run of a repeating job is 1 (a failed one is tried again at its next run, as 1).
    */
   attempt: number;
 }
@@ -84,6 +93,28 @@ export interface Scheduler {
 export const MAX_JOB_ATTEMPTS = 5;
 /** Retries wait 1 s, 2 s, 4 s, ... after a failed run. */
 export const RETRY_BASE_MS = 1_000;
+/**
+ * A run that failed because a dependency is away is retried after 1 s, 2 s, 4 s, ... and then
+ * every minute while it stays away: soon after a blip, and one run (one log line) a minute per
+ * job during a long outage. Such runs are not counted (see the port's guarantees above).
+ */
+export const TRANSIENT_RETRY_BASE_MS = 1_000;
+export const TRANSIENT_RETRY_MAX_MS = 60_000;
+
+/** How a driver spaces the retries of runs that found a dependency away (tests shorten them). */
+export interface TransientRetryOptions {
+  /** The wait after the first such failure (default `TRANSIENT_RETRY_BASE_MS`); doubles after each. */
+  transientRetryBaseMs?: number;
+  /** The longest wait (default `TRANSIENT_RETRY_MAX_MS`). */
+  transientRetryMaxMs?: number;
+}
+
+/** The wait before the run after a job's `failures`-th failure for a dependency being away. */
+export function transientRetryDelay(failures: number, options: TransientRetryOptions = {}): number {
+  const base = options.transientRetryBaseMs ?? TRANSIENT_RETRY_BASE_MS;
+  const max = options.transientRetryMaxMs ?? TRANSIENT_RETRY_MAX_MS;
+  return Math.min(max, base * 2 ** Math.min(Math.max(0, failures - 1), 30));
+}
 
 /** When a job scheduled with `options` is due, in milliseconds from now (never negative). */
 export function delayOf(options: ScheduleOptions, now = Date.now()): number {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, isTransient } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { millis } from '../store/clock.ts';
 import type { Db } from '../store/db.ts';
@@ -13,9 +13,11 @@ import {
   type RepeatOptions,
   type ScheduleOptions,
   type Scheduler,
+  type TransientRetryOptions,
+  transientRetryDelay,
 } from './scheduler.ts';
 
-export interface TableSchedulerOptions {
+export interface TableSchedulerOptions extends TransientRetryOptions {
   db: Db;
   logger: Logger;
   /** How often due jobs are looked for (a job scheduled in this process also wakes it). */
@@ -31,10 +33,16 @@ interface ClaimedRow {
   name: string;
   payload: unknown;
   attempts: number;
+  transient_failures: number;
   every_ms: number | null;
 }
 
 const DEFAULT_POLL_MS = 1_000;
+/**
+ * How often the release of a run that found the database away is tried again while it stays
+ * away (the release needs the database too). Short: a stopping scheduler waits for it.
+ */
+const RELEASE_RETRY_MS = 1_000;
 const DEFAULT_LEASE_MS = 60_000;
 const DEFAULT_CONCURRENCY = 4;
 
@@ -46,7 +54,12 @@ const DEFAULT_CONCURRENCY = 4;
  *
  * `attempt` is the job's start count (`attempts`, stamped by the claim): a run after a failure,
  * and a run after the process holding it died (its lease ran out), each count one, as BullMQ's
- * `attemptsStarted` does on the other driver.
+ * `attemptsStarted` does on the other driver. A run that fails because a dependency is away
+ * (`isTransient`) gives its start back (`attempts - 1`) and counts in `transient_failures`, which
+ * spaces its retries. When that dependency is the database itself the release cannot be written
+ * either: it is tried again every `RELEASE_RETRY_MS` while this scheduler runs and the claim is
+ * still this run's (this process's polls leave the job be meanwhile), so the outage does not
+ * count as a run that died, unless another process claims the job once its lease has run out.
  */
 export function createTableScheduler(options: TableSchedulerOptions): Scheduler {
   const { db, logger } = options;
@@ -55,6 +68,8 @@ export function createTableScheduler(options: TableSchedulerOptions): Scheduler 
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const handlers = new Map<string, JobHandler>();
   const running = new Set<Promise<void>>();
+  /** Jobs whose deferred release waits for the database here: this process's polls leave them be. */
+  const releasing = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let started = false;
   let polling: Promise<void> | undefined;
@@ -71,7 +86,7 @@ export function createTableScheduler(options: TableSchedulerOptions): Scheduler 
          WHERE id IN (
            SELECT id FROM scheduled_jobs
            WHERE failed_at IS NULL AND run_at <= now() AND every_ms IS NULL AND attempts >= $5
-             AND locked_until < now() AND name = ANY($3::text[])
+             AND locked_until < now() AND name = ANY($3::text[]) AND NOT (id = ANY($6::text[]))
            FOR UPDATE SKIP LOCKED)
          RETURNING id)
        UPDATE scheduled_jobs
@@ -81,11 +96,11 @@ export function createTableScheduler(options: TableSchedulerOptions): Scheduler 
          WHERE failed_at IS NULL AND run_at <= now()
            AND (locked_until IS NULL OR locked_until < now())
            AND (every_ms IS NOT NULL OR attempts < $5)
-           AND name = ANY($3::text[])
+           AND name = ANY($3::text[]) AND NOT (id = ANY($6::text[]))
          ORDER BY run_at LIMIT $4
          FOR UPDATE SKIP LOCKED)
-       RETURNING id, name, payload, attempts, every_ms`,
-      [token, leaseMs, [...handlers.keys()], limit, MAX_JOB_ATTEMPTS],
+       RETURNING id, name, payload, attempts, transient_failures, every_ms`,
+      [token, leaseMs, [...handlers.keys()], limit, MAX_JOB_ATTEMPTS, [...releasing]],
     );
     return { token, rows };
   }
@@ -118,6 +133,7 @@ export function createTableScheduler(options: TableSchedulerOptions): Scheduler 
     } catch (err) {
       clearInterval(heartbeat);
       const message = errorMessage(err);
+      if (row.every_ms === null && isTransient(err)) return defer(row, token, message);
       const last = row.every_ms === null && row.attempts >= MAX_JOB_ATTEMPTS;
       logger.warn({
         event: last ? 'scheduler.job_failed' : 'scheduler.job_retry',
@@ -138,6 +154,47 @@ export function createTableScheduler(options: TableSchedulerOptions): Scheduler 
           [row.id, token, message, last, retryMs],
         )
         .catch((e: Error) => logger.warn({ event: 'scheduler.release_failed', id: row.id, err: e.message }));
+    }
+  }
+
+  /** A run that found a dependency away: run again later, its start given back (see above). */
+  async function defer(row: ClaimedRow, token: string, message: string): Promise<void> {
+    const failures = row.transient_failures + 1;
+    const delayMs = transientRetryDelay(failures, options);
+    logger.warn({
+      event: 'scheduler.job_deferred',
+      id: row.id,
+      name: row.name,
+      attempt: row.attempts,
+      transientFailures: failures,
+      delayMs,
+      err: message,
+    });
+    try {
+      for (let tries = 1; ; tries++) {
+        try {
+          // `claim = $2`: a job replaced while it ran is a new job; one another process claimed
+          // after this run's lease ran out is that process's now (its claim counted this run as died).
+          await db.query(
+            `UPDATE scheduled_jobs SET claim = NULL, locked_until = NULL, last_error = $3,
+               attempts = attempts - 1, transient_failures = transient_failures + 1,
+               run_at = now() + ${millis('$4')}
+             WHERE id = $1 AND claim = $2`,
+            [row.id, token, message, delayMs],
+          );
+          wakeIn(delayMs);
+          return;
+        } catch (err) {
+          if (tries === 1)
+            logger.warn({ event: 'scheduler.release_failed', id: row.id, err: errorMessage(err) });
+          if (!started || !isTransient(err)) return;
+          // Its lease may run out meanwhile: this process's own polls must not take it as died.
+          releasing.add(row.id);
+          await new Promise((resolve) => setTimeout(resolve, RELEASE_RETRY_MS));
+        }
+      }
+    } finally {
+      releasing.delete(row.id);
     }
   }
 
@@ -192,8 +249,8 @@ export function createTableScheduler(options: TableSchedulerOptions): Scheduler 
         `INSERT INTO scheduled_jobs (id, name, payload, run_at)
          VALUES ($1, $2, $3::jsonb, CASE WHEN $4::timestamptz IS NULL THEN now() + ${millis('$5')} ELSE $4::timestamptz END)
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, payload = EXCLUDED.payload,
-           run_at = EXCLUDED.run_at, every_ms = NULL, attempts = 0, claim = NULL, locked_until = NULL,
-           failed_at = NULL, last_error = NULL`,
+           run_at = EXCLUDED.run_at, every_ms = NULL, attempts = 0, transient_failures = 0, claim = NULL,
+           locked_until = NULL, failed_at = NULL, last_error = NULL`,
         [id, name, json(payload), opts.at ?? null, delay],
       );
       wakeIn(delay);

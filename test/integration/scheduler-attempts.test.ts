@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Logger } from '../../src/logger.ts';
 import { createBullmqScheduler, SCHEDULER_QUEUE } from '../../src/scheduler/bullmq-scheduler.ts';
 import { MAX_JOB_ATTEMPTS, type Scheduler } from '../../src/scheduler/scheduler.ts';
 import { createTableScheduler } from '../../src/scheduler/table-scheduler.ts';
@@ -12,15 +13,18 @@ import { migrate } from '../../src/store/migrate.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { createTestDatabase, silentLogger, type TestDatabase } from '../helpers/database.ts';
 import { REPO_ROOT } from '../helpers/hub.ts';
+import { capturingLogger } from '../helpers/logs.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
 
 /**
  * `JobInfo.attempt` on both drivers, from one table of cases: what each run of a job does, and
  * the attempt numbers its handler must see. `die`: the run's process is SIGKILLed mid-run (a
- * process of its own, started from the build), and another process takes the job over.
+ * process of its own, started from the build), and another process takes the job over. `away`:
+ * the run fails because a dependency is away (an `ECONNREFUSED`, as the pg and ioredis clients
+ * throw when the server is down): not counted, however many times.
  */
-type RunOutcome = 'ok' | 'throw' | 'die';
+type RunOutcome = 'ok' | 'throw' | 'die' | 'away';
 
 interface AttemptCase {
   case: string;
@@ -37,6 +41,10 @@ interface AttemptCase {
 }
 
 const throwsEvery = Array.from({ length: MAX_JOB_ATTEMPTS }, () => 'throw' as const);
+/** More dependency-away runs in a row than a job has starts. */
+const awayMoreThanStarts = Array.from({ length: MAX_JOB_ATTEMPTS + 2 }, () => 'away' as const);
+/** The tests' retry spacing after a dependency-away run (the hub's: 1 s doubling up to a minute). */
+const TRANSIENT_RETRY = { transientRetryBaseMs: 50, transientRetryMaxMs: 200 };
 
 const ATTEMPT_CASES: AttemptCase[] = [
   { case: 'a job that succeeds at once', runs: ['ok'], attempts: [1] },
@@ -59,6 +67,22 @@ const ATTEMPT_CASES: AttemptCase[] = [
     replacedAfterFirst: true,
   },
   {
+    case: 'a job whose runs find a dependency away more times than it has starts: it runs once it is back',
+    runs: [...awayMoreThanStarts, 'ok'],
+    attempts: [...awayMoreThanStarts, 'ok'].map(() => 1),
+  },
+  {
+    case: 'failures count, runs that find a dependency away do not',
+    runs: ['throw', 'away', 'away', 'throw', 'away', 'ok'],
+    attempts: [1, 2, 2, 2, 3, 3],
+  },
+  {
+    case: 'a job that fails every run for a reason of its own: set aside after its fifth, the away runs between not counted',
+    runs: ['throw', 'away', 'throw', 'away', 'away', 'throw', 'throw', 'throw'],
+    attempts: [1, 2, 2, 3, 3, 3, 4, 5],
+    setAside: true,
+  },
+  {
     case: 'a repeating job: every run is 1, a run after a failed one too',
     runs: ['throw', 'ok', 'ok'],
     attempts: [1, 1, 1],
@@ -70,8 +94,8 @@ interface AttemptDriver {
   name: string;
   setup(): Promise<void>;
   teardown(): Promise<void>;
-  /** A scheduler of its own, in this process (for a case: its own scope). */
-  open(scope: string): Promise<{ scheduler: Scheduler; close(): Promise<void> }>;
+  /** A scheduler of its own, in this process (for a case: its own scope), logging to `logger`. */
+  open(scope: string, logger?: Logger): Promise<{ scheduler: Scheduler; close(): Promise<void> }>;
   /** The child process's scheduler (module and arguments) for the same scope. */
   child(scope: string): { env: Record<string, string>; create: string };
   /** Whether the job with this id is set aside as failed. */
@@ -94,9 +118,15 @@ function tableDriver(): AttemptDriver & { db(): Db } {
       await test?.drop();
     },
     db: () => db,
-    async open() {
+    async open(_scope, logger = silentLogger) {
       const own = openDb();
-      const scheduler = createTableScheduler({ db: own, logger: silentLogger, pollMs: 100, leaseMs: 600 });
+      const scheduler = createTableScheduler({
+        db: own,
+        logger,
+        pollMs: 100,
+        leaseMs: 600,
+        ...TRANSIENT_RETRY,
+      });
       return {
         scheduler,
         async close() {
@@ -130,13 +160,14 @@ function bullmqDriver(): AttemptDriver {
     name: 'the BullMQ scheduler (Redis)',
     async setup() {},
     teardown: cleanup,
-    async open(scope) {
+    async open(scope, logger = silentLogger) {
       const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
       const scheduler = createBullmqScheduler({
         redis,
         redisUrl: TEST_REDIS_URL,
         prefix: scoped(scope),
-        logger: silentLogger,
+        logger,
+        ...TRANSIENT_RETRY,
       });
       return {
         scheduler,
@@ -227,7 +258,8 @@ for (const driver of [tableDriver(), bullmqDriver()]) {
           await dieInFirstRun(driver, scope, name, id);
           seen.push(1);
         }
-        const opened = await driver.open(scope);
+        const logs = capturingLogger();
+        const opened = await driver.open(scope, logs.logger);
         try {
           const { scheduler } = opened;
           let replaced = false;
@@ -238,6 +270,10 @@ for (const driver of [tableDriver(), bullmqDriver()]) {
               replaced = true;
               await scheduler.schedule(name, 'again', { id, delayMs: 200 });
             }
+            if (outcome === 'away')
+              throw Object.assign(new Error(`run ${seen.length}: connect ECONNREFUSED 127.0.0.1:5432`), {
+                code: 'ECONNREFUSED',
+              });
             if (outcome !== 'ok') throw new Error(`run ${seen.length} fails`);
           });
           await scheduler.start();
@@ -266,6 +302,9 @@ for (const driver of [tableDriver(), bullmqDriver()]) {
           }
           expect(seen.slice(0, c.runs.length)).toEqual(c.attempts);
           if (!c.repeat) expect(seen).toHaveLength(c.runs.length);
+          // Each run that found the dependency away is one warning, naming the job.
+          const deferred = logs.lines.filter((l) => l.event === 'scheduler.job_deferred');
+          expect(deferred.map((l) => l.id)).toEqual(c.runs.filter((r) => r === 'away').map(() => id));
         } finally {
           await opened.close();
         }

@@ -17,7 +17,10 @@ import { migrate } from '../../src/store/migrate.ts';
 import { openPglite } from '../../src/store/pglite.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { createTestDatabase, silentLogger, type TestDatabase, tempDir } from '../helpers/database.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { REPO_ROOT } from '../helpers/hub.ts';
+import { capturingLogger } from '../helpers/logs.ts';
+import { TestPostgresServer } from '../helpers/postgres-server.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
 
@@ -530,4 +533,86 @@ describe('BullMQ on Redis: a process that dies between naming a job and adding i
     ).toEqual(['crash:2', ...ids].sort());
     expect(runs.find((r) => r.job.id === 'crash:2')?.payload).toBe('crashed');
   });
+});
+
+describe('the table scheduler: its database away mid-run, for longer than the lease', () => {
+  let dir: string;
+  let server: TestPostgresServer;
+  let db: Db | undefined;
+
+  beforeAll(async () => {
+    dir = await tempDir('sbt-scheduler-pg-');
+    server = new TestPostgresServer(await freePort(), `${dir}/data`);
+    server.init();
+    server.start();
+  }, 120_000);
+  afterAll(async () => {
+    await db?.close();
+    try {
+      server.stop();
+    } catch {
+      // already stopped
+    }
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('the run that found it away gives its start back: the job runs again as attempt 1 once it is back', async () => {
+    db = openPostgres({ url: server.adminUrl, poolSize: 2, logger: silentLogger });
+    await migrate(db);
+    const logs = capturingLogger();
+    const scheduler = createTableScheduler({
+      db,
+      logger: logs.logger,
+      pollMs: 100,
+      leaseMs: 600,
+      transientRetryBaseMs: 50,
+      transientRetryMaxMs: 200,
+    });
+    const attempts: number[] = [];
+    let serverStopped!: () => void;
+    const stopped = new Promise<void>((resolve) => {
+      serverStopped = resolve;
+    });
+    scheduler.handle('needs-db', async (_payload, job) => {
+      attempts.push(job.attempt);
+      if (attempts.length === 1) await stopped;
+      await db!.query('SELECT 1');
+    });
+    try {
+      await scheduler.start();
+      await scheduler.schedule('needs-db', null, { id: 'needs-db:1' });
+      await until(
+        () => attempts.length,
+        (n) => n === 1,
+        20_000,
+      );
+      server.stop();
+      serverStopped();
+      // The outage lasts until the scheduler has failed to poll ten times (a second at least: the
+      // run's lease, 600 ms, runs out meanwhile, with no heartbeat and no release written).
+      await until(
+        () => logs.lines.filter((l) => l.event === 'scheduler.poll_failed').length,
+        (n) => n >= 10,
+        30_000,
+      );
+      expect(attempts).toEqual([1]);
+      server.start();
+      await until(
+        () => attempts.length,
+        (n) => n >= 2,
+        30_000,
+      );
+      await until(
+        async () => (await db!.query('SELECT id FROM scheduled_jobs WHERE id = $1', ['needs-db:1'])).rowCount,
+        (n) => n === 0,
+        20_000,
+      );
+      expect(attempts).toEqual([1, 1]);
+      expect(logs.lines.filter((l) => l.event === 'scheduler.job_deferred').map((l) => l.id)).toEqual([
+        'needs-db:1',
+      ]);
+    } finally {
+      await scheduler.stop();
+    }
+  }, 120_000);
 });
