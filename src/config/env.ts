@@ -135,6 +135,11 @@ export const EnvSchema = z.object({
   WEBHOOK_RETRY_BASE_MS: int(5000, 10),
   /** Event webhooks: an event undelivered this long after it happened is dead-lettered. */
   WEBHOOK_MAX_AGE_SECONDS: int(86_400, 1),
+  /**
+   * Event webhooks: a retry this long overdue (its scheduler job lost), with no worker on its
+   * lane, is taken up by the delivery loop.
+   */
+  WEBHOOK_OVERDUE_RETRY_SECONDS: int(300, 1),
   /** Event webhooks: a running broadcast's `broadcast.progress` at most this often. */
   WEBHOOK_BROADCAST_PROGRESS_MS: int(5000, 100),
   /**
@@ -227,6 +232,7 @@ export interface HubConfig {
   webhookPollMs: number;
   webhookRetryBaseMs: number;
   webhookMaxAgeMs: number;
+  webhookOverdueRetryMs: number;
   webhookBroadcastProgressMs: number;
   /** Sign-in JWT settings; file paths are absolute. See `src/auth/sign-in-config.ts`. */
   authJwtSecret: string | undefined;
@@ -302,6 +308,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     webhookPollMs: e.WEBHOOK_POLL_MS,
     webhookRetryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
     webhookMaxAgeMs: e.WEBHOOK_MAX_AGE_SECONDS * 1000,
+    webhookOverdueRetryMs: e.WEBHOOK_OVERDUE_RETRY_SECONDS * 1000,
     webhookBroadcastProgressMs: e.WEBHOOK_BROADCAST_PROGRESS_MS,
     authJwtSecret: e.AUTH_JWT_SECRET,
     authJwtPublicKeyFile: e.AUTH_JWT_PUBLIC_KEY_FILE && path.resolve(e.AUTH_JWT_PUBLIC_KEY_FILE),

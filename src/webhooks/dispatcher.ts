@@ -13,6 +13,7 @@ import {
   markDelivered,
   markRetry,
   type OutboxEvent,
+  overdueLanes,
   pruneDelivered,
   pruneExpiredLeases,
   releaseLane,
@@ -56,6 +57,11 @@ export interface WebhookDispatcherOptions {
   /** First retry delay; doubles each attempt (with jitter), up to `retryMaxMs`. */
   retryBaseMs: number;
   retryMaxMs: number;
+  /**
+   * A lane whose retry is this long overdue, with no live lease, is drained by the loop as if its
+   * scheduler job had woken it: that job was lost (see `overdueLanes`).
+   */
+  overdueRetryMs: number;
   /** An event still undelivered this long after it happened is dead-lettered. */
   maxAgeMs: number;
   /** Lanes delivered at once by this process. */
@@ -81,11 +87,20 @@ export function eventBody(e: OutboxEvent): string {
 }
 
 /**
+ * What started a lane's run: the loop's look for fresh events, the lane's scheduler job, or the
+ * loop's look for overdue retries (a lost job). The last two may retry the head.
+ */
+type LaneRun = 'fresh' | 'job' | 'overdue';
+
+/**
  * Delivers the webhook outbox: a loop (never a session's lane) finds lanes — one per endpoint and
  * session, or per endpoint and ordering key for session-less events — with fresh events and
  * sends them one at a time in order; a failed send is retried by a durable scheduler job at the
- * lane's next attempt, so retries survive restarts. An event that stays undeliverable for
- * `maxAgeMs` is dead-lettered and the lane goes on (the gap is logged).
+ * lane's next attempt, so retries survive restarts. Should that job be lost (set aside, gone with
+ * Redis's data), the loop takes the lane up once its retry is `overdueRetryMs` late. An event that
+ * stays undeliverable for `maxAgeMs` is dead-lettered and the lane goes on (the gap is logged).
+ * Whoever runs a lane holds its lease (`webhook_lanes`) meanwhile, so one process at a time sends
+ * from it, each event once.
  */
 export class WebhookDispatcher {
   private readonly owner = randomUUID();
@@ -102,7 +117,7 @@ export class WebhookDispatcher {
     o.scheduler.handle(WEBHOOK_LANE_JOB, async (payload) => {
       const lane = toLane(LanePayload.parse(payload));
       if (this.stopped) throw new Error('webhook dispatcher stopped'); // the scheduler runs it again later
-      await this.runLane(lane, true);
+      await this.runLane(lane, 'job');
     });
   }
 
@@ -129,7 +144,10 @@ export class WebhookDispatcher {
     this.timer.unref();
   }
 
-  /** One look for fresh events; starts their lanes (up to the concurrency). */
+  /**
+   * One look for fresh events, then for lanes whose retry is long overdue; starts their lanes (up
+   * to the concurrency).
+   */
   async tick(): Promise<void> {
     if (Date.now() - this.prunedAt > PRUNE_EVERY_MS) {
       this.prunedAt = Date.now();
@@ -140,35 +158,50 @@ export class WebhookDispatcher {
     }
     const room = this.o.concurrency - this.running.size;
     if (room <= 0) return;
-    const lanes = await freshLanes(this.o.db, room + this.running.size);
-    for (const lane of lanes) {
-      if (this.running.size >= this.o.concurrency) break;
+    for (const lane of await freshLanes(this.o.db, room + this.running.size)) {
+      if (this.running.size >= this.o.concurrency) return;
+      if (!this.running.has(laneId(lane))) this.startLane(lane, 'fresh');
+    }
+    if (this.running.size >= this.o.concurrency) return;
+    for (const lane of await overdueLanes(this.o.db, this.o.overdueRetryMs, this.o.concurrency)) {
+      if (this.running.size >= this.o.concurrency) return;
       if (this.running.has(laneId(lane))) continue;
-      const run = this.runLane(lane, false)
-        .catch((err: Error) =>
-          this.o.logger.warn({ event: 'webhook.lane_failed', endpoint: lane.endpoint, err: err.message }),
-        )
-        .finally(() => this.inFlight.delete(run));
-      this.inFlight.add(run);
+      this.o.logger.warn({
+        event: 'webhook.lane_resumed',
+        endpoint: lane.endpoint,
+        lane: lane.key,
+        overdueMs: Date.now() - lane.dueAt.getTime(),
+      });
+      this.startLane({ endpoint: lane.endpoint, key: lane.key }, 'overdue');
     }
   }
 
+  private startLane(lane: Lane, via: LaneRun): void {
+    const run = this.runLane(lane, via)
+      .catch((err: Error) =>
+        this.o.logger.warn({ event: 'webhook.lane_failed', endpoint: lane.endpoint, err: err.message }),
+      )
+      .finally(() => this.inFlight.delete(run));
+    this.inFlight.add(run);
+  }
+
   /**
-   * Sends the lane's pending events in order while they succeed. `woken`: the scheduler's retry
-   * job (the head may be retried); otherwise only fresh heads are sent.
+   * Sends the lane's pending events in order while they succeed. Run by its retry `job` or for an
+   * `overdue` retry, the head may be retried; run for `fresh` events, only fresh heads are sent.
    */
-  async runLane(lane: Lane, woken: boolean): Promise<void> {
+  async runLane(lane: Lane, via: LaneRun): Promise<void> {
     const id = laneId(lane);
     if (this.running.has(id)) return this.wakeLater(lane, this.o.timeoutMs);
     this.running.add(id);
     try {
       if (!(await leaseLane(this.o.db, lane, this.owner, this.leaseMs))) {
-        // Another process is delivering it; when woken for a retry, look again after its lease.
-        if (woken) await this.wakeLater(lane, this.leaseMs);
+        // Another process is delivering it; when its job woke it for a retry, look again after
+        // that lease (the loop looks again anyway for an overdue one).
+        if (via === 'job') await this.wakeLater(lane, this.leaseMs);
         return;
       }
       try {
-        await this.drain(lane, woken);
+        await this.drain(lane, via);
       } finally {
         await releaseLane(this.o.db, lane, this.owner);
       }
@@ -177,7 +210,8 @@ export class WebhookDispatcher {
     }
   }
 
-  private async drain(lane: Lane, woken: boolean): Promise<void> {
+  private async drain(lane: Lane, via: LaneRun): Promise<void> {
+    let woken = via !== 'fresh';
     for (;;) {
       if (this.stopped) return;
       const head = await laneHead(this.o.db, lane);
@@ -210,9 +244,14 @@ export class WebhookDispatcher {
         continue;
       }
       const delay = retryDelay(attempts, this.o.retryBaseMs, this.o.retryMaxMs);
-      // The wake-up first: a process that dies between the two still has the retry on the scheduler.
-      await this.wakeLater(lane, delay);
-      await markRetry(this.o.db, head.id, attempts, new Date(Date.now() + delay), error);
+      // The wake-up first: a process that dies between the two still has the retry on the
+      // scheduler. The retry is marked even when the wake-up could not be written (the scheduler's
+      // store away): the loop takes the lane up once that retry is overdue, not at every poll.
+      try {
+        await this.wakeLater(lane, delay);
+      } finally {
+        await markRetry(this.o.db, head.id, attempts, new Date(Date.now() + delay), error);
+      }
       this.o.logger.info({
         event: 'webhook.retry_scheduled',
         endpoint: head.endpoint,

@@ -102,7 +102,8 @@ export async function syncEndpoints(
 
 /**
  * Lanes with a fresh event (never tried) and no event waiting for a retry: the loop's work. A
- * lane whose head waits for a retry is the scheduler's (its job wakes the lane).
+ * lane whose head waits for a retry is the scheduler's (its job wakes the lane), until that retry
+ * is long overdue (`overdueLanes`).
  */
 export async function freshLanes(q: Queryable, limit: number): Promise<Lane[]> {
   const { rows } = await q.query<{ endpoint: string; lane: string }>(
@@ -116,6 +117,31 @@ export async function freshLanes(q: Queryable, limit: number): Promise<Lane[]> {
     [limit],
   );
   return rows.map((r) => ({ endpoint: r.endpoint, key: r.lane }));
+}
+
+/** A lane whose retry is overdue (see `overdueLanes`), and since when it was due. */
+export interface OverdueLane extends Lane {
+  dueAt: Date;
+}
+
+/**
+ * Lanes with an event waiting for a retry that was due more than `overdueMs` ago, that no process
+ * holds a live lease on: the scheduler job that should have woken them is gone (set aside, lost
+ * with Redis's data, or never written). Most overdue first. The loop drains them as woken; the
+ * lease (`leaseLane`) still decides who sends, so a job that does wake such a lane meanwhile waits
+ * for it, and neither sends an event the other has sent.
+ */
+export async function overdueLanes(q: Queryable, overdueMs: number, limit: number): Promise<OverdueLane[]> {
+  const { rows } = await q.query<{ endpoint: string; lane: string; due_at: Date | string }>(
+    `SELECT o.endpoint, o.lane, min(o.next_attempt_at) AS due_at FROM webhook_outbox o
+     WHERE o.state = 'pending' AND o.attempts > 0
+       AND o.next_attempt_at < now() - $1 * interval '1 millisecond'
+       AND NOT EXISTS (SELECT 1 FROM webhook_lanes l WHERE l.endpoint = o.endpoint
+         AND l.lane = o.lane AND l.leased_until > now())
+     GROUP BY o.endpoint, o.lane ORDER BY min(o.next_attempt_at) LIMIT $2`,
+    [overdueMs, limit],
+  );
+  return rows.map((r) => ({ endpoint: r.endpoint, key: r.lane, dueAt: new Date(r.due_at) }));
 }
 
 /** Takes (or renews) the lane for `owner` for `ms`; false when another process holds it. */

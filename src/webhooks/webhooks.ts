@@ -46,6 +46,7 @@ export function createEventWebhooks(deps: {
     retryBaseMs: deps.config.webhookRetryBaseMs,
     retryMaxMs: RETRY_MAX_MS,
     maxAgeMs: deps.config.webhookMaxAgeMs,
+    overdueRetryMs: deps.config.webhookOverdueRetryMs,
     concurrency: CONCURRENCY,
   });
   return {

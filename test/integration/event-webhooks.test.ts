@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EXPIRED_LEASE_GRACE_MS, KEEP_DELIVERED_MS } from '../../src/webhooks/dispatcher.ts';
+import { EXPIRED_LEASE_GRACE_MS, KEEP_DELIVERED_MS, laneJobId } from '../../src/webhooks/dispatcher.ts';
 import { pruneDelivered, pruneExpiredLeases } from '../../src/webhooks/store.ts';
 import { agentWithStatus } from '../helpers/agents.ts';
 import { switchboardCli } from '../helpers/cli.ts';
@@ -207,6 +207,74 @@ describe('event webhooks: dead letters', () => {
     expect(dead[0]?.error).toBe('HTTP 500');
 
     await replayDeadEvent(running, receiver, first as string);
+  });
+});
+
+describe('event webhooks: a retry whose scheduler job is lost', () => {
+  const receiver = new WebhookReceiver();
+  let running: RunningHub;
+
+  beforeAll(async () => {
+    running = await startWithReceiver(receiver, async (url) =>
+      startTestHub({
+        configDir: await webhookConfigDir(url),
+        webhookPollMs: 50,
+        // The first retry waits 1–2 s: time enough to remove its job before it fires.
+        webhookRetryBaseMs: 2_000,
+        webhookOverdueRetryMs: 500,
+        schedulerPollMs: 50,
+      }),
+    );
+  });
+  afterAll(() => running?.stop());
+
+  it('the loop takes the lane up once the retry is overdue: every event arrives once, in order', async () => {
+    const db = running.hub.db;
+    const api = apiClient(running.url);
+    receiver.mode = 'fail';
+    const session = await api.createSession('hooks');
+    // The lane's head was refused once: it waits for a retry, which its scheduler job would wake.
+    const [head] = await until(
+      async () =>
+        (
+          await db.query<{ id: string; endpoint: string; lane: string }>(
+            `SELECT id, endpoint, lane FROM webhook_outbox
+             WHERE session_id = $1 AND state = 'pending' AND attempts > 0`,
+            [session.session_id],
+          )
+        ).rows,
+      (rows) => rows.length === 1,
+    );
+    // That job is lost (set aside, or gone with Redis's data).
+    expect(await running.hub.scheduler.cancel(laneJobId({ endpoint: head!.endpoint, key: head!.lane }))).toBe(
+      true,
+    );
+    receiver.mode = 'up';
+    // Later events of the session queue up behind the head meanwhile.
+    expect((await api.chat(session.token, 'after the lost retry')).status).toBe(200);
+    await until(
+      async () =>
+        (
+          await db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM webhook_outbox WHERE session_id = $1 AND state <> 'delivered'`,
+            [session.session_id],
+          )
+        ).rows[0]?.n,
+      (n) => n === 0,
+      30_000,
+    );
+    const expected = await outboxOrder(running, session.session_id);
+    expect(expected.length).toBeGreaterThanOrEqual(4); // started, greeting, received, sent
+    // Each taken once (`accepted` keeps every 2xx, a second one too), in the outbox's order.
+    expect(receiver.accepted.filter((e) => e.session_id === session.session_id).map((e) => e.id)).toEqual(
+      expected,
+    );
+    const { rows } = await db.query<{ attempts: number }>(
+      'SELECT attempts FROM webhook_outbox WHERE id = $1',
+      [head!.id],
+    );
+    expect(rows[0]?.attempts).toBe(2); // refused once, then sent by the loop
+    expect(receiver.badSignatures).toBe(0);
   });
 });
 
