@@ -102,8 +102,10 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
       if (config.dbAnalyzeIntervalMs > 0)
         await scheduler.repeat(ANALYZE_JOB, ANALYZE_JOB, config.dbAnalyzeIntervalMs);
       await services.handoffJobs.startJobs();
-      await scheduler.start();
+      // The webhook dispatcher runs before the scheduler hands it the lanes' retry jobs (it hands
+      // on a job that comes while it is not running; see WebhookDispatcher).
       webhooks.start();
+      await scheduler.start();
     }
     logger.info({
       event: 'hub.started',

@@ -26,6 +26,12 @@ export const KEEP_DELIVERED_MS = 24 * 60 * 60 * 1000;
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
 /** How long past its end a lane lease is kept before it is forgotten (see pruneExpiredLeases). */
 export const EXPIRED_LEASE_GRACE_MS = 60 * 60 * 1000;
+/**
+ * A lane's wake-up that comes while this dispatcher is not running (stopping, or not started yet)
+ * is handed on to run this much later, on another worker or this one once it runs again: failing
+ * the job instead would use up one of its starts.
+ */
+const HANDED_ON_WAKE_MS = 1_000;
 /** A lane's wake-up: `lane` its key; `sessionId` the payload jobs scheduled before session-less lanes had. */
 const LanePayload = z.union([
   z.object({ endpoint: z.string(), lane: z.string().min(1) }),
@@ -116,7 +122,13 @@ export class WebhookDispatcher {
     this.leaseMs = o.timeoutMs * 2 + 5_000;
     o.scheduler.handle(WEBHOOK_LANE_JOB, async (payload) => {
       const lane = toLane(LanePayload.parse(payload));
-      if (this.stopped) throw new Error('webhook dispatcher stopped'); // the scheduler runs it again later
+      if (this.stopped) {
+        // No endpoint here: nothing in this hub delivers (the lane waits; a hub that has its
+        // endpoint again takes it up as overdue). Otherwise it is stopping (or not started yet):
+        // hand the wake-up on rather than fail it (a failed run would use up one of its starts).
+        if (this.o.endpoints.size > 0) await this.wakeLater(lane, HANDED_ON_WAKE_MS);
+        return;
+      }
       await this.runLane(lane, 'job');
     });
   }
@@ -213,7 +225,11 @@ export class WebhookDispatcher {
   private async drain(lane: Lane, via: LaneRun): Promise<void> {
     let woken = via !== 'fresh';
     for (;;) {
-      if (this.stopped) return;
+      if (this.stopped) {
+        // The job that woke it is spent: a retry not yet sent is handed on (see HANDED_ON_WAKE_MS).
+        if (woken && via === 'job') await this.wakeLater(lane, HANDED_ON_WAKE_MS);
+        return;
+      }
       const head = await laneHead(this.o.db, lane);
       if (!head) return;
       if (head.attempts > 0 && !woken) return; // the scheduler's job wakes it
