@@ -319,7 +319,7 @@ describe('the table scheduler: a job whose fifth start died with its process', (
   beforeAll(() => driver.setup());
   afterAll(() => driver.teardown());
 
-  it('is set aside, not started a sixth time (as BullMQ’s maxStartedAttempts does)', async () => {
+  it('is set aside, not started a sixth time (as on BullMQ)', async () => {
     const opened = await driver.open('spent');
     try {
       const seen: [string, number][] = [];
