@@ -9,6 +9,14 @@ import type { WebGateway } from './gateway.ts';
 import { CLOSE, type ClientFrame, type ErrorCode, parseClientFrame, type ServerFrame } from './protocol.ts';
 import type { Room } from './room.ts';
 
+/**
+ * The page a widget runs on, without its query and fragment: those can hold a password reset's
+ * or a sign-in's token (`?token=…`, `#access_token=…`), which the hub must not keep in a session.
+ */
+function withoutQuery(pageUrl: string | undefined): string | undefined {
+  return pageUrl?.split(/[?#]/, 1)[0];
+}
+
 /** A socket that comes back after a long time gets at most this many of the newest messages. */
 export const MAX_REPLAY_MESSAGES = 500;
 /** Frames read but not yet handled; a client past this is flooding. */
@@ -388,7 +396,7 @@ export class Connection {
     return {
       ip: this.info.ip,
       userAgent: this.info.userAgent,
-      pageUrl: frame?.pageUrl,
+      pageUrl: withoutQuery(frame?.pageUrl),
       language: frame?.language ?? this.info.acceptLanguage,
     };
   }

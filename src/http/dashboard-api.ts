@@ -81,8 +81,9 @@ export const ExportQuery = z.object({ format: z.enum(['text', 'json']).default('
 const csvCell = (v: string | number | null) => {
   if (v === null) return '';
   const text = String(v);
-  // Quoted when needed; a leading =, +, - or @ would be a formula to a spreadsheet.
-  const safe = /^[=+\-@]/.test(text) && typeof v === 'string' ? `'${text}` : text;
+  // Quoted when needed; a leading =, +, - or @ (or a tab or carriage return before one, which
+  // some spreadsheets skip) would be a formula to a spreadsheet.
+  const safe = /^[=+\-@\t\r]/.test(text) && typeof v === 'string' ? `'${text}` : text;
   return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 };
 

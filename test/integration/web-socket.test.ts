@@ -85,7 +85,8 @@ describe('web socket protocol (one gateway)', () => {
     const a = await connect(hub, { headers: { 'user-agent': 'TestBrowser/1.0' } });
     const welcome = await a.hello({
       bot: 'default',
-      pageUrl: 'https://shop.example/cart',
+      // The query and fragment can hold the host site's tokens: the hub keeps neither.
+      pageUrl: 'https://shop.example/cart?reset_token=s3cret#access_token=abc',
       language: 'pt-BR',
     });
     expect(welcome).toMatchObject({ bot: 'default', title: 'default', lastSeq: 0, resumed: false });

@@ -43,7 +43,8 @@ function mount(script: HTMLScriptElement): void {
     ...(mode === 'page' && src.origin === location.origin
       ? { cookieSessionUrl: `${src.origin}/api/web/session` }
       : {}),
-    pageUrl: location.href,
+    // Not its query or fragment: they can hold a token of the host site's (the hub drops them too).
+    pageUrl: location.origin + location.pathname,
     language: navigator.language,
     events: {
       status: (status, detail) => view.setStatus(status, detail),
