@@ -5,13 +5,18 @@ describe('the analytics CSV', () => {
   it('keeps a cell a spreadsheet would read as a formula as text, a leading tab or carriage return too', () => {
     const names = ['=1+1', '+cmd', '-2', '@SUM(A1)', '\t=HYPERLINK("https://evil.example")', '\r=1', 'plain'];
     const csv = toCsv({
-      metric: 'tool-calls',
+      metric: 'tools',
       bucket: 'day',
       bot: null,
       from: '2026-12-01T00:00:00.000Z',
       to: '2026-12-02T00:00:00.000Z',
-      series: names.map((name) => ({ name, points: [{ t: '2026-12-01T00:00:00.000Z', v: 1 }] })),
-    } as Parameters<typeof toCsv>[0]);
+      series: names.map((name) => ({
+        name,
+        unit: 'count',
+        total: 1,
+        points: [{ t: '2026-12-01T00:00:00.000Z', v: 1 }],
+      })),
+    });
     const header = csv.split('\r\n', 1)[0]!;
     expect(header).toBe(
       [
