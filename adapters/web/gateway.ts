@@ -96,6 +96,9 @@ export class WebGateway {
       if (this.server?.listenerCount('upgrade') === 1) reject(socket, 404);
       return;
     }
+    // Node's HTTP server stops listening for the socket's errors before 'upgrade': until ws takes
+    // it over, an error nobody hears (a client's reset) would end the process.
+    socket.on('error', destroyOnError);
     if (this.closing) return reject(socket, 503);
     const origin = req.headers.origin;
     if (!originAllowed(origin, req.headers.host, this.config.allowedOrigins)) {
@@ -112,6 +115,7 @@ export class WebGateway {
       acceptLanguage: req.headers['accept-language']?.split(',')[0]?.split(';')[0],
     };
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('error', destroyOnError);
       this.connections.add(new Connection(this, ws, info));
     });
   };
@@ -136,7 +140,18 @@ export class WebGateway {
   }
 }
 
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/**
+ * Answers an upgrade the hub refuses and lets go of the socket once the answer is out (no HTTP
+ * timeout watches it any more, so a client keeping its side open would otherwise hold it), as
+ * ws's own refusals do. Its errors are heard until then (see `onUpgrade`).
+ */
 function reject(socket: Duplex, status: number): void {
   const text = { 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? '';
+  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
+  socket.once('finish', destroyOnError);
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

@@ -166,6 +166,9 @@ export function fileRoutes(deps: FileRoutesDeps): Hono {
       let started = false;
       parser.on('file', (field, stream, info) => {
         if (field !== 'file' || started) {
+          // Read and dropped. A body cut short errs here too (the parser's own error answers it):
+          // unheard, that error would end the process.
+          stream.on('error', () => undefined);
           stream.resume();
           return;
         }
