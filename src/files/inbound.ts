@@ -38,15 +38,22 @@ export function fileUnavailableText(template: string | undefined, name: string):
   return (template ?? DEFAULT_FILE_UNAVAILABLE_NOTICE).replaceAll('{name}', name);
 }
 
-async function* fromWeb(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
+export async function* fromWeb(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
   const reader = stream.getReader();
+  let finished = false;
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) return;
+      if (done) {
+        finished = true;
+        return;
+      }
       yield value;
     }
   } finally {
+    // A file refused part-way (too large, a type not allowed): the download stops here, and its
+    // connection is let go now rather than when the download's time limit ends it.
+    if (!finished) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
 }
