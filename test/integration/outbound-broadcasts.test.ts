@@ -9,6 +9,7 @@ import { setOptOut } from '../../src/outbound/opt-out.ts';
 import { OutboundService } from '../../src/outbound/service.ts';
 import type { ChannelAdapter } from '../../src/ports.ts';
 import { endSessionThroughQueue } from '../../src/sessions.ts';
+import type { Db } from '../../src/store/db.ts';
 import { findOpenSnapshotByKey, loadSnapshot } from '../../src/store/sessions.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 import { adminClient, eventually } from '../helpers/admin.ts';
@@ -257,13 +258,16 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
     for (const p of to) expect(graph.to(p)).toHaveLength(0);
   });
 
-  /** An outbound and a broadcast service over the running hub, sending through WhatsApp, no rate limits. */
-  const services = () => {
+  /**
+   * An outbound and a broadcast service over the running hub, sending through WhatsApp, no rate
+   * limits; the broadcast service's ticks read and write through `tickDb` when given.
+   */
+  const services = (tickDb?: Db) => {
     const { db, bots, ingress, scheduler } = running.hub;
     const adapters = new Map([[whatsapp.channel, whatsapp]]);
     const outbound = new OutboundService({ db, bots, ingress, scheduler, logger: silentLogger, adapters });
     const service = new BroadcastService({
-      db,
+      db: tickDb ?? db,
       bots,
       scheduler,
       logger: silentLogger,
@@ -274,30 +278,39 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
     return { outbound, service };
   };
 
-  it('a tick that died after claiming recipients (one already handed over) is resumed without a duplicate', async () => {
-    const { db } = running.hub;
-    const { outbound, service } = services();
-    const people = [person(), person(), person()];
-    const template = { name: 'crash_notice', language: 'en' };
-    const id = '0d9f4a52-5c43-4b7e-9f3e-1b2a3c4d5e6f';
-    await db.transaction((tx) =>
+  /** A WhatsApp template broadcast to `to` (their sessions, when given), committed as its POST would. */
+  const insertTemplateBroadcast = (
+    id: string,
+    template: string,
+    to: string[],
+    sessionIds?: (string | null)[],
+  ) =>
+    running.hub.db.transaction((tx) =>
       insertBroadcast(
         tx,
         {
           id,
           bot: 'default',
           channel: 'whatsapp',
-          text: '[template crash_notice (en)]',
-          template,
+          text: `[template ${template} (en)]`,
+          template: { name: template, language: 'en' },
           subject: null,
           ratePerSecond: 50,
-          audience: { to: 3 },
+          audience: { to: to.length },
           idempotencyKey: null,
           requestHash: null,
         },
-        { kind: 'keys', nativeKeys: people.map((p) => `+${p}`) },
+        { kind: 'keys', nativeKeys: to.map((p) => `+${p}`), ...(sessionIds ? { sessionIds } : {}) },
       ),
     );
+
+  it('a tick that died after claiming recipients (one already handed over) is resumed without a duplicate', async () => {
+    const { db } = running.hub;
+    const { outbound, service } = services();
+    const people = [person(), person(), person()];
+    const template = { name: 'crash_notice', language: 'en' };
+    const id = '0d9f4a52-5c43-4b7e-9f3e-1b2a3c4d5e6f';
+    await insertTemplateBroadcast(id, 'crash_notice', people);
     // The dead tick: all three claimed, the first handed to its lane, none settled.
     const claimed = await claimRecipients(db, id, 3);
     expect(claimed).toHaveLength(3);
@@ -337,26 +350,8 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
           ?.session,
       'the session of the person who wrote',
     );
-    const template = { name: 'ended_notice', language: 'en' };
     const id = '3c5e7a9b-1d2f-4a6b-8c0d-2e4f6a8b0c1d';
-    await db.transaction((tx) =>
-      insertBroadcast(
-        tx,
-        {
-          id,
-          bot: 'default',
-          channel: 'whatsapp',
-          text: '[template ended_notice (en)]',
-          template,
-          subject: null,
-          ratePerSecond: 50,
-          audience: { to: 2 },
-          idempotencyKey: null,
-          requestHash: null,
-        },
-        { kind: 'keys', nativeKeys: [`+${ended}`, `+${other}`], sessionIds: [session.id, null] },
-      ),
-    );
+    await insertTemplateBroadcast(id, 'ended_notice', [ended, other], [session.id, null]);
     // A tick handed the first recipient to their open session; the session's end was ahead of it
     // in the lane (the person's END, an idle-out, an operator's DELETE).
     const claimed = await claimRecipients(db, id, 2);
@@ -382,8 +377,7 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
   });
 
   it('a tick whose database read fails once goes on at its next try: the broadcast is dispatched and completes', async () => {
-    const { db, bots, scheduler } = running.hub;
-    const { outbound } = services();
+    const { db } = running.hub;
     const reads = {
       findBroadcast: 'SELECT * FROM broadcasts WHERE id',
       hasWaitingRecipients: "status IN ('pending', 'dispatching') LIMIT 1",
@@ -392,35 +386,10 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
     for (const [read, fragment] of Object.entries(reads)) {
       const people = [person(), person()];
       const id = randomUUID();
-      await db.transaction((tx) =>
-        insertBroadcast(
-          tx,
-          {
-            id,
-            bot: 'default',
-            channel: 'whatsapp',
-            text: '[template db_blip (en)]',
-            template: { name: 'db_blip', language: 'en' },
-            subject: null,
-            ratePerSecond: 50,
-            audience: { to: 2 },
-            idempotencyKey: null,
-            requestHash: null,
-          },
-          { kind: 'keys', nativeKeys: people.map((p) => `+${p}`) },
-        ),
-      );
+      await insertTemplateBroadcast(id, 'db_blip', people);
       // A worker whose tick meets PostgreSQL away at one read; the hub's own worker runs the retry.
       const failing = dbFailingOnce(db, fragment);
-      const runner = new BroadcastService({
-        db: failing.db,
-        bots,
-        scheduler,
-        logger: silentLogger,
-        outbound,
-        adapters: new Map([[whatsapp.channel, whatsapp]]),
-        rateLimits: {},
-      });
+      const runner = services(failing.db).service;
       await runner.tick(id);
       expect({ read, failures: failing.failures }).toEqual({ read, failures: 1 });
       const done = await eventually(
@@ -441,24 +410,7 @@ describe('POST /api/admin/broadcasts: one message to many', () => {
     const { service } = services();
     const people = [person(), person(), person()];
     const id = '7a1c2b3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d';
-    const accepted = await db.transaction((tx) =>
-      insertBroadcast(
-        tx,
-        {
-          id,
-          bot: 'default',
-          channel: 'whatsapp',
-          text: '[template late_stop (en)]',
-          template: { name: 'late_stop', language: 'en' },
-          subject: null,
-          ratePerSecond: 50,
-          audience: { to: 3 },
-          idempotencyKey: null,
-          requestHash: null,
-        },
-        { kind: 'keys', nativeKeys: people.map((p) => `+${p}`) },
-      ),
-    );
+    const accepted = await insertTemplateBroadcast(id, 'late_stop', people);
     expect(accepted).toEqual({ total: 3, optedOut: 0 });
     await setOptOut(db, { bot: 'default', channel: 'whatsapp', nativeId: `+${people[1]}` }, true);
     await service.tick(id);
