@@ -6,6 +6,8 @@ import type { Logger } from '../logger.ts';
 import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
 import {
   delayOf,
+  FAILED_JOBS_LISTED,
+  type FailedJob,
   type JobHandler,
   type JsonValue,
   MAX_JOB_ATTEMPTS,
@@ -76,16 +78,35 @@ interface JobData {
 export const SCHEDULER_LOCK_MS = 10_000;
 export const SCHEDULER_STALL_CHECK_MS = 5_000;
 
-/** `bullmq-scheduler/release-id.lua`: deletes an id's entry only while it still names this job. */
+/**
+ * `bullmq-scheduler/release-id.lua`: deletes an id's entry only while it still names this job.
+ * `bullmq-scheduler/replay-id.lua`: names a set-aside job's replay, unless the id names another job.
+ */
 export const SCHEDULER_COMMANDS: readonly LuaCommand[] = [
   {
     name: 'schedulerReleaseId',
     numberOfKeys: 1,
     lua: readLua(import.meta.url, './bullmq-scheduler/release-id.lua'),
   },
+  {
+    name: 'schedulerReplayId',
+    numberOfKeys: 2,
+    lua: readLua(import.meta.url, './bullmq-scheduler/replay-id.lua'),
+  },
 ];
 
 type ReleaseId = (idsKey: string, id: string, jobId: string) => Promise<number>;
+type ReplayId = (
+  idsKey: string,
+  addingKey: string,
+  id: string,
+  failedJobId: string,
+  jobId: string,
+  adding: string,
+) => Promise<number>;
+
+/** BullMQ names each run of a repeating job `repeat:<scheduler id>:<time>`; one-off jobs are UUIDs or numbers. */
+const REPEAT_JOB_ID = /^repeat:/;
 
 /**
  * The scheduler on Redis: BullMQ delayed jobs (and job schedulers for repeating ones). BullMQ's
@@ -115,6 +136,14 @@ type ReleaseId = (idsKey: string, id: string, jobId: string) => Promise<number>;
  * whose counted starts are spent (its last died with its worker) is set aside unrun. A run cut
  * off from Redis itself can neither move its job nor renew its lock: once Redis is back the stall
  * check hands the job on, and that start counts, as a run that died does.
+ *
+ * A one-off job set aside is a job of BullMQ's failed set (`removeOnFail`: the latest 1,000 are
+ * kept), and its id goes on naming it: scheduling the id again replaces it there as it replaces a
+ * pending job (the new job stands, the set-aside one is removed), as the table's row is replaced.
+ * A run that fails for good after its id was scheduled again is not set aside: the newer job
+ * stands for it. `replay` names a new job for the id in one script that first checks the id
+ * still names the set-aside job (`replay-id.lua`), with the same `scheduler:adding` record a
+ * schedule writes; so a replay racing the owner's new schedule never replaces the newer job.
  */
 export function createBullmqScheduler(options: BullmqSchedulerOptions): Scheduler {
   const { redis, logger } = options;
@@ -123,6 +152,8 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
   const addingKey = `${options.prefix}scheduler:adding`;
   const queue = new Queue<JobData>(SCHEDULER_QUEUE, { connection: redis, prefix });
   queue.on('error', (err) => logger.warn({ event: 'scheduler.queue_error', err: err.message }));
+  /** BullMQ's failed set: ids of the jobs set aside (and of repeating jobs' failed runs). */
+  const failedKey = queue.toKey('failed');
   const handlers = new Map<string, JobHandler>();
   let worker: Worker<JobData> | undefined;
   let reconciler: NodeJS.Timeout | undefined;
@@ -131,6 +162,7 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
   defineLuaCommands(redis, SCHEDULER_COMMANDS);
   const release = (redis as unknown as { schedulerReleaseId: ReleaseId }).schedulerReleaseId.bind(redis);
   const releaseId = (id: string, jobId: string) => release(idsKey, id, jobId);
+  const replayId = (redis as unknown as { schedulerReplayId: ReplayId }).schedulerReplayId.bind(redis);
   // The BullMQ job's id names nothing of the caller's id (which may hold a session's id): BullMQ's
   // event stream keeps job ids (up to ~10,000 events) after the job is gone, an erased one's too.
   const jobIdFor = () => randomUUID();
@@ -144,8 +176,8 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
     // Every start counts, a stalled one's too, but for those that found a dependency away.
     const attempt = Math.max(1, job.attemptsStarted - transientFailures);
     if (oneOff && attempt > MAX_JOB_ATTEMPTS) {
-      // Its fifth counted start died with its worker: set aside without a sixth, as on the table.
-      if (id !== undefined) await releaseId(id, job.id!);
+      // Its fifth counted start died with its worker: set aside without a sixth, as on the table
+      // (its id still naming it, see above).
       throw new UnrecoverableError('its worker died during its last run');
     }
     const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1) || attempt >= MAX_JOB_ATTEMPTS;
@@ -170,7 +202,18 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
         await job.moveToDelayed(Date.now() + delayMs, token);
         throw new DelayedError();
       }
-      if (id !== undefined && last) await releaseId(id, job.id!);
+      if (id !== undefined && last && (await redis.hget(idsKey, id)) !== job.id) {
+        // Replaced or cancelled while it ran: nothing to set aside, the newer job (if any) stands.
+        logger.warn({
+          event: 'scheduler.job_failed',
+          id,
+          name: job.name,
+          attempt,
+          err: errorMessage(err),
+          replaced: true,
+        });
+        return;
+      }
       // The fifth start failed, whatever ended the earlier ones: set aside, as on the table.
       if (attempt >= MAX_JOB_ATTEMPTS) throw new UnrecoverableError((err as Error).message);
       throw err;
@@ -221,10 +264,64 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
   async function cancel(id: string): Promise<boolean> {
     const jobId = await redis.hget(idsKey, id);
     if (!jobId) return false;
+    // A job set aside is kept for operators, as on the table (`forget` removes it).
+    if ((await redis.zscore(failedKey, jobId)) !== null) return false;
     const released = Number(await releaseId(id, jobId)) > 0;
     await queue.remove(jobId).catch(() => 0);
     return released;
   }
+
+  /**
+   * The one-off jobs in BullMQ's failed set, the latest first: those set aside (`current`), and
+   * those whose id was scheduled again since (`superseded`: left by a process that died while
+   * scheduling, or set aside before ids went on naming such jobs), which nothing runs or lists.
+   */
+  async function setAside(): Promise<{ current: Job<JobData>[]; superseded: Job<JobData>[] }> {
+    const jobs = ((await queue.getFailed(0, -1)) as (Job<JobData> | undefined)[]).filter(
+      (job): job is Job<JobData> =>
+        job?.id !== undefined && job.repeatJobKey === undefined && !REPEAT_JOB_ID.test(job.id),
+    );
+    const callerIds = jobs.flatMap((job) => (job.data.id === undefined ? [] : [job.data.id]));
+    const jobIds = callerIds.length > 0 ? await redis.hmget(idsKey, ...callerIds) : [];
+    /** The job each caller id names now (null: none). */
+    const named = new Map(callerIds.map((id, i) => [id, jobIds[i] ?? null]));
+    const current: Job<JobData>[] = [];
+    const superseded: Job<JobData>[] = [];
+    const seen = new Set<string>();
+    for (const job of jobs) {
+      const id = job.data.id;
+      const stands = id === undefined || (!seen.has(id) && [null, job.id].includes(named.get(id) ?? null));
+      if (id !== undefined) seen.add(id);
+      (stands ? current : superseded).push(job);
+    }
+    return { current, superseded };
+  }
+
+  /** Puts a set-aside job back, due now (see above); false when its id names a newer job. */
+  async function replayOne(job: Job<JobData>): Promise<boolean> {
+    const { id, payload } = job.data;
+    if (id === undefined) await queue.add(job.name, { payload }, jobOptions(0));
+    else {
+      const jobId = jobIdFor();
+      const adding: Adding = { id, name: job.name, payload, runAt: Date.now() };
+      if (!Number(await replayId(idsKey, addingKey, id, job.id!, jobId, JSON.stringify(adding)))) {
+        await job.remove().catch(() => undefined);
+        return false;
+      }
+      await queue.add(job.name, { id, payload }, { ...jobOptions(0), jobId });
+      await redis.hdel(addingKey, jobId);
+    }
+    await job.remove().catch(() => undefined);
+    return true;
+  }
+
+  const failedJob = (job: Job<JobData>): FailedJob => ({
+    id: job.data.id ?? job.id!,
+    name: job.name,
+    attempts: Math.min(MAX_JOB_ATTEMPTS, job.attemptsStarted - (job.data.transientFailures ?? 0)),
+    error: job.failedReason || null,
+    failedAt: new Date(job.finishedOn ?? job.timestamp),
+  });
 
   return {
     driver: 'bullmq',
@@ -261,12 +358,33 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
       for (const job of await queue.getFailed(0, -1))
         if (job?.data.id !== undefined && wanted.has(job.data.id)) {
           await job.remove().catch(() => undefined);
+          await releaseId(job.data.id, job.id!);
           forgotten++;
         }
       // A schedule on its way into BullMQ (see above) holds the payload too.
       for (const [jobId, text] of Object.entries(await redis.hgetall(addingKey)))
         if (wanted.has(recordedId(text) ?? '')) await redis.hdel(addingKey, jobId);
       return forgotten;
+    },
+    async failed(limit = FAILED_JOBS_LISTED): Promise<FailedJob[]> {
+      return (await setAside()).current.slice(0, limit).map(failedJob);
+    },
+    async countFailed(): Promise<number> {
+      // The failed set's ids only (a scrape reads no job): a superseded job, rare (see `setAside`),
+      // counts until a replay removes it.
+      const ids = await redis.zrange(failedKey, '0', '-1');
+      return ids.filter((id) => !REPEAT_JOB_ID.test(id)).length;
+    },
+    async replay(ids?: readonly string[]): Promise<number> {
+      const wanted = ids && new Set(ids);
+      const chosen = (job: Job<JobData>) => !wanted || wanted.has(job.data.id ?? job.id!);
+      const { current, superseded } = await setAside();
+      // Left behind by a newer job for their id: removed, as the table's row was replaced.
+      for (const job of superseded.filter(chosen)) await job.remove().catch(() => undefined);
+      let replayed = 0;
+      for (const job of current.filter(chosen)) if (await replayOne(job)) replayed++;
+      if (replayed > 0) logger.info({ event: 'scheduler.jobs_replayed', count: replayed });
+      return replayed;
     },
     async repeat(id: string, name: string, everyMs: number, opts: RepeatOptions = {}): Promise<void> {
       // Every process calls this at start: only the first sets when the first run is.

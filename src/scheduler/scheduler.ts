@@ -23,6 +23,10 @@
  * - A job with an id is unique: scheduling the same id again replaces the pending job (the later
  *   call wins: time and payload), and `cancel(id)` removes it. A job already running when it is
  *   replaced or cancelled finishes its run; the replacement still runs at its own time.
+ * - A job set aside as failed waits for an operator: `failed()` lists such jobs, `replay()` puts
+ *   them back to run now with a fresh count (`switchboard scheduler failed|replay`). Scheduling its
+ *   id again replaces it as it would a pending job (the owner's newer job stands: a replay leaves
+ *   it alone); `cancel` leaves it; `forget` removes it.
  */
 
 /** What a payload may hold: it is stored as JSON. */
@@ -60,6 +64,22 @@ export interface JobInfo {
 }
 
 /**
+ * A one-off job set aside as failed (`Scheduler.failed`): what an operator needs to decide on it.
+ * Never its payload, which may hold what a person wrote or who they are.
+ */
+export interface FailedJob {
+  /** The caller's id when it gave one (what `replay` takes), a generated one otherwise. */
+  id: string;
+  name: string;
+  /** Its counted starts (`MAX_JOB_ATTEMPTS` but for a job a driver's own limits failed sooner). */
+  attempts: number;
+  /** Why its last run failed, as the driver kept it; null when it kept none. */
+  error: string | null;
+  /** When it was set aside. */
+  failedAt: Date;
+}
+
+/**
  * Runs a job. The payload is what was scheduled, read back from JSON: treat it as outside data
  * and validate it (zod) before use.
  */
@@ -76,6 +96,16 @@ export interface Scheduler {
    * erasure: nothing of the person may stay); a run already under way finishes. How many went.
    */
   forget(ids: readonly string[]): Promise<number>;
+  /** The one-off jobs set aside as failed, the latest first, at most `limit` of them. */
+  failed(limit?: number): Promise<FailedJob[]>;
+  /** How many one-off jobs are set aside as failed (the `/metrics` gauge: cheap, read at each scrape). */
+  countFailed(): Promise<number>;
+  /**
+   * Puts jobs set aside as failed back, due now, with a fresh count of starts: those with these
+   * ids (as `failed()` lists them), or all of them. A job whose id was scheduled again since is
+   * not replayed: the newer job stands. How many were put back.
+   */
+  replay(ids?: readonly string[]): Promise<number>;
   /**
    * Runs job `name` every `everyMs`, under the unique `id` (every process may call this at start:
    * there is still one schedule, and each run goes to one process).
@@ -91,6 +121,8 @@ export interface Scheduler {
 
 /** A job whose handler fails this many times is set aside as failed. */
 export const MAX_JOB_ATTEMPTS = 5;
+/** The most set-aside jobs `failed()` lists when not told (BullMQ keeps about this many). */
+export const FAILED_JOBS_LISTED = 1_000;
 /** Retries wait 1 s, 2 s, 4 s, ... after a failed run. */
 export const RETRY_BASE_MS = 1_000;
 /**

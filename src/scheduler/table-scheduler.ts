@@ -6,6 +6,8 @@ import type { Db } from '../store/db.ts';
 import { json } from '../store/records.ts';
 import {
   delayOf,
+  FAILED_JOBS_LISTED,
+  type FailedJob,
   type JobHandler,
   type JsonValue,
   MAX_JOB_ATTEMPTS,
@@ -35,6 +37,14 @@ interface ClaimedRow {
   attempts: number;
   transient_failures: number;
   every_ms: number | null;
+}
+
+interface FailedRow {
+  id: string;
+  name: string;
+  attempts: number;
+  last_error: string | null;
+  failed_at: Date | string;
 }
 
 const DEFAULT_POLL_MS = 1_000;
@@ -268,6 +278,39 @@ export function createTableScheduler(options: TableSchedulerOptions): Scheduler 
         [...ids],
       ]);
       return rowCount;
+    },
+    async failed(limit = FAILED_JOBS_LISTED): Promise<FailedJob[]> {
+      const { rows } = await db.query<FailedRow>(
+        `SELECT id, name, attempts, last_error, failed_at FROM scheduled_jobs
+         WHERE failed_at IS NOT NULL AND every_ms IS NULL ORDER BY failed_at DESC, id LIMIT $1`,
+        [limit],
+      );
+      return rows.map((r) => ({
+        id: r.id,
+        name: r.name,
+        attempts: r.attempts,
+        error: r.last_error,
+        failedAt: new Date(r.failed_at),
+      }));
+    },
+    async countFailed(): Promise<number> {
+      const { rows } = await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM scheduled_jobs WHERE failed_at IS NOT NULL AND every_ms IS NULL',
+      );
+      return rows[0]?.n ?? 0;
+    },
+    async replay(ids?: readonly string[]): Promise<number> {
+      // A job whose id was scheduled again since is that newer job (`failed_at` NULL): left alone.
+      const { rows } = await db.query<{ id: string }>(
+        `UPDATE scheduled_jobs SET failed_at = NULL, last_error = NULL, attempts = 0, transient_failures = 0,
+           claim = NULL, locked_until = NULL, run_at = now()
+         WHERE failed_at IS NOT NULL AND every_ms IS NULL AND ($1::text[] IS NULL OR id = ANY($1::text[]))
+         RETURNING id`,
+        [ids ? [...ids] : null],
+      );
+      if (rows.length > 0) logger.info({ event: 'scheduler.jobs_replayed', count: rows.length });
+      wakeIn(0);
+      return rows.length;
     },
     async repeat(id: string, name: string, everyMs: number, opts: RepeatOptions = {}): Promise<void> {
       // Every process calls this at start: an unchanged schedule keeps its next run, so restarts

@@ -129,7 +129,7 @@ describe('erasure removes the scheduled jobs of the person’s sessions', () => 
       const ana = await person(scheduler);
       const ben = await person(scheduler);
       // Ana's handoff timer, due now, fails for good (its payload is kept with the failed job) and
-      // its id no longer names it, as after a last failed run.
+      // its id goes on naming it, as after a last failed run (`switchboard scheduler replay`).
       await scheduler.schedule(WAIT_TIMEOUT_JOB, { handoffId: ana.needles[1]! }, { id: ana.jobIds[0]! });
       const failing = new Worker(
         SCHEDULER_QUEUE,
@@ -148,7 +148,6 @@ describe('erasure removes the scheduled jobs of the person’s sessions', () => 
         await failing.close();
         await queue.close();
       }
-      await redis.hdel(`${prefix}scheduler:ids`, ana.jobIds[0]!);
 
       const result = await erase(scheduler, ana.userId);
       expect(result).toMatchObject({ sessions: [expect.anything()], cacheCleared: true });

@@ -444,4 +444,27 @@ describe('Lua scripts, one by one, on real Redis', () => {
     expect(await redis.schedulerReleaseId!(key, 'reminder', 'job-2')).toBe(1);
     expect(await redis.hexists(key, 'reminder')).toBe(0);
   });
+
+  it('schedulerReplayId: names the replay while the id names the set-aside job or none, never over a newer job', async () => {
+    const base = space();
+    const ids = `${base}scheduler:ids`;
+    const adding = `${base}scheduler:adding`;
+    // The id names the set-aside job (as after its last failed run): the replay takes it.
+    await redis.hset(ids, 'reminder', 'failed-1');
+    expect(await redis.schedulerReplayId!(ids, adding, 'reminder', 'failed-1', 'replay-1', '{"r":1}')).toBe(
+      1,
+    );
+    expect(await redis.hget(ids, 'reminder')).toBe('replay-1');
+    expect(await redis.hgetall(adding)).toEqual({ 'replay-1': '{"r":1}' });
+    // The id names a newer job (the owner scheduled it again since): nothing changes.
+    await redis.hset(ids, 'reminder', 'newer');
+    expect(await redis.schedulerReplayId!(ids, adding, 'reminder', 'failed-1', 'replay-2', '{"r":2}')).toBe(
+      0,
+    );
+    expect(await redis.hget(ids, 'reminder')).toBe('newer');
+    expect(await redis.hexists(adding, 'replay-2')).toBe(0);
+    // The id names nothing (its job was set aside before ids went on naming such jobs).
+    expect(await redis.schedulerReplayId!(ids, adding, 'other', 'failed-3', 'replay-3', '{"r":3}')).toBe(1);
+    expect(await redis.hget(ids, 'other')).toBe('replay-3');
+  });
 });
