@@ -28,6 +28,8 @@ Commands:
   outbox replay [--session ID]                 send them again (all, or one session's)
   webhooks failed [--json]                     event webhooks dead-lettered after 24 h of failures
   webhooks replay [--id EVENT_ID]              send them again (all, or one event)
+  scheduler failed [--json]                    scheduled jobs set aside after failing their last attempt
+  scheduler replay [ID…]                       run them again now, with fresh attempts (all, or these)
 ${AGENT_USAGE}
 ${BROADCAST_USAGE}
   help                                         show this help
@@ -147,7 +149,8 @@ export async function main(argv: string[]): Promise<void> {
       return runCheck(rest);
     case 'queue':
     case 'outbox':
-    case 'webhooks': {
+    case 'webhooks':
+    case 'scheduler': {
       const { values, positionals } = parseArgs({
         args: rest,
         options: {
@@ -161,7 +164,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = await (await import('./operator.ts')).runOperatorCommand(
         command,
         positionals[0] ?? '',
-        values,
+        { ...values, ids: positionals.slice(1) },
       );
       return;
     }

@@ -7,6 +7,10 @@ import { formatLaneQueueStatus, inboxQueueStatus } from './queue/lane-status.ts'
 import { createRedisLaneQueue, INBOUND_QUEUE } from './queue/redis-lane-queue.ts';
 import { RedisLanes } from './queue/redis-lanes.ts';
 import { connectRedis } from './redis.ts';
+import { createBullmqScheduler } from './scheduler/bullmq-scheduler.ts';
+import { schedulerCommand } from './scheduler/cli.ts';
+import type { Scheduler } from './scheduler/scheduler.ts';
+import { createTableScheduler } from './scheduler/table-scheduler.ts';
 import type { Db } from './store/db.ts';
 import { failedInbox, inboxCounts, requeueFailedInbox } from './store/inbox.ts';
 import { failedReplies, requeueFailedReplies } from './store/messages.ts';
@@ -15,12 +19,13 @@ import { webhooksCommand } from './webhooks/cli.ts';
 /**
  * Operator commands: what the pipeline set aside, and putting it back. Envelopes that kept
  * failing are in the queue's dead letters (Redis) or marked failed in the inbox (embedded);
- * replies that exhausted their delivery attempts are `failed` in PostgreSQL.
+ * replies that exhausted their delivery attempts are `failed` in PostgreSQL; scheduled jobs that
+ * failed their last attempt are in BullMQ's failed set (Redis) or marked failed in their table.
  */
 export async function runOperatorCommand(
   area: string,
   action: string,
-  args: { session?: string; json?: boolean; id?: string },
+  args: { session?: string; json?: boolean; id?: string; ids?: readonly string[] },
 ): Promise<number> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
@@ -40,11 +45,41 @@ export async function runOperatorCommand(
     if (area === 'queue' && action === 'status') return await queueStatus(db, config, args, logger);
     if (area === 'queue') return await queue(db, config, action, out, logger);
     if (area === 'webhooks') return await webhooksCommand(db, action, args, out);
-    process.stderr.write(`unknown area "${area}": use queue, outbox or webhooks\n`);
+    if (area === 'scheduler') {
+      const opened = openScheduler(db, config, logger);
+      try {
+        return await schedulerCommand(opened.scheduler, action, args, out);
+      } finally {
+        await opened.close();
+      }
+    }
+    process.stderr.write(`unknown area "${area}": use queue, outbox, webhooks or scheduler\n`);
     return 2;
   } finally {
     await db.close();
   }
+}
+
+/** The hub's durable scheduler, as its processes open it (never started: it runs no job here). */
+function openScheduler(
+  db: Db,
+  config: ReturnType<typeof loadConfig>,
+  logger: ReturnType<typeof createLogger>,
+): { scheduler: Scheduler; close(): Promise<void> } {
+  const { redisUrl } = config;
+  if (!redisUrl) {
+    const scheduler = createTableScheduler({ db, logger });
+    return { scheduler, close: () => scheduler.stop() };
+  }
+  const redis = connectRedis(redisUrl, logger, 'switchboard-operator');
+  const scheduler = createBullmqScheduler({ redis, redisUrl, prefix: config.redisPrefix, logger });
+  return {
+    scheduler,
+    async close() {
+      await scheduler.stop();
+      redis.disconnect();
+    },
+  };
 }
 
 async function outbox(
@@ -81,9 +116,32 @@ async function outbox(
 
 /**
  * `switchboard queue status`: what the queues hold now. With Redis, both shared queues (their
- * lanes, wake jobs and claims: `src/queue/lane-status.ts`); embedded, the inbox's envelopes.
+ * lanes, wake jobs and claims: `src/queue/lane-status.ts`); embedded, the inbox's envelopes. As
+ * text, a last line counts the scheduled jobs set aside (`switchboard scheduler failed`); the
+ * JSON stays one entry a queue (`GET /api/admin/queue` has the count as `scheduler`).
  */
 async function queueStatus(
+  db: Db,
+  config: ReturnType<typeof loadConfig>,
+  args: { json?: boolean },
+  logger: ReturnType<typeof createLogger>,
+): Promise<number> {
+  const code = await queuesStatus(db, config, args, logger);
+  if (code === 0 && !args.json) {
+    const opened = openScheduler(db, config, logger);
+    try {
+      const failed = await opened.scheduler.countFailed();
+      process.stdout.write(
+        `scheduler (${opened.scheduler.driver}): ${failed} job(s) set aside${failed > 0 ? ' (switchboard scheduler failed)' : ''}\n`,
+      );
+    } finally {
+      await opened.close();
+    }
+  }
+  return code;
+}
+
+async function queuesStatus(
   db: Db,
   config: ReturnType<typeof loadConfig>,
   args: { json?: boolean },
