@@ -2664,6 +2664,16 @@ export interface operations {
                             /** @constant */
                             queue: "inbound";
                         })[];
+                        /** @description the durable scheduler (delayed work: webhook retries, broadcast ticks, scheduled sends, handoff timeouts) */
+                        scheduler: {
+                            /**
+                             * @description `bullmq` (with Redis) or `table` (its jobs in the database)
+                             * @enum {string}
+                             */
+                            driver: "bullmq" | "table";
+                            /** @description one-off scheduled jobs set aside after failing their last attempt (`switchboard scheduler failed` lists them, `switchboard scheduler replay` runs them again) */
+                            failed: number;
+                        };
                     };
                 };
             };

@@ -77,6 +77,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
         metrics.activeSessions.reset();
         for (const row of active)
           metrics.activeSessions.set({ bot: row.bot, channel: row.channel }, row.count);
+        metrics.schedulerFailedJobs.set(await backend.scheduler.countFailed());
       },
     }),
   );
@@ -102,6 +103,10 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
         queue.status
           ? [await queue.status(), ...(services.outbox.status ? [await services.outbox.status()] : [])]
           : [inboxQueueStatus(await inboxCounts(db))],
+      schedulerStatus: async () => ({
+        driver: backend.scheduler.driver,
+        failed: await backend.scheduler.countFailed(),
+      }),
     }),
   );
   // Before the operator routes: an admin agent may manage agents, where only ADMIN_TOKEN opens the rest of /api/admin.

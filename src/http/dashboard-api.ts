@@ -6,6 +6,7 @@ import { bucketEnd, bucketStart, GRAINS, grainMs } from '../analytics/rollup.ts'
 import { personOfSession, searchMessages, sessionsOfPerson } from '../analytics/transcripts.ts';
 import { BotNameSchema, ChannelSchema } from '../envelope.ts';
 import type { QueueStatus } from '../queue/lane-status.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
 import { type AuditAction, listAudit, recordAudit } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
 import { recentEvents } from '../store/events.ts';
@@ -37,6 +38,15 @@ export interface DashboardApiDeps {
   botNames: () => string[];
   /** What the queues hold now (`GET /api/admin/queue`): counts only, no content. */
   queueStatus: () => Promise<QueueStatus[]>;
+  /** The durable scheduler's jobs set aside (`GET /api/admin/queue`, `switchboard scheduler failed`). */
+  schedulerStatus: () => Promise<SchedulerStatus>;
+}
+
+/** What `GET /api/admin/queue` tells of the durable scheduler: a count, no job. */
+export interface SchedulerStatus {
+  driver: Scheduler['driver'];
+  /** One-off jobs set aside after failing their last attempt. */
+  failed: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -144,7 +154,10 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
     const bots = deps.botNames().filter((bot) => viewerServes(viewer, bot));
     return c.json({ metrics: METRICS, bots, buckets: GRAINS });
   });
-  app.get('/queue', async (c) => c.json({ queues: await deps.queueStatus() }));
+  app.get('/queue', async (c) => {
+    const [queues, scheduler] = await Promise.all([deps.queueStatus(), deps.schedulerStatus()]);
+    return c.json({ queues, scheduler });
+  });
 
   const audit = (
     c: Parameters<typeof auditActor>[0],

@@ -456,6 +456,7 @@ describe('operator API', () => {
     }, 'the inbox to be empty');
     expect(answer).toEqual({
       queues: [{ queue: 'inbound', driver: 'in-process', depth: 0, deadLetters: 0 }],
+      scheduler: { driver: 'table', failed: 0 },
     });
   });
 

@@ -446,7 +446,7 @@ const Percentiles = z.looseObject({
   p99: z.number().nullable(),
 });
 const Count = z.int().min(0);
-/** `GET /api/admin/queue`: each queue as `switchboard queue status --json` prints it. */
+/** `GET /api/admin/queue`: each queue as `switchboard queue status --json` prints it, and the scheduler's set-aside jobs. */
 export const QueueStatusAnswer = z.object({
   queues: z.array(
     z.discriminatedUnion('driver', [
@@ -485,6 +485,20 @@ export const QueueStatusAnswer = z.object({
         .meta({ title: 'Embedded queue (the inbox)' }),
     ]),
   ),
+  scheduler: z
+    .object({
+      driver: z
+        .enum(['bullmq', 'table'])
+        .meta({ description: '`bullmq` (with Redis) or `table` (its jobs in the database)' }),
+      failed: Count.meta({
+        description:
+          'one-off scheduled jobs set aside after failing their last attempt (`switchboard scheduler failed` lists them, `switchboard scheduler replay` runs them again)',
+      }),
+    })
+    .meta({
+      description:
+        'the durable scheduler (delayed work: webhook retries, broadcast ticks, scheduled sends, handoff timeouts)',
+    }),
 });
 
 /** `GET /api/admin/stats`. */
