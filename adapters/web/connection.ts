@@ -347,8 +347,9 @@ export class Connection {
   ): Promise<void> {
     const room = this.gateway.room(session.id);
     try {
-      await room.ready;
+      await room.arrive();
     } catch (err) {
+      room.abandon();
       this.gateway.log.warn({
         event: 'web.subscribe_failed',
         sessionId: session.id,
@@ -358,7 +359,8 @@ export class Connection {
       return;
     }
     if (this.ws.readyState !== this.ws.OPEN) {
-      room.leave(this);
+      // Closed meanwhile: it never joined, and another socket may still be on its way in.
+      room.abandon();
       return;
     }
     this.session = session;

@@ -16,7 +16,9 @@ const PAGE_SIZE = 200;
  */
 export class Room {
   readonly connections = new Set<Connection>();
-  readonly ready: Promise<void>;
+  /** Sockets waiting for the subscription before they join (`arrive`, then `join` or `abandon`). */
+  private arriving = 0;
+  private readonly ready: Promise<void>;
   private unsubscribe: Promise<(() => Promise<void>) | undefined>;
   /** The catch-ups in hand, one after another; none once idle. */
   private chain: Promise<void> | undefined;
@@ -40,13 +42,37 @@ export class Room {
     this.unsubscribe = subscription.catch(() => undefined);
   }
 
+  /**
+   * Waits for the subscription on behalf of a socket that means to join; it then either joins or
+   * gives up (`abandon`). Until then it counts as here, so that another socket giving up or leaving
+   * meanwhile does not drop (and unsubscribe) the room from under it.
+   */
+  arrive(): Promise<void> {
+    this.arriving++;
+    return this.ready;
+  }
+
+  /** A socket that `arrive`d joins. */
   join(connection: Connection): void {
+    this.arriving--;
     this.connections.add(connection);
   }
 
+  /** A socket that `arrive`d does not join after all (it closed, or the subscription failed). */
+  abandon(): void {
+    this.arriving--;
+    this.dropIfEmpty();
+  }
+
+  /** A socket that joined leaves; any other is not here and changes nothing. */
   leave(connection: Connection): void {
-    this.connections.delete(connection);
-    if (this.connections.size > 0 || this.gateway.rooms.get(this.sessionId) !== this) return;
+    if (this.connections.delete(connection)) this.dropIfEmpty();
+  }
+
+  /** The last socket left and none is on its way: the room goes, and its subscription. */
+  private dropIfEmpty(): void {
+    if (this.connections.size > 0 || this.arriving > 0) return;
+    if (this.gateway.rooms.get(this.sessionId) !== this) return;
     this.gateway.rooms.delete(this.sessionId);
     void this.unsubscribe.then((off) => off?.()).catch(() => undefined);
   }

@@ -6,6 +6,7 @@ import { createWebAdapter, loadWebConfig, type WebConfig } from '../../adapters/
 import { sessionTopic } from '../../src/bus/bus.ts';
 import type { HubConfig } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
+import { eventually } from '../helpers/admin.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
@@ -368,6 +369,48 @@ describe('web socket protocol (one gateway)', () => {
       release();
       expect(await b.nextOfType('ended')).toEqual({ type: 'ended', sessionId: first.sessionId });
     } finally {
+      sessions.forToken = forToken;
+      release();
+    }
+  });
+
+  it('a tab still gets replies when another tab of its session closed while their room was subscribing', async () => {
+    const { session, token } = await hub.host.sessions.open({ bot: 'default', channel: 'web' });
+    // The room's bus subscription is held until both tabs wait on it and the first has closed.
+    const { bus, sessions } = hub.host;
+    const subscribe = bus.subscribe;
+    const forToken = sessions.forToken;
+    let subscribing = false;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    bus.subscribe = async (topic, handler) => {
+      if (topic === sessionTopic(session.id)) {
+        subscribing = true;
+        await released;
+      }
+      return subscribe.call(bus, topic, handler);
+    };
+    // A hello's token check answered: the hello then waits on the room (no await in between).
+    let checked = 0;
+    sessions.forToken = async (t) => {
+      const found = await forToken.call(sessions, t);
+      if (t === token) checked++;
+      return found;
+    };
+    try {
+      const first = await connect(hub);
+      first.send({ type: 'hello', token });
+      await eventually(async () => subscribing, 'the room to subscribe');
+      const second = await connect(hub);
+      second.send({ type: 'hello', token });
+      await eventually(async () => checked === 2, 'the second hello to wait on the room');
+      await first.close();
+      release();
+      await second.nextOfType('welcome');
+      second.send({ type: 'message', id: 'after-race', text: 'still here?' });
+      await second.reply('echo still here? #1');
+    } finally {
+      bus.subscribe = subscribe;
       sessions.forToken = forToken;
       release();
     }
