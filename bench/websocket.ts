@@ -259,6 +259,7 @@ export async function runWebSocketBench(
     RATE_LIMIT_PER_MINUTE: '1000',
     // Every benchmark client comes from 127.0.0.1.
     SESSION_CREATE_PER_MINUTE: '1000000',
+    WEB_CONNECTIONS_PER_MINUTE: '1000000',
   };
   try {
     clients = startClients();

@@ -19,6 +19,11 @@ function withoutQuery(pageUrl: string | undefined): string | undefined {
 
 /** A socket that comes back after a long time gets at most this many of the newest messages. */
 export const MAX_REPLAY_MESSAGES = 500;
+/**
+ * Sockets one session may have on one gateway (its tabs); a further hello is refused with 4429.
+ * One token could otherwise hold any number of sockets, each kept alive by the heartbeat.
+ */
+export const MAX_SOCKETS_PER_SESSION = 20;
 /** Frames read but not yet handled; a client past this is flooding. */
 const MAX_FRAMES_IN_FLIGHT = 32;
 /** Bytes queued for a socket that does not read; past this it is closed. */
@@ -346,6 +351,14 @@ export class Connection {
     options: { lastSeq: number; newToken?: string | undefined },
   ): Promise<void> {
     const room = this.gateway.room(session.id);
+    if (room.size >= MAX_SOCKETS_PER_SESSION) {
+      this.gateway.log.info({ event: 'web.session_sockets_limited', sessionId: session.id });
+      this.ws.close(
+        CLOSE.TOO_MANY_SOCKETS,
+        `this session already has ${MAX_SOCKETS_PER_SESSION} sockets here; close another tab`,
+      );
+      return;
+    }
     try {
       await room.arrive();
     } catch (err) {
@@ -391,7 +404,9 @@ export class Connection {
       else this.closeReplaced();
       return;
     }
-    await room.run(() => room.catchUp([this]));
+    // Read after joining: nothing newer than its lastSeq (a client that saw everything, the usual
+    // reconnect) means no history to read; whatever commits from now on reaches the room.
+    if (current.lastSeq > this.cursor) await room.run(() => room.catchUp([this]));
   }
 
   private envelopeMeta(frame: HelloMeta | undefined): Record<string, unknown> {

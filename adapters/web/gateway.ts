@@ -4,6 +4,12 @@ import type { Duplex } from 'node:stream';
 import { Gauge } from 'prom-client';
 import type { WebSocketServer } from 'ws';
 import { requestAddress } from '../../src/http/client-address.ts';
+import {
+  MINUTE_MS,
+  type RateDecision,
+  retryAfterSeconds,
+  webConnectionKey,
+} from '../../src/limits/rate-limiter.ts';
 import type { AdapterHost } from '../../src/ports.ts';
 import type { WebConfig } from './config.ts';
 import { type ClientInfo, Connection } from './connection.ts';
@@ -114,11 +120,33 @@ export class WebGateway {
       origin,
       acceptLanguage: req.headers['accept-language']?.split(',')[0]?.split(';')[0],
     };
+    void this.admit(req, socket, head, info);
+  };
+
+  /**
+   * Upgrades a handshake within its address's WEB_CONNECTIONS_PER_MINUTE (429 past it; 503 when
+   * the limiter cannot answer, as a socket could not be served then either).
+   */
+  private async admit(req: IncomingMessage, socket: Duplex, head: Buffer, info: ClientInfo): Promise<void> {
+    const limit = this.host.config.webConnectionsPerMinute;
+    let decision: RateDecision | undefined;
+    try {
+      decision = await this.host.rateLimiter.hit(webConnectionKey(info.ip ?? 'unknown'), limit, MINUTE_MS);
+    } catch (err) {
+      this.log.warn({ event: 'web.connection_limit_failed', err: (err as Error).message });
+    }
+    // The client may have gone meanwhile (its error destroyed the socket), or the hub begun to stop.
+    if (socket.destroyed) return;
+    if (!decision || this.closing) return reject(socket, 503);
+    if (!decision.allowed) {
+      this.log.info({ event: 'web.connections_limited', limit });
+      return reject(socket, 429, { 'Retry-After': retryAfterSeconds(decision.retryAfterMs) });
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       socket.off('error', destroyOnError);
       this.connections.add(new Connection(this, ws, info));
     });
-  };
+  }
 
   /** A closed socket's connection leaves the gateway. */
   forget(connection: Connection): void {
@@ -149,9 +177,14 @@ function destroyOnError(this: Duplex): void {
  * timeout watches it any more, so a client keeping its side open would otherwise hold it), as
  * ws's own refusals do. Its errors are heard until then (see `onUpgrade`).
  */
-function reject(socket: Duplex, status: number): void {
-  const text = { 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? '';
+function reject(socket: Duplex, status: number, headers: Record<string, string> = {}): void {
+  const text =
+    { 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ??
+    '';
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
   socket.once('finish', destroyOnError);
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\n${extra}Content-Length: 0\r\n\r\n`);
 }

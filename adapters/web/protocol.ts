@@ -166,6 +166,8 @@ export const CLOSE = {
   UNKNOWN_BOT: 4404,
   /** No `hello` arrived in time. */
   HELLO_TIMEOUT: 4408,
+  /** The session already has as many sockets on this gateway as it may (its tabs); retry later. */
+  TOO_MANY_SOCKETS: 4429,
   /** The client does not read what it is sent (standard "try again later"). */
   TOO_SLOW: 1013,
 } as const;

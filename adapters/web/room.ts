@@ -42,6 +42,11 @@ export class Room {
     this.unsubscribe = subscription.catch(() => undefined);
   }
 
+  /** The sockets of the session here: in the room, and on their way in. */
+  get size(): number {
+    return this.connections.size + this.arriving;
+  }
+
   /**
    * Waits for the subscription on behalf of a socket that means to join; it then either joins or
    * gives up (`abandon`). Until then it counts as here, so that another socket giving up or leaving

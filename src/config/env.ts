@@ -70,6 +70,11 @@ export const EnvSchema = z.object({
    * `hello` without token), and sign-ins it may try (`POST /api/session/authenticate`).
    */
   SESSION_CREATE_PER_MINUTE: int(20, 1),
+  /**
+   * WebSocket handshakes (`GET /ws`) one client address may make in any 60 seconds; more get 429.
+   * Generous: a whole office behind one NAT reconnects at once after a network drop.
+   */
+  WEB_CONNECTIONS_PER_MINUTE: int(120, 1),
   /** Files one session may upload (`POST /api/session/files`) in any 60 seconds; more get 429. */
   UPLOADS_PER_MINUTE: int(30, 1),
   /**
@@ -215,6 +220,8 @@ export interface HubConfig {
   deliveryRetryCapMs: number;
   rateLimitPerMinute: number;
   sessionCreatePerMinute: number;
+  /** Widget WebSocket handshakes per client address and minute (WEB_CONNECTIONS_PER_MINUTE). */
+  webConnectionsPerMinute: number;
   uploadsPerMinute: number;
   unsentUploadsMaxBytes: number;
   /** Proxies in front of the hub whose X-Forwarded-* headers are believed (0: none). */
@@ -294,6 +301,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     deliveryRetryCapMs: e.DELIVERY_RETRY_CAP_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     sessionCreatePerMinute: e.SESSION_CREATE_PER_MINUTE,
+    webConnectionsPerMinute: e.WEB_CONNECTIONS_PER_MINUTE,
     uploadsPerMinute: e.UPLOADS_PER_MINUTE,
     unsentUploadsMaxBytes: e.UNSENT_UPLOADS_MAX_BYTES,
     trustProxy: e.TRUST_PROXY,

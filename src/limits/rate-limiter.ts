@@ -57,6 +57,8 @@ export const sessionUploadsKey = (sessionId: string) => `session:${sessionId}:up
  */
 export const sessionCreateKey = (address: string) => `address:${address}:sessions`;
 export const signInAttemptKey = (address: string) => `address:${address}:sign-ins`;
+/** The key of a client address's widget WebSocket handshakes (WEB_CONNECTIONS_PER_MINUTE). */
+export const webConnectionKey = (address: string) => `address:${address}:web-connections`;
 
 /** Seconds for a `Retry-After` header: whole, at least 1. */
 export const retryAfterSeconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));

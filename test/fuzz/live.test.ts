@@ -70,6 +70,7 @@ describe(`live fuzz of a started hub (${RUNS} per entry point)`, () => {
       DATABASE_URL: database.url,
       RATE_LIMIT_PER_MINUTE: '10000000',
       SESSION_CREATE_PER_MINUTE: '10000000',
+      WEB_CONNECTIONS_PER_MINUTE: '10000000',
     });
     await server.start();
     db = new pg.Client({ connectionString: database.url });

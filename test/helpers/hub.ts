@@ -19,6 +19,7 @@ export function testConfig(overrides: Partial<HubConfig> = {}): HubConfig {
       LOG_LEVEL: 'silent',
       // Every test client comes from 127.0.0.1; a test of the limit sets its own.
       SESSION_CREATE_PER_MINUTE: '1000000',
+      WEB_CONNECTIONS_PER_MINUTE: '1000000',
     }),
     ...overrides,
   };

@@ -45,6 +45,7 @@ export class ServerProcess {
           DATABASE_POOL_SIZE: '4',
           // Every test client comes from 127.0.0.1; a test of the limit sets its own.
           SESSION_CREATE_PER_MINUTE: '1000000',
+          WEB_CONNECTIONS_PER_MINUTE: '1000000',
           ...this.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { loadWebConfig, WebConfigError } from '../../adapters/web/config.ts';
 import { ADMIN_FAILURES_PER_MINUTE } from '../../src/http/admin-auth.ts';
 import { adminClient } from '../helpers/admin.ts';
@@ -316,6 +317,54 @@ describe('opening sessions (SESSION_CREATE_PER_MINUTE per client address)', () =
     expect(refused.status).toBe(429);
     expect(refused.json.error.code).toBe('rate_limited');
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+});
+
+/** The HTTP answer to a widget socket handshake the hub refuses (a handshake it accepts fails this). */
+function refusedHandshake(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; retryAfter: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('error', () => undefined);
+    ws.once('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] });
+      ws.terminate();
+    });
+    ws.once('open', () => {
+      ws.terminate();
+      reject(new Error('the handshake was accepted'));
+    });
+  });
+}
+
+describe('widget socket handshakes (WEB_CONNECTIONS_PER_MINUTE per client address)', () => {
+  let hub: WebHub;
+  beforeAll(async () => {
+    hub = await startWebHub({ webConnectionsPerMinute: 3, trustProxy: 1 });
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  it('answers 429 with Retry-After past the limit; open sockets and other addresses go on', async () => {
+    const headers = { 'x-forwarded-for': '192.0.2.80' };
+    const open = [];
+    for (let i = 0; i < 3; i++) open.push(await pool.connect(hub, { headers }));
+    const refused = await refusedHandshake(hub.ws, headers);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
+    // The address before the proxy's own entry is the client: a forged first entry changes nothing.
+    expect((await refusedHandshake(hub.ws, { 'x-forwarded-for': '10.9.9.9, 192.0.2.80' })).status).toBe(429);
+    const other = await pool.connect(hub, { headers: { 'x-forwarded-for': '192.0.2.81' } });
+    await other.hello();
+    for (const s of open) {
+      await s.hello();
+      s.send({ type: 'message', id: 'limited', text: 'still open' });
+      await s.reply('echo still open #1');
+    }
   });
 });
 

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
+import { MAX_SOCKETS_PER_SESSION } from '../../adapters/web/connection.ts';
 import { createWebAdapter, loadWebConfig, type WebConfig } from '../../adapters/web/index.ts';
 import { sessionTopic } from '../../src/bus/bus.ts';
 import type { HubConfig } from '../../src/config/env.ts';
@@ -413,6 +414,53 @@ describe('web socket protocol (one gateway)', () => {
       bus.subscribe = subscribe;
       sessions.forToken = forToken;
       release();
+    }
+  });
+
+  it(`refuses a session's socket past ${MAX_SOCKETS_PER_SESSION} on one gateway with 4429; the others go on`, async () => {
+    const first = await connect(hub);
+    const { token } = await first.hello();
+    await first.messagesThrough(2);
+    const tabs = [first];
+    while (tabs.length < MAX_SOCKETS_PER_SESSION) {
+      const tab = await connect(hub);
+      await tab.hello({ token, lastSeq: 2 });
+      tabs.push(tab);
+    }
+    const oneTooMany = await connect(hub);
+    oneTooMany.send({ type: 'hello', token, lastSeq: 2 });
+    expect(await oneTooMany.closed()).toEqual({
+      code: 4429,
+      reason: `this session already has ${MAX_SOCKETS_PER_SESSION} sockets here; close another tab`,
+    });
+    first.send({ type: 'message', id: 'many-tabs', text: 'many tabs' });
+    for (const tab of tabs) await tab.reply('echo many tabs #1');
+    expect(tabs.filter((t) => t.closeEvent)).toEqual([]);
+  });
+
+  it('reads no history for a hello from a client that has seen everything, and it gets what follows', async () => {
+    const a = await connect(hub);
+    const { token, sessionId } = await a.hello();
+    await a.messagesThrough(2);
+    const history = hub.host.history;
+    const page = history.page;
+    let reads = 0;
+    history.page = async (id, options) => {
+      if (id === sessionId) reads++;
+      return page.call(history, id, options);
+    };
+    try {
+      const b = await connect(hub);
+      expect(await b.hello({ token, lastSeq: 2 })).toMatchObject({ sessionId, lastSeq: 2 });
+      // Frames are handled in turn: the pong comes once the hello is done with.
+      b.send({ type: 'ping' });
+      await b.nextOfType('pong');
+      expect(reads).toBe(0);
+      b.send({ type: 'message', id: 'seen-all', text: 'next' });
+      await b.reply('echo next #1');
+      expect(b.messages().map((m) => m.seq)).toEqual([3, 4]);
+    } finally {
+      history.page = page;
     }
   });
 
