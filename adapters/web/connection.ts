@@ -244,6 +244,10 @@ export class Connection {
         .catch((err: Error) => {
           this.gateway.log.error({ event: 'web.frame_failed', err: err.message, stack: err.stack });
           this.error('internal', 'something went wrong on our side; it has been logged');
+          // A hello that failed (the database away) had stopped the hello timer: without it an
+          // unbound socket would be kept for as long as it answers pings.
+          if (!this.session && this.helloTimer === undefined && this.ws.readyState === this.ws.OPEN)
+            this.armHelloTimer();
         })
         .finally(() => {
           this.inFlight--;

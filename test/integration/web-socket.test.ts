@@ -489,6 +489,26 @@ describe('web gateway settings', () => {
     }
   });
 
+  it('closes with 4408 a socket whose hello failed (the database away) and that says no other in time', async () => {
+    const hub = await startWebHub({}, { helloTimeoutMs: 300 });
+    const { sessions } = hub.host;
+    const forToken = sessions.forToken;
+    try {
+      const { token } = await sessions.open({ bot: 'default', channel: 'web' });
+      sessions.forToken = async () => {
+        sessions.forToken = forToken;
+        throw new Error('connection terminated unexpectedly');
+      };
+      const s = await connect(hub);
+      s.send({ type: 'hello', token });
+      expect(await s.nextOfType('error')).toMatchObject({ code: 'internal' });
+      expect(await s.closed()).toEqual({ code: 4408, reason: 'no hello in time' });
+    } finally {
+      sessions.forToken = forToken;
+      await hub.stop();
+    }
+  });
+
   it('stops with sockets open: they are closed with 1001 and the hub stops', async () => {
     const hub = await startWebHub();
     const a = await connect(hub);
