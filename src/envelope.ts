@@ -25,9 +25,22 @@ export const ChannelSchema = z
 export const EnvelopeKindSchema = z.enum(['message', 'start', 'end', 'outbound', 'transfer_end']);
 export type EnvelopeKind = z.infer<typeof EnvelopeKindSchema>;
 
+/** The longest file name an attachment keeps, in UTF-16 units (zod's `max`). */
+export const MAX_ATTACHMENT_NAME = 500;
+
+/**
+ * A platform's file name cut to what an envelope holds (no platform promises a bound), so that
+ * a long one does not make the whole message invalid and lose its text. A character is not split.
+ */
+export function attachmentName(name: string): string {
+  if (name.length <= MAX_ATTACHMENT_NAME) return name;
+  const cut = name.slice(0, MAX_ATTACHMENT_NAME);
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
+}
+
 export const AttachmentSchema = z.object({
   type: z.string().min(1).max(100), // MIME type or a channel kind such as "image", "location"
-  name: z.string().max(500).optional(),
+  name: z.string().max(MAX_ATTACHMENT_NAME).optional(),
   size: z.number().int().nonnegative().optional(),
   url: z.string().max(4000).optional(),
   /** A reference to bytes held elsewhere (a media id, a storage key), never the bytes. */

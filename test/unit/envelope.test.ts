@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ZodError } from 'zod';
-import { envelopeId, nativeSessionKey, parseEnvelope, sessionLane } from '../../src/envelope.ts';
+import {
+  attachmentName,
+  envelopeId,
+  MAX_ATTACHMENT_NAME,
+  nativeSessionKey,
+  parseEnvelope,
+  sessionLane,
+} from '../../src/envelope.ts';
 
 const base = {
   id: 'whatsapp:wamid.ABC',
@@ -34,5 +41,16 @@ describe('envelope', () => {
     expect(sessionLane({ bot: 'support', channel: 'email', from: { id: 'a@b.c' }, thread: 't' })).toBe(
       'support|email|a@b.c#t',
     );
+  });
+});
+
+describe('attachment names from platforms', () => {
+  it('are kept up to the limit and cut past it, never inside a character', () => {
+    const fits = 'a'.repeat(MAX_ATTACHMENT_NAME);
+    expect(attachmentName(fits)).toBe(fits);
+    expect(attachmentName(`${fits}.pdf`)).toBe(fits);
+    // A pair (😀) across the limit is dropped whole, not left as a lone surrogate.
+    const straddling = `${'a'.repeat(MAX_ATTACHMENT_NAME - 1)}😀.pdf`;
+    expect(attachmentName(straddling)).toBe('a'.repeat(MAX_ATTACHMENT_NAME - 1));
   });
 });

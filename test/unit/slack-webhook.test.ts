@@ -11,6 +11,7 @@ import {
   parseInteraction,
 } from '../../adapters/slack/webhook/parse.ts';
 import { slackSignature, verifySlackSignature } from '../../adapters/slack/webhook/verify.ts';
+import { EnvelopeSchema, MAX_ATTACHMENT_NAME } from '../../src/envelope.ts';
 import * as doc from '../fixtures/slack/events.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { testConfig } from '../helpers/hub.ts';
@@ -182,6 +183,21 @@ describe('Slack envelopes', () => {
       },
       receivedAt: '2024-01-01T00:00:00.000Z',
     });
+  });
+
+  it('a file whose name is over the envelope limit: the message keeps its text, the name is cut', () => {
+    const name = `${'n'.repeat(596)}.pdf`;
+    const file = { ...doc.fileShare.files[0]!, name, title: name };
+    const shared = messageToEnvelope(
+      messageOf(doc.wrap({ ...doc.fileShare, files: [file] })),
+      'default',
+      now,
+    );
+    const envelope = EnvelopeSchema.parse(shared);
+    expect(envelope.text).toBe('Here is the invoice');
+    expect(envelope.attachments).toMatchObject([
+      { type: 'application/pdf', ref: 'F0S43PZDF', name: name.slice(0, MAX_ATTACHMENT_NAME) },
+    ]);
   });
 
   it('a mention: a session per thread, the mention starting the thread; its message twin has the same id', () => {

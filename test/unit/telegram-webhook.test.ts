@@ -6,6 +6,7 @@ import { EMPTY_TEXT_PROMPT, planReply, TEXT_MAX } from '../../adapters/telegram/
 import { callbackToEnvelope, messageToEnvelope } from '../../adapters/telegram/webhook/envelope.ts';
 import { NotATelegramUpdateError, parseUpdate } from '../../adapters/telegram/webhook/parse.ts';
 import { verifySecretToken } from '../../adapters/telegram/webhook/verify.ts';
+import { EnvelopeSchema, MAX_ATTACHMENT_NAME } from '../../src/envelope.ts';
 import { RATING_SUGGESTIONS } from '../../src/lifecycle/rating.ts';
 import * as doc from '../fixtures/telegram/updates.ts';
 import { silentLogger } from '../helpers/database.ts';
@@ -124,6 +125,31 @@ describe('Telegram webhook: reading documented updates', () => {
 });
 
 describe('Telegram webhook: envelopes', () => {
+  it('a document whose name is over the envelope limit: the message keeps its caption, the name is cut', () => {
+    const name = `${'n'.repeat(596)}.pdf`;
+    const { message: documented } = doc.documentMessage;
+    const update = {
+      ...doc.documentMessage,
+      message: {
+        ...documented,
+        caption: 'my receipt',
+        document: { ...documented.document, file_name: name },
+      },
+    };
+    const { updateId, message: m } = message(update);
+    const result = messageToEnvelope(updateId, m, options);
+    if (!('envelope' in result)) throw new Error(`skipped: ${result.skipped}`);
+    const envelope = EnvelopeSchema.parse(result.envelope);
+    expect(envelope.text).toBe('my receipt');
+    expect(envelope.attachments).toMatchObject([
+      {
+        type: 'application/pdf',
+        ref: 'AwADBAADbXXXXXXXXXXXGBdhD2l6_XX',
+        name: name.slice(0, MAX_ATTACHMENT_NAME),
+      },
+    ]);
+  });
+
   it('a private message: the chat id is the person, the update id the envelope id', () => {
     const { updateId, message: m } = message(doc.textMessage);
     const result = messageToEnvelope(updateId, m, options);

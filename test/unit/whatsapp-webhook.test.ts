@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { cloudMessageToEnvelope } from '../../adapters/whatsapp/webhook/envelope.ts';
 import { NotAWhatsAppWebhookError, parseWebhook } from '../../adapters/whatsapp/webhook/parse.ts';
 import { checkHandshake, signatureHeader, verifySignature } from '../../adapters/whatsapp/webhook/verify.ts';
-import { EnvelopeSchema } from '../../src/envelope.ts';
+import { EnvelopeSchema, MAX_ATTACHMENT_NAME } from '../../src/envelope.ts';
 import type { Json } from '../fixtures/whatsapp/cloud-payloads.ts';
 import * as doc from '../fixtures/whatsapp/cloud-payloads.ts';
 
@@ -196,6 +196,20 @@ describe('parsing documented webhook payloads', () => {
 });
 
 describe('Cloud API message → envelope', () => {
+  it('a document whose name is over the envelope limit: the message keeps its caption, the name is cut', () => {
+    const name = `${'n'.repeat(596)}.pdf`;
+    const payload = JSON.parse(JSON.stringify(doc.documentMessage));
+    payload.entry[0].changes[0].value.messages[0].document.filename = name;
+    const m = parseWebhook(payload).messages[0]!;
+    const envelope = EnvelopeSchema.parse(
+      cloudMessageToEnvelope(m, 'default', new Date('2025-06-09T00:00:00Z')),
+    );
+    expect(envelope.text).toBe('my receipt');
+    expect(envelope.attachments).toMatchObject([
+      { type: 'application/pdf', ref: '622684793477189', name: name.slice(0, MAX_ATTACHMENT_NAME) },
+    ]);
+  });
+
   it('keys the session by the E.164 number and keeps the business number in replyTo', () => {
     const now = new Date('2025-06-09T00:00:00Z');
     const m = parseWebhook(doc.textMessage).messages[0]!;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Attachment } from '../../../src/envelope.ts';
+import { type Attachment, attachmentName } from '../../../src/envelope.ts';
 import { parseJson } from '../../../src/json.ts';
 
 /** The body is not a request of the Events API or of interactivity at all. */
@@ -243,7 +243,7 @@ export function isDirectChannel(channel: string): boolean {
 function fileAttachment(f: z.infer<typeof FileSchema>): Attachment {
   const a: Attachment = { type: f.mimetype ?? 'file', ref: f.id };
   const name = f.name ?? f.title;
-  if (name) a.name = name;
+  if (name) a.name = attachmentName(name);
   if (f.size !== undefined) a.size = f.size;
   if (f.url_private) a.url = f.url_private;
   // Where the bytes are: the worker fetches them (with the bot token) before the turn, so the

@@ -1,5 +1,5 @@
 import { type Activity, TurnContext } from 'botbuilder';
-import type { Attachment, EnvelopeInput } from '../../../src/envelope.ts';
+import { type Attachment, attachmentName, type EnvelopeInput } from '../../../src/envelope.ts';
 import { messageEnvelopeId, startEnvelopeId } from '../ids.ts';
 import { isTeamsFile } from './files.ts';
 import type { InboundActivity } from './parse.ts';
@@ -10,7 +10,6 @@ const RICH_TEXT_COPY = 'text/html';
 const FILE_DOWNLOAD_INFO = 'application/vnd.microsoft.teams.file.download.info';
 /** The envelope's limits on an attachment (src/envelope.ts). */
 const MAX_ATTACHMENT_TYPE = 100;
-const MAX_ATTACHMENT_NAME = 500;
 const MAX_ATTACHMENT_URL = 4000;
 
 export interface EnvelopeOptions {
@@ -113,7 +112,7 @@ function toAttachments(activity: InboundActivity): Attachment[] {
         : (a.contentUrl ?? undefined);
     const attachment: Attachment = {
       type: a.contentType.slice(0, MAX_ATTACHMENT_TYPE),
-      ...(a.name ? { name: a.name.slice(0, MAX_ATTACHMENT_NAME) } : {}),
+      ...(a.name ? { name: attachmentName(a.name) } : {}),
       ...(url && url.length <= MAX_ATTACHMENT_URL ? { url } : {}),
       ...(content ? { data: content } : {}),
     };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Attachment } from '../../../src/envelope.ts';
+import { type Attachment, attachmentName } from '../../../src/envelope.ts';
 
 /** The body is not a Telegram Update at all (no `update_id`). */
 export class NotATelegramUpdateError extends Error {
@@ -197,7 +197,7 @@ function fileAttachment(type: string, file: z.infer<typeof FileSchema>, kind: st
   // The worker fetches the bytes (getFile, then the file path) before the turn: the update is
   // acknowledged without waiting for a download.
   if (FILE_KINDS.has(kind)) attachment.pending = true;
-  if (file.file_name) attachment.name = file.file_name;
+  if (file.file_name) attachment.name = attachmentName(file.file_name);
   if (file.file_size !== undefined) attachment.size = file.file_size;
   if (file.file_unique_id) attachment.data!.fileUniqueId = file.file_unique_id;
   if (file.width !== undefined) attachment.data!.width = file.width;

@@ -1,4 +1,4 @@
-import { type Attachment, type EnvelopeInput, envelopeId } from '../../../src/envelope.ts';
+import { type Attachment, attachmentName, type EnvelopeInput, envelopeId } from '../../../src/envelope.ts';
 import { toE164 } from '../phone.ts';
 import type { WebReplyTo } from '../reply-to.ts';
 import type { WebMessage } from './client.ts';
@@ -73,7 +73,7 @@ function mediaAttachment(msg: WebMessage): Attachment {
     typeof raw.size === 'number' && Number.isInteger(raw.size) && raw.size >= 0 ? raw.size : undefined;
   return {
     type: (typeof raw.mimetype === 'string' && raw.mimetype.split(';')[0]?.trim()) || msg.type,
-    ...(typeof raw.filename === 'string' && raw.filename ? { name: raw.filename.slice(0, 500) } : {}),
+    ...(typeof raw.filename === 'string' && raw.filename ? { name: attachmentName(raw.filename) } : {}),
     ...(size !== undefined ? { size } : {}),
     data: { kind: msg.type, transport: 'web' },
   };

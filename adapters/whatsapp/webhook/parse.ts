@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Attachment } from '../../../src/envelope.ts';
+import { type Attachment, attachmentName } from '../../../src/envelope.ts';
 import type { DeliveryStatus } from '../../../src/store/records.ts';
 
 /*
@@ -302,7 +302,7 @@ function readMessage(
       if (kind && media) {
         msg.text = media.caption ?? '';
         const attachment: Attachment = { type: media.mime_type ?? kind, ref: media.id, data: { kind } };
-        if (media.filename) attachment.name = media.filename;
+        if (media.filename) attachment.name = attachmentName(media.filename);
         if (media.url) attachment.url = media.url;
         if (media.sha256) attachment.data!.sha256 = media.sha256;
         if (media.voice !== undefined) attachment.data!.voice = media.voice;
