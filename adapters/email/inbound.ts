@@ -1,6 +1,7 @@
 import type { ChannelQueryable } from '../../src/channels/declaration.ts';
 import {
   type Attachment,
+  attachmentName,
   type EnvelopeInput,
   envelopeId,
   type RefusedAttachment,
@@ -182,10 +183,10 @@ export class InboundMail {
       for (const a of unread) {
         refused.push({
           type: a.contentType,
-          ...(a.filename ? { name: a.filename } : {}),
+          ...(a.filename ? { name: attachmentName(a.filename) } : {}),
           ...(a.size === undefined ? {} : { size: a.size }),
           reason: 'unavailable',
-          message: fileUnavailableText(notice, a.filename ?? 'the attachment'),
+          message: fileUnavailableText(notice, a.filename ? attachmentName(a.filename) : 'the attachment'),
         });
         this.deps.files?.metrics?.inboundFileFailures.inc({ channel: 'email', outcome: 'gave_up' });
       }
@@ -292,12 +293,17 @@ export class InboundMail {
     const refused: RefusedAttachment[] = [];
     for (const a of mail.attachments) {
       if (a.size > limit) {
-        const message = tooLarge(a.filename ?? 'the attachment', limit, a.size).message;
+        // Cut as the envelope keeps it: a name of any length would make the notice too long too.
+        const message = tooLarge(
+          a.filename ? attachmentName(a.filename) : 'the attachment',
+          limit,
+          a.size,
+        ).message;
         this.deps.logger.info({ event: 'email.attachment_refused', size: a.size, limit });
         refused.push({
           type: a.contentType,
           size: a.size,
-          ...(a.filename ? { name: a.filename } : {}),
+          ...(a.filename ? { name: attachmentName(a.filename) } : {}),
           reason: 'too_large',
           message,
         });
@@ -306,7 +312,7 @@ export class InboundMail {
       const base: Attachment = {
         type: a.contentType,
         size: a.size,
-        ...(a.filename ? { name: a.filename } : {}),
+        ...(a.filename ? { name: attachmentName(a.filename) } : {}),
       };
       const data: Record<string, unknown> = {};
       if (a.inline) data.inline = true;

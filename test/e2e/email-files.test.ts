@@ -94,6 +94,25 @@ describe('email: attachments over the limits are refused, the person told', () =
     ]);
   });
 
+  it('a file whose name is longer than an envelope holds is refused by that name cut; the mail is not lost', async () => {
+    const bo = 'bo@example.org';
+    // Longer than the envelope's MAX_ATTACHMENT_NAME (500), and than its refusal notice (1,000).
+    const long = `${'a'.repeat(1_100)}.pdf`;
+    await dovecot.append(
+      mailWith(`Bo <${bo}>`, 'files.bo@example.org', 'Here is the scan', [
+        { name: long, type: 'application/pdf', data: pdfBytes(11 * MB, 'long') },
+      ]),
+    );
+    const [reply] = await smtp.waitFor(bo, 1, 60_000);
+    expect(reply!.parsed.text ?? '').toContain(`"${'a'.repeat(500)}" (11 MB) is larger than 10 MB`);
+    const [inbound] = await rows<{ content: string; refused: { name: string; reason: string }[] }>(
+      `SELECT content, payload->'refusedAttachments' AS refused FROM messages WHERE envelope_id = $1`,
+      ['email:files.bo@example.org'],
+    );
+    expect(inbound!.content).toBe('Here is the scan');
+    expect(inbound!.refused.map((r) => [r.name.length, r.reason])).toEqual([[500, 'too_large']]);
+  });
+
   it('EMAIL_MAX_ATTACHMENT_BYTES below the bot limit refuses at that size, with the same reply', async () => {
     await running!.stop();
     await startHub({ EMAIL_MAX_ATTACHMENT_BYTES: String(MB) });
