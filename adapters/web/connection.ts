@@ -363,6 +363,9 @@ export class Connection {
       );
       return;
     }
+    // Before arriving: a throw between `arrive` and `join` would keep the room (and its
+    // subscription) for a socket that never comes.
+    const title = this.host.bots.get(session.bot).settings.displayName ?? session.bot;
     try {
       await room.arrive();
     } catch (err) {
@@ -393,7 +396,7 @@ export class Connection {
       type: 'welcome',
       sessionId: session.id,
       bot: session.bot,
-      title: this.host.bots.get(session.bot).settings.displayName ?? session.bot,
+      title,
       ...(options.newToken ? { token: options.newToken } : {}),
       lastSeq: session.lastSeq,
       resumed: !options.newToken,
