@@ -72,21 +72,6 @@ describe('lanes wait in a ready list, and one wake job claims several', () => {
     const next = await lanes.claim(handed?.wake ?? 99, 32, 20);
     expect(next.lanes.map((l) => [l.lane, l.epoch, l.items])).toEqual([['e', handed?.epoch, ['e1']]]);
   });
-});
-
-describe('replaying dead letters', () => {
-  const { prefix, cleanup } = testRedisPrefix();
-  let redis: Redis;
-  let lanes: RedisLanes;
-
-  beforeAll(() => {
-    redis = new Redis(TEST_REDIS_URL);
-    lanes = new RedisLanes(redis, { prefix, name: 'inbound' });
-  });
-  afterAll(async () => {
-    redis.disconnect();
-    await cleanup();
-  });
 
   async function setAside(lane: string, item: string): Promise<void> {
     await lanes.push(lane, item);
