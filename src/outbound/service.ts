@@ -39,8 +39,6 @@ export const OUTBOUND_SEND_JOB = 'outbound.send';
 const SendJobPayload = z.object({ messageId: z.uuid() });
 /** The scheduled job id of a message to send later. */
 export const sendJobId = (messageId: string) => `outbound:${messageId}`;
-/** A scheduled send that found the database or the queue away runs again this much later. */
-const SEND_RETRY_MS = 2_000;
 /** The error of a message whose request failed (503) before it was queued or scheduled, with no idempotency key. */
 export const NOT_ACCEPTED_ERROR = 'not accepted: the request failed before the message was queued (503)';
 
@@ -157,20 +155,9 @@ export class OutboundService {
   /** Registers the scheduled-send job (every role: workers run it). */
   register(): void {
     this.o.scheduler.handle(OUTBOUND_SEND_JOB, async (payload) => {
-      const { messageId } = SendJobPayload.parse(payload);
-      try {
-        await this.fire(messageId);
-      } catch (err) {
-        if (!isTransient(err)) throw err;
-        // The database or the queue is away for now: the same job later, which does not count as
-        // one of the job's few starts (an outage longer than its retries would end it for good).
-        this.o.logger.warn({ event: 'outbound.send_retry', messageId, err: errorMessage(err) });
-        await this.o.scheduler.schedule(
-          OUTBOUND_SEND_JOB,
-          { messageId },
-          { id: sendJobId(messageId), delayMs: SEND_RETRY_MS },
-        );
-      }
+      // A run that finds the database or the queue away throws: the scheduler runs the job again
+      // later without counting that run among its starts (src/scheduler/scheduler.ts).
+      await this.fire(SendJobPayload.parse(payload).messageId);
     });
   }
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isTransient } from '../../src/errors.ts';
 import { OUTBOUND_SEND_JOB, OutboundService, sendJobId } from '../../src/outbound/service.ts';
 import type { ChannelAdapter } from '../../src/ports.ts';
 import type { JobHandler } from '../../src/scheduler/scheduler.ts';
@@ -329,7 +330,7 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
     expect(graph.to(waId)).toHaveLength(0);
   });
 
-  it('a scheduled send that finds the database away when it comes due runs again later, and is sent', async () => {
+  it('a scheduled send that finds the database away when it comes due fails as such, runs again, and is sent', async () => {
     const waId = person();
     const { db, bots, ingress, scheduler } = running.hub;
     // A second worker's outbound service whose first read of the message fails.
@@ -352,17 +353,18 @@ describe('POST /api/admin/messages: the bot speaks first (WhatsApp Cloud, API se
       send_at: new Date(Date.now() + 60_000).toISOString(),
     });
     expect(res.status).toBe(202);
-    // The job comes due on that worker while PostgreSQL is away: the run ends without throwing
-    // (the scheduler would count it as one of the job's five starts), and the job runs again.
-    await handlers.get(OUTBOUND_SEND_JOB)!(
-      { messageId: res.json.message_id },
-      {
-        id: sendJobId(res.json.message_id),
-        name: OUTBOUND_SEND_JOB,
-        attempt: 1,
-      },
+    // The job comes due on that worker while PostgreSQL is away: the run fails as a dependency
+    // being away, which the scheduler does not count among the job's starts (scheduler-attempts
+    // tests that), and it runs the job again: as attempt 1 once more.
+    const job = { id: sendJobId(res.json.message_id), name: OUTBOUND_SEND_JOB, attempt: 1 };
+    const run = () => handlers.get(OUTBOUND_SEND_JOB)!({ messageId: res.json.message_id }, job);
+    const away = await run().then(
+      () => undefined,
+      (err: unknown) => err,
     );
+    expect(isTransient(away)).toBe(true);
     expect(failing.failures).toBe(1);
+    await run();
     await settled(res.json.message_id, 'sent');
     expect(templatesTo(waId, 'due_in_outage')).toHaveLength(1);
   });
