@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { ApiError, api } from './api.ts';
-import { type QueueStatus, Queues } from './Queues.tsx';
+import { type QueueStatus, Queues, type SchedulerStatus } from './Queues.tsx';
 import {
   type DepthSample,
   storedHistory,
@@ -208,6 +208,7 @@ export function Dashboard() {
   const [updatedAt, setUpdatedAt] = useState<Date>();
   const [queues, setQueues] = useState<{
     queues?: QueueStatus[];
+    scheduler?: SchedulerStatus;
     trends?: Record<string, Trend>;
     error?: string;
   }>({});
@@ -226,7 +227,11 @@ export function Dashboard() {
   const loadQueues = useCallback(async () => {
     const fresh = queuesTicket();
     try {
-      const read = (await api<{ queues: QueueStatus[] }>('GET', '/api/admin/queue')).queues;
+      const answer = await api<{ queues: QueueStatus[]; scheduler: SchedulerStatus }>(
+        'GET',
+        '/api/admin/queue',
+      );
+      const read = answer.queues;
       // An older reading that comes back late is not the queues' depth now.
       if (!fresh()) return;
       depthHistory.current = withSample(depthHistory.current, {
@@ -234,7 +239,7 @@ export function Dashboard() {
         depths: Object.fromEntries(read.map((q) => [q.queue, q.depth])),
       });
       keepHistory(depthHistory.current);
-      setQueues({ queues: read, trends: trends(depthHistory.current) });
+      setQueues({ queues: read, scheduler: answer.scheduler, trends: trends(depthHistory.current) });
     } catch (err) {
       if (fresh()) setQueues({ error: err instanceof ApiError ? err.message : 'The hub cannot be reached.' });
     }

@@ -15,6 +15,13 @@ export type QueueStatus =
     }
   | { queue: string; driver: 'in-process'; depth: number; deadLetters: number };
 
+/** What `GET /api/admin/queue` tells of the durable scheduler (README "Scheduled work"). */
+export interface SchedulerStatus {
+  driver: 'table' | 'bullmq';
+  /** One-off jobs set aside after their last attempt, waiting for `switchboard scheduler replay`. */
+  failed: number;
+}
+
 const QUEUE_NAMES: Record<string, string> = {
   inbound: 'Inbound (messages to the bot)',
   outbound: 'Outbound (replies to send)',
@@ -33,9 +40,14 @@ function Count(props: { field: string; value: number | undefined; alert?: boolea
 }
 
 /** What each queue holds now: what waits, what runs, what is stuck, what was set aside. */
-export function Queues(props: { queues?: QueueStatus[]; trends?: Record<string, Trend>; error?: string }) {
-  const { queues, trends, error } = props;
-  const notes = (queues ?? []).flatMap((q) => {
+export function Queues(props: {
+  queues?: QueueStatus[];
+  scheduler?: SchedulerStatus;
+  trends?: Record<string, Trend>;
+  error?: string;
+}) {
+  const { queues, scheduler, trends, error } = props;
+  const queueNotes = (queues ?? []).flatMap((q) => {
     const name = q.queue;
     const out: string[] = [];
     if (q.driver === 'redis-lanes' && q.stranded.lanes > 0)
@@ -48,6 +60,13 @@ export function Queues(props: { queues?: QueueStatus[]; trends?: Record<string, 
       );
     return out;
   });
+  const notes =
+    scheduler && scheduler.failed > 0
+      ? [
+          ...queueNotes,
+          `Scheduled work: ${plural(scheduler.failed, 'job was', 'jobs were')} set aside after ${scheduler.failed === 1 ? 'its' : 'their'} last attempt (event webhook deliveries, broadcasts, scheduled messages). switchboard scheduler failed lists them; switchboard scheduler replay runs them again.`,
+        ]
+      : queueNotes;
   return (
     <section class="queues" aria-labelledby="queues-title">
       <h2 id="queues-title">
@@ -104,6 +123,15 @@ export function Queues(props: { queues?: QueueStatus[]; trends?: Record<string, 
               })}
             </tbody>
           </table>
+          {scheduler && (
+            <p class="scheduler-status">
+              Scheduled jobs set aside{' '}
+              <span class="muted driver">{scheduler.driver === 'bullmq' ? 'Redis' : 'embedded'}</span>:{' '}
+              <strong data-field="schedulerFailed" class={scheduler.failed ? 'alert' : undefined}>
+                {scheduler.failed}
+              </strong>
+            </p>
+          )}
         </div>
       )}
       {notes.length > 0 && (

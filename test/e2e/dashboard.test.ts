@@ -185,6 +185,22 @@ describe('operator dashboard in a real browser', () => {
     expect(await inbox.locator('td[data-field="deadLetters"]').textContent()).toBe('0');
     expect(await inbox.locator('td[data-field="stranded"]').textContent()).toBe('–');
     expect(await page.locator('section.queues tbody tr').count()).toBe(1);
+    // The scheduler's jobs set aside: none, then one (a job that failed its last attempt), shown
+    // with what to do, then none again once it runs.
+    const setAside = page.locator('section.queues [data-field="schedulerFailed"]');
+    await textOf(setAside, '0');
+    await running.hub.db.query(
+      `INSERT INTO scheduled_jobs (id, name, payload, run_at, attempts, failed_at, last_error)
+       VALUES ('dashboard-set-aside', 'test.nothing', '{}', now(), 5, now(), 'receiver answered 500')`,
+    );
+    await textOf(setAside, '1');
+    expect(await setAside.getAttribute('class')).toBe('alert');
+    expect(await page.getByRole('list', { name: 'What needs attention' }).textContent()).toContain(
+      'Scheduled work: 1 job was set aside after its last attempt',
+    );
+    await running.hub.db.query(`DELETE FROM scheduled_jobs WHERE id = 'dashboard-set-aside'`);
+    await textOf(setAside, '0');
+    await page.getByRole('list', { name: 'What needs attention' }).waitFor({ state: 'detached' });
     // Every chart with data is drawn (uPlot's canvas).
     for (const metric of ['messages', 'sessions', 'response-time']) {
       await page.locator(`figure[data-metric="${metric}"] canvas`).first().waitFor();
