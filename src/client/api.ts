@@ -100,7 +100,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who read, exported, searched or inspected which transcript */
+        /** Who read, exported, searched or inspected which transcript; a viewer of some bots sees rows about those bots' sessions and its own */
         get: operations["getApiAdminAudit"];
         put?: never;
         post?: never;

@@ -214,7 +214,10 @@ export function dashboardRoutes(deps: DashboardApiDeps): Hono<DashboardEnv> {
 
   app.get('/audit', async (c) => {
     const q = parse(AuditQuery, c.req.query());
+    const viewer = c.get('viewer');
+    const bots = viewerBots(viewer);
     const rows = await listAudit(db, {
+      ...(bots && viewer.kind === 'agent' ? { within: { bots, self: viewer.agent.id } } : {}),
       ...(q.actor === 'operator' ? { actor: 'operator' as const } : q.actor ? { agentId: q.actor } : {}),
       sessionId: q.session_id,
       from: q.from ? new Date(q.from) : undefined,

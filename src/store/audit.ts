@@ -50,6 +50,11 @@ export interface AuditFilter {
   to?: Date;
   /** Rows with an id below this one (paging, newest first). */
   before?: number;
+  /**
+   * A viewer of some bots only: rows about sessions of these bots, and the viewer's own rows
+   * (`self`, its searches and exports included). Undefined: every row.
+   */
+  within?: { bots: readonly string[]; self: string };
   limit: number;
 }
 
@@ -77,6 +82,8 @@ export async function listAudit(q: Queryable, f: AuditFilter): Promise<AuditReco
        AND ($3::uuid IS NULL OR r.session_id = $3)
        AND ($4::timestamptz IS NULL OR r.at >= $4) AND ($5::timestamptz IS NULL OR r.at < $5)
        AND ($6::bigint IS NULL OR r.id < $6)
+       AND ($8::text[] IS NULL OR r.agent_id = $9::uuid
+         OR EXISTS (SELECT 1 FROM sessions s WHERE s.id = r.session_id AND s.bot = ANY($8::text[])))
      ORDER BY r.id DESC LIMIT $7`,
     [
       f.agentId ?? null,
@@ -86,6 +93,8 @@ export async function listAudit(q: Queryable, f: AuditFilter): Promise<AuditReco
       f.to ?? null,
       f.before ?? null,
       f.limit,
+      f.within ? [...f.within.bots] : null,
+      f.within?.self ?? null,
     ],
   );
   return rows.map((r) => ({

@@ -488,6 +488,33 @@ describe('dashboard API', () => {
     };
     await everyBot((method, route) => admin(method, route));
     await everyBot((method, route) => supervisor.call(method, route));
+
+    // The audit log: a viewer of one bot sees the rows about its bot's sessions, whoever read
+    // them, and its own rows (its searches); never another bot's sessions or their readers.
+    const [sam, ada] = viewers as [(typeof viewers)[0], (typeof viewers)[0]];
+    type Entry = { agent_id: string | null; session_id: string | null; action: string };
+    const entries = async (call: (method: string, route: string) => ReturnType<typeof admin>) =>
+      (await call('GET', '/api/admin/audit?limit=200')).json.entries as Entry[];
+    const all = await entries((method, route) => admin(method, route));
+    expect(all.some((e) => e.session_id === ofDefault)).toBe(true);
+    const seen = await entries((method, route) => sam.client.call(method, route));
+    expect(seen.some((e) => e.session_id === ofSupport && e.agent_id === ada.id)).toBe(true);
+    expect(seen.some((e) => e.agent_id === sam.id && e.action === 'transcript.search')).toBe(true);
+    const { rows: botOf } = await running.hub.db.query<{ id: string; bot: string }>(
+      'SELECT id, bot FROM sessions WHERE id = ANY($1::uuid[])',
+      [[...new Set(seen.flatMap((e) => (e.session_id ? [e.session_id] : [])))]],
+    );
+    const bots = new Map(botOf.map((r) => [r.id, r.bot]));
+    for (const e of seen)
+      expect(
+        e.agent_id === sam.id || (e.session_id !== null && bots.get(e.session_id) === 'support'),
+        JSON.stringify(e),
+      ).toBe(true);
+    const asked = await sam.client.call('GET', `/api/admin/audit?session_id=${ofDefault}`);
+    expect(asked.json.entries).toEqual([]);
+    expect(
+      (await admin('GET', `/api/admin/audit?session_id=${ofDefault}`)).json.entries.length,
+    ).toBeGreaterThan(0);
   });
 
   it('keeps audit rows of an erased person without their session ids', async () => {

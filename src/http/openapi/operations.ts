@@ -580,7 +580,8 @@ export const OPERATIONS: Operation[] = [
     method: 'get',
     path: '/api/admin/audit',
     tag: 'Dashboard',
-    summary: 'Who read, exported, searched or inspected which transcript',
+    summary:
+      "Who read, exported, searched or inspected which transcript; a viewer of some bots sees rows about those bots' sessions and its own",
     security: SUPERVISOR,
     query: AuditQuery,
     responses: ok(AuditPage),
