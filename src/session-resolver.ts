@@ -89,6 +89,9 @@ export class SessionResolver {
   takes(open: SessionSnapshot, envelope: Envelope): boolean {
     if (open.session.endedAt || hasExplicitSessions(envelope.channel)) return true;
     if (envelope.kind !== 'message') return true;
+    // A conversation with agents (waiting or held) is not the bot's to idle out: the person
+    // answers the agent, however long they took (see idle-sweep.ts).
+    if (open.state.handoff) return true;
     const rules = this.o.bots.rules(envelope.bot, envelope.channel);
     return !isIdle(open.session.lastActivityAt, new Date(envelope.receivedAt), rules);
   }

@@ -48,6 +48,11 @@ export function idleSinceOf(envelope: Pick<Envelope, 'kind' | 'end'>): string | 
  * its token: the person's next message starts a new session with it, as after any idle-out.
  * The end's turn records the `session.idle` event (src/engine/turn.ts), with its other events.
  *
+ * A session waiting for an agent or held by one is left alone, however quiet the person is: the
+ * agent may be writing or looking something up, and an agent's message is not the person's
+ * activity. The handoff's own bounds end it (the wait timeout, the agent going offline, a
+ * release); its `transfer_end` turn counts as activity, so the idle clock starts again there.
+ *
  * Safe to run twice at once or again before the ends are handled: an end's id is made of the
  * session and the last activity it saw, so the queue takes each once.
  *
@@ -66,6 +71,7 @@ export async function sweepIdleSessions(deps: IdleSweepDeps, now?: Date): Promis
        FROM sessions
        WHERE ended_at IS NULL AND last_activity_at < ${nowOr('$5')} - ${millis('$1')} AND parent_id IS NULL
          AND ($2::timestamptz IS NULL OR (last_activity_at, id) > ($2::timestamptz, $3::uuid))
+         AND NOT EXISTS (SELECT 1 FROM handoffs h WHERE h.session_id = sessions.id AND h.state <> 'ended')
        ORDER BY last_activity_at, id LIMIT $4`,
       [shortest, after?.at ?? null, after?.id ?? null, IDLE_SWEEP_BATCH, now ?? null],
     );

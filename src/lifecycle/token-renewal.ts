@@ -4,6 +4,7 @@ import type { Ingress } from '../ports.ts';
 import { endSessionThroughQueue, queueSessionStart, sessionForToken } from '../sessions.ts';
 import type { Db } from '../store/db.ts';
 import { recordEvent } from '../store/events.ts';
+import { openHandoffOf } from '../store/handoffs.ts';
 import type { SessionRecord } from '../store/records.ts';
 import { hasOpenRatingAsk, renewTokenSession } from '../store/sessions.ts';
 import { parseRating } from './rating.ts';
@@ -41,6 +42,9 @@ export async function sessionForMessage(
   )
     return session;
   if (!endedBySweep && !isIdle(session.lastActivityAt, at, rules)) return session;
+  // Quiet, but with agents (waiting or held): the message is the person's answer to the agent, in
+  // this session (the idle sweep leaves such sessions alone too). Asked only of an idle session.
+  if (!endedBySweep && (await openHandoffOf(deps.db, session.id))) return session;
   const renewed = await renewTokenSession(deps.db, session, {
     expiresAt: session.authLevel === 'anonymous' ? new Date(at.getTime() + rules.anonymousRetentionMs) : null,
     meta: { ...session.meta, previousSessionId: session.id, lastInteractionAt: session.lastActivityAt },
