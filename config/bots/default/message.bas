@@ -18,7 +18,7 @@ ELSE IF command = "agent" OR command = "human" THEN
   CALL HandoffToAgent()
 ELSE IF command = "forget me" THEN
   user = GET SESSION "user_id"
-  IF user <> "" THEN SET BOT MEMORY "name_of_" + user, NULL
+  IF user <> "" THEN SET USER MEMORY "name", NULL
   SET user_name = NULL
   TALK "Done: I no longer know your name."
 ELSE

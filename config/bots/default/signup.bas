@@ -27,7 +27,9 @@ SET user_name = name
 SET "email", email
 SET plan = plan
 user = GET SESSION "user_id"
-IF user <> "" THEN SET BOT MEMORY "name_of_" + user, name
+' The name is the person's: USER MEMORY (erased with them). Only where the channel knows the
+' person: writing USER MEMORY in an anonymous session would make a user record for it.
+IF user <> "" THEN SET USER MEMORY "name", name
 signups = GET BOT MEMORY "signups"
 SET BOT MEMORY "signups", signups + 1
 SET CONTEXT "customer" AS name + " is on the " + plan + " plan"

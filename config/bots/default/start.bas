@@ -1,10 +1,11 @@
 ' start.bas runs once, when a session starts, on every channel.
 ' People the channel can recognise again (WhatsApp, Teams, email) are greeted by the name
-' they gave in the sign-up form, kept in bot memory under their user id.
+' they gave in the sign-up form, kept in their USER MEMORY: it follows them across sessions and
+' linked channels, and goes when they are erased (BOT MEMORY is the bot's, never erased).
 user = GET SESSION "user_id"
 name = ""
 IF user <> "" THEN
-  name = GET BOT MEMORY "name_of_" + user
+  name = GET USER MEMORY "name"
 END IF
 
 IF name <> "" THEN
