@@ -1,4 +1,5 @@
 import type { Envelope } from '../envelope.ts';
+import { lanePseudonym } from './lane-pseudonym.ts';
 import {
   acceptedAtMs,
   type Context,
@@ -51,7 +52,9 @@ export function drainSpan<T>(
       'messaging.operation.type': 'process',
       'messaging.destination.name': 'inbound',
       'messaging.batch.message_count': count,
-      'switchboard.lane': lane,
+      // The lane names the person (a phone number, an address): only its pseudonym is exported,
+      // one HMAC per job (lane-pseudonym.ts).
+      'switchboard.lane.hash': lanePseudonym(lane),
     }),
     (span) =>
       fn(

@@ -270,8 +270,15 @@ describe('tracing across a gateway and a worker (OTLP, Redis, PostgreSQL)', () =
     );
     expect(drain).toMatchObject({
       name: 'switchboard.queue.drain',
-      attributes: { 'messaging.batch.message_count': 3 },
+      attributes: {
+        'messaging.batch.message_count': 3,
+        // The lane (`bot|channel|+phone`) only by its keyed hash: the number is not exported.
+        'switchboard.lane.hash': expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),
+      },
     });
+    expect(drain!.attributes).not.toHaveProperty('switchboard.lane');
+    // Nor does any span of the run carry the person's number.
+    expect(JSON.stringify(otlp.spans)).not.toContain(from);
     expect(traceIds).not.toContain(drain!.traceId);
     const accepts = traces.map((spans) => spans.find((s) => s.name === 'switchboard.accept')!);
     expect(drain!.links.map((l) => [l.traceId, l.spanId])).toEqual(accepts.map((a) => [a.traceId, a.spanId]));

@@ -234,6 +234,27 @@ describe.each([
     expect(spans('switchboard.queue.wait')).toHaveLength(2);
   });
 
+  it("a queue job's span names its lane by a pseudonym, never the person's phone number or address in it", async () => {
+    const lanes = ['default|whatsapp|+4915111111111', 'default|email|ana@example.com#<root-1@example.com>'];
+    const drain = (lane: string) => drainSpan(lane, 2, async (job) => expect(job).toBeDefined());
+    await drain(lanes[0]!);
+    await drain(lanes[0]!);
+    await drain(lanes[1]!);
+    const drains = spans('switchboard.queue.drain');
+    expect(drains).toHaveLength(3);
+    const exported = JSON.stringify(drains.map((d) => d.attributes));
+    for (const needle of ['+4915111111111', '4915111111111', 'ana@example.com', 'root-1@example.com'])
+      expect(exported).not.toContain(needle);
+    for (const d of drains) {
+      expect(d.attributes).not.toHaveProperty('switchboard.lane');
+      expect(d.attributes['switchboard.lane.hash']).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    }
+    // The same lane has the same pseudonym (a lane's jobs can be grouped), another lane another one.
+    const [a, again, other] = drains.map((d) => d.attributes['switchboard.lane.hash']);
+    expect(again).toBe(a);
+    expect(other).not.toBe(a);
+  });
+
   it('the queue wait starts when the envelope was accepted: epoch milliseconds as the ingress writes it, or an ISO date queued by an older version', async () => {
     const accepted = Date.UTC(2026, 11, 6, 10, 0, 0, 250);
     const queued = { newer: accepted, older: new Date(accepted).toISOString(), none: undefined };
