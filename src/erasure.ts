@@ -37,10 +37,11 @@ export interface ErasureResult extends UserErasure {
 /**
  * Erases a person: PostgreSQL first, in one transaction (the truth; once it commits the person
  * is gone), then every cache entry and rate-limit window keyed by their sessions. Undefined for
- * an unknown user. What stays, and why: turns already in flight for those sessions may still
- * finish (a message arriving during or after the erasure on WhatsApp, Teams or email starts a
- * new session and user, as any new contact does); other processes' in-memory copies of a
- * snapshot live until their short local TTL.
+ * an unknown user. What stays, and why: envelopes still queued for them stay in their lanes,
+ * and are dropped when their turn comes (their contacts are recorded as erased, see
+ * src/store/erased-contacts.ts; a message accepted after the erasure starts a new session and
+ * user, as any new contact does); other processes' in-memory copies of a snapshot live until
+ * their short local TTL.
  */
 export async function eraseUser(deps: ErasureDeps, userId: string): Promise<ErasureResult | undefined> {
   const erased = await eraseUserRows(deps.db, userId);

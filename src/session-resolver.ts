@@ -6,6 +6,7 @@ import { parseRating } from './lifecycle/rating.ts';
 import { isIdle } from './lifecycle/rules.ts';
 import type { Logger } from './logger.ts';
 import type { Db } from './store/db.ts';
+import { erasedSinceAccepted } from './store/erased-contacts.ts';
 import { recordEvent } from './store/events.ts';
 import type { SessionSnapshot } from './store/records.ts';
 import {
@@ -37,6 +38,17 @@ type SessionKey = Pick<ContactSession, 'bot' | 'channel' | 'nativeKey'>;
 export const PREVIOUS_END_WAIT_MS = 10_000;
 const PREVIOUS_END_POLL_MS = 20;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The envelope was accepted before its sender was erased (src/store/erased-contacts.ts): it opens
+ * no session. Thrown where the resolver would make one; the engine drops the envelope.
+ */
+export class ContactErasedError extends Error {
+  override name = 'ContactErasedError';
+  constructor() {
+    super('the sender was erased after this envelope was accepted');
+  }
+}
 
 export interface SessionResolverOptions {
   db: Db;
@@ -131,13 +143,19 @@ export class SessionResolver {
     return snapshot;
   }
 
-  /** A new session for a person's first message, in one statement; step by step when that lost a race. */
+  /**
+   * A new session for a person's first message, in one statement; step by step when that lost a
+   * race. `ContactErasedError` for an envelope accepted before its person was erased.
+   */
   private async createForContact(
     envelope: Envelope,
     key: SessionKey,
     logger: Logger,
   ): Promise<SessionSnapshot> {
     const { db } = this.o;
+    // Queued before its person was erased, it must not bring them back. Looked up only here: an
+    // erasure leaves its person no session, so such an envelope always comes to make one.
+    if (await erasedSinceAccepted(db, envelope)) throw new ContactErasedError();
     const meta = { ...envelope.meta, ...(envelope.from.name ? { name: envelope.from.name } : {}) };
     const identity = identifies(envelope)
       ? { nativeId: envelope.from.id, name: envelope.from.name, email: envelope.from.email }

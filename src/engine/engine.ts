@@ -19,7 +19,7 @@ import {
   OPERATOR_ORIGIN,
   SESSION_ENDED_ERROR,
 } from '../outbound/store.ts';
-import { SessionResolver } from '../session-resolver.ts';
+import { ContactErasedError, SessionResolver } from '../session-resolver.ts';
 import type { Db } from '../store/db.ts';
 import { getBotMemory, getUserMemory } from '../store/memory.ts';
 import { isEnvelopeRecorded, listMessages } from '../store/messages.ts';
@@ -56,8 +56,20 @@ function stampTrace(write: TurnWrite, trace: Context): void {
 /** Another writer moved the session this many times in a row: give up and let the queue retry. */
 export const MAX_CONFLICT_RETRIES = 5;
 
-/** `held`: computed, not yet committed (see `handle`'s `mayHold`). */
-export type TurnOutcome = 'committed' | 'duplicate' | 'no_session' | 'held';
+/**
+ * `held`: computed, not yet committed (see `handle`'s `mayHold`). `erased`: accepted before its
+ * person was erased, dropped (see `run`).
+ */
+export type TurnOutcome = 'committed' | 'duplicate' | 'no_session' | 'held' | 'erased';
+
+interface RunOptions {
+  trustCached?: boolean;
+  shareLater?: boolean;
+  mayHold?: boolean;
+  trace?: Context;
+  /** The session's last activity, for the engine's own idle-out `end` (`endIdleSession`). */
+  idleOut?: string;
+}
 
 /** A turn computed and held back, to be committed with its lane's next turns in one write. */
 interface HeldTurn {
@@ -214,28 +226,51 @@ export class SessionEngine {
   }
 
   /**
+   * One envelope's turn (`runTurn`). An envelope accepted before its person was erased, which
+   * would make them a new session (`ContactErasedError`), is dropped instead: nothing is recorded
+   * or sent, and the queue acknowledges it.
+   */
+  private async run(
+    envelope: Envelope,
+    checkDuplicate: boolean,
+    options: RunOptions = {},
+  ): Promise<TurnOutcome> {
+    try {
+      return await this.runTurn(envelope, checkDuplicate, options);
+    } catch (err) {
+      if (!(err instanceof ContactErasedError)) throw err;
+      await this.dropErased(envelope, options.trace);
+      return 'erased';
+    }
+  }
+
+  /**
+   * What is left of an envelope of an erased person: the files the channel already stored for it,
+   * which no session claimed (a download finished after the erasure, an email's attachments). The
+   * line names no one: no envelope id (a WhatsApp message id encodes the phone number), no key.
+   */
+  private async dropErased(envelope: Envelope, trace: Context | undefined): Promise<void> {
+    const fileIds = envelope.attachments.flatMap((a) => (a.fileId ? [a.fileId] : []));
+    const files = fileIds.length > 0 && this.o.files ? await this.o.files.removeUnclaimed(fileIds) : 0;
+    this.loggerFor(trace, 'info').info({
+      event: 'erasure.envelope_dropped',
+      bot: envelope.bot,
+      channel: envelope.channel,
+      kind: envelope.kind,
+      files,
+    });
+  }
+
+  /**
    * `trustCached`: this process's copy of the session is current (see `DeliveryInfo.followsInLane`).
    * `shareLater`: this process takes the session's next turn at once, so the new state need not
    * reach the shared cache before then. `trace`: the turn's trace context (tracing on), handed
    * down to what the turn does rather than made active (see src/telemetry/tracing.ts `inPassedSpan`).
    */
-  private async run(
+  private async runTurn(
     envelope: Envelope,
     checkDuplicate: boolean,
-    {
-      trustCached = false,
-      shareLater = false,
-      mayHold = false,
-      trace,
-      idleOut,
-    }: {
-      trustCached?: boolean;
-      shareLater?: boolean;
-      mayHold?: boolean;
-      trace?: Context;
-      /** The session's last activity, for the engine's own idle-out `end` (`endIdleSession`). */
-      idleOut?: string;
-    } = {},
+    { trustCached = false, shareLater = false, mayHold = false, trace, idleOut }: RunOptions = {},
   ): Promise<TurnOutcome> {
     const { db, cache } = this.o;
     // With tracing on, the turn's lines carry its trace_id and span_id.

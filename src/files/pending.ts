@@ -4,6 +4,7 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { ChannelAdapter } from '../ports.ts';
 import type { Db } from '../store/db.ts';
+import { erasedSinceAccepted } from '../store/erased-contacts.ts';
 import { isEnvelopeRecorded } from '../store/messages.ts';
 import { ATTACHMENT_RETRY_DELAYS_MS, attachmentRetryDelay, fetchFailures } from './fetch-attempts.ts';
 import { AttachmentRetryError, storeInboundAttachments } from './inbound.ts';
@@ -40,6 +41,9 @@ export const hasPendingAttachments = (envelope: Envelope): boolean =>
  * (any worker may take the retry); after `retryAttempts` retries the message goes on without the
  * file and the person is told. A failure that cannot pass (404, 403, an expired media id, a
  * refused redirect) is not retried: the person is told at once.
+ *
+ * A message accepted before its person was erased is not fetched at all (one lookup, made only
+ * for a message with files still at the platform).
  */
 export function pendingAttachments(deps: PendingAttachmentsDeps) {
   const byChannel = new Map(deps.adapters.map((a) => [a.channel, a]));
@@ -49,6 +53,12 @@ export function pendingAttachments(deps: PendingAttachmentsDeps) {
     const fetch = adapter?.fetchAttachment?.bind(adapter);
     // Already answered before a crash: the engine sees the duplicate, nothing is fetched again.
     if (!fetch || (redelivered && (await isEnvelopeRecorded(deps.db, envelope.id)))) return envelope;
+    // Queued before its person was erased: nothing of theirs is fetched (the engine drops the
+    // envelope), and the count of its failed downloads, which names it, goes.
+    if (await erasedSinceAccepted(deps.db, envelope)) {
+      await fetchFailures.clear(deps.db, envelope.id);
+      return envelope;
+    }
     const started = Date.now();
     const failures = await fetchFailures.count(deps.db, envelope.id);
     let ready: Envelope;

@@ -261,6 +261,20 @@ export class FileStore {
     );
   }
 
+  /**
+   * Removes files that no session claimed (a message's attachments stored before its turn, whose
+   * turn never came: its person was erased meanwhile); their bytes go with their last reference.
+   */
+  async removeUnclaimed(ids: readonly string[]): Promise<number> {
+    const valid = ids.filter(isFileId);
+    if (valid.length === 0) return 0;
+    const { rowCount } = await this.db.query(
+      'DELETE FROM files WHERE id = ANY($1::uuid[]) AND session_id IS NULL',
+      [valid],
+    );
+    return rowCount;
+  }
+
   /** Hands a session's uploads to its successor (the token's next session after an idle-out). */
   async move(ids: readonly string[], from: string, to: string): Promise<void> {
     await this.db.query('UPDATE files SET session_id = $3 WHERE id = ANY($1::uuid[]) AND session_id = $2', [

@@ -3,6 +3,7 @@ import type { BotRegistry } from '../config/bots.ts';
 import type { Logger } from '../logger.ts';
 import { msAgo } from '../store/clock.ts';
 import type { Db, Queryable } from '../store/db.ts';
+import { ERASED_CONTACT_KEEP_MS, pruneErasedContacts } from '../store/erased-contacts.ts';
 import { json } from '../store/records.ts';
 
 /** Any fixed number: the one process that holds it runs the expiry job; the others skip that round. */
@@ -73,6 +74,7 @@ export async function runExpiry(deps: ExpiryDeps): Promise<ExpiryReport> {
     const files = await deleteOldFiles(deps);
     const channelValues = await pruneChannelValues(deps.db);
     const agentEvents = await deleteOldAgentEvents(deps.db, deps.agentEventsKeepMs ?? AGENT_EVENTS_KEEP_MS);
+    const erasedContacts = await pruneErasedContacts(deps.db, ERASED_CONTACT_KEEP_MS);
     deps.logger.info({
       event: 'expiry.done',
       sessions,
@@ -81,6 +83,7 @@ export async function runExpiry(deps: ExpiryDeps): Promise<ExpiryReport> {
       files,
       channelValues,
       agentEvents,
+      erasedContacts,
       ms: Date.now() - started,
     });
     return { ran: true, sessions, messages, users };

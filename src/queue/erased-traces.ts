@@ -9,7 +9,8 @@ import { RedisLanes } from './redis-lanes.ts';
  * the dead letters of their inbound lanes (`bot|channel|native_key`) and outbound lanes (the
  * session id). Lanes still holding items, their schedule marks and BullMQ jobs are left alone:
  * they drain on their own (the engine finds no session for an envelope of an erased API or web
- * session), and empty lanes leave no key behind.
+ * session, and drops one that would open a session for an erased contact), and empty lanes leave
+ * no key behind.
  */
 export async function eraseQueueTraces(
   redis: Redis,

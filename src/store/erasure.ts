@@ -1,7 +1,8 @@
-import { channels } from '../channels/registry.ts';
+import { channels, hasExplicitSessions } from '../channels/registry.ts';
 import { type Channel, identityOfNativeKey, sessionLane } from '../envelope.ts';
 import { forgetAuditedSessions } from './audit.ts';
 import type { Db, Queryable } from './db.ts';
+import { type Contact, recordErasedContacts } from './erased-contacts.ts';
 import { recordEvent } from './events.ts';
 
 /** A session that an erasure removed: what the caches and queues key it by. */
@@ -71,11 +72,21 @@ async function eraseChannelRows(tx: Queryable, sessions: ErasedSession[]): Promi
 }
 
 /**
+ * Who a session on a channel whose first message opens a session was with (the identity part of
+ * its key); none for a web or API session, which no envelope opens.
+ */
+function contactOf(s: ErasedSession): Contact[] {
+  if (hasExplicitSessions(s.channel)) return [];
+  return [{ channel: s.channel, nativeId: identityOfNativeKey(s.nativeKey).from.id }];
+}
+
+/**
  * Erases a user from PostgreSQL in one transaction: their sessions (messages, state and events
  * go with them by cascade), the inbox rows queued for those sessions' lanes, what channels keep of them,
  * the outbound messages to them, memory,
- * identities and the user row; records a `user.erased` event that names no one. Undefined when
- * there is no such user.
+ * identities and the user row; remembers their channel contacts as erased (src/store/erased-contacts.ts:
+ * what was queued for them before now is dropped); records a `user.erased` event that names no
+ * one. Undefined when there is no such user.
  */
 export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure | undefined> {
   return db.transaction(async (tx) => {
@@ -111,7 +122,10 @@ export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure
     await tx.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [ids]);
     await forgetAuditedSessions(tx, ids);
     const memory = await tx.query('DELETE FROM user_memory WHERE user_id = $1', [userId]);
-    const identities = await tx.query('DELETE FROM user_identities WHERE user_id = $1', [userId]);
+    const identities = await tx.query<{ channel: string; native_id: string }>(
+      'DELETE FROM user_identities WHERE user_id = $1 RETURNING channel, native_id',
+      [userId],
+    );
     await tx.query('DELETE FROM users WHERE id = $1', [userId]);
     await recordEvent(tx, {
       sessionId: null,
@@ -120,6 +134,12 @@ export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure
       type: 'user.erased',
       data: { userId, sessions: sessions.length },
     });
+    // Last, so that its time is the erasure's end: what is still queued for them from before it
+    // is dropped, not made a new contact.
+    await recordErasedContacts(tx, [
+      ...identities.rows.map((i) => ({ channel: i.channel, nativeId: i.native_id })),
+      ...sessions.flatMap(contactOf),
+    ]);
     return {
       sessions,
       messages: counted.rows[0]?.n ?? 0,
