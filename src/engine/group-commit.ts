@@ -1,3 +1,4 @@
+import { isTransient } from '../errors.ts';
 import { type Logger, lazyChild, NO_BINDINGS } from '../logger.ts';
 import type { Db } from '../store/db.ts';
 import {
@@ -233,16 +234,43 @@ export class GroupCommitter {
         ms: Date.now() - started,
         err: (err as Error).message,
       });
-      if (!isUniqueViolation(err)) {
+      const duplicate = isUniqueViolation(err);
+      // The database away (a dropped connection, a restart) fails every turn alike: they go back
+      // to the queue together. So does a turn that was alone: its own commit would fail the same.
+      if (!duplicate && (isTransient(err) || batch.length === 1)) {
         for (const p of batch) p.reject(err);
         return;
       }
-      // A concurrent writer recorded one of these envelopes: sort them out one by one.
-      logger.debug({ event: 'commit.batch_split', turns: batch.length });
+      // A concurrent writer recorded one of these envelopes (a unique violation), or one turn holds
+      // what PostgreSQL refuses: sort them out one by one, so that only that turn fails and the
+      // other sessions' turns commit. Safe to do again: the statement wrote nothing, and each
+      // commit is refused if its envelope is recorded or its state moved ('duplicate', 'conflict').
+      if (duplicate) logger.debug({ event: 'commit.batch_split', turns: batch.length, reason: 'duplicate' });
+      else
+        logger.warn({
+          event: 'commit.batch_split',
+          turns: batch.length,
+          reason: 'error',
+          err: (err as Error).message,
+        });
+      let away: unknown;
       for (const p of batch) {
+        // The database went away meanwhile: the rest go back to the queue without a try each.
+        if (away !== undefined) {
+          p.reject(away);
+          continue;
+        }
         try {
           p.resolve(await commitTurn(this.db, p.write));
         } catch (e) {
+          if (isTransient(e)) away = e;
+          else if (!duplicate)
+            logger.warn({
+              event: 'commit.turn_failed',
+              envelopeId: p.write.inbound.envelopeId,
+              sessionId: p.write.sessionId,
+              err: (e as Error).message,
+            });
           p.reject(e);
         }
       }

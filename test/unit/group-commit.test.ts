@@ -112,3 +112,27 @@ describe('GroupCommitter', () => {
     await Promise.all([first, ...all]);
   });
 });
+
+describe('GroupCommitter, a statement that fails', () => {
+  it('fails every turn of it when the database is away, without trying each again', async () => {
+    let statements = 0;
+    let transactions = 0;
+    const away = Object.assign(new Error('Connection terminated unexpectedly'), { code: '08006' });
+    const db = {
+      kind: 'postgres',
+      query: async () => {
+        statements++;
+        throw away;
+      },
+      transaction: async () => {
+        transactions++;
+        throw away;
+      },
+    } as unknown as Db;
+    const committer = new GroupCommitter(db, createLogger('silent'));
+    const results = await Promise.allSettled(['a', 'b', 'c'].map((s) => committer.commit(write(s))));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(statements).toBe(1);
+    expect(transactions).toBe(0);
+  });
+});
