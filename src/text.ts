@@ -50,12 +50,23 @@ export function truncateUtf8(text: string, maxBytes: number): string {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what it looks for.
 const INVALID_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
-/** Whether a string holds a NUL or a lone surrogate. */
+/**
+ * Whether a string holds a NUL or a lone surrogate. Two native scans, not the regex: every string
+ * a turn writes passes here, and the regex (its lookarounds) was ~25 times slower on clean text.
+ */
 export function hasInvalidText(text: string): boolean {
-  INVALID_TEXT.lastIndex = 0;
-  const found = INVALID_TEXT.test(text);
-  INVALID_TEXT.lastIndex = 0;
-  return found;
+  return !text.isWellFormed() || text.includes('\u0000');
+}
+
+/**
+ * At most `maxUnits` UTF-16 units of the text, never ending inside a surrogate pair (a pair the
+ * cut would split is left out whole): a lone half is no character, and PostgreSQL refuses it.
+ */
+export function truncateUtf16(text: string, maxUnits: number): string {
+  if (text.length <= maxUnits) return text;
+  const cut = Math.max(0, maxUnits);
+  const last = text.charCodeAt(cut - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? cut - 1 : cut);
 }
 
 /** The string with every NUL and lone surrogate replaced by U+FFFD (the replacement character). */

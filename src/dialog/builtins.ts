@@ -24,6 +24,22 @@ const MONTHS = [
 
 const text = (v: Value) => toText(v);
 
+/**
+ * Text functions count characters (code points), as `LEN` and `text[i]` do: a UTF-16 cut could
+ * split an emoji's surrogate pair, and a lone half is no character (PostgreSQL refuses to store
+ * it). Text without surrogates (most) takes the plain string operations.
+ */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** `String.slice` counted in characters. */
+function sliceChars(s: string, start: number, end?: number): string {
+  if (!SURROGATE.test(s)) return s.slice(start, end);
+  return Array.from(s).slice(start, end).join('');
+}
+
+/** The characters of a text, one string each. */
+const chars = (s: string): string[] => Array.from(s);
+
 function isoSeconds(d: Date): string {
   return `${d.toISOString().slice(0, 19)}Z`;
 }
@@ -137,7 +153,11 @@ function instr(args: Value[]): Value {
       ? [toInteger(args[0]!), text(args[1]!), text(args[2]!)]
       : [1, text(args[0]!), text(args[1]!)];
   if (start < 1) throw new DialogRuntimeError('INSTR starts at position 1 or later');
-  return haystack.indexOf(needle, start - 1) + 1;
+  if (!SURROGATE.test(haystack)) return haystack.indexOf(needle, start - 1) + 1;
+  // Positions in characters, as MID takes them.
+  const from = sliceChars(haystack, 0, start - 1).length;
+  const at = haystack.indexOf(needle, from);
+  return at < 0 ? 0 : chars(haystack.slice(0, at)).length + 1;
 }
 
 function mid(args: Value[]): Value {
@@ -146,14 +166,19 @@ function mid(args: Value[]): Value {
   if (start < 1) throw new DialogRuntimeError('MID starts at position 1 or later');
   const length = args.length > 2 ? toInteger(args[2]!) : undefined;
   if (length !== undefined && length < 0) throw new DialogRuntimeError('MID cannot take a negative length');
-  return length === undefined ? s.slice(start - 1) : s.slice(start - 1, start - 1 + length);
+  return length === undefined ? sliceChars(s, start - 1) : sliceChars(s, start - 1, start - 1 + length);
+}
+
+/** `String.split`, where an empty separator splits into characters (not UTF-16 units). */
+function splitText(s: string, separator: string): string[] {
+  return separator === '' ? chars(s) : s.split(separator);
 }
 
 function len(v: Value): number {
   if (v === null) return 0;
   if (isList(v)) return v.length;
   if (typeof v === 'object') return Object.keys(v).length;
-  return [...text(v)].length;
+  return chars(text(v)).length;
 }
 
 function val(v: Value): number {
@@ -177,7 +202,7 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
   ['TRIM', { min: 1, max: 1, fn: ([v]) => text(v!).trim() }],
   ['LTRIM', { min: 1, max: 1, fn: ([v]) => text(v!).trimStart() }],
   ['RTRIM', { min: 1, max: 1, fn: ([v]) => text(v!).trimEnd() }],
-  ['LEFT', { min: 2, max: 2, fn: ([s, n]) => text(s!).slice(0, count(toInteger(n!), 'LEFT')) }],
+  ['LEFT', { min: 2, max: 2, fn: ([s, n]) => sliceChars(text(s!), 0, count(toInteger(n!), 'LEFT')) }],
   [
     'RIGHT',
     {
@@ -185,13 +210,13 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
       max: 2,
       fn: ([s, n]) => {
         const k = count(toInteger(n!), 'RIGHT');
-        return k === 0 ? '' : text(s!).slice(-k);
+        return k === 0 ? '' : sliceChars(text(s!), -k);
       },
     },
   ],
   ['MID', { min: 2, max: 3, fn: mid }],
   ['INSTR', { min: 2, max: 3, fn: instr }],
-  ['REPLACE', { min: 3, max: 3, fn: ([s, a, b]) => text(s!).split(text(a!)).join(text(b!)) }],
+  ['REPLACE', { min: 3, max: 3, fn: ([s, a, b]) => splitText(text(s!), text(a!)).join(text(b!)) }],
   ['VAL', { min: 1, max: 1, fn: ([v]) => val(v!) }],
   ['STR', { min: 1, max: 1, fn: ([v]) => text(v!) }],
   ['ROUND', { min: 1, max: 2, fn: ([n, d]) => round(toNumber(n!), d === undefined ? 0 : toInteger(d)) }],
@@ -206,7 +231,7 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
     'ISEMPTY',
     { min: 1, max: 1, fn: ([v]) => v === null || v === '' || (isList(v!) && (v as Value[]).length === 0) },
   ],
-  ['SPLIT', { min: 2, max: 2, fn: ([s, sep]) => (text(s!) === '' ? [] : text(s!).split(text(sep!))) }],
+  ['SPLIT', { min: 2, max: 2, fn: ([s, sep]) => (text(s!) === '' ? [] : splitText(text(s!), text(sep!))) }],
   [
     'JOIN',
     {

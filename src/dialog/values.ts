@@ -1,4 +1,5 @@
 import { setOwn } from '../own.ts';
+import { truncateUtf16 } from '../text.ts';
 import { DialogRuntimeError } from './errors.ts';
 
 /**
@@ -63,7 +64,7 @@ export function toInteger(v: Value, what = 'a whole number'): number {
 
 /** A short, safe rendering of a value for error messages. */
 export function describe(v: Value): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${truncateUtf16(v, 40)}…` : v);
   if (v === null) return 'an empty value';
   if (Array.isArray(v)) return `a list of ${v.length}`;
   if (typeof v === 'object') return 'a record';

@@ -37,6 +37,7 @@ import {
   tracingEnabled,
   withContext,
 } from '../telemetry/tracing.ts';
+import { cleanWriteText } from './clean-write.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { isOutboundTarget, outgoingRows } from './outbound.ts';
 import type { SessionBotInfo } from './session-control.ts';
@@ -370,17 +371,20 @@ export class SessionEngine {
       // The accepts of what the turn sends to other sessions are the turn's children.
       if (draft.work.sends.length > 0) await withContext(trace, () => this.sendOnward(draft));
       const at = new Date();
-      const write = draft.toWrite({
-        at,
-        replyStatus: this.o.delivery.initialStatus(snapshot.session.channel),
-        expiresAt:
-          snapshot.session.authLevel === 'anonymous'
-            ? new Date(
-                at.getTime() +
-                  this.o.bots.rules(snapshot.session.bot, snapshot.session.channel).anonymousRetentionMs,
-              )
-            : null,
-      });
+      const write = cleanWriteText(
+        draft.toWrite({
+          at,
+          replyStatus: this.o.delivery.initialStatus(snapshot.session.channel),
+          expiresAt:
+            snapshot.session.authLevel === 'anonymous'
+              ? new Date(
+                  at.getTime() +
+                    this.o.bots.rules(snapshot.session.bot, snapshot.session.channel).anonymousRetentionMs,
+                )
+              : null,
+        }),
+        logger,
+      );
       // Only a sender reads it (a channel without one, the api's, never sends its rows).
       if (trace && this.o.delivery.hasSender(snapshot.session.channel)) stampTrace(write, trace);
       const held = this.held.get(lane);

@@ -2,6 +2,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { z } from 'zod';
 import type { Logger } from '../logger.ts';
 import { tracingEnabled } from '../telemetry/tracing.ts';
+import { truncateUtf16 } from '../text.ts';
 import { chatSpan } from './llm-spans.ts';
 
 /** First retry waits up to this long (full jitter), doubling each attempt up to RETRY_CAP_MS. */
@@ -207,7 +208,7 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | undef
 }
 
 function httpError(status: number, headers: Headers, body: string): LlmHttpError {
-  let message = body.slice(0, ERROR_BODY_CHARS) || `HTTP ${status}`;
+  let message = truncateUtf16(body, ERROR_BODY_CHARS) || `HTTP ${status}`;
   let code: string | undefined;
   try {
     const parsed = ErrorBodySchema.safeParse(JSON.parse(body));
@@ -384,7 +385,7 @@ async function readStream(
     try {
       json = JSON.parse(event.data);
     } catch {
-      throw new LlmResponseError(`a streamed event is not JSON: ${event.data.slice(0, 100)}`);
+      throw new LlmResponseError(`a streamed event is not JSON: ${truncateUtf16(event.data, 100)}`);
     }
     const parsed = ChunkSchema.safeParse(json);
     if (!parsed.success) throw new LlmResponseError('a streamed event is not a chat completion chunk');

@@ -1,3 +1,4 @@
+import { truncateUtf16 } from '../text.ts';
 import type { ToolDeclaration } from './settings.ts';
 
 type HttpTool = NonNullable<ToolDeclaration['http']>;
@@ -76,7 +77,7 @@ export async function callHttpTool(
       continue;
     }
     const text = await readCapped(res, http.maxResponseBytes).catch(failed);
-    if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 500)}`);
+    if (!res.ok) throw new Error(`HTTP ${res.status}: ${truncateUtf16(text, 500)}`);
     return text;
   }
 }

@@ -8,6 +8,7 @@ import { TurnBuffer } from '../dialog/turn-buffer.ts';
 import { fromJson, type Value } from '../dialog/values.ts';
 import type { BotContext } from '../engine/bot.ts';
 import { bareRecord, setOwn } from '../own.ts';
+import { truncateUtf16 } from '../text.ts';
 import type { ToolCall, ToolSpec } from './client.ts';
 import { callHttpTool } from './http-tool.ts';
 import type { ToolDeclaration } from './settings.ts';
@@ -50,8 +51,9 @@ function clash(tool: LoadedTool, name: string): boolean {
   return tool.reserved.has(tool.declaration.script ? name.toLowerCase() : name);
 }
 
+/** Cut on a character's edge: half an emoji's surrogate pair is no text the store takes. */
 function clip(text: string): string {
-  return text.length <= MAX_TOOL_RESULT_CHARS ? text : `${text.slice(0, MAX_TOOL_RESULT_CHARS)}… (cut)`;
+  return text.length <= MAX_TOOL_RESULT_CHARS ? text : `${truncateUtf16(text, MAX_TOOL_RESULT_CHARS)}… (cut)`;
 }
 
 /**

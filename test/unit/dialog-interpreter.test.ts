@@ -111,6 +111,18 @@ describe('TALK and expressions', () => {
     ['JOIN([1, 2])', '1, 2'],
     ['ARRAY(1, "two")', '1, two'],
     ['UBOUND([1, 2, 3])', '2'],
+    // Characters, not UTF-16 units: an emoji is one, and never cut in half.
+    ['LEN("a😀b")', '3'],
+    ['LEFT("😀b", 1)', '😀'],
+    ['RIGHT("a😀", 1)', '😀'],
+    ['MID("a😀b🎉", 2, 2)', '😀b'],
+    ['MID("a😀b🎉", 4)', '🎉'],
+    ['INSTR("😀ab", "b")', '3'],
+    ['INSTR(3, "😀b😀b", "b")', '4'],
+    ['INSTR(5, "😀b😀b", "b")', '0'],
+    ['"a😀b"[1]', '😀'],
+    ['JOIN(SPLIT("a😀", ""), "|")', 'a|😀'],
+    ['REPLACE("a😀", "", "-")', 'a-😀'],
   ])('%s', async (expr, expected) => {
     expect(await talk(`TALK ${expr}`)).toEqual([expected]);
   });

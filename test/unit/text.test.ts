@@ -7,6 +7,7 @@ import {
   hasInvalidText,
   invalidTextPaths,
   truncateUtf8,
+  truncateUtf16,
 } from '../../src/text.ts';
 
 describe('invalid text: NUL and lone surrogates', () => {
@@ -86,6 +87,28 @@ describe('truncateUtf8', () => {
         const next = text.codePointAt(cut.length);
         if (next !== undefined)
           expect(Buffer.byteLength(cut) + Buffer.byteLength(String.fromCodePoint(next))).toBeGreaterThan(max);
+      }),
+    );
+  });
+});
+
+describe('truncateUtf16', () => {
+  it('cuts at the limit, but never inside a surrogate pair', () => {
+    expect(truncateUtf16('abc', 5)).toBe('abc');
+    expect(truncateUtf16('abc', 2)).toBe('ab');
+    expect(truncateUtf16('a😀b', 2)).toBe('a'); // the cut would fall between the emoji's halves
+    expect(truncateUtf16('a😀b', 3)).toBe('a😀');
+    expect(truncateUtf16('😀', 0)).toBe('');
+  });
+
+  it('is always a well-formed prefix of well-formed text, at most one unit short of the limit', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme' }), fc.nat(64), (text, max) => {
+        const cut = truncateUtf16(text, max);
+        expect(text.startsWith(cut)).toBe(true);
+        expect(cut.isWellFormed()).toBe(true);
+        expect(cut.length).toBeLessThanOrEqual(max);
+        expect(cut.length).toBeGreaterThanOrEqual(Math.min(text.length, max - 1));
       }),
     );
   });
