@@ -723,6 +723,11 @@ export class SessionEngine {
       const checkpoint = draft.checkpoint();
       try {
         await hook();
+        // The files and cards the hook's replies send (`ctx.talk`) are stored in the background: one
+        // that fails (a media file not there, a host that refuses, an invalid card) is the hook's
+        // failure too. Settled after the turn, it failed the whole turn on every retry, and a host
+        // refusing connections (transient) held the person's later messages back for good.
+        if (draft.pending.length > 0) await draft.settle();
       } catch (err) {
         const error = err as Error;
         metrics.botErrors.inc({ bot: bot.name });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Card, CardSchema, cardsAsText } from '../cards/card.ts';
 import { deepCopy } from '../clone.ts';
 import type { Attachment, Envelope } from '../envelope.ts';
+import { errorMessage } from '../errors.ts';
 import { idleSinceOf } from '../lifecycle/idle-sweep.ts';
 import { RATING_SUGGESTIONS } from '../lifecycle/rating.ts';
 import type { Logger } from '../logger.ts';
@@ -179,8 +180,11 @@ export class TurnDraft {
     const endReason = this.endReason;
     const work = this.work.copy();
     const handoffRequest = this.handoffRequest;
+    const pending = this.pending.length;
     return {
       rollback: () => {
+        // Files still being stored for replies that are gone: not waited for.
+        this.pending.length = Math.min(this.pending.length, pending);
         this.work.replaceWith(work);
         this.state = deepCopy(state);
         this.replies.length = replies;
@@ -428,23 +432,30 @@ class DraftContext implements BotContext, LlmBinder {
     if (!options?.attachments?.length && !options?.files?.length && !options?.card && !options?.cards?.length)
       return;
     const attachments: (Attachment | Promise<Attachment>)[] = [...(options.attachments ?? [])];
-    for (const ref of options.files ?? []) attachments.push(fileAttachment(ref, (r) => this.file(r)));
+    const storeFile = (r: string) => this.file(r).catch(failedPart(`file "${r}"`));
+    for (const ref of options.files ?? []) attachments.push(fileAttachment(ref, storeFile));
     const cards = [...(options.card ? [options.card] : []), ...(options.cards ?? [])];
-    draft.pending.push(
-      (async () => {
-        const files = await Promise.all(attachments);
-        if (files.length) payload.attachments = files;
-        if (cards.length)
-          payload.cards = await Promise.all(cards.map((c) => storedCard(c, (r) => this.file(r))));
-        if (reply.text.trim() === '') {
-          // Channels that show only text get the cards as numbered text, or the files' names.
-          reply.text = cards.length
-            ? cardsAsText(payload.cards as Card[])
-            : files.map((f) => f.name ?? f.type).join(', ');
-          payload.textIsFallback = true;
-        }
-      })(),
-    );
+    const stored = (async () => {
+      const files = await Promise.all(attachments);
+      if (files.length) payload.attachments = files;
+      if (cards.length)
+        payload.cards = await Promise.all(
+          cards.map((c, i) =>
+            storedCard(c, (r) => this.file(r)).catch(failedPart(`card ${i + 1}${titled(c)}`)),
+          ),
+        );
+      if (reply.text.trim() === '') {
+        // Channels that show only text get the cards as numbered text, or the files' names.
+        reply.text = cards.length
+          ? cardsAsText(payload.cards as Card[])
+          : files.map((f) => f.name ?? f.type).join(', ');
+        payload.textIsFallback = true;
+      }
+    })();
+    // Awaited when the bot's hook returns (its failure is the hook's: the apology); until then a
+    // failure must not count as unhandled (the hook may still be waiting on an LLM).
+    stored.catch(() => undefined);
+    draft.pending.push(stored);
   }
 
   get files(): BotContext['files'] {
@@ -607,8 +618,31 @@ async function storedCard(card: BotCard, store: (ref: string) => Promise<Attachm
   const { image, ...rest } = card;
   let stored: Card['image'];
   if (typeof image === 'string') {
-    const file = await store(image);
+    const file = await store(image).catch(failedPart(`image "${image}"`));
     stored = { fileId: file.fileId!, name: file.name, type: file.type };
   } else stored = image;
-  return CardSchema.parse({ ...rest, ...(stored ? { image: stored } : {}) });
+  const parsed = CardSchema.safeParse({ ...rest, ...(stored ? { image: stored } : {}) });
+  if (!parsed.success)
+    throw new ReplyPartError(
+      parsed.error.issues.map((i) => `${i.path.join('.') || 'card'}: ${i.message}`).join('; '),
+    );
+  return parsed.data;
 }
+
+/**
+ * A file or card of a reply (`ctx.talk`) that could not be sent: a media file that is not there,
+ * a URL that failed, a card that is not valid. The hook that talked fails with it, as with any
+ * error of the bot's code: the bot's apology, and what failed in `turn.bot_error`.
+ */
+export class ReplyPartError extends Error {
+  override name = 'ReplyPartError';
+}
+
+/** Says which part of the reply failed; the cause's own message follows (no `cause`: not transient). */
+const failedPart =
+  (what: string) =>
+  (err: unknown): never => {
+    throw new ReplyPartError(`${what}: ${errorMessage(err)}`);
+  };
+
+const titled = (card: BotCard) => (typeof card.title === 'string' && card.title ? ` ("${card.title}")` : '');

@@ -13,6 +13,16 @@ export class MediaNotFoundError extends Error {
   override name = 'MediaNotFoundError';
 }
 
+/**
+ * A bot's file URL that could not be fetched (the host refused or dropped the connection, timed
+ * out, answered other than 200). Not transient, whatever the socket said: the host is someone
+ * else's, and a queue that retried the turn until it came back held the person's later messages
+ * behind it. The bot's error (its apology) instead.
+ */
+export class MediaFetchError extends Error {
+  override name = 'MediaFetchError';
+}
+
 export interface BotMediaOptions {
   files: FileStore;
   /** `config/bots`: a bot's media are in `<botsDir>/<bot>/media/`. */
@@ -40,7 +50,13 @@ export class BotMedia {
   async resolve(bot: string, ref: string): Promise<Attachment> {
     const put = { bot, origin: 'bot' as const, maxBytes: BOT_MEDIA_MAX_BYTES, allowedTypes: ['*'] };
     if (/^https?:\/\//i.test(ref)) {
-      const got = await safeGet(ref, { timeoutMs: this.o.fetchTimeoutMs, allowHosts: this.o.allowHosts });
+      const got = await safeGet(ref, {
+        timeoutMs: this.o.fetchTimeoutMs,
+        allowHosts: this.o.allowHosts,
+      }).catch((err: Error) => {
+        // No `cause`: isTransient looks into it. The caller names the URL.
+        throw new MediaFetchError(err.message || err.name);
+      });
       const file = await this.o.files.put(got.body, { ...put, name: got.name });
       return { type: file.type, name: file.name, size: file.size, fileId: file.id };
     }
