@@ -58,9 +58,22 @@ export interface EmailConfig {
   maxFailures: number;
   /** Mail set aside is moved here; unset, it is flagged where it is. */
   unusableFolder?: string;
+  /** Which mail already in a folder is answered when its stored state is missing or stale. */
+  firstScan: FirstScanPolicy;
 }
 
 export const DEFAULT_MAX_FAILURES = 3;
+export const DEFAULT_FIRST_SCAN_HOURS = 24;
+
+/**
+ * What a folder's first scan answers: with no stored state (the first start) or after the server
+ * renumbered the folder (a new UIDVALIDITY), the mail already there is a backlog of any age.
+ * `recent`: the unprocessed mail that arrived within the last `hours` (by INTERNALDATE);
+ * `unread`: all unprocessed mail (unread, or every mail when processed mail is moved away);
+ * `none`: nothing, only mail arriving from then on. Mail not answered is left untouched.
+ */
+export type FirstScanPolicy = { mode: 'recent'; hours: number } | { mode: 'unread' } | { mode: 'none' };
+export const FirstScanModeSchema = z.enum(['recent', 'unread', 'none']);
 
 const optional = z.preprocess(emptyAsUndefined, z.string().optional());
 const required = (name: string) =>
@@ -148,6 +161,11 @@ export const EmailEnvSchema = z
       z.coerce.number().int().min(1).max(100).default(DEFAULT_MAX_FAILURES),
     ),
     EMAIL_UNUSABLE_FOLDER: optional,
+    EMAIL_FIRST_SCAN: z.preprocess(emptyAsUndefined, FirstScanModeSchema.default('recent')),
+    EMAIL_FIRST_SCAN_HOURS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().positive().default(DEFAULT_FIRST_SCAN_HOURS),
+    ),
   })
   .superRefine((env, ctx) => {
     if (!env.EMAIL_IMAP_PASSWORD && !env.EMAIL_IMAP_ACCESS_TOKEN)
@@ -217,5 +235,9 @@ export function loadEmailConfig(env: NodeJS.ProcessEnv): EmailConfig {
     ...(e.EMAIL_TRUSTED_AUTHSERV_ID ? { trustedAuthservId: e.EMAIL_TRUSTED_AUTHSERV_ID.trim() } : {}),
     maxFailures: e.EMAIL_MAX_FAILURES,
     ...(e.EMAIL_UNUSABLE_FOLDER ? { unusableFolder: e.EMAIL_UNUSABLE_FOLDER } : {}),
+    firstScan:
+      e.EMAIL_FIRST_SCAN === 'recent'
+        ? { mode: 'recent', hours: e.EMAIL_FIRST_SCAN_HOURS }
+        : { mode: e.EMAIL_FIRST_SCAN },
   };
 }

@@ -5,6 +5,7 @@ import type { Logger } from '../../src/logger.ts';
 import { backoffDelay } from '../../src/queue/queue.ts';
 import { cleanText } from '../../src/text.ts';
 import type { EmailConfig, MailboxSpec } from './config.ts';
+import { firstScan } from './first-scan.ts';
 import type { InboundMail, UnreadAttachment } from './inbound.ts';
 import {
   type MailAt,
@@ -229,8 +230,10 @@ export class MailboxWatcher {
   /**
    * Handles every mail not handled yet. Normally that is every UID above the stored one. With no
    * stored state (first start) or a changed UIDVALIDITY (the server renumbered the folder), the
-   * stored UID means nothing: the whole folder is scanned for unprocessed mail (unread ones, or all
-   * when processed mail is moved away), and mail already recorded is skipped by its Message-ID.
+   * stored UID means nothing: the folder's unprocessed mail (unread ones, or all when processed
+   * mail is moved away) is a backlog of any age, of which the first-scan policy picks what is
+   * answered (by default the last day's); the rest is left untouched and counted. Mail already
+   * recorded is skipped by its Message-ID.
    */
   private async sync(client: ImapFlow): Promise<void> {
     const box = client.mailbox;
@@ -243,15 +246,27 @@ export class MailboxWatcher {
       // Every UID below UIDNEXT existed when the folder was selected; later mail gets a higher UID
       // and is read by the incremental passes that follow.
       scanUpTo = Number(box.uidNext) - 1;
-      const query = this.o.config.processedFolder ? { all: true } : { seen: false };
-      uids =
-        scanUpTo > 0 ? (await client.search({ ...query, uid: `1:${scanUpTo}` }, { uid: true })) || [] : [];
+      const policy = this.o.config.firstScan;
+      const scan = await firstScan(client, {
+        scanUpTo,
+        unprocessed: this.o.config.processedFolder ? { all: true } : { seen: false },
+        policy,
+        now: Date.now(),
+      });
+      uids = scan.answer;
       this.log('info', {
         event: state ? 'email.uidvalidity_changed' : 'email.first_scan',
         uidValidity,
         previousUidValidity: state?.uidValidity,
         candidates: uids.length,
       });
+      if (scan.skipped > 0)
+        this.log('warn', {
+          event: 'email.backlog_skipped',
+          count: scan.skipped,
+          policy: policy.mode,
+          ...(scan.cutoff ? { arrivedBefore: scan.cutoff.toISOString() } : {}),
+        });
     } else {
       const found = (await client.search({ uid: `${state.lastUid + 1}:*` }, { uid: true })) || [];
       // `n:*` always includes the highest UID, even one below n.

@@ -251,15 +251,23 @@ service anvil {
     return client;
   }
 
-  /** Places a mail in a folder with IMAP APPEND; returns its UID. */
-  async append(raw: string | Buffer, folder = 'INBOX', flags: string[] = []): Promise<number> {
+  /**
+   * Places a mail in a folder with IMAP APPEND; returns its UID. `arrived` sets its INTERNALDATE
+   * (when the server received it), as a mail that has been waiting in the folder that long.
+   */
+  async append(
+    raw: string | Buffer,
+    folder = 'INBOX',
+    flags: string[] = [],
+    arrived?: Date,
+  ): Promise<number> {
     const client = await this.client();
     try {
       if (folder !== 'INBOX') {
         const list = await client.list();
         if (!list.some((m) => m.path === folder)) await client.mailboxCreate(folder);
       }
-      const result = await client.append(folder, raw, flags);
+      const result = await client.append(folder, raw, flags, arrived);
       const uid = result ? result.uid : undefined;
       if (!uid) throw new Error('APPEND returned no UID');
       return uid;

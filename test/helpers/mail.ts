@@ -24,6 +24,8 @@ export interface MailSpec {
   authResults?: string[];
   /** Content-Transfer-Encoding of the body, written as given: `8bit` unless told. */
   encoding?: string;
+  /** The Date header: now unless told. */
+  date?: Date;
 }
 
 /** What the trusted receiving server writes for mail whose domain passed SPF, DKIM and DMARC. */
@@ -38,7 +40,7 @@ export function mail(m: MailSpec, ourAddress = 'support@switchboard.test'): stri
     `From: ${m.from}`,
     `To: ${m.to ?? `Switchboard Support <${ourAddress}>`}`,
     `Subject: ${m.subject}`,
-    `Date: ${new Date().toUTCString()}`,
+    `Date: ${(m.date ?? new Date()).toUTCString()}`,
     `Message-ID: <${m.messageId}>`,
     ...(m.inReplyTo ? [`In-Reply-To: <${m.inReplyTo}>`] : []),
     ...(m.references ? [`References: ${m.references.map((r) => `<${r}>`).join(' ')}`] : []),

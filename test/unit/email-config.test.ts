@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
+  DEFAULT_FIRST_SCAN_HOURS,
   DEFAULT_MAX_ATTACHMENT_BYTES,
   DEFAULT_MAX_FAILURES,
   emailEnabled,
   loadEmailConfig,
 } from '../../adapters/email/config.ts';
+import { packUids } from '../../adapters/email/first-scan.ts';
 import { toSendError } from '../../adapters/email/smtp-sender.ts';
 
 const minimal = {
@@ -41,6 +43,26 @@ describe('email configuration', () => {
     expect(c.trustedAuthservId).toBeUndefined();
     expect(c.maxFailures).toBe(DEFAULT_MAX_FAILURES);
     expect(c.unusableFolder).toBeUndefined();
+    // A first start (or a renumbered folder) answers the last day's unprocessed mail only.
+    expect(c.firstScan).toEqual({ mode: 'recent', hours: DEFAULT_FIRST_SCAN_HOURS });
+  });
+
+  it('reads the first-scan policy', () => {
+    expect(loadEmailConfig({ ...minimal, EMAIL_FIRST_SCAN_HOURS: '72' }).firstScan).toEqual({
+      mode: 'recent',
+      hours: 72,
+    });
+    expect(loadEmailConfig({ ...minimal, EMAIL_FIRST_SCAN: 'unread' }).firstScan).toEqual({ mode: 'unread' });
+    expect(loadEmailConfig({ ...minimal, EMAIL_FIRST_SCAN: 'none' }).firstScan).toEqual({ mode: 'none' });
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_FIRST_SCAN: 'all' })).toThrow(/EMAIL_FIRST_SCAN/);
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_FIRST_SCAN_HOURS: '0' })).toThrow(
+      /EMAIL_FIRST_SCAN_HOURS/,
+    );
+  });
+
+  it('packs a UID list into ranges for one IMAP command', () => {
+    expect(packUids([9, 1, 2, 3, 4, 7, 10, 3])).toBe('1:4,7,9:10');
+    expect(packUids([5])).toBe('5');
   });
 
   it('reads the trusted server, the failure limit and the folder for unusable mail', () => {
