@@ -340,6 +340,104 @@ Body.
     ).toBe('mailing-list');
   });
 
+  it('recognises newsletters and ESP mail marked only with List-Unsubscribe (RFC 2369, RFC 8058)', async () => {
+    // A shop's newsletter sent through SendGrid: one-click unsubscribe, no List-Id, no Precedence.
+    const newsletter = crlf(`Return-Path: <bounces+31807542-7f3a-support=switchboard.test@em4821.shop.example>
+Received: from o1.ptr4821.shop.example (o1.ptr4821.shop.example [149.72.123.45])
+	by mx.switchboard.test (Postfix) with ESMTPS id 4Tq8Zx1Yb2z9t
+	for <support@switchboard.test>; Tue,  4 Mar 2025 09:00:03 +0000 (UTC)
+DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=shop.example; h=content-type:from:mime-version:subject:list-unsubscribe:list-unsubscribe-post:to; s=s1; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=Qm9ndXM=
+Date: Tue, 04 Mar 2025 09:00:02 +0000 (UTC)
+From: Example Shop <news@shop.example>
+Mime-Version: 1.0
+Message-ID: <mC7Xq2aKQ4uA1v3bN9sL8w@geopod-ismtpd-5>
+Subject: Spring sale: 30% off everything
+To: support@switchboard.test
+List-Unsubscribe: <https://u31807542.ct.sendgrid.net/lu/unsubscribe?oc=u001.b2Xz>, <mailto:unsubscribe@shop.example?subject=unsubscribe>
+List-Unsubscribe-Post: List-Unsubscribe=One-Click
+X-SG-EID: u001.mD9sVb3lZ2k
+X-Entity-ID: u001.YkX4Hc0Ms2q9
+Content-Type: text/plain; charset=utf-8
+
+Spring sale! 30% off everything until Sunday.
+`);
+    expect((await parseEmail(newsletter, ours, MAX_TEXT_BYTES)).noReply).toBe('list-unsubscribe');
+    // A CRM's mailing with the RFC 2369 header alone.
+    const crm = crlf(`Return-Path: <mailer@crm.example.net>
+Date: Tue, 4 Mar 2025 10:30:00 +0100
+From: "Acme Events" <events@acme.example>
+To: support@switchboard.test
+Subject: Your invitation to the Acme summit
+Message-ID: <20250304093000.12345.events@crm.example.net>
+List-Unsubscribe: <mailto:leave-12345@crm.example.net>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+You are invited.
+`);
+    expect((await parseEmail(crm, ours, MAX_TEXT_BYTES)).noReply).toBe('list-unsubscribe');
+    expect(
+      (await parseEmail(headers('List-Unsubscribe-Post: List-Unsubscribe=One-Click'), ours, MAX_TEXT_BYTES))
+        .noReply,
+    ).toBe('list-unsubscribe');
+  });
+
+  it('recognises no-reply senders (noreply@, no-reply@, do-not-reply@, with suffixes)', async () => {
+    // AWS's billing notice: no Auto-Submitted, no list headers, only the sender says it.
+    const aws =
+      crlf(`Return-Path: <0100018e0a1b2c3d-4e5f6a7b-8c9d-0e1f-2a3b-4c5d6e7f8a9b-000000@amazonses.com>
+Date: Tue, 4 Mar 2025 08:12:45 +0000
+From: Amazon Web Services <no-reply-aws@amazon.com>
+To: support@switchboard.test
+Message-ID: <0100018e0a1b2c3d-4e5f6a7b-8c9d-0e1f-2a3b-4c5d6e7f8a9b-000000@email.amazonses.com>
+Subject: AWS Notification - Your invoice is available
+MIME-Version: 1.0
+Content-Type: text/plain; charset=UTF-8
+Content-Transfer-Encoding: 7bit
+
+Your invoice for February 2025 is available.
+`);
+    expect((await parseEmail(aws, ours, MAX_TEXT_BYTES)).noReply).toBe('no-reply-address');
+    const from = async (address: string) =>
+      (
+        await parseEmail(
+          crlf(
+            `From: Sender <${address}>\nTo: support@switchboard.test\nSubject: Receipt\nMessage-ID: <r.${address}>\n\nThanks.\n`,
+          ),
+          ours,
+          MAX_TEXT_BYTES,
+        )
+      ).noReply;
+    for (const address of [
+      'noreply@github.com',
+      'No-Reply@accounts.example.com',
+      'no_reply@bank.example',
+      'do-not-reply@tickets.example',
+      'DoNotReply@3c1b5d2e.azurecomm.net',
+      'noreply+ab12cd@shop.example',
+      'noreply-dmarc-support@google.com',
+    ])
+      expect(await from(address), address).toBe('no-reply-address');
+    // People whose address merely looks close are answered.
+    for (const address of [
+      'noreen@example.org',
+      'reply@example.org',
+      'nora.reply@example.org',
+      'replies@example.org',
+    ])
+      expect(await from(address), address).toBeUndefined();
+    // A display name alone says nothing.
+    expect(
+      (
+        await parseEmail(
+          crlf('From: "No Reply" <alice@example.org>\nSubject: x\nMessage-ID: <dn@example.org>\n\nx\n'),
+          ours,
+          MAX_TEXT_BYTES,
+        )
+      ).noReply,
+    ).toBeUndefined();
+  });
+
   it('recognises a Postfix bounce, a postmaster notice and a null return path', async () => {
     const bounce = crlf(`Return-Path: <>
 Date: Tue,  4 Mar 2025 10:15:02 +0100 (CET)

@@ -10,6 +10,8 @@ export type NoReplyReason =
   | 'auto-reply-header'
   | 'precedence'
   | 'mailing-list'
+  | 'list-unsubscribe'
+  | 'no-reply-address'
   | 'bounce'
   | 'mailer-daemon'
   | 'null-return-path'
@@ -36,6 +38,11 @@ export interface Ours {
 
 const SYSTEM_SENDER = /^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon)$/i;
 const BULK_PRECEDENCE = /^(?:bulk|list|junk|auto_reply)$/i;
+/**
+ * Senders that say nobody reads what is sent back: `noreply`, `no-reply`, `no_reply`,
+ * `donotreply`, `do-not-reply`, also with a suffix (`no-reply-aws`, `noreply+tag`).
+ */
+const NO_REPLY_SENDER = /^(?:no|do[-_.]?not)[-_.]?reply(?:[-_.+].*)?$/i;
 
 /** Why this mail gets no answer, or undefined when it is a person writing to us. */
 export function noReplyReason(mail: NoReplySignals, ours: Ours): NoReplyReason | undefined {
@@ -49,9 +56,13 @@ export function noReplyReason(mail: NoReplySignals, ours: Ours): NoReplyReason |
   const precedence = mail.header('precedence')?.trim();
   if (precedence && BULK_PRECEDENCE.test(precedence)) return 'precedence';
   if (mail.header('list-id') !== undefined) return 'mailing-list';
+  // RFC 2369 / RFC 8058: newsletters and ESP mail often carry only these, no List-Id or Precedence.
+  if (mail.header('list-unsubscribe') !== undefined || mail.header('list-unsubscribe-post') !== undefined)
+    return 'list-unsubscribe';
   if (mail.contentType === 'multipart/report') return 'bounce';
   const local = mail.from?.split('@')[0];
   if (local && SYSTEM_SENDER.test(local)) return 'mailer-daemon';
+  if (local && NO_REPLY_SENDER.test(local)) return 'no-reply-address';
   if (mail.returnPath === '') return 'null-return-path';
   return undefined;
 }
