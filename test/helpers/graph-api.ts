@@ -68,6 +68,11 @@ export async function startGraphApi(accessToken: string) {
   const failing = new Map<string, { left: number; status: number }>();
   /** Every download tried (failed ones too), by media id. */
   const downloadAttempts: string[] = [];
+  /** Media ids the platform no longer holds (30 days after their upload, or deleted). */
+  const expired = new Set<string>();
+  let nextMediaId = 1_000_000_000_000_000;
+  /** Uploads still to be refused (500), as a platform in trouble. */
+  let uploadFailures = 0;
   let baseUrl = '';
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -115,6 +120,13 @@ export async function startGraphApi(accessToken: string) {
     const upload = /^\/(v\d+\.\d+)\/(\d+)\/media$/.exec(req.url ?? '');
     if (req.method === 'POST' && upload) {
       if (!authorized) return void res.writeHead(401).end();
+      if (uploadFailures > 0) {
+        uploadFailures--;
+        req.resume();
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(graphError(500, 2, 'Service temporarily unavailable').body));
+        return;
+      }
       const fields: Record<string, string> = {};
       let file: { bytes: Buffer; type: string; name?: string } | undefined;
       await new Promise<void>((resolve, reject) => {
@@ -138,7 +150,9 @@ export async function startGraphApi(accessToken: string) {
         res.end(JSON.stringify(graphError(400, 100, 'Invalid parameter').body));
         return;
       }
-      const id = String(1_000_000_000_000_000 + uploads.length + media.size);
+      // Never an id given before, nor one held (what people sent): ids of expired media stay dead.
+      let id = String(nextMediaId++);
+      while (media.has(id) || expired.has(id)) id = String(nextMediaId++);
       media.set(id, { ...file, type: fields.type });
       uploads.push({ phoneNumberId: upload[2]!, id, type: fields.type, name: file.name, bytes: file.bytes });
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -192,6 +206,19 @@ export async function startGraphApi(accessToken: string) {
       send({ status: 200, body: { success: true } });
       return;
     }
+    const sentIds = JSON.stringify(body);
+    if ([...expired].some((id) => sentIds.includes(`"id":"${id}"`))) {
+      // Meta's code for media it cannot use in a message, with its documented description.
+      send(
+        graphError(
+          400,
+          131053,
+          '(#131053) Media upload error',
+          'Unable to upload the media used in the message.',
+        ),
+      );
+      return;
+    }
     await send(graphSent(body.to));
   };
 
@@ -216,6 +243,15 @@ export async function startGraphApi(accessToken: string) {
     },
     waiting,
     downloadAttempts,
+    /** The next `times` uploads fail (500, code 2: Meta's temporary service error). */
+    failUploads(times: number) {
+      uploadFailures = times;
+    },
+    /** Media `id` is gone from the platform (expired, 30 days after its upload): sends naming it are refused. */
+    expireMedia(id: string) {
+      media.delete(id);
+      expired.add(id);
+    },
     /** The next `times` downloads of media `id` answer `status` (Infinity: every one), as a media host in trouble. */
     failDownloads(id: string, times: number, status = 503) {
       failing.set(id, { left: times, status });

@@ -6,6 +6,10 @@ export const WINDOW_CLOSED_CODE = 131047;
 /** Business/consumer pair rate limit: about one message every 6 seconds to the same person. */
 export const PAIR_RATE_LIMIT_CODE = 131056;
 export const PAIR_RATE_LIMIT_WAIT_MS = 6_000;
+/** "Media upload error": the platform could not use the media of a message (a dead media id, among others). */
+export const MEDIA_ERROR_CODE = 131053;
+/** Graph's "Invalid parameter": with a media id named in it, that id is not (or no longer) valid. */
+export const INVALID_PARAMETER_CODE = 100;
 
 /** The platform's "too many, slow down" codes: worth retrying after a pause. */
 const RATE_LIMIT_CODES = new Set([
