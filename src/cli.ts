@@ -22,11 +22,11 @@ Commands:
   migrate                                      apply database migrations and exit
   check [bot]                                  parse every dialog script (*.bas); errors as file:line:column
   queue status [--json]                        what the queues hold now: queued, ready, claimed, stuck
-  queue failed [--json]                        envelopes set aside after failing again and again
+  queue failed [--json]                        envelopes set aside after failing again and again (kept DEAD_LETTER_KEEP_DAYS)
   queue replay                                 put them back in the queue
   outbox failed [--json]                       replies that exhausted their delivery attempts
   outbox replay [--session ID]                 send them again (all, or one session's)
-  webhooks failed [--json]                     event webhooks dead-lettered after 24 h of failures
+  webhooks failed [--json]                     event webhooks dead-lettered after 24 h of failures (kept DEAD_LETTER_KEEP_DAYS)
   webhooks replay [--id EVENT_ID]              send them again (all, or one event)
   scheduler failed [--json]                    scheduled jobs set aside after failing their last attempt
   scheduler replay [ID…]                       run them again now, with fresh attempts (all, or these)

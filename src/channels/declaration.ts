@@ -96,6 +96,12 @@ export interface ErasedSessions {
   envelopeIds: string[];
 }
 
+/** The bounds of the prune job a channel's `prune` hook keeps to. */
+export interface PruneBounds {
+  /** What was set aside (the channel's dead letters) is kept this long (DEAD_LETTER_KEEP_DAYS). */
+  deadLetterKeepMs: number;
+}
+
 /** SQL on a channel's own tables: what `AdapterStore.query` and an `erase` hook get. */
 export interface ChannelQueryable {
   query<Row = Record<string, unknown>>(
@@ -106,8 +112,8 @@ export interface ChannelQueryable {
 
 /**
  * A channel's own tables: its migrations, run by `migrate` after the core's (whether or not the
- * channel is configured, so every process of a hub sees one schema), and what erasing a person
- * removes from them.
+ * channel is configured, so every process of a hub sees one schema), and what erasing a person and
+ * pruning remove from them.
  */
 export interface ChannelStorage {
   /**
@@ -129,6 +135,11 @@ export interface ChannelStorage {
    * native key, for what is kept by them (the hook reads no core table).
    */
   erase?(q: ChannelQueryable, erased: ErasedSessions): Promise<void>;
+  /**
+   * The prune job (every worker, every 15 minutes): deletes what the channel keeps that no session
+   * holds and that is past its bound (mail it set aside, after `deadLetterKeepMs`).
+   */
+  prune?(q: ChannelQueryable, bounds: PruneBounds): Promise<void>;
 }
 
 /** A native id that is not one on its channel. */

@@ -46,6 +46,12 @@ export const EnvSchema = z.object({
    * with `Last-Event-ID`; the expiry job removes older ones.
    */
   AGENT_EVENTS_KEEP_HOURS: int(24, 1),
+  /**
+   * Dead letters (envelopes the queues set aside, event webhooks dead-lettered, mail the email
+   * channel set aside) are kept this many days for an operator to list and replay, then pruned:
+   * they hold what people wrote.
+   */
+  DEAD_LETTER_KEEP_DAYS: int(14, 1),
   /** Attempts to send a reply before it is marked failed (and kept for `switchboard outbox replay`). */
   DELIVERY_ATTEMPTS: int(8, 1),
   /** First retry delay of a failed send; doubles each attempt (with jitter) up to DELIVERY_RETRY_CAP_MS. */
@@ -213,6 +219,8 @@ export interface HubConfig {
   cacheMaxSessions: number;
   anonymousSessionDays: number;
   agentEventsKeepMs: number;
+  /** DEAD_LETTER_KEEP_DAYS, in ms. */
+  deadLetterKeepMs: number;
   databasePoolSize: number;
   adminToken: string | undefined;
   deliveryAttempts: number;
@@ -294,6 +302,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     cacheMaxSessions: e.CACHE_MAX_SESSIONS,
     anonymousSessionDays: e.ANONYMOUS_SESSION_DAYS,
     agentEventsKeepMs: e.AGENT_EVENTS_KEEP_HOURS * 3_600_000,
+    deadLetterKeepMs: e.DEAD_LETTER_KEEP_DAYS * 86_400_000,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
     deliveryAttempts: e.DELIVERY_ATTEMPTS,

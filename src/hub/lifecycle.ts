@@ -5,13 +5,12 @@ import { hasPendingAttachments, pendingAttachments } from '../files/pending.ts';
 import type { HubState } from '../http/ops-api.ts';
 import { IDLE_SWEEP_JOB } from '../lifecycle/idle-sweep.ts';
 import { ANALYZE_JOB } from '../store/analyze.ts';
-import { pruneInbox } from '../store/inbox.ts';
 import { turnSpan } from '../telemetry/envelope-spans.ts';
+import { PRUNE_EVERY_MS, runPrune } from './prune.ts';
 import type { HubServices } from './services.ts';
 
 /** Envelope ids are remembered this long for deduplication after they were processed. */
 export const DEDUPE_WINDOW_MS = 24 * 3_600_000;
-const PRUNE_EVERY_MS = 15 * 60_000;
 /** The expiry job's first run waits at most this long after start, so a restart storm does not begin with cleanup. */
 const EXPIRY_FIRST_RUN_MS = 30_000;
 
@@ -88,10 +87,15 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
         return outcome === 'held' ? 'held' : undefined;
       });
       await outbox.start();
+      const { redis } = services.backend;
       pruneTimer = setInterval(() => {
-        pruneInbox(db, DEDUPE_WINDOW_MS).catch((err: Error) =>
-          logger.warn({ event: 'inbox.prune_failed', err: err.message }),
-        );
+        runPrune({
+          db,
+          ...(redis ? { redis: { connection: redis, prefix: config.redisPrefix } } : {}),
+          dedupeWindowMs: DEDUPE_WINDOW_MS,
+          deadLetterKeepMs: config.deadLetterKeepMs,
+          logger,
+        }).catch((err: Error) => logger.warn({ event: 'prune.failed', err: err.message }));
       }, PRUNE_EVERY_MS);
       pruneTimer.unref();
       // Every worker declares it: there is still one schedule, each run in one worker.

@@ -53,6 +53,7 @@ export interface LaneCommands {
   laneHandback(...args: (string | number)[]): Promise<[number, number]>;
   lanePendingWake(...args: (string | number)[]): Promise<number>;
   laneDeadLetter(...args: (string | number)[]): Promise<number>;
+  lanePruneDead(...args: (string | number)[]): Promise<number>;
   laneClaimants(...args: (string | number)[]): Promise<(string | string[])[]>;
   laneReleaseLock(...args: (string | number)[]): Promise<number>;
 }
@@ -79,6 +80,7 @@ export const LANE_COMMANDS: readonly LuaCommand[] = [
   { name: 'laneHandback', numberOfKeys: 5, lua: lua('handback.lua', ['./redis-lanes/wake.lua']) },
   { name: 'lanePendingWake', numberOfKeys: 3, lua: lua('pending-wake.lua', ['./redis-lanes/wake.lua']) },
   { name: 'laneDeadLetter', numberOfKeys: 3, lua: lua('dead-letter.lua') },
+  { name: 'lanePruneDead', numberOfKeys: 1, lua: lua('prune-dead.lua') },
   { name: 'laneClaimants', numberOfKeys: 1, lua: lua('claimants.lua') },
   { name: 'laneReleaseLock', numberOfKeys: 1, lua: lua('release-lock.lua') },
 ];
@@ -149,6 +151,9 @@ export interface DeadLetter {
   attempts: number;
   at: string;
 }
+
+/** Dead letters one run of `prune-dead.lua` drops at most. */
+const PRUNE_DEAD_BATCH = 1_000;
 
 /** A literal string inside a SCAN MATCH pattern. */
 const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
@@ -526,6 +531,23 @@ export class RedisLanes {
         dropped += await this.redis.lrem(this.deadKey, 0, raw);
     }
     return dropped;
+  }
+
+  /**
+   * Forgets the dead letters set aside more than `olderThanMs` before `now` (they hold whole
+   * envelopes), oldest first, a bounded number per script so that Redis is never held long;
+   * returns how many. Letters of workers whose clocks differ by a moment may sit a moment out of
+   * order: one a little younger than the cutoff ahead of an older one keeps that one until the
+   * next prune.
+   */
+  async pruneDeadLetters(olderThanMs: number, now = Date.now()): Promise<number> {
+    const cutoff = new Date(now - olderThanMs).toISOString();
+    let pruned = 0;
+    for (;;) {
+      const dropped = Number(await this.redis.lanePruneDead(this.deadKey, cutoff, PRUNE_DEAD_BATCH));
+      pruned += dropped;
+      if (dropped < PRUNE_DEAD_BATCH) return pruned;
+    }
   }
 
   /**

@@ -110,6 +110,15 @@ export async function pruneInbox(q: Queryable, olderThanMs: number): Promise<num
   return rowCount;
 }
 
+/**
+ * Forgets envelopes set aside more than `olderThanMs` ago (DEAD_LETTER_KEEP_DAYS): they hold
+ * what people wrote, and `switchboard queue failed|replay` work on those still kept.
+ */
+export async function pruneFailedInbox(q: Queryable, olderThanMs: number): Promise<number> {
+  const { rowCount } = await q.query(`DELETE FROM inbox WHERE failed_at <= ${msAgo('$1')}`, [olderThanMs]);
+  return rowCount;
+}
+
 /** Gives failed envelopes a fresh start; the running queue picks them up at its next scan. */
 export async function requeueFailedInbox(q: Queryable): Promise<number> {
   const { rowCount } = await q.query(

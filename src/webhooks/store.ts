@@ -237,6 +237,18 @@ export async function pruneDelivered(q: Queryable, olderThanMs: number): Promise
 }
 
 /**
+ * Forgets dead-lettered events older than `olderThanMs` since they were (they hold message text;
+ * `switchboard webhooks failed|replay` work on those still kept); returns how many.
+ */
+export async function pruneDead(q: Queryable, olderThanMs: number): Promise<number> {
+  const { rowCount } = await q.query(
+    `DELETE FROM webhook_outbox WHERE state = 'dead' AND done_at < now() - $1 * interval '1 millisecond'`,
+    [olderThanMs],
+  );
+  return rowCount;
+}
+
+/**
  * Forgets lane leases that ran out more than `graceMs` ago: a lease is deleted by its owner when
  * its lane is done, and one whose owner stopped (a crash, a SIGKILL) is taken over only when its
  * lane gets an event again, so leases of lanes that never do were left for good. An expired lease

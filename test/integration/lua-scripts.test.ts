@@ -403,6 +403,30 @@ describe('Lua scripts, one by one, on real Redis', () => {
     expect(await redis.get(k.depth)).toBe('1');
   });
 
+  it('lanePruneDead: drops letters from the head while theirs was set aside before the cutoff, at most the number given; an unreadable one goes too', async () => {
+    const k = lanes(space());
+    const letter = (at: string) => JSON.stringify({ lane: 'a', item: at, error: 'e', attempts: 10, at });
+    await redis.rpush(
+      k.dead,
+      letter('2026-01-01T00:00:00.000Z'),
+      'not json',
+      letter('2026-01-02T00:00:00.000Z'),
+      letter('2026-01-03T00:00:00.000Z'),
+      letter('2026-01-02T12:00:00.000Z'),
+    );
+    expect(await redis.lanePruneDead(k.dead, '2026-01-03T00:00:00.000Z', 2)).toBe(2);
+    expect(await redis.llen(k.dead)).toBe(3);
+    // The cutoff itself is kept, and what sits behind it waits for a later prune.
+    expect(await redis.lanePruneDead(k.dead, '2026-01-03T00:00:00.000Z', 10)).toBe(1);
+    expect(await redis.lrange(k.dead, 0, -1)).toEqual([
+      letter('2026-01-03T00:00:00.000Z'),
+      letter('2026-01-02T12:00:00.000Z'),
+    ]);
+    expect(await redis.lanePruneDead(k.dead, '2027-01-01T00:00:00.000Z', 10)).toBe(2);
+    expect(await redis.exists(k.dead)).toBe(0);
+    expect(await redis.lanePruneDead(k.dead, '2027-01-01T00:00:00.000Z', 10)).toBe(0);
+  });
+
   it('switchboardRateHit: counts hits in the window, refuses over the limit with the wait, and counts a named hit once', async () => {
     const key = `${space()}rl`;
     const hit = (member: string, named = 0) => redis.switchboardRateHit!(key, 2, 60_000, member, named);
