@@ -3,7 +3,7 @@ import { normalizeEmailAddress } from '../../src/channels/native-id.ts';
 import type { ChannelPlugin } from '../../src/channels/plugin.ts';
 import { emailEnabled } from './enabled.ts';
 import { eraseEmailOf } from './erase.ts';
-import { pruneEmailFailures } from './retention.ts';
+import { expireEmailOf, pruneEmailFailures } from './retention.ts';
 
 /**
  * Email: an address, known by default; a mail that fails authentication is not (the adapter sets
@@ -24,6 +24,7 @@ export const email: ChannelPlugin = {
       migrationsDir: fileURLToPath(new URL('./migrations/', import.meta.url)),
       adopts: { '0001_email': '0006_email', '0002_email_failures': '0011_email_failures' },
       erase: eraseEmailOf,
+      expire: expireEmailOf,
       prune: pruneEmailFailures,
     },
   },

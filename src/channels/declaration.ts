@@ -96,6 +96,19 @@ export interface ErasedSessions {
   envelopeIds: string[];
 }
 
+/**
+ * What the expiry job removes, as a channel's `expire` hook is told of it: anonymous sessions past
+ * their retention. The person is not gone (they may have another session on the same key, now or
+ * later), so a hook removes only what these sessions hold, never what their key names.
+ */
+export interface ExpiredSessions {
+  sessionIds: string[];
+  /** The same sessions, with what a channel keys its own rows by. */
+  sessions: readonly { id: string; bot: string; channel: string; nativeKey: string }[];
+  /** The envelopes these sessions received that became their messages. */
+  envelopeIds: string[];
+}
+
 /** The bounds of the prune job a channel's `prune` hook keeps to. */
 export interface PruneBounds {
   /** What was set aside (the channel's dead letters) is kept this long (DEAD_LETTER_KEEP_DAYS). */
@@ -112,8 +125,8 @@ export interface ChannelQueryable {
 
 /**
  * A channel's own tables: its migrations, run by `migrate` after the core's (whether or not the
- * channel is configured, so every process of a hub sees one schema), and what erasing a person and
- * pruning remove from them.
+ * channel is configured, so every process of a hub sees one schema), and what erasing a person,
+ * expiring a session and pruning remove from them.
  */
 export interface ChannelStorage {
   /**
@@ -135,6 +148,12 @@ export interface ChannelStorage {
    * native key, for what is kept by them (the hook reads no core table).
    */
   erase?(q: ChannelQueryable, erased: ErasedSessions): Promise<void>;
+  /**
+   * The expiry job removes anonymous sessions past their retention: deletes what the channel
+   * keeps about these sessions (and the envelopes that became their messages), inside the
+   * transaction that removes them. Like `erase`, it reads no core table.
+   */
+  expire?(q: ChannelQueryable, expired: ExpiredSessions): Promise<void>;
   /**
    * The prune job (every worker, every 15 minutes): deletes what the channel keeps that no session
    * holds and that is past its bound (mail it set aside, after `deadLetterKeepMs`).

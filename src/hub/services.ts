@@ -209,7 +209,15 @@ export async function createServices(options: {
     for (const adapter of adapters)
       await adapter.setup?.({ ...common, store: createAdapterStore(db, adapter.channel) });
 
-    const expire = () => runExpiry({ db, bots, cache, logger, agentEventsKeepMs: config.agentEventsKeepMs });
+    const expire = () =>
+      runExpiry({
+        db,
+        bots,
+        cache,
+        logger,
+        agentEventsKeepMs: config.agentEventsKeepMs,
+        deadLetterKeepMs: config.deadLetterKeepMs,
+      });
     scheduler.handle('expiry', async () => {
       await expire();
     });

@@ -249,6 +249,27 @@ export async function pruneDead(q: Queryable, olderThanMs: number): Promise<numb
 }
 
 /**
+ * Forgets the events of `bots` that happened more than `olderThanMs` ago and are done with
+ * (delivered or dead-lettered): their copies of message text go with the messages under the
+ * bots' `keepMessagesDays`. A pending event is never dropped: it is delivered, or dead-lettered
+ * at WEBHOOK_MAX_AGE_SECONDS. At most `limit` at a time; returns how many.
+ */
+export async function pruneDoneEventsOf(
+  q: Queryable,
+  bots: readonly string[],
+  olderThanMs: number,
+  limit: number,
+): Promise<number> {
+  const { rowCount } = await q.query(
+    `DELETE FROM webhook_outbox WHERE id IN (
+       SELECT id FROM webhook_outbox WHERE bot = ANY($1::text[]) AND state IN ('delivered', 'dead')
+         AND created_at < now() - $2 * interval '1 millisecond' LIMIT $3)`,
+    [[...bots], olderThanMs, limit],
+  );
+  return rowCount;
+}
+
+/**
  * Forgets lane leases that ran out more than `graceMs` ago: a lease is deleted by its owner when
  * its lane is done, and one whose owner stopped (a crash, a SIGKILL) is taken over only when its
  * lane gets an event again, so leases of lanes that never do were left for good. An expired lease
