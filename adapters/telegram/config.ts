@@ -32,8 +32,11 @@ export const TelegramEnvSchema = z.object({
       .regex(BOT_NAME_PATTERN, 'a bot name is lower-case letters, digits, - and _')
       .default('default'),
   ),
-  /** Group chats: `ignore`d (the default) or `accept`ed, a session per person per group. */
-  TELEGRAM_GROUPS: z.preprocess(emptyAsUndefined, z.enum(['ignore', 'accept']).default('ignore')),
+  /**
+   * Group chats: `ignore`d (the default); `accept`ed, answering the messages meant for the bot (a
+   * mention, a reply to it, its /command); or `all` answered. A session per person per group.
+   */
+  TELEGRAM_GROUPS: z.preprocess(emptyAsUndefined, z.enum(['ignore', 'accept', 'all']).default('ignore')),
   /** Longest wait for one Bot API request, in milliseconds. */
   TELEGRAM_SEND_TIMEOUT_MS: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(100).default(15_000)),
   /** The hub's address as the internet sees it: `switchboard telegram set-webhook` registers it. */
@@ -47,7 +50,7 @@ export interface TelegramConfig {
   webhookSecret: string;
   apiUrl: string;
   bot: string;
-  groups: 'ignore' | 'accept';
+  groups: 'ignore' | 'accept' | 'all';
   requestTimeoutMs: number;
   /** The hub's public address, without a trailing slash, when set. */
   publicUrl: string | undefined;

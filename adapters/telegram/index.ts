@@ -1,6 +1,7 @@
 import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { type BotApi, createBotApi } from './bot-api.ts';
+import { botUsernameOf } from './bot-username.ts';
 import type { TelegramConfig } from './config.ts';
 import { telegramFileSource } from './files.ts';
 import { TelegramSender } from './sender.ts';
@@ -51,7 +52,7 @@ export function createTelegramAdapter(config: TelegramConfig): ChannelAdapter {
 
     routes() {
       if (!host || !api) throw new Error('the Telegram adapter was not set up');
-      return webhookRoutes({ config, host, api });
+      return webhookRoutes({ config, host, api, botUsername: botUsernameOf(api) });
     },
   };
 }

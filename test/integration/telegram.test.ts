@@ -182,6 +182,22 @@ describe('Telegram through a whole hub', () => {
     expect(api.sentTo(-1001111111)).toEqual([]);
   });
 
+  it("service messages run no turn and are acknowledged as ignored; a Mini App's data is the text", async () => {
+    const chat = person();
+    for (const template of [doc.pinnedMessage, doc.writeAccessAllowed, doc.pollMessage]) {
+      const res = await deliver(running, doc.variant(template, { updateId: chat + ++updates, userId: chat }));
+      expect(res.status).toBe(200);
+      expect((await res.json()).status).toBe('ignored');
+    }
+    await deliver(running, say(chat, 'hello'));
+    await deliver(running, doc.variant(doc.webAppData, { updateId: chat + ++updates, userId: chat }));
+    await until(
+      () => texts(chat),
+      (t) => t.length >= 3,
+    );
+    expect(texts(chat)).toEqual(['welcome', 'echo hello #1', 'echo {"order":42} #2']);
+  });
+
   it('flood control (429 with retry_after) is waited out and the reply goes once; a blocked bot fails at once', async () => {
     const chat = person();
     api.script(
@@ -302,26 +318,77 @@ describe('Telegram with a dialog script', () => {
     expect(sent()[2]!.body.reply_markup).toBeUndefined();
   });
 
-  it('with TELEGRAM_GROUPS=accept, each person in a group is a session of their own, answered in reply', async () => {
-    const group = -1002223334;
-    const inGroup = (updateId: number, userId: number, text: string) => {
-      const u = doc.variant(doc.groupMessage, { updateId, text }) as doc.Json;
+  it("a mention waits for the bot's username: getMe failing is a 503 Telegram retries; once read it is kept", async () => {
+    const group = -1002223335;
+    const mention = (updateId: number, userId: number) => {
+      const u = doc.variant(doc.groupMention, { updateId, userId }) as doc.Json;
       u.message.chat.id = group;
-      u.message.from = { ...u.message.from, id: userId, first_name: `Person${userId}` };
       return u;
     };
-    await deliver(running, inGroup(990_001, 41, 'hi'));
-    await deliver(running, inGroup(990_002, 42, 'hello'));
+    const getMe = () => api.calls.filter((c) => c.method === 'getMe').length;
+    api.script((c) => c.method === 'getMe', botApiError(500, 'Internal Server Error'));
+    const first = mention(995_001, 51);
+    const refused = await deliver(running, first);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(
+      await running.hub.db.query(`SELECT 1 FROM inbox WHERE envelope_id = $1`, [
+        'telegram:7100000001:995001',
+      ]),
+    ).toMatchObject({ rows: [] });
+    // Telegram delivers it again.
+    expect(await (await deliver(running, first)).json()).toMatchObject({ status: 'accepted' });
+    expect(await (await deliver(running, mention(995_002, 52))).json()).toMatchObject({ status: 'accepted' });
+    expect(getMe()).toBe(2);
     await until(
       () => api.sentTo(group),
       (s) => s.length >= 2,
     );
-    const greetings = api.sentTo(group);
-    expect(greetings.map((c) => c.body.text)).toEqual([
+  });
+
+  it('with TELEGRAM_GROUPS=accept, a person talks to the bot by mentioning it, its /command or a reply to it; each is a session of their own, answered in reply', async () => {
+    const group = -1002223334;
+    let n = 990_000;
+    const inGroup = (template: doc.Json, userId: number, text?: string) => {
+      const u = doc.variant(template, { updateId: ++n, userId, ...(text ? { text } : {}) }) as doc.Json;
+      u.message.chat.id = group;
+      u.message.from = { ...u.message.from, id: userId, first_name: `Person${userId}` };
+      return u;
+    };
+    const sent = () => api.sentTo(group);
+    // A join, the group's chatter, a mention and a command of another bot: not for this bot.
+    for (const update of [
+      inGroup(doc.newChatMembers, 41),
+      inGroup(doc.groupMessage, 41),
+      inGroup(doc.groupMentionOfAnother, 42),
+      inGroup(doc.groupCommandOfAnother, 42),
+    ]) {
+      const res = await deliver(running, update);
+      expect(res.status).toBe(200);
+      expect((await res.json()).status).toBe('ignored');
+    }
+    const mention = inGroup(doc.groupMention, 41);
+    const command = inGroup(doc.groupCommand, 42);
+    await deliver(running, mention);
+    await deliver(running, command);
+    await until(sent, (s) => s.length >= 2);
+    expect(sent().map((c) => c.body.text)).toEqual([
       'Welcome on telegram. What is your name?',
       'Welcome on telegram. What is your name?',
     ]);
-    expect(greetings.map((c) => c.body.reply_parameters.message_id).sort()).toEqual([990_001, 990_002]);
+    // Two people, two sessions: their answers go out in either order.
+    expect(
+      sent()
+        .map((c) => c.body.reply_parameters.message_id as number)
+        .sort(),
+    ).toEqual([mention.message.message_id, command.message.message_id]);
+    // The answer said to the group, not to the bot, is not taken; the reply to its question is.
+    expect((await (await deliver(running, inGroup(doc.groupMessage, 41, 'Bob'))).json()).status).toBe(
+      'ignored',
+    );
+    await deliver(running, inGroup(doc.groupReplyToBot, 41, 'Ana'));
+    await until(sent, (s) => s.length >= 3);
+    expect(sent()[2]!.body).toMatchObject({ text: 'Which plan, Ana?', reply_parameters: { message_id: n } });
     const keys = await running.hub.db.query<{ native_key: string }>(
       `SELECT native_key FROM sessions WHERE channel = 'telegram' AND native_key LIKE $1 ORDER BY native_key`,
       [`%#${group}`],

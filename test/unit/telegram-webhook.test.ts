@@ -175,12 +175,12 @@ describe('Telegram webhook: envelopes', () => {
     });
   });
 
-  it('groups are off by default; accepted, a person in a group is a session of their own, answered in reply', () => {
+  it('groups are off by default; answered, a person in a group is a session of their own, answered in reply', () => {
     const { updateId, message: m } = message(doc.groupMessage);
     expect(messageToEnvelope(updateId, m, options)).toEqual({
       skipped: 'group chats are off (TELEGRAM_GROUPS=ignore)',
     });
-    const accepted = messageToEnvelope(updateId, m, { ...options, groups: 'accept' });
+    const accepted = messageToEnvelope(updateId, m, { ...options, groups: 'all' });
     expect(accepted).toMatchObject({
       envelope: {
         from: { id: '1111111' },
@@ -213,6 +213,98 @@ describe('Telegram webhook: envelopes', () => {
     const inline = parseUpdate(doc.callbackQuery);
     if (inline.kind !== 'callback') throw new Error('callback expected');
     expect(callbackToEnvelope(inline.updateId, inline.callback, options)).toHaveProperty('skipped');
+  });
+});
+
+describe('Telegram webhook: service messages and groups', () => {
+  const inGroups = (groups: 'accept' | 'all') => ({
+    ...options,
+    botUserId: String(doc.BOT.id),
+    botUsername: doc.BOT.username,
+    groups,
+  });
+
+  it('service messages carry no text or media: acknowledged as other, with what they were, never a message', () => {
+    const cases: [unknown, string][] = [
+      [doc.newChatMembers, 'service message (new_chat_members)'],
+      [doc.leftChatMember, 'service message (left_chat_member)'],
+      [doc.pinnedMessage, 'service message (pinned_message)'],
+      [doc.newChatTitle, 'service message (new_chat_title)'],
+      [doc.migrateToChat, 'service message (migrate_to_chat_id)'],
+      [doc.writeAccessAllowed, 'service message (write_access_allowed)'],
+      [doc.pollMessage, 'poll messages are not handled'],
+    ];
+    for (const [update, reason] of cases)
+      expect(parseUpdate(update)).toEqual({ kind: 'other', updateId: 10000, reason });
+  });
+
+  it("a Mini App's data is the text, the envelope's meta says web_app_data and names the button", () => {
+    const { updateId, message: m } = message(doc.webAppData);
+    expect(m.text).toBe('{"order":42}');
+    const result = messageToEnvelope(updateId, m, options);
+    if (!('envelope' in result)) throw new Error('envelope expected');
+    expect(result.envelope.text).toBe('{"order":42}');
+    expect(result.envelope.meta).toMatchObject({ type: 'web_app_data', buttonText: 'Order' });
+  });
+
+  it('a venue is one location attachment with its name and address', () => {
+    expect(message(doc.venueMessage).message.attachments).toEqual([
+      {
+        type: 'location',
+        data: {
+          latitude: 37.44221496582,
+          longitude: -122.16165924072,
+          name: 'Philz Coffee',
+          address: '101 Forest Ave, Palo Alto, CA 94301',
+        },
+      },
+    ]);
+  });
+
+  it('TELEGRAM_GROUPS=accept answers a mention of the bot, a reply to it and its /command, without the mention', () => {
+    const envelope = (update: unknown) => {
+      const { updateId, message: m } = message(update);
+      const result = messageToEnvelope(updateId, m, inGroups('accept'));
+      if (!('envelope' in result)) throw new Error(`envelope expected, got ${result.skipped}`);
+      return result.envelope;
+    };
+    expect(envelope(doc.groupMention)).toMatchObject({
+      text: 'what are your hours?',
+      thread: '-1001111111',
+      replyTo: { chatId: '-1001111111', replyToMessageId: 1380 },
+    });
+    expect(envelope(doc.groupCommand).text).toBe('/start');
+    expect(envelope(doc.groupReplyToBot).text).toBe('Ana');
+  });
+
+  it('TELEGRAM_GROUPS=accept leaves the rest of the group alone; all answers it', () => {
+    const notForUs = 'a group message not meant for the bot (TELEGRAM_GROUPS=accept)';
+    for (const update of [doc.groupMessage, doc.groupMentionOfAnother, doc.groupCommandOfAnother]) {
+      const { updateId, message: m } = message(update);
+      expect(messageToEnvelope(updateId, m, inGroups('accept'))).toEqual({ skipped: notForUs });
+      expect(messageToEnvelope(updateId, m, inGroups('all'))).toHaveProperty('envelope');
+    }
+    // A private chat is always a conversation with the bot.
+    const { updateId, message: m } = message(doc.textMessage);
+    expect(messageToEnvelope(updateId, m, inGroups('accept'))).toHaveProperty('envelope');
+  });
+
+  it('who a message addresses comes from its entities (UTF-16 offsets) and the author of the message it replies to', () => {
+    expect(message(doc.groupMention).message.addressing).toEqual({ usernames: ['switchboard_test_bot'] });
+    expect(message(doc.groupCommand).message.addressing).toEqual({
+      command: { name: 'start', bot: 'switchboard_test_bot' },
+    });
+    expect(message(doc.groupReplyToBot).message.addressing).toEqual({ replyToUserId: String(doc.BOT.id) });
+    const emoji = structuredClone(doc.groupMention) as doc.Json;
+    emoji.message.text = '👋 @Switchboard_Test_Bot hi';
+    emoji.message.entities = [{ offset: 3, length: 21, type: 'mention' }];
+    expect(message(emoji).message.addressing).toEqual({ usernames: ['switchboard_test_bot'] });
+    const { updateId, message: m } = message(emoji);
+    expect(messageToEnvelope(updateId, m, inGroups('accept'))).toMatchObject({ envelope: { text: '👋 hi' } });
+    // Without the username (not looked up), a bare mention cannot be the bot's.
+    expect(messageToEnvelope(updateId, m, { ...inGroups('accept'), botUsername: undefined })).toHaveProperty(
+      'skipped',
+    );
   });
 });
 

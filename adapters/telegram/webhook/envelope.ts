@@ -1,12 +1,19 @@
 import type { EnvelopeInput } from '../../../src/envelope.ts';
 import type { TelegramReplyTo } from '../reply-to.ts';
+import { addressedToBot, withoutBotMention } from './addressing.ts';
 import type { InboundCallback, InboundMessage, TelegramChat, TelegramUser } from './parse.ts';
 
 export interface EnvelopeOptions {
   bot: string;
   /** The bot's own user id: update ids count per bot, so the envelope id carries it. */
   botUserId: string;
-  groups: 'ignore' | 'accept';
+  /** The bot's @username (getMe), when a group message needs it: see `needsBotUsername`. */
+  botUsername?: string;
+  /**
+   * Group chats: `ignore`d; `accept`ed when a message is meant for the bot (a mention, a reply
+   * to it, its /command); or `all` answered.
+   */
+  groups: 'ignore' | 'accept' | 'all';
   now?: Date;
 }
 
@@ -25,8 +32,15 @@ export function messageToEnvelope(updateId: number, msg: InboundMessage, o: Enve
   const sentAt = msg.sentAt.getTime() <= now.getTime() + MAX_CLOCK_SKEW_MS ? msg.sentAt : now;
   const who = identify(msg.chat, msg.from, o);
   if ('skipped' in who) return who;
+  const inGroup = msg.chat.type !== 'private';
+  if (
+    inGroup &&
+    o.groups === 'accept' &&
+    !addressedToBot(msg, { userId: o.botUserId, username: o.botUsername })
+  )
+    return { skipped: 'a group message not meant for the bot (TELEGRAM_GROUPS=accept)' };
   const replyTo: TelegramReplyTo = { chatId: msg.chat.id };
-  if (msg.chat.type !== 'private') replyTo.replyToMessageId = msg.messageId;
+  if (inGroup) replyTo.replyToMessageId = msg.messageId;
   if (msg.topicId !== undefined) replyTo.topicId = msg.topicId;
   return {
     envelope: {
@@ -35,11 +49,14 @@ export function messageToEnvelope(updateId: number, msg: InboundMessage, o: Enve
       bot: o.bot,
       from: who.from,
       ...(who.thread ? { thread: who.thread } : {}),
-      text: msg.text,
+      text: inGroup ? withoutBotMention(msg.text, o.botUsername) : msg.text,
       attachments: msg.attachments,
       replyTo,
       meta: {
         ...userMeta(msg.from),
+        ...(msg.webApp
+          ? { type: 'web_app_data', ...(msg.webApp.buttonText ? { buttonText: msg.webApp.buttonText } : {}) }
+          : {}),
         chatType: msg.chat.type,
         ...(msg.chat.title ? { chatTitle: msg.chat.title } : {}),
         messageId: msg.messageId,
@@ -99,7 +116,7 @@ function identify(
   const name = user?.name ? { name: user.name } : {};
   if (chat.type === 'private') return { from: { id: chat.id, ...name } };
   if (chat.type === 'channel') return { skipped: 'channel posts are not conversations' };
-  if (o.groups !== 'accept') return { skipped: 'group chats are off (TELEGRAM_GROUPS=ignore)' };
+  if (o.groups === 'ignore') return { skipped: 'group chats are off (TELEGRAM_GROUPS=ignore)' };
   if (!user) return { skipped: 'a group message without a sender' };
   return { from: { id: user.id, ...name }, thread: chat.id };
 }

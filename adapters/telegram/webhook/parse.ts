@@ -34,6 +34,15 @@ const FileSchema = z.looseObject({
   emoji: z.string().optional(),
 });
 
+const EntitySchema = z.looseObject({
+  type: z.string(),
+  offset: z.number().int().nonnegative(),
+  length: z.number().int().nonnegative(),
+  user: z.looseObject({ id: z.number().int() }).optional(),
+});
+/** Formatting and mentions: an entity the channel cannot read costs the message nothing. */
+const EntitiesSchema = z.array(EntitySchema).optional().catch(undefined);
+
 const MessageSchema = z.looseObject({
   message_id: z.number().int(),
   from: UserSchema.optional(),
@@ -42,6 +51,8 @@ const MessageSchema = z.looseObject({
   message_thread_id: z.number().int().optional(),
   text: z.string().optional(),
   caption: z.string().optional(),
+  entities: EntitiesSchema,
+  caption_entities: EntitiesSchema,
   photo: z.array(FileSchema).optional(),
   document: FileSchema.optional(),
   audio: FileSchema.optional(),
@@ -59,7 +70,18 @@ const MessageSchema = z.looseObject({
       user_id: z.number().optional(),
     })
     .optional(),
-  reply_to_message: z.looseObject({ message_id: z.number().int() }).optional(),
+  venue: z
+    .looseObject({
+      location: z.looseObject({ latitude: z.number(), longitude: z.number() }),
+      title: z.string().optional(),
+      address: z.string().optional(),
+    })
+    .optional(),
+  /** A Mini App's `Telegram.WebApp.sendData()`, from a keyboard button (private chats only). */
+  web_app_data: z.looseObject({ data: z.string(), button_text: z.string().optional() }).optional(),
+  reply_to_message: z
+    .looseObject({ message_id: z.number().int(), from: z.looseObject({ id: z.number().int() }).optional() })
+    .optional(),
 });
 
 const CallbackQuerySchema = z.looseObject({
@@ -100,6 +122,22 @@ export interface InboundMessage {
   /** A forum topic, in supergroups that have them. */
   topicId?: number;
   replyToMessageId?: number;
+  /** Present when the message names anyone: what the group rule reads (see `addressing.ts`). */
+  addressing?: Addressing;
+  /** A Mini App's data (`web_app_data`): the data is the text; this is the button that opened it. */
+  webApp?: { buttonText?: string };
+}
+
+/** Whom a message addresses: what decides, in a group, whether it is meant for the bot. */
+export interface Addressing {
+  /** `@username` mentions, lower-case, without the `@`. */
+  usernames?: string[];
+  /** Users mentioned by name (`text_mention`: people without a username). */
+  userIds?: string[];
+  /** The `/command` the message starts with, and the bot it names (`/start@this_bot`), lower-case. */
+  command?: { name: string; bot?: string };
+  /** The author of the message this one replies to. */
+  replyToUserId?: string;
 }
 
 export interface InboundCallback {
@@ -135,7 +173,12 @@ export function parseUpdate(body: unknown): ParsedUpdate {
   if (raw.message !== undefined) {
     const m = MessageSchema.safeParse(raw.message);
     if (!m.success) return { kind: 'other', updateId, reason: `unreadable message: ${firstIssue(m.error)}` };
-    return { kind: 'message', updateId, message: readMessage(m.data) };
+    const message = readMessage(m.data);
+    // Service messages (joins, leaves, pins, title changes, migrations, ...) and kinds the channel
+    // cannot read carry no text and no media: nothing a person said to the bot.
+    if (message.text.trim() === '' && message.attachments.length === 0)
+      return { kind: 'other', updateId, reason: unreadReason(m.data) };
+    return { kind: 'message', updateId, message };
   }
   if (raw.callback_query !== undefined) {
     const q = CallbackQuerySchema.safeParse(raw.callback_query);
@@ -176,10 +219,99 @@ function readMessage(m: z.infer<typeof MessageSchema>): InboundMessage {
     msg.attachments.push(fileAttachment('sticker', m.sticker, 'sticker'));
     if (msg.text === '' && m.sticker.emoji) msg.text = m.sticker.emoji;
   }
-  if (m.location) msg.attachments.push({ type: 'location', data: { ...m.location } });
+  // A venue carries its location too (the Bot API sets both): one attachment, with its name.
+  if (m.venue)
+    msg.attachments.push({
+      type: 'location',
+      data: {
+        ...m.venue.location,
+        ...(m.venue.title ? { name: m.venue.title } : {}),
+        ...(m.venue.address ? { address: m.venue.address } : {}),
+      },
+    });
+  else if (m.location) msg.attachments.push({ type: 'location', data: { ...m.location } });
   if (m.contact) msg.attachments.push({ type: 'contacts', data: { contacts: [m.contact] } });
+  if (m.web_app_data) {
+    msg.text = m.web_app_data.data;
+    msg.webApp = m.web_app_data.button_text ? { buttonText: m.web_app_data.button_text } : {};
+  }
+  const addressing = readAddressing(m);
+  if (addressing) msg.addressing = addressing;
   return msg;
 }
+
+function readAddressing(m: z.infer<typeof MessageSchema>): Addressing | undefined {
+  const a: Addressing = {};
+  const usernames: string[] = [];
+  const userIds: string[] = [];
+  const text = m.text ?? m.caption ?? '';
+  // Entity offsets count UTF-16 code units, as JavaScript strings do.
+  for (const e of m.entities ?? m.caption_entities ?? []) {
+    const part = text.slice(e.offset, e.offset + e.length);
+    if (e.type === 'mention' && part.startsWith('@')) usernames.push(part.slice(1).toLowerCase());
+    else if (e.type === 'text_mention' && e.user) userIds.push(String(e.user.id));
+    else if (e.type === 'bot_command' && e.offset === 0) {
+      const [name = '', bot] = part.slice(1).split('@');
+      a.command = { name, ...(bot ? { bot: bot.toLowerCase() } : {}) };
+    }
+  }
+  if (usernames.length > 0) a.usernames = usernames;
+  if (userIds.length > 0) a.userIds = userIds;
+  if (m.reply_to_message?.from) a.replyToUserId = String(m.reply_to_message.from.id);
+  return Object.keys(a).length > 0 ? a : undefined;
+}
+
+/** Message fields of kinds a person sends that the channel does not read. */
+const UNREAD_KINDS = ['poll', 'dice', 'game', 'story', 'giveaway', 'paid_media', 'checklist', 'invoice'];
+
+/** Why a message with no text and no media is not handled: its service field, or its kind. */
+function unreadReason(m: Record<string, unknown>): string {
+  const kind = UNREAD_KINDS.find((k) => m[k] !== undefined);
+  if (kind) return `${kind} messages are not handled`;
+  const service = Object.keys(m).find((k) => SERVICE_FIELDS.has(k));
+  return service ? `service message (${service})` : 'a message without text or media';
+}
+
+/** The Bot API's service messages (Message fields), named in the reason an update is ignored. */
+const SERVICE_FIELDS = new Set([
+  'new_chat_members',
+  'left_chat_member',
+  'new_chat_title',
+  'new_chat_photo',
+  'delete_chat_photo',
+  'group_chat_created',
+  'supergroup_chat_created',
+  'channel_chat_created',
+  'message_auto_delete_timer_changed',
+  'migrate_to_chat_id',
+  'migrate_from_chat_id',
+  'pinned_message',
+  'successful_payment',
+  'refunded_payment',
+  'users_shared',
+  'chat_shared',
+  'gift',
+  'unique_gift',
+  'connected_website',
+  'write_access_allowed',
+  'passport_data',
+  'proximity_alert_triggered',
+  'boost_added',
+  'chat_background_set',
+  'forum_topic_created',
+  'forum_topic_edited',
+  'forum_topic_closed',
+  'forum_topic_reopened',
+  'general_forum_topic_hidden',
+  'general_forum_topic_unhidden',
+  'giveaway_created',
+  'giveaway_winners',
+  'giveaway_completed',
+  'video_chat_scheduled',
+  'video_chat_started',
+  'video_chat_ended',
+  'video_chat_participants_invited',
+]);
 
 /** Kinds of attachment whose bytes come into the file store (a sticker's emoji is its text; it stays a reference). */
 export const FILE_KINDS = new Set([

@@ -6,6 +6,7 @@ import type { AdapterHost } from '../../../src/ports.ts';
 import type { BotApi } from '../bot-api.ts';
 import type { TelegramConfig } from '../config.ts';
 import { CALLBACK_KEY_PREFIX, CALLBACK_VALUE_KEY } from '../outbound.ts';
+import { needsBotUsername } from './addressing.ts';
 import { callbackToEnvelope, type EnvelopeResult, messageToEnvelope } from './envelope.ts';
 import { NotATelegramUpdateError, type ParsedUpdate, parseUpdate } from './parse.ts';
 import { SECRET_TOKEN_HEADER, verifySecretToken } from './verify.ts';
@@ -18,7 +19,12 @@ export interface WebhookDeps {
   config: TelegramConfig;
   host: AdapterHost;
   api: BotApi;
+  /** The bot's @username (getMe, kept once known): asked only for a group message that needs it. */
+  botUsername(): Promise<string>;
 }
+
+/** How long Telegram is asked to wait before delivering again an update whose getMe failed. */
+const GET_ME_RETRY_AFTER_S = 5;
 
 /**
  * `POST /webhooks/telegram`: one Update per request. 401 when the secret token is wrong, with
@@ -54,8 +60,27 @@ export function webhookRoutes(deps: WebhookDeps): Hono {
     const options = { bot: config.bot, botUserId: config.botUserId, groups: config.groups };
     let result: EnvelopeResult;
     let expired = false;
-    if (update.kind === 'message') result = messageToEnvelope(update.updateId, update.message, options);
-    else if (update.kind === 'callback') {
+    if (update.kind === 'message') {
+      const m = update.message;
+      let botUsername: string | undefined;
+      if (m.chat.type !== 'private' && config.groups !== 'ignore' && needsBotUsername(m)) {
+        try {
+          botUsername = await deps.botUsername();
+        } catch (err) {
+          // Without it a mention cannot be told from another's: Telegram delivers the update again.
+          webhooks.inc({ outcome: 'unavailable' });
+          logger.warn({
+            event: 'telegram.get_me_failed',
+            updateId: update.updateId,
+            err: (err as Error).message,
+          });
+          throw new ApiError(503, 'unavailable', "the bot's username could not be read (getMe); retry", {
+            'Retry-After': String(GET_ME_RETRY_AFTER_S),
+          });
+        }
+      }
+      result = messageToEnvelope(update.updateId, m, { ...options, ...(botUsername ? { botUsername } : {}) });
+    } else if (update.kind === 'callback') {
       // A value too long for callback_data was sent as a key to the stored value.
       const data = update.callback.data;
       if (data.startsWith(CALLBACK_KEY_PREFIX)) {
