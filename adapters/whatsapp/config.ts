@@ -47,6 +47,8 @@ export const WhatsAppEnvSchema = z.object({
       .default('v23.0'),
   ),
   WHATSAPP_NUMBERS: NumbersSchema,
+  /** Cloud API: a person's reaction is `ignore`d, or a `message` whose text is the emoji. */
+  WHATSAPP_REACTIONS: z.preprocess(emptyAsUndefined, z.enum(['ignore', 'message']).default('ignore')),
   /** The bot for business numbers not in WHATSAPP_NUMBERS, and for the WhatsApp Web session. */
   WHATSAPP_BOT: z.preprocess(
     emptyAsUndefined,
@@ -86,6 +88,8 @@ export interface CloudConfig {
   /** phone_number_id → bot. */
   numbers: Map<string, string>;
   requestTimeoutMs: number;
+  /** A person's reaction: skipped (`ignore`), or a message whose text is the emoji. */
+  reactions: 'ignore' | 'message';
 }
 
 export interface WebConfig {
@@ -137,6 +141,7 @@ export function loadWhatsAppConfig(env: NodeJS.ProcessEnv, dataDir: string): Wha
       graphVersion: e.WHATSAPP_GRAPH_VERSION,
       numbers: e.WHATSAPP_NUMBERS,
       requestTimeoutMs: e.WHATSAPP_SEND_TIMEOUT_MS,
+      reactions: e.WHATSAPP_REACTIONS,
     };
   }
   if (e.WHATSAPP_WEB !== 'off') {

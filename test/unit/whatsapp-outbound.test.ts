@@ -365,4 +365,15 @@ describe('configuration', () => {
       /<phone_number_id>:<bot>/,
     );
   });
+
+  it('reactions are ignored unless WHATSAPP_REACTIONS=message', () => {
+    const cloud = { WHATSAPP_ACCESS_TOKEN: 't', WHATSAPP_APP_SECRET: 's', WHATSAPP_VERIFY_TOKEN: 'v' };
+    expect(loadWhatsAppConfig(cloud, '/d')!.cloud!.reactions).toBe('ignore');
+    expect(loadWhatsAppConfig({ ...cloud, WHATSAPP_REACTIONS: 'message' }, '/d')!.cloud!.reactions).toBe(
+      'message',
+    );
+    expect(() => loadWhatsAppConfig({ ...cloud, WHATSAPP_REACTIONS: 'text' }, '/d')).toThrow(
+      /WHATSAPP_REACTIONS/,
+    );
+  });
 });

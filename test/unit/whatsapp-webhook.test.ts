@@ -138,7 +138,16 @@ describe('parsing documented webhook payloads', () => {
     const contacts = only(doc.contactsMessage).attachments[0]!;
     expect(contacts.type).toBe('contacts');
     expect((contacts.data!.contacts as Json[])[0].phones[0].wa_id).toBe('14125550829');
-    const reaction = only(doc.reactionMessage);
+  });
+
+  it('a reaction is skipped unless WHATSAPP_REACTIONS=message; then its emoji is the text', () => {
+    expect(parseWebhook(doc.reactionMessage)).toMatchObject({
+      messages: [],
+      skipped: [{ reason: 'reaction (WHATSAPP_REACTIONS=ignore)' }],
+    });
+    const parsed = parseWebhook(doc.reactionMessage, { reactions: 'message' });
+    expect(parsed.messages).toHaveLength(1);
+    const reaction = parsed.messages[0]!;
     expect(reaction.text).toBe('👍');
     expect(reaction.details.reaction).toEqual({
       messageId: 'wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA=',
@@ -162,6 +171,41 @@ describe('parsing documented webhook payloads', () => {
       '131049 This message was not delivered to maintain healthy ecosystem engagement.: In order to maintain a healthy ecosystem engagement, the message failed to be delivered.',
     );
     expect(parseWebhook(doc.textMessage).statuses).toEqual([]);
+  });
+
+  it('a removed reaction and an unsupported message are skipped, never an empty message', () => {
+    for (const reactions of ['ignore', 'message'] as const)
+      expect(parseWebhook(doc.reactionRemoved, { reactions })).toEqual({
+        messages: [],
+        statuses: [],
+        errors: [],
+        skipped: [
+          {
+            what: 'message wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAC=',
+            reason: 'reaction removed',
+          },
+        ],
+      });
+    // Some payloads carry the emoji empty rather than omitted.
+    const emptied = structuredClone(doc.reactionMessage) as Json;
+    emptied.entry[0].changes[0].value.messages[0].reaction.emoji = '';
+    expect(parseWebhook(emptied, { reactions: 'message' }).skipped[0]!.reason).toBe('reaction removed');
+    expect(parseWebhook(doc.unsupportedMessage)).toMatchObject({
+      messages: [],
+      skipped: [
+        {
+          reason:
+            'unsupported message (131051 Message type unknown: Message type is currently not supported.)',
+        },
+      ],
+    });
+    // Whatever the type, a message with no text, no file and no chosen reply is nothing to answer.
+    const order = structuredClone(doc.textMessage) as Json;
+    const m = order.entry[0].changes[0].value.messages[0];
+    delete m.text;
+    m.type = 'order';
+    m.order = { catalog_id: '1', product_items: [{ product_retailer_id: 'sku1', quantity: 1 }] };
+    expect(parseWebhook(order).skipped[0]!.reason).toBe('order message with nothing to read');
   });
 
   it('account errors are reported; system messages and unreadable items are skipped, the rest kept', () => {

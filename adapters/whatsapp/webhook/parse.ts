@@ -152,6 +152,18 @@ export interface ParsedWebhook {
   skipped: { what: string; reason: string }[];
 }
 
+/** What the webhook does with a person's reaction (`WHATSAPP_REACTIONS`). */
+export type ReactionPolicy = 'ignore' | 'message';
+
+export interface ParseOptions {
+  /**
+   * `ignore` (the default): a reaction is acknowledged and skipped, as every other channel does.
+   * `message`: a reaction is a message whose text is the emoji. A removed reaction is skipped
+   * either way: there is nothing in it to answer.
+   */
+  reactions?: ReactionPolicy;
+}
+
 export class NotAWhatsAppWebhookError extends Error {
   override name = 'NotAWhatsAppWebhookError';
 }
@@ -170,7 +182,7 @@ const PLATFORM_STATUS: Record<string, DeliveryStatus> = {
  * not a WhatsApp Business Account webhook at all; a single unreadable message or status in an
  * otherwise good batch is skipped and reported, so the rest still goes through.
  */
-export function parseWebhook(body: unknown): ParsedWebhook {
+export function parseWebhook(body: unknown, options: ParseOptions = {}): ParsedWebhook {
   const parsed = WebhookSchema.safeParse(body);
   if (!parsed.success || parsed.data.object !== 'whatsapp_business_account') {
     throw new NotAWhatsAppWebhookError('the body is not a whatsapp_business_account webhook');
@@ -184,13 +196,13 @@ export function parseWebhook(body: unknown): ParsedWebhook {
         out.skipped.push({ what: 'change', reason: value.error.issues[0]?.message ?? 'unreadable' });
         continue;
       }
-      readValue(value.data, out);
+      readValue(value.data, out, options);
     }
   }
   return out;
 }
 
-function readValue(value: z.infer<typeof ValueSchema>, out: ParsedWebhook): void {
+function readValue(value: z.infer<typeof ValueSchema>, out: ParsedWebhook, options: ParseOptions): void {
   const phoneNumberId = value.metadata?.phone_number_id;
   const displayPhoneNumber = value.metadata?.display_phone_number;
   const names = new Map<string, string>();
@@ -211,7 +223,13 @@ function readValue(value: z.infer<typeof ValueSchema>, out: ParsedWebhook): void
       out.skipped.push({ what: `message ${m.data.id}`, reason: 'system message' });
       continue;
     }
-    out.messages.push(readMessage(m.data, { phoneNumberId, displayPhoneNumber, names }));
+    const message = readMessage(m.data, { phoneNumberId, displayPhoneNumber, names });
+    const notForTheBot = whyNotForTheBot(message, options);
+    if (notForTheBot) {
+      out.skipped.push({ what: `message ${m.data.id}`, reason: notForTheBot });
+      continue;
+    }
+    out.messages.push(message);
   }
 
   for (const raw of value.statuses ?? []) {
@@ -292,7 +310,7 @@ function readMessage(
       msg.attachments.push({ type: 'contacts', data: { contacts: m.contacts ?? [] } });
       break;
     case 'reaction':
-      // An empty emoji means the person removed their reaction.
+      // No emoji (or an empty one) means the person removed their reaction: skipped below.
       msg.text = m.reaction?.emoji ?? '';
       msg.details.reaction = { messageId: m.reaction?.message_id, emoji: m.reaction?.emoji ?? '' };
       break;
@@ -312,6 +330,32 @@ function readMessage(
     }
   }
   return msg;
+}
+
+/**
+ * Why a message the person sent is no turn for the bot, or undefined when it is one. Each of
+ * these would otherwise reach the dialog as an empty text (or an emoji), run the bot, and answer
+ * a pending HEAR:
+ * - a message type Meta cannot deliver (`unsupported`, error 131051; `unknown` in older versions);
+ * - a removed reaction (Meta sends the reaction without an emoji);
+ * - any reaction, unless `reactions: 'message'`;
+ * - anything else with nothing to read: no text, no file, no chosen reply (an `order`, a
+ *   `request_welcome`, a type added later).
+ */
+function whyNotForTheBot(msg: InboundMessage, options: ParseOptions): string | undefined {
+  if (msg.type === 'unsupported' || msg.type === 'unknown') {
+    const errors = msg.details.errors;
+    return `unsupported message${typeof errors === 'string' ? ` (${errors})` : ''}`;
+  }
+  if (msg.type === 'reaction') {
+    if (msg.text === '') return 'reaction removed';
+    if ((options.reactions ?? 'ignore') === 'ignore') return 'reaction (WHATSAPP_REACTIONS=ignore)';
+    return undefined;
+  }
+  const chosen = msg.details.reply !== undefined || msg.details.flow !== undefined;
+  if (msg.text.trim() === '' && msg.attachments.length === 0 && !chosen)
+    return `${msg.type} message with nothing to read`;
+  return undefined;
 }
 
 /** `131047 Re-engagement message: Message failed to send because ...` */

@@ -87,7 +87,7 @@ export function webhookRoutes(deps: WebhookDeps): { app: Hono; close(): void } {
     }
     let parsed: ParsedWebhook;
     try {
-      parsed = parseWebhook(parseJson(Buffer.from(raw).toString('utf8')));
+      parsed = parseWebhook(parseJson(Buffer.from(raw).toString('utf8')), { reactions: config.reactions });
     } catch (err) {
       webhooks.inc({ outcome: 'invalid' });
       if (err instanceof SyntaxError)
