@@ -63,8 +63,11 @@ export const WhatsAppEnvSchema = z.object({
   WHATSAPP_SEND_TIMEOUT_MS: int(15_000, 100),
   /** whatsapp-web.js: `off`, `on` (a gateway holds the linked session), `relay` (send through the gateway that holds it). */
   WHATSAPP_WEB: z.preprocess(emptyAsUndefined, z.enum(['off', 'on', 'relay']).default('off')),
-  /** whatsapp-web.js: group messages are `ignore`d or `accept`ed (a session per person per group). */
-  WHATSAPP_WEB_GROUPS: z.preprocess(emptyAsUndefined, z.enum(['ignore', 'accept']).default('ignore')),
+  /**
+   * whatsapp-web.js: group messages are `ignore`d, `accept`ed when they mention the linked account
+   * or reply to it, or `all` answered (a session per person per group).
+   */
+  WHATSAPP_WEB_GROUPS: z.preprocess(emptyAsUndefined, z.enum(['ignore', 'accept', 'all']).default('ignore')),
   /** whatsapp-web.js: the Chromium it drives (Debian's package by default). */
   WHATSAPP_WEB_CHROMIUM: z.preprocess(emptyAsUndefined, z.string().default('/usr/bin/chromium')),
   /** whatsapp-web.js: the name of the linked session under DATA_DIR/whatsapp-web. */
@@ -95,7 +98,7 @@ export interface CloudConfig {
 export interface WebConfig {
   /** `on`: this process may hold the linked session (gateway roles start it); `relay`: never. */
   mode: 'on' | 'relay';
-  groups: 'ignore' | 'accept';
+  groups: 'ignore' | 'accept' | 'all';
   chromiumPath: string;
   clientId: string;
   /** Where LocalAuth keeps the linked session. */

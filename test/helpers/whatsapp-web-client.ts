@@ -10,6 +10,9 @@ export function personMedia(bytes: Buffer, mimetype: string, filename?: string):
   return new MessageMedia(mimetype, bytes.toString('base64'), filename ?? null, bytes.length);
 }
 
+/** The linked account of every LocalWebClient: its phone number's id and its `@lid`. */
+export const LINKED = { pn: '5511900000000@c.us', lid: '99887766554433@lid' };
+
 /**
  * A local stand-in for whatsapp-web.js's `Client`: the same events and methods, driven by the
  * test. `initialize()` emits `qr` when the session is not linked yet, else `authenticated` and
@@ -29,6 +32,8 @@ export class LocalWebClient extends EventEmitter implements WebClient {
   readonly downloadAttempts: string[] = [];
   initialized = false;
   destroyed = false;
+  /** As the library sets it before `ready`: the linked account's id (its phone number's). */
+  readonly info = { wid: { server: 'c.us', user: LINKED.pn.split('@')[0], _serialized: LINKED.pn } };
   private n = 0;
 
   constructor(private readonly linked: boolean) {
@@ -80,8 +85,13 @@ export class LocalWebClient extends EventEmitter implements WebClient {
     this.destroyed = true;
   }
 
+  /** The library's lookup: a phone number's id gives its `@lid` (known for the linked account only); a `@lid` its number. */
   async getContactLidAndPhone(ids: string[]) {
-    return ids.map((lid) => ({ lid, pn: '5511966666666@c.us' }));
+    return ids.map((id) =>
+      id.endsWith('@c.us')
+        ? { ...(id === LINKED.pn ? { lid: LINKED.lid } : {}), pn: id }
+        : { lid: id, pn: '5511966666666@c.us' },
+    );
   }
 
   /** A person writes. */

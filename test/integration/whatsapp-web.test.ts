@@ -15,7 +15,7 @@ import { silentLogger, tempDir } from '../helpers/database.ts';
 import { REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
-import { LocalWebClient } from '../helpers/whatsapp-web-client.ts';
+import { LINKED, LocalWebClient } from '../helpers/whatsapp-web-client.ts';
 
 const FIXTURE_CONFIG = path.join(REPO_ROOT, 'test/fixtures/config');
 const ADMIN_TOKEN = 'admin-test-token-at-least-32-characters';
@@ -129,6 +129,27 @@ describe('whatsapp-web.js through a whole hub, against an injected client', () =
     );
   });
 
+  it('system notices the library emits as messages (security code, first contact, missed call) run no turn', async () => {
+    const client = clients[0]!;
+    const chat = '5511955555555@c.us';
+    // What a new contact's first minute looks like: the notices come before (or instead of) a word.
+    for (const type of ['notification_template', 'e2e_notification', 'call_log', 'notification'])
+      client.receive({ from: chat, body: '', type });
+    client.receive({ from: chat, body: 'hello' });
+    await until(
+      () => client.sent.filter((s) => s.chatId === chat).length,
+      (n) => n >= 2,
+    );
+    expect(client.sent.filter((s) => s.chatId === chat).map((s) => s.text)).toEqual([
+      'welcome',
+      'echo hello #1',
+    ]);
+    const { rows } = await running.hub.db.query(
+      `SELECT m.content FROM messages m JOIN sessions s ON s.id = m.session_id WHERE s.native_key = '+5511955555555' AND m.role = 'user'`,
+    );
+    expect(rows.map((r) => r.content)).toEqual(['hello']);
+  });
+
   it('group messages and status broadcasts are ignored', async () => {
     const client = clients[0]!;
     const before = client.sent.length;
@@ -207,6 +228,62 @@ describe('whatsapp-web.js through a whole hub, against an injected client', () =
       (n) => n >= 2,
     );
     expect(second.sent[1]!.text).toBe('echo still here #3');
+  });
+});
+
+describe('whatsapp-web.js groups with WHATSAPP_WEB_GROUPS=accept, through a whole hub', () => {
+  let running: RunningHub;
+  const clients: LocalWebClient[] = [];
+
+  beforeAll(async () => {
+    const dataDir = await tempDir('sbt-wweb-groups-');
+    const config = loadWhatsAppConfig({ WHATSAPP_WEB: 'on', WHATSAPP_WEB_GROUPS: 'accept' }, dataDir)!;
+    const adapter = createWhatsAppAdapter({
+      ...config,
+      terminal: new PassThrough(),
+      webClientFactory: () => {
+        const client = new LocalWebClient(true);
+        clients.push(client);
+        return client;
+      },
+    });
+    running = await startTestHub({ configDir: FIXTURE_CONFIG }, { adapters: [adapter] });
+  });
+  afterAll(async () => {
+    await running?.stop();
+  });
+
+  it('answers a mention of the linked account (its @lid) and a reply to it; the rest of the group is left alone', async () => {
+    const client = await until(
+      () => clients[0],
+      (c) => c !== undefined,
+    );
+    const group = '120363000000000001@g.us';
+    const author = '5511944444444@c.us';
+    const said = () => client!.sent.filter((s) => s.chatId === group).map((s) => s.text);
+    client!.receive({ from: group, author, body: 'hello everyone' });
+    client!.receive({ from: group, author, body: '', type: 'e2e_notification' });
+    client!.receive({
+      from: group,
+      author,
+      body: `@${LINKED.lid.split('@')[0]} hi`,
+      mentionedIds: [{ _serialized: LINKED.lid }],
+    });
+    await until(said, (s) => s.length >= 2);
+    client!.receive({ from: group, author, body: 'and another thing' });
+    client!.receive({
+      from: group,
+      author,
+      body: 'thanks',
+      _data: { quotedParticipant: { _serialized: LINKED.pn } },
+    });
+    await until(said, (s) => s.length >= 3);
+    expect(said()).toEqual(['welcome', 'echo hi #1', 'echo thanks #2']);
+    const { rows } = await running.hub.db.query(
+      `SELECT m.content FROM messages m JOIN sessions s ON s.id = m.session_id WHERE s.native_key = $1 AND m.role = 'user' ORDER BY m.seq`,
+      [`+5511944444444#${group}`],
+    );
+    expect(rows.map((r) => r.content)).toEqual(['hi', 'thanks']);
   });
 });
 

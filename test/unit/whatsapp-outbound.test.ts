@@ -217,7 +217,7 @@ describe('whatsapp-web.js message → envelope', () => {
     expect(r.envelope.thread).toBeUndefined();
   });
 
-  it('ignores status broadcasts, our own messages, and groups unless accepted', () => {
+  it('ignores status broadcasts, our own messages, and groups unless accepted (all of a group: `all`)', () => {
     expect(webMessageToEnvelope({ ...base, from: 'status@broadcast', isStatus: true }, o)).toMatchObject({
       kind: 'ignored',
       reason: 'status broadcast',
@@ -225,7 +225,7 @@ describe('whatsapp-web.js message → envelope', () => {
     expect(webMessageToEnvelope({ ...base, fromMe: true }, o).kind).toBe('ignored');
     const group = { ...base, from: '120363025246125486@g.us', author: '5511777777777@c.us' };
     expect(webMessageToEnvelope(group, o)).toMatchObject({ kind: 'ignored', reason: 'group message' });
-    const accepted = webMessageToEnvelope(group, { ...o, groups: 'accept' });
+    const accepted = webMessageToEnvelope(group, { ...o, groups: 'all' });
     expect(accepted).toMatchObject({
       kind: 'envelope',
       envelope: {
@@ -374,6 +374,13 @@ describe('configuration', () => {
     );
     expect(() => loadWhatsAppConfig({ ...cloud, WHATSAPP_REACTIONS: 'text' }, '/d')).toThrow(
       /WHATSAPP_REACTIONS/,
+    );
+  });
+
+  it('WhatsApp Web groups: ignore (the default), accept or all', () => {
+    expect(loadWhatsAppConfig({ WHATSAPP_WEB: 'on' }, '/d')!.web!.groups).toBe('ignore');
+    expect(loadWhatsAppConfig({ WHATSAPP_WEB: 'on', WHATSAPP_WEB_GROUPS: 'all' }, '/d')!.web!.groups).toBe(
+      'all',
     );
   });
 });

@@ -16,11 +16,25 @@ export interface WebMessage {
   fromMe?: boolean;
   isStatus?: boolean;
   hasMedia?: boolean;
-  /** The raw message: the sender's name, and a media message's type, file name and size as announced. */
-  _data?: { notifyName?: string; mimetype?: string; filename?: string; size?: number };
+  /** Who the message @mentions (`…@c.us` or `…@lid`; the library passes the page's ids, strings or `{_serialized}`). */
+  mentionedIds?: WebId[];
+  /**
+   * The raw message: the sender's name, a media message's type, file name and size as announced,
+   * and, for a reply, who wrote the message it quotes.
+   */
+  _data?: {
+    notifyName?: string;
+    mimetype?: string;
+    filename?: string;
+    size?: number;
+    quotedParticipant?: WebId;
+  };
   /** A media message's bytes (base64, whole), or undefined when WhatsApp no longer has them. */
   downloadMedia?(): Promise<WebMedia | undefined>;
 }
+
+/** An id as the library hands it over from the page: a string, or a serialised `Wid`. */
+export type WebId = string | { _serialized?: string };
 
 /** whatsapp-web.js's `MessageMedia`: a file as the library carries it (base64, in memory). */
 export interface WebMedia {
@@ -52,6 +66,8 @@ export interface WebClient {
   on(event: 'message', listener: (message: WebMessage) => void): unknown;
   on(event: 'message_ack', listener: (message: WebMessage, ack: number) => void): unknown;
   on(event: 'disconnected', listener: (reason: string) => void): unknown;
+  /** Set once ready: the linked account's own id (`wid`, its phone number's, else its `@lid`). */
+  info?: { wid?: { _serialized?: string } };
   initialize(): Promise<void>;
   /** Text, or a `MessageMedia` (which must be the library's own class: it checks with `instanceof`). */
   sendMessage(

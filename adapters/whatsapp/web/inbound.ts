@@ -1,7 +1,7 @@
 import { type Attachment, attachmentName, type EnvelopeInput, envelopeId } from '../../../src/envelope.ts';
 import { toE164 } from '../phone.ts';
 import type { WebReplyTo } from '../reply-to.ts';
-import type { WebMessage } from './client.ts';
+import type { WebId, WebMessage } from './client.ts';
 
 export type WebInbound =
   | { kind: 'envelope'; envelope: EnvelopeInput }
@@ -11,7 +11,13 @@ export type WebInbound =
 
 export interface WebInboundOptions {
   bot: string;
-  groups: 'ignore' | 'accept';
+  /**
+   * Group messages: `ignore`d; `accept`ed when they @mention the linked account or quote (reply
+   * to) one of its messages; or `all` answered.
+   */
+  groups: 'ignore' | 'accept' | 'all';
+  /** The linked account's own ids (`…@c.us`, `…@lid`): what a mention of it or a reply to it names. */
+  self?: readonly string[];
   /** The phone number (`...@c.us`) of a `@lid` id, when it has been looked up. */
   phoneOf?: (lid: string) => string | undefined;
   now?: Date;
@@ -20,17 +26,47 @@ export interface WebInboundOptions {
 const STATUS_BROADCAST = 'status@broadcast';
 
 /**
+ * The message types a person writes and the channel reads (whatsapp-web.js's `MessageTypes`).
+ * The library emits `message` for every other new message too: system notices with an empty
+ * body (`e2e_notification` when a security code changes, `notification_template` on first
+ * contact, `call_log` for a missed call, `notification`, `protocol`, `ciphertext`, ...) and kinds
+ * the channel cannot read (polls, orders, payments, group invites). Those are ignored.
+ */
+export const CONVERSATION_TYPES: ReadonlySet<string> = new Set([
+  'chat',
+  'image',
+  'video',
+  'audio',
+  'ptt',
+  'document',
+  'sticker',
+  'location',
+  'vcard',
+  'multi_vcard',
+  'buttons_response',
+  'list_response',
+  'template_button_reply',
+]);
+
+/**
  * A whatsapp-web.js `message` event as an envelope: `5511999999999@c.us` becomes the session key
- * `+5511999999999`. Status broadcasts, our own messages and (unless accepted) groups are ignored.
- * In an accepted group the session is the person's within that group (the group is the thread).
+ * `+5511999999999`. Status broadcasts, our own messages, system notices and other types the
+ * channel does not read, messages with nothing in them, and (unless accepted) groups are ignored.
+ * In an accepted group the session is the person's within that group (the group is the thread);
+ * with `groups: 'accept'` only a message that mentions the linked account or replies to it counts.
  */
 export function webMessageToEnvelope(msg: WebMessage, o: WebInboundOptions): WebInbound {
   if (msg.isStatus || msg.from === STATUS_BROADCAST || msg.from.endsWith('@broadcast'))
     return { kind: 'ignored', reason: 'status broadcast' };
   if (msg.fromMe || msg.id.fromMe) return { kind: 'ignored', reason: 'our own message' };
   if (msg.from.endsWith('@newsletter')) return { kind: 'ignored', reason: 'channel post' };
+  if (!CONVERSATION_TYPES.has(msg.type)) return { kind: 'ignored', reason: `${msg.type} message` };
+  // Backstop: whatever type it claims, a message with no text and no file has nothing to answer.
+  if (!msg.hasMedia && (msg.body ?? '').trim() === '') return { kind: 'ignored', reason: 'empty message' };
   const isGroup = msg.from.endsWith('@g.us');
   if (isGroup && o.groups === 'ignore') return { kind: 'ignored', reason: 'group message' };
+  if (isGroup && o.groups === 'accept' && !addressesUs(msg, o.self ?? []))
+    return { kind: 'ignored', reason: 'a group message that neither mentions nor replies to us' };
   const sender = isGroup ? msg.author : msg.from;
   if (!sender) return { kind: 'ignored', reason: 'no sender' };
   let phoneId = sender;
@@ -48,7 +84,7 @@ export function webMessageToEnvelope(msg: WebMessage, o: WebInboundOptions): Web
     channel: 'whatsapp',
     bot: o.bot,
     from: { id: phone, ...(name ? { name } : {}) },
-    text: msg.body ?? '',
+    text: isGroup ? withoutMentionOf(msg.body ?? '', o.self ?? []) : (msg.body ?? ''),
     attachments: msg.hasMedia ? [mediaAttachment(msg)] : [],
     replyTo,
     meta: {
@@ -61,6 +97,39 @@ export function webMessageToEnvelope(msg: WebMessage, o: WebInboundOptions): Web
   };
   if (isGroup) envelope.thread = msg.from;
   return { kind: 'envelope', envelope };
+}
+
+/** Whether a group message @mentions the linked account or quotes one of its messages. */
+function addressesUs(msg: WebMessage, self: readonly string[]): boolean {
+  if (self.length === 0) return false;
+  const quoted = idOf(msg._data?.quotedParticipant);
+  if (quoted && self.includes(quoted)) return true;
+  return (msg.mentionedIds ?? []).some((m) => {
+    const id = idOf(m);
+    return id !== undefined && self.includes(id);
+  });
+}
+
+/**
+ * The text without the @mention of the linked account (written `@<number>` or `@<lid>` in the
+ * body), as Slack's mention is taken out: the bot reads what was said to it.
+ */
+function withoutMentionOf(text: string, self: readonly string[]): string {
+  let out = text;
+  for (const id of self) {
+    const user = id.split('@')[0];
+    if (user) out = out.replace(new RegExp(`@${escapeRegExp(user)}(?!\\d)`, 'g'), '');
+  }
+  return out === text ? text : out.replace(/[ \t]{2,}/g, ' ').trim();
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function idOf(id: WebId | undefined): string | undefined {
+  if (typeof id === 'string') return id;
+  return id?._serialized;
 }
 
 /**

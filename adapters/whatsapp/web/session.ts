@@ -90,6 +90,8 @@ export class WebSession {
   private readonly sent = new Map<string, string>();
   private readonly inFlight = new Map<string, Promise<string>>();
   private readonly lidToPhone = new Map<string, string>();
+  /** The linked account's own ids (phone and `@lid`), looked up once per client: what group mentions name. */
+  private self: { client: WebClient; ids: Promise<string[]> } | undefined;
   /** The last message of each chat still being handled: the next one waits for it (order). */
   private readonly chats = new Map<string, Promise<void>>();
   /** Ends the file retries' waits and downloads under way: the gateway is stopping. */
@@ -242,10 +244,12 @@ export class WebSession {
 
   private async onMessage(client: WebClient, message: WebMessage): Promise<void> {
     const { logger } = this.d;
+    const inGroup = message.from.endsWith('@g.us') && this.d.config.groups !== 'ignore';
     const options = {
       bot: this.d.bot,
       groups: this.d.config.groups,
       phoneOf: (lid: string) => this.lidToPhone.get(lid),
+      ...(inGroup ? { self: await this.selfIds(client) } : {}),
     };
     let result = webMessageToEnvelope(message, options);
     if (result.kind === 'needs_phone') {
@@ -361,6 +365,39 @@ export class WebSession {
     if (this.stopping) wake();
     this.onStop.add(wake);
     return Promise.race([promise, stopped]).finally(() => this.onStop.delete(wake));
+  }
+
+  /**
+   * The linked account's ids: `info.wid` (its phone number's id, else its `@lid`) and the other
+   * of the two, which the library looks up. Groups mostly address people by `@lid` now, so a
+   * mention of the account or a reply to it can name either. A failed lookup is tried again on
+   * the next group message.
+   */
+  private selfIds(client: WebClient): Promise<string[]> {
+    if (this.self?.client === client) return this.self.ids;
+    const lookup = this.lookUpSelf(client);
+    const ids = lookup.then((r) => r.ids);
+    this.self = { client, ids };
+    void lookup.then((r) => {
+      if (!r.complete && this.self?.ids === ids) this.self = undefined;
+    });
+    return ids;
+  }
+
+  private async lookUpSelf(client: WebClient): Promise<{ ids: string[]; complete: boolean }> {
+    const wid = client.info?.wid?._serialized;
+    if (!wid) return { ids: [], complete: false };
+    const found = new Set([wid]);
+    if (!client.getContactLidAndPhone) return { ids: [...found], complete: true };
+    try {
+      const [both] = await client.getContactLidAndPhone([wid]);
+      if (both?.lid) found.add(both.lid);
+      if (both?.pn) found.add(both.pn);
+      return { ids: [...found], complete: true };
+    } catch (err) {
+      this.d.logger.warn({ event: 'whatsapp.web_lid_lookup_failed', err: (err as Error).message });
+      return { ids: [...found], complete: false };
+    }
   }
 
   private async lookUpLid(client: WebClient, lid: string): Promise<void> {
