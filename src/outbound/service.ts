@@ -5,7 +5,7 @@ import { channels } from '../channels/registry.ts';
 import type { BotRegistry } from '../config/bots.ts';
 import { outboundEnvelope } from '../engine/outbound.ts';
 import { BotNameSchema, identityOfNativeKey } from '../envelope.ts';
-import { errorMessage, isTransient } from '../errors.ts';
+import { errorMessage } from '../errors.ts';
 import { ApiError } from '../http/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ChannelAdapter, Ingress } from '../ports.ts';
