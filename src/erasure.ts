@@ -1,5 +1,6 @@
 import { type Bus, type SessionErased, sessionTopic } from './bus/bus.ts';
 import type { SessionCache } from './cache/cache.ts';
+import { deliveryRetryJobId } from './delivery/retry-job.ts';
 import { waitTimeoutJobId } from './handoff/engine-side.ts';
 import {
   defaultRecipient,
@@ -20,7 +21,7 @@ export interface ErasureDeps {
   db: Db;
   cache: SessionCache;
   rateLimiter: RateLimiter;
-  /** Jobs scheduled for the erased sessions (handoff timers, sends, webhook retries) go too. */
+  /** Jobs scheduled for the erased sessions (handoff timers, sends, webhook and delivery retries) go too. */
   scheduler: Pick<Scheduler, 'forget'>;
   /** Clears the Redis queues' memory of the erased sessions; absent on the in-process queue. */
   eraseQueueTraces?: (sessions: { id: string; lane: string }[]) => Promise<unknown>;
@@ -60,6 +61,8 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
     ...handoffIds.map(waitTimeoutJobId),
     ...outboundMessageIds.map(sendJobId),
     ...webhookLanes.map(laneJobId),
+    // A reply's retry may be waiting (its rows are gone: the job would find nothing to send).
+    ...sessions.map((s) => deliveryRetryJobId(s.id)),
   ];
   if (jobs.length > 0) steps.push(() => deps.scheduler.forget(jobs));
   if (deps.eraseQueueTraces) {

@@ -35,8 +35,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     deliveryFailures: new Counter({
       name: 'switchboard_delivery_failures_total',
-      help: 'Reply batches that exhausted their delivery attempts or could not be sent',
-      labelNames: ['channel'] as const,
+      help: 'Reply batches given up: "refused" (retrying cannot help: failed at once), "budget" (failed for a reason that passes, for longer than DELIVERY_GIVE_UP_AFTER_SECONDS), "attempts" (an unclassified error, DELIVERY_ATTEMPTS times)',
+      labelNames: ['channel', 'reason'] as const,
       registers: [registry],
     }),
     inboundFileFailures: new Counter({

@@ -52,11 +52,17 @@ export const EnvSchema = z.object({
    * they hold what people wrote.
    */
   DEAD_LETTER_KEEP_DAYS: int(14, 1),
-  /** Attempts to send a reply before it is marked failed (and kept for `switchboard outbox replay`). */
+  /**
+   * A reply whose sends fail for a reason that passes (no answer, a 5xx, 408, 429, an SMTP 4xx)
+   * is retried until it has waited this long, then marked failed (and kept for `switchboard outbox
+   * replay`). A refusal (a bad recipient, a closed messaging window) fails at once.
+   */
+  DELIVERY_GIVE_UP_AFTER_SECONDS: int(4 * 3600, 1),
+  /** Attempts for a failure no channel classified (neither passing nor a refusal) before the reply is marked failed. */
   DELIVERY_ATTEMPTS: int(8, 1),
   /** First retry delay of a failed send; doubles each attempt (with jitter) up to DELIVERY_RETRY_CAP_MS. */
   DELIVERY_RETRY_BASE_MS: int(500, 1),
-  DELIVERY_RETRY_CAP_MS: int(60_000, 1),
+  DELIVERY_RETRY_CAP_MS: int(300_000, 1),
   /** Bearer token for the operator routes (`/api/admin/*`); unset, they are closed. At least 32 characters. */
   ADMIN_TOKEN: z.preprocess(
     emptyAsUndefined,
@@ -224,6 +230,7 @@ export interface HubConfig {
   databasePoolSize: number;
   adminToken: string | undefined;
   deliveryAttempts: number;
+  deliveryGiveUpAfterMs: number;
   deliveryRetryBaseMs: number;
   deliveryRetryCapMs: number;
   rateLimitPerMinute: number;
@@ -306,6 +313,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     databasePoolSize: e.DATABASE_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
     deliveryAttempts: e.DELIVERY_ATTEMPTS,
+    deliveryGiveUpAfterMs: e.DELIVERY_GIVE_UP_AFTER_SECONDS * 1000,
     deliveryRetryBaseMs: e.DELIVERY_RETRY_BASE_MS,
     deliveryRetryCapMs: e.DELIVERY_RETRY_CAP_MS,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,

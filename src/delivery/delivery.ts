@@ -3,10 +3,15 @@ import { errorMessage } from '../errors.ts';
 import { defaultRecipient, type RateLimiter, recipientKey } from '../limits/rate-limiter.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import { backoffDelay } from '../queue/queue.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { Db } from '../store/db.ts';
-import { type DeliveryOutcome, queuedReplies, recordDeliveries } from '../store/messages.ts';
-import type { DeliveryStatus, MessageRecord, SessionRecord } from '../store/records.ts';
+import {
+  type DeliveryOutcome,
+  type QueuedReply,
+  queuedReplies,
+  recordDeliveries,
+} from '../store/messages.ts';
+import type { DeliveryStatus, SessionRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import {
   failSpan,
@@ -17,27 +22,37 @@ import {
   traceContext,
   tracingEnabled,
 } from '../telemetry/tracing.ts';
+import { deliveryVerdict, failureKind, type RetryPolicy } from './failure.ts';
+import { scheduleDeliveryRetry } from './retry-job.ts';
 import { type ChannelSender, SendError, type SendOutcome } from './sender.ts';
 
-export interface DeliveryOptions {
+export interface DeliveryOptions extends RetryPolicy {
   db: Db;
   logger: Logger;
   metrics: Metrics;
   senders: Map<Channel, ChannelSender>;
-  maxAttempts: number;
-  retryBaseMs: number;
-  retryCapMs: number;
   rateLimiter: RateLimiter;
+  /** Where a failed send's retry waits (`registerDeliveryRetries` hands it back to the outbox). */
+  scheduler: Pick<Scheduler, 'schedule'>;
 }
 
+/** How a turn's delivery ended: every reply settled, or the first still waiting for its retry. */
+type TurnEnd = 'settled' | 'waiting';
+
 /**
- * Sends a session's committed replies through its channel's sender, in sequence order,
- * retrying with exponential backoff and jitter. Everything it knows comes from PostgreSQL (the
- * replies still `queued`), so it can run in any process, again, at any time: whoever calls it
- * must only make sure one call per session runs at a time (the outbox does). Every outcome is
- * written to the message's delivery status; a reply that exhausts its attempts is `failed` and
- * kept, for an operator to replay. Channels without a sender (REST API, web socket) are read by
- * their clients: their replies are `sent` as soon as they are committed.
+ * Sends a session's committed replies through its channel's sender, in sequence order.
+ * Everything it knows comes from PostgreSQL (the replies still `queued`), so it can run in any
+ * process, again, at any time: whoever calls it must only make sure one call per session runs at
+ * a time (the outbox does). Every outcome is written to the message's delivery status.
+ *
+ * A failed send is retried with exponential backoff and full jitter (or the platform's
+ * Retry-After), but not by waiting here: the retry's time is written on the replies and a
+ * scheduler job hands the session back to the outbox then (src/delivery/retry-job.ts), so a
+ * worker's slots go on to other sessions meanwhile, and the session's later replies wait behind
+ * it. Which failures are retried, and for how long, is `deliveryVerdict`'s: transient ones until
+ * the reply has waited `giveUpAfterMs`, refusals never. A reply given up is `failed` and kept,
+ * for an operator to replay. Channels without a sender (REST API, web socket) are read by their
+ * clients: their replies are `sent` as soon as they are committed.
  */
 export class Delivery {
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -85,7 +100,13 @@ export class Delivery {
     while (queued.length > 0 && !this.stopping) {
       const inReplyTo = queued[0]!.inReplyTo;
       const turn = queued.filter((m) => m.inReplyTo === inReplyTo);
-      await this.deliverTurn(sender, session, inReplyTo ?? '', turn);
+      if (turn[0]!.dueInMs > 0) {
+        // Its retry is not due yet (a later turn's replies were committed meanwhile, or the job
+        // fired a moment early): this turn and the ones after it wait for it.
+        await this.resumeLater(session, turn[0]!.dueInMs);
+        return;
+      }
+      if ((await this.deliverTurn(sender, session, inReplyTo ?? '', turn)) === 'waiting') return;
       queued = queued.slice(turn.length);
     }
   }
@@ -94,13 +115,15 @@ export class Delivery {
     sender: ChannelSender,
     session: SessionRecord,
     inReplyTo: string,
-    replies: MessageRecord[],
-  ) {
+    replies: QueuedReply[],
+  ): Promise<TurnEnd> {
     const { db, logger, metrics } = this.options;
-    const { maxAttempts, retryBaseMs, retryCapMs } = this.options;
     let remaining = replies.map((m) => ({ seq: m.seq, text: m.content, payload: m.payload }));
     // Attempts so far: failed ones recorded by an earlier pass, then this pass's.
     let attempt = replies[0]?.deliveryAttempts ?? 0;
+    // How long the turn has waited: on the database's clock when read, then on this process's.
+    const readAt = performance.now();
+    const waitedAtRead = replies[0]?.queuedForMs ?? 0;
     const limit = sender.recipientLimit;
     while (remaining.length > 0 && !this.stopping) {
       let sent: SendOutcome[] = [];
@@ -152,40 +175,70 @@ export class Delivery {
       }
       attempt++;
       const message = errorMessage(failure);
-      const retryable = failure instanceof SendError ? failure.retryable : true;
-      const giveUp = !retryable || attempt >= maxAttempts;
-      const status: DeliveryStatus = giveUp ? 'failed' : 'queued';
-      await recordDeliveries(db, session.id, [
-        ...outcomes,
-        ...remaining.map((r) => ({ seq: r.seq, status, error: message })),
-      ]);
-      if (giveUp) {
-        metrics.deliveryFailures.inc({ channel: session.channel });
+      const waitedMs = Math.round(waitedAtRead + (performance.now() - readAt));
+      const verdict = deliveryVerdict(failure, attempt, waitedMs, this.options);
+      const kind = failureKind(failure);
+      if ('giveUp' in verdict) {
+        await recordDeliveries(db, session.id, [
+          ...outcomes,
+          ...remaining.map((r) => ({ seq: r.seq, status: 'failed' as DeliveryStatus, error: message })),
+        ]);
+        metrics.deliveryFailures.inc({ channel: session.channel, reason: verdict.giveUp });
         logger.error({
           event: 'delivery.failed',
           sessionId: session.id,
           channel: session.channel,
+          reason: verdict.giveUp,
           attempts: attempt,
-          retryable,
+          waitedMs,
+          retryable: kind !== 'refused',
           err: message,
           ...traceIds,
         });
-        return;
+        return 'settled';
       }
-      const delay = Math.max(
-        failure instanceof SendError ? (failure.retryAfterMs ?? 0) : 0,
-        backoffDelay(attempt, retryBaseMs, retryCapMs),
-      );
+      await recordDeliveries(db, session.id, [
+        ...outcomes,
+        ...remaining.map((r) => ({
+          seq: r.seq,
+          status: 'queued' as DeliveryStatus,
+          error: message,
+          retryInMs: verdict.retryInMs,
+        })),
+      ]);
       logger.warn({
         event: 'delivery.retry',
         sessionId: session.id,
         channel: session.channel,
         attempt,
-        retryInMs: delay,
+        kind,
+        retryInMs: verdict.retryInMs,
+        waitedMs,
         err: message,
         ...traceIds,
       });
-      await this.sleep(delay);
+      await this.resumeLater(session, verdict.retryInMs);
+      return 'waiting';
+    }
+    return 'settled';
+  }
+
+  /**
+   * Hands the session back to the outbox in `delayMs`, through the durable scheduler. When the
+   * scheduler cannot take the job (its store is away), the outbox's sweep takes the session up
+   * once its retry is overdue (STALE_REPLY_MS).
+   */
+  private async resumeLater(session: SessionRecord, delayMs: number): Promise<void> {
+    try {
+      await scheduleDeliveryRetry(this.options.scheduler, session.id, delayMs);
+    } catch (err) {
+      this.options.logger.warn({
+        event: 'delivery.retry_not_scheduled',
+        sessionId: session.id,
+        channel: session.channel,
+        retryInMs: delayMs,
+        err: errorMessage(err),
+      });
     }
   }
 

@@ -13,6 +13,7 @@ import { BOTS_DIR, type BotRegistry, loadBots } from '../config/bots.ts';
 import type { HubConfig, Role } from '../config/env.ts';
 import { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
+import { registerDeliveryRetries } from '../delivery/retry-job.ts';
 import type { ChannelSender } from '../delivery/sender.ts';
 import { SessionEngine } from '../engine/engine.ts';
 import type { Channel } from '../envelope.ts';
@@ -124,11 +125,14 @@ export async function createServices(options: {
       metrics,
       senders,
       maxAttempts: config.deliveryAttempts,
+      giveUpAfterMs: config.deliveryGiveUpAfterMs,
       retryBaseMs: config.deliveryRetryBaseMs,
       retryCapMs: config.deliveryRetryCapMs,
       rateLimiter,
+      scheduler,
     });
     const outbox = backend.createOutbox(delivery);
+    registerDeliveryRetries(scheduler, outbox);
 
     const files = await new FileStore(db, config.publicUrl).init();
     llm = await LlmService.create({ db, bus, logger, bots, metrics });

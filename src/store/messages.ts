@@ -149,18 +149,35 @@ export async function undeliveredReplies(
   return rows.map(toMessageRecord);
 }
 
+/** A reply waiting to be sent, with its times on the database's clock. */
+export interface QueuedReply extends MessageRecord {
+  /** How long it has waited: since it was committed, or put back by an operator. */
+  queuedForMs: number;
+  /** How long until its next attempt is due (a retry's backoff); 0 when it is due now. */
+  dueInMs: number;
+}
+
 /** A session's replies waiting to be sent, in order. */
-export async function queuedReplies(q: Queryable, sessionId: string): Promise<MessageRecord[]> {
+export async function queuedReplies(q: Queryable, sessionId: string): Promise<QueuedReply[]> {
   const { rows } = await q.query(
-    `SELECT * FROM messages WHERE session_id = $1 AND delivery_status = 'queued' ORDER BY seq`,
+    `SELECT *,
+       extract(epoch FROM now() - coalesce(delivery_queued_at, created_at)) * 1000 AS queued_for_ms,
+       greatest(coalesce(extract(epoch FROM delivery_next_attempt_at - now()) * 1000, 0), 0) AS due_in_ms
+     FROM messages WHERE session_id = $1 AND delivery_status = 'queued' ORDER BY seq`,
     [sessionId],
   );
-  return rows.map(toMessageRecord);
+  return rows.map((r) => ({
+    ...toMessageRecord(r),
+    queuedForMs: Math.max(0, Number(r.queued_for_ms)),
+    dueInMs: Math.ceil(Number(r.due_in_ms)),
+  }));
 }
 
 /**
  * Sessions with replies queued and untouched for `olderThanMs` (0: any queued until now, on the
- * database's clock): their sender died, or never ran.
+ * database's clock): their sender died, or never ran. A reply waiting for a retry counts from
+ * when that retry is due: the scheduler's job wakes it then, and this finds it only once that
+ * job is `olderThanMs` late (lost).
  */
 export async function sessionsWithStaleReplies(
   q: Queryable,
@@ -168,7 +185,8 @@ export async function sessionsWithStaleReplies(
   limit: number,
 ): Promise<string[]> {
   const { rows } = await q.query<{ session_id: string }>(
-    `SELECT DISTINCT session_id FROM messages WHERE delivery_status = 'queued' AND updated_at <= ${msAgo('$1')} LIMIT $2`,
+    `SELECT DISTINCT session_id FROM messages WHERE delivery_status = 'queued'
+       AND coalesce(delivery_next_attempt_at, updated_at) <= ${msAgo('$1')} LIMIT $2`,
     [olderThanMs, limit],
   );
   return rows.map((r) => r.session_id);
@@ -187,11 +205,14 @@ export async function failedReplies(
   return rows.map((r) => ({ ...toMessageRecord(r), bot: r.bot as string, channel: r.channel as string }));
 }
 
-/** Puts failed replies back in the queue (all of them, or one session's); returns the sessions touched. */
+/**
+ * Puts failed replies back in the queue (all of them, or one session's), each with a fresh
+ * delivery budget; returns the sessions touched.
+ */
 export async function requeueFailedReplies(q: Queryable, sessionId?: string): Promise<string[]> {
   const { rows } = await q.query<{ session_id: string }>(
     `UPDATE messages SET delivery_status = 'queued', delivery_error = NULL, delivery_attempts = 0,
-       updated_at = now() - interval '1 hour'
+       delivery_queued_at = now(), delivery_next_attempt_at = NULL, updated_at = now() - interval '1 hour'
      WHERE delivery_status = 'failed' AND ($1::uuid IS NULL OR session_id = $1) RETURNING session_id`,
     [sessionId ?? null],
   );
@@ -203,6 +224,8 @@ export interface DeliveryOutcome {
   status: DeliveryStatus;
   channelMessageId?: string | null;
   error?: string | null;
+  /** A reply left `queued` after a failure: its next attempt is due this long from now. */
+  retryInMs?: number;
 }
 
 /** Records one delivery attempt for several replies of a session, in one statement. */
@@ -214,8 +237,9 @@ export async function recordDeliveries(
   if (outcomes.length === 0) return;
   await q.query(
     `UPDATE messages m SET delivery_status = x.status, channel_message_id = COALESCE(x.channel_message_id, m.channel_message_id),
-       delivery_error = x.error, delivery_attempts = m.delivery_attempts + 1, updated_at = now()
-     FROM jsonb_to_recordset($2::jsonb) AS x(seq bigint, status text, channel_message_id text, error text)
+       delivery_error = x.error, delivery_attempts = m.delivery_attempts + 1, updated_at = now(),
+       delivery_next_attempt_at = now() + x.retry_in_ms * interval '1 millisecond'
+     FROM jsonb_to_recordset($2::jsonb) AS x(seq bigint, status text, channel_message_id text, error text, retry_in_ms double precision)
      WHERE m.session_id = $1 AND m.seq = x.seq`,
     [
       sessionId,
@@ -225,6 +249,7 @@ export async function recordDeliveries(
           status: o.status,
           channel_message_id: o.channelMessageId ?? null,
           error: o.error ?? null,
+          retry_in_ms: o.retryInMs ?? null,
         })),
       ),
     ],

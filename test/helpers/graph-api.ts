@@ -19,6 +19,8 @@ export interface GraphAnswer {
   headers?: Record<string, string>;
   /** Answer this much later (a slow platform). */
   delayMs?: number;
+  /** Close the connection instead of answering (a platform, or the way to it, that is down). */
+  drop?: boolean;
 }
 
 /** The Cloud API's answer to a send, with the wamid it assigned. */
@@ -163,6 +165,7 @@ export async function startGraphApi(accessToken: string) {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const send = async (a: GraphAnswer) => {
       if (a.delayMs) await new Promise((r) => setTimeout(r, a.delayMs));
+      if (a.drop) return void req.socket.destroy();
       res.writeHead(a.status, { 'content-type': 'application/json', ...a.headers });
       res.end(JSON.stringify(a.body));
     };

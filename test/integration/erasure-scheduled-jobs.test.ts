@@ -3,6 +3,7 @@ import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryCache } from '../../src/cache/memory-cache.ts';
+import { deliveryRetryJobId, scheduleDeliveryRetry } from '../../src/delivery/retry-job.ts';
 import { eraseUser } from '../../src/erasure.ts';
 import { WAIT_TIMEOUT_JOB, waitTimeoutJobId } from '../../src/handoff/engine-side.ts';
 import { createMemoryRateLimiter } from '../../src/limits/memory-rate-limiter.ts';
@@ -29,7 +30,7 @@ interface Person {
 
 /**
  * Erasing a person removes the scheduled jobs that name their sessions (handoff wait timers,
- * scheduled sends, webhook lanes' retry wake-ups), pending or set aside as failed, on both
+ * scheduled sends, webhook lanes' and replies' retry wake-ups), pending or set aside as failed, on both
  * scheduler drivers; nobody else's jobs go.
  */
 describe('erasure removes the scheduled jobs of the person’s sessions', () => {
@@ -38,7 +39,7 @@ describe('erasure removes the scheduled jobs of the person’s sessions', () => 
   const { prefix, cleanup } = testRedisPrefix();
   let redis: Redis;
 
-  /** A user with a session that has a waiting handoff, a scheduled send and a webhook event to retry. */
+  /** A user with a session that has a waiting handoff, a scheduled send, a webhook event and a reply to retry. */
   async function person(scheduler: Scheduler): Promise<Person> {
     const userId = randomUUID();
     const sessionId = randomUUID();
@@ -65,7 +66,12 @@ describe('erasure removes the scheduled jobs of the person’s sessions', () => 
       [randomUUID(), sessionId],
     );
     const lane = { endpoint: 'crm', key: sessionId };
-    const jobIds = [waitTimeoutJobId(handoffId), sendJobId(messageId), laneJobId(lane)];
+    const jobIds = [
+      waitTimeoutJobId(handoffId),
+      sendJobId(messageId),
+      laneJobId(lane),
+      deliveryRetryJobId(sessionId),
+    ];
     await scheduler.schedule(WAIT_TIMEOUT_JOB, { handoffId }, { id: jobIds[0]!, delayMs: HOUR_MS });
     await scheduler.schedule(OUTBOUND_SEND_JOB, { messageId }, { id: jobIds[1]!, delayMs: HOUR_MS });
     await scheduler.schedule(
@@ -73,6 +79,8 @@ describe('erasure removes the scheduled jobs of the person’s sessions', () => 
       { endpoint: lane.endpoint, lane: lane.key },
       { id: jobIds[2]!, delayMs: HOUR_MS },
     );
+    // A reply of the session waits for its retry (the platform was away).
+    await scheduleDeliveryRetry(scheduler, sessionId, HOUR_MS);
     return { userId, needles: [sessionId, handoffId, messageId], jobIds };
   }
 

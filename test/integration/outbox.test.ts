@@ -8,18 +8,27 @@ import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until as poll } from '../helpers/until.ts';
 
-/** A channel whose platform is a list in memory; `failNext` makes the next sends fail. */
+/**
+ * A channel whose platform is a list in memory; `failNext` makes the next sends fail (those to
+ * one session only, when `only` names its native key). A SendError reports the first reply as
+ * gone out before the platform refused the rest; any other error, nothing.
+ */
 function fakeChannel() {
   const sent: { session: string; seq: number; text: string }[] = [];
-  let failures: { error: SendError; times: number } | undefined;
+  let failures: { error: Error; times: number; only?: string } | undefined;
   let calls = 0;
+  const calledFor = new Map<string, number>();
   const adapter: ChannelAdapter = {
     channel: 'whatsapp',
     sender: {
       async send(batch: OutboundBatch): Promise<SendOutcome[]> {
         calls++;
-        if (failures && failures.times > 0) {
+        calledFor.set(batch.session.nativeKey, (calledFor.get(batch.session.nativeKey) ?? 0) + 1);
+        const failing =
+          failures && (failures.only === undefined || failures.only === batch.session.nativeKey);
+        if (failures && failing && failures.times > 0) {
           failures.times--;
+          if (!(failures.error instanceof SendError)) throw failures.error;
           // The first reply went out before the platform refused the rest.
           const first = batch.replies[0]!;
           sent.push({ session: batch.session.id, seq: first.seq, text: first.text });
@@ -46,8 +55,9 @@ function fakeChannel() {
     adapter,
     sent,
     calls: () => calls,
-    failNext(error: SendError, times: number) {
-      failures = { error, times };
+    callsFor: (nativeKey: string) => calledFor.get(nativeKey) ?? 0,
+    failNext(error: Error, times: number, only?: string) {
+      failures = { error, times, ...(only === undefined ? {} : { only }) };
     },
   };
 }
@@ -81,6 +91,18 @@ function pacedChannel() {
   return { adapter, sendsAt };
 }
 
+/** This file's DELIVERY_GIVE_UP_AFTER: long enough for more than DELIVERY_ATTEMPTS (3) tries. */
+const GIVE_UP_AFTER_MS = 3_000;
+
+/** `switchboard_delivery_failures_total` for one channel and reason. */
+async function deliveryFailures(running: RunningHub, channel: string, reason: string): Promise<number> {
+  return (
+    (await running.hub.metrics.deliveryFailures.get()).values.find(
+      (v) => v.labels.channel === channel && v.labels.reason === reason,
+    )?.value ?? 0
+  );
+}
+
 describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
   const channel = fakeChannel();
   const paced = pacedChannel();
@@ -104,8 +126,13 @@ describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
     running = await startTestHub(
       {
         deliveryAttempts: 3,
+        deliveryGiveUpAfterMs: GIVE_UP_AFTER_MS,
         deliveryRetryBaseMs: 20,
         deliveryRetryCapMs: 200,
+        // Retries wait on the scheduler: the embedded one looks for due jobs this often.
+        schedulerPollMs: 20,
+        // One delivery at a time per worker (Redis lanes): a retry that waited in the worker held it.
+        queueConcurrency: 1,
         ...(mode === 'redis' ? { redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix } : {}),
       },
       { adapters: [channel.adapter, paced.adapter] },
@@ -163,14 +190,23 @@ describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
     expect(rows.map((r) => r.delivery_attempts)).toEqual([1, 2]);
   });
 
-  it('keeps replies that exhaust their attempts as failed, and sends them when an operator replays them', async () => {
+  it('retries a passing failure for as long as the budget lasts, past DELIVERY_ATTEMPTS, then keeps the reply as failed for an operator to replay', async () => {
     const from = '+10000000020';
-    channel.failNext(new SendError('platform down', { retryable: true }), 10);
+    const given = await deliveryFailures(running, 'whatsapp', 'budget');
+    channel.failNext(new SendError('platform down', { retryable: true }), 1_000, from);
     await running.hub.ingress.accept(wa(from, 1, 'hello'));
     await until(async () => (await statuses(from)).some((r) => r.delivery_status === 'failed'));
     const failed = (await statuses(from)).filter((r) => r.delivery_status === 'failed');
     expect(failed.length).toBeGreaterThan(0);
-    expect(failed.every((r) => r.delivery_attempts === 3)).toBe(true);
+    // Attempts went on past DELIVERY_ATTEMPTS (3): only the time waited gave the reply up.
+    expect(failed.every((r) => r.delivery_attempts > 3)).toBe(true);
+    const { rows: waited } = await running.hub.db.query<{ ms: number }>(
+      `SELECT extract(epoch FROM m.updated_at - m.created_at) * 1000 AS ms FROM messages m
+       JOIN sessions s ON s.id = m.session_id WHERE s.native_key = $1 AND m.delivery_status = 'failed'`,
+      [from],
+    );
+    expect(waited.every((r) => Number(r.ms) >= GIVE_UP_AFTER_MS)).toBe(true);
+    expect(await deliveryFailures(running, 'whatsapp', 'budget')).toBe(given + 1);
 
     channel.failNext(new SendError('none', { retryable: true }), 0);
     const listing = await switchboardCli(running, ['outbox', 'failed', '--json']);
@@ -179,6 +215,53 @@ describe.each(['embedded', 'redis'] as const)('outbox, %s', (mode) => {
       /requeued the failed replies of \d+ session/,
     );
     await until(async () => (await statuses(from)).every((r) => r.delivery_status === 'sent'), 45_000);
+  }, 60_000);
+
+  it('gives up an error no channel classified after DELIVERY_ATTEMPTS', async () => {
+    const from = '+10000000025';
+    const given = await deliveryFailures(running, 'whatsapp', 'attempts');
+    channel.failNext(new TypeError("Cannot read properties of undefined (reading 'id')"), 1_000, from);
+    await running.hub.ingress.accept(wa(from, 1, 'hello'));
+    await until(async () => {
+      const rows = await statuses(from);
+      return rows.length === 2 && rows.every((r) => r.delivery_status === 'failed');
+    });
+    expect((await statuses(from)).map((r) => r.delivery_attempts)).toEqual([3, 3]);
+    expect(channel.callsFor(from)).toBe(3);
+    expect(await deliveryFailures(running, 'whatsapp', 'attempts')).toBe(given + 1);
+    channel.failNext(new SendError('none', { retryable: true }), 0);
+  });
+
+  it("a reply waiting for its retry holds no worker: other sessions' replies go out meanwhile, its own later replies wait behind it", async () => {
+    const waiting = '+10000000040';
+    const other = '+10000000041';
+    // Longer than the other session's turn and delivery take: they happen while this one waits.
+    channel.failNext(new SendError('slow down', { retryable: true, retryAfterMs: 8_000 }), 1, waiting);
+    await running.hub.ingress.accept(wa(waiting, 1, 'first'));
+    await until(async () =>
+      (await statuses(waiting)).some((r) => r.delivery_attempts === 1 && r.delivery_status === 'queued'),
+    );
+    await running.hub.ingress.accept(wa(waiting, 2, 'second'));
+    await running.hub.ingress.accept(wa(other, 1, 'hello'));
+    await until(async () => {
+      const rows = await statuses(other);
+      return rows.length === 2 && rows.every((r) => r.delivery_status === 'sent');
+    });
+    // The waiting session's retry is not due yet: its first turn's echo, and its second turn
+    // behind it, are still queued.
+    const meanwhile = await statuses(waiting);
+    expect(meanwhile.map((r) => r.delivery_status)).toEqual(['sent', 'queued', 'queued']);
+    expect(channel.callsFor(waiting)).toBe(1);
+
+    await until(async () => (await statuses(waiting)).every((r) => r.delivery_status === 'sent'), 30_000);
+    const rows = await statuses(waiting);
+    const sessionId = (
+      await running.hub.db.query<{ id: string }>('SELECT id FROM sessions WHERE native_key = $1', [waiting])
+    ).rows[0]!.id;
+    // In order, each once: the second turn went out after the first one's retry.
+    expect(channel.sent.filter((s) => s.session === sessionId).map((s) => s.seq)).toEqual(
+      rows.map((r) => r.seq),
+    );
   }, 60_000);
 
   it("keeps to the channel's per-recipient limit, one reply at a time", async () => {

@@ -17,6 +17,10 @@ import {
   applyPlatformStatus,
   isEnvelopeRecorded,
   listMessages,
+  queuedReplies,
+  recordDeliveries,
+  requeueFailedReplies,
+  sessionsWithStaleReplies,
   undeliveredReplies,
   updateDelivery,
 } from '../../src/store/messages.ts';
@@ -435,6 +439,44 @@ describe.each(backends)('store on %s', (backend) => {
       channelMessageId: `wamid.${id}`,
     });
     expect(await applyPlatformStatus(db, `wamid.${id}`, 'failed', 'expired')).toBe(1);
+  });
+
+  it("keeps a failed reply's retry time: not due, and not stale for the sweep, until then; a replay starts its wait afresh", async () => {
+    const { snapshot } = await createSession(db, { bot: 'default', channel: 'api' });
+    const id = snapshot.session.id;
+    await commitTurn(db, turn(id, { memory: [], events: [] }));
+    const [fresh] = await queuedReplies(db, id);
+    expect(fresh).toMatchObject({ seq: 2, dueInMs: 0 });
+    // An hour ago, to the sweep's eyes: a reply whose sender died is found.
+    await db.query(`UPDATE messages SET updated_at = now() - interval '1 hour' WHERE session_id = $1`, [id]);
+    expect(await sessionsWithStaleReplies(db, 30_000, 100)).toContain(id);
+
+    // A failed attempt: retried in 10 minutes. Not due, and its sender is not dead: the sweep leaves it.
+    await recordDeliveries(db, id, [
+      { seq: 2, status: 'queued', error: 'platform down', retryInMs: 600_000 },
+    ]);
+    const [waiting] = await queuedReplies(db, id);
+    expect(waiting!.deliveryAttempts).toBe(1);
+    expect(waiting!.dueInMs).toBeGreaterThan(590_000);
+    expect(waiting!.dueInMs).toBeLessThanOrEqual(600_000);
+    expect(await sessionsWithStaleReplies(db, 0, 100)).not.toContain(id);
+    // Its retry's job lost: the sweep finds it once the retry is overdue.
+    await db.query(
+      `UPDATE messages SET delivery_next_attempt_at = now() - interval '1 minute', created_at = now() - interval '5 hours'
+       WHERE session_id = $1 AND seq = 2`,
+      [id],
+    );
+    expect(await sessionsWithStaleReplies(db, 30_000, 100)).toContain(id);
+    const [overdue] = await queuedReplies(db, id);
+    expect(overdue!.dueInMs).toBe(0);
+    expect(overdue!.queuedForMs).toBeGreaterThanOrEqual(5 * 3600_000);
+
+    // Given up, then replayed by an operator: due now, its wait counted from the replay.
+    await recordDeliveries(db, id, [{ seq: 2, status: 'failed', error: 'platform down' }]);
+    expect(await requeueFailedReplies(db, id)).toEqual([id]);
+    const [replayed] = await queuedReplies(db, id);
+    expect(replayed).toMatchObject({ deliveryAttempts: 0, dueInMs: 0 });
+    expect(replayed!.queuedForMs).toBeLessThan(60_000);
   });
 
   it('links a channel identity to one user, even when first seen by two processes at once', async () => {
