@@ -33,6 +33,8 @@ export interface EmailConfig {
     user: string;
     password?: string;
     accessToken?: string;
+    /** A file holding the access token, read again at every connection (a sidecar refreshes it). */
+    accessTokenFile?: string;
   };
   mailboxes: MailboxSpec[];
   /** Processed mail is moved here; unset, it is flagged \Seen where it is. */
@@ -44,6 +46,8 @@ export interface EmailConfig {
     user?: string;
     password?: string;
     accessToken?: string;
+    /** A file holding the access token, read again for every mail (a sidecar refreshes it). */
+    accessTokenFile?: string;
   };
   from: EmailAddress;
   /** The right-hand side of the Message-IDs we generate; mail carrying it is our own. */
@@ -135,6 +139,7 @@ export const EmailEnvSchema = z
     EMAIL_IMAP_USER: required('EMAIL_IMAP_USER'),
     EMAIL_IMAP_PASSWORD: optional,
     EMAIL_IMAP_ACCESS_TOKEN: optional,
+    EMAIL_IMAP_ACCESS_TOKEN_FILE: optional,
     EMAIL_MAILBOXES: MailboxesSchema,
     EMAIL_PROCESSED_FOLDER: optional,
     EMAIL_SMTP_HOST: required('EMAIL_SMTP_HOST'),
@@ -143,6 +148,7 @@ export const EmailEnvSchema = z
     EMAIL_SMTP_USER: optional,
     EMAIL_SMTP_PASSWORD: optional,
     EMAIL_SMTP_ACCESS_TOKEN: optional,
+    EMAIL_SMTP_ACCESS_TOKEN_FILE: optional,
     EMAIL_FROM: z.preprocess(emptyAsUndefined, AddressSchema),
     EMAIL_MESSAGE_ID_DOMAIN: z.preprocess(
       emptyAsUndefined,
@@ -168,17 +174,36 @@ export const EmailEnvSchema = z
     ),
   })
   .superRefine((env, ctx) => {
-    if (!env.EMAIL_IMAP_PASSWORD && !env.EMAIL_IMAP_ACCESS_TOKEN)
+    if (!env.EMAIL_IMAP_PASSWORD && !env.EMAIL_IMAP_ACCESS_TOKEN && !env.EMAIL_IMAP_ACCESS_TOKEN_FILE)
       ctx.addIssue({
         code: 'custom',
         path: ['EMAIL_IMAP_PASSWORD'],
-        message: 'set EMAIL_IMAP_PASSWORD or EMAIL_IMAP_ACCESS_TOKEN',
+        message: 'set EMAIL_IMAP_PASSWORD, EMAIL_IMAP_ACCESS_TOKEN or EMAIL_IMAP_ACCESS_TOKEN_FILE',
       });
-    if (env.EMAIL_SMTP_USER && !env.EMAIL_SMTP_PASSWORD && !env.EMAIL_SMTP_ACCESS_TOKEN)
+    if (
+      env.EMAIL_SMTP_USER &&
+      !env.EMAIL_SMTP_PASSWORD &&
+      !env.EMAIL_SMTP_ACCESS_TOKEN &&
+      !env.EMAIL_SMTP_ACCESS_TOKEN_FILE
+    )
       ctx.addIssue({
         code: 'custom',
         path: ['EMAIL_SMTP_PASSWORD'],
-        message: 'EMAIL_SMTP_USER needs EMAIL_SMTP_PASSWORD or EMAIL_SMTP_ACCESS_TOKEN',
+        message:
+          'EMAIL_SMTP_USER needs EMAIL_SMTP_PASSWORD, EMAIL_SMTP_ACCESS_TOKEN or EMAIL_SMTP_ACCESS_TOKEN_FILE',
+      });
+    for (const side of ['IMAP', 'SMTP'] as const)
+      if (env[`EMAIL_${side}_ACCESS_TOKEN`] && env[`EMAIL_${side}_ACCESS_TOKEN_FILE`])
+        ctx.addIssue({
+          code: 'custom',
+          path: [`EMAIL_${side}_ACCESS_TOKEN_FILE`],
+          message: `set EMAIL_${side}_ACCESS_TOKEN or EMAIL_${side}_ACCESS_TOKEN_FILE, not both`,
+        });
+    if (env.EMAIL_SMTP_ACCESS_TOKEN_FILE && !env.EMAIL_SMTP_USER)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['EMAIL_SMTP_USER'],
+        message: 'EMAIL_SMTP_ACCESS_TOKEN_FILE needs EMAIL_SMTP_USER (the account the token is for)',
       });
     if (
       env.EMAIL_PROCESSED_FOLDER &&
@@ -218,6 +243,7 @@ export function loadEmailConfig(env: NodeJS.ProcessEnv): EmailConfig {
       user: e.EMAIL_IMAP_USER,
       ...(e.EMAIL_IMAP_PASSWORD ? { password: e.EMAIL_IMAP_PASSWORD } : {}),
       ...(e.EMAIL_IMAP_ACCESS_TOKEN ? { accessToken: e.EMAIL_IMAP_ACCESS_TOKEN } : {}),
+      ...(e.EMAIL_IMAP_ACCESS_TOKEN_FILE ? { accessTokenFile: e.EMAIL_IMAP_ACCESS_TOKEN_FILE } : {}),
     },
     mailboxes: e.EMAIL_MAILBOXES,
     ...(e.EMAIL_PROCESSED_FOLDER ? { processedFolder: e.EMAIL_PROCESSED_FOLDER } : {}),
@@ -228,6 +254,7 @@ export function loadEmailConfig(env: NodeJS.ProcessEnv): EmailConfig {
       ...(e.EMAIL_SMTP_USER ? { user: e.EMAIL_SMTP_USER } : {}),
       ...(e.EMAIL_SMTP_PASSWORD ? { password: e.EMAIL_SMTP_PASSWORD } : {}),
       ...(e.EMAIL_SMTP_ACCESS_TOKEN ? { accessToken: e.EMAIL_SMTP_ACCESS_TOKEN } : {}),
+      ...(e.EMAIL_SMTP_ACCESS_TOKEN_FILE ? { accessTokenFile: e.EMAIL_SMTP_ACCESS_TOKEN_FILE } : {}),
     },
     from: e.EMAIL_FROM,
     messageIdDomain: (e.EMAIL_MESSAGE_ID_DOMAIN ?? e.EMAIL_FROM.address.split('@')[1]!).toLowerCase(),

@@ -1,6 +1,7 @@
 import type { Transporter } from 'nodemailer';
 import { Gauge } from 'prom-client';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
+import { readAccessToken } from './access-token.ts';
 import { type EmailConfig, EmailConfigError } from './config.ts';
 import { InboundMail } from './inbound.ts';
 import { MailboxWatcher } from './mailbox-watcher.ts';
@@ -28,7 +29,11 @@ export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
   const sender = new SmtpSender({
     config,
     host: requireHost,
-    transport: () => {
+    transport: async () => {
+      // A token from a file is read again for every mail (one connection each): a sidecar
+      // refreshes it there, and the next mail takes the new one.
+      const file = config.smtp.accessTokenFile;
+      if (file) return smtpTransport(config, await readAccessToken(file));
       transport ??= smtpTransport(config);
       return transport;
     },

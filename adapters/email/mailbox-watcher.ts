@@ -4,6 +4,7 @@ import { errorMessage, isTransient } from '../../src/errors.ts';
 import type { Logger } from '../../src/logger.ts';
 import { backoffDelay } from '../../src/queue/queue.ts';
 import { cleanText } from '../../src/text.ts';
+import { ACCESS_TOKEN_FILE_ERROR, readAccessToken } from './access-token.ts';
 import type { EmailConfig, MailboxSpec } from './config.ts';
 import { firstScan } from './first-scan.ts';
 import type { InboundMail, UnreadAttachment } from './inbound.ts';
@@ -111,11 +112,15 @@ export class MailboxWatcher {
   private async run(): Promise<void> {
     let failures = 0;
     while (!this.stopping) {
-      const client = new ImapFlow(this.clientOptions());
-      this.client = client;
-      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
-      client.on('error', (err: Error) => this.log('warn', { event: 'email.imap_error', err: err.message }));
+      let client: ImapFlow | undefined;
       try {
+        const options = await this.clientOptions();
+        // Stopped while the token was read: `stop` closed the client it knew, not this one.
+        if (this.stopping) break;
+        client = new ImapFlow(options);
+        this.client = client;
+        const closed = new Promise<void>((resolve) => client?.once('close', () => resolve()));
+        client.on('error', (err: Error) => this.log('warn', { event: 'email.imap_error', err: err.message }));
         await client.connect();
         await client.mailboxOpen(this.spec.folder);
         for (const folder of [this.o.config.processedFolder, this.o.config.unusableFolder])
@@ -127,17 +132,23 @@ export class MailboxWatcher {
           event: 'email.imap_connected',
           uidValidity: client.mailbox ? Number(client.mailbox.uidValidity) : undefined,
         });
-        client.on('exists', () => this.requestSync(client));
-        this.resyncTimer = setInterval(() => this.requestSync(client), RESYNC_EVERY_MS);
+        const connected = client;
+        client.on('exists', () => this.requestSync(connected));
+        this.resyncTimer = setInterval(() => this.requestSync(connected), RESYNC_EVERY_MS);
         this.resyncTimer.unref();
         this.requestSync(client);
         await closed;
       } catch (err) {
-        this.log(this.stopping ? 'debug' : 'warn', {
+        // A refused login (an expired token, a changed password) or a token file that cannot be
+        // read fails every reconnection until someone fixes it: said at error.
+        const e = err as { message: string; authenticationFailed?: boolean; code?: string };
+        const credentials = e.authenticationFailed === true || e.code === ACCESS_TOKEN_FILE_ERROR;
+        this.log(this.stopping ? 'debug' : credentials ? 'error' : 'warn', {
           event: 'email.imap_connect_failed',
-          err: (err as Error).message,
+          ...(credentials ? { credentials } : {}),
+          err: e.message,
         });
-        client.close();
+        client?.close();
       } finally {
         if (this.resyncTimer) clearInterval(this.resyncTimer);
         this.resyncTimer = undefined;
@@ -164,17 +175,17 @@ export class MailboxWatcher {
     }
   }
 
-  private clientOptions(): ImapFlowOptions {
+  /** The connection's options; a token from EMAIL_IMAP_ACCESS_TOKEN_FILE is read again for each connection. */
+  private async clientOptions(): Promise<ImapFlowOptions> {
     const { imap } = this.o.config;
+    const accessToken = imap.accessTokenFile ? await readAccessToken(imap.accessTokenFile) : imap.accessToken;
     return {
       host: imap.host,
       port: imap.port,
       secure: imap.tls === 'implicit',
       ...(imap.tls === 'starttls' ? { doSTARTTLS: true } : {}),
       ...(imap.tls === 'none' ? { doSTARTTLS: false } : {}),
-      auth: imap.accessToken
-        ? { user: imap.user, accessToken: imap.accessToken }
-        : { user: imap.user, pass: imap.password ?? '' },
+      auth: accessToken ? { user: imap.user, accessToken } : { user: imap.user, pass: imap.password ?? '' },
       logger: false,
       // IDLE starts right after each sync (below), not after imapflow's inactivity delay, so new
       // mail is reported at once.

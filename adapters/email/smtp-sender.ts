@@ -9,6 +9,7 @@ import {
 import { payloadCards } from '../../src/files/client-view.ts';
 import type { FileStore } from '../../src/files/store.ts';
 import type { Logger } from '../../src/logger.ts';
+import { ACCESS_TOKEN_FILE_ERROR } from './access-token.ts';
 import type { EmailConfig } from './config.ts';
 import { composeReply, type StoredMailFile } from './message/compose.ts';
 import { type EmailReplyTo, EmailReplyToSchema } from './reply-to.ts';
@@ -31,11 +32,26 @@ const TRANSIENT_CODES = new Set([
   'EPROTOCOL',
 ]);
 
-export function smtpTransport(config: EmailConfig): Transporter {
+/**
+ * nodemailer's codes for a login that failed or could not be made (EAUTH: refused; ENOAUTH: no
+ * credentials; EOAUTH2: no token), and ours for an access token file that could not be read:
+ * the hub's own credential, never the recipient's fault.
+ */
+const CREDENTIAL_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2', ACCESS_TOKEN_FILE_ERROR]);
+/** Replies that refuse our credential or ask for one (RFC 4954: 454, 530, 534, 535, 538). */
+const CREDENTIAL_REPLIES = new Set([454, 530, 534, 535, 538]);
+/** The commands whose 5xx refuses this mail or its recipient; a 5xx anywhere else refuses us. */
+const MAIL_COMMANDS = new Set(['RCPT TO', 'DATA']);
+
+/**
+ * A transport for one connection's worth of mail. `accessToken`, when given, is the token read
+ * from EMAIL_SMTP_ACCESS_TOKEN_FILE for this send; else EMAIL_SMTP_ACCESS_TOKEN or the password.
+ */
+export function smtpTransport(config: EmailConfig, accessToken = config.smtp.accessToken): Transporter {
   const { smtp } = config;
   const auth = smtp.user
-    ? smtp.accessToken
-      ? { type: 'OAuth2' as const, user: smtp.user, accessToken: smtp.accessToken }
+    ? accessToken
+      ? { type: 'OAuth2' as const, user: smtp.user, accessToken }
       : { user: smtp.user, pass: smtp.password ?? '' }
     : undefined;
   // One connection per mail, no pool: the hub stops adapters before it lets the last sends
@@ -54,15 +70,48 @@ export function smtpTransport(config: EmailConfig): Transporter {
 }
 
 /**
- * SMTP's verdict on a failed send: 5xx is a permanent rejection (bad recipient, policy), 4xx
- * and connection failures are worth retrying. Never includes credentials in the message.
+ * What a failed send says, by the stage that failed, not by the code alone:
+ * - `channel`: the server refused the hub itself: its login (a rotated password, an expired
+ *   token), its sender at MAIL FROM, or the session (a 5xx greeting). Every mail fails the same
+ *   way until an operator (or a token refresh) fixes it: retried, and logged at error.
+ * - `mail`: a 5xx at RCPT TO or DATA (an unknown recipient, a policy refusal of the message), a
+ *   message too large (552 at MAIL FROM), or an envelope nodemailer cannot send: final.
+ * - `passing`: a 4xx, a connection that failed or dropped: retried.
+ */
+export type SmtpFailure = 'channel' | 'mail' | 'passing';
+
+export function smtpFailure(err: unknown): SmtpFailure {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as {
+    code?: unknown;
+    responseCode?: unknown;
+    command?: unknown;
+    response?: unknown;
+  };
+  const code = typeof e.responseCode === 'number' ? e.responseCode : undefined;
+  const command = typeof e.command === 'string' ? e.command.toUpperCase() : undefined;
+  if ((typeof e.code === 'string' && CREDENTIAL_CODES.has(e.code)) || (code && CREDENTIAL_REPLIES.has(code)))
+    return 'channel';
+  if (code !== undefined) {
+    if (code < 500) return 'passing';
+    const tooLarge = code === 552 || (typeof e.response === 'string' && /\b5\.3\.4\b/.test(e.response));
+    if (command === 'MAIL FROM' && tooLarge) return 'mail';
+    // A 5xx whose stage nodemailer did not name is taken as the server's last word on the mail.
+    return command === undefined || MAIL_COMMANDS.has(command) ? 'mail' : 'channel';
+  }
+  return e.code === undefined || (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code))
+    ? 'passing'
+    : 'mail';
+}
+
+/**
+ * SMTP's verdict on a failed send as the delivery takes it: only the mail's own refusal
+ * (`smtpFailure` `mail`) is final; a refusal of the hub's login or sender and a passing failure
+ * are retried (for DELIVERY_GIVE_UP_AFTER_SECONDS). Never includes credentials in the message.
  */
 export function toSendError(err: unknown, sent: SendOutcome[] = []): SendError {
   const e = err as { code?: string; responseCode?: number; message?: string };
   const code = typeof e.responseCode === 'number' ? e.responseCode : undefined;
-  let retryable: boolean;
-  if (code !== undefined) retryable = code < 500;
-  else retryable = e.code === undefined || TRANSIENT_CODES.has(e.code);
+  const retryable = smtpFailure(err) !== 'mail';
   const what = code !== undefined ? `SMTP ${code}` : (e.code ?? 'SMTP error');
   return new SendError(`${what}: ${e.message ?? String(err)}`, { retryable, sent, cause: err });
 }
@@ -77,7 +126,8 @@ export class SmtpSender implements ChannelSender {
       config: EmailConfig;
       /** The database and logger, known once the hub has set the adapter up. */
       host: () => { store: ChannelQueryable; logger: Logger; files?: FileStore };
-      transport: () => Transporter;
+      /** The transport for the next mail (one made for it when its token is read from a file). */
+      transport: () => Transporter | Promise<Transporter>;
     },
   ) {}
 
@@ -94,9 +144,22 @@ export class SmtpSender implements ChannelSender {
       sessionId: batch.session.id,
     });
     try {
-      await this.o.transport().sendMail(composed.mail);
+      await (await this.o.transport()).sendMail(composed.mail);
     } catch (err) {
-      throw toSendError(err);
+      const failure = toSendError(err);
+      if (smtpFailure(err) === 'channel') {
+        // Every mail fails so until the login (or the sender) is fixed: an operator's matter.
+        const e = err as { command?: string; responseCode?: number; code?: string };
+        logger.error({
+          event: 'email.smtp_refused_us',
+          sessionId: batch.session.id,
+          stage: e.command,
+          code: e.code,
+          responseCode: e.responseCode,
+          err: failure.message,
+        });
+      }
+      throw failure;
     }
     const thread = (await knownMessage(store, replyTo.messageId).catch(() => undefined))?.thread;
     await recordOutbound(store, {

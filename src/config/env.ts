@@ -53,9 +53,10 @@ export const EnvSchema = z.object({
    */
   DEAD_LETTER_KEEP_DAYS: int(14, 1),
   /**
-   * A reply whose sends fail for a reason that passes (no answer, a 5xx, 408, 429, an SMTP 4xx)
-   * is retried until it has waited this long, then marked failed (and kept for `switchboard outbox
-   * replay`). A refusal (a bad recipient, a closed messaging window) fails at once.
+   * A reply whose sends fail for a reason that passes (no answer, a 5xx, 408, 429, an SMTP 4xx or
+   * a refused SMTP login) is retried until it has waited this long, then marked failed (and kept
+   * for `switchboard outbox replay`). A refusal (a bad recipient, a closed messaging window) fails
+   * at once.
    */
   DELIVERY_GIVE_UP_AFTER_SECONDS: int(4 * 3600, 1),
   /** Attempts for a failure no channel classified (neither passing nor a refusal) before the reply is marked failed. */

@@ -86,7 +86,11 @@ export class DovecotServer {
     private readonly mailOwner: { uid: number; gid: number },
   ) {}
 
-  static async create(): Promise<DovecotServer> {
+  /**
+   * `oauth`: the server also takes OAuth2 logins (XOAUTH2, OAUTHBEARER); the token that passes is
+   * the user's password (Dovecot checks the bearer token against the passdb as it would a password).
+   */
+  static async create(options: { oauth?: boolean } = {}): Promise<DovecotServer> {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sbt-dovecot-'));
     // Dovecot's unprivileged processes read the configuration and the user list from here.
     await fs.chmod(dir, 0o755);
@@ -116,7 +120,7 @@ state_dir = ${dir}/state
 log_path = ${dir}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login${options.oauth ? ' xoauth2 oauthbearer' : ''}
 first_valid_uid = ${Math.min(mailOwner.uid, 500)}
 mail_location = maildir:~/Maildir
 default_internal_user = ${internalUser}

@@ -13,13 +13,28 @@ export interface ReceivedMail {
 /** Decides an answer to RCPT TO: undefined accepts, an object rejects with that SMTP code. */
 export type RcptPolicy = (address: string) => { code: number; message: string } | undefined;
 
+/** A login the server was asked for (AUTH PLAIN or LOGIN with a password, XOAUTH2 with a token). */
+export interface SmtpLogin {
+  method: string;
+  username: string | undefined;
+  password?: string;
+  accessToken?: string;
+}
+
+/** Decides an answer to AUTH: undefined accepts, an object refuses with that SMTP code. */
+export type AuthPolicy = (login: SmtpLogin) => { code: number; message: string } | undefined;
+
 /**
  * A real SMTP server on a loopback port (the `smtp-server` package) that records every mail it
- * accepts, parsed with mailparser. No TLS, any login accepted: it stands where a relay would.
+ * accepts, parsed with mailparser. No TLS, any login accepted unless `authPolicy` says otherwise:
+ * it stands where a relay would.
  */
 export class SmtpSink {
   readonly received: ReceivedMail[] = [];
   rcptPolicy: RcptPolicy = () => undefined;
+  authPolicy: AuthPolicy = () => undefined;
+  /** Every login tried, in order, with whether it was accepted. */
+  readonly logins: (SmtpLogin & { accepted: boolean })[] = [];
   /** Holds each mail this long before accepting it (a slow server); counts mails being received. */
   dataDelayMs = 0;
   receiving = 0;
@@ -32,7 +47,21 @@ export class SmtpSink {
       hideSTARTTLS: true,
       authOptional: true,
       logger: false,
-      onAuth: (_auth, _session, callback) => callback(null, { user: 'any' }),
+      authMethods: ['PLAIN', 'LOGIN', 'XOAUTH2'],
+      onAuth: (auth, _session, callback) => {
+        const login: SmtpLogin = {
+          method: auth.method,
+          username: auth.username,
+          ...(typeof auth.password === 'string' ? { password: auth.password } : {}),
+          ...(typeof auth.accessToken === 'string' ? { accessToken: auth.accessToken } : {}),
+        };
+        const verdict = this.authPolicy(login);
+        this.logins.push({ ...login, accepted: !verdict });
+        if (!verdict) return callback(null, { user: auth.username ?? 'any' });
+        const err = new Error(verdict.message) as Error & { responseCode: number };
+        err.responseCode = verdict.code;
+        return callback(err);
+      },
       onRcptTo: (address: SMTPServerAddress, _session, callback) => {
         const verdict = this.rcptPolicy(address.address);
         if (!verdict) return callback();

@@ -7,7 +7,7 @@ import {
   loadEmailConfig,
 } from '../../adapters/email/config.ts';
 import { packUids } from '../../adapters/email/first-scan.ts';
-import { toSendError } from '../../adapters/email/smtp-sender.ts';
+import { smtpFailure, toSendError } from '../../adapters/email/smtp-sender.ts';
 
 const minimal = {
   EMAIL_IMAP_HOST: 'imap.example.org',
@@ -159,16 +159,37 @@ describe('email configuration', () => {
     );
     expect(() => loadEmailConfig({ ...minimal, EMAIL_MAILBOXES: 'INBOX,INBOX=support' })).toThrow(/twice/);
   });
+
+  it('takes an OAuth2 access token from a file (read again at each connection), instead of the token itself', () => {
+    const c = loadEmailConfig({
+      ...minimal,
+      EMAIL_IMAP_PASSWORD: '',
+      EMAIL_IMAP_ACCESS_TOKEN_FILE: '/run/secrets/imap-token',
+      EMAIL_SMTP_USER: 'bot@example.org',
+      EMAIL_SMTP_ACCESS_TOKEN_FILE: '/run/secrets/smtp-token',
+    });
+    expect(c.imap).toMatchObject({ user: 'bot@example.org', accessTokenFile: '/run/secrets/imap-token' });
+    expect(c.imap.password).toBeUndefined();
+    expect(c.smtp).toMatchObject({ user: 'bot@example.org', accessTokenFile: '/run/secrets/smtp-token' });
+    expect(() =>
+      loadEmailConfig({ ...minimal, EMAIL_IMAP_ACCESS_TOKEN: 't', EMAIL_IMAP_ACCESS_TOKEN_FILE: '/f' }),
+    ).toThrow(/EMAIL_IMAP_ACCESS_TOKEN_FILE/);
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_SMTP_ACCESS_TOKEN_FILE: '/f' })).toThrow(
+      /EMAIL_SMTP_USER/,
+    );
+  });
 });
 
 describe('SMTP failures', () => {
-  it('retries 4xx and connection failures, not 5xx rejections', () => {
+  it('retries 4xx and connection failures, not 5xx rejections of the mail or its recipient', () => {
     expect(
-      toSendError({ code: 'EENVELOPE', responseCode: 550, message: '5.1.1 User unknown' }).retryable,
+      toSendError({ code: 'EENVELOPE', responseCode: 550, message: '5.1.1 User unknown', command: 'RCPT TO' })
+        .retryable,
     ).toBe(false);
-    expect(toSendError({ code: 'EAUTH', responseCode: 535, message: 'bad credentials' }).retryable).toBe(
-      false,
-    );
+    expect(
+      toSendError({ code: 'EMESSAGE', responseCode: 554, message: '5.7.1 Message rejected', command: 'DATA' })
+        .retryable,
+    ).toBe(false);
     expect(toSendError({ code: 'EENVELOPE', responseCode: 451, message: 'try later' }).retryable).toBe(true);
     expect(toSendError({ code: 'EMESSAGE', responseCode: 452, message: 'mailbox full' }).retryable).toBe(
       true,
@@ -178,5 +199,66 @@ describe('SMTP failures', () => {
     expect(toSendError({ code: 'EENVELOPE', message: 'No recipients defined' }).retryable).toBe(false);
     expect(toSendError(new Error('something else')).retryable).toBe(true);
     expect(toSendError({ responseCode: 554, message: 'rejected' }).message).toBe('SMTP 554: rejected');
+  });
+
+  it('retries a refusal of the hub itself (its login, its sender), which is no verdict on the mail', () => {
+    const refusals = [
+      // A rotated password, a revoked app password, an expired OAuth2 token.
+      {
+        code: 'EAUTH',
+        responseCode: 535,
+        message: 'Invalid login: 535 5.7.3 Authentication unsuccessful',
+        command: 'AUTH PLAIN',
+      },
+      {
+        code: 'EAUTH',
+        responseCode: 534,
+        message: '5.7.9 Application-specific password required',
+        command: 'AUTH LOGIN',
+      },
+      { code: 'EAUTH', message: 'Missing credentials for "PLAIN"', command: 'API' },
+      { code: 'ENOAUTH', message: 'no credentials' },
+      { code: 'EOAUTH2', message: "Can't create new access token for user" },
+      { code: 'ETOKENFILE', message: 'the access token file /run/token is empty' },
+      // Authentication required, at MAIL FROM; a 5xx at MAIL FROM (the sender refused, a quota).
+      {
+        code: 'EENVELOPE',
+        responseCode: 530,
+        message: '5.7.0 Authentication required',
+        command: 'MAIL FROM',
+      },
+      {
+        code: 'EENVELOPE',
+        responseCode: 550,
+        message: '5.4.5 Daily user sending limit exceeded',
+        command: 'MAIL FROM',
+      },
+      {
+        code: 'EENVELOPE',
+        responseCode: 553,
+        message: '5.7.1 Sender address rejected',
+        command: 'MAIL FROM',
+      },
+      { code: 'EPROTOCOL', responseCode: 554, message: 'Invalid greeting', command: 'CONN' },
+      {
+        code: 'EAUTH',
+        responseCode: 454,
+        message: '4.7.0 Temporary authentication failure',
+        command: 'AUTH PLAIN',
+      },
+    ];
+    for (const err of refusals) {
+      expect(smtpFailure(err), err.message).toBe('channel');
+      expect(toSendError(err).retryable, err.message).toBe(true);
+    }
+    // A message too large for the server is the mail's own, even at MAIL FROM (SIZE).
+    expect(
+      toSendError({
+        code: 'EENVELOPE',
+        responseCode: 552,
+        message: '5.3.4 Message size exceeds fixed limit',
+        command: 'MAIL FROM',
+      }).retryable,
+    ).toBe(false);
   });
 });
