@@ -136,7 +136,10 @@ export class ScriptLibrary {
     this.checkedAt.set(name, now);
     const stamp = await this.stamp(name);
     if (!stamp) {
+      // Nothing is kept for a name with no file: RUN on a person's words would otherwise leave
+      // an entry per word they typed. (A missing script is looked for on each use all the same.)
       this.entries.delete(name);
+      this.checkedAt.delete(name);
       return undefined;
     }
     const entry = this.entries.get(name);
