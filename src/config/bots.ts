@@ -63,6 +63,12 @@ export const BotSettingsSchema = z
         maxHearTries: z.number().int().min(1).max(20).default(3),
         /** Nested FUNCTION, SUB and RUN calls. */
         maxCallDepth: z.number().int().min(2).max(1000).default(64),
+        /** `SET CONTEXT` entries a session may hold (their JSON bytes count against maxVariableBytes). */
+        maxContextEntries: z.number().int().min(1).default(100),
+        /** `ADD SUGGESTION`s a session may hold: 50, as many as one operator message may carry. */
+        maxSuggestions: z.number().int().min(1).default(50),
+        /** `USE TOOL` names a session may hold: 128, as many tools as OpenAI takes in one request. */
+        maxTools: z.number().int().min(1).default(128),
       })
       .strict()
       .prefault({}),

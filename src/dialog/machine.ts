@@ -51,6 +51,12 @@ export interface DialogLimits {
   maxCallDepth: number;
   /** Knowledge bases a session may use at once (`sessions.maxKnowledgeBases`). */
   maxKnowledgeBases: number;
+  /** `SET CONTEXT` entries a session may hold. */
+  maxContextEntries: number;
+  /** `ADD SUGGESTION`s a session may hold. */
+  maxSuggestions: number;
+  /** `USE TOOL` names a session may hold. */
+  maxTools: number;
 }
 
 export interface MachineHost {
@@ -79,6 +85,13 @@ const SavedStateSchema = z.object({
 
 function jsonBytes(v: unknown): number {
   return Buffer.byteLength(JSON.stringify(v ?? null));
+}
+
+/** Bytes of a map counted as the variables' are: each name and its value, as JSON. */
+function entriesBytes(map: Record<string, unknown>): number {
+  let bytes = 0;
+  for (const [k, v] of Object.entries(map)) bytes += jsonBytes(k) + jsonBytes(v);
+  return bytes;
 }
 
 /**
@@ -303,6 +316,44 @@ export class Machine {
     this.variableBytes += size - before;
   }
 
+  /** SET CONTEXT: an entry of the session's context, within its own count and maxVariableBytes. */
+  private setContext(name: string, value: string): void {
+    const context = this.ctx.state.context;
+    const what = `SET CONTEXT "${name}"`;
+    const old = own(context, name);
+    if (old === undefined)
+      this.checkCount(
+        what,
+        Object.keys(context).length,
+        this.host.limits.maxContextEntries,
+        'context entries',
+        'CLEAR CONTEXT one first',
+      );
+    const before = old === undefined ? 0 : jsonBytes(name) + jsonBytes(old);
+    this.checkBytes(
+      what,
+      entriesBytes(context) - before + jsonBytes(name) + jsonBytes(value),
+      "the session's context",
+    );
+    setOwn(context, name, value);
+  }
+
+  /**
+   * The session's context, suggestions and tools are kept from turn to turn and loaded and
+   * written with every turn: a script that adds to them on each message (keyed on what the
+   * person says) must meet a limit, as SET does.
+   */
+  private checkCount(what: string, count: number, max: number, items: string, hint: string): void {
+    if (count >= max)
+      throw new DialogRuntimeError(`${what}: a session may hold at most ${max} ${items}; ${hint}`);
+  }
+
+  private checkBytes(what: string, bytes: number, whose: string): void {
+    const max = this.host.limits.maxVariableBytes;
+    if (bytes > max)
+      throw new DialogRuntimeError(`${what}: ${whose} would take more than the limit of ${max} bytes`);
+  }
+
   private nonEmptyName(v: Value, what: string): string {
     const name = toText(v).trim();
     if (!name) throw new DialogRuntimeError(`${what} needs a name, got ${describe(v)}`);
@@ -520,8 +571,8 @@ export class Machine {
         frame.stack.push(this.session(toText(this.pop(frame))));
         return false;
       case 'setContext': {
-        const value = this.pop(frame);
-        state.context[this.nonEmptyName(this.pop(frame), 'SET CONTEXT')] = toText(value);
+        const value = toText(this.pop(frame));
+        this.setContext(this.nonEmptyName(this.pop(frame), 'SET CONTEXT'), value);
         return false;
       }
       case 'clearContext':
@@ -548,7 +599,11 @@ export class Machine {
         return false;
       case 'useTool': {
         const name = this.nonEmptyName(this.pop(frame), 'USE TOOL');
-        if (!state.tools.includes(name)) state.tools.push(name);
+        if (state.tools.includes(name)) return false;
+        const what = `USE TOOL "${name}"`;
+        this.checkCount(what, state.tools.length, this.host.limits.maxTools, 'tools', 'CLEAR TOOL one first');
+        this.checkBytes(what, jsonBytes(state.tools) + jsonBytes(name), "the session's tools");
+        state.tools.push(name);
         return false;
       }
       case 'clearTools':
@@ -563,6 +618,22 @@ export class Machine {
         const text = this.nonEmptyName(this.pop(frame), 'ADD SUGGESTION');
         const suggestion = value === undefined ? { text } : { text, value };
         const at = state.suggestions.findIndex((s) => s.text === text);
+        const what = `ADD SUGGESTION "${text}"`;
+        const { maxSuggestions } = this.host.limits;
+        if (at < 0)
+          this.checkCount(
+            what,
+            state.suggestions.length,
+            maxSuggestions,
+            'suggestions',
+            'CLEAR SUGGESTIONS first',
+          );
+        const replaced = at >= 0 ? jsonBytes(state.suggestions[at]) : 0;
+        this.checkBytes(
+          what,
+          jsonBytes(state.suggestions) - replaced + jsonBytes(suggestion),
+          "the session's suggestions",
+        );
         if (at >= 0) state.suggestions[at] = suggestion;
         else state.suggestions.push(suggestion);
         return false;
@@ -747,6 +818,17 @@ export class Machine {
       );
     if (jsonBytes(saved.variables) > maxVariableBytes)
       throw new DialogRuntimeError(`the saved state's variables take more than ${maxVariableBytes} bytes`);
+    this.checkSaved('context entries', Object.keys(saved.context).length, this.host.limits.maxContextEntries);
+    this.checkSaved('suggestions', saved.suggestions.length, this.host.limits.maxSuggestions);
+    this.checkSaved('tools', saved.tools.length, this.host.limits.maxTools);
+    this.checkSaved('knowledge bases', saved.kbs.length, this.host.limits.maxKnowledgeBases);
+    for (const [what, bytes] of [
+      ['context takes', entriesBytes(saved.context)],
+      ['suggestions take', jsonBytes(saved.suggestions)],
+      ['tools take', jsonBytes(saved.tools)],
+    ] as const)
+      if (bytes > maxVariableBytes)
+        throw new DialogRuntimeError(`the saved state's ${what} more than ${maxVariableBytes} bytes`);
     const state = this.ctx.state;
     state.variables = deepCopy(saved.variables);
     state.context = { ...saved.context };
@@ -754,6 +836,11 @@ export class Machine {
     state.tools = [...saved.tools];
     state.suggestions = saved.suggestions.map((s) => (s.value === undefined ? { text: s.text } : { ...s }));
     this.variableSizes = undefined;
+  }
+
+  private checkSaved(items: string, count: number, max: number): void {
+    if (count > max)
+      throw new DialogRuntimeError(`the saved state holds ${count} ${items}, more than the limit of ${max}`);
   }
 }
 

@@ -34,6 +34,9 @@ describe('loadBots with dialog scripts', () => {
       maxStepsPerTurn: 100_000,
       maxHearTries: 3,
       maxCallDepth: 64,
+      maxContextEntries: 100,
+      maxSuggestions: 50,
+      maxTools: 128,
     });
     expect(typeof scripted.handler.onStart).toBe('function');
     expect(typeof scripted.handler.onEnd).toBe('function');

@@ -222,6 +222,126 @@ describe('limits from the bot settings', () => {
     expect(bytes.err).toBe("the saved state's variables take more than 1024 bytes");
   });
 
+  it('SET CONTEXT entries are limited by maxContextEntries (default 100), also across messages', async () => {
+    const h = await bot(
+      { 'message.bas': 'SET CONTEXT "note " + message AS message\nTALK "noted"' },
+      { settings: { dialog: { maxContextEntries: 2 } } },
+    );
+    expect((await h.say('a')).texts).toEqual(['Hello! How can I help?', 'noted']);
+    expect((await h.say('b')).texts).toEqual(['noted']);
+    expect((await h.say('a')).texts).toEqual(['noted']);
+    expect((await h.say('c')).texts).toEqual([APOLOGY]);
+    expect(h.logs.find((l) => l.event === 'dialog.runtime_error')).toMatchObject({
+      at: 'message.bas:1',
+      err: 'SET CONTEXT "note c": a session may hold at most 2 context entries; CLEAR CONTEXT one first',
+    });
+    expect(Object.keys(h.state.context)).toEqual(['note a', 'note b']);
+    const { logged } = await failure('FOR i = 1 TO 101\n  SET CONTEXT "c" + i AS i\nNEXT');
+    expect(logged.err).toBe(
+      'SET CONTEXT "c101": a session may hold at most 100 context entries; CLEAR CONTEXT one first',
+    );
+  });
+
+  it("the session's context takes at most maxVariableBytes, apart from its variables", async () => {
+    const { logged } = await failure(
+      `SET big = "${'v'.repeat(900)}"\nSET CONTEXT "a" AS "${'x'.repeat(600)}"\nSET CONTEXT "a" AS "${'x'.repeat(900)}"\nSET CONTEXT "b" AS "${'y'.repeat(200)}"`,
+      { dialog: { maxVariableBytes: 1024 } },
+    );
+    expect(logged).toMatchObject({
+      at: 'start.bas:4',
+      err: 'SET CONTEXT "b": the session\'s context would take more than the limit of 1024 bytes',
+    });
+  });
+
+  it('ADD SUGGESTION is limited by maxSuggestions (default 50) and maxVariableBytes', async () => {
+    const { logged } = await failure(
+      'ADD SUGGESTION "a"\nADD SUGGESTION "b"\nADD SUGGESTION "a" AS "x"\nADD SUGGESTION "c"',
+      {
+        dialog: { maxSuggestions: 2 },
+      },
+    );
+    expect(logged).toMatchObject({
+      at: 'start.bas:4',
+      err: 'ADD SUGGESTION "c": a session may hold at most 2 suggestions; CLEAR SUGGESTIONS first',
+    });
+    const { logged: byDefault } = await failure('FOR i = 1 TO 51\n  ADD SUGGESTION "s" + i\nNEXT');
+    expect(byDefault.err).toBe(
+      'ADD SUGGESTION "s51": a session may hold at most 50 suggestions; CLEAR SUGGESTIONS first',
+    );
+    const { logged: bytes } = await failure(
+      `ADD SUGGESTION "a" AS "${'x'.repeat(600)}"\nADD SUGGESTION "b" AS "${'y'.repeat(600)}"`,
+      { dialog: { maxVariableBytes: 1024 } },
+    );
+    expect(bytes).toMatchObject({
+      at: 'start.bas:2',
+      err: 'ADD SUGGESTION "b": the session\'s suggestions would take more than the limit of 1024 bytes',
+    });
+  });
+
+  it('USE TOOL names are limited by maxTools (default 128) and maxVariableBytes', async () => {
+    const { logged } = await failure('USE TOOL "a"\nUSE TOOL "b"\nUSE TOOL "a"\nUSE TOOL "c"', {
+      dialog: { maxTools: 2 },
+    });
+    expect(logged).toMatchObject({
+      at: 'start.bas:4',
+      err: 'USE TOOL "c": a session may hold at most 2 tools; CLEAR TOOL one first',
+    });
+    const { logged: byDefault } = await failure('FOR i = 1 TO 129\n  USE TOOL "t" + i\nNEXT');
+    expect(byDefault.err).toBe('USE TOOL "t129": a session may hold at most 128 tools; CLEAR TOOL one first');
+    const { logged: bytes } = await failure(`USE TOOL "${'a'.repeat(600)}"\nUSE TOOL "${'b'.repeat(600)}"`, {
+      dialog: { maxVariableBytes: 1024 },
+    });
+    expect(bytes).toMatchObject({
+      at: 'start.bas:2',
+      err: `USE TOOL "${'b'.repeat(600)}": the session's tools would take more than the limit of 1024 bytes`,
+    });
+  });
+
+  it("RESTORE SESSION STATE respects the context's, suggestions', tools' and knowledge bases' limits", async () => {
+    const restore = (json: string) => `RESTORE SESSION STATE "${json.replaceAll('"', '""')}"`;
+    const cases: [string, Record<string, unknown>, string][] = [
+      [
+        '{"context": {"a": "1", "b": "2"}}',
+        { dialog: { maxContextEntries: 1 } },
+        'the saved state holds 2 context entries, more than the limit of 1',
+      ],
+      [
+        '{"suggestions": [{"text": "a"}, {"text": "b"}]}',
+        { dialog: { maxSuggestions: 1 } },
+        'the saved state holds 2 suggestions, more than the limit of 1',
+      ],
+      [
+        '{"tools": ["a", "b"]}',
+        { dialog: { maxTools: 1 } },
+        'the saved state holds 2 tools, more than the limit of 1',
+      ],
+      [
+        '{"kbs": ["a", "b"]}',
+        { sessions: { maxKnowledgeBases: 1 } },
+        'the saved state holds 2 knowledge bases, more than the limit of 1',
+      ],
+      [
+        `{"context": {"a": "${'x'.repeat(1100)}"}}`,
+        { dialog: { maxVariableBytes: 1024 } },
+        "the saved state's context takes more than 1024 bytes",
+      ],
+      [
+        `{"tools": ["${'x'.repeat(1100)}"]}`,
+        { dialog: { maxVariableBytes: 1024 } },
+        "the saved state's tools take more than 1024 bytes",
+      ],
+      [
+        `{"suggestions": [{"text": "${'x'.repeat(1100)}"}]}`,
+        { dialog: { maxVariableBytes: 1024 } },
+        "the saved state's suggestions take more than 1024 bytes",
+      ],
+    ];
+    for (const [json, settings, err] of cases) {
+      const { logged } = await failure(restore(json), settings);
+      expect(logged.err).toBe(err);
+    }
+  });
+
   it('the call depth is maxCallDepth', async () => {
     const { logged } = await failure('x = F(1)\nFUNCTION F(n)\n  RETURN F(n + 1)\nEND FUNCTION', {
       dialog: { maxCallDepth: 5 },
