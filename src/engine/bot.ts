@@ -64,7 +64,8 @@ export interface BotContext {
   readonly text: string;
   /**
    * Sends a reply. Replies go out in the order they are talked. Files named by media name or
-   * URL are brought into the file store before the turn commits.
+   * URL are brought into the file store before the turn commits. An empty (or blank) text with
+   * no file or card is no reply at all: channels refuse empty texts.
    */
   talk(content: ReplyContent, options?: ReplyOptions): void;
   /** The files the person sent with this message (`GET SESSION "files"` in scripts). */

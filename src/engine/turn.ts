@@ -425,12 +425,16 @@ class DraftContext implements BotContext, LlmBinder {
   talk(content: ReplyContent, more?: ReplyOptions): void {
     const { draft } = this;
     const { text, options } = normalizeTalk(content, more);
+    const textOnly =
+      !options?.attachments?.length && !options?.files?.length && !options?.card && !options?.cards?.length;
+    // Nothing to say is not a message (as TALK "" in a script): WhatsApp, Teams and Slack refuse an
+    // empty text, and `"greeting": ""` (or an empty defaultReply) means the bot says nothing.
+    if (textOnly && text.trim() === '') return;
     const payload: MessagePayload = {};
     if (options?.suggestions?.length) payload.suggestions = options.suggestions;
     const reply = { text, payload };
     draft.replies.push(reply);
-    if (!options?.attachments?.length && !options?.files?.length && !options?.card && !options?.cards?.length)
-      return;
+    if (textOnly) return;
     const attachments: (Attachment | Promise<Attachment>)[] = [...(options.attachments ?? [])];
     const storeFile = (r: string) => this.file(r).catch(failedPart(`file "${r}"`));
     for (const ref of options.files ?? []) attachments.push(fileAttachment(ref, storeFile));
