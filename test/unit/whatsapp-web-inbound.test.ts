@@ -100,6 +100,56 @@ describe('whatsapp-web.js: what is a message for the bot', () => {
   });
 });
 
+describe('whatsapp-web.js location messages', () => {
+  /** What WhatsApp Web's page holds as a location's `body`: the map's thumbnail, a base64 JPEG. */
+  const THUMBNAIL = `/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAYEBQYFBAYGBQYHBwYIChAKCgkJChQODwwQFxQYGBcU${'A'.repeat(2000)}`;
+
+  it('a shared place is a location attachment, as on the Cloud API and Telegram, and the thumbnail is no text', () => {
+    const place = model({
+      type: 'location',
+      body: THUMBNAIL,
+      lat: -23.5613,
+      lng: -46.6565,
+      loc: 'Padaria Real\nAv. Paulista, 1000',
+      clientUrl: 'https://padariareal.example',
+    });
+    expect(place.hasMedia).toBe(false);
+    expect(place.body).toBe(THUMBNAIL);
+    const result = webMessageToEnvelope(place, o);
+    expect(result).toMatchObject({ kind: 'envelope', envelope: { text: '', meta: { type: 'location' } } });
+    expect(result.kind === 'envelope' && result.envelope.attachments).toEqual([
+      {
+        type: 'location',
+        data: {
+          latitude: -23.5613,
+          longitude: -46.6565,
+          name: 'Padaria Real',
+          address: 'Av. Paulista, 1000',
+          url: 'https://padariareal.example',
+        },
+      },
+    ]);
+  });
+
+  it('a current location (coordinates only) is a message even without a thumbnail', () => {
+    for (const body of [THUMBNAIL, undefined]) {
+      const here = model({ type: 'location', body, lat: 38.7223, lng: -9.1393 });
+      const result = webMessageToEnvelope(here, o);
+      expect(result.kind === 'envelope' && result.envelope).toMatchObject({
+        text: '',
+        attachments: [{ type: 'location', data: { latitude: 38.7223, longitude: -9.1393 } }],
+      });
+    }
+  });
+
+  it('a location without usable coordinates is ignored, its thumbnail not taken for text', () => {
+    expect(webMessageToEnvelope(model({ type: 'location', body: THUMBNAIL }), o)).toEqual({
+      kind: 'ignored',
+      reason: 'location message without coordinates',
+    });
+  });
+});
+
 describe('whatsapp-web.js groups', () => {
   const inGroup = (data: Record<string, unknown>) =>
     model({ type: 'chat', from: GROUP, author: '5511777777777@c.us', ...data });

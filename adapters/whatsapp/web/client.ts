@@ -19,6 +19,11 @@ export interface WebMessage {
   /** Who the message @mentions (`…@c.us` or `…@lid`; the library passes the page's ids, strings or `{_serialized}`). */
   mentionedIds?: WebId[];
   /**
+   * A `location` message's place (the library's `Location`, from the page's `lat`, `lng`, `loc`
+   * and `clientUrl`). Its `body` is then the map's JPEG thumbnail in base64, not words.
+   */
+  location?: { latitude?: unknown; longitude?: unknown; name?: unknown; address?: unknown; url?: unknown };
+  /**
    * The raw message: the sender's name, a media message's type, file name and size as announced,
    * and, for a reply, who wrote the message it quotes.
    */

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { type Attachment, attachmentName, type EnvelopeInput, envelopeId } from '../../../src/envelope.ts';
 import { toE164 } from '../phone.ts';
 import type { WebReplyTo } from '../reply-to.ts';
@@ -61,8 +62,13 @@ export function webMessageToEnvelope(msg: WebMessage, o: WebInboundOptions): Web
   if (msg.fromMe || msg.id.fromMe) return { kind: 'ignored', reason: 'our own message' };
   if (msg.from.endsWith('@newsletter')) return { kind: 'ignored', reason: 'channel post' };
   if (!CONVERSATION_TYPES.has(msg.type)) return { kind: 'ignored', reason: `${msg.type} message` };
+  const isLocation = msg.type === 'location';
+  const location = isLocation ? locationAttachment(msg) : undefined;
+  if (isLocation && !location) return { kind: 'ignored', reason: 'location message without coordinates' };
+  // A location's body is the map's thumbnail (base64 JPEG): the place is its attachment, not text.
+  const body = isLocation ? '' : (msg.body ?? '');
   // Backstop: whatever type it claims, a message with no text and no file has nothing to answer.
-  if (!msg.hasMedia && (msg.body ?? '').trim() === '') return { kind: 'ignored', reason: 'empty message' };
+  if (!msg.hasMedia && !location && body.trim() === '') return { kind: 'ignored', reason: 'empty message' };
   const isGroup = msg.from.endsWith('@g.us');
   if (isGroup && o.groups === 'ignore') return { kind: 'ignored', reason: 'group message' };
   if (isGroup && o.groups === 'accept' && !addressesUs(msg, o.self ?? []))
@@ -84,8 +90,8 @@ export function webMessageToEnvelope(msg: WebMessage, o: WebInboundOptions): Web
     channel: 'whatsapp',
     bot: o.bot,
     from: { id: phone, ...(name ? { name } : {}) },
-    text: isGroup ? withoutMentionOf(msg.body ?? '', o.self ?? []) : (msg.body ?? ''),
-    attachments: msg.hasMedia ? [mediaAttachment(msg)] : [],
+    text: isGroup ? withoutMentionOf(body, o.self ?? []) : body,
+    attachments: location ? [location] : msg.hasMedia ? [mediaAttachment(msg)] : [],
     replyTo,
     meta: {
       transport: 'web',
@@ -145,5 +151,34 @@ function mediaAttachment(msg: WebMessage): Attachment {
     ...(typeof raw.filename === 'string' && raw.filename ? { name: attachmentName(raw.filename) } : {}),
     ...(size !== undefined ? { size } : {}),
     data: { kind: msg.type, transport: 'web' },
+  };
+}
+
+const LocationSchema = z.object({
+  latitude: z.number().min(-90).max(90),
+  longitude: z.number().min(-180).max(180),
+  name: z.string().min(1).max(1000).optional().catch(undefined),
+  address: z.string().min(1).max(1000).optional().catch(undefined),
+  url: z.string().min(1).max(2000).optional().catch(undefined),
+});
+
+/**
+ * A `location` message's place, in the shape WhatsApp Cloud and Telegram give it: latitude,
+ * longitude, and the name, address and URL when the sender shared a named place. Undefined when
+ * the library gave no usable coordinates.
+ */
+function locationAttachment(msg: WebMessage): Attachment | undefined {
+  const parsed = LocationSchema.safeParse(msg.location ?? {});
+  if (!parsed.success) return undefined;
+  const { latitude, longitude, name, address, url } = parsed.data;
+  return {
+    type: 'location',
+    data: {
+      latitude,
+      longitude,
+      ...(name ? { name } : {}),
+      ...(address ? { address } : {}),
+      ...(url ? { url } : {}),
+    },
   };
 }
