@@ -25,7 +25,8 @@ function tracked(library: ScriptLibrary): string[] {
 
 describe('ScriptLibrary', () => {
   it('keeps nothing for names with no script (RUN on what a person typed)', async () => {
-    const { library } = await openLibrary({ 'menu.bas': 'TALK "menu"' });
+    // Checked at most once an hour: the last check of menu.bas stands however slow the 500 lookups.
+    const { library } = await openLibrary({ 'menu.bas': 'TALK "menu"' }, 3_600_000);
     expect((await library.get('menu.bas'))?.name).toBe('menu.bas');
     for (let i = 0; i < 500; i++) expect(await library.get(`choice${i}.bas`)).toBeUndefined();
     expect(tracked(library)).toEqual(['menu.bas']);
