@@ -12,6 +12,25 @@ export const RETRY_CAP_MS = 20_000;
 export const MAX_RETRY_AFTER_MS = 60_000;
 /** Most characters of an error body kept in an error message. */
 const ERROR_BODY_CHARS = 500;
+/** Most bytes of an error body read: the message needs its start, never a body without end. */
+const ERROR_BODY_MAX_BYTES = 64 * 1024;
+/**
+ * Without `maxDurationMs`, one request may take this many `timeoutMs` in all (retries and the
+ * waits between them included): 5 minutes with the default 60 s.
+ */
+export const DURATION_IN_TIMEOUTS = 5;
+/**
+ * Most characters of an answer (its text plus its tool calls' names and arguments) per token of
+ * `max_tokens`. Real text takes about 4; a server that goes on past this ignores `max_tokens`,
+ * and is not read any further.
+ */
+export const MAX_ANSWER_CHARS_PER_TOKEN = 16;
+/** The answer's character limit when a request sets no `max_tokens`. */
+export const MAX_ANSWER_CHARS_WITHOUT_MAX_TOKENS = 256 * 1024;
+/** A non-streamed completion's JSON may take this much besides its text (ids, usage, logprobs, …). */
+const COMPLETION_OVERHEAD_BYTES = 64 * 1024;
+/** Most bytes one character of an answer can take in a completion's JSON (`\uXXXX`). */
+const MAX_JSON_BYTES_PER_CHAR = 6;
 
 export interface ToolCall {
   id: string;
@@ -75,8 +94,13 @@ export interface LlmClientOptions {
   baseUrl: string;
   model: string;
   apiKey?: string;
-  /** Longest wait for the response to start, and between two streamed parts. */
+  /** Longest wait for the response to start, and between two streamed events. */
   timeoutMs: number;
+  /**
+   * Longest one request may take in all, from sending it to its last streamed part, retries and
+   * the waits between them included (default DURATION_IN_TIMEOUTS × timeoutMs).
+   */
+  maxDurationMs?: number;
   maxRetries: number;
   retryBaseMs?: number;
   retryCapMs?: number;
@@ -110,11 +134,30 @@ export class LlmHttpError extends LlmError {
   }
 }
 
-/** No response (or no next streamed part) within the timeout. */
+/** No response (or no next streamed event) within the timeout. */
 export class LlmTimeoutError extends LlmError {
   override name = 'LlmTimeoutError';
   constructor(timeoutMs: number) {
     super(`the LLM API did not answer within ${timeoutMs} ms`, true);
+  }
+}
+
+/** The whole request (its retries included) took longer than `maxDurationMs`. */
+export class LlmDeadlineError extends LlmError {
+  override name = 'LlmDeadlineError';
+  constructor(maxDurationMs: number) {
+    super(`the LLM API's answer did not finish within ${maxDurationMs} ms (maxDurationMs)`, false);
+  }
+}
+
+/** The answer went on past what `max_tokens` allows: the server ignores it, and is no longer read. */
+export class LlmAnswerTooLongError extends LlmError {
+  override name = 'LlmAnswerTooLongError';
+  constructor(limit: string, maxTokens: number | undefined) {
+    super(
+      `the LLM API's answer went past ${limit}${maxTokens === undefined ? '' : ` (max_tokens ${maxTokens})`}: it was not read further`,
+      false,
+    );
   }
 }
 
@@ -228,6 +271,55 @@ function httpError(status: number, headers: Headers, body: string): LlmHttpError
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Most characters an answer may have: text, tool names and arguments together. */
+export function maxAnswerChars(maxTokens: number | undefined): number {
+  return maxTokens === undefined
+    ? MAX_ANSWER_CHARS_WITHOUT_MAX_TOKENS
+    : maxTokens * MAX_ANSWER_CHARS_PER_TOKEN;
+}
+
+/** What a request may take: when it must be over, and how long its answer may be. */
+interface AttemptLimits {
+  /** Date.now() by which the request must be over. */
+  deadline: number;
+  maxDurationMs: number;
+  maxTokens: number | undefined;
+  maxChars: number;
+}
+
+/**
+ * At most `maxBytes` of a body; `over` says there was more, which is never downloaded. A body
+ * without end (a server that keeps writing) is cut there instead of read into memory.
+ */
+async function readCapped(
+  body: ReadableStream<Uint8Array> | null,
+  maxBytes: number,
+): Promise<{ bytes: Buffer; over: boolean }> {
+  if (!body) return { bytes: Buffer.alloc(0), over: false };
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return { bytes: Buffer.concat(parts, size), over: false };
+      if (size + value.byteLength > maxBytes) {
+        parts.push(value.subarray(0, maxBytes - size));
+        return { bytes: Buffer.concat(parts, maxBytes), over: true };
+      }
+      parts.push(value);
+      size += value.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
+/** The characters an answer takes: its text and its tool calls' names and arguments. */
+function answerChars(content: string, calls: readonly { function: { name: string; arguments: string } }[]) {
+  return calls.reduce((sum, c) => sum + c.function.name.length + c.function.arguments.length, content.length);
+}
+
 /**
  * A client for OpenAI-compatible chat completion APIs (`POST <baseUrl>/chat/completions`), over
  * fetch. Streams with server-sent events when asked to, retries 429, 5xx, timeouts and refused
@@ -268,10 +360,17 @@ export class LlmClient {
       ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
       ...(options.onDelta ? { stream: true } : {}),
     });
+    const maxDurationMs = this.o.maxDurationMs ?? DURATION_IN_TIMEOUTS * this.o.timeoutMs;
+    const limits: AttemptLimits = {
+      deadline: Date.now() + maxDurationMs,
+      maxDurationMs,
+      maxTokens: request.maxTokens,
+      maxChars: maxAnswerChars(request.maxTokens),
+    };
     for (let attempt = 1; ; attempt++) {
       const progress = { streamed: false };
       try {
-        return { ...(await this.attempt(body, options.onDelta, progress)), attempts: attempt };
+        return { ...(await this.attempt(body, options.onDelta, progress, limits)), attempts: attempt };
       } catch (err) {
         const error = err instanceof LlmError ? err : new LlmResponseError((err as Error).message);
         if (!error.retryable || progress.streamed || attempt > this.o.maxRetries) throw error;
@@ -282,6 +381,8 @@ export class LlmClient {
         const asked = error instanceof LlmHttpError ? error.retryAfterMs : undefined;
         if (asked !== undefined && asked > MAX_RETRY_AFTER_MS) throw error;
         const delayMs = Math.round(asked ?? Math.random() * backoff);
+        // A retry that could not start before the deadline would only fail with it.
+        if (Date.now() + delayMs >= limits.deadline) throw error;
         this.o.logger?.warn({
           event: 'llm.retry',
           model: this.o.model,
@@ -299,15 +400,23 @@ export class LlmClient {
     body: string,
     onDelta: ((text: string) => void) | undefined,
     progress: { streamed: boolean },
+    limits: AttemptLimits,
   ): Promise<Omit<ChatResult, 'attempts'>> {
     const { timeoutMs } = this.o;
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
+    /** (Re)starts the wait for the response, or for the next streamed event. */
     const arm = () => {
       clearTimeout(timer);
       timer = setTimeout(() => controller.abort(new LlmTimeoutError(timeoutMs)), timeoutMs);
     };
-    const timedOut = () => controller.signal.reason instanceof LlmTimeoutError;
+    // However the server keeps the request alive, it is over at the deadline.
+    const deadline = setTimeout(
+      () => controller.abort(new LlmDeadlineError(limits.maxDurationMs)),
+      Math.max(0, limits.deadline - Date.now()),
+    );
+    /** Whether the request was ended here (timeout, deadline): that, not the abort, is the error. */
+    const endedHere = () => controller.signal.reason instanceof LlmError;
     arm();
     try {
       let res: Response;
@@ -323,17 +432,31 @@ export class LlmClient {
           signal: controller.signal,
         });
       } catch (err) {
-        throw timedOut() ? controller.signal.reason : new LlmConnectionError(err);
+        throw endedHere() ? controller.signal.reason : new LlmConnectionError(err);
       }
       try {
-        if (!res.ok) throw httpError(res.status, res.headers, await res.text());
+        if (!res.ok) {
+          const { bytes } = await readCapped(res.body, ERROR_BODY_MAX_BYTES);
+          throw httpError(res.status, res.headers, new TextDecoder().decode(bytes));
+        }
         const type = res.headers.get('content-type') ?? '';
         if (onDelta && type.includes('text/event-stream') && res.body)
-          return await readStream(res.body, onDelta, progress, arm);
-        const parsed = CompletionSchema.safeParse(await res.json().catch(() => undefined));
+          return await readStream(res.body, onDelta, progress, arm, limits);
+        const maxBytes = COMPLETION_OVERHEAD_BYTES + limits.maxChars * MAX_JSON_BYTES_PER_CHAR;
+        const read = await readCapped(res.body, maxBytes);
+        if (read.over) throw new LlmAnswerTooLongError(`${maxBytes} bytes`, limits.maxTokens);
+        let json: unknown;
+        try {
+          json = JSON.parse(read.bytes.toString('utf8'));
+        } catch {
+          json = undefined;
+        }
+        const parsed = CompletionSchema.safeParse(json);
         if (!parsed.success) throw new LlmResponseError('no choices in the completion');
         const choice = parsed.data.choices[0]!;
         const content = choice.message.content ?? '';
+        if (answerChars(content, choice.message.tool_calls ?? []) > limits.maxChars)
+          throw new LlmAnswerTooLongError(`${limits.maxChars} characters`, limits.maxTokens);
         // A server that ignored `stream: true` still answers: the whole text is one piece.
         if (onDelta && content) {
           progress.streamed = true;
@@ -352,27 +475,40 @@ export class LlmClient {
           },
         };
       } catch (err) {
-        if (timedOut()) throw controller.signal.reason;
+        if (endedHere()) throw controller.signal.reason;
         throw err;
       }
     } finally {
       clearTimeout(timer);
+      clearTimeout(deadline);
     }
   }
 }
 
-/** Reads an SSE stream of chat completion chunks, handing out text and gathering tool calls. */
+/**
+ * Reads an SSE stream of chat completion chunks, handing out text and gathering tool calls.
+ * `alive` is called for each event that carries data: a comment (`: keep-alive`) does not
+ * count as progress. An answer longer than `limits.maxChars` ends the read.
+ */
 async function readStream(
   body: ReadableStream<Uint8Array>,
   onDelta: (text: string) => void,
   progress: { streamed: boolean },
   alive: () => void,
+  limits: AttemptLimits,
 ): Promise<Omit<ChatResult, 'attempts'>> {
   const events: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (event) => events.push(event) });
   const decoder = new TextDecoder();
   const reader = body.getReader();
   let content = '';
+  /** Characters of the answer so far: text, tool names and arguments. */
+  let chars = 0;
+  const grow = (n: number) => {
+    chars += n;
+    if (chars > limits.maxChars)
+      throw new LlmAnswerTooLongError(`${limits.maxChars} characters`, limits.maxTokens);
+  };
   let finishReason: string | null = null;
   let done = false;
   const calls: { id: string; name: string; args: string }[] = [];
@@ -394,6 +530,7 @@ async function readStream(
     if (!choice) return;
     const text = choice.delta.content;
     if (text) {
+      grow(text.length);
       content += text;
       progress.streamed = true;
       onDelta(text);
@@ -403,6 +540,7 @@ async function readStream(
       const slot = calls[index] ?? { id: '', name: '', args: '' };
       calls[index] = slot;
       if (part.id) slot.id = part.id;
+      grow((part.function?.name?.length ?? 0) + (part.function?.arguments?.length ?? 0));
       if (part.function?.name) slot.name += part.function.name;
       if (part.function?.arguments) slot.args += part.function.arguments;
     }
@@ -412,9 +550,10 @@ async function readStream(
     while (!done) {
       const { done: ended, value } = await reader.read();
       if (ended) break;
-      alive();
       parser.feed(decoder.decode(value, { stream: true }));
-      for (const event of events.splice(0)) if (!done) take(event);
+      const batch = events.splice(0);
+      if (batch.length > 0) alive();
+      for (const event of batch) if (!done) take(event);
     }
   } finally {
     await reader.cancel().catch(() => undefined);

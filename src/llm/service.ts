@@ -157,6 +157,7 @@ export class LlmService {
           model: llm.model,
           apiKey,
           timeoutMs: llm.timeoutMs,
+          ...(llm.maxDurationMs !== undefined ? { maxDurationMs: llm.maxDurationMs } : {}),
           maxRetries: llm.maxRetries,
           logger: o.logger.child({ bot: name }),
         }),

@@ -130,8 +130,13 @@ export const LlmSettingsSchema = z.preprocess(
       summaryTokens: z.number().int().min(32).default(300),
       /** The tokenizer the budget is counted with. */
       encoding: z.enum(['o200k_base', 'cl100k_base']).default('o200k_base'),
-      /** Longest wait for the response to start, and between two streamed parts. */
+      /** Longest wait for the response to start, and between two streamed events (keep-alive comments do not count). */
       timeoutMs: z.number().int().min(100).max(600_000).default(60_000),
+      /**
+       * Longest one request to the model may take in all, from sending it to its last streamed
+       * part, retries included; unset: DURATION_IN_TIMEOUTS (5) × timeoutMs.
+       */
+      maxDurationMs: z.number().int().min(100).max(3_600_000).optional(),
       /** Retries of a request that got 429, 5xx, a timeout or no connection. */
       maxRetries: z.number().int().min(0).max(10).default(3),
       /** Rounds of tool calls the model may make in one answer. */
@@ -142,6 +147,10 @@ export const LlmSettingsSchema = z.preprocess(
     })
     .strict()
     .refine((s) => s.replyTokens < s.tokenBudget / 2, 'replyTokens must be less than half of tokenBudget')
+    .refine(
+      (s) => s.maxDurationMs === undefined || s.maxDurationMs >= s.timeoutMs,
+      'maxDurationMs must be at least timeoutMs',
+    )
     .refine(
       (s) => new Set(s.tools.map((t) => t.name)).size === s.tools.length,
       'two tools have the same name',

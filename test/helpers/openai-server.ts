@@ -15,11 +15,41 @@ export interface RecordedRequest {
   headers: IncomingMessage['headers'];
 }
 
-/** What the fake answers: words, tool calls, or an error status. */
+/** What the fake answers: words, tool calls, an error status, or a response it writes itself. */
 export type FakeReply =
   | { text: string; toolCalls?: undefined; status?: undefined }
   | { toolCalls: { name: string; arguments: unknown; id?: string }[]; text?: string; status?: undefined }
-  | { status: number; headers?: Record<string, string>; body?: unknown };
+  | { status: number; headers?: Record<string, string>; body?: unknown }
+  | {
+      /** Writes the whole response (a misbehaving server); the fake ends it when it stops. */
+      raw: (res: ServerResponse) => void;
+      text?: undefined;
+      toolCalls?: undefined;
+      status?: undefined;
+    };
+
+/**
+ * A raw reply that writes `piece()` every `everyMs` until the client goes away: a server that
+ * never ends its response (keep-alive comments, an answer that ignores max_tokens, an endless body).
+ */
+export function endless(
+  status: number,
+  contentType: string,
+  piece: () => string,
+  everyMs = 5,
+): Extract<FakeReply, { raw: unknown }> {
+  return {
+    raw: (res) => {
+      res.writeHead(status, { 'content-type': contentType });
+      const timer = setInterval(() => res.write(piece()), everyMs);
+      res.on('close', () => clearInterval(timer));
+    },
+  };
+}
+
+/** A streamed chat completion chunk event carrying `delta`. */
+export const chunkEvent = (delta: unknown): string =>
+  `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: null }] })}\n\n`;
 
 export type FakeHandler = (request: RecordedRequest, index: number) => FakeReply | Promise<FakeReply>;
 
@@ -80,6 +110,10 @@ export class FakeOpenAi {
     const index = this.requests.length;
     this.requests.push(recorded);
     const reply = await this.handler(recorded, index);
+    if ('raw' in reply && reply.raw) {
+      reply.raw(res);
+      return;
+    }
     if (reply.status !== undefined) {
       res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
       res.end(

@@ -1,15 +1,21 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  LlmAnswerTooLongError,
   LlmClient,
   type LlmClientOptions,
   LlmConnectionError,
+  LlmDeadlineError,
   LlmHttpError,
   LlmResponseError,
   LlmTimeoutError,
+  MAX_ANSWER_CHARS_PER_TOKEN,
   retryAfterMs,
 } from '../../src/llm/client.ts';
-import { FakeOpenAi, lastUserText } from '../helpers/openai-server.ts';
+import { chunkEvent, endless, FakeOpenAi, lastUserText } from '../helpers/openai-server.ts';
+
+/** A test that, without its bound, would wait forever: it must be over well before this. */
+const BOUNDED_TEST_MS = 15_000;
 
 describe('LLM client against an OpenAI-compatible server', () => {
   const fake = new FakeOpenAi();
@@ -175,6 +181,94 @@ describe('LLM client against an OpenAI-compatible server', () => {
       .catch((e: unknown) => e);
     expect(odd).toBeInstanceOf(LlmResponseError);
     expect(fake.requests).toHaveLength(1);
+  });
+
+  it('times out a stream that sends only keep-alive comments: they are not progress', {
+    timeout: BOUNDED_TEST_MS,
+  }, async () => {
+    fake.handle(() => endless(200, 'text/event-stream', () => ': keep-alive\n\n', 20));
+    const pieces: string[] = [];
+    const err = await client({ timeoutMs: 300, maxDurationMs: 10_000, maxRetries: 0 })
+      .complete({ messages: ask }, { onDelta: (t) => pieces.push(t) })
+      .catch((e: unknown) => e);
+    // The idle timeout, well before the deadline: the comments never re-armed it.
+    expect(err).toBeInstanceOf(LlmTimeoutError);
+    expect(pieces).toEqual([]);
+  });
+
+  it('ends a stream of events without text at maxDurationMs, retries included, and does not retry it', {
+    timeout: BOUNDED_TEST_MS,
+  }, async () => {
+    fake.handle(() => endless(200, 'text/event-stream', () => chunkEvent({}), 20));
+    const err = await client({ timeoutMs: 1_000, maxDurationMs: 1_500, maxRetries: 3 })
+      .complete({ messages: ask }, { onDelta: () => undefined })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmDeadlineError);
+    expect((err as Error).message).toContain('1500 ms');
+    expect(fake.requests).toHaveLength(1);
+
+    // Retries stop at the deadline too: a server that asks to wait 400 ms after each 503.
+    fake.requests.length = 0;
+    fake.handle(() => ({ status: 503, headers: { 'retry-after-ms': '400' } }));
+    const down = await client({ timeoutMs: 1_000, maxDurationMs: 1_500, maxRetries: 10 })
+      .complete({ messages: ask })
+      .catch((e: unknown) => e);
+    expect(down).toMatchObject({ name: 'LlmHttpError', status: 503 });
+    expect(fake.requests.length).toBeLessThanOrEqual(4);
+  });
+
+  it('stops reading a stream that goes on past what max_tokens allows', {
+    timeout: BOUNDED_TEST_MS,
+  }, async () => {
+    fake.handle(() => endless(200, 'text/event-stream', () => chunkEvent({ content: 'x'.repeat(50) })));
+    let handedOut = 0;
+    const err = await client({ maxRetries: 3 })
+      .complete({ messages: ask, maxTokens: 10 }, { onDelta: (t) => (handedOut += t.length) })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmAnswerTooLongError);
+    expect((err as Error).message).toContain('max_tokens 10');
+    expect(handedOut).toBeGreaterThan(0);
+    expect(handedOut).toBeLessThanOrEqual(10 * MAX_ANSWER_CHARS_PER_TOKEN);
+    expect(fake.requests).toHaveLength(1);
+
+    // Tool call arguments count as well.
+    fake.handle(() =>
+      endless(200, 'text/event-stream', () =>
+        chunkEvent({ tool_calls: [{ index: 0, id: 'c', function: { arguments: 'a'.repeat(50) } }] }),
+      ),
+    );
+    const args = await client()
+      .complete({ messages: ask, maxTokens: 10 }, { onDelta: () => undefined })
+      .catch((e: unknown) => e);
+    expect(args).toBeInstanceOf(LlmAnswerTooLongError);
+  });
+
+  it('reads a completion or an error body only up to a bound', { timeout: BOUNDED_TEST_MS }, async () => {
+    // A completion far longer than max_tokens allows.
+    fake.handle(() => ({
+      status: 200,
+      body: { choices: [{ message: { content: 'y'.repeat(100_000) }, finish_reason: 'stop' }] },
+    }));
+    const long = await client()
+      .complete({ messages: ask, maxTokens: 10 })
+      .catch((e: unknown) => e);
+    expect(long).toBeInstanceOf(LlmAnswerTooLongError);
+
+    // A completion body without end: cut at its byte bound, not read until the timeout.
+    fake.handle(() => endless(200, 'application/json', () => ' '.repeat(16 * 1024)));
+    const endlessJson = await client({ timeoutMs: 10_000, maxRetries: 0 })
+      .complete({ messages: ask, maxTokens: 10 })
+      .catch((e: unknown) => e);
+    expect(endlessJson).toBeInstanceOf(LlmAnswerTooLongError);
+
+    // An error status whose body never ends: its start is the message.
+    fake.handle(() => endless(500, 'text/plain', () => 'overloaded '.repeat(1000)));
+    const err = await client({ timeoutMs: 10_000, maxRetries: 0 })
+      .complete({ messages: ask })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LlmHttpError);
+    expect(err).toMatchObject({ status: 500 });
+    expect((err as Error).message).toMatch(/^LLM API answered 500: overloaded overloaded/);
   });
 
   it('reads Retry-After in seconds, as a date, and retry-after-ms', () => {
