@@ -1,6 +1,14 @@
 import type { Logger } from '../logger.ts';
 import type { ChatMessage, ToolSpec } from './client.ts';
 import type { TokenCounter } from './tokens.ts';
+import { ToolExchange } from './tool-exchange.ts';
+
+/**
+ * The share of what is left after the system layer and the message that this answer's tool
+ * calls and results may take: larger results are cut to fit it (the model is told), and the
+ * rest stays for the other layers — the session's tools above all, so that the model keeps them.
+ */
+export const TOOL_EXCHANGE_SHARE = 0.75;
 
 /** A chunk of a knowledge base that matched the person's message, best first. */
 export interface KnowledgeChunk {
@@ -30,7 +38,10 @@ export interface ContextInput {
   historyLimit: number;
   /** The current message. */
   message: string;
-  /** This answer's tool calls and results so far: they follow the message, always. */
+  /**
+   * This answer's tool calls and results so far: they follow the message, within their share of
+   * the budget (TOOL_EXCHANGE_SHARE; the largest results cut to fit).
+   */
   pending: readonly ChatMessage[];
   /** Most tokens the request may take (the model's context less what is kept for the reply). */
   budget: number;
@@ -75,8 +86,14 @@ export interface AssembledContext {
   dropped: HistoryItem[];
   /** How many of `images` fit (the first ones): only these go with the request. */
   imagesKept: number;
+  /**
+   * This answer's tool exchange did not fit even with every result cut: it is left out, the
+   * request offers no tools, and the model is told to answer without them (its last call).
+   */
+  withoutTools: boolean;
 }
 
+/** The system layer alone does not fit the budget. */
 export class ContextBudgetError extends Error {
   override name = 'ContextBudgetError';
 }
@@ -86,6 +103,8 @@ export const SECTION = {
   knowledge:
     '## Knowledge\nExcerpts from the knowledge bases. Use them when they answer the question and name the source you used.',
   context: '## Context',
+  toolsLeftOut:
+    '## Tools\nThe results of the tools called for this answer do not fit in the prompt and are left out. Answer without them, and say so if the question needed them.',
 } as const;
 
 /**
@@ -95,16 +114,25 @@ export const SECTION = {
  * then the current message and this answer's tool exchanges. The first four go into one
  * system message, section after section; tools travel as the request's `tools`.
  *
- * Everything is counted with the real tokenizer against `budget`. The system layer, the current
- * message and the tool exchanges always go (the message is shortened if it alone would not
- * fit); each later layer is kept when it fits in what is left, else cut; history fills the
- * rest, newest first, and once one message does not fit, every older one is left out too.
- * Every part gets a line in `parts` saying what it cost and why it was kept or cut.
+ * Everything is counted with the real tokenizer against `budget`. The system layer and the
+ * current message always go (the message is shortened if it alone would not fit); then this
+ * answer's tool exchange, within TOOL_EXCHANGE_SHARE of what is left (its largest results cut
+ * to fit, each saying so); each later layer is kept when it fits in what is left, else cut;
+ * history fills the rest, newest first, and once one message does not fit, every older one is
+ * left out too. An exchange that does not fit even with every result cut is left out, with the
+ * tools: the model is told to answer without them (`withoutTools`). Every part gets a line in
+ * `parts` saying what it cost and why it was kept or cut.
  */
 export function assembleContext(input: ContextInput, counter: TokenCounter): AssembledContext {
   const parts: ContextPart[] = [];
   const { budget } = input;
-  let layers: SystemLayers = { base: input.system.trim(), summary: null, knowledge: [], context: [] };
+  let layers: SystemLayers = {
+    base: input.system.trim(),
+    summary: null,
+    knowledge: [],
+    context: [],
+    notice: null,
+  };
   parts.push({
     part: 'system',
     kept: true,
@@ -113,20 +141,34 @@ export function assembleContext(input: ContextInput, counter: TokenCounter): Ass
   });
 
   let current: ChatMessage = { role: 'user', content: input.message };
+  let pending: ChatMessage[] = [];
   let tools: ToolSpec[] = [];
   /** The pictures kept so far: they are in every cost, as the text is. */
   let imageTokens = 0;
   const cost = (l: SystemLayers, t: readonly ToolSpec[]) =>
-    counter.request([{ role: 'system', content: renderSystem(l) }, current, ...input.pending], t) +
-    imageTokens;
+    counter.request([{ role: 'system', content: renderSystem(l) }, current, ...pending], t) + imageTokens;
 
   const emptyMessage = counter.message({ role: 'user', content: '' });
   const messageTokens = counter.message(current);
-  const room = budget - cost(layers, tools) + messageTokens;
-  if (room <= emptyMessage)
+  /** The system layer, an empty message and the reply's priming: what every request costs. */
+  const fixed = (l: SystemLayers) =>
+    counter.request([
+      { role: 'system', content: renderSystem(l) },
+      { role: 'user', content: '' },
+    ]);
+  if (fixed(layers) >= budget)
     throw new ContextBudgetError(
-      `the system layer and this answer's tool results need ${cost(layers, tools) - messageTokens} of ${budget} tokens: raise tokenBudget or shorten systemPrompt`,
+      `the system layer needs ${fixed(layers) - emptyMessage} of ${budget} tokens: shorten systemPrompt or personality, or raise tokenBudget`,
     );
+
+  const exchange = new ToolExchange(input.pending, counter);
+  const withoutTools = !exchange.empty && fixed(layers) + exchange.least >= budget;
+  if (withoutTools) {
+    const told = { ...layers, notice: SECTION.toolsLeftOut };
+    if (fixed(told) < budget) layers = told;
+  }
+
+  const room = budget - fixed(layers) - (withoutTools ? 0 : exchange.least) + emptyMessage;
   if (messageTokens > room) {
     current = { role: 'user', content: counter.truncate(input.message, room - emptyMessage) };
     parts.push({
@@ -136,13 +178,32 @@ export function assembleContext(input: ContextInput, counter: TokenCounter): Ass
       reason: `shortened from ${messageTokens} tokens to fit the budget`,
     });
   } else parts.push({ part: 'message', kept: true, tokens: messageTokens, reason: 'always sent' });
-  if (input.pending.length > 0)
-    parts.push({
-      part: 'pending',
-      kept: true,
-      tokens: input.pending.reduce((sum, m) => sum + counter.message(m), 0),
-      reason: "this answer's tool calls and results",
-    });
+
+  if (withoutTools) {
+    for (const item of exchange.fit(exchange.full).items)
+      parts.push({
+        part: 'pending',
+        item: item.item,
+        kept: false,
+        tokens: item.tokens,
+        reason: 'over budget even with every tool result cut: the answer goes without tools',
+      });
+  } else if (!exchange.empty) {
+    const left = budget - cost(layers, tools);
+    const fitted = exchange.fit(Math.max(exchange.least, Math.floor(left * TOOL_EXCHANGE_SHARE)));
+    pending = fitted.messages;
+    for (const item of fitted.items)
+      parts.push({
+        part: 'pending',
+        item: item.item,
+        kept: true,
+        tokens: item.tokens,
+        reason:
+          item.cutFrom !== undefined
+            ? `tool result shortened from ${item.cutFrom} tokens to fit the tool results' share of the budget`
+            : "this answer's tool calls and results",
+      });
+  }
 
   let imagesKept = 0;
   for (const [i, tokens] of (input.images ?? []).entries()) {
@@ -213,6 +274,16 @@ export function assembleContext(input: ContextInput, counter: TokenCounter): Ass
   }
 
   for (const tool of input.tools) {
+    if (withoutTools) {
+      parts.push({
+        part: 'tools',
+        item: tool.function.name,
+        kept: false,
+        tokens: 0,
+        reason: "left out: this answer's tool results did not fit",
+      });
+      continue;
+    }
     const tokens = cost(layers, [...tools, tool]) - used;
     const ok = used + tokens <= budget;
     parts.push({
@@ -253,7 +324,7 @@ export function assembleContext(input: ContextInput, counter: TokenCounter): Ass
     { role: 'system', content: renderSystem(layers) },
     ...kept.flatMap((h) => h.messages),
     current,
-    ...input.pending,
+    ...pending,
   ];
   return {
     messages,
@@ -263,6 +334,7 @@ export function assembleContext(input: ContextInput, counter: TokenCounter): Ass
     parts,
     dropped,
     imagesKept,
+    withoutTools,
   };
 }
 
@@ -271,6 +343,8 @@ interface SystemLayers {
   summary: string | null;
   knowledge: string[];
   context: string[];
+  /** Said last: that this answer's tool results were left out. */
+  notice: string | null;
 }
 
 /** The system message: the bot's own prompt, then a section per layer that has something. */
@@ -279,6 +353,7 @@ function renderSystem(l: SystemLayers): string {
   if (l.summary) sections.push(`${SECTION.summary}\n${l.summary}`);
   if (l.knowledge.length > 0) sections.push(`${SECTION.knowledge}\n\n${l.knowledge.join('\n\n')}`);
   if (l.context.length > 0) sections.push(`${SECTION.context}\n${l.context.join('\n')}`);
+  if (l.notice) sections.push(l.notice);
   return sections.filter((s) => s !== '').join('\n\n');
 }
 

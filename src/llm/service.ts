@@ -25,6 +25,11 @@ import { BotTools } from './tools.ts';
 export const SUMMARY_SOURCE_LIMIT = 200;
 /** Separates what the model said before a tool call from what it says after. */
 const ROUND_SEPARATOR = '\n\n';
+/**
+ * Most tool calls of one round that run; the model is told that those beyond were not run.
+ * Each result takes room in the prompt (see TOOL_EXCHANGE_SHARE) and may have side effects.
+ */
+export const MAX_TOOL_CALLS_PER_ROUND = 8;
 
 interface BotRuntime {
   bot: string;
@@ -282,7 +287,11 @@ export class LlmService {
     let reply = '';
     try {
       for (let round = 0; ; round++) {
-        const toolsAllowed = assembled.tools.length > 0 && round < llm.maxToolRounds;
+        // Tool results too large for the budget even when cut: one last call, without tools.
+        if (assembled.withoutTools)
+          logger.warn({ event: 'llm.tool_results_over_budget', round, budget: assembled.budget });
+        const toolsAllowed =
+          !assembled.withoutTools && assembled.tools.length > 0 && round < llm.maxToolRounds;
         logContext(logger, assembled, purpose);
         const request: ChatRequest = {
           messages: assembled.messages,
@@ -316,7 +325,23 @@ export class LlmService {
         if (!stream && result.content !== '') reply += (reply === '' ? '' : ROUND_SEPARATOR) + result.content;
         if (result.toolCalls.length === 0 || !toolsAllowed) break;
         pending.push({ role: 'assistant', content: result.content || null, tool_calls: result.toolCalls });
-        for (const call of result.toolCalls) {
+        if (result.toolCalls.length > MAX_TOOL_CALLS_PER_ROUND)
+          logger.warn({
+            event: 'llm.tool_calls_capped',
+            round,
+            asked: result.toolCalls.length,
+            ran: MAX_TOOL_CALLS_PER_ROUND,
+          });
+        for (const [index, call] of result.toolCalls.entries()) {
+          if (index >= MAX_TOOL_CALLS_PER_ROUND) {
+            // Every call needs an answer in the protocol: this one says why there is no result.
+            pending.push({
+              role: 'tool',
+              tool_call_id: call.id,
+              content: `error: not run: at most ${MAX_TOOL_CALLS_PER_ROUND} tool calls are run per round`,
+            });
+            continue;
+          }
           const outcome = await toolSpan(call, () => rt.tools.run(call, ctx, ctx.state.tools));
           logger[outcome.ok ? 'info' : 'warn']({
             event: outcome.ok ? 'llm.tool_ran' : 'llm.tool_failed',

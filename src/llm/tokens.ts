@@ -42,6 +42,15 @@ export class TokenCounter {
     return text ? this.count(text) : 0;
   }
 
+  /** The text's tokens: to cut it at several lengths (`decode` a prefix) while encoding it once. */
+  encode(text: string): number[] {
+    return this.bpe.encode(text);
+  }
+
+  decode(tokens: readonly number[]): string {
+    return this.bpe.decode(tokens);
+  }
+
   /** The text cut to its first `maxTokens` tokens. */
   truncate(text: string, maxTokens: number): string {
     const tokens = this.bpe.encode(text);

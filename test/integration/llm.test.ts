@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { TurnChunk } from '../../src/bus/bus.ts';
 import { SECTION } from '../../src/llm/context.ts';
+import { MAX_TOOL_CALLS_PER_ROUND } from '../../src/llm/service.ts';
 import { SUMMARY_INSTRUCTIONS } from '../../src/llm/summary.ts';
 import { tokenCounter } from '../../src/llm/tokens.ts';
 import { listMessages } from '../../src/store/messages.ts';
@@ -27,6 +28,16 @@ async function writeFiles(root: string, files: Record<string, string>): Promise<
   }
 }
 
+/** What the stock endpoint answers for a product named `catalogue…`: ~12 KB of ordinary JSON. */
+function catalogue(product: string): unknown[] {
+  return Array.from({ length: 150 }, (_, i) => ({
+    sku: `${product}-${i}`,
+    name: `Kettle model ${i}`,
+    litres: 1 + (i % 4) / 2,
+    in_stock: i % 7,
+  }));
+}
+
 const isSummary = (r: RecordedRequest) => r.body.messages[0]?.content === SUMMARY_INSTRUCTIONS;
 const systemOf = (r: RecordedRequest) => r.body.messages[0]!.content ?? '';
 
@@ -44,12 +55,11 @@ describe('LLM replies through a real hub (PostgreSQL, in-process queue)', () => 
       const body: Buffer[] = [];
       req.on('data', (c: Buffer) => body.push(c));
       req.on('end', () => {
-        stockRequests.push({
-          auth: req.headers.authorization,
-          body: JSON.parse(Buffer.concat(body).toString()),
-        });
+        const parsed = JSON.parse(Buffer.concat(body).toString()) as { product?: unknown };
+        stockRequests.push({ auth: req.headers.authorization, body: parsed });
+        const product = String(parsed.product);
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ in_stock: 3 }));
+        res.end(JSON.stringify(product.startsWith('catalogue') ? catalogue(product) : { in_stock: 3 }));
       });
     });
     await new Promise<void>((r) => stockServer.listen(0, '127.0.0.1', r));
@@ -121,6 +131,23 @@ describe('LLM replies through a real hub (PostgreSQL, in-process queue)', () => 
         }),
       }),
       'tight/start.bas': 'REM nothing to say first\n',
+      // A small budget and a tool: a round of calls can outgrow the budget even with every result cut.
+      'cramped/bot.json': JSON.stringify({
+        llm: llm({
+          systemPrompt: 'Be brief.',
+          tokenBudget: 600,
+          replyTokens: 100,
+          tools: [
+            {
+              name: 'stock',
+              description: 'How many of a product are in stock',
+              parameters: { type: 'object', properties: { product: { type: 'string' } } },
+              http: { url: stockUrl },
+            },
+          ],
+        }),
+      }),
+      'cramped/start.bas': 'USE TOOL "stock"\n',
       'scripted/bot.json': JSON.stringify({ llm: llm() }),
       'scripted/message.bas': 'answer = LLM "Answer briefly: " + message\nTALK "[" + answer + "]"\n',
       'typed/bot.json': JSON.stringify({ llm: llm({ systemPrompt: 'You are typed.' }) }),
@@ -377,6 +404,103 @@ describe('LLM replies through a real hub (PostgreSQL, in-process queue)', () => 
       additionalProperties: false,
     });
     expect((await loadSnapshot(running.hub.db, s.session_id))!.state.variables.last_order).toBeUndefined();
+  });
+
+  it('answers after two ordinary lookups too large for the budget together: the results are cut to fit, not the answer', async () => {
+    const answered = 'Both catalogues have kettles in stock.';
+    fake.handle((r) =>
+      r.body.messages.at(-1)!.role === 'user'
+        ? {
+            toolCalls: [
+              { id: 'call_c1', name: 'stock', arguments: { product: 'catalogue-north' } },
+              { id: 'call_c2', name: 'stock', arguments: { product: 'catalogue-south' } },
+            ],
+          }
+        : { text: answered },
+    );
+    const s = await api.createSession('shop');
+    const before = fake.requests.length;
+    const res = await api.chat(s.token, 'What do both warehouses have?');
+    expect(texts(res).at(-1)).toBe(answered);
+    expect(fake.requests.length - before).toBe(2);
+
+    const stored = (await listMessages(running.hub.db, s.session_id, { limit: 50 })).filter(
+      (m) => m.role === 'tool',
+    );
+    expect(stored).toHaveLength(2);
+    const sent = fake.requests.at(-1)!.body.messages.filter((m) => m.role === 'tool');
+    expect(sent.map((m) => m.tool_call_id)).toEqual(['call_c1', 'call_c2']);
+    for (const [i, m] of sent.entries()) {
+      // Each result is the start of what the tool returned, and says it was cut.
+      expect(m.content).toMatch(/\[cut to fit the prompt: the first \d+ of \d+ tokens of this result\]$/);
+      expect(stored[i]!.content.startsWith(m.content!.slice(0, 100))).toBe(true);
+      expect(m.content!.length).toBeLessThan(stored[i]!.content.length);
+    }
+    // Together the two stored results are more than the whole budget (4096 - 512).
+    expect(stored.reduce((sum, m) => sum + counter.text(m.content), 0)).toBeGreaterThan(4096 - 512);
+  });
+
+  it('makes one last call without tools when the calls and results cannot fit even cut, instead of failing', async () => {
+    // Every round asks for as many lookups as run (well within replyTokens); they pile up until
+    // even their calls and cut results are more than the budget.
+    fake.handle((r) =>
+      r.body.tools
+        ? {
+            toolCalls: Array.from({ length: MAX_TOOL_CALLS_PER_ROUND }, (_, i) => ({
+              name: 'stock',
+              arguments: { product: `${'kettle model '.repeat(6)}${i}` },
+            })),
+          }
+        : { text: 'I could not look that up just now.' },
+    );
+    const s = await api.createSession('cramped');
+    const before = fake.requests.length;
+    const res = await api.chat(s.token, 'How many of each?');
+    expect(texts(res)).toEqual(['I could not look that up just now.']);
+    const requests = fake.requests.slice(before);
+    const last = requests.at(-1)!;
+    // Before: rounds with the tool offered (fewer than maxToolRounds allows)…
+    expect(requests.length).toBeGreaterThanOrEqual(2);
+    expect(requests.length).toBeLessThan(4 + 1);
+    expect(
+      requests.slice(0, -1).every((r) => r.body.tools?.length === 1 && r.body.tool_choice === 'auto'),
+    ).toBe(true);
+    // …then the last: no tools offered, no tool exchange, and the model is told why.
+    expect(last.body.tools).toBeUndefined();
+    expect(last.body.messages.some((m) => m.role === 'tool' || m.tool_calls)).toBe(false);
+    expect(systemOf(last)).toContain(SECTION.toolsLeftOut);
+    expect(last.body.messages.at(-1)).toEqual({ role: 'user', content: 'How many of each?' });
+  });
+
+  it('runs at most MAX_TOOL_CALLS_PER_ROUND calls of one round, and tells the model the others were not run', async () => {
+    const asked = MAX_TOOL_CALLS_PER_ROUND + 3;
+    fake.handle((r) =>
+      r.body.messages.at(-1)!.role === 'user'
+        ? {
+            toolCalls: Array.from({ length: asked }, (_, i) => ({
+              id: `call_m${i}`,
+              name: 'stock',
+              arguments: { product: `kettle-${i}` },
+            })),
+          }
+        : { text: 'Counted.' },
+    );
+    const s = await api.createSession('shop');
+    const stockBefore = stockRequests.length;
+    const res = await api.chat(s.token, 'Check every kettle');
+    expect(texts(res).at(-1)).toBe('Counted.');
+    expect(stockRequests.length - stockBefore).toBe(MAX_TOOL_CALLS_PER_ROUND);
+    const sent = fake.requests.at(-1)!.body.messages.filter((m) => m.role === 'tool');
+    expect(sent).toHaveLength(asked);
+    expect(sent.slice(MAX_TOOL_CALLS_PER_ROUND).map((m) => m.content)).toEqual(
+      Array(asked - MAX_TOOL_CALLS_PER_ROUND).fill(
+        `error: not run: at most ${MAX_TOOL_CALLS_PER_ROUND} tool calls are run per round`,
+      ),
+    );
+    const stored = (await listMessages(running.hub.db, s.session_id, { limit: 50 })).filter(
+      (m) => m.role === 'tool',
+    );
+    expect(stored).toHaveLength(MAX_TOOL_CALLS_PER_ROUND);
   });
 
   it('bounds tool rounds: after maxToolRounds the model must answer in words', async () => {

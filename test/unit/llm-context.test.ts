@@ -11,10 +11,12 @@ import {
   type HistoryItem,
   logContext,
   SECTION,
+  TOOL_EXCHANGE_SHARE,
 } from '../../src/llm/context.ts';
 import { historyItems } from '../../src/llm/service.ts';
 import { SUMMARY_INSTRUCTIONS, summaryRequest } from '../../src/llm/summary.ts';
 import { tokenCounter } from '../../src/llm/tokens.ts';
+import { MAX_TOOL_RESULT_CHARS } from '../../src/llm/tools.ts';
 
 const counter = tokenCounter('o200k_base');
 
@@ -38,6 +40,35 @@ function conversation(n: number): HistoryItem[] {
       } as ChatMessage,
     ],
   }));
+}
+
+/** A tool result as a lookup returns it: a catalogue in JSON, clipped as the tools clip it. */
+function catalogue(seed: number): string {
+  const items = Array.from({ length: 400 }, (_, i) => ({
+    sku: `K-${seed}-${i}`,
+    name: `Kettle model ${i} (${seed})`,
+    litres: 1 + (i % 5) / 2,
+    in_stock: (i * seed) % 9,
+    price_eur: 20 + i,
+  }));
+  return JSON.stringify(items).slice(0, MAX_TOOL_RESULT_CHARS);
+}
+
+/** One round of tool calls (the model's message) and the results, `call_<i>` each. */
+function toolRound(results: string[], name = 'order_status', round = 0): ChatMessage[] {
+  const ids = results.map((_, i) => `call_${round}_${i}`);
+  return [
+    {
+      role: 'assistant',
+      content: null,
+      tool_calls: ids.map((id, i) => ({
+        id,
+        type: 'function' as const,
+        function: { name, arguments: JSON.stringify({ order: `A${round}-${i}` }) },
+      })),
+    },
+    ...results.map((content, i): ChatMessage => ({ role: 'tool', tool_call_id: ids[i]!, content })),
+  ];
 }
 
 function input(overrides: Partial<ContextInput> = {}): ContextInput {
@@ -201,6 +232,74 @@ describe('context assembly', () => {
     ]);
     expect(a.tokens).toBeLessThanOrEqual(without.tokens);
     expect(a.dropped.length).toBeGreaterThan(without.dropped.length);
+  });
+
+  it("gives this answer's tool results a share of the budget: the largest are cut to fit, and say so", () => {
+    // Two ordinary lookups in one round and a third, short one in the next: more than the budget.
+    const pending = [
+      ...toolRound([catalogue(1), catalogue(2)]),
+      ...toolRound(['Order A1 shipped on Monday.'], 'order_status', 1),
+    ];
+    const budget = 4096 - 512;
+    expect(pending.reduce((sum, m) => sum + counter.message(m), 0)).toBeGreaterThan(budget);
+    const a = assembleContext(input({ pending, budget }), counter);
+    expect(a.withoutTools).toBe(false);
+    expect(a.tokens).toBeLessThanOrEqual(budget);
+
+    const sent = a.messages.slice(-pending.length);
+    expect(sent.map((m) => m.role)).toEqual(pending.map((m) => m.role));
+    // The calls go as they are; the short result whole; both large ones cut, each saying so.
+    expect(sent[0]).toEqual(pending[0]);
+    expect(sent[3]).toEqual(pending[3]);
+    expect(sent[5]).toEqual(pending[5]);
+    for (const i of [1, 2]) {
+      const content = sent[i]!.content!;
+      expect(content).toMatch(/\[cut to fit the prompt: the first \d+ of \d+ tokens of this result\]$/);
+      expect(pending[i]!.content!.startsWith(content.slice(0, 200))).toBe(true);
+    }
+    // Within the share of what the system layer and the message leave.
+    const exchangeTokens = sent.reduce((sum, m) => sum + counter.message(m), 0);
+    const withoutExchange = assembleContext(
+      input({ budget, history: [], knowledge: [], context: {}, summary: null, tools: [] }),
+      counter,
+    );
+    expect(exchangeTokens).toBeLessThanOrEqual(
+      Math.ceil((budget - withoutExchange.tokens) * TOOL_EXCHANGE_SHARE),
+    );
+    // The session's tool stays offered, so that the model can go on.
+    expect(a.tools).toEqual([tool]);
+
+    // What is logged is what was sent.
+    const logged = a.parts.filter((p) => p.part === 'pending');
+    expect(logged.map((p) => p.tokens)).toEqual(sent.map((m) => counter.message(m)));
+    expect(logged.every((p) => p.kept)).toBe(true);
+    expect(logged.filter((p) => /^tool result shortened from \d+ tokens/.test(p.reason))).toHaveLength(2);
+    expect(logged.map((p) => p.item)).toEqual([
+      'order_status, order_status',
+      'order_status',
+      'order_status',
+      'order_status',
+      'order_status',
+    ]);
+  });
+
+  it('leaves out an exchange that does not fit even cut, with the tools, and tells the model', () => {
+    const calls = Array.from({ length: 40 }, () => 'Order shipped.');
+    const pending = toolRound(calls);
+    const budget = 600;
+    const a = assembleContext(input({ pending, budget }), counter);
+    expect(a.withoutTools).toBe(true);
+    expect(a.tokens).toBeLessThanOrEqual(budget);
+    expect(a.tools).toEqual([]);
+    expect(a.messages.at(-1)).toEqual({ role: 'user', content: 'When will my order arrive?' });
+    expect(a.messages.some((m) => m.role === 'tool' || (m.role === 'assistant' && m.tool_calls))).toBe(false);
+    expect(a.messages[0]!.content).toContain(SECTION.toolsLeftOut);
+    const logged = a.parts.filter((p) => p.part === 'pending');
+    expect(logged).toHaveLength(pending.length);
+    expect(
+      logged.every((p) => !p.kept && p.reason.startsWith('over budget even with every tool result cut')),
+    ).toBe(true);
+    expect(a.parts.find((p) => p.part === 'tools')).toMatchObject({ kept: false, item: 'order_status' });
   });
 
   it('logs every part with its reason at DEBUG, one event name per line', () => {
