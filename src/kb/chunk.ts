@@ -1,7 +1,10 @@
 import type { TokenCounter } from '../llm/tokens.ts';
 
-/** Bumped when chunking changes: every document is indexed again (it is part of the content hash). */
-export const CHUNKER_VERSION = 1;
+/**
+ * Bumped when chunking changes: every document is indexed again (it is part of the content hash).
+ * 2: a cut inside a character no longer leaves its bytes to garble the next cut (tokens.ts `prefix`).
+ */
+export const CHUNKER_VERSION = 2;
 
 export interface Chunk {
   content: string;

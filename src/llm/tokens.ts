@@ -42,19 +42,28 @@ export class TokenCounter {
     return text ? this.count(text) : 0;
   }
 
-  /** The text's tokens: to cut it at several lengths (`decode` a prefix) while encoding it once. */
+  /** The text's tokens: to cut it at several lengths (`prefix`) while encoding it once. */
   encode(text: string): number[] {
     return this.bpe.encode(text);
   }
 
-  decode(tokens: readonly number[]): string {
-    return this.bpe.decode(tokens);
+  /**
+   * The text of the first `count` of a text's `tokens`: whole characters only, a character the
+   * cut falls inside is left out. gpt-tokenizer decodes through one streaming TextDecoder shared
+   * by every call, which keeps the bytes of such a character and would put them at the start of
+   * the next decode, whatever it decodes: decoding the rest of the tokens completes the text and
+   * leaves the decoder empty.
+   */
+  prefix(tokens: readonly number[], count: number): string {
+    const head = this.bpe.decode(tokens.slice(0, Math.max(0, count)));
+    if (count < tokens.length) this.bpe.decode(tokens.slice(Math.max(0, count)));
+    return head;
   }
 
-  /** The text cut to its first `maxTokens` tokens. */
+  /** The text cut to its first `maxTokens` tokens (on a character boundary). */
   truncate(text: string, maxTokens: number): string {
     const tokens = this.bpe.encode(text);
-    return tokens.length <= maxTokens ? text : this.bpe.decode(tokens.slice(0, Math.max(0, maxTokens)));
+    return tokens.length <= maxTokens ? text : this.prefix(tokens, maxTokens);
   }
 
   message(message: ChatMessage): number {

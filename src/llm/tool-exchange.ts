@@ -109,7 +109,7 @@ export class ToolExchange {
       if (m.role === 'tool' && tokens && tokens.length > keep) {
         const cut: ChatMessage = {
           ...m,
-          content: this.counter.decode(tokens.slice(0, keep)) + cutNotice(keep, tokens.length),
+          content: this.counter.prefix(tokens, keep) + cutNotice(keep, tokens.length),
         };
         const cutCost = this.counter.message(cut);
         if (cutCost < cost) {

@@ -17,6 +17,7 @@ import { historyItems } from '../../src/llm/service.ts';
 import { SUMMARY_INSTRUCTIONS, summaryRequest } from '../../src/llm/summary.ts';
 import { tokenCounter } from '../../src/llm/tokens.ts';
 import { MAX_TOOL_RESULT_CHARS } from '../../src/llm/tools.ts';
+import { hasInvalidText } from '../../src/text.ts';
 
 const counter = tokenCounter('o200k_base');
 
@@ -380,6 +381,22 @@ describe('knowledge chunks and queries', () => {
     expect(shipping.every((c) => c.content.startsWith('## Shipping\n\n'))).toBe(true);
     expect(chunks.at(-1)!.content).toBe('## Refunds\n\nRefunds take 14 days.');
     expect(chunkDocument('   \n\n ', 60, counter)).toEqual([]);
+  });
+
+  it('cuts text inside a character cleanly, and the next cut is not disturbed by the first', () => {
+    const parrots = '🦜'.repeat(100); // three tokens each: a cut at 32 falls inside the eleventh
+    for (let i = 0; i < 3; i++) expect(counter.truncate(parrots, 32)).toBe('🦜'.repeat(10));
+    expect(counter.truncate('plain words here', 2)).toBe('plain words');
+  });
+
+  it('cuts a run without spaces on character boundaries: the chunks put together are the text', () => {
+    for (const text of ['🦜'.repeat(700), `x${'𓀁'.repeat(500)}`, '€'.repeat(900)]) {
+      const chunks = chunkDocument(text, 32, counter);
+      expect(chunks.length).toBeGreaterThan(1);
+      expect(chunks.map((c) => c.content).join('')).toBe(text);
+      expect(chunks.every((c) => !hasInvalidText(c.content) && !c.content.includes('\uFFFD'))).toBe(true);
+      expect(chunks.every((c) => c.tokens <= 32)).toBe(true);
+    }
   });
 
   it('asks for any of the words, with nothing the query syntax could misread', () => {
