@@ -81,6 +81,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Envelopes accepted and not yet handled (this process, or the shared queue)',
       registers: [registry],
     }),
+    kbDocumentsFailing: new Gauge({
+      name: 'switchboard_kb_documents_failing',
+      help: 'Knowledge-base documents this process failed to index, waiting for their next try (kb.document_failed)',
+      labelNames: ['bot'] as const,
+      registers: [registry],
+    }),
     schedulerFailedJobs: new Gauge({
       name: 'switchboard_scheduler_failed_jobs',
       help: 'Scheduled one-off jobs set aside after failing their last attempt, whose owners (a webhook retry, a broadcast tick, a scheduled send, a handoff timeout) wait on them: switchboard scheduler failed lists them, switchboard scheduler replay runs them again',

@@ -136,7 +136,7 @@ export async function createServices(options: {
 
     const files = await new FileStore(db, config.publicUrl).init();
     llm = await LlmService.create({ db, bus, logger, bots, metrics });
-    const knowledge = new KnowledgeIndexer({ db, logger, sources: llm.knowledgeSources() });
+    const knowledge = new KnowledgeIndexer({ db, logger, metrics, sources: llm.knowledgeSources() });
     const ingress = createIngress({ queue: backend.queue, metrics, logger, bots, rateLimiter });
     const handoff = new HandoffService({
       db,

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { cleanText } from '../text.ts';
 
 /** What a knowledge base reads, by file extension. */
 export const DOCUMENT_FORMATS = {
@@ -21,11 +22,19 @@ export class ExtractError extends Error {
 }
 
 /**
- * The plain text of a document. Markdown stays Markdown (its headings cut the chunks); HTML
- * keeps its text, headings and lists (html-to-text), without links' addresses or images; PDF
- * pages are read with pdf.js (unpdf, no native code) and kept apart by blank lines.
+ * The plain text of a document, without NUL or lone surrogates (each becomes U+FFFD): the
+ * store refuses them, and a document holding one could never be indexed.
  */
 export async function extractDocument(format: DocumentFormat, bytes: Uint8Array): Promise<string> {
+  return cleanText(await extractText(format, bytes));
+}
+
+/**
+ * The document's text as its format gives it. Markdown stays Markdown (its headings cut the
+ * chunks); HTML keeps its text, headings and lists (html-to-text), without links' addresses or
+ * images; PDF pages are read with pdf.js (unpdf, no native code) and kept apart by blank lines.
+ */
+async function extractText(format: DocumentFormat, bytes: Uint8Array): Promise<string> {
   switch (format) {
     case 'markdown':
     case 'text':

@@ -3,10 +3,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KnowledgeIndexer, type KnowledgeSource } from '../../src/kb/indexer.ts';
 import { searchChunks } from '../../src/kb/store.ts';
+import { createMetrics } from '../../src/metrics.ts';
 import type { Db } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { type Backend, createTestDatabase, openTestDb, silentLogger, tempDir } from '../helpers/database.ts';
+import { capturingLogger } from '../helpers/logs.ts';
 import { makePdf } from '../helpers/pdf.ts';
 
 const SHIPPING = `# Shipping
@@ -123,7 +125,7 @@ describe.each<Backend>(['postgres', 'pglite'])('knowledge bases on %s', (backend
     expect(await search('When are salaries paid?', ['staff'])).toEqual([]);
 
     const third = await indexer.sync();
-    expect(third).toEqual({ indexed: [], removed: [], unchanged: 4, failed: [] });
+    expect(third).toEqual({ indexed: [], removed: [], unchanged: 4, failed: [], deferred: [] });
   });
 
   it('logs a document it cannot read and goes on with the others', async () => {
@@ -133,6 +135,88 @@ describe.each<Backend>(['postgres', 'pglite'])('knowledge bases on %s', (backend
     expect(report.failed).toEqual(['faq/broken.pdf']);
     expect(report.unchanged).toBe(4);
     await fs.rm(path.join(dir, 'kb/faq/broken.pdf'));
+  });
+
+  it('tries a document that failed again only after a backoff that doubles up to its cap, or at once when its file changes', async () => {
+    const file = path.join(dir, 'kb/faq/broken.pdf');
+    await writeKb(dir, 'faq', { 'broken.pdf': 'this is not a pdf either' });
+    const logs = capturingLogger('info');
+    const metrics = createMetrics({ defaultMetrics: false });
+    let now = Date.parse('2024-05-01T12:00:00Z');
+    const indexer = new KnowledgeIndexer({
+      db,
+      logger: logs.logger,
+      metrics,
+      sources: [source],
+      retryBaseMs: 1_000,
+      retryCapMs: 4_000,
+      now: () => now,
+    });
+    const failedLines = () => logs.lines.filter((l) => l.event === 'kb.document_failed');
+    const failing = async () =>
+      (await metrics.kbDocumentsFailing.get()).values.find((v) => v.labels.bot === 'shop')?.value;
+
+    expect((await indexer.sync()).failed).toEqual(['faq/broken.pdf']);
+    expect(failedLines().at(-1)).toMatchObject({ path: 'broken.pdf', attempts: 1, retryInMs: 1_000 });
+    expect(await failing()).toBe(1);
+    expect(indexer.failing()).toEqual([
+      {
+        bot: 'shop',
+        kb: 'faq',
+        path: 'broken.pdf',
+        attempts: 1,
+        error: expect.stringContaining('not a readable PDF'),
+        retryAt: new Date(now + 1_000).toISOString(),
+      },
+    ]);
+
+    // Scans before the retry is due neither read it nor log it again.
+    for (let i = 0; i < 3; i++) {
+      const report = await indexer.sync();
+      expect(report.failed).toEqual([]);
+      expect(report.deferred).toEqual(['faq/broken.pdf']);
+    }
+    expect(failedLines()).toHaveLength(1);
+
+    // Then once per step, each step twice the one before, up to the cap.
+    const steps: number[] = [];
+    for (const wait of [1_000, 2_000, 4_000, 4_000]) {
+      now += wait - 1;
+      expect((await indexer.sync()).deferred).toEqual(['faq/broken.pdf']);
+      now += 1;
+      expect((await indexer.sync()).failed).toEqual(['faq/broken.pdf']);
+      steps.push(failedLines().at(-1)!.retryInMs as number);
+    }
+    expect(steps).toEqual([2_000, 4_000, 4_000, 4_000]);
+    expect(failedLines().map((l) => l.attempts)).toEqual([1, 2, 3, 4, 5]);
+
+    // A changed file is tried at the next scan; once it indexes, it is no longer failing.
+    await fs.writeFile(file, makePdf([['Broken no more', 'The spare lids are sold separately.']]));
+    const later = new Date(now + 60_000);
+    await fs.utimes(file, later, later);
+    const fixed = await indexer.sync();
+    expect(fixed.indexed).toEqual(['faq/broken.pdf']);
+    expect(fixed.deferred).toEqual([]);
+    expect(indexer.failing()).toEqual([]);
+    expect(await failing()).toBe(0);
+    expect(logs.lines.filter((l) => l.event === 'kb.document_recovered')).toMatchObject([
+      { path: 'broken.pdf', after: 5 },
+    ]);
+    expect((await search('are spare lids sold separately'))[0]!.path).toBe('broken.pdf');
+    await fs.rm(file);
+    expect((await indexer.sync()).removed).toEqual(['faq/broken.pdf']);
+  });
+
+  it('indexes a document whose text holds a NUL: the character is replaced, the rest is found', async () => {
+    await writeKb(dir, 'faq', { 'lids.txt': 'Spare\u0000kettle lids come in red and blue.' });
+    const indexer = new KnowledgeIndexer({ db, logger: silentLogger, sources: [source] });
+    const report = await indexer.sync();
+    expect(report.failed).toEqual([]);
+    expect(report.indexed).toEqual(['faq/lids.txt']);
+    const [hit] = await search('which colours do kettle lids come in');
+    expect(hit).toMatchObject({ path: 'lids.txt', content: 'Spare\uFFFDkettle lids come in red and blue.' });
+    await fs.rm(path.join(dir, 'kb/faq/lids.txt'));
+    expect((await indexer.sync()).removed).toEqual(['faq/lids.txt']);
   });
 });
 
