@@ -12,6 +12,7 @@ import {
   MAX_ANSWER_CHARS_PER_TOKEN,
   retryAfterMs,
 } from '../../src/llm/client.ts';
+import { LlmSettingsSchema } from '../../src/llm/settings.ts';
 import { chunkEvent, endless, FakeOpenAi, lastUserText } from '../helpers/openai-server.ts';
 
 /** A test that, without its bound, would wait forever: it must be over well before this. */
@@ -269,6 +270,17 @@ describe('LLM client against an OpenAI-compatible server', () => {
     expect(err).toBeInstanceOf(LlmHttpError);
     expect(err).toMatchObject({ status: 500 });
     expect((err as Error).message).toMatch(/^LLM API answered 500: overloaded overloaded/);
+  });
+
+  it('takes maxDurationMs from bot.json, at least timeoutMs', () => {
+    const base = { baseUrl: 'http://127.0.0.1:1/v1', model: 'm', timeoutMs: 1_000 };
+    expect(LlmSettingsSchema.parse({ ...base, maxDurationMs: 5_000 })).toMatchObject({
+      maxDurationMs: 5_000,
+    });
+    expect(LlmSettingsSchema.parse(base)).not.toHaveProperty('maxDurationMs');
+    const short = LlmSettingsSchema.safeParse({ ...base, maxDurationMs: 500 });
+    expect(short.success).toBe(false);
+    expect(short.error?.issues[0]?.message).toBe('maxDurationMs must be at least timeoutMs');
   });
 
   it('reads Retry-After in seconds, as a date, and retry-after-ms', () => {
