@@ -100,7 +100,11 @@ export interface ChannelAdapter {
   sender?: ChannelSender;
   /** Gateway: the channel's rules for messages the business sends first (`POST /api/admin/messages`). */
   outbound?: ChannelOutbound;
-  /** Readiness of the channel's own connections; throws when down. */
+  /**
+   * The channel's own connections (IMAP, a linked WhatsApp Web client); throws when one is down.
+   * Reported in `/readyz`'s body as `connected`/`disconnected`, never gating it: a third party
+   * being away must not take the whole gateway out of rotation.
+   */
   ping?(): Promise<void>;
   stop?(): Promise<void>;
 }

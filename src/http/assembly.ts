@@ -58,17 +58,22 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
     pathLimits: { [BROADCASTS_PATH]: config.broadcastMaxBodyBytes },
   });
 
+  // What this process needs to take requests gates readiness; a channel's own connection to a
+  // third party (IMAP, WhatsApp Web) is only reported: see `opsRoutes`.
   const checks: Check[] = [
     { name: 'database', check: () => db.ping() },
     { name: 'queue', check: () => queue.ping() },
     ...(redis ? [{ name: 'redis', check: async () => void (await redis.ping()) }] : []),
-    ...adapters.filter((a) => a.ping).map((a) => ({ name: a.channel, check: () => a.ping!() })),
   ];
+  const channels: Check[] = adapters
+    .filter((a) => a.ping)
+    .map((a) => ({ name: a.channel, check: () => a.ping!() }));
   app.route(
     '/',
     opsRoutes({
       state: life.state,
       checks,
+      channels,
       metrics,
       logger,
       async refresh() {

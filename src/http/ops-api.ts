@@ -31,8 +31,8 @@ async function run(check: Check): Promise<{ name: string; ok: boolean; error?: s
 }
 
 /**
- * `/healthz` (the process answers), `/readyz` (the hub has started and its dependencies answer),
- * `/metrics` (Prometheus).
+ * `/healthz` (the process answers), `/readyz` (the hub has started and what it needs to serve
+ * answers), `/metrics` (Prometheus).
  */
 export function opsRoutes(deps: {
   /**
@@ -41,24 +41,40 @@ export function opsRoutes(deps: {
    * have, a message could be taken but not answered, so the hub is not ready.
    */
   state: () => HubState;
+  /** What this process needs to take requests (the database, the queue, Redis): each one gates `/readyz`. */
   checks: Check[];
+  /**
+   * The channels' own outbound connections (an IMAP folder, a linked WhatsApp Web client):
+   * reported in `/readyz`'s body, never gating it. A mail server being away must not take
+   * every gateway, and with them the widget, the API and the other channels' webhooks, out of
+   * a load balancer's rotation; alert on the channel's metric instead.
+   */
+  channels?: Check[];
   metrics: Metrics;
   refresh: () => Promise<void>;
   logger: Logger;
 }): Hono {
   const app = new Hono();
+  const channels = deps.channels ?? [];
+
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   app.get('/readyz', async (c) => {
     const state = deps.state();
     if (state !== 'started') return c.json({ status: state }, 503);
-    const results = await Promise.all(deps.checks.map(run));
+    const [results, links] = await Promise.all([
+      Promise.all(deps.checks.map(run)),
+      Promise.all(channels.map(run)),
+    ]);
     const ready = results.every((r) => r.ok);
     // Anyone may ask: a failing check's error (a host name, a driver's message) goes to the log
     // only, and the answer says which check failed.
     const body = {
       status: ready ? 'ready' : 'not_ready',
       checks: Object.fromEntries(results.map((r) => [r.name, r.ok ? 'ok' : 'failing'])),
+      ...(links.length > 0
+        ? { channels: Object.fromEntries(links.map((r) => [r.name, r.ok ? 'connected' : 'disconnected'])) }
+        : {}),
     };
     if (!ready) {
       const failures = Object.fromEntries(results.filter((r) => !r.ok).map((r) => [r.name, r.error]));

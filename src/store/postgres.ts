@@ -59,6 +59,60 @@ async function checkout(pool: pg.Pool, poolSize: number, busyWaitMs: number): Pr
   }
 }
 
+/**
+ * Readiness's own connection, outside the pool: a ping through the pool waits behind every busy
+ * connection (up to BUSY_POOL_WAIT_MS), so a burst that fills the pool would read as the
+ * database being away, and every gateway would leave the load balancer's rotation at once. This
+ * one connection answers `SELECT 1` whatever the pool is doing; it is opened at the first ping,
+ * kept, and replaced after any failure (the next ping connects afresh: a database that is
+ * really away fails there).
+ */
+function pinger(options: PostgresOptions): { ping(): Promise<void>; close(): Promise<void> } {
+  let client: Promise<pg.Client> | undefined;
+  let closed = false;
+  const drop = (c: Promise<pg.Client>) => {
+    if (client !== c) return;
+    client = undefined;
+    void c.then((open) => open.end()).catch(() => undefined);
+  };
+  const open = (): Promise<pg.Client> => {
+    const limit = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    // A ping that hangs (a network that drops packets) fails, and its connection is replaced,
+    // rather than holding every later ping behind it.
+    const c = new pg.Client({
+      connectionString: options.url,
+      connectionTimeoutMillis: limit,
+      query_timeout: limit,
+    });
+    const opening = c.connect().then(() => c);
+    // Lost while idle (the server restarted): the next ping connects again.
+    c.on('error', (err) => {
+      options.logger.debug({ event: 'db.ping_client_error', err: err.message });
+      drop(opening);
+    });
+    return opening;
+  };
+  return {
+    async ping() {
+      if (closed) throw new Error('the database is closed');
+      client ??= open();
+      const current = client;
+      try {
+        await (await current).query('SELECT 1');
+      } catch (err) {
+        drop(current);
+        throw err;
+      }
+    },
+    async close() {
+      closed = true;
+      const c = client;
+      client = undefined;
+      await c?.then((open) => open.end()).catch(() => undefined);
+    },
+  };
+}
+
 function wrap(client: pg.PoolClient | (() => Promise<pg.PoolClient>)): Queryable {
   if (typeof client === 'function') return wrapPool(client);
   return {
@@ -127,6 +181,7 @@ export function openPostgres(options: PostgresOptions): Db {
     }
   });
   const busyWaitMs = options.busyPoolWaitMs ?? BUSY_POOL_WAIT_MS;
+  const readiness = pinger(options);
   const connect = () => checkout(pool, options.poolSize, busyWaitMs);
   const queryable = wrap(connect);
   return {
@@ -167,10 +222,9 @@ export function openPostgres(options: PostgresOptions): Db {
       client.release();
       return undefined;
     },
-    async ping() {
-      await pool.query('SELECT 1');
-    },
+    ping: () => readiness.ping(),
     async close() {
+      await readiness.close();
       await pool.end();
     },
   };
