@@ -76,6 +76,12 @@ export const EnvSchema = z.object({
   ),
   /** PostgreSQL pool size per process. */
   DATABASE_POOL_SIZE: int(10, 1),
+  /**
+   * Whether `switchboard start` applies pending migrations. `false`: a separate step does
+   * (`switchboard migrate`, before the processes are rolled), and a start that finds one pending
+   * refuses, naming it.
+   */
+  MIGRATE_ON_START: z.preprocess(emptyAsUndefined, z.enum(['true', 'false']).default('true')),
   /** Messages one session may send in any 60 seconds; more are refused (Redis-backed across gateways). */
   RATE_LIMIT_PER_MINUTE: int(60, 1),
   /**
@@ -229,6 +235,8 @@ export interface HubConfig {
   /** DEAD_LETTER_KEEP_DAYS, in ms. */
   deadLetterKeepMs: number;
   databasePoolSize: number;
+  /** MIGRATE_ON_START: false, pending migrations stop the start instead of being applied. */
+  migrateOnStart: boolean;
   adminToken: string | undefined;
   deliveryAttempts: number;
   deliveryGiveUpAfterMs: number;
@@ -312,6 +320,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     agentEventsKeepMs: e.AGENT_EVENTS_KEEP_HOURS * 3_600_000,
     deadLetterKeepMs: e.DEAD_LETTER_KEEP_DAYS * 86_400_000,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    migrateOnStart: e.MIGRATE_ON_START === 'true',
     adminToken: e.ADMIN_TOKEN,
     deliveryAttempts: e.DELIVERY_ATTEMPTS,
     deliveryGiveUpAfterMs: e.DELIVERY_GIVE_UP_AFTER_SECONDS * 1000,

@@ -35,7 +35,7 @@ import type { AdapterHost, ChannelAdapter, Ingress } from '../ports.ts';
 import { ANALYZE_JOB, analyzeStaleTables } from '../store/analyze.ts';
 import type { Db } from '../store/db.ts';
 import { applyPlatformStatus } from '../store/messages.ts';
-import { migrate } from '../store/migrate.ts';
+import { migrate, requireMigrated } from '../store/migrate.ts';
 import { createEventWebhooks, type EventWebhooks } from '../webhooks/webhooks.ts';
 
 /**
@@ -112,7 +112,10 @@ export async function createServices(options: {
     for (const closer of closers.reverse()) await closer().catch(() => undefined);
   };
   try {
-    await migrate(db, logger);
+    // MIGRATE_ON_START=false: a separate `switchboard migrate` runs before the processes are
+    // rolled (README, "Upgrading"); a start that finds one pending refuses.
+    if (config.migrateOnStart) await migrate(db, logger);
+    else await requireMigrated(db);
 
     const backend = await createBackend(config, { db, logger, metrics });
     closers.push(() => backend.close());
