@@ -53,6 +53,9 @@ export interface Hub {
 function checkRole(config: HubConfig, role: Role): void {
   const adminProblem = config.adminToken === undefined ? undefined : adminTokenProblem(config.adminToken);
   if (adminProblem) throw new ConfigError(`ADMIN_TOKEN ${adminProblem}`);
+  const metricsProblem =
+    config.metricsToken === undefined ? undefined : adminTokenProblem(config.metricsToken);
+  if (metricsProblem) throw new ConfigError(`METRICS_TOKEN ${metricsProblem}`);
   if (role !== 'all' && !config.redisUrl) {
     throw new ConfigError(
       `--role ${role} shares work through Redis: set REDIS_URL (and DATABASE_URL), or use --role all`,

@@ -82,6 +82,16 @@ export const EnvSchema = z.object({
    * refuses, naming it.
    */
   MIGRATE_ON_START: z.preprocess(emptyAsUndefined, z.enum(['true', 'false']).default('true')),
+  /** Bearer token `/metrics` requires; unset, it is open to anyone who reaches the port. At least 32 characters. */
+  METRICS_TOKEN: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .refine((t) => adminTokenProblem(t) === undefined, {
+        error: (i) => adminTokenProblem(i.input as string),
+      })
+      .optional(),
+  ),
   /** Messages one session may send in any 60 seconds; more are refused (Redis-backed across gateways). */
   RATE_LIMIT_PER_MINUTE: int(60, 1),
   /**
@@ -237,6 +247,8 @@ export interface HubConfig {
   databasePoolSize: number;
   /** MIGRATE_ON_START: false, pending migrations stop the start instead of being applied. */
   migrateOnStart: boolean;
+  /** METRICS_TOKEN: when set, `/metrics` answers only requests bearing it. */
+  metricsToken: string | undefined;
   adminToken: string | undefined;
   deliveryAttempts: number;
   deliveryGiveUpAfterMs: number;
@@ -291,7 +303,10 @@ export class ConfigError extends Error {
 /** An operator token short enough to guess is refused at start. */
 export const ADMIN_TOKEN_MIN_LENGTH = 32;
 
-/** Why an ADMIN_TOKEN cannot be used (to follow "ADMIN_TOKEN"), or undefined when it can. */
+/**
+ * Why an ADMIN_TOKEN (or METRICS_TOKEN, held to the same rule) cannot be used (to follow the
+ * variable's name), or undefined when it can.
+ */
 export function adminTokenProblem(token: string): string | undefined {
   if (token.length >= ADMIN_TOKEN_MIN_LENGTH) return undefined;
   return `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters, not ${token.length} (make one with: openssl rand -base64 32)`;
@@ -321,6 +336,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     deadLetterKeepMs: e.DEAD_LETTER_KEEP_DAYS * 86_400_000,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     migrateOnStart: e.MIGRATE_ON_START === 'true',
+    metricsToken: e.METRICS_TOKEN,
     adminToken: e.ADMIN_TOKEN,
     deliveryAttempts: e.DELIVERY_ATTEMPTS,
     deliveryGiveUpAfterMs: e.DELIVERY_GIVE_UP_AFTER_SECONDS * 1000,

@@ -76,6 +76,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
       channels,
       metrics,
       logger,
+      ...(config.metricsToken ? { metricsToken: config.metricsToken } : {}),
       async refresh() {
         metrics.queueDepth.set(await queue.depth());
         const active = await countActiveSessions(db, ACTIVE_WINDOW_MS);

@@ -1,6 +1,9 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import { ApiError, errorResponse } from './errors.ts';
+import { cachedRefresh } from './metrics-refresh.ts';
 
 export interface Check {
   name: string;
@@ -30,6 +33,8 @@ async function run(check: Check): Promise<{ name: string; ok: boolean; error?: s
   }
 }
 
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
 /**
  * `/healthz` (the process answers), `/readyz` (the hub has started and what it needs to serve
  * answers), `/metrics` (Prometheus).
@@ -53,9 +58,15 @@ export function opsRoutes(deps: {
   metrics: Metrics;
   refresh: () => Promise<void>;
   logger: Logger;
+  /** METRICS_TOKEN: when set, `/metrics` answers only `Authorization: Bearer <it>`. */
+  metricsToken?: string;
 }): Hono {
   const app = new Hono();
   const channels = deps.channels ?? [];
+  const refresh = cachedRefresh(deps.refresh, (err) =>
+    deps.logger.warn({ event: 'metrics.refresh_failed', err: err.message }),
+  );
+  const expectedToken = deps.metricsToken === undefined ? undefined : digest(deps.metricsToken);
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
@@ -84,9 +95,23 @@ export function opsRoutes(deps: {
   });
 
   app.get('/metrics', async (c) => {
-    await deps
-      .refresh()
-      .catch((err: Error) => deps.logger.warn({ event: 'metrics.refresh_failed', err: err.message }));
+    if (expectedToken) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
+      if (!match || !timingSafeEqual(digest(match[1]!), expectedToken)) {
+        return errorResponse(
+          c,
+          new ApiError(
+            401,
+            'unauthorized',
+            'send the metrics token as "Authorization: Bearer <METRICS_TOKEN>"',
+            {
+              'WWW-Authenticate': 'Bearer realm="switchboard-metrics"',
+            },
+          ),
+        );
+      }
+    }
+    await refresh();
     return c.body(await deps.metrics.registry.metrics(), 200, {
       'Content-Type': deps.metrics.registry.contentType,
     });
