@@ -9,6 +9,8 @@ import {
   EMBEDDED_WASM_TIERING_BUDGET,
   limitHeapGrowth,
 } from './hub/heap.ts';
+import { HubStoppedError } from './hub/lifecycle.ts';
+import { stopOnSignals } from './hub/shutdown.ts';
 import { createHub, openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
 import { BROADCAST_USAGE, runBroadcastCommand } from './outbound/cli.ts';
@@ -76,24 +78,12 @@ async function start(args: string[]): Promise<void> {
     logger.debug({ event: 'process.wasm_tiering', budget: EMBEDDED_WASM_TIERING_BUDGET });
   const hub = await createHub({ config, role, adapters, logger });
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ event: 'process.signal', signal });
-    hub
-      .stop()
-      .then(() => tracing.shutdown())
-      .then(
-        () => process.exit(0),
-        (err: Error) => {
-          logger.error({ event: 'hub.stop_failed', err: err.message });
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  stopOnSignals({
+    hub,
+    logger,
+    timeoutMs: config.shutdownTimeoutMs,
+    afterStop: () => tracing.shutdown(),
+  });
   process.on('unhandledRejection', (reason) => {
     logger.error({
       event: 'process.unhandled_rejection',
@@ -101,7 +91,14 @@ async function start(args: string[]): Promise<void> {
       stack: reason instanceof Error ? reason.stack : undefined,
     });
   });
-  await hub.start();
+  try {
+    await hub.start();
+  } catch (err) {
+    // A signal during the start: the start gave way, and the stop ends the process.
+    if (err instanceof HubStoppedError) return;
+    logger.error({ event: 'hub.start_failed', err: err instanceof Error ? err.message : String(err) });
+    throw err;
+  }
 }
 
 async function runMigrate(): Promise<void> {
@@ -195,7 +192,7 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   const known =
     err instanceof ConfigError ||
     (err instanceof Error &&
-      /ERR_PARSE_ARGS|DataDirLocked|BotConfig|UnknownBot/.test(
+      /ERR_PARSE_ARGS|DataDirLocked|BotConfig|UnknownBot|DependencyError/.test(
         `${(err as NodeJS.ErrnoException).code ?? ''} ${err.name}`,
       ));
   process.stderr.write(`switchboard: ${err instanceof Error ? err.message : String(err)}\n`);

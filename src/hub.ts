@@ -47,6 +47,8 @@ export interface Hub {
   start(): Promise<{ port: number }>;
   /** Stops taking work, finishes what is in flight, closes every connection. */
   stop(): Promise<void>;
+  /** What start() or stop() is doing now, for a stop past its deadline (HubLifecycle.step). */
+  readonly step: string | undefined;
 }
 
 /** Refuses a configuration this role cannot run with, before anything is opened. */
@@ -102,5 +104,8 @@ export async function createHub(options: HubOptions): Promise<Hub> {
     expire: services.expire,
     start: lifecycle.start,
     stop: lifecycle.stop,
+    get step() {
+      return lifecycle.step;
+    },
   };
 }

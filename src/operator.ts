@@ -1,5 +1,7 @@
+import type { Redis } from 'ioredis';
 import { loadConfig } from './config/env.ts';
 import { OUTBOUND_QUEUE } from './delivery/redis-outbox.ts';
+import { databaseDependency, redisDependency, untilAnswers } from './dependencies.ts';
 import { openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
 import { LaneRunner } from './queue/lane-runner.ts';
@@ -41,12 +43,17 @@ export async function runOperatorCommand(
         );
   };
   try {
+    // A server that does not answer fails the command, naming it, rather than hang it.
+    await untilAnswers(databaseDependency(config, db), {
+      timeoutMs: config.dependencyTimeoutMs,
+      retry: false,
+    });
     if (area === 'outbox') return await outbox(db, action, args, out);
     if (area === 'queue' && action === 'status') return await queueStatus(db, config, args, logger);
     if (area === 'queue') return await queue(db, config, action, out, logger);
     if (area === 'webhooks') return await webhooksCommand(db, action, args, out);
     if (area === 'scheduler') {
-      const opened = openScheduler(db, config, logger);
+      const opened = await openScheduler(db, config, logger);
       try {
         return await schedulerCommand(opened.scheduler, action, args, out);
       } finally {
@@ -60,18 +67,40 @@ export async function runOperatorCommand(
   }
 }
 
+/**
+ * A connection to the hub's Redis once it answered, within DEPENDENCY_TIMEOUT_SECONDS: BullMQ
+ * waits for its connection without limit, and a command would hang while Redis is away.
+ */
+async function connectAnswering(
+  redisUrl: string,
+  config: ReturnType<typeof loadConfig>,
+  logger: ReturnType<typeof createLogger>,
+): Promise<Redis> {
+  const redis = connectRedis(redisUrl, logger, 'switchboard-operator');
+  try {
+    await untilAnswers(redisDependency(redisUrl, redis), {
+      timeoutMs: config.dependencyTimeoutMs,
+      retry: false,
+    });
+    return redis;
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+}
+
 /** The hub's durable scheduler, as its processes open it (never started: it runs no job here). */
-function openScheduler(
+async function openScheduler(
   db: Db,
   config: ReturnType<typeof loadConfig>,
   logger: ReturnType<typeof createLogger>,
-): { scheduler: Scheduler; close(): Promise<void> } {
+): Promise<{ scheduler: Scheduler; close(): Promise<void> }> {
   const { redisUrl } = config;
   if (!redisUrl) {
     const scheduler = createTableScheduler({ db, logger });
     return { scheduler, close: () => scheduler.stop() };
   }
-  const redis = connectRedis(redisUrl, logger, 'switchboard-operator');
+  const redis = await connectAnswering(redisUrl, config, logger);
   const scheduler = createBullmqScheduler({ redis, redisUrl, prefix: config.redisPrefix, logger });
   return {
     scheduler,
@@ -128,7 +157,7 @@ async function queueStatus(
 ): Promise<number> {
   const code = await queuesStatus(db, config, args, logger);
   if (code === 0 && !args.json) {
-    const opened = openScheduler(db, config, logger);
+    const opened = await openScheduler(db, config, logger);
     try {
       const failed = await opened.scheduler.countFailed();
       process.stdout.write(
@@ -157,7 +186,7 @@ async function queuesStatus(
     );
     return 0;
   }
-  const redis = connectRedis(redisUrl, logger, 'switchboard-operator');
+  const redis = await connectAnswering(redisUrl, config, logger);
   // Each queue's lane runner, never started: it reads its lanes and wake jobs as a worker's does.
   const runners = [INBOUND_QUEUE, OUTBOUND_QUEUE].map(
     (name) =>
@@ -209,7 +238,7 @@ async function queue(
       return 0;
     }
   } else {
-    const redis = connectRedis(config.redisUrl, logger, 'switchboard-operator');
+    const redis = await connectAnswering(config.redisUrl, config, logger);
     const q = createRedisLaneQueue({
       redis,
       redisUrl: config.redisUrl,

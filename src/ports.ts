@@ -56,6 +56,11 @@ export interface AdapterHost {
   rateLimiter: RateLimiter;
   /** The sign-in upgrade (gateways with AUTH_JWT_* or a bot's `auth` configured). */
   signIn?: SignIn;
+  /**
+   * Aborted once the hub begins to stop: a request that waits on something (a chat for its
+   * replies, a stream of events) stops waiting and answers, so that the server can close.
+   */
+  stopping: AbortSignal;
   /** Applies a delivery status the platform reported for a message we sent. */
   applyStatus(channelMessageId: string, status: DeliveryStatus, error?: string): Promise<void>;
   /** A live client showed the session's replies through `seq`: `sent` becomes `delivered`. */

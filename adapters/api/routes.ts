@@ -28,7 +28,7 @@ const MAX_MESSAGE_ID = 200;
 /** What the routes use of the host: services only, never the database. */
 export type SessionApiDeps = Pick<
   AdapterHost,
-  'config' | 'bots' | 'ingress' | 'bus' | 'logger' | 'sessions' | 'history' | 'files'
+  'config' | 'bots' | 'ingress' | 'bus' | 'logger' | 'sessions' | 'history' | 'files' | 'stopping'
 > & {
   /** Counts sessions opened per client address (SESSION_CREATE_PER_MINUTE). */
   rateLimiter: RateLimiter;
@@ -90,7 +90,7 @@ async function acceptOrRefuse(ingress: Ingress, envelope: EnvelopeInput) {
 
 /** The session API as a sub-app; its paths are absolute (`/api/session`, `/api/chat`). */
 export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
-  const { config, bots, ingress, bus, logger, rateLimiter, sessions, history, files } = deps;
+  const { config, bots, ingress, bus, logger, rateLimiter, sessions, history, files, stopping } = deps;
   const toApi = (m: ApiRow) => toApiMessage(m, (id) => files.signedPath(id));
   const app = new Hono<SessionEnv>();
   const authenticated = requireSession(sessions);
@@ -194,7 +194,9 @@ export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
     // too): the turn runs in the session, and its sockets see the message and the replies.
     const envelopeId = `${session.channel}:${session.id}:${messageId}`;
     const wait = c.req.query('wait') !== 'false' && config.chatWaitMs > 0;
-    const waiter = wait ? await waitForTurn(bus, session.id, envelopeId, config.chatWaitMs) : undefined;
+    const waiter = wait
+      ? await waitForTurn(bus, session.id, envelopeId, config.chatWaitMs, stopping)
+      : undefined;
     try {
       const accepted = await acceptOrRefuse(ingress, {
         id: envelopeId,

@@ -92,6 +92,17 @@ export const EnvSchema = z.object({
       })
       .optional(),
   ),
+  /**
+   * How long a stop (SIGTERM, SIGINT) may take: requests in flight are answered, turns in flight
+   * finish, then every connection closes. Past it the process logs `hub.stop_timeout` and exits 1
+   * (what was in flight is delivered again: the queue is at-least-once). Under Kubernetes' 30 s.
+   */
+  SHUTDOWN_TIMEOUT_SECONDS: int(25, 1),
+  /**
+   * How long the start, and an operator command, waits for PostgreSQL or Redis to answer (and for
+   * each step of the start that talks to them) before it fails, naming the server and its setting.
+   */
+  DEPENDENCY_TIMEOUT_SECONDS: int(30, 1),
   /** Messages one session may send in any 60 seconds; more are refused (Redis-backed across gateways). */
   RATE_LIMIT_PER_MINUTE: int(60, 1),
   /**
@@ -249,6 +260,10 @@ export interface HubConfig {
   migrateOnStart: boolean;
   /** METRICS_TOKEN: when set, `/metrics` answers only requests bearing it. */
   metricsToken: string | undefined;
+  /** SHUTDOWN_TIMEOUT_SECONDS: the whole stop's limit (`src/hub/shutdown.ts`). */
+  shutdownTimeoutMs: number;
+  /** DEPENDENCY_TIMEOUT_SECONDS: a wait for PostgreSQL or Redis, or a start step, at most this. */
+  dependencyTimeoutMs: number;
   adminToken: string | undefined;
   deliveryAttempts: number;
   deliveryGiveUpAfterMs: number;
@@ -337,6 +352,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     databasePoolSize: e.DATABASE_POOL_SIZE,
     migrateOnStart: e.MIGRATE_ON_START === 'true',
     metricsToken: e.METRICS_TOKEN,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    dependencyTimeoutMs: e.DEPENDENCY_TIMEOUT_SECONDS * 1000,
     adminToken: e.ADMIN_TOKEN,
     deliveryAttempts: e.DELIVERY_ATTEMPTS,
     deliveryGiveUpAfterMs: e.DELIVERY_GIVE_UP_AFTER_SECONDS * 1000,

@@ -98,6 +98,8 @@ export interface AgentApiDeps {
   bus: Bus;
   handoff: HandoffService;
   logger: Logger;
+  /** Aborted when the hub stops: event streams end (the console reconnects to another process). */
+  stopping?: AbortSignal;
 }
 
 type Env = { Variables: AgentVariables };
@@ -158,7 +160,7 @@ const toSseEvent = (e: AgentEventRecord) => ({
  * sub-app: the hub mounts it with `app.route('/api/agent', ...)`.
  */
 export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
-  const { config, db, bus, handoff, logger } = deps;
+  const { config, db, bus, handoff, logger, stopping } = deps;
   const throttle = new LoginThrottle(db);
   const app = new Hono<Env>();
 
@@ -447,6 +449,10 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
         done = resolve;
       });
       stream.onAbort(() => done());
+      // A stopping hub ends the stream rather than hold its server open: the console reconnects.
+      const onStop = () => done();
+      if (stopping?.aborted) done();
+      else stopping?.addEventListener('abort', onStop, { once: true });
       // The stream lasts only as long as the credential it was opened with: a sign-out, a new
       // password or token, a removal ends it (the client's reconnection is then refused). Its
       // agent's role, bots and queues are read again with it.
@@ -498,6 +504,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
         }
         await closed;
       } finally {
+        stopping?.removeEventListener('abort', onStop);
         clearInterval(heartbeat);
         clearInterval(presence);
         await unsubscribeAccess();

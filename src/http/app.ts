@@ -7,6 +7,9 @@ import { tracingEnabled } from '../telemetry/tracing.ts';
 import { ApiError, errorResponse } from './errors.ts';
 import { httpSpans } from './tracing.ts';
 
+/** Answered while the hub stops, as always: `/readyz` then says `stopping`. */
+const OPS_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
 /**
  * The HTTP application shell: JSON errors for everything, a body size limit, 405 with `Allow`
  * for a known path with the wrong method. Routes are mounted on it by the hub.
@@ -21,9 +24,26 @@ export function createApp(options: {
    * numbers): exact path → their own limit. Every other path keeps `maxBodyBytes`.
    */
   pathLimits?: Readonly<Record<string, number>>;
+  /**
+   * Aborted once the hub stops: a request that arrives after that (on a connection opened
+   * before) is answered 503 and its connection closed; the ops routes still answer.
+   */
+  stopping?: AbortSignal;
 }): Hono {
   const app = new Hono();
   if (tracingEnabled()) app.use(httpSpans());
+  const { stopping } = options;
+  if (stopping)
+    app.use(async (c, next) => {
+      if (!stopping.aborted || OPS_PATHS.has(c.req.path)) return next();
+      return errorResponse(
+        c,
+        new ApiError(503, 'stopping', 'this hub process is stopping; retry, another one will answer', {
+          Connection: 'close',
+          'Retry-After': '1',
+        }),
+      );
+    });
   app.use(
     methodNotAllowed({
       app,

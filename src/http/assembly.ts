@@ -56,6 +56,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
     streamingPaths: [UPLOAD_PATH],
     // A broadcast's `to` list (up to 100,000 numbers) is larger than any other request.
     pathLimits: { [BROADCASTS_PATH]: config.broadcastMaxBodyBytes },
+    stopping: services.stopping.signal,
   });
 
   // What this process needs to take requests gates readiness; a channel's own connection to a
@@ -153,7 +154,10 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
         : {}),
     }),
   );
-  app.route('/api/agent', agentRoutes({ config, db, bus, handoff, logger }));
+  app.route(
+    '/api/agent',
+    agentRoutes({ config, db, bus, handoff, logger, stopping: services.stopping.signal }),
+  );
   app.route('/', consoleRoutes());
   app.route(
     '/',

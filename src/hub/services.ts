@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadSignInVerifiers } from '../auth/sign-in-config.ts';
@@ -68,6 +69,11 @@ export interface HubServices {
   readonly webhooks: EventWebhooks;
   /** Every file a person or a bot sent (`src/files/`). */
   readonly files: FileStore;
+  /**
+   * Aborted by the stop, first thing: the HTTP shell answers new requests 503, and requests that
+   * wait (a chat for its replies, an agent's event stream) answer or end (AdapterHost.stopping).
+   */
+  readonly stopping: AbortController;
   /** Runs the expiry job now. */
   expire(): Promise<ExpiryReport>;
   /** Closes what was opened here (the backend's connections, the database), last first. */
@@ -204,8 +210,12 @@ export async function createServices(options: {
     broadcasts.register();
 
     const signIn = verifiers ? createSignIn({ db, cache, bus, verifiers, logger }) : undefined;
+    const stopping = new AbortController();
+    // Every request that waits listens to it (and stops listening when it ends): no leak to warn of.
+    setMaxListeners(0, stopping.signal);
     const common: Omit<AdapterHost, 'store'> = {
       signIn,
+      stopping: stopping.signal,
       config,
       logger,
       metrics,
@@ -271,6 +281,7 @@ export async function createServices(options: {
       ...(signIn ? { signIn } : {}),
       webhooks,
       files,
+      stopping,
       expire,
       close,
     };

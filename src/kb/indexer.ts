@@ -161,12 +161,15 @@ export class KnowledgeIndexer {
       .sort((a, b) => a.bot.localeCompare(b.bot) || a.kb.localeCompare(b.kb) || a.path.localeCompare(b.path));
   }
 
-  /** Indexes what changed since the last look, bot by bot. */
-  sync(): Promise<SyncReport> {
+  /**
+   * Indexes what changed since the last look, bot by bot. `signal` (a stop during the start)
+   * ends it between two documents: what is indexed stays, the rest waits for the next start.
+   */
+  sync(signal?: AbortSignal): Promise<SyncReport> {
     const next = this.running.then(async () => {
       const total: SyncReport = { indexed: [], removed: [], unchanged: 0, failed: [], deferred: [] };
       for (const source of this.o.sources) {
-        const r = await this.syncBot(source);
+        const r = await this.syncBot(source, signal);
         total.indexed.push(...r.indexed);
         total.removed.push(...r.removed);
         total.unchanged += r.unchanged;
@@ -220,7 +223,7 @@ export class KnowledgeIndexer {
     return 'indexed';
   }
 
-  private async syncBot(source: KnowledgeSource): Promise<SyncReport> {
+  private async syncBot(source: KnowledgeSource, signal?: AbortSignal): Promise<SyncReport> {
     const { db, logger } = this.o;
     const { bot } = source;
     const report: SyncReport = { indexed: [], removed: [], unchanged: 0, failed: [], deferred: [] };
@@ -229,6 +232,7 @@ export class KnowledgeIndexer {
     const counter = tokenCounter();
     const now = this.o.now ?? Date.now;
     for (const f of files) {
+      signal?.throwIfAborted();
       const key = `${f.kb}/${f.path}`;
       const seenKey = `${bot}/${key}`;
       const failure = this.failures.get(seenKey);

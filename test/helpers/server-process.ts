@@ -14,6 +14,8 @@ export class ServerProcess {
   /** Set when the process exited without being asked to (a crash): its code or signal. */
   crashed: string | undefined;
   port: number | undefined;
+  /** The current process's exit, once start() has spawned it: its code or signal, and when. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }> | undefined;
 
   constructor(
     private readonly env: Record<string, string>,
@@ -56,6 +58,9 @@ export class ServerProcess {
     if (process.env.BENCH_WORKER_OUT)
       child.stdout!.pipe(createWriteStream(path.join(process.env.BENCH_WORKER_OUT, `${child.pid}.txt`)));
     this.stopping = false;
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+    );
     child.once('exit', (code, signal) => {
       if (!this.stopping) this.crashed = `exit ${code ?? signal}`;
     });
@@ -93,6 +98,12 @@ export class ServerProcess {
         reject(new Error(`server exited (${code ?? signal}) before it started:\n${this.output.join('')}`));
       });
     });
+  }
+
+  /** Sends a signal and returns (see `exited`): a test of what the process does meanwhile. */
+  kill(signal: NodeJS.Signals): void {
+    this.stopping = true;
+    this.child?.kill(signal);
   }
 
   /** Sends a signal and waits for the process to exit. */

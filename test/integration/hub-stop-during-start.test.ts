@@ -8,7 +8,7 @@ import { testConfig } from '../helpers/hub.ts';
 describe('a hub stopped while it starts', () => {
   // The server listens (`/healthz` answers) before the workers' side has started: a signal then
   // (an operator's Ctrl-C, an orchestrator's SIGTERM) calls stop() during start().
-  it('finishes starting, then stops cleanly: neither call fails', async () => {
+  it('the start gives way (HubStoppedError), the stop then closes what it had opened, cleanly', async () => {
     const dataDir = await tempDir('sbt-stop-start-');
     try {
       const hub = await createHub({
@@ -19,8 +19,12 @@ describe('a hub stopped while it starts', () => {
       const starting = hub.start();
       const stopping = hub.stop();
       const [start, stop] = await Promise.allSettled([starting, stopping]);
-      expect(start).toMatchObject({ status: 'fulfilled' });
+      expect(start).toMatchObject({ status: 'rejected', reason: { name: 'HubStoppedError' } });
       expect(stop).toMatchObject({ status: 'fulfilled' });
+      expect(hub.step).toBeUndefined();
+      // Never started: `/readyz` said `stopping` from the stop on, never `started`.
+      const ready = await hub.app.request('/readyz');
+      expect(await ready.json()).toEqual({ status: 'stopping' });
     } finally {
       await fs.rm(dataDir, { recursive: true, force: true });
     }
