@@ -15,8 +15,10 @@ import { type RequestDrain, trackRequests } from '../http/drain.ts';
 import type { HubState } from '../http/ops-api.ts';
 import { IDLE_SWEEP_JOB } from '../lifecycle/idle-sweep.ts';
 import { ANALYZE_JOB } from '../store/analyze.ts';
+import { databaseId } from '../store/database-id.ts';
 import { turnSpan } from '../telemetry/envelope-spans.ts';
 import { PRUNE_EVERY_MS, runPrune } from './prune.ts';
+import { claimRedisPrefix } from './redis-claim.ts';
 import type { HubServices } from './services.ts';
 
 /** Envelope ids are remembered this long for deduplication after they were processed. */
@@ -130,6 +132,21 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
         ),
       { unbounded: true },
     );
+    // Before anything reads or writes under the prefix: it must be this database's. Redis has
+    // answered (above); the claim is bounded like any step, and a stop gives it up.
+    const { redis } = services.backend;
+    if (redis)
+      await startStep(
+        'redis.claim',
+        async () =>
+          claimRedisPrefix({
+            redis,
+            prefix: config.redisPrefix,
+            databaseId: await databaseId(db),
+            waitMs: config.dependencyTimeoutMs,
+          }),
+        { abortable: true },
+      );
     // Only Redis waits without limit (BullMQ waits for its connection): those steps a stop gives up.
     const onRedis = services.backend.kind === 'redis';
     await startStep('webhooks.sync', () => webhooks.sync());

@@ -34,12 +34,10 @@ import { BroadcastService } from '../outbound/broadcasts.ts';
 import { OutboundService } from '../outbound/service.ts';
 import type { AdapterHost, ChannelAdapter, Ingress } from '../ports.ts';
 import { ANALYZE_JOB, analyzeStaleTables } from '../store/analyze.ts';
-import { databaseId } from '../store/database-id.ts';
 import type { Db } from '../store/db.ts';
 import { applyPlatformStatus } from '../store/messages.ts';
 import { migrate, requireMigrated } from '../store/migrate.ts';
 import { createEventWebhooks, type EventWebhooks } from '../webhooks/webhooks.ts';
-import { claimRedisPrefix } from './redis-claim.ts';
 
 /**
  * Everything a hub is made of, built and wired, nothing started: the database (migrated), the
@@ -127,13 +125,6 @@ export async function createServices(options: {
 
     const backend = await createBackend(config, { db, logger, metrics });
     closers.push(() => backend.close());
-    // Before anything reads or writes under the prefix: it must be this database's.
-    if (backend.redis)
-      await claimRedisPrefix({
-        redis: backend.redis,
-        prefix: config.redisPrefix,
-        databaseId: await databaseId(db),
-      });
     const { rateLimiter, cache, bus, scheduler } = backend;
     const senders = new Map<Channel, ChannelSender>();
     for (const adapter of adapters) if (adapter.sender) senders.set(adapter.channel, adapter.sender);

@@ -42,7 +42,15 @@ export async function startTestHub(
   const adapters = options.adapters ?? [];
   const withApi = adapters.some((a) => a.channel === 'api') ? adapters : [createApiAdapter(), ...adapters];
   const hub = await createHub({ config, logger: silentLogger, ...options, adapters: withApi });
-  const { port } = await hub.start();
+  let port: number;
+  try {
+    ({ port } = await hub.start());
+  } catch (err) {
+    // A start refused (a test of that): nothing of it stays open.
+    await hub.stop().catch(() => undefined);
+    await database?.drop();
+    throw err;
+  }
   return {
     hub,
     url: `http://127.0.0.1:${port}`,

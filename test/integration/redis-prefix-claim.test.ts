@@ -78,7 +78,10 @@ describe('one Redis prefix, one database', () => {
     const first = await createHub({ config: config(dirs[0]!), logger: silentLogger });
     cleanups.push(() => first.stop());
     await first.start();
-    await expect(createHub({ config: config(dirs[1]!), logger: silentLogger })).rejects.toThrow(
+    // The claim is a step of the start (after Redis has answered), so the start refuses.
+    const second = await createHub({ config: config(dirs[1]!), logger: silentLogger });
+    cleanups.push(() => second.stop());
+    await expect(second.start()).rejects.toThrow(
       `REDIS_URL/REDIS_PREFIX "${shared}" is already used by another database`,
     );
   });
