@@ -14,7 +14,7 @@ import type { Logger } from './logger.ts';
 import { sendJobId } from './outbound/service.ts';
 import type { Scheduler } from './scheduler/scheduler.ts';
 import type { Db } from './store/db.ts';
-import { eraseUserRows, laneOf, type UserErasure } from './store/erasure.ts';
+import { eraseSessionRows, eraseUserRows, laneOf, type SessionsErasure } from './store/erasure.ts';
 import { laneJobId } from './webhooks/dispatcher.ts';
 
 export interface ErasureDeps {
@@ -30,10 +30,24 @@ export interface ErasureDeps {
   logger: Logger;
 }
 
-export interface ErasureResult extends UserErasure {
+export interface ErasureResult extends SessionsErasure {
   /** False when a cache or Redis step failed: those entries then live until their TTL. */
   cacheCleared: boolean;
 }
+
+/** What was erased, for the log lines (the user's id, or the session's). */
+type Subject = { userId: string } | { sessionId: string };
+
+/** The log lines of each kind of erasure. */
+const LOG = {
+  user: { failed: 'user.erase_cache_failed', noticeFailed: 'user.erase_notice_failed', done: 'user.erased' },
+  session: {
+    failed: 'session.erase_cache_failed',
+    noticeFailed: 'session.erase_notice_failed',
+    done: 'session.erased',
+  },
+} as const;
+const logOf = (subject: Subject) => ('userId' in subject ? LOG.user : LOG.session);
 
 /**
  * Erases a person: PostgreSQL first, in one transaction (the truth; once it commits the person
@@ -46,7 +60,26 @@ export interface ErasureResult extends UserErasure {
  */
 export async function eraseUser(deps: ErasureDeps, userId: string): Promise<ErasureResult | undefined> {
   const erased = await eraseUserRows(deps.db, userId);
-  if (!erased) return undefined;
+  return erased && (await afterCommit(deps, { userId }, erased));
+}
+
+/**
+ * Erases one session (and its sub-sessions) as `eraseUser` erases a person's: for a visitor with
+ * no user (an anonymous web or API session, unverified mail), or one conversation of someone.
+ * Undefined for an unknown session.
+ */
+export async function eraseSession(deps: ErasureDeps, sessionId: string): Promise<ErasureResult | undefined> {
+  const erased = await eraseSessionRows(deps.db, sessionId);
+  return erased && (await afterCommit(deps, { sessionId }, erased));
+}
+
+/** What outlives the transaction, cleared once it committed: caches, limits, jobs, Redis queue traces. */
+async function afterCommit(
+  deps: ErasureDeps,
+  subject: Subject,
+  erased: SessionsErasure,
+): Promise<ErasureResult> {
+  const log = logOf(subject);
   const sessions = erased.sessions.map((s) => ({ ...s, lane: laneOf(s) }));
   const steps: (() => Promise<unknown>)[] = sessions.flatMap((s) => [
     () => deps.cache.delete(s.id),
@@ -75,18 +108,18 @@ export async function eraseUser(deps: ErasureDeps, userId: string): Promise<Eras
       await step();
     } catch (err) {
       cacheCleared = false;
-      deps.logger.warn({ event: 'user.erase_cache_failed', userId, err: (err as Error).message });
+      deps.logger.warn({ event: log.failed, ...subject, err: (err as Error).message });
     }
   }
-  await tellConnectedClients(deps, userId, sessions);
-  deps.logger.info({ event: 'user.erased', userId, sessions: sessions.length, cacheCleared });
+  await tellConnectedClients(deps, subject, sessions);
+  deps.logger.info({ event: log.done, ...subject, sessions: sessions.length, cacheCleared });
   return { ...erased, cacheCleared };
 }
 
 /** Best-effort: a client that misses it finds its session gone at its next message or reconnection. */
 async function tellConnectedClients(
   deps: ErasureDeps,
-  userId: string,
+  subject: Subject,
   sessions: { id: string }[],
 ): Promise<void> {
   const { bus } = deps;
@@ -94,7 +127,7 @@ async function tellConnectedClients(
   for (const { id } of sessions) {
     const erased: SessionErased = { type: 'session.erased', sessionId: id };
     await bus.publish(sessionTopic(id), erased).catch((err: Error) => {
-      deps.logger.warn({ event: 'user.erase_notice_failed', userId, sessionId: id, err: err.message });
+      deps.logger.warn({ event: logOf(subject).noticeFailed, ...subject, sessionId: id, err: err.message });
     });
   }
 }

@@ -4,6 +4,7 @@ import type { ChannelPlugin } from '../../src/channels/plugin.ts';
 import { emailEnabled } from './enabled.ts';
 import { eraseEmailOf } from './erase.ts';
 import { expireEmailOf, pruneEmailFailures } from './retention.ts';
+import { unverifiedSenderId } from './unverified.ts';
 
 /**
  * Email: an address, known by default; a mail that fails authentication is not (the adapter sets
@@ -12,7 +13,7 @@ import { expireEmailOf, pruneEmailFailures } from './retention.ts';
 export const email: ChannelPlugin = {
   declaration: {
     name: 'email',
-    nativeId: { kind: 'email', normalize: normalizeEmailAddress },
+    nativeId: { kind: 'email', normalize: normalizeEmailAddress, unverified: unverifiedSenderId },
     identified: true,
     sessions: 'keyed',
     delivery: 'sender',

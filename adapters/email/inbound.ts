@@ -24,13 +24,7 @@ import { chosenSuggestion } from './message/suggestions.ts';
 import { threadRoot } from './message/thread.ts';
 import type { EmailReplyTo } from './reply-to.ts';
 import { knownMessage, latestOutbound, recordInbound } from './store.ts';
-
-/**
- * Unverified mail is keyed apart from verified mail of the same address: `unverified:<address>`.
- * A forged `From:` then never reaches the real person's session, their user record or their
- * memory, and an operator linking the address to a person does not link the forgeries with it.
- */
-export const UNVERIFIED_PREFIX = 'unverified:';
+import { unverifiedSenderId } from './unverified.ts';
 
 /** Where a mail was read: the mailbox key, its folder and bot, and its UID under a UIDVALIDITY. */
 export interface MailLocation {
@@ -204,7 +198,7 @@ export class InboundMail {
       channel: 'email',
       bot: at.bot,
       from: {
-        id: sender.verified ? mail.from.address : `${UNVERIFIED_PREFIX}${mail.from.address}`,
+        id: sender.verified ? mail.from.address : unverifiedSenderId(mail.from.address),
         email: mail.from.address,
         ...(mail.from.name ? { name: mail.from.name } : {}),
       },

@@ -73,6 +73,12 @@ export interface ChannelDeclaration {
      * an address in lower case. Throws InvalidIdentityError saying what is wrong.
      */
     normalize(raw: string): string;
+    /**
+     * The native id the channel gives messages that claim to come from this (stored) id but
+     * could not prove it (email: `unverified:<address>`), when it keeps those apart. Never linked
+     * to an identity; erasing the identity's owner erases its sessions too, since they may be theirs.
+     */
+    unverified?(nativeId: string): string;
   };
   /**
    * Whether the person behind a native id is known (a phone number, an address, a work account):

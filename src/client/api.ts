@@ -242,7 +242,8 @@ export interface paths {
         get: operations["getApiAdminSessionsId"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Erase one session (an anonymous visitor, unverified mail, one conversation): its sub-sessions, messages, state, files, outbound messages and queued traces */
+        delete: operations["deleteApiAdminSessionsId"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2738,6 +2739,49 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AdminSession"];
+                };
+            };
+            400: components["responses"]["E400"];
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
+            429: components["responses"]["E429"];
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteApiAdminSessionsId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        cache_cleared: boolean;
+                        erased: {
+                            /** @description USER MEMORY entries of a user nothing else reaches (an anonymous visitor's) */
+                            memory: number;
+                            messages: number;
+                            /** @description the session and its sub-sessions */
+                            sessions: number;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                        /** Format: uuid */
+                        session_id: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
                 };
             };
             400: components["responses"]["E400"];

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { HubConfig } from '../config/env.ts';
 import { BotNameSchema, ChannelSchema } from '../envelope.ts';
-import { type ErasureDeps, eraseUser } from '../erasure.ts';
+import { type ErasureDeps, eraseSession, eraseUser } from '../erasure.ts';
 import type { Logger } from '../logger.ts';
 import type { Ingress } from '../ports.ts';
 import { endSessionThroughQueue } from '../sessions.ts';
@@ -124,7 +124,7 @@ const notFound = (id: string) => new ApiError(404, 'not_found', `there is no ses
 
 /**
  * The operator API, behind `Authorization: Bearer <ADMIN_TOKEN>`: list and inspect sessions,
- * end one, erase a person, usage statistics.
+ * end or erase one, erase a person, usage statistics.
  */
 export function adminRoutes(deps: AdminApiDeps): Hono {
   const app = new Hono();
@@ -208,6 +208,19 @@ export function adminRoutes(deps: AdminApiDeps): Hono {
     const accepted = await endSessionThroughQueue({ db, ingress }, session, reason);
     logger.info({ event: 'admin.session_end_requested', sessionId: id, reason });
     return c.json({ session_id: id, status: 'ending', envelope_id: accepted.envelopeId }, 202);
+  });
+
+  // Erasure on request for someone with no user to erase (an anonymous web or API visitor,
+  // unverified mail), or of one conversation: the session, its sub-sessions, and what is theirs.
+  app.delete('/api/admin/sessions/:id', async (c) => {
+    const { id } = parse(SessionParams, c.req.param());
+    const result = await eraseSession(deps, id);
+    if (!result) throw notFound(id);
+    return c.json({
+      session_id: id,
+      erased: { sessions: result.sessions.length, messages: result.messages, memory: result.memory },
+      cache_cleared: result.cacheCleared,
+    });
   });
 
   app.get('/api/admin/stats', async (c) => {

@@ -17,9 +17,11 @@ export interface ErasedSession {
 export const laneOf = (s: ErasedSession): string =>
   sessionLane({ bot: s.bot, channel: s.channel as Channel, ...identityOfNativeKey(s.nativeKey) });
 
-export interface UserErasure {
+/** What an erasure of sessions removed, whoever they were erased for. */
+export interface SessionsErasure {
   sessions: ErasedSession[];
   messages: number;
+  /** Channel identities removed (a user's erasure), and USER MEMORY entries. */
   identities: number;
   memory: number;
   /** What scheduled jobs may name of theirs (a job's id or payload): the erasure removes those jobs. */
@@ -35,21 +37,67 @@ export interface UserErasure {
 export const ANY = '*';
 
 /**
- * Every session of a user: those that name the user, and every session of each of the user's
- * channel identities (their key is the identity, or the identity and a thread), whichever bot.
+ * Sessions whose ids `seed` selects (a condition on `s`), with their sub-sessions at any depth
+ * (which would otherwise go with their parent by cascade, unseen by what is cleared after the
+ * commit), locked, oldest first.
  */
-async function sessionsOfUser(tx: Queryable, userId: string): Promise<ErasedSession[]> {
+async function sessionsWithChildren(
+  tx: Queryable,
+  seed: string,
+  params: readonly unknown[],
+): Promise<ErasedSession[]> {
   const { rows } = await tx.query<{ id: string; bot: string; channel: string; native_key: string }>(
-    `SELECT s.id, s.bot, s.channel, s.native_key FROM sessions s
-     WHERE s.user_id = $1
-        OR EXISTS (SELECT 1 FROM user_identities i
-                   WHERE i.user_id = $1 AND i.channel = s.channel
-                     AND (s.native_key = i.native_id OR starts_with(s.native_key, i.native_id || '#')))
-     ORDER BY s.created_at
+    `WITH RECURSIVE erased (id) AS (
+       SELECT s.id FROM sessions s WHERE ${seed}
+       UNION SELECT c.id FROM sessions c JOIN erased e ON c.parent_id = e.id)
+     SELECT s.id, s.bot, s.channel, s.native_key FROM sessions s
+     WHERE s.id IN (SELECT id FROM erased)
+     ORDER BY s.created_at, s.id
      FOR UPDATE OF s`,
-    [userId],
+    params,
   );
   return rows.map((r) => ({ id: r.id, bot: r.bot, channel: r.channel, nativeKey: r.native_key }));
+}
+
+/**
+ * A user's channel identities, and on channels that keep unverified messages apart (email's
+ * `unverified:<address>`) the native id such messages claiming to be from them have: those
+ * sessions are never linked to anyone and may be theirs, so they go with them.
+ */
+async function contactsOfUser(tx: Queryable, userId: string): Promise<Contact[]> {
+  const { rows } = await tx.query<{ channel: string; native_id: string }>(
+    'SELECT channel, native_id FROM user_identities WHERE user_id = $1',
+    [userId],
+  );
+  return rows.flatMap(({ channel, native_id: nativeId }) => {
+    const unverified = channels.get(channel)?.nativeId.unverified;
+    return [{ channel, nativeId }, ...(unverified ? [{ channel, nativeId: unverified(nativeId) }] : [])];
+  });
+}
+
+/** `unnest` parameters for contacts: their channels, then their native ids. */
+const contactParams = (contacts: readonly Contact[]) => [
+  contacts.map((c) => c.channel),
+  contacts.map((c) => c.nativeId),
+];
+
+/**
+ * Every session of a user: those that name the user, and every session of each of their contacts
+ * (`contactsOfUser`: the key is the contact, or the contact and a thread), whichever bot.
+ */
+function sessionsOfUser(
+  tx: Queryable,
+  userId: string,
+  contacts: readonly Contact[],
+): Promise<ErasedSession[]> {
+  return sessionsWithChildren(
+    tx,
+    `s.user_id = $1
+     OR EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS i (channel, native_id)
+                WHERE i.channel = s.channel
+                  AND (s.native_key = i.native_id OR starts_with(s.native_key, i.native_id || '#')))`,
+    [userId, ...contactParams(contacts)],
+  );
 }
 
 /**
@@ -81,51 +129,71 @@ function contactOf(s: ErasedSession): Contact[] {
 }
 
 /**
- * Erases a user from PostgreSQL in one transaction: their sessions (messages, state and events
- * go with them by cascade), the inbox rows queued for those sessions' lanes, what channels keep of them,
- * the outbound messages to them, memory,
- * identities and the user row; remembers their channel contacts as erased (src/store/erased-contacts.ts:
- * what was queued for them before now is dropped); records a `user.erased` event that names no
- * one. Undefined when there is no such user.
+ * The part every erasure shares, in its transaction: the sessions (messages, state, events,
+ * handoffs, files and webhook outbox rows go with them by cascade), the inbox rows queued for
+ * their lanes, what channels keep of them, the outbound messages to them (by session, and to
+ * `outboundTo`'s contacts). Users and identities are the caller's.
  */
-export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure | undefined> {
+async function eraseSessionsIn(
+  tx: Queryable,
+  sessions: ErasedSession[],
+  outboundTo: readonly Contact[],
+): Promise<Omit<SessionsErasure, 'identities' | 'memory'>> {
+  const ids = sessions.map((s) => s.id);
+  const counted = await tx.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM messages WHERE session_id = ANY($1::uuid[])',
+    [ids],
+  );
+  await eraseChannelRows(tx, sessions);
+  const handoffs = await tx.query<{ id: string }>(
+    'SELECT id FROM handoffs WHERE session_id = ANY($1::uuid[])',
+    [ids],
+  );
+  const webhookLanes = await tx.query<{ endpoint: string; key: string }>(
+    `SELECT DISTINCT endpoint, lane AS key FROM webhook_outbox WHERE session_id = ANY($1::uuid[])`,
+    [ids],
+  );
+  // Messages the business sent or scheduled them, broadcasts' included (their text and address);
+  // a scheduled one's job goes too. An opt-out stays: it says not to write.
+  const outbound = await tx.query<{ id: string }>(
+    `DELETE FROM outbound_messages o WHERE o.session_id = ANY($1::uuid[])
+       OR EXISTS (SELECT 1 FROM unnest($2::text[], $3::text[]) AS i (channel, native_id)
+                  WHERE i.channel = o.channel
+                    AND (o.native_key = i.native_id OR starts_with(o.native_key, i.native_id || '#')))
+     RETURNING o.id`,
+    [ids, ...contactParams(outboundTo)],
+  );
+  await tx.query('DELETE FROM inbox WHERE lane = ANY($1::text[])', [sessions.map(laneOf)]);
+  await tx.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [ids]);
+  await forgetAuditedSessions(tx, ids);
+  return {
+    sessions,
+    messages: counted.rows[0]?.n ?? 0,
+    scheduled: {
+      handoffIds: handoffs.rows.map((r) => r.id),
+      outboundMessageIds: outbound.rows.map((r) => r.id),
+      webhookLanes: webhookLanes.rows,
+    },
+  };
+}
+
+/**
+ * Erases a user from PostgreSQL in one transaction: their sessions (those naming them, and those
+ * of their channel identities, unverified mail from their addresses included) with everything
+ * `eraseSessionsIn` removes, the outbound messages to their identities, memory, identities and
+ * the user row; remembers their channel contacts as erased (src/store/erased-contacts.ts: what was
+ * queued for them before now is dropped); records a `user.erased` event that names no one.
+ * Undefined when there is no such user.
+ */
+export async function eraseUserRows(db: Db, userId: string): Promise<SessionsErasure | undefined> {
   return db.transaction(async (tx) => {
     const user = await tx.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [userId]);
     if (user.rows.length === 0) return undefined;
-    const sessions = await sessionsOfUser(tx, userId);
-    const ids = sessions.map((s) => s.id);
-    const lanes = sessions.map(laneOf);
-    const counted = await tx.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM messages WHERE session_id = ANY($1::uuid[])',
-      [ids],
-    );
-    await eraseChannelRows(tx, sessions);
-    const handoffs = await tx.query<{ id: string }>(
-      'SELECT id FROM handoffs WHERE session_id = ANY($1::uuid[])',
-      [ids],
-    );
-    const webhookLanes = await tx.query<{ endpoint: string; key: string }>(
-      `SELECT DISTINCT endpoint, lane AS key FROM webhook_outbox WHERE session_id = ANY($1::uuid[])`,
-      [ids],
-    );
-    // Messages the business sent or scheduled them, broadcasts' included (their text and address);
-    // a scheduled one's job goes too. An opt-out stays: it says not to write.
-    const outbound = await tx.query<{ id: string }>(
-      `DELETE FROM outbound_messages o WHERE o.session_id = ANY($1::uuid[])
-         OR EXISTS (SELECT 1 FROM user_identities i
-                    WHERE i.user_id = $2 AND i.channel = o.channel
-                      AND (o.native_key = i.native_id OR starts_with(o.native_key, i.native_id || '#')))
-       RETURNING o.id`,
-      [ids, userId],
-    );
-    await tx.query('DELETE FROM inbox WHERE lane = ANY($1::text[])', [lanes]);
-    await tx.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [ids]);
-    await forgetAuditedSessions(tx, ids);
+    const contacts = await contactsOfUser(tx, userId);
+    const sessions = await sessionsOfUser(tx, userId, contacts);
+    const erased = await eraseSessionsIn(tx, sessions, contacts);
     const memory = await tx.query('DELETE FROM user_memory WHERE user_id = $1', [userId]);
-    const identities = await tx.query<{ channel: string; native_id: string }>(
-      'DELETE FROM user_identities WHERE user_id = $1 RETURNING channel, native_id',
-      [userId],
-    );
+    const identities = await tx.query('DELETE FROM user_identities WHERE user_id = $1', [userId]);
     await tx.query('DELETE FROM users WHERE id = $1', [userId]);
     await recordEvent(tx, {
       sessionId: null,
@@ -136,20 +204,48 @@ export async function eraseUserRows(db: Db, userId: string): Promise<UserErasure
     });
     // Last, so that its time is the erasure's end: what is still queued for them from before it
     // is dropped, not made a new contact.
-    await recordErasedContacts(tx, [
-      ...identities.rows.map((i) => ({ channel: i.channel, nativeId: i.native_id })),
-      ...sessions.flatMap(contactOf),
-    ]);
-    return {
-      sessions,
-      messages: counted.rows[0]?.n ?? 0,
-      identities: identities.rowCount,
-      memory: memory.rowCount,
-      scheduled: {
-        handoffIds: handoffs.rows.map((r) => r.id),
-        outboundMessageIds: outbound.rows.map((r) => r.id),
-        webhookLanes: webhookLanes.rows,
-      },
-    };
+    await recordErasedContacts(tx, [...contacts, ...sessions.flatMap(contactOf)]);
+    return { ...erased, identities: identities.rowCount, memory: memory.rowCount };
+  });
+}
+
+/**
+ * Erases one session from PostgreSQL in one transaction, whoever it was with (an anonymous web or
+ * API visitor has no user to erase): it and its sub-sessions, with everything `eraseSessionsIn`
+ * removes. Its user stays when anything else can reach them (another session, a channel identity,
+ * a sign-in); one that nothing can reach any more (an anonymous visitor's memory owner) goes with
+ * its memory. Remembers the sessions' channel contacts as erased, as a user's erasure does, and
+ * records a `session.erased` event that names no one. Undefined when there is no such session.
+ */
+export async function eraseSessionRows(db: Db, sessionId: string): Promise<SessionsErasure | undefined> {
+  return db.transaction(async (tx) => {
+    const sessions = await sessionsWithChildren(tx, 's.id = $1', [sessionId]);
+    if (sessions.length === 0) return undefined;
+    const ids = sessions.map((s) => s.id);
+    const owners = await tx.query<{ user_id: string }>(
+      'SELECT DISTINCT user_id FROM sessions WHERE id = ANY($1::uuid[]) AND user_id IS NOT NULL',
+      [ids],
+    );
+    const erased = await eraseSessionsIn(tx, sessions, []);
+    const orphans = await tx.query<{ id: string }>(
+      `SELECT u.id FROM users u
+       WHERE u.id = ANY($1::uuid[]) AND u.external_id IS NULL
+         AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id)
+         AND NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id)
+       FOR UPDATE OF u`,
+      [owners.rows.map((r) => r.user_id)],
+    );
+    const orphanIds = orphans.rows.map((r) => r.id);
+    const memory = await tx.query('DELETE FROM user_memory WHERE user_id = ANY($1::uuid[])', [orphanIds]);
+    await tx.query('DELETE FROM users WHERE id = ANY($1::uuid[])', [orphanIds]);
+    await recordEvent(tx, {
+      sessionId: null,
+      bot: ANY,
+      channel: ANY,
+      type: 'session.erased',
+      data: { sessionId, sessions: sessions.length },
+    });
+    await recordErasedContacts(tx, sessions.flatMap(contactOf));
+    return { ...erased, identities: 0, memory: memory.rowCount };
   });
 }

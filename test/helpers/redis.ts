@@ -24,3 +24,38 @@ export function testRedisPrefix(): { prefix: string; cleanup: () => Promise<void
 }
 
 export { TEST_REDIS_URL };
+
+/** Every key under `prefix`. */
+export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    found.push(...batch);
+  } while (cursor !== '0');
+  return found;
+}
+
+/** A key's contents as text, whatever its type. */
+export async function valueText(redis: Redis, key: string): Promise<string> {
+  const type = await redis.type(key);
+  if (type === 'string') return (await redis.get(key)) ?? '';
+  if (type === 'list') return JSON.stringify(await redis.lrange(key, 0, -1));
+  if (type === 'hash') return JSON.stringify(await redis.hgetall(key));
+  if (type === 'set') return JSON.stringify(await redis.smembers(key));
+  if (type === 'zset') return JSON.stringify(await redis.zrange(key, '0', '-1'));
+  if (type === 'stream') return JSON.stringify(await redis.xrange(key, '-', '+'));
+  return '';
+}
+
+/** The keys under `prefix` whose name or contents mention one of `needles` (`key: contents`). */
+export async function keysMentioning(redis: Redis, prefix: string, needles: string[]): Promise<string[]> {
+  const holding: string[] = [];
+  for (const key of await keysUnder(redis, prefix)) {
+    const text = await valueText(redis, key);
+    if (needles.some((n) => key.includes(n) || text.includes(n)))
+      holding.push(`${key}: ${text.slice(0, 300)}`);
+  }
+  return holding;
+}

@@ -7,7 +7,7 @@ import { sessionMessagesKey } from '../../src/limits/rate-limiter.ts';
 import { createRedisRateLimiter } from '../../src/limits/redis-rate-limiter.ts';
 import { adminClient, eventually, processed, rowsMentioningAny } from '../helpers/admin.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { keysUnder, TEST_REDIS_URL, testRedisPrefix, valueText } from '../helpers/redis.ts';
 
 const ADMIN_TOKEN = 'erasure-admin-token-of-32-characters';
 const ANA_PHONE = '+4915111111111';
@@ -43,28 +43,7 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
     return rows[0]!.session_id;
   }
 
-  async function keys(): Promise<string[]> {
-    const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      found.push(...batch);
-    } while (cursor !== '0');
-    return found;
-  }
-
-  /** A key's contents as text, whatever its type. */
-  async function contents(key: string): Promise<string> {
-    const type = await redis.type(key);
-    if (type === 'string') return (await redis.get(key)) ?? '';
-    if (type === 'list') return JSON.stringify(await redis.lrange(key, 0, -1));
-    if (type === 'hash') return JSON.stringify(await redis.hgetall(key));
-    if (type === 'set') return JSON.stringify(await redis.smembers(key));
-    if (type === 'zset') return JSON.stringify(await redis.zrange(key, '0', '-1'));
-    if (type === 'stream') return JSON.stringify(await redis.xrange(key, '-', '+'));
-    return '';
-  }
+  const keys = () => keysUnder(redis, prefix);
 
   /** Every queue lane drained and unscheduled: nothing in flight. */
   async function queuesIdle(): Promise<void> {
@@ -281,7 +260,7 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
     // Nor does any value (queue bookkeeping, BullMQ's jobs and event streams, dead letters).
     const holding: string[] = [];
     for (const key of after) {
-      const text = await contents(key);
+      const text = await valueText(redis, key);
       if (needles.some((n) => text.includes(n))) holding.push(`${key}: ${text.slice(0, 300)}`);
     }
     expect(holding).toEqual([]);

@@ -50,6 +50,7 @@ import {
   SessionCreated,
   SessionEnded,
   SessionEnding,
+  SessionErased,
   SessionInspection,
   SessionList,
   SessionView,
@@ -246,6 +247,16 @@ export const OPERATIONS: Operation[] = [
     body: EndBody,
     responses: { 202: { description: 'Accepted', schema: SessionEnding } },
     errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'delete',
+    path: '/api/admin/sessions/{id}',
+    tag: 'Operator',
+    summary:
+      'Erase one session (an anonymous visitor, unverified mail, one conversation): its sub-sessions, messages, state, files, outbound messages and queued traces',
+    security: OPERATOR,
+    responses: ok(SessionErased),
+    errors: [400, 401, 403, 404],
   },
   {
     method: 'get',

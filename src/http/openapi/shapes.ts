@@ -226,6 +226,17 @@ export const SessionEnding = z.looseObject({
   status: z.literal('ending'),
   envelope_id: z.string(),
 });
+export const SessionErased = z.looseObject({
+  session_id: z.uuid(),
+  erased: z.looseObject({
+    sessions: z.int().meta({ description: 'the session and its sub-sessions' }),
+    messages: z.int(),
+    memory: z
+      .int()
+      .meta({ description: "USER MEMORY entries of a user nothing else reaches (an anonymous visitor's)" }),
+  }),
+  cache_cleared: z.boolean(),
+});
 export const UserErased = z.looseObject({
   user_id: z.uuid(),
   erased: z.looseObject({ sessions: z.int(), messages: z.int(), identities: z.int(), memory: z.int() }),
