@@ -1069,6 +1069,23 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "session.erased": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A session was erased (its person asked, or an operator erased it): delete everything you hold of it. Sent once per erased session, sub-sessions included; it carries no content */
+        post: operations["webhookSessionErasedEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "session.started": {
         parameters: {
             query?: never;
@@ -1768,6 +1785,29 @@ export interface components {
             session_id: string;
             /** @constant */
             type: "session.ended";
+        };
+        SessionErasedEvent: {
+            bot: string;
+            /** Format: date-time */
+            created_at: string;
+            data: {
+                /** @description the channel (`whatsapp`, `web`, `api`, …) */
+                channel: string;
+                /**
+                 * Format: uuid
+                 * @description the erased session
+                 */
+                session_id: string;
+            };
+            /**
+             * Format: uuid
+             * @description the same for every endpoint and every retry: deduplicate on it
+             */
+            id: string;
+            /** @description null: the session no longer exists (`data.session_id` names it) */
+            session_id: null;
+            /** @constant */
+            type: "session.erased";
         };
         SessionStartedEvent: {
             bot: string;
@@ -4486,6 +4526,33 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["SessionEndedEvent"];
+            };
+        };
+        responses: {
+            /** @description Taken. Anything else, or no answer in time, is retried. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookSessionErasedEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The body's `id`. */
+                "Switchboard-Event-Id": string;
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the secret `secretEnv` names; refuse a `t` more than 5 minutes away. */
+                "Switchboard-Signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SessionErasedEvent"];
             };
         };
         responses: {

@@ -37,6 +37,13 @@ export interface SessionsErasure {
 export const ANY = '*';
 
 /**
+ * The event webhook that tells receivers a session is gone (src/webhooks/events.ts). Ordered by a
+ * key of its own, not the session's id: the session's outbox rows go with it, this one stays.
+ */
+export const SESSION_ERASED_EVENT = 'session.erased';
+export const erasureOrderingKey = (sessionId: string): string => `erasure:${sessionId}`;
+
+/**
  * Sessions whose ids `seed` selects (a condition on `s`), with their sub-sessions at any depth
  * (which would otherwise go with their parent by cascade, unseen by what is cleared after the
  * commit), locked, oldest first.
@@ -132,7 +139,8 @@ function contactOf(s: ErasedSession): Contact[] {
  * The part every erasure shares, in its transaction: the sessions (messages, state, events,
  * handoffs, files and webhook outbox rows go with them by cascade), the inbox rows queued for
  * their lanes, what channels keep of them, the outbound messages to them (by session, and to
- * `outboundTo`'s contacts). Users and identities are the caller's.
+ * `outboundTo`'s contacts), a `session.erased` event webhook per session for each endpoint that
+ * takes it. Users and identities are the caller's.
  */
 async function eraseSessionsIn(
   tx: Queryable,
@@ -164,6 +172,19 @@ async function eraseSessionsIn(
     [ids, ...contactParams(outboundTo)],
   );
   await tx.query('DELETE FROM inbox WHERE lane = ANY($1::text[])', [sessions.map(laneOf)]);
+  // Receivers of the sessions' events are told to delete what they hold of them. Keyed, not the
+  // session's: the session's own outbox rows (their text among them) go with it just below.
+  await tx.query(
+    `SELECT webhook_emit_keyed(s.bot, s.key, $5, jsonb_build_object('session_id', s.id, 'channel', s.channel))
+     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS s (id, bot, channel, key)`,
+    [
+      ids,
+      sessions.map((s) => s.bot),
+      sessions.map((s) => s.channel),
+      ids.map(erasureOrderingKey),
+      SESSION_ERASED_EVENT,
+    ],
+  );
   await tx.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [ids]);
   await forgetAuditedSessions(tx, ids);
   return {

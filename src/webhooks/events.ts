@@ -3,8 +3,9 @@ import type { WebhookEventType } from './settings.ts';
 
 /**
  * What a receiver gets: the body of each event type, as the triggers (migrations 0026, 0031,
- * 0040–0042) and the broadcast run (src/outbound/broadcasts.ts) write it. The OpenAPI document
- * publishes these under `webhooks`; the tests check every event they receive against them.
+ * 0040–0042), the broadcast run (src/outbound/broadcasts.ts) and erasure (src/store/erasure.ts)
+ * write it. The OpenAPI document publishes these under `webhooks`; the tests check every event
+ * they receive against them.
  */
 
 const channel = z.string().meta({ description: 'the channel (`whatsapp`, `web`, `api`, …)' });
@@ -45,8 +46,16 @@ const broadcastCounts = (status: 'running' | 'completed') =>
     opted_out: count,
   });
 
-/** Each event type: when it is sent, and its `data`. */
-export const WEBHOOK_EVENTS: Record<WebhookEventType, { summary: string; data: z.ZodObject }> = {
+const BROADCAST = 'null: a broadcast event belongs to no session';
+
+/**
+ * Each event type: when it is sent, and its `data`; `noSession`: why its `session_id` is null, for
+ * an event that belongs to no (existing) session.
+ */
+export const WEBHOOK_EVENTS: Record<
+  WebhookEventType,
+  { summary: string; data: z.ZodObject; noSession?: string }
+> = {
   'session.started': {
     summary: 'A session is opened',
     data: z.object({ channel, parent_session_id: uuid.nullable() }),
@@ -54,6 +63,12 @@ export const WEBHOOK_EVENTS: Record<WebhookEventType, { summary: string; data: z
   'session.ended': {
     summary: 'A session ends (closed, idled out, expired, its parent ended)',
     data: z.object({ channel, reason: z.string().nullable(), message_count: count }),
+  },
+  'session.erased': {
+    summary:
+      'A session was erased (its person asked, or an operator erased it): delete everything you hold of it. Sent once per erased session, sub-sessions included; it carries no content',
+    data: z.object({ session_id: uuid.meta({ description: 'the erased session' }), channel }),
+    noSession: 'null: the session no longer exists (`data.session_id` names it)',
   },
   'message.received': { summary: "The person's message is recorded", data: messageRecorded },
   'message.sent': {
@@ -82,18 +97,21 @@ export const WEBHOOK_EVENTS: Record<WebhookEventType, { summary: string; data: z
     summary: 'A person answered ASK RATING',
     data: z.object({ channel, score: z.union([z.number(), z.string()]).nullable() }),
   },
-  'broadcast.started': { summary: 'A broadcast is accepted', data: broadcastAccepted },
+  'broadcast.started': { summary: 'A broadcast is accepted', data: broadcastAccepted, noSession: BROADCAST },
   'broadcast.progress': {
     summary: "A running broadcast's counts (at most every WEBHOOK_BROADCAST_PROGRESS_MS, when they changed)",
     data: broadcastCounts('running'),
+    noSession: BROADCAST,
   },
   'broadcast.dispatched': {
     summary: 'Every recipient of a broadcast has been handed to their session (or set aside)',
     data: broadcastAccepted,
+    noSession: BROADCAST,
   },
   'broadcast.completed': {
     summary: 'No recipient of a broadcast is queued any more: its final counts',
     data: broadcastCounts('completed'),
+    noSession: BROADCAST,
   },
 };
 
@@ -105,8 +123,8 @@ export function webhookEventSchema(type: WebhookEventType) {
       type: z.literal(type),
       created_at: z.iso.datetime({ offset: true }),
       bot: z.string(),
-      session_id: type.startsWith('broadcast.')
-        ? z.null().meta({ description: 'null: a broadcast event belongs to no session' })
+      session_id: WEBHOOK_EVENTS[type].noSession
+        ? z.null().meta({ description: WEBHOOK_EVENTS[type].noSession })
         : uuid,
       data: WEBHOOK_EVENTS[type].data.strict(),
     })

@@ -4,6 +4,7 @@ import { z } from 'zod';
 export const WEBHOOK_EVENT_TYPES = [
   'session.started',
   'session.ended',
+  'session.erased',
   'message.received',
   'message.sent',
   'message.delivered',

@@ -8,7 +8,12 @@ import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
 import { keysMentioning, keysUnder, TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { until } from '../helpers/until.ts';
-import { startWithReceiver, WebhookReceiver, webhookConfigDir } from '../helpers/webhook-receiver.ts';
+import {
+  type ReceivedEvent,
+  startWithReceiver,
+  WebhookReceiver,
+  webhookConfigDir,
+} from '../helpers/webhook-receiver.ts';
 
 const ADMIN_TOKEN = 'erasure-requests-admin-token-0123456789';
 const VISITOR_SECRET = 'VISITOR-SECRET my address is Musterweg 1';
@@ -17,9 +22,10 @@ const BEA_MAIL = 'bea@example.com';
 
 /**
  * Erasure on request where `DELETE /api/users/{id}` could not reach: an anonymous visitor (no
- * user), and the unverified mail of a person's address.
+ * user), and the unverified mail of a person's address; and who is told of an erasure (event
+ * webhook receivers, with `session.erased`).
  */
-describe('erasure on request: one session, and unverified mail', () => {
+describe('erasure on request: one session, unverified mail, and the receivers told', () => {
   const { prefix, cleanup } = testRedisPrefix();
   const receiver = new WebhookReceiver();
   let running: RunningHub;
@@ -66,13 +72,22 @@ describe('erasure on request: one session, and unverified mail', () => {
       'the queues to drain',
     );
 
+  /** The `session.erased` events the receiver took, one per event id. */
+  const erasedEvents = (): ReceivedEvent[] =>
+    receiver.firstArrivals().filter((e) => e.type === 'session.erased');
+
   const sessionExists = async (id: string) =>
     (await db().query('SELECT 1 FROM sessions WHERE id = $1', [id])).rows.length === 1;
 
   beforeAll(async () => {
     running = await startWithReceiver(receiver, async (url) =>
       startTestHub({
-        configDir: await webhookConfigDir(url, {}, ['session.started', 'message.received', 'message.sent']),
+        configDir: await webhookConfigDir(url, {}, [
+          'session.started',
+          'message.received',
+          'message.sent',
+          'session.erased',
+        ]),
         redisUrl: TEST_REDIS_URL,
         redisPrefix: prefix,
         adminToken: ADMIN_TOKEN,
@@ -91,13 +106,13 @@ describe('erasure on request: one session, and unverified mail', () => {
     await cleanup();
   });
 
-  it("erases an anonymous visitor's session on request, with all that is theirs; the other visitor keeps everything", async () => {
+  it("erases an anonymous visitor's session on request, with all that is theirs; receivers are told; the other visitor keeps everything", async () => {
     const api = apiClient(running.url);
     const visitor = await api.createSession('hooks');
     expect((await api.chat(visitor.token, VISITOR_SECRET)).status).toBe(200);
     const other = await api.createSession('hooks');
     expect((await api.chat(other.token, 'I stay')).status).toBe(200);
-    // The outbox held what the visitor wrote (the receiver has it already).
+    // The receiver holds what the visitor wrote: it must be told to delete it.
     await until(
       () => receiver.bySession().get(visitor.session_id) ?? [],
       (events) => events.some((e) => e.type === 'message.received'),
@@ -148,8 +163,8 @@ describe('erasure on request: one session, and unverified mail', () => {
       cache_cleared: true,
     });
 
-    // PostgreSQL: nothing of theirs, but the audit event, which names only an id that means
-    // nothing any more.
+    // PostgreSQL: nothing of theirs, but what says that something was erased and names only ids
+    // that mean nothing any more: the audit event, and the erasure events on their way to receivers.
     const audit = await db().query<{ data: unknown }>(
       `SELECT data FROM session_events WHERE type = 'session.erased'`,
     );
@@ -162,9 +177,20 @@ describe('erasure on request: one session, and unverified mail', () => {
       'Musterstadt',
       'order 1043',
     ]);
-    expect(found).toEqual([expect.stringMatching(/^session_events: .*session\.erased/)]);
+    const isErasureNotice = (row: string) =>
+      (/^(session_events|webhook_outbox): /.test(row) && row.includes('session.erased')) ||
+      (row.startsWith('webhook_lanes: ') && row.includes('erasure:'));
+    expect(found.filter((row) => !isErasureNotice(row))).toEqual([]);
     // Redis: no key, and no value, names their sessions.
     expect(await keysMentioning(redis, prefix, erasedIds)).toEqual([]);
+
+    // The receiver is told, once per erased session, with no content.
+    const told = await until(erasedEvents, (events) => events.length >= 2);
+    expect(told.map((e) => e.data.session_id).sort()).toEqual([...erasedIds].sort());
+    for (const e of told)
+      expect(e).toMatchObject({ bot: 'hooks', session_id: null, data: { channel: 'api' } });
+    expect(receiver.badShapes).toEqual([]);
+    expect(receiver.badSignatures).toBe(0);
 
     // The token is dead; the other visitor goes on with everything.
     expect((await api.chat(visitor.token, 'still there?')).status).toBe(401);
@@ -195,6 +221,7 @@ describe('erasure on request: one session, and unverified mail', () => {
       verified: false,
     });
     expect(new Set([verified, forged, carol]).size).toBe(3);
+    const toldBefore = erasedEvents().length;
     const acceptedBefore = new Date().toISOString();
 
     const res = await admin('DELETE', `/api/users/${ana}`);
@@ -203,6 +230,14 @@ describe('erasure on request: one session, and unverified mail', () => {
     expect(await sessionExists(verified)).toBe(false);
     expect(await sessionExists(forged)).toBe(false);
     expect(await sessionExists(carol)).toBe(true);
+    const told = await until(erasedEvents, (events) => events.length >= toldBefore + 2);
+    expect(
+      told
+        .slice(toldBefore)
+        .map((e) => e.data.session_id)
+        .sort(),
+    ).toEqual([verified, forged].sort());
+    expect(receiver.badShapes).toEqual([]);
 
     // Bea has no unverified mail yet; her erasure still covers mail from her address that was
     // accepted before it and is processed after it.
