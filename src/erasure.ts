@@ -2,6 +2,7 @@ import { type Bus, type SessionErased, sessionTopic } from './bus/bus.ts';
 import type { SessionCache } from './cache/cache.ts';
 import { deliveryRetryJobId } from './delivery/retry-job.ts';
 import { waitTimeoutJobId } from './handoff/engine-side.ts';
+import { AGENTS_TOPIC, type PublishedAgentEvent } from './handoff/events.ts';
 import {
   defaultRecipient,
   type RateLimiter,
@@ -14,7 +15,13 @@ import type { Logger } from './logger.ts';
 import { sendJobId } from './outbound/service.ts';
 import type { Scheduler } from './scheduler/scheduler.ts';
 import type { Db } from './store/db.ts';
-import { eraseSessionRows, eraseUserRows, laneOf, type SessionsErasure } from './store/erasure.ts';
+import {
+  type ErasedConversation,
+  eraseSessionRows,
+  eraseUserRows,
+  laneOf,
+  type SessionsErasure,
+} from './store/erasure.ts';
 import { laneJobId } from './webhooks/dispatcher.ts';
 
 export interface ErasureDeps {
@@ -25,10 +32,16 @@ export interface ErasureDeps {
   scheduler: Pick<Scheduler, 'forget'>;
   /** Clears the Redis queues' memory of the erased sessions; absent on the in-process queue. */
   eraseQueueTraces?: (sessions: { id: string; lane: string }[]) => Promise<unknown>;
-  /** Tells the clients still connected to the erased sessions (a web widget's socket) that they ended. */
+  /**
+   * Tells the clients still connected to the erased sessions (a web widget's socket) that they
+   * ended, and agents' consoles that the conversations they may show are gone.
+   */
   bus?: Pick<Bus, 'publish'>;
   logger: Logger;
 }
+
+/** `conversation.released`'s reason when the session was erased. */
+export const ERASED_REASON = 'erased';
 
 export interface ErasureResult extends SessionsErasure {
   /** False when a cache or Redis step failed: those entries then live until their TTL. */
@@ -112,6 +125,7 @@ async function afterCommit(
     }
   }
   await tellConnectedClients(deps, subject, sessions);
+  await tellAgents(deps, subject, erased.conversations);
   deps.logger.info({ event: log.done, ...subject, sessions: sessions.length, cacheCleared });
   return { ...erased, cacheCleared };
 }
@@ -128,6 +142,41 @@ async function tellConnectedClients(
     const erased: SessionErased = { type: 'session.erased', sessionId: id };
     await bus.publish(sessionTopic(id), erased).catch((err: Error) => {
       deps.logger.warn({ event: logOf(subject).noticeFailed, ...subject, sessionId: id, err: err.message });
+    });
+  }
+}
+
+/**
+ * Agents' event streams, in every gateway: each erased conversation is released, reason `erased`,
+ * to whoever could see it (its agent, its queue, supervisors), so a console showing it closes it.
+ * Published only, never kept: `agent_events` went with the session. Best-effort: a console that
+ * misses it finds the conversation gone when it next reads it.
+ */
+async function tellAgents(
+  deps: ErasureDeps,
+  subject: Subject,
+  conversations: ErasedConversation[],
+): Promise<void> {
+  const { bus } = deps;
+  if (!bus) return;
+  for (const c of conversations) {
+    const released: PublishedAgentEvent = {
+      id: null,
+      type: 'conversation.released',
+      sessionId: c.sessionId,
+      bot: c.bot,
+      agentId: c.agentId,
+      queue: c.queue,
+      data: { session_id: c.sessionId, reason: ERASED_REASON },
+      createdAt: new Date().toISOString(),
+    };
+    await bus.publish(AGENTS_TOPIC, released).catch((err: Error) => {
+      deps.logger.warn({
+        event: logOf(subject).noticeFailed,
+        ...subject,
+        sessionId: c.sessionId,
+        err: err.message,
+      });
     });
   }
 }

@@ -9,6 +9,9 @@ import type { AgentRecord, ConversationDetail, HistoryRow, Me } from './types.ts
 /** How often the reply box tells the person the agent is still typing. */
 const TYPING_EVERY_MS = 3_000;
 
+/** `conversation.released`'s reason when the session was erased (src/erasure.ts). */
+const ERASED_REASON = 'erased';
+
 const ROLE_LABELS: Record<string, string> = {
   user: 'Person',
   assistant: 'Bot',
@@ -82,6 +85,8 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   const { me, sessionId } = props;
   const [detail, setDetail] = useState<ConversationDetail>();
   const [error, setError] = useState<string>();
+  /** The session the hub said was erased while it was shown: nothing of it is shown any more. */
+  const [erasedId, setErasedId] = useState<string>();
   const [text, setText] = useState('');
   const [asNote, setAsNote] = useState(false);
   const [transferTo, setTransferTo] = useState('');
@@ -101,8 +106,9 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
       setError(undefined);
     } catch (err) {
       if (!fresh()) return;
-      // No longer the agent's to see (another agent took it): what was shown goes too.
-      if (err instanceof ApiError && err.status === 403) setDetail(undefined);
+      // No longer the agent's to see (another agent took it), or gone (erased while this console
+      // was not listening): what was shown goes too.
+      if (err instanceof ApiError && (err.status === 403 || err.status === 404)) setDetail(undefined);
       setError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
     }
   }, [base, ticket]);
@@ -123,6 +129,17 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   }, [detail?.messages.length]);
 
   useConversationEvents((event) => {
+    if (
+      event.type === 'conversation.released' &&
+      event.session_id === sessionId &&
+      event.data.reason === ERASED_REASON
+    ) {
+      // Shown at once, and over any reload still on its way (it would bring back what was erased).
+      ticket()();
+      setDetail(undefined);
+      setErasedId(sessionId);
+      return;
+    }
     if (event.type === STREAM_READY || event.session_id === sessionId) void load();
   });
 
@@ -164,6 +181,18 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
     const ok = await act('POST', asNote ? '/notes' : '/messages', { text: body });
     if (ok) setText('');
   };
+
+  if (erasedId === sessionId)
+    return (
+      <main class="conversation">
+        <p class="error" role="alert">
+          This conversation was erased: nothing of it is kept any more.
+        </p>
+        <button type="button" class="link back" onClick={() => navigate({ page: 'inbox' })}>
+          ← Inbox
+        </button>
+      </main>
+    );
 
   if (!detail)
     return (

@@ -16,6 +16,13 @@ export type AgentEventType = (typeof AGENT_EVENT_TYPES)[number];
 export const AGENTS_TOPIC = 'agents';
 
 /**
+ * What the agents' topic carries: an event kept in `agent_events` (its `id` resumes a stream), or
+ * one with no `id` that is not kept: a conversation erased (its session, and with it its events,
+ * no longer exists), which only streams open at the time hear of.
+ */
+export type PublishedAgentEvent = Omit<AgentEventRecord, 'id'> & { id: number | null };
+
+/**
  * Who sees an event: supervisors and admins every event of their bots; an agent the events of
  * conversations assigned to them, and of waiting ones in their queues (a conversation another
  * agent took leaves their waiting list, so they see that it was assigned too).
@@ -29,8 +36,12 @@ export function canSee(
   if (event.agentId === agent.id) return true;
   if (!inQueuesOf(agent, event.queue)) return false;
   if (event.type === 'conversation.waiting' || event.type === 'conversation.assigned') return true;
-  // A waiting conversation's messages go to everyone who could take it.
-  return event.agentId === null && event.type === 'conversation.message';
+  // A waiting conversation's messages go to everyone who could take it, and so does its leaving
+  // the queue unassigned (a wait timeout, an erasure).
+  return (
+    event.agentId === null &&
+    (event.type === 'conversation.message' || event.type === 'conversation.released')
+  );
 }
 
 /** Agent events: kept in PostgreSQL (for Last-Event-ID resume) and published on the bus. */

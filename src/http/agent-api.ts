@@ -12,7 +12,7 @@ import { isLiveChannel } from '../channels/registry.ts';
 import type { HubConfig } from '../config/env.ts';
 import { formatIssues } from '../config/env-parsing.ts';
 import { identityOfNativeKey } from '../envelope.ts';
-import { AGENTS_TOPIC, canSee } from '../handoff/events.ts';
+import { AGENTS_TOPIC, canSee, type PublishedAgentEvent } from '../handoff/events.ts';
 import type { HandoffService } from '../handoff/service.ts';
 import type { Logger } from '../logger.ts';
 import {
@@ -28,7 +28,6 @@ import {
 import type { Db } from '../store/db.ts';
 import { recentEvents } from '../store/events.ts';
 import {
-  type AgentEventRecord,
   agentEventsAfter,
   agentMayOpen,
   type ConversationRow,
@@ -149,8 +148,9 @@ export function toAgentMessage(m: MessageRecord) {
   };
 }
 
-const toSseEvent = (e: AgentEventRecord) => ({
-  id: String(e.id),
+/** An event not kept (`id` null) has no SSE id: the stream's Last-Event-ID stays the last kept one's. */
+const toSseEvent = (e: PublishedAgentEvent) => ({
+  ...(e.id === null ? {} : { id: String(e.id) }),
   event: e.type,
   data: JSON.stringify({ ...e.data, event_id: e.id, type: e.type, bot: e.bot, created_at: e.createdAt }),
 });
@@ -431,16 +431,16 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       let replaying = lastId !== undefined;
       /** Ids the replay wrote: a live copy of one of them is not written twice. */
       const replayed = new Set<number>();
-      const held: AgentEventRecord[] = [];
+      const held: PublishedAgentEvent[] = [];
       let chain = Promise.resolve();
-      const write = (e: AgentEventRecord) => {
-        if (replayed.has(e.id) || !canSee(agent, e)) return;
-        if (replaying) replayed.add(e.id);
+      const write = (e: PublishedAgentEvent) => {
+        if ((e.id !== null && replayed.has(e.id)) || !canSee(agent, e)) return;
+        if (replaying && e.id !== null) replayed.add(e.id);
         chain = chain.then(() => stream.writeSSE(toSseEvent(e))).catch(() => undefined);
       };
       // Subscribed before the replay is read, so nothing falls between the two.
       const unsubscribe = await bus.subscribe(AGENTS_TOPIC, (raw) => {
-        const e = raw as AgentEventRecord;
+        const e = raw as PublishedAgentEvent;
         if (replaying) held.push(e);
         else write(e);
       });
@@ -500,7 +500,10 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
         if (lastId !== undefined) {
           for (const e of await agentEventsAfter(db, lastId, MAX_REPLAY)) write(e);
           replaying = false;
-          for (const e of held.splice(0).sort((a, b) => a.id - b.id)) if (e.id > lastId) write(e);
+          // Kept events in their order, then those that were not kept (no replay could have had them).
+          const order = (e: PublishedAgentEvent) => e.id ?? Number.MAX_SAFE_INTEGER;
+          for (const e of held.splice(0).sort((a, b) => order(a) - order(b)))
+            if (e.id === null || e.id > lastId) write(e);
         }
         await closed;
       } finally {

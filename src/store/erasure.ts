@@ -17,6 +17,17 @@ export interface ErasedSession {
 export const laneOf = (s: ErasedSession): string =>
   sessionLane({ bot: s.bot, channel: s.channel as Channel, ...identityOfNativeKey(s.nativeKey) });
 
+/**
+ * An erased session that had been handed to agents (its latest handoff): agents' consoles may show
+ * it, and are told it is gone. `agentId`: the agent holding it when it was erased, if any.
+ */
+export interface ErasedConversation {
+  sessionId: string;
+  bot: string;
+  agentId: string | null;
+  queue: string | null;
+}
+
 /** What an erasure of sessions removed, whoever they were erased for. */
 export interface SessionsErasure {
   sessions: ErasedSession[];
@@ -24,6 +35,7 @@ export interface SessionsErasure {
   /** Channel identities removed (a user's erasure), and USER MEMORY entries. */
   identities: number;
   memory: number;
+  conversations: ErasedConversation[];
   /** What scheduled jobs may name of theirs (a job's id or payload): the erasure removes those jobs. */
   scheduled: {
     handoffIds: string[];
@@ -135,6 +147,23 @@ function contactOf(s: ErasedSession): Contact[] {
   return [{ channel: s.channel, nativeId: identityOfNativeKey(s.nativeKey).from.id }];
 }
 
+/** Each session's latest handoff, if it had one (what an agent's console may be showing). */
+async function conversationsOf(tx: Queryable, ids: string[]): Promise<ErasedConversation[]> {
+  const { rows } = await tx.query<{
+    session_id: string;
+    bot: string;
+    agent_id: string | null;
+    queue: string | null;
+  }>(
+    `SELECT DISTINCT ON (session_id) session_id, bot,
+       CASE WHEN state = 'assigned' THEN agent_id END AS agent_id, queue
+     FROM handoffs WHERE session_id = ANY($1::uuid[])
+     ORDER BY session_id, (state <> 'ended') DESC, requested_at DESC`,
+    [ids],
+  );
+  return rows.map((r) => ({ sessionId: r.session_id, bot: r.bot, agentId: r.agent_id, queue: r.queue }));
+}
+
 /**
  * The part every erasure shares, in its transaction: the sessions (messages, state, events,
  * handoffs, files and webhook outbox rows go with them by cascade), the inbox rows queued for
@@ -157,6 +186,7 @@ async function eraseSessionsIn(
     'SELECT id FROM handoffs WHERE session_id = ANY($1::uuid[])',
     [ids],
   );
+  const conversations = await conversationsOf(tx, ids);
   const webhookLanes = await tx.query<{ endpoint: string; key: string }>(
     `SELECT DISTINCT endpoint, lane AS key FROM webhook_outbox WHERE session_id = ANY($1::uuid[])`,
     [ids],
@@ -190,6 +220,7 @@ async function eraseSessionsIn(
   return {
     sessions,
     messages: counted.rows[0]?.n ?? 0,
+    conversations,
     scheduled: {
       handoffIds: handoffs.rows.map((r) => r.id),
       outboundMessageIds: outbound.rows.map((r) => r.id),

@@ -208,4 +208,45 @@ describe('agent console, live while its event stream connects', () => {
       await own.close();
     }
   });
+  it('closes the conversation it shows when its session is erased, and says so', async () => {
+    const opened = await fetch(`${running.url}/api/session`, { method: 'POST' });
+    const { session_id, token } = (await opened.json()) as { session_id: string; token: string };
+    const person = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const asked = await fetch(`${running.url}/api/chat`, {
+      method: 'POST',
+      headers: person,
+      body: JSON.stringify({ text: 'human' }),
+    });
+    expect(asked.status).toBe(200);
+
+    const page = await agent.context.newPage();
+    await page.goto(`${running.url}/console/conversations/${session_id}`);
+    await page
+      .locator('.msg-assistant', { hasText: 'Connecting you to an agent...' })
+      .waitFor({ timeout: 20_000 });
+    // The page's stream is live once a message the person sends now appears on it.
+    const sent = await fetch(`${running.url}/api/chat?wait=false`, {
+      method: 'POST',
+      headers: person,
+      body: JSON.stringify({ text: 'Please delete what you have of me' }),
+    });
+    expect(sent.status).toBe(202);
+    await page
+      .locator('.msg-user', { hasText: 'Please delete what you have of me' })
+      .waitFor({ timeout: 20_000 });
+
+    // An operator erases the session (the person asked): the page drops what it showed, at once.
+    const erased = await fetch(`${running.url}/api/admin/sessions/${session_id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(erased.status).toBe(200);
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'This conversation was erased' })
+      .waitFor({ timeout: 20_000 });
+    expect(await page.getByRole('list', { name: 'Transcript' }).count()).toBe(0);
+    expect(await page.getByText('Please delete what you have of me').count()).toBe(0);
+    await page.close();
+  });
 });
