@@ -47,6 +47,11 @@ export const EnvSchema = z.object({
    */
   AGENT_EVENTS_KEEP_HOURS: int(24, 1),
   /**
+   * A person known on a channel or signed in (user, identities, USER MEMORY) is erased once this
+   * many days passed since their last session activity, with no session open. Unset: kept.
+   */
+  IDENTIFIED_USER_RETENTION_DAYS: setting(z.coerce.number().int().min(1).optional()),
+  /**
    * Dead letters (envelopes the queues set aside, event webhooks dead-lettered, mail the email
    * channel set aside) are kept this many days for an operator to list and replay, then pruned:
    * they hold what people wrote.
@@ -252,6 +257,8 @@ export interface HubConfig {
   cacheTtlSeconds: number;
   cacheMaxSessions: number;
   anonymousSessionDays: number;
+  /** IDENTIFIED_USER_RETENTION_DAYS, in ms; undefined (unset): identified users are kept. */
+  identifiedUserRetentionMs: number | undefined;
   agentEventsKeepMs: number;
   /** DEAD_LETTER_KEEP_DAYS, in ms. */
   deadLetterKeepMs: number;
@@ -347,6 +354,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     cacheTtlSeconds: e.CACHE_TTL_SECONDS,
     cacheMaxSessions: e.CACHE_MAX_SESSIONS,
     anonymousSessionDays: e.ANONYMOUS_SESSION_DAYS,
+    identifiedUserRetentionMs:
+      e.IDENTIFIED_USER_RETENTION_DAYS === undefined
+        ? undefined
+        : e.IDENTIFIED_USER_RETENTION_DAYS * 86_400_000,
     agentEventsKeepMs: e.AGENT_EVENTS_KEEP_HOURS * 3_600_000,
     deadLetterKeepMs: e.DEAD_LETTER_KEEP_DAYS * 86_400_000,
     databasePoolSize: e.DATABASE_POOL_SIZE,

@@ -1,5 +1,6 @@
 import type { Hono } from 'hono';
 import { announceAccessChange } from '../agents/access.ts';
+import { erasureServices } from '../hub/erasure-services.ts';
 import type { HubServices } from '../hub/services.ts';
 import { inboxQueueStatus } from '../queue/lane-status.ts';
 import { inboxCounts } from '../store/inbox.ts';
@@ -139,19 +140,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
       cache,
       ingress,
       logger,
-      rateLimiter,
-      scheduler: backend.scheduler,
-      bus,
-      ...(redis
-        ? {
-            eraseQueueTraces: async (sessions) =>
-              (await import('../queue/erased-traces.ts')).eraseQueueTraces(
-                redis,
-                config.redisPrefix,
-                sessions,
-              ),
-          }
-        : {}),
+      ...erasureServices(backend, config.redisPrefix),
     }),
   );
   app.route(

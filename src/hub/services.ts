@@ -38,6 +38,7 @@ import type { Db } from '../store/db.ts';
 import { applyPlatformStatus } from '../store/messages.ts';
 import { migrate, requireMigrated } from '../store/migrate.ts';
 import { createEventWebhooks, type EventWebhooks } from '../webhooks/webhooks.ts';
+import { erasureServices } from './erasure-services.ts';
 
 /**
  * Everything a hub is made of, built and wired, nothing started: the database (migrated), the
@@ -234,6 +235,14 @@ export async function createServices(options: {
         logger,
         agentEventsKeepMs: config.agentEventsKeepMs,
         deadLetterKeepMs: config.deadLetterKeepMs,
+        ...(config.identifiedUserRetentionMs === undefined
+          ? {}
+          : {
+              identifiedUsers: {
+                retentionMs: config.identifiedUserRetentionMs,
+                erasure: erasureServices(backend, config.redisPrefix),
+              },
+            }),
       });
     scheduler.handle('expiry', async () => {
       await expire();

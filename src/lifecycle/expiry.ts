@@ -1,12 +1,14 @@
 import type { SessionCache } from '../cache/cache.ts';
 import { channels } from '../channels/registry.ts';
 import type { BotRegistry } from '../config/bots.ts';
+import type { ErasureDeps } from '../erasure.ts';
 import type { Logger } from '../logger.ts';
 import { msAgo } from '../store/clock.ts';
 import type { Db, Queryable } from '../store/db.ts';
 import { ERASED_CONTACT_KEEP_MS, pruneErasedContacts } from '../store/erased-contacts.ts';
 import { json } from '../store/records.ts';
 import { pruneDoneEventsOf } from '../webhooks/store.ts';
+import { expireIdentifiedUsers, rememberLastSeen } from './identified-retention.ts';
 import {
   deleteOrphanOutbound,
   deleteOutboundOfExpired,
@@ -44,6 +46,15 @@ export interface ExpiryDeps {
    * dead letter any more; retention then treats it as settled.
    */
   deadLetterKeepMs?: number;
+  /**
+   * IDENTIFIED_USER_RETENTION_DAYS: identified users away this long, with no open session, are
+   * erased (src/lifecycle/identified-retention.ts), with what erasure needs besides the database,
+   * cache and logger. Absent (the default): they are kept.
+   */
+  identifiedUsers?: {
+    retentionMs: number;
+    erasure: Omit<ErasureDeps, 'db' | 'cache' | 'logger'>;
+  };
 }
 
 export interface ExpiryReport {
@@ -59,6 +70,8 @@ export interface ExpiryReport {
   webhookEvents: number;
   /** Ended sessions whose variables and summary were cleared under `keepMessagesDays`. */
   clearedStates: number;
+  /** Identified users erased under IDENTIFIED_USER_RETENTION_DAYS. */
+  identifiedUsers: number;
 }
 
 const NOT_RUN: ExpiryReport = {
@@ -69,6 +82,7 @@ const NOT_RUN: ExpiryReport = {
   outbound: 0,
   webhookEvents: 0,
   clearedStates: 0,
+  identifiedUsers: 0,
 };
 
 interface ExpiredRow {
@@ -76,6 +90,8 @@ interface ExpiredRow {
   bot: string;
   channel: string;
   native_key: string;
+  user_id: string | null;
+  last_activity_at: Date | string;
   created_at: Date | string;
   ended_at: Date | string | null;
   message_count: number;
@@ -98,8 +114,9 @@ function groupBy<T>(items: readonly string[], key: (item: string) => T): Map<T, 
  * here. Then, under each bot's `keepMessagesDays`, deletes older messages with the operators'
  * messages and webhook events that copy them, and clears the variables and summary of sessions
  * that ended before it. Every removal is recorded as a `session.expired` event that outlives the
- * session (session_id NULL), and the removed sessions leave the cache. Safe to run in many
- * workers at once: one holds the lock and works, the others return `ran: false`.
+ * session (session_id NULL), and the removed sessions leave the cache. With `identifiedUsers`,
+ * last, identified users away longer than it are erased (src/lifecycle/identified-retention.ts).
+ * Safe to run in many workers at once: one holds the lock and works, the others return `ran: false`.
  */
 export async function runExpiry(deps: ExpiryDeps): Promise<ExpiryReport> {
   const release = await deps.db.holdLock(EXPIRY_LOCK_KEY);
@@ -120,6 +137,16 @@ export async function runExpiry(deps: ExpiryDeps): Promise<ExpiryReport> {
     const channelValues = await pruneChannelValues(deps.db);
     const agentEvents = await deleteOldAgentEvents(deps.db, deps.agentEventsKeepMs ?? AGENT_EVENTS_KEEP_MS);
     const erasedContacts = await pruneErasedContacts(deps.db, ERASED_CONTACT_KEEP_MS);
+    // Last: the longest step (an erasure per user), and what it removes is not needed above.
+    const identifiedUsers = deps.identifiedUsers
+      ? await expireIdentifiedUsers({
+          ...deps.identifiedUsers.erasure,
+          db: deps.db,
+          cache: deps.cache,
+          logger: deps.logger,
+          retentionMs: deps.identifiedUsers.retentionMs,
+        })
+      : 0;
     deps.logger.info({
       event: 'expiry.done',
       sessions,
@@ -132,9 +159,10 @@ export async function runExpiry(deps: ExpiryDeps): Promise<ExpiryReport> {
       channelValues,
       agentEvents,
       erasedContacts,
+      identifiedUsers,
       ms: Date.now() - started,
     });
-    return { ran: true, sessions, messages, users, outbound, webhookEvents, clearedStates };
+    return { ran: true, sessions, messages, users, outbound, webhookEvents, clearedStates, identifiedUsers };
   } finally {
     await release();
   }
@@ -161,7 +189,8 @@ async function expireAnonymousSessions(
     for (;;) {
       const removed = await db.transaction(async (tx) => {
         const { rows } = await tx.query<ExpiredRow>(
-          `SELECT id, bot, channel, native_key, created_at, ended_at, message_count FROM sessions
+          `SELECT id, bot, channel, native_key, user_id, last_activity_at, created_at, ended_at, message_count
+           FROM sessions
            WHERE auth_level = 'anonymous' AND last_activity_at < ${msAgo('$1')}
              AND (CASE WHEN $3::boolean THEN NOT (bot = ANY($2::text[])) ELSE bot = ANY($2::text[]) END)
            LIMIT $4 FOR UPDATE SKIP LOCKED`,
@@ -178,6 +207,16 @@ async function expireAnonymousSessions(
         await tx.query('DELETE FROM inbox WHERE envelope_id = ANY($1::text[]) AND processed_at IS NOT NULL', [
           envelopeIds,
         ]);
+        // Their activity outlives them: identified-user retention counts from it.
+        await rememberLastSeen(
+          tx,
+          rows.map((r) => ({
+            userId: r.user_id,
+            channel: r.channel,
+            nativeKey: r.native_key,
+            lastActivityAt: r.last_activity_at,
+          })),
+        );
         await tx.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [ids]);
         await recordExpired(tx, rows);
         return { rows, outbound: sent };
