@@ -11,7 +11,7 @@ import {
   createTokenSessions,
 } from '../channels/host-services.ts';
 import { BOTS_DIR, type BotRegistry, loadBots } from '../config/bots.ts';
-import type { HubConfig, Role } from '../config/env.ts';
+import { ConfigError, type HubConfig, type Role } from '../config/env.ts';
 import { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
 import { registerDeliveryRetries } from '../delivery/retry-job.ts';
@@ -37,7 +37,12 @@ import { ANALYZE_JOB, analyzeStaleTables } from '../store/analyze.ts';
 import type { Db } from '../store/db.ts';
 import { applyPlatformStatus } from '../store/messages.ts';
 import { migrate, requireMigrated } from '../store/migrate.ts';
-import { createEventWebhooks, type EventWebhooks } from '../webhooks/webhooks.ts';
+import {
+  createEventWebhooks,
+  type EventWebhooks,
+  unsetWebhookSecretProblem,
+  unsetWebhookSecrets,
+} from '../webhooks/webhooks.ts';
 import { erasureServices } from './erasure-services.ts';
 
 /**
@@ -89,6 +94,23 @@ export async function openDatabase(config: HubConfig, logger: Logger): Promise<D
     : (await import('../store/pglite.ts')).openPglite(config.dataDir);
 }
 
+/** A ConfigError naming each bot, endpoint and variable, when a webhook's signing secret is unset. */
+function refuseUnsetWebhookSecrets(bots: BotRegistry): void {
+  const unset = unsetWebhookSecrets(
+    bots.names().map((name) => bots.get(name)),
+    process.env,
+  );
+  if (unset.length === 0) return;
+  throw new ConfigError(
+    unset
+      .map((u) => {
+        const { field, message } = unsetWebhookSecretProblem(u);
+        return `bot "${u.bot}": ${field} ${message}`;
+      })
+      .join('; '),
+  );
+}
+
 export async function createServices(options: {
   config: HubConfig;
   role: Role;
@@ -113,6 +135,9 @@ export async function createServices(options: {
   const serves = role === 'all' || role === 'gateway';
   // Sign-in keys are read once, here, so that a bad one stops the start with a ConfigError.
   const verifiers = serves ? await loadSignInVerifiers(config, bots) : undefined;
+  // Workers sign and send the event webhooks: one whose secret is missing would fail every event
+  // for WEBHOOK_MAX_AGE_SECONDS, then drop it. Gateways only record the events.
+  if (role === 'all' || role === 'worker') refuseUnsetWebhookSecrets(bots);
   const db = await openDatabase(config, logger);
   const closers: (() => Promise<unknown>)[] = [() => db.close()];
   const close = async () => {

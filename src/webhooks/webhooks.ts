@@ -1,4 +1,4 @@
-import type { BotRegistry } from '../config/bots.ts';
+import type { Bot, BotRegistry } from '../config/bots.ts';
 import type { HubConfig } from '../config/env.ts';
 import type { Logger } from '../logger.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
@@ -16,6 +16,35 @@ export interface EventWebhooks {
   /** Workers: starts delivering. */
   start(): void;
   stop(): Promise<void>;
+}
+
+/** A webhook endpoint whose signing secret's variable is not set: none of its events could be sent. */
+export interface UnsetWebhookSecret {
+  bot: string;
+  /** Its place in the bot's `webhooks` list. */
+  index: number;
+  url: string;
+  secretEnv: string;
+}
+
+/** The bots' webhook endpoints whose `secretEnv` names a variable that is unset or empty in `env`. */
+export function unsetWebhookSecrets(
+  bots: readonly Pick<Bot, 'name' | 'settings'>[],
+  env: Readonly<Record<string, string | undefined>>,
+): UnsetWebhookSecret[] {
+  return bots.flatMap((bot) =>
+    bot.settings.webhooks.flatMap((w, index) =>
+      env[w.secretEnv] ? [] : [{ bot: bot.name, index, url: w.url, secretEnv: w.secretEnv }],
+    ),
+  );
+}
+
+/** `webhooks.0.secretEnv`, and what is wrong with it, as `switchboard check` and a refused start say it. */
+export function unsetWebhookSecretProblem(unset: UnsetWebhookSecret): { field: string; message: string } {
+  return {
+    field: `webhooks.${unset.index}.secretEnv`,
+    message: `names ${unset.secretEnv}, which is not set: the events for ${unset.url} could not be signed, so none would be delivered`,
+  };
 }
 
 /** The bots' event webhooks: the configured endpoints, and the worker loop that delivers to them. */
