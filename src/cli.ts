@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
 import { CHANNEL_PLUGINS, loadAdapters } from '../adapters/index.ts';
 import { AGENT_USAGE, runAgentCommand } from './agents/cli.ts';
+import { checkConfiguration } from './config/check.ts';
 import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
-import { checkBots, formatError } from './dialog/check.ts';
+import { formatProblem } from './config/problems.ts';
 import {
   deferWasmTierUp,
   EMBEDDED_HEAP_GROWING_PERCENT,
@@ -22,7 +23,7 @@ const USAGE = `Usage: switchboard <command> [options]
 Commands:
   start [--role all|gateway|worker] [--port N]   run the hub (default role: all)
   migrate                                      apply database migrations and exit
-  check [bot]                                  parse every dialog script (*.bas); errors as file:line:column
+  check [bot]                                  check the bots as start would (bot.json, scripts, handlers, secrets)
   queue status [--json]                        what the queues hold now: queued, ready, claimed, stuck
   queue failed [--json]                        envelopes set aside after failing again and again (kept DEAD_LETTER_KEEP_DAYS)
   queue replay                                 put them back in the queue
@@ -117,18 +118,14 @@ async function runCheck(args: string[]): Promise<void> {
   const { positionals } = parseArgs({ args, allowPositionals: true, strict: true });
   if (positionals.length > 1) throw new ConfigError('check takes at most one bot name');
   const config = loadConfig();
-  const checks = await checkBots(config.configDir, positionals[0]);
-  let scripts = 0;
-  let errors = 0;
-  for (const check of checks) {
-    scripts += check.scripts.length;
-    errors += check.errors.length;
-    for (const error of check.errors) process.stdout.write(`${formatError(check.dir, error)}\n`);
-  }
-  const bots = `${checks.length} bot${checks.length === 1 ? '' : 's'}`;
+  const checked = await checkConfiguration(config, { only: positionals[0] });
+  const problems = [...checked.bots.flatMap((b) => b.problems), ...checked.problems];
+  for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
+  const scripts = checked.bots.reduce((n, b) => n + b.scripts.length, 0);
+  const bots = `${checked.bots.length} bot${checked.bots.length === 1 ? '' : 's'}`;
   const summary = `${scripts} script${scripts === 1 ? '' : 's'} in ${bots}`;
-  if (errors > 0) {
-    process.stdout.write(`${errors} error${errors === 1 ? '' : 's'} in ${summary}\n`);
+  if (problems.length > 0) {
+    process.stdout.write(`${problems.length} error${problems.length === 1 ? '' : 's'} in ${summary}\n`);
     process.exitCode = 1;
   } else {
     process.stdout.write(`${summary}: no errors\n`);
@@ -143,7 +140,11 @@ export async function main(argv: string[]): Promise<void> {
     case 'migrate':
       return runMigrate();
     case 'check':
-      return runCheck(rest);
+      await runCheck(rest);
+      // A handler imported for the check may hold the process open (a timer, a connection made
+      // at import): the check is over, whatever it left running.
+      process.exit();
+      return;
     case 'queue':
     case 'outbox':
     case 'webhooks':

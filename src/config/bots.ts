@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { BotAuthSettingsSchema } from '../auth/settings.ts';
+import type { DialogSyntaxError } from '../dialog/errors.ts';
 import { ScriptLibrary } from '../dialog/library.ts';
 import { createDialogHandler, type DialogServices } from '../dialog/runtime.ts';
 import type { BotHandler } from '../engine/bot.ts';
@@ -16,6 +17,8 @@ import {
 import { LlmSettingsSchema } from '../llm/settings.ts';
 import { RUNNING_BUILD } from '../package-root.ts';
 import { WebhooksSettingsSchema } from '../webhooks/settings.ts';
+import { ConfigError } from './env.ts';
+import { type ConfigProblem, formatProblems } from './problems.ts';
 import { loadSessionTemplates, type SessionTemplate } from './session-templates.ts';
 
 export const BOTS_DIR = 'bots';
@@ -135,8 +138,12 @@ export const RESERVED_BOT_NAMES: ReadonlySet<string> = new Set([
   'assets',
 ]);
 
-export class BotConfigError extends Error {
+/** A bot configuration `start` refuses: every problem found, one a line. */
+export class BotConfigError extends ConfigError {
   override name = 'BotConfigError';
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    super(formatProblems(problems));
+  }
 }
 
 export class UnknownBotError extends Error {
@@ -166,51 +173,96 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
-async function readSettings(dir: string): Promise<BotSettings> {
+/** A bot's bot.json, validated; a missing file is every default. */
+async function readSettings(dir: string): Promise<{ settings?: BotSettings; problems: ConfigProblem[] }> {
   const file = path.join(dir, SETTINGS_FILE);
-  if (!(await exists(file))) return BotSettingsSchema.parse({});
+  if (!(await exists(file))) return { settings: BotSettingsSchema.parse({}), problems: [] };
   let raw: unknown;
   try {
     raw = JSON.parse(await fs.readFile(file, 'utf8'));
   } catch (err) {
-    throw new BotConfigError(`${file}: not valid JSON (${(err as Error).message})`);
+    return { problems: [{ file, message: `not valid JSON (${(err as Error).message})` }] };
   }
   const parsed = BotSettingsSchema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues
-      .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-      .join('; ');
-    throw new BotConfigError(`${file}: ${problems}`);
-  }
-  return parsed.data;
+  if (!parsed.success)
+    return {
+      problems: parsed.error.issues.map((i) => ({
+        file,
+        field: i.path.join('.') || '(root)',
+        message: i.message,
+      })),
+    };
+  return { settings: parsed.data, problems: [] };
 }
 
 function isHandler(value: unknown): value is BotHandler {
   return typeof value === 'object' && value !== null && typeof (value as BotHandler).onMessage === 'function';
 }
 
+/** A script's compile error as a problem at its file, line and column. */
+const scriptProblem = (dir: string, e: DialogSyntaxError): ConfigProblem => ({
+  file: path.join(dir, e.file),
+  line: e.line,
+  column: e.column,
+  message: e.reason,
+});
+
+/**
+ * esbuild's line in tsx's `TransformError` (a handler.ts that does not compile): `file:line:column:
+ * ERROR: text`, the column counted from 0. The error crosses tsx's loader thread as text only.
+ */
+const COMPILE_ERROR = /^.+?:(\d+):(\d+): ERROR: (.+)$/m;
+
+/** A handler module that failed to import: where it does not compile, or what it threw. */
+function importProblem(file: string, err: unknown): ConfigProblem {
+  const message = err instanceof Error ? err.message : String(err);
+  const compile = COMPILE_ERROR.exec(message);
+  if (compile)
+    return {
+      file,
+      line: Number(compile[1]),
+      column: Number(compile[2]) + 1,
+      message: `cannot be loaded: ${compile[3]}`,
+    };
+  return { file, message: `cannot be loaded: ${message.replace(/\s*\n\s*/g, ' ')}` };
+}
+
+/**
+ * The bot's code: its handler module (imported, as the hub runs it), its dialog scripts
+ * (compiled), or neither (its settings answer). `scripts`: the scripts' names.
+ */
 async function readHandler(
   dir: string,
   settings: BotSettings,
   services: Partial<DialogServices> | undefined,
   templates: ReadonlyMap<string, SessionTemplate>,
-): Promise<BotHandler> {
+): Promise<{ handler?: BotHandler; scripts: string[]; problems: ConfigProblem[] }> {
   const { library, errors } = await ScriptLibrary.open(dir, { templates: new Set(templates.keys()) });
-  const hasScripts = (await library.names()).length > 0;
-  if (errors.length > 0) throw new BotConfigError(errors.map((e) => path.join(dir, e.message)).join('\n'));
+  const scripts = await library.names();
+  if (errors.length > 0) return { scripts, problems: errors.map((e) => scriptProblem(dir, e)) };
   for (const name of HANDLER_FILES) {
     const file = path.join(dir, name);
     if (!(await exists(file))) continue;
-    if (hasScripts) throw new BotConfigError(`${dir}: holds both ${name} and .bas scripts; keep one`);
-    const mod = (await importHandler(file)) as { default?: unknown };
+    if (scripts.length > 0)
+      return { scripts, problems: [{ file: dir, message: `holds both ${name} and .bas scripts; keep one` }] };
+    let mod: { default?: unknown };
+    try {
+      mod = (await importHandler(file)) as { default?: unknown };
+    } catch (err) {
+      return { scripts, problems: [importProblem(file, err)] };
+    }
     // A handler.ts outside an ESM package is compiled as CommonJS: its default export is one level down.
     const handler = isHandler(mod.default) ? mod.default : (mod.default as { default?: unknown })?.default;
     if (!isHandler(handler))
-      throw new BotConfigError(`${file}: the default export must be a bot handler with onMessage`);
-    return handler;
+      return {
+        scripts,
+        problems: [{ file, message: 'the default export must be a bot handler with onMessage' }],
+      };
+    return { handler, scripts, problems: [] };
   }
-  if (hasScripts) return createDialogHandler({ library, settings, services });
-  return settingsOnlyHandler(settings);
+  if (scripts.length > 0)
+    return { handler: createDialogHandler({ library, settings, services }), scripts, problems: [] };
+  return { handler: settingsOnlyHandler(settings), scripts, problems: [] };
 }
 
 export class BotRegistry {
@@ -248,49 +300,97 @@ export class BotRegistry {
   }
 }
 
+/** Why a bot folder's name cannot be a bot's, if it cannot. */
+function folderNameProblem(dir: string, name: string): ConfigProblem | undefined {
+  if (!BOT_NAME_PATTERN.test(name))
+    return { file: dir, message: 'a bot name is lower-case letters, digits, - and _' };
+  if (RESERVED_BOT_NAMES.has(name))
+    return {
+      file: dir,
+      message: `"${name}" is a route of the hub (${[...RESERVED_BOT_NAMES].join(', ')} are reserved); rename the bot folder`,
+    };
+  return undefined;
+}
+
+/** What loading one bot folder found: the bot, or the problems that keep the hub from starting. */
+export interface BotInspection {
+  name: string;
+  dir: string;
+  /** Undefined when the bot cannot be loaded (`problems` says why). */
+  bot?: Bot;
+  /** Its dialog scripts (`*.bas`), by name. */
+  scripts: string[];
+  problems: ConfigProblem[];
+}
+
+export interface BotLoadOptions {
+  dialogServices?: (bot: string, settings: BotSettings) => Partial<DialogServices>;
+  ruleDefaults?: RuleDefaults;
+}
+
 /**
- * Loads every bot under `<configDir>/bots/`. A directory whose name is not a valid bot name is
- * an error, and so is a script that does not compile. `dialogServices` gives script bots their
- * LLM and fallback.
+ * Loads one bot folder as `start` does, collecting what is wrong rather than stopping at it: its
+ * name, bot.json, session templates, scripts (compiled) and handler module (imported). A handler
+ * is checked even when bot.json is not valid (with the defaults), so one run names both.
  */
-export async function loadBots(
-  configDir: string,
-  options: {
-    dialogServices?: (bot: string, settings: BotSettings) => Partial<DialogServices>;
-    ruleDefaults?: RuleDefaults;
-  } = {},
-): Promise<BotRegistry> {
+export async function inspectBot(
+  root: string,
+  name: string,
+  options: BotLoadOptions = {},
+): Promise<BotInspection> {
+  const dir = path.join(root, name);
+  const nameProblem = folderNameProblem(dir, name);
+  if (nameProblem) return { name, dir, scripts: [], problems: [nameProblem] };
+  const read = await readSettings(dir);
+  const settings = read.settings ?? BotSettingsSchema.parse({});
+  const services = read.settings ? options.dialogServices?.(name, settings) : undefined;
+  const { templates, errors } = await loadSessionTemplates(dir);
+  const code = await readHandler(dir, settings, services, templates);
+  const problems: ConfigProblem[] = [
+    ...read.problems,
+    ...errors.map((e) => ({ ...e, file: path.join(dir, e.file) })),
+    ...code.problems,
+  ];
+  if (problems.length > 0 || !read.settings || !code.handler)
+    return { name, dir, scripts: code.scripts, problems };
+  return {
+    name,
+    dir,
+    scripts: code.scripts,
+    problems,
+    bot: { name, dir, settings: read.settings, handler: code.handler, templates },
+  };
+}
+
+/** The bot folders under `<configDir>/bots/`, by name (none when the folder is missing). */
+export async function botFolders(configDir: string): Promise<string[]> {
   const root = path.join(configDir, BOTS_DIR);
   const entries = await fs.readdir(root, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [];
     throw err;
   });
+  return entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+}
+
+/**
+ * Loads every bot under `<configDir>/bots/`. Any problem of any bot (a folder name that is not a
+ * bot name, a bot.json that does not validate, a script that does not compile, a handler that
+ * does not load) is a BotConfigError naming them all. `dialogServices` gives script bots their
+ * LLM and fallback.
+ */
+export async function loadBots(configDir: string, options: BotLoadOptions = {}): Promise<BotRegistry> {
+  const root = path.join(configDir, BOTS_DIR);
   const bots: Bot[] = [];
-  for (const entry of entries) {
-    if (!entry.isDirectory()) continue;
-    if (!BOT_NAME_PATTERN.test(entry.name)) {
-      throw new BotConfigError(
-        `${path.join(root, entry.name)}: a bot name is lower-case letters, digits, - and _`,
-      );
-    }
-    if (RESERVED_BOT_NAMES.has(entry.name)) {
-      throw new BotConfigError(
-        `${path.join(root, entry.name)}: "${entry.name}" is a route of the hub (${[...RESERVED_BOT_NAMES].join(', ')} are reserved); rename the bot folder`,
-      );
-    }
-    const dir = path.join(root, entry.name);
-    const settings = await readSettings(dir);
-    const services = options.dialogServices?.(entry.name, settings);
-    const { templates, errors } = await loadSessionTemplates(dir);
-    if (errors.length > 0) throw new BotConfigError(errors.map((e) => path.join(dir, e)).join('\n'));
-    bots.push({
-      name: entry.name,
-      dir,
-      settings,
-      handler: await readHandler(dir, settings, services, templates),
-      templates,
-    });
+  const problems: ConfigProblem[] = [];
+  for (const name of await botFolders(configDir)) {
+    const inspected = await inspectBot(root, name, options);
+    problems.push(...inspected.problems);
+    if (inspected.bot) bots.push(inspected.bot);
   }
+  if (problems.length > 0) throw new BotConfigError(problems);
   if (!bots.some((b) => b.name === 'default')) {
     // The widget at `/` talks to `default`: there is always one.
     const settings = BotSettingsSchema.parse({});

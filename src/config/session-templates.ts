@@ -28,8 +28,8 @@ export type SessionTemplate = z.infer<typeof SessionTemplateSchema>;
 
 export interface TemplateLoad {
   templates: Map<string, SessionTemplate>;
-  /** `file: problem`, one per bad template. */
-  errors: string[];
+  /** What is wrong with the bad templates: `file` is relative to the bot's folder. */
+  errors: { file: string; field?: string; message: string }[];
 }
 
 /** Reads and validates every template of a bot folder; a missing folder is no templates. */
@@ -40,27 +40,26 @@ export async function loadSessionTemplates(botDir: string): Promise<TemplateLoad
     throw err;
   });
   const templates = new Map<string, SessionTemplate>();
-  const errors: string[] = [];
+  const errors: TemplateLoad['errors'] = [];
   for (const entry of entries) {
     if (!entry.isFile() || !entry.name.endsWith('.json')) continue;
     const file = path.join(TEMPLATES_DIR, entry.name);
     const name = entry.name.slice(0, -'.json'.length);
     if (!TEMPLATE_NAME.test(name)) {
-      errors.push(`${file}: a template name is letters, digits, - and _`);
+      errors.push({ file, message: 'a template name is letters, digits, - and _' });
       continue;
     }
     let raw: unknown;
     try {
       raw = JSON.parse(await fs.readFile(path.join(dir, entry.name), 'utf8'));
     } catch (err) {
-      errors.push(`${file}: not valid JSON (${(err as Error).message})`);
+      errors.push({ file, message: `not valid JSON (${(err as Error).message})` });
       continue;
     }
     const parsed = SessionTemplateSchema.safeParse(raw);
     if (!parsed.success) {
-      errors.push(
-        `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-      );
+      for (const i of parsed.error.issues)
+        errors.push({ file, field: i.path.join('.') || '(root)', message: i.message });
       continue;
     }
     templates.set(name, parsed.data);

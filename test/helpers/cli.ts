@@ -24,3 +24,39 @@ export function switchboardCli(running: RunningHub, args: string[]): Promise<str
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
   });
 }
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `switchboard <args>` as a process of its own with exactly `env` (and PATH, HOME), from `cwd`;
+ * `stdin`: what it reads (nothing: its stdin is closed at once). Resolves however it exits.
+ */
+export function runSwitchboard(
+  args: string[],
+  env: Record<string, string>,
+  options: { cwd?: string; stdin?: string } = {},
+): Promise<CliRun> {
+  return new Promise<CliRun>((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...args], {
+      cwd: options.cwd ?? REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.stdin.end(options.stdin ?? '');
+    child.once('error', reject);
+    // 'close', not 'exit': the output is all read by then.
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

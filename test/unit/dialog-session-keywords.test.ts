@@ -3,7 +3,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBots } from '../../src/config/bots.ts';
-import { checkBots } from '../../src/dialog/check.ts';
+import { checkConfiguration } from '../../src/config/check.ts';
+import { loadConfig } from '../../src/config/env.ts';
 import { compileScript } from '../../src/dialog/compiler.ts';
 import { tempDir } from '../helpers/database.ts';
 import { REPO_ROOT } from '../helpers/hub.ts';
@@ -104,9 +105,11 @@ describe('switchboard check and the session templates', () => {
   });
 
   it('accepts the sessions document’s examples (fixture bot `hub`, seeds.bas)', async () => {
-    const [hub] = await checkBots(FIXTURES, 'hub');
+    const {
+      bots: [hub],
+    } = await checkConfiguration(loadConfig({ CONFIG_DIR: FIXTURES }), { only: 'hub' });
     expect(hub!.scripts).toContain('seeds.bas');
-    expect(hub!.errors.map((e) => e.message)).toEqual([]);
+    expect(hub!.problems).toEqual([]);
     const res = await check(FIXTURES);
     expect(res.stdout.trim()).toMatch(/no errors$/);
     expect(res.code).toBe(0);
@@ -116,9 +119,10 @@ describe('switchboard check and the session templates', () => {
     const res = await check(config);
     expect(res.code).toBe(1);
     expect(res.stdout.trim().split('\n')).toEqual([
-      'bots/b/session-templates/bad.json:1:1: kbs: Invalid input: expected array, received string; (root): Unrecognized key: "colour"',
+      'bots/b/session-templates/bad.json: kbs: Invalid input: expected array, received string',
+      'bots/b/session-templates/bad.json: (root): Unrecognized key: "colour"',
       'bots/b/message.bas:2:1: APPLY SESSION TEMPLATE: this bot has no template nowhere (session-templates/nowhere.json)',
-      '2 errors in 1 script in 1 bot',
+      '3 errors in 1 script in 1 bot',
     ]);
   });
 

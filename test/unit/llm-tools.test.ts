@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BotConfigError, BotSettingsSchema, loadBots } from '../../src/config/bots.ts';
-import { checkBots } from '../../src/dialog/check.ts';
+import { checkConfiguration } from '../../src/config/check.ts';
+import { loadConfig } from '../../src/config/env.ts';
 import type { BotContext } from '../../src/engine/bot.ts';
 import { TurnDraft } from '../../src/engine/turn.ts';
 import { parseEnvelope } from '../../src/envelope.ts';
@@ -252,9 +253,11 @@ describe('tools', () => {
         BotTools.load(path.join(broken, 'bots/b'), BotSettingsSchema.parse(llm([lookup]))),
       ).rejects.toThrow(/tools\/lookup\.bas:\d+:\d+/);
       // `switchboard check` reports it too.
-      const [check] = await checkBots(broken, 'b');
+      const {
+        bots: [check],
+      } = await checkConfiguration(loadConfig({ CONFIG_DIR: broken }), { only: 'b' });
       expect(check!.scripts).toEqual(['tools/lookup.bas']);
-      expect(check!.errors.map((e) => e.file)).toEqual(['tools/lookup.bas']);
+      expect(check!.problems.map((p) => p.file)).toEqual([path.join(broken, 'bots/b/tools/lookup.bas')]);
 
       await fs.writeFile(
         path.join(broken, 'bots/b/bot.json'),

@@ -1,0 +1,124 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runSwitchboard } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/database.ts';
+
+/**
+ * `switchboard check` refuses what `switchboard start` refuses: each problem on a line as
+ * `file: field: message`, exit 1. Both run as real processes on the same configuration.
+ */
+describe('switchboard check finds what start refuses', () => {
+  let dir: string;
+  const write = async (file: string, text: string) => {
+    await fs.mkdir(path.dirname(path.join(dir, 'bots', file)), { recursive: true });
+    await fs.writeFile(path.join(dir, 'bots', file), text);
+  };
+  const check = (args: string[] = [], env: Record<string, string> = {}) =>
+    runSwitchboard(['check', ...args], { CONFIG_DIR: dir, ...env }, { cwd: dir });
+  const start = (env: Record<string, string> = {}) =>
+    runSwitchboard(
+      ['start'],
+      { CONFIG_DIR: dir, DATA_DIR: path.join(dir, 'data'), PORT: '0', ...env },
+      { cwd: dir },
+    );
+
+  beforeEach(async () => {
+    dir = await tempDir('sbt-config-check-');
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('a bot.json that does not validate, and a bot folder named after a route of the hub', async () => {
+    await write('shop/bot.json', '{"greting":"hi","sessions":{"idleTimeoutMinutes":"ten"}}');
+    await fs.mkdir(path.join(dir, 'bots/api'), { recursive: true });
+    await fs.mkdir(path.join(dir, 'bots/Sales Team'), { recursive: true });
+    const res = await check();
+    expect(res.stderr).toBe('');
+    expect(res.stdout.trim().split('\n')).toEqual([
+      `bots/Sales Team: a bot name is lower-case letters, digits, - and _`,
+      `bots/api: "api" is a route of the hub (api, console, docs, webhooks, ws, healthz, readyz, metrics, widget, static, assets are reserved); rename the bot folder`,
+      'bots/shop/bot.json: sessions.idleTimeoutMinutes: Invalid input: expected number, received string',
+      'bots/shop/bot.json: (root): Unrecognized key: "greting"',
+      '4 errors in 0 scripts in 3 bots',
+    ]);
+    expect(res.code).toBe(1);
+    // start refuses the same, naming every problem.
+    const started = await start();
+    expect(started.code).toBe(1);
+    expect(started.stderr).toContain('sessions.idleTimeoutMinutes: Invalid input: expected number');
+    expect(started.stderr).toContain('"api" is a route of the hub');
+  });
+
+  it('a handler.ts that does not load, and one without onMessage', async () => {
+    await write('broken/handler.ts', 'export default { onMessage( };\n');
+    await write('throws/handler.ts', "throw new Error('no database configured for this bot');\n");
+    await write('empty/handler.ts', 'export default { greeting: "hi" };\n');
+    // Its import leaves a timer running, as a handler with a connection pool would: check still ends.
+    await write(
+      'fine/handler.ts',
+      'setInterval(() => undefined, 1000);\nexport default { async onMessage(ctx) { ctx.talk("ok"); } };\n',
+    );
+    const res = await check();
+    expect(res.stdout.trim().split('\n')).toEqual([
+      'bots/broken/handler.ts:1:29: cannot be loaded: Expected identifier but found "}"',
+      'bots/empty/handler.ts: the default export must be a bot handler with onMessage',
+      'bots/throws/handler.ts: cannot be loaded: no database configured for this bot',
+      '3 errors in 0 scripts in 4 bots',
+    ]);
+    expect(res.code).toBe(1);
+    const started = await start();
+    expect(started.code).toBe(1);
+    expect(started.stderr).toContain(
+      'bots/empty/handler.ts: the default export must be a bot handler with onMessage',
+    );
+    // A handler that fails to load is named, not a stack trace.
+    expect(started.stderr).toContain(
+      'bots/throws/handler.ts: cannot be loaded: no database configured for this bot',
+    );
+    expect(started.stderr).not.toMatch(/\n\s+at /);
+
+    expect(await check(['fine'])).toMatchObject({ code: 0, stdout: '0 scripts in 1 bot: no errors\n' });
+  });
+
+  it("a webhook whose secret variable is not set, and a bot's sign-in secret that is not set", async () => {
+    await write(
+      'hooks/bot.json',
+      JSON.stringify({
+        webhooks: [
+          { url: 'https://crm.example.com/hooks', secretEnv: 'CRM_HOOK_SECRET', events: ['session.started'] },
+        ],
+        auth: { secretEnv: 'PARTNER_JWT_SECRET', issuer: 'https://partner.example', audience: 'switchboard' },
+      }),
+    );
+    const res = await check();
+    expect(res.stdout.trim().split('\n')).toEqual([
+      'bots/hooks/bot.json: auth.secretEnv names PARTNER_JWT_SECRET, which is not set',
+      'bots/hooks/bot.json: webhooks.0.secretEnv: names CRM_HOOK_SECRET, which is not set: the events for https://crm.example.com/hooks could not be signed, so none would be delivered',
+      '2 errors in 0 scripts in 1 bot',
+    ]);
+    expect(res.code).toBe(1);
+    const set = {
+      CRM_HOOK_SECRET: 'whsec-0123456789',
+      PARTNER_JWT_SECRET: 'a-shared-secret-of-32-characters!!',
+    };
+    expect(await check([], set)).toMatchObject({ code: 0, stdout: '0 scripts in 1 bot: no errors\n' });
+  });
+
+  it('start refuses a webhook endpoint whose secret is not set, naming the bot, URL and variable', async () => {
+    await write(
+      'hooks/bot.json',
+      JSON.stringify({
+        webhooks: [
+          { url: 'https://crm.example.com/hooks', secretEnv: 'CRM_HOOK_SECRET', events: ['session.started'] },
+        ],
+      }),
+    );
+    const started = await start();
+    expect(started.stderr).toBe(
+      'switchboard: bot "hooks": webhooks.0.secretEnv names CRM_HOOK_SECRET, which is not set: the events for https://crm.example.com/hooks could not be signed, so none would be delivered\n',
+    );
+    expect(started.code).toBe(1);
+  });
+});
