@@ -9,6 +9,7 @@ import { createServices } from './hub/services.ts';
 import type { ExpiryReport } from './lifecycle/expiry.ts';
 import { createLogger, type Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { rateLimitChannelsProblem } from './outbound/rate-limit-channels.ts';
 import type { ChannelAdapter, Ingress } from './ports.ts';
 import type { InboundQueue } from './queue/queue.ts';
 import type { Scheduler } from './scheduler/scheduler.ts';
@@ -58,6 +59,8 @@ function checkRole(config: HubConfig, role: Role): void {
   const metricsProblem =
     config.metricsToken === undefined ? undefined : adminTokenProblem(config.metricsToken);
   if (metricsProblem) throw new ConfigError(`METRICS_TOKEN ${metricsProblem}`);
+  const rateLimitProblem = rateLimitChannelsProblem(config.broadcastRateLimits);
+  if (rateLimitProblem) throw new ConfigError(`BROADCAST_RATE_LIMITS: ${rateLimitProblem}`);
   if (role !== 'all' && !config.redisUrl) {
     throw new ConfigError(
       `--role ${role} shares work through Redis: set REDIS_URL (and DATABASE_URL), or use --role all`,

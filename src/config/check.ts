@@ -2,6 +2,7 @@ import path from 'node:path';
 import { loadSignInVerifiers } from '../auth/sign-in-config.ts';
 import { checkScripts } from '../dialog/library.ts';
 import { BotTools, TOOLS_DIR, ToolConfigError } from '../llm/tools.ts';
+import { rateLimitChannelsProblem } from '../outbound/rate-limit-channels.ts';
 import { unsetWebhookSecretProblem, unsetWebhookSecrets } from '../webhooks/webhooks.ts';
 import {
   BOTS_DIR,
@@ -78,7 +79,9 @@ async function toolProblems(bot: Bot, env: NodeJS.ProcessEnv): Promise<ConfigPro
  * What `start` refuses in the bots' configuration, found without starting anything: each bot
  * folder is loaded as the hub loads it (its name, bot.json, session templates, scripts, and its
  * handler module, imported), then its tool scripts are compiled and its tools, sign-in key and
- * webhook secrets checked as the roles that use them check them at start. `only`: one bot.
+ * webhook secrets checked as the roles that use them check them at start. Then what the start
+ * refuses of the environment beyond its form (loadConfig): BROADCAST_RATE_LIMITS's channels, the
+ * global sign-in key. `only`: one bot.
  */
 export async function checkConfiguration(
   config: HubConfig,
@@ -116,6 +119,8 @@ export async function checkConfiguration(
     bots.push({ bot: name, dir: inspected.dir, scripts, problems });
   }
   const problems: ConfigProblem[] = [];
+  const rateLimitProblem = rateLimitChannelsProblem(config.broadcastRateLimits);
+  if (rateLimitProblem) problems.push({ field: 'BROADCAST_RATE_LIMITS', message: rateLimitProblem });
   try {
     // The global sign-in key alone (each bot's own was read above).
     await loadSignInVerifiers(config, new BotRegistry([]), env);

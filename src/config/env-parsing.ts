@@ -13,8 +13,40 @@ export const setting = <S extends ZodType>(schema: S) => z.preprocess(emptyAsUnd
 
 export const optionalString = setting(z.string().optional());
 
-/** A whole number at least `min`, `def` when unset. */
-export const int = (def: number, min = 0) => setting(z.coerce.number().int().min(min).default(def));
+/** A whole number from `min` to `max`, `def` when unset. */
+export const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  setting(z.coerce.number().int().min(min).max(max).default(def));
+
+/** A URL as `new URL` reads it, or undefined when it is none. */
+function parseUrl(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An optional URL of one of `protocols` (`['postgres', 'postgresql']`) naming a host, or, where
+ * `hostParam` is given, a query parameter that names one (PostgreSQL's `?host=/run/postgresql`,
+ * a socket). A bad one is described with `example`, never echoed: it may hold a password.
+ */
+export function serviceUrl(protocols: readonly string[], example: string, hostParam?: string) {
+  const schemes = protocols.map((p) => `${p}://`).join(' or ');
+  return setting(
+    z
+      .string()
+      .refine(
+        (value) => {
+          const url = parseUrl(value);
+          if (!url || !protocols.includes(url.protocol.slice(0, -1))) return false;
+          return url.hostname !== '' || (hostParam !== undefined && url.searchParams.get(hostParam));
+        },
+        { error: `must be a ${schemes} URL naming a host, such as ${example}` },
+      )
+      .optional(),
+  );
+}
 
 /** `path: message; path: message` — zod's issues in one line. */
 export function formatIssues(issues: readonly z.core.$ZodIssue[], root = ''): string {

@@ -1,9 +1,11 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { ATTACHMENT_RETRY_DELAYS_MS } from '../files/fetch-attempts.ts';
-import { emptyAsUndefined, int, optionalString, parseEnv, setting } from './env-parsing.ts';
+import { emptyAsUndefined, int, optionalString, parseEnv, serviceUrl, setting } from './env-parsing.ts';
 
 export const ROLES = ['all', 'gateway', 'worker'] as const;
+/** The highest TCP port. */
+const MAX_PORT = 65_535;
 export type Role = (typeof ROLES)[number];
 
 /**
@@ -11,12 +13,16 @@ export type Role = (typeof ROLES)[number];
  * written from this schema; keep them together.
  */
 export const EnvSchema = z.object({
-  PORT: int(8080, 0),
+  PORT: int(8080, 0, MAX_PORT),
   HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
   /** PostgreSQL connection string. Unset: embedded PGlite under DATA_DIR. */
-  DATABASE_URL: optionalString,
+  DATABASE_URL: serviceUrl(
+    ['postgres', 'postgresql'],
+    'postgres://user:password@db.example.com:5432/switchboard',
+    'host',
+  ),
   /** Redis connection string. Unset: in-process queue, cache and pub/sub. */
-  REDIS_URL: optionalString,
+  REDIS_URL: serviceUrl(['redis', 'rediss'], 'redis://redis.example.com:6379/0'),
   /** Prefix of every Redis key, so that several hubs (or test runs) can share one Redis. */
   REDIS_PREFIX: z.preprocess(emptyAsUndefined, z.string().default('sb:')),
   DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
@@ -208,7 +214,14 @@ export const EnvSchema = z.object({
    * The hub's address as the internet sees it (`https://chat.example.com`): webhook registration
    * and signed file links. Unset: file links are relative to the hub.
    */
-  PUBLIC_URL: optionalString,
+  PUBLIC_URL: setting(
+    z
+      .string()
+      .refine((v) => /^https?:\/\/[^/?#\s]+/i.test(v) && URL.canParse(v), {
+        error: 'must be an absolute http:// or https:// URL, such as https://chat.example.com',
+      })
+      .optional(),
+  ),
   /** `SHOW IMAGE "https://…"`: how long the hub waits for a bot's image or file from the web. */
   MEDIA_FETCH_TIMEOUT_SECONDS: int(15, 1),
   /**

@@ -106,6 +106,16 @@ describe('switchboard check finds what start refuses', () => {
     expect(await check([], set)).toMatchObject({ code: 0, stdout: '0 scripts in 1 bot: no errors\n' });
   });
 
+  it('a channel in BROADCAST_RATE_LIMITS that no channel has', async () => {
+    await write('shop/bot.json', '{}');
+    const res = await check([], { BROADCAST_RATE_LIMITS: 'whatsap=5,email=2' });
+    expect(res.stdout.trim().split('\n')).toEqual([
+      'environment: BROADCAST_RATE_LIMITS: "whatsap" is not a channel; the channels are api, whatsapp, teams, telegram, slack, email, web',
+      '1 error in 0 scripts in 1 bot',
+    ]);
+    expect(res.code).toBe(1);
+  });
+
   it('start refuses a webhook endpoint whose secret is not set, naming the bot, URL and variable', async () => {
     await write(
       'hooks/bot.json',
