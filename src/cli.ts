@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { CHANNEL_PLUGINS, loadAdapters } from '../adapters/index.ts';
 import { AGENT_USAGE, runAgentCommand } from './agents/cli.ts';
+import { reportFailure } from './cli-failure.ts';
 import { checkConfiguration } from './config/check.ts';
 import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { formatProblem } from './config/problems.ts';
@@ -190,13 +191,6 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  const known =
-    err instanceof ConfigError ||
-    (err instanceof Error &&
-      /ERR_PARSE_ARGS|DataDirLocked|BotConfig|UnknownBot|DependencyError/.test(
-        `${(err as NodeJS.ErrnoException).code ?? ''} ${err.name}`,
-      ));
-  process.stderr.write(`switchboard: ${err instanceof Error ? err.message : String(err)}\n`);
-  if (!known && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  reportFailure(err, { env: process.env, write: (text) => process.stderr.write(text) });
   process.exit(1);
 });

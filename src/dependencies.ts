@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { HubConfig } from './config/env.ts';
+import { isTransient } from './errors.ts';
 import type { Db } from './store/db.ts';
 
 /**
@@ -23,6 +24,15 @@ export interface Dependency {
 
 /** How long between two tries while a dependency does not answer (the start waits for it). */
 const RETRY_EVERY_MS = 250;
+
+/**
+ * Whether a failure is the server not answering (away, starting, unreachable: worth trying
+ * again) rather than refusing what it was asked (a wrong password, no such database).
+ */
+function notAnswering(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return isTransient(err) || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+}
 
 /** A connection string without its user and password: it goes into error messages and logs. */
 export function withoutCredentials(url: string): string {
@@ -99,6 +109,8 @@ export async function untilAnswers(
         return 'answered' as const;
       } catch (err) {
         lastError = err;
+        // A refusal is no less one a moment later: only a server that does not answer is waited for.
+        if (!notAnswering(err)) return 'refused' as const;
         if (!retry || Date.now() + RETRY_EVERY_MS >= deadline) return 'failed' as const;
         await new Promise((r) => setTimeout(r, RETRY_EVERY_MS).unref());
         if (signal?.aborted) return 'aborted' as const;
@@ -110,10 +122,15 @@ export async function untilAnswers(
     if (outcome === 'answered') return;
     if (outcome === 'aborted') throw signal?.reason ?? new Error('aborted');
     const why = lastError instanceof Error ? `: ${lastError.message}` : '';
+    if (outcome === 'refused')
+      throw new DependencyError(`${dependency.what} refused (${dependency.setting})${why}`, {
+        cause: lastError,
+      });
     throw new DependencyError(
       outcome === 'timeout' || retry
         ? `${dependency.what} did not answer within ${formatSeconds(timeoutMs)} (${dependency.setting})${why}`
         : `${dependency.what} did not answer (${dependency.setting})${why}`,
+      { cause: lastError },
     );
   } finally {
     clearTimeout(timer);
@@ -146,4 +163,31 @@ export async function bounded<T>(
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * A failed listen (`EADDRINUSE`, `EACCES`, `EADDRNOTAVAIL`) as a DependencyError naming the
+ * address and HOST and PORT; undefined for any other error.
+ */
+export function listenError(err: unknown): DependencyError | undefined {
+  const e = err as {
+    syscall?: unknown;
+    code?: unknown;
+    address?: unknown;
+    port?: unknown;
+    message?: unknown;
+  };
+  if (e?.syscall !== 'listen') return undefined;
+  const why =
+    e.code === 'EADDRINUSE'
+      ? 'the address is in use by another process'
+      : e.code === 'EACCES'
+        ? 'permission denied (a port under 1024 needs privileges)'
+        : e.code === 'EADDRNOTAVAIL'
+          ? 'this machine has no such address'
+          : String(e.message);
+  return new DependencyError(
+    `cannot listen on ${String(e.address)}:${String(e.port)} (HOST, PORT): ${why} (${String(e.code)})`,
+    { cause: err },
+  );
 }

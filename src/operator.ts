@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { loadConfig } from './config/env.ts';
 import { OUTBOUND_QUEUE } from './delivery/redis-outbox.ts';
-import { databaseDependency, redisDependency, untilAnswers } from './dependencies.ts';
+import { redisDependency, untilAnswers } from './dependencies.ts';
 import { openDatabase } from './hub.ts';
 import { createLogger } from './logger.ts';
 import { LaneRunner } from './queue/lane-runner.ts';
@@ -31,6 +31,7 @@ export async function runOperatorCommand(
 ): Promise<number> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  // It answered (openDatabase asks): a server that does not fails the command, naming it.
   const db = await openDatabase(config, logger);
   const out = (rows: unknown[]) => {
     if (args.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
@@ -43,11 +44,6 @@ export async function runOperatorCommand(
         );
   };
   try {
-    // A server that does not answer fails the command, naming it, rather than hang it.
-    await untilAnswers(databaseDependency(config, db), {
-      timeoutMs: config.dependencyTimeoutMs,
-      retry: false,
-    });
     if (area === 'outbox') return await outbox(db, action, args, out);
     if (area === 'queue' && action === 'status') return await queueStatus(db, config, args, logger);
     if (area === 'queue') return await queue(db, config, action, out, logger);

@@ -1,5 +1,6 @@
 import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
+import { ConfigError } from '../../src/config/env.ts';
 import { emptyAsUndefined, parseEnv } from '../../src/config/env-parsing.ts';
 import { BotNameSchema } from '../../src/envelope.ts';
 
@@ -222,7 +223,7 @@ export const EmailEnvSchema = z
       });
   });
 
-export class EmailConfigError extends Error {
+export class EmailConfigError extends ConfigError {
   override name = 'EmailConfigError';
 }
 

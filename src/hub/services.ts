@@ -16,6 +16,7 @@ import { Delivery } from '../delivery/delivery.ts';
 import type { Outbox } from '../delivery/outbox.ts';
 import { registerDeliveryRetries } from '../delivery/retry-job.ts';
 import type { ChannelSender } from '../delivery/sender.ts';
+import { DependencyError, databaseDependency, untilAnswers } from '../dependencies.ts';
 import { SessionEngine } from '../engine/engine.ts';
 import type { Channel } from '../envelope.ts';
 import { BotMedia } from '../files/bot-media.ts';
@@ -84,14 +85,49 @@ export interface HubServices {
   close(): Promise<void>;
 }
 
-export async function openDatabase(config: HubConfig, logger: Logger): Promise<Db> {
-  return config.databaseUrl
+/**
+ * The database, answering: it is asked one question first (bounded by DEPENDENCY_TIMEOUT_SECONDS),
+ * so that a wrong DATABASE_URL (refused, no such database, a wrong password) stops a start or a
+ * command with a DependencyError naming it and its setting, rather than with the driver's words
+ * from deep inside the first query. `waitForIt` (a start: the server may be starting too): asked
+ * again while it does not answer, until then.
+ */
+export async function openDatabase(
+  config: HubConfig,
+  logger: Logger,
+  options: { waitForIt?: boolean } = {},
+): Promise<Db> {
+  const db = config.databaseUrl
     ? (await import('../store/postgres.ts')).openPostgres({
         url: config.databaseUrl,
         poolSize: config.databasePoolSize,
         logger,
       })
-    : (await import('../store/pglite.ts')).openPglite(config.dataDir);
+    : await openEmbedded(config.dataDir);
+  try {
+    await untilAnswers(databaseDependency(config, db), {
+      timeoutMs: config.dependencyTimeoutMs,
+      retry: options.waitForIt ?? false,
+    });
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    throw err;
+  }
+  return db;
+}
+
+/** The embedded database; one that cannot be opened (but for another process holding it) names DATA_DIR. */
+async function openEmbedded(dataDir: string): Promise<Db> {
+  const { DataDirLockedError, openPglite } = await import('../store/pglite.ts');
+  try {
+    return await openPglite(dataDir);
+  } catch (err) {
+    if (err instanceof DataDirLockedError) throw err;
+    throw new DependencyError(
+      `the embedded database in ${dataDir} could not be opened (DATA_DIR): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
 }
 
 /** A ConfigError naming each bot, endpoint and variable, when a webhook's signing secret is unset. */
@@ -138,7 +174,7 @@ export async function createServices(options: {
   // Workers sign and send the event webhooks: one whose secret is missing would fail every event
   // for WEBHOOK_MAX_AGE_SECONDS, then drop it. Gateways only record the events.
   if (role === 'all' || role === 'worker') refuseUnsetWebhookSecrets(bots);
-  const db = await openDatabase(config, logger);
+  const db = await openDatabase(config, logger, { waitForIt: true });
   const closers: (() => Promise<unknown>)[] = [() => db.close()];
   const close = async () => {
     for (const closer of closers.reverse()) await closer().catch(() => undefined);

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { BotSettings } from '../config/bots.ts';
+import { ConfigError } from '../config/env.ts';
 import { MAIN_UNIT } from '../dialog/compiler.ts';
 import { DialogRuntimeError } from '../dialog/errors.ts';
 import { ScriptLibrary } from '../dialog/library.ts';
@@ -19,7 +20,7 @@ export const TOOLS_DIR = 'tools';
 /** Most characters of a tool's result that are stored and sent to the model. */
 export const MAX_TOOL_RESULT_CHARS = 8_000;
 
-export class ToolConfigError extends Error {
+export class ToolConfigError extends ConfigError {
   override name = 'ToolConfigError';
 }
 

@@ -1,3 +1,4 @@
+import { ConfigError } from '../config/env.ts';
 import { type Envelope, sessionLane } from '../envelope.ts';
 import type { Logger } from '../logger.ts';
 import type { Db } from '../store/db.ts';
@@ -31,7 +32,7 @@ const MAX_INBOX_BATCH = 256;
 /** Any fixed number: the advisory lock that keeps the in-process queue to one process per database. */
 const IN_PROCESS_QUEUE_LOCK = 7_340_212;
 
-export class QueueLockedError extends Error {
+export class QueueLockedError extends ConfigError {
   override name = 'QueueLockedError';
   constructor() {
     super(

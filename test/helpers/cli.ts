@@ -33,12 +33,14 @@ export interface CliRun {
 
 /**
  * `switchboard <args>` as a process of its own with exactly `env` (and PATH, HOME), from `cwd`;
- * `stdin`: what it reads (nothing: its stdin is closed at once). Resolves however it exits.
+ * `stdin`: what it reads (nothing: its stdin is closed at once). Resolves however it exits; one
+ * still running after `timeoutMs` is killed (code null), so that a command that hangs fails its
+ * test rather than outliving it.
  */
 export function runSwitchboard(
   args: string[],
   env: Record<string, string>,
-  options: { cwd?: string; stdin?: string } = {},
+  options: { cwd?: string; stdin?: string; timeoutMs?: number } = {},
 ): Promise<CliRun> {
   return new Promise<CliRun>((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/switchboard.js'), ...args], {
@@ -55,8 +57,12 @@ export function runSwitchboard(
       stderr += c.toString();
     });
     child.stdin.end(options.stdin ?? '');
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 45_000);
     child.once('error', reject);
     // 'close', not 'exit': the output is all read by then.
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
