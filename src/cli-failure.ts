@@ -1,3 +1,4 @@
+import { EXIT_FAILED, EXIT_USAGE, isUsageError } from './cli-usage.ts';
 import { ConfigError } from './config/env.ts';
 import { DependencyError, listenError } from './dependencies.ts';
 
@@ -10,10 +11,13 @@ const STACK_LEVELS = new Set(['debug', 'trace']);
  * line, the embedded database held by another process, an unknown bot.
  */
 export function isKnownFailure(err: unknown): boolean {
-  if (err instanceof ConfigError || err instanceof DependencyError) return true;
-  if (!(err instanceof Error)) return false;
-  const code = (err as NodeJS.ErrnoException).code ?? '';
-  return code.startsWith('ERR_PARSE_ARGS') || /^(DataDirLockedError|UnknownBotError)$/.test(err.name);
+  if (err instanceof ConfigError || err instanceof DependencyError || isUsageError(err)) return true;
+  return err instanceof Error && /^(DataDirLockedError|UnknownBotError)$/.test(err.name);
+}
+
+/** 2 for a command line that does not say what to do, 1 for everything else that failed. */
+export function failureExitCode(err: unknown): number {
+  return isUsageError(err) ? EXIT_USAGE : EXIT_FAILED;
 }
 
 /**
@@ -27,6 +31,7 @@ export function reportFailure(
   // A failed listen is the hub's address (HOST, PORT), not a bug.
   const err = listenError(failure) ?? failure;
   io.write(`switchboard: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (isUsageError(err)) io.write('(switchboard help lists the commands and their options)\n');
   if (STACK_LEVELS.has(io.env.LOG_LEVEL?.trim() ?? '')) {
     if (err instanceof Error && err.stack) io.write(`${err.stack}\n`);
     const cause = err instanceof Error ? err.cause : undefined;

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { CHANNEL_PLUGINS, loadAdapters } from '../adapters/index.ts';
 import { AGENT_USAGE, runAgentCommand } from './agents/cli.ts';
-import { reportFailure } from './cli-failure.ts';
+import { failureExitCode, reportFailure } from './cli-failure.ts';
+import { EXIT_USAGE, noMoreArguments } from './cli-usage.ts';
 import { checkConfiguration } from './config/check.ts';
 import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
 import { formatProblem } from './config/problems.ts';
@@ -117,7 +118,7 @@ async function runMigrate(): Promise<void> {
 
 async function runCheck(args: string[]): Promise<void> {
   const { positionals } = parseArgs({ args, allowPositionals: true, strict: true });
-  if (positionals.length > 1) throw new ConfigError('check takes at most one bot name');
+  noMoreArguments('check', positionals.slice(1));
   const config = loadConfig();
   const checked = await checkConfiguration(config, { only: positionals[0] });
   const problems = [...checked.bots.flatMap((b) => b.problems), ...checked.problems];
@@ -139,6 +140,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'start':
       return start(rest);
     case 'migrate':
+      parseArgs({ args: rest, strict: true });
       return runMigrate();
     case 'check':
       await runCheck(rest);
@@ -150,21 +152,8 @@ export async function main(argv: string[]): Promise<void> {
     case 'outbox':
     case 'webhooks':
     case 'scheduler': {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        options: {
-          session: { type: 'string' },
-          id: { type: 'string' },
-          json: { type: 'boolean', default: false },
-        },
-        allowPositionals: true,
-        strict: true,
-      });
-      process.exitCode = await (await import('./operator.ts')).runOperatorCommand(
-        command,
-        positionals[0] ?? '',
-        { ...values, ids: positionals.slice(1) },
-      );
+      const { parseOperatorArguments, runOperatorCommand } = await import('./operator.ts');
+      process.exitCode = await runOperatorCommand(command, parseOperatorArguments(command, rest));
       return;
     }
     case 'agent':
@@ -185,12 +174,12 @@ export async function main(argv: string[]): Promise<void> {
         return;
       }
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
-      process.exitCode = 2;
+      process.exitCode = EXIT_USAGE;
     }
   }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   reportFailure(err, { env: process.env, write: (text) => process.stderr.write(text) });
-  process.exit(1);
+  process.exit(failureExitCode(err));
 });

@@ -1,4 +1,6 @@
+import { parseArgs } from 'node:util';
 import type { Redis } from 'ioredis';
+import { noMoreArguments, UsageError } from './cli-usage.ts';
 import { loadConfig } from './config/env.ts';
 import { OUTBOUND_QUEUE } from './delivery/redis-outbox.ts';
 import { redisDependency, untilAnswers } from './dependencies.ts';
@@ -18,17 +20,60 @@ import { failedInbox, inboxCounts, requeueFailedInbox } from './store/inbox.ts';
 import { failedReplies, requeueFailedReplies } from './store/messages.ts';
 import { webhooksCommand } from './webhooks/cli.ts';
 
+type OperatorOption = 'json' | 'session' | 'id';
+
+/** Each area's actions, the options each takes, and whether it takes ids (`scheduler replay [ID…]`). */
+const OPERATOR_ACTIONS: Readonly<
+  Record<string, Readonly<Record<string, { options: readonly OperatorOption[]; ids?: true }>>>
+> = {
+  queue: { status: { options: ['json'] }, failed: { options: ['json'] }, replay: { options: [] } },
+  outbox: { failed: { options: ['json'] }, replay: { options: ['session'] } },
+  webhooks: { failed: { options: ['json'] }, replay: { options: ['id'] } },
+  scheduler: { failed: { options: ['json'] }, replay: { options: [], ids: true } },
+};
+
+export interface OperatorArguments {
+  action: string;
+  session?: string;
+  json?: boolean;
+  id?: string;
+  ids?: readonly string[];
+}
+
+/**
+ * `switchboard <area> <action> [options]` read and checked before anything is opened: an unknown
+ * action, an option the action does not take or an argument too many is a UsageError.
+ */
+export function parseOperatorArguments(area: string, args: string[]): OperatorArguments {
+  const actions = OPERATOR_ACTIONS[area];
+  if (!actions) throw new UsageError(`unknown area "${area}": use queue, outbox, webhooks or scheduler`);
+  const { values, positionals } = parseArgs({
+    args,
+    options: { session: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const [action = '', ...rest] = positionals;
+  const names = Object.keys(actions);
+  const spec = actions[action];
+  if (!spec)
+    throw new UsageError(
+      `${action ? `unknown action "${area} ${action}"` : `${area} needs an action`}: use ${names.slice(0, -1).join(', ')}${names.length > 1 ? ' or ' : ''}${names.at(-1)}`,
+    );
+  for (const option of Object.keys(values) as OperatorOption[])
+    if (!spec.options.includes(option)) throw new UsageError(`${area} ${action} takes no --${option}`);
+  if (!spec.ids) noMoreArguments(`${area} ${action}`, rest);
+  return { action, ...values, ids: rest };
+}
+
 /**
  * Operator commands: what the pipeline set aside, and putting it back. Envelopes that kept
  * failing are in the queue's dead letters (Redis) or marked failed in the inbox (embedded);
  * replies that exhausted their delivery attempts are `failed` in PostgreSQL; scheduled jobs that
  * failed their last attempt are in BullMQ's failed set (Redis) or marked failed in their table.
  */
-export async function runOperatorCommand(
-  area: string,
-  action: string,
-  args: { session?: string; json?: boolean; id?: string; ids?: readonly string[] },
-): Promise<number> {
+export async function runOperatorCommand(area: string, args: OperatorArguments): Promise<number> {
+  const { action } = args;
   const config = loadConfig();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   // It answered (openDatabase asks): a server that does not fails the command, naming it.

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { UsageError } from '../../src/cli-usage.ts';
 import { ConfigError } from '../../src/config/env.ts';
 import { botApiFailure, createBotApi } from './bot-api.ts';
 import { loadTelegramConfig } from './config.ts';
@@ -8,7 +9,7 @@ import { registerWebhook, type WebhookRegistration } from './set-webhook.ts';
  * `switchboard telegram <command>`. `set-webhook` registers the hub's webhook with the secret
  * token and the update types it handles, and prints what Telegram then holds. Returns the exit
  * code; what the operator must fix (configuration, a token or address Telegram refuses) is a
- * ConfigError.
+ * ConfigError, a command it does not know a UsageError.
  */
 export async function runTelegramCommand(
   args: string[],
@@ -17,7 +18,7 @@ export async function runTelegramCommand(
 ): Promise<number> {
   const [command, ...rest] = args;
   if (command !== 'set-webhook')
-    throw new ConfigError(`unknown telegram command "${command ?? ''}"; try: telegram set-webhook`);
+    throw new UsageError(`unknown telegram command "${command ?? ''}"; try: telegram set-webhook`);
   const { values } = parseArgs({
     args: rest,
     options: { 'drop-pending-updates': { type: 'boolean', default: false } },

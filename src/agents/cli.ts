@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ZodError } from 'zod';
+import { noMoreArguments, UsageError } from '../cli-usage.ts';
 import { ConfigError, loadConfig } from '../config/env.ts';
 import { openDatabase } from '../hub.ts';
 import { createLogger } from '../logger.ts';
@@ -20,9 +21,15 @@ const list = (s: string | undefined) =>
         .map((x) => x.trim())
         .filter(Boolean);
 
+const AGENT_ACTIONS = ['add', 'list', 'remove'];
+
 /** `switchboard agent add|list|remove`: agent accounts, straight in the database. */
 export async function runAgentCommand(args: string[]): Promise<number> {
   const [action = '', ...rest] = args;
+  if (!AGENT_ACTIONS.includes(action))
+    throw new UsageError(
+      `${action ? `unknown action "agent ${action}"` : 'agent needs an action'}: use add, list or remove`,
+    );
   const { values, positionals } = parseArgs({
     args: rest,
     options: {
@@ -38,6 +45,15 @@ export async function runAgentCommand(args: string[]): Promise<number> {
     allowPositionals: true,
     strict: true,
   });
+  if (action === 'remove') {
+    if (!positionals[0]) throw new UsageError('agent remove takes the agent id or e-mail address');
+    noMoreArguments('agent remove', positionals.slice(1));
+  } else {
+    noMoreArguments(`agent ${action}`, positionals);
+  }
+  if (action === 'add')
+    for (const required of ['name', 'email'] as const)
+      if (values[required] === undefined) throw new UsageError(`agent add needs --${required}`);
   const config = loadConfig();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const db = await openDatabase(config, logger);
@@ -86,8 +102,7 @@ export async function runAgentCommand(args: string[]): Promise<number> {
       return 0;
     }
     if (action === 'remove') {
-      const key = positionals[0];
-      if (!key) throw new ConfigError('agent remove takes the agent id or e-mail address');
+      const key = positionals[0]!;
       const agent = /^[0-9a-f-]{36}$/i.test(key) ? await getAgent(db, key) : await findAgentByEmail(db, key);
       if (!agent) {
         process.stderr.write(`no agent "${key}"\n`);
@@ -104,8 +119,7 @@ export async function runAgentCommand(args: string[]): Promise<number> {
       process.stdout.write(`removed ${agent.id} (${agent.email})\n`);
       return 0;
     }
-    process.stderr.write(`unknown action "${action}": use add, list or remove\n${AGENT_USAGE}\n`);
-    return 2;
+    throw new UsageError(`unknown action "agent ${action}": use add, list or remove`);
   } finally {
     await db.close();
   }

@@ -32,6 +32,9 @@ export interface ChannelPlugin {
 export interface ChannelCommand {
   /** Its lines in `switchboard help`: `<channel> <subcommand> [options]`, then what it does. */
   readonly usage: string;
-  /** Runs it; resolves with the exit code. Throws ConfigError for a mistake of the operator's. */
+  /**
+   * Runs it; resolves with the exit code. Throws UsageError (src/cli-usage.ts, exit 2) for a
+   * command line it cannot read, ConfigError (exit 1) for a setting or value it refuses.
+   */
   run(args: string[], io: { env: NodeJS.ProcessEnv; out: NodeJS.WritableStream }): Promise<number>;
 }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { noMoreArguments, UsageError } from '../cli-usage.ts';
 import { ConfigError } from '../config/env.ts';
 import type { BroadcastCounts } from './broadcast-store.ts';
 
@@ -48,6 +49,10 @@ interface Io {
 /** `switchboard broadcast start|status|list`: through the hub's HTTP API, as an operator. */
 export async function runBroadcastCommand(args: string[], io: Io): Promise<number> {
   const [action = '', ...rest] = args;
+  if (!['start', 'status', 'list'].includes(action))
+    throw new UsageError(
+      `${action ? `unknown action "broadcast ${action}"` : 'broadcast needs an action'}: use start, status or list`,
+    );
   const { values, positionals } = parseArgs({
     args: rest,
     options: {
@@ -69,6 +74,12 @@ export async function runBroadcastCommand(args: string[], io: Io): Promise<numbe
     allowPositionals: true,
     strict: true,
   });
+  if (action === 'status') {
+    if (!positionals[0]) throw new UsageError('broadcast status takes the broadcast id');
+    noMoreArguments('broadcast status', positionals.slice(1));
+  } else {
+    noMoreArguments(`broadcast ${action}`, positionals);
+  }
   const token = io.env.ADMIN_TOKEN;
   if (!token)
     throw new ConfigError('set ADMIN_TOKEN: broadcasts are started and read through the operator API');
@@ -139,9 +150,7 @@ export async function runBroadcastCommand(args: string[], io: Io): Promise<numbe
     return values.watch ? show(String(answer.broadcast_id), true) : 0;
   }
   if (action === 'status') {
-    const id = positionals[0];
-    if (!id) throw new ConfigError('broadcast status takes the broadcast id');
-    return show(id, values.watch);
+    return show(positionals[0]!, values.watch);
   }
   if (action === 'list') {
     const { broadcasts } = (await call('GET', '/api/admin/broadcasts')) as {
@@ -153,7 +162,7 @@ export async function runBroadcastCommand(args: string[], io: Io): Promise<numbe
         io.out.write(`${b.broadcast_id}  ${b.created_at}  ${b.bot}/${b.channel}  ${n(b.total)} recipients\n`);
     return 0;
   }
-  throw new ConfigError(`unknown broadcast command "${action}"; use start, status or list`);
+  throw new UsageError(`unknown action "broadcast ${action}": use start, status or list`);
 }
 
 function parseJson(text: string, option: string): unknown {
