@@ -8,8 +8,9 @@ import { deleteAgent, findAgentByEmail, getAgent, listAgents } from '../store/ag
 import { migrate } from '../store/migrate.ts';
 import { createAgent, DuplicateEmailError, NewAgentSchema } from './accounts.ts';
 
-export const AGENT_USAGE = `  agent add --name N --email E --password P [--role agent|supervisor|admin]
+export const AGENT_USAGE = `  agent add --name N --email E [--role agent|supervisor|admin]
             [--bots a,b] [--queues q1,q2] [--capacity 5]   create an agent; prints its id and token
+            (the password: AGENT_PASSWORD, else stdin's first line; --password P puts it in ps and history)
   agent list [--json]                          every agent
   agent remove <id|email>                      delete an agent (its conversations go back to the bot)`;
 
@@ -22,6 +23,35 @@ const list = (s: string | undefined) =>
         .filter(Boolean);
 
 const AGENT_ACTIONS = ['add', 'list', 'remove'];
+/** More than any password takes (MAX_PASSWORD_LENGTH): a stdin that is a file is not read whole. */
+const PASSWORD_READ_LIMIT = 4096;
+
+/** The first line of `input` (without its line end): read until a newline or its end. */
+async function firstLine(input: NodeJS.ReadableStream): Promise<string> {
+  let text = '';
+  for await (const chunk of input) {
+    text += chunk.toString();
+    if (text.includes('\n') || text.length > PASSWORD_READ_LIMIT) break;
+  }
+  return text.split('\n')[0]!.replace(/\r$/, '');
+}
+
+/**
+ * The new agent's password, kept off the command line where it can be: `--password` when given,
+ * else AGENT_PASSWORD, else the first line of stdin when it is not a terminal (a pipe, a file).
+ */
+async function newAgentPassword(
+  option: string | undefined,
+  env: NodeJS.ProcessEnv,
+  stdin: NodeJS.ReadStream,
+): Promise<string> {
+  const password = option ?? (env.AGENT_PASSWORD || (stdin.isTTY ? '' : await firstLine(stdin)));
+  if (!password)
+    throw new UsageError(
+      'agent add needs a password: set AGENT_PASSWORD, or write it to its stdin (--password P works too, but stays in the shell history)',
+    );
+  return password;
+}
 
 /** `switchboard agent add|list|remove`: agent accounts, straight in the database. */
 export async function runAgentCommand(args: string[]): Promise<number> {
@@ -54,6 +84,8 @@ export async function runAgentCommand(args: string[]): Promise<number> {
   if (action === 'add')
     for (const required of ['name', 'email'] as const)
       if (values[required] === undefined) throw new UsageError(`agent add needs --${required}`);
+  const password =
+    action === 'add' ? await newAgentPassword(values.password, process.env, process.stdin) : undefined;
   const config = loadConfig();
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const db = await openDatabase(config, logger);
@@ -65,7 +97,7 @@ export async function runAgentCommand(args: string[]): Promise<number> {
         input = NewAgentSchema.parse({
           name: values.name,
           email: values.email,
-          password: values.password ?? process.env.AGENT_PASSWORD,
+          password,
           ...(values.role ? { role: values.role } : {}),
           ...(values.bots !== undefined ? { bots: list(values.bots) } : {}),
           ...(values.queues !== undefined ? { queues: list(values.queues) } : {}),

@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { passwordMatches } from '../../src/agents/passwords.ts';
 import { loadBots } from '../../src/config/bots.ts';
+import { runSwitchboard } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase, tempDir } from '../helpers/database.ts';
 import { REPO_ROOT } from '../helpers/hub.ts';
 
@@ -90,6 +93,61 @@ describe('switchboard agent add|list|remove', () => {
     expect(remove.code).toBe(0);
     expect((await cli(['agent', 'list'], env)).stdout).not.toContain(agent_id);
   }, 180_000);
+});
+
+describe('switchboard agent add: the password off the command line', () => {
+  let database: TestDatabase;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    env = { DATABASE_URL: database.url, LOG_LEVEL: 'warn' };
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  /** Whether the agent with this address signs in with `password`. */
+  async function signsInWith(email: string, password: string): Promise<boolean> {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ password_hash: string }>(
+        'SELECT password_hash FROM agents WHERE email = $1',
+        [email],
+      );
+      return passwordMatches(rows[0]?.password_hash, password);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('reads it from AGENT_PASSWORD', async () => {
+    const res = await runSwitchboard(['agent', 'add', '--name', 'Env', '--email', 'env@example.com'], {
+      ...env,
+      AGENT_PASSWORD: 'from the environment',
+    });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(await signsInWith('env@example.com', 'from the environment')).toBe(true);
+  });
+
+  it("reads it from stdin's first line when stdin is not a terminal", async () => {
+    const res = await runSwitchboard(['agent', 'add', '--name', 'Pipe', '--email', 'pipe@example.com'], env, {
+      stdin: 'from a pipe, with spaces\nand a second line\n',
+    });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(await signsInWith('pipe@example.com', 'from a pipe, with spaces')).toBe(true);
+  });
+
+  it('without any, says where to put it (a usage error, exit 2)', async () => {
+    const res = await runSwitchboard(['agent', 'add', '--name', 'None', '--email', 'none@example.com'], env);
+    expect(res.stderr).toBe(
+      'switchboard: agent add needs a password: set AGENT_PASSWORD, or write it to its stdin (--password P works too, but stays in the shell history)\n(switchboard help lists the commands and their options)\n',
+    );
+    expect(res.code).toBe(2);
+  });
 });
 
 describe('reserved bot names', () => {
