@@ -1,6 +1,7 @@
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
+import { logRedisOutages } from '../redis-outage.ts';
 import { LaneSlots } from './lane-slots.ts';
 import { type LaneQueueStatus, laneQueueStatus } from './lane-status.ts';
 import { backoffDelay, retryDelayHint } from './queue.ts';
@@ -173,8 +174,11 @@ export class LaneRunner {
         backoff: { type: 'jittered' },
       },
     });
-    this.queue.on('error', (err) =>
-      o.logger.warn({ event: 'queue.producer_error', queue: o.name, err: err.message }),
+    logRedisOutages(
+      this.queue,
+      o.logger,
+      { error: 'queue.producer_error', recovered: 'queue.producer_recovered' },
+      { queue: o.name },
     );
   }
 
@@ -207,8 +211,11 @@ export class LaneRunner {
           retryDelayHint(err) ?? backoffDelay(attempts, o.retryBaseMs ?? RETRY_BASE_MS, RETRY_CAP_MS),
       },
     });
-    this.worker.on('error', (err) =>
-      o.logger.warn({ event: 'queue.worker_error', queue: o.name, err: err.message }),
+    logRedisOutages(
+      this.worker,
+      o.logger,
+      { error: 'queue.worker_error', recovered: 'queue.worker_recovered' },
+      { queue: o.name },
     );
     this.worker.on('failed', (job, err) =>
       o.logger.warn({

@@ -3,6 +3,7 @@ import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullm
 import type { Redis } from 'ioredis';
 import { errorMessage, isTransient } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { logRedisOutages } from '../redis-outage.ts';
 import { defineLuaCommands, type LuaCommand, readLua } from '../redis-scripts.ts';
 import {
   delayOf,
@@ -151,7 +152,7 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
   const idsKey = `${options.prefix}scheduler:ids`;
   const addingKey = `${options.prefix}scheduler:adding`;
   const queue = new Queue<JobData>(SCHEDULER_QUEUE, { connection: redis, prefix });
-  queue.on('error', (err) => logger.warn({ event: 'scheduler.queue_error', err: err.message }));
+  logRedisOutages(queue, logger, { error: 'scheduler.queue_error', recovered: 'scheduler.queue_recovered' });
   /** BullMQ's failed set: ids of the jobs set aside (and of repeating jobs' failed runs). */
   const failedKey = queue.toKey('failed');
   const handlers = new Map<string, JobHandler>();
@@ -423,7 +424,10 @@ export function createBullmqScheduler(options: BullmqSchedulerOptions): Schedule
         // No `maxStartedAttempts`: it would count the starts that found a dependency away too.
         // `process` sets a job aside after five counted starts, however each ended.
       });
-      worker.on('error', (err) => logger.warn({ event: 'scheduler.worker_error', err: err.message }));
+      logRedisOutages(worker, logger, {
+        error: 'scheduler.worker_error',
+        recovered: 'scheduler.worker_recovered',
+      });
       worker.on('failed', (job, err) =>
         logger.warn({
           event:
