@@ -39,7 +39,8 @@ ${AGENT_USAGE}
 ${BROADCAST_USAGE}
   help                                         show this help
 ${CHANNEL_PLUGINS.flatMap((p) => (p.command ? [`${p.command.usage}\n`] : [])).join('')}
-Configuration is read from the environment; see README.md.`;
+Configuration is read from the environment; see README.md.
+Exit codes: 0 done; 1 failed (a setting, a dependency, the operation); 2 a command line it cannot read.`;
 
 async function start(args: string[]): Promise<void> {
   const { values } = parseArgs({
