@@ -393,6 +393,12 @@ describe('retention reaches what erasure reaches: a hub whose API session expire
         ).rows,
       (rows) => rows.length === 1,
     );
+    // The queue marks its inbox copy handled just after the turn commits: expiry takes handled
+    // copies only (an unhandled one may still be in its lane), so wait for that mark.
+    await until(
+      async () => (await db.query('SELECT 1 FROM inbox WHERE processed_at IS NULL')).rows,
+      (rows) => rows.length === 0,
+    );
     await db.query(`UPDATE sessions SET last_activity_at = now() - interval '30 days' WHERE id = $1`, [sid]);
 
     expect(await running.hub.expire()).toMatchObject({ ran: true, sessions: 1, outbound: 1 });
