@@ -46,11 +46,14 @@ describe(`live fuzz of a started hub (${RUNS} per entry point)`, () => {
   const statuses = new Map<number, number>();
 
   /** The hub's queue depth, from its metrics: 0 once every accepted input is handled. */
-  const queueDepth = async () => {
-    const text = await (await fetch(`${server.url}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith('switchboard_queue_depth'));
-    return Number(line?.split(' ')[1] ?? Number.NaN);
-  };
+  // Read from the inbox itself (the server's in-process queue), not /metrics: its values are
+  // cached for up to 5 s, so a 0 read there can predate work queued since.
+  const queueDepth = async () =>
+    (
+      await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM inbox WHERE processed_at IS NULL AND failed_at IS NULL',
+      )
+    ).rows[0]!.n;
   const quiet = () => until(queueDepth, (d) => d === 0, 60_000);
 
   beforeAll(async () => {
