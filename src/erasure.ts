@@ -17,6 +17,7 @@ import type { Scheduler } from './scheduler/scheduler.ts';
 import type { Db } from './store/db.ts';
 import {
   type ErasedConversation,
+  type ErasureHooks,
   eraseSessionRows,
   eraseUserRows,
   laneOf,
@@ -71,8 +72,12 @@ const logOf = (subject: Subject) => ('userId' in subject ? LOG.user : LOG.sessio
  * user, as any new contact does); other processes' in-memory copies of a snapshot live until
  * their short local TTL.
  */
-export async function eraseUser(deps: ErasureDeps, userId: string): Promise<ErasureResult | undefined> {
-  const erased = await eraseUserRows(deps.db, userId);
+export async function eraseUser(
+  deps: ErasureDeps,
+  userId: string,
+  hooks?: ErasureHooks,
+): Promise<ErasureResult | undefined> {
+  const erased = await eraseUserRows(deps.db, userId, hooks);
   return erased && (await afterCommit(deps, { userId }, erased));
 }
 

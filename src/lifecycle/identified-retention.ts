@@ -2,8 +2,8 @@ import { SESSIONS_OF_PERSON } from '../analytics/transcripts.ts';
 import { identityOfNativeKey } from '../envelope.ts';
 import { type ErasureDeps, eraseUser } from '../erasure.ts';
 import { msAgo } from '../store/clock.ts';
-import type { Db, PreparedStatement, Queryable, QueryResult } from '../store/db.ts';
-import { ANY } from '../store/erasure.ts';
+import type { Queryable } from '../store/db.ts';
+import { ANY, type ErasureHooks } from '../store/erasure.ts';
 import { recordEvent } from '../store/events.ts';
 import { json } from '../store/records.ts';
 
@@ -89,16 +89,14 @@ const AWAY_USERS = `SELECT u.id FROM users u
   ORDER BY u.id LIMIT $3`;
 
 /**
- * In the erasure's transaction, with the user locked: still there and still away, counting every
- * session erasure would remove (those of their identities that name nobody, or someone else,
- * too). A message handled since the batch was chosen keeps them, and so does one whose session is
- * being inserted as this locks (its insert holds the user's key lock until it commits). One that
- * comes after the lock waits for the erasure, then, accepted before it, is dropped as erasure
- * drops what was queued for an erased contact (src/store/erased-contacts.ts).
+ * In the erasure's transaction, with the user locked (`ErasureHooks.proceed`): still away,
+ * counting every session erasure would remove (those of their identities that name nobody, or
+ * someone else, too). A message handled since the batch was chosen keeps them, and so does one
+ * whose session is being inserted as this locks (its insert holds the user's key lock until it
+ * commits). One that comes after the lock waits for the erasure, then, accepted before it, is
+ * dropped as erasure drops what was queued for an erased contact (src/store/erased-contacts.ts).
  */
 async function stillAway(tx: Queryable, userId: string, retentionMs: number): Promise<boolean> {
-  const locked = await tx.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [userId]);
-  if (locked.rows.length === 0) return false;
   const bound = msAgo('$2');
   const { rows } = await tx.query(
     `SELECT 1 FROM users u WHERE u.id = $1 AND ${AWAY(bound)}
@@ -109,41 +107,22 @@ async function stillAway(tx: Queryable, userId: string, retentionMs: number): Pr
   return rows.length > 0;
 }
 
-/** Thrown inside the erasure's transaction when the user came back: it rolls back, nothing is erased. */
-class CameBack extends Error {}
-
 /**
- * The database as erasure sees it when retention erases `userId`: every transaction it opens first
- * checks, under the user's lock, that they are still away (or throws `CameBack`), and records why
- * they went (`user.expired`) in the same commit. Erasure stays the one way a person is removed
- * (src/store/erasure.ts, src/erasure.ts), called as it is, not repeated here.
+ * What retention adds to a person's erasure (src/store/erasure.ts `ErasureHooks`): the check that
+ * they are still away, and why they went (`user.expired`), in the same commit. Erasure stays the
+ * one way a person is removed, called as it is, not repeated here.
  */
-function retentionDb(db: Db, userId: string, retentionMs: number): Db {
-  return {
-    kind: db.kind,
-    query<Row>(sql: string | PreparedStatement, params?: readonly unknown[]): Promise<QueryResult<Row>> {
-      return db.query<Row>(sql, params);
-    },
-    exec: (sql) => db.exec(sql),
-    transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
-      return db.transaction(async (tx) => {
-        if (!(await stillAway(tx, userId, retentionMs))) throw new CameBack();
-        const result = await work(tx);
-        await recordEvent(tx, {
-          sessionId: null,
-          bot: ANY,
-          channel: ANY,
-          type: USER_EXPIRED_EVENT,
-          data: { userId, reason: RETENTION_REASON, retentionDays: retentionMs / DAY_MS },
-        });
-        return result;
-      });
-    },
-    holdLock: (key) => db.holdLock(key),
-    ping: () => db.ping(),
-    close: () => db.close(),
-  };
-}
+const retentionHooks = (userId: string, retentionMs: number): ErasureHooks => ({
+  proceed: (tx) => stillAway(tx, userId, retentionMs),
+  record: (tx) =>
+    recordEvent(tx, {
+      sessionId: null,
+      bot: ANY,
+      channel: ANY,
+      type: USER_EXPIRED_EVENT,
+      data: { userId, reason: RETENTION_REASON, retentionDays: retentionMs / DAY_MS },
+    }),
+});
 
 export interface IdentifiedRetentionDeps extends ErasureDeps {
   /** IDENTIFIED_USER_RETENTION_DAYS, in ms. */
@@ -165,7 +144,8 @@ export async function expireIdentifiedUsers(deps: IdentifiedRetentionDeps): Prom
     const { rows } = await db.query<{ id: string }>(AWAY_USERS, [retentionMs, after, RETENTION_BATCH_USERS]);
     for (const { id } of rows) {
       try {
-        const result = await eraseUser({ ...deps, db: retentionDb(db, id, retentionMs) }, id);
+        // Undefined: gone meanwhile, or back (not away any more under the lock): nothing erased.
+        const result = await eraseUser(deps, id, retentionHooks(id, retentionMs));
         if (!result) continue;
         erased += 1;
         logger.info({
@@ -175,7 +155,6 @@ export async function expireIdentifiedUsers(deps: IdentifiedRetentionDeps): Prom
           sessions: result.sessions.length,
         });
       } catch (err) {
-        if (err instanceof CameBack) continue;
         // One user's failure (a lock timeout, a lost connection) leaves them for the next run.
         logger.warn({ event: 'user.expire_failed', userId: id, err: (err as Error).message });
       }

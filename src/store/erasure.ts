@@ -230,6 +230,16 @@ async function eraseSessionsIn(
 }
 
 /**
+ * What another owner of an erasure (identified-user retention) adds to its transaction: whether
+ * to go on, asked under the user's lock (undefined is returned otherwise, nothing erased), and
+ * what to record with it.
+ */
+export interface ErasureHooks {
+  proceed?(tx: Queryable): Promise<boolean>;
+  record?(tx: Queryable): Promise<void>;
+}
+
+/**
  * Erases a user from PostgreSQL in one transaction: their sessions (those naming them, and those
  * of their channel identities, unverified mail from their addresses included) with everything
  * `eraseSessionsIn` removes, the outbound messages to their identities, memory, identities and
@@ -237,10 +247,15 @@ async function eraseSessionsIn(
  * queued for them before now is dropped); records a `user.erased` event that names no one.
  * Undefined when there is no such user.
  */
-export async function eraseUserRows(db: Db, userId: string): Promise<SessionsErasure | undefined> {
+export async function eraseUserRows(
+  db: Db,
+  userId: string,
+  hooks: ErasureHooks = {},
+): Promise<SessionsErasure | undefined> {
   return db.transaction(async (tx) => {
     const user = await tx.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [userId]);
     if (user.rows.length === 0) return undefined;
+    if (hooks.proceed && !(await hooks.proceed(tx))) return undefined;
     const contacts = await contactsOfUser(tx, userId);
     const sessions = await sessionsOfUser(tx, userId, contacts);
     const erased = await eraseSessionsIn(tx, sessions, contacts);
@@ -257,6 +272,7 @@ export async function eraseUserRows(db: Db, userId: string): Promise<SessionsEra
     // Last, so that its time is the erasure's end: what is still queued for them from before it
     // is dropped, not made a new contact.
     await recordErasedContacts(tx, [...contacts, ...sessions.flatMap(contactOf)]);
+    await hooks.record?.(tx);
     return { ...erased, identities: identities.rowCount, memory: memory.rowCount };
   });
 }
