@@ -31,7 +31,8 @@ const RETRY_EVERY_MS = 250;
  */
 function notAnswering(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return isTransient(err) || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+  // A name that does not resolve (yet) is waited for too (EAI_AGAIN is transient already).
+  return isTransient(err) || code === 'ENOTFOUND';
 }
 
 /** A connection string without its user and password: it goes into error messages and logs. */
