@@ -1,3 +1,4 @@
+import type { Ingress } from '../../src/ports.ts';
 import type { Db } from '../../src/store/db.ts';
 import type { ApiExchange } from './hub.ts';
 import { until } from './until.ts';
@@ -55,6 +56,20 @@ export async function processed(db: Db, envelopeId: string): Promise<void> {
     const { rows } = await db.query('SELECT 1 FROM messages WHERE envelope_id = $1', [envelopeId]);
     return rows.length > 0;
   }, `envelope ${envelopeId} to be processed`);
+}
+
+/** Accepts an envelope through the hub's ingress, waits until the engine recorded it: its session. */
+export async function sessionOfAccepted(
+  hub: { ingress: Ingress; db: Db },
+  envelope: Parameters<Ingress['accept']>[0],
+): Promise<string> {
+  await hub.ingress.accept(envelope);
+  await processed(hub.db, envelope.id);
+  const { rows } = await hub.db.query<{ session_id: string }>(
+    'SELECT session_id FROM messages WHERE envelope_id = $1',
+    [envelope.id],
+  );
+  return rows[0]!.session_id;
 }
 
 /**

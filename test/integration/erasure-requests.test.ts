@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Channel } from '../../src/envelope.ts';
 import { FileStore } from '../../src/files/store.ts';
-import { adminClient, eventually, processed, rowsMentioningAny } from '../helpers/admin.ts';
+import { adminClient, eventually, rowsMentioningAny, sessionOfAccepted } from '../helpers/admin.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { openApiContract } from '../helpers/openapi-contract.ts';
 import { keysMentioning, keysUnder, TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
@@ -43,7 +43,7 @@ describe('erasure on request: one session, unverified mail, and the receivers to
     options: { thread?: string; verified?: boolean } = {},
   ): Promise<string> {
     const id = `${channel}:${randomUUID()}`;
-    await running.hub.ingress.accept({
+    return sessionOfAccepted(running.hub, {
       id,
       channel,
       bot: 'hooks',
@@ -54,12 +54,6 @@ describe('erasure on request: one session, unverified mail, and the receivers to
       meta: {},
       receivedAt: new Date().toISOString(),
     });
-    await processed(db(), id);
-    const { rows } = await db().query<{ session_id: string }>(
-      'SELECT session_id FROM messages WHERE envelope_id = $1',
-      [id],
-    );
-    return rows[0]!.session_id;
   }
 
   /** Every queue lane drained and unscheduled: nothing in flight. */

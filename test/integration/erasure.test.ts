@@ -5,7 +5,7 @@ import type { Channel } from '../../src/envelope.ts';
 import { FileStore } from '../../src/files/store.ts';
 import { sessionMessagesKey } from '../../src/limits/rate-limiter.ts';
 import { createRedisRateLimiter } from '../../src/limits/redis-rate-limiter.ts';
-import { adminClient, eventually, processed, rowsMentioningAny } from '../helpers/admin.ts';
+import { adminClient, eventually, rowsMentioningAny, sessionOfAccepted } from '../helpers/admin.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { keysUnder, TEST_REDIS_URL, testRedisPrefix, valueText } from '../helpers/redis.ts';
 
@@ -25,7 +25,7 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
 
   async function send(channel: Channel, from: string, text: string, thread?: string): Promise<string> {
     const id = `${channel}:${randomUUID()}`;
-    await running.hub.ingress.accept({
+    return sessionOfAccepted(running.hub, {
       id,
       channel,
       bot: 'default',
@@ -35,12 +35,6 @@ describe('erasing a user (PostgreSQL and Redis)', () => {
       meta: {},
       receivedAt: new Date().toISOString(),
     });
-    await processed(db(), id);
-    const { rows } = await db().query<{ session_id: string }>(
-      'SELECT session_id FROM messages WHERE envelope_id = $1',
-      [id],
-    );
-    return rows[0]!.session_id;
   }
 
   const keys = () => keysUnder(redis, prefix);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Channel } from '../../src/envelope.ts';
 import type { Db } from '../../src/store/db.ts';
-import { processed, rowsMentioningAny } from '../helpers/admin.ts';
+import { rowsMentioningAny, sessionOfAccepted } from '../helpers/admin.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
 
 /**
@@ -22,7 +22,7 @@ function people(running: () => RunningHub) {
   /** A message from `from` on `channel` to the default bot, handled: its session's id. */
   async function send(channel: Channel, from: string, text: string, name = 'Someone'): Promise<string> {
     const id = `${channel}:${randomUUID()}`;
-    await running().hub.ingress.accept({
+    return sessionOfAccepted(running().hub, {
       id,
       channel,
       bot: 'default',
@@ -31,12 +31,6 @@ function people(running: () => RunningHub) {
       meta: {},
       receivedAt: new Date().toISOString(),
     });
-    await processed(db(), id);
-    const { rows } = await db().query<{ session_id: string }>(
-      'SELECT session_id FROM messages WHERE envelope_id = $1',
-      [id],
-    );
-    return rows[0]!.session_id;
   }
 
   /** A WhatsApp person who wrote once and has something in their USER MEMORY: their user id. */
