@@ -5,11 +5,12 @@ import { ConfigError } from '../config/env.ts';
 import type { BroadcastCounts } from './broadcast-store.ts';
 
 export const BROADCAST_USAGE = `  broadcast start --bot B --channel C (--to a,b | --to-file F | --audience JSON)
-            (--text T | --template JSON) [--subject S] [--rate N] [--key K] [--watch]
+            (--text T | --template JSON) [--subject S] [--rate N] [--key K] [--watch] [--json]
                                                start a broadcast through the hub's API; --watch shows its progress
   broadcast status <id> [--watch] [--json]     a broadcast's progress (a bar; --watch until it completes)
   broadcast list [--json]                      the latest broadcasts
-            (these talk to the hub at --url, else SWITCHBOARD_URL, else http://127.0.0.1:$PORT, with ADMIN_TOKEN)`;
+            (these talk to the hub at --url, else SWITCHBOARD_URL, else http://127.0.0.1:$PORT, with ADMIN_TOKEN;
+            --watch asks every --interval MS, 1000)`;
 
 /** What `GET /api/admin/broadcasts/{id}` answers. */
 export interface BroadcastProgressView extends BroadcastCounts {

@@ -59,7 +59,7 @@ const compression = z
  * The standard variables this module reads (blank ones count as unset), after the OpenTelemetry
  * specification; a value it cannot use refuses the start, naming the variable.
  */
-const TraceEnvSchema = z.object({
+export const TraceEnvSchema = z.object({
   OTEL_TRACES_SAMPLER: z
     .enum(SAMPLERS, { error: (issue) => `one of ${SAMPLERS.join(', ')}, not ${String(issue.input)}` })
     .default('parentbased_always_on'),
