@@ -9,6 +9,7 @@ import { TelegramEnvSchema } from '../../adapters/telegram/config.ts';
 import { WebEnvSchema } from '../../adapters/web/config.ts';
 import { WhatsAppEnvSchema } from '../../adapters/whatsapp/config.ts';
 import { EnvSchema } from '../../src/config/env.ts';
+import { buildOpenApiDocument } from '../../src/http/openapi/document.ts';
 import { TraceEnvSchema } from '../../src/telemetry/sdk.ts';
 import { runSwitchboard } from '../helpers/cli.ts';
 import { REPO_ROOT } from '../helpers/hub.ts';
@@ -17,7 +18,8 @@ import { REPO_ROOT } from '../helpers/hub.ts';
  * README is the operator's reference: every variable the hub reads is in one of its
  * configuration tables (a table whose first column is `variable`), with the default the code
  * has, and every variable a table names is read. Likewise the commands and options of
- * `switchboard help` and README's "Command line".
+ * `switchboard help` and README's "Command line", and the statuses README's route tables give
+ * against the OpenAPI document.
  */
 
 const README = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
@@ -154,5 +156,44 @@ describe("README's Command line documents `switchboard help`", () => {
         `switchboard ${command}`,
       );
     expect([...options(section)].sort()).toEqual([...options(help.stdout)].sort());
+  });
+});
+
+describe("README's route tables agree with the OpenAPI document", () => {
+  it('every status a row gives (`201 …`, `409 not_holder`) is one the route answers', () => {
+    const paths = buildOpenApiDocument({ version: 'readme' }).paths as Record<
+      string,
+      Record<string, { responses: Record<string, unknown> }>
+    >;
+    const byRoute = new Map<string, string[]>();
+    for (const [template, item] of Object.entries(paths))
+      for (const [method, op] of Object.entries(item))
+        byRoute.set(
+          `${method.toUpperCase()} ${template.replace(/\{[^}]+\}/g, '{}')}`,
+          Object.keys(op.responses),
+        );
+    const wrong: string[] = [];
+    let checked = 0;
+    README.split('\n').forEach((line, i) => {
+      if (!line.startsWith('|')) return;
+      const [first = '', ...rest] = line.split(/(?<!\\)\|/).slice(1, -1);
+      // `POST …/{session_id}/claim` in the agent API's table is short for its conversations' routes.
+      const routes = [...first.matchAll(/\b(GET|POST|PUT|PATCH|DELETE) ((?:\/api|…\/)[^`\s?]*)/g)].map(
+        (m) =>
+          `${m[1]} ${m[2]!.replace(/^…\//, '/api/agent/conversations/').replace(/\{[^}]+\}|<[^>]+>/g, '{}')}`,
+      );
+      // README writes a status at the start of a code span: `202`, `409 not_holder`, `201 {…}`.
+      const statuses = [...rest.join('|').matchAll(/`([1-5]\d\d)(?=[ `{])/g)].map((m) => m[1]!);
+      for (const route of routes) {
+        const listed = byRoute.get(route);
+        if (!listed) continue; // outside the document: the channels' webhooks, /api/messages
+        checked++;
+        for (const status of statuses)
+          if (!listed.includes(status))
+            wrong.push(`README.md:${i + 1}: ${route} → ${status}, not in the document`);
+      }
+    });
+    expect(checked).toBeGreaterThan(10);
+    expect(wrong).toEqual([]);
   });
 });

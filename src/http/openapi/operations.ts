@@ -413,7 +413,8 @@ export const OPERATIONS: Operation[] = [
     security: AGENT,
     query: AgentListQuery,
     responses: ok(ConversationList),
-    errors: [400, 401],
+    // 403: `state=all` asked by an agent of role `agent`.
+    errors: [400, 401, 403],
   },
   {
     method: 'get',
@@ -482,7 +483,8 @@ export const OPERATIONS: Operation[] = [
     security: AGENT,
     body: TransferBody,
     responses: ok(Assigned),
-    errors: [400, 401, 403, 404, 409],
+    // 422 agent_not_serving: no such agent, or one that does not serve the bot.
+    errors: [400, 401, 403, 404, 409, 422],
   },
   {
     method: 'get',
