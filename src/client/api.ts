@@ -1998,6 +1998,15 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description Not configured here (`sign_in_disabled`: no sign-in key for the bot) */
+        E501: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description An error */
         Error: {
             headers: {
@@ -4013,6 +4022,9 @@ export interface operations {
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            409: components["responses"]["E409"];
+            429: components["responses"]["E429"];
+            501: components["responses"]["E501"];
             default: components["responses"]["Error"];
         };
     };

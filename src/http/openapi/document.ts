@@ -19,6 +19,7 @@ const STATUS_TEXT: Record<number, string> = {
   415: 'A file type the bot does not take',
   422: 'Cannot be done on this channel or for this person',
   429: 'Rate limited (`rate_limited`), or too many wrong credentials from this address (`too_many_failures`, `too_many_attempts`); see `Retry-After`',
+  501: 'Not configured here (`sign_in_disabled`: no sign-in key for the bot)',
 };
 
 const SECURITY_SCHEMES: Record<Scheme, Json> = {

@@ -169,7 +169,8 @@ export const OPERATIONS: Operation[] = [
     security: ['session'],
     body: AuthenticateBody,
     responses: ok(SignedIn, 'Signed in: the session under a new token'),
-    errors: [400, 401, 403],
+    // 409 session_owned, 429 rate_limited (SESSION_CREATE_PER_MINUTE), 501 sign_in_disabled.
+    errors: [400, 401, 403, 409, 429, 501],
   },
   {
     method: 'post',
