@@ -31,6 +31,8 @@ export const EnvSchema = z.object({
     emptyAsUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ),
+  /** `pretty` or `json` log lines; unset: guessed from stdout (src/logger.ts reads it). */
+  LOG_FORMAT: z.preprocess(emptyAsUndefined, z.enum(['json', 'pretty']).optional()),
   /** Longest accepted message text, in UTF-8 bytes. */
   MAX_TEXT_BYTES: int(16 * 1024, 1),
   /** Largest accepted HTTP request body, in bytes. */

@@ -42,6 +42,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ PORT: 'eighty', LOG_LEVEL: 'loud' })).toThrow(ConfigError);
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
   });
+
+  it('refuses a LOG_FORMAT other than json or pretty by name, rather than guessing', () => {
+    expect(() => loadConfig({ LOG_FORMAT: 'text' })).toThrow(/LOG_FORMAT/);
+    expect(() => loadConfig({ LOG_FORMAT: 'pretty' })).not.toThrow();
+    expect(() => loadConfig({ LOG_FORMAT: '' })).not.toThrow();
+  });
 });
 
 describe('backoff', () => {
