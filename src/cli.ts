@@ -29,9 +29,9 @@ Commands:
   queue status [--json]                        what the queues hold now: queued, ready, claimed, stuck
   queue failed [--json]                        envelopes set aside after failing again and again (kept DEAD_LETTER_KEEP_DAYS)
   queue replay                                 put them back in the queue
-  outbox failed [--json]                       replies that exhausted their delivery attempts
+  outbox failed [--json]                       replies given up: refused, or failing past DELIVERY_GIVE_UP_AFTER_SECONDS
   outbox replay [--session ID]                 send them again (all, or one session's)
-  webhooks failed [--json]                     event webhooks dead-lettered after 24 h of failures (kept DEAD_LETTER_KEEP_DAYS)
+  webhooks failed [--json]                     event webhooks dead-lettered after WEBHOOK_MAX_AGE_SECONDS of failures (kept DEAD_LETTER_KEEP_DAYS)
   webhooks replay [--id EVENT_ID]              send them again (all, or one event)
   scheduler failed [--json]                    scheduled jobs set aside after failing their last attempt
   scheduler replay [ID…]                       run them again now, with fresh attempts (all, or these)

@@ -12,6 +12,11 @@ export const BROADCAST_USAGE = `  broadcast start --bot B --channel C (--to a,b 
             (these talk to the hub at --url, else SWITCHBOARD_URL, else http://127.0.0.1:$PORT, with ADMIN_TOKEN;
             --watch asks every --interval MS, 1000)`;
 
+/** How often `--watch` asks for a broadcast's progress, by default. */
+const DEFAULT_INTERVAL_MS = 1_000;
+/** The shortest `--interval`: each one is a request to the hub. */
+const MIN_INTERVAL_MS = 100;
+
 /** What `GET /api/admin/broadcasts/{id}` answers. */
 export interface BroadcastProgressView extends BroadcastCounts {
   broadcast_id: string;
@@ -81,6 +86,11 @@ export async function runBroadcastCommand(args: string[], io: Io): Promise<numbe
   } else {
     noMoreArguments(`broadcast ${action}`, positionals);
   }
+  const intervalMs = values.interval === undefined ? DEFAULT_INTERVAL_MS : Number(values.interval);
+  if (!Number.isInteger(intervalMs) || intervalMs < MIN_INTERVAL_MS)
+    throw new UsageError(
+      `--interval takes milliseconds, at least ${MIN_INTERVAL_MS}, not ${values.interval}`,
+    );
   const token = io.env.ADMIN_TOKEN;
   if (!token)
     throw new ConfigError('set ADMIN_TOKEN: broadcasts are started and read through the operator API');
@@ -108,7 +118,6 @@ export async function runBroadcastCommand(args: string[], io: Io): Promise<numbe
     return json;
   };
   const sleep = io.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
-  const intervalMs = values.interval ? Number(values.interval) : 1_000;
 
   const show = async (id: string, watch: boolean): Promise<number> => {
     const tty = io.out.isTTY === true;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/cli-usage.ts';
 import { pacing } from '../../src/outbound/broadcasts.ts';
-import { progressLine } from '../../src/outbound/cli.ts';
+import { progressLine, runBroadcastCommand } from '../../src/outbound/cli.ts';
 
 const progress = (over: Partial<Parameters<typeof progressLine>[0]>) => ({
   broadcast_id: '0d9f4a52-5c43-4b7e-9f3e-1b2a3c4d5e6f',
@@ -43,5 +44,15 @@ describe('a broadcast pace', () => {
     expect(pacing(80)).toEqual({ intervalMs: 200, batch: 16 });
     expect(pacing(2)).toEqual({ intervalMs: 500, batch: 1 });
     expect(pacing(0.5)).toEqual({ intervalMs: 2_000, batch: 1 });
+  });
+});
+
+describe('broadcast --interval', () => {
+  it('is a usage error unless it is whole milliseconds, at least 100, before the hub is asked', async () => {
+    const io = { env: {}, out: { write: () => true } };
+    for (const interval of ['abc', '0', '50', '1.5'])
+      await expect(
+        runBroadcastCommand(['status', 'some-id', '--watch', '--interval', interval], io),
+      ).rejects.toThrow(new UsageError(`--interval takes milliseconds, at least 100, not ${interval}`));
   });
 });
