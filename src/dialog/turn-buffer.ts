@@ -10,6 +10,7 @@ import {
   type ReplyContent,
   type ReplyOptions,
 } from '../engine/bot.ts';
+import { EFFECT_KEYS, type EffectKeys, type EffectKeysHolder, effectKeysOf } from '../engine/effect-keys.ts';
 import { own, setOwn } from '../own.ts';
 import type { SessionStateData, Suggestion } from '../store/records.ts';
 
@@ -73,7 +74,7 @@ export class TurnBuffer {
 }
 
 /** The BotContext a script sees: the real turn's, with every write held back in the buffer. */
-class HeldBackContext implements BotContext, LlmBinder {
+class HeldBackContext implements BotContext, LlmBinder, EffectKeysHolder {
   readonly session: BotContext['session'];
   readonly envelope: BotContext['envelope'];
   readonly kind: BotContext['kind'];
@@ -107,6 +108,11 @@ class HeldBackContext implements BotContext, LlmBinder {
 
   [BIND_LLM](derived: BotContext): BotLlm {
     return llmBoundTo(this.real, derived);
+  }
+
+  /** The real turn's: a call this run makes is the turn's, whether the run is kept or not. */
+  get [EFFECT_KEYS](): EffectKeys | undefined {
+    return effectKeysOf(this.real);
   }
 
   /** The session operations this run used, if it used any. */

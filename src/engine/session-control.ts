@@ -13,6 +13,7 @@ import {
   type ReplyOptions,
   type SessionInfo,
 } from './bot.ts';
+import { EFFECT_KEYS, type EffectKeysHolder, effectKeysOf } from './effect-keys.ts';
 import { outboundEnvelope } from './outbound.ts';
 
 /** Why SEND TO SESSION refused: nothing was sent. */
@@ -316,7 +317,7 @@ function childContext(
     isNew: false,
   };
   let sessions: SessionControl | undefined;
-  const child: BotContext & LlmBinder = {
+  const child: BotContext & LlmBinder & EffectKeysHolder = {
     session,
     envelope: parent.envelope,
     kind: parent.kind,
@@ -348,6 +349,10 @@ function childContext(
       return llmBoundTo(parent, child);
     },
     [BIND_LLM]: (derived: BotContext) => llmBoundTo(parent, derived),
+    // What the child does outside the hub is its parent turn's (one turn, one count).
+    get [EFFECT_KEYS]() {
+      return effectKeysOf(parent);
+    },
     get sessions() {
       sessions ??= control(child);
       return sessions;

@@ -24,6 +24,7 @@ import {
   type ReplyOptions,
   type SessionInfo,
 } from './bot.ts';
+import { EFFECT_KEYS, EffectKeys, type EffectKeysHolder } from './effect-keys.ts';
 import { outboundRow } from './outbound.ts';
 import { type SessionBotInfo, SessionControl, type SessionReads, SessionWork } from './session-control.ts';
 
@@ -95,6 +96,8 @@ export class TurnDraft {
   readonly events: { type: string; data: unknown }[] = [];
   /** Replies for other sessions and sub-session changes (ctx.sessions), written with the turn. */
   readonly work = new SessionWork();
+  /** Keys of what this computation of the turn does outside the hub (HTTP tool calls): the same in the next one. */
+  readonly effectKeys: EffectKeys;
   state: SessionStateData;
   endReason: string | undefined;
   handoffRequest: HandoffRequest | undefined;
@@ -116,6 +119,7 @@ export class TurnDraft {
     idleOut?: string,
   ) {
     this.state = deepCopy(stateData(snapshot));
+    this.effectKeys = new EffectKeys(snapshot.session.id, envelope.id);
     if (envelope.kind === 'end') {
       this.endReason = envelope.end?.reason ?? 'ended';
       // An idle end says so first, in the end's own commit: written after it (by the sweep, which
@@ -353,7 +357,7 @@ export class TurnDraft {
  * The BotContext of a turn in the making. A class rather than an object literal with a closure
  * per method and getters: one is made for every turn.
  */
-class DraftContext implements BotContext, LlmBinder {
+class DraftContext implements BotContext, LlmBinder, EffectKeysHolder {
   readonly session: SessionInfo;
   readonly envelope: Envelope;
   readonly kind: Envelope['kind'];
@@ -526,6 +530,10 @@ class DraftContext implements BotContext, LlmBinder {
   /** A context derived from this one (a dialog's held-back turn) gets an LLM bound to itself. */
   [BIND_LLM](derived: BotContext): BotLlm {
     return this.llmProvider ? this.llmProvider(derived) : NO_LLM;
+  }
+
+  get [EFFECT_KEYS](): EffectKeys {
+    return this.draft.effectKeys;
   }
 
   get sessions(): SessionControl {

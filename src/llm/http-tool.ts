@@ -9,16 +9,25 @@ export const MAX_TOOL_REDIRECTS = 5;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
+ * The header that carries a call's idempotency key (the common convention, Stripe's and the IETF
+ * draft's): a turn computed again (its commit failed, its worker died) makes the same call with the
+ * same key, so the service can answer it as the first one instead of booking twice.
+ */
+export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
+
+/**
  * Calls an HTTP tool and returns its response body as text, read as a stream and stopped at
  * `maxResponseBytes` (the rest is never downloaded). Redirects are followed here, not by fetch,
  * so that the secret headers (`headersFromEnv`) go only to the origin of the configured URL:
- * once a redirect leaves it, they are dropped for the rest of the chain. Throws with a message
- * fit for the model when the call fails.
+ * once a redirect leaves it, they are dropped for the rest of the chain. `idempotencyKey` goes
+ * in `Idempotency-Key` unless the tool's author sets that header. Throws with a message fit for
+ * the model when the call fails.
  */
 export async function callHttpTool(
   http: HttpTool,
   input: Record<string, unknown>,
   env: NodeJS.ProcessEnv,
+  idempotencyKey?: string,
 ): Promise<string> {
   const secrets: Record<string, string> = {};
   for (const [header, variable] of Object.entries(http.headersFromEnv)) {
@@ -31,6 +40,9 @@ export async function callHttpTool(
     accept: 'application/json, text/plain;q=0.9, */*;q=0.5',
     ...http.headers,
   };
+  const named = (h: string) => h.toLowerCase() === IDEMPOTENCY_KEY_HEADER.toLowerCase();
+  if (idempotencyKey && !Object.keys(headers).some(named) && !Object.keys(secrets).some(named))
+    headers[IDEMPOTENCY_KEY_HEADER] = idempotencyKey;
   let url = new URL(http.url);
   let method: string = http.method;
   let body: string | undefined;

@@ -8,6 +8,7 @@ import { Machine, RESERVED_VARIABLES } from '../dialog/machine.ts';
 import { TurnBuffer } from '../dialog/turn-buffer.ts';
 import { fromJson, type Value } from '../dialog/values.ts';
 import type { BotContext } from '../engine/bot.ts';
+import { effectKeysOf } from '../engine/effect-keys.ts';
 import { bareRecord, setOwn } from '../own.ts';
 import { truncateUtf16 } from '../text.ts';
 import type { ToolCall, ToolSpec } from './client.ts';
@@ -164,7 +165,8 @@ export class BotTools {
     try {
       const content = tool.declaration.script
         ? await this.runScript(tool.declaration.script, input, ctx)
-        : await callHttpTool(tool.declaration.http!, input, this.env);
+        : // The turn's next key: a recomputed turn calls with the same one (see EffectKeys).
+          await callHttpTool(tool.declaration.http!, input, this.env, effectKeysOf(ctx)?.next());
       return { ok: true, args, content: clip(content) };
     } catch (err) {
       return { ok: false, args, content: clip(`error: ${(err as Error).message}`) };

@@ -416,3 +416,65 @@ describe('HTTP tools: responses read up to a cap, secret headers kept to their o
     expect((await tools.run(call('loop', {}), ctx, active)).content).toBe('error: more than 5 redirects');
   });
 });
+
+describe("HTTP tools' Idempotency-Key", () => {
+  let server: Server;
+  let url = '';
+  const keys: (string | string[] | undefined)[] = [];
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      keys.push(req.headers['idempotency-key']);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((r) => server.close(r));
+  });
+
+  it('numbers the calls of a turn: the same turn computed again sends the same keys, in order', async () => {
+    const dir = await tempDir('sbt-tool-keys-');
+    const tools = await BotTools.load(
+      dir,
+      BotSettingsSchema.parse(llm([{ name: 'book', description: 'd', http: { url: `${url}/book` } }])),
+      {},
+    );
+    const turn = async () => {
+      const { ctx } = context();
+      for (let i = 0; i < 2; i++)
+        expect(await tools.run(call('book', {}), ctx, ['book'])).toMatchObject({ ok: true });
+    };
+    await turn();
+    await turn();
+    expect(keys).toHaveLength(4);
+    expect(keys[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(keys[1]).not.toBe(keys[0]);
+    expect(keys.slice(2)).toEqual(keys.slice(0, 2));
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it("sends the author's own Idempotency-Key as written, and no second one", async () => {
+    keys.length = 0;
+    const dir = await tempDir('sbt-tool-keys-');
+    const tools = await BotTools.load(
+      dir,
+      BotSettingsSchema.parse(
+        llm([
+          {
+            name: 'fixed',
+            description: 'd',
+            http: { url: `${url}/fixed`, headers: { 'idempotency-key': 'the-author-s' } },
+          },
+        ]),
+      ),
+      {},
+    );
+    const { ctx } = context();
+    expect(await tools.run(call('fixed', {}), ctx, ['fixed'])).toMatchObject({ ok: true });
+    expect(keys).toEqual(['the-author-s']);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,169 @@
+import fs from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EnvelopeInput } from '../../src/envelope.ts';
+import { listMessages } from '../../src/store/messages.ts';
+import { findOpenSnapshotByKey } from '../../src/store/sessions.ts';
+import { tempDir } from '../helpers/database.ts';
+import { type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { FakeOpenAi, lastUserText } from '../helpers/openai-server.ts';
+import { settled } from '../helpers/settled.ts';
+import { until } from '../helpers/until.ts';
+
+async function writeFiles(root: string, files: Record<string, string>): Promise<void> {
+  for (const [name, content] of Object.entries(files)) {
+    const file = path.join(root, name);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.writeFile(file, content);
+  }
+}
+
+const wa = (bot: string, from: string, n: number, text: string): EnvelopeInput => ({
+  id: `whatsapp:wamid.${bot}.${from}.${n}`,
+  channel: 'whatsapp',
+  bot,
+  from: { id: from },
+  text,
+  receivedAt: new Date().toISOString(),
+});
+
+/**
+ * A person's message whose text holds `failonce_<tag>` is refused by the database the first time
+ * its turn is written (a sequence per tag: its count does not roll back with the refused write).
+ */
+async function failOnce(running: RunningHub, tag: string): Promise<string> {
+  await running.hub.db.query(`CREATE SEQUENCE sbt_fail_${tag}`);
+  return `failonce_${tag}`;
+}
+
+/**
+ * What a turn does outside the hub before its commit is done again when the commit does not
+ * happen and the turn is computed again (here: the database refuses the turn's first write, and
+ * the queue hands the envelope over again). Through the whole hub on PostgreSQL.
+ */
+describe("a turn's effects when it is computed again (PostgreSQL)", () => {
+  const fake = new FakeOpenAi();
+  let toolServer: Server;
+  /** The `Idempotency-Key` of each call the HTTP tool got, in order. */
+  const toolKeys: (string | undefined)[] = [];
+  let running: RunningHub;
+
+  beforeAll(async () => {
+    await fake.start();
+    toolServer = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const key = req.headers['idempotency-key'];
+        toolKeys.push(Array.isArray(key) ? key.join(',') : key);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"booked":true}');
+      });
+    });
+    await new Promise<void>((r) => toolServer.listen(0, '127.0.0.1', r));
+    const toolUrl = `http://127.0.0.1:${(toolServer.address() as AddressInfo).port}/bookings`;
+    const configDir = await tempDir('sbt-turn-effects-');
+    await writeFiles(path.join(configDir, 'bots'), {
+      'booker/bot.json': JSON.stringify({
+        llm: {
+          baseUrl: fake.url,
+          model: 'fake',
+          maxRetries: 0,
+          tools: [
+            {
+              name: 'book',
+              description: 'Books a table',
+              parameters: { type: 'object', properties: { at: { type: 'string' } } },
+              http: { url: toolUrl },
+            },
+          ],
+        },
+      }),
+      'booker/start.bas': 'USE TOOL "book"\n',
+    });
+    running = await startTestHub({ configDir, queueConcurrency: 4, queueRetryBaseMs: 5 });
+    // The model books (twice when asked to), then answers with what it got.
+    fake.handle((r) => {
+      if (r.body.messages.at(-1)!.role === 'tool') return { text: 'Booked.' };
+      const calls = lastUserText(r).includes('twice') ? 2 : 1;
+      return {
+        toolCalls: Array.from({ length: calls }, (_, i) => ({ name: 'book', arguments: { at: `${i}` } })),
+      };
+    });
+    await running.hub.db.query(`
+      CREATE FUNCTION sbt_fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE tag text := substring(NEW.content from 'failonce_([a-z0-9]+)');
+      BEGIN
+        IF NEW.role = 'user' AND tag IS NOT NULL AND nextval(('sbt_fail_' || tag)::regclass) = 1 THEN
+          RAISE EXCEPTION 'refused once by the test';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER sbt_fail_once BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION sbt_fail_once();`);
+  });
+  afterAll(async () => {
+    await running?.stop();
+    await fake.stop();
+    await new Promise((r) => toolServer?.close(r));
+  });
+
+  const historyOf = async (bot: string, from: string) => {
+    const snap = await findOpenSnapshotByKey(running.hub.db, { bot, channel: 'whatsapp', nativeKey: from });
+    expect(snap, `${bot}'s session of ${from}`).toBeDefined();
+    return listMessages(running.hub.db, snap!.session.id, { limit: 50 });
+  };
+
+  it('an HTTP tool call made again by the recomputed turn carries the same Idempotency-Key; another turn, another key', async () => {
+    const from = '+4915200001';
+    const before = toolKeys.length;
+    const text = `book a table ${await failOnce(running, 'table')}`;
+    await running.hub.ingress.accept(wa('booker', from, 1, text));
+    await until(
+      () => toolKeys.length - before,
+      (n) => n >= 2,
+    );
+    await settled(running.hub);
+    const messages = await historyOf('booker', from);
+    expect(messages.map((m) => [m.role, m.content])).toEqual([
+      ['user', text],
+      ['tool', '{"booked":true}'],
+      ['assistant', 'Booked.'],
+    ]);
+    // The first computation's call, and the recomputed turn's: one booking to the service.
+    const [first, again] = toolKeys.slice(before);
+    expect(toolKeys.length - before).toBe(2);
+    expect(first).toMatch(/^[0-9a-f]{64}$/);
+    expect(again).toBe(first);
+
+    // The person's next message is another turn: another key.
+    await running.hub.ingress.accept(wa('booker', from, 2, 'book another'));
+    await until(
+      () => toolKeys.length - before,
+      (n) => n >= 3,
+    );
+    await settled(running.hub);
+    const next = toolKeys[before + 2];
+    expect(next).toMatch(/^[0-9a-f]{64}$/);
+    expect(next).not.toBe(first);
+  });
+
+  it('two calls in one turn have keys of their own, each the same when the turn is computed again', async () => {
+    const from = '+4915200002';
+    const before = toolKeys.length;
+    await running.hub.ingress.accept(wa('booker', from, 1, `book twice ${await failOnce(running, 'twice')}`));
+    await until(
+      () => toolKeys.length - before,
+      (n) => n >= 4,
+    );
+    await settled(running.hub);
+    const keys = toolKeys.slice(before);
+    expect(keys).toHaveLength(4);
+    expect(keys[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(keys[1]).toMatch(/^[0-9a-f]{64}$/);
+    expect(keys[1]).not.toBe(keys[0]);
+    expect(keys.slice(2)).toEqual(keys.slice(0, 2));
+    const messages = await historyOf('booker', from);
+    expect(messages.map((m) => m.role)).toEqual(['user', 'tool', 'tool', 'assistant']);
+  });
+});
