@@ -81,8 +81,22 @@ describe("a turn's effects when it is computed again (PostgreSQL)", () => {
         },
       }),
       'booker/start.bas': 'USE TOOL "book"\n',
+      'sender/start.bas': 'REM nothing to say first\n',
+      'sender/message.bas': [
+        'parts = SPLIT(message, " ")',
+        'IF parts[0] = "send" THEN',
+        '  SEND TO SESSION parts[1], "note " + parts[2]',
+        '  TALK "sent"',
+        'ELSE',
+        '  TALK "hello"',
+        'END IF',
+        '',
+      ].join('\n'),
     });
-    running = await startTestHub({ configDir, queueConcurrency: 4, queueRetryBaseMs: 5 });
+    // One turn at a time: each commits alone, so a refused write goes back to the queue and the
+    // turn is computed again (written with another session's turn, it would be split from it and
+    // written again as computed: src/engine/group-commit.ts).
+    running = await startTestHub({ configDir, queueConcurrency: 1, queueRetryBaseMs: 5 });
     // The model books (twice when asked to), then answers with what it got.
     fake.handle((r) => {
       if (r.body.messages.at(-1)!.role === 'tool') return { text: 'Booked.' };
@@ -165,5 +179,40 @@ describe("a turn's effects when it is computed again (PostgreSQL)", () => {
     expect(keys.slice(2)).toEqual(keys.slice(0, 2));
     const messages = await historyOf('booker', from);
     expect(messages.map((m) => m.role)).toEqual(['user', 'tool', 'tool', 'assistant']);
+  });
+
+  // Already so before the Idempotency-Key: each message a turn sends has an id made of the turn's
+  // envelope id and its place in the turn (src/engine/session-control.ts), queued before the
+  // commit; the recomputed turn's copy is a duplicate there.
+  it('SEND TO SESSION in a turn computed again: the other session gets the message once', async () => {
+    await running.hub.ingress.accept(wa('sender', '+4915200003', 1, 'hi'));
+    await settled(running.hub);
+    const target = await findOpenSnapshotByKey(running.hub.db, {
+      bot: 'sender',
+      channel: 'whatsapp',
+      nativeKey: '+4915200003',
+    });
+    const text = `send ${target!.session.id} reminder ${await failOnce(running, 'send')}`;
+    await running.hub.ingress.accept(wa('sender', '+4915200004', 1, text));
+    await until(
+      () =>
+        running.hub.db.query(`SELECT 1 FROM messages WHERE in_reply_to = $1`, [
+          `whatsapp:wamid.sender.+4915200004.1`,
+        ]),
+      (r) => r.rows.length >= 1,
+    );
+    await settled(running.hub);
+    expect((await historyOf('sender', '+4915200004')).map((m) => [m.role, m.content])).toEqual([
+      ['user', text],
+      ['assistant', 'sent'],
+    ]);
+    expect((await historyOf('sender', '+4915200003')).map((m) => [m.role, m.content])).toEqual([
+      ['user', 'hi'],
+      ['assistant', 'hello'],
+      ['assistant', 'note reminder'],
+    ]);
+    // The turn was computed twice: its first write was refused.
+    const { rows } = await running.hub.db.query<{ n: string }>(`SELECT last_value AS n FROM sbt_fail_send`);
+    expect(Number(rows[0]!.n)).toBe(2);
   });
 });
