@@ -52,6 +52,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    envelopesSetAside: new Counter({
+      name: 'switchboard_envelopes_set_aside_total',
+      help: "Envelopes the inbound queue set aside after failing again and again (dead letters: switchboard queue failed), by channel and kind; a person's message set aside is answered with the bot's apology",
+      labelNames: ['channel', 'kind'] as const,
+      registers: [registry],
+    }),
     botErrors: new Counter({
       name: 'switchboard_bot_errors_total',
       help: 'Turns in which the bot code threw',

@@ -10,6 +10,7 @@ import {
   redisDependency,
   untilAnswers,
 } from '../dependencies.ts';
+import { setAsideApology } from '../engine/set-aside.ts';
 import { hasPendingAttachments, pendingAttachments } from '../files/pending.ts';
 import { type RequestDrain, trackRequests } from '../http/drain.ts';
 import type { HubState } from '../http/ops-api.ts';
@@ -170,6 +171,10 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
         retryDelaysMs: config.attachmentRetryDelaysMs,
         metrics: services.metrics,
       });
+      // A person's message set aside gets the bot's apology rather than silence.
+      const setAside = {
+        setAside: setAsideApology({ bots, ingress: services.ingress, metrics: services.metrics, logger }),
+      };
       await startStep(
         'queue.consume',
         () =>
@@ -191,7 +196,7 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
               info.job,
             );
             return outcome === 'held' ? 'held' : undefined;
-          }),
+          }, setAside),
         { abortable: onRedis },
       );
       await startStep('outbox.start', () => outbox.start(), { abortable: onRedis });

@@ -12,10 +12,12 @@ import {
 } from '../store/inbox.ts';
 import {
   backoffDelay,
+  type ConsumeOptions,
   type EnqueueResult,
   type EnvelopeHandler,
   type InboundQueue,
   retryDelayHint,
+  tellSetAside,
 } from './queue.ts';
 
 export const RETRY_BASE_MS = 200;
@@ -70,6 +72,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
   const known = new Set<number>();
   const timers = new Set<NodeJS.Timeout>();
   let handler: EnvelopeHandler | undefined;
+  let consuming: ConsumeOptions | undefined;
   let running = 0;
   let stopping = false;
   let idleWaiters: (() => void)[] = [];
@@ -204,6 +207,7 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
         });
         lane.items.shift();
         known.delete(entry.id);
+        await tellSetAside(consuming, entry.envelope, { error: message, attempts: entry.attempts }, logger);
       } else {
         // The handler's own hint first (an attachment's retry spacing), else the backoff.
         retryIn =
@@ -248,11 +252,12 @@ export function createInProcessQueue(options: InProcessQueueOptions): InboundQue
       push(entry);
       return 'accepted';
     },
-    async consume(h: EnvelopeHandler) {
+    async consume(h: EnvelopeHandler, options?: ConsumeOptions) {
       // Two processes resuming one inbox would run the same sessions at once: one per database.
       releaseLock = await db.holdLock(IN_PROCESS_QUEUE_LOCK);
       if (!releaseLock) throw new QueueLockedError();
       handler = h;
+      consuming = options;
       const pending = await pendingInbox(db);
       if (pending.length > 0) logger.info({ event: 'queue.resumed', count: pending.length });
       for (const entry of pending) push({ ...entry, recovered: true });

@@ -1,4 +1,6 @@
 import type { Envelope } from '../envelope.ts';
+import { errorMessage } from '../errors.ts';
+import type { Logger } from '../logger.ts';
 import type { DrainedJob } from '../telemetry/envelope-spans.ts';
 import type { LaneQueueStatus } from './lane-status.ts';
 
@@ -38,6 +40,17 @@ export type EnvelopeHandler = (envelope: Envelope, info: DeliveryInfo) => Promis
 export type EnqueueResult = 'accepted' | 'duplicate';
 
 /**
+ * Told of an envelope the queue has set aside (its handling failed again and again: a dead
+ * letter), once it is set aside: `error` is its last failure. What it does is its own; a failure
+ * of it is logged and changes nothing in the queue.
+ */
+export type SetAsideHandler = (envelope: Envelope, set: { error: string; attempts: number }) => Promise<void>;
+
+export interface ConsumeOptions {
+  setAside?: SetAsideHandler;
+}
+
+/**
  * What feeds the session engine. Every driver keeps this contract:
  * - `enqueue` resolves only once the envelope is durably accepted, and answers `duplicate`
  *   (changing nothing) for an envelope id it has accepted before;
@@ -59,7 +72,7 @@ export interface InboundQueue {
     limit: { key: string; limit: number; windowMs: number },
   ): Promise<EnqueueResult | 'limited'>;
   /** Starts feeding envelopes to `handler` (worker role). */
-  consume(handler: EnvelopeHandler): Promise<void>;
+  consume(handler: EnvelopeHandler, options?: ConsumeOptions): Promise<void>;
   /** Stops taking work, waits for what is in flight, and releases its connections. */
   stop(): Promise<void>;
   /** Throws when the queue cannot take envelopes. */
@@ -85,4 +98,19 @@ export function retryDelayHint(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const ms = (err as { retryAfterMs?: unknown }).retryAfterMs;
   return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}
+
+/** Tells `options.setAside` of a dead letter; its failure is only logged (the envelope is set aside either way). */
+export async function tellSetAside(
+  options: ConsumeOptions | undefined,
+  envelope: Envelope,
+  set: { error: string; attempts: number },
+  logger: Logger,
+): Promise<void> {
+  if (!options?.setAside) return;
+  await options
+    .setAside(envelope, set)
+    .catch((err: unknown) =>
+      logger.error({ event: 'queue.set_aside_hook_failed', envelopeId: envelope.id, err: errorMessage(err) }),
+    );
 }

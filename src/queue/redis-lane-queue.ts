@@ -6,7 +6,13 @@ import type { Logger } from '../logger.ts';
 import { type DrainedJob, drainSpan } from '../telemetry/envelope-spans.ts';
 import { LaneRunner, type LaneRunnerOptions } from './lane-runner.ts';
 import type { LaneQueueStatus } from './lane-status.ts';
-import type { EnqueueResult, EnvelopeHandler, InboundQueue } from './queue.ts';
+import {
+  type ConsumeOptions,
+  type EnqueueResult,
+  type EnvelopeHandler,
+  type InboundQueue,
+  tellSetAside,
+} from './queue.ts';
 import {
   type ClaimSessions,
   type DeadLetter,
@@ -118,7 +124,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
         dedupeId: envelope.id,
         limit: { key: rateWindowKey(options.prefix, key), limit, windowMs },
       }),
-    async consume(handler: EnvelopeHandler) {
+    async consume(handler: EnvelopeHandler, consuming?: ConsumeOptions) {
       runner.start(async (lane, items, ctx) => {
         return drainSpan(lane, items.length, (job) => handleChunk(lane, items, parseAll(items), ctx, job));
       }, options.concurrency);
@@ -168,6 +174,7 @@ export function createRedisLaneQueue(options: RedisLaneQueueOptions): RedisLaneQ
               attempts,
               err: errorMessage(err),
             });
+            await tellSetAside(consuming, envelope, { error: errorMessage(err), attempts }, logger);
             return { done: 0 };
           }
         }

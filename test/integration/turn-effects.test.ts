@@ -4,11 +4,14 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnvelopeInput } from '../../src/envelope.ts';
+import type { RedisLaneQueue } from '../../src/queue/redis-lane-queue.ts';
 import { listMessages } from '../../src/store/messages.ts';
 import { findOpenSnapshotByKey } from '../../src/store/sessions.ts';
 import { tempDir } from '../helpers/database.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { capturingLogger } from '../helpers/logs.ts';
 import { FakeOpenAi, lastUserText } from '../helpers/openai-server.ts';
+import { TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { settled } from '../helpers/settled.ts';
 import { until } from '../helpers/until.ts';
 
@@ -216,3 +219,113 @@ describe("a turn's effects when it is computed again (PostgreSQL)", () => {
     expect(Number(rows[0]!.n)).toBe(2);
   });
 });
+
+/**
+ * A person's message whose turn fails again and again (here: its write always refused) is set
+ * aside by the queue after its 10 tries; the person gets the bot's apology once rather than
+ * silence, and the set-aside is counted and logged. On the embedded queue and on Redis lanes.
+ */
+function setAsideScenario(name: string, redis: { prefix: string; cleanup: () => Promise<void> } | undefined) {
+  describe(name, () => {
+    const log = capturingLogger();
+    let running: RunningHub;
+
+    beforeAll(async () => {
+      const configDir = await tempDir('sbt-set-aside-');
+      await writeFiles(path.join(configDir, 'bots'), {
+        'sorry/bot.json': JSON.stringify({ apology: 'Sorry, that went wrong on our side.' }),
+        'sorry/start.bas': 'REM nothing to say first\n',
+        'sorry/message.bas': 'TALK "fine"\n',
+      });
+      running = await startTestHub(
+        {
+          configDir,
+          queueConcurrency: 2,
+          queueRetryBaseMs: 5,
+          ...(redis ? { redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix } : {}),
+        },
+        { logger: log.logger },
+      );
+      await running.hub.db.query(`
+        CREATE FUNCTION sbt_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.role = 'user' AND NEW.content LIKE '%poison%' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER sbt_poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION sbt_poison();`);
+    });
+    afterAll(async () => {
+      await running?.stop();
+      await redis?.cleanup();
+    });
+
+    const setAside = async () =>
+      (await running.hub.metrics.envelopesSetAside.get()).values.find(
+        (v) => v.labels.channel === 'whatsapp' && v.labels.kind === 'message',
+      )?.value ?? 0;
+    const historyOf = async (from: string) => {
+      const snap = await findOpenSnapshotByKey(running.hub.db, {
+        bot: 'sorry',
+        channel: 'whatsapp',
+        nativeKey: from,
+      });
+      return snap ? listMessages(running.hub.db, snap.session.id, { limit: 50 }) : [];
+    };
+
+    it("answers a person's message set aside after its retries with the bot's apology, once, and counts it", async () => {
+      const from = '+4915200101';
+      await running.hub.ingress.accept(wa('sorry', from, 1, 'hello'));
+      await settled(running.hub);
+      const poison = wa('sorry', from, 2, 'a poison pill');
+      await running.hub.ingress.accept(poison);
+      await until(
+        () => historyOf(from),
+        (messages) => messages.length >= 3,
+        45_000,
+      );
+      await settled(running.hub);
+      const messages = await historyOf(from);
+      expect(messages.map((m) => [m.role, m.content])).toEqual([
+        ['user', 'hello'],
+        ['assistant', 'fine'],
+        ['assistant', 'Sorry, that went wrong on our side.'],
+      ]);
+      expect(messages[2]!.payload.origin).toEqual({ type: 'set_aside', id: poison.id });
+      expect(await setAside()).toBe(1);
+      expect(log.about('queue.envelope_failed', poison.id)).toEqual([
+        expect.objectContaining({ attempts: 10, err: 'refused by the test' }),
+      ]);
+      expect(log.about('turn.set_aside_apology', poison.id)).toEqual([
+        expect.objectContaining({ status: 'accepted' }),
+      ]);
+
+      // The session goes on.
+      await running.hub.ingress.accept(wa('sorry', from, 3, 'still there?'));
+      await settled(running.hub);
+      expect((await historyOf(from)).slice(3).map((m) => [m.role, m.content])).toEqual([
+        ['user', 'still there?'],
+        ['assistant', 'fine'],
+      ]);
+
+      if (!redis) return;
+      // An operator replays the dead letter; it is set aside again, and not apologised for again.
+      expect(await (running.hub.queue as RedisLaneQueue).replayDeadLetters()).toBe(1);
+      await until(setAside, (n) => n >= 2);
+      await settled(running.hub);
+      expect(log.about('turn.set_aside_apology', poison.id)).toEqual([
+        expect.objectContaining({ status: 'accepted' }),
+        expect.objectContaining({ status: 'duplicate' }),
+      ]);
+      expect((await historyOf(from)).map((m) => m.content)).toEqual([
+        'hello',
+        'fine',
+        'Sorry, that went wrong on our side.',
+        'still there?',
+        'fine',
+      ]);
+    });
+  });
+}
+
+setAsideScenario('a message set aside: the embedded queue (PostgreSQL)', undefined);
+setAsideScenario('a message set aside: Redis lanes (PostgreSQL, Redis)', testRedisPrefix());
