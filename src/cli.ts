@@ -2,9 +2,9 @@ import { parseArgs } from 'node:util';
 import { CHANNEL_PLUGINS, loadAdapters } from '../adapters/index.ts';
 import { AGENT_USAGE, runAgentCommand } from './agents/cli.ts';
 import { failureExitCode, reportFailure } from './cli-failure.ts';
-import { EXIT_USAGE, noMoreArguments } from './cli-usage.ts';
+import { EXIT_USAGE, noMoreArguments, UsageError } from './cli-usage.ts';
 import { checkConfiguration } from './config/check.ts';
-import { ConfigError, loadConfig, ROLES, type Role } from './config/env.ts';
+import { loadConfig, ROLES, type Role } from './config/env.ts';
 import { formatProblem } from './config/problems.ts';
 import {
   deferWasmTierUp,
@@ -49,7 +49,9 @@ async function start(args: string[]): Promise<void> {
     strict: true,
   });
   const role = values.role as Role;
-  if (!ROLES.includes(role)) throw new ConfigError(`--role must be one of ${ROLES.join(', ')}`);
+  // A value out of a fixed set is the command line's, like an unknown option: exit 2, nothing opened.
+  if (!ROLES.includes(role))
+    throw new UsageError(`--role must be ${ROLES.slice(0, -1).join(', ')} or ${ROLES.at(-1)}, not "${role}"`);
   const env = { ...process.env, ...(values.port ? { PORT: values.port } : {}) };
   const config = loadConfig(env);
   // Before the hub: the SDK (loaded only when OTLP is configured) must see every span.

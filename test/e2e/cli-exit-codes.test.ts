@@ -46,6 +46,7 @@ describe('switchboard exit codes', () => {
     [['broadcast', 'bogus'], 'unknown action "broadcast bogus": use start, status or list'],
     [['broadcast', 'status'], 'broadcast status takes the broadcast id'],
     [['telegram', 'bogus'], 'unknown telegram command "bogus"; try: telegram set-webhook'],
+    [['start', '--role', 'bogus'], '--role must be all, gateway or worker, not "bogus"'],
   ])('%j is a usage error: exit 2, nothing opened', async (args, message) => {
     const res = await runSwitchboard(args, env);
     expect(res.stderr).toBe(`switchboard: ${message}\n${HINT}`);
