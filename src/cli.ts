@@ -15,7 +15,7 @@ import {
 import { HubStoppedError } from './hub/lifecycle.ts';
 import { stopOnSignals } from './hub/shutdown.ts';
 import { createHub, openDatabase } from './hub.ts';
-import { createLogger } from './logger.ts';
+import { commandLogger, createLogger } from './logger.ts';
 import { BROADCAST_USAGE, runBroadcastCommand } from './outbound/cli.ts';
 import { migrate } from './store/migrate.ts';
 import { startTracing } from './telemetry/tracing.ts';
@@ -109,7 +109,7 @@ async function start(args: string[]): Promise<void> {
 
 async function runMigrate(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger(config.logLevel);
+  const logger = commandLogger(config.logLevel);
   const db = await openDatabase(config, logger);
   try {
     const applied = await migrate(db, logger);

@@ -59,6 +59,17 @@ export function createLogger(
   return destination ? pino(options, destination) : pino(options);
 }
 
+/**
+ * The logger of every command but `start` (`migrate`, `queue failed`, `agent list`, …): its lines
+ * go to stderr (readable when stderr is a terminal, as `logDestination` decides for stdout), so
+ * that stdout holds the command's result alone, which scripts read (`--json`). Written at once:
+ * a command that exits leaves no line behind.
+ */
+export function commandLogger(level: string): Logger {
+  const readable = logDestination(process.stderr.isTTY === true, process.env.LOG_FORMAT, process.stderr);
+  return createLogger(level, {}, readable ?? pino.destination({ dest: 2, sync: true }));
+}
+
 type Bindings = Record<string, unknown>;
 
 /** For a child that binds nothing of its own but a trace's ids (see `lazyChild`). */

@@ -5,7 +5,7 @@ import { loadConfig } from './config/env.ts';
 import { OUTBOUND_QUEUE } from './delivery/redis-outbox.ts';
 import { redisDependency, untilAnswers } from './dependencies.ts';
 import { openDatabase } from './hub.ts';
-import { createLogger } from './logger.ts';
+import { commandLogger, type Logger } from './logger.ts';
 import { LaneRunner } from './queue/lane-runner.ts';
 import { formatLaneQueueStatus, inboxQueueStatus } from './queue/lane-status.ts';
 import { createRedisLaneQueue, INBOUND_QUEUE } from './queue/redis-lane-queue.ts';
@@ -75,7 +75,7 @@ export function parseOperatorArguments(area: string, args: string[]): OperatorAr
 export async function runOperatorCommand(area: string, args: OperatorArguments): Promise<number> {
   const { action } = args;
   const config = loadConfig();
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const logger = commandLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   // It answered (openDatabase asks): a server that does not fails the command, naming it.
   const db = await openDatabase(config, logger);
   const out = (rows: unknown[]) => {
@@ -115,14 +115,18 @@ export async function runOperatorCommand(area: string, args: OperatorArguments):
 async function connectAnswering(
   redisUrl: string,
   config: ReturnType<typeof loadConfig>,
-  logger: ReturnType<typeof createLogger>,
+  logger: Logger,
 ): Promise<Redis> {
-  const redis = connectRedis(redisUrl, logger, 'switchboard-operator');
+  // Until it answers, its errors are the command's failure, said once (a DependencyError on
+  // stderr): not a warning line too. Once it answered, losing it is one (`redis.error`).
+  const connectionLogger = logger.child({}, { level: 'silent' });
+  const redis = connectRedis(redisUrl, connectionLogger, 'switchboard-operator');
   try {
     await untilAnswers(redisDependency(redisUrl, redis), {
       timeoutMs: config.dependencyTimeoutMs,
       retry: false,
     });
+    connectionLogger.level = logger.level;
     return redis;
   } catch (err) {
     redis.disconnect();
@@ -134,7 +138,7 @@ async function connectAnswering(
 async function openScheduler(
   db: Db,
   config: ReturnType<typeof loadConfig>,
-  logger: ReturnType<typeof createLogger>,
+  logger: Logger,
 ): Promise<{ scheduler: Scheduler; close(): Promise<void> }> {
   const { redisUrl } = config;
   if (!redisUrl) {
@@ -194,7 +198,7 @@ async function queueStatus(
   db: Db,
   config: ReturnType<typeof loadConfig>,
   args: { json?: boolean },
-  logger: ReturnType<typeof createLogger>,
+  logger: Logger,
 ): Promise<number> {
   const code = await queuesStatus(db, config, args, logger);
   if (code === 0 && !args.json) {
@@ -215,7 +219,7 @@ async function queuesStatus(
   db: Db,
   config: ReturnType<typeof loadConfig>,
   args: { json?: boolean },
-  logger: ReturnType<typeof createLogger>,
+  logger: Logger,
 ): Promise<number> {
   const { redisUrl } = config;
   if (!redisUrl) {
@@ -259,7 +263,7 @@ async function queue(
   config: ReturnType<typeof loadConfig>,
   action: string,
   out: (rows: unknown[]) => void,
-  logger: ReturnType<typeof createLogger>,
+  logger: Logger,
 ): Promise<number> {
   if (!config.redisUrl) {
     if (action === 'failed') {

@@ -3,7 +3,7 @@ import { ZodError } from 'zod';
 import { noMoreArguments, UsageError } from '../cli-usage.ts';
 import { ConfigError, loadConfig } from '../config/env.ts';
 import { openDatabase } from '../hub.ts';
-import { createLogger } from '../logger.ts';
+import { commandLogger } from '../logger.ts';
 import { deleteAgent, findAgentByEmail, getAgent, listAgents } from '../store/agents.ts';
 import { migrate } from '../store/migrate.ts';
 import { createAgent, DuplicateEmailError, NewAgentSchema } from './accounts.ts';
@@ -87,7 +87,7 @@ export async function runAgentCommand(args: string[]): Promise<number> {
   const password =
     action === 'add' ? await newAgentPassword(values.password, process.env, process.stdin) : undefined;
   const config = loadConfig();
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const logger = commandLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const db = await openDatabase(config, logger);
   try {
     await migrate(db, logger);
