@@ -1,6 +1,8 @@
+import { unknownChannelBots } from '../src/channels/channel-bots.ts';
 import type { ChannelPlugin } from '../src/channels/plugin.ts';
 import { channels } from '../src/channels/registry.ts';
-import type { HubConfig } from '../src/config/env.ts';
+import { ConfigError, type HubConfig } from '../src/config/env.ts';
+import type { ConfigProblem } from '../src/config/problems.ts';
 import type { Logger } from '../src/logger.ts';
 import type { ChannelAdapter } from '../src/ports.ts';
 import { api } from './api/channel.ts';
@@ -41,4 +43,33 @@ export async function loadAdapters(
     if (adapter) adapters.push(adapter);
   }
   return adapters;
+}
+
+/**
+ * What start refuses of the channels' configuration, found without starting anything: each
+ * channel the environment turns on is read and its adapter built as `loadAdapters` builds it for
+ * start (nothing connects before the hub sets it up), then the bots it answers with must be among
+ * `bots`, as start requires. One problem a channel that refuses its configuration (its message,
+ * naming the variables), one a bot that does not exist. For `switchboard check`.
+ */
+export async function checkChannels(
+  config: HubConfig,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+  bots: (bot: string) => boolean,
+): Promise<ConfigProblem[]> {
+  const problems: ConfigProblem[] = [];
+  for (const plugin of CHANNEL_PLUGINS) {
+    if (!plugin.enabled(env)) continue;
+    let adapter: ChannelAdapter | undefined;
+    try {
+      adapter = await plugin.loadAdapter({ config, env, logger });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push({ message: err.message });
+      continue;
+    }
+    if (adapter) problems.push(...unknownChannelBots([adapter], bots));
+  }
+  return problems;
 }

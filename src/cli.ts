@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
-import { CHANNEL_PLUGINS, loadAdapters } from '../adapters/index.ts';
+import { CHANNEL_PLUGINS, checkChannels, loadAdapters } from '../adapters/index.ts';
 import { AGENT_USAGE, runAgentCommand } from './agents/cli.ts';
 import { failureExitCode, reportFailure } from './cli-failure.ts';
 import { EXIT_USAGE, noMoreArguments, UsageError } from './cli-usage.ts';
+import { botFolders, DEFAULT_BOT } from './config/bots.ts';
 import { checkConfiguration } from './config/check.ts';
 import { loadConfig, ROLES, type Role } from './config/env.ts';
 import { formatProblem } from './config/problems.ts';
@@ -124,7 +125,16 @@ async function runCheck(args: string[]): Promise<void> {
   noMoreArguments('check', positionals.slice(1));
   const config = loadConfig();
   const checked = await checkConfiguration(config, { only: positionals[0] });
-  const problems = [...checked.bots.flatMap((b) => b.problems), ...checked.problems];
+  // The channels as start reads and builds them (connecting nowhere), answering with bots that exist
+  // (every folder, and the built-in default bot: start refuses a folder that does not load, above).
+  const folders = new Set(await botFolders(config.configDir));
+  const channels = await checkChannels(
+    config,
+    process.env,
+    commandLogger(config.logLevel === 'info' ? 'warn' : config.logLevel),
+    (bot) => bot === DEFAULT_BOT || folders.has(bot),
+  );
+  const problems = [...checked.bots.flatMap((b) => b.problems), ...checked.problems, ...channels];
   for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
   const scripts = checked.bots.reduce((n, b) => n + b.scripts.length, 0);
   const bots = `${checked.bots.length} bot${checked.bots.length === 1 ? '' : 's'}`;

@@ -71,8 +71,24 @@ export interface AdapterHost {
  * One channel. Adapters live in `adapters/<channel>/` and export one factory returning this.
  * Gateway processes mount routes and run inbound connections; worker processes send.
  */
+/** A bot a channel answers with, and the setting that names it. */
+export interface ChannelBot {
+  bot: string;
+  /** The variable that names it (`TEAMS_BOT`, `EMAIL_MAILBOXES`). */
+  setting: string;
+  /** Which of the setting's entries names it, when it holds several (`folder "Support"`). */
+  entry?: string;
+}
+
 export interface ChannelAdapter {
   readonly channel: Channel;
+  /**
+   * The bots it answers with, as its configuration names them: the hub refuses to start with one
+   * that does not exist, before anything is opened, and `switchboard check` reports it
+   * (`src/channels/channel-bots.ts`). Absent: the channel names no bot of its own (the person
+   * or the client chooses).
+   */
+  readonly bots?: readonly ChannelBot[];
   /** Called first, in every role. */
   setup?(host: AdapterHost): Promise<void>;
   /**

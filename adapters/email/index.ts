@@ -2,7 +2,7 @@ import type { Transporter } from 'nodemailer';
 import { Gauge } from 'prom-client';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { readAccessToken } from './access-token.ts';
-import { type EmailConfig, EmailConfigError } from './config.ts';
+import type { EmailConfig } from './config.ts';
 import { InboundMail } from './inbound.ts';
 import { MailboxWatcher } from './mailbox-watcher.ts';
 import { emailOutbound } from './outbound-rules.ts';
@@ -41,14 +41,16 @@ export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
 
   return {
     channel: 'email',
+    bots: config.mailboxes.map(({ folder, bot }) => ({
+      bot,
+      setting: 'EMAIL_MAILBOXES',
+      entry: `folder "${folder}"`,
+    })),
     sender,
     outbound: emailOutbound({ messageIdDomain: config.messageIdDomain }),
 
     async setup(h) {
       host = h;
-      for (const { folder, bot } of config.mailboxes)
-        if (!h.bots.has(bot))
-          throw new EmailConfigError(`EMAIL_MAILBOXES: folder "${folder}" names unknown bot "${bot}"`);
     },
 
     async start() {

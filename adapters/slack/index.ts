@@ -1,5 +1,4 @@
 import type { WebClient } from '@slack/web-api';
-import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SlackConfig } from './config.ts';
 import { SLACK_FILES_ORIGIN, slackFileSource } from './files.ts';
@@ -31,6 +30,7 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
 
   return {
     channel: 'slack',
+    bots: [{ bot: config.bot, setting: 'SLACK_BOT' }],
     sender: {
       send(batch) {
         if (!sender) throw new Error('the Slack adapter was not set up');
@@ -42,8 +42,6 @@ export function createSlackAdapter(config: SlackConfig): ChannelAdapter {
 
     async setup(h: AdapterHost) {
       host = h;
-      if (!h.bots.has(config.bot))
-        throw new ConfigError(`Slack answers with bot ${config.bot} (SLACK_BOT), which does not exist`);
       client = createWebClient({
         token: config.botToken,
         apiUrl: config.apiUrl,

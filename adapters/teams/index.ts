@@ -1,5 +1,4 @@
 import { CloudAdapter } from 'botbuilder';
-import { ConfigError } from '../../src/config/env.ts';
 import type { ChannelSender, OutboundBatch } from '../../src/delivery/sender.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
@@ -39,6 +38,7 @@ export function createTeamsAdapter(config: TeamsConfig): ChannelAdapter {
 
   return {
     channel: 'teams',
+    bots: [{ bot: config.bot, setting: 'TEAMS_BOT' }],
     sender,
     outbound: teamsOutbound,
 
@@ -59,8 +59,6 @@ export function createTeamsAdapter(config: TeamsConfig): ChannelAdapter {
 
     async setup(h: AdapterHost) {
       host = h;
-      if (!h.bots.has(config.bot))
-        throw new ConfigError(`Teams answers with bot ${config.bot} (TEAMS_BOT), which does not exist`);
       teamsSender = new TeamsSender({
         adapter,
         appId: config.auth?.appId ?? '',

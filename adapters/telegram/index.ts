@@ -1,4 +1,3 @@
-import { ConfigError } from '../../src/config/env.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { type BotApi, createBotApi } from './bot-api.ts';
 import { botUsernameOf } from './bot-username.ts';
@@ -25,6 +24,7 @@ export function createTelegramAdapter(config: TelegramConfig): ChannelAdapter {
 
   return {
     channel: 'telegram',
+    bots: [{ bot: config.bot, setting: 'TELEGRAM_BOT' }],
     sender: {
       send: (batch) => ready().send(batch),
       typing: (session) => ready().typing(session),
@@ -43,8 +43,6 @@ export function createTelegramAdapter(config: TelegramConfig): ChannelAdapter {
 
     async setup(h: AdapterHost) {
       host = h;
-      if (!h.bots.has(config.bot))
-        throw new ConfigError(`Telegram answers with bot ${config.bot} (TELEGRAM_BOT), which does not exist`);
       api = createBotApi({ token: config.token, apiUrl: config.apiUrl, timeoutMs: config.requestTimeoutMs });
       sender = new TelegramSender(api, h.logger, { files: h.files, store: h.store });
       h.logger.info({ event: 'telegram.configured', bot: config.bot, groups: config.groups });

@@ -1,5 +1,4 @@
 import { Hono } from 'hono';
-import { ConfigError } from '../../src/config/env.ts';
 import { type ChannelSender, type OutboundBatch, SendError } from '../../src/delivery/sender.ts';
 import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import type { SessionRecord } from '../../src/store/records.ts';
@@ -74,6 +73,14 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
 
   return {
     channel: 'whatsapp',
+    bots: [
+      { bot: options.defaultBot, setting: 'WHATSAPP_BOT' },
+      ...[...(options.cloud?.numbers ?? [])].map(([number, bot]) => ({
+        bot,
+        setting: 'WHATSAPP_NUMBERS',
+        entry: `number ${number}`,
+      })),
+    ],
     sender,
 
     // Cloud API media, queued by id: looked up and downloaded with the access token before the turn.
@@ -89,13 +96,6 @@ export function createWhatsAppAdapter(options: WhatsAppAdapterOptions): ChannelA
 
     async setup(h: AdapterHost) {
       host = h;
-      const unknown = [options.defaultBot, ...(options.cloud?.numbers.values() ?? [])].filter(
-        (b) => !h.bots.has(b),
-      );
-      if (unknown.length > 0)
-        throw new ConfigError(
-          `WhatsApp answers with bot(s) ${[...new Set(unknown)].join(', ')}, which do not exist`,
-        );
       if (options.cloud) {
         const graph = new GraphClient({
           baseUrl: options.cloud.graphUrl,

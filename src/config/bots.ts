@@ -375,6 +375,9 @@ export async function botFolders(configDir: string): Promise<string[]> {
     .sort();
 }
 
+/** The bot the hub always has: built in when no folder of that name holds one. */
+export const DEFAULT_BOT = 'default';
+
 /**
  * Loads every bot under `<configDir>/bots/`. Any problem of any bot (a folder name that is not a
  * bot name, a bot.json that does not validate, a script that does not compile, a handler that
@@ -391,12 +394,12 @@ export async function loadBots(configDir: string, options: BotLoadOptions = {}):
     if (inspected.bot) bots.push(inspected.bot);
   }
   if (problems.length > 0) throw new BotConfigError(problems);
-  if (!bots.some((b) => b.name === 'default')) {
+  if (!bots.some((b) => b.name === DEFAULT_BOT)) {
     // The widget at `/` talks to `default`: there is always one.
     const settings = BotSettingsSchema.parse({});
     bots.push({
-      name: 'default',
-      dir: path.join(root, 'default'),
+      name: DEFAULT_BOT,
+      dir: path.join(root, DEFAULT_BOT),
       settings,
       handler: settingsOnlyHandler(settings),
       templates: new Map(),

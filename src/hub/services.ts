@@ -4,6 +4,7 @@ import path from 'node:path';
 import { loadSignInVerifiers } from '../auth/sign-in-config.ts';
 import { createSignIn, type SignIn } from '../auth/sign-in-service.ts';
 import { type Backend, createBackend } from '../backend.ts';
+import { unknownChannelBots } from '../channels/channel-bots.ts';
 import {
   createAdapterStore,
   createDeliveredThrough,
@@ -147,6 +148,12 @@ function refuseUnsetWebhookSecrets(bots: BotRegistry): void {
   );
 }
 
+/** A ConfigError naming each setting that names a bot that does not exist, and the bot. */
+function refuseUnknownChannelBots(adapters: readonly ChannelAdapter[], bots: BotRegistry): void {
+  const unknown = unknownChannelBots(adapters, (bot) => bots.has(bot));
+  if (unknown.length > 0) throw new ConfigError(unknown.map((p) => `${p.field}: ${p.message}`).join('; '));
+}
+
 export async function createServices(options: {
   config: HubConfig;
   role: Role;
@@ -168,6 +175,8 @@ export async function createServices(options: {
     // Only the built-in default bot: almost always CONFIG_DIR pointing at the wrong place.
     logger.warn({ event: 'config.no_bots', dir: path.join(config.configDir, BOTS_DIR) });
   }
+  // A channel answering with a bot that is not there would fail every message it takes.
+  refuseUnknownChannelBots(adapters, bots);
   const serves = role === 'all' || role === 'gateway';
   // Sign-in keys are read once, here, so that a bad one stops the start with a ConfigError.
   const verifiers = serves ? await loadSignInVerifiers(config, bots) : undefined;

@@ -116,6 +116,63 @@ describe('switchboard check finds what start refuses', () => {
     expect(res.code).toBe(1);
   });
 
+  it("the channels' settings: each channel that refuses its own, and a bot a channel names that is not there", async () => {
+    await write('shop/bot.json', '{}');
+    const channels = {
+      WHATSAPP_ACCESS_TOKEN: 'EAAG-token',
+      TEAMS_APP_ID: '00000000-0000-0000-0000-000000000001',
+      TELEGRAM_BOT_TOKEN: '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw',
+      SLACK_SIGNING_SECRET: 'slack-signing-secret',
+      SLACK_BOT_TOKEN: 'xoxb-1-2-abc',
+      SLACK_BOT: 'sales',
+      EMAIL_IMAP_HOST: '127.0.0.1',
+      EMAIL_IMAP_USER: 'bot@example.com',
+      EMAIL_IMAP_PASSWORD: 'secret',
+      EMAIL_SMTP_HOST: '127.0.0.1',
+      EMAIL_FROM: 'bot@example.com',
+      EMAIL_MAILBOXES: 'INBOX=shop,Support=support',
+      WEB_MAX_FRAME_BYTES: '12',
+    };
+    const res = await check([], channels);
+    expect(res.stderr).toBe('');
+    expect(res.stdout.trim().split('\n')).toEqual([
+      'environment: the WhatsApp Cloud API needs WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN as well',
+      'environment: TEAMS_APP_TYPE=MultiTenant needs TEAMS_APP_PASSWORD (the client secret)',
+      'environment: the Telegram channel needs TELEGRAM_WEBHOOK_SECRET as well',
+      'environment: SLACK_BOT: names bot "sales", which does not exist (the slack channel answers with it)',
+      'environment: EMAIL_MAILBOXES: folder "Support" names bot "support", which does not exist (the email channel answers with it)',
+      'environment: invalid web channel configuration: WEB_MAX_FRAME_BYTES: Too small: expected number to be >=1024',
+      '6 errors in 0 scripts in 1 bot',
+    ]);
+    expect(res.code).toBe(1);
+    // start refuses each of them: the first it meets, then the next once that one is set right.
+    const started = await start(channels);
+    expect(started).toMatchObject({
+      code: 1,
+      stderr:
+        'switchboard: the WhatsApp Cloud API needs WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN as well\n',
+    });
+    const set = {
+      WHATSAPP_APP_SECRET: 'app-secret',
+      WHATSAPP_VERIFY_TOKEN: 'verify-token',
+      WHATSAPP_BOT: 'shop',
+      TEAMS_APP_PASSWORD: 'client-secret',
+      TEAMS_BOT: 'shop',
+      TELEGRAM_WEBHOOK_SECRET: 'telegram-secret',
+      TELEGRAM_BOT: 'shop',
+      WEB_MAX_FRAME_BYTES: '65536',
+    };
+    const named = await start({ ...channels, ...set });
+    expect(named).toMatchObject({
+      code: 1,
+      stderr:
+        'switchboard: SLACK_BOT: names bot "sales", which does not exist (the slack channel answers with it); EMAIL_MAILBOXES: folder "Support" names bot "support", which does not exist (the email channel answers with it)\n',
+    });
+    expect(
+      await check([], { ...channels, ...set, SLACK_BOT: 'shop', EMAIL_MAILBOXES: 'INBOX=shop' }),
+    ).toMatchObject({ code: 0, stdout: '0 scripts in 1 bot: no errors\n' });
+  });
+
   it('start refuses a webhook endpoint whose secret is not set, naming the bot, URL and variable', async () => {
     await write(
       'hooks/bot.json',
