@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { loadSignInVerifiers } from '../auth/sign-in-config.ts';
 import { checkScripts } from '../dialog/library.ts';
+import { unsetApiKeyVariable } from '../llm/settings.ts';
 import { BotTools, TOOLS_DIR, ToolConfigError } from '../llm/tools.ts';
 import { rateLimitChannelsProblem } from '../outbound/rate-limit-channels.ts';
 import { unsetWebhookSecretProblem, unsetWebhookSecrets } from '../webhooks/webhooks.ts';
@@ -63,6 +64,22 @@ async function botSignInProblems(
   }
 }
 
+/**
+ * The variable the bot's `llm.apiKeyEnv` names, not set: start only warns (the hub's other bots
+ * run), but every request of this bot would go without its key, so the check fails.
+ */
+function apiKeyProblems(bot: Bot, env: NodeJS.ProcessEnv): ConfigProblem[] {
+  const unset = bot.settings.llm && unsetApiKeyVariable(bot.settings.llm, env);
+  if (!unset) return [];
+  return [
+    {
+      file: path.join(bot.dir, SETTINGS_FILE),
+      field: 'llm.apiKeyEnv',
+      message: `names ${unset}, which is not set: the bot's requests to its LLM would carry no key, and each one the API refuses is answered with the bot's apology`,
+    },
+  ];
+}
+
 /** The bot's LLM tools, loaded as its LLM is set up at start. */
 async function toolProblems(bot: Bot, env: NodeJS.ProcessEnv): Promise<ConfigProblem[]> {
   if (!bot.settings.llm) return [];
@@ -79,7 +96,8 @@ async function toolProblems(bot: Bot, env: NodeJS.ProcessEnv): Promise<ConfigPro
  * What `start` refuses in the bots' configuration, found without starting anything: each bot
  * folder is loaded as the hub loads it (its name, bot.json, session templates, scripts, and its
  * handler module, imported), then its tool scripts are compiled and its tools, sign-in key and
- * webhook secrets checked as the roles that use them check them at start. Then what the start
+ * webhook secrets checked as the roles that use them check them at start, and its LLM key's
+ * variable must be set (start only warns of that one). Then what the start
  * refuses of the environment beyond its form (loadConfig): BROADCAST_RATE_LIMITS's channels, the
  * global sign-in key. `only`: one bot.
  */
@@ -112,6 +130,7 @@ export async function checkConfiguration(
     if (bot) {
       // A broken tool script is reported once, above.
       if (tools.errors.length === 0) problems.push(...(await toolProblems(bot, env)));
+      problems.push(...apiKeyProblems(bot, env));
       problems.push(...(await botSignInProblems(config, bot, env)));
       for (const unset of unsetWebhookSecrets([bot], env))
         problems.push({ file: path.join(bot.dir, SETTINGS_FILE), ...unsetWebhookSecretProblem(unset) });

@@ -16,7 +16,7 @@ import { type ChatMessage, type ChatRequest, LlmClient, LlmError } from './clien
 import { assembleContext, type ContextInput, type HistoryItem, logContext } from './context.ts';
 import { imageTokens } from './image-tokens.ts';
 import { toolSpan } from './llm-spans.ts';
-import type { LlmSettings } from './settings.ts';
+import { type LlmSettings, unsetApiKeyVariable } from './settings.ts';
 import { summaryRequest } from './summary.ts';
 import { type TokenCounter, tokenCounter } from './tokens.ts';
 import { BotTools } from './tools.ts';
@@ -38,6 +38,8 @@ interface BotRuntime {
   client: LlmClient;
   tools: BotTools;
   counter: TokenCounter;
+  /** The variable `apiKeyEnv` names, when it is not set: each failed request's log line names it. */
+  unsetKey?: string;
 }
 
 export interface LlmServiceOptions {
@@ -151,8 +153,10 @@ export class LlmService {
       const llm = bot.settings.llm;
       if (!llm) continue;
       const apiKey = llm.apiKeyEnv ? env[llm.apiKeyEnv] : undefined;
-      if (llm.apiKeyEnv && !apiKey)
-        o.logger.warn({ event: 'llm.api_key_missing', bot: name, variable: llm.apiKeyEnv });
+      // One bot's missing key fails that bot's requests, each answered with its apology: the
+      // hub's other bots run (README, "LLM and knowledge bases"; `switchboard check` reports it).
+      const unsetKey = unsetApiKeyVariable(llm, env);
+      if (unsetKey) o.logger.warn({ event: 'llm.api_key_missing', bot: name, variable: unsetKey });
       service.runtimes.set(name, {
         bot: name,
         settings: bot.settings,
@@ -168,6 +172,7 @@ export class LlmService {
         }),
         tools: await BotTools.load(bot.dir, bot.settings, env),
         counter: tokenCounter(llm.encoding),
+        ...(unsetKey ? { unsetKey } : {}),
       });
       const systemTokens = tokenCounter(llm.encoding).text(systemLayer(llm));
       if (systemTokens > (llm.tokenBudget - llm.replyTokens) / 2)
@@ -405,6 +410,7 @@ export class LlmService {
         model: rt.client.model,
         ...meta,
         err: (err as Error).message,
+        ...(rt.unsetKey ? { apiKeyUnset: rt.unsetKey } : {}),
       });
       throw err;
     } finally {

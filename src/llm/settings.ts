@@ -157,4 +157,14 @@ export const LlmSettingsSchema = z.preprocess(
     ),
 );
 export type LlmSettings = z.infer<typeof LlmSettingsSchema>;
+
+/**
+ * The variable `apiKeyEnv` names when it is not set (or empty), else undefined. The bot's
+ * requests then carry no key: an API that wants one refuses each (401), and the person gets the
+ * bot's apology. start warns (`llm.api_key_missing`) and runs the hub's other bots;
+ * `switchboard check` reports it as a problem.
+ */
+export function unsetApiKeyVariable(llm: LlmSettings, env: NodeJS.ProcessEnv): string | undefined {
+  return llm.apiKeyEnv && !env[llm.apiKeyEnv] ? llm.apiKeyEnv : undefined;
+}
 export type KnowledgeSettings = z.infer<typeof KnowledgeSettingsSchema>;

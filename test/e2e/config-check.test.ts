@@ -3,6 +3,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runSwitchboard } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/database.ts';
+import { apiClient } from '../helpers/hub.ts';
+import { FakeOpenAi } from '../helpers/openai-server.ts';
+import { ServerProcess } from '../helpers/server-process.ts';
+import { until } from '../helpers/until.ts';
 
 /**
  * `switchboard check` refuses what `switchboard start` refuses: each problem on a line as
@@ -171,6 +175,72 @@ describe('switchboard check finds what start refuses', () => {
     expect(
       await check([], { ...channels, ...set, SLACK_BOT: 'shop', EMAIL_MAILBOXES: 'INBOX=shop' }),
     ).toMatchObject({ code: 0, stdout: '0 scripts in 1 bot: no errors\n' });
+  });
+
+  it("a bot's LLM key variable that is not set: check fails; start warns and runs, that bot apologises, the others answer", async () => {
+    const llm = new FakeOpenAi();
+    await llm.start();
+    // As an API that wants a key answers a request without one.
+    llm.handle((r) =>
+      r.headers.authorization
+        ? { text: 'from the model' }
+        : { status: 401, body: { error: { message: 'no key' } } },
+    );
+    let hub: ServerProcess | undefined;
+    try {
+      await write(
+        'ai/bot.json',
+        JSON.stringify({
+          apology: 'Sorry, ai is broken.',
+          llm: { baseUrl: llm.url, model: 'm', apiKeyEnv: 'SBT_AI_KEY' },
+        }),
+      );
+      await write('shop/bot.json', JSON.stringify({ defaultReply: 'Shop here.' }));
+      const res = await check();
+      expect(res.stdout.trim().split('\n')).toEqual([
+        "bots/ai/bot.json: llm.apiKeyEnv: names SBT_AI_KEY, which is not set: the bot's requests to its LLM would carry no key, and each one the API refuses is answered with the bot's apology",
+        '1 error in 0 scripts in 2 bots',
+      ]);
+      expect(res.code).toBe(1);
+      expect(await check([], { SBT_AI_KEY: 'sk-set' })).toMatchObject({
+        code: 0,
+        stdout: '0 scripts in 2 bots: no errors\n',
+      });
+
+      // start warns and serves every bot: the one without its key apologises, the others answer.
+      hub = new ServerProcess({
+        CONFIG_DIR: dir,
+        DATA_DIR: path.join(dir, 'data'),
+        PORT: '0',
+        LOG_FORMAT: 'json',
+      });
+      await hub.start();
+      const logged = (event: string) =>
+        hub!.output
+          .join('')
+          .split('\n')
+          .filter((line) => line.includes(`"${event}"`))
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(logged('llm.api_key_missing')).toEqual([
+        expect.objectContaining({ level: 40, bot: 'ai', variable: 'SBT_AI_KEY' }),
+      ]);
+      const api = apiClient(hub.url);
+      const texts = (r: { json: { replies: { text: string }[] } }) => r.json.replies.map((m) => m.text);
+      const ai = await api.createSession('ai');
+      expect(texts(await api.chat(ai.token, 'hello'))).toEqual(['Sorry, ai is broken.']);
+      expect(llm.requests.at(-1)?.headers.authorization).toBeUndefined();
+      // The failed request's line names the variable, next to the API's refusal.
+      const failed = await until(
+        () => logged('llm.request_failed'),
+        (lines) => lines.length > 0,
+      );
+      expect(failed[0]).toMatchObject({ apiKeyUnset: 'SBT_AI_KEY', err: expect.stringContaining('401') });
+      const shop = await api.createSession('shop');
+      expect(texts(await api.chat(shop.token, 'hello'))).toEqual(['Shop here.']);
+    } finally {
+      await hub?.stop();
+      await llm.stop();
+    }
   });
 
   it('start refuses a webhook endpoint whose secret is not set, naming the bot, URL and variable', async () => {
