@@ -2,6 +2,7 @@ import { unknownChannelBots } from '../src/channels/channel-bots.ts';
 import type { ChannelPlugin } from '../src/channels/plugin.ts';
 import { channels } from '../src/channels/registry.ts';
 import { ConfigError, type HubConfig } from '../src/config/env.ts';
+import { settingProblems } from '../src/config/env-parsing.ts';
 import type { ConfigProblem } from '../src/config/problems.ts';
 import type { Logger } from '../src/logger.ts';
 import type { ChannelAdapter } from '../src/ports.ts';
@@ -49,8 +50,9 @@ export async function loadAdapters(
  * What start refuses of the channels' configuration, found without starting anything: each
  * channel the environment turns on is read and its adapter built as `loadAdapters` builds it for
  * start (nothing connects before the hub sets it up), then the bots it answers with must be among
- * `bots`, as start requires. One problem a channel that refuses its configuration (its message,
- * naming the variables), one a bot that does not exist. For `switchboard check`.
+ * `bots`, as start requires. One problem a variable that is not valid, or a channel's other
+ * refusal (its message, naming the variables), one a bot that does not exist. For
+ * `switchboard check`.
  */
 export async function checkChannels(
   config: HubConfig,
@@ -66,7 +68,8 @@ export async function checkChannels(
       adapter = await plugin.loadAdapter({ config, env, logger });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      problems.push({ message: err.message });
+      // Each variable that is not valid on a line of its own; any other refusal as start says it.
+      problems.push(...(settingProblems(err) ?? [{ message: err.message }]));
       continue;
     }
     if (adapter) problems.push(...unknownChannelBots([adapter], bots));

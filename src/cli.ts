@@ -26,7 +26,7 @@ const USAGE = `Usage: switchboard <command> [options]
 Commands:
   start [--role all|gateway|worker] [--port N]   run the hub (default role: all)
   migrate                                      apply database migrations and exit
-  check [bot]                                  check the bots as start would (bot.json, scripts, handlers, secrets)
+  check [bot]                                  check the bots and channels as start would (bot.json, scripts, handlers, secrets, channel settings)
   queue status [--json]                        what the queues hold now: queued, ready, claimed, stuck
   queue failed [--json]                        envelopes set aside after failing again and again (kept DEAD_LETTER_KEEP_DAYS)
   queue replay                                 put them back in the queue

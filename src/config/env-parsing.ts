@@ -53,6 +53,23 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], root = ''): st
   return issues.map((i) => `${i.path.join('.') || root}: ${i.message}`).join('; ');
 }
 
+/** What `parseEnv` found wrong in the environment, by the error it threw. */
+const issuesOf = new WeakMap<Error, SettingProblem[]>();
+
+/** One variable that is not valid (`field` absent: a problem of several together). */
+export interface SettingProblem {
+  field?: string;
+  message: string;
+}
+
+/**
+ * The variables an error of `parseEnv` names, one problem each, as `switchboard check` prints
+ * them (one a line); undefined for any other error.
+ */
+export function settingProblems(err: unknown): SettingProblem[] | undefined {
+  return err instanceof Error ? issuesOf.get(err) : undefined;
+}
+
 /** The environment read through `schema`, or the error `fail` makes of every problem in one line. */
 export function parseEnv<S extends ZodType>(
   schema: S,
@@ -60,6 +77,16 @@ export function parseEnv<S extends ZodType>(
   fail: (problems: string) => Error,
 ): z.output<S> {
   const parsed = schema.safeParse(env);
-  if (!parsed.success) throw fail(formatIssues(parsed.error.issues));
+  if (!parsed.success) {
+    const err = fail(formatIssues(parsed.error.issues));
+    issuesOf.set(
+      err,
+      parsed.error.issues.map((i) => ({
+        ...(i.path.length > 0 ? { field: i.path.join('.') } : {}),
+        message: i.message,
+      })),
+    );
+    throw err;
+  }
   return parsed.data;
 }

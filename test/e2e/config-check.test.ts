@@ -136,6 +136,7 @@ describe('switchboard check finds what start refuses', () => {
       EMAIL_FROM: 'bot@example.com',
       EMAIL_MAILBOXES: 'INBOX=shop,Support=support',
       WEB_MAX_FRAME_BYTES: '12',
+      WEB_HEARTBEAT_MS: 'often',
     };
     const res = await check([], channels);
     expect(res.stderr).toBe('');
@@ -145,8 +146,9 @@ describe('switchboard check finds what start refuses', () => {
       'environment: the Telegram channel needs TELEGRAM_WEBHOOK_SECRET as well',
       'environment: SLACK_BOT: names bot "sales", which does not exist (the slack channel answers with it)',
       'environment: EMAIL_MAILBOXES: folder "Support" names bot "support", which does not exist (the email channel answers with it)',
-      'environment: invalid web channel configuration: WEB_MAX_FRAME_BYTES: Too small: expected number to be >=1024',
-      '6 errors in 0 scripts in 1 bot',
+      'environment: WEB_MAX_FRAME_BYTES: Too small: expected number to be >=1024',
+      'environment: WEB_HEARTBEAT_MS: Invalid input: expected number, received NaN',
+      '7 errors in 0 scripts in 1 bot',
     ]);
     expect(res.code).toBe(1);
     // start refuses each of them: the first it meets, then the next once that one is set right.
@@ -165,6 +167,7 @@ describe('switchboard check finds what start refuses', () => {
       TELEGRAM_WEBHOOK_SECRET: 'telegram-secret',
       TELEGRAM_BOT: 'shop',
       WEB_MAX_FRAME_BYTES: '65536',
+      WEB_HEARTBEAT_MS: '30000',
     };
     const named = await start({ ...channels, ...set });
     expect(named).toMatchObject({
