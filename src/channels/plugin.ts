@@ -19,7 +19,11 @@ export interface ChannelPlugin {
   readonly declaration: ChannelDeclaration;
   /** Whether this hub runs the channel, from the environment alone (no SDK, no connection). */
   enabled(env: NodeJS.ProcessEnv): boolean;
-  /** Imports and builds the adapter; undefined when its configuration turns it off after all. */
+  /**
+   * Imports and builds the adapter; undefined when its configuration turns it off after all.
+   * Throws ConfigError for a setting it refuses. `switchboard check` calls it too, to find what
+   * start would refuse: it connects nowhere (connections belong to the adapter's setup and start).
+   */
   loadAdapter(context: AdapterLoadContext): Promise<ChannelAdapter | undefined>;
   /** `switchboard <channel name> …`: what an operator runs for this channel, if anything. */
   readonly command?: ChannelCommand;
