@@ -170,7 +170,10 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     // The client as TRUST_PROXY reads it: behind a proxy the socket is the proxy's, and counting that
     // would let one stranger's failures lock every agent out.
     const ip = contextAddress(c, config.trustProxy);
-    const wait = await throttle.retryAfterMs(body.email, ip);
+    // Counted as a failure before the password is checked (see LoginThrottle): guesses sent at once
+    // cannot all pass the count before any of them is recorded.
+    const attempt = await throttle.attempt(body.email, ip);
+    const wait = attempt.retryAfterMs;
     if (wait > 0) {
       logger.warn({ event: 'agent.login_throttled', ip });
       throw new ApiError(429, 'too_many_attempts', 'too many failed sign-ins; try again later', {
@@ -179,11 +182,10 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     }
     const found = await findAgentByEmail(db, body.email);
     if (!(await passwordMatches(found?.passwordHash, body.password)) || !found) {
-      await throttle.failed(body.email, ip);
       logger.info({ event: 'agent.login_failed', ip });
       throw new ApiError(401, 'invalid_credentials', 'the e-mail address or the password is wrong');
     }
-    await throttle.succeeded(body.email);
+    await throttle.succeeded(body.email, attempt);
     const token = newToken();
     await insertLogin(db, found.id, hashToken(token), new Date(Date.now() + LOGIN_TTL_MS));
     setLoginCookie(c, token, signInOverTls(c, config, page));

@@ -209,11 +209,28 @@ export async function countLoginFailures(
   return new Map(rows.map((r) => [r.key, { count: Number(r.count), oldest: new Date(r.oldest) }]));
 }
 
-export async function recordLoginFailure(q: Queryable, keys: string[], forgetBefore: Date): Promise<void> {
-  await q.query('INSERT INTO agent_login_failures (key) SELECT jsonb_array_elements_text($1::jsonb)', [
-    json(keys),
-  ]);
+/**
+ * Counts a sign-in attempt as a failure under each of `keys` before its password is checked, and
+ * forgets failures older than `forgetBefore`. Returns the new rows' `ctid`s, which
+ * `forgetLoginAttempt` takes: the rows are never updated, so their ctids do not change.
+ */
+export async function recordLoginFailure(
+  q: Queryable,
+  keys: string[],
+  forgetBefore: Date,
+): Promise<string[]> {
+  const { rows } = await q.query<{ row: string }>(
+    'INSERT INTO agent_login_failures (key) SELECT jsonb_array_elements_text($1::jsonb) RETURNING ctid::text AS row',
+    [json(keys)],
+  );
   await q.query('DELETE FROM agent_login_failures WHERE at < $1', [forgetBefore]);
+  return rows.map((r) => r.row);
+}
+
+/** Takes back the rows of one attempt (`recordLoginFailure`) that turned out not to be a failure. */
+export async function forgetLoginAttempt(q: Queryable, rows: readonly string[]): Promise<void> {
+  if (rows.length === 0) return;
+  await q.query('DELETE FROM agent_login_failures WHERE ctid = ANY($1::tid[])', [[...rows]]);
 }
 
 export async function clearLoginFailures(q: Queryable, key: string): Promise<void> {
