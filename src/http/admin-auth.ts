@@ -58,8 +58,14 @@ export class AdminTokenCheck {
     if (!this.expected) return false;
     const matches = timingSafeEqual(digest(token), this.expected);
     if (!matches && otherwiseValid) return false;
-    await this.refuseWhileLockedOut(c);
-    if (matches) return true;
+    // One step on the limiter per token, each atomic: the right token is judged against the wrong
+    // ones counted before it. A wrong token looked first (a peek, then a hit), and guesses sent at
+    // once all passed their looks before any was counted: the right one among a thousand got 200.
+    if (matches) {
+      await this.refuseWhileLockedOut(c);
+      return true;
+    }
+    // A refused hit is not counted: hammering a locked-out address does not keep it locked.
     const counted = await this.options.rateLimiter.hit(this.key(c), ADMIN_FAILURES_PER_MINUTE, MINUTE_MS);
     if (!counted.allowed) throw tooManyFailures(counted.retryAfterMs);
     return false;
