@@ -5,6 +5,12 @@ import { emptyAsUndefined, parseEnv } from '../../src/config/env-parsing.ts';
 import { BotNameSchema } from '../../src/envelope.ts';
 
 export const DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024;
+/**
+ * A mail larger than this (its size on the server, attachments base64-encoded) is not fetched
+ * whole: IMAP hands a mail over in one piece, into memory, and then it is parsed there. Three
+ * attachments at the default attachment limit, encoded, fit.
+ */
+export const DEFAULT_MAX_MAIL_BYTES = 50 * 1024 * 1024;
 
 /**
  * How a connection is secured: `implicit` TLS from the first byte (IMAP 993, SMTP 465),
@@ -54,6 +60,8 @@ export interface EmailConfig {
   /** The right-hand side of the Message-IDs we generate; mail carrying it is our own. */
   messageIdDomain: string;
   maxAttachmentBytes: number;
+  /** A mail larger than this on the server is read without its attachments (header and text only). */
+  maxMailBytes: number;
   /**
    * The authserv-id of the mail server that receives our mail and writes Authentication-Results
    * (`mx.example.com`). Unset, no mail is verified: every sender is treated as unknown.
@@ -162,6 +170,10 @@ export const EmailEnvSchema = z
       emptyAsUndefined,
       z.coerce.number().int().min(0).default(DEFAULT_MAX_ATTACHMENT_BYTES),
     ),
+    EMAIL_MAX_MAIL_BYTES: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(1024).default(DEFAULT_MAX_MAIL_BYTES),
+    ),
     EMAIL_TRUSTED_AUTHSERV_ID: optional,
     EMAIL_MAX_FAILURES: z.preprocess(
       emptyAsUndefined,
@@ -260,6 +272,7 @@ export function loadEmailConfig(env: NodeJS.ProcessEnv): EmailConfig {
     from: e.EMAIL_FROM,
     messageIdDomain: (e.EMAIL_MESSAGE_ID_DOMAIN ?? e.EMAIL_FROM.address.split('@')[1]!).toLowerCase(),
     maxAttachmentBytes: e.EMAIL_MAX_ATTACHMENT_BYTES,
+    maxMailBytes: e.EMAIL_MAX_MAIL_BYTES,
     ...(e.EMAIL_TRUSTED_AUTHSERV_ID ? { trustedAuthservId: e.EMAIL_TRUSTED_AUTHSERV_ID.trim() } : {}),
     maxFailures: e.EMAIL_MAX_FAILURES,
     ...(e.EMAIL_UNUSABLE_FOLDER ? { unusableFolder: e.EMAIL_UNUSABLE_FOLDER } : {}),

@@ -304,7 +304,13 @@ export class MailboxWatcher {
     const fetchGaveUp = (earlier?.fetchFailures ?? 0) >= maxFailures;
     let read: { source: Buffer; unread: UnreadAttachment[] } | undefined;
     try {
-      read = fetchGaveUp ? await this.readWithoutAttachments(client, uid) : await this.readWhole(client, uid);
+      // Over EMAIL_MAX_MAIL_BYTES a mail is read as one whose fetch gave up: a whole fetch would
+      // hold every byte of it in memory (and parse it there), whatever size its sender chose.
+      const tooLarge = !fetchGaveUp && (await this.tooLarge(client, uid));
+      read =
+        fetchGaveUp || tooLarge
+          ? await this.readWithoutAttachments(client, uid)
+          : await this.readWhole(client, uid);
     } catch (err) {
       // The connection dropped midway, a timeout, the server's error for this mail: the sync
       // fails and reads the mail again after its backoff, on this connection or the next. The
@@ -356,6 +362,16 @@ export class MailboxWatcher {
     else await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
   }
 
+  /** Whether the mail is larger on the server (RFC822.SIZE) than EMAIL_MAX_MAIL_BYTES; logged when it is. */
+  private async tooLarge(client: ImapFlow, uid: number): Promise<boolean> {
+    const message = await client.fetchOne(String(uid), { size: true }, { uid: true });
+    const size = message ? message.size : undefined;
+    const max = this.o.config.maxMailBytes;
+    if (size === undefined || size <= max) return false;
+    this.log('warn', { event: 'email.mail_too_large', uid, size, maxMailBytes: max });
+    return true;
+  }
+
   /**
    * The mail whole (`BODY[]`): its attachments are in these bytes. A fetch that brings no body
    * (the mail expunged meanwhile, or a server that did not send it) is a failed fetch, counted as
@@ -389,10 +405,21 @@ export class MailboxWatcher {
     const { text, attachments } = splitStructure(structure);
     let body = '';
     if (text) {
-      const { content } = await client.download(String(uid), text.part ?? '1', { uid: true });
+      // The text part's size is its sender's choice too: read up to EMAIL_MAX_MAIL_BYTES of it.
+      const max = this.o.config.maxMailBytes;
+      const { content } = await client.download(String(uid), text.part ?? '1', {
+        uid: true,
+        maxBytes: max,
+      });
       const chunks: Buffer[] = [];
-      if (content) for await (const chunk of content) chunks.push(chunk as Buffer);
-      body = Buffer.concat(chunks).toString('utf8');
+      let bytes = 0;
+      if (content)
+        for await (const chunk of content) {
+          chunks.push(chunk as Buffer);
+          bytes += (chunk as Buffer).length;
+          if (bytes >= max) break;
+        }
+      body = Buffer.concat(chunks).subarray(0, max).toString('utf8');
     }
     const header = headers
       .toString('utf8')
