@@ -162,7 +162,18 @@ export function fileRoutes(deps: FileRoutesDeps): Hono {
         `the multipart body cannot be read: ${(err as Error).message}`,
       );
     }
+    const source = Readable.fromWeb(body as unknown as WebReadableStream<Uint8Array>);
+    source.on('error', () => undefined);
     const stored = new Promise<StoredFile | undefined>((resolve, reject) => {
+      // This route is not under MAX_BODY_BYTES: the whole body, whatever part its bytes are in
+      // (a field, a part of another name before the file), is bounded by the file's limit and
+      // the multipart framing. Else a body that went on before the file was read to its end.
+      let read = 0;
+      source.on('data', (bytes: Uint8Array) => {
+        read += bytes.byteLength;
+        if (read > maxBytes + MULTIPART_SLACK_BYTES)
+          reject(new FileRefusedError('file_too_large', tooLarge('the file', maxBytes).message));
+      });
       let started = false;
       parser.on('file', (field, stream, info) => {
         if (field !== 'file' || started) {
@@ -191,8 +202,6 @@ export function fileRoutes(deps: FileRoutesDeps): Hono {
         if (!started) resolve(undefined);
       });
     });
-    const source = Readable.fromWeb(body as unknown as WebReadableStream<Uint8Array>);
-    source.on('error', () => undefined);
     source.pipe(parser);
     let file: StoredFile | undefined;
     try {
