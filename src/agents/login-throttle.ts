@@ -1,3 +1,4 @@
+import { addressBlock } from '../limits/address-block.ts';
 import {
   clearLoginFailures,
   countLoginFailures,
@@ -14,7 +15,8 @@ export const MAX_FAILURES_PER_EMAIL = 5;
 export const MAX_FAILURES_PER_IP = 20;
 
 const emailKey = (email: string) => `email:${email.toLowerCase()}`;
-const ipKey = (ip: string) => `ip:${ip}`;
+/** An IPv6 client by its /64 (`addressBlock`): it has every address of that block. */
+const ipKey = (ip: string) => `ip:${addressBlock(ip)}`;
 
 /** One sign-in attempt, counted before its password is checked (`LoginThrottle.attempt`). */
 export interface LoginAttempt {

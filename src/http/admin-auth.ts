@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
+import { addressBlock } from '../limits/address-block.ts';
 import { MINUTE_MS, type RateLimiter } from '../limits/rate-limiter.ts';
 import { contextAddress } from './client-address.ts';
 import { ApiError } from './errors.ts';
@@ -13,7 +14,8 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
  */
 export const ADMIN_FAILURES_PER_MINUTE = 10;
 
-export const adminFailuresKey = (address: string) => `admin-auth:${address}:failures`;
+/** Per client address, an IPv6 client by its /64 (`addressBlock`). */
+export const adminFailuresKey = (address: string) => `admin-auth:${addressBlock(address)}:failures`;
 
 export interface AdminGuardOptions {
   adminToken: string | undefined;

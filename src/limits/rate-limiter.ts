@@ -1,3 +1,5 @@
+import { addressBlock } from './address-block.ts';
+
 /** What one hit against a limit decided. */
 export interface RateDecision {
   allowed: boolean;
@@ -53,12 +55,13 @@ export const sessionUploadsKey = (sessionId: string) => `session:${sessionId}:up
 
 /**
  * The keys of what one client address may do per minute (SESSION_CREATE_PER_MINUTE): open
- * sessions, and try sign-ins. An address is personal data too, kept only for the window.
+ * sessions, and try sign-ins. An address is personal data too, kept only for the window. An IPv6
+ * client is counted by its /64 (`addressBlock`).
  */
-export const sessionCreateKey = (address: string) => `address:${address}:sessions`;
-export const signInAttemptKey = (address: string) => `address:${address}:sign-ins`;
+export const sessionCreateKey = (address: string) => `address:${addressBlock(address)}:sessions`;
+export const signInAttemptKey = (address: string) => `address:${addressBlock(address)}:sign-ins`;
 /** The key of a client address's widget WebSocket handshakes (WEB_CONNECTIONS_PER_MINUTE). */
-export const webConnectionKey = (address: string) => `address:${address}:web-connections`;
+export const webConnectionKey = (address: string) => `address:${addressBlock(address)}:web-connections`;
 
 /** Seconds for a `Retry-After` header: whole, at least 1. */
 export const retryAfterSeconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
