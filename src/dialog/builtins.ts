@@ -1,10 +1,30 @@
 import { DialogRuntimeError } from './errors.ts';
 import { describe, isList, isNumericText, toInteger, toNumber, toText, type Value } from './values.ts';
 
+/** What a built-in function may make: the limit of one text (the bot's `dialog.maxVariableBytes`). */
+export interface BuiltinLimits {
+  maxTextLength: number;
+}
+
 interface Builtin {
   min: number;
   max: number;
-  fn: (args: Value[]) => Value;
+  fn: (args: Value[], limits: BuiltinLimits) => Value;
+}
+
+/** The error of a text past the limit, as the interpreter words it for any value it checks. */
+const textTooLong = (max: number) => new DialogRuntimeError(`a text grew beyond the limit of ${max} bytes`);
+
+/**
+ * `pieces` joined with `separator`, refused before it is made when it would be longer than the
+ * limit: REPLACE and JOIN multiply a text (the separator goes between every two pieces), so the
+ * person's 8,000 characters on both sides would make 64 million before any check after the call.
+ */
+function joinWithin(pieces: string[], separator: string, limits: BuiltinLimits): string {
+  let length = separator.length * Math.max(0, pieces.length - 1);
+  for (const p of pieces) length += p.length;
+  if (length > limits.maxTextLength) throw textTooLong(limits.maxTextLength);
+  return pieces.join(separator);
 }
 
 const MONTHS = [
@@ -216,7 +236,14 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
   ],
   ['MID', { min: 2, max: 3, fn: mid }],
   ['INSTR', { min: 2, max: 3, fn: instr }],
-  ['REPLACE', { min: 3, max: 3, fn: ([s, a, b]) => splitText(text(s!), text(a!)).join(text(b!)) }],
+  [
+    'REPLACE',
+    {
+      min: 3,
+      max: 3,
+      fn: ([s, a, b], limits) => joinWithin(splitText(text(s!), text(a!)), text(b!), limits),
+    },
+  ],
   ['VAL', { min: 1, max: 1, fn: ([v]) => val(v!) }],
   ['STR', { min: 1, max: 1, fn: ([v]) => text(v!) }],
   ['ROUND', { min: 1, max: 2, fn: ([n, d]) => round(toNumber(n!), d === undefined ? 0 : toInteger(d)) }],
@@ -237,9 +264,9 @@ export const BUILTINS: ReadonlyMap<string, Builtin> = new Map<string, Builtin>([
     {
       min: 1,
       max: 2,
-      fn: ([list, sep]) => {
+      fn: ([list, sep], limits) => {
         if (!isList(list!)) throw new DialogRuntimeError(`JOIN needs a list, got ${describe(list!)}`);
-        return list.map(text).join(sep === undefined ? ', ' : text(sep));
+        return joinWithin(list.map(text), sep === undefined ? ', ' : text(sep), limits);
       },
     },
   ],

@@ -448,7 +448,8 @@ export class Machine {
         return false;
       case 'builtin': {
         const args = this.popMany(frame, instr.argc);
-        frame.stack.push(this.checkValue(BUILTINS.get(instr.name)!.fn(args)));
+        const limits = { maxTextLength: this.host.limits.maxVariableBytes };
+        frame.stack.push(this.checkValue(BUILTINS.get(instr.name)!.fn(args, limits)));
         return false;
       }
       case 'call': {
