@@ -23,7 +23,9 @@ for (const [net, bits] of [
 for (const [net, bits] of [
   ['::', 128],
   ['::1', 128],
-  ['::ffff:0:0', 96],
+  // No ::ffff:0:0/96: BlockList checks an IPv4-mapped address (::ffff:10.0.0.1) against the IPv4
+  // rules above already, and it also checks every IPv4 address against that IPv6 rule, which made
+  // each public IPv4 address "private" (no bot media from an IPv4 host could be fetched).
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
