@@ -33,6 +33,18 @@ for (const [net, bits] of [
 ] as const)
   PRIVATE.addSubnet(net, bits, 'ipv6');
 
+/** Link-local addresses: where clouds serve a machine's metadata and credentials (169.254.169.254). */
+const LINK_LOCAL = new BlockList();
+LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4');
+LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6');
+
+/** Whether an address is link-local (IPv4-mapped IPv6 included); anything not an address is not. */
+export function isLinkLocalAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return false;
+  return LINK_LOCAL.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
 export function isPrivateAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;

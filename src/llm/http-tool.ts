@@ -1,3 +1,6 @@
+import dns from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { isLinkLocalAddress, isPrivateAddress } from '../files/safe-fetch.ts';
 import { truncateUtf16 } from '../text.ts';
 import type { ToolDeclaration } from './settings.ts';
 
@@ -7,6 +10,31 @@ type HttpTool = NonNullable<ToolDeclaration['http']>;
 export const MAX_TOOL_REDIRECTS = 5;
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** The addresses a URL's host name stands for (the address itself when it is one). */
+async function addressesOf(url: URL): Promise<string[]> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host)) return [host];
+  return (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+}
+
+/**
+ * Why a redirect to `to` (its addresses) is not followed from a tool whose URL is at `from`, or
+ * undefined when it is. The tool's URL is the bot author's choice, wherever it is; where it
+ * redirects is its service's. A service at a public address may not send the hub to a private,
+ * loopback or link-local one (into the network the hub runs in), and no service but one at a
+ * link-local address may send it to a link-local one (169.254.169.254 is where clouds hand a
+ * machine its credentials). A tool at an internal address may redirect within its network.
+ */
+export function redirectRefusal(from: readonly string[], to: readonly string[]): string | undefined {
+  const fromInternal = from.some(isPrivateAddress);
+  const fromLinkLocal = from.some(isLinkLocalAddress);
+  for (const address of to) {
+    if (isLinkLocalAddress(address) && !fromLinkLocal) return `${address} is a link-local address`;
+    if (isPrivateAddress(address) && !fromInternal) return `${address} is a private address`;
+  }
+  return undefined;
+}
 
 /**
  * The header that carries a call's idempotency key (the common convention, Stripe's and the IETF
@@ -54,6 +82,8 @@ export async function callHttpTool(
     body = JSON.stringify(input);
   }
   const origin = url.origin;
+  const home = url;
+  let homeAddresses: string[] | undefined;
   let sameOrigin = true;
   const signal = AbortSignal.timeout(http.timeoutMs);
   const failed = (err: Error): never => {
@@ -78,6 +108,13 @@ export async function callHttpTool(
       const next = new URL(location, url);
       if (next.protocol !== 'http:' && next.protocol !== 'https:')
         throw new Error(`a redirect to ${next.protocol} is not followed`);
+      // Off the tool's own host, the service decides where the hub goes next: checked on the
+      // addresses the names stand for now (fetch looks them up again to connect).
+      if (next.hostname !== home.hostname) {
+        homeAddresses ??= await addressesOf(home).catch(failed);
+        const refused = redirectRefusal(homeAddresses, await addressesOf(next).catch(failed));
+        if (refused) throw new Error(`a redirect to ${next.host} is not followed: ${refused}`);
+      }
       // As browsers do: 303 (and 301/302 after a POST) continue as a GET without the body.
       if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
         method = 'GET';
