@@ -13,7 +13,6 @@ import {
   lifeState,
   listSessions,
   SESSION_STATES,
-  type SessionCursor,
 } from '../store/admin-sessions.ts';
 import { recordAudit } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
@@ -25,6 +24,7 @@ import { requireAdmin } from './admin-auth.ts';
 import { adminDebugRoutes } from './admin-debug.ts';
 import { contextAddress } from './client-address.ts';
 import { ApiError, parseInput as parse, readJson } from './errors.ts';
+import { encodePageCursor, PageCursorSchema } from './page-cursor.ts';
 import { toApiState } from './session-state-view.ts';
 
 /** A session is idle after this long when no rules are given (the hub passes each bot's own). */
@@ -44,26 +44,13 @@ export interface AdminApiDeps extends ErasureDeps {
   idleTimeoutMs?: IdleTimeout;
 }
 
-const encodeCursor = (c: SessionCursor) => Buffer.from(`${c.createdAtUs}.${c.id}`).toString('base64url');
-export const CursorSchema = z
-  .string()
-  .max(200)
-  .transform((raw, ctx) => {
-    const match = /^(-?\d{1,20})\.([0-9a-f-]{36})$/.exec(Buffer.from(raw, 'base64url').toString('utf8'));
-    if (!match) {
-      ctx.addIssue({ code: 'custom', message: 'not a cursor this API handed out' });
-      return z.NEVER;
-    }
-    return { createdAtUs: match[1]!, id: match[2]! };
-  });
-
 export const SessionListQuery = z.object({
   bot: BotNameSchema.optional(),
   channel: ChannelSchema.optional(),
   state: z.enum(SESSION_STATES).optional(),
   user_id: z.uuid().optional(),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE),
-  before: CursorSchema.optional(),
+  before: PageCursorSchema.transform(({ us, id }) => ({ createdAtUs: us, id })).optional(),
 });
 const SessionParams = z.object({ id: z.uuid() });
 const UserParams = z.object({ id: z.uuid() });
@@ -144,7 +131,10 @@ export function adminRoutes(deps: AdminApiDeps): Hono {
       { bot: q.bot, channel: q.channel, userId: q.user_id, state: q.state, before: q.before, limit: q.limit },
       idleTimeoutMs,
     );
-    return c.json({ sessions: sessions.map(toListedSession), next_before: next ? encodeCursor(next) : null });
+    return c.json({
+      sessions: sessions.map(toListedSession),
+      next_before: next ? encodePageCursor({ us: next.createdAtUs, id: next.id }) : null,
+    });
   });
 
   app.get('/api/admin/sessions/:id', async (c) => {

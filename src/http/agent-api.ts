@@ -53,6 +53,7 @@ import {
 } from './agent-auth.ts';
 import { contextAddress } from './client-address.ts';
 import { ApiError, readJson } from './errors.ts';
+import { encodePageCursor, PageCursorSchema } from './page-cursor.ts';
 
 const DEFAULT_PAGE = 50;
 /** Events a resuming stream replays at most; a console further behind reloads its lists. */
@@ -72,18 +73,7 @@ export const TransferBody = z.object({ agent_id: z.string().min(1).max(100) }).s
 export const ListQuery = z.object({
   state: z.enum(['waiting', 'mine', 'all']).default('waiting'),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE),
-  before: z
-    .string()
-    .max(200)
-    .transform((raw, ctx) => {
-      const match = /^(\d{1,20})\.([0-9a-f-]{36})$/.exec(Buffer.from(raw, 'base64url').toString('utf8'));
-      if (!match) {
-        ctx.addIssue({ code: 'custom', message: 'not a cursor this API handed out' });
-        return z.NEVER;
-      }
-      return { us: match[1]!, id: match[2]! };
-    })
-    .optional(),
+  before: PageCursorSchema.optional(),
 });
 export const HistoryQuery = z.object({
   before: z.coerce.number().int().min(1).optional(),
@@ -246,9 +236,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
         ),
       ),
       next_before:
-        rows.length === q.limit && last
-          ? Buffer.from(`${last.requestedAtUs}.${last.id}`).toString('base64url')
-          : null,
+        rows.length === q.limit && last ? encodePageCursor({ us: last.requestedAtUs, id: last.id }) : null,
     });
   });
 
