@@ -197,6 +197,8 @@ export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
     const waiter = wait
       ? await waitForTurn(bus, session.id, envelopeId, config.chatWaitMs, stopping)
       : undefined;
+    // The bus (Redis) did not answer in time: no wait, as ?wait=false; the accept says whether it is away.
+    if (wait && !waiter) logger.warn({ event: 'chat.wait_unavailable', sessionId: session.id });
     try {
       const accepted = await acceptOrRefuse(ingress, {
         id: envelopeId,
@@ -226,7 +228,7 @@ export function sessionApiRoutes(deps: SessionApiDeps): Hono<SessionEnv> {
       const replies = await history.repliesTo(envelopeId);
       return c.json({ envelope_id: envelopeId, status: 'completed', replies: replies.map(toApi) });
     } finally {
-      await waiter?.cancel();
+      waiter?.cancel();
     }
   });
   return app;
