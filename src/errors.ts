@@ -25,8 +25,12 @@ const TRANSIENT_CODES = new Set([
   '40P01',
 ]);
 
+/**
+ * By message where the code says too little: PostgreSQL refuses connections to a database with
+ * `ALLOW_CONNECTIONS false` (maintenance) as 55000, a code it also gives errors that never pass.
+ */
 const TRANSIENT_MESSAGE =
-  /Connection terminated|timeout exceeded when trying to connect|Connection is closed|Client has encountered a connection error|Stream isn't writeable|Reached the max retries per request|connect ECONNREFUSED|socket hang up/i;
+  /Connection terminated|timeout exceeded when trying to connect|Connection is closed|Client has encountered a connection error|Stream isn't writeable|Reached the max retries per request|connect ECONNREFUSED|socket hang up|is not currently accepting connections/i;
 
 const TRANSIENT_NAMES = new Set(['MaxRetriesPerRequestError', 'StateConflictError']);
 
