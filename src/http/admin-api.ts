@@ -20,7 +20,7 @@ import { listMessages, MAX_PAGE_SIZE } from '../store/messages.ts';
 import type { MessageRecord } from '../store/records.ts';
 import { loadSnapshot } from '../store/sessions.ts';
 import { STAT_BUCKETS, sessionStats } from '../store/stats.ts';
-import { requireAdmin } from './admin-auth.ts';
+import { type AdminGuardOptions, requireAdmin } from './admin-auth.ts';
 import { adminDebugRoutes } from './admin-debug.ts';
 import { contextAddress } from './client-address.ts';
 import { ApiError, parseInput as parse, readJson } from './errors.ts';
@@ -42,6 +42,8 @@ export interface AdminApiDeps extends ErasureDeps {
   logger: Logger;
   /** How long a session of a bot on a channel may be quiet before it lists as idle. */
   idleTimeoutMs?: IdleTimeout;
+  /** ADMIN_TOKEN, its guess throttle, and how an agent's token is told (not a guess: 403). */
+  admin: AdminGuardOptions;
 }
 
 export const SessionListQuery = z.object({
@@ -117,11 +119,7 @@ export function adminRoutes(deps: AdminApiDeps): Hono {
   const app = new Hono();
   const { db, ingress, logger } = deps;
   const idleTimeoutMs = deps.idleTimeoutMs ?? (() => DEFAULT_IDLE_TIMEOUT_MS);
-  const admin = requireAdmin({
-    adminToken: deps.config.adminToken,
-    rateLimiter: deps.rateLimiter,
-    trustProxy: deps.config.trustProxy,
-  });
+  const admin = requireAdmin(deps.admin);
   app.use('/api/admin/*', admin);
 
   app.get('/api/admin/sessions', async (c) => {

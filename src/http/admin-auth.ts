@@ -23,6 +23,12 @@ export interface AdminGuardOptions {
   rateLimiter: RateLimiter;
   /** TRUST_PROXY: how the client's address is read. */
   trustProxy: number;
+  /**
+   * Whether a bearer token is an agent's own, valid token. Such a token on a route that takes
+   * ADMIN_TOKEN only is no guess at it: refused 403, never counted against the address. Unset
+   * (a guard with no database at hand), every token that is not ADMIN_TOKEN counts as a guess.
+   */
+  isAgentToken?: (token: string) => Promise<boolean>;
 }
 
 /**
@@ -82,6 +88,7 @@ export class AdminTokenCheck {
  * Guards operator routes with `Authorization: Bearer <ADMIN_TOKEN>`. With no ADMIN_TOKEN
  * configured the routes are closed (403), never open. Wrong tokens are counted per client
  * address and throttled (`AdminTokenCheck`); a locked-out address is refused even without a token.
+ * An agent's valid token (`isAgentToken`) is credentials without the right: 403, not counted.
  */
 export function requireAdmin(options: AdminGuardOptions): MiddlewareHandler {
   const check = new AdminTokenCheck(options);
@@ -95,7 +102,15 @@ export function requireAdmin(options: AdminGuardOptions): MiddlewareHandler {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
     // A request without a token is not a guess (not counted), but is refused while locked out too.
     if (!match) await check.refuseWhileLockedOut(c);
-    if (!match || !(await check.isAdminToken(c, match[1]!))) {
+    // Looked up whatever the token is, so that ADMIN_TOKEN and a wrong guess take the same steps.
+    const agent = match && options.isAgentToken ? await options.isAgentToken(match[1]!) : false;
+    if (!match || !(await check.isAdminToken(c, match[1]!, agent))) {
+      if (agent)
+        throw new ApiError(
+          403,
+          'forbidden',
+          "this route takes the operator token (ADMIN_TOKEN); an agent's token does not open it",
+        );
       throw new ApiError(
         401,
         'unauthorized',

@@ -1,5 +1,6 @@
 import type { Hono } from 'hono';
 import { announceAccessChange } from '../agents/access.ts';
+import { agentForToken } from '../agents/accounts.ts';
 import { erasureServices } from '../hub/erasure-services.ts';
 import type { HubServices } from '../hub/services.ts';
 import { inboxQueueStatus } from '../queue/lane-status.ts';
@@ -94,7 +95,12 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
   const { adminToken, trustProxy } = config;
   const proxy: ProxySettings = { trustProxy, publicUrl: config.publicUrl };
   // One guess throttle for ADMIN_TOKEN on every route that takes it (counted per address in `rateLimiter`).
-  const admin: AdminGuardOptions = { adminToken, rateLimiter, trustProxy };
+  const admin: AdminGuardOptions = {
+    adminToken,
+    rateLimiter,
+    trustProxy,
+    isAgentToken: async (token) => (await agentForToken(db, token)) !== undefined,
+  };
   if (signIn) app.route('/', authRoutes({ signIn, rateLimiter, config }));
   app.route('/', identityRoutes({ db, cache, logger, admin }));
   // Before the operator routes: supervisors and admins see the dashboard, where only ADMIN_TOKEN opens the rest of /api/admin.
@@ -136,6 +142,7 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
     adminRoutes({
       idleTimeoutMs: (bot, channel) => bots.rules(bot, channel).idleTimeoutMs,
       config,
+      admin,
       db,
       cache,
       ingress,
