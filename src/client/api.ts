@@ -1992,6 +1992,8 @@ export interface components {
         /** @description Rate limited (`rate_limited`), or too many wrong credentials from this address (`too_many_failures`, `too_many_attempts`); see `Retry-After` */
         E429: {
             headers: {
+                /** @description Seconds to wait before trying again */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -2001,6 +2003,17 @@ export interface components {
         /** @description Not configured here (`sign_in_disabled`: no sign-in key for the bot) */
         E501: {
             headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description A service the hub depends on is away (`unavailable`: PostgreSQL, Redis), or this process is stopping (`stopping`: another one answers); retry after `Retry-After` */
+        E503: {
+            headers: {
+                /** @description Seconds to wait before trying again */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -2049,6 +2062,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2101,6 +2115,7 @@ export interface operations {
             403: components["responses"]["E403"];
             409: components["responses"]["E409"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2129,6 +2144,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2164,6 +2180,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2215,6 +2232,7 @@ export interface operations {
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2249,6 +2267,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2279,6 +2298,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2313,6 +2333,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2369,6 +2390,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2393,6 +2415,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2461,6 +2484,7 @@ export interface operations {
             413: components["responses"]["E413"];
             422: components["responses"]["E422"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2489,6 +2513,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2547,6 +2572,7 @@ export interface operations {
             409: components["responses"]["E409"];
             422: components["responses"]["E422"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2575,6 +2601,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2602,6 +2629,7 @@ export interface operations {
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2653,6 +2681,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2730,6 +2759,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2767,6 +2797,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2795,6 +2826,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2838,6 +2870,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2885,6 +2918,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2928,6 +2962,7 @@ export interface operations {
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -2979,6 +3014,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3008,6 +3044,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3036,6 +3073,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3085,6 +3123,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3164,6 +3203,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3215,6 +3255,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3242,6 +3283,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3315,6 +3357,7 @@ export interface operations {
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3354,6 +3397,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3388,6 +3432,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3413,6 +3458,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3447,6 +3493,7 @@ export interface operations {
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3477,6 +3524,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3513,6 +3561,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3552,6 +3601,7 @@ export interface operations {
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
             413: components["responses"]["E413"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3591,6 +3641,7 @@ export interface operations {
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
             413: components["responses"]["E413"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3626,6 +3677,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3669,6 +3721,7 @@ export interface operations {
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
             422: components["responses"]["E422"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3695,6 +3748,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3717,6 +3771,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["E401"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3749,6 +3804,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3777,6 +3833,7 @@ export interface operations {
             };
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3799,6 +3856,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["E401"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3836,6 +3894,7 @@ export interface operations {
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3880,6 +3939,7 @@ export interface operations {
             401: components["responses"]["E401"];
             413: components["responses"]["E413"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3909,6 +3969,7 @@ export interface operations {
             401: components["responses"]["E401"];
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3932,6 +3993,7 @@ export interface operations {
             };
             401: components["responses"]["E401"];
             404: components["responses"]["E404"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3963,6 +4025,7 @@ export interface operations {
             404: components["responses"]["E404"];
             413: components["responses"]["E413"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -3992,6 +4055,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["E401"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -4025,6 +4089,7 @@ export interface operations {
             409: components["responses"]["E409"];
             429: components["responses"]["E429"];
             501: components["responses"]["E501"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -4065,6 +4130,7 @@ export interface operations {
             413: components["responses"]["E413"];
             415: components["responses"]["E415"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -4092,6 +4158,7 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             401: components["responses"]["E401"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -4134,6 +4201,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };
@@ -4171,6 +4239,7 @@ export interface operations {
             403: components["responses"]["E403"];
             404: components["responses"]["E404"];
             429: components["responses"]["E429"];
+            503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };
     };

@@ -127,6 +127,27 @@ describe('OpenAPI document, typed client and reference page', () => {
         responseBody: { error: { code: 'invalid_request', message: 'id: invalid' } },
       }),
     ).toEqual([]);
+    // An error status the operation does not list is caught too (`default` is no catch-all).
+    expect(
+      contract.check({
+        method: 'GET',
+        path: '/api/session',
+        status: 409,
+        responseBody: { error: { code: 'conflict', message: 'no' } },
+      }),
+    ).toEqual(['GET /api/session → 409: status not in the document']);
+  });
+
+  it('lists 503 with Retry-After on every operation, and Retry-After on every 429', () => {
+    const operations = Object.entries(document.paths as Json).flatMap(([p, item]) =>
+      Object.entries(item as Json).map(([method, op]) => ({ route: `${method} ${p}`, op: op as Json })),
+    );
+    expect(operations.filter(({ op }) => !op.responses['503']).map(({ route }) => route)).toEqual([]);
+    const { responses } = document.components;
+    for (const status of ['429', '503'])
+      expect(responses[`E${status}`].headers).toEqual({
+        'Retry-After': { description: expect.any(String), schema: { type: 'integer' } },
+      });
   });
 
   it("the channels' own API routes are documented, and what they answer matches", async () => {

@@ -20,6 +20,13 @@ const STATUS_TEXT: Record<number, string> = {
   422: 'Cannot be done on this channel or for this person',
   429: 'Rate limited (`rate_limited`), or too many wrong credentials from this address (`too_many_failures`, `too_many_attempts`); see `Retry-After`',
   501: 'Not configured here (`sign_in_disabled`: no sign-in key for the bot)',
+  503: 'A service the hub depends on is away (`unavailable`: PostgreSQL, Redis), or this process is stopping (`stopping`: another one answers); retry after `Retry-After`',
+};
+
+/** The answers that say when to try again carry `Retry-After`, in seconds. */
+const RETRY_AFTER: Record<number, Json> = {
+  429: { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } } },
+  503: { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } } },
 };
 
 const SECURITY_SCHEMES: Record<Scheme, Json> = {
@@ -123,10 +130,11 @@ function operation(op: Operation, components: Record<string, Json>): Json {
           : {}),
     };
   }
-  // Every route that takes ADMIN_TOKEN refuses an address that guessed it wrong too often (429).
-  const errors = op.security.includes('admin')
-    ? [...new Set([...op.errors, 429])].sort((a, b) => a - b)
-    : op.errors;
+  // Every route that takes ADMIN_TOKEN refuses an address that guessed it wrong too often (429);
+  // every route answers 503 while the database or Redis is away, or the process stops.
+  const errors = [...new Set([...op.errors, ...(op.security.includes('admin') ? [429] : []), 503])].sort(
+    (a, b) => a - b,
+  );
   for (const status of errors) responses[String(status)] = { $ref: `#/components/responses/E${status}` };
   responses.default = { $ref: '#/components/responses/Error' };
   const params = parameters(op, components);
@@ -240,7 +248,11 @@ export function buildOpenApiDocument(options: { version: string; serverUrl?: str
     Error: { description: 'An error', content: { 'application/json': { schema: error } } },
   };
   for (const [status, description] of Object.entries(STATUS_TEXT))
-    responses[`E${status}`] = { description, content: { 'application/json': { schema: error } } };
+    responses[`E${status}`] = {
+      description,
+      ...(RETRY_AFTER[Number(status)] ? { headers: RETRY_AFTER[Number(status)] } : {}),
+      content: { 'application/json': { schema: error } },
+    };
   return {
     openapi: '3.1.0',
     info: {
