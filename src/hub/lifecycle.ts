@@ -12,6 +12,7 @@ import {
 } from '../dependencies.ts';
 import { setAsideApology } from '../engine/set-aside.ts';
 import { hasPendingAttachments, pendingAttachments } from '../files/pending.ts';
+import { answerClientErrorsAsJson } from '../http/client-errors.ts';
 import { type RequestDrain, trackRequests } from '../http/drain.ts';
 import type { HubState } from '../http/ops-api.ts';
 import { IDLE_SWEEP_JOB } from '../lifecycle/idle-sweep.ts';
@@ -118,6 +119,7 @@ export function hubLifecycle(services: HubServices, app: Hono): HubLifecycle {
       ) as Server;
       s.once('error', reject);
     });
+    answerClientErrorsAsJson(server);
     requests = trackRequests(server);
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
