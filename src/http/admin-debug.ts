@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { recordAudit } from '../store/audit.ts';
 import type { Db } from '../store/db.ts';
 import { contextAddress } from './client-address.ts';
-import { ApiError } from './errors.ts';
+import { ApiError, parseInput as parse } from './errors.ts';
 
 const Params = z.object({ id: z.uuid() });
 export const DebugQuery = z.object({
@@ -20,16 +20,8 @@ export const DebugQuery = z.object({
 export function adminDebugRoutes(db: Db, trustProxy: number): Hono {
   const app = new Hono();
   app.get('/api/admin/sessions/:id/debug', async (c) => {
-    const params = Params.safeParse(c.req.param());
-    const query = DebugQuery.safeParse(c.req.query());
-    if (!params.success || !query.success)
-      throw new ApiError(
-        400,
-        'invalid_request',
-        (params.error ?? query.error)!.issues.map((i) => i.message).join('; '),
-      );
-    const { id } = params.data;
-    const { after, limit } = query.data;
+    const { id } = parse(Params, c.req.param());
+    const { after, limit } = parse(DebugQuery, c.req.query());
     const { rows: found } = await db.query('SELECT 1 FROM sessions WHERE id = $1', [id]);
     if (found.length === 0) throw new ApiError(404, 'not_found', `there is no session ${id}`);
     // Written before the snapshots leave: a read that is not in the audit log did not happen.

@@ -460,6 +460,27 @@ describe('operator API', () => {
     });
   });
 
+  it('names the parameter a refusal is about, on the debug log as on every operator route', async () => {
+    const session = (await api.createSession()).session_id;
+    const answers = await Promise.all(
+      [
+        '/api/admin/sessions/not-a-uuid/debug',
+        `/api/admin/sessions/${session}/debug?after=-1`,
+        `/api/admin/sessions/${session}/debug?limit=1000`,
+        `/api/admin/sessions/${session}/messages?limit=1000`,
+      ].map(async (path) => {
+        const res = await admin('GET', path);
+        return { status: res.status, code: res.json.error.code, field: res.json.error.message.split(':')[0] };
+      }),
+    );
+    expect(answers).toEqual([
+      { status: 400, code: 'invalid_request', field: 'id' },
+      { status: 400, code: 'invalid_request', field: 'after' },
+      { status: 400, code: 'invalid_request', field: 'limit' },
+      { status: 400, code: 'invalid_request', field: 'limit' },
+    ]);
+  });
+
   it("every exchange of the operator's above matched the OpenAPI document", () => {
     expect(contract.judged.some((e) => e.path.startsWith('/api/admin/sessions/') && e.status === 200)).toBe(
       true,
