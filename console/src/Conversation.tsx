@@ -93,6 +93,8 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   const [colleagues, setColleagues] = useState<AgentRecord[]>([]);
   const transcript = useRef<HTMLOListElement>(null);
   const lastTyping = useRef(0);
+  /** A reply or note on its way: another Enter meanwhile would send the person the text twice. */
+  const sending = useRef(false);
   const base = `/api/agent/conversations/${encodeURIComponent(sessionId)}`;
 
   const ticket = useReloadTickets();
@@ -177,9 +179,18 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
 
   const send = async () => {
     const body = text.trim();
-    if (!body) return;
-    const ok = await act('POST', asNote ? '/notes' : '/messages', { text: body });
-    if (ok) setText('');
+    if (!body || sending.current) return;
+    sending.current = true;
+    // The box empties at once, so that the agent can write the next message while this one is on
+    // its way; a refused one comes back, before whatever was typed since.
+    const draft = text;
+    setText('');
+    try {
+      const ok = await act('POST', asNote ? '/notes' : '/messages', { text: body });
+      if (!ok) setText((now) => (now.trim() ? `${draft}\n${now}` : draft));
+    } finally {
+      sending.current = false;
+    }
   };
 
   if (erasedId === sessionId)

@@ -1,0 +1,124 @@
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentClient, createAgentVia } from '../helpers/agents.ts';
+import { holdAnswers, launchChromium, signInToConsole, type TestBrowser } from '../helpers/browser.ts';
+import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
+
+const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/console');
+const ADMIN_TOKEN = 'console-use-admin-token-0123456789abcdef';
+const ANA = { name: 'Ana Reyes', email: 'ana@use.test', password: 'correct horse battery staple' };
+/** The console's reply box of a conversation the agent holds. */
+const REPLY = /^Reply to/;
+
+/** What the history of a conversation looks like to the agent API. */
+type Detail = { messages: { role: string; text: string }[] };
+
+/**
+ * The agent console as an agent uses it day to day, in Debian's chromium: what the person sees
+ * when the agent is quick on the keys, when the hub does not answer, when text runs right to left.
+ */
+describe('agent console in everyday use', () => {
+  let running: RunningHub;
+  let browser: TestBrowser;
+  let anaToken: string;
+  const people = () => apiClient(running.url);
+  const ana = () => agentClient(running.url, { token: anaToken });
+
+  /** A person of the default bot who has asked for a human: their session id and token. */
+  const waitingPerson = async (first = 'human') => {
+    const person = await people().createSession('default');
+    expect((await people().chat(person.token, first)).status).toBe(200);
+    return person;
+  };
+
+  /** Opens `sessionId` in a new page of `browser` (signed in already) and claims it. */
+  const claimIn = async (page: Page, sessionId: string) => {
+    await page.goto(`${running.url}/console/conversations/${sessionId}`);
+    await page.getByRole('button', { name: 'Claim' }).click();
+    await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
+  };
+
+  beforeAll(async () => {
+    running = await startTestHub({ configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN });
+    ({ token: anaToken } = await createAgentVia(running.url, ADMIN_TOKEN, {
+      ...ANA,
+      role: 'agent',
+      bots: ['default'],
+      capacity: 20,
+    }));
+    expect((await ana().call('PUT', '/api/agent/status', { body: { status: 'available' } })).status).toBe(
+      200,
+    );
+    browser = await launchChromium();
+    const page = await browser.context.newPage();
+    await signInToConsole(page, running.url, ANA);
+    await page.getByRole('tab', { name: /Waiting/ }).waitFor({ timeout: 20_000 });
+    await page.close();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await running?.stop();
+  });
+
+  it('sends a reply once when Enter is pressed again before the hub answered, and keeps what is typed meanwhile', async () => {
+    const person = await waitingPerson();
+    const page = await browser.context.newPage();
+    // Counts the replies the page asks the hub to send (fetch is called as Enter is handled).
+    await page.addInitScript(() => {
+      const w = window as unknown as { __replies: number };
+      w.__replies = 0;
+      const original = window.fetch;
+      window.fetch = (input, init) => {
+        if (init?.method === 'POST' && String(input).endsWith('/messages')) w.__replies++;
+        return original(input, init);
+      };
+    });
+    await claimIn(page, person.session_id);
+    const held = await holdAnswers(page, /\/api\/agent\/conversations\/[^/]+\/messages$/);
+
+    const reply = page.getByRole('textbox', { name: REPLY });
+    await reply.fill('Your kettle ships today.');
+    await reply.press('Enter');
+    // The answer is slow; the agent presses Enter again, then starts on the next message.
+    await reply.press('Enter');
+    await reply.pressSequentially('Anything else?');
+    expect(await page.evaluate(() => (window as unknown as { __replies: number }).__replies)).toBe(1);
+
+    await until(held.count, (n) => n === 1, 20_000);
+    await held.release();
+    await held.stop();
+    await page.locator('.msg-agent', { hasText: 'Your kettle ships today.' }).waitFor({ timeout: 20_000 });
+    const sent = (await ana().call('GET', `/api/agent/conversations/${person.session_id}`)).json as Detail;
+    expect(sent.messages.filter((m) => m.role === 'agent').map((m) => m.text)).toEqual([
+      'Your kettle ships today.',
+    ]);
+    // What was typed while the reply was on its way is still there, to be sent next.
+    expect(await reply.inputValue()).toBe('Anything else?');
+    await page.close();
+  });
+
+  it('says so, and keeps the reply, when the conversation was released just before the reply reached the hub', async () => {
+    const person = await waitingPerson();
+    const page = await browser.context.newPage();
+    await claimIn(page, person.session_id);
+    // The conversation goes back to the bot (from another tab) as the reply is on its way.
+    await page.route(/\/messages$/, async (route) => {
+      const released = await ana().call('POST', `/api/agent/conversations/${person.session_id}/release`);
+      expect(released.status).toBe(200);
+      await route.continue();
+    });
+    const reply = page.getByRole('textbox', { name: REPLY });
+    await reply.fill('One moment, I will check the order.');
+    await reply.press('Enter');
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'no agent holds this conversation' })
+      .waitFor({ timeout: 20_000 });
+    await page.getByRole('button', { name: 'Claim' }).waitFor({ timeout: 20_000 });
+    expect(await page.locator('textarea').inputValue()).toBe('One moment, I will check the order.');
+    await page.close();
+  });
+});
