@@ -84,7 +84,13 @@ function Facts(props: { title: string; value: unknown }) {
 export function Conversation(props: { me: Me; sessionId: string; onChanged: () => void }) {
   const { me, sessionId } = props;
   const [detail, setDetail] = useState<ConversationDetail>();
-  const [error, setError] = useState<string>();
+  /** Why the conversation cannot be read (again): gone once a read succeeds. */
+  const [loadError, setLoadError] = useState<string>();
+  /**
+   * Why the agent's last action (claim, reply, note, transfer, release) was refused: kept until the
+   * next action, since the event that follows a refusal reads the conversation again at once.
+   */
+  const [actionError, setActionError] = useState<string>();
   /** The session the hub said was erased while it was shown: nothing of it is shown any more. */
   const [erasedId, setErasedId] = useState<string>();
   const [text, setText] = useState('');
@@ -105,13 +111,13 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
       const read = await api<ConversationDetail>('GET', base);
       if (!fresh()) return;
       setDetail(read);
-      setError(undefined);
+      setLoadError(undefined);
     } catch (err) {
       if (!fresh()) return;
       // No longer the agent's to see (another agent took it), or gone (erased while this console
       // was not listening): what was shown goes too.
       if (err instanceof ApiError && (err.status === 403 || err.status === 404)) setDetail(undefined);
-      setError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
+      setLoadError(err instanceof ApiError ? err.message : 'The conversation cannot be loaded.');
     }
   }, [base, ticket]);
 
@@ -150,12 +156,12 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
     async (method: string, path: string, body?: unknown, reload = true) => {
       try {
         await api(method, `${base}${path}`, body);
-        setError(undefined);
+        setActionError(undefined);
         if (reload) await load();
         props.onChanged();
         return true;
       } catch (err) {
-        setError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
+        setActionError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
         return false;
       }
     },
@@ -208,9 +214,9 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   if (!detail)
     return (
       <main class="conversation">
-        {error ? (
+        {loadError ? (
           <p class="error" role="alert">
-            {error}
+            {loadError}
           </p>
         ) : (
           <p class="loading">Loading…</p>
@@ -280,10 +286,13 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
             </form>
           </div>
         </header>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
+        {[actionError, loadError].map(
+          (error) =>
+            error && (
+              <p class="error" role="alert">
+                {error}
+              </p>
+            ),
         )}
         <ol class="transcript" ref={transcript} aria-label="Transcript">
           {detail.messages.map((row) => (
