@@ -16,6 +16,8 @@ export function App() {
   const [me, setMe] = useState<Me | null>();
   /** Why the sign-in form shows, when it is not the first visit. */
   const [notice, setNotice] = useState<string>();
+  /** Why the last sign-out did not end the sign-in. */
+  const [signOutError, setSignOutError] = useState<string>();
   const signedIn = useRef(false);
   const route = useRoute();
 
@@ -44,8 +46,17 @@ export function App() {
   }, [loadMe]);
 
   const signOut = async () => {
+    setSignOutError(undefined);
+    try {
+      await api('POST', '/api/agent/logout');
+    } catch (err) {
+      // The sign-in holds until the hub has ended it: showing the sign-in form anyway would tell
+      // the agent they are out while the next person at this computer is still signed in as them.
+      const reason = err instanceof ApiError ? err.message : 'the hub cannot be reached';
+      setSignOutError(`You are still signed in: the sign-out did not reach the hub (${reason}). Try again.`);
+      return;
+    }
     signedIn.current = false;
-    await api('POST', '/api/agent/logout').catch(() => undefined);
     events.close();
     setMe(null);
     navigate({ page: 'inbox' });
@@ -123,6 +134,11 @@ export function App() {
           Sign out
         </button>
       </header>
+      {signOutError && (
+        <p role="alert" class="error sign-out-error">
+          {signOutError}
+        </p>
+      )}
       {route.page === 'agents' && me.role === 'admin' ? (
         <Agents />
       ) : route.page === 'dashboard' ? (

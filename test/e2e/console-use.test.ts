@@ -121,4 +121,32 @@ describe('agent console in everyday use', () => {
     expect(await page.locator('textarea').inputValue()).toBe('One moment, I will check the order.');
     await page.close();
   });
+
+  it('does not show the sign-in form as if signed out when the hub did not take the sign-out', async () => {
+    // A browser of its own: its sign-in is the one ended here.
+    const own = await launchChromium();
+    try {
+      const page = await own.context.newPage();
+      await signInToConsole(page, running.url, ANA);
+      await page.getByRole('tab', { name: /Waiting/ }).waitFor({ timeout: 20_000 });
+      await page.route('**/api/agent/logout', (route) => route.abort('connectionrefused'));
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      // Told that the sign-in still holds (on a shared computer, the next person would have it).
+      await page
+        .getByRole('alert')
+        .filter({ hasText: 'You are still signed in' })
+        .waitFor({ timeout: 20_000 });
+      expect(await page.getByRole('button', { name: 'Sign out' }).isVisible()).toBe(true);
+
+      // Once the hub answers, signing out ends the sign-in for good: a reload does not bring it back.
+      await page.unroute('**/api/agent/logout');
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: 20_000 });
+      await page.reload();
+      await page.getByRole('button', { name: 'Sign in' }).waitFor({ timeout: 20_000 });
+      expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
 });
