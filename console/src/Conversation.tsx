@@ -33,7 +33,9 @@ function Row(props: { row: HistoryRow; person: string; me: Me }) {
   return (
     <li class={`msg msg-${row.role}`} data-role={row.role}>
       <div class="meta">
-        <span class="who">{who}</span>
+        <span class="who" dir="auto">
+          {who}
+        </span>
         {row.role === 'note' && <span class="private">internal, never sent</span>}
         <time dateTime={row.created_at}>{clock(row.created_at)}</time>
         {row.delivery_status && (
@@ -42,7 +44,9 @@ function Row(props: { row: HistoryRow; person: string; me: Me }) {
           </span>
         )}
       </div>
-      <p class="text">{row.text}</p>
+      <p class="text" dir="auto">
+        {row.text}
+      </p>
     </li>
   );
 }
@@ -233,7 +237,7 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
             ← Inbox
           </button>
           <span class={`channel channel-${detail.channel}`}>{detail.channel}</span>
-          <h2>{person}</h2>
+          <h2 dir="auto">{person}</h2>
           <span class={`state state-${detail.state}`}>{detail.state}</span>
           <div class="actions">
             {!mine && (
@@ -316,6 +320,7 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
                   : 'Claim the conversation to reply'
             }
             disabled={!asNote && !mine}
+            dir="auto"
             value={text}
             rows={3}
             onInput={(e) => {

@@ -110,14 +110,18 @@ export function Inbox(props: { me: Me; manages: boolean }) {
                 }}
               >
                 <span class={`channel channel-${row.channel}`}>{row.channel}</span>
-                <strong class="person">{personName(row.person)}</strong>
+                <strong class="person" dir="auto">
+                  {personName(row.person)}
+                </strong>
                 <span class="bot">{row.bot}</span>
                 {row.queue && <span class="queue">{row.queue}</span>}
                 <span class={`state state-${row.state}`}>{row.state}</span>
                 <span class="since">
                   {timeAgo(row.state === 'waiting' ? row.waiting_since : row.last_message?.created_at)}
                 </span>
-                <span class="preview">{row.last_message?.text ?? ''}</span>
+                <span class="preview" dir="auto">
+                  {row.last_message?.text ?? ''}
+                </span>
               </a>
             </li>
           ))}

@@ -18,7 +18,11 @@ const when = (iso: string) => new Date(iso).toLocaleString();
 /** A snippet with the matching words (between « and ») marked. */
 function Snippet(props: { text: string }) {
   const parts = props.text.split(/«|»/);
-  return <span class="snippet">{parts.map((p, i) => (i % 2 === 1 ? <mark>{p}</mark> : p))}</span>;
+  return (
+    <span class="snippet" dir="auto">
+      {parts.map((p, i) => (i % 2 === 1 ? <mark>{p}</mark> : p))}
+    </span>
+  );
 }
 
 function openTranscript(e: Event, sessionId: string) {
@@ -264,7 +268,9 @@ export function Transcript(props: { sessionId: string }) {
               <div class="meta">
                 <span class="who">{m.role}</span> {when(m.created_at)}
               </div>
-              <div class="text">{m.text}</div>
+              <div class="text" dir="auto">
+                {m.text}
+              </div>
             </li>
           ))}
       </ol>

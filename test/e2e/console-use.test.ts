@@ -149,4 +149,31 @@ describe('agent console in everyday use', () => {
       await own.close();
     }
   });
+
+  it('shows right-to-left text right to left: the transcript, the inbox preview and the reply box', async () => {
+    const arabic = 'مرحبا، هل يمكنك مساعدتي في طلبي؟';
+    const person = await waitingPerson();
+    expect((await people().chat(person.token, arabic, {}, '?wait=false')).status).toBe(202);
+    const page = await browser.context.newPage();
+    await page.goto(`${running.url}/console`);
+    const preview = page
+      .getByRole('list', { name: /conversations/ })
+      .getByRole('link')
+      .filter({ hasText: arabic })
+      .locator('.preview');
+    await preview.waitFor({ timeout: 20_000 });
+    const direction = (loc: ReturnType<Page['locator']>) =>
+      loc.evaluate((el) => getComputedStyle(el).direction);
+    expect(await direction(preview)).toBe('rtl');
+
+    await claimIn(page, person.session_id);
+    const text = page.locator('.msg-user .text', { hasText: arabic });
+    await text.waitFor({ timeout: 20_000 });
+    expect(await direction(text)).toBe('rtl');
+    // The agent's own words are left to right or right to left as written, line by line.
+    const reply = page.getByRole('textbox', { name: REPLY });
+    await reply.fill('نعم، سأتحقق من ذلك الآن.');
+    expect(await direction(reply)).toBe('rtl');
+    await page.close();
+  });
 });
