@@ -9,12 +9,15 @@ import type { ConversationSummary, InboxTab, Me } from './types.ts';
 
 const TAB_LABELS: Record<InboxTab, string> = { waiting: 'Waiting', mine: 'Mine', all: 'All' };
 const BASE_TITLE = 'Switchboard console';
+/** How often the rows' ages ("3m") are worked out again: time passes without any event. */
+const AGE_TICK_MS = 10_000;
 
 export function Inbox(props: { me: Me; manages: boolean }) {
   const [tab, setTab] = useState<InboxTab>('waiting');
   const [rows, setRows] = useState<ConversationSummary[]>();
   const [waitingCount, setWaitingCount] = useState(0);
   const [notify, setNotify] = useState(notificationsWanted());
+  const [now, setNow] = useState(Date.now());
   const tabs: InboxTab[] = props.manages ? ['waiting', 'mine', 'all'] : ['waiting', 'mine'];
 
   const ticket = useReloadTickets();
@@ -40,6 +43,11 @@ export function Inbox(props: { me: Me; manages: boolean }) {
   useEffect(() => {
     void load();
   }, [load]);
+
+  useEffect(() => {
+    const tick = setInterval(() => setNow(Date.now()), AGE_TICK_MS);
+    return () => clearInterval(tick);
+  }, []);
 
   useEffect(() => {
     document.title = waitingCount > 0 ? `(${waitingCount}) ${BASE_TITLE}` : BASE_TITLE;
@@ -117,7 +125,7 @@ export function Inbox(props: { me: Me; manages: boolean }) {
                 {row.queue && <span class="queue">{row.queue}</span>}
                 <span class={`state state-${row.state}`}>{row.state}</span>
                 <span class="since">
-                  {timeAgo(row.state === 'waiting' ? row.waiting_since : row.last_message?.created_at)}
+                  {timeAgo(row.state === 'waiting' ? row.waiting_since : row.last_message?.created_at, now)}
                 </span>
                 <span class="preview" dir="auto">
                   {row.last_message?.text ?? ''}

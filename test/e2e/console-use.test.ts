@@ -176,4 +176,28 @@ describe('agent console in everyday use', () => {
     expect(await direction(reply)).toBe('rtl');
     await page.close();
   });
+
+  it('shows how long a conversation has waited as time passes, without any event', async () => {
+    const person = await waitingPerson();
+    // A browser of its own: its clock is the test's to move.
+    const own = await launchChromium();
+    try {
+      const page = await own.context.newPage();
+      await page.clock.install();
+      await signInToConsole(page, running.url, ANA);
+      const since = page
+        .getByRole('list', { name: /conversations/ })
+        .locator(`a[href$="${person.session_id}"] .since`);
+      await since.waitFor({ timeout: 20_000 });
+      expect(await since.innerText()).toMatch(/^\d+s$/);
+      await page.clock.fastForward('10:00');
+      await until(
+        () => since.innerText(),
+        (t) => t === '10m',
+        20_000,
+      );
+    } finally {
+      await own.close();
+    }
+  });
 });
