@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { api } from './api.ts';
+import { ApiError, api } from './api.ts';
 import { useConversationEvents } from './events.ts';
 import { personName, timeAgo, typingInField } from './format.ts';
 import { announceWaiting, notificationsWanted, setNotificationsWanted } from './notify.ts';
@@ -18,26 +18,36 @@ export function Inbox(props: { me: Me; manages: boolean }) {
   const [waitingCount, setWaitingCount] = useState(0);
   const [notify, setNotify] = useState(notificationsWanted());
   const [now, setNow] = useState(Date.now());
+  /** Why the conversations could not be read the last time; gone once a read succeeds. */
+  const [error, setError] = useState<string>();
   const tabs: InboxTab[] = props.manages ? ['waiting', 'mine', 'all'] : ['waiting', 'mine'];
 
   const ticket = useReloadTickets();
 
   const load = useCallback(async () => {
     const fresh = ticket();
-    const shown = await api<{ conversations: ConversationSummary[] }>(
-      'GET',
-      `/api/agent/conversations?state=${tab}&limit=100`,
-    );
-    if (!fresh()) return;
-    setRows(shown.conversations);
-    const waiting =
-      tab === 'waiting'
-        ? shown
-        : await api<{ conversations: ConversationSummary[] }>(
-            'GET',
-            '/api/agent/conversations?state=waiting&limit=100',
-          );
-    if (fresh()) setWaitingCount(waiting.conversations.length);
+    try {
+      const shown = await api<{ conversations: ConversationSummary[] }>(
+        'GET',
+        `/api/agent/conversations?state=${tab}&limit=100`,
+      );
+      if (!fresh()) return;
+      setRows(shown.conversations);
+      const waiting =
+        tab === 'waiting'
+          ? shown
+          : await api<{ conversations: ConversationSummary[] }>(
+              'GET',
+              '/api/agent/conversations?state=waiting&limit=100',
+            );
+      if (!fresh()) return;
+      setWaitingCount(waiting.conversations.length);
+      setError(undefined);
+    } catch (err) {
+      // Said on the page: rows that stay as they were, or "Loading…" for good, would look like a
+      // quiet inbox while people wait.
+      if (fresh()) setError(err instanceof ApiError ? err.message : 'the hub cannot be reached');
+    }
   }, [tab, ticket]);
 
   useEffect(() => {
@@ -102,8 +112,16 @@ export function Inbox(props: { me: Me; manages: boolean }) {
           Notify me
         </label>
       </div>
+      {error && (
+        <p class="error" role="alert">
+          The conversations cannot be loaded: {error}.{' '}
+          <button type="button" class="link" onClick={() => void load()}>
+            Try again
+          </button>
+        </p>
+      )}
       {rows === undefined ? (
-        <p class="loading">Loading…</p>
+        !error && <p class="loading">Loading…</p>
       ) : rows.length === 0 ? (
         <p class="empty">No conversations here.</p>
       ) : (

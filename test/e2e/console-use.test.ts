@@ -200,4 +200,29 @@ describe('agent console in everyday use', () => {
       await own.close();
     }
   });
+
+  it('says when the inbox cannot be read, and shows it once the hub answers again', async () => {
+    const person = await waitingPerson();
+    const page = await browser.context.newPage();
+    await page.route(/\/api\/agent\/conversations\?/, (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'unavailable', message: 'the database is not answering' } }),
+      }),
+    );
+    await page.goto(`${running.url}/console`);
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'the database is not answering' })
+      .waitFor({ timeout: 20_000 });
+    await page.unroute(/\/api\/agent\/conversations\?/);
+    await page.getByRole('button', { name: 'Try again' }).click();
+    await page
+      .getByRole('list', { name: /conversations/ })
+      .locator(`a[href$="${person.session_id}"]`)
+      .waitFor({ timeout: 20_000 });
+    expect(await page.getByRole('alert').count()).toBe(0);
+    await page.close();
+  });
 });
