@@ -204,18 +204,27 @@ describe('agent console in everyday use', () => {
   it('says when the inbox cannot be read, and shows it once the hub answers again', async () => {
     const person = await waitingPerson();
     const page = await browser.context.newPage();
-    await page.route(/\/api\/agent\/conversations\?/, (route) =>
-      route.fulfill({
+    let refused = 0;
+    await page.route(/\/api\/agent\/conversations\?/, (route) => {
+      refused++;
+      return route.fulfill({
         status: 503,
         contentType: 'application/json',
         body: JSON.stringify({ error: { code: 'unavailable', message: 'the database is not answering' } }),
-      }),
-    );
+      });
+    });
     await page.goto(`${running.url}/console`);
     await page
       .getByRole('alert')
       .filter({ hasText: 'the database is not answering' })
       .waitFor({ timeout: 20_000 });
+    // The page's first read and the one its event stream asks for once connected, both refused: no
+    // read is still to come by itself.
+    await until(
+      () => refused,
+      (n) => n >= 2,
+      20_000,
+    );
     await page.unroute(/\/api\/agent\/conversations\?/);
     await page.getByRole('button', { name: 'Try again' }).click();
     await page
