@@ -4,6 +4,7 @@ import { Audit } from './Audit.tsx';
 import { ApiError, api, whenSignedOut } from './api.ts';
 import { Conversation } from './Conversation.tsx';
 import { Dashboard } from './Dashboard.tsx';
+import { forgetDrafts } from './drafts.ts';
 import { events } from './events.ts';
 import { Inbox } from './Inbox.tsx';
 import { Login } from './Login.tsx';
@@ -58,6 +59,7 @@ export function App() {
     }
     signedIn.current = false;
     events.close();
+    forgetDrafts();
     setMe(null);
     navigate({ page: 'inbox' });
   };
@@ -155,7 +157,7 @@ export function App() {
         )
       ) : route.page === 'transcript' ? (
         manages ? (
-          <Transcript sessionId={route.sessionId} />
+          <Transcript key={route.sessionId} sessionId={route.sessionId} />
         ) : (
           <Refused />
         )
@@ -166,7 +168,8 @@ export function App() {
           <Refused />
         )
       ) : route.page === 'conversation' ? (
-        <Conversation me={me} sessionId={route.sessionId} onChanged={loadMe} />
+        // One per conversation: nothing of one (its draft, its errors) shows in the next.
+        <Conversation key={route.sessionId} me={me} sessionId={route.sessionId} onChanged={loadMe} />
       ) : (
         <Inbox me={me} manages={manages} />
       )}

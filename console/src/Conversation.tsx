@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
+import { draftOf, keepDraft } from './drafts.ts';
 import { STREAM_READY, useConversationEvents } from './events.ts';
 import { clock, personName, typingInField } from './format.ts';
 import { useReloadTickets } from './reload-tickets.ts';
@@ -97,7 +98,8 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   const [actionError, setActionError] = useState<string>();
   /** The session the hub said was erased while it was shown: nothing of it is shown any more. */
   const [erasedId, setErasedId] = useState<string>();
-  const [text, setText] = useState('');
+  /** The reply or note being written: kept per conversation (drafts.ts). */
+  const [text, setText] = useState(() => draftOf(sessionId));
   const [asNote, setAsNote] = useState(false);
   const [transferTo, setTransferTo] = useState('');
   const [colleagues, setColleagues] = useState<AgentRecord[]>([]);
@@ -129,6 +131,8 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
     void load();
   }, [load]);
 
+  useEffect(() => keepDraft(sessionId, text), [sessionId, text]);
+
   useEffect(() => {
     if (me.role === 'agent') return;
     api<{ agents: AgentRecord[] }>('GET', '/api/admin/agents')
@@ -150,6 +154,7 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
       ticket()();
       setDetail(undefined);
       setErasedId(sessionId);
+      setText('');
       return;
     }
     if (event.type === STREAM_READY || event.session_id === sessionId) void load();

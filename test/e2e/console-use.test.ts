@@ -234,4 +234,35 @@ describe('agent console in everyday use', () => {
     expect(await page.getByRole('alert').count()).toBe(0);
     await page.close();
   });
+
+  it('keeps a draft to the conversation it was written in, when the browser goes straight to another one and back, and over a reload', async () => {
+    const first = await waitingPerson();
+    const second = await waitingPerson();
+    const page = await browser.context.newPage();
+    await claimIn(page, first.session_id);
+    // To the second through the inbox, within the page.
+    await page.getByRole('button', { name: '← Inbox' }).click();
+    await page.locator(`a[href$="${second.session_id}"]`).click();
+    await page.getByRole('button', { name: 'Claim' }).click();
+    await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
+    await page.getByRole('textbox', { name: REPLY }).fill('Your refund for order 1042 is on its way.');
+    // Back two pages at once (the back button's menu): from the second conversation to the first.
+    await page.evaluate(() => history.go(-2));
+    await page.waitForURL(`**/console/conversations/${first.session_id}`);
+    await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
+    expect(await page.getByRole('textbox', { name: REPLY }).inputValue()).toBe('');
+    // Forward again: the draft is where it was written, and still there after a reload.
+    await page.evaluate(() => history.go(2));
+    await page.waitForURL(`**/console/conversations/${second.session_id}`);
+    const draft = page.getByRole('textbox', { name: REPLY });
+    await until(
+      () => draft.inputValue(),
+      (v) => v === 'Your refund for order 1042 is on its way.',
+      20_000,
+    );
+    await page.reload();
+    await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
+    expect(await draft.inputValue()).toBe('Your refund for order 1042 is on its way.');
+    await page.close();
+  });
 });
