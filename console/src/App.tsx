@@ -5,7 +5,7 @@ import { ApiError, api, whenSignedOut } from './api.ts';
 import { Conversation } from './Conversation.tsx';
 import { Dashboard } from './Dashboard.tsx';
 import { forgetDrafts } from './drafts.ts';
-import { events } from './events.ts';
+import { events, useConnectionLost } from './events.ts';
 import { Inbox } from './Inbox.tsx';
 import { Login } from './Login.tsx';
 import { navigate, useRoute } from './route.ts';
@@ -21,6 +21,7 @@ export function App() {
   const [signOutError, setSignOutError] = useState<string>();
   const signedIn = useRef(false);
   const route = useRoute();
+  const connectionLost = useConnectionLost();
 
   const loadMe = useCallback(async () => {
     try {
@@ -136,6 +137,12 @@ export function App() {
           Sign out
         </button>
       </header>
+      {connectionLost && (
+        <p role="status" class="connection-lost">
+          The connection to the hub is lost. Reconnecting… Messages that come meanwhile will show once it is
+          back.
+        </p>
+      )}
       {signOutError && (
         <p role="alert" class="error sign-out-error">
           {signOutError}

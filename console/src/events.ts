@@ -1,4 +1,4 @@
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 
 /** The agent API's event names (`GET /api/agent/events`, Server-Sent Events). */
@@ -23,6 +23,8 @@ export interface ConversationEvent {
 }
 
 type Listener = (event: ConversationEvent) => void;
+/** Told whether the stream is lost (true) or (re)connected (false). */
+type ConnectionListener = (lost: boolean) => void;
 
 /** The first wait before a stream the browser gave up on is opened again; it doubles up to the most. */
 const REOPEN_FIRST_MS = 2_000;
@@ -45,6 +47,9 @@ class EventHub {
   private waiting = false;
   /** Counts `close`s: an answer or a timer of a stream closed since does nothing. */
   private generation = 0;
+  /** The stream broke and is not subscribed again yet: what happens meanwhile shows only later. */
+  private lost = false;
+  private readonly connectionListeners = new Set<ConnectionListener>();
 
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
@@ -54,7 +59,20 @@ class EventHub {
     };
   }
 
+  /** Whether the stream is lost now; `listener` hears every change until the returned function is called. */
+  isLost(): boolean {
+    return this.lost;
+  }
+
+  onConnection(listener: ConnectionListener): () => void {
+    this.connectionListeners.add(listener);
+    return () => {
+      this.connectionListeners.delete(listener);
+    };
+  }
+
   close(): void {
+    this.setLost(false);
     this.generation++;
     clearTimeout(this.reopenTimer);
     this.waiting = false;
@@ -71,10 +89,14 @@ class EventHub {
     // The hub writes `ready` once it has subscribed this stream, on every (re)connection.
     source.addEventListener('ready', () => {
       this.reopenMs = REOPEN_FIRST_MS;
+      this.setLost(false);
       this.emit({ type: STREAM_READY, data: {} });
     });
     source.addEventListener('error', () => {
-      if (source.readyState === EventSource.CLOSED && this.source === source) this.gaveUp();
+      if (this.source !== source) return;
+      // Reconnecting (the browser itself, or `gaveUp`): the agent is told until `ready`.
+      this.setLost(true);
+      if (source.readyState === EventSource.CLOSED) this.gaveUp();
     });
     for (const type of CONVERSATION_EVENTS) {
       source.addEventListener(type, (message) => {
@@ -115,6 +137,12 @@ class EventHub {
     });
   }
 
+  private setLost(lost: boolean): void {
+    if (this.lost === lost) return;
+    this.lost = lost;
+    for (const listener of this.connectionListeners) listener(lost);
+  }
+
   private emit(event: ConversationEvent): void {
     for (const listener of this.listeners) listener(event);
   }
@@ -127,4 +155,11 @@ export function useConversationEvents(onEvent: Listener): void {
   const latest = useRef(onEvent);
   latest.current = onEvent;
   useEffect(() => events.subscribe((event) => latest.current(event)), []);
+}
+
+/** Whether the console's event stream is lost now (and being reconnected). */
+export function useConnectionLost(): boolean {
+  const [lost, setLost] = useState(() => events.isLost());
+  useEffect(() => events.onConnection(setLost), []);
+  return lost;
 }

@@ -3,6 +3,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { holdAnswers, launchChromium, signInToConsole, type TestBrowser } from '../helpers/browser.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
 
@@ -263,6 +264,75 @@ describe('agent console in everyday use', () => {
     await page.reload();
     await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
     expect(await draft.inputValue()).toBe('Your refund for order 1042 is on its way.');
+    await page.close();
+  });
+});
+
+/**
+ * The console while its hub restarts (stopped, then started again on the same address and
+ * database): the agent is told, keeps their draft, and sees what came meanwhile without a reload.
+ */
+describe('agent console while the hub restarts', () => {
+  let database: TestDatabase;
+  let running: RunningHub | undefined;
+  let port = 0;
+  let browser: TestBrowser;
+
+  const start = async () => {
+    running = await startTestHub({
+      configDir: CONFIG_DIR,
+      adminToken: ADMIN_TOKEN,
+      databaseUrl: database.url,
+      port,
+    });
+    port = Number(new URL(running.url).port);
+    return running.url;
+  };
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    await start();
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await running?.stop();
+    await database?.drop();
+  });
+
+  it('says the connection is lost while the hub is down, keeps the draft, and shows what came meanwhile once it is back', async () => {
+    const url = running!.url;
+    const { token } = await createAgentVia(url, ADMIN_TOKEN, { ...ANA, role: 'agent', bots: ['default'] });
+    expect(
+      (await agentClient(url, { token }).call('PUT', '/api/agent/status', { body: { status: 'available' } }))
+        .status,
+    ).toBe(200);
+    const person = await apiClient(url).createSession('default');
+    expect((await apiClient(url).chat(person.token, 'human')).status).toBe(200);
+
+    const page = await browser.context.newPage();
+    await signInToConsole(page, url, ANA);
+    await page.getByRole('tab', { name: /Waiting/ }).waitFor({ timeout: 20_000 });
+    await page.goto(`${url}/console/conversations/${person.session_id}`);
+    await page.getByRole('button', { name: 'Claim' }).click();
+    await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
+    const reply = page.getByRole('textbox', { name: REPLY });
+    await reply.fill('Let me look at your order');
+
+    const lost = page.getByRole('status').filter({ hasText: 'The connection to the hub is lost' });
+    await running!.hub.stop();
+    running = undefined;
+    await lost.waitFor({ timeout: 20_000 });
+
+    await start();
+    // The person writes as soon as the hub is back, perhaps before the console has reconnected.
+    expect(
+      (await apiClient(running!.url).chat(person.token, 'Are you still there?', {}, '?wait=false')).status,
+    ).toBe(202);
+    await page.locator('.msg-user', { hasText: 'Are you still there?' }).waitFor({ timeout: 30_000 });
+    await lost.waitFor({ state: 'detached', timeout: 20_000 });
+    expect(await reply.inputValue()).toBe('Let me look at your order');
     await page.close();
   });
 });
