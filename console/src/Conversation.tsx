@@ -105,6 +105,9 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   const [colleagues, setColleagues] = useState<AgentRecord[]>([]);
   const transcript = useRef<HTMLOListElement>(null);
   const lastTyping = useRef(0);
+  const replyBox = useRef<HTMLTextAreaElement>(null);
+  /** Claimed from this page: the reply box takes the focus once the conversation shows as the agent's. */
+  const focusReply = useRef(false);
   /** A reply or note on its way: another Enter meanwhile would send the person the text twice. */
   const sending = useRef(false);
   const base = `/api/agent/conversations/${encodeURIComponent(sessionId)}`;
@@ -178,7 +181,18 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   );
 
   const mine = detail?.state === 'assigned' && detail.assigned_to === me.agent_id;
-  const claim = () => act('POST', '/claim');
+  const claim = async () => {
+    // Asked for before the claim: the conversation may show as the agent's before its answer is read.
+    focusReply.current = true;
+    if (!(await act('POST', '/claim'))) focusReply.current = false;
+  };
+  // The Claim button the agent pressed is gone once the conversation is theirs: the reply box takes
+  // the focus, not the page's body (a keyboard-only agent would start again from the top).
+  useEffect(() => {
+    if (!mine || !focusReply.current) return;
+    focusReply.current = false;
+    replyBox.current?.focus();
+  }, [mine]);
   const release = () => act('POST', '/release');
 
   useEffect(() => {
@@ -316,6 +330,7 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
           }}
         >
           <textarea
+            ref={replyBox}
             aria-label={asNote ? 'Internal note' : `Reply to ${person}`}
             placeholder={
               asNote

@@ -266,6 +266,68 @@ describe('agent console in everyday use', () => {
     expect(await draft.inputValue()).toBe('Your refund for order 1042 is on its way.');
     await page.close();
   });
+
+  it('two agents claim the same conversation at once: one holds it, the other is told and cannot write to the person', async () => {
+    const person = await waitingPerson();
+    const cy = { name: 'Cy Colleague', email: 'cy@use.test', password: 'cy has a long passphrase' };
+    await createAgentVia(running.url, ADMIN_TOKEN, { ...cy, role: 'agent', bots: ['default'] });
+    const other = await launchChromium();
+    try {
+      const anaPage = await browser.context.newPage();
+      const cyPage = await other.context.newPage();
+      await signInToConsole(cyPage, running.url, cy);
+      await cyPage.getByRole('tab', { name: /Waiting/ }).waitFor({ timeout: 20_000 });
+      for (const page of [anaPage, cyPage]) {
+        await page.goto(`${running.url}/console/conversations/${person.session_id}`);
+        await page.getByRole('button', { name: 'Claim' }).waitFor({ timeout: 20_000 });
+      }
+      await Promise.all([anaPage, cyPage].map((page) => page.getByRole('button', { name: 'Claim' }).click()));
+
+      const holder = async (page: Page) => {
+        const held = page.getByRole('button', { name: 'Release to bot' });
+        const told = page.getByRole('alert').filter({ hasText: 'another agent holds this conversation' });
+        await held.or(told).first().waitFor({ timeout: 20_000 });
+        return held.isVisible();
+      };
+      const holds = [await holder(anaPage), await holder(cyPage)];
+      expect(holds.filter(Boolean)).toHaveLength(1);
+      const detail = (await ana().call('GET', `/api/agent/conversations/${person.session_id}`)).json as {
+        assigned_to: string | null;
+      };
+      expect(detail.assigned_to).not.toBeNull();
+      // The one who lost sees no reply box to write in.
+      const loser = holds[0] ? cyPage : anaPage;
+      await loser
+        .getByRole('alert')
+        .filter({ hasText: 'another agent holds this conversation' })
+        .waitFor({ timeout: 20_000 });
+      expect(await loser.getByRole('textbox', { name: REPLY }).count()).toBe(0);
+      await anaPage.close();
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('a keyboard-only agent who claims with the keyboard lands in the reply box', async () => {
+    const person = await waitingPerson();
+    const page = await browser.context.newPage();
+    await page.goto(`${running.url}/console/conversations/${person.session_id}`);
+    const claim = page.getByRole('button', { name: 'Claim' });
+    await claim.focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
+    await until(
+      () =>
+        page.evaluate(
+          () => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.tagName,
+        ),
+      (focused) => typeof focused === 'string' && REPLY.test(focused),
+      20_000,
+    );
+    await page.keyboard.type('Typed without the mouse');
+    expect(await page.getByRole('textbox', { name: REPLY }).inputValue()).toBe('Typed without the mouse');
+    await page.close();
+  });
 });
 
 /**
