@@ -10,6 +10,16 @@ import type { AgentRecord, ConversationDetail, HistoryRow, Me } from './types.ts
 /** How often the reply box tells the person the agent is still typing. */
 const TYPING_EVERY_MS = 3_000;
 
+/** Rows read by each *Show earlier messages*. */
+const EARLIER_PAGE = 100;
+
+/** `a` and `b`'s rows, each once (by seq), oldest first. */
+function mergeRows(a: readonly HistoryRow[], b: readonly HistoryRow[]): HistoryRow[] {
+  const bySeq = new Map<number, HistoryRow>();
+  for (const row of [...a, ...b]) if (row.seq !== undefined) bySeq.set(row.seq, row);
+  return [...bySeq.values()].sort((x, y) => x.seq! - y.seq!);
+}
+
 /** `conversation.released`'s reason when the session was erased (src/erasure.ts). */
 const ERASED_REASON = 'erased';
 
@@ -103,6 +113,14 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   const [asNote, setAsNote] = useState(false);
   const [transferTo, setTransferTo] = useState('');
   const [colleagues, setColleagues] = useState<AgentRecord[]>([]);
+  /**
+   * Rows older than the latest read's first one: read by *Show earlier messages*, or shown by an
+   * earlier read and since pushed out of the latest page by new messages (still shown, no gap).
+   */
+  const [older, setOlder] = useState<HistoryRow[]>([]);
+  /** *Show earlier messages* found the conversation's first row. */
+  const [allEarlier, setAllEarlier] = useState(false);
+  const shown = useRef<ConversationDetail | undefined>(undefined);
   const transcript = useRef<HTMLOListElement>(null);
   const lastTyping = useRef(0);
   const replyBox = useRef<HTMLTextAreaElement>(null);
@@ -119,6 +137,13 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
     try {
       const read = await api<ConversationDetail>('GET', base);
       if (!fresh()) return;
+      const first = read.messages[0]?.seq;
+      const fallen =
+        first === undefined
+          ? []
+          : (shown.current?.messages ?? []).filter((m) => m.seq !== undefined && m.seq < first);
+      if (fallen.length > 0) setOlder((rows) => mergeRows(rows, fallen));
+      shown.current = read;
       setDetail(read);
       setLoadError(undefined);
     } catch (err) {
@@ -143,9 +168,10 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
       .catch(() => setColleagues([]));
   }, [me]);
 
+  // The newest row, not the count: a long conversation's page is always the same length.
   useEffect(() => {
     transcript.current?.lastElementChild?.scrollIntoView({ block: 'end' });
-  }, [detail?.messages.length]);
+  }, [detail?.messages.at(-1)?.seq]);
 
   useConversationEvents((event) => {
     if (
@@ -248,6 +274,24 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
     );
 
   const person = personName(detail.person);
+  const firstRead = detail.messages[0]?.seq;
+  const rows = [
+    ...(firstRead === undefined ? older : older.filter((r) => r.seq! < firstRead)),
+    ...detail.messages,
+  ];
+  const oldest = rows[0]?.seq;
+  const moreEarlier =
+    !allEarlier && oldest !== undefined && oldest > 1 && (older.length > 0 || detail.next_before != null);
+  const showEarlier = async () => {
+    if (oldest === undefined) return;
+    try {
+      const page = await api<ConversationDetail>('GET', `${base}?before=${oldest}&limit=${EARLIER_PAGE}`);
+      setOlder((had) => mergeRows(had, page.messages));
+      if (page.next_before == null || page.messages.length === 0) setAllEarlier(true);
+    } catch (err) {
+      setActionError(err instanceof ApiError ? err.message : 'The hub cannot be reached.');
+    }
+  };
   return (
     <main class="conversation">
       <section class="thread" aria-label="Conversation">
@@ -318,7 +362,14 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
             ),
         )}
         <ol class="transcript" ref={transcript} aria-label="Transcript">
-          {detail.messages.map((row) => (
+          {moreEarlier && (
+            <li class="earlier">
+              <button type="button" class="link" onClick={showEarlier}>
+                Show earlier messages
+              </button>
+            </li>
+          )}
+          {rows.map((row) => (
             <Row row={row} person={person} me={me} />
           ))}
         </ol>

@@ -39,6 +39,8 @@ export interface HistoryRow {
 export interface ConversationDetail extends ConversationSummary {
   identities?: { channel: string; native_id: string }[];
   messages: HistoryRow[];
+  /** The `before` of the page of older rows; null when these are the first. */
+  next_before?: number | null;
   variables?: Record<string, unknown>;
   context?: unknown;
   events?: { type: string; created_at: string; data?: unknown }[];

@@ -267,6 +267,65 @@ describe('agent console in everyday use', () => {
     await page.close();
   });
 
+  it('shows the start of a long conversation on request, and keeps it while new messages come', async () => {
+    const person = await waitingPerson('human: my kettle from order 1042 leaks');
+    expect((await people().chat(person.token, 'human')).status).toBe(200);
+    const claimed = await ana().call('POST', `/api/agent/conversations/${person.session_id}/claim`);
+    expect(claimed.status).toBe(200);
+    // More than the one page the console reads at first (100 rows).
+    for (let i = 1; i <= 120; i++) {
+      const noted = await ana().call('POST', `/api/agent/conversations/${person.session_id}/notes`, {
+        body: { text: `checked step ${i}` },
+      });
+      expect(noted.status).toBe(201);
+    }
+    const page = await browser.context.newPage();
+    await page.goto(`${running.url}/console/conversations/${person.session_id}`);
+    await page.locator('.msg-note', { hasText: /checked step 120$/ }).waitFor({ timeout: 20_000 });
+    const opening = page.locator('.msg-user', { hasText: 'my kettle from order 1042 leaks' });
+    expect(await opening.count()).toBe(0);
+    // A new message comes into view, though the page read stays 100 rows long.
+    await ana().call('POST', `/api/agent/conversations/${person.session_id}/notes`, {
+      body: { text: 'checked step 121' },
+    });
+    const newest = page.locator('.msg-note', { hasText: /checked step 121$/ });
+    await newest.waitFor({ timeout: 20_000 });
+    await until(
+      () =>
+        newest.evaluate((el) => {
+          const row = el.getBoundingClientRect();
+          const list = el.closest('ol')!.getBoundingClientRect();
+          return row.bottom <= Math.min(list.bottom, window.innerHeight) + 1;
+        }),
+      (inView) => inView,
+      20_000,
+    );
+
+    await page.getByRole('button', { name: 'Show earlier messages' }).click();
+    await opening.waitFor({ timeout: 20_000 });
+    // Everything from the first message to the last, once each and in order.
+    const notes = async () =>
+      (await page.locator('.msg-note .text').allInnerTexts()).map((t) =>
+        Number(t.replace('checked step ', '')),
+      );
+    expect(await notes()).toEqual(Array.from({ length: 121 }, (_, i) => i + 1));
+    await until(
+      () => page.getByRole('button', { name: 'Show earlier messages' }).count(),
+      (n) => n === 0,
+      20_000,
+    );
+
+    // New messages push the first page's oldest rows out of the console's next read: still shown.
+    for (let i = 122; i <= 130; i++)
+      await ana().call('POST', `/api/agent/conversations/${person.session_id}/notes`, {
+        body: { text: `checked step ${i}` },
+      });
+    await page.locator('.msg-note', { hasText: /checked step 130$/ }).waitFor({ timeout: 20_000 });
+    expect(await notes()).toEqual(Array.from({ length: 130 }, (_, i) => i + 1));
+    expect(await opening.count()).toBe(1);
+    await page.close();
+  });
+
   it('two agents claim the same conversation at once: one holds it, the other is told and cannot write to the person', async () => {
     const person = await waitingPerson();
     const cy = { name: 'Cy Colleague', email: 'cy@use.test', password: 'cy has a long passphrase' };
