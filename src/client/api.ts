@@ -1368,6 +1368,8 @@ export interface components {
             }) | null;
             messages: ({
                 agent_id?: string;
+                /** @description the name of the agent of `agent_id`; null once that agent is removed */
+                agent_name?: string | null;
                 attachments?: unknown[];
                 created_at: string;
                 delivery_status?: string;

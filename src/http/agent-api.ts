@@ -18,6 +18,7 @@ import type { Logger } from '../logger.ts';
 import {
   AGENT_STATUSES,
   type AgentRecord,
+  agentNames,
   deleteLogin,
   findAgentByEmail,
   insertLogin,
@@ -79,6 +80,7 @@ export const HistoryQuery = z.object({
   before: z.coerce.number().int().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(100),
 });
+/** Session and agent ids. */
 const SessionIdSchema = z.uuid();
 
 export interface AgentApiDeps {
@@ -293,6 +295,16 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       session.userId ? listIdentities(db, session.userId) : Promise.resolve([]),
       recentEvents(db, session.id, RECENT_EVENTS),
     ]);
+    // Who wrote each agent row and note, by name: a colleague taking over, or a supervisor, reads it.
+    const writers = await agentNames(db, [
+      ...new Set(
+        messages.flatMap((m) =>
+          typeof m.payload.agentId === 'string' && SessionIdSchema.safeParse(m.payload.agentId).success
+            ? [m.payload.agentId]
+            : [],
+        ),
+      ),
+    ]);
     const lastShown = [...messages].reverse().find((m) => (m.role as string) !== 'note');
     const name = typeof session.meta.name === 'string' ? session.meta.name : null;
     const first = messages[0];
@@ -304,7 +316,10 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
         lastShown ? { role: lastShown.role, text: lastShown.content, createdAt: lastShown.createdAt } : null,
       ),
       ended_at: session.endedAt,
-      messages: messages.map(toAgentMessage),
+      messages: messages.map((m) => {
+        const row = toAgentMessage(m);
+        return row.agent_id === undefined ? row : { ...row, agent_name: writers.get(row.agent_id) ?? null };
+      }),
       next_before: first && first.seq > 1 ? first.seq : null,
       variables: state.variables,
       context: state.context,

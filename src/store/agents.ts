@@ -81,6 +81,13 @@ export async function getAgent(q: Queryable, id: string): Promise<AgentRecord | 
   return rows[0] ? toAgentRecord(rows[0]) : undefined;
 }
 
+/** The names of the agents of `ids` that still exist, by id. */
+export async function agentNames(q: Queryable, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query('SELECT id, name FROM agents WHERE id = ANY($1::uuid[])', [[...ids]]);
+  return new Map(rows.map((r) => [r.id as string, r.name as string]));
+}
+
 export async function listAgents(q: Queryable): Promise<AgentRecord[]> {
   const { rows } = await q.query('SELECT * FROM agents ORDER BY created_at, id');
   return rows.map(toAgentRecord);

@@ -326,6 +326,39 @@ describe('agent console in everyday use', () => {
     await page.close();
   });
 
+  it('names the agent who wrote each reply, for the colleague who takes the conversation over', async () => {
+    const person = await waitingPerson();
+    const dee = { name: 'Dee Nightshift', email: 'dee@use.test', password: 'dee has a long passphrase' };
+    const { agent_id: deeId } = await createAgentVia(running.url, ADMIN_TOKEN, {
+      ...dee,
+      role: 'agent',
+      bots: ['default'],
+    });
+    const page = await browser.context.newPage();
+    await claimIn(page, person.session_id);
+    const reply = page.getByRole('textbox', { name: REPLY });
+    await reply.fill('I have asked the warehouse; my colleague will follow up.');
+    await reply.press('Enter');
+    await page.locator('.msg-agent', { hasText: 'asked the warehouse' }).waitFor({ timeout: 20_000 });
+    await page.getByRole('textbox', { name: 'Transfer to agent' }).fill(deeId);
+    await page.getByRole('button', { name: 'Transfer' }).click();
+    await page.waitForURL(`${running.url}/console`, { timeout: 20_000 });
+    await page.close();
+
+    const other = await launchChromium();
+    try {
+      const deePage = await other.context.newPage();
+      await signInToConsole(deePage, running.url, dee);
+      await deePage.getByRole('tab', { name: /Waiting/ }).waitFor({ timeout: 20_000 });
+      await deePage.goto(`${running.url}/console/conversations/${person.session_id}`);
+      const row = deePage.locator('.msg-agent', { hasText: 'asked the warehouse' });
+      await row.waitFor({ timeout: 20_000 });
+      expect(await row.locator('.who').innerText()).toBe(ANA.name);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('two agents claim the same conversation at once: one holds it, the other is told and cannot write to the person', async () => {
     const person = await waitingPerson();
     const cy = { name: 'Cy Colleague', email: 'cy@use.test', password: 'cy has a long passphrase' };

@@ -562,6 +562,11 @@ export const ConversationDetail = Conversation.extend({
       created_at: z.string(),
       delivery_status: z.string().optional(),
       agent_id: z.string().optional(),
+      agent_name: z
+        .string()
+        .nullable()
+        .optional()
+        .meta({ description: 'the name of the agent of `agent_id`; null once that agent is removed' }),
       suggestions: z.array(z.unknown()).optional(),
       attachments: z.array(z.unknown()).optional(),
     }),
