@@ -9,6 +9,28 @@ import type { ConversationSummary, InboxTab, Me } from './types.ts';
 
 const TAB_LABELS: Record<InboxTab, string> = { waiting: 'Waiting', mine: 'Mine', all: 'All' };
 const BASE_TITLE = 'Switchboard console';
+/** Rows per read of the agent API (its most). */
+const INBOX_PAGE = 200;
+/** Rows a tab shows at most: past that the count reads "1000+". */
+const MAX_INBOX_ROWS = 1_000;
+
+/**
+ * Every conversation of a tab, up to MAX_INBOX_ROWS: the API answers newest first, a page at a
+ * time, so one page alone would hide (and never count) those who have waited longest.
+ */
+async function readInbox(tab: InboxTab): Promise<{ rows: ConversationSummary[]; more: boolean }> {
+  const rows: ConversationSummary[] = [];
+  let before: string | null = null;
+  do {
+    const page: { conversations: ConversationSummary[]; next_before: string | null } = await api(
+      'GET',
+      `/api/agent/conversations?state=${tab}&limit=${INBOX_PAGE}${before ? `&before=${encodeURIComponent(before)}` : ''}`,
+    );
+    rows.push(...page.conversations);
+    before = page.next_before;
+  } while (before && rows.length < MAX_INBOX_ROWS);
+  return { rows, more: before !== null };
+}
 /** How often the rows' ages ("3m") are worked out again: time passes without any event. */
 const AGE_TICK_MS = 10_000;
 
@@ -16,6 +38,9 @@ export function Inbox(props: { me: Me; manages: boolean }) {
   const [tab, setTab] = useState<InboxTab>('waiting');
   const [rows, setRows] = useState<ConversationSummary[]>();
   const [waitingCount, setWaitingCount] = useState(0);
+  /** More than MAX_INBOX_ROWS wait: the count reads "1000+". */
+  const [moreWaiting, setMoreWaiting] = useState(false);
+  const waitingLabel = `${waitingCount}${moreWaiting ? '+' : ''}`;
   const [notify, setNotify] = useState(notificationsWanted());
   const [now, setNow] = useState(Date.now());
   /** Why the conversations could not be read the last time; gone once a read succeeds. */
@@ -27,21 +52,13 @@ export function Inbox(props: { me: Me; manages: boolean }) {
   const load = useCallback(async () => {
     const fresh = ticket();
     try {
-      const shown = await api<{ conversations: ConversationSummary[] }>(
-        'GET',
-        `/api/agent/conversations?state=${tab}&limit=100`,
-      );
+      const shown = await readInbox(tab);
       if (!fresh()) return;
-      setRows(shown.conversations);
-      const waiting =
-        tab === 'waiting'
-          ? shown
-          : await api<{ conversations: ConversationSummary[] }>(
-              'GET',
-              '/api/agent/conversations?state=waiting&limit=100',
-            );
+      setRows(shown.rows);
+      const waiting = tab === 'waiting' ? shown : await readInbox('waiting');
       if (!fresh()) return;
-      setWaitingCount(waiting.conversations.length);
+      setWaitingCount(waiting.rows.length);
+      setMoreWaiting(waiting.more);
       setError(undefined);
     } catch (err) {
       // Said on the page: rows that stay as they were, or "Loading…" for good, would look like a
@@ -60,11 +77,11 @@ export function Inbox(props: { me: Me; manages: boolean }) {
   }, []);
 
   useEffect(() => {
-    document.title = waitingCount > 0 ? `(${waitingCount}) ${BASE_TITLE}` : BASE_TITLE;
+    document.title = waitingCount > 0 ? `(${waitingLabel}) ${BASE_TITLE}` : BASE_TITLE;
     return () => {
       document.title = BASE_TITLE;
     };
-  }, [waitingCount]);
+  }, [waitingCount, waitingLabel]);
 
   useConversationEvents((event) => {
     if (event.type === 'conversation.waiting') {
@@ -78,7 +95,16 @@ export function Inbox(props: { me: Me; manages: boolean }) {
     const onKey = (event: KeyboardEvent) => {
       if (typingInField(event) || event.ctrlKey || event.metaKey || event.altKey) return;
       if (event.key === 'n') {
-        const next = rows?.find((r) => r.state === 'waiting');
+        // The one who has waited longest (the list is newest first).
+        const next = rows
+          ?.filter((r) => r.state === 'waiting')
+          .reduce<ConversationSummary | undefined>(
+            (longest, r) =>
+              !longest || Date.parse(r.waiting_since ?? '') < Date.parse(longest.waiting_since ?? '')
+                ? r
+                : longest,
+            undefined,
+          );
         if (next) navigate({ page: 'conversation', sessionId: next.session_id });
       }
     };
@@ -99,7 +125,7 @@ export function Inbox(props: { me: Me; manages: boolean }) {
               onClick={() => setTab(t)}
             >
               {TAB_LABELS[t]}
-              {t === 'waiting' && waitingCount > 0 && <span class="badge">{waitingCount}</span>}
+              {t === 'waiting' && waitingCount > 0 && <span class="badge">{waitingLabel}</span>}
             </button>
           ))}
         </div>

@@ -420,6 +420,50 @@ describe('agent console in everyday use', () => {
     expect(await page.getByRole('textbox', { name: REPLY }).inputValue()).toBe('Typed without the mouse');
     await page.close();
   });
+
+  // Last of this hub's tests: it leaves more conversations waiting than one page of the API holds.
+  it('counts and shows every waiting conversation past the first 100, and n opens the one that has waited longest', async () => {
+    /** Every waiting conversation, as the agent API pages them (newest first). */
+    const allWaiting = async () => {
+      const rows: { session_id: string; waiting_since: string }[] = [];
+      let before: string | null = null;
+      do {
+        const page = (
+          await ana().call(
+            'GET',
+            `/api/agent/conversations?state=waiting&limit=200${before ? `&before=${before}` : ''}`,
+          )
+        ).json as { conversations: typeof rows; next_before: string | null };
+        rows.push(...page.conversations);
+        before = page.next_before;
+      } while (before);
+      return rows;
+    };
+    for (let i = (await allWaiting()).length; i < 105; i++) await waitingPerson();
+    const waiting = await allWaiting();
+    const longest = waiting.reduce((a, b) =>
+      Date.parse(b.waiting_since) < Date.parse(a.waiting_since) ? b : a,
+    );
+
+    const page = await browser.context.newPage();
+    await page.goto(`${running.url}/console`);
+    await page
+      .getByRole('tab', { name: /Waiting/ })
+      .locator('.badge', { hasText: new RegExp(`^${waiting.length}$`) })
+      .waitFor({ timeout: 20_000 });
+    await until(
+      () => page.title(),
+      (t) => t.startsWith(`(${waiting.length}) `),
+      20_000,
+    );
+    const longestRow = page
+      .getByRole('list', { name: /conversations/ })
+      .locator(`a[href$="${longest.session_id}"]`);
+    await longestRow.waitFor({ timeout: 20_000 });
+    await page.keyboard.press('n');
+    await page.waitForURL(`**/console/conversations/${longest.session_id}`, { timeout: 20_000 });
+    await page.close();
+  });
 });
 
 /**
