@@ -126,6 +126,9 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   const replyBox = useRef<HTMLTextAreaElement>(null);
   /** Claimed from this page: the reply box takes the focus once the conversation shows as the agent's. */
   const focusReply = useRef(false);
+  const claimButton = useRef<HTMLButtonElement>(null);
+  /** Released from this page: the Claim button takes the focus once the conversation is not the agent's. */
+  const focusClaim = useRef(false);
   /** A reply or note on its way: another Enter meanwhile would send the person the text twice. */
   const sending = useRef(false);
   const base = `/api/agent/conversations/${encodeURIComponent(sessionId)}`;
@@ -215,11 +218,20 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   // The Claim button the agent pressed is gone once the conversation is theirs: the reply box takes
   // the focus, not the page's body (a keyboard-only agent would start again from the top).
   useEffect(() => {
-    if (!mine || !focusReply.current) return;
-    focusReply.current = false;
-    replyBox.current?.focus();
+    if (mine && focusReply.current) {
+      focusReply.current = false;
+      replyBox.current?.focus();
+    }
+    // Released from this page: the Claim button that replaces Release takes the focus.
+    if (!mine && focusClaim.current) {
+      focusClaim.current = false;
+      claimButton.current?.focus();
+    }
   }, [mine]);
-  const release = () => act('POST', '/release');
+  const release = async () => {
+    focusClaim.current = true;
+    if (!(await act('POST', '/release'))) focusClaim.current = false;
+  };
 
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
@@ -304,7 +316,7 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
           <span class={`state state-${detail.state}`}>{detail.state}</span>
           <div class="actions">
             {!mine && (
-              <button type="button" onClick={claim}>
+              <button type="button" ref={claimButton} onClick={claim}>
                 Claim
               </button>
             )}

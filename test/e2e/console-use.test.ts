@@ -400,7 +400,7 @@ describe('agent console in everyday use', () => {
     }
   });
 
-  it('a keyboard-only agent who claims with the keyboard lands in the reply box', async () => {
+  it('a keyboard-only agent who claims lands in the reply box, and who releases, on Claim', async () => {
     const person = await waitingPerson();
     const page = await browser.context.newPage();
     await page.goto(`${running.url}/console/conversations/${person.session_id}`);
@@ -418,6 +418,15 @@ describe('agent console in everyday use', () => {
     );
     await page.keyboard.type('Typed without the mouse');
     expect(await page.getByRole('textbox', { name: REPLY }).inputValue()).toBe('Typed without the mouse');
+    // Releasing with the keyboard leaves the focus on what replaces the button: Claim.
+    await page.getByRole('button', { name: 'Release to bot' }).focus();
+    await page.keyboard.press('Enter');
+    await until(
+      () =>
+        page.evaluate(() => document.activeElement?.textContent?.trim() ?? document.activeElement?.tagName),
+      (focused) => focused === 'Claim',
+      20_000,
+    );
     await page.close();
   });
 
