@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { api } from './api.ts';
+import { ApiError, api } from './api.ts';
 import { useConversationEvents } from './events.ts';
 import { useReloadTickets } from './reload-tickets.ts';
 import type { AgentStatus, ConversationSummary, Me } from './types.ts';
@@ -13,6 +13,8 @@ const LABELS: Record<AgentStatus, string> = {
 /** The agent's own status, and their open conversations against their capacity. */
 export function StatusSwitch(props: { me: Me; onChanged: () => void }) {
   const [busy, setBusy] = useState(false);
+  /** Why the last change of status did not happen. */
+  const [error, setError] = useState<string>();
   const [open, setOpen] = useState<number>();
   const ticket = useReloadTickets();
   const countOpen = useCallback(async () => {
@@ -30,9 +32,15 @@ export function StatusSwitch(props: { me: Me; onChanged: () => void }) {
 
   const change = async (status: AgentStatus) => {
     setBusy(true);
+    setError(undefined);
     try {
       await api('PUT', '/api/agent/status', { status });
       props.onChanged();
+    } catch (err) {
+      // Said, not only snapped back: an agent who chose Away and walked off would still be handed
+      // conversations.
+      const reason = err instanceof ApiError ? err.message : 'the hub cannot be reached';
+      setError(`Your status is still ${LABELS[props.me.status]}: ${reason}.`);
     } finally {
       setBusy(false);
     }
@@ -53,6 +61,11 @@ export function StatusSwitch(props: { me: Me; onChanged: () => void }) {
       <span class="load" title="Open conversations against your capacity">
         {open ?? '–'}/{props.me.capacity}
       </span>
+      {error && (
+        <span class="error" role="alert">
+          {error}
+        </span>
+      )}
     </div>
   );
 }

@@ -359,6 +359,27 @@ describe('agent console in everyday use', () => {
     }
   });
 
+  it('says when a status change did not reach the hub, and shows the status the hub has', async () => {
+    const own = await launchChromium();
+    try {
+      const page = await own.context.newPage();
+      await signInToConsole(page, running.url, ANA);
+      const status = page.getByRole('combobox', { name: 'Your status' });
+      await status.waitFor({ timeout: 20_000 });
+      expect(await status.inputValue()).toBe('available');
+      await page.route('**/api/agent/status', (route) => route.abort('connectionrefused'));
+      await status.selectOption('away');
+      await page
+        .getByRole('alert')
+        .filter({ hasText: 'Your status is still Available' })
+        .waitFor({ timeout: 20_000 });
+      expect(await status.inputValue()).toBe('available');
+      expect((await ana().call('GET', '/api/agent/me')).json.status).toBe('available');
+    } finally {
+      await own.close();
+    }
+  });
+
   it('two agents claim the same conversation at once: one holds it, the other is told and cannot write to the person', async () => {
     const person = await waitingPerson();
     const cy = { name: 'Cy Colleague', email: 'cy@use.test', password: 'cy has a long passphrase' };
