@@ -45,6 +45,8 @@ export class WebGateway {
   private heartbeat: NodeJS.Timeout | undefined;
   private server: Server | undefined;
   private closing = false;
+  /** Stops the catch-up after a lost pub/sub subscription (see `attach`). */
+  private offResubscribed: (() => void) | undefined;
   readonly gauge: Gauge;
 
   constructor(
@@ -79,11 +81,18 @@ export class WebGateway {
     server.on('upgrade', this.onUpgrade);
     this.heartbeat = setInterval(() => this.beat(), this.config.heartbeatMs);
     this.heartbeat.unref();
+    // The turns committed while this gateway's subscription was away were announced to nobody
+    // here: every session's sockets catch up from the history, else they would wait for the
+    // session's next turn (or a reconnect) to see those replies.
+    this.offResubscribed = this.host.bus.onResubscribed(() => {
+      for (const room of this.rooms.values()) room.resync();
+    });
   }
 
   async detach(): Promise<void> {
     this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.offResubscribed?.();
     if (this.connections.size === 0) return;
     const all = [...this.connections];
     const closed = Promise.all(all.map((c) => c.closed()));

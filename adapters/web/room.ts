@@ -122,6 +122,18 @@ export class Room {
     }
   }
 
+  /**
+   * The bus subscription was lost and is back (`Bus.onResubscribed`): what the notices of the gap
+   * would have brought is read from the history, as after a turn, and a typing shown by a notice
+   * whose turn's end was missed is cleared.
+   */
+  resync(): void {
+    void this.run(async () => {
+      await this.catchUp([...this.connections]);
+      for (const c of this.connections) c.send({ type: 'typing', active: false });
+    });
+  }
+
   /** The session ended (by its user in another tab, by the bot, by an operator): every socket here is told. */
   private end(reason: string | undefined): void {
     for (const c of [...this.connections]) {

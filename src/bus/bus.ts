@@ -7,6 +7,13 @@ export interface Bus {
   publish(topic: string, message: unknown): Promise<void>;
   /** Returns the function that ends the subscription. */
   subscribe(topic: string, handler: (message: unknown) => void): Promise<() => Promise<void>>;
+  /**
+   * Calls `listener` each time this process's subscriptions were lost (its pub/sub connection
+   * dropped: Redis restarted, the network, Redis cutting a subscriber that read too slowly) and
+   * are back: whatever was published meanwhile never arrived here, and a listener that was fed
+   * by it reads it again from PostgreSQL. Returns the function that stops calling it.
+   */
+  onResubscribed(listener: () => void): () => void;
   close(): Promise<void>;
 }
 

@@ -17,6 +17,8 @@ export function createMemoryBus(): Bus {
         emitter.off(topic, handler);
       };
     },
+    // One process: nothing between publisher and subscriber is ever lost.
+    onResubscribed: () => () => undefined,
     async close() {
       emitter.removeAllListeners();
     },

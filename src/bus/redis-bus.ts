@@ -23,6 +23,37 @@ export function createRedisBus(
   const channel = (topic: string) => `${options.prefix}bus:${topic}`;
   const topicOf = (ch: string) => ch.slice(options.prefix.length + 4);
 
+  const resubscribed = new Set<() => void>();
+  /** When the subscriber's connection was lost after it had been ready (undefined: not lost). */
+  let lostAt: number | undefined;
+  let everReady = subscriber.status === 'ready';
+  subscriber.on('close', () => {
+    if (everReady) lostAt ??= Date.now();
+  });
+  subscriber.on('ready', () => {
+    everReady = true;
+    const since = lostAt;
+    if (since === undefined) return;
+    lostAt = undefined;
+    // ioredis sent every topic's SUBSCRIBE again as the connection became ready; a PING behind
+    // them on the same connection is answered once Redis has taken them, so a listener's catch-up
+    // reads PostgreSQL only when the notices of anything newer are sure to arrive.
+    subscriber.ping().then(
+      () => {
+        options.logger.info({
+          event: 'bus.resubscribed',
+          topics: listeners.size,
+          downMs: Date.now() - since,
+        });
+        for (const listener of resubscribed) listener();
+      },
+      () => {
+        // Lost again before it answered: the next 'ready' tells the listeners.
+        lostAt ??= since;
+      },
+    );
+  });
+
   subscriber.on('message', (ch: string, raw: string) => {
     const handlers = listeners.get(topicOf(ch));
     if (!handlers) return;
@@ -68,7 +99,14 @@ export function createRedisBus(
         }
       };
     },
+    onResubscribed(listener) {
+      resubscribed.add(listener);
+      return () => {
+        resubscribed.delete(listener);
+      };
+    },
     async close() {
+      resubscribed.clear();
       listeners.clear();
       subscribed.clear();
     },
