@@ -32,6 +32,7 @@ import {
   agentEventsAfter,
   agentMayOpen,
   type ConversationRow,
+  latestAgentEventId,
   listConversations,
   openHandoffOf,
   recordTranscriptRead,
@@ -433,21 +434,68 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     await touchAgent(db, me.id);
     return streamSSE(c, async (stream) => {
       let agent = me;
-      let replaying = lastId !== undefined;
+      let replaying = false;
       /** Ids the replay wrote: a live copy of one of them is not written twice. */
       const replayed = new Set<number>();
       const held: PublishedAgentEvent[] = [];
+      /** The newest kept event this stream has had (written, or not the agent's to see). */
+      let newest = lastId;
       let chain = Promise.resolve();
       const write = (e: PublishedAgentEvent) => {
+        if (e.id !== null && e.id > (newest ?? 0)) newest = e.id;
         if ((e.id !== null && replayed.has(e.id)) || !canSee(agent, e)) return;
         if (replaying && e.id !== null) replayed.add(e.id);
         chain = chain.then(() => stream.writeSSE(toSseEvent(e))).catch(() => undefined);
       };
+      /**
+       * Replays, one after another; live events are held from `hold` until every replay held for
+       * is done, then written in their order, but for those a replay wrote or the stream had before.
+       */
+      let replays = Promise.resolve();
+      let pending = 0;
+      let heldAfter = 0;
+      const hold = (after: number) => {
+        if (pending++ === 0) heldAfter = after;
+        replaying = true;
+      };
+      const unhold = () => {
+        if (--pending > 0) return;
+        replaying = false;
+        // Kept events in their order, then those that were not kept (no replay could have had them).
+        const order = (e: PublishedAgentEvent) => e.id ?? Number.MAX_SAFE_INTEGER;
+        for (const e of held.splice(0).sort((a, b) => order(a) - order(b)))
+          if (e.id === null || e.id > heldAfter) write(e);
+      };
+      /** Writes the kept events after `after` (held for with `hold(after)`). */
+      const replay = (after: number): Promise<void> => {
+        const next = replays
+          .then(async () => {
+            for (const e of await agentEventsAfter(db, after, MAX_REPLAY)) write(e);
+          })
+          .finally(unhold);
+        replays = next.catch(() => undefined);
+        return next;
+      };
+      // Held from the start when the stream resumes: the replay comes first.
+      if (lastId !== undefined) hold(lastId);
       // Subscribed before the replay is read, so nothing falls between the two.
       const unsubscribe = await bus.subscribe(AGENTS_TOPIC, (raw) => {
         const e = raw as PublishedAgentEvent;
         if (replaying) held.push(e);
         else write(e);
+      });
+      // What was published while this process's subscription was lost never arrived: it is read
+      // from the kept events, after the newest this stream had (events not kept are gone).
+      newest ??= await latestAgentEventId(db).catch(async (err: unknown) => {
+        await unsubscribe();
+        throw err;
+      });
+      const offResubscribed = bus.onResubscribed(() => {
+        const after = newest ?? 0;
+        hold(after);
+        replay(after).catch((err: unknown) =>
+          logger.warn({ event: 'agent.events_replay_failed', agentId: me.id, err: (err as Error).message }),
+        );
       });
       let done!: () => void;
       const closed = new Promise<void>((resolve) => {
@@ -484,6 +532,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
           if (notice.success && notice.data.agent_id === me.id) void recheck();
         })
         .catch(async (err: unknown) => {
+          offResubscribed();
           await unsubscribe();
           throw err;
         });
@@ -502,16 +551,10 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       }, PRESENCE_MS);
       try {
         await stream.writeSSE({ event: 'ready', data: JSON.stringify({ agent_id: me.id }), retry: 2000 });
-        if (lastId !== undefined) {
-          for (const e of await agentEventsAfter(db, lastId, MAX_REPLAY)) write(e);
-          replaying = false;
-          // Kept events in their order, then those that were not kept (no replay could have had them).
-          const order = (e: PublishedAgentEvent) => e.id ?? Number.MAX_SAFE_INTEGER;
-          for (const e of held.splice(0).sort((a, b) => order(a) - order(b)))
-            if (e.id === null || e.id > lastId) write(e);
-        }
+        if (lastId !== undefined) await replay(lastId);
         await closed;
       } finally {
+        offResubscribed();
         stopping?.removeEventListener('abort', onStop);
         clearInterval(heartbeat);
         clearInterval(presence);

@@ -351,6 +351,12 @@ export async function insertAgentEvent(
   return toAgentEvent(rows[0]!);
 }
 
+/** The id of the newest kept agent event (0: none yet): where a stream that starts afresh stands. */
+export async function latestAgentEventId(q: Queryable): Promise<number> {
+  const { rows } = await q.query<{ id: number | null }>('SELECT max(id) AS id FROM agent_events');
+  return rows[0]?.id ?? 0;
+}
+
 export async function agentEventsAfter(
   q: Queryable,
   afterId: number,
