@@ -22,7 +22,7 @@ export interface PostgresOptions {
   logger: Logger;
   /** Runs on every new connection, e.g. `SET search_path` for a test schema. */
   onConnect?: string;
-  /** A connection attempt's, or a wait in the pool's queue's, limit (default CONNECT_TIMEOUT_MS). */
+  /** A connection attempt's limit (default CONNECT_TIMEOUT_MS). */
   connectTimeoutMs?: number;
   /** The limit of waiting for a pool whose connections are all busy (default BUSY_POOL_WAIT_MS). */
   busyPoolWaitMs?: number;
@@ -31,7 +31,7 @@ export interface PostgresOptions {
 /** "cached plan must not change result type" (feature_not_supported). */
 const PLAN_CHANGED = '0A000';
 
-/** How long a pool's connection attempt, or a wait in its queue, may take before it fails. */
+/** How long a pool's connection attempt may take before it fails. */
 const CONNECT_TIMEOUT_MS = 5_000;
 /**
  * How long a caller waits in all for a connection when every connection of the pool is open
@@ -41,22 +41,70 @@ const CONNECT_TIMEOUT_MS = 5_000;
  */
 const BUSY_POOL_WAIT_MS = 60_000;
 const POOL_WAIT_TIMEOUT = 'timeout exceeded when trying to connect';
+/** What pg's Client says when its connection attempt ran out of `connectionTimeoutMillis`. */
+const CLIENT_CONNECT_TIMEOUT = 'timeout expired';
 
 /**
  * A connection from the pool: fails fast while the server is away (no connection opens), waits
- * on while the pool is full of connections in use.
+ * on while the pool is full of connections in use, in its place in the pool's queue. The pool's
+ * own queue timeout is not used: a waiter it timed out could only ask again at the back of the
+ * queue, behind every caller that came after it, so under a sustained burst the same callers were
+ * overtaken again and again (with a 5 s connect timeout, some waited the whole BUSY_POOL_WAIT_MS
+ * and answered 503 while newer requests went through).
  */
-async function checkout(pool: pg.Pool, poolSize: number, busyWaitMs: number): Promise<pg.PoolClient> {
-  const started = Date.now();
-  for (;;) {
-    try {
-      return await pool.connect();
-    } catch (err) {
-      const busy = pool.totalCount >= poolSize;
-      const waited = Date.now() - started;
-      if (!busy || waited >= busyWaitMs || (err as Error).message !== POOL_WAIT_TIMEOUT) throw err;
-    }
+async function checkout(pool: pg.Pool, busyWaitMs: number): Promise<pg.PoolClient> {
+  const connecting = pool.connect();
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(POOL_WAIT_TIMEOUT)), busyWaitMs);
+  });
+  try {
+    return await Promise.race([connecting, gaveUp]);
+  } catch (err) {
+    // Given up: the connection the queue hands over later goes straight back.
+    connecting.then(
+      (client) => client.release(),
+      () => undefined,
+    );
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+/** A connection attempt that timed out, told as the pool told it: the server is away (`isTransient`). */
+const connectError = (err: Error): Error =>
+  err.message === CLIENT_CONNECT_TIMEOUT
+    ? new Error('Connection terminated due to connection timeout', { cause: err })
+    : err;
+
+/**
+ * The pool's connections: a connection attempt that takes longer than `connectTimeoutMs` fails
+ * by itself (the pool's `connectionTimeoutMillis` would also limit a wait in its queue).
+ */
+function timedClient(connectTimeoutMs: number): typeof pg.Client {
+  return class TimedClient extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super({
+        ...(typeof config === 'string' ? { connectionString: config } : config),
+        connectionTimeoutMillis: connectTimeoutMs,
+      });
+    }
+
+    override connect(): Promise<pg.Client>;
+    override connect(callback: (err: Error | null, client?: pg.Client) => void): void;
+    override connect(
+      callback?: (err: Error | null, client?: pg.Client) => void,
+    ): Promise<pg.Client> | undefined {
+      if (callback) {
+        super.connect((err: Error | null) => callback(err ? connectError(err) : err, this));
+        return undefined;
+      }
+      return super.connect().catch((err: Error) => {
+        throw connectError(err);
+      });
+    }
+  };
 }
 
 /**
@@ -166,7 +214,7 @@ export function openPostgres(options: PostgresOptions): Db {
     connectionString: options.url,
     max: options.poolSize,
     // Fail fast while the server is away, so readiness reports it and callers can retry.
-    connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+    Client: timedClient(options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS),
     idleTimeoutMillis: 30_000,
   });
   // A client losing its connection emits 'error': the pool listens while the client is idle,
@@ -182,7 +230,7 @@ export function openPostgres(options: PostgresOptions): Db {
   });
   const busyWaitMs = options.busyPoolWaitMs ?? BUSY_POOL_WAIT_MS;
   const readiness = pinger(options);
-  const connect = () => checkout(pool, options.poolSize, busyWaitMs);
+  const connect = () => checkout(pool, busyWaitMs);
   const queryable = wrap(connect);
   return {
     kind: 'postgres',

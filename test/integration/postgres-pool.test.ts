@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isTransient } from '../../src/errors.ts';
 import type { Db } from '../../src/store/db.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { silentLogger } from '../helpers/database.ts';
@@ -49,12 +50,65 @@ describe('PostgreSQL pool: busy is not away', () => {
     await holder;
   });
 
+  it('serves waiters in the order they came, however many connect timeouts they waited through', async () => {
+    const db = open(TEST_DATABASE_URL);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // Holds the pool's only connection until every waiter has queued and waited past the
+    // connect timeout several times over.
+    const holder = db.transaction(async (tx) => {
+      await tx.query('SELECT 1');
+      await gate;
+    });
+    const served: number[] = [];
+    const waiters: Promise<void>[] = [];
+    // Arrivals spread over a connect timeout, so that timeouts of the queue would not fire in
+    // arrival order (a waiter timed out and queued again goes behind those that came after it).
+    const ARRIVALS = 12;
+    for (let i = 0; i < ARRIVALS; i++) {
+      waiters.push(
+        db.query<{ n: number }>('SELECT $1::int AS n', [i]).then(({ rows }) => {
+          served.push(rows[0]!.n);
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, CONNECT_TIMEOUT_MS / ARRIVALS + 3));
+    }
+    await new Promise((resolve) => setTimeout(resolve, CONNECT_TIMEOUT_MS * 3));
+    release();
+    await holder;
+    await Promise.all(waiters);
+    expect(served).toEqual(Array.from({ length: ARRIVALS }, (_, i) => i));
+  });
+
   it('keeps the connection after an SQL error (only a broken connection is thrown away)', async () => {
     const db = open(TEST_DATABASE_URL);
     const pid = async () => (await db.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const before = await pid();
     await expect(db.query('SELECT 1/0')).rejects.toThrow(/division by zero/);
     expect(await pid()).toBe(before);
+  });
+
+  it('a server that takes connections and never answers is away after the connect timeout', async () => {
+    const held: net.Socket[] = [];
+    const server = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    try {
+      const db = open(`postgres://postgres@127.0.0.1:${port}/postgres`);
+      const err = await db.query('SELECT 1').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/connection timeout/);
+      // Answered 503 with Retry-After by the HTTP layer, retried by the queue: not a bug's 500.
+      expect(isTransient(err)).toBe(true);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('fails fast while the server is away', async () => {
