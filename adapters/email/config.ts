@@ -3,6 +3,12 @@ import { z } from 'zod';
 import { ConfigError } from '../../src/config/env.ts';
 import { emptyAsUndefined, parseEnv } from '../../src/config/env-parsing.ts';
 import { BotNameSchema } from '../../src/envelope.ts';
+import {
+  DEFAULT_LOOP_MAX_REPEATS,
+  DEFAULT_LOOP_MAX_REPLIES,
+  DEFAULT_LOOP_WINDOW_MINUTES,
+  type LoopLimits,
+} from './loop-guard.ts';
 
 export const DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024;
 /**
@@ -73,6 +79,8 @@ export interface EmailConfig {
   unusableFolder?: string;
   /** Which mail already in a folder is answered when its stored state is missing or stale. */
   firstScan: FirstScanPolicy;
+  /** Mail loop protection: answers per sender address, and per repeated text, in a window. */
+  loop: LoopLimits;
 }
 
 export const DEFAULT_MAX_FAILURES = 3;
@@ -185,6 +193,24 @@ export const EmailEnvSchema = z
       emptyAsUndefined,
       z.coerce.number().positive().default(DEFAULT_FIRST_SCAN_HOURS),
     ),
+    EMAIL_LOOP_MAX_REPLIES: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).default(DEFAULT_LOOP_MAX_REPLIES),
+    ),
+    EMAIL_LOOP_MAX_REPEATS: z.preprocess(
+      emptyAsUndefined,
+      z.coerce.number().int().min(0).default(DEFAULT_LOOP_MAX_REPEATS),
+    ),
+    EMAIL_LOOP_WINDOW_MINUTES: z.preprocess(
+      emptyAsUndefined,
+      // Up to a week: the window is how long an address (personal data) is kept in the limiter.
+      z.coerce
+        .number()
+        .int()
+        .min(1)
+        .max(7 * 24 * 60)
+        .default(DEFAULT_LOOP_WINDOW_MINUTES),
+    ),
   })
   .superRefine((env, ctx) => {
     if (!env.EMAIL_IMAP_PASSWORD && !env.EMAIL_IMAP_ACCESS_TOKEN && !env.EMAIL_IMAP_ACCESS_TOKEN_FILE)
@@ -280,5 +306,10 @@ export function loadEmailConfig(env: NodeJS.ProcessEnv): EmailConfig {
       e.EMAIL_FIRST_SCAN === 'recent'
         ? { mode: 'recent', hours: e.EMAIL_FIRST_SCAN_HOURS }
         : { mode: e.EMAIL_FIRST_SCAN },
+    loop: {
+      maxReplies: e.EMAIL_LOOP_MAX_REPLIES,
+      maxRepeats: e.EMAIL_LOOP_MAX_REPEATS,
+      windowMs: e.EMAIL_LOOP_WINDOW_MINUTES * 60_000,
+    },
   };
 }

@@ -17,6 +17,7 @@ import type { Logger } from '../../src/logger.ts';
 import type { Ingress } from '../../src/ports.ts';
 import { cleanTextDeep, truncateUtf8 } from '../../src/text.ts';
 import type { EmailConfig } from './config.ts';
+import type { LoopGuard } from './loop-guard.ts';
 import type { Ours } from './message/no-reply.ts';
 import { type InboundEmail, parseEmail, REPLY_CUT_TIMEOUT_MS } from './message/parse.ts';
 import { answerAddress, verifySender } from './message/sender-trust.ts';
@@ -56,6 +57,8 @@ export interface InboundDeps {
   maxTextBytes: number;
   /** The hub's file store: attachments within the bot's limits go there too (`fileId`). */
   files?: InboundFilesDeps;
+  /** Counts the mail the bot would answer, per sender; past its limits a mail is not answered. */
+  loops?: LoopGuard;
 }
 
 /**
@@ -156,16 +159,30 @@ export class InboundMail {
       ...(mail.inReplyTo ? { inReplyTo: mail.inReplyTo } : {}),
       ...(mail.date ? { date: mail.date } : {}),
     };
-    if (mail.noReply) meta.noReplyReason = mail.noReply;
-
+    const senderId = sender.verified ? mail.from.address : unverifiedSenderId(mail.from.address);
     let text = mail.text;
     // A new thread with an empty body asks its question in the subject line.
     if (!text && !mail.inReplyTo && mail.references.length === 0) text = mail.subject;
+
+    // A responder that ignores Auto-Submitted would loop with us: past the loop limits the mail
+    // is recorded as the ones above are, not answered. It keeps its reply address: an agent may
+    // still answer it.
+    const noReply =
+      mail.noReply ??
+      // Counted by the sender as its session knows them: spoofed mail, unverified, does not
+      // use up the budget of the address it names.
+      (await this.deps.loops?.check(senderId, text, {
+        envelopeId: id,
+        mailbox: at.folder,
+        bot: at.bot,
+      }));
+    if (noReply) meta.noReplyReason = noReply;
+    const answerable = !mail.noReply;
     const truncated = truncateUtf8(text, this.deps.maxTextBytes);
     if (truncated !== text) meta.truncated = true;
     text = truncated;
 
-    const choice = mail.noReply ? undefined : await this.chosenSuggestion(text, mail.inReplyTo);
+    const choice = noReply ? undefined : await this.chosenSuggestion(text, mail.inReplyTo);
     if (choice) {
       meta.choice = { index: choice.index + 1, text: choice.suggestion.text };
       text = choice.suggestion.value ?? choice.suggestion.text;
@@ -198,7 +215,7 @@ export class InboundMail {
       channel: 'email',
       bot: at.bot,
       from: {
-        id: sender.verified ? mail.from.address : unverifiedSenderId(mail.from.address),
+        id: senderId,
         email: mail.from.address,
         ...(mail.from.name ? { name: mail.from.name } : {}),
       },
@@ -208,8 +225,10 @@ export class InboundMail {
       attachments,
       // Told to the person in the thread by the engine, as on every channel; the bot runs on.
       ...(refused.length > 0 ? { refusedAttachments: refused } : {}),
-      // Mail that must not be answered carries nothing to answer with.
-      ...(mail.noReply ? { noReply: true } : { replyTo }),
+      // Mail that must never be answered carries nothing to answer with; mail held back as a
+      // suspected loop keeps its address, for an agent.
+      ...(noReply ? { noReply: true } : {}),
+      ...(answerable ? { replyTo } : {}),
       meta,
       receivedAt: new Date().toISOString(),
     };
@@ -239,8 +258,8 @@ export class InboundMail {
       mailbox: at.mailbox,
       uidValidity: at.uidValidity,
       uid: at.uid,
-      replyTo: mail.noReply ? null : replyTo,
-      noReply: mail.noReply ?? null,
+      replyTo: answerable ? replyTo : null,
+      noReply: noReply ?? null,
     });
     if (status === 'accepted')
       logger.info({
@@ -250,9 +269,9 @@ export class InboundMail {
         uid: at.uid,
         bot: at.bot,
         senderVerified: sender.verified,
-        ...(mail.noReply ? { noReply: mail.noReply } : {}),
+        ...(noReply ? { noReply } : {}),
       });
-    return { status, envelopeId: id, ...(mail.noReply ? { noReply: mail.noReply } : {}) };
+    return { status, envelopeId: id, ...(noReply ? { noReply } : {}) };
   }
 
   /**

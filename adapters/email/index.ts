@@ -4,6 +4,7 @@ import type { AdapterHost, ChannelAdapter } from '../../src/ports.ts';
 import { readAccessToken } from './access-token.ts';
 import type { EmailConfig } from './config.ts';
 import { InboundMail } from './inbound.ts';
+import { LoopGuard } from './loop-guard.ts';
 import { MailboxWatcher } from './mailbox-watcher.ts';
 import { emailOutbound } from './outbound-rules.ts';
 import { SmtpSender, smtpTransport } from './smtp-sender.ts';
@@ -63,6 +64,7 @@ export function createEmailAdapter(config: EmailConfig): ChannelAdapter {
         logger,
         config,
         maxTextBytes: h.config.maxTextBytes,
+        loops: new LoopGuard({ limiter: h.rateLimiter, logger, metrics: h.metrics, limits: config.loop }),
         files: {
           files: h.files,
           rules: (bot, channel) => h.bots.rules(bot, channel),

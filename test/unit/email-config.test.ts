@@ -60,6 +60,24 @@ describe('email configuration', () => {
     );
   });
 
+  it('reads the mail loop limits: 10 answers an hour per address, 3 to the same text; 0 turns one off', () => {
+    expect(loadEmailConfig(minimal).loop).toEqual({ maxReplies: 10, maxRepeats: 3, windowMs: 60 * 60_000 });
+    expect(
+      loadEmailConfig({
+        ...minimal,
+        EMAIL_LOOP_MAX_REPLIES: '0',
+        EMAIL_LOOP_MAX_REPEATS: '5',
+        EMAIL_LOOP_WINDOW_MINUTES: '15',
+      }).loop,
+    ).toEqual({ maxReplies: 0, maxRepeats: 5, windowMs: 15 * 60_000 });
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_LOOP_MAX_REPLIES: '-1' })).toThrow(
+      /EMAIL_LOOP_MAX_REPLIES/,
+    );
+    expect(() => loadEmailConfig({ ...minimal, EMAIL_LOOP_WINDOW_MINUTES: '0' })).toThrow(
+      /EMAIL_LOOP_WINDOW_MINUTES/,
+    );
+  });
+
   it('packs a UID list into ranges for one IMAP command', () => {
     expect(packUids([9, 1, 2, 3, 4, 7, 10, 3])).toBe('1:4,7,9:10');
     expect(packUids([5])).toBe('5');
