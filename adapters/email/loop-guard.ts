@@ -54,8 +54,10 @@ export interface LoopGuardDeps {
  * Mail loops with responders that ignore `Auto-Submitted` (ticket systems, "I'm away" scripts):
  * each of their mails would get an answer, which gets an auto-answer, for ever. Past a number of
  * answers to one address in a window (or of answers to the same text, the quicker sign), its mail
- * is still recorded but not answered. Only mail the bot would answer is counted: a person's
- * conversation with an agent sends nothing through here, and an agent's replies are never held.
+ * is still recorded but not answered. Only inbound mail the bot would answer is counted (not
+ * auto-replies, which are never answered anyway), and only inbound mail is held: an agent's
+ * replies go out as ever. (The adapter does not know whether people hold the session: a person
+ * writing to an agent is counted too, which only matters once the bot answers again.)
  */
 export class LoopGuard {
   private readonly suspected: Counter<'reason'>;
@@ -66,7 +68,7 @@ export class LoopGuard {
 
   /**
    * Counts one mail about to be answered; the reason it must not be, if it is over a limit.
-   * `hitId` (the envelope id): the same mail handled again (a retry) is not counted twice. Without
+   * Named by its envelope id: the same mail handled again (a retry) is not counted twice. Without
    * the limiter (Redis away) mail is answered: a loop for a while is better than silence.
    */
   async check(
