@@ -205,8 +205,11 @@ describe('agent console in everyday use', () => {
   it('says when the inbox cannot be read, and shows it once the hub answers again', async () => {
     const person = await waitingPerson();
     const page = await browser.context.newPage();
+    let refusing = true;
     let refused = 0;
-    await page.route(/\/api\/agent\/conversations\?/, (route) => {
+    // The inbox's reads (its Waiting tab), not the status switch's count of the agent's own.
+    await page.route(/\/api\/agent\/conversations\?state=waiting&/, (route) => {
+      if (!refusing) return route.continue();
       refused++;
       return route.fulfill({
         status: 503,
@@ -214,24 +217,38 @@ describe('agent console in everyday use', () => {
         body: JSON.stringify({ error: { code: 'unavailable', message: 'the database is not answering' } }),
       });
     });
+    // No event stream while the reads are refused: each of its events (its `ready` first) reads
+    // the inbox again, so only the page's first read and Try again's remain, and they can be counted.
+    await page.route(/\/api\/agent\/events/, (route) => route.abort());
     await page.goto(`${running.url}/console`);
-    await page
-      .getByRole('alert')
-      .filter({ hasText: 'the database is not answering' })
-      .waitFor({ timeout: 20_000 });
-    // The page's first read and the one its event stream asks for once connected, both refused: no
-    // read is still to come by itself.
+    const refusal = page.getByRole('alert').filter({ hasText: 'the database is not answering' });
+    await refusal.waitFor({ timeout: 20_000 });
+    expect(refused).toBe(1);
+    const tryAgain = page.getByRole('button', { name: 'Try again' });
+    await tryAgain.click();
     await until(
       () => refused,
       (n) => n >= 2,
       20_000,
     );
-    await page.unroute(/\/api\/agent\/conversations\?/);
-    await page.getByRole('button', { name: 'Try again' }).click();
-    await page
-      .getByRole('list', { name: /conversations/ })
-      .locator(`a[href$="${person.session_id}"]`)
-      .waitFor({ timeout: 20_000 });
+    expect(refused).toBe(2);
+    await refusal.waitFor({ timeout: 20_000 });
+    // The hub answers again, and the stream comes back (its `ready` reads the inbox too): the
+    // list shows whichever read gets there first, Try again's or the stream's.
+    refusing = false;
+    await page.unroute(/\/api\/agent\/events/);
+    const row = page.getByRole('list', { name: /conversations/ }).locator(`a[href$="${person.session_id}"]`);
+    await until(
+      async () => {
+        if ((await row.count()) > 0) return true;
+        // Gone already when a read of the stream's got through first.
+        await tryAgain.click({ timeout: 1_000 }).catch(() => undefined);
+        return false;
+      },
+      Boolean,
+      20_000,
+      250,
+    );
     expect(await page.getByRole('alert').count()).toBe(0);
     await page.close();
   });
