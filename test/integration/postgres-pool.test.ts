@@ -1,12 +1,32 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isTransient } from '../../src/errors.ts';
-import type { Db } from '../../src/store/db.ts';
+import type { Db, Queryable } from '../../src/store/db.ts';
 import { openPostgres } from '../../src/store/postgres.ts';
 import { silentLogger } from '../helpers/database.ts';
 import { TEST_DATABASE_URL } from '../setup/services.ts';
 
-const CONNECT_TIMEOUT_MS = 200;
+// Long enough that opening the holder's connection does not time out on a loaded machine.
+const CONNECT_TIMEOUT_MS = 1_000;
+
+/**
+ * Runs `fn` in a transaction on the pool's only connection; `holding` resolves once it has the
+ * connection (an immediate turn of the loop is not enough: opening it takes a while).
+ */
+function hold(
+  db: Db,
+  fn: (tx: Queryable) => Promise<unknown>,
+): { holding: Promise<void>; done: Promise<unknown> } {
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => {
+    held = resolve;
+  });
+  const done = db.transaction(async (tx) => {
+    held();
+    return fn(tx);
+  });
+  return { holding, done };
+}
 
 describe('PostgreSQL pool: busy is not away', () => {
   const opened: Db[] = [];
@@ -28,12 +48,12 @@ describe('PostgreSQL pool: busy is not away', () => {
   it('waits past the connect timeout for a connection that is in use, and gets it', async () => {
     const db = open(TEST_DATABASE_URL);
     let released = false;
-    // Holds the pool's only connection for several connect timeouts.
-    const holder = db.transaction(async (tx) => {
-      await tx.query('SELECT pg_sleep(1)');
+    // Holds the pool's only connection past the connect timeout.
+    const { holding, done: holder } = hold(db, async (tx) => {
+      await tx.query('SELECT pg_sleep(2)');
       released = true;
     });
-    await new Promise((resolve) => setImmediate(resolve));
+    await holding;
     const started = Date.now();
     const { rows } = await db.query<{ n: number }>('SELECT 1 AS n');
     expect(rows[0]!.n).toBe(1);
@@ -44,8 +64,8 @@ describe('PostgreSQL pool: busy is not away', () => {
 
   it('still gives up on a busy pool after busyPoolWaitMs', async () => {
     const db = open(TEST_DATABASE_URL, CONNECT_TIMEOUT_MS * 2);
-    const holder = db.transaction((tx) => tx.query('SELECT pg_sleep(2)'));
-    await new Promise((resolve) => setImmediate(resolve));
+    const { holding, done: holder } = hold(db, (tx) => tx.query('SELECT pg_sleep(4)'));
+    await holding;
     await expect(db.query('SELECT 1')).rejects.toThrow(/timeout exceeded when trying to connect/);
     await holder;
   });
@@ -58,10 +78,11 @@ describe('PostgreSQL pool: busy is not away', () => {
     });
     // Holds the pool's only connection until every waiter has queued and waited past the
     // connect timeout several times over.
-    const holder = db.transaction(async (tx) => {
+    const { holding, done: holder } = hold(db, async (tx) => {
       await tx.query('SELECT 1');
       await gate;
     });
+    await holding;
     const served: number[] = [];
     const waiters: Promise<void>[] = [];
     // Arrivals spread over a connect timeout, so that timeouts of the queue would not fire in
