@@ -589,6 +589,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/agent/conversations/{id}/transfer-targets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who a conversation can be handed to: the agents serving its bot (not the asker or the holder), with name, status and open conversations against capacity; for any agent that may open it (403 otherwise) */
+        get: operations["getApiAgentConversationsIdTransferTargets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agent/conversations/{id}/typing": {
         parameters: {
             query?: never;
@@ -1896,6 +1913,17 @@ export interface components {
             })[];
             from: string;
             to: string;
+        } & {
+            [key: string]: unknown;
+        };
+        TransferTarget: {
+            /** Format: uuid */
+            agent_id: string;
+            capacity: number;
+            name: string;
+            open_conversations: number;
+            /** @enum {string} */
+            status: "available" | "away" | "offline";
         } & {
             [key: string]: unknown;
         };
@@ -3723,6 +3751,37 @@ export interface operations {
             404: components["responses"]["E404"];
             409: components["responses"]["E409"];
             422: components["responses"]["E422"];
+            503: components["responses"]["E503"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getApiAgentConversationsIdTransferTargets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        agents: components["schemas"]["TransferTarget"][];
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            401: components["responses"]["E401"];
+            403: components["responses"]["E403"];
+            404: components["responses"]["E404"];
             503: components["responses"]["E503"];
             default: components["responses"]["Error"];
         };

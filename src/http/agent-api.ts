@@ -31,6 +31,7 @@ import { recentEvents } from '../store/events.ts';
 import {
   agentEventsAfter,
   agentMayOpen,
+  agentsServingBot,
   type ConversationRow,
   latestAgentEventId,
   listConversations,
@@ -397,6 +398,32 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
         sessionId: session.id,
       } satisfies AgentTyping);
     return c.body(null, 202);
+  });
+
+  // Who a conversation can be handed to, for the transfer picker: any agent that may open it asks
+  // (an agent of role `agent` may not list agents otherwise, and knows no ids). Only what choosing
+  // needs: name, status and load, of the agents who serve its bot; never their e-mail or role.
+  app.get('/conversations/:id/transfer-targets', async (c) => {
+    const agent = c.get('agent');
+    const session = await conversationOf(c);
+    await checkMayOpen(agent, session);
+    const [open, agents] = await Promise.all([
+      openHandoffOf(db, session.id),
+      agentsServingBot(db, session.bot),
+    ]);
+    // Neither the asker nor the holder: handing the conversation to either changes nothing.
+    const holder = open?.state === 'assigned' ? open.agentId : null;
+    return c.json({
+      agents: agents
+        .filter((a) => a.id !== agent.id && a.id !== holder)
+        .map((a) => ({
+          agent_id: a.id,
+          name: a.name,
+          status: a.status,
+          open_conversations: a.open,
+          capacity: a.capacity,
+        })),
+    });
   });
 
   app.post('/conversations/:id/transfer', async (c) => {

@@ -250,6 +250,35 @@ export async function availableAgent(
   return rows[0]?.id;
 }
 
+/** A colleague a conversation can be handed to, as the transfer picker shows it: no more than that. */
+export interface TransferTarget {
+  id: string;
+  name: string;
+  status: AgentRecord['status'];
+  /** Conversations the agent holds now (the count a claim checks against its capacity). */
+  open: number;
+  capacity: number;
+}
+
+/** Every agent who serves `bot` (or every bot), with its load, by name. */
+export async function agentsServingBot(q: Queryable, bot: string): Promise<TransferTarget[]> {
+  const { rows } = await q.query(
+    `SELECT a.id, a.name, a.status, a.capacity,
+       (SELECT count(*) FROM handoffs h WHERE h.agent_id = a.id AND h.state = 'assigned') AS open
+     FROM agents a
+     WHERE a.bots @> '["*"]'::jsonb OR a.bots @> jsonb_build_array($1::text)
+     ORDER BY a.name, a.id`,
+    [bot],
+  );
+  return rows.map((r) => ({
+    id: r.id as string,
+    name: r.name as string,
+    status: r.status as AgentRecord['status'],
+    open: Number(r.open),
+    capacity: Number(r.capacity),
+  }));
+}
+
 export interface ConversationRow extends HandoffRecord {
   nativeKey: string;
   personName: string | null;

@@ -58,6 +58,7 @@ import {
   StatsAnswer,
   Transcript,
   TranscriptExport,
+  TransferTargets,
   UserErased,
   UserView,
   WebSessionOpened,
@@ -475,6 +476,16 @@ export const OPERATIONS: Operation[] = [
     security: AGENT,
     responses: { 202: { description: 'Shown where the channel can' } },
     errors: [400, 401, 403, 404, 409],
+  },
+  {
+    method: 'get',
+    path: '/api/agent/conversations/{id}/transfer-targets',
+    tag: 'Agent',
+    summary:
+      "Who a conversation can be handed to: the agents serving its bot (not the asker or the holder), with name, status and open conversations against capacity; for any agent that may open it (403 otherwise)",
+    security: AGENT,
+    responses: ok(TransferTargets),
+    errors: [401, 403, 404],
   },
   {
     method: 'post',

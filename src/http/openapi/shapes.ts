@@ -101,6 +101,17 @@ export const Agent = z
     updated_at: z.string(),
   })
   .meta({ id: 'Agent' });
+/** A colleague a conversation can be handed to: what the transfer picker needs, nothing personal. */
+export const TransferTarget = z
+  .looseObject({
+    agent_id: z.uuid(),
+    name: z.string(),
+    status: z.enum(['available', 'away', 'offline']),
+    open_conversations: z.int(),
+    capacity: z.int(),
+  })
+  .meta({ id: 'TransferTarget' });
+export const TransferTargets = z.looseObject({ agents: z.array(TransferTarget) });
 export const AgentCreated = z.looseObject({ agent_id: z.uuid(), token: z.string() });
 export const AgentList = z.looseObject({ agents: z.array(Agent) });
 export const AgentDeleted = z.looseObject({ agent_id: z.uuid(), deleted: z.literal(true) });
