@@ -5,7 +5,8 @@ import { STREAM_READY, useConversationEvents } from './events.ts';
 import { clock, personName, typingInField } from './format.ts';
 import { useReloadTickets } from './reload-tickets.ts';
 import { navigate } from './route.ts';
-import type { AgentRecord, ConversationDetail, HistoryRow, Me } from './types.ts';
+import { TransferPicker } from './TransferPicker.tsx';
+import type { ConversationDetail, HistoryRow, Me } from './types.ts';
 
 /** How often the reply box tells the person the agent is still typing. */
 const TYPING_EVERY_MS = 3_000;
@@ -111,8 +112,6 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   /** The reply or note being written: kept per conversation (drafts.ts). */
   const [text, setText] = useState(() => draftOf(sessionId));
   const [asNote, setAsNote] = useState(false);
-  const [transferTo, setTransferTo] = useState('');
-  const [colleagues, setColleagues] = useState<AgentRecord[]>([]);
   /**
    * Rows older than the latest read's first one: read by *Show earlier messages*, or shown by an
    * earlier read and since pushed out of the latest page by new messages (still shown, no gap).
@@ -163,13 +162,6 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
   }, [load]);
 
   useEffect(() => keepDraft(sessionId, text), [sessionId, text]);
-
-  useEffect(() => {
-    if (me.role === 'agent') return;
-    api<{ agents: AgentRecord[] }>('GET', '/api/admin/agents')
-      .then((r) => setColleagues(r.agents.filter((a) => a.agent_id !== me.agent_id)))
-      .catch(() => setColleagues([]));
-  }, [me]);
 
   // The newest row, not the count: a long conversation's page is always the same length.
   useEffect(() => {
@@ -325,44 +317,21 @@ export function Conversation(props: { me: Me; sessionId: string; onChanged: () =
                 Release to bot
               </button>
             )}
-            <form
-              class="transfer"
-              onSubmit={async (e) => {
-                e.preventDefault();
-                // An agent sees what it holds and what waits in its queues: a conversation handed
-                // to a colleague is theirs now (a supervisor or admin still sees it).
-                const leaving = me.role === 'agent';
-                if (!transferTo || !(await act('POST', '/transfer', { agent_id: transferTo }, !leaving)))
-                  return;
-                setTransferTo('');
-                if (leaving) navigate({ page: 'inbox' });
-              }}
-            >
-              {colleagues.length > 0 ? (
-                <select
-                  aria-label="Transfer to agent"
-                  value={transferTo}
-                  onChange={(e) => setTransferTo(e.currentTarget.value)}
-                >
-                  <option value="">Transfer to…</option>
-                  {colleagues.map((a) => (
-                    <option value={a.agent_id}>
-                      {a.name} ({a.status})
-                    </option>
-                  ))}
-                </select>
-              ) : (
-                <input
-                  aria-label="Transfer to agent"
-                  placeholder="Agent id"
-                  value={transferTo}
-                  onInput={(e) => setTransferTo(e.currentTarget.value)}
-                />
-              )}
-              <button type="submit" disabled={!transferTo}>
-                Transfer
-              </button>
-            </form>
+            {/* An agent transfers what it holds; a supervisor or admin moves any conversation. */}
+            {(mine || me.role !== 'agent') && (
+              <TransferPicker
+                sessionId={sessionId}
+                holder={detail.assigned_to}
+                onTransferred={async () => {
+                  setActionError(undefined);
+                  props.onChanged();
+                  // An agent sees what it holds and what waits in its queues: a conversation
+                  // handed to a colleague is theirs now (a supervisor or admin still sees it).
+                  if (me.role === 'agent') navigate({ page: 'inbox' });
+                  else await load();
+                }}
+              />
+            )}
           </div>
         </header>
         {[actionError, loadError].map(

@@ -58,3 +58,12 @@ export interface AgentRecord {
 }
 
 export type InboxTab = 'waiting' | 'mine' | 'all';
+
+/** A colleague a conversation can be handed to (`GET …/{session_id}/transfer-targets`). */
+export interface TransferTarget {
+  agent_id: string;
+  name: string;
+  status: AgentStatus;
+  open_conversations: number;
+  capacity: number;
+}

@@ -41,6 +41,10 @@ describe('agent console in everyday use', () => {
     await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
   };
 
+  /** The transfer picker's option for the colleague named `name`. */
+  const transferTarget = (page: Page, name: string) =>
+    page.getByRole('combobox', { name: 'Transfer to' }).locator('option', { hasText: name });
+
   beforeAll(async () => {
     running = await startTestHub({ configDir: CONFIG_DIR, adminToken: ADMIN_TOKEN });
     ({ token: anaToken } = await createAgentVia(running.url, ADMIN_TOKEN, {
@@ -357,7 +361,8 @@ describe('agent console in everyday use', () => {
     await reply.fill('I have asked the warehouse; my colleague will follow up.');
     await reply.press('Enter');
     await page.locator('.msg-agent', { hasText: 'asked the warehouse' }).waitFor({ timeout: 20_000 });
-    await page.getByRole('textbox', { name: 'Transfer to agent' }).fill(deeId);
+    await transferTarget(page, dee.name).waitFor({ state: 'attached', timeout: 20_000 });
+    await page.getByRole('combobox', { name: 'Transfer to' }).selectOption(deeId);
     await page.getByRole('button', { name: 'Transfer' }).click();
     await page.waitForURL(`${running.url}/console`, { timeout: 20_000 });
     await page.close();
@@ -371,6 +376,103 @@ describe('agent console in everyday use', () => {
       const row = deePage.locator('.msg-agent', { hasText: 'asked the warehouse' });
       await row.waitFor({ timeout: 20_000 });
       expect(await row.locator('.who').innerText()).toBe(ANA.name);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('hands a claimed conversation to a colleague picked by name, whose console gets it; a refusal is said beside the picker', async () => {
+    const flo = { name: 'Flo Dayshift', email: 'flo@use.test', password: 'flo has a long passphrase' };
+    const { agent_id: floId, token: floToken } = await createAgentVia(running.url, ADMIN_TOKEN, {
+      ...flo,
+      role: 'agent',
+      bots: ['default'],
+    });
+    const floApi = agentClient(running.url, { token: floToken });
+    expect((await floApi.call('PUT', '/api/agent/status', { body: { status: 'available' } })).status).toBe(
+      200,
+    );
+    // Gus never signs in (offline); Hal serves another bot: not offered at all.
+    await createAgentVia(running.url, ADMIN_TOKEN, {
+      name: 'Gus Offline',
+      email: 'gus@use.test',
+      role: 'agent',
+      bots: ['default'],
+    });
+    await createAgentVia(running.url, ADMIN_TOKEN, {
+      name: 'Hal Elsewhere',
+      email: 'hal@use.test',
+      role: 'agent',
+      bots: ['elsewhere'],
+    });
+
+    const other = await launchChromium();
+    try {
+      // Flo's console is open on her own conversations.
+      const floPage = await other.context.newPage();
+      await signInToConsole(floPage, running.url, flo);
+      await floPage.getByRole('tab', { name: /Mine/ }).click();
+      await floPage.getByText('No conversations here.').waitFor({ timeout: 20_000 });
+
+      const person = await waitingPerson();
+      const page = await browser.context.newPage();
+      await claimIn(page, person.session_id);
+      const picker = page.getByRole('combobox', { name: 'Transfer to' });
+      // Names with status and load; those the bot would not hand a conversation to are set apart.
+      await transferTarget(page, flo.name).waitFor({ state: 'attached', timeout: 20_000 });
+      expect(await transferTarget(page, flo.name).innerText()).toBe('Flo Dayshift (available, 0/5)');
+      expect(await picker.locator('optgroup[label="Available"] option').allInnerTexts()).toContain(
+        'Flo Dayshift (available, 0/5)',
+      );
+      expect(
+        await picker.locator('optgroup[label="Away, offline or full"] option').allInnerTexts(),
+      ).toContain('Gus Offline (offline, 0/5)');
+      expect(await transferTarget(page, 'Hal Elsewhere').count()).toBe(0);
+      expect(await transferTarget(page, ANA.name).count()).toBe(0);
+
+      // By keyboard: the name typed into the picker chooses Flo, Tab reaches Transfer, Enter sends.
+      await picker.focus();
+      await page.keyboard.type('Flo');
+      expect(await picker.inputValue()).toBe(floId);
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Transfer');
+      await page.keyboard.press('Enter');
+      await page.waitForURL(`${running.url}/console`, { timeout: 20_000 });
+
+      // Flo's console shows it among hers without a reload, and she holds it.
+      const row = floPage.locator(`a[href="/console/conversations/${person.session_id}"]`);
+      await row.waitFor({ timeout: 20_000 });
+      await row.click();
+      await floPage.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
+
+      // Refused: Flo stops serving the bot just before the transfer reaches the hub (422).
+      const second = await waitingPerson();
+      await claimIn(page, second.session_id);
+      await transferTarget(page, flo.name).waitFor({ state: 'attached', timeout: 20_000 });
+      await page.route(/\/transfer$/, async (route) => {
+        const moved = await fetch(`${running.url}/api/admin/agents/${floId}`, {
+          method: 'PATCH',
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ bots: ['elsewhere'] }),
+        });
+        expect(moved.status).toBe(200);
+        await route.continue();
+      });
+      await picker.selectOption(floId);
+      await page.getByRole('button', { name: 'Transfer' }).click();
+      await page
+        .locator('form.transfer')
+        .getByRole('alert')
+        .filter({ hasText: 'does not serve the bot' })
+        .waitFor({ timeout: 20_000 });
+      // Still Ana's, still on screen; Flo is no longer offered.
+      expect(await page.getByRole('button', { name: 'Release to bot' }).isVisible()).toBe(true);
+      await until(
+        () => transferTarget(page, flo.name).count(),
+        (n) => n === 0,
+        20_000,
+      );
+      await page.close();
     } finally {
       await other.close();
     }

@@ -389,7 +389,11 @@ describe('agent console in a real browser', () => {
       await page.goto(`${running.url}/console/conversations/${second}`);
       await page.getByRole('button', { name: 'Claim' }).click();
       await page.getByRole('button', { name: 'Release to bot' }).waitFor({ timeout: 20_000 });
-      await page.getByRole('textbox', { name: 'Transfer to agent' }).fill(cy.agent_id);
+      const picker = page.getByRole('combobox', { name: 'Transfer to' });
+      await picker
+        .locator('option', { hasText: 'Cy Colleague' })
+        .waitFor({ state: 'attached', timeout: 20_000 });
+      await picker.selectOption(cy.agent_id);
       await page.getByRole('button', { name: 'Transfer' }).click();
       await page.waitForURL(`${running.url}/console`, { timeout: 20_000 });
       await page.getByRole('tab', { name: /Waiting/ }).waitFor();
