@@ -482,7 +482,7 @@ export const OPERATIONS: Operation[] = [
     path: '/api/agent/conversations/{id}/transfer-targets',
     tag: 'Agent',
     summary:
-      "Who a conversation can be handed to: the agents serving its bot (not the asker or the holder), with name, status and open conversations against capacity; for any agent that may open it (403 otherwise)",
+      'Who a conversation can be handed to: the agents serving its bot (not the asker or the holder), with name, status and open conversations against capacity; for any agent that may open it (403 otherwise)',
     security: AGENT,
     responses: ok(TransferTargets),
     errors: [401, 403, 404],
