@@ -131,8 +131,11 @@ function Plot(props: { answer: MetricAnswer }) {
       {
         width: Math.max(target.clientWidth, 320),
         height: 200,
+        // The buckets are UTC hours and days: drawn in the browser's zone, a day west of UTC would
+        // start the afternoon before, under the date before.
+        tzDate: (ts: number) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
         series: [
-          {},
+          { value: answer.bucket === 'day' ? '{YYYY}-{MM}-{DD}' : '{YYYY}-{MM}-{DD} {HH}:{mm}' },
           ...answer.series.map((s, i) => ({
             label: s.name,
             scale: s.unit,
@@ -291,7 +294,7 @@ export function Dashboard() {
         {filters.range === 'custom' && (
           <>
             <label>
-              From{' '}
+              From (UTC){' '}
               <input
                 type="date"
                 value={filters.from}
@@ -299,7 +302,8 @@ export function Dashboard() {
               />
             </label>
             <label>
-              To <input type="date" value={filters.to} onChange={(e) => set({ to: e.currentTarget.value })} />
+              To (UTC){' '}
+              <input type="date" value={filters.to} onChange={(e) => set({ to: e.currentTarget.value })} />
             </label>
             <label>
               By{' '}
@@ -326,6 +330,7 @@ export function Dashboard() {
         <label>
           <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} /> Live
         </label>
+        <span class="muted">Times in UTC</span>
         <span class="muted" aria-live="polite">
           {updatedAt ? `Updated ${updatedAt.toLocaleTimeString()}` : ''}
         </span>

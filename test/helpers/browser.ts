@@ -22,14 +22,18 @@ export interface TestBrowser {
   close(): Promise<void>;
 }
 
-/** A headless chromium with a fresh profile of its own (tabs of it share localStorage, like a real browser). */
-export async function launchChromium(): Promise<TestBrowser> {
+/**
+ * A headless chromium with a fresh profile of its own (tabs of it share localStorage, like a real
+ * browser); `timezoneId` (IANA) is the zone its pages see, else the machine's.
+ */
+export async function launchChromium(options: { timezoneId?: string } = {}): Promise<TestBrowser> {
   const profile = await tempDir('sbt-chromium-');
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM_PATH,
     headless: true,
     args: CHROMIUM_ARGS,
     viewport: { width: 1024, height: 768 },
+    ...(options.timezoneId ? { timezoneId: options.timezoneId } : {}),
   });
   return {
     context,
