@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { ApiError, api } from './api.ts';
+import { AXIS_SIZE_PX, axisValue, formatValue, type Unit, WHOLE_INCREMENTS } from './chart-format.ts';
 import { type QueueStatus, Queues, type SchedulerStatus } from './Queues.tsx';
 import {
   type DepthSample,
@@ -15,7 +16,7 @@ import { useReloadTickets } from './reload-tickets.ts';
 /** The shape every `GET /api/admin/analytics/{metric}` answers (README "Dashboard"). */
 interface Series {
   name: string;
-  unit: 'count' | 'ms' | 'percent' | 'stars';
+  unit: Unit;
   points: { t: string; v: number | null }[];
   total: number | null;
 }
@@ -92,20 +93,6 @@ function queryOf(f: Filters): string {
   return p.toString();
 }
 
-const formatValue = (v: number | null, unit: Series['unit']) => {
-  if (v === null) return '–';
-  switch (unit) {
-    case 'ms':
-      return v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`;
-    case 'percent':
-      return `${v}%`;
-    case 'stars':
-      return `${v} ★`;
-    default:
-      return String(v);
-  }
-};
-
 function Plot(props: { answer: MetricAnswer }) {
   const el = useRef<HTMLDivElement>(null);
   const { answer } = props;
@@ -115,18 +102,14 @@ function Plot(props: { answer: MetricAnswer }) {
     const xs = answer.series[0]!.points.map((p) => Date.parse(p.t) / 1000);
     const data = [xs, ...answer.series.map((s) => s.points.map((p) => p.v))] as uPlot.AlignedData;
     const units = [...new Set(answer.series.map((s) => s.unit))];
-    const axes: uPlot.Axis[] = [
-      {},
-      { scale: units[0], values: (_u, ticks) => ticks.map((t) => formatValue(t, units[0]!)), size: 60 },
-    ];
-    if (units[1])
-      axes.push({
-        scale: units[1],
-        side: 1,
-        grid: { show: false },
-        values: (_u, ticks) => ticks.map((t) => formatValue(t, units[1]!)),
-        size: 60,
-      });
+    const axisOf = (unit: Unit): uPlot.Axis => ({
+      scale: unit,
+      values: (_u, ticks) => ticks.map((t) => axisValue(t, unit)),
+      size: AXIS_SIZE_PX,
+      ...(unit === 'count' || unit === 'ms' ? { incrs: WHOLE_INCREMENTS } : {}),
+    });
+    const axes: uPlot.Axis[] = [{}, axisOf(units[0]!)];
+    if (units[1]) axes.push({ ...axisOf(units[1]), side: 1, grid: { show: false } });
     const plot = new uPlot(
       {
         width: Math.max(target.clientWidth, 320),
