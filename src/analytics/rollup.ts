@@ -38,14 +38,15 @@ const percentiles = (metric: string, source: string) => `
 
 /**
  * Every metric of the buckets in [$1, $2) cut by $3 ('hour' or 'day', in UTC), in one statement.
- * Response time is from the envelope's arrival at the adapter (the inbound row's payload
+ * A failed delivery counts in the bucket it failed in (the reply's `updated_at` once `failed`),
+ * not the one it was written in: a reply retried for DELIVERY_GIVE_UP_AFTER_SECONDS (4 hours)
+ * fails long after its own bucket was rolled up, and would never be counted. Response time is from the envelope's arrival at the adapter (the inbound row's payload
  * `receivedAt`) to the commit of its turn (the rows' `created_at`, the replies' too): every
  * message the bot handled, answered or not.
  */
 const ROLLUP_SQL = `
 WITH msg AS MATERIALIZED (
   SELECT date_trunc($3, m.created_at, 'UTC') AS b, s.bot, s.channel, m.role, m.session_id, m.created_at,
-    m.delivery_status,
     CASE WHEN m.role = 'tool' THEN m.payload->>'tool' END AS tool,
     CASE WHEN m.role = 'user' THEN m.payload->>'receivedAt' END AS received_at
   FROM messages m JOIN sessions s ON s.id = m.session_id
@@ -61,7 +62,9 @@ SELECT b, 'sessions.active', bot, channel, '', count(DISTINCT session_id)::float
 UNION ALL
 SELECT b, 'tools', bot, channel, tool, count(*)::float8 FROM msg WHERE tool IS NOT NULL GROUP BY 1, 3, 4, 5
 UNION ALL
-SELECT b, 'errors', bot, channel, 'failed_delivery', count(*)::float8 FROM msg WHERE delivery_status = 'failed' GROUP BY 1, 3, 4
+SELECT date_trunc($3, m.updated_at, 'UTC'), 'errors', s.bot, s.channel, 'failed_delivery', count(*)::float8
+  FROM messages m JOIN sessions s ON s.id = m.session_id
+  WHERE m.delivery_status = 'failed' AND m.updated_at >= $1 AND m.updated_at < $2 GROUP BY 1, 3, 4
 UNION ALL
 ${percentiles(
   'response_ms',

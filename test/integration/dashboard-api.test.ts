@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeRows } from '../../src/analytics/rollup.ts';
+import { recordDeliveries } from '../../src/store/messages.ts';
 import { adminClient, processed } from '../helpers/admin.ts';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
@@ -184,6 +185,8 @@ describe('dashboard API', () => {
               ($1, 2, 'assistant', 'old reply', NULL, 'failed', '{}', $3)`,
       [id, `web:${randomUUID()}`, at, new Date(at.getTime() - 1500).toISOString()],
     );
+    // The reply failed then, too (a failure is counted when it happens).
+    await db.query('UPDATE messages SET updated_at = $2 WHERE session_id = $1', [id, at]);
     await db.query(
       `UPDATE messages SET in_reply_to = (SELECT envelope_id FROM messages WHERE session_id = $1 AND seq = 1) WHERE session_id = $1 AND seq = 2`,
       [id],
@@ -211,6 +214,39 @@ describe('dashboard API', () => {
     expect(await computeRows(db, new Date(from), new Date(to), 'hour')).toEqual([]);
     const again = await admin('GET', `/api/admin/analytics/messages?${q}`);
     expect(again.json.series).toEqual(first.json.series);
+  });
+
+  it('counts a reply that fails after hours of retries, though the hour it was written is rolled up', async () => {
+    const db = running.hub.db;
+    // A reply written three hours ago, retried since (DELIVERY_GIVE_UP_AFTER_SECONDS is 4 hours).
+    const at = new Date(Math.floor((Date.now() - 3 * HOUR_MS) / HOUR_MS) * HOUR_MS + 60_000);
+    const id = randomUUID();
+    await db.query(
+      `INSERT INTO sessions (id, bot, channel, native_key, created_at, last_activity_at) VALUES ($1, 'support', 'web', $2, $3, $3)`,
+      [id, randomUUID(), at],
+    );
+    await db.query(
+      `INSERT INTO messages (session_id, seq, role, content, envelope_id, delivery_status, payload, created_at, updated_at)
+       VALUES ($1, 1, 'assistant', 'a reply the platform keeps refusing', NULL, 'queued', '{}', $2, $2)`,
+      [id, at],
+    );
+    const q = `bot=support&from=${new Date(at.getTime() - 60_000).toISOString()}&bucket=hour`;
+    const failed = async () =>
+      (await admin('GET', `/api/admin/analytics/errors?${q}`)).json.series.find(
+        (s: { name: string }) => s.name === 'failed deliveries',
+      ).total;
+    // The dashboard is open meanwhile: the reply's hour, closed for over an hour, is rolled up.
+    expect(await failed()).toBe(0);
+    expect(
+      await count('SELECT count(*) AS n FROM analytics_rolled WHERE grain = $1 AND bucket = $2', [
+        'hour',
+        new Date(Math.floor(at.getTime() / HOUR_MS) * HOUR_MS),
+      ]),
+    ).toBe(1);
+    // Its budget spent, the delivery gives it up now.
+    await recordDeliveries(db, id, [{ seq: 1, status: 'failed', error: 'platform answered 503' }]);
+    // Open buckets are shared between dashboards for LIVE_SHARE_MS: the failure shows at the next computation.
+    await until(failed, (n) => n === 1);
   });
 
   it('finds a message by a word, with filters', async () => {
