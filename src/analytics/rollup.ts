@@ -28,6 +28,15 @@ export const bucketStart = (t: number, grain: Grain) => Math.floor(t / GRAIN_MS[
 export const bucketEnd = (t: number, grain: Grain) => Math.ceil(t / GRAIN_MS[grain]) * GRAIN_MS[grain];
 export const grainMs = (grain: Grain) => GRAIN_MS[grain];
 
+/**
+ * A handoff's wait, from its request to an agent's claim, in the bucket it was answered in: one
+ * answered hours after it was asked (at night) would otherwise fall in a bucket already rolled
+ * up, and the longest waits would never reach the percentiles.
+ */
+const HANDOFF_WAITS = `SELECT date_trunc($3, assigned_at, 'UTC') AS b, bot,
+    extract(epoch FROM assigned_at - requested_at) * 1000 AS ms
+  FROM handoffs WHERE assigned_at >= $1 AND assigned_at < $2`;
+
 /** Percentiles of `expr` per bucket, per bot and for all bots, as three rows: p50, p95, n. */
 const percentiles = (metric: string, source: string) => `
   SELECT b, '${metric}' AS metric, COALESCE(bot, '${ALL}') AS bot, '${ALL}' AS channel,
@@ -83,11 +92,7 @@ UNION ALL
 SELECT date_trunc($3, requested_at, 'UTC'), 'handoffs', bot, channel, '', count(*)::float8 FROM handoffs
   WHERE requested_at >= $1 AND requested_at < $2 GROUP BY 1, 3, 4
 UNION ALL
-${percentiles(
-  'handoff_wait_ms',
-  `SELECT date_trunc($3, requested_at, 'UTC') AS b, bot, extract(epoch FROM assigned_at - requested_at) * 1000 AS ms
-   FROM handoffs WHERE requested_at >= $1 AND requested_at < $2 AND assigned_at IS NOT NULL`,
-)}
+${percentiles('handoff_wait_ms', HANDOFF_WAITS)}
 UNION ALL
 SELECT b, 'errors', bot, channel, type, count(*)::float8 FROM ev WHERE type IN ('error', 'dialog.error') GROUP BY 1, 3, 4, 5
 UNION ALL
@@ -118,11 +123,7 @@ ${percentiles(
    FROM msg u WHERE u.received_at IS NOT NULL`,
 )}
 UNION ALL
-${percentiles(
-  'handoff_wait_ms',
-  `SELECT date_trunc($3, requested_at, 'UTC') AS b, bot, extract(epoch FROM assigned_at - requested_at) * 1000 AS ms
-   FROM handoffs WHERE requested_at >= $1 AND requested_at < $2 AND assigned_at IS NOT NULL`,
-)}`;
+${percentiles('handoff_wait_ms', HANDOFF_WAITS)}`;
 const NON_ADDITIVE = new Set(['sessions.active', 'response_ms', 'handoff_wait_ms']);
 
 const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());

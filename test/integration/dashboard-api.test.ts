@@ -249,6 +249,29 @@ describe('dashboard API', () => {
     await until(failed, (n) => n === 1);
   });
 
+  it("charts a handoff's wait when an agent answers it, though it waited hours and the hour it was asked in is rolled up", async () => {
+    const sessionId = await whatsapp('I need a person', { bot: 'support', phone: '+4915112349999' });
+    // Handed over three hours ago (at night, say), and waiting since.
+    const requestedAt = new Date(Math.floor((Date.now() - 3 * HOUR_MS) / HOUR_MS) * HOUR_MS + 60_000);
+    await running.hub.db.query(
+      `INSERT INTO handoffs (id, session_id, bot, channel, state, requested_at) VALUES ($1, $2, 'support', 'whatsapp', 'waiting', $3)`,
+      [randomUUID(), sessionId, requestedAt],
+    );
+    const q = `bot=support&from=${new Date(requestedAt.getTime() - 60_000).toISOString()}&bucket=hour`;
+    const waits = async () => {
+      const { json } = await admin('GET', `/api/admin/analytics/handoffs?${q}`);
+      return json.series
+        .find((s: { name: string }) => s.name === 'wait p50')
+        .points.map((p: { v: number | null }) => p.v)
+        .filter((v: number | null) => v !== null) as number[];
+    };
+    // The dashboard is open meanwhile: the hour it was asked in is rolled up, with no wait yet.
+    expect(await waits()).toEqual([]);
+    expect((await supervisor.call('POST', `/api/agent/conversations/${sessionId}/claim`)).status).toBe(200);
+    const [wait] = await until(waits, (w) => w.length === 1);
+    expect(wait).toBeGreaterThanOrEqual(Date.now() - requestedAt.getTime() - 60_000);
+  });
+
   it('finds a message by a word, with filters', async () => {
     const res = await supervisor.call('GET', '/api/admin/transcripts/search?q=pineapple');
     expect(res.status).toBe(200);
