@@ -314,9 +314,9 @@ export function Dashboard() {
           <input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} /> Live
         </label>
         <span class="muted">Times in UTC</span>
-        <span class="muted" aria-live="polite">
-          {updatedAt ? `Updated ${updatedAt.toLocaleTimeString()}` : ''}
-        </span>
+        {/* Not a live region: it changes at every reload (5 s), and a screen reader would read it
+            out each time. A failed reload is announced (the alert below). */}
+        <span class="muted">{updatedAt ? `Updated ${updatedAt.toLocaleTimeString()}` : ''}</span>
       </form>
       {error && (
         <p role="alert" class="error">
