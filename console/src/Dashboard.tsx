@@ -316,7 +316,7 @@ export function Dashboard() {
         <span class="muted">Times in UTC</span>
         {/* Not a live region: it changes at every reload (5 s), and a screen reader would read it
             out each time. A failed reload is announced (the alert below). */}
-        <span class="muted">{updatedAt ? `Updated ${updatedAt.toLocaleTimeString()}` : ''}</span>
+        <span class="muted updated">{updatedAt ? `Updated ${updatedAt.toLocaleTimeString()}` : ''}</span>
       </form>
       {error && (
         <p role="alert" class="error">

@@ -56,7 +56,7 @@ describe('the dashboard while Redis is away', () => {
     expect(await alert.textContent()).toContain('not reachable right now');
     expect(await panel.locator('table').count()).toBe(0);
     // The charts come from PostgreSQL: they keep reloading ("Updated …" moves on), unhindered.
-    const updated = page.locator('form.filters [aria-live="polite"]');
+    const updated = page.locator('form.filters .updated');
     const before = await updated.textContent();
     await until(
       () => updated.textContent(),
