@@ -147,8 +147,15 @@ function Plot(props: { answer: MetricAnswer }) {
   return <div class="plot" ref={el} />;
 }
 
-function Chart(props: { metric: string; title: string; answer?: MetricAnswer; query: string }) {
-  const { answer, metric, title } = props;
+function Chart(props: {
+  metric: string;
+  title: string;
+  answer?: MetricAnswer;
+  query: string;
+  /** Why the last reload failed (the hub or its database away), and when the figures shown were read. */
+  failure?: { error: string; shownSince?: Date };
+}) {
+  const { answer, metric, title, failure } = props;
   return (
     <figure class="chart" data-metric={metric} aria-label={title}>
       <figcaption>
@@ -157,8 +164,17 @@ function Chart(props: { metric: string; title: string; answer?: MetricAnswer; qu
           CSV<span class="visually-hidden"> of {title}</span>
         </a>
       </figcaption>
+      {failure && (
+        // Said in each chart: a chart still drawn would otherwise pass for the figures of now.
+        <p class="error stale">
+          {answer && failure.shownSince
+            ? `Not up to date: these are the figures of ${failure.shownSince.toLocaleTimeString()}. `
+            : 'Not read. '}
+          {failure.error.charAt(0).toUpperCase() + failure.error.slice(1)}
+        </p>
+      )}
       {!answer ? (
-        <p class="loading">Loading…</p>
+        !failure && <p class="loading">Loading…</p>
       ) : answer.series.length === 0 ? (
         <p class="empty">Nothing in this range.</p>
       ) : (
@@ -251,6 +267,7 @@ export function Dashboard() {
 
   useEffect(() => {
     setAnswers({});
+    setError(undefined);
     void load();
     if (!live) return;
     const timer = setInterval(() => void load(), LIVE_MS);
@@ -326,7 +343,13 @@ export function Dashboard() {
       <Queues {...queues} />
       <div class="charts">
         {CHARTS.map(([metric, title]) => (
-          <Chart metric={metric} title={title} answer={answers[metric]} query={query} />
+          <Chart
+            metric={metric}
+            title={title}
+            answer={answers[metric]}
+            query={query}
+            failure={error ? { error, shownSince: updatedAt } : undefined}
+          />
         ))}
       </div>
     </main>

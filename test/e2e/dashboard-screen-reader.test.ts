@@ -12,7 +12,9 @@ const SUE = { name: 'Sue Pervisor', email: 'sue@shop.test', password: 'superviso
 /** What a screen reader announces by itself: the text of the page's live regions. */
 const liveRegions = (page: Page) =>
   page.evaluate(() =>
-    [...document.querySelectorAll('[aria-live], [role="status"], [role="alert"], [role="log"], output')]
+    Array.from(
+      document.querySelectorAll('[aria-live], [role="status"], [role="alert"], [role="log"], output'),
+    )
       .filter((e) => e.getAttribute('aria-live') !== 'off')
       .map((e) => e.textContent ?? ''),
   );
