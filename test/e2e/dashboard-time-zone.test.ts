@@ -50,6 +50,8 @@ describe('dashboard in a browser west of UTC', () => {
     const over = figure.locator('.u-over');
     const box = (await over.boundingBox())!;
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    // uPlot's legend (hidden by the console's style, which lists the totals instead) names the
+    // point under the cursor with the same time zone as the axis' dates.
     const legend = figure.locator('.u-legend');
     await untilText(legend.locator('tr').filter({ hasText: 'api in' }).locator('.u-value'), (t) => t === '2');
     expect(await legend.locator('tr').first().locator('.u-value').textContent()).toBe(dayOfMessages);
