@@ -513,6 +513,19 @@ describe('agent console in everyday use', () => {
         await page.goto(`${running.url}/console/conversations/${person.session_id}`);
         await page.getByRole('button', { name: 'Claim' }).waitFor({ timeout: 20_000 });
       }
+      // Both claims reach the hub only once both were sent: a claim let through first would tell the
+      // other page (its event) before that page's click, and take its Claim button away.
+      let arrived = 0;
+      let bothSent!: () => void;
+      const sent = new Promise<void>((resolve) => {
+        bothSent = resolve;
+      });
+      for (const page of [anaPage, cyPage])
+        await page.route(/\/claim$/, async (route) => {
+          if (++arrived === 2) bothSent();
+          await sent;
+          await route.continue();
+        });
       await Promise.all([anaPage, cyPage].map((page) => page.getByRole('button', { name: 'Claim' }).click()));
 
       const holder = async (page: Page) => {
