@@ -2,6 +2,7 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 import { draftOf, keepDraft } from './drafts.ts';
 import { STREAM_READY, useConversationEvents } from './events.ts';
+import { Attachments, Cards } from './Files.tsx';
 import { clock, personName, typingInField } from './format.ts';
 import { useReloadTickets } from './reload-tickets.ts';
 import { navigate } from './route.ts';
@@ -56,9 +57,14 @@ function Row(props: { row: HistoryRow; person: string; me: Me }) {
           </span>
         )}
       </div>
-      <p class="text" dir="auto">
-        {row.text}
-      </p>
+      {/* A row of files or cards only has no text of its own (or only their names, for text channels). */}
+      {row.text !== '' && !(row.text_is_fallback && (row.attachments?.length || row.cards?.length)) && (
+        <p class="text" dir="auto">
+          {row.text}
+        </p>
+      )}
+      <Attachments files={row.attachments} refused={row.refused_attachments} />
+      <Cards cards={row.cards} />
     </li>
   );
 }

@@ -34,6 +34,35 @@ export interface HistoryRow {
   agent_id?: string | null;
   agent_name?: string | null;
   delivery_status?: string | null;
+  attachments?: FileView[];
+  refused_attachments?: RefusedFileView[];
+  cards?: CardView[];
+  /** `text` only stands for the files or cards (what text-only channels were sent). */
+  text_is_fallback?: boolean;
+}
+
+/** A file a message carries; `url` is a signed link on the hub, or the channel's own. */
+export interface FileView {
+  type: string;
+  name?: string;
+  size?: number;
+  url?: string;
+}
+
+/** A file the hub did not keep: `too_large`, `type_refused`, `unavailable`. */
+export interface RefusedFileView {
+  type: string;
+  name?: string;
+  size?: number;
+  reason: string;
+  message?: string;
+}
+
+export interface CardView {
+  title?: string;
+  text?: string;
+  image?: { url: string; name?: string };
+  buttons?: ({ title: string; value: string } | { title: string; url: string })[];
 }
 
 export interface ConversationDetail extends ConversationSummary {

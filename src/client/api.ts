@@ -1165,6 +1165,19 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        AgentAttachment: {
+            /** Format: uuid */
+            file_id?: string;
+            name?: string;
+            /** @description bytes */
+            size?: number;
+            /** @description the MIME type (sniffed from the bytes), or a channel kind */
+            type: string;
+            /** @description a signed link to the bytes on the hub (`/api/files/{id}?exp=…&sig=…`, valid 15 minutes; every read hands out fresh ones), or the channel’s own http(s) URL; absent when the file is not this conversation’s */
+            url?: string;
+        } & {
+            [key: string]: unknown;
+        };
         BroadcastAccepted: {
             /** Format: uuid */
             broadcast_id: string;
@@ -1387,9 +1400,12 @@ export interface components {
                 agent_id?: string;
                 /** @description the name of the agent of `agent_id`; null once that agent is removed */
                 agent_name?: string | null;
-                attachments?: unknown[];
+                attachments?: components["schemas"]["AgentAttachment"][];
+                /** @description cards the bot sent (title, text, image with a `url`, buttons), as the session API shows them */
+                cards?: unknown[];
                 created_at: string;
                 delivery_status?: string;
+                refused_attachments?: components["schemas"]["RefusedAttachment"][];
                 role: string;
                 seq: number;
                 suggestions?: unknown[];
@@ -1745,6 +1761,16 @@ export interface components {
             session_id: string;
             /** @constant */
             type: "rating.received";
+        };
+        RefusedAttachment: {
+            message?: string;
+            name?: string;
+            /** @description `too_large`, `type_refused` or `unavailable` */
+            reason: string;
+            size?: number;
+            type: string;
+        } & {
+            [key: string]: unknown;
         };
         Session: {
             auth_level: string;

@@ -359,11 +359,18 @@ export class FileStore {
 
   /**
    * A link (`<PUBLIC_URL>/api/files/<id>?exp=…&sig=…`) that opens the file without a token for
-   * `ttlSeconds`; a path on the hub when PUBLIC_URL is not set.
+   * `ttlSeconds`; a path on the hub when PUBLIC_URL is not set, or for pages the hub serves
+   * itself (`onHub`: the agent console, whose CSP allows its own origin only).
    */
-  signedPath(id: string, ttlSeconds = LINK_TTL_SECONDS, now = Date.now()): string {
+  signedPath(
+    id: string,
+    ttlSeconds = LINK_TTL_SECONDS,
+    now = Date.now(),
+    options: { onHub?: boolean } = {},
+  ): string {
     const exp = Math.floor(now / 1000) + ttlSeconds;
-    return `${this.publicUrl}/api/files/${id}?exp=${exp}&sig=${this.signature(id, exp)}`;
+    const base = options.onHub ? '' : this.publicUrl;
+    return `${base}/api/files/${id}?exp=${exp}&sig=${this.signature(id, exp)}`;
   }
 
   verifyLink(id: string, exp: string | undefined, sig: string | undefined, now = Date.now()): boolean {

@@ -12,6 +12,8 @@ import { isLiveChannel } from '../channels/registry.ts';
 import type { HubConfig } from '../config/env.ts';
 import { formatIssues } from '../config/env-parsing.ts';
 import { identityOfNativeKey } from '../envelope.ts';
+import { clientAttachments, clientCards } from '../files/client-view.ts';
+import type { FileStore, StoredFile } from '../files/store.ts';
 import { AGENTS_TOPIC, canSee, type PublishedAgentEvent } from '../handoff/events.ts';
 import type { HandoffService } from '../handoff/service.ts';
 import type { Logger } from '../logger.ts';
@@ -82,6 +84,12 @@ export const HistoryQuery = z.object({
   before: z.coerce.number().int().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(100),
 });
+/**
+ * How long the file links of a conversation read open their files: long enough to read the
+ * conversation and open its files; every read (the console reads again at each of its events)
+ * hands out fresh ones, so a link copied out of the console is soon worth nothing.
+ */
+export const AGENT_FILE_LINK_TTL_SECONDS = 15 * 60;
 /** Session and agent ids. */
 const SessionIdSchema = z.uuid();
 
@@ -91,6 +99,8 @@ export interface AgentApiDeps {
   bus: Bus;
   handoff: HandoffService;
   logger: Logger;
+  /** Signs the links to a conversation's files (`GET /api/files/{id}?exp=…&sig=…`). */
+  files: FileStore;
   /** Aborted when the hub stops: event streams end (the console reconnects to another process). */
   stopping?: AbortSignal;
 }
@@ -129,7 +139,50 @@ export function toApiConversation(
 /** Events shown beside a conversation: enough to see what happened lately, not its whole life. */
 const RECENT_EVENTS = 20;
 
-export function toAgentMessage(m: MessageRecord) {
+/** A link a page of the hub may open: http(s), or a path on the hub; never `javascript:`, `data:`, `//host`. */
+export function isOpenableUrl(url: string): boolean {
+  return /^https?:\/\//i.test(url) || (url.startsWith('/') && !url.startsWith('//') && !url.includes('\\'));
+}
+
+/** A file the ingress refused or could not fetch, as an agent sees it: what happened, never a link. */
+function refusedAttachments(list: unknown) {
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((raw) => {
+    if (typeof raw !== 'object' || raw === null) return [];
+    const r = raw as Record<string, unknown>;
+    if (typeof r.reason !== 'string') return [];
+    return [
+      {
+        type: typeof r.type === 'string' ? r.type : 'file',
+        ...(typeof r.name === 'string' ? { name: r.name } : {}),
+        ...(typeof r.size === 'number' ? { size: r.size } : {}),
+        reason: r.reason,
+        ...(typeof r.message === 'string' ? { message: r.message } : {}),
+      },
+    ];
+  });
+}
+
+/**
+ * `link` signs a file's link, or says there is none (a file not of this conversation: an agent
+ * gets links only for files of what it may read).
+ */
+export function toAgentMessage(
+  m: MessageRecord,
+  link: (fileId: string) => string | undefined = () => undefined,
+) {
+  const attachments = clientAttachments(m.payload.attachments, (id) => link(id) ?? '').map(
+    ({ fileId, url, ...a }) => ({
+      ...a,
+      ...(url && isOpenableUrl(url) ? { url } : {}),
+      ...(fileId ? { file_id: fileId } : {}),
+    }),
+  );
+  const refused = refusedAttachments(m.payload.refusedAttachments);
+  const cards = clientCards(m.payload.cards, (id) => link(id) ?? '').map(({ image, ...card }) => ({
+    ...card,
+    ...(image?.url && isOpenableUrl(image.url) ? { image } : {}),
+  }));
   return {
     seq: m.seq,
     role: m.role,
@@ -138,8 +191,25 @@ export function toAgentMessage(m: MessageRecord) {
     ...(['assistant', 'agent'].includes(m.role) ? { delivery_status: m.deliveryStatus } : {}),
     ...(typeof m.payload.agentId === 'string' ? { agent_id: m.payload.agentId } : {}),
     ...(m.payload.suggestions ? { suggestions: m.payload.suggestions } : {}),
-    ...(m.payload.attachments ? { attachments: m.payload.attachments } : {}),
+    ...(attachments.length ? { attachments } : {}),
+    ...(refused.length ? { refused_attachments: refused } : {}),
+    ...(cards.length ? { cards } : {}),
+    // The text is what text-only channels got for the files or cards (their names, numbered
+    // buttons): a page that shows those can leave it out.
+    ...(m.payload.textIsFallback === true ? { text_is_fallback: true } : {}),
   };
+}
+
+/** The store ids of the files a page of history names (attachments, card images). */
+function fileIdsOf(messages: readonly MessageRecord[]): string[] {
+  type Named = { fileId?: unknown; image?: { fileId?: unknown } } | null | undefined;
+  const list = (v: unknown): Named[] => (Array.isArray(v) ? (v as Named[]) : []);
+  const ids = new Set<string>();
+  for (const m of messages) {
+    for (const a of list(m.payload.attachments)) if (typeof a?.fileId === 'string') ids.add(a.fileId);
+    for (const c of list(m.payload.cards)) if (typeof c?.image?.fileId === 'string') ids.add(c.image.fileId);
+  }
+  return [...ids];
 }
 
 /** An event not kept (`id` null) has no SSE id: the stream's Last-Event-ID stays the last kept one's. */
@@ -154,7 +224,7 @@ const toSseEvent = (e: PublishedAgentEvent) => ({
  * sub-app: the hub mounts it with `app.route('/api/agent', ...)`.
  */
 export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
-  const { config, db, bus, handoff, logger, stopping } = deps;
+  const { config, db, bus, handoff, logger, files, stopping } = deps;
   const throttle = new LoginThrottle(db);
   const app = new Hono<Env>();
 
@@ -307,6 +377,18 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
         ),
       ),
     ]);
+    // Links only for this conversation's own files: a row naming another session's file id (an
+    // old row, a bot's mistake) gets none. Relative to the hub: the console opens them itself,
+    // under its own CSP (img-src 'self'), whatever PUBLIC_URL says.
+    const own = new Map<string, StoredFile>(
+      (await files.getMany(fileIdsOf(messages)))
+        .filter((f) => f.sessionId === session.id)
+        .map((f) => [f.id, f]),
+    );
+    const link = (id: string) =>
+      own.has(id)
+        ? files.signedPath(id, AGENT_FILE_LINK_TTL_SECONDS, Date.now(), { onHub: true })
+        : undefined;
     const lastShown = [...messages].reverse().find((m) => (m.role as string) !== 'note');
     const name = typeof session.meta.name === 'string' ? session.meta.name : null;
     const first = messages[0];
@@ -319,7 +401,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       ),
       ended_at: session.endedAt,
       messages: messages.map((m) => {
-        const row = toAgentMessage(m);
+        const row = toAgentMessage(m, link);
         return row.agent_id === undefined ? row : { ...row, agent_name: writers.get(row.agent_id) ?? null };
       }),
       next_before: first && first.seq > 1 ? first.seq : null,

@@ -152,7 +152,15 @@ export function assembleHttp(services: HubServices, life: { state: () => HubStat
   );
   app.route(
     '/api/agent',
-    agentRoutes({ config, db, bus, handoff, logger, stopping: services.stopping.signal }),
+    agentRoutes({
+      config,
+      db,
+      bus,
+      handoff,
+      logger,
+      files: services.files,
+      stopping: services.stopping.signal,
+    }),
   );
   app.route('/', consoleRoutes());
   app.route(

@@ -562,6 +562,31 @@ export const StatsAnswer = z
   })
   .meta({ id: 'Stats' });
 
+/** A file a message carries, as an agent reads it. */
+const AgentAttachment = z
+  .looseObject({
+    type: z.string().meta({ description: 'the MIME type (sniffed from the bytes), or a channel kind' }),
+    name: z.string().optional(),
+    size: z.int().optional().meta({ description: 'bytes' }),
+    url: z.string().optional().meta({
+      description:
+        'a signed link to the bytes on the hub (`/api/files/{id}?exp=…&sig=…`, valid 15 minutes; every read hands out fresh ones), or the channel’s own http(s) URL; absent when the file is not this conversation’s',
+    }),
+    file_id: z.uuid().optional(),
+  })
+  .meta({ id: 'AgentAttachment' });
+
+/** A file the hub did not keep (`too_large`, `type_refused`, `unavailable`): what the person was told. */
+const RefusedFile = z
+  .looseObject({
+    type: z.string(),
+    name: z.string().optional(),
+    size: z.number().optional(),
+    reason: z.string().meta({ description: '`too_large`, `type_refused` or `unavailable`' }),
+    message: z.string().optional(),
+  })
+  .meta({ id: 'RefusedAttachment' });
+
 /** `GET /api/agent/conversations/{id}`: the conversation as listed, with a page of its history. */
 export const ConversationDetail = Conversation.extend({
   ended_at: z.string().nullable(),
@@ -579,7 +604,15 @@ export const ConversationDetail = Conversation.extend({
         .optional()
         .meta({ description: 'the name of the agent of `agent_id`; null once that agent is removed' }),
       suggestions: z.array(z.unknown()).optional(),
-      attachments: z.array(z.unknown()).optional(),
+      attachments: z.array(AgentAttachment).optional(),
+      refused_attachments: z.array(RefusedFile).optional(),
+      cards: z.array(z.unknown()).optional().meta({
+        description:
+          'cards the bot sent (title, text, image with a `url`, buttons), as the session API shows them',
+      }),
+      text_is_fallback: z.boolean().optional().meta({
+        description: '`text` only stands for the files or cards (what text-only channels were sent)',
+      }),
     }),
   ),
   next_before: z.int().nullable().meta({ description: 'the cursor of the older page (`before`), or null' }),
