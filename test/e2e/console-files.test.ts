@@ -6,6 +6,7 @@ import { agentClient, createAgentVia } from '../helpers/agents.ts';
 import { launchChromium, signInToConsole, type TestBrowser } from '../helpers/browser.ts';
 import { pdfBytes } from '../helpers/files.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
+import { until } from '../helpers/until.ts';
 
 const CONFIG_DIR = path.join(REPO_ROOT, 'test/fixtures/console');
 const ADMIN_TOKEN = 'console-files-admin-token-0123456789abcdef';
@@ -151,5 +152,44 @@ describe('files in the agent console', () => {
       headers: { authorization: `Bearer ${ottoToken}` },
     });
     expect([401, 403, 404]).toContain(direct.status);
+  });
+
+  it('shows a file the hub did not keep as what happened, with no link', async () => {
+    const phone = `+4917000${Date.now() % 100_000}`;
+    // What the WhatsApp adapter hands in for a document the platform says is 50 MB (over the
+    // bot's 10 MB): the ingress refuses it unread, the message goes on with its text.
+    expect(
+      (
+        await running.hub.ingress.accept({
+          id: `whatsapp:wamid.files-${phone}`,
+          channel: 'whatsapp',
+          bot: 'default',
+          from: { id: phone, name: 'Tom Berg' },
+          text: 'human',
+          attachments: [
+            { type: 'application/pdf', name: 'scan.pdf', size: 50 * 1024 * 1024, ref: 'media-1' },
+          ],
+          receivedAt: new Date().toISOString(),
+        })
+      ).status,
+    ).toBe('accepted');
+    const ana = agentClient(running.url, { token: anaToken });
+    const waiting = (await until(
+      async () => {
+        const list = await ana.call('GET', '/api/agent/conversations?state=waiting');
+        return (list.json.conversations as { session_id: string; person: { native_id: string } }[]).find(
+          (c) => c.person.native_id === phone,
+        );
+      },
+      (found) => found !== undefined,
+    ))!;
+    const page = await browser.context.newPage();
+    await page.goto(`${running.url}/console/conversations/${waiting.session_id}`);
+    const refused = page.locator('.msg-user .file-refused', { hasText: 'scan.pdf' });
+    await refused.waitFor({ timeout: 20_000 });
+    expect(await refused.locator('.file-refusal').textContent()).toBe('too large, not kept');
+    expect(await refused.locator('.file-message').textContent()).toContain('larger than 10 MB');
+    expect(await refused.locator('a').count()).toBe(0);
+    await page.close();
   });
 });
