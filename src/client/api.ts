@@ -1410,6 +1410,8 @@ export interface components {
                 seq: number;
                 suggestions?: unknown[];
                 text: string;
+                /** @description `text` only stands for the files or cards (what text-only channels were sent) */
+                text_is_fallback?: boolean;
             } & {
                 [key: string]: unknown;
             })[];
