@@ -378,11 +378,17 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       ),
     ]);
     // Links only for this conversation's own files: a row naming another session's file id (an
-    // old row, a bot's mistake) gets none. Relative to the hub: the console opens them itself,
-    // under its own CSP (img-src 'self'), whatever PUBLIC_URL says.
+    // old row, a bot's mistake) gets none. A card's picture is its bot's media, which no session
+    // claims (the turn claims attachments only): it counts when it is this bot's. Relative to
+    // the hub: the console opens them itself, under its own CSP (img-src 'self'), whatever
+    // PUBLIC_URL says.
     const own = new Map<string, StoredFile>(
       (await files.getMany(fileIdsOf(messages)))
-        .filter((f) => f.sessionId === session.id)
+        .filter(
+          (f) =>
+            f.sessionId === session.id ||
+            (f.sessionId === null && f.origin === 'bot' && f.bot === session.bot),
+        )
         .map((f) => [f.id, f]),
     );
     const link = (id: string) =>

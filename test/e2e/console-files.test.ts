@@ -192,4 +192,32 @@ describe('files in the agent console', () => {
     expect(await refused.locator('a').count()).toBe(0);
     await page.close();
   });
+
+  it('shows the bot’s card with its picture and buttons, not its numbered text', async () => {
+    const people = apiClient(running.url);
+    const person = await people.createSession('default');
+    expect((await people.chat(person.token, 'card')).status).toBe(200);
+    expect((await people.chat(person.token, 'human')).status).toBe(200);
+    const page = await browser.context.newPage();
+    await page.goto(`${running.url}/console/conversations/${person.session_id}`);
+    const card = page.locator('.msg-assistant .card', { hasText: 'Kettle K-200' });
+    await card.waitFor({ timeout: 20_000 });
+    expect(await card.locator('.card-text').textContent()).toBe('1.7 litres.');
+    await page.waitForFunction(
+      () => {
+        const img = document.querySelector<HTMLImageElement>('img.card-image');
+        return img?.complete && img.naturalWidth > 0;
+      },
+      undefined,
+      { timeout: 20_000 },
+    );
+    // A value button shows (the person presses it, not the agent); a link button is a link.
+    expect(await card.locator('.card-button').textContent()).toBe('Buy it');
+    expect(await card.getByRole('link', { name: 'Manual' }).getAttribute('href')).toBe(
+      'https://example.com/k200',
+    );
+    // The numbered text the card stands for on text channels is not shown beside it.
+    expect(await page.locator('.msg-assistant', { has: card }).locator('p.text').count()).toBe(0);
+    await page.close();
+  });
 });
