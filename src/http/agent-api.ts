@@ -1,6 +1,6 @@
 import { type Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
-import { streamSSE } from 'hono/streaming';
+import { type SSEStreamingApi, streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { AccessNoticeSchema, AGENT_ACCESS_TOPIC, announceAccessChange } from '../agents/access.ts';
 import { toApiAgent } from '../agents/accounts.ts';
@@ -8,6 +8,7 @@ import { LoginThrottle } from '../agents/login-throttle.ts';
 import { passwordMatches } from '../agents/passwords.ts';
 import { hashToken, newToken } from '../auth/token.ts';
 import { type AgentTyping, type Bus, sessionTopic } from '../bus/bus.ts';
+import { dropSubscription, subscribeWithin } from '../bus/subscribe-within.ts';
 import { isLiveChannel } from '../channels/registry.ts';
 import type { HubConfig } from '../config/env.ts';
 import { formatIssues } from '../config/env-parsing.ts';
@@ -57,7 +58,7 @@ import {
   signInOverTls,
 } from './agent-auth.ts';
 import { contextAddress } from './client-address.ts';
-import { ApiError, readJson } from './errors.ts';
+import { ApiError, readJson, unavailable } from './errors.ts';
 import { encodePageCursor, PageCursorSchema } from './page-cursor.ts';
 
 const DEFAULT_PAGE = 50;
@@ -547,110 +548,127 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
     const header = c.req.header('last-event-id') ?? c.req.query('last_event_id');
     const lastId = header && /^\d{1,18}$/.test(header) ? Number(header) : undefined;
     await touchAgent(db, me.id);
-    return streamSSE(c, async (stream) => {
-      let agent = me;
-      let replaying = false;
-      /** Ids the replay wrote: a live copy of one of them is not written twice. */
-      const replayed = new Set<number>();
-      const held: PublishedAgentEvent[] = [];
-      /** The newest kept event this stream has had (written, or not the agent's to see). */
-      let newest = lastId;
-      let chain = Promise.resolve();
-      const write = (e: PublishedAgentEvent) => {
-        if (e.id !== null && e.id > (newest ?? 0)) newest = e.id;
-        if ((e.id !== null && replayed.has(e.id)) || !canSee(agent, e)) return;
-        if (replaying && e.id !== null) replayed.add(e.id);
-        chain = chain.then(() => stream.writeSSE(toSseEvent(e))).catch(() => undefined);
-      };
-      /**
-       * Replays, one after another; live events are held from `hold` until every replay held for
-       * is done, then written in their order, but for those a replay wrote or the stream had before.
-       */
-      let replays = Promise.resolve();
-      let pending = 0;
-      let heldAfter = 0;
-      const hold = (after: number) => {
-        if (pending++ === 0) heldAfter = after;
-        replaying = true;
-      };
-      const unhold = () => {
-        if (--pending > 0) return;
-        replaying = false;
-        // Kept events in their order, then those that were not kept (no replay could have had them).
-        const order = (e: PublishedAgentEvent) => e.id ?? Number.MAX_SAFE_INTEGER;
-        for (const e of held.splice(0).sort((a, b) => order(a) - order(b)))
-          if (e.id === null || e.id > heldAfter) write(e);
-      };
-      /** Writes the kept events after `after` (held for with `hold(after)`). */
-      const replay = (after: number): Promise<void> => {
-        const next = replays
-          .then(async () => {
-            for (const e of await agentEventsAfter(db, after, MAX_REPLAY)) write(e);
-          })
-          .finally(unhold);
-        replays = next.catch(() => undefined);
-        return next;
-      };
-      // Held from the start when the stream resumes: the replay comes first.
-      if (lastId !== undefined) hold(lastId);
-      // Subscribed before the replay is read, so nothing falls between the two.
-      const unsubscribe = await bus.subscribe(AGENTS_TOPIC, (raw) => {
+    let agent = me;
+    let replaying = false;
+    /** Ids the replay wrote: a live copy of one of them is not written twice. */
+    const replayed = new Set<number>();
+    const held: PublishedAgentEvent[] = [];
+    /** The newest kept event this stream has had (written, or not the agent's to see). */
+    let newest = lastId;
+    /** The stream once its `ready` is written: what comes before (subscribed first) waits for it. */
+    let opened!: (stream: SSEStreamingApi) => void;
+    const ready = new Promise<SSEStreamingApi>((resolve) => {
+      opened = resolve;
+    });
+    let chain: Promise<unknown> = ready;
+    const write = (e: PublishedAgentEvent) => {
+      if (e.id !== null && e.id > (newest ?? 0)) newest = e.id;
+      if ((e.id !== null && replayed.has(e.id)) || !canSee(agent, e)) return;
+      if (replaying && e.id !== null) replayed.add(e.id);
+      chain = chain.then(async () => (await ready).writeSSE(toSseEvent(e))).catch(() => undefined);
+    };
+    /**
+     * Replays, one after another; live events are held from `hold` until every replay held for
+     * is done, then written in their order, but for those a replay wrote or the stream had before.
+     */
+    let replays = Promise.resolve();
+    let pending = 0;
+    let heldAfter = 0;
+    const hold = (after: number) => {
+      if (pending++ === 0) heldAfter = after;
+      replaying = true;
+    };
+    const unhold = () => {
+      if (--pending > 0) return;
+      replaying = false;
+      // Kept events in their order, then those that were not kept (no replay could have had them).
+      const order = (e: PublishedAgentEvent) => e.id ?? Number.MAX_SAFE_INTEGER;
+      for (const e of held.splice(0).sort((a, b) => order(a) - order(b)))
+        if (e.id === null || e.id > heldAfter) write(e);
+    };
+    /** Writes the kept events after `after` (held for with `hold(after)`). */
+    const replay = (after: number): Promise<void> => {
+      const next = replays
+        .then(async () => {
+          for (const e of await agentEventsAfter(db, after, MAX_REPLAY)) write(e);
+        })
+        .finally(unhold);
+      replays = next.catch(() => undefined);
+      return next;
+    };
+    let done!: () => void;
+    const closed = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    // The stream lasts only as long as the credential it was opened with: a sign-out, a new
+    // password or token, a removal ends it (the client's reconnection is then refused). Its
+    // agent's role, bots and queues are read again with it.
+    const recheck = () =>
+      authenticateAgent(c, db, config).then(
+        ({ agent: current }) => {
+          agent = current;
+        },
+        (err: unknown) => {
+          if (err instanceof ApiError && err.status === 401) {
+            logger.info({ event: 'agent.events_ended', agentId: me.id, reason: 'credential_ended' });
+            done();
+          } else
+            logger.warn({
+              event: 'agent.events_check_failed',
+              agentId: me.id,
+              err: (err as Error).message,
+            });
+        },
+      );
+    // Held from the start when the stream resumes: the replay comes first.
+    if (lastId !== undefined) hold(lastId);
+    // Subscribed before the answer, and before the replay is read, so nothing falls between the
+    // two. A stream that cannot subscribe in time (Redis away) is refused 503 rather than answered
+    // 200 with nothing after it: the console shows the connection lost and retries. Both topics at
+    // once, under one bound.
+    const [live, access] = await Promise.allSettled([
+      subscribeWithin(bus, AGENTS_TOPIC, (raw) => {
         const e = raw as PublishedAgentEvent;
         if (replaying) held.push(e);
         else write(e);
-      });
-      // What was published while this process's subscription was lost never arrived: it is read
-      // from the kept events, after the newest this stream had (events not kept are gone).
-      newest ??= await latestAgentEventId(db).catch(async (err: unknown) => {
-        await unsubscribe();
-        throw err;
-      });
-      const offResubscribed = bus.onResubscribed(() => {
-        const after = newest ?? 0;
-        hold(after);
-        replay(after).catch((err: unknown) =>
-          logger.warn({ event: 'agent.events_replay_failed', agentId: me.id, err: (err as Error).message }),
-        );
-      });
-      let done!: () => void;
-      const closed = new Promise<void>((resolve) => {
-        done = resolve;
-      });
+      }),
+      subscribeWithin(bus, AGENT_ACCESS_TOPIC, (raw) => {
+        const notice = AccessNoticeSchema.safeParse(raw);
+        if (notice.success && notice.data.agent_id === me.id) void recheck();
+      }),
+    ]);
+    const unsubscribe = live.status === 'fulfilled' ? live.value : undefined;
+    const unsubscribeAccess = access.status === 'fulfilled' ? access.value : undefined;
+    if (!unsubscribe || !unsubscribeAccess) {
+      if (unsubscribe) dropSubscription(unsubscribe);
+      if (unsubscribeAccess) dropSubscription(unsubscribeAccess);
+      if (live.status === 'rejected') throw live.reason;
+      if (access.status === 'rejected') throw access.reason;
+      logger.warn({ event: 'agent.events_unavailable', agentId: me.id });
+      throw unavailable();
+    }
+    // What was published while this process's subscription was lost never arrived: it is read
+    // from the kept events, after the newest this stream had (events not kept are gone).
+    try {
+      newest ??= await latestAgentEventId(db);
+    } catch (err) {
+      dropSubscription(unsubscribe);
+      dropSubscription(unsubscribeAccess);
+      throw err;
+    }
+    const offResubscribed = bus.onResubscribed(() => {
+      const after = newest ?? 0;
+      hold(after);
+      replay(after).catch((err: unknown) =>
+        logger.warn({ event: 'agent.events_replay_failed', agentId: me.id, err: (err as Error).message }),
+      );
+    });
+    return streamSSE(c, async (stream) => {
       stream.onAbort(() => done());
       // A stopping hub ends the stream rather than hold its server open: the console reconnects.
       const onStop = () => done();
       if (stopping?.aborted) done();
       else stopping?.addEventListener('abort', onStop, { once: true });
-      // The stream lasts only as long as the credential it was opened with: a sign-out, a new
-      // password or token, a removal ends it (the client's reconnection is then refused). Its
-      // agent's role, bots and queues are read again with it.
-      const recheck = () =>
-        authenticateAgent(c, db, config).then(
-          ({ agent: current }) => {
-            agent = current;
-          },
-          (err: unknown) => {
-            if (err instanceof ApiError && err.status === 401) {
-              logger.info({ event: 'agent.events_ended', agentId: me.id, reason: 'credential_ended' });
-              done();
-            } else
-              logger.warn({
-                event: 'agent.events_check_failed',
-                agentId: me.id,
-                err: (err as Error).message,
-              });
-          },
-        );
-      const unsubscribeAccess = await bus
-        .subscribe(AGENT_ACCESS_TOPIC, (raw) => {
-          const notice = AccessNoticeSchema.safeParse(raw);
-          if (notice.success && notice.data.agent_id === me.id) void recheck();
-        })
-        .catch(async (err: unknown) => {
-          offResubscribed();
-          await unsubscribe();
-          throw err;
-        });
       const heartbeat = setInterval(() => {
         chain = chain
           .then(() => stream.write(': keep-alive\n\n'))
@@ -666,6 +684,7 @@ export function agentRoutes(deps: AgentApiDeps): Hono<Env> {
       }, PRESENCE_MS);
       try {
         await stream.writeSSE({ event: 'ready', data: JSON.stringify({ agent_id: me.id }), retry: 2000 });
+        opened(stream);
         if (lastId !== undefined) await replay(lastId);
         await closed;
       } finally {

@@ -4,7 +4,7 @@ import { methodNotAllowed } from 'hono/method-not-allowed';
 import { isTransient } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { tracingEnabled } from '../telemetry/tracing.ts';
-import { ApiError, errorResponse } from './errors.ts';
+import { ApiError, errorResponse, unavailable } from './errors.ts';
 import { httpSpans } from './tracing.ts';
 
 /** Answered while the hub stops, as always: `/readyz` then says `stopping`. */
@@ -89,17 +89,7 @@ export function createApp(options: {
         path: c.req.path,
         err: err.message,
       });
-      return errorResponse(
-        c,
-        new ApiError(
-          503,
-          'unavailable',
-          'a service the hub depends on is not reachable right now; retry shortly',
-          {
-            'Retry-After': '2',
-          },
-        ),
-      );
+      return errorResponse(c, unavailable());
     }
     options.logger.error({
       event: 'http.error',

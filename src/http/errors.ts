@@ -25,6 +25,16 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * 503 `unavailable` with Retry-After: a service the hub depends on (PostgreSQL, Redis) is away for
+ * now. What a transient error is answered with (app.onError), and what a route that finds it so
+ * itself answers.
+ */
+export const unavailable = () =>
+  new ApiError(503, 'unavailable', 'a service the hub depends on is not reachable right now; retry shortly', {
+    'Retry-After': '2',
+  });
+
 export function errorResponse(c: Context, error: ApiError): Response {
   for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
   return c.json({ error: { code: error.code, message: error.message } }, error.status);

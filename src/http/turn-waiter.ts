@@ -1,11 +1,7 @@
 import { type Bus, sessionTopic, type TurnCompleted } from '../bus/bus.ts';
+import { dropSubscription, SUBSCRIBE_TIMEOUT_MS, subscribeWithin } from '../bus/subscribe-within.ts';
 
-/**
- * How long a wait may take to subscribe. With Redis away the subscriber's commands wait for its
- * return (they must not be dropped: the connection resubscribes on its own), which a request
- * cannot: past this it goes on without waiting, as `?wait=false` does.
- */
-export const SUBSCRIBE_TIMEOUT_MS = 5_000;
+export { SUBSCRIBE_TIMEOUT_MS };
 
 export interface TurnWaiter {
   /** The finished turn, or undefined when `timeoutMs` passed (or the hub began to stop) first. */
@@ -32,22 +28,12 @@ export async function waitForTurn(
   const result = new Promise<TurnCompleted | undefined>((resolve) => {
     settle = resolve;
   });
-  const subscribing = bus.subscribe(sessionTopic(sessionId), (message) => {
+  const unsubscribe = await subscribeWithin(bus, sessionTopic(sessionId), (message) => {
     const turn = message as TurnCompleted;
     if (turn.type === 'turn.completed' && turn.envelopeId === envelopeId) settle(turn);
   });
-  let late: NodeJS.Timeout | undefined;
-  const unsubscribe = await Promise.race([
-    subscribing,
-    new Promise<undefined>((resolve) => {
-      late = setTimeout(() => resolve(undefined), SUBSCRIBE_TIMEOUT_MS);
-    }),
-  ]).finally(() => clearTimeout(late));
-  const drop = (off: () => Promise<void>) => void off().catch(() => undefined);
-  if (!unsubscribe) {
-    subscribing.then(drop, () => undefined);
-    return undefined;
-  }
+  // Past SUBSCRIBE_TIMEOUT_MS the caller goes on without waiting, as `?wait=false` does.
+  if (!unsubscribe) return undefined;
   const timer = setTimeout(() => settle(undefined), timeoutMs);
   const onStop = () => settle(undefined);
   if (stopping?.aborted) onStop();
@@ -58,7 +44,7 @@ export async function waitForTurn(
       clearTimeout(timer);
       stopping?.removeEventListener('abort', onStop);
       settle(undefined);
-      drop(unsubscribe);
+      dropSubscription(unsubscribe);
     },
   };
 }

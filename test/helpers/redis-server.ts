@@ -123,6 +123,33 @@ export class TestRedisServer {
     }
   }
 
+  /**
+   * The names of the connections it has (CLIENT LIST), sorted, those without a name left out; an
+   * error's message while it does not answer. A hub whose connections are all back after a restart
+   * has the names it had before.
+   */
+  async connectionNames(): Promise<string> {
+    const client = new Redis(this.url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      const list = (await client.client('LIST')) as string;
+      return [...list.matchAll(/ name=(\S*)/g)]
+        .map((m) => m[1])
+        .filter((name) => name !== '')
+        .sort()
+        .join(' ');
+    } catch (err) {
+      return (err as Error).message;
+    } finally {
+      client.disconnect();
+    }
+  }
+
   /** SIGTERM: Redis finishes its append-only file and exits. */
   async stop(): Promise<void> {
     const child = this.child;
