@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
+import { isTransient } from '../errors.ts';
 import { addressBlock } from '../limits/address-block.ts';
-import { MINUTE_MS, type RateLimiter } from '../limits/rate-limiter.ts';
+import { MINUTE_MS, type RateDecision, type RateLimiter } from '../limits/rate-limiter.ts';
 import { contextAddress } from './client-address.ts';
 import { ApiError } from './errors.ts';
 
@@ -13,6 +14,12 @@ const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
  * guess cannot be tried there, right or wrong.
  */
 export const ADMIN_FAILURES_PER_MINUTE = 10;
+
+/**
+ * How long the throttle's store (Redis) may take to answer. It answers in a millisecond; one that
+ * is away held every operator request for its client's retries (6–12 s) before failing.
+ */
+export const ADMIN_THROTTLE_TIMEOUT_MS = 1_000;
 
 /** Per client address, an IPv6 client by its /64 (`addressBlock`). */
 export const adminFailuresKey = (address: string) => `admin-auth:${addressBlock(address)}:failures`;
@@ -52,7 +59,12 @@ export class AdminTokenCheck {
 
   /** 429 while the request's client address has had too many wrong tokens. */
   async refuseWhileLockedOut(c: Context): Promise<void> {
-    const state = await this.options.rateLimiter.peek(this.key(c), ADMIN_FAILURES_PER_MINUTE, MINUTE_MS);
+    const state = await throttleRead(
+      this.options.rateLimiter.peek(this.key(c), ADMIN_FAILURES_PER_MINUTE, MINUTE_MS),
+    );
+    // Unreadable (Redis away): no lockout is known. The right token goes on, so that an operator can
+    // work through the outage; a request without one is refused (401) anyway.
+    if (state instanceof Error) return;
     if (!state.allowed) throw tooManyFailures(state.retryAfterMs);
   }
 
@@ -74,7 +86,13 @@ export class AdminTokenCheck {
       return true;
     }
     // A refused hit is not counted: hammering a locked-out address does not keep it locked.
-    const counted = await this.options.rateLimiter.hit(this.key(c), ADMIN_FAILURES_PER_MINUTE, MINUTE_MS);
+    const counted = await throttleRead(
+      this.options.rateLimiter.hit(this.key(c), ADMIN_FAILURES_PER_MINUTE, MINUTE_MS),
+    );
+    // Nothing can count it (Redis away): refused 503 `unavailable` (app.onError), never let through
+    // uncounted as a plain 401 would be. ADMIN_TOKEN is 32 characters or more: guessing it while the
+    // count is down is no risk, whereas refusing the right one would lock the operator out.
+    if (counted instanceof Error) throw counted;
     if (!counted.allowed) throw tooManyFailures(counted.retryAfterMs);
     return false;
   }
@@ -122,6 +140,39 @@ export function requireAdmin(options: AdminGuardOptions): MiddlewareHandler {
     }
     await next();
   };
+}
+
+/**
+ * The throttle's answer, or the error that says it is away: a transient error of its store, or
+ * none within ADMIN_THROTTLE_TIMEOUT_MS (a timeout, transient too: a wrong token is answered 503).
+ * Any other error is thrown. A step that answers after the timeout still counts what it counted.
+ */
+async function throttleRead(step: Promise<RateDecision>): Promise<RateDecision | Error> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          Object.assign(
+            new Error(
+              `the operator token throttle (Redis) did not answer within ${ADMIN_THROTTLE_TIMEOUT_MS} ms`,
+            ),
+            { code: 'ETIMEDOUT' },
+          ),
+        ),
+      ADMIN_THROTTLE_TIMEOUT_MS,
+    );
+  });
+  // Its failure after the timeout has no one to hear it.
+  step.catch(() => undefined);
+  try {
+    return await Promise.race([step, late]);
+  } catch (err) {
+    if (isTransient(err)) return err as Error;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const tooManyFailures = (retryAfterMs: number) =>
