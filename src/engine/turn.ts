@@ -597,7 +597,14 @@ function stateData(snapshot: SessionSnapshot): SessionStateData {
   return data;
 }
 
-/** The stored files a turn's messages carry: the commit gives the unclaimed ones to the session. */
+/**
+ * The stored files a turn's messages carry — attachments and the pictures of reply cards — the
+ * commit gives the unclaimed ones to the session. A card's picture is a `files` row of its own
+ * (each `BotMedia.resolve` puts a new row; only the bytes are shared by content), so claiming it
+ * is safe even for a bot's static media used in every card: unclaimed, the row had no session,
+ * the stale-file sweep deleted it under a history still showing the card, and erasing the
+ * session left it behind.
+ */
 function claimedFiles(
   inbound: readonly { fileId?: string }[],
   replies: readonly { payload: MessagePayload }[],
@@ -611,7 +618,11 @@ function claimedFiles(
     }
   };
   add(inbound);
-  for (const r of replies) add(r.payload.attachments);
+  for (const r of replies) {
+    add(r.payload.attachments);
+    if (Array.isArray(r.payload.cards))
+      add(r.payload.cards.map((c) => (c as { image?: unknown } | null)?.image));
+  }
   return ids.size > 0 ? { claimFiles: [...ids] } : {};
 }
 

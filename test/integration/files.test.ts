@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { toApiMessage } from '../../adapters/api/routes.ts';
 import type { Schema } from '../../src/client/index.ts';
+import { FileStore } from '../../src/files/store.ts';
 import { EXE_BYTES, PNG_1X1, pdfBytes } from '../helpers/files.ts';
 import { apiClient, REPO_ROOT, type RunningHub, startTestHub } from '../helpers/hub.ts';
 import { until } from '../helpers/until.ts';
@@ -303,6 +304,61 @@ describe('files through the REST API (PostgreSQL)', () => {
       'SELECT 1 FROM file_chunks c WHERE NOT EXISTS (SELECT 1 FROM file_blobs b WHERE b.blob_id = c.blob_id)',
     );
     expect(orphans.rows).toHaveLength(0);
+  });
+
+  it('gives a card’s picture to its session: the stale sweep keeps it, erasing the session removes it', async () => {
+    // Two people get the same card; its picture is the bot's static media (kettle.png).
+    const ana = await api.createSession('gallery');
+    const ben = await api.createSession('gallery');
+    const [anaCard] = await say(ana.token, 'card');
+    const [benCard] = await say(ben.token, 'card');
+    const pictureOf = async (sessionId: string) => {
+      const { rows } = await db().query<{ id: string }>(
+        `SELECT c.value -> 'image' ->> 'fileId' AS id FROM messages m
+           CROSS JOIN LATERAL jsonb_array_elements(m.payload -> 'cards') AS c
+          WHERE m.session_id = $1 AND m.payload ? 'cards'`,
+        [sessionId],
+      );
+      expect(rows).toHaveLength(1);
+      return rows[0]!.id;
+    };
+    const anaPicture = await pictureOf(ana.session_id);
+    const benPicture = await pictureOf(ben.session_id);
+    expect(anaPicture).not.toBe(benPicture);
+
+    // The stale-file sweep, run as if a day had passed: files that no session claimed go.
+    await new FileStore(db()).removeStale(new Date(Date.now() + 2 * 86_400_000));
+    const owners = await db().query<{ id: string; session_id: string | null }>(
+      'SELECT id, session_id FROM files WHERE id = ANY($1::uuid[]) ORDER BY id',
+      [[anaPicture, benPicture]],
+    );
+    expect(owners.rows).toEqual(
+      [
+        { id: anaPicture, session_id: ana.session_id },
+        { id: benPicture, session_id: ben.session_id },
+      ].sort((a, b) => a.id.localeCompare(b.id)),
+    );
+    for (const card of [anaCard, benCard]) {
+      const res = await fetch(`${running.url}${card!.cards![0]!.image!.url}`);
+      expect(res.status).toBe(200);
+      expect(Buffer.from(await res.arrayBuffer()).equals(KETTLE)).toBe(true);
+    }
+
+    // Erasing Ana removes her card's picture; Ben's, the same bytes, stays whole.
+    const user = randomUUID();
+    await db().query('INSERT INTO users (id) VALUES ($1)', [user]);
+    await db().query('UPDATE sessions SET user_id = $1 WHERE id = $2', [user, ana.session_id]);
+    const erased = await fetch(`${running.url}/api/users/${user}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(erased.status).toBe(200);
+    const left = await db().query<{ id: string }>('SELECT id FROM files WHERE id = ANY($1::uuid[])', [
+      [anaPicture, benPicture],
+    ]);
+    expect(left.rows.map((r) => r.id)).toEqual([benPicture]);
+    const res = await fetch(`${running.url}${benCard!.cards![0]!.image!.url}`);
+    expect(Buffer.from(await res.arrayBuffer()).equals(KETTLE)).toBe(true);
   });
 });
 
