@@ -29,13 +29,15 @@ export const bucketEnd = (t: number, grain: Grain) => Math.ceil(t / GRAIN_MS[gra
 export const grainMs = (grain: Grain) => GRAIN_MS[grain];
 
 /**
- * A handoff's wait, from its request to an agent's claim, in the bucket it was answered in: one
- * answered hours after it was asked (at night) would otherwise fall in a bucket already rolled
- * up, and the longest waits would never reach the percentiles.
+ * A handoff's wait, from its request to an agent's first claim, in the bucket it was answered in:
+ * one answered hours after it was asked (at night) would otherwise fall in a bucket already rolled
+ * up, and the longest waits would never reach the percentiles. The first claim, not `assigned_at`
+ * (the current holder's, which a transfer moves): a transfer is no second wait, and would count
+ * the handoff again in a later bucket when the first claim's was already rolled up.
  */
-const HANDOFF_WAITS = `SELECT date_trunc($3, assigned_at, 'UTC') AS b, bot,
-    extract(epoch FROM assigned_at - requested_at) * 1000 AS ms
-  FROM handoffs WHERE assigned_at >= $1 AND assigned_at < $2`;
+const HANDOFF_WAITS = `SELECT date_trunc($3, first_assigned_at, 'UTC') AS b, bot,
+    extract(epoch FROM first_assigned_at - requested_at) * 1000 AS ms
+  FROM handoffs WHERE first_assigned_at >= $1 AND first_assigned_at < $2`;
 
 /** Percentiles of `expr` per bucket, per bot and for all bots, as three rows: p50, p95, n. */
 const percentiles = (metric: string, source: string) => `

@@ -17,7 +17,10 @@ export interface HandoffRecord {
   state: HandoffState;
   agentId: string | null;
   requestedAt: string;
+  /** When the current holder took it (a transfer moves it). */
   assignedAt: string | null;
+  /** When an agent first took it (a transfer leaves it): where the dashboard's wait ends. */
+  firstAssignedAt: string | null;
   endedAt: string | null;
   endReason: string | null;
 }
@@ -36,6 +39,7 @@ export function toHandoffRecord(row: Record<string, unknown>): HandoffRecord {
     agentId: (row.agent_id as string | null) ?? null,
     requestedAt: iso(row.requested_at)!,
     assignedAt: iso(row.assigned_at),
+    firstAssignedAt: iso(row.first_assigned_at),
     endedAt: iso(row.ended_at),
     endReason: (row.end_reason as string | null) ?? null,
   };
@@ -80,8 +84,10 @@ export interface NewHandoff {
  */
 export async function openHandoff(q: Queryable, h: NewHandoff): Promise<HandoffRecord | undefined> {
   const { rows } = await q.query(
-    `INSERT INTO handoffs (id, session_id, bot, channel, queue, state, agent_id, requested_at, assigned_at)
+    `INSERT INTO handoffs (id, session_id, bot, channel, queue, state, agent_id, requested_at, assigned_at,
+       first_assigned_at)
      VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::uuid IS NULL THEN 'waiting' ELSE 'assigned' END, $6, $7,
+       CASE WHEN $6::uuid IS NULL THEN NULL ELSE $7::timestamptz END,
        CASE WHEN $6::uuid IS NULL THEN NULL ELSE $7::timestamptz END)
      ON CONFLICT DO NOTHING RETURNING *`,
     [h.id, h.sessionId, h.bot, h.channel, h.queue, h.agentId, h.at],
@@ -131,7 +137,8 @@ export async function claimHandoff(db: Db, sessionId: string, agent: AgentRecord
     const mine = lock[0];
     if (!mine || Number(mine.open) >= Number(mine.capacity)) return { outcome: 'at_capacity' as const };
     const { rows } = await tx.query(
-      `UPDATE handoffs h SET state = 'assigned', agent_id = $2, assigned_at = now()
+      `UPDATE handoffs h SET state = 'assigned', agent_id = $2, assigned_at = now(),
+         first_assigned_at = COALESCE(h.first_assigned_at, now())
        WHERE h.id = $1 AND h.state = 'waiting' AND ($3::boolean OR ${IN_QUEUES('h.queue', '$4::jsonb')})
        RETURNING *`,
       [current.id, agent.id, anyQueue, json(agent.queues)],
@@ -172,7 +179,12 @@ export async function agentMayOpen(
   return latest?.may ? 'yes' : latest?.other ? 'held_by_other' : 'no';
 }
 
-/** Hands an open conversation to another agent; `from` null: whoever holds it (a supervisor's move). */
+/**
+ * Hands an open conversation to another agent; `from` null: whoever holds it (a supervisor's move).
+ * `assigned_at` becomes the new holder's (the absent-agent sweep counts from it); `first_assigned_at`
+ * is left, so the dashboard's wait stays the first claim's and is not counted a second time. A
+ * waiting one handed to an agent is taken here for the first time.
+ */
 export async function transferHandoff(
   q: Queryable,
   sessionId: string,
@@ -180,7 +192,8 @@ export async function transferHandoff(
   to: string,
 ): Promise<HandoffRecord | undefined> {
   const { rows } = await q.query(
-    `UPDATE handoffs SET state = 'assigned', agent_id = $3, assigned_at = now()
+    `UPDATE handoffs SET state = 'assigned', agent_id = $3, assigned_at = now(),
+       first_assigned_at = COALESCE(first_assigned_at, now())
      WHERE session_id = $1 AND state <> 'ended' AND ($2::uuid IS NULL OR agent_id = $2) RETURNING *`,
     [sessionId, from, to],
   );

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeRows } from '../../src/analytics/rollup.ts';
+import { clearLiveRows, computeRows } from '../../src/analytics/rollup.ts';
 import { recordDeliveries } from '../../src/store/messages.ts';
 import { adminClient, processed } from '../helpers/admin.ts';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
@@ -22,6 +22,7 @@ describe('dashboard API', () => {
   const breaches: string[] = [];
   let plain: ReturnType<typeof agentClient>;
   let supervisorId = '';
+  let plainId = '';
   let webSession = '';
   let whatsappSession = '';
 
@@ -69,6 +70,7 @@ describe('dashboard API', () => {
       role: 'agent',
       bots: ['*'],
     });
+    plainId = ag.agent_id;
     plain = agentClient(running.url, { token: ag.token });
 
     const s = await api.createSession();
@@ -270,6 +272,76 @@ describe('dashboard API', () => {
     expect((await supervisor.call('POST', `/api/agent/conversations/${sessionId}/claim`)).status).toBe(200);
     const [wait] = await until(waits, (w) => w.length === 1);
     expect(wait).toBeGreaterThanOrEqual(Date.now() - requestedAt.getTime() - 60_000);
+  });
+
+  it("charts a handoff's wait once, up to its first claim, when it is transferred later (across a rollup too)", async () => {
+    const WAIT_MS = 10 * 60_000;
+    // Before the last 24 hours, which the dashboard reads above rolled up by hour already.
+    const SHIFT_MS = 50 * HOUR_MS;
+    const sessionId = await whatsapp('a person, please', { phone: '+4915112348888' });
+    const id = randomUUID();
+    // Asked WAIT_MS ago (on the database's clock, as the claim's time is), claimed now.
+    await running.hub.db.query(
+      `INSERT INTO handoffs (id, session_id, bot, channel, state, requested_at)
+       VALUES ($1, $2, 'default', 'whatsapp', 'waiting', now() - $3 * interval '1 millisecond')`,
+      [id, sessionId, WAIT_MS],
+    );
+    expect((await supervisor.call('POST', `/api/agent/conversations/${sessionId}/claim`)).status).toBe(200);
+    // That was SHIFT_MS ago: the claim's hour is closed, and the dashboard rolls it up (with the wait).
+    await running.hub.db.query(
+      `UPDATE handoffs SET requested_at = requested_at - $2 * interval '1 millisecond',
+         assigned_at = assigned_at - $2 * interval '1 millisecond',
+         first_assigned_at = first_assigned_at - $2 * interval '1 millisecond'
+       WHERE id = $1`,
+      [id, SHIFT_MS],
+    );
+    const { rows } = await running.hub.db.query<{ requested_at: Date; assigned_at: Date }>(
+      'SELECT requested_at, assigned_at FROM handoffs WHERE id = $1',
+      [id],
+    );
+    const { requested_at: requestedAt, assigned_at: claimedAt } = rows[0]!;
+    const claimHour = Math.floor(claimedAt.getTime() / HOUR_MS) * HOUR_MS;
+    const from = new Date(Math.floor(requestedAt.getTime() / HOUR_MS) * HOUR_MS);
+    const waits = async () => {
+      const { json } = await admin(
+        'GET',
+        `/api/admin/analytics/handoffs?bot=default&from=${from.toISOString()}&bucket=hour`,
+      );
+      return json.series
+        .find((s: { name: string }) => s.name === 'wait p50')
+        .points.filter((p: { v: number | null }) => p.v !== null) as { t: string; v: number }[];
+    };
+    const before = await waits();
+    expect(before).toHaveLength(1);
+    expect(before[0]!.v).toBeGreaterThanOrEqual(WAIT_MS);
+    expect(before[0]!.v).toBeLessThan(HOUR_MS);
+    expect(
+      await count('SELECT count(*) AS n FROM analytics_rolled WHERE grain = $1 AND bucket = $2', [
+        'hour',
+        new Date(claimHour),
+      ]),
+    ).toBe(1);
+
+    // Later (half an hour in the review's case), the supervisor hands it to a colleague.
+    const moved = await supervisor.call('POST', `/api/agent/conversations/${sessionId}/transfer`, {
+      body: { agent_id: plainId },
+    });
+    expect(moved.status).toBe(200);
+    const { rows: after } = await running.hub.db.query<{ assigned_at: Date; agent_id: string }>(
+      'SELECT assigned_at, agent_id FROM handoffs WHERE id = $1',
+      [id],
+    );
+    // The holder's time is the new holder's (the absent-agent sweep counts from it)...
+    expect(after[0]).toMatchObject({ agent_id: plainId });
+    expect(after[0]!.assigned_at.getTime()).toBeGreaterThan(claimedAt.getTime());
+    // ...and the wait is still the first one, counted once: computed afresh over the whole span,
+    const computed = (await computeRows(running.hub.db, from, new Date(Date.now() + HOUR_MS), 'hour')).filter(
+      (r) => r.metric === 'handoff_wait_ms' && r.bot === 'default' && r.key === 'n',
+    );
+    expect(computed.map((r) => [Date.parse(r.bucket), r.value])).toEqual([[claimHour, 1]]);
+    // and as the dashboard charts it (not the live rows it shared before the transfer).
+    clearLiveRows();
+    expect(await waits()).toEqual(before);
   });
 
   it('finds a message by a word, with filters', async () => {
