@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
 import { Redis } from 'ioredis';
+import { tempDir } from './database.ts';
+import { freePort } from './free-port.ts';
 import { until } from './until.ts';
 
 /**
@@ -159,4 +162,23 @@ export class TestRedisServer {
     await exited;
     this.child = undefined;
   }
+}
+
+/**
+ * A started `TestRedisServer` in a temporary directory of its own (named after `prefix`), and
+ * `close` to stop it and remove the directory: the set-up of every test that stops Redis.
+ */
+export async function startOwnRedis(
+  prefix: string,
+): Promise<{ redis: TestRedisServer; close(): Promise<void> }> {
+  const dir = await tempDir(prefix);
+  const redis = new TestRedisServer(await freePort(), dir);
+  await redis.start();
+  return {
+    redis,
+    close: async () => {
+      await redis.stop();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
 }

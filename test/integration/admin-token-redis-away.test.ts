@@ -1,10 +1,7 @@
-import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentClient, createAgentVia } from '../helpers/agents.ts';
-import { tempDir } from '../helpers/database.ts';
-import { freePort } from '../helpers/free-port.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { TestRedisServer } from '../helpers/redis-server.ts';
+import { startOwnRedis, type TestRedisServer } from '../helpers/redis-server.ts';
 import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'admin-token-redis-away-admin-token-0123456789';
@@ -24,14 +21,12 @@ const UNAVAILABLE = {
  * (nothing can count it). The agents' sign-in throttle is PostgreSQL's and goes on as usual.
  */
 describe('ADMIN_TOKEN routes while Redis is away', () => {
-  let dir: string;
   let redis: TestRedisServer;
+  let closeRedis: (() => Promise<void>) | undefined;
   let running: RunningHub;
 
   beforeAll(async () => {
-    dir = await tempDir('sbt-admin-redis-');
-    redis = new TestRedisServer(await freePort(), dir);
-    await redis.start();
+    ({ redis, close: closeRedis } = await startOwnRedis('sbt-admin-redis-'));
     running = await startTestHub({
       redisUrl: redis.url,
       redisPrefix: 'admin-token-away:',
@@ -40,8 +35,7 @@ describe('ADMIN_TOKEN routes while Redis is away', () => {
   }, 60_000);
   afterAll(async () => {
     await running?.stop();
-    await redis?.stop();
-    await fs.rm(dir, { recursive: true, force: true });
+    await closeRedis?.();
   });
 
   const listAgents = async (token: string) => {

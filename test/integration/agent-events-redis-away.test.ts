@@ -1,10 +1,7 @@
-import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentVia, followEvents } from '../helpers/agents.ts';
-import { tempDir } from '../helpers/database.ts';
-import { freePort } from '../helpers/free-port.ts';
 import { type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { TestRedisServer } from '../helpers/redis-server.ts';
+import { startOwnRedis, type TestRedisServer } from '../helpers/redis-server.ts';
 import { until } from '../helpers/until.ts';
 
 const ADMIN_TOKEN = 'agent-events-redis-away-admin-token-0123456789';
@@ -17,14 +14,12 @@ const ANSWER_BOUND_MS = 60_000;
  * instead of 200 with no `ready` and no events until Redis is back.
  */
 describe('GET /api/agent/events while Redis is away', () => {
-  let dir: string;
   let redis: TestRedisServer;
+  let closeRedis: (() => Promise<void>) | undefined;
   let running: RunningHub;
 
   beforeAll(async () => {
-    dir = await tempDir('sbt-events-redis-');
-    redis = new TestRedisServer(await freePort(), dir);
-    await redis.start();
+    ({ redis, close: closeRedis } = await startOwnRedis('sbt-events-redis-'));
     running = await startTestHub({
       redisUrl: redis.url,
       redisPrefix: 'agent-events-away:',
@@ -33,8 +28,7 @@ describe('GET /api/agent/events while Redis is away', () => {
   }, 60_000);
   afterAll(async () => {
     await running?.stop();
-    await redis?.stop();
-    await fs.rm(dir, { recursive: true, force: true });
+    await closeRedis?.();
   });
 
   it('answers 503 with Retry-After rather than an empty stream, and the reconnection gets ready once Redis is back', async () => {

@@ -1,9 +1,6 @@
-import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers/database.ts';
-import { freePort } from '../helpers/free-port.ts';
 import { apiClient, type RunningHub, startTestHub } from '../helpers/hub.ts';
-import { TestRedisServer } from '../helpers/redis-server.ts';
+import { startOwnRedis, type TestRedisServer } from '../helpers/redis-server.ts';
 import { until } from '../helpers/until.ts';
 
 /** Far longer than an answer takes (about 11 s: the wait's subscription, then the accept, fail): a bound, not a timing. */
@@ -15,20 +12,17 @@ const ANSWER_BOUND_MS = 60_000;
  * request until Redis is back; once it is back, the client's retry (same `message_id`) is answered.
  */
 describe('POST /api/chat while Redis is away', () => {
-  let dir: string;
   let redis: TestRedisServer;
+  let closeRedis: (() => Promise<void>) | undefined;
   let running: RunningHub;
 
   beforeAll(async () => {
-    dir = await tempDir('sbt-chat-redis-');
-    redis = new TestRedisServer(await freePort(), dir);
-    await redis.start();
+    ({ redis, close: closeRedis } = await startOwnRedis('sbt-chat-redis-'));
     running = await startTestHub({ redisUrl: redis.url, redisPrefix: 'chat-wait-away:' });
   }, 60_000);
   afterAll(async () => {
     await running?.stop();
-    await redis?.stop();
-    await fs.rm(dir, { recursive: true, force: true });
+    await closeRedis?.();
   });
 
   it('answers 503 with Retry-After rather than waiting for Redis, and the retry completes once it is back', async () => {
