@@ -136,7 +136,6 @@ export function toApiConversation(
   };
 }
 
-/** A history row as an agent sees it: every role, agent and note rows with their agent. */
 /** Events shown beside a conversation: enough to see what happened lately, not its whole life. */
 const RECENT_EVENTS = 20;
 
