@@ -59,6 +59,17 @@ function runCli(args: string[], env: Record<string, string>, limitMs = 30_000) {
   });
 }
 
+/** Until the process on `port` answers `/healthz` (it listens before it waits for its dependencies). */
+const untilListening = (port: number) =>
+  until(
+    () =>
+      fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.status,
+        () => 0,
+      ),
+    (status) => status === 200,
+  );
+
 describe('a hub stops within its deadline, and fails its start rather than wait for ever (child processes)', () => {
   let database: TestDatabase;
   let slowBotDir: string;
@@ -115,14 +126,7 @@ describe('a hub stops within its deadline, and fails its start rather than wait 
     });
     const start = server.start().catch((err: Error) => err);
     // The server listens before it waits for PostgreSQL and Redis: the bound runs from then on.
-    await until(
-      () =>
-        fetch(`http://127.0.0.1:${httpPort}/healthz`).then(
-          (r) => r.status,
-          () => 0,
-        ),
-      (status) => status === 200,
-    );
+    await untilListening(httpPort);
     const listening = Date.now();
     const exit = await server.exited!;
     expect(exit.code).toBe(1);
@@ -146,14 +150,7 @@ describe('a hub stops within its deadline, and fails its start rather than wait 
       SHUTDOWN_TIMEOUT_SECONDS: '600',
     });
     const start = server.start().catch((err: Error) => err);
-    await until(
-      () =>
-        fetch(`http://127.0.0.1:${httpPort}/healthz`).then(
-          (r) => r.status,
-          () => 0,
-        ),
-      (status) => status === 200,
-    );
+    await untilListening(httpPort);
     const signalled = Date.now();
     server.kill('SIGTERM');
     const exit = await server.exited!;
