@@ -52,7 +52,15 @@ const CLIENT_CONNECT_TIMEOUT = 'timeout expired';
  * overtaken again and again (with a 5 s connect timeout, some waited the whole BUSY_POOL_WAIT_MS
  * and answered 503 while newer requests went through).
  */
-async function checkout(pool: pg.Pool, busyWaitMs: number): Promise<pg.PoolClient> {
+function checkout(pool: pg.Pool, poolSize: number, busyWaitMs: number): Promise<pg.PoolClient> {
+  // A connection at hand, or room to open one (bounded by its own connect timeout): nothing to wait
+  // for, so no timer. This is every query's way in.
+  if (pool.waitingCount === 0 && (pool.idleCount > 0 || pool.totalCount < poolSize)) return pool.connect();
+  return waitInQueue(pool, busyWaitMs);
+}
+
+/** A place in the pool's queue, given up after `busyWaitMs`. */
+async function waitInQueue(pool: pg.Pool, busyWaitMs: number): Promise<pg.PoolClient> {
   const connecting = pool.connect();
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = new Promise<never>((_, reject) => {
@@ -230,7 +238,7 @@ export function openPostgres(options: PostgresOptions): Db {
   });
   const busyWaitMs = options.busyPoolWaitMs ?? BUSY_POOL_WAIT_MS;
   const readiness = pinger(options);
-  const connect = () => checkout(pool, busyWaitMs);
+  const connect = () => checkout(pool, options.poolSize, busyWaitMs);
   const queryable = wrap(connect);
   return {
     kind: 'postgres',
